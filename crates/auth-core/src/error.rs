@@ -1,0 +1,159 @@
+//! The one error type of auth-core, and the HTTP status each variant maps to.
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// Everything that can go wrong in auth-core.
+///
+/// Each variant says what was wrong with the input; [`Error::status`] gives the HTTP status a
+/// client should see. Messages never echo secrets (passwords, tokens, keys).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A password was longer than the configured limit; refused before hashing so that long
+    /// inputs cannot be used to burn CPU.
+    #[error("password is longer than {max} bytes")]
+    PasswordTooLong {
+        /// The configured limit in bytes.
+        max: usize,
+    },
+    /// A stored password hash is not a PHC string argon2 can read.
+    #[error("stored password hash is not a valid argon2 PHC string: {0}")]
+    InvalidPasswordHash(String),
+    /// The argon2 parameters given are out of range.
+    #[error("invalid argon2 parameters: {0}")]
+    InvalidParams(String),
+    /// Hashing failed inside argon2 (out of memory and the like).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed")]
+    Random,
+
+    /// A token exceeded the configured maximum size.
+    #[error("token is larger than {max} bytes")]
+    TokenTooLarge {
+        /// The configured limit in bytes.
+        max: usize,
+    },
+    /// A token is not three base64url parts with JSON header and claims.
+    #[error("malformed token: {0}")]
+    MalformedToken(&'static str),
+    /// The token's header names no `kid`, and the verifier needs one to pick a key.
+    #[error("token header has no `kid`")]
+    MissingKeyId,
+    /// No verification key has the token's `kid`.
+    #[error("no key with the token's `kid`")]
+    UnknownKey,
+    /// The token's `alg` is not the algorithm of the key its `kid` names (this refuses
+    /// `alg: none` and every HS/RS, HS/EC key-confusion attempt).
+    #[error("token algorithm does not match the key's algorithm")]
+    AlgorithmMismatch,
+    /// The header lists a critical extension this verifier does not understand
+    /// (RFC 7515 section 4.1.11).
+    #[error("unsupported critical header parameter {0:?}")]
+    UnsupportedCritical(String),
+    /// The signature does not verify with the key.
+    #[error("invalid token signature")]
+    InvalidSignature,
+    /// `exp` is in the past (beyond the leeway).
+    #[error("token has expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// A claim the verifier requires is absent or of the wrong type.
+    #[error("claim `{0}` is missing or not of the required type")]
+    MissingClaim(&'static str),
+    /// `iss` is not the configured issuer.
+    #[error("token issuer is not accepted")]
+    InvalidIssuer,
+    /// `aud` does not contain the configured audience.
+    #[error("token audience is not accepted")]
+    InvalidAudience,
+    /// A key could not be loaded or used (wrong format, wrong algorithm for the key type).
+    #[error("key error: {0}")]
+    Key(String),
+    /// The key set has no active signing key.
+    #[error("the key set has no signing key")]
+    NoSigningKey,
+
+    /// A refresh token is unknown (never issued, revoked, or garbage).
+    #[error("refresh token is not valid")]
+    RefreshTokenInvalid,
+    /// A refresh token was presented a second time: its whole family is now revoked.
+    #[error("refresh token was already used; its family has been revoked")]
+    RefreshTokenReused,
+    /// A refresh token is past its expiry.
+    #[error("refresh token has expired")]
+    RefreshTokenExpired,
+
+    /// The `Authorization` header is malformed, repeated or of an unexpected scheme.
+    #[error("invalid Authorization header: {0}")]
+    InvalidAuthorization(&'static str),
+
+    /// The CSRF token is absent or does not match.
+    #[error("CSRF token missing or invalid")]
+    CsrfTokenInvalid,
+    /// The request comes from another site (by `Sec-Fetch-Site` or `Origin`).
+    #[error("cross-site request refused")]
+    CrossSiteRequest,
+
+    /// The session store could not be reached or answered with an error. Maps to 503: the
+    /// caller must not fall back to an anonymous session for a user who may be logged in.
+    #[error("session store unavailable: {0}")]
+    StoreUnavailable(String),
+    /// A stored session could not be decoded.
+    #[error("stored session is corrupt: {0}")]
+    CorruptSession(String),
+    /// The in-memory store is full of live sessions.
+    #[error("session store is at capacity")]
+    StoreFull,
+
+    /// Too many failed logins for this account or client address.
+    #[error("too many failed attempts; retry after {} s", retry_after.as_secs())]
+    Throttled {
+        /// How long until the next attempt is allowed.
+        retry_after: Duration,
+    },
+}
+
+impl Error {
+    /// The HTTP status a client should see for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::PasswordTooLong { .. } | Error::InvalidAuthorization(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::TokenTooLarge { .. }
+            | Error::MalformedToken(_)
+            | Error::MissingKeyId
+            | Error::UnknownKey
+            | Error::AlgorithmMismatch
+            | Error::UnsupportedCritical(_)
+            | Error::InvalidSignature
+            | Error::Expired
+            | Error::NotYetValid
+            | Error::MissingClaim(_)
+            | Error::InvalidIssuer
+            | Error::InvalidAudience
+            | Error::RefreshTokenInvalid
+            | Error::RefreshTokenReused
+            | Error::RefreshTokenExpired => StatusCode::UNAUTHORIZED,
+            Error::CsrfTokenInvalid | Error::CrossSiteRequest => StatusCode::FORBIDDEN,
+            Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::StoreUnavailable(_) | Error::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
+            Error::InvalidPasswordHash(_)
+            | Error::InvalidParams(_)
+            | Error::Hashing(_)
+            | Error::Random
+            | Error::Key(_)
+            | Error::NoSigningKey
+            | Error::CorruptSession(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// auth-core's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
