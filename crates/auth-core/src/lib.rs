@@ -1,14 +1,27 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod authorization;
+mod csrf;
 mod error;
 mod jwt;
 mod password;
 mod random;
+mod refresh;
 
+pub use authorization::{
+    BearerChallenge, BearerError, Credentials, MAX_AUTHORIZATION_BYTES, basic_challenge,
+    bearer_token, credentials,
+};
+pub use csrf::{
+    CSRF_SESSION_KEY, DoubleSubmit, OriginCheck, synchronizer_token, verify_synchronizer,
+};
 pub use error::{Error, Result};
 pub use jwt::{
     Algorithm, Audience, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, JwtIssuer, JwtVerifier,
     Key, KeySet,
 };
 pub use password::{DEFAULT_MAX_PASSWORD_BYTES, Passwords, Verification};
+pub use refresh::{
+    MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshToken, RefreshTokens, TokenHash,
+};

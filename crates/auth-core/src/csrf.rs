@@ -1,0 +1,297 @@
+//! Cross-site request forgery defenses: a synchronizer token kept in the session, a signed
+//! double-submit cookie for stateless apps, and a check of `Sec-Fetch-Site` / `Origin`.
+//!
+//! Use the origin check on every state-changing request, and one of the tokens as well where
+//! old browsers matter (OWASP CSRF Prevention Cheat Sheet).
+//!
+//! ```
+//! use auth_core::{DoubleSubmit, OriginCheck};
+//! use http::{HeaderMap, HeaderValue, Method};
+//!
+//! // Stateless: the same token in a cookie and in a form field or header, signed and bound
+//! // to the session (or any per-user value) so that a sibling subdomain cannot plant one.
+//! let csrf = DoubleSubmit::new([7u8; 32]);
+//! let token = csrf.issue(b"session-id-123").unwrap();
+//! assert!(csrf.verify(&token, &token, b"session-id-123").is_ok());
+//! assert!(csrf.verify(&token, &token, b"another-session").is_err());
+//!
+//! // Browsers say where a request comes from.
+//! let check = OriginCheck::new(["https://app.example"]);
+//! let mut headers = HeaderMap::new();
+//! headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+//! assert!(check.check(&Method::POST, &headers).is_err());
+//! assert!(check.check(&Method::GET, &headers).is_ok());
+//! ```
+
+use std::fmt;
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderMap, Method};
+
+use crate::random::{constant_time_eq, random_bytes, random_token};
+use crate::{Error, Result};
+
+/// The session data key under which [`synchronizer_token`]s live.
+pub const CSRF_SESSION_KEY: &str = "_csrf";
+
+/// A fresh synchronizer token: 256 random bits, base64url. Store it in the session (under
+/// [`CSRF_SESSION_KEY`]) and embed it in forms; compare with [`verify_synchronizer`].
+pub fn synchronizer_token() -> Result<String> {
+    random_token()
+}
+
+/// Compares a presented token with the one stored in the session, in constant time.
+pub fn verify_synchronizer(stored: Option<&str>, presented: Option<&str>) -> Result<()> {
+    match (stored, presented) {
+        (Some(stored), Some(presented))
+            if !stored.is_empty() && constant_time_eq(stored.as_bytes(), presented.as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(Error::CsrfTokenInvalid),
+    }
+}
+
+/// Signed double-submit tokens: `random.hmac(key, binding || random)`.
+///
+/// The binding ties a token to one session or user, so a token set by an attacker who can
+/// write cookies for the domain (a sibling subdomain) does not verify for the victim.
+#[derive(Clone)]
+pub struct DoubleSubmit {
+    key: hmac::Key,
+}
+
+impl fmt::Debug for DoubleSubmit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DoubleSubmit").finish_non_exhaustive()
+    }
+}
+
+impl DoubleSubmit {
+    /// Tokens signed with HMAC-SHA256 under `secret` (keep it at least 32 random bytes).
+    pub fn new(secret: impl AsRef<[u8]>) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret.as_ref()),
+        }
+    }
+
+    fn mac(&self, binding: &[u8], nonce: &[u8]) -> hmac::Tag {
+        let mut context = hmac::Context::with_key(&self.key);
+        // Length-prefix the binding so that (binding, nonce) pairs cannot collide.
+        context.update(&(binding.len() as u64).to_be_bytes());
+        context.update(binding);
+        context.update(nonce);
+        context.sign()
+    }
+
+    /// A new token for `binding`: put it in a cookie and in the page.
+    pub fn issue(&self, binding: &[u8]) -> Result<String> {
+        let nonce = random_bytes::<16>()?;
+        let tag = self.mac(binding, &nonce);
+        Ok(format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(nonce),
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        ))
+    }
+
+    /// Checks that the cookie's token and the submitted one are equal and signed for
+    /// `binding`.
+    pub fn verify(&self, cookie: &str, submitted: &str, binding: &[u8]) -> Result<()> {
+        if cookie.len() > 128 || !constant_time_eq(cookie.as_bytes(), submitted.as_bytes()) {
+            return Err(Error::CsrfTokenInvalid);
+        }
+        let (nonce, tag) = cookie.split_once('.').ok_or(Error::CsrfTokenInvalid)?;
+        let nonce = URL_SAFE_NO_PAD
+            .decode(nonce)
+            .map_err(|_| Error::CsrfTokenInvalid)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| Error::CsrfTokenInvalid)?;
+        let mut context = Vec::with_capacity(8 + binding.len() + nonce.len());
+        context.extend_from_slice(&(binding.len() as u64).to_be_bytes());
+        context.extend_from_slice(binding);
+        context.extend_from_slice(&nonce);
+        hmac::verify(&self.key, &context, &tag).map_err(|_| Error::CsrfTokenInvalid)
+    }
+}
+
+/// Refuses state-changing requests that a browser marks as coming from another site.
+///
+/// Order of evidence: `Sec-Fetch-Site` (sent by every current browser) decides when present:
+/// `same-origin` and `none` (typed by the user) pass, `same-site` and `cross-site` fail.
+/// Otherwise `Origin` must be one of the allowed origins. A request with neither header
+/// (not from a browser, or a very old one) passes only if `allow_missing` is set; pair that
+/// with a CSRF token.
+#[derive(Debug, Clone)]
+pub struct OriginCheck {
+    allowed: Vec<String>,
+    allow_missing: bool,
+}
+
+impl OriginCheck {
+    /// Allows requests from `origins` (`scheme://host[:port]`, compared case-insensitively).
+    pub fn new<I, S>(origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            allowed: origins
+                .into_iter()
+                .map(|origin| origin.into().to_ascii_lowercase())
+                .collect(),
+            allow_missing: false,
+        }
+    }
+
+    /// Lets requests without `Sec-Fetch-Site` and `Origin` through (default: refused).
+    pub fn allow_missing(mut self, allow: bool) -> Self {
+        self.allow_missing = allow;
+        self
+    }
+
+    /// `Ok` for safe methods and same-origin requests, [`Error::CrossSiteRequest`] (403)
+    /// otherwise.
+    pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<()> {
+        if method.is_safe() {
+            return Ok(());
+        }
+        if let Some(site) = headers.get("sec-fetch-site") {
+            return match site.as_bytes() {
+                b"same-origin" | b"none" => Ok(()),
+                _ => Err(Error::CrossSiteRequest),
+            };
+        }
+        match headers.get(http::header::ORIGIN) {
+            Some(origin) => {
+                let origin = origin.to_str().map_err(|_| Error::CrossSiteRequest)?;
+                if self
+                    .allowed
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+                {
+                    Ok(())
+                } else {
+                    Err(Error::CrossSiteRequest)
+                }
+            }
+            None if self.allow_missing => Ok(()),
+            None => Err(Error::CrossSiteRequest),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn synchronizer() {
+        let token = synchronizer_token().unwrap();
+        assert!(verify_synchronizer(Some(&token), Some(&token)).is_ok());
+        assert!(verify_synchronizer(Some(&token), Some("other")).is_err());
+        assert!(verify_synchronizer(Some(&token), None).is_err());
+        assert!(verify_synchronizer(None, Some(&token)).is_err());
+        assert!(verify_synchronizer(Some(""), Some("")).is_err());
+    }
+
+    #[test]
+    fn double_submit() {
+        let csrf = DoubleSubmit::new([1u8; 32]);
+        let token = csrf.issue(b"s1").unwrap();
+        assert!(csrf.verify(&token, &token, b"s1").is_ok());
+        // Cookie and submitted value must match.
+        let other = csrf.issue(b"s1").unwrap();
+        assert!(csrf.verify(&token, &other, b"s1").is_err());
+        // Bound to the session.
+        assert!(csrf.verify(&token, &token, b"s2").is_err());
+        // Another key's token, garbage, and a forged tag.
+        let foreign = DoubleSubmit::new([2u8; 32]).issue(b"s1").unwrap();
+        assert!(csrf.verify(&foreign, &foreign, b"s1").is_err());
+        for bad in ["", ".", "abc", "a.b", &"x".repeat(1000)] {
+            assert!(csrf.verify(bad, bad, b"s1").is_err(), "{bad}");
+        }
+        // Binding and nonce cannot be shifted into each other.
+        let (nonce, tag) = token.split_once('.').unwrap();
+        let shifted = format!("{}.{tag}", &nonce[1..]);
+        assert!(csrf.verify(&shifted, &shifted, b"s1").is_err());
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn origin_check() {
+        let check = OriginCheck::new(["https://app.example"]);
+        let post = Method::POST;
+        assert!(
+            check
+                .check(&post, &headers(&[("sec-fetch-site", "same-origin")]))
+                .is_ok()
+        );
+        assert!(
+            check
+                .check(&post, &headers(&[("sec-fetch-site", "none")]))
+                .is_ok()
+        );
+        assert!(
+            check
+                .check(&post, &headers(&[("sec-fetch-site", "same-site")]))
+                .is_err()
+        );
+        assert!(
+            check
+                .check(&post, &headers(&[("sec-fetch-site", "cross-site")]))
+                .is_err()
+        );
+        // Sec-Fetch-Site wins over a matching Origin.
+        assert!(
+            check
+                .check(
+                    &post,
+                    &headers(&[
+                        ("sec-fetch-site", "cross-site"),
+                        ("origin", "https://app.example")
+                    ])
+                )
+                .is_err()
+        );
+        assert!(
+            check
+                .check(&post, &headers(&[("origin", "https://APP.example")]))
+                .is_ok()
+        );
+        assert!(
+            check
+                .check(&post, &headers(&[("origin", "https://evil.example")]))
+                .is_err()
+        );
+        assert!(check.check(&post, &headers(&[("origin", "null")])).is_err());
+        assert!(check.check(&post, &HeaderMap::new()).is_err());
+        assert!(
+            check
+                .clone()
+                .allow_missing(true)
+                .check(&post, &HeaderMap::new())
+                .is_ok()
+        );
+        assert!(
+            check
+                .check(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")]))
+                .is_ok()
+        );
+        assert_eq!(
+            Error::CrossSiteRequest.status(),
+            http::StatusCode::FORBIDDEN
+        );
+    }
+}
