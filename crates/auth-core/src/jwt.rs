@@ -797,15 +797,15 @@ impl JwtVerifier {
                 return Err(Error::NotYetValid);
             }
         }
-        if let Some(issuer) = &self.issuer {
-            if registered.iss.as_deref() != Some(issuer.as_str()) {
-                return Err(Error::InvalidIssuer);
-            }
+        if let Some(issuer) = &self.issuer
+            && registered.iss.as_deref() != Some(issuer.as_str())
+        {
+            return Err(Error::InvalidIssuer);
         }
-        if let Some(audience) = &self.audience {
-            if !registered.aud.is_some_and(|aud| aud.contains(audience)) {
-                return Err(Error::InvalidAudience);
-            }
+        if let Some(audience) = &self.audience
+            && !registered.aud.is_some_and(|aud| aud.contains(audience))
+        {
+            return Err(Error::InvalidAudience);
         }
         Ok(())
     }

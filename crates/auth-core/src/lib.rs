@@ -5,9 +5,13 @@ mod authorization;
 mod csrf;
 mod error;
 mod jwt;
+mod memory_store;
 mod password;
 mod random;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod refresh;
+mod session;
 
 pub use authorization::{
     BearerChallenge, BearerError, Credentials, MAX_AUTHORIZATION_BYTES, basic_challenge,
@@ -21,7 +25,13 @@ pub use jwt::{
     Algorithm, Audience, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, JwtIssuer, JwtVerifier,
     Key, KeySet,
 };
+pub use memory_store::{DEFAULT_CAPACITY, MemoryStore};
 pub use password::{DEFAULT_MAX_PASSWORD_BYTES, Passwords, Verification};
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
 pub use refresh::{
     MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshToken, RefreshTokens, TokenHash,
+};
+pub use session::{
+    Session, SessionChange, SessionConfig, SessionId, SessionRecord, SessionStore, Sessions,
 };

@@ -1,0 +1,235 @@
+//! A [`SessionStore`] in Redis (feature `redis`), shared by every server process.
+//!
+//! Layout: one hash per session, `{prefix}s:{id}`, with fields `c` (created), `l` (last
+//! seen), `u` (user) and `d:{key}` (each data key as JSON), expiring with the session
+//! (`EXPIREAT`); one set per user, `{prefix}u:{user}`, with the user's session ids, for
+//! "log out everywhere".
+//!
+//! Concurrency: a save is one Lua script, so it is atomic. It writes only the data keys the
+//! request changed, so concurrent requests of one session that change different keys both
+//! keep their change; a save that is not a full write applies only if the session still
+//! exists, so a revocation is never undone by a request that was in flight. The two keys a
+//! script touches are not in one hash slot, so this store is for a single Redis (with
+//! replicas), not Redis Cluster.
+//!
+//! Failures (connection refused, timeouts, errors) are [`Error::StoreUnavailable`] (503).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::session::{SessionChange, SessionId, SessionRecord, SessionStore};
+use crate::{Error, Result};
+
+const SAVE: &str = r"
+local key = KEYS[1]
+if ARGV[1] == '1' then
+  redis.call('DEL', key)
+elseif redis.call('EXISTS', key) == 0 then
+  return 0
+end
+local fields = {'c', ARGV[4], 'l', ARGV[5]}
+if ARGV[3] ~= '' then
+  table.insert(fields, 'u')
+  table.insert(fields, ARGV[3])
+end
+local n = tonumber(ARGV[7])
+local i = 8
+for _ = 1, n do
+  table.insert(fields, ARGV[i])
+  table.insert(fields, ARGV[i + 1])
+  i = i + 2
+end
+redis.call('HSET', key, unpack(fields))
+if ARGV[3] == '' then
+  redis.call('HDEL', key, 'u')
+end
+while i <= #ARGV do
+  redis.call('HDEL', key, ARGV[i])
+  i = i + 1
+end
+redis.call('EXPIREAT', key, ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SADD', KEYS[2], ARGV[6])
+  local ttl = redis.call('TTL', KEYS[2])
+  local remaining = tonumber(ARGV[2]) - tonumber(redis.call('TIME')[1])
+  if ttl < remaining then
+    redis.call('EXPIREAT', KEYS[2], ARGV[2])
+  end
+end
+return 1
+";
+
+const DELETE_USER: &str = r"
+local ids = redis.call('SMEMBERS', KEYS[1])
+local n = 0
+for _, id in ipairs(ids) do
+  n = n + redis.call('DEL', ARGV[1] .. id)
+end
+redis.call('DEL', KEYS[1])
+return n
+";
+
+/// Sessions in Redis. Cloning is cheap and shares the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: Arc<str>,
+    save: Arc<redis::Script>,
+    delete_user: Arc<redis::Script>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> Error {
+    Error::StoreUnavailable(error.to_string())
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://host:port/db`); keys start with `prefix`
+    /// (for example `"myapp:"`). Commands time out after 2 seconds.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            connection,
+            prefix: Arc::from(prefix),
+            save: Arc::new(redis::Script::new(SAVE)),
+            delete_user: Arc::new(redis::Script::new(DELETE_USER)),
+        })
+    }
+
+    fn session_key(&self, id: &SessionId) -> String {
+        format!("{}s:{id}", self.prefix)
+    }
+
+    fn user_key(&self, user: &str) -> String {
+        format!("{}u:{user}", self.prefix)
+    }
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::CorruptSession(what.to_owned())
+}
+
+impl SessionStore for RedisStore {
+    async fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
+        let mut connection = self.connection.clone();
+        let fields: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(self.session_key(id))
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let mut created_at = None;
+        let mut last_seen = None;
+        let mut user = None;
+        let mut data = BTreeMap::new();
+        for (field, value) in fields {
+            match field.as_str() {
+                "c" => created_at = Some(value.parse().map_err(|_| corrupt("created time"))?),
+                "l" => last_seen = Some(value.parse().map_err(|_| corrupt("last-seen time"))?),
+                "u" => user = Some(Arc::from(value)),
+                _ => {
+                    if let Some(key) = field.strip_prefix("d:") {
+                        let value =
+                            serde_json::from_str(&value).map_err(|_| corrupt("data value"))?;
+                        data.insert(key.to_owned(), value);
+                    }
+                }
+            }
+        }
+        // A hash without its metadata is the remnant of a revoked session: absent.
+        let (Some(created_at), Some(last_seen)) = (created_at, last_seen) else {
+            return Ok(None);
+        };
+        Ok(Some(SessionRecord {
+            user,
+            data: Arc::new(data),
+            created_at,
+            last_seen,
+        }))
+    }
+
+    async fn save(&self, id: &SessionId, change: &SessionChange<'_>) -> Result<()> {
+        let record = change.record;
+        let user = record.user.as_deref().unwrap_or("");
+        let mut invocation = self.save.prepare_invoke();
+        invocation
+            .key(self.session_key(id))
+            .key(self.user_key(user))
+            .arg(if change.full { "1" } else { "0" })
+            .arg(change.expires_at)
+            .arg(user)
+            .arg(record.created_at)
+            .arg(record.last_seen)
+            .arg(id.to_string());
+        // A full write stores every key; otherwise only those set by the request.
+        let set: Vec<(&str, &serde_json::Value)> = if change.full {
+            record
+                .data
+                .iter()
+                .map(|(key, value)| (key.as_str(), value))
+                .collect()
+        } else {
+            change
+                .set
+                .iter()
+                .filter_map(|key| record.data.get(*key).map(|value| (*key, value)))
+                .collect()
+        };
+        invocation.arg(set.len());
+        for (key, value) in set {
+            invocation.arg(format!("d:{key}")).arg(value.to_string());
+        }
+        if !change.full {
+            for key in &change.removed {
+                invocation.arg(format!("d:{key}"));
+            }
+        }
+        let mut connection = self.connection.clone();
+        let _applied: i64 = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<()> {
+        let mut connection = self.connection.clone();
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.session_key(id))
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, user: &str) -> Result<usize> {
+        let mut connection = self.connection.clone();
+        let removed: usize = self
+            .delete_user
+            .key(self.user_key(user))
+            .arg(format!("{}s:", self.prefix))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(removed)
+    }
+}
