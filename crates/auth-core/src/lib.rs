@@ -12,6 +12,7 @@ mod random;
 mod redis_store;
 mod refresh;
 mod session;
+mod throttle;
 
 pub use authorization::{
     BearerChallenge, BearerError, Credentials, MAX_AUTHORIZATION_BYTES, basic_challenge,
@@ -34,4 +35,10 @@ pub use refresh::{
 };
 pub use session::{
     Session, SessionChange, SessionConfig, SessionId, SessionRecord, SessionStore, Sessions,
+};
+#[cfg(feature = "redis")]
+pub use throttle::RedisAttemptStore;
+pub use throttle::{
+    AttemptCount, AttemptStore, DEFAULT_ATTEMPT_CAPACITY, LoginThrottle, MemoryAttemptStore,
+    ThrottlePolicy,
 };

@@ -272,3 +272,54 @@ mod redis {
         );
     }
 }
+
+#[cfg(feature = "redis")]
+mod redis_throttle {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::{Duration, SystemTime};
+
+    use auth_core::{Error, LoginThrottle, RedisAttemptStore, ThrottlePolicy};
+
+    /// Two throttles (two servers) over one Redis share the counts.
+    #[tokio::test]
+    async fn redis_throttle_is_shared_between_servers() {
+        let Ok(url) = std::env::var("REDIS_URL") else {
+            eprintln!("skipped: REDIS_URL is not set");
+            return;
+        };
+        let prefix = format!(
+            "auth-core-test:{}:",
+            auth_core::SessionId::generate().unwrap()
+        );
+        let policy = ThrottlePolicy {
+            max_account_failures: 3,
+            window: Duration::from_secs(60),
+            ..ThrottlePolicy::default()
+        };
+        let a = LoginThrottle::new(
+            RedisAttemptStore::connect(&url, &prefix).await.unwrap(),
+            policy.clone(),
+        );
+        let b = LoginThrottle::new(
+            RedisAttemptStore::connect(&url, &prefix).await.unwrap(),
+            policy,
+        );
+        let addr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+        let now = SystemTime::now();
+        a.record_failure("mallory", addr, now).await.unwrap();
+        b.record_failure("mallory", addr, now).await.unwrap();
+        a.check("mallory", addr, now).await.unwrap();
+        b.record_failure("mallory", addr, now).await.unwrap();
+        match a.check("mallory", addr, now).await {
+            Err(Error::Throttled { retry_after }) => {
+                assert!(
+                    retry_after <= Duration::from_secs(60)
+                        && retry_after >= Duration::from_secs(55)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        b.record_success("mallory").await.unwrap();
+        a.check("mallory", addr, now).await.unwrap();
+    }
+}
