@@ -6,6 +6,8 @@ mod csrf;
 mod error;
 mod jwt;
 mod memory_store;
+#[cfg(feature = "tower")]
+mod middleware;
 mod password;
 mod random;
 #[cfg(feature = "redis")]
@@ -27,6 +29,8 @@ pub use jwt::{
     Key, KeySet,
 };
 pub use memory_store::{DEFAULT_CAPACITY, MemoryStore};
+#[cfg(feature = "tower")]
+pub use middleware::{BearerAuth, BearerAuthLayer, ResponseFuture};
 pub use password::{DEFAULT_MAX_PASSWORD_BYTES, Passwords, Verification};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;

@@ -1,0 +1,279 @@
+//! `tower` middleware (feature `tower`): verify a bearer JWT and hand its claims to the
+//! service in the request's extensions.
+//!
+//! ```
+//! # async fn run() -> auth_core::Result<()> {
+//! use std::time::{Duration, SystemTime};
+//! use auth_core::{Algorithm, BearerAuthLayer, Claims, JwtIssuer, JwtVerifier, Key, KeySet};
+//! use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! let mut keys = KeySet::new();
+//! keys.rotate(Key::generate("k1", Algorithm::EdDSA)?)?;
+//! let api = BearerAuthLayer::new(JwtVerifier::new(keys), "api").layer(service_fn(
+//!     |request: Request<()>| async move {
+//!         let claims = request.extensions().get::<Claims>().cloned().unwrap_or_default();
+//!         Ok::<_, std::convert::Infallible>(Response::new(claims.sub.unwrap_or_default()))
+//!     },
+//! ));
+//!
+//! let token = JwtIssuer::new(keys).issue(&Claims::new("ada", SystemTime::now(), Duration::from_secs(60)))?;
+//! let request = Request::builder().header(AUTHORIZATION, format!("Bearer {token}")).body(()).unwrap();
+//! let response = api.clone().oneshot(request).await.unwrap();
+//! assert_eq!(response.into_body(), "ada");
+//!
+//! let anonymous = api.oneshot(Request::new(())).await.unwrap();
+//! assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(anonymous.headers()["www-authenticate"], r#"Bearer realm="api""#);
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use ::tower::{Layer, Service};
+use http::{Request, Response};
+
+use crate::authorization::{BearerChallenge, BearerError, bearer_token};
+use crate::{Claims, JwtVerifier};
+
+/// A [`Layer`] that requires a valid bearer JWT on every request.
+///
+/// Requests without a token get 401 with `WWW-Authenticate: Bearer realm="..."`; malformed
+/// `Authorization` headers get 400 (`invalid_request`); invalid, expired or foreign tokens
+/// get 401 (`invalid_token`, RFC 6750 section 3.1). Verified [`Claims`] are inserted into
+/// the request's extensions. The response body of a rejection is `ResBody::default()`.
+#[derive(Debug, Clone)]
+pub struct BearerAuthLayer {
+    verifier: Arc<JwtVerifier>,
+    realm: Arc<str>,
+}
+
+impl BearerAuthLayer {
+    /// Verifies with `verifier`; challenges name `realm`.
+    pub fn new(verifier: JwtVerifier, realm: &str) -> Self {
+        Self {
+            verifier: Arc::new(verifier),
+            realm: Arc::from(realm),
+        }
+    }
+}
+
+impl<S> Layer<S> for BearerAuthLayer {
+    type Service = BearerAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerAuth {
+            inner,
+            verifier: self.verifier.clone(),
+            realm: self.realm.clone(),
+        }
+    }
+}
+
+/// The service made by [`BearerAuthLayer`].
+#[derive(Debug, Clone)]
+pub struct BearerAuth<S> {
+    inner: S,
+    verifier: Arc<JwtVerifier>,
+    realm: Arc<str>,
+}
+
+impl<S> BearerAuth<S> {
+    fn reject<B: Default>(&self, error: Option<(BearerError, String)>) -> Response<B> {
+        let mut challenge = BearerChallenge::new().realm(&*self.realm);
+        if let Some((error, description)) = error {
+            challenge = challenge.error(error, description);
+        }
+        let (parts, ()) = challenge.response().into_parts();
+        Response::from_parts(parts, B::default())
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let token = match bearer_token(request.headers()) {
+            Ok(Some(token)) => token,
+            Ok(None) => return ResponseFuture::rejected(self.reject(None)),
+            Err(error) => {
+                return ResponseFuture::rejected(
+                    self.reject(Some((BearerError::InvalidRequest, error.to_string()))),
+                );
+            }
+        };
+        match self.verifier.verify::<Claims>(&token, SystemTime::now()) {
+            Ok(claims) => {
+                request.extensions_mut().insert(claims);
+                ResponseFuture {
+                    state: State::Inner {
+                        future: self.inner.call(request),
+                    },
+                }
+            }
+            Err(error) => {
+                let code = BearerError::for_error(&error).unwrap_or(BearerError::InvalidToken);
+                ResponseFuture::rejected(self.reject(Some((code, error.to_string()))))
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`BearerAuth`]: the inner service's, or an immediate rejection.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Inner {
+            #[pin]
+            future: F,
+        },
+        Rejected {
+            response: Option<Response<B>>,
+        },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    fn rejected(response: Response<B>) -> Self {
+        ResponseFuture {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Rejected { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                // Polled again after completion: stay pending rather than panic.
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Algorithm, JwtIssuer, Key, KeySet};
+    use ::tower::{ServiceExt, service_fn};
+    use http::StatusCode;
+    use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+    use std::time::Duration;
+
+    fn service(
+        keys: KeySet,
+    ) -> BearerAuth<
+        impl Service<
+            Request<()>,
+            Response = Response<String>,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone,
+    > {
+        BearerAuthLayer::new(JwtVerifier::new(keys), "api").layer(service_fn(
+            |request: Request<()>| async move {
+                let sub = request
+                    .extensions()
+                    .get::<Claims>()
+                    .and_then(|c| c.sub.clone());
+                Ok(Response::new(sub.unwrap_or_default()))
+            },
+        ))
+    }
+
+    fn request(authorization: &str) -> Request<()> {
+        Request::builder()
+            .header(AUTHORIZATION, authorization)
+            .body(())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn rejections_carry_rfc6750_codes() {
+        let mut keys = KeySet::new();
+        keys.rotate(Key::generate("k1", Algorithm::HS256).unwrap())
+            .unwrap();
+        let api = service(keys.clone());
+
+        let malformed = api.clone().oneshot(request("Bearer a b")).await.unwrap();
+        assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            malformed.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains(r#"error="invalid_request""#)
+        );
+
+        let expired = JwtIssuer::new(keys.clone())
+            .issue(&Claims::new(
+                "x",
+                SystemTime::now() - Duration::from_secs(3600),
+                Duration::from_secs(60),
+            ))
+            .unwrap();
+        let response = api
+            .clone()
+            .oneshot(request(&format!("Bearer {expired}")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            response.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
+        assert_eq!(response.into_body(), "");
+
+        // Basic credentials are not a bearer token: challenged like an anonymous request.
+        let basic = api.clone().oneshot(request("Basic dTpw")).await.unwrap();
+        assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+
+        let good = JwtIssuer::new(keys)
+            .issue(&Claims::new(
+                "grace",
+                SystemTime::now(),
+                Duration::from_secs(60),
+            ))
+            .unwrap();
+        let response = api
+            .oneshot(request(&format!("bearer {good}")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.into_body(), "grace");
+    }
+}
