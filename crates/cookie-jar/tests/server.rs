@@ -29,6 +29,12 @@ fn public_types_are_send_sync() {
     check::<cookie_jar::CookieStore>();
     check::<cookie_jar::RequestContext>();
     check::<cookie_jar::StoredCookie>();
+    #[cfg(feature = "tower")]
+    {
+        check::<cookie_jar::Cookies>();
+        check::<cookie_jar::CookieLayer>();
+        check::<cookie_jar::CookieService<()>>();
+    }
 }
 
 #[test]
