@@ -1,0 +1,201 @@
+//! A real browser: pages on 127.0.0.1 set cookies through our server side (plain, `__Host-`,
+//! signed, removed with their path) and headless Chromium, driven by playwright-core
+//! (tests/browser.cjs), shows what it stored and what it sends back.
+//! Needs `PEER_NODE_MODULES` (with playwright-core) and `CHROMIUM_PATH`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::Arc;
+
+use cookie_jar::{DeltaJar, Key, KeyRing, SetCookie};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Answers one HTTP/1.1 request (Connection: close) from our server-side primitives.
+async fn handle(mut sock: TcpStream, ring: Arc<KeyRing>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
+        let n = sock.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = head.split("\r\n");
+    let path = lines
+        .next()
+        .unwrap_or_default()
+        .split(' ')
+        .nth(1)
+        .unwrap_or("/")
+        .to_owned();
+    let mut headers = HeaderMap::new();
+    for l in lines.take_while(|l| !l.is_empty()) {
+        if let Some((k, v)) = l.split_once(':')
+            && let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.trim().as_bytes()),
+                HeaderValue::from_str(v.trim()),
+            )
+        {
+            headers.append(k, v);
+        }
+    }
+    let mut jar = DeltaJar::from_headers(&headers);
+    let (status, body) = match path.as_str() {
+        "/set" => {
+            jar.add(SetCookie::build("plain", "hello").finish().unwrap());
+            jar.add(SetCookie::build("__Host-id", "abc").finish().unwrap());
+            jar.add_signed(SetCookie::build("uid", "42").finish().unwrap(), &ring);
+            jar.add(SetCookie::build("gone", "1").finish().unwrap());
+            jar.add(
+                SetCookie::build("scoped", "2")
+                    .path("/scoped".to_owned())
+                    .finish()
+                    .unwrap(),
+            );
+            ("200 OK", "set".to_owned())
+        }
+        "/remove" => {
+            jar.remove("gone").unwrap();
+            jar.remove_with("scoped", Some("/scoped"), None).unwrap();
+            ("200 OK", "removed".to_owned())
+        }
+        "/echo" | "/scoped/echo" => {
+            let raw = headers
+                .get("cookie")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            let uid = jar
+                .get_signed("uid", &ring)
+                .unwrap_or_else(|| "<absent>".to_owned());
+            ("200 OK", format!("{raw}\n{uid}"))
+        }
+        _ => ("404 Not Found", String::new()),
+    };
+    let mut resp = HeaderMap::new();
+    jar.write_to(&mut resp);
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for v in resp.get_all("set-cookie") {
+        out.push_str(&format!("set-cookie: {}\r\n", v.to_str().unwrap()));
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    let _ = sock.write_all(out.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn chromium_stores_and_returns_what_we_set() {
+    let Some(modules) = std::env::var_os("PEER_NODE_MODULES") else {
+        println!("skipped: PEER_NODE_MODULES is not set");
+        return;
+    };
+    let Some(chromium) = std::env::var_os("CHROMIUM_PATH") else {
+        println!("skipped: CHROMIUM_PATH is not set");
+        return;
+    };
+    let ring = Arc::new(KeyRing::new(Key::generate()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let server_ring = ring.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(handle(sock, server_ring.clone()));
+        }
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser.cjs");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg(script)
+            .arg(&base)
+            .env("NODE_PATH", &modules)
+            .env("CHROMIUM_PATH", &chromium)
+            .output(),
+    )
+    .await
+    .expect("browser run timed out")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = |key: &str| -> Vec<String> {
+        let mut n: Vec<String> = v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+
+    // After /set the browser holds all five, each with our secure defaults.
+    assert_eq!(
+        names("afterSet"),
+        ["__Host-id", "gone", "plain", "scoped", "uid"]
+    );
+    for c in v["afterSet"].as_array().unwrap() {
+        assert_eq!(c["secure"], true, "{c}");
+        assert_eq!(c["httpOnly"], true, "{c}");
+        assert_eq!(c["sameSite"], "Lax", "{c}");
+        assert_eq!(c["domain"], "127.0.0.1", "host-only: {c}");
+        let want_path = if c["name"] == "scoped" {
+            "/scoped"
+        } else {
+            "/"
+        };
+        assert_eq!(c["path"], want_path, "{c}");
+    }
+    assert!(
+        v["scopedBefore"]
+            .as_str()
+            .unwrap()
+            .starts_with("scoped=2; "),
+        "{}",
+        v["scopedBefore"]
+    );
+
+    // After /remove exactly the removed cookies are gone, including the one with its own path.
+    assert_eq!(names("stored"), ["__Host-id", "plain", "uid"]);
+    let echo = v["echo"].as_str().unwrap();
+    let (header, uid) = echo.split_once('\n').unwrap();
+    let mut pairs: Vec<&str> = header.split("; ").collect();
+    pairs.sort_unstable();
+    assert_eq!(pairs.len(), 3, "{header}");
+    assert_eq!(pairs[0], "__Host-id=abc");
+    assert_eq!(pairs[1], "plain=hello");
+    assert!(
+        pairs[2].starts_with("uid=") && pairs[2] != "uid=42",
+        "the value is signed: {header}"
+    );
+    assert_eq!(uid, "42", "the server verifies what the browser returns");
+    assert!(
+        !v["scopedAfter"].as_str().unwrap().contains("scoped="),
+        "{}",
+        v["scopedAfter"]
+    );
+
+    // A value changed in the browser reads as absent.
+    assert!(
+        v["tampered"].as_str().unwrap().ends_with("\n<absent>"),
+        "{}",
+        v["tampered"]
+    );
+}
