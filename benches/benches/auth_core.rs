@@ -78,7 +78,7 @@ fn sessions(c: &mut Criterion) {
         .map(|n| {
             let mut session = ready(sessions.load(None, now)).unwrap();
             session.insert("n", &n).unwrap();
-            sessions.login(&mut session, &format!("user{n}")).unwrap();
+            session.login(&format!("user{n}")).unwrap();
             ready(sessions.save(&mut session, now)).unwrap();
             session.id().to_string()
         })

@@ -14,6 +14,7 @@ mod random;
 mod redis_store;
 mod refresh;
 mod session;
+mod session_cookie;
 mod throttle;
 
 pub use authorization::{
@@ -30,7 +31,9 @@ pub use jwt::{
 };
 pub use memory_store::{DEFAULT_CAPACITY, MemoryStore};
 #[cfg(feature = "tower")]
-pub use middleware::{BearerAuth, BearerAuthLayer, ResponseFuture};
+pub use middleware::{
+    BearerAuth, BearerAuthLayer, ResponseFuture, SessionHandle, SessionLayer, SessionService,
+};
 pub use password::{DEFAULT_MAX_PASSWORD_BYTES, Passwords, Verification};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
@@ -40,6 +43,7 @@ pub use refresh::{
 pub use session::{
     Session, SessionChange, SessionConfig, SessionId, SessionRecord, SessionStore, Sessions,
 };
+pub use session_cookie::SessionCookie;
 #[cfg(feature = "redis")]
 pub use throttle::RedisAttemptStore;
 pub use throttle::{

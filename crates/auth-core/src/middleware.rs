@@ -1,5 +1,7 @@
-//! `tower` middleware (feature `tower`): verify a bearer JWT and hand its claims to the
-//! service in the request's extensions.
+//! `tower` middleware (feature `tower`): [`BearerAuthLayer`] verifies a bearer JWT and hands
+//! its claims to the service in the request's extensions; [`SessionLayer`] loads the
+//! request's session, hands it to the service as a [`SessionHandle`], then saves it and sets
+//! the cookie.
 //!
 //! ```
 //! # async fn run() -> auth_core::Result<()> {
@@ -40,7 +42,7 @@ use ::tower::{Layer, Service};
 use http::{Request, Response};
 
 use crate::authorization::{BearerChallenge, BearerError, bearer_token};
-use crate::{Claims, JwtVerifier};
+use crate::{Claims, JwtVerifier, Session, SessionCookie, SessionStore, Sessions};
 
 /// A [`Layer`] that requires a valid bearer JWT on every request.
 ///
@@ -184,6 +186,140 @@ where
     }
 }
 
+/// The request's session, put in the request's extensions by [`SessionLayer`].
+///
+/// Lock it briefly to read or change the session; do not hold the guard across an `.await`.
+#[derive(Debug, Clone)]
+pub struct SessionHandle(Arc<std::sync::Mutex<Session>>);
+
+impl SessionHandle {
+    /// Locks the session.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
+        // A handler that panicked while holding the lock left a session that is still
+        // well-formed (every method keeps it consistent), so take it over.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A [`Layer`] that loads the session before the service runs and saves it after.
+///
+/// The session is read from the [`SessionCookie`], given to the service as a
+/// [`SessionHandle`] extension, saved when the service returns, and the `Set-Cookie` the
+/// response needs is appended. If the store fails, on load or save, the response is 503
+/// with an empty body: never a fresh anonymous session for a user who is logged in.
+#[derive(Debug)]
+pub struct SessionLayer<S> {
+    sessions: Arc<Sessions<S>>,
+    cookie: Arc<SessionCookie>,
+}
+
+impl<S> Clone for SessionLayer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            sessions: self.sessions.clone(),
+            cookie: self.cookie.clone(),
+        }
+    }
+}
+
+impl<S> SessionLayer<S> {
+    /// Sessions in `sessions`, carried by `cookie`.
+    pub fn new(sessions: Sessions<S>, cookie: SessionCookie) -> Self {
+        Self {
+            sessions: Arc::new(sessions),
+            cookie: Arc::new(cookie),
+        }
+    }
+}
+
+impl<S, I> Layer<I> for SessionLayer<S> {
+    type Service = SessionService<S, I>;
+
+    fn layer(&self, inner: I) -> Self::Service {
+        SessionService {
+            inner,
+            sessions: self.sessions.clone(),
+            cookie: self.cookie.clone(),
+        }
+    }
+}
+
+/// The service made by [`SessionLayer`].
+#[derive(Debug)]
+pub struct SessionService<S, I> {
+    inner: I,
+    sessions: Arc<Sessions<S>>,
+    cookie: Arc<SessionCookie>,
+}
+
+impl<S, I: Clone> Clone for SessionService<S, I> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            sessions: self.sessions.clone(),
+            cookie: self.cookie.clone(),
+        }
+    }
+}
+
+fn status_only<B: Default>(status: http::StatusCode) -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = status;
+    response
+}
+
+impl<S, I, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, I>
+where
+    S: SessionStore + 'static,
+    I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    I::Future: Send,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = I::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, I::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone that was driven to readiness serves this request (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let sessions = self.sessions.clone();
+        let cookie = self.cookie.clone();
+        Box::pin(async move {
+            let now = SystemTime::now();
+            let presented = cookie.read(request.headers());
+            let session = match sessions.load(presented.as_deref(), now).await {
+                Ok(session) => session,
+                Err(error) => return Ok(status_only(error.status())),
+            };
+            let handle = SessionHandle(Arc::new(std::sync::Mutex::new(session)));
+            request.extensions_mut().insert(handle.clone());
+            let mut response = inner.call(request).await?;
+            let mut session = handle.lock().clone();
+            if let Err(error) = sessions.save(&mut session, now).await {
+                return Ok(status_only(error.status()));
+            }
+            match cookie.set_cookie(&session) {
+                Ok(Some(value)) => {
+                    response
+                        .headers_mut()
+                        .append(http::header::SET_COOKIE, value);
+                }
+                Ok(None) => {}
+                Err(error) => return Ok(status_only(error.status())),
+            }
+            Ok(response)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +355,67 @@ mod tests {
             .header(AUTHORIZATION, authorization)
             .body(())
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn session_layer_round_trip_and_outage() {
+        use crate::{MemoryStore, SessionConfig};
+        use http::header::{COOKIE, SET_COOKIE};
+
+        let layer = SessionLayer::new(
+            Sessions::new(MemoryStore::new(), SessionConfig::default()),
+            SessionCookie::default(),
+        );
+        let app = layer.layer(service_fn(|request: Request<()>| async move {
+            let handle = request
+                .extensions()
+                .get::<SessionHandle>()
+                .cloned()
+                .unwrap();
+            let mut session = handle.lock();
+            let body = match request.uri().path() {
+                "/login" => {
+                    session.login("ada").unwrap();
+                    "logged in".to_owned()
+                }
+                "/logout" => {
+                    session.logout();
+                    "bye".to_owned()
+                }
+                _ => session.user().unwrap_or("anonymous").to_owned(),
+            };
+            Ok::<_, std::convert::Infallible>(Response::new(body))
+        }));
+        let get = |path: &str, cookie: Option<&str>| {
+            let mut builder = Request::builder().uri(path);
+            if let Some(cookie) = cookie {
+                builder = builder.header(COOKIE, cookie);
+            }
+            builder.body(()).unwrap()
+        };
+
+        let anonymous = app.clone().oneshot(get("/", None)).await.unwrap();
+        assert_eq!(anonymous.into_body(), "anonymous");
+        let login = app.clone().oneshot(get("/login", None)).await.unwrap();
+        let set_cookie = login.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+        assert!(set_cookie.starts_with("__Host-session="));
+        let pair = set_cookie.split(';').next().unwrap().to_owned();
+        let me = app.clone().oneshot(get("/", Some(&pair))).await.unwrap();
+        assert!(me.headers().get(SET_COOKIE).is_none());
+        assert_eq!(me.into_body(), "ada");
+        let logout = app
+            .clone()
+            .oneshot(get("/logout", Some(&pair)))
+            .await
+            .unwrap();
+        assert!(
+            logout.headers()[SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        let after = app.oneshot(get("/", Some(&pair))).await.unwrap();
+        assert_eq!(after.into_body(), "anonymous");
     }
 
     #[tokio::test]

@@ -25,7 +25,7 @@
 //! let mut session = sessions.load(None, now).await?;
 //! let anonymous_id = session.id().to_string();
 //! session.insert("theme", "dark")?;
-//! sessions.login(&mut session, "alice")?; // a new id: fixation defense
+//! session.login("alice")?; // a new id: fixation defense
 //! assert_ne!(session.id().to_string(), anonymous_id);
 //! sessions.save(&mut session, now).await?;
 //!
@@ -175,10 +175,13 @@ enum Lifecycle {
 }
 
 /// One session during one request.
+#[derive(Clone)]
 pub struct Session {
     id: SessionId,
     record: SessionRecord,
     lifecycle: Lifecycle,
+    /// The id differs from the one the request presented (new or rotated this request).
+    id_changed: bool,
     set: Vec<String>,
     removed: Vec<String>,
 }
@@ -205,6 +208,7 @@ impl Session {
                 last_seen: now,
             },
             lifecycle: Lifecycle::New,
+            id_changed: true,
             set: Vec::new(),
             removed: Vec::new(),
         })
@@ -225,12 +229,18 @@ impl Session {
         self.lifecycle == Lifecycle::New
     }
 
-    /// True when the id changed during this request, so the cookie must be set again.
+    /// True when the id differs from the one the request presented (the session is new or
+    /// was rotated), so the cookie must be set again.
     pub fn id_changed(&self) -> bool {
-        matches!(self.lifecycle, Lifecycle::New | Lifecycle::Rotated(_))
+        self.id_changed
     }
 
-    /// True after [`Sessions::logout`].
+    /// True when the session exists in the store (loaded, or saved by this request).
+    pub fn is_stored(&self) -> bool {
+        self.lifecycle == Lifecycle::Loaded
+    }
+
+    /// True after [`Session::logout`].
     pub fn is_destroyed(&self) -> bool {
         self.lifecycle == Lifecycle::Destroyed
     }
@@ -270,6 +280,31 @@ impl Session {
                 self.removed.push(key.to_owned());
             }
         }
+    }
+
+    /// Gives the session a new id, keeping its data (on privilege change). The old id is
+    /// deleted when the session is saved.
+    pub fn rotate_id(&mut self) -> Result<()> {
+        let new_id = SessionId::generate()?;
+        self.lifecycle = match self.lifecycle {
+            Lifecycle::Loaded => Lifecycle::Rotated(self.id),
+            other => other,
+        };
+        self.id = new_id;
+        self.id_changed = true;
+        Ok(())
+    }
+
+    /// Marks `user` as logged in, with a new id (session fixation defense).
+    pub fn login(&mut self, user: &str) -> Result<()> {
+        self.rotate_id()?;
+        self.record.user = Some(Arc::from(user));
+        Ok(())
+    }
+
+    /// Ends the session: it is deleted when saved, and its cookie removed.
+    pub fn logout(&mut self) {
+        self.lifecycle = Lifecycle::Destroyed;
     }
 
     fn has_changes(&self) -> bool {
@@ -329,6 +364,7 @@ impl<S: SessionStore> Sessions<S> {
             id,
             record,
             lifecycle: Lifecycle::Loaded,
+            id_changed: false,
             set: Vec::new(),
             removed: Vec::new(),
         })
@@ -355,32 +391,7 @@ impl<S: SessionStore> Sessions<S> {
             )
     }
 
-    /// Gives the session a new id, keeping its data (on privilege change). The old id is
-    /// deleted when the session is saved.
-    pub fn rotate(&self, session: &mut Session) -> Result<()> {
-        let new_id = SessionId::generate()?;
-        session.lifecycle = match session.lifecycle {
-            Lifecycle::Loaded => Lifecycle::Rotated(session.id),
-            Lifecycle::Rotated(old) => Lifecycle::Rotated(old),
-            other => other,
-        };
-        session.id = new_id;
-        Ok(())
-    }
-
-    /// Marks `user` as logged in, with a new id (session fixation defense).
-    pub fn login(&self, session: &mut Session, user: &str) -> Result<()> {
-        self.rotate(session)?;
-        session.record.user = Some(Arc::from(user));
-        Ok(())
-    }
-
-    /// Ends the session: it is deleted when saved, and its cookie should be removed.
-    pub fn logout(&self, session: &mut Session) {
-        session.lifecycle = Lifecycle::Destroyed;
-    }
-
-    /// Writes the session's changes (or deletes it after [`Sessions::logout`]). A new
+    /// Writes the session's changes (or deletes it after [`Session::logout`]). A new
     /// session without data or user is not written.
     pub async fn save(&self, session: &mut Session, now: SystemTime) -> Result<()> {
         session.record.last_seen = session.record.last_seen.max(unix(now));

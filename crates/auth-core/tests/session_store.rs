@@ -38,7 +38,7 @@ async fn contract<S: SessionStore>(sessions: Sessions<S>) {
     session.insert("cart", &vec![1, 2]).unwrap();
     sessions.save(&mut session, at(t)).await.unwrap();
     let before_login = session.id().to_string();
-    sessions.login(&mut session, "alice").unwrap();
+    session.login("alice").unwrap();
     sessions.save(&mut session, at(t)).await.unwrap();
     let id = session.id().to_string();
     assert_ne!(id, before_login);
@@ -70,7 +70,7 @@ async fn contract<S: SessionStore>(sessions: Sessions<S>) {
 
     // Revoke all of a user's sessions; a request in flight cannot bring one back.
     let mut second = sessions.load(None, at(t)).await.unwrap();
-    sessions.login(&mut second, "alice").unwrap();
+    second.login("alice").unwrap();
     sessions.save(&mut second, at(t)).await.unwrap();
     let mut in_flight = sessions.load(Some(&id), at(t + 4)).await.unwrap();
     assert_eq!(sessions.revoke_user("alice").await.unwrap(), 2);
@@ -87,10 +87,10 @@ async fn contract<S: SessionStore>(sessions: Sessions<S>) {
 
     // Logout deletes.
     let mut third = sessions.load(None, at(t)).await.unwrap();
-    sessions.login(&mut third, "bob").unwrap();
+    third.login("bob").unwrap();
     sessions.save(&mut third, at(t)).await.unwrap();
     let third_id = third.id().to_string();
-    sessions.logout(&mut third);
+    third.logout();
     sessions.save(&mut third, at(t)).await.unwrap();
     assert!(
         sessions
@@ -102,7 +102,7 @@ async fn contract<S: SessionStore>(sessions: Sessions<S>) {
 
     // Idle expiry, judged with the caller's clock.
     let mut idle_session = sessions.load(None, at(t)).await.unwrap();
-    sessions.login(&mut idle_session, "erin").unwrap();
+    idle_session.login("erin").unwrap();
     sessions.save(&mut idle_session, at(t)).await.unwrap();
     let idle_id = idle_session.id().to_string();
     let idle = sessions.config().idle_timeout.as_secs();
@@ -147,7 +147,7 @@ async fn memory_store_absolute_expiry_and_capacity() {
     };
     let sessions = Sessions::new(MemoryStore::with_capacity(2), config);
     let mut s = sessions.load(None, at(1000)).await.unwrap();
-    sessions.login(&mut s, "u").unwrap();
+    s.login("u").unwrap();
     sessions.save(&mut s, at(1000)).await.unwrap();
     let id = s.id().to_string();
     // Kept alive by activity, but not past the absolute timeout.
@@ -159,13 +159,13 @@ async fn memory_store_absolute_expiry_and_capacity() {
     assert!(sessions.load(Some(&id), at(1250)).await.unwrap().is_new());
 
     let mut first = sessions.load(None, at(1000)).await.unwrap();
-    sessions.login(&mut first, "u").unwrap();
+    first.login("u").unwrap();
     sessions.save(&mut first, at(1000)).await.unwrap();
     let mut second = sessions.load(None, at(1000)).await.unwrap();
-    sessions.login(&mut second, "v").unwrap();
+    second.login("v").unwrap();
     sessions.save(&mut second, at(1000)).await.unwrap();
     let mut third = sessions.load(None, at(1000)).await.unwrap();
-    sessions.login(&mut third, "w").unwrap();
+    third.login("w").unwrap();
     let full = sessions.save(&mut third, at(1000)).await.unwrap_err();
     assert!(matches!(full, Error::StoreFull));
     assert_eq!(full.status(), http::StatusCode::SERVICE_UNAVAILABLE);
@@ -208,7 +208,7 @@ mod redis {
         let sessions = Sessions::new(store, SessionConfig::default());
         let t = now();
         let mut session = sessions.load(None, at(t)).await.unwrap();
-        sessions.login(&mut session, "carol").unwrap();
+        session.login("carol").unwrap();
         sessions.save(&mut session, at(t)).await.unwrap();
 
         let client = ::redis::Client::open(url.as_str()).unwrap();
@@ -235,7 +235,7 @@ mod redis {
         let sessions = Sessions::new(store, SessionConfig::default());
         let t = now();
         let mut session = sessions.load(None, at(t)).await.unwrap();
-        sessions.login(&mut session, "dan").unwrap();
+        session.login("dan").unwrap();
         sessions.save(&mut session, at(t)).await.unwrap();
         let id = session.id().to_string();
 
