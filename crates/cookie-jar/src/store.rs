@@ -571,12 +571,13 @@ impl CookieStore {
             );
         }
         while self.total > self.limits.total {
+            // One pass to find the victim, one key clone to remove it.
             let victim = self
                 .buckets
                 .iter()
-                .flat_map(|(k, b)| b.iter().enumerate().map(move |(i, c)| (k.clone(), i, c)))
+                .flat_map(|(k, b)| b.iter().enumerate().map(move |(i, c)| (k, i, c)))
                 .min_by_key(|(_, _, c)| (c.secure, c.access(), c.creation, c.seq))
-                .map(|(k, i, _)| (k, i));
+                .map(|(k, i, _)| (k.clone(), i));
             let Some((k, i)) = victim else { break };
             if let Some(b) = self.buckets.get_mut(&k) {
                 b.remove(i);

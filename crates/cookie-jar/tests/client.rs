@@ -342,9 +342,37 @@ fn total_limit_is_at_least_3000() {
     let ctx = RequestContext::same_site();
     for d in 0..70 {
         let url = u(&format!("https://d{d}.example/"));
-        s.store(&url, (0..50).map(|i| format!("c{i}=v")), &ctx, now());
+        s.store(
+            &url,
+            (0..50).map(|i| format!("c{i}=v")),
+            &ctx,
+            now() + Duration::seconds(d),
+        );
     }
     assert_eq!(s.len(), 3000);
+    // The least recently used (the first ten domains) went first.
+    let ctx = RequestContext::same_site();
+    assert_eq!(header(&s, "https://d0.example/", &ctx), None);
+    assert_eq!(header(&s, "https://d9.example/", &ctx), None);
+    assert_eq!(
+        header(&s, "https://d10.example/", &ctx)
+            .unwrap()
+            .split("; ")
+            .count(),
+        50
+    );
+    // Limits below the RFC floors are raised to them.
+    let mut floor = CookieStore::new().limits(cookie_jar::Limits {
+        per_domain: 1,
+        total: 1,
+    });
+    floor.store(
+        &u("https://f.example/"),
+        (0..60).map(|i| format!("c{i}=v")),
+        &ctx,
+        now(),
+    );
+    assert_eq!(floor.len(), 50);
 }
 
 #[test]
