@@ -417,6 +417,15 @@ fn persistence_keeps_or_drops_session_cookies() {
         "persistent=2"
     );
     assert!(CookieStore::from_json("{not json", later).is_err());
+    // A hand-edited entry with a control character is dropped, the rest still works.
+    let edited = all.replacen("\"value\":\"1\"", "\"value\":\"1\\n\"", 1);
+    assert_ne!(edited, all);
+    let e = CookieStore::from_json(&edited, later).unwrap();
+    assert_eq!(
+        e.cookie_header(&u("https://p.example/"), &ctx, later)
+            .unwrap(),
+        "persistent=2"
+    );
     // Loading an hour later drops what expired in between.
     let c = CookieStore::from_json(&all, now() + Duration::hours(2)).unwrap();
     assert_eq!(c.len(), 1);
