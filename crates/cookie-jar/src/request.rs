@@ -117,6 +117,18 @@ impl RequestCookies {
             .map(|(_, v)| self.text(v))
     }
 
+    /// The first value of `name` parsed as `T` (`None` when absent or unparsable).
+    ///
+    /// ```
+    /// let c = cookie_jar::RequestCookies::parse(b"page=3; theme=dark");
+    /// assert_eq!(c.get_as::<u32>("page"), Some(3));
+    /// assert_eq!(c.get_as::<u32>("theme"), None);
+    /// ```
+    #[must_use]
+    pub fn get_as<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
+        self.get(name).and_then(|v| v.parse().ok())
+    }
+
     /// Every value sent under `name`, in header order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v)

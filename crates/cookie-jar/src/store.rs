@@ -571,12 +571,13 @@ impl CookieStore {
             );
         }
         while self.total > self.limits.total {
+            // One pass to find the victim, one key clone to remove it.
             let victim = self
                 .buckets
                 .iter()
-                .flat_map(|(k, b)| b.iter().enumerate().map(move |(i, c)| (k.clone(), i, c)))
+                .flat_map(|(k, b)| b.iter().enumerate().map(move |(i, c)| (k, i, c)))
                 .min_by_key(|(_, _, c)| (c.secure, c.access(), c.creation, c.seq))
-                .map(|(k, i, _)| (k, i));
+                .map(|(k, i, _)| (k.clone(), i));
             let Some((k, i)) = victim else { break };
             if let Some(b) = self.buckets.get_mut(&k) {
                 b.remove(i);
@@ -690,13 +691,24 @@ impl CookieStore {
     }
 
     /// Loads a store saved by [`to_json`](Self::to_json), dropping cookies expired at `now`
-    /// and applying the default limits.
+    /// or malformed (control characters, over 4096 bytes, empty domain, relative path) and
+    /// applying the default limits.
     pub fn from_json(json: &str, now: OffsetDateTime) -> Result<Self> {
         let p: Persisted = serde_json::from_str(json)?;
         let mut store = Self::with_mode(p.mode);
         let now = now.unix_timestamp();
         for c in p.cookies {
-            if c.expired(now) {
+            // Stored data is input too: skip what the parser would never have accepted, so
+            // one bad entry cannot make every later `Cookie` header invalid.
+            let bad = |t: &str| t.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f);
+            if c.expired(now)
+                || [&c.name, &c.value, &c.domain, &c.path]
+                    .iter()
+                    .any(|t| bad(t))
+                || c.name.len() + c.value.len() > 4096
+                || c.domain.is_empty()
+                || !c.path.starts_with('/')
+            {
                 continue;
             }
             store.seq = store.seq.max(c.seq + 1);

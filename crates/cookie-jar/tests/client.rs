@@ -342,9 +342,37 @@ fn total_limit_is_at_least_3000() {
     let ctx = RequestContext::same_site();
     for d in 0..70 {
         let url = u(&format!("https://d{d}.example/"));
-        s.store(&url, (0..50).map(|i| format!("c{i}=v")), &ctx, now());
+        s.store(
+            &url,
+            (0..50).map(|i| format!("c{i}=v")),
+            &ctx,
+            now() + Duration::seconds(d),
+        );
     }
     assert_eq!(s.len(), 3000);
+    // The least recently used (the first ten domains) went first.
+    let ctx = RequestContext::same_site();
+    assert_eq!(header(&s, "https://d0.example/", &ctx), None);
+    assert_eq!(header(&s, "https://d9.example/", &ctx), None);
+    assert_eq!(
+        header(&s, "https://d10.example/", &ctx)
+            .unwrap()
+            .split("; ")
+            .count(),
+        50
+    );
+    // Limits below the RFC floors are raised to them.
+    let mut floor = CookieStore::new().limits(cookie_jar::Limits {
+        per_domain: 1,
+        total: 1,
+    });
+    floor.store(
+        &u("https://f.example/"),
+        (0..60).map(|i| format!("c{i}=v")),
+        &ctx,
+        now(),
+    );
+    assert_eq!(floor.len(), 50);
 }
 
 #[test]
@@ -389,6 +417,15 @@ fn persistence_keeps_or_drops_session_cookies() {
         "persistent=2"
     );
     assert!(CookieStore::from_json("{not json", later).is_err());
+    // A hand-edited entry with a control character is dropped, the rest still works.
+    let edited = all.replacen("\"value\":\"1\"", "\"value\":\"1\\n\"", 1);
+    assert_ne!(edited, all);
+    let e = CookieStore::from_json(&edited, later).unwrap();
+    assert_eq!(
+        e.cookie_header(&u("https://p.example/"), &ctx, later)
+            .unwrap(),
+        "persistent=2"
+    );
     // Loading an hour later drops what expired in between.
     let c = CookieStore::from_json(&all, now() + Duration::hours(2)).unwrap();
     assert_eq!(c.len(), 1);
