@@ -48,12 +48,15 @@ use crate::{Claims, JwtVerifier, Session, SessionCookie, SessionStore, Sessions}
 ///
 /// Requests without a token get 401 with `WWW-Authenticate: Bearer realm="..."`; malformed
 /// `Authorization` headers get 400 (`invalid_request`); invalid, expired or foreign tokens
-/// get 401 (`invalid_token`, RFC 6750 section 3.1). Verified [`Claims`] are inserted into
-/// the request's extensions. The response body of a rejection is `ResBody::default()`.
+/// get 401 (`invalid_token`); valid tokens without a required scope get 403
+/// (`insufficient_scope`, with the scope in the challenge) (RFC 6750 section 3.1). Verified
+/// [`Claims`] are inserted into the request's extensions. The response body of a rejection
+/// is `ResBody::default()`.
 #[derive(Debug, Clone)]
 pub struct BearerAuthLayer {
     verifier: Arc<JwtVerifier>,
     realm: Arc<str>,
+    scopes: Arc<[String]>,
 }
 
 impl BearerAuthLayer {
@@ -62,8 +65,32 @@ impl BearerAuthLayer {
         Self {
             verifier: Arc::new(verifier),
             realm: Arc::from(realm),
+            scopes: Arc::from([]),
         }
     }
+
+    /// Also requires every scope in `scopes` in the token's `scope` claim (a space-separated
+    /// string, RFC 9068 section 2.2.3).
+    pub fn require_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// True when the space-separated `scope` claim holds every scope in `required`.
+fn has_scopes(claims: &Claims, required: &[String]) -> bool {
+    let granted = claims
+        .extra
+        .get("scope")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    required
+        .iter()
+        .all(|scope| granted.split(' ').any(|granted| granted == scope))
 }
 
 impl<S> Layer<S> for BearerAuthLayer {
@@ -74,6 +101,7 @@ impl<S> Layer<S> for BearerAuthLayer {
             inner,
             verifier: self.verifier.clone(),
             realm: self.realm.clone(),
+            scopes: self.scopes.clone(),
         }
     }
 }
@@ -84,11 +112,15 @@ pub struct BearerAuth<S> {
     inner: S,
     verifier: Arc<JwtVerifier>,
     realm: Arc<str>,
+    scopes: Arc<[String]>,
 }
 
 impl<S> BearerAuth<S> {
     fn reject<B: Default>(&self, error: Option<(BearerError, String)>) -> Response<B> {
         let mut challenge = BearerChallenge::new().realm(&*self.realm);
+        if !self.scopes.is_empty() {
+            challenge = challenge.scope(self.scopes.join(" "));
+        }
         if let Some((error, description)) = error {
             challenge = challenge.error(error, description);
         }
@@ -121,6 +153,12 @@ where
             }
         };
         match self.verifier.verify::<Claims>(&token, SystemTime::now()) {
+            Ok(claims) if !has_scopes(&claims, &self.scopes) => {
+                ResponseFuture::rejected(self.reject(Some((
+                    BearerError::InsufficientScope,
+                    "the token lacks a required scope".to_owned(),
+                ))))
+            }
             Ok(claims) => {
                 request.extensions_mut().insert(claims);
                 ResponseFuture {
@@ -454,6 +492,33 @@ mod tests {
                 .contains(r#"error="invalid_token""#)
         );
         assert_eq!(response.into_body(), "");
+
+        // A valid token without the required scope: 403 insufficient_scope.
+        let scoped = BearerAuthLayer::new(JwtVerifier::new(keys.clone()), "api")
+            .require_scopes(["write"])
+            .layer(service_fn(|_: Request<()>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(String::from("written")))
+            }));
+        let mut claims = Claims::new("x", SystemTime::now(), Duration::from_secs(60));
+        claims.extra.insert("scope".into(), "read".into());
+        let read_only = JwtIssuer::new(keys.clone()).issue(&claims).unwrap();
+        let response = scoped
+            .clone()
+            .oneshot(request(&format!("Bearer {read_only}")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="api", scope="write", error="insufficient_scope", error_description="the token lacks a required scope""#
+        );
+        claims.extra.insert("scope".into(), "read write".into());
+        let writer = JwtIssuer::new(keys.clone()).issue(&claims).unwrap();
+        let response = scoped
+            .oneshot(request(&format!("Bearer {writer}")))
+            .await
+            .unwrap();
+        assert_eq!(response.into_body(), "written");
 
         // Basic credentials are not a bearer token: challenged like an anonymous request.
         let basic = api.clone().oneshot(request("Basic dTpw")).await.unwrap();
