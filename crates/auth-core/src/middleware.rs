@@ -12,7 +12,7 @@
 //!
 //! let mut keys = KeySet::new();
 //! keys.rotate(Key::generate("k1", Algorithm::EdDSA)?)?;
-//! let api = BearerAuthLayer::new(JwtVerifier::new(keys), "api").layer(service_fn(
+//! let api = BearerAuthLayer::new(JwtVerifier::new(keys.clone()), "api").layer(service_fn(
 //!     |request: Request<()>| async move {
 //!         let claims = request.extensions().get::<Claims>().cloned().unwrap_or_default();
 //!         Ok::<_, std::convert::Infallible>(Response::new(claims.sub.unwrap_or_default()))
