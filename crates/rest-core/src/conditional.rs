@@ -266,6 +266,67 @@ pub fn evaluate_preconditions(
     Precondition::Proceed
 }
 
+/// Checks that `If-Match` and `If-None-Match`, when present, are `*` or a list of entity
+/// tags (RFC 9110 sections 13.1.1 and 13.1.2). [`evaluate_preconditions`] reads them
+/// leniently (a malformed member never matches); call this first to answer 400 instead.
+///
+/// # Errors
+///
+/// [`Error::InvalidHeader`] naming the malformed header.
+pub fn check_precondition_syntax(headers: &HeaderMap) -> Result<()> {
+    for (name, label) in [
+        (&header::IF_MATCH, "If-Match"),
+        (&header::IF_NONE_MATCH, "If-None-Match"),
+    ] {
+        for value in headers.get_all(name) {
+            let valid = value
+                .to_str()
+                .ok()
+                .is_some_and(|text| text.trim() == "*" || is_entity_tag_list(text));
+            if !valid {
+                return Err(Error::InvalidHeader {
+                    name: label,
+                    reason: "expected * or a comma-separated list of entity tags like \"v1\""
+                        .to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `1#entity-tag` with optional whitespace around commas (RFC 9110 section 5.6.1).
+fn is_entity_tag_list(text: &str) -> bool {
+    let mut rest = text.trim_matches([' ', '\t']);
+    let mut tags = 0usize;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        let body = rest.strip_prefix("W/").unwrap_or(rest);
+        let Some(body) = body.strip_prefix('"') else {
+            return false;
+        };
+        let Some(end) = body.find('"') else {
+            return false;
+        };
+        let (tag, after) = body.split_at(end);
+        if !tag.bytes().all(is_etagc) {
+            return false;
+        }
+        tags += 1;
+        rest = after.get(1..).unwrap_or("").trim_start_matches([' ', '\t']);
+        if rest.is_empty() {
+            return tags > 0;
+        }
+        let Some(after_comma) = rest.strip_prefix(',') else {
+            return false;
+        };
+        rest = after_comma;
+        if tags >= 64 {
+            return false;
+        }
+    }
+}
+
 /// Requires a write to be conditional (RFC 6585 section 3): `If-Match` or
 /// `If-Unmodified-Since` must be present.
 ///
@@ -370,6 +431,23 @@ mod tests {
             evaluate_preconditions(&Method::DELETE, &garbage, None, Some(modified)),
             Precondition::Proceed
         );
+    }
+
+    #[test]
+    fn malformed_conditional_headers_are_400() {
+        for good in ["*", "\"a\"", "W/\"a\", \"b\"", " \"a\" ,\"\""] {
+            let h = headers(&[("if-match", good)]);
+            assert!(check_precondition_syntax(&h).is_ok(), "{good}");
+        }
+        for bad in ["{}", "a", "\"a", "\"a\" \"b\"", "\"a\",", "W/a", "**", ""] {
+            let h = headers(&[("if-none-match", bad)]);
+            assert_eq!(
+                check_precondition_syntax(&h).unwrap_err().status(),
+                400,
+                "{bad}"
+            );
+        }
+        assert!(check_precondition_syntax(&HeaderMap::new()).is_ok());
     }
 
     #[test]

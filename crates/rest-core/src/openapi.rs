@@ -155,6 +155,9 @@ pub struct ApiResponse {
     /// Media type -> schema; empty for a body-less response.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub content: BTreeMap<String, MediaType>,
+    /// Link name -> OpenAPI link object (how this response's values feed other operations).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, Value>,
 }
 
 /// A response header.
@@ -254,6 +257,7 @@ impl Operation {
                 description: description.to_owned(),
                 headers: BTreeMap::new(),
                 content,
+                links: BTreeMap::new(),
             },
         );
         self
@@ -290,10 +294,36 @@ impl Operation {
                         schema: json!({ "$ref": "#/components/schemas/ProblemDetails" }),
                     },
                 )]),
+                links: BTreeMap::new(),
             },
         );
         self
     }
+
+    /// Adds a link to a response already added (ignored otherwise), e.g.
+    /// `{"operationId": "getUser", "parameters": {"id": "$response.body#/id"}}`.
+    #[must_use]
+    pub fn response_link(mut self, status: u16, name: &str, link: Value) -> Self {
+        if let Some(response) = self.responses.get_mut(&status.to_string()) {
+            response.links.insert(name.to_owned(), link);
+        }
+        self
+    }
+}
+
+/// An optional query parameter is absent, never `null`: drop `null` from an `Option`'s
+/// `type` list (a query string cannot carry a JSON null).
+fn without_null(schema: &Value) -> Value {
+    let mut schema = schema.clone();
+    if let Some(kind) = schema.get_mut("type")
+        && let Some(types) = kind.as_array_mut()
+    {
+        types.retain(|t| t != "null");
+        if let [single] = types.as_slice() {
+            *kind = single.clone();
+        }
+    }
+    schema
 }
 
 /// Builds an [`OpenApi`] document: one generator collects every schema into
@@ -365,7 +395,7 @@ impl OpenApiBuilder {
                         name: name.clone(),
                         location: ParameterIn::Query,
                         required: required.contains(&name.as_str()),
-                        schema: schema.clone(),
+                        schema: without_null(schema),
                         description: schema
                             .get("description")
                             .and_then(Value::as_str)
@@ -448,6 +478,11 @@ mod tests {
         assert_eq!(params.len(), 2);
         assert!(params.iter().any(|p| p.name == "tag" && p.required));
         assert!(params.iter().any(|p| p.name == "cursor" && !p.required));
+        let cursor = params.iter().find(|p| p.name == "cursor").unwrap();
+        assert_eq!(
+            cursor.schema["type"], "string",
+            "no null in a query parameter"
+        );
         api.operation(
             &Method::GET,
             "/users",
