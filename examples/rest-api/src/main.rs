@@ -888,7 +888,24 @@ fn idempotent(
     let fingerprint = Fingerprint::of(&parts.method, path, body);
     let now = SystemTime::now();
     match app.idempotency.begin(&key, &fingerprint, now)? {
-        Reservation::Replay(stored) => Ok(stored.to_response()),
+        Reservation::Replay(stored) => {
+            // A replay must not point a client at a resource deleted since: say so instead.
+            let location = stored
+                .headers
+                .iter()
+                .find(|(name, _)| name == header::LOCATION)
+                .and_then(|(_, value)| value.to_str().ok());
+            if let Some(location) = location
+                && !resource_exists(app, location)?
+            {
+                return Ok(ProblemDetails::new(StatusCode::CONFLICT)
+                    .with_detail(
+                        "the resource created with this Idempotency-Key has been deleted since",
+                    )
+                    .to_response());
+            }
+            Ok(stored.to_response())
+        }
         Reservation::Started => match create() {
             Ok(response) if response.status().is_success() => {
                 let keep: Vec<(HeaderName, HeaderValue)> = response
@@ -909,6 +926,20 @@ fn idempotent(
             }
         },
     }
+}
+
+/// Whether the resource at a `Location` this server issued still exists.
+fn resource_exists(app: &App, location: &str) -> Result<bool, ApiError> {
+    let RouteMatch::Found { value, params, .. } = app.router.at(&Method::GET, location) else {
+        return Ok(false);
+    };
+    let id = params.parse::<i64>("id")?;
+    let conn = app.db();
+    Ok(match value {
+        Route::GetUser => load_user(&conn, id)?.is_some(),
+        Route::GetPost => load_post(&conn, id)?.is_some(),
+        _ => false,
+    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -205,6 +205,12 @@ fn idempotent_posts_replay_and_refuse_other_payloads() {
     server
         .json("POST", "/users", &[("Idempotency-Key", "has space")], ADA)
         .problem(400);
+    // Once the created user is deleted, a replay says so instead of pointing at nothing.
+    let location = first.header("location").unwrap();
+    let etag = first.header("etag").unwrap();
+    let deleted = server.send("DELETE", location.as_bytes(), &[("If-Match", etag)], b"");
+    assert_eq!(deleted.status, 204);
+    server.json("POST", "/users", &key, ADA).problem(409);
 }
 
 #[test]
