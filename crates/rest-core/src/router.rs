@@ -26,7 +26,6 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::str::FromStr;
 
 use http::{HeaderValue, Method};
@@ -47,23 +46,79 @@ pub enum TrailingSlash {
     Strict,
 }
 
+/// The standard methods get a fixed slot each, so that dispatch is a few enum compares and
+/// no pointer chase; extension methods go to a short list.
+const STANDARD: [Method; 9] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::CONNECT,
+];
+
+/// The slot of a standard method (its index in [`STANDARD`]).
+#[inline]
+fn slot(method: &Method) -> Option<usize> {
+    // Constant patterns compile to one discriminant switch.
+    Some(match *method {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        Method::TRACE => 7,
+        Method::CONNECT => 8,
+        _ => return None,
+    })
+}
+
 #[derive(Debug)]
 struct PathEntry<T> {
     template: String,
-    methods: Vec<(Method, T)>,
-    get: Option<usize>,
+    standard: [Option<T>; 9],
+    other: Vec<(Method, T)>,
     allow: HeaderValue,
+}
+
+impl<T> PathEntry<T> {
+    #[inline]
+    fn get(&self, method: &Method) -> Option<&T> {
+        match slot(method) {
+            Some(index) => self.standard.get(index).and_then(Option::as_ref),
+            None => self
+                .other
+                .iter()
+                .find(|(routed, _)| routed == method)
+                .map(|(_, value)| value),
+        }
+    }
+
+    fn methods(&self) -> Vec<&Method> {
+        let standard = STANDARD
+            .iter()
+            .zip(&self.standard)
+            .filter(|(_, value)| value.is_some())
+            .map(|(method, _)| method);
+        standard.chain(self.other.iter().map(|(m, _)| m)).collect()
+    }
 }
 
 /// A routing table from (method, path template) to `T`.
 ///
 /// Templates use `matchit` syntax: `/users/{id}` for a segment, `/files/{*path}` for the
 /// rest of the path. Two templates that would be ambiguous are refused by [`Router::insert`].
+/// Each path's method table lives in the `matchit` tree itself, so a lookup costs one tree
+/// walk plus a method compare.
 #[derive(Debug)]
 pub struct Router<T> {
-    tree: matchit::Router<usize>,
-    paths: Vec<PathEntry<T>>,
-    by_template: HashMap<String, usize>,
+    tree: matchit::Router<PathEntry<T>>,
+    routes: Vec<(Method, String)>,
     trailing_slash: TrailingSlash,
 }
 
@@ -125,8 +180,7 @@ impl<T> Router<T> {
     pub fn new() -> Self {
         Self {
             tree: matchit::Router::new(),
-            paths: Vec::new(),
-            by_template: HashMap::new(),
+            routes: Vec::new(),
             trailing_slash: TrailingSlash::default(),
         }
     }
@@ -152,60 +206,66 @@ impl<T> Router<T> {
         if !template.starts_with('/') {
             return Err(conflict("a template must start with '/'".to_owned()));
         }
-        let index = match self.by_template.get(template) {
-            Some(&index) => index,
-            None => {
-                let index = self.paths.len();
-                self.tree
-                    .insert(template, index)
-                    .map_err(|error| conflict(error.to_string()))?;
-                self.paths.push(PathEntry {
-                    template: template.to_owned(),
-                    methods: Vec::new(),
-                    get: None,
-                    allow: HeaderValue::from_static(""),
-                });
-                self.by_template.insert(template.to_owned(), index);
-                index
-            }
-        };
-        let entry = self
-            .paths
-            .get_mut(index)
-            .ok_or_else(|| conflict("internal index out of range".to_owned()))?;
-        if entry.methods.iter().any(|(m, _)| *m == method) {
+        if self
+            .routes
+            .iter()
+            .any(|(m, t)| *m == method && t == template)
+        {
             return Err(conflict(format!("{method} is already routed")));
         }
-        if method == Method::GET {
-            entry.get = Some(entry.methods.len());
+        // matchit has no in-place update: take the path's entry out, extend it, put it back.
+        let known = self.routes.iter().any(|(_, t)| t == template);
+        let mut entry = match known.then(|| self.tree.remove(template)).flatten() {
+            Some(entry) => entry,
+            None => PathEntry {
+                template: template.to_owned(),
+                standard: Default::default(),
+                other: Vec::new(),
+                allow: HeaderValue::from_static(""),
+            },
+        };
+        match slot(&method).and_then(|index| entry.standard.get_mut(index)) {
+            Some(place) => *place = Some(value),
+            None => entry.other.push((method.clone(), value)),
         }
-        entry.methods.push((method, value));
-        entry.allow = allow_header(&entry.methods)?;
+        entry.allow = allow_header(&entry.methods())?;
+        self.tree
+            .insert(template, entry)
+            .map_err(|error| conflict(error.to_string()))?;
+        self.routes.push((method, template.to_owned()));
         Ok(())
     }
 
     /// Looks up a request's method and path (the URI's path, still percent-encoded).
+    #[inline]
     pub fn at<'r, 'p>(&'r self, method: &Method, path: &'p str) -> RouteMatch<'r, 'p, T> {
         let Ok(found) = self.tree.at(path) else {
             return self.miss(path);
         };
-        let Some(entry) = self.paths.get(*found.value) else {
-            return RouteMatch::NotFound;
-        };
+        let entry = found.value;
         let params = PathParams {
             inner: found.params,
         };
-        for (routed, value) in &entry.methods {
-            if routed == method {
-                return RouteMatch::Found {
-                    value,
-                    params,
-                    template: &entry.template,
-                };
-            }
+        if let Some(value) = entry.get(method) {
+            return RouteMatch::Found {
+                value,
+                params,
+                template: &entry.template,
+            };
         }
+        self.fallback(entry, method, params)
+    }
+
+    /// HEAD served by GET, the automatic OPTIONS answer, or 405.
+    #[cold]
+    fn fallback<'r, 'p>(
+        &'r self,
+        entry: &'r PathEntry<T>,
+        method: &Method,
+        params: PathParams<'r, 'p>,
+    ) -> RouteMatch<'r, 'p, T> {
         if *method == Method::HEAD
-            && let Some((_, value)) = entry.get.and_then(|get| entry.methods.get(get))
+            && let Some(value) = entry.get(&Method::GET)
         {
             return RouteMatch::Found {
                 value,
@@ -239,27 +299,25 @@ impl<T> Router<T> {
         }
     }
 
-    /// Every route as (method, template, value), in insertion order of the paths.
-    pub fn routes(&self) -> impl Iterator<Item = (&Method, &str, &T)> {
-        self.paths.iter().flat_map(|entry| {
-            entry
-                .methods
-                .iter()
-                .map(move |(method, value)| (method, entry.template.as_str(), value))
-        })
+    /// Every route as (method, template), in insertion order.
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &str)> {
+        self.routes
+            .iter()
+            .map(|(method, template)| (method, template.as_str()))
     }
 }
 
 /// `Allow` lists the routed methods, `HEAD` when `GET` is routed, and `OPTIONS`.
-fn allow_header<T>(methods: &[(Method, T)]) -> Result<HeaderValue> {
+fn allow_header(methods: &[&Method]) -> Result<HeaderValue> {
     let mut names: Vec<&str> = Vec::with_capacity(methods.len() + 2);
-    for (method, _) in methods {
+    let has = |wanted: &Method| methods.iter().any(|m| *m == wanted);
+    for method in methods {
         names.push(method.as_str());
-        if *method == Method::GET && !methods.iter().any(|(m, _)| *m == Method::HEAD) {
+        if **method == Method::GET && !has(&Method::HEAD) {
             names.push("HEAD");
         }
     }
-    if !methods.iter().any(|(m, _)| *m == Method::OPTIONS) {
+    if !has(&Method::OPTIONS) {
         names.push("OPTIONS");
     }
     HeaderValue::from_str(&names.join(", ")).map_err(|error| Error::RouteConflict {
@@ -411,6 +469,28 @@ mod tests {
             panic!("no 405");
         };
         assert_eq!(allow, "GET, HEAD, OPTIONS");
+    }
+
+    #[test]
+    fn slots_follow_the_standard_table() {
+        for (index, method) in STANDARD.iter().enumerate() {
+            assert_eq!(slot(method), Some(index));
+        }
+        assert_eq!(slot(&Method::from_bytes(b"PURGE").unwrap()), None);
+        let mut router = Router::new();
+        router
+            .insert(Method::from_bytes(b"PURGE").unwrap(), "/cache", 1)
+            .unwrap();
+        router.insert(Method::PATCH, "/cache", 2).unwrap();
+        assert!(matches!(
+            router.at(&Method::from_bytes(b"PURGE").unwrap(), "/cache"),
+            RouteMatch::Found { value: &1, .. }
+        ));
+        let RouteMatch::MethodNotAllowed { allow } = router.at(&Method::GET, "/cache") else {
+            panic!("no 405");
+        };
+        assert_eq!(allow, "PATCH, PURGE, OPTIONS");
+        assert_eq!(router.routes().count(), 2);
     }
 
     #[test]
