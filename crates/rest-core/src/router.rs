@@ -310,7 +310,7 @@ impl<T> Router<T> {
 /// `Allow` lists the routed methods, `HEAD` when `GET` is routed, and `OPTIONS`.
 fn allow_header(methods: &[&Method]) -> Result<HeaderValue> {
     let mut names: Vec<&str> = Vec::with_capacity(methods.len() + 2);
-    let has = |wanted: &Method| methods.iter().any(|m| *m == wanted);
+    let has = |wanted: &Method| methods.contains(&wanted);
     for method in methods {
         names.push(method.as_str());
         if **method == Method::GET && !has(&Method::HEAD) {
