@@ -113,11 +113,14 @@ impl<T> PathEntry<T> {
 ///
 /// Templates use `matchit` syntax: `/users/{id}` for a segment, `/files/{*path}` for the
 /// rest of the path. Two templates that would be ambiguous are refused by [`Router::insert`].
-/// Each path's method table lives in the `matchit` tree itself, so a lookup costs one tree
-/// walk plus a method compare.
+/// A lookup costs one `matchit` walk, one index into the path entries and a method-slot
+/// switch.
 #[derive(Debug)]
 pub struct Router<T> {
-    tree: matchit::Router<PathEntry<T>>,
+    // The tree holds an index: matchit keeps a value slot in every node, so a small value
+    // keeps the walk on few cache lines; the entries sit side by side in one Vec.
+    tree: matchit::Router<u32>,
+    entries: Vec<PathEntry<T>>,
     routes: Vec<(Method, String)>,
     trailing_slash: TrailingSlash,
 }
@@ -180,6 +183,7 @@ impl<T> Router<T> {
     pub fn new() -> Self {
         Self {
             tree: matchit::Router::new(),
+            entries: Vec::new(),
             routes: Vec::new(),
             trailing_slash: TrailingSlash::default(),
         }
@@ -213,25 +217,33 @@ impl<T> Router<T> {
         {
             return Err(conflict(format!("{method} is already routed")));
         }
-        // matchit has no in-place update: take the path's entry out, extend it, put it back.
-        let known = self.routes.iter().any(|(_, t)| t == template);
-        let mut entry = match known.then(|| self.tree.remove(template)).flatten() {
-            Some(entry) => entry,
-            None => PathEntry {
-                template: template.to_owned(),
-                standard: Default::default(),
-                other: Vec::new(),
-                allow: HeaderValue::from_static(""),
-            },
+        let index = match self.entries.iter().position(|e| e.template == template) {
+            Some(index) => index,
+            None => {
+                let index = self.entries.len();
+                let id = u32::try_from(index)
+                    .map_err(|_| conflict("more than 2^32 paths".to_owned()))?;
+                self.tree
+                    .insert(template, id)
+                    .map_err(|error| conflict(error.to_string()))?;
+                self.entries.push(PathEntry {
+                    template: template.to_owned(),
+                    standard: Default::default(),
+                    other: Vec::new(),
+                    allow: HeaderValue::from_static(""),
+                });
+                index
+            }
         };
+        let entry = self
+            .entries
+            .get_mut(index)
+            .ok_or_else(|| conflict("internal index out of range".to_owned()))?;
         match slot(&method).and_then(|index| entry.standard.get_mut(index)) {
             Some(place) => *place = Some(value),
             None => entry.other.push((method.clone(), value)),
         }
         entry.allow = allow_header(&entry.methods())?;
-        self.tree
-            .insert(template, entry)
-            .map_err(|error| conflict(error.to_string()))?;
         self.routes.push((method, template.to_owned()));
         Ok(())
     }
@@ -242,7 +254,9 @@ impl<T> Router<T> {
         let Ok(found) = self.tree.at(path) else {
             return self.miss(path);
         };
-        let entry = found.value;
+        let Some(entry) = self.entries.get(*found.value as usize) else {
+            return RouteMatch::NotFound;
+        };
         let params = PathParams {
             inner: found.params,
         };
