@@ -1,0 +1,42 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod conditional;
+mod cors;
+mod error;
+mod extract;
+mod idempotency;
+mod negotiate;
+mod openapi;
+mod pagination;
+mod problem;
+mod router;
+#[cfg(feature = "tower")]
+mod tower_layers;
+
+pub use conditional::{
+    EntityTag, Precondition, check_precondition_syntax, evaluate_preconditions, format_http_date,
+    require_precondition,
+};
+pub use cors::{CorsBuilder, CorsPolicy};
+pub use error::{Error, Result};
+pub use extract::{
+    JsonLimits, QueryLimits, check_content_length, json_body, json_from_slice, query,
+    require_json_content_type,
+};
+pub use idempotency::{
+    Fingerprint, IDEMPOTENCY_KEY, IdempotencyKey, IdempotencyStore, MemoryIdempotencyStore,
+    Reservation, StoredResponse,
+};
+pub use negotiate::{
+    Quality, Weighted, negotiate_encoding, negotiate_language, negotiate_media_type, parse_weighted,
+};
+pub use openapi::{
+    ApiResponse, Components, HeaderObject, Info, MediaType, OpenApi, OpenApiBuilder, Operation,
+    Parameter, ParameterIn, RequestBody,
+};
+pub use pagination::{CursorCodec, Link, MAX_CURSOR_LEN, PageRequest, format_links, parse_links};
+pub use problem::{PROBLEM_JSON, ProblemDetails};
+pub use router::{PathParams, RouteMatch, Router, TrailingSlash};
+#[cfg(feature = "tower")]
+pub use tower_layers::{CorsLayer, CorsService, ProblemLayer, ProblemService};

@@ -1,0 +1,583 @@
+//! A routing table: (method, path template) to your value, built on `matchit`.
+//!
+//! Lookups answer found (with the path parameters), 404, 405 with `Allow`, an automatic
+//! `OPTIONS` answer, or a trailing-slash redirect. `HEAD` is served by the `GET` route
+//! (RFC 9110 section 9.3.2) unless a `HEAD` route is registered.
+//!
+//! ```
+//! use http::Method;
+//! use rest_core::{RouteMatch, Router};
+//!
+//! let mut router = Router::new();
+//! router.insert(Method::GET, "/users/{id}", "show user")?;
+//! router.insert(Method::DELETE, "/users/{id}", "delete user")?;
+//! match router.at(&Method::GET, "/users/42") {
+//!     RouteMatch::Found { value, params, .. } => {
+//!         assert_eq!(*value, "show user");
+//!         assert_eq!(params.parse::<u64>("id")?, 42);
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! match router.at(&Method::POST, "/users/42") {
+//!     RouteMatch::MethodNotAllowed { allow } => assert_eq!(allow, "GET, HEAD, DELETE, OPTIONS"),
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), rest_core::Error>(())
+//! ```
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use http::{HeaderValue, Method};
+use percent_encoding::percent_decode_str;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
+
+/// What the table does with a path that only differs from a route by a trailing `/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TrailingSlash {
+    /// Answer [`RouteMatch::Redirect`] to the other spelling (send a 308, which keeps the
+    /// method and body, RFC 9110 section 15.4.9).
+    #[default]
+    Redirect,
+    /// The two spellings are different paths: the other one is a 404.
+    Strict,
+}
+
+/// The standard methods get a fixed slot each, so that dispatch is a few enum compares and
+/// no pointer chase; extension methods go to a short list.
+const STANDARD: [Method; 9] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::CONNECT,
+];
+
+/// The slot of a standard method (its index in [`STANDARD`]).
+#[inline]
+fn slot(method: &Method) -> Option<usize> {
+    // Constant patterns compile to one discriminant switch.
+    Some(match *method {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        Method::TRACE => 7,
+        Method::CONNECT => 8,
+        _ => return None,
+    })
+}
+
+#[derive(Debug)]
+struct PathEntry<T> {
+    template: String,
+    standard: [Option<T>; 9],
+    other: Vec<(Method, T)>,
+    allow: HeaderValue,
+}
+
+impl<T> PathEntry<T> {
+    #[inline]
+    fn get(&self, method: &Method) -> Option<&T> {
+        match slot(method) {
+            Some(index) => self.standard.get(index).and_then(Option::as_ref),
+            None => self
+                .other
+                .iter()
+                .find(|(routed, _)| routed == method)
+                .map(|(_, value)| value),
+        }
+    }
+
+    fn methods(&self) -> Vec<&Method> {
+        let standard = STANDARD
+            .iter()
+            .zip(&self.standard)
+            .filter(|(_, value)| value.is_some())
+            .map(|(method, _)| method);
+        standard.chain(self.other.iter().map(|(m, _)| m)).collect()
+    }
+}
+
+/// A routing table from (method, path template) to `T`.
+///
+/// Templates use `matchit` syntax: `/users/{id}` for a segment, `/files/{*path}` for the
+/// rest of the path. Two templates that would be ambiguous are refused by [`Router::insert`].
+/// A lookup costs one `matchit` walk, one index into the path entries and a method-slot
+/// switch.
+#[derive(Debug)]
+pub struct Router<T> {
+    // The tree holds an index: matchit keeps a value slot in every node, so a small value
+    // keeps the walk on few cache lines; the entries sit side by side in one Vec.
+    tree: matchit::Router<u32>,
+    entries: Vec<PathEntry<T>>,
+    routes: Vec<(Method, String)>,
+    trailing_slash: TrailingSlash,
+}
+
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The outcome of a lookup.
+#[derive(Debug)]
+pub enum RouteMatch<'r, 'p, T> {
+    /// A route serves this method and path.
+    Found {
+        /// The value the route was registered with.
+        value: &'r T,
+        /// The path parameters (still percent-encoded; the accessors decode).
+        params: PathParams<'r, 'p>,
+        /// The route's template, e.g. `/users/{id}` (for logs and metrics).
+        template: &'r str,
+    },
+    /// An `OPTIONS` request for a path without an `OPTIONS` route: answer 204 with `Allow`.
+    Options {
+        /// The `Allow` header value.
+        allow: &'r HeaderValue,
+    },
+    /// The path exists but not for this method: answer 405 with `Allow`.
+    MethodNotAllowed {
+        /// The `Allow` header value (RFC 9110 section 15.5.6 requires it on a 405).
+        allow: &'r HeaderValue,
+    },
+    /// The path matches a route once a trailing `/` is added or removed: redirect (308) to
+    /// `location`, to which the caller appends the query string.
+    Redirect {
+        /// The path to redirect to.
+        location: String,
+    },
+    /// No route has this path.
+    NotFound,
+}
+
+impl<T> RouteMatch<'_, '_, T> {
+    /// The error a non-found outcome stands for (`None` for `Found`, `Options`, `Redirect`).
+    #[must_use]
+    pub fn error(&self) -> Option<Error> {
+        match self {
+            Self::MethodNotAllowed { allow } => Some(Error::MethodNotAllowed {
+                allow: (*allow).clone(),
+            }),
+            Self::NotFound => Some(Error::NotFound),
+            _ => None,
+        }
+    }
+}
+
+impl<T> Router<T> {
+    /// An empty table with the [`TrailingSlash::Redirect`] policy.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            tree: matchit::Router::new(),
+            entries: Vec::new(),
+            routes: Vec::new(),
+            trailing_slash: TrailingSlash::default(),
+        }
+    }
+
+    /// Sets the trailing-slash policy.
+    #[must_use]
+    pub fn with_trailing_slash(mut self, policy: TrailingSlash) -> Self {
+        self.trailing_slash = policy;
+        self
+    }
+
+    /// Adds a route.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RouteConflict`] when the template is malformed, does not start with `/`,
+    /// conflicts with another template, or already has a route for this method.
+    pub fn insert(&mut self, method: Method, template: &str, value: T) -> Result<()> {
+        let conflict = |reason: String| Error::RouteConflict {
+            route: template.to_owned(),
+            reason,
+        };
+        if !template.starts_with('/') {
+            return Err(conflict("a template must start with '/'".to_owned()));
+        }
+        if self
+            .routes
+            .iter()
+            .any(|(m, t)| *m == method && t == template)
+        {
+            return Err(conflict(format!("{method} is already routed")));
+        }
+        let index = match self.entries.iter().position(|e| e.template == template) {
+            Some(index) => index,
+            None => {
+                let index = self.entries.len();
+                let id = u32::try_from(index)
+                    .map_err(|_| conflict("more than 2^32 paths".to_owned()))?;
+                self.tree
+                    .insert(template, id)
+                    .map_err(|error| conflict(error.to_string()))?;
+                self.entries.push(PathEntry {
+                    template: template.to_owned(),
+                    standard: Default::default(),
+                    other: Vec::new(),
+                    allow: HeaderValue::from_static(""),
+                });
+                index
+            }
+        };
+        let entry = self
+            .entries
+            .get_mut(index)
+            .ok_or_else(|| conflict("internal index out of range".to_owned()))?;
+        match slot(&method).and_then(|index| entry.standard.get_mut(index)) {
+            Some(place) => *place = Some(value),
+            None => entry.other.push((method.clone(), value)),
+        }
+        entry.allow = allow_header(&entry.methods())?;
+        self.routes.push((method, template.to_owned()));
+        Ok(())
+    }
+
+    /// Looks up a request's method and path (the URI's path, still percent-encoded).
+    #[inline]
+    pub fn at<'r, 'p>(&'r self, method: &Method, path: &'p str) -> RouteMatch<'r, 'p, T> {
+        let Ok(found) = self.tree.at(path) else {
+            return self.miss(path);
+        };
+        let Some(entry) = self.entries.get(*found.value as usize) else {
+            return RouteMatch::NotFound;
+        };
+        let params = PathParams {
+            inner: found.params,
+        };
+        if let Some(value) = entry.get(method) {
+            return RouteMatch::Found {
+                value,
+                params,
+                template: &entry.template,
+            };
+        }
+        self.fallback(entry, method, params)
+    }
+
+    /// HEAD served by GET, the automatic OPTIONS answer, or 405.
+    #[cold]
+    fn fallback<'r, 'p>(
+        &'r self,
+        entry: &'r PathEntry<T>,
+        method: &Method,
+        params: PathParams<'r, 'p>,
+    ) -> RouteMatch<'r, 'p, T> {
+        if *method == Method::HEAD
+            && let Some(value) = entry.get(&Method::GET)
+        {
+            return RouteMatch::Found {
+                value,
+                params,
+                template: &entry.template,
+            };
+        }
+        if *method == Method::OPTIONS {
+            return RouteMatch::Options {
+                allow: &entry.allow,
+            };
+        }
+        RouteMatch::MethodNotAllowed {
+            allow: &entry.allow,
+        }
+    }
+
+    #[cold]
+    fn miss<'r, 'p>(&'r self, path: &'p str) -> RouteMatch<'r, 'p, T> {
+        if self.trailing_slash == TrailingSlash::Strict || path == "/" {
+            return RouteMatch::NotFound;
+        }
+        let other = match path.strip_suffix('/') {
+            Some(trimmed) => trimmed.to_owned(),
+            None => format!("{path}/"),
+        };
+        if self.tree.at(&other).is_ok() {
+            RouteMatch::Redirect { location: other }
+        } else {
+            RouteMatch::NotFound
+        }
+    }
+
+    /// Every route as (method, template), in insertion order.
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &str)> {
+        self.routes
+            .iter()
+            .map(|(method, template)| (method, template.as_str()))
+    }
+}
+
+/// `Allow` lists the routed methods, `HEAD` when `GET` is routed, and `OPTIONS`.
+fn allow_header(methods: &[&Method]) -> Result<HeaderValue> {
+    let mut names: Vec<&str> = Vec::with_capacity(methods.len() + 2);
+    let has = |wanted: &Method| methods.contains(&wanted);
+    for method in methods {
+        names.push(method.as_str());
+        if **method == Method::GET && !has(&Method::HEAD) {
+            names.push("HEAD");
+        }
+    }
+    if !has(&Method::OPTIONS) {
+        names.push("OPTIONS");
+    }
+    HeaderValue::from_str(&names.join(", ")).map_err(|error| Error::RouteConflict {
+        route: String::new(),
+        reason: error.to_string(),
+    })
+}
+
+/// The parameters of a matched path, borrowed from the request's path.
+///
+/// Values are matched on the percent-encoded path, so `%2F` inside a parameter never splits
+/// a segment; the accessors decode afterwards and refuse invalid UTF-8 (400).
+#[derive(Debug)]
+pub struct PathParams<'r, 'p> {
+    inner: matchit::Params<'r, 'p>,
+}
+
+impl<'r, 'p> PathParams<'r, 'p> {
+    /// The raw (still percent-encoded) value of a parameter.
+    #[must_use]
+    pub fn raw(&self, name: &str) -> Option<&'p str> {
+        self.inner.get(name)
+    }
+
+    /// The percent-decoded value of a parameter.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPathParam`] when it is absent or not UTF-8 once decoded.
+    pub fn get(&self, name: &str) -> Result<Cow<'p, str>> {
+        let raw = self.raw(name).ok_or_else(|| Error::InvalidPathParam {
+            name: name.to_owned(),
+            reason: "no such parameter in the route".to_owned(),
+        })?;
+        decode(name, raw)
+    }
+
+    /// A parameter parsed with `FromStr`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPathParam`] when it is absent, not UTF-8, or does not parse.
+    pub fn parse<V: FromStr>(&self, name: &str) -> Result<V>
+    where
+        V::Err: std::fmt::Display,
+    {
+        let value = self.get(name)?;
+        value
+            .parse()
+            .map_err(|error: V::Err| Error::InvalidPathParam {
+                name: name.to_owned(),
+                reason: error.to_string(),
+            })
+    }
+
+    /// All parameters deserialized into a struct (or map) with serde.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPathParam`] when a value is not UTF-8 or does not fit its field.
+    pub fn deserialize<V: DeserializeOwned>(&self) -> Result<V> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        for (name, raw) in self.inner.iter() {
+            form.append_pair(name, &decode(name, raw)?);
+        }
+        serde_html_form::from_str(&form.finish()).map_err(|error| Error::InvalidPathParam {
+            name: String::new(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// (name, raw value) pairs in template order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'r str, &'p str)> + '_ {
+        self.inner.iter()
+    }
+
+    /// The number of parameters.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the route has no parameters.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
+fn decode<'p>(name: &str, raw: &'p str) -> Result<Cow<'p, str>> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| Error::InvalidPathParam {
+            name: name.to_owned(),
+            reason: "not UTF-8 once percent-decoded".to_owned(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Router<&'static str> {
+        let mut router = Router::new();
+        router.insert(Method::GET, "/users", "list").unwrap();
+        router.insert(Method::POST, "/users", "create").unwrap();
+        router.insert(Method::GET, "/users/{id}", "show").unwrap();
+        router
+            .insert(Method::GET, "/users/{id}/posts/{post_id}", "post")
+            .unwrap();
+        router
+            .insert(Method::GET, "/files/{*path}", "file")
+            .unwrap();
+        router
+    }
+
+    #[test]
+    fn finds_routes_with_params_and_catch_all() {
+        let router = table();
+        let RouteMatch::Found {
+            value,
+            params,
+            template,
+        } = router.at(&Method::GET, "/users/7/posts/9")
+        else {
+            panic!("no match");
+        };
+        assert_eq!(*value, "post");
+        assert_eq!(template, "/users/{id}/posts/{post_id}");
+        assert_eq!(params.parse::<u32>("post_id").unwrap(), 9);
+        let RouteMatch::Found { params, .. } = router.at(&Method::GET, "/files/a/b%20c.txt") else {
+            panic!("no match");
+        };
+        assert_eq!(params.get("path").unwrap(), "a/b c.txt");
+    }
+
+    #[test]
+    fn head_uses_get_and_options_lists_allow() {
+        let router = table();
+        assert!(matches!(
+            router.at(&Method::HEAD, "/users"),
+            RouteMatch::Found { value: &"list", .. }
+        ));
+        let RouteMatch::Options { allow } = router.at(&Method::OPTIONS, "/users") else {
+            panic!("no options");
+        };
+        assert_eq!(allow, "GET, HEAD, POST, OPTIONS");
+        let RouteMatch::MethodNotAllowed { allow } = router.at(&Method::PUT, "/users/1") else {
+            panic!("no 405");
+        };
+        assert_eq!(allow, "GET, HEAD, OPTIONS");
+    }
+
+    #[test]
+    fn slots_follow_the_standard_table() {
+        for (index, method) in STANDARD.iter().enumerate() {
+            assert_eq!(slot(method), Some(index));
+        }
+        assert_eq!(slot(&Method::from_bytes(b"PURGE").unwrap()), None);
+        let mut router = Router::new();
+        router
+            .insert(Method::from_bytes(b"PURGE").unwrap(), "/cache", 1)
+            .unwrap();
+        router.insert(Method::PATCH, "/cache", 2).unwrap();
+        assert!(matches!(
+            router.at(&Method::from_bytes(b"PURGE").unwrap(), "/cache"),
+            RouteMatch::Found { value: &1, .. }
+        ));
+        let RouteMatch::MethodNotAllowed { allow } = router.at(&Method::GET, "/cache") else {
+            panic!("no 405");
+        };
+        assert_eq!(allow, "PATCH, PURGE, OPTIONS");
+        assert_eq!(router.routes().count(), 2);
+    }
+
+    #[test]
+    fn conflicts_are_errors_not_panics() {
+        let mut router = table();
+        assert!(matches!(
+            router.insert(Method::GET, "/users", "again"),
+            Err(Error::RouteConflict { .. })
+        ));
+        assert!(
+            router
+                .insert(Method::GET, "/users/{uid}", "other name")
+                .is_err()
+        );
+        assert!(router.insert(Method::GET, "users", "no slash").is_err());
+        assert!(
+            router
+                .insert(Method::GET, "/a/{*rest}/b", "catch-all inside")
+                .is_err()
+        );
+        assert!(router.insert(Method::GET, "/a/{", "unclosed").is_err());
+    }
+
+    #[test]
+    fn trailing_slash_policy() {
+        let router = table();
+        match router.at(&Method::GET, "/users/") {
+            RouteMatch::Redirect { location } => assert_eq!(location, "/users"),
+            other => panic!("{other:?}"),
+        }
+        let strict = table().with_trailing_slash(TrailingSlash::Strict);
+        assert!(matches!(
+            strict.at(&Method::GET, "/users/"),
+            RouteMatch::NotFound
+        ));
+        assert!(matches!(
+            router.at(&Method::GET, "/nothing"),
+            RouteMatch::NotFound
+        ));
+    }
+
+    #[test]
+    fn encoded_slashes_stay_inside_a_segment_and_bad_utf8_is_refused() {
+        let router = table();
+        let RouteMatch::Found { value, params, .. } = router.at(&Method::GET, "/users/..%2F..")
+        else {
+            panic!("no match");
+        };
+        assert_eq!(*value, "show");
+        assert_eq!(params.get("id").unwrap(), "../..");
+        assert!(params.parse::<u64>("id").is_err());
+        let RouteMatch::Found { params, .. } = router.at(&Method::GET, "/users/%FF%FE") else {
+            panic!("no match");
+        };
+        assert_eq!(params.get("id").unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn params_deserialize_into_a_struct() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Ids {
+            id: u64,
+            post_id: u64,
+        }
+        let router = table();
+        let RouteMatch::Found { params, .. } = router.at(&Method::GET, "/users/3/posts/4") else {
+            panic!("no match");
+        };
+        let ids: Ids = params.deserialize().unwrap();
+        assert_eq!((ids.id, ids.post_id), (3, 4));
+        let RouteMatch::Found { params, .. } = router.at(&Method::GET, "/users/x/posts/4") else {
+            panic!("no match");
+        };
+        assert_eq!(params.deserialize::<Ids>().unwrap_err().status(), 400);
+    }
+}
