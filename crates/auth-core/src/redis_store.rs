@@ -89,22 +89,28 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn unavailable(error: redis::RedisError) -> Error {
+pub(crate) fn unavailable(error: redis::RedisError) -> Error {
     Error::StoreUnavailable(error.to_string())
+}
+
+/// A reconnecting connection to the Redis at `url` whose commands time out after 2 seconds,
+/// so an unresponsive server becomes [`Error::StoreUnavailable`] instead of a hung request.
+pub(crate) async fn connect_redis(url: &str) -> Result<ConnectionManager> {
+    let client = redis::Client::open(url).map_err(unavailable)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1);
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(unavailable)
 }
 
 impl RedisStore {
     /// Connects to the Redis at `url` (`redis://host:port/db`); keys start with `prefix`
     /// (for example `"myapp:"`). Commands time out after 2 seconds.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
+        let connection = connect_redis(url).await?;
         Ok(Self {
             connection,
             prefix: Arc::from(prefix),

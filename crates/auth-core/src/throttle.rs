@@ -264,22 +264,13 @@ mod redis_attempts {
         }
     }
 
-    fn unavailable(error: redis::RedisError) -> Error {
-        Error::StoreUnavailable(error.to_string())
-    }
+    use crate::redis_store::{connect_redis, unavailable};
 
     impl RedisAttemptStore {
         /// Connects to the Redis at `url`; keys start with `prefix`. Windows follow the
         /// Redis server's clock (key expiry), not the `now` passed in.
         pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
-            let client = redis::Client::open(url).map_err(unavailable)?;
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(Duration::from_secs(2)))
-                .set_number_of_retries(1);
-            let connection = ConnectionManager::new_with_config(client, config)
-                .await
-                .map_err(unavailable)?;
+            let connection = connect_redis(url).await?;
             Ok(Self {
                 connection,
                 prefix: prefix.to_owned(),

@@ -59,6 +59,26 @@ struct App<S> {
     verifier: JwtVerifier,
 }
 
+impl<S: SessionStore> App<S> {
+    fn new(
+        store: S,
+        passwords: Passwords,
+        throttle: LoginThrottle<MemoryAttemptStore>,
+        issuer: JwtIssuer,
+        verifier: JwtVerifier,
+    ) -> Self {
+        Self {
+            sessions: Sessions::new(store, SessionConfig::default()),
+            cookie: SessionCookie::default(),
+            passwords,
+            users: RwLock::default(),
+            throttle,
+            issuer,
+            verifier,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -122,28 +142,21 @@ async fn run() -> Result<(), String> {
                 .await
                 .map_err(|error| format!("REDIS_URL: {error}"))?;
             tracing::info!("sessions in Redis");
-            let app = App {
-                sessions: Sessions::new(store, SessionConfig::default()),
-                cookie: SessionCookie::default(),
-                passwords,
-                users: RwLock::default(),
-                throttle,
-                issuer,
-                verifier,
-            };
-            serve(listener, Arc::new(app)).await
+            serve(
+                listener,
+                Arc::new(App::new(store, passwords, throttle, issuer, verifier)),
+            )
+            .await
         }
         Err(_) => {
             tracing::info!("sessions in memory");
-            let app = Arc::new(App {
-                sessions: Sessions::new(MemoryStore::new(), SessionConfig::default()),
-                cookie: SessionCookie::default(),
+            let app = Arc::new(App::new(
+                MemoryStore::new(),
                 passwords,
-                users: RwLock::default(),
                 throttle,
                 issuer,
                 verifier,
-            });
+            ));
             let sweeper = app.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
