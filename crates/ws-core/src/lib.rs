@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod connection;
+mod deflate;
+mod error;
+mod handshake;
+#[cfg(feature = "tokio")]
+mod stream;
+
+pub use connection::{Connection, Limits};
+pub use deflate::{DeflateConfig, DeflateParams};
+pub use error::{Error, Result};
+pub use handshake::{Accepted, AuthHook, HandshakeConfig, accept, rejection_response};
+#[cfg(feature = "tokio")]
+pub use stream::WebSocket;
+pub use tungstenite::Message;
+/// Message and close types, shared with tungstenite.
+pub use tungstenite::protocol::frame::coding::CloseCode;
+pub use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
