@@ -116,6 +116,7 @@ impl Connection {
     }
 
     /// The read buffer, for adapters that read straight into it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn read_buffer(&mut self) -> &mut BytesMut {
         &mut self.read
     }

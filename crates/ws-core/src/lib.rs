@@ -5,6 +5,7 @@ mod connection;
 mod deflate;
 mod error;
 mod handshake;
+mod hub;
 #[cfg(feature = "tokio")]
 mod stream;
 
@@ -12,6 +13,7 @@ pub use connection::{Connection, Limits};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, Result};
 pub use handshake::{Accepted, AuthHook, HandshakeConfig, accept, rejection_response};
+pub use hub::{ClientId, Hub, HubConfig, Outgoing, Presence, Publication, SlowConsumer};
 #[cfg(feature = "tokio")]
 pub use stream::WebSocket;
 pub use tungstenite::Message;
