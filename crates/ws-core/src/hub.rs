@@ -231,6 +231,12 @@ impl Hub {
         self.clients.is_empty()
     }
 
+    /// The client with this numeric id, if connected (ids come from [`ClientId::get`]).
+    pub fn client(&self, id: u64) -> Option<ClientId> {
+        let id = ClientId(id);
+        self.clients.contains_key(&id).then_some(id)
+    }
+
     /// A client's name.
     pub fn name(&self, id: ClientId) -> Option<&str> {
         self.clients.get(&id).map(|c| &*c.name)
@@ -499,6 +505,12 @@ impl Hub {
                 mark_ready(&mut self.ready, id, client);
             }
         }
+    }
+
+    /// Whether a close is queued for this client (or it is unknown): its connection can
+    /// be dropped if it cannot even write that close.
+    pub fn is_closing(&self, id: ClientId) -> bool {
+        self.clients.get(&id).is_none_or(|c| c.closing)
     }
 
     /// Whether a shutdown is under way.

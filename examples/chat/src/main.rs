@@ -18,12 +18,13 @@
 //! Ctrl-C or SIGTERM stops accepting, closes every chat connection with 1001 after
 //! draining its queue, then exits 0.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -31,11 +32,14 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tracing_subscriber::EnvFilter;
 use ws_core::{
-    Connection, DeflateConfig, HandshakeConfig, Limits, Message, WebSocket, accept,
-    rejection_response,
+    ClientId, CloseCode, Connection, DeflateConfig, HandshakeConfig, Hub, HubConfig, Limits,
+    Message, Outgoing, WebSocket, accept, rejection_response,
 };
 
 /// How long connections may take to drain after a shutdown signal.
@@ -51,6 +55,46 @@ type Body = Full<Bytes>;
 struct App {
     echo: HandshakeConfig,
     echo_limits: Limits,
+    chat: HandshakeConfig,
+    chat_limits: Limits,
+    state: Mutex<State>,
+}
+
+/// The hub and a wake-up handle per connected client.
+#[derive(Debug)]
+struct State {
+    hub: Hub,
+    wakers: HashMap<ClientId, Arc<Notify>>,
+}
+
+impl State {
+    /// Wakes the connections whose hub queue got something.
+    fn wake(&mut self) {
+        while let Some(id) = self.hub.poll_ready() {
+            if let Some(notify) = self.wakers.get(&id) {
+                notify.notify_one();
+            }
+        }
+    }
+}
+
+impl App {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the hub usable: take it anyway.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What a chat client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Command {
+    Join { room: String },
+    Leave { room: String },
+    Say { room: String, text: String },
+    Dm { to: u64, text: String },
 }
 
 fn main() -> ExitCode {
@@ -128,10 +172,34 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
         max_send_buffer: 32 << 20,
         ..Limits::default()
     };
+    let origins: Vec<String> = match std::env::var("ALLOWED_ORIGINS") {
+        Ok(list) => list.split(',').map(|o| o.trim().to_owned()).collect(),
+        Err(_) => vec![
+            format!("http://{local}"),
+            format!("http://localhost:{}", local.port()),
+        ],
+    };
     let app = Arc::new(App {
-        echo: HandshakeConfig::default().deflate(DeflateConfig::default()),
+        echo: HandshakeConfig::default()
+            .protocols(["echo.v1"])
+            .deflate(DeflateConfig::default()),
         echo_limits,
+        chat: HandshakeConfig::default()
+            .allow_origins(origins)
+            .protocols(["chat.v1"])
+            .deflate(DeflateConfig::default()),
+        chat_limits: Limits {
+            max_frame: 64 * 1024,
+            max_message: 64 * 1024,
+            max_send_buffer: 256 * 1024,
+            ..Limits::default()
+        },
+        state: Mutex::new(State {
+            hub: Hub::new(HubConfig::default()),
+            wakers: HashMap::new(),
+        }),
     });
+    tokio::spawn(heartbeats(app.clone()));
 
     let mut signal = std::pin::pin!(shutdown_signal());
     loop {
@@ -164,9 +232,31 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
         }
     }
     drop(listener);
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    let _ = SHUTDOWN_GRACE;
+    {
+        let mut state = app.lock();
+        state.hub.shutdown(Instant::now());
+        state.wake();
+    }
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while !app.lock().hub.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!("chat connections drained");
     Ok(())
+}
+
+/// Runs the hub's timers: pings, pong deadlines, the shutdown grace.
+async fn heartbeats(app: Arc<App>) {
+    loop {
+        let next = app.lock().hub.poll_timeout();
+        let wait = next.map_or(Duration::from_secs(1), |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+        let mut state = app.lock();
+        state.hub.handle_timeout(Instant::now());
+        state.wake();
+    }
 }
 
 async fn shutdown_signal() -> &'static str {
@@ -196,6 +286,13 @@ async fn handle(app: Arc<App>, request: Request<Incoming>) -> Result<Response<Bo
     let path = request.uri().path().to_owned();
     let response = match path.as_str() {
         "/echo" => upgrade(request, &app.echo, app.echo_limits, echo),
+        "/ws" => {
+            let name = nickname(request.uri().query());
+            let session_app = app.clone();
+            upgrade(request, &app.chat, app.chat_limits, move |ws| {
+                chat(session_app, ws, name)
+            })
+        }
         _ => page(request.method(), &path),
     };
     Ok(response)
@@ -289,4 +386,187 @@ fn text(status: StatusCode, content_type: &'static str, body: &'static str) -> R
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+/// The `name` query parameter if it is a plain nickname, else `guest`.
+fn nickname(query: Option<&str>) -> String {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|pair| pair.strip_prefix("name="))
+        .find(|name| {
+            !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or("guest")
+        .to_owned()
+}
+
+/// One chat connection: commands in, hub output out.
+async fn chat<S>(app: Arc<App>, mut ws: WebSocket<S>, name: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let notify = Arc::new(Notify::new());
+    let connected = connect(&app, &name, &notify);
+    let Some(id) = connected else {
+        let _ = ws.start_close(CloseCode::Away, "server shutting down");
+        while ws.next_message().await.is_some() {}
+        return;
+    };
+    let welcome = json!({"type": "welcome", "id": id.get(), "name": name});
+    let mut open = ws.queue(Message::text(welcome.to_string())).is_ok();
+    while open {
+        // Move hub output into the connection while it has room; the rest waits in the
+        // hub queue, where the slow-consumer policy bounds it.
+        let closing = drain(&app, id, &mut ws);
+        if closing {
+            break;
+        }
+        if !ws.has_room() {
+            // The peer is not reading: only write, and give up if the hub closes it.
+            tokio::select! {
+                result = ws.flush() => if result.is_err() { break },
+                () = notify.notified() => if is_closing(&app, id) { break },
+            }
+            continue;
+        }
+        tokio::select! {
+            message = ws.next_message() => match message {
+                Some(Ok(message)) => open = received(&app, id, &mut ws, &message),
+                Some(Err(error)) => {
+                    tracing::debug!(%error, client = id.get(), "chat connection failed");
+                    open = false;
+                }
+                None => open = false,
+            },
+            () = notify.notified() => {}
+        }
+    }
+    disconnect(&app, id);
+    // Finish a close handshake we started, within a bound.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while ws.next_message().await.is_some() {}
+    })
+    .await;
+}
+
+fn connect(app: &App, name: &str, notify: &Arc<Notify>) -> Option<ClientId> {
+    let mut state = app.lock();
+    let id = state.hub.connect(name, Instant::now()).ok()?;
+    state.wakers.insert(id, notify.clone());
+    Some(id)
+}
+
+fn disconnect(app: &App, id: ClientId) {
+    let mut state = app.lock();
+    state.hub.disconnect(id, Instant::now());
+    state.wakers.remove(&id);
+    state.wake();
+}
+
+fn is_closing(app: &App, id: ClientId) -> bool {
+    app.lock().hub.is_closing(id)
+}
+
+/// Handles one message from a chat client; `false` if the connection should end.
+fn received<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>, message: &Message) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut state = app.lock();
+    state.hub.handle_activity(id, Instant::now());
+    let mut open = true;
+    if let Message::Text(text) = message
+        && let Err(error) = command(&mut state.hub, id, text.as_str())
+    {
+        let reply = json!({"type": "error", "message": error});
+        open = ws.queue(Message::text(reply.to_string())).is_ok();
+    }
+    state.wake();
+    open
+}
+
+/// Queues hub output for one client; `true` once a close was queued.
+fn drain<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut state = app.lock();
+    while ws.has_room() {
+        let Some(item) = state.hub.poll_transmit(id) else {
+            break;
+        };
+        let message = match item {
+            Outgoing::Message {
+                room,
+                from,
+                message,
+            } => {
+                let name = state.hub.name(from).unwrap_or("?").to_owned();
+                let text = message.to_text().unwrap_or_default();
+                match room {
+                    Some(room) => {
+                        json!({"type": "message", "room": &*room, "from": from.get(), "name": name, "text": text})
+                    }
+                    None => json!({"type": "dm", "from": from.get(), "name": name, "text": text}),
+                }
+            }
+            Outgoing::Presence(presence) => {
+                let members: Vec<_> = state
+                    .hub
+                    .members(&presence.room)
+                    .into_iter()
+                    .map(|(id, name)| json!({"id": id.get(), "name": &*name}))
+                    .collect();
+                json!({"type": "presence", "room": &*presence.room, "id": presence.client.get(),
+                       "name": &*presence.name, "joined": presence.joined, "members": members})
+            }
+            Outgoing::Ping => {
+                let _ = ws.queue(Message::Ping(bytes::Bytes::new()));
+                continue;
+            }
+            Outgoing::Close(code, reason) => {
+                let _ = ws.start_close(code, reason);
+                return true;
+            }
+        };
+        if ws.queue(Message::text(message.to_string())).is_err() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Applies one chat command.
+fn command(hub: &mut Hub, id: ClientId, text: &str) -> Result<(), String> {
+    let now = Instant::now();
+    let command: Command =
+        serde_json::from_str(text).map_err(|error| format!("bad command: {error}"))?;
+    let checked = |room: &str| {
+        if room.is_empty() || room.len() > 64 {
+            Err("room names are 1 to 64 bytes".to_owned())
+        } else {
+            Ok(())
+        }
+    };
+    match command {
+        Command::Join { room } => {
+            checked(&room)?;
+            hub.join(id, &room, now).map_err(|e| e.to_string())
+        }
+        Command::Leave { room } => hub.leave(id, &room, now).map_err(|e| e.to_string()),
+        Command::Say { room, text } => hub
+            .broadcast(id, &room, Message::text(text), now)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Command::Dm { to, text } => {
+            let to = hub.client(to).ok_or_else(|| format!("no client {to}"))?;
+            hub.send_to(id, to, Message::text(text), now)
+                .map_err(|e| e.to_string())
+        }
+    }
 }
