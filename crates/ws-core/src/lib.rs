@@ -6,6 +6,8 @@ mod deflate;
 mod error;
 mod handshake;
 mod hub;
+#[cfg(feature = "redis")]
+mod scale_out;
 #[cfg(feature = "tokio")]
 mod stream;
 
@@ -14,6 +16,8 @@ pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, Result};
 pub use handshake::{Accepted, AuthHook, HandshakeConfig, accept, rejection_response};
 pub use hub::{ClientId, Hub, HubConfig, Outgoing, Presence, Publication, SlowConsumer};
+#[cfg(feature = "redis")]
+pub use scale_out::{RedisInbox, RedisScaleOut, ScaleOut};
 #[cfg(feature = "tokio")]
 pub use stream::WebSocket;
 pub use tungstenite::Message;
