@@ -1,0 +1,735 @@
+//! The server side of one WebSocket connection as a sans-IO state machine: bytes in with
+//! [`Connection::feed`], messages out of [`Connection::poll_message`], frames to write from
+//! [`Connection::pending`]. Frames are parsed and formatted with tungstenite's frame layer
+//! (`FrameHeader`); messages, limits, permessage-deflate and the close handshake live here.
+//!
+//! ```
+//! use ws_core::{Connection, Limits, Message};
+//! let mut conn = Connection::new(Limits::default(), None);
+//! // A masked text frame "Hi" from a client (RFC 6455 section 5.7).
+//! conn.feed(&[0x81, 0x82, 1, 2, 3, 4, b'H' ^ 1, b'i' ^ 2]);
+//! assert_eq!(conn.poll_message().unwrap(), Some(Message::text("Hi")));
+//! conn.send(Message::text("Hi")).unwrap();
+//! assert_eq!(conn.pending(), &[0x81, 0x02, b'H', b'i']);
+//! ```
+
+use std::io::Cursor;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tungstenite::Message;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+use tungstenite::protocol::frame::{FrameHeader, Utf8Bytes};
+
+use crate::deflate::{Codec, DeflateParams};
+use crate::error::{Error, Result};
+
+/// Size limits of one connection. The defaults suit chat-like traffic; raise them for
+/// bulk transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest payload of one frame (default 1 MiB); larger frames close with 1009
+    /// before their payload is read.
+    pub max_frame: usize,
+    /// Largest message after reassembly and inflation (default 1 MiB); close 1009.
+    pub max_message: usize,
+    /// Bytes that may wait to be written; [`Connection::send`] refuses more with
+    /// [`Error::SendBufferFull`] (default 1 MiB). One message is always accepted
+    /// into an empty buffer, so a message up to `max_message` can always be echoed.
+    pub max_send_buffer: usize,
+    /// Smallest read buffer an IO adapter uses; it grows under load and shrinks back
+    /// when idle (default 512 bytes).
+    pub read_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame: 1 << 20,
+            max_message: 1 << 20,
+            max_send_buffer: 1 << 20,
+            read_buffer: 512,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// We sent a close frame and wait for the peer's.
+    CloseSent,
+    /// Both close frames are exchanged or the connection failed: nothing is read any more.
+    Closed,
+}
+
+/// A message being reassembled from fragments.
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    compressed: bool,
+    data: Vec<u8>,
+    /// Bytes of `data` known to be valid UTF-8 (text only): invalid text fails fast,
+    /// at the fragment that breaks it.
+    checked: usize,
+}
+
+/// One server-side WebSocket connection (RFC 6455), without IO.
+#[derive(Debug)]
+pub struct Connection {
+    limits: Limits,
+    codec: Option<Codec>,
+    read: BytesMut,
+    out: BytesMut,
+    partial: Option<Partial>,
+    state: State,
+}
+
+impl Connection {
+    /// A connection after a successful handshake; `deflate` comes from
+    /// [`Accepted::deflate`](crate::Accepted::deflate).
+    pub fn new(limits: Limits, deflate: Option<DeflateParams>) -> Self {
+        Self {
+            limits,
+            codec: deflate.map(Codec::new),
+            read: BytesMut::new(),
+            out: BytesMut::new(),
+            partial: None,
+            state: State::Open,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The negotiated permessage-deflate parameters, if any.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.codec.as_ref().map(Codec::params)
+    }
+
+    /// Appends bytes read from the transport.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.state != State::Closed {
+            self.read.extend_from_slice(data);
+        }
+    }
+
+    /// The read buffer, for adapters that read straight into it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.read
+    }
+
+    /// Whether the connection still reads (it stops after the close handshake or a failure).
+    pub fn is_reading(&self) -> bool {
+        self.state != State::Closed
+    }
+
+    /// Whether the connection is finished: closed and every byte written. The transport
+    /// should be shut down then (the server closes TCP first, RFC 6455 section 7.1.1).
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Closed && self.out.is_empty()
+    }
+
+    /// Bytes waiting to be written to the transport.
+    pub fn pending(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Marks `n` pending bytes as written.
+    pub fn advance(&mut self, n: usize) {
+        self.out.advance(n.min(self.out.len()));
+        if self.out.is_empty() && self.out.capacity() > 64 * 1024 {
+            self.out = BytesMut::new();
+        }
+    }
+
+    /// Parses buffered bytes into the next message. Pings are answered here (a pong is
+    /// queued) and are returned too, as are pongs and the peer's close. `Ok(None)` means
+    /// more bytes are needed.
+    ///
+    /// # Errors
+    ///
+    /// A protocol violation, invalid UTF-8 or a limit: the connection queues a close frame
+    /// with the matching code ([`Error::close_code`]) and stops reading.
+    pub fn poll_message(&mut self) -> Result<Option<Message>> {
+        loop {
+            if self.state == State::Closed {
+                return Ok(None);
+            }
+            match self.next_frame() {
+                Ok(Some(Some(message))) => return Ok(Some(message)),
+                Ok(Some(None)) => continue,
+                Ok(None) => {
+                    self.shrink_read_buffer();
+                    return Ok(None);
+                }
+                Err(error) => {
+                    self.fail(&error);
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Queues a message. Text and binary messages are compressed when deflate was
+    /// negotiated and the message is long enough. Sending [`Message::Close`] starts the
+    /// close handshake.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after a close was sent, [`Error::SendBufferFull`] when the peer
+    /// is not reading, [`Error::Protocol`] for a control payload over 125 bytes.
+    pub fn send(&mut self, message: Message) -> Result<()> {
+        if self.state != State::Open {
+            return Err(Error::Closed);
+        }
+        match message {
+            Message::Text(text) => self.send_data(OpCode::Data(Data::Text), text.as_bytes()),
+            Message::Binary(data) => self.send_data(OpCode::Data(Data::Binary), &data),
+            Message::Ping(data) => self.send_control(Control::Ping, &data),
+            Message::Pong(data) => self.send_control(Control::Pong, &data),
+            Message::Close(frame) => {
+                let payload = close_payload(frame.as_ref());
+                self.send_control(Control::Close, &payload)?;
+                self.state = State::CloseSent;
+                Ok(())
+            }
+            Message::Frame(_) => Err(Error::Protocol("raw frames cannot be sent")),
+        }
+    }
+
+    /// Starts the close handshake with `code` and `reason` (truncated to fit 123 bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if a close was already sent.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        let reason = truncate_utf8(reason, 123);
+        self.send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        })))
+    }
+
+    /// Room for one more queued frame of `len` payload bytes.
+    fn check_room(&self, len: usize) -> Result<()> {
+        if !self.out.is_empty() && self.out.len().saturating_add(len) > self.limits.max_send_buffer
+        {
+            return Err(Error::SendBufferFull {
+                queued: self.out.len(),
+                limit: self.limits.max_send_buffer,
+            });
+        }
+        Ok(())
+    }
+
+    fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<()> {
+        self.check_room(payload.len())?;
+        let compressed = match &mut self.codec {
+            Some(codec) if codec.wants(payload.len()) => {
+                let mut wire = Vec::new();
+                codec.compress(payload, &mut wire)?;
+                Some(wire)
+            }
+            _ => None,
+        };
+        let header = FrameHeader {
+            is_final: true,
+            rsv1: compressed.is_some(),
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask: None,
+        };
+        let body = compressed.as_deref().unwrap_or(payload);
+        self.write_frame(&header, body)
+    }
+
+    fn send_control(&mut self, control: Control, payload: &[u8]) -> Result<()> {
+        if payload.len() > 125 {
+            return Err(Error::Protocol("control frame payload over 125 bytes"));
+        }
+        let header = FrameHeader {
+            is_final: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: OpCode::Control(control),
+            mask: None,
+        };
+        self.write_frame(&header, payload)
+    }
+
+    fn write_frame(&mut self, header: &FrameHeader, payload: &[u8]) -> Result<()> {
+        let len = payload.len() as u64;
+        self.out.reserve(header.len(len) + payload.len());
+        let mut writer = bytes::BufMut::writer(&mut self.out);
+        header
+            .format(len, &mut writer)
+            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        self.out.extend_from_slice(payload);
+        Ok(())
+    }
+
+    /// Queues a close frame for a failure and stops reading (RFC 6455 section 7.1.7).
+    fn fail(&mut self, error: &Error) {
+        if self.state == State::Open
+            && let Some(code) = error.close_code()
+        {
+            let payload = close_payload(Some(&CloseFrame {
+                code,
+                reason: Utf8Bytes::from(truncate_utf8(&error.to_string(), 123)),
+            }));
+            // A failing connection may exceed the send bound by one close frame.
+            let header = FrameHeader {
+                opcode: OpCode::Control(Control::Close),
+                ..FrameHeader::default()
+            };
+            let _ = self.write_frame(&header, &payload);
+        }
+        self.state = State::Closed;
+        self.partial = None;
+        self.read = BytesMut::new();
+    }
+
+    fn shrink_read_buffer(&mut self) {
+        if self.read.is_empty() && self.read.capacity() > 64 * 1024 {
+            self.read = BytesMut::new();
+        }
+    }
+
+    /// One frame: `Ok(None)` needs more bytes, `Ok(Some(None))` consumed a frame that
+    /// completed no message.
+    fn next_frame(&mut self) -> Result<Option<Option<Message>>> {
+        let mut cursor = Cursor::new(self.read.as_ref());
+        let Some((header, length)) = FrameHeader::parse(&mut cursor)
+            .map_err(|_| Error::Protocol("reserved opcode or malformed frame header"))?
+        else {
+            return Ok(None);
+        };
+        let header_len = usize::try_from(cursor.position()).unwrap_or(usize::MAX);
+        self.check_header(&header, length)?;
+        // check_header bounded `length` by max_frame, which is a usize.
+        let length = usize::try_from(length).unwrap_or(usize::MAX);
+        let total = header_len.saturating_add(length);
+        if self.read.len() < total {
+            self.read.reserve(total - self.read.len());
+            return Ok(None);
+        }
+        let mut frame = self.read.split_to(total);
+        frame.advance(header_len);
+        if let Some(mask) = header.mask {
+            apply_mask(&mut frame, mask);
+        }
+        let payload = frame.freeze();
+        match header.opcode {
+            OpCode::Control(control) => self.on_control(control, payload),
+            OpCode::Data(data) => self.on_data(&header, data, payload),
+        }
+    }
+
+    /// Everything that can be decided from the header alone, before buffering the payload.
+    fn check_header(&self, header: &FrameHeader, length: u64) -> Result<()> {
+        // RFC 6455 section 5.1: a server MUST close on an unmasked client frame.
+        if header.mask.is_none() {
+            return Err(Error::Protocol("unmasked client frame"));
+        }
+        // Section 5.2: RSV bits without an extension that defines them. RFC 7692 section
+        // 6 gives RSV1 to permessage-deflate on the first frame of a data message.
+        if header.rsv2 || header.rsv3 {
+            return Err(Error::Protocol("reserved bits set"));
+        }
+        match header.opcode {
+            OpCode::Control(_) => {
+                if header.rsv1 {
+                    return Err(Error::Protocol("RSV1 on a control frame"));
+                }
+                // Section 5.5: control frames are not fragmented and carry at most 125 bytes.
+                if !header.is_final {
+                    return Err(Error::Protocol("fragmented control frame"));
+                }
+                if length > 125 {
+                    return Err(Error::Protocol("control frame payload over 125 bytes"));
+                }
+            }
+            OpCode::Data(data) => {
+                if length > self.limits.max_frame as u64 {
+                    return Err(Error::FrameTooLarge {
+                        size: length,
+                        limit: self.limits.max_frame,
+                    });
+                }
+                match (data, &self.partial) {
+                    (Data::Continue, None) => {
+                        return Err(Error::Protocol("continuation frame without a message"));
+                    }
+                    (Data::Continue, Some(_)) if header.rsv1 => {
+                        return Err(Error::Protocol("RSV1 on a continuation frame"));
+                    }
+                    (Data::Text | Data::Binary, Some(_)) => {
+                        return Err(Error::Protocol("new message inside a fragmented one"));
+                    }
+                    _ => {}
+                }
+                if header.rsv1 && self.codec.is_none() {
+                    return Err(Error::Protocol("RSV1 set without permessage-deflate"));
+                }
+                let so_far = self.partial.as_ref().map_or(0, |p| p.data.len());
+                let compressed = header.rsv1 || self.partial.as_ref().is_some_and(|p| p.compressed);
+                if !compressed
+                    && (so_far as u64).saturating_add(length) > self.limits.max_message as u64
+                {
+                    return Err(Error::MessageTooLarge {
+                        limit: self.limits.max_message,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_control(&mut self, control: Control, payload: Bytes) -> Result<Option<Option<Message>>> {
+        match control {
+            Control::Ping => {
+                // Section 5.5.3: a pong may be skipped while earlier output is unread, which
+                // keeps a peer that pings without reading from growing our buffer.
+                if self.state == State::Open && self.check_room(payload.len()).is_ok() {
+                    self.send_control(Control::Pong, &payload)?;
+                }
+                Ok(Some(Some(Message::Ping(payload))))
+            }
+            Control::Pong => Ok(Some(Some(Message::Pong(payload)))),
+            Control::Close => {
+                let frame = parse_close(&payload)?;
+                if self.state == State::Open {
+                    // Section 5.5.1: answer with a close, echoing the code.
+                    let reply = frame.as_ref().map(|f| CloseFrame {
+                        code: f.code,
+                        reason: Utf8Bytes::default(),
+                    });
+                    let header = FrameHeader {
+                        opcode: OpCode::Control(Control::Close),
+                        ..FrameHeader::default()
+                    };
+                    self.write_frame(&header, &close_payload(reply.as_ref()))?;
+                }
+                self.state = State::Closed;
+                self.partial = None;
+                self.read = BytesMut::new();
+                Ok(Some(Some(Message::Close(frame))))
+            }
+            Control::Reserved(_) => Err(Error::Protocol("reserved control opcode")),
+        }
+    }
+
+    fn on_data(
+        &mut self,
+        header: &FrameHeader,
+        data: Data,
+        payload: Bytes,
+    ) -> Result<Option<Option<Message>>> {
+        let limit = self.limits.max_message;
+        // The common case: one uncompressed frame is one message, without a copy.
+        if header.is_final && !header.rsv1 && self.partial.is_none() {
+            return Ok(Some(Some(match data {
+                Data::Text => {
+                    Message::Text(Utf8Bytes::try_from(payload).map_err(|_| Error::InvalidUtf8)?)
+                }
+                _ => Message::Binary(payload),
+            })));
+        }
+        let mut partial = match self.partial.take() {
+            Some(partial) => partial,
+            None => Partial {
+                text: data == Data::Text,
+                compressed: header.rsv1,
+                data: Vec::new(),
+                checked: 0,
+            },
+        };
+        if partial.compressed {
+            let codec = self
+                .codec
+                .as_mut()
+                .ok_or(Error::Protocol("RSV1 set without permessage-deflate"))?;
+            codec.inflate(&payload, header.is_final, &mut partial.data, limit)?;
+        } else {
+            partial.data.extend_from_slice(&payload);
+        }
+        if partial.text {
+            let rest = partial.data.get(partial.checked..).unwrap_or_default();
+            match std::str::from_utf8(rest) {
+                Ok(_) => partial.checked = partial.data.len(),
+                Err(e) if e.error_len().is_some() => return Err(Error::InvalidUtf8),
+                Err(e) => partial.checked += e.valid_up_to(),
+            }
+        }
+        if !header.is_final {
+            self.partial = Some(partial);
+            return Ok(Some(None));
+        }
+        Ok(Some(Some(if partial.text {
+            Message::Text(
+                String::from_utf8(partial.data)
+                    .map_err(|_| Error::InvalidUtf8)?
+                    .into(),
+            )
+        } else {
+            Message::Binary(partial.data.into())
+        })))
+    }
+}
+
+/// Parses a close payload (RFC 6455 section 5.5.1, 7.4): empty, or a valid code and a
+/// UTF-8 reason.
+fn parse_close(payload: &[u8]) -> Result<Option<CloseFrame>> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(Error::Protocol("close payload of one byte")),
+        [high, low, reason @ ..] => {
+            let code = CloseCode::from(u16::from_be_bytes([*high, *low]));
+            if !code.is_allowed() {
+                return Err(Error::Protocol("invalid close code"));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| Error::InvalidUtf8)?;
+            Ok(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            }))
+        }
+    }
+}
+
+fn close_payload(frame: Option<&CloseFrame>) -> Vec<u8> {
+    match frame {
+        None => Vec::new(),
+        Some(frame) => {
+            let code: u16 = frame.code.into();
+            let mut payload = code.to_be_bytes().to_vec();
+            payload.extend_from_slice(truncate_utf8(&frame.reason, 123).as_bytes());
+            payload
+        }
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a char boundary.
+fn truncate_utf8(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
+/// XORs the payload with the client's masking key (RFC 6455 section 5.3), eight bytes at
+/// a time.
+pub(crate) fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        if let Ok(bytes) = <[u8; 8]>::try_from(&*chunk) {
+            chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ wide).to_ne_bytes());
+        }
+    }
+    for (byte, key) in chunks.into_remainder().iter_mut().zip(mask.iter().cycle()) {
+        *byte ^= key;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+
+    const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A masked client frame.
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![first];
+        let len = payload.len();
+        if len < 126 {
+            out.push(0x80 | len as u8);
+        } else if len < 65536 {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        out.extend_from_slice(&MASK);
+        let mut body = payload.to_vec();
+        apply_mask(&mut body, MASK);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn close_code_sent(conn: &Connection) -> u16 {
+        let out = conn.pending();
+        assert_eq!(out[0], 0x88, "a close frame was queued: {out:?}");
+        u16::from_be_bytes([out[2], out[3]])
+    }
+
+    #[test]
+    fn rfc_masked_hello() {
+        // RFC 6455 section 5.7: a single-frame masked text message "Hello".
+        let mut conn = Connection::new(Limits::default(), None);
+        conn.feed(&[
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ]);
+        assert_eq!(conn.poll_message().unwrap(), Some(Message::text("Hello")));
+    }
+
+    #[test]
+    fn fragments_and_byte_at_a_time_feeding() {
+        let mut conn = Connection::new(Limits::default(), None);
+        let mut wire = frame(0x01, b"Hel");
+        wire.extend(frame(0x89, b"ping"));
+        wire.extend(frame(0x80, b"lo"));
+        let mut got = Vec::new();
+        for byte in wire {
+            conn.feed(&[byte]);
+            while let Some(message) = conn.poll_message().unwrap() {
+                got.push(message);
+            }
+        }
+        assert_eq!(
+            got,
+            vec![Message::Ping("ping".into()), Message::text("Hello")]
+        );
+        assert_eq!(conn.pending(), &[0x8a, 4, b'p', b'i', b'n', b'g']);
+    }
+
+    #[test]
+    fn invalid_utf8_fails_fast_with_1007() {
+        let mut conn = Connection::new(Limits::default(), None);
+        conn.feed(&frame(
+            0x01,
+            &[
+                0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80,
+            ],
+        ));
+        assert!(matches!(conn.poll_message(), Err(Error::InvalidUtf8)));
+        assert_eq!(close_code_sent(&conn), 1007);
+        assert!(!conn.is_reading());
+    }
+
+    #[test]
+    fn unmasked_frame_is_1002() {
+        let mut conn = Connection::new(Limits::default(), None);
+        conn.feed(&[0x81, 0x02, b'h', b'i']);
+        assert!(matches!(conn.poll_message(), Err(Error::Protocol(_))));
+        assert_eq!(close_code_sent(&conn), 1002);
+    }
+
+    #[test]
+    fn fragmented_ping_is_1002() {
+        let mut conn = Connection::new(Limits::default(), None);
+        conn.feed(&frame(0x09, b"x"));
+        assert!(matches!(conn.poll_message(), Err(Error::Protocol(_))));
+        assert_eq!(close_code_sent(&conn), 1002);
+    }
+
+    #[test]
+    fn oversized_frame_is_1009_before_the_payload_arrives() {
+        let limits = Limits {
+            max_frame: 1000,
+            ..Limits::default()
+        };
+        let mut conn = Connection::new(limits, None);
+        let wire = frame(0x82, &[0u8; 1001]);
+        conn.feed(&wire[..20]);
+        assert!(matches!(
+            conn.poll_message(),
+            Err(Error::FrameTooLarge { size: 1001, .. })
+        ));
+        assert_eq!(close_code_sent(&conn), 1009);
+    }
+
+    #[test]
+    fn oversized_fragmented_message_is_1009() {
+        let limits = Limits {
+            max_message: 1000,
+            ..Limits::default()
+        };
+        let mut conn = Connection::new(limits, None);
+        conn.feed(&frame(0x02, &[0u8; 600]));
+        conn.feed(&frame(0x80, &[0u8; 600]));
+        assert!(matches!(
+            conn.poll_message(),
+            Err(Error::MessageTooLarge { .. })
+        ));
+        assert_eq!(close_code_sent(&conn), 1009);
+    }
+
+    #[test]
+    fn close_is_echoed_and_bad_codes_are_1002() {
+        let mut conn = Connection::new(Limits::default(), None);
+        conn.feed(&frame(0x88, &[0x03, 0xe8, b'b', b'y', b'e']));
+        assert!(matches!(
+            conn.poll_message().unwrap(),
+            Some(Message::Close(Some(_)))
+        ));
+        assert_eq!(close_code_sent(&conn), 1000);
+        assert!(conn.send(Message::text("late")).is_err());
+        let n = conn.pending().len();
+        conn.advance(n);
+        assert!(conn.is_finished());
+
+        let mut conn = Connection::new(Limits::default(), None);
+        conn.feed(&frame(0x88, &1005u16.to_be_bytes()));
+        assert!(conn.poll_message().is_err());
+        assert_eq!(close_code_sent(&conn), 1002);
+    }
+
+    #[test]
+    fn send_buffer_is_bounded() {
+        let limits = Limits {
+            max_send_buffer: 100,
+            ..Limits::default()
+        };
+        let mut conn = Connection::new(limits, None);
+        // One message always fits into an empty buffer.
+        conn.send(Message::binary(vec![0u8; 500])).unwrap();
+        let error = conn.send(Message::binary(vec![0u8; 10])).unwrap_err();
+        assert!(matches!(error, Error::SendBufferFull { limit: 100, .. }));
+        let n = conn.pending().len();
+        conn.advance(n);
+        conn.send(Message::binary(vec![0u8; 10])).unwrap();
+    }
+
+    #[test]
+    fn deflate_round_trip_through_frames() {
+        use crate::deflate::DeflateParams;
+        let params = DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: None,
+            level: 6,
+            min_size: 0,
+        };
+        let mut server = Connection::new(Limits::default(), Some(params.clone()));
+        let text = "compress me ".repeat(100);
+        server.send(Message::text(text.clone())).unwrap();
+        let wire = server.pending().to_vec();
+        assert_eq!(wire[0], 0xc1, "FIN + RSV1 + text");
+        // Feed the server's compressed frame back as if a client sent it (masked).
+        let payload_start = if wire[1] < 126 { 2 } else { 4 };
+        let mut client_frame = frame(0xc1, &wire[payload_start..]);
+        client_frame[0] = 0xc1;
+        let mut peer = Connection::new(Limits::default(), Some(params));
+        peer.feed(&client_frame);
+        assert_eq!(peer.poll_message().unwrap(), Some(Message::text(text)));
+    }
+
+    #[test]
+    fn rsv1_without_deflate_is_1002() {
+        let mut conn = Connection::new(Limits::default(), None);
+        conn.feed(&frame(0xc1, b"x"));
+        assert!(matches!(conn.poll_message(), Err(Error::Protocol(_))));
+    }
+}

@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod connection;
+mod deflate;
+mod error;
+mod handshake;
+mod hub;
+#[cfg(feature = "redis")]
+mod scale_out;
+#[cfg(feature = "tokio")]
+mod stream;
+
+pub use connection::{Connection, Limits};
+pub use deflate::{DeflateConfig, DeflateParams};
+pub use error::{Error, Result};
+pub use handshake::{Accepted, AuthHook, HandshakeConfig, accept, rejection_response};
+pub use hub::{ClientId, Hub, HubConfig, Outgoing, Presence, Publication, SlowConsumer};
+#[cfg(feature = "redis")]
+pub use scale_out::{RedisInbox, RedisScaleOut, ScaleOut};
+#[cfg(feature = "tokio")]
+pub use stream::WebSocket;
+pub use tungstenite::Message;
+/// Message and close types, shared with tungstenite.
+pub use tungstenite::protocol::frame::coding::CloseCode;
+pub use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};

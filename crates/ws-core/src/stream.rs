@@ -1,0 +1,202 @@
+//! The `tokio` adapter: a [`Connection`] over any `AsyncRead + AsyncWrite` (a hyper
+//! upgrade, a `TcpStream`). One future, [`WebSocket::next_message`], reads and writes at
+//! once, so queued output (pongs, broadcasts) drains while the task waits for input, and
+//! it is cancel-safe for use in `tokio::select!`.
+//!
+//! ```no_run
+//! # async fn run(stream: tokio::net::TcpStream, deflate: Option<ws_core::DeflateParams>) {
+//! use ws_core::{Connection, Limits, Message, WebSocket};
+//! let mut ws = WebSocket::new(stream, Connection::new(Limits::default(), deflate));
+//! while let Some(Ok(message)) = ws.next_message().await {
+//!     if message.is_text() || message.is_binary() {
+//!         // Queue the echo; it is written while waiting for the next message.
+//!         if ws.queue(message).is_err() { break; }
+//!     }
+//! }
+//! # }
+//! ```
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+
+/// Largest read buffer the adapter grows to under load.
+const MAX_READ_CHUNK: usize = 64 * 1024;
+
+/// A WebSocket connection over a tokio stream.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    io: S,
+    conn: Connection,
+    chunk: usize,
+    failed: Option<Error>,
+    done: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps an upgraded stream.
+    pub fn new(io: S, conn: Connection) -> Self {
+        let chunk = conn.limits().read_buffer.max(64);
+        Self {
+            io,
+            conn,
+            chunk,
+            failed: None,
+            done: false,
+        }
+    }
+
+    /// The protocol state.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Queues a message without waiting; it is written by the next
+    /// [`next_message`](Self::next_message) or [`flush`](Self::flush).
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send`]: the send buffer is full, or the connection is closing.
+    pub fn queue(&mut self, message: Message) -> Result<()> {
+        self.conn.send(message)
+    }
+
+    /// Whether queued output is below the send limit (room for more).
+    pub fn has_room(&self) -> bool {
+        self.conn.pending().len() < self.conn.limits().max_send_buffer
+    }
+
+    /// Queues a message and writes everything queued.
+    ///
+    /// # Errors
+    ///
+    /// As [`queue`](Self::queue), or an IO error.
+    pub async fn send(&mut self, message: Message) -> Result<()> {
+        self.conn.send(message)?;
+        self.flush().await
+    }
+
+    /// Writes everything queued.
+    ///
+    /// # Errors
+    ///
+    /// An IO error.
+    pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| self.poll_write_pending(cx)).await
+    }
+
+    /// Starts the close handshake; keep calling [`next_message`](Self::next_message) until
+    /// it returns `None` to finish it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if a close was already sent.
+    pub fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        self.conn.close(code, reason)
+    }
+
+    /// The next message, writing queued output meanwhile. `None` once the connection is
+    /// over (close handshake done, or the peer went away); an `Err` is reported once, after
+    /// the close frame for it was written.
+    pub async fn next_message(&mut self) -> Option<Result<Message>> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        while !self.conn.pending().is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, self.conn.pending()) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(Error::Io(std::io::ErrorKind::WriteZero.into())));
+                }
+                Poll::Ready(Ok(n)) => self.conn.advance(n),
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Pin::new(&mut self.io).poll_flush(cx).map_err(Error::from)
+    }
+
+    fn finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        // The server closes the TCP connection first (RFC 6455 section 7.1.1).
+        match Pin::new(&mut self.io).poll_shutdown(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(_) => {}
+        }
+        self.done = true;
+        Poll::Ready(self.failed.take().map(Err))
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            // Write what is queued; a write that would block registers the waker.
+            let flushed = match self.poll_write_pending(cx) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(error)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(error)));
+                }
+                Poll::Pending => false,
+            };
+            if self.failed.is_none() && self.conn.is_reading() {
+                match self.conn.poll_message() {
+                    Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
+                    Ok(None) => {}
+                    Err(error) => {
+                        self.failed = Some(error);
+                        continue;
+                    }
+                }
+            }
+            if !self.conn.is_reading() {
+                if flushed {
+                    return self.finish(cx);
+                }
+                return Poll::Pending;
+            }
+            // Backpressure: a peer that does not read stops being read.
+            if !self.has_room() {
+                return Poll::Pending;
+            }
+            let chunk = self.chunk;
+            let buffer = self.conn.read_buffer();
+            let start = buffer.len();
+            // `unsafe_code` is forbidden, so the read goes into zeroed bytes rather than
+            // spare capacity; the adaptive chunk keeps the zeroing proportional to reads.
+            buffer.resize(start + chunk, 0);
+            let mut read_buf = ReadBuf::new(buffer.get_mut(start..).unwrap_or_default());
+            let polled = Pin::new(&mut self.io).poll_read(cx, &mut read_buf);
+            let n = read_buf.filled().len();
+            buffer.truncate(start + n);
+            match polled {
+                Poll::Ready(Ok(())) => {
+                    if n == 0 {
+                        // EOF without a close frame: abnormal closure (1006), nothing to send.
+                        self.done = true;
+                        return Poll::Ready(None);
+                    }
+                    // Grow the chunk while reads fill it; shrink it back when they do not.
+                    self.chunk = if n >= chunk {
+                        (chunk * 2).min(MAX_READ_CHUNK)
+                    } else {
+                        self.conn.limits().read_buffer.max(64).max(chunk / 2)
+                    };
+                }
+                Poll::Ready(Err(error)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

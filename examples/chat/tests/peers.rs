@@ -1,0 +1,111 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! Real peers against the chat server: Python `websockets`, headless Chromium, and the
+//! Autobahn TestSuite cases through kosoku. Each needs its environment variable and says
+//! `skipped` without it; `.ci/run` sets them all.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Server;
+
+fn env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            println!("skipped: {name} is not set");
+            None
+        }
+    }
+}
+
+fn here(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(file)
+}
+
+#[test]
+fn python_websockets_client() {
+    let Some(python) = env("PEER_PYTHON") else { return };
+    let server = Server::start();
+    let output = Command::new(python)
+        .arg(here("peer_websockets.py"))
+        .arg(server.origin())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+#[test]
+fn chromium_two_pages_chat_with_presence_and_deflate() {
+    let Some(modules) = env("PEER_NODE_MODULES") else { return };
+    let Some(chromium) = env("CHROMIUM_PATH") else { return };
+    let server = Server::start();
+    let output = Command::new("node")
+        .arg(here("peer_browser.js"))
+        .arg(server.origin())
+        .env("NODE_PATH", modules)
+        .env("CHROMIUM_PATH", chromium)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+/// Cases kosoku 0.1.0 cannot run: for the zero-length cases 12.x.1 and 13.x.1 with binary
+/// test data its case code hashes a `str` and raises before connecting ("Strings must be
+/// encoded before hashing"), whatever the server. They are reported, not hidden.
+const TOOL_ERRORS: &[&str] = &[
+    "12.1.1", "12.2.1", "12.3.1", "12.4.1", "12.5.1", "13.1.1", "13.2.1", "13.3.1", "13.4.1",
+    "13.5.1", "13.6.1", "13.7.1",
+];
+
+#[test]
+fn autobahn_testsuite_via_kosoku() {
+    let Some(python) = env("PEER_PYTHON") else { return };
+    let kosoku = Path::new(&python).with_file_name("kosoku");
+    assert!(kosoku.exists(), "kosoku is not installed next to {python}");
+    let server = Server::start();
+    let reports = std::env::temp_dir().join(format!("ws-core-autobahn-{}", std::process::id()));
+    let status = Command::new(&kosoku)
+        .args(["-p", "4", "-o"])
+        .arg(&reports)
+        .arg(format!("ws://{}/echo", server.addr))
+        .status()
+        .unwrap();
+    // kosoku exits 1 when any case is not OK; the counts below are the verdict.
+    let _ = status;
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("index.json")).unwrap()).unwrap();
+    let cases = index.as_object().unwrap().values().next().unwrap().as_object().unwrap();
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let mut bad = Vec::new();
+    for (id, case) in cases {
+        let behavior = case["behavior"].as_str().unwrap().to_owned();
+        let close = case["behaviorClose"].as_str().unwrap();
+        *counts.entry(behavior.clone()).or_default() += 1;
+        let tool_error = behavior == "ERROR" && TOOL_ERRORS.contains(&id.as_str());
+        let fine = matches!(behavior.as_str(), "OK" | "NON-STRICT" | "INFORMATIONAL")
+            && matches!(close, "OK" | "INFORMATIONAL");
+        if !fine && !tool_error {
+            bad.push(format!("{id}: {behavior}/{close}"));
+        }
+    }
+    println!("autobahn via kosoku: {} cases, {counts:?}", cases.len());
+    assert_eq!(cases.len(), 517);
+    assert!(bad.is_empty(), "cases not passing: {bad:?}");
+    assert_eq!(counts.get("FAILED"), None);
+    assert_eq!(counts.get("UNIMPLEMENTED"), None);
+    let _ = std::fs::remove_dir_all(&reports);
+}
