@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! Real peers against the chat server: Python `websockets`, headless Chromium, and the
 //! Autobahn TestSuite cases through kosoku. Each needs its environment variable and says
 //! `skipped` without it; `.ci/run` sets them all.
@@ -21,12 +26,16 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn here(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(file)
 }
 
 #[test]
 fn python_websockets_client() {
-    let Some(python) = env("PEER_PYTHON") else { return };
+    let Some(python) = env("PEER_PYTHON") else {
+        return;
+    };
     let server = Server::start();
     let output = Command::new(python)
         .arg(here("peer_websockets.py"))
@@ -44,8 +53,12 @@ fn python_websockets_client() {
 
 #[test]
 fn chromium_two_pages_chat_with_presence_and_deflate() {
-    let Some(modules) = env("PEER_NODE_MODULES") else { return };
-    let Some(chromium) = env("CHROMIUM_PATH") else { return };
+    let Some(modules) = env("PEER_NODE_MODULES") else {
+        return;
+    };
+    let Some(chromium) = env("CHROMIUM_PATH") else {
+        return;
+    };
     let server = Server::start();
     let output = Command::new("node")
         .arg(here("peer_browser.js"))
@@ -73,7 +86,9 @@ const TOOL_ERRORS: &[&str] = &[
 
 #[test]
 fn autobahn_testsuite_via_kosoku() {
-    let Some(python) = env("PEER_PYTHON") else { return };
+    let Some(python) = env("PEER_PYTHON") else {
+        return;
+    };
     let kosoku = Path::new(&python).with_file_name("kosoku");
     assert!(kosoku.exists(), "kosoku is not installed next to {python}");
     let server = Server::start();
@@ -88,7 +103,14 @@ fn autobahn_testsuite_via_kosoku() {
     let _ = status;
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(reports.join("index.json")).unwrap()).unwrap();
-    let cases = index.as_object().unwrap().values().next().unwrap().as_object().unwrap();
+    let cases = index
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_object()
+        .unwrap();
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     let mut bad = Vec::new();
     for (id, case) in cases {

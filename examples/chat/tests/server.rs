@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! The chat server over real TCP: handshake rejections and bad frames.
 
 mod common;
@@ -27,7 +32,11 @@ fn wrong_version_is_426_with_the_supported_version() {
     let request = upgrade_request("/echo", "").replace("Version: 13", "Version: 8");
     let (_, head) = raw_request(server.addr, &request);
     assert!(head.starts_with("HTTP/1.1 426"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("sec-websocket-version: 13"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{head}"
+    );
 }
 
 #[test]
@@ -38,10 +47,16 @@ fn foreign_origin_is_403_and_own_origin_is_101() {
         &upgrade_request("/ws", "Origin: https://evil.example\r\n"),
     );
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
-    let own = format!("Origin: {}\r\nSec-WebSocket-Protocol: x, chat.v1\r\n", server.origin());
+    let own = format!(
+        "Origin: {}\r\nSec-WebSocket-Protocol: x, chat.v1\r\n",
+        server.origin()
+    );
     let (_, head) = raw_request(server.addr, &upgrade_request("/ws", &own));
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("sec-websocket-protocol: chat.v1"));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-protocol: chat.v1")
+    );
 }
 
 fn close_code_after(frames: &[u8]) -> Option<u16> {
@@ -54,7 +69,10 @@ fn close_code_after(frames: &[u8]) -> Option<u16> {
 
 #[test]
 fn invalid_utf8_text_closes_1007() {
-    assert_eq!(close_code_after(&frame(0x81, &[0x68, 0xc3, 0x28])), Some(1007));
+    assert_eq!(
+        close_code_after(&frame(0x81, &[0x68, 0xc3, 0x28])),
+        Some(1007)
+    );
 }
 
 #[test]
@@ -115,11 +133,17 @@ fn client_that_never_reads_is_disconnected_by_the_slow_consumer_policy() {
         false
     });
     let text = "x".repeat(30_000);
-    let say = frame(0x81, format!(r#"{{"type":"say","room":"flood","text":"{text}"}}"#).as_bytes());
+    let say = frame(
+        0x81,
+        format!(r#"{{"type":"say","room":"flood","text":"{text}"}}"#).as_bytes(),
+    );
     for _ in 0..2000 {
         if seen.is_finished() || flooder.write_all(&say).is_err() {
             break;
         }
     }
-    assert!(seen.join().unwrap(), "the slow client was dropped and its leave announced");
+    assert!(
+        seen.join().unwrap(),
+        "the slow client was dropped and its leave announced"
+    );
 }

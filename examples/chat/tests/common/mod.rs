@@ -49,7 +49,9 @@ impl Drop for Server {
 /// Sends a raw request and returns the response head.
 pub fn raw_request(addr: SocketAddr, request: &str) -> (TcpStream, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
