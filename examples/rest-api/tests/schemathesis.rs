@@ -39,7 +39,9 @@ fn schemathesis_finds_no_failures() {
             "--report-dir",
         ])
         .arg(&report)
-        .env("SCHEMATHESIS_HOOKS", "")
+        // Fresh Idempotency-Key values, as a real client sends (see the hooks file).
+        .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
+        .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests"))
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", st.display()));
