@@ -37,6 +37,6 @@ pub use openapi::{
 };
 pub use pagination::{CursorCodec, Link, MAX_CURSOR_LEN, PageRequest, format_links, parse_links};
 pub use problem::{PROBLEM_JSON, ProblemDetails};
-pub use router::{PathParams, RouteMatch, Router, TrailingSlash};
+pub use router::{PathParams, RouteMatch, RouteTemplate, Router, TrailingSlash};
 #[cfg(feature = "tower")]
 pub use tower_layers::{CorsLayer, CorsService, ProblemLayer, ProblemService};

@@ -78,49 +78,86 @@ fn slot(method: &Method) -> Option<usize> {
     })
 }
 
-#[derive(Debug)]
-struct PathEntry<T> {
-    template: String,
-    standard: [Option<T>; 9],
-    other: Vec<(Method, T)>,
-    allow: HeaderValue,
+/// A route's path template as registered, e.g. `/users/{id}`.
+///
+/// A thin pointer to it is what [`RouteMatch::Found`] carries, which keeps a match within
+/// 128 bytes: small enough to be returned and moved with a few register stores instead of a
+/// `memcpy` call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteTemplate(Box<str>);
+
+impl RouteTemplate {
+    /// The template text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-impl<T> PathEntry<T> {
-    #[inline]
-    fn get(&self, method: &Method) -> Option<&T> {
-        match slot(method) {
-            Some(index) => self.standard.get(index).and_then(Option::as_ref),
-            None => self
-                .other
-                .iter()
-                .find(|(routed, _)| routed == method)
-                .map(|(_, value)| value),
-        }
-    }
+impl std::ops::Deref for RouteTemplate {
+    type Target = str;
 
-    fn methods(&self) -> Vec<&Method> {
-        let standard = STANDARD
-            .iter()
-            .zip(&self.standard)
-            .filter(|(_, value)| value.is_some())
-            .map(|(method, _)| method);
-        standard.chain(self.other.iter().map(|(m, _)| m)).collect()
+    fn deref(&self) -> &str {
+        &self.0
     }
+}
+
+impl AsRef<str> for RouteTemplate {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RouteTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for RouteTemplate {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for RouteTemplate {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+/// No route for this (path, method) in [`Router::slots`].
+const NO_ROUTE: u32 = u32::MAX;
+
+/// What the table knows of one path template (the cold part: read on a 405, an `OPTIONS`, an
+/// extension method, or when the caller reads the template).
+#[derive(Debug)]
+struct PathEntry {
+    template: RouteTemplate,
+    /// Extension methods (not in [`STANDARD`]) with their route index.
+    other: Vec<(Method, u32)>,
+    allow: HeaderValue,
 }
 
 /// A routing table from (method, path template) to `T`.
 ///
 /// Templates use `matchit` syntax: `/users/{id}` for a segment, `/files/{*path}` for the
 /// rest of the path. Two templates that would be ambiguous are refused by [`Router::insert`].
-/// A lookup costs one `matchit` walk, one index into the path entries and a method-slot
-/// switch.
+///
+/// A hit costs one `matchit` walk, then one load from a compact table (nine `u32` route
+/// indexes per path, a few KiB for hundreds of routes, so it stays in the L1 cache); the
+/// value and the template are returned by reference without being read.
 #[derive(Debug)]
 pub struct Router<T> {
-    // The tree holds an index: matchit keeps a value slot in every node, so a small value
-    // keeps the walk on few cache lines; the entries sit side by side in one Vec.
+    // The tree holds a path index: matchit keeps a value slot in every node, so a small value
+    // keeps the walk on few cache lines.
     tree: matchit::Router<u32>,
-    entries: Vec<PathEntry<T>>,
+    /// Per path, the route index for each standard method slot, or [`NO_ROUTE`].
+    slots: Vec<[u32; 9]>,
+    /// Per path, the cold data.
+    entries: Vec<PathEntry>,
+    /// Route values by route index (insertion order).
+    values: Vec<T>,
     routes: Vec<(Method, String)>,
     trailing_slash: TrailingSlash,
 }
@@ -141,7 +178,7 @@ pub enum RouteMatch<'r, 'p, T> {
         /// The path parameters (still percent-encoded; the accessors decode).
         params: PathParams<'r, 'p>,
         /// The route's template, e.g. `/users/{id}` (for logs and metrics).
-        template: &'r str,
+        template: &'r RouteTemplate,
     },
     /// An `OPTIONS` request for a path without an `OPTIONS` route: answer 204 with `Allow`.
     Options {
@@ -183,7 +220,9 @@ impl<T> Router<T> {
     pub fn new() -> Self {
         Self {
             tree: matchit::Router::new(),
+            slots: Vec::new(),
             entries: Vec::new(),
+            values: Vec::new(),
             routes: Vec::new(),
             trailing_slash: TrailingSlash::default(),
         }
@@ -210,13 +249,10 @@ impl<T> Router<T> {
         if !template.starts_with('/') {
             return Err(conflict("a template must start with '/'".to_owned()));
         }
-        if self
-            .routes
-            .iter()
-            .any(|(m, t)| *m == method && t == template)
-        {
-            return Err(conflict(format!("{method} is already routed")));
-        }
+        let route = u32::try_from(self.values.len())
+            .ok()
+            .filter(|route| *route != NO_ROUTE)
+            .ok_or_else(|| conflict("more than 2^32 - 1 routes".to_owned()))?;
         let index = match self.entries.iter().position(|e| e.template == template) {
             Some(index) => index,
             None => {
@@ -227,25 +263,66 @@ impl<T> Router<T> {
                     .insert(template, id)
                     .map_err(|error| conflict(error.to_string()))?;
                 self.entries.push(PathEntry {
-                    template: template.to_owned(),
-                    standard: Default::default(),
+                    template: RouteTemplate(template.into()),
                     other: Vec::new(),
                     allow: HeaderValue::from_static(""),
                 });
+                self.slots.push([NO_ROUTE; 9]);
                 index
             }
         };
-        let entry = self
-            .entries
-            .get_mut(index)
-            .ok_or_else(|| conflict("internal index out of range".to_owned()))?;
-        match slot(&method).and_then(|index| entry.standard.get_mut(index)) {
-            Some(place) => *place = Some(value),
-            None => entry.other.push((method.clone(), value)),
+        let (Some(entry), Some(slots)) = (self.entries.get_mut(index), self.slots.get_mut(index))
+        else {
+            return Err(conflict("internal index out of range".to_owned()));
+        };
+        let taken = match slot(&method).and_then(|slot| slots.get_mut(slot)) {
+            Some(place) if *place != NO_ROUTE => true,
+            Some(place) => {
+                *place = route;
+                false
+            }
+            None if entry.other.iter().any(|(m, _)| *m == method) => true,
+            None => {
+                entry.other.push((method.clone(), route));
+                false
+            }
+        };
+        if taken {
+            return Err(conflict(format!("{method} is already routed")));
         }
-        entry.allow = allow_header(&entry.methods())?;
+        let methods: Vec<&Method> = STANDARD
+            .iter()
+            .zip(slots.iter())
+            .filter(|(_, route)| **route != NO_ROUTE)
+            .map(|(method, _)| method)
+            .chain(entry.other.iter().map(|(m, _)| m))
+            .collect();
+        entry.allow = allow_header(&methods)?;
+        self.values.push(value);
         self.routes.push((method, template.to_owned()));
         Ok(())
+    }
+
+    /// The route index for a path index and a method, or [`NO_ROUTE`].
+    #[inline]
+    fn route(&self, path: usize, method: &Method) -> u32 {
+        match slot(method) {
+            Some(slot) => self
+                .slots
+                .get(path)
+                .and_then(|slots| slots.get(slot))
+                .copied()
+                .unwrap_or(NO_ROUTE),
+            None => self.other_route(path, method),
+        }
+    }
+
+    #[cold]
+    fn other_route(&self, path: usize, method: &Method) -> u32 {
+        self.entries
+            .get(path)
+            .and_then(|entry| entry.other.iter().find(|(m, _)| m == method))
+            .map_or(NO_ROUTE, |(_, route)| *route)
     }
 
     /// Looks up a request's method and path (the URI's path, still percent-encoded).
@@ -254,32 +331,37 @@ impl<T> Router<T> {
         let Ok(found) = self.tree.at(path) else {
             return self.miss(path);
         };
-        let Some(entry) = self.entries.get(*found.value as usize) else {
-            return RouteMatch::NotFound;
-        };
+        let index = *found.value as usize;
         let params = PathParams {
             inner: found.params,
         };
-        if let Some(value) = entry.get(method) {
+        // Neither the value nor the entry is read here: only their addresses are taken.
+        if let (Some(value), Some(entry)) = (
+            self.values.get(self.route(index, method) as usize),
+            self.entries.get(index),
+        ) {
             return RouteMatch::Found {
                 value,
                 params,
                 template: &entry.template,
             };
         }
-        self.fallback(entry, method, params)
+        self.fallback(index, method, params)
     }
 
     /// HEAD served by GET, the automatic OPTIONS answer, or 405.
     #[cold]
     fn fallback<'r, 'p>(
         &'r self,
-        entry: &'r PathEntry<T>,
+        index: usize,
         method: &Method,
         params: PathParams<'r, 'p>,
     ) -> RouteMatch<'r, 'p, T> {
+        let Some(entry) = self.entries.get(index) else {
+            return RouteMatch::NotFound;
+        };
         if *method == Method::HEAD
-            && let Some(value) = entry.get(&Method::GET)
+            && let Some(value) = self.values.get(self.route(index, &Method::GET) as usize)
         {
             return RouteMatch::Found {
                 value,
