@@ -582,6 +582,11 @@ fn html(status: StatusCode, body: &str) -> Response<Body> {
         "content-security-policy",
         HeaderValue::from_static("frame-ancestors 'none'"),
     );
+    // The authorization page's URL holds state and the PKCE challenge: never leak it in
+    // Referer (RFC 9700 section 4.2.4).
+    response
+        .headers_mut()
+        .insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     response
 }
 

@@ -161,7 +161,13 @@ fn metadata(provider: &Provider) -> ServerMetadata {
 fn log_in(authorize: &str) -> (String, Reply) {
     let page = send(authorize, "GET", &[], b"");
     assert_eq!(page.status, 200, "{page:?}");
+    // Clickjacking and Referer leakage defenses on the login page (RFC 9700 4.16, 4.2.4).
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(
+        page.header("content-security-policy"),
+        Some("frame-ancestors 'none'")
+    );
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
     assert!(page.body.contains("Log in to continue"));
     let cookie = page.cookie().unwrap();
     let base = &authorize[..authorize.find("/authorize").unwrap()];
