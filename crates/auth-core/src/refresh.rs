@@ -121,6 +121,11 @@ impl<S: RefreshStore> RefreshTokens<S> {
         &self.store
     }
 
+    /// How long each token lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Starts a new family for `subject` (at login).
     pub async fn issue(&self, subject: &str, now: SystemTime) -> Result<RefreshToken> {
         self.issue_in(random_token()?, subject.to_owned(), now)

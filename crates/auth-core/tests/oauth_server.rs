@@ -1136,3 +1136,40 @@ async fn metadata_lists_only_what_is_implemented() {
     assert!(ServerConfig::new("https://id.example?x=1").is_err());
     assert!(ServerConfig::new("http://127.0.0.1:8080").is_ok());
 }
+
+#[tokio::test]
+async fn everything_stored_expires_and_is_swept() {
+    let server = server();
+    let auth = basic("web", WEB_SECRET);
+    for _ in 0..50 {
+        let (status, _) = token(
+            &server,
+            &post(&[("authorization", &auth)]),
+            "grant_type=client_credentials",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let code = code_for(&server, "spa", SPA_REDIRECT).await;
+    let (_, tokens) = token(
+        &server,
+        &post(&[]),
+        &code_body(&code, "spa", SPA_REDIRECT, VERIFIER),
+    )
+    .await;
+    let _unused = code_for(&server, "spa", SPA_REDIRECT).await;
+    assert!(
+        server.grants().len() >= 100,
+        "50 grants and 50 tokens at least"
+    );
+    // After the access tokens expire, only the grant with a live refresh token remains.
+    server.grants().sweep(now() + Duration::from_secs(601));
+    assert_eq!(server.grants().len(), 1);
+    assert_eq!(
+        introspect(&server, tokens["refresh_token"].as_str().unwrap()).await["active"],
+        true
+    );
+    // After the refresh token's lifetime, nothing.
+    server.grants().sweep(now() + Duration::from_secs(86_401));
+    assert!(server.grants().is_empty());
+}

@@ -391,6 +391,10 @@ pub struct Grant {
     pub subject: Option<String>,
     /// The granted scope.
     pub scope: Vec<String>,
+    /// When the grant lapses unless a token exchange extends it, seconds since the Unix
+    /// epoch: the code's expiry until the code is exchanged, then the latest expiry of the
+    /// tokens issued.
+    pub expires_at: u64,
 }
 
 /// What the store keeps for one opaque access token (as a SHA-256 hash).
@@ -423,6 +427,9 @@ pub trait GrantStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<CodeRecord>>> + Send;
     /// Stores a grant.
     fn insert_grant(&self, grant: Grant) -> impl Future<Output = Result<()>> + Send;
+    /// Moves the grant's expiry to `expires_at` if the grant still exists (atomically: a
+    /// grant revoked concurrently stays revoked) and says whether it did.
+    fn extend_grant(&self, id: &str, expires_at: u64) -> impl Future<Output = Result<bool>> + Send;
     /// The grant with `id`, or `None` once revoked.
     fn grant(&self, id: &str) -> impl Future<Output = Result<Option<Grant>>> + Send;
     /// Removes the grant and every opaque access token issued from it.
@@ -465,14 +472,26 @@ impl MemoryGrantStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Removes codes and access tokens that expired before `now`; returns how many.
+    /// Removes codes, grants and access tokens that expired before `now`; returns how many.
     pub fn sweep(&self, now: SystemTime) -> usize {
         let now = unix(now);
         let mut state = self.state();
-        let before = state.codes.len() + state.access.len();
+        let before = state.codes.len() + state.grants.len() + state.access.len();
         state.codes.retain(|_, code| code.expires_at > now);
+        state.grants.retain(|_, grant| grant.expires_at > now);
         state.access.retain(|_, token| token.expires_at > now);
-        before - state.codes.len() - state.access.len()
+        before - state.codes.len() - state.grants.len() - state.access.len()
+    }
+
+    /// How many codes, grants and opaque access tokens the store holds.
+    pub fn len(&self) -> usize {
+        let state = self.state();
+        state.codes.len() + state.grants.len() + state.access.len()
+    }
+
+    /// True when the store holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -493,6 +512,16 @@ impl GrantStore for MemoryGrantStore {
     async fn insert_grant(&self, grant: Grant) -> Result<()> {
         self.state().grants.insert(grant.id.clone(), grant);
         Ok(())
+    }
+
+    async fn extend_grant(&self, id: &str, expires_at: u64) -> Result<bool> {
+        Ok(match self.state().grants.get_mut(id) {
+            Some(grant) => {
+                grant.expires_at = grant.expires_at.max(expires_at);
+                true
+            }
+            None => false,
+        })
     }
 
     async fn grant(&self, id: &str) -> Result<Option<Grant>> {
@@ -913,6 +942,19 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
         now: SystemTime,
     ) -> Result<Response<()>> {
         let code = random_token()?;
+        let grant_id = random_token()?;
+        let expires_at = unix(now + self.config.code_ttl);
+        // The grant exists from the start, so that a replay racing the first exchange
+        // revokes it for good (the exchange only extends a grant that still exists).
+        self.grants
+            .insert_grant(Grant {
+                id: grant_id.clone(),
+                client_id: request.client_id.clone(),
+                subject: Some(subject.to_owned()),
+                scope: request.scope.clone(),
+                expires_at,
+            })
+            .await?;
         self.grants
             .insert_code(
                 hash(&code),
@@ -922,8 +964,8 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
                     code_challenge: request.code_challenge.clone(),
                     scope: request.scope.clone(),
                     subject: subject.to_owned(),
-                    grant_id: random_token()?,
-                    expires_at: unix(now + self.config.code_ttl),
+                    grant_id,
+                    expires_at,
                     used: false,
                 },
             )
@@ -1099,11 +1141,16 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             client_id: client.id.clone(),
             subject: Some(record.subject),
             scope: record.scope,
+            expires_at: self.grant_expiry(client, true, now),
         };
-        self.grants
-            .insert_grant(grant.clone())
+        let live = self
+            .grants
+            .extend_grant(&grant.id, grant.expires_at)
             .await
             .map_err(|error| OAuthError::store(&error))?;
+        if !live {
+            return Err(OAuthError::grant("the grant was revoked"));
+        }
         let scope = grant.scope.clone();
         self.issue(client, &grant, &scope, true, now).await
     }
@@ -1137,6 +1184,9 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             return Err(OAuthError::grant(
                 "the refresh token was issued to another client",
             ));
+        }
+        if grant.expires_at <= unix(now) {
+            return Err(OAuthError::grant("the grant has expired"));
         }
         let scope = match params.get("scope") {
             None => grant.scope.clone(),
@@ -1172,6 +1222,14 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             }
             Err(error) => return Err(OAuthError::store(&error)),
         };
+        let live = self
+            .grants
+            .extend_grant(&grant.id, self.grant_expiry(client, true, now))
+            .await
+            .map_err(|error| OAuthError::store(&error))?;
+        if !live {
+            return Err(OAuthError::grant("the grant was revoked"));
+        }
         let mut response = self.issue(client, &grant, &scope, false, now).await?;
         if let Some(object) = response.as_object_mut() {
             object.insert("refresh_token".into(), rotated.token.into());
@@ -1198,6 +1256,7 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             client_id: client.id.clone(),
             subject: None,
             scope: scope.clone(),
+            expires_at: self.grant_expiry(client, false, now),
         };
         self.grants
             .insert_grant(grant.clone())
@@ -1272,6 +1331,15 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
         Ok(response)
     }
 
+    /// How long a grant lives after a token exchange: as long as its longest token.
+    fn grant_expiry(&self, client: &Client, with_refresh: bool, now: SystemTime) -> u64 {
+        let mut ttl = self.config.access_token_ttl;
+        if with_refresh && client.allows(GrantType::RefreshToken) {
+            ttl = ttl.max(self.refresh.ttl());
+        }
+        unix(now).saturating_add(ttl.as_secs())
+    }
+
     async fn revoke_grant(&self, grant_id: &str) -> Result<(), OAuthError> {
         self.refresh
             .revoke_family(grant_id)
@@ -1281,6 +1349,15 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             .revoke_grant(grant_id)
             .await
             .map_err(|error| OAuthError::store(&error))
+    }
+
+    async fn live_grant(&self, id: &str, now: u64) -> Result<Option<Grant>, OAuthError> {
+        let grant = self
+            .grants
+            .grant(id)
+            .await
+            .map_err(|error| OAuthError::store(&error))?;
+        Ok(grant.filter(|grant| grant.expires_at > now))
     }
 
     /// Looks a token up as an access token (opaque or JWT) or a refresh token. `None` for
@@ -1303,7 +1380,7 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             let Ok(claims) = verifier.verify::<AccessClaims>(token, now) else {
                 return Ok(None);
             };
-            let Some(grant) = self.grants.grant(&claims.gid).await.map_err(store)? else {
+            let Some(grant) = self.live_grant(&claims.gid, now_secs).await? else {
                 return Ok(None);
             };
             return Ok(Some(TokenInfo {
@@ -1326,7 +1403,7 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             if record.expires_at <= now_secs {
                 return Ok(None);
             }
-            let Some(grant) = self.grants.grant(&record.grant_id).await.map_err(store)? else {
+            let Some(grant) = self.live_grant(&record.grant_id, now_secs).await? else {
                 return Ok(None);
             };
             return Ok(Some(TokenInfo {
@@ -1341,7 +1418,7 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             if record.used || record.expires_at <= now_secs {
                 return Ok(None);
             }
-            let Some(grant) = self.grants.grant(&record.family).await.map_err(store)? else {
+            let Some(grant) = self.live_grant(&record.family, now_secs).await? else {
                 return Ok(None);
             };
             let scope = grant.scope.clone();
