@@ -923,6 +923,28 @@ async fn client_authentication_and_client_credentials() {
         .unwrap()
         .with_grants([GrantType::ClientCredentials]),
     );
+    server.clients().register(
+        Client::confidential(
+            "amp",
+            "a&b=c-0123456789abcdef",
+            ClientAuthMethod::ClientSecretBasic,
+            ["https://x.example/cb"],
+        )
+        .unwrap()
+        .with_grants([GrantType::ClientCredentials]),
+    );
+    let raw = basic("amp", "a&b=c-0123456789abcdef");
+    let (status, body) = token(
+        &server,
+        &post(&[("authorization", &raw)]),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an unencoded & in the secret: {body}"
+    );
     let encoded = basic("a%3Ab+c", "s%25e%3Acret+0123456789");
     let (status, body) = token(
         &server,

@@ -1029,8 +1029,9 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             Some(_) => match crate::credentials(&parts.headers) {
                 Ok(Some(Credentials::Basic { username, password })) => {
                     // RFC 6749 section 2.3.1: the id and secret are form-urlencoded first.
+                    // A raw `&` (from clients that skip the encoding) must not cut the value.
                     let decode = |text: &str| {
-                        form_urlencoded::parse(format!("x={text}").as_bytes())
+                        form_urlencoded::parse(format!("x={}", text.replace('&', "%26")).as_bytes())
                             .next()
                             .map(|(_, value)| value.into_owned())
                             .unwrap_or_default()
