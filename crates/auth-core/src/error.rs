@@ -43,6 +43,10 @@ pub enum Error {
     /// The token's header names no `kid`, and the verifier needs one to pick a key.
     #[error("token header has no `kid`")]
     MissingKeyId,
+    /// The token's `typ` header is not the one the verifier requires (for example an ID
+    /// token presented where an `at+jwt` access token is expected).
+    #[error("token type is not accepted")]
+    WrongTokenType,
     /// No verification key has the token's `kid`.
     #[error("no key with the token's `kid`")]
     UnknownKey,
@@ -111,6 +115,31 @@ pub enum Error {
     #[error("session store is at capacity")]
     StoreFull,
 
+    /// An OAuth authorization server answered with an error (RFC 6749 sections 4.1.2.1 and
+    /// 5.2), in a callback or a token response.
+    #[error("the authorization server answered {error}{}", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    OAuthServer {
+        /// The `error` code, such as `access_denied` or `invalid_grant`.
+        error: String,
+        /// The `error_description`, if any.
+        description: Option<String>,
+    },
+    /// An OAuth callback's `state` is missing or is not the one this client sent (a forged
+    /// or replayed callback: CSRF).
+    #[error("OAuth callback state is missing or does not match")]
+    OAuthStateMismatch,
+    /// An OAuth callback's `iss` is missing or names another server (RFC 9207, mix-up).
+    #[error("OAuth callback issuer is missing or does not match")]
+    OAuthIssuerMismatch,
+    /// An authorization server's response (token response, metadata, callback) is not what
+    /// the protocol allows.
+    #[error("malformed OAuth response: {0}")]
+    OAuthMalformed(String),
+    /// An OAuth client or server configuration is not usable (a bad URL, an `http` redirect
+    /// URI on a non-loopback host, a client without redirect URIs, ...).
+    #[error("invalid OAuth configuration: {0}")]
+    OAuthConfig(String),
+
     /// Too many failed logins for this account or client address.
     #[error("too many failed attempts; retry after {} s", retry_after.as_secs())]
     Throttled {
@@ -129,6 +158,8 @@ impl Error {
             Error::TokenTooLarge { .. }
             | Error::MalformedToken(_)
             | Error::MissingKeyId
+            | Error::WrongTokenType
+            | Error::OAuthServer { .. }
             | Error::UnknownKey
             | Error::AlgorithmMismatch
             | Error::UnsupportedCritical(_)
@@ -141,7 +172,10 @@ impl Error {
             | Error::RefreshTokenInvalid
             | Error::RefreshTokenReused
             | Error::RefreshTokenExpired => StatusCode::UNAUTHORIZED,
-            Error::CsrfTokenInvalid | Error::CrossSiteRequest => StatusCode::FORBIDDEN,
+            Error::CsrfTokenInvalid | Error::CrossSiteRequest | Error::OAuthStateMismatch => {
+                StatusCode::FORBIDDEN
+            }
+            Error::OAuthIssuerMismatch | Error::OAuthMalformed(_) => StatusCode::BAD_GATEWAY,
             Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::StoreUnavailable(_) | Error::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
             Error::InvalidPasswordHash(_)
@@ -150,6 +184,7 @@ impl Error {
             | Error::Random
             | Error::Key(_)
             | Error::NoSigningKey
+            | Error::OAuthConfig(_)
             | Error::CorruptSession(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -584,7 +584,7 @@ fn unix_seconds(time: SystemTime) -> u64 {
 struct OutgoingHeader<'a> {
     alg: &'static str,
     kid: &'a str,
-    typ: &'static str,
+    typ: &'a str,
 }
 
 /// Signs tokens with the active key of a [`KeySet`], writing `kid` into every header.
@@ -598,6 +598,16 @@ impl JwtIssuer {
     /// An issuer over `keys`.
     pub fn new(keys: KeySet) -> Self {
         Self { keys, issuer: None }
+    }
+
+    /// The key set this issuer signs with.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// The `iss` this issuer writes, if any.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
     }
 
     /// Sets `iss` on [`Claims`] issued through [`JwtIssuer::issue`].
@@ -621,11 +631,17 @@ impl JwtIssuer {
     /// Signs any serializable claims as they are. The caller is responsible for `exp`: the
     /// verifier refuses tokens without it.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String> {
+        self.sign_typed(claims, "JWT")
+    }
+
+    /// Signs claims with another `typ` header, such as `at+jwt` for OAuth access tokens
+    /// (RFC 9068 section 2.1), so that one kind of token cannot pass for another.
+    pub fn sign_typed<T: Serialize>(&self, claims: &T, typ: &str) -> Result<String> {
         let key = self.keys.signing_key().ok_or(Error::NoSigningKey)?;
         let header = OutgoingHeader {
             alg: key.alg.name(),
             kid: &key.kid,
-            typ: "JWT",
+            typ,
         };
         let header = serde_json::to_vec(&header).map_err(|error| Error::Key(error.to_string()))?;
         let claims = serde_json::to_vec(claims).map_err(|error| Error::Key(error.to_string()))?;
@@ -649,6 +665,8 @@ struct IncomingHeader<'a> {
     kid: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     crit: Option<Vec<String>>,
+    #[serde(borrow, default)]
+    typ: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// The time claims and `iss`/`aud`, read apart from the caller's claim type.
@@ -672,6 +690,7 @@ pub struct JwtVerifier {
     audience: Option<String>,
     leeway: Duration,
     max_bytes: usize,
+    typ: Option<String>,
 }
 
 impl JwtVerifier {
@@ -684,7 +703,16 @@ impl JwtVerifier {
             audience: None,
             leeway: DEFAULT_LEEWAY,
             max_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            typ: None,
         }
+    }
+
+    /// Requires the `typ` header to be `typ` (compared without case, with or without the
+    /// `application/` prefix, RFC 7515 section 4.1.9); `at+jwt` accepts only OAuth access
+    /// tokens (RFC 9068 section 4).
+    pub fn with_type(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
     }
 
     /// Requires `iss` to equal `issuer`.
@@ -753,6 +781,17 @@ impl JwtVerifier {
             // an empty list is itself invalid (RFC 7515 section 4.1.11).
             let first = crit.into_iter().next().unwrap_or_default();
             return Err(Error::UnsupportedCritical(first));
+        }
+        if let Some(wanted) = &self.typ {
+            let typ = header.typ.as_deref().unwrap_or("");
+            let typ = typ
+                .get(..12)
+                .filter(|prefix| prefix.eq_ignore_ascii_case("application/"))
+                .and_then(|_| typ.get(12..))
+                .unwrap_or(typ);
+            if !typ.eq_ignore_ascii_case(wanted) {
+                return Err(Error::WrongTokenType);
+            }
         }
         let kid = header.kid.ok_or(Error::MissingKeyId)?;
         let key = self.keys.get(&kid).ok_or(Error::UnknownKey)?;

@@ -8,6 +8,9 @@ mod jwt;
 mod memory_store;
 #[cfg(feature = "tower")]
 mod middleware;
+#[cfg(feature = "oauth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth")))]
+pub mod oauth;
 mod password;
 mod random;
 #[cfg(feature = "redis")]

@@ -98,6 +98,9 @@ pub trait RefreshStore: Send + Sync {
     fn take(&self, hash: &TokenHash) -> impl Future<Output = Result<Option<RefreshRecord>>> + Send;
     /// Deletes every record of `family`.
     fn revoke_family(&self, family: &str) -> impl Future<Output = Result<()>> + Send;
+    /// The record, as it is, without marking it used (for introspection and revocation
+    /// checks), or `None` if unknown.
+    fn get(&self, hash: &TokenHash) -> impl Future<Output = Result<Option<RefreshRecord>>> + Send;
 }
 
 /// Issues and rotates refresh tokens over a [`RefreshStore`].
@@ -118,10 +121,40 @@ impl<S: RefreshStore> RefreshTokens<S> {
         &self.store
     }
 
+    /// How long each token lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Starts a new family for `subject` (at login).
     pub async fn issue(&self, subject: &str, now: SystemTime) -> Result<RefreshToken> {
         self.issue_in(random_token()?, subject.to_owned(), now)
             .await
+    }
+
+    /// Starts a family with a caller-chosen id (the OAuth server uses its grant id, so that
+    /// revoking the grant and revoking the family are one act).
+    pub async fn issue_in_family(
+        &self,
+        family: &str,
+        subject: &str,
+        now: SystemTime,
+    ) -> Result<RefreshToken> {
+        self.issue_in(family.to_owned(), subject.to_owned(), now)
+            .await
+    }
+
+    /// The stored record of `token` without using it: `None` when unknown or revoked.
+    pub async fn lookup(&self, token: &str) -> Result<Option<RefreshRecord>> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Ok(None);
+        }
+        self.store.get(&hash(token)).await
+    }
+
+    /// Revokes every token of `family`.
+    pub async fn revoke_family(&self, family: &str) -> Result<()> {
+        self.store.revoke_family(family).await
     }
 
     async fn issue_in(
@@ -256,6 +289,10 @@ impl RefreshStore for MemoryRefreshStore {
             record.used = true;
             before
         }))
+    }
+
+    async fn get(&self, hash: &TokenHash) -> Result<Option<RefreshRecord>> {
+        Ok(self.state().by_hash.get(hash).cloned())
     }
 
     async fn revoke_family(&self, family: &str) -> Result<()> {

@@ -1,0 +1,203 @@
+"""Authlib's OAuth2Session against the oauth-provider example, as a real third-party client.
+
+Usage: python authlib_client.py ISSUER CLIENT_ID CLIENT_SECRET PASSWORD
+
+Discovers the RFC 8414 metadata, runs the authorization code flow with PKCE S256 (driving
+the login and consent forms like a browser), calls the protected resource, refreshes,
+introspects and revokes, and checks that a replayed code is refused and revokes its tokens.
+Prints one JSON object with what it saw; exits non-zero on the first failed check.
+"""
+
+import json
+import os
+import re
+import sys
+import urllib.parse
+
+# The provider runs on plain http on 127.0.0.1 for the test.
+os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
+
+import requests  # noqa: E402
+from authlib.common.security import generate_token  # noqa: E402
+from authlib.integrations.requests_client import OAuth2Session, OAuthError  # noqa: E402
+
+issuer, client_id, client_secret, password = sys.argv[1:5]
+REDIRECT = "http://127.0.0.1:53682/callback"
+seen = {}
+
+
+def check(condition, what):
+    if not condition:
+        raise SystemExit(f"check failed: {what}")
+
+
+class Browser:
+    """A user agent for the login and consent pages. The session cookie is `__Host-` and
+    `Secure`; Python's cookie jar will not send it over http, so it is carried by hand (a
+    browser treats 127.0.0.1 as a secure context and sends it)."""
+
+    def __init__(self):
+        self.http = requests.Session()
+        self.cookie = None
+
+    def request(self, method, url, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        response = self.http.request(
+            method, url, headers=headers, allow_redirects=False, **kwargs
+        )
+        self.http.cookies.clear()
+        set_cookie = response.headers.get("set-cookie")
+        if set_cookie and set_cookie.startswith("__Host-session="):
+            self.cookie = set_cookie.split(";", 1)[0]
+        return response
+
+    @staticmethod
+    def csrf(page):
+        match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        check(match, f"a csrf field in {page.text[:200]!r}")
+        return match.group(1)
+
+    def authorize(self, url, log_in):
+        """Follows the authorization URL through login and consent; returns the callback URL."""
+        page = self.request("GET", url)
+        check(page.status_code == 200, f"authorize page: {page.status_code} {page.text[:200]}")
+        if log_in:
+            check("Log in to continue" in page.text, "a login page first")
+            answer = self.request(
+                "POST",
+                f"{issuer}/login",
+                data={"username": "alice", "password": password, "csrf": self.csrf(page)},
+            )
+            check(answer.status_code == 303, f"login: {answer.status_code} {answer.text}")
+            check(answer.headers["location"] == "/consent", "login leads to consent")
+            page = self.request("GET", f"{issuer}/consent")
+        check("asks for" in page.text, f"a consent page: {page.text[:300]}")
+        answer = self.request(
+            "POST",
+            f"{issuer}/consent",
+            data={"decision": "allow", "csrf": self.csrf(page)},
+        )
+        check(answer.status_code == 303, f"consent: {answer.status_code} {answer.text}")
+        return answer.headers["location"]
+
+
+# RFC 8414 discovery.
+metadata = requests.get(f"{issuer}/.well-known/oauth-authorization-server").json()
+check(metadata["issuer"] == issuer, "metadata issuer")
+check(metadata["code_challenge_methods_supported"] == ["S256"], "S256 only")
+seen["metadata_endpoints"] = sorted(k for k in metadata if k.endswith("_endpoint"))
+
+client = OAuth2Session(
+    client_id,
+    client_secret,
+    scope="profile email",
+    redirect_uri=REDIRECT,
+    code_challenge_method="S256",
+    token_endpoint_auth_method="client_secret_basic",
+)
+browser = Browser()
+
+# Authorization code + PKCE.
+verifier = generate_token(48)
+url, state = client.create_authorization_url(
+    metadata["authorization_endpoint"], code_verifier=verifier
+)
+check("code_challenge=" in url and "code_challenge_method=S256" in url, "PKCE in the URL")
+callback = browser.authorize(url, log_in=True)
+check(callback.startswith(REDIRECT + "?"), f"callback to the redirect URI: {callback}")
+query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))
+check(query.get("state") == state, "state passed through")
+check(query.get("iss") == issuer, "RFC 9207 iss")
+token = client.fetch_token(
+    metadata["token_endpoint"], authorization_response=callback, code_verifier=verifier
+)
+check(token["token_type"].lower() == "bearer", "bearer token")
+check(token.get("refresh_token"), "a refresh token")
+seen["scope"] = token.get("scope")
+
+# The protected resource takes the access token.
+me = client.get(f"{issuer}/api/me")
+check(me.status_code == 200, f"/api/me: {me.status_code} {me.text}")
+seen["me"] = me.json()
+
+# Refresh (rotation: a new refresh token).
+first_refresh = token["refresh_token"]
+refreshed = client.refresh_token(metadata["token_endpoint"])
+check(refreshed["refresh_token"] != first_refresh, "the refresh token rotated")
+check(refreshed["access_token"] != token["access_token"], "a new access token")
+
+# Introspection (RFC 7662).
+info = client.introspect_token(
+    metadata["introspection_endpoint"], token=refreshed["access_token"]
+).json()
+check(info["active"] is True and info["sub"] == "alice", f"introspection: {info}")
+seen["introspection"] = {k: info[k] for k in ("active", "sub", "client_id", "scope", "token_type")}
+old = client.introspect_token(metadata["introspection_endpoint"], token=first_refresh).json()
+check(old == {"active": False}, "the rotated-out refresh token is inactive")
+
+# Revocation (RFC 7009): revoking the refresh token ends the grant.
+revoked = client.revoke_token(
+    metadata["revocation_endpoint"],
+    token=refreshed["refresh_token"],
+    token_type_hint="refresh_token",
+)
+check(revoked.status_code == 200, f"revocation: {revoked.status_code}")
+for name in ("refresh_token", "access_token"):
+    after = client.introspect_token(
+        metadata["introspection_endpoint"], token=refreshed[name]
+    ).json()
+    check(after == {"active": False}, f"revoked {name} inactive: {after}")
+try:
+    client.refresh_token(metadata["token_endpoint"], refresh_token=refreshed["refresh_token"])
+    check(False, "refreshing with a revoked token must fail")
+except OAuthError as error:
+    check(error.error == "invalid_grant", f"revoked refresh: {error.error}")
+
+# A replayed code: refused with invalid_grant, and the tokens it issued are revoked.
+client2 = OAuth2Session(
+    client_id,
+    client_secret,
+    scope="profile",
+    redirect_uri=REDIRECT,
+    code_challenge_method="S256",
+)
+verifier2 = generate_token(48)
+url2, _ = client2.create_authorization_url(
+    metadata["authorization_endpoint"], code_verifier=verifier2
+)
+callback2 = browser.authorize(url2, log_in=False)  # still logged in: consent only
+token2 = client2.fetch_token(
+    metadata["token_endpoint"], authorization_response=callback2, code_verifier=verifier2
+)
+try:
+    client2.fetch_token(
+        metadata["token_endpoint"], authorization_response=callback2, code_verifier=verifier2
+    )
+    check(False, "a replayed code must be refused")
+except OAuthError as error:
+    check(error.error == "invalid_grant", f"replay: {error.error}")
+    seen["replay_error"] = error.error
+after = client2.introspect_token(
+    metadata["introspection_endpoint"], token=token2["access_token"]
+).json()
+check(after == {"active": False}, "the replayed code's tokens are revoked")
+
+# PKCE: the right code with a wrong verifier is refused.
+verifier3 = generate_token(48)
+url3, _ = client2.create_authorization_url(
+    metadata["authorization_endpoint"], code_verifier=verifier3
+)
+callback3 = browser.authorize(url3, log_in=False)
+try:
+    client2.fetch_token(
+        metadata["token_endpoint"],
+        authorization_response=callback3,
+        code_verifier=generate_token(48),
+    )
+    check(False, "a wrong verifier must be refused")
+except OAuthError as error:
+    check(error.error == "invalid_grant", f"wrong verifier: {error.error}")
+
+print(json.dumps(seen, sort_keys=True))
