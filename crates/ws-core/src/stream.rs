@@ -30,6 +30,9 @@ use crate::error::{Error, Result};
 /// Largest read buffer the adapter grows to under load.
 const MAX_READ_CHUNK: usize = 64 * 1024;
 
+/// Queued output at which the adapter writes before delivering more buffered messages.
+const WRITE_BATCH: usize = 16 * 1024;
+
 /// A WebSocket connection over a tokio stream.
 #[derive(Debug)]
 pub struct WebSocket<S> {
@@ -138,16 +141,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return Poll::Ready(None);
         }
         loop {
-            // Write what is queued; a write that would block registers the waker.
-            let flushed = match self.poll_write_pending(cx) {
-                Poll::Ready(Ok(())) => true,
-                Poll::Ready(Err(error)) => {
+            if self.failed.is_none() && self.conn.is_reading() {
+                // Messages already read are delivered before queued output is written, so
+                // the replies to a burst of pipelined messages go out in one write rather
+                // than one system call each; a large backlog is written first to bound it.
+                if self.conn.pending().len() >= WRITE_BATCH
+                    && let Poll::Ready(Err(error)) = self.poll_write_pending(cx)
+                {
                     self.done = true;
                     return Poll::Ready(Some(Err(error)));
                 }
-                Poll::Pending => false,
-            };
-            if self.failed.is_none() && self.conn.is_reading() {
                 match self.conn.poll_message() {
                     Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
                     Ok(None) => {}
@@ -157,6 +160,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     }
                 }
             }
+            // Nothing complete is buffered: write what is queued before waiting for input
+            // (a write that would block registers the waker).
+            let flushed = match self.poll_write_pending(cx) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(error)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(error)));
+                }
+                Poll::Pending => false,
+            };
             if !self.conn.is_reading() {
                 if flushed {
                     return self.finish(cx);

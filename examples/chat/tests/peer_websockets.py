@@ -8,6 +8,7 @@ import sys
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 
 def extension_names(ws):
@@ -28,6 +29,35 @@ async def main(base):
         await ws.close(4000, "bye")
     assert ws.protocol.close_rcvd.code == 4000, ws.protocol.close_rcvd
     print("echo ok")
+
+    # What Autobahn's cases 12.x.1 and 13.x.1 check, which kosoku 0.1.0 cannot run: 1000
+    # small (16-byte) messages, text and binary, echoed over permessage-deflate, under each
+    # kind of offer of the 13.x groups (context takeover and window bits, both directions).
+    text = "".join(chr(0x20 + (i * 7919) % 0x2FF) for i in range(4096))
+    data = bytes((i * 2654435761 >> 7) & 0xFF for i in range(4096))
+    offers = [
+        {},
+        {"client_no_context_takeover": True},
+        {"server_no_context_takeover": True},
+        {"client_no_context_takeover": True, "server_no_context_takeover": True},
+        {"server_max_window_bits": 9},
+        {"client_max_window_bits": 9},
+        {"server_max_window_bits": 9, "client_max_window_bits": 9,
+         "client_no_context_takeover": True, "server_no_context_takeover": True},
+    ]
+    for offer in offers:
+        factory = ClientPerMessageDeflateFactory(**offer)
+        async with connect(ws_base + "/echo", extensions=[factory], compression=None,
+                           max_size=None) as ws:
+            assert "permessage-deflate" in extension_names(ws), (offer, extension_names(ws))
+            for i in range(1000):
+                start = (i * 16) % 4080
+                for message in (text[start:start + 16], data[start:start + 16]):
+                    await ws.send(message)
+                    echoed = await ws.recv()
+                    assert echoed == message, (offer, i, echoed, message)
+            await ws.close()
+    print("small compressed messages ok")
 
     # Chat endpoint: a message over the limit is refused with 1009.
     async with connect(ws_base + "/ws?name=py", origin=base, subprotocols=["chat.v1"],
