@@ -83,8 +83,11 @@ impl CookieDemo {
                     .find(|(name, _)| name == "note")
                     .map(|(_, value)| value.chars().take(MAX_NOTE_CHARS).collect())
                     .unwrap_or_default();
+                // A cookie value has no spaces, quotes, commas or semicolons: percent-encode
+                // the note before sealing it.
+                let encoded: String = form_urlencoded::byte_serialize(note.as_bytes()).collect();
                 let mut jar = DeltaJar::from_headers(&parts.headers);
-                match SetCookie::build(NOTE, note).finish() {
+                match SetCookie::build(NOTE, encoded).finish() {
                     Ok(cookie) => jar.add_private(cookie, &self.ring().0),
                     Err(error) => return text(StatusCode::BAD_REQUEST, &error.to_string()),
                 }
@@ -115,7 +118,12 @@ impl CookieDemo {
         let reissued = raw_visits
             .as_deref()
             .is_some_and(|value| !tampered && ring.needs_reissue(VISITS, value));
-        let note = jar.get_private(NOTE, &ring);
+        let note = jar.get_private(NOTE, &ring).map(|encoded| {
+            form_urlencoded::parse(format!("n={encoded}").as_bytes())
+                .map(|(_, value)| value.into_owned())
+                .next()
+                .unwrap_or_default()
+        });
         let raw_note = jar.get(NOTE).map(str::to_owned);
         match SetCookie::build(VISITS, visits.to_string()).finish() {
             Ok(cookie) => jar.add_signed(cookie, &ring),
