@@ -394,6 +394,10 @@ async fn dispatch(
         && rest.starts_with('/')
     {
         app.cookies.handle(rest, request).await
+    // graphql-core (`/graphql`, subscriptions over `/graphql/ws`) and proxy-core (`/proxy/`)
+    // mount here the same way when their branches land: an example library with a
+    // `base_path`, a field in `Showcase`, one branch in this chain, and the landing page's
+    // "in progress" row becomes a link.
     } else {
         route(request.method(), path)
     }

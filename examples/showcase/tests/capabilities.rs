@@ -571,3 +571,33 @@ fn cookies_signed_private_and_rotated() {
 
     assert_eq!(browser.get("/cookies/nothing-here").status, 404);
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_closes_chat_sockets_with_1001_and_exits_0() {
+    let mut server = Server::start();
+    let mut alice = chat_socket(&server, "alice");
+    wait_for(&mut alice, |e| e["type"] == "welcome");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let code = loop {
+        match alice.read() {
+            Ok(Message::Close(Some(frame))) => break u16::from(frame.code),
+            Ok(_) => {}
+            Err(error) => panic!("no close frame before {error}"),
+        }
+    };
+    assert_eq!(code, 1001);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
