@@ -124,6 +124,12 @@ impl Showcase {
             redirect_uris: vec![callback.clone()],
             cookie_name: "__Host-provider-session".to_owned(),
             ..oauth_provider::Settings::new(origin)
+        })
+        .map_err(|error| {
+            format!(
+                "the OAuth provider at /oauth: {error}; plain http needs a loopback address: \
+                 set BIND to 127.0.0.1 or 0.0.0.0"
+            )
         })?;
         let oauth_login = oauth_login::App::new(oauth_login::Settings {
             redirect_uri: callback,

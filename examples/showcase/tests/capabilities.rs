@@ -336,6 +336,13 @@ fn wait_for(
 #[test]
 fn chat_messages_and_presence_over_websocket() {
     let server = Server::start();
+    // The page opens its socket next to itself, so under /chat/ it reaches /chat/ws.
+    let page = server.client().get("/chat/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"new URL("ws?name=""#),
+        "the chat page must use a relative socket URL"
+    );
     let mut alice = chat_socket(&server, "alice");
     let mut bob = chat_socket(&server, "bob");
     assert_eq!(
