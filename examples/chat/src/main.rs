@@ -17,85 +17,25 @@
 //! which is the server's own address. The first stdout line is `listening on http://ADDR`.
 //! Ctrl-C or SIGTERM stops accepting, closes every chat connection with 1001 after
 //! draining its queue, then exits 0.
+//!
+//! The chat itself (hub, pages, sessions) is `src/lib.rs`; this file is the server around
+//! it: address, origins, accept loop, shutdown.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
-use hyper::body::Incoming;
+use chat::{App, Settings};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
-use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tracing_subscriber::EnvFilter;
-use ws_core::{
-    ClientId, CloseCode, Connection, DeflateConfig, HandshakeConfig, Hub, HubConfig, Limits,
-    Message, Outgoing, WebSocket, accept, rejection_response,
-};
 
 /// How long connections may take to drain after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// The chat page.
-const INDEX_HTML: &str = include_str!("../static/index.html");
-
-type Body = Full<Bytes>;
-
-/// Everything a request handler needs.
-#[derive(Debug)]
-struct App {
-    echo: HandshakeConfig,
-    echo_limits: Limits,
-    chat: HandshakeConfig,
-    chat_limits: Limits,
-    state: Mutex<State>,
-}
-
-/// The hub and a wake-up handle per connected client.
-#[derive(Debug)]
-struct State {
-    hub: Hub,
-    wakers: HashMap<ClientId, Arc<Notify>>,
-}
-
-impl State {
-    /// Wakes the connections whose hub queue got something.
-    fn wake(&mut self) {
-        while let Some(id) = self.hub.poll_ready() {
-            if let Some(notify) = self.wakers.get(&id) {
-                notify.notify_one();
-            }
-        }
-    }
-}
-
-impl App {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves the hub usable: take it anyway.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// What a chat client sends.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Command {
-    Join { room: String },
-    Leave { room: String },
-    Say { room: String, text: String },
-    Dm { to: u64, text: String },
-}
 
 fn main() -> ExitCode {
     let addr = match listen_addr() {
@@ -165,13 +105,6 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
     drop(stdout);
     tracing::info!(%local, "chat listening");
 
-    // Autobahn sends messages of up to 16 MiB to the echo endpoint.
-    let echo_limits = Limits {
-        max_frame: 32 << 20,
-        max_message: 32 << 20,
-        max_send_buffer: 32 << 20,
-        ..Limits::default()
-    };
     let origins: Vec<String> = match std::env::var("ALLOWED_ORIGINS") {
         Ok(list) => list.split(',').map(|o| o.trim().to_owned()).collect(),
         Err(_) => vec![
@@ -179,27 +112,11 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
             format!("http://localhost:{}", local.port()),
         ],
     };
-    let app = Arc::new(App {
-        echo: HandshakeConfig::default()
-            .protocols(["echo.v1"])
-            .deflate(DeflateConfig::default()),
-        echo_limits,
-        chat: HandshakeConfig::default()
-            .allow_origins(origins)
-            .protocols(["chat.v1"])
-            .deflate(DeflateConfig::default()),
-        chat_limits: Limits {
-            max_frame: 64 * 1024,
-            max_message: 64 * 1024,
-            max_send_buffer: 256 * 1024,
-            ..Limits::default()
-        },
-        state: Mutex::new(State {
-            hub: Hub::new(HubConfig::default()),
-            wakers: HashMap::new(),
-        }),
-    });
-    tokio::spawn(heartbeats(app.clone()));
+    let app = Arc::new(App::new(Settings {
+        base_path: String::new(),
+        allowed_origins: origins,
+    }));
+    tokio::spawn(app.clone().run_timers());
 
     let mut signal = std::pin::pin!(shutdown_signal());
     loop {
@@ -216,7 +133,10 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| handle(app.clone(), request));
+                    let service = service_fn(move |request| {
+                        let app = app.clone();
+                        async move { Ok::<_, Infallible>(app.handle(request).await) }
+                    });
                     let connection = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades();
@@ -232,31 +152,13 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
         }
     }
     drop(listener);
-    {
-        let mut state = app.lock();
-        state.hub.shutdown(Instant::now());
-        state.wake();
-    }
+    app.shutdown();
     let deadline = Instant::now() + SHUTDOWN_GRACE;
-    while !app.lock().hub.is_empty() && Instant::now() < deadline {
+    while !app.is_drained() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tracing::info!("chat connections drained");
     Ok(())
-}
-
-/// Runs the hub's timers: pings, pong deadlines, the shutdown grace.
-async fn heartbeats(app: Arc<App>) {
-    loop {
-        let next = app.lock().hub.poll_timeout();
-        let wait = next.map_or(Duration::from_secs(1), |at| {
-            at.saturating_duration_since(Instant::now())
-        });
-        tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
-        let mut state = app.lock();
-        state.hub.handle_timeout(Instant::now());
-        state.wake();
-    }
 }
 
 async fn shutdown_signal() -> &'static str {
@@ -279,294 +181,5 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! {
         () = ctrl_c => "SIGINT",
         () = terminate => "SIGTERM",
-    }
-}
-
-async fn handle(app: Arc<App>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let path = request.uri().path().to_owned();
-    let response = match path.as_str() {
-        "/echo" => upgrade(request, &app.echo, app.echo_limits, echo),
-        "/ws" => {
-            let name = nickname(request.uri().query());
-            let session_app = app.clone();
-            upgrade(request, &app.chat, app.chat_limits, move |ws| {
-                chat(session_app, ws, name)
-            })
-        }
-        _ => page(request.method(), &path),
-    };
-    Ok(response)
-}
-
-/// Answers the handshake and, on success, runs `session` on the upgraded stream.
-fn upgrade<F, Fut>(
-    request: Request<Incoming>,
-    config: &HandshakeConfig,
-    limits: Limits,
-    session: F,
-) -> Response<Body>
-where
-    F: FnOnce(WebSocket<TokioIo<hyper::upgrade::Upgraded>>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let (parts, body) = request.into_parts();
-    let accepted = match accept(&parts, config) {
-        Ok(accepted) => accepted,
-        Err(error) => {
-            tracing::info!(%error, "handshake rejected");
-            return rejection_response(&error).map(|text| Full::new(Bytes::from(text)));
-        }
-    };
-    let deflate = accepted.deflate.clone();
-    let request = Request::from_parts(parts, body);
-    tokio::spawn(async move {
-        match hyper::upgrade::on(request).await {
-            Ok(upgraded) => {
-                let ws = WebSocket::new(TokioIo::new(upgraded), Connection::new(limits, deflate));
-                session(ws).await;
-            }
-            Err(error) => tracing::debug!(%error, "upgrade failed"),
-        }
-    });
-    accepted.response.map(|()| Full::new(Bytes::new()))
-}
-
-/// Echoes text and binary messages until the peer closes.
-async fn echo<S>(mut ws: WebSocket<S>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    while let Some(result) = ws.next_message().await {
-        match result {
-            Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
-                if let Err(error) = ws.queue(message) {
-                    tracing::debug!(%error, "echo stopped");
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::debug!(%error, "echo connection failed");
-                break;
-            }
-        }
-    }
-}
-
-fn page(method: &Method, path: &str) -> Response<Body> {
-    let (content_type, body) = match path {
-        "/" => ("text/html; charset=utf-8", INDEX_HTML),
-        "/healthz" => ("application/json", r#"{"status":"ok"}"#),
-        _ => {
-            return text(
-                StatusCode::NOT_FOUND,
-                "text/plain; charset=utf-8",
-                "not found\n",
-            );
-        }
-    };
-    if method != Method::GET && method != Method::HEAD {
-        let mut response = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "method not allowed\n",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    text(StatusCode::OK, content_type, body)
-}
-
-fn text(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-/// The `name` query parameter if it is a plain nickname, else `guest`.
-fn nickname(query: Option<&str>) -> String {
-    query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .filter_map(|pair| pair.strip_prefix("name="))
-        .find(|name| {
-            !name.is_empty()
-                && name.len() <= 32
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .unwrap_or("guest")
-        .to_owned()
-}
-
-/// One chat connection: commands in, hub output out.
-async fn chat<S>(app: Arc<App>, mut ws: WebSocket<S>, name: String)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let notify = Arc::new(Notify::new());
-    let connected = connect(&app, &name, &notify);
-    let Some(id) = connected else {
-        let _ = ws.start_close(CloseCode::Away, "server shutting down");
-        while ws.next_message().await.is_some() {}
-        return;
-    };
-    let welcome = json!({"type": "welcome", "id": id.get(), "name": name});
-    let mut open = ws.queue(Message::text(welcome.to_string())).is_ok();
-    while open {
-        // Move hub output into the connection while it has room; the rest waits in the
-        // hub queue, where the slow-consumer policy bounds it.
-        let closing = drain(&app, id, &mut ws);
-        if closing {
-            break;
-        }
-        if !ws.has_room() {
-            // The peer is not reading: only write, and give up if the hub closes it.
-            tokio::select! {
-                result = ws.flush() => if result.is_err() { break },
-                () = notify.notified() => if is_closing(&app, id) { break },
-            }
-            continue;
-        }
-        tokio::select! {
-            message = ws.next_message() => match message {
-                Some(Ok(message)) => open = received(&app, id, &mut ws, &message),
-                Some(Err(error)) => {
-                    tracing::debug!(%error, client = id.get(), "chat connection failed");
-                    open = false;
-                }
-                None => open = false,
-            },
-            () = notify.notified() => {}
-        }
-    }
-    disconnect(&app, id);
-    // Finish a close handshake we started, within a bound.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while ws.next_message().await.is_some() {}
-    })
-    .await;
-}
-
-fn connect(app: &App, name: &str, notify: &Arc<Notify>) -> Option<ClientId> {
-    let mut state = app.lock();
-    let id = state.hub.connect(name, Instant::now()).ok()?;
-    state.wakers.insert(id, notify.clone());
-    Some(id)
-}
-
-fn disconnect(app: &App, id: ClientId) {
-    let mut state = app.lock();
-    state.hub.disconnect(id, Instant::now());
-    state.wakers.remove(&id);
-    state.wake();
-}
-
-fn is_closing(app: &App, id: ClientId) -> bool {
-    app.lock().hub.is_closing(id)
-}
-
-/// Handles one message from a chat client; `false` if the connection should end.
-fn received<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>, message: &Message) -> bool
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut state = app.lock();
-    state.hub.handle_activity(id, Instant::now());
-    let mut open = true;
-    if let Message::Text(text) = message
-        && let Err(error) = command(&mut state.hub, id, text.as_str())
-    {
-        let reply = json!({"type": "error", "message": error});
-        open = ws.queue(Message::text(reply.to_string())).is_ok();
-    }
-    state.wake();
-    open
-}
-
-/// Queues hub output for one client; `true` once a close was queued.
-fn drain<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>) -> bool
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut state = app.lock();
-    while ws.has_room() {
-        let Some(item) = state.hub.poll_transmit(id) else {
-            break;
-        };
-        let message = match item {
-            Outgoing::Message {
-                room,
-                from,
-                message,
-            } => {
-                let name = state.hub.name(from).unwrap_or("?").to_owned();
-                let text = message.to_text().unwrap_or_default();
-                match room {
-                    Some(room) => {
-                        json!({"type": "message", "room": &*room, "from": from.get(), "name": name, "text": text})
-                    }
-                    None => json!({"type": "dm", "from": from.get(), "name": name, "text": text}),
-                }
-            }
-            Outgoing::Presence(presence) => {
-                let members: Vec<_> = state
-                    .hub
-                    .members(&presence.room)
-                    .into_iter()
-                    .map(|(id, name)| json!({"id": id.get(), "name": &*name}))
-                    .collect();
-                json!({"type": "presence", "room": &*presence.room, "id": presence.client.get(),
-                       "name": &*presence.name, "joined": presence.joined, "members": members})
-            }
-            Outgoing::Ping => {
-                let _ = ws.queue(Message::Ping(bytes::Bytes::new()));
-                continue;
-            }
-            Outgoing::Close(code, reason) => {
-                let _ = ws.start_close(code, reason);
-                return true;
-            }
-        };
-        if ws.queue(Message::text(message.to_string())).is_err() {
-            return true;
-        }
-    }
-    false
-}
-
-/// Applies one chat command.
-fn command(hub: &mut Hub, id: ClientId, text: &str) -> Result<(), String> {
-    let now = Instant::now();
-    let command: Command =
-        serde_json::from_str(text).map_err(|error| format!("bad command: {error}"))?;
-    let checked = |room: &str| {
-        if room.is_empty() || room.len() > 64 {
-            Err("room names are 1 to 64 bytes".to_owned())
-        } else {
-            Ok(())
-        }
-    };
-    match command {
-        Command::Join { room } => {
-            checked(&room)?;
-            hub.join(id, &room, now).map_err(|e| e.to_string())
-        }
-        Command::Leave { room } => hub.leave(id, &room, now).map_err(|e| e.to_string()),
-        Command::Say { room, text } => hub
-            .broadcast(id, &room, Message::text(text), now)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Command::Dm { to, text } => {
-            let to = hub.client(to).ok_or_else(|| format!("no client {to}"))?;
-            hub.send_to(id, to, Message::text(text), now)
-                .map_err(|e| e.to_string())
-        }
     }
 }

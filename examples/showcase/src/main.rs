@@ -1,27 +1,67 @@
-//! The backend-kit showcase: one server that shows every crate's capability on embedded
-//! defaults, with a landing page that links to each of them.
+//! The backend-kit showcase: one server, one port, that serves every landed crate's
+//! capability together on embedded defaults, with a landing page that links to each.
 //!
 //! Run with: `cargo run -p showcase`
 //!
 //! Try:
 //!
 //! ```text
-//! open http://127.0.0.1:8080/
-//! curl -i http://127.0.0.1:8080/healthz
+//! open http://127.0.0.1:8080/                  the landing page: every capability, linked
+//! open http://127.0.0.1:8080/auth/             sign up, log in, get a JWT (auth-core)
+//! open http://127.0.0.1:8080/oauth-login/      "Log in with" the provider at /oauth
+//!                                              (alice / wonderland-rabbit)
+//! open http://127.0.0.1:8080/chat/             WebSocket chat, two tabs (ws-core)
+//! open http://127.0.0.1:8080/cookies/          signed and private cookies (cookie-jar)
+//! curl -s http://127.0.0.1:8080/api/openapi.json | head -c 300      (rest-core)
+//! curl -i -X POST http://127.0.0.1:8080/api/users -H 'content-type: application/json' \
+//!      -d '{"name":"Ada","email":"ada@example.com"}'
+//! curl -s http://127.0.0.1:8080/.well-known/oauth-authorization-server/oauth
 //! ```
+//!
+//! # How the examples are mounted
+//!
+//! Each example under `examples/` is a library plus a thin binary: its `src/lib.rs` exposes
+//! an `App` (state, routes, pages) built from a `Settings` value whose `base_path` mounts it
+//! under a prefix, and an async `App::handle(request) -> response`; its `src/main.rs` keeps
+//! only the server plumbing (address, environment, accept loop, shutdown), so each example
+//! still runs, and reads, on its own. This server depends on those libraries and
+//! dispatches by path prefix, so no handler is copied here:
+//!
+//! | prefix | example library | crate shown |
+//! |---|---|---|
+//! | `/auth/` | `auth-login` | auth-core: argon2id sign-up/login, sessions, CSRF, throttling, JWT API + JWKS |
+//! | `/api/` | `rest-api` | rest-core: users/posts CRUD on in-memory SQLite, ETags, `If-Match`, paging, CORS, idempotency, OpenAPI |
+//! | `/chat/` | `chat` | ws-core: rooms, presence, direct messages, permessage-deflate |
+//! | `/oauth/` | `oauth-provider` | auth-core OAuth 2.0 authorization server (issuer `http://ADDR/oauth`) |
+//! | `/oauth-login/` | `oauth-login` | auth-core OAuth client, logging in against `/oauth` on this same server |
+//! | `/cookies/` | this crate (`cookies.rs`) | cookie-jar: signed and private cookies, key rotation |
+//!
+//! Everything is in memory: sessions, users, SQLite, grants, idempotency keys, the chat hub;
+//! signing keys are made at start. Each mounted app has its own session cookie name, since
+//! cookies are shared by the whole origin. The provider's RFC 8414 metadata for an issuer
+//! with a path lives at `/.well-known/oauth-authorization-server/oauth`, outside its prefix,
+//! and is routed to it too. The OAuth client reaches the provider over a loopback HTTP
+//! connection to this same server, as it would reach any provider.
 //!
 //! Environment: `PORT` (default 8080; `0` picks a free port) and `BIND` (default `127.0.0.1`)
 //! choose the address; `RUST_LOG` sets the log filter (default `info`); `LOG_FORMAT=json`
 //! writes one JSON object per log line. The first line on stdout is always
-//! `listening on http://ADDR`, so scripts and tests can find an ephemeral port.
-//! Ctrl-C or SIGTERM stops accepting, lets requests in flight finish (up to
+//! `listening on http://ADDR`, so scripts and tests can find an ephemeral port. The OAuth
+//! issuer and the chat's allowed origin are `http://127.0.0.1:PORT` when `BIND` is
+//! `0.0.0.0`, so open the pages at that address. Ctrl-C or SIGTERM stops accepting, lets
+//! requests in flight finish and closes chat connections with 1001 (up to
 //! [`SHUTDOWN_GRACE`]), then exits 0.
+
+mod cookies;
 
 use std::convert::Infallible;
 use std::io::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use auth_core::MemoryStore;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -40,7 +80,78 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The landing page: every capability the showcase serves, with a link to try it.
 const INDEX_HTML: &str = include_str!("../static/index.html");
 
+/// The one response body type: every mounted app answers with it.
 type Body = Full<Bytes>;
+
+/// Mounts with a page at their root: `GET /auth` redirects to `/auth/`, so that the page's
+/// relative links resolve below the prefix.
+const PAGES: [&str; 5] = ["/auth", "/chat", "/oauth", "/oauth-login", "/cookies"];
+
+/// Every mounted application.
+#[derive(Debug)]
+struct Showcase {
+    auth: auth_login::App<MemoryStore>,
+    api: rest_api::App,
+    chat: Arc<chat::App>,
+    provider: oauth_provider::App,
+    oauth_login: oauth_login::App,
+    cookies: cookies::CookieDemo,
+}
+
+impl Showcase {
+    /// Builds every app for a server reachable at `origin` (`http://HOST:PORT`).
+    fn new(origin: &str) -> Result<Self, String> {
+        let auth = auth_login::App::new(
+            MemoryStore::new(),
+            auth_login::Settings {
+                base_path: "/auth".to_owned(),
+                cookie_name: "__Host-auth-session".to_owned(),
+                ..auth_login::Settings::new(origin)
+            },
+        )?;
+        let api = rest_api::App::new(&rest_api::Settings {
+            base_path: "/api".to_owned(),
+            db: None,
+            cors_origin: origin.to_owned(),
+        })?;
+        let chat = Arc::new(chat::App::new(chat::Settings {
+            base_path: "/chat".to_owned(),
+            allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
+        }));
+        let callback = format!("{origin}/oauth-login/callback");
+        let provider = oauth_provider::App::new(oauth_provider::Settings {
+            base_path: "/oauth".to_owned(),
+            redirect_uris: vec![callback.clone()],
+            cookie_name: "__Host-provider-session".to_owned(),
+            ..oauth_provider::Settings::new(origin)
+        })
+        .map_err(|error| {
+            format!(
+                "the OAuth provider at /oauth: {error}; plain http needs a loopback address: \
+                 set BIND to 127.0.0.1 or 0.0.0.0"
+            )
+        })?;
+        let oauth_login = oauth_login::App::new(oauth_login::Settings {
+            redirect_uri: callback,
+            base_path: "/oauth-login".to_owned(),
+            ..oauth_login::Settings::new(&format!("{origin}/oauth"), origin)
+        });
+        Ok(Self {
+            auth,
+            api,
+            chat,
+            provider,
+            oauth_login,
+            cookies: cookies::CookieDemo::new(),
+        })
+    }
+
+    fn sweep(&self, now: SystemTime) {
+        self.auth.sweep(now);
+        self.provider.sweep(now);
+        self.oauth_login.sweep(now);
+    }
+}
 
 fn main() -> ExitCode {
     let config = match Config::from_env() {
@@ -127,6 +238,26 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|error| format!("cannot read the bound address: {error}"))?;
+    // The address pages, tokens and redirects name: a wildcard bind is reached on loopback.
+    let public = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), local.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), local.port())
+        }
+        _ => local,
+    };
+    let app = Arc::new(Showcase::new(&format!("http://{public}"))?);
+    tokio::spawn(app.chat.clone().run_timers());
+    let sweeper = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            sweeper.sweep(SystemTime::now());
+        }
+    });
     announce(local);
     tracing::info!(%local, "showcase listening");
 
@@ -145,8 +276,13 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
                         continue;
                     }
                 };
+                let app = app.clone();
+                let service = service_fn(move |request| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(handle(&app, peer.ip(), request).await) }
+                });
                 let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handle))
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
@@ -162,9 +298,19 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
         }
     }
     drop(listener);
+    // Upgraded chat sockets are no longer hyper connections: close them through the hub.
+    app.chat.shutdown();
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let chat_drained = async {
+        while !app.chat.is_drained() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+        ((), ()) = async { tokio::join!(graceful.shutdown(), chat_drained) } => {
+            tracing::info!("all connections closed");
+        }
+        () = tokio::time::sleep_until(deadline.into()) => {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period");
         }
     }
@@ -203,11 +349,11 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(app: &Showcase, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = route(&method, &path);
+    let response = dispatch(app, peer, &path, request).await;
     tracing::info!(
         %method,
         path,
@@ -215,7 +361,64 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
-    Ok(response)
+    response
+}
+
+/// Whether `path` is `prefix` itself or below it (`/oauth` is not below `/oauth-login`).
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Hands the request to the app mounted at its path; the apps see the full path and strip
+/// their own prefix.
+async fn dispatch(
+    app: &Showcase,
+    peer: IpAddr,
+    path: &str,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    if let Some(prefix) = PAGES.iter().find(|prefix| path == **prefix) {
+        let mut location = format!("{prefix}/");
+        if let Some(query) = request.uri().query() {
+            location.push('?');
+            location.push_str(query);
+        }
+        return permanent_redirect(&location);
+    }
+    if under(path, "/auth") {
+        app.auth.handle(peer, request).await
+    } else if under(path, "/api") {
+        app.api.handle(request).await
+    } else if under(path, "/chat") {
+        app.chat.handle(request).await
+    } else if under(path, "/oauth") || path == app.provider.metadata_path() {
+        app.provider.handle(peer, request).await
+    } else if under(path, "/oauth-login") {
+        app.oauth_login.handle(request).await
+    } else if let Some(rest) = path.strip_prefix("/cookies")
+        && rest.starts_with('/')
+    {
+        app.cookies.handle(rest, request).await
+    // graphql-core (`/graphql`, subscriptions over `/graphql/ws`) and proxy-core (`/proxy/`)
+    // mount here the same way when their branches land: an example library with a
+    // `base_path`, a field in `Showcase`, one branch in this chain, and the landing page's
+    // "in progress" row becomes a link.
+    } else {
+        route(request.method(), path)
+    }
+}
+
+fn permanent_redirect(location: &str) -> Response<Body> {
+    let mut response = text(
+        StatusCode::PERMANENT_REDIRECT,
+        "text/plain; charset=utf-8",
+        "",
+    );
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }
 
 fn route(method: &Method, path: &str) -> Response<Body> {

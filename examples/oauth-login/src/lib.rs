@@ -1,0 +1,505 @@
+//! oauth-login as a library: an application with "Log in with backend-kit provider", using
+//! auth-core's OAuth client (authorization code + PKCE S256, `state` and `iss` checks,
+//! refresh and revocation) against an OAuth 2.0 provider.
+//!
+//! [`App`] holds the state and answers requests ([`App::handle`]); it opens no listening
+//! socket and spawns no task of its own (it does connect to the provider). `src/main.rs`
+//! is the server around it (`cargo run -p oauth-login`), and `examples/showcase` mounts
+//! the same [`App`] under `/oauth-login` with [`Settings::base_path`], logging in against
+//! the showcase's own provider.
+//!
+//! This example's HTTP client speaks plain `http` only, which is enough for providers on
+//! loopback; against a real provider send the same `http::Request` values with an HTTPS
+//! client (reqwest, hyper-rustls).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use auth_core::oauth::client::{
+    ClientAuth, OAuthClient, PendingAuthorization, ServerMetadata, TokenResponse,
+    parse_token_response,
+};
+use auth_core::{
+    CSRF_SESSION_KEY, MemoryStore, Session, SessionConfig, SessionCookie, Sessions,
+    synchronizer_token, verify_synchronizer,
+};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION, SET_COOKIE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::RwLock;
+
+/// The response body type of [`App::handle`].
+pub type Body = Full<Bytes>;
+
+const MAX_FORM_BYTES: usize = 16 * 1024;
+/// The largest response read from the provider.
+const MAX_PROVIDER_BYTES: usize = 64 * 1024;
+const PENDING_KEY: &str = "oauth_pending";
+const TOKENS_KEY: &str = "oauth_tokens";
+const REFRESHES_KEY: &str = "oauth_refreshes";
+
+/// Which provider to use, who this client is, and where it is served.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The provider's issuer URL; it must serve RFC 8414 metadata.
+    pub provider: String,
+    /// This application's `client_id` at the provider.
+    pub client_id: String,
+    /// Makes this a confidential `client_secret_basic` client.
+    pub client_secret: Option<String>,
+    /// Answers who logged in (`sub`) for an access token.
+    pub userinfo: String,
+    /// Where the provider sends the browser back: `{origin}{base_path}/callback`.
+    pub redirect_uri: String,
+    /// The path prefix: empty at the root, or `/oauth-login` (no trailing slash).
+    pub base_path: String,
+    /// The session cookie's name. Applications sharing one origin need different names.
+    pub cookie_name: String,
+}
+
+impl Settings {
+    /// The public client `demo-app` of `provider`, served at the root of `origin`.
+    pub fn new(provider: &str, origin: &str) -> Self {
+        let provider = provider.trim_end_matches('/').to_owned();
+        Self {
+            userinfo: format!("{provider}/api/me"),
+            provider,
+            client_id: "demo-app".to_owned(),
+            client_secret: None,
+            redirect_uri: format!("{origin}/callback"),
+            base_path: String::new(),
+            // Cookies are not isolated by port: a provider on the same host uses
+            // `__Host-session`, so this application uses another name.
+            cookie_name: "__Host-app-session".to_owned(),
+        }
+    }
+}
+
+/// The application: sessions, and the OAuth client once the provider's metadata is read.
+pub struct App {
+    settings: Settings,
+    /// Built from the provider's metadata on first use (the provider may start later).
+    client: RwLock<Option<Arc<OAuthClient>>>,
+    sessions: Sessions<MemoryStore>,
+    cookie: SessionCookie,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// An application with no provider contact yet: the metadata is fetched on first use,
+    /// so the provider may start later.
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            cookie: SessionCookie::new().name(settings.cookie_name.clone()),
+            settings,
+            client: RwLock::new(None),
+            sessions: Sessions::new(MemoryStore::new(), SessionConfig::default()),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        handle(self, request).await
+    }
+
+    /// Drops expired sessions; call it now and then (the binary does every minute).
+    pub fn sweep(&self, now: SystemTime) {
+        self.sessions.store().sweep(now);
+    }
+}
+
+/// The part of `path` below `base`: `/` for `base` itself, `None` outside it.
+fn local_path<'a>(base: &str, path: &'a str) -> Option<&'a str> {
+    match path.strip_prefix(base)? {
+        "" => Some("/"),
+        rest if rest.starts_with('/') => Some(rest),
+        _ => None,
+    }
+}
+
+/// What the session keeps of the provider's tokens.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredTokens {
+    access_token: String,
+    refresh_token: Option<String>,
+    scope: Option<Vec<String>>,
+    expires_in: Option<u64>,
+}
+
+impl From<TokenResponse> for StoredTokens {
+    fn from(tokens: TokenResponse) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            scope: tokens.scope,
+            expires_in: tokens.expires_in.map(|ttl| ttl.as_secs()),
+        }
+    }
+}
+
+async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let Some(path) = local_path(&app.settings.base_path, parts.uri.path()).map(str::to_owned)
+    else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    let base = app.settings.base_path.as_str();
+    if parts.method == Method::GET && path == "/healthz" {
+        return respond(
+            StatusCode::OK,
+            "application/json",
+            b"{\"status\":\"ok\"}".to_vec(),
+        );
+    }
+    let now = SystemTime::now();
+    let presented = app.cookie.read(&parts.headers);
+    let mut session = match app.sessions.load(presented.as_deref(), now).await {
+        Ok(session) => session,
+        Err(error) => return text(error.status(), "the session store is unavailable"),
+    };
+    let form = if parts.method == Method::POST {
+        match Limited::new(body, MAX_FORM_BYTES).collect().await {
+            Ok(collected) => Some(
+                form_urlencoded::parse(&collected.to_bytes())
+                    .into_owned()
+                    .collect::<HashMap<String, String>>(),
+            ),
+            Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "form too large"),
+        }
+    } else {
+        None
+    };
+    let mut response = match (&parts.method, path.as_str(), form) {
+        (&Method::GET, "/", _) => home(base, &mut session),
+        (&Method::GET, "/login", _) => start_login(app, &mut session).await,
+        (&Method::GET, "/callback", _) => {
+            callback(app, &mut session, parts.uri.query().unwrap_or("")).await
+        }
+        (&Method::POST, route, Some(form)) => {
+            let presented = form.get("csrf").map(String::as_str);
+            let stored = session.get::<String>(CSRF_SESSION_KEY);
+            if verify_synchronizer(stored.as_deref(), presented).is_err() {
+                text(
+                    StatusCode::FORBIDDEN,
+                    "missing or stale form token: reload the page",
+                )
+            } else {
+                match route {
+                    "/refresh" => refresh(app, &mut session).await,
+                    "/logout" => logout(app, &mut session).await,
+                    _ => text(StatusCode::NOT_FOUND, "not found"),
+                }
+            }
+        }
+        (_, "/" | "/login" | "/callback" | "/refresh" | "/logout", _) => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    };
+    if let Err(error) = app.sessions.save(&mut session, now).await {
+        return text(error.status(), "the session store is unavailable");
+    }
+    match app.cookie.set_cookie(&session) {
+        Ok(Some(value)) => {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+        Ok(None) => {}
+        Err(error) => return text(error.status(), "could not set the session cookie"),
+    }
+    response
+}
+
+fn csrf_token(session: &mut Session) -> String {
+    if let Some(token) = session.get::<String>(CSRF_SESSION_KEY) {
+        return token;
+    }
+    let token = synchronizer_token().unwrap_or_default();
+    let _ = session.insert(CSRF_SESSION_KEY, &token);
+    token
+}
+
+fn home(base: &str, session: &mut Session) -> Response<Body> {
+    let Some(user) = session.user().map(str::to_owned) else {
+        return html(
+            StatusCode::OK,
+            &format!(r#"<p><a href="{base}/login">Log in with backend-kit provider</a></p>"#),
+        );
+    };
+    let csrf = csrf_token(session);
+    let tokens = session.get::<StoredTokens>(TOKENS_KEY);
+    let scope = tokens
+        .as_ref()
+        .and_then(|tokens| tokens.scope.as_ref())
+        .map(|scope| scope.join(" "))
+        .unwrap_or_default();
+    let refreshes = session.get::<u32>(REFRESHES_KEY).unwrap_or(0);
+    html(
+        StatusCode::OK,
+        &format!(
+            r#"<p>Logged in as <b>{user}</b> via backend-kit provider (scope: <code>{scope}</code>, refreshed {refreshes} times).</p>
+<form method="post" action="{base}/refresh"><input type="hidden" name="csrf" value="{csrf}"><button>Refresh the token</button></form>
+<form method="post" action="{base}/logout"><input type="hidden" name="csrf" value="{csrf}"><button>Log out</button></form>"#,
+            user = escape(&user),
+            scope = escape(&scope),
+        ),
+    )
+}
+
+/// The client, built from the provider's metadata on first use.
+async fn client(app: &App) -> Result<Arc<OAuthClient>, String> {
+    if let Some(client) = app.client.read().await.as_ref() {
+        return Ok(client.clone());
+    }
+    let settings = &app.settings;
+    let request = ServerMetadata::request(&settings.provider).map_err(|e| e.to_string())?;
+    let (status, body) = send(request).await?;
+    if status != StatusCode::OK {
+        return Err(format!("the provider's metadata answered {status}"));
+    }
+    let metadata = ServerMetadata::parse(&body, &settings.provider).map_err(|e| e.to_string())?;
+    let mut client = OAuthClient::new(metadata, &settings.client_id, &settings.redirect_uri);
+    if let Some(secret) = &settings.client_secret {
+        client = client.with_auth(ClientAuth::Basic(secret.clone()));
+    }
+    let client = Arc::new(client);
+    *app.client.write().await = Some(client.clone());
+    Ok(client)
+}
+
+async fn start_login(app: &App, session: &mut Session) -> Response<Body> {
+    let client = match client(app).await {
+        Ok(client) => client,
+        Err(error) => return text(StatusCode::BAD_GATEWAY, &error),
+    };
+    let (url, pending) = match client.authorization_url(&["profile"]) {
+        Ok(started) => started,
+        Err(error) => return text(error.status(), &error.to_string()),
+    };
+    if session.insert(PENDING_KEY, &pending).is_err() {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot keep the login state",
+        );
+    }
+    see_other(&url)
+}
+
+async fn callback(app: &App, session: &mut Session, query: &str) -> Response<Body> {
+    // One use per login: a replayed callback finds nothing.
+    let Some(pending) = session.get::<PendingAuthorization>(PENDING_KEY) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "no login in progress (or this callback was already used): start again at /",
+        );
+    };
+    session.remove(PENDING_KEY);
+    let client = match client(app).await {
+        Ok(client) => client,
+        Err(error) => return text(StatusCode::BAD_GATEWAY, &error),
+    };
+    let code = match client.callback(&pending, query) {
+        Ok(code) => code,
+        Err(error) => return text(error.status(), &format!("login failed: {error}")),
+    };
+    let tokens = match exchange(client.token_request(&code, &pending)).await {
+        Ok(tokens) => tokens,
+        Err(response) => return response,
+    };
+    let user = match whoami(app, &tokens.access_token).await {
+        Ok(user) => user,
+        Err(error) => return text(StatusCode::BAD_GATEWAY, &error),
+    };
+    if let Err(error) = session.login(&user) {
+        return text(error.status(), &error.to_string());
+    }
+    let _ = session.insert(TOKENS_KEY, &StoredTokens::from(tokens));
+    see_other(&format!("{}/", app.settings.base_path))
+}
+
+async fn refresh(app: &App, session: &mut Session) -> Response<Body> {
+    let Some(mut stored) = session.get::<StoredTokens>(TOKENS_KEY) else {
+        return text(StatusCode::UNAUTHORIZED, "log in first");
+    };
+    let Some(refresh_token) = stored.refresh_token.clone() else {
+        return text(StatusCode::CONFLICT, "the provider gave no refresh token");
+    };
+    let client = match client(app).await {
+        Ok(client) => client,
+        Err(error) => return text(StatusCode::BAD_GATEWAY, &error),
+    };
+    let tokens = match exchange(client.refresh_request(&refresh_token, None)).await {
+        Ok(tokens) => tokens,
+        Err(response) => return response,
+    };
+    let scope = stored.scope.take();
+    let mut renewed = StoredTokens::from(tokens);
+    // RFC 6749 section 6: the refresh token may stay the same, and an omitted scope is
+    // unchanged.
+    renewed.refresh_token = renewed.refresh_token.or(Some(refresh_token));
+    renewed.scope = renewed.scope.or(scope);
+    let _ = session.insert(TOKENS_KEY, &renewed);
+    let refreshes = session.get::<u32>(REFRESHES_KEY).unwrap_or(0);
+    let _ = session.insert(REFRESHES_KEY, &refreshes.saturating_add(1));
+    see_other(&format!("{}/", app.settings.base_path))
+}
+
+async fn logout(app: &App, session: &mut Session) -> Response<Body> {
+    if let Some(stored) = session.get::<StoredTokens>(TOKENS_KEY)
+        && let Ok(client) = client(app).await
+    {
+        // Revoke the grant at the provider; the local logout happens either way.
+        let token = stored
+            .refresh_token
+            .as_deref()
+            .unwrap_or(&stored.access_token);
+        let hint = if stored.refresh_token.is_some() {
+            "refresh_token"
+        } else {
+            "access_token"
+        };
+        if let Ok(request) = client.revocation_request(token, Some(hint))
+            && let Err(error) = send(request).await
+        {
+            tracing::warn!("revocation failed: {error}");
+        }
+    }
+    session.logout();
+    see_other(&format!("{}/", app.settings.base_path))
+}
+
+/// Sends a token request and reads the response; errors become a page.
+async fn exchange(
+    request: auth_core::Result<Request<Vec<u8>>>,
+) -> Result<TokenResponse, Response<Body>> {
+    let request = request.map_err(|error| text(error.status(), &error.to_string()))?;
+    let (status, body) = send(request)
+        .await
+        .map_err(|error| text(StatusCode::BAD_GATEWAY, &error))?;
+    parse_token_response(status, &body)
+        .map_err(|error| text(error.status(), &format!("login failed: {error}")))
+}
+
+async fn whoami(app: &App, access_token: &str) -> Result<String, String> {
+    let request = Request::get(&app.settings.userinfo)
+        .header(AUTHORIZATION, format!("Bearer {access_token}"))
+        .body(Vec::new())
+        .map_err(|error| error.to_string())?;
+    let (status, body) = send(request).await?;
+    if status != StatusCode::OK {
+        return Err(format!("the user info endpoint answered {status}"));
+    }
+    let info: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|_| "the user info is not JSON".to_owned())?;
+    info.get("sub")
+        .and_then(serde_json::Value::as_str)
+        .filter(|sub| !sub.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| "the user info has no sub".to_owned())
+}
+
+/// Sends one request over a fresh HTTP/1.1 connection (plain http only, see the top).
+async fn send(request: Request<Vec<u8>>) -> Result<(StatusCode, Bytes), String> {
+    let uri = request.uri().clone();
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "{uri}: this example's client speaks plain http only"
+        ));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{uri} has no host"))?
+        .clone();
+    let address = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&address))
+        .await
+        .map_err(|_| format!("{address}: connect timed out"))?
+        .map_err(|error| format!("{address}: {error}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| error.to_string())?;
+    tokio::spawn(connection);
+    let (mut parts, body) = request.into_parts();
+    parts.uri = uri
+        .path_and_query()
+        .map_or("/", |path| path.as_str())
+        .parse()
+        .map_err(|_| "bad request target".to_owned())?;
+    parts.headers.insert(
+        HOST,
+        HeaderValue::from_str(authority.as_str()).map_err(|error| error.to_string())?,
+    );
+    let request = Request::from_parts(parts, Full::new(Bytes::from(body)));
+    let response = tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+        .await
+        .map_err(|_| format!("{uri}: timed out"))?
+        .map_err(|error| format!("{uri}: {error}"))?;
+    let status = response.status();
+    let body = Limited::new(response.into_body(), MAX_PROVIDER_BYTES)
+        .collect()
+        .await
+        .map_err(|_| format!("{uri}: response too large or cut"))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+fn see_other(location: &str) -> Response<Body> {
+    let mut response = respond(
+        StatusCode::SEE_OTHER,
+        "text/plain; charset=utf-8",
+        Vec::new(),
+    );
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            response.headers_mut().insert(LOCATION, value);
+            response
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "bad redirect"),
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn html(status: StatusCode, body: &str) -> Response<Body> {
+    let page = format!(
+        "<!doctype html><meta charset=utf-8><title>oauth-login</title><h1>oauth-login</h1>{body}\n"
+    );
+    respond(status, "text/html; charset=utf-8", page.into_bytes())
+}
+
+fn text(status: StatusCode, message: &str) -> Response<Body> {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{message}\n").into_bytes(),
+    )
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

@@ -1,0 +1,1306 @@
+//! rest-api as a library: users and posts over SQLite, served with rest-core primitives:
+//! full CRUD, cursor and page paging with `Link` headers, ETags on reads, `If-Match` on
+//! writes (428 without it), CORS, idempotent POSTs (`Idempotency-Key`) and an OpenAPI 3.1
+//! document. Every error is an RFC 9457 `application/problem+json` body.
+//!
+//! [`App`] owns the state and answers requests ([`App::handle`]); it opens no socket and
+//! spawns no task. `src/main.rs` is the server around it (`cargo run -p rest-api`), and
+//! `examples/showcase` mounts the same [`App`] under `/api` with [`Settings::base_path`]:
+//! routes, `Location`, `Link` and the OpenAPI `servers` entry then carry the prefix.
+//!
+//! SQLite calls are short and run on the request's task behind one mutex: fine for an
+//! example; a busy service would use a connection pool and `spawn_blocking`.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use rest_core::{
+    CorsPolicy, CursorCodec, EntityTag, Error, Fingerprint, IdempotencyKey, IdempotencyStore,
+    JsonLimits, Link, MemoryIdempotencyStore, OpenApiBuilder, Operation, PageRequest, Precondition,
+    ProblemDetails, QueryLimits, Reservation, RouteMatch, Router, StoredResponse, TrailingSlash,
+    check_precondition_syntax, evaluate_preconditions, format_http_date, format_links, json_body,
+    negotiate_media_type, query, require_precondition,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Largest request body accepted (413 above it).
+const MAX_BODY: usize = 64 * 1024;
+/// Paging sizes.
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
+/// Highest page number accepted, so that offsets stay small.
+const MAX_PAGE: u64 = 1_000_000;
+
+/// The response body type of [`App::handle`].
+pub type Body = Full<Bytes>;
+
+/// Where the API keeps its data and how it is mounted.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The path prefix: empty at the root, or `/api` (no trailing slash).
+    pub base_path: String,
+    /// A SQLite file; `None` is an in-memory database.
+    pub db: Option<String>,
+    /// The one origin CORS allows.
+    pub cors_origin: String,
+}
+
+impl Default for Settings {
+    /// At the root, in memory, CORS for `http://localhost:3000`.
+    fn default() -> Self {
+        Self {
+            base_path: String::new(),
+            db: None,
+            cors_origin: "http://localhost:3000".to_owned(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Resources
+
+/// A user.
+#[derive(Debug, Serialize, JsonSchema)]
+struct User {
+    /// Its id.
+    #[schemars(range(min = 1))]
+    id: i64,
+    name: String,
+    email: String,
+}
+
+/// What a client sends to create or replace a user.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct UserInput {
+    /// 1 to 100 characters.
+    #[schemars(length(min = 1, max = 100))]
+    name: String,
+    /// 3 to 254 characters with an `@`.
+    #[schemars(length(min = 3, max = 254), regex(pattern = "@"))]
+    email: String,
+}
+
+/// A post, written by a user.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Post {
+    #[schemars(range(min = 1))]
+    id: i64,
+    #[schemars(range(min = 1))]
+    user_id: i64,
+    title: String,
+    body: String,
+}
+
+/// What a client sends to create or replace a post.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PostInput {
+    /// 1 to 200 characters.
+    #[schemars(length(min = 1, max = 200))]
+    title: String,
+    /// Up to 10000 characters.
+    #[schemars(length(max = 10000))]
+    body: String,
+}
+
+/// One page of users; follow `next_cursor` (or the `Link: rel="next"` header) for more.
+#[derive(Debug, Serialize, JsonSchema)]
+struct UserPage {
+    items: Vec<User>,
+    next_cursor: Option<String>,
+}
+
+/// One page of posts, by cursor.
+#[derive(Debug, Serialize, JsonSchema)]
+struct PostPage {
+    items: Vec<Post>,
+    next_cursor: Option<String>,
+}
+
+/// One numbered page of a user's posts.
+#[derive(Debug, Serialize, JsonSchema)]
+struct NumberedPostPage {
+    items: Vec<Post>,
+    page: u64,
+    per_page: u64,
+    total: u64,
+}
+
+/// `?limit=&cursor=`
+#[derive(Debug, Deserialize, JsonSchema)]
+struct CursorQuery {
+    /// Items per page (default 20).
+    #[schemars(range(min = 1, max = 100))]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// `?page=&per_page=`
+#[derive(Debug, Deserialize, JsonSchema)]
+struct PageQuery {
+    /// 1-based page number (default 1).
+    #[schemars(range(min = 1, max = 1_000_000))]
+    page: Option<u64>,
+    /// Items per page (default 20).
+    #[schemars(range(min = 1, max = 100))]
+    per_page: Option<u64>,
+}
+
+/// What a cursor holds: the collection it belongs to and the last id seen.
+#[derive(Debug, Serialize, Deserialize)]
+struct CursorPosition {
+    scope: String,
+    after: i64,
+}
+
+/// The `/healthz` answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Health {
+    status: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Application state
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    OpenApi,
+    ListUsers,
+    CreateUser,
+    GetUser,
+    ReplaceUser,
+    DeleteUser,
+    ListUserPosts,
+    CreateUserPost,
+    ListPosts,
+    GetPost,
+    ReplacePost,
+    DeletePost,
+}
+
+/// The API: its routes, database, cursor key, CORS policy and idempotency store.
+pub struct App {
+    base: String,
+    router: Router<Route>,
+    db: Mutex<Connection>,
+    cursors: CursorCodec,
+    cors: CorsPolicy,
+    idempotency: MemoryIdempotencyStore,
+    openapi: Bytes,
+    json_limits: JsonLimits,
+    query_limits: QueryLimits,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+/// What a handler can fail with: a client error, or the database.
+#[derive(Debug)]
+enum ApiError {
+    Rest(Error),
+    Db(rusqlite::Error),
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        Self::Rest(error)
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Db(error)
+    }
+}
+
+impl ApiError {
+    fn into_response(self) -> Response<Bytes> {
+        match self {
+            Self::Rest(error) => error.to_response(),
+            Self::Db(error) => {
+                tracing::error!(%error, "database error");
+                ProblemDetails::new(StatusCode::INTERNAL_SERVER_ERROR)
+                    .with_detail("the database failed; try again")
+                    .to_response()
+            }
+        }
+    }
+}
+
+type ApiResult = Result<Response<Bytes>, ApiError>;
+
+const ROUTES: &[(Method, &str, Route)] = &[
+    (Method::GET, "/healthz", Route::Health),
+    (Method::GET, "/openapi.json", Route::OpenApi),
+    (Method::GET, "/users", Route::ListUsers),
+    (Method::POST, "/users", Route::CreateUser),
+    (Method::GET, "/users/{id}", Route::GetUser),
+    (Method::PUT, "/users/{id}", Route::ReplaceUser),
+    (Method::DELETE, "/users/{id}", Route::DeleteUser),
+    (Method::GET, "/users/{id}/posts", Route::ListUserPosts),
+    (Method::POST, "/users/{id}/posts", Route::CreateUserPost),
+    (Method::GET, "/posts", Route::ListPosts),
+    (Method::GET, "/posts/{id}", Route::GetPost),
+    (Method::PUT, "/posts/{id}", Route::ReplacePost),
+    (Method::DELETE, "/posts/{id}", Route::DeletePost),
+];
+
+impl App {
+    /// Opens the database (creating the tables) and builds the routes under
+    /// [`Settings::base_path`].
+    pub fn new(config: &Settings) -> Result<Self, String> {
+        let connection = match &config.db {
+            Some(path) => Connection::open(path)
+                .map_err(|error| format!("cannot open the database {path:?}: {error}"))?,
+            None => Connection::open_in_memory()
+                .map_err(|error| format!("cannot open an in-memory database: {error}"))?,
+        };
+        connection
+            .execute_batch(SCHEMA)
+            .map_err(|error| format!("cannot create the tables: {error}"))?;
+        // An empty trailing segment is a different path here (404), not a redirect: ids
+        // are never empty.
+        let mut router = Router::new().with_trailing_slash(TrailingSlash::Strict);
+        for (method, template, route) in ROUTES {
+            router
+                .insert(
+                    method.clone(),
+                    &format!("{}{template}", config.base_path),
+                    *route,
+                )
+                .map_err(|error| error.to_string())?;
+        }
+        // A fresh key per process: cursors are short-lived by design.
+        let mut key = [0u8; 32];
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ u128::from(std::process::id());
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = (seed >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
+        }
+        let cursors = CursorCodec::new(&key).map_err(|error| error.to_string())?;
+        let cors = CorsPolicy::builder()
+            .allow_origin(&config.cors_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                "content-type",
+                "if-match",
+                "if-none-match",
+                "idempotency-key",
+            ])
+            .expose_headers(["etag", "location", "link", "last-modified"])
+            .max_age(Duration::from_secs(600))
+            .build()
+            .map_err(|error| error.to_string())?;
+        Ok(Self {
+            base: config.base_path.clone(),
+            router,
+            db: Mutex::new(connection),
+            cursors,
+            cors,
+            idempotency: MemoryIdempotencyStore::new(Duration::from_secs(24 * 3600), 100_000),
+            openapi: openapi_document(&config.base_path)?,
+            json_limits: JsonLimits {
+                max_bytes: MAX_BODY,
+                max_depth: 16,
+            },
+            query_limits: QueryLimits::default(),
+        })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+const SCHEMA: &str = "
+PRAGMA foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS posts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS posts_by_user ON posts(user_id, id);
+";
+
+impl App {
+    /// Answers one request; paths outside [`Settings::base_path`] are 404 problems.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        handle(self, request).await
+    }
+}
+
+async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let mut response = respond(app, &parts, body).await;
+    app.cors.decorate(&parts.headers, response.headers_mut());
+    if parts.method == Method::HEAD {
+        // HEAD sends GET's headers without the body (RFC 9110 section 9.3.2).
+        let length = response.body().len();
+        *response.body_mut() = Bytes::new();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    tracing::info!(
+        method = %parts.method,
+        path = parts.uri.path(),
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response.map(Full::new)
+}
+
+async fn respond(app: &App, parts: &Parts, body: Incoming) -> Response<Bytes> {
+    if CorsPolicy::is_preflight(&parts.method, &parts.headers) {
+        return app
+            .cors
+            .preflight(&parts.headers)
+            .unwrap_or_else(|error| error.to_response());
+    }
+    let path = parts.uri.path();
+    let (route, params) = match app.router.at(&parts.method, path) {
+        RouteMatch::Found { value, params, .. } => (*value, params),
+        RouteMatch::Options { allow } => {
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response.headers_mut().insert(header::ALLOW, allow.clone());
+            return response;
+        }
+        RouteMatch::Redirect { location } => {
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            return response;
+        }
+        other => {
+            return other.error().unwrap_or(Error::NotFound).to_response();
+        }
+    };
+    let id = match params.raw("id") {
+        Some(_) => match params.parse::<i64>("id") {
+            Ok(id) => Some(id),
+            Err(error) => return error.to_response(),
+        },
+        None => None,
+    };
+    let body = if parts.method == Method::POST || parts.method == Method::PUT {
+        match read_body(&parts.headers, body).await {
+            Ok(body) => body,
+            Err(error) => return error.to_response(),
+        }
+    } else {
+        Bytes::new()
+    };
+    let result = dispatch(app, route, id.unwrap_or(0), parts, &body);
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes (413 above it, checked on the declared length
+/// first so that an honest client gets its answer before sending the body).
+async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Error> {
+    rest_core::check_content_length(headers, MAX_BODY)?;
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(Error::PayloadTooLarge { limit: MAX_BODY }),
+    }
+}
+
+fn dispatch(app: &App, route: Route, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
+    match route {
+        Route::Health => json_response(
+            StatusCode::OK,
+            &Health {
+                status: "ok".into(),
+            },
+        ),
+        Route::OpenApi => {
+            let mut response = Response::new(app.openapi.clone());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        }
+        Route::ListUsers => list_users(app, parts),
+        Route::CreateUser => idempotent(app, parts, body, || create_user(app, parts, body)),
+        Route::GetUser => get_user(app, id, parts),
+        Route::ReplaceUser => replace_user(app, id, parts, body),
+        Route::DeleteUser => delete_user(app, id, parts),
+        Route::ListUserPosts => list_user_posts(app, id, parts),
+        Route::CreateUserPost => idempotent(app, parts, body, || create_post(app, id, parts, body)),
+        Route::ListPosts => list_posts(app, parts),
+        Route::GetPost => get_post(app, id, parts),
+        Route::ReplacePost => replace_post(app, id, parts, body),
+        Route::DeletePost => delete_post(app, id, parts),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn json_response<T: Serialize>(status: StatusCode, value: &T) -> ApiResult {
+    let body = serde_json::to_vec(value).map_err(|error| {
+        ApiError::Rest(Error::Config(format!(
+            "cannot serialize a response: {error}"
+        )))
+    })?;
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// The only representation is JSON: anything else the client insists on is 406.
+fn accept_json(parts: &Parts) -> Result<(), Error> {
+    negotiate_media_type(&parts.headers, &["application/json"]).map(|_| ())
+}
+
+fn etag(version: i64) -> EntityTag {
+    // "v" + digits is always a valid entity tag.
+    EntityTag::strong(format!("v{version}")).unwrap_or_else(|_| EntityTag::from_content(b""))
+}
+
+fn modified(updated_at: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(updated_at).unwrap_or(0))
+}
+
+fn with_validators(
+    mut response: Response<Bytes>,
+    version: i64,
+    updated_at: i64,
+) -> Response<Bytes> {
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag(version).to_header_value());
+    if let Ok(value) = HeaderValue::from_str(&format_http_date(modified(updated_at))) {
+        headers.insert(header::LAST_MODIFIED, value);
+    }
+    response
+}
+
+/// Reads with validators: 304 when the client's copy is current (RFC 9110 section 13.2.2).
+fn conditional_read<T: Serialize>(
+    parts: &Parts,
+    value: &T,
+    version: i64,
+    updated_at: i64,
+) -> ApiResult {
+    match evaluate_preconditions(
+        &parts.method,
+        &parts.headers,
+        Some(&etag(version)),
+        Some(modified(updated_at)),
+    ) {
+        Precondition::NotModified => {
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            Ok(with_validators(response, version, updated_at))
+        }
+        Precondition::Failed => Err(Error::PreconditionFailed.into()),
+        Precondition::Proceed => Ok(with_validators(
+            json_response(StatusCode::OK, value)?,
+            version,
+            updated_at,
+        )),
+    }
+}
+
+/// Writes must carry `If-Match` (428 otherwise) matching the current ETag (412 otherwise).
+fn conditional_write(parts: &Parts, version: i64, updated_at: i64) -> Result<(), Error> {
+    require_precondition(&parts.headers)?;
+    check_precondition_syntax(&parts.headers)?;
+    match evaluate_preconditions(
+        &parts.method,
+        &parts.headers,
+        Some(&etag(version)),
+        Some(modified(updated_at)),
+    ) {
+        Precondition::Proceed => Ok(()),
+        _ => Err(Error::PreconditionFailed),
+    }
+}
+
+/// Checks a string's length in characters (as JSON Schema counts them), naming the field.
+fn check_length(pointer: &str, value: &str, min: usize, max: usize) -> Result<(), Error> {
+    let length = value.chars().count();
+    if length < min || length > max {
+        return Err(Error::InvalidJson {
+            pointer: pointer.to_owned(),
+            reason: format!("must be {min} to {max} characters, not {length}"),
+        });
+    }
+    Ok(())
+}
+
+fn user_input(parts: &Parts, body: &[u8], limits: &JsonLimits) -> Result<UserInput, Error> {
+    let input: UserInput = json_body(&parts.headers, body, limits)?;
+    check_length("/name", &input.name, 1, 100)?;
+    check_length("/email", &input.email, 3, 254)?;
+    if !input.email.contains('@') {
+        return Err(Error::InvalidJson {
+            pointer: "/email".to_owned(),
+            reason: "must contain '@'".to_owned(),
+        });
+    }
+    Ok(input)
+}
+
+fn post_input(parts: &Parts, body: &[u8], limits: &JsonLimits) -> Result<PostInput, Error> {
+    let input: PostInput = json_body(&parts.headers, body, limits)?;
+    check_length("/title", &input.title, 1, 200)?;
+    check_length("/body", &input.body, 0, 10_000)?;
+    Ok(input)
+}
+
+/// serde reads `?limit=` as "absent"; an empty number is malformed here.
+fn reject_empty_numbers(parts: &Parts, names: &[&str]) -> Result<(), Error> {
+    let query = parts.uri.query().unwrap_or("");
+    for (name, value) in form_urlencoded_pairs(query) {
+        if value.is_empty() && names.contains(&name.as_str()) {
+            return Err(Error::InvalidQuery(format!("{name} must be a number")));
+        }
+    }
+    Ok(())
+}
+
+fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(name), decode(value))
+        })
+}
+
+fn cursor_page(app: &App, parts: &Parts, scope: &str) -> Result<(i64, u32), Error> {
+    reject_empty_numbers(parts, &["limit"])?;
+    let q: CursorQuery = query(parts.uri.query(), &app.query_limits)?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Error::InvalidQuery(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let after = match q.cursor {
+        Some(cursor) => {
+            let position: CursorPosition = app.cursors.decode(&cursor)?;
+            if position.scope != scope {
+                return Err(Error::InvalidCursor);
+            }
+            position.after
+        }
+        None => 0,
+    };
+    Ok((after, limit))
+}
+
+/// `next_cursor` and the `Link: rel="next"` header of a cursor page.
+fn next_link(
+    app: &App,
+    scope: &str,
+    path: &str,
+    limit: u32,
+    last: Option<i64>,
+) -> Result<(Option<String>, Option<String>), ApiError> {
+    let Some(after) = last else {
+        return Ok((None, None));
+    };
+    let cursor = app.cursors.encode(&CursorPosition {
+        scope: scope.to_owned(),
+        after,
+    })?;
+    let link = format_links(&[Link::new(
+        format!("{path}?limit={limit}&cursor={cursor}"),
+        "next",
+    )]);
+    Ok((Some(cursor), Some(link)))
+}
+
+fn with_link(mut response: Response<Bytes>, link: Option<String>) -> Response<Bytes> {
+    if let Some(value) = link.and_then(|link| HeaderValue::from_str(&link).ok()) {
+        response.headers_mut().insert(header::LINK, value);
+    }
+    response
+}
+
+/// Runs a creating request at most once per `Idempotency-Key`: a retry with the same key
+/// and payload replays the stored response; another payload is 422.
+fn idempotent(
+    app: &App,
+    parts: &Parts,
+    body: &[u8],
+    create: impl FnOnce() -> ApiResult,
+) -> ApiResult {
+    let Some(key) = IdempotencyKey::from_headers(&parts.headers)? else {
+        return create();
+    };
+    // This API restricts keys to tokens (the draft allows any string).
+    if !key
+        .as_str()
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+        || parts
+            .headers
+            .get(rest_core::IDEMPOTENCY_KEY)
+            .is_some_and(|v| v.as_bytes().first() == Some(&b'"'))
+    {
+        return Err(Error::InvalidHeader {
+            name: "Idempotency-Key",
+            reason: "must be 1 to 255 of A-Z a-z 0-9 _ . : -".to_owned(),
+        }
+        .into());
+    }
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let fingerprint = Fingerprint::of(&parts.method, path, body);
+    let now = SystemTime::now();
+    match app.idempotency.begin(&key, &fingerprint, now)? {
+        Reservation::Replay(stored) => {
+            // A replay must not point a client at a resource deleted since: say so instead.
+            let location = stored
+                .headers
+                .iter()
+                .find(|(name, _)| name == header::LOCATION)
+                .and_then(|(_, value)| value.to_str().ok());
+            if let Some(location) = location
+                && !resource_exists(app, location)?
+            {
+                return Ok(ProblemDetails::new(StatusCode::CONFLICT)
+                    .with_detail(
+                        "the resource created with this Idempotency-Key has been deleted since",
+                    )
+                    .to_response());
+            }
+            Ok(stored.to_response())
+        }
+        Reservation::Started => match create() {
+            Ok(response) if response.status().is_success() => {
+                let keep: Vec<(HeaderName, HeaderValue)> = response
+                    .headers()
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect();
+                app.idempotency.complete(
+                    &key,
+                    StoredResponse::new(response.status(), keep, response.body().clone()),
+                    now,
+                );
+                Ok(response)
+            }
+            other => {
+                app.idempotency.abandon(&key);
+                other
+            }
+        },
+    }
+}
+
+/// Whether the resource at a `Location` this server issued still exists.
+fn resource_exists(app: &App, location: &str) -> Result<bool, ApiError> {
+    let RouteMatch::Found { value, params, .. } = app.router.at(&Method::GET, location) else {
+        return Ok(false);
+    };
+    let id = params.parse::<i64>("id")?;
+    let conn = app.db();
+    Ok(match value {
+        Route::GetUser => load_user(&conn, id)?.is_some(),
+        Route::GetPost => load_post(&conn, id)?.is_some(),
+        _ => false,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+
+fn load_user(conn: &Connection, id: i64) -> rusqlite::Result<Option<(User, i64, i64)>> {
+    conn.prepare_cached("SELECT id, name, email, version, updated_at FROM users WHERE id = ?1")?
+        .query_row(params![id], |row| {
+            Ok((
+                User {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    email: row.get(2)?,
+                },
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .optional()
+}
+
+fn list_users(app: &App, parts: &Parts) -> ApiResult {
+    accept_json(parts)?;
+    let (after, limit) = cursor_page(app, parts, "users")?;
+    let mut items = {
+        let conn = app.db();
+        let mut statement = conn.prepare_cached(
+            "SELECT id, name, email FROM users WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![after, i64::from(limit) + 1], |row| {
+            Ok(User {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                email: row.get(2)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<User>>>()?
+    };
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let last = if more {
+        items.last().map(|user| user.id)
+    } else {
+        None
+    };
+    let (next_cursor, link) = next_link(app, "users", &format!("{}/users", app.base), limit, last)?;
+    Ok(with_link(
+        json_response(StatusCode::OK, &UserPage { items, next_cursor })?,
+        link,
+    ))
+}
+
+fn create_user(app: &App, parts: &Parts, body: &[u8]) -> ApiResult {
+    accept_json(parts)?;
+    let input = user_input(parts, body, &app.json_limits)?;
+    let now = now_seconds();
+    let id = {
+        let conn = app.db();
+        conn.prepare_cached("INSERT INTO users (name, email, updated_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![input.name, input.email, now])?;
+        conn.last_insert_rowid()
+    };
+    let user = User {
+        id,
+        name: input.name,
+        email: input.email,
+    };
+    let mut response = with_validators(json_response(StatusCode::CREATED, &user)?, 1, now);
+    if let Ok(location) = HeaderValue::from_str(&format!("{}/users/{id}", app.base)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn get_user(app: &App, id: i64, parts: &Parts) -> ApiResult {
+    accept_json(parts)?;
+    let found = load_user(&app.db(), id)?;
+    let (user, version, updated_at) = found.ok_or(Error::NotFound)?;
+    conditional_read(parts, &user, version, updated_at)
+}
+
+fn replace_user(app: &App, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
+    accept_json(parts)?;
+    let conn = app.db();
+    let (_, version, updated_at) = load_user(&conn, id)?.ok_or(Error::NotFound)?;
+    require_precondition(&parts.headers)?;
+    check_precondition_syntax(&parts.headers)?;
+    let input = user_input(parts, body, &app.json_limits)?;
+    conditional_write(parts, version, updated_at)?;
+    let now = now_seconds();
+    // The version check in SQL keeps the write atomic with the precondition.
+    let changed = conn
+        .prepare_cached(
+            "UPDATE users SET name = ?1, email = ?2, version = version + 1, updated_at = ?3 \
+             WHERE id = ?4 AND version = ?5",
+        )?
+        .execute(params![input.name, input.email, now, id, version])?;
+    if changed == 0 {
+        return Err(Error::PreconditionFailed.into());
+    }
+    let user = User {
+        id,
+        name: input.name,
+        email: input.email,
+    };
+    Ok(with_validators(
+        json_response(StatusCode::OK, &user)?,
+        version + 1,
+        now,
+    ))
+}
+
+fn delete_user(app: &App, id: i64, parts: &Parts) -> ApiResult {
+    let conn = app.db();
+    let (_, version, updated_at) = load_user(&conn, id)?.ok_or(Error::NotFound)?;
+    conditional_write(parts, version, updated_at)?;
+    let changed = conn
+        .prepare_cached("DELETE FROM users WHERE id = ?1 AND version = ?2")?
+        .execute(params![id, version])?;
+    if changed == 0 {
+        return Err(Error::PreconditionFailed.into());
+    }
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------
+// Posts
+
+fn post_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Post> {
+    Ok(Post {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        title: row.get(2)?,
+        body: row.get(3)?,
+    })
+}
+
+fn load_post(conn: &Connection, id: i64) -> rusqlite::Result<Option<(Post, i64, i64)>> {
+    conn.prepare_cached(
+        "SELECT id, user_id, title, body, version, updated_at FROM posts WHERE id = ?1",
+    )?
+    .query_row(params![id], |row| {
+        Ok((post_from_row(row)?, row.get(4)?, row.get(5)?))
+    })
+    .optional()
+}
+
+fn list_posts(app: &App, parts: &Parts) -> ApiResult {
+    accept_json(parts)?;
+    let (after, limit) = cursor_page(app, parts, "posts")?;
+    let mut items = {
+        let conn = app.db();
+        let mut statement = conn.prepare_cached(
+            "SELECT id, user_id, title, body FROM posts WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![after, i64::from(limit) + 1], post_from_row)?;
+        rows.collect::<rusqlite::Result<Vec<Post>>>()?
+    };
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let last = if more {
+        items.last().map(|post| post.id)
+    } else {
+        None
+    };
+    let (next_cursor, link) = next_link(app, "posts", &format!("{}/posts", app.base), limit, last)?;
+    Ok(with_link(
+        json_response(StatusCode::OK, &PostPage { items, next_cursor })?,
+        link,
+    ))
+}
+
+fn list_user_posts(app: &App, user_id: i64, parts: &Parts) -> ApiResult {
+    accept_json(parts)?;
+    reject_empty_numbers(parts, &["page", "per_page"])?;
+    let q: PageQuery = query(parts.uri.query(), &app.query_limits)?;
+    if q.page.is_some_and(|page| !(1..=MAX_PAGE).contains(&page))
+        || q.per_page
+            .is_some_and(|size| !(1..=u64::from(MAX_LIMIT)).contains(&size))
+    {
+        return Err(Error::InvalidQuery(format!(
+            "page must be 1 to {MAX_PAGE} and per_page 1 to {MAX_LIMIT}"
+        ))
+        .into());
+    }
+    let page = PageRequest::new(
+        q.page,
+        q.per_page,
+        u64::from(DEFAULT_LIMIT),
+        u64::from(MAX_LIMIT),
+    );
+    let conn = app.db();
+    load_user(&conn, user_id)?.ok_or(Error::NotFound)?;
+    let total: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM posts WHERE user_id = ?1")?
+        .query_row(params![user_id], |row| row.get(0))?;
+    let total = u64::try_from(total).unwrap_or(0);
+    let items = conn
+        .prepare_cached(
+            "SELECT id, user_id, title, body FROM posts WHERE user_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3",
+        )?
+        .query_map(
+            params![
+                user_id,
+                i64::try_from(page.per_page).unwrap_or(i64::MAX),
+                i64::try_from(page.offset()).unwrap_or(i64::MAX)
+            ],
+            post_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<Post>>>()?;
+    drop(conn);
+    let pages = page.page_count(total).max(1);
+    let base = format!("{}/users/{user_id}/posts", app.base);
+    let at =
+        |n: u64, rel: &str| Link::new(format!("{base}?page={n}&per_page={}", page.per_page), rel);
+    let mut links = vec![at(1, "first"), at(pages, "last")];
+    if page.page > 1 {
+        links.push(at((page.page - 1).min(pages), "prev"));
+    }
+    if page.page < pages {
+        links.push(at(page.page + 1, "next"));
+    }
+    let response = json_response(
+        StatusCode::OK,
+        &NumberedPostPage {
+            items,
+            page: page.page,
+            per_page: page.per_page,
+            total,
+        },
+    )?;
+    Ok(with_link(response, Some(format_links(&links))))
+}
+
+fn create_post(app: &App, user_id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
+    accept_json(parts)?;
+    let conn = app.db();
+    load_user(&conn, user_id)?.ok_or(Error::NotFound)?;
+    let input = post_input(parts, body, &app.json_limits)?;
+    let now = now_seconds();
+    conn.prepare_cached(
+        "INSERT INTO posts (user_id, title, body, updated_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![user_id, input.title, input.body, now])?;
+    let id = conn.last_insert_rowid();
+    drop(conn);
+    let post = Post {
+        id,
+        user_id,
+        title: input.title,
+        body: input.body,
+    };
+    let mut response = with_validators(json_response(StatusCode::CREATED, &post)?, 1, now);
+    if let Ok(location) = HeaderValue::from_str(&format!("{}/posts/{id}", app.base)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn get_post(app: &App, id: i64, parts: &Parts) -> ApiResult {
+    accept_json(parts)?;
+    let found = load_post(&app.db(), id)?;
+    let (post, version, updated_at) = found.ok_or(Error::NotFound)?;
+    conditional_read(parts, &post, version, updated_at)
+}
+
+fn replace_post(app: &App, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
+    accept_json(parts)?;
+    let conn = app.db();
+    let (post, version, updated_at) = load_post(&conn, id)?.ok_or(Error::NotFound)?;
+    require_precondition(&parts.headers)?;
+    check_precondition_syntax(&parts.headers)?;
+    let input = post_input(parts, body, &app.json_limits)?;
+    conditional_write(parts, version, updated_at)?;
+    let now = now_seconds();
+    let changed = conn
+        .prepare_cached(
+            "UPDATE posts SET title = ?1, body = ?2, version = version + 1, updated_at = ?3 \
+             WHERE id = ?4 AND version = ?5",
+        )?
+        .execute(params![input.title, input.body, now, id, version])?;
+    if changed == 0 {
+        return Err(Error::PreconditionFailed.into());
+    }
+    let post = Post {
+        id,
+        user_id: post.user_id,
+        title: input.title,
+        body: input.body,
+    };
+    Ok(with_validators(
+        json_response(StatusCode::OK, &post)?,
+        version + 1,
+        now,
+    ))
+}
+
+fn delete_post(app: &App, id: i64, parts: &Parts) -> ApiResult {
+    let conn = app.db();
+    let (_, version, updated_at) = load_post(&conn, id)?.ok_or(Error::NotFound)?;
+    conditional_write(parts, version, updated_at)?;
+    let changed = conn
+        .prepare_cached("DELETE FROM posts WHERE id = ?1 AND version = ?2")?
+        .execute(params![id, version])?;
+    if changed == 0 {
+        return Err(Error::PreconditionFailed.into());
+    }
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------
+// OpenAPI
+
+fn openapi_document(base_path: &str) -> Result<Bytes, String> {
+    let mut api = OpenApiBuilder::new("backend-kit rest-api", "1.0.0").description(
+        "Users and posts. Errors are RFC 9457 problem details. Reads carry ETag and \
+         Last-Modified; writes need If-Match (428 without it, 412 when stale).",
+    );
+    let user = api.schema::<User>();
+    let user_input = api.schema::<UserInput>();
+    let post = api.schema::<Post>();
+    let post_input = api.schema::<PostInput>();
+    let user_page = api.schema::<UserPage>();
+    let post_page = api.schema::<PostPage>();
+    let numbered = api.schema::<NumberedPostPage>();
+    let health = api.schema::<Health>();
+    let cursor_query = api.query_parameters::<CursorQuery>();
+    let page_query = api.query_parameters::<PageQuery>();
+    let id = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": i64::MAX});
+    let text = json!({"type": "string"});
+    let etag_value = json!({"type": "string", "pattern": "^\"v[0-9]+\"$"});
+    // `*` or a list of entity tags (RFC 9110 section 13.1.1); anything else is 400.
+    let if_match = json!({
+        "type": "string",
+        "pattern": "^(\\*|(W/)?\"[\\x21\\x23-\\x7e]*\"([ \\t]*,[ \\t]*(W/)?\"[\\x21\\x23-\\x7e]*\")*)$"
+    });
+    let idempotency_key = json!({"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,255}$"});
+
+    let list =
+        |op: &str, summary: &str, schema: &serde_json::Value, params: &[rest_core::Parameter]| {
+            Operation::new(op)
+                .summary(summary)
+                .parameters(params.to_vec())
+                .response(200, "A page", Some(schema.clone()))
+                .response_header(200, "Link", false, text.clone())
+                .problem(400, "A malformed query or a forged cursor")
+                .problem(406, "Only application/json is available")
+                .problem(414, "The query string is too long")
+        };
+    let create = |op: &str,
+                  summary: &str,
+                  input: &serde_json::Value,
+                  output: &serde_json::Value| {
+        Operation::new(op)
+            .summary(summary)
+            .header_param("Idempotency-Key", false, idempotency_key.clone())
+            .json_body(input.clone())
+            .response(201, "Created", Some(output.clone()))
+            .response_header(201, "Location", true, text.clone())
+            .response_header(201, "ETag", true, etag_value.clone())
+            .problem(400, "Malformed JSON (with line and column) or a bad header")
+            .problem(406, "Only application/json is available")
+            .problem(409, "A request with this Idempotency-Key is still running")
+            .problem(413, "The body is over 64 KiB")
+            .problem(415, "The body is not application/json")
+            .problem(422, "A field is invalid (named by JSON pointer), or the Idempotency-Key was used for another request")
+            .problem(503, "The idempotency store is full")
+    };
+    let read = |op: &str, summary: &str, output: &serde_json::Value| {
+        Operation::new(op)
+            .summary(summary)
+            .path_param("id", id.clone())
+            .response(200, "Found", Some(output.clone()))
+            .response_header(200, "ETag", true, etag_value.clone())
+            .response_header(200, "Last-Modified", true, text.clone())
+            .response(
+                304,
+                "Not modified (If-None-Match / If-Modified-Since)",
+                None,
+            )
+            .problem(400, "The id is not an integer")
+            .problem(404, "No such resource")
+            .problem(406, "Only application/json is available")
+            .problem(
+                412,
+                "An If-Match or If-Unmodified-Since precondition is false",
+            )
+    };
+    let replace =
+        |op: &str, summary: &str, input: &serde_json::Value, output: &serde_json::Value| {
+            Operation::new(op)
+                .summary(summary)
+                .path_param("id", id.clone())
+                .header_param("If-Match", true, if_match.clone())
+                .json_body(input.clone())
+                .response(200, "Replaced", Some(output.clone()))
+                .response_header(200, "ETag", true, etag_value.clone())
+                .problem(400, "Malformed JSON (with line and column) or a bad id")
+                .problem(404, "No such resource")
+                .problem(406, "Only application/json is available")
+                .problem(412, "The ETag in If-Match is not the current one")
+                .problem(413, "The body is over 64 KiB")
+                .problem(415, "The body is not application/json")
+                .problem(422, "A field is invalid (named by JSON pointer)")
+                .problem(428, "If-Match is required")
+        };
+    let delete = |op: &str, summary: &str| {
+        Operation::new(op)
+            .summary(summary)
+            .path_param("id", id.clone())
+            .header_param("If-Match", true, if_match.clone())
+            .response(204, "Deleted", None)
+            .problem(400, "The id is not an integer")
+            .problem(404, "No such resource")
+            .problem(412, "The ETag in If-Match is not the current one")
+            .problem(428, "If-Match is required")
+    };
+    let link = |op: &str, with_etag: bool| {
+        let parameters = if with_etag {
+            json!({"path.id": "$response.body#/id", "header.If-Match": "$response.header.ETag"})
+        } else {
+            json!({"path.id": "$response.body#/id"})
+        };
+        json!({"operationId": op, "parameters": parameters})
+    };
+    let user_links = |operation: Operation, status: u16| {
+        operation
+            .response_link(status, "GetUser", link("getUser", false))
+            .response_link(status, "ReplaceUser", link("replaceUser", true))
+            .response_link(status, "DeleteUser", link("deleteUser", true))
+            .response_link(status, "ListUserPosts", link("listUserPosts", false))
+            .response_link(status, "CreateUserPost", link("createUserPost", false))
+    };
+    let post_links = |operation: Operation, status: u16| {
+        operation
+            .response_link(status, "GetPost", link("getPost", false))
+            .response_link(status, "ReplacePost", link("replacePost", true))
+            .response_link(status, "DeletePost", link("deletePost", true))
+    };
+
+    let operations = [
+        (
+            Method::GET,
+            "/healthz",
+            Operation::new("health").summary("Liveness").response(
+                200,
+                "The server is up",
+                Some(health),
+            ),
+        ),
+        (
+            Method::GET,
+            "/users",
+            list("listUsers", "Users, by cursor", &user_page, &cursor_query),
+        ),
+        (
+            Method::POST,
+            "/users",
+            user_links(
+                create("createUser", "Create a user", &user_input, &user),
+                201,
+            ),
+        ),
+        (
+            Method::GET,
+            "/users/{id}",
+            user_links(read("getUser", "One user", &user), 200),
+        ),
+        (
+            Method::PUT,
+            "/users/{id}",
+            user_links(
+                replace("replaceUser", "Replace a user", &user_input, &user),
+                200,
+            ),
+        ),
+        (
+            Method::DELETE,
+            "/users/{id}",
+            delete("deleteUser", "Delete a user and their posts"),
+        ),
+        (
+            Method::GET,
+            "/users/{id}/posts",
+            list(
+                "listUserPosts",
+                "A user's posts, by page",
+                &numbered,
+                &page_query,
+            )
+            .path_param("id", id.clone())
+            .problem(404, "No such user"),
+        ),
+        (
+            Method::POST,
+            "/users/{id}/posts",
+            post_links(
+                create("createUserPost", "Write a post", &post_input, &post),
+                201,
+            )
+            .path_param("id", id.clone())
+            .problem(404, "No such user"),
+        ),
+        (
+            Method::GET,
+            "/posts",
+            list("listPosts", "Posts, by cursor", &post_page, &cursor_query),
+        ),
+        (
+            Method::GET,
+            "/posts/{id}",
+            post_links(read("getPost", "One post", &post), 200),
+        ),
+        (
+            Method::PUT,
+            "/posts/{id}",
+            post_links(
+                replace("replacePost", "Replace a post", &post_input, &post),
+                200,
+            ),
+        ),
+        (
+            Method::DELETE,
+            "/posts/{id}",
+            delete("deletePost", "Delete a post"),
+        ),
+    ];
+    for (method, path, operation) in operations {
+        api.operation(&method, path, operation)
+            .map_err(|error| error.to_string())?;
+    }
+    let document = api.build().to_json();
+    if base_path.is_empty() {
+        return Ok(document);
+    }
+    // Mounted under a prefix: the paths stay as written, the server URL carries the prefix
+    // (OpenAPI 3.1 section 4.8.5, relative server URLs).
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&document).map_err(|error| error.to_string())?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("servers".to_owned(), json!([{ "url": base_path }]));
+    }
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|error| error.to_string())
+}

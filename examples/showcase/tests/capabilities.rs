@@ -1,0 +1,610 @@
+//! Every mounted capability over real HTTP against the showcase binary: the landing page's
+//! links, auth-core sign-up/login/JWT, rest-core CRUD with ETags, a ws-core chat exchange,
+//! the OAuth login round trip against the showcase's own provider, cookie-jar cookies.
+
+// Integration tests: a failed expectation should panic with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::json;
+use support::Server;
+use tungstenite::Message;
+use tungstenite::client::IntoClientRequest;
+
+/// Every `href` of a page, in order.
+fn links(html: &str) -> Vec<String> {
+    html.split(r#"href=""#)
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_link_on_the_landing_page_answers() {
+    let server = Server::start();
+    let mut browser = server.client();
+    let page = browser.get("/");
+    assert_eq!(page.status, 200);
+    let hrefs = links(&page.body);
+    for expected in [
+        "/auth/",
+        "/auth/.well-known/jwks.json",
+        "/oauth-login/",
+        "/oauth/",
+        "/.well-known/oauth-authorization-server/oauth",
+        "/oauth/.well-known/jwks.json",
+        "/api/users",
+        "/api/posts",
+        "/api/openapi.json",
+        "/chat/",
+        "/cookies/",
+        "/healthz",
+    ] {
+        assert!(
+            hrefs.iter().any(|href| href == expected),
+            "{expected} not linked"
+        );
+    }
+    for href in &hrefs {
+        assert!(href.starts_with('/'), "{href} leaves the showcase");
+        let reply = browser.get(href);
+        assert!(
+            (200..400).contains(&reply.status),
+            "{href} answered {}",
+            reply.status
+        );
+    }
+    // The crates other branches are building have a row but no dead link yet.
+    for (id, crate_name) in [("graphql", "graphql-core"), ("proxy", "proxy-core")] {
+        let row_start = page.body.find(&format!(r#"<tr id="{id}">"#)).unwrap();
+        let row = &page.body[row_start..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(
+            row.contains(crate_name) && row.contains("in progress"),
+            "{row}"
+        );
+        assert!(!row.contains("href="), "{row}");
+    }
+    for id in ["auth", "oauth", "rest", "chat", "cookies"] {
+        let row_start = page.body.find(&format!(r#"<tr id="{id}">"#)).unwrap();
+        let row = &page.body[row_start..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(row.contains(r#"class="status live">live"#), "{row}");
+    }
+}
+
+#[test]
+fn exact_mount_paths_redirect_to_the_page() {
+    let server = Server::start();
+    let mut browser = server.client();
+    for prefix in ["/auth", "/chat", "/oauth", "/oauth-login", "/cookies"] {
+        let reply = browser.get(prefix);
+        assert_eq!(reply.status, 308, "{prefix}");
+        assert_eq!(reply.header("location"), Some(&*format!("{prefix}/")));
+    }
+    // Not a prefix match: /authx is nobody's.
+    assert_eq!(browser.get("/authx").status, 404);
+}
+
+#[test]
+fn auth_sign_up_log_in_and_call_the_jwt_api() {
+    let server = Server::start();
+    let mut browser = server.client();
+
+    let page = browser.get("/auth/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.all("set-cookie")
+            .iter()
+            .any(|cookie| cookie.starts_with("__Host-auth-session=")),
+        "{:?}",
+        page.headers
+    );
+    assert!(page.body.contains(r#"action="/auth/signup""#));
+    let csrf = page.csrf();
+
+    // No CSRF token: refused.
+    let forged = browser.post_form(
+        "/auth/signup",
+        &[("username", "mallory"), ("password", "long enough")],
+    );
+    assert_eq!(forged.status, 403);
+
+    let signed_up = browser.post_form(
+        "/auth/signup",
+        &[
+            ("csrf", &csrf),
+            ("username", "ada"),
+            ("password", "correct horse battery"),
+        ],
+    );
+    assert_eq!(signed_up.status, 303, "{}", signed_up.body);
+    assert_eq!(signed_up.header("location"), Some("/auth/"));
+    let home = browser.get("/auth/");
+    assert!(
+        home.body.contains("Logged in as <b>ada</b>"),
+        "{}",
+        home.body
+    );
+
+    let csrf = home.csrf();
+    let token = browser.post_form("/auth/token", &[("csrf", &csrf)]);
+    assert_eq!(token.status, 200, "{}", token.body);
+    assert_eq!(token.header("cache-control"), Some("no-store"));
+    let access_token = token.json()["access_token"].as_str().unwrap().to_owned();
+
+    let mut api = server.client();
+    let bearer = format!("Bearer {access_token}");
+    let me = api.send("GET", "/auth/api/me", &[("Authorization", &bearer)], b"");
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["user"], "ada");
+    let anonymous = api.get("/auth/api/me");
+    assert_eq!(anonymous.status, 401);
+    assert!(
+        anonymous
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let mut forged_token = access_token.clone();
+    forged_token.pop();
+    forged_token.push(if access_token.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    let forged = api.send(
+        "GET",
+        "/auth/api/me",
+        &[("Authorization", &format!("Bearer {forged_token}"))],
+        b"",
+    );
+    assert_eq!(forged.status, 401);
+    let jwks = api.get("/auth/.well-known/jwks.json").json();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+
+    // Log out, then log in again: a wrong password is 401, the right one a session.
+    let logged_out = browser.post_form("/auth/logout", &[("csrf", &csrf)]);
+    assert_eq!(logged_out.status, 303);
+    let page = browser.get("/auth/");
+    assert!(page.body.contains("Log in"), "{}", page.body);
+    let csrf = page.csrf();
+    let wrong = browser.post_form(
+        "/auth/login",
+        &[
+            ("csrf", &csrf),
+            ("username", "ada"),
+            ("password", "wrong password"),
+        ],
+    );
+    assert_eq!(wrong.status, 401);
+    let right = browser.post_form(
+        "/auth/login",
+        &[
+            ("csrf", &csrf),
+            ("username", "ada"),
+            ("password", "correct horse battery"),
+        ],
+    );
+    assert_eq!(right.status, 303, "{}", right.body);
+    assert!(
+        browser
+            .get("/auth/")
+            .body
+            .contains("Logged in as <b>ada</b>")
+    );
+}
+
+#[test]
+fn rest_create_read_with_etags_and_if_match() {
+    let server = Server::start();
+    let mut client = server.client();
+
+    let created = client.send_json(
+        "POST",
+        "/api/users",
+        &[("Idempotency-Key", "create-ada-1")],
+        &json!({"name": "Ada", "email": "ada@example.com"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let location = created.header("location").unwrap().to_owned();
+    assert!(location.starts_with("/api/users/"), "{location}");
+    assert_eq!(created.header("etag"), Some(r#""v1""#));
+
+    // The same key and payload replay the first answer instead of creating again.
+    let replayed = client.send_json(
+        "POST",
+        "/api/users",
+        &[("Idempotency-Key", "create-ada-1")],
+        &json!({"name": "Ada", "email": "ada@example.com"}),
+    );
+    assert_eq!(replayed.status, 201);
+    assert_eq!(replayed.header("location"), Some(&*location));
+
+    let read = client.get(&location);
+    assert_eq!(read.status, 200);
+    assert_eq!(read.header("etag"), Some(r#""v1""#));
+    assert_eq!(read.json()["name"], "Ada");
+    let unchanged = client.send("GET", &location, &[("If-None-Match", r#""v1""#)], b"");
+    assert_eq!(unchanged.status, 304);
+
+    let replacement = json!({"name": "Ada L.", "email": "ada@example.com"});
+    let unconditional = client.send_json("PUT", &location, &[], &replacement);
+    assert_eq!(unconditional.status, 428);
+    assert_eq!(
+        unconditional.header("content-type"),
+        Some("application/problem+json")
+    );
+    let replaced = client.send_json("PUT", &location, &[("If-Match", r#""v1""#)], &replacement);
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(replaced.header("etag"), Some(r#""v2""#));
+    let stale = client.send_json("PUT", &location, &[("If-Match", r#""v1""#)], &replacement);
+    assert_eq!(stale.status, 412);
+    assert_eq!(client.get(&location).json()["name"], "Ada L.");
+
+    let post = client.send_json(
+        "POST",
+        &format!("{location}/posts"),
+        &[],
+        &json!({"title": "Hello", "body": "First post"}),
+    );
+    assert_eq!(post.status, 201, "{}", post.body);
+    assert!(post.header("location").unwrap().starts_with("/api/posts/"));
+
+    // A second user, so that a one-item page has a next page under the prefix.
+    let second = client.send_json(
+        "POST",
+        "/api/users",
+        &[],
+        &json!({"name": "Grace", "email": "grace@example.com"}),
+    );
+    assert_eq!(second.status, 201);
+    let page = client.get("/api/users?limit=1");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("link")
+            .unwrap()
+            .starts_with("</api/users?limit=1&cursor="),
+        "{:?}",
+        page.header("link")
+    );
+
+    let document = client.get("/api/openapi.json").json();
+    assert_eq!(document["servers"][0]["url"], "/api");
+    assert!(document["paths"]["/users/{id}"].is_object());
+
+    // CORS: the showcase's own origin is the allowed one.
+    let origin = server.origin();
+    let preflight = client.send(
+        "OPTIONS",
+        "/api/users",
+        &[
+            ("Origin", &origin),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        b"",
+    );
+    assert!((200..300).contains(&preflight.status), "{preflight:?}");
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some(&*origin)
+    );
+}
+
+fn chat_socket(server: &Server, name: &str) -> tungstenite::WebSocket<TcpStream> {
+    let mut request = format!("ws://{}/chat/ws?name={name}", server.addr)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", server.origin().parse().unwrap());
+    headers.insert("sec-websocket-protocol", "chat.v1".parse().unwrap());
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (socket, response) = tungstenite::client(request, stream).unwrap();
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// Reads chat events until one matches.
+fn wait_for(
+    socket: &mut tungstenite::WebSocket<TcpStream>,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..50 {
+        if let Message::Text(text) = socket.read().unwrap() {
+            let event: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            if matches(&event) {
+                return event;
+            }
+        }
+    }
+    panic!("the expected chat event never came");
+}
+
+#[test]
+fn chat_messages_and_presence_over_websocket() {
+    let server = Server::start();
+    // The page opens its socket next to itself, so under /chat/ it reaches /chat/ws.
+    let page = server.client().get("/chat/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"new URL("ws?name=""#),
+        "the chat page must use a relative socket URL"
+    );
+    let mut alice = chat_socket(&server, "alice");
+    let mut bob = chat_socket(&server, "bob");
+    assert_eq!(
+        wait_for(&mut alice, |e| e["type"] == "welcome")["name"],
+        "alice"
+    );
+    wait_for(&mut bob, |e| e["type"] == "welcome");
+
+    alice
+        .send(Message::text(
+            json!({"type": "join", "room": "lobby"}).to_string(),
+        ))
+        .unwrap();
+    wait_for(&mut alice, |e| {
+        e["type"] == "presence" && e["name"] == "alice"
+    });
+    bob.send(Message::text(
+        json!({"type": "join", "room": "lobby"}).to_string(),
+    ))
+    .unwrap();
+    let presence = wait_for(&mut alice, |e| {
+        e["type"] == "presence" && e["name"] == "bob" && e["joined"] == true
+    });
+    assert_eq!(presence["members"].as_array().unwrap().len(), 2);
+
+    bob.send(Message::text(
+        json!({"type": "say", "room": "lobby", "text": "hello from bob"}).to_string(),
+    ))
+    .unwrap();
+    let said = wait_for(&mut alice, |e| e["type"] == "message");
+    assert_eq!(said["name"], "bob");
+    assert_eq!(said["text"], "hello from bob");
+    assert_eq!(said["room"], "lobby");
+
+    bob.close(None).unwrap();
+    let left = wait_for(&mut alice, |e| {
+        e["type"] == "presence" && e["joined"] == false
+    });
+    assert_eq!(left["name"], "bob");
+}
+
+/// Sends a raw handshake and returns the response head.
+fn handshake_head(server: &Server, origin: &str, extra: &str) -> String {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /chat/ws?name=carol HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat.v1\r\nOrigin: {origin}\r\n{extra}\r\n",
+        server.addr
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap().to_ascii_lowercase()
+}
+
+#[test]
+fn chat_negotiates_deflate_and_refuses_foreign_origins() {
+    let server = Server::start();
+    let head = handshake_head(
+        &server,
+        &server.origin(),
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+    );
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-extensions: permessage-deflate"),
+        "{head}"
+    );
+    assert!(head.contains("sec-websocket-protocol: chat.v1"), "{head}");
+
+    let foreign = handshake_head(&server, "https://evil.example", "");
+    assert!(foreign.starts_with("http/1.1 403"), "{foreign}");
+}
+
+#[test]
+fn oauth_login_round_trip_against_the_showcase_provider() {
+    let server = Server::start();
+    let origin = server.origin();
+    // One browser: the client app's and the provider's sessions share the origin's jar.
+    let mut browser = server.client();
+
+    let home = browser.get("/oauth-login/");
+    assert!(
+        home.body.contains(r#"href="/oauth-login/login""#),
+        "{}",
+        home.body
+    );
+    let start = browser.get("/oauth-login/login");
+    assert_eq!(start.status, 303, "{}", start.body);
+    let authorize = start.location_path(&origin);
+    assert!(authorize.starts_with("/oauth/authorize?"), "{authorize}");
+    assert!(authorize.contains("code_challenge_method=S256"));
+
+    let login_page = browser.get(&authorize);
+    assert_eq!(login_page.status, 200, "{}", login_page.body);
+    assert!(login_page.body.contains(r#"action="/oauth/login""#));
+    let csrf = login_page.csrf();
+    let logged_in = browser.post_form(
+        "/oauth/login",
+        &[
+            ("csrf", &csrf),
+            ("username", "alice"),
+            ("password", "wonderland-rabbit"),
+        ],
+    );
+    assert_eq!(logged_in.status, 303, "{}", logged_in.body);
+    assert_eq!(logged_in.header("location"), Some("/oauth/consent"));
+
+    let consent = browser.get("/oauth/consent");
+    assert_eq!(consent.status, 200);
+    assert!(
+        consent.body.contains("<b>demo-app</b> asks for"),
+        "{}",
+        consent.body
+    );
+    let allowed = browser.post_form(
+        "/oauth/consent",
+        &[("csrf", &consent.csrf()), ("decision", "allow")],
+    );
+    assert_eq!(allowed.status, 303, "{}", allowed.body);
+    let callback = allowed.location_path(&origin);
+    assert!(
+        callback.starts_with("/oauth-login/callback?code="),
+        "{callback}"
+    );
+    assert!(
+        callback.contains("&iss="),
+        "RFC 9207 iss missing: {callback}"
+    );
+
+    let finished = browser.get(&callback);
+    assert_eq!(finished.status, 303, "{}", finished.body);
+    assert_eq!(finished.header("location"), Some("/oauth-login/"));
+    let home = browser.get("/oauth-login/");
+    assert!(
+        home.body
+            .contains("Logged in as <b>alice</b> via backend-kit provider"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("refreshed 0 times"));
+
+    // The callback is one use only.
+    assert_eq!(browser.get(&callback).status, 400);
+
+    let csrf = home.csrf();
+    let refreshed = browser.post_form("/oauth-login/refresh", &[("csrf", &csrf)]);
+    assert_eq!(refreshed.status, 303, "{}", refreshed.body);
+    assert!(
+        browser
+            .get("/oauth-login/")
+            .body
+            .contains("refreshed 1 times")
+    );
+
+    let logged_out = browser.post_form("/oauth-login/logout", &[("csrf", &csrf)]);
+    assert_eq!(logged_out.status, 303);
+    assert!(
+        browser
+            .get("/oauth-login/")
+            .body
+            .contains("Log in with backend-kit provider")
+    );
+
+    // The metadata names the mounted issuer and its endpoints below it.
+    let metadata = browser
+        .get("/.well-known/oauth-authorization-server/oauth")
+        .json();
+    assert_eq!(metadata["issuer"], format!("{origin}/oauth"));
+    assert_eq!(metadata["token_endpoint"], format!("{origin}/oauth/token"));
+}
+
+#[test]
+fn cookies_signed_private_and_rotated() {
+    let server = Server::start();
+    let mut browser = server.client();
+
+    let first = browser.get("/cookies/");
+    assert_eq!(first.status, 200);
+    assert!(first.body.contains("<b id=visits>1</b>"), "{}", first.body);
+    let signed = browser.cookies["showcase-visits"].clone();
+    assert!(
+        signed.ends_with('1'),
+        "signed values stay readable: {signed}"
+    );
+    assert!(browser.get("/cookies/").body.contains("<b id=visits>2</b>"));
+
+    // A changed signed value is ignored, and the count starts over.
+    let value = browser.cookies["showcase-visits"].clone();
+    assert!(value.ends_with('2'), "{value}");
+    let forged = format!("{}9", &value[..value.len() - 1]);
+    browser.cookies.insert("showcase-visits".to_owned(), forged);
+    let tampered = browser.get("/cookies/");
+    assert!(
+        tampered.body.contains("<b id=visits>1</b>"),
+        "{}",
+        tampered.body
+    );
+    assert!(tampered.body.contains("did not verify"));
+
+    // A private note: the browser holds ciphertext only.
+    let kept = browser.post_form("/cookies/note", &[("note", "meet at noon")]);
+    assert_eq!(kept.status, 303);
+    assert_eq!(kept.header("location"), Some("/cookies/"));
+    let sealed = browser.cookies["showcase-note"].clone();
+    assert!(!sealed.contains("noon"), "{sealed}");
+    let page = browser.get("/cookies/");
+    assert!(
+        page.body.contains("<b id=note>meet at noon</b>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<b id=visits>2</b>"));
+
+    // After a rotation the old cookies still read, and the signed one is re-signed.
+    assert_eq!(browser.post_form("/cookies/rotate", &[]).status, 303);
+    let rotated = browser.get("/cookies/");
+    assert!(
+        rotated.body.contains("<b id=visits>3</b>"),
+        "{}",
+        rotated.body
+    );
+    assert!(rotated.body.contains("re-signed"), "{}", rotated.body);
+    assert!(rotated.body.contains("<b id=note>meet at noon</b>"));
+
+    assert_eq!(browser.get("/cookies/nothing-here").status, 404);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_closes_chat_sockets_with_1001_and_exits_0() {
+    let mut server = Server::start();
+    let mut alice = chat_socket(&server, "alice");
+    wait_for(&mut alice, |e| e["type"] == "welcome");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let code = loop {
+        match alice.read() {
+            Ok(Message::Close(Some(frame))) => break u16::from(frame.code),
+            Ok(_) => {}
+            Err(error) => panic!("no close frame before {error}"),
+        }
+    };
+    assert_eq!(code, 1001);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
