@@ -1,0 +1,111 @@
+//! The executable schema: built from SDL plus resolvers, validated, compiled into tables.
+
+mod build;
+pub(crate) mod print;
+pub(crate) mod types;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+pub use build::SchemaBuilder;
+use types::{DirectiveDef, TypeDef, TypeId};
+
+/// An executable GraphQL schema. Cloning is cheap (one `Arc`).
+///
+/// Built from SDL with [`Schema::build`]; the SDL is validated against the type-system rules
+/// of the spec (section 3) and compiled into indexed tables of types and fields, with each
+/// object field's [`Resolver`](crate::Resolver) stored in its table entry.
+#[derive(Clone)]
+pub struct Schema {
+    pub(crate) inner: Arc<SchemaInner>,
+}
+
+pub(crate) struct SchemaInner {
+    pub(crate) types: Vec<TypeDef>,
+    pub(crate) type_index: HashMap<String, TypeId>,
+    pub(crate) directives: Vec<DirectiveDef>,
+    pub(crate) query: TypeId,
+    pub(crate) mutation: Option<TypeId>,
+    pub(crate) subscription: Option<TypeId>,
+}
+
+impl Schema {
+    /// Starts building a schema from SDL text.
+    pub fn build(sdl: impl Into<String>) -> SchemaBuilder {
+        SchemaBuilder::new(sdl.into())
+    }
+
+    /// A named type.
+    pub fn type_by_name(&self, name: &str) -> Option<&TypeDef> {
+        self.type_id(name).and_then(|id| self.type_at(id))
+    }
+
+    /// The table index of a named type.
+    pub fn type_id(&self, name: &str) -> Option<TypeId> {
+        self.inner.type_index.get(name).copied()
+    }
+
+    /// The type at an index.
+    pub fn type_at(&self, id: TypeId) -> Option<&TypeDef> {
+        self.inner.types.get(id.index())
+    }
+
+    /// Every named type, built-in scalars first, then in SDL order.
+    pub fn types(&self) -> &[TypeDef] {
+        &self.inner.types
+    }
+
+    /// Every directive, built-in ones first.
+    pub fn directives(&self) -> &[DirectiveDef] {
+        &self.inner.directives
+    }
+
+    /// A directive by name (without `@`).
+    pub fn directive(&self, name: &str) -> Option<&DirectiveDef> {
+        self.inner.directives.iter().find(|d| d.name == name)
+    }
+
+    /// The query root type.
+    pub fn query_type(&self) -> TypeId {
+        self.inner.query
+    }
+
+    /// The mutation root type, if any.
+    pub fn mutation_type(&self) -> Option<TypeId> {
+        self.inner.mutation
+    }
+
+    /// The subscription root type, if any.
+    pub fn subscription_type(&self) -> Option<TypeId> {
+        self.inner.subscription
+    }
+
+    /// Whether object type `object` is a possible type of `abstract_type` (itself when
+    /// `abstract_type` is an object, a member of a union, an implementation of an interface).
+    pub fn is_possible_type(&self, abstract_type: TypeId, object: TypeId) -> bool {
+        use types::TypeKind;
+        match self.type_at(abstract_type).map(|t| &t.kind) {
+            Some(TypeKind::Object { .. }) => abstract_type == object,
+            Some(TypeKind::Interface { possible_types, .. }) => possible_types.contains(&object),
+            Some(TypeKind::Union { members, .. }) => members.contains(&object),
+            _ => false,
+        }
+    }
+
+    /// The schema printed back as SDL (built-in scalars and directives omitted, the schema
+    /// definition printed only when the root names are not the defaults).
+    pub fn to_sdl(&self) -> String {
+        print::print_schema(&self.inner)
+    }
+}
+
+impl fmt::Debug for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Schema")
+            .field("types", &self.inner.types.len())
+            .field("directives", &self.inner.directives.len())
+            .finish()
+    }
+}
