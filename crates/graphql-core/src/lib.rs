@@ -2,17 +2,23 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod coerce;
+mod document;
 mod error;
 mod resolver;
+mod response;
 mod schema;
+mod validation;
 
+pub use document::{Ast, Document};
 pub use error::{Error, Location, Result, SchemaError};
 pub use resolver::{
     Args, Context, FieldError, FieldFuture, FieldResult, Resolver, ResolverInput, ScalarCoercion,
     TypeResolver,
 };
+pub use response::{GraphQLError, PathSegment};
 pub use schema::types::{
     BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,
     InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
 };
 pub use schema::{Schema, SchemaBuilder};
+pub use validation::{Rule, validate, validate_with};

@@ -17,6 +17,9 @@ use crate::error::{Error, Location, Result, SchemaError};
 use crate::resolver::{Resolver, ScalarCoercion, TypeResolver};
 
 type Literal = ast::Value<'static, String>;
+
+/// The introspection types of spec section 4.2, compiled into every schema.
+const INTROSPECTION_SDL: &str = include_str!("introspection.graphql");
 type AstType = ast::Type<'static, String>;
 
 /// Collects SDL, resolvers, custom scalars and type resolvers, then compiles them into a
@@ -79,8 +82,11 @@ impl SchemaBuilder {
         let doc = graphql_parser::parse_schema::<String>(&self.sdl)
             .map_err(|e| Error::SdlSyntax(e.to_string()))?
             .into_static();
+        let introspection = graphql_parser::parse_schema::<String>(INTROSPECTION_SDL)
+            .map_err(|e| Error::SdlSyntax(e.to_string()))?
+            .into_static();
         let mut compiler = Compiler::default();
-        compiler.compile(&doc);
+        compiler.compile(&introspection, &doc);
         if !compiler.errors.is_empty() {
             return Err(Error::InvalidSchema(compiler.errors));
         }
@@ -152,7 +158,11 @@ impl Compiler {
         id
     }
 
-    fn compile(&mut self, doc: &Document<'static, String>) {
+    fn compile(
+        &mut self,
+        introspection: &Document<'static, String>,
+        doc: &Document<'static, String>,
+    ) {
         for scalar in BuiltinScalar::ALL {
             self.add_type(TypeDef {
                 name: scalar.name().to_owned(),
@@ -169,11 +179,18 @@ impl Compiler {
 
         // Pass 1: names, so that every reference can be resolved in pass 2.
         let mut bodies: Vec<(TypeId, &TypeDefinition<'static, String>)> = Vec::new();
-        for def in &doc.definitions {
+        let definitions = introspection
+            .definitions
+            .iter()
+            .map(|d| (true, d))
+            .chain(doc.definitions.iter().map(|d| (false, d)));
+        for (builtin, def) in definitions {
             match def {
                 Definition::TypeDefinition(t) => {
                     let (name, pos) = type_def_name(t);
-                    check_reserved_name(&mut self.errors, name, "type", pos);
+                    if !builtin {
+                        check_reserved_name(&mut self.errors, name, "type", pos);
+                    }
                     if let Some(&existing) = self.index.get(name) {
                         let is_builtin_scalar = BuiltinScalar::from_name(name).is_some()
                             && matches!(t, TypeDefinition::Scalar(_));
@@ -250,6 +267,39 @@ impl Compiler {
         self.roots(doc);
         self.check_applied_directives();
         self.possible_types();
+    }
+
+    /// `__typename`, `__schema` and `__type` (spec 4.1): fields every query can select
+    /// without them being part of any type's field table.
+    fn meta_fields(&self) -> [FieldDef; 3] {
+        let named = |name: &str| TypeRef::Named(self.index.get(name).copied().unwrap_or(TypeId(0)));
+        let non_null = |t: TypeRef| TypeRef::NonNull(Box::new(t));
+        let field = |name: &str, ty: TypeRef, args: Vec<InputValueDef>| FieldDef {
+            name: name.to_owned(),
+            description: None,
+            args,
+            ty,
+            deprecation: None,
+            resolver: Resolver::Default,
+            location: Location::default(),
+        };
+        [
+            field("__typename", non_null(named("String")), vec![]),
+            field("__schema", non_null(named("__Schema")), vec![]),
+            field(
+                "__type",
+                named("__Type"),
+                vec![InputValueDef {
+                    name: "name".to_owned(),
+                    description: None,
+                    ty: non_null(named("String")),
+                    default_value: None,
+                    default_literal: None,
+                    deprecation: None,
+                    location: Location::default(),
+                }],
+            ),
+        ]
     }
 
     fn add_builtin_directives(&mut self) {
@@ -871,7 +921,11 @@ impl Compiler {
     }
 
     fn into_inner(self) -> (SchemaInner, Vec<(DefaultSlot, Literal)>) {
+        let [typename_field, schema_field, type_field] = self.meta_fields();
         let inner = SchemaInner {
+            typename_field,
+            schema_field,
+            type_field,
             types: self.types,
             type_index: self.index,
             directives: self.directives,

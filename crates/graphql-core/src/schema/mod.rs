@@ -29,6 +29,29 @@ pub(crate) struct SchemaInner {
     pub(crate) query: TypeId,
     pub(crate) mutation: Option<TypeId>,
     pub(crate) subscription: Option<TypeId>,
+    pub(crate) typename_field: types::FieldDef,
+    pub(crate) schema_field: types::FieldDef,
+    pub(crate) type_field: types::FieldDef,
+}
+
+impl SchemaInner {
+    /// The definition of field `name` selected on type `parent`, including the meta fields
+    /// (`__typename` anywhere, `__schema` and `__type` on the query root).
+    pub(crate) fn field(&self, parent: TypeId, name: &str) -> Option<&types::FieldDef> {
+        if let Some(meta) = name.strip_prefix("__") {
+            return match meta {
+                "typename" => Some(&self.typename_field),
+                "schema" if parent == self.query => Some(&self.schema_field),
+                "type" if parent == self.query => Some(&self.type_field),
+                _ => None,
+            };
+        }
+        self.types.get(parent.index())?.fields()?.get(name)
+    }
+
+    pub(crate) fn type_name(&self, id: TypeId) -> &str {
+        self.types.get(id.index()).map_or("?", |t| t.name.as_str())
+    }
 }
 
 impl Schema {

@@ -277,7 +277,9 @@ pub(crate) fn print_schema(schema: &SchemaInner) -> String {
         blocks.push(s);
     }
     for ty in &schema.types {
-        if matches!(&ty.kind, TypeKind::Scalar(s) if s.builtin.is_some()) {
+        if ty.name.starts_with("__")
+            || matches!(&ty.kind, TypeKind::Scalar(s) if s.builtin.is_some())
+        {
             continue;
         }
         let mut s = String::new();
