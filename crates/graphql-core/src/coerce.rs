@@ -267,3 +267,150 @@ pub(crate) fn type_name(types: &[TypeDef], ty: &TypeRef) -> String {
         TypeRef::NonNull(inner) => format!("{}!", type_name(types, inner)),
     }
 }
+
+/// Coerces a JSON input value (a variable's value) to `ty` (spec 3.5 and 3.10 "Input
+/// Coercion"). The error says what did not fit, with the path inside the value.
+pub(crate) fn coerce_input_value(
+    types: &[TypeDef],
+    ty: &TypeRef,
+    value: &Value,
+) -> Result<Value, String> {
+    match ty {
+        TypeRef::NonNull(inner) => {
+            if value.is_null() {
+                return Err(format!(
+                    "Expected non-nullable type \"{}\" not to be null.",
+                    type_name(types, ty)
+                ));
+            }
+            coerce_input_value(types, inner, value)
+        }
+        _ if value.is_null() => Ok(Value::Null),
+        TypeRef::List(item) => match value {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    coerce_input_value(types, item, v).map_err(|e| format!("{e} At index [{i}]."))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            other => Ok(Value::Array(vec![coerce_input_value(types, item, other)?])),
+        },
+        TypeRef::Named(id) => {
+            let Some(def) = types.get(id.index()) else {
+                return Err("unknown type".to_owned());
+            };
+            let mismatch = |what: &str| {
+                format!(
+                    "{} cannot represent {what}: {}",
+                    def.name,
+                    truncate_json(value)
+                )
+            };
+            match &def.kind {
+                TypeKind::Scalar(scalar) => match scalar.builtin {
+                    Some(BuiltinScalar::Int) => {
+                        match value.as_i64().and_then(|n| i32::try_from(n).ok()) {
+                            Some(n) => Ok(Value::from(n)),
+                            None if value.is_number() => {
+                                Err(mismatch("non 32-bit signed integer value"))
+                            }
+                            None => Err(mismatch("non-integer value")),
+                        }
+                    }
+                    Some(BuiltinScalar::Float) => match value.as_f64() {
+                        Some(f) if value.is_number() => Ok(Value::from(f)),
+                        _ => Err(mismatch("non numeric value")),
+                    },
+                    Some(BuiltinScalar::String) => match value {
+                        Value::String(_) => Ok(value.clone()),
+                        _ => Err(mismatch("a non string value")),
+                    },
+                    Some(BuiltinScalar::Boolean) => match value {
+                        Value::Bool(_) => Ok(value.clone()),
+                        _ => Err(mismatch("a non boolean value")),
+                    },
+                    Some(BuiltinScalar::Id) => match value {
+                        Value::String(_) => Ok(value.clone()),
+                        Value::Number(n) if n.is_i64() || n.is_u64() => {
+                            Ok(Value::String(n.to_string()))
+                        }
+                        _ => Err(mismatch("value")),
+                    },
+                    None => scalar
+                        .coercion
+                        .parse_value(value)
+                        .map_err(|e| format!("{}: {e}", def.name)),
+                },
+                TypeKind::Enum { values } => match value {
+                    Value::String(s) if values.iter().any(|v| v.name == *s) => Ok(value.clone()),
+                    Value::String(s) => Err(format!(
+                        "Value \"{s}\" does not exist in \"{}\" enum.",
+                        def.name
+                    )),
+                    _ => Err(format!(
+                        "Enum \"{}\" cannot represent non-string value: {}.",
+                        def.name,
+                        truncate_json(value)
+                    )),
+                },
+                TypeKind::InputObject { fields, one_of } => {
+                    let Value::Object(given) = value else {
+                        return Err(format!("Expected type \"{}\" to be an object.", def.name));
+                    };
+                    for key in given.keys() {
+                        if !fields.iter().any(|f| f.name == *key) {
+                            return Err(format!(
+                                "Field \"{key}\" is not defined by type \"{}\".",
+                                def.name
+                            ));
+                        }
+                    }
+                    let mut out = Map::new();
+                    for field in fields {
+                        match given.get(&field.name) {
+                            Some(v) => {
+                                let c = coerce_input_value(types, &field.ty, v)
+                                    .map_err(|e| format!("{e} At \"{}\".", field.name))?;
+                                out.insert(field.name.clone(), c);
+                            }
+                            None => {
+                                if let Some(d) = &field.default_value {
+                                    out.insert(field.name.clone(), d.clone());
+                                } else if field.ty.is_non_null() {
+                                    return Err(format!(
+                                        "Field \"{}\" of required type \"{}\" was not provided.",
+                                        field.name,
+                                        type_name(types, &field.ty)
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    if *one_of {
+                        check_one_of(&def.name, &out)?;
+                    }
+                    Ok(Value::Object(out))
+                }
+                TypeKind::Object { .. } | TypeKind::Interface { .. } | TypeKind::Union { .. } => {
+                    Err(format!("\"{}\" is not an input type.", def.name))
+                }
+            }
+        }
+    }
+}
+
+/// A JSON value for an error message, cut at 100 characters.
+fn truncate_json(value: &Value) -> String {
+    let mut s = value.to_string();
+    if s.len() > 100 {
+        let mut end = 100;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+    s
+}

@@ -4,6 +4,9 @@
 mod coerce;
 mod document;
 mod error;
+mod execution;
+mod introspection;
+mod limits;
 mod resolver;
 mod response;
 mod schema;
@@ -11,6 +14,8 @@ mod validation;
 
 pub use document::{Ast, Document};
 pub use error::{Error, Location, Result, SchemaError};
+pub use execution::{Request, Response};
+pub use limits::Limits;
 pub use resolver::{
     Args, Context, FieldError, FieldFuture, FieldResult, Resolver, ResolverInput, ScalarCoercion,
     TypeResolver,

@@ -14,6 +14,8 @@ use super::types::{
 use super::{Schema, SchemaInner, validate};
 use crate::coerce::coerce_literal;
 use crate::error::{Error, Location, Result, SchemaError};
+use crate::introspection::{self, MetaResolver};
+use crate::limits::Limits;
 use crate::resolver::{Resolver, ScalarCoercion, TypeResolver};
 
 type Literal = ast::Value<'static, String>;
@@ -30,6 +32,8 @@ pub struct SchemaBuilder {
     resolvers: Vec<(String, String, Resolver)>,
     scalars: Vec<(String, ScalarCoercion)>,
     type_resolvers: Vec<(String, TypeResolver)>,
+    limits: Limits,
+    introspection: bool,
 }
 
 impl SchemaBuilder {
@@ -39,7 +43,24 @@ impl SchemaBuilder {
             resolvers: Vec::new(),
             scalars: Vec::new(),
             type_resolvers: Vec::new(),
+            limits: Limits::default(),
+            introspection: true,
         }
+    }
+
+    /// Sets the request limits checked before execution (see [`Limits`]).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Enables or disables introspection (`__schema`, `__type`; `__typename` always works).
+    /// Enabled by default.
+    #[must_use]
+    pub fn introspection(mut self, enabled: bool) -> Self {
+        self.introspection = enabled;
+        self
     }
 
     /// Registers the resolver of `type_name.field_name` (an object type's field). Fields
@@ -103,6 +124,10 @@ impl SchemaBuilder {
         if !errors.is_empty() {
             return Err(Error::InvalidSchema(errors));
         }
+        set_introspection_resolvers(&mut inner);
+        inner.introspection = introspection::build(&inner);
+        inner.introspection_enabled = self.introspection;
+        inner.limits = self.limits;
         Ok(Schema {
             inner: Arc::new(inner),
         })
@@ -281,6 +306,11 @@ impl Compiler {
             ty,
             deprecation: None,
             resolver: Resolver::Default,
+            meta: match name {
+                "__schema" => Some(MetaResolver::SchemaRoot),
+                "__type" => Some(MetaResolver::TypeByName),
+                _ => None,
+            },
             location: Location::default(),
         };
         [
@@ -552,6 +582,7 @@ impl Compiler {
                 ty,
                 deprecation: deprecation(&f.directives),
                 resolver: Resolver::Default,
+                meta: None,
                 location: loc(f.position),
             });
             if !pushed {
@@ -923,6 +954,9 @@ impl Compiler {
     fn into_inner(self) -> (SchemaInner, Vec<(DefaultSlot, Literal)>) {
         let [typename_field, schema_field, type_field] = self.meta_fields();
         let inner = SchemaInner {
+            introspection: introspection::Data::default(),
+            introspection_enabled: true,
+            limits: Limits::default(),
             typename_field,
             schema_field,
             type_field,
@@ -1266,4 +1300,19 @@ fn attach(
         }
     }
     errors
+}
+
+/// Marks the fields of the introspection types the executor answers from the schema.
+fn set_introspection_resolvers(inner: &mut SchemaInner) {
+    for t in &mut inner.types {
+        if !t.name.starts_with("__") {
+            continue;
+        }
+        let type_name = t.name.clone();
+        if let TypeKind::Object { fields, .. } = &mut t.kind {
+            for f in &mut fields.fields {
+                f.meta = introspection::meta_for(&type_name, &f.name);
+            }
+        }
+    }
 }

@@ -32,6 +32,9 @@ pub(crate) struct SchemaInner {
     pub(crate) typename_field: types::FieldDef,
     pub(crate) schema_field: types::FieldDef,
     pub(crate) type_field: types::FieldDef,
+    pub(crate) introspection: crate::introspection::Data,
+    pub(crate) introspection_enabled: bool,
+    pub(crate) limits: crate::limits::Limits,
 }
 
 impl SchemaInner {

@@ -187,6 +187,8 @@ pub struct FieldDef {
     pub(crate) ty: TypeRef,
     pub(crate) deprecation: Option<String>,
     pub(crate) resolver: Resolver,
+    /// Set on introspection fields, which the executor answers from the schema itself.
+    pub(crate) meta: Option<crate::introspection::MetaResolver>,
     pub(crate) location: Location,
 }
 

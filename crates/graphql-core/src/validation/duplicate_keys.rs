@@ -8,13 +8,13 @@
 use crate::error::Location;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Tok<'a> {
+pub(crate) enum Tok<'a> {
     Punct(char),
     Name(&'a str),
     Other,
 }
 
-fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
+pub(crate) fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
     let mut out = Vec::new();
     let bytes = source.as_bytes();
     let (mut i, mut line, mut line_start) = (0usize, 1u32, 0usize);
@@ -85,9 +85,22 @@ fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
                 }
                 out.push((Tok::Name(source.get(start..i).unwrap_or("")), here));
             }
+            b'.' if bytes.get(i..i + 3) == Some(b"...") => {
+                i += 3;
+                out.push((Tok::Other, here));
+            }
+            c if c == b'-' || c.is_ascii_digit() => {
+                i += 1;
+                while bytes.get(i).is_some_and(|&c| {
+                    c.is_ascii_alphanumeric() || c == b'.' || c == b'+' || c == b'-'
+                }) {
+                    i += 1;
+                }
+                out.push((Tok::Other, here));
+            }
             _ => {
-                // Numbers, `$`, `!`, `=`, `@`, `...`, `|`, `&` and anything else: separators
-                // for our purpose. Multi-byte characters are skipped whole.
+                // `$`, `!`, `=`, `@`, `|`, `&` and anything else: separators for our purpose.
+                // Multi-byte characters are skipped whole.
                 i += 1;
                 while bytes.get(i).is_some_and(|&c| (c & 0xC0) == 0x80) {
                     i += 1;

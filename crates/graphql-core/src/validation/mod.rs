@@ -4,7 +4,7 @@
 //! all, [`validate_with`] a chosen subset. The rules work on graphql-parser's AST; the
 //! information that AST loses is worked around here where possible (see the crate README).
 
-mod duplicate_keys;
+pub(crate) mod duplicate_keys;
 mod rules;
 
 use std::collections::HashMap;
