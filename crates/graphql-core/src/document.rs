@@ -32,6 +32,12 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// Every type-system definition at the top level of `source`, each as the "Executable
+    /// Definitions" error (spec 5.1.1). [`Document::parse`] reports only the first.
+    pub fn non_executable_definitions(source: &str) -> Vec<GraphQLError> {
+        non_executable_definitions(source)
+    }
+
     /// The source text.
     pub fn source(&self) -> &'a str {
         self.source
@@ -44,21 +50,8 @@ impl<'a> Document<'a> {
 }
 
 fn syntax_error(source: &str, message: &str) -> GraphQLError {
-    // A document graphql-parser reads as SDL has type-system definitions in it.
-    if let Ok(sdl) = graphql_parser::parse_schema::<&str>(source) {
-        use graphql_parser::schema::Definition as D;
-        if let Some(def) = sdl.definitions.first() {
-            let (what, pos) = match def {
-                D::SchemaDefinition(s) => ("schema".to_owned(), s.position),
-                D::TypeDefinition(t) => type_definition_name(t),
-                D::TypeExtension(t) => type_extension_name(t),
-                D::DirectiveDefinition(d) => (format!("@{}", d.name), d.position),
-            };
-            return GraphQLError::new(
-                format!("The \"{what}\" definition is not executable."),
-                vec![Location::from_pos(pos)],
-            );
-        }
+    if let Some(e) = non_executable_definitions(source).into_iter().next() {
+        return e;
     }
     let location = parse_error_location(message);
     let detail = message
@@ -72,32 +65,64 @@ fn syntax_error(source: &str, message: &str) -> GraphQLError {
     )
 }
 
-fn type_definition_name<'x>(
-    t: &graphql_parser::schema::TypeDefinition<'x, &'x str>,
-) -> (String, graphql_parser::Pos) {
-    use graphql_parser::schema::TypeDefinition as T;
-    match t {
-        T::Scalar(t) => (t.name.to_owned(), t.position),
-        T::Object(t) => (t.name.to_owned(), t.position),
-        T::Interface(t) => (t.name.to_owned(), t.position),
-        T::Union(t) => (t.name.to_owned(), t.position),
-        T::Enum(t) => (t.name.to_owned(), t.position),
-        T::InputObject(t) => (t.name.to_owned(), t.position),
+/// Type-system definitions at the top level of a document (spec 5.1.1), found by a token
+/// scan because graphql-parser's query grammar cannot read them.
+pub(crate) fn non_executable_definitions(source: &str) -> Vec<GraphQLError> {
+    use crate::validation::duplicate_keys::{Tok, tokens};
+    const KEYWORDS: [&str; 9] = [
+        "type",
+        "interface",
+        "union",
+        "enum",
+        "input",
+        "scalar",
+        "directive",
+        "schema",
+        "extend",
+    ];
+    let toks = tokens(source);
+    let mut depth = 0usize;
+    let mut out = Vec::new();
+    for (i, (tok, loc)) in toks.iter().enumerate() {
+        match tok {
+            Tok::Punct('{' | '(' | '[') => depth += 1,
+            Tok::Punct('}' | ')' | ']') => depth = depth.saturating_sub(1),
+            Tok::Name(word) if depth == 0 && KEYWORDS.contains(word) => {
+                let previous = i.checked_sub(1).and_then(|p| toks.get(p)).map(|t| t.0);
+                let continues = matches!(
+                    previous,
+                    Some(
+                        Tok::Name(
+                            "query" | "mutation" | "subscription" | "fragment" | "on" | "extend"
+                        ) | Tok::Punct('@' | '$' | ':')
+                    )
+                );
+                // A name right after a type-system keyword is that definition's name, and
+                // `implements`/`=` lists name types, not definitions: only keywords that
+                // start a definition count.
+                let after_definition_word =
+                    matches!(previous, Some(Tok::Name(w)) if KEYWORDS.contains(&w));
+                if continues || after_definition_word {
+                    continue;
+                }
+                let extends_schema =
+                    *word == "extend" && matches!(toks.get(i + 1), Some((Tok::Name("schema"), _)));
+                let j = if *word == "extend" { i + 2 } else { i + 1 };
+                let name = match (*word, toks.get(j)) {
+                    ("schema", _) => "schema".to_owned(),
+                    _ if extends_schema => "schema".to_owned(),
+                    (_, Some((Tok::Name(n), _))) => (*n).to_owned(),
+                    _ => (*word).to_owned(),
+                };
+                out.push(GraphQLError::new(
+                    format!("The \"{name}\" definition is not executable."),
+                    vec![*loc],
+                ));
+            }
+            _ => {}
+        }
     }
-}
-
-fn type_extension_name<'x>(
-    t: &graphql_parser::schema::TypeExtension<'x, &'x str>,
-) -> (String, graphql_parser::Pos) {
-    use graphql_parser::schema::TypeExtension as T;
-    match t {
-        T::Scalar(t) => (t.name.to_owned(), t.position),
-        T::Object(t) => (t.name.to_owned(), t.position),
-        T::Interface(t) => (t.name.to_owned(), t.position),
-        T::Union(t) => (t.name.to_owned(), t.position),
-        T::Enum(t) => (t.name.to_owned(), t.position),
-        T::InputObject(t) => (t.name.to_owned(), t.position),
-    }
+    out
 }
 
 /// graphql-parser's messages read "query parse error: Parse error at L:C\n...".

@@ -34,6 +34,27 @@ impl Schema {
         request: &'r Request,
         ctx: &'r Context,
     ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
+        self.run(request, ctx, true)
+    }
+
+    /// Like [`Schema::execute`] but without validating the document: only for documents
+    /// known to be valid (trusted documents, persisted queries validated when stored).
+    /// Unknown fields are skipped and fragment cycles are cut, so an invalid document still
+    /// cannot make execution loop or panic.
+    pub fn execute_without_validation<'r>(
+        &'r self,
+        request: &'r Request,
+        ctx: &'r Context,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
+        self.run(request, ctx, false)
+    }
+
+    fn run<'r>(
+        &'r self,
+        request: &'r Request,
+        ctx: &'r Context,
+        validation: bool,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
         Box::pin(async move {
             let schema = &*self.inner;
             if let Err(e) = schema.limits.check_source(&request.query) {
@@ -41,12 +62,25 @@ impl Schema {
             }
             let document = match Document::parse(&request.query) {
                 Ok(d) => d,
-                Err(e) => return Response::request_error(e),
+                Err(e) => {
+                    let all = Document::non_executable_definitions(&request.query);
+                    if all.is_empty() {
+                        return Response::request_error(e);
+                    }
+                    return Response {
+                        data: None,
+                        errors: all,
+                    };
+                }
             };
             if let Err(e) = schema.limits.check_document(&document, &request.variables) {
                 return Response::request_error(e);
             }
-            let errors = validate(self, &document);
+            let errors = if validation {
+                validate(self, &document)
+            } else {
+                Vec::new()
+            };
             if !errors.is_empty() {
                 return Response { data: None, errors };
             }
@@ -66,12 +100,9 @@ impl Schema {
             let root_type = match op.kind {
                 OpKind::Query => Some(schema.query),
                 OpKind::Mutation => schema.mutation,
-                OpKind::Subscription => {
-                    return Response::request_error(GraphQLError::new(
-                        "Subscriptions are not supported yet by this server.",
-                        vec![Location::from_pos(op.position)],
-                    ));
-                }
+                // A subscription's selection runs once against the root value, as
+                // graphql-js's `execute` does; event streams are not implemented yet.
+                OpKind::Subscription => schema.subscription,
             };
             let Some(root_type) = root_type else {
                 return Response::request_error(GraphQLError::new(
@@ -83,26 +114,26 @@ impl Schema {
                 ));
             };
             let exec = Exec::new(schema, &document, variables, ctx);
-            let root = Value::Null;
+            let root = &request.root_value;
             let plan = Arc::new(exec.collect(root_type, &[op.selection_set]));
-            let data = if op.kind == OpKind::Query {
+            let data = if op.kind != OpKind::Mutation {
                 // The fast path: a query whose resolvers are all synchronous runs without a
                 // single future.
                 let mut out = Vec::with_capacity(256);
-                match exec.object_sync(&mut out, root_type, &plan, &root, None) {
+                match exec.object_sync(&mut out, root_type, &plan, root, None) {
                     Ok(()) => out,
                     Err(Stop::Null) => b"null".to_vec(),
                     Err(Stop::NeedsAsync(_)) => {
                         if let Ok(mut e) = exec.errors.lock() {
                             e.clear();
                         }
-                        exec.object_async(root_type, plan, &root, None, false)
+                        exec.object_async(root_type, plan, root, None, false)
                             .await
                             .unwrap_or_else(|()| b"null".to_vec())
                     }
                 }
             } else {
-                exec.object_async(root_type, plan, &root, None, true)
+                exec.object_async(root_type, plan, root, None, true)
                     .await
                     .unwrap_or_else(|()| b"null".to_vec())
             };
@@ -131,7 +162,7 @@ fn get_operation<'d, 'a>(
         None => {
             let first = ops
                 .next()
-                .ok_or_else(|| GraphQLError::new("The document contains no operation.", vec![]))?;
+                .ok_or_else(|| GraphQLError::new("Must provide an operation.", vec![]))?;
             if ops.next().is_some() {
                 return Err(GraphQLError::new(
                     "Must provide operation name if query contains multiple operations.",

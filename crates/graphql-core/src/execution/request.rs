@@ -13,6 +13,8 @@ pub struct Request {
     pub operation_name: Option<String>,
     /// Raw variable values (JSON), coerced before execution (spec 6.1.2).
     pub variables: Map<String, Value>,
+    /// The root value: the parent of root fields (default resolvers read it).
+    pub root_value: Value,
 }
 
 impl Request {
@@ -28,6 +30,13 @@ impl Request {
     #[must_use]
     pub fn operation_name(mut self, name: impl Into<String>) -> Self {
         self.operation_name = Some(name.into());
+        self
+    }
+
+    /// Sets the root value.
+    #[must_use]
+    pub fn root_value(mut self, value: Value) -> Self {
+        self.root_value = value;
         self
     }
 

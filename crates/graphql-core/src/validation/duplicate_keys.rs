@@ -71,7 +71,7 @@ pub(crate) fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
                 }
                 out.push((Tok::Other, here));
             }
-            b'{' | b'}' | b'(' | b')' | b'[' | b']' | b':' => {
+            b'{' | b'}' | b'(' | b')' | b'[' | b']' | b':' | b'@' | b'$' => {
                 out.push((Tok::Punct(b as char), here));
                 i += 1;
             }

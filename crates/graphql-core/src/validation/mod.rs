@@ -5,6 +5,7 @@
 //! information that AST loses is worked around here where possible (see the crate README).
 
 pub(crate) mod duplicate_keys;
+mod positions;
 mod rules;
 
 use std::collections::HashMap;

@@ -7,8 +7,10 @@ use graphql_parser::query::{
     Definition, Directive, Field, FragmentSpread, Selection, SelectionSet, TypeCondition, Value,
 };
 
-use super::{Cx, OpKind, ast_named, duplicate_keys};
+use super::{Cx, OpKind, ast_named, duplicate_keys, positions};
 use crate::coerce::{coerce_literal, type_name};
+use crate::error::Location;
+use crate::response::GraphQLError;
 use crate::schema::SchemaInner;
 use crate::schema::types::{DirectiveLocation, FieldDef, InputValueDef, TypeId, TypeKind, TypeRef};
 
@@ -615,12 +617,15 @@ pub(super) fn argument_names(cx: &mut Cx<'_, '_>) {
                 problems.push((
                     format!("Unknown argument \"{name}\" on {}.", site.what),
                     site.position,
+                    *name,
                 ));
             }
         }
     }
-    for (m, p) in problems {
-        cx.error(m, &[p]);
+    for (m, p, name) in problems {
+        let at = Location::from_pos(p);
+        let at = positions::argument(cx.doc.source, at, name).unwrap_or(at);
+        cx.errors.push(GraphQLError::new(m, vec![at]));
     }
 }
 
@@ -735,7 +740,8 @@ pub(super) fn fragment_spread_type_existence(cx: &mut Cx<'_, '_>) {
         .map(|(on, pos, _)| (format!("Unknown type \"{on}\"."), pos))
         .collect();
     for (m, p) in problems {
-        cx.error(m, &[p]);
+        let at = type_condition_location(cx, p);
+        cx.errors.push(GraphQLError::new(m, vec![at]));
     }
 }
 
@@ -756,8 +762,16 @@ pub(super) fn fragments_on_composite_types(cx: &mut Cx<'_, '_>) {
         }
     }
     for (m, p) in problems {
-        cx.error(m, &[p]);
+        let at = type_condition_location(cx, p);
+        cx.errors.push(GraphQLError::new(m, vec![at]));
     }
+}
+
+/// Where a fragment's type condition is (graphql-parser only keeps the `fragment` or `...`
+/// position; the source is scanned again).
+fn type_condition_location(cx: &Cx<'_, '_>, p: Pos) -> Location {
+    let at = Location::from_pos(p);
+    positions::type_condition(cx.doc.source, at).unwrap_or(at)
 }
 
 /// 5.5.1.4: every fragment is used by some operation.
@@ -1114,7 +1128,7 @@ pub(super) fn input_object_field_names(cx: &mut Cx<'_, '_>) {
 /// so this rule reads the source text again (see `duplicate_keys`).
 pub(super) fn input_object_field_uniqueness(cx: &mut Cx<'_, '_>) {
     for (key, loc) in duplicate_keys::duplicate_object_keys(cx.doc.source) {
-        cx.errors.push(crate::response::GraphQLError::new(
+        cx.errors.push(GraphQLError::new(
             format!("There can be only one input field named \"{key}\"."),
             vec![loc],
         ));
