@@ -1,0 +1,122 @@
+//! graphql-core against async-graphql 7.2 in the same run: `{ hello }` end to end (parse,
+//! validate, execute, serialize the response to JSON text), and a list of 1000 objects with
+//! 5 fields each (per-field cost = time / 5000). Both sides build the list's data inside the
+//! resolver on every request.
+
+use std::hint::black_box;
+
+use async_graphql::{EmptyMutation, EmptySubscription, Object, SimpleObject};
+use criterion::{Criterion, criterion_group, criterion_main};
+use graphql_core::{Context, Request, Resolver, Schema};
+use serde_json::{Value, json};
+
+const ITEMS: usize = 1000;
+
+struct Query;
+
+#[derive(SimpleObject, Clone)]
+struct Item {
+    a: i32,
+    b: String,
+    c: bool,
+    d: f64,
+    e: String,
+}
+
+#[Object]
+impl Query {
+    async fn hello(&self) -> &'static str {
+        "world"
+    }
+    async fn items(&self) -> Vec<Item> {
+        (0..ITEMS)
+            .map(|i| Item {
+                a: i as i32,
+                b: format!("b{i}"),
+                c: i % 2 == 0,
+                d: i as f64 / 2.0,
+                e: "e".to_owned(),
+            })
+            .collect()
+    }
+}
+
+fn ours() -> Schema {
+    Schema::build(
+        "type Query { hello: String! items: [Item!]! }
+         type Item { a: Int! b: String! c: Boolean! d: Float! e: String! }",
+    )
+    .resolver("Query", "hello", Resolver::sync(|_, _, _| Ok(json!("world"))))
+    .resolver(
+        "Query",
+        "items",
+        Resolver::sync(|_, _, _| {
+            Ok(Value::Array(
+                (0..ITEMS)
+                    .map(|i| {
+                        json!({"a": i, "b": format!("b{i}"), "c": i % 2 == 0, "d": i as f64 / 2.0, "e": "e"})
+                    })
+                    .collect(),
+            ))
+        }),
+    )
+    .finish()
+    .expect("schema")
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let schema = ours();
+    let peer = async_graphql::Schema::new(Query, EmptyMutation, EmptySubscription);
+    let ctx = Context::default();
+
+    for (name, query) in [("hello", "{ hello }"), ("list_1000x5", "{ items { a b c d e } }")] {
+        // Same answer from both before timing.
+        let a: Value = serde_json::from_str(
+            &rt.block_on(schema.execute(&Request::new(query), &ctx)).to_json(),
+        )
+        .expect("ours");
+        let b: Value = serde_json::from_str(
+            &serde_json::to_string(&rt.block_on(peer.execute(query))).expect("peer json"),
+        )
+        .expect("peer");
+        assert_eq!(a, b, "{name}: different answers");
+
+        let mut group = c.benchmark_group(format!("graphql/{name}"));
+        let request = Request::new(query);
+        group.bench_function("graphql-core", |bench| {
+            bench.iter(|| {
+                let response = rt.block_on(schema.execute(black_box(&request), &ctx));
+                black_box(response.to_json())
+            })
+        });
+        group.bench_function("async-graphql", |bench| {
+            bench.iter(|| {
+                let response = rt.block_on(peer.execute(black_box(query)));
+                black_box(serde_json::to_string(&response).expect("json"))
+            })
+        });
+        group.finish();
+    }
+}
+
+/// Where graphql-core's time goes on `{ hello }`: each phase alone.
+fn phases(c: &mut Criterion) {
+    let schema = ours();
+    let query = "{ hello }";
+    let mut group = c.benchmark_group("graphql/hello_phases");
+    group.bench_function("limits", |b| {
+        b.iter(|| graphql_core::Limits::default().check_source(black_box(query)))
+    });
+    group.bench_function("parse", |b| {
+        b.iter(|| graphql_core::Document::parse(black_box(query)).map(|d| d.ast().definitions.len()))
+    });
+    let doc = graphql_core::Document::parse(query).expect("parse");
+    group.bench_function("validate", |b| {
+        b.iter(|| graphql_core::validate(&schema, black_box(&doc)).len())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, phases);
+criterion_main!(benches);
