@@ -3,7 +3,7 @@
 //! by every request.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
@@ -33,7 +33,7 @@ pub(crate) enum MetaResolver {
 pub(crate) struct Data {
     schema: Value,
     /// Index of each type's full description in `schema.types`.
-    by_name: HashMap<String, usize>,
+    by_name: crate::names::NameMap<usize>,
 }
 
 impl Data {
@@ -170,7 +170,7 @@ fn referenced(schema: &SchemaInner) -> HashSet<TypeId> {
 pub(crate) fn build(schema: &SchemaInner) -> Data {
     let used = referenced(schema);
     let mut types = Vec::new();
-    let mut by_name = HashMap::new();
+    let mut by_name = crate::names::NameMap::default();
     for (i, t) in schema.types.iter().enumerate() {
         let id = TypeId(u32::try_from(i).unwrap_or(u32::MAX));
         if matches!(&t.kind, TypeKind::Scalar(s) if s.builtin.is_some()) && !used.contains(&id) {

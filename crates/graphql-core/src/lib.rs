@@ -7,6 +7,7 @@ mod error;
 mod execution;
 mod introspection;
 mod limits;
+mod names;
 mod resolver;
 mod response;
 mod schema;

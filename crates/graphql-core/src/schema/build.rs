@@ -16,6 +16,7 @@ use crate::coerce::coerce_literal;
 use crate::error::{Error, Location, Result, SchemaError};
 use crate::introspection::{self, MetaResolver};
 use crate::limits::Limits;
+use crate::names::NameMap;
 use crate::resolver::{Resolver, ScalarCoercion, TypeResolver};
 
 type Literal = ast::Value<'static, String>;
@@ -156,9 +157,9 @@ enum DefaultSlot {
 struct Compiler {
     errors: Vec<SchemaError>,
     types: Vec<TypeDef>,
-    index: HashMap<String, TypeId>,
+    index: NameMap<TypeId>,
     directives: Vec<DirectiveDef>,
-    directive_index: HashMap<String, usize>,
+    directive_index: NameMap<usize>,
     defaults: Vec<(DefaultSlot, Literal)>,
     query: Option<TypeId>,
     mutation: Option<TypeId>,

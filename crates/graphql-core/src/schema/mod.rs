@@ -5,7 +5,6 @@ pub(crate) mod print;
 pub(crate) mod types;
 mod validate;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,7 +23,7 @@ pub struct Schema {
 
 pub(crate) struct SchemaInner {
     pub(crate) types: Vec<TypeDef>,
-    pub(crate) type_index: HashMap<String, TypeId>,
+    pub(crate) type_index: crate::names::NameMap<TypeId>,
     pub(crate) directives: Vec<DirectiveDef>,
     pub(crate) query: TypeId,
     pub(crate) mutation: Option<TypeId>,

@@ -3,7 +3,6 @@
 //! Names are resolved once when the schema is built; execution follows [`TypeId`] and field
 //! indices and never looks a type up by name on the hot path.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use serde_json::Value;
@@ -231,7 +230,7 @@ impl FieldDef {
 #[derive(Debug, Clone, Default)]
 pub struct FieldTable {
     pub(crate) fields: Vec<FieldDef>,
-    pub(crate) by_name: HashMap<String, u32>,
+    pub(crate) by_name: crate::names::NameMap<u32>,
 }
 
 impl FieldTable {

@@ -255,6 +255,7 @@ pub(crate) struct Cx<'d, 'a> {
     /// followed) with the type it selects on (`None` when that type is unknown).
     pub(crate) sets: Vec<(Option<TypeId>, &'d SelectionSet<'a, &'a str>)>,
     pub(crate) errors: Vec<GraphQLError>,
+    cache: rules::Cache<'d, 'a>,
 }
 
 impl<'d, 'a> Cx<'d, 'a> {
@@ -276,6 +277,7 @@ impl<'d, 'a> Cx<'d, 'a> {
             fragments,
             sets: Vec::new(),
             errors: Vec::new(),
+            cache: rules::Cache::default(),
         };
         let mut sets = Vec::new();
         for op in &cx.ops {

@@ -21,7 +21,11 @@ type AstValue<'a> = Value<'a, &'a str>;
 // Shared walks.
 
 /// Every field selection with the type it is selected on.
-fn fields<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<(Option<TypeId>, &'d Field<'a, &'a str>)> {
+fn fields<'c, 'd, 'a>(cx: &'c Cx<'d, 'a>) -> &'c [(Option<TypeId>, &'d Field<'a, &'a str>)] {
+    cx.cache.fields.get_or_init(|| compute_fields(cx))
+}
+
+fn compute_fields<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<(Option<TypeId>, &'d Field<'a, &'a str>)> {
     let mut out = Vec::new();
     for (parent, set) in &cx.sets {
         for sel in &set.items {
@@ -34,9 +38,17 @@ fn fields<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<(Option<TypeId>, &'d Field<'a, &'a str
 }
 
 /// Every use of directives: the location kind, the directives, where.
-fn directive_uses<'d, 'a>(
-    cx: &Cx<'d, 'a>,
-) -> Vec<(DirectiveLocation, &'d [Directive<'a, &'a str>])> {
+fn directive_uses<'c, 'd, 'a>(
+    cx: &'c Cx<'d, 'a>,
+) -> &'c [(DirectiveLocation, &'d [Directive<'a, &'a str>])] {
+    cx.cache
+        .directive_uses
+        .get_or_init(|| compute_directive_uses(cx))
+}
+
+type DirectiveUses<'d, 'a> = Vec<(DirectiveLocation, &'d [Directive<'a, &'a str>])>;
+
+fn compute_directive_uses<'d, 'a>(cx: &Cx<'d, 'a>) -> DirectiveUses<'d, 'a> {
     let mut out = Vec::new();
     for op in &cx.ops {
         let loc = match op.kind {
@@ -73,37 +85,86 @@ fn directive_uses<'d, 'a>(
 }
 
 /// A place where arguments are given: a field or a directive.
-struct ArgSite<'d, 'a, 's> {
-    defs: Option<&'s [InputValueDef]>,
+#[derive(Clone)]
+pub(super) struct ArgSite<'d, 'a> {
+    defs: Option<&'d [InputValueDef]>,
     given: &'d [(&'a str, AstValue<'a>)],
     position: Pos,
-    what: String,
+    what: Owner<'d, 'a>,
 }
 
-fn arg_sites<'d, 'a, 's>(cx: &'s Cx<'d, 'a>) -> Vec<ArgSite<'d, 'a, 's>> {
+/// What owns arguments, printed only when an error needs it.
+#[derive(Clone, Copy)]
+struct Owner<'d, 'a> {
+    schema: &'d SchemaInner,
+    parent: Option<TypeId>,
+    field: Option<&'a str>,
+    directive: Option<&'a str>,
+}
+
+impl std::fmt::Display for Owner<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.field, self.directive) {
+            (Some(field), _) => {
+                let owner = self.parent.map_or("?", |p| self.schema.type_name(p));
+                write!(f, "field \"{owner}.{field}\"")
+            }
+            (None, Some(d)) => write!(f, "directive \"@{d}\""),
+            (None, None) => f.write_str("?"),
+        }
+    }
+}
+
+fn arg_sites<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<ArgSite<'d, 'a>> {
+    cx.cache
+        .arg_sites
+        .get_or_init(|| compute_arg_sites(cx))
+        .clone()
+}
+
+fn compute_arg_sites<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<ArgSite<'d, 'a>> {
+    let schema: &'d SchemaInner = cx.schema;
     let mut out = Vec::new();
-    for (parent, f) in fields(cx) {
-        let def = parent.and_then(|p| cx.schema.field(p, f.name));
-        let owner = parent.map_or("?", |p| cx.schema.type_name(p));
+    for (parent, f) in fields(cx).iter().copied() {
+        let def = parent.and_then(|p| schema.field(p, f.name));
         out.push(ArgSite {
             defs: def.map(|d| d.args.as_slice()),
             given: &f.arguments,
             position: f.position,
-            what: format!("field \"{owner}.{}\"", f.name),
+            what: Owner {
+                schema,
+                parent,
+                field: Some(f.name),
+                directive: None,
+            },
         });
     }
-    for (_, directives) in directive_uses(cx) {
+    for (_, directives) in directive_uses(cx).iter().copied() {
         for d in directives {
-            let def = cx.schema.directives.iter().find(|x| x.name == d.name);
+            let def = schema.directives.iter().find(|x| x.name == d.name);
             out.push(ArgSite {
                 defs: def.map(|d| d.args.as_slice()),
                 given: &d.arguments,
                 position: d.position,
-                what: format!("directive \"@{}\"", d.name),
+                what: Owner {
+                    schema,
+                    parent: None,
+                    field: None,
+                    directive: Some(d.name),
+                },
             });
         }
     }
     out
+}
+
+/// Cached walks of the document, shared by the rules that need them.
+#[derive(Default)]
+pub(super) struct Cache<'d, 'a> {
+    fields: std::cell::OnceCell<Vec<(Option<TypeId>, &'d Field<'a, &'a str>)>>,
+    directive_uses: std::cell::OnceCell<DirectiveUses<'d, 'a>>,
+    arg_sites: std::cell::OnceCell<Vec<ArgSite<'d, 'a>>>,
+    var_uses: std::cell::OnceCell<Vec<Vec<VarUse<'a>>>>,
 }
 
 /// Fragment spreads directly inside a selection set (not following fragments).
@@ -343,7 +404,7 @@ fn applies(cx: &Cx<'_, '_>, object: TypeId, condition: &str) -> bool {
 /// 5.3.1: selected fields exist on the type (`__typename` anywhere on composite types).
 pub(super) fn field_selections(cx: &mut Cx<'_, '_>) {
     let mut problems = Vec::new();
-    for (parent, f) in fields(cx) {
+    for (parent, f) in fields(cx).iter().copied() {
         let Some(parent) = parent else { continue };
         if cx.schema.field(parent, f.name).is_none() {
             problems.push((
@@ -364,7 +425,7 @@ pub(super) fn field_selections(cx: &mut Cx<'_, '_>) {
 /// 5.3.3: leaf fields have no selection set, composite fields have one.
 pub(super) fn leaf_field_selections(cx: &mut Cx<'_, '_>) {
     let mut problems = Vec::new();
-    for (parent, f) in fields(cx) {
+    for (parent, f) in fields(cx).iter().copied() {
         let Some(def) = parent.and_then(|p| cx.schema.field(p, f.name)) else {
             continue;
         };
@@ -1127,6 +1188,25 @@ pub(super) fn input_object_field_names(cx: &mut Cx<'_, '_>) {
 /// 5.6.3: an object literal names each field once. graphql-parser collapses repeated keys,
 /// so this rule reads the source text again (see `duplicate_keys`).
 pub(super) fn input_object_field_uniqueness(cx: &mut Cx<'_, '_>) {
+    fn has_object(v: &AstValue<'_>) -> bool {
+        match v {
+            Value::Object(_) => true,
+            Value::List(items) => items.iter().any(has_object),
+            _ => false,
+        }
+    }
+    // Only documents with an object literal can repeat a key: skip the rescan otherwise.
+    let any_object = arg_sites(cx)
+        .iter()
+        .any(|s| s.given.iter().any(|(_, v)| has_object(v)))
+        || cx.ops.iter().any(|op| {
+            op.variables
+                .iter()
+                .any(|v| v.default_value.as_ref().is_some_and(has_object))
+        });
+    if !any_object {
+        return;
+    }
     for (key, loc) in duplicate_keys::duplicate_object_keys(cx.doc.source) {
         cx.errors.push(GraphQLError::new(
             format!("There can be only one input field named \"{key}\"."),
@@ -1146,7 +1226,7 @@ pub(super) fn input_object_required_fields(cx: &mut Cx<'_, '_>) {
 /// 5.7.1: directives are defined by the schema.
 pub(super) fn directives_are_defined(cx: &mut Cx<'_, '_>) {
     let mut problems = Vec::new();
-    for (_, ds) in directive_uses(cx) {
+    for (_, ds) in directive_uses(cx).iter().copied() {
         for d in ds {
             if !cx.schema.directives.iter().any(|x| x.name == d.name) {
                 problems.push((format!("Unknown directive \"@{}\".", d.name), d.position));
@@ -1161,7 +1241,7 @@ pub(super) fn directives_are_defined(cx: &mut Cx<'_, '_>) {
 /// 5.7.2: directives appear only where their definition allows.
 pub(super) fn directives_are_in_valid_locations(cx: &mut Cx<'_, '_>) {
     let mut problems = Vec::new();
-    for (loc, ds) in directive_uses(cx) {
+    for (loc, ds) in directive_uses(cx).iter().copied() {
         for d in ds {
             if let Some(def) = cx.schema.directives.iter().find(|x| x.name == d.name)
                 && !def.locations.contains(&loc)
@@ -1181,7 +1261,7 @@ pub(super) fn directives_are_in_valid_locations(cx: &mut Cx<'_, '_>) {
 /// 5.7.3: non-repeatable directives appear once per location.
 pub(super) fn directives_are_unique_per_location(cx: &mut Cx<'_, '_>) {
     let mut problems = Vec::new();
-    for (_, ds) in directive_uses(cx) {
+    for &(_, ds) in directive_uses(cx) {
         for (i, d) in ds.iter().enumerate() {
             let repeatable = cx
                 .schema
@@ -1257,7 +1337,8 @@ pub(super) fn variables_are_input_types(cx: &mut Cx<'_, '_>) {
 }
 
 /// One use of a variable, with what the spec needs to judge it.
-struct VarUse<'a> {
+#[derive(Clone)]
+pub(super) struct VarUse<'a> {
     name: &'a str,
     /// The type expected where it is used (`None` if unknown).
     expected: Option<TypeRef>,
@@ -1385,7 +1466,13 @@ fn var_uses_in_directives<'a>(
 }
 
 /// All variable uses of each operation, following fragments transitively.
-fn operation_var_uses<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<Vec<VarUse<'a>>> {
+fn operation_var_uses<'c, 'd, 'a>(cx: &'c Cx<'d, 'a>) -> &'c [Vec<VarUse<'a>>] {
+    cx.cache
+        .var_uses
+        .get_or_init(|| compute_operation_var_uses(cx))
+}
+
+fn compute_operation_var_uses<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<Vec<VarUse<'a>>> {
     let mut per_fragment: HashMap<&'a str, Vec<VarUse<'a>>> = HashMap::new();
     for (&name, frag) in &cx.fragments {
         let TypeCondition::On(on) = &frag.type_condition;
