@@ -8,6 +8,7 @@ mod execution;
 mod introspection;
 mod limits;
 mod names;
+mod over_http;
 mod resolver;
 mod response;
 mod schema;
@@ -17,6 +18,9 @@ pub use document::{Ast, Document};
 pub use error::{Error, Location, Result, SchemaError};
 pub use execution::{Request, Response};
 pub use limits::Limits;
+pub use over_http::{
+    GRAPHQL_RESPONSE_JSON, HttpRejection, ResponseFormat, read_http_request, write_http_response,
+};
 pub use resolver::{
     Args, Context, FieldError, FieldFuture, FieldResult, Resolver, ResolverInput, ScalarCoercion,
     TypeResolver,
