@@ -1,0 +1,301 @@
+//! graphql: a small library served with graphql-core on hyper. The schema is SDL
+//! (`schema.graphql`), resolvers are registered per type and field, and `/graphql` speaks
+//! GraphQL over HTTP (GET and POST, `application/graphql-response+json` or
+//! `application/json`, mutations refused over GET). `/` is a page to send queries from a
+//! browser; `/healthz` answers `ok`.
+//!
+//! Run with: `cargo run -p graphql`, then open <http://127.0.0.1:8080/>.
+//!
+//! Try:
+//!
+//! ```text
+//! curl -s 'http://127.0.0.1:8080/graphql?query=%7Bbooks%7Btitle%20author%7Bname%7D%7D%7D'
+//! curl -s http://127.0.0.1:8080/graphql -H 'content-type: application/json' \
+//!      -H 'accept: application/graphql-response+json' \
+//!      -d '{"query":"mutation($t: String!) { addBook(title: $t, authorId: \"1\") { id title } }","variables":{"t":"Dune"}}'
+//! curl -si 'http://127.0.0.1:8080/graphql?query=mutation%7BaddBook(title:%22x%22,authorId:%221%22)%7Bid%7D%7D'  # 405
+//! ```
+//!
+//! Environment: `PORT` (default 8080; `0` picks a free port), `BIND` (default `127.0.0.1`).
+//! The first line on stdout is always `listening on http://ADDR`. Ctrl-C stops the server.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use graphql_core::{
+    Context, FieldError, FieldResult, Resolver, Schema, read_http_request, write_http_response,
+};
+use http::{Method, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const SDL: &str = include_str!("schema.graphql");
+const PAGE: &str = include_str!("index.html");
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+type Body = Full<Bytes>;
+
+/// The library's data: authors and books, in memory.
+#[derive(Debug)]
+struct Library {
+    authors: Vec<Value>,
+    books: Mutex<Vec<Value>>,
+}
+
+impl Library {
+    fn new() -> Self {
+        Library {
+            authors: vec![
+                json!({"id": "1", "name": "Ursula K. Le Guin"}),
+                json!({"id": "2", "name": "Frank Herbert"}),
+            ],
+            books: Mutex::new(vec![
+                json!({"id": "1", "title": "A Wizard of Earthsea", "authorId": "1", "year": 1968}),
+                json!({"id": "2", "title": "The Dispossessed", "authorId": "1", "year": 1974}),
+            ]),
+        }
+    }
+
+    fn books(&self) -> Vec<Value> {
+        self.books.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    fn author(&self, id: &str) -> Option<Value> {
+        self.authors.iter().find(|a| a["id"] == id).cloned()
+    }
+}
+
+fn library(ctx: &Context) -> Result<&Library, FieldError> {
+    ctx.data::<Arc<Library>>()
+        .map(|l| &**l)
+        .ok_or_else(|| FieldError::new("no library in the request context"))
+}
+
+fn build_schema() -> Result<Schema, graphql_core::Error> {
+    Schema::build(SDL)
+        .resolver(
+            "Query",
+            "books",
+            Resolver::sync(|ctx, _, _| Ok(Value::Array(library(ctx)?.books()))),
+        )
+        .resolver(
+            "Query",
+            "authors",
+            Resolver::sync(|ctx, _, _| Ok(Value::Array(library(ctx)?.authors.clone()))),
+        )
+        // An asynchronous resolver: the kind a database lookup would use.
+        .resolver(
+            "Query",
+            "book",
+            Resolver::asynchronous(|input| {
+                Box::pin(async move {
+                    let id = input.args.get("id").and_then(Value::as_str).unwrap_or("");
+                    tokio::task::yield_now().await;
+                    let books = library(input.ctx)?.books();
+                    FieldResult::Ok(
+                        books
+                            .into_iter()
+                            .find(|b| b["id"] == id)
+                            .unwrap_or(Value::Null),
+                    )
+                })
+            }),
+        )
+        .resolver(
+            "Book",
+            "author",
+            Resolver::sync(|ctx, parent, _| {
+                let id = parent["authorId"].as_str().unwrap_or("");
+                Ok(library(ctx)?.author(id).unwrap_or(Value::Null))
+            }),
+        )
+        .resolver(
+            "Author",
+            "books",
+            Resolver::sync(|ctx, parent, _| {
+                let id = parent["id"].clone();
+                Ok(Value::Array(
+                    library(ctx)?
+                        .books()
+                        .into_iter()
+                        .filter(|b| b["authorId"] == id)
+                        .collect(),
+                ))
+            }),
+        )
+        .resolver(
+            "Mutation",
+            "addBook",
+            Resolver::sync(|ctx, _, args| {
+                let library = library(ctx)?;
+                let author = args.get("authorId").and_then(Value::as_str).unwrap_or("");
+                if library.author(author).is_none() {
+                    return Err(FieldError::new(format!("no author with id {author}"))
+                        .with_extension("code", json!("NOT_FOUND")));
+                }
+                let mut books = library
+                    .books
+                    .lock()
+                    .map_err(|_| FieldError::new("the library is unavailable"))?;
+                let book = json!({
+                    "id": (books.len() + 1).to_string(),
+                    "title": args.get("title").cloned().unwrap_or(Value::Null),
+                    "authorId": author,
+                    "year": args.get("year").cloned().unwrap_or(Value::Null),
+                });
+                books.push(book.clone());
+                Ok(book)
+            }),
+        )
+        .finish()
+}
+
+fn main() -> ExitCode {
+    let addr = match addr_from_env() {
+        Ok(addr) => addr,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let schema = match build_schema() {
+        Ok(schema) => schema,
+        Err(error) => {
+            eprintln!("error: the schema is invalid: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = Arc::new(App {
+        schema,
+        library: Arc::new(Library::new()),
+    });
+    match runtime.block_on(serve(addr, app)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn addr_from_env() -> Result<SocketAddr, String> {
+    let ip = match std::env::var("BIND") {
+        Ok(bind) => bind
+            .parse::<IpAddr>()
+            .map_err(|_| format!("BIND={bind:?} is not an IP address (try 127.0.0.1)"))?,
+        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let port = match std::env::var("PORT") {
+        Ok(port) => port
+            .parse::<u16>()
+            .map_err(|_| format!("PORT={port:?} is not a port number (0 to 65535)"))?,
+        Err(_) => 8080,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[derive(Debug)]
+struct App {
+    schema: Schema,
+    library: Arc<Library>,
+}
+
+async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<(), String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|error| format!("cannot listen on {addr}: {error} (PORT=0 picks a free port)"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|error| format!("cannot read the bound address: {error}"))?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on http://{local}");
+        let _ = stdout.flush();
+    }
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let app = Arc::clone(&app);
+                let service = service_fn(move |request| handle(Arc::clone(&app), request));
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            _ = &mut ctrl_c => return Ok(()),
+        }
+    }
+}
+
+fn plain(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> http::Response<Body> {
+    let mut response = http::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+async fn handle(
+    app: Arc<App>,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<Body>, Infallible> {
+    let path = request.uri().path();
+    match (request.method(), path) {
+        (&Method::GET, "/") => return Ok(plain(StatusCode::OK, "text/html; charset=utf-8", PAGE)),
+        (&Method::GET, "/healthz") => return Ok(plain(StatusCode::OK, "text/plain", "ok\n")),
+        (_, "/graphql") => {}
+        _ => return Ok(plain(StatusCode::NOT_FOUND, "text/plain", "not found\n")),
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match Limited::new(body, MAX_BODY + 1).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Ok(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "the body is too large\n",
+            ));
+        }
+    };
+    let response = match read_http_request(&parts, &bytes, MAX_BODY) {
+        Ok((request, format)) => {
+            let ctx = Context::new(Arc::clone(&app.library));
+            let response = app.schema.execute(&request, &ctx).await;
+            write_http_response(&response, format)
+        }
+        Err(rejection) => rejection.into_response(),
+    };
+    Ok(response.map(|body| Full::new(Bytes::from(body))))
+}
