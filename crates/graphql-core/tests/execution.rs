@@ -694,3 +694,52 @@ async fn async_resolvers_below_lists_and_mixed_sync_siblings() {
         r#"{"data":{"items":[{"id":1,"double":2,"name":"a"},{"id":2,"double":4,"name":"b"},{"id":3,"double":6,"name":null}]}}"#
     );
 }
+
+#[tokio::test]
+async fn hostile_documents_are_refused_in_bounded_time() {
+    let schema = schema();
+    let start = Instant::now();
+    // A 10 MB document: refused by size before parsing.
+    let big = format!("{{ hello }} #{}", "x".repeat(10 * 1024 * 1024));
+    let r = run(&schema, Request::new(big)).await;
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bytes, more than the limit")
+    );
+    // Thousands of variables: refused by the token limit.
+    let vars: Vec<String> = (0..5000).map(|i| format!("$v{i}: Int")).collect();
+    let r = run(
+        &schema,
+        Request::new(format!("query({}) {{ hello }}", vars.join(", "))),
+    )
+    .await;
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens, more than the limit")
+    );
+    // A depth bomb through fragments.
+    let deep = format!(
+        "{{ me {{ ...a }} }} fragment a on User {{ friends {{ ...b }} }} fragment b on User {{ friends {{ ...c }} }} fragment c on User {{ {}id{} }}",
+        "friends { ".repeat(22),
+        " }".repeat(22)
+    );
+    let r = run(&schema, Request::new(deep)).await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED",
+        "{r}"
+    );
+    // Mutually recursive fragments: a validation error, not a hang.
+    let r = run(&schema, Request::new("{ me { ...a } } fragment a on User { friends { ...b } } fragment b on User { friends { ...a } }")).await;
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("within itself"),
+        "{r}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+}

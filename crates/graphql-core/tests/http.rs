@@ -259,3 +259,20 @@ fn accept_negotiation() {
         StatusCode::NOT_ACCEPTABLE
     );
 }
+
+#[tokio::test]
+async fn invalid_utf8_bodies_are_400() {
+    let r = roundtrip(
+        &parts(Method::POST, "/graphql", &[GQL, JSON_CT]),
+        b"{\"query\": \"{ a \xff }\"}",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = roundtrip(
+        &parts(Method::GET, "/graphql?query=%7Ba%FF%7D", &[GQL]),
+        b"",
+    )
+    .await;
+    // Percent-decoding replaces invalid UTF-8; the document then fails to parse: 400.
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
