@@ -48,6 +48,10 @@ impl Query {
 }
 
 fn ours() -> Schema {
+    ours_with(1024)
+}
+
+fn ours_with(validation_cache: usize) -> Schema {
     Schema::build(
         "type Query { hello: String! items: [Item!]! }
          type Item { a: Int! b: String! c: Boolean! d: Float! e: String! }",
@@ -66,6 +70,7 @@ fn ours() -> Schema {
             ))
         }),
     )
+    .validation_cache(validation_cache)
     .finish()
     .expect("schema")
 }
@@ -75,6 +80,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let schema = ours();
+    let uncached = ours_with(0);
     let peer = async_graphql::Schema::new(Query, EmptyMutation, EmptySubscription);
     let ctx = Context::default();
 
@@ -118,6 +124,13 @@ fn bench(c: &mut Criterion) {
         group.bench_function("graphql-core", |bench| {
             bench.iter(|| {
                 let response = rt.block_on(schema.execute(black_box(&request), &ctx));
+                black_box(response.to_json())
+            })
+        });
+        // The same without the cache of validated documents: every request is validated.
+        group.bench_function("graphql-core-no-validation-cache", |bench| {
+            bench.iter(|| {
+                let response = rt.block_on(uncached.execute(black_box(&request), &ctx));
                 black_box(response.to_json())
             })
         });

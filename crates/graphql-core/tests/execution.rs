@@ -743,3 +743,28 @@ async fn hostile_documents_are_refused_in_bounded_time() {
     );
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn validation_cache_remembers_only_valid_documents() {
+    for capacity in [0, 1, 1024] {
+        let schema = Schema::build(SDL)
+            .validation_cache(capacity)
+            .finish()
+            .unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                run(&schema, Request::new("{ __typename }")).await,
+                json!({"data": {"__typename": "Query"}})
+            );
+            let r = run(&schema, Request::new("{ nope }")).await;
+            assert_eq!(
+                r["errors"][0]["message"], "Cannot query field \"nope\" on type \"Query\".",
+                "capacity {capacity}"
+            );
+            assert_eq!(
+                run(&schema, Request::new("{ a: __typename }")).await,
+                json!({"data": {"a": "Query"}})
+            );
+        }
+    }
+}

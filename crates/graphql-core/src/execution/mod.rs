@@ -76,13 +76,12 @@ impl Schema {
             if let Err(e) = schema.limits.check_document(&document, &request.variables) {
                 return Response::request_error(e);
             }
-            let errors = if validation {
-                validate(self, &document)
-            } else {
-                Vec::new()
-            };
-            if !errors.is_empty() {
-                return Response { data: None, errors };
+            if validation && !schema.valid_documents.contains(&request.query) {
+                let errors = validate(self, &document);
+                if !errors.is_empty() {
+                    return Response { data: None, errors };
+                }
+                schema.valid_documents.insert(&request.query);
             }
             if !schema.introspection_enabled
                 && let Some(e) = introspection_used(&document)

@@ -35,6 +35,7 @@ pub struct SchemaBuilder {
     type_resolvers: Vec<(String, TypeResolver)>,
     limits: Limits,
     introspection: bool,
+    validation_cache: usize,
 }
 
 impl SchemaBuilder {
@@ -46,7 +47,17 @@ impl SchemaBuilder {
             type_resolvers: Vec::new(),
             limits: Limits::default(),
             introspection: true,
+            validation_cache: 1024,
         }
+    }
+
+    /// How many distinct valid documents to remember, so that a repeated document skips
+    /// validation (default 1024; 0 turns the cache off). Only documents that passed are
+    /// remembered, by their exact text; the set is cleared when full.
+    #[must_use]
+    pub fn validation_cache(mut self, documents: usize) -> Self {
+        self.validation_cache = documents;
+        self
     }
 
     /// Sets the request limits checked before execution (see [`Limits`]).
@@ -129,6 +140,7 @@ impl SchemaBuilder {
         inner.introspection = introspection::build(&inner);
         inner.introspection_enabled = self.introspection;
         inner.limits = self.limits;
+        inner.valid_documents = super::ValidDocuments::new(self.validation_cache);
         Ok(Schema {
             inner: Arc::new(inner),
         })
@@ -958,6 +970,7 @@ impl Compiler {
             introspection: introspection::Data::default(),
             introspection_enabled: true,
             limits: Limits::default(),
+            valid_documents: super::ValidDocuments::default(),
             typename_field,
             schema_field,
             type_field,
