@@ -282,7 +282,7 @@ async fn null_propagates_to_the_nearest_nullable_parent() {
     assert_eq!(r["errors"].as_array().unwrap().len(), 1);
     assert_eq!(
         r["errors"][0]["message"],
-        "Cannot return null for non-nullable field bestFriend."
+        "Cannot return null for non-nullable field User.bestFriend."
     );
     assert_eq!(r["errors"][0]["path"], json!(["required", "bestFriend"]));
     // A nullable parent stops the propagation.

@@ -66,6 +66,8 @@ pub(crate) enum Stop<'v> {
 /// sub-plans per concrete object type, computed on first use.
 pub(crate) struct Planned<'e, 'a> {
     key: &'a str,
+    /// The object type the field is selected on (for error messages).
+    parent: TypeId,
     fields: Vec<&'e Field<'a, &'a str>>,
     def: &'e FieldDef,
     args: Result<Args, String>,
@@ -227,6 +229,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                     let args = self.coerce_args(def, f);
                     plan.push(Planned {
                         key,
+                        parent: object,
                         fields: vec![f],
                         def,
                         args,
@@ -551,9 +554,7 @@ impl<'e, 'a> Exec<'e, 'a> {
     }
 
     fn field_label(&self, pf: &Planned<'e, 'a>) -> String {
-        // The parent type's name is not kept per planned field; the field name suffices
-        // with the path the error carries.
-        pf.def.name.clone()
+        format!("{}.{}", self.schema.type_name(pf.parent), pf.def.name)
     }
 
     /// ResolveAbstractType (6.4.3): the object type of a value of an interface or union.

@@ -114,7 +114,8 @@ impl Schema {
         self.inner.types.get(id.index())
     }
 
-    /// Every named type, built-in scalars first, then in SDL order.
+    /// Every named type: the built-in scalars, the introspection types (`__Schema`, ...),
+    /// then the SDL's types in order.
     pub fn types(&self) -> &[TypeDef] {
         &self.inner.types
     }
