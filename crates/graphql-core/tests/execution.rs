@@ -768,3 +768,98 @@ async fn validation_cache_remembers_only_valid_documents() {
         }
     }
 }
+
+#[tokio::test]
+async fn async_path_propagates_nulls_and_errors_like_the_sync_path() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let schema = Schema::build(
+        "type Query { items: [Item!] nodes: [N] }
+         type Item { id: Int! label: String! slow: Int! count: Int }
+         interface N { id: Int! }
+         type A implements N { id: Int! late: String! }",
+    )
+    .resolver(
+        "Query",
+        "items",
+        Resolver::sync(|_, _, _| {
+            Ok(json!([{"id": 1, "label": "a"}, {"id": 2}, {"id": 3, "label": "c"}]))
+        }),
+    )
+    .resolver(
+        "Query",
+        "nodes",
+        Resolver::sync(|_, _, _| {
+            Ok(json!([{"__typename": "A", "id": 1}, {"__typename": "A", "id": 2}]))
+        }),
+    )
+    .resolver(
+        "Item",
+        "slow",
+        Resolver::asynchronous(|input| {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                FieldResult::Ok(input.parent["id"].clone())
+            })
+        }),
+    )
+    .resolver(
+        "Item",
+        "count",
+        Resolver::sync(move |_, _, _| Ok(json!(counter.fetch_add(1, Ordering::SeqCst)))),
+    )
+    .resolver(
+        "A",
+        "late",
+        Resolver::asynchronous(|input| {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                if input.parent["id"] == 2 {
+                    FieldResult::Err(FieldError::new("late failed"))
+                } else {
+                    FieldResult::Ok(json!("ok"))
+                }
+            })
+        }),
+    )
+    .finish()
+    .unwrap();
+    // Item 2 has no label (String!): the item is non-null too, so the whole list is null.
+    let r = schema
+        .execute(
+            &Request::new("{ items { id slow count label } }"),
+            &Context::default(),
+        )
+        .await
+        .to_value();
+    assert_eq!(r["data"], json!({"items": null}));
+    assert_eq!(r["errors"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["errors"][0]["path"], json!(["items", 1, "label"]));
+    assert_eq!(
+        r["errors"][0]["message"],
+        "Cannot return null for non-nullable field Item.label."
+    );
+    // A sibling sync resolver runs again at most once, for the first object where the async
+    // field is discovered.
+    assert!(
+        calls.load(Ordering::SeqCst) <= 4,
+        "count ran {} times",
+        calls.load(Ordering::SeqCst)
+    );
+    // Async field errors under an interface list: the failing item becomes null.
+    let r = schema
+        .execute(
+            &Request::new("{ nodes { id ... on A { late } } }"),
+            &Context::default(),
+        )
+        .await
+        .to_value();
+    assert_eq!(r["data"], json!({"nodes": [{"id": 1, "late": "ok"}, null]}));
+    assert_eq!(r["errors"][0]["message"], "late failed");
+    assert_eq!(r["errors"][0]["path"], json!(["nodes", 1, "late"]));
+    assert_eq!(
+        r["errors"][0]["locations"],
+        json!([{"line": 1, "column": 25}])
+    );
+}
