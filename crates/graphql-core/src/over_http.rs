@@ -93,8 +93,8 @@ impl HttpRejection {
 }
 
 /// Picks the response media type from `Accept` (spec 5.2): the GraphQL response type when
-/// accepted, else `application/json`; no `Accept` means `application/json`; an `Accept` that
-/// allows neither is refused with 406.
+/// named, else `application/json` (also for wildcards and a missing `Accept`); an `Accept`
+/// that allows neither is refused with 406.
 fn negotiate(parts: &request::Parts) -> Result<ResponseFormat, HttpRejection> {
     let Some(accept) = parts.headers.get(ACCEPT) else {
         return Ok(ResponseFormat::Json);
@@ -114,8 +114,9 @@ fn negotiate(parts: &request::Parts) -> Result<ResponseFormat, HttpRejection> {
         }
         match media.as_str() {
             GRAPHQL_RESPONSE_JSON => graphql = true,
-            "application/json" => json = true,
-            "*/*" | "application/*" => graphql = true,
+            // A wildcard gets application/json, which every client reads (the audit's
+            // SHOULD; fetch sends `*/*` by default).
+            "application/json" | "*/*" | "application/*" => json = true,
             _ => {}
         }
     }

@@ -253,7 +253,11 @@ fn accept_negotiation() {
         format("application/graphql-response+json;q=0, application/json").unwrap(),
         ResponseFormat::Json
     );
-    assert_eq!(format("*/*").unwrap(), ResponseFormat::GraphQLResponseJson);
+    assert_eq!(format("*/*").unwrap(), ResponseFormat::Json);
+    assert_eq!(
+        format("application/graphql-response+json, */*").unwrap(),
+        ResponseFormat::GraphQLResponseJson
+    );
     assert_eq!(
         format("text/html").unwrap_err().status,
         StatusCode::NOT_ACCEPTABLE
