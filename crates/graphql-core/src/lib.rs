@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod coerce;
+mod dataloader;
 mod document;
 mod error;
 mod execution;
@@ -14,6 +15,7 @@ mod response;
 mod schema;
 mod validation;
 
+pub use dataloader::DataLoader;
 pub use document::{Ast, Document};
 pub use error::{Error, Location, Result, SchemaError};
 pub use execution::{Request, Response};
