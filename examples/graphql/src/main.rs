@@ -2,7 +2,8 @@
 //! (`schema.graphql`), resolvers are registered per type and field, and `/graphql` speaks
 //! GraphQL over HTTP (GET and POST, `application/graphql-response+json` or
 //! `application/json`, mutations refused over GET). `/` is a page to send queries from a
-//! browser; `/healthz` answers `ok`.
+//! browser; `/healthz` answers `ok`. `Book.author` is loaded through a per-request
+//! DataLoader: a list of books costs one author lookup (`{ authorBatches }` counts them).
 //!
 //! Run with: `cargo run -p graphql`, then open <http://127.0.0.1:8080/>.
 //!
@@ -19,16 +20,19 @@
 //! Environment: `PORT` (default 8080; `0` picks a free port), `BIND` (default `127.0.0.1`).
 //! The first line on stdout is always `listening on http://ADDR`. Ctrl-C stops the server.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use graphql_core::{
-    Context, FieldError, FieldResult, Resolver, Schema, read_http_request, write_http_response,
+    Context, DataLoader, FieldError, FieldResult, Resolver, Schema, read_http_request,
+    write_http_response,
 };
 use http::{Method, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -50,6 +54,8 @@ type Body = Full<Bytes>;
 struct Library {
     authors: Vec<Value>,
     books: Mutex<Vec<Value>>,
+    /// How many author batches were loaded (shown by `{ stats { authorBatches } }`).
+    author_batches: AtomicUsize,
 }
 
 impl Library {
@@ -63,6 +69,7 @@ impl Library {
                 json!({"id": "1", "title": "A Wizard of Earthsea", "authorId": "1", "year": 1968}),
                 json!({"id": "2", "title": "The Dispossessed", "authorId": "1", "year": 1974}),
             ]),
+            author_batches: AtomicUsize::new(0),
         }
     }
 
@@ -75,10 +82,39 @@ impl Library {
     }
 }
 
+/// What each request carries: the library and a DataLoader of authors by id.
+#[derive(Debug)]
+struct RequestData {
+    library: Arc<Library>,
+    authors: DataLoader<String, Value>,
+}
+
+impl RequestData {
+    fn new(library: Arc<Library>) -> Self {
+        let source = Arc::clone(&library);
+        let authors = DataLoader::new(move |ids: Vec<String>| {
+            let source = Arc::clone(&source);
+            async move {
+                // One lookup for the whole batch (a database would get `WHERE id IN (...)`).
+                source.author_batches.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, FieldError>(
+                    ids.into_iter()
+                        .filter_map(|id| source.author(&id).map(|a| (id, a)))
+                        .collect::<HashMap<_, _>>(),
+                )
+            }
+        });
+        RequestData { library, authors }
+    }
+}
+
+fn request_data(ctx: &Context) -> Result<&RequestData, FieldError> {
+    ctx.data::<RequestData>()
+        .ok_or_else(|| FieldError::new("no request data in the context"))
+}
+
 fn library(ctx: &Context) -> Result<&Library, FieldError> {
-    ctx.data::<Arc<Library>>()
-        .map(|l| &**l)
-        .ok_or_else(|| FieldError::new("no library in the request context"))
+    request_data(ctx).map(|r| &*r.library)
 }
 
 fn build_schema() -> Result<Schema, graphql_core::Error> {
@@ -111,12 +147,17 @@ fn build_schema() -> Result<Schema, graphql_core::Error> {
                 })
             }),
         )
+        // A DataLoader-backed relation: the authors of every book in a list are fetched
+        // with one batch call per request.
         .resolver(
             "Book",
             "author",
-            Resolver::sync(|ctx, parent, _| {
-                let id = parent["authorId"].as_str().unwrap_or("");
-                Ok(library(ctx)?.author(id).unwrap_or(Value::Null))
+            Resolver::asynchronous(|input| {
+                Box::pin(async move {
+                    let id = input.parent["authorId"].as_str().unwrap_or("").to_owned();
+                    let request = request_data(input.ctx)?;
+                    FieldResult::Ok(request.authors.load(id).await?.unwrap_or(Value::Null))
+                })
             }),
         )
         .resolver(
@@ -131,6 +172,13 @@ fn build_schema() -> Result<Schema, graphql_core::Error> {
                         .filter(|b| b["authorId"] == id)
                         .collect(),
                 ))
+            }),
+        )
+        .resolver(
+            "Query",
+            "authorBatches",
+            Resolver::sync(|ctx, _, _| {
+                Ok(json!(library(ctx)?.author_batches.load(Ordering::Relaxed)))
             }),
         )
         .resolver(
@@ -291,7 +339,7 @@ async fn handle(
     };
     let response = match read_http_request(&parts, &bytes, MAX_BODY) {
         Ok((request, format)) => {
-            let ctx = Context::new(Arc::clone(&app.library));
+            let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
             let response = app.schema.execute(&request, &ctx).await;
             write_http_response(&response, format)
         }

@@ -105,6 +105,29 @@ fn page_health_queries_and_mutations() {
         json!({"title": "A Wizard of Earthsea", "author": {"name": "Ursula K. Le Guin"}})
     );
 
+    // Book.author goes through the DataLoader: one batch for the whole list.
+    let batches = |server: &Server| {
+        let (_, _, body) = send(
+            server,
+            "POST",
+            "/graphql",
+            &[GQL, JSON_CT],
+            r#"{"query":"{ authorBatches }"}"#,
+        );
+        serde_json::from_str::<Value>(&body).unwrap()["data"]["authorBatches"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = batches(&server);
+    send(
+        &server,
+        "POST",
+        "/graphql",
+        &[GQL, JSON_CT],
+        r#"{"query":"{ books { author { name } } }"}"#,
+    );
+    assert_eq!(batches(&server), before + 1);
+
     // The async resolver.
     let (_, _, body) = send(
         &server,
