@@ -13,6 +13,7 @@ mod over_http;
 mod resolver;
 mod response;
 mod schema;
+mod subscription;
 mod validation;
 
 pub use dataloader::DataLoader;
@@ -33,4 +34,5 @@ pub use schema::types::{
     InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
 };
 pub use schema::{Schema, SchemaBuilder};
+pub use subscription::{EventStream, ResponseStream, SubscriptionSource};
 pub use validation::{Rule, validate, validate_with};

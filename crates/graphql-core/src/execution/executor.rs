@@ -65,12 +65,12 @@ pub(crate) enum Stop<'v> {
 /// fields merged under it, their definition, arguments coerced once per request, and the
 /// sub-plans per concrete object type, computed on first use.
 pub(crate) struct Planned<'e, 'a> {
-    key: &'a str,
+    pub(crate) key: &'a str,
     /// The object type the field is selected on (for error messages).
     parent: TypeId,
     fields: Vec<&'e Field<'a, &'a str>>,
-    def: &'e FieldDef,
-    args: Result<Args, String>,
+    pub(crate) def: &'e FieldDef,
+    pub(crate) args: Result<Args, String>,
     children: Mutex<Vec<(TypeId, Arc<Plan<'e, 'a>>)>>,
     /// Set once this field was found to need the async path (resolver or sub-fields).
     needs_async: AtomicBool,

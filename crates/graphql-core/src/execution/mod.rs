@@ -19,7 +19,8 @@ use crate::resolver::Context;
 use crate::response::GraphQLError;
 use crate::schema::Schema;
 use crate::validation::{Op, OpKind, op_of, validate};
-use executor::{Exec, Stop};
+pub(crate) use executor::Exec;
+use executor::Stop;
 
 impl Schema {
     /// Runs a request: limits, parsing, validation, operation selection, variable
@@ -146,7 +147,7 @@ impl Schema {
 }
 
 /// GetOperation (spec 6.1).
-fn get_operation<'d, 'a>(
+pub(crate) fn get_operation<'d, 'a>(
     document: &'d Document<'a>,
     name: Option<&str>,
 ) -> Result<Op<'d, 'a>, GraphQLError> {
@@ -174,7 +175,7 @@ fn get_operation<'d, 'a>(
 }
 
 /// CoerceVariableValues (spec 6.1.2).
-fn coerce_variables(
+pub(crate) fn coerce_variables(
     schema: &Schema,
     op: &Op<'_, '_>,
     given: &Map<String, Value>,

@@ -36,6 +36,7 @@ pub struct SchemaBuilder {
     limits: Limits,
     introspection: bool,
     validation_cache: usize,
+    subscriptions: Vec<(String, crate::subscription::SubscriptionSource)>,
 }
 
 impl SchemaBuilder {
@@ -48,7 +49,20 @@ impl SchemaBuilder {
             limits: Limits::default(),
             introspection: true,
             validation_cache: 1024,
+            subscriptions: Vec::new(),
         }
+    }
+
+    /// Registers the event source of a field of the subscription root type: each event it
+    /// yields is that field's value for one response of [`Schema::subscribe`].
+    #[must_use]
+    pub fn subscription(
+        mut self,
+        field_name: impl Into<String>,
+        source: crate::subscription::SubscriptionSource,
+    ) -> Self {
+        self.subscriptions.push((field_name.into(), source));
+        self
     }
 
     /// How many distinct valid documents to remember, so that a repeated document skips
@@ -141,6 +155,26 @@ impl SchemaBuilder {
         inner.introspection_enabled = self.introspection;
         inner.limits = self.limits;
         inner.valid_documents = super::ValidDocuments::new(self.validation_cache);
+        let mut unknown = Vec::new();
+        for (field, _) in &self.subscriptions {
+            let known = inner
+                .subscription
+                .and_then(|id| inner.types.get(id.index()))
+                .and_then(|t| t.fields())
+                .is_some_and(|f| f.get(field).is_some());
+            if !known {
+                unknown.push(SchemaError::new(
+                    format!(
+                        "A subscription source was registered for \"{field}\", which is not a field of the subscription root type."
+                    ),
+                    vec![],
+                ));
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(Error::InvalidSchema(unknown));
+        }
+        inner.subscription_sources = self.subscriptions;
         Ok(Schema {
             inner: Arc::new(inner),
         })
@@ -971,6 +1005,7 @@ impl Compiler {
             introspection_enabled: true,
             limits: Limits::default(),
             valid_documents: super::ValidDocuments::default(),
+            subscription_sources: Vec::new(),
             typename_field,
             schema_field,
             type_field,

@@ -36,6 +36,8 @@ pub(crate) struct SchemaInner {
     pub(crate) limits: crate::limits::Limits,
     /// Documents (by their exact text) that passed validation against this schema.
     pub(crate) valid_documents: ValidDocuments,
+    /// Event sources of the subscription root's fields, by field name.
+    pub(crate) subscription_sources: Vec<(String, crate::subscription::SubscriptionSource)>,
 }
 
 /// A bounded set of document texts known to be valid: validation depends only on the
