@@ -14,6 +14,7 @@ mod resolver;
 mod response;
 mod schema;
 mod subscription;
+mod transport_ws;
 mod validation;
 
 pub use dataloader::DataLoader;
@@ -35,4 +36,5 @@ pub use schema::types::{
 };
 pub use schema::{Schema, SchemaBuilder};
 pub use subscription::{EventStream, ResponseStream, SubscriptionSource};
+pub use transport_ws::{GRAPHQL_TRANSPORT_WS, WsAction, WsSession, close_code};
 pub use validation::{Rule, validate, validate_with};
