@@ -23,7 +23,8 @@ pub use error::{Error, Location, Result, SchemaError};
 pub use execution::{Request, Response};
 pub use limits::Limits;
 pub use over_http::{
-    GRAPHQL_RESPONSE_JSON, HttpRejection, ResponseFormat, read_http_request, write_http_response,
+    GRAPHQL_RESPONSE_JSON, HttpRejection, ResponseFormat, operation_type, read_http_request,
+    write_http_response,
 };
 pub use resolver::{
     Args, Context, FieldError, FieldFuture, FieldResult, Resolver, ResolverInput, ScalarCoercion,

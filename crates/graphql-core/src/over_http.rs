@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use crate::document::Document;
 use crate::execution::{Request, Response};
 use crate::response::GraphQLError;
-use crate::validation::{OpKind, op_of};
+use crate::validation::op_of;
 
 /// The media type of a GraphQL response.
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -275,8 +275,15 @@ pub fn read_http_request(
 /// Whether the operation a GET request would run is a mutation (spec 5.1: GET must not
 /// run mutations). Unparsable documents are left to execution to report.
 fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
+    operation_type(query, operation_name) == Some("mutation")
+}
+
+/// The type (`"query"`, `"mutation"` or `"subscription"`) of the operation a request would
+/// run, or `None` when the document does not parse or names no single operation. Transports
+/// use it to route subscriptions to [`Schema::subscribe`](crate::Schema::subscribe).
+pub fn operation_type(query: &str, operation_name: Option<&str>) -> Option<&'static str> {
     let Ok(doc) = Document::parse(query) else {
-        return false;
+        return None;
     };
     let mut ops = doc.ast.definitions.iter().filter_map(|d| match d {
         graphql_parser::query::Definition::Operation(op) => Some(op_of(op)),
@@ -289,7 +296,7 @@ fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
             if ops.next().is_some() { None } else { first }
         }
     };
-    op.is_some_and(|o| o.kind == OpKind::Mutation)
+    op.map(|o| o.kind.as_str())
 }
 
 /// Writes a GraphQL response as HTTP (spec 6.4): with `application/graphql-response+json`,

@@ -19,6 +19,10 @@
 //!
 //! Environment: `PORT` (default 8080; `0` picks a free port), `BIND` (default `127.0.0.1`).
 //! The first line on stdout is always `listening on http://ADDR`. Ctrl-C stops the server.
+//!
+//! Subscriptions: a WebSocket on `/graphql` with the `graphql-transport-ws` subprotocol
+//! (the npm `graphql-ws` client's protocol), e.g. `subscription { bookAdded { title } }`,
+//! then add a book with the mutation above.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,11 +31,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use graphql_core::{
-    Context, DataLoader, FieldError, FieldResult, Resolver, Schema, read_http_request,
+    Context, DataLoader, EventStream, FieldError, FieldResult, GRAPHQL_TRANSPORT_WS, Resolver,
+    Schema, SubscriptionSource, WsAction, WsSession, operation_type, read_http_request,
     write_http_response,
 };
 use http::{Method, StatusCode, header};
@@ -41,6 +46,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use ws_core::{
+    CloseCode, Connection, HandshakeConfig, Limits, Message, WebSocket, accept, rejection_response,
+};
 
 const SDL: &str = include_str!("schema.graphql");
 const PAGE: &str = include_str!("index.html");
@@ -54,8 +63,10 @@ type Body = Full<Bytes>;
 struct Library {
     authors: Vec<Value>,
     books: Mutex<Vec<Value>>,
-    /// How many author batches were loaded (shown by `{ stats { authorBatches } }`).
+    /// How many author batches were loaded (shown by `{ authorBatches }`).
     author_batches: AtomicUsize,
+    /// New books, for the `bookAdded` subscription.
+    added: tokio::sync::broadcast::Sender<Value>,
 }
 
 impl Library {
@@ -70,6 +81,7 @@ impl Library {
                 json!({"id": "2", "title": "The Dispossessed", "authorId": "1", "year": 1974}),
             ]),
             author_batches: AtomicUsize::new(0),
+            added: tokio::sync::broadcast::channel(64).0,
         }
     }
 
@@ -202,7 +214,33 @@ fn build_schema() -> Result<Schema, graphql_core::Error> {
                     "year": args.get("year").cloned().unwrap_or(Value::Null),
                 });
                 books.push(book.clone());
+                // Nobody listening is fine.
+                let _ = library.added.send(book.clone());
                 Ok(book)
+            }),
+        )
+        .subscription(
+            "bookAdded",
+            SubscriptionSource::new(|ctx, _| {
+                let Ok(library) = library(ctx) else {
+                    return Box::pin(futures_util::stream::empty()) as EventStream;
+                };
+                let receiver = library.added.subscribe();
+                Box::pin(futures_util::stream::unfold(
+                    receiver,
+                    |mut rx| async move {
+                        loop {
+                            match rx.recv().await {
+                                Ok(book) => return Some((FieldResult::Ok(book), rx)),
+                                // A slow subscriber skips what it missed.
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                    return None;
+                                }
+                            }
+                        }
+                    },
+                ))
             }),
         )
         .finish()
@@ -236,6 +274,9 @@ fn main() -> ExitCode {
     let app = Arc::new(App {
         schema,
         library: Arc::new(Library::new()),
+        ws: HandshakeConfig::default()
+            .protocols([GRAPHQL_TRANSPORT_WS])
+            .require_protocol(true),
     });
     match runtime.block_on(serve(addr, app)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -266,6 +307,7 @@ fn addr_from_env() -> Result<SocketAddr, String> {
 struct App {
     schema: Schema,
     library: Arc<Library>,
+    ws: HandshakeConfig,
 }
 
 async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<(), String> {
@@ -293,6 +335,7 @@ async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<(), String> {
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -326,6 +369,9 @@ async fn handle(
         (_, "/graphql") => {}
         _ => return Ok(plain(StatusCode::NOT_FOUND, "text/plain", "not found\n")),
     }
+    if request.headers().contains_key(header::UPGRADE) {
+        return Ok(upgrade(app, request));
+    }
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, MAX_BODY + 1).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -346,4 +392,119 @@ async fn handle(
         Err(rejection) => rejection.into_response(),
     };
     Ok(response.map(|body| Full::new(Bytes::from(body))))
+}
+
+/// Answers a WebSocket handshake on `/graphql` (subprotocol `graphql-transport-ws`) and runs
+/// the protocol on the upgraded connection.
+fn upgrade(app: Arc<App>, request: http::Request<Incoming>) -> http::Response<Body> {
+    let (parts, body) = request.into_parts();
+    let accepted = match accept(&parts, &app.ws) {
+        Ok(accepted) => accepted,
+        Err(error) => return rejection_response(&error).map(|text| Full::new(Bytes::from(text))),
+    };
+    let request = http::Request::from_parts(parts, body);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = hyper::upgrade::on(request).await {
+            let ws = WebSocket::new(
+                TokioIo::new(upgraded),
+                Connection::new(Limits::default(), None),
+            );
+            graphql_ws(app, ws).await;
+        }
+    });
+    accepted.response.map(|()| Full::new(Bytes::new()))
+}
+
+/// One graphql-transport-ws connection: `WsSession` decides, this loop does the IO and
+/// runs each operation as a task whose responses come back through a channel.
+async fn graphql_ws<S>(app: Arc<App>, mut ws: WebSocket<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut session = WsSession::new(Instant::now(), Duration::from_secs(3));
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Option<graphql_core::Response>)>();
+    let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
+    loop {
+        let deadline = session.poll_timeout();
+        let actions = tokio::select! {
+            message = ws.next_message() => match message {
+                Some(Ok(Message::Text(text))) => session.handle_text(text.as_str(), Instant::now()),
+                Some(Ok(Message::Binary(_))) => session.handle_text("binary", Instant::now()),
+                Some(Ok(_)) => Vec::new(),
+                Some(Err(_)) | None => break,
+            },
+            Some((id, response)) = rx.recv() => match response {
+                Some(response) => session.next(&id, &response),
+                None => {
+                    running.remove(&id);
+                    session.complete(&id)
+                }
+            },
+            () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        };
+        for action in actions {
+            match action {
+                WsAction::Send(text) => {
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                WsAction::Subscribe { id, request } => {
+                    let task = tokio::spawn(run_operation(
+                        Arc::clone(&app),
+                        id.clone(),
+                        *request,
+                        tx.clone(),
+                    ));
+                    running.insert(id, task.abort_handle());
+                }
+                WsAction::Cancel { id } => {
+                    if let Some(task) = running.remove(&id) {
+                        task.abort();
+                    }
+                }
+                WsAction::Close(code, reason) => {
+                    let _ = ws.start_close(CloseCode::from(code), &reason);
+                    let _ = ws.flush().await;
+                    while let Some(Ok(_)) = ws.next_message().await {}
+                    for task in running.values() {
+                        task.abort();
+                    }
+                    return;
+                }
+            }
+        }
+    }
+    for task in running.values() {
+        task.abort();
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs one operation of a WebSocket client: a subscription's stream, or a single result.
+async fn run_operation(
+    app: Arc<App>,
+    id: String,
+    request: graphql_core::Request,
+    tx: mpsc::UnboundedSender<(String, Option<graphql_core::Response>)>,
+) {
+    let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
+    if operation_type(&request.query, request.operation_name.as_deref()) == Some("subscription") {
+        let mut stream = app.schema.subscribe(request, ctx);
+        while let Some(response) = futures_util::StreamExt::next(&mut stream).await {
+            if tx.send((id.clone(), Some(response))).is_err() {
+                return;
+            }
+        }
+    } else {
+        let response = app.schema.execute(&request, &ctx).await;
+        let _ = tx.send((id.clone(), Some(response)));
+    }
+    let _ = tx.send((id, None));
 }

@@ -4,8 +4,9 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-//! The graphql-http audit suite (npm `graphql-http`, `serverAudits`) against the example's
-//! `/graphql`. Needs `PEER_NODE_MODULES` (a node_modules with graphql-http and graphql, see
+//! Real clients against the example: the graphql-http audit suite (npm `graphql-http`,
+//! `serverAudits`) on `/graphql`, and the npm `graphql-ws` client over a WebSocket. Needs
+//! `PEER_NODE_MODULES` (a node_modules with graphql-http, graphql, graphql-ws and ws, see
 //! .ci/package.json); skipped with a message when unset, a failure under `CI=true`.
 
 use std::io::{BufRead, BufReader};
@@ -53,6 +54,39 @@ fn node_modules() -> Option<String> {
             None
         }
     }
+}
+
+#[test]
+fn graphql_ws_client_subscribes_receives_and_completes() {
+    let Some(modules) = node_modules() else {
+        return;
+    };
+    let server = start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/graphql_ws.js");
+    let output = Command::new("node")
+        .arg(script)
+        .arg(&server.1)
+        .env("NODE_PATH", modules)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        seen["events"],
+        serde_json::json!([
+            {"data": {"bookAdded": {"title": "Dune", "author": {"name": "Frank Herbert"}}}},
+            {"data": {"bookAdded": {"title": "Children of Dune", "author": {"name": "Frank Herbert"}}}}
+        ])
+    );
+    assert_eq!(
+        seen["query"][0]["data"]["authors"][1]["name"],
+        "Frank Herbert"
+    );
 }
 
 #[test]
