@@ -10,6 +10,7 @@ mod introspection;
 mod limits;
 mod names;
 mod over_http;
+mod persisted;
 mod resolver;
 mod response;
 mod schema;
@@ -26,6 +27,7 @@ pub use over_http::{
     GRAPHQL_RESPONSE_JSON, HttpRejection, ResponseFormat, operation_type, read_http_request,
     write_http_response,
 };
+pub use persisted::{PersistedMode, PersistedQueries, document_hash};
 pub use resolver::{
     Args, Context, FieldError, FieldFuture, FieldResult, Resolver, ResolverInput, ScalarCoercion,
     TypeResolver,

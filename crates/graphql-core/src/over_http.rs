@@ -223,9 +223,14 @@ pub fn read_http_request(
             return Err(r);
         }
     };
+    let persisted = params
+        .get("extensions")
+        .is_some_and(|e| e.get("persistedQuery").is_some());
     let query = match params.get("query") {
         Some(Value::String(q)) => q.clone(),
         Some(_) => return Err(bad_request("The query parameter must be a string.", format)),
+        // Automatic persisted queries send only a hash at first (see `PersistedQueries`).
+        None if persisted => String::new(),
         None => return Err(bad_request("The query parameter is missing.", format)),
     };
     let operation_name = match params.get("operationName") {
@@ -269,6 +274,7 @@ pub fn read_http_request(
     let mut request = Request::new(query);
     request.operation_name = operation_name;
     request.variables = variables;
+    request.extensions = params.get("extensions").filter(|e| e.is_object()).cloned();
     Ok((request, format))
 }
 

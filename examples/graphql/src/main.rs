@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use graphql_core::{
-    Context, DataLoader, EventStream, FieldError, FieldResult, GRAPHQL_TRANSPORT_WS, Resolver,
-    Schema, SubscriptionSource, WsAction, WsSession, operation_type, read_http_request,
-    write_http_response,
+    Context, DataLoader, EventStream, FieldError, FieldResult, GRAPHQL_TRANSPORT_WS, PersistedMode,
+    PersistedQueries, Resolver, Schema, SubscriptionSource, WsAction, WsSession, operation_type,
+    read_http_request, write_http_response,
 };
 use http::{Method, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -277,6 +277,7 @@ fn main() -> ExitCode {
         ws: HandshakeConfig::default()
             .protocols([GRAPHQL_TRANSPORT_WS])
             .require_protocol(true),
+        persisted: PersistedQueries::new(PersistedMode::Automatic, 1000),
     });
     match runtime.block_on(serve(addr, app)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -308,6 +309,8 @@ struct App {
     schema: Schema,
     library: Arc<Library>,
     ws: HandshakeConfig,
+    /// Automatic persisted queries: clients may send a hash instead of the text.
+    persisted: PersistedQueries,
 }
 
 async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<(), String> {
@@ -384,10 +387,18 @@ async fn handle(
         }
     };
     let response = match read_http_request(&parts, &bytes, MAX_BODY) {
-        Ok((request, format)) => {
-            let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
-            let response = app.schema.execute(&request, &ctx).await;
-            write_http_response(&response, format)
+        Ok((mut request, format)) => {
+            let extensions = request.extensions.clone();
+            match app.persisted.apply(&mut request, extensions.as_ref()) {
+                Ok(()) => {
+                    let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
+                    let response = app.schema.execute(&request, &ctx).await;
+                    write_http_response(&response, format)
+                }
+                Err(error) => {
+                    write_http_response(&graphql_core::Response::request_error(error), format)
+                }
+            }
         }
         Err(rejection) => rejection.into_response(),
     };

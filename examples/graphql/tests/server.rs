@@ -128,6 +128,36 @@ fn page_health_queries_and_mutations() {
     );
     assert_eq!(batches(&server), before + 1);
 
+    // Automatic persisted queries: hash only (unknown), then hash and text, then hash only.
+    let hash = graphql_core::document_hash("{ authors { name } }");
+    let apq = |query: Option<&str>| {
+        let mut body =
+            json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}}});
+        if let Some(q) = query {
+            body["query"] = json!(q);
+        }
+        body.to_string()
+    };
+    let (_, _, body) = send(&server, "POST", "/graphql", &[GQL, JSON_CT], &apq(None));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["errors"][0]["message"],
+        "PersistedQueryNotFound"
+    );
+    let (status, _, _) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[GQL, JSON_CT],
+        &apq(Some("{ authors { name } }")),
+    );
+    assert_eq!(status, 200);
+    let (status, _, body) = send(&server, "POST", "/graphql", &[GQL, JSON_CT], &apq(None));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["data"]["authors"][0]["name"],
+        "Ursula K. Le Guin"
+    );
+
     // The async resolver.
     let (_, _, body) = send(
         &server,

@@ -15,6 +15,8 @@ pub struct Request {
     pub variables: Map<String, Value>,
     /// The root value: the parent of root fields (default resolvers read it).
     pub root_value: Value,
+    /// The request's `extensions` (e.g. `persistedQuery`), as sent.
+    pub extensions: Option<Value>,
 }
 
 impl Request {
