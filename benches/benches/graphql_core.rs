@@ -1,4 +1,4 @@
-//! graphql-core against async-graphql 7.2 in the same run: `{ hello }` end to end (parse,
+//! graphql-core against async-graphql 7.2 and juniper 0.18 in the same run: `{ hello }` end to end (parse,
 //! validate, execute, serialize the response to JSON text), and a list of 1000 objects with
 //! 5 fields each (per-field cost = time / 5000). Both sides build the list's data inside the
 //! resolver on every request.
@@ -47,6 +47,62 @@ impl Query {
     }
 }
 
+/// juniper's side: the same two fields, resolved synchronously (`execute_sync`, its fast path).
+mod peer_juniper {
+    use juniper::{EmptyMutation, EmptySubscription, GraphQLObject, RootNode, graphql_object};
+
+    #[derive(GraphQLObject, Clone)]
+    pub struct Item {
+        a: i32,
+        b: String,
+        c: bool,
+        d: f64,
+        e: String,
+    }
+
+    pub struct Query;
+
+    #[graphql_object]
+    impl Query {
+        fn hello() -> &'static str {
+            "world"
+        }
+        fn items() -> Vec<Item> {
+            (0..super::ITEMS)
+                .map(|i| Item {
+                    a: i as i32,
+                    b: format!("b{i}"),
+                    c: i % 2 == 0,
+                    d: i as f64 / 2.0,
+                    e: "e".to_owned(),
+                })
+                .collect()
+        }
+    }
+
+    pub type Schema = RootNode<Query, EmptyMutation<()>, EmptySubscription<()>>;
+
+    pub fn schema() -> Schema {
+        RootNode::new(Query, EmptyMutation::new(), EmptySubscription::new())
+    }
+
+    /// Parse, validate, execute, serialize.
+    pub fn run(schema: &Schema, query: &str) -> String {
+        let variables = juniper::Variables::new();
+        match juniper::execute_sync(query, None, schema, &variables, &()) {
+            Ok((value, errors)) => {
+                let data = serde_json::to_string(&value).expect("json");
+                if errors.is_empty() {
+                    format!("{{\"data\":{data}}}")
+                } else {
+                    format!("{{\"data\":{data},\"errors\":{}}}", errors.len())
+                }
+            }
+            Err(e) => format!("{{\"errors\":[{:?}]}}", e.to_string()),
+        }
+    }
+}
+
 fn ours() -> Schema {
     ours_with(1024)
 }
@@ -82,6 +138,7 @@ fn bench(c: &mut Criterion) {
     let schema = ours();
     let uncached = ours_with(0);
     let peer = async_graphql::Schema::new(Query, EmptyMutation, EmptySubscription);
+    let juniper_schema = peer_juniper::schema();
     let ctx = Context::default();
 
     for (name, query) in [
@@ -133,6 +190,14 @@ fn bench(c: &mut Criterion) {
                 let response = rt.block_on(uncached.execute(black_box(&request), &ctx));
                 black_box(response.to_json())
             })
+        });
+        if name != "introspection" {
+            let j: Value =
+                serde_json::from_str(&peer_juniper::run(&juniper_schema, query)).expect("juniper");
+            assert_eq!(a, j, "{name}: juniper answers differently");
+        }
+        group.bench_function("juniper", |bench| {
+            bench.iter(|| black_box(peer_juniper::run(&juniper_schema, black_box(query))))
         });
         group.bench_function("async-graphql", |bench| {
             bench.iter(|| {
