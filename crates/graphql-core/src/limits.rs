@@ -8,6 +8,8 @@ use serde_json::Map;
 
 use crate::document::{Ast, Document};
 use crate::response::GraphQLError;
+use crate::schema::SchemaInner;
+use crate::schema::types::TypeId;
 use crate::validation::duplicate_keys::tokens;
 
 /// Limits on a request. The defaults suit a public API; raise them for trusted clients.
@@ -21,8 +23,9 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most aliased fields in an operation, counting each fragment spread.
     pub max_aliases: usize,
-    /// Highest complexity: each field costs 1 plus its sub-selection's cost times the
-    /// integer value of its `first`, `last` or `limit` argument when it has one.
+    /// Highest complexity: each field costs its cost (1 unless `SchemaBuilder::cost` says
+    /// otherwise) plus its sub-selection's cost times the integer value of its `first`,
+    /// `last` or `limit` argument when it has one.
     pub max_complexity: usize,
 }
 
@@ -93,15 +96,32 @@ impl Limits {
         document: &Document<'_>,
         variables: &Map<String, serde_json::Value>,
     ) -> Result<(), GraphQLError> {
+        self.check_document_with(None, document, variables)
+    }
+
+    /// Like [`Limits::check_document`], with each field's cost from the schema
+    /// (`SchemaBuilder::cost`; 1 by default).
+    pub(crate) fn check_document_with(
+        &self,
+        schema: Option<&SchemaInner>,
+        document: &Document<'_>,
+        variables: &Map<String, serde_json::Value>,
+    ) -> Result<(), GraphQLError> {
         let mut m = Measure {
             ast: &document.ast,
+            schema,
             variables,
             memo: HashMap::new(),
         };
         for def in &document.ast.definitions {
             if let Definition::Operation(op) = def {
-                let set = crate::validation::op_of(op).selection_set;
-                let cost = m.set(set);
+                let op = crate::validation::op_of(op);
+                let root = schema.and_then(|s| match op.kind {
+                    crate::validation::OpKind::Query => Some(s.query),
+                    crate::validation::OpKind::Mutation => s.mutation,
+                    crate::validation::OpKind::Subscription => s.subscription,
+                });
+                let cost = m.set(root, op.selection_set);
                 if cost.depth > self.max_depth {
                     return Err(limit_error(format!(
                         "The query is nested {} levels deep, more than the limit of {}.",
@@ -135,6 +155,7 @@ struct Cost {
 
 struct Measure<'d, 'a> {
     ast: &'d Ast<'a>,
+    schema: Option<&'d SchemaInner>,
     variables: &'d Map<String, serde_json::Value>,
     /// Cost of each fragment, computed once; `None` while being computed (a cycle, which
     /// validation reports; it costs nothing more here).
@@ -142,12 +163,21 @@ struct Measure<'d, 'a> {
 }
 
 impl<'d, 'a> Measure<'d, 'a> {
-    fn set(&mut self, set: &'d SelectionSet<'a, &'a str>) -> Cost {
+    fn type_named(&self, name: &str) -> Option<TypeId> {
+        self.schema.and_then(|s| s.type_index.get(name).copied())
+    }
+
+    fn set(&mut self, parent: Option<TypeId>, set: &'d SelectionSet<'a, &'a str>) -> Cost {
         let mut total = Cost::default();
         for sel in &set.items {
             match sel {
                 Selection::Field(f) => {
-                    let child = self.set(&f.selection_set);
+                    let def = match (self.schema, parent) {
+                        (Some(s), Some(p)) => s.field(p, f.name),
+                        _ => None,
+                    };
+                    let own = def.map_or(1, |d| usize::try_from(d.cost).unwrap_or(usize::MAX));
+                    let child = self.set(def.map(|d| d.ty.named()), &f.selection_set);
                     let multiplier = f
                         .arguments
                         .iter()
@@ -170,11 +200,15 @@ impl<'d, 'a> Measure<'d, 'a> {
                         .saturating_add(child.aliases.saturating_mul(multiplier));
                     total.complexity = total
                         .complexity
-                        .saturating_add(1)
+                        .saturating_add(own)
                         .saturating_add(child.complexity.saturating_mul(multiplier));
                 }
                 Selection::InlineFragment(i) => {
-                    let c = self.set(&i.selection_set);
+                    let ty = match &i.type_condition {
+                        Some(graphql_parser::query::TypeCondition::On(on)) => self.type_named(on),
+                        None => parent,
+                    };
+                    let c = self.set(ty, &i.selection_set);
                     total = add(total, c);
                 }
                 Selection::FragmentSpread(s) => {
@@ -198,7 +232,13 @@ impl<'d, 'a> Measure<'d, 'a> {
             Definition::Fragment(f) if f.name == name => Some(f),
             _ => None,
         });
-        let cost = frag.map(|f| self.set(&f.selection_set)).unwrap_or_default();
+        let cost = frag
+            .map(|f| {
+                let graphql_parser::query::TypeCondition::On(on) = &f.type_condition;
+                let ty = self.type_named(on);
+                self.set(ty, &f.selection_set)
+            })
+            .unwrap_or_default();
         self.memo.insert(name, Some(cost));
         cost
     }

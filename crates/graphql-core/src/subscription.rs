@@ -107,7 +107,7 @@ impl Schema {
         let document = Document::parse(&request.query).map_err(Response::request_error)?;
         schema
             .limits
-            .check_document(&document, &request.variables)
+            .check_document_with(Some(schema), &document, &request.variables)
             .map_err(Response::request_error)?;
         let errors = crate::validation::validate(self, &document);
         if !errors.is_empty() {

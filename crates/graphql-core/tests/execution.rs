@@ -863,3 +863,46 @@ async fn async_path_propagates_nulls_and_errors_like_the_sync_path() {
         json!([{"line": 1, "column": 25}])
     );
 }
+
+#[tokio::test]
+async fn per_field_costs_count_in_complexity() {
+    let limits = Limits {
+        max_complexity: 100,
+        ..Limits::default()
+    };
+    let schema = Schema::build(SDL)
+        .cost("Query", "users", 10)
+        .cost("User", "friends", 20)
+        .limits(limits)
+        .finish()
+        .unwrap();
+    let message = |r: &Value| r["errors"][0]["message"].as_str().unwrap_or("").to_owned();
+    // users (10) + 3 items x (id 1 + name 1) = 16: allowed.
+    // (The schema has no resolvers here: only the limit is under test.)
+    let r = run(&schema, Request::new("{ users(first: 3) { id name } }")).await;
+    assert!(!message(&r).contains("complexity"), "{r}");
+    // users (10) + 5 x (friends 20 + id 1) = 115: refused, also through a fragment.
+    let r = run(
+        &schema,
+        Request::new("{ users(first: 5) { ...f } } fragment f on User { friends { id } }"),
+    )
+    .await;
+    assert_eq!(
+        message(&r),
+        "The query has complexity 115, more than the limit of 100."
+    );
+    // Through an inline fragment on an interface field's concrete type.
+    let r = run(&schema, Request::new("{ node(id: \"1\") { ... on User { friends { id } friends2: friends { id } } } users(first: 5) { id } }")).await;
+    // node 1 + 2 x (20 + 1) + users 10 + 5 x 1 = 58: allowed.
+    assert!(
+        r["errors"].as_array().is_none_or(|e| !e
+            .iter()
+            .any(|e| e["extensions"]["code"] == "LIMIT_EXCEEDED")),
+        "{r}"
+    );
+    let err = Schema::build(SDL)
+        .cost("User", "nope", 3)
+        .finish()
+        .unwrap_err();
+    assert!(err.to_string().contains("\"User.nope\""), "{err}");
+}

@@ -74,7 +74,11 @@ impl Schema {
                     };
                 }
             };
-            if let Err(e) = schema.limits.check_document(&document, &request.variables) {
+            if let Err(e) =
+                schema
+                    .limits
+                    .check_document_with(Some(schema), &document, &request.variables)
+            {
                 return Response::request_error(e);
             }
             if validation && !schema.valid_documents.contains(&request.query) {

@@ -37,6 +37,7 @@ pub struct SchemaBuilder {
     introspection: bool,
     validation_cache: usize,
     subscriptions: Vec<(String, crate::subscription::SubscriptionSource)>,
+    costs: Vec<(String, String, u32)>,
 }
 
 impl SchemaBuilder {
@@ -50,7 +51,21 @@ impl SchemaBuilder {
             introspection: true,
             validation_cache: 1024,
             subscriptions: Vec::new(),
+            costs: Vec::new(),
         }
+    }
+
+    /// Sets the complexity cost of `type_name.field_name` (default 1), counted by
+    /// [`Limits::max_complexity`](crate::Limits) before execution.
+    #[must_use]
+    pub fn cost(
+        mut self,
+        type_name: impl Into<String>,
+        field_name: impl Into<String>,
+        cost: u32,
+    ) -> Self {
+        self.costs.push((type_name.into(), field_name.into(), cost));
+        self
     }
 
     /// Registers the event source of a field of the subscription root type: each event it
@@ -169,6 +184,27 @@ impl SchemaBuilder {
                     ),
                     vec![],
                 ));
+            }
+        }
+        for (type_name, field_name, cost) in &self.costs {
+            let field = inner
+                .type_index
+                .get(type_name)
+                .copied()
+                .and_then(|id| inner.types.get_mut(id.index()))
+                .and_then(|t| match &mut t.kind {
+                    TypeKind::Object { fields, .. } | TypeKind::Interface { fields, .. } => {
+                        let i = fields.index_of(field_name)?;
+                        fields.fields.get_mut(i as usize)
+                    }
+                    _ => None,
+                });
+            match field {
+                Some(f) => f.cost = *cost,
+                None => unknown.push(SchemaError::new(
+                    format!("A cost was set for \"{type_name}.{field_name}\", which the schema does not define."),
+                    vec![],
+                )),
             }
         }
         if !unknown.is_empty() {
@@ -353,6 +389,7 @@ impl Compiler {
             ty,
             deprecation: None,
             resolver: Resolver::Default,
+            cost: 1,
             meta: match name {
                 "__schema" => Some(MetaResolver::SchemaRoot),
                 "__type" => Some(MetaResolver::TypeByName),
@@ -630,6 +667,7 @@ impl Compiler {
                 deprecation: deprecation(&f.directives),
                 resolver: Resolver::Default,
                 meta: None,
+                cost: 1,
                 location: loc(f.position),
             });
             if !pushed {

@@ -188,6 +188,8 @@ pub struct FieldDef {
     pub(crate) resolver: Resolver,
     /// Set on introspection fields, which the executor answers from the schema itself.
     pub(crate) meta: Option<crate::introspection::MetaResolver>,
+    /// The field's own complexity cost (default 1).
+    pub(crate) cost: u32,
     pub(crate) location: Location,
 }
 
