@@ -104,7 +104,13 @@ fn passwords(c: &mut Criterion) {
         b.iter(|| black_box(passwords.hash("correct horse battery staple").unwrap()))
     });
     group.bench_function("verify", |b| {
-        b.iter(|| black_box(passwords.verify("correct horse battery staple", &stored).unwrap()))
+        b.iter(|| {
+            black_box(
+                passwords
+                    .verify("correct horse battery staple", &stored)
+                    .unwrap(),
+            )
+        })
     });
     group.finish();
 }

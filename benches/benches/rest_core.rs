@@ -18,7 +18,10 @@ fn routes() -> Vec<(Method, String)> {
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .map(|line| {
             let (method, template) = line.split_once(' ').expect("METHOD template");
-            (Method::from_bytes(method.as_bytes()).expect("method"), template.to_owned())
+            (
+                Method::from_bytes(method.as_bytes()).expect("method"),
+                template.to_owned(),
+            )
         })
         .collect()
 }
@@ -31,7 +34,11 @@ fn concrete(template: &str) -> String {
         path.push_str(&rest[..start]);
         let end = rest[start..].find('}').expect("closing brace") + start;
         let name = &rest[start + 1..end];
-        path.push_str(if name.starts_with('*') { "docs/README.md" } else { "octo42" });
+        path.push_str(if name.starts_with('*') {
+            "docs/README.md"
+        } else {
+            "octo42"
+        });
         rest = &rest[end + 1..];
     }
     path.push_str(rest);
@@ -44,13 +51,16 @@ fn routing(c: &mut Criterion) {
     let mut raw = matchit::Router::new();
     let mut seen = std::collections::HashSet::new();
     for (index, (method, template)) in routes.iter().enumerate() {
-        ours.insert(method.clone(), template, index).expect("no conflict");
+        ours.insert(method.clone(), template, index)
+            .expect("no conflict");
         if seen.insert(template.clone()) {
             raw.insert(template.as_str(), index).expect("no conflict");
         }
     }
-    let requests: Vec<(Method, String)> =
-        routes.iter().map(|(m, t)| (m.clone(), concrete(t))).collect();
+    let requests: Vec<(Method, String)> = routes
+        .iter()
+        .map(|(m, t)| (m.clone(), concrete(t)))
+        .collect();
     // Both must find every request before we time them.
     for (method, path) in &requests {
         assert!(raw.at(path).is_ok(), "matchit misses {path}");

@@ -78,7 +78,9 @@ async fn listen(server: Server) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             match server {
                 Server::Ours => tokio::spawn(serve_ours(stream)),
                 Server::Peer => tokio::spawn(serve_peer(stream)),
@@ -272,7 +274,11 @@ fn idle_memory(server: Server, connections: usize) -> f64 {
 
 fn main() {
     if let Ok(which) = std::env::var("WS_CORE_BENCH_CHILD") {
-        child_server(if which == "Ours" { Server::Ours } else { Server::Peer });
+        child_server(if which == "Ours" {
+            Server::Ours
+        } else {
+            Server::Peer
+        });
         return;
     }
     if std::env::var("WS_CORE_MEMORY").as_deref() != Ok("0")

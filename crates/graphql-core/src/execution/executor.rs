@@ -1,0 +1,957 @@
+//! Execution (spec section 6): collecting fields, resolving them with the sync fast path or
+//! the async path, completing values with non-null propagation, and writing the response
+//! JSON directly in field order.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use graphql_parser::query::{Field, FragmentDefinition, Selection, SelectionSet, TypeCondition};
+use serde_json::{Map, Value};
+
+use crate::coerce::coerce_literal;
+use crate::error::Location;
+use crate::introspection;
+use crate::resolver::{Args, Context, FieldError, Resolver, ResolverInput};
+use crate::response::{GraphQLError, PathSegment};
+use crate::schema::SchemaInner;
+use crate::schema::types::{BuiltinScalar, FieldDef, TypeDef, TypeId, TypeKind, TypeRef};
+
+static NULL: Value = Value::Null;
+
+type BoxFuture<'x, T> = Pin<Box<dyn Future<Output = T> + Send + 'x>>;
+
+/// A response path kept on the stack; materialized only when an error needs it.
+#[derive(Clone, Copy)]
+pub(crate) struct Path<'p> {
+    prev: Option<&'p Path<'p>>,
+    seg: Seg<'p>,
+}
+
+#[derive(Clone, Copy)]
+enum Seg<'p> {
+    Key(&'p str),
+    Index(usize),
+}
+
+fn path_vec(path: Option<&Path<'_>>) -> Vec<PathSegment> {
+    let mut out = Vec::new();
+    let mut cur = path;
+    while let Some(p) = cur {
+        out.push(match p.seg {
+            Seg::Key(k) => PathSegment::Key(k.to_owned()),
+            Seg::Index(i) => PathSegment::Index(i),
+        });
+        cur = p.prev;
+    }
+    out.reverse();
+    out
+}
+
+/// Why completing a value stopped.
+pub(crate) enum Stop<'v> {
+    /// An error made this position null; the caller nulls the nearest nullable parent.
+    Null,
+    /// An asynchronous resolver was reached on the sync path; the value resolved so far for
+    /// the field (if any) is handed back so its resolver does not run again.
+    NeedsAsync(Option<Cow<'v, Value>>),
+}
+
+/// One entry of a collected field set (spec 6.3.2 CollectFields): a response key, the
+/// fields merged under it, their definition, arguments coerced once per request, and the
+/// sub-plans per concrete object type, computed on first use.
+pub(crate) struct Planned<'e, 'a> {
+    pub(crate) key: &'a str,
+    /// The object type the field is selected on (for error messages).
+    parent: TypeId,
+    fields: Vec<&'e Field<'a, &'a str>>,
+    pub(crate) def: &'e FieldDef,
+    pub(crate) args: Result<Args, String>,
+    children: Mutex<Vec<(TypeId, Arc<Plan<'e, 'a>>)>>,
+    /// Set once this field was found to need the async path (resolver or sub-fields).
+    needs_async: AtomicBool,
+}
+
+pub(crate) type Plan<'e, 'a> = Vec<Planned<'e, 'a>>;
+
+/// The state of one execution.
+pub(crate) struct Exec<'e, 'a> {
+    pub(crate) schema: &'e SchemaInner,
+    pub(crate) fragments: HashMap<&'a str, &'e FragmentDefinition<'a, &'a str>>,
+    pub(crate) variables: Map<String, Value>,
+    pub(crate) ctx: &'e Context,
+    pub(crate) errors: Mutex<Vec<GraphQLError>>,
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn write_json(out: &mut Vec<u8>, v: &Value) {
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+impl<'e, 'a> Exec<'e, 'a> {
+    /// The state for one execution of `document`.
+    pub(crate) fn new(
+        schema: &'e SchemaInner,
+        document: &'e crate::document::Document<'a>,
+        variables: Map<String, Value>,
+        ctx: &'e Context,
+    ) -> Self {
+        let mut fragments = HashMap::new();
+        for def in &document.ast.definitions {
+            if let graphql_parser::query::Definition::Fragment(f) = def {
+                fragments.entry(f.name).or_insert(f);
+            }
+        }
+        Exec {
+            schema,
+            fragments,
+            variables,
+            ctx,
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn error(&self, message: String, field: &Field<'a, &'a str>, path: Option<&Path<'_>>) {
+        self.error_with(FieldError::new(message), field, path);
+    }
+
+    fn error_with(&self, e: FieldError, field: &Field<'a, &'a str>, path: Option<&Path<'_>>) {
+        let err = GraphQLError {
+            message: e.message,
+            locations: vec![Location::from_pos(field.position)],
+            path: Some(path_vec(path)),
+            extensions: e.extensions,
+        };
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(err);
+        }
+    }
+
+    fn error_mark(&self) -> usize {
+        self.errors.lock().map_or(0, |e| e.len())
+    }
+
+    fn error_reset(&self, mark: usize) {
+        if let Ok(mut e) = self.errors.lock() {
+            e.truncate(mark);
+        }
+    }
+
+    fn type_def(&self, id: TypeId) -> Option<&'e TypeDef> {
+        self.schema.types.get(id.index())
+    }
+
+    // -----------------------------------------------------------------------------------
+    // CollectFields (6.3.2)
+
+    pub(crate) fn collect(
+        &self,
+        object: TypeId,
+        sets: &[&'e SelectionSet<'a, &'a str>],
+    ) -> Plan<'e, 'a> {
+        let mut plan: Plan<'e, 'a> = Vec::new();
+        let mut visited = Vec::new();
+        for set in sets {
+            self.collect_into(object, set, &mut visited, &mut plan);
+        }
+        plan
+    }
+
+    fn included(&self, directives: &[graphql_parser::query::Directive<'a, &'a str>]) -> bool {
+        for d in directives {
+            let expect = match d.name {
+                "skip" => false,
+                "include" => true,
+                _ => continue,
+            };
+            let value = d
+                .arguments
+                .iter()
+                .find(|(n, _)| *n == "if")
+                .and_then(|(_, v)| match v {
+                    graphql_parser::query::Value::Boolean(b) => Some(*b),
+                    graphql_parser::query::Value::Variable(name) => {
+                        self.variables.get(*name).and_then(Value::as_bool)
+                    }
+                    _ => None,
+                })
+                .unwrap_or(false);
+            if value != expect {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn applies(&self, object: TypeId, condition: &str) -> bool {
+        let Some(&cond) = self.schema.type_index.get(condition) else {
+            return false;
+        };
+        if cond == object {
+            return true;
+        }
+        match self.type_def(cond).map(|t| &t.kind) {
+            Some(TypeKind::Interface { possible_types, .. }) => possible_types.contains(&object),
+            Some(TypeKind::Union { members, .. }) => members.contains(&object),
+            _ => false,
+        }
+    }
+
+    fn collect_into(
+        &self,
+        object: TypeId,
+        set: &'e SelectionSet<'a, &'a str>,
+        visited: &mut Vec<&'a str>,
+        plan: &mut Plan<'e, 'a>,
+    ) {
+        for sel in &set.items {
+            match sel {
+                Selection::Field(f) => {
+                    if !self.included(&f.directives) {
+                        continue;
+                    }
+                    let key = f.alias.unwrap_or(f.name);
+                    if let Some(existing) = plan.iter_mut().find(|p| p.key == key) {
+                        existing.fields.push(f);
+                        continue;
+                    }
+                    // Validation guarantees the field exists; skip it defensively if not.
+                    let Some(def) = self.schema.field(object, f.name) else {
+                        continue;
+                    };
+                    let args = self.coerce_args(def, f);
+                    plan.push(Planned {
+                        key,
+                        parent: object,
+                        fields: vec![f],
+                        def,
+                        args,
+                        children: Mutex::new(Vec::new()),
+                        needs_async: AtomicBool::new(false),
+                    });
+                }
+                Selection::FragmentSpread(s) => {
+                    if !self.included(&s.directives) || visited.contains(&s.fragment_name) {
+                        continue;
+                    }
+                    visited.push(s.fragment_name);
+                    let Some(frag) = self.fragments.get(s.fragment_name) else {
+                        continue;
+                    };
+                    let TypeCondition::On(on) = &frag.type_condition;
+                    if self.applies(object, on) {
+                        self.collect_into(object, &frag.selection_set, visited, plan);
+                    }
+                }
+                Selection::InlineFragment(i) => {
+                    if !self.included(&i.directives) {
+                        continue;
+                    }
+                    if let Some(TypeCondition::On(on)) = &i.type_condition
+                        && !self.applies(object, on)
+                    {
+                        continue;
+                    }
+                    self.collect_into(object, &i.selection_set, visited, plan);
+                }
+            }
+        }
+    }
+
+    /// CoerceArgumentValues (6.4.1), once per collected field.
+    fn coerce_args(&self, def: &FieldDef, field: &Field<'a, &'a str>) -> Result<Args, String> {
+        let mut args = Args::new();
+        for arg in &def.args {
+            let given = field.arguments.iter().find(|(n, _)| *n == arg.name);
+            match given {
+                Some((_, graphql_parser::query::Value::Variable(var)))
+                    if !self.variables.contains_key(*var) =>
+                {
+                    if let Some(d) = &arg.default_value {
+                        args.insert(arg.name.as_str(), d.clone());
+                    } else if arg.ty.is_non_null() {
+                        return Err(format!(
+                            "Argument \"{}\" of required type \"{}\" was provided the variable \"${var}\" which was not provided a runtime value.",
+                            arg.name,
+                            crate::coerce::type_name(&self.schema.types, &arg.ty)
+                        ));
+                    }
+                }
+                Some((_, value)) => {
+                    let v = coerce_literal(
+                        &self.schema.types,
+                        &arg.ty,
+                        value,
+                        Some(&self.variables),
+                    )
+                    .map_err(|e| format!("Argument \"{}\" has invalid value: {e}", arg.name))?;
+                    args.insert(arg.name.as_str(), v);
+                }
+                None => {
+                    if let Some(d) = &arg.default_value {
+                        args.insert(arg.name.as_str(), d.clone());
+                    } else if arg.ty.is_non_null() {
+                        return Err(format!(
+                            "Argument \"{}\" of required type \"{}\" was not provided.",
+                            arg.name,
+                            crate::coerce::type_name(&self.schema.types, &arg.ty)
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(args)
+    }
+
+    fn child_plan(&self, pf: &Planned<'e, 'a>, object: TypeId) -> Arc<Plan<'e, 'a>> {
+        if let Ok(children) = pf.children.lock()
+            && let Some((_, plan)) = children.iter().find(|(t, _)| *t == object)
+        {
+            return Arc::clone(plan);
+        }
+        let sets: Vec<_> = pf.fields.iter().map(|f| &f.selection_set).collect();
+        let plan = Arc::new(self.collect(object, &sets));
+        if let Ok(mut children) = pf.children.lock() {
+            children.push((object, Arc::clone(&plan)));
+        }
+        plan
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The synchronous fast path: no future is created.
+
+    pub(crate) fn object_sync<'v>(
+        &self,
+        out: &mut Vec<u8>,
+        object: TypeId,
+        plan: &Plan<'e, 'a>,
+        parent: &'v Value,
+        path: Option<&Path<'_>>,
+    ) -> Result<(), Stop<'v>> {
+        out.push(b'{');
+        for (i, pf) in plan.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(pf.key.as_bytes());
+            out.extend_from_slice(b"\":");
+            if pf.needs_async.load(Ordering::Relaxed) {
+                return Err(Stop::NeedsAsync(None));
+            }
+            let field_path = Path {
+                prev: path,
+                seg: Seg::Key(pf.key),
+            };
+            let mark = out.len();
+            match self.field_sync(out, object, pf, parent, &field_path) {
+                Ok(()) => {}
+                Err(Stop::Null) => {
+                    if pf.def.ty.is_non_null() {
+                        return Err(Stop::Null);
+                    }
+                    out.truncate(mark);
+                    out.extend_from_slice(b"null");
+                }
+                Err(Stop::NeedsAsync(_)) => {
+                    pf.needs_async.store(true, Ordering::Relaxed);
+                    return Err(Stop::NeedsAsync(None));
+                }
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// Resolves a field without awaiting; `Err(NeedsAsync)` for async resolvers.
+    fn resolve_sync<'v>(
+        &self,
+        object: TypeId,
+        pf: &Planned<'e, 'a>,
+        parent: &'v Value,
+        path: &Path<'_>,
+    ) -> Result<Cow<'v, Value>, Stop<'v>>
+    where
+        'e: 'v,
+    {
+        let field = pf.fields.first().copied();
+        let Some(field) = field else {
+            return Err(Stop::Null);
+        };
+        let args = match &pf.args {
+            Ok(a) => a,
+            Err(e) => {
+                self.error(e.clone(), field, Some(path));
+                return Err(Stop::Null);
+            }
+        };
+        if let Some(meta) = pf.def.meta {
+            return match introspection::resolve(self.schema, meta, object, parent, args) {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    self.error(e, field, Some(path));
+                    Err(Stop::Null)
+                }
+            };
+        }
+        match &pf.def.resolver {
+            Resolver::Default => Ok(Cow::Borrowed(
+                parent.get(pf.def.name.as_str()).unwrap_or(&NULL),
+            )),
+            Resolver::Sync(f) => match f(self.ctx, parent, args) {
+                Ok(v) => Ok(Cow::Owned(v)),
+                Err(e) => {
+                    self.error_with(e, field, Some(path));
+                    Err(Stop::Null)
+                }
+            },
+            Resolver::Async(_) => Err(Stop::NeedsAsync(None)),
+        }
+    }
+
+    fn field_sync<'v>(
+        &self,
+        out: &mut Vec<u8>,
+        object: TypeId,
+        pf: &Planned<'e, 'a>,
+        parent: &'v Value,
+        path: &Path<'_>,
+    ) -> Result<(), Stop<'v>>
+    where
+        'e: 'v,
+    {
+        if std::ptr::eq(pf.def, &self.schema.typename_field) {
+            write_str(out, self.type_def(object).map_or("", |t| t.name.as_str()));
+            return Ok(());
+        }
+        let value = self.resolve_sync(object, pf, parent, path)?;
+        match self.complete_sync(out, &pf.def.ty, pf, &value, Some(path)) {
+            Ok(()) => Ok(()),
+            Err(Stop::Null) => Err(Stop::Null),
+            Err(Stop::NeedsAsync(_)) => Err(Stop::NeedsAsync(Some(value))),
+        }
+    }
+
+    fn complete_sync<'v>(
+        &self,
+        out: &mut Vec<u8>,
+        ty: &TypeRef,
+        pf: &Planned<'e, 'a>,
+        value: &Value,
+        path: Option<&Path<'_>>,
+    ) -> Result<(), Stop<'v>> {
+        match ty {
+            TypeRef::NonNull(inner) => {
+                if value.is_null() {
+                    self.null_error(pf, path);
+                    return Err(Stop::Null);
+                }
+                self.complete_sync(out, inner, pf, value, path)
+            }
+            _ if value.is_null() => {
+                out.extend_from_slice(b"null");
+                Ok(())
+            }
+            TypeRef::List(item) => {
+                let Value::Array(items) = value else {
+                    self.not_a_list(pf, value, path);
+                    return Err(Stop::Null);
+                };
+                out.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let item_path = Path {
+                        prev: path,
+                        seg: Seg::Index(i),
+                    };
+                    let mark = out.len();
+                    match self.complete_sync(out, item, pf, v, Some(&item_path)) {
+                        Ok(()) => {}
+                        Err(Stop::Null) if !item.is_non_null() => {
+                            out.truncate(mark);
+                            out.extend_from_slice(b"null");
+                        }
+                        Err(Stop::Null) => return Err(Stop::Null),
+                        Err(Stop::NeedsAsync(_)) => return Err(Stop::NeedsAsync(None)),
+                    }
+                }
+                out.push(b']');
+                Ok(())
+            }
+            TypeRef::Named(id) => {
+                let Some(def) = self.type_def(*id) else {
+                    return Err(Stop::Null);
+                };
+                match &def.kind {
+                    TypeKind::Scalar(_) | TypeKind::Enum { .. } => {
+                        match write_leaf(out, def, value) {
+                            Ok(()) => Ok(()),
+                            Err(e) => {
+                                if let Some(f) = pf.fields.first() {
+                                    self.error(e, f, path);
+                                }
+                                Err(Stop::Null)
+                            }
+                        }
+                    }
+                    TypeKind::Object { .. } => {
+                        let plan = self.child_plan(pf, *id);
+                        self.object_sync(out, *id, &plan, value, path)
+                            .map_err(|s| match s {
+                                Stop::Null => Stop::Null,
+                                Stop::NeedsAsync(_) => Stop::NeedsAsync(None),
+                            })
+                    }
+                    TypeKind::Interface { .. } | TypeKind::Union { .. } => {
+                        let object = self.resolve_abstract(def, *id, pf, value, path)?;
+                        let plan = self.child_plan(pf, object);
+                        self.object_sync(out, object, &plan, value, path)
+                            .map_err(|s| match s {
+                                Stop::Null => Stop::Null,
+                                Stop::NeedsAsync(_) => Stop::NeedsAsync(None),
+                            })
+                    }
+                    TypeKind::InputObject { .. } => Err(Stop::Null),
+                }
+            }
+        }
+    }
+
+    fn null_error(&self, pf: &Planned<'e, 'a>, path: Option<&Path<'_>>) {
+        if let Some(f) = pf.fields.first() {
+            self.error(
+                format!(
+                    "Cannot return null for non-nullable field {}.",
+                    self.field_label(pf)
+                ),
+                f,
+                path,
+            );
+        }
+    }
+
+    fn not_a_list(&self, pf: &Planned<'e, 'a>, value: &Value, path: Option<&Path<'_>>) {
+        if let Some(f) = pf.fields.first() {
+            self.error(
+                format!(
+                    "Expected a list for field {}, but got {}.",
+                    self.field_label(pf),
+                    kind_of(value)
+                ),
+                f,
+                path,
+            );
+        }
+    }
+
+    fn field_label(&self, pf: &Planned<'e, 'a>) -> String {
+        format!("{}.{}", self.schema.type_name(pf.parent), pf.def.name)
+    }
+
+    /// ResolveAbstractType (6.4.3): the object type of a value of an interface or union.
+    fn resolve_abstract<'v>(
+        &self,
+        def: &TypeDef,
+        abstract_id: TypeId,
+        pf: &Planned<'e, 'a>,
+        value: &Value,
+        path: Option<&Path<'_>>,
+    ) -> Result<TypeId, Stop<'v>> {
+        let resolver = match &def.kind {
+            TypeKind::Interface { type_resolver, .. } | TypeKind::Union { type_resolver, .. } => {
+                type_resolver
+            }
+            _ => return Err(Stop::Null),
+        };
+        let name = resolver.resolve(self.ctx, value);
+        let object = name
+            .as_deref()
+            .and_then(|n| self.schema.type_index.get(n).copied());
+        let possible = object.is_some_and(|o| match &def.kind {
+            TypeKind::Interface { possible_types, .. } => possible_types.contains(&o),
+            TypeKind::Union { members, .. } => members.contains(&o),
+            _ => false,
+        });
+        match object {
+            Some(o) if possible => Ok(o),
+            _ => {
+                if let Some(f) = pf.fields.first() {
+                    let message = match name {
+                        Some(n) => format!(
+                            "Runtime Object type \"{n}\" is not a possible type for \"{}\".",
+                            self.schema.type_name(abstract_id)
+                        ),
+                        None => format!(
+                            "Abstract type \"{}\" must resolve to an Object type at runtime for field \"{}\"; give the value a \"__typename\" or register a type resolver.",
+                            self.schema.type_name(abstract_id),
+                            pf.def.name
+                        ),
+                    };
+                    self.error(message, f, path);
+                }
+                Err(Stop::Null)
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The async path: used where an async resolver was found; sibling fields run
+    // concurrently (joined), mutation root fields one after another.
+
+    pub(crate) fn object_async<'x>(
+        &'x self,
+        object: TypeId,
+        plan: Arc<Plan<'e, 'a>>,
+        parent: &'x Value,
+        path: Option<&'x Path<'x>>,
+        serial: bool,
+    ) -> BoxFuture<'x, Result<Vec<u8>, ()>>
+    where
+        'e: 'x,
+        'a: 'x,
+    {
+        Box::pin(async move {
+            enum Part<'x> {
+                Ready(Vec<u8>),
+                Null,
+                Pending(BoxFuture<'x, Result<Vec<u8>, ()>>),
+            }
+            let mut parts: Vec<Part<'_>> = Vec::with_capacity(plan.len());
+            for index in 0..plan.len() {
+                let Some(pf) = plan.get(index) else { continue };
+                let field_future = self.field_async(object, Arc::clone(&plan), index, parent, path);
+                if serial {
+                    parts.push(match field_future.await {
+                        Ok(v) => Part::Ready(v),
+                        Err(()) => Part::Null,
+                    });
+                    continue;
+                }
+                if !pf.needs_async.load(Ordering::Relaxed) {
+                    // Try the fast path for this field first.
+                    let mut buf = Vec::new();
+                    let mark = self.error_mark();
+                    let field_path = Path {
+                        prev: path,
+                        seg: Seg::Key(pf.key),
+                    };
+                    match self.field_sync(&mut buf, object, pf, parent, &field_path) {
+                        Ok(()) => {
+                            parts.push(Part::Ready(buf));
+                            continue;
+                        }
+                        Err(Stop::Null) => {
+                            parts.push(Part::Null);
+                            continue;
+                        }
+                        Err(Stop::NeedsAsync(resolved)) => {
+                            pf.needs_async.store(true, Ordering::Relaxed);
+                            self.error_reset(mark);
+                            if let Some(value) = resolved {
+                                let plan = Arc::clone(&plan);
+                                parts.push(Part::Pending(Box::pin(async move {
+                                    let Some(pf) = plan.get(index) else {
+                                        return Err(());
+                                    };
+                                    let field_path = Path {
+                                        prev: path,
+                                        seg: Seg::Key(pf.key),
+                                    };
+                                    let ty = pf.def.ty.clone();
+                                    self.complete_async(&ty, pf, &value, Some(&field_path))
+                                        .await
+                                })));
+                                continue;
+                            }
+                        }
+                    }
+                }
+                parts.push(Part::Pending(field_future));
+            }
+            // Await the pending fields together (parallel execution, spec 6.3.1).
+            let mut futures = Vec::new();
+            let mut slots: Vec<Option<Result<Vec<u8>, ()>>> = Vec::with_capacity(parts.len());
+            for part in parts {
+                match part {
+                    Part::Ready(v) => slots.push(Some(Ok(v))),
+                    Part::Null => slots.push(Some(Err(()))),
+                    Part::Pending(f) => {
+                        futures.push(f);
+                        slots.push(None);
+                    }
+                }
+            }
+            let mut results = futures_util::future::join_all(futures).await.into_iter();
+            let mut out = Vec::new();
+            out.push(b'{');
+            for (i, (pf, slot)) in plan.iter().zip(slots).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'"');
+                out.extend_from_slice(pf.key.as_bytes());
+                out.extend_from_slice(b"\":");
+                let result = match slot {
+                    Some(r) => r,
+                    None => results.next().unwrap_or(Err(())),
+                };
+                match result {
+                    Ok(v) => out.extend_from_slice(&v),
+                    Err(()) if pf.def.ty.is_non_null() => return Err(()),
+                    Err(()) => out.extend_from_slice(b"null"),
+                }
+            }
+            out.push(b'}');
+            Ok(out)
+        })
+    }
+
+    fn field_async<'x>(
+        &'x self,
+        object: TypeId,
+        plan: Arc<Plan<'e, 'a>>,
+        index: usize,
+        parent: &'x Value,
+        path: Option<&'x Path<'x>>,
+    ) -> BoxFuture<'x, Result<Vec<u8>, ()>>
+    where
+        'e: 'x,
+        'a: 'x,
+    {
+        Box::pin(async move {
+            let Some(pf) = plan.get(index) else {
+                return Err(());
+            };
+            let field_path = Path {
+                prev: path,
+                seg: Seg::Key(pf.key),
+            };
+            if std::ptr::eq(pf.def, &self.schema.typename_field) {
+                let mut out = Vec::new();
+                write_str(
+                    &mut out,
+                    self.type_def(object).map_or("", |t| t.name.as_str()),
+                );
+                return Ok(out);
+            }
+            let value: Cow<'_, Value> = match (&pf.def.resolver, pf.def.meta) {
+                (Resolver::Async(f), None) => {
+                    // No reference into the AST is held across the await: a local of type
+                    // `&Field<'a, &'a str>` would make the future's `Send` unprovable.
+                    let args = match &pf.args {
+                        Ok(args) => args,
+                        Err(e) => {
+                            if let Some(field) = pf.fields.first() {
+                                self.error(e.clone(), field, Some(&field_path));
+                            }
+                            return Err(());
+                        }
+                    };
+                    let input = ResolverInput {
+                        ctx: self.ctx,
+                        parent,
+                        args,
+                    };
+                    match f(input).await {
+                        Ok(v) => Cow::Owned(v),
+                        Err(e) => {
+                            if let Some(field) = pf.fields.first() {
+                                self.error_with(e, field, Some(&field_path));
+                            }
+                            return Err(());
+                        }
+                    }
+                }
+                _ => match self.resolve_sync(object, pf, parent, &field_path) {
+                    Ok(v) => v,
+                    Err(_) => return Err(()),
+                },
+            };
+            let ty = pf.def.ty.clone();
+            self.complete_async(&ty, pf, &value, Some(&field_path))
+                .await
+        })
+    }
+
+    fn complete_async<'x>(
+        &'x self,
+        ty: &'x TypeRef,
+        pf: &'x Planned<'e, 'a>,
+        value: &'x Value,
+        path: Option<&'x Path<'x>>,
+    ) -> BoxFuture<'x, Result<Vec<u8>, ()>>
+    where
+        'e: 'x,
+        'a: 'x,
+    {
+        Box::pin(async move {
+            // The fast path first; only the parts that need it go async.
+            let mut out = Vec::new();
+            let mark = self.error_mark();
+            match self.complete_sync(&mut out, ty, pf, value, path) {
+                Ok(()) => return Ok(out),
+                Err(Stop::Null) => return Err(()),
+                Err(Stop::NeedsAsync(_)) => self.error_reset(mark),
+            }
+            match ty {
+                TypeRef::NonNull(inner) => {
+                    if value.is_null() {
+                        self.null_error(pf, path);
+                        return Err(());
+                    }
+                    self.complete_async(inner, pf, value, path).await
+                }
+                _ if value.is_null() => Ok(b"null".to_vec()),
+                TypeRef::List(item) => {
+                    let Value::Array(items) = value else {
+                        self.not_a_list(pf, value, path);
+                        return Err(());
+                    };
+                    let paths: Vec<Path<'x>> = (0..items.len())
+                        .map(|i| Path {
+                            prev: path,
+                            seg: Seg::Index(i),
+                        })
+                        .collect();
+                    let futures = items
+                        .iter()
+                        .zip(&paths)
+                        .map(|(v, p)| self.complete_async(item, pf, v, Some(p)));
+                    let results = futures_util::future::join_all(futures).await;
+                    let mut out = vec![b'['];
+                    for (i, r) in results.into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        match r {
+                            Ok(v) => out.extend_from_slice(&v),
+                            Err(()) if item.is_non_null() => return Err(()),
+                            Err(()) => out.extend_from_slice(b"null"),
+                        }
+                    }
+                    out.push(b']');
+                    Ok(out)
+                }
+                TypeRef::Named(id) => {
+                    let Some(def) = self.type_def(*id) else {
+                        return Err(());
+                    };
+                    let object = match &def.kind {
+                        TypeKind::Object { .. } => *id,
+                        TypeKind::Interface { .. } | TypeKind::Union { .. } => {
+                            match self.resolve_abstract(def, *id, pf, value, path) {
+                                Ok(o) => o,
+                                Err(_) => return Err(()),
+                            }
+                        }
+                        _ => return Err(()),
+                    };
+                    let plan = self.child_plan(pf, object);
+                    self.object_async(object, plan, value, path, false).await
+                }
+            }
+        })
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Serializes a leaf value (spec 3.5 result coercion, 3.9 for enums).
+pub(crate) fn write_leaf(out: &mut Vec<u8>, def: &TypeDef, value: &Value) -> Result<(), String> {
+    match &def.kind {
+        TypeKind::Scalar(s) => match s.builtin {
+            Some(BuiltinScalar::Int) => {
+                let n = value.as_i64().or_else(|| {
+                    value
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 2_147_483_648.0)
+                        .map(|f| f as i64)
+                });
+                match n.and_then(|n| i32::try_from(n).ok()) {
+                    Some(n) => {
+                        let _ = write!(out, "{n}");
+                        Ok(())
+                    }
+                    None => Err(format!(
+                        "Int cannot represent non 32-bit signed integer value: {value}"
+                    )),
+                }
+            }
+            Some(BuiltinScalar::Float) => match value {
+                Value::Number(_) => {
+                    write_json(out, value);
+                    Ok(())
+                }
+                _ => Err(format!("Float cannot represent non numeric value: {value}")),
+            },
+            Some(BuiltinScalar::String) => match value {
+                Value::String(s) => {
+                    write_str(out, s);
+                    Ok(())
+                }
+                Value::Bool(_) | Value::Number(_) => {
+                    write_str(out, &value.to_string());
+                    Ok(())
+                }
+                _ => Err(format!("String cannot represent value: {value}")),
+            },
+            Some(BuiltinScalar::Boolean) => match value {
+                Value::Bool(b) => {
+                    out.extend_from_slice(if *b { b"true" } else { b"false" });
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "Boolean cannot represent a non boolean value: {value}"
+                )),
+            },
+            Some(BuiltinScalar::Id) => match value {
+                Value::String(s) => {
+                    write_str(out, s);
+                    Ok(())
+                }
+                Value::Number(n) if n.is_i64() || n.is_u64() => {
+                    write_str(out, &n.to_string());
+                    Ok(())
+                }
+                _ => Err(format!("ID cannot represent value: {value}")),
+            },
+            None => {
+                let v = s
+                    .coercion
+                    .serialize_value(value)
+                    .map_err(|e| format!("{}: {e}", def.name))?;
+                write_json(out, &v);
+                Ok(())
+            }
+        },
+        TypeKind::Enum { values } => match value {
+            Value::String(s) if values.iter().any(|v| v.name == *s) => {
+                write_str(out, s);
+                Ok(())
+            }
+            _ => Err(format!(
+                "Enum \"{}\" cannot represent value: {value}",
+                def.name
+            )),
+        },
+        _ => Err("not a leaf type".to_owned()),
+    }
+}

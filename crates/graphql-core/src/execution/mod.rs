@@ -1,0 +1,314 @@
+//! Executing a request against a schema (spec section 6).
+
+mod executor;
+mod request;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use graphql_parser::query::{Definition, Selection, SelectionSet};
+use serde_json::{Map, Value};
+
+pub use request::{Request, Response};
+
+use crate::coerce::{coerce_input_value, coerce_literal, type_name};
+use crate::document::Document;
+use crate::error::Location;
+use crate::resolver::Context;
+use crate::response::GraphQLError;
+use crate::schema::Schema;
+use crate::validation::{Op, OpKind, op_of, validate};
+pub(crate) use executor::Exec;
+use executor::Stop;
+
+impl Schema {
+    /// Runs a request: limits, parsing, validation, operation selection, variable
+    /// coercion, then execution (spec 6.1). Never panics on input; every problem is an error
+    /// in the response.
+    ///
+    /// The future is boxed: it borrows graphql-parser's AST, whose `Text` impl for `&str`
+    /// defeats the compiler's `Send` inference for an `async fn`'s opaque future; boxing
+    /// as `dyn Future + Send` checks it where the lifetimes are known.
+    pub fn execute<'r>(
+        &'r self,
+        request: &'r Request,
+        ctx: &'r Context,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
+        self.run(request, ctx, true)
+    }
+
+    /// Like [`Schema::execute`] but without validating the document: only for documents
+    /// known to be valid (trusted documents, persisted queries validated when stored).
+    /// Unknown fields are skipped and fragment cycles are cut, so an invalid document still
+    /// cannot make execution loop or panic.
+    pub fn execute_without_validation<'r>(
+        &'r self,
+        request: &'r Request,
+        ctx: &'r Context,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
+        self.run(request, ctx, false)
+    }
+
+    fn run<'r>(
+        &'r self,
+        request: &'r Request,
+        ctx: &'r Context,
+        validation: bool,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
+        Box::pin(async move {
+            let schema = &*self.inner;
+            if let Err(e) = schema.limits.check_source(&request.query) {
+                return Response::request_error(e);
+            }
+            let document = match Document::parse(&request.query) {
+                Ok(d) => d,
+                Err(e) => {
+                    let all = Document::non_executable_definitions(&request.query);
+                    if all.is_empty() {
+                        return Response::request_error(e);
+                    }
+                    return Response {
+                        data: None,
+                        errors: all,
+                    };
+                }
+            };
+            if let Err(e) =
+                schema
+                    .limits
+                    .check_document_with(Some(schema), &document, &request.variables)
+            {
+                return Response::request_error(e);
+            }
+            if validation && !schema.valid_documents.contains(&request.query) {
+                let errors = validate(self, &document);
+                if !errors.is_empty() {
+                    return Response { data: None, errors };
+                }
+                schema.valid_documents.insert(&request.query);
+            }
+            if !schema.introspection_enabled
+                && let Some(e) = introspection_used(&document)
+            {
+                return Response::request_error(e);
+            }
+            let op = match get_operation(&document, request.operation_name.as_deref()) {
+                Ok(op) => op,
+                Err(e) => return Response::request_error(e),
+            };
+            let variables = match coerce_variables(self, &op, &request.variables) {
+                Ok(v) => v,
+                Err(errors) => return Response { data: None, errors },
+            };
+            let root_type = match op.kind {
+                OpKind::Query => Some(schema.query),
+                OpKind::Mutation => schema.mutation,
+                // A subscription's selection runs once against the root value, as
+                // graphql-js's `execute` does; event streams are not implemented yet.
+                OpKind::Subscription => schema.subscription,
+            };
+            let Some(root_type) = root_type else {
+                return Response::request_error(GraphQLError::new(
+                    format!(
+                        "The schema does not support {} operations.",
+                        op.kind.as_str()
+                    ),
+                    vec![Location::from_pos(op.position)],
+                ));
+            };
+            let exec = Exec::new(schema, &document, variables, ctx);
+            let root = &request.root_value;
+            let plan = Arc::new(exec.collect(root_type, &[op.selection_set]));
+            let data = if op.kind != OpKind::Mutation {
+                // The fast path: a query whose resolvers are all synchronous runs without a
+                // single future.
+                let mut out = Vec::with_capacity(256);
+                match exec.object_sync(&mut out, root_type, &plan, root, None) {
+                    Ok(()) => out,
+                    Err(Stop::Null) => b"null".to_vec(),
+                    Err(Stop::NeedsAsync(_)) => {
+                        if let Ok(mut e) = exec.errors.lock() {
+                            e.clear();
+                        }
+                        exec.object_async(root_type, plan, root, None, false)
+                            .await
+                            .unwrap_or_else(|()| b"null".to_vec())
+                    }
+                }
+            } else {
+                exec.object_async(root_type, plan, root, None, true)
+                    .await
+                    .unwrap_or_else(|()| b"null".to_vec())
+            };
+            let errors = exec.errors.into_inner().unwrap_or_default();
+            Response {
+                data: Some(String::from_utf8(data).unwrap_or_else(|_| "null".to_owned())),
+                errors,
+            }
+        })
+    }
+}
+
+/// GetOperation (spec 6.1).
+pub(crate) fn get_operation<'d, 'a>(
+    document: &'d Document<'a>,
+    name: Option<&str>,
+) -> Result<Op<'d, 'a>, GraphQLError> {
+    let mut ops = document.ast.definitions.iter().filter_map(|d| match d {
+        Definition::Operation(op) => Some(op_of(op)),
+        Definition::Fragment(_) => None,
+    });
+    match name {
+        Some(name) => ops.find(|op| op.name == Some(name)).ok_or_else(|| {
+            GraphQLError::new(format!("Unknown operation named \"{name}\"."), vec![])
+        }),
+        None => {
+            let first = ops
+                .next()
+                .ok_or_else(|| GraphQLError::new("Must provide an operation.", vec![]))?;
+            if ops.next().is_some() {
+                return Err(GraphQLError::new(
+                    "Must provide operation name if query contains multiple operations.",
+                    vec![],
+                ));
+            }
+            Ok(first)
+        }
+    }
+}
+
+/// CoerceVariableValues (spec 6.1.2).
+pub(crate) fn coerce_variables(
+    schema: &Schema,
+    op: &Op<'_, '_>,
+    given: &Map<String, Value>,
+) -> Result<Map<String, Value>, Vec<GraphQLError>> {
+    let types = &schema.inner.types;
+    let mut out = Map::new();
+    let mut errors = Vec::new();
+    for def in op.variables {
+        let loc = vec![Location::from_pos(def.position)];
+        let Some(ty) = type_ref(schema, &def.var_type) else {
+            continue;
+        };
+        match given.get(def.name) {
+            None => {
+                if let Some(default) = &def.default_value {
+                    match coerce_literal(types, &ty, default, None) {
+                        Ok(v) => {
+                            out.insert(def.name.to_owned(), v);
+                        }
+                        Err(e) => errors.push(GraphQLError::new(
+                            format!(
+                                "Variable \"${}\" has an invalid default value: {e}",
+                                def.name
+                            ),
+                            loc,
+                        )),
+                    }
+                } else if ty.is_non_null() {
+                    errors.push(GraphQLError::new(
+                        format!(
+                            "Variable \"${}\" of required type \"{}\" was not provided.",
+                            def.name,
+                            type_name(types, &ty)
+                        ),
+                        loc,
+                    ));
+                }
+            }
+            Some(value) => match coerce_input_value(types, &ty, value) {
+                Ok(v) => {
+                    out.insert(def.name.to_owned(), v);
+                }
+                Err(e) => {
+                    let message = if value.is_null() && ty.is_non_null() {
+                        format!(
+                            "Variable \"${}\" of non-null type \"{}\" must not be null.",
+                            def.name,
+                            type_name(types, &ty)
+                        )
+                    } else {
+                        format!(
+                            "Variable \"${}\" got invalid value {}; {e}",
+                            def.name,
+                            short(value)
+                        )
+                    };
+                    errors.push(GraphQLError::new(message, loc));
+                }
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn short(value: &Value) -> String {
+    let s = value.to_string();
+    if s.len() <= 80 {
+        return s;
+    }
+    let mut end = 80;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", s.get(..end).unwrap_or(""))
+}
+
+fn type_ref<'x>(
+    schema: &Schema,
+    ty: &graphql_parser::query::Type<'x, &'x str>,
+) -> Option<crate::schema::types::TypeRef> {
+    use crate::schema::types::TypeRef;
+    use graphql_parser::query::Type as T;
+    Some(match ty {
+        T::NamedType(n) => TypeRef::Named(schema.type_id(n)?),
+        T::ListType(inner) => TypeRef::List(Box::new(type_ref(schema, inner)?)),
+        T::NonNullType(inner) => TypeRef::NonNull(Box::new(type_ref(schema, inner)?)),
+    })
+}
+
+/// The first `__schema` or `__type` field of the document, as the error refusing it.
+fn introspection_used(document: &Document<'_>) -> Option<GraphQLError> {
+    fn walk<'x>(set: &SelectionSet<'x, &'x str>) -> Option<(String, graphql_parser::Pos)> {
+        for sel in &set.items {
+            match sel {
+                Selection::Field(f) => {
+                    if f.name == "__schema" || f.name == "__type" {
+                        return Some((f.name.to_owned(), f.position));
+                    }
+                    if let Some(found) = walk(&f.selection_set) {
+                        return Some(found);
+                    }
+                }
+                Selection::InlineFragment(i) => {
+                    if let Some(found) = walk(&i.selection_set) {
+                        return Some(found);
+                    }
+                }
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+        None
+    }
+    for def in &document.ast.definitions {
+        let set = match def {
+            Definition::Operation(op) => op_of(op).selection_set,
+            Definition::Fragment(f) => &f.selection_set,
+        };
+        if let Some((name, pos)) = walk(set) {
+            return Some(GraphQLError::new(
+                format!(
+                    "GraphQL introspection has been disabled, but the requested query contained the field \"{name}\"."
+                ),
+                vec![Location::from_pos(pos)],
+            ));
+        }
+    }
+    None
+}

@@ -1,0 +1,43 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod coerce;
+mod dataloader;
+mod document;
+mod error;
+mod execution;
+mod introspection;
+mod limits;
+mod names;
+mod over_http;
+mod persisted;
+mod resolver;
+mod response;
+mod schema;
+mod subscription;
+mod transport_ws;
+mod validation;
+
+pub use dataloader::DataLoader;
+pub use document::{Ast, Document};
+pub use error::{Error, Location, Result, SchemaError};
+pub use execution::{Request, Response};
+pub use limits::Limits;
+pub use over_http::{
+    GRAPHQL_RESPONSE_JSON, HttpRejection, ResponseFormat, operation_type, read_http_request,
+    write_http_response,
+};
+pub use persisted::{PersistedMode, PersistedQueries, document_hash};
+pub use resolver::{
+    Args, Context, FieldError, FieldFuture, FieldResult, Resolver, ResolverInput, ScalarCoercion,
+    TypeResolver,
+};
+pub use response::{GraphQLError, PathSegment};
+pub use schema::types::{
+    BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,
+    InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
+};
+pub use schema::{Schema, SchemaBuilder};
+pub use subscription::{EventStream, ResponseStream, SubscriptionSource};
+pub use transport_ws::{GRAPHQL_TRANSPORT_WS, WsAction, WsSession, close_code};
+pub use validation::{Rule, validate, validate_with};

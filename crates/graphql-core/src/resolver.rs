@@ -1,0 +1,331 @@
+//! Resolvers: how a field of an object type gets its value.
+//!
+//! A resolver is registered per type and field. It is stored in the compiled schema's field
+//! table (no string lookup at execution time) as one of three kinds:
+//!
+//! - [`Resolver::Default`]: read the field's name from the parent `serde_json::Value`
+//!   (an object); the executor borrows the value, nothing is cloned or allocated.
+//! - [`Resolver::Sync`]: a plain function `Fn(&Context, &Value, &Args) -> FieldResult`,
+//!   called inline: no future is created for it.
+//! - [`Resolver::Async`]: a function returning a boxed future, for fields that do IO.
+//!
+//! ```
+//! use graphql_core::{Resolver, FieldResult};
+//! use serde_json::json;
+//!
+//! let hello = Resolver::sync(|_ctx, _parent, args| {
+//!     let name = args.get("name").and_then(|v| v.as_str()).unwrap_or("world");
+//!     Ok(json!(format!("hello {name}")))
+//! });
+//! let slow = Resolver::asynchronous(|input| Box::pin(async move {
+//!     FieldResult::Ok(input.parent["id"].clone())
+//! }));
+//! # let _ = (hello, slow);
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// An error a resolver reports: its message and optional `extensions` for the response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// The message clients see.
+    pub message: String,
+    /// Extra machine-readable data placed under `extensions` in the response error.
+    pub extensions: Option<serde_json::Map<String, Value>>,
+}
+
+impl FieldError {
+    /// An error with a message and no extensions.
+    pub fn new(message: impl Into<String>) -> Self {
+        FieldError {
+            message: message.into(),
+            extensions: None,
+        }
+    }
+
+    /// Adds one extension entry.
+    #[must_use]
+    pub fn with_extension(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.extensions
+            .get_or_insert_with(serde_json::Map::new)
+            .insert(key.into(), value);
+        self
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+impl From<String> for FieldError {
+    fn from(message: String) -> Self {
+        FieldError::new(message)
+    }
+}
+
+impl From<&str> for FieldError {
+    fn from(message: &str) -> Self {
+        FieldError::new(message)
+    }
+}
+
+/// What a resolver returns.
+pub type FieldResult = Result<Value, FieldError>;
+
+/// The boxed future an asynchronous resolver returns.
+pub type FieldFuture<'a> = Pin<Box<dyn Future<Output = FieldResult> + Send + 'a>>;
+
+/// Per-request data handed to every resolver (a database handle, the current user...).
+///
+/// Cloning is cheap (one `Arc`).
+#[derive(Clone, Default)]
+pub struct Context {
+    data: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Context {
+    /// A context carrying `data`; resolvers get it back with [`Context::data`].
+    pub fn new<T: Any + Send + Sync>(data: T) -> Self {
+        Context {
+            data: Some(Arc::new(data)),
+        }
+    }
+
+    /// The request data, if it is a `T`.
+    pub fn data<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.data.as_deref().and_then(|d| d.downcast_ref::<T>())
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("has_data", &self.data.is_some())
+            .finish()
+    }
+}
+
+/// The coerced arguments of one field, in the order the schema defines them.
+///
+/// Arguments the query omitted and that have no default are absent (not `null`), so a
+/// resolver can tell "not given" from "given as null" as the spec requires.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Args {
+    pub(crate) values: Vec<(Arc<str>, Value)>,
+}
+
+impl Args {
+    /// An empty argument list.
+    pub fn new() -> Self {
+        Args::default()
+    }
+
+    /// Adds an argument (used by the executor and by tests of resolvers).
+    pub fn insert(&mut self, name: impl Into<Arc<str>>, value: Value) {
+        let name = name.into();
+        if let Some(slot) = self.values.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = value;
+        } else {
+            self.values.push((name, value));
+        }
+    }
+
+    /// The value of an argument, if it was given or has a default.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Whether no arguments are present.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The arguments as (name, value) pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.values.iter().map(|(n, v)| (&**n, v))
+    }
+}
+
+/// What an asynchronous resolver receives; it borrows from the executor for `'a`.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolverInput<'a> {
+    /// The request's context.
+    pub ctx: &'a Context,
+    /// The parent object's value (for root fields: the root value).
+    pub parent: &'a Value,
+    /// The coerced arguments.
+    pub args: &'a Args,
+}
+
+type SyncFn = dyn Fn(&Context, &Value, &Args) -> FieldResult + Send + Sync;
+type AsyncFn = dyn for<'a> Fn(ResolverInput<'a>) -> FieldFuture<'a> + Send + Sync;
+
+/// How one field is resolved: the default (read the parent), a synchronous function (no
+/// future), or an asynchronous one.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Resolver {
+    /// Read the field (by its name) from the parent JSON object; `null` when absent.
+    #[default]
+    Default,
+    /// A synchronous function, called without creating a future.
+    Sync(Arc<SyncFn>),
+    /// An asynchronous function returning a boxed future.
+    Async(Arc<AsyncFn>),
+}
+
+impl Resolver {
+    /// A synchronous resolver.
+    pub fn sync<F>(f: F) -> Self
+    where
+        F: Fn(&Context, &Value, &Args) -> FieldResult + Send + Sync + 'static,
+    {
+        Resolver::Sync(Arc::new(f))
+    }
+
+    /// An asynchronous resolver: `|input| Box::pin(async move { ... })`.
+    pub fn asynchronous<F>(f: F) -> Self
+    where
+        F: for<'a> Fn(ResolverInput<'a>) -> FieldFuture<'a> + Send + Sync + 'static,
+    {
+        Resolver::Async(Arc::new(f))
+    }
+
+    /// Whether this is the default (read from the parent) resolver.
+    pub fn is_default(&self) -> bool {
+        matches!(self, Resolver::Default)
+    }
+}
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Resolver::Default => "Resolver::Default",
+            Resolver::Sync(_) => "Resolver::Sync",
+            Resolver::Async(_) => "Resolver::Async",
+        })
+    }
+}
+
+type TypeResolveFn = dyn Fn(&Context, &Value) -> Option<String> + Send + Sync;
+
+/// Decides which object type a value of an interface or union is.
+///
+/// The default reads a `__typename` string member of the value.
+#[derive(Clone, Default)]
+pub enum TypeResolver {
+    /// Read `__typename` from the value.
+    #[default]
+    Typename,
+    /// A function naming the object type.
+    Custom(Arc<TypeResolveFn>),
+}
+
+impl TypeResolver {
+    /// A custom type resolver.
+    pub fn new<F>(f: F) -> Self
+    where
+        F: Fn(&Context, &Value) -> Option<String> + Send + Sync + 'static,
+    {
+        TypeResolver::Custom(Arc::new(f))
+    }
+
+    /// Names the object type of `value`, if known.
+    pub fn resolve(&self, ctx: &Context, value: &Value) -> Option<String> {
+        match self {
+            TypeResolver::Typename => value
+                .get("__typename")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            TypeResolver::Custom(f) => f(ctx, value),
+        }
+    }
+}
+
+impl fmt::Debug for TypeResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TypeResolver::Typename => "TypeResolver::Typename",
+            TypeResolver::Custom(_) => "TypeResolver::Custom",
+        })
+    }
+}
+
+type ScalarFn = dyn Fn(&Value) -> Result<Value, String> + Send + Sync;
+
+/// Input coercion and result serialization of a custom scalar.
+///
+/// `parse` turns a client's input (a variable's JSON value, or a literal converted to JSON)
+/// into the value resolvers receive; `serialize` turns a resolver's value into the response's
+/// JSON. Both return an error message when the value is not acceptable. The default accepts
+/// and returns any JSON value unchanged.
+#[derive(Clone, Default)]
+pub struct ScalarCoercion {
+    parse: Option<Arc<ScalarFn>>,
+    serialize: Option<Arc<ScalarFn>>,
+}
+
+impl ScalarCoercion {
+    /// Accept any value both ways.
+    pub fn any() -> Self {
+        ScalarCoercion::default()
+    }
+
+    /// Sets the input coercion.
+    #[must_use]
+    pub fn parse<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Value) -> Result<Value, String> + Send + Sync + 'static,
+    {
+        self.parse = Some(Arc::new(f));
+        self
+    }
+
+    /// Sets the result serialization.
+    #[must_use]
+    pub fn serialize<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Value) -> Result<Value, String> + Send + Sync + 'static,
+    {
+        self.serialize = Some(Arc::new(f));
+        self
+    }
+
+    /// Coerces an input value.
+    pub fn parse_value(&self, value: &Value) -> Result<Value, String> {
+        match &self.parse {
+            Some(f) => f(value),
+            None => Ok(value.clone()),
+        }
+    }
+
+    /// Serializes a result value.
+    pub fn serialize_value(&self, value: &Value) -> Result<Value, String> {
+        match &self.serialize {
+            Some(f) => f(value),
+            None => Ok(value.clone()),
+        }
+    }
+}
+
+impl fmt::Debug for ScalarCoercion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScalarCoercion")
+            .field("custom_parse", &self.parse.is_some())
+            .field("custom_serialize", &self.serialize.is_some())
+            .finish()
+    }
+}

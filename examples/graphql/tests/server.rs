@@ -1,0 +1,256 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Starts the example server on port 0 and talks HTTP/1.1 to it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_graphql"))
+        .env("PORT", "0")
+        .env("BIND", "127.0.0.1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    Server { child, addr }
+}
+
+/// Sends one request; returns (status, content-type, body).
+fn send(
+    server: &Server,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        server.addr,
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+const GQL: (&str, &str) = ("accept", "application/graphql-response+json");
+const JSON_CT: (&str, &str) = ("content-type", "application/json");
+
+#[test]
+fn page_health_queries_and_mutations() {
+    let server = start();
+    let (status, ct, body) = send(&server, "GET", "/", &[], "");
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("text/html"));
+    assert!(body.contains("/graphql"));
+    assert_eq!(send(&server, "GET", "/healthz", &[], "").0, 200);
+
+    let (status, ct, body) = send(
+        &server,
+        "GET",
+        "/graphql?query=%7Bbooks%7Btitle%20author%7Bname%7D%7D%7D",
+        &[GQL],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(ct, "application/graphql-response+json; charset=utf-8");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["data"]["books"][0],
+        json!({"title": "A Wizard of Earthsea", "author": {"name": "Ursula K. Le Guin"}})
+    );
+
+    // Book.author goes through the DataLoader: one batch for the whole list.
+    let batches = |server: &Server| {
+        let (_, _, body) = send(
+            server,
+            "POST",
+            "/graphql",
+            &[GQL, JSON_CT],
+            r#"{"query":"{ authorBatches }"}"#,
+        );
+        serde_json::from_str::<Value>(&body).unwrap()["data"]["authorBatches"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = batches(&server);
+    send(
+        &server,
+        "POST",
+        "/graphql",
+        &[GQL, JSON_CT],
+        r#"{"query":"{ books { author { name } } }"}"#,
+    );
+    assert_eq!(batches(&server), before + 1);
+
+    // Automatic persisted queries: hash only (unknown), then hash and text, then hash only.
+    let hash = graphql_core::document_hash("{ authors { name } }");
+    let apq = |query: Option<&str>| {
+        let mut body =
+            json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}}});
+        if let Some(q) = query {
+            body["query"] = json!(q);
+        }
+        body.to_string()
+    };
+    let (_, _, body) = send(&server, "POST", "/graphql", &[GQL, JSON_CT], &apq(None));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["errors"][0]["message"],
+        "PersistedQueryNotFound"
+    );
+    let (status, _, _) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[GQL, JSON_CT],
+        &apq(Some("{ authors { name } }")),
+    );
+    assert_eq!(status, 200);
+    let (status, _, body) = send(&server, "POST", "/graphql", &[GQL, JSON_CT], &apq(None));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["data"]["authors"][0]["name"],
+        "Ursula K. Le Guin"
+    );
+
+    // The async resolver.
+    let (_, _, body) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[GQL, JSON_CT],
+        r#"{"query":"{ book(id: \"2\") { title } }"}"#,
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"data": {"book": {"title": "The Dispossessed"}}})
+    );
+
+    // A mutation over POST, then seen by a query.
+    let (status, _, body) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[GQL, JSON_CT],
+        r#"{"query":"mutation($t: String!) { addBook(title: $t, authorId: \"2\", year: 1965) { id title author { name } } }","variables":{"t":"Dune"}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"data": {"addBook": {"id": "3", "title": "Dune", "author": {"name": "Frank Herbert"}}}})
+    );
+    let (_, _, body) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[GQL, JSON_CT],
+        r#"{"query":"{ authors { name books { title } } }"}"#,
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["authors"][1]["books"], json!([{"title": "Dune"}]));
+
+    // A field error carries extensions; the request still executed (200).
+    let (status, _, body) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[GQL, JSON_CT],
+        r#"{"query":"mutation { addBook(title: \"x\", authorId: \"9\") { id } }"}"#,
+    );
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    assert_eq!(v["data"], Value::Null);
+
+    // Mutations over GET are refused; validation errors are 400 with the GraphQL media type.
+    assert_eq!(
+        send(
+            &server,
+            "GET",
+            "/graphql?query=mutation%7BaddBook(title:%22x%22,authorId:%221%22)%7Bid%7D%7D",
+            &[GQL],
+            ""
+        )
+        .0,
+        405
+    );
+    assert_eq!(
+        send(
+            &server,
+            "POST",
+            "/graphql",
+            &[GQL, JSON_CT],
+            r#"{"query":"{ nope }"}"#
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        send(
+            &server,
+            "POST",
+            "/graphql",
+            &[("accept", "application/json"), JSON_CT],
+            r#"{"query":"{ nope }"}"#
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        send(
+            &server,
+            "POST",
+            "/graphql",
+            &[GQL, JSON_CT],
+            &"x".repeat(70_000)
+        )
+        .0,
+        413
+    );
+    assert_eq!(send(&server, "GET", "/nope", &[], "").0, 404);
+}

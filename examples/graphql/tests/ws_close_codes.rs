@@ -1,0 +1,96 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! graphql-transport-ws close codes over a real WebSocket to the example (raw frames with
+//! tungstenite as the client).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, WebSocket};
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start() -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_graphql"))
+        .env("PORT", "0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    Server(child, addr)
+}
+
+fn connect(server: &Server, protocol: &str) -> Result<WebSocket<TcpStream>, tungstenite::Error> {
+    let mut request = format!("ws://{}/graphql", server.1)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let stream = TcpStream::connect(&server.1).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    tungstenite::client::client(request, stream)
+        .map(|(ws, _)| ws)
+        .map_err(|e| match e {
+            tungstenite::HandshakeError::Failure(e) => e,
+            tungstenite::HandshakeError::Interrupted(_) => panic!("interrupted"),
+        })
+}
+
+/// Sends the messages, then reads until the server closes; returns the close code.
+fn close_code_after(server: &Server, messages: &[&str]) -> u16 {
+    let mut ws = connect(server, "graphql-transport-ws").unwrap();
+    for m in messages {
+        ws.send(Message::text(*m)).unwrap();
+    }
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(frame))) => return u16::from(frame.code),
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+}
+
+const INIT: &str = r#"{"type":"connection_init"}"#;
+const SUB: &str =
+    r#"{"id":"1","type":"subscribe","payload":{"query":"subscription { bookAdded { title } }"}}"#;
+
+#[test]
+fn every_close_code_over_the_wire() {
+    let server = start();
+    assert_eq!(close_code_after(&server, &[INIT, "{not json"]), 4400);
+    assert_eq!(close_code_after(&server, &[SUB]), 4401);
+    assert_eq!(close_code_after(&server, &[INIT, SUB, SUB]), 4409);
+    assert_eq!(close_code_after(&server, &[INIT, INIT]), 4429);
+    // No connection_init within 3 s.
+    assert_eq!(close_code_after(&server, &[]), 4408);
+    // A client without the subprotocol is refused at the handshake (HTTP 400): the
+    // graphql-ws library's 4406 case never reaches the protocol.
+    assert!(connect(&server, "graphql-ws").is_err());
+    // The state machine's 4403 and 4406 are covered in crates/graphql-core/tests/transport_ws.rs.
+}
