@@ -1,6 +1,6 @@
-//! graphql: a small library served with graphql-core on hyper. The schema is SDL
-//! (`schema.graphql`), resolvers are registered per type and field, and `/graphql` speaks
-//! GraphQL over HTTP (GET and POST, `application/graphql-response+json` or
+//! graphql: a small library served with graphql-core on hyper. The application (schema,
+//! resolvers, routes, the page) is `src/lib.rs`; this file is the server around it. `/graphql`
+//! speaks GraphQL over HTTP (GET and POST, `application/graphql-response+json` or
 //! `application/json`, mutations refused over GET). `/` is a page to send queries from a
 //! browser; `/healthz` answers `ok`. `Book.author` is loaded through a per-request
 //! DataLoader: a list of books costs one author lookup (`{ authorBatches }` counts them).
@@ -24,227 +24,17 @@
 //! (the npm `graphql-ws` client's protocol), e.g. `subscription { bookAdded { title } }`,
 //! then add a book with the mutation above.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use graphql_core::{
-    Context, DataLoader, EventStream, FieldError, FieldResult, GRAPHQL_TRANSPORT_WS, PersistedMode,
-    PersistedQueries, Resolver, Schema, SubscriptionSource, WsAction, WsSession, operation_type,
-    read_http_request, write_http_response,
-};
-use http::{Method, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use graphql::{App, Settings};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use ws_core::{
-    CloseCode, Connection, HandshakeConfig, Limits, Message, WebSocket, accept, rejection_response,
-};
-
-const SDL: &str = include_str!("schema.graphql");
-const PAGE: &str = include_str!("index.html");
-/// Largest request body accepted.
-const MAX_BODY: usize = 64 * 1024;
-
-type Body = Full<Bytes>;
-
-/// The library's data: authors and books, in memory.
-#[derive(Debug)]
-struct Library {
-    authors: Vec<Value>,
-    books: Mutex<Vec<Value>>,
-    /// How many author batches were loaded (shown by `{ authorBatches }`).
-    author_batches: AtomicUsize,
-    /// New books, for the `bookAdded` subscription.
-    added: tokio::sync::broadcast::Sender<Value>,
-}
-
-impl Library {
-    fn new() -> Self {
-        Library {
-            authors: vec![
-                json!({"id": "1", "name": "Ursula K. Le Guin"}),
-                json!({"id": "2", "name": "Frank Herbert"}),
-            ],
-            books: Mutex::new(vec![
-                json!({"id": "1", "title": "A Wizard of Earthsea", "authorId": "1", "year": 1968}),
-                json!({"id": "2", "title": "The Dispossessed", "authorId": "1", "year": 1974}),
-            ]),
-            author_batches: AtomicUsize::new(0),
-            added: tokio::sync::broadcast::channel(64).0,
-        }
-    }
-
-    fn books(&self) -> Vec<Value> {
-        self.books.lock().map(|b| b.clone()).unwrap_or_default()
-    }
-
-    fn author(&self, id: &str) -> Option<Value> {
-        self.authors.iter().find(|a| a["id"] == id).cloned()
-    }
-}
-
-/// What each request carries: the library and a DataLoader of authors by id.
-#[derive(Debug)]
-struct RequestData {
-    library: Arc<Library>,
-    authors: DataLoader<String, Value>,
-}
-
-impl RequestData {
-    fn new(library: Arc<Library>) -> Self {
-        let source = Arc::clone(&library);
-        let authors = DataLoader::new(move |ids: Vec<String>| {
-            let source = Arc::clone(&source);
-            async move {
-                // One lookup for the whole batch (a database would get `WHERE id IN (...)`).
-                source.author_batches.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, FieldError>(
-                    ids.into_iter()
-                        .filter_map(|id| source.author(&id).map(|a| (id, a)))
-                        .collect::<HashMap<_, _>>(),
-                )
-            }
-        });
-        RequestData { library, authors }
-    }
-}
-
-fn request_data(ctx: &Context) -> Result<&RequestData, FieldError> {
-    ctx.data::<RequestData>()
-        .ok_or_else(|| FieldError::new("no request data in the context"))
-}
-
-fn library(ctx: &Context) -> Result<&Library, FieldError> {
-    request_data(ctx).map(|r| &*r.library)
-}
-
-fn build_schema() -> Result<Schema, graphql_core::Error> {
-    Schema::build(SDL)
-        .resolver(
-            "Query",
-            "books",
-            Resolver::sync(|ctx, _, _| Ok(Value::Array(library(ctx)?.books()))),
-        )
-        .resolver(
-            "Query",
-            "authors",
-            Resolver::sync(|ctx, _, _| Ok(Value::Array(library(ctx)?.authors.clone()))),
-        )
-        // An asynchronous resolver: the kind a database lookup would use.
-        .resolver(
-            "Query",
-            "book",
-            Resolver::asynchronous(|input| {
-                Box::pin(async move {
-                    let id = input.args.get("id").and_then(Value::as_str).unwrap_or("");
-                    tokio::task::yield_now().await;
-                    let books = library(input.ctx)?.books();
-                    FieldResult::Ok(
-                        books
-                            .into_iter()
-                            .find(|b| b["id"] == id)
-                            .unwrap_or(Value::Null),
-                    )
-                })
-            }),
-        )
-        // A DataLoader-backed relation: the authors of every book in a list are fetched
-        // with one batch call per request.
-        .resolver(
-            "Book",
-            "author",
-            Resolver::asynchronous(|input| {
-                Box::pin(async move {
-                    let id = input.parent["authorId"].as_str().unwrap_or("").to_owned();
-                    let request = request_data(input.ctx)?;
-                    FieldResult::Ok(request.authors.load(id).await?.unwrap_or(Value::Null))
-                })
-            }),
-        )
-        .resolver(
-            "Author",
-            "books",
-            Resolver::sync(|ctx, parent, _| {
-                let id = parent["id"].clone();
-                Ok(Value::Array(
-                    library(ctx)?
-                        .books()
-                        .into_iter()
-                        .filter(|b| b["authorId"] == id)
-                        .collect(),
-                ))
-            }),
-        )
-        .resolver(
-            "Query",
-            "authorBatches",
-            Resolver::sync(|ctx, _, _| {
-                Ok(json!(library(ctx)?.author_batches.load(Ordering::Relaxed)))
-            }),
-        )
-        .resolver(
-            "Mutation",
-            "addBook",
-            Resolver::sync(|ctx, _, args| {
-                let library = library(ctx)?;
-                let author = args.get("authorId").and_then(Value::as_str).unwrap_or("");
-                if library.author(author).is_none() {
-                    return Err(FieldError::new(format!("no author with id {author}"))
-                        .with_extension("code", json!("NOT_FOUND")));
-                }
-                let mut books = library
-                    .books
-                    .lock()
-                    .map_err(|_| FieldError::new("the library is unavailable"))?;
-                let book = json!({
-                    "id": (books.len() + 1).to_string(),
-                    "title": args.get("title").cloned().unwrap_or(Value::Null),
-                    "authorId": author,
-                    "year": args.get("year").cloned().unwrap_or(Value::Null),
-                });
-                books.push(book.clone());
-                // Nobody listening is fine.
-                let _ = library.added.send(book.clone());
-                Ok(book)
-            }),
-        )
-        .subscription(
-            "bookAdded",
-            SubscriptionSource::new(|ctx, _| {
-                let Ok(library) = library(ctx) else {
-                    return Box::pin(futures_util::stream::empty()) as EventStream;
-                };
-                let receiver = library.added.subscribe();
-                Box::pin(futures_util::stream::unfold(
-                    receiver,
-                    |mut rx| async move {
-                        loop {
-                            match rx.recv().await {
-                                Ok(book) => return Some((FieldResult::Ok(book), rx)),
-                                // A slow subscriber skips what it missed.
-                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                                    return None;
-                                }
-                            }
-                        }
-                    },
-                ))
-            }),
-        )
-        .finish()
-}
 
 fn main() -> ExitCode {
     let addr = match addr_from_env() {
@@ -254,10 +44,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let schema = match build_schema() {
-        Ok(schema) => schema,
-        Err(error) => {
-            eprintln!("error: the schema is invalid: {error}");
+    let app = match App::new(Settings::default()) {
+        Ok(app) => Arc::new(app),
+        Err(message) => {
+            eprintln!("error: {message}");
             return ExitCode::FAILURE;
         }
     };
@@ -271,14 +61,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = Arc::new(App {
-        schema,
-        library: Arc::new(Library::new()),
-        ws: HandshakeConfig::default()
-            .protocols([GRAPHQL_TRANSPORT_WS])
-            .require_protocol(true),
-        persisted: PersistedQueries::new(PersistedMode::Automatic, 1000),
-    });
     match runtime.block_on(serve(addr, app)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -304,15 +86,6 @@ fn addr_from_env() -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-#[derive(Debug)]
-struct App {
-    schema: Schema,
-    library: Arc<Library>,
-    ws: HandshakeConfig,
-    /// Automatic persisted queries: clients may send a hash instead of the text.
-    persisted: PersistedQueries,
-}
-
 async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<(), String> {
     let listener = TcpListener::bind(addr)
         .await
@@ -334,7 +107,10 @@ async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<(), String> {
                     continue;
                 };
                 let app = Arc::clone(&app);
-                let service = service_fn(move |request| handle(Arc::clone(&app), request));
+                let service = service_fn(move |request| {
+                    let app = Arc::clone(&app);
+                    async move { Ok::<_, Infallible>(app.handle(request).await) }
+                });
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -345,177 +121,4 @@ async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<(), String> {
             _ = &mut ctrl_c => return Ok(()),
         }
     }
-}
-
-fn plain(
-    status: StatusCode,
-    content_type: &'static str,
-    body: &'static str,
-) -> http::Response<Body> {
-    let mut response = http::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    response
-}
-
-async fn handle(
-    app: Arc<App>,
-    request: http::Request<Incoming>,
-) -> Result<http::Response<Body>, Infallible> {
-    let path = request.uri().path();
-    match (request.method(), path) {
-        (&Method::GET, "/") => return Ok(plain(StatusCode::OK, "text/html; charset=utf-8", PAGE)),
-        (&Method::GET, "/healthz") => return Ok(plain(StatusCode::OK, "text/plain", "ok\n")),
-        (_, "/graphql") => {}
-        _ => return Ok(plain(StatusCode::NOT_FOUND, "text/plain", "not found\n")),
-    }
-    if request.headers().contains_key(header::UPGRADE) {
-        return Ok(upgrade(app, request));
-    }
-    let (parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, MAX_BODY + 1).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return Ok(plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "text/plain",
-                "the body is too large\n",
-            ));
-        }
-    };
-    let response = match read_http_request(&parts, &bytes, MAX_BODY) {
-        Ok((mut request, format)) => {
-            let extensions = request.extensions.clone();
-            match app.persisted.apply(&mut request, extensions.as_ref()) {
-                Ok(()) => {
-                    let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
-                    let response = app.schema.execute(&request, &ctx).await;
-                    write_http_response(&response, format)
-                }
-                Err(error) => {
-                    write_http_response(&graphql_core::Response::request_error(error), format)
-                }
-            }
-        }
-        Err(rejection) => rejection.into_response(),
-    };
-    Ok(response.map(|body| Full::new(Bytes::from(body))))
-}
-
-/// Answers a WebSocket handshake on `/graphql` (subprotocol `graphql-transport-ws`) and runs
-/// the protocol on the upgraded connection.
-fn upgrade(app: Arc<App>, request: http::Request<Incoming>) -> http::Response<Body> {
-    let (parts, body) = request.into_parts();
-    let accepted = match accept(&parts, &app.ws) {
-        Ok(accepted) => accepted,
-        Err(error) => return rejection_response(&error).map(|text| Full::new(Bytes::from(text))),
-    };
-    let request = http::Request::from_parts(parts, body);
-    tokio::spawn(async move {
-        if let Ok(upgraded) = hyper::upgrade::on(request).await {
-            let ws = WebSocket::new(
-                TokioIo::new(upgraded),
-                Connection::new(Limits::default(), None),
-            );
-            graphql_ws(app, ws).await;
-        }
-    });
-    accepted.response.map(|()| Full::new(Bytes::new()))
-}
-
-/// One graphql-transport-ws connection: `WsSession` decides, this loop does the IO and
-/// runs each operation as a task whose responses come back through a channel.
-async fn graphql_ws<S>(app: Arc<App>, mut ws: WebSocket<S>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut session = WsSession::new(Instant::now(), Duration::from_secs(3));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Option<graphql_core::Response>)>();
-    let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
-    loop {
-        let deadline = session.poll_timeout();
-        let actions = tokio::select! {
-            message = ws.next_message() => match message {
-                Some(Ok(Message::Text(text))) => session.handle_text(text.as_str(), Instant::now()),
-                Some(Ok(Message::Binary(_))) => session.handle_text("binary", Instant::now()),
-                Some(Ok(_)) => Vec::new(),
-                Some(Err(_)) | None => break,
-            },
-            Some((id, response)) = rx.recv() => match response {
-                Some(response) => session.next(&id, &response),
-                None => {
-                    running.remove(&id);
-                    session.complete(&id)
-                }
-            },
-            () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
-        };
-        for action in actions {
-            match action {
-                WsAction::Send(text) => {
-                    if ws.send(Message::text(text)).await.is_err() {
-                        return;
-                    }
-                }
-                WsAction::Subscribe { id, request } => {
-                    let task = tokio::spawn(run_operation(
-                        Arc::clone(&app),
-                        id.clone(),
-                        *request,
-                        tx.clone(),
-                    ));
-                    running.insert(id, task.abort_handle());
-                }
-                WsAction::Cancel { id } => {
-                    if let Some(task) = running.remove(&id) {
-                        task.abort();
-                    }
-                }
-                WsAction::Close(code, reason) => {
-                    let _ = ws.start_close(CloseCode::from(code), &reason);
-                    let _ = ws.flush().await;
-                    while let Some(Ok(_)) = ws.next_message().await {}
-                    for task in running.values() {
-                        task.abort();
-                    }
-                    return;
-                }
-            }
-        }
-    }
-    for task in running.values() {
-        task.abort();
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Runs one operation of a WebSocket client: a subscription's stream, or a single result.
-async fn run_operation(
-    app: Arc<App>,
-    id: String,
-    request: graphql_core::Request,
-    tx: mpsc::UnboundedSender<(String, Option<graphql_core::Response>)>,
-) {
-    let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
-    if operation_type(&request.query, request.operation_name.as_deref()) == Some("subscription") {
-        let mut stream = app.schema.subscribe(request, ctx);
-        while let Some(response) = futures_util::StreamExt::next(&mut stream).await {
-            if tx.send((id.clone(), Some(response))).is_err() {
-                return;
-            }
-        }
-    } else {
-        let response = app.schema.execute(&request, &ctx).await;
-        let _ = tx.send((id.clone(), Some(response)));
-    }
-    let _ = tx.send((id, None));
 }

@@ -12,6 +12,8 @@
 //!                                              (alice / wonderland-rabbit)
 //! open http://127.0.0.1:8080/chat/             WebSocket chat, two tabs (ws-core)
 //! open http://127.0.0.1:8080/cookies/          signed and private cookies (cookie-jar)
+//! open http://127.0.0.1:8080/graphql/          send GraphQL queries (graphql-core)
+//! curl -s 'http://127.0.0.1:8080/graphql/graphql?query=%7Bbooks%7Btitle%7D%7D'
 //! curl -s http://127.0.0.1:8080/api/openapi.json | head -c 300      (rest-core)
 //! curl -i -X POST http://127.0.0.1:8080/api/users -H 'content-type: application/json' \
 //!      -d '{"name":"Ada","email":"ada@example.com"}'
@@ -35,6 +37,7 @@
 //! | `/oauth/` | `oauth-provider` | auth-core OAuth 2.0 authorization server (issuer `http://ADDR/oauth`) |
 //! | `/oauth-login/` | `oauth-login` | auth-core OAuth client, logging in against `/oauth` on this same server |
 //! | `/cookies/` | this crate (`cookies.rs`) | cookie-jar: signed and private cookies, key rotation |
+//! | `/graphql/` | `graphql` | graphql-core: a page at `/graphql/`, GraphQL over HTTP and subscriptions (`graphql-transport-ws`) at `/graphql/graphql`, DataLoader |
 //!
 //! Everything is in memory: sessions, users, SQLite, grants, idempotency keys, the chat hub;
 //! signing keys are made at start. Each mounted app has its own session cookie name, since
@@ -85,7 +88,14 @@ type Body = Full<Bytes>;
 
 /// Mounts with a page at their root: `GET /auth` redirects to `/auth/`, so that the page's
 /// relative links resolve below the prefix.
-const PAGES: [&str; 5] = ["/auth", "/chat", "/oauth", "/oauth-login", "/cookies"];
+const PAGES: [&str; 6] = [
+    "/auth",
+    "/chat",
+    "/oauth",
+    "/oauth-login",
+    "/cookies",
+    "/graphql",
+];
 
 /// Every mounted application.
 #[derive(Debug)]
@@ -96,6 +106,7 @@ struct Showcase {
     provider: oauth_provider::App,
     oauth_login: oauth_login::App,
     cookies: cookies::CookieDemo,
+    graphql: Arc<graphql::App>,
 }
 
 impl Showcase {
@@ -136,6 +147,10 @@ impl Showcase {
             base_path: "/oauth-login".to_owned(),
             ..oauth_login::Settings::new(&format!("{origin}/oauth"), origin)
         });
+        let graphql = Arc::new(graphql::App::new(graphql::Settings {
+            base_path: "/graphql".to_owned(),
+            allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
+        })?);
         Ok(Self {
             auth,
             api,
@@ -143,6 +158,7 @@ impl Showcase {
             provider,
             oauth_login,
             cookies: cookies::CookieDemo::new(),
+            graphql,
         })
     }
 
@@ -400,10 +416,12 @@ async fn dispatch(
         && rest.starts_with('/')
     {
         app.cookies.handle(rest, request).await
-    // graphql-core (`/graphql`, subscriptions over `/graphql/ws`) and proxy-core (`/proxy/`)
-    // mount here the same way when their branches land: an example library with a
-    // `base_path`, a field in `Showcase`, one branch in this chain, and the landing page's
-    // "in progress" row becomes a link.
+    } else if under(path, "/graphql") {
+        // The page at `/graphql/`, GraphQL over HTTP and its WebSocket at `/graphql/graphql`.
+        app.graphql.handle(request).await
+    // proxy-core (`/proxy/`) mounts here the same way when its branch lands: an example
+    // library with a `base_path`, a field in `Showcase`, one branch in this chain, and the
+    // landing page's "in progress" row becomes a link.
     } else {
         route(request.method(), path)
     }

@@ -1,6 +1,7 @@
 //! Every mounted capability over real HTTP against the showcase binary: the landing page's
 //! links, auth-core sign-up/login/JWT, rest-core CRUD with ETags, a ws-core chat exchange,
-//! the OAuth login round trip against the showcase's own provider, cookie-jar cookies.
+//! the OAuth login round trip against the showcase's own provider, cookie-jar cookies,
+//! graphql-core queries, a mutation and a subscription under `/graphql`.
 
 // Integration tests: a failed expectation should panic with its message.
 #![allow(
@@ -48,6 +49,8 @@ fn every_link_on_the_landing_page_answers() {
         "/api/openapi.json",
         "/chat/",
         "/cookies/",
+        "/graphql/",
+        "/graphql/graphql?query=%7Bbooks%7Btitle%20author%7Bname%7D%7D%7D",
         "/healthz",
     ] {
         assert!(
@@ -65,7 +68,8 @@ fn every_link_on_the_landing_page_answers() {
         );
     }
     // The crates other branches are building have a row but no dead link yet.
-    for (id, crate_name) in [("graphql", "graphql-core"), ("proxy", "proxy-core")] {
+    let in_progress: &[(&str, &str)] = &[("proxy", "proxy-core")];
+    for (id, crate_name) in in_progress {
         let row_start = page.body.find(&format!(r#"<tr id="{id}">"#)).unwrap();
         let row = &page.body[row_start..];
         let row = &row[..row.find("</tr>").unwrap()];
@@ -75,7 +79,7 @@ fn every_link_on_the_landing_page_answers() {
         );
         assert!(!row.contains("href="), "{row}");
     }
-    for id in ["auth", "oauth", "rest", "chat", "cookies"] {
+    for id in ["auth", "oauth", "rest", "chat", "cookies", "graphql"] {
         let row_start = page.body.find(&format!(r#"<tr id="{id}">"#)).unwrap();
         let row = &page.body[row_start..];
         let row = &row[..row.find("</tr>").unwrap()];
@@ -87,7 +91,14 @@ fn every_link_on_the_landing_page_answers() {
 fn exact_mount_paths_redirect_to_the_page() {
     let server = Server::start();
     let mut browser = server.client();
-    for prefix in ["/auth", "/chat", "/oauth", "/oauth-login", "/cookies"] {
+    for prefix in [
+        "/auth",
+        "/chat",
+        "/oauth",
+        "/oauth-login",
+        "/cookies",
+        "/graphql",
+    ] {
         let reply = browser.get(prefix);
         assert_eq!(reply.status, 308, "{prefix}");
         assert_eq!(reply.header("location"), Some(&*format!("{prefix}/")));
@@ -607,4 +618,214 @@ fn sigterm_closes_chat_sockets_with_1001_and_exits_0() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
+}
+
+const GRAPHQL_ACCEPT: (&str, &str) = ("Accept", "application/graphql-response+json");
+
+/// A `graphql-transport-ws` socket to `/graphql/graphql`, acknowledged.
+fn graphql_socket(server: &Server) -> tungstenite::WebSocket<TcpStream> {
+    let mut request = format!("ws://{}/graphql/graphql", server.addr)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", server.origin().parse().unwrap());
+    headers.insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut socket, response) = tungstenite::client(request, stream).unwrap();
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "graphql-transport-ws"
+    );
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init"}).to_string(),
+        ))
+        .unwrap();
+    assert_eq!(read_json(&mut socket), json!({"type": "connection_ack"}));
+    socket
+}
+
+/// The next text message as JSON.
+fn read_json(socket: &mut tungstenite::WebSocket<TcpStream>) -> serde_json::Value {
+    loop {
+        match socket.read().unwrap() {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn graphql_query_mutation_and_subscription_under_the_prefix() {
+    let server = Server::start();
+    let mut browser = server.client();
+
+    // The page calls the endpoint by a relative URL, so under /graphql/ it reaches
+    // /graphql/graphql.
+    let page = browser.get("/graphql/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"fetch("graphql""#), "{}", page.body);
+    assert!(!page.body.contains(r#"fetch("/"#), "{}", page.body);
+
+    // A query over GET, the authors through the DataLoader.
+    let query = browser.send(
+        "GET",
+        "/graphql/graphql?query=%7Bbooks%7Btitle%20author%7Bname%7D%7D%7D",
+        &[GRAPHQL_ACCEPT],
+        b"",
+    );
+    assert_eq!(query.status, 200, "{}", query.body);
+    assert!(
+        query
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/graphql-response+json")
+    );
+    assert_eq!(
+        query.json()["data"]["books"][0],
+        json!({"title": "A Wizard of Earthsea", "author": {"name": "Ursula K. Le Guin"}})
+    );
+    // Mutations are refused over GET.
+    let refused = browser.send(
+        "GET",
+        "/graphql/graphql?query=mutation%7BaddBook(title:%22x%22,authorId:%221%22)%7Bid%7D%7D",
+        &[GRAPHQL_ACCEPT],
+        b"",
+    );
+    assert_eq!(refused.status, 405, "{}", refused.body);
+    // The standalone server's paths are not the showcase's.
+    assert_eq!(browser.get("/graphql/nothing").status, 404);
+
+    // A subscription over the WebSocket, then a mutation over POST that it sees.
+    let mut socket = graphql_socket(&server);
+    socket
+        .send(Message::text(
+            json!({"id": "1", "type": "subscribe",
+                   "payload": {"query": "subscription { bookAdded { title author { name } } }"}})
+            .to_string(),
+        ))
+        .unwrap();
+    // The subscription starts on its own task: add books until its first event arrives.
+    socket
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut added = Vec::new();
+    let event = loop {
+        assert!(added.len() < 30, "no subscription event after {added:?}");
+        let title = format!("Dune {}", added.len());
+        let mutation = browser.send_json(
+            "POST",
+            "/graphql/graphql",
+            &[GRAPHQL_ACCEPT],
+            &json!({
+                "query": "mutation($t: String!) { addBook(title: $t, authorId: \"2\") { id title } }",
+                "variables": {"t": title},
+            }),
+        );
+        assert_eq!(mutation.status, 200, "{}", mutation.body);
+        let book = &mutation.json()["data"]["addBook"];
+        assert_eq!(book["title"], json!(title), "{}", mutation.body);
+        assert!(book["id"].as_str().is_some_and(|id| !id.is_empty()));
+        added.push(title);
+        match socket.read() {
+            Ok(Message::Text(text)) => {
+                break serde_json::from_str::<serde_json::Value>(text.as_str()).unwrap();
+            }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(tungstenite::Error::Io(error))
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(error) => panic!("{error}"),
+        }
+    };
+    socket
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(event["id"], "1", "{event}");
+    let seen = event["payload"]["data"]["bookAdded"]["title"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(added.contains(&seen), "{seen} not among {added:?}");
+    assert_eq!(
+        event["payload"]["data"]["bookAdded"]["author"]["name"],
+        "Frank Herbert"
+    );
+
+    // The client completes the subscription; a query over the same socket answers with
+    // next then complete, and a later mutation reaches nobody.
+    socket
+        .send(Message::text(
+            json!({"id": "1", "type": "complete"}).to_string(),
+        ))
+        .unwrap();
+    socket
+        .send(Message::text(
+            json!({"id": "2", "type": "subscribe",
+                   "payload": {"query": "{ books { title } }"}})
+            .to_string(),
+        ))
+        .unwrap();
+    let mut next = read_json(&mut socket);
+    // Events of subscription 1 already in flight before the complete may still arrive.
+    while next["id"] == "1" {
+        assert_eq!(next["type"], "next", "{next}");
+        next = read_json(&mut socket);
+    }
+    assert_eq!(next["type"], "next", "{next}");
+    assert_eq!(next["id"], "2", "{next}");
+    let titles: Vec<&str> = next["payload"]["data"]["books"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|book| book["title"].as_str().unwrap())
+        .collect();
+    assert!(titles.contains(&seen.as_str()), "{titles:?}");
+    assert_eq!(
+        read_json(&mut socket),
+        json!({"id": "2", "type": "complete"})
+    );
+    let late = browser.send_json(
+        "POST",
+        "/graphql/graphql",
+        &[GRAPHQL_ACCEPT],
+        &json!({"query": "mutation { addBook(title: \"Late\", authorId: \"1\") { id } }"}),
+    );
+    assert_eq!(late.status, 200, "{}", late.body);
+    socket
+        .send(Message::text(json!({"type": "ping"}).to_string()))
+        .unwrap();
+    assert_eq!(read_json(&mut socket), json!({"type": "pong"}));
+
+    // Another origin cannot open the socket.
+    let mut foreign = format!("ws://{}/graphql/graphql", server.addr)
+        .into_client_request()
+        .unwrap();
+    foreign
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    foreign.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let stream = TcpStream::connect(server.addr).unwrap();
+    match tungstenite::client(foreign, stream) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            assert_eq!(response.status(), 403);
+        }
+        other => panic!("a foreign origin was let in: {:?}", other.map(|(_, r)| r)),
+    }
 }
