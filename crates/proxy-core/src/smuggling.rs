@@ -129,6 +129,9 @@ pub struct CheckedHead {
     pub framing: Framing,
     /// `true` for HTTP/1.0.
     pub http10: bool,
+    /// The request asks for a protocol upgrade (`Upgrade` plus `Connection: upgrade`);
+    /// after a `101` the bytes that follow are no longer HTTP/1.
+    pub upgrade: bool,
 }
 
 /// The end of the head in `buf` (index after the blank line), tolerating bare LFs so they
@@ -198,6 +201,8 @@ pub fn check_request_head(buf: &[u8], limits: &HeadLimits) -> Result<CheckedHead
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding: Option<Vec<u8>> = None;
     let mut hosts = 0usize;
+    let mut upgrade_header = false;
+    let mut connection_upgrade = false;
     for (n, line) in lines.enumerate() {
         let number = n + 2;
         if n >= limits.max_headers {
@@ -260,6 +265,12 @@ pub fn check_request_head(buf: &[u8], limits: &HeadLimits) -> Result<CheckedHead
                 all.extend_from_slice(value);
             }
             b"host" => hosts += 1,
+            b"upgrade" => upgrade_header = true,
+            b"connection" => {
+                connection_upgrade |= value
+                    .split(|b| *b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+            }
             _ => {}
         }
     }
@@ -284,6 +295,7 @@ pub fn check_request_head(buf: &[u8], limits: &HeadLimits) -> Result<CheckedHead
         head_len: end,
         framing,
         http10,
+        upgrade: upgrade_header && connection_upgrade,
     })
 }
 

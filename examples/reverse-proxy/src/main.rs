@@ -1,0 +1,808 @@
+//! reverse-proxy: a load-balancing reverse proxy built on proxy-core.
+//!
+//! Run with: `cargo run -p reverse-proxy -- --config examples/reverse-proxy/proxy.toml`
+//!
+//! Try:
+//!
+//! ```text
+//! curl -si http://127.0.0.1:8080/                  # proxied to a pool member
+//! curl -s http://127.0.0.1:8080/__proxy/metrics    # Prometheus metrics
+//! printf 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n' \
+//!   | nc 127.0.0.1 8080                             # 400: CL and TE together
+//! ```
+//!
+//! The first stdout line is `listening on http://ADDR`. Every request head is checked on the
+//! raw bytes (`checked_io`) and again after parsing; upstreams are picked by the pool's
+//! algorithm, health-checked actively and passively, and retried only when safe. A bad
+//! config file is refused with a message naming the field.
+
+mod checked_io;
+mod config;
+mod metrics;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use checked_io::{CheckedIo, Rejection};
+use config::{Config, LimitKey, ms};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST, SET_COOKIE, UPGRADE};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use metrics::Metrics;
+use proxy_core::{
+    CircuitBreaker, Failure, ForwardContext, Gcra, HashKey, HeadLimits, HealthCheckConfig,
+    HealthChecker, MemoryLimiter, Outcome, OutlierConfig, OutlierDetector, PickContext, Pool,
+    RetryBudget, RetryPolicy, SplitMix64, TrustedProxies, UpstreamId, apply_forwarding,
+    check_parsed_request, client_address, cookie_value, is_replayable, remove_hop_by_hop,
+};
+use tokio::net::TcpListener;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// Bodies of replayable requests up to this size are buffered so they can be retried.
+const MAX_BUFFERED_BODY: u64 = 1024 * 1024;
+
+struct PoolState {
+    name: String,
+    pool: Mutex<Pool>,
+    hash_key: Option<HashKey>,
+    sticky_cookie: Option<String>,
+    outlier: Option<Mutex<OutlierDetector<UpstreamId>>>,
+    breakers: Option<Mutex<HashMap<UpstreamId, CircuitBreaker>>>,
+    retry: RetryPolicy,
+    budget: Mutex<RetryBudget>,
+    request_timeout: Duration,
+    client: Client<HttpConnector, ProxyBody>,
+    health: Option<HealthCheckConfig>,
+}
+
+struct Route {
+    prefix: String,
+    host: Option<String>,
+    pool: Arc<PoolState>,
+    limiter: Option<(MemoryLimiter, LimitKey)>,
+}
+
+struct App {
+    routes: Vec<Route>,
+    pools: Vec<Arc<PoolState>>,
+    trusted: TrustedProxies,
+    pseudonym: String,
+    metrics: Metrics,
+    metrics_path: String,
+    limits: HeadLimits,
+    reject_path: Arc<str>,
+    start: Instant,
+    access_log: bool,
+    rng: Mutex<SplitMix64>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut args = std::env::args().skip(1);
+    let path = match (args.next().as_deref(), args.next()) {
+        (Some("--config"), Some(path)) => path,
+        _ => {
+            eprintln!("usage: reverse-proxy --config FILE");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {path}: {e}"))
+        .and_then(|text| Config::parse(&text).map_err(|e| format!("{path}: {e}")))
+    {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build_app(config: &Config) -> Result<App, String> {
+    let now = Instant::now();
+    let mut pools = Vec::new();
+    let mut by_name = HashMap::new();
+    for pc in &config.pools {
+        let algorithm = config::parse_algorithm(&pc.algorithm)?;
+        let mut pool = Pool::new(algorithm)
+            .with_sticky(pc.sticky_cookie.is_some())
+            .with_panic_threshold(pc.panic_threshold)
+            .with_seed(now.elapsed().as_nanos() as u64 ^ 0x9e37);
+        let mut outlier = pc.outlier.as_ref().map(|o| {
+            OutlierDetector::new(OutlierConfig {
+                consecutive_errors: o.consecutive_errors,
+                consecutive_5xx: o.consecutive_5xx,
+                base_ejection: ms(o.base_ejection_ms),
+                max_ejection: ms(o.base_ejection_ms).saturating_mul(30),
+                max_ejected_share: o.max_ejected_share,
+            })
+        });
+        let mut breakers = HashMap::new();
+        for u in &pc.upstreams {
+            let id = pool.add(u.address.clone(), u.weight);
+            if let Some(o) = outlier.as_mut() {
+                o.add(id);
+            }
+            if let Some(b) = &pc.breaker {
+                breakers.insert(id, CircuitBreaker::new(b.failures, ms(b.open_ms), 1));
+            }
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(ms(pc.connect_timeout_ms)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(ms(pc.idle_timeout_ms))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let state = Arc::new(PoolState {
+            name: pc.name.clone(),
+            pool: Mutex::new(pool),
+            hash_key: pc
+                .hash_key
+                .as_deref()
+                .map(config::parse_hash_key)
+                .transpose()?,
+            sticky_cookie: pc.sticky_cookie.clone(),
+            outlier: outlier.map(Mutex::new),
+            breakers: pc.breaker.as_ref().map(|_| Mutex::new(breakers)),
+            retry: RetryPolicy {
+                max_retries: pc.max_retries,
+                retry_statuses: pc.retry_statuses.clone(),
+                retry_timeouts: pc.retry_timeouts,
+                ..RetryPolicy::default()
+            },
+            budget: Mutex::new(RetryBudget::new(0.2, 10.0)),
+            request_timeout: ms(pc.request_timeout_ms),
+            client,
+            health: pc.health.as_ref().map(|h| HealthCheckConfig {
+                path: h.path.clone(),
+                interval: ms(h.interval_ms),
+                timeout: ms(h.timeout_ms),
+                healthy_threshold: h.healthy_threshold,
+                unhealthy_threshold: h.unhealthy_threshold,
+            }),
+        });
+        by_name.insert(pc.name.clone(), state.clone());
+        pools.push(state);
+    }
+    let mut routes = Vec::new();
+    for rc in &config.routes {
+        let pool = by_name
+            .get(&rc.pool)
+            .cloned()
+            .ok_or_else(|| format!("unknown pool {:?}", rc.pool))?;
+        let limiter = match &rc.rate_limit {
+            Some(rl) => Some((
+                MemoryLimiter::new(Gcra::new(
+                    rl.rate,
+                    ms(rl.period_ms),
+                    rl.burst.unwrap_or(rl.rate),
+                )),
+                config::parse_limit_key(&rl.key)?,
+            )),
+            None => None,
+        };
+        routes.push(Route {
+            prefix: rc.prefix.clone(),
+            host: rc.host.clone(),
+            pool,
+            limiter,
+        });
+    }
+    let trusted = TrustedProxies::parse(config.server.trusted_proxies.iter().map(String::as_str))
+        .map_err(|e| e.to_string())?;
+    let secret =
+        SplitMix64::new(u64::from(std::process::id()) ^ now.elapsed().as_nanos() as u64 ^ 0xa5a5)
+            .next_u64()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+    Ok(App {
+        routes,
+        pools,
+        trusted,
+        pseudonym: config.server.pseudonym.clone(),
+        metrics: Metrics::default(),
+        metrics_path: config.server.metrics_path.clone(),
+        limits: HeadLimits {
+            max_head_bytes: config.server.max_head_bytes,
+            max_headers: config.server.max_headers,
+        },
+        reject_path: Arc::from(format!("/__proxy/rejected/{secret:016x}")),
+        start: now,
+        access_log: config.server.access_log,
+        rng: Mutex::new(SplitMix64::new(secret)),
+    })
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let app = Arc::new(build_app(&config)?);
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", config.server.listen))?;
+    let local = listener.local_addr().map_err(|error| error.to_string())?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on http://{local}");
+        let _ = stdout.flush();
+    }
+    for pool in &app.pools {
+        if pool.health.is_some() {
+            tokio::spawn(health_loop(pool.clone()));
+        }
+    }
+    let sweeper = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let now = sweeper.start.elapsed().as_nanos() as u64;
+            for route in &sweeper.routes {
+                if let Some((limiter, _)) = &route.limiter {
+                    limiter.sweep(now);
+                }
+            }
+        }
+    });
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let rejection = Arc::new(Rejection::default());
+                    let io = CheckedIo::new(stream, app.limits, rejection.clone(), app.reject_path.clone());
+                    let service = service_fn(move |request| {
+                        let app = app.clone();
+                        let rejection = rejection.clone();
+                        async move { Ok::<_, Infallible>(handle(&app, peer, &rejection, request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(io), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn full(body: impl Into<Bytes>) -> ProxyBody {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn plain(status: StatusCode, message: &str, close: bool) -> Response<ProxyBody> {
+    let mut response = Response::new(full(format!("{message}\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if close {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn handle(
+    app: &App,
+    peer: SocketAddr,
+    rejection: &Rejection,
+    mut request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let client_upgrade = request
+        .headers()
+        .contains_key(UPGRADE)
+        .then(|| hyper::upgrade::on(&mut request));
+    let (status, response) = if path == *app.reject_path {
+        match rejection.take() {
+            Some(error) => {
+                app.metrics
+                    .rejected_heads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%peer, %error, "refused request head");
+                let r = plain(error.status(), &format!("bad request: {error}"), true);
+                (r.status(), r)
+            }
+            None => {
+                let r = plain(StatusCode::NOT_FOUND, "not found", false);
+                (r.status(), r)
+            }
+        }
+    } else {
+        let r = route_request(app, peer, request, client_upgrade).await;
+        (r.status(), r)
+    };
+    app.metrics.record(status.as_u16(), started.elapsed());
+    if app.access_log {
+        tracing::info!(target: "access", %peer, %method, %path, status = status.as_u16(), micros = started.elapsed().as_micros() as u64);
+    }
+    response
+}
+
+async fn route_request(
+    app: &App,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ProxyBody> {
+    let (parts, body) = request.into_parts();
+    if let Err(error) = check_parsed_request(&parts) {
+        app.metrics
+            .rejected_heads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return plain(error.status(), &format!("bad request: {error}"), true);
+    }
+    if parts.uri.path() == app.metrics_path {
+        let now = Instant::now();
+        let mut upstreams = Vec::new();
+        for pool in &app.pools {
+            if let Ok(p) = pool.pool.lock() {
+                for m in p.members(now) {
+                    upstreams.push((
+                        pool.name.clone(),
+                        m.address,
+                        m.healthy && !m.ejected,
+                        m.in_flight,
+                    ));
+                }
+            }
+        }
+        let mut r = Response::new(full(app.metrics.render(&upstreams)));
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        return r;
+    }
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    let Some(route) = app
+        .routes
+        .iter()
+        .filter(|r| parts.uri.path().starts_with(&r.prefix))
+        .filter(|r| {
+            r.host
+                .as_ref()
+                .is_none_or(|h| host.as_deref() == Some(h.as_str()))
+        })
+        .max_by_key(|r| (r.host.is_some(), r.prefix.len()))
+    else {
+        return plain(StatusCode::NOT_FOUND, "no route", false);
+    };
+    let client_ip = client_address(peer.ip(), &parts.headers, &app.trusted);
+    let mut limit_headers = Vec::new();
+    if let Some((limiter, key)) = &route.limiter {
+        let key = match key {
+            LimitKey::Client => client_ip.to_string(),
+            LimitKey::Route => route.prefix.clone(),
+            LimitKey::Header(name) => parts.headers.get(name).map_or_else(String::new, |v| {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            }),
+        };
+        let decision = limiter.check(&key, app.start.elapsed().as_nanos() as u64);
+        limit_headers = decision.headers();
+        if !decision.allowed {
+            app.metrics
+                .rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests", false);
+            for (name, value) in limit_headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    r.headers_mut().insert(name, v);
+                }
+            }
+            return r;
+        }
+    }
+    let mut response = forward(
+        app,
+        &route.pool,
+        peer,
+        client_ip,
+        parts,
+        body,
+        client_upgrade,
+    )
+    .await;
+    for (name, value) in limit_headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
+
+enum OutBody {
+    Buffered(Bytes),
+    Stream(Option<Incoming>),
+}
+
+async fn forward(
+    app: &App,
+    pool: &PoolState,
+    peer: SocketAddr,
+    client_ip: std::net::IpAddr,
+    parts: http::request::Parts,
+    body: Incoming,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ProxyBody> {
+    let upgrade = client_upgrade.is_some()
+        && parts
+            .headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let mut headers = parts.headers.clone();
+    let upgrade_value = headers.get(UPGRADE).cloned();
+    remove_hop_by_hop(&mut headers);
+    if let (true, Some(value)) = (upgrade, upgrade_value) {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, value);
+    }
+    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok());
+    apply_forwarding(
+        &mut headers,
+        &ForwardContext {
+            peer: peer.ip(),
+            proto: "http",
+            host,
+            trusted: &app.trusted,
+            pseudonym: &app.pseudonym,
+            version: parts.version,
+        },
+    );
+    let replayable = is_replayable(&parts.method, &parts.headers) && !upgrade;
+    let mut out_body = if body.is_end_stream() {
+        OutBody::Buffered(Bytes::new())
+    } else if replayable
+        && body
+            .size_hint()
+            .upper()
+            .is_some_and(|n| n <= MAX_BUFFERED_BODY)
+    {
+        match Limited::new(body, MAX_BUFFERED_BODY as usize)
+            .collect()
+            .await
+        {
+            Ok(collected) => OutBody::Buffered(collected.to_bytes()),
+            Err(_) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "could not read the request body",
+                    true,
+                );
+            }
+        }
+    } else {
+        OutBody::Stream(Some(body))
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let hash_key = pool
+        .hash_key
+        .as_ref()
+        .and_then(|k| k.extract(&parts.headers, client_ip));
+    let sticky = pool
+        .sticky_cookie
+        .as_deref()
+        .and_then(|c| cookie_value(&parts.headers, c))
+        .map(str::to_owned);
+    if let Ok(mut budget) = pool.budget.lock() {
+        budget.deposit(Instant::now());
+    }
+    let mut tried: Vec<UpstreamId> = Vec::new();
+    let mut last_failure: Option<Failure> = None;
+    let mut attempt = 0u32;
+    loop {
+        let now = Instant::now();
+        let pick = {
+            let Ok(mut p) = pool.pool.lock() else {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "pool lock poisoned",
+                    false,
+                );
+            };
+            let mut exclude = tried.clone();
+            loop {
+                let ctx = PickContext {
+                    hash_key: hash_key.as_deref(),
+                    sticky: sticky.as_deref(),
+                    exclude: &exclude,
+                };
+                let Some(pick) = p.pick(&ctx, now) else {
+                    break None;
+                };
+                let allowed = pool
+                    .breakers
+                    .as_ref()
+                    .and_then(|b| b.lock().ok())
+                    .is_none_or(|mut b| b.get_mut(&pick.id).is_none_or(|br| br.allow(now)));
+                if allowed {
+                    break Some(pick);
+                }
+                p.finish(pick.id, None, now);
+                exclude.push(pick.id);
+            }
+        };
+        let Some(pick) = pick else {
+            return match last_failure {
+                None => plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no upstream available",
+                    false,
+                ),
+                Some(Failure::Timeout) => {
+                    plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", false)
+                }
+                Some(_) => plain(StatusCode::BAD_GATEWAY, "upstream unreachable", false),
+            };
+        };
+        let body = match &mut out_body {
+            OutBody::Buffered(bytes) => full(bytes.clone()),
+            OutBody::Stream(stream) => match stream.take() {
+                Some(s) => s.map_err(BoxError::from).boxed(),
+                None => full(Bytes::new()),
+            },
+        };
+        let mut upstream_request = Request::new(body);
+        *upstream_request.method_mut() = parts.method.clone();
+        *upstream_request.headers_mut() = headers.clone();
+        match format!("http://{}{}", pick.address, path_and_query).parse() {
+            Ok(uri) => *upstream_request.uri_mut() = uri,
+            Err(_) => {
+                if let Ok(mut p) = pool.pool.lock() {
+                    p.finish(pick.id, None, now);
+                }
+                return plain(StatusCode::BAD_REQUEST, "bad request target", false);
+            }
+        }
+        let sent = Instant::now();
+        let result =
+            tokio::time::timeout(pool.request_timeout, pool.client.request(upstream_request)).await;
+        let rtt = sent.elapsed();
+        let failure = match &result {
+            Ok(Ok(r)) if pool.retry.retry_statuses.contains(&r.status().as_u16()) => {
+                Some(Failure::Status(r.status().as_u16()))
+            }
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) if e.is_connect() => Some(Failure::Connect),
+            Ok(Err(_)) => Some(Failure::Reset),
+            Err(_) => Some(Failure::Timeout),
+        };
+        let done = Instant::now();
+        let outcome = match &result {
+            Ok(Ok(r)) => Outcome::Status(r.status().as_u16()),
+            _ => Outcome::Error,
+        };
+        if let Ok(mut p) = pool.pool.lock() {
+            p.finish(
+                pick.id,
+                result.as_ref().is_ok_and(|r| r.is_ok()).then_some(rtt),
+                done,
+            );
+            if let Some(until) = pool
+                .outlier
+                .as_ref()
+                .and_then(|o| o.lock().ok())
+                .and_then(|mut o| o.record(&pick.id, outcome, done))
+            {
+                tracing::warn!(pool = %pool.name, upstream = %pick.address, "ejected by outlier detection");
+                p.eject(pick.id, until);
+            }
+        }
+        if let Some(mut breakers) = pool.breakers.as_ref().and_then(|b| b.lock().ok()) {
+            if let Some(b) = breakers.get_mut(&pick.id) {
+                match outcome {
+                    Outcome::Error | Outcome::Status(500..=599) => b.record_failure(done),
+                    Outcome::Status(_) => b.record_success(),
+                }
+            }
+        }
+        if matches!(outcome, Outcome::Error) {
+            app.metrics
+                .upstream_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let retry = match failure {
+            Some(f) => {
+                let body_ok = matches!(out_body, OutBody::Buffered(_));
+                body_ok
+                    && pool
+                        .retry
+                        .should_retry(&parts.method, &parts.headers, f, attempt)
+                    && pool.budget.lock().is_ok_and(|mut b| b.withdraw(done))
+            }
+            None => false,
+        };
+        if retry {
+            app.metrics
+                .retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tried.push(pick.id);
+            last_failure = failure;
+            attempt += 1;
+            let jitter = app.rng.lock().map_or(0.5, |mut r| r.unit());
+            tokio::time::sleep(pool.retry.backoff(attempt, jitter)).await;
+            continue;
+        }
+        return match result {
+            Ok(Ok(mut response)) => {
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client_upgrade) = client_upgrade {
+                        let upstream_upgrade = hyper::upgrade::on(&mut response);
+                        tokio::spawn(async move {
+                            if let (Ok(client), Ok(upstream)) =
+                                (client_upgrade.await, upstream_upgrade.await)
+                            {
+                                let mut client = TokioIo::new(client);
+                                let mut upstream = TokioIo::new(upstream);
+                                let _ =
+                                    tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                            }
+                        });
+                    }
+                } else {
+                    clean_response_headers(response.headers_mut());
+                    if upgrade {
+                        // The upgrade was refused: the bytes that follow on this connection
+                        // were not checked as HTTP/1, so end it.
+                        response
+                            .headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
+                }
+                if let (Some(cookie), Some(token)) = (&pool.sticky_cookie, &pick.set_sticky) {
+                    if let Ok(v) = HeaderValue::from_str(&format!(
+                        "{cookie}={token}; Path=/; HttpOnly; SameSite=Lax"
+                    )) {
+                        response.headers_mut().append(SET_COOKIE, v);
+                    }
+                }
+                response.map(|b| b.map_err(BoxError::from).boxed())
+            }
+            Ok(Err(_)) => plain(StatusCode::BAD_GATEWAY, "upstream unreachable", false),
+            Err(_) => plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", false),
+        };
+    }
+}
+
+fn clean_response_headers(headers: &mut HeaderMap) {
+    remove_hop_by_hop(headers);
+}
+
+async fn health_loop(pool: Arc<PoolState>) {
+    let Some(config) = pool.health.clone() else {
+        return;
+    };
+    let mut checker = HealthChecker::new(config);
+    let mut addresses = HashMap::new();
+    let start = Instant::now();
+    if let Ok(p) = pool.pool.lock() {
+        for m in p.members(start) {
+            checker.add(m.id, start);
+            addresses.insert(m.id, m.address);
+        }
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(UpstreamId, bool)>();
+    loop {
+        let now = Instant::now();
+        while let Some(probe) = checker.poll_check(now) {
+            let Some(address) = addresses.get(&probe.target).cloned() else {
+                continue;
+            };
+            let client = pool.client.clone();
+            let tx = tx.clone();
+            let wait = probe.deadline.saturating_duration_since(now);
+            tokio::spawn(async move {
+                let ok = match format!("http://{address}{}", probe.path).parse::<http::Uri>() {
+                    Ok(uri) => {
+                        let mut req = Request::new(full(Bytes::new()));
+                        *req.uri_mut() = uri;
+                        matches!(
+                            tokio::time::timeout(wait, client.request(req)).await,
+                            Ok(Ok(r)) if r.status().is_success() || r.status().is_redirection()
+                        )
+                    }
+                    Err(_) => false,
+                };
+                let _ = tx.send((probe.target, ok));
+            });
+        }
+        for (id, healthy) in checker.handle_timeouts(now) {
+            set_health(&pool, id, healthy, &addresses);
+        }
+        let wake = checker
+            .poll_timeout()
+            .unwrap_or(now + Duration::from_secs(1));
+        tokio::select! {
+            Some((id, ok)) = rx.recv() => {
+                if let Some(healthy) = checker.handle_result(id, ok, Instant::now()) {
+                    set_health(&pool, id, healthy, &addresses);
+                }
+            }
+            () = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+}
+
+fn set_health(
+    pool: &PoolState,
+    id: UpstreamId,
+    healthy: bool,
+    addresses: &HashMap<UpstreamId, String>,
+) {
+    tracing::warn!(pool = %pool.name, upstream = ?addresses.get(&id), healthy, "health changed");
+    if let Ok(mut p) = pool.pool.lock() {
+        p.set_healthy(id, healthy);
+    }
+}
