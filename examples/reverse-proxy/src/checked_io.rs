@@ -277,7 +277,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for CheckedIo<S> {
                 return Poll::Ready(Ok(()));
             }
             if matches!(this.state, State::Closed) {
-                return Poll::Ready(Ok(()));
+                // Not EOF: hyper would drop the connection before answering the synthetic
+                // request. It asked for `Connection: close`, so hyper closes after the 400.
+                return Poll::Pending;
             }
             let mut scratch = [0u8; 16 * 1024];
             let mut rb = ReadBuf::new(&mut scratch);
