@@ -660,12 +660,12 @@ async fn forward(
                 p.eject(pick.id, until);
             }
         }
-        if let Some(mut breakers) = pool.breakers.as_ref().and_then(|b| b.lock().ok()) {
-            if let Some(b) = breakers.get_mut(&pick.id) {
-                match outcome {
-                    Outcome::Error | Outcome::Status(500..=599) => b.record_failure(done),
-                    Outcome::Status(_) => b.record_success(),
-                }
+        if let Some(mut breakers) = pool.breakers.as_ref().and_then(|b| b.lock().ok())
+            && let Some(b) = breakers.get_mut(&pick.id)
+        {
+            match outcome {
+                Outcome::Error | Outcome::Status(500..=599) => b.record_failure(done),
+                Outcome::Status(_) => b.record_success(),
             }
         }
         if matches!(outcome, Outcome::Error) {
@@ -721,12 +721,12 @@ async fn forward(
                             .insert(CONNECTION, HeaderValue::from_static("close"));
                     }
                 }
-                if let (Some(cookie), Some(token)) = (&pool.sticky_cookie, &pick.set_sticky) {
-                    if let Ok(v) = HeaderValue::from_str(&format!(
+                if let (Some(cookie), Some(token)) = (&pool.sticky_cookie, &pick.set_sticky)
+                    && let Ok(v) = HeaderValue::from_str(&format!(
                         "{cookie}={token}; Path=/; HttpOnly; SameSite=Lax"
-                    )) {
-                        response.headers_mut().append(SET_COOKIE, v);
-                    }
+                    ))
+                {
+                    response.headers_mut().append(SET_COOKIE, v);
                 }
                 response.map(|b| b.map_err(BoxError::from).boxed())
             }
