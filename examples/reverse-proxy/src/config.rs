@@ -16,6 +16,25 @@ pub(crate) struct Config {
     pub(crate) pools: Vec<PoolConfig>,
     #[serde(default)]
     pub(crate) routes: Vec<RouteConfig>,
+    pub(crate) cache: Option<CacheConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CacheConfig {
+    /// The store's bound, in bytes (bodies plus headers).
+    #[serde(default = "default_cache_bytes")]
+    pub(crate) max_bytes: u64,
+    /// Larger responses (or ones of unknown length) are not stored.
+    #[serde(default = "default_object_bytes")]
+    pub(crate) max_object_bytes: u64,
+}
+
+fn default_cache_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_object_bytes() -> u64 {
+    8 * 1024 * 1024
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +214,9 @@ pub(crate) struct RouteConfig {
     pub(crate) host: Option<String>,
     pub(crate) pool: String,
     pub(crate) rate_limit: Option<RateLimitConfig>,
+    /// Cache responses of this route (needs a `[cache]` section).
+    #[serde(default)]
+    pub(crate) cache: bool,
 }
 
 fn default_prefix() -> String {
@@ -328,6 +350,9 @@ impl Config {
                     return Err(format!("route {i}: rate_limit.rate must be at least 1"));
                 }
             }
+        }
+        if config.routes.iter().any(|r| r.cache) && config.cache.is_none() {
+            return Err("a route sets cache = true but there is no [cache] section".to_owned());
         }
         if config.routes.is_empty() {
             return Err("no [[routes]]: nothing to proxy".to_owned());

@@ -16,6 +16,7 @@
 //! algorithm, health-checked actively and passively, and retried only when safe. A bad
 //! config file is refused with a message naming the field.
 
+mod cache;
 mod checked_io;
 mod config;
 mod metrics;
@@ -26,15 +27,16 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use checked_io::{CheckedIo, Rejection};
 use config::{Config, LimitKey, ms};
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, SET_COOKIE, UPGRADE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full, Limited};
+use http_cache_semantics::{AfterResponse, BeforeRequest, CachePolicy};
 use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
@@ -74,6 +76,7 @@ struct Route {
     host: Option<String>,
     pool: Arc<PoolState>,
     limiter: Option<(MemoryLimiter, LimitKey)>,
+    cache: bool,
 }
 
 struct App {
@@ -88,6 +91,7 @@ struct App {
     start: Instant,
     access_log: bool,
     rng: Mutex<SplitMix64>,
+    cache: Option<cache::Cache>,
 }
 
 fn main() -> ExitCode {
@@ -220,6 +224,7 @@ fn build_app(config: &Config) -> Result<App, String> {
             host: rc.host.clone(),
             pool,
             limiter,
+            cache: rc.cache,
         });
     }
     let trusted = TrustedProxies::parse(config.server.trusted_proxies.iter().map(String::as_str))
@@ -245,6 +250,10 @@ fn build_app(config: &Config) -> Result<App, String> {
         start: now,
         access_log: config.server.access_log,
         rng: Mutex::new(SplitMix64::new(secret)),
+        cache: config
+            .cache
+            .as_ref()
+            .map(|c| cache::Cache::new(c.max_bytes, c.max_object_bytes)),
     })
 }
 
@@ -458,16 +467,45 @@ async fn route_request(
             return r;
         }
     }
-    let mut response = forward(
-        app,
-        &route.pool,
-        peer,
-        client_ip,
-        parts,
-        body,
-        client_upgrade,
-    )
-    .await;
+    let mut response = match &app.cache {
+        Some(cache)
+            if route.cache && (parts.method == Method::GET || parts.method == Method::HEAD) =>
+        {
+            cached(app, cache, &route.pool, peer, client_ip, parts, body).await
+        }
+        Some(cache) if route.cache => {
+            let unsafe_method = !matches!(parts.method, Method::OPTIONS | Method::TRACE);
+            let (uri, host) = (parts.uri.clone(), parts.headers.get(HOST).cloned());
+            let response = forward(
+                app,
+                &route.pool,
+                peer,
+                client_ip,
+                parts,
+                Some(body),
+                client_upgrade,
+            )
+            .await;
+            if unsafe_method
+                && (response.status().is_success() || response.status().is_redirection())
+            {
+                invalidate(cache, &uri, host.as_ref(), response.headers());
+            }
+            response
+        }
+        _ => {
+            forward(
+                app,
+                &route.pool,
+                peer,
+                client_ip,
+                parts,
+                Some(body),
+                client_upgrade,
+            )
+            .await
+        }
+    };
     for (name, value) in limit_headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, v);
@@ -487,7 +525,7 @@ async fn forward(
     peer: SocketAddr,
     client_ip: std::net::IpAddr,
     parts: http::request::Parts,
-    body: Incoming,
+    body: Option<Incoming>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ProxyBody> {
     let upgrade = client_upgrade.is_some()
@@ -518,29 +556,30 @@ async fn forward(
         },
     );
     let replayable = is_replayable(&parts.method, &parts.headers) && !upgrade;
-    let mut out_body = if body.is_end_stream() {
-        OutBody::Buffered(Bytes::new())
-    } else if replayable
-        && body
-            .size_hint()
-            .upper()
-            .is_some_and(|n| n <= MAX_BUFFERED_BODY)
-    {
-        match Limited::new(body, MAX_BUFFERED_BODY as usize)
-            .collect()
-            .await
+    let mut out_body = match body.filter(|b| !b.is_end_stream()) {
+        None => OutBody::Buffered(Bytes::new()),
+        Some(body)
+            if replayable
+                && body
+                    .size_hint()
+                    .upper()
+                    .is_some_and(|n| n <= MAX_BUFFERED_BODY) =>
         {
-            Ok(collected) => OutBody::Buffered(collected.to_bytes()),
-            Err(_) => {
-                return plain(
-                    StatusCode::BAD_REQUEST,
-                    "could not read the request body",
-                    true,
-                );
+            match Limited::new(body, MAX_BUFFERED_BODY as usize)
+                .collect()
+                .await
+            {
+                Ok(collected) => OutBody::Buffered(collected.to_bytes()),
+                Err(_) => {
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        "could not read the request body",
+                        true,
+                    );
+                }
             }
         }
-    } else {
-        OutBody::Stream(Some(body))
+        Some(body) => OutBody::Stream(Some(body)),
     };
     let path_and_query = parts
         .uri
@@ -805,4 +844,235 @@ fn set_health(
     if let Ok(mut p) = pool.pool.lock() {
         p.set_healthy(id, healthy);
     }
+}
+
+fn cache_key(uri: &http::Uri, host: Option<&HeaderValue>) -> String {
+    let host = host
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    format!(
+        "{host}{}",
+        uri.path_and_query().map_or("/", |pq| pq.as_str())
+    )
+}
+
+/// RFC 9111 section 4.4: a successful unsafe request invalidates the target URI and the
+/// same-origin `Location` and `Content-Location` URIs.
+fn invalidate(
+    cache: &cache::Cache,
+    uri: &http::Uri,
+    host: Option<&HeaderValue>,
+    response: &HeaderMap,
+) {
+    cache.remove(&cache_key(uri, host));
+    let own_host = host
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    for name in [http::header::LOCATION, http::header::CONTENT_LOCATION] {
+        let Some(target) = response.get(&name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let Ok(target) = target.parse::<http::Uri>() else {
+            continue;
+        };
+        let same_origin = target
+            .authority()
+            .is_none_or(|a| a.as_str().eq_ignore_ascii_case(&own_host));
+        if same_origin {
+            let path = target.path_and_query().map_or("/", |pq| pq.as_str());
+            cache.remove(&format!("{own_host}{path}"));
+        }
+    }
+}
+
+enum Lookup {
+    Fresh(Arc<cache::Stored>, http::response::Parts),
+    Stale(Arc<cache::Stored>, http::request::Parts),
+    Miss,
+}
+
+fn lookup(
+    cache: &cache::Cache,
+    key: &str,
+    parts: &http::request::Parts,
+    now: SystemTime,
+) -> Lookup {
+    let Some(variants) = cache.get(key) else {
+        return Lookup::Miss;
+    };
+    for stored in variants.iter() {
+        match stored.policy.before_request(parts, now) {
+            BeforeRequest::Fresh(response) => return Lookup::Fresh(stored.clone(), response),
+            BeforeRequest::Stale {
+                request,
+                matches: true,
+            } => return Lookup::Stale(stored.clone(), request),
+            BeforeRequest::Stale { .. } => {}
+        }
+    }
+    Lookup::Miss
+}
+
+fn serve_stored(
+    request: &http::request::Parts,
+    stored: &cache::Stored,
+    mut head: http::response::Parts,
+    state: &'static str,
+) -> Response<ProxyBody> {
+    cache::strip_notes(&mut head.headers);
+    head.headers
+        .insert("x-cache", HeaderValue::from_static(state));
+    if cache::not_modified(&request.headers, &head.headers) && head.status == StatusCode::OK {
+        head.status = StatusCode::NOT_MODIFIED;
+        head.headers.remove(http::header::CONTENT_LENGTH);
+        return Response::from_parts(head, full(Bytes::new()));
+    }
+    let body = if request.method == Method::HEAD {
+        Bytes::new()
+    } else {
+        stored.body.clone()
+    };
+    head.headers.insert(
+        http::header::CONTENT_LENGTH,
+        HeaderValue::from(stored.body.len()),
+    );
+    Response::from_parts(head, full(body))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn cached(
+    app: &App,
+    cache: &cache::Cache,
+    pool: &PoolState,
+    peer: SocketAddr,
+    client_ip: std::net::IpAddr,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Response<ProxyBody> {
+    let key = cache_key(&parts.uri, parts.headers.get(HOST));
+    if let Lookup::Fresh(stored, head) = lookup(cache, &key, &parts, SystemTime::now()) {
+        return serve_stored(&parts, &stored, head, "HIT");
+    }
+    // Coalesce: one request per key goes to the origin, the others wait and read the
+    // cache after it.
+    let lock = cache.fetch_lock(&key);
+    let guard = lock.clone().lock_owned().await;
+    let response = cached_locked(app, cache, pool, peer, client_ip, &key, parts, body).await;
+    drop(guard);
+    cache.release(&key, lock);
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn cached_locked(
+    app: &App,
+    cache: &cache::Cache,
+    pool: &PoolState,
+    peer: SocketAddr,
+    client_ip: std::net::IpAddr,
+    key: &str,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Response<ProxyBody> {
+    let now = SystemTime::now();
+    match lookup(cache, key, &parts, now) {
+        Lookup::Fresh(stored, head) => serve_stored(&parts, &stored, head, "HIT"),
+        Lookup::Stale(stored, mut revalidation) => {
+            revalidation.version = parts.version;
+            revalidation.uri = parts.uri.clone();
+            let response =
+                forward(app, pool, peer, client_ip, revalidation.clone(), None, None).await;
+            let status = response.status();
+            if status.is_server_error() {
+                let staleness = now.duration_since(stored.fresh_until).unwrap_or_default();
+                if stored
+                    .stale_if_error
+                    .is_some_and(|limit| staleness <= limit)
+                {
+                    let mut head = Response::new(()).into_parts().0;
+                    head.status = stored.status;
+                    head.headers = stored.headers.clone();
+                    head.headers.insert(
+                        http::header::AGE,
+                        HeaderValue::from(stored.policy.age(now).as_secs()),
+                    );
+                    return serve_stored(&parts, &stored, head, "STALE");
+                }
+            }
+            if status == StatusCode::NOT_MODIFIED {
+                let (head, _) = response.into_parts();
+                let check = Response::from_parts(head, ());
+                return match stored.policy.after_response(&parts, &check, now) {
+                    AfterResponse::NotModified(policy, mut new_head) => {
+                        new_head.status = stored.status;
+                        let mut headers = new_head.headers.clone();
+                        cache::note_vary(&parts.headers, &mut headers);
+                        let fresh_until = now + policy.time_to_live(now);
+                        let refreshed = cache::Stored {
+                            stale_if_error: cache::stale_if_error(&headers),
+                            policy,
+                            status: stored.status,
+                            headers,
+                            body: stored.body.clone(),
+                            fresh_until,
+                        };
+                        let out = serve_stored(&parts, &refreshed, new_head, "REVALIDATED");
+                        cache.insert(key, refreshed);
+                        out
+                    }
+                    AfterResponse::Modified(_, head) => {
+                        Response::from_parts(head, full(Bytes::new()))
+                    }
+                };
+            }
+            store(cache, key, &parts, response, now).await
+        }
+        Lookup::Miss => {
+            let response =
+                forward(app, pool, peer, client_ip, parts.clone(), Some(body), None).await;
+            store(cache, key, &parts, response, now).await
+        }
+    }
+}
+
+async fn store(
+    cache: &cache::Cache,
+    key: &str,
+    parts: &http::request::Parts,
+    response: Response<ProxyBody>,
+    now: SystemTime,
+) -> Response<ProxyBody> {
+    let policy = CachePolicy::new_options(parts, &response, now, cache::options());
+    let small = response
+        .body()
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= cache.max_object);
+    if !policy.is_storable() || !small || parts.method != Method::GET {
+        return response;
+    }
+    let (mut head, body) = response.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return plain(StatusCode::BAD_GATEWAY, "upstream body failed", false);
+    };
+    let bytes = collected.to_bytes();
+    let mut headers = head.headers.clone();
+    cache::note_vary(&parts.headers, &mut headers);
+    let fresh_until = now + policy.time_to_live(now);
+    cache.insert(
+        key,
+        cache::Stored {
+            stale_if_error: cache::stale_if_error(&headers),
+            policy,
+            status: head.status,
+            headers,
+            body: bytes.clone(),
+            fresh_until,
+        },
+    );
+    head.headers
+        .insert("x-cache", HeaderValue::from_static("MISS"));
+    Response::from_parts(head, full(bytes))
 }
