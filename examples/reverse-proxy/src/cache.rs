@@ -205,11 +205,11 @@ pub(crate) fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
         request
             .get(http::header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate_parse(v)),
+            .and_then(httpdate_parse),
         stored
             .get(http::header::LAST_MODIFIED)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate_parse(v)),
+            .and_then(httpdate_parse),
     ) {
         return lm <= ims;
     }

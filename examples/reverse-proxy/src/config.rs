@@ -17,6 +17,19 @@ pub(crate) struct Config {
     #[serde(default)]
     pub(crate) routes: Vec<RouteConfig>,
     pub(crate) cache: Option<CacheConfig>,
+    pub(crate) compression: Option<CompressionConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompressionConfig {
+    /// Responses of known length below this are sent as they are.
+    #[serde(default = "default_min_length")]
+    pub(crate) min_length: u64,
+}
+
+fn default_min_length() -> u64 {
+    256
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,6 +18,7 @@
 
 mod cache;
 mod checked_io;
+mod compress;
 mod config;
 mod metrics;
 
@@ -92,6 +93,7 @@ struct App {
     access_log: bool,
     rng: Mutex<SplitMix64>,
     cache: Option<cache::Cache>,
+    compression_min: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -254,6 +256,7 @@ fn build_app(config: &Config) -> Result<App, String> {
             .cache
             .as_ref()
             .map(|c| cache::Cache::new(c.max_bytes, c.max_object_bytes)),
+        compression_min: config.compression.as_ref().map(|c| c.min_length),
     })
 }
 
@@ -417,7 +420,14 @@ async fn route_request(
                 }
             }
         }
-        let mut r = Response::new(full(app.metrics.render(&upstreams)));
+        let mut text = app.metrics.render(&upstreams);
+        if let Some(cache) = &app.cache {
+            text.push_str(&format!(
+                "# HELP proxy_cache_bytes Bytes held by the response cache.\n# TYPE proxy_cache_bytes gauge\nproxy_cache_bytes {}\n",
+                cache.weight()
+            ));
+        }
+        let mut r = Response::new(full(text));
         r.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -467,6 +477,9 @@ async fn route_request(
             return r;
         }
     }
+    let request_headers = app
+        .compression_min
+        .map(|_| (parts.headers.clone(), parts.method == Method::HEAD));
     let mut response = match &app.cache {
         Some(cache)
             if route.cache && (parts.method == Method::GET || parts.method == Method::HEAD) =>
@@ -506,6 +519,9 @@ async fn route_request(
             .await
         }
     };
+    if let (Some(min), Some((headers, head))) = (app.compression_min, request_headers) {
+        response = compress::compress(&headers, head, response, min);
+    }
     for (name, value) in limit_headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, v);
