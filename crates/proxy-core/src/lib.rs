@@ -10,6 +10,8 @@ mod hash;
 mod health;
 mod negotiate;
 mod ratelimit;
+#[cfg(feature = "redis")]
+mod redis_limiter;
 mod retry;
 mod smuggling;
 
@@ -29,6 +31,8 @@ pub use health::{
 };
 pub use negotiate::{Coding, negotiate_encoding, parse_accept_encoding, should_compress};
 pub use ratelimit::{Decision, Gcra, MemoryLimiter};
+#[cfg(feature = "redis")]
+pub use redis_limiter::RedisLimiter;
 pub use retry::{Failure, RetryBudget, RetryPolicy, is_replayable};
 pub use smuggling::{
     CheckedHead, Framing, HeadLimits, SmugglingError, check_parsed_request, check_request_head,

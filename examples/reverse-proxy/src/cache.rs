@@ -219,3 +219,38 @@ pub(crate) fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
 fn httpdate_parse(v: &str) -> Option<SystemTime> {
     httpdate::parse_http_date(v).ok()
 }
+
+const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+
+/// The headers the cache policy should see when the origin sent `CDN-Cache-Control`.
+pub(crate) fn cdn_view(headers: &HeaderMap) -> Option<HeaderMap> {
+    if !headers.contains_key(CDN_CACHE_CONTROL) {
+        return None;
+    }
+    let mut view = headers.clone();
+    view.remove(http::header::CACHE_CONTROL);
+    view.remove(http::header::EXPIRES);
+    view.remove(http::header::PRAGMA);
+    for v in headers.get_all(CDN_CACHE_CONTROL) {
+        view.append(http::header::CACHE_CONTROL, v.clone());
+    }
+    Some(view)
+}
+
+/// Puts the origin's `Cache-Control` and `Expires` back on a response built from a policy
+/// that saw the `CDN-Cache-Control` view.
+pub(crate) fn restore_origin_freshness(stored: &HeaderMap, out: &mut HeaderMap) {
+    if !stored.contains_key(CDN_CACHE_CONTROL) {
+        return;
+    }
+    for name in [
+        http::header::CACHE_CONTROL,
+        http::header::EXPIRES,
+        http::header::PRAGMA,
+    ] {
+        out.remove(&name);
+        for v in stored.get_all(&name) {
+            out.append(name.clone(), v.clone());
+        }
+    }
+}

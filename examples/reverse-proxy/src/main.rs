@@ -938,6 +938,7 @@ fn serve_stored(
     state: &'static str,
 ) -> Response<ProxyBody> {
     cache::strip_notes(&mut head.headers);
+    cache::restore_origin_freshness(&stored.headers, &mut head.headers);
     head.headers
         .insert("x-cache", HeaderValue::from_static(state));
     if cache::not_modified(&request.headers, &head.headers) && head.status == StatusCode::OK {
@@ -1060,7 +1061,17 @@ async fn store(
     response: Response<ProxyBody>,
     now: SystemTime,
 ) -> Response<ProxyBody> {
-    let policy = CachePolicy::new_options(parts, &response, now, cache::options());
+    // RFC 9213: `CDN-Cache-Control` replaces `Cache-Control` and `Expires` for this cache;
+    // the policy sees that view, the client still gets the origin's headers.
+    let policy = match cache::cdn_view(response.headers()) {
+        Some(view) => {
+            let mut check = Response::new(());
+            *check.status_mut() = response.status();
+            *check.headers_mut() = view;
+            CachePolicy::new_options(parts, &check, now, cache::options())
+        }
+        None => CachePolicy::new_options(parts, &response, now, cache::options()),
+    };
     let small = response
         .body()
         .size_hint()
