@@ -68,6 +68,8 @@ pub(crate) struct Server {
     pub(crate) metrics_path: String,
     #[serde(default = "default_true")]
     pub(crate) access_log: bool,
+    /// For rate limits with `store = "redis"` (needs the `redis` feature).
+    pub(crate) redis_url: Option<String>,
 }
 
 fn default_pseudonym() -> String {
@@ -246,6 +248,13 @@ pub(crate) struct RateLimitConfig {
     /// `client`, `header:NAME` or `route`.
     #[serde(default = "default_rl_key")]
     pub(crate) key: String,
+    /// `memory` (this process) or `redis` (shared through `server.redis_url`).
+    #[serde(default = "default_rl_store")]
+    pub(crate) store: String,
+}
+
+fn default_rl_store() -> String {
+    "memory".to_owned()
 }
 
 fn default_period_ms() -> u64 {
@@ -359,6 +368,25 @@ impl Config {
             }
             if let Some(rl) = &route.rate_limit {
                 parse_limit_key(&rl.key).map_err(|e| format!("route {i}: {e}"))?;
+                match rl.store.as_str() {
+                    "memory" => {}
+                    "redis" if !cfg!(feature = "redis") => {
+                        return Err(format!(
+                            "route {i}: rate_limit.store = \"redis\" needs a build with the `redis` feature"
+                        ));
+                    }
+                    "redis" if config.server.redis_url.is_none() => {
+                        return Err(format!(
+                            "route {i}: rate_limit.store = \"redis\" needs server.redis_url"
+                        ));
+                    }
+                    "redis" => {}
+                    other => {
+                        return Err(format!(
+                            "route {i}: rate_limit.store {other:?} is not `memory` or `redis`"
+                        ));
+                    }
+                }
                 if rl.rate == 0 {
                     return Err(format!("route {i}: rate_limit.rate must be at least 1"));
                 }

@@ -72,11 +72,17 @@ struct PoolState {
     health: Option<HealthCheckConfig>,
 }
 
+enum Limiter {
+    Memory(MemoryLimiter),
+    #[cfg(feature = "redis")]
+    Redis(proxy_core::RedisLimiter),
+}
+
 struct Route {
     prefix: String,
     host: Option<String>,
     pool: Arc<PoolState>,
-    limiter: Option<(MemoryLimiter, LimitKey)>,
+    limiter: Option<(Limiter, LimitKey)>,
     cache: bool,
 }
 
@@ -137,7 +143,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn build_app(config: &Config) -> Result<App, String> {
+async fn build_app(config: &Config) -> Result<App, String> {
     let now = Instant::now();
     let mut pools = Vec::new();
     let mut by_name = HashMap::new();
@@ -211,14 +217,27 @@ fn build_app(config: &Config) -> Result<App, String> {
             .cloned()
             .ok_or_else(|| format!("unknown pool {:?}", rc.pool))?;
         let limiter = match &rc.rate_limit {
-            Some(rl) => Some((
-                MemoryLimiter::new(Gcra::new(
-                    rl.rate,
-                    ms(rl.period_ms),
-                    rl.burst.unwrap_or(rl.rate),
-                )),
-                config::parse_limit_key(&rl.key)?,
-            )),
+            Some(rl) => {
+                let gcra = Gcra::new(rl.rate, ms(rl.period_ms), rl.burst.unwrap_or(rl.rate));
+                let limiter = match rl.store.as_str() {
+                    #[cfg(feature = "redis")]
+                    "redis" => {
+                        let url = config.server.redis_url.clone().unwrap_or_default();
+                        let client = redis::Client::open(url.as_str())
+                            .map_err(|e| format!("server.redis_url: {e}"))?;
+                        let connection = redis::aio::ConnectionManager::new(client)
+                            .await
+                            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+                        Limiter::Redis(proxy_core::RedisLimiter::new(
+                            connection,
+                            gcra,
+                            format!("reverse-proxy:rl:{}:", rc.prefix),
+                        ))
+                    }
+                    _ => Limiter::Memory(MemoryLimiter::new(gcra)),
+                };
+                Some((limiter, config::parse_limit_key(&rl.key)?))
+            }
             None => None,
         };
         routes.push(Route {
@@ -261,7 +280,7 @@ fn build_app(config: &Config) -> Result<App, String> {
 }
 
 async fn run(config: Config) -> Result<(), String> {
-    let app = Arc::new(build_app(&config)?);
+    let app = Arc::new(build_app(&config).await?);
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.server.listen))?;
@@ -283,7 +302,7 @@ async fn run(config: Config) -> Result<(), String> {
             tick.tick().await;
             let now = sweeper.start.elapsed().as_nanos() as u64;
             for route in &sweeper.routes {
-                if let Some((limiter, _)) = &route.limiter {
+                if let Some((Limiter::Memory(limiter), _)) = &route.limiter {
                     limiter.sweep(now);
                 }
             }
@@ -462,19 +481,32 @@ async fn route_request(
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
             }),
         };
-        let decision = limiter.check(&key, app.start.elapsed().as_nanos() as u64);
-        limit_headers = decision.headers();
-        if !decision.allowed {
-            app.metrics
-                .rate_limited
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests", false);
-            for (name, value) in limit_headers {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    r.headers_mut().insert(name, v);
+        let decision = match limiter {
+            Limiter::Memory(l) => Some(l.check(&key, app.start.elapsed().as_nanos() as u64)),
+            // Fail open: a Redis outage must not take the site down; it is logged.
+            #[cfg(feature = "redis")]
+            Limiter::Redis(l) => match l.check(&key).await {
+                Ok(d) => Some(d),
+                Err(error) => {
+                    tracing::warn!(%error, "rate limit store unavailable; allowing the request");
+                    None
                 }
+            },
+        };
+        if let Some(decision) = decision {
+            limit_headers = decision.headers();
+            if !decision.allowed {
+                app.metrics
+                    .rate_limited
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests", false);
+                for (name, value) in limit_headers {
+                    if let Ok(v) = HeaderValue::from_str(&value) {
+                        r.headers_mut().insert(name, v);
+                    }
+                }
+                return r;
             }
-            return r;
         }
     }
     let request_headers = app

@@ -124,3 +124,44 @@ async fn rate_limit_answers_429_with_headers() {
         "{metrics}"
     );
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rate_limit_is_shared_by_two_proxies() {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "REDIS_URL must be set under CI=true"
+        );
+        println!("skipped: REDIS_URL is not set");
+        return;
+    };
+    let origin = common::start_origin("o", std::time::Duration::ZERO).await;
+    // A prefix unique to this run, so reruns start with a full budget.
+    let prefix = format!(
+        "/run{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\naccess_log = false\nredis_url = \"{url}\"\n[[pools]]\nname = \"a\"\nupstreams = [{{ address = \"{}\" }}]\n[[routes]]\nprefix = \"{prefix}\"\npool = \"a\"\nrate_limit = {{ rate = 1, period_ms = 60000, burst = 3, key = \"route\", store = \"redis\" }}\n",
+        origin.addr
+    );
+    let one = common::start_proxy(&config);
+    let two = common::start_proxy(&config);
+    let client = common::client();
+    let mut statuses = Vec::new();
+    for proxy in [&one, &two, &one, &two] {
+        let (status, _, _) = common::get(&client, &format!("http://{}{prefix}/x", proxy.addr))
+            .await
+            .unwrap();
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429],
+        "one budget of 3 across both proxies"
+    );
+}
