@@ -70,6 +70,26 @@ pub(crate) struct Server {
     pub(crate) access_log: bool,
     /// For rate limits with `store = "redis"` (needs the `redis` feature).
     pub(crate) redis_url: Option<String>,
+    /// Terminate TLS on the listener.
+    pub(crate) tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsConfig {
+    /// PEM certificate chain; with `key`. Without both, a development certificate is made
+    /// at start for `dev_names`.
+    pub(crate) cert: Option<String>,
+    /// PEM private key.
+    pub(crate) key: Option<String>,
+    #[serde(default = "default_dev_names")]
+    pub(crate) dev_names: Vec<String>,
+    /// Where to write the development certificate (PEM) so clients can trust it.
+    pub(crate) dev_cert_out: Option<String>,
+}
+
+fn default_dev_names() -> Vec<String> {
+    vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
 }
 
 fn default_pseudonym() -> String {

@@ -281,13 +281,19 @@ async fn build_app(config: &Config) -> Result<App, String> {
 
 async fn run(config: Config) -> Result<(), String> {
     let app = Arc::new(build_app(&config).await?);
+    let acceptor = config.server.tls.as_ref().map(tls_acceptor).transpose()?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.server.listen))?;
     let local = listener.local_addr().map_err(|error| error.to_string())?;
     {
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "listening on http://{local}");
+        let scheme = if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let _ = writeln!(stdout, "listening on {scheme}://{local}");
         let _ = stdout.flush();
     }
     for pool in &app.pools {
@@ -315,25 +321,96 @@ async fn run(config: Config) -> Result<(), String> {
                 let Ok((stream, peer)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
-                tokio::spawn(async move {
-                    let rejection = Arc::new(Rejection::default());
-                    let io = CheckedIo::new(stream, app.limits, rejection.clone(), app.reject_path.clone());
-                    let service = service_fn(move |request| {
-                        let app = app.clone();
-                        let rejection = rejection.clone();
-                        async move { Ok::<_, Infallible>(handle(&app, peer, &rejection, request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(io), service)
-                        .with_upgrades()
-                        .await;
-                });
+                match acceptor.clone() {
+                    None => {
+                        tokio::spawn(serve_connection(app, stream, peer, "http"));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => serve_connection(app, tls, peer, "https").await,
+                                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
             }
             () = &mut shutdown => return Ok(()),
         }
     }
+}
+
+/// The scheme the client used, for forwarding headers.
+#[derive(Debug, Clone, Copy)]
+struct Scheme(&'static str);
+
+async fn serve_connection<S>(app: Arc<App>, stream: S, peer: SocketAddr, scheme: &'static str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let rejection = Arc::new(Rejection::default());
+    let io = CheckedIo::new(
+        stream,
+        app.limits,
+        rejection.clone(),
+        app.reject_path.clone(),
+    );
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        let app = app.clone();
+        let rejection = rejection.clone();
+        request.extensions_mut().insert(Scheme(scheme));
+        async move { Ok::<_, Infallible>(handle(&app, peer, &rejection, request).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+}
+
+fn tls_acceptor(tls: &config::TlsConfig) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let (certs, key) = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("server.tls.cert {cert}: {e}"))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("server.tls.key {key}: {e}"))?;
+            (certs, key)
+        }
+        (None, None) => {
+            let made = rcgen::generate_simple_self_signed(tls.dev_names.clone())
+                .map_err(|e| format!("cannot make a development certificate: {e}"))?;
+            tracing::warn!(names = ?tls.dev_names, "TLS with a development certificate made at start; configure cert and key for production");
+            if let Some(out) = &tls.dev_cert_out {
+                std::fs::write(out, made.cert.pem())
+                    .map_err(|e| format!("server.tls.dev_cert_out {out}: {e}"))?;
+            }
+            let key =
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+            (vec![made.cert.der().clone()], key)
+        }
+        _ => {
+            return Err(
+                "server.tls: set both cert and key, or neither for a development certificate"
+                    .to_owned(),
+            );
+        }
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("server.tls: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("server.tls: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 async fn shutdown_signal() {
@@ -596,7 +673,7 @@ async fn forward(
         &mut headers,
         &ForwardContext {
             peer: peer.ip(),
-            proto: "http",
+            proto: parts.extensions.get::<Scheme>().map_or("http", |s| s.0),
             host,
             trusted: &app.trusted,
             pseudonym: &app.pseudonym,

@@ -56,6 +56,7 @@ pub fn start_proxy(config: &str) -> Proxy {
     let addr = line
         .trim()
         .strip_prefix("listening on http://")
+        .or_else(|| line.trim().strip_prefix("listening on https://"))
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .unwrap();
