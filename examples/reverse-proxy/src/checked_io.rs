@@ -64,6 +64,8 @@ pub(crate) struct CheckedIo<S> {
     limits: HeadLimits,
     rejection: Arc<Rejection>,
     reject_path: Arc<str>,
+    /// Reused for every read from the socket.
+    scratch: Vec<u8>,
 }
 
 impl<S> std::fmt::Debug for CheckedIo<S> {
@@ -90,6 +92,7 @@ impl<S> CheckedIo<S> {
             limits,
             rejection,
             reject_path,
+            scratch: vec![0; 16 * 1024],
         }
     }
 
@@ -281,19 +284,22 @@ impl<S: AsyncRead + Unpin> AsyncRead for CheckedIo<S> {
                 // request. It asked for `Connection: close`, so hyper closes after the 400.
                 return Poll::Pending;
             }
-            let mut scratch = [0u8; 16 * 1024];
+            let mut scratch = std::mem::take(&mut this.scratch);
             let mut rb = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {
-                    let filled = rb.filled();
-                    if filled.is_empty() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    let filled = filled.to_vec();
-                    this.feed(&filled)?;
-                }
+            let polled = Pin::new(&mut this.inner).poll_read(cx, &mut rb);
+            let n = rb.filled().len();
+            let result = match polled {
+                Poll::Pending => Some(Poll::Pending),
+                Poll::Ready(Err(e)) => Some(Poll::Ready(Err(e))),
+                Poll::Ready(Ok(())) if n == 0 => Some(Poll::Ready(Ok(()))),
+                Poll::Ready(Ok(())) => this
+                    .feed(scratch.get(..n).unwrap_or_default())
+                    .err()
+                    .map(|e| Poll::Ready(Err(e))),
+            };
+            this.scratch = scratch;
+            if let Some(result) = result {
+                return result;
             }
         }
     }

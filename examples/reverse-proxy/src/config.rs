@@ -72,6 +72,8 @@ pub(crate) struct Server {
     pub(crate) redis_url: Option<String>,
     /// Terminate TLS on the listener.
     pub(crate) tls: Option<TlsConfig>,
+    /// Worker threads (each a current-thread runtime); default: the number of CPUs.
+    pub(crate) workers: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

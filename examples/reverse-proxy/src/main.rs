@@ -68,8 +68,23 @@ struct PoolState {
     retry: RetryPolicy,
     budget: Mutex<RetryBudget>,
     request_timeout: Duration,
-    client: Client<HttpConnector, ProxyBody>,
+    /// One upstream client per worker thread, so a request and its pooled upstream
+    /// connection stay on one thread.
+    clients: Vec<Client<HttpConnector, ProxyBody>>,
     health: Option<HealthCheckConfig>,
+}
+
+impl PoolState {
+    fn client(&self) -> Option<&Client<HttpConnector, ProxyBody>> {
+        self.clients
+            .get(WORKER.with(std::cell::Cell::get))
+            .or_else(|| self.clients.first())
+    }
+}
+
+thread_local! {
+    /// The index of the worker thread (each runs a current-thread runtime).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 enum Limiter {
@@ -127,14 +142,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let workers = config
+        .server
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+        .clamp(1, 256);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, workers)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -143,7 +166,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn build_app(config: &Config) -> Result<App, String> {
+async fn build_app(config: &Config, workers: usize) -> Result<App, String> {
     let now = Instant::now();
     let mut pools = Vec::new();
     let mut by_name = HashMap::new();
@@ -175,10 +198,14 @@ async fn build_app(config: &Config) -> Result<App, String> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(ms(pc.connect_timeout_ms)));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(ms(pc.idle_timeout_ms))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        let clients = (0..workers)
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(ms(pc.idle_timeout_ms))
+                    .pool_max_idle_per_host(256)
+                    .build(connector.clone())
+            })
+            .collect();
         let state = Arc::new(PoolState {
             name: pc.name.clone(),
             pool: Mutex::new(pool),
@@ -198,7 +225,7 @@ async fn build_app(config: &Config) -> Result<App, String> {
             },
             budget: Mutex::new(RetryBudget::new(0.2, 10.0)),
             request_timeout: ms(pc.request_timeout_ms),
-            client,
+            clients,
             health: pc.health.as_ref().map(|h| HealthCheckConfig {
                 path: h.path.clone(),
                 interval: ms(h.interval_ms),
@@ -279,13 +306,37 @@ async fn build_app(config: &Config) -> Result<App, String> {
     })
 }
 
-async fn run(config: Config) -> Result<(), String> {
-    let app = Arc::new(build_app(&config).await?);
+async fn run(config: Config, workers: usize) -> Result<(), String> {
+    let app = Arc::new(build_app(&config, workers).await?);
     let acceptor = config.server.tls.as_ref().map(tls_acceptor).transpose()?;
-    let listener = TcpListener::bind(config.server.listen)
-        .await
+    let listener = std::net::TcpListener::bind(config.server.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|error| format!("cannot listen on {}: {error}", config.server.listen))?;
     let local = listener.local_addr().map_err(|error| error.to_string())?;
+    // Worker threads 1..n, each a current-thread runtime accepting on the same socket: a
+    // connection, its requests and their upstream connections stay on one thread.
+    for worker in 1..workers {
+        let (app, acceptor) = (app.clone(), acceptor.clone());
+        let listener = listener.try_clone().map_err(|e| e.to_string())?;
+        std::thread::Builder::new()
+            .name(format!("proxy-worker-{worker}"))
+            .spawn(move || {
+                WORKER.with(|w| w.set(worker));
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    if let Ok(listener) = TcpListener::from_std(listener) {
+                        accept_loop(app, listener, acceptor).await;
+                    }
+                });
+            })
+            .map_err(|e| format!("cannot start worker {worker}: {e}"))?;
+    }
+    let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     {
         let mut stdout = std::io::stdout().lock();
         let scheme = if config.server.tls.is_some() {
@@ -314,29 +365,38 @@ async fn run(config: Config) -> Result<(), String> {
             }
         }
     });
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    tokio::select! {
+        () = accept_loop(app, listener, acceptor) => Ok(()),
+        () = shutdown_signal() => Ok(()),
+    }
+}
+
+async fn accept_loop(
+    app: Arc<App>,
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                match acceptor.clone() {
-                    None => {
-                        tokio::spawn(serve_connection(app, stream, peer, "http"));
-                    }
-                    Some(acceptor) => {
-                        tokio::spawn(async move {
-                            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                                Ok(Ok(tls)) => serve_connection(app, tls, peer, "https").await,
-                                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                            }
-                        });
-                    }
-                }
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        match acceptor.clone() {
+            None => {
+                tokio::spawn(serve_connection(app, stream, peer, "http"));
             }
-            () = &mut shutdown => return Ok(()),
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => serve_connection(app, tls, peer, "https").await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
         }
     }
 }
@@ -791,8 +851,18 @@ async fn forward(
             }
         }
         let sent = Instant::now();
-        let result =
-            tokio::time::timeout(pool.request_timeout, pool.client.request(upstream_request)).await;
+        let result = match pool.client() {
+            Some(client) => {
+                tokio::time::timeout(pool.request_timeout, client.request(upstream_request)).await
+            }
+            None => {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "no upstream client",
+                    false,
+                );
+            }
+        };
         let rtt = sent.elapsed();
         let failure = match &result {
             Ok(Ok(r)) if pool.retry.retry_statuses.contains(&r.status().as_u16()) => {
@@ -924,7 +994,9 @@ async fn health_loop(pool: Arc<PoolState>) {
             let Some(address) = addresses.get(&probe.target).cloned() else {
                 continue;
             };
-            let client = pool.client.clone();
+            let Some(client) = pool.client().cloned() else {
+                continue;
+            };
             let tx = tx.clone();
             let wait = probe.deadline.saturating_duration_since(now);
             tokio::spawn(async move {
