@@ -309,15 +309,14 @@ async fn build_app(config: &Config, workers: usize) -> Result<App, String> {
 async fn run(config: Config, workers: usize) -> Result<(), String> {
     let app = Arc::new(build_app(&config, workers).await?);
     let acceptor = config.server.tls.as_ref().map(tls_acceptor).transpose()?;
-    let listener = std::net::TcpListener::bind(config.server.listen)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+    // One SO_REUSEPORT socket per worker thread, each a current-thread runtime: the kernel
+    // spreads connections evenly, and a connection, its requests and their upstream
+    // connections stay on one thread.
+    let listener = reuseport_listener(config.server.listen)
         .map_err(|error| format!("cannot listen on {}: {error}", config.server.listen))?;
     let local = listener.local_addr().map_err(|error| error.to_string())?;
-    // Worker threads 1..n, each a current-thread runtime accepting on the same socket: a
-    // connection, its requests and their upstream connections stay on one thread.
     for worker in 1..workers {
         let (app, acceptor) = (app.clone(), acceptor.clone());
-        let listener = listener.try_clone().map_err(|e| e.to_string())?;
         std::thread::Builder::new()
             .name(format!("proxy-worker-{worker}"))
             .spawn(move || {
@@ -329,14 +328,14 @@ async fn run(config: Config, workers: usize) -> Result<(), String> {
                     return;
                 };
                 runtime.block_on(async move {
-                    if let Ok(listener) = TcpListener::from_std(listener) {
-                        accept_loop(app, listener, acceptor).await;
+                    match reuseport_listener(local) {
+                        Ok(listener) => accept_loop(app, listener, acceptor).await,
+                        Err(error) => tracing::error!(worker, %error, "worker cannot listen"),
                     }
                 });
             })
             .map_err(|e| format!("cannot start worker {worker}: {e}"))?;
     }
-    let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     {
         let mut stdout = std::io::stdout().lock();
         let scheme = if config.server.tls.is_some() {
@@ -369,6 +368,20 @@ async fn run(config: Config, workers: usize) -> Result<(), String> {
         () = accept_loop(app, listener, acceptor) => Ok(()),
         () = shutdown_signal() => Ok(()),
     }
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 async fn accept_loop(
