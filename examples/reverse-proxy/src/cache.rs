@@ -21,6 +21,7 @@ pub(crate) struct Stored {
     /// When it stops being fresh (for stale-if-error).
     pub(crate) fresh_until: SystemTime,
     pub(crate) stale_if_error: Option<Duration>,
+    pub(crate) stale_while_revalidate: Option<Duration>,
 }
 
 type Variants = Arc<Vec<Arc<Stored>>>;
@@ -175,6 +176,17 @@ pub(crate) fn strip_notes(headers: &mut HeaderMap) {
     for n in notes {
         headers.remove(n);
     }
+}
+
+pub(crate) fn stale_while_revalidate(headers: &HeaderMap) -> Option<Duration> {
+    let joined: Vec<&str> = headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    CacheControl::parse(&joined.join(","))
+        .stale_while_revalidate
+        .map(Duration::from_secs)
 }
 
 pub(crate) fn stale_if_error(headers: &HeaderMap) -> Option<Duration> {

@@ -523,7 +523,7 @@ fn plain(status: StatusCode, message: &str, close: bool) -> Response<ProxyBody> 
 }
 
 async fn handle(
-    app: &App,
+    app: &Arc<App>,
     peer: SocketAddr,
     rejection: &Rejection,
     mut request: Request<Incoming>,
@@ -562,7 +562,7 @@ async fn handle(
 }
 
 async fn route_request(
-    app: &App,
+    app: &Arc<App>,
     peer: SocketAddr,
     request: Request<Incoming>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -1152,25 +1152,66 @@ fn serve_stored(
     Response::from_parts(head, full(body))
 }
 
+fn serve_stale(
+    parts: &http::request::Parts,
+    stored: &cache::Stored,
+    now: SystemTime,
+) -> Response<ProxyBody> {
+    let mut head = Response::new(()).into_parts().0;
+    head.status = stored.status;
+    head.headers = stored.headers.clone();
+    head.headers.insert(
+        http::header::AGE,
+        HeaderValue::from(stored.policy.age(now).as_secs()),
+    );
+    serve_stored(parts, stored, head, "STALE")
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn cached(
-    app: &App,
+    app: &Arc<App>,
     cache: &cache::Cache,
-    pool: &PoolState,
+    pool: &Arc<PoolState>,
     peer: SocketAddr,
     client_ip: std::net::IpAddr,
     parts: http::request::Parts,
     body: Incoming,
 ) -> Response<ProxyBody> {
     let key = cache_key(&parts.uri, parts.headers.get(HOST));
-    if let Lookup::Fresh(stored, head) = lookup(cache, &key, &parts, SystemTime::now()) {
-        return serve_stored(&parts, &stored, head, "HIT");
+    let now = SystemTime::now();
+    match lookup(cache, &key, &parts, now) {
+        Lookup::Fresh(stored, head) => return serve_stored(&parts, &stored, head, "HIT"),
+        // RFC 5861 section 3: within the stale-while-revalidate window, answer from the cache
+        // and revalidate in the background (one revalidation per key at a time).
+        Lookup::Stale(stored, _)
+            if stored.stale_while_revalidate.is_some_and(|window| {
+                now.duration_since(stored.fresh_until).unwrap_or_default() <= window
+            }) =>
+        {
+            let (app2, pool2, parts2, key2) =
+                (app.clone(), pool.clone(), parts.clone(), key.clone());
+            tokio::spawn(async move {
+                let Some(cache) = app2.cache.as_ref() else {
+                    return;
+                };
+                let lock = cache.fetch_lock(&key2);
+                if let Ok(guard) = lock.clone().try_lock_owned() {
+                    let _ =
+                        cached_locked(&app2, cache, &pool2, peer, client_ip, &key2, parts2, None)
+                            .await;
+                    drop(guard);
+                }
+                cache.release(&key2, lock);
+            });
+            return serve_stale(&parts, &stored, now);
+        }
+        _ => {}
     }
     // Coalesce: one request per key goes to the origin, the others wait and read the
     // cache after it.
     let lock = cache.fetch_lock(&key);
     let guard = lock.clone().lock_owned().await;
-    let response = cached_locked(app, cache, pool, peer, client_ip, &key, parts, body).await;
+    let response = cached_locked(app, cache, pool, peer, client_ip, &key, parts, Some(body)).await;
     drop(guard);
     cache.release(&key, lock);
     response
@@ -1185,7 +1226,7 @@ async fn cached_locked(
     client_ip: std::net::IpAddr,
     key: &str,
     parts: http::request::Parts,
-    body: Incoming,
+    body: Option<Incoming>,
 ) -> Response<ProxyBody> {
     let now = SystemTime::now();
     match lookup(cache, key, &parts, now) {
@@ -1202,14 +1243,7 @@ async fn cached_locked(
                     .stale_if_error
                     .is_some_and(|limit| staleness <= limit)
                 {
-                    let mut head = Response::new(()).into_parts().0;
-                    head.status = stored.status;
-                    head.headers = stored.headers.clone();
-                    head.headers.insert(
-                        http::header::AGE,
-                        HeaderValue::from(stored.policy.age(now).as_secs()),
-                    );
-                    return serve_stored(&parts, &stored, head, "STALE");
+                    return serve_stale(&parts, &stored, now);
                 }
             }
             if status == StatusCode::NOT_MODIFIED {
@@ -1223,6 +1257,7 @@ async fn cached_locked(
                         let fresh_until = now + policy.time_to_live(now);
                         let refreshed = cache::Stored {
                             stale_if_error: cache::stale_if_error(&headers),
+                            stale_while_revalidate: cache::stale_while_revalidate(&headers),
                             policy,
                             status: stored.status,
                             headers,
@@ -1241,8 +1276,7 @@ async fn cached_locked(
             store(cache, key, &parts, response, now).await
         }
         Lookup::Miss => {
-            let response =
-                forward(app, pool, peer, client_ip, parts.clone(), Some(body), None).await;
+            let response = forward(app, pool, peer, client_ip, parts.clone(), body, None).await;
             store(cache, key, &parts, response, now).await
         }
     }
@@ -1286,6 +1320,7 @@ async fn store(
         key,
         cache::Stored {
             stale_if_error: cache::stale_if_error(&headers),
+            stale_while_revalidate: cache::stale_while_revalidate(&headers),
             policy,
             status: head.status,
             headers,

@@ -37,13 +37,18 @@ async fn counting_origin() -> (std::net::SocketAddr, Arc<AtomicU64>) {
                     async move {
                         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
                         let method = req.method().clone();
+                        let cc = if req.uri().path().starts_with("/swr") {
+                            "max-age=1, stale-while-revalidate=30"
+                        } else {
+                            "max-age=60"
+                        };
                         let _ = req.into_body().collect().await;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         let mut resp = hyper::Response::new(Full::new(Bytes::from(format!(
                             "{method} version {n}"
                         ))));
                         resp.headers_mut()
-                            .insert("cache-control", "max-age=60".parse().unwrap());
+                            .insert("cache-control", cc.parse().unwrap());
                         Ok::<_, Infallible>(resp)
                     }
                 });
@@ -108,4 +113,33 @@ cache = true
     let (_, _, body) = get(&client(), &url).await.unwrap();
     assert_eq!(body, "GET version 3");
     assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_behind() {
+    let (origin, hits) = counting_origin().await;
+    let proxy = start_proxy(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\naccess_log = false\n[cache]\nmax_bytes = 1048576\n[[pools]]\nname = \"app\"\nupstreams = [{{ address = \"{origin}\" }}]\n[[routes]]\npool = \"app\"\ncache = true\n"
+    ));
+    let url = format!("http://{}/swr", proxy.addr);
+    let (_, _, body) = get(&client(), &url).await.unwrap();
+    assert_eq!(body, "GET version 1");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let started = std::time::Instant::now();
+    let (_, headers, body) = get(&client(), &url).await.unwrap();
+    assert_eq!(body, "GET version 1", "stale content within the window");
+    assert_eq!(headers["x-cache"], "STALE");
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "answered without waiting for the 200 ms origin"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "one background revalidation"
+    );
+    let (_, headers, body) = get(&client(), &url).await.unwrap();
+    assert_eq!(body, "GET version 2");
+    assert_eq!(headers["x-cache"], "HIT");
 }
