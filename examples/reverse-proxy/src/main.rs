@@ -1133,6 +1133,14 @@ fn serve_stored(
 ) -> Response<ProxyBody> {
     cache::strip_notes(&mut head.headers);
     cache::restore_origin_freshness(&stored.headers, &mut head.headers);
+    // A cache passes the origin's Date on (RFC 9110 section 6.6.1) and no longer adds the
+    // obsolete heuristic Warning (RFC 9111 section 5.5).
+    for name in [http::header::DATE, http::header::WARNING] {
+        head.headers.remove(&name);
+        for v in stored.headers.get_all(&name) {
+            head.headers.append(name.clone(), v.clone());
+        }
+    }
     head.headers
         .insert("x-cache", HeaderValue::from_static(state));
     if cache::not_modified(&request.headers, &head.headers) && head.status == StatusCode::OK {
@@ -1253,6 +1261,20 @@ async fn cached_locked(
                     AfterResponse::NotModified(policy, mut new_head) => {
                         new_head.status = stored.status;
                         let mut headers = new_head.headers.clone();
+                        // The origin's Date: the 304's, else the stored one (the policy
+                        // writes the cache's clock in another format).
+                        match check
+                            .headers()
+                            .get(http::header::DATE)
+                            .or_else(|| stored.headers.get(http::header::DATE))
+                        {
+                            Some(date) => {
+                                headers.insert(http::header::DATE, date.clone());
+                            }
+                            None => {
+                                headers.remove(http::header::DATE);
+                            }
+                        }
                         cache::note_vary(&parts.headers, &mut headers);
                         let fresh_until = now + policy.time_to_live(now);
                         let refreshed = cache::Stored {
