@@ -74,6 +74,8 @@ pub(crate) struct Server {
     pub(crate) tls: Option<TlsConfig>,
     /// Worker threads (each a current-thread runtime); default: the number of CPUs.
     pub(crate) workers: Option<usize>,
+    /// Enables the membership API under this path, for loopback clients only.
+    pub(crate) admin_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -108,6 +108,7 @@ struct App {
     pseudonym: String,
     metrics: Metrics,
     metrics_path: String,
+    admin_path: Option<String>,
     limits: HeadLimits,
     reject_path: Arc<str>,
     start: Instant,
@@ -290,6 +291,7 @@ async fn build_app(config: &Config, workers: usize) -> Result<App, String> {
         pseudonym: config.server.pseudonym.clone(),
         metrics: Metrics::default(),
         metrics_path: config.server.metrics_path.clone(),
+        admin_path: config.server.admin_path.clone(),
         limits: HeadLimits {
             max_head_bytes: config.server.max_head_bytes,
             max_headers: config.server.max_headers,
@@ -573,6 +575,18 @@ async fn route_request(
             .rejected_heads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return plain(error.status(), &format!("bad request: {error}"), true);
+    }
+    if let Some(admin) = app.admin_path.as_deref()
+        && let Some(rest) = parts.uri.path().strip_prefix(admin)
+    {
+        if !peer.ip().is_loopback() {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "the admin API answers loopback clients only",
+                false,
+            );
+        }
+        return admin_request(app, &parts.method, rest, parts.uri.query().unwrap_or(""));
     }
     if parts.uri.path() == app.metrics_path {
         let now = Instant::now();
@@ -1003,6 +1017,23 @@ async fn health_loop(pool: Arc<PoolState>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(UpstreamId, bool)>();
     loop {
         let now = Instant::now();
+        // Follow membership changes made through the admin API.
+        if let Ok(p) = pool.pool.lock() {
+            let members = p.members(now);
+            for m in &members {
+                if !addresses.contains_key(&m.id) {
+                    checker.add(m.id, now);
+                    addresses.insert(m.id, m.address.clone());
+                }
+            }
+            addresses.retain(|id, _| {
+                let keep = members.iter().any(|m| m.id == *id);
+                if !keep {
+                    checker.remove(id);
+                }
+                keep
+            });
+        }
         while let Some(probe) = checker.poll_check(now) {
             let Some(address) = addresses.get(&probe.target).cloned() else {
                 continue;
@@ -1353,4 +1384,81 @@ async fn store(
     head.headers
         .insert("x-cache", HeaderValue::from_static("MISS"));
     Response::from_parts(head, full(bytes))
+}
+
+/// `POST {admin}/pools/NAME/upstreams?address=HOST:PORT[&weight=N]` adds a member;
+/// `DELETE` with `address` drains it (no new requests; it leaves when its in-flight ones
+/// end); `GET {admin}/pools/NAME` lists members.
+fn admin_request(app: &App, method: &Method, rest: &str, query: &str) -> Response<ProxyBody> {
+    let mut segments = rest.trim_matches('/').split('/');
+    let (Some("pools"), Some(name)) = (segments.next(), segments.next()) else {
+        return plain(StatusCode::NOT_FOUND, "use /pools/NAME[/upstreams]", false);
+    };
+    let Some(pool) = app.pools.iter().find(|p| p.name == name) else {
+        return plain(StatusCode::NOT_FOUND, "unknown pool", false);
+    };
+    let upstreams = segments.next() == Some("upstreams");
+    let params: HashMap<&str, &str> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let now = Instant::now();
+    let Ok(mut p) = pool.pool.lock() else {
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "pool lock poisoned",
+            false,
+        );
+    };
+    match (method, upstreams, params.get("address")) {
+        (&Method::GET, false, _) => {
+            let text: String = p
+                .members(now)
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} weight={} state={:?} in_flight={} healthy={} ejected={}\n",
+                        m.address, m.weight, m.state, m.in_flight, m.healthy, m.ejected
+                    )
+                })
+                .collect();
+            Response::new(full(text))
+        }
+        (&Method::POST, true, Some(address)) => {
+            if address.parse::<http::uri::Authority>().is_err() || !address.contains(':') {
+                return plain(StatusCode::BAD_REQUEST, "address must be HOST:PORT", false);
+            }
+            let weight = params
+                .get("weight")
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(1);
+            let id = p.add(*address, weight);
+            if let Some(mut o) = pool.outlier.as_ref().and_then(|o| o.lock().ok()) {
+                o.add(id);
+            }
+            tracing::info!(pool = %pool.name, upstream = %address, "member added");
+            plain(StatusCode::CREATED, "added", false)
+        }
+        (&Method::DELETE, true, Some(address)) => {
+            let ids: Vec<UpstreamId> = p
+                .members(now)
+                .iter()
+                .filter(|m| m.address == *address && m.state == proxy_core::MemberState::Active)
+                .map(|m| m.id)
+                .collect();
+            if ids.is_empty() {
+                return plain(StatusCode::NOT_FOUND, "no such active member", false);
+            }
+            for id in ids {
+                p.remove(id);
+            }
+            tracing::info!(pool = %pool.name, upstream = %address, "member draining");
+            plain(StatusCode::ACCEPTED, "draining", false)
+        }
+        _ => plain(
+            StatusCode::BAD_REQUEST,
+            "use GET /pools/NAME, POST or DELETE /pools/NAME/upstreams?address=HOST:PORT",
+            false,
+        ),
+    }
 }

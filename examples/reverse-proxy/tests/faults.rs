@@ -180,3 +180,81 @@ pool = "app"
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_added_and_drained_under_load_lose_nothing() {
+    let a = start_origin("a", Duration::from_millis(2)).await;
+    let b = start_origin("b", Duration::from_millis(2)).await;
+    let c = start_origin("c", Duration::from_millis(2)).await;
+    let proxy = start_proxy(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+access_log = false
+admin_path = "/__proxy/admin"
+
+[[pools]]
+name = "app"
+algorithm = "least-connections"
+upstreams = [{{ address = "{}" }}, {{ address = "{}" }}]
+
+[[routes]]
+pool = "app"
+"#,
+        a.addr, b.addr
+    ));
+    let url = format!("http://{}/work", proxy.addr);
+    let admin = format!("http://{}/__proxy/admin/pools/app", proxy.addr);
+    let log = Arc::new(std::sync::Mutex::new(Vec::<(Instant, String)>::new()));
+    let failures = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_millis(2000);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (url, log, failures) = (url.clone(), log.clone(), failures.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = client();
+            while Instant::now() < deadline {
+                match get(&client, &url).await {
+                    Ok((200, _, body)) => log.lock().unwrap().push((Instant::now(), body)),
+                    _ => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let client = client();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let add = hyper::Request::post(format!("{admin}/upstreams?address={}", c.addr))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(client.request(add).await.unwrap().status(), 201);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let drain = hyper::Request::delete(format!("{admin}/upstreams?address={}", a.addr))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(client.request(drain).await.unwrap().status(), 202);
+    let drained_at = Instant::now();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (_, _, members) = get(&client, &admin).await.unwrap();
+    assert!(
+        !members.contains(&a.addr.to_string()),
+        "a left the pool: {members}"
+    );
+    let log = log.lock().unwrap();
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    assert!(
+        log.iter().any(|(_, body)| body.starts_with("origin c")),
+        "c took traffic after being added"
+    );
+    let late_a = log
+        .iter()
+        .filter(|(at, body)| {
+            body.starts_with("origin a") && *at > drained_at + Duration::from_millis(100)
+        })
+        .count();
+    assert_eq!(late_a, 0, "a took new requests after it was drained");
+    println!("{} GETs, 0 failed", log.len());
+}
