@@ -1021,9 +1021,9 @@ async fn health_loop(pool: Arc<PoolState>) {
         if let Ok(p) = pool.pool.lock() {
             let members = p.members(now);
             for m in &members {
-                if !addresses.contains_key(&m.id) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = addresses.entry(m.id) {
                     checker.add(m.id, now);
-                    addresses.insert(m.id, m.address.clone());
+                    slot.insert(m.address.clone());
                 }
             }
             addresses.retain(|id, _| {
