@@ -28,11 +28,15 @@ impl Metrics {
         if let Some(c) = self.by_class.get(class) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+        // One counter per bucket (not cumulative): one atomic add per request; the
+        // cumulative Prometheus form is summed at render time.
         let secs = elapsed.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(bucket) = BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .and_then(|i| self.buckets.get(i))
+        {
+            bucket.fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us.fetch_add(
@@ -62,11 +66,12 @@ impl Metrics {
             "# HELP proxy_request_duration_seconds Time to response head."
         );
         let _ = writeln!(out, "# TYPE proxy_request_duration_seconds histogram");
+        let mut cumulative = 0;
         for (bound, b) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += b.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "proxy_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                b.load(Ordering::Relaxed)
+                "proxy_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
