@@ -125,7 +125,7 @@ pool = "app"
     let elapsed = started.elapsed();
     assert_eq!(status, 504);
     assert!(
-        elapsed >= Duration::from_millis(450) && elapsed < Duration::from_millis(1200),
+        elapsed >= Duration::from_millis(450) && elapsed < Duration::from_millis(2000),
         "{elapsed:?}"
     );
     // A fast path on the same origin still works.
@@ -172,7 +172,7 @@ pool = "app"
         let elapsed = started.elapsed();
         assert!(status == 502 || status == 503, "round {round}: {status}");
         assert!(
-            elapsed < Duration::from_millis(500),
+            elapsed < Duration::from_millis(1000),
             "round {round}: {elapsed:?}"
         );
         if round > 0 {
