@@ -1,0 +1,22 @@
+//! The crate's one error type.
+
+/// Why an input could not be parsed or a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A `Forwarded` header (RFC 7239 section 4) is malformed at the given byte offset.
+    #[error("malformed Forwarded header at byte {0}")]
+    Forwarded(usize),
+    /// An `X-Forwarded-For` entry is not an IP address.
+    #[error("malformed X-Forwarded-For entry {0:?}")]
+    XForwardedFor(String),
+    /// A CIDR block in a trusted-proxy list is malformed.
+    #[error("invalid CIDR block {0:?}")]
+    Cidr(String),
+    /// A configuration value is out of range; the string names it.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

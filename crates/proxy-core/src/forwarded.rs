@@ -1,0 +1,569 @@
+//! Header hygiene for a proxy: hop-by-hop removal, `Forwarded` (RFC 7239), `X-Forwarded-*`
+//! and `Via` (RFC 9110 section 7.6.3), read only from a configured chain of trusted proxies.
+//!
+//! ```
+//! use std::net::IpAddr;
+//! use http::HeaderMap;
+//! use proxy_core::{ForwardContext, TrustedProxies, apply_forwarding, remove_hop_by_hop};
+//!
+//! let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+//! let mut headers = HeaderMap::new();
+//! headers.insert("connection", "close, x-secret".parse().unwrap());
+//! headers.insert("x-secret", "1".parse().unwrap());
+//! headers.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+//! remove_hop_by_hop(&mut headers);
+//! assert!(headers.get("x-secret").is_none());
+//!
+//! // The peer is not trusted: its X-Forwarded-For is discarded, not extended.
+//! let peer: IpAddr = "198.51.100.7".parse().unwrap();
+//! let ctx = ForwardContext { peer, proto: "http", host: Some("example.com"), trusted: &trusted, pseudonym: "proxy", version: http::Version::HTTP_11 };
+//! apply_forwarding(&mut headers, &ctx);
+//! assert_eq!(headers["x-forwarded-for"], "198.51.100.7");
+//! assert_eq!(headers["forwarded"], "for=198.51.100.7;proto=http;host=example.com");
+//! assert_eq!(headers["via"], "1.1 proxy");
+//! ```
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, HeaderName, HeaderValue};
+use http::{HeaderMap, Version};
+
+use crate::error::{Error, Result};
+
+/// Hop-by-hop headers a proxy never forwards (RFC 9110 section 7.6.1, plus the legacy
+/// `Keep-Alive` and `Proxy-Connection`).
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including every header named in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// An IP network: an address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a /32 or /128).
+    ///
+    /// # Errors
+    /// [`Error::Cidr`] when the address or prefix is malformed.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || Error::Cidr(s.to_owned());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the network (IPv4-mapped IPv6 addresses match IPv4 networks).
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The proxies whose forwarding headers are believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    /// Trusts nobody: every client is its TCP peer.
+    #[must_use]
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Parses a list of CIDR blocks.
+    ///
+    /// # Errors
+    /// [`Error::Cidr`] for the first malformed block.
+    pub fn parse<'a>(blocks: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+        blocks
+            .into_iter()
+            .map(Cidr::parse)
+            .collect::<Result<_>>()
+            .map(Self)
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// One `forwarded-element` of RFC 7239 section 4.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardedElement {
+    /// The `for` parameter, unquoted.
+    pub for_node: Option<String>,
+    /// The `by` parameter, unquoted.
+    pub by: Option<String>,
+    /// The `host` parameter, unquoted.
+    pub host: Option<String>,
+    /// The `proto` parameter.
+    pub proto: Option<String>,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Parses a `Forwarded` header value (RFC 7239 section 4): elements separated by commas,
+/// pairs by semicolons, values tokens or quoted strings. A repeated parameter in one element
+/// is an error (section 4: "each parameter MUST NOT occur more than once").
+///
+/// # Errors
+/// [`Error::Forwarded`] with the offending byte offset.
+pub fn parse_forwarded(value: &str) -> Result<Vec<ForwardedElement>> {
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    let mut element = ForwardedElement::default();
+    let skip_ows = |i: &mut usize| {
+        while bytes.get(*i).is_some_and(|b| *b == b' ' || *b == b'\t') {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_ows(&mut i);
+        let start = i;
+        while bytes.get(i).copied().is_some_and(is_tchar) {
+            i += 1;
+        }
+        if i == start {
+            return Err(Error::Forwarded(i));
+        }
+        let name = value
+            .get(start..i)
+            .ok_or(Error::Forwarded(start))?
+            .to_ascii_lowercase();
+        if bytes.get(i) != Some(&b'=') {
+            return Err(Error::Forwarded(i));
+        }
+        i += 1;
+        let v = if bytes.get(i) == Some(&b'"') {
+            i += 1;
+            let mut s = String::new();
+            loop {
+                match bytes.get(i) {
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') => {
+                        let c = *bytes.get(i + 1).ok_or(Error::Forwarded(i))?;
+                        if !(c == b'\t' || (0x20..0x7f).contains(&c)) {
+                            return Err(Error::Forwarded(i + 1));
+                        }
+                        s.push(char::from(c));
+                        i += 2;
+                    }
+                    Some(&c) if c == b'\t' || (0x20..0x7f).contains(&c) => {
+                        s.push(char::from(c));
+                        i += 1;
+                    }
+                    _ => return Err(Error::Forwarded(i)),
+                }
+            }
+            s
+        } else {
+            let vs = i;
+            while bytes.get(i).copied().is_some_and(is_tchar) {
+                i += 1;
+            }
+            if i == vs {
+                return Err(Error::Forwarded(i));
+            }
+            value.get(vs..i).ok_or(Error::Forwarded(vs))?.to_owned()
+        };
+        let slot = match name.as_str() {
+            "for" => Some(&mut element.for_node),
+            "by" => Some(&mut element.by),
+            "host" => Some(&mut element.host),
+            "proto" => Some(&mut element.proto),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            if slot.is_some() {
+                return Err(Error::Forwarded(start));
+            }
+            *slot = Some(v);
+        }
+        skip_ows(&mut i);
+        match bytes.get(i) {
+            None => {
+                out.push(element);
+                return Ok(out);
+            }
+            Some(b';') => i += 1,
+            Some(b',') => {
+                i += 1;
+                out.push(std::mem::take(&mut element));
+            }
+            Some(_) => return Err(Error::Forwarded(i)),
+        }
+    }
+}
+
+/// The IP address in a `Forwarded` node (`192.0.2.1`, `"[2001:db8::1]:80"`, `1.2.3.4:80`);
+/// `None` for `unknown`, obfuscated identifiers and malformed nodes.
+#[must_use]
+pub fn node_ip(node: &str) -> Option<IpAddr> {
+    if let Some(rest) = node.strip_prefix('[') {
+        let (addr, _) = rest.split_once(']')?;
+        return addr.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    if let Ok(ip) = node.parse::<std::net::Ipv4Addr>() {
+        return Some(IpAddr::V4(ip));
+    }
+    let (addr, _port) = node.rsplit_once(':')?;
+    addr.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+/// Parses an `X-Forwarded-For` value: comma-separated IP addresses.
+///
+/// # Errors
+/// [`Error::XForwardedFor`] for the first entry that is not an address.
+pub fn parse_x_forwarded_for(value: &str) -> Result<Vec<IpAddr>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .map(|e| {
+            e.parse::<IpAddr>()
+                .ok()
+                .or_else(|| node_ip(e))
+                .ok_or_else(|| Error::XForwardedFor(e.to_owned()))
+        })
+        .collect()
+}
+
+fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let mut values = headers.get_all(name).iter().peekable();
+    values.peek()?;
+    let parts: Option<Vec<&str>> = values.map(|v| v.to_str().ok()).collect();
+    parts.map(|p| p.join(", "))
+}
+
+/// The client's address: the TCP peer, unless the peer is a trusted proxy; then the
+/// rightmost address in its `X-Forwarded-For` (or, failing that, `Forwarded`) chain that is
+/// not itself trusted. A malformed chain is not believed: the peer is the answer.
+#[must_use]
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    let chain: Option<Vec<IpAddr>> = if let Some(xff) = joined(headers, "x-forwarded-for") {
+        parse_x_forwarded_for(&xff).ok()
+    } else if let Some(fwd) = joined(headers, "forwarded") {
+        parse_forwarded(&fwd).ok().and_then(|els| {
+            els.iter()
+                .map(|e| e.for_node.as_deref().and_then(node_ip))
+                .collect()
+        })
+    } else {
+        None
+    };
+    let Some(chain) = chain else { return peer };
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !trusted.contains(**ip))
+        .or(chain.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// What [`apply_forwarding`] needs to know about the hop.
+#[derive(Debug, Clone)]
+pub struct ForwardContext<'a> {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// `http` or `https`, as the client reached the proxy.
+    pub proto: &'a str,
+    /// The `Host` the client asked for.
+    pub host: Option<&'a str>,
+    /// Whose forwarding headers to keep.
+    pub trusted: &'a TrustedProxies,
+    /// The proxy's name in `Via`.
+    pub pseudonym: &'a str,
+    /// The request's HTTP version, for `Via`.
+    pub version: Version,
+}
+
+fn forwarded_value(v: &str) -> String {
+    if !v.is_empty() && v.bytes().all(is_tchar) {
+        v.to_owned()
+    } else {
+        let escaped: String = v
+            .chars()
+            .filter(|c| *c == '\t' || (' '..='~').contains(c))
+            .flat_map(|c| {
+                if c == '"' || c == '\\' {
+                    vec!['\\', c]
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
+        format!("\"{escaped}\"")
+    }
+}
+
+/// Writes `Forwarded`, `X-Forwarded-For`, `-Proto`, `-Host` and `Via` for this hop. From an
+/// untrusted peer, incoming forwarding headers are discarded first (a client cannot forge
+/// its address); from a trusted one, they are kept and extended (a malformed `Forwarded`
+/// is dropped rather than extended).
+pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
+    let trusted = ctx.trusted.contains(ctx.peer);
+    let mut forwarded =
+        joined(headers, "forwarded").filter(|f| trusted && parse_forwarded(f).is_ok());
+    let mut xff =
+        joined(headers, "x-forwarded-for").filter(|x| trusted && parse_x_forwarded_for(x).is_ok());
+    let proto = headers
+        .get("x-forwarded-proto")
+        .filter(|_| trusted)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(ctx.proto)
+        .to_owned();
+    let host = headers
+        .get("x-forwarded-host")
+        .filter(|_| trusted)
+        .and_then(|v| v.to_str().ok())
+        .or(ctx.host)
+        .map(str::to_owned);
+    let for_node = match ctx.peer {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut element = format!("for={for_node};proto={}", forwarded_value(ctx.proto));
+    if let Some(h) = ctx.host {
+        element.push_str(";host=");
+        element.push_str(&forwarded_value(h));
+    }
+    let forwarded = match forwarded.take() {
+        Some(prev) => format!("{prev}, {element}"),
+        None => element,
+    };
+    let xff = match xff.take() {
+        Some(prev) => format!("{prev}, {}", ctx.peer),
+        None => ctx.peer.to_string(),
+    };
+    let protocol = match ctx.version {
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    let via = match joined(headers, "via") {
+        Some(prev) => format!("{prev}, {protocol} {}", ctx.pseudonym),
+        None => format!("{protocol} {}", ctx.pseudonym),
+    };
+    for (name, value) in [
+        ("forwarded", Some(forwarded)),
+        ("x-forwarded-for", Some(xff)),
+        ("x-forwarded-proto", Some(proto)),
+        ("x-forwarded-host", host),
+        ("via", Some(via)),
+    ] {
+        headers.remove(name);
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_includes_connection_named() {
+        let mut h = HeaderMap::new();
+        h.append("connection", "keep-alive, X-Foo".parse().unwrap());
+        h.append("connection", "x-bar".parse().unwrap());
+        for n in [
+            "x-foo",
+            "x-bar",
+            "keep-alive",
+            "te",
+            "upgrade",
+            "proxy-authorization",
+            "x-keep",
+        ] {
+            h.insert(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                "1".parse().unwrap(),
+            );
+        }
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn cidr() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.200.3".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8:1::1".parse().unwrap())
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope").is_err());
+    }
+
+    #[test]
+    fn forwarded_grammar() {
+        let e = parse_forwarded(r#"for="_gazonk", For="[2001:db8:cafe::17]:4711";proto=https, for=192.0.2.43;by=203.0.113.60"#).unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[1].for_node.as_deref(), Some("[2001:db8:cafe::17]:4711"));
+        assert_eq!(e[1].proto.as_deref(), Some("https"));
+        assert_eq!(
+            node_ip(e[1].for_node.as_deref().unwrap()),
+            Some("2001:db8:cafe::17".parse().unwrap())
+        );
+        assert_eq!(node_ip("_gazonk"), None);
+        for bad in [
+            "for",
+            "for=",
+            "for=a;for=b",
+            "for=\"open",
+            "for=a b",
+            ",",
+            "for=a,",
+            "=x",
+        ] {
+            assert!(parse_forwarded(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_forwarded(r#"for="a\"b""#).unwrap()[0]
+                .for_node
+                .as_deref(),
+            Some("a\"b")
+        );
+    }
+
+    #[test]
+    fn client_address_walks_trusted_chain() {
+        let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.5, 10.0.0.7".parse().unwrap(),
+        );
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(
+            client_address(proxy, &h, &trusted),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(client_address(stranger, &h, &trusted), stranger);
+        h.insert("x-forwarded-for", "junk".parse().unwrap());
+        assert_eq!(client_address(proxy, &h, &trusted), proxy);
+        h.remove("x-forwarded-for");
+        h.insert("forwarded", "for=192.0.2.9, for=10.1.1.1".parse().unwrap());
+        assert_eq!(
+            client_address(proxy, &h, &trusted),
+            "192.0.2.9".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn trusted_peer_chain_is_extended() {
+        let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
+        h.insert("forwarded", "for=203.0.113.5".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        h.insert("via", "1.1 edge".parse().unwrap());
+        let ctx = ForwardContext {
+            peer: "::1".parse().unwrap(),
+            proto: "http",
+            host: Some("a b"),
+            trusted: &trusted,
+            pseudonym: "mid",
+            version: Version::HTTP_10,
+        };
+        // ::1 is not trusted: everything restarts.
+        let mut h2 = h.clone();
+        apply_forwarding(&mut h2, &ctx);
+        assert_eq!(h2["forwarded"], r#"for="[::1]";proto=http;host="a b""#);
+        assert_eq!(h2["x-forwarded-proto"], "http");
+        assert_eq!(h2["via"], "1.1 edge, 1.0 mid");
+        let ctx = ForwardContext {
+            peer: "10.0.0.3".parse().unwrap(),
+            ..ctx
+        };
+        apply_forwarding(&mut h, &ctx);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.3");
+        assert_eq!(
+            h["forwarded"],
+            r#"for=203.0.113.5, for=10.0.0.3;proto=http;host="a b""#
+        );
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+}

@@ -1,0 +1,40 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod balance;
+mod breaker;
+mod cache_control;
+mod error;
+mod forwarded;
+mod hash;
+mod health;
+mod negotiate;
+mod ratelimit;
+#[cfg(feature = "redis")]
+mod redis_limiter;
+mod retry;
+mod smuggling;
+
+pub use balance::{
+    Algorithm, HashKey, MemberInfo, MemberState, Pick, PickContext, Pool, UpstreamId, cookie_value,
+};
+pub use breaker::{BreakerState, CircuitBreaker};
+pub use cache_control::CacheControl;
+pub use error::{Error, Result};
+pub use forwarded::{
+    Cidr, ForwardContext, ForwardedElement, HOP_BY_HOP, TrustedProxies, apply_forwarding,
+    client_address, node_ip, parse_forwarded, parse_x_forwarded_for, remove_hop_by_hop,
+};
+pub use hash::{SplitMix64, mix64, stable_hash};
+pub use health::{
+    HealthCheckConfig, HealthChecker, Outcome, OutlierConfig, OutlierDetector, Probe,
+};
+pub use negotiate::{Coding, negotiate_encoding, parse_accept_encoding, should_compress};
+pub use ratelimit::{Decision, Gcra, MemoryLimiter};
+#[cfg(feature = "redis")]
+pub use redis_limiter::RedisLimiter;
+pub use retry::{Failure, RetryBudget, RetryPolicy, is_replayable};
+pub use smuggling::{
+    CheckedHead, Framing, HeadLimits, SmugglingError, check_parsed_request, check_request_head,
+    find_head_end,
+};

@@ -1,0 +1,439 @@
+//! Request-smuggling defense: a strict check of a raw HTTP/1.x request head.
+//!
+//! A proxy and its origin must agree where each request ends. They disagree when a head is
+//! ambiguous: both `Content-Length` and `Transfer-Encoding` (RFC 9112 section 6.1), repeated
+//! or differing `Content-Length` (section 6.3), a `Transfer-Encoding` that is not exactly
+//! `chunked`, line folding (section 5.2), whitespace before a colon (section 5.1), a bare CR
+//! or LF (section 2.2), or a header name that some servers normalize into a framing header
+//! (`Content_Length`). [`check_request_head`] refuses all of them; the caller answers 400 and
+//! closes the connection.
+//!
+//! ```
+//! use proxy_core::{Framing, HeadLimits, SmugglingError, check_request_head};
+//!
+//! let ok = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+//! let head = check_request_head(ok, &HeadLimits::default()).unwrap();
+//! assert_eq!(head.framing, Framing::Length(3));
+//! assert_eq!(&ok[head.head_len..], b"abc");
+//!
+//! let clte = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n";
+//! assert_eq!(check_request_head(clte, &HeadLimits::default()), Err(SmugglingError::LengthAndChunked));
+//! ```
+
+/// Why a request head was refused. Every variant maps to `400 Bad Request` (or
+/// `431` for [`SmugglingError::HeadTooLarge`]) and a closed connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SmugglingError {
+    /// The head is not complete yet (no blank line within the buffer).
+    #[error("incomplete request head")]
+    Incomplete,
+    /// The head exceeds [`HeadLimits::max_head_bytes`].
+    #[error("request head larger than {0} bytes")]
+    HeadTooLarge(usize),
+    /// More header fields than [`HeadLimits::max_headers`].
+    #[error("more than {0} header fields")]
+    TooManyHeaders(usize),
+    /// A CR not followed by LF (RFC 9112 section 2.2).
+    #[error("bare CR at byte {0}")]
+    BareCr(usize),
+    /// A LF not preceded by CR (RFC 9112 section 2.2).
+    #[error("bare LF at byte {0}")]
+    BareLf(usize),
+    /// The request line is not `method SP target SP HTTP/1.x`.
+    #[error("malformed request line")]
+    RequestLine,
+    /// A field line starting with whitespace: obsolete line folding (RFC 9112 section 5.2).
+    #[error("obsolete line folding at line {0}")]
+    ObsFold(usize),
+    /// Whitespace between a field name and its colon (RFC 9112 section 5.1).
+    #[error("whitespace before colon at line {0}")]
+    WhitespaceBeforeColon(usize),
+    /// A field name that is empty or not a token, or a line without a colon.
+    #[error("malformed field name at line {0}")]
+    FieldName(usize),
+    /// A field value with a control character (NUL, DEL, ...).
+    #[error("control character in field value at line {0}")]
+    FieldValue(usize),
+    /// A name that differs from a framing header only by case folding `_` to `-`.
+    #[error("ambiguous header name at line {0}")]
+    AmbiguousName(usize),
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    #[error("both Content-Length and Transfer-Encoding")]
+    LengthAndChunked,
+    /// `Content-Length` given more than once (even with equal values) or as a list.
+    #[error("repeated Content-Length")]
+    RepeatedContentLength,
+    /// `Content-Length` is not 1*DIGIT or overflows.
+    #[error("invalid Content-Length")]
+    InvalidContentLength,
+    /// `Transfer-Encoding` is anything but a single `chunked`.
+    #[error("unsupported or obfuscated Transfer-Encoding")]
+    TransferEncoding,
+    /// `Transfer-Encoding` in an HTTP/1.0 request (RFC 9112 section 6.1).
+    #[error("Transfer-Encoding in an HTTP/1.0 request")]
+    TransferEncodingHttp10,
+    /// An HTTP/1.1 request without exactly one `Host` (RFC 9112 section 3.2).
+    #[error("missing or repeated Host")]
+    Host,
+}
+
+impl SmugglingError {
+    /// The status to answer with.
+    #[must_use]
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Self::HeadTooLarge(_) | Self::TooManyHeaders(_) => {
+                http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            _ => http::StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Size limits on a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// The largest head, request line and blank line included.
+    pub max_head_bytes: usize,
+    /// The most header fields.
+    pub max_headers: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        Self {
+            max_head_bytes: 32 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// How the request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A head that passed the checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedHead {
+    /// Bytes up to and including the blank line.
+    pub head_len: usize,
+    /// The body framing.
+    pub framing: Framing,
+    /// `true` for HTTP/1.0.
+    pub http10: bool,
+    /// The request asks for a protocol upgrade (`Upgrade` plus `Connection: upgrade`);
+    /// after a `101` the bytes that follow are no longer HTTP/1.
+    pub upgrade: bool,
+}
+
+/// The end of the head in `buf` (index after the blank line), tolerating bare LFs so they
+/// can be reported, or `None` when it is not complete.
+#[must_use]
+pub fn find_head_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(off) = buf
+        .get(i..)
+        .and_then(|s| s.iter().position(|b| *b == b'\n'))
+    {
+        let lf = i + off;
+        let line_start = i;
+        if lf == line_start || (lf == line_start + 1 && buf.get(line_start) == Some(&b'\r')) {
+            // An empty line: the end of the head unless it is a leading one.
+            if line_start > 0 {
+                return Some(lf + 1);
+            }
+        }
+        i = lf + 1;
+    }
+    None
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Checks a raw request head (the buffer may hold body bytes after it).
+///
+/// # Errors
+/// The first [`SmugglingError`] found, scanning in order.
+pub fn check_request_head(buf: &[u8], limits: &HeadLimits) -> Result<CheckedHead, SmugglingError> {
+    let end = match find_head_end(buf) {
+        Some(end) => end,
+        None if buf.len() > limits.max_head_bytes => {
+            return Err(SmugglingError::HeadTooLarge(limits.max_head_bytes));
+        }
+        None => return Err(SmugglingError::Incomplete),
+    };
+    if end > limits.max_head_bytes {
+        return Err(SmugglingError::HeadTooLarge(limits.max_head_bytes));
+    }
+    let head = buf.get(..end).ok_or(SmugglingError::Incomplete)?;
+    // Line endings first: every LF preceded by CR, every CR followed by LF.
+    for (i, b) in head.iter().enumerate() {
+        match b {
+            b'\n' if i == 0 || head.get(i - 1) != Some(&b'\r') => {
+                return Err(SmugglingError::BareLf(i));
+            }
+            b'\r' if head.get(i + 1) != Some(&b'\n') => return Err(SmugglingError::BareCr(i)),
+            _ => {}
+        }
+    }
+    let text = head
+        .get(..end.saturating_sub(4))
+        .ok_or(SmugglingError::Incomplete)?;
+    let mut lines = text
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    // RFC 9112 section 2.2: a server SHOULD ignore empty lines before the request line.
+    let mut request_line = lines.next().unwrap_or_default();
+    while request_line.is_empty() {
+        request_line = lines.next().ok_or(SmugglingError::RequestLine)?;
+    }
+    let http10 = check_request_line(request_line)?;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding: Option<Vec<u8>> = None;
+    let mut hosts = 0usize;
+    let mut upgrade_header = false;
+    let mut connection_upgrade = false;
+    for (n, line) in lines.enumerate() {
+        let number = n + 2;
+        if n >= limits.max_headers {
+            return Err(SmugglingError::TooManyHeaders(limits.max_headers));
+        }
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            return Err(SmugglingError::ObsFold(number));
+        }
+        let colon = line
+            .iter()
+            .position(|b| *b == b':')
+            .ok_or(SmugglingError::FieldName(number))?;
+        let (name, rest) = line.split_at(colon);
+        let value = rest.get(1..).unwrap_or_default();
+        if name.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            return Err(SmugglingError::WhitespaceBeforeColon(number));
+        }
+        if name.is_empty() || !name.iter().copied().all(is_tchar) {
+            return Err(SmugglingError::FieldName(number));
+        }
+        if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+            return Err(SmugglingError::FieldValue(number));
+        }
+        let lower = name.to_ascii_lowercase();
+        let value = value.trim_ascii();
+        let folded: Vec<u8> = lower
+            .iter()
+            .map(|b| if *b == b'_' { b'-' } else { *b })
+            .collect();
+        if folded != lower
+            && matches!(
+                folded.as_slice(),
+                b"content-length" | b"transfer-encoding" | b"host"
+            )
+        {
+            return Err(SmugglingError::AmbiguousName(number));
+        }
+        match lower.as_slice() {
+            b"content-length" => {
+                if content_length.is_some() {
+                    return Err(SmugglingError::RepeatedContentLength);
+                }
+                if value.contains(&b',') {
+                    return Err(SmugglingError::RepeatedContentLength);
+                }
+                if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+                    return Err(SmugglingError::InvalidContentLength);
+                }
+                let parsed = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or(SmugglingError::InvalidContentLength)?;
+                content_length = Some(parsed);
+            }
+            b"transfer-encoding" => {
+                let all = transfer_encoding.get_or_insert_with(Vec::new);
+                if !all.is_empty() {
+                    all.push(b',');
+                }
+                all.extend_from_slice(value);
+            }
+            b"host" => hosts += 1,
+            b"upgrade" => upgrade_header = true,
+            b"connection" => {
+                connection_upgrade |= value
+                    .split(|b| *b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+            }
+            _ => {}
+        }
+    }
+    let framing = match (content_length, transfer_encoding) {
+        (Some(_), Some(_)) => return Err(SmugglingError::LengthAndChunked),
+        (_, Some(_)) if http10 => return Err(SmugglingError::TransferEncodingHttp10),
+        (_, Some(te)) => {
+            // Exactly one coding, `chunked`, in any case; anything else (a list, unknown
+            // codings, quoted or padded forms) is refused rather than guessed at.
+            if !te.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err(SmugglingError::TransferEncoding);
+            }
+            Framing::Chunked
+        }
+        (Some(0), None) | (None, None) => Framing::None,
+        (Some(n), None) => Framing::Length(n),
+    };
+    if !http10 && hosts != 1 || hosts > 1 {
+        return Err(SmugglingError::Host);
+    }
+    Ok(CheckedHead {
+        head_len: end,
+        framing,
+        http10,
+        upgrade: upgrade_header && connection_upgrade,
+    })
+}
+
+/// Checks `method SP request-target SP HTTP-version`; returns whether it is HTTP/1.0.
+fn check_request_line(line: &[u8]) -> Result<bool, SmugglingError> {
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(SmugglingError::RequestLine);
+    };
+    if method.is_empty() || !method.iter().copied().all(is_tchar) {
+        return Err(SmugglingError::RequestLine);
+    }
+    if target.is_empty() || !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+        return Err(SmugglingError::RequestLine);
+    }
+    match version {
+        b"HTTP/1.1" => Ok(false),
+        b"HTTP/1.0" => Ok(true),
+        _ => Err(SmugglingError::RequestLine),
+    }
+}
+
+/// Checks a request hyper (or another parser) has already parsed: the framing headers must
+/// be unambiguous there too. A second line of defense behind [`check_request_head`].
+///
+/// # Errors
+/// The [`SmugglingError`] for the ambiguity.
+pub fn check_parsed_request(parts: &http::request::Parts) -> Result<(), SmugglingError> {
+    let cl = parts
+        .headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .count();
+    let te: Vec<_> = parts
+        .headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .collect();
+    if cl > 1 {
+        return Err(SmugglingError::RepeatedContentLength);
+    }
+    if cl == 1 && !te.is_empty() {
+        return Err(SmugglingError::LengthAndChunked);
+    }
+    if te.len() > 1
+        || te
+            .first()
+            .is_some_and(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    {
+        return Err(SmugglingError::TransferEncoding);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn check(raw: &[u8]) -> Result<CheckedHead, SmugglingError> {
+        check_request_head(raw, &HeadLimits::default())
+    }
+
+    #[test]
+    fn accepts_clean_heads() {
+        let h = check(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(h.framing, Framing::None);
+        let h =
+            check(b"\r\nPOST /x?y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\n")
+                .unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(check(b"GET / HTTP/1.0\r\n\r\n").unwrap().http10);
+    }
+
+    #[test]
+    fn refuses_ambiguity() {
+        use SmugglingError as E;
+        let cases: &[(&[u8], SmugglingError)] = &[
+            (b"GET / HTTP/1.1\r\nHost: a\r\n", E::Incomplete),
+            (b"GET / HTTP/1.1\nHost: a\r\n\r\n", E::BareLf(14)),
+            (b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", E::BareCr(23)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", E::ObsFold(4)),
+            (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", E::WhitespaceBeforeColon(2)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX\x00: a\r\n\r\n", E::FieldName(3)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00\r\n\r\n", E::FieldValue(3)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\n\r\n", E::AmbiguousName(3)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", E::RepeatedContentLength),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n", E::RepeatedContentLength),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", E::InvalidContentLength),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", E::InvalidContentLength),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", E::LengthAndChunked),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", E::TransferEncoding),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", E::TransferEncoding),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", E::TransferEncoding),
+            (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", E::TransferEncodingHttp10),
+            (b"GET / HTTP/1.1\r\n\r\n", E::Host),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", E::Host),
+            (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", E::RequestLine),
+            (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", E::RequestLine),
+            (b"GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n", E::RequestLine),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                &check(raw).unwrap_err(),
+                want,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let limits = HeadLimits {
+            max_head_bytes: 64,
+            max_headers: 2,
+        };
+        let big = [
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: ".as_slice(),
+            &[b'a'; 100],
+            b"\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(
+            check_request_head(&big, &limits),
+            Err(SmugglingError::HeadTooLarge(64))
+        );
+        assert_eq!(
+            check_request_head(&big[..80], &limits),
+            Err(SmugglingError::HeadTooLarge(64))
+        );
+        let many = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
+        assert_eq!(
+            check_request_head(many, &limits),
+            Err(SmugglingError::TooManyHeaders(2))
+        );
+        assert_eq!(SmugglingError::TooManyHeaders(2).status(), 431);
+    }
+}

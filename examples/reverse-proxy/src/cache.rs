@@ -1,0 +1,268 @@
+//! The response cache: RFC 9111 decisions from `http-cache-semantics` (shared-cache mode),
+//! bodies in a `quick_cache` store bounded in bytes, request coalescing per key, RFC 5861
+//! `stale-if-error`, and invalidation after unsafe methods (RFC 9111 section 4.4).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_cache_semantics::{CacheOptions, CachePolicy};
+use proxy_core::CacheControl;
+use quick_cache::Weighter;
+
+/// One stored response.
+pub(crate) struct Stored {
+    pub(crate) policy: CachePolicy,
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    /// When it stops being fresh (for stale-if-error).
+    pub(crate) fresh_until: SystemTime,
+    pub(crate) stale_if_error: Option<Duration>,
+    pub(crate) stale_while_revalidate: Option<Duration>,
+}
+
+type Variants = Arc<Vec<Arc<Stored>>>;
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl Weighter<String, Variants> for ByBytes {
+    fn weight(&self, key: &String, value: &Variants) -> u64 {
+        let bytes: usize = value
+            .iter()
+            .map(|s| {
+                s.body.len()
+                    + s.headers
+                        .iter()
+                        .map(|(n, v)| n.as_str().len() + v.len() + 32)
+                        .sum::<usize>()
+                    + 256
+            })
+            .sum();
+        (key.len() + bytes) as u64
+    }
+}
+
+pub(crate) struct Cache {
+    store: quick_cache::sync::Cache<String, Variants, ByBytes>,
+    pub(crate) max_object: u64,
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Most variants kept per URL (one per `Vary` combination).
+const MAX_VARIANTS: usize = 8;
+
+pub(crate) fn options() -> CacheOptions {
+    CacheOptions {
+        shared: true,
+        ..CacheOptions::default()
+    }
+}
+
+impl Cache {
+    pub(crate) fn new(max_bytes: u64, max_object: u64) -> Self {
+        let items = usize::try_from(max_bytes / 4096).unwrap_or(1024).max(16);
+        Self {
+            store: quick_cache::sync::Cache::with_weighter(items, max_bytes.max(1), ByBytes),
+            max_object,
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<Variants> {
+        self.store.get(key)
+    }
+
+    pub(crate) fn insert(&self, key: &str, stored: Stored) {
+        let stored = Arc::new(stored);
+        let mut variants: Vec<Arc<Stored>> = vec![stored.clone()];
+        if let Some(old) = self.store.get(key) {
+            // Keep other variants: those whose Vary-selected request headers differ.
+            let vary: Vec<String> = vary_names(&stored.headers);
+            variants.extend(
+                old.iter()
+                    .filter(|o| {
+                        vary_names(&o.headers) != vary
+                            || !vary.is_empty() && differs(o, &stored, &vary)
+                    })
+                    .take(MAX_VARIANTS - 1)
+                    .cloned(),
+            );
+        }
+        self.store.insert(key.to_owned(), Arc::new(variants));
+    }
+
+    pub(crate) fn remove(&self, key: &str) {
+        self.store.remove(key);
+    }
+
+    /// A lock held by the one request that fetches `key` while others wait for it.
+    pub(crate) fn fetch_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 10_000 {
+            map.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        map.entry(key.to_owned()).or_default().clone()
+    }
+
+    pub(crate) fn release(&self, key: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut map = self
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Two references: the map's and ours.
+        if Arc::strong_count(&lock) <= 2 {
+            map.remove(key);
+        }
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.store.weight()
+    }
+}
+
+fn vary_names(headers: &HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = headers
+        .get_all(http::header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether two stored variants were selected by different request header values.
+fn differs(a: &Stored, b: &Stored, vary: &[String]) -> bool {
+    vary.iter().any(|n| {
+        let key = format!("x-proxy-vary-{n}");
+        a.headers.get(&key) != b.headers.get(&key)
+    })
+}
+
+/// Records the Vary-selected request header values on a stored response (removed before
+/// serving), so variants can be told apart on insert.
+pub(crate) fn note_vary(request: &HeaderMap, response: &mut HeaderMap) {
+    for name in vary_names(response) {
+        let joined: Vec<&[u8]> = request
+            .get_all(name.as_str())
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        let joined = joined.join(&b", "[..]);
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(format!("x-proxy-vary-{name}").as_bytes()),
+            HeaderValue::from_bytes(&joined),
+        ) {
+            response.insert(k, v);
+        }
+    }
+}
+
+pub(crate) fn strip_notes(headers: &mut HeaderMap) {
+    let notes: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-proxy-vary-"))
+        .cloned()
+        .collect();
+    for n in notes {
+        headers.remove(n);
+    }
+}
+
+pub(crate) fn stale_while_revalidate(headers: &HeaderMap) -> Option<Duration> {
+    let joined: Vec<&str> = headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    CacheControl::parse(&joined.join(","))
+        .stale_while_revalidate
+        .map(Duration::from_secs)
+}
+
+pub(crate) fn stale_if_error(headers: &HeaderMap) -> Option<Duration> {
+    let joined: Vec<&str> = headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    CacheControl::parse(&joined.join(","))
+        .stale_if_error
+        .map(Duration::from_secs)
+}
+
+/// Whether a stored response satisfies the client's own conditional request, so the
+/// answer is 304 (RFC 9110 section 13.1.2 and 13.1.3, weak comparison for GET).
+pub(crate) fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
+    if let Some(inm) = request
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        let Some(etag) = stored.get(http::header::ETAG).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+        return inm.trim() == "*" || inm.split(',').any(|t| weak(t) == weak(etag));
+    }
+    if let (Some(ims), Some(lm)) = (
+        request
+            .get(http::header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(httpdate_parse),
+        stored
+            .get(http::header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(httpdate_parse),
+    ) {
+        return lm <= ims;
+    }
+    false
+}
+
+fn httpdate_parse(v: &str) -> Option<SystemTime> {
+    httpdate::parse_http_date(v).ok()
+}
+
+const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+
+/// The headers the cache policy should see when the origin sent `CDN-Cache-Control`.
+pub(crate) fn cdn_view(headers: &HeaderMap) -> Option<HeaderMap> {
+    if !headers.contains_key(CDN_CACHE_CONTROL) {
+        return None;
+    }
+    let mut view = headers.clone();
+    view.remove(http::header::CACHE_CONTROL);
+    view.remove(http::header::EXPIRES);
+    view.remove(http::header::PRAGMA);
+    for v in headers.get_all(CDN_CACHE_CONTROL) {
+        view.append(http::header::CACHE_CONTROL, v.clone());
+    }
+    Some(view)
+}
+
+/// Puts the origin's `Cache-Control` and `Expires` back on a response built from a policy
+/// that saw the `CDN-Cache-Control` view.
+pub(crate) fn restore_origin_freshness(stored: &HeaderMap, out: &mut HeaderMap) {
+    if !stored.contains_key(CDN_CACHE_CONTROL) {
+        return;
+    }
+    for name in [
+        http::header::CACHE_CONTROL,
+        http::header::EXPIRES,
+        http::header::PRAGMA,
+    ] {
+        out.remove(&name);
+        for v in stored.get_all(&name) {
+            out.append(name.clone(), v.clone());
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The TOML configuration and its validation.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use proxy_core::{Algorithm, HashKey, TrustedProxies};
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    pub(crate) server: Server,
+    #[serde(default)]
+    pub(crate) pools: Vec<PoolConfig>,
+    #[serde(default)]
+    pub(crate) routes: Vec<RouteConfig>,
+    pub(crate) cache: Option<CacheConfig>,
+    pub(crate) compression: Option<CompressionConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompressionConfig {
+    /// Responses of known length below this are sent as they are.
+    #[serde(default = "default_min_length")]
+    pub(crate) min_length: u64,
+}
+
+fn default_min_length() -> u64 {
+    256
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CacheConfig {
+    /// The store's bound, in bytes (bodies plus headers).
+    #[serde(default = "default_cache_bytes")]
+    pub(crate) max_bytes: u64,
+    /// Larger responses (or ones of unknown length) are not stored.
+    #[serde(default = "default_object_bytes")]
+    pub(crate) max_object_bytes: u64,
+}
+
+fn default_cache_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_object_bytes() -> u64 {
+    8 * 1024 * 1024
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Server {
+    /// `IP:PORT`; port 0 picks a free one.
+    pub(crate) listen: SocketAddr,
+    #[serde(default = "default_pseudonym")]
+    pub(crate) pseudonym: String,
+    #[serde(default)]
+    pub(crate) trusted_proxies: Vec<String>,
+    #[serde(default = "default_head_bytes")]
+    pub(crate) max_head_bytes: usize,
+    #[serde(default = "default_headers")]
+    pub(crate) max_headers: usize,
+    /// Served by the proxy itself, never forwarded.
+    #[serde(default = "default_metrics_path")]
+    pub(crate) metrics_path: String,
+    #[serde(default = "default_true")]
+    pub(crate) access_log: bool,
+    /// For rate limits with `store = "redis"` (needs the `redis` feature).
+    pub(crate) redis_url: Option<String>,
+    /// Terminate TLS on the listener.
+    pub(crate) tls: Option<TlsConfig>,
+    /// Worker threads (each a current-thread runtime); default: the number of CPUs.
+    pub(crate) workers: Option<usize>,
+    /// Enables the membership API under this path, for loopback clients only.
+    pub(crate) admin_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsConfig {
+    /// PEM certificate chain; with `key`. Without both, a development certificate is made
+    /// at start for `dev_names`.
+    pub(crate) cert: Option<String>,
+    /// PEM private key.
+    pub(crate) key: Option<String>,
+    #[serde(default = "default_dev_names")]
+    pub(crate) dev_names: Vec<String>,
+    /// Where to write the development certificate (PEM) so clients can trust it.
+    pub(crate) dev_cert_out: Option<String>,
+}
+
+fn default_dev_names() -> Vec<String> {
+    vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
+}
+
+fn default_pseudonym() -> String {
+    "reverse-proxy".to_owned()
+}
+fn default_head_bytes() -> usize {
+    32 * 1024
+}
+fn default_headers() -> usize {
+    100
+}
+fn default_metrics_path() -> String {
+    "/__proxy/metrics".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Upstream {
+    pub(crate) address: String,
+    #[serde(default = "default_weight")]
+    pub(crate) weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PoolConfig {
+    pub(crate) name: String,
+    #[serde(default = "default_algorithm")]
+    pub(crate) algorithm: String,
+    /// `header:NAME`, `cookie:NAME` or `client`, for ring-hash and maglev.
+    pub(crate) hash_key: Option<String>,
+    /// Cookie name for sticky sessions.
+    pub(crate) sticky_cookie: Option<String>,
+    pub(crate) upstreams: Vec<Upstream>,
+    #[serde(default = "default_connect_ms")]
+    pub(crate) connect_timeout_ms: u64,
+    #[serde(default = "default_request_ms")]
+    pub(crate) request_timeout_ms: u64,
+    #[serde(default = "default_idle_ms")]
+    pub(crate) idle_timeout_ms: u64,
+    #[serde(default = "default_retries")]
+    pub(crate) max_retries: u32,
+    /// Whether a timed-out idempotent request is tried on another upstream. Off by default:
+    /// a timeout then answers 504 within `request_timeout_ms`.
+    #[serde(default)]
+    pub(crate) retry_timeouts: bool,
+    #[serde(default = "default_retry_statuses")]
+    pub(crate) retry_statuses: Vec<u16>,
+    #[serde(default)]
+    pub(crate) panic_threshold: f64,
+    pub(crate) health: Option<HealthConfig>,
+    pub(crate) outlier: Option<OutlierConfigToml>,
+    pub(crate) breaker: Option<BreakerConfig>,
+}
+
+fn default_algorithm() -> String {
+    "round-robin".to_owned()
+}
+fn default_connect_ms() -> u64 {
+    1000
+}
+fn default_request_ms() -> u64 {
+    30_000
+}
+fn default_idle_ms() -> u64 {
+    60_000
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_retry_statuses() -> Vec<u16> {
+    vec![502, 503]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthConfig {
+    #[serde(default = "default_health_path")]
+    pub(crate) path: String,
+    #[serde(default = "default_interval_ms")]
+    pub(crate) interval_ms: u64,
+    #[serde(default = "default_health_timeout_ms")]
+    pub(crate) timeout_ms: u64,
+    #[serde(default = "default_threshold")]
+    pub(crate) healthy_threshold: u32,
+    #[serde(default = "default_threshold")]
+    pub(crate) unhealthy_threshold: u32,
+}
+
+fn default_health_path() -> String {
+    "/healthz".to_owned()
+}
+fn default_interval_ms() -> u64 {
+    5000
+}
+fn default_health_timeout_ms() -> u64 {
+    2000
+}
+fn default_threshold() -> u32 {
+    2
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutlierConfigToml {
+    #[serde(default = "default_consecutive_errors")]
+    pub(crate) consecutive_errors: u32,
+    #[serde(default = "default_consecutive_5xx")]
+    pub(crate) consecutive_5xx: u32,
+    #[serde(default = "default_base_ejection_ms")]
+    pub(crate) base_ejection_ms: u64,
+    #[serde(default = "default_max_ejected_share")]
+    pub(crate) max_ejected_share: f64,
+}
+
+fn default_consecutive_errors() -> u32 {
+    3
+}
+fn default_consecutive_5xx() -> u32 {
+    5
+}
+fn default_base_ejection_ms() -> u64 {
+    10_000
+}
+fn default_max_ejected_share() -> f64 {
+    0.5
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BreakerConfig {
+    #[serde(default = "default_breaker_failures")]
+    pub(crate) failures: u32,
+    #[serde(default = "default_breaker_open_ms")]
+    pub(crate) open_ms: u64,
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_open_ms() -> u64 {
+    5000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteConfig {
+    #[serde(default = "default_prefix")]
+    pub(crate) prefix: String,
+    pub(crate) host: Option<String>,
+    pub(crate) pool: String,
+    pub(crate) rate_limit: Option<RateLimitConfig>,
+    /// Cache responses of this route (needs a `[cache]` section).
+    #[serde(default)]
+    pub(crate) cache: bool,
+}
+
+fn default_prefix() -> String {
+    "/".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitConfig {
+    pub(crate) rate: u32,
+    #[serde(default = "default_period_ms")]
+    pub(crate) period_ms: u64,
+    pub(crate) burst: Option<u32>,
+    /// `client`, `header:NAME` or `route`.
+    #[serde(default = "default_rl_key")]
+    pub(crate) key: String,
+    /// `memory` (this process) or `redis` (shared through `server.redis_url`).
+    #[serde(default = "default_rl_store")]
+    pub(crate) store: String,
+}
+
+fn default_rl_store() -> String {
+    "memory".to_owned()
+}
+
+fn default_period_ms() -> u64 {
+    1000
+}
+fn default_rl_key() -> String {
+    "client".to_owned()
+}
+
+/// Where a rate limit's key comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum LimitKey {
+    Client,
+    Header(http::HeaderName),
+    Route,
+}
+
+pub(crate) fn parse_limit_key(s: &str) -> Result<LimitKey, String> {
+    match s {
+        "client" => Ok(LimitKey::Client),
+        "route" => Ok(LimitKey::Route),
+        _ => match s.strip_prefix("header:") {
+            Some(h) => http::HeaderName::from_bytes(h.as_bytes())
+                .map(LimitKey::Header)
+                .map_err(|_| format!("rate_limit.key: {h:?} is not a header name")),
+            None => Err(format!(
+                "rate_limit.key: {s:?} is not `client`, `route` or `header:NAME`"
+            )),
+        },
+    }
+}
+
+pub(crate) fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    Ok(match s {
+        "round-robin" => Algorithm::RoundRobin,
+        "weighted-round-robin" => Algorithm::WeightedRoundRobin,
+        "least-connections" => Algorithm::LeastConnections,
+        "peak-ewma" => Algorithm::PeakEwma,
+        "random" => Algorithm::Random,
+        "ring-hash" => Algorithm::RingHash { vnodes: 160 },
+        "maglev" => Algorithm::Maglev { table_size: 65537 },
+        other => {
+            return Err(format!(
+                "unknown algorithm {other:?}; use round-robin, weighted-round-robin, \
+                 least-connections, peak-ewma, random, ring-hash or maglev"
+            ));
+        }
+    })
+}
+
+pub(crate) fn parse_hash_key(s: &str) -> Result<HashKey, String> {
+    if s == "client" {
+        return Ok(HashKey::ClientAddress);
+    }
+    if let Some(c) = s.strip_prefix("cookie:") {
+        return Ok(HashKey::Cookie(c.to_owned()));
+    }
+    if let Some(h) = s.strip_prefix("header:") {
+        return http::HeaderName::from_bytes(h.as_bytes())
+            .map(HashKey::Header)
+            .map_err(|_| format!("hash_key: {h:?} is not a header name"));
+    }
+    Err(format!(
+        "hash_key {s:?}: use `client`, `cookie:NAME` or `header:NAME`"
+    ))
+}
+
+impl Config {
+    /// Parses and checks a file's text; errors name the field.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        TrustedProxies::parse(config.server.trusted_proxies.iter().map(String::as_str))
+            .map_err(|e| format!("server.trusted_proxies: {e}"))?;
+        let mut names = HashSet::new();
+        for pool in &config.pools {
+            let at = format!("pool {:?}", pool.name);
+            if !names.insert(pool.name.as_str()) {
+                return Err(format!("{at}: defined twice"));
+            }
+            if pool.upstreams.is_empty() {
+                return Err(format!("{at}: no upstreams"));
+            }
+            let algorithm = parse_algorithm(&pool.algorithm).map_err(|e| format!("{at}: {e}"))?;
+            match (&algorithm, &pool.hash_key) {
+                (Algorithm::RingHash { .. } | Algorithm::Maglev { .. }, None) => {
+                    return Err(format!("{at}: {} needs hash_key", pool.algorithm));
+                }
+                (_, Some(key)) => {
+                    parse_hash_key(key).map_err(|e| format!("{at}: {e}"))?;
+                }
+                _ => {}
+            }
+            for u in &pool.upstreams {
+                if u.address.parse::<http::uri::Authority>().is_err() || !u.address.contains(':') {
+                    return Err(format!(
+                        "{at}: upstream address {:?} is not HOST:PORT",
+                        u.address
+                    ));
+                }
+            }
+            if !(0.0..=1.0).contains(&pool.panic_threshold) {
+                return Err(format!("{at}: panic_threshold must be within 0..=1"));
+            }
+        }
+        for (i, route) in config.routes.iter().enumerate() {
+            if !names.contains(route.pool.as_str()) {
+                return Err(format!("route {i}: unknown pool {:?}", route.pool));
+            }
+            if !route.prefix.starts_with('/') {
+                return Err(format!("route {i}: prefix must start with '/'"));
+            }
+            if let Some(rl) = &route.rate_limit {
+                parse_limit_key(&rl.key).map_err(|e| format!("route {i}: {e}"))?;
+                match rl.store.as_str() {
+                    "memory" => {}
+                    "redis" if !cfg!(feature = "redis") => {
+                        return Err(format!(
+                            "route {i}: rate_limit.store = \"redis\" needs a build with the `redis` feature"
+                        ));
+                    }
+                    "redis" if config.server.redis_url.is_none() => {
+                        return Err(format!(
+                            "route {i}: rate_limit.store = \"redis\" needs server.redis_url"
+                        ));
+                    }
+                    "redis" => {}
+                    other => {
+                        return Err(format!(
+                            "route {i}: rate_limit.store {other:?} is not `memory` or `redis`"
+                        ));
+                    }
+                }
+                if rl.rate == 0 {
+                    return Err(format!("route {i}: rate_limit.rate must be at least 1"));
+                }
+            }
+        }
+        if config.routes.iter().any(|r| r.cache) && config.cache.is_none() {
+            return Err("a route sets cache = true but there is no [cache] section".to_owned());
+        }
+        if config.routes.is_empty() {
+            return Err("no [[routes]]: nothing to proxy".to_owned());
+        }
+        Ok(config)
+    }
+}
+
+pub(crate) fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
