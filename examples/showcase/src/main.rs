@@ -56,6 +56,7 @@
 //! [`SHUTDOWN_GRACE`]), then exits 0.
 
 mod cookies;
+mod origin;
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -68,7 +69,7 @@ use auth_core::MemoryStore;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -107,11 +108,15 @@ struct Showcase {
     oauth_login: oauth_login::App,
     cookies: cookies::CookieDemo,
     graphql: Arc<graphql::App>,
+    proxy: reverse_proxy::App,
+    origin: origin::Origin,
 }
 
 impl Showcase {
-    /// Builds every app for a server reachable at `origin` (`http://HOST:PORT`).
-    fn new(origin: &str) -> Result<Self, String> {
+    /// Builds every app for a server reachable at `public` (`origin` is `http://public`);
+    /// the proxy's health checks start on the current runtime.
+    async fn new(public: SocketAddr) -> Result<Self, String> {
+        let origin = &format!("http://{public}");
         let auth = auth_login::App::new(
             MemoryStore::new(),
             auth_login::Settings {
@@ -151,6 +156,12 @@ impl Showcase {
             base_path: "/graphql".to_owned(),
             allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
         })?);
+        let proxy = reverse_proxy::App::new(&reverse_proxy::Settings {
+            base_path: "/proxy".to_owned(),
+            config: proxy_config(public),
+        })
+        .await
+        .map_err(|error| format!("the reverse proxy at /proxy: {error}"))?;
         Ok(Self {
             auth,
             api,
@@ -159,6 +170,8 @@ impl Showcase {
             oauth_login,
             cookies: cookies::CookieDemo::new(),
             graphql,
+            proxy,
+            origin: origin::Origin::default(),
         })
     }
 
@@ -167,6 +180,73 @@ impl Showcase {
         self.provider.sweep(now);
         self.oauth_login.sweep(now);
     }
+}
+
+/// The embedded configuration of the proxy at `/proxy/`: one pool whose two members are
+/// this server itself (by IP and, on loopback, by the name `localhost`), round-robin and
+/// health-checked at `/healthz`; `/proxy/api/` (rest-api) and `/proxy/origin/` (the small
+/// origin in `origin.rs`) through the RFC 9111 cache; `/proxy/origin/limited` with a rate
+/// limit of 5 requests a minute per client; br/zstd/gzip above 256 bytes; metrics at
+/// `/proxy/metrics`. No route reaches `/proxy/` itself, so a request cannot loop.
+fn proxy_config(public: SocketAddr) -> String {
+    let mut members = format!(r#"{{ address = "{public}" }}"#);
+    if public.ip().is_loopback() {
+        members.push_str(&format!(
+            r#", {{ address = "localhost:{}" }}"#,
+            public.port()
+        ));
+    }
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0" # unused: the showcase owns the socket
+pseudonym = "showcase-proxy"
+trusted_proxies = []
+max_head_bytes = 32768
+max_headers = 100
+metrics_path = "/metrics"
+access_log = false
+
+[cache]
+max_bytes = 8388608
+max_object_bytes = 1048576
+
+[compression]
+min_length = 256
+
+[[pools]]
+name = "showcase"
+algorithm = "round-robin"
+upstreams = [{members}]
+connect_timeout_ms = 1000
+request_timeout_ms = 10000
+idle_timeout_ms = 30000
+max_retries = 1
+retry_statuses = [502, 503]
+panic_threshold = 0.5
+[pools.health]
+path = "/healthz"
+interval_ms = 5000
+timeout_ms = 2000
+healthy_threshold = 2
+unhealthy_threshold = 2
+
+[[routes]]
+prefix = "/api/"
+pool = "showcase"
+cache = true
+
+[[routes]]
+prefix = "/origin/"
+pool = "showcase"
+cache = true
+
+[[routes]]
+prefix = "/origin/limited"
+pool = "showcase"
+rate_limit = {{ rate = 5, period_ms = 60000, burst = 5, key = "client" }}
+"#
+    )
 }
 
 fn main() -> ExitCode {
@@ -264,7 +344,7 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
         }
         _ => local,
     };
-    let app = Arc::new(Showcase::new(&format!("http://{public}"))?);
+    let app = Arc::new(Showcase::new(public).await?);
     tokio::spawn(app.chat.clone().run_timers());
     let sweeper = app.clone();
     tokio::spawn(async move {
@@ -295,7 +375,7 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
                 let app = app.clone();
                 let service = service_fn(move |request| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(&app, peer.ip(), request).await) }
+                    async move { Ok::<_, Infallible>(handle(&app, peer, request).await) }
                 });
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -365,7 +445,7 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-async fn handle(app: &Showcase, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
+async fn handle(app: &Showcase, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -390,7 +470,7 @@ fn under(path: &str, prefix: &str) -> bool {
 /// their own prefix.
 async fn dispatch(
     app: &Showcase,
-    peer: IpAddr,
+    peer: SocketAddr,
     path: &str,
     request: Request<Incoming>,
 ) -> Response<Body> {
@@ -403,13 +483,13 @@ async fn dispatch(
         return permanent_redirect(&location);
     }
     if under(path, "/auth") {
-        app.auth.handle(peer, request).await
+        app.auth.handle(peer.ip(), request).await
     } else if under(path, "/api") {
         app.api.handle(request).await
     } else if under(path, "/chat") {
         app.chat.handle(request).await
     } else if under(path, "/oauth") || path == app.provider.metadata_path() {
-        app.provider.handle(peer, request).await
+        app.provider.handle(peer.ip(), request).await
     } else if under(path, "/oauth-login") {
         app.oauth_login.handle(request).await
     } else if let Some(rest) = path.strip_prefix("/cookies")
@@ -419,11 +499,31 @@ async fn dispatch(
     } else if under(path, "/graphql") {
         // The page at `/graphql/`, GraphQL over HTTP and its WebSocket at `/graphql/graphql`.
         app.graphql.handle(request).await
-    // proxy-core (`/proxy/`) mounts here the same way when its branch lands: an example
-    // library with a `base_path`, a field in `Showcase`, one branch in this chain, and the
-    // landing page's "in progress" row becomes a link.
+    } else if under(path, "/proxy") {
+        // proxy-core: routes, cache, compression, rate limits and metrics below `/proxy/`;
+        // its upstreams are this server (`/api/`, `/origin/`) over loopback HTTP.
+        buffered(app.proxy.handle(peer, request).await).await
+    } else if under(path, "/origin") {
+        app.origin.handle(path, &request)
     } else {
         route(request.method(), path)
+    }
+}
+
+/// The proxy's streamed response, read whole into the showcase's one body type (its
+/// bodies here are small pages; a 101 keeps its upgrade, which lives in the request).
+async fn buffered(response: Response<reverse_proxy::ProxyBody>) -> Response<Body> {
+    let (head, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => Response::from_parts(head, Full::new(collected.to_bytes())),
+        Err(error) => {
+            tracing::warn!(%error, "proxied body failed");
+            text(
+                StatusCode::BAD_GATEWAY,
+                "text/plain; charset=utf-8",
+                "upstream body failed\n",
+            )
+        }
     }
 }
 
