@@ -1,7 +1,9 @@
 //! Every mounted capability over real HTTP against the showcase binary: the landing page's
 //! links, auth-core sign-up/login/JWT, rest-core CRUD with ETags, a ws-core chat exchange,
 //! the OAuth login round trip against the showcase's own provider, cookie-jar cookies,
-//! graphql-core queries, a mutation and a subscription under `/graphql`.
+//! graphql-core queries, a mutation and a subscription under `/graphql`, and the
+//! proxy-core reverse proxy under `/proxy` (cache, compression, forwarding headers, rate
+//! limit, metrics).
 
 // Integration tests: a failed expectation should panic with its message.
 #![allow(
@@ -52,6 +54,10 @@ fn every_link_on_the_landing_page_answers() {
         "/graphql/",
         "/graphql/graphql?query=%7Bbooks%7Btitle%20author%7Bname%7D%7D%7D",
         "/healthz",
+        "/proxy/origin/cached",
+        "/proxy/origin/headers",
+        "/proxy/api/users",
+        "/proxy/metrics",
     ] {
         assert!(
             hrefs.iter().any(|href| href == expected),
@@ -67,19 +73,9 @@ fn every_link_on_the_landing_page_answers() {
             reply.status
         );
     }
-    // The crates other branches are building have a row but no dead link yet.
-    let in_progress: &[(&str, &str)] = &[("proxy", "proxy-core")];
-    for (id, crate_name) in in_progress {
-        let row_start = page.body.find(&format!(r#"<tr id="{id}">"#)).unwrap();
-        let row = &page.body[row_start..];
-        let row = &row[..row.find("</tr>").unwrap()];
-        assert!(
-            row.contains(crate_name) && row.contains("in progress"),
-            "{row}"
-        );
-        assert!(!row.contains("href="), "{row}");
-    }
-    for id in ["auth", "oauth", "rest", "chat", "cookies", "graphql"] {
+    for id in [
+        "auth", "oauth", "rest", "chat", "cookies", "graphql", "proxy",
+    ] {
         let row_start = page.body.find(&format!(r#"<tr id="{id}">"#)).unwrap();
         let row = &page.body[row_start..];
         let row = &row[..row.find("</tr>").unwrap()];
@@ -828,4 +824,138 @@ fn graphql_query_mutation_and_subscription_under_the_prefix() {
         }
         other => panic!("a foreign origin was let in: {:?}", other.map(|(_, r)| r)),
     }
+}
+
+/// The value of the Prometheus sample `name` (with its labels) in `metrics`.
+fn sample(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn proxy_caches_compresses_forwards_limits_and_counts() {
+    let server = Server::start();
+    let mut browser = server.client();
+
+    // RFC 9111: the origin says max-age=60; the second GET is answered by the cache, with
+    // Age, and the body the origin generated once.
+    let first = browser.get("/proxy/origin/cached");
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.header("x-cache"), Some("MISS"), "{first:?}");
+    assert!(first.body.contains("time number 1\n"), "{}", first.body);
+    let second = browser.get("/proxy/origin/cached");
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("x-cache"), Some("HIT"), "{second:?}");
+    let age: u64 = second.header("age").expect("Age on a hit").parse().unwrap();
+    assert!(age <= 60, "{age}");
+    assert_eq!(second.body, first.body);
+
+    // Compression negotiated from Accept-Encoding, on the cached entry too.
+    for (asked, coding) in [("br", "br"), ("gzip", "gzip"), ("gzip;q=0, br", "br")] {
+        let reply = browser.send(
+            "GET",
+            "/proxy/origin/cached",
+            &[("Accept-Encoding", asked)],
+            b"",
+        );
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.header("content-encoding"),
+            Some(coding),
+            "{asked}: {reply:?}"
+        );
+        assert!(
+            reply
+                .all("vary")
+                .iter()
+                .any(|v| v.to_ascii_lowercase().contains("accept-encoding")),
+            "{reply:?}"
+        );
+        let length: usize = reply.header("content-length").unwrap().parse().unwrap();
+        assert!(length < first.body.len(), "{length} not smaller");
+    }
+    let identity = browser.send(
+        "GET",
+        "/proxy/origin/cached",
+        &[("Accept-Encoding", "identity")],
+        b"",
+    );
+    assert_eq!(identity.header("content-encoding"), None);
+    assert_eq!(identity.body, first.body);
+
+    // Forwarding headers as the upstream received them (RFC 7239, RFC 9110 section 7.6.3).
+    let seen = browser.get("/proxy/origin/headers").json();
+    let forwarded = seen["forwarded"].as_str().expect("Forwarded upstream");
+    assert!(forwarded.contains("for=127.0.0.1"), "{forwarded}");
+    assert!(forwarded.contains("proto=http"), "{forwarded}");
+    assert_eq!(seen["via"], "1.1 showcase-proxy");
+    // Without the proxy there is no such header.
+    let direct = browser.get("/origin/headers").json();
+    assert!(direct.get("via").is_none(), "{direct}");
+
+    // rest-api answers through the proxy too.
+    let users = browser.get("/proxy/api/users");
+    assert_eq!(users.status, 200, "{users:?}");
+    assert!(users.json()["items"].is_array());
+
+    // GCRA: 5 requests a minute with a burst of 5, then 429 with RateLimit headers.
+    for remaining in (0..5).rev() {
+        let reply = browser.get("/proxy/origin/limited");
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.header("ratelimit-limit"), Some("5"));
+        assert_eq!(
+            reply.header("ratelimit-remaining"),
+            Some(&*remaining.to_string())
+        );
+    }
+    let limited = browser.get("/proxy/origin/limited");
+    assert_eq!(limited.status, 429, "{limited:?}");
+    assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Other routes have their own (no) limit.
+    assert_eq!(browser.get("/proxy/origin/headers").status, 200);
+
+    // Nothing routes back into the proxy itself.
+    assert_eq!(browser.get("/proxy/proxy/origin/cached").status, 404);
+
+    // The metrics count what happened above: 2 cache + 4 encodings + 1 headers + 1 users
+    // + 5 limited + 1 headers = 14 2xx answers before this one, the 429 and the 404 as 4xx, one rate-limited request, both pool
+    // members listed.
+    let metrics = browser.get("/proxy/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain"),
+        "{metrics:?}"
+    );
+    let body = &metrics.body;
+    assert_eq!(
+        sample(body, r#"proxy_requests_total{class="2xx"}"#),
+        14,
+        "{body}"
+    );
+    assert_eq!(
+        sample(body, r#"proxy_requests_total{class="4xx"}"#),
+        2,
+        "{body}"
+    );
+    assert_eq!(sample(body, "proxy_rate_limited_total"), 1, "{body}");
+    let port = server.addr.port();
+    for member in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        assert!(
+            body.contains(&format!(
+                r#"proxy_upstream_in_flight{{pool="showcase",upstream="{member}"}}"#
+            )),
+            "{member} not listed: {body}"
+        );
+    }
+    assert!(sample(body, "proxy_cache_bytes") > 0, "{body}");
 }
