@@ -18,6 +18,10 @@
 //! curl -i -X POST http://127.0.0.1:8080/api/users -H 'content-type: application/json' \
 //!      -d '{"name":"Ada","email":"ada@example.com"}'
 //! curl -s http://127.0.0.1:8080/.well-known/oauth-authorization-server/oauth
+//! curl -si http://127.0.0.1:8080/proxy/origin/cached          twice: X-Cache: HIT, Age
+//! curl -si -H 'Accept-Encoding: br' http://127.0.0.1:8080/proxy/origin/cached -o /dev/null
+//! curl -s http://127.0.0.1:8080/proxy/origin/headers          Forwarded, Via (proxy-core)
+//! curl -s http://127.0.0.1:8080/proxy/metrics
 //! ```
 //!
 //! # How the examples are mounted
@@ -38,13 +42,18 @@
 //! | `/oauth-login/` | `oauth-login` | auth-core OAuth client, logging in against `/oauth` on this same server |
 //! | `/cookies/` | this crate (`cookies.rs`) | cookie-jar: signed and private cookies, key rotation |
 //! | `/graphql/` | `graphql` | graphql-core: a page at `/graphql/`, GraphQL over HTTP and subscriptions (`graphql-transport-ws`) at `/graphql/graphql`, DataLoader |
+//! | `/proxy/` | `reverse-proxy` | proxy-core: a pool of this server itself, RFC 9111 cache, compression, rate limits, `Forwarded`/`Via`, metrics at `/proxy/metrics` |
+//! | `/origin/` | this crate (`origin.rs`) | the proxy's upstream pages: a cacheable one, a header echo, a rate-limited one |
 //!
 //! Everything is in memory: sessions, users, SQLite, grants, idempotency keys, the chat hub;
 //! signing keys are made at start. Each mounted app has its own session cookie name, since
 //! cookies are shared by the whole origin. The provider's RFC 8414 metadata for an issuer
 //! with a path lives at `/.well-known/oauth-authorization-server/oauth`, outside its prefix,
 //! and is routed to it too. The OAuth client reaches the provider over a loopback HTTP
-//! connection to this same server, as it would reach any provider.
+//! connection to this same server, as it would reach any provider; so does the reverse
+//! proxy reach its two pool members (this server by IP and by the name `localhost`), whose
+//! routes are `/proxy/api/` and `/proxy/origin/` only, so that no request loops back into
+//! `/proxy/`. Its embedded configuration is [`proxy_config`].
 //!
 //! Environment: `PORT` (default 8080; `0` picks a free port) and `BIND` (default `127.0.0.1`)
 //! choose the address; `RUST_LOG` sets the log filter (default `info`); `LOG_FORMAT=json`
