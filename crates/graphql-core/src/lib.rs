@@ -21,7 +21,7 @@ mod validation;
 pub use dataloader::DataLoader;
 pub use document::{Ast, Document};
 pub use error::{Error, Location, Result, SchemaError};
-pub use execution::{Request, Response};
+pub use execution::{IncrementalPayload, IncrementalStream, Request, Response};
 pub use limits::Limits;
 pub use over_http::{
     GRAPHQL_RESPONSE_JSON, HttpRejection, ResponseFormat, operation_type, read_http_request,
