@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! Incremental delivery: `@defer` and `@stream` in the graphql-js 17 response format.
 
 use futures_util::StreamExt;
@@ -17,7 +22,11 @@ fn schema(incremental: bool) -> Schema {
     let hero = luke.clone();
     Schema::build(SDL)
         .incremental_delivery(incremental)
-        .resolver("Query", "hero", Resolver::sync(move |_, _, _| Ok(hero.clone())))
+        .resolver(
+            "Query",
+            "hero",
+            Resolver::sync(move |_, _, _| Ok(hero.clone())),
+        )
         .resolver(
             "Query",
             "list",
@@ -102,8 +111,14 @@ async fn defer_in_list_items_has_index_paths() {
         p[0]["pending"],
         json!([{"id": "0", "path": ["heroes", 0]}, {"id": "1", "path": ["heroes", 1]}])
     );
-    assert_eq!(p[1]["incremental"], json!([{"id": "0", "data": {"name": "Han"}}]));
-    assert_eq!(p[2]["incremental"], json!([{"id": "1", "data": {"name": "Leia"}}]));
+    assert_eq!(
+        p[1]["incremental"],
+        json!([{"id": "0", "data": {"name": "Han"}}])
+    );
+    assert_eq!(
+        p[2]["incremental"],
+        json!([{"id": "1", "data": {"name": "Leia"}}])
+    );
     assert_eq!(p[2]["hasNext"], json!(false));
 }
 
@@ -226,8 +241,7 @@ async fn directives_only_when_enabled() {
         )
         .await;
     assert_eq!(
-        r.errors[0].message,
-        "Unknown directive \"@defer\".",
+        r.errors[0].message, "Unknown directive \"@defer\".",
         "{:?}",
         r.errors
     );

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use graphql_core::{
     Context, DataLoader, EventStream, FieldError, FieldResult, GRAPHQL_TRANSPORT_WS, PersistedMode,
-    PersistedQueries, Resolver, Schema, SubscriptionSource, WsAction, WsSession, operation_type,
-    read_http_request, write_http_response,
+    PersistedQueries, Resolver, Schema, SubscriptionSource, WsAction, WsSession, accepts_multipart,
+    operation_type, read_http_request, write_http_incremental, write_http_response,
 };
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -116,6 +116,7 @@ fn library(ctx: &Context) -> Result<&Library, FieldError> {
 
 fn build_schema() -> Result<Schema, graphql_core::Error> {
     Schema::build(SDL)
+        .incremental_delivery(true)
         .resolver(
             "Query",
             "books",
@@ -341,8 +342,21 @@ async fn handle(app: Arc<App>, request: http::Request<Incoming>) -> http::Respon
             match app.persisted.apply(&mut request, extensions.as_ref()) {
                 Ok(()) => {
                     let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
-                    let response = app.schema.execute(&request, &ctx).await;
-                    write_http_response(&response, format)
+                    if accepts_multipart(&parts) {
+                        // `@defer`/`@stream`: the payloads as `multipart/mixed` parts (a
+                        // single result stays JSON). The body type is `Full`, so the parts
+                        // are sent together once the last is ready.
+                        use futures_util::StreamExt as _;
+                        let payloads: Vec<_> = app
+                            .schema
+                            .execute_incremental(&request, &ctx)
+                            .collect()
+                            .await;
+                        write_http_incremental(&payloads, format)
+                    } else {
+                        let response = app.schema.execute(&request, &ctx).await;
+                        write_http_response(&response, format)
+                    }
                 }
                 Err(error) => {
                     write_http_response(&graphql_core::Response::request_error(error), format)
