@@ -253,3 +253,95 @@ async fn directives_only_when_enabled() {
     // Schema printing leaves the built-in directives out, as for @skip.
     assert!(!on.to_sdl().contains("@defer"));
 }
+
+fn errors_of(schema: &Schema, query: &str) -> Vec<String> {
+    let doc = graphql_core::Document::parse(query).unwrap();
+    graphql_core::validate(schema, &doc)
+        .into_iter()
+        .map(|e| e.message)
+        .collect()
+}
+
+fn ops_schema() -> Schema {
+    Schema::build(
+        "type Query { list: [Int] one: Int }
+         type Mutation { add: Int list: [Int] }
+         type Subscription { tick: Int ticks: [Int] }",
+    )
+    .incremental_delivery(true)
+    .finish()
+    .unwrap()
+}
+
+#[test]
+fn validation_rules() {
+    let s = ops_schema();
+    assert!(
+        errors_of(
+            &s,
+            r#"{ list @stream(label: "a") ... @defer(label: "b") { one } }"#
+        )
+        .is_empty()
+    );
+    // Locations (spec rule 5.7.2): @defer on a field, @stream on a fragment.
+    assert_eq!(
+        errors_of(&s, "{ one @defer }"),
+        ["Directive \"@defer\" may not be used on FIELD."]
+    );
+    assert_eq!(
+        errors_of(&s, "{ ... @stream { one } }"),
+        ["Directive \"@stream\" may not be used on INLINE_FRAGMENT."]
+    );
+    // Stream only on lists.
+    assert_eq!(
+        errors_of(&s, "{ one @stream }"),
+        ["Stream directive cannot be used on non-list field \"one\" on type \"Query\"."]
+    );
+    // Labels static and unique.
+    assert_eq!(
+        errors_of(
+            &s,
+            r#"{ list @stream(label: "x") ... @defer(label: "x") { one } }"#
+        ),
+        ["Defer/Stream directive label argument must be unique."]
+    );
+    assert_eq!(
+        errors_of(&s, "query($l: String) { ... @defer(label: $l) { one } }"),
+        ["Defer/Stream directive label argument must be static."]
+    );
+    // Not on root mutation fields.
+    assert_eq!(
+        errors_of(&s, "mutation { ... @defer { add } }"),
+        ["Defer directive cannot be used on root mutation type \"Mutation\"."]
+    );
+    assert_eq!(
+        errors_of(&s, "mutation { list @stream }"),
+        ["Stream directive cannot be used on root mutation type \"Mutation\"."]
+    );
+    // Subscriptions: root type and operation.
+    let e = errors_of(&s, "subscription { ... @defer { tick } }");
+    assert!(
+        e.contains(
+            &"Defer directive cannot be used on root subscription type \"Subscription\"."
+                .to_owned()
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(&"Defer directive not supported on subscription operations. Disable `@defer` by setting the `if` argument to `false`.".to_owned()),
+        "{e:?}"
+    );
+    assert!(
+        errors_of(&s, "subscription { ... @defer(if: false) { tick } }")
+            .iter()
+            .all(|m| !m.contains("not supported"))
+    );
+    // Without incremental delivery the directives are unknown.
+    let plain = Schema::build("type Query { list: [Int] }")
+        .finish()
+        .unwrap();
+    assert_eq!(
+        errors_of(&plain, "{ list @stream }"),
+        ["Unknown directive \"@stream\"."]
+    );
+}
