@@ -345,3 +345,94 @@ fn validation_rules() {
         ["Unknown directive \"@stream\"."]
     );
 }
+
+fn async_schema() -> Schema {
+    Schema::build(
+        "type Query { hero: Hero nums: [Int!] }
+         type Hero { id: ID! slowName: String parts: [Part] }
+         type Part { n: Int slow: Int }",
+    )
+    .incremental_delivery(true)
+    .resolver(
+        "Query",
+        "hero",
+        Resolver::sync(|_, _, _| Ok(json!({"id": "1", "parts": [{"n": 1}, {"n": 2}, {"n": 3}]}))),
+    )
+    .resolver(
+        "Query",
+        "nums",
+        Resolver::asynchronous(|_| {
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                Ok(json!([1, 2, 3]))
+            })
+        }),
+    )
+    .resolver(
+        "Hero",
+        "slowName",
+        Resolver::asynchronous(|_| {
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                Ok(json!("Luke"))
+            })
+        }),
+    )
+    .resolver(
+        "Part",
+        "slow",
+        Resolver::asynchronous(|input| {
+            let n = input.parent["n"].as_i64().unwrap_or(0);
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                Ok(json!(n * 10))
+            })
+        }),
+    )
+    .finish()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn async_resolvers_in_deferred_fragments_and_streams() {
+    let s = async_schema();
+    let p = payloads(
+        &s,
+        r#"{ hero { id ... @defer(label: "slow") { slowName parts @stream(initialCount: 1, label: "parts") { slow } } } nums @stream(initialCount: 2) }"#,
+    )
+    .await;
+    assert_eq!(p.len(), 4, "{p:?}");
+    assert_eq!(
+        p[0],
+        json!({"data": {"hero": {"id": "1"}, "nums": [1, 2]},
+               "pending": [{"id": "0", "path": ["hero"], "label": "slow"}, {"id": "1", "path": ["nums"]}],
+               "hasNext": true})
+    );
+    assert_eq!(
+        p[1],
+        json!({"pending": [{"id": "2", "path": ["hero", "parts"], "label": "parts"}],
+               "incremental": [{"id": "0", "data": {"slowName": "Luke", "parts": [{"slow": 10}]}}],
+               "completed": [{"id": "0"}], "hasNext": true})
+    );
+    assert_eq!(
+        p[2],
+        json!({"incremental": [{"id": "1", "items": [3]}], "completed": [{"id": "1"}], "hasNext": true})
+    );
+    assert_eq!(
+        p[3],
+        json!({"incremental": [{"id": "2", "items": [{"slow": 20}, {"slow": 30}]}],
+               "completed": [{"id": "2"}], "hasNext": false})
+    );
+}
+
+#[tokio::test]
+async fn nulled_parent_announces_nothing() {
+    let s = schema(true);
+    // `mustFail` is non-null: `hero` becomes null, so its deferred fragment never comes.
+    let p = payloads(&s, "{ hero { mustFail ... @defer { name } } list }").await;
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0]["data"], json!({"hero": null, "list": [1, 2, 3, 4]}));
+    assert_eq!(p[0]["errors"][0]["message"], json!("bang"));
+    assert!(p[0].get("pending").is_none());
+    assert!(p[0].get("hasNext").is_none());
+}
