@@ -436,3 +436,17 @@ async fn nulled_parent_announces_nothing() {
     assert!(p[0].get("pending").is_none());
     assert!(p[0].get("hasNext").is_none());
 }
+
+#[tokio::test]
+async fn leaf_fields_already_sent_are_not_sent_again() {
+    let s = schema(true);
+    let p = payloads(&s, "{ hero { id ... @defer { id name } } }").await;
+    assert_eq!(
+        p[1],
+        json!({"incremental": [{"id": "0", "data": {"name": "Luke"}}], "completed": [{"id": "0"}], "hasNext": false})
+    );
+    // Nothing new: the fragment completes without an incremental entry.
+    let p = payloads(&s, "{ hero { id name ... @defer { name } } }").await;
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[1], json!({"completed": [{"id": "0"}], "hasNext": false}));
+}

@@ -76,6 +76,13 @@ pub(crate) struct Planned<'e, 'a> {
     needs_async: AtomicBool,
 }
 
+impl Planned<'_, '_> {
+    /// Whether the field has no sub-selection (a leaf, its value complete once sent).
+    fn is_leaf_selection(&self) -> bool {
+        self.fields.iter().all(|f| f.selection_set.items.is_empty())
+    }
+}
+
 /// The collected fields of a selection on one object type, and the fragments of it that
 /// `@defer` sends later (only when incremental delivery is on).
 pub(crate) struct Plan<'e, 'a> {
@@ -96,6 +103,13 @@ impl<'e, 'a> std::ops::Deref for Plan<'e, 'a> {
     }
 }
 
+impl Plan<'_, '_> {
+    /// Whether fragments of this selection are deferred.
+    pub(crate) fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+}
+
 impl std::ops::DerefMut for Plan<'_, '_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.fields
@@ -112,6 +126,8 @@ pub(crate) enum Record<'e, 'a> {
         object: TypeId,
         set: &'e SelectionSet<'a, &'a str>,
         parent: Value,
+        /// Leaf fields the parent object already sent: not sent again.
+        sent: Vec<&'a str>,
     },
     /// The items of a `@stream` list after `initialCount`.
     Stream {
@@ -148,7 +164,14 @@ impl<'e, 'a> Record<'e, 'a> {
     /// The field plan of a deferred fragment (empty for a stream).
     pub(crate) fn defer_plan(&self, exec: &Exec<'e, 'a>) -> Plan<'e, 'a> {
         match self {
-            Record::Defer { object, set, .. } => exec.collect(*object, &[*set]),
+            Record::Defer {
+                object, set, sent, ..
+            } => {
+                let mut plan = exec.collect(*object, &[*set]);
+                plan.fields
+                    .retain(|p| !(sent.contains(&p.key) && p.is_leaf_selection()));
+                plan
+            }
             Record::Stream { .. } => Plan {
                 fields: Vec::new(),
                 deferred: Vec::new(),
@@ -409,8 +432,15 @@ impl<'e, 'a> Exec<'e, 'a> {
         parent: &Value,
         path: Option<&Path<'_>>,
     ) {
+        let sent: Vec<&'a str> = plan
+            .fields
+            .iter()
+            .filter(|p| p.is_leaf_selection())
+            .map(|p| p.key)
+            .collect();
         for d in &plan.deferred {
             self.push_record(Record::Defer {
+                sent: sent.clone(),
                 label: d.label.clone(),
                 path: path_vec(path),
                 object,

@@ -287,6 +287,12 @@ pub(crate) fn deliver<'x, 'e: 'x, 'a: 'x>(
                 Record::Defer { object, parent, .. } => {
                     let object = *object;
                     let plan = Arc::new(record.defer_plan(exec));
+                    if plan.is_empty() && !plan.has_deferred() {
+                        // Every field was already sent with the parent.
+                        completed = format!("{{\"id\":\"{id}\"}}");
+                        push_payload(sink, &queue, pending, incremental, completed);
+                        continue;
+                    }
                     let mut out = Vec::with_capacity(128);
                     let result = match exec.object_sync(&mut out, object, &plan, parent, None) {
                         Ok(()) => Ok(out),
@@ -373,28 +379,39 @@ pub(crate) fn deliver<'x, 'e: 'x, 'a: 'x>(
                     }
                 }
             }
-            let has_next = !queue.is_empty();
-            let mut json = String::from("{");
-            if !pending.is_empty() {
-                json.push_str("\"pending\":");
-                json.push_str(&Value::Array(pending).to_string());
-                json.push(',');
-            }
-            if !incremental.is_empty() {
-                json.push_str("\"incremental\":[");
-                json.push_str(&incremental);
-                json.push_str("],");
-            }
-            json.push_str("\"completed\":[");
-            json.push_str(&completed);
-            json.push_str("],\"hasNext\":");
-            json.push_str(if has_next { "true" } else { "false" });
-            json.push('}');
-            sink.push(IncrementalPayload {
-                json,
-                has_next,
-                whole: None,
-            });
+            push_payload(sink, &queue, pending, incremental, completed);
         }
     })
+}
+
+/// Sends one subsequent payload.
+fn push_payload(
+    sink: &Sink,
+    queue: &VecDeque<(String, Record<'_, '_>)>,
+    pending: Vec<Value>,
+    incremental: String,
+    completed: String,
+) {
+    let has_next = !queue.is_empty();
+    let mut json = String::from("{");
+    if !pending.is_empty() {
+        json.push_str("\"pending\":");
+        json.push_str(&Value::Array(pending).to_string());
+        json.push(',');
+    }
+    if !incremental.is_empty() {
+        json.push_str("\"incremental\":[");
+        json.push_str(&incremental);
+        json.push_str("],");
+    }
+    json.push_str("\"completed\":[");
+    json.push_str(&completed);
+    json.push_str("],\"hasNext\":");
+    json.push_str(if has_next { "true" } else { "false" });
+    json.push('}');
+    sink.push(IncrementalPayload {
+        json,
+        has_next,
+        whole: None,
+    });
 }
