@@ -42,14 +42,10 @@ pub(crate) fn check(cx: &mut Cx<'_, '_>) {
         .find(|(n, _)| *n == "label")
         .map(|(_, v)| v)
     {
-        Some(AstValue::String(s)) => {
-            if !labels.insert(s.clone()) {
-                errors.push((
-                    "Defer/Stream directive label argument must be unique.".to_owned(),
-                    d.position,
-                ));
-            }
-        }
+        Some(AstValue::String(s)) if !labels.insert(s.clone()) => errors.push((
+            "Defer/Stream directive label argument must be unique.".to_owned(),
+            d.position,
+        )),
         Some(AstValue::Variable(_)) => errors.push((
             "Defer/Stream directive label argument must be static.".to_owned(),
             d.position,
