@@ -259,7 +259,7 @@ fn page_health_queries_and_mutations() {
 fn defer_and_stream_over_multipart_mixed() {
     let server = start();
     let query = json!({"query": r#"{ books @stream(initialCount: 1) { title } book(id: "1") { id ... @defer(label: "more") { year author { name } } } }"#}).to_string();
-    let (status, content_type, body) = send(
+    let (status, content_type, chunked) = send(
         &server,
         "POST",
         "/graphql",
@@ -277,6 +277,12 @@ fn defer_and_stream_over_multipart_mixed() {
         content_type,
         "multipart/mixed; boundary=\"-\"; deferspec=20220824"
     );
+    // The parts are streamed: chunked transfer coding, one chunk per part.
+    let chunks = dechunk(&chunked);
+    assert_eq!(chunks.len(), 3, "{chunks:?}");
+    assert!(chunks[0].starts_with("\r\n---\r\n"));
+    assert!(chunks[2].ends_with("\r\n-----\r\n"));
+    let body = chunks.concat();
     // The opening delimiter, the parts (each with its Content-Type), the closing delimiter.
     let inner = body
         .strip_prefix("\r\n---\r\n")
@@ -344,4 +350,18 @@ fn defer_and_stream_over_multipart_mixed() {
         serde_json::from_str::<Value>(&body).unwrap(),
         json!({"data": {"book": {"title": "The Dispossessed"}}})
     );
+}
+
+/// The chunks of a body in chunked transfer coding (RFC 9112 section 7.1).
+fn dechunk(mut raw: &str) -> Vec<String> {
+    let mut chunks = Vec::new();
+    loop {
+        let (size, rest) = raw.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return chunks;
+        }
+        chunks.push(rest[..size].to_owned());
+        raw = rest[size..].strip_prefix("\r\n").unwrap();
+    }
 }
