@@ -5,9 +5,12 @@
 //! `graphql-transport-ws` subprotocol, runs subscriptions (`bookAdded`) too. The page at the
 //! root sends queries from a browser; `healthz` answers `ok`. `Book.author` is loaded
 //! through a per-request DataLoader: a list of books costs one author lookup
-//! (`{ authorBatches }` counts them).
+//! (`{ authorBatches }` counts them). `@defer` and `@stream` are enabled: a client whose
+//! `Accept` allows `multipart/mixed` gets the payloads as parts
+//! (`multipart/mixed; boundary="-"; deferSpec=20220824`), others one complete result.
 //!
-//! [`App`] holds the schema and the data and answers requests ([`App::handle`]), spawning
+//! [`App`] holds the schema and the data and answers requests ([`App::handle`], or
+//! [`App::handle_streaming`] to send multipart parts as they are ready), spawning
 //! one task per upgraded WebSocket. It opens no socket. `src/main.rs` is the server around
 //! it (`cargo run -p graphql`: page at `/`, endpoint at `/graphql`), and `examples/showcase`
 //! mounts the same [`App`] under `/graphql` with [`Settings::base_path`] (page at
