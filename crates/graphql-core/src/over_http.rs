@@ -21,12 +21,16 @@ use http::{HeaderValue, Method, StatusCode, request};
 use serde_json::{Map, Value};
 
 use crate::document::Document;
-use crate::execution::{Request, Response};
+use crate::execution::{IncrementalPayload, Request, Response};
 use crate::response::GraphQLError;
 use crate::validation::op_of;
 
 /// The media type of a GraphQL response.
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// The media type of an incrementally delivered response (`@defer`, `@stream`): the
+/// multipart format graphql-js and Apollo clients read, boundary `-`.
+pub const MULTIPART_MIXED: &str = "multipart/mixed; boundary=\"-\"; deferSpec=20220824";
 
 /// Which media type the response uses; it decides the status codes (spec section 6.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +121,9 @@ fn negotiate(parts: &request::Parts) -> Result<ResponseFormat, HttpRejection> {
             // A wildcard gets application/json, which every client reads (the audit's
             // SHOULD; fetch sends `*/*` by default).
             "application/json" | "*/*" | "application/*" => json = true,
+            // A client that reads multipart responses also gets a single result as JSON
+            // when nothing is deferred.
+            "multipart/mixed" => json = true,
             _ => {}
         }
     }
@@ -303,6 +310,67 @@ pub fn operation_type(query: &str, operation_name: Option<&str>) -> Option<&'sta
         }
     };
     op.map(|o| o.kind.as_str())
+}
+
+/// Whether the request's `Accept` allows `multipart/mixed` (incremental delivery), with a
+/// non-zero quality.
+pub fn accepts_multipart(parts: &request::Parts) -> bool {
+    parts
+        .headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut params = item.split(';');
+            let media = params.next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("multipart/mixed")
+                && !params.any(|p| {
+                    let p = p.trim().replace(' ', "");
+                    p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+                })
+        })
+}
+
+/// One part of a `multipart/mixed` response ([`MULTIPART_MIXED`]): the opening delimiter
+/// before the `first` part, the part's `Content-Type` header and JSON, then the delimiter,
+/// or the closing delimiter `-----` after the `last` part. Concatenated, the parts are the
+/// body; a server with a streaming body sends each as it comes.
+pub fn multipart_part(json: &str, first: bool, last: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 80);
+    if first {
+        out.extend_from_slice(b"\r\n---\r\n");
+    }
+    out.extend_from_slice(b"Content-Type: application/json; charset=utf-8\r\n\r\n");
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(if last {
+        b"\r\n-----\r\n"
+    } else {
+        b"\r\n---\r\n"
+    });
+    out
+}
+
+/// Writes the payloads of [`Schema::execute_incremental`](crate::Schema::execute_incremental)
+/// as one HTTP response: a single complete result as [`write_http_response`] does, several
+/// payloads as a `multipart/mixed` body (status 200, [`MULTIPART_MIXED`]).
+pub fn write_http_incremental(
+    payloads: &[IncrementalPayload],
+    format: ResponseFormat,
+) -> http::Response<Vec<u8>> {
+    if let [only] = payloads
+        && let Some(response) = only.complete_response()
+    {
+        return write_http_response(response, format);
+    }
+    let mut body = Vec::new();
+    for (i, p) in payloads.iter().enumerate() {
+        body.extend(multipart_part(p.to_json(), i == 0, i + 1 == payloads.len()));
+    }
+    let mut out = http::Response::new(body);
+    out.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(MULTIPART_MIXED));
+    out
 }
 
 /// Writes a GraphQL response as HTTP (spec 6.4): with `application/graphql-response+json`,

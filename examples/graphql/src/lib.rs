@@ -5,9 +5,12 @@
 //! `graphql-transport-ws` subprotocol, runs subscriptions (`bookAdded`) too. The page at the
 //! root sends queries from a browser; `healthz` answers `ok`. `Book.author` is loaded
 //! through a per-request DataLoader: a list of books costs one author lookup
-//! (`{ authorBatches }` counts them).
+//! (`{ authorBatches }` counts them). `@defer` and `@stream` are enabled: a client whose
+//! `Accept` allows `multipart/mixed` gets the payloads as parts
+//! (`multipart/mixed; boundary="-"; deferSpec=20220824`), others one complete result.
 //!
-//! [`App`] holds the schema and the data and answers requests ([`App::handle`]), spawning
+//! [`App`] holds the schema and the data and answers requests ([`App::handle`], or
+//! [`App::handle_streaming`] to send multipart parts as they are ready), spawning
 //! one task per upgraded WebSocket. It opens no socket. `src/main.rs` is the server around
 //! it (`cargo run -p graphql`: page at `/`, endpoint at `/graphql`), and `examples/showcase`
 //! mounts the same [`App`] under `/graphql` with [`Settings::base_path`] (page at
@@ -22,14 +25,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use graphql_core::{
     Context, DataLoader, EventStream, FieldError, FieldResult, GRAPHQL_TRANSPORT_WS, PersistedMode,
-    PersistedQueries, Resolver, Schema, SubscriptionSource, WsAction, WsSession, operation_type,
-    read_http_request, write_http_response,
+    PersistedQueries, Resolver, Schema, SubscriptionSource, WsAction, WsSession, accepts_multipart,
+    multipart_part, operation_type, read_http_request, write_http_incremental, write_http_response,
 };
 use http::{HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use std::convert::Infallible;
 use tokio::sync::mpsc;
 use ws_core::{
     CloseCode, Connection, HandshakeConfig, Limits, Message, WebSocket, accept, rejection_response,
@@ -42,6 +47,10 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// The response body type of [`App::handle`].
 pub type Body = Full<Bytes>;
+
+/// The response body type of [`App::handle_streaming`]: whole bodies, or the parts of a
+/// `multipart/mixed` response (`@defer`, `@stream`) sent as each is ready.
+pub type StreamingBody = UnsyncBoxBody<Bytes, Infallible>;
 
 /// The library's data: authors and books, in memory.
 #[derive(Debug)]
@@ -116,6 +125,7 @@ fn library(ctx: &Context) -> Result<&Library, FieldError> {
 
 fn build_schema() -> Result<Schema, graphql_core::Error> {
     Schema::build(SDL)
+        .incremental_delivery(true)
         .resolver(
             "Query",
             "books",
@@ -281,6 +291,28 @@ impl App {
     ) -> http::Response<Body> {
         handle(Arc::clone(self), request).await
     }
+
+    /// Like [`App::handle`], but a `multipart/mixed` response (a request whose `Accept`
+    /// allows it, with `@defer` or `@stream` taking effect) is streamed: each part is sent
+    /// as soon as it is ready (chunked), where `handle` sends them together at the end.
+    pub async fn handle_streaming(
+        self: &Arc<Self>,
+        request: http::Request<Incoming>,
+    ) -> http::Response<StreamingBody> {
+        let (parts, body) = request.into_parts();
+        let endpoint = parts
+            .uri
+            .path()
+            .strip_prefix(self.base.as_str())
+            .is_some_and(|rest| rest == "/graphql");
+        if !endpoint || parts.headers.contains_key(header::UPGRADE) || !accepts_multipart(&parts) {
+            let request = http::Request::from_parts(parts, body);
+            return handle(Arc::clone(self), request)
+                .await
+                .map(BodyExt::boxed_unsync);
+        }
+        stream_multipart(Arc::clone(self), parts, body).await
+    }
 }
 
 fn plain(
@@ -341,8 +373,22 @@ async fn handle(app: Arc<App>, request: http::Request<Incoming>) -> http::Respon
             match app.persisted.apply(&mut request, extensions.as_ref()) {
                 Ok(()) => {
                     let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
-                    let response = app.schema.execute(&request, &ctx).await;
-                    write_http_response(&response, format)
+                    if accepts_multipart(&parts) {
+                        // `@defer`/`@stream`: the payloads as `multipart/mixed` parts (a
+                        // single result stays JSON). The body type is `Full`, so the parts
+                        // are sent together once the last is ready (`handle_streaming`
+                        // sends each as it comes).
+                        use futures_util::StreamExt as _;
+                        let payloads: Vec<_> = app
+                            .schema
+                            .execute_incremental(&request, &ctx)
+                            .collect()
+                            .await;
+                        write_http_incremental(&payloads, format)
+                    } else {
+                        let response = app.schema.execute(&request, &ctx).await;
+                        write_http_response(&response, format)
+                    }
                 }
                 Err(error) => {
                     write_http_response(&graphql_core::Response::request_error(error), format)
@@ -352,6 +398,89 @@ async fn handle(app: Arc<App>, request: http::Request<Incoming>) -> http::Respon
         Err(rejection) => rejection.into_response(),
     };
     response.map(|body| Full::new(Bytes::from(body)))
+}
+
+/// GraphQL over HTTP for a client that reads `multipart/mixed`: the execution runs on a task
+/// of its own and hands each payload over a channel to the response body.
+async fn stream_multipart(
+    app: Arc<App>,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> http::Response<StreamingBody> {
+    let whole = |response: http::Response<Vec<u8>>| {
+        response.map(|body| Full::new(Bytes::from(body)).boxed_unsync())
+    };
+    let bytes = match Limited::new(body, MAX_BODY + 1).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "the body is too large\n",
+            )
+            .map(BodyExt::boxed_unsync);
+        }
+    };
+    let (mut request, format) = match read_http_request(&parts, &bytes, MAX_BODY) {
+        Ok(read) => read,
+        Err(rejection) => return whole(rejection.into_response()),
+    };
+    let extensions = request.extensions.clone();
+    if let Err(error) = app.persisted.apply(&mut request, extensions.as_ref()) {
+        return whole(write_http_response(
+            &graphql_core::Response::request_error(error),
+            format,
+        ));
+    }
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        use futures_util::StreamExt as _;
+        let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
+        let mut payloads = app.schema.execute_incremental(&request, &ctx);
+        let Some(first) = payloads.next().await else {
+            return;
+        };
+        let more = first.has_next();
+        let part = Bytes::from(multipart_part(first.to_json(), true, !more));
+        if first_tx.send((first, part)).is_err() || !more {
+            return;
+        }
+        while let Some(payload) = payloads.next().await {
+            let part = multipart_part(payload.to_json(), false, !payload.has_next());
+            if tx.send(Bytes::from(part)).await.is_err() {
+                // The client went away: stop executing.
+                return;
+            }
+        }
+    });
+    let Ok((first, part)) = first_rx.await else {
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            "execution stopped\n",
+        )
+        .map(BodyExt::boxed_unsync);
+    };
+    if first.complete_response().is_some() {
+        // Nothing deferred or streamed: one ordinary result.
+        return whole(write_http_incremental(&[first], format));
+    }
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
+    });
+    let frames = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok(Frame::data(part)) }),
+        rest,
+    );
+    let mut response = http::Response::new(StreamBody::new(frames).boxed_unsync());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(graphql_core::MULTIPART_MIXED),
+    );
+    response
 }
 
 /// Answers a WebSocket handshake on `graphql` (subprotocol `graphql-transport-ws`) and runs

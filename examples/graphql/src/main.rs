@@ -109,7 +109,7 @@ async fn serve(addr: SocketAddr, app: Arc<App>) -> Result<(), String> {
                 let app = Arc::clone(&app);
                 let service = service_fn(move |request| {
                     let app = Arc::clone(&app);
-                    async move { Ok::<_, Infallible>(app.handle(request).await) }
+                    async move { Ok::<_, Infallible>(app.handle_streaming(request).await) }
                 });
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()

@@ -254,3 +254,114 @@ fn page_health_queries_and_mutations() {
     );
     assert_eq!(send(&server, "GET", "/nope", &[], "").0, 404);
 }
+
+#[test]
+fn defer_and_stream_over_multipart_mixed() {
+    let server = start();
+    let query = json!({"query": r#"{ books @stream(initialCount: 1) { title } book(id: "1") { id ... @defer(label: "more") { year author { name } } } }"#}).to_string();
+    let (status, content_type, chunked) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[
+            ("content-type", "application/json"),
+            (
+                "accept",
+                "multipart/mixed;deferSpec=20220824, application/json",
+            ),
+        ],
+        &query,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        content_type,
+        "multipart/mixed; boundary=\"-\"; deferspec=20220824"
+    );
+    // The parts are streamed: chunked transfer coding, one chunk per part.
+    let chunks = dechunk(&chunked);
+    assert_eq!(chunks.len(), 3, "{chunks:?}");
+    assert!(chunks[0].starts_with("\r\n---\r\n"));
+    assert!(chunks[2].ends_with("\r\n-----\r\n"));
+    let body = chunks.concat();
+    // The opening delimiter, the parts (each with its Content-Type), the closing delimiter.
+    let inner = body
+        .strip_prefix("\r\n---\r\n")
+        .unwrap()
+        .strip_suffix("\r\n-----\r\n")
+        .unwrap();
+    let parts: Vec<Value> = inner
+        .split("\r\n---\r\n")
+        .map(|part| {
+            let json = part
+                .strip_prefix("Content-Type: application/json; charset=utf-8\r\n\r\n")
+                .unwrap();
+            serde_json::from_str(json).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        vec![
+            json!({"data": {"books": [{"title": "A Wizard of Earthsea"}], "book": {"id": "1"}},
+                   "pending": [{"id": "0", "path": ["books"]}, {"id": "1", "path": ["book"], "label": "more"}],
+                   "hasNext": true}),
+            json!({"incremental": [{"id": "0", "items": [{"title": "The Dispossessed"}]}],
+                   "completed": [{"id": "0"}], "hasNext": true}),
+            json!({"incremental": [{"id": "1", "data": {"year": 1968, "author": {"name": "Ursula K. Le Guin"}}}],
+                   "completed": [{"id": "1"}], "hasNext": false}),
+        ]
+    );
+
+    // Without multipart/mixed in Accept: one complete result, everything inline.
+    let (status, content_type, body) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/graphql-response+json"),
+        ],
+        &query,
+    );
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("application/graphql-response+json"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"data": {"books": [{"title": "A Wizard of Earthsea"}, {"title": "The Dispossessed"}],
+                       "book": {"id": "1", "year": 1968, "author": {"name": "Ursula K. Le Guin"}}}})
+    );
+
+    // Nothing deferred: a multipart-accepting client still gets plain JSON.
+    let (status, content_type, body) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[
+            ("content-type", "application/json"),
+            ("accept", "multipart/mixed, application/json"),
+        ],
+        r#"{"query":"{ book(id: \"2\") { title } }"}"#,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"data": {"book": {"title": "The Dispossessed"}}})
+    );
+}
+
+/// The chunks of a body in chunked transfer coding (RFC 9112 section 7.1).
+fn dechunk(mut raw: &str) -> Vec<String> {
+    let mut chunks = Vec::new();
+    loop {
+        let (size, rest) = raw.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return chunks;
+        }
+        chunks.push(rest[..size].to_owned());
+        raw = rest[size..].strip_prefix("\r\n").unwrap();
+    }
+}

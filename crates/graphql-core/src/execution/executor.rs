@@ -76,7 +76,145 @@ pub(crate) struct Planned<'e, 'a> {
     needs_async: AtomicBool,
 }
 
-pub(crate) type Plan<'e, 'a> = Vec<Planned<'e, 'a>>;
+impl Planned<'_, '_> {
+    /// Whether the field has no sub-selection (a leaf, its value complete once sent).
+    fn is_leaf_selection(&self) -> bool {
+        self.fields.iter().all(|f| f.selection_set.items.is_empty())
+    }
+}
+
+/// The collected fields of a selection on one object type, and the fragments of it that
+/// `@defer` sends later (only when incremental delivery is on).
+pub(crate) struct Plan<'e, 'a> {
+    fields: Vec<Planned<'e, 'a>>,
+    deferred: Vec<DeferUse<'e, 'a>>,
+}
+
+/// A deferred fragment found while collecting fields.
+struct DeferUse<'e, 'a> {
+    label: Option<String>,
+    set: &'e SelectionSet<'a, &'a str>,
+}
+
+impl<'e, 'a> std::ops::Deref for Plan<'e, 'a> {
+    type Target = Vec<Planned<'e, 'a>>;
+    fn deref(&self) -> &Self::Target {
+        &self.fields
+    }
+}
+
+impl Plan<'_, '_> {
+    /// Whether fragments of this selection are deferred.
+    pub(crate) fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+}
+
+impl std::ops::DerefMut for Plan<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.fields
+    }
+}
+
+/// Work for a later payload of incremental delivery: a deferred fragment or the rest of a
+/// streamed list, with the response path it belongs at.
+pub(crate) enum Record<'e, 'a> {
+    /// A `@defer` fragment: its selection runs on `parent` as `object`.
+    Defer {
+        label: Option<String>,
+        path: Vec<PathSegment>,
+        object: TypeId,
+        set: &'e SelectionSet<'a, &'a str>,
+        parent: Value,
+        /// Leaf fields the parent object already sent: not sent again.
+        sent: Vec<&'a str>,
+    },
+    /// The items of a `@stream` list after `initialCount`.
+    Stream {
+        label: Option<String>,
+        path: Vec<PathSegment>,
+        fields: Vec<&'e Field<'a, &'a str>>,
+        def: &'e FieldDef,
+        parent_type: TypeId,
+        item: TypeRef,
+        items: Vec<Value>,
+        start: usize,
+    },
+}
+
+impl<'e, 'a> Record<'e, 'a> {
+    pub(crate) fn path(&self) -> &[PathSegment] {
+        match self {
+            Record::Defer { path, .. } | Record::Stream { path, .. } => path,
+        }
+    }
+
+    pub(crate) fn path_mut(&mut self) -> &mut Vec<PathSegment> {
+        match self {
+            Record::Defer { path, .. } | Record::Stream { path, .. } => path,
+        }
+    }
+
+    pub(crate) fn label(&self) -> Option<&str> {
+        match self {
+            Record::Defer { label, .. } | Record::Stream { label, .. } => label.as_deref(),
+        }
+    }
+
+    /// The field plan of a deferred fragment (empty for a stream).
+    pub(crate) fn defer_plan(&self, exec: &Exec<'e, 'a>) -> Plan<'e, 'a> {
+        match self {
+            Record::Defer {
+                object, set, sent, ..
+            } => {
+                let mut plan = exec.collect(*object, &[*set]);
+                plan.fields
+                    .retain(|p| !(sent.contains(&p.key) && p.is_leaf_selection()));
+                plan
+            }
+            Record::Stream { .. } => Plan {
+                fields: Vec::new(),
+                deferred: Vec::new(),
+            },
+        }
+    }
+
+    /// The field of a stream, to complete its items (`None` for a deferred fragment).
+    pub(crate) fn stream_field(&self) -> Option<Planned<'e, 'a>> {
+        match self {
+            Record::Stream {
+                fields,
+                def,
+                parent_type,
+                ..
+            } => Some(Planned {
+                key: fields.first().map_or("", |f| f.alias.unwrap_or(f.name)),
+                parent: *parent_type,
+                fields: fields.clone(),
+                def,
+                args: Ok(Args::new()),
+                children: Mutex::new(Vec::new()),
+                needs_async: AtomicBool::new(false),
+            }),
+            Record::Defer { .. } => None,
+        }
+    }
+
+    fn same_as(&self, other: &Record<'_, '_>) -> bool {
+        match (self, other) {
+            (
+                Record::Defer {
+                    set: a, path: p, ..
+                },
+                Record::Defer {
+                    set: b, path: q, ..
+                },
+            ) => std::ptr::eq(*a as *const _ as *const u8, *b as *const _ as *const u8) && p == q,
+            (Record::Stream { path: p, .. }, Record::Stream { path: q, .. }) => p == q,
+            _ => false,
+        }
+    }
+}
 
 /// The state of one execution.
 pub(crate) struct Exec<'e, 'a> {
@@ -85,6 +223,10 @@ pub(crate) struct Exec<'e, 'a> {
     pub(crate) variables: Map<String, Value>,
     pub(crate) ctx: &'e Context,
     pub(crate) errors: Mutex<Vec<GraphQLError>>,
+    /// Whether `@defer` and `@stream` split the response (otherwise they run inline).
+    pub(crate) incremental: bool,
+    /// Deferred fragments and streams found while executing, for later payloads.
+    pub(crate) records: Mutex<Vec<Record<'e, 'a>>>,
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -115,6 +257,8 @@ impl<'e, 'a> Exec<'e, 'a> {
             variables,
             ctx,
             errors: Mutex::new(Vec::new()),
+            incremental: false,
+            records: Mutex::new(Vec::new()),
         }
     }
 
@@ -156,7 +300,10 @@ impl<'e, 'a> Exec<'e, 'a> {
         object: TypeId,
         sets: &[&'e SelectionSet<'a, &'a str>],
     ) -> Plan<'e, 'a> {
-        let mut plan: Plan<'e, 'a> = Vec::new();
+        let mut plan: Plan<'e, 'a> = Plan {
+            fields: Vec::new(),
+            deferred: Vec::new(),
+        };
         let mut visited = Vec::new();
         for set in sets {
             self.collect_into(object, set, &mut visited, &mut plan);
@@ -204,6 +351,166 @@ impl<'e, 'a> Exec<'e, 'a> {
         }
     }
 
+    /// A directive argument's value (literal or variable), `None` when absent.
+    fn directive_arg(
+        &self,
+        d: &graphql_parser::query::Directive<'a, &'a str>,
+        name: &str,
+    ) -> Option<Value> {
+        use graphql_parser::query::Value as V;
+        let (_, v) = d.arguments.iter().find(|(n, _)| *n == name)?;
+        match v {
+            V::Variable(var) => self.variables.get(*var).cloned(),
+            V::Boolean(b) => Some(Value::Bool(*b)),
+            V::Int(n) => n.as_i64().map(Value::from),
+            V::String(s) => Some(Value::String(s.clone())),
+            _ => None,
+        }
+    }
+
+    /// `Some(label)` when these directives defer their fragment (`@defer`, `if` not false,
+    /// incremental delivery on).
+    fn deferred(
+        &self,
+        directives: &[graphql_parser::query::Directive<'a, &'a str>],
+    ) -> Option<Option<String>> {
+        if !self.incremental {
+            return None;
+        }
+        let d = directives.iter().find(|d| d.name == "defer")?;
+        if self.directive_arg(d, "if") == Some(Value::Bool(false)) {
+            return None;
+        }
+        Some(
+            self.directive_arg(d, "label")
+                .and_then(|v| v.as_str().map(str::to_owned)),
+        )
+    }
+
+    /// `Some((label, initialCount))` when this field's list is streamed.
+    fn streamed(&self, pf: &Planned<'e, 'a>) -> Option<Result<(Option<String>, usize), String>> {
+        if !self.incremental {
+            return None;
+        }
+        let d = pf
+            .fields
+            .first()?
+            .directives
+            .iter()
+            .find(|d| d.name == "stream")?;
+        if self.directive_arg(d, "if") == Some(Value::Bool(false)) {
+            return None;
+        }
+        let label = self
+            .directive_arg(d, "label")
+            .and_then(|v| v.as_str().map(str::to_owned));
+        let count = match self.directive_arg(d, "initialCount") {
+            None | Some(Value::Null) => 0,
+            Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) => n,
+                None => return Some(Err("initialCount must be a positive integer".to_owned())),
+            },
+        };
+        Some(Ok((label, count)))
+    }
+
+    fn push_record(&self, record: Record<'e, 'a>) {
+        if let Ok(mut records) = self.records.lock() {
+            if let Some(existing) = records.iter_mut().find(|r| r.same_as(&record)) {
+                *existing = record;
+            } else {
+                records.push(record);
+            }
+        }
+    }
+
+    /// Records the deferred fragments of an object just written.
+    fn record_defers(
+        &self,
+        object: TypeId,
+        plan: &Plan<'e, 'a>,
+        parent: &Value,
+        path: Option<&Path<'_>>,
+    ) {
+        let sent: Vec<&'a str> = plan
+            .fields
+            .iter()
+            .filter(|p| p.is_leaf_selection())
+            .map(|p| p.key)
+            .collect();
+        for d in &plan.deferred {
+            self.push_record(Record::Defer {
+                sent: sent.clone(),
+                label: d.label.clone(),
+                path: path_vec(path),
+                object,
+                set: d.set,
+                parent: parent.clone(),
+            });
+        }
+    }
+
+    /// For a streamed list field: how many items to complete now (recording the rest), or
+    /// the error of a bad `initialCount`. `None`: the whole list now.
+    fn stream_split(
+        &self,
+        item: &TypeRef,
+        pf: &Planned<'e, 'a>,
+        items: &[Value],
+        path: Option<&Path<'_>>,
+    ) -> Result<usize, ()> {
+        // Only the field's own list streams, not lists nested in it.
+        if !matches!(path.map(|p| p.seg), Some(Seg::Key(_))) {
+            return Ok(items.len());
+        }
+        match self.streamed(pf) {
+            None => Ok(items.len()),
+            Some(Err(message)) => {
+                if let Some(f) = pf.fields.first() {
+                    self.error(message, f, path);
+                }
+                Err(())
+            }
+            Some(Ok((label, count))) => {
+                if items.len() <= count {
+                    return Ok(items.len());
+                }
+                self.push_record(Record::Stream {
+                    label,
+                    path: path_vec(path),
+                    fields: pf.fields.clone(),
+                    def: pf.def,
+                    parent_type: pf.parent,
+                    item: item.clone(),
+                    items: items.get(count..).unwrap_or_default().to_vec(),
+                    start: count,
+                });
+                Ok(count)
+            }
+        }
+    }
+
+    /// Completes one streamed item (sync fast path first), its path relative to the list.
+    pub(crate) fn complete_item<'x>(
+        &'x self,
+        item: &'x TypeRef,
+        pf: &'x Planned<'e, 'a>,
+        value: &'x Value,
+        index: usize,
+    ) -> BoxFuture<'x, Result<Vec<u8>, ()>>
+    where
+        'e: 'x,
+        'a: 'x,
+    {
+        Box::pin(async move {
+            let path = Path {
+                prev: None,
+                seg: Seg::Index(index),
+            };
+            self.complete_async(item, pf, value, Some(&path)).await
+        })
+    }
+
     fn collect_into(
         &self,
         object: TypeId,
@@ -247,6 +554,13 @@ impl<'e, 'a> Exec<'e, 'a> {
                     };
                     let TypeCondition::On(on) = &frag.type_condition;
                     if self.applies(object, on) {
+                        if let Some(label) = self.deferred(&s.directives) {
+                            plan.deferred.push(DeferUse {
+                                label,
+                                set: &frag.selection_set,
+                            });
+                            continue;
+                        }
                         self.collect_into(object, &frag.selection_set, visited, plan);
                     }
                 }
@@ -257,6 +571,13 @@ impl<'e, 'a> Exec<'e, 'a> {
                     if let Some(TypeCondition::On(on)) = &i.type_condition
                         && !self.applies(object, on)
                     {
+                        continue;
+                    }
+                    if let Some(label) = self.deferred(&i.directives) {
+                        plan.deferred.push(DeferUse {
+                            label,
+                            set: &i.selection_set,
+                        });
                         continue;
                     }
                     self.collect_into(object, &i.selection_set, visited, plan);
@@ -367,6 +688,9 @@ impl<'e, 'a> Exec<'e, 'a> {
             }
         }
         out.push(b'}');
+        if !plan.deferred.is_empty() {
+            self.record_defers(object, plan, parent, path);
+        }
         Ok(())
     }
 
@@ -464,8 +788,14 @@ impl<'e, 'a> Exec<'e, 'a> {
                     self.not_a_list(pf, value, path);
                     return Err(Stop::Null);
                 };
+                let now = if self.incremental {
+                    self.stream_split(item, pf, items, path)
+                        .map_err(|()| Stop::Null)?
+                } else {
+                    items.len()
+                };
                 out.push(b'[');
-                for (i, v) in items.iter().enumerate() {
+                for (i, v) in items.iter().take(now).enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
@@ -711,6 +1041,9 @@ impl<'e, 'a> Exec<'e, 'a> {
                 }
             }
             out.push(b'}');
+            if !plan.deferred.is_empty() {
+                self.record_defers(object, &plan, parent, path);
+            }
             Ok(out)
         })
     }
@@ -816,6 +1149,12 @@ impl<'e, 'a> Exec<'e, 'a> {
                         self.not_a_list(pf, value, path);
                         return Err(());
                     };
+                    let now = if self.incremental {
+                        self.stream_split(item, pf, items, path)?
+                    } else {
+                        items.len()
+                    };
+                    let items = items.get(..now).unwrap_or_default();
                     let paths: Vec<Path<'x>> = (0..items.len())
                         .map(|i| Path {
                             prev: path,

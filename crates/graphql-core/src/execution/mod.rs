@@ -1,6 +1,7 @@
 //! Executing a request against a schema (spec section 6).
 
 mod executor;
+mod incremental;
 mod request;
 
 use std::future::Future;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use graphql_parser::query::{Definition, Selection, SelectionSet};
 use serde_json::{Map, Value};
 
+pub use incremental::{IncrementalPayload, IncrementalStream};
 pub use request::{Request, Response};
 
 use crate::coerce::{coerce_input_value, coerce_literal, type_name};
@@ -35,7 +37,7 @@ impl Schema {
         request: &'r Request,
         ctx: &'r Context,
     ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
-        self.run(request, ctx, true)
+        self.run(request, ctx, true, None)
     }
 
     /// Like [`Schema::execute`] but without validating the document: only for documents
@@ -47,7 +49,7 @@ impl Schema {
         request: &'r Request,
         ctx: &'r Context,
     ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
-        self.run(request, ctx, false)
+        self.run(request, ctx, false, None)
     }
 
     fn run<'r>(
@@ -55,6 +57,7 @@ impl Schema {
         request: &'r Request,
         ctx: &'r Context,
         validation: bool,
+        sink: Option<Arc<incremental::Sink>>,
     ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
         Box::pin(async move {
             let schema = &*self.inner;
@@ -117,7 +120,8 @@ impl Schema {
                     vec![Location::from_pos(op.position)],
                 ));
             };
-            let exec = Exec::new(schema, &document, variables, ctx);
+            let mut exec = Exec::new(schema, &document, variables, ctx);
+            exec.incremental = sink.is_some() && schema.incremental_delivery;
             let root = &request.root_value;
             let plan = Arc::new(exec.collect(root_type, &[op.selection_set]));
             let data = if op.kind != OpKind::Mutation {
@@ -141,6 +145,18 @@ impl Schema {
                     .await
                     .unwrap_or_else(|()| b"null".to_vec())
             };
+            if let Some(sink) = &sink {
+                let errors = exec
+                    .errors
+                    .lock()
+                    .map(|mut e| std::mem::take(&mut *e))
+                    .unwrap_or_default();
+                incremental::deliver(&exec, sink, data, errors).await;
+                return Response {
+                    data: None,
+                    errors: Vec::new(),
+                };
+            }
             let errors = exec.errors.into_inner().unwrap_or_default();
             Response {
                 data: Some(String::from_utf8(data).unwrap_or_else(|_| "null".to_owned())),

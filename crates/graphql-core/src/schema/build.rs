@@ -38,6 +38,7 @@ pub struct SchemaBuilder {
     validation_cache: usize,
     subscriptions: Vec<(String, crate::subscription::SubscriptionSource)>,
     costs: Vec<(String, String, u32)>,
+    incremental_delivery: bool,
 }
 
 impl SchemaBuilder {
@@ -52,7 +53,18 @@ impl SchemaBuilder {
             validation_cache: 1024,
             subscriptions: Vec::new(),
             costs: Vec::new(),
+            incremental_delivery: false,
         }
+    }
+
+    /// Enables incremental delivery: adds the `@defer` and `@stream` directives (as
+    /// graphql-js 17 defines them) to the schema, validates their uses, and lets
+    /// [`Schema::execute_incremental`] deliver deferred fragments and streamed list items
+    /// in later payloads. Off by default, so a schema without it introspects as before.
+    #[must_use]
+    pub fn incremental_delivery(mut self, enabled: bool) -> Self {
+        self.incremental_delivery = enabled;
+        self
     }
 
     /// Sets the complexity cost of `type_name.field_name` (default 1), counted by
@@ -147,7 +159,10 @@ impl SchemaBuilder {
         let introspection = graphql_parser::parse_schema::<String>(INTROSPECTION_SDL)
             .map_err(|e| Error::SdlSyntax(e.to_string()))?
             .into_static();
-        let mut compiler = Compiler::default();
+        let mut compiler = Compiler {
+            incremental_delivery: self.incremental_delivery,
+            ..Compiler::default()
+        };
         compiler.compile(&introspection, &doc);
         if !compiler.errors.is_empty() {
             return Err(Error::InvalidSchema(compiler.errors));
@@ -168,6 +183,7 @@ impl SchemaBuilder {
         set_introspection_resolvers(&mut inner);
         inner.introspection = introspection::build(&inner);
         inner.introspection_enabled = self.introspection;
+        inner.incremental_delivery = self.incremental_delivery;
         inner.limits = self.limits;
         inner.valid_documents = super::ValidDocuments::new(self.validation_cache);
         let mut unknown = Vec::new();
@@ -248,6 +264,8 @@ struct Compiler {
     subscription: Option<TypeId>,
     /// Applied directives to check once all directive definitions are known.
     applied: Vec<(Vec<Directive<'static, String>>, DirectiveLocation)>,
+    /// Whether `@defer` and `@stream` are defined.
+    incremental_delivery: bool,
 }
 
 fn loc(pos: graphql_parser::Pos) -> Location {
@@ -478,6 +496,48 @@ impl Compiler {
                 vec![L::InputObject],
             ),
         ];
+        let mut defs = defs.to_vec();
+        if self.incremental_delivery {
+            let with_default = |mut a: InputValueDef, value: serde_json::Value, literal: &str| {
+                a.default_value = Some(value);
+                a.default_literal = Some(literal.to_owned());
+                a
+            };
+            let boolean = TypeRef::NonNull(Box::new(TypeRef::Named(TypeId(3))));
+            let string = TypeRef::Named(TypeId(2));
+            let int = TypeRef::NonNull(Box::new(TypeRef::Named(TypeId(0))));
+            defs.push((
+                "defer",
+                "Directs the executor to defer this fragment when the `if` argument is true or undefined.",
+                vec![
+                    with_default(
+                        arg("if", "Deferred when true or undefined.", boolean.clone(), None),
+                        serde_json::Value::Bool(true),
+                        "true",
+                    ),
+                    arg("label", "Unique name", string.clone(), None),
+                ],
+                vec![L::FragmentSpread, L::InlineFragment],
+            ));
+            defs.push((
+                "stream",
+                "Directs the executor to stream plural fields when the `if` argument is true or undefined.",
+                vec![
+                    with_default(
+                        arg("if", "Stream when true or undefined.", boolean, None),
+                        serde_json::Value::Bool(true),
+                        "true",
+                    ),
+                    arg("label", "Unique name", string, None),
+                    with_default(
+                        arg("initialCount", "Number of items to return immediately", int, None),
+                        serde_json::Value::from(0),
+                        "0",
+                    ),
+                ],
+                vec![L::Field],
+            ));
+        }
         for (name, description, args, locations) in defs {
             self.directive_index
                 .insert(name.to_owned(), self.directives.len());
@@ -1041,6 +1101,7 @@ impl Compiler {
         let inner = SchemaInner {
             introspection: introspection::Data::default(),
             introspection_enabled: true,
+            incremental_delivery: false,
             limits: Limits::default(),
             valid_documents: super::ValidDocuments::default(),
             subscription_sources: Vec::new(),

@@ -33,6 +33,8 @@ pub(crate) struct SchemaInner {
     pub(crate) type_field: types::FieldDef,
     pub(crate) introspection: crate::introspection::Data,
     pub(crate) introspection_enabled: bool,
+    /// Whether `@defer` and `@stream` are defined and executed.
+    pub(crate) incremental_delivery: bool,
     pub(crate) limits: crate::limits::Limits,
     /// Documents (by their exact text) that passed validation against this schema.
     pub(crate) valid_documents: ValidDocuments,

@@ -5,6 +5,7 @@
 //! information that AST loses is worked around here where possible (see the crate README).
 
 pub(crate) mod duplicate_keys;
+mod incremental;
 mod positions;
 mod rules;
 
@@ -160,8 +161,19 @@ impl Rule {
 }
 
 /// Validates `document` against `schema` with every rule of the spec.
+///
+/// On a schema with [`incremental_delivery`](crate::SchemaBuilder::incremental_delivery),
+/// the rules of `@defer` and `@stream` run too (not on root mutation and subscription
+/// fields nor in subscriptions, static unique labels, `@stream` only on lists).
 pub fn validate(schema: &Schema, document: &Document<'_>) -> Vec<GraphQLError> {
-    validate_with(schema, document, &Rule::ALL)
+    let mut cx = Cx::new(&schema.inner, document);
+    for rule in Rule::ALL {
+        rule.run(&mut cx);
+    }
+    if schema.inner.incremental_delivery {
+        incremental::check(&mut cx);
+    }
+    cx.errors
 }
 
 /// Validates with the given rules only.

@@ -1,0 +1,452 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Incremental delivery: `@defer` and `@stream` in the graphql-js 17 response format.
+
+use futures_util::StreamExt;
+use graphql_core::{Context, FieldError, Request, Resolver, Schema};
+use serde_json::{Value, json};
+
+const SDL: &str = r#"
+type Query { hero: Hero list: [Int] heroes: [Hero!] nonNullItems: [Int!] }
+type Hero { id: ID! name: String friends: [Hero] fail: String mustFail: String! }
+"#;
+
+fn schema(incremental: bool) -> Schema {
+    let luke = json!({"id": "1", "name": "Luke", "friends": [
+        {"id": "2", "name": "Han"}, {"id": "3", "name": "Leia"}
+    ]});
+    let hero = luke.clone();
+    Schema::build(SDL)
+        .incremental_delivery(incremental)
+        .resolver(
+            "Query",
+            "hero",
+            Resolver::sync(move |_, _, _| Ok(hero.clone())),
+        )
+        .resolver(
+            "Query",
+            "list",
+            Resolver::sync(|_, _, _| Ok(json!([1, 2, 3, 4]))),
+        )
+        .resolver(
+            "Query",
+            "nonNullItems",
+            Resolver::sync(|_, _, _| Ok(json!([1, 2, "x", 4]))),
+        )
+        .resolver(
+            "Query",
+            "heroes",
+            Resolver::sync(move |_, _, _| Ok(luke["friends"].clone())),
+        )
+        .resolver(
+            "Hero",
+            "fail",
+            Resolver::sync(|_, _, _| Err(FieldError::new("boom"))),
+        )
+        .resolver(
+            "Hero",
+            "mustFail",
+            Resolver::sync(|_, _, _| Err(FieldError::new("bang"))),
+        )
+        .finish()
+        .unwrap()
+}
+
+async fn payloads(schema: &Schema, query: &str) -> Vec<Value> {
+    let request = Request::new(query);
+    let ctx = Context::default();
+    let stream = schema.execute_incremental(&request, &ctx);
+    stream.map(|p| p.to_value()).collect().await
+}
+
+#[tokio::test]
+async fn defer_inline_fragment_with_label() {
+    let s = schema(true);
+    let p = payloads(&s, r#"{ hero { id ... @defer(label: "D") { name } } }"#).await;
+    assert_eq!(
+        p,
+        vec![
+            json!({"data": {"hero": {"id": "1"}}, "pending": [{"id": "0", "path": ["hero"], "label": "D"}], "hasNext": true}),
+            json!({"incremental": [{"id": "0", "data": {"name": "Luke"}}], "completed": [{"id": "0"}], "hasNext": false}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn defer_fragment_spread_on_root_and_nested_order() {
+    let s = schema(true);
+    let p = payloads(
+        &s,
+        r#"query { ...F @defer(label: "outer") }
+           fragment F on Query { hero { id ... @defer(label: "inner") { name } } }"#,
+    )
+    .await;
+    assert_eq!(p.len(), 3);
+    assert_eq!(
+        p[0],
+        json!({"data": {}, "pending": [{"id": "0", "path": [], "label": "outer"}], "hasNext": true})
+    );
+    assert_eq!(
+        p[1],
+        json!({"pending": [{"id": "1", "path": ["hero"], "label": "inner"}],
+               "incremental": [{"id": "0", "data": {"hero": {"id": "1"}}}],
+               "completed": [{"id": "0"}], "hasNext": true})
+    );
+    assert_eq!(
+        p[2],
+        json!({"incremental": [{"id": "1", "data": {"name": "Luke"}}], "completed": [{"id": "1"}], "hasNext": false})
+    );
+}
+
+#[tokio::test]
+async fn defer_in_list_items_has_index_paths() {
+    let s = schema(true);
+    let p = payloads(&s, "{ heroes { id ... @defer { name } } }").await;
+    assert_eq!(p.len(), 3);
+    assert_eq!(
+        p[0]["pending"],
+        json!([{"id": "0", "path": ["heroes", 0]}, {"id": "1", "path": ["heroes", 1]}])
+    );
+    assert_eq!(
+        p[1]["incremental"],
+        json!([{"id": "0", "data": {"name": "Han"}}])
+    );
+    assert_eq!(
+        p[2]["incremental"],
+        json!([{"id": "1", "data": {"name": "Leia"}}])
+    );
+    assert_eq!(p[2]["hasNext"], json!(false));
+}
+
+#[tokio::test]
+async fn error_inside_deferred_fragment() {
+    let s = schema(true);
+    let p = payloads(&s, "{ hero { id ... @defer { name fail } } }").await;
+    assert_eq!(p.len(), 2);
+    assert!(p[0].get("errors").is_none());
+    assert_eq!(
+        p[1]["incremental"],
+        json!([{"id": "0", "data": {"name": "Luke", "fail": null}, "errors": [
+            {"message": "boom", "locations": [{"line": 1, "column": 31}], "path": ["hero", "fail"]}
+        ]}])
+    );
+    // A non-null field failing nulls the whole fragment: completed with errors, no data.
+    let p = payloads(&s, "{ hero { id ... @defer { name mustFail } } }").await;
+    assert_eq!(p.len(), 2);
+    assert!(p[1].get("incremental").is_none());
+    assert_eq!(p[1]["completed"][0]["id"], json!("0"));
+    assert_eq!(p[1]["completed"][0]["errors"][0]["message"], json!("bang"));
+    assert_eq!(
+        p[1]["completed"][0]["errors"][0]["path"],
+        json!(["hero", "mustFail"])
+    );
+}
+
+#[tokio::test]
+async fn defer_if_false_runs_inline() {
+    let s = schema(true);
+    let request = Request::new("{ hero { id ... @defer(if: false) { name } } }");
+    let ctx = Context::default();
+    let all: Vec<_> = s.execute_incremental(&request, &ctx).collect().await;
+    assert_eq!(all.len(), 1);
+    assert!(!all[0].has_next());
+    assert_eq!(
+        all[0].to_value(),
+        json!({"data": {"hero": {"id": "1", "name": "Luke"}}})
+    );
+    assert!(all[0].complete_response().is_some());
+    // With a variable.
+    let request = Request::new("query($d: Boolean!) { hero { id ... @defer(if: $d) { name } } }")
+        .variables(serde_json::from_value(json!({"d": false})).unwrap());
+    let all: Vec<_> = s.execute_incremental(&request, &ctx).collect().await;
+    assert_eq!(all.len(), 1);
+}
+
+#[tokio::test]
+async fn execute_runs_defer_and_stream_inline() {
+    let s = schema(true);
+    let r = s
+        .execute(
+            &Request::new("{ hero { id ... @defer { name } } list @stream(initialCount: 1) }"),
+            &Context::default(),
+        )
+        .await;
+    assert_eq!(
+        r.to_value(),
+        json!({"data": {"hero": {"id": "1", "name": "Luke"}, "list": [1, 2, 3, 4]}})
+    );
+}
+
+#[tokio::test]
+async fn stream_initial_count() {
+    let s = schema(true);
+    let p = payloads(&s, r#"{ list @stream(initialCount: 2, label: "L") }"#).await;
+    assert_eq!(
+        p,
+        vec![
+            json!({"data": {"list": [1, 2]}, "pending": [{"id": "0", "path": ["list"], "label": "L"}], "hasNext": true}),
+            json!({"incremental": [{"id": "0", "items": [3, 4]}], "completed": [{"id": "0"}], "hasNext": false}),
+        ]
+    );
+    // Default initialCount 0.
+    let p = payloads(&s, "{ list @stream }").await;
+    assert_eq!(p[0]["data"], json!({"list": []}));
+    assert_eq!(p[1]["incremental"][0]["items"], json!([1, 2, 3, 4]));
+    // initialCount at least the length: nothing streamed.
+    let p = payloads(&s, "{ list @stream(initialCount: 10) }").await;
+    assert_eq!(p, vec![json!({"data": {"list": [1, 2, 3, 4]}})]);
+    // if: false.
+    let p = payloads(&s, "{ list @stream(if: false) }").await;
+    assert_eq!(p, vec![json!({"data": {"list": [1, 2, 3, 4]}})]);
+    // A negative initialCount is a field error.
+    let p = payloads(&s, "{ list @stream(initialCount: -1) }").await;
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0]["data"], json!({"list": null}));
+    assert_eq!(
+        p[0]["errors"][0]["message"],
+        json!("initialCount must be a positive integer")
+    );
+}
+
+#[tokio::test]
+async fn stream_of_objects_and_item_errors() {
+    let s = schema(true);
+    let p = payloads(&s, "{ heroes @stream(initialCount: 1) { name } }").await;
+    assert_eq!(p[0]["data"], json!({"heroes": [{"name": "Han"}]}));
+    assert_eq!(p[1]["incremental"][0]["items"], json!([{"name": "Leia"}]));
+    // A non-null item failing ends the stream with its error.
+    let p = payloads(&s, "{ nonNullItems @stream(initialCount: 1) }").await;
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0]["data"], json!({"nonNullItems": [1]}));
+    assert!(p[1].get("incremental").is_none());
+    assert_eq!(
+        p[1]["completed"][0]["errors"][0]["path"],
+        json!(["nonNullItems", 2])
+    );
+}
+
+#[tokio::test]
+async fn directives_only_when_enabled() {
+    let off = schema(false);
+    assert!(off.directive("defer").is_none());
+    assert!(off.directive("stream").is_none());
+    let r = off
+        .execute(
+            &Request::new("{ hero { ... @defer { name } } }"),
+            &Context::default(),
+        )
+        .await;
+    assert_eq!(
+        r.errors[0].message, "Unknown directive \"@defer\".",
+        "{:?}",
+        r.errors
+    );
+    let on = schema(true);
+    let defer = on.directive("defer").unwrap();
+    assert_eq!(defer.args().len(), 2);
+    let stream = on.directive("stream").unwrap();
+    assert_eq!(stream.args().len(), 3);
+    // Schema printing leaves the built-in directives out, as for @skip.
+    assert!(!on.to_sdl().contains("@defer"));
+}
+
+fn errors_of(schema: &Schema, query: &str) -> Vec<String> {
+    let doc = graphql_core::Document::parse(query).unwrap();
+    graphql_core::validate(schema, &doc)
+        .into_iter()
+        .map(|e| e.message)
+        .collect()
+}
+
+fn ops_schema() -> Schema {
+    Schema::build(
+        "type Query { list: [Int] one: Int }
+         type Mutation { add: Int list: [Int] }
+         type Subscription { tick: Int ticks: [Int] }",
+    )
+    .incremental_delivery(true)
+    .finish()
+    .unwrap()
+}
+
+#[test]
+fn validation_rules() {
+    let s = ops_schema();
+    assert!(
+        errors_of(
+            &s,
+            r#"{ list @stream(label: "a") ... @defer(label: "b") { one } }"#
+        )
+        .is_empty()
+    );
+    // Locations (spec rule 5.7.2): @defer on a field, @stream on a fragment.
+    assert_eq!(
+        errors_of(&s, "{ one @defer }"),
+        ["Directive \"@defer\" may not be used on FIELD."]
+    );
+    assert_eq!(
+        errors_of(&s, "{ ... @stream { one } }"),
+        ["Directive \"@stream\" may not be used on INLINE_FRAGMENT."]
+    );
+    // Stream only on lists.
+    assert_eq!(
+        errors_of(&s, "{ one @stream }"),
+        ["Stream directive cannot be used on non-list field \"one\" on type \"Query\"."]
+    );
+    // Labels static and unique.
+    assert_eq!(
+        errors_of(
+            &s,
+            r#"{ list @stream(label: "x") ... @defer(label: "x") { one } }"#
+        ),
+        ["Defer/Stream directive label argument must be unique."]
+    );
+    assert_eq!(
+        errors_of(&s, "query($l: String) { ... @defer(label: $l) { one } }"),
+        ["Defer/Stream directive label argument must be static."]
+    );
+    // Not on root mutation fields.
+    assert_eq!(
+        errors_of(&s, "mutation { ... @defer { add } }"),
+        ["Defer directive cannot be used on root mutation type \"Mutation\"."]
+    );
+    assert_eq!(
+        errors_of(&s, "mutation { list @stream }"),
+        ["Stream directive cannot be used on root mutation type \"Mutation\"."]
+    );
+    // Subscriptions: root type and operation.
+    let e = errors_of(&s, "subscription { ... @defer { tick } }");
+    assert!(
+        e.contains(
+            &"Defer directive cannot be used on root subscription type \"Subscription\"."
+                .to_owned()
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(&"Defer directive not supported on subscription operations. Disable `@defer` by setting the `if` argument to `false`.".to_owned()),
+        "{e:?}"
+    );
+    assert!(
+        errors_of(&s, "subscription { ... @defer(if: false) { tick } }")
+            .iter()
+            .all(|m| !m.contains("not supported"))
+    );
+    // Without incremental delivery the directives are unknown.
+    let plain = Schema::build("type Query { list: [Int] }")
+        .finish()
+        .unwrap();
+    assert_eq!(
+        errors_of(&plain, "{ list @stream }"),
+        ["Unknown directive \"@stream\"."]
+    );
+}
+
+fn async_schema() -> Schema {
+    Schema::build(
+        "type Query { hero: Hero nums: [Int!] }
+         type Hero { id: ID! slowName: String parts: [Part] }
+         type Part { n: Int slow: Int }",
+    )
+    .incremental_delivery(true)
+    .resolver(
+        "Query",
+        "hero",
+        Resolver::sync(|_, _, _| Ok(json!({"id": "1", "parts": [{"n": 1}, {"n": 2}, {"n": 3}]}))),
+    )
+    .resolver(
+        "Query",
+        "nums",
+        Resolver::asynchronous(|_| {
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                Ok(json!([1, 2, 3]))
+            })
+        }),
+    )
+    .resolver(
+        "Hero",
+        "slowName",
+        Resolver::asynchronous(|_| {
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                Ok(json!("Luke"))
+            })
+        }),
+    )
+    .resolver(
+        "Part",
+        "slow",
+        Resolver::asynchronous(|input| {
+            let n = input.parent["n"].as_i64().unwrap_or(0);
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                Ok(json!(n * 10))
+            })
+        }),
+    )
+    .finish()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn async_resolvers_in_deferred_fragments_and_streams() {
+    let s = async_schema();
+    let p = payloads(
+        &s,
+        r#"{ hero { id ... @defer(label: "slow") { slowName parts @stream(initialCount: 1, label: "parts") { slow } } } nums @stream(initialCount: 2) }"#,
+    )
+    .await;
+    assert_eq!(p.len(), 4, "{p:?}");
+    assert_eq!(
+        p[0],
+        json!({"data": {"hero": {"id": "1"}, "nums": [1, 2]},
+               "pending": [{"id": "0", "path": ["hero"], "label": "slow"}, {"id": "1", "path": ["nums"]}],
+               "hasNext": true})
+    );
+    assert_eq!(
+        p[1],
+        json!({"pending": [{"id": "2", "path": ["hero", "parts"], "label": "parts"}],
+               "incremental": [{"id": "0", "data": {"slowName": "Luke", "parts": [{"slow": 10}]}}],
+               "completed": [{"id": "0"}], "hasNext": true})
+    );
+    assert_eq!(
+        p[2],
+        json!({"incremental": [{"id": "1", "items": [3]}], "completed": [{"id": "1"}], "hasNext": true})
+    );
+    assert_eq!(
+        p[3],
+        json!({"incremental": [{"id": "2", "items": [{"slow": 20}, {"slow": 30}]}],
+               "completed": [{"id": "2"}], "hasNext": false})
+    );
+}
+
+#[tokio::test]
+async fn nulled_parent_announces_nothing() {
+    let s = schema(true);
+    // `mustFail` is non-null: `hero` becomes null, so its deferred fragment never comes.
+    let p = payloads(&s, "{ hero { mustFail ... @defer { name } } list }").await;
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0]["data"], json!({"hero": null, "list": [1, 2, 3, 4]}));
+    assert_eq!(p[0]["errors"][0]["message"], json!("bang"));
+    assert!(p[0].get("pending").is_none());
+    assert!(p[0].get("hasNext").is_none());
+}
+
+#[tokio::test]
+async fn leaf_fields_already_sent_are_not_sent_again() {
+    let s = schema(true);
+    let p = payloads(&s, "{ hero { id ... @defer { id name } } }").await;
+    assert_eq!(
+        p[1],
+        json!({"incremental": [{"id": "0", "data": {"name": "Luke"}}], "completed": [{"id": "0"}], "hasNext": false})
+    );
+    // Nothing new: the fragment completes without an incremental entry.
+    let p = payloads(&s, "{ hero { id name ... @defer { name } } }").await;
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[1], json!({"completed": [{"id": "0"}], "hasNext": false}));
+}
