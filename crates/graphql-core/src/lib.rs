@@ -29,8 +29,8 @@ pub use over_http::{
 };
 pub use persisted::{PersistedMode, PersistedQueries, document_hash};
 pub use resolver::{
-    Args, Context, FieldError, FieldFuture, FieldResult, Resolver, ResolverInput, ScalarCoercion,
-    TypeResolver,
+    Args, Context, FieldError, FieldFuture, FieldResult, ITEM_ERROR_KEY, Resolver, ResolverInput,
+    ScalarCoercion, TypeResolver,
 };
 pub use response::{GraphQLError, PathSegment};
 pub use schema::types::{

@@ -59,6 +59,56 @@ impl FieldError {
     }
 }
 
+/// The single key of the JSON object [`FieldError::into_item`] makes. No GraphQL response
+/// key can contain `$` or `:`, so a resolved object never has it by accident.
+pub const ITEM_ERROR_KEY: &str = "$graphql_core:item_error";
+
+impl FieldError {
+    /// This error as a value inside a list a resolver returns, so the list carries items and
+    /// item errors together (as a graphql-js resolver returns `Error` objects inside a list).
+    ///
+    /// When the executor completes that item it records a field error with this message and
+    /// extensions, at the item's path (e.g. `["tags", 1]`) and the field's location, and the
+    /// item becomes null; if the item type is non-null, the null propagates to the list
+    /// field as spec section 6.4.4 says. The marker is an object with the single key
+    /// [`ITEM_ERROR_KEY`].
+    ///
+    /// ```
+    /// use graphql_core::{FieldError, Resolver};
+    /// use serde_json::json;
+    ///
+    /// let tags = Resolver::sync(|_, _, _| {
+    ///     Ok(json!(["a", FieldError::new("tag 1 is gone").into_item(), "c"]))
+    /// });
+    /// # let _ = tags;
+    /// ```
+    pub fn into_item(self) -> Value {
+        let mut inner = serde_json::Map::new();
+        inner.insert("message".to_owned(), Value::String(self.message));
+        if let Some(ext) = self.extensions {
+            inner.insert("extensions".to_owned(), Value::Object(ext));
+        }
+        let mut outer = serde_json::Map::new();
+        outer.insert(ITEM_ERROR_KEY.to_owned(), Value::Object(inner));
+        Value::Object(outer)
+    }
+
+    /// The error a value made by [`FieldError::into_item`] carries, if it is one.
+    pub(crate) fn from_item(value: &Value) -> Option<FieldError> {
+        let Value::Object(outer) = value else {
+            return None;
+        };
+        if outer.len() != 1 {
+            return None;
+        }
+        let inner = outer.get(ITEM_ERROR_KEY)?.as_object()?;
+        Some(FieldError {
+            message: inner.get("message")?.as_str()?.to_owned(),
+            extensions: inner.get("extensions").and_then(Value::as_object).cloned(),
+        })
+    }
+}
+
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

@@ -906,3 +906,66 @@ async fn per_field_costs_count_in_complexity() {
         .unwrap_err();
     assert!(err.to_string().contains("\"User.nope\""), "{err}");
 }
+
+/// A list resolver returns items and item errors together (`FieldError::into_item`): each
+/// failed item is null in place with a field error at its path (spec 6.4.4), and a failed
+/// non-null item makes the list field null.
+#[tokio::test]
+async fn list_items_and_item_errors_together() {
+    let list = || {
+        json!([
+            "a",
+            FieldError::new("item 1 failed")
+                .with_extension("code", json!("GONE"))
+                .into_item(),
+            "c",
+            FieldError::new("item 3 failed").into_item(),
+        ])
+    };
+    let schema = Schema::build(
+        "type Query { tags: [String] asyncTags: [String] strict: [String!] wrapper: Wrapper }
+         type Wrapper { strictOuter: [String!]! other: String }",
+    )
+    .resolver("Query", "tags", Resolver::sync(move |_, _, _| Ok(list())))
+    .resolver(
+        "Query",
+        "asyncTags",
+        Resolver::asynchronous(move |_| Box::pin(async move { FieldResult::Ok(list()) })),
+    )
+    .resolver("Query", "strict", Resolver::sync(move |_, _, _| Ok(list())))
+    .resolver(
+        "Query",
+        "wrapper",
+        Resolver::sync(|_, _, _| Ok(json!({"other": "x"}))),
+    )
+    .resolver(
+        "Wrapper",
+        "strictOuter",
+        Resolver::sync(move |_, _, _| Ok(list())),
+    )
+    .finish()
+    .unwrap();
+    let r = run(&schema, Request::new("{ tags\n  asyncTags }")).await;
+    assert_eq!(
+        r["data"],
+        json!({"tags": ["a", null, "c", null], "asyncTags": ["a", null, "c", null]})
+    );
+    assert_eq!(
+        r["errors"],
+        json!([
+            {"message": "item 1 failed", "locations": [{"line": 1, "column": 3}], "path": ["tags", 1], "extensions": {"code": "GONE"}},
+            {"message": "item 3 failed", "locations": [{"line": 1, "column": 3}], "path": ["tags", 3]},
+            {"message": "item 1 failed", "locations": [{"line": 2, "column": 3}], "path": ["asyncTags", 1], "extensions": {"code": "GONE"}},
+            {"message": "item 3 failed", "locations": [{"line": 2, "column": 3}], "path": ["asyncTags", 3]},
+        ])
+    );
+    // Non-null items: the first failed item nulls the whole (nullable) list field.
+    let r = run(&schema, Request::new("{ strict }")).await;
+    assert_eq!(r["data"], json!({"strict": null}));
+    assert_eq!(r["errors"][0]["message"], "item 1 failed");
+    assert_eq!(r["errors"][0]["path"], json!(["strict", 1]));
+    // A non-null list of non-null items: the null goes up to the nearest nullable parent.
+    let r = run(&schema, Request::new("{ wrapper { other strictOuter } }")).await;
+    assert_eq!(r["data"], json!({"wrapper": null}));
+    assert_eq!(r["errors"][0]["path"], json!(["wrapper", "strictOuter", 1]));
+}

@@ -771,6 +771,14 @@ impl<'e, 'a> Exec<'e, 'a> {
         value: &Value,
         path: Option<&Path<'_>>,
     ) -> Result<(), Stop<'v>> {
+        if let Some(e) = FieldError::from_item(value) {
+            // An item error a list resolver returned (FieldError::into_item): recorded at
+            // this path, and null here (propagated by the callers when non-null).
+            if let Some(f) = pf.fields.first() {
+                self.error_with(e, f, path);
+            }
+            return Err(Stop::Null);
+        }
         match ty {
             TypeRef::NonNull(inner) => {
                 if value.is_null() {
