@@ -14,6 +14,7 @@ mod persisted;
 mod resolver;
 mod response;
 mod schema;
+mod sdl_directives;
 mod subscription;
 mod transport_ws;
 mod validation;
@@ -38,6 +39,7 @@ pub use schema::types::{
     InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
 };
 pub use schema::{Schema, SchemaBuilder};
+pub use sdl_directives::validate_sdl_directives;
 pub use subscription::{EventStream, ResponseStream, SubscriptionSource};
 pub use transport_ws::{GRAPHQL_TRANSPORT_WS, WsAction, WsSession, close_code};
 pub use validation::{Rule, validate, validate_with};
