@@ -757,3 +757,42 @@ fn nesting_beyond_the_parser_cap_is_an_error_not_a_crash() {
         err.message
     );
 }
+
+/// Known directives and their locations in SDL documents (graphql-js's validateSDL rule).
+#[test]
+fn sdl_directives_are_known_and_well_placed() {
+    use graphql_core::validate_sdl_directives;
+    let schema = Schema::build("directive @tag on OBJECT | SCHEMA\ntype Query { a: String }")
+        .finish()
+        .unwrap();
+    let sdl = "directive @local(reason: String @tag) on ENUM_VALUE\n\
+               type A @tag { f(x: Int @deprecated): String @nope }\n\
+               enum E { V @local W @tag }\n\
+               extend schema @tag @local\n\
+               extend schema @tag { mutation: A }\n\
+               extend type A @tag";
+    let errors = validate_sdl_directives(Some(&schema), sdl).unwrap();
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "Directive \"@tag\" may not be used on ARGUMENT_DEFINITION.",
+            "Unknown directive \"@nope\".",
+            "Directive \"@tag\" may not be used on ENUM_VALUE.",
+            "Directive \"@local\" may not be used on SCHEMA.",
+        ],
+        "{shown:?}"
+    );
+    let at = |i: usize| (errors[i].locations[0].line, errors[i].locations[0].column);
+    assert_eq!(at(0), (1, 33));
+    assert_eq!(at(1), (2, 45));
+    assert_eq!(at(2), (3, 21));
+    assert_eq!(at(3), (4, 20));
+    // Without a schema only the built-ins (and the document's own) are known.
+    let errors = validate_sdl_directives(None, "type A @tag { f: String @deprecated }").unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].message, "Unknown directive \"@tag\".");
+    // A syntax error is an error, not a panic.
+    assert!(validate_sdl_directives(None, "type {").is_err());
+}
