@@ -10,7 +10,7 @@ use crate::document::{Ast, Document};
 use crate::response::GraphQLError;
 use crate::schema::SchemaInner;
 use crate::schema::types::TypeId;
-use crate::validation::duplicate_keys::tokens;
+use crate::validation::duplicate_keys::count_tokens;
 
 /// Limits on a request. The defaults suit a public API; raise them for trusted clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ impl Limits {
             )));
         }
         if self.max_tokens != usize::MAX {
-            let count = tokens(source).len();
+            let count = count_tokens(source);
             if count > self.max_tokens {
                 return Err(limit_error(format!(
                     "The document has {count} tokens, more than the limit of {}.",

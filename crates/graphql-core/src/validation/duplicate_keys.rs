@@ -16,6 +16,19 @@ pub(crate) enum Tok<'a> {
 
 pub(crate) fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
     let mut out = Vec::new();
+    scan(source, |tok, loc| out.push((tok, loc)));
+    out
+}
+
+/// How many tokens `source` has, as [`tokens`] counts them, without building the list.
+pub(crate) fn count_tokens(source: &str) -> usize {
+    let mut count = 0usize;
+    scan(source, |_, _| count += 1);
+    count
+}
+
+/// The lexer behind [`tokens`]: calls `out` with each token and where it starts.
+fn scan<'a>(source: &'a str, mut out: impl FnMut(Tok<'a>, Location)) {
     let bytes = source.as_bytes();
     let (mut i, mut line, mut line_start) = (0usize, 1u32, 0usize);
     let col = |i: usize, line_start: usize| u32::try_from(i - line_start + 1).unwrap_or(u32::MAX);
@@ -57,7 +70,7 @@ pub(crate) fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
                     i += 1;
                 }
                 i += 3;
-                out.push((Tok::Other, here));
+                out(Tok::Other, here);
             }
             b'"' => {
                 i += 1;
@@ -69,10 +82,10 @@ pub(crate) fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
                         _ => {}
                     }
                 }
-                out.push((Tok::Other, here));
+                out(Tok::Other, here);
             }
             b'{' | b'}' | b'(' | b')' | b'[' | b']' | b':' | b'@' | b'$' => {
-                out.push((Tok::Punct(b as char), here));
+                out(Tok::Punct(b as char), here);
                 i += 1;
             }
             c if c == b'_' || c.is_ascii_alphabetic() => {
@@ -83,11 +96,11 @@ pub(crate) fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
                 {
                     i += 1;
                 }
-                out.push((Tok::Name(source.get(start..i).unwrap_or("")), here));
+                out(Tok::Name(source.get(start..i).unwrap_or("")), here);
             }
             b'.' if bytes.get(i..i + 3) == Some(b"...") => {
                 i += 3;
-                out.push((Tok::Other, here));
+                out(Tok::Other, here);
             }
             c if c == b'-' || c.is_ascii_digit() => {
                 i += 1;
@@ -96,7 +109,7 @@ pub(crate) fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
                 }) {
                     i += 1;
                 }
-                out.push((Tok::Other, here));
+                out(Tok::Other, here);
             }
             _ => {
                 // `$`, `!`, `=`, `@`, `|`, `&` and anything else: separators for our purpose.
@@ -105,11 +118,10 @@ pub(crate) fn tokens(source: &str) -> Vec<(Tok<'_>, Location)> {
                 while bytes.get(i).is_some_and(|&c| (c & 0xC0) == 0x80) {
                     i += 1;
                 }
-                out.push((Tok::Other, here));
+                out(Tok::Other, here);
             }
         }
     }
-    out
 }
 
 enum Scope<'a> {

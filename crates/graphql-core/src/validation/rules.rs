@@ -115,11 +115,8 @@ impl std::fmt::Display for Owner<'_, '_> {
     }
 }
 
-fn arg_sites<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<ArgSite<'d, 'a>> {
-    cx.cache
-        .arg_sites
-        .get_or_init(|| compute_arg_sites(cx))
-        .clone()
+fn arg_sites<'c, 'd, 'a>(cx: &'c Cx<'d, 'a>) -> &'c [ArgSite<'d, 'a>] {
+    cx.cache.arg_sites.get_or_init(|| compute_arg_sites(cx))
 }
 
 fn compute_arg_sites<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<ArgSite<'d, 'a>> {
@@ -653,6 +650,11 @@ pub(super) fn field_selection_merging(cx: &mut Cx<'_, '_>) {
             problems: Vec::new(),
         };
         for (parent, set) in &cx.sets {
+            // Plain fields with distinct response names form no pair to compare (their
+            // own selection sets are in `cx.sets` too).
+            if distinct_plain_fields(set) {
+                continue;
+            }
             let mut map = Vec::new();
             let mut visited = HashSet::new();
             collect_fields_for_merge(cx, *parent, set, &mut visited, &mut map);
@@ -663,6 +665,21 @@ pub(super) fn field_selection_merging(cx: &mut Cx<'_, '_>) {
     for (m, p) in problems {
         cx.error(m, &p);
     }
+}
+
+/// Whether a (small) selection set holds only fields, each with its own response name.
+fn distinct_plain_fields<'a>(set: Set<'_, 'a>) -> bool {
+    let items = &set.items;
+    let key = |sel: &Selection<'a, &'a str>| -> Option<&'a str> {
+        match sel {
+            Selection::Field(f) => Some(f.alias.unwrap_or(f.name)),
+            _ => None,
+        }
+    };
+    items.len() <= 16
+        && items.iter().enumerate().all(|(i, sel)| {
+            key(sel).is_some_and(|k| items.iter().take(i).all(|o| key(o) != Some(k)))
+        })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1020,7 +1037,9 @@ enum ValueRule {
 /// Every literal given to an argument (fields, directives) or as a variable default, with its
 /// expected type and the position to report (graphql-parser keeps no positions on values,
 /// so the enclosing field, directive or variable definition is used).
-fn typed_values<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<(TypeRef, &'d AstValue<'a>, Pos, String)> {
+fn typed_values<'d, 'a>(
+    cx: &Cx<'d, 'a>,
+) -> Vec<(TypeRef, &'d AstValue<'a>, Pos, ValueSite<'d, 'a>)> {
     let mut out = Vec::new();
     for site in arg_sites(cx) {
         let Some(defs) = site.defs else { continue };
@@ -1030,7 +1049,7 @@ fn typed_values<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<(TypeRef, &'d AstValue<'a>, Pos,
                     def.ty.clone(),
                     value,
                     site.position,
-                    format!("argument \"{name}\" of {}", site.what),
+                    ValueSite::Argument(name, site.what),
                 ));
             }
         }
@@ -1038,16 +1057,29 @@ fn typed_values<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<(TypeRef, &'d AstValue<'a>, Pos,
     for op in &cx.ops {
         for v in op.variables {
             if let (Some(default), Some(ty)) = (&v.default_value, cx.type_ref(&v.var_type)) {
-                out.push((
-                    ty,
-                    default,
-                    v.position,
-                    format!("the default value of variable \"${}\"", v.name),
-                ));
+                out.push((ty, default, v.position, ValueSite::VariableDefault(v.name)));
             }
         }
     }
     out
+}
+
+/// Where a literal is given, printed only when an error needs it.
+#[derive(Clone, Copy)]
+enum ValueSite<'d, 'a> {
+    Argument(&'a str, Owner<'d, 'a>),
+    VariableDefault(&'a str),
+}
+
+impl std::fmt::Display for ValueSite<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueSite::Argument(name, owner) => write!(f, "argument \"{name}\" of {owner}"),
+            ValueSite::VariableDefault(name) => {
+                write!(f, "the default value of variable \"${name}\"")
+            }
+        }
+    }
 }
 
 fn check_value(
@@ -1473,6 +1505,10 @@ fn operation_var_uses<'c, 'd, 'a>(cx: &'c Cx<'d, 'a>) -> &'c [Vec<VarUse<'a>>] {
 }
 
 fn compute_operation_var_uses<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<Vec<VarUse<'a>>> {
+    // Every variable use is written `$name`: a document without a `$` has none.
+    if !cx.doc.source.contains('$') {
+        return cx.ops.iter().map(|_| Vec::new()).collect();
+    }
     let mut per_fragment: HashMap<&'a str, Vec<VarUse<'a>>> = HashMap::new();
     for (&name, frag) in &cx.fragments {
         let TypeCondition::On(on) = &frag.type_condition;
