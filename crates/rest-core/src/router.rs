@@ -158,7 +158,8 @@ pub struct Router<T> {
     entries: Vec<PathEntry>,
     /// Route values by route index (insertion order).
     values: Vec<T>,
-    routes: Vec<(Method, String)>,
+    /// Per route (same order as `values`): its method and path index.
+    routes: Vec<(Method, usize)>,
     trailing_slash: TrailingSlash,
 }
 
@@ -299,7 +300,7 @@ impl<T> Router<T> {
             .collect();
         entry.allow = allow_header(&methods)?;
         self.values.push(value);
-        self.routes.push((method, template.to_owned()));
+        self.routes.push((method, index));
         Ok(())
     }
 
@@ -397,9 +398,11 @@ impl<T> Router<T> {
 
     /// Every route as (method, template), in insertion order.
     pub fn routes(&self) -> impl Iterator<Item = (&Method, &str)> {
-        self.routes
-            .iter()
-            .map(|(method, template)| (method, template.as_str()))
+        self.routes.iter().filter_map(|(method, path)| {
+            self.entries
+                .get(*path)
+                .map(|entry| (method, entry.template.as_str()))
+        })
     }
 }
 
