@@ -6,48 +6,13 @@
 
 use std::hint::black_box;
 
+use backend_kit_benches::{concrete_path, github_routes};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Method;
 use rest_core::{RouteMatch, Router};
 
-const ROUTES: &str = include_str!("../data/github-rest-routes.txt");
-
-/// (method, template) pairs of the table.
-fn routes() -> Vec<(Method, String)> {
-    ROUTES
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .map(|line| {
-            let (method, template) = line.split_once(' ').expect("METHOD template");
-            (
-                Method::from_bytes(method.as_bytes()).expect("method"),
-                template.to_owned(),
-            )
-        })
-        .collect()
-}
-
-/// A concrete request path for a template: each `{param}` becomes a value.
-fn concrete(template: &str) -> String {
-    let mut path = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        path.push_str(&rest[..start]);
-        let end = rest[start..].find('}').expect("closing brace") + start;
-        let name = &rest[start + 1..end];
-        path.push_str(if name.starts_with('*') {
-            "docs/README.md"
-        } else {
-            "octo42"
-        });
-        rest = &rest[end + 1..];
-    }
-    path.push_str(rest);
-    path
-}
-
 fn routing(c: &mut Criterion) {
-    let routes = routes();
+    let routes = github_routes();
     let mut ours = Router::new();
     let mut raw = matchit::Router::new();
     let mut seen = std::collections::HashSet::new();
@@ -60,7 +25,7 @@ fn routing(c: &mut Criterion) {
     }
     let requests: Vec<(Method, String)> = routes
         .iter()
-        .map(|(m, t)| (m.clone(), concrete(t)))
+        .map(|(m, t)| (m.clone(), concrete_path(t)))
         .collect();
     // Both must find every request before we time them.
     for (method, path) in &requests {

@@ -16,29 +16,9 @@
 
 use std::hint::black_box;
 
+use backend_kit_benches::{concrete_path, github_routes};
 use http::Method;
 use rest_core::Router;
-
-const ROUTES: &str = include_str!("../../data/github-rest-routes.txt");
-
-/// A concrete request path for a template (the same rule as the criterion bench).
-fn concrete(template: &str) -> String {
-    let mut path = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        path.push_str(&rest[..start]);
-        let end = rest[start..].find('}').expect("closing brace") + start;
-        let name = &rest[start + 1..end];
-        path.push_str(if name.starts_with('*') {
-            "docs/README.md"
-        } else {
-            "octo42"
-        });
-        rest = &rest[end + 1..];
-    }
-    path.push_str(rest);
-    path
-}
 
 #[inline(never)]
 fn pass_raw(raw: &matchit::Router<usize>, requests: &[(Method, String)]) {
@@ -59,17 +39,7 @@ fn main() {
     let which = args.next().unwrap_or_else(|| "ours".to_owned());
     let dynamic_only = args.next().as_deref() == Some("dynamic");
     let passes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
-    let routes: Vec<(Method, String)> = ROUTES
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .map(|line| {
-            let (method, template) = line.split_once(' ').expect("METHOD template");
-            (
-                Method::from_bytes(method.as_bytes()).expect("method"),
-                template.to_owned(),
-            )
-        })
-        .collect();
+    let routes = github_routes();
     let mut ours = Router::new();
     let mut raw = matchit::Router::new();
     let mut seen = std::collections::HashSet::new();
@@ -83,7 +53,7 @@ fn main() {
     let requests: Vec<(Method, String)> = routes
         .iter()
         .filter(|(_, template)| !dynamic_only || template.contains('{'))
-        .map(|(method, template)| (method.clone(), concrete(template)))
+        .map(|(method, template)| (method.clone(), concrete_path(template)))
         .collect();
     for _ in 0..passes {
         if which == "raw" {
