@@ -72,6 +72,9 @@ pub struct RequestContext {
     same_site: bool,
     top_level_navigation: bool,
     http_api: bool,
+    /// The top-level site (`scheme://registrable-domain`) for `Partitioned` cookies; `None`
+    /// means the request's own site (a top-level request).
+    top_level_site: Option<Box<str>>,
 }
 
 impl Default for RequestContext {
@@ -89,6 +92,7 @@ impl RequestContext {
             same_site: true,
             top_level_navigation: true,
             http_api: true,
+            top_level_site: None,
         }
     }
 
@@ -122,6 +126,24 @@ impl RequestContext {
     pub fn non_http(mut self) -> Self {
         self.http_api = false;
         self
+    }
+
+    /// Sets the site of the top-level page the request is made from (its scheme and
+    /// registrable domain, e.g. `https://example.com` for `https://www.example.com/page`):
+    /// the partition of `Partitioned` cookies (CHIPS). Without it, the request is taken as
+    /// top-level and its own site is the partition.
+    #[must_use]
+    pub fn top_level_site(mut self, top_level_url: &Url) -> Self {
+        self.top_level_site = Some(site_of(top_level_url).into_boxed_str());
+        self
+    }
+
+    /// The partition key of a request for `url` in this context.
+    fn partition_for(&self, url: &Url) -> String {
+        match &self.top_level_site {
+            Some(site) => site.to_string(),
+            None => site_of(url),
+        }
     }
 
     fn safe_method(&self) -> bool {
@@ -163,6 +185,10 @@ pub struct StoredCookie {
     secure: bool,
     http_only: bool,
     same_site: SameSitePolicy,
+    /// The top-level site of a `Partitioned` cookie (CHIPS): it is sent only to requests
+    /// made under that site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partition_key: Option<String>,
 }
 
 mod atomic_i64 {
@@ -194,6 +220,7 @@ impl Clone for StoredCookie {
             secure: self.secure,
             http_only: self.http_only,
             same_site: self.same_site,
+            partition_key: self.partition_key.clone(),
         }
     }
 }
@@ -240,6 +267,12 @@ impl StoredCookie {
     pub fn http_only(&self) -> bool {
         self.http_only
     }
+    /// The top-level site a `Partitioned` cookie (CHIPS) belongs to, or `None` for an
+    /// unpartitioned cookie.
+    #[must_use]
+    pub fn partition_key(&self) -> Option<&str> {
+        self.partition_key.as_deref()
+    }
     /// Its `SameSite` enforcement.
     #[must_use]
     pub fn same_site(&self) -> SameSitePolicy {
@@ -281,6 +314,7 @@ struct Parsed {
     secure: bool,
     http_only: bool,
     same_site: Option<SameSitePolicy>,
+    partitioned: bool,
 }
 
 /// Earliest and latest representable expiry times, in unix seconds.
@@ -496,7 +530,14 @@ impl CookieStore {
             {
                 return false;
             }
+            // CHIPS: a `Partitioned` cookie must be `Secure`.
+            if p.partitioned && !p.secure {
+                return false;
+            }
         }
+        // CHIPS: a partitioned cookie belongs to the top-level site it was set under. RFC
+        // 6265 mode ignores the attribute, as a store of that time would.
+        let partition_key = (bis && p.partitioned).then(|| ctx.partition_for(url));
         let mut cookie = StoredCookie {
             name: p.name,
             value: p.value,
@@ -510,6 +551,7 @@ impl CookieStore {
             secure: p.secure,
             http_only: p.http_only,
             same_site,
+            partition_key,
         };
         self.seq += 1;
         // Step 22: replace the old cookie with the same name, domain, (host-only,) path.
@@ -521,6 +563,7 @@ impl CookieStore {
             c.name == cookie.name
                 && c.path == cookie.path
                 && (!bis || c.host_only == cookie.host_only)
+                && c.partition_key == cookie.partition_key
         }) {
             let Some(old) = bucket.get(i) else {
                 return false;
@@ -623,6 +666,8 @@ impl CookieStore {
         let path = url.path();
         let bis = self.mode == Mode::Rfc6265bis;
         let mut picked: Vec<&StoredCookie> = Vec::new();
+        // Computed at the first partitioned cookie only.
+        let mut partition: Option<String> = None;
         let mut candidate = host_str;
         loop {
             if let Some(bucket) = self.buckets.get(candidate) {
@@ -632,6 +677,11 @@ impl CookieStore {
                         || (c.secure && !secure)
                         || (c.http_only && !ctx.http_api)
                         || !path_match(path, &c.path)
+                    {
+                        continue;
+                    }
+                    if let Some(key) = &c.partition_key
+                        && *key != *partition.get_or_insert_with(|| ctx.partition_for(url))
                     {
                         continue;
                     }
@@ -788,6 +838,8 @@ fn parse_set_cookie(line: &[u8], mode: Mode, now: i64) -> Option<Parsed> {
             p.secure = true;
         } else if key.eq_ignore_ascii_case("httponly") {
             p.http_only = true;
+        } else if key.eq_ignore_ascii_case("partitioned") {
+            p.partitioned = true;
         } else if key.eq_ignore_ascii_case("samesite") {
             p.same_site = Some(if val.eq_ignore_ascii_case("none") {
                 SameSitePolicy::None
@@ -876,6 +928,21 @@ fn path_match(request_path: &str, cookie_path: &str) -> bool {
                 || request_path.as_bytes().get(cookie_path.len()) == Some(&b'/')))
 }
 
+/// The site of a URL for partitioning: its scheme and registrable domain
+/// (`https://example.co.uk` for `https://a.b.example.co.uk/x`), or its host when it has none
+/// (an IP address, `localhost`, a public suffix itself).
+fn site_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    let registrable = match url.host() {
+        // An unlisted suffix takes the list's default rule (its last label), as browsers do.
+        Some(Host::Domain(domain)) => {
+            psl::domain(domain.as_bytes()).and_then(|d| std::str::from_utf8(d.as_bytes()).ok())
+        }
+        _ => None,
+    };
+    format!("{}://{}", url.scheme(), registrable.unwrap_or(host))
+}
+
 /// Secure schemes, and loopback hosts, which browsers treat as potentially trustworthy.
 fn is_secure_origin(url: &Url) -> bool {
     if matches!(url.scheme(), "https" | "wss") {
@@ -902,6 +969,17 @@ mod tests {
         assert!(path_match("/a/b", "/a"));
         assert!(path_match("/a/", "/a/"));
         assert!(!path_match("/ab", "/a"));
+    }
+
+    #[test]
+    fn sites_for_partitions() {
+        let site = |u: &str| site_of(&Url::parse(u).unwrap());
+        assert_eq!(site("https://a.b.example.co.uk/x"), "https://example.co.uk");
+        assert_eq!(site("https://www.shop.example/"), "https://shop.example");
+        assert_eq!(site("http://www.shop.example/"), "http://shop.example");
+        assert_eq!(site("http://localhost:8080/"), "http://localhost");
+        assert_eq!(site("https://127.0.0.1:8443/"), "https://127.0.0.1");
+        assert_eq!(site("https://[::1]/"), "https://[::1]");
     }
 
     #[test]

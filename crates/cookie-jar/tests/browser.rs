@@ -67,6 +67,32 @@ async fn handle(mut sock: TcpStream, ring: Arc<KeyRing>) {
             jar.remove_with("scoped", Some("/scoped"), None).unwrap();
             ("200 OK", "removed".to_owned())
         }
+        chips if chips.starts_with("/chips/set?v=") => {
+            let value = chips.trim_start_matches("/chips/set?v=").to_owned();
+            jar.add(
+                SetCookie::build("p", value)
+                    .path("/".to_owned())
+                    .same_site(cookie_jar::SameSite::None)
+                    .partitioned(true)
+                    .finish()
+                    .unwrap(),
+            );
+            ("200 OK", "set".to_owned())
+        }
+        "/chips/echo" => (
+            "200 OK",
+            headers
+                .get("cookie")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+        ),
+        frame if frame.starts_with("/chips/frame?") => (
+            "200 OK",
+            format!(
+                "<iframe src=\"{}\"></iframe>",
+                frame.trim_start_matches("/chips/frame?")
+            ),
+        ),
         "/echo" | "/scoped/echo" => {
             let raw = headers
                 .get("cookie")
@@ -82,7 +108,12 @@ async fn handle(mut sock: TcpStream, ring: Arc<KeyRing>) {
     let mut resp = HeaderMap::new();
     jar.write_to(&mut resp);
     let mut out = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "HTTP/1.1 {status}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        if path.starts_with("/chips/frame") {
+            "text/html"
+        } else {
+            "text/plain"
+        },
         body.len()
     );
     for v in resp.get_all("set-cookie") {
@@ -198,4 +229,92 @@ async fn chromium_stores_and_returns_what_we_set() {
         "{}",
         v["tampered"]
     );
+}
+
+/// CHIPS against Chromium: an iframe from `127.0.0.1` under a `localhost` page gets a
+/// `Partitioned` cookie; the same requests are replayed through our client store, and both
+/// must send the same `Cookie` headers at every step (and those are checked too).
+#[tokio::test(flavor = "current_thread")]
+async fn chromium_partitions_cookies_as_our_store_does() {
+    let Some(modules) = std::env::var_os("PEER_NODE_MODULES") else {
+        println!("skipped: PEER_NODE_MODULES is not set");
+        return;
+    };
+    let Some(chromium) = std::env::var_os("CHROMIUM_PATH") else {
+        println!("skipped: CHROMIUM_PATH is not set");
+        return;
+    };
+    let ring = Arc::new(KeyRing::new(Key::generate()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(handle(sock, ring.clone()));
+        }
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/chips.cjs");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg(script)
+            .arg(port.to_string())
+            .env("NODE_PATH", &modules)
+            .env("CHROMIUM_PATH", &chromium)
+            .output(),
+    )
+    .await
+    .expect("browser run timed out")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chromium_echoes: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+
+    // The same steps through our store (see chips.cjs): A is the localhost page, B the
+    // 127.0.0.1 server that sets and echoes.
+    let a = url::Url::parse(&format!("http://localhost:{port}/")).unwrap();
+    let b = |path: &str| url::Url::parse(&format!("http://127.0.0.1:{port}{path}")).unwrap();
+    let under_a = cookie_jar::RequestContext::cross_site().top_level_site(&a);
+    let top_b = cookie_jar::RequestContext::same_site();
+    let framed_under_b = cookie_jar::RequestContext::same_site()
+        .top_level_navigation(false)
+        .top_level_site(&b("/"));
+    let now = time::OffsetDateTime::now_utc();
+    let mut store = cookie_jar::CookieStore::new();
+    let mut ours = Vec::new();
+    let set = |store: &mut cookie_jar::CookieStore, value: &str, ctx| {
+        let line = SetCookie::build("p", value.to_owned())
+            .path("/".to_owned())
+            .same_site(cookie_jar::SameSite::None)
+            .partitioned(true)
+            .finish()
+            .unwrap()
+            .to_string();
+        assert_eq!(store.store(&b("/chips/set"), [line], ctx, now), 1);
+    };
+    let echo = |store: &cookie_jar::CookieStore, ctx| {
+        store
+            .cookie_header(&b("/chips/echo"), ctx, now)
+            .map(|h| h.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    set(&mut store, "a", &under_a);
+    ours.push(echo(&store, &under_a));
+    ours.push(echo(&store, &top_b));
+    ours.push(echo(&store, &framed_under_b));
+    set(&mut store, "b", &top_b);
+    ours.push(echo(&store, &top_b));
+    ours.push(echo(&store, &under_a));
+
+    assert_eq!(
+        ours,
+        ["p=a", "", "", "p=b", "p=a"],
+        "our store's Cookie headers"
+    );
+    assert_eq!(chromium_echoes, ours, "Chromium and our store disagree");
 }

@@ -466,3 +466,162 @@ fn hostile_set_cookie_input_is_bounded() {
     );
     assert!(t.elapsed().as_secs() < 2);
 }
+
+fn sent(store: &CookieStore, url: &Url, ctx: &RequestContext) -> Option<String> {
+    store
+        .cookie_header(url, ctx, now())
+        .map(|h| h.to_str().unwrap().to_owned())
+}
+
+/// CHIPS: a `Partitioned` cookie is keyed by the top-level site it was set under and is sent
+/// only to requests made under that site.
+#[test]
+fn partitioned_cookies_are_keyed_by_top_level_site() {
+    let mut s = CookieStore::new();
+    let widget = u("https://chat.widget.example/frame");
+    let embedded_in = |top: &str| RequestContext::cross_site().top_level_site(&u(top));
+    let under_shop = embedded_in("https://www.shop.example/checkout");
+    let under_news = embedded_in("https://news.example/today");
+    // Partitioned requires Secure.
+    assert_eq!(
+        s.store(
+            &widget,
+            ["p=1; SameSite=None; Partitioned"],
+            &under_shop,
+            now()
+        ),
+        0
+    );
+    assert_eq!(
+        s.store(
+            &widget,
+            ["__Host-p=shop; Secure; Path=/; SameSite=None; Partitioned"],
+            &under_shop,
+            now()
+        ),
+        1
+    );
+    // The same name under another top-level site is another cookie, not a replacement.
+    assert_eq!(
+        s.store(
+            &widget,
+            ["__Host-p=news; Secure; Path=/; SameSite=None; Partitioned"],
+            &under_news,
+            now()
+        ),
+        1
+    );
+    assert_eq!(s.len(), 2);
+    let keys: Vec<_> = s.iter().filter_map(|c| c.partition_key()).collect();
+    assert!(keys.contains(&"https://shop.example"), "{keys:?}");
+    assert!(keys.contains(&"https://news.example"), "{keys:?}");
+    assert_eq!(
+        sent(&s, &widget, &under_shop).as_deref(),
+        Some("__Host-p=shop")
+    );
+    // Another host of the same top-level site shares the partition.
+    assert_eq!(
+        sent(&s, &widget, &embedded_in("https://shop.example/")).as_deref(),
+        Some("__Host-p=shop")
+    );
+    assert_eq!(
+        sent(&s, &widget, &under_news).as_deref(),
+        Some("__Host-p=news")
+    );
+    // Neither is sent under a third site, nor to the widget as a top-level page, nor under
+    // the same registrable domain over http (sites are schemeful).
+    assert_eq!(
+        sent(&s, &widget, &embedded_in("https://other.example/")),
+        None
+    );
+    assert_eq!(sent(&s, &widget, &RequestContext::same_site()), None);
+    assert_eq!(
+        sent(&s, &widget, &embedded_in("http://www.shop.example/")),
+        None
+    );
+    // An unpartitioned cookie of the widget is sent everywhere SameSite allows.
+    assert_eq!(
+        s.store(
+            &widget,
+            ["u=1; Secure; Path=/; SameSite=None"],
+            &under_shop,
+            now()
+        ),
+        1
+    );
+    assert_eq!(
+        sent(&s, &widget, &embedded_in("https://other.example/")).as_deref(),
+        Some("u=1")
+    );
+    assert_eq!(
+        sent(&s, &widget, &under_news).as_deref(),
+        Some("__Host-p=news; u=1")
+    );
+    // Deleting in one partition leaves the other.
+    assert_eq!(
+        s.store(
+            &widget,
+            ["__Host-p=; Secure; Path=/; SameSite=None; Partitioned; Max-Age=0"],
+            &under_news,
+            now()
+        ),
+        1
+    );
+    assert_eq!(sent(&s, &widget, &under_news).as_deref(), Some("u=1"));
+    assert_eq!(
+        sent(&s, &widget, &under_shop).as_deref(),
+        Some("__Host-p=shop; u=1")
+    );
+    // A top-level response sets a cookie partitioned by its own site.
+    let top = u("https://chat.widget.example/");
+    assert_eq!(
+        s.store(
+            &top,
+            ["first=1; Secure; Partitioned"],
+            &RequestContext::same_site(),
+            now()
+        ),
+        1
+    );
+    assert!(
+        s.iter()
+            .any(|c| c.partition_key() == Some("https://widget.example"))
+    );
+    assert_eq!(
+        s.cookie_header(&top, &RequestContext::same_site(), now())
+            .map(|h| h.to_str().unwrap().to_owned())
+            .as_deref(),
+        Some("u=1; first=1")
+    );
+    // Partitions survive persistence.
+    let json = s.to_json(true, now()).unwrap();
+    let back = CookieStore::from_json(&json, now()).unwrap();
+    assert_eq!(
+        back.cookie_header(&widget, &under_shop, now())
+            .map(|h| h.to_str().unwrap().to_owned())
+            .as_deref(),
+        Some("__Host-p=shop; u=1")
+    );
+    assert_eq!(
+        back.cookie_header(&widget, &embedded_in("https://other.example/"), now())
+            .map(|h| h.to_str().unwrap().to_owned())
+            .as_deref(),
+        Some("u=1")
+    );
+}
+
+/// RFC 6265 mode predates CHIPS: the attribute is ignored and the cookie is shared.
+#[test]
+fn rfc6265_mode_ignores_partitioned() {
+    let mut s = CookieStore::with_mode(Mode::Rfc6265);
+    let url = u("https://chat.widget.example/");
+    let ctx = RequestContext::cross_site().top_level_site(&u("https://shop.example/"));
+    assert_eq!(s.store(&url, ["p=1; Secure; Partitioned"], &ctx, now()), 1);
+    assert_eq!(s.iter().next().and_then(|c| c.partition_key()), None);
+    assert_eq!(
+        s.cookie_header(&url, &RequestContext::same_site(), now())
+            .map(|h| h.to_str().unwrap().to_owned())
+            .as_deref(),
+        Some("p=1")
+    );
+}
