@@ -25,9 +25,11 @@ fi
 cargo build --release -q -p rest-api
 cargo build --release -q --manifest-path benches/Cargo.toml --bin rest_api_axum
 
-pids=()
+# `start` runs in a command substitution (a subshell), so the servers' pids go to a file.
+pidfile=$(mktemp)
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$pidfile"
+  rm -f "$pidfile"
 }
 trap cleanup EXIT
 
@@ -36,7 +38,7 @@ start() {
   local out
   out=$(mktemp)
   PORT=0 RUST_LOG=warn "$@" >"$out" 2>/dev/null &
-  pids+=($!)
+  echo $! >>"$pidfile"
   for _ in $(seq 1 50); do
     if grep -q '^listening on http://' "$out"; then
       sed -n 's/^listening on http:\/\///p' "$out" | head -n 1
