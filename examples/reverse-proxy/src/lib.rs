@@ -832,7 +832,7 @@ async fn forward(
     pool: &PoolState,
     peer: SocketAddr,
     client_ip: std::net::IpAddr,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     body: Option<Incoming>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ProxyBody> {
@@ -844,26 +844,38 @@ async fn forward(
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    let mut headers = parts.headers.clone();
-    let upgrade_value = headers.get(UPGRADE).cloned();
+    // Decisions on the client's own headers, taken before they are rewritten in place for
+    // the upstream (rewriting in place spares a copy of the header map per request).
+    let replayable_request = is_replayable(&parts.method, &parts.headers);
+    let replayable = replayable_request && !upgrade;
+    let hash_key = pool
+        .hash_key
+        .as_ref()
+        .and_then(|k| k.extract(&parts.headers, client_ip));
+    let sticky = pool
+        .sticky_cookie
+        .as_deref()
+        .and_then(|c| cookie_value(&parts.headers, c))
+        .map(str::to_owned);
+    let host = parts.headers.get(HOST).cloned();
+    let upgrade_value = parts.headers.get(UPGRADE).cloned();
+    let mut headers = std::mem::take(&mut parts.headers);
     remove_hop_by_hop(&mut headers);
     if let (true, Some(value)) = (upgrade, upgrade_value) {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, value);
     }
-    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok());
     apply_forwarding(
         &mut headers,
         &ForwardContext {
             peer: peer.ip(),
             proto: parts.extensions.get::<Scheme>().map_or("http", |s| s.0),
-            host,
+            host: host.as_ref().and_then(|h| h.to_str().ok()),
             trusted: &app.trusted,
             pseudonym: &app.pseudonym,
             version: parts.version,
         },
     );
-    let replayable = is_replayable(&parts.method, &parts.headers) && !upgrade;
     let mut out_body = match body.filter(|b| !b.is_end_stream()) {
         None => OutBody::Buffered(Bytes::new()),
         Some(body)
@@ -892,17 +904,8 @@ async fn forward(
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    let hash_key = pool
-        .hash_key
-        .as_ref()
-        .and_then(|k| k.extract(&parts.headers, client_ip));
-    let sticky = pool
-        .sticky_cookie
-        .as_deref()
-        .and_then(|c| cookie_value(&parts.headers, c))
-        .map(str::to_owned);
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     if let Ok(mut budget) = pool.budget.lock() {
         budget.deposit(Instant::now());
     }
@@ -963,8 +966,20 @@ async fn forward(
         };
         let mut upstream_request = Request::new(body);
         *upstream_request.method_mut() = parts.method.clone();
-        *upstream_request.headers_mut() = headers.clone();
-        match format!("http://{}{}", pick.address, path_and_query).parse() {
+        // The headers are needed again only if this attempt may be retried.
+        let may_retry = replayable_request
+            && attempt < pool.retry.max_retries
+            && matches!(out_body, OutBody::Buffered(_));
+        *upstream_request.headers_mut() = if may_retry {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
+        let mut target = http::uri::Parts::default();
+        target.scheme = Some(http::uri::Scheme::HTTP);
+        target.authority = pick.address.parse().ok();
+        target.path_and_query = Some(path_and_query.clone());
+        match http::Uri::from_parts(target) {
             Ok(uri) => *upstream_request.uri_mut() = uri,
             Err(_) => {
                 if let Ok(mut p) = pool.pool.lock() {
@@ -1036,7 +1051,7 @@ async fn forward(
                 body_ok
                     && pool
                         .retry
-                        .should_retry(&parts.method, &parts.headers, f, attempt)
+                        .should_retry_replayable(replayable_request, f, attempt)
                     && pool.budget.lock().is_ok_and(|mut b| b.withdraw(done))
             }
             None => false,
