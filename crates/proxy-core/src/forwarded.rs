@@ -49,8 +49,8 @@ pub const HOP_BY_HOP: [&str; 9] = [
 ];
 
 /// [`HOP_BY_HOP`] as header names. Looking a header up by `&str` parses the name on every
-/// call; these are parsed once, at compile time.
-const HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+/// call; these are parsed once, at compile time (a `static`, so using it builds nothing).
+static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -68,19 +68,28 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
+    // One pass over the few names present (comparing standard names is an integer
+    // compare) finds the hop-by-hop ones; only those are removed, which is cheaper than
+    // nine hashed lookups, most of them for absent names.
+    let mut present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP_NAMES.contains(name))
+        .cloned()
+        .collect();
+    if present.is_empty() {
+        return;
     }
-    for name in &HOP_BY_HOP_NAMES {
+    if present.contains(&CONNECTION) {
+        present.extend(
+            headers
+                .get_all(CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok()),
+        );
+    }
+    for name in present {
         headers.remove(name);
     }
 }
@@ -369,11 +378,48 @@ pub struct ForwardContext<'a> {
     pub version: Version,
 }
 
+/// Appends the dotted-decimal form of `ip`, as `Display` writes it but without the
+/// formatting machinery, which cost more than the rest of [`apply_forwarding`].
+fn push_ipv4(out: &mut String, ip: std::net::Ipv4Addr) {
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    let mut put = |b: u8| {
+        if let Some(slot) = text.get_mut(len) {
+            *slot = b;
+            len += 1;
+        }
+    };
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            put(b'.');
+        }
+        if octet >= 100 {
+            put(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            put(b'0' + octet / 10 % 10);
+        }
+        put(b'0' + octet % 10);
+    }
+    // Digits and dots only: always UTF-8.
+    if let Ok(text) = std::str::from_utf8(text.get(..len).unwrap_or_default()) {
+        out.push_str(text);
+    }
+}
+
 /// Appends `v` to `out` as a `Forwarded` value (RFC 7239 section 4): a token as it is,
 /// anything else as a quoted string with `"` and `\\` escaped and controls but HTAB dropped.
 fn push_forwarded_value(out: &mut String, v: &str) {
     if !v.is_empty() && v.bytes().all(is_tchar) {
         out.push_str(v);
+    } else if v
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        // Nothing to escape or drop (a `host:port`, say): copied in one piece.
+        out.push('"');
+        out.push_str(v);
+        out.push('"');
     } else {
         out.push('"');
         for c in v.chars().filter(|c| *c == '\t' || (' '..='~').contains(c)) {
@@ -396,11 +442,12 @@ pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     // proxy runs this for every request.
     let mut forwarded = match joined(headers, FORWARDED) {
         Some(prev) if trusted && parse_forwarded(&prev).is_ok() => prev + ", ",
-        _ => String::new(),
+        _ => String::with_capacity(64),
     };
     match ctx.peer {
         IpAddr::V4(v4) => {
-            let _ = write!(forwarded, "for={v4}");
+            forwarded.push_str("for=");
+            push_ipv4(&mut forwarded, v4);
         }
         IpAddr::V6(v6) => {
             let _ = write!(forwarded, "for=\"[{v6}]\"");
@@ -414,9 +461,14 @@ pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     }
     let mut xff = match joined(headers, X_FORWARDED_FOR) {
         Some(prev) if trusted && parse_x_forwarded_for(&prev).is_ok() => prev + ", ",
-        _ => String::new(),
+        _ => String::with_capacity(16),
     };
-    let _ = write!(xff, "{}", ctx.peer);
+    match ctx.peer {
+        IpAddr::V4(v4) => push_ipv4(&mut xff, v4),
+        IpAddr::V6(v6) => {
+            let _ = write!(xff, "{v6}");
+        }
+    }
     // From a trusted peer, its first X-Forwarded-Proto / -Host value is kept (as text);
     // otherwise the hop's own.
     let kept = |name: &HeaderName| {
@@ -436,7 +488,7 @@ pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     };
     let mut via = match joined(headers, VIA) {
         Some(prev) => prev + ", ",
-        None => String::new(),
+        None => String::with_capacity(protocol.len() + 1 + ctx.pseudonym.len()),
     };
     via.push_str(protocol);
     via.push(' ');
@@ -636,5 +688,21 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["forwarded"], "for=192.0.2.1;proto=http");
         assert_eq!(h["via"], "1.1 p");
+    }
+
+    #[test]
+    fn ipv4_is_written_as_display_writes_it() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.9.99",
+            "100.200.255.1",
+            "127.0.0.1",
+            "255.255.255.255",
+        ] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            let mut out = String::new();
+            push_ipv4(&mut out, ip);
+            assert_eq!(out, ip.to_string());
+        }
     }
 }
