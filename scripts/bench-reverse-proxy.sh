@@ -4,6 +4,7 @@
 #
 #   bash scripts/bench-reverse-proxy.sh                     # 3 rounds of 5 s each side
 #   ROUNDS=5 SECONDS_PER_RUN=10 CONNECTIONS=64 bash scripts/bench-reverse-proxy.sh
+#   PROXY_BIN=/path/to/reverse-proxy bash scripts/bench-reverse-proxy.sh   # no build
 #
 # Prints requests/s, p99 latency and CPU microseconds per request (of each proxy, the origin
 # and wrk) per run, then the medians of each side and the ratios ours / nginx. On 2 shared
@@ -23,7 +24,9 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
 fi
-cargo build --release -q -p reverse-proxy
+# PROXY_BIN runs a reverse-proxy binary built elsewhere (an older commit, for an A/B).
+proxy_bin=${PROXY_BIN:-$CARGO_TARGET_DIR/release/reverse-proxy}
+if [ -z "${PROXY_BIN:-}" ]; then cargo build --release -q -p reverse-proxy; fi
 
 work=$(mktemp -d)
 chmod 755 "$work"  # nginx workers run as an unprivileged user
@@ -94,7 +97,7 @@ nginx -p "$work/origin" -c "$work/origin/nginx.conf" -g 'daemon off;' &
 origin_pid=$!; pids+=($!)
 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -g 'daemon off;' &
 nginx_pid=$!; pids+=($!)
-"$CARGO_TARGET_DIR/release/reverse-proxy" --config "$work/ours.toml" >"$work/ours.out" 2>/dev/null &
+"$proxy_bin" --config "$work/ours.toml" >"$work/ours.out" 2>/dev/null &
 ours_pid=$!; pids+=($!)
 for _ in $(seq 1 50); do
   grep -q '^listening on http://' "$work/ours.out" 2>/dev/null && break
