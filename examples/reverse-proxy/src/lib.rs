@@ -1147,8 +1147,15 @@ async fn health_loop(pool: Arc<PoolState>) {
             let tx = tx.clone();
             let wait = probe.deadline.saturating_duration_since(now);
             tokio::spawn(async move {
-                let ok = match probe.path.parse::<http::Uri>() {
-                    Ok(uri) => {
+                // An origin-form target only: a path without its leading `/` fails the
+                // probe, as it did when it was appended to `http://ADDRESS`.
+                let target = if probe.path.starts_with('/') {
+                    probe.path.parse::<http::Uri>().ok()
+                } else {
+                    None
+                };
+                let ok = match target {
+                    Some(uri) => {
                         let mut req = Request::new(full(Bytes::new()));
                         *req.uri_mut() = uri;
                         matches!(
@@ -1156,7 +1163,7 @@ async fn health_loop(pool: Arc<PoolState>) {
                             Ok(Ok(r)) if r.status().is_success() || r.status().is_redirection()
                         )
                     }
-                    Err(_) => false,
+                    None => false,
                 };
                 let _ = tx.send((probe.target, ok));
             });

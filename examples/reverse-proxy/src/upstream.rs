@@ -5,7 +5,7 @@
 //! pool shared by every thread behind one lock, the race between checkout and a new
 //! connection, and its own retry loop around both. Here each worker thread (one
 //! current-thread runtime each) has its own list of idle connections per upstream, so a
-//! request takes a connection with an uncontended lock and a `Vec::pop`, and sends its
+//! request takes the newest ready connection under an uncontended lock, and sends its
 //! origin-form request on it as it is.
 //!
 //! A connection goes back to its list when the response body has been read to its end
