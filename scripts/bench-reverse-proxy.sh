@@ -4,9 +4,11 @@
 #
 #   bash scripts/bench-reverse-proxy.sh                     # 3 rounds of 5 s each side
 #   ROUNDS=5 SECONDS_PER_RUN=10 CONNECTIONS=64 bash scripts/bench-reverse-proxy.sh
+#   PROXY_BIN=/path/to/reverse-proxy bash scripts/bench-reverse-proxy.sh   # no build
 #
-# Prints requests/s and p99 latency per run, then the median of each side and the ratio
-# ours / nginx. Installs nginx and wrk from Debian when missing.
+# Prints requests/s, p99 latency and CPU microseconds per request (of each proxy, the origin
+# and wrk) per run, then the medians of each side and the ratios ours / nginx. On 2 shared
+# cores, where wrk, the origin and the proxy compete, CPU per request is the fairer figure. Installs nginx and wrk from Debian when missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,7 +24,9 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
 fi
-cargo build --release -q -p reverse-proxy
+# PROXY_BIN runs a reverse-proxy binary built elsewhere (an older commit, for an A/B).
+proxy_bin=${PROXY_BIN:-$CARGO_TARGET_DIR/release/reverse-proxy}
+if [ -z "${PROXY_BIN:-}" ]; then cargo build --release -q -p reverse-proxy; fi
 
 work=$(mktemp -d)
 chmod 755 "$work"  # nginx workers run as an unprivileged user
@@ -90,11 +94,11 @@ pool = "origin"
 CONF
 
 nginx -p "$work/origin" -c "$work/origin/nginx.conf" -g 'daemon off;' &
-pids+=($!)
+origin_pid=$!; pids+=($!)
 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -g 'daemon off;' &
-pids+=($!)
-"$CARGO_TARGET_DIR/release/reverse-proxy" --config "$work/ours.toml" >"$work/ours.out" 2>/dev/null &
-pids+=($!)
+nginx_pid=$!; pids+=($!)
+"$proxy_bin" --config "$work/ours.toml" >"$work/ours.out" 2>/dev/null &
+ours_pid=$!; pids+=($!)
 for _ in $(seq 1 50); do
   grep -q '^listening on http://' "$work/ours.out" 2>/dev/null && break
   sleep 0.1
@@ -105,26 +109,65 @@ sleep 0.5
 curl -fsS -o /dev/null "http://$ours/index.html"
 curl -fsS -o /dev/null "http://$theirs/index.html"
 
-# Prints "RPS P99_MS" for one wrk run.
+# CPU time in clock ticks of a process and all its descendants (every thread of ours, nginx's
+# master and workers; /proc/PID/stat covers all threads): "USER+SYS SYS".
+ticks() {
+  local total=0 sys=0 pid u s
+  for pid in $(tree_pids "$1"); do
+    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null || echo 0 0)
+    total=$((total + u + s)); sys=$((sys + s))
+  done
+  echo "$total $sys"
+}
+tree_pids() {
+  echo "$1"
+  local child
+  for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree_pids "$child"; done
+}
+hz=$(getconf CLK_TCK)
+
+# Prints "RPS P99_MS PROXY_US ORIGIN_US WRK_US PROXY_SYS_US" for one wrk run: requests/s, p99
+# latency, and the CPU microseconds per completed request of the proxy under test (all its
+# threads or processes), of the origin, of wrk itself (from its rusage), so the share each
+# takes of the 2 shared cores is visible, and the kernel part of the proxy's figure.
 run() {
-  wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency "http://$1/index.html" | awk '
+  local proxy_pid=$2 before before_sys origin_before out
+  read -r before before_sys < <(ticks "$proxy_pid"); read -r origin_before _ < <(ticks "$origin_pid")
+  out=$(python3 -c '
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stdout.write(r.stdout)
+print("WRKCPU %f" % (u.ru_utime + u.ru_stime))
+' wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency "http://$1/index.html")
+  local after after_sys origin_after
+  read -r after after_sys < <(ticks "$proxy_pid"); read -r origin_after _ < <(ticks "$origin_pid")
+  awk -v dp=$((after - before)) -v ds=$((after_sys - before_sys)) -v dorig=$((origin_after - origin_before)) -v hz="$hz" '
     /^Requests\/sec/ {rps=$2}
+    /requests in/ {n=$1}
+    /^WRKCPU/ {wrk=$2}
     /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; p99=v}
     /Non-2xx|Socket errors/ {print "warning: " $0 > "/dev/stderr"}
-    END {printf "%s %s\n", rps, p99}'
+    END {printf "%s %s %.2f %.2f %.2f %.2f\n", rps, p99, dp / hz * 1e6 / n, dorig / hz * 1e6 / n, wrk * 1e6 / n, ds / hz * 1e6 / n}' <<<"$out"
 }
 
-ours_rps=(); nginx_rps=(); ours_p99=(); nginx_p99=()
+ours_rps=(); nginx_rps=(); ours_p99=(); nginx_p99=(); ours_cpu=(); nginx_cpu=()
+origin_cpu=(); wrk_cpu=()
 for round in $(seq 1 "$rounds"); do
-  read -r r p < <(run "$ours"); ours_rps+=("$r"); ours_p99+=("$p")
-  echo "round $round reverse-proxy: $r req/s, p99 $p ms"
-  read -r r p < <(run "$theirs"); nginx_rps+=("$r"); nginx_p99+=("$p")
-  echo "round $round nginx:         $r req/s, p99 $p ms"
+  read -r r p c o w k < <(run "$ours" "$ours_pid"); ours_rps+=("$r"); ours_p99+=("$p"); ours_cpu+=("$c")
+  origin_cpu+=("$o"); wrk_cpu+=("$w")
+  echo "round $round reverse-proxy: $r req/s, p99 $p ms, proxy CPU $c us/req of which sys $k (origin $o, wrk $w)"
+  read -r r p c o w k < <(run "$theirs" "$nginx_pid"); nginx_rps+=("$r"); nginx_p99+=("$p"); nginx_cpu+=("$c")
+  origin_cpu+=("$o"); wrk_cpu+=("$w")
+  echo "round $round nginx:         $r req/s, p99 $p ms, proxy CPU $c us/req of which sys $k (origin $o, wrk $w)"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 o=$(median "${ours_rps[@]}"); n=$(median "${nginx_rps[@]}")
 op=$(median "${ours_p99[@]}"); np=$(median "${nginx_p99[@]}")
-echo "median reverse-proxy: $o req/s, p99 $op ms"
-echo "median nginx:         $n req/s, p99 $np ms"
-awk -v o="$o" -v n="$n" 'BEGIN {printf "ratio reverse-proxy / nginx: %.2f\n", o / n}'
+oc=$(median "${ours_cpu[@]}"); nc=$(median "${nginx_cpu[@]}")
+echo "median reverse-proxy: $o req/s, p99 $op ms, CPU $oc us/req"
+echo "median nginx:         $n req/s, p99 $np ms, CPU $nc us/req"
+echo "median origin CPU $(median "${origin_cpu[@]}") us/req, wrk CPU $(median "${wrk_cpu[@]}") us/req"
+awk -v o="$o" -v n="$n" -v oc="$oc" -v nc="$nc" \
+  'BEGIN {printf "ratio reverse-proxy / nginx: %.2f req/s, %.2f CPU per request\n", o / n, oc / nc}'

@@ -23,9 +23,13 @@
 //! assert_eq!(headers["via"], "1.1 proxy");
 //! ```
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, HeaderName, HeaderValue};
+use http::header::{
+    AsHeaderName, CONNECTION, FORWARDED, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
+};
 use http::{HeaderMap, Version};
 
 use crate::error::{Error, Result};
@@ -44,19 +48,48 @@ pub const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
+/// [`HOP_BY_HOP`] as header names. Looking a header up by `&str` parses the name on every
+/// call; these are parsed once, at compile time (a `static`, so using it builds nothing).
+static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    // One pass over the few names present (comparing standard names is an integer
+    // compare) finds the hop-by-hop ones; only those are removed, which is cheaper than
+    // nine hashed lookups, most of them for absent names.
+    let mut present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP_NAMES.contains(name))
+        .cloned()
         .collect();
-    for name in named {
-        headers.remove(name);
+    if present.is_empty() {
+        return;
     }
-    for name in HOP_BY_HOP {
+    if present.contains(&CONNECTION) {
+        present.extend(
+            headers
+                .get_all(CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok()),
+        );
+    }
+    for name in present {
         headers.remove(name);
     }
 }
@@ -292,7 +325,7 @@ pub fn parse_x_forwarded_for(value: &str) -> Result<Vec<IpAddr>> {
         .collect()
 }
 
-fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+fn joined<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<String> {
     let mut values = headers.get_all(name).iter().peekable();
     values.peek()?;
     let parts: Option<Vec<&str>> = values.map(|v| v.to_str().ok()).collect();
@@ -307,9 +340,9 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxie
     if !trusted.contains(peer) {
         return peer;
     }
-    let chain: Option<Vec<IpAddr>> = if let Some(xff) = joined(headers, "x-forwarded-for") {
+    let chain: Option<Vec<IpAddr>> = if let Some(xff) = joined(headers, X_FORWARDED_FOR) {
         parse_x_forwarded_for(&xff).ok()
-    } else if let Some(fwd) = joined(headers, "forwarded") {
+    } else if let Some(fwd) = joined(headers, FORWARDED) {
         parse_forwarded(&fwd).ok().and_then(|els| {
             els.iter()
                 .map(|e| e.for_node.as_deref().and_then(node_ip))
@@ -345,22 +378,57 @@ pub struct ForwardContext<'a> {
     pub version: Version,
 }
 
-fn forwarded_value(v: &str) -> String {
+/// Appends the dotted-decimal form of `ip`, as `Display` writes it but without the
+/// formatting machinery, which cost more than the rest of [`apply_forwarding`].
+fn push_ipv4(out: &mut String, ip: std::net::Ipv4Addr) {
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    let mut put = |b: u8| {
+        if let Some(slot) = text.get_mut(len) {
+            *slot = b;
+            len += 1;
+        }
+    };
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            put(b'.');
+        }
+        if octet >= 100 {
+            put(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            put(b'0' + octet / 10 % 10);
+        }
+        put(b'0' + octet % 10);
+    }
+    // Digits and dots only: always UTF-8.
+    if let Ok(text) = std::str::from_utf8(text.get(..len).unwrap_or_default()) {
+        out.push_str(text);
+    }
+}
+
+/// Appends `v` to `out` as a `Forwarded` value (RFC 7239 section 4): a token as it is,
+/// anything else as a quoted string with `"` and `\\` escaped and controls but HTAB dropped.
+fn push_forwarded_value(out: &mut String, v: &str) {
     if !v.is_empty() && v.bytes().all(is_tchar) {
-        v.to_owned()
+        out.push_str(v);
+    } else if v
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        // Nothing to escape or drop (a `host:port`, say): copied in one piece.
+        out.push('"');
+        out.push_str(v);
+        out.push('"');
     } else {
-        let escaped: String = v
-            .chars()
-            .filter(|c| *c == '\t' || (' '..='~').contains(c))
-            .flat_map(|c| {
-                if c == '"' || c == '\\' {
-                    vec!['\\', c]
-                } else {
-                    vec![c]
-                }
-            })
-            .collect();
-        format!("\"{escaped}\"")
+        out.push('"');
+        for c in v.chars().filter(|c| *c == '\t' || (' '..='~').contains(c)) {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
     }
 }
 
@@ -370,59 +438,76 @@ fn forwarded_value(v: &str) -> String {
 /// is dropped rather than extended).
 pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     let trusted = ctx.trusted.contains(ctx.peer);
-    let mut forwarded =
-        joined(headers, "forwarded").filter(|f| trusted && parse_forwarded(f).is_ok());
-    let mut xff =
-        joined(headers, "x-forwarded-for").filter(|x| trusted && parse_x_forwarded_for(x).is_ok());
-    let proto = headers
-        .get("x-forwarded-proto")
-        .filter(|_| trusted)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(ctx.proto)
-        .to_owned();
-    let host = headers
-        .get("x-forwarded-host")
-        .filter(|_| trusted)
-        .and_then(|v| v.to_str().ok())
-        .or(ctx.host)
-        .map(str::to_owned);
-    let for_node = match ctx.peer {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    // Each value is built in one string and handed to the map without another copy; the
+    // proxy runs this for every request.
+    let mut forwarded = match joined(headers, FORWARDED) {
+        Some(prev) if trusted && parse_forwarded(&prev).is_ok() => prev + ", ",
+        _ => String::with_capacity(64),
     };
-    let mut element = format!("for={for_node};proto={}", forwarded_value(ctx.proto));
-    if let Some(h) = ctx.host {
-        element.push_str(";host=");
-        element.push_str(&forwarded_value(h));
+    match ctx.peer {
+        IpAddr::V4(v4) => {
+            forwarded.push_str("for=");
+            push_ipv4(&mut forwarded, v4);
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(forwarded, "for=\"[{v6}]\"");
+        }
     }
-    let forwarded = match forwarded.take() {
-        Some(prev) => format!("{prev}, {element}"),
-        None => element,
+    forwarded.push_str(";proto=");
+    push_forwarded_value(&mut forwarded, ctx.proto);
+    if let Some(h) = ctx.host {
+        forwarded.push_str(";host=");
+        push_forwarded_value(&mut forwarded, h);
+    }
+    let mut xff = match joined(headers, X_FORWARDED_FOR) {
+        Some(prev) if trusted && parse_x_forwarded_for(&prev).is_ok() => prev + ", ",
+        _ => String::with_capacity(16),
     };
-    let xff = match xff.take() {
-        Some(prev) => format!("{prev}, {}", ctx.peer),
-        None => ctx.peer.to_string(),
+    match ctx.peer {
+        IpAddr::V4(v4) => push_ipv4(&mut xff, v4),
+        IpAddr::V6(v6) => {
+            let _ = write!(xff, "{v6}");
+        }
+    }
+    // From a trusted peer, its first X-Forwarded-Proto / -Host value is kept (as text);
+    // otherwise the hop's own.
+    let kept = |name: &HeaderName| {
+        headers
+            .get(name)
+            .filter(|v| trusted && v.to_str().is_ok())
+            .cloned()
     };
+    let proto = kept(&X_FORWARDED_PROTO).or_else(|| HeaderValue::from_str(ctx.proto).ok());
+    let host =
+        kept(&X_FORWARDED_HOST).or_else(|| ctx.host.and_then(|h| HeaderValue::from_str(h).ok()));
     let protocol = match ctx.version {
         Version::HTTP_10 => "1.0",
         Version::HTTP_2 => "2",
         Version::HTTP_3 => "3",
         _ => "1.1",
     };
-    let via = match joined(headers, "via") {
-        Some(prev) => format!("{prev}, {protocol} {}", ctx.pseudonym),
-        None => format!("{protocol} {}", ctx.pseudonym),
+    let mut via = match joined(headers, VIA) {
+        Some(prev) => prev + ", ",
+        None => String::with_capacity(protocol.len() + 1 + ctx.pseudonym.len()),
     };
+    via.push_str(protocol);
+    via.push(' ');
+    via.push_str(ctx.pseudonym);
     for (name, value) in [
-        ("forwarded", Some(forwarded)),
-        ("x-forwarded-for", Some(xff)),
-        ("x-forwarded-proto", Some(proto)),
-        ("x-forwarded-host", host),
-        ("via", Some(via)),
+        (FORWARDED, HeaderValue::try_from(forwarded).ok()),
+        (X_FORWARDED_FOR, HeaderValue::try_from(xff).ok()),
+        (X_FORWARDED_PROTO, proto),
+        (X_FORWARDED_HOST, host),
+        (VIA, HeaderValue::try_from(via).ok()),
     ] {
-        headers.remove(name);
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            headers.insert(HeaderName::from_static(name), v);
+        // `insert` replaces every earlier value of the header.
+        match value {
+            Some(v) => {
+                headers.insert(name, v);
+            }
+            None => {
+                headers.remove(name);
+            }
         }
     }
 }
@@ -565,5 +650,59 @@ mod tests {
             r#"for=203.0.113.5, for=10.0.0.3;proto=http;host="a b""#
         );
         assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn forwarded_values_are_quoted_and_host_follows_trust() {
+        let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-host", "kept.example".parse().unwrap());
+        h.append("x-forwarded-proto", "https".parse().unwrap());
+        h.append("x-forwarded-proto", "http".parse().unwrap());
+        let ctx = ForwardContext {
+            peer: "10.0.0.3".parse().unwrap(),
+            proto: "http",
+            host: Some("q\"b\\s\tx"),
+            trusted: &trusted,
+            pseudonym: "p",
+            version: Version::HTTP_11,
+        };
+        let mut from_trusted = h.clone();
+        apply_forwarding(&mut from_trusted, &ctx);
+        assert_eq!(
+            from_trusted["forwarded"],
+            "for=10.0.0.3;proto=http;host=\"q\\\"b\\\\s\tx\""
+        );
+        assert_eq!(from_trusted["x-forwarded-host"], "kept.example");
+        // Several values collapse to the trusted peer's first one.
+        assert_eq!(from_trusted.get_all("x-forwarded-proto").iter().count(), 1);
+        assert_eq!(from_trusted["x-forwarded-proto"], "https");
+        // From an untrusted peer without a Host, its X-Forwarded-Host is dropped.
+        let ctx = ForwardContext {
+            peer: "192.0.2.1".parse().unwrap(),
+            host: None,
+            ..ctx
+        };
+        apply_forwarding(&mut h, &ctx);
+        assert!(h.get("x-forwarded-host").is_none());
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["forwarded"], "for=192.0.2.1;proto=http");
+        assert_eq!(h["via"], "1.1 p");
+    }
+
+    #[test]
+    fn ipv4_is_written_as_display_writes_it() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.9.99",
+            "100.200.255.1",
+            "127.0.0.1",
+            "255.255.255.255",
+        ] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            let mut out = String::new();
+            push_ipv4(&mut out, ip);
+            assert_eq!(out, ip.to_string());
+        }
     }
 }

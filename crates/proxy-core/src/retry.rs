@@ -20,7 +20,10 @@
 
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, Method};
+
+/// Parsed once: a lookup by `&str` would parse the name on every request.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Why an attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +45,7 @@ pub fn is_replayable(method: &Method, headers: &HeaderMap) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    ) || headers.contains_key("idempotency-key")
+    ) || headers.contains_key(IDEMPOTENCY_KEY)
 }
 
 /// Retry settings.
@@ -84,7 +87,19 @@ impl RetryPolicy {
         failure: Failure,
         attempt: u32,
     ) -> bool {
-        if attempt >= self.max_retries || !is_replayable(method, headers) {
+        self.should_retry_replayable(is_replayable(method, headers), failure, attempt)
+    }
+
+    /// [`RetryPolicy::should_retry`] with [`is_replayable`] already answered, for a caller
+    /// that has since rewritten the request's headers for the upstream.
+    #[must_use]
+    pub fn should_retry_replayable(
+        &self,
+        replayable: bool,
+        failure: Failure,
+        attempt: u32,
+    ) -> bool {
+        if attempt >= self.max_retries || !replayable {
             return false;
         }
         match failure {

@@ -226,52 +226,56 @@ pub fn check_request_head(buf: &[u8], limits: &HeadLimits) -> Result<CheckedHead
         if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
             return Err(SmugglingError::FieldValue(number));
         }
-        let lower = name.to_ascii_lowercase();
         let value = value.trim_ascii();
-        let folded: Vec<u8> = lower
-            .iter()
-            .map(|b| if *b == b'_' { b'-' } else { *b })
-            .collect();
-        if folded != lower
-            && matches!(
-                folded.as_slice(),
-                b"content-length" | b"transfer-encoding" | b"host"
-            )
+        // Compared without lowercased copies: this runs for every header of every request.
+        let is = |target: &[u8]| name.eq_ignore_ascii_case(target);
+        // A name that becomes a framing name when `_` reads as `-` is refused: some
+        // servers behind a proxy fold them.
+        if name.contains(&b'_')
+            && [&b"content-length"[..], b"transfer-encoding", b"host"]
+                .iter()
+                .any(|target| {
+                    name.len() == target.len()
+                        && name.iter().zip(target.iter()).all(|(&b, &t)| {
+                            (if b == b'_' {
+                                b'-'
+                            } else {
+                                b.to_ascii_lowercase()
+                            }) == t
+                        })
+                })
         {
             return Err(SmugglingError::AmbiguousName(number));
         }
-        match lower.as_slice() {
-            b"content-length" => {
-                if content_length.is_some() {
-                    return Err(SmugglingError::RepeatedContentLength);
-                }
-                if value.contains(&b',') {
-                    return Err(SmugglingError::RepeatedContentLength);
-                }
-                if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
-                    return Err(SmugglingError::InvalidContentLength);
-                }
-                let parsed = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or(SmugglingError::InvalidContentLength)?;
-                content_length = Some(parsed);
+        if is(b"content-length") {
+            if content_length.is_some() {
+                return Err(SmugglingError::RepeatedContentLength);
             }
-            b"transfer-encoding" => {
-                let all = transfer_encoding.get_or_insert_with(Vec::new);
-                if !all.is_empty() {
-                    all.push(b',');
-                }
-                all.extend_from_slice(value);
+            if value.contains(&b',') {
+                return Err(SmugglingError::RepeatedContentLength);
             }
-            b"host" => hosts += 1,
-            b"upgrade" => upgrade_header = true,
-            b"connection" => {
-                connection_upgrade |= value
-                    .split(|b| *b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+            if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+                return Err(SmugglingError::InvalidContentLength);
             }
-            _ => {}
+            let parsed = std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or(SmugglingError::InvalidContentLength)?;
+            content_length = Some(parsed);
+        } else if is(b"transfer-encoding") {
+            let all = transfer_encoding.get_or_insert_with(Vec::new);
+            if !all.is_empty() {
+                all.push(b',');
+            }
+            all.extend_from_slice(value);
+        } else if is(b"host") {
+            hosts += 1;
+        } else if is(b"upgrade") {
+            upgrade_header = true;
+        } else if is(b"connection") {
+            connection_upgrade |= value
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
         }
     }
     let framing = match (content_length, transfer_encoding) {

@@ -30,6 +30,7 @@ mod checked_io;
 mod compress;
 mod config;
 mod metrics;
+mod upstream;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -48,9 +49,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use http_cache_semantics::{AfterResponse, BeforeRequest, CachePolicy};
 use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use metrics::Metrics;
 use proxy_core::{
     CircuitBreaker, Failure, ForwardContext, Gcra, HashKey, HeadLimits, HealthCheckConfig,
@@ -78,18 +77,15 @@ struct PoolState {
     retry: RetryPolicy,
     budget: Mutex<RetryBudget>,
     request_timeout: Duration,
-    /// One upstream client per worker thread, so a request and its pooled upstream
+    /// Idle upstream connections, per worker thread, so a request and its upstream
     /// connection stay on one thread.
-    clients: Vec<Client<HttpConnector, ProxyBody>>,
+    upstreams: Arc<upstream::Upstreams>,
     health: Option<HealthCheckConfig>,
 }
 
-impl PoolState {
-    fn client(&self) -> Option<&Client<HttpConnector, ProxyBody>> {
-        self.clients
-            .get(WORKER.with(std::cell::Cell::get))
-            .or_else(|| self.clients.first())
-    }
+/// The index of the current worker thread (0 outside the standalone server's workers).
+fn worker() -> usize {
+    WORKER.with(std::cell::Cell::get)
 }
 
 thread_local! {
@@ -157,17 +153,11 @@ async fn build_app(config: &Config, workers: usize) -> Result<Inner, String> {
                 breakers.insert(id, CircuitBreaker::new(b.failures, ms(b.open_ms), 1));
             }
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(ms(pc.connect_timeout_ms)));
-        connector.set_nodelay(true);
-        let clients = (0..workers)
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(ms(pc.idle_timeout_ms))
-                    .pool_max_idle_per_host(256)
-                    .build(connector.clone())
-            })
-            .collect();
+        let upstreams = Arc::new(upstream::Upstreams::new(
+            workers,
+            ms(pc.connect_timeout_ms),
+            ms(pc.idle_timeout_ms),
+        ));
         let state = Arc::new(PoolState {
             name: pc.name.clone(),
             pool: Mutex::new(pool),
@@ -187,7 +177,7 @@ async fn build_app(config: &Config, workers: usize) -> Result<Inner, String> {
             },
             budget: Mutex::new(RetryBudget::new(0.2, 10.0)),
             request_timeout: ms(pc.request_timeout_ms),
-            clients,
+            upstreams,
             health: pc.health.as_ref().map(|h| HealthCheckConfig {
                 path: h.path.clone(),
                 interval: ms(h.interval_ms),
@@ -452,6 +442,14 @@ fn spawn_background(app: &Arc<Inner>) {
         if pool.health.is_some() {
             tokio::spawn(health_loop(pool.clone()));
         }
+        let upstreams = pool.upstreams.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                upstreams.reap();
+            }
+        });
     }
     let sweeper = app.clone();
     tokio::spawn(async move {
@@ -832,7 +830,7 @@ async fn forward(
     pool: &PoolState,
     peer: SocketAddr,
     client_ip: std::net::IpAddr,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     body: Option<Incoming>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ProxyBody> {
@@ -844,26 +842,38 @@ async fn forward(
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    let mut headers = parts.headers.clone();
-    let upgrade_value = headers.get(UPGRADE).cloned();
+    // Decisions on the client's own headers, taken before they are rewritten in place for
+    // the upstream (rewriting in place spares a copy of the header map per request).
+    let replayable_request = is_replayable(&parts.method, &parts.headers);
+    let replayable = replayable_request && !upgrade;
+    let hash_key = pool
+        .hash_key
+        .as_ref()
+        .and_then(|k| k.extract(&parts.headers, client_ip));
+    let sticky = pool
+        .sticky_cookie
+        .as_deref()
+        .and_then(|c| cookie_value(&parts.headers, c))
+        .map(str::to_owned);
+    let host = parts.headers.get(HOST).cloned();
+    let upgrade_value = parts.headers.get(UPGRADE).cloned();
+    let mut headers = std::mem::take(&mut parts.headers);
     remove_hop_by_hop(&mut headers);
     if let (true, Some(value)) = (upgrade, upgrade_value) {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, value);
     }
-    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok());
     apply_forwarding(
         &mut headers,
         &ForwardContext {
             peer: peer.ip(),
             proto: parts.extensions.get::<Scheme>().map_or("http", |s| s.0),
-            host,
+            host: host.as_ref().and_then(|h| h.to_str().ok()),
             trusted: &app.trusted,
             pseudonym: &app.pseudonym,
             version: parts.version,
         },
     );
-    let replayable = is_replayable(&parts.method, &parts.headers) && !upgrade;
     let mut out_body = match body.filter(|b| !b.is_end_stream()) {
         None => OutBody::Buffered(Bytes::new()),
         Some(body)
@@ -892,17 +902,8 @@ async fn forward(
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    let hash_key = pool
-        .hash_key
-        .as_ref()
-        .and_then(|k| k.extract(&parts.headers, client_ip));
-    let sticky = pool
-        .sticky_cookie
-        .as_deref()
-        .and_then(|c| cookie_value(&parts.headers, c))
-        .map(str::to_owned);
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     if let Ok(mut budget) = pool.budget.lock() {
         budget.deposit(Instant::now());
     }
@@ -963,8 +964,22 @@ async fn forward(
         };
         let mut upstream_request = Request::new(body);
         *upstream_request.method_mut() = parts.method.clone();
-        *upstream_request.headers_mut() = headers.clone();
-        match format!("http://{}{}", pick.address, path_and_query).parse() {
+        // The headers are needed again only if this attempt may be retried.
+        let may_retry = replayable_request
+            && attempt < pool.retry.max_retries
+            && matches!(out_body, OutBody::Buffered(_));
+        *upstream_request.headers_mut() = if may_retry {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
+        // Origin-form, or for CONNECT the upstream's authority (RFC 9112 section 3.2).
+        let target = if parts.method == Method::CONNECT {
+            pick.address.parse()
+        } else {
+            Ok(http::Uri::from(path_and_query.clone()))
+        };
+        match target {
             Ok(uri) => *upstream_request.uri_mut() = uri,
             Err(_) => {
                 if let Ok(mut p) = pool.pool.lock() {
@@ -974,26 +989,20 @@ async fn forward(
             }
         }
         let sent = Instant::now();
-        let result = match pool.client() {
-            Some(client) => {
-                tokio::time::timeout(pool.request_timeout, client.request(upstream_request)).await
-            }
-            None => {
-                return plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "no upstream client",
-                    false,
-                );
-            }
-        };
+        let result = tokio::time::timeout(
+            pool.request_timeout,
+            pool.upstreams
+                .send(pick.id, &pick.address, upstream_request),
+        )
+        .await;
         let rtt = sent.elapsed();
         let failure = match &result {
             Ok(Ok(r)) if pool.retry.retry_statuses.contains(&r.status().as_u16()) => {
                 Some(Failure::Status(r.status().as_u16()))
             }
             Ok(Ok(_)) => None,
-            Ok(Err(e)) if e.is_connect() => Some(Failure::Connect),
-            Ok(Err(_)) => Some(Failure::Reset),
+            Ok(Err(upstream::SendError::Connect)) => Some(Failure::Connect),
+            Ok(Err(upstream::SendError::Request)) => Some(Failure::Reset),
             Err(_) => Some(Failure::Timeout),
         };
         let done = Instant::now();
@@ -1036,7 +1045,7 @@ async fn forward(
                 body_ok
                     && pool
                         .retry
-                        .should_retry(&parts.method, &parts.headers, f, attempt)
+                        .should_retry_replayable(replayable_request, f, attempt)
                     && pool.budget.lock().is_ok_and(|mut b| b.withdraw(done))
             }
             None => false,
@@ -1085,7 +1094,7 @@ async fn forward(
                 {
                     response.headers_mut().append(SET_COOKIE, v);
                 }
-                response.map(|b| b.map_err(BoxError::from).boxed())
+                response.map(http_body_util::BodyExt::boxed)
             }
             Ok(Err(_)) => plain(StatusCode::BAD_GATEWAY, "upstream unreachable", false),
             Err(_) => plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", false),
@@ -1134,22 +1143,27 @@ async fn health_loop(pool: Arc<PoolState>) {
             let Some(address) = addresses.get(&probe.target).cloned() else {
                 continue;
             };
-            let Some(client) = pool.client().cloned() else {
-                continue;
-            };
+            let upstreams = pool.upstreams.clone();
             let tx = tx.clone();
             let wait = probe.deadline.saturating_duration_since(now);
             tokio::spawn(async move {
-                let ok = match format!("http://{address}{}", probe.path).parse::<http::Uri>() {
-                    Ok(uri) => {
+                // An origin-form target only: a path without its leading `/` fails the
+                // probe, as it did when it was appended to `http://ADDRESS`.
+                let target = if probe.path.starts_with('/') {
+                    probe.path.parse::<http::Uri>().ok()
+                } else {
+                    None
+                };
+                let ok = match target {
+                    Some(uri) => {
                         let mut req = Request::new(full(Bytes::new()));
                         *req.uri_mut() = uri;
                         matches!(
-                            tokio::time::timeout(wait, client.request(req)).await,
+                            tokio::time::timeout(wait, upstreams.send(probe.target, &address, req)).await,
                             Ok(Ok(r)) if r.status().is_success() || r.status().is_redirection()
                         )
                     }
-                    Err(_) => false,
+                    None => false,
                 };
                 let _ = tx.send((probe.target, ok));
             });
