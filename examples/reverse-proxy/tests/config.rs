@@ -23,6 +23,7 @@ fn refuse(config: &str, needle: &str) {
         .arg(&path)
         .output()
         .unwrap();
+    let _ = std::fs::remove_file(&path);
     assert_eq!(out.status.code(), Some(2), "{config}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(needle), "expected {needle:?} in {stderr:?}");

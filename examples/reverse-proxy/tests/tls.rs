@@ -24,6 +24,7 @@ async fn terminates_tls_with_a_development_certificate() {
     ));
     use rustls::pki_types::pem::PemObject as _;
     let cert = rustls::pki_types::CertificateDer::from_pem_file(&cert_path).unwrap();
+    let _ = std::fs::remove_file(&cert_path);
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
