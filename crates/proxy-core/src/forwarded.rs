@@ -4,7 +4,7 @@
 //! ```
 //! use std::net::IpAddr;
 //! use http::HeaderMap;
-//! use proxy_core::{ForwardContext, TrustedProxies, apply_forwarding, remove_hop_by_hop};
+//! use proxy_core::{ForwardContext, ForwardHeaders, TrustedProxies, apply_forwarding, remove_hop_by_hop};
 //!
 //! let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
 //! let mut headers = HeaderMap::new();
@@ -16,7 +16,7 @@
 //!
 //! // The peer is not trusted: its X-Forwarded-For is discarded, not extended.
 //! let peer: IpAddr = "198.51.100.7".parse().unwrap();
-//! let ctx = ForwardContext { peer, proto: "http", host: Some("example.com"), trusted: &trusted, pseudonym: "proxy", version: http::Version::HTTP_11 };
+//! let ctx = ForwardContext { peer, proto: "http", host: Some("example.com"), trusted: &trusted, pseudonym: "proxy", version: http::Version::HTTP_11, write: ForwardHeaders::ALL };
 //! apply_forwarding(&mut headers, &ctx);
 //! assert_eq!(headers["x-forwarded-for"], "198.51.100.7");
 //! assert_eq!(headers["forwarded"], "for=198.51.100.7;proto=http;host=example.com");
@@ -376,6 +376,81 @@ pub struct ForwardContext<'a> {
     pub pseudonym: &'a str,
     /// The request's HTTP version, for `Via`.
     pub version: Version,
+    /// Which headers to write.
+    pub write: ForwardHeaders,
+}
+
+/// Which forwarding headers [`apply_forwarding`] writes for a hop. All by default.
+///
+/// A header left out is still removed when it comes from an untrusted peer, so the origin
+/// never sees a client's forged value; from a trusted peer it passes unchanged. Leaving out
+/// `Via` departs from RFC 9110 section 7.6.3 (a proxy must send it); it is allowed because
+/// deployments hide their proxies, as nginx does by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)] // one switch per header, named as the header
+pub struct ForwardHeaders {
+    /// `Forwarded` (RFC 7239).
+    pub forwarded: bool,
+    /// `X-Forwarded-For`.
+    pub x_forwarded_for: bool,
+    /// `X-Forwarded-Proto`.
+    pub x_forwarded_proto: bool,
+    /// `X-Forwarded-Host`.
+    pub x_forwarded_host: bool,
+    /// `Via` (RFC 9110 section 7.6.3).
+    pub via: bool,
+}
+
+impl ForwardHeaders {
+    /// Every header.
+    pub const ALL: Self = Self {
+        forwarded: true,
+        x_forwarded_for: true,
+        x_forwarded_proto: true,
+        x_forwarded_host: true,
+        via: true,
+    };
+    /// No header (untrusted values are still removed).
+    pub const NONE: Self = Self {
+        forwarded: false,
+        x_forwarded_for: false,
+        x_forwarded_proto: false,
+        x_forwarded_host: false,
+        via: false,
+    };
+
+    /// The set named by header names (`forwarded`, `x-forwarded-for`, `x-forwarded-proto`,
+    /// `x-forwarded-host`, `via`; any case).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming an unknown header.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+        let mut set = Self::NONE;
+        for name in names {
+            let switch = match name.to_ascii_lowercase().as_str() {
+                "forwarded" => &mut set.forwarded,
+                "x-forwarded-for" => &mut set.x_forwarded_for,
+                "x-forwarded-proto" => &mut set.x_forwarded_proto,
+                "x-forwarded-host" => &mut set.x_forwarded_host,
+                "via" => &mut set.via,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "unknown forwarding header {name:?} (forwarded, x-forwarded-for, \
+                         x-forwarded-proto, x-forwarded-host, via)"
+                    )));
+                }
+            };
+            *switch = true;
+        }
+        Ok(set)
+    }
+}
+
+impl Default for ForwardHeaders {
+    fn default() -> Self {
+        Self::ALL
+    }
 }
 
 /// Appends the dotted-decimal form of `ip`, as `Display` writes it but without the
@@ -438,37 +513,44 @@ fn push_forwarded_value(out: &mut String, v: &str) {
 /// is dropped rather than extended).
 pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     let trusted = ctx.trusted.contains(ctx.peer);
+    let write = ctx.write;
     // Each value is built in one string and handed to the map without another copy; the
     // proxy runs this for every request.
-    let mut forwarded = match joined(headers, FORWARDED) {
-        Some(prev) if trusted && parse_forwarded(&prev).is_ok() => prev + ", ",
-        _ => String::with_capacity(64),
-    };
-    match ctx.peer {
-        IpAddr::V4(v4) => {
-            forwarded.push_str("for=");
-            push_ipv4(&mut forwarded, v4);
+    let forwarded = write.forwarded.then(|| {
+        let mut forwarded = match joined(headers, FORWARDED) {
+            Some(prev) if trusted && parse_forwarded(&prev).is_ok() => prev + ", ",
+            _ => String::with_capacity(64),
+        };
+        match ctx.peer {
+            IpAddr::V4(v4) => {
+                forwarded.push_str("for=");
+                push_ipv4(&mut forwarded, v4);
+            }
+            IpAddr::V6(v6) => {
+                let _ = write!(forwarded, "for=\"[{v6}]\"");
+            }
         }
-        IpAddr::V6(v6) => {
-            let _ = write!(forwarded, "for=\"[{v6}]\"");
+        forwarded.push_str(";proto=");
+        push_forwarded_value(&mut forwarded, ctx.proto);
+        if let Some(h) = ctx.host {
+            forwarded.push_str(";host=");
+            push_forwarded_value(&mut forwarded, h);
         }
-    }
-    forwarded.push_str(";proto=");
-    push_forwarded_value(&mut forwarded, ctx.proto);
-    if let Some(h) = ctx.host {
-        forwarded.push_str(";host=");
-        push_forwarded_value(&mut forwarded, h);
-    }
-    let mut xff = match joined(headers, X_FORWARDED_FOR) {
-        Some(prev) if trusted && parse_x_forwarded_for(&prev).is_ok() => prev + ", ",
-        _ => String::with_capacity(16),
-    };
-    match ctx.peer {
-        IpAddr::V4(v4) => push_ipv4(&mut xff, v4),
-        IpAddr::V6(v6) => {
-            let _ = write!(xff, "{v6}");
+        HeaderValue::try_from(forwarded).ok()
+    });
+    let xff = write.x_forwarded_for.then(|| {
+        let mut xff = match joined(headers, X_FORWARDED_FOR) {
+            Some(prev) if trusted && parse_x_forwarded_for(&prev).is_ok() => prev + ", ",
+            _ => String::with_capacity(16),
+        };
+        match ctx.peer {
+            IpAddr::V4(v4) => push_ipv4(&mut xff, v4),
+            IpAddr::V6(v6) => {
+                let _ = write!(xff, "{v6}");
+            }
         }
-    }
+        HeaderValue::try_from(xff).ok()
+    });
     // From a trusted peer, its first X-Forwarded-Proto / -Host value is kept (as text);
     // otherwise the hop's own.
     let kept = |name: &HeaderName| {
@@ -477,37 +559,50 @@ pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
             .filter(|v| trusted && v.to_str().is_ok())
             .cloned()
     };
-    let proto = kept(&X_FORWARDED_PROTO).or_else(|| HeaderValue::from_str(ctx.proto).ok());
-    let host =
-        kept(&X_FORWARDED_HOST).or_else(|| ctx.host.and_then(|h| HeaderValue::from_str(h).ok()));
-    let protocol = match ctx.version {
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
-    };
-    let mut via = match joined(headers, VIA) {
-        Some(prev) => prev + ", ",
-        None => String::with_capacity(protocol.len() + 1 + ctx.pseudonym.len()),
-    };
-    via.push_str(protocol);
-    via.push(' ');
-    via.push_str(ctx.pseudonym);
+    let proto = write
+        .x_forwarded_proto
+        .then(|| kept(&X_FORWARDED_PROTO).or_else(|| HeaderValue::from_str(ctx.proto).ok()));
+    let host = write.x_forwarded_host.then(|| {
+        kept(&X_FORWARDED_HOST).or_else(|| ctx.host.and_then(|h| HeaderValue::from_str(h).ok()))
+    });
+    let via = write.via.then(|| {
+        let protocol = match ctx.version {
+            Version::HTTP_10 => "1.0",
+            Version::HTTP_2 => "2",
+            Version::HTTP_3 => "3",
+            _ => "1.1",
+        };
+        let mut via = match joined(headers, VIA) {
+            Some(prev) => prev + ", ",
+            None => String::with_capacity(protocol.len() + 1 + ctx.pseudonym.len()),
+        };
+        via.push_str(protocol);
+        via.push(' ');
+        via.push_str(ctx.pseudonym);
+        HeaderValue::try_from(via).ok()
+    });
     for (name, value) in [
-        (FORWARDED, HeaderValue::try_from(forwarded).ok()),
-        (X_FORWARDED_FOR, HeaderValue::try_from(xff).ok()),
+        (FORWARDED, forwarded),
+        (X_FORWARDED_FOR, xff),
         (X_FORWARDED_PROTO, proto),
         (X_FORWARDED_HOST, host),
-        (VIA, HeaderValue::try_from(via).ok()),
+        (VIA, via),
     ] {
-        // `insert` replaces every earlier value of the header.
         match value {
-            Some(v) => {
+            // `insert` replaces every earlier value of the header.
+            Some(Some(v)) => {
                 headers.insert(name, v);
             }
-            None => {
+            // Written but empty (an unusable value): nothing of the client's is left.
+            Some(None) => {
                 headers.remove(name);
             }
+            // Not written: a trusted peer's value passes, an untrusted one's is dropped
+            // (`Via` describes the chain and passes from anyone, as before).
+            None if !trusted && name != VIA => {
+                headers.remove(name);
+            }
+            None => {}
         }
     }
 }
@@ -632,6 +727,7 @@ mod tests {
             trusted: &trusted,
             pseudonym: "mid",
             version: Version::HTTP_10,
+            write: ForwardHeaders::ALL,
         };
         // ::1 is not trusted: everything restarts.
         let mut h2 = h.clone();
@@ -666,6 +762,7 @@ mod tests {
             trusted: &trusted,
             pseudonym: "p",
             version: Version::HTTP_11,
+            write: ForwardHeaders::ALL,
         };
         let mut from_trusted = h.clone();
         apply_forwarding(&mut from_trusted, &ctx);
@@ -704,5 +801,42 @@ mod tests {
             push_ipv4(&mut out, ip);
             assert_eq!(out, ip.to_string());
         }
+    }
+
+    #[test]
+    fn chosen_headers_only_and_untrusted_leftovers_dropped() {
+        let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        let write = ForwardHeaders::from_names(["X-Forwarded-For", "via"]).unwrap();
+        assert!(write.x_forwarded_for && write.via && !write.forwarded);
+        assert!(ForwardHeaders::from_names(["x-real-ip"]).is_err());
+        let incoming = || {
+            let mut h = HeaderMap::new();
+            h.insert("forwarded", "for=192.0.2.1".parse().unwrap());
+            h.insert("x-forwarded-proto", "https".parse().unwrap());
+            h.insert("x-forwarded-for", "192.0.2.1".parse().unwrap());
+            h
+        };
+        let ctx = |peer: &str| ForwardContext {
+            peer: peer.parse().unwrap(),
+            proto: "http",
+            host: Some("example.com"),
+            trusted: &trusted,
+            pseudonym: "p",
+            version: Version::HTTP_11,
+            write,
+        };
+        // Untrusted: the chosen headers are written, the others removed.
+        let mut h = incoming();
+        apply_forwarding(&mut h, &ctx("198.51.100.7"));
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7");
+        assert_eq!(h["via"], "1.1 p");
+        assert!(h.get("forwarded").is_none() && h.get("x-forwarded-proto").is_none());
+        assert!(h.get("x-forwarded-host").is_none());
+        // Trusted: the others pass unchanged.
+        let mut h = incoming();
+        apply_forwarding(&mut h, &ctx("10.1.2.3"));
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1, 10.1.2.3");
+        assert_eq!(h["forwarded"], "for=192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
     }
 }

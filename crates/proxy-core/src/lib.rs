@@ -22,8 +22,9 @@ pub use breaker::{BreakerState, CircuitBreaker};
 pub use cache_control::CacheControl;
 pub use error::{Error, Result};
 pub use forwarded::{
-    Cidr, ForwardContext, ForwardedElement, HOP_BY_HOP, TrustedProxies, apply_forwarding,
-    client_address, node_ip, parse_forwarded, parse_x_forwarded_for, remove_hop_by_hop,
+    Cidr, ForwardContext, ForwardHeaders, ForwardedElement, HOP_BY_HOP, TrustedProxies,
+    apply_forwarding, client_address, node_ip, parse_forwarded, parse_x_forwarded_for,
+    remove_hop_by_hop,
 };
 pub use hash::{SplitMix64, mix64, stable_hash};
 pub use health::{

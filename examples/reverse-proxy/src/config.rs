@@ -59,6 +59,9 @@ pub(crate) struct Server {
     pub(crate) pseudonym: String,
     #[serde(default)]
     pub(crate) trusted_proxies: Vec<String>,
+    /// The forwarding headers written for each request (`forwarded`, `x-forwarded-for`,
+    /// `x-forwarded-proto`, `x-forwarded-host`, `via`); default: all five.
+    pub(crate) forwarding_headers: Option<Vec<String>>,
     #[serde(default = "default_head_bytes")]
     pub(crate) max_head_bytes: usize,
     #[serde(default = "default_headers")]
@@ -90,6 +93,17 @@ pub(crate) struct TlsConfig {
     pub(crate) dev_names: Vec<String>,
     /// Where to write the development certificate (PEM) so clients can trust it.
     pub(crate) dev_cert_out: Option<String>,
+}
+
+impl Server {
+    /// The headers `forwarding_headers` names (all when it is absent).
+    pub(crate) fn forward_headers(&self) -> Result<proxy_core::ForwardHeaders, String> {
+        match &self.forwarding_headers {
+            None => Ok(proxy_core::ForwardHeaders::ALL),
+            Some(names) => proxy_core::ForwardHeaders::from_names(names.iter().map(String::as_str))
+                .map_err(|e| format!("server.forwarding_headers: {e}")),
+        }
+    }
 }
 
 fn default_dev_names() -> Vec<String> {
@@ -352,6 +366,7 @@ impl Config {
         let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
         TrustedProxies::parse(config.server.trusted_proxies.iter().map(String::as_str))
             .map_err(|e| format!("server.trusted_proxies: {e}"))?;
+        config.server.forward_headers()?;
         let mut names = HashSet::new();
         for pool in &config.pools {
             let at = format!("pool {:?}", pool.name);

@@ -112,6 +112,8 @@ struct Inner {
     pools: Vec<Arc<PoolState>>,
     trusted: TrustedProxies,
     pseudonym: String,
+    /// The forwarding headers to write.
+    forward_headers: proxy_core::ForwardHeaders,
     metrics: Metrics,
     metrics_path: String,
     admin_path: Option<String>,
@@ -240,6 +242,7 @@ async fn build_app(config: &Config, workers: usize) -> Result<Inner, String> {
         pools,
         trusted,
         pseudonym: config.server.pseudonym.clone(),
+        forward_headers: config.server.forward_headers()?,
         metrics: Metrics::default(),
         metrics_path: config.server.metrics_path.clone(),
         admin_path: config.server.admin_path.clone(),
@@ -871,6 +874,7 @@ async fn forward(
             host: host.as_ref().and_then(|h| h.to_str().ok()),
             trusted: &app.trusted,
             pseudonym: &app.pseudonym,
+            write: app.forward_headers,
             version: parts.version,
         },
     );

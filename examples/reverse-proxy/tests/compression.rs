@@ -175,3 +175,35 @@ pool = "app"
     assert!(body.contains("via=Some(\"1.1 reverse-proxy\")"), "{body}");
     assert!(body.contains("secret=None"), "{body}");
 }
+
+/// `forwarding_headers` picks what the proxy writes; what it leaves out is still not passed
+/// through from an untrusted client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_can_be_chosen() {
+    let origin = text_origin().await;
+    let proxy = start_proxy(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+access_log = false
+forwarding_headers = ["X-Forwarded-For"]
+
+[[pools]]
+name = "app"
+upstreams = [{{ address = "{origin}" }}]
+
+[[routes]]
+pool = "app"
+"#
+    ));
+    let (_, body) = fetch(
+        &format!("http://{}/echo", proxy.addr),
+        "",
+        &[("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")],
+    )
+    .await;
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(body.contains("xff=Some(\"127.0.0.1\")"), "{body}");
+    assert!(body.contains("fwd=None"), "{body}");
+    assert!(body.contains("via=None"), "{body}");
+}

@@ -34,6 +34,12 @@ fn bad_configs_are_refused_clearly() {
     let head = "[server]\nlisten = \"127.0.0.1:0\"\n";
     refuse("[server]\nlisten = \"nope\"\n", "listen");
     refuse(
+        &format!(
+            "{head}forwarding_headers = [\"x-real-ip\"]\n[[pools]]\nname = \"a\"\nupstreams = [{{ address = \"127.0.0.1:1\" }}]\n[[routes]]\npool = \"a\"\n"
+        ),
+        "server.forwarding_headers: invalid configuration: unknown forwarding header \"x-real-ip\"",
+    );
+    refuse(
         &format!("{head}[[pools]]\nname = \"a\"\nupstreams = []\n[[routes]]\npool = \"a\"\n"),
         "no upstreams",
     );
