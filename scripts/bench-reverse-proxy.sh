@@ -86,6 +86,9 @@ cat >"$work/ours.toml" <<CONF
 [server]
 listen = "127.0.0.1:0"
 access_log = false
+# The same header work as the nginx configuration below: X-Forwarded-For only (nginx writes
+# no Forwarded, X-Forwarded-Proto/-Host or Via unless told to).
+forwarding_headers = ["x-forwarded-for"]
 [[pools]]
 name = "origin"
 upstreams = [{ address = "127.0.0.1:$origin_port" }]
