@@ -1,10 +1,10 @@
 // Drives headless Chromium against the server of tests/browser.rs.
-// Usage: NODE_PATH=$PEER_NODE_MODULES node browser.cjs BASE_URL  (CHROMIUM_PATH must be set)
+// Usage: NODE_PATH=$PEER_NODE_MODULES node browser.cjs PORT  (CHROMIUM_PATH must be set)
 // Prints one JSON object: what the pages echoed and what the browser stored.
 const { chromium } = require('playwright-core');
 
 (async () => {
-  const base = process.argv[2];
+  const base = `http://127.0.0.1:${process.argv[2]}`;
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH,
     headless: true,

@@ -125,34 +125,34 @@ async fn handle(mut sock: TcpStream, ring: Arc<KeyRing>) {
     let _ = sock.shutdown().await;
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn chromium_stores_and_returns_what_we_set() {
+/// Serves [`handle`] on 127.0.0.1 and runs `tests/SCRIPT` in node with the port as its
+/// argument; its standard output, or `None` (test skipped) without the browser peers.
+async fn run_in_chromium(script: &str) -> Option<(u16, Vec<u8>)> {
     let Some(modules) = std::env::var_os("PEER_NODE_MODULES") else {
         println!("skipped: PEER_NODE_MODULES is not set");
-        return;
+        return None;
     };
     let Some(chromium) = std::env::var_os("CHROMIUM_PATH") else {
         println!("skipped: CHROMIUM_PATH is not set");
-        return;
+        return None;
     };
     let ring = Arc::new(KeyRing::new(Key::generate()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let server_ring = ring.clone();
+    let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
             let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
-            tokio::spawn(handle(sock, server_ring.clone()));
+            tokio::spawn(handle(sock, ring.clone()));
         }
     });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser.cjs");
+    let script = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(120),
         tokio::process::Command::new("node")
             .arg(script)
-            .arg(&base)
+            .arg(port.to_string())
             .env("NODE_PATH", &modules)
             .env("CHROMIUM_PATH", &chromium)
             .output(),
@@ -165,7 +165,15 @@ async fn chromium_stores_and_returns_what_we_set() {
         "node failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Some((port, out.stdout))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn chromium_stores_and_returns_what_we_set() {
+    let Some((_, out)) = run_in_chromium("browser.cjs").await else {
+        return;
+    };
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let names = |key: &str| -> Vec<String> {
         let mut n: Vec<String> = v[key]
             .as_array()
@@ -236,44 +244,10 @@ async fn chromium_stores_and_returns_what_we_set() {
 /// must send the same `Cookie` headers at every step (and those are checked too).
 #[tokio::test(flavor = "current_thread")]
 async fn chromium_partitions_cookies_as_our_store_does() {
-    let Some(modules) = std::env::var_os("PEER_NODE_MODULES") else {
-        println!("skipped: PEER_NODE_MODULES is not set");
+    let Some((port, out)) = run_in_chromium("chips.cjs").await else {
         return;
     };
-    let Some(chromium) = std::env::var_os("CHROMIUM_PATH") else {
-        println!("skipped: CHROMIUM_PATH is not set");
-        return;
-    };
-    let ring = Arc::new(KeyRing::new(Key::generate()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(handle(sock, ring.clone()));
-        }
-    });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/chips.cjs");
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(120),
-        tokio::process::Command::new("node")
-            .arg(script)
-            .arg(port.to_string())
-            .env("NODE_PATH", &modules)
-            .env("CHROMIUM_PATH", &chromium)
-            .output(),
-    )
-    .await
-    .expect("browser run timed out")
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "node failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let chromium_echoes: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    let chromium_echoes: Vec<String> = serde_json::from_slice(&out).unwrap();
 
     // The same steps through our store (see chips.cjs): A is the localhost page, B the
     // 127.0.0.1 server that sets and echoes.
