@@ -10,8 +10,8 @@
 //!
 //! A connection goes back to its list when the response body has been read to its end
 //! ([`PooledBody`]); one whose body is dropped early is closed, as hyper cannot reuse it.
-//! Idle connections older than the idle timeout are closed when met, and by [`Upstreams::reap`]
-//! which the proxy runs every second.
+//! Idle connections past the idle timeout, or closed by the upstream, are never handed out,
+//! and are dropped by [`Upstreams::reap`], which the proxy runs every second.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -73,22 +73,25 @@ impl Upstreams {
         self.idle.get(crate::worker()).or_else(|| self.idle.first())
     }
 
-    /// An idle connection to `id` that is still open: the newest one that is ready for a
-    /// request, else the newest one. A connection is checked in as soon as its response
-    /// body ends, which can be before its connection task has run and made it ready again;
-    /// taking a ready one spares the request a wait for that task.
+    /// An idle connection to `id` that is still open and within the idle timeout: the newest
+    /// one that is ready for a request, else the newest usable one. A connection is checked
+    /// in as soon as its response body ends, which can be before its connection task has run
+    /// and made it ready again; taking a ready one spares the request a wait for that task.
+    /// The search stops at the first ready connection from the end (usually the last one);
+    /// unusable ones are left for [`Upstreams::reap`], so a checkout never walks the whole
+    /// list to clean it.
     fn checkout(&self, id: UpstreamId) -> Option<SendRequest<ProxyBody>> {
         let mut lists = self.slot()?.lock().ok()?;
         let list = lists.get_mut(&id)?;
         let now = Instant::now();
-        list.retain(|idle| {
+        let usable = |idle: &Idle| {
             !idle.sender.is_closed()
                 && now.saturating_duration_since(idle.since) < self.idle_timeout
-        });
+        };
         let index = list
             .iter()
-            .rposition(|idle| idle.sender.is_ready())
-            .or_else(|| list.len().checked_sub(1))?;
+            .rposition(|idle| idle.sender.is_ready() && usable(idle))
+            .or_else(|| list.iter().rposition(usable))?;
         Some(list.swap_remove(index).sender)
     }
 
