@@ -246,10 +246,7 @@ impl TrustedProxies {
     /// # Errors
     /// [`Error::Cidr`] for the first malformed block.
     pub fn parse<'a>(blocks: impl IntoIterator<Item = &'a str>) -> Result<Self> {
-        let blocks = blocks
-            .into_iter()
-            .map(Cidr::parse)
-            .collect::<Result<_>>()?;
+        let blocks = blocks.into_iter().map(Cidr::parse).collect::<Result<_>>()?;
         Ok(Self {
             blocks,
             ..Self::none()
@@ -894,7 +891,10 @@ mod tests {
         let incoming = || {
             let mut h = HeaderMap::new();
             for name in UNTRUSTED_FORWARDING_HEADERS {
-                h.insert(HeaderName::from_static(name), "//evil.example".parse().unwrap());
+                h.insert(
+                    HeaderName::from_static(name),
+                    "//evil.example".parse().unwrap(),
+                );
             }
             h.insert("x-kept", "1".parse().unwrap());
             h
@@ -911,7 +911,10 @@ mod tests {
         let mut h = incoming();
         apply_forwarding(&mut h, &ctx("198.51.100.7"));
         for name in UNTRUSTED_FORWARDING_HEADERS {
-            assert!(h.get(name).is_none(), "{name} passed from an untrusted peer");
+            assert!(
+                h.get(name).is_none(),
+                "{name} passed from an untrusted peer"
+            );
         }
         assert_eq!(h["x-kept"], "1");
         // From a trusted front they pass.
@@ -923,7 +926,12 @@ mod tests {
             .clone()
             .with_untrusted_headers(["X-Custom-Ip"])
             .unwrap();
-        assert!(trusted.clone().with_untrusted_headers(["bad name"]).is_err());
+        assert!(
+            trusted
+                .clone()
+                .with_untrusted_headers(["bad name"])
+                .is_err()
+        );
         let mut h = incoming();
         h.insert("x-custom-ip", "6.6.6.6".parse().unwrap());
         apply_forwarding(

@@ -23,8 +23,8 @@ pub use cache_control::CacheControl;
 pub use error::{Error, Result};
 pub use forwarded::{
     Cidr, ClientAddressHeader, ForwardContext, ForwardHeaders, ForwardedElement, HOP_BY_HOP,
-    TrustedProxies, UNTRUSTED_FORWARDING_HEADERS, apply_forwarding, client_address, node_ip, parse_forwarded, parse_x_forwarded_for,
-    remove_hop_by_hop,
+    TrustedProxies, UNTRUSTED_FORWARDING_HEADERS, apply_forwarding, client_address, node_ip,
+    parse_forwarded, parse_x_forwarded_for, remove_hop_by_hop,
 };
 pub use hash::{SplitMix64, mix64, stable_hash};
 pub use health::{

@@ -470,9 +470,13 @@ pub fn canonicalize_content_length(headers: &mut http::HeaderMap) -> Result<(), 
     if values.next().is_some() {
         return Err(SmugglingError::RepeatedContentLength);
     }
-    let length = parse_content_length(first.as_bytes()).ok_or(SmugglingError::InvalidContentLength)?;
+    let length =
+        parse_content_length(first.as_bytes()).ok_or(SmugglingError::InvalidContentLength)?;
     if first.as_bytes() != length.to_string().as_bytes() {
-        headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(length),
+        );
     }
     Ok(())
 }
@@ -602,7 +606,13 @@ mod tests {
         for bad in [&b"a\xc2b"[..], b"a b", b"a/b", b"u@a"] {
             assert!(parsed(Version::HTTP_11, &[("host", bad)]).is_err());
         }
-        assert!(parsed(Version::HTTP_11, &[("host", b"a"), ("content-length", b"+3")]).is_err());
+        assert!(
+            parsed(
+                Version::HTTP_11,
+                &[("host", b"a"), ("content-length", b"+3")]
+            )
+            .is_err()
+        );
     }
 
     #[test]

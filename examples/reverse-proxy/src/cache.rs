@@ -469,9 +469,7 @@ pub fn cache_freshness(status: StatusCode, headers: &HeaderMap, now: SystemTime)
     let (parts, ()) = request.into_parts();
     let assessment = assess(&parts, status, headers, now);
     // The same policy later, as a stale lookup sees it.
-    let later = now
-        .checked_add(Duration::from_secs(3600))
-        .unwrap_or(now);
+    let later = now.checked_add(Duration::from_secs(3600)).unwrap_or(now);
     let _ = assessment.policy.before_request(&parts, later);
     CacheFreshness {
         storable: assessment.storable,

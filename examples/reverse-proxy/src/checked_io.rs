@@ -126,8 +126,8 @@ impl<S> CheckedIo<S> {
         if self.answer.len() < STATUS_LINE_START {
             return;
         }
-        let switched = self.answer.get(8..) == Some(&b" 101"[..])
-            && self.answer.starts_with(b"HTTP/1.");
+        let switched =
+            self.answer.get(8..) == Some(&b" 101"[..]) && self.answer.starts_with(b"HTTP/1.");
         self.answer.clear();
         let held = std::mem::take(&mut self.held);
         if switched {

@@ -43,8 +43,10 @@ fn mounted_proxy_refuses_ambiguous_host_and_strips_unkeyed_headers() {
     // Two Host headers: refused before anything is forwarded.
     let (status, text) = raw(
         &server,
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     );
     assert_eq!(status, 400, "{text}");
     // No Host in HTTP/1.1.
@@ -99,5 +101,8 @@ fn mounted_proxy_refuses_ambiguous_host_and_strips_unkeyed_headers() {
         );
     }
     assert!(lower.contains("\"cookie\""), "{text}");
-    assert!(!text.contains("very-secret-value"), "the echo shows cookie values: {text}");
+    assert!(
+        !text.contains("very-secret-value"),
+        "the echo shows cookie values: {text}"
+    );
 }
