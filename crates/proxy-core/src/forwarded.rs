@@ -149,33 +149,152 @@ impl Cidr {
     }
 }
 
-/// The proxies whose forwarding headers are believed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<Cidr>);
+/// Which header [`client_address`] reads the client's address from, when the peer is a
+/// trusted proxy. Exactly one is believed: a front that writes one of them may pass the
+/// other through from the client unchanged, so falling back from one to the other would let
+/// a client choose its own address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAddressHeader {
+    /// `X-Forwarded-For` (the default: what most fronts append to).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), its `for` parameters.
+    Forwarded,
+}
+
+impl ClientAddressHeader {
+    /// Parses `x-forwarded-for` or `forwarded` (any case).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for any other name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(Self::XForwardedFor),
+            "forwarded" => Ok(Self::Forwarded),
+            _ => Err(Error::Config(format!(
+                "unknown client address header {name:?} (x-forwarded-for, forwarded)"
+            ))),
+        }
+    }
+}
+
+/// Request headers that proxies and web frameworks read as the client's address, scheme,
+/// host, port, path prefix or original URL, beyond the five that [`apply_forwarding`]
+/// writes. [`apply_forwarding`] removes them from an untrusted peer's request (by default;
+/// see [`TrustedProxies::with_untrusted_headers`]): an origin or a cache in front of it
+/// that believes one of them would let any client steer redirects, links or access checks,
+/// or poison cached pages keyed only on host and path.
+pub const UNTRUSTED_FORWARDING_HEADERS: [&str; 17] = [
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-forwarded",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-scheme",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "front-end-https",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-host",
+];
+
+/// The proxies whose forwarding headers are believed, which header carries the client's
+/// address, and which headers an untrusted peer may not pass on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxies {
+    blocks: Vec<Cidr>,
+    client_header: ClientAddressHeader,
+    untrusted: Vec<HeaderName>,
+}
+
+impl Default for TrustedProxies {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+fn default_untrusted() -> Vec<HeaderName> {
+    UNTRUSTED_FORWARDING_HEADERS
+        .iter()
+        .map(|n| HeaderName::from_static(n))
+        .collect()
+}
 
 impl TrustedProxies {
     /// Trusts nobody: every client is its TCP peer.
     #[must_use]
     pub fn none() -> Self {
-        Self(Vec::new())
+        Self {
+            blocks: Vec::new(),
+            client_header: ClientAddressHeader::default(),
+            untrusted: default_untrusted(),
+        }
     }
 
-    /// Parses a list of CIDR blocks.
+    /// Parses a list of CIDR blocks. The client's address is then read from
+    /// `X-Forwarded-For` ([`Self::with_client_header`] to change it), and
+    /// [`UNTRUSTED_FORWARDING_HEADERS`] are removed from other peers' requests.
     ///
     /// # Errors
     /// [`Error::Cidr`] for the first malformed block.
     pub fn parse<'a>(blocks: impl IntoIterator<Item = &'a str>) -> Result<Self> {
-        blocks
+        let blocks = blocks.into_iter().map(Cidr::parse).collect::<Result<_>>()?;
+        Ok(Self {
+            blocks,
+            ..Self::none()
+        })
+    }
+
+    /// Reads the client's address from `header` only (see [`client_address`]).
+    #[must_use]
+    pub fn with_client_header(mut self, header: ClientAddressHeader) -> Self {
+        self.client_header = header;
+        self
+    }
+
+    /// The header the client's address is read from.
+    #[must_use]
+    pub fn client_header(&self) -> ClientAddressHeader {
+        self.client_header
+    }
+
+    /// Replaces [`UNTRUSTED_FORWARDING_HEADERS`] by `names`: the headers removed from an
+    /// untrusted peer's request by [`apply_forwarding`] (the five it writes always are).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a name that is not a valid header name.
+    pub fn with_untrusted_headers<'a>(
+        mut self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self> {
+        self.untrusted = names
             .into_iter()
-            .map(Cidr::parse)
-            .collect::<Result<_>>()
-            .map(Self)
+            .map(|n| {
+                HeaderName::from_bytes(n.trim().as_bytes())
+                    .map_err(|_| Error::Config(format!("{n:?} is not a header name")))
+            })
+            .collect::<Result<_>>()?;
+        Ok(self)
+    }
+
+    /// The headers removed from an untrusted peer's request.
+    #[must_use]
+    pub fn untrusted_headers(&self) -> &[HeaderName] {
+        &self.untrusted
     }
 
     /// Whether `ip` is a trusted proxy.
     #[must_use]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|c| c.contains(ip))
+        self.blocks.iter().any(|c| c.contains(ip))
     }
 }
 
@@ -325,31 +444,37 @@ pub fn parse_x_forwarded_for(value: &str) -> Result<Vec<IpAddr>> {
         .collect()
 }
 
-fn joined<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<String> {
+/// The values of `name` joined with `, `: `None` when absent, `Some(None)` when a value is
+/// not visible ASCII (present but unreadable, which is not the same as absent).
+fn joined<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<Option<String>> {
     let mut values = headers.get_all(name).iter().peekable();
     values.peek()?;
     let parts: Option<Vec<&str>> = values.map(|v| v.to_str().ok()).collect();
-    parts.map(|p| p.join(", "))
+    Some(parts.map(|p| p.join(", ")))
 }
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy; then the
-/// rightmost address in its `X-Forwarded-For` (or, failing that, `Forwarded`) chain that is
-/// not itself trusted. A malformed chain is not believed: the peer is the answer.
+/// rightmost address that is not itself trusted in the one header the trusted proxies are
+/// configured to write ([`TrustedProxies::with_client_header`]; `X-Forwarded-For` by
+/// default). The other header is never consulted. A chain that is absent, unreadable (not
+/// visible ASCII) or malformed is not believed: the peer is the answer.
 #[must_use]
 pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     if !trusted.contains(peer) {
         return peer;
     }
-    let chain: Option<Vec<IpAddr>> = if let Some(xff) = joined(headers, X_FORWARDED_FOR) {
-        parse_x_forwarded_for(&xff).ok()
-    } else if let Some(fwd) = joined(headers, FORWARDED) {
-        parse_forwarded(&fwd).ok().and_then(|els| {
-            els.iter()
-                .map(|e| e.for_node.as_deref().and_then(node_ip))
-                .collect()
-        })
-    } else {
-        None
+    let chain: Option<Vec<IpAddr>> = match trusted.client_header {
+        ClientAddressHeader::XForwardedFor => joined(headers, X_FORWARDED_FOR)
+            .flatten()
+            .and_then(|xff| parse_x_forwarded_for(&xff).ok()),
+        ClientAddressHeader::Forwarded => joined(headers, FORWARDED)
+            .flatten()
+            .and_then(|fwd| parse_forwarded(&fwd).ok())
+            .and_then(|els| {
+                els.iter()
+                    .map(|e| e.for_node.as_deref().and_then(node_ip))
+                    .collect()
+            }),
     };
     let Some(chain) = chain else { return peer };
     chain
@@ -509,15 +634,21 @@ fn push_forwarded_value(out: &mut String, v: &str) {
 
 /// Writes `Forwarded`, `X-Forwarded-For`, `-Proto`, `-Host` and `Via` for this hop. From an
 /// untrusted peer, incoming forwarding headers are discarded first (a client cannot forge
-/// its address); from a trusted one, they are kept and extended (a malformed `Forwarded`
-/// is dropped rather than extended).
+/// its address), and so are [`TrustedProxies::untrusted_headers`] (`X-Real-IP`,
+/// `X-Forwarded-Prefix`, `X-Original-URL`, ...); from a trusted one, they are kept and
+/// extended (a malformed `Forwarded` is dropped rather than extended).
 pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     let trusted = ctx.trusted.contains(ctx.peer);
+    if !trusted {
+        for name in &ctx.trusted.untrusted {
+            headers.remove(name);
+        }
+    }
     let write = ctx.write;
     // Each value is built in one string and handed to the map without another copy; the
     // proxy runs this for every request.
     let forwarded = write.forwarded.then(|| {
-        let mut forwarded = match joined(headers, FORWARDED) {
+        let mut forwarded = match joined(headers, FORWARDED).flatten() {
             Some(prev) if trusted && parse_forwarded(&prev).is_ok() => prev + ", ",
             _ => String::with_capacity(64),
         };
@@ -539,7 +670,7 @@ pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
         HeaderValue::try_from(forwarded).ok()
     });
     let xff = write.x_forwarded_for.then(|| {
-        let mut xff = match joined(headers, X_FORWARDED_FOR) {
+        let mut xff = match joined(headers, X_FORWARDED_FOR).flatten() {
             Some(prev) if trusted && parse_x_forwarded_for(&prev).is_ok() => prev + ", ",
             _ => String::with_capacity(16),
         };
@@ -572,7 +703,7 @@ pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
             Version::HTTP_3 => "3",
             _ => "1.1",
         };
-        let mut via = match joined(headers, VIA) {
+        let mut via = match joined(headers, VIA).flatten() {
             Some(prev) => prev + ", ",
             None => String::with_capacity(protocol.len() + 1 + ctx.pseudonym.len()),
         };
@@ -706,10 +837,112 @@ mod tests {
         assert_eq!(client_address(proxy, &h, &trusted), proxy);
         h.remove("x-forwarded-for");
         h.insert("forwarded", "for=192.0.2.9, for=10.1.1.1".parse().unwrap());
+        let trusted = trusted.with_client_header(ClientAddressHeader::Forwarded);
         assert_eq!(
             client_address(proxy, &h, &trusted),
             "192.0.2.9".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn unreadable_x_forwarded_for_means_the_peer() {
+        // Issue 14 finding 4: a front appends to X-Forwarded-For; the client sent a value
+        // that is not visible ASCII plus a Forwarded naming an address of its choice.
+        let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\x80, 203.0.113.5").unwrap(),
+        );
+        h.insert("forwarded", "for=192.0.2.77".parse().unwrap());
+        assert_eq!(client_address(proxy, &h, &trusted), proxy);
+        // A second, unreadable value among readable ones: still the peer.
+        h.insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
+        h.append("x-forwarded-for", HeaderValue::from_bytes(b"\xff").unwrap());
+        assert_eq!(client_address(proxy, &h, &trusted), proxy);
+        // Absent X-Forwarded-For: Forwarded is not consulted unless configured.
+        h.remove("x-forwarded-for");
+        assert_eq!(client_address(proxy, &h, &trusted), proxy);
+        let by_forwarded = trusted.with_client_header(ClientAddressHeader::Forwarded);
+        assert_eq!(
+            client_address(proxy, &h, &by_forwarded),
+            "192.0.2.77".parse::<IpAddr>().unwrap()
+        );
+        // Then X-Forwarded-For is ignored, and an unreadable Forwarded means the peer.
+        h.insert("x-forwarded-for", "198.51.100.1".parse().unwrap());
+        assert_eq!(
+            client_address(proxy, &h, &by_forwarded),
+            "192.0.2.77".parse::<IpAddr>().unwrap()
+        );
+        h.insert("forwarded", HeaderValue::from_bytes(b"for=\x80").unwrap());
+        assert_eq!(client_address(proxy, &h, &by_forwarded), proxy);
+        assert_eq!(
+            ClientAddressHeader::from_name("Forwarded").unwrap(),
+            ClientAddressHeader::Forwarded
+        );
+        assert!(ClientAddressHeader::from_name("x-real-ip").is_err());
+    }
+
+    #[test]
+    fn untrusted_peers_lose_unkeyed_forwarding_headers() {
+        // Issue 14 finding 9.
+        let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        let incoming = || {
+            let mut h = HeaderMap::new();
+            for name in UNTRUSTED_FORWARDING_HEADERS {
+                h.insert(
+                    HeaderName::from_static(name),
+                    "//evil.example".parse().unwrap(),
+                );
+            }
+            h.insert("x-kept", "1".parse().unwrap());
+            h
+        };
+        let ctx = |peer: &str| ForwardContext {
+            peer: peer.parse().unwrap(),
+            proto: "http",
+            host: Some("example.com"),
+            trusted: &trusted,
+            pseudonym: "p",
+            version: Version::HTTP_11,
+            write: ForwardHeaders::NONE,
+        };
+        let mut h = incoming();
+        apply_forwarding(&mut h, &ctx("198.51.100.7"));
+        for name in UNTRUSTED_FORWARDING_HEADERS {
+            assert!(
+                h.get(name).is_none(),
+                "{name} passed from an untrusted peer"
+            );
+        }
+        assert_eq!(h["x-kept"], "1");
+        // From a trusted front they pass.
+        let mut h = incoming();
+        apply_forwarding(&mut h, &ctx("10.0.0.1"));
+        assert_eq!(h["x-real-ip"], "//evil.example");
+        // The list is configurable.
+        let custom = trusted
+            .clone()
+            .with_untrusted_headers(["X-Custom-Ip"])
+            .unwrap();
+        assert!(
+            trusted
+                .clone()
+                .with_untrusted_headers(["bad name"])
+                .is_err()
+        );
+        let mut h = incoming();
+        h.insert("x-custom-ip", "6.6.6.6".parse().unwrap());
+        apply_forwarding(
+            &mut h,
+            &ForwardContext {
+                trusted: &custom,
+                ..ctx("198.51.100.7")
+            },
+        );
+        assert!(h.get("x-custom-ip").is_none());
+        assert_eq!(h["x-real-ip"], "//evil.example");
     }
 
     #[test]

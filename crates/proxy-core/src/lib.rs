@@ -22,20 +22,20 @@ pub use breaker::{BreakerState, CircuitBreaker};
 pub use cache_control::CacheControl;
 pub use error::{Error, Result};
 pub use forwarded::{
-    Cidr, ForwardContext, ForwardHeaders, ForwardedElement, HOP_BY_HOP, TrustedProxies,
-    apply_forwarding, client_address, node_ip, parse_forwarded, parse_x_forwarded_for,
-    remove_hop_by_hop,
+    Cidr, ClientAddressHeader, ForwardContext, ForwardHeaders, ForwardedElement, HOP_BY_HOP,
+    TrustedProxies, UNTRUSTED_FORWARDING_HEADERS, apply_forwarding, client_address, node_ip,
+    parse_forwarded, parse_x_forwarded_for, remove_hop_by_hop,
 };
 pub use hash::{SplitMix64, mix64, stable_hash};
 pub use health::{
     HealthCheckConfig, HealthChecker, Outcome, OutlierConfig, OutlierDetector, Probe,
 };
 pub use negotiate::{Coding, negotiate_encoding, parse_accept_encoding, should_compress};
-pub use ratelimit::{Decision, Gcra, MemoryLimiter};
+pub use ratelimit::{Decision, Gcra, MemoryLimiter, client_network};
 #[cfg(feature = "redis")]
 pub use redis_limiter::RedisLimiter;
 pub use retry::{Failure, RetryBudget, RetryPolicy, is_replayable};
 pub use smuggling::{
-    CheckedHead, Framing, HeadLimits, SmugglingError, check_parsed_request, check_request_head,
-    find_head_end,
+    CheckedHead, Framing, HeadLimits, SmugglingError, canonicalize_content_length,
+    check_parsed_request, check_request_head, find_head_end, is_valid_host,
 };

@@ -175,6 +175,32 @@ impl MemoryLimiter {
     }
 }
 
+/// The key a per-client limit should count a client under: an IPv4 address as it is (an
+/// IPv4-mapped IPv6 address as its IPv4 address), an IPv6 address as its /64 network.
+/// One IPv6 subscriber usually holds a whole /64 (RFC 6177), so keying on the full address
+/// would hand every client 2^64 buckets.
+///
+/// ```
+/// use proxy_core::client_network;
+/// let a = client_network("2001:db8:1:2::1".parse().unwrap());
+/// let b = client_network("2001:db8:1:2:ffff::9".parse().unwrap());
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "2001:db8:1:2::");
+/// assert_eq!(client_network("::ffff:192.0.2.1".parse().unwrap()).to_string(), "192.0.2.1");
+/// ```
+#[must_use]
+pub fn client_network(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => ip,
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

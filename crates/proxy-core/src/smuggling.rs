@@ -76,6 +76,10 @@ pub enum SmugglingError {
     /// An HTTP/1.1 request without exactly one `Host` (RFC 9112 section 3.2).
     #[error("missing or repeated Host")]
     Host,
+    /// A `Host` value that is not `uri-host [ ":" port ]` (RFC 9112 section 3.2, RFC 3986
+    /// section 3.2.2): a space, `/`, `@`, a non-ASCII byte, a bad port, ...
+    #[error("invalid Host value")]
+    InvalidHost,
 }
 
 impl SmugglingError {
@@ -270,6 +274,9 @@ pub fn check_request_head(buf: &[u8], limits: &HeadLimits) -> Result<CheckedHead
             all.extend_from_slice(value);
         } else if is(b"host") {
             hosts += 1;
+            if !is_valid_host(value) {
+                return Err(SmugglingError::InvalidHost);
+            }
         } else if is(b"upgrade") {
             upgrade_header = true;
         } else if is(b"connection") {
@@ -324,27 +331,97 @@ fn check_request_line(line: &[u8]) -> Result<bool, SmugglingError> {
     }
 }
 
+/// Whether a `Host` value is `uri-host [ ":" port ]` (RFC 9112 section 3.2, RFC 3986
+/// section 3.2.2), or empty (allowed when the target has no authority). `uri-host` is an
+/// IP literal in brackets or a reg-name of unreserved characters, percent-encodings and
+/// sub-delims, except `,`: a comma would let a list-minded origin read two hosts. Anything
+/// else (`u@a`, `a/b`, `a b`, non-ASCII bytes) is refused with 400, as section 3.2 requires.
+#[must_use]
+pub fn is_valid_host(value: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
+        let Some(close) = rest.iter().position(|b| *b == b']') else {
+            return false;
+        };
+        let (literal, after) = rest.split_at(close);
+        let after = after.get(1..).unwrap_or_default();
+        // IPv6address or IPvFuture: hex digits, `:`, `.`, and for IPvFuture `v` plus
+        // unreserved and sub-delims; checked loosely but never `]`, `[`, `/`, `@`.
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b":._~-!$&'()*+;=".contains(&b))
+        {
+            return false;
+        }
+        match after {
+            [] => return true,
+            [b':', port @ ..] => (literal, Some(port)),
+            _ => return false,
+        }
+    } else {
+        match value.iter().position(|b| *b == b':') {
+            Some(i) => (
+                value.get(..i).unwrap_or_default(),
+                Some(value.get(i + 1..).unwrap_or_default()),
+            ),
+            None => (value, None),
+        }
+    };
+    if port.is_some_and(|p| !p.iter().all(u8::is_ascii_digit)) {
+        return false;
+    }
+    if value.first() == Some(&b'[') {
+        return true;
+    }
+    let mut i = 0;
+    while let Some(&b) = host.get(i) {
+        if b == b'%' {
+            let hex = host.get(i + 1..i + 3).unwrap_or_default();
+            if hex.len() != 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=".contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    // A port without a host (`:80`) is not a host.
+    !(host.is_empty() && port.is_some())
+}
+
 /// Checks a request hyper (or another parser) has already parsed: the framing headers must
-/// be unambiguous there too. A second line of defense behind [`check_request_head`].
+/// be unambiguous there too, and an HTTP/1.1 request needs exactly one valid `Host` (RFC 9112
+/// section 3.2; HTTP/2 and later carry the authority in `:authority`, so only a repeated or
+/// invalid `Host` is refused there). A second line of defense behind
+/// [`check_request_head`], and the only one where the server parsed the request itself.
 ///
 /// # Errors
 /// The [`SmugglingError`] for the ambiguity.
 pub fn check_parsed_request(parts: &http::request::Parts) -> Result<(), SmugglingError> {
-    let cl = parts
+    let cl: Vec<_> = parts
         .headers
         .get_all(http::header::CONTENT_LENGTH)
         .iter()
-        .count();
+        .collect();
     let te: Vec<_> = parts
         .headers
         .get_all(http::header::TRANSFER_ENCODING)
         .iter()
         .collect();
-    if cl > 1 {
+    if cl.len() > 1 {
         return Err(SmugglingError::RepeatedContentLength);
     }
-    if cl == 1 && !te.is_empty() {
+    if cl.len() == 1 && !te.is_empty() {
         return Err(SmugglingError::LengthAndChunked);
+    }
+    if cl
+        .first()
+        .is_some_and(|v| parse_content_length(v.as_bytes()).is_none())
+    {
+        return Err(SmugglingError::InvalidContentLength);
     }
     if te.len() > 1
         || te
@@ -352,6 +429,54 @@ pub fn check_parsed_request(parts: &http::request::Parts) -> Result<(), Smugglin
             .is_some_and(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
     {
         return Err(SmugglingError::TransferEncoding);
+    }
+    let hosts: Vec<_> = parts.headers.get_all(http::header::HOST).iter().collect();
+    let needs_host = parts.version == http::Version::HTTP_11;
+    match hosts.as_slice() {
+        [] if needs_host => return Err(SmugglingError::Host),
+        [] => {}
+        [host] => {
+            if !is_valid_host(host.as_bytes().trim_ascii()) {
+                return Err(SmugglingError::InvalidHost);
+            }
+        }
+        _ => return Err(SmugglingError::Host),
+    }
+    Ok(())
+}
+
+/// `1*DIGIT`, at most 18 digits (so it fits in a `u64`).
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Rewrites a request's `Content-Length` in canonical form (`0003` becomes `3`) before it is
+/// forwarded: we read it as decimal, but an origin that reads a leading zero as octal, or
+/// stops at it, would see another body length and so another request boundary. Call it
+/// after [`check_parsed_request`].
+///
+/// # Errors
+/// [`SmugglingError::RepeatedContentLength`] or [`SmugglingError::InvalidContentLength`]
+/// when the header is not one valid value.
+pub fn canonicalize_content_length(headers: &mut http::HeaderMap) -> Result<(), SmugglingError> {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return Ok(());
+    };
+    if values.next().is_some() {
+        return Err(SmugglingError::RepeatedContentLength);
+    }
+    let length =
+        parse_content_length(first.as_bytes()).ok_or(SmugglingError::InvalidContentLength)?;
+    if first.as_bytes() != length.to_string().as_bytes() {
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(length),
+        );
     }
     Ok(())
 }
@@ -411,6 +536,104 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+    }
+
+    #[test]
+    fn host_values_follow_rfc_3986() {
+        // Issue 14 finding 18.
+        for good in [
+            &b""[..],
+            b"a",
+            b"a.example:8080",
+            b"A-B.example",
+            b"127.0.0.1:80",
+            b"[::1]",
+            b"[::1]:80",
+            b"[v1.x]",
+            b"%41b",
+            b"a:",
+        ] {
+            assert!(is_valid_host(good), "{}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"a\xc2b"[..],
+            b"a b",
+            b"a/b",
+            b"u@a",
+            b"a:b",
+            b"a:80:80",
+            b"[::1",
+            b"[::1]x",
+            b"[]",
+            b"a?b",
+            b"a#b",
+            b"a\\b",
+            b"a,b",
+            b"%4",
+            b"%zz",
+            b":80",
+        ] {
+            assert!(!is_valid_host(bad), "{}", String::from_utf8_lossy(bad));
+            let mut raw = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+            raw.extend_from_slice(bad);
+            raw.extend_from_slice(b"\r\n\r\n");
+            assert!(check(&raw).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    fn parsed(version: http::Version, headers: &[(&str, &[u8])]) -> Result<(), SmugglingError> {
+        let mut request = http::Request::new(());
+        *request.version_mut() = version;
+        for (name, value) in headers {
+            request.headers_mut().append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        check_parsed_request(&request.into_parts().0)
+    }
+
+    #[test]
+    fn parsed_requests_need_one_valid_host() {
+        // Issue 14 findings 9 and 18, for a proxy mounted in a server that parsed the head.
+        use http::Version;
+        assert!(parsed(Version::HTTP_11, &[("host", b"a")]).is_ok());
+        assert!(parsed(Version::HTTP_11, &[("host", b"a"), ("host", b"b")]).is_err());
+        assert!(parsed(Version::HTTP_11, &[]).is_err());
+        assert!(parsed(Version::HTTP_10, &[]).is_ok());
+        assert!(parsed(Version::HTTP_2, &[]).is_ok());
+        assert!(parsed(Version::HTTP_2, &[("host", b"a"), ("host", b"a")]).is_err());
+        for bad in [&b"a\xc2b"[..], b"a b", b"a/b", b"u@a"] {
+            assert!(parsed(Version::HTTP_11, &[("host", bad)]).is_err());
+        }
+        assert!(
+            parsed(
+                Version::HTTP_11,
+                &[("host", b"a"), ("content-length", b"+3")]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn content_length_is_made_canonical() {
+        // Issue 14 finding 16.
+        let mut h = http::HeaderMap::new();
+        h.insert("content-length", "0003".parse().unwrap());
+        canonicalize_content_length(&mut h).unwrap();
+        assert_eq!(h["content-length"], "3");
+        h.insert("content-length", "000".parse().unwrap());
+        canonicalize_content_length(&mut h).unwrap();
+        assert_eq!(h["content-length"], "0");
+        h.insert("content-length", "12".parse().unwrap());
+        canonicalize_content_length(&mut h).unwrap();
+        assert_eq!(h["content-length"], "12");
+        h.insert("content-length", "1 2".parse().unwrap());
+        assert!(canonicalize_content_length(&mut h).is_err());
+        h.append("content-length", "12".parse().unwrap());
+        assert!(canonicalize_content_length(&mut h).is_err());
+        h.clear();
+        assert!(canonicalize_content_length(&mut h).is_ok());
     }
 
     #[test]

@@ -23,6 +23,7 @@ fn public_types_are_send_and_sync() {
     send_sync::<RetryPolicy>();
     send_sync::<MemoryLimiter>();
     send_sync::<TrustedProxies>();
+    send_sync::<proxy_core::ClientAddressHeader>();
     send_sync::<CacheControl>();
     send_sync::<proxy_core::Error>();
     send_sync::<proxy_core::SmugglingError>();

@@ -1,10 +1,17 @@
 //! The response cache: RFC 9111 decisions from `http-cache-semantics` (shared-cache mode),
 //! bodies in a `quick_cache` store bounded in bytes, request coalescing per key, RFC 5861
 //! `stale-if-error`, and invalidation after unsafe methods (RFC 9111 section 4.4).
+//!
+//! A response that carries `Set-Cookie` is never stored (nginx and Varnish behave the same
+//! by default): a cookie minted for one user would be replayed to others by a hit, a
+//! stale-while-revalidate or stale-if-error answer, or a 304 merge; a 304's own
+//! `Set-Cookie` goes to the user whose request caused it, never into the stored headers.
+//! A URL whose answer turned out unstorable is not coalesced for [`PASS_FOR`]: its
+//! requests go to the origin side by side instead of one after another.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -50,7 +57,13 @@ pub(crate) struct Cache {
     store: quick_cache::sync::Cache<String, Variants, ByBytes>,
     pub(crate) max_object: u64,
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Keys whose last answer was not storable, and until when they skip coalescing.
+    passes: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a URL whose answer was not storable skips request coalescing (Varnish calls
+/// this hit-for-miss).
+pub(crate) const PASS_FOR: Duration = Duration::from_secs(60);
 
 /// Most variants kept per URL (one per `Vary` combination).
 const MAX_VARIANTS: usize = 8;
@@ -69,6 +82,50 @@ impl Cache {
             store: quick_cache::sync::Cache::with_weighter(items, max_bytes.max(1), ByBytes),
             max_object,
             inflight: Mutex::new(HashMap::new()),
+            passes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records that `key`'s answer could not be stored: its requests stop waiting for
+    /// each other for a while.
+    pub(crate) fn mark_pass(&self, key: &str, now: Instant) {
+        let mut map = self
+            .passes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 10_000 {
+            map.retain(|_, until| *until > now);
+            if map.len() > 10_000 {
+                map.clear();
+            }
+        }
+        map.insert(key.to_owned(), now + PASS_FOR);
+    }
+
+    /// Whether `key` recently answered with something not storable.
+    pub(crate) fn is_pass(&self, key: &str, now: Instant) -> bool {
+        let mut map = self
+            .passes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(key) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                map.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A stored answer ends the pass.
+    fn end_pass(&self, key: &str) {
+        let mut map = self
+            .passes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !map.is_empty() {
+            map.remove(key);
         }
     }
 
@@ -76,7 +133,10 @@ impl Cache {
         self.store.get(key)
     }
 
-    pub(crate) fn insert(&self, key: &str, stored: Stored) {
+    pub(crate) fn insert(&self, key: &str, mut stored: Stored) {
+        // Never kept, whoever calls: see the module docs.
+        stored.headers.remove(http::header::SET_COOKIE);
+        self.end_pass(key);
         let stored = Arc::new(stored);
         let mut variants: Vec<Arc<Stored>> = vec![stored.clone()];
         if let Some(old) = self.store.get(key) {
@@ -264,5 +324,158 @@ pub(crate) fn restore_origin_freshness(stored: &HeaderMap, out: &mut HeaderMap) 
         for v in stored.get_all(&name) {
             out.append(name.clone(), v.clone());
         }
+    }
+}
+
+/// RFC 9111 section 1.2.2: a delta-seconds value (`max-age`, `Age`, ...) too large to
+/// compute with is taken as 2^31 seconds. Larger values overflowed the arithmetic of the
+/// freshness calculation (`Age: 18446744073709551615` panicked).
+const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// A delta-seconds text clamped to [`MAX_DELTA_SECONDS`], or `None` when it is within it
+/// (or not a number, which the policy ignores).
+fn clamped_delta(text: &str) -> Option<String> {
+    let digits = text.trim().trim_matches('"');
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match digits.parse::<u64>() {
+        Ok(n) if n <= MAX_DELTA_SECONDS => None,
+        _ => Some(MAX_DELTA_SECONDS.to_string()),
+    }
+}
+
+/// The response headers the cache policy sees: `CDN-Cache-Control` in place of
+/// `Cache-Control` (RFC 9213), and every delta-seconds clamped (RFC 9111 section 1.2.2).
+pub(crate) fn policy_view(headers: &HeaderMap) -> HeaderMap {
+    let mut view = cdn_view(headers).unwrap_or_else(|| headers.clone());
+    let ages: Vec<HeaderValue> = view
+        .get_all(http::header::AGE)
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(clamped_delta)
+                .and_then(|c| HeaderValue::from_str(&c).ok())
+                .unwrap_or_else(|| v.clone())
+        })
+        .collect();
+    if !ages.is_empty() {
+        view.remove(http::header::AGE);
+        for v in ages {
+            view.append(http::header::AGE, v);
+        }
+    }
+    let directives: Vec<HeaderValue> = view
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .map(|v| {
+            let Ok(text) = v.to_str() else {
+                return v.clone();
+            };
+            let mut changed = false;
+            let rewritten: Vec<String> = text
+                .split(',')
+                .map(|d| match d.split_once('=') {
+                    Some((name, value)) => match clamped_delta(value) {
+                        Some(c) => {
+                            changed = true;
+                            format!("{}={c}", name.trim())
+                        }
+                        None => d.trim().to_owned(),
+                    },
+                    None => d.trim().to_owned(),
+                })
+                .collect();
+            if changed {
+                HeaderValue::from_str(&rewritten.join(", ")).unwrap_or_else(|_| v.clone())
+            } else {
+                v.clone()
+            }
+        })
+        .collect();
+    if !directives.is_empty() {
+        view.remove(http::header::CACHE_CONTROL);
+        for v in directives {
+            view.append(http::header::CACHE_CONTROL, v);
+        }
+    }
+    view
+}
+
+/// The cache's decision on one response.
+pub(crate) struct Assessment {
+    pub(crate) policy: CachePolicy,
+    /// RFC 9111 storable, and without `Set-Cookie`.
+    pub(crate) storable: bool,
+    pub(crate) fresh_until: SystemTime,
+    pub(crate) stale_if_error: Option<Duration>,
+    pub(crate) stale_while_revalidate: Option<Duration>,
+}
+
+/// Decides whether a response to `request` may be stored and until when it is fresh.
+pub(crate) fn assess(
+    request: &http::request::Parts,
+    status: StatusCode,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Assessment {
+    let mut check = http::Response::new(());
+    *check.status_mut() = status;
+    *check.headers_mut() = policy_view(headers);
+    let policy = CachePolicy::new_options(request, &check, now, options());
+    let fresh_until = fresh_until(&policy, now);
+    Assessment {
+        storable: policy.is_storable() && !headers.contains_key(http::header::SET_COOKIE),
+        policy,
+        fresh_until,
+        stale_if_error: stale_if_error(headers),
+        stale_while_revalidate: stale_while_revalidate(headers),
+    }
+}
+
+/// `now` plus the policy's time to live, never overflowing.
+pub(crate) fn fresh_until(policy: &CachePolicy, now: SystemTime) -> SystemTime {
+    now.checked_add(policy.time_to_live(now)).unwrap_or(now)
+}
+
+/// How the proxy's cache reads a response's headers (see [`cache_freshness`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheFreshness {
+    /// Whether the response would be stored (RFC 9111 section 3, and no `Set-Cookie`).
+    pub storable: bool,
+    /// How long it stays fresh from `now`.
+    pub time_to_live: Duration,
+    /// Its age at `now` (the `Age` header plus time since `now`, RFC 9111 section 4.2.3).
+    pub age: Duration,
+    /// The RFC 5861 `stale-while-revalidate` window.
+    pub stale_while_revalidate: Option<Duration>,
+    /// The RFC 5861 `stale-if-error` window.
+    pub stale_if_error: Option<Duration>,
+}
+
+/// How the cache judges a response with `status` and `headers` to a plain `GET /`
+/// received at `now`: the same computation the proxy runs before storing a response
+/// (`CDN-Cache-Control`, delta-seconds clamped to 2^31 as RFC 9111 section 1.2.2 says,
+/// `Set-Cookie` never stored). Public for the fuzz target `reverse_proxy_cache_headers`;
+/// it never panics, whatever the headers.
+#[must_use]
+pub fn cache_freshness(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> CacheFreshness {
+    let mut request = http::Request::new(());
+    request
+        .headers_mut()
+        .insert(http::header::HOST, HeaderValue::from_static("a"));
+    let (parts, ()) = request.into_parts();
+    let assessment = assess(&parts, status, headers, now);
+    // The same policy later, as a stale lookup sees it.
+    let later = now.checked_add(Duration::from_secs(3600)).unwrap_or(now);
+    let _ = assessment.policy.before_request(&parts, later);
+    CacheFreshness {
+        storable: assessment.storable,
+        time_to_live: assessment.policy.time_to_live(now),
+        age: assessment.policy.age(later),
+        stale_while_revalidate: assessment.stale_while_revalidate,
+        stale_if_error: assessment.stale_if_error,
     }
 }

@@ -7,11 +7,16 @@
 //! stream ends: hyper answers everything before it in order, the handler sees the secret
 //! path with the recorded error and answers 400 with `Connection: close`. Nothing after an
 //! ambiguous head ever reaches hyper, let alone an upstream.
+//!
+//! After an upgrade request the bytes that follow are held back until the answer to it is
+//! written: only a `101` switches the connection to another protocol (passthrough); any
+//! other status, whoever wrote it (no route, the metrics path, a 429, a 502, the cache),
+//! sends the held bytes through the checks as the next request head.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use proxy_core::{Framing, HeadLimits, SmugglingError, check_request_head, find_head_end};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -45,8 +50,9 @@ enum State {
     Head,
     Length(u64),
     Chunked(Chunk),
-    /// After an upgrade request: the bytes are another protocol's (hyper only lets them
-    /// through after a 101; the handler closes the connection otherwise).
+    /// After an upgrade request, until its answer is written: what arrives is held back.
+    AwaitingUpgrade,
+    /// After a 101 was written: the bytes are another protocol's.
     Passthrough,
     /// The synthetic request is queued; end the stream after it.
     Closed,
@@ -66,6 +72,12 @@ pub(crate) struct CheckedIo<S> {
     reject_path: Arc<str>,
     /// Reused for every read from the socket.
     scratch: Vec<u8>,
+    /// Bytes read after an upgrade request, until its answer shows what they are.
+    held: Vec<u8>,
+    /// The first bytes of the answer to an upgrade request (its status line).
+    answer: Vec<u8>,
+    /// The reader waiting for the answer to an upgrade request.
+    waiting: Option<Waker>,
 }
 
 impl<S> std::fmt::Debug for CheckedIo<S> {
@@ -93,6 +105,41 @@ impl<S> CheckedIo<S> {
             rejection,
             reject_path,
             scratch: vec![0; 16 * 1024],
+            held: Vec::new(),
+            answer: Vec::new(),
+            waiting: None,
+        }
+    }
+
+    /// Watches what is written while an upgrade request waits for its answer: the status
+    /// line decides whether the held bytes pass through (101) or are checked as HTTP/1.
+    fn observe_written<'a>(&mut self, written: impl IntoIterator<Item = &'a [u8]>) {
+        if !matches!(self.state, State::AwaitingUpgrade) {
+            return;
+        }
+        const STATUS_LINE_START: usize = b"HTTP/1.1 101".len();
+        for piece in written {
+            let want = STATUS_LINE_START.saturating_sub(self.answer.len());
+            self.answer
+                .extend_from_slice(piece.get(..want.min(piece.len())).unwrap_or_default());
+        }
+        if self.answer.len() < STATUS_LINE_START {
+            return;
+        }
+        let switched =
+            self.answer.get(8..) == Some(&b" 101"[..]) && self.answer.starts_with(b"HTTP/1.");
+        self.answer.clear();
+        let held = std::mem::take(&mut self.held);
+        if switched {
+            self.state = State::Passthrough;
+            self.ready.extend_from_slice(&held);
+        } else {
+            self.state = State::Head;
+            // An error leaves the state Broken; the next read reports it.
+            let _ = self.feed(&held);
+        }
+        if let Some(waker) = self.waiting.take() {
+            waker.wake();
         }
     }
 
@@ -112,6 +159,10 @@ impl<S> CheckedIo<S> {
         while !input.is_empty() {
             match &mut self.state {
                 State::Closed => return Ok(()),
+                State::AwaitingUpgrade => {
+                    self.held.extend_from_slice(input);
+                    return Ok(());
+                }
                 State::Passthrough => {
                     self.ready.extend_from_slice(input);
                     return Ok(());
@@ -140,7 +191,7 @@ impl<S> CheckedIo<S> {
                             let rest = self.head.split_off(end);
                             self.ready.append(&mut self.head);
                             self.state = match checked.framing {
-                                Framing::None if checked.upgrade => State::Passthrough,
+                                Framing::None if checked.upgrade => State::AwaitingUpgrade,
                                 Framing::None => State::Head,
                                 Framing::Length(n) => State::Length(n),
                                 Framing::Chunked => State::Chunked(Chunk::SizeLine(Vec::new())),
@@ -279,6 +330,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for CheckedIo<S> {
                 }
                 return Poll::Ready(Ok(()));
             }
+            if matches!(this.state, State::AwaitingUpgrade) {
+                // Nothing more is read until the answer to the upgrade request is written
+                // (which wakes this reader).
+                this.waiting = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
             if matches!(this.state, State::Closed) {
                 // Not EOF: hyper would drop the connection before answering the synthetic
                 // request. It asked for `Connection: close`, so hyper closes after the 400.
@@ -311,7 +368,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CheckedIo<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.observe_written([buf.get(..n).unwrap_or_default()]);
+        }
+        polled
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
@@ -324,7 +386,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CheckedIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            let mut left = n;
+            let written: Vec<&[u8]> = bufs
+                .iter()
+                .map(|b| {
+                    let take = left.min(b.len());
+                    left -= take;
+                    b.get(..take).unwrap_or_default()
+                })
+                .collect();
+            this.observe_written(written);
+        }
+        polled
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

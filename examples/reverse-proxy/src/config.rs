@@ -59,6 +59,13 @@ pub(crate) struct Server {
     pub(crate) pseudonym: String,
     #[serde(default)]
     pub(crate) trusted_proxies: Vec<String>,
+    /// The header the trusted proxies write the client's address to: `x-forwarded-for`
+    /// (default) or `forwarded`. Only that one is read.
+    pub(crate) client_address_header: Option<String>,
+    /// Headers removed from the requests of peers that are not trusted proxies; default:
+    /// `proxy_core::UNTRUSTED_FORWARDING_HEADERS` (`x-real-ip`, `x-forwarded-prefix`,
+    /// `x-original-url`, ...).
+    pub(crate) untrusted_headers: Option<Vec<String>>,
     /// The forwarding headers written for each request (`forwarded`, `x-forwarded-for`,
     /// `x-forwarded-proto`, `x-forwarded-host`, `via`); default: all five.
     pub(crate) forwarding_headers: Option<Vec<String>>,
@@ -97,6 +104,24 @@ pub(crate) struct TlsConfig {
 
 impl Server {
     /// The headers `forwarding_headers` names (all when it is absent).
+    /// The trusted proxies, the client address header and the untrusted-header list.
+    pub(crate) fn trusted(&self) -> Result<TrustedProxies, String> {
+        let mut trusted = TrustedProxies::parse(self.trusted_proxies.iter().map(String::as_str))
+            .map_err(|e| format!("server.trusted_proxies: {e}"))?;
+        if let Some(name) = &self.client_address_header {
+            trusted = trusted.with_client_header(
+                proxy_core::ClientAddressHeader::from_name(name)
+                    .map_err(|e| format!("server.client_address_header: {e}"))?,
+            );
+        }
+        if let Some(names) = &self.untrusted_headers {
+            trusted = trusted
+                .with_untrusted_headers(names.iter().map(String::as_str))
+                .map_err(|e| format!("server.untrusted_headers: {e}"))?;
+        }
+        Ok(trusted)
+    }
+
     pub(crate) fn forward_headers(&self) -> Result<proxy_core::ForwardHeaders, String> {
         match &self.forwarding_headers {
             None => Ok(proxy_core::ForwardHeaders::ALL),
@@ -364,8 +389,7 @@ impl Config {
     /// Parses and checks a file's text; errors name the field.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
-        TrustedProxies::parse(config.server.trusted_proxies.iter().map(String::as_str))
-            .map_err(|e| format!("server.trusted_proxies: {e}"))?;
+        config.server.trusted()?;
         config.server.forward_headers()?;
         let mut names = HashSet::new();
         for pool in &config.pools {

@@ -32,6 +32,8 @@ mod config;
 mod metrics;
 mod upstream;
 
+pub use cache::{CacheFreshness, cache_freshness};
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -46,7 +48,7 @@ use http::header::{CONNECTION, CONTENT_TYPE, HOST, SET_COOKIE, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full, Limited};
-use http_cache_semantics::{AfterResponse, BeforeRequest, CachePolicy};
+use http_cache_semantics::{AfterResponse, BeforeRequest};
 use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -55,7 +57,8 @@ use proxy_core::{
     CircuitBreaker, Failure, ForwardContext, Gcra, HashKey, HeadLimits, HealthCheckConfig,
     HealthChecker, MemoryLimiter, Outcome, OutlierConfig, OutlierDetector, PickContext, Pool,
     RetryBudget, RetryPolicy, SplitMix64, TrustedProxies, UpstreamId, apply_forwarding,
-    check_parsed_request, client_address, cookie_value, is_replayable, remove_hop_by_hop,
+    canonicalize_content_length, check_parsed_request, client_address, client_network,
+    cookie_value, is_replayable, remove_hop_by_hop,
 };
 use tokio::net::TcpListener;
 
@@ -229,8 +232,7 @@ async fn build_app(config: &Config, workers: usize) -> Result<Inner, String> {
             cache: rc.cache,
         });
     }
-    let trusted = TrustedProxies::parse(config.server.trusted_proxies.iter().map(String::as_str))
-        .map_err(|e| e.to_string())?;
+    let trusted = config.server.trusted()?;
     let secret =
         SplitMix64::new(u64::from(std::process::id()) ^ now.elapsed().as_nanos() as u64 ^ 0xa5a5)
             .next_u64()
@@ -736,7 +738,8 @@ async fn route_request(
     let mut limit_headers = Vec::new();
     if let Some((limiter, key)) = &route.limiter {
         let key = match key {
-            LimitKey::Client => client_ip.to_string(),
+            // An IPv6 client holds a /64: one bucket for it, not 2^64.
+            LimitKey::Client => client_network(client_ip).to_string(),
             LimitKey::Route => route.prefix.clone(),
             LimitKey::Header(name) => parts.headers.get(name).map_or_else(String::new, |v| {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
@@ -861,6 +864,13 @@ async fn forward(
     let host = parts.headers.get(HOST).cloned();
     let upgrade_value = parts.headers.get(UPGRADE).cloned();
     let mut headers = std::mem::take(&mut parts.headers);
+    // The body length as we read it, in one canonical form (`0003` reaches the origin as `3`).
+    if let Err(error) = canonicalize_content_length(&mut headers) {
+        return plain(error.status(), &format!("bad request: {error}"), true);
+    }
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .is_some_and(|te| te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"));
     remove_hop_by_hop(&mut headers);
     if let (true, Some(value)) = (upgrade, upgrade_value) {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -901,7 +911,17 @@ async fn forward(
                 }
             }
         }
-        Some(body) => OutBody::Stream(Some(body)),
+        Some(body) => {
+            // One rule for every method: a chunked body is forwarded chunked. Without this
+            // header hyper's client would send a GET or HEAD with no body at all.
+            if chunked {
+                headers.insert(
+                    http::header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            }
+            OutBody::Stream(Some(body))
+        }
     };
     let path_and_query = parts
         .uri
@@ -1360,10 +1380,21 @@ async fn cached(
         }
         _ => {}
     }
+    // A URL that just answered with something unstorable is not coalesced: its requests
+    // would otherwise reach the origin one after another.
+    if cache.is_pass(&key, Instant::now()) {
+        return cached_locked(app, cache, pool, peer, client_ip, &key, parts, Some(body)).await;
+    }
     // Coalesce: one request per key goes to the origin, the others wait and read the
     // cache after it.
     let lock = cache.fetch_lock(&key);
     let guard = lock.clone().lock_owned().await;
+    if cache.is_pass(&key, Instant::now()) {
+        // The request ahead found the answer unstorable: stop waiting in line.
+        drop(guard);
+        cache.release(&key, lock);
+        return cached_locked(app, cache, pool, peer, client_ip, &key, parts, Some(body)).await;
+    }
     let response = cached_locked(app, cache, pool, peer, client_ip, &key, parts, Some(body)).await;
     drop(guard);
     cache.release(&key, lock);
@@ -1401,7 +1432,9 @@ async fn cached_locked(
             }
             if status == StatusCode::NOT_MODIFIED {
                 let (head, _) = response.into_parts();
-                let check = Response::from_parts(head, ());
+                let mut check = Response::from_parts(head, ());
+                // The policy sees clamped delta-seconds (RFC 9111 section 1.2.2).
+                *check.headers_mut() = cache::policy_view(check.headers());
                 return match stored.policy.after_response(&parts, &check, now) {
                     AfterResponse::NotModified(policy, mut new_head) => {
                         new_head.status = stored.status;
@@ -1420,8 +1453,11 @@ async fn cached_locked(
                                 headers.remove(http::header::DATE);
                             }
                         }
+                        // The 304's cookie is for this requester only; the stored copy
+                        // never keeps one (Cache::insert removes it too).
+                        headers.remove(SET_COOKIE);
                         cache::note_vary(&parts.headers, &mut headers);
-                        let fresh_until = now + policy.time_to_live(now);
+                        let fresh_until = cache::fresh_until(&policy, now);
                         let refreshed = cache::Stored {
                             stale_if_error: cache::stale_if_error(&headers),
                             stale_while_revalidate: cache::stale_while_revalidate(&headers),
@@ -1457,22 +1493,19 @@ async fn store(
     now: SystemTime,
 ) -> Response<ProxyBody> {
     // RFC 9213: `CDN-Cache-Control` replaces `Cache-Control` and `Expires` for this cache;
-    // the policy sees that view, the client still gets the origin's headers.
-    let policy = match cache::cdn_view(response.headers()) {
-        Some(view) => {
-            let mut check = Response::new(());
-            *check.status_mut() = response.status();
-            *check.headers_mut() = view;
-            CachePolicy::new_options(parts, &check, now, cache::options())
-        }
-        None => CachePolicy::new_options(parts, &response, now, cache::options()),
-    };
+    // the policy sees that view (with delta-seconds clamped), the client still gets the
+    // origin's headers. A response with `Set-Cookie` is not storable.
+    let assessment = cache::assess(parts, response.status(), response.headers(), now);
     let small = response
         .body()
         .size_hint()
         .upper()
         .is_some_and(|n| n <= cache.max_object);
-    if !policy.is_storable() || !small || parts.method != Method::GET {
+    if parts.method != Method::GET {
+        return response;
+    }
+    if !assessment.storable || !small {
+        cache.mark_pass(key, Instant::now());
         return response;
     }
     let (mut head, body) = response.into_parts();
@@ -1482,17 +1515,16 @@ async fn store(
     let bytes = collected.to_bytes();
     let mut headers = head.headers.clone();
     cache::note_vary(&parts.headers, &mut headers);
-    let fresh_until = now + policy.time_to_live(now);
     cache.insert(
         key,
         cache::Stored {
-            stale_if_error: cache::stale_if_error(&headers),
-            stale_while_revalidate: cache::stale_while_revalidate(&headers),
-            policy,
+            stale_if_error: assessment.stale_if_error,
+            stale_while_revalidate: assessment.stale_while_revalidate,
+            policy: assessment.policy,
             status: head.status,
             headers,
             body: bytes.clone(),
-            fresh_until,
+            fresh_until: assessment.fresh_until,
         },
     );
     head.headers

@@ -6,7 +6,8 @@
 //!   times the origin served it, so a cached answer shows the same number (and `Age`);
 //!   long enough to be compressed.
 //! - `/origin/headers`: the request headers as the origin received them (`Forwarded`,
-//!   `Via`), never stored.
+//!   `Via`), never stored. Cookie values are shown as `(redacted)`: a page that echoes
+//!   cookies hands HttpOnly session cookies to any script on the origin.
 //! - `/origin/limited`: a short answer behind the proxy route with a rate limit.
 
 use std::fmt::Write as _;
@@ -64,7 +65,11 @@ impl Origin {
                     if i > 0 {
                         body.push(',');
                     }
-                    let value = String::from_utf8_lossy(value.as_bytes());
+                    let value = if name == header::COOKIE {
+                        redact_cookies(value.as_bytes())
+                    } else {
+                        String::from_utf8_lossy(value.as_bytes()).into_owned()
+                    };
                     let _ = write!(
                         body,
                         "\n  {}: {}",
@@ -89,6 +94,19 @@ impl Origin {
             ),
         }
     }
+}
+
+/// A `Cookie` value with each cookie's value replaced: the names show what the browser
+/// sent, the values (session identifiers among them) stay out of the page.
+fn redact_cookies(value: &[u8]) -> String {
+    String::from_utf8_lossy(value)
+        .split(';')
+        .map(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name).trim();
+            format!("{name}=(redacted)")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn reply(
