@@ -30,6 +30,10 @@ const SECRET: [u8; 32] = *b"an hmac secret of thirty-two by!";
 fn python() -> Option<String> {
     let python = std::env::var("PEER_PYTHON").ok();
     if python.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PEER_PYTHON must be set under CI=true"
+        );
         eprintln!("skipped: PEER_PYTHON is not set");
     }
     python

@@ -68,16 +68,39 @@ pub fn parse_cookie_date(input: &[u8]) -> Option<OffsetDateTime> {
 }
 
 /// Formats a date as the IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 section 5.6.7).
+///
+/// rest-core formats `Last-Modified` with the `httpdate` crate; this crate keeps its own
+/// formatter because cookie dates reach back to 1601 (RFC 6265 section 5.1.1), before the Unix
+/// epoch that `httpdate` starts at.
 #[must_use]
 pub fn format_http_date(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let wd = &format!("{:?}", t.weekday());
-    let mo = &format!("{:?}", t.month());
+    let weekday = match t.weekday() {
+        time::Weekday::Monday => "Mon",
+        time::Weekday::Tuesday => "Tue",
+        time::Weekday::Wednesday => "Wed",
+        time::Weekday::Thursday => "Thu",
+        time::Weekday::Friday => "Fri",
+        time::Weekday::Saturday => "Sat",
+        time::Weekday::Sunday => "Sun",
+    };
+    let month = match t.month() {
+        Month::January => "Jan",
+        Month::February => "Feb",
+        Month::March => "Mar",
+        Month::April => "Apr",
+        Month::May => "May",
+        Month::June => "Jun",
+        Month::July => "Jul",
+        Month::August => "Aug",
+        Month::September => "Sep",
+        Month::October => "Oct",
+        Month::November => "Nov",
+        Month::December => "Dec",
+    };
     format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        wd.get(..3).unwrap_or(wd),
+        "{weekday}, {:02} {month} {:04} {:02}:{:02}:{:02} GMT",
         t.day(),
-        mo.get(..3).unwrap_or(mo),
         t.year(),
         t.hour(),
         t.minute(),

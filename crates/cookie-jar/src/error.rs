@@ -61,6 +61,7 @@ pub enum Error {
     #[error("key is {0} bytes; signed and private cookies need at least 64")]
     KeyTooShort(usize),
     /// A persisted store could not be read or written.
+    #[cfg(feature = "client")]
     #[error("cookie store persistence: {0}")]
     Persistence(#[from] serde_json::Error),
 }

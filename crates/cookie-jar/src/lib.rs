@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "client")]
 mod cookie_date;
 mod delta;
 mod error;
@@ -9,8 +10,10 @@ mod keys;
 mod layer;
 mod request;
 mod set_cookie;
+#[cfg(feature = "client")]
 mod store;
 
+#[cfg(feature = "client")]
 pub use cookie_date::{format_http_date, parse_cookie_date};
 pub use delta::DeltaJar;
 pub use error::{Error, Result};
@@ -22,4 +25,5 @@ pub use set_cookie::{
     MAX_ATTRIBUTE_BYTES, MAX_COOKIE_AGE, MAX_NAME_VALUE_BYTES, SameSite, SetCookie,
     SetCookieBuilder,
 };
+#[cfg(feature = "client")]
 pub use store::{CookieStore, Limits, Mode, RequestContext, SameSitePolicy, StoredCookie};

@@ -30,7 +30,8 @@ pub const MAX_NAME_VALUE_BYTES: usize = 4096;
 pub const MAX_ATTRIBUTE_BYTES: usize = 1024;
 
 /// The `SameSite` attribute (RFC 6265bis section 4.1.2.7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "client", derive(serde::Serialize, serde::Deserialize))]
 pub enum SameSite {
     /// Sent only with same-site requests.
     Strict,

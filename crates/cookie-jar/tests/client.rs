@@ -1,5 +1,6 @@
 //! Client store through the public API: prefixes, SameSite, public suffixes, limits,
 //! eviction, persistence, hostile input.
+#![cfg(feature = "client")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

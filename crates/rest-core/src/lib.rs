@@ -28,9 +28,7 @@ pub use idempotency::{
     Fingerprint, IDEMPOTENCY_KEY, IdempotencyKey, IdempotencyStore, MemoryIdempotencyStore,
     Reservation, StoredResponse,
 };
-pub use negotiate::{
-    Quality, Weighted, negotiate_encoding, negotiate_language, negotiate_media_type, parse_weighted,
-};
+pub use negotiate::{Quality, Weighted, negotiate_language, negotiate_media_type, parse_weighted};
 pub use openapi::{
     ApiResponse, Components, HeaderObject, Info, MediaType, OpenApi, OpenApiBuilder, Operation,
     Parameter, ParameterIn, RequestBody,

@@ -199,36 +199,6 @@ pub fn negotiate_language<'a>(headers: &HeaderMap, available: &[&'a str]) -> Opt
     best.map(|(chosen, _)| chosen)
 }
 
-/// Chooses a content coding among `available` (e.g. `["br", "gzip", "identity"]`) by
-/// `Accept-Encoding` (RFC 9110 section 12.5.3). `identity` stays acceptable unless refused
-/// with `q=0` (directly or by `*;q=0`). `None` when nothing is acceptable.
-#[must_use]
-pub fn negotiate_encoding<'a>(headers: &HeaderMap, available: &[&'a str]) -> Option<&'a str> {
-    let codings = parse_weighted(headers, &header::ACCEPT_ENCODING);
-    let quality_of = |coding: &str| -> Quality {
-        let coding = coding.to_ascii_lowercase();
-        if let Some(member) = codings.iter().find(|m| m.value == coding) {
-            return member.quality;
-        }
-        if let Some(star) = codings.iter().find(|m| m.value == "*") {
-            return star.quality;
-        }
-        if coding == "identity" {
-            // Acceptable unless excluded (section 12.5.3); ranked below explicit codings.
-            return 1;
-        }
-        if codings.is_empty() { 1 } else { 0 }
-    };
-    let mut best: Option<(&'a str, Quality)> = None;
-    for &candidate in available {
-        let quality = quality_of(candidate);
-        if quality > 0 && best.is_none_or(|(_, q)| quality > q) {
-            best = Some((candidate, quality));
-        }
-    }
-    best.map(|(chosen, _)| chosen)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,20 +252,5 @@ mod tests {
             Some("en-GB")
         );
         assert_eq!(negotiate_language(&headers, &["de"]), None);
-    }
-
-    #[test]
-    fn encodings_keep_identity_unless_refused() {
-        let headers = with(header::ACCEPT_ENCODING, "gzip;q=0.5, br");
-        assert_eq!(
-            negotiate_encoding(&headers, &["gzip", "br", "identity"]),
-            Some("br")
-        );
-        assert_eq!(
-            negotiate_encoding(&headers, &["identity"]),
-            Some("identity")
-        );
-        let headers = with(header::ACCEPT_ENCODING, "gzip, *;q=0");
-        assert_eq!(negotiate_encoding(&headers, &["identity"]), None);
     }
 }

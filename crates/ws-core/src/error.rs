@@ -100,10 +100,12 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The HTTP status a handshake rejection answers with, `None` for errors that are not
-    /// handshake rejections.
-    pub fn status(&self) -> Option<StatusCode> {
-        Some(match self {
+    /// The HTTP status to answer with when this error escapes a handler: a handshake
+    /// rejection's own status, and `500 Internal Server Error` for the errors of an open
+    /// connection or a backend (those end a connection with [`Error::close_code`] instead).
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
             Self::MethodNotGet(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::HttpVersion
             | Self::MissingUpgrade
@@ -115,8 +117,8 @@ impl Error {
             Self::OriginNotAllowed(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            _ => return None,
-        })
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 
     /// The close code to send when this error ends an open connection (RFC 6455 section

@@ -192,7 +192,7 @@ pub fn accept(parts: &request::Parts, config: &HandshakeConfig) -> Result<Accept
 /// (`Sec-WebSocket-Version: 13` with 426, `WWW-Authenticate` with 401, `Allow` with 405)
 /// and a short plain-text reason.
 pub fn rejection_response(error: &Error) -> Response<String> {
-    let status = error.status().unwrap_or(StatusCode::BAD_REQUEST);
+    let status = error.status();
     let mut response = Response::new(format!("{error}\n"));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -309,7 +309,7 @@ mod tests {
             HeaderValue::from_static("c2hvcnQ="),
         );
         let error = accept(&p, &HandshakeConfig::default()).unwrap_err();
-        assert_eq!(error.status(), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]

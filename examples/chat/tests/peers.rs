@@ -19,6 +19,10 @@ fn env(name: &str) -> Option<String> {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => Some(value),
         _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{name} must be set under CI=true"
+            );
             println!("skipped: {name} is not set");
             None
         }
