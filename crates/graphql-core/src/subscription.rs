@@ -106,12 +106,9 @@ impl Schema {
             .map_err(Response::request_error)?;
         let document = Document::parse(&request.query).map_err(Response::request_error)?;
         // Variables coerced first, so that their defaults count in the limits.
-        let coerced =
-            crate::execution::get_operation(&document, request.operation_name.as_deref())
-                .ok()
-                .and_then(|op| {
-                    crate::execution::coerce_variables(self, &op, &request.variables).ok()
-                });
+        let coerced = crate::execution::get_operation(&document, request.operation_name.as_deref())
+            .ok()
+            .and_then(|op| crate::execution::coerce_variables(self, &op, &request.variables).ok());
         schema
             .limits
             .check_document_with(

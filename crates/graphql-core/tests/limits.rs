@@ -65,7 +65,11 @@ fn builder(limits: Limits) -> graphql_core::SchemaBuilder {
             "Query",
             "items",
             Resolver::sync(|_, _, args| {
-                let n = args.get("first").and_then(Value::as_u64).unwrap_or(0).min(10);
+                let n = args
+                    .get("first")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(10);
                 Ok(Value::Array((0..n).map(|i| json!({"id": i})).collect()))
             }),
         )
@@ -242,7 +246,8 @@ async fn leaf_bytes_are_capped() {
             .as_str()
             .unwrap()
             .contains("10000 bytes"),
-        "{}", short(&r)
+        "{}",
+        short(&r)
     );
     assert_eq!(r["data"]["words"], Value::Null);
     assert!(len < 1_000, "{len}");
@@ -265,9 +270,13 @@ async fn execution_time_is_capped() {
                 .as_str()
                 .unwrap()
                 .contains("time limit"),
-            "{}", short(&r)
+            "{}",
+            short(&r)
         );
-        assert_eq!(r["data"], json!({query[1..query.len() - 1].to_owned(): null}));
+        assert_eq!(
+            r["data"],
+            json!({query[1..query.len() - 1].to_owned(): null})
+        );
     }
 }
 

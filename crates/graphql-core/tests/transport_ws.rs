@@ -265,10 +265,16 @@ fn operations_per_connection_are_capped() {
     assert_eq!(msg["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED");
     assert!(!s.is_closed());
     // Its id was not taken: `complete` for it does nothing; one finished makes room.
-    assert!(s.handle_text(r#"{"id":"extra","type":"complete"}"#, t).is_empty());
+    assert!(
+        s.handle_text(r#"{"id":"extra","type":"complete"}"#, t)
+            .is_empty()
+    );
     assert_eq!(s.complete("7").len(), 1);
     let actions = s.handle_text(&sub("extra"), t);
-    assert!(matches!(&actions[..], [WsAction::Subscribe { .. }]), "{actions:?}");
+    assert!(
+        matches!(&actions[..], [WsAction::Subscribe { .. }]),
+        "{actions:?}"
+    );
     // A running id reused is still 4409, also at the cap.
     assert_eq!(
         closed_with(&s.handle_text(&sub("extra"), t)),
@@ -285,5 +291,7 @@ fn the_operation_cap_is_configurable() {
         &s.handle_text(&sub("a"), t)[..],
         [WsAction::Subscribe { .. }]
     ));
-    assert!(matches!(&s.handle_text(&sub("b"), t)[..], [WsAction::Send(text)] if text.contains("\"error\"")));
+    assert!(
+        matches!(&s.handle_text(&sub("b"), t)[..], [WsAction::Send(text)] if text.contains("\"error\""))
+    );
 }

@@ -406,15 +406,27 @@ fn nested_list_fan_out_is_refused() {
 fn add_book_is_bounded() {
     let server = start();
     let r = add_book(&server, &"x".repeat(201));
-    assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{r}");
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{r}"
+    );
     // Two books to start with: 98 more fill the library.
     for n in 0..98 {
         let r = add_book(&server, &format!("book {n}"));
         assert!(r.get("errors").is_none(), "{n}: {r}");
     }
     let r = add_book(&server, "one too many");
-    assert_eq!(r["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{r}");
-    let (_, _, body) = send(&server, "GET", "/graphql?query=%7Bbooks%7Bid%7D%7D", &[GQL], "");
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED",
+        "{r}"
+    );
+    let (_, _, body) = send(
+        &server,
+        "GET",
+        "/graphql?query=%7Bbooks%7Bid%7D%7D",
+        &[GQL],
+        "",
+    );
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["data"]["books"].as_array().unwrap().len(), 100);
 }
