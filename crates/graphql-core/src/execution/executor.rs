@@ -303,14 +303,17 @@ impl<'e, 'a> Exec<'e, 'a> {
             return false;
         }
         let limits = &self.schema.limits;
-        let count = self
-            .values
-            .fetch_add(values, Ordering::Relaxed)
-            .saturating_add(values);
-        let total = self
-            .bytes
-            .fetch_add(bytes, Ordering::Relaxed)
-            .saturating_add(bytes);
+        // A load and a store, not a read-modify-write: the futures of one execution are
+        // polled by one task, one at a time, so nothing runs in between; this keeps the
+        // per-value cost to two plain moves.
+        let count = self.values.load(Ordering::Relaxed).saturating_add(values);
+        if values > 0 {
+            self.values.store(count, Ordering::Relaxed);
+        }
+        let total = self.bytes.load(Ordering::Relaxed).saturating_add(bytes);
+        if bytes > 0 {
+            self.bytes.store(total, Ordering::Relaxed);
+        }
         let message = if count > limits.max_result_values {
             format!(
                 "The response was cut off: it reached the limit of {} result values.",
