@@ -292,3 +292,25 @@ async fn the_introspection_query_fits_the_default_limits() {
     assert!(r.get("errors").is_none(), "{}", short(&r));
     assert!(r["data"]["__schema"]["types"].as_array().unwrap().len() > 10);
 }
+
+/// GraphQL over HTTP (draft 2025, section 6.4.2): a response with `data` is 2xx, so a cut
+/// off result is 200 with its error; a refusal before execution has no `data`: 400.
+#[tokio::test]
+async fn statuses_over_http() {
+    use graphql_core::{ResponseFormat, write_http_response};
+    let schema = builder(Limits {
+        max_result_values: 100,
+        ..Limits::default()
+    })
+    .finish()
+    .unwrap();
+    let ctx = Context::new(());
+    let cut = schema.execute(&Request::new("{numbers}"), &ctx).await;
+    let http = write_http_response(&cut, ResponseFormat::GraphQLResponseJson);
+    assert_eq!(http.status(), 200);
+    let body: Value = serde_json::from_slice(http.body()).unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED");
+    let refused = schema.execute(&Request::new(NESTED), &ctx).await;
+    let http = write_http_response(&refused, ResponseFormat::GraphQLResponseJson);
+    assert_eq!(http.status(), 400);
+}
