@@ -1,15 +1,17 @@
 //! Limits on a request, checked before validation and execution so that hostile documents
-//! cost bounded time and memory: document size, tokens, depth, aliases and complexity.
+//! cost bounded time and memory: document size, tokens, depth, aliases and complexity; and
+//! caps the executor enforces while it runs (result values, leaf bytes, time).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use graphql_parser::query::{Definition, Selection, SelectionSet, Value};
+use graphql_parser::query::{Definition, Field, Selection, SelectionSet, Value};
 use serde_json::Map;
 
 use crate::document::{Ast, Document};
 use crate::response::GraphQLError;
 use crate::schema::SchemaInner;
-use crate::schema::types::TypeId;
+use crate::schema::types::{FieldDef, TypeId};
 use crate::validation::duplicate_keys::count_tokens;
 
 /// Limits on a request. The defaults suit a public API; raise them for trusted clients.
@@ -25,8 +27,24 @@ pub struct Limits {
     pub max_aliases: usize,
     /// Highest complexity: each field costs its cost (1 unless `SchemaBuilder::cost` says
     /// otherwise) plus its sub-selection's cost times the integer value of its `first`,
-    /// `last` or `limit` argument when it has one.
+    /// `last` or `limit` argument (given, from a variable after its default applies, or the
+    /// argument's default), or, for a list field without one, times its assumed size.
     pub max_complexity: usize,
+    /// How many items a list field without a `first`/`last`/`limit` argument is assumed to
+    /// return in the complexity count, unless `SchemaBuilder::list_size` sets it for the
+    /// field. Fields of the introspection types count 1 (the schema bounds them).
+    pub assumed_list_size: usize,
+    /// Most values the executor produces for one result (every field and every list item
+    /// counts one); past it the rest of the response is cut off with a `LIMIT_EXCEEDED`
+    /// field error (the data produced so far is kept).
+    pub max_result_values: usize,
+    /// Most bytes of leaf values (scalars and enums, as JSON text) in one result; past it
+    /// the response is cut off like [`Limits::max_result_values`].
+    pub max_result_bytes: usize,
+    /// Longest an execution may run; checked between values, so past it the response is
+    /// cut off like [`Limits::max_result_values`]. An async resolver that does not return
+    /// is not interrupted: the server's own timeout covers that. `None`: no limit.
+    pub max_execution_time: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -37,11 +55,15 @@ impl Default for Limits {
             max_depth: 24,
             max_aliases: 64,
             max_complexity: 10_000,
+            assumed_list_size: 10,
+            max_result_values: 200_000,
+            max_result_bytes: 16 << 20,
+            max_execution_time: Some(Duration::from_secs(10)),
         }
     }
 }
 
-fn limit_error(message: String) -> GraphQLError {
+pub(crate) fn limit_error(message: String) -> GraphQLError {
     let mut e = GraphQLError::new(message, vec![]);
     let mut ext = Map::new();
     ext.insert("code".to_owned(), "LIMIT_EXCEEDED".into());
@@ -58,6 +80,10 @@ impl Limits {
             max_depth: usize::MAX,
             max_aliases: usize::MAX,
             max_complexity: usize::MAX,
+            assumed_list_size: 1,
+            max_result_values: usize::MAX,
+            max_result_bytes: usize::MAX,
+            max_execution_time: None,
         }
     }
 
@@ -111,11 +137,17 @@ impl Limits {
             ast: &document.ast,
             schema,
             variables,
+            defaults: &[],
+            assumed_list_size: self.assumed_list_size.max(1),
             memo: HashMap::new(),
         };
         for def in &document.ast.definitions {
             if let Definition::Operation(op) = def {
                 let op = crate::validation::op_of(op);
+                // A variable the request leaves out takes its default (finding: the default
+                // escaped the multiplier when only the raw variables were read).
+                m.defaults = op.variables;
+                m.memo.clear();
                 let root = schema.and_then(|s| match op.kind {
                     crate::validation::OpKind::Query => Some(s.query),
                     crate::validation::OpKind::Mutation => s.mutation,
@@ -157,6 +189,10 @@ struct Measure<'d, 'a> {
     ast: &'d Ast<'a>,
     schema: Option<&'d SchemaInner>,
     variables: &'d Map<String, serde_json::Value>,
+    /// The current operation's variable definitions, for the defaults of variables the
+    /// request leaves out.
+    defaults: &'d [graphql_parser::query::VariableDefinition<'a, &'a str>],
+    assumed_list_size: usize,
     /// Cost of each fragment, computed once; `None` while being computed (a cycle, which
     /// validation reports; it costs nothing more here).
     memo: HashMap<&'a str, Option<Cost>>,
@@ -178,21 +214,7 @@ impl<'d, 'a> Measure<'d, 'a> {
                     };
                     let own = def.map_or(1, |d| usize::try_from(d.cost).unwrap_or(usize::MAX));
                     let child = self.set(def.map(|d| d.ty.named()), &f.selection_set);
-                    let multiplier = f
-                        .arguments
-                        .iter()
-                        .find(|(n, _)| matches!(*n, "first" | "last" | "limit"))
-                        .and_then(|(_, v)| match v {
-                            Value::Int(n) => n.as_i64(),
-                            Value::Variable(name) => self
-                                .variables
-                                .get(*name)
-                                .and_then(serde_json::Value::as_i64),
-                            _ => None,
-                        })
-                        .and_then(|n| usize::try_from(n).ok())
-                        .unwrap_or(1)
-                        .max(1);
+                    let multiplier = self.multiplier(f, def);
                     total.depth = total.depth.max(child.depth.saturating_add(1));
                     total.aliases = total
                         .aliases
@@ -218,6 +240,49 @@ impl<'d, 'a> Measure<'d, 'a> {
             }
         }
         total
+    }
+
+    /// How many times a field's sub-selection counts: its `first`/`last`/`limit` argument
+    /// (literal, variable or default), else the assumed size of a list, else 1.
+    fn multiplier(&self, f: &Field<'a, &'a str>, def: Option<&FieldDef>) -> usize {
+        const SIZE_ARGS: [&str; 3] = ["first", "last", "limit"];
+        let given = f
+            .arguments
+            .iter()
+            .find(|(n, _)| SIZE_ARGS.contains(n))
+            .and_then(|(_, v)| match v {
+                Value::Int(n) => n.as_i64(),
+                Value::Variable(name) => match self.variables.get(*name) {
+                    Some(v) => v.as_i64(),
+                    None => self
+                        .defaults
+                        .iter()
+                        .find(|d| d.name == *name)
+                        .and_then(|d| match &d.default_value {
+                            Some(Value::Int(n)) => n.as_i64(),
+                            _ => None,
+                        }),
+                },
+                _ => None,
+            });
+        let size = given.or_else(|| {
+            // The argument left out (or given as a variable without a value): its default.
+            let def = def?;
+            def.args
+                .iter()
+                .filter(|a| SIZE_ARGS.contains(&a.name.as_str()))
+                .find_map(|a| a.default_value.as_ref().and_then(serde_json::Value::as_i64))
+        });
+        match size {
+            Some(n) => usize::try_from(n).unwrap_or(0).max(1),
+            None => match def {
+                Some(d) if d.ty.nullable().is_list() => match d.list_size {
+                    Some(n) => usize::try_from(n).unwrap_or(usize::MAX).max(1),
+                    None => self.assumed_list_size,
+                },
+                _ => 1,
+            },
+        }
     }
 
     fn fragment(&mut self, name: &'a str) -> Cost {

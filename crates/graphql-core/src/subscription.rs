@@ -105,9 +105,17 @@ impl Schema {
             .check_source(&request.query)
             .map_err(Response::request_error)?;
         let document = Document::parse(&request.query).map_err(Response::request_error)?;
+        // Variables coerced first, so that their defaults count in the limits.
+        let coerced = crate::execution::get_operation(&document, request.operation_name.as_deref())
+            .ok()
+            .and_then(|op| crate::execution::coerce_variables(self, &op, &request.variables).ok());
         schema
             .limits
-            .check_document_with(Some(schema), &document, &request.variables)
+            .check_document_with(
+                Some(schema),
+                &document,
+                coerced.as_ref().unwrap_or(&request.variables),
+            )
             .map_err(Response::request_error)?;
         let errors = crate::validation::validate(self, &document);
         if !errors.is_empty() {

@@ -82,6 +82,8 @@ pub struct WsSession {
     phase: Phase,
     init_deadline: Instant,
     running: HashSet<String>,
+    /// Most operations running at once; a `subscribe` past it gets an `error` message.
+    max_operations: usize,
     /// Accepts or refuses the `connection_init` payload (default: accept).
     authorize: Option<fn(&Value) -> bool>,
 }
@@ -99,6 +101,10 @@ fn message(kind: &str, id: Option<&str>, payload: Option<Value>) -> String {
 }
 
 impl WsSession {
+    /// How many operations a connection may run at once unless
+    /// [`WsSession::max_operations`] says otherwise.
+    pub const DEFAULT_MAX_OPERATIONS: usize = 100;
+
     /// A session opened at `now`; the client must send `connection_init` within
     /// `init_timeout` (close 4408 otherwise).
     pub fn new(now: Instant, init_timeout: Duration) -> Self {
@@ -106,8 +112,19 @@ impl WsSession {
             phase: Phase::AwaitingInit,
             init_deadline: now + init_timeout,
             running: HashSet::new(),
+            max_operations: Self::DEFAULT_MAX_OPERATIONS,
             authorize: None,
         }
+    }
+
+    /// Sets how many operations may run at once on the connection (default 100). A
+    /// `subscribe` past it is answered with an `error` message for its id and not started,
+    /// so one client cannot make the server run (and buffer the results of) an unbounded
+    /// number of operations; the ones running are not disturbed.
+    #[must_use]
+    pub fn max_operations(mut self, max: usize) -> Self {
+        self.max_operations = max;
+        self
     }
 
     /// Decides on the `connection_init` payload (e.g. a token): `false` closes with 4403.
@@ -208,6 +225,14 @@ impl WsSession {
                 let Some(request) = msg.get("payload").and_then(parse_request) else {
                     return self.close(close_code::INVALID_MESSAGE, "Invalid message received");
                 };
+                if self.running.len() >= self.max_operations && !self.running.contains(&id) {
+                    let error = crate::limits::limit_error(format!(
+                        "Too many operations: {} are running on this connection, the limit.",
+                        self.max_operations
+                    ));
+                    let errors = Value::Array(vec![error.to_json()]);
+                    return vec![WsAction::Send(message("error", Some(&id), Some(errors)))];
+                }
                 if !self.running.insert(id.clone()) {
                     return self.close(
                         close_code::SUBSCRIBER_ALREADY_EXISTS,

@@ -466,6 +466,7 @@ async fn limits_are_checked_before_execution() {
         max_complexity: 50,
         max_tokens: 200,
         max_document_bytes: 2_000,
+        ..Limits::default()
     };
     let schema = Schema::build(SDL).limits(limits).finish().unwrap();
     let message = |r: &Value| r["errors"][0]["message"].as_str().unwrap().to_owned();
@@ -881,7 +882,8 @@ async fn per_field_costs_count_in_complexity() {
     // (The schema has no resolvers here: only the limit is under test.)
     let r = run(&schema, Request::new("{ users(first: 3) { id name } }")).await;
     assert!(!message(&r).contains("complexity"), "{r}");
-    // users (10) + 5 x (friends 20 + id 1) = 115: refused, also through a fragment.
+    // users (10) + 5 x (friends 20 + 10 assumed friends x id 1) = 160: refused, also
+    // through a fragment.
     let r = run(
         &schema,
         Request::new("{ users(first: 5) { ...f } } fragment f on User { friends { id } }"),
@@ -889,11 +891,11 @@ async fn per_field_costs_count_in_complexity() {
     .await;
     assert_eq!(
         message(&r),
-        "The query has complexity 115, more than the limit of 100."
+        "The query has complexity 160, more than the limit of 100."
     );
     // Through an inline fragment on an interface field's concrete type.
     let r = run(&schema, Request::new("{ node(id: \"1\") { ... on User { friends { id } friends2: friends { id } } } users(first: 5) { id } }")).await;
-    // node 1 + 2 x (20 + 1) + users 10 + 5 x 1 = 58: allowed.
+    // node 1 + 2 x (20 + 10 x 1) + users 10 + 5 x 1 = 76: allowed.
     assert!(
         r["errors"].as_array().is_none_or(|e| !e
             .iter()

@@ -241,3 +241,57 @@ async fn responses_of_a_subscription_become_next_then_complete() {
     assert!(s.complete(id).is_empty(), "already ended");
     let _ = Request::new("");
 }
+
+/// Issue 14, finding 7: a client sending `subscribe` after `subscribe` made the server run
+/// (and buffer) every operation; past the cap each gets an `error` message instead.
+#[test]
+fn operations_per_connection_are_capped() {
+    let (mut s, t) = session();
+    s.handle_text(INIT, t);
+    for n in 0..100 {
+        let actions = s.handle_text(&sub(&n.to_string()), t);
+        assert!(
+            matches!(&actions[..], [WsAction::Subscribe { .. }]),
+            "{n}: {actions:?}"
+        );
+    }
+    let actions = s.handle_text(&sub("extra"), t);
+    let [WsAction::Send(text)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    let msg: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(msg["type"], "error");
+    assert_eq!(msg["id"], "extra");
+    assert_eq!(msg["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED");
+    assert!(!s.is_closed());
+    // Its id was not taken: `complete` for it does nothing; one finished makes room.
+    assert!(
+        s.handle_text(r#"{"id":"extra","type":"complete"}"#, t)
+            .is_empty()
+    );
+    assert_eq!(s.complete("7").len(), 1);
+    let actions = s.handle_text(&sub("extra"), t);
+    assert!(
+        matches!(&actions[..], [WsAction::Subscribe { .. }]),
+        "{actions:?}"
+    );
+    // A running id reused is still 4409, also at the cap.
+    assert_eq!(
+        closed_with(&s.handle_text(&sub("extra"), t)),
+        close_code::SUBSCRIBER_ALREADY_EXISTS
+    );
+}
+
+#[test]
+fn the_operation_cap_is_configurable() {
+    let t = Instant::now();
+    let mut s = WsSession::new(t, Duration::from_secs(3)).max_operations(1);
+    s.handle_text(INIT, t);
+    assert!(matches!(
+        &s.handle_text(&sub("a"), t)[..],
+        [WsAction::Subscribe { .. }]
+    ));
+    assert!(
+        matches!(&s.handle_text(&sub("b"), t)[..], [WsAction::Send(text)] if text.contains("\"error\""))
+    );
+}

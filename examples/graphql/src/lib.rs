@@ -44,6 +44,18 @@ const SDL: &str = include_str!("schema.graphql");
 const PAGE: &str = include_str!("index.html");
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
+/// Most books the library holds: `addBook` needs no login, so it refuses past this.
+const MAX_BOOKS: usize = 100;
+/// Longest title `addBook` takes, in characters.
+const MAX_TITLE: usize = 200;
+/// Most operations one WebSocket client may run at once.
+const WS_OPERATIONS: usize = 20;
+/// Responses of a WebSocket client's operations waiting to be sent: when full, the
+/// operations wait (a subscription skips events it missed).
+const WS_QUEUE: usize = 16;
+/// How long a WebSocket message may take to be written before the client is deemed too
+/// slow (it does not read) and the connection is dropped.
+const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The response body type of [`App::handle`].
 pub type Body = Full<Bytes>;
@@ -126,6 +138,11 @@ fn library(ctx: &Context) -> Result<&Library, FieldError> {
 fn build_schema() -> Result<Schema, graphql_core::Error> {
     Schema::build(SDL)
         .incremental_delivery(true)
+        // The complexity count assumes the real sizes: two authors, books up to the cap
+        // (`{ authors { books { author { books ... } } } }` then multiplies by 100 a level).
+        .list_size("Query", "authors", 2)
+        .list_size("Query", "books", MAX_BOOKS as u32)
+        .list_size("Author", "books", MAX_BOOKS as u32)
         .resolver(
             "Query",
             "books",
@@ -198,10 +215,23 @@ fn build_schema() -> Result<Schema, graphql_core::Error> {
                     return Err(FieldError::new(format!("no author with id {author}"))
                         .with_extension("code", json!("NOT_FOUND")));
                 }
+                let title = args.get("title").and_then(Value::as_str).unwrap_or("");
+                if title.chars().count() > MAX_TITLE {
+                    return Err(FieldError::new(format!(
+                        "the title is longer than {MAX_TITLE} characters"
+                    ))
+                    .with_extension("code", json!("BAD_USER_INPUT")));
+                }
                 let mut books = library
                     .books
                     .lock()
                     .map_err(|_| FieldError::new("the library is unavailable"))?;
+                if books.len() >= MAX_BOOKS {
+                    return Err(FieldError::new(format!(
+                        "the library is full ({MAX_BOOKS} books)"
+                    ))
+                    .with_extension("code", json!("LIMIT_EXCEEDED")));
+                }
                 let book = json!({
                     "id": (books.len() + 1).to_string(),
                     "title": args.get("title").cloned().unwrap_or(Value::Null),
@@ -510,10 +540,12 @@ async fn graphql_ws<S>(app: Arc<App>, mut ws: WebSocket<S>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let mut session = WsSession::new(Instant::now(), Duration::from_secs(3));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Option<graphql_core::Response>)>();
+    let mut session =
+        WsSession::new(Instant::now(), Duration::from_secs(3)).max_operations(WS_OPERATIONS);
+    // Bounded: a client that does not read makes its operations wait, not memory grow.
+    let (tx, mut rx) = mpsc::channel::<(String, Option<graphql_core::Response>)>(WS_QUEUE);
     let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
-    loop {
+    'connection: loop {
         let deadline = session.poll_timeout();
         let actions = tokio::select! {
             message = ws.next_message() => match message {
@@ -534,8 +566,11 @@ where
         for action in actions {
             match action {
                 WsAction::Send(text) => {
-                    if ws.send(Message::text(text)).await.is_err() {
-                        return;
+                    // A client that leaves its messages unread past the timeout is dropped
+                    // (its operations are stopped below).
+                    let sent = tokio::time::timeout(WS_SEND_TIMEOUT, ws.send(Message::text(text)));
+                    if !matches!(sent.await, Ok(Ok(()))) {
+                        break 'connection;
                     }
                 }
                 WsAction::Subscribe { id, request } => {
@@ -554,12 +589,12 @@ where
                 }
                 WsAction::Close(code, reason) => {
                     let _ = ws.start_close(CloseCode::from(code), &reason);
-                    let _ = ws.flush().await;
-                    while let Some(Ok(_)) = ws.next_message().await {}
-                    for task in running.values() {
-                        task.abort();
-                    }
-                    return;
+                    let _ = tokio::time::timeout(WS_SEND_TIMEOUT, async {
+                        let _ = ws.flush().await;
+                        while let Some(Ok(_)) = ws.next_message().await {}
+                    })
+                    .await;
+                    break 'connection;
                 }
             }
         }
@@ -581,19 +616,19 @@ async fn run_operation(
     app: Arc<App>,
     id: String,
     request: graphql_core::Request,
-    tx: mpsc::UnboundedSender<(String, Option<graphql_core::Response>)>,
+    tx: mpsc::Sender<(String, Option<graphql_core::Response>)>,
 ) {
     let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
     if operation_type(&request.query, request.operation_name.as_deref()) == Some("subscription") {
         let mut stream = app.schema.subscribe(request, ctx);
         while let Some(response) = futures_util::StreamExt::next(&mut stream).await {
-            if tx.send((id.clone(), Some(response))).is_err() {
+            if tx.send((id.clone(), Some(response))).await.is_err() {
                 return;
             }
         }
     } else {
         let response = app.schema.execute(&request, &ctx).await;
-        let _ = tx.send((id.clone(), Some(response)));
+        let _ = tx.send((id.clone(), Some(response))).await;
     }
-    let _ = tx.send((id, None));
+    let _ = tx.send((id, None)).await;
 }

@@ -365,3 +365,68 @@ fn dechunk(mut raw: &str) -> Vec<String> {
         raw = rest[size..].strip_prefix("\r\n").unwrap();
     }
 }
+
+fn add_book(server: &Server, title: &str) -> Value {
+    let body = json!({
+        "query": "mutation($t: String!) { addBook(title: $t, authorId: \"1\") { id } }",
+        "variables": {"t": title},
+    })
+    .to_string();
+    let (_, _, body) = send(server, "POST", "/graphql", &[GQL, JSON_CT], &body);
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Issue 14, finding 3: eight books added through the unauthenticated `addBook`, then 95
+/// bytes of `authors { books { author { books ...` six levels deep returned 13.6 MB. The
+/// complexity count now multiplies each list level by its assumed size: refused, 400.
+#[test]
+fn nested_list_fan_out_is_refused() {
+    let server = start();
+    for n in 0..8 {
+        let r = add_book(&server, &format!("book {n}"));
+        assert!(r.get("errors").is_none(), "{r}");
+    }
+    let query = "{authors{books{author{books{author{books{author{books{author{books{author{books{title}}}}}}}}}}}}}";
+    let body = json!({ "query": query }).to_string();
+    let (status, _, body) = send(&server, "POST", "/graphql", &[GQL, JSON_CT], &body);
+    assert_eq!(status, 400, "{}", &body[..body.len().min(300)]);
+    assert!(body.len() < 1_000, "{} bytes", body.len());
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED");
+    assert!(v.get("data").is_none());
+    // Two levels still run.
+    let body = json!({ "query": "{authors{name books{title year author{name}}}}" }).to_string();
+    let (status, _, body) = send(&server, "POST", "/graphql", &[GQL, JSON_CT], &body);
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("errors"), "{body}");
+}
+
+/// The unauthenticated mutation is bounded: title length and the number of books.
+#[test]
+fn add_book_is_bounded() {
+    let server = start();
+    let r = add_book(&server, &"x".repeat(201));
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{r}"
+    );
+    // Two books to start with: 98 more fill the library.
+    for n in 0..98 {
+        let r = add_book(&server, &format!("book {n}"));
+        assert!(r.get("errors").is_none(), "{n}: {r}");
+    }
+    let r = add_book(&server, "one too many");
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED",
+        "{r}"
+    );
+    let (_, _, body) = send(
+        &server,
+        "GET",
+        "/graphql?query=%7Bbooks%7Bid%7D%7D",
+        &[GQL],
+        "",
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["books"].as_array().unwrap().len(), 100);
+}

@@ -94,3 +94,37 @@ fn every_close_code_over_the_wire() {
     assert!(connect(&server, "graphql-ws").is_err());
     // The state machine's 4403 and 4406 are covered in crates/graphql-core/tests/transport_ws.rs.
 }
+
+/// Issue 14, finding 7: 300 `subscribe` messages from a client that never reads grew the
+/// server's memory linearly. At most 20 operations run per connection; past that each
+/// `subscribe` is answered with an `error` message and not started.
+#[test]
+fn operations_per_connection_are_capped() {
+    let server = start();
+    let mut ws = connect(&server, "graphql-transport-ws").unwrap();
+    ws.send(Message::text(INIT)).unwrap();
+    for id in 0..25 {
+        let sub = format!(
+            r#"{{"id":"{id}","type":"subscribe","payload":{{"query":"subscription {{ bookAdded {{ title }} }}"}}}}"#
+        );
+        ws.send(Message::text(sub)).unwrap();
+    }
+    let mut refused = Vec::new();
+    while refused.len() < 5 {
+        match ws.read().unwrap() {
+            Message::Text(text) => {
+                let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                match v["type"].as_str().unwrap() {
+                    "connection_ack" => {}
+                    "error" => {
+                        assert_eq!(v["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED");
+                        refused.push(v["id"].as_str().unwrap().to_owned());
+                    }
+                    other => panic!("unexpected {other}: {v}"),
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(refused, ["20", "21", "22", "23", "24"]);
+}

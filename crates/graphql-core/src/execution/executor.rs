@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use graphql_parser::query::{Field, FragmentDefinition, Selection, SelectionSet, TypeCondition};
 use serde_json::{Map, Value};
@@ -227,6 +228,25 @@ pub(crate) struct Exec<'e, 'a> {
     pub(crate) incremental: bool,
     /// Deferred fragments and streams found while executing, for later payloads.
     pub(crate) records: Mutex<Vec<Record<'e, 'a>>>,
+    /// Result values produced so far (fields and list items), against
+    /// `Limits::max_result_values`.
+    values: AtomicUsize,
+    /// Bytes of leaf values written so far, against `Limits::max_result_bytes`.
+    bytes: AtomicUsize,
+    /// When `Limits::max_execution_time` runs out.
+    deadline: Option<Instant>,
+    /// Set once a cap was reached: every value after it is cut off.
+    cut: AtomicBool,
+}
+
+/// What a synchronous attempt had used, to undo it when it falls back to the async path
+/// (which redoes the same work).
+#[derive(Clone, Copy)]
+pub(crate) struct Usage {
+    errors: usize,
+    values: usize,
+    bytes: usize,
+    cut: bool,
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -259,7 +279,95 @@ impl<'e, 'a> Exec<'e, 'a> {
             errors: Mutex::new(Vec::new()),
             incremental: false,
             records: Mutex::new(Vec::new()),
+            values: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            deadline: schema
+                .limits
+                .max_execution_time
+                .and_then(|d| Instant::now().checked_add(d)),
+            cut: AtomicBool::new(false),
         }
+    }
+
+    /// Counts `values` result values and `bytes` bytes of leaf text against the limits;
+    /// `false` once one is reached (the first time, with a `LIMIT_EXCEEDED` error at this
+    /// path), so the caller stops producing values.
+    fn charge(
+        &self,
+        pf: &Planned<'e, 'a>,
+        values: usize,
+        bytes: usize,
+        path: Option<&Path<'_>>,
+    ) -> bool {
+        if self.cut.load(Ordering::Relaxed) {
+            return false;
+        }
+        let limits = &self.schema.limits;
+        // A load and a store, not a read-modify-write: the futures of one execution are
+        // polled by one task, one at a time, so nothing runs in between; this keeps the
+        // per-value cost to two plain moves.
+        let count = self.values.load(Ordering::Relaxed).saturating_add(values);
+        if values > 0 {
+            self.values.store(count, Ordering::Relaxed);
+        }
+        let total = self.bytes.load(Ordering::Relaxed).saturating_add(bytes);
+        if bytes > 0 {
+            self.bytes.store(total, Ordering::Relaxed);
+        }
+        let message = if count > limits.max_result_values {
+            format!(
+                "The response was cut off: it reached the limit of {} result values.",
+                limits.max_result_values
+            )
+        } else if total > limits.max_result_bytes {
+            format!(
+                "The response was cut off: it reached the limit of {} bytes of values.",
+                limits.max_result_bytes
+            )
+        } else if values > 0
+            && count % 64 == 1
+            && self.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            // The clock is read on one value in 64: cheap, and still often enough.
+            format!(
+                "The response was cut off: execution reached the time limit of {} ms.",
+                limits.max_execution_time.map_or(0, |d| d.as_millis())
+            )
+        } else {
+            return true;
+        };
+        self.cut.store(true, Ordering::Relaxed);
+        let mut error = crate::limits::limit_error(message);
+        error.locations = pf
+            .fields
+            .first()
+            .map(|f| vec![Location::from_pos(f.position)])
+            .unwrap_or_default();
+        error.path = Some(path_vec(path));
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(error);
+        }
+        false
+    }
+
+    /// The errors and usage so far (see [`Usage`]).
+    pub(crate) fn mark(&self) -> Usage {
+        Usage {
+            errors: self.errors.lock().map_or(0, |e| e.len()),
+            values: self.values.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            cut: self.cut.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Back to a [`mark`](Self::mark): the errors and usage of a sync attempt are undone.
+    pub(crate) fn reset(&self, mark: Usage) {
+        if let Ok(mut e) = self.errors.lock() {
+            e.truncate(mark.errors);
+        }
+        self.values.store(mark.values, Ordering::Relaxed);
+        self.bytes.store(mark.bytes, Ordering::Relaxed);
+        self.cut.store(mark.cut, Ordering::Relaxed);
     }
 
     fn error(&self, message: String, field: &Field<'a, &'a str>, path: Option<&Path<'_>>) {
@@ -275,16 +383,6 @@ impl<'e, 'a> Exec<'e, 'a> {
         };
         if let Ok(mut errors) = self.errors.lock() {
             errors.push(err);
-        }
-    }
-
-    fn error_mark(&self) -> usize {
-        self.errors.lock().map_or(0, |e| e.len())
-    }
-
-    fn error_reset(&self, mark: usize) {
-        if let Ok(mut e) = self.errors.lock() {
-            e.truncate(mark);
         }
     }
 
@@ -751,6 +849,9 @@ impl<'e, 'a> Exec<'e, 'a> {
     where
         'e: 'v,
     {
+        if !self.charge(pf, 1, 0, Some(path)) {
+            return Err(Stop::Null);
+        }
         if std::ptr::eq(pf.def, &self.schema.typename_field) {
             write_str(out, self.type_def(object).map_or("", |t| t.name.as_str()));
             return Ok(());
@@ -811,6 +912,9 @@ impl<'e, 'a> Exec<'e, 'a> {
                         prev: path,
                         seg: Seg::Index(i),
                     };
+                    if !self.charge(pf, 1, 0, Some(&item_path)) {
+                        return Err(Stop::Null);
+                    }
                     let mark = out.len();
                     match self.complete_sync(out, item, pf, v, Some(&item_path)) {
                         Ok(()) => {}
@@ -831,8 +935,16 @@ impl<'e, 'a> Exec<'e, 'a> {
                 };
                 match &def.kind {
                     TypeKind::Scalar(_) | TypeKind::Enum { .. } => {
+                        let start = out.len();
                         match write_leaf(out, def, value) {
-                            Ok(()) => Ok(()),
+                            Ok(()) => {
+                                let written = out.len().saturating_sub(start);
+                                if self.charge(pf, 0, written, path) {
+                                    Ok(())
+                                } else {
+                                    Err(Stop::Null)
+                                }
+                            }
                             Err(e) => {
                                 if let Some(f) = pf.fields.first() {
                                     self.error(e, f, path);
@@ -977,7 +1089,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                 if !pf.needs_async.load(Ordering::Relaxed) {
                     // Try the fast path for this field first.
                     let mut buf = Vec::new();
-                    let mark = self.error_mark();
+                    let mark = self.mark();
                     let field_path = Path {
                         prev: path,
                         seg: Seg::Key(pf.key),
@@ -993,7 +1105,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                         }
                         Err(Stop::NeedsAsync(resolved)) => {
                             pf.needs_async.store(true, Ordering::Relaxed);
-                            self.error_reset(mark);
+                            self.reset(mark);
                             if let Some(value) = resolved {
                                 let plan = Arc::clone(&plan);
                                 parts.push(Part::Pending(Box::pin(async move {
@@ -1076,6 +1188,9 @@ impl<'e, 'a> Exec<'e, 'a> {
                 prev: path,
                 seg: Seg::Key(pf.key),
             };
+            if !self.charge(pf, 1, 0, Some(&field_path)) {
+                return Err(());
+            }
             if std::ptr::eq(pf.def, &self.schema.typename_field) {
                 let mut out = Vec::new();
                 write_str(
@@ -1137,11 +1252,11 @@ impl<'e, 'a> Exec<'e, 'a> {
         Box::pin(async move {
             // The fast path first; only the parts that need it go async.
             let mut out = Vec::new();
-            let mark = self.error_mark();
+            let mark = self.mark();
             match self.complete_sync(&mut out, ty, pf, value, path) {
                 Ok(()) => return Ok(out),
                 Err(Stop::Null) => return Err(()),
-                Err(Stop::NeedsAsync(_)) => self.error_reset(mark),
+                Err(Stop::NeedsAsync(_)) => self.reset(mark),
             }
             match ty {
                 TypeRef::NonNull(inner) => {
@@ -1169,6 +1284,11 @@ impl<'e, 'a> Exec<'e, 'a> {
                             seg: Seg::Index(i),
                         })
                         .collect();
+                    for p in &paths {
+                        if !self.charge(pf, 1, 0, Some(p)) {
+                            return Err(());
+                        }
+                    }
                     let futures = items
                         .iter()
                         .zip(&paths)

@@ -77,11 +77,18 @@ impl Schema {
                     };
                 }
             };
-            if let Err(e) =
-                schema
-                    .limits
-                    .check_document_with(Some(schema), &document, &request.variables)
-            {
+            // The limits count list sizes from variables as execution will see them, so
+            // they are coerced first (a default value applies); a request whose variables
+            // do not coerce is measured with the raw values, and its errors are reported
+            // after validation, as the spec orders them.
+            let coerced = get_operation(&document, request.operation_name.as_deref())
+                .ok()
+                .and_then(|op| coerce_variables(self, &op, &request.variables).ok());
+            if let Err(e) = schema.limits.check_document_with(
+                Some(schema),
+                &document,
+                coerced.as_ref().unwrap_or(&request.variables),
+            ) {
                 return Response::request_error(e);
             }
             if validation && !schema.valid_documents.contains(&request.query) {
@@ -100,9 +107,12 @@ impl Schema {
                 Ok(op) => op,
                 Err(e) => return Response::request_error(e),
             };
-            let variables = match coerce_variables(self, &op, &request.variables) {
-                Ok(v) => v,
-                Err(errors) => return Response { data: None, errors },
+            let variables = match coerced {
+                Some(v) => v,
+                None => match coerce_variables(self, &op, &request.variables) {
+                    Ok(v) => v,
+                    Err(errors) => return Response { data: None, errors },
+                },
             };
             let root_type = match op.kind {
                 OpKind::Query => Some(schema.query),
@@ -128,13 +138,12 @@ impl Schema {
                 // The fast path: a query whose resolvers are all synchronous runs without a
                 // single future.
                 let mut out = Vec::with_capacity(256);
+                let start = exec.mark();
                 match exec.object_sync(&mut out, root_type, &plan, root, None) {
                     Ok(()) => out,
                     Err(Stop::Null) => b"null".to_vec(),
                     Err(Stop::NeedsAsync(_)) => {
-                        if let Ok(mut e) = exec.errors.lock() {
-                            e.clear();
-                        }
+                        exec.reset(start);
                         exec.object_async(root_type, plan, root, None, false)
                             .await
                             .unwrap_or_else(|()| b"null".to_vec())

@@ -38,6 +38,7 @@ pub struct SchemaBuilder {
     validation_cache: usize,
     subscriptions: Vec<(String, crate::subscription::SubscriptionSource)>,
     costs: Vec<(String, String, u32)>,
+    list_sizes: Vec<(String, String, u32)>,
     incremental_delivery: bool,
 }
 
@@ -53,6 +54,7 @@ impl SchemaBuilder {
             validation_cache: 1024,
             subscriptions: Vec::new(),
             costs: Vec::new(),
+            list_sizes: Vec::new(),
             incremental_delivery: false,
         }
     }
@@ -77,6 +79,22 @@ impl SchemaBuilder {
         cost: u32,
     ) -> Self {
         self.costs.push((type_name.into(), field_name.into(), cost));
+        self
+    }
+
+    /// Sets how many items the list field `type_name.field_name` is assumed to return in
+    /// the complexity count when the query gives no `first`/`last`/`limit` argument
+    /// (default [`Limits::assumed_list_size`](crate::Limits)); e.g. the cap on a
+    /// collection the application enforces.
+    #[must_use]
+    pub fn list_size(
+        mut self,
+        type_name: impl Into<String>,
+        field_name: impl Into<String>,
+        size: u32,
+    ) -> Self {
+        self.list_sizes
+            .push((type_name.into(), field_name.into(), size));
         self
     }
 
@@ -202,7 +220,9 @@ impl SchemaBuilder {
                 ));
             }
         }
-        for (type_name, field_name, cost) in &self.costs {
+        let costs = self.costs.iter().map(|(t, f, n)| (t, f, n, false));
+        let sizes = self.list_sizes.iter().map(|(t, f, n)| (t, f, n, true));
+        for (type_name, field_name, value, is_size) in costs.chain(sizes) {
             let field = inner
                 .type_index
                 .get(type_name)
@@ -216,11 +236,26 @@ impl SchemaBuilder {
                     _ => None,
                 });
             match field {
-                Some(f) => f.cost = *cost,
+                Some(f) if is_size => f.list_size = Some(*value),
+                Some(f) => f.cost = *value,
                 None => unknown.push(SchemaError::new(
-                    format!("A cost was set for \"{type_name}.{field_name}\", which the schema does not define."),
+                    format!(
+                        "A {} was set for \"{type_name}.{field_name}\", which the schema does not define.",
+                        if is_size { "list size" } else { "cost" }
+                    ),
                     vec![],
                 )),
+            }
+        }
+        // The introspection types' lists are as long as the schema makes them, not as
+        // the data grows: they count 1 (depth and the executor's caps still apply).
+        for t in &mut inner.types {
+            if t.name.starts_with("__")
+                && let TypeKind::Object { fields, .. } = &mut t.kind
+            {
+                for f in &mut fields.fields {
+                    f.list_size = Some(1);
+                }
             }
         }
         if !unknown.is_empty() {
@@ -408,6 +443,7 @@ impl Compiler {
             deprecation: None,
             resolver: Resolver::Default,
             cost: 1,
+            list_size: None,
             meta: match name {
                 "__schema" => Some(MetaResolver::SchemaRoot),
                 "__type" => Some(MetaResolver::TypeByName),
@@ -728,6 +764,7 @@ impl Compiler {
                 resolver: Resolver::Default,
                 meta: None,
                 cost: 1,
+                list_size: None,
                 location: loc(f.position),
             });
             if !pushed {

@@ -52,6 +52,11 @@ impl TypeRef {
             other => other,
         }
     }
+
+    /// Whether this is a list type (non-null wrapper excluded: `[T]!` is not, `[T]` is).
+    pub fn is_list(&self) -> bool {
+        matches!(self, TypeRef::List(_))
+    }
 }
 
 /// The built-in scalars of the spec (section 3.5).
@@ -190,6 +195,9 @@ pub struct FieldDef {
     pub(crate) meta: Option<crate::introspection::MetaResolver>,
     /// The field's own complexity cost (default 1).
     pub(crate) cost: u32,
+    /// The assumed size of a list field in the complexity count (`None`: the limits'
+    /// default, `Limits::assumed_list_size`).
+    pub(crate) list_size: Option<u32>,
     pub(crate) location: Location,
 }
 
