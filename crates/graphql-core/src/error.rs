@@ -71,6 +71,17 @@ pub enum Error {
     InvalidSchema(Vec<SchemaError>),
 }
 
+impl Error {
+    /// The HTTP status to answer with when this error escapes a handler: always
+    /// `500 Internal Server Error`, since every variant is a fault of the server's own schema.
+    /// Errors in a client's request are GraphQL responses, whose status
+    /// [`crate::write_http_response`] chooses.
+    #[must_use]
+    pub fn status(&self) -> http::StatusCode {
+        http::StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
 fn join(errors: &[SchemaError]) -> String {
     let mut out = String::new();
     for (i, e) in errors.iter().enumerate() {

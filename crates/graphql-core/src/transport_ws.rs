@@ -19,6 +19,7 @@
 //! ```
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -76,8 +77,10 @@ enum Phase {
     Closed,
 }
 
+/// Decides on a `connection_init` payload; see [`WsSession::authorize`].
+type AuthorizeHook = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
 /// One graphql-transport-ws connection's protocol state.
-#[derive(Debug)]
 pub struct WsSession {
     phase: Phase,
     init_deadline: Instant,
@@ -85,7 +88,19 @@ pub struct WsSession {
     /// Most operations running at once; a `subscribe` past it gets an `error` message.
     max_operations: usize,
     /// Accepts or refuses the `connection_init` payload (default: accept).
-    authorize: Option<fn(&Value) -> bool>,
+    authorize: Option<AuthorizeHook>,
+}
+
+impl std::fmt::Debug for WsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsSession")
+            .field("phase", &self.phase)
+            .field("init_deadline", &self.init_deadline)
+            .field("running", &self.running)
+            .field("max_operations", &self.max_operations)
+            .field("authorize", &self.authorize.is_some())
+            .finish()
+    }
 }
 
 fn message(kind: &str, id: Option<&str>, payload: Option<Value>) -> String {
@@ -128,9 +143,14 @@ impl WsSession {
     }
 
     /// Decides on the `connection_init` payload (e.g. a token): `false` closes with 4403.
+    /// The check may capture state, such as a key set to verify a JWT with; it is shared,
+    /// so one check can serve every connection's session.
     #[must_use]
-    pub fn authorize(mut self, check: fn(&Value) -> bool) -> Self {
-        self.authorize = Some(check);
+    pub fn authorize<F>(mut self, check: F) -> Self
+    where
+        F: Fn(&Value) -> bool + Send + Sync + 'static,
+    {
+        self.authorize = Some(Arc::new(check));
         self
     }
 
@@ -201,7 +221,7 @@ impl WsSession {
                 if !matches!(payload, Value::Null | Value::Object(_)) {
                     return self.close(close_code::INVALID_MESSAGE, "Invalid message received");
                 }
-                if let Some(check) = self.authorize
+                if let Some(check) = &self.authorize
                     && !check(&payload)
                 {
                     return self.close(close_code::FORBIDDEN, "Forbidden");

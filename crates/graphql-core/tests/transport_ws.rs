@@ -125,6 +125,25 @@ fn close_4403_refused_init_payload() {
 }
 
 #[test]
+fn authorize_takes_a_closure_that_captures_state() {
+    // A key set held by the server, as a JWT check would hold its KeySet.
+    let accepted: std::sync::Arc<Vec<String>> = std::sync::Arc::new(vec!["k1".into(), "k2".into()]);
+    let t = Instant::now();
+    let open = |token: &str| {
+        let keys = accepted.clone();
+        let mut s = WsSession::new(t, Duration::from_secs(3)).authorize(move |p| {
+            p.get("token")
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| keys.iter().any(|k| k == v))
+        });
+        let init = json!({"type": "connection_init", "payload": {"token": token}}).to_string();
+        s.handle_text(&init, t)
+    };
+    assert!(matches!(&open("k2")[..], [WsAction::Send(_)]));
+    assert_eq!(closed_with(&open("k3")), close_code::FORBIDDEN);
+}
+
+#[test]
 fn close_4406_wrong_subprotocol() {
     assert_eq!(
         closed_with(&[WsSession::subprotocol_rejected()]),

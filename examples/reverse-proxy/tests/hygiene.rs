@@ -219,7 +219,9 @@ async fn cache_never_replays_one_users_set_cookie_to_another() {
         assert!(head.contains("minted-for-user-a"), "{path}: {head}");
         for user in ["user-b", "user-c"] {
             let (_, head, _) = get(proxy.addr, path, &[("Cookie", user)]).await;
-            let others = ["user-a", "user-b"].into_iter().filter(|other| *other != user);
+            let others = ["user-a", "user-b"]
+                .into_iter()
+                .filter(|other| *other != user);
             for other in others {
                 assert!(
                     !head.contains(&format!("minted-for-{other}")),
