@@ -16,6 +16,23 @@ pub enum Error {
     /// A configuration value is out of range; the string names it.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A request head was refused by the smuggling checks; the detail says why.
+    #[error("request head refused: {0}")]
+    Smuggling(#[from] crate::SmugglingError),
+}
+
+impl Error {
+    /// The HTTP status to answer with when this error escapes a handler: `400` for a
+    /// malformed forwarding header, the smuggling check's own status (`400` or `431`), and
+    /// `500` for a configuration the server itself got wrong.
+    #[must_use]
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Self::Forwarded(_) | Self::XForwardedFor(_) => http::StatusCode::BAD_REQUEST,
+            Self::Smuggling(error) => error.status(),
+            Self::Cidr(_) | Self::Config(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 /// The crate's result type.

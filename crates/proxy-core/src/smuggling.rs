@@ -21,7 +21,9 @@
 //! ```
 
 /// Why a request head was refused. Every variant maps to `400 Bad Request` (or
-/// `431` for [`SmugglingError::HeadTooLarge`]) and a closed connection.
+/// `431` for [`SmugglingError::HeadTooLarge`]) and a closed connection. It is the detail of
+/// the crate's one [`Error`](crate::Error) (`Error::Smuggling`, converted by `?`), kept
+/// apart so the head check's callers can match on the reason without the other variants.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SmugglingError {

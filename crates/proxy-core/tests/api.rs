@@ -28,3 +28,26 @@ fn public_types_are_send_and_sync() {
     send_sync::<proxy_core::Error>();
     send_sync::<proxy_core::SmugglingError>();
 }
+
+#[test]
+fn errors_map_to_statuses() {
+    use http::StatusCode;
+    use proxy_core::{Error, HeadLimits, SmugglingError, check_request_head};
+
+    let clte =
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let refused: Error = check_request_head(clte, &HeadLimits::default())
+        .unwrap_err()
+        .into();
+    assert_eq!(refused, Error::Smuggling(SmugglingError::LengthAndChunked));
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        Error::Smuggling(SmugglingError::HeadTooLarge(1)).status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    assert_eq!(Error::Forwarded(3).status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        Error::Config("x".into()).status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+}
