@@ -16,6 +16,7 @@
 //! The signing key is made at start, so API tokens end with the process. `PORT`, `BIND`,
 //! `RUST_LOG`, `LOG_FORMAT` and the shutdown are the `serve` crate's (examples/serve).
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -23,8 +24,12 @@ use auth_core::{MemoryStore, RedisStore};
 use auth_login::{App, Settings};
 
 #[tokio::main]
-async fn main() -> Result<(), serve::Error> {
+async fn main() -> ExitCode {
     serve::init_tracing();
+    serve::exit(run().await)
+}
+
+async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8080).await?;
     let settings = Settings::new(format!("http://{}", server.local_addr()));
     if let Ok(url) = std::env::var("REDIS_URL") {
@@ -37,7 +42,9 @@ async fn main() -> Result<(), serve::Error> {
         tracing::info!("sessions in memory");
         let app = Arc::new(App::new(MemoryStore::new(), settings)?);
         let sweeper = Arc::clone(&app);
-        serve::every(Duration::from_secs(60), move || sweeper.sweep(SystemTime::now()));
+        serve::every(Duration::from_secs(60), move || {
+            sweeper.sweep(SystemTime::now())
+        });
         server.serve(app).await
     }
 }

@@ -132,7 +132,11 @@ impl serve::App for App {
     /// Answers one request: the page, `/healthz`, or a WebSocket handshake on `/ws` (chat)
     /// or `/echo`, whose session then runs on a task of its own (the server serves
     /// connections with upgrades enabled).
-    fn handle(self: Arc<Self>, _peer: SocketAddr, request: Request<Incoming>) -> serve::ResponseFuture {
+    fn handle(
+        self: Arc<Self>,
+        _peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> serve::ResponseFuture {
         let response = handle(self, request).map(serve::boxed);
         Box::pin(std::future::ready(response))
     }

@@ -16,13 +16,18 @@
 //! with 1001 after its queue drains. `PORT`, `BIND`, logging and the shutdown grace are the
 //! `serve` crate's (examples/serve).
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use chat::{App, Settings};
 
 #[tokio::main]
-async fn main() -> Result<(), serve::Error> {
+async fn main() -> ExitCode {
     serve::init_tracing();
+    serve::exit(run().await)
+}
+
+async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8080).await?;
     let local = server.local_addr();
     let allowed_origins = match std::env::var("ALLOWED_ORIGINS") {

@@ -26,13 +26,18 @@
 //! with the mutation above. `PORT`, `BIND`, logging and the shutdown are the `serve` crate's
 //! (examples/serve).
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use graphql::{App, Settings};
 
 #[tokio::main]
-async fn main() -> Result<(), serve::Error> {
+async fn main() -> ExitCode {
     serve::init_tracing();
+    serve::exit(run().await)
+}
+
+async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8080).await?;
     let app = Arc::new(App::new(Settings::default())?);
     server.serve(app).await

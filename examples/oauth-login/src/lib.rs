@@ -30,8 +30,8 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use serve::ResponseFuture;
 use hyper_util::rt::TokioIo;
+use serve::ResponseFuture;
 use tokio::net::TcpStream;
 use tokio::sync::RwLock;
 

@@ -24,14 +24,19 @@
 //! loopback; against a real provider send the same `http::Request` values with an HTTPS
 //! client (reqwest, hyper-rustls).
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use oauth_login::{App, Settings};
 
 #[tokio::main]
-async fn main() -> Result<(), serve::Error> {
+async fn main() -> ExitCode {
     serve::init_tracing();
+    serve::exit(run().await)
+}
+
+async fn run() -> Result<(), serve::Error> {
     let provider = provider_url()?;
     let server = serve::Server::bind(8091).await?;
     let origin = format!("http://127.0.0.1:{}", server.local_addr().port());
@@ -45,18 +50,26 @@ async fn main() -> Result<(), serve::Error> {
     settings.client_secret = std::env::var("CLIENT_SECRET").ok();
     let app = Arc::new(App::new(settings));
     let sweeper = Arc::clone(&app);
-    serve::every(Duration::from_secs(60), move || sweeper.sweep(SystemTime::now()));
+    serve::every(Duration::from_secs(60), move || {
+        sweeper.sweep(SystemTime::now())
+    });
     server.serve(app).await
 }
 
 /// `--provider URL`, else `PROVIDER_URL`, else the provider example's default address.
-fn provider_url() -> Result<String, String> {
+fn provider_url() -> Result<String, serve::Error> {
     let mut args = std::env::args().skip(1);
     let mut provider = std::env::var("PROVIDER_URL").ok();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--provider" => provider = Some(args.next().ok_or("--provider needs a URL")?),
-            other => return Err(format!("unknown argument {other:?} (try --provider URL)")),
+            "--provider" => {
+                let url = args.next();
+                provider = Some(url.ok_or(serve::Error::usage("--provider needs a URL"))?);
+            }
+            other => {
+                let message = format!("unknown argument {other:?} (try --provider URL)");
+                return Err(serve::Error::usage(message));
+            }
         }
     }
     let provider = provider.unwrap_or_else(|| "http://127.0.0.1:8090".to_owned());

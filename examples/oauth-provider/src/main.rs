@@ -22,14 +22,19 @@
 //! The address (`PORT`, default 8090; `BIND`) is the issuer. Access tokens are RFC 9068 JWTs
 //! signed with a key made at start. Logging and shutdown are the `serve` crate's.
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use oauth_provider::{App, Settings};
 
 #[tokio::main]
-async fn main() -> Result<(), serve::Error> {
+async fn main() -> ExitCode {
     serve::init_tracing();
+    serve::exit(run().await)
+}
+
+async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8090).await?;
     let mut settings = Settings::new(format!("http://{}", server.local_addr()));
     if let Ok(uris) = std::env::var("DEMO_REDIRECT_URIS") {
@@ -47,6 +52,8 @@ async fn main() -> Result<(), serve::Error> {
     }
     let app = Arc::new(App::new(settings)?);
     let sweeper = Arc::clone(&app);
-    serve::every(Duration::from_secs(60), move || sweeper.sweep(SystemTime::now()));
+    serve::every(Duration::from_secs(60), move || {
+        sweeper.sweep(SystemTime::now())
+    });
     server.serve(app).await
 }

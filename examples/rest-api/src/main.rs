@@ -29,13 +29,18 @@
 //! `BIND`, `RUST_LOG`, `LOG_FORMAT=json` and the graceful shutdown are the `serve` crate's
 //! (examples/serve).
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use rest_api::{App, Settings};
 
 #[tokio::main]
-async fn main() -> Result<(), serve::Error> {
+async fn main() -> ExitCode {
     serve::init_tracing();
+    serve::exit(run().await)
+}
+
+async fn run() -> Result<(), serve::Error> {
     let settings = Settings {
         db: database_from_args()?,
         cors_origin: std::env::var("CORS_ORIGIN")
@@ -47,17 +52,27 @@ async fn main() -> Result<(), serve::Error> {
 }
 
 /// `--db FILE` (a SQLite file) or `--memory` (the default).
-fn database_from_args() -> Result<Option<String>, String> {
+fn database_from_args() -> Result<Option<String>, serve::Error> {
     let mut db = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--db" => db = Some(args.next().ok_or("--db needs a file path")?),
+            "--db" => {
+                db = Some(
+                    args.next()
+                        .ok_or(serve::Error::usage("--db needs a file path"))?,
+                )
+            }
             "--memory" => db = None,
             "--help" | "-h" => {
-                return Err("usage: rest-api [--db FILE | --memory] (default: in memory)".into());
+                let usage = "usage: rest-api [--db FILE | --memory] (default: in memory)";
+                return Err(serve::Error::usage(usage));
             }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
+            other => {
+                return Err(serve::Error::usage(format!(
+                    "unknown argument {other:?} (try --help)"
+                )));
+            }
         }
     }
     Ok(db)

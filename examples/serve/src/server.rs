@@ -193,15 +193,17 @@ async fn logged<A: App + ?Sized>(
 /// The address from `BIND` and `PORT`.
 fn address_from_env(default_port: u16) -> Result<SocketAddr, Error> {
     let ip = match std::env::var("BIND") {
-        Ok(bind) => bind
-            .parse::<IpAddr>()
-            .map_err(|_| format!("BIND={bind:?} is not an IP address (try 127.0.0.1)"))?,
+        Ok(bind) => bind.parse::<IpAddr>().map_err(|_| {
+            Error::usage(format!(
+                "BIND={bind:?} is not an IP address (try 127.0.0.1)"
+            ))
+        })?,
         Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
     let port = match std::env::var("PORT") {
-        Ok(port) => port
-            .parse::<u16>()
-            .map_err(|_| format!("PORT={port:?} is not a port number (0 to 65535)"))?,
+        Ok(port) => port.parse::<u16>().map_err(|_| {
+            Error::usage(format!("PORT={port:?} is not a port number (0 to 65535)"))
+        })?,
         Err(_) => default_port,
     };
     Ok(SocketAddr::new(ip, port))
