@@ -1,22 +1,23 @@
 //! auth-login as a library: sign-up, login and logout with server-side sessions, a
 //! CSRF-protected form, and a JSON API protected by JWTs, all from auth-core.
 //!
-//! [`App`] holds the state and answers requests ([`App::handle`]); it opens no socket and
-//! spawns no task. `src/main.rs` is the server around it (`cargo run -p auth-login`), and
+//! [`App`] holds the state and answers requests (it implements [`serve::App`]); it opens no
+//! socket and spawns no task. `src/main.rs` serves it (`cargo run -p auth-login`), and
 //! `examples/showcase` mounts the same [`App`] under `/auth` by setting
 //! [`Settings::base_path`].
 //!
 //! ```no_run
 //! # async fn demo(request: http::Request<hyper::body::Incoming>) -> Result<(), String> {
 //! use auth_login::{App, Settings};
+//! use serve::App as _;
 //! let app = App::new(auth_core::MemoryStore::new(), Settings::new("http://127.0.0.1:8080"))?;
-//! let response = app.handle("127.0.0.1".parse().unwrap(), request).await;
+//! let response = std::sync::Arc::new(app).handle("127.0.0.1:50000".parse().unwrap(), request).await;
 //! # Ok(()) }
 //! ```
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::RwLock;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use auth_core::{
@@ -30,9 +31,10 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKI
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
+use serve::ResponseFuture;
 
-/// The response body type of [`App::handle`].
-pub type Body = Full<Bytes>;
+/// The body the pages are built with; [`serve::App::handle`] boxes it.
+type Body = Full<Bytes>;
 
 /// Forms are small; anything larger is refused with 413.
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -109,10 +111,12 @@ impl<S: SessionStore> App<S> {
             verifier: JwtVerifier::new(keys).with_issuer(&issuer_url),
         })
     }
+}
 
-    /// Answers one request from `peer` (the address login throttling counts).
-    pub async fn handle(&self, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
-        handle(self, peer, request).await
+impl<S: SessionStore + 'static> serve::App for App<S> {
+    /// Answers one request from `peer` (its IP is what login throttling counts).
+    fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<Incoming>) -> ResponseFuture {
+        Box::pin(async move { handle(&self, peer.ip(), request).await.map(serve::boxed) })
     }
 }
 

@@ -2,13 +2,14 @@
 //! WebSocket per browser tab, with permessage-deflate; plus `/echo`, the echo endpoint
 //! Autobahn runs against.
 //!
-//! [`App`] holds the hub and answers requests ([`App::handle`]), spawning one task per
-//! upgraded WebSocket; [`App::run_timers`] drives the heartbeats. It opens no socket.
-//! `src/main.rs` is the server around it (`cargo run -p chat`), and `examples/showcase`
+//! [`App`] holds the hub and answers requests (it implements [`serve::App`]), spawning one
+//! task per upgraded WebSocket; [`App::run_timers`] drives the heartbeats. It opens no
+//! socket. `src/main.rs` serves it (`cargo run -p chat`), and `examples/showcase`
 //! mounts the same [`App`] under `/chat` with [`Settings::base_path`] (the page opens its
 //! socket at the relative URL `ws`, so it works under any prefix that ends in `/`).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,8 +29,8 @@ use ws_core::{
 /// The chat page.
 const INDEX_HTML: &str = include_str!("../static/index.html");
 
-/// The response body type of [`App::handle`].
-pub type Body = Full<Bytes>;
+/// The body the pages are built with; [`serve::App::handle`] boxes it.
+type Body = Full<Bytes>;
 
 /// How the chat is mounted and whom it lets in.
 #[derive(Debug, Clone, Default)]
@@ -102,13 +103,6 @@ impl App {
         }
     }
 
-    /// Answers one request: the page, `/healthz`, or a WebSocket handshake on `/ws` (chat)
-    /// or `/echo`, whose session then runs on a task of its own. The connection must be
-    /// served with upgrades enabled.
-    pub async fn handle(self: &Arc<Self>, request: Request<Incoming>) -> Response<Body> {
-        handle(self.clone(), request)
-    }
-
     /// Runs the hub's timers (pings, pong deadlines, the shutdown grace) forever.
     pub async fn run_timers(self: Arc<Self>) {
         heartbeats(self).await;
@@ -131,6 +125,28 @@ impl App {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl serve::App for App {
+    /// Answers one request: the page, `/healthz`, or a WebSocket handshake on `/ws` (chat)
+    /// or `/echo`, whose session then runs on a task of its own (the server serves
+    /// connections with upgrades enabled).
+    fn handle(
+        self: Arc<Self>,
+        _peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> serve::ResponseFuture {
+        let response = handle(self, request).map(serve::boxed);
+        Box::pin(std::future::ready(response))
+    }
+
+    fn shutdown(&self) {
+        App::shutdown(self);
+    }
+
+    fn is_drained(&self) -> bool {
+        App::is_drained(self)
     }
 }
 

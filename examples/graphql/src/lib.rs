@@ -9,15 +9,16 @@
 //! `Accept` allows `multipart/mixed` gets the payloads as parts
 //! (`multipart/mixed; boundary="-"; deferSpec=20220824`), others one complete result.
 //!
-//! [`App`] holds the schema and the data and answers requests ([`App::handle`], or
-//! [`App::handle_streaming`] to send multipart parts as they are ready), spawning
-//! one task per upgraded WebSocket. It opens no socket. `src/main.rs` is the server around
-//! it (`cargo run -p graphql`: page at `/`, endpoint at `/graphql`), and `examples/showcase`
+//! [`App`] holds the schema and the data and answers requests (it implements
+//! [`serve::App`]; multipart parts are sent as each is ready), spawning one task per
+//! upgraded WebSocket. It opens no socket. `src/main.rs` serves it (`cargo run -p graphql`:
+//! page at `/`, endpoint at `/graphql`), and `examples/showcase`
 //! mounts the same [`App`] under `/graphql` with [`Settings::base_path`] (page at
 //! `/graphql/`, endpoint and WebSocket at `/graphql/graphql`: the page calls the relative
 //! URL `graphql`, so it works under any prefix).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,12 +58,12 @@ const WS_QUEUE: usize = 16;
 /// slow (it does not read) and the connection is dropped.
 const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The response body type of [`App::handle`].
-pub type Body = Full<Bytes>;
+/// The body whole responses are built with.
+type Body = Full<Bytes>;
 
-/// The response body type of [`App::handle_streaming`]: whole bodies, or the parts of a
-/// `multipart/mixed` response (`@defer`, `@stream`) sent as each is ready.
-pub type StreamingBody = UnsyncBoxBody<Bytes, Infallible>;
+/// Whole bodies, or the parts of a `multipart/mixed` response (`@defer`, `@stream`) sent as
+/// each is ready; [`serve::App::handle`] boxes it.
+type StreamingBody = UnsyncBoxBody<Bytes, Infallible>;
 
 /// The library's data: authors and books, in memory.
 #[derive(Debug)]
@@ -310,39 +311,40 @@ impl App {
             persisted: PersistedQueries::new(PersistedMode::Automatic, 1000),
         })
     }
+}
 
+impl serve::App for App {
     /// Answers one request: the page, `healthz`, or `graphql` (GraphQL over HTTP, or a
     /// `graphql-transport-ws` WebSocket handshake whose session then runs on a task of its
-    /// own; the connection must be served with upgrades enabled). Paths outside
-    /// [`Settings::base_path`] get 404.
-    pub async fn handle(
-        self: &Arc<Self>,
+    /// own). A `multipart/mixed` response (a request whose `Accept` allows it, with
+    /// `@defer` or `@stream` taking effect) is streamed: each part is sent as soon as it is
+    /// ready. Paths outside [`Settings::base_path`] get 404.
+    fn handle(
+        self: Arc<Self>,
+        _peer: SocketAddr,
         request: http::Request<Incoming>,
-    ) -> http::Response<Body> {
-        handle(Arc::clone(self), request).await
+    ) -> serve::ResponseFuture {
+        Box::pin(async move { handle_streaming(self, request).await.map(serve::boxed) })
     }
+}
 
-    /// Like [`App::handle`], but a `multipart/mixed` response (a request whose `Accept`
-    /// allows it, with `@defer` or `@stream` taking effect) is streamed: each part is sent
-    /// as soon as it is ready (chunked), where `handle` sends them together at the end.
-    pub async fn handle_streaming(
-        self: &Arc<Self>,
-        request: http::Request<Incoming>,
-    ) -> http::Response<StreamingBody> {
-        let (parts, body) = request.into_parts();
-        let endpoint = parts
-            .uri
-            .path()
-            .strip_prefix(self.base.as_str())
-            .is_some_and(|rest| rest == "/graphql");
-        if !endpoint || parts.headers.contains_key(header::UPGRADE) || !accepts_multipart(&parts) {
-            let request = http::Request::from_parts(parts, body);
-            return handle(Arc::clone(self), request)
-                .await
-                .map(BodyExt::boxed_unsync);
-        }
-        stream_multipart(Arc::clone(self), parts, body).await
+/// Hands a `multipart/mixed` GraphQL request to [`stream_multipart`], anything else to
+/// [`handle`].
+async fn handle_streaming(
+    app: Arc<App>,
+    request: http::Request<Incoming>,
+) -> http::Response<StreamingBody> {
+    let (parts, body) = request.into_parts();
+    let endpoint = parts
+        .uri
+        .path()
+        .strip_prefix(app.base.as_str())
+        .is_some_and(|rest| rest == "/graphql");
+    if !endpoint || parts.headers.contains_key(header::UPGRADE) || !accepts_multipart(&parts) {
+        let request = http::Request::from_parts(parts, body);
+        return handle(app, request).await.map(BodyExt::boxed_unsync);
     }
+    stream_multipart(app, parts, body).await
 }
 
 fn plain(

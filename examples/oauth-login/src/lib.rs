@@ -2,9 +2,9 @@
 //! auth-core's OAuth client (authorization code + PKCE S256, `state` and `iss` checks,
 //! refresh and revocation) against an OAuth 2.0 provider.
 //!
-//! [`App`] holds the state and answers requests ([`App::handle`]); it opens no listening
-//! socket and spawns no task of its own (it does connect to the provider). `src/main.rs`
-//! is the server around it (`cargo run -p oauth-login`), and `examples/showcase` mounts
+//! [`App`] holds the state and answers requests (it implements [`serve::App`]); it opens no
+//! listening socket and spawns no task of its own (it does connect to the provider).
+//! `src/main.rs` serves it (`cargo run -p oauth-login`), and `examples/showcase` mounts
 //! the same [`App`] under `/oauth-login` with [`Settings::base_path`], logging in against
 //! the showcase's own provider.
 //!
@@ -13,6 +13,7 @@
 //! client (reqwest, hyper-rustls).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -30,11 +31,12 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use serve::ResponseFuture;
 use tokio::net::TcpStream;
 use tokio::sync::RwLock;
 
-/// The response body type of [`App::handle`].
-pub type Body = Full<Bytes>;
+/// The body the pages are built with; [`serve::App::handle`] boxes it.
+type Body = Full<Bytes>;
 
 const MAX_FORM_BYTES: usize = 16 * 1024;
 /// The largest response read from the provider.
@@ -109,14 +111,16 @@ impl App {
         }
     }
 
-    /// Answers one request.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
-        handle(self, request).await
-    }
-
     /// Drops expired sessions; call it now and then (the binary does every minute).
     pub fn sweep(&self, now: SystemTime) {
         self.sessions.store().sweep(now);
+    }
+}
+
+impl serve::App for App {
+    /// Answers one request.
+    fn handle(self: Arc<Self>, _peer: SocketAddr, request: Request<Incoming>) -> ResponseFuture {
+        Box::pin(async move { handle(&self, request).await.map(serve::boxed) })
     }
 }
 

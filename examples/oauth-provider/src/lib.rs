@@ -1,8 +1,8 @@
 //! oauth-provider as a library: an OAuth 2.0 authorization server with login and consent
 //! pages, built on auth-core (`oauth` feature, sessions, passwords, CSRF, login throttling).
 //!
-//! [`App`] holds the state and answers requests ([`App::handle`]); it opens no socket and
-//! spawns no task. `src/main.rs` is the server around it (`cargo run -p oauth-provider`),
+//! [`App`] holds the state and answers requests (it implements [`serve::App`]); it opens no
+//! socket and spawns no task. `src/main.rs` serves it (`cargo run -p oauth-provider`),
 //! and `examples/showcase` mounts the same [`App`] under `/oauth` with
 //! [`Settings::base_path`]: the issuer is then `http://HOST:PORT/oauth`, its endpoints are
 //! below it, and its RFC 8414 metadata is at
@@ -15,7 +15,8 @@
 //! start.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use auth_core::oauth::server::{
@@ -33,9 +34,10 @@ use http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
+use serve::ResponseFuture;
 
-/// The response body type of [`App::handle`].
-pub type Body = Full<Bytes>;
+/// The body the pages are built with; [`serve::App::handle`] boxes it.
+type Body = Full<Bytes>;
 type OAuth = AuthorizationServer<MemoryClientRegistry, MemoryGrantStore, MemoryRefreshStore>;
 
 /// Forms and token requests are small; anything larger is refused with 413.
@@ -177,16 +179,18 @@ impl App {
         &self.metadata_path
     }
 
-    /// Answers one request from `peer` (the address login throttling counts).
-    pub async fn handle(&self, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
-        handle(self, peer, request).await
-    }
-
     /// Drops expired sessions and grants; call it now and then (the binary does every
     /// minute).
     pub fn sweep(&self, now: SystemTime) {
         self.sessions.store().sweep(now);
         self.oauth.grants().sweep(now);
+    }
+}
+
+impl serve::App for App {
+    /// Answers one request from `peer` (its IP is what login throttling counts).
+    fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<Incoming>) -> ResponseFuture {
+        Box::pin(async move { handle(&self, peer.ip(), request).await.map(serve::boxed) })
     }
 }
 

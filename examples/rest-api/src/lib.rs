@@ -3,15 +3,16 @@
 //! writes (428 without it), CORS, idempotent POSTs (`Idempotency-Key`) and an OpenAPI 3.1
 //! document. Every error is an RFC 9457 `application/problem+json` body.
 //!
-//! [`App`] owns the state and answers requests ([`App::handle`]); it opens no socket and
-//! spawns no task. `src/main.rs` is the server around it (`cargo run -p rest-api`), and
+//! [`App`] owns the state and answers requests (it implements [`serve::App`]); it opens no
+//! socket and spawns no task. `src/main.rs` serves it (`cargo run -p rest-api`), and
 //! `examples/showcase` mounts the same [`App`] under `/api` with [`Settings::base_path`]:
 //! routes, `Location`, `Link` and the OpenAPI `servers` entry then carry the prefix.
 //!
 //! SQLite calls are short and run on the request's task behind one mutex: fine for an
 //! example; a busy service would use a connection pool and `spawn_blocking`.
 
-use std::sync::{Mutex, MutexGuard};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -39,8 +40,8 @@ const MAX_LIMIT: u32 = 100;
 /// Highest page number accepted, so that offsets stay small.
 const MAX_PAGE: u64 = 1_000_000;
 
-/// The response body type of [`App::handle`].
-pub type Body = Full<Bytes>;
+/// The body responses are built with; [`serve::App::handle`] boxes it.
+type Body = Full<Bytes>;
 
 /// Where the API keeps its data and how it is mounted.
 #[derive(Debug, Clone)]
@@ -351,10 +352,14 @@ CREATE TABLE IF NOT EXISTS posts (
 CREATE INDEX IF NOT EXISTS posts_by_user ON posts(user_id, id);
 ";
 
-impl App {
+impl serve::App for App {
     /// Answers one request; paths outside [`Settings::base_path`] are 404 problems.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
-        handle(self, request).await
+    fn handle(
+        self: Arc<Self>,
+        _peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> serve::ResponseFuture {
+        Box::pin(async move { handle(&self, request).await.map(serve::boxed) })
     }
 }
 

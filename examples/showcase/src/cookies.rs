@@ -14,7 +14,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::Body;
+use crate::app::Body;
 
 /// The signed cookie: its value stays readable, a changed value reads as absent.
 const VISITS: &str = "showcase-visits";

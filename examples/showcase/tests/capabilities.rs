@@ -827,6 +827,44 @@ fn graphql_query_mutation_and_subscription_under_the_prefix() {
 }
 
 /// The value of the Prometheus sample `name` (with its labels) in `metrics`.
+#[test]
+fn graphql_defer_and_stream_parts_are_streamed_under_the_prefix() {
+    let server = Server::start();
+    let mut browser = server.client();
+    let query = json!({"query": r#"{ books @stream(initialCount: 1) { title } book(id: "1") { id ... @defer(label: "more") { year author { name } } } }"#}).to_string();
+    let reply = browser.send(
+        "POST",
+        "/graphql/graphql",
+        &[
+            ("Content-Type", "application/json"),
+            (
+                "Accept",
+                "multipart/mixed;deferSpec=20220824, application/json",
+            ),
+        ],
+        query.as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("multipart/mixed"),
+        "{reply:?}"
+    );
+    // Sent part by part as each is ready (chunked), not collected into one sized body.
+    assert_eq!(
+        reply.header("transfer-encoding"),
+        Some("chunked"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.header("content-length"), None, "{reply:?}");
+    assert!(reply.body.starts_with("\r\n---\r\n"), "{}", reply.body);
+    assert!(reply.body.ends_with("\r\n-----\r\n"), "{}", reply.body);
+    assert!(reply.body.contains(r#""hasNext":false"#), "{}", reply.body);
+    assert!(reply.body.contains("The Dispossessed"), "{}", reply.body);
+}
+
 fn sample(metrics: &str, name: &str) -> u64 {
     metrics
         .lines()
@@ -876,7 +914,8 @@ fn proxy_caches_compresses_forwards_limits_and_counts() {
                 .any(|v| v.to_ascii_lowercase().contains("accept-encoding")),
             "{reply:?}"
         );
-        let length: usize = reply.header("content-length").unwrap().parse().unwrap();
+        // Streamed: chunked, so the compressed size is what arrived, not a Content-Length.
+        let length = reply.body_bytes;
         assert!(length < first.body.len(), "{length} not smaller");
     }
     let identity = browser.send(

@@ -65,6 +65,9 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body's length in bytes as received (after removing any chunked framing): a
+    /// compressed body is not UTF-8, so `body` does not measure it.
+    pub body_bytes: usize,
 }
 
 impl Reply {
@@ -147,8 +150,11 @@ impl Client {
         stream.write_all(body).expect("write body");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read response");
-        let raw = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a header section");
+        let split = raw
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .expect("a header section");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
         let mut lines = head.lines();
         let status = lines
             .next()
@@ -159,13 +165,17 @@ impl Client {
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
             .collect();
-        assert!(
-            !headers.iter().any(
-                |(name, value)| name.eq_ignore_ascii_case("transfer-encoding")
-                    && value.contains("chunked")
-            ),
-            "this client reads sized bodies only"
-        );
+        let chunked = headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked")
+        });
+        let body = &raw[split + 4..];
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        };
+        let body_bytes = body.len();
+        let body = String::from_utf8_lossy(&body).into_owned();
         for (name, value) in &headers {
             if name.eq_ignore_ascii_case("set-cookie") {
                 let pair = value.split(';').next().unwrap_or_default();
@@ -180,7 +190,8 @@ impl Client {
         Reply {
             status,
             headers,
-            body: body.to_owned(),
+            body,
+            body_bytes,
         }
     }
 
@@ -210,5 +221,26 @@ impl Client {
         let mut all = vec![("Content-Type", "application/json")];
         all.extend_from_slice(headers);
         self.send(method, path, &all, json.to_string().as_bytes())
+    }
+}
+
+/// The data of a `Transfer-Encoding: chunked` body (RFC 9112 section 7.1), whole: streamed
+/// responses (the proxy's, GraphQL's `multipart/mixed`) come this way.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut data = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|window| window == b"\r\n")
+            .expect("a chunk size line");
+        let size_line = String::from_utf8_lossy(&raw[..line_end]);
+        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16).expect("a hex chunk size");
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return data;
+        }
+        data.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
     }
 }

@@ -1,0 +1,364 @@
+//! The showcase as one [`serve::App`]: every example's `App` mounted under its prefix, from
+//! one table, plus the landing page.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use auth_core::MemoryStore;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::{cookies, origin};
+
+/// The landing page: every capability the showcase serves, with a link to try it.
+const INDEX_HTML: &str = include_str!("../static/index.html");
+
+/// The body the showcase's own pages are built with; [`serve::App::handle`] boxes it.
+pub(crate) type Body = Full<Bytes>;
+
+/// Mounts with a page at their root: `GET /auth` redirects to `/auth/`, so that the page's
+/// relative links resolve below the prefix.
+const PAGES: [&str; 6] = [
+    "/auth",
+    "/chat",
+    "/oauth",
+    "/oauth-login",
+    "/cookies",
+    "/graphql",
+];
+
+/// Every mounted application, by prefix; the typed handles are for their timers and the
+/// shutdown.
+pub(crate) struct Showcase {
+    /// `(prefix, app)`: a request whose path is the prefix or below it goes to the app,
+    /// which sees the full path and strips its own prefix.
+    mounts: Vec<(String, Arc<dyn serve::App>)>,
+    auth: Arc<auth_login::App<MemoryStore>>,
+    provider: Arc<oauth_provider::App>,
+    oauth_login: Arc<oauth_login::App>,
+    chat: Arc<chat::App>,
+}
+
+impl std::fmt::Debug for Showcase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let prefixes: Vec<&str> = self
+            .mounts
+            .iter()
+            .map(|(prefix, _)| prefix.as_str())
+            .collect();
+        f.debug_struct("Showcase")
+            .field("mounts", &prefixes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Showcase {
+    /// Builds every app for a server reachable at `public` (`origin` is `http://public`);
+    /// the proxy's health checks start on the current runtime.
+    pub(crate) async fn new(public: SocketAddr) -> Result<Self, String> {
+        let origin = &format!("http://{public}");
+        let auth = auth_login::App::new(
+            MemoryStore::new(),
+            auth_login::Settings {
+                base_path: "/auth".to_owned(),
+                cookie_name: "__Host-auth-session".to_owned(),
+                ..auth_login::Settings::new(origin)
+            },
+        )?;
+        let api = rest_api::App::new(&rest_api::Settings {
+            base_path: "/api".to_owned(),
+            db: None,
+            cors_origin: origin.to_owned(),
+        })?;
+        let chat = Arc::new(chat::App::new(chat::Settings {
+            base_path: "/chat".to_owned(),
+            allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
+        }));
+        let callback = format!("{origin}/oauth-login/callback");
+        let provider = oauth_provider::App::new(oauth_provider::Settings {
+            base_path: "/oauth".to_owned(),
+            redirect_uris: vec![callback.clone()],
+            cookie_name: "__Host-provider-session".to_owned(),
+            ..oauth_provider::Settings::new(origin)
+        })
+        .map_err(|error| {
+            format!(
+                "the OAuth provider at /oauth: {error}; plain http needs a loopback address: \
+                 set BIND to 127.0.0.1 or 0.0.0.0"
+            )
+        })?;
+        let oauth_login = oauth_login::App::new(oauth_login::Settings {
+            redirect_uri: callback,
+            base_path: "/oauth-login".to_owned(),
+            ..oauth_login::Settings::new(&format!("{origin}/oauth"), origin)
+        });
+        let graphql = Arc::new(graphql::App::new(graphql::Settings {
+            base_path: "/graphql".to_owned(),
+            allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
+        })?);
+        let proxy = reverse_proxy::App::new(&reverse_proxy::Settings {
+            base_path: "/proxy".to_owned(),
+            config: proxy_config(public),
+        })
+        .await
+        .map_err(|error| format!("the reverse proxy at /proxy: {error}"))?;
+        let auth = Arc::new(auth);
+        let provider = Arc::new(provider);
+        let oauth_login = Arc::new(oauth_login);
+        let metadata_path = provider.metadata_path().to_owned();
+        let mounts: Vec<(String, Arc<dyn serve::App>)> = vec![
+            ("/auth".to_owned(), auth.clone()),
+            ("/api".to_owned(), Arc::new(api)),
+            ("/chat".to_owned(), chat.clone()),
+            ("/oauth".to_owned(), provider.clone()),
+            // RFC 8414 section 3.1: an issuer with a path has its metadata outside it.
+            (metadata_path, provider.clone()),
+            ("/oauth-login".to_owned(), oauth_login.clone()),
+            ("/cookies".to_owned(), Arc::new(cookies::CookieDemo::new())),
+            ("/graphql".to_owned(), graphql),
+            ("/proxy".to_owned(), Arc::new(Proxy(proxy))),
+            ("/origin".to_owned(), Arc::new(origin::Origin::default())),
+        ];
+        Ok(Self {
+            mounts,
+            auth,
+            provider,
+            oauth_login,
+            chat,
+        })
+    }
+
+    /// Runs the chat's heartbeats and, every minute, drops expired sessions and grants.
+    pub(crate) fn spawn_timers(self: &Arc<Self>) {
+        tokio::spawn(Arc::clone(&self.chat).run_timers());
+        let this = Arc::clone(self);
+        serve::every(std::time::Duration::from_secs(60), move || {
+            let now = SystemTime::now();
+            this.auth.sweep(now);
+            this.provider.sweep(now);
+            this.oauth_login.sweep(now);
+        });
+    }
+}
+
+impl serve::App for Showcase {
+    /// Hands the request to the app mounted at its path.
+    fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> serve::ResponseFuture {
+        let path = request.uri().path();
+        if let Some(prefix) = PAGES.iter().find(|prefix| path == **prefix) {
+            let mut location = format!("{prefix}/");
+            if let Some(query) = request.uri().query() {
+                location.push('?');
+                location.push_str(query);
+            }
+            return ready(permanent_redirect(&location));
+        }
+        let mounted = self
+            .mounts
+            .iter()
+            .find(|(prefix, _)| under(path, prefix))
+            .map(|(_, app)| Arc::clone(app));
+        match mounted {
+            Some(app) => app.handle(peer, request),
+            None => ready(route(request.method(), path)),
+        }
+    }
+
+    fn shutdown(&self) {
+        // Upgraded chat sockets are no longer hyper connections: close them through the hub.
+        self.chat.shutdown();
+    }
+
+    fn is_drained(&self) -> bool {
+        self.chat.is_drained()
+    }
+}
+
+/// proxy-core at `/proxy/`: routes, cache, compression, rate limits and metrics; its
+/// upstreams are this server (`/api/`, `/origin/`) over loopback HTTP. Its responses stream
+/// through as the upstream sends them.
+#[derive(Debug)]
+struct Proxy(reverse_proxy::App);
+
+impl serve::App for Proxy {
+    fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> serve::ResponseFuture {
+        Box::pin(async move { self.0.handle(peer, request).await.map(serve::boxed) })
+    }
+}
+
+impl serve::App for cookies::CookieDemo {
+    fn handle(
+        self: Arc<Self>,
+        _peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> serve::ResponseFuture {
+        Box::pin(async move {
+            let path = request.uri().path().to_owned();
+            let rest = path.strip_prefix("/cookies").unwrap_or(&path);
+            cookies::CookieDemo::handle(&self, rest, request)
+                .await
+                .map(serve::boxed)
+        })
+    }
+}
+
+impl serve::App for origin::Origin {
+    fn handle(
+        self: Arc<Self>,
+        _peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> serve::ResponseFuture {
+        let response = origin::Origin::handle(&self, request.uri().path(), &request);
+        ready(response)
+    }
+}
+
+/// A response that is ready now.
+fn ready(response: Response<Body>) -> serve::ResponseFuture {
+    Box::pin(std::future::ready(response.map(serve::boxed)))
+}
+
+/// Whether `path` is `prefix` itself or below it (`/oauth` is not below `/oauth-login`).
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The embedded configuration of the proxy at `/proxy/`: one pool whose two members are
+/// this server itself (by IP and, on loopback, by the name `localhost`), round-robin and
+/// health-checked at `/healthz`; `/proxy/api/` (rest-api) and `/proxy/origin/` (the small
+/// origin in `origin.rs`) through the RFC 9111 cache; `/proxy/origin/limited` with a rate
+/// limit of 5 requests a minute per client; br/zstd/gzip above 256 bytes; metrics at
+/// `/proxy/metrics`. No route reaches `/proxy/` itself, so a request cannot loop.
+fn proxy_config(public: SocketAddr) -> String {
+    let mut members = format!(r#"{{ address = "{public}" }}"#);
+    if public.ip().is_loopback() {
+        members.push_str(&format!(
+            r#", {{ address = "localhost:{}" }}"#,
+            public.port()
+        ));
+    }
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0" # unused: the showcase owns the socket
+pseudonym = "showcase-proxy"
+trusted_proxies = []
+max_head_bytes = 32768
+max_headers = 100
+metrics_path = "/metrics"
+access_log = false
+
+[cache]
+max_bytes = 8388608
+max_object_bytes = 1048576
+
+[compression]
+min_length = 256
+
+[[pools]]
+name = "showcase"
+algorithm = "round-robin"
+upstreams = [{members}]
+connect_timeout_ms = 1000
+request_timeout_ms = 10000
+idle_timeout_ms = 30000
+max_retries = 1
+retry_statuses = [502, 503]
+panic_threshold = 0.5
+[pools.health]
+path = "/healthz"
+interval_ms = 5000
+timeout_ms = 2000
+healthy_threshold = 2
+unhealthy_threshold = 2
+
+[[routes]]
+prefix = "/api/"
+pool = "showcase"
+cache = true
+
+[[routes]]
+prefix = "/origin/"
+pool = "showcase"
+cache = true
+
+[[routes]]
+prefix = "/origin/limited"
+pool = "showcase"
+rate_limit = {{ rate = 5, period_ms = 60000, burst = 5, key = "client" }}
+"#
+    )
+}
+
+fn permanent_redirect(location: &str) -> Response<Body> {
+    let mut response = text(
+        StatusCode::PERMANENT_REDIRECT,
+        "text/plain; charset=utf-8",
+        "",
+    );
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// The landing page, `/healthz`, and 404 for everything no app is mounted at.
+fn route(method: &Method, path: &str) -> Response<Body> {
+    let Some((content_type, body)) = page(path) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        );
+    };
+    if method == Method::HEAD {
+        // HEAD announces the length GET would send (RFC 9110 section 9.3.2).
+        let mut response = text(StatusCode::OK, content_type, "");
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        return response;
+    }
+    if method != Method::GET {
+        let mut response = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "method not allowed\n",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    text(StatusCode::OK, content_type, body)
+}
+
+/// The static pages: content type and body by path.
+fn page(path: &str) -> Option<(&'static str, &'static str)> {
+    match path {
+        "/" => Some(("text/html; charset=utf-8", INDEX_HTML)),
+        "/healthz" => Some(("application/json", r#"{"status":"ok"}"#)),
+        _ => None,
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
