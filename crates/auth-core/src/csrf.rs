@@ -311,7 +311,13 @@ mod tests {
         let (token, set_cookie) = csrf.token(&HeaderMap::new()).unwrap();
         let set_cookie = set_cookie.unwrap();
         let set_cookie = set_cookie.to_str().unwrap();
-        for attribute in ["__Host-app-csrf=", "Secure", "HttpOnly", "Path=/", "SameSite=Strict"] {
+        for attribute in [
+            "__Host-app-csrf=",
+            "Secure",
+            "HttpOnly",
+            "Path=/",
+            "SameSite=Strict",
+        ] {
             assert!(set_cookie.contains(attribute), "{set_cookie}");
         }
         let with_cookie = |value: &str| {

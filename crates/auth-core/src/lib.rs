@@ -25,8 +25,7 @@ pub use authorization::{
     bearer_token, credentials,
 };
 pub use csrf::{
-    CSRF_SESSION_KEY, DoubleSubmit, LoginCsrf, OriginCheck, synchronizer_token,
-    verify_synchronizer,
+    CSRF_SESSION_KEY, DoubleSubmit, LoginCsrf, OriginCheck, synchronizer_token, verify_synchronizer,
 };
 pub use error::{Error, Result};
 pub use jwt::{
@@ -38,9 +37,7 @@ pub use memory_store::{DEFAULT_CAPACITY, MemoryStore};
 pub use middleware::{
     BearerAuth, BearerAuthLayer, ResponseFuture, SessionHandle, SessionLayer, SessionService,
 };
-pub use password::{
-    DEFAULT_MAX_PASSWORD_BYTES, HashLimiter, HashPermit, Passwords, Verification,
-};
+pub use password::{DEFAULT_MAX_PASSWORD_BYTES, HashLimiter, HashPermit, Passwords, Verification};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 pub use refresh::{

@@ -172,7 +172,12 @@ impl<S: AttemptStore> LoginThrottle<S> {
     /// Reserves one failure for `account` and for `address`, atomically in the store, or
     /// refuses with [`Error::Throttled`] when either is at its limit (nothing stays
     /// reserved then). Call it before checking the password.
-    pub async fn reserve(&self, account: &str, address: IpAddr, now: SystemTime) -> Result<Attempt> {
+    pub async fn reserve(
+        &self,
+        account: &str,
+        address: IpAddr,
+        now: SystemTime,
+    ) -> Result<Attempt> {
         let now = unix(now);
         let window = self.policy.window.as_secs().max(1);
         let throttled = |count: AttemptCount| Error::Throttled {
@@ -545,7 +550,11 @@ mod tests {
         ));
         // The refused address did not leave a reservation on the account.
         assert_eq!(
-            throttle.store.get(&account_key("someone-new"), 0).await.unwrap(),
+            throttle
+                .store
+                .get(&account_key("someone-new"), 0)
+                .await
+                .unwrap(),
             None
         );
         let other = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));

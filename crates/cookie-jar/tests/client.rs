@@ -231,7 +231,11 @@ fn unlisted_suffixes_are_public() {
     assert_eq!(header(&s, "https://payroll.corp/", &ctx), None);
     // The domain below the suffix works as before.
     assert_eq!(
-        set(&mut s, "https://www.evil.corp/", &["ok=1; Domain=evil.corp"]),
+        set(
+            &mut s,
+            "https://www.evil.corp/",
+            &["ok=1; Domain=evil.corp"]
+        ),
         1
     );
     assert_eq!(header(&s, "https://api.evil.corp/", &ctx).unwrap(), "ok=1");

@@ -193,7 +193,10 @@ fn several_cookie_headers_are_read() {
 fn signed_and_private_values_are_bound_to_their_name() {
     let ring = KeyRing::new(Key::generate());
     let theme = ring.sign(SetCookie::build("theme", "admin").finish().unwrap());
-    assert_eq!(ring.verify("theme", theme.value()).as_deref(), Some("admin"));
+    assert_eq!(
+        ring.verify("theme", theme.value()).as_deref(),
+        Some("admin")
+    );
     assert_eq!(ring.verify("role", theme.value()), None);
     assert!(theme.value().starts_with("v2."));
     let sealed = ring.seal(SetCookie::build("theme", "admin").finish().unwrap());
@@ -212,7 +215,8 @@ fn signed_and_private_values_are_bound_to_their_name() {
 fn unbound_signed_values_are_refused_unless_opted_in() {
     let key = Key::generate();
     let mut jar = cookie::CookieJar::new();
-    jar.signed_mut(&key).add(cookie::Cookie::new("theme", "dark"));
+    jar.signed_mut(&key)
+        .add(cookie::Cookie::new("theme", "dark"));
     let old = jar.get("theme").unwrap().value().to_owned();
     let ring = KeyRing::new(key.clone());
     assert_eq!(ring.verify("theme", &old), None);

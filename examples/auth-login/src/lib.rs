@@ -22,9 +22,8 @@ use std::time::{Duration, SystemTime};
 use auth_core::{
     Algorithm, BearerChallenge, BearerError, CSRF_SESSION_KEY, Claims, Error as AuthError,
     JwtIssuer, JwtVerifier, Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryStore,
-    Passwords,
-    Session, SessionConfig, SessionCookie, SessionStore, Sessions, ThrottlePolicy, Verification,
-    bearer_token, synchronizer_token, verify_synchronizer,
+    Passwords, Session, SessionConfig, SessionCookie, SessionStore, Sessions, ThrottlePolicy,
+    Verification, bearer_token, synchronizer_token, verify_synchronizer,
 };
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};

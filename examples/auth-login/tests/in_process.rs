@@ -83,7 +83,14 @@ async fn send(addr: SocketAddr, method: &str, path: &str, cookie: &str, body: &s
     stream.read_to_string(&mut raw).await.unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let set_cookies = lines
         .filter_map(|line| line.split_once(':'))
         .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
@@ -114,37 +121,70 @@ async fn cookieless_page_views_store_no_session_and_login_csrf_still_holds() {
     assert_eq!(app.session_count(), 0);
 
     let home = first.unwrap();
-    let csrf_cookie = home.cookie("__Host-session-csrf").expect("a login CSRF cookie");
+    let csrf_cookie = home
+        .cookie("__Host-session-csrf")
+        .expect("a login CSRF cookie");
     let token = home.csrf();
     let signup = format!("username=ada&password=lovelace1815&csrf={token}");
     // Enforced: no cookie, no token, another token, a token with a made-up cookie.
     assert_eq!(send(addr, "POST", "/signup", "", &signup).await.status, 403);
     let no_token = "username=ada&password=lovelace1815";
-    assert_eq!(send(addr, "POST", "/signup", &csrf_cookie, no_token).await.status, 403);
+    assert_eq!(
+        send(addr, "POST", "/signup", &csrf_cookie, no_token)
+            .await
+            .status,
+        403
+    );
     let other = send(addr, "GET", "/", "", "").await.csrf();
     let wrong = format!("username=ada&password=lovelace1815&csrf={other}");
-    assert_eq!(send(addr, "POST", "/signup", &csrf_cookie, &wrong).await.status, 403);
-    let forged = "__Host-session-csrf=AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_eq!(
+        send(addr, "POST", "/signup", &csrf_cookie, &wrong)
+            .await
+            .status,
+        403
+    );
+    let forged =
+        "__Host-session-csrf=AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let forged_form = "username=ada&password=lovelace1815&csrf=AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    assert_eq!(send(addr, "POST", "/signup", forged, forged_form).await.status, 403);
+    assert_eq!(
+        send(addr, "POST", "/signup", forged, forged_form)
+            .await
+            .status,
+        403
+    );
     assert_eq!(app.session_count(), 0);
     // The real pair signs up, and only then is a session stored.
     let signed_up = send(addr, "POST", "/signup", &csrf_cookie, &signup).await;
     assert_eq!(signed_up.status, 303);
-    let session = signed_up.cookie("__Host-session").expect("a session at login");
+    let session = signed_up
+        .cookie("__Host-session")
+        .expect("a session at login");
     assert_eq!(app.session_count(), 1);
     // Logged in, the login token no longer does: the session's own token is needed.
     let both = format!("{session}; {csrf_cookie}");
     let logout = format!("csrf={token}");
-    assert_eq!(send(addr, "POST", "/logout", &both, &logout).await.status, 403);
+    assert_eq!(
+        send(addr, "POST", "/logout", &both, &logout).await.status,
+        403
+    );
     let own = send(addr, "GET", "/", &session, "").await.csrf();
     assert_ne!(own, token);
     let logout = format!("csrf={own}");
-    assert_eq!(send(addr, "POST", "/logout", &session, &logout).await.status, 303);
+    assert_eq!(
+        send(addr, "POST", "/logout", &session, &logout)
+            .await
+            .status,
+        303
+    );
     assert_eq!(app.session_count(), 0);
     // And the login form works with the CSRF pair.
     let login = format!("username=ada&password=lovelace1815&csrf={token}");
-    assert_eq!(send(addr, "POST", "/login", &csrf_cookie, &login).await.status, 303);
+    assert_eq!(
+        send(addr, "POST", "/login", &csrf_cookie, &login)
+            .await
+            .status,
+        303
+    );
 }
 
 /// Issue 14, finding 5: 30 concurrent wrong guesses with one CSRF pair were all checked
@@ -159,7 +199,10 @@ async fn thirty_concurrent_guesses_check_at_most_five() {
     let cookie = home.cookie("__Host-session-csrf").unwrap();
     let token = home.csrf();
     let signup = format!("username=bob&password=correct+horse&csrf={token}");
-    assert_eq!(send(addr, "POST", "/signup", &cookie, &signup).await.status, 303);
+    assert_eq!(
+        send(addr, "POST", "/signup", &cookie, &signup).await.status,
+        303
+    );
     let guess = format!("username=bob&password=wrong&csrf={token}");
     let barrier = Arc::new(tokio::sync::Barrier::new(30));
     let tasks: Vec<_> = (0..30)
@@ -178,13 +221,18 @@ async fn thirty_concurrent_guesses_check_at_most_five() {
     let checked = statuses.iter().filter(|status| **status == 401).count();
     assert!(checked <= 5, "{checked} guesses were checked: {statuses:?}");
     assert!(
-        statuses.iter().all(|status| [401, 429, 503].contains(status)),
+        statuses
+            .iter()
+            .all(|status| [401, 429, 503].contains(status)),
         "{statuses:?}"
     );
     // Whatever got through, the account is now locked for the right password too, unless
     // fewer than five were checked (busy answers are not failures).
     if checked == 5 {
         let right = format!("username=bob&password=correct+horse&csrf={token}");
-        assert_eq!(send(addr, "POST", "/login", &cookie, &right).await.status, 429);
+        assert_eq!(
+            send(addr, "POST", "/login", &cookie, &right).await.status,
+            429
+        );
     }
 }

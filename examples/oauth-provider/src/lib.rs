@@ -24,9 +24,9 @@ use auth_core::oauth::server::{
 };
 use auth_core::{
     Algorithm, BearerChallenge, BearerError, CSRF_SESSION_KEY, Error as AuthError, JwtIssuer,
-    JwtVerifier, Key, KeySet, LoginThrottle, MemoryAttemptStore, MemoryRefreshStore, MemoryStore,
-    LoginCsrf, Passwords, RefreshTokens, Session, SessionConfig, SessionCookie, Sessions, ThrottlePolicy,
-    Verification, bearer_token, synchronizer_token, verify_synchronizer,
+    JwtVerifier, Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryRefreshStore,
+    MemoryStore, Passwords, RefreshTokens, Session, SessionConfig, SessionCookie, Sessions,
+    ThrottlePolicy, Verification, bearer_token, synchronizer_token, verify_synchronizer,
 };
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
@@ -273,7 +273,13 @@ async fn handle(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response
     let mut response = match (&parts.method, path.as_str(), form) {
         (&Method::GET, "/", _) => home(base, &mut session, &login_token),
         (&Method::GET, "/authorize", _) => {
-            authorize(app, &mut session, parts.uri.query().unwrap_or(""), &login_token).await
+            authorize(
+                app,
+                &mut session,
+                parts.uri.query().unwrap_or(""),
+                &login_token,
+            )
+            .await
         }
         (&Method::GET, "/consent", _) => consent_page(base, &mut session, &login_token),
         (&Method::POST, route, Some(form)) => {
