@@ -135,6 +135,9 @@ impl Config {
                 db,
                 cors_origin: std::env::var("CORS_ORIGIN")
                     .unwrap_or_else(|_| "http://localhost:3000".to_owned()),
+                // Set the same CURSOR_KEY (32+ bytes) on every instance behind one load
+                // balancer; unset, each process draws its own at random.
+                cursor_key: std::env::var("CURSOR_KEY").ok().map(String::into_bytes),
                 ..Settings::default()
             },
         })
