@@ -110,8 +110,18 @@ fn auth_sign_up_log_in_and_call_the_jwt_api() {
 
     let page = browser.get("/auth/");
     assert_eq!(page.status, 200);
+    // The login form's CSRF token is in a signed cookie; no session is stored before login
+    // (issue 14, finding 10).
+    let cookies = page.all("set-cookie");
     assert!(
-        page.all("set-cookie")
+        cookies
+            .iter()
+            .any(|cookie| cookie.starts_with("__Host-auth-session-csrf=")),
+        "{:?}",
+        page.headers
+    );
+    assert!(
+        !cookies
             .iter()
             .any(|cookie| cookie.starts_with("__Host-auth-session=")),
         "{:?}",
