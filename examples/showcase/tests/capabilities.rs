@@ -380,10 +380,16 @@ fn chat_messages_and_presence_over_websocket() {
         json!({"type": "join", "room": "lobby"}).to_string(),
     ))
     .unwrap();
+    // Bob gets the member list with his own join; alice only the change (issue 14, 15:
+    // the list for every member on every join was quadratic).
+    let own = wait_for(&mut bob, |e| {
+        e["type"] == "presence" && e["name"] == "bob" && e["joined"] == true
+    });
+    assert_eq!(own["members"].as_array().unwrap().len(), 2);
     let presence = wait_for(&mut alice, |e| {
         e["type"] == "presence" && e["name"] == "bob" && e["joined"] == true
     });
-    assert_eq!(presence["members"].as_array().unwrap().len(), 2);
+    assert!(presence.get("members").is_none(), "{presence}");
 
     bob.send(Message::text(
         json!({"type": "say", "room": "lobby", "text": "hello from bob"}).to_string(),
