@@ -1,5 +1,11 @@
 //! Cross-site request forgery defenses: a synchronizer token kept in the session, a signed
-//! double-submit cookie for stateless apps, and a check of `Sec-Fetch-Site` / `Origin`.
+//! double-submit cookie for stateless apps, [`LoginCsrf`] for forms shown to visitors who
+//! have no session yet, and a check of `Sec-Fetch-Site` / `Origin`.
+//!
+//! Login and sign-up forms need CSRF protection too (login CSRF), but keeping their token
+//! in a server-side session means storing a session for every cookieless visit, which lets
+//! anyone fill the session store. [`LoginCsrf`] keeps the token in a signed cookie instead:
+//! nothing is stored before login; after login, use the session's synchronizer token.
 //!
 //! Use the origin check on every state-changing request, and one of the tokens as well where
 //! old browsers matter (OWASP CSRF Prevention Cheat Sheet).
@@ -28,7 +34,8 @@ use std::fmt;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::{HeaderMap, Method};
+use cookie_jar::{RequestCookies, SameSite, SetCookie};
+use http::{HeaderMap, HeaderValue, Method};
 
 use crate::random::{constant_time_eq, random_bytes, random_token};
 use crate::{Error, Result};
@@ -115,6 +122,83 @@ impl DoubleSubmit {
         context.extend_from_slice(binding);
         context.extend_from_slice(&nonce);
         hmac::verify(&self.key, &context, &tag).map_err(|_| Error::CsrfTokenInvalid)
+    }
+}
+
+/// Stateless CSRF tokens for visitors without a session (login and sign-up forms): a
+/// [`DoubleSubmit`] token in a `__Host-` cookie and in the form, so no session is stored
+/// for an anonymous page view.
+///
+/// The token is HMAC-signed with the server's secret, so a client cannot make one up, and
+/// the `__Host-` prefix stops a sibling subdomain from planting one. Share the secret between
+/// instances behind one load balancer.
+///
+/// ```
+/// use auth_core::LoginCsrf;
+/// use http::{HeaderMap, HeaderValue, header};
+///
+/// let csrf = LoginCsrf::new([9u8; 32]);
+/// // GET: a token for the form, and the cookie to set (none if the request's is valid).
+/// let (token, set_cookie) = csrf.token(&HeaderMap::new()).unwrap();
+/// let set_cookie = set_cookie.unwrap();
+/// // POST: the browser sends the cookie back, the form carries the token.
+/// let pair = set_cookie.to_str().unwrap().split(';').next().unwrap();
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::COOKIE, HeaderValue::from_str(pair).unwrap());
+/// assert!(csrf.verify(&headers, Some(&token)).is_ok());
+/// assert!(csrf.verify(&headers, Some("forged")).is_err());
+/// assert!(csrf.verify(&HeaderMap::new(), Some(&token)).is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct LoginCsrf {
+    tokens: DoubleSubmit,
+    cookie: String,
+}
+
+/// What login CSRF tokens are bound to (there is no session yet).
+const LOGIN_BINDING: &[u8] = b"auth-core login csrf";
+
+impl LoginCsrf {
+    /// Tokens signed under `secret` (at least 32 random bytes), in the `__Host-login-csrf`
+    /// cookie.
+    pub fn new(secret: impl AsRef<[u8]>) -> Self {
+        Self {
+            tokens: DoubleSubmit::new(secret),
+            cookie: "__Host-login-csrf".to_owned(),
+        }
+    }
+
+    /// Another cookie name (applications sharing one origin need different names).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie = name.into();
+        self
+    }
+
+    /// The token to put in the form: the request's own when it is valid, otherwise a new
+    /// one together with the `Set-Cookie` value that carries it.
+    pub fn token(&self, headers: &HeaderMap) -> Result<(String, Option<HeaderValue>)> {
+        if let Some(token) = RequestCookies::from_headers(headers).get(&self.cookie)
+            && self.tokens.verify(token, token, LOGIN_BINDING).is_ok()
+        {
+            return Ok((token.to_owned(), None));
+        }
+        let token = self.tokens.issue(LOGIN_BINDING)?;
+        let cookie = SetCookie::build(self.cookie.clone(), token.clone())
+            .same_site(SameSite::Strict)
+            .finish()
+            .map_err(|error| Error::Key(format!("login CSRF cookie: {error}")))?;
+        Ok((token, Some(cookie.to_header_value())))
+    }
+
+    /// Checks that the submitted token equals the cookie's and is signed by us:
+    /// [`Error::CsrfTokenInvalid`] (403) otherwise.
+    pub fn verify(&self, headers: &HeaderMap, submitted: Option<&str>) -> Result<()> {
+        let cookie = RequestCookies::from_headers(headers)
+            .get(&self.cookie)
+            .map(str::to_owned)
+            .ok_or(Error::CsrfTokenInvalid)?;
+        let submitted = submitted.ok_or(Error::CsrfTokenInvalid)?;
+        self.tokens.verify(&cookie, submitted, LOGIN_BINDING)
     }
 }
 
@@ -219,6 +303,45 @@ mod tests {
         let (nonce, tag) = token.split_once('.').unwrap();
         let shifted = format!("{}.{tag}", &nonce[1..]);
         assert!(csrf.verify(&shifted, &shifted, b"s1").is_err());
+    }
+
+    #[test]
+    fn login_csrf_needs_the_signed_cookie_and_the_same_token() {
+        let csrf = LoginCsrf::new([3u8; 32]).cookie_name("__Host-app-csrf");
+        let (token, set_cookie) = csrf.token(&HeaderMap::new()).unwrap();
+        let set_cookie = set_cookie.unwrap();
+        let set_cookie = set_cookie.to_str().unwrap();
+        for attribute in [
+            "__Host-app-csrf=",
+            "Secure",
+            "HttpOnly",
+            "Path=/",
+            "SameSite=Strict",
+        ] {
+            assert!(set_cookie.contains(attribute), "{set_cookie}");
+        }
+        let with_cookie = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                http::header::COOKIE,
+                HeaderValue::from_str(&format!("__Host-app-csrf={value}")).unwrap(),
+            );
+            headers
+        };
+        let headers = with_cookie(&token);
+        assert!(csrf.verify(&headers, Some(&token)).is_ok());
+        // The valid cookie is reused, not replaced.
+        assert_eq!(csrf.token(&headers).unwrap(), (token.clone(), None));
+        assert!(csrf.verify(&headers, None).is_err());
+        assert!(csrf.verify(&headers, Some("x")).is_err());
+        assert!(csrf.verify(&HeaderMap::new(), Some(&token)).is_err());
+        // A made-up pair (same value in cookie and form) is not signed by us.
+        let forged = "AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(csrf.verify(&with_cookie(forged), Some(forged)).is_err());
+        assert!(csrf.token(&with_cookie(forged)).unwrap().1.is_some());
+        // Another server's token does not verify here.
+        let (foreign, _) = LoginCsrf::new([4u8; 32]).token(&HeaderMap::new()).unwrap();
+        assert!(csrf.verify(&with_cookie(&foreign), Some(&foreign)).is_err());
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

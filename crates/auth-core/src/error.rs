@@ -146,6 +146,13 @@ pub enum Error {
         /// How long until the next attempt is allowed.
         retry_after: Duration,
     },
+    /// Every password hashing slot is taken (see `HashLimiter`): answer 503 with
+    /// `Retry-After` rather than queue more argon2 work and memory.
+    #[error("too many password checks at once; retry after {} s", retry_after.as_secs())]
+    HashingBusy {
+        /// A hint for `Retry-After`.
+        retry_after: Duration,
+    },
 }
 
 impl Error {
@@ -177,7 +184,9 @@ impl Error {
             }
             Error::OAuthIssuerMismatch | Error::OAuthMalformed(_) => StatusCode::BAD_GATEWAY,
             Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::StoreUnavailable(_) | Error::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
+            Error::StoreUnavailable(_) | Error::StoreFull | Error::HashingBusy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::InvalidPasswordHash(_)
             | Error::InvalidParams(_)
             | Error::Hashing(_)

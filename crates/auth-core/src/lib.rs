@@ -25,7 +25,7 @@ pub use authorization::{
     bearer_token, credentials,
 };
 pub use csrf::{
-    CSRF_SESSION_KEY, DoubleSubmit, OriginCheck, synchronizer_token, verify_synchronizer,
+    CSRF_SESSION_KEY, DoubleSubmit, LoginCsrf, OriginCheck, synchronizer_token, verify_synchronizer,
 };
 pub use error::{Error, Result};
 pub use jwt::{
@@ -37,7 +37,7 @@ pub use memory_store::{DEFAULT_CAPACITY, MemoryStore};
 pub use middleware::{
     BearerAuth, BearerAuthLayer, ResponseFuture, SessionHandle, SessionLayer, SessionService,
 };
-pub use password::{DEFAULT_MAX_PASSWORD_BYTES, Passwords, Verification};
+pub use password::{DEFAULT_MAX_PASSWORD_BYTES, HashLimiter, HashPermit, Passwords, Verification};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 pub use refresh::{
@@ -50,6 +50,6 @@ pub use session_cookie::SessionCookie;
 #[cfg(feature = "redis")]
 pub use throttle::RedisAttemptStore;
 pub use throttle::{
-    AttemptCount, AttemptStore, DEFAULT_ATTEMPT_CAPACITY, LoginThrottle, MemoryAttemptStore,
-    ThrottlePolicy,
+    Attempt, AttemptCount, AttemptStore, DEFAULT_ATTEMPT_CAPACITY, LoginThrottle,
+    MemoryAttemptStore, Reservation, ThrottlePolicy,
 };

@@ -18,7 +18,10 @@
 //! ```
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::password_hash::Error as PhcError;
 use argon2::{
@@ -30,6 +33,91 @@ use crate::{Error, Result};
 /// The default limit on password length in bytes. argon2 itself accepts up to 4 GiB; a
 /// limit stops a client from making the server hash megabytes per login attempt.
 pub const DEFAULT_MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Bounds how many argon2 computations run at once.
+///
+/// Each hash holds its memory cost (19 MiB by default) and a core for tens of milliseconds;
+/// without a bound, a burst of login attempts queues hundreds of them. A permit is taken
+/// without waiting: when every slot is busy the caller gets [`Error::HashingBusy`] (503
+/// with `Retry-After`) at once. Clones share the slots, so one limiter can cover several
+/// [`Passwords`].
+///
+/// ```
+/// use auth_core::{Error, HashLimiter, Passwords};
+///
+/// let limiter = HashLimiter::new(1);
+/// let passwords = Passwords::new(64, 1, 1).unwrap().with_limiter(limiter.clone());
+/// let busy = limiter.try_acquire().unwrap(); // another request is hashing
+/// assert!(matches!(passwords.hash("pw"), Err(Error::HashingBusy { .. })));
+/// drop(busy);
+/// assert!(passwords.hash("pw").is_ok());
+/// ```
+#[derive(Debug, Clone)]
+pub struct HashLimiter {
+    slots: Arc<Slots>,
+}
+
+#[derive(Debug)]
+struct Slots {
+    in_use: AtomicUsize,
+    max: usize,
+}
+
+/// One hashing slot of a [`HashLimiter`], given back when dropped.
+#[derive(Debug)]
+pub struct HashPermit {
+    slots: Arc<Slots>,
+}
+
+impl Drop for HashPermit {
+    fn drop(&mut self) {
+        self.slots.in_use.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Default for HashLimiter {
+    /// One slot per available core: hashing is CPU-bound, more at once only adds memory.
+    fn default() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(4, NonZeroUsize::get))
+    }
+}
+
+impl HashLimiter {
+    /// A limiter allowing `max` hashes at once (at least 1).
+    pub fn new(max: usize) -> Self {
+        Self {
+            slots: Arc::new(Slots {
+                in_use: AtomicUsize::new(0),
+                max: max.max(1),
+            }),
+        }
+    }
+
+    /// Takes a slot, or [`Error::HashingBusy`] when all are taken. Never waits.
+    pub fn try_acquire(&self) -> Result<HashPermit> {
+        self.slots
+            .in_use
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.slots.max).then_some(n + 1)
+            })
+            .map_err(|_| Error::HashingBusy {
+                retry_after: Duration::from_secs(1),
+            })?;
+        Ok(HashPermit {
+            slots: self.slots.clone(),
+        })
+    }
+
+    /// Slots taken now.
+    pub fn in_use(&self) -> usize {
+        self.slots.in_use.load(Ordering::Acquire)
+    }
+
+    /// The number of slots.
+    pub fn max(&self) -> usize {
+        self.slots.max
+    }
+}
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +144,17 @@ impl Verification {
 /// The defaults follow OWASP's password storage recommendation for argon2id: 19 MiB of
 /// memory, 2 iterations, parallelism 1. An optional pepper (argon2's secret input) is mixed
 /// into every hash; keep it outside the database.
+///
+/// Every [`hash`](Self::hash), [`verify`](Self::verify) and
+/// [`verify_unknown_user`](Self::verify_unknown_user) takes a slot of a [`HashLimiter`]
+/// (by default one per core, shared by clones) and fails with [`Error::HashingBusy`] when
+/// none is free.
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
     pepper: Option<Vec<u8>>,
     max_bytes: usize,
+    limiter: HashLimiter,
     /// A hash of a random password with the current parameters, verified against when the
     /// user does not exist so that both paths cost the same.
     dummy: std::sync::Arc<OnceLock<String>>,
@@ -74,6 +168,7 @@ impl fmt::Debug for Passwords {
             .field("p_cost", &self.params.p_cost())
             .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
             .field("max_bytes", &self.max_bytes)
+            .field("max_concurrent_hashes", &self.limiter.max())
             .finish()
     }
 }
@@ -97,8 +192,20 @@ impl Passwords {
             params,
             pepper: None,
             max_bytes: DEFAULT_MAX_PASSWORD_BYTES,
+            limiter: HashLimiter::default(),
             dummy: Default::default(),
         }
+    }
+
+    /// Takes hashing slots from `limiter` (default: a limiter of its own, one slot per core).
+    pub fn with_limiter(mut self, limiter: HashLimiter) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// The limiter bounding concurrent hashes.
+    pub fn limiter(&self) -> &HashLimiter {
+        &self.limiter
     }
 
     /// Mixes `pepper` into every hash and verification as argon2's secret input.
@@ -131,9 +238,18 @@ impl Passwords {
 
     /// Hashes `password` with a fresh 16-byte salt into a PHC string
     /// (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PasswordTooLong`]; [`Error::HashingBusy`] when every slot is taken.
     pub fn hash(&self, password: impl AsRef<[u8]>) -> Result<String> {
         let password = password.as_ref();
         self.check_length(password)?;
+        let _permit = self.limiter.try_acquire()?;
+        self.hash_unlimited(password)
+    }
+
+    fn hash_unlimited(&self, password: &[u8]) -> Result<String> {
         let hash = self
             .argon2()?
             .hash_password(password)
@@ -148,6 +264,11 @@ impl Passwords {
     pub fn verify(&self, password: impl AsRef<[u8]>, stored: &str) -> Result<Verification> {
         let password = password.as_ref();
         self.check_length(password)?;
+        let _permit = self.limiter.try_acquire()?;
+        self.verify_unlimited(password, stored)
+    }
+
+    fn verify_unlimited(&self, password: &[u8], stored: &str) -> Result<Verification> {
         let parsed = PasswordHash::new(stored)
             .map_err(|error| Error::InvalidPasswordHash(error.to_string()))?;
         match self.argon2()?.verify_password(password, &parsed) {
@@ -163,16 +284,19 @@ impl Passwords {
     /// call it when the user name is unknown so that response time does not reveal which
     /// accounts exist.
     pub fn verify_unknown_user(&self, password: impl AsRef<[u8]>) -> Result<Verification> {
+        let password = password.as_ref();
+        self.check_length(password)?;
+        let _permit = self.limiter.try_acquire()?;
         let dummy = match self.dummy.get() {
             Some(dummy) => dummy,
             None => {
                 let random = crate::random::random_token()?;
-                let hash = self.hash(random)?;
+                let hash = self.hash_unlimited(random.as_bytes())?;
                 self.dummy.get_or_init(|| hash)
             }
         };
         // The dummy's password is random and unknown: this can only mismatch.
-        self.verify(password, dummy)?;
+        self.verify_unlimited(password, dummy)?;
         Ok(Verification::Mismatch)
     }
 
@@ -310,6 +434,46 @@ mod tests {
             passwords.verify_unknown_user("123456789"),
             Err(Error::PasswordTooLong { .. })
         ));
+    }
+
+    /// Issue 14, finding 5: up to 512 argon2 hashes could run at once. With every slot
+    /// taken, hashing and verifying are refused at once with `HashingBusy` (503); a slot
+    /// given back is usable again, and clones share the slots.
+    #[test]
+    fn hashing_is_bounded_by_the_limiter() {
+        let limiter = HashLimiter::new(2);
+        let passwords = fast().with_limiter(limiter.clone());
+        let stored = passwords.hash("pw").unwrap();
+        let clone = passwords.clone();
+        let first = limiter.try_acquire().unwrap();
+        let second = limiter.try_acquire().unwrap();
+        assert!(limiter.try_acquire().is_err());
+        for result in [
+            clone.hash("pw").map(|_| ()),
+            clone.verify("pw", &stored).map(|_| ()),
+            passwords.verify_unknown_user("pw").map(|_| ()),
+        ] {
+            let error = result.unwrap_err();
+            assert!(matches!(error, Error::HashingBusy { .. }), "{error:?}");
+            assert_eq!(error.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        }
+        drop(first);
+        assert!(passwords.verify("pw", &stored).unwrap().is_match());
+        assert!(!passwords.verify_unknown_user("pw").unwrap().is_match());
+        assert_eq!(limiter.in_use(), 1);
+        drop(second);
+        assert_eq!(limiter.in_use(), 0);
+        // Many threads at once: never more than the limit inside, the rest refused.
+        let limiter = HashLimiter::new(3);
+        let passwords = fast().with_limiter(limiter.clone());
+        let outcomes: Vec<bool> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| scope.spawn(|| passwords.verify("pw", &stored).is_ok()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(outcomes.iter().any(|ok| *ok));
+        assert_eq!(limiter.in_use(), 0);
     }
 
     #[test]

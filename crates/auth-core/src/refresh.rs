@@ -91,8 +91,14 @@ pub struct RefreshRecord {
 
 /// Where refresh-token records live. [`RefreshStore::take`] must be atomic: of two
 /// concurrent calls for the same hash, exactly one sees `used == false`.
+///
+/// A revoked family stays revoked: [`RefreshStore::insert`] must refuse a record of a
+/// family revoked before (keep a tombstone at least until the family's last token would
+/// have expired). Otherwise a rotation that took its token before a reuse revoked the
+/// family, and inserts after it, leaves a live token in a revoked family.
 pub trait RefreshStore: Send + Sync {
-    /// Stores a new record.
+    /// Stores a new record, atomically refusing it with [`Error::RefreshTokenInvalid`] when
+    /// its family was revoked.
     fn insert(&self, record: RefreshRecord) -> impl Future<Output = Result<()>> + Send;
     /// Marks the record used and returns it as it was before, or `None` if unknown.
     fn take(&self, hash: &TokenHash) -> impl Future<Output = Result<Option<RefreshRecord>>> + Send;
@@ -229,6 +235,8 @@ pub struct MemoryRefreshStore {
 struct MemoryRefreshState {
     by_hash: HashMap<TokenHash, RefreshRecord>,
     families: HashMap<String, Vec<TokenHash>>,
+    /// Revoked families, until their last token would have expired (Unix seconds).
+    revoked: HashMap<String, u64>,
 }
 
 impl MemoryRefreshStore {
@@ -251,7 +259,10 @@ impl MemoryRefreshStore {
         let mut state = self.state();
         let before = state.by_hash.len();
         state.by_hash.retain(|_, record| record.expires_at > now);
-        let MemoryRefreshState { by_hash, families } = &mut *state;
+        state.revoked.retain(|_, until| *until > now);
+        let MemoryRefreshState {
+            by_hash, families, ..
+        } = &mut *state;
         families.retain(|_, hashes| {
             hashes.retain(|hash| by_hash.contains_key(hash));
             !hashes.is_empty()
@@ -273,6 +284,9 @@ impl MemoryRefreshStore {
 impl RefreshStore for MemoryRefreshStore {
     async fn insert(&self, record: RefreshRecord) -> Result<()> {
         let mut state = self.state();
+        if state.revoked.contains_key(&record.family) {
+            return Err(Error::RefreshTokenInvalid);
+        }
         state
             .families
             .entry(record.family.clone())
@@ -298,8 +312,15 @@ impl RefreshStore for MemoryRefreshStore {
     async fn revoke_family(&self, family: &str) -> Result<()> {
         let mut state = self.state();
         if let Some(hashes) = state.families.remove(family) {
+            let mut until = 0;
             for hash in hashes {
-                state.by_hash.remove(&hash);
+                if let Some(record) = state.by_hash.remove(&hash) {
+                    until = until.max(record.expires_at);
+                }
+            }
+            // Tombstone: a rotation in flight must not add to the family afterwards.
+            if until > 0 {
+                state.revoked.insert(family.to_owned(), until);
             }
         }
         Ok(())
@@ -397,5 +418,78 @@ mod tests {
             }
         }
         assert_eq!(wins, 1);
+    }
+
+    /// A store whose inserts wait for the test's signal, to interleave a rotation with a
+    /// reuse detection deterministically.
+    struct GatedStore {
+        inner: MemoryRefreshStore,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl RefreshStore for &GatedStore {
+        async fn insert(&self, record: RefreshRecord) -> Result<()> {
+            let permit = self.gate.acquire().await;
+            drop(permit);
+            self.inner.insert(record).await
+        }
+        async fn take(&self, hash: &TokenHash) -> Result<Option<RefreshRecord>> {
+            self.inner.take(hash).await
+        }
+        async fn revoke_family(&self, family: &str) -> Result<()> {
+            self.inner.revoke_family(family).await
+        }
+        async fn get(&self, hash: &TokenHash) -> Result<Option<RefreshRecord>> {
+            self.inner.get(hash).await
+        }
+    }
+
+    /// Issue 14, finding 11: rotation A takes the token; reuse B (the same token again)
+    /// revokes the family; then A's insert lands. Before, A's new token was live in a
+    /// revoked family; now the family's tombstone refuses the insert.
+    #[tokio::test]
+    async fn a_rotation_racing_reuse_detection_leaves_no_live_token() {
+        let store = GatedStore {
+            inner: MemoryRefreshStore::new(),
+            gate: tokio::sync::Semaphore::new(1),
+        };
+        let tokens = RefreshTokens::new(&store, Duration::from_secs(3600));
+        let first = tokens.issue("ada", at(100)).await.unwrap();
+        // Hold the gate: the next insert waits.
+        let held = store.gate.acquire().await.unwrap();
+        let rotation = tokens.rotate(&first.token, at(101));
+        let reuse = async {
+            // Let the rotation run up to its insert (it has then taken the token).
+            while !store
+                .inner
+                .get(&hash(&first.token))
+                .await
+                .unwrap()
+                .is_some_and(|record| record.used)
+            {
+                tokio::task::yield_now().await;
+            }
+            let reused = tokens.rotate(&first.token, at(102)).await;
+            drop(held);
+            reused
+        };
+        let (rotated, reused) = tokio::join!(rotation, reuse);
+        assert!(matches!(reused, Err(Error::RefreshTokenReused)));
+        match rotated {
+            Err(Error::RefreshTokenInvalid) => {}
+            Ok(late) => {
+                assert!(
+                    tokens.lookup(&late.token).await.unwrap().is_none(),
+                    "a token was issued in a revoked family"
+                );
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+        assert!(store.inner.is_empty());
+        // The tombstone goes once the family's tokens would have expired.
+        assert_eq!(store.inner.sweep(at(100 + 3600)), 0);
+        assert!(store.inner.state().revoked.is_empty());
+        // A new family for the same user works.
+        tokens.issue("ada", at(5000)).await.unwrap();
     }
 }

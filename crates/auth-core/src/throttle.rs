@@ -1,14 +1,22 @@
 //! Login throttling per account and per client address.
 //!
-//! Failed logins are counted in fixed windows, per account and per client address. When an
-//! account or an address reaches its limit, further attempts are refused with
-//! [`Error::Throttled`] (429, with the time until the window ends) *before* the password is
-//! checked, so a locked account costs no hashing. A successful login clears the account's
-//! count (not the address's: one address guessing many accounts stays limited).
+//! Failed logins are counted in fixed windows, per account and per client address. Each
+//! login attempt first *reserves* a failure, atomically in the store, before the password is
+//! checked: when the account or the address is at its limit the reservation is refused with
+//! [`Error::Throttled`] (429, with the time until the window ends), so a locked account costs
+//! no hashing, and concurrent guesses cannot all pass a check made before any of them is
+//! counted. A successful login gives the reservation back: the account's count is cleared,
+//! the address's reservation refunded (one address guessing many accounts stays limited).
 //!
 //! This is not general rate limiting, which is why it does not use `governor`: only failures
 //! count, a success resets, and the store is a trait so that several servers can share the
 //! counts in Redis (feature `redis`).
+//!
+//! Client addresses are counted as given, except that IPv4-mapped IPv6 addresses
+//! (`::ffff:192.0.2.1`, what a dual-stack listener reports for IPv4 clients) are counted as
+//! their IPv4 address, and other IPv6 addresses per /64. Behind a reverse proxy, pass the
+//! client address the proxy reports (proxy-core's `client_address` for a trusted proxy),
+//! not the proxy's own: every client would otherwise share one count.
 //!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
@@ -21,10 +29,11 @@
 //! let addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 //! let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
 //! for _ in 0..3 {
-//!     throttle.check("alice", addr, now).await?;
-//!     throttle.record_failure("alice", addr, now).await?;
+//!     let attempt = throttle.reserve("alice", addr, now).await?;
+//!     // ... the password was wrong: keep the reservation as the failure.
+//!     attempt.failed();
 //! }
-//! assert!(matches!(throttle.check("alice", addr, now).await, Err(Error::Throttled { .. })));
+//! assert!(matches!(throttle.reserve("alice", addr, now).await, Err(Error::Throttled { .. })));
 //! # Ok(())
 //! # }
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
@@ -68,7 +77,19 @@ pub struct AttemptCount {
     pub window_end: u64,
 }
 
+/// The outcome of [`AttemptStore::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The failure was counted; the count includes it.
+    Reserved(AttemptCount),
+    /// The key is at its limit; nothing was counted.
+    Refused(AttemptCount),
+}
+
 /// Where failure counts live.
+///
+/// [`reserve`](Self::reserve) must be atomic: concurrent calls on one key never count past
+/// the limit.
 pub trait AttemptStore: Send + Sync {
     /// The count under `key`, if its window is still open at `now`.
     fn get(&self, key: &str, now: u64)
@@ -82,6 +103,34 @@ pub trait AttemptStore: Send + Sync {
     ) -> impl Future<Output = Result<AttemptCount>> + Send;
     /// Forgets `key`.
     fn reset(&self, key: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Atomically: refuses when `key` has `limit` failures or more in an open window,
+    /// otherwise adds one (opening a window of `window` seconds if none is open).
+    fn reserve(
+        &self,
+        key: &str,
+        limit: u32,
+        window: u64,
+        now: u64,
+    ) -> impl Future<Output = Result<Reservation>> + Send;
+    /// Gives back one reserved failure under `key` (no effect on a closed window or zero).
+    fn release(&self, key: &str, now: u64) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A failure reserved by [`LoginThrottle::reserve`] before checking a password. Settle it
+/// with [`LoginThrottle::succeeded`] (right password), [`LoginThrottle::release`] (the
+/// password could not be checked, e.g. hashing was busy) or [`Attempt::failed`] (wrong
+/// password: the reservation stays as the failure). Dropping it counts as a failure too,
+/// so an attempt abandoned mid-check still counts.
+#[derive(Debug)]
+#[must_use = "settle the attempt: succeeded, release or failed"]
+pub struct Attempt {
+    account: String,
+    address: String,
+}
+
+impl Attempt {
+    /// The password was wrong: the reserved failure stays counted.
+    pub fn failed(self) {}
 }
 
 /// Counts failed logins and refuses attempts over the limits.
@@ -102,7 +151,9 @@ fn account_key(account: &str) -> String {
 }
 
 fn address_key(address: IpAddr) -> String {
-    match address {
+    // A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`: without unmapping, the
+    // /64 grouping below puts every IPv4 client in one count.
+    match address.to_canonical() {
         IpAddr::V4(v4) => format!("ip:{v4}"),
         // One IPv6 client usually holds a whole /64: count per /64.
         IpAddr::V6(v6) => {
@@ -118,46 +169,59 @@ impl<S: AttemptStore> LoginThrottle<S> {
         Self { store, policy }
     }
 
-    /// Refuses with [`Error::Throttled`] when `account` or `address` is over its limit.
-    /// Call it before checking the password.
-    pub async fn check(&self, account: &str, address: IpAddr, now: SystemTime) -> Result<()> {
-        let now = unix(now);
-        for (key, limit) in [
-            (account_key(account), self.policy.max_account_failures),
-            (address_key(address), self.policy.max_address_failures),
-        ] {
-            if let Some(count) = self.store.get(&key, now).await?
-                && count.failures >= limit
-            {
-                return Err(Error::Throttled {
-                    retry_after: Duration::from_secs(count.window_end.saturating_sub(now).max(1)),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Records a failed login.
-    pub async fn record_failure(
+    /// Reserves one failure for `account` and for `address`, atomically in the store, or
+    /// refuses with [`Error::Throttled`] when either is at its limit (nothing stays
+    /// reserved then). Call it before checking the password.
+    pub async fn reserve(
         &self,
         account: &str,
         address: IpAddr,
         now: SystemTime,
-    ) -> Result<()> {
+    ) -> Result<Attempt> {
         let now = unix(now);
         let window = self.policy.window.as_secs().max(1);
-        self.store
-            .increment(&account_key(account), window, now)
-            .await?;
-        self.store
-            .increment(&address_key(address), window, now)
-            .await?;
-        Ok(())
+        let throttled = |count: AttemptCount| Error::Throttled {
+            retry_after: Duration::from_secs(count.window_end.saturating_sub(now).max(1)),
+        };
+        let account = account_key(account);
+        let address = address_key(address);
+        if let Reservation::Refused(count) = self
+            .store
+            .reserve(&account, self.policy.max_account_failures, window, now)
+            .await?
+        {
+            return Err(throttled(count));
+        }
+        match self
+            .store
+            .reserve(&address, self.policy.max_address_failures, window, now)
+            .await
+        {
+            Ok(Reservation::Reserved(_)) => Ok(Attempt { account, address }),
+            Ok(Reservation::Refused(count)) => {
+                self.store.release(&account, now).await?;
+                Err(throttled(count))
+            }
+            Err(error) => {
+                let _ = self.store.release(&account, now).await;
+                Err(error)
+            }
+        }
     }
 
-    /// Records a successful login: the account's failures are forgotten.
-    pub async fn record_success(&self, account: &str) -> Result<()> {
-        self.store.reset(&account_key(account)).await
+    /// The password was right: the account's failures are forgotten and the address's
+    /// reservation is given back (its earlier failures stay).
+    pub async fn succeeded(&self, attempt: Attempt, now: SystemTime) -> Result<()> {
+        self.store.reset(&attempt.account).await?;
+        self.store.release(&attempt.address, unix(now)).await
+    }
+
+    /// The password was not checked (hashing busy, a store error): both reservations are
+    /// given back.
+    pub async fn release(&self, attempt: Attempt, now: SystemTime) -> Result<()> {
+        let now = unix(now);
+        self.store.release(&attempt.account, now).await?;
+        self.store.release(&attempt.address, now).await
     }
 }
 
@@ -209,7 +273,51 @@ impl AttemptStore for MemoryAttemptStore {
     }
 
     async fn increment(&self, key: &str, window: u64, now: u64) -> Result<AttemptCount> {
+        match self.bump(key, None, window, now) {
+            Reservation::Reserved(count) | Reservation::Refused(count) => Ok(count),
+        }
+    }
+
+    async fn reset(&self, key: &str) -> Result<()> {
+        self.counts().remove(key);
+        Ok(())
+    }
+
+    async fn reserve(&self, key: &str, limit: u32, window: u64, now: u64) -> Result<Reservation> {
+        Ok(self.bump(key, Some(limit), window, now))
+    }
+
+    async fn release(&self, key: &str, now: u64) -> Result<()> {
         let mut counts = self.counts();
+        if let Some(count) = counts.get_mut(key)
+            && count.window_end > now
+        {
+            count.failures = count.failures.saturating_sub(1);
+            if count.failures == 0 {
+                counts.remove(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MemoryAttemptStore {
+    /// Adds one failure under `key` unless it is at `limit`, under one lock.
+    fn bump(&self, key: &str, limit: Option<u32>, window: u64, now: u64) -> Reservation {
+        let mut counts = self.counts();
+        if let Some(limit) = limit
+            && let Some(count) = counts.get(key)
+            && count.window_end > now
+            && count.failures >= limit
+        {
+            return Reservation::Refused(*count);
+        }
+        if limit == Some(0) {
+            return Reservation::Refused(AttemptCount {
+                failures: 0,
+                window_end: now.saturating_add(window),
+            });
+        }
         if !counts.contains_key(key) && counts.len() >= self.capacity {
             counts.retain(|_, count| count.window_end > now);
             if counts.len() >= self.capacity {
@@ -234,12 +342,7 @@ impl AttemptStore for MemoryAttemptStore {
             };
         }
         count.failures = count.failures.saturating_add(1);
-        Ok(*count)
-    }
-
-    async fn reset(&self, key: &str) -> Result<()> {
-        self.counts().remove(key);
-        Ok(())
+        Reservation::Reserved(*count)
     }
 }
 
@@ -322,7 +425,65 @@ mod redis_attempts {
                 .map_err(unavailable)?;
             Ok(())
         }
+
+        async fn reserve(
+            &self,
+            key: &str,
+            limit: u32,
+            window: u64,
+            now: u64,
+        ) -> Result<Reservation> {
+            let mut connection = self.connection.clone();
+            let (reserved, failures, ttl): (i64, u32, i64) = redis::Script::new(RESERVE)
+                .key(format!("{}{key}", self.prefix))
+                .arg(limit)
+                .arg(window)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let count = AttemptCount {
+                failures,
+                window_end: now.saturating_add(u64::try_from(ttl).unwrap_or(0)),
+            };
+            Ok(if reserved == 1 {
+                Reservation::Reserved(count)
+            } else {
+                Reservation::Refused(count)
+            })
+        }
+
+        async fn release(&self, key: &str, _now: u64) -> Result<()> {
+            let mut connection = self.connection.clone();
+            let _: i64 = redis::Script::new(RELEASE)
+                .key(format!("{}{key}", self.prefix))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        }
     }
+
+    /// Check and count in one script, which Redis runs without interleaving other commands.
+    /// Returns `{reserved (0/1), failures, ttl}`.
+    const RESERVE: &str = r"
+local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
+if failures >= tonumber(ARGV[1]) then
+  return {0, failures, redis.call('TTL', KEYS[1])}
+end
+failures = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
+return {1, failures, redis.call('TTL', KEYS[1])}
+";
+
+    /// Gives one failure back; the key goes when it reaches zero.
+    const RELEASE: &str = r"
+local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
+if failures > 1 then
+  return redis.call('DECR', KEYS[1])
+end
+redis.call('DEL', KEYS[1])
+return 0
+";
 }
 
 #[cfg(feature = "redis")]
@@ -332,6 +493,7 @@ pub use redis_attempts::RedisAttemptStore;
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::sync::Arc;
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
@@ -339,56 +501,134 @@ mod tests {
 
     const ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 
+    async fn fail(throttle: &LoginThrottle<MemoryAttemptStore>, account: &str, time: u64) {
+        throttle
+            .reserve(account, ADDR, at(time))
+            .await
+            .unwrap()
+            .failed();
+    }
+
     #[tokio::test]
     async fn account_lockout_window_and_reset() {
         let throttle = LoginThrottle::new(MemoryAttemptStore::new(), ThrottlePolicy::default());
         for _ in 0..5 {
-            throttle.check("Alice", ADDR, at(1000)).await.unwrap();
-            throttle
-                .record_failure("Alice", ADDR, at(1000))
-                .await
-                .unwrap();
+            fail(&throttle, "Alice", 1000).await;
         }
-        match throttle.check("alice", ADDR, at(1100)).await {
+        match throttle.reserve("alice", ADDR, at(1100)).await {
             Err(Error::Throttled { retry_after }) => {
                 assert_eq!(retry_after, Duration::from_secs(800))
             }
             other => panic!("{other:?}"),
         }
         // Another account from the same address is still allowed.
-        throttle.check("bob", ADDR, at(1100)).await.unwrap();
+        let bob = throttle.reserve("bob", ADDR, at(1100)).await.unwrap();
+        throttle.release(bob, at(1100)).await.unwrap();
         // The window ends.
-        throttle.check("alice", ADDR, at(1900)).await.unwrap();
+        let alice = throttle.reserve("alice", ADDR, at(1900)).await.unwrap();
+        throttle.release(alice, at(1900)).await.unwrap();
         // A success clears the account.
-        for _ in 0..5 {
-            throttle
-                .record_failure("carol", ADDR, at(2000))
-                .await
-                .unwrap();
+        for _ in 0..4 {
+            fail(&throttle, "carol", 2000).await;
         }
-        assert!(throttle.check("carol", ADDR, at(2000)).await.is_err());
-        throttle.record_success("carol").await.unwrap();
-        throttle.check("carol", ADDR, at(2000)).await.unwrap();
+        let last = throttle.reserve("carol", ADDR, at(2000)).await.unwrap();
+        assert!(throttle.reserve("carol", ADDR, at(2000)).await.is_err());
+        throttle.succeeded(last, at(2000)).await.unwrap();
+        let again = throttle.reserve("carol", ADDR, at(2000)).await.unwrap();
+        throttle.succeeded(again, at(2000)).await.unwrap();
     }
 
     #[tokio::test]
     async fn one_address_guessing_many_accounts_is_limited() {
         let throttle = LoginThrottle::new(MemoryAttemptStore::new(), ThrottlePolicy::default());
         for n in 0..20 {
-            let account = format!("user{n}");
-            throttle.check(&account, ADDR, at(0)).await.unwrap();
-            throttle
-                .record_failure(&account, ADDR, at(0))
-                .await
-                .unwrap();
-            throttle.record_success(&account).await.unwrap();
+            fail(&throttle, &format!("user{n}"), 0).await;
         }
         assert!(matches!(
-            throttle.check("someone-new", ADDR, at(0)).await,
+            throttle.reserve("someone-new", ADDR, at(0)).await,
             Err(Error::Throttled { .. })
         ));
+        // The refused address did not leave a reservation on the account.
+        assert_eq!(
+            throttle
+                .store
+                .get(&account_key("someone-new"), 0)
+                .await
+                .unwrap(),
+            None
+        );
         let other = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
-        throttle.check("someone-new", other, at(0)).await.unwrap();
+        let attempt = throttle.reserve("someone-new", other, at(0)).await.unwrap();
+        // Successes refund the address's reservation, not its earlier failures.
+        throttle.succeeded(attempt, at(0)).await.unwrap();
+        assert_eq!(
+            throttle.store.get(&address_key(other), 0).await.unwrap(),
+            None
+        );
+    }
+
+    /// Issue 14, finding 5: 30 concurrent wrong guesses with a limit of 5 were all checked,
+    /// because the check and the count were separate steps with the hash in between. Now each
+    /// guess reserves its failure atomically before the (slow) check: exactly 5 get through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_guesses_cannot_pass_the_limit() {
+        let throttle = Arc::new(LoginThrottle::new(
+            MemoryAttemptStore::new(),
+            ThrottlePolicy::default(),
+        ));
+        let barrier = Arc::new(tokio::sync::Barrier::new(30));
+        let tasks: Vec<_> = (0..30)
+            .map(|_| {
+                let throttle = throttle.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let attempt = throttle.reserve("alice", ADDR, at(0)).await.ok()?;
+                    // The password check runs here, with other guesses in flight.
+                    tokio::task::yield_now().await;
+                    attempt.failed();
+                    Some(())
+                })
+            })
+            .collect();
+        let mut checked = 0;
+        for task in tasks {
+            if task.await.unwrap().is_some() {
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 5);
+    }
+
+    /// Issue 14, finding 6: a dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`,
+    /// which the /64 grouping put in one bucket: 20 failures locked out every IPv4 user.
+    #[test]
+    fn ipv4_mapped_addresses_are_counted_as_ipv4() {
+        let mapped = |a, b, c, d| IpAddr::V6(Ipv4Addr::new(a, b, c, d).to_ipv6_mapped());
+        assert_ne!(
+            address_key(mapped(192, 0, 2, 1)),
+            address_key(mapped(198, 51, 100, 2))
+        );
+        assert_eq!(
+            address_key(mapped(192, 0, 2, 1)),
+            address_key(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        );
+    }
+
+    #[tokio::test]
+    async fn one_mapped_ipv4_client_does_not_lock_out_another() {
+        let throttle = LoginThrottle::new(MemoryAttemptStore::new(), ThrottlePolicy::default());
+        let attacker = IpAddr::V6(Ipv4Addr::new(203, 0, 113, 9).to_ipv6_mapped());
+        let victim = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 44).to_ipv6_mapped());
+        for n in 0..20 {
+            throttle
+                .reserve(&format!("guess{n}"), attacker, at(0))
+                .await
+                .unwrap()
+                .failed();
+        }
+        assert!(throttle.reserve("x", attacker, at(0)).await.is_err());
+        throttle.reserve("x", victim, at(0)).await.unwrap().failed();
     }
 
     #[test]

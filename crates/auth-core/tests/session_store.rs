@@ -314,11 +314,10 @@ mod redis_throttle {
         );
         let addr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
         let now = SystemTime::now();
-        a.record_failure("mallory", addr, now).await.unwrap();
-        b.record_failure("mallory", addr, now).await.unwrap();
-        a.check("mallory", addr, now).await.unwrap();
-        b.record_failure("mallory", addr, now).await.unwrap();
-        match a.check("mallory", addr, now).await {
+        a.reserve("mallory", addr, now).await.unwrap().failed();
+        b.reserve("mallory", addr, now).await.unwrap().failed();
+        let third = a.reserve("mallory", addr, now).await.unwrap();
+        match b.reserve("mallory", addr, now).await {
             Err(Error::Throttled { retry_after }) => {
                 assert!(
                     retry_after <= Duration::from_secs(60)
@@ -327,7 +326,71 @@ mod redis_throttle {
             }
             other => panic!("{other:?}"),
         }
-        b.record_success("mallory").await.unwrap();
-        a.check("mallory", addr, now).await.unwrap();
+        a.succeeded(third, now).await.unwrap();
+        b.reserve("mallory", addr, now).await.unwrap().failed();
+    }
+
+    /// Issue 14, finding 5, on Redis: 30 concurrent guesses from two servers against a limit
+    /// of 5 reserve exactly 5 failures (a Lua script checks and counts in one step).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_reservations_are_atomic_across_servers() {
+        let Ok(url) = std::env::var("REDIS_URL") else {
+            eprintln!("skipped: REDIS_URL is not set");
+            return;
+        };
+        let prefix = format!(
+            "auth-core-test:{}:",
+            auth_core::SessionId::generate().unwrap()
+        );
+        let servers: Vec<_> = [0, 1]
+            .into_iter()
+            .map(|_| {
+                let url = url.clone();
+                let prefix = prefix.clone();
+                async move {
+                    std::sync::Arc::new(LoginThrottle::new(
+                        RedisAttemptStore::connect(&url, &prefix).await.unwrap(),
+                        ThrottlePolicy::default(),
+                    ))
+                }
+            })
+            .collect();
+        let mut throttles = Vec::new();
+        for server in servers {
+            throttles.push(server.await);
+        }
+        let addr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+        let now = SystemTime::now();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(30));
+        let tasks: Vec<_> = (0..30)
+            .map(|n| {
+                let throttle = throttles[n % 2].clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let attempt = throttle.reserve("victim", addr, now).await.ok()?;
+                    tokio::task::yield_now().await;
+                    attempt.failed();
+                    Some(())
+                })
+            })
+            .collect();
+        let mut checked = 0;
+        for task in tasks {
+            checked += usize::from(task.await.unwrap().is_some());
+        }
+        assert_eq!(checked, 5);
+        // A refused address gives the account reservation back, and release refunds.
+        let other = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11));
+        let attempt = throttles[0].reserve("someone", other, now).await.unwrap();
+        throttles[1].release(attempt, now).await.unwrap();
+        for _ in 0..5 {
+            throttles[0]
+                .reserve("someone", other, now)
+                .await
+                .unwrap()
+                .failed();
+        }
+        assert!(throttles[1].reserve("someone", other, now).await.is_err());
     }
 }

@@ -1,5 +1,11 @@
 //! Signed (HMAC-SHA256) and private (AES-256-GCM) cookies with key rotation.
 //!
+//! Both kinds are bound to the cookie's name: a value signed or sealed for `theme` does not
+//! verify or open as `role`. Signed values use our own format, `v2.` + base64url(HMAC-SHA256
+//! over the name and the value) + the value, because the `cookie` crate's signed format MACs
+//! the value alone. Values in that older format are refused unless
+//! [`KeyRing::accept_unbound_signatures`] is set for a migration period.
+//!
 //! A [`KeyRing`] holds the current key, used for every new cookie, and older keys that are
 //! still accepted when reading. Rotating is: make a new ring with the new key as current and
 //! the previous current key among the old ones; once every cookie signed with the oldest key
@@ -20,8 +26,12 @@
 
 use std::fmt;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use cookie::Key;
 use cookie::{Cookie, CookieJar};
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
 
 use crate::error::{Error, Result};
 use crate::set_cookie::SetCookie;
@@ -37,6 +47,49 @@ use crate::set_cookie::SetCookie;
 pub struct KeyRing {
     current: Key,
     old: Vec<Key>,
+    accept_unbound: bool,
+}
+
+/// The prefix of name-bound signed values. An old-format value (base64 with `+`, `/`, `=`)
+/// never contains `.` in its first 44 bytes, so the two cannot be confused.
+const SIGNED_V2: &str = "v2.";
+/// The length of the base64url (unpadded) HMAC-SHA256 tag.
+const TAG_CHARS: usize = 43;
+
+/// HMAC-SHA256 under the key's signing half over a domain label, the name's length, the
+/// name and the value: the length prefix keeps (`ab`, `c`) and (`a`, `bc`) apart.
+fn signed_tag(key: &Key, name: &str, value: &str) -> Option<Hmac<Sha256>> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.signing()).ok()?;
+    mac.update(b"cookie-jar signed cookie v2\0");
+    mac.update(&(name.len() as u64).to_be_bytes());
+    mac.update(name.as_bytes());
+    mac.update(value.as_bytes());
+    Some(mac)
+}
+
+fn sign_bound(key: &Key, name: &str, value: &str) -> String {
+    let tag = signed_tag(key, name, value)
+        .map(|mac| URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+        .unwrap_or_default();
+    format!("{SIGNED_V2}{tag}{value}")
+}
+
+fn verify_bound(key: &Key, name: &str, signed: &str) -> Option<String> {
+    let rest = signed.strip_prefix(SIGNED_V2)?;
+    let tag = rest.get(..TAG_CHARS)?;
+    let value = rest.get(TAG_CHARS..)?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    // `verify_slice` compares in constant time.
+    signed_tag(key, name, value)?.verify_slice(&tag).ok()?;
+    Some(value.to_owned())
+}
+
+fn verify_unbound(key: &Key, name: &str, value: &str) -> Option<String> {
+    let c = Cookie::new(name.to_owned(), value.to_owned());
+    CookieJar::new()
+        .signed(key)
+        .verify(c)
+        .map(|c| c.value().to_owned())
 }
 
 impl fmt::Debug for KeyRing {
@@ -54,7 +107,19 @@ impl KeyRing {
         Self {
             current,
             old: Vec::new(),
+            accept_unbound: false,
         }
+    }
+
+    /// Also accepts signed values in the `cookie` crate's format, which MACs the value
+    /// alone (what this crate wrote before 0.1.0's name binding), for a migration period:
+    /// such a value verifies under any cookie name, so a value a user may hold for one
+    /// signed cookie can be replayed as another. [`needs_reissue`](Self::needs_reissue)
+    /// is true for them, so they are replaced on the next response. Default: refused.
+    #[must_use]
+    pub fn accept_unbound_signatures(mut self, yes: bool) -> Self {
+        self.accept_unbound = yes;
+        self
     }
 
     /// A ring from raw key material (at least 64 bytes: 32 for signing, 32 for encryption).
@@ -78,16 +143,11 @@ impl KeyRing {
         std::iter::once(&self.current).chain(self.old.iter())
     }
 
-    /// Signs the cookie's value with the current key (HMAC-SHA256, base64 tag prefixed).
+    /// Signs the cookie's name and value with the current key: the value becomes `v2.`,
+    /// the base64url HMAC-SHA256 tag, then the plain value.
     #[must_use]
     pub fn sign(&self, cookie: SetCookie) -> SetCookie {
-        let mut jar = CookieJar::new();
-        jar.signed_mut(&self.current)
-            .add(cookie.as_cookie().clone());
-        let value = jar
-            .get(cookie.name())
-            .map(|c| c.value().to_owned())
-            .unwrap_or_default();
+        let value = sign_bound(&self.current, cookie.name(), cookie.value());
         cookie.with_value(value)
     }
 
@@ -104,13 +164,16 @@ impl KeyRing {
         cookie.with_value(value)
     }
 
-    /// The verified plain value of a signed cookie, or `None` if no key of the ring signed it.
+    /// The verified plain value of a signed cookie, or `None` if no key of the ring signed
+    /// it for this `name` (a value signed for another cookie name is `None`).
     #[must_use]
     pub fn verify(&self, name: &str, value: &str) -> Option<String> {
-        let jar = CookieJar::new();
         self.keys().find_map(|key| {
-            let c = Cookie::new(name.to_owned(), value.to_owned());
-            jar.signed(key).verify(c).map(|c| c.value().to_owned())
+            verify_bound(key, name, value).or_else(|| {
+                self.accept_unbound
+                    .then(|| verify_unbound(key, name, value))
+                    .flatten()
+            })
         })
     }
 
@@ -124,13 +187,13 @@ impl KeyRing {
         })
     }
 
-    /// Whether `value` verifies or opens only under an old key, so the cookie should be
-    /// re-issued under the current one.
+    /// Whether `value` verifies or opens only under an old key or in the old unbound signed
+    /// format, so the cookie should be re-issued under the current one.
     #[must_use]
     pub fn needs_reissue(&self, name: &str, value: &str) -> bool {
         let jar = CookieJar::new();
         let c = || Cookie::new(name.to_owned(), value.to_owned());
-        let current = jar.signed(&self.current).verify(c()).is_some()
+        let current = verify_bound(&self.current, name, value).is_some()
             || jar.private(&self.current).decrypt(c()).is_some();
         !current && (self.verify(name, value).is_some() || self.open(name, value).is_some())
     }

@@ -892,10 +892,11 @@ fn trim(s: &str) -> &str {
     s.trim_matches([' ', '\t'])
 }
 
-/// Whether `domain` is a public suffix such as `com` or `co.uk` (known to the PSL).
+/// Whether `domain` is a public suffix such as `com` or `co.uk`. A suffix missing from the
+/// list (`corp`, `internal`) counts as public too: the list's implicit `*` rule makes every
+/// unlisted TLD a suffix, and browsers refuse `Domain=corp` the same way (issue 14, 13).
 fn is_public_suffix(domain: &str) -> bool {
-    psl::suffix(domain.as_bytes())
-        .is_some_and(|s| s.is_known() && s.as_bytes() == domain.as_bytes())
+    psl::suffix(domain.as_bytes()).is_some_and(|s| s.as_bytes() == domain.as_bytes())
 }
 
 /// RFC 6265bis section 5.1.3.
@@ -987,5 +988,9 @@ mod tests {
         assert!(is_public_suffix("co.uk"));
         assert!(is_public_suffix("org"));
         assert!(!is_public_suffix("example.org"));
+        // Unlisted TLDs fall under the implicit `*` rule.
+        assert!(is_public_suffix("corp"));
+        assert!(is_public_suffix("internal"));
+        assert!(!is_public_suffix("evil.corp"));
     }
 }

@@ -210,6 +210,38 @@ fn public_suffixes_and_domains() {
     assert_eq!(header(&s, "https://notexample.org/", &ctx), None);
 }
 
+/// Issue 14, finding 13: a suffix missing from the public-suffix list (`corp`) was taken
+/// as a registrable domain, so `evil.corp` could set a cookie for every `*.corp` host.
+/// Unlisted suffixes are public (the list's implicit `*` rule), as in browsers.
+#[test]
+fn unlisted_suffixes_are_public() {
+    let mut s = CookieStore::new();
+    assert_eq!(
+        set(&mut s, "https://evil.corp/", &["stolen=1; Domain=corp"]),
+        0
+    );
+    assert_eq!(
+        set(&mut s, "https://evil.corp/", &["stolen=2; Domain=.corp"]),
+        0
+    );
+    let ctx = RequestContext::same_site();
+    assert_eq!(header(&s, "https://payroll.corp/", &ctx), None);
+    // A host that is itself the suffix may still set a host-only cookie with Domain=itself.
+    assert_eq!(set(&mut s, "https://corp/", &["own=1; Domain=corp"]), 1);
+    assert_eq!(header(&s, "https://corp/", &ctx).unwrap(), "own=1");
+    assert_eq!(header(&s, "https://payroll.corp/", &ctx), None);
+    // The domain below the suffix works as before.
+    assert_eq!(
+        set(
+            &mut s,
+            "https://www.evil.corp/",
+            &["ok=1; Domain=evil.corp"]
+        ),
+        1
+    );
+    assert_eq!(header(&s, "https://api.evil.corp/", &ctx).unwrap(), "ok=1");
+}
+
 #[test]
 fn expiry_max_age_over_expires_and_400_day_cap() {
     let mut s = CookieStore::new();

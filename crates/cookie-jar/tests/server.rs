@@ -70,7 +70,7 @@ fn tampered_and_foreign_cookies_read_as_absent() {
     let foreign = KeyRing::new(Key::generate());
     assert_eq!(foreign.verify("uid", signed.value()), None);
     assert_eq!(foreign.open("sess", sealed.value()), None);
-    let forged = signed.value().replace("=7", "=8");
+    let forged = format!("{}8", signed.value().strip_suffix('7').unwrap());
     assert_ne!(forged, signed.value());
     assert_eq!(ring.verify("uid", &forged), None);
     // A private value moved to another name does not open (the name is bound in).
@@ -187,4 +187,47 @@ fn several_cookie_headers_are_read() {
     h.append(COOKIE, HeaderValue::from_static("b=2"));
     let c = RequestCookies::from_headers(&h);
     assert_eq!((c.get("a"), c.get("b")), (Some("1"), Some("2")));
+}
+
+/// Issue 14, finding 14: the `cookie` crate's signed format MACs the value alone, so a value
+/// signed for `theme` verified as `role`. Signed values now bind the name; private values
+/// were already bound (the name is AES-GCM's associated data), checked here too.
+#[test]
+fn signed_and_private_values_are_bound_to_their_name() {
+    let ring = KeyRing::new(Key::generate());
+    let theme = ring.sign(SetCookie::build("theme", "admin").finish().unwrap());
+    assert_eq!(
+        ring.verify("theme", theme.value()).as_deref(),
+        Some("admin")
+    );
+    assert_eq!(ring.verify("role", theme.value()), None);
+    assert!(theme.value().starts_with("v2."));
+    let sealed = ring.seal(SetCookie::build("theme", "admin").finish().unwrap());
+    assert_eq!(ring.open("theme", sealed.value()).as_deref(), Some("admin"));
+    assert_eq!(ring.open("role", sealed.value()), None);
+    // Name and value cannot trade bytes: ("ab", "c") is not ("a", "bc").
+    let ab = ring.sign(SetCookie::build("ab", "c").finish().unwrap());
+    let tag = ab.value().strip_suffix('c').unwrap();
+    assert_eq!(ring.verify("a", &format!("{tag}bc")), None);
+}
+
+/// The `cookie` crate's unbound format (what `sign` wrote before): refused by default, and
+/// accepted (under its own name only as far as it can tell: any name) only when the ring
+/// opts in for a migration, in which case it needs re-issuing.
+#[test]
+fn unbound_signed_values_are_refused_unless_opted_in() {
+    let key = Key::generate();
+    let mut jar = cookie::CookieJar::new();
+    jar.signed_mut(&key)
+        .add(cookie::Cookie::new("theme", "dark"));
+    let old = jar.get("theme").unwrap().value().to_owned();
+    let ring = KeyRing::new(key.clone());
+    assert_eq!(ring.verify("theme", &old), None);
+    assert_eq!(ring.verify("role", &old), None);
+    let migrating = KeyRing::new(key).accept_unbound_signatures(true);
+    assert_eq!(migrating.verify("theme", &old).as_deref(), Some("dark"));
+    assert!(migrating.needs_reissue("theme", &old));
+    let fresh = migrating.sign(SetCookie::build("theme", "dark").finish().unwrap());
+    assert!(!migrating.needs_reissue("theme", fresh.value()));
+    assert_eq!(migrating.verify("role", fresh.value()), None);
 }

@@ -708,6 +708,7 @@ mod tests {
             server_no_context_takeover: false,
             client_no_context_takeover: false,
             server_max_window_bits: 15,
+            server_max_window_bits_offered: false,
             client_max_window_bits: None,
             level: 6,
             min_size: 0,

@@ -101,6 +101,9 @@ pub struct DeflateParams {
     /// The server's LZ77 window (8 to 15). With 8, which zlib cannot produce for raw
     /// deflate, the server sends every message uncompressed (allowed by RFC 7692 section 6).
     pub server_max_window_bits: u8,
+    /// The offer named `server_max_window_bits`, so the response must name it too, even at
+    /// 15 (RFC 7692 section 7.1.2.1: a server accepts the parameter by including it).
+    pub server_max_window_bits_offered: bool,
     /// The client's window as announced in the response, if it was.
     pub client_max_window_bits: Option<u8>,
     /// Compression level.
@@ -119,7 +122,7 @@ impl DeflateParams {
         if self.client_no_context_takeover {
             out.push_str("; client_no_context_takeover");
         }
-        if self.server_max_window_bits < 15 {
+        if self.server_max_window_bits < 15 || self.server_max_window_bits_offered {
             out.push_str(&format!(
                 "; server_max_window_bits={}",
                 self.server_max_window_bits
@@ -196,6 +199,7 @@ fn accept_offer<'a>(
         server_no_context_takeover: server_nct || config.server_no_context_takeover,
         client_no_context_takeover: client_nct || config.client_no_context_takeover,
         server_max_window_bits,
+        server_max_window_bits_offered: server_bits.is_some(),
         client_max_window_bits,
         level: config.level,
         min_size: config.min_size,
@@ -379,6 +383,33 @@ mod tests {
         assert_eq!(
             params.response_header(),
             "permessage-deflate; client_max_window_bits=10"
+        );
+    }
+
+    /// RFC 7692 section 7.1.2.1: an accepted `server_max_window_bits` offer is answered with
+    /// the parameter, with the same or a smaller value, even when it is the default 15.
+    #[test]
+    fn offered_server_max_window_bits_is_echoed() {
+        let params = offer("permessage-deflate; server_max_window_bits=15").unwrap();
+        assert_eq!(
+            params.response_header(),
+            "permessage-deflate; server_max_window_bits=15"
+        );
+        let params = offer("permessage-deflate; server_max_window_bits=10").unwrap();
+        assert_eq!(
+            params.response_header(),
+            "permessage-deflate; server_max_window_bits=10"
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static("permessage-deflate; server_max_window_bits=15"),
+        );
+        let config = DeflateConfig::default().server_max_window_bits(12);
+        let params = negotiate(&headers, &config).unwrap().unwrap();
+        assert_eq!(
+            params.response_header(),
+            "permessage-deflate; server_max_window_bits=12"
         );
     }
 

@@ -85,6 +85,12 @@ pub enum Error {
     /// The hub does not know this client (it disconnected).
     #[error("unknown client")]
     UnknownClient,
+    /// A client asked to join more rooms than [`HubConfig::max_rooms_per_client`](crate::HubConfig::max_rooms_per_client).
+    #[error("a client may be in at most {limit} rooms")]
+    TooManyRooms {
+        /// The configured limit.
+        limit: usize,
+    },
     /// The hub is shutting down and accepts no new clients.
     #[error("the hub is shutting down")]
     ShuttingDown,

@@ -65,6 +65,10 @@ pub struct HubConfig {
     pub pong_timeout: Duration,
     /// Time clients get to drain their queues after [`Hub::shutdown`] (default 5 s).
     pub shutdown_grace: Duration,
+    /// Most rooms one client may be in at once (default 64); [`Hub::join`] refuses more
+    /// with [`Error::TooManyRooms`]. Without a cap one connection could create rooms
+    /// (and their member sets) without end.
+    pub max_rooms_per_client: usize,
 }
 
 impl Default for HubConfig {
@@ -76,6 +80,7 @@ impl Default for HubConfig {
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            max_rooms_per_client: 64,
         }
     }
 }
@@ -265,14 +270,33 @@ impl Hub {
         out
     }
 
+    /// How many clients are in a room (without building the list).
+    pub fn member_count(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, HashSet::len)
+    }
+
+    /// The rooms a client is in.
+    pub fn rooms_of(&self, id: ClientId) -> usize {
+        self.clients.get(&id).map_or(0, |c| c.rooms.len())
+    }
+
     /// Adds a client to a room; every member (the joiner too) gets a presence event.
+    ///
+    /// A presence event names only who joined or left: a client that wants the whole list
+    /// asks [`members`](Self::members) once, when it joins, and keeps it up to date from
+    /// the events (building the list for every member on every event is quadratic).
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownClient`].
+    /// [`Error::UnknownClient`]; [`Error::TooManyRooms`] when the client is already in
+    /// [`HubConfig::max_rooms_per_client`] rooms.
     pub fn join(&mut self, id: ClientId, room: &str, now: Instant) -> Result<()> {
+        let limit = self.config.max_rooms_per_client;
         let client = self.clients.get_mut(&id).ok_or(Error::UnknownClient)?;
         client.last_activity = now;
+        if client.rooms.len() >= limit && !client.rooms.contains(room) {
+            return Err(Error::TooManyRooms { limit });
+        }
         let room: Arc<str> = self
             .rooms
             .get_key_value(room)

@@ -219,3 +219,34 @@ fn public_types_are_send_and_sync() {
     check::<ws_core::DeflateParams>();
     check::<Outgoing>();
 }
+
+/// Issue 14 finding 15: one connection could join rooms without end (each a member set in
+/// the hub). The cap refuses the join past the limit; leaving frees a place, and joining a
+/// room the client is already in is not counted twice.
+#[test]
+fn rooms_per_client_are_capped() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubConfig {
+        max_rooms_per_client: 3,
+        ..HubConfig::default()
+    });
+    let ada = hub.connect("ada", now).unwrap();
+    for room in ["a", "b", "c"] {
+        hub.join(ada, room, now).unwrap();
+    }
+    hub.join(ada, "c", now).unwrap();
+    assert!(matches!(
+        hub.join(ada, "d", now),
+        Err(ws_core::Error::TooManyRooms { limit: 3 })
+    ));
+    assert_eq!(hub.member_count("d"), 0);
+    assert_eq!(hub.rooms_of(ada), 3);
+    hub.leave(ada, "a", now).unwrap();
+    hub.join(ada, "d", now).unwrap();
+    assert_eq!(hub.member_count("d"), 1);
+    // 10 000 attempted joins leave at most three rooms behind.
+    for n in 0..10_000 {
+        let _ = hub.join(ada, &format!("room-{n}"), now);
+    }
+    assert_eq!(hub.rooms_of(ada), 3);
+}

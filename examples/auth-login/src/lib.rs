@@ -22,9 +22,9 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::{
     Algorithm, BearerChallenge, BearerError, CSRF_SESSION_KEY, Claims, Error as AuthError,
-    JwtIssuer, JwtVerifier, Key, KeySet, LoginThrottle, MemoryAttemptStore, MemoryStore, Passwords,
-    Session, SessionConfig, SessionCookie, SessionStore, Sessions, ThrottlePolicy, Verification,
-    bearer_token, synchronizer_token, verify_synchronizer,
+    JwtIssuer, JwtVerifier, Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryStore,
+    Passwords, Session, SessionConfig, SessionCookie, SessionStore, Sessions, ThrottlePolicy,
+    Verification, bearer_token, synchronizer_token, verify_synchronizer,
 };
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
@@ -74,6 +74,9 @@ pub struct App<S> {
     /// The user table: name to PHC hash. A real application keeps it in its database.
     users: RwLock<HashMap<String, String>>,
     throttle: LoginThrottle<MemoryAttemptStore>,
+    /// CSRF tokens for visitors without a session: in a signed cookie, so showing the login
+    /// form stores nothing.
+    login_csrf: LoginCsrf,
     issuer: JwtIssuer,
     verifier: JwtVerifier,
 }
@@ -100,6 +103,10 @@ impl<S: SessionStore> App<S> {
         keys.rotate(Key::generate(kid, Algorithm::EdDSA).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         let issuer_url = format!("{}{}", settings.origin, settings.base_path);
+        // 256 random bits, made now: like the signing key, form tokens end with the process.
+        let csrf_secret = synchronizer_token().map_err(|e| e.to_string())?;
+        let login_csrf =
+            LoginCsrf::new(csrf_secret).cookie_name(format!("{}-csrf", settings.cookie_name));
         Ok(Self {
             base: settings.base_path,
             sessions: Sessions::new(store, SessionConfig::default()),
@@ -107,6 +114,7 @@ impl<S: SessionStore> App<S> {
             passwords: Passwords::default(),
             users: RwLock::default(),
             throttle: LoginThrottle::new(MemoryAttemptStore::new(), ThrottlePolicy::default()),
+            login_csrf,
             issuer: JwtIssuer::new(keys.clone()).with_issuer(&issuer_url),
             verifier: JwtVerifier::new(keys).with_issuer(&issuer_url),
         })
@@ -124,6 +132,11 @@ impl App<MemoryStore> {
     /// Drops expired sessions; call it now and then (the binary does every minute).
     pub fn sweep(&self, now: SystemTime) {
         self.sessions.store().sweep(now);
+    }
+
+    /// Sessions held in the store now.
+    pub fn session_count(&self) -> usize {
+        self.sessions.store().len()
     }
 }
 
@@ -172,12 +185,27 @@ async fn handle<S: SessionStore>(
     } else {
         None
     };
+    // Anonymous visitors get a login CSRF token in a signed cookie (nothing stored); once
+    // logged in, the session's synchronizer token takes over.
+    let (login_token, login_cookie) = if session.user().is_none() && parts.method == Method::GET {
+        match app.login_csrf.token(&parts.headers) {
+            Ok(pair) => pair,
+            Err(error) => return text(error.status(), "could not make a form token"),
+        }
+    } else {
+        (String::new(), None)
+    };
     let mut response = match (&parts.method, path.as_str(), form) {
-        (&Method::GET, "/", _) => home(&app.base, &mut session),
+        (&Method::GET, "/", _) => home(&app.base, &mut session, &login_token),
         (&Method::POST, route, Some(form)) => {
             let presented = form.get("csrf").map(String::as_str);
-            let stored = session.get::<String>(CSRF_SESSION_KEY);
-            if verify_synchronizer(stored.as_deref(), presented).is_err() {
+            let checked = if session.user().is_some() {
+                let stored = session.get::<String>(CSRF_SESSION_KEY);
+                verify_synchronizer(stored.as_deref(), presented)
+            } else {
+                app.login_csrf.verify(&parts.headers, presented)
+            };
+            if checked.is_err() {
                 text(
                     StatusCode::FORBIDDEN,
                     "missing or stale form token: reload the page",
@@ -203,6 +231,9 @@ async fn handle<S: SessionStore>(
     if let Err(error) = app.sessions.save(&mut session, now).await {
         return text(error.status(), "the session store is unavailable");
     }
+    if let Some(value) = login_cookie {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
     match app.cookie.set_cookie(&session) {
         Ok(Some(value)) => {
             response.headers_mut().append(SET_COOKIE, value);
@@ -222,20 +253,22 @@ async fn read_form(body: Incoming) -> Result<HashMap<String, String>, Response<B
     Ok(form_urlencoded::parse(&bytes).into_owned().collect())
 }
 
-/// The CSRF token of the session, made on first use.
-fn csrf_token(session: &mut Session) -> String {
+/// The CSRF token for the page's forms: the session's synchronizer token once logged in
+/// (made on first use), the stateless `login` token before.
+fn csrf_token(session: &mut Session, login: &str) -> String {
+    if session.user().is_none() {
+        return login.to_owned();
+    }
     if let Some(token) = session.get::<String>(CSRF_SESSION_KEY) {
         return token;
     }
     let token = synchronizer_token().unwrap_or_default();
-    // The anonymous session is stored because of this: login forms need CSRF protection
-    // too (login CSRF).
     let _ = session.insert(CSRF_SESSION_KEY, &token);
     token
 }
 
-fn home(base: &str, session: &mut Session) -> Response<Body> {
-    let csrf = csrf_token(session);
+fn home(base: &str, session: &mut Session, login_token: &str) -> Response<Body> {
+    let csrf = csrf_token(session, login_token);
     let body = match session.user() {
         Some(user) => format!(
             r#"<p>Logged in as <b>{user}</b>.</p>
@@ -313,7 +346,7 @@ async fn signup<S: SessionStore>(
     }
     let hash = match hash_blocking(&app.passwords, password).await {
         Ok(hash) => hash,
-        Err(error) => return text(error.status(), &error.to_string()),
+        Err(error) => return auth_error(&error),
     };
     match app.users.write() {
         Ok(mut users) => {
@@ -340,15 +373,12 @@ async fn login<S: SessionStore>(
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let password = form.get("password").cloned().unwrap_or_default();
     let now = SystemTime::now();
-    if let Err(error) = app.throttle.check(username, peer, now).await {
-        let mut response = text(error.status(), "too many failed attempts: try again later");
-        if let AuthError::Throttled { retry_after } = error {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
-        }
-        return response;
-    }
+    // The failure is reserved before the password is checked, so concurrent guesses cannot
+    // all pass the limit; a right password gives it back.
+    let attempt = match app.throttle.reserve(username, peer, now).await {
+        Ok(attempt) => attempt,
+        Err(error) => return auth_error(&error),
+    };
     let stored = app
         .users
         .read()
@@ -356,11 +386,15 @@ async fn login<S: SessionStore>(
         .and_then(|users| users.get(username).cloned());
     let verification = match verify_blocking(&app.passwords, password.clone(), stored).await {
         Ok(verification) => verification,
-        Err(error) => return text(error.status(), &error.to_string()),
+        Err(error) => {
+            // Not checked (hashing busy): not a failure.
+            let _ = app.throttle.release(attempt, now).await;
+            return auth_error(&error);
+        }
     };
     match verification {
         Verification::Match { needs_rehash } => {
-            let _ = app.throttle.record_success(username).await;
+            let _ = app.throttle.succeeded(attempt, now).await;
             if needs_rehash
                 && let Ok(hash) = hash_blocking(&app.passwords, password).await
                 && let Ok(mut users) = app.users.write()
@@ -373,11 +407,30 @@ async fn login<S: SessionStore>(
             }
         }
         Verification::Mismatch => {
-            let _ = app.throttle.record_failure(username, peer, now).await;
+            attempt.failed();
             // One message for unknown users and wrong passwords: no account enumeration.
             text(StatusCode::UNAUTHORIZED, "wrong user name or password")
         }
     }
+}
+
+/// An auth-core error as a response: 429 (throttled) and 503 (hashing busy) with
+/// `Retry-After`.
+fn auth_error(error: &AuthError) -> Response<Body> {
+    let (message, retry_after) = match error {
+        AuthError::Throttled { retry_after } => {
+            ("too many failed attempts: try again later", retry_after)
+        }
+        AuthError::HashingBusy { retry_after } => {
+            ("too many logins at once: try again shortly", retry_after)
+        }
+        other => return text(other.status(), &other.to_string()),
+    };
+    let mut response = text(error.status(), message);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+    response
 }
 
 fn token<S: SessionStore>(app: &App<S>, session: &Session) -> Response<Body> {

@@ -421,7 +421,10 @@ where
                     None => json!({"type": "dm", "from": from.get(), "name": name, "text": text}),
                 }
             }
-            Outgoing::Presence(presence) => {
+            // Only the joiner gets the member list, with its own join; the others get the
+            // change and keep their list. Building the list for every member on every join
+            // was quadratic in the room size, under the hub's lock.
+            Outgoing::Presence(presence) if presence.joined && presence.client == id => {
                 let members: Vec<_> = state
                     .hub
                     .members(&presence.room)
@@ -429,7 +432,11 @@ where
                     .map(|(id, name)| json!({"id": id.get(), "name": &*name}))
                     .collect();
                 json!({"type": "presence", "room": &*presence.room, "id": presence.client.get(),
-                       "name": &*presence.name, "joined": presence.joined, "members": members})
+                       "name": &*presence.name, "joined": true, "members": members})
+            }
+            Outgoing::Presence(presence) => {
+                json!({"type": "presence", "room": &*presence.room, "id": presence.client.get(),
+                       "name": &*presence.name, "joined": presence.joined})
             }
             Outgoing::Ping => {
                 let _ = ws.queue(Message::Ping(bytes::Bytes::new()));

@@ -147,3 +147,92 @@ fn client_that_never_reads_is_disconnected_by_the_slow_consumer_policy() {
         "the slow client was dropped and its leave announced"
     );
 }
+
+/// The next text frame the server sends (pings are skipped).
+fn read_text(stream: &mut std::net::TcpStream) -> serde_json::Value {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    loop {
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).unwrap();
+        let mut len = usize::from(head[1] & 0x7f);
+        if len == 126 {
+            let mut b = [0u8; 2];
+            stream.read_exact(&mut b).unwrap();
+            len = usize::from(u16::from_be_bytes(b));
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            stream.read_exact(&mut b).unwrap();
+            len = u64::from_be_bytes(b) as usize;
+        }
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).unwrap();
+        if head[0] & 0x0f == 0x1 {
+            return serde_json::from_slice(&payload).unwrap();
+        }
+    }
+}
+
+/// Issue 14, finding 15: every member got the whole member list with every join (quadratic
+/// in the room's size, built under the hub's lock). Now the joiner alone gets the list.
+#[test]
+fn presence_sends_the_member_list_only_to_the_joiner() {
+    let server = Server::start();
+    let own = format!("Origin: {}\r\n", server.origin());
+    let join = frame(0x81, br#"{"type":"join","room":"r"}"#);
+    let (mut ada, head) = raw_request(server.addr, &upgrade_request("/ws?name=ada", &own));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ada.write_all(&join).unwrap();
+    let mut own_join = read_text(&mut ada);
+    while own_join["type"] != "presence" {
+        own_join = read_text(&mut ada);
+    }
+    assert_eq!(own_join["members"].as_array().unwrap().len(), 1);
+    let (mut bob, head) = raw_request(server.addr, &upgrade_request("/ws?name=bob", &own));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    bob.write_all(&join).unwrap();
+    let mut bobs = read_text(&mut bob);
+    while bobs["type"] != "presence" {
+        bobs = read_text(&mut bob);
+    }
+    assert_eq!(bobs["name"], "bob");
+    assert_eq!(bobs["members"].as_array().unwrap().len(), 2, "{bobs}");
+    let seen_by_ada = read_text(&mut ada);
+    assert_eq!(seen_by_ada["type"], "presence");
+    assert_eq!(seen_by_ada["name"], "bob");
+    assert_eq!(seen_by_ada["joined"], true);
+    assert!(seen_by_ada.get("members").is_none(), "{seen_by_ada}");
+}
+
+/// Issue 14, finding 15: one connection could join rooms without end. The 65th is refused
+/// with an error message; the connection stays usable.
+#[test]
+fn joining_more_than_64_rooms_is_refused() {
+    let server = Server::start();
+    let own = format!("Origin: {}\r\n", server.origin());
+    let (mut ada, head) = raw_request(server.addr, &upgrade_request("/ws?name=ada", &own));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for n in 0..65 {
+        let join = format!(r#"{{"type":"join","room":"room-{n}"}}"#);
+        ada.write_all(&frame(0x81, join.as_bytes())).unwrap();
+    }
+    // The error is written at once, the presence events when the hub's queue is drained:
+    // read until both are in.
+    let mut presences = 0;
+    let mut error = None;
+    while presences < 64 || error.is_none() {
+        let message = read_text(&mut ada);
+        match message["type"].as_str() {
+            Some("presence") => presences += 1,
+            Some("error") => error = Some(message),
+            _ => {}
+        }
+        assert!(presences <= 64, "a 65th room was joined");
+    }
+    let error = error.unwrap();
+    assert!(
+        error["message"].as_str().unwrap().contains("64 rooms"),
+        "{error}"
+    );
+}

@@ -25,9 +25,9 @@ use auth_core::oauth::server::{
 };
 use auth_core::{
     Algorithm, BearerChallenge, BearerError, CSRF_SESSION_KEY, Error as AuthError, JwtIssuer,
-    JwtVerifier, Key, KeySet, LoginThrottle, MemoryAttemptStore, MemoryRefreshStore, MemoryStore,
-    Passwords, RefreshTokens, Session, SessionConfig, SessionCookie, Sessions, ThrottlePolicy,
-    Verification, bearer_token, synchronizer_token, verify_synchronizer,
+    JwtVerifier, Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryRefreshStore,
+    MemoryStore, Passwords, RefreshTokens, Session, SessionConfig, SessionCookie, Sessions,
+    ThrottlePolicy, Verification, bearer_token, synchronizer_token, verify_synchronizer,
 };
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
@@ -89,6 +89,9 @@ pub struct App {
     /// The user table: name to PHC hash. A real provider keeps it in its database.
     users: HashMap<String, String>,
     throttle: LoginThrottle<MemoryAttemptStore>,
+    /// CSRF tokens for visitors without a session: in a signed cookie, so showing the login
+    /// form stores nothing.
+    login_csrf: LoginCsrf,
     /// Verifies access tokens at the demo resource endpoint `/api/me`.
     verifier: JwtVerifier,
 }
@@ -153,6 +156,10 @@ impl App {
             .with_audience(&audience)
             .with_type("at+jwt");
 
+        // 256 random bits, made now: form tokens end with the process.
+        let csrf_secret = synchronizer_token().map_err(|e| e.to_string())?;
+        let login_csrf =
+            LoginCsrf::new(csrf_secret).cookie_name(format!("{}-csrf", settings.cookie_name));
         let passwords = Passwords::default();
         let alice = passwords
             .hash(settings.demo_password)
@@ -169,6 +176,7 @@ impl App {
             passwords,
             users: HashMap::from([("alice".to_owned(), alice)]),
             throttle: LoginThrottle::new(MemoryAttemptStore::new(), ThrottlePolicy::default()),
+            login_csrf,
             verifier,
         })
     }
@@ -256,16 +264,37 @@ async fn handle(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response
     } else {
         None
     };
-    let mut response = match (&parts.method, path.as_str(), form) {
-        (&Method::GET, "/", _) => home(base, &mut session),
-        (&Method::GET, "/authorize", _) => {
-            authorize(app, &mut session, parts.uri.query().unwrap_or("")).await
+    // Anonymous visitors get a login CSRF token in a signed cookie (nothing stored for it);
+    // once logged in, the session's synchronizer token takes over.
+    let (login_token, login_cookie) = if session.user().is_none() && parts.method == Method::GET {
+        match app.login_csrf.token(&parts.headers) {
+            Ok(pair) => pair,
+            Err(error) => return text(error.status(), "could not make a form token"),
         }
-        (&Method::GET, "/consent", _) => consent_page(base, &mut session),
+    } else {
+        (String::new(), None)
+    };
+    let mut response = match (&parts.method, path.as_str(), form) {
+        (&Method::GET, "/", _) => home(base, &mut session, &login_token),
+        (&Method::GET, "/authorize", _) => {
+            authorize(
+                app,
+                &mut session,
+                parts.uri.query().unwrap_or(""),
+                &login_token,
+            )
+            .await
+        }
+        (&Method::GET, "/consent", _) => consent_page(base, &mut session, &login_token),
         (&Method::POST, route, Some(form)) => {
             let presented = form.get("csrf").map(String::as_str);
-            let stored = session.get::<String>(CSRF_SESSION_KEY);
-            if verify_synchronizer(stored.as_deref(), presented).is_err() {
+            let checked = if session.user().is_some() {
+                let stored = session.get::<String>(CSRF_SESSION_KEY);
+                verify_synchronizer(stored.as_deref(), presented)
+            } else {
+                app.login_csrf.verify(&parts.headers, presented)
+            };
+            if checked.is_err() {
                 text(
                     StatusCode::FORBIDDEN,
                     "missing or stale form token: reload the page",
@@ -290,6 +319,9 @@ async fn handle(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response
     if let Err(error) = app.sessions.save(&mut session, now).await {
         return text(error.status(), "the session store is unavailable");
     }
+    if let Some(value) = login_cookie {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
     match app.cookie.set_cookie(&session) {
         Ok(Some(value)) => {
             response.headers_mut().append(SET_COOKIE, value);
@@ -309,16 +341,16 @@ async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
 }
 
 /// `GET /authorize`: validate, then log in and ask for consent.
-async fn authorize(app: &App, session: &mut Session, query: &str) -> Response<Body> {
+async fn authorize(app: &App, session: &mut Session, query: &str, login: &str) -> Response<Body> {
     match app.oauth.authorization_request(query).await {
         Ok(request) => {
             if session.insert(PENDING_KEY, &request).is_err() {
                 return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot keep the request");
             }
             if session.user().is_some() {
-                consent_page(&app.base, session)
+                consent_page(&app.base, session, login)
             } else {
-                login_page(&app.base, session, "Log in to continue")
+                login_page(&app.base, session, "Log in to continue", login)
             }
         }
         // The client or redirect URI cannot be trusted: tell the user, never redirect.
@@ -334,8 +366,12 @@ async fn authorize(app: &App, session: &mut Session, query: &str) -> Response<Bo
     }
 }
 
-/// The CSRF token of the session, made on first use.
-fn csrf_token(session: &mut Session) -> String {
+/// The CSRF token for the page's forms: the session's synchronizer token once logged in
+/// (made on first use), the stateless `login` token before.
+fn csrf_token(session: &mut Session, login: &str) -> String {
+    if session.user().is_none() {
+        return login.to_owned();
+    }
     if let Some(token) = session.get::<String>(CSRF_SESSION_KEY) {
         return token;
     }
@@ -344,8 +380,8 @@ fn csrf_token(session: &mut Session) -> String {
     token
 }
 
-fn login_page(base: &str, session: &mut Session, heading: &str) -> Response<Body> {
-    let csrf = csrf_token(session);
+fn login_page(base: &str, session: &mut Session, heading: &str, login: &str) -> Response<Body> {
+    let csrf = csrf_token(session, login);
     html(
         StatusCode::OK,
         &format!(
@@ -357,10 +393,10 @@ fn login_page(base: &str, session: &mut Session, heading: &str) -> Response<Body
     )
 }
 
-fn home(base: &str, session: &mut Session) -> Response<Body> {
+fn home(base: &str, session: &mut Session, login: &str) -> Response<Body> {
     match session.user().map(str::to_owned) {
         Some(user) => {
-            let csrf = csrf_token(session);
+            let csrf = csrf_token(session, login);
             html(
                 StatusCode::OK,
                 &format!(
@@ -370,19 +406,19 @@ fn home(base: &str, session: &mut Session) -> Response<Body> {
                 ),
             )
         }
-        None => login_page(base, session, "Log in"),
+        None => login_page(base, session, "Log in", login),
     }
 }
 
 /// The consent hook: the application renders it from the validated request.
-fn consent_page(base: &str, session: &mut Session) -> Response<Body> {
+fn consent_page(base: &str, session: &mut Session, login: &str) -> Response<Body> {
     let Some(request) = session.get::<AuthorizationRequest>(PENDING_KEY) else {
         return text(StatusCode::BAD_REQUEST, "no sign-in request in progress");
     };
     let Some(user) = session.user().map(str::to_owned) else {
-        return login_page(base, session, "Log in to continue");
+        return login_page(base, session, "Log in to continue", login);
     };
-    let csrf = csrf_token(session);
+    let csrf = csrf_token(session, login);
     let scopes: String = if request.scope.is_empty() {
         "<li>your user name</li>".to_owned()
     } else {
@@ -438,15 +474,12 @@ async fn login(
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let password = form.get("password").cloned().unwrap_or_default();
     let now = SystemTime::now();
-    if let Err(error) = app.throttle.check(username, peer, now).await {
-        let mut response = text(error.status(), "too many failed attempts: try again later");
-        if let AuthError::Throttled { retry_after } = error {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
-        }
-        return response;
-    }
+    // The failure is reserved before the password is checked, so concurrent guesses cannot
+    // all pass the limit; a right password gives it back.
+    let attempt = match app.throttle.reserve(username, peer, now).await {
+        Ok(attempt) => attempt,
+        Err(error) => return auth_error(&error),
+    };
     let stored = app.users.get(username).cloned();
     let passwords = app.passwords.clone();
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
@@ -458,7 +491,7 @@ async fn login(
     .unwrap_or_else(|error| Err(AuthError::Hashing(error.to_string())));
     match verification {
         Ok(Verification::Match { .. }) => {
-            let _ = app.throttle.record_success(username).await;
+            let _ = app.throttle.succeeded(attempt, now).await;
             if let Err(error) = session.login(username) {
                 return text(error.status(), &error.to_string());
             }
@@ -469,11 +502,34 @@ async fn login(
             }
         }
         Ok(Verification::Mismatch) => {
-            let _ = app.throttle.record_failure(username, peer, now).await;
+            attempt.failed();
             text(StatusCode::UNAUTHORIZED, "wrong user name or password")
         }
-        Err(error) => text(error.status(), &error.to_string()),
+        Err(error) => {
+            // Not checked (hashing busy): not a failure.
+            let _ = app.throttle.release(attempt, now).await;
+            auth_error(&error)
+        }
     }
+}
+
+/// An auth-core error as a response: 429 (throttled) and 503 (hashing busy) with
+/// `Retry-After`.
+fn auth_error(error: &AuthError) -> Response<Body> {
+    let (message, retry_after) = match error {
+        AuthError::Throttled { retry_after } => {
+            ("too many failed attempts: try again later", retry_after)
+        }
+        AuthError::HashingBusy { retry_after } => {
+            ("too many logins at once: try again shortly", retry_after)
+        }
+        other => return text(other.status(), &other.to_string()),
+    };
+    let mut response = text(error.status(), message);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+    response
 }
 
 /// A protected resource: who the access token speaks for.

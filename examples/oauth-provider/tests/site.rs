@@ -71,9 +71,16 @@ impl Reply {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Every cookie the reply sets, as one `Cookie` header value (the session cookie and,
+    /// on pages with a login form, the login CSRF cookie).
     fn cookie(&self) -> Option<String> {
-        self.header("set-cookie")
-            .map(|value| value.split(';').next().unwrap().to_owned())
+        let pairs: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(key, _)| key.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, value)| value.split(';').next().unwrap())
+            .collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
     }
 
     fn csrf(&self) -> String {
@@ -396,4 +403,23 @@ fn base64_encode(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Issue 14, finding 10: a cookieless visit to the login page stored a session to hold the
+/// CSRF token. Now the token is in a signed cookie and no session cookie is set; the login
+/// still needs that cookie and token.
+#[test]
+fn anonymous_login_page_stores_no_session() {
+    let provider = Provider::start();
+    let home = send(&format!("{}/", provider.url), "GET", &[], b"");
+    assert_eq!(home.status, 200);
+    let cookies = home.cookie().unwrap();
+    assert!(!cookies.contains(';'), "one cookie only: {cookies}");
+    assert!(cookies.contains("-csrf="), "{cookies}");
+    let form = format!("username=alice&password={PASSWORD}&csrf={}", home.csrf());
+    let login = format!("{}/login", provider.url);
+    assert_eq!(send(&login, "POST", &[], form.as_bytes()).status, 403);
+    let logged_in = send(&login, "POST", &[("Cookie", &cookies)], form.as_bytes());
+    assert_eq!(logged_in.status, 303, "{logged_in:?}");
+    assert!(!logged_in.cookie().unwrap().contains("-csrf="));
 }

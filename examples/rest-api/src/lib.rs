@@ -52,6 +52,10 @@ pub struct Settings {
     pub db: Option<String>,
     /// The one origin CORS allows.
     pub cors_origin: String,
+    /// The key paging cursors are signed with (at least 32 bytes). Instances behind one
+    /// load balancer need the same key to accept each other's cursors; `None` draws a
+    /// fresh key from the operating system's random source at start.
+    pub cursor_key: Option<Vec<u8>>,
 }
 
 impl Default for Settings {
@@ -61,6 +65,7 @@ impl Default for Settings {
             base_path: String::new(),
             db: None,
             cors_origin: "http://localhost:3000".to_owned(),
+            cursor_key: None,
         }
     }
 }
@@ -285,16 +290,24 @@ impl App {
                 )
                 .map_err(|error| error.to_string())?;
         }
-        // A fresh key per process: cursors are short-lived by design.
-        let mut key = [0u8; 32];
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ u128::from(std::process::id());
-        for (i, byte) in key.iter_mut().enumerate() {
-            *byte = (seed >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
-        }
+        // A configured key (shared by instances), or 256 bits from the OS random source.
+        // Never derived from the clock or the process id: those are guessable, and with the
+        // key a client could sign cursors of its own.
+        let key = match &config.cursor_key {
+            Some(key) if key.len() < 32 => {
+                return Err(format!(
+                    "the cursor key has {} bytes; it needs at least 32",
+                    key.len()
+                ));
+            }
+            Some(key) => key.clone(),
+            None => {
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key)
+                    .map_err(|error| format!("no random source for the cursor key: {error}"))?;
+                key
+            }
+        };
         let cursors = CursorCodec::new(&key).map_err(|error| error.to_string())?;
         let cors = CorsPolicy::builder()
             .allow_origin(&config.cors_origin)

@@ -25,7 +25,8 @@
 //! curl -i -X DELETE http://127.0.0.1:8080/users/1 -H 'if-match: "v2"'
 //! ```
 //!
-//! `CORS_ORIGIN` (default `http://localhost:3000`) is the one origin CORS allows. `PORT`,
+//! `CORS_ORIGIN` (default `http://localhost:3000`) is the one origin CORS allows; `CURSOR_KEY`
+//! (32 bytes or more) signs paging cursors, the same on every instance. `PORT`,
 //! `BIND`, `RUST_LOG`, `LOG_FORMAT=json` and the graceful shutdown are the `serve` crate's
 //! (examples/serve).
 
@@ -45,6 +46,9 @@ async fn run() -> Result<(), serve::Error> {
         db: database_from_args()?,
         cors_origin: std::env::var("CORS_ORIGIN")
             .unwrap_or_else(|_| "http://localhost:3000".to_owned()),
+        // Set the same CURSOR_KEY (32+ bytes) on every instance behind one load balancer;
+        // unset, each process draws its own at random.
+        cursor_key: std::env::var("CURSOR_KEY").ok().map(String::into_bytes),
         ..Settings::default()
     };
     let app = Arc::new(App::new(&settings)?);

@@ -256,6 +256,37 @@ fn cursor_paging_with_link_and_tamper_evidence() {
     server.get("/users?limit=", &[]).problem(400);
 }
 
+/// Issue 14, finding 15: the cursor key came from the clock XOR the process id (guessable,
+/// and different on every instance). Now it is random, or configured with `CURSOR_KEY`
+/// so that instances behind one balancer accept each other's cursors.
+#[test]
+fn cursor_key_is_configured_or_random() {
+    let key = "0123456789abcdef0123456789abcdef-shared";
+    let a = Server::start_with_env(&[], &[("CURSOR_KEY", key)]);
+    let b = Server::start_with_env(&[], &[("CURSOR_KEY", key)]);
+    let c = Server::start();
+    for server in [&a, &b, &c] {
+        for i in 0..3 {
+            create_user(server, &format!(r#"{{"name":"u{i}","email":"u{i}@x"}}"#));
+        }
+    }
+    let page = a.get("/users?limit=2", &[]).json();
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next = b.get(&format!("/users?cursor={cursor}"), &[]);
+    assert_eq!(next.status, 200, "{next:?}");
+    assert_eq!(next.json()["items"][0]["id"], 3);
+    c.get(&format!("/users?cursor={cursor}"), &[]).problem(400);
+    // A key too short to be a secret is refused at start.
+    let mut short = std::process::Command::new(env!("CARGO_BIN_EXE_rest-api"))
+        .env("PORT", "0")
+        .env("CURSOR_KEY", "short")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(!short.wait().unwrap().success());
+}
+
 #[test]
 fn numbered_pages_link_first_last_prev_next() {
     let server = Server::start();

@@ -72,6 +72,7 @@ impl Showcase {
             base_path: "/api".to_owned(),
             db: None,
             cors_origin: origin.to_owned(),
+            cursor_key: None,
         })?;
         let chat = Arc::new(chat::App::new(chat::Settings {
             base_path: "/chat".to_owned(),

@@ -26,8 +26,13 @@ impl Server {
     }
 
     pub(crate) fn start_with(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rest-api"))
             .args(args)
+            .envs(env.iter().copied())
             .env("PORT", "0")
             .env("RUST_LOG", "warn")
             .env("CORS_ORIGIN", "https://app.example")
