@@ -22,8 +22,8 @@ use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use proxy_core::{
-    Failure, ForwardContext, Outcome, Pick, PickContext, UpstreamId, apply_forwarding,
-    canonicalize_content_length, cookie_value, is_replayable, remove_hop_by_hop,
+    Failure, ForwardContext, Outcome, Pick, PickContext, SmugglingError, UpstreamId,
+    apply_forwarding, canonicalize_content_length, cookie_value, is_replayable, remove_hop_by_hop,
 };
 
 use crate::state::{PoolState, State};
@@ -71,9 +71,15 @@ pub(crate) async fn forward(
     loop {
         let now = Instant::now();
         let pick = match pick(pool, &outbound, &tried, now) {
-            Ok(Some(pick)) => pick,
-            Ok(None) => return unavailable(last_failure),
-            Err(response) => return response,
+            Choice::Member(pick) => pick,
+            Choice::NoneLeft => return unavailable(last_failure),
+            Choice::LockPoisoned => {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "pool lock poisoned",
+                    false,
+                );
+            }
         };
         // The headers are needed again only if this attempt may be retried.
         let may_retry = outbound.replayable
@@ -180,7 +186,8 @@ impl Outbound {
             .as_deref()
             .and_then(|c| cookie_value(&parts.headers, c))
             .map(str::to_owned);
-        let (mut headers, chunked) = upstream_headers(ctx, &mut parts, upgrade)?;
+        let (mut headers, chunked) = upstream_headers(ctx, &mut parts, upgrade)
+            .map_err(|error| plain(error.status(), &format!("bad request: {error}"), true))?;
         let body = read_body(body, replayable && !upgrade, chunked, &mut headers).await?;
         let path_and_query = parts
             .uri
@@ -234,18 +241,12 @@ fn upstream_headers(
     ctx: RequestContext<'_>,
     parts: &mut Parts,
     upgrade: bool,
-) -> Result<(HeaderMap, bool), Response<ProxyBody>> {
+) -> Result<(HeaderMap, bool), SmugglingError> {
     let host = parts.headers.get(HOST).cloned();
     let upgrade_value = parts.headers.get(UPGRADE).cloned();
     let mut headers = std::mem::take(&mut parts.headers);
     // The body length as we read it, in one canonical form (`0003` reaches the origin as `3`).
-    if let Err(error) = canonicalize_content_length(&mut headers) {
-        return Err(plain(
-            error.status(),
-            &format!("bad request: {error}"),
-            true,
-        ));
-    }
+    canonicalize_content_length(&mut headers)?;
     let chunked = headers
         .get(http::header::TRANSFER_ENCODING)
         .is_some_and(|te| te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"));
@@ -314,19 +315,18 @@ async fn read_body(
     })
 }
 
+/// What [`pick`] found.
+enum Choice {
+    Member(Pick),
+    /// Every member was tried, is down, or has its breaker open.
+    NoneLeft,
+    LockPoisoned,
+}
+
 /// Picks a member not yet `tried` whose circuit breaker lets a request through.
-fn pick(
-    pool: &PoolState,
-    outbound: &Outbound,
-    tried: &[UpstreamId],
-    now: Instant,
-) -> Result<Option<Pick>, Response<ProxyBody>> {
+fn pick(pool: &PoolState, outbound: &Outbound, tried: &[UpstreamId], now: Instant) -> Choice {
     let Ok(mut p) = pool.pool.lock() else {
-        return Err(plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "pool lock poisoned",
-            false,
-        ));
+        return Choice::LockPoisoned;
     };
     let mut exclude = tried.to_vec();
     loop {
@@ -336,7 +336,7 @@ fn pick(
             exclude: &exclude,
         };
         let Some(pick) = p.pick(&ctx, now) else {
-            return Ok(None);
+            return Choice::NoneLeft;
         };
         let allowed = pool
             .breakers
@@ -344,7 +344,7 @@ fn pick(
             .and_then(|b| b.lock().ok())
             .is_none_or(|mut b| b.get_mut(&pick.id).is_none_or(|br| br.allow(now)));
         if allowed {
-            return Ok(Some(pick));
+            return Choice::Member(pick);
         }
         p.finish(pick.id, None, now);
         exclude.push(pick.id);
