@@ -1,4 +1,4 @@
-//! The TOML configuration and its validation.
+//! The TOML configuration and its validation; [`ServerConfig`] is its public face.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -6,6 +6,39 @@ use std::time::Duration;
 
 use proxy_core::{Algorithm, HashKey, TrustedProxies};
 use serde::Deserialize;
+
+/// A parsed configuration file for the standalone server.
+#[derive(Debug)]
+pub struct ServerConfig(pub(crate) Config);
+
+impl ServerConfig {
+    /// Parses the TOML configuration; the error names the field at fault.
+    ///
+    /// # Errors
+    ///
+    /// A message when the text is not valid TOML or a field is missing or out of range.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        Config::parse(text).map(Self)
+    }
+
+    /// The address to listen on (`server.listen`).
+    #[must_use]
+    pub fn listen(&self) -> SocketAddr {
+        self.0.server.listen
+    }
+
+    /// The number of worker threads: `server.workers`, else one per CPU (1 to 256).
+    #[must_use]
+    pub fn workers(&self) -> usize {
+        self.0
+            .server
+            .workers
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            })
+            .clamp(1, 256)
+    }
+}
 
 /// The whole file.
 #[derive(Debug, Deserialize)]

@@ -12,11 +12,15 @@
 //! ```
 //!
 //! The first stdout line is `listening on http://ADDR`. The proxy itself is the library
-//! (`src/lib.rs`); this file reads the configuration and starts it.
+//! (`src/lib.rs`); this file reads the configuration, binds the listeners and runs the
+//! worker threads until Ctrl-C or SIGTERM.
 
+use std::io::Write as _;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use reverse_proxy::ServerConfig;
+use reverse_proxy::{Proxy, ServerConfig};
+use tokio::net::TcpListener;
 
 /// Every proxied request allocates (header maps, URIs, hyper's channels); under glibc's
 /// malloc those allocations cost about 13% of the proxy's CPU, mimalloc's per-thread heaps
@@ -59,11 +63,92 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(reverse_proxy::run(config)) {
+    match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Serves until Ctrl-C or SIGTERM. One `SO_REUSEPORT` socket per worker thread, each a
+/// current-thread runtime: the kernel spreads connections evenly, and a connection, its
+/// requests and their upstream connections stay on one thread. This thread is worker 0.
+async fn run(config: ServerConfig) -> Result<(), String> {
+    let proxy = Proxy::new(&config).await?;
+    let listen = config.listen();
+    let listener = reuseport_listener(listen)
+        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
+    // With port 0 the first socket picks the port; the other workers bind the same one.
+    let local = listener.local_addr().map_err(|error| error.to_string())?;
+    for worker in 1..config.workers() {
+        let proxy = proxy.clone();
+        std::thread::Builder::new()
+            .name(format!("proxy-worker-{worker}"))
+            .spawn(move || {
+                proxy.enter_worker(worker);
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    match reuseport_listener(local) {
+                        Ok(listener) => accept_loop(&proxy, listener).await,
+                        Err(error) => tracing::error!(worker, %error, "worker cannot listen"),
+                    }
+                });
+            })
+            .map_err(|e| format!("cannot start worker {worker}: {e}"))?;
+    }
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on {}://{local}", proxy.scheme());
+        let _ = stdout.flush();
+    }
+    proxy.spawn_background();
+    tokio::select! {
+        () = accept_loop(&proxy, listener) => Ok(()),
+        () = shutdown_signal() => Ok(()),
+    }
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+async fn accept_loop(proxy: &Proxy, listener: TcpListener) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(proxy.serve(stream, peer));
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

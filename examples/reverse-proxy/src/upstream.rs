@@ -70,7 +70,9 @@ impl Upstreams {
     }
 
     fn slot(&self) -> Option<&Mutex<IdleLists>> {
-        self.idle.get(crate::worker()).or_else(|| self.idle.first())
+        self.idle
+            .get(crate::state::worker())
+            .or_else(|| self.idle.first())
     }
 
     /// An idle connection to `id` that is still open and within the idle timeout: the newest

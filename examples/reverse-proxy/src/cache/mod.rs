@@ -8,6 +8,13 @@
 //! `Set-Cookie` goes to the user whose request caused it, never into the stored headers.
 //! A URL whose answer turned out unstorable is not coalesced for [`PASS_FOR`]: its
 //! requests go to the origin side by side instead of one after another.
+//!
+//! [`cached`] and [`invalidate`] (in `serve.rs`) answer requests through the cache; this
+//! file is the store and the freshness rules.
+
+mod serve;
+
+pub(crate) use serve::{cached, invalidate};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

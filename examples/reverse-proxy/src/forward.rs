@@ -1,0 +1,450 @@
+//! Forwarding one request to a member of its route's pool, with retries.
+//!
+//! [`forward`] runs in steps: rewrite the client's head for the upstream ([`Outbound::new`]:
+//! hop-by-hop headers out, `Forwarded`/`X-Forwarded-*`/`Via` in, the body read whole when a
+//! retry may need it again), then per attempt pick a member ([`pick`]), send, record the
+//! outcome in the pool's balancer, outlier detector and breaker ([`record`]), and either retry
+//! on another member within the retry budget or answer ([`respond`]: the upstream's
+//! response, or a WebSocket tunnel after a `101`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, SET_COOKIE, UPGRADE};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use proxy_core::{
+    Failure, ForwardContext, Outcome, Pick, PickContext, SmugglingError, UpstreamId,
+    apply_forwarding, canonicalize_content_length, cookie_value, is_replayable, remove_hop_by_hop,
+};
+
+use crate::state::{PoolState, State};
+use crate::upstream::{PooledBody, SendError};
+use crate::{BoxError, ProxyBody, full, plain};
+
+/// Bodies of replayable requests up to this size are buffered so they can be retried.
+const MAX_BUFFERED_BODY: u64 = 1024 * 1024;
+
+/// The scheme the client used, for forwarding headers (a request extension set by the
+/// connection that read it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scheme(pub(crate) &'static str);
+
+/// What one request is forwarded with: the proxy, the route's pool, the connection's peer
+/// and the client's address (the peer, or what a trusted proxy says it forwarded for).
+#[derive(Clone, Copy)]
+pub(crate) struct RequestContext<'a> {
+    pub(crate) state: &'a Arc<State>,
+    pub(crate) pool: &'a Arc<PoolState>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) client_ip: IpAddr,
+}
+
+/// Forwards the request (`parts`, `body`) to a member of `ctx.pool` and answers with the
+/// upstream's response, or with 502/503/504 when no member answered. `client_upgrade` is the
+/// client connection's upgrade, for a request with `Upgrade`.
+pub(crate) async fn forward(
+    ctx: RequestContext<'_>,
+    parts: Parts,
+    body: Option<Incoming>,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    let mut outbound = match Outbound::new(ctx, parts, body, client_upgrade.is_some()).await {
+        Ok(outbound) => outbound,
+        Err(response) => return response,
+    };
+    let pool = ctx.pool;
+    if let Ok(mut budget) = pool.budget.lock() {
+        budget.deposit(Instant::now());
+    }
+    let mut tried: Vec<UpstreamId> = Vec::new();
+    let mut last_failure: Option<Failure> = None;
+    let mut attempt = 0u32;
+    loop {
+        let now = Instant::now();
+        let pick = match pick(pool, &outbound, &tried, now) {
+            Choice::Member(pick) => pick,
+            Choice::NoneLeft => return unavailable(last_failure),
+            Choice::LockPoisoned => {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "pool lock poisoned",
+                    false,
+                );
+            }
+        };
+        // The headers are needed again only if this attempt may be retried.
+        let may_retry = outbound.replayable
+            && attempt < pool.retry.max_retries
+            && matches!(outbound.body, OutBody::Buffered(_));
+        let Some(upstream_request) = outbound.request(&pick.address, may_retry) else {
+            if let Ok(mut p) = pool.pool.lock() {
+                p.finish(pick.id, None, now);
+            }
+            return plain(StatusCode::BAD_REQUEST, "bad request target", false);
+        };
+        let sent = Instant::now();
+        let result = tokio::time::timeout(
+            pool.request_timeout,
+            pool.upstreams
+                .send(pick.id, &pick.address, upstream_request),
+        )
+        .await;
+        let rtt = sent.elapsed();
+        let failure = match &result {
+            Ok(Ok(r)) if pool.retry.retry_statuses.contains(&r.status().as_u16()) => {
+                Some(Failure::Status(r.status().as_u16()))
+            }
+            Ok(Ok(_)) => None,
+            Ok(Err(SendError::Connect)) => Some(Failure::Connect),
+            Ok(Err(SendError::Request)) => Some(Failure::Reset),
+            Err(_) => Some(Failure::Timeout),
+        };
+        let done = Instant::now();
+        record(ctx, &pick, &result, rtt, done);
+        let retry = failure.is_some_and(|f| {
+            matches!(outbound.body, OutBody::Buffered(_))
+                && pool
+                    .retry
+                    .should_retry_replayable(outbound.replayable, f, attempt)
+                && pool.budget.lock().is_ok_and(|mut b| b.withdraw(done))
+        });
+        if retry {
+            ctx.state.metrics.retries.fetch_add(1, Ordering::Relaxed);
+            tried.push(pick.id);
+            last_failure = failure;
+            attempt += 1;
+            let jitter = ctx.state.rng.lock().map_or(0.5, |mut r| r.unit());
+            tokio::time::sleep(pool.retry.backoff(attempt, jitter)).await;
+            continue;
+        }
+        return respond(pool, &pick, result, outbound.upgrade, client_upgrade);
+    }
+}
+
+/// What an attempt's send returned: the upstream's response, a send error, or a timeout.
+type SendResult = Result<Result<Response<PooledBody>, SendError>, tokio::time::error::Elapsed>;
+
+/// The request body as sent upstream.
+enum OutBody {
+    /// Read whole (empty, or replayable and small enough): every attempt sends a copy.
+    Buffered(Bytes),
+    /// Streamed to the first attempt only.
+    Stream(Option<Incoming>),
+}
+
+/// The request as it goes upstream, and what the client's head decided about it.
+struct Outbound {
+    method: Method,
+    path_and_query: PathAndQuery,
+    headers: HeaderMap,
+    body: OutBody,
+    /// The client's request may be sent more than once (idempotent or `Idempotency-Key`).
+    replayable: bool,
+    /// The client asked for an upgrade (`Connection: upgrade` with `Upgrade`).
+    upgrade: bool,
+    hash_key: Option<Vec<u8>>,
+    sticky: Option<String>,
+}
+
+impl Outbound {
+    /// Rewrites the client's head for the upstream and reads the body if it is to be
+    /// buffered; a 400 when the head or the body is unusable.
+    async fn new(
+        ctx: RequestContext<'_>,
+        mut parts: Parts,
+        body: Option<Incoming>,
+        client_upgrade: bool,
+    ) -> Result<Self, Response<ProxyBody>> {
+        let upgrade = client_upgrade
+            && parts
+                .headers
+                .get_all(CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        // Decisions on the client's own headers, taken before they are rewritten in place for
+        // the upstream (rewriting in place spares a copy of the header map per request).
+        let replayable = is_replayable(&parts.method, &parts.headers);
+        let hash_key = ctx
+            .pool
+            .hash_key
+            .as_ref()
+            .and_then(|k| k.extract(&parts.headers, ctx.client_ip));
+        let sticky = ctx
+            .pool
+            .sticky_cookie
+            .as_deref()
+            .and_then(|c| cookie_value(&parts.headers, c))
+            .map(str::to_owned);
+        let (mut headers, chunked) = upstream_headers(ctx, &mut parts, upgrade)
+            .map_err(|error| plain(error.status(), &format!("bad request: {error}"), true))?;
+        let body = read_body(body, replayable && !upgrade, chunked, &mut headers).await?;
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        Ok(Self {
+            method: parts.method,
+            path_and_query,
+            headers,
+            body,
+            replayable,
+            upgrade,
+            hash_key,
+            sticky,
+        })
+    }
+
+    /// The request for one attempt to the member at `address`; `None` when a CONNECT target
+    /// is not an authority. The headers are copied when the attempt `may_retry`.
+    fn request(&mut self, address: &str, may_retry: bool) -> Option<Request<ProxyBody>> {
+        let body = match &mut self.body {
+            OutBody::Buffered(bytes) => full(bytes.clone()),
+            OutBody::Stream(stream) => match stream.take() {
+                Some(s) => s.map_err(BoxError::from).boxed(),
+                None => full(Bytes::new()),
+            },
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.headers_mut() = if may_retry {
+            self.headers.clone()
+        } else {
+            std::mem::take(&mut self.headers)
+        };
+        // Origin-form, or for CONNECT the upstream's authority (RFC 9112 section 3.2).
+        let target = if self.method == Method::CONNECT {
+            address.parse().ok()?
+        } else {
+            http::Uri::from(self.path_and_query.clone())
+        };
+        *request.uri_mut() = target;
+        Some(request)
+    }
+}
+
+/// The client's headers rewritten in place for the upstream: `Content-Length` canonical,
+/// hop-by-hop headers removed (the upgrade's kept when it is one), forwarding headers
+/// written. Also whether the body is chunked.
+fn upstream_headers(
+    ctx: RequestContext<'_>,
+    parts: &mut Parts,
+    upgrade: bool,
+) -> Result<(HeaderMap, bool), SmugglingError> {
+    let host = parts.headers.get(HOST).cloned();
+    let upgrade_value = parts.headers.get(UPGRADE).cloned();
+    let mut headers = std::mem::take(&mut parts.headers);
+    // The body length as we read it, in one canonical form (`0003` reaches the origin as `3`).
+    canonicalize_content_length(&mut headers)?;
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .is_some_and(|te| te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    remove_hop_by_hop(&mut headers);
+    if let (true, Some(value)) = (upgrade, upgrade_value) {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, value);
+    }
+    apply_forwarding(
+        &mut headers,
+        &ForwardContext {
+            peer: ctx.peer.ip(),
+            proto: parts.extensions.get::<Scheme>().map_or("http", |s| s.0),
+            host: host.as_ref().and_then(|h| h.to_str().ok()),
+            trusted: &ctx.state.trusted,
+            pseudonym: &ctx.state.pseudonym,
+            write: ctx.state.forward_headers,
+            version: parts.version,
+        },
+    );
+    Ok((headers, chunked))
+}
+
+/// The body to send: buffered when it is empty, or when the request is `replayable` and the
+/// body is known to fit [`MAX_BUFFERED_BODY`]; streamed otherwise.
+async fn read_body(
+    body: Option<Incoming>,
+    replayable: bool,
+    chunked: bool,
+    headers: &mut HeaderMap,
+) -> Result<OutBody, Response<ProxyBody>> {
+    Ok(match body.filter(|b| !b.is_end_stream()) {
+        None => OutBody::Buffered(Bytes::new()),
+        Some(body)
+            if replayable
+                && body
+                    .size_hint()
+                    .upper()
+                    .is_some_and(|n| n <= MAX_BUFFERED_BODY) =>
+        {
+            match Limited::new(body, MAX_BUFFERED_BODY as usize)
+                .collect()
+                .await
+            {
+                Ok(collected) => OutBody::Buffered(collected.to_bytes()),
+                Err(_) => {
+                    return Err(plain(
+                        StatusCode::BAD_REQUEST,
+                        "could not read the request body",
+                        true,
+                    ));
+                }
+            }
+        }
+        Some(body) => {
+            // One rule for every method: a chunked body is forwarded chunked. Without this
+            // header hyper's client would send a GET or HEAD with no body at all.
+            if chunked {
+                headers.insert(
+                    http::header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            }
+            OutBody::Stream(Some(body))
+        }
+    })
+}
+
+/// What [`pick`] found.
+enum Choice {
+    Member(Pick),
+    /// Every member was tried, is down, or has its breaker open.
+    NoneLeft,
+    LockPoisoned,
+}
+
+/// Picks a member not yet `tried` whose circuit breaker lets a request through.
+fn pick(pool: &PoolState, outbound: &Outbound, tried: &[UpstreamId], now: Instant) -> Choice {
+    let Ok(mut p) = pool.pool.lock() else {
+        return Choice::LockPoisoned;
+    };
+    let mut exclude = tried.to_vec();
+    loop {
+        let ctx = PickContext {
+            hash_key: outbound.hash_key.as_deref(),
+            sticky: outbound.sticky.as_deref(),
+            exclude: &exclude,
+        };
+        let Some(pick) = p.pick(&ctx, now) else {
+            return Choice::NoneLeft;
+        };
+        let allowed = pool
+            .breakers
+            .as_ref()
+            .and_then(|b| b.lock().ok())
+            .is_none_or(|mut b| b.get_mut(&pick.id).is_none_or(|br| br.allow(now)));
+        if allowed {
+            return Choice::Member(pick);
+        }
+        p.finish(pick.id, None, now);
+        exclude.push(pick.id);
+    }
+}
+
+/// The answer when no member is left to try, after `last_failure` (if any attempt failed).
+fn unavailable(last_failure: Option<Failure>) -> Response<ProxyBody> {
+    match last_failure {
+        None => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no upstream available",
+            false,
+        ),
+        Some(Failure::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", false),
+        Some(_) => plain(StatusCode::BAD_GATEWAY, "upstream unreachable", false),
+    }
+}
+
+/// Records an attempt's outcome: the balancer's in-flight count and latency, outlier
+/// ejection, the member's circuit breaker and the error counter.
+fn record(ctx: RequestContext<'_>, pick: &Pick, result: &SendResult, rtt: Duration, done: Instant) {
+    let pool = ctx.pool;
+    let outcome = match result {
+        Ok(Ok(r)) => Outcome::Status(r.status().as_u16()),
+        _ => Outcome::Error,
+    };
+    if let Ok(mut p) = pool.pool.lock() {
+        p.finish(
+            pick.id,
+            result.as_ref().is_ok_and(|r| r.is_ok()).then_some(rtt),
+            done,
+        );
+        if let Some(until) = pool
+            .outlier
+            .as_ref()
+            .and_then(|o| o.lock().ok())
+            .and_then(|mut o| o.record(&pick.id, outcome, done))
+        {
+            tracing::warn!(pool = %pool.name, upstream = %pick.address, "ejected by outlier detection");
+            p.eject(pick.id, until);
+        }
+    }
+    if let Some(mut breakers) = pool.breakers.as_ref().and_then(|b| b.lock().ok())
+        && let Some(b) = breakers.get_mut(&pick.id)
+    {
+        match outcome {
+            Outcome::Error | Outcome::Status(500..=599) => b.record_failure(done),
+            Outcome::Status(_) => b.record_success(),
+        }
+    }
+    if matches!(outcome, Outcome::Error) {
+        ctx.state
+            .metrics
+            .upstream_errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The client's answer from the last attempt: the upstream's response with hop-by-hop headers
+/// removed and the sticky cookie set, a tunnel between the two connections after a `101`, or
+/// 502/504.
+fn respond(
+    pool: &PoolState,
+    pick: &Pick,
+    result: SendResult,
+    upgrade: bool,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    let mut response = match result {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => return plain(StatusCode::BAD_GATEWAY, "upstream unreachable", false),
+        Err(_) => return plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", false),
+    };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                if let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) {
+                    let mut client = TokioIo::new(client);
+                    let mut upstream = TokioIo::new(upstream);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    } else {
+        remove_hop_by_hop(response.headers_mut());
+        if upgrade {
+            // The upgrade was refused: the bytes that follow on this connection were not
+            // checked as HTTP/1, so end it.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    if let (Some(cookie), Some(token)) = (&pool.sticky_cookie, &pick.set_sticky)
+        && let Ok(v) =
+            HeaderValue::from_str(&format!("{cookie}={token}; Path=/; HttpOnly; SameSite=Lax"))
+    {
+        response.headers_mut().append(SET_COOKIE, v);
+    }
+    response.map(http_body_util::BodyExt::boxed)
+}

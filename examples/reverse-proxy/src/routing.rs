@@ -1,0 +1,111 @@
+//! One parsed request, from its head to the response: the parsed-head checks, the proxy's own
+//! paths ([`crate::admin`]), the route (longest prefix, a host match first), its rate limit,
+//! then the cache or [`forward`], and compression.
+//!
+//! Both ways of serving the proxy end here: a connection of the standalone server
+//! ([`crate::Proxy`]) and a mounted [`crate::App`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http::header::HOST;
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use proxy_core::{check_parsed_request, client_address};
+
+use crate::forward::{RequestContext, forward};
+use crate::state::{Route, State};
+use crate::{ProxyBody, admin, cache, compress, plain, rate_limit};
+
+/// Answers one request from `peer`; `client_upgrade` is the connection's upgrade, for a
+/// request with `Upgrade`.
+pub(crate) async fn route_request(
+    state: &Arc<State>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    let (parts, body) = request.into_parts();
+    if let Err(error) = check_parsed_request(&parts) {
+        state.metrics.rejected_heads.fetch_add(1, Ordering::Relaxed);
+        return plain(error.status(), &format!("bad request: {error}"), true);
+    }
+    if let Some(response) = admin::own_path(state, peer, &parts) {
+        return response;
+    }
+    let Some(route) = select_route(state, &parts) else {
+        return plain(StatusCode::NOT_FOUND, "no route", false);
+    };
+    let ctx = RequestContext {
+        state,
+        pool: &route.pool,
+        peer,
+        client_ip: client_address(peer.ip(), &parts.headers, &state.trusted),
+    };
+    let limit_headers = match rate_limit::admit(state, route, &parts.headers, ctx.client_ip).await {
+        Ok(headers) => headers,
+        Err(too_many) => return too_many,
+    };
+    let request_headers = state
+        .compression_min
+        .map(|_| (parts.headers.clone(), parts.method == Method::HEAD));
+    let mut response = send(ctx, route, parts, body, client_upgrade).await;
+    if let (Some(min), Some((headers, head))) = (state.compression_min, request_headers) {
+        response = compress::compress(&headers, head, response, min);
+    }
+    rate_limit::add_headers(&mut response, limit_headers);
+    response
+}
+
+/// The route for the request: the longest matching prefix, routes with a matching host
+/// before those without one.
+fn select_route<'a>(state: &'a State, parts: &Parts) -> Option<&'a Route> {
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    state
+        .routes
+        .iter()
+        .filter(|r| parts.uri.path().starts_with(&r.prefix))
+        .filter(|r| {
+            r.host
+                .as_ref()
+                .is_none_or(|h| host.as_deref() == Some(h.as_str()))
+        })
+        .max_by_key(|r| (r.host.is_some(), r.prefix.len()))
+}
+
+/// The upstream's answer: through the cache on a caching route (GET and HEAD answered from
+/// it, other methods invalidating it on success), else forwarded.
+async fn send(
+    ctx: RequestContext<'_>,
+    route: &Route,
+    parts: Parts,
+    body: Incoming,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    match &ctx.state.cache {
+        Some(cache)
+            if route.cache && (parts.method == Method::GET || parts.method == Method::HEAD) =>
+        {
+            cache::cached(ctx, cache, parts, body).await
+        }
+        Some(cache) if route.cache => {
+            let unsafe_method = !matches!(parts.method, Method::OPTIONS | Method::TRACE);
+            let (uri, host) = (parts.uri.clone(), parts.headers.get(HOST).cloned());
+            let response = forward(ctx, parts, Some(body), client_upgrade).await;
+            if unsafe_method
+                && (response.status().is_success() || response.status().is_redirection())
+            {
+                cache::invalidate(cache, &uri, host.as_ref(), response.headers());
+            }
+            response
+        }
+        _ => forward(ctx, parts, Some(body), client_upgrade).await,
+    }
+}

@@ -1,0 +1,178 @@
+//! The standalone server's connections: [`Proxy`] serves a TCP stream its host accepted
+//! (TLS handshake if configured, then HTTP/1 with every request head checked on the raw bytes
+//! by [`CheckedIo`] before hyper parses it). It binds no socket: `main.rs` owns the
+//! listeners, one `SO_REUSEPORT` socket per worker thread.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use http::header::UPGRADE;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::checked_io::{CheckedIo, Rejection};
+use crate::forward::Scheme;
+use crate::routing::route_request;
+use crate::state::{self, State};
+use crate::{ProxyBody, ServerConfig, background, plain, tls};
+
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The standalone proxy: the pools, routes, cache, compression, rate limits and metrics of a
+/// [`ServerConfig`], and its TLS acceptor. Cheap to clone (the state is shared).
+///
+/// Its host binds the listeners (`server.listen`, one per worker thread), runs one
+/// current-thread runtime per worker, calls [`Proxy::enter_worker`] on each worker thread,
+/// [`Proxy::spawn_background`] once, and spawns [`Proxy::serve`] for every accepted stream.
+#[derive(Clone)]
+pub struct Proxy {
+    state: Arc<State>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("routes", &self.state.routes.len())
+            .field("pools", &self.state.pools.len())
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// Builds the proxy for [`ServerConfig::workers`] worker threads, with TLS if
+    /// `[server.tls]` is set.
+    ///
+    /// # Errors
+    ///
+    /// A message when TLS or Redis (for a `store = "redis"` rate limit) cannot be set up.
+    pub async fn new(config: &ServerConfig) -> Result<Self, String> {
+        let state = Arc::new(State::build(&config.0, config.workers()).await?);
+        let tls = config
+            .0
+            .server
+            .tls
+            .as_ref()
+            .map(tls::acceptor)
+            .transpose()?;
+        Ok(Self { state, tls })
+    }
+
+    /// `https` with TLS, else `http`.
+    #[must_use]
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Starts the active health checks, the reaping of idle upstream connections and the
+    /// rate limiters' sweeper on the current Tokio runtime; call it once.
+    pub fn spawn_background(&self) {
+        background::spawn(&self.state);
+    }
+
+    /// Marks the current thread as worker `index` (`0..workers`): requests served on it use
+    /// that worker's idle upstream connections, so a connection, its requests and their
+    /// upstream connections stay on one thread. A thread that never calls it is worker 0.
+    pub fn enter_worker(&self, index: usize) {
+        state::set_worker(index);
+    }
+
+    /// Serves one accepted connection from `peer` until it ends: the TLS handshake (within
+    /// 10 s) if configured, then HTTP/1 requests, upgrades included. Spawn it per connection
+    /// on the worker's runtime.
+    pub fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send + 'static + use<> {
+        let _ = stream.set_nodelay(true);
+        let (state, tls) = (self.state.clone(), self.tls.clone());
+        async move {
+            match tls {
+                None => serve_connection(state, stream, peer, "http").await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => serve_connection(state, tls, peer, "https").await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// HTTP/1 on `stream`, read through the raw-byte checks.
+async fn serve_connection<S>(state: Arc<State>, stream: S, peer: SocketAddr, scheme: &'static str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let rejection = Arc::new(Rejection::default());
+    let io = CheckedIo::new(
+        stream,
+        state.limits,
+        rejection.clone(),
+        state.reject_path.clone(),
+    );
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        let state = state.clone();
+        let rejection = rejection.clone();
+        request.extensions_mut().insert(Scheme(scheme));
+        async move { Ok::<_, Infallible>(handle(&state, peer, &rejection, request).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+}
+
+/// Answers one request of a connection: the 400 for a head [`CheckedIo`] refused (it
+/// arrives as a request for the secret reject path), else [`route_request`]; then the
+/// metrics and the access log.
+async fn handle(
+    state: &Arc<State>,
+    peer: SocketAddr,
+    rejection: &Rejection,
+    mut request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let client_upgrade = request
+        .headers()
+        .contains_key(UPGRADE)
+        .then(|| hyper::upgrade::on(&mut request));
+    let (status, response) = if path == *state.reject_path {
+        match rejection.take() {
+            Some(error) => {
+                state.metrics.rejected_heads.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%peer, %error, "refused request head");
+                let r = plain(error.status(), &format!("bad request: {error}"), true);
+                (r.status(), r)
+            }
+            None => {
+                let r = plain(StatusCode::NOT_FOUND, "not found", false);
+                (r.status(), r)
+            }
+        }
+    } else {
+        let r = route_request(state, peer, request, client_upgrade).await;
+        (r.status(), r)
+    };
+    state.metrics.record(status.as_u16(), started.elapsed());
+    if state.access_log {
+        tracing::info!(target: "access", %peer, %method, %path, status = status.as_u16(), micros = started.elapsed().as_micros() as u64);
+    }
+    response
+}
