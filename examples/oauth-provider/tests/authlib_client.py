@@ -32,25 +32,29 @@ def check(condition, what):
 
 
 class Browser:
-    """A user agent for the login and consent pages. The session cookie is `__Host-` and
-    `Secure`; Python's cookie jar will not send it over http, so it is carried by hand (a
-    browser treats 127.0.0.1 as a secure context and sends it)."""
+    """A user agent for the login and consent pages. The session and login-CSRF cookies are
+    `__Host-` and `Secure`; Python's cookie jar will not send them over http, so they are
+    carried by hand (a browser treats 127.0.0.1 as a secure context and sends them)."""
 
     def __init__(self):
         self.http = requests.Session()
-        self.cookie = None
+        self.cookies = {}
 
     def request(self, method, url, **kwargs):
         headers = kwargs.pop("headers", {})
-        if self.cookie:
-            headers["Cookie"] = self.cookie
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         response = self.http.request(
             method, url, headers=headers, allow_redirects=False, **kwargs
         )
         self.http.cookies.clear()
-        set_cookie = response.headers.get("set-cookie")
-        if set_cookie and set_cookie.startswith("__Host-session="):
-            self.cookie = set_cookie.split(";", 1)[0]
+        for set_cookie in response.raw.headers.getlist("Set-Cookie"):
+            name, _, rest = set_cookie.partition("=")
+            value = rest.split(";", 1)[0]
+            if not value or "max-age=0" in set_cookie.lower():
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
         return response
 
     @staticmethod
