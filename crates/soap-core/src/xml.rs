@@ -252,8 +252,10 @@ impl Element {
         self.children
     }
     /// Puts this element and every descendant without a namespace into `namespace`
-    /// (document/literal with `elementFormDefault="qualified"`).
+    /// (document/literal with `elementFormDefault="qualified"`), and forgets the prefixes
+    /// of the document it was read from (namespaced attributes get theirs when written).
     pub(crate) fn qualify(&mut self, namespace: &str) {
+        self.scope = Scope::default();
         if self.namespace.is_none() {
             self.namespace = Some(namespace.to_owned());
         }

@@ -42,7 +42,9 @@ fn soap11_and_soap12_answer_in_the_request_version() {
     );
     // The nillable field is written with xsi:nil.
     assert!(
-        reply.body.contains(r#"tracking xsi:nil="true""#),
+        reply.body.contains(
+            r#"<tracking xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:nil="true"/>"#
+        ),
         "{}",
         reply.body
     );
