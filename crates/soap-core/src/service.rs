@@ -63,6 +63,7 @@ pub struct Context<'a> {
 
 type Handler = Box<dyn Fn(&Element, &Context<'_>) -> Result<Element> + Send + Sync>;
 type SchemaFn = fn(&mut Schema) -> (TypeRef, TypeRef);
+type TypeFn = fn(&mut Schema) -> TypeRef;
 
 /// One document/literal wrapped operation: the request element is named after the
 /// operation, the response element `<name>Response`, both in the service namespace.
@@ -70,7 +71,7 @@ pub struct Operation {
     name: String,
     action: Option<String>,
     secured: bool,
-    faults: Vec<(String, fn(&mut Schema) -> TypeRef)>,
+    faults: Vec<(String, TypeFn)>,
     schema: SchemaFn,
     handler: Handler,
 }

@@ -87,7 +87,7 @@ fn r2101_r2020_every_qname_reference_resolves() {
         .map(|m| m.attribute(None, "name").unwrap())
         .collect();
     for op in find(
-        &children(&root, WSDL_NS, "portType")[0],
+        children(&root, WSDL_NS, "portType")[0],
         WSDL_NS,
         "operation",
     ) {
@@ -139,7 +139,7 @@ fn r2702_r2705_r2706_r2716_bindings_are_document_literal_over_http() {
 fn r2710_r2718_operations_have_distinct_wire_signatures_and_match_the_port_type() {
     let root = wsdl();
     let port_ops: Vec<&str> = find(
-        &children(&root, WSDL_NS, "portType")[0],
+        children(&root, WSDL_NS, "portType")[0],
         WSDL_NS,
         "operation",
     )
