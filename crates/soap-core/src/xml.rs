@@ -384,6 +384,18 @@ pub(crate) fn escape(s: &str) -> Cow<'_, str> {
     quick_xml::escape::escape(s)
 }
 
+/// Splits a QName (Namespaces in XML 1.0 section 4): at most one colon, with a non-empty
+/// prefix and local part, so that what we write back names the same thing.
+fn split_qname(qname: &str) -> std::result::Result<(Option<&str>, &str), String> {
+    match qname.split_once(':') {
+        None if !qname.is_empty() => Ok((None, qname)),
+        Some((p, local)) if !p.is_empty() && !local.is_empty() && !local.contains(':') => {
+            Ok((Some(p), local))
+        }
+        _ => Err(format!("{qname:?} is not a qualified name")),
+    }
+}
+
 /// Parses a document into its root element, enforcing `limits` (see the module docs).
 pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<Element> {
     if body.len() > limits.max_body_bytes {
@@ -456,7 +468,7 @@ impl<'l> Parser<'l> {
                     });
                 }
                 Event::Start(start) => {
-                    let element = self.open(&start, stack.last().map(|o| &o.element))?;
+                    let element = self.open(&start, stack.last().map(|o| &o.element), position)?;
                     stack.push(Open {
                         element,
                         text_bytes: 0,
@@ -469,7 +481,7 @@ impl<'l> Parser<'l> {
                     if stack.len() >= self.limits.max_depth {
                         return Err(self.limit(LimitKind::Depth));
                     }
-                    let element = self.open(&start, stack.last().map(|o| &o.element))?;
+                    let element = self.open(&start, stack.last().map(|o| &o.element), position)?;
                     match stack.last_mut() {
                         Some(parent) => parent.element.children.push(element),
                         None => root = Some(element),
@@ -556,15 +568,17 @@ impl<'l> Parser<'l> {
         }
     }
 
-    fn open(&mut self, start: &BytesStart<'_>, parent: Option<&Element>) -> Result<Element> {
+    fn open(
+        &mut self,
+        start: &BytesStart<'_>,
+        parent: Option<&Element>,
+        position: u64,
+    ) -> Result<Element> {
         self.elements = self.elements.saturating_add(1);
         if self.elements > self.limits.max_elements {
             return Err(self.limit(LimitKind::Elements));
         }
-        let malformed = |reason: String| Error::MalformedXml {
-            position: 0,
-            reason,
-        };
+        let malformed = |reason: String| Error::MalformedXml { position, reason };
         let mut raw_attrs: Vec<(String, String)> = Vec::new();
         let mut new_bindings: Vec<(String, String)> = Vec::new();
         // The attribute count is checked as we go, so that quick-xml's duplicate check
@@ -622,15 +636,15 @@ impl<'l> Parser<'l> {
             }
         };
         let qname: String = start.name().as_ref().to_owned();
-        let (namespace, name) = match qname.split_once(':') {
-            Some((p, local)) => (lookup(p)?, local.to_owned()),
-            None => (lookup("")?, qname),
+        let (namespace, name) = match split_qname(&qname).map_err(malformed)? {
+            (Some(p), local) => (lookup(p)?, local.to_owned()),
+            (None, local) => (lookup("")?, local.to_owned()),
         };
         let mut attributes = Vec::with_capacity(raw_attrs.len());
         for (key, value) in raw_attrs {
-            let (namespace, name) = match key.split_once(':') {
-                Some((p, local)) => (lookup(p)?, local.to_owned()),
-                None => (None, key),
+            let (namespace, name) = match split_qname(&key).map_err(malformed)? {
+                (Some(p), local) => (lookup(p)?, local.to_owned()),
+                (None, local) => (None, local.to_owned()),
             };
             if attributes
                 .iter()
@@ -652,5 +666,48 @@ impl<'l> Parser<'l> {
             text: String::new(),
             scope,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn an_undeclared_prefix_reports_where_it_is() {
+        let err = parse(b"<a><b><p:c/></b></a>", &XmlLimits::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::MalformedXml { position: 6, ref reason } if reason.contains("\"p\"")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_qnames_are_malformed() {
+        // Found by the soap_core_envelope fuzz target: `:x:t` was read as an unprefixed
+        // attribute named `x:t`, which could not be written back.
+        for doc in [
+            &b"<a :x:t=\"1\"/>"[..],
+            b"<a x:=\"1\" xmlns:x=\"urn:x\"/>",
+            b"<x:a:b xmlns:x=\"urn:x\"/>",
+        ] {
+            let err = parse(doc, &XmlLimits::default()).unwrap_err();
+            assert!(matches!(err, Error::MalformedXml { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn written_elements_parse_back_to_the_same_names() {
+        let el = Element::new(Some("urn:a"), "a")
+            .with_attribute(Some(XSI_NS), "nil", "true")
+            .with_child(Element::new(None, "b").with_text("1 < 2 & \"q\""))
+            .with_child(Element::new(Some("urn:c"), "c"));
+        let back = parse(el.to_xml().as_bytes(), &XmlLimits::default()).unwrap();
+        assert!(back.is("urn:a", "a") && back.is_nil());
+        assert_eq!(back.children()[0].namespace(), None);
+        assert_eq!(back.children()[0].text(), "1 < 2 & \"q\"");
+        assert!(back.children()[1].is("urn:c", "c"));
     }
 }
