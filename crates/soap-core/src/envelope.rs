@@ -1,0 +1,307 @@
+//! SOAP 1.1 and 1.2 envelopes: the version from the namespace and the content type, the
+//! structural rules, and header blocks with `mustUnderstand` and `actor`/`role`.
+//!
+//! Elements are matched by namespace and local name, never by prefix.
+//!
+//! ```
+//! use soap_core::{Envelope, SoapVersion, XmlLimits};
+//!
+//! let xml = br#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope">
+//!   <e:Body><m:ping xmlns:m="urn:example"/></e:Body></e:Envelope>"#;
+//! let envelope = Envelope::parse(xml, &XmlLimits::default())?;
+//! assert_eq!(envelope.version, SoapVersion::V12);
+//! assert_eq!(envelope.body[0].name(), "ping");
+//! # Ok::<(), soap_core::Error>(())
+//! ```
+
+use http::HeaderMap;
+use http::header::CONTENT_TYPE;
+
+use crate::error::{Error, Result};
+use crate::xml::{self, Element, XmlLimits};
+
+/// The SOAP 1.1 envelope namespace.
+pub const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// The SOAP 1.2 envelope namespace.
+pub const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
+/// SOAP 1.1 `actor` for "the next node" (section 4.2.2).
+pub const SOAP11_ACTOR_NEXT: &str = "http://schemas.xmlsoap.org/soap/actor/next";
+/// SOAP 1.2 roles (part 1 section 2.2).
+pub const SOAP12_ROLE_NEXT: &str = "http://www.w3.org/2003/05/soap-envelope/role/next";
+/// SOAP 1.2 `ultimateReceiver` role.
+pub const SOAP12_ROLE_ULTIMATE: &str =
+    "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver";
+/// SOAP 1.2 `none` role: blocks aimed at no one.
+pub const SOAP12_ROLE_NONE: &str = "http://www.w3.org/2003/05/soap-envelope/role/none";
+
+/// The SOAP version of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SoapVersion {
+    /// SOAP 1.1 (W3C note, 2000): `text/xml`, `SOAPAction` header.
+    V11,
+    /// SOAP 1.2 (W3C recommendation): `application/soap+xml; action=...`.
+    V12,
+}
+
+impl SoapVersion {
+    /// The envelope namespace.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            SoapVersion::V11 => SOAP11_NS,
+            SoapVersion::V12 => SOAP12_NS,
+        }
+    }
+
+    /// The media type with charset.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            SoapVersion::V11 => "text/xml; charset=utf-8",
+            SoapVersion::V12 => "application/soap+xml; charset=utf-8",
+        }
+    }
+
+    fn from_namespace(ns: Option<&str>) -> Option<SoapVersion> {
+        match ns {
+            Some(SOAP11_NS) => Some(SoapVersion::V11),
+            Some(SOAP12_NS) => Some(SoapVersion::V12),
+            _ => None,
+        }
+    }
+}
+
+/// What the HTTP headers say about a SOAP request: its version and action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// From the media type.
+    pub version: SoapVersion,
+    /// `SOAPAction` (1.1, quotes removed) or the `action` parameter (1.2); `None` when absent
+    /// or empty.
+    pub action: Option<String>,
+}
+
+impl MessageInfo {
+    /// Reads the content type and action: `text/xml` with `SOAPAction` for 1.1 (SOAP 1.1
+    /// section 6.1.1), `application/soap+xml` with an optional `action` parameter for 1.2
+    /// (RFC 3902). Anything else is [`Error::UnsupportedContentType`].
+    pub fn from_headers(headers: &HeaderMap) -> Result<MessageInfo> {
+        let raw = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let unsupported = || Error::UnsupportedContentType {
+            found: raw.map(str::to_owned),
+        };
+        let raw_ct = raw.ok_or_else(unsupported)?;
+        let mut params = raw_ct.split(';');
+        let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
+        let params: Vec<(String, String)> = params
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                Some((k.trim().to_ascii_lowercase(), unquote(v.trim()).to_owned()))
+            })
+            .collect();
+        if let Some((_, charset)) = params.iter().find(|(k, _)| k == "charset")
+            && !charset.eq_ignore_ascii_case("utf-8")
+        {
+            return Err(unsupported());
+        }
+        match media.as_str() {
+            "text/xml" => {
+                let action = headers
+                    .get("soapaction")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| unquote(v.trim()).to_owned())
+                    .filter(|v| !v.is_empty());
+                Ok(MessageInfo {
+                    version: SoapVersion::V11,
+                    action,
+                })
+            }
+            "application/soap+xml" => Ok(MessageInfo {
+                version: SoapVersion::V12,
+                action: params
+                    .into_iter()
+                    .find(|(k, _)| k == "action")
+                    .map(|(_, v)| v)
+                    .filter(|v| !v.is_empty()),
+            }),
+            _ => Err(unsupported()),
+        }
+    }
+}
+
+fn unquote(s: &str) -> &str {
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s)
+}
+
+/// A SOAP envelope: its version, header blocks and body entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// From the envelope's namespace.
+    pub version: SoapVersion,
+    /// Header blocks (children of `Header`).
+    pub headers: Vec<Element>,
+    /// Body entries (children of `Body`).
+    pub body: Vec<Element>,
+}
+
+impl Envelope {
+    /// An empty envelope.
+    pub fn new(version: SoapVersion) -> Self {
+        Envelope {
+            version,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Parses an envelope with the hardened reader. An unknown root namespace or a root
+    /// that is not `Envelope` is [`Error::VersionMismatch`] (SOAP 1.2 part 1 section 5.4.7);
+    /// structure errors are [`Error::InvalidEnvelope`].
+    pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<Envelope> {
+        let root = xml::parse(body, limits)?;
+        Envelope::from_element(root)
+    }
+
+    /// Parses an envelope and checks that its version is the one the content type said.
+    pub fn parse_request(info: &MessageInfo, body: &[u8], limits: &XmlLimits) -> Result<Envelope> {
+        let envelope = Envelope::parse(body, limits)?;
+        if envelope.version != info.version {
+            return Err(Error::VersionMismatch {
+                reason: format!(
+                    "a SOAP {} envelope sent as {}",
+                    if envelope.version == SoapVersion::V11 {
+                        "1.1"
+                    } else {
+                        "1.2"
+                    },
+                    info.version.content_type()
+                ),
+            });
+        }
+        Ok(envelope)
+    }
+
+    /// Checks the structure of a parsed root element.
+    pub fn from_element(root: Element) -> Result<Envelope> {
+        let version = match SoapVersion::from_namespace(root.namespace()) {
+            Some(v) if root.name() == "Envelope" => v,
+            _ => {
+                return Err(Error::VersionMismatch {
+                    reason: format!(
+                        "root element {{{}}}{} is not a SOAP 1.1 or 1.2 envelope",
+                        root.namespace().unwrap_or(""),
+                        root.name()
+                    ),
+                });
+            }
+        };
+        let ns = version.namespace();
+        if !root.text().trim().is_empty() {
+            return Err(Error::InvalidEnvelope(
+                "text directly inside Envelope".into(),
+            ));
+        }
+        let mut headers = None;
+        let mut body = None;
+        for child in root.into_children() {
+            match (child.namespace() == Some(ns), child.name()) {
+                (true, "Header") if headers.is_none() && body.is_none() => {
+                    headers = Some(child.into_children());
+                }
+                (true, "Header") => {
+                    return Err(Error::InvalidEnvelope(
+                        "Header must come once, before Body".into(),
+                    ));
+                }
+                (true, "Body") if body.is_none() => {
+                    if !child.text().trim().is_empty() {
+                        return Err(Error::InvalidEnvelope("text directly inside Body".into()));
+                    }
+                    body = Some(child.into_children());
+                }
+                (true, "Body") => return Err(Error::InvalidEnvelope("two Body elements".into())),
+                _ if body.is_some() => {
+                    return Err(Error::InvalidEnvelope(format!(
+                        "element {} after Body",
+                        child.name()
+                    )));
+                }
+                _ => {
+                    return Err(Error::InvalidEnvelope(format!(
+                        "unexpected element {} before Body",
+                        child.name()
+                    )));
+                }
+            }
+        }
+        let body = body.ok_or_else(|| Error::InvalidEnvelope("no Body".into()))?;
+        Ok(Envelope {
+            version,
+            headers: headers.unwrap_or_default(),
+            body,
+        })
+    }
+
+    /// The header blocks aimed at this node (no actor/role, `next`, `ultimateReceiver`, or
+    /// one of `roles`) that carry `mustUnderstand` true.
+    pub fn mandatory_headers<'a>(
+        &'a self,
+        roles: &'a [String],
+    ) -> impl Iterator<Item = &'a Element> + 'a {
+        let version = self.version;
+        self.headers
+            .iter()
+            .filter(move |h| must_understand(version, h) && targets_us(version, h, roles))
+    }
+
+    /// Serializes the envelope (`soap:` prefix for 1.1, `env:` for 1.2).
+    pub fn to_xml(&self) -> String {
+        let ns = self.version.namespace();
+        let prefix = match self.version {
+            SoapVersion::V11 => "soap",
+            SoapVersion::V12 => "env",
+        };
+        let mut root = Element::new(Some(ns), "Envelope").with_prefix(prefix, ns);
+        if !self.headers.is_empty() {
+            let mut header = Element::new(Some(ns), "Header");
+            for h in &self.headers {
+                header.push_child(h.clone());
+            }
+            root.push_child(header);
+        }
+        let mut body = Element::new(Some(ns), "Body");
+        for b in &self.body {
+            body.push_child(b.clone());
+        }
+        root.push_child(body);
+        let mut out = String::from(r#"<?xml version="1.0" encoding="utf-8"?>"#);
+        root.write(&mut out, &mut Vec::new(), None);
+        out
+    }
+}
+
+/// Whether a header block has `mustUnderstand` set (1.1: `1`; 1.2: `true` or `1`; both
+/// spellings are accepted in either version).
+pub fn must_understand(version: SoapVersion, block: &Element) -> bool {
+    matches!(
+        block.attribute(Some(version.namespace()), "mustUnderstand"),
+        Some("1" | "true")
+    )
+}
+
+/// Whether a header block is aimed at this node.
+pub fn targets_us(version: SoapVersion, block: &Element, roles: &[String]) -> bool {
+    match version {
+        SoapVersion::V11 => match block.attribute(Some(SOAP11_NS), "actor") {
+            None => true,
+            Some(a) => a == SOAP11_ACTOR_NEXT || roles.iter().any(|r| r == a),
+        },
+        SoapVersion::V12 => match block.attribute(Some(SOAP12_NS), "role") {
+            None => true,
+            Some(SOAP12_ROLE_NONE) => false,
+            Some(r) => {
+                r == SOAP12_ROLE_NEXT || r == SOAP12_ROLE_ULTIMATE || roles.iter().any(|x| x == r)
+            }
+        },
+    }
+}

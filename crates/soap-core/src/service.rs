@@ -1,0 +1,418 @@
+//! A SOAP service: typed document/literal operations, dispatch, header processing,
+//! WS-Security, and `GET ?wsdl`.
+//!
+//! [`SoapService::handle`] takes the request's parts, its body bytes and the current time
+//! and returns the whole response; it performs no IO.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use soap_core::{Operation, Schema, SoapService, TypeRef, XsdType};
+//!
+//! #[derive(Deserialize)]
+//! struct Echo { text: String }
+//! #[derive(Serialize)]
+//! struct EchoResponse { text: String }
+//! impl XsdType for Echo {
+//!     fn xsd(s: &mut Schema) -> TypeRef { s.complex_type("Echo", |t| t.field::<String>("text")) }
+//! }
+//! impl XsdType for EchoResponse {
+//!     fn xsd(s: &mut Schema) -> TypeRef { s.complex_type("EchoResponse", |t| t.field::<String>("text")) }
+//! }
+//!
+//! let service = SoapService::new("Echo", "urn:echo")
+//!     .operation(Operation::new("echo", |req: Echo, _ctx| Ok(EchoResponse { text: req.text })));
+//! let request = http::Request::post("/soap")
+//!     .header("content-type", "application/soap+xml; charset=utf-8")
+//!     .body(())?;
+//! let body = br#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body>
+//!   <echo xmlns="urn:echo"><text>hi</text></echo></e:Body></e:Envelope>"#;
+//! let response = service.handle(&request.into_parts().0, body, std::time::SystemTime::now());
+//! assert_eq!(response.status(), 200);
+//! assert!(std::str::from_utf8(response.body())?.contains("<text>hi</text>"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::body;
+use crate::envelope::{Envelope, MessageInfo, SoapVersion};
+use crate::error::{Error, Result};
+use crate::schema::{Schema, TypeRef, XsdType};
+use crate::wsse::{Security, WSSE_NS};
+use crate::xml::{Element, XmlLimits};
+
+/// What a handler knows about the request besides its body.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Context<'a> {
+    /// The request's SOAP version.
+    pub version: SoapVersion,
+    /// The action sent, if any.
+    pub action: Option<&'a str>,
+    /// The WS-Security user, when a UsernameToken was verified.
+    pub user: Option<&'a str>,
+    /// All header blocks.
+    pub headers: &'a [Element],
+}
+
+type Handler = Box<dyn Fn(&Element, &Context<'_>) -> Result<Element> + Send + Sync>;
+type SchemaFn = fn(&mut Schema) -> (TypeRef, TypeRef);
+type TypeFn = fn(&mut Schema) -> TypeRef;
+
+/// One document/literal wrapped operation: the request element is named after the
+/// operation, the response element `<name>Response`, both in the service namespace.
+pub struct Operation {
+    name: String,
+    action: Option<String>,
+    secured: bool,
+    faults: Vec<(String, TypeFn)>,
+    schema: SchemaFn,
+    handler: Handler,
+}
+
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation")
+            .field("name", &self.name)
+            .field("action", &self.action)
+            .field("secured", &self.secured)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operation {
+    /// An operation whose handler takes the decoded request and returns the response or an
+    /// error: an [`Error::Fault`] is sent as it is, any other error as a generic fault.
+    pub fn new<Req, Resp, F>(name: &str, handler: F) -> Self
+    where
+        Req: DeserializeOwned + XsdType + 'static,
+        Resp: Serialize + XsdType + 'static,
+        F: Fn(Req, &Context<'_>) -> Result<Resp> + Send + Sync + 'static,
+    {
+        let response_name = format!("{name}Response");
+        Operation {
+            name: name.to_owned(),
+            action: None,
+            secured: false,
+            faults: Vec::new(),
+            schema: |s| (Req::xsd(s), Resp::xsd(s)),
+            handler: Box::new(move |el, ctx| {
+                let request: Req = body::from_element(el)?;
+                let response = handler(request, ctx)?;
+                let ns = el.namespace().unwrap_or("");
+                body::to_element(ns, &response_name, &response)
+            }),
+        }
+    }
+
+    /// Sets the action (default: `<namespace>/<name>`).
+    pub fn action(mut self, action: &str) -> Self {
+        self.action = Some(action.to_owned());
+        self
+    }
+
+    /// Requires a verified WS-Security UsernameToken.
+    pub fn secured(mut self) -> Self {
+        self.secured = true;
+        self
+    }
+
+    /// Declares a fault with a detail element `element` of type `T` (WSDL `wsdl:fault`).
+    pub fn fault<T: XsdType>(mut self, element: &str) -> Self {
+        self.faults.push((element.to_owned(), T::xsd));
+        self
+    }
+}
+
+/// A SOAP service over both SOAP versions on one endpoint.
+#[derive(Debug)]
+pub struct SoapService {
+    name: String,
+    namespace: String,
+    operations: Vec<Operation>,
+    limits: XmlLimits,
+    understood: Vec<(String, String)>,
+    roles: Vec<String>,
+    security: Option<Security>,
+}
+
+impl SoapService {
+    /// A service named `name` (used in the WSDL) whose messages live in `namespace`.
+    pub fn new(name: &str, namespace: &str) -> Self {
+        SoapService {
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            operations: Vec::new(),
+            limits: XmlLimits::default(),
+            understood: Vec::new(),
+            roles: Vec::new(),
+            security: None,
+        }
+    }
+
+    /// Adds an operation.
+    pub fn operation(mut self, op: Operation) -> Self {
+        self.operations.push(op);
+        self
+    }
+
+    /// Replaces the XML limits.
+    pub fn limits(mut self, limits: XmlLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Declares a header block this service processes (so `mustUnderstand` passes).
+    pub fn understands(mut self, namespace: &str, name: &str) -> Self {
+        self.understood
+            .push((namespace.to_owned(), name.to_owned()));
+        self
+    }
+
+    /// Adds a role (1.2) or actor (1.1) URI this node plays besides next/ultimateReceiver.
+    pub fn role(mut self, uri: &str) -> Self {
+        self.roles.push(uri.to_owned());
+        self
+    }
+
+    /// Turns on WS-Security: `wsse:Security` is understood and checked when present, and
+    /// required for [`Operation::secured`] operations.
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = Some(security);
+        self
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The action of an operation.
+    pub fn action_of(&self, operation: &str) -> Option<String> {
+        self.operations
+            .iter()
+            .find(|o| o.name == operation)
+            .map(|o| self.action(o))
+    }
+
+    fn action(&self, op: &Operation) -> String {
+        op.action
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", self.namespace.trim_end_matches('/'), op.name))
+    }
+
+    /// Handles one request: `POST` with an envelope, or `GET ?wsdl`.
+    pub fn handle(&self, parts: &Parts, body: &[u8], now: SystemTime) -> Response<Bytes> {
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            return match wants_wsdl(parts) {
+                true => match request_address(parts) {
+                    Some(address) => {
+                        let mut r = Response::new(Bytes::from(self.wsdl(&address)));
+                        r.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("text/xml; charset=utf-8"),
+                        );
+                        r
+                    }
+                    None => plain(StatusCode::BAD_REQUEST, "bad Host header"),
+                },
+                false => plain(StatusCode::NOT_FOUND, "GET serves only ?wsdl"),
+            };
+        }
+        if parts.method != Method::POST {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+            return r;
+        }
+        let info = match MessageInfo::from_headers(&parts.headers) {
+            Ok(info) => info,
+            Err(e) => return error_response(SoapVersion::V11, &e),
+        };
+        match self.process(&info, body, now) {
+            Ok(envelope) => {
+                let mut r = Response::new(Bytes::from(envelope.to_xml()));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(info.version.content_type()),
+                );
+                r
+            }
+            Err(e) => error_response(info.version, &e),
+        }
+    }
+
+    /// The envelope-level part of [`SoapService::handle`]: parse, check headers, dispatch.
+    pub fn process(&self, info: &MessageInfo, body: &[u8], now: SystemTime) -> Result<Envelope> {
+        let envelope = Envelope::parse_request(info, body, &self.limits)?;
+        let version = envelope.version;
+        let not_understood: Vec<(String, String)> = envelope
+            .mandatory_headers(&self.roles)
+            .filter(|h| !self.is_understood(h))
+            .map(|h| (h.namespace().unwrap_or("").to_owned(), h.name().to_owned()))
+            .collect();
+        if !not_understood.is_empty() {
+            return Err(Error::MustUnderstand(not_understood));
+        }
+        // Document/literal: exactly one body entry (WS-I BP R2201).
+        let entry = match envelope.body.as_slice() {
+            [entry] => entry,
+            [] => return Err(Error::InvalidEnvelope("Body is empty".into())),
+            _ => {
+                return Err(Error::InvalidEnvelope(
+                    "Body has more than one element; one is expected".into(),
+                ));
+            }
+        };
+        let op = self
+            .operations
+            .iter()
+            .find(|o| entry.is(&self.namespace, &o.name))
+            .ok_or_else(|| Error::UnknownOperation {
+                namespace: entry.namespace().unwrap_or("").to_owned(),
+                name: entry.name().to_owned(),
+            })?;
+        if let Some(action) = info.action.as_deref()
+            && action != self.action(op)
+        {
+            return Err(Error::ActionMismatch {
+                action: action.to_owned(),
+            });
+        }
+        let security_header = envelope.headers.iter().find(|h| h.is(WSSE_NS, "Security"));
+        let user = match (&self.security, security_header) {
+            (Some(security), Some(header)) => Some(security.verify(header, now)?),
+            (_, None) if op.secured => {
+                return Err(crate::wsse::SecurityFailure::InvalidSecurity(
+                    "no Security header".into(),
+                )
+                .into());
+            }
+            (None, _) if op.secured => {
+                return Err(Error::Config("secured operation without Security".into()));
+            }
+            _ => None,
+        };
+        let ctx = Context {
+            version,
+            action: info.action.as_deref(),
+            user: user.as_deref(),
+            headers: &envelope.headers,
+        };
+        let response = (op.handler)(entry, &ctx)?;
+        let mut out = Envelope::new(version);
+        out.body.push(response);
+        Ok(out)
+    }
+
+    fn is_understood(&self, block: &Element) -> bool {
+        (self.security.is_some() && block.is(WSSE_NS, "Security"))
+            || self.understood.iter().any(|(ns, n)| block.is(ns, n))
+    }
+
+    /// The WSDL 1.1 document with SOAP 1.1 and 1.2 bindings, served at `address`.
+    pub fn wsdl(&self, address: &str) -> String {
+        crate::wsdl::generate(self, address)
+    }
+
+    pub(crate) fn wsdl_parts(&self) -> WsdlParts<'_> {
+        let mut schema = Schema::default();
+        let mut ops = Vec::new();
+        for op in &self.operations {
+            let (input, output) = (op.schema)(&mut schema);
+            let faults = op
+                .faults
+                .iter()
+                .map(|(name, f)| (name.as_str(), f(&mut schema)))
+                .collect();
+            ops.push(WsdlOperation {
+                name: &op.name,
+                action: self.action(op),
+                input,
+                output,
+                faults,
+            });
+        }
+        WsdlParts {
+            name: &self.name,
+            namespace: &self.namespace,
+            schema,
+            operations: ops,
+        }
+    }
+}
+
+pub(crate) struct WsdlParts<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) namespace: &'a str,
+    pub(crate) schema: Schema,
+    pub(crate) operations: Vec<WsdlOperation<'a>>,
+}
+
+pub(crate) struct WsdlOperation<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) action: String,
+    pub(crate) input: TypeRef,
+    pub(crate) output: TypeRef,
+    pub(crate) faults: Vec<(&'a str, TypeRef)>,
+}
+
+/// The response for an error in `version`: the fault, with 413/415 for size and media type
+/// and otherwise the version's fault status.
+pub fn error_response(version: SoapVersion, error: &Error) -> Response<Bytes> {
+    let mut response = error.to_fault().to_response(version);
+    let status = error.status();
+    if matches!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE
+    ) || version == SoapVersion::V12
+    {
+        *response.status_mut() = status;
+    }
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from_static(text.as_bytes()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn wants_wsdl(parts: &Parts) -> bool {
+    parts.uri.query().is_some_and(|q| {
+        q.split('&').any(|p| {
+            p.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("wsdl"))
+        })
+    })
+}
+
+/// `http://host/path` from the request: the URI's own authority, else a valid `Host`.
+fn request_address(parts: &Parts) -> Option<String> {
+    let scheme = parts.uri.scheme_str().unwrap_or("http");
+    let authority = match parts.uri.authority() {
+        Some(a) => a.clone(),
+        None => parts
+            .headers
+            .get(header::HOST)?
+            .to_str()
+            .ok()?
+            .parse::<http::uri::Authority>()
+            .ok()?,
+    };
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{authority}{}", parts.uri.path()))
+}

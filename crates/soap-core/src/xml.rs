@@ -1,0 +1,713 @@
+//! The hardened XML reader and a small namespace-aware element tree.
+//!
+//! Every SOAP message goes through [`parse`] before anything else looks at it. The reader
+//! refuses any DOCTYPE (so there is no entity expansion, external entity or parameter entity
+//! to worry about), refuses bytes that are not UTF-8, and counts what it reads against
+//! [`XmlLimits`], stopping at the first limit crossed: the work done on a hostile document is
+//! bounded by the limits, not by the document.
+//!
+//! ```
+//! use soap_core::{XmlLimits, xml};
+//!
+//! let root = xml::parse(br#"<a xmlns="urn:x"><b>1 &lt; 2</b></a>"#, &XmlLimits::default())?;
+//! assert_eq!(root.namespace(), Some("urn:x"));
+//! assert_eq!(root.child("urn:x", "b").map(|b| b.text()), Some("1 < 2"));
+//!
+//! let refused = xml::parse(b"<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>", &XmlLimits::default());
+//! assert!(matches!(refused, Err(soap_core::Error::DoctypeRefused)));
+//! # Ok::<(), soap_core::Error>(())
+//! ```
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use quick_xml::XmlVersion;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::Reader;
+
+use crate::error::{Error, LimitKind, Result};
+
+/// The namespace of `xmlns` declarations (Namespaces in XML 1.0, section 3).
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+/// The namespace bound to the `xml` prefix.
+pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// XML Schema instance (`xsi:nil`, `xsi:type`).
+pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// Limits the reader enforces while parsing. The defaults follow Apache CXF's hardened
+/// StAX settings (depth 100, 500 attributes per element, 64 KiB per attribute), with a
+/// body cap so that the other limits bound the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct XmlLimits {
+    /// Largest body accepted, checked before parsing starts (default 4 MiB).
+    pub max_body_bytes: usize,
+    /// Deepest element nesting (default 100).
+    pub max_depth: usize,
+    /// Most attributes on one element, namespace declarations included (default 500).
+    pub max_attributes: usize,
+    /// Longest attribute value in bytes, before unescaping (default 64 KiB).
+    pub max_attribute_bytes: usize,
+    /// Longest text content of one element in bytes (default 1 MiB).
+    pub max_text_bytes: usize,
+    /// Most elements in the document (default 50,000).
+    pub max_elements: usize,
+    /// Most namespace declarations in the whole document (default 1,000).
+    pub max_namespace_declarations: usize,
+}
+
+impl Default for XmlLimits {
+    fn default() -> Self {
+        XmlLimits {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_depth: 100,
+            max_attributes: 500,
+            max_attribute_bytes: 64 * 1024,
+            max_text_bytes: 1024 * 1024,
+            max_elements: 50_000,
+            max_namespace_declarations: 1_000,
+        }
+    }
+}
+
+impl XmlLimits {
+    /// Sets [`XmlLimits::max_body_bytes`].
+    pub fn max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+    /// Sets [`XmlLimits::max_depth`].
+    pub fn max_depth(mut self, n: usize) -> Self {
+        self.max_depth = n;
+        self
+    }
+    /// Sets [`XmlLimits::max_attributes`].
+    pub fn max_attributes(mut self, n: usize) -> Self {
+        self.max_attributes = n;
+        self
+    }
+    /// Sets [`XmlLimits::max_attribute_bytes`].
+    pub fn max_attribute_bytes(mut self, n: usize) -> Self {
+        self.max_attribute_bytes = n;
+        self
+    }
+    /// Sets [`XmlLimits::max_text_bytes`].
+    pub fn max_text_bytes(mut self, n: usize) -> Self {
+        self.max_text_bytes = n;
+        self
+    }
+    /// Sets [`XmlLimits::max_elements`].
+    pub fn max_elements(mut self, n: usize) -> Self {
+        self.max_elements = n;
+        self
+    }
+    /// Sets [`XmlLimits::max_namespace_declarations`].
+    pub fn max_namespace_declarations(mut self, n: usize) -> Self {
+        self.max_namespace_declarations = n;
+        self
+    }
+}
+
+/// An attribute with its namespace resolved (unprefixed attributes have none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    /// The namespace name, if the attribute was prefixed.
+    pub namespace: Option<String>,
+    /// The local name.
+    pub name: String,
+    /// The value, unescaped.
+    pub value: String,
+}
+
+/// In-scope prefix bindings, shared between an element and its descendants that declare
+/// nothing new; used to resolve QNames that appear in text (`faultcode`, `xsi:type`).
+type Scope = Arc<Vec<(String, String)>>;
+
+/// An element: its expanded name, attributes, child elements and text. Mixed content is
+/// kept as the concatenation of the element's own text nodes, which is all SOAP needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    namespace: Option<String>,
+    name: String,
+    attributes: Vec<Attribute>,
+    children: Vec<Element>,
+    text: String,
+    scope: Scope,
+}
+
+impl Element {
+    /// A new element with no attributes, children or text.
+    pub fn new(namespace: Option<&str>, name: &str) -> Self {
+        Element {
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+            attributes: Vec::new(),
+            children: Vec::new(),
+            text: String::new(),
+            scope: Scope::default(),
+        }
+    }
+
+    /// The namespace name, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    /// The local name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Whether this element has this namespace and local name.
+    pub fn is(&self, namespace: &str, name: &str) -> bool {
+        self.namespace.as_deref() == Some(namespace) && self.name == name
+    }
+    /// The attributes, namespace declarations excluded.
+    pub fn attributes(&self) -> &[Attribute] {
+        &self.attributes
+    }
+    /// The value of an attribute by namespace (`None` for an unprefixed one) and name.
+    pub fn attribute(&self, namespace: Option<&str>, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|a| a.namespace.as_deref() == namespace && a.name == name)
+            .map(|a| a.value.as_str())
+    }
+    /// The child elements.
+    pub fn children(&self) -> &[Element] {
+        &self.children
+    }
+    /// The first child with this expanded name.
+    pub fn child(&self, namespace: &str, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.is(namespace, name))
+    }
+    /// The element's own text (text nodes and CDATA, concatenated).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+    /// Whether `xsi:nil` is `true` or `1`.
+    pub fn is_nil(&self) -> bool {
+        matches!(self.attribute(Some(XSI_NS), "nil"), Some("true" | "1"))
+    }
+
+    /// Resolves a prefix in this element's scope (`None`: the default namespace).
+    pub fn lookup_prefix(&self, prefix: Option<&str>) -> Option<&str> {
+        let prefix = prefix.unwrap_or("");
+        if prefix == "xml" {
+            return Some(XML_NS);
+        }
+        self.scope
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, ns)| ns.as_str())
+            .filter(|ns| !ns.is_empty())
+    }
+
+    /// Resolves a QName written in text (`soap:Client`) to (namespace, local name).
+    pub fn resolve_qname(&self, qname: &str) -> Option<(Option<String>, String)> {
+        let qname = qname.trim();
+        match qname.split_once(':') {
+            Some((prefix, local)) => {
+                let ns = self.lookup_prefix(Some(prefix))?;
+                Some((Some(ns.to_owned()), local.to_owned()))
+            }
+            None => Some((
+                self.lookup_prefix(None).map(str::to_owned),
+                qname.to_owned(),
+            )),
+        }
+    }
+
+    /// Adds an attribute (builder style).
+    pub fn with_attribute(mut self, namespace: Option<&str>, name: &str, value: &str) -> Self {
+        self.attributes.push(Attribute {
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+            value: value.to_owned(),
+        });
+        self
+    }
+    /// Adds a child (builder style).
+    pub fn with_child(mut self, child: Element) -> Self {
+        self.children.push(child);
+        self
+    }
+    /// Sets the text (builder style).
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = text.into();
+        self
+    }
+    /// Binds a prefix for QName-valued text written under this element (`faultcode`).
+    pub fn with_prefix(mut self, prefix: &str, namespace: &str) -> Self {
+        let mut scope = (*self.scope).clone();
+        scope.push((prefix.to_owned(), namespace.to_owned()));
+        self.scope = Arc::new(scope);
+        self
+    }
+    /// Appends a child.
+    pub fn push_child(&mut self, child: Element) {
+        self.children.push(child);
+    }
+    /// Takes the children out.
+    pub fn into_children(self) -> Vec<Element> {
+        self.children
+    }
+    /// Puts this element and every descendant without a namespace into `namespace`
+    /// (document/literal with `elementFormDefault="qualified"`), and forgets the prefixes
+    /// of the document it was read from (namespaced attributes get theirs when written).
+    pub(crate) fn qualify(&mut self, namespace: &str) {
+        self.scope = Scope::default();
+        if self.namespace.is_none() {
+            self.namespace = Some(namespace.to_owned());
+        }
+        for child in &mut self.children {
+            child.qualify(namespace);
+        }
+    }
+
+    /// Serializes the element with its namespaces declared where needed.
+    pub fn to_xml(&self) -> String {
+        let mut out = String::with_capacity(256);
+        self.write(&mut out, &mut Vec::new(), None);
+        out
+    }
+
+    /// Writes the element; `declared` holds the prefixes already bound by ancestors and
+    /// `default` the inherited default namespace.
+    pub(crate) fn write(
+        &self,
+        out: &mut String,
+        declared: &mut Vec<(String, String)>,
+        default: Option<&str>,
+    ) {
+        let mark = declared.len();
+        let mut decls = String::new();
+        // Prefixes bound on this element: for QName-valued text (fault codes) and for its
+        // own name (the envelope's `soap:` prefix).
+        for (p, ns) in self.scope.iter() {
+            if !p.is_empty() && !declared.iter().any(|(dp, dn)| dp == p && dn == ns) {
+                decls.push_str(&format!(" xmlns:{p}=\"{}\"", escape(ns)));
+                declared.push((p.clone(), ns.clone()));
+            }
+        }
+        let tag = match self.namespace.as_deref() {
+            Some(ns) => match declared.iter().rev().find(|(_, n)| n == ns) {
+                Some((p, _)) => format!("{p}:{}", self.name),
+                None if default == Some(ns) => self.name.clone(),
+                None => {
+                    decls.push_str(&format!(" xmlns=\"{}\"", escape(ns)));
+                    self.name.clone()
+                }
+            },
+            None => {
+                if default.is_some() {
+                    decls.push_str(" xmlns=\"\"");
+                }
+                self.name.clone()
+            }
+        };
+        let own_default = match self.namespace.as_deref() {
+            Some(ns) if !declared.iter().any(|(_, n)| n == ns) => Some(ns),
+            Some(_) => default,
+            None => None,
+        };
+        let mut attrs = String::new();
+        for a in &self.attributes {
+            let name = match a.namespace.as_deref() {
+                None => a.name.clone(),
+                Some(XML_NS) => format!("xml:{}", a.name),
+                Some(ns) => {
+                    let prefix = match declared.iter().rev().find(|(_, n)| n == ns) {
+                        Some((p, _)) => p.clone(),
+                        None => {
+                            let p = well_known_prefix(ns)
+                                .filter(|p| !declared.iter().any(|(dp, _)| dp == p))
+                                .map_or_else(|| format!("ns{}", declared.len()), str::to_owned);
+                            decls.push_str(&format!(" xmlns:{p}=\"{}\"", escape(ns)));
+                            declared.push((p.clone(), ns.to_owned()));
+                            p
+                        }
+                    };
+                    format!("{prefix}:{}", a.name)
+                }
+            };
+            attrs.push_str(&format!(" {name}=\"{}\"", escape(&a.value)));
+        }
+        out.push('<');
+        out.push_str(&tag);
+        out.push_str(&decls);
+        out.push_str(&attrs);
+        if self.children.is_empty() && self.text.is_empty() {
+            out.push_str("/>");
+        } else {
+            out.push('>');
+            out.push_str(&escape(&self.text));
+            for child in &self.children {
+                child.write(out, declared, own_default);
+            }
+            out.push_str("</");
+            out.push_str(&tag);
+            out.push('>');
+        }
+        declared.truncate(mark);
+    }
+
+    /// Writes the element without namespaces, leaving out `xsi:nil` elements and namespaced
+    /// attributes: the shape quick-xml's serde deserializer reads.
+    pub(crate) fn write_plain(&self, out: &mut String) {
+        out.push('<');
+        out.push_str(&self.name);
+        for a in self.attributes.iter().filter(|a| a.namespace.is_none()) {
+            out.push_str(&format!(" {}=\"{}\"", a.name, escape(&a.value)));
+        }
+        out.push('>');
+        out.push_str(&escape(&self.text));
+        for child in self.children.iter().filter(|c| !c.is_nil()) {
+            child.write_plain(out);
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+}
+
+fn well_known_prefix(ns: &str) -> Option<&'static str> {
+    match ns {
+        XSI_NS => Some("xsi"),
+        crate::envelope::SOAP11_NS => Some("soap"),
+        crate::envelope::SOAP12_NS => Some("soap12"),
+        _ => None,
+    }
+}
+
+/// Escapes text and attribute values (`&`, `<`, `>`, `"`, `'`).
+pub(crate) fn escape(s: &str) -> Cow<'_, str> {
+    quick_xml::escape::escape(s)
+}
+
+/// Splits a QName (Namespaces in XML 1.0 section 4): at most one colon, with a non-empty
+/// prefix and local part, so that what we write back names the same thing.
+fn split_qname(qname: &str) -> std::result::Result<(Option<&str>, &str), String> {
+    match qname.split_once(':') {
+        None if !qname.is_empty() => Ok((None, qname)),
+        Some((p, local)) if !p.is_empty() && !local.is_empty() && !local.contains(':') => {
+            Ok((Some(p), local))
+        }
+        _ => Err(format!("{qname:?} is not a qualified name")),
+    }
+}
+
+/// Parses a document into its root element, enforcing `limits` (see the module docs).
+pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<Element> {
+    if body.len() > limits.max_body_bytes {
+        return Err(Error::LimitExceeded {
+            limit: LimitKind::BodyBytes,
+            max: limits.max_body_bytes,
+        });
+    }
+    let text = std::str::from_utf8(body).map_err(|e| Error::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    Parser::new(limits).run(text)
+}
+
+struct Parser<'l> {
+    limits: &'l XmlLimits,
+    elements: usize,
+    namespace_declarations: usize,
+}
+
+struct Open {
+    element: Element,
+    /// Prefix and local name as written, to check the end tag's namespace-free name.
+    text_bytes: usize,
+}
+
+impl<'l> Parser<'l> {
+    fn new(limits: &'l XmlLimits) -> Self {
+        Parser {
+            limits,
+            elements: 0,
+            namespace_declarations: 0,
+        }
+    }
+
+    fn limit(&self, limit: LimitKind) -> Error {
+        let max = match limit {
+            LimitKind::BodyBytes => self.limits.max_body_bytes,
+            LimitKind::Depth => self.limits.max_depth,
+            LimitKind::Attributes => self.limits.max_attributes,
+            LimitKind::AttributeBytes => self.limits.max_attribute_bytes,
+            LimitKind::TextBytes => self.limits.max_text_bytes,
+            LimitKind::Elements => self.limits.max_elements,
+            LimitKind::NamespaceDeclarations => self.limits.max_namespace_declarations,
+        };
+        Error::LimitExceeded { limit, max }
+    }
+
+    fn run(mut self, text: &str) -> Result<Element> {
+        let mut reader = Reader::from_str(text);
+        let config = reader.config_mut();
+        config.check_end_names = true;
+        config.allow_unmatched_ends = false;
+        config.expand_empty_elements = false;
+        let mut stack: Vec<Open> = Vec::new();
+        let mut root: Option<Element> = None;
+        loop {
+            let position = reader.buffer_position();
+            let event = reader.read_event().map_err(|e| Error::MalformedXml {
+                position,
+                reason: e.to_string(),
+            })?;
+            match event {
+                Event::DocType(_) => return Err(Error::DoctypeRefused),
+                Event::Start(start) | Event::Empty(start) if root.is_some() => {
+                    let _ = start;
+                    return Err(Error::MalformedXml {
+                        position,
+                        reason: "content after the root element".into(),
+                    });
+                }
+                Event::Start(start) => {
+                    let element = self.open(&start, stack.last().map(|o| &o.element), position)?;
+                    stack.push(Open {
+                        element,
+                        text_bytes: 0,
+                    });
+                    if stack.len() > self.limits.max_depth {
+                        return Err(self.limit(LimitKind::Depth));
+                    }
+                }
+                Event::Empty(start) => {
+                    if stack.len() >= self.limits.max_depth {
+                        return Err(self.limit(LimitKind::Depth));
+                    }
+                    let element = self.open(&start, stack.last().map(|o| &o.element), position)?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.element.children.push(element),
+                        None => root = Some(element),
+                    }
+                }
+                Event::End(_) => {
+                    let Some(done) = stack.pop() else {
+                        return Err(Error::MalformedXml {
+                            position,
+                            reason: "unexpected end tag".into(),
+                        });
+                    };
+                    match stack.last_mut() {
+                        Some(parent) => parent.element.children.push(done.element),
+                        None => root = Some(done.element),
+                    }
+                }
+                Event::Text(t) => {
+                    let content = t.xml10_content();
+                    self.append_text(&mut stack, &content, position)?;
+                }
+                Event::CData(c) => {
+                    let content = c.xml10_content();
+                    self.append_text(&mut stack, &content, position)?;
+                }
+                Event::GeneralRef(r) => {
+                    let resolved: Cow<'_, str> = match r.resolve_char_ref() {
+                        Ok(Some(c)) => Cow::Owned(c.to_string()),
+                        Ok(None) => {
+                            match quick_xml::escape::resolve_predefined_entity(&r.xml10_content()) {
+                                Some(s) => Cow::Borrowed(s),
+                                // Only the five predefined entities exist without a DTD.
+                                None => {
+                                    return Err(Error::MalformedXml {
+                                        position,
+                                        reason: format!(
+                                            "undeclared entity &{};",
+                                            r.xml10_content()
+                                        ),
+                                    });
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            return Err(Error::MalformedXml {
+                                position,
+                                reason: e.to_string(),
+                            });
+                        }
+                    };
+                    self.append_text(&mut stack, &resolved, position)?;
+                }
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if !stack.is_empty() {
+            return Err(Error::MalformedXml {
+                position: text.len() as u64,
+                reason: "unclosed element at end of input".into(),
+            });
+        }
+        root.ok_or(Error::MalformedXml {
+            position: 0,
+            reason: "no root element".into(),
+        })
+    }
+
+    fn append_text(&self, stack: &mut [Open], content: &str, position: u64) -> Result<()> {
+        match stack.last_mut() {
+            Some(open) => {
+                open.text_bytes = open.text_bytes.saturating_add(content.len());
+                if open.text_bytes > self.limits.max_text_bytes {
+                    return Err(self.limit(LimitKind::TextBytes));
+                }
+                open.element.text.push_str(content);
+                Ok(())
+            }
+            None if content.trim().is_empty() => Ok(()),
+            None => Err(Error::MalformedXml {
+                position,
+                reason: "text outside the root element".into(),
+            }),
+        }
+    }
+
+    fn open(
+        &mut self,
+        start: &BytesStart<'_>,
+        parent: Option<&Element>,
+        position: u64,
+    ) -> Result<Element> {
+        self.elements = self.elements.saturating_add(1);
+        if self.elements > self.limits.max_elements {
+            return Err(self.limit(LimitKind::Elements));
+        }
+        let malformed = |reason: String| Error::MalformedXml { position, reason };
+        let mut raw_attrs: Vec<(String, String)> = Vec::new();
+        let mut new_bindings: Vec<(String, String)> = Vec::new();
+        // The attribute count is checked as we go, so that quick-xml's duplicate check
+        // (quadratic in the count) never runs past the limit.
+        for attr in start.attributes() {
+            if raw_attrs.len() + new_bindings.len() >= self.limits.max_attributes {
+                return Err(self.limit(LimitKind::Attributes));
+            }
+            let attr = attr.map_err(|e| malformed(e.to_string()))?;
+            if attr.value.len() > self.limits.max_attribute_bytes {
+                return Err(self.limit(LimitKind::AttributeBytes));
+            }
+            let key: String = attr.key.as_ref().to_owned();
+            let value = attr
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|e| malformed(e.to_string()))?
+                .into_owned();
+            if key == "xmlns" || key.starts_with("xmlns:") {
+                self.namespace_declarations = self.namespace_declarations.saturating_add(1);
+                if self.namespace_declarations > self.limits.max_namespace_declarations {
+                    return Err(self.limit(LimitKind::NamespaceDeclarations));
+                }
+                let prefix = key.strip_prefix("xmlns:").unwrap_or("").to_owned();
+                if prefix == "xmlns" || value == XMLNS_NS {
+                    return Err(malformed("the xmlns prefix cannot be bound".into()));
+                }
+                if !prefix.is_empty() && value.is_empty() {
+                    return Err(malformed(format!(
+                        "prefix {prefix:?} bound to no namespace"
+                    )));
+                }
+                new_bindings.push((prefix, value));
+            } else {
+                raw_attrs.push((key, value));
+            }
+        }
+        let scope = match (parent, new_bindings.is_empty()) {
+            (Some(p), true) => p.scope.clone(),
+            (None, true) => Scope::default(),
+            (p, false) => {
+                let mut s = p.map(|p| (*p.scope).clone()).unwrap_or_default();
+                s.extend(new_bindings);
+                Arc::new(s)
+            }
+        };
+        let lookup = |prefix: &str| -> Result<Option<String>> {
+            if prefix == "xml" {
+                return Ok(Some(XML_NS.to_owned()));
+            }
+            match scope.iter().rev().find(|(p, _)| p == prefix) {
+                Some((_, ns)) if ns.is_empty() => Ok(None),
+                Some((_, ns)) => Ok(Some(ns.clone())),
+                None if prefix.is_empty() => Ok(None),
+                None => Err(malformed(format!("undeclared prefix {prefix:?}"))),
+            }
+        };
+        let qname: String = start.name().as_ref().to_owned();
+        let (namespace, name) = match split_qname(&qname).map_err(malformed)? {
+            (Some(p), local) => (lookup(p)?, local.to_owned()),
+            (None, local) => (lookup("")?, local.to_owned()),
+        };
+        let mut attributes = Vec::with_capacity(raw_attrs.len());
+        for (key, value) in raw_attrs {
+            let (namespace, name) = match split_qname(&key).map_err(malformed)? {
+                (Some(p), local) => (lookup(p)?, local.to_owned()),
+                (None, local) => (None, local.to_owned()),
+            };
+            if attributes
+                .iter()
+                .any(|a: &Attribute| a.namespace == namespace && a.name == name)
+            {
+                return Err(malformed(format!("duplicate attribute {name:?}")));
+            }
+            attributes.push(Attribute {
+                namespace,
+                name,
+                value,
+            });
+        }
+        Ok(Element {
+            namespace,
+            name,
+            attributes,
+            children: Vec::new(),
+            text: String::new(),
+            scope,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn an_undeclared_prefix_reports_where_it_is() {
+        let err = parse(b"<a><b><p:c/></b></a>", &XmlLimits::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::MalformedXml { position: 6, ref reason } if reason.contains("\"p\"")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_qnames_are_malformed() {
+        // Found by the soap_core_envelope fuzz target: `:x:t` was read as an unprefixed
+        // attribute named `x:t`, which could not be written back.
+        for doc in [
+            &b"<a :x:t=\"1\"/>"[..],
+            b"<a x:=\"1\" xmlns:x=\"urn:x\"/>",
+            b"<x:a:b xmlns:x=\"urn:x\"/>",
+        ] {
+            let err = parse(doc, &XmlLimits::default()).unwrap_err();
+            assert!(matches!(err, Error::MalformedXml { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn written_elements_parse_back_to_the_same_names() {
+        let el = Element::new(Some("urn:a"), "a")
+            .with_attribute(Some(XSI_NS), "nil", "true")
+            .with_child(Element::new(None, "b").with_text("1 < 2 & \"q\""))
+            .with_child(Element::new(Some("urn:c"), "c"));
+        let back = parse(el.to_xml().as_bytes(), &XmlLimits::default()).unwrap();
+        assert!(back.is("urn:a", "a") && back.is_nil());
+        assert_eq!(back.children()[0].namespace(), None);
+        assert_eq!(back.children()[0].text(), "1 < 2 & \"q\"");
+        assert!(back.children()[1].is("urn:c", "c"));
+    }
+}
