@@ -341,6 +341,105 @@ pub fn require_precondition(headers: &HeaderMap) -> Result<()> {
     }
 }
 
+/// A representation's current validators, and the whole conditional-request exchange
+/// around them: the headers a response carries, the 304 or 412 a read may get, and the
+/// 428/400/412 checks a write must pass.
+///
+/// ```
+/// use http::{HeaderMap, Method, StatusCode};
+/// use rest_core::{EntityTag, Validators};
+///
+/// let current = Validators::new().etag(EntityTag::strong("v2")?);
+/// let mut request = HeaderMap::new();
+/// request.insert("if-none-match", "\"v2\"".parse().unwrap());
+/// // A read of an unchanged representation: 304 with the validators.
+/// let not_modified = current.read(&Method::GET, &request)?.expect("304");
+/// assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+/// assert_eq!(not_modified.headers()["etag"], "\"v2\"");
+/// // A write without If-Match: 428.
+/// let refused = current.write(&Method::PUT, &HeaderMap::new()).unwrap_err();
+/// assert_eq!(refused.status(), StatusCode::PRECONDITION_REQUIRED);
+/// # Ok::<(), rest_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    etag: Option<EntityTag>,
+    last_modified: Option<SystemTime>,
+}
+
+impl Validators {
+    /// No validators yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The representation's entity tag.
+    #[must_use]
+    pub fn etag(mut self, etag: EntityTag) -> Self {
+        self.etag = Some(etag);
+        self
+    }
+
+    /// The representation's modification time (sent with one-second resolution).
+    #[must_use]
+    pub fn last_modified(mut self, time: SystemTime) -> Self {
+        self.last_modified = Some(whole_seconds(time));
+        self
+    }
+
+    /// Writes `ETag` and `Last-Modified` into a response's headers.
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        if let Some(etag) = &self.etag {
+            headers.insert(header::ETAG, etag.to_header_value());
+        }
+        if let Some(time) = self.last_modified
+            && let Ok(value) = HeaderValue::from_str(&format_http_date(time))
+        {
+            headers.insert(header::LAST_MODIFIED, value);
+        }
+    }
+
+    /// Evaluates a read's preconditions (RFC 9110 section 13.2.2): `Ok(None)` to send the
+    /// representation (add [`Validators::write_headers`] to it), `Ok(Some(304))` with the
+    /// validators and no body when the client's copy is current.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PreconditionFailed`] (412) when `If-Match` or `If-Unmodified-Since` fails.
+    pub fn read(&self, method: &Method, headers: &HeaderMap) -> Result<Option<http::Response<()>>> {
+        match evaluate_preconditions(method, headers, self.etag.as_ref(), self.last_modified) {
+            Precondition::Proceed => Ok(None),
+            Precondition::Failed => Err(Error::PreconditionFailed),
+            Precondition::NotModified => {
+                let mut response = http::Response::new(());
+                *response.status_mut() = http::StatusCode::NOT_MODIFIED;
+                self.write_headers(response.headers_mut());
+                Ok(Some(response))
+            }
+        }
+    }
+
+    /// Checks a state-changing request against the current validators: it must be
+    /// conditional (RFC 6585 section 3), its conditional headers well-formed, and they must
+    /// hold (RFC 9110 section 13.2.2), so that a client cannot overwrite a version it has
+    /// not seen.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PreconditionRequired`] (428) without `If-Match` or `If-Unmodified-Since`, the
+    /// syntax errors of [`check_precondition_syntax`] (400), and
+    /// [`Error::PreconditionFailed`] (412) when a precondition does not hold.
+    pub fn write(&self, method: &Method, headers: &HeaderMap) -> Result<()> {
+        require_precondition(headers)?;
+        check_precondition_syntax(headers)?;
+        match evaluate_preconditions(method, headers, self.etag.as_ref(), self.last_modified) {
+            Precondition::Proceed => Ok(()),
+            Precondition::Failed | Precondition::NotModified => Err(Error::PreconditionFailed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +558,50 @@ mod tests {
             428
         );
         assert!(require_precondition(&headers(&[("if-match", "\"x\"")])).is_ok());
+    }
+
+    #[test]
+    fn validators_answer_reads_and_guard_writes() {
+        let modified = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let current = Validators::new()
+            .etag(EntityTag::strong("v2").unwrap())
+            .last_modified(modified + Duration::from_millis(400));
+        // A fresh read proceeds; the response gets both validators.
+        assert!(current.read(&Method::GET, &HeaderMap::new()).unwrap().is_none());
+        let mut out = HeaderMap::new();
+        current.write_headers(&mut out);
+        assert_eq!(out["etag"], "\"v2\"");
+        assert_eq!(out["last-modified"], "Sun, 06 Nov 1994 08:49:37 GMT");
+        // A current copy: 304 carrying the validators.
+        let not_modified = current
+            .read(&Method::GET, &headers(&[("if-none-match", "\"v2\"")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(not_modified.status(), http::StatusCode::NOT_MODIFIED);
+        assert_eq!(not_modified.headers()["etag"], "\"v2\"");
+        // A failed If-Match on a read: 412.
+        assert!(matches!(
+            current.read(&Method::GET, &headers(&[("if-match", "\"v1\"")])),
+            Err(Error::PreconditionFailed)
+        ));
+        // Writes: 428 without a precondition, 400 when malformed, 412 when stale.
+        assert!(matches!(
+            current.write(&Method::PUT, &HeaderMap::new()),
+            Err(Error::PreconditionRequired)
+        ));
+        assert!(
+            current
+                .write(&Method::PUT, &headers(&[("if-match", "v2")]))
+                .is_err_and(|e| e.status() == http::StatusCode::BAD_REQUEST)
+        );
+        assert!(matches!(
+            current.write(&Method::PUT, &headers(&[("if-match", "\"v1\"")])),
+            Err(Error::PreconditionFailed)
+        ));
+        assert!(
+            current
+                .write(&Method::PUT, &headers(&[("if-match", "\"v2\"")]))
+                .is_ok()
+        );
     }
 }

@@ -15,8 +15,8 @@ mod router;
 mod tower_layers;
 
 pub use conditional::{
-    EntityTag, Precondition, check_precondition_syntax, evaluate_preconditions, format_http_date,
-    require_precondition,
+    EntityTag, Precondition, Validators, check_precondition_syntax, evaluate_preconditions,
+    format_http_date, require_precondition,
 };
 pub use cors::{CorsBuilder, CorsPolicy};
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -22,10 +22,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use rest_core::{
     CorsPolicy, CursorCodec, EntityTag, Error, Fingerprint, IdempotencyKey, IdempotencyStore,
-    JsonLimits, Link, MemoryIdempotencyStore, OpenApiBuilder, Operation, PageRequest, Precondition,
+    JsonLimits, Link, MemoryIdempotencyStore, OpenApiBuilder, Operation, PageRequest,
     ProblemDetails, QueryLimits, Reservation, RouteMatch, Router, StoredResponse, TrailingSlash,
-    check_precondition_syntax, evaluate_preconditions, format_http_date, format_links, json_body,
-    negotiate_media_type, query, require_precondition,
+    Validators, check_precondition_syntax, format_links, json_body, negotiate_media_type, query,
+    require_precondition,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use schemars::JsonSchema;
@@ -377,7 +377,6 @@ impl serve::App for App {
 }
 
 async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
     let (parts, body) = request.into_parts();
     let mut response = respond(app, &parts, body).await;
     app.cors.decorate(&parts.headers, response.headers_mut());
@@ -389,13 +388,7 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
             .headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
-    tracing::info!(
-        method = %parts.method,
-        path = parts.uri.path(),
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    // The server logs each request (examples/serve).
     response.map(Full::new)
 }
 
@@ -525,16 +518,19 @@ fn modified(updated_at: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(u64::try_from(updated_at).unwrap_or(0))
 }
 
+/// The validators of a stored row: its version as a strong ETag, its update time.
+fn validators(version: i64, updated_at: i64) -> Validators {
+    Validators::new()
+        .etag(etag(version))
+        .last_modified(modified(updated_at))
+}
+
 fn with_validators(
     mut response: Response<Bytes>,
     version: i64,
     updated_at: i64,
 ) -> Response<Bytes> {
-    let headers = response.headers_mut();
-    headers.insert(header::ETAG, etag(version).to_header_value());
-    if let Ok(value) = HeaderValue::from_str(&format_http_date(modified(updated_at))) {
-        headers.insert(header::LAST_MODIFIED, value);
-    }
+    validators(version, updated_at).write_headers(response.headers_mut());
     response
 }
 
@@ -545,39 +541,18 @@ fn conditional_read<T: Serialize>(
     version: i64,
     updated_at: i64,
 ) -> ApiResult {
-    match evaluate_preconditions(
-        &parts.method,
-        &parts.headers,
-        Some(&etag(version)),
-        Some(modified(updated_at)),
-    ) {
-        Precondition::NotModified => {
-            let mut response = Response::new(Bytes::new());
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-            Ok(with_validators(response, version, updated_at))
-        }
-        Precondition::Failed => Err(Error::PreconditionFailed.into()),
-        Precondition::Proceed => Ok(with_validators(
-            json_response(StatusCode::OK, value)?,
-            version,
-            updated_at,
-        )),
+    let validators = validators(version, updated_at);
+    if let Some(not_modified) = validators.read(&parts.method, &parts.headers)? {
+        return Ok(not_modified.map(|()| Bytes::new()));
     }
+    let mut response = json_response(StatusCode::OK, value)?;
+    validators.write_headers(response.headers_mut());
+    Ok(response)
 }
 
 /// Writes must carry `If-Match` (428 otherwise) matching the current ETag (412 otherwise).
 fn conditional_write(parts: &Parts, version: i64, updated_at: i64) -> Result<(), Error> {
-    require_precondition(&parts.headers)?;
-    check_precondition_syntax(&parts.headers)?;
-    match evaluate_preconditions(
-        &parts.method,
-        &parts.headers,
-        Some(&etag(version)),
-        Some(modified(updated_at)),
-    ) {
-        Precondition::Proceed => Ok(()),
-        _ => Err(Error::PreconditionFailed),
-    }
+    validators(version, updated_at).write(&parts.method, &parts.headers)
 }
 
 /// Checks a string's length in characters (as JSON Schema counts them), naming the field.
@@ -615,27 +590,12 @@ fn post_input(parts: &Parts, body: &[u8], limits: &JsonLimits) -> Result<PostInp
 /// serde reads `?limit=` as "absent"; an empty number is malformed here.
 fn reject_empty_numbers(parts: &Parts, names: &[&str]) -> Result<(), Error> {
     let query = parts.uri.query().unwrap_or("");
-    for (name, value) in form_urlencoded_pairs(query) {
-        if value.is_empty() && names.contains(&name.as_str()) {
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if value.is_empty() && names.contains(&name.as_ref()) {
             return Err(Error::InvalidQuery(format!("{name} must be a number")));
         }
     }
     Ok(())
-}
-
-fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(name), decode(value))
-        })
 }
 
 fn cursor_page(app: &App, parts: &Parts, scope: &str) -> Result<(i64, u32), Error> {

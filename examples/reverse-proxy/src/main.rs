@@ -29,12 +29,7 @@ use tokio::net::TcpListener;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    serve::init_tracing();
     let mut args = std::env::args().skip(1);
     let path = match (args.next().as_deref(), args.next()) {
         (Some("--config"), Some(path)) => path,
@@ -111,7 +106,11 @@ async fn run(config: ServerConfig) -> Result<(), String> {
     proxy.spawn_background();
     tokio::select! {
         () = accept_loop(&proxy, listener) => Ok(()),
-        () = shutdown_signal() => Ok(()),
+        signal = serve::shutdown_signal() => {
+            // Connections in flight are not drained yet: the process exits with them.
+            tracing::info!(signal, "stopping");
+            Ok(())
+        }
     }
 }
 
@@ -129,26 +128,21 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// Accepts until the runtime stops; after an error (EMFILE, say) it pauses with
+/// [`serve::AcceptBackoff`] instead of spinning a core.
 async fn accept_loop(proxy: &Proxy, listener: TcpListener) {
+    let mut backoff = serve::AcceptBackoff::default();
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
-        };
-        tokio::spawn(proxy.serve(stream, peer));
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff.succeeded();
+                tokio::spawn(proxy.serve(stream, peer));
             }
-            return;
+            Err(error) => {
+                let pause = backoff.failed();
+                tracing::warn!(%error, ?pause, "accept failed");
+                tokio::time::sleep(pause).await;
+            }
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
 }

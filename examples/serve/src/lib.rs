@@ -8,4 +8,4 @@ mod server;
 pub use app::{App, Body, BoxError, ResponseFuture, boxed, full};
 pub use error::{Error, exit};
 pub use logging::init_tracing;
-pub use server::{DEFAULT_GRACE, Server, every, shutdown_signal};
+pub use server::{AcceptBackoff, DEFAULT_GRACE, Server, every, shutdown_signal};

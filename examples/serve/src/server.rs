@@ -259,9 +259,10 @@ where
 /// The pause after consecutive accept errors: 5 ms, doubling up to 1 s, back to the start
 /// after a successful accept. An error such as EMFILE repeats at once until a descriptor is
 /// freed; retrying without a pause would spin a core and starve the connections that could
-/// free one.
+/// free one. [`Server`] uses it; so does a binary with an accept loop of its own
+/// (examples/reverse-proxy, one loop per worker thread).
 #[derive(Debug)]
-struct AcceptBackoff {
+pub struct AcceptBackoff {
     next: Duration,
 }
 
@@ -270,13 +271,14 @@ impl AcceptBackoff {
     const MAX: Duration = Duration::from_secs(1);
 
     /// The pause after one more failed accept.
-    fn failed(&mut self) -> Duration {
+    pub fn failed(&mut self) -> Duration {
         let pause = self.next;
         self.next = (self.next * 2).min(Self::MAX);
         pause
     }
 
-    fn succeeded(&mut self) {
+    /// An accept succeeded: the next failure pauses briefly again.
+    pub fn succeeded(&mut self) {
         self.next = Self::FIRST;
     }
 }
