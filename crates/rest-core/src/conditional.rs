@@ -567,7 +567,12 @@ mod tests {
             .etag(EntityTag::strong("v2").unwrap())
             .last_modified(modified + Duration::from_millis(400));
         // A fresh read proceeds; the response gets both validators.
-        assert!(current.read(&Method::GET, &HeaderMap::new()).unwrap().is_none());
+        assert!(
+            current
+                .read(&Method::GET, &HeaderMap::new())
+                .unwrap()
+                .is_none()
+        );
         let mut out = HeaderMap::new();
         current.write_headers(&mut out);
         assert_eq!(out["etag"], "\"v2\"");
