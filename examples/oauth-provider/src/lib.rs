@@ -344,14 +344,15 @@ async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
 async fn authorize(app: &App, session: &mut Session, query: &str, login: &str) -> Response<Body> {
     match app.oauth.authorization_request(query).await {
         Ok(request) => {
+            if session.user().is_none() {
+                // Nothing is stored for an anonymous visitor: the request rides in the login
+                // form and is validated again when the login succeeds.
+                return login_page(&app.base, session, "Log in to continue", login, Some(query));
+            }
             if session.insert(PENDING_KEY, &request).is_err() {
                 return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot keep the request");
             }
-            if session.user().is_some() {
-                consent_page(&app.base, session, login)
-            } else {
-                login_page(&app.base, session, "Log in to continue", login)
-            }
+            consent_page(&app.base, session, login)
         }
         // The client or redirect URI cannot be trusted: tell the user, never redirect.
         Err(AuthorizationRejection::ShowToUser(error)) => html(
@@ -380,13 +381,29 @@ fn csrf_token(session: &mut Session, login: &str) -> String {
     token
 }
 
-fn login_page(base: &str, session: &mut Session, heading: &str, login: &str) -> Response<Body> {
+/// The login form; `authorize` is the query of a pending `GET /authorize`, carried in the
+/// form so that no session is stored before the login.
+fn login_page(
+    base: &str,
+    session: &mut Session,
+    heading: &str,
+    login: &str,
+    authorize: Option<&str>,
+) -> Response<Body> {
     let csrf = csrf_token(session, login);
+    let pending = authorize
+        .map(|query| {
+            format!(
+                r#"<input type="hidden" name="authorize" value="{}">"#,
+                escape(query)
+            )
+        })
+        .unwrap_or_default();
     html(
         StatusCode::OK,
         &format!(
             r#"<h2>{heading}</h2>
-<form method="post" action="{base}/login"><input type="hidden" name="csrf" value="{csrf}">
+<form method="post" action="{base}/login"><input type="hidden" name="csrf" value="{csrf}">{pending}
 <input name="username" placeholder="user name" required> <input name="password" type="password" placeholder="password" required> <button>Log in</button></form>"#,
             heading = escape(heading)
         ),
@@ -406,7 +423,7 @@ fn home(base: &str, session: &mut Session, login: &str) -> Response<Body> {
                 ),
             )
         }
-        None => login_page(base, session, "Log in", login),
+        None => login_page(base, session, "Log in", login, None),
     }
 }
 
@@ -416,7 +433,7 @@ fn consent_page(base: &str, session: &mut Session, login: &str) -> Response<Body
         return text(StatusCode::BAD_REQUEST, "no sign-in request in progress");
     };
     let Some(user) = session.user().map(str::to_owned) else {
-        return login_page(base, session, "Log in to continue", login);
+        return login_page(base, session, "Log in to continue", login, None);
     };
     let csrf = csrf_token(session, login);
     let scopes: String = if request.scope.is_empty() {
@@ -494,6 +511,18 @@ async fn login(
             let _ = app.throttle.succeeded(attempt, now).await;
             if let Err(error) = session.login(username) {
                 return text(error.status(), &error.to_string());
+            }
+            // The request carried by the login form is checked again: the form is the
+            // user's, so it is trusted no more than the URL it came from.
+            if let Some(query) = form.get("authorize") {
+                match app.oauth.authorization_request(query).await {
+                    Ok(request) => {
+                        if session.insert(PENDING_KEY, &request).is_err() {
+                            return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot keep the request");
+                        }
+                    }
+                    Err(_) => return text(StatusCode::BAD_REQUEST, "this sign-in request is invalid"),
+                }
             }
             if session.get::<AuthorizationRequest>(PENDING_KEY).is_some() {
                 redirect(&format!("{}/consent", app.base))

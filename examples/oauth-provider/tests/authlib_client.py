@@ -8,6 +8,7 @@ introspects and revokes, and checks that a replayed code is refused and revokes 
 Prints one JSON object with what it saw; exits non-zero on the first failed check.
 """
 
+import html
 import json
 import os
 import re
@@ -72,7 +73,15 @@ class Browser:
             answer = self.request(
                 "POST",
                 f"{issuer}/login",
-                data={"username": "alice", "password": password, "csrf": self.csrf(page)},
+                data={
+                    "username": "alice",
+                    "password": password,
+                    "csrf": self.csrf(page),
+                    # The pending request rides in the form, as a browser would send it.
+                    "authorize": html.unescape(
+                        re.search(r'name="authorize" value="([^"]*)"', page.text).group(1)
+                    ),
+                },
             )
             check(answer.status_code == 303, f"login: {answer.status_code} {answer.text}")
             check(answer.headers["location"] == "/consent", "login leads to consent")

@@ -84,9 +84,15 @@ impl Reply {
     }
 
     fn csrf(&self) -> String {
-        let marker = r#"name="csrf" value=""#;
-        let start = self.body.find(marker).expect("a csrf field") + marker.len();
-        self.body[start..].split('"').next().unwrap().to_owned()
+        self.hidden("csrf").expect("a csrf field")
+    }
+
+    /// The value of the page's hidden form field `name`, unescaped.
+    fn hidden(&self, name: &str) -> Option<String> {
+        let marker = format!(r#"name="{name}" value=""#);
+        let start = self.body.find(&marker)? + marker.len();
+        let value = self.body[start..].split('"').next().unwrap();
+        Some(value.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
     }
 }
 
@@ -177,8 +183,19 @@ fn log_in(authorize: &str) -> (String, Reply) {
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
     assert!(page.body.contains("Log in to continue"));
     let cookie = page.cookie().unwrap();
+    // Issue 14: an anonymous visit stores no session; the request rides in the login form.
+    assert!(
+        cookie.split("; ").all(|pair| pair.contains("-csrf=")),
+        "only the login CSRF cookie: {cookie}"
+    );
+    let pending = page.hidden("authorize").expect("the request in the login form");
+    assert_eq!(pending, authorize.split_once('?').unwrap().1);
     let base = &authorize[..authorize.find("/authorize").unwrap()];
-    let form = format!("username=alice&password={PASSWORD}&csrf={}", page.csrf());
+    let form = format!(
+        "username=alice&password={PASSWORD}&csrf={}&authorize={}",
+        page.csrf(),
+        form_urlencoded::byte_serialize(pending.as_bytes()).collect::<String>()
+    );
     // Without the CSRF token, or with a wrong password: refused.
     let no_csrf = send(
         &format!("{base}/login"),
@@ -422,4 +439,39 @@ fn anonymous_login_page_stores_no_session() {
     let logged_in = send(&login, "POST", &[("Cookie", &cookies)], form.as_bytes());
     assert_eq!(logged_in.status, 303, "{logged_in:?}");
     assert!(!logged_in.cookie().unwrap().contains("-csrf="));
+}
+
+/// Issue 14: an anonymous `GET /authorize` stored a session to hold the pending request.
+/// Now the request rides in the login form, so it is validated again at login: a form whose
+/// request names a redirect URI the client never registered gets no consent page.
+#[test]
+fn login_form_request_is_validated_again() {
+    let provider = Provider::start();
+    let client = OAuthClient::new(
+        metadata(&provider),
+        "demo-app",
+        "http://127.0.0.1:45678/callback",
+    );
+    let (authorize, _) = client.authorization_url(&["profile"]).unwrap();
+    let page = send(&authorize, "GET", &[], b"");
+    assert_eq!(page.status, 200);
+    let cookie = page.cookie().unwrap();
+    assert!(!cookie.contains("session="), "no session yet: {cookie}");
+    let forged = page
+        .hidden("authorize")
+        .unwrap()
+        .replace("127.0.0.1%3A45678", "attacker.example");
+    let form = format!(
+        "username=alice&password={PASSWORD}&csrf={}&authorize={}",
+        page.csrf(),
+        form_urlencoded::byte_serialize(forged.as_bytes()).collect::<String>()
+    );
+    let answer = send(
+        &format!("{}/login", provider.url),
+        "POST",
+        &[("Cookie", &cookie)],
+        form.as_bytes(),
+    );
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(answer.body.contains("invalid"), "{}", answer.body);
 }

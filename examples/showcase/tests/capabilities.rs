@@ -471,10 +471,13 @@ fn oauth_login_round_trip_against_the_showcase_provider() {
     assert_eq!(login_page.status, 200, "{}", login_page.body);
     assert!(login_page.body.contains(r#"action="/oauth/login""#));
     let csrf = login_page.csrf();
+    // The pending request rides in the login form: nothing is stored before the login.
+    let pending = login_page.hidden("authorize").expect("the request in the form");
     let logged_in = browser.post_form(
         "/oauth/login",
         &[
             ("csrf", &csrf),
+            ("authorize", &pending),
             ("username", "alice"),
             ("password", "wonderland-rabbit"),
         ],

@@ -93,13 +93,22 @@ impl Reply {
 
     /// The hidden CSRF field of the page's first form.
     pub fn csrf(&self) -> String {
-        let start = self
-            .body
-            .find(r#"name="csrf" value=""#)
+        self.hidden("csrf")
             .unwrap_or_else(|| panic!("no CSRF field in {:?}", self.body))
-            + r#"name="csrf" value=""#.len();
-        let end = self.body[start..].find('"').expect("end of the CSRF value");
-        self.body[start..start + end].to_owned()
+    }
+
+    /// The value of the page's hidden form field `name`, unescaped.
+    pub fn hidden(&self, name: &str) -> Option<String> {
+        let marker = format!(r#"name="{name}" value=""#);
+        let start = self.body.find(&marker)? + marker.len();
+        let end = self.body[start..].find('"')?;
+        Some(
+            self.body[start..start + end]
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
     }
 
     /// `Location` as a path on this server (absolute URLs to it are cut to their path).
