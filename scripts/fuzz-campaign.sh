@@ -22,6 +22,7 @@ slice=${SLICE:-120}
 jobs=${JOBS:-1}
 nice_level=${NICE:-0}
 results=${RESULTS:-$root/fuzz/artifacts/campaign-results.txt}
+mkdir -p "$(dirname "$results")"
 
 command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz
 cargo fuzz build --target-dir "$target_dir" >/dev/null
