@@ -379,3 +379,28 @@ impl fmt::Debug for ScalarCoercion {
             .finish()
     }
 }
+
+/// A stream of events for a subscription field.
+pub type EventStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = FieldResult> + Send>>;
+
+type SourceFn = dyn Fn(&Context, &Args) -> EventStream + Send + Sync;
+
+/// The source of events of one subscription field.
+#[derive(Clone)]
+pub struct SubscriptionSource(pub(crate) std::sync::Arc<SourceFn>);
+
+impl SubscriptionSource {
+    /// A source from a function of the request context and the field's coerced arguments.
+    pub fn new<F>(f: F) -> Self
+    where
+        F: Fn(&Context, &Args) -> EventStream + Send + Sync + 'static,
+    {
+        SubscriptionSource(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for SubscriptionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubscriptionSource")
+    }
+}

@@ -16,11 +16,11 @@ use serde_json::{Map, Value};
 
 use crate::coerce::coerce_literal;
 use crate::error::Location;
-use crate::introspection;
 use crate::resolver::{Args, Context, FieldError, Resolver, ResolverInput};
 use crate::response::{GraphQLError, PathSegment};
 use crate::schema::SchemaInner;
-use crate::schema::types::{BuiltinScalar, FieldDef, TypeDef, TypeId, TypeKind, TypeRef};
+use crate::schema::introspection;
+use crate::types::{BuiltinScalar, FieldDef, TypeDef, TypeId, TypeKind, TypeRef};
 
 static NULL: Value = Value::Null;
 
@@ -699,7 +699,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                         return Err(format!(
                             "Argument \"{}\" of required type \"{}\" was provided the variable \"${var}\" which was not provided a runtime value.",
                             arg.name,
-                            crate::coerce::type_name(&self.schema.types, &arg.ty)
+                            arg.ty.display(&self.schema.types)
                         ));
                     }
                 }
@@ -720,7 +720,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                         return Err(format!(
                             "Argument \"{}\" of required type \"{}\" was not provided.",
                             arg.name,
-                            crate::coerce::type_name(&self.schema.types, &arg.ty)
+                            arg.ty.display(&self.schema.types)
                         ));
                     }
                 }
