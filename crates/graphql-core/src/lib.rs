@@ -32,8 +32,8 @@ pub use over_http::{
 };
 pub use persisted::{PersistedMode, PersistedQueries, document_hash};
 pub use resolver::{
-    Args, Context, EventStream, FieldError, FieldFuture, FieldResult, ITEM_ERROR_KEY, Resolver,
-    ResolverInput, ScalarCoercion, SubscriptionSource, TypeResolver,
+    Args, Context, EventStream, FieldError, FieldFuture, FieldResult, ItemResult, ListFuture,
+    ListResult, Resolver, ResolverInput, ScalarCoercion, SubscriptionSource, TypeResolver,
 };
 pub use response::{GraphQLError, PathSegment};
 pub use schema::{Schema, SchemaBuilder};
