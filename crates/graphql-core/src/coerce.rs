@@ -6,7 +6,7 @@
 use graphql_parser::query::{Text, Value as Literal};
 use serde_json::{Map, Number, Value};
 
-use crate::schema::types::{BuiltinScalar, TypeDef, TypeKind, TypeRef};
+use crate::types::{BuiltinScalar, TypeDef, TypeKind, TypeRef};
 
 /// Where variables come from while coercing a literal; `None` for constant contexts (SDL
 /// default values), where a variable is an error.
@@ -40,7 +40,7 @@ pub(crate) fn coerce_literal<'a, T: Text<'a>>(
             if matches!(literal, Literal::Null) {
                 return Err(format!(
                     "expected a non-null {}, found null",
-                    type_name(types, ty)
+                    ty.display(types)
                 ));
             }
             coerce_literal(types, inner, literal, variables)
@@ -182,7 +182,7 @@ fn coerce_named<'a, T: Text<'a>>(
                                 "field {}.{} of required type {} was not provided",
                                 def.name,
                                 field.name,
-                                type_name(types, &field.ty)
+                                field.ty.display(types)
                             ));
                         }
                     }
@@ -253,19 +253,8 @@ pub(crate) fn literal_to_json<'a, T: Text<'a>>(
 
 fn describe<'a, T: Text<'a>>(literal: &Literal<'a, T>) -> String {
     let mut out = String::new();
-    crate::schema::print::write_literal(&mut out, literal);
+    crate::literal::write_literal(&mut out, literal);
     out
-}
-
-/// The GraphQL spelling of a type reference, e.g. `[String!]!`.
-pub(crate) fn type_name(types: &[TypeDef], ty: &TypeRef) -> String {
-    match ty {
-        TypeRef::Named(id) => types
-            .get(id.index())
-            .map_or_else(|| "?".to_owned(), |t| t.name.clone()),
-        TypeRef::List(inner) => format!("[{}]", type_name(types, inner)),
-        TypeRef::NonNull(inner) => format!("{}!", type_name(types, inner)),
-    }
 }
 
 /// Coerces a JSON input value (a variable's value) to `ty` (spec 3.5 and 3.10 "Input
@@ -280,7 +269,7 @@ pub(crate) fn coerce_input_value(
             if value.is_null() {
                 return Err(format!(
                     "Expected non-nullable type \"{}\" not to be null.",
-                    type_name(types, ty)
+                    ty.display(types)
                 ));
             }
             coerce_input_value(types, inner, value)
@@ -382,7 +371,7 @@ pub(crate) fn coerce_input_value(
                                     return Err(format!(
                                         "Field \"{}\" of required type \"{}\" was not provided.",
                                         field.name,
-                                        type_name(types, &field.ty)
+                                        field.ty.display(types)
                                     ));
                                 }
                             }

@@ -68,7 +68,7 @@ fn syntax_error(source: &str, message: &str) -> GraphQLError {
 /// Type-system definitions at the top level of a document (spec 5.1.1), found by a token
 /// scan because graphql-parser's query grammar cannot read them.
 pub(crate) fn non_executable_definitions(source: &str) -> Vec<GraphQLError> {
-    use crate::validation::duplicate_keys::{Tok, tokens};
+    use crate::lexer::{Tok, tokens};
     const KEYWORDS: [&str; 9] = [
         "type",
         "interface",

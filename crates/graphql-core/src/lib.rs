@@ -6,8 +6,9 @@ mod dataloader;
 mod document;
 mod error;
 mod execution;
-mod introspection;
+mod lexer;
 mod limits;
+mod literal;
 mod names;
 mod over_http;
 mod persisted;
@@ -17,6 +18,7 @@ mod schema;
 mod sdl_directives;
 mod subscription;
 mod transport_ws;
+mod types;
 mod validation;
 
 pub use dataloader::DataLoader;
@@ -30,16 +32,16 @@ pub use over_http::{
 };
 pub use persisted::{PersistedMode, PersistedQueries, document_hash};
 pub use resolver::{
-    Args, Context, FieldError, FieldFuture, FieldResult, ITEM_ERROR_KEY, Resolver, ResolverInput,
-    ScalarCoercion, TypeResolver,
+    Args, Context, EventStream, FieldError, FieldFuture, FieldResult, ItemResult, ListFuture,
+    ListResult, Resolver, ResolverInput, ScalarCoercion, SubscriptionSource, TypeResolver,
 };
 pub use response::{GraphQLError, PathSegment};
-pub use schema::types::{
+pub use schema::{Schema, SchemaBuilder};
+pub use sdl_directives::validate_sdl_directives;
+pub use subscription::ResponseStream;
+pub use transport_ws::{GRAPHQL_TRANSPORT_WS, WsAction, WsSession, close_code};
+pub use types::{
     BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,
     InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
 };
-pub use schema::{Schema, SchemaBuilder};
-pub use sdl_directives::validate_sdl_directives;
-pub use subscription::{EventStream, ResponseStream, SubscriptionSource};
-pub use transport_ws::{GRAPHQL_TRANSPORT_WS, WsAction, WsSession, close_code};
 pub use validation::{Rule, validate, validate_with};

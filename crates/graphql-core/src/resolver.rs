@@ -1,13 +1,15 @@
 //! Resolvers: how a field of an object type gets its value.
 //!
 //! A resolver is registered per type and field. It is stored in the compiled schema's field
-//! table (no string lookup at execution time) as one of three kinds:
+//! table (no string lookup at execution time) as one of these kinds:
 //!
 //! - [`Resolver::Default`]: read the field's name from the parent `serde_json::Value`
 //!   (an object); the executor borrows the value, nothing is cloned or allocated.
 //! - [`Resolver::Sync`]: a plain function `Fn(&Context, &Value, &Args) -> FieldResult`,
 //!   called inline: no future is created for it.
 //! - [`Resolver::Async`]: a function returning a boxed future, for fields that do IO.
+//! - [`Resolver::SyncList`] and [`Resolver::AsyncList`]: the same for a list field whose
+//!   items may fail one by one: they return a [`ListResult`], one [`ItemResult`] per item.
 //!
 //! ```
 //! use graphql_core::{Resolver, FieldResult};
@@ -59,56 +61,6 @@ impl FieldError {
     }
 }
 
-/// The single key of the JSON object [`FieldError::into_item`] makes. No GraphQL response
-/// key can contain `$` or `:`, so a resolved object never has it by accident.
-pub const ITEM_ERROR_KEY: &str = "$graphql_core:item_error";
-
-impl FieldError {
-    /// This error as a value inside a list a resolver returns, so the list carries items and
-    /// item errors together (as a graphql-js resolver returns `Error` objects inside a list).
-    ///
-    /// When the executor completes that item it records a field error with this message and
-    /// extensions, at the item's path (e.g. `["tags", 1]`) and the field's location, and the
-    /// item becomes null; if the item type is non-null, the null propagates to the list
-    /// field as spec section 6.4.4 says. The marker is an object with the single key
-    /// [`ITEM_ERROR_KEY`].
-    ///
-    /// ```
-    /// use graphql_core::{FieldError, Resolver};
-    /// use serde_json::json;
-    ///
-    /// let tags = Resolver::sync(|_, _, _| {
-    ///     Ok(json!(["a", FieldError::new("tag 1 is gone").into_item(), "c"]))
-    /// });
-    /// # let _ = tags;
-    /// ```
-    pub fn into_item(self) -> Value {
-        let mut inner = serde_json::Map::new();
-        inner.insert("message".to_owned(), Value::String(self.message));
-        if let Some(ext) = self.extensions {
-            inner.insert("extensions".to_owned(), Value::Object(ext));
-        }
-        let mut outer = serde_json::Map::new();
-        outer.insert(ITEM_ERROR_KEY.to_owned(), Value::Object(inner));
-        Value::Object(outer)
-    }
-
-    /// The error a value made by [`FieldError::into_item`] carries, if it is one.
-    pub(crate) fn from_item(value: &Value) -> Option<FieldError> {
-        let Value::Object(outer) = value else {
-            return None;
-        };
-        if outer.len() != 1 {
-            return None;
-        }
-        let inner = outer.get(ITEM_ERROR_KEY)?.as_object()?;
-        Some(FieldError {
-            message: inner.get("message")?.as_str()?.to_owned(),
-            extensions: inner.get("extensions").and_then(Value::as_object).cloned(),
-        })
-    }
-}
-
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -134,6 +86,19 @@ pub type FieldResult = Result<Value, FieldError>;
 
 /// The boxed future an asynchronous resolver returns.
 pub type FieldFuture<'a> = Pin<Box<dyn Future<Output = FieldResult> + Send + 'a>>;
+
+/// One item of the list a list resolver returns: its value, or the error that takes its
+/// place. The executor records the error at the item's path (`["tags", 1]`) with the
+/// field's location and completes the item as null; if the item type is non-null, the null
+/// propagates to the nearest nullable parent (spec section 6.4.4), as for any field error.
+pub type ItemResult = Result<Value, FieldError>;
+
+/// What a list resolver ([`Resolver::sync_list`], [`Resolver::asynchronous_list`])
+/// returns: every item as a value or an error, or an error for the whole field.
+pub type ListResult = Result<Vec<ItemResult>, FieldError>;
+
+/// The boxed future an asynchronous list resolver returns.
+pub type ListFuture<'a> = Pin<Box<dyn Future<Output = ListResult> + Send + 'a>>;
 
 /// Per-request data handed to every resolver (a database handle, the current user...).
 ///
@@ -222,9 +187,12 @@ pub struct ResolverInput<'a> {
 
 type SyncFn = dyn Fn(&Context, &Value, &Args) -> FieldResult + Send + Sync;
 type AsyncFn = dyn for<'a> Fn(ResolverInput<'a>) -> FieldFuture<'a> + Send + Sync;
+type SyncListFn = dyn Fn(&Context, &Value, &Args) -> ListResult + Send + Sync;
+type AsyncListFn = dyn for<'a> Fn(ResolverInput<'a>) -> ListFuture<'a> + Send + Sync;
 
 /// How one field is resolved: the default (read the parent), a synchronous function (no
-/// future), or an asynchronous one.
+/// future), or an asynchronous one; a list field's items may each be a value or an error
+/// (`SyncList`, `AsyncList`).
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum Resolver {
@@ -235,6 +203,10 @@ pub enum Resolver {
     Sync(Arc<SyncFn>),
     /// An asynchronous function returning a boxed future.
     Async(Arc<AsyncFn>),
+    /// A synchronous function returning a list's items, each a value or an error.
+    SyncList(Arc<SyncListFn>),
+    /// An asynchronous function returning a list's items, each a value or an error.
+    AsyncList(Arc<AsyncListFn>),
 }
 
 impl Resolver {
@@ -254,6 +226,35 @@ impl Resolver {
         Resolver::Async(Arc::new(f))
     }
 
+    /// A synchronous resolver of a list field whose items may fail one by one (as a
+    /// graphql-js resolver returns `Error` objects inside a list): each `Err` item is null
+    /// in the response, with its error at the item's path.
+    ///
+    /// ```
+    /// use graphql_core::{FieldError, Resolver};
+    /// use serde_json::json;
+    ///
+    /// let tags = Resolver::sync_list(|_, _, _| {
+    ///     Ok(vec![Ok(json!("a")), Err(FieldError::new("tag 1 is gone")), Ok(json!("c"))])
+    /// });
+    /// # let _ = tags;
+    /// ```
+    pub fn sync_list<F>(f: F) -> Self
+    where
+        F: Fn(&Context, &Value, &Args) -> ListResult + Send + Sync + 'static,
+    {
+        Resolver::SyncList(Arc::new(f))
+    }
+
+    /// The asynchronous form of [`Resolver::sync_list`]:
+    /// `|input| Box::pin(async move { Ok(vec![...]) })`.
+    pub fn asynchronous_list<F>(f: F) -> Self
+    where
+        F: for<'a> Fn(ResolverInput<'a>) -> ListFuture<'a> + Send + Sync + 'static,
+    {
+        Resolver::AsyncList(Arc::new(f))
+    }
+
     /// Whether this is the default (read from the parent) resolver.
     pub fn is_default(&self) -> bool {
         matches!(self, Resolver::Default)
@@ -266,6 +267,8 @@ impl fmt::Debug for Resolver {
             Resolver::Default => "Resolver::Default",
             Resolver::Sync(_) => "Resolver::Sync",
             Resolver::Async(_) => "Resolver::Async",
+            Resolver::SyncList(_) => "Resolver::SyncList",
+            Resolver::AsyncList(_) => "Resolver::AsyncList",
         })
     }
 }
@@ -377,5 +380,30 @@ impl fmt::Debug for ScalarCoercion {
             .field("custom_parse", &self.parse.is_some())
             .field("custom_serialize", &self.serialize.is_some())
             .finish()
+    }
+}
+
+/// A stream of events for a subscription field.
+pub type EventStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = FieldResult> + Send>>;
+
+type SourceFn = dyn Fn(&Context, &Args) -> EventStream + Send + Sync;
+
+/// The source of events of one subscription field.
+#[derive(Clone)]
+pub struct SubscriptionSource(pub(crate) std::sync::Arc<SourceFn>);
+
+impl SubscriptionSource {
+    /// A source from a function of the request context and the field's coerced arguments.
+    pub fn new<F>(f: F) -> Self
+    where
+        F: Fn(&Context, &Args) -> EventStream + Send + Sync + 'static,
+    {
+        SubscriptionSource(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for SubscriptionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubscriptionSource")
     }
 }

@@ -9,9 +9,9 @@ use graphql_parser::schema::{
 };
 
 use crate::error::Location;
+use crate::lexer::{Tok, tokens};
 use crate::response::GraphQLError;
 use crate::schema::Schema;
-use crate::validation::duplicate_keys::{Tok, tokens};
 
 /// The built-in directives and where they may appear, for SDL checked without a schema.
 const BUILTIN: &[(&str, &[&str])] = &[

@@ -6,45 +6,19 @@
 //! it with the same executor as queries.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::{Map, Value};
 
 use crate::document::Document;
 use crate::execution::{Request, Response};
-use crate::resolver::{Args, Context, FieldResult};
+use crate::resolver::{Context, EventStream};
 use crate::response::GraphQLError;
 use crate::schema::Schema;
 use crate::validation::OpKind;
 
-/// A stream of events for a subscription field.
-pub type EventStream = Pin<Box<dyn Stream<Item = FieldResult> + Send>>;
-
 /// A response stream: one [`Response`] per event (or one for a request error).
 pub type ResponseStream = Pin<Box<dyn Stream<Item = Response> + Send>>;
-
-type SourceFn = dyn Fn(&Context, &Args) -> EventStream + Send + Sync;
-
-/// The source of events of one subscription field.
-#[derive(Clone)]
-pub struct SubscriptionSource(pub(crate) Arc<SourceFn>);
-
-impl SubscriptionSource {
-    /// A source from a function of the request context and the field's coerced arguments.
-    pub fn new<F>(f: F) -> Self
-    where
-        F: Fn(&Context, &Args) -> EventStream + Send + Sync + 'static,
-    {
-        SubscriptionSource(Arc::new(f))
-    }
-}
-
-impl std::fmt::Debug for SubscriptionSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SubscriptionSource")
-    }
-}
 
 fn single(response: Response) -> ResponseStream {
     Box::pin(stream::iter([response]))

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use graphql_core::{
-    Context, FieldError, FieldResult, Limits, Request, Resolver, Schema, TypeResolver,
+    Context, FieldError, FieldResult, Limits, ListResult, Request, Resolver, Schema, TypeResolver,
 };
 use serde_json::{Value, json};
 
@@ -909,32 +909,35 @@ async fn per_field_costs_count_in_complexity() {
     assert!(err.to_string().contains("\"User.nope\""), "{err}");
 }
 
-/// A list resolver returns items and item errors together (`FieldError::into_item`): each
-/// failed item is null in place with a field error at its path (spec 6.4.4), and a failed
-/// non-null item makes the list field null.
+/// A list resolver returns items and item errors together (`Resolver::sync_list`,
+/// `Resolver::asynchronous_list`): each failed item is null in place with a field error at
+/// its path (spec 6.4.4), the other items are intact, and a failed non-null item makes the
+/// list field null.
 #[tokio::test]
 async fn list_items_and_item_errors_together() {
-    let list = || {
-        json!([
-            "a",
-            FieldError::new("item 1 failed")
-                .with_extension("code", json!("GONE"))
-                .into_item(),
-            "c",
-            FieldError::new("item 3 failed").into_item(),
+    let list = || -> ListResult {
+        Ok(vec![
+            Ok(json!("a")),
+            Err(FieldError::new("item 1 failed").with_extension("code", json!("GONE"))),
+            Ok(json!("c")),
+            Err(FieldError::new("item 3 failed")),
         ])
     };
     let schema = Schema::build(
         "type Query { tags: [String] asyncTags: [String] strict: [String!] wrapper: Wrapper }
          type Wrapper { strictOuter: [String!]! other: String }",
     )
-    .resolver("Query", "tags", Resolver::sync(move |_, _, _| Ok(list())))
+    .resolver("Query", "tags", Resolver::sync_list(move |_, _, _| list()))
     .resolver(
         "Query",
         "asyncTags",
-        Resolver::asynchronous(move |_| Box::pin(async move { FieldResult::Ok(list()) })),
+        Resolver::asynchronous_list(move |_| Box::pin(async move { list() })),
     )
-    .resolver("Query", "strict", Resolver::sync(move |_, _, _| Ok(list())))
+    .resolver(
+        "Query",
+        "strict",
+        Resolver::sync_list(move |_, _, _| list()),
+    )
     .resolver(
         "Query",
         "wrapper",
@@ -943,7 +946,7 @@ async fn list_items_and_item_errors_together() {
     .resolver(
         "Wrapper",
         "strictOuter",
-        Resolver::sync(move |_, _, _| Ok(list())),
+        Resolver::sync_list(move |_, _, _| list()),
     )
     .finish()
     .unwrap();

@@ -229,6 +229,57 @@ async fn stream_of_objects_and_item_errors() {
     );
 }
 
+/// Item errors of a list resolver (`Resolver::sync_list`) in a streamed list: a failed item
+/// before `initialCount` is null in the initial payload, one after it is null in the
+/// `items` of a later payload, each with its error at the item's path; a failed non-null
+/// item ends the stream with its error.
+#[tokio::test]
+async fn stream_of_a_list_with_item_errors() {
+    let items = || {
+        Ok(vec![
+            Ok(json!(1)),
+            Err(FieldError::new("item 1 failed")),
+            Ok(json!(3)),
+            Err(FieldError::new("item 3 failed")),
+            Ok(json!(5)),
+        ])
+    };
+    let s = Schema::build("type Query { list: [Int] strict: [Int!] }")
+        .incremental_delivery(true)
+        .resolver("Query", "list", Resolver::sync_list(move |_, _, _| items()))
+        .resolver(
+            "Query",
+            "strict",
+            Resolver::sync_list(move |_, _, _| items()),
+        )
+        .finish()
+        .unwrap();
+    let p = payloads(&s, "{ list @stream(initialCount: 2) }").await;
+    assert_eq!(p[0]["data"], json!({"list": [1, null]}));
+    assert_eq!(p[0]["errors"][0]["message"], "item 1 failed");
+    assert_eq!(p[0]["errors"][0]["path"], json!(["list", 1]));
+    let last = p.last().unwrap();
+    assert_eq!(last["incremental"][0]["items"], json!([3, null, 5]));
+    assert_eq!(
+        last["incremental"][0]["errors"][0]["message"],
+        "item 3 failed"
+    );
+    assert_eq!(
+        last["incremental"][0]["errors"][0]["path"],
+        json!(["list", 3])
+    );
+    assert_eq!(last["hasNext"], json!(false));
+
+    let p = payloads(&s, "{ strict @stream(initialCount: 1) }").await;
+    assert_eq!(p[0]["data"], json!({"strict": [1]}));
+    let last = p.last().unwrap();
+    assert!(last.get("incremental").is_none(), "{last}");
+    assert_eq!(
+        last["completed"][0]["errors"][0]["path"],
+        json!(["strict", 1])
+    );
+}
+
 #[tokio::test]
 async fn directives_only_when_enabled() {
     let off = schema(false);

@@ -54,9 +54,11 @@ const WS_OPERATIONS: usize = 20;
 /// Responses of a WebSocket client's operations waiting to be sent: when full, the
 /// operations wait (a subscription skips events it missed).
 const WS_QUEUE: usize = 16;
-/// How long a WebSocket message may take to be written before the client is deemed too
-/// slow (it does not read) and the connection is dropped.
-const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of [`Settings::ws_send_timeout`].
+pub const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the close frame to a client that stopped reading may take to be written before
+/// the TCP connection is dropped without it.
+const WS_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The body whole responses are built with.
 type Body = Full<Bytes>;
@@ -273,13 +275,29 @@ fn build_schema() -> Result<Schema, graphql_core::Error> {
 }
 
 /// How the server is mounted and whom its WebSocket lets in.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The path prefix: empty at the root, or `/graphql` (no trailing slash).
     pub base_path: String,
     /// The `Origin`s the subscription WebSocket accepts; empty accepts any (and none, as
     /// non-browser clients send), as the standalone server does.
     pub allowed_origins: Vec<String>,
+    /// How long one message to a WebSocket client may take to be written (default
+    /// [`WS_SEND_TIMEOUT`], 10 s). A client that leaves its messages unread past it stops
+    /// the server's writes; the connection is then closed with code 1008 (policy violation,
+    /// RFC 6455 section 7.4.1: graphql-transport-ws has no code of its own for it), written
+    /// if the client's buffers still take it within a second, and its operations are stopped.
+    pub ws_send_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            base_path: String::new(),
+            allowed_origins: Vec::new(),
+            ws_send_timeout: WS_SEND_TIMEOUT,
+        }
+    }
 }
 
 /// The schema, the data and the protocol settings: everything a request needs.
@@ -289,6 +307,9 @@ pub struct App {
     schema: Schema,
     library: Arc<Library>,
     ws: HandshakeConfig,
+    ws_send_timeout: Duration,
+    /// Operations of WebSocket clients running now (see [`App::websocket_operations`]).
+    ws_operations: Arc<AtomicUsize>,
     /// Automatic persisted queries: clients may send a hash instead of the text.
     persisted: PersistedQueries,
 }
@@ -308,8 +329,16 @@ impl App {
             schema,
             library: Arc::new(Library::new()),
             ws,
+            ws_send_timeout: settings.ws_send_timeout,
+            ws_operations: Arc::new(AtomicUsize::new(0)),
             persisted: PersistedQueries::new(PersistedMode::Automatic, 1000),
         })
+    }
+
+    /// How many operations of WebSocket clients are running now, over all connections
+    /// (each connection runs at most 20): the operations of a closed connection are stopped.
+    pub fn websocket_operations(&self) -> usize {
+        self.ws_operations.load(Ordering::Relaxed)
     }
 }
 
@@ -568,11 +597,20 @@ where
         for action in actions {
             match action {
                 WsAction::Send(text) => {
-                    // A client that leaves its messages unread past the timeout is dropped
-                    // (its operations are stopped below).
-                    let sent = tokio::time::timeout(WS_SEND_TIMEOUT, ws.send(Message::text(text)));
-                    if !matches!(sent.await, Ok(Ok(()))) {
-                        break 'connection;
+                    // A client that leaves its messages unread past the timeout is closed
+                    // with 1008 (its operations are stopped below).
+                    let sent =
+                        tokio::time::timeout(app.ws_send_timeout, ws.send(Message::text(text)));
+                    match sent.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break 'connection,
+                        Err(_elapsed) => {
+                            // Best effort: the client does not read, so the frame waits
+                            // behind the unsent bytes and is usually never seen.
+                            let _ = ws.start_close(CloseCode::Policy, "the client does not read");
+                            let _ = tokio::time::timeout(WS_CLOSE_GRACE, ws.flush()).await;
+                            break 'connection;
+                        }
                     }
                 }
                 WsAction::Subscribe { id, request } => {
@@ -591,7 +629,7 @@ where
                 }
                 WsAction::Close(code, reason) => {
                     let _ = ws.start_close(CloseCode::from(code), &reason);
-                    let _ = tokio::time::timeout(WS_SEND_TIMEOUT, async {
+                    let _ = tokio::time::timeout(app.ws_send_timeout, async {
                         let _ = ws.flush().await;
                         while let Some(Ok(_)) = ws.next_message().await {}
                     })
@@ -620,6 +658,7 @@ async fn run_operation(
     request: graphql_core::Request,
     tx: mpsc::Sender<(String, Option<graphql_core::Response>)>,
 ) {
+    let _running = OperationGuard::new(&app.ws_operations);
     let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
     if operation_type(&request.query, request.operation_name.as_deref()) == Some("subscription") {
         let mut stream = app.schema.subscribe(request, ctx);
@@ -633,4 +672,20 @@ async fn run_operation(
         let _ = tx.send((id.clone(), Some(response))).await;
     }
     let _ = tx.send((id, None)).await;
+}
+
+/// Counts one running WebSocket operation until it ends or is aborted (dropped).
+struct OperationGuard(Arc<AtomicUsize>);
+
+impl OperationGuard {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        OperationGuard(Arc::clone(count))
+    }
+}
+
+impl Drop for OperationGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

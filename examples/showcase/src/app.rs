@@ -99,6 +99,7 @@ impl Showcase {
         let graphql = Arc::new(graphql::App::new(graphql::Settings {
             base_path: "/graphql".to_owned(),
             allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
+            ..graphql::Settings::default()
         })?);
         let proxy = reverse_proxy::App::new(&reverse_proxy::Settings {
             base_path: "/proxy".to_owned(),

@@ -16,15 +16,47 @@ use serde_json::{Map, Value};
 
 use crate::coerce::coerce_literal;
 use crate::error::Location;
-use crate::introspection;
-use crate::resolver::{Args, Context, FieldError, Resolver, ResolverInput};
+use crate::resolver::{Args, Context, FieldError, ItemResult, Resolver, ResolverInput};
 use crate::response::{GraphQLError, PathSegment};
 use crate::schema::SchemaInner;
-use crate::schema::types::{BuiltinScalar, FieldDef, TypeDef, TypeId, TypeKind, TypeRef};
+use crate::schema::introspection;
+use crate::types::{BuiltinScalar, FieldDef, TypeDef, TypeId, TypeKind, TypeRef};
 
 static NULL: Value = Value::Null;
 
 type BoxFuture<'x, T> = Pin<Box<dyn Future<Output = T> + Send + 'x>>;
+
+/// The errors of the items a list resolver returned failed, by index, ascending (empty for
+/// every other resolver): the list value has null in their place.
+pub(crate) type ItemErrors = Vec<(usize, FieldError)>;
+
+/// A list resolver's items as the list value (null where an item failed) and its errors.
+fn split_items(items: Vec<ItemResult>) -> (Value, ItemErrors) {
+    let mut failed = Vec::new();
+    let values = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.unwrap_or_else(|e| {
+                failed.push((i, e));
+                Value::Null
+            })
+        })
+        .collect();
+    (Value::Array(values), failed)
+}
+
+/// The error of item `index`, if the list resolver returned one for it.
+pub(crate) fn item_error(failed: &[(usize, FieldError)], index: usize) -> Option<&FieldError> {
+    if failed.is_empty() {
+        return None;
+    }
+    failed
+        .binary_search_by_key(&index, |(at, _)| *at)
+        .ok()
+        .and_then(|at| failed.get(at))
+        .map(|(_, e)| e)
+}
 
 /// A response path kept on the stack; materialized only when an error needs it.
 #[derive(Clone, Copy)]
@@ -59,7 +91,7 @@ pub(crate) enum Stop<'v> {
     Null,
     /// An asynchronous resolver was reached on the sync path; the value resolved so far for
     /// the field (if any) is handed back so its resolver does not run again.
-    NeedsAsync(Option<Cow<'v, Value>>),
+    NeedsAsync(Option<(Cow<'v, Value>, ItemErrors)>),
 }
 
 /// One entry of a collected field set (spec 6.3.2 CollectFields): a response key, the
@@ -139,6 +171,8 @@ pub(crate) enum Record<'e, 'a> {
         parent_type: TypeId,
         item: TypeRef,
         items: Vec<Value>,
+        /// The errors of failed items, by absolute index.
+        failed: ItemErrors,
         start: usize,
     },
 }
@@ -555,6 +589,7 @@ impl<'e, 'a> Exec<'e, 'a> {
         item: &TypeRef,
         pf: &Planned<'e, 'a>,
         items: &[Value],
+        failed: &[(usize, FieldError)],
         path: Option<&Path<'_>>,
     ) -> Result<usize, ()> {
         // Only the field's own list streams, not lists nested in it.
@@ -581,6 +616,11 @@ impl<'e, 'a> Exec<'e, 'a> {
                     parent_type: pf.parent,
                     item: item.clone(),
                     items: items.get(count..).unwrap_or_default().to_vec(),
+                    failed: failed
+                        .iter()
+                        .filter(|(at, _)| *at >= count)
+                        .cloned()
+                        .collect(),
                     start: count,
                 });
                 Ok(count)
@@ -594,6 +634,7 @@ impl<'e, 'a> Exec<'e, 'a> {
         item: &'x TypeRef,
         pf: &'x Planned<'e, 'a>,
         value: &'x Value,
+        error: Option<&'x FieldError>,
         index: usize,
     ) -> BoxFuture<'x, Result<Vec<u8>, ()>>
     where
@@ -605,7 +646,13 @@ impl<'e, 'a> Exec<'e, 'a> {
                 prev: None,
                 seg: Seg::Index(index),
             };
-            self.complete_async(item, pf, value, Some(&path)).await
+            if let Some(e) = error {
+                if let Some(f) = pf.fields.first() {
+                    self.error_with(e.clone(), f, Some(&path));
+                }
+                return Err(());
+            }
+            self.complete_async(item, pf, value, &[], Some(&path)).await
         })
     }
 
@@ -699,7 +746,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                         return Err(format!(
                             "Argument \"{}\" of required type \"{}\" was provided the variable \"${var}\" which was not provided a runtime value.",
                             arg.name,
-                            crate::coerce::type_name(&self.schema.types, &arg.ty)
+                            arg.ty.display(&self.schema.types)
                         ));
                     }
                 }
@@ -720,7 +767,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                         return Err(format!(
                             "Argument \"{}\" of required type \"{}\" was not provided.",
                             arg.name,
-                            crate::coerce::type_name(&self.schema.types, &arg.ty)
+                            arg.ty.display(&self.schema.types)
                         ));
                     }
                 }
@@ -799,7 +846,7 @@ impl<'e, 'a> Exec<'e, 'a> {
         pf: &Planned<'e, 'a>,
         parent: &'v Value,
         path: &Path<'_>,
-    ) -> Result<Cow<'v, Value>, Stop<'v>>
+    ) -> Result<(Cow<'v, Value>, ItemErrors), Stop<'v>>
     where
         'e: 'v,
     {
@@ -816,7 +863,7 @@ impl<'e, 'a> Exec<'e, 'a> {
         };
         if let Some(meta) = pf.def.meta {
             return match introspection::resolve(self.schema, meta, object, parent, args) {
-                Ok(v) => Ok(v),
+                Ok(v) => Ok((v, Vec::new())),
                 Err(e) => {
                     self.error(e, field, Some(path));
                     Err(Stop::Null)
@@ -824,17 +871,28 @@ impl<'e, 'a> Exec<'e, 'a> {
             };
         }
         match &pf.def.resolver {
-            Resolver::Default => Ok(Cow::Borrowed(
-                parent.get(pf.def.name.as_str()).unwrap_or(&NULL),
+            Resolver::Default => Ok((
+                Cow::Borrowed(parent.get(pf.def.name.as_str()).unwrap_or(&NULL)),
+                Vec::new(),
             )),
             Resolver::Sync(f) => match f(self.ctx, parent, args) {
-                Ok(v) => Ok(Cow::Owned(v)),
+                Ok(v) => Ok((Cow::Owned(v), Vec::new())),
                 Err(e) => {
                     self.error_with(e, field, Some(path));
                     Err(Stop::Null)
                 }
             },
-            Resolver::Async(_) => Err(Stop::NeedsAsync(None)),
+            Resolver::SyncList(f) => match f(self.ctx, parent, args) {
+                Ok(items) => {
+                    let (v, failed) = split_items(items);
+                    Ok((Cow::Owned(v), failed))
+                }
+                Err(e) => {
+                    self.error_with(e, field, Some(path));
+                    Err(Stop::Null)
+                }
+            },
+            Resolver::Async(_) | Resolver::AsyncList(_) => Err(Stop::NeedsAsync(None)),
         }
     }
 
@@ -856,11 +914,11 @@ impl<'e, 'a> Exec<'e, 'a> {
             write_str(out, self.type_def(object).map_or("", |t| t.name.as_str()));
             return Ok(());
         }
-        let value = self.resolve_sync(object, pf, parent, path)?;
-        match self.complete_sync(out, &pf.def.ty, pf, &value, Some(path)) {
+        let (value, failed) = self.resolve_sync(object, pf, parent, path)?;
+        match self.complete_sync(out, &pf.def.ty, pf, &value, &failed, Some(path)) {
             Ok(()) => Ok(()),
             Err(Stop::Null) => Err(Stop::Null),
-            Err(Stop::NeedsAsync(_)) => Err(Stop::NeedsAsync(Some(value))),
+            Err(Stop::NeedsAsync(_)) => Err(Stop::NeedsAsync(Some((value, failed)))),
         }
     }
 
@@ -870,23 +928,16 @@ impl<'e, 'a> Exec<'e, 'a> {
         ty: &TypeRef,
         pf: &Planned<'e, 'a>,
         value: &Value,
+        failed: &[(usize, FieldError)],
         path: Option<&Path<'_>>,
     ) -> Result<(), Stop<'v>> {
-        if let Some(e) = FieldError::from_item(value) {
-            // An item error a list resolver returned (FieldError::into_item): recorded at
-            // this path, and null here (propagated by the callers when non-null).
-            if let Some(f) = pf.fields.first() {
-                self.error_with(e, f, path);
-            }
-            return Err(Stop::Null);
-        }
         match ty {
             TypeRef::NonNull(inner) => {
                 if value.is_null() {
                     self.null_error(pf, path);
                     return Err(Stop::Null);
                 }
-                self.complete_sync(out, inner, pf, value, path)
+                self.complete_sync(out, inner, pf, value, failed, path)
             }
             _ if value.is_null() => {
                 out.extend_from_slice(b"null");
@@ -898,7 +949,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                     return Err(Stop::Null);
                 };
                 let now = if self.incremental {
-                    self.stream_split(item, pf, items, path)
+                    self.stream_split(item, pf, items, failed, path)
                         .map_err(|()| Stop::Null)?
                 } else {
                     items.len()
@@ -916,7 +967,17 @@ impl<'e, 'a> Exec<'e, 'a> {
                         return Err(Stop::Null);
                     }
                     let mark = out.len();
-                    match self.complete_sync(out, item, pf, v, Some(&item_path)) {
+                    let completed = match item_error(failed, i) {
+                        // Null here, propagated as any field error's null (spec 6.4.4).
+                        Some(e) => {
+                            if let Some(f) = pf.fields.first() {
+                                self.error_with(e.clone(), f, Some(&item_path));
+                            }
+                            Err(Stop::Null)
+                        }
+                        None => self.complete_sync(out, item, pf, v, &[], Some(&item_path)),
+                    };
+                    match completed {
                         Ok(()) => {}
                         Err(Stop::Null) if !item.is_non_null() => {
                             out.truncate(mark);
@@ -1106,7 +1167,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                         Err(Stop::NeedsAsync(resolved)) => {
                             pf.needs_async.store(true, Ordering::Relaxed);
                             self.reset(mark);
-                            if let Some(value) = resolved {
+                            if let Some((value, failed)) = resolved {
                                 let plan = Arc::clone(&plan);
                                 parts.push(Part::Pending(Box::pin(async move {
                                     let Some(pf) = plan.get(index) else {
@@ -1117,7 +1178,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                                         seg: Seg::Key(pf.key),
                                     };
                                     let ty = pf.def.ty.clone();
-                                    self.complete_async(&ty, pf, &value, Some(&field_path))
+                                    self.complete_async(&ty, pf, &value, &failed, Some(&field_path))
                                         .await
                                 })));
                                 continue;
@@ -1199,41 +1260,52 @@ impl<'e, 'a> Exec<'e, 'a> {
                 );
                 return Ok(out);
             }
-            let value: Cow<'_, Value> = match (&pf.def.resolver, pf.def.meta) {
-                (Resolver::Async(f), None) => {
-                    // No reference into the AST is held across the await: a local of type
-                    // `&Field<'a, &'a str>` would make the future's `Send` unprovable.
-                    let args = match &pf.args {
-                        Ok(args) => args,
-                        Err(e) => {
-                            if let Some(field) = pf.fields.first() {
-                                self.error(e.clone(), field, Some(&field_path));
+            let (value, failed): (Cow<'_, Value>, ItemErrors) =
+                match (&pf.def.resolver, pf.def.meta) {
+                    (Resolver::Async(_) | Resolver::AsyncList(_), None) => {
+                        // No reference into the AST is held across the await: a local of type
+                        // `&Field<'a, &'a str>` would make the future's `Send` unprovable.
+                        let args = match &pf.args {
+                            Ok(args) => args,
+                            Err(e) => {
+                                if let Some(field) = pf.fields.first() {
+                                    self.error(e.clone(), field, Some(&field_path));
+                                }
+                                return Err(());
                             }
-                            return Err(());
-                        }
-                    };
-                    let input = ResolverInput {
-                        ctx: self.ctx,
-                        parent,
-                        args,
-                    };
-                    match f(input).await {
-                        Ok(v) => Cow::Owned(v),
-                        Err(e) => {
-                            if let Some(field) = pf.fields.first() {
-                                self.error_with(e, field, Some(&field_path));
+                        };
+                        let input = ResolverInput {
+                            ctx: self.ctx,
+                            parent,
+                            args,
+                        };
+                        let resolved = match &pf.def.resolver {
+                            Resolver::Async(f) => {
+                                f(input).await.map(|v| (Cow::Owned(v), Vec::new()))
                             }
-                            return Err(());
+                            Resolver::AsyncList(f) => f(input).await.map(|items| {
+                                let (v, failed) = split_items(items);
+                                (Cow::Owned(v), failed)
+                            }),
+                            _ => return Err(()),
+                        };
+                        match resolved {
+                            Ok(resolved) => resolved,
+                            Err(e) => {
+                                if let Some(field) = pf.fields.first() {
+                                    self.error_with(e, field, Some(&field_path));
+                                }
+                                return Err(());
+                            }
                         }
                     }
-                }
-                _ => match self.resolve_sync(object, pf, parent, &field_path) {
-                    Ok(v) => v,
-                    Err(_) => return Err(()),
-                },
-            };
+                    _ => match self.resolve_sync(object, pf, parent, &field_path) {
+                        Ok(v) => v,
+                        Err(_) => return Err(()),
+                    },
+                };
             let ty = pf.def.ty.clone();
-            self.complete_async(&ty, pf, &value, Some(&field_path))
+            self.complete_async(&ty, pf, &value, &failed, Some(&field_path))
                 .await
         })
     }
@@ -1243,6 +1315,7 @@ impl<'e, 'a> Exec<'e, 'a> {
         ty: &'x TypeRef,
         pf: &'x Planned<'e, 'a>,
         value: &'x Value,
+        failed: &'x [(usize, FieldError)],
         path: Option<&'x Path<'x>>,
     ) -> BoxFuture<'x, Result<Vec<u8>, ()>>
     where
@@ -1253,7 +1326,7 @@ impl<'e, 'a> Exec<'e, 'a> {
             // The fast path first; only the parts that need it go async.
             let mut out = Vec::new();
             let mark = self.mark();
-            match self.complete_sync(&mut out, ty, pf, value, path) {
+            match self.complete_sync(&mut out, ty, pf, value, failed, path) {
                 Ok(()) => return Ok(out),
                 Err(Stop::Null) => return Err(()),
                 Err(Stop::NeedsAsync(_)) => self.reset(mark),
@@ -1264,7 +1337,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                         self.null_error(pf, path);
                         return Err(());
                     }
-                    self.complete_async(inner, pf, value, path).await
+                    self.complete_async(inner, pf, value, failed, path).await
                 }
                 _ if value.is_null() => Ok(b"null".to_vec()),
                 TypeRef::List(item) => {
@@ -1273,7 +1346,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                         return Err(());
                     };
                     let now = if self.incremental {
-                        self.stream_split(item, pf, items, path)?
+                        self.stream_split(item, pf, items, failed, path)?
                     } else {
                         items.len()
                     };
@@ -1289,10 +1362,18 @@ impl<'e, 'a> Exec<'e, 'a> {
                             return Err(());
                         }
                     }
-                    let futures = items
-                        .iter()
-                        .zip(&paths)
-                        .map(|(v, p)| self.complete_async(item, pf, v, Some(p)));
+                    let futures = items.iter().zip(&paths).enumerate().map(|(i, (v, p))| {
+                        match item_error(failed, i) {
+                            Some(e) => {
+                                if let Some(f) = pf.fields.first() {
+                                    self.error_with(e.clone(), f, Some(p));
+                                }
+                                Box::pin(std::future::ready(Err(())))
+                                    as BoxFuture<'x, Result<Vec<u8>, ()>>
+                            }
+                            None => self.complete_async(item, pf, v, &[], Some(p)),
+                        }
+                    });
                     let results = futures_util::future::join_all(futures).await;
                     let mut out = vec![b'['];
                     for (i, r) in results.into_iter().enumerate() {

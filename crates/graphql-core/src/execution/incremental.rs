@@ -328,7 +328,11 @@ pub(crate) fn deliver<'x, 'e: 'x, 'a: 'x>(
                     }
                 }
                 Record::Stream {
-                    item, items, start, ..
+                    item,
+                    items,
+                    failed: item_errors,
+                    start,
+                    ..
                 } => {
                     let start = *start;
                     let Some(pf) = record.stream_field() else {
@@ -337,7 +341,8 @@ pub(crate) fn deliver<'x, 'e: 'x, 'a: 'x>(
                     let mut done = Vec::with_capacity(items.len());
                     let mut failed = false;
                     for (i, v) in items.iter().enumerate() {
-                        match exec.complete_item(item, &pf, v, start + i).await {
+                        let error = super::executor::item_error(item_errors, start + i);
+                        match exec.complete_item(item, &pf, v, error, start + i).await {
                             Ok(bytes) => done.push(bytes),
                             Err(()) if !item.is_non_null() => done.push(b"null".to_vec()),
                             Err(()) => {

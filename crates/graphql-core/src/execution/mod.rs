@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 pub use incremental::{IncrementalPayload, IncrementalStream};
 pub use request::{Request, Response};
 
-use crate::coerce::{coerce_input_value, coerce_literal, type_name};
+use crate::coerce::{coerce_input_value, coerce_literal};
 use crate::document::Document;
 use crate::error::Location;
 use crate::resolver::Context;
@@ -237,7 +237,7 @@ pub(crate) fn coerce_variables(
                         format!(
                             "Variable \"${}\" of required type \"{}\" was not provided.",
                             def.name,
-                            type_name(types, &ty)
+                            ty.display(types)
                         ),
                         loc,
                     ));
@@ -252,7 +252,7 @@ pub(crate) fn coerce_variables(
                         format!(
                             "Variable \"${}\" of non-null type \"{}\" must not be null.",
                             def.name,
-                            type_name(types, &ty)
+                            ty.display(types)
                         )
                     } else {
                         format!(
@@ -288,8 +288,8 @@ fn short(value: &Value) -> String {
 fn type_ref<'x>(
     schema: &Schema,
     ty: &graphql_parser::query::Type<'x, &'x str>,
-) -> Option<crate::schema::types::TypeRef> {
-    use crate::schema::types::TypeRef;
+) -> Option<crate::types::TypeRef> {
+    use crate::types::TypeRef;
     use graphql_parser::query::Type as T;
     Some(match ty {
         T::NamedType(n) => TypeRef::Named(schema.type_id(n)?),

@@ -7,17 +7,18 @@ use graphql_parser::schema::{
     self as ast, Definition, Directive, Document, TypeDefinition, TypeExtension,
 };
 
-use super::types::{
-    BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,
-    InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
-};
 use super::{Schema, SchemaInner, validate};
 use crate::coerce::coerce_literal;
 use crate::error::{Error, Location, Result, SchemaError};
-use crate::introspection::{self, MetaResolver};
 use crate::limits::Limits;
 use crate::names::NameMap;
 use crate::resolver::{Resolver, ScalarCoercion, TypeResolver};
+use crate::schema::introspection;
+use crate::types::MetaField;
+use crate::types::{
+    BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,
+    InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
+};
 
 type Literal = ast::Value<'static, String>;
 
@@ -36,7 +37,7 @@ pub struct SchemaBuilder {
     limits: Limits,
     introspection: bool,
     validation_cache: usize,
-    subscriptions: Vec<(String, crate::subscription::SubscriptionSource)>,
+    subscriptions: Vec<(String, crate::resolver::SubscriptionSource)>,
     costs: Vec<(String, String, u32)>,
     list_sizes: Vec<(String, String, u32)>,
     incremental_delivery: bool,
@@ -104,7 +105,7 @@ impl SchemaBuilder {
     pub fn subscription(
         mut self,
         field_name: impl Into<String>,
-        source: crate::subscription::SubscriptionSource,
+        source: crate::resolver::SubscriptionSource,
     ) -> Self {
         self.subscriptions.push((field_name.into(), source));
         self
@@ -445,8 +446,8 @@ impl Compiler {
             cost: 1,
             list_size: None,
             meta: match name {
-                "__schema" => Some(MetaResolver::SchemaRoot),
-                "__type" => Some(MetaResolver::TypeByName),
+                "__schema" => Some(MetaField::SchemaRoot),
+                "__type" => Some(MetaField::TypeByName),
                 _ => None,
             },
             location: Location::default(),
@@ -696,7 +697,7 @@ impl Compiler {
             };
             let default_literal = v.default_value.as_ref().map(|d| {
                 let mut s = String::new();
-                super::print::write_literal(&mut s, d);
+                crate::literal::write_literal(&mut s, d);
                 s
             });
             out.push((
@@ -1103,7 +1104,7 @@ impl Compiler {
                             "Argument \"@{}({}:)\" of type \"{}\" is required, but it was not provided.",
                             d.name,
                             arg.name,
-                            crate::coerce::type_name(&self.types, &arg.ty)
+                            arg.ty.display(&self.types)
                         ));
                     }
                 }

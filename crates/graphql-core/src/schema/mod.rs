@@ -1,15 +1,15 @@
 //! The executable schema: built from SDL plus resolvers, validated, compiled into tables.
 
 mod build;
+pub(crate) mod introspection;
 pub(crate) mod print;
-pub(crate) mod types;
 mod validate;
 
 use std::fmt;
 use std::sync::Arc;
 
+use crate::types::{DirectiveDef, FieldDef, TypeDef, TypeId, TypeKind};
 pub use build::SchemaBuilder;
-use types::{DirectiveDef, TypeDef, TypeId};
 
 /// An executable GraphQL schema. Cloning is cheap (one `Arc`).
 ///
@@ -28,10 +28,10 @@ pub(crate) struct SchemaInner {
     pub(crate) query: TypeId,
     pub(crate) mutation: Option<TypeId>,
     pub(crate) subscription: Option<TypeId>,
-    pub(crate) typename_field: types::FieldDef,
-    pub(crate) schema_field: types::FieldDef,
-    pub(crate) type_field: types::FieldDef,
-    pub(crate) introspection: crate::introspection::Data,
+    pub(crate) typename_field: FieldDef,
+    pub(crate) schema_field: FieldDef,
+    pub(crate) type_field: FieldDef,
+    pub(crate) introspection: crate::schema::introspection::Data,
     pub(crate) introspection_enabled: bool,
     /// Whether `@defer` and `@stream` are defined and executed.
     pub(crate) incremental_delivery: bool,
@@ -39,7 +39,7 @@ pub(crate) struct SchemaInner {
     /// Documents (by their exact text) that passed validation against this schema.
     pub(crate) valid_documents: ValidDocuments,
     /// Event sources of the subscription root's fields, by field name.
-    pub(crate) subscription_sources: Vec<(String, crate::subscription::SubscriptionSource)>,
+    pub(crate) subscription_sources: Vec<(String, crate::resolver::SubscriptionSource)>,
 }
 
 /// A bounded set of document texts known to be valid: validation depends only on the
@@ -80,7 +80,7 @@ impl ValidDocuments {
 impl SchemaInner {
     /// The definition of field `name` selected on type `parent`, including the meta fields
     /// (`__typename` anywhere, `__schema` and `__type` on the query root).
-    pub(crate) fn field(&self, parent: TypeId, name: &str) -> Option<&types::FieldDef> {
+    pub(crate) fn field(&self, parent: TypeId, name: &str) -> Option<&FieldDef> {
         if let Some(meta) = name.strip_prefix("__") {
             return match meta {
                 "typename" => Some(&self.typename_field),
@@ -152,7 +152,6 @@ impl Schema {
     /// Whether object type `object` is a possible type of `abstract_type` (itself when
     /// `abstract_type` is an object, a member of a union, an implementation of an interface).
     pub fn is_possible_type(&self, abstract_type: TypeId, object: TypeId) -> bool {
-        use types::TypeKind;
         match self.type_at(abstract_type).map(|t| &t.kind) {
             Some(TypeKind::Object { .. }) => abstract_type == object,
             Some(TypeKind::Interface { possible_types, .. }) => possible_types.contains(&object),

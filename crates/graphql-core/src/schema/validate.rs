@@ -6,9 +6,8 @@
 use std::collections::HashSet;
 
 use super::SchemaInner;
-use super::types::{FieldTable, TypeDef, TypeId, TypeKind, TypeRef};
-use crate::coerce::type_name;
 use crate::error::SchemaError;
+use crate::types::{FieldTable, TypeDef, TypeId, TypeKind, TypeRef};
 
 pub(super) fn validate(schema: &SchemaInner) -> Vec<SchemaError> {
     let mut errors = Vec::new();
@@ -108,7 +107,7 @@ fn fields_rules(
                     "The type of \"{}.{}\" must be an output type, but got \"{}\".",
                     ty.name,
                     field.name,
-                    type_name(&schema.types, &field.ty)
+                    field.ty.display(&schema.types)
                 ),
                 vec![field.location],
             ));
@@ -121,7 +120,7 @@ fn fields_rules(
                         ty.name,
                         field.name,
                         arg.name,
-                        type_name(&schema.types, &arg.ty)
+                        arg.ty.display(&schema.types)
                     ),
                     vec![arg.location],
                 ));
@@ -214,10 +213,10 @@ fn implementations(
                         "Interface field \"{}.{}\" expects type \"{}\" but \"{}.{}\" is type \"{}\".",
                         iface.name,
                         iface_field.name,
-                        type_name(&schema.types, &iface_field.ty),
+                        iface_field.ty.display(&schema.types),
                         ty.name,
                         field.name,
-                        type_name(&schema.types, &field.ty)
+                        field.ty.display(&schema.types)
                     ),
                     vec![iface_field.location, field.location],
                 ));
@@ -237,11 +236,11 @@ fn implementations(
                             iface.name,
                             iface_field.name,
                             iface_arg.name,
-                            type_name(&schema.types, &iface_arg.ty),
+                            iface_arg.ty.display(&schema.types),
                             ty.name,
                             field.name,
                             arg.name,
-                            type_name(&schema.types, &arg.ty)
+                            arg.ty.display(&schema.types)
                         ),
                         vec![iface_arg.location, arg.location],
                     )),
@@ -258,7 +257,7 @@ fn implementations(
                             ty.name,
                             field.name,
                             arg.name,
-                            type_name(&schema.types, &arg.ty),
+                            arg.ty.display(&schema.types),
                             iface.name,
                             iface_field.name
                         ),
@@ -359,7 +358,7 @@ fn input_object(schema: &SchemaInner, id: TypeId, ty: &TypeDef, errors: &mut Vec
                     "The type of \"{}.{}\" must be an input type, but got \"{}\".",
                     ty.name,
                     f.name,
-                    type_name(&schema.types, &f.ty)
+                    f.ty.display(&schema.types)
                 ),
                 vec![f.location],
             ));
@@ -456,7 +455,7 @@ fn directive_definitions(schema: &SchemaInner, errors: &mut Vec<SchemaError>) {
                         "The type of \"@{}({}:)\" must be an input type, but got \"{}\".",
                         d.name,
                         arg.name,
-                        type_name(&schema.types, &arg.ty)
+                        arg.ty.display(&schema.types)
                     ),
                     vec![arg.location],
                 ));

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use graphql_parser::query::{Directive, Selection, SelectionSet, Value as AstValue};
 
 use super::{Cx, OpKind};
-use crate::schema::types::{TypeId, TypeRef};
+use crate::types::{TypeId, TypeRef};
 
 type Dir<'d, 'a> = &'d Directive<'a, &'a str>;
 

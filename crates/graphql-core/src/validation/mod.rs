@@ -4,8 +4,9 @@
 //! all, [`validate_with`] a chosen subset. The rules work on graphql-parser's AST; the
 //! information that AST loses is worked around here where possible (see the crate README).
 
-pub(crate) mod duplicate_keys;
+mod duplicate_keys;
 mod incremental;
+mod limits;
 mod positions;
 mod rules;
 
@@ -19,8 +20,8 @@ use graphql_parser::query::{
 use crate::document::Document;
 use crate::error::Location;
 use crate::response::GraphQLError;
-use crate::schema::types::{TypeId, TypeRef};
 use crate::schema::{Schema, SchemaInner};
+use crate::types::{TypeId, TypeRef};
 
 /// The validation rules of the GraphQL specification, September 2025 edition, section 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

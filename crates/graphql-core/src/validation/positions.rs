@@ -1,8 +1,8 @@
 //! Positions graphql-parser does not keep, recovered from the source text when an error
 //! needs them: a fragment's type condition and an argument's name.
 
-use super::duplicate_keys::{Tok, tokens};
 use crate::error::Location;
+use crate::lexer::{Tok, tokens};
 
 fn start_index(toks: &[(Tok<'_>, Location)], at: Location) -> Option<usize> {
     toks.iter().position(|(_, l)| *l == at)

@@ -8,11 +8,11 @@ use graphql_parser::query::{
 };
 
 use super::{Cx, OpKind, ast_named, duplicate_keys, positions};
-use crate::coerce::{coerce_literal, type_name};
+use crate::coerce::coerce_literal;
 use crate::error::Location;
 use crate::response::GraphQLError;
 use crate::schema::SchemaInner;
-use crate::schema::types::{DirectiveLocation, FieldDef, InputValueDef, TypeId, TypeKind, TypeRef};
+use crate::types::{DirectiveLocation, FieldDef, InputValueDef, TypeId, TypeKind, TypeRef};
 
 type Set<'d, 'a> = &'d SelectionSet<'a, &'a str>;
 type AstValue<'a> = Value<'a, &'a str>;
@@ -213,7 +213,7 @@ fn is_leaf(schema: &SchemaInner, id: TypeId) -> bool {
 }
 
 fn tname(cx: &Cx<'_, '_>, ty: &TypeRef) -> String {
-    type_name(&cx.schema.types, ty)
+    ty.display(&cx.schema.types).to_string()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -562,8 +562,8 @@ impl<'d, 'a, 's> Merger<'d, 'a, 's> {
             self.problems.push((
                 format!(
                     "Fields \"{key}\" conflict because they return conflicting types \"{}\" and \"{}\". Use different aliases on the fields to fetch both if this was intentional.",
-                    type_name(&self.cx.schema.types, &da.ty),
-                    type_name(&self.cx.schema.types, &db.ty)
+                    da.ty.display(&self.cx.schema.types),
+                    db.ty.display(&self.cx.schema.types)
                 ),
                 positions,
             ));
@@ -1098,7 +1098,7 @@ fn check_value(
                 if rule == ValueRule::CorrectType {
                     out.push(format!(
                         "Expected value of type \"{}\", found null.",
-                        type_name(&schema.types, ty)
+                        ty.display(&schema.types)
                     ));
                 }
                 return;
@@ -1150,7 +1150,7 @@ fn check_value(
                                     "Field \"{}.{}\" of required type \"{}\" was not provided.",
                                     def.name,
                                     f.name,
-                                    type_name(&schema.types, &f.ty)
+                                    f.ty.display(&schema.types)
                                 ));
                             }
                         }
@@ -1189,7 +1189,7 @@ fn check_value(
 
 fn show(value: &AstValue<'_>) -> String {
     let mut s = String::new();
-    crate::schema::print::write_literal(&mut s, value);
+    crate::literal::write_literal(&mut s, value);
     s
 }
 

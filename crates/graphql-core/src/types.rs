@@ -10,6 +10,41 @@ use serde_json::Value;
 use crate::error::Location;
 use crate::resolver::{Resolver, ScalarCoercion, TypeResolver};
 
+/// How an introspection field is answered: plain data stored in the field's table entry
+/// ([`FieldDef`]), read by the executor, which asks the schema's introspection module for
+/// the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetaField {
+    /// `Query.__schema`.
+    SchemaRoot,
+    /// `Query.__type(name:)`.
+    TypeByName,
+    /// A member of a named `__Type` read from its full description.
+    TypeMember(&'static str),
+    /// `fields`, `enumValues`, `inputFields` with `includeDeprecated`.
+    TypeMemberFiltered(&'static str),
+    /// `__Field.args` and `__Directive.args` with `includeDeprecated`.
+    ArgsFiltered,
+}
+
+/// [`TypeRef::display`].
+struct TypeRefDisplay<'a> {
+    ty: &'a TypeRef,
+    types: &'a [TypeDef],
+}
+
+impl fmt::Display for TypeRefDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ty {
+            TypeRef::Named(id) => {
+                f.write_str(self.types.get(id.index()).map_or("?", |t| t.name.as_str()))
+            }
+            TypeRef::List(inner) => write!(f, "[{}]", inner.display(self.types)),
+            TypeRef::NonNull(inner) => write!(f, "{}!", inner.display(self.types)),
+        }
+    }
+}
+
 /// The index of a named type in the schema's type table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TypeId(pub(crate) u32);
@@ -32,6 +67,13 @@ pub enum TypeRef {
 }
 
 impl TypeRef {
+    /// The reference in GraphQL syntax (`[String!]!`), with the names of `types`, the
+    /// schema's type table ([`Schema::types`](crate::Schema::types)); an index outside it
+    /// prints as `?`.
+    pub fn display<'a>(&'a self, types: &'a [TypeDef]) -> impl fmt::Display + 'a {
+        TypeRefDisplay { ty: self, types }
+    }
+
     /// The named type at the bottom of the wrappers.
     pub fn named(&self) -> TypeId {
         match self {
@@ -192,7 +234,7 @@ pub struct FieldDef {
     pub(crate) deprecation: Option<String>,
     pub(crate) resolver: Resolver,
     /// Set on introspection fields, which the executor answers from the schema itself.
-    pub(crate) meta: Option<crate::introspection::MetaResolver>,
+    pub(crate) meta: Option<MetaField>,
     /// The field's own complexity cost (default 1).
     pub(crate) cost: u32,
     /// The assumed size of a list field in the complexity count (`None`: the limits'

@@ -9,24 +9,9 @@ use serde_json::{Map, Value, json};
 
 use crate::resolver::Args;
 use crate::schema::SchemaInner;
-use crate::schema::types::{
-    DirectiveDef, EnumValueDef, FieldDef, InputValueDef, TypeId, TypeKind, TypeRef,
+use crate::types::{
+    DirectiveDef, EnumValueDef, FieldDef, InputValueDef, MetaField, TypeId, TypeKind, TypeRef,
 };
-
-/// How an introspection field is answered; stored in the field's table entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MetaResolver {
-    /// `Query.__schema`.
-    SchemaRoot,
-    /// `Query.__type(name:)`.
-    TypeByName,
-    /// A member of a named `__Type` read from its full description.
-    TypeMember(&'static str),
-    /// `fields`, `enumValues`, `inputFields` with `includeDeprecated`.
-    TypeMemberFiltered(&'static str),
-    /// `__Field.args` and `__Directive.args` with `includeDeprecated`.
-    ArgsFiltered,
-}
 
 /// The introspection data of a schema.
 #[derive(Debug, Clone, Default)]
@@ -44,8 +29,8 @@ impl Data {
 }
 
 /// Which `__Type` fields need the schema, and how (spec 4.2.3).
-pub(crate) fn meta_for(type_name: &str, field: &str) -> Option<MetaResolver> {
-    use MetaResolver::*;
+pub(crate) fn meta_for(type_name: &str, field: &str) -> Option<MetaField> {
+    use MetaField::*;
     Some(match (type_name, field) {
         (
             "__Type",
@@ -271,7 +256,7 @@ static NULL: Value = Value::Null;
 /// Answers an introspection field for `parent`.
 pub(crate) fn resolve<'v>(
     schema: &'v SchemaInner,
-    meta: MetaResolver,
+    meta: MetaField,
     _object: TypeId,
     parent: &'v Value,
     args: &Args,
@@ -289,13 +274,13 @@ pub(crate) fn resolve<'v>(
             .unwrap_or(parent)
     };
     Ok(match meta {
-        MetaResolver::SchemaRoot => Cow::Borrowed(&data.schema),
-        MetaResolver::TypeByName => {
+        MetaField::SchemaRoot => Cow::Borrowed(&data.schema),
+        MetaField::TypeByName => {
             let name = args.get("name").and_then(Value::as_str).unwrap_or("");
             Cow::Borrowed(data.full_type(name).unwrap_or(&NULL))
         }
-        MetaResolver::TypeMember(m) => Cow::Borrowed(full().get(m).unwrap_or(&NULL)),
-        MetaResolver::TypeMemberFiltered(m) => filtered(full().get(m).unwrap_or(&NULL), args),
-        MetaResolver::ArgsFiltered => filtered(parent.get("args").unwrap_or(&NULL), args),
+        MetaField::TypeMember(m) => Cow::Borrowed(full().get(m).unwrap_or(&NULL)),
+        MetaField::TypeMemberFiltered(m) => filtered(full().get(m).unwrap_or(&NULL), args),
+        MetaField::ArgsFiltered => filtered(parent.get("args").unwrap_or(&NULL), args),
     })
 }
