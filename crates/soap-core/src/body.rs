@@ -32,6 +32,24 @@ pub fn to_element<T: Serialize + ?Sized>(
     name: &str,
     value: &T,
 ) -> Result<Element> {
+    let mut element = to_plain_element(name, value)?;
+    element.qualify(namespace);
+    Ok(element)
+}
+
+/// Serializes `value` as element `name` in `namespace` with its descendants in no namespace
+/// (a schema with `elementFormDefault="unqualified"`, XML Schema's default).
+pub fn to_element_unqualified<T: Serialize + ?Sized>(
+    namespace: &str,
+    name: &str,
+    value: &T,
+) -> Result<Element> {
+    let mut element = to_plain_element(name, value)?;
+    element.qualify_root(namespace);
+    Ok(element)
+}
+
+fn to_plain_element<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Element> {
     let inner = quick_xml::se::to_string_with_root(name, value)
         .map_err(|e| Error::Serialize(e.to_string()))?;
     // The wrapper binds `xsi` for `nillable`; our own output is read back with the
@@ -44,13 +62,11 @@ pub fn to_element<T: Serialize + ?Sized>(
         .max_depth(1_000);
     let wrapper =
         xml::parse(wrapped.as_bytes(), &limits).map_err(|e| Error::Serialize(e.to_string()))?;
-    let mut element = wrapper
+    wrapper
         .into_children()
         .into_iter()
         .next()
-        .ok_or_else(|| Error::Serialize("serializer produced no element".into()))?;
-    element.qualify(namespace);
-    Ok(element)
+        .ok_or_else(|| Error::Serialize("serializer produced no element".into()))
 }
 
 /// Deserializes an element's content into `T`.

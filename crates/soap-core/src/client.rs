@@ -31,6 +31,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::body;
+use crate::description::{OperationDescription, Port, Style};
 use crate::envelope::{Envelope, SoapVersion};
 use crate::error::{Error, Result};
 use crate::fault::Fault;
@@ -45,6 +46,8 @@ pub struct Client {
     version: SoapVersion,
     limits: XmlLimits,
     token: Option<UsernameToken>,
+    /// From a WSDL port; empty for [`Client::new`], which derives names and actions.
+    operations: Vec<OperationDescription>,
 }
 
 impl Client {
@@ -57,7 +60,41 @@ impl Client {
             version,
             limits: XmlLimits::default(),
             token: None,
+            operations: Vec::new(),
         }
+    }
+
+    /// A client for a port read from a WSDL ([`Description`](crate::Description)): its
+    /// address, SOAP version, and for each operation the request element (its namespace
+    /// and `elementFormDefault`) and the binding's `soapAction`.
+    pub fn from_port(port: &Port) -> Result<Self> {
+        let endpoint = port
+            .address
+            .parse::<Uri>()
+            .map_err(|e| Error::InvalidWsdl(format!("port address {:?}: {e}", port.address)))?;
+        let namespace = port
+            .operations
+            .iter()
+            .find_map(|o| o.input.as_ref()?.namespace.clone())
+            .unwrap_or_default();
+        Ok(Client {
+            endpoint,
+            namespace,
+            version: port.version,
+            limits: XmlLimits::default(),
+            token: None,
+            operations: port.operations.clone(),
+        })
+    }
+
+    /// The SOAP version requests are sent in.
+    pub fn version(&self) -> SoapVersion {
+        self.version
+    }
+
+    /// The endpoint requests go to.
+    pub fn endpoint(&self) -> &Uri {
+        &self.endpoint
     }
 
     /// Adds a WS-Security UsernameToken (fresh nonce and time on each request).
@@ -72,13 +109,39 @@ impl Client {
         self
     }
 
-    /// The request for `operation` with the default action.
+    /// The request for `operation` with its action: the WSDL binding's `soapAction` for a
+    /// client built with [`Client::from_port`], else `<namespace>/<operation>`.
     pub fn request<T: Serialize>(&self, operation: &str, value: &T) -> Result<Request<Bytes>> {
-        let action = format!("{}/{operation}", self.namespace.trim_end_matches('/'));
+        let action = if self.operations.is_empty() {
+            format!("{}/{operation}", self.namespace.trim_end_matches('/'))
+        } else {
+            self.described(operation)?
+                .action
+                .clone()
+                .unwrap_or_default()
+        };
         self.request_with_action(operation, &action, value, SystemTime::now())
     }
 
-    /// The request for `operation`, sent with `action`, at `now` (for the token's times).
+    fn described(&self, operation: &str) -> Result<&OperationDescription> {
+        let op = self
+            .operations
+            .iter()
+            .find(|o| o.name == operation)
+            .ok_or_else(|| Error::UnknownOperation {
+                namespace: self.namespace.clone(),
+                name: operation.to_owned(),
+            })?;
+        if op.style != Style::Document || !op.literal {
+            return Err(Error::Config(format!(
+                "operation {operation:?} is not document/literal"
+            )));
+        }
+        Ok(op)
+    }
+
+    /// The request for `operation`, sent with `action` (empty: none), at `now` (for the
+    /// token's times).
     pub fn request_with_action<T: Serialize>(
         &self,
         operation: &str,
@@ -90,15 +153,31 @@ impl Client {
         if let Some(token) = &self.token {
             envelope.headers.push(token.to_header(now)?);
         }
-        envelope
-            .body
-            .push(body::to_element(&self.namespace, operation, value)?);
+        let entry = if self.operations.is_empty() {
+            body::to_element(&self.namespace, operation, value)?
+        } else {
+            let op = self.described(operation)?;
+            let element = op.input.as_ref().ok_or_else(|| {
+                Error::Config(format!("operation {operation:?} has no input element"))
+            })?;
+            let namespace = element.namespace.as_deref().unwrap_or("");
+            if op.input_qualified {
+                body::to_element(namespace, &element.name, value)?
+            } else {
+                body::to_element_unqualified(namespace, &element.name, value)?
+            }
+        };
+        envelope.body.push(entry);
+        let action = action.replace(['"', '\\'], "");
         let content_type = match self.version {
             SoapVersion::V11 => "text/xml; charset=utf-8".to_owned(),
-            SoapVersion::V12 => format!(
-                "application/soap+xml; charset=utf-8; action=\"{}\"",
-                action.replace(['"', '\\'], "")
-            ),
+            // RFC 3902: the action parameter is optional; an empty one says nothing.
+            SoapVersion::V12 if action.is_empty() => {
+                "application/soap+xml; charset=utf-8".to_owned()
+            }
+            SoapVersion::V12 => {
+                format!("application/soap+xml; charset=utf-8; action=\"{action}\"")
+            }
         };
         let mut builder = Request::builder()
             .method(Method::POST)
@@ -110,7 +189,7 @@ impl Client {
         if self.version == SoapVersion::V11 {
             builder = builder.header(
                 "soapaction",
-                HeaderValue::from_str(&format!("\"{}\"", action.replace(['"', '\\'], "")))
+                HeaderValue::from_str(&format!("\"{action}\""))
                     .map_err(|e| Error::Config(e.to_string()))?,
             );
         }

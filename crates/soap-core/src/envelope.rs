@@ -34,6 +34,9 @@ pub const SOAP12_ROLE_ULTIMATE: &str =
 /// SOAP 1.2 `none` role: blocks aimed at no one.
 pub const SOAP12_ROLE_NONE: &str = "http://www.w3.org/2003/05/soap-envelope/role/none";
 
+/// SOAP 1.2 `encodingStyle` "no claims about the encoding" (part 1 section 5.1.1).
+pub const SOAP12_ENCODING_NONE: &str = "http://www.w3.org/2003/05/soap-envelope/encoding/none";
+
 /// The SOAP version of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SoapVersion {
@@ -196,6 +199,15 @@ impl Envelope {
             }
         };
         let ns = version.namespace();
+        // SOAP 1.2 part 1 section 5.1.1: encodingStyle may appear on header blocks, body
+        // entries and their descendants, never on Envelope, Header or Body. SOAP 1.1 allows
+        // it anywhere (section 4.1.1); on Envelope or Body it scopes the body entries.
+        let mut inherited_encoding = root.attribute(Some(ns), "encodingStyle").map(str::to_owned);
+        if version == SoapVersion::V12 && inherited_encoding.is_some() {
+            return Err(Error::InvalidEnvelope(
+                "encodingStyle is not allowed on Envelope".into(),
+            ));
+        }
         if !root.text().trim().is_empty() {
             return Err(Error::InvalidEnvelope(
                 "text directly inside Envelope".into(),
@@ -206,7 +218,18 @@ impl Envelope {
         for child in root.into_children() {
             match (child.namespace() == Some(ns), child.name()) {
                 (true, "Header") if headers.is_none() && body.is_none() => {
-                    headers = Some(child.into_children());
+                    if version == SoapVersion::V12
+                        && child.attribute(Some(ns), "encodingStyle").is_some()
+                    {
+                        return Err(Error::InvalidEnvelope(
+                            "encodingStyle is not allowed on Header".into(),
+                        ));
+                    }
+                    let blocks = child.into_children();
+                    for block in &blocks {
+                        check_header_booleans(version, block)?;
+                    }
+                    headers = Some(blocks);
                 }
                 (true, "Header") => {
                     return Err(Error::InvalidEnvelope(
@@ -217,7 +240,23 @@ impl Envelope {
                     if !child.text().trim().is_empty() {
                         return Err(Error::InvalidEnvelope("text directly inside Body".into()));
                     }
-                    body = Some(child.into_children());
+                    if let Some(style) = child.attribute(Some(ns), "encodingStyle") {
+                        if version == SoapVersion::V12 {
+                            return Err(Error::InvalidEnvelope(
+                                "encodingStyle is not allowed on Body".into(),
+                            ));
+                        }
+                        inherited_encoding = Some(style.to_owned());
+                    }
+                    let mut entries = child.into_children();
+                    if let Some(style) = &inherited_encoding {
+                        for entry in &mut entries {
+                            if entry.attribute(Some(ns), "encodingStyle").is_none() {
+                                entry.set_attribute(Some(ns), "encodingStyle", style);
+                            }
+                        }
+                    }
+                    body = Some(entries);
                 }
                 (true, "Body") => return Err(Error::InvalidEnvelope("two Body elements".into())),
                 _ if body.is_some() => {
@@ -281,12 +320,43 @@ impl Envelope {
 }
 
 /// Whether a header block has `mustUnderstand` set (1.1: `1`; 1.2: `true` or `1`; both
-/// spellings are accepted in either version).
+/// spellings are accepted in either version). [`Envelope::parse`] has already refused a
+/// value that is not a boolean.
 pub fn must_understand(version: SoapVersion, block: &Element) -> bool {
-    matches!(
-        block.attribute(Some(version.namespace()), "mustUnderstand"),
-        Some("1" | "true")
-    )
+    block
+        .attribute(Some(version.namespace()), "mustUnderstand")
+        .and_then(parse_boolean)
+        .unwrap_or(false)
+}
+
+/// An `xs:boolean` (XML Schema part 2 section 3.2.2, whitespace collapsed).
+fn parse_boolean(value: &str) -> Option<bool> {
+    match value.trim_matches([' ', '\t', '\n', '\r']) {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// `mustUnderstand` (and 1.2 `relay`) must be booleans: SOAP 1.2 part 1 sections 5.2.3 and
+/// 5.2.4, SOAP 1.1 section 4.2.3 (`0` or `1`; `true`/`false` are accepted too). Anything
+/// else is a Sender (1.1 Client) fault rather than a silent "not mandatory".
+fn check_header_booleans(version: SoapVersion, block: &Element) -> Result<()> {
+    let attributes: &[&str] = match version {
+        SoapVersion::V11 => &["mustUnderstand"],
+        SoapVersion::V12 => &["mustUnderstand", "relay"],
+    };
+    for name in attributes {
+        if let Some(value) = block.attribute(Some(version.namespace()), name)
+            && parse_boolean(value).is_none()
+        {
+            return Err(Error::InvalidEnvelope(format!(
+                "{name}={value:?} on header block {} is not a boolean",
+                block.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a header block is aimed at this node.

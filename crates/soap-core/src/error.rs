@@ -52,6 +52,13 @@ pub enum Error {
     /// section 3), and refusing it rules out entity expansion and external entities.
     #[error("a DOCTYPE is not allowed in a SOAP message")]
     DoctypeRefused,
+    /// The message has a processing instruction (`<?target ...?>`), which SOAP forbids
+    /// (SOAP 1.2 part 1 section 5; SOAP 1.1 section 3). The XML declaration is allowed.
+    #[error("a processing instruction is not allowed in a SOAP message (near byte {position})")]
+    ProcessingInstructionRefused {
+        /// Byte position of the instruction.
+        position: u64,
+    },
     /// The body is not UTF-8; `offset` is where the first invalid byte is.
     #[error("the body is not valid UTF-8 (at byte {offset})")]
     InvalidUtf8 {
@@ -91,6 +98,13 @@ pub enum Error {
     /// Body, a Header after the Body, ...).
     #[error("invalid envelope: {0}")]
     InvalidEnvelope(String),
+    /// A body entry is scoped with an `encodingStyle` this node does not support (every
+    /// operation is document/literal): SOAP 1.2 `DataEncodingUnknown`, SOAP 1.1 `Client`.
+    #[error("unsupported encodingStyle {encoding:?}; operations are document/literal")]
+    DataEncodingUnknown {
+        /// The first encoding URI not supported.
+        encoding: String,
+    },
     /// Header blocks targeted at us with `mustUnderstand` that nothing here processes.
     #[error("header blocks not understood: {}", .0.iter().map(|(ns, n)| format!("{{{ns}}}{n}")).collect::<Vec<_>>().join(", "))]
     MustUnderstand(Vec<(String, String)>),
@@ -132,6 +146,11 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// Client side: a WSDL document that cannot be read into a
+    /// [`Description`](crate::Description) (a missing reference, a wrong root, an unknown
+    /// style, ...).
+    #[error("invalid WSDL: {0}")]
+    InvalidWsdl(String),
     /// A service or client description refused at build time.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -158,9 +177,11 @@ impl Error {
         match self {
             Error::VersionMismatch { .. } => FaultCode::VersionMismatch,
             Error::MustUnderstand(_) => FaultCode::MustUnderstand,
+            Error::DataEncodingUnknown { .. } => FaultCode::DataEncodingUnknown,
             Error::Serialize(_)
             | Error::Internal(_)
             | Error::Config(_)
+            | Error::InvalidWsdl(_)
             | Error::UnexpectedResponse { .. } => FaultCode::Receiver,
             Error::Fault(f) => f.code.clone(),
             _ => FaultCode::Sender,

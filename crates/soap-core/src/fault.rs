@@ -289,7 +289,13 @@ impl Fault {
                 let (ns, name) = code_el
                     .resolve_qname(code_el.text())
                     .ok_or_else(|| bad("faultcode prefix not declared"))?;
+                // SOAP 1.1 section 4.4.1: a dot makes a code more specific
+                // (`Client.Authentication`); the whole dotted name is kept as the subcode, so
+                // that writing the fault as 1.1 again gives the same faultcode.
                 let mut fault = match (ns.as_deref(), FaultCode::from_local_name(&name)) {
+                    (Some(SOAP11_NS), Some(code)) if name.contains('.') => {
+                        Fault::new(code, "").with_subcode(SOAP11_NS, &name)
+                    }
                     (Some(SOAP11_NS), Some(code)) => Fault::new(code, ""),
                     _ => Fault::new(FaultCode::Sender, "")
                         .with_subcode(ns.as_deref().unwrap_or(""), &name),

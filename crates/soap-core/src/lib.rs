@@ -3,6 +3,7 @@
 
 pub mod body;
 mod client;
+mod description;
 mod envelope;
 mod error;
 mod fault;
@@ -15,9 +16,11 @@ mod wsse;
 pub mod xml;
 
 pub use client::Client;
+pub use description::{Description, OperationDescription, Port, QName, ServiceDescription, Style};
 pub use envelope::{
-    Envelope, MessageInfo, SOAP11_ACTOR_NEXT, SOAP11_NS, SOAP12_NS, SOAP12_ROLE_NEXT,
-    SOAP12_ROLE_NONE, SOAP12_ROLE_ULTIMATE, SoapVersion, must_understand, targets_us,
+    Envelope, MessageInfo, SOAP11_ACTOR_NEXT, SOAP11_NS, SOAP12_ENCODING_NONE, SOAP12_NS,
+    SOAP12_ROLE_NEXT, SOAP12_ROLE_NONE, SOAP12_ROLE_ULTIMATE, SoapVersion, must_understand,
+    targets_us,
 };
 pub use error::{Error, LimitKind, Result};
 pub use fault::{Fault, FaultCode};

@@ -41,7 +41,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::body;
-use crate::envelope::{Envelope, MessageInfo, SoapVersion};
+use crate::envelope::{Envelope, MessageInfo, SOAP12_ENCODING_NONE, SoapVersion};
 use crate::error::{Error, Result};
 use crate::schema::{Schema, TypeRef, XsdType};
 use crate::wsse::{Security, WSSE_NS};
@@ -270,6 +270,17 @@ impl SoapService {
                 ));
             }
         };
+        // Document/literal bodies carry no SOAP encoding: any other encodingStyle than
+        // none is DataEncodingUnknown (SOAP 1.2 part 1 section 5.4.7; 1.1 writes Client).
+        if let Some(styles) = entry.attribute(Some(version.namespace()), "encodingStyle")
+            && let Some(unknown) = styles
+                .split_ascii_whitespace()
+                .find(|s| *s != SOAP12_ENCODING_NONE)
+        {
+            return Err(Error::DataEncodingUnknown {
+                encoding: unknown.to_owned(),
+            });
+        }
         let op = self
             .operations
             .iter()

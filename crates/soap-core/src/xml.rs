@@ -226,6 +226,21 @@ impl Element {
         });
         self
     }
+    /// Sets an attribute, replacing one with the same name.
+    pub fn set_attribute(&mut self, namespace: Option<&str>, name: &str, value: &str) {
+        match self
+            .attributes
+            .iter_mut()
+            .find(|a| a.namespace.as_deref() == namespace && a.name == name)
+        {
+            Some(a) => a.value = value.to_owned(),
+            None => self.attributes.push(Attribute {
+                namespace: namespace.map(str::to_owned),
+                name: name.to_owned(),
+                value: value.to_owned(),
+            }),
+        }
+    }
     /// Adds a child (builder style).
     pub fn with_child(mut self, child: Element) -> Self {
         self.children.push(child);
@@ -262,6 +277,19 @@ impl Element {
         for child in &mut self.children {
             child.qualify(namespace);
         }
+    }
+
+    /// Puts this element (not its descendants) into `namespace` and forgets the prefixes of
+    /// the document it was read from, in this element and below.
+    pub(crate) fn qualify_root(&mut self, namespace: &str) {
+        fn forget(el: &mut Element) {
+            el.scope = Scope::default();
+            for child in &mut el.children {
+                forget(child);
+            }
+        }
+        forget(self);
+        self.namespace = Some(namespace.to_owned());
     }
 
     /// Serializes the element with its namespaces declared where needed.
@@ -407,11 +435,28 @@ pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<Element> {
     let text = std::str::from_utf8(body).map_err(|e| Error::InvalidUtf8 {
         offset: e.valid_up_to(),
     })?;
-    Parser::new(limits).run(text)
+    Parser::new(limits, false).run(text)
+}
+
+/// [`parse`] for documents that are not SOAP messages (a WSDL): the same limits and the
+/// same refusal of any DOCTYPE, but processing instructions are skipped, not refused.
+pub(crate) fn parse_document(body: &[u8], limits: &XmlLimits) -> Result<Element> {
+    if body.len() > limits.max_body_bytes {
+        return Err(Error::LimitExceeded {
+            limit: LimitKind::BodyBytes,
+            max: limits.max_body_bytes,
+        });
+    }
+    let text = std::str::from_utf8(body).map_err(|e| Error::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    Parser::new(limits, true).run(text)
 }
 
 struct Parser<'l> {
     limits: &'l XmlLimits,
+    /// Whether processing instructions are skipped (WSDL) rather than refused (SOAP).
+    allow_processing_instructions: bool,
     elements: usize,
     namespace_declarations: usize,
 }
@@ -423,9 +468,10 @@ struct Open {
 }
 
 impl<'l> Parser<'l> {
-    fn new(limits: &'l XmlLimits) -> Self {
+    fn new(limits: &'l XmlLimits, allow_processing_instructions: bool) -> Self {
         Parser {
             limits,
+            allow_processing_instructions,
             elements: 0,
             namespace_declarations: 0,
         }
@@ -533,6 +579,11 @@ impl<'l> Parser<'l> {
                         }
                     };
                     self.append_text(&mut stack, &resolved, position)?;
+                }
+                // SOAP 1.2 part 1 section 5 and SOAP 1.1 section 3: a message carries no
+                // processing instructions. The XML declaration is not one.
+                Event::PI(_) if !self.allow_processing_instructions => {
+                    return Err(Error::ProcessingInstructionRefused { position });
                 }
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
                 Event::Eof => break,
