@@ -179,7 +179,7 @@ async fn logged<A: App + ?Sized>(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = app.handle(peer, request).await;
+    let response = app.handle(peer, request.map(crate::boxed)).await;
     tracing::info!(
         %method,
         path,
