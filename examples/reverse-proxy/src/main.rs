@@ -102,6 +102,7 @@ async fn run(config: ServerConfig) -> Result<(), String> {
             })
             .map_err(|e| format!("cannot start worker {worker}: {e}"))?;
     }
+    let signal = serve::shutdown_signal();
     {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {}://{local}", proxy.scheme());
@@ -112,7 +113,7 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         let proxy = proxy.clone();
         async move { accept_loop(&proxy, listener).await }
     });
-    let signal = serve::shutdown_signal().await;
+    let signal = signal.await;
     tracing::info!(signal, "shutting down: no new connections");
     proxy.shutdown();
     let _ = accepting.await;
