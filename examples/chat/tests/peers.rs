@@ -29,7 +29,7 @@ fn python_websockets_client() {
     };
     let server = start();
     let stdout = serve::testing::run(
-        &mut Command::new(python)
+        Command::new(python)
             .arg(here("peer_websockets.py"))
             .arg(server.origin()),
     );
@@ -46,7 +46,7 @@ fn chromium_two_pages_chat_with_presence_and_deflate() {
     };
     let server = start();
     let stdout = serve::testing::run(
-        &mut Command::new("node")
+        Command::new("node")
             .arg(here("peer_browser.js"))
             .arg(server.origin())
             .env("NODE_PATH", modules)

@@ -27,7 +27,7 @@ fn graphql_ws_client_subscribes_receives_and_completes() {
     let server = start();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/graphql_ws.js");
     let stdout = serve::testing::run(
-        &mut Command::new("node")
+        Command::new("node")
             .arg(script)
             .arg(server.origin())
             .env("NODE_PATH", modules),
@@ -54,7 +54,7 @@ fn graphql_http_audits_all_pass() {
     let server = start();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/audit.js");
     let stdout = serve::testing::run(
-        &mut Command::new("node")
+        Command::new("node")
             .arg(script)
             .arg(format!("{}/graphql", server.origin()))
             .env("NODE_PATH", modules),

@@ -27,7 +27,7 @@ fn authlib_client_completes_the_flow() {
     let provider = Process::spawn(binary);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/authlib_client.py");
     let stdout = serve::testing::run(
-        &mut Command::new(python)
+        Command::new(python)
             .arg(script)
             .arg(provider.origin())
             .arg("demo-web")

@@ -139,6 +139,6 @@ where
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.hint.clone().unwrap_or_default()
+        self.hint.unwrap_or_default()
     }
 }

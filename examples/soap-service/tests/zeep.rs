@@ -24,7 +24,7 @@ fn zeep_calls_every_operation_over_both_versions() {
     let server = Process::spawn(binary);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/zeep_client.py");
     let stdout = serve::testing::run(
-        &mut Command::new(python)
+        Command::new(python)
             .arg(script)
             .arg(server.origin())
             .arg("peer-test-password"),
