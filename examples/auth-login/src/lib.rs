@@ -7,7 +7,7 @@
 //! [`Settings::base_path`].
 //!
 //! ```no_run
-//! # async fn demo(request: http::Request<hyper::body::Incoming>) -> Result<(), String> {
+//! # async fn demo(request: http::Request<serve::Body>) -> Result<(), String> {
 //! use auth_login::{App, Settings};
 //! use serve::App as _;
 //! let app = App::new(auth_core::MemoryStore::new(), Settings::new("http://127.0.0.1:8080"))?;
@@ -27,11 +27,11 @@ use auth_core::{
     Verification, bearer_token, synchronizer_token, verify_synchronizer,
 };
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use http::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
 use serve::ResponseFuture;
+use serve::page::{self, escape, text};
 
 /// The body the pages are built with; [`serve::App::handle`] boxes it.
 type Body = Full<Bytes>;
@@ -123,7 +123,7 @@ impl<S: SessionStore> App<S> {
 
 impl<S: SessionStore + 'static> serve::App for App<S> {
     /// Answers one request from `peer` (its IP is what login throttling counts).
-    fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<Incoming>) -> ResponseFuture {
+    fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<serve::Body>) -> ResponseFuture {
         Box::pin(async move { handle(&self, peer.ip(), request).await.map(serve::boxed) })
     }
 }
@@ -140,22 +140,13 @@ impl App<MemoryStore> {
     }
 }
 
-/// The part of `path` below `base`: `/` for `base` itself, `None` outside it.
-fn local_path<'a>(base: &str, path: &'a str) -> Option<&'a str> {
-    match path.strip_prefix(base)? {
-        "" => Some("/"),
-        rest if rest.starts_with('/') => Some(rest),
-        _ => None,
-    }
-}
-
 async fn handle<S: SessionStore>(
     app: &App<S>,
     peer: IpAddr,
-    request: Request<Incoming>,
+    request: Request<serve::Body>,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let Some(path) = local_path(&app.base, parts.uri.path()).map(str::to_owned) else {
+    let Some(path) = serve::local_path(&app.base, parts.uri.path()).map(str::to_owned) else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
     let home_url = format!("{}/", app.base);
@@ -244,7 +235,7 @@ async fn handle<S: SessionStore>(
     response
 }
 
-async fn read_form(body: Incoming) -> Result<HashMap<String, String>, Response<Body>> {
+async fn read_form(body: serve::Body) -> Result<HashMap<String, String>, Response<Body>> {
     let bytes = Limited::new(body, MAX_FORM_BYTES)
         .collect()
         .await
@@ -485,50 +476,14 @@ fn challenge_response(challenge: &BearerChallenge) -> Response<Body> {
     Response::from_parts(parts, Full::new(Bytes::new()))
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn html(status: StatusCode, body: &str) -> Response<Body> {
-    let page = format!(
-        "<!doctype html><meta charset=utf-8><title>auth-login</title><h1>auth-login</h1>{body}\n"
-    );
-    respond(status, "text/html; charset=utf-8", page.into_bytes())
-}
-
-fn text(status: StatusCode, message: &str) -> Response<Body> {
-    respond(
-        status,
-        "text/plain; charset=utf-8",
-        format!("{message}\n").into_bytes(),
-    )
+    page::html(status, page::document("auth-login", body))
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    respond(status, "application/json", value.to_string().into_bytes())
+    page::json(status, value.to_string())
 }
 
 fn redirect(to: &str) -> Response<Body> {
-    let mut response = respond(
-        StatusCode::SEE_OTHER,
-        "text/plain; charset=utf-8",
-        Vec::new(),
-    );
-    response.headers_mut().insert(
-        LOCATION,
-        HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")),
-    );
-    response
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+    page::redirect(StatusCode::SEE_OTHER, to)
 }

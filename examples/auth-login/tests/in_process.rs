@@ -8,82 +8,38 @@
     clippy::indexing_slicing
 )]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use auth_core::MemoryStore;
 use auth_login::{App, Settings};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use serve::testing::{Reply, call, request};
 
-async fn serve(app: Arc<App<MemoryStore>>) -> SocketAddr {
-    let server = serve::Server::bind_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    tokio::spawn(server.serve_until(app, std::future::pending::<()>()));
-    addr
-}
-
-struct Reply {
-    status: u16,
-    set_cookies: Vec<String>,
-    body: String,
-}
-
-impl Reply {
-    /// The `name=value` pair of the cookie this reply sets whose name starts with `prefix`.
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.set_cookies
-            .iter()
-            .map(|value| value.split(';').next().unwrap().to_owned())
-            .find(|pair| pair.starts_with(&format!("{name}=")))
-    }
-
-    fn csrf(&self) -> String {
-        let marker = r#"name="csrf" value=""#;
-        let start = self.body.find(marker).expect("a csrf field") + marker.len();
-        self.body[start..].split('"').next().unwrap().to_owned()
-    }
-}
-
-async fn send(addr: SocketAddr, method: &str, path: &str, cookie: &str, body: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+/// One request to `app`, in process; a POST body is a form.
+async fn send(
+    app: &Arc<App<MemoryStore>>,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: &str,
+) -> Reply {
+    let mut headers = vec![("host", "127.0.0.1")];
     if !cookie.is_empty() {
-        request.push_str(&format!("Cookie: {cookie}\r\n"));
+        headers.push(("cookie", cookie));
     }
     if method == "POST" {
-        request.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+        headers.push(("content-type", "application/x-www-form-urlencoded"));
     }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let set_cookies = lines
-        .filter_map(|line| line.split_once(':'))
-        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, value)| value.trim().to_owned())
-        .collect();
-    Reply {
-        status,
-        set_cookies,
-        body: body.to_owned(),
-    }
+    let method = method.parse().unwrap();
+    call(app, request(method, path, &headers, body.to_owned().into())).await
+}
+
+/// The `name=value` pair of the cookie named `name` that `reply` sets.
+fn cookie(reply: &Reply, name: &str) -> Option<String> {
+    reply
+        .all("set-cookie")
+        .into_iter()
+        .map(|value| value.split(';').next().unwrap().to_owned())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
 }
 
 /// Issue 14, finding 10: every cookieless `GET /` stored a session to hold the login
@@ -93,35 +49,32 @@ async fn send(addr: SocketAddr, method: &str, path: &str, cookie: &str, body: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookieless_page_views_store_no_session_and_login_csrf_still_holds() {
     let app = Arc::new(App::new(MemoryStore::new(), Settings::new("http://127.0.0.1")).unwrap());
-    let addr = serve(app.clone()).await;
     let mut first = None;
     for _ in 0..1000 {
-        let home = send(addr, "GET", "/", "", "").await;
+        let home = send(&app, "GET", "/", "", "").await;
         assert_eq!(home.status, 200);
-        assert!(home.cookie("__Host-session").is_none());
+        assert!(cookie(&home, "__Host-session").is_none());
         first.get_or_insert(home);
     }
     assert_eq!(app.session_count(), 0);
 
     let home = first.unwrap();
-    let csrf_cookie = home
-        .cookie("__Host-session-csrf")
-        .expect("a login CSRF cookie");
+    let csrf_cookie = cookie(&home, "__Host-session-csrf").expect("a login CSRF cookie");
     let token = home.csrf();
     let signup = format!("username=ada&password=lovelace1815&csrf={token}");
     // Enforced: no cookie, no token, another token, a token with a made-up cookie.
-    assert_eq!(send(addr, "POST", "/signup", "", &signup).await.status, 403);
+    assert_eq!(send(&app, "POST", "/signup", "", &signup).await.status, 403);
     let no_token = "username=ada&password=lovelace1815";
     assert_eq!(
-        send(addr, "POST", "/signup", &csrf_cookie, no_token)
+        send(&app, "POST", "/signup", &csrf_cookie, no_token)
             .await
             .status,
         403
     );
-    let other = send(addr, "GET", "/", "", "").await.csrf();
+    let other = send(&app, "GET", "/", "", "").await.csrf();
     let wrong = format!("username=ada&password=lovelace1815&csrf={other}");
     assert_eq!(
-        send(addr, "POST", "/signup", &csrf_cookie, &wrong)
+        send(&app, "POST", "/signup", &csrf_cookie, &wrong)
             .await
             .status,
         403
@@ -130,31 +83,29 @@ async fn cookieless_page_views_store_no_session_and_login_csrf_still_holds() {
         "__Host-session-csrf=AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let forged_form = "username=ada&password=lovelace1815&csrf=AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     assert_eq!(
-        send(addr, "POST", "/signup", forged, forged_form)
+        send(&app, "POST", "/signup", forged, forged_form)
             .await
             .status,
         403
     );
     assert_eq!(app.session_count(), 0);
     // The real pair signs up, and only then is a session stored.
-    let signed_up = send(addr, "POST", "/signup", &csrf_cookie, &signup).await;
+    let signed_up = send(&app, "POST", "/signup", &csrf_cookie, &signup).await;
     assert_eq!(signed_up.status, 303);
-    let session = signed_up
-        .cookie("__Host-session")
-        .expect("a session at login");
+    let session = cookie(&signed_up, "__Host-session").expect("a session at login");
     assert_eq!(app.session_count(), 1);
     // Logged in, the login token no longer does: the session's own token is needed.
     let both = format!("{session}; {csrf_cookie}");
     let logout = format!("csrf={token}");
     assert_eq!(
-        send(addr, "POST", "/logout", &both, &logout).await.status,
+        send(&app, "POST", "/logout", &both, &logout).await.status,
         403
     );
-    let own = send(addr, "GET", "/", &session, "").await.csrf();
+    let own = send(&app, "GET", "/", &session, "").await.csrf();
     assert_ne!(own, token);
     let logout = format!("csrf={own}");
     assert_eq!(
-        send(addr, "POST", "/logout", &session, &logout)
+        send(&app, "POST", "/logout", &session, &logout)
             .await
             .status,
         303
@@ -163,7 +114,7 @@ async fn cookieless_page_views_store_no_session_and_login_csrf_still_holds() {
     // And the login form works with the CSRF pair.
     let login = format!("username=ada&password=lovelace1815&csrf={token}");
     assert_eq!(
-        send(addr, "POST", "/login", &csrf_cookie, &login)
+        send(&app, "POST", "/login", &csrf_cookie, &login)
             .await
             .status,
         303
@@ -177,23 +128,23 @@ async fn cookieless_page_views_store_no_session_and_login_csrf_still_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_concurrent_guesses_check_at_most_five() {
     let app = Arc::new(App::new(MemoryStore::new(), Settings::new("http://127.0.0.1")).unwrap());
-    let addr = serve(app.clone()).await;
-    let home = send(addr, "GET", "/", "", "").await;
-    let cookie = home.cookie("__Host-session-csrf").unwrap();
+    let home = send(&app, "GET", "/", "", "").await;
+    let cookie = cookie(&home, "__Host-session-csrf").unwrap();
     let token = home.csrf();
     let signup = format!("username=bob&password=correct+horse&csrf={token}");
     assert_eq!(
-        send(addr, "POST", "/signup", &cookie, &signup).await.status,
+        send(&app, "POST", "/signup", &cookie, &signup).await.status,
         303
     );
     let guess = format!("username=bob&password=wrong&csrf={token}");
     let barrier = Arc::new(tokio::sync::Barrier::new(30));
     let tasks: Vec<_> = (0..30)
         .map(|_| {
-            let (cookie, guess, barrier) = (cookie.clone(), guess.clone(), barrier.clone());
+            let (app, cookie, guess) = (app.clone(), cookie.clone(), guess.clone());
+            let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                send(addr, "POST", "/login", &cookie, &guess).await.status
+                send(&app, "POST", "/login", &cookie, &guess).await.status
             })
         })
         .collect();
@@ -214,7 +165,7 @@ async fn thirty_concurrent_guesses_check_at_most_five() {
     if checked == 5 {
         let right = format!("username=bob&password=correct+horse&csrf={token}");
         assert_eq!(
-            send(addr, "POST", "/login", &cookie, &right).await.status,
+            send(&app, "POST", "/login", &cookie, &right).await.status,
             429
         );
     }

@@ -7,111 +7,33 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Command;
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+use serve::testing::{Process, Reply};
+
+fn start(redis: bool) -> Process {
+    let mut binary = Command::new(env!("CARGO_BIN_EXE_auth-login"));
+    if !redis {
+        binary.env_remove("REDIS_URL");
+    }
+    Process::spawn(binary)
 }
 
-impl Server {
-    fn start(redis: bool) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_auth-login"));
-        command
-            .env("PORT", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped());
-        if !redis {
-            command.env_remove("REDIS_URL");
-        }
-        let mut child = command.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap()
-            .parse()
-            .unwrap();
-        Server { child, addr }
-    }
+/// The `name=value` pair of the first cookie a reply sets (the session's), if any.
+fn session_cookie(reply: &Reply) -> Option<String> {
+    reply
+        .header("set-cookie")
+        .map(|value| value.split(';').next().unwrap().to_owned())
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// The `name=value` pair of the session cookie this reply sets, if any.
-    fn session_cookie(&self) -> Option<String> {
-        self.header("set-cookie")
-            .map(|value| value.split(';').next().unwrap().to_owned())
-    }
-
-    fn csrf(&self) -> String {
-        let marker = r#"name="csrf" value=""#;
-        let start = self.body.find(marker).expect("a csrf field") + marker.len();
-        self.body[start..].split('"').next().unwrap().to_owned()
-    }
-}
-
+/// A request; a POST body is a form.
 fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
+    let mut all = headers.to_vec();
     if method == "POST" {
-        request.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+        all.push(("Content-Type", "application/x-www-form-urlencoded"));
     }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    serve::testing::send(addr, method, path, &all, body.as_bytes())
 }
 
 fn form(pairs: &[(&str, &str)]) -> String {
@@ -122,15 +44,13 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-fn signup_login_token_logout(server: &Server) {
+fn signup_login_token_logout(server: &Process) {
     let addr = server.addr;
     let home = send(addr, "GET", "/", &[], "");
     assert_eq!(home.status, 200);
     // No session for an anonymous page view: the login form's CSRF token is in a signed
     // cookie (issue 14, finding 10).
-    let anonymous = home
-        .session_cookie()
-        .expect("a login CSRF cookie for the form");
+    let anonymous = session_cookie(&home).expect("a login CSRF cookie for the form");
     assert!(anonymous.starts_with("__Host-session-csrf="), "{anonymous}");
     let set_cookie = home.header("set-cookie").unwrap();
     for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
@@ -159,7 +79,7 @@ fn signup_login_token_logout(server: &Server) {
     assert_eq!(send(addr, "POST", "/signup", &cookie, &short).status, 422);
     let signed_up = send(addr, "POST", "/signup", &cookie, &good);
     assert_eq!(signed_up.status, 303);
-    let session = signed_up.session_cookie().expect("a new id at login");
+    let session = session_cookie(&signed_up).expect("a new id at login");
     assert!(session.starts_with("__Host-session="), "{session}");
     // Logged in, the login form's token is not enough: the session's own is needed.
     let both = format!("{session}; {anonymous}");
@@ -223,7 +143,7 @@ fn signup_login_token_logout(server: &Server) {
 
 #[test]
 fn memory_sessions_signup_login_token_logout() {
-    let server = Server::start(false);
+    let server = start(false);
     signup_login_token_logout(&server);
 }
 
@@ -237,16 +157,16 @@ fn redis_sessions_signup_login_token_logout() {
         eprintln!("skipped: REDIS_URL is not set");
         return;
     }
-    let server = Server::start(true);
+    let server = start(true);
     signup_login_token_logout(&server);
 }
 
 #[test]
 fn failed_logins_are_throttled_and_do_not_reveal_accounts() {
-    let server = Server::start(false);
+    let server = start(false);
     let addr = server.addr;
     let home = send(addr, "GET", "/", &[], "");
-    let cookie = home.session_cookie().unwrap();
+    let cookie = session_cookie(&home).unwrap();
     let cookie = [("Cookie", cookie.as_str())];
     let csrf = home.csrf();
     let signup = form(&[
@@ -258,7 +178,7 @@ fn failed_logins_are_throttled_and_do_not_reveal_accounts() {
 
     // Same answer for a wrong password and an unknown user.
     let home = send(addr, "GET", "/", &[], "");
-    let fresh = home.session_cookie().unwrap();
+    let fresh = session_cookie(&home).unwrap();
     let cookie = [("Cookie", fresh.as_str())];
     let csrf = home.csrf();
     let unknown = send(
@@ -290,7 +210,7 @@ fn failed_logins_are_throttled_and_do_not_reveal_accounts() {
 
 #[test]
 fn oversized_forms_and_unknown_routes() {
-    let server = Server::start(false);
+    let server = start(false);
     let big = "a".repeat(20_000);
     assert_eq!(send(server.addr, "POST", "/login", &[], &big).status, 413);
     assert_eq!(send(server.addr, "GET", "/nope", &[], "").status, 404);

@@ -14,9 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
@@ -135,7 +134,7 @@ impl serve::App for App {
     fn handle(
         self: Arc<Self>,
         _peer: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<serve::Body>,
     ) -> serve::ResponseFuture {
         let response = handle(self, request).map(serve::boxed);
         Box::pin(std::future::ready(response))
@@ -174,13 +173,9 @@ async fn heartbeats(app: Arc<App>) {
     }
 }
 
-fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body> {
-    let Some(path) = local_path(&app.base, request.uri().path()).map(str::to_owned) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found\n",
-        );
+fn handle(app: Arc<App>, request: Request<serve::Body>) -> Response<Body> {
+    let Some(path) = serve::local_path(&app.base, request.uri().path()).map(str::to_owned) else {
+        return serve::page::not_found();
     };
     match path.as_str() {
         "/echo" => upgrade(request, &app.echo, app.echo_limits, echo),
@@ -195,18 +190,9 @@ fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body> {
     }
 }
 
-/// The part of `path` below `base`: `/` for `base` itself, `None` outside it.
-fn local_path<'a>(base: &str, path: &'a str) -> Option<&'a str> {
-    match path.strip_prefix(base)? {
-        "" => Some("/"),
-        rest if rest.starts_with('/') => Some(rest),
-        _ => None,
-    }
-}
-
 /// Answers the handshake and, on success, runs `session` on the upgraded stream.
 fn upgrade<F, Fut>(
-    request: Request<Incoming>,
+    request: Request<serve::Body>,
     config: &HandshakeConfig,
     limits: Limits,
     session: F,
@@ -260,38 +246,11 @@ where
 }
 
 fn page(method: &Method, path: &str) -> Response<Body> {
-    let (content_type, body) = match path {
-        "/" => ("text/html; charset=utf-8", INDEX_HTML),
-        "/healthz" => ("application/json", r#"{"status":"ok"}"#),
-        _ => {
-            return text(
-                StatusCode::NOT_FOUND,
-                "text/plain; charset=utf-8",
-                "not found\n",
-            );
-        }
-    };
-    if method != Method::GET && method != Method::HEAD {
-        let mut response = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "method not allowed\n",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+    match path {
+        "/" => serve::page::get_or_head(method, "text/html; charset=utf-8", INDEX_HTML),
+        "/healthz" => serve::page::get_or_head(method, "application/json", r#"{"status":"ok"}"#),
+        _ => serve::page::not_found(),
     }
-    text(StatusCode::OK, content_type, body)
-}
-
-fn text(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }
 
 /// The `name` query parameter if it is a plain nickname, else `guest`.

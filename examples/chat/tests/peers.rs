@@ -13,21 +13,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Server;
-
-fn env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{name} must be set under CI=true"
-            );
-            println!("skipped: {name} is not set");
-            None
-        }
-    }
-}
+use common::start;
+use serve::testing::peer;
 
 fn here(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -37,45 +24,33 @@ fn here(file: &str) -> PathBuf {
 
 #[test]
 fn python_websockets_client() {
-    let Some(python) = env("PEER_PYTHON") else {
+    let Some(python) = peer("PEER_PYTHON") else {
         return;
     };
-    let server = Server::start();
-    let output = Command::new(python)
-        .arg(here("peer_websockets.py"))
-        .arg(server.origin())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let server = start();
+    let stdout = serve::testing::run(
+        Command::new(python)
+            .arg(here("peer_websockets.py"))
+            .arg(server.origin()),
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
 
 #[test]
 fn chromium_two_pages_chat_with_presence_and_deflate() {
-    let Some(modules) = env("PEER_NODE_MODULES") else {
+    let Some(modules) = peer("PEER_NODE_MODULES") else {
         return;
     };
-    let Some(chromium) = env("CHROMIUM_PATH") else {
+    let Some(chromium) = peer("CHROMIUM_PATH") else {
         return;
     };
-    let server = Server::start();
-    let output = Command::new("node")
-        .arg(here("peer_browser.js"))
-        .arg(server.origin())
-        .env("NODE_PATH", modules)
-        .env("CHROMIUM_PATH", chromium)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let server = start();
+    let stdout = serve::testing::run(
+        Command::new("node")
+            .arg(here("peer_browser.js"))
+            .arg(server.origin())
+            .env("NODE_PATH", modules)
+            .env("CHROMIUM_PATH", chromium),
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
@@ -92,12 +67,12 @@ const TOOL_ERRORS: &[&str] = &[
 
 #[test]
 fn autobahn_testsuite_via_kosoku() {
-    let Some(python) = env("PEER_PYTHON") else {
+    let Some(python) = peer("PEER_PYTHON") else {
         return;
     };
     let kosoku = Path::new(&python).with_file_name("kosoku");
     assert!(kosoku.exists(), "kosoku is not installed next to {python}");
-    let server = Server::start();
+    let server = start();
     let reports = std::env::temp_dir().join(format!("ws-core-autobahn-{}", std::process::id()));
     let status = Command::new(&kosoku)
         .args(["-p", "4", "-o"])

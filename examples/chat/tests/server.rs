@@ -11,11 +11,11 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{Server, frame, raw_request, read_close_code, upgrade_request};
+use common::{frame, raw_request, read_close_code, start, upgrade_request};
 
 #[test]
 fn garbage_handshake_is_400() {
-    let server = Server::start();
+    let server = start();
     let (_, head) = raw_request(server.addr, "GARBAGE \x01\x02 nonsense\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     let (_, head) = raw_request(
@@ -28,7 +28,7 @@ fn garbage_handshake_is_400() {
 
 #[test]
 fn wrong_version_is_426_with_the_supported_version() {
-    let server = Server::start();
+    let server = start();
     let request = upgrade_request("/echo", "").replace("Version: 13", "Version: 8");
     let (_, head) = raw_request(server.addr, &request);
     assert!(head.starts_with("HTTP/1.1 426"), "{head}");
@@ -41,7 +41,7 @@ fn wrong_version_is_426_with_the_supported_version() {
 
 #[test]
 fn foreign_origin_is_403_and_own_origin_is_101() {
-    let server = Server::start();
+    let server = start();
     let (_, head) = raw_request(
         server.addr,
         &upgrade_request("/ws", "Origin: https://evil.example\r\n"),
@@ -60,7 +60,7 @@ fn foreign_origin_is_403_and_own_origin_is_101() {
 }
 
 fn close_code_after(frames: &[u8]) -> Option<u16> {
-    let server = Server::start();
+    let server = start();
     let (mut stream, head) = raw_request(server.addr, &upgrade_request("/echo", ""));
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     stream.write_all(frames).unwrap();
@@ -87,7 +87,7 @@ fn fragmented_ping_closes_1002() {
 
 #[test]
 fn oversized_chat_message_closes_1009() {
-    let server = Server::start();
+    let server = start();
     let own = format!("Origin: {}\r\n", server.origin());
     let (mut stream, head) = raw_request(server.addr, &upgrade_request("/ws", &own));
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
@@ -101,7 +101,7 @@ fn oversized_chat_message_closes_1009() {
 
 #[test]
 fn client_that_never_reads_is_disconnected_by_the_slow_consumer_policy() {
-    let server = Server::start();
+    let server = start();
     let own = format!("Origin: {}\r\n", server.origin());
     let join = frame(0x81, br#"{"type":"join","room":"flood"}"#);
     // The slow client joins, then never reads again.
@@ -178,7 +178,7 @@ fn read_text(stream: &mut std::net::TcpStream) -> serde_json::Value {
 /// in the room's size, built under the hub's lock). Now the joiner alone gets the list.
 #[test]
 fn presence_sends_the_member_list_only_to_the_joiner() {
-    let server = Server::start();
+    let server = start();
     let own = format!("Origin: {}\r\n", server.origin());
     let join = frame(0x81, br#"{"type":"join","room":"r"}"#);
     let (mut ada, head) = raw_request(server.addr, &upgrade_request("/ws?name=ada", &own));
@@ -209,7 +209,7 @@ fn presence_sends_the_member_list_only_to_the_joiner() {
 /// with an error message; the connection stays usable.
 #[test]
 fn joining_more_than_64_rooms_is_refused() {
-    let server = Server::start();
+    let server = start();
     let own = format!("Origin: {}\r\n", server.origin());
     let (mut ada, head) = raw_request(server.addr, &upgrade_request("/ws?name=ada", &own));
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");

@@ -32,7 +32,7 @@ use graphql_core::{
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -351,7 +351,7 @@ impl serve::App for App {
     fn handle(
         self: Arc<Self>,
         _peer: SocketAddr,
-        request: http::Request<Incoming>,
+        request: http::Request<serve::Body>,
     ) -> serve::ResponseFuture {
         Box::pin(async move { handle_streaming(self, request).await.map(serve::boxed) })
     }
@@ -361,7 +361,7 @@ impl serve::App for App {
 /// [`handle`].
 async fn handle_streaming(
     app: Arc<App>,
-    request: http::Request<Incoming>,
+    request: http::Request<serve::Body>,
 ) -> http::Response<StreamingBody> {
     let (parts, body) = request.into_parts();
     let endpoint = parts
@@ -390,7 +390,7 @@ fn plain(
     response
 }
 
-async fn handle(app: Arc<App>, request: http::Request<Incoming>) -> http::Response<Body> {
+async fn handle(app: Arc<App>, request: http::Request<serve::Body>) -> http::Response<Body> {
     let path = request.uri().path();
     let Some(rest) = path.strip_prefix(app.base.as_str()) else {
         return plain(StatusCode::NOT_FOUND, "text/plain", "not found\n");
@@ -466,7 +466,7 @@ async fn handle(app: Arc<App>, request: http::Request<Incoming>) -> http::Respon
 async fn stream_multipart(
     app: Arc<App>,
     parts: http::request::Parts,
-    body: Incoming,
+    body: serve::Body,
 ) -> http::Response<StreamingBody> {
     let whole = |response: http::Response<Vec<u8>>| {
         response.map(|body| Full::new(Bytes::from(body)).boxed_unsync())
@@ -546,7 +546,7 @@ async fn stream_multipart(
 
 /// Answers a WebSocket handshake on `graphql` (subprotocol `graphql-transport-ws`) and runs
 /// the protocol on the upgraded connection.
-fn upgrade(app: Arc<App>, request: http::Request<Incoming>) -> http::Response<Body> {
+fn upgrade(app: Arc<App>, request: http::Request<serve::Body>) -> http::Response<Body> {
     let (parts, body) = request.into_parts();
     let accepted = match accept(&parts, &app.ws) {
         Ok(accepted) => accepted,

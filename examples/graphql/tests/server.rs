@@ -6,52 +6,25 @@
 )]
 //! Starts the example server on port 0 and talks HTTP/1.1 to it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
+use serve::testing::Process;
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graphql"))
-        .env("PORT", "0")
-        .env("BIND", "127.0.0.1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_owned();
-    Server { child, addr }
+fn start() -> Process {
+    Process::start(env!("CARGO_BIN_EXE_graphql"))
 }
 
 /// Sends one request; returns (status, content-type, body).
 fn send(
-    server: &Server,
+    server: &Process,
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
     let mut request = format!(
         "{method} {target} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
         server.addr,
@@ -106,7 +79,7 @@ fn page_health_queries_and_mutations() {
     );
 
     // Book.author goes through the DataLoader: one batch for the whole list.
-    let batches = |server: &Server| {
+    let batches = |server: &Process| {
         let (_, _, body) = send(
             server,
             "POST",
@@ -366,7 +339,7 @@ fn dechunk(mut raw: &str) -> Vec<String> {
     }
 }
 
-fn add_book(server: &Server, title: &str) -> Value {
+fn add_book(server: &Process, title: &str) -> Value {
     let body = json!({
         "query": "mutation($t: String!) { addBook(title: $t, authorId: \"1\") { id } }",
         "variables": {"t": title},

@@ -7,50 +7,26 @@
 //! graphql-transport-ws close codes over a real WebSocket to the example (raw frames with
 //! tungstenite as the client).
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serve::testing::Process;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start() -> Process {
+    Process::start(env!("CARGO_BIN_EXE_graphql"))
 }
 
-fn start() -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graphql"))
-        .env("PORT", "0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_owned();
-    Server(child, addr)
-}
-
-fn connect(server: &Server, protocol: &str) -> Result<WebSocket<TcpStream>, tungstenite::Error> {
-    let mut request = format!("ws://{}/graphql", server.1)
+fn connect(server: &Process, protocol: &str) -> Result<WebSocket<TcpStream>, tungstenite::Error> {
+    let mut request = format!("ws://{}/graphql", server.addr)
         .into_client_request()
         .unwrap();
     request
         .headers_mut()
         .insert("sec-websocket-protocol", protocol.parse().unwrap());
-    let stream = TcpStream::connect(&server.1).unwrap();
+    let stream = TcpStream::connect(server.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -63,7 +39,7 @@ fn connect(server: &Server, protocol: &str) -> Result<WebSocket<TcpStream>, tung
 }
 
 /// Sends the messages, then reads until the server closes; returns the close code.
-fn close_code_after(server: &Server, messages: &[&str]) -> u16 {
+fn close_code_after(server: &Process, messages: &[&str]) -> u16 {
     let mut ws = connect(server, "graphql-transport-ws").unwrap();
     for m in messages {
         ws.send(Message::text(*m)).unwrap();

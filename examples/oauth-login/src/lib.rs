@@ -26,12 +26,12 @@ use auth_core::{
     synchronizer_token, verify_synchronizer,
 };
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION, SET_COOKIE};
+use http::header::{AUTHORIZATION, HOST, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serve::ResponseFuture;
+use serve::page::{self, escape, text};
 use tokio::net::TcpStream;
 use tokio::sync::RwLock;
 
@@ -119,17 +119,8 @@ impl App {
 
 impl serve::App for App {
     /// Answers one request.
-    fn handle(self: Arc<Self>, _peer: SocketAddr, request: Request<Incoming>) -> ResponseFuture {
+    fn handle(self: Arc<Self>, _peer: SocketAddr, request: Request<serve::Body>) -> ResponseFuture {
         Box::pin(async move { handle(&self, request).await.map(serve::boxed) })
-    }
-}
-
-/// The part of `path` below `base`: `/` for `base` itself, `None` outside it.
-fn local_path<'a>(base: &str, path: &'a str) -> Option<&'a str> {
-    match path.strip_prefix(base)? {
-        "" => Some("/"),
-        rest if rest.starts_with('/') => Some(rest),
-        _ => None,
     }
 }
 
@@ -153,19 +144,16 @@ impl From<TokenResponse> for StoredTokens {
     }
 }
 
-async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
+async fn handle(app: &App, request: Request<serve::Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let Some(path) = local_path(&app.settings.base_path, parts.uri.path()).map(str::to_owned)
+    let Some(path) =
+        serve::local_path(&app.settings.base_path, parts.uri.path()).map(str::to_owned)
     else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
     let base = app.settings.base_path.as_str();
     if parts.method == Method::GET && path == "/healthz" {
-        return respond(
-            StatusCode::OK,
-            "application/json",
-            b"{\"status\":\"ok\"}".to_vec(),
-        );
+        return page::json(StatusCode::OK, r#"{"status":"ok"}"#);
     }
     let now = SystemTime::now();
     let presented = app.cookie.read(&parts.headers);
@@ -462,48 +450,10 @@ async fn send(request: Request<Vec<u8>>) -> Result<(StatusCode, Bytes), String> 
     Ok((status, body))
 }
 
-fn see_other(location: &str) -> Response<Body> {
-    let mut response = respond(
-        StatusCode::SEE_OTHER,
-        "text/plain; charset=utf-8",
-        Vec::new(),
-    );
-    match HeaderValue::from_str(location) {
-        Ok(value) => {
-            response.headers_mut().insert(LOCATION, value);
-            response
-        }
-        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "bad redirect"),
-    }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn html(status: StatusCode, body: &str) -> Response<Body> {
-    let page = format!(
-        "<!doctype html><meta charset=utf-8><title>oauth-login</title><h1>oauth-login</h1>{body}\n"
-    );
-    respond(status, "text/html; charset=utf-8", page.into_bytes())
+    page::html(status, page::document("oauth-login", body))
 }
 
-fn text(status: StatusCode, message: &str) -> Response<Body> {
-    respond(
-        status,
-        "text/plain; charset=utf-8",
-        format!("{message}\n").into_bytes(),
-    )
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+fn see_other(location: &str) -> Response<Body> {
+    page::redirect(StatusCode::SEE_OTHER, location)
 }

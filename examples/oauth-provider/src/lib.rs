@@ -30,11 +30,11 @@ use auth_core::{
     ThrottlePolicy, Verification, bearer_token, synchronizer_token, verify_synchronizer,
 };
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use http::header::{RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
 use serve::ResponseFuture;
+use serve::page::{self, escape, text};
 
 /// The body the pages are built with; [`serve::App::handle`] boxes it.
 type Body = Full<Bytes>;
@@ -197,21 +197,12 @@ impl App {
 
 impl serve::App for App {
     /// Answers one request from `peer` (its IP is what login throttling counts).
-    fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<Incoming>) -> ResponseFuture {
+    fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<serve::Body>) -> ResponseFuture {
         Box::pin(async move { handle(&self, peer.ip(), request).await.map(serve::boxed) })
     }
 }
 
-/// The part of `path` below `base`: `/` for `base` itself, `None` outside it.
-fn local_path<'a>(base: &str, path: &'a str) -> Option<&'a str> {
-    match path.strip_prefix(base)? {
-        "" => Some("/"),
-        rest if rest.starts_with('/') => Some(rest),
-        _ => None,
-    }
-}
-
-async fn handle(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
+async fn handle(app: &App, peer: IpAddr, request: Request<serve::Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let now = SystemTime::now();
     // RFC 8414 section 3.1: an issuer with a path has its metadata at the well-known path
@@ -219,7 +210,7 @@ async fn handle(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response
     if parts.method == Method::GET && parts.uri.path() == app.metadata_path() {
         return convert(app.oauth.metadata_response());
     }
-    let Some(path) = local_path(&app.base, parts.uri.path()).map(str::to_owned) else {
+    let Some(path) = serve::local_path(&app.base, parts.uri.path()).map(str::to_owned) else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
     let base = app.base.as_str();
@@ -332,7 +323,7 @@ async fn handle(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response
     response
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
+async fn read_body(body: serve::Body) -> Result<Bytes, Response<Body>> {
     Limited::new(body, MAX_BODY_BYTES)
         .collect()
         .await
@@ -609,18 +600,9 @@ fn convert_empty(response: Response<()>) -> Response<Body> {
     Response::from_parts(parts, Full::new(Bytes::new()))
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn html(status: StatusCode, body: &str) -> Response<Body> {
-    let page = format!(
-        "<!doctype html><meta charset=utf-8><title>oauth-provider</title><h1>backend-kit provider</h1>{body}\n"
-    );
-    let mut response = respond(status, "text/html; charset=utf-8", page.into_bytes());
+    let mut response: Response<Body> =
+        page::html(status, page::document("backend-kit provider", body));
     // The login and consent pages must not be framed (clickjacking, RFC 9700 section 4.16).
     response
         .headers_mut()
@@ -637,36 +619,10 @@ fn html(status: StatusCode, body: &str) -> Response<Body> {
     response
 }
 
-fn text(status: StatusCode, message: &str) -> Response<Body> {
-    respond(
-        status,
-        "text/plain; charset=utf-8",
-        format!("{message}\n").into_bytes(),
-    )
-}
-
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    respond(status, "application/json", value.to_string().into_bytes())
+    page::json(status, value.to_string())
 }
 
 fn redirect(to: &str) -> Response<Body> {
-    let mut response = respond(
-        StatusCode::SEE_OTHER,
-        "text/plain; charset=utf-8",
-        Vec::new(),
-    );
-    response.headers_mut().insert(
-        LOCATION,
-        HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")),
-    );
-    response
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+    page::redirect(StatusCode::SEE_OTHER, to)
 }

@@ -10,75 +10,30 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-struct Provider {
-    child: Child,
-    url: String,
-}
-
-impl Provider {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oauth-provider"))
-            .env("PORT", "0")
-            .env("RUST_LOG", "warn")
-            .env("DEMO_PASSWORD", "peer-test-password")
-            .env("DEMO_CLIENT_SECRET", "peer-test-secret-0123456789")
-            .env_remove("DEMO_REDIRECT_URIS")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned();
-        Provider { child, url }
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn python() -> Option<String> {
-    match std::env::var("PEER_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PEER_PYTHON must be set under CI"
-            );
-            println!("skipped: PEER_PYTHON is not set");
-            None
-        }
-    }
-}
+use serve::testing::{Process, peer};
 
 #[test]
 fn authlib_client_completes_the_flow() {
-    let Some(python) = python() else { return };
-    let provider = Provider::start();
+    let Some(python) = peer("PEER_PYTHON") else {
+        return;
+    };
+    let mut binary = Command::new(env!("CARGO_BIN_EXE_oauth-provider"));
+    binary
+        .env("DEMO_PASSWORD", "peer-test-password")
+        .env("DEMO_CLIENT_SECRET", "peer-test-secret-0123456789")
+        .env_remove("DEMO_REDIRECT_URIS");
+    let provider = Process::spawn(binary);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/authlib_client.py");
-    let output = Command::new(python)
-        .arg(script)
-        .arg(&provider.url)
-        .arg("demo-web")
-        .arg("peer-test-secret-0123456789")
-        .arg("peer-test-password")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let stdout = serve::testing::run(
+        Command::new(python)
+            .arg(script)
+            .arg(provider.origin())
+            .arg("demo-web")
+            .arg("peer-test-secret-0123456789")
+            .arg("peer-test-password"),
+    );
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(seen["me"]["sub"], "alice");
     assert_eq!(seen["me"]["client_id"], "demo-web");

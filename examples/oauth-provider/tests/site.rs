@@ -10,144 +10,35 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use auth_core::oauth::client::{OAuthClient, ServerMetadata, parse_token_response};
 use http::StatusCode;
+use serve::testing::{Process, Reply, send_url};
 
 const PASSWORD: &str = "site-test-password";
 const SECRET: &str = "site-test-secret-0123456789";
 
-struct Provider {
-    child: Child,
-    url: String,
+fn start() -> Process {
+    let mut binary = Command::new(env!("CARGO_BIN_EXE_oauth-provider"));
+    binary
+        .env("DEMO_PASSWORD", PASSWORD)
+        .env("DEMO_CLIENT_SECRET", SECRET)
+        .env_remove("DEMO_REDIRECT_URIS");
+    Process::spawn(binary)
 }
 
-impl Provider {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oauth-provider"))
-            .env("PORT", "0")
-            .env("RUST_LOG", "warn")
-            .env("DEMO_PASSWORD", PASSWORD)
-            .env("DEMO_CLIENT_SECRET", SECRET)
-            .env_remove("DEMO_REDIRECT_URIS")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned();
-        Provider { child, url }
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// Every cookie the reply sets, as one `Cookie` header value (the session cookie and,
-    /// on pages with a login form, the login CSRF cookie).
-    fn cookie(&self) -> Option<String> {
-        let pairs: Vec<&str> = self
-            .headers
-            .iter()
-            .filter(|(key, _)| key.eq_ignore_ascii_case("set-cookie"))
-            .map(|(_, value)| value.split(';').next().unwrap())
-            .collect();
-        (!pairs.is_empty()).then(|| pairs.join("; "))
-    }
-
-    fn csrf(&self) -> String {
-        self.hidden("csrf").expect("a csrf field")
-    }
-
-    /// The value of the page's hidden form field `name`, unescaped.
-    fn hidden(&self, name: &str) -> Option<String> {
-        let marker = format!(r#"name="{name}" value=""#);
-        let start = self.body.find(&marker)? + marker.len();
-        let value = self.body[start..].split('"').next().unwrap();
-        Some(
-            value
-                .replace("&quot;", "\"")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&"),
-        )
-    }
-}
-
+/// A request to `url`; a POST without a content type is a form.
 fn send(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, target) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, "/"),
-    };
-    let mut stream = TcpStream::connect(authority).unwrap();
-    let mut request =
-        format!("{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if method == "POST" {
-        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        if !headers
+    let mut all = headers.to_vec();
+    if method == "POST"
+        && !headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-        {
-            request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-        }
+    {
+        all.push(("Content-Type", "application/x-www-form-urlencoded"));
     }
-    request.push_str("\r\n");
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body);
-    stream.write_all(&bytes).unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    send_url(url, method, &all, body)
 }
 
 /// Sends an `http::Request` built by the client.
@@ -169,11 +60,11 @@ fn send_request(request: &http::Request<Vec<u8>>) -> Reply {
     )
 }
 
-fn metadata(provider: &Provider) -> ServerMetadata {
-    let request = ServerMetadata::request(&provider.url).unwrap();
+fn metadata(provider: &Process) -> ServerMetadata {
+    let request = ServerMetadata::request(&provider.origin()).unwrap();
     let reply = send_request(&request);
     assert_eq!(reply.status, 200);
-    ServerMetadata::parse(reply.body.as_bytes(), &provider.url).unwrap()
+    ServerMetadata::parse(reply.body.as_bytes(), &provider.origin()).unwrap()
 }
 
 /// Logs alice in on the authorization page; returns the session cookie and the consent page.
@@ -247,7 +138,7 @@ fn log_in(authorize: &str) -> (String, Reply) {
 
 #[test]
 fn our_client_through_login_and_consent() {
-    let provider = Provider::start();
+    let provider = start();
     let metadata = metadata(&provider);
     assert!(metadata.authorization_response_iss_parameter_supported);
     let client = OAuthClient::new(metadata, "demo-app", "http://127.0.0.1:45678/callback");
@@ -256,14 +147,14 @@ fn our_client_through_login_and_consent() {
 
     // The consent form needs its CSRF token.
     let forged = send(
-        &format!("{}/consent", provider.url),
+        &format!("{}/consent", provider.origin()),
         "POST",
         &[("Cookie", &session)],
         b"decision=allow",
     );
     assert_eq!(forged.status, 403);
     let allowed = send(
-        &format!("{}/consent", provider.url),
+        &format!("{}/consent", provider.origin()),
         "POST",
         &[("Cookie", &session)],
         format!("decision=allow&csrf={}", consent.csrf()).as_bytes(),
@@ -276,7 +167,7 @@ fn our_client_through_login_and_consent() {
         .unwrap();
     // A second consent POST finds no request: one answer per authorization.
     let again = send(
-        &format!("{}/consent", provider.url),
+        &format!("{}/consent", provider.origin()),
         "POST",
         &[("Cookie", &session)],
         format!("decision=allow&csrf={}", consent.csrf()).as_bytes(),
@@ -292,7 +183,7 @@ fn our_client_through_login_and_consent() {
     .unwrap();
     assert_eq!(tokens.scope.as_deref(), Some(&["profile".to_owned()][..]));
     let me = send(
-        &format!("{}/api/me", provider.url),
+        &format!("{}/api/me", provider.origin()),
         "GET",
         &[("Authorization", &format!("Bearer {}", tokens.access_token))],
         b"",
@@ -322,7 +213,7 @@ fn our_client_through_login_and_consent() {
     let consent = send(&authorize, "GET", &[("Cookie", &session)], b"");
     assert!(consent.body.contains("asks for"), "{}", consent.body);
     let denied = send(
-        &format!("{}/consent", provider.url),
+        &format!("{}/consent", provider.origin()),
         "POST",
         &[("Cookie", &session)],
         format!("decision=deny&csrf={}", consent.csrf()).as_bytes(),
@@ -336,7 +227,7 @@ fn our_client_through_login_and_consent() {
 
 #[test]
 fn untrusted_redirects_are_shown_not_followed() {
-    let provider = Provider::start();
+    let provider = start();
     let client = OAuthClient::new(
         metadata(&provider),
         "demo-app",
@@ -368,13 +259,13 @@ fn untrusted_redirects_are_shown_not_followed() {
 
 #[test]
 fn client_credentials_and_bearer_errors() {
-    let provider = Provider::start();
+    let provider = start();
     let basic = format!(
         "Basic {}",
         base64_encode(format!("demo-web:{SECRET}").as_bytes())
     );
     let reply = send(
-        &format!("{}/token", provider.url),
+        &format!("{}/token", provider.origin()),
         "POST",
         &[("Authorization", &basic)],
         b"grant_type=client_credentials&scope=api",
@@ -382,7 +273,7 @@ fn client_credentials_and_bearer_errors() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let tokens = parse_token_response(StatusCode::OK, reply.body.as_bytes()).unwrap();
     let me = send(
-        &format!("{}/api/me", provider.url),
+        &format!("{}/api/me", provider.origin()),
         "GET",
         &[("Authorization", &format!("Bearer {}", tokens.access_token))],
         b"",
@@ -390,14 +281,14 @@ fn client_credentials_and_bearer_errors() {
     let me: serde_json::Value = serde_json::from_str(&me.body).unwrap();
     assert_eq!(me["sub"], "demo-web");
     let wrong = send(
-        &format!("{}/token", provider.url),
+        &format!("{}/token", provider.origin()),
         "POST",
         &[("Authorization", "Basic ZGVtby13ZWI6d3Jvbmc=")],
         b"grant_type=client_credentials",
     );
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("invalid_client"));
-    let none = send(&format!("{}/api/me", provider.url), "GET", &[], b"");
+    let none = send(&format!("{}/api/me", provider.origin()), "GET", &[], b"");
     assert_eq!(none.status, 401);
     assert!(
         none.header("www-authenticate")
@@ -405,7 +296,7 @@ fn client_credentials_and_bearer_errors() {
             .starts_with("Bearer")
     );
     let big = vec![b'a'; 20_000];
-    let huge = send(&format!("{}/token", provider.url), "POST", &[], &big);
+    let huge = send(&format!("{}/token", provider.origin()), "POST", &[], &big);
     assert_eq!(huge.status, 413);
 }
 
@@ -435,14 +326,14 @@ fn base64_encode(bytes: &[u8]) -> String {
 /// still needs that cookie and token.
 #[test]
 fn anonymous_login_page_stores_no_session() {
-    let provider = Provider::start();
-    let home = send(&format!("{}/", provider.url), "GET", &[], b"");
+    let provider = start();
+    let home = send(&format!("{}/", provider.origin()), "GET", &[], b"");
     assert_eq!(home.status, 200);
     let cookies = home.cookie().unwrap();
     assert!(!cookies.contains(';'), "one cookie only: {cookies}");
     assert!(cookies.contains("-csrf="), "{cookies}");
     let form = format!("username=alice&password={PASSWORD}&csrf={}", home.csrf());
-    let login = format!("{}/login", provider.url);
+    let login = format!("{}/login", provider.origin());
     assert_eq!(send(&login, "POST", &[], form.as_bytes()).status, 403);
     let logged_in = send(&login, "POST", &[("Cookie", &cookies)], form.as_bytes());
     assert_eq!(logged_in.status, 303, "{logged_in:?}");
@@ -454,7 +345,7 @@ fn anonymous_login_page_stores_no_session() {
 /// request names a redirect URI the client never registered gets no consent page.
 #[test]
 fn login_form_request_is_validated_again() {
-    let provider = Provider::start();
+    let provider = start();
     let client = OAuthClient::new(
         metadata(&provider),
         "demo-app",
@@ -475,7 +366,7 @@ fn login_form_request_is_validated_again() {
         form_urlencoded::byte_serialize(forged.as_bytes()).collect::<String>()
     );
     let answer = send(
-        &format!("{}/login", provider.url),
+        &format!("{}/login", provider.origin()),
         "POST",
         &[("Cookie", &cookie)],
         form.as_bytes(),

@@ -19,7 +19,6 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use rest_core::{
     CorsPolicy, CursorCodec, EntityTag, Error, Fingerprint, IdempotencyKey, IdempotencyStore,
     JsonLimits, Link, MemoryIdempotencyStore, OpenApiBuilder, Operation, PageRequest,
@@ -370,13 +369,13 @@ impl serve::App for App {
     fn handle(
         self: Arc<Self>,
         _peer: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<serve::Body>,
     ) -> serve::ResponseFuture {
         Box::pin(async move { handle(&self, request).await.map(serve::boxed) })
     }
 }
 
-async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
+async fn handle(app: &App, request: Request<serve::Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let mut response = respond(app, &parts, body).await;
     app.cors.decorate(&parts.headers, response.headers_mut());
@@ -392,7 +391,7 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
     response.map(Full::new)
 }
 
-async fn respond(app: &App, parts: &Parts, body: Incoming) -> Response<Bytes> {
+async fn respond(app: &App, parts: &Parts, body: serve::Body) -> Response<Bytes> {
     if CorsPolicy::is_preflight(&parts.method, &parts.headers) {
         return app
             .cors
@@ -441,7 +440,7 @@ async fn respond(app: &App, parts: &Parts, body: Incoming) -> Response<Bytes> {
 
 /// Reads a body of at most [`MAX_BODY`] bytes (413 above it, checked on the declared length
 /// first so that an honest client gets its answer before sending the body).
-async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Error> {
+async fn read_body(headers: &HeaderMap, body: serve::Body) -> Result<Bytes, Error> {
     rest_core::check_content_length(headers, MAX_BODY)?;
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

@@ -38,6 +38,13 @@ impl ServerConfig {
             })
             .clamp(1, 256)
     }
+
+    /// How long connections in flight may take to finish after Ctrl-C or SIGTERM
+    /// (`server.shutdown_grace_ms`, default 10 000).
+    #[must_use]
+    pub fn shutdown_grace(&self) -> Duration {
+        ms(self.0.server.shutdown_grace_ms)
+    }
 }
 
 /// The whole file.
@@ -119,6 +126,9 @@ pub(crate) struct Server {
     pub(crate) workers: Option<usize>,
     /// Enables the membership API under this path, for loopback clients only.
     pub(crate) admin_path: Option<String>,
+    /// After Ctrl-C or SIGTERM: how long requests in flight may take to finish.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub(crate) shutdown_grace_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +186,9 @@ fn default_head_bytes() -> usize {
 }
 fn default_headers() -> usize {
     100
+}
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
 }
 fn default_metrics_path() -> String {
     "/__proxy/metrics".to_owned()

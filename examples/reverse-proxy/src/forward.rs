@@ -17,8 +17,8 @@ use http::header::{CONNECTION, HOST, SET_COOKIE, UPGRADE};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Limited};
-use hyper::body::{Body as _, Incoming};
+use http_body_util::BodyExt as _;
+use hyper::body::Body as _;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use proxy_core::{
@@ -28,7 +28,7 @@ use proxy_core::{
 
 use crate::state::{PoolState, State};
 use crate::upstream::{PooledBody, SendError};
-use crate::{BoxError, ProxyBody, full, plain};
+use crate::{ProxyBody, full, plain};
 
 /// Bodies of replayable requests up to this size are buffered so they can be retried.
 const MAX_BUFFERED_BODY: u64 = 1024 * 1024;
@@ -54,7 +54,7 @@ pub(crate) struct RequestContext<'a> {
 pub(crate) async fn forward(
     ctx: RequestContext<'_>,
     parts: Parts,
-    body: Option<Incoming>,
+    body: Option<ProxyBody>,
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
     let mut outbound = match Outbound::new(ctx, parts, body, client_upgrade.is_some()).await {
@@ -138,7 +138,7 @@ enum OutBody {
     /// Read whole (empty, or replayable and small enough): every attempt sends a copy.
     Buffered(Bytes),
     /// Streamed to the first attempt only.
-    Stream(Option<Incoming>),
+    Stream(Option<ProxyBody>),
 }
 
 /// The request as it goes upstream, and what the client's head decided about it.
@@ -161,7 +161,7 @@ impl Outbound {
     async fn new(
         ctx: RequestContext<'_>,
         mut parts: Parts,
-        body: Option<Incoming>,
+        body: Option<ProxyBody>,
         client_upgrade: bool,
     ) -> Result<Self, Response<ProxyBody>> {
         let upgrade = client_upgrade
@@ -212,7 +212,7 @@ impl Outbound {
         let body = match &mut self.body {
             OutBody::Buffered(bytes) => full(bytes.clone()),
             OutBody::Stream(stream) => match stream.take() {
-                Some(s) => s.map_err(BoxError::from).boxed(),
+                Some(s) => s,
                 None => full(Bytes::new()),
             },
         };
@@ -273,7 +273,7 @@ fn upstream_headers(
 /// The body to send: buffered when it is empty, or when the request is `replayable` and the
 /// body is known to fit [`MAX_BUFFERED_BODY`]; streamed otherwise.
 async fn read_body(
-    body: Option<Incoming>,
+    body: Option<ProxyBody>,
     replayable: bool,
     chunked: bool,
     headers: &mut HeaderMap,
@@ -287,12 +287,11 @@ async fn read_body(
                     .upper()
                     .is_some_and(|n| n <= MAX_BUFFERED_BODY) =>
         {
-            match Limited::new(body, MAX_BUFFERED_BODY as usize)
-                .collect()
-                .await
-            {
-                Ok(collected) => OutBody::Buffered(collected.to_bytes()),
-                Err(_) => {
+            // The size hint's upper bound is the request's `Content-Length`, which hyper
+            // holds the body to; the length is checked again all the same.
+            match body.collect().await.map(|collected| collected.to_bytes()) {
+                Ok(bytes) if bytes.len() as u64 <= MAX_BUFFERED_BODY => OutBody::Buffered(bytes),
+                _ => {
                     return Err(plain(
                         StatusCode::BAD_REQUEST,
                         "could not read the request body",

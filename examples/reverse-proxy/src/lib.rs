@@ -12,7 +12,8 @@
 //! `[server] listen`, `tls` and `workers` fields are then unused, since the host server owns
 //! the socket), [`Settings::base_path`] is stripped from the path before routing, so a
 //! route `prefix = "/api/"` mounted at `/proxy` answers `/proxy/api/...` and forwards
-//! `/api/...` upstream, and [`App::handle`] answers one request. A mounted proxy sees
+//! `/api/...` upstream, and [`App::respond`] answers one request (`App` implements
+//! `serve::App`, so a host mounts it like any example). A mounted proxy sees
 //! requests the host server already parsed, so the raw-byte smuggling checks do not apply
 //! there; the checks on the parsed head ([`proxy_core::check_parsed_request`]) still do.
 //!
@@ -61,7 +62,7 @@ use http_body_util::{BodyExt as _, Full};
 
 /// The error type of response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// The body of every response the proxy sends.
+/// The body of every request the proxy forwards and every response it sends.
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// A whole body.
@@ -85,4 +86,59 @@ fn plain(status: StatusCode, message: &str, close: bool) -> Response<ProxyBody> 
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// A request body of any kind as a [`ProxyBody`]: hyper's `Incoming` in the standalone
+/// server, a host's [`serve::Body`] when mounted (which is not `Sync`; [`SyncBody`] makes
+/// it so, since a body is only ever polled through `&mut`).
+fn request_body<B>(body: B) -> ProxyBody
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    SyncBody {
+        hint: Some(body.size_hint()),
+        ended: body.is_end_stream(),
+        inner: sync_wrapper::SyncWrapper::new(body),
+    }
+    .map_err(Into::into)
+    .boxed()
+}
+
+/// A body that is `Sync` because its inner body is reachable only through `&mut`
+/// ([`sync_wrapper::SyncWrapper`]). Its size hint and end are those read when it was
+/// wrapped, which is when the proxy decides whether to buffer it; once polled, the hint is
+/// unknown.
+struct SyncBody<B> {
+    inner: sync_wrapper::SyncWrapper<B>,
+    hint: Option<hyper::body::SizeHint>,
+    ended: bool,
+}
+
+impl<B> hyper::body::Body for SyncBody<B>
+where
+    B: hyper::body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
+        self.hint = None;
+        let polled = std::pin::Pin::new(self.inner.get_mut()).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.hint.unwrap_or_default()
+    }
 }

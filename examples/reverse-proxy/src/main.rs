@@ -13,7 +13,8 @@
 //!
 //! The first stdout line is `listening on http://ADDR`. The proxy itself is the library
 //! (`src/lib.rs`); this file reads the configuration, binds the listeners and runs the
-//! worker threads until Ctrl-C or SIGTERM.
+//! worker threads until Ctrl-C or SIGTERM, then drains: no new connections, requests in
+//! flight finish, for `[server] shutdown_grace_ms` at most (default 10 s).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -77,6 +78,7 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
     // With port 0 the first socket picks the port; the other workers bind the same one.
     let local = listener.local_addr().map_err(|error| error.to_string())?;
+    let grace = config.shutdown_grace();
     for worker in 1..config.workers() {
         let proxy = proxy.clone();
         std::thread::Builder::new()
@@ -94,24 +96,33 @@ async fn run(config: ServerConfig) -> Result<(), String> {
                         Ok(listener) => accept_loop(&proxy, listener).await,
                         Err(error) => tracing::error!(worker, %error, "worker cannot listen"),
                     }
+                    // This runtime's connections finish before it is dropped.
+                    proxy.drained(grace).await;
                 });
             })
             .map_err(|e| format!("cannot start worker {worker}: {e}"))?;
     }
+    let signal = serve::shutdown_signal();
     {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {}://{local}", proxy.scheme());
         let _ = stdout.flush();
     }
     proxy.spawn_background();
-    tokio::select! {
-        () = accept_loop(&proxy, listener) => Ok(()),
-        signal = serve::shutdown_signal() => {
-            // Connections in flight are not drained yet: the process exits with them.
-            tracing::info!(signal, "stopping");
-            Ok(())
-        }
+    let accepting = tokio::spawn({
+        let proxy = proxy.clone();
+        async move { accept_loop(&proxy, listener).await }
+    });
+    let signal = signal.await;
+    tracing::info!(signal, "shutting down: no new connections");
+    proxy.shutdown();
+    let _ = accepting.await;
+    if proxy.drained(grace).await {
+        tracing::info!("all connections closed");
+    } else {
+        tracing::warn!(?grace, "connections still open after the grace period");
     }
+    Ok(())
 }
 
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -128,12 +139,17 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// Accepts until the runtime stops; after an error (EMFILE, say) it pauses with
-/// [`serve::AcceptBackoff`] instead of spinning a core.
+/// Accepts until [`Proxy::shutdown`], then closes the listener; after an error (EMFILE,
+/// say) it pauses with [`serve::AcceptBackoff`] instead of spinning a core.
 async fn accept_loop(proxy: &Proxy, listener: TcpListener) {
     let mut backoff = serve::AcceptBackoff::default();
+    let mut stopped = std::pin::pin!(proxy.stopped());
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stopped => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 backoff.succeeded();
                 tokio::spawn(proxy.serve(stream, peer));
@@ -141,7 +157,10 @@ async fn accept_loop(proxy: &Proxy, listener: TcpListener) {
             Err(error) => {
                 let pause = backoff.failed();
                 tracing::warn!(%error, ?pause, "accept failed");
-                tokio::time::sleep(pause).await;
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = &mut stopped => return,
+                }
             }
         }
     }

@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use http::header::UPGRADE;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::config::Config;
 use crate::routing::route_request;
@@ -67,11 +66,13 @@ impl App {
     /// Answers one request whose path is under the base path, from `peer`: checks the
     /// parsed head, serves the metrics and admin paths, applies the route's rate limit,
     /// cache and compression, and forwards to a pool member with `Forwarded` and `Via`.
-    pub async fn handle(
+    /// The request body streams upstream and the response body back, as they come.
+    pub async fn respond(
         &self,
         peer: SocketAddr,
-        mut request: Request<Incoming>,
+        request: Request<serve::Body>,
     ) -> Response<ProxyBody> {
+        let mut request = request.map(crate::request_body);
         let started = Instant::now();
         let client_upgrade = request
             .headers()
@@ -108,5 +109,15 @@ impl App {
             .metrics
             .record(response.status().as_u16(), started.elapsed());
         response
+    }
+}
+
+impl serve::App for App {
+    fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        request: Request<serve::Body>,
+    ) -> serve::ResponseFuture {
+        Box::pin(async move { self.respond(peer, request).await.map(serve::boxed) })
     }
 }

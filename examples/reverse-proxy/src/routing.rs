@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 use http::header::HOST;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use proxy_core::{check_parsed_request, client_address};
 
@@ -25,7 +24,7 @@ use crate::{ProxyBody, admin, cache, compress, plain, rate_limit};
 pub(crate) async fn route_request(
     state: &Arc<State>,
     peer: SocketAddr,
-    request: Request<Incoming>,
+    request: Request<ProxyBody>,
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
@@ -86,7 +85,7 @@ async fn send(
     ctx: RequestContext<'_>,
     route: &Route,
     parts: Parts,
-    body: Incoming,
+    body: ProxyBody,
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
     match &ctx.state.cache {

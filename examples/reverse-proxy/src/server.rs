@@ -2,11 +2,15 @@
 //! (TLS handshake if configured, then HTTP/1 with every request head checked on the raw bytes
 //! by [`CheckedIo`] before hyper parses it). It binds no socket: `main.rs` owns the
 //! listeners, one `SO_REUSEPORT` socket per worker thread.
+//!
+//! Graceful drain: [`Proxy::shutdown`] tells every connection to finish the request in
+//! flight and close (HTTP/1 keep-alive ends), [`Proxy::stopped`] ends the host's accept
+//! loops, and [`Proxy::drained`] waits, up to a deadline, for the connections to close.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::header::UPGRADE;
@@ -35,6 +39,31 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Proxy {
     state: Arc<State>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    drain: Arc<Drain>,
+}
+
+/// What a shutdown needs across worker threads: whether it began, and how many
+/// connections are still open.
+#[derive(Debug)]
+struct Drain {
+    stopping: tokio::sync::watch::Sender<bool>,
+    open: AtomicUsize,
+}
+
+/// Counts one open connection for as long as it lives.
+struct Open(Arc<Drain>);
+
+impl Open {
+    fn new(drain: &Arc<Drain>) -> Self {
+        drain.open.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(drain))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Proxy {
@@ -63,7 +92,38 @@ impl Proxy {
             .as_ref()
             .map(tls::acceptor)
             .transpose()?;
-        Ok(Self { state, tls })
+        let drain = Arc::new(Drain {
+            stopping: tokio::sync::watch::Sender::new(false),
+            open: AtomicUsize::new(0),
+        });
+        Ok(Self { state, tls, drain })
+    }
+
+    /// Begins the graceful drain: every connection finishes its request in flight and
+    /// closes, and [`Proxy::stopped`] resolves for every accept loop.
+    pub fn shutdown(&self) {
+        self.drain.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Proxy::shutdown`] was called: an accept loop selects on it and stops
+    /// accepting.
+    pub async fn stopped(&self) {
+        let mut stopping = self.drain.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Waits until no connection is open, or until `grace` has passed; whether all closed.
+    /// Upgraded connections (WebSocket tunnels) are no longer counted: they end with the
+    /// process.
+    pub async fn drained(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        while self.drain.open.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// `https` with TLS, else `http`.
@@ -95,13 +155,18 @@ impl Proxy {
     ) -> impl Future<Output = ()> + Send + 'static + use<> {
         let _ = stream.set_nodelay(true);
         let (state, tls) = (self.state.clone(), self.tls.clone());
+        let open = Open::new(&self.drain);
+        let stopping = self.drain.stopping.subscribe();
         async move {
+            let _open = open;
             match tls {
-                None => serve_connection(state, stream, peer, "http").await,
+                None => serve_connection(state, stream, peer, "http", stopping).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(tls)) => serve_connection(state, tls, peer, "https").await,
+                        Ok(Ok(tls)) => {
+                            serve_connection(state, tls, peer, "https", stopping).await;
+                        }
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -111,9 +176,15 @@ impl Proxy {
     }
 }
 
-/// HTTP/1 on `stream`, read through the raw-byte checks.
-async fn serve_connection<S>(state: Arc<State>, stream: S, peer: SocketAddr, scheme: &'static str)
-where
+/// HTTP/1 on `stream`, read through the raw-byte checks, until it closes; once `stopping`
+/// turns true, the request in flight finishes and the connection closes.
+async fn serve_connection<S>(
+    state: Arc<State>,
+    stream: S,
+    peer: SocketAddr,
+    scheme: &'static str,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let rejection = Arc::new(Rejection::default());
@@ -127,14 +198,21 @@ where
         let state = state.clone();
         let rejection = rejection.clone();
         request.extensions_mut().insert(Scheme(scheme));
+        let request = request.map(crate::request_body);
         async move { Ok::<_, Infallible>(handle(&state, peer, &rejection, request).await) }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
+    let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .serve_connection(TokioIo::new(io), service)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = stopping.wait_for(|stopping| *stopping) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 /// Answers one request of a connection: the 400 for a head [`CheckedIo`] refused (it
@@ -144,7 +222,7 @@ async fn handle(
     state: &Arc<State>,
     peer: SocketAddr,
     rejection: &Rejection,
-    mut request: Request<Incoming>,
+    mut request: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let method = request.method().clone();

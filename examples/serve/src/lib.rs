@@ -3,9 +3,12 @@
 mod app;
 mod error;
 mod logging;
+pub mod page;
 mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use app::{App, Body, BoxError, ResponseFuture, boxed, full};
+pub use app::{App, Body, BodyError, BoxError, ResponseFuture, boxed, full, local_path};
 pub use error::{Error, exit};
 pub use logging::init_tracing;
 pub use server::{AcceptBackoff, DEFAULT_GRACE, Server, every, shutdown_signal};

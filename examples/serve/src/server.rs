@@ -86,8 +86,9 @@ impl Server {
 
     /// Serves `app` until Ctrl-C or SIGTERM, then drains (see [`Server::serve_until`]).
     pub async fn serve<A: App + ?Sized>(self, app: Arc<A>) -> Result<(), Error> {
+        let signal = shutdown_signal();
         self.serve_until(app, async {
-            let name = shutdown_signal().await;
+            let name = signal.await;
             tracing::info!(signal = name, "shutting down: no new connections");
         })
         .await
@@ -179,7 +180,7 @@ async fn logged<A: App + ?Sized>(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = app.handle(peer, request).await;
+    let response = app.handle(peer, request.map(crate::boxed)).await;
     tracing::info!(
         %method,
         path,
@@ -217,27 +218,33 @@ fn announce(local: SocketAddr) {
     let _ = stdout.flush();
 }
 
-/// Resolves with the signal's name on Ctrl-C or, on Unix, SIGTERM.
-pub async fn shutdown_signal() -> &'static str {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves with the signal's name on Ctrl-C or, on Unix, SIGTERM. The SIGTERM handler is
+/// installed when this is called, not when the future is first polled, so that a signal
+/// sent right after the announce line is not fatal: call it before announcing.
+pub fn shutdown_signal() -> impl Future<Output = &'static str> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match terminate {
+                Some(mut stream) => {
+                    stream.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => "SIGINT",
+            () = terminate => "SIGTERM",
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => "SIGINT",
-        () = terminate => "SIGTERM",
     }
 }
 

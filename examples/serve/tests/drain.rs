@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
@@ -28,7 +27,7 @@ impl serve::App for Slow {
     fn handle(
         self: Arc<Self>,
         _peer: SocketAddr,
-        _request: Request<Incoming>,
+        _request: Request<serve::Body>,
     ) -> serve::ResponseFuture {
         Box::pin(async move {
             if let Some(entered) = self.entered.lock().unwrap().take() {

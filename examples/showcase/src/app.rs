@@ -7,13 +7,13 @@ use std::time::SystemTime;
 
 use auth_core::MemoryStore;
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
 use crate::{cookies, origin};
 
-/// The landing page: every capability the showcase serves, with a link to try it.
+/// The landing page: every capability the showcase serves, with a link to try it;
+/// `{{origin}}` stands for `http://ADDR` in its curl samples.
 const INDEX_HTML: &str = include_str!("../static/index.html");
 
 /// The body the showcase's own pages are built with; [`serve::App::handle`] boxes it.
@@ -36,6 +36,8 @@ pub(crate) struct Showcase {
     /// `(prefix, app)`: a request whose path is the prefix or below it goes to the app,
     /// which sees the full path and strips its own prefix.
     mounts: Vec<(String, Arc<dyn serve::App>)>,
+    /// The landing page with this server's origin in its samples.
+    index: Bytes,
     auth: Arc<auth_login::App<MemoryStore>>,
     provider: Arc<oauth_provider::App>,
     oauth_login: Arc<oauth_login::App>,
@@ -107,6 +109,10 @@ impl Showcase {
         })
         .await
         .map_err(|error| format!("the reverse proxy at /proxy: {error}"))?;
+        let soap = soap_service::App::new(soap_service::Settings {
+            base_path: "/soap".to_owned(),
+            ..soap_service::Settings::default()
+        });
         let auth = Arc::new(auth);
         let provider = Arc::new(provider);
         let oauth_login = Arc::new(oauth_login);
@@ -121,11 +127,15 @@ impl Showcase {
             ("/oauth-login".to_owned(), oauth_login.clone()),
             ("/cookies".to_owned(), Arc::new(cookies::CookieDemo::new())),
             ("/graphql".to_owned(), graphql),
-            ("/proxy".to_owned(), Arc::new(Proxy(proxy))),
+            // proxy-core: its upstreams are this server (`/api/`, `/origin/`) over loopback
+            // HTTP; its responses stream through as the upstream sends them.
+            ("/proxy".to_owned(), Arc::new(proxy)),
             ("/origin".to_owned(), Arc::new(origin::Origin::default())),
+            ("/soap".to_owned(), Arc::new(soap)),
         ];
         Ok(Self {
             mounts,
+            index: Bytes::from(INDEX_HTML.replace("{{origin}}", origin)),
             auth,
             provider,
             oauth_login,
@@ -151,7 +161,7 @@ impl serve::App for Showcase {
     fn handle(
         self: Arc<Self>,
         peer: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<serve::Body>,
     ) -> serve::ResponseFuture {
         let path = request.uri().path();
         if let Some(prefix) = PAGES.iter().find(|prefix| path == **prefix) {
@@ -160,16 +170,19 @@ impl serve::App for Showcase {
                 location.push('?');
                 location.push_str(query);
             }
-            return ready(permanent_redirect(&location));
+            return ready(serve::page::redirect(
+                StatusCode::PERMANENT_REDIRECT,
+                &location,
+            ));
         }
         let mounted = self
             .mounts
             .iter()
-            .find(|(prefix, _)| under(path, prefix))
+            .find(|(prefix, _)| serve::local_path(prefix, path).is_some())
             .map(|(_, app)| Arc::clone(app));
         match mounted {
             Some(app) => app.handle(peer, request),
-            None => ready(route(request.method(), path)),
+            None => ready(self.route(request.method(), path)),
         }
     }
 
@@ -183,27 +196,11 @@ impl serve::App for Showcase {
     }
 }
 
-/// proxy-core at `/proxy/`: routes, cache, compression, rate limits and metrics; its
-/// upstreams are this server (`/api/`, `/origin/`) over loopback HTTP. Its responses stream
-/// through as the upstream sends them.
-#[derive(Debug)]
-struct Proxy(reverse_proxy::App);
-
-impl serve::App for Proxy {
-    fn handle(
-        self: Arc<Self>,
-        peer: SocketAddr,
-        request: Request<Incoming>,
-    ) -> serve::ResponseFuture {
-        Box::pin(async move { self.0.handle(peer, request).await.map(serve::boxed) })
-    }
-}
-
 impl serve::App for cookies::CookieDemo {
     fn handle(
         self: Arc<Self>,
         _peer: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<serve::Body>,
     ) -> serve::ResponseFuture {
         Box::pin(async move {
             let path = request.uri().path().to_owned();
@@ -219,7 +216,7 @@ impl serve::App for origin::Origin {
     fn handle(
         self: Arc<Self>,
         _peer: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<serve::Body>,
     ) -> serve::ResponseFuture {
         let response = origin::Origin::handle(&self, request.uri().path(), &request);
         ready(response)
@@ -229,12 +226,6 @@ impl serve::App for origin::Origin {
 /// A response that is ready now.
 fn ready(response: Response<Body>) -> serve::ResponseFuture {
     Box::pin(std::future::ready(response.map(serve::boxed)))
-}
-
-/// Whether `path` is `prefix` itself or below it (`/oauth` is not below `/oauth-login`).
-fn under(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The embedded configuration of the proxy at `/proxy/`: one pool whose two members are
@@ -304,63 +295,15 @@ rate_limit = {{ rate = 5, period_ms = 60000, burst = 5, key = "client" }}
     )
 }
 
-fn permanent_redirect(location: &str) -> Response<Body> {
-    let mut response = text(
-        StatusCode::PERMANENT_REDIRECT,
-        "text/plain; charset=utf-8",
-        "",
-    );
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
+impl Showcase {
+    /// The landing page, `/healthz`, and 404 for everything no app is mounted at.
+    fn route(&self, method: &Method, path: &str) -> Response<Body> {
+        match path {
+            "/" => serve::page::get_or_head(method, "text/html; charset=utf-8", self.index.clone()),
+            "/healthz" => {
+                serve::page::get_or_head(method, "application/json", r#"{"status":"ok"}"#)
+            }
+            _ => serve::page::not_found(),
+        }
     }
-    response
-}
-
-/// The landing page, `/healthz`, and 404 for everything no app is mounted at.
-fn route(method: &Method, path: &str) -> Response<Body> {
-    let Some((content_type, body)) = page(path) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found\n",
-        );
-    };
-    if method == Method::HEAD {
-        // HEAD announces the length GET would send (RFC 9110 section 9.3.2).
-        let mut response = text(StatusCode::OK, content_type, "");
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        return response;
-    }
-    if method != Method::GET {
-        let mut response = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "method not allowed\n",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    text(StatusCode::OK, content_type, body)
-}
-
-/// The static pages: content type and body by path.
-fn page(path: &str) -> Option<(&'static str, &'static str)> {
-    match path {
-        "/" => Some(("text/html; charset=utf-8", INDEX_HTML)),
-        "/healthz" => Some(("application/json", r#"{"status":"ok"}"#)),
-        _ => None,
-    }
-}
-
-fn text(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }

@@ -7,12 +7,12 @@
 
 use std::sync::RwLock;
 
-use bytes::Bytes;
 use cookie_jar::{DeltaJar, Key, KeyRing, SetCookie};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use http::header::CACHE_CONTROL;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt as _, Limited};
+
+use serve::page::{self, escape, text};
 
 use crate::app::Body;
 
@@ -70,7 +70,7 @@ impl CookieDemo {
     }
 
     /// Answers a request whose path is below `/cookies` (`path` is the part after it).
-    pub(crate) async fn handle(&self, path: &str, request: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn handle(&self, path: &str, request: Request<serve::Body>) -> Response<Body> {
         let (parts, body) = request.into_parts();
         match (&parts.method, path) {
             (&Method::GET | &Method::HEAD, "/") => self.page(&parts.headers),
@@ -91,17 +91,17 @@ impl CookieDemo {
                     Ok(cookie) => jar.add_private(cookie, &self.ring().0),
                     Err(error) => return text(StatusCode::BAD_REQUEST, &error.to_string()),
                 }
-                let mut response = see_other();
+                let mut response = page::redirect(StatusCode::SEE_OTHER, "/cookies/");
                 jar.write_to(response.headers_mut());
                 response
             }
             (&Method::POST, "/rotate") => {
                 self.rotate();
-                see_other()
+                page::redirect(StatusCode::SEE_OTHER, "/cookies/")
             }
-            (_, "/") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-            (_, "/note" | "/rotate") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-            _ => text(StatusCode::NOT_FOUND, "not found"),
+            (_, "/") => page::method_not_allowed("GET, HEAD"),
+            (_, "/note" | "/rotate") => page::method_not_allowed("POST"),
+            _ => page::not_found(),
         }
     }
 
@@ -155,43 +155,11 @@ What the browser stores: <code>{raw_note}</code> (sealed with AES-256-GCM, the c
             note = escape(note.as_deref().unwrap_or("(none)")),
             raw_note = escape(raw_note.as_deref().unwrap_or("(none)")),
         );
-        let mut response = respond(StatusCode::OK, "text/html; charset=utf-8", body);
+        let mut response = page::html(StatusCode::OK, body);
         response
             .headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         jar.write_to(response.headers_mut());
         response
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn see_other() -> Response<Body> {
-    let mut response = respond(
-        StatusCode::SEE_OTHER,
-        "text/plain; charset=utf-8",
-        String::new(),
-    );
-    response
-        .headers_mut()
-        .insert(LOCATION, HeaderValue::from_static("/cookies/"));
-    response
-}
-
-fn text(status: StatusCode, message: &str) -> Response<Body> {
-    respond(status, "text/plain; charset=utf-8", format!("{message}\n"))
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }

@@ -22,6 +22,10 @@
 //! curl -si -H 'Accept-Encoding: br' http://127.0.0.1:8080/proxy/origin/cached -o /dev/null
 //! curl -s http://127.0.0.1:8080/proxy/origin/headers          Forwarded, Via (proxy-core)
 //! curl -s http://127.0.0.1:8080/proxy/metrics
+//! curl -s 'http://127.0.0.1:8080/soap/soap?wsdl'              the WSDL (soap-core)
+//! curl -s http://127.0.0.1:8080/soap/soap -H 'content-type: text/xml; charset=utf-8' \
+//!      -H 'SOAPAction: "urn:backend-kit:orders/getStock"' \
+//!      -d '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><getStock xmlns="urn:backend-kit:orders"><sku>A-1</sku></getStock></s:Body></s:Envelope>'
 //! ```
 //!
 //! # How the examples are mounted
@@ -45,6 +49,7 @@
 //! | `/cookies/` | this crate (`cookies.rs`) | cookie-jar: signed and private cookies, key rotation |
 //! | `/graphql/` | `graphql` | graphql-core: a page at `/graphql/`, GraphQL over HTTP and subscriptions (`graphql-transport-ws`) at `/graphql/graphql`, DataLoader |
 //! | `/proxy/` | `reverse-proxy` | proxy-core: a pool of this server itself, RFC 9111 cache, compression, rate limits, `Forwarded`/`Via`, metrics at `/proxy/metrics` |
+//! | `/soap/` | `soap-service` | soap-core: orders and inventory over SOAP 1.1 and 1.2 at `/soap/soap`, its WSDL at `/soap/soap?wsdl`, typed faults, WS-Security UsernameToken |
 //! | `/origin/` | this crate (`origin.rs`) | the proxy's upstream pages: a cacheable one, a header echo, a rate-limited one |
 //!
 //! Everything is in memory: sessions, users, SQLite, grants, idempotency keys, the chat hub;

@@ -20,16 +20,8 @@ use std::process::Command;
 
 #[test]
 fn schemathesis_finds_no_failures_under_the_api_prefix() {
-    let python = match std::env::var("PEER_PYTHON") {
-        Ok(python) => python,
-        Err(_) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PEER_PYTHON must be set under CI"
-            );
-            println!("skipped: PEER_PYTHON is not set");
-            return;
-        }
+    let Some(python) = serve::testing::peer("PEER_PYTHON") else {
+        return;
     };
     let server = support::Server::start();
     let st = Path::new(&python).with_file_name("st");

@@ -1,7 +1,9 @@
 //! soap-service: an orders and inventory service on soap-core. The [`App`] is a library (it
-//! opens no socket); `main.rs` serves it with hyper.
+//! opens no socket and implements [`serve::App`]); `main.rs` serves it with the `serve`
+//! crate, and the showcase mounts it at `/soap/` ([`Settings::base_path`]).
 //!
-//! Operations, in namespace `urn:backend-kit:orders`, over SOAP 1.1 and 1.2 on `/soap`:
+//! Operations, in namespace `urn:backend-kit:orders`, over SOAP 1.1 and 1.2 on
+//! `BASE/soap` (`/soap` standalone, `/soap/soap` in the showcase):
 //!
 //! - `placeOrder`: nested complex types and arrays (order lines), an enumeration (status),
 //!   an optional field (`note`), a nillable one (`tracking`) and a date-time (`placed`);
@@ -9,14 +11,18 @@
 //! - `getStock`: stock of one SKU; an unknown SKU is a Sender fault.
 //! - `cancelOrder`: needs a WS-Security UsernameToken (text or digest) for the demo user.
 //!
-//! `GET /soap?wsdl` serves the WSDL with the address the request came to.
+//! `GET BASE/soap?wsdl` serves the WSDL whose `soap:address` is the URL the request came to
+//! (scheme, `Host` and the full path, prefix included); `BASE/healthz` answers `ok`.
 
-use std::sync::Mutex;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Limited};
 use serde::{Deserialize, Serialize};
+use serve::page::text;
 use soap_core::{
     CredentialStore, Error, Fault, Operation, Schema, Security, SoapService, TypeRef, XsdType,
 };
@@ -24,9 +30,14 @@ use soap_core::{
 /// The service namespace.
 pub const NAMESPACE: &str = "urn:backend-kit:orders";
 
+/// Request bodies are read up to this size; soap-core's own limit is the same.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
 /// Configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The prefix every path is served under (`/soap` in the showcase); empty standalone.
+    pub base_path: String,
     /// The WS-Security user allowed to cancel orders.
     pub user: String,
     /// Their password.
@@ -36,6 +47,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            base_path: String::new(),
             user: "demo".into(),
             password: std::env::var("DEMO_PASSWORD").unwrap_or_else(|_| "demo-password".into()),
         }
@@ -210,12 +222,13 @@ impl CredentialStore for DemoUser {
 #[derive(Debug)]
 pub struct App {
     service: SoapService,
+    base_path: String,
 }
 
 impl App {
     /// Builds the service.
     pub fn new(settings: Settings) -> App {
-        let store = std::sync::Arc::new(Mutex::new(Store::default()));
+        let store = Arc::new(Mutex::new(Store::default()));
         let place_store = store.clone();
         let cancel_store = store;
         let service = SoapService::new("Orders", NAMESPACE)
@@ -251,22 +264,42 @@ impl App {
                 })
                 .secured(),
             );
-        App { service }
+        App {
+            service,
+            base_path: settings.base_path.trim_end_matches('/').to_owned(),
+        }
     }
 
-    /// Handles one request with its body collected.
-    pub fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+    /// Answers one request: reads its body (up to [`MAX_BODY`]) and hands it to the
+    /// service.
+    pub async fn respond(&self, request: Request<serve::Body>) -> Response<Bytes> {
         let (parts, body) = request.into_parts();
-        match parts.uri.path() {
-            "/soap" => self.service.handle(&parts, &body, SystemTime::now()),
-            "/healthz" => Response::new(Bytes::from_static(b"ok")),
-            _ => {
-                let mut r =
-                    Response::new(Bytes::from_static(b"not found; the service is at /soap"));
-                *r.status_mut() = StatusCode::NOT_FOUND;
-                r
-            }
+        match serve::local_path(&self.base_path, parts.uri.path()).unwrap_or("") {
+            "/soap" => match Limited::new(body, MAX_BODY).collect().await {
+                Ok(body) => self
+                    .service
+                    .handle(&parts, &body.to_bytes(), SystemTime::now()),
+                Err(_) => text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the body is over {MAX_BODY} bytes or broken"),
+                ),
+            },
+            "/healthz" => text(StatusCode::OK, "ok"),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                &format!("not found; the service is at {}/soap", self.base_path),
+            ),
         }
+    }
+}
+
+impl serve::App for App {
+    fn handle(
+        self: Arc<Self>,
+        _peer: SocketAddr,
+        request: Request<serve::Body>,
+    ) -> serve::ResponseFuture {
+        Box::pin(async move { self.respond(request).await.map(serve::full) })
     }
 }
 

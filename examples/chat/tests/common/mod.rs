@@ -1,49 +1,15 @@
 //! Starts the chat binary on an ephemeral port and speaks raw WebSocket to it.
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The running server; killed on drop.
-pub struct Server {
-    pub child: Child,
-    pub addr: SocketAddr,
-}
+use serve::testing::Process;
 
-impl Server {
-    pub fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
-            .env("PORT", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start chat");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .expect("announce line")
-            .parse()
-            .unwrap();
-        Self { child, addr }
-    }
-
-    pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The chat binary on a free port (killed on drop).
+pub fn start() -> Process {
+    Process::start(env!("CARGO_BIN_EXE_chat"))
 }
 
 /// Sends a raw request and returns the response head.

@@ -9,16 +9,15 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use serve::testing::Process;
+
 /// The server process; killed when dropped.
-pub(crate) struct Server {
-    child: Child,
-    pub(crate) addr: String,
-}
+pub(crate) struct Server(Process);
 
 impl Server {
     pub(crate) fn start() -> Self {
@@ -30,31 +29,17 @@ impl Server {
     }
 
     pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rest-api"))
+        let mut binary = Command::new(env!("CARGO_BIN_EXE_rest-api"));
+        binary
             .args(args)
             .envs(env.iter().copied())
-            .env("PORT", "0")
-            .env("RUST_LOG", "warn")
             .env("CORS_ORIGIN", "https://app.example")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn rest-api");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("announce line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Self { child, addr }
+            .stderr(Stdio::null());
+        Self(Process::spawn(binary))
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.0.origin()
     }
 
     /// Sends one request (raw path bytes allowed) and reads the whole response.
@@ -65,7 +50,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Reply {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        let mut stream = TcpStream::connect(self.0.addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -103,13 +88,6 @@ impl Server {
         let mut all = vec![("Content-Type", "application/json")];
         all.extend_from_slice(headers);
         self.send(method, path.as_bytes(), &all, body.as_bytes())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

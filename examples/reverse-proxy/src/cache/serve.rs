@@ -11,7 +11,7 @@ use http::header::{HOST, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use http_cache_semantics::{AfterResponse, BeforeRequest};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 
 use super::{Cache, Stored};
 use crate::cache;
@@ -138,7 +138,7 @@ pub(crate) async fn cached(
     ctx: RequestContext<'_>,
     cache: &Cache,
     parts: http::request::Parts,
-    body: Incoming,
+    body: ProxyBody,
 ) -> Response<ProxyBody> {
     let key = cache_key(&parts.uri, parts.headers.get(HOST));
     let now = SystemTime::now();
@@ -207,7 +207,7 @@ async fn cached_locked(
     cache: &Cache,
     key: &str,
     parts: http::request::Parts,
-    body: Option<Incoming>,
+    body: Option<ProxyBody>,
 ) -> Response<ProxyBody> {
     let now = SystemTime::now();
     match lookup(cache, key, &parts, now) {

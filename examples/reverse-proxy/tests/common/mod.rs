@@ -2,10 +2,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,19 +13,27 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serve::testing::Process;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 
+/// The proxy binary on its configuration's address, killed when dropped; derefs to the
+/// [`Process`] (`addr`, `child`, `terminate`).
 pub struct Proxy {
-    pub child: Child,
-    pub addr: SocketAddr,
+    process: Process,
     _dir: std::path::PathBuf,
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Proxy {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Proxy {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 }
 
@@ -42,27 +49,10 @@ pub fn start_proxy(config: &str) -> Proxy {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("proxy.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reverse-proxy"))
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .or_else(|| line.trim().strip_prefix("listening on https://"))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
+    let mut binary = Command::new(env!("CARGO_BIN_EXE_reverse-proxy"));
+    binary.arg("--config").arg(&path);
     Proxy {
-        child,
-        addr,
+        process: Process::spawn(binary),
         _dir: dir,
     }
 }
