@@ -518,10 +518,15 @@ async fn login(
                 match app.oauth.authorization_request(query).await {
                     Ok(request) => {
                         if session.insert(PENDING_KEY, &request).is_err() {
-                            return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot keep the request");
+                            return text(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "cannot keep the request",
+                            );
                         }
                     }
-                    Err(_) => return text(StatusCode::BAD_REQUEST, "this sign-in request is invalid"),
+                    Err(_) => {
+                        return text(StatusCode::BAD_REQUEST, "this sign-in request is invalid");
+                    }
                 }
             }
             if session.get::<AuthorizationRequest>(PENDING_KEY).is_some() {

@@ -92,7 +92,13 @@ impl Reply {
         let marker = format!(r#"name="{name}" value=""#);
         let start = self.body.find(&marker)? + marker.len();
         let value = self.body[start..].split('"').next().unwrap();
-        Some(value.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+        Some(
+            value
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
     }
 }
 
@@ -188,7 +194,9 @@ fn log_in(authorize: &str) -> (String, Reply) {
         cookie.split("; ").all(|pair| pair.contains("-csrf=")),
         "only the login CSRF cookie: {cookie}"
     );
-    let pending = page.hidden("authorize").expect("the request in the login form");
+    let pending = page
+        .hidden("authorize")
+        .expect("the request in the login form");
     assert_eq!(pending, authorize.split_once('?').unwrap().1);
     let base = &authorize[..authorize.find("/authorize").unwrap()];
     let form = format!(

@@ -472,7 +472,9 @@ fn oauth_login_round_trip_against_the_showcase_provider() {
     assert!(login_page.body.contains(r#"action="/oauth/login""#));
     let csrf = login_page.csrf();
     // The pending request rides in the login form: nothing is stored before the login.
-    let pending = login_page.hidden("authorize").expect("the request in the form");
+    let pending = login_page
+        .hidden("authorize")
+        .expect("the request in the form");
     let logged_in = browser.post_form(
         "/oauth/login",
         &[
