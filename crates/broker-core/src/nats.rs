@@ -318,16 +318,14 @@ impl Broker for NatsBroker {
             let previous = envelope
                 .attempt()
                 .saturating_add(delivered.saturating_sub(1));
-            if delivered > 1 {
-                if let Disposition::DeadLetter { reason } =
+            if delivered > 1
+                && let Disposition::DeadLetter { reason } =
                     decide_expired(previous, q.config.get_retry())
-                {
-                    envelope.set_attempt(previous);
-                    let letter =
-                        DeadLetter::new(queue, envelope, reason, previous, SystemTime::now());
-                    self.dead_letter(&q, queue, &reply, letter).await?;
-                    continue;
-                }
+            {
+                envelope.set_attempt(previous);
+                let letter = DeadLetter::new(queue, envelope, reason, previous, SystemTime::now());
+                self.dead_letter(&q, queue, &reply, letter).await?;
+                continue;
             }
             envelope.set_attempt(previous.saturating_add(1));
             envelope.set_delivered_at(Some(SystemTime::now()));
