@@ -1,0 +1,666 @@
+//! The behavioral checks every backend must pass, on real time (each takes a few seconds
+//! because real brokers redeliver on their own timers). Every check uses its own queue
+//! named `conf-<check>-<uuid>`, so runs on a shared server do not collide.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), broker_core::conformance::Failure> {
+//! let broker = broker_core::EmbeddedBroker::new();
+//! let report = broker_core::conformance::run(&broker).await?;
+//! println!("passed: {:?}, skipped: {:?}", report.passed, report.skipped);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::{
+    Broker, DEAD_LETTER_REASON, Delivery, Disposition, Envelope, MessageId, QueueConfig,
+    RetryPolicy, Settlement,
+};
+
+/// The ack wait the checks declare their queues with.
+pub const ACK_WAIT: Duration = Duration::from_secs(1);
+/// The first retry delay the checks declare (jitter 0, multiplier 2).
+pub const BACKOFF: Duration = Duration::from_millis(300);
+/// The delivery limit the checks declare.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// A check that failed, and how.
+#[derive(Debug, thiserror::Error)]
+#[error("conformance check `{check}` failed: {detail}")]
+pub struct Failure {
+    /// The check's name.
+    pub check: &'static str,
+    /// What was expected and what happened.
+    pub detail: String,
+}
+
+/// What ran.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// Checks that passed.
+    pub passed: Vec<&'static str>,
+    /// Checks not run, with the capability the backend does not declare.
+    pub skipped: Vec<(&'static str, &'static str)>,
+}
+
+/// The configuration each check declares its queue with.
+#[must_use]
+pub fn queue_config() -> QueueConfig {
+    QueueConfig::default().ack_wait(ACK_WAIT).retry(
+        RetryPolicy::new(MAX_ATTEMPTS, BACKOFF)
+            .jitter(0.0)
+            .max_delay(Duration::from_secs(5)),
+    )
+}
+
+struct Check<'a, B> {
+    name: &'static str,
+    broker: &'a B,
+    queue: String,
+}
+
+macro_rules! ensure {
+    ($check:expr, $cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(Failure { check: $check.name, detail: format!($($fmt)+) });
+        }
+    };
+}
+
+impl<'a, B: Broker> Check<'a, B> {
+    async fn new(broker: &'a B, name: &'static str) -> Result<Self, Failure> {
+        let queue = format!(
+            "conf-{}-{}",
+            name.replace('_', "-"),
+            MessageId::new().as_uuid().simple()
+        );
+        let check = Self {
+            name,
+            broker,
+            queue,
+        };
+        check
+            .broker
+            .declare(&check.queue, &queue_config())
+            .await
+            .map_err(|e| check.fail(format!("declare: {e}")))?;
+        Ok(check)
+    }
+
+    fn fail(&self, detail: String) -> Failure {
+        Failure {
+            check: self.name,
+            detail,
+        }
+    }
+
+    async fn publish(&self, envelope: Envelope) -> Result<(), Failure> {
+        self.broker
+            .publish(&self.queue, envelope)
+            .await
+            .map_err(|e| self.fail(format!("publish: {e}")))
+    }
+
+    async fn publish_n(&self, n: usize) -> Result<Vec<MessageId>, Failure> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let envelope = Envelope::new(format!("message {i}"))
+                .with_header("x-index", i.to_string())
+                .map_err(|e| self.fail(e.to_string()))?;
+            ids.push(envelope.id());
+            self.publish(envelope).await?;
+        }
+        Ok(ids)
+    }
+
+    /// Fetches until `n` deliveries arrived or `within` passed.
+    async fn fetch_n(
+        &self,
+        consumer: &str,
+        n: usize,
+        within: Duration,
+    ) -> Result<Vec<Delivery>, Failure> {
+        let end = Instant::now() + within;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let batch = self
+                .broker
+                .fetch(
+                    &self.queue,
+                    consumer,
+                    n - out.len(),
+                    left.min(Duration::from_millis(250)),
+                )
+                .await
+                .map_err(|e| self.fail(format!("fetch: {e}")))?;
+            out.extend(batch);
+        }
+        Ok(out)
+    }
+
+    async fn fetch_none(&self, consumer: &str, wait: Duration, why: &str) -> Result<(), Failure> {
+        let got = self
+            .broker
+            .fetch(&self.queue, consumer, 10, wait)
+            .await
+            .map_err(|e| self.fail(format!("fetch: {e}")))?;
+        ensure!(
+            self,
+            got.is_empty(),
+            "{why}: expected no delivery, got {} (attempts {:?})",
+            got.len(),
+            got.iter().map(|d| d.envelope.attempt()).collect::<Vec<_>>()
+        );
+        Ok(())
+    }
+
+    async fn fetch_one(
+        &self,
+        consumer: &str,
+        within: Duration,
+        why: &str,
+    ) -> Result<Delivery, Failure> {
+        let mut got = self.fetch_n(consumer, 1, within).await?;
+        let Some(delivery) = got.pop() else {
+            return Err(self.fail(format!("{why}: nothing delivered within {within:?}")));
+        };
+        Ok(delivery)
+    }
+
+    async fn settle(
+        &self,
+        delivery: &Delivery,
+        settlement: Settlement,
+    ) -> Result<Disposition, Failure> {
+        self.broker
+            .settle(delivery, settlement)
+            .await
+            .map_err(|e| self.fail(format!("settle: {e}")))
+    }
+
+    async fn ack_all(&self, deliveries: &[Delivery]) -> Result<(), Failure> {
+        for d in deliveries {
+            let disposition = self.settle(d, Settlement::Ack).await?;
+            ensure!(
+                self,
+                disposition == Disposition::Removed,
+                "ack gave {disposition:?}"
+            );
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<crate::DeadLetter>, Failure> {
+        self.broker
+            .dead_letters(&self.queue, 100)
+            .await
+            .map_err(|e| self.fail(format!("dead_letters: {e}")))
+    }
+}
+
+const LONG: Duration = Duration::from_secs(10);
+
+/// Runs every check the backend's [`Capabilities`](crate::Capabilities) allow; stops at
+/// the first failure.
+///
+/// # Errors
+/// The first [`Failure`].
+pub async fn run<B: Broker>(broker: &B) -> Result<Report, Failure> {
+    let caps = broker.capabilities();
+    let mut report = Report::default();
+    delivers_what_was_published(broker).await?;
+    report.passed.push("delivers_what_was_published");
+    ack_removes(broker).await?;
+    report.passed.push("ack_removes");
+    unsettled_is_redelivered(broker).await?;
+    report.passed.push("unsettled_is_redelivered");
+    if caps.delayed_retry {
+        nack_redelivers_after_backoff(broker).await?;
+        report.passed.push("nack_redelivers_after_backoff");
+    } else {
+        report
+            .skipped
+            .push(("nack_redelivers_after_backoff", "delayed_retry"));
+    }
+    if caps.dead_letters && caps.redrive {
+        dead_letter_after_max_attempts_and_redrive(broker).await?;
+        report
+            .passed
+            .push("dead_letter_after_max_attempts_and_redrive");
+        reject_dead_letters_at_once(broker).await?;
+        report.passed.push("reject_dead_letters_at_once");
+    } else {
+        report
+            .skipped
+            .push(("dead_letter_after_max_attempts_and_redrive", "dead_letters"));
+        report
+            .skipped
+            .push(("reject_dead_letters_at_once", "dead_letters"));
+    }
+    if caps.fifo_per_queue {
+        fifo_per_queue(broker).await?;
+        report.passed.push("fifo_per_queue");
+    } else {
+        report.skipped.push(("fifo_per_queue", "fifo_per_queue"));
+    }
+    if caps.competing_consumers {
+        competing_consumers_get_disjoint_messages(broker).await?;
+        report
+            .passed
+            .push("competing_consumers_get_disjoint_messages");
+    } else {
+        report.skipped.push((
+            "competing_consumers_get_disjoint_messages",
+            "competing_consumers",
+        ));
+    }
+    if caps.extend_deadline {
+        in_progress_extends_the_deadline(broker).await?;
+        report.passed.push("in_progress_extends_the_deadline");
+    } else {
+        report
+            .skipped
+            .push(("in_progress_extends_the_deadline", "extend_deadline"));
+    }
+    Ok(report)
+}
+
+async fn delivers_what_was_published<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "delivers_what_was_published").await?;
+    let mut sent = Vec::new();
+    for i in 0..5u8 {
+        let mut envelope = Envelope::encode(&crate::Json, &serde_json::json!({ "n": i }))
+            .map_err(|e| c.fail(e.to_string()))?;
+        envelope
+            .headers_mut()
+            .insert("correlation-id", format!("corr-{i}"))
+            .and_then(|h| {
+                h.insert(
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                )
+            })
+            .map_err(|e| c.fail(e.to_string()))?;
+        sent.push(envelope.clone());
+        c.publish(envelope).await?;
+    }
+    let got = c.fetch_n("c1", 5, LONG).await?;
+    ensure!(c, got.len() == 5, "published 5, received {}", got.len());
+    for d in &got {
+        let Some(original) = sent.iter().find(|e| e.id() == d.envelope.id()) else {
+            return Err(c.fail(format!("received unknown id {}", d.envelope.id())));
+        };
+        ensure!(c, d.queue == c.queue, "delivery names queue {:?}", d.queue);
+        ensure!(
+            c,
+            d.envelope.attempt() == 1,
+            "first delivery has attempt {}",
+            d.envelope.attempt()
+        );
+        ensure!(
+            c,
+            d.envelope.payload() == original.payload(),
+            "payload changed"
+        );
+        ensure!(
+            c,
+            d.envelope.headers() == original.headers(),
+            "headers changed: sent {:?}, got {:?}",
+            original.headers(),
+            d.envelope.headers()
+        );
+        ensure!(
+            c,
+            d.envelope.published_at() == original.published_at()
+                || d.envelope.published_at() >= original.published_at(),
+            "publish time went backwards"
+        );
+        ensure!(
+            c,
+            d.envelope.delivered_at().is_some(),
+            "delivered_at not set"
+        );
+    }
+    c.ack_all(&got).await
+}
+
+async fn ack_removes<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "ack_removes").await?;
+    c.publish_n(3).await?;
+    let got = c.fetch_n("c1", 3, LONG).await?;
+    ensure!(c, got.len() == 3, "published 3, received {}", got.len());
+    c.ack_all(&got).await?;
+    tokio::time::sleep(ACK_WAIT + Duration::from_millis(500)).await;
+    c.fetch_none(
+        "c2",
+        Duration::from_millis(300),
+        "after ack and the ack wait",
+    )
+    .await
+}
+
+async fn unsettled_is_redelivered<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "unsettled_is_redelivered").await?;
+    let ids = c.publish_n(1).await?;
+    let first = c.fetch_one("c1", LONG, "first delivery").await?;
+    let taken = Instant::now();
+    c.fetch_none("c2", Duration::from_millis(200), "before the ack wait")
+        .await?;
+    drop(first);
+    let again = c
+        .fetch_one("c2", LONG, "redelivery after the ack wait")
+        .await?;
+    let after = taken.elapsed();
+    ensure!(
+        c,
+        ids.first() == Some(&again.envelope.id()),
+        "redelivered another id"
+    );
+    ensure!(
+        c,
+        again.envelope.attempt() == 2,
+        "redelivery has attempt {}",
+        again.envelope.attempt()
+    );
+    ensure!(
+        c,
+        after + Duration::from_millis(50) >= ACK_WAIT,
+        "redelivered after {after:?}, before the ack wait {ACK_WAIT:?}"
+    );
+    c.ack_all(&[again]).await
+}
+
+async fn nack_redelivers_after_backoff<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "nack_redelivers_after_backoff").await?;
+    c.publish_n(1).await?;
+    let first = c.fetch_one("c1", LONG, "first delivery").await?;
+    let disposition = c.settle(&first, Settlement::nack()).await?;
+    let nacked = Instant::now();
+    ensure!(
+        c,
+        disposition == Disposition::Retry { delay: BACKOFF },
+        "nack on delivery 1 gave {disposition:?}, expected a retry after {BACKOFF:?}"
+    );
+    c.fetch_none("c1", Duration::from_millis(100), "during the backoff")
+        .await?;
+    let again = c.fetch_one("c1", LONG, "after the backoff").await?;
+    let waited = nacked.elapsed();
+    ensure!(
+        c,
+        again.envelope.id() == first.envelope.id(),
+        "another message came back"
+    );
+    ensure!(
+        c,
+        again.envelope.attempt() == 2,
+        "retry has attempt {}",
+        again.envelope.attempt()
+    );
+    ensure!(
+        c,
+        waited + Duration::from_millis(20) >= BACKOFF,
+        "retried after {waited:?}, before the backoff {BACKOFF:?}"
+    );
+    // The second nack waits twice as long.
+    let disposition = c.settle(&again, Settlement::nack()).await?;
+    ensure!(
+        c,
+        disposition == Disposition::Retry { delay: BACKOFF * 2 },
+        "nack on delivery 2 gave {disposition:?}"
+    );
+    let third = c.fetch_one("c1", LONG, "second retry").await?;
+    c.ack_all(&[third]).await
+}
+
+async fn dead_letter_after_max_attempts_and_redrive<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "dead_letter_after_max_attempts_and_redrive").await?;
+    let poison = Envelope::new("poison")
+        .with_header("x-kind", "poison")
+        .map_err(|e| c.fail(e.to_string()))?;
+    let id = poison.id();
+    c.publish(poison).await?;
+    c.publish_n(1).await?;
+    let mut healthy_acked = false;
+    for attempt in 1..=MAX_ATTEMPTS {
+        // Both messages the first time, then the poison one alone; never wait so long that
+        // the held poison message passes its ack wait.
+        let want = if healthy_acked { 1 } else { 2 };
+        let got = c.fetch_n("c1", want, Duration::from_millis(600)).await?;
+        let mut saw_poison = false;
+        for d in &got {
+            if d.envelope.id() != id {
+                // Nothing is held up behind the poison message.
+                c.ack_all(std::slice::from_ref(d)).await?;
+                healthy_acked = true;
+                continue;
+            }
+            saw_poison = true;
+            ensure!(
+                c,
+                d.envelope.attempt() == attempt,
+                "delivery {attempt} has attempt {}",
+                d.envelope.attempt()
+            );
+            let disposition = c.settle(d, Settlement::nack_after(Duration::ZERO)).await?;
+            if attempt < MAX_ATTEMPTS {
+                ensure!(
+                    c,
+                    matches!(disposition, Disposition::Retry { .. }),
+                    "nack {attempt} gave {disposition:?}"
+                );
+            } else {
+                ensure!(
+                    c,
+                    matches!(disposition, Disposition::DeadLetter { .. }),
+                    "last nack gave {disposition:?}"
+                );
+            }
+        }
+        ensure!(
+            c,
+            saw_poison,
+            "delivery {attempt} of the poison message did not arrive"
+        );
+    }
+    ensure!(
+        c,
+        healthy_acked,
+        "the healthy message was not delivered beside the poison one"
+    );
+    c.fetch_none("c1", Duration::from_millis(300), "after dead-lettering")
+        .await?;
+    let dead = c.dead_letters().await?;
+    ensure!(
+        c,
+        dead.len() == 1,
+        "expected 1 dead letter, found {}",
+        dead.len()
+    );
+    let Some(letter) = dead.first() else {
+        return Err(c.fail("no dead letter".into()));
+    };
+    ensure!(c, letter.envelope.id() == id, "dead letter has another id");
+    ensure!(
+        c,
+        letter.attempts == MAX_ATTEMPTS,
+        "dead letter records {} attempts",
+        letter.attempts
+    );
+    ensure!(
+        c,
+        letter.queue == c.queue,
+        "dead letter names queue {:?}",
+        letter.queue
+    );
+    ensure!(
+        c,
+        letter.envelope.headers().get(DEAD_LETTER_REASON) == Some(letter.reason.as_str())
+            && !letter.reason.is_empty(),
+        "reason header {:?} vs reason {:?}",
+        letter.envelope.headers().get(DEAD_LETTER_REASON),
+        letter.reason
+    );
+    ensure!(
+        c,
+        letter.envelope.headers().get("x-kind") == Some("poison"),
+        "user header lost"
+    );
+    ensure!(
+        c,
+        letter.envelope.payload().as_ref() == b"poison",
+        "payload lost"
+    );
+
+    let moved = c
+        .broker
+        .redrive(&c.queue, 10)
+        .await
+        .map_err(|e| c.fail(format!("redrive: {e}")))?;
+    ensure!(c, moved == 1, "redrive moved {moved}");
+    let dead = c.dead_letters().await?;
+    ensure!(
+        c,
+        dead.is_empty(),
+        "{} dead letters left after redrive",
+        dead.len()
+    );
+    let back = c.fetch_one("c2", LONG, "redriven message").await?;
+    ensure!(c, back.envelope.id() == id, "redrive delivered another id");
+    ensure!(
+        c,
+        back.envelope.attempt() == 1,
+        "redriven message has attempt {}",
+        back.envelope.attempt()
+    );
+    ensure!(
+        c,
+        back.envelope.headers().get(DEAD_LETTER_REASON).is_none(),
+        "redriven message keeps the dead-letter reason"
+    );
+    ensure!(
+        c,
+        back.envelope.headers().get("x-kind") == Some("poison"),
+        "redrive lost a header"
+    );
+    c.ack_all(&[back]).await
+}
+
+async fn reject_dead_letters_at_once<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "reject_dead_letters_at_once").await?;
+    c.publish_n(1).await?;
+    let d = c.fetch_one("c1", LONG, "first delivery").await?;
+    let disposition = c
+        .settle(&d, Settlement::reject("cannot parse order 17"))
+        .await?;
+    ensure!(
+        c,
+        matches!(&disposition, Disposition::DeadLetter { reason } if reason.contains("cannot parse order 17")),
+        "reject gave {disposition:?}"
+    );
+    let dead = c.dead_letters().await?;
+    ensure!(
+        c,
+        dead.len() == 1
+            && dead
+                .iter()
+                .all(|l| l.attempts == 1 && l.reason.contains("cannot parse order 17")),
+        "dead letters after reject: {:?}",
+        dead.iter()
+            .map(|l| (&l.reason, l.attempts))
+            .collect::<Vec<_>>()
+    );
+    c.fetch_none("c1", Duration::from_millis(300), "after reject")
+        .await
+}
+
+async fn fifo_per_queue<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "fifo_per_queue").await?;
+    let ids = c.publish_n(20).await?;
+    let mut seen = Vec::new();
+    while seen.len() < ids.len() {
+        let batch = c.fetch_n("c1", 7.min(ids.len() - seen.len()), LONG).await?;
+        ensure!(
+            c,
+            !batch.is_empty(),
+            "stalled after {} messages",
+            seen.len()
+        );
+        seen.extend(batch.iter().map(|d| d.envelope.id()));
+        c.ack_all(&batch).await?;
+    }
+    ensure!(
+        c,
+        seen == ids,
+        "delivery order differs from publication order"
+    );
+    Ok(())
+}
+
+async fn competing_consumers_get_disjoint_messages<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "competing_consumers_get_disjoint_messages").await?;
+    let ids = c.publish_n(20).await?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let end = Instant::now() + LONG;
+    while a.len() + b.len() < ids.len() && Instant::now() < end {
+        a.extend(c.fetch_n("worker-a", 3, Duration::from_millis(300)).await?);
+        b.extend(c.fetch_n("worker-b", 3, Duration::from_millis(300)).await?);
+    }
+    let ids_a: HashSet<MessageId> = a.iter().map(|d| d.envelope.id()).collect();
+    let ids_b: HashSet<MessageId> = b.iter().map(|d| d.envelope.id()).collect();
+    ensure!(
+        c,
+        ids_a.len() == a.len() && ids_b.len() == b.len(),
+        "a consumer got a message twice"
+    );
+    ensure!(
+        c,
+        ids_a.is_disjoint(&ids_b),
+        "both consumers got {:?}",
+        ids_a.intersection(&ids_b).collect::<Vec<_>>()
+    );
+    ensure!(
+        c,
+        !ids_a.is_empty() && !ids_b.is_empty(),
+        "one consumer got nothing ({} / {})",
+        a.len(),
+        b.len()
+    );
+    let all: HashSet<MessageId> = ids_a.union(&ids_b).copied().collect();
+    ensure!(
+        c,
+        all == ids.iter().copied().collect(),
+        "received {} of 20",
+        all.len()
+    );
+    c.ack_all(&a).await?;
+    c.ack_all(&b).await
+}
+
+async fn in_progress_extends_the_deadline<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "in_progress_extends_the_deadline").await?;
+    c.publish_n(1).await?;
+    let d = c.fetch_one("c1", LONG, "first delivery").await?;
+    tokio::time::sleep(ACK_WAIT * 6 / 10).await;
+    let disposition = c.settle(&d, Settlement::InProgress).await?;
+    ensure!(
+        c,
+        disposition == Disposition::Extended,
+        "in-progress gave {disposition:?}"
+    );
+    tokio::time::sleep(ACK_WAIT * 6 / 10).await;
+    // 1.2 ack waits after the delivery, 0.6 after the extension: still held.
+    c.fetch_none("c2", Duration::from_millis(100), "after the extension")
+        .await?;
+    c.ack_all(&[d]).await?;
+    tokio::time::sleep(ACK_WAIT + Duration::from_millis(300)).await;
+    c.fetch_none("c2", Duration::from_millis(200), "after ack")
+        .await
+}

@@ -1,0 +1,373 @@
+//! The sans-IO delivery state machine of one queue: ready messages in publication order,
+//! delayed retries, in-flight deliveries with ack deadlines, dead letters. It performs no
+//! IO and reads no clock: every call takes `now`, [`QueueCore::poll_timeout`] says when
+//! to call [`QueueCore::handle_timeout`] next. The embedded broker is this plus a lock.
+//!
+//! ```
+//! use std::time::{Duration, Instant, SystemTime};
+//! use broker_core::{Envelope, QueueConfig, QueueCore, RetryPolicy, Settlement};
+//!
+//! let t0 = Instant::now();
+//! let config = QueueConfig::default()
+//!     .ack_wait(Duration::from_secs(30))
+//!     .retry(RetryPolicy::new(3, Duration::from_secs(1)).jitter(0.0));
+//! let mut queue = QueueCore::new("jobs", config, t0, SystemTime::now(), 1);
+//! queue.handle_publish(Envelope::new("work"), t0)?;
+//! let (tag, delivery) = queue.poll_delivery("worker-1", t0).expect("a ready message");
+//! assert_eq!(delivery.attempt(), 1);
+//! queue.handle_settlement(tag, Settlement::nack(), t0)?;
+//! // Not before the backoff...
+//! assert!(queue.poll_delivery("worker-1", t0).is_none());
+//! assert_eq!(queue.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+//! // ...but after it.
+//! let t1 = t0 + Duration::from_secs(1);
+//! queue.handle_timeout(t1);
+//! assert_eq!(queue.poll_delivery("worker-1", t1).map(|(_, e)| e.attempt()), Some(2));
+//! # Ok::<(), broker_core::Error>(())
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::retry::JitterSource;
+use crate::settlement::{decide, decide_expired};
+use crate::{DeadLetter, Disposition, Envelope, Error, Result, RetryPolicy, Settlement};
+
+/// How a queue treats its messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueConfig {
+    ack_wait: Duration,
+    retry: RetryPolicy,
+    max_ready: usize,
+    max_dead: usize,
+}
+
+impl Default for QueueConfig {
+    /// Ack wait 30 s, the default [`RetryPolicy`], at most 1,000,000 ready messages and
+    /// 100,000 dead letters.
+    fn default() -> Self {
+        Self {
+            ack_wait: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            max_ready: 1_000_000,
+            max_dead: 100_000,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// How long a consumer may hold a delivery before it is delivered again.
+    #[must_use]
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+    /// The retry policy (backoff, jitter, delivery limit).
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// The most messages waiting for delivery; publishing more fails with
+    /// [`Error::QueueFull`] (embedded broker).
+    #[must_use]
+    pub fn max_ready(mut self, max_ready: usize) -> Self {
+        self.max_ready = max_ready;
+        self
+    }
+    /// The most dead letters kept; the oldest are dropped beyond it (embedded broker).
+    #[must_use]
+    pub fn max_dead(mut self, max_dead: usize) -> Self {
+        self.max_dead = max_dead;
+        self
+    }
+    /// The ack wait.
+    #[must_use]
+    pub fn get_ack_wait(&self) -> Duration {
+        self.ack_wait
+    }
+    /// The retry policy.
+    #[must_use]
+    pub fn get_retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+}
+
+#[derive(Debug)]
+struct InFlight {
+    seq: u64,
+    envelope: Envelope,
+    deadline: Instant,
+    consumer: String,
+}
+
+/// One queue's delivery bookkeeping, driven by `handle_*(…, now)` and `poll_*`.
+#[derive(Debug)]
+pub struct QueueCore {
+    name: String,
+    config: QueueConfig,
+    origin: (Instant, SystemTime),
+    next_seq: u64,
+    next_tag: u64,
+    /// Ready messages by publication sequence, so a redelivery keeps its place.
+    ready: BTreeMap<u64, Envelope>,
+    delayed: BTreeMap<(Instant, u64), Envelope>,
+    in_flight: HashMap<u64, InFlight>,
+    deadlines: BTreeSet<(Instant, u64)>,
+    dead: VecDeque<DeadLetter>,
+    jitter: JitterSource,
+}
+
+impl QueueCore {
+    /// An empty queue. `origin` pairs an instant with the wall-clock time it stands for
+    /// (timestamps are computed from it, so a virtual clock gives reproducible ones);
+    /// `seed` seeds the jitter.
+    #[must_use]
+    pub fn new(
+        name: &str,
+        config: QueueConfig,
+        origin: Instant,
+        origin_wall: SystemTime,
+        seed: u64,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            config,
+            origin: (origin, origin_wall),
+            next_seq: 0,
+            next_tag: 0,
+            ready: BTreeMap::new(),
+            delayed: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            dead: VecDeque::new(),
+            jitter: JitterSource::seeded(seed),
+        }
+    }
+
+    /// The queue's configuration.
+    #[must_use]
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    fn wall(&self, now: Instant) -> SystemTime {
+        let offset = now.saturating_duration_since(self.origin.0);
+        self.origin.1.checked_add(offset).unwrap_or(self.origin.1)
+    }
+
+    /// A message is published.
+    ///
+    /// # Errors
+    /// [`Error::QueueFull`] when `max_ready` messages are waiting (ready or delayed).
+    pub fn handle_publish(&mut self, mut envelope: Envelope, now: Instant) -> Result<()> {
+        self.check_room()?;
+        envelope.set_attempt(0);
+        envelope.set_published_at(self.wall(now));
+        self.enqueue(envelope);
+        Ok(())
+    }
+
+    fn check_room(&self) -> Result<()> {
+        if self.ready.len() + self.delayed.len() >= self.config.max_ready {
+            return Err(Error::QueueFull {
+                queue: self.name.clone(),
+                limit: self.config.max_ready,
+            });
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, mut envelope: Envelope) {
+        envelope.set_delivered_at(None);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.ready.insert(seq, envelope);
+    }
+
+    /// The next ready message for `consumer`, with its delivery tag; `None` when nothing is
+    /// ready at `now`. The caller should have called [`handle_timeout`](Self::handle_timeout).
+    pub fn poll_delivery(&mut self, consumer: &str, now: Instant) -> Option<(u64, Envelope)> {
+        let (seq, mut envelope) = self.ready.pop_first()?;
+        envelope.set_attempt(envelope.attempt().saturating_add(1));
+        envelope.set_delivered_at(Some(self.wall(now)));
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        let deadline = now + self.config.ack_wait;
+        self.deadlines.insert((deadline, tag));
+        self.in_flight.insert(
+            tag,
+            InFlight {
+                seq,
+                envelope: envelope.clone(),
+                deadline,
+                consumer: consumer.to_owned(),
+            },
+        );
+        Some((tag, envelope))
+    }
+
+    /// A consumer settles delivery `tag`.
+    ///
+    /// # Errors
+    /// [`Error::StaleDelivery`] when the tag is not in flight (settled before, or its
+    /// deadline passed and it was handed out again).
+    pub fn handle_settlement(
+        &mut self,
+        tag: u64,
+        settlement: Settlement,
+        now: Instant,
+    ) -> Result<Disposition> {
+        let Some(flight) = self.in_flight.remove(&tag) else {
+            return Err(Error::StaleDelivery);
+        };
+        self.deadlines.remove(&(flight.deadline, tag));
+        let unit = self.jitter.next_unit();
+        let disposition = decide(
+            &settlement,
+            flight.envelope.attempt(),
+            &self.config.retry,
+            unit,
+        );
+        match &disposition {
+            Disposition::Removed => {}
+            Disposition::Extended => {
+                let deadline = now + self.config.ack_wait;
+                self.deadlines.insert((deadline, tag));
+                self.in_flight.insert(tag, InFlight { deadline, ..flight });
+            }
+            Disposition::Retry { delay } => self.retry_later(flight, now + *delay),
+            Disposition::DeadLetter { reason } => self.dead_letter(flight, reason.clone(), now),
+        }
+        Ok(disposition)
+    }
+
+    fn retry_later(&mut self, flight: InFlight, due: Instant) {
+        let mut envelope = flight.envelope;
+        envelope.set_delivered_at(None);
+        self.delayed.insert((due, flight.seq), envelope);
+    }
+
+    fn dead_letter(&mut self, flight: InFlight, reason: String, now: Instant) {
+        let attempts = flight.envelope.attempt();
+        let letter = DeadLetter::new(
+            &self.name,
+            flight.envelope,
+            reason,
+            attempts,
+            self.wall(now),
+        );
+        if self.dead.len() >= self.config.max_dead {
+            self.dead.pop_front();
+        }
+        self.dead.push_back(letter);
+    }
+
+    /// Time passed: expired ack deadlines are delivered again (or dead-lettered after the
+    /// last allowed delivery) and due retries become ready.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(deadline, tag)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(flight) = self.in_flight.remove(&tag) {
+                self.expire(flight, now);
+            }
+        }
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((_, seq), envelope) = entry.remove_entry();
+            self.ready.insert(seq, envelope);
+        }
+    }
+
+    fn expire(&mut self, flight: InFlight, now: Instant) {
+        match decide_expired(flight.envelope.attempt(), &self.config.retry) {
+            Disposition::DeadLetter { reason } => self.dead_letter(flight, reason, now),
+            _ => {
+                let mut envelope = flight.envelope;
+                envelope.set_delivered_at(None);
+                self.ready.insert(flight.seq, envelope);
+            }
+        }
+    }
+
+    /// A consumer is gone (crashed, disconnected): its deliveries are treated as if their
+    /// ack deadlines passed now. Returns how many it held.
+    pub fn handle_consumer_lost(&mut self, consumer: &str, now: Instant) -> usize {
+        let tags: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| f.consumer == consumer)
+            .map(|(tag, _)| *tag)
+            .collect();
+        for tag in &tags {
+            if let Some(flight) = self.in_flight.remove(tag) {
+                self.deadlines.remove(&(flight.deadline, *tag));
+                self.expire(flight, now);
+            }
+        }
+        tags.len()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) has work next: the earliest ack
+    /// deadline or retry due time.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let deadline = self.deadlines.first().map(|(t, _)| *t);
+        let due = self.delayed.first_key_value().map(|((t, _), _)| *t);
+        match (deadline, due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The dead letters, oldest first.
+    pub fn dead_letters(&self) -> impl Iterator<Item = &DeadLetter> {
+        self.dead.iter()
+    }
+
+    /// Moves up to `max` dead letters (oldest first) back to the queue with their attempt
+    /// count reset and their original publication time; returns how many.
+    ///
+    /// # Errors
+    /// [`Error::QueueFull`] when not even one fits; the dead letters stay.
+    pub fn redrive(&mut self, max: usize) -> Result<usize> {
+        let mut moved = 0;
+        while moved < max && !self.dead.is_empty() {
+            if let Err(e) = self.check_room() {
+                return if moved == 0 { Err(e) } else { Ok(moved) };
+            }
+            let Some(letter) = self.dead.pop_front() else {
+                break;
+            };
+            self.enqueue(letter.into_redriven());
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    /// Messages waiting for delivery now.
+    #[must_use]
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+    /// Messages waiting for a retry delay.
+    #[must_use]
+    pub fn delayed_len(&self) -> usize {
+        self.delayed.len()
+    }
+    /// Deliveries held by consumers.
+    #[must_use]
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
+    }
+    /// Dead letters kept.
+    #[must_use]
+    pub fn dead_len(&self) -> usize {
+        self.dead.len()
+    }
+}

@@ -1,0 +1,358 @@
+//! The in-process broker, the default backend: queues on [`QueueCore`] behind a lock,
+//! waiting consumers woken by publishes and timers. With
+//! [`EmbeddedBroker::deterministic`] it runs on a virtual clock that only moves when the
+//! test calls [`EmbeddedBroker::advance`], with seeded jitter, so retry and ack-deadline
+//! tests run instantly and the same on every run.
+//!
+//! ```
+//! use std::time::Duration;
+//! use broker_core::{Broker, EmbeddedBroker, Envelope, QueueConfig, RetryPolicy, Settlement};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let broker = EmbeddedBroker::deterministic(42);
+//! let config = QueueConfig::default()
+//!     .ack_wait(Duration::from_secs(30))
+//!     .retry(RetryPolicy::new(2, Duration::from_secs(10)));
+//! broker.declare("jobs", &config).await?;
+//! broker.publish("jobs", Envelope::new("resize image 7")).await?;
+//!
+//! // A worker takes the message and crashes: nothing is settled.
+//! let taken = broker.fetch("jobs", "worker-a", 10, Duration::ZERO).await?;
+//! assert_eq!(taken.len(), 1);
+//! drop(taken);
+//!
+//! // 30 virtual seconds later another worker gets it again, as its 2nd delivery.
+//! broker.advance(Duration::from_secs(30))?;
+//! let mut again = broker.fetch("jobs", "worker-b", 10, Duration::ZERO).await?;
+//! let delivery = again.pop().expect("redelivered");
+//! assert_eq!(delivery.envelope.attempt(), 2);
+//! // The last allowed delivery fails too: it becomes a dead letter with the reason.
+//! broker.settle(&delivery, Settlement::nack()).await?;
+//! let dead = broker.dead_letters("jobs", 10).await?;
+//! assert_eq!(dead[0].attempts, 2);
+//! assert_eq!(broker.redrive("jobs", 10).await?, 1);
+//! # Ok::<(), broker_core::Error>(())
+//! # }).unwrap();
+//! ```
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+
+use crate::broker::DeliveryToken;
+use crate::{
+    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, QueueConfig,
+    QueueCore, Result, Settlement, check_queue_name,
+};
+
+static NEXT_BROKER: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Debug)]
+enum Clock {
+    System,
+    Virtual(Mutex<Instant>),
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: usize,
+    seed: u64,
+    clock: Clock,
+    origin: (Instant, SystemTime),
+    queues: Mutex<HashMap<String, QueueCore>>,
+    notify: Notify,
+}
+
+/// The in-process broker. Cheap to clone (clones share the queues).
+#[derive(Clone, Debug)]
+pub struct EmbeddedBroker {
+    inner: Arc<Inner>,
+}
+
+/// Counts of one queue's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Waiting for delivery now.
+    pub ready: usize,
+    /// Waiting for a retry delay.
+    pub delayed: usize,
+    /// Held by consumers.
+    pub in_flight: usize,
+    /// Dead letters.
+    pub dead: usize,
+}
+
+impl Default for EmbeddedBroker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves consistent data behind (every
+    // mutation completes before it can fail), so poisoning is ignored.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl EmbeddedBroker {
+    /// A broker on the system clock. Waiting in `fetch` uses tokio's timer, so it needs a
+    /// tokio runtime with time enabled; outside a runtime `fetch` returns without waiting.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::build(
+            Clock::System,
+            crate::retry::JitterSource::from_entropy()
+                .next_unit()
+                .to_bits(),
+            SystemTime::now(),
+        )
+    }
+
+    /// A broker on a virtual clock that starts at 2026-01-01T00:00:00Z and moves only with
+    /// [`advance`](Self::advance); jitter is seeded with `seed`. `fetch` never waits.
+    #[must_use]
+    pub fn deterministic(seed: u64) -> Self {
+        let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        Self::build(Clock::Virtual(Mutex::new(Instant::now())), seed, start)
+    }
+
+    fn build(clock: Clock, seed: u64, wall: SystemTime) -> Self {
+        let origin = match &clock {
+            Clock::System => Instant::now(),
+            Clock::Virtual(now) => *lock(now),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                id: NEXT_BROKER.fetch_add(1, Ordering::Relaxed),
+                seed,
+                clock,
+                origin: (origin, wall),
+                queues: Mutex::new(HashMap::new()),
+                notify: Notify::new(),
+            }),
+        }
+    }
+
+    /// The broker's current time.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        match &self.inner.clock {
+            Clock::System => Instant::now(),
+            Clock::Virtual(now) => *lock(now),
+        }
+    }
+
+    /// The wall-clock time the broker stamps on messages now.
+    #[must_use]
+    pub fn wall_now(&self) -> SystemTime {
+        let offset = self.now().saturating_duration_since(self.inner.origin.0);
+        self.inner
+            .origin
+            .1
+            .checked_add(offset)
+            .unwrap_or(self.inner.origin.1)
+    }
+
+    /// Moves the virtual clock forward and runs what became due (expired ack deadlines,
+    /// due retries).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on a broker made with [`new`](Self::new).
+    pub fn advance(&self, by: Duration) -> Result<()> {
+        let Clock::Virtual(clock) = &self.inner.clock else {
+            return Err(Error::Unsupported {
+                backend: "embedded",
+                capability: "advance on the system clock",
+            });
+        };
+        let now = {
+            let mut now = lock(clock);
+            *now = now.checked_add(by).unwrap_or(*now);
+            *now
+        };
+        for core in lock(&self.inner.queues).values_mut() {
+            core.handle_timeout(now);
+        }
+        self.inner.notify.notify_waiters();
+        Ok(())
+    }
+
+    /// Fault injection: `consumer` crashed. Its deliveries are handed out again at once (or
+    /// dead-lettered on their last allowed delivery), as if their ack deadlines passed.
+    /// Returns how many it held.
+    ///
+    /// # Errors
+    /// [`Error::UnknownQueue`].
+    pub fn crash_consumer(&self, queue: &str, consumer: &str) -> Result<usize> {
+        let now = self.now();
+        let count = self.with_queue(queue, |core| Ok(core.handle_consumer_lost(consumer, now)))?;
+        self.inner.notify.notify_waiters();
+        Ok(count)
+    }
+
+    /// The queue's message counts.
+    ///
+    /// # Errors
+    /// [`Error::UnknownQueue`].
+    pub fn stats(&self, queue: &str) -> Result<QueueStats> {
+        let now = self.now();
+        self.with_queue(queue, |core| {
+            core.handle_timeout(now);
+            Ok(QueueStats {
+                ready: core.ready_len(),
+                delayed: core.delayed_len(),
+                in_flight: core.in_flight_len(),
+                dead: core.dead_len(),
+            })
+        })
+    }
+
+    fn with_queue<T>(&self, queue: &str, f: impl FnOnce(&mut QueueCore) -> Result<T>) -> Result<T> {
+        let mut queues = lock(&self.inner.queues);
+        let core = queues
+            .get_mut(queue)
+            .ok_or_else(|| Error::UnknownQueue(queue.to_owned()))?;
+        f(core)
+    }
+
+    fn take(
+        &self,
+        queue: &str,
+        consumer: &str,
+        max: usize,
+    ) -> Result<(Vec<Delivery>, Option<Instant>)> {
+        let now = self.now();
+        let wall = self.wall_now();
+        let id = self.inner.id;
+        self.with_queue(queue, |core| {
+            core.handle_timeout(now);
+            let mut out = Vec::new();
+            while out.len() < max {
+                let Some((tag, mut envelope)) = core.poll_delivery(consumer, now) else {
+                    break;
+                };
+                envelope.set_delivered_at(Some(wall));
+                out.push(Delivery {
+                    queue: queue.to_owned(),
+                    envelope,
+                    token: DeliveryToken::Embedded { broker: id, tag },
+                });
+            }
+            Ok((out, core.poll_timeout()))
+        })
+    }
+}
+
+impl Broker for EmbeddedBroker {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            publish_dedup: false,
+            ..Capabilities::all()
+        }
+    }
+
+    async fn declare(&self, queue: &str, config: &QueueConfig) -> Result<()> {
+        check_queue_name(queue)?;
+        config.get_retry().validate()?;
+        let now = self.now();
+        let mut queues = lock(&self.inner.queues);
+        if let Some(core) = queues.get_mut(queue) {
+            if core.config() != config {
+                return Err(Error::InvalidConfig(
+                    "queue already declared with another configuration",
+                ));
+            }
+            return Ok(());
+        }
+        let seed = self.inner.seed ^ fnv(queue.as_bytes());
+        let wall = self.wall_now();
+        queues.insert(
+            queue.to_owned(),
+            QueueCore::new(queue, config.clone(), now, wall, seed),
+        );
+        Ok(())
+    }
+
+    async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
+        let now = self.now();
+        self.with_queue(queue, |core| core.handle_publish(envelope, now))?;
+        self.inner.notify.notify_waiters();
+        Ok(())
+    }
+
+    async fn fetch(
+        &self,
+        queue: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let can_wait = matches!(self.inner.clock, Clock::System)
+            && tokio::runtime::Handle::try_current().is_ok();
+        let start = Instant::now();
+        let deadline = start.checked_add(wait).unwrap_or(start);
+        loop {
+            let mut notified = pin!(self.inner.notify.notified());
+            notified.as_mut().enable();
+            let (out, timer) = self.take(queue, consumer, max)?;
+            let now = Instant::now();
+            if !out.is_empty() || max == 0 || !can_wait || now >= deadline {
+                return Ok(out);
+            }
+            let wake = timer.map_or(deadline, |t| t.min(deadline));
+            let _ = tokio::time::timeout_at(wake.into(), notified).await;
+        }
+    }
+
+    async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
+        // The only variant without the `redis` and `nats` features.
+        #[allow(irrefutable_let_patterns)]
+        let DeliveryToken::Embedded { broker, tag } = delivery.token else {
+            return Err(Error::StaleDelivery);
+        };
+        if broker != self.inner.id {
+            return Err(Error::StaleDelivery);
+        }
+        let now = self.now();
+        let disposition = self.with_queue(&delivery.queue, |core| {
+            core.handle_settlement(tag, settlement, now)
+        })?;
+        if matches!(disposition, Disposition::Retry { .. }) {
+            self.inner.notify.notify_waiters();
+        }
+        Ok(disposition)
+    }
+
+    async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>> {
+        let now = self.now();
+        self.with_queue(queue, |core| {
+            core.handle_timeout(now);
+            Ok(core.dead_letters().take(max).cloned().collect())
+        })
+    }
+
+    async fn redrive(&self, queue: &str, max: usize) -> Result<usize> {
+        let moved = self.with_queue(queue, |core| core.redrive(max))?;
+        if moved > 0 {
+            self.inner.notify.notify_waiters();
+        }
+        Ok(moved)
+    }
+}

@@ -1,0 +1,592 @@
+//! The message envelope: a time-ordered id, headers, payload bytes, the delivery attempt
+//! and timestamps, plus the text header block that carries them on backends without
+//! native headers.
+//!
+//! ```
+//! use broker_core::{Envelope, Headers};
+//!
+//! let mut envelope = Envelope::new("hello");
+//! envelope.headers_mut().insert("correlation-id", "42")?;
+//! let wire = envelope.to_wire_headers();
+//! let back = Envelope::from_wire(&wire, envelope.payload().clone())?;
+//! assert_eq!(back.id(), envelope.id());
+//! assert_eq!(back.headers().get("correlation-id"), Some("42"));
+//! # Ok::<(), broker_core::Error>(())
+//! ```
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::{Error, Result};
+
+/// At most this many headers in one envelope.
+pub const MAX_HEADERS: usize = 64;
+/// At most this many bytes in a header block on the wire.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// At most this many bytes in one header name.
+pub const MAX_HEADER_NAME: usize = 64;
+
+/// Reserved header names, written by the envelope itself.
+pub(crate) const H_ID: &str = "bk-id";
+pub(crate) const H_ATTEMPT: &str = "bk-attempt";
+pub(crate) const H_PUBLISHED: &str = "bk-published-at";
+/// Why a message was dead-lettered (set on dead letters).
+pub const DEAD_LETTER_REASON: &str = "bk-dead-letter-reason";
+/// How many deliveries a dead letter had (set on dead letters).
+pub const DEAD_LETTER_ATTEMPTS: &str = "bk-dead-letter-attempts";
+
+/// A message id: a UUIDv7, so ids sort by creation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(Uuid);
+
+impl MessageId {
+    /// A new time-ordered id (UUIDv7, RFC 9562 section 5.7).
+    #[must_use]
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The UUID.
+    #[must_use]
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl Default for MessageId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<Uuid> for MessageId {
+    fn from(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.as_hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for MessageId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Uuid::try_parse(s)
+            .map(Self)
+            .map_err(|_| Error::InvalidHeader {
+                name: H_ID.into(),
+                reason: "not a UUID",
+            })
+    }
+}
+
+/// Message headers: lowercase names, UTF-8 values without control characters.
+///
+/// Well-known names have accessors (content type, correlation id, reply-to, W3C
+/// `traceparent`/`tracestate`). Names starting with `bk-` are reserved for the envelope.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(BTreeMap<String, String>);
+
+fn check_name(name: &str) -> Result<String, &'static str> {
+    if name.is_empty() {
+        return Err("empty header name");
+    }
+    if name.len() > MAX_HEADER_NAME {
+        return Err("header name longer than 64 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("header name has a character other than A-Z a-z 0-9 - _ .");
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn check_value(value: &str) -> Result<(), &'static str> {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("header value has a control character");
+    }
+    if value.len() > MAX_HEADER_BYTES {
+        return Err("header value longer than the header block limit");
+    }
+    Ok(())
+}
+
+fn truncated(name: &str) -> String {
+    name.chars().take(MAX_HEADER_NAME).collect()
+}
+
+impl Headers {
+    /// No headers.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a header, replacing an earlier value. Names are case-insensitive.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHeader`] for a name outside `A-Z a-z 0-9 - _ .`, a reserved `bk-`
+    /// name, a control character in the value, or more than [`MAX_HEADERS`] headers.
+    pub fn insert(&mut self, name: &str, value: impl Into<String>) -> Result<&mut Self> {
+        let key = check_name(name).map_err(|reason| Error::InvalidHeader {
+            name: truncated(name),
+            reason,
+        })?;
+        if key.starts_with("bk-") {
+            return Err(Error::InvalidHeader {
+                name: key,
+                reason: "names starting with bk- are reserved",
+            });
+        }
+        self.insert_checked(key, value.into())?;
+        Ok(self)
+    }
+
+    pub(crate) fn insert_checked(&mut self, key: String, value: String) -> Result<()> {
+        check_value(&value).map_err(|reason| Error::InvalidHeader {
+            name: key.clone(),
+            reason,
+        })?;
+        if self.0.len() >= MAX_HEADERS && !self.0.contains_key(&key) {
+            return Err(Error::InvalidHeader {
+                name: key,
+                reason: "more than 64 headers",
+            });
+        }
+        self.0.insert(key, value);
+        Ok(())
+    }
+
+    pub(crate) fn remove(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+
+    /// A header's value; `name` is case-insensitive.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+        } else {
+            self.0.get(name).map(String::as_str)
+        }
+    }
+
+    /// All headers, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// How many headers there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `content-type`, set by [`Envelope::encode`].
+    #[must_use]
+    pub fn content_type(&self) -> Option<&str> {
+        self.get("content-type")
+    }
+
+    /// `correlation-id`, which ties a reply or a chain of messages together.
+    #[must_use]
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.get("correlation-id")
+    }
+
+    /// `reply-to`: where a reply should be published.
+    #[must_use]
+    pub fn reply_to(&self) -> Option<&str> {
+        self.get("reply-to")
+    }
+
+    /// W3C Trace Context `traceparent`.
+    #[must_use]
+    pub fn traceparent(&self) -> Option<&str> {
+        self.get("traceparent")
+    }
+
+    /// W3C Trace Context `tracestate`.
+    #[must_use]
+    pub fn tracestate(&self) -> Option<&str> {
+        self.get("tracestate")
+    }
+}
+
+/// One message: id, headers, payload, the delivery attempt and timestamps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    id: MessageId,
+    headers: Headers,
+    payload: Bytes,
+    attempt: u32,
+    published_at: SystemTime,
+    delivered_at: Option<SystemTime>,
+}
+
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Truncates to whole milliseconds, the precision the wire keeps.
+pub(crate) fn to_millis(t: SystemTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(unix_millis(t))
+}
+
+impl Envelope {
+    /// A new message with a fresh id, no headers, attempt 0 and the current time.
+    pub fn new(payload: impl Into<Bytes>) -> Self {
+        Self {
+            id: MessageId::new(),
+            headers: Headers::new(),
+            payload: payload.into(),
+            attempt: 0,
+            published_at: to_millis(SystemTime::now()),
+            delivered_at: None,
+        }
+    }
+
+    /// A message whose payload is `value` encoded by `codec`, with its `content-type`.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the value cannot be encoded.
+    pub fn encode<T: ?Sized, C: crate::Codec<T>>(codec: &C, value: &T) -> Result<Self> {
+        let mut envelope = Self::new(codec.encode(value)?);
+        envelope
+            .headers
+            .insert_checked("content-type".into(), codec.content_type().into())?;
+        Ok(envelope)
+    }
+
+    /// Decodes the payload with `codec`.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the payload is not a valid `T`.
+    pub fn decode<T, C: crate::Codec<T>>(&self, codec: &C) -> Result<T> {
+        codec.decode(&self.payload)
+    }
+
+    /// Replaces the id (to publish a message idempotently under a known id).
+    #[must_use]
+    pub fn with_id(mut self, id: MessageId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Adds a header.
+    ///
+    /// # Errors
+    /// As [`Headers::insert`].
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Result<Self> {
+        self.headers.insert(name, value)?;
+        Ok(self)
+    }
+
+    /// The id.
+    #[must_use]
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+    /// The headers.
+    #[must_use]
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+    /// The headers, to change.
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        &mut self.headers
+    }
+    /// The payload.
+    #[must_use]
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+    /// Which delivery this is: 1 on the first, 0 before any.
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// When the message was first published (millisecond precision).
+    #[must_use]
+    pub fn published_at(&self) -> SystemTime {
+        self.published_at
+    }
+    /// When this delivery was handed out, if it is a delivery.
+    #[must_use]
+    pub fn delivered_at(&self) -> Option<SystemTime> {
+        self.delivered_at
+    }
+
+    pub(crate) fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+    pub(crate) fn set_published_at(&mut self, at: SystemTime) {
+        self.published_at = to_millis(at);
+    }
+    pub(crate) fn set_delivered_at(&mut self, at: Option<SystemTime>) {
+        self.delivered_at = at;
+    }
+
+    /// The header block that carries this envelope on a backend without native headers:
+    /// `name: value\r\n` lines, the reserved `bk-id`, `bk-attempt` and `bk-published-at`
+    /// first, then the user headers. The payload travels separately.
+    #[must_use]
+    pub fn to_wire_headers(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(96);
+        for (name, value) in self.wire_pairs() {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// The reserved and user headers as name/value pairs (for backends with native headers).
+    pub fn wire_pairs(&self) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
+        [
+            (H_ID, Cow::Owned(self.id.to_string())),
+            (H_ATTEMPT, Cow::Owned(self.attempt.to_string())),
+            (
+                H_PUBLISHED,
+                Cow::Owned(unix_millis(self.published_at).to_string()),
+            ),
+        ]
+        .into_iter()
+        .chain(self.headers.iter().map(|(k, v)| (k, Cow::Borrowed(v))))
+    }
+
+    /// Parses a header block made by [`to_wire_headers`](Self::to_wire_headers) (possibly by
+    /// another process or language) and joins it with the payload.
+    ///
+    /// # Errors
+    /// [`Error::WireHeader`] with the line and reason: a line without `: `, a bad name or
+    /// value, a duplicate, a missing or malformed `bk-id`, `bk-attempt` or
+    /// `bk-published-at`, more than [`MAX_HEADERS`] headers or [`MAX_HEADER_BYTES`] bytes.
+    pub fn from_wire(headers: &[u8], payload: Bytes) -> Result<Self> {
+        Self::from_pairs(parse_wire(headers)?, payload)
+    }
+
+    /// Builds an envelope from name/value pairs that include the reserved ones.
+    ///
+    /// # Errors
+    /// As [`from_wire`](Self::from_wire), with `line` the pair's position from 1.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        payload: Bytes,
+    ) -> Result<Self> {
+        let mut headers = Headers::new();
+        let (mut id, mut attempt, mut published) = (None, None, None);
+        for (index, (name, value)) in pairs.into_iter().enumerate() {
+            let line = index + 1;
+            let err = |reason| Error::WireHeader { line, reason };
+            let key = check_name(name).map_err(err)?;
+            check_value(value).map_err(err)?;
+            match key.as_str() {
+                H_ID => {
+                    // Only the hyphenated form, the one we write.
+                    let parsed = Uuid::try_parse(value)
+                        .ok()
+                        .filter(|_| value.len() == 36)
+                        .ok_or(err("bk-id is not a hyphenated UUID"))?;
+                    if id.replace(MessageId(parsed)).is_some() {
+                        return Err(err("duplicate bk-id"));
+                    }
+                }
+                H_ATTEMPT => {
+                    let parsed = parse_decimal(value).ok_or(err("bk-attempt is not a number"))?;
+                    let parsed =
+                        u32::try_from(parsed).map_err(|_| err("bk-attempt is too large"))?;
+                    if attempt.replace(parsed).is_some() {
+                        return Err(err("duplicate bk-attempt"));
+                    }
+                }
+                H_PUBLISHED => {
+                    let parsed =
+                        parse_decimal(value).ok_or(err("bk-published-at is not a number"))?;
+                    if published.replace(parsed).is_some() {
+                        return Err(err("duplicate bk-published-at"));
+                    }
+                }
+                _ => {
+                    if headers.get(&key).is_some() {
+                        return Err(err("duplicate header name"));
+                    }
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(err("more than 64 headers"));
+                    }
+                    headers.0.insert(key, value.to_owned());
+                }
+            }
+        }
+        let missing = |reason| Error::WireHeader { line: 0, reason };
+        let published = published.ok_or(missing("bk-published-at is missing"))?;
+        Ok(Self {
+            id: id.ok_or(missing("bk-id is missing"))?,
+            headers,
+            payload,
+            attempt: attempt.ok_or(missing("bk-attempt is missing"))?,
+            published_at: UNIX_EPOCH
+                .checked_add(Duration::from_millis(published))
+                .ok_or(missing("bk-published-at is out of range"))?,
+            delivered_at: None,
+        })
+    }
+}
+
+/// Digits only (no sign, no spaces), at most 19 of them so the value fits a `u64`.
+fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Splits a header block into `(name, value)` pairs without allocating per header.
+fn parse_wire(block: &[u8]) -> Result<Vec<(&str, &str)>> {
+    if block.len() > MAX_HEADER_BYTES {
+        return Err(Error::WireHeader {
+            line: 0,
+            reason: "header block larger than 16 KiB",
+        });
+    }
+    let text = std::str::from_utf8(block).map_err(|e| Error::WireHeader {
+        line: 1 + block
+            .get(..e.valid_up_to())
+            .map_or(0, |ok| ok.iter().filter(|&&b| b == b'\n').count()),
+        reason: "not UTF-8",
+    })?;
+    let mut pairs = Vec::new();
+    let mut rest = text;
+    let mut line = 0;
+    while !rest.is_empty() {
+        line += 1;
+        let err = |reason| Error::WireHeader { line, reason };
+        let (current, after) = rest
+            .split_once("\r\n")
+            .ok_or(err("line does not end with CRLF"))?;
+        rest = after;
+        if current.is_empty() {
+            return Err(err("empty line"));
+        }
+        let (name, value) = current
+            .split_once(": ")
+            .ok_or(err("line is not `name: value`"))?;
+        if pairs.len() >= MAX_HEADERS + 3 {
+            return Err(err("more than 64 headers"));
+        }
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn wire_round_trip_keeps_everything() {
+        let mut e = Envelope::new(&b"payload"[..])
+            .with_header(
+                "Traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .unwrap();
+        e.set_attempt(3);
+        let back = Envelope::from_wire(&e.to_wire_headers(), e.payload().clone()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(
+            back.headers().traceparent(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+    }
+
+    #[test]
+    fn ids_are_time_ordered_v7() {
+        let a = MessageId::new();
+        let b = MessageId::new();
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+        assert!(a < b);
+        assert_eq!(a.to_string().parse::<MessageId>().unwrap(), a);
+    }
+
+    fn wire_err(block: &[u8]) -> (usize, &'static str) {
+        match Envelope::from_wire(block, Bytes::new()) {
+            Err(Error::WireHeader { line, reason }) => (line, reason),
+            other => panic!("expected a wire header error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wire_errors_name_line_and_reason() {
+        let id = "bk-id: 01890a5d-ac96-774b-bcce-b302099a8057\r\n";
+        assert_eq!(wire_err(b"bk-id 1\r\n"), (1, "line is not `name: value`"));
+        assert_eq!(
+            wire_err(format!("{id}bk-attempt: 1").as_bytes()),
+            (2, "line does not end with CRLF")
+        );
+        assert_eq!(
+            wire_err(format!("{id}bk-attempt: -1\r\n").as_bytes()),
+            (2, "bk-attempt is not a number")
+        );
+        assert_eq!(
+            wire_err(format!("{id}bk-attempt: 99999999999\r\n").as_bytes()),
+            (2, "bk-attempt is too large")
+        );
+        assert_eq!(
+            wire_err(format!("{id}{id}").as_bytes()),
+            (2, "duplicate bk-id")
+        );
+        assert_eq!(
+            wire_err(format!("{id}a b: c\r\n").as_bytes()),
+            (
+                2,
+                "header name has a character other than A-Z a-z 0-9 - _ ."
+            )
+        );
+        assert_eq!(
+            wire_err(format!("{id}x: a\x01\r\n").as_bytes()),
+            (2, "header value has a control character")
+        );
+        assert_eq!(wire_err(id.as_bytes()), (0, "bk-published-at is missing"));
+        assert_eq!(wire_err(b"\xff: x\r\n"), (1, "not UTF-8"));
+        assert_eq!(
+            wire_err(format!("{id}X: 1\r\nx: 2\r\n").as_bytes()),
+            (3, "duplicate header name")
+        );
+    }
+
+    #[test]
+    fn user_headers_cannot_use_reserved_names() {
+        let mut h = Headers::new();
+        assert!(h.insert("bk-id", "x").is_err());
+        assert!(h.insert("", "x").is_err());
+        assert!(h.insert("a\r\nb", "x").is_err());
+        assert!(h.insert("ok", "line\nbreak").is_err());
+        for i in 0..MAX_HEADERS {
+            h.insert(&format!("h{i}"), "v").unwrap();
+        }
+        assert!(h.insert("one-more", "v").is_err());
+        assert!(h.insert("h0", "replaced").is_ok());
+    }
+}

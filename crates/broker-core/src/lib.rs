@@ -1,0 +1,38 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod broker;
+mod capabilities;
+mod codec;
+mod dead_letter;
+mod delivery;
+mod embedded;
+mod envelope;
+mod error;
+mod retry;
+mod settlement;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use broker::{Broker, Delivery, check_queue_name};
+pub use capabilities::Capabilities;
+pub use codec::{Codec, Json, RawBytes};
+pub use dead_letter::DeadLetter;
+pub use delivery::{QueueConfig, QueueCore};
+pub use embedded::{EmbeddedBroker, QueueStats};
+pub use envelope::{
+    DEAD_LETTER_ATTEMPTS, DEAD_LETTER_REASON, Envelope, Headers, MAX_HEADER_BYTES, MAX_HEADER_NAME,
+    MAX_HEADERS, MessageId,
+};
+pub use error::{Error, Result};
+#[cfg(feature = "nats")]
+pub use nats::NatsBroker;
+#[cfg(feature = "redis")]
+pub use redis::RedisBroker;
+pub use retry::{JitterSource, RetryPolicy};
+pub use settlement::{Disposition, Settlement, decide, decide_expired};

@@ -1,0 +1,402 @@
+//! NATS JetStream backend (feature `nats`).
+//!
+//! Per queue, under the broker's name prefix: a work-queue stream `Q_<prefix><queue>` on
+//! subject `bkq.<prefix><queue>` with one durable pull consumer `bk` (explicit acks, the
+//! queue's ack wait), and a stream `D_<prefix><queue>` on `bkd.<prefix><queue>` for dead
+//! letters. Publishing waits for the stream's acknowledgement and sets `Nats-Msg-Id` to the
+//! message id, so a retried publish within the stream's duplicate window is stored once.
+//! A nack is `-NAK` with the backoff as its delay; JetStream counts deliveries, and a
+//! message over its limit is copied to the dead-letter stream and terminated (`+TERM`).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+
+use crate::broker::DeliveryToken;
+use crate::retry::JitterSource;
+use crate::settlement::{decide, decide_expired};
+use crate::{
+    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, QueueConfig, Result,
+    Settlement, check_queue_name,
+};
+
+const CONSUMER: &str = "bk";
+
+#[derive(Clone, Debug)]
+struct Queue {
+    config: QueueConfig,
+    subject: String,
+    dead_stream: String,
+    dead_subject: String,
+    consumer: consumer::PullConsumer,
+}
+
+/// A [`Broker`] on NATS JetStream.
+pub struct NatsBroker {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    prefix: String,
+    queues: Mutex<HashMap<String, Queue>>,
+    jitter: Mutex<JitterSource>,
+}
+
+impl std::fmt::Debug for NatsBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsBroker")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        backend: "nats",
+        detail: e.to_string(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn to_headers(envelope: &Envelope, dedup: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in envelope.wire_pairs() {
+        headers.insert(name, value.as_ref());
+    }
+    if dedup {
+        headers.insert("Nats-Msg-Id", envelope.id().to_string().as_str());
+    }
+    headers
+}
+
+/// Rebuilds an envelope from NATS headers, leaving out the server's own `Nats-*` ones.
+fn from_headers(headers: Option<&HeaderMap>, payload: bytes::Bytes) -> Result<Envelope> {
+    let empty = HeaderMap::new();
+    let headers = headers.unwrap_or(&empty);
+    let pairs = headers.iter().filter_map(|(name, values)| {
+        let name: &str = name.as_ref();
+        if name.len() >= 5
+            && name
+                .get(..5)
+                .is_some_and(|p| p.eq_ignore_ascii_case("nats-"))
+        {
+            return None;
+        }
+        values.first().map(|v| (name, v.as_str()))
+    });
+    Envelope::from_pairs(pairs, payload)
+}
+
+impl NatsBroker {
+    /// Connects to `url` (`nats://host:port`); stream names start with `prefix`, which
+    /// may use `A-Z a-z 0-9 - _` (give each application, or each test, its own).
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`] for a bad prefix, [`Error::Backend`] when the server
+    /// cannot be reached.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        if !prefix.is_empty() {
+            check_queue_name(prefix)?;
+        }
+        let client = async_nats::connect(url).await.map_err(backend)?;
+        let js = jetstream::new(client.clone());
+        Ok(Self {
+            client,
+            js,
+            prefix: prefix.to_owned(),
+            queues: Mutex::new(HashMap::new()),
+            jitter: Mutex::new(JitterSource::from_entropy()),
+        })
+    }
+
+    fn queue(&self, queue: &str) -> Result<Queue> {
+        lock(&self.queues)
+            .get(queue)
+            .cloned()
+            .ok_or_else(|| Error::UnknownQueue(queue.to_owned()))
+    }
+
+    async fn ack(&self, reply: &str, body: String) -> Result<()> {
+        self.client
+            .publish(reply.to_owned(), body.into())
+            .await
+            .map_err(backend)?;
+        self.client.flush().await.map_err(backend)
+    }
+
+    async fn dead_letter(
+        &self,
+        q: &Queue,
+        queue: &str,
+        reply: &str,
+        letter: DeadLetter,
+    ) -> Result<()> {
+        self.js
+            .publish_with_headers(
+                q.dead_subject.clone(),
+                to_headers(&letter.envelope, false),
+                letter.envelope.payload().clone(),
+            )
+            .await
+            .map_err(backend)?
+            .await
+            .map_err(backend)?;
+        let _ = queue;
+        self.ack(reply, "+TERM".into()).await
+    }
+
+    /// Deletes the streams of every queue this broker declared (their messages and dead
+    /// letters with them); for tests and teardown.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the server refuses.
+    pub async fn delete_streams(&self) -> Result<()> {
+        let names: Vec<String> = lock(&self.queues).keys().cloned().collect();
+        for queue in names {
+            let name = format!("{}{queue}", self.prefix);
+            for stream in [format!("Q_{name}"), format!("D_{name}")] {
+                self.js.delete_stream(&stream).await.map_err(backend)?;
+            }
+            lock(&self.queues).remove(&queue);
+        }
+        Ok(())
+    }
+
+    /// Lists the dead-letter stream: `(sequence, letter)` pairs, oldest first.
+    async fn list_dead(&self, queue: &str, max: usize) -> Result<Vec<(u64, DeadLetter)>> {
+        let q = self.queue(queue)?;
+        let mut stream = self.js.get_stream(&q.dead_stream).await.map_err(backend)?;
+        let state = &stream.info().await.map_err(backend)?.state;
+        let (count, first, last) = (state.messages, state.first_sequence, state.last_sequence);
+        let mut out = Vec::new();
+        if count == 0 {
+            return Ok(out);
+        }
+        let mut seq = first;
+        while seq <= last && out.len() < max {
+            if let Ok(message) = stream.get_raw_message(seq).await {
+                let envelope = from_headers(Some(&message.headers), message.payload)?;
+                let dead_at = SystemTime::from(message.time);
+                out.push((seq, DeadLetter::from_stored(queue, envelope, dead_at)));
+            }
+            seq += 1;
+        }
+        Ok(out)
+    }
+}
+
+impl Broker for NatsBroker {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+    }
+
+    async fn declare(&self, queue: &str, config: &QueueConfig) -> Result<()> {
+        check_queue_name(queue)?;
+        config.get_retry().validate()?;
+        let name = format!("{}{queue}", self.prefix);
+        let subject = format!("bkq.{name}");
+        let dead_stream = format!("D_{name}");
+        let dead_subject = format!("bkd.{name}");
+        let stream = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: format!("Q_{name}"),
+                subjects: vec![subject.clone()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .map_err(backend)?;
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: dead_stream.clone(),
+                subjects: vec![dead_subject.clone()],
+                ..Default::default()
+            })
+            .await
+            .map_err(backend)?;
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                CONSUMER,
+                consumer::pull::Config {
+                    durable_name: Some(CONSUMER.into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: config.get_ack_wait(),
+                    max_deliver: -1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(backend)?;
+        lock(&self.queues).insert(
+            queue.to_owned(),
+            Queue {
+                config: config.clone(),
+                subject,
+                dead_stream,
+                dead_subject,
+                consumer,
+            },
+        );
+        Ok(())
+    }
+
+    async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
+        let q = self.queue(queue)?;
+        let mut envelope = envelope;
+        envelope.set_attempt(0);
+        self.js
+            .publish_with_headers(
+                q.subject,
+                to_headers(&envelope, true),
+                envelope.payload().clone(),
+            )
+            .await
+            .map_err(backend)?
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn fetch(
+        &self,
+        queue: &str,
+        _consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let q = self.queue(queue)?;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut batch = if wait < Duration::from_millis(10) {
+            q.consumer.fetch().max_messages(max).messages().await
+        } else {
+            q.consumer
+                .batch()
+                .max_messages(max)
+                .expires(wait)
+                .messages()
+                .await
+        }
+        .map_err(backend)?;
+        let mut out = Vec::new();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(backend)?;
+            let Some(reply) = message.reply.as_ref().map(ToString::to_string) else {
+                continue;
+            };
+            let delivered = message
+                .info()
+                .map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX))
+                .map_err(backend)?;
+            let mut envelope = match from_headers(message.headers.as_ref(), message.payload.clone())
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    let stub = Envelope::new(message.payload.clone());
+                    let letter = DeadLetter::new(
+                        queue,
+                        stub,
+                        format!("unreadable headers: {e}"),
+                        delivered,
+                        SystemTime::now(),
+                    );
+                    self.dead_letter(&q, queue, &reply, letter).await?;
+                    continue;
+                }
+            };
+            let previous = envelope
+                .attempt()
+                .saturating_add(delivered.saturating_sub(1));
+            if delivered > 1
+                && let Disposition::DeadLetter { reason } =
+                    decide_expired(previous, q.config.get_retry())
+            {
+                envelope.set_attempt(previous);
+                let letter = DeadLetter::new(queue, envelope, reason, previous, SystemTime::now());
+                self.dead_letter(&q, queue, &reply, letter).await?;
+                continue;
+            }
+            envelope.set_attempt(previous.saturating_add(1));
+            envelope.set_delivered_at(Some(SystemTime::now()));
+            out.push(Delivery {
+                queue: queue.to_owned(),
+                envelope,
+                token: DeliveryToken::Nats { reply },
+            });
+        }
+        Ok(out)
+    }
+
+    async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
+        let DeliveryToken::Nats { reply } = &delivery.token else {
+            return Err(Error::StaleDelivery);
+        };
+        let q = self.queue(&delivery.queue)?;
+        let unit = lock(&self.jitter).next_unit();
+        let attempt = delivery.envelope.attempt();
+        let disposition = decide(&settlement, attempt, q.config.get_retry(), unit);
+        match &disposition {
+            Disposition::Removed => self.ack(reply, "+ACK".into()).await?,
+            Disposition::Extended => self.ack(reply, "+WPI".into()).await?,
+            Disposition::Retry { delay } => {
+                let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+                self.ack(reply, format!("-NAK {{\"delay\": {nanos}}}"))
+                    .await?;
+            }
+            Disposition::DeadLetter { reason } => {
+                let letter = DeadLetter::new(
+                    &delivery.queue,
+                    delivery.envelope.clone(),
+                    reason.clone(),
+                    attempt,
+                    SystemTime::now(),
+                );
+                self.dead_letter(&q, &delivery.queue, reply, letter).await?;
+            }
+        }
+        Ok(disposition)
+    }
+
+    async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>> {
+        Ok(self
+            .list_dead(queue, max)
+            .await?
+            .into_iter()
+            .map(|(_, letter)| letter)
+            .collect())
+    }
+
+    async fn redrive(&self, queue: &str, max: usize) -> Result<usize> {
+        let q = self.queue(queue)?;
+        let stream = self.js.get_stream(&q.dead_stream).await.map_err(backend)?;
+        let mut moved = 0;
+        for (seq, letter) in self.list_dead(queue, max).await? {
+            let envelope = letter.into_redriven();
+            // No Nats-Msg-Id: the original id is still in the duplicate window.
+            self.js
+                .publish_with_headers(
+                    q.subject.clone(),
+                    to_headers(&envelope, false),
+                    envelope.payload().clone(),
+                )
+                .await
+                .map_err(backend)?
+                .await
+                .map_err(backend)?;
+            stream.delete_message(seq).await.map_err(backend)?;
+            moved += 1;
+        }
+        Ok(moved)
+    }
+}

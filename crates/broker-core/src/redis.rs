@@ -1,0 +1,647 @@
+//! Redis Streams backend (feature `redis`).
+//!
+//! Per queue, under the broker's key prefix: a stream `<prefix><queue>:s` with a consumer
+//! group `bk` (entries hold the wire header block `h` and the payload `p`), a sorted set
+//! `<prefix><queue>:d` of delayed retries scored by due time in milliseconds, and a stream
+//! `<prefix><queue>:dl` of dead letters. A fetch moves due retries into the stream, claims
+//! entries idle longer than the ack wait (`XAUTOCLAIM`, with `XPENDING` for the delivery
+//! count), then reads new entries (`XREADGROUP`). Settlements are Lua scripts, so
+//! `XACK` and the move to the retry set or the dead letters happen atomically.
+//!
+//! Queue configuration lives in the process that declared the queue: every process that
+//! fetches or settles declares its queues first. Retry due times use the client's clock.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::{Script, Value};
+
+use crate::broker::DeliveryToken;
+use crate::retry::JitterSource;
+use crate::settlement::{decide, decide_expired};
+use crate::{
+    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, QueueConfig, Result,
+    Settlement, check_queue_name,
+};
+
+const GROUP: &str = "bk";
+/// The longest single blocking read; the fetch loop re-checks retries and claims between.
+const BLOCK_SLICE: Duration = Duration::from_millis(100);
+
+const MOVE_DUE: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  local colon = string.find(m, ':', 1, true)
+  local n = tonumber(string.sub(m, 1, colon - 1))
+  redis.call('XADD', KEYS[2], '*', 'h', string.sub(m, colon + 1, colon + n), 'p', string.sub(m, colon + n + 1))
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+";
+
+/// KEYS: stream, retry set, dead stream. ARGV: group, entry id, mode, score, h, p.
+const SETTLE: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[3] == 'retry' then
+  redis.call('ZADD', KEYS[2], ARGV[4], string.len(ARGV[5]) .. ':' .. ARGV[5] .. ARGV[6])
+elseif ARGV[3] == 'dead' then
+  redis.call('XADD', KEYS[3], '*', 'h', ARGV[5], 'p', ARGV[6])
+end
+return 1
+";
+
+/// KEYS: dead stream, stream. ARGV: entry id, h, p.
+const REDRIVE: &str = r"
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'h', ARGV[2], 'p', ARGV[3])
+return 1
+";
+
+/// A [`Broker`] on Redis Streams.
+pub struct RedisBroker {
+    client: redis::Client,
+    conn: ConnectionManager,
+    blocking: Mutex<Vec<MultiplexedConnection>>,
+    prefix: String,
+    queues: Mutex<HashMap<String, QueueConfig>>,
+    jitter: Mutex<JitterSource>,
+    move_due: Script,
+    settle: Script,
+    redrive: Script,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: &redis::RedisError) -> Error {
+    Error::Backend {
+        backend: "redis",
+        detail: e.to_string(),
+    }
+}
+
+fn malformed(what: &str) -> Error {
+    Error::Backend {
+        backend: "redis",
+        detail: format!("unexpected reply: {what}"),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn bytes_of(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn text_of(v: &Value) -> Option<&str> {
+    bytes_of(v).and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// One stream entry: its id and the `h` and `p` fields.
+struct Entry {
+    id: String,
+    headers: Vec<u8>,
+    payload: Bytes,
+}
+
+/// Parses `[id, [field, value, ...]]` entries; entries without fields (deleted) are skipped.
+fn entries(v: &Value) -> Result<Vec<Entry>> {
+    let Value::Array(items) = v else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(pair) = item else {
+            return Err(malformed("stream entry is not an array"));
+        };
+        let (Some(id), Some(fields)) = (pair.first().and_then(text_of), pair.get(1)) else {
+            return Err(malformed("stream entry without id"));
+        };
+        let Value::Array(fields) = fields else {
+            continue;
+        };
+        let (mut h, mut p) = (None, None);
+        for kv in fields.chunks(2) {
+            match (kv.first().and_then(bytes_of), kv.get(1).and_then(bytes_of)) {
+                (Some(b"h"), Some(value)) => h = Some(value.to_vec()),
+                (Some(b"p"), Some(value)) => p = Some(Bytes::copy_from_slice(value)),
+                _ => {}
+            }
+        }
+        let (Some(headers), Some(payload)) = (h, p) else {
+            return Err(malformed("stream entry without h and p fields"));
+        };
+        out.push(Entry {
+            id: id.to_owned(),
+            headers,
+            payload,
+        });
+    }
+    Ok(out)
+}
+
+/// The millisecond part of a stream id (`<ms>-<seq>`).
+fn entry_time(id: &str) -> SystemTime {
+    let ms = id
+        .split('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(0);
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+struct Keys {
+    stream: String,
+    retry: String,
+    dead: String,
+}
+
+impl RedisBroker {
+    /// Connects to `url` (`redis://host:port/db`); every key starts with `prefix`
+    /// (give each application, or each test, its own).
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the URL is invalid or the server cannot be reached.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| backend(&e))?;
+        let conn = client
+            .get_connection_manager()
+            .await
+            .map_err(|e| backend(&e))?;
+        Ok(Self {
+            client,
+            conn,
+            blocking: Mutex::new(Vec::new()),
+            prefix: prefix.to_owned(),
+            queues: Mutex::new(HashMap::new()),
+            jitter: Mutex::new(JitterSource::from_entropy()),
+            move_due: Script::new(MOVE_DUE),
+            settle: Script::new(SETTLE),
+            redrive: Script::new(REDRIVE),
+        })
+    }
+
+    fn keys(&self, queue: &str) -> Keys {
+        let base = format!("{}{queue}", self.prefix);
+        Keys {
+            stream: format!("{base}:s"),
+            retry: format!("{base}:d"),
+            dead: format!("{base}:dl"),
+        }
+    }
+
+    fn config(&self, queue: &str) -> Result<QueueConfig> {
+        lock(&self.queues)
+            .get(queue)
+            .cloned()
+            .ok_or_else(|| Error::UnknownQueue(queue.to_owned()))
+    }
+
+    async fn query(&self, cmd: &redis::Cmd) -> Result<Value> {
+        let mut conn = self.conn.clone();
+        cmd.query_async(&mut conn).await.map_err(|e| backend(&e))
+    }
+
+    async fn dead_letter_entry(
+        &self,
+        keys: &Keys,
+        queue: &str,
+        entry: Entry,
+        mut envelope: Envelope,
+        reason: String,
+    ) -> Result<()> {
+        let attempts = envelope.attempt();
+        envelope.set_delivered_at(None);
+        let letter = DeadLetter::new(queue, envelope, reason, attempts, SystemTime::now());
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .settle
+            .key(&keys.stream)
+            .key(&keys.retry)
+            .key(&keys.dead)
+            .arg(GROUP)
+            .arg(&entry.id)
+            .arg("dead")
+            .arg(0)
+            .arg(letter.envelope.to_wire_headers())
+            .arg(letter.envelope.payload().as_ref())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| backend(&e))?;
+        Ok(())
+    }
+
+    /// Claims entries idle past the ack wait; dead-letters those past their last delivery.
+    async fn claim_expired(
+        &self,
+        keys: &Keys,
+        queue: &str,
+        consumer: &str,
+        config: &QueueConfig,
+        max: usize,
+    ) -> Result<Vec<Delivery>> {
+        let reply = self
+            .query(
+                redis::cmd("XAUTOCLAIM")
+                    .arg(&keys.stream)
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg(millis(config.get_ack_wait()))
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(max),
+            )
+            .await?;
+        let Value::Array(parts) = reply else {
+            return Err(malformed("XAUTOCLAIM"));
+        };
+        let claimed = entries(parts.get(1).unwrap_or(&Value::Nil))?;
+        let mut out = Vec::new();
+        for entry in claimed {
+            let pending = self
+                .query(
+                    redis::cmd("XPENDING")
+                        .arg(&keys.stream)
+                        .arg(GROUP)
+                        .arg(&entry.id)
+                        .arg(&entry.id)
+                        .arg(1),
+                )
+                .await?;
+            let count = match &pending {
+                Value::Array(rows) => match rows.first() {
+                    Some(Value::Array(row)) => match row.get(3) {
+                        Some(Value::Int(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+                        _ => return Err(malformed("XPENDING row")),
+                    },
+                    _ => continue, // acked meanwhile
+                },
+                _ => return Err(malformed("XPENDING")),
+            };
+            let envelope = match Envelope::from_wire(&entry.headers, entry.payload.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    let stub = Envelope::new(entry.payload.clone());
+                    self.dead_letter_entry(
+                        keys,
+                        queue,
+                        entry,
+                        stub,
+                        format!("unreadable headers: {e}"),
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            let previous = envelope.attempt().saturating_add(count.saturating_sub(1));
+            if let Disposition::DeadLetter { reason } = decide_expired(previous, config.get_retry())
+            {
+                let mut last = envelope;
+                last.set_attempt(previous);
+                self.dead_letter_entry(keys, queue, entry, last, reason)
+                    .await?;
+                continue;
+            }
+            out.push(self.delivery(queue, consumer, entry, envelope, previous.saturating_add(1)));
+        }
+        Ok(out)
+    }
+
+    fn delivery(
+        &self,
+        queue: &str,
+        consumer: &str,
+        entry: Entry,
+        mut envelope: Envelope,
+        attempt: u32,
+    ) -> Delivery {
+        envelope.set_attempt(attempt);
+        envelope.set_delivered_at(Some(SystemTime::now()));
+        Delivery {
+            queue: queue.to_owned(),
+            envelope,
+            token: DeliveryToken::Redis {
+                entry: entry.id,
+                consumer: consumer.to_owned(),
+            },
+        }
+    }
+
+    async fn read_new(
+        &self,
+        keys: &Keys,
+        queue: &str,
+        consumer: &str,
+        max: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(max);
+        let block_ms = millis(block);
+        if block_ms > 0 {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        cmd.arg("STREAMS").arg(&keys.stream).arg(">");
+        let reply = if block_ms > 0 {
+            // A blocking read holds its connection: use one of our own, not the shared one.
+            let pooled = lock(&self.blocking).pop();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => self
+                    .client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| backend(&e))?,
+            };
+            let reply = cmd.query_async(&mut conn).await.map_err(|e| backend(&e))?;
+            lock(&self.blocking).push(conn);
+            reply
+        } else {
+            self.query(&cmd).await?
+        };
+        // [[stream, [entries...]]] or nil
+        let Value::Array(streams) = reply else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for stream in &streams {
+            let Value::Array(pair) = stream else {
+                return Err(malformed("XREADGROUP stream"));
+            };
+            for entry in entries(pair.get(1).unwrap_or(&Value::Nil))? {
+                match Envelope::from_wire(&entry.headers, entry.payload.clone()) {
+                    Ok(envelope) => {
+                        let attempt = envelope.attempt().saturating_add(1);
+                        out.push(self.delivery(queue, consumer, entry, envelope, attempt));
+                    }
+                    Err(e) => {
+                        let stub = Envelope::new(entry.payload.clone());
+                        self.dead_letter_entry(
+                            keys,
+                            queue,
+                            entry,
+                            stub,
+                            format!("unreadable headers: {e}"),
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Broker for RedisBroker {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            publish_dedup: false,
+            ..Capabilities::all()
+        }
+    }
+
+    async fn declare(&self, queue: &str, config: &QueueConfig) -> Result<()> {
+        check_queue_name(queue)?;
+        config.get_retry().validate()?;
+        let keys = self.keys(queue);
+        let created = self
+            .query(
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&keys.stream)
+                    .arg(GROUP)
+                    .arg("0")
+                    .arg("MKSTREAM"),
+            )
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(Error::Backend { detail, .. }) if detail.contains("BUSYGROUP") => {}
+            Err(e) => return Err(e),
+        }
+        lock(&self.queues).insert(queue.to_owned(), config.clone());
+        Ok(())
+    }
+
+    async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
+        self.config(queue)?;
+        let keys = self.keys(queue);
+        let mut envelope = envelope;
+        envelope.set_attempt(0);
+        self.query(
+            redis::cmd("XADD")
+                .arg(&keys.stream)
+                .arg("*")
+                .arg("h")
+                .arg(envelope.to_wire_headers())
+                .arg("p")
+                .arg(envelope.payload().as_ref()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn fetch(
+        &self,
+        queue: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let config = self.config(queue)?;
+        let keys = self.keys(queue);
+        let start = tokio::time::Instant::now();
+        let end = start.checked_add(wait).unwrap_or(start);
+        loop {
+            if max == 0 {
+                return Ok(Vec::new());
+            }
+            let mut conn = self.conn.clone();
+            let _: i64 = self
+                .move_due
+                .key(&keys.retry)
+                .key(&keys.stream)
+                .arg(now_ms())
+                .arg(1000)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| backend(&e))?;
+            let mut out = self
+                .claim_expired(&keys, queue, consumer, &config, max)
+                .await?;
+            if out.len() < max {
+                let left = end.saturating_duration_since(tokio::time::Instant::now());
+                let block = if out.is_empty() {
+                    left.min(BLOCK_SLICE)
+                } else {
+                    Duration::ZERO
+                };
+                out.extend(
+                    self.read_new(&keys, queue, consumer, max - out.len(), block)
+                        .await?,
+                );
+            }
+            if !out.is_empty() || tokio::time::Instant::now() >= end {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
+        let DeliveryToken::Redis { entry, consumer } = &delivery.token else {
+            return Err(Error::StaleDelivery);
+        };
+        let config = self.config(&delivery.queue)?;
+        let keys = self.keys(&delivery.queue);
+        let unit = lock(&self.jitter).next_unit();
+        let attempt = delivery.envelope.attempt();
+        let disposition = decide(&settlement, attempt, config.get_retry(), unit);
+        let mut envelope = delivery.envelope.clone();
+        envelope.set_delivered_at(None);
+        let (mode, score, stored) = match &disposition {
+            Disposition::Extended => {
+                let reply = self
+                    .query(
+                        redis::cmd("XCLAIM")
+                            .arg(&keys.stream)
+                            .arg(GROUP)
+                            .arg(consumer)
+                            .arg(0)
+                            .arg(entry)
+                            .arg("JUSTID"),
+                    )
+                    .await?;
+                return match reply {
+                    Value::Array(ids) if !ids.is_empty() => Ok(disposition),
+                    _ => Err(Error::StaleDelivery),
+                };
+            }
+            Disposition::Removed => ("ack", 0, envelope),
+            Disposition::Retry { delay } => {
+                ("retry", now_ms().saturating_add(millis(*delay)), envelope)
+            }
+            Disposition::DeadLetter { reason } => {
+                let letter = DeadLetter::new(
+                    &delivery.queue,
+                    envelope,
+                    reason.clone(),
+                    attempt,
+                    SystemTime::now(),
+                );
+                ("dead", 0, letter.envelope)
+            }
+        };
+        let mut conn = self.conn.clone();
+        let done: i64 = self
+            .settle
+            .key(&keys.stream)
+            .key(&keys.retry)
+            .key(&keys.dead)
+            .arg(GROUP)
+            .arg(entry)
+            .arg(mode)
+            .arg(score)
+            .arg(stored.to_wire_headers())
+            .arg(stored.payload().as_ref())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| backend(&e))?;
+        if done == 0 {
+            return Err(Error::StaleDelivery);
+        }
+        Ok(disposition)
+    }
+
+    async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>> {
+        check_queue_name(queue)?;
+        let keys = self.keys(queue);
+        let reply = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(&keys.dead)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(max),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for entry in entries(&reply)? {
+            let envelope = Envelope::from_wire(&entry.headers, entry.payload)?;
+            out.push(DeadLetter::from_stored(
+                queue,
+                envelope,
+                entry_time(&entry.id),
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn redrive(&self, queue: &str, max: usize) -> Result<usize> {
+        check_queue_name(queue)?;
+        let keys = self.keys(queue);
+        let reply = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(&keys.dead)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(max),
+            )
+            .await?;
+        let mut moved = 0;
+        for entry in entries(&reply)? {
+            let envelope = Envelope::from_wire(&entry.headers, entry.payload)?;
+            let letter = DeadLetter::from_stored(queue, envelope, entry_time(&entry.id));
+            let envelope = letter.into_redriven();
+            let mut conn = self.conn.clone();
+            let done: i64 = self
+                .redrive
+                .key(&keys.dead)
+                .key(&keys.stream)
+                .arg(&entry.id)
+                .arg(envelope.to_wire_headers())
+                .arg(envelope.payload().as_ref())
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| backend(&e))?;
+            moved += usize::try_from(done).unwrap_or(0);
+        }
+        Ok(moved)
+    }
+}
