@@ -207,6 +207,32 @@ impl RedisBroker {
         })
     }
 
+    /// Up to `max` dead letters of `queue`, oldest first, each with its stream entry id.
+    async fn read_dead(
+        &self,
+        queue: &str,
+        keys: &Keys,
+        max: usize,
+    ) -> Result<Vec<(String, DeadLetter)>> {
+        let reply = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(&keys.dead)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(max),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for entry in entries(&reply)? {
+            let envelope = Envelope::from_wire(&entry.headers, entry.payload)?;
+            let letter = DeadLetter::from_stored(queue, envelope, entry_time(&entry.id));
+            out.push((entry.id, letter));
+        }
+        Ok(out)
+    }
+
     fn keys(&self, queue: &str) -> Keys {
         let base = format!("{}{queue}", self.prefix);
         Keys {
@@ -589,52 +615,22 @@ impl Broker for RedisBroker {
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>> {
         check_queue_name(queue)?;
         let keys = self.keys(queue);
-        let reply = self
-            .query(
-                redis::cmd("XRANGE")
-                    .arg(&keys.dead)
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(max),
-            )
-            .await?;
-        let mut out = Vec::new();
-        for entry in entries(&reply)? {
-            let envelope = Envelope::from_wire(&entry.headers, entry.payload)?;
-            out.push(DeadLetter::from_stored(
-                queue,
-                envelope,
-                entry_time(&entry.id),
-            ));
-        }
-        Ok(out)
+        let stored = self.read_dead(queue, &keys, max).await?;
+        Ok(stored.into_iter().map(|(_, letter)| letter).collect())
     }
 
     async fn redrive(&self, queue: &str, max: usize) -> Result<usize> {
         check_queue_name(queue)?;
         let keys = self.keys(queue);
-        let reply = self
-            .query(
-                redis::cmd("XRANGE")
-                    .arg(&keys.dead)
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(max),
-            )
-            .await?;
         let mut moved = 0;
-        for entry in entries(&reply)? {
-            let envelope = Envelope::from_wire(&entry.headers, entry.payload)?;
-            let letter = DeadLetter::from_stored(queue, envelope, entry_time(&entry.id));
+        for (id, letter) in self.read_dead(queue, &keys, max).await? {
             let envelope = letter.into_redriven();
             let mut conn = self.conn.clone();
             let done: i64 = self
                 .redrive
                 .key(&keys.dead)
                 .key(&keys.stream)
-                .arg(&entry.id)
+                .arg(&id)
                 .arg(envelope.to_wire_headers())
                 .arg(envelope.payload().as_ref())
                 .invoke_async(&mut conn)
