@@ -11,70 +11,26 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_soap-service"))
-            .env("PORT", "0")
-            .env("DEMO_PASSWORD", "peer-test-password")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned();
-        Server { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn node_modules() -> Option<String> {
-    match std::env::var("PEER_NODE_MODULES") {
-        Ok(dir) if !dir.is_empty() => Some(dir),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PEER_NODE_MODULES must be set under CI"
-            );
-            println!("skipped: PEER_NODE_MODULES is not set");
-            None
-        }
-    }
-}
+use serve::testing::{Process, peer};
 
 #[test]
 fn node_soap_calls_every_operation_over_both_versions() {
-    let Some(modules) = node_modules() else {
+    let Some(modules) = peer("PEER_NODE_MODULES") else {
         return;
     };
     assert!(
         std::path::Path::new(&modules).join("soap").is_dir(),
         "{modules} has no `soap` package; rebuild it from .ci/package.json"
     );
-    let server = Server::start();
+    let mut binary = Command::new(env!("CARGO_BIN_EXE_soap-service"));
+    binary.env("DEMO_PASSWORD", "peer-test-password");
+    let server = Process::spawn(binary);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node_soap_client.js");
     let output = Command::new("node")
         .arg(script)
-        .arg(&server.url)
+        .arg(server.origin())
         .arg("peer-test-password")
         .env("NODE_PATH", &modules)
         .output()
