@@ -426,21 +426,20 @@ fn split_qname(qname: &str) -> std::result::Result<(Option<&str>, &str), String>
 
 /// Parses a document into its root element, enforcing `limits` (see the module docs).
 pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<Element> {
-    if body.len() > limits.max_body_bytes {
-        return Err(Error::LimitExceeded {
-            limit: LimitKind::BodyBytes,
-            max: limits.max_body_bytes,
-        });
-    }
-    let text = std::str::from_utf8(body).map_err(|e| Error::InvalidUtf8 {
-        offset: e.valid_up_to(),
-    })?;
-    Parser::new(limits, false).run(text)
+    parse_with(body, limits, false)
 }
 
 /// [`parse`] for documents that are not SOAP messages (a WSDL): the same limits and the
 /// same refusal of any DOCTYPE, but processing instructions are skipped, not refused.
 pub(crate) fn parse_document(body: &[u8], limits: &XmlLimits) -> Result<Element> {
+    parse_with(body, limits, true)
+}
+
+fn parse_with(
+    body: &[u8],
+    limits: &XmlLimits,
+    skip_processing_instructions: bool,
+) -> Result<Element> {
     if body.len() > limits.max_body_bytes {
         return Err(Error::LimitExceeded {
             limit: LimitKind::BodyBytes,
@@ -450,7 +449,7 @@ pub(crate) fn parse_document(body: &[u8], limits: &XmlLimits) -> Result<Element>
     let text = std::str::from_utf8(body).map_err(|e| Error::InvalidUtf8 {
         offset: e.valid_up_to(),
     })?;
-    Parser::new(limits, true).run(text)
+    Parser::new(limits, skip_processing_instructions).run(text)
 }
 
 struct Parser<'l> {
