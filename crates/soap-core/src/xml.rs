@@ -651,9 +651,24 @@ impl<'l> Parser<'l> {
                 if self.namespace_declarations > self.limits.max_namespace_declarations {
                     return Err(self.limit(LimitKind::NamespaceDeclarations));
                 }
-                let prefix = key.strip_prefix("xmlns:").unwrap_or("").to_owned();
+                let prefix = match key.strip_prefix("xmlns:") {
+                    // Namespaces in XML 1.0 section 3: `'xmlns:' NCName`. A prefix with a
+                    // colon would be written back as a tag with two colons (found by the
+                    // soap_core_envelope fuzz target), and `xmlns:` alone binds nothing.
+                    Some(p) if p.is_empty() || p.contains(':') => {
+                        return Err(malformed(format!("{key:?} does not declare a prefix")));
+                    }
+                    Some(p) => p.to_owned(),
+                    None => String::new(),
+                };
                 if prefix == "xmlns" || value == XMLNS_NS {
                     return Err(malformed("the xmlns prefix cannot be bound".into()));
+                }
+                // Section 3 again: `xml` is bound to its namespace and nothing else is.
+                if (prefix == "xml") != (value == XML_NS) {
+                    return Err(malformed(format!(
+                        "the xml prefix and its namespace go together only ({key}={value:?})"
+                    )));
                 }
                 if !prefix.is_empty() && value.is_empty() {
                     return Err(malformed(format!(
@@ -746,6 +761,26 @@ mod tests {
             let err = parse(doc, &XmlLimits::default()).unwrap_err();
             assert!(matches!(err, Error::MalformedXml { .. }), "{err:?}");
         }
+    }
+
+    #[test]
+    fn namespace_declarations_must_bind_an_ncname_prefix() {
+        for doc in [
+            // A prefix with a colon: `a` was written back as `p:q:a`.
+            &b"<p:a xmlns:p=\"urn:x\" xmlns:p:q=\"urn:x\"/>"[..],
+            b"<a xmlns:=\"urn:x\"/>",
+            b"<a xmlns:xml=\"urn:x\"/>",
+            b"<a xmlns:x=\"http://www.w3.org/XML/1998/namespace\"/>",
+        ] {
+            let err = parse(doc, &XmlLimits::default()).unwrap_err();
+            assert!(matches!(err, Error::MalformedXml { .. }), "{err:?}");
+        }
+        let declared = parse(
+            b"<a xmlns:xml=\"http://www.w3.org/XML/1998/namespace\" xml:lang=\"en\"/>",
+            &XmlLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(declared.attribute(Some(XML_NS), "lang"), Some("en"));
     }
 
     #[test]
