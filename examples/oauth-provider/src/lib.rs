@@ -254,21 +254,21 @@ async fn handle(app: &App, client: IpAddr, request: Request<serve::Body>) -> Res
         _ => {}
     }
 
-    pages(app, client, &parts, body, &path)
+    pages(app, now, client, &parts, body, &path)
         .await
         .unwrap_or_else(|refusal| refusal)
 }
 
-/// The login and consent pages: the session from its cookie and the forms' CSRF token,
-/// then the route; on the way out the session is saved and its cookie set.
+/// The login and consent pages at `now`: the session from its cookie and the forms' CSRF
+/// token, then the route; on the way out the session is saved and its cookie set.
 async fn pages(
     app: &App,
+    now: SystemTime,
     client: IpAddr,
     parts: &http::request::Parts,
     body: serve::Body,
     path: &str,
 ) -> Result<Response<Body>, Response<Body>> {
-    let now = SystemTime::now();
     let base = app.base.as_str();
     let mut session = (app.cookie)
         .load(&app.sessions, &parts.headers, now)
