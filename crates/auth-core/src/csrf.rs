@@ -38,6 +38,7 @@ use cookie_jar::{RequestCookies, SameSite, SetCookie};
 use http::{HeaderMap, HeaderValue, Method};
 
 use crate::random::{constant_time_eq, random_bytes, random_token};
+use crate::session::Session;
 use crate::{Error, Result};
 
 /// The session data key under which [`synchronizer_token`]s live.
@@ -59,6 +60,25 @@ pub fn verify_synchronizer(stored: Option<&str>, presented: Option<&str>) -> Res
         }
         _ => Err(Error::CsrfTokenInvalid),
     }
+}
+
+/// The session's synchronizer token, made and stored under [`CSRF_SESSION_KEY`] on first
+/// use: embed it in the forms of a page that `session` sees.
+pub fn session_csrf_token(session: &mut Session) -> Result<String> {
+    if let Some(token) = session.get::<String>(CSRF_SESSION_KEY) {
+        return Ok(token);
+    }
+    let token = synchronizer_token()?;
+    session.insert(CSRF_SESSION_KEY, &token)?;
+    Ok(token)
+}
+
+/// Compares a submitted token with the session's synchronizer token
+/// ([`session_csrf_token`]), in constant time: [`Error::CsrfTokenInvalid`] (403) when the
+/// session has none or they differ.
+pub fn verify_session_csrf(session: &Session, submitted: Option<&str>) -> Result<()> {
+    let stored = session.get::<String>(CSRF_SESSION_KEY);
+    verify_synchronizer(stored.as_deref(), submitted)
 }
 
 /// Signed double-submit tokens: `random.hmac(key, binding || random)`.
@@ -149,6 +169,33 @@ impl DoubleSubmit {
 /// assert!(csrf.verify(&headers, Some("forged")).is_err());
 /// assert!(csrf.verify(&HeaderMap::new(), Some(&token)).is_err());
 /// ```
+///
+/// Pages shown both before and after login use [`LoginCsrf::form_token`] and
+/// [`LoginCsrf::verify_form`], which pick the login token for an anonymous session and the
+/// session's synchronizer token once it has a user:
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use auth_core::{LoginCsrf, MemoryStore, SessionConfig, Sessions};
+/// use http::HeaderMap;
+///
+/// # async fn run() -> auth_core::Result<()> {
+/// let sessions = Sessions::new(MemoryStore::new(), SessionConfig::default());
+/// let csrf = LoginCsrf::new([9u8; 32]);
+/// let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+/// let mut session = sessions.load(None, now).await?;
+/// let (login_token, set_cookie) = csrf.form_token(&mut session, &HeaderMap::new())?;
+/// assert!(set_cookie.is_some()); // anonymous: a signed cookie, no session data
+///
+/// session.login("alice")?;
+/// let (token, set_cookie) = csrf.form_token(&mut session, &HeaderMap::new())?;
+/// assert!(set_cookie.is_none()); // logged in: the session holds the token
+/// assert!(csrf.verify_form(&session, &HeaderMap::new(), Some(&token)).is_ok());
+/// assert!(csrf.verify_form(&session, &HeaderMap::new(), Some(&login_token)).is_err());
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct LoginCsrf {
     tokens: DoubleSubmit,
@@ -165,6 +212,31 @@ impl LoginCsrf {
         Self {
             tokens: DoubleSubmit::new(secret),
             cookie: "__Host-login-csrf".to_owned(),
+        }
+    }
+
+    /// Tokens signed under the configured `secret`, or under 32 random bytes made now when
+    /// there is none (tokens then end with the process, and instances behind one load
+    /// balancer refuse each other's). A configured secret shorter than 32 bytes is refused
+    /// with [`Error::Key`].
+    ///
+    /// ```
+    /// use auth_core::LoginCsrf;
+    /// use http::HeaderMap;
+    ///
+    /// let shared = [7u8; 32];
+    /// let (token, _) = LoginCsrf::configured(Some(&shared)).unwrap().token(&HeaderMap::new()).unwrap();
+    /// assert!(LoginCsrf::configured(Some(b"short")).is_err());
+    /// assert!(LoginCsrf::configured(None).is_ok());
+    /// ```
+    pub fn configured(secret: Option<&[u8]>) -> Result<Self> {
+        match secret {
+            Some(secret) if secret.len() >= 32 => Ok(Self::new(secret)),
+            Some(secret) => Err(Error::Key(format!(
+                "the login CSRF secret has {} bytes; it needs at least 32",
+                secret.len()
+            ))),
+            None => random_bytes::<32>().map(Self::new),
         }
     }
 
@@ -199,6 +271,35 @@ impl LoginCsrf {
             .ok_or(Error::CsrfTokenInvalid)?;
         let submitted = submitted.ok_or(Error::CsrfTokenInvalid)?;
         self.tokens.verify(&cookie, submitted, LOGIN_BINDING)
+    }
+
+    /// The token for a page's forms and the `Set-Cookie` it needs: once `session` has a
+    /// user, the session's synchronizer token ([`session_csrf_token`], no cookie); before,
+    /// a login token ([`LoginCsrf::token`]), so that an anonymous page view stores nothing.
+    pub fn form_token(
+        &self,
+        session: &mut Session,
+        headers: &HeaderMap,
+    ) -> Result<(String, Option<HeaderValue>)> {
+        if session.user().is_some() {
+            return session_csrf_token(session).map(|token| (token, None));
+        }
+        self.token(headers)
+    }
+
+    /// Checks a submitted form's token as [`LoginCsrf::form_token`] made it: against the
+    /// session's synchronizer token once `session` has a user (a login token no longer
+    /// passes), against the login cookie before.
+    pub fn verify_form(
+        &self,
+        session: &Session,
+        headers: &HeaderMap,
+        submitted: Option<&str>,
+    ) -> Result<()> {
+        if session.user().is_some() {
+            return verify_session_csrf(session, submitted);
+        }
+        self.verify(headers, submitted)
     }
 }
 
@@ -342,6 +443,79 @@ mod tests {
         // Another server's token does not verify here.
         let (foreign, _) = LoginCsrf::new([4u8; 32]).token(&HeaderMap::new()).unwrap();
         assert!(csrf.verify(&with_cookie(&foreign), Some(&foreign)).is_err());
+    }
+
+    fn session() -> Session {
+        let sessions = crate::Sessions::new(crate::MemoryStore::new(), Default::default());
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(sessions.load(None, now))
+            .unwrap()
+    }
+
+    #[test]
+    fn session_token_is_made_once_and_checked() {
+        let mut session = session();
+        assert!(verify_session_csrf(&session, Some("")).is_err());
+        let token = session_csrf_token(&mut session).unwrap();
+        assert_eq!(session.get::<String>(CSRF_SESSION_KEY), Some(token.clone()));
+        assert_eq!(session_csrf_token(&mut session).unwrap(), token);
+        assert!(verify_session_csrf(&session, Some(&token)).is_ok());
+        assert!(verify_session_csrf(&session, Some("other")).is_err());
+        assert!(verify_session_csrf(&session, None).is_err());
+    }
+
+    #[test]
+    fn configured_secrets_are_shared_and_random_ones_are_not() {
+        let secret = [8u8; 40];
+        let one = LoginCsrf::configured(Some(&secret)).unwrap();
+        let other = LoginCsrf::configured(Some(&secret)).unwrap();
+        let (token, set_cookie) = one.token(&HeaderMap::new()).unwrap();
+        let pair = set_cookie.unwrap();
+        let pair = pair.to_str().unwrap().split(';').next().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, HeaderValue::from_str(pair).unwrap());
+        // Another instance with the same secret accepts the token.
+        assert!(other.verify(&headers, Some(&token)).is_ok());
+        let random = LoginCsrf::configured(None).unwrap();
+        assert!(random.verify(&headers, Some(&token)).is_err());
+        let short = LoginCsrf::configured(Some(&[1u8; 31])).unwrap_err();
+        assert!(short.to_string().contains("31 bytes"), "{short}");
+    }
+
+    #[test]
+    fn form_tokens_follow_the_login() {
+        let csrf = LoginCsrf::new([5u8; 32]);
+        let mut session = session();
+        // Anonymous: the login pair, and nothing written to the session.
+        let (login, set_cookie) = csrf.form_token(&mut session, &HeaderMap::new()).unwrap();
+        let pair = set_cookie.unwrap();
+        let pair = pair.to_str().unwrap().split(';').next().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, HeaderValue::from_str(pair).unwrap());
+        assert!(session.get::<String>(CSRF_SESSION_KEY).is_none());
+        assert!(csrf.verify_form(&session, &headers, Some(&login)).is_ok());
+        assert!(
+            csrf.verify_form(&session, &HeaderMap::new(), Some(&login))
+                .is_err()
+        );
+        // The request's valid login cookie is reused.
+        assert_eq!(
+            csrf.form_token(&mut session, &headers).unwrap(),
+            (login.clone(), None)
+        );
+        // Logged in: the session's token, and the login pair no longer passes.
+        session.login("ada").unwrap();
+        assert!(csrf.verify_form(&session, &headers, Some(&login)).is_err());
+        let (own, set_cookie) = csrf.form_token(&mut session, &headers).unwrap();
+        assert!(set_cookie.is_none());
+        assert_ne!(own, login);
+        assert!(
+            csrf.verify_form(&session, &HeaderMap::new(), Some(&own))
+                .is_ok()
+        );
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

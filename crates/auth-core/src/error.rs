@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use http::StatusCode;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
 
 /// Everything that can go wrong in auth-core.
 ///
@@ -196,6 +197,52 @@ impl Error {
             | Error::OAuthConfig(_)
             | Error::CorruptSession(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// How long the client should wait before trying again, for the errors that say
+    /// ([`Error::Throttled`], [`Error::HashingBusy`]): the value of a `Retry-After`
+    /// header. `None` for the others.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let error = auth_core::Error::Throttled { retry_after: Duration::from_secs(60) };
+    /// assert_eq!(error.retry_after(), Some(Duration::from_secs(60)));
+    /// assert_eq!(auth_core::Error::CsrfTokenInvalid.retry_after(), None);
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Throttled { retry_after } | Error::HashingBusy { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+
+    /// The error as a complete plain-text response: its [`status`](Self::status), its
+    /// message as the body, and `Retry-After` (in seconds, at least 1) when it says when to
+    /// retry. Messages never hold secrets, so the body is safe to show.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let error = auth_core::Error::Throttled { retry_after: Duration::from_secs(60) };
+    /// let response: http::Response<String> = error.to_response();
+    /// assert_eq!(response.status(), 429);
+    /// assert_eq!(response.headers()["retry-after"], "60");
+    /// assert_eq!(response.body(), "too many failed attempts; retry after 60 s\n");
+    /// ```
+    #[must_use]
+    pub fn to_response<B: From<String>>(&self) -> Response<B> {
+        let mut response = Response::new(B::from(format!("{self}\n")));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if let Some(after) = self.retry_after() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        }
+        response
     }
 }
 

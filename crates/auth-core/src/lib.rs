@@ -25,7 +25,8 @@ pub use authorization::{
     bearer_token, credentials,
 };
 pub use csrf::{
-    CSRF_SESSION_KEY, DoubleSubmit, LoginCsrf, OriginCheck, synchronizer_token, verify_synchronizer,
+    CSRF_SESSION_KEY, DoubleSubmit, LoginCsrf, OriginCheck, session_csrf_token, synchronizer_token,
+    verify_session_csrf, verify_synchronizer,
 };
 pub use error::{Error, Result};
 pub use jwt::{

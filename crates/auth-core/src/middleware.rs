@@ -332,8 +332,7 @@ where
         let cookie = self.cookie.clone();
         Box::pin(async move {
             let now = SystemTime::now();
-            let presented = cookie.read(request.headers());
-            let session = match sessions.load(presented.as_deref(), now).await {
+            let session = match cookie.load(&sessions, request.headers(), now).await {
                 Ok(session) => session,
                 Err(error) => return Ok(status_only(error.status())),
             };
@@ -341,19 +340,13 @@ where
             request.extensions_mut().insert(handle.clone());
             let mut response = inner.call(request).await?;
             let mut session = handle.lock().clone();
-            if let Err(error) = sessions.save(&mut session, now).await {
-                return Ok(status_only(error.status()));
+            match cookie
+                .finish(&sessions, &mut session, response.headers_mut(), now)
+                .await
+            {
+                Ok(()) => Ok(response),
+                Err(error) => Ok(status_only(error.status())),
             }
-            match cookie.set_cookie(&session) {
-                Ok(Some(value)) => {
-                    response
-                        .headers_mut()
-                        .append(http::header::SET_COOKIE, value);
-                }
-                Ok(None) => {}
-                Err(error) => return Ok(status_only(error.status())),
-            }
-            Ok(response)
         })
     }
 }

@@ -280,6 +280,20 @@ impl Passwords {
         }
     }
 
+    /// Checks `password` for a user whose stored PHC string is `stored`, or `None` when no
+    /// such user exists: [`Passwords::verify`] or [`Passwords::verify_unknown_user`], so
+    /// that both cases take the same time.
+    pub fn verify_user(
+        &self,
+        password: impl AsRef<[u8]>,
+        stored: Option<&str>,
+    ) -> Result<Verification> {
+        match stored {
+            Some(stored) => self.verify(password, stored),
+            None => self.verify_unknown_user(password),
+        }
+    }
+
     /// Spends the same work as [`Passwords::verify`] and answers [`Verification::Mismatch`]:
     /// call it when the user name is unknown so that response time does not reveal which
     /// accounts exist.

@@ -45,7 +45,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Error, Result};
+use crate::{Error, Result, Verification};
 
 /// Limits for [`LoginThrottle`].
 #[derive(Debug, Clone)]
@@ -204,6 +204,73 @@ impl<S: AttemptStore> LoginThrottle<S> {
             }
             Err(error) => {
                 let _ = self.store.release(&account, now).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// One whole login attempt: reserves a failure ([`LoginThrottle::reserve`]), then runs
+    /// `check` (the password verification) and settles the reservation by its outcome: a
+    /// match [`succeeded`](Self::succeeded), a mismatch stays counted as the failure, an
+    /// error (the password was not checked: hashing busy, a store failure)
+    /// [`release`](Self::release)s both. Refused with [`Error::Throttled`] before `check`
+    /// runs when the account or the address is at its limit.
+    ///
+    /// A failure to settle after a match is not reported: the login stands, and at worst
+    /// one failure stays counted.
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr};
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use auth_core::{Error, LoginThrottle, MemoryAttemptStore, Passwords, ThrottlePolicy, Verification};
+    ///
+    /// # async fn run() -> auth_core::Result<()> {
+    /// let passwords = Passwords::new(64, 1, 1)?;
+    /// let stored = passwords.hash("correct horse")?;
+    /// let policy = ThrottlePolicy { max_account_failures: 1, ..ThrottlePolicy::default() };
+    /// let throttle = LoginThrottle::new(MemoryAttemptStore::new(), policy);
+    /// let addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    /// // Run `verify_user` on a blocking thread in a real server: argon2 takes a while.
+    /// let right = throttle
+    ///     .attempt("bob", addr, now, || async { passwords.verify_user("correct horse", Some(&stored)) })
+    ///     .await?;
+    /// assert!(right.is_match());
+    /// let wrong = throttle
+    ///     .attempt("bob", addr, now, || async { passwords.verify_user("guess", Some(&stored)) })
+    ///     .await?;
+    /// assert!(!wrong.is_match());
+    /// let locked = throttle
+    ///     .attempt("bob", addr, now, || async { passwords.verify_user("correct horse", Some(&stored)) })
+    ///     .await;
+    /// assert!(matches!(locked, Err(Error::Throttled { .. })));
+    /// # Ok(())
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub async fn attempt<F, Fut>(
+        &self,
+        account: &str,
+        address: IpAddr,
+        now: SystemTime,
+        check: F,
+    ) -> Result<Verification>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Verification>>,
+    {
+        let attempt = self.reserve(account, address, now).await?;
+        match check().await {
+            Ok(Verification::Match { needs_rehash }) => {
+                let _ = self.succeeded(attempt, now).await;
+                Ok(Verification::Match { needs_rehash })
+            }
+            Ok(Verification::Mismatch) => {
+                attempt.failed();
+                Ok(Verification::Mismatch)
+            }
+            Err(error) => {
+                let _ = self.release(attempt, now).await;
                 Err(error)
             }
         }
@@ -536,6 +603,61 @@ mod tests {
         throttle.succeeded(last, at(2000)).await.unwrap();
         let again = throttle.reserve("carol", ADDR, at(2000)).await.unwrap();
         throttle.succeeded(again, at(2000)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn attempt_settles_by_the_outcome_of_the_check() {
+        let policy = ThrottlePolicy {
+            max_account_failures: 2,
+            ..ThrottlePolicy::default()
+        };
+        let throttle = LoginThrottle::new(MemoryAttemptStore::new(), policy);
+        let account = || throttle.store.counts().get("a:dan").copied();
+        let busy = || async {
+            Err(Error::HashingBusy {
+                retry_after: Duration::from_secs(1),
+            })
+        };
+        let mismatch = || async { Ok(Verification::Mismatch) };
+        let matched = || async {
+            Ok(Verification::Match {
+                needs_rehash: false,
+            })
+        };
+        // Not checked: nothing stays counted.
+        for _ in 0..5 {
+            let result = throttle.attempt("dan", ADDR, at(0), busy).await;
+            assert!(matches!(result, Err(Error::HashingBusy { .. })));
+        }
+        assert_eq!(account().map_or(0, |count| count.failures), 0);
+        // A mismatch counts; a match clears the account.
+        let wrong = throttle.attempt("dan", ADDR, at(0), mismatch).await;
+        assert_eq!(wrong.unwrap(), Verification::Mismatch);
+        assert_eq!(account().map(|count| count.failures), Some(1));
+        assert!(
+            throttle
+                .attempt("dan", ADDR, at(0), matched)
+                .await
+                .unwrap()
+                .is_match()
+        );
+        assert_eq!(account(), None);
+        // At the limit the check does not even run.
+        for _ in 0..2 {
+            let _ = throttle
+                .attempt("dan", ADDR, at(0), mismatch)
+                .await
+                .unwrap();
+        }
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let refused = throttle
+            .attempt("dan", ADDR, at(0), || async {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(Verification::Mismatch)
+            })
+            .await;
+        assert!(matches!(refused, Err(Error::Throttled { .. })));
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[tokio::test]

@@ -21,15 +21,16 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use auth_core::{
-    Algorithm, BearerChallenge, BearerError, CSRF_SESSION_KEY, Claims, Error as AuthError,
-    JwtIssuer, JwtVerifier, Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryStore,
-    Passwords, Session, SessionConfig, SessionCookie, SessionStore, Sessions, ThrottlePolicy,
-    Verification, bearer_token, synchronizer_token, verify_synchronizer,
+    Algorithm, BearerChallenge, BearerError, Claims, Error as AuthError, JwtIssuer, JwtVerifier,
+    Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryStore, Passwords, Session,
+    SessionConfig, SessionCookie, SessionStore, Sessions, ThrottlePolicy, Verification,
+    bearer_token,
 };
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE};
+use http::header::{CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::Full;
+use proxy_core::{TrustedProxies, client_address};
 use serve::ResponseFuture;
 use serve::page::{self, escape, text};
 
@@ -52,15 +53,25 @@ pub struct Settings {
     pub base_path: String,
     /// The session cookie's name. Applications sharing one origin need different names.
     pub cookie_name: String,
+    /// The reverse proxies whose forwarded client address login throttling counts instead
+    /// of theirs ([`client_address`]; nobody by default), and the secret of the login
+    /// form's CSRF tokens (random per process by default). The binary reads them from the
+    /// environment ([`serve::Deployment::from_env`]).
+    pub deployment: serve::Deployment,
+    /// Limits of login throttling: failures per account and per client address in a
+    /// window (auth-core's defaults: 5 and 20 in 15 minutes).
+    pub throttle: ThrottlePolicy,
 }
 
 impl Settings {
-    /// At the root of `origin`, with the `__Host-session` cookie.
+    /// At the root of `origin`, with the `__Host-session` cookie, trusting no proxy.
     pub fn new(origin: impl Into<String>) -> Self {
         Self {
             origin: origin.into(),
             base_path: String::new(),
             cookie_name: "__Host-session".to_owned(),
+            deployment: serve::Deployment::default(),
+            throttle: ThrottlePolicy::default(),
         }
     }
 }
@@ -74,6 +85,8 @@ pub struct App<S> {
     /// The user table: name to PHC hash. A real application keeps it in its database.
     users: RwLock<HashMap<String, String>>,
     throttle: LoginThrottle<MemoryAttemptStore>,
+    /// Whose forwarded client address the throttle counts.
+    trusted_proxies: TrustedProxies,
     /// CSRF tokens for visitors without a session: in a signed cookie, so showing the login
     /// form stores nothing.
     login_csrf: LoginCsrf,
@@ -103,17 +116,17 @@ impl<S: SessionStore> App<S> {
         keys.rotate(Key::generate(kid, Algorithm::EdDSA).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         let issuer_url = format!("{}{}", settings.origin, settings.base_path);
-        // 256 random bits, made now: like the signing key, form tokens end with the process.
-        let csrf_secret = synchronizer_token().map_err(|e| e.to_string())?;
-        let login_csrf =
-            LoginCsrf::new(csrf_secret).cookie_name(format!("{}-csrf", settings.cookie_name));
+        let login_csrf = LoginCsrf::configured(settings.deployment.login_csrf_secret.as_deref())
+            .map_err(|e| e.to_string())?
+            .cookie_name(format!("{}-csrf", settings.cookie_name));
         Ok(Self {
             base: settings.base_path,
             sessions: Sessions::new(store, SessionConfig::default()),
             cookie: SessionCookie::new().name(settings.cookie_name),
             passwords: Passwords::default(),
             users: RwLock::default(),
-            throttle: LoginThrottle::new(MemoryAttemptStore::new(), ThrottlePolicy::default()),
+            throttle: LoginThrottle::new(MemoryAttemptStore::new(), settings.throttle),
+            trusted_proxies: settings.deployment.trusted_proxies,
             login_csrf,
             issuer: JwtIssuer::new(keys.clone()).with_issuer(&issuer_url),
             verifier: JwtVerifier::new(keys).with_issuer(&issuer_url),
@@ -122,9 +135,13 @@ impl<S: SessionStore> App<S> {
 }
 
 impl<S: SessionStore + 'static> serve::App for App<S> {
-    /// Answers one request from `peer` (its IP is what login throttling counts).
+    /// Answers one request from `peer`. Login throttling counts the client's address:
+    /// `peer`'s, or the one a trusted proxy forwards ([`Settings::deployment`]).
     fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<serve::Body>) -> ResponseFuture {
-        Box::pin(async move { handle(&self, peer.ip(), request).await.map(serve::boxed) })
+        Box::pin(async move {
+            let client = client_address(peer.ip(), request.headers(), &self.trusted_proxies);
+            handle(&self, client, request).await.map(serve::boxed)
+        })
     }
 }
 
@@ -142,14 +159,13 @@ impl App<MemoryStore> {
 
 async fn handle<S: SessionStore>(
     app: &App<S>,
-    peer: IpAddr,
+    client: IpAddr,
     request: Request<serve::Body>,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let Some(path) = serve::local_path(&app.base, parts.uri.path()).map(str::to_owned) else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
-    let home_url = format!("{}/", app.base);
     // Routes that need no session.
     match (&parts.method, path.as_str()) {
         (&Method::GET, "/healthz") => {
@@ -162,104 +178,74 @@ async fn handle<S: SessionStore>(
         _ => {}
     }
 
+    pages(app, client, &parts, body, &path)
+        .await
+        .unwrap_or_else(|refusal| refusal)
+}
+
+/// The pages: the session from its cookie and the forms' CSRF token, then the route; on
+/// the way out the session is saved and its cookie set.
+async fn pages<S: SessionStore>(
+    app: &App<S>,
+    client: IpAddr,
+    parts: &http::request::Parts,
+    body: serve::Body,
+    path: &str,
+) -> Result<Response<Body>, Response<Body>> {
     let now = SystemTime::now();
-    let presented = app.cookie.read(&parts.headers);
-    let mut session = match app.sessions.load(presented.as_deref(), now).await {
-        Ok(session) => session,
-        Err(error) => return text(error.status(), "the session store is unavailable"),
-    };
-    let form = if parts.method == Method::POST {
-        match read_form(body).await {
-            Ok(form) => Some(form),
-            Err(response) => return response,
+    let mut session = (app.cookie)
+        .load(&app.sessions, &parts.headers, now)
+        .await
+        .map_err(|error| error.to_response())?;
+    let home_url = format!("{}/", app.base);
+    let mut response = match (&parts.method, path) {
+        (&Method::GET, "/") => {
+            // Before login the token rides in a signed cookie (nothing is stored), after
+            // login in the session.
+            let (csrf, cookie) = (app.login_csrf)
+                .form_token(&mut session, &parts.headers)
+                .map_err(|error| error.to_response())?;
+            let mut page = home(&app.base, &session, &csrf);
+            if let Some(value) = cookie {
+                page.headers_mut().append(SET_COOKIE, value);
+            }
+            page
         }
-    } else {
-        None
-    };
-    // Anonymous visitors get a login CSRF token in a signed cookie (nothing stored); once
-    // logged in, the session's synchronizer token takes over.
-    let (login_token, login_cookie) = if session.user().is_none() && parts.method == Method::GET {
-        match app.login_csrf.token(&parts.headers) {
-            Ok(pair) => pair,
-            Err(error) => return text(error.status(), "could not make a form token"),
-        }
-    } else {
-        (String::new(), None)
-    };
-    let mut response = match (&parts.method, path.as_str(), form) {
-        (&Method::GET, "/", _) => home(&app.base, &mut session, &login_token),
-        (&Method::POST, route, Some(form)) => {
+        (&Method::POST, "/signup" | "/login" | "/logout" | "/token") => {
+            let form = serve::read_form(body, MAX_FORM_BYTES).await?;
             let presented = form.get("csrf").map(String::as_str);
-            let checked = if session.user().is_some() {
-                let stored = session.get::<String>(CSRF_SESSION_KEY);
-                verify_synchronizer(stored.as_deref(), presented)
-            } else {
-                app.login_csrf.verify(&parts.headers, presented)
-            };
-            if checked.is_err() {
-                text(
-                    StatusCode::FORBIDDEN,
+            if let Err(error) = app
+                .login_csrf
+                .verify_form(&session, &parts.headers, presented)
+            {
+                return Err(text(
+                    error.status(),
                     "missing or stale form token: reload the page",
-                )
-            } else {
-                match route {
-                    "/signup" => signup(app, &mut session, &form, &home_url).await,
-                    "/login" => login(app, &mut session, &form, peer, &home_url).await,
-                    "/logout" => {
-                        session.logout();
-                        redirect(&home_url)
-                    }
-                    "/token" => token(app, &session),
-                    _ => text(StatusCode::NOT_FOUND, "not found"),
+                ));
+            }
+            match path {
+                "/signup" => signup(app, &mut session, &form, &home_url).await,
+                "/login" => login(app, &mut session, &form, client, &home_url).await,
+                "/logout" => {
+                    session.logout();
+                    redirect(&home_url)
                 }
+                _ => token(app, &session),
             }
         }
-        (_, "/" | "/signup" | "/login" | "/logout" | "/token", _) => {
+        (_, "/" | "/signup" | "/login" | "/logout" | "/token") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     };
-    if let Err(error) = app.sessions.save(&mut session, now).await {
-        return text(error.status(), "the session store is unavailable");
-    }
-    if let Some(value) = login_cookie {
-        response.headers_mut().append(SET_COOKIE, value);
-    }
-    match app.cookie.set_cookie(&session) {
-        Ok(Some(value)) => {
-            response.headers_mut().append(SET_COOKIE, value);
-        }
-        Ok(None) => {}
-        Err(error) => return text(error.status(), "could not set the session cookie"),
-    }
-    response
-}
-
-async fn read_form(body: serve::Body) -> Result<HashMap<String, String>, Response<Body>> {
-    let bytes = Limited::new(body, MAX_FORM_BYTES)
-        .collect()
+    (app.cookie)
+        .finish(&app.sessions, &mut session, response.headers_mut(), now)
         .await
-        .map_err(|_| text(StatusCode::PAYLOAD_TOO_LARGE, "form too large"))?
-        .to_bytes();
-    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+        .map_err(|error| error.to_response())?;
+    Ok(response)
 }
 
-/// The CSRF token for the page's forms: the session's synchronizer token once logged in
-/// (made on first use), the stateless `login` token before.
-fn csrf_token(session: &mut Session, login: &str) -> String {
-    if session.user().is_none() {
-        return login.to_owned();
-    }
-    if let Some(token) = session.get::<String>(CSRF_SESSION_KEY) {
-        return token;
-    }
-    let token = synchronizer_token().unwrap_or_default();
-    let _ = session.insert(CSRF_SESSION_KEY, &token);
-    token
-}
-
-fn home(base: &str, session: &mut Session, login_token: &str) -> Response<Body> {
-    let csrf = csrf_token(session, login_token);
+fn home(base: &str, session: &Session, csrf: &str) -> Response<Body> {
     let body = match session.user() {
         Some(user) => format!(
             r#"<p>Logged in as <b>{user}</b>.</p>
@@ -286,12 +272,12 @@ fn valid_username(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+// argon2 takes tens of milliseconds of CPU: hashing runs off the async workers.
 async fn hash_blocking(passwords: &Passwords, password: String) -> Result<String, AuthError> {
     let passwords = passwords.clone();
-    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    tokio::task::spawn_blocking(move || passwords.hash(password))
+    serve::blocking(move || passwords.hash(password))
         .await
-        .unwrap_or_else(|error| Err(AuthError::Hashing(error.to_string())))
+        .unwrap_or_else(|error| Err(AuthError::Hashing(error)))
 }
 
 async fn verify_blocking(
@@ -300,12 +286,9 @@ async fn verify_blocking(
     stored: Option<String>,
 ) -> Result<Verification, AuthError> {
     let passwords = passwords.clone();
-    tokio::task::spawn_blocking(move || match stored {
-        Some(stored) => passwords.verify(password, &stored),
-        None => passwords.verify_unknown_user(password),
-    })
-    .await
-    .unwrap_or_else(|error| Err(AuthError::Hashing(error.to_string())))
+    serve::blocking(move || passwords.verify_user(password, stored.as_deref()))
+        .await
+        .unwrap_or_else(|error| Err(AuthError::Hashing(error)))
 }
 
 async fn signup<S: SessionStore>(
@@ -337,7 +320,7 @@ async fn signup<S: SessionStore>(
     }
     let hash = match hash_blocking(&app.passwords, password).await {
         Ok(hash) => hash,
-        Err(error) => return auth_error(&error),
+        Err(error) => return error.to_response(),
     };
     match app.users.write() {
         Ok(mut users) => {
@@ -358,34 +341,25 @@ async fn login<S: SessionStore>(
     app: &App<S>,
     session: &mut Session,
     form: &HashMap<String, String>,
-    peer: IpAddr,
+    client: IpAddr,
     home_url: &str,
 ) -> Response<Body> {
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let password = form.get("password").cloned().unwrap_or_default();
-    let now = SystemTime::now();
-    // The failure is reserved before the password is checked, so concurrent guesses cannot
-    // all pass the limit; a right password gives it back.
-    let attempt = match app.throttle.reserve(username, peer, now).await {
-        Ok(attempt) => attempt,
-        Err(error) => return auth_error(&error),
-    };
     let stored = app
         .users
         .read()
         .ok()
         .and_then(|users| users.get(username).cloned());
-    let verification = match verify_blocking(&app.passwords, password.clone(), stored).await {
-        Ok(verification) => verification,
-        Err(error) => {
-            // Not checked (hashing busy): not a failure.
-            let _ = app.throttle.release(attempt, now).await;
-            return auth_error(&error);
-        }
-    };
-    match verification {
-        Verification::Match { needs_rehash } => {
-            let _ = app.throttle.succeeded(attempt, now).await;
+    // The failure is counted before the password is checked, so concurrent guesses cannot
+    // all pass the limit; a right password gives it back.
+    let check = || verify_blocking(&app.passwords, password.clone(), stored);
+    match app
+        .throttle
+        .attempt(username, client, SystemTime::now(), check)
+        .await
+    {
+        Ok(Verification::Match { needs_rehash }) => {
             if needs_rehash
                 && let Ok(hash) = hash_blocking(&app.passwords, password).await
                 && let Ok(mut users) = app.users.write()
@@ -397,31 +371,10 @@ async fn login<S: SessionStore>(
                 Err(error) => text(error.status(), &error.to_string()),
             }
         }
-        Verification::Mismatch => {
-            attempt.failed();
-            // One message for unknown users and wrong passwords: no account enumeration.
-            text(StatusCode::UNAUTHORIZED, "wrong user name or password")
-        }
+        // One message for unknown users and wrong passwords: no account enumeration.
+        Ok(Verification::Mismatch) => text(StatusCode::UNAUTHORIZED, "wrong user name or password"),
+        Err(error) => error.to_response(),
     }
-}
-
-/// An auth-core error as a response: 429 (throttled) and 503 (hashing busy) with
-/// `Retry-After`.
-fn auth_error(error: &AuthError) -> Response<Body> {
-    let (message, retry_after) = match error {
-        AuthError::Throttled { retry_after } => {
-            ("too many failed attempts: try again later", retry_after)
-        }
-        AuthError::HashingBusy { retry_after } => {
-            ("too many logins at once: try again shortly", retry_after)
-        }
-        other => return text(other.status(), &other.to_string()),
-    };
-    let mut response = text(error.status(), message);
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
-    response
 }
 
 fn token<S: SessionStore>(app: &App<S>, session: &Session) -> Response<Body> {

@@ -15,6 +15,13 @@
 //!
 //! The signing key is made at start, so API tokens end with the process. `PORT`, `BIND`,
 //! `RUST_LOG`, `LOG_FORMAT` and the shutdown are the `serve` crate's (examples/serve).
+//!
+//! Behind a reverse proxy, set `TRUSTED_PROXIES` to its addresses or networks
+//! (`10.0.0.0/8,192.0.2.7`) so that login throttling counts the client address it forwards
+//! in `X-Forwarded-For` (`CLIENT_ADDRESS_HEADER=forwarded` for RFC 7239 `Forwarded`);
+//! unset, nobody is trusted and the TCP peer is counted. Several instances share form
+//! tokens with the same `LOGIN_CSRF_SECRET` (32+ bytes as hex or base64: `openssl rand -hex
+//! 32`); unset, a random one is made at start.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,7 +38,10 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8080).await?;
-    let settings = Settings::new(format!("http://{}", server.local_addr()));
+    let settings = Settings {
+        deployment: serve::Deployment::from_env()?,
+        ..Settings::new(format!("http://{}", server.local_addr()))
+    };
     if let Ok(url) = std::env::var("REDIS_URL") {
         let store = RedisStore::connect(&url, "auth-login:")
             .await

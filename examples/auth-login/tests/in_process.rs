@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use auth_core::MemoryStore;
 use auth_login::{App, Settings};
-use serve::testing::{Reply, call, request};
+use serve::testing::{Reply, call, request, submit};
 
 /// One request to `app`, in process; a POST body is a form.
 async fn send(
@@ -169,4 +169,102 @@ async fn thirty_concurrent_guesses_check_at_most_five() {
             429
         );
     }
+}
+
+/// A login throttled per client address at 5 failures (and per account at 5), trusting
+/// `trusted` proxies.
+fn throttled_app(trusted: &[&str]) -> Arc<App<MemoryStore>> {
+    let trusted_proxies = proxy_core::TrustedProxies::parse(trusted.iter().copied()).unwrap();
+    let settings = Settings {
+        deployment: serve::Deployment {
+            trusted_proxies,
+            ..serve::Deployment::default()
+        },
+        throttle: auth_core::ThrottlePolicy {
+            max_address_failures: 5,
+            ..auth_core::ThrottlePolicy::default()
+        },
+        ..Settings::new("http://127.0.0.1")
+    };
+    Arc::new(App::new(MemoryStore::new(), settings).unwrap())
+}
+
+/// A failed login for a user name of its own (so only the address count can throttle it)
+/// from the TCP `peer`, which says the client is `forwarded_for`.
+async fn guess(app: &Arc<App<MemoryStore>>, peer: &str, forwarded_for: &str, user: &str) -> u16 {
+    let fields = format!("username={user}&password=wrong");
+    let headers = [("x-forwarded-for", forwarded_for)];
+    let peer = peer.parse().unwrap();
+    submit(app, "/", "/login", &fields, peer, &headers)
+        .await
+        .status
+}
+
+/// Issue 14, finding 6: behind our own reverse proxy every user shared the proxy's
+/// throttle bucket. With the proxy trusted, the address it forwards in `X-Forwarded-For`
+/// is counted: client A's sixth failure is throttled while client B, through the same
+/// proxy, still gets a plain login failure.
+#[tokio::test]
+async fn clients_behind_a_trusted_proxy_have_buckets_of_their_own() {
+    let app = throttled_app(&["10.0.0.0/8"]);
+    let proxy = "10.0.0.2:50000";
+    for n in 0..5 {
+        let user = format!("a{n}");
+        assert_eq!(guess(&app, proxy, "203.0.113.1", &user).await, 401);
+    }
+    assert_eq!(guess(&app, proxy, "203.0.113.1", "a5").await, 429);
+    // A client's own X-Forwarded-For entry in front of the proxy's does not help either:
+    // the rightmost untrusted address is the client.
+    assert_eq!(
+        guess(&app, proxy, "198.51.100.9, 203.0.113.1", "a6").await,
+        429
+    );
+    assert_eq!(guess(&app, proxy, "203.0.113.2", "b0").await, 401);
+}
+
+/// The default trusts nobody: a client that writes its own `X-Forwarded-For` is still
+/// counted by its TCP address, however it changes the header.
+#[tokio::test]
+async fn without_a_trusted_proxy_forwarded_for_is_ignored() {
+    let app = throttled_app(&[]);
+    let client = "192.0.2.50:40000";
+    for n in 0..5 {
+        let forged = format!("203.0.113.{n}");
+        assert_eq!(guess(&app, client, &forged, &format!("u{n}")).await, 401);
+    }
+    assert_eq!(guess(&app, client, "203.0.113.99", "u5").await, 429);
+    assert_eq!(guess(&app, client, "198.51.100.1", "u6").await, 429);
+    // Another peer is another bucket.
+    assert_eq!(
+        guess(&app, "192.0.2.51:40000", "203.0.113.99", "v").await,
+        401
+    );
+}
+
+/// IPv4-mapped IPv6 (what a dual-stack listener reports, and what a proxy may forward) is
+/// counted as its IPv4 address: a trusted proxy on `::ffff:10.0.0.2` is recognized, the
+/// mapped and plain forms of one client share its bucket, and other mapped clients do not
+/// fall into one IPv6 /64 with it.
+#[tokio::test]
+async fn ipv4_mapped_addresses_are_unmapped_end_to_end() {
+    let app = throttled_app(&["10.0.0.0/8"]);
+    let proxy = "[::ffff:10.0.0.2]:50000";
+    for n in 0..3 {
+        let user = format!("m{n}");
+        assert_eq!(guess(&app, proxy, "::ffff:203.0.113.1", &user).await, 401);
+    }
+    for n in 3..5 {
+        let user = format!("m{n}");
+        assert_eq!(guess(&app, proxy, "203.0.113.1", &user).await, 401);
+    }
+    assert_eq!(guess(&app, proxy, "::ffff:203.0.113.1", "m5").await, 429);
+    assert_eq!(guess(&app, proxy, "::ffff:203.0.113.2", "n0").await, 401);
+    // Served directly on a dual-stack listener: two IPv4 peers, two buckets.
+    let direct = throttled_app(&[]);
+    for n in 0..5 {
+        let user = format!("d{n}");
+        assert_eq!(guess(&direct, "[::ffff:192.0.2.1]:1", "", &user).await, 401);
+    }
+    assert_eq!(guess(&direct, "[::ffff:192.0.2.1]:1", "", "d5").await, 429);
+    assert_eq!(guess(&direct, "[::ffff:192.0.2.2]:1", "", "e0").await, 401);
 }

@@ -12,7 +12,6 @@
 //! loopback; against a real provider send the same `http::Request` values with an HTTPS
 //! client (reqwest, hyper-rustls).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -22,11 +21,11 @@ use auth_core::oauth::client::{
     parse_token_response,
 };
 use auth_core::{
-    CSRF_SESSION_KEY, MemoryStore, Session, SessionConfig, SessionCookie, Sessions,
-    synchronizer_token, verify_synchronizer,
+    MemoryStore, Session, SessionConfig, SessionCookie, Sessions, session_csrf_token,
+    verify_session_csrf,
 };
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HOST, SET_COOKIE};
+use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::rt::TokioIo;
@@ -83,20 +82,13 @@ impl Settings {
 }
 
 /// The application: sessions, and the OAuth client once the provider's metadata is read.
+#[derive(Debug)]
 pub struct App {
     settings: Settings,
     /// Built from the provider's metadata on first use (the provider may start later).
     client: RwLock<Option<Arc<OAuthClient>>>,
     sessions: Sessions<MemoryStore>,
     cookie: SessionCookie,
-}
-
-impl std::fmt::Debug for App {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
 }
 
 impl App {
@@ -151,75 +143,59 @@ async fn handle(app: &App, request: Request<serve::Body>) -> Response<Body> {
     else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
-    let base = app.settings.base_path.as_str();
     if parts.method == Method::GET && path == "/healthz" {
         return page::json(StatusCode::OK, r#"{"status":"ok"}"#);
     }
+    pages(app, &parts, body, &path)
+        .await
+        .unwrap_or_else(|refusal| refusal)
+}
+
+/// The pages: the session from its cookie, then the route; on the way out the session is
+/// saved and its cookie set.
+async fn pages(
+    app: &App,
+    parts: &http::request::Parts,
+    body: serve::Body,
+    path: &str,
+) -> Result<Response<Body>, Response<Body>> {
     let now = SystemTime::now();
-    let presented = app.cookie.read(&parts.headers);
-    let mut session = match app.sessions.load(presented.as_deref(), now).await {
-        Ok(session) => session,
-        Err(error) => return text(error.status(), "the session store is unavailable"),
-    };
-    let form = if parts.method == Method::POST {
-        match Limited::new(body, MAX_FORM_BYTES).collect().await {
-            Ok(collected) => Some(
-                form_urlencoded::parse(&collected.to_bytes())
-                    .into_owned()
-                    .collect::<HashMap<String, String>>(),
-            ),
-            Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "form too large"),
-        }
-    } else {
-        None
-    };
-    let mut response = match (&parts.method, path.as_str(), form) {
-        (&Method::GET, "/", _) => home(base, &mut session),
-        (&Method::GET, "/login", _) => start_login(app, &mut session).await,
-        (&Method::GET, "/callback", _) => {
+    let base = app.settings.base_path.as_str();
+    let mut session = (app.cookie)
+        .load(&app.sessions, &parts.headers, now)
+        .await
+        .map_err(|error| error.to_response())?;
+    let mut response = match (&parts.method, path) {
+        (&Method::GET, "/") => home(base, &mut session),
+        (&Method::GET, "/login") => start_login(app, &mut session).await,
+        (&Method::GET, "/callback") => {
             callback(app, &mut session, parts.uri.query().unwrap_or("")).await
         }
-        (&Method::POST, route, Some(form)) => {
+        (&Method::POST, "/refresh" | "/logout") => {
+            // Every form is a logged-in user's: the session holds the token.
+            let form = serve::read_form(body, MAX_FORM_BYTES).await?;
             let presented = form.get("csrf").map(String::as_str);
-            let stored = session.get::<String>(CSRF_SESSION_KEY);
-            if verify_synchronizer(stored.as_deref(), presented).is_err() {
-                text(
-                    StatusCode::FORBIDDEN,
+            if let Err(error) = verify_session_csrf(&session, presented) {
+                return Err(text(
+                    error.status(),
                     "missing or stale form token: reload the page",
-                )
-            } else {
-                match route {
-                    "/refresh" => refresh(app, &mut session).await,
-                    "/logout" => logout(app, &mut session).await,
-                    _ => text(StatusCode::NOT_FOUND, "not found"),
-                }
+                ));
+            }
+            match path {
+                "/refresh" => refresh(app, &mut session).await,
+                _ => logout(app, &mut session).await,
             }
         }
-        (_, "/" | "/login" | "/callback" | "/refresh" | "/logout", _) => {
+        (_, "/" | "/login" | "/callback" | "/refresh" | "/logout") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     };
-    if let Err(error) = app.sessions.save(&mut session, now).await {
-        return text(error.status(), "the session store is unavailable");
-    }
-    match app.cookie.set_cookie(&session) {
-        Ok(Some(value)) => {
-            response.headers_mut().append(SET_COOKIE, value);
-        }
-        Ok(None) => {}
-        Err(error) => return text(error.status(), "could not set the session cookie"),
-    }
-    response
-}
-
-fn csrf_token(session: &mut Session) -> String {
-    if let Some(token) = session.get::<String>(CSRF_SESSION_KEY) {
-        return token;
-    }
-    let token = synchronizer_token().unwrap_or_default();
-    let _ = session.insert(CSRF_SESSION_KEY, &token);
-    token
+    (app.cookie)
+        .finish(&app.sessions, &mut session, response.headers_mut(), now)
+        .await
+        .map_err(|error| error.to_response())?;
+    Ok(response)
 }
 
 fn home(base: &str, session: &mut Session) -> Response<Body> {
@@ -229,7 +205,10 @@ fn home(base: &str, session: &mut Session) -> Response<Body> {
             &format!(r#"<p><a href="{base}/login">Log in with backend-kit provider</a></p>"#),
         );
     };
-    let csrf = csrf_token(session);
+    let csrf = match session_csrf_token(session) {
+        Ok(csrf) => csrf,
+        Err(error) => return text(error.status(), "could not make a form token"),
+    };
     let tokens = session.get::<StoredTokens>(TOKENS_KEY);
     let scope = tokens
         .as_ref()

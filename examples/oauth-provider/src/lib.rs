@@ -24,15 +24,16 @@ use auth_core::oauth::server::{
     ClientAuthMethod, GrantType, MemoryClientRegistry, MemoryGrantStore, ServerConfig,
 };
 use auth_core::{
-    Algorithm, BearerChallenge, BearerError, CSRF_SESSION_KEY, Error as AuthError, JwtIssuer,
-    JwtVerifier, Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryRefreshStore,
-    MemoryStore, Passwords, RefreshTokens, Session, SessionConfig, SessionCookie, Sessions,
-    ThrottlePolicy, Verification, bearer_token, synchronizer_token, verify_synchronizer,
+    Algorithm, BearerChallenge, BearerError, Error as AuthError, JwtIssuer, JwtVerifier, Key,
+    KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryRefreshStore, MemoryStore,
+    Passwords, RefreshTokens, Session, SessionConfig, SessionCookie, Sessions, ThrottlePolicy,
+    Verification, bearer_token,
 };
 use bytes::Bytes;
-use http::header::{RETRY_AFTER, SET_COOKIE};
+use http::header::SET_COOKIE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::Full;
+use proxy_core::{TrustedProxies, client_address};
 use serve::ResponseFuture;
 use serve::page::{self, escape, text};
 
@@ -62,10 +63,18 @@ pub struct Settings {
     pub demo_password: String,
     /// The session cookie's name. Applications sharing one origin need different names.
     pub cookie_name: String,
+    /// Proxies to believe about the client's address (login throttling counts the address
+    /// they forward, [`client_address`]) and the login forms' secret, shared by instances;
+    /// by default no proxy and a random secret ([`serve::Deployment::from_env`] for the
+    /// binary).
+    pub deployment: serve::Deployment,
+    /// How many failed logins an account and a client address may have in a window
+    /// (default: auth-core's `ThrottlePolicy`, 5 and 20 in 15 minutes).
+    pub throttle: ThrottlePolicy,
 }
 
 impl Settings {
-    /// At the root of `origin`, with the defaults the binary documents.
+    /// At the root of `origin`, with the defaults the binary documents, trusting no proxy.
     pub fn new(origin: impl Into<String>) -> Self {
         Self {
             origin: origin.into(),
@@ -74,6 +83,8 @@ impl Settings {
             client_secret: "demo-web-secret-change-me".to_owned(),
             demo_password: "wonderland-rabbit".to_owned(),
             cookie_name: "__Host-session".to_owned(),
+            deployment: serve::Deployment::default(),
+            throttle: ThrottlePolicy::default(),
         }
     }
 }
@@ -89,6 +100,8 @@ pub struct App {
     /// The user table: name to PHC hash. A real provider keeps it in its database.
     users: HashMap<String, String>,
     throttle: LoginThrottle<MemoryAttemptStore>,
+    /// Whose forwarded client address the throttle counts.
+    trusted_proxies: TrustedProxies,
     /// CSRF tokens for visitors without a session: in a signed cookie, so showing the login
     /// form stores nothing.
     login_csrf: LoginCsrf,
@@ -156,10 +169,9 @@ impl App {
             .with_audience(&audience)
             .with_type("at+jwt");
 
-        // 256 random bits, made now: form tokens end with the process.
-        let csrf_secret = synchronizer_token().map_err(|e| e.to_string())?;
-        let login_csrf =
-            LoginCsrf::new(csrf_secret).cookie_name(format!("{}-csrf", settings.cookie_name));
+        let login_csrf = LoginCsrf::configured(settings.deployment.login_csrf_secret.as_deref())
+            .map_err(|e| e.to_string())?
+            .cookie_name(format!("{}-csrf", settings.cookie_name));
         let passwords = Passwords::default();
         let alice = passwords
             .hash(settings.demo_password)
@@ -175,7 +187,8 @@ impl App {
             cookie: SessionCookie::new().name(settings.cookie_name),
             passwords,
             users: HashMap::from([("alice".to_owned(), alice)]),
-            throttle: LoginThrottle::new(MemoryAttemptStore::new(), ThrottlePolicy::default()),
+            throttle: LoginThrottle::new(MemoryAttemptStore::new(), settings.throttle),
+            trusted_proxies: settings.deployment.trusted_proxies,
             login_csrf,
             verifier,
         })
@@ -196,13 +209,17 @@ impl App {
 }
 
 impl serve::App for App {
-    /// Answers one request from `peer` (its IP is what login throttling counts).
+    /// Answers one request from `peer`. Login throttling counts the client's address:
+    /// `peer`'s, or the one a trusted proxy forwards ([`Settings::deployment`]).
     fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<serve::Body>) -> ResponseFuture {
-        Box::pin(async move { handle(&self, peer.ip(), request).await.map(serve::boxed) })
+        Box::pin(async move {
+            let client = client_address(peer.ip(), request.headers(), &self.trusted_proxies);
+            handle(&self, client, request).await.map(serve::boxed)
+        })
     }
 }
 
-async fn handle(app: &App, peer: IpAddr, request: Request<serve::Body>) -> Response<Body> {
+async fn handle(app: &App, client: IpAddr, request: Request<serve::Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let now = SystemTime::now();
     // RFC 8414 section 3.1: an issuer with a path has its metadata at the well-known path
@@ -213,7 +230,6 @@ async fn handle(app: &App, peer: IpAddr, request: Request<serve::Body>) -> Respo
     let Some(path) = serve::local_path(&app.base, parts.uri.path()).map(str::to_owned) else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
-    let base = app.base.as_str();
     // The protocol endpoints: no session, no cookies.
     match (&parts.method, path.as_str()) {
         (&Method::GET, "/healthz") => {
@@ -224,7 +240,7 @@ async fn handle(app: &App, peer: IpAddr, request: Request<serve::Body>) -> Respo
         }
         (&Method::GET, "/api/me") => return api_me(app, &parts.headers),
         (_, "/token" | "/revoke" | "/introspect") => {
-            let body = match read_body(body).await {
+            let body = match serve::read_body(body, MAX_BODY_BYTES).await {
                 Ok(body) => body,
                 Err(response) => return response,
             };
@@ -238,112 +254,90 @@ async fn handle(app: &App, peer: IpAddr, request: Request<serve::Body>) -> Respo
         _ => {}
     }
 
-    let presented = app.cookie.read(&parts.headers);
-    let mut session = match app.sessions.load(presented.as_deref(), now).await {
-        Ok(session) => session,
-        Err(error) => return text(error.status(), "the session store is unavailable"),
-    };
-    let form = if parts.method == Method::POST {
-        match read_body(body).await {
-            Ok(bytes) => Some(
-                form_urlencoded::parse(&bytes)
-                    .into_owned()
-                    .collect::<HashMap<String, String>>(),
-            ),
-            Err(response) => return response,
-        }
-    } else {
-        None
-    };
-    // Anonymous visitors get a login CSRF token in a signed cookie (nothing stored for it);
-    // once logged in, the session's synchronizer token takes over.
-    let (login_token, login_cookie) = if session.user().is_none() && parts.method == Method::GET {
-        match app.login_csrf.token(&parts.headers) {
-            Ok(pair) => pair,
-            Err(error) => return text(error.status(), "could not make a form token"),
-        }
-    } else {
-        (String::new(), None)
-    };
-    let mut response = match (&parts.method, path.as_str(), form) {
-        (&Method::GET, "/", _) => home(base, &mut session, &login_token),
-        (&Method::GET, "/authorize", _) => {
-            authorize(
-                app,
-                &mut session,
-                parts.uri.query().unwrap_or(""),
-                &login_token,
-            )
-            .await
-        }
-        (&Method::GET, "/consent", _) => consent_page(base, &mut session, &login_token),
-        (&Method::POST, route, Some(form)) => {
-            let presented = form.get("csrf").map(String::as_str);
-            let checked = if session.user().is_some() {
-                let stored = session.get::<String>(CSRF_SESSION_KEY);
-                verify_synchronizer(stored.as_deref(), presented)
-            } else {
-                app.login_csrf.verify(&parts.headers, presented)
+    pages(app, now, client, &parts, body, &path)
+        .await
+        .unwrap_or_else(|refusal| refusal)
+}
+
+/// The login and consent pages at `now`: the session from its cookie and the forms' CSRF
+/// token, then the route; on the way out the session is saved and its cookie set.
+async fn pages(
+    app: &App,
+    now: SystemTime,
+    client: IpAddr,
+    parts: &http::request::Parts,
+    body: serve::Body,
+    path: &str,
+) -> Result<Response<Body>, Response<Body>> {
+    let base = app.base.as_str();
+    let mut session = (app.cookie)
+        .load(&app.sessions, &parts.headers, now)
+        .await
+        .map_err(|error| error.to_response())?;
+    let mut response = match (&parts.method, path) {
+        (&Method::GET, "/" | "/authorize" | "/consent") => {
+            // Before login the token rides in a signed cookie (nothing is stored), after
+            // login in the session.
+            let (csrf, cookie) = (app.login_csrf)
+                .form_token(&mut session, &parts.headers)
+                .map_err(|error| error.to_response())?;
+            let query = parts.uri.query().unwrap_or("");
+            let mut page = match path {
+                "/" => home(base, &session, &csrf),
+                "/authorize" => authorize(app, &mut session, query, &csrf).await,
+                _ => consent_page(base, &session, &csrf),
             };
-            if checked.is_err() {
-                text(
-                    StatusCode::FORBIDDEN,
+            if let Some(value) = cookie {
+                page.headers_mut().append(SET_COOKIE, value);
+            }
+            page
+        }
+        (&Method::POST, "/login" | "/consent" | "/logout") => {
+            let form = serve::read_form(body, MAX_BODY_BYTES).await?;
+            let presented = form.get("csrf").map(String::as_str);
+            if let Err(error) = app
+                .login_csrf
+                .verify_form(&session, &parts.headers, presented)
+            {
+                return Err(text(
+                    error.status(),
                     "missing or stale form token: reload the page",
-                )
-            } else {
-                match route {
-                    "/login" => login(app, &mut session, &form, peer).await,
-                    "/consent" => consent(app, &mut session, &form, now).await,
-                    "/logout" => {
-                        session.logout();
-                        redirect(&format!("{base}/"))
-                    }
-                    _ => text(StatusCode::NOT_FOUND, "not found"),
+                ));
+            }
+            match path {
+                "/login" => login(app, &mut session, &form, client).await,
+                "/consent" => consent(app, &mut session, &form, now).await,
+                _ => {
+                    session.logout();
+                    redirect(&format!("{base}/"))
                 }
             }
         }
-        (_, "/" | "/authorize" | "/consent" | "/login" | "/logout", _) => {
+        (_, "/" | "/authorize" | "/consent" | "/login" | "/logout") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     };
-    if let Err(error) = app.sessions.save(&mut session, now).await {
-        return text(error.status(), "the session store is unavailable");
-    }
-    if let Some(value) = login_cookie {
-        response.headers_mut().append(SET_COOKIE, value);
-    }
-    match app.cookie.set_cookie(&session) {
-        Ok(Some(value)) => {
-            response.headers_mut().append(SET_COOKIE, value);
-        }
-        Ok(None) => {}
-        Err(error) => return text(error.status(), "could not set the session cookie"),
-    }
-    response
-}
-
-async fn read_body(body: serve::Body) -> Result<Bytes, Response<Body>> {
-    Limited::new(body, MAX_BODY_BYTES)
-        .collect()
+    (app.cookie)
+        .finish(&app.sessions, &mut session, response.headers_mut(), now)
         .await
-        .map(|collected| collected.to_bytes())
-        .map_err(|_| text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))
+        .map_err(|error| error.to_response())?;
+    Ok(response)
 }
 
 /// `GET /authorize`: validate, then log in and ask for consent.
-async fn authorize(app: &App, session: &mut Session, query: &str, login: &str) -> Response<Body> {
+async fn authorize(app: &App, session: &mut Session, query: &str, csrf: &str) -> Response<Body> {
     match app.oauth.authorization_request(query).await {
         Ok(request) => {
             if session.user().is_none() {
                 // Nothing is stored for an anonymous visitor: the request rides in the login
                 // form and is validated again when the login succeeds.
-                return login_page(&app.base, session, "Log in to continue", login, Some(query));
+                return login_page(&app.base, "Log in to continue", csrf, Some(query));
             }
             if session.insert(PENDING_KEY, &request).is_err() {
                 return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot keep the request");
             }
-            consent_page(&app.base, session, login)
+            consent_page(&app.base, session, csrf)
         }
         // The client or redirect URI cannot be trusted: tell the user, never redirect.
         Err(AuthorizationRejection::ShowToUser(error)) => html(
@@ -358,30 +352,9 @@ async fn authorize(app: &App, session: &mut Session, query: &str, login: &str) -
     }
 }
 
-/// The CSRF token for the page's forms: the session's synchronizer token once logged in
-/// (made on first use), the stateless `login` token before.
-fn csrf_token(session: &mut Session, login: &str) -> String {
-    if session.user().is_none() {
-        return login.to_owned();
-    }
-    if let Some(token) = session.get::<String>(CSRF_SESSION_KEY) {
-        return token;
-    }
-    let token = synchronizer_token().unwrap_or_default();
-    let _ = session.insert(CSRF_SESSION_KEY, &token);
-    token
-}
-
 /// The login form; `authorize` is the query of a pending `GET /authorize`, carried in the
 /// form so that no session is stored before the login.
-fn login_page(
-    base: &str,
-    session: &mut Session,
-    heading: &str,
-    login: &str,
-    authorize: Option<&str>,
-) -> Response<Body> {
-    let csrf = csrf_token(session, login);
+fn login_page(base: &str, heading: &str, csrf: &str, authorize: Option<&str>) -> Response<Body> {
     let pending = authorize
         .map(|query| {
             format!(
@@ -401,32 +374,28 @@ fn login_page(
     )
 }
 
-fn home(base: &str, session: &mut Session, login: &str) -> Response<Body> {
-    match session.user().map(str::to_owned) {
-        Some(user) => {
-            let csrf = csrf_token(session, login);
-            html(
-                StatusCode::OK,
-                &format!(
-                    r#"<p>Logged in as <b>{user}</b>.</p>
+fn home(base: &str, session: &Session, csrf: &str) -> Response<Body> {
+    match session.user() {
+        Some(user) => html(
+            StatusCode::OK,
+            &format!(
+                r#"<p>Logged in as <b>{user}</b>.</p>
 <form method="post" action="{base}/logout"><input type="hidden" name="csrf" value="{csrf}"><button>Log out</button></form>"#,
-                    user = escape(&user)
-                ),
-            )
-        }
-        None => login_page(base, session, "Log in", login, None),
+                user = escape(user)
+            ),
+        ),
+        None => login_page(base, "Log in", csrf, None),
     }
 }
 
 /// The consent hook: the application renders it from the validated request.
-fn consent_page(base: &str, session: &mut Session, login: &str) -> Response<Body> {
+fn consent_page(base: &str, session: &Session, csrf: &str) -> Response<Body> {
     let Some(request) = session.get::<AuthorizationRequest>(PENDING_KEY) else {
         return text(StatusCode::BAD_REQUEST, "no sign-in request in progress");
     };
-    let Some(user) = session.user().map(str::to_owned) else {
-        return login_page(base, session, "Log in to continue", login, None);
+    let Some(user) = session.user() else {
+        return login_page(base, "Log in to continue", csrf, None);
     };
-    let csrf = csrf_token(session, login);
     let scopes: String = if request.scope.is_empty() {
         "<li>your user name</li>".to_owned()
     } else {
@@ -443,7 +412,7 @@ fn consent_page(base: &str, session: &mut Session, login: &str) -> Response<Body
 <p><b>{client}</b> asks for:</p><ul>{scopes}</ul>
 <form method="post" action="{base}/consent"><input type="hidden" name="csrf" value="{csrf}">
 <button name="decision" value="allow">Allow</button> <button name="decision" value="deny">Deny</button></form>"#,
-            user = escape(&user),
+            user = escape(user),
             client = escape(&request.client_id),
         ),
     )
@@ -477,29 +446,26 @@ async fn login(
     app: &App,
     session: &mut Session,
     form: &HashMap<String, String>,
-    peer: IpAddr,
+    client: IpAddr,
 ) -> Response<Body> {
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let password = form.get("password").cloned().unwrap_or_default();
-    let now = SystemTime::now();
-    // The failure is reserved before the password is checked, so concurrent guesses cannot
-    // all pass the limit; a right password gives it back.
-    let attempt = match app.throttle.reserve(username, peer, now).await {
-        Ok(attempt) => attempt,
-        Err(error) => return auth_error(&error),
-    };
     let stored = app.users.get(username).cloned();
     let passwords = app.passwords.clone();
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let verification = tokio::task::spawn_blocking(move || match stored {
-        Some(stored) => passwords.verify(password, &stored),
-        None => passwords.verify_unknown_user(password),
-    })
-    .await
-    .unwrap_or_else(|error| Err(AuthError::Hashing(error.to_string())));
-    match verification {
+    let check = || async move {
+        serve::blocking(move || passwords.verify_user(password, stored.as_deref()))
+            .await
+            .unwrap_or_else(|error| Err(AuthError::Hashing(error)))
+    };
+    // The failure is counted before the password is checked, so concurrent guesses cannot
+    // all pass the limit; a right password gives it back.
+    match app
+        .throttle
+        .attempt(username, client, SystemTime::now(), check)
+        .await
+    {
         Ok(Verification::Match { .. }) => {
-            let _ = app.throttle.succeeded(attempt, now).await;
             if let Err(error) = session.login(username) {
                 return text(error.status(), &error.to_string());
             }
@@ -526,35 +492,9 @@ async fn login(
                 redirect(&format!("{}/", app.base))
             }
         }
-        Ok(Verification::Mismatch) => {
-            attempt.failed();
-            text(StatusCode::UNAUTHORIZED, "wrong user name or password")
-        }
-        Err(error) => {
-            // Not checked (hashing busy): not a failure.
-            let _ = app.throttle.release(attempt, now).await;
-            auth_error(&error)
-        }
+        Ok(Verification::Mismatch) => text(StatusCode::UNAUTHORIZED, "wrong user name or password"),
+        Err(error) => error.to_response(),
     }
-}
-
-/// An auth-core error as a response: 429 (throttled) and 503 (hashing busy) with
-/// `Retry-After`.
-fn auth_error(error: &AuthError) -> Response<Body> {
-    let (message, retry_after) = match error {
-        AuthError::Throttled { retry_after } => {
-            ("too many failed attempts: try again later", retry_after)
-        }
-        AuthError::HashingBusy { retry_after } => {
-            ("too many logins at once: try again shortly", retry_after)
-        }
-        other => return text(other.status(), &other.to_string()),
-    };
-    let mut response = text(error.status(), message);
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
-    response
 }
 
 /// A protected resource: who the access token speaks for.

@@ -21,6 +21,13 @@
 //!
 //! The address (`PORT`, default 8090; `BIND`) is the issuer. Access tokens are RFC 9068 JWTs
 //! signed with a key made at start. Logging and shutdown are the `serve` crate's.
+//!
+//! Behind a reverse proxy, set `TRUSTED_PROXIES` to its addresses or networks
+//! (`10.0.0.0/8,192.0.2.7`) so that login throttling counts the client address it forwards
+//! in `X-Forwarded-For` (`CLIENT_ADDRESS_HEADER=forwarded` for RFC 7239 `Forwarded`);
+//! unset, nobody is trusted and the TCP peer is counted. Several instances share login form
+//! tokens with the same `LOGIN_CSRF_SECRET` (32+ bytes as hex or base64: `openssl rand -hex
+//! 32`); unset, a random one is made at start.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,7 +43,10 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8090).await?;
-    let mut settings = Settings::new(format!("http://{}", server.local_addr()));
+    let mut settings = Settings {
+        deployment: serve::Deployment::from_env()?,
+        ..Settings::new(format!("http://{}", server.local_addr()))
+    };
     if let Ok(uris) = std::env::var("DEMO_REDIRECT_URIS") {
         settings.redirect_uris = uris
             .split(',')

@@ -1,14 +1,20 @@
 #![doc = include_str!("../README.md")]
 
 mod app;
+mod body;
+mod deployment;
 mod error;
 mod logging;
 pub mod page;
+mod secret;
 mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use app::{App, Body, BodyError, BoxError, ResponseFuture, boxed, full, local_path};
+pub use body::{read_body, read_form};
+pub use deployment::Deployment;
 pub use error::{Error, exit};
 pub use logging::init_tracing;
-pub use server::{AcceptBackoff, DEFAULT_GRACE, Server, every, shutdown_signal};
+pub use secret::secret;
+pub use server::{AcceptBackoff, DEFAULT_GRACE, Server, blocking, every, shutdown_signal};

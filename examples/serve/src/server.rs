@@ -263,6 +263,18 @@ where
     })
 }
 
+/// Runs CPU-heavy `work` (argon2 password hashing, for one) on tokio's blocking pool, off
+/// the async workers; a panic in it comes back as `Err` with its message.
+pub async fn blocking<T, F>(work: F) -> Result<T, String>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| error.to_string())
+}
+
 /// The pause after consecutive accept errors: 5 ms, doubling up to 1 s, back to the start
 /// after a successful accept. An error such as EMFILE repeats at once until a descriptor is
 /// freed; retrying without a pause would spin a core and starve the connections that could

@@ -57,6 +57,38 @@ pub async fn call<A: App + ?Sized>(app: &Arc<A>, request: Request<Body>) -> Repl
     Reply::read(response).await
 }
 
+/// Answers one request in process as if it came from `peer` (a proxy in front of the app,
+/// a dual-stack `[::ffff:a.b.c.d]` address) and reads the whole response.
+pub async fn call_from<A: App + ?Sized>(
+    app: &Arc<A>,
+    peer: SocketAddr,
+    request: Request<Body>,
+) -> Reply {
+    Reply::read(Arc::clone(app).handle(peer, request).await).await
+}
+
+/// Fills in the form of the page at `page` and submits it, in process: `GET page` from
+/// [`PEER`], then `POST action` from `peer` with `fields` (form-encoded, without the
+/// token), the page's CSRF token as `csrf`, the cookies the page set, and `headers`.
+pub async fn submit<A: App + ?Sized>(
+    app: &Arc<A>,
+    page: &str,
+    action: &str,
+    fields: &str,
+    peer: SocketAddr,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let shown = get(app, page).await;
+    let cookie = shown.cookie().unwrap_or_default();
+    let form = format!("{fields}&csrf={}", shown.csrf());
+    let mut all = vec![
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    all.extend_from_slice(headers);
+    call_from(app, peer, request(Method::POST, action, &all, form.into())).await
+}
+
 /// `GET path` in process.
 pub async fn get<A: App + ?Sized>(app: &Arc<A>, path: &str) -> Reply {
     call(app, request(Method::GET, path, &[], Bytes::new())).await

@@ -59,14 +59,19 @@ impl std::fmt::Debug for Showcase {
 
 impl Showcase {
     /// Builds every app for a server reachable at `public` (`origin` is `http://public`);
-    /// the proxy's health checks start on the current runtime.
-    pub(crate) async fn new(public: SocketAddr) -> Result<Self, String> {
+    /// the apps that count clients or sign login forms get `deployment`. The proxy's health
+    /// checks start on the current runtime.
+    pub(crate) async fn new(
+        public: SocketAddr,
+        deployment: &serve::Deployment,
+    ) -> Result<Self, String> {
         let origin = &format!("http://{public}");
         let auth = auth_login::App::new(
             MemoryStore::new(),
             auth_login::Settings {
                 base_path: "/auth".to_owned(),
                 cookie_name: "__Host-auth-session".to_owned(),
+                deployment: deployment.clone(),
                 ..auth_login::Settings::new(origin)
             },
         )?;
@@ -85,6 +90,7 @@ impl Showcase {
             base_path: "/oauth".to_owned(),
             redirect_uris: vec![callback.clone()],
             cookie_name: "__Host-provider-session".to_owned(),
+            deployment: deployment.clone(),
             ..oauth_provider::Settings::new(origin)
         })
         .map_err(|error| {

@@ -70,6 +70,13 @@
 //! `0.0.0.0`, so open the pages at that address. Ctrl-C or SIGTERM stops accepting, lets
 //! requests in flight finish and closes chat connections with 1001 (up to 10 seconds),
 //! then exits 0. All of that is the `serve` crate's (examples/serve).
+//!
+//! Behind a reverse proxy (several instances behind examples/reverse-proxy), set
+//! `TRUSTED_PROXIES` to the proxy's addresses or networks so that login throttling at
+//! `/auth/` and `/oauth/` counts the client address it forwards in `X-Forwarded-For`
+//! (`CLIENT_ADDRESS_HEADER=forwarded` for `Forwarded`), and the same `LOGIN_CSRF_SECRET`
+//! (32+ bytes, hex or base64) on every instance so that a login form shown by one is
+//! accepted by another. Unset, nobody is trusted and each process makes its own secret.
 
 mod app;
 mod cookies;
@@ -88,7 +95,8 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8080).await?;
-    let showcase = Arc::new(Showcase::new(server.public_addr()).await?);
+    let deployment = serve::Deployment::from_env()?;
+    let showcase = Arc::new(Showcase::new(server.public_addr(), &deployment).await?);
     showcase.spawn_timers();
     server.serve(showcase).await
 }
