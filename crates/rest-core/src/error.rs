@@ -55,7 +55,7 @@ pub enum Error {
         limit: usize,
     },
     /// The body's `Content-Type` is missing or not one this endpoint reads (415).
-    #[error("unsupported content type {found:?}; expected {expected}")]
+    #[error("{}; expected {expected}", DescribeContentType(found.as_deref()))]
     UnsupportedMediaType {
         /// The `Content-Type` sent, if any.
         found: Option<String>,
@@ -128,6 +128,19 @@ pub enum Error {
     /// The idempotency store is full of live entries (503).
     #[error("the idempotency store is full")]
     IdempotencyStoreFull,
+}
+
+/// How a 415 message names what was sent: `content type "text/plain"`, or that there was
+/// none (never Rust's `Some(..)`/`None`).
+struct DescribeContentType<'a>(Option<&'a str>);
+
+impl std::fmt::Display for DescribeContentType<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(found) => write!(f, "unsupported content type \"{}\"", found.escape_debug()),
+            None => f.write_str("the request has no Content-Type"),
+        }
+    }
 }
 
 impl Error {

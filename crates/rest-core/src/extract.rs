@@ -151,6 +151,57 @@ pub fn json_body<T: DeserializeOwned>(
     json_from_slice(body, limits)
 }
 
+/// [`json_body`] for a body that must be a JSON object, as resource representations are.
+///
+/// serde's derived `Deserialize` for a struct also accepts an array of its fields in
+/// declaration order (`["Ada", "ada@example.com"]` for `{name, email}`), which a schema of
+/// `type: object` does not allow; this refuses any other top-level value first.
+///
+/// ```
+/// use http::HeaderMap;
+/// use rest_core::{JsonLimits, json_object_body};
+///
+/// #[derive(serde::Deserialize, Debug)]
+/// struct NewUser { name: String, email: String }
+/// let mut headers = HeaderMap::new();
+/// headers.insert("content-type", "application/json".parse().unwrap());
+/// let limits = JsonLimits::default();
+/// let array = br#"["Ada", "ada@example.com"]"#;
+/// let error = json_object_body::<NewUser>(&headers, array, &limits).unwrap_err();
+/// assert_eq!(error.status(), 422);
+/// assert!(error.to_string().contains("expected a JSON object, found an array"));
+/// ```
+///
+/// # Errors
+///
+/// As [`json_body`]; [`Error::InvalidJson`] (422) at pointer `""` for well-formed JSON
+/// that is not an object.
+pub fn json_object_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    limits: &JsonLimits,
+) -> Result<T> {
+    require_json_content_type(headers)?;
+    let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        // Broken JSON keeps its 400 with line and column; only a well-formed value of
+        // another kind is this 422.
+        json_from_slice::<serde::de::IgnoredAny>(body, limits)?;
+        let found = match first {
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            _ => "a number",
+        };
+        return Err(Error::InvalidJson {
+            pointer: String::new(),
+            reason: format!("expected a JSON object, found {found}"),
+        });
+    }
+    json_from_slice(body, limits)
+}
+
 /// Parses a JSON body into `T`.
 ///
 /// # Errors
@@ -325,17 +376,78 @@ mod tests {
     }
 
     #[test]
+    fn an_object_body_refuses_arrays_and_other_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct User {
+            name: String,
+            email: String,
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let limits = JsonLimits::default();
+        // serde alone takes the array as the struct's fields in order.
+        assert!(json_from_slice::<User>(br#"["Ada","ada@example.com"]"#, &limits).is_ok());
+        for (body, found) in [
+            (&br#" ["Ada","ada@example.com"]"#[..], "an array"),
+            (br#""Ada""#, "a string"),
+            (b"7", "a number"),
+            (b"-7", "a number"),
+            (b"true", "a boolean"),
+            (b"null", "null"),
+        ] {
+            match json_object_body::<User>(&headers, body, &limits) {
+                Err(Error::InvalidJson { pointer, reason }) => {
+                    assert_eq!(pointer, "");
+                    assert_eq!(reason, format!("expected a JSON object, found {found}"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Broken JSON stays a 400, an empty body too; an object goes through.
+        assert!(matches!(
+            json_object_body::<User>(&headers, b"[1,", &limits),
+            Err(Error::MalformedJson { .. })
+        ));
+        assert!(matches!(
+            json_object_body::<User>(&headers, b"", &limits),
+            Err(Error::MalformedJson { .. })
+        ));
+        let user: User =
+            json_object_body(&headers, br#"{"name":"Ada","email":"a@b"}"#, &limits).unwrap();
+        assert_eq!(user.name, "Ada");
+        // The content type is still checked first.
+        assert_eq!(
+            json_object_body::<User>(&HeaderMap::new(), b"[]", &limits)
+                .unwrap_err()
+                .status(),
+            415
+        );
+    }
+
+    #[test]
     fn wrong_content_type_is_415() {
         let mut headers = HeaderMap::new();
         assert_eq!(
             require_json_content_type(&headers).unwrap_err().status(),
             415
         );
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        // The message names what was sent, in words (no `Some(..)`/`None`).
         assert_eq!(
-            require_json_content_type(&headers).unwrap_err().status(),
-            415
+            require_json_content_type(&headers).unwrap_err().to_string(),
+            "the request has no Content-Type; expected application/json"
         );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let error = require_json_content_type(&headers).unwrap_err();
+        assert_eq!(error.status(), 415);
+        assert_eq!(
+            error.to_string(),
+            r#"unsupported content type "text/plain"; expected application/json"#
+        );
+
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/merge-patch+json"),

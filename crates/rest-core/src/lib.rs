@@ -21,8 +21,8 @@ pub use conditional::{
 pub use cors::{CorsBuilder, CorsPolicy};
 pub use error::{Error, Result};
 pub use extract::{
-    JsonLimits, QueryLimits, check_content_length, json_body, json_from_slice, query,
-    require_json_content_type,
+    JsonLimits, QueryLimits, check_content_length, json_body, json_from_slice, json_object_body,
+    query, require_json_content_type,
 };
 pub use idempotency::{
     Fingerprint, IDEMPOTENCY_KEY, IdempotencyKey, IdempotencyStore, MemoryIdempotencyStore,

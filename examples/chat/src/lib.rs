@@ -1,6 +1,7 @@
 //! chat as a library: a chat on ws-core with nicknames, rooms and presence over one
 //! WebSocket per browser tab, with permessage-deflate; plus `/echo`, the echo endpoint
-//! Autobahn runs against.
+//! Autobahn runs against, served only when [`Settings::echo`] is set (by the tests: it takes
+//! 32 MiB messages from any origin).
 //!
 //! [`App`] holds the hub and answers requests (it implements [`serve::App`]), spawning one
 //! task per upgraded WebSocket; [`App::run_timers`] drives the heartbeats. It opens no
@@ -38,13 +39,23 @@ pub struct Settings {
     pub base_path: String,
     /// The `Origin`s `/ws` accepts (browsers send one; other clients may not).
     pub allowed_origins: Vec<String>,
+    /// Serve `/echo`, the endpoint conformance tests (Autobahn) run against: it takes
+    /// messages of up to 32 MiB from any origin, so it is off unless a test turns it on.
+    pub echo: bool,
 }
+
+/// The largest chat message, in bytes of the JSON command as sent; the page checks it
+/// before sending (the welcome message tells it), and a larger one closes with 1009.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// The longest nickname, in characters (not bytes: "Zoë 😀" is 5).
+pub const MAX_NAME_CHARS: usize = 32;
 
 /// Everything a request handler needs: the handshake policies and the hub.
 #[derive(Debug)]
 pub struct App {
     base: String,
-    echo: HandshakeConfig,
+    /// `None` when [`Settings::echo`] is off: `/echo` is then 404.
+    echo: Option<HandshakeConfig>,
     echo_limits: Limits,
     chat: HandshakeConfig,
     chat_limits: Limits,
@@ -81,17 +92,19 @@ impl App {
         };
         Self {
             base: settings.base_path,
-            echo: HandshakeConfig::default()
-                .protocols(["echo.v1"])
-                .deflate(DeflateConfig::default()),
+            echo: settings.echo.then(|| {
+                HandshakeConfig::default()
+                    .protocols(["echo.v1"])
+                    .deflate(DeflateConfig::default())
+            }),
             echo_limits,
             chat: HandshakeConfig::default()
                 .allow_origins(settings.allowed_origins)
                 .protocols(["chat.v1"])
                 .deflate(DeflateConfig::default()),
             chat_limits: Limits {
-                max_frame: 64 * 1024,
-                max_message: 64 * 1024,
+                max_frame: MAX_MESSAGE,
+                max_message: MAX_MESSAGE,
                 max_send_buffer: 256 * 1024,
                 ..Limits::default()
             },
@@ -178,7 +191,10 @@ fn handle(app: Arc<App>, request: Request<serve::Body>) -> Response<Body> {
         return serve::page::not_found();
     };
     match path.as_str() {
-        "/echo" => upgrade(request, &app.echo, app.echo_limits, echo),
+        "/echo" => match &app.echo {
+            Some(config) => upgrade(request, config, app.echo_limits, echo),
+            None => serve::page::not_found(),
+        },
         "/ws" => {
             let name = nickname(request.uri().query());
             let session_app = app.clone();
@@ -253,21 +269,36 @@ fn page(method: &Method, path: &str) -> Response<Body> {
     }
 }
 
-/// The `name` query parameter if it is a plain nickname, else `guest`.
+/// The `name` query parameter (percent-decoded) as a nickname: without control and
+/// invisible formatting characters (which could fake another name), trimmed, and cut to
+/// [`MAX_NAME_CHARS`] characters, never inside one; `guest` if nothing is left.
 fn nickname(query: Option<&str>) -> String {
-    query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .filter_map(|pair| pair.strip_prefix("name="))
-        .find(|name| {
-            !name.is_empty()
-                && name.len() <= 32
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    let raw = query
+        .and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == "name")
+                .map(|(_, value)| value.into_owned())
         })
-        .unwrap_or("guest")
-        .to_owned()
+        .unwrap_or_default();
+    let visible: String = raw.chars().filter(|&c| !is_hidden(c)).collect();
+    let name: String = visible.trim().chars().take(MAX_NAME_CHARS).collect();
+    match name.trim_end() {
+        "" => "guest".to_owned(),
+        name => name.to_owned(),
+    }
+}
+
+/// Control characters, and the zero-width and bidirectional formatting ones that change
+/// how a name looks without being seen.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+}
+
+/// Whether two nicknames would look the same to the room (case and surrounding space
+/// aside).
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
 /// One chat connection: commands in, hub output out.
@@ -282,7 +313,8 @@ where
         while ws.next_message().await.is_some() {}
         return;
     };
-    let welcome = json!({"type": "welcome", "id": id.get(), "name": name});
+    let welcome = json!({"type": "welcome", "id": id.get(), "name": name,
+                         "max_message": MAX_MESSAGE});
     let mut open = ws.queue(Message::text(welcome.to_string())).is_ok();
     while open {
         // Move hub output into the connection while it has room; the rest waits in the
@@ -346,9 +378,9 @@ where
     state.hub.handle_activity(id, Instant::now());
     let mut open = true;
     if let Message::Text(text) = message
-        && let Err(error) = command(&mut state.hub, id, text.as_str())
+        && let Err(refusal) = command(&mut state.hub, id, text.as_str())
     {
-        let reply = json!({"type": "error", "message": error});
+        let reply = json!({"type": "error", "code": refusal.code, "message": refusal.message});
         open = ws.queue(Message::text(reply.to_string())).is_ok();
     }
     state.wake();
@@ -413,8 +445,30 @@ where
     false
 }
 
+/// Why a command was refused: a code the page can act on, and a sentence for the user.
+#[derive(Debug)]
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Self {
+            code: "refused",
+            message,
+        }
+    }
+}
+
+impl From<ws_core::Error> for Refusal {
+    fn from(error: ws_core::Error) -> Self {
+        Self::from(error.to_string())
+    }
+}
+
 /// Applies one chat command.
-fn command(hub: &mut Hub, id: ClientId, text: &str) -> Result<(), String> {
+fn command(hub: &mut Hub, id: ClientId, text: &str) -> Result<(), Refusal> {
     let now = Instant::now();
     let command: Command =
         serde_json::from_str(text).map_err(|error| format!("bad command: {error}"))?;
@@ -428,17 +482,93 @@ fn command(hub: &mut Hub, id: ClientId, text: &str) -> Result<(), String> {
     match command {
         Command::Join { room } => {
             checked(&room)?;
-            hub.join(id, &room, now).map_err(|e| e.to_string())
+            let name = hub.name(id).unwrap_or_default().to_owned();
+            let taken = hub
+                .members(&room)
+                .iter()
+                .any(|(member, other)| *member != id && same_name(other, &name));
+            if taken {
+                return Err(Refusal {
+                    code: "name-taken",
+                    message: format!(
+                        "someone in room \u{201c}{room}\u{201d} is already called \u{201c}{name}\u{201d}: choose another name and join again"
+                    ),
+                });
+            }
+            Ok(hub.join(id, &room, now)?)
         }
-        Command::Leave { room } => hub.leave(id, &room, now).map_err(|e| e.to_string()),
-        Command::Say { room, text } => hub
-            .broadcast(id, &room, Message::text(text), now)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        Command::Leave { room } => Ok(hub.leave(id, &room, now)?),
+        Command::Say { room, text } => {
+            hub.broadcast(id, &room, Message::text(text), now)?;
+            Ok(())
+        }
         Command::Dm { to, text } => {
-            let to = hub.client(to).ok_or_else(|| format!("no client {to}"))?;
-            hub.send_to(id, to, Message::text(text), now)
-                .map_err(|e| e.to_string())
+            let to = hub
+                .client(to)
+                .ok_or_else(|| "that person has left the chat".to_owned())?;
+            Ok(hub.send_to(id, to, Message::text(text), now)?)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nicknames_are_cut_by_characters_and_keep_what_people_type() {
+        assert_eq!(nickname(Some("name=Zo%C3%AB+%F0%9F%98%80")), "Zoë 😀");
+        assert_eq!(nickname(Some("x=1&name=%20ada%20")), "ada");
+        // 40 two-byte characters: cut at 32 characters, never inside one.
+        let long = "é".repeat(40);
+        let query = format!(
+            "name={}",
+            form_urlencoded::byte_serialize(long.as_bytes()).collect::<String>()
+        );
+        assert_eq!(nickname(Some(&query)), "é".repeat(32));
+        let emoji = "😀".repeat(33);
+        let query = format!(
+            "name={}",
+            form_urlencoded::byte_serialize(emoji.as_bytes()).collect::<String>()
+        );
+        assert_eq!(nickname(Some(&query)).chars().count(), 32);
+        // Control and invisible formatting characters go; nothing left is `guest`.
+        assert_eq!(nickname(Some("name=a%0Ab%E2%80%AEc%E2%80%8Bd")), "abcd");
+        assert_eq!(nickname(Some("name=%E2%80%8B%20")), "guest");
+        assert_eq!(nickname(Some("name=")), "guest");
+        assert_eq!(nickname(None), "guest");
+    }
+
+    #[test]
+    fn a_name_already_in_the_room_is_refused_with_a_reason() {
+        let now = Instant::now();
+        let mut hub = Hub::new(HubConfig::default());
+        let first = hub.connect("Zoë 😀", now).unwrap();
+        let second = hub.connect("zoë 😀", now).unwrap();
+        let third = hub.connect("Zoe", now).unwrap();
+        let join = r#"{"type":"join","room":"lobby"}"#;
+        command(&mut hub, first, join).unwrap();
+        let refusal = command(&mut hub, second, join).unwrap_err();
+        assert_eq!(refusal.code, "name-taken");
+        assert!(
+            refusal.message.contains("already called “zoë 😀”"),
+            "{}",
+            refusal.message
+        );
+        assert_eq!(hub.member_count("lobby"), 1);
+        // Another room, or another name, is fine; joining again is not a conflict with oneself.
+        command(&mut hub, second, r#"{"type":"join","room":"other"}"#).unwrap();
+        command(&mut hub, third, join).unwrap();
+        command(&mut hub, first, join).unwrap();
+        assert_eq!(hub.member_count("lobby"), 2);
+    }
+
+    #[test]
+    fn a_direct_message_to_someone_gone_says_so() {
+        let now = Instant::now();
+        let mut hub = Hub::new(HubConfig::default());
+        let ada = hub.connect("ada", now).unwrap();
+        let refusal = command(&mut hub, ada, r#"{"type":"dm","to":999,"text":"hi"}"#).unwrap_err();
+        assert_eq!(refusal.message, "that person has left the chat");
     }
 }

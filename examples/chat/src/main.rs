@@ -1,5 +1,6 @@
-//! A chat server on ws-core: nicknames, rooms and presence over one WebSocket per browser
-//! tab, with permessage-deflate; plus `/echo`, the echo endpoint Autobahn runs against.
+//! A chat server on ws-core: nicknames, rooms, presence and direct messages over one
+//! WebSocket per browser tab, with permessage-deflate; plus `/echo`, the echo endpoint
+//! Autobahn runs against, served only with `CHAT_ECHO=1` (the tests set it).
 //!
 //! Run with: `cargo run -p chat`
 //!
@@ -8,7 +9,7 @@
 //! ```text
 //! open http://127.0.0.1:8080/            (two tabs, same room)
 //! curl -i http://127.0.0.1:8080/healthz
-//! python3 -m websockets ws://127.0.0.1:8080/echo
+//! CHAT_ECHO=1 cargo run -p chat, then: python3 -m websockets ws://127.0.0.1:8080/echo
 //! ```
 //!
 //! `ALLOWED_ORIGINS` (comma-separated) replaces the origin allow-list of `/ws`, which is by
@@ -40,6 +41,8 @@ async fn run() -> Result<(), serve::Error> {
     let app = Arc::new(App::new(Settings {
         base_path: String::new(),
         allowed_origins,
+        // 32 MiB messages from any origin: for conformance runs only.
+        echo: std::env::var("CHAT_ECHO").as_deref() == Ok("1"),
     }));
     tokio::spawn(Arc::clone(&app).run_timers());
     server.serve(app).await

@@ -55,6 +55,43 @@ fn chromium_two_pages_chat_with_presence_and_deflate() {
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
 
+/// Issue 22, items 1 and 2: the chat page as a user meets it (layout, nicknames, the size
+/// limit, direct messages, reconnecting). Screenshots are written to
+/// `CARGO_TARGET_TMPDIR/chat-ui/`.
+#[test]
+fn chromium_chat_page_as_a_user() {
+    let Some(modules) = peer("PEER_NODE_MODULES") else {
+        return;
+    };
+    let Some(chromium) = peer("CHROMIUM_PATH") else {
+        return;
+    };
+    let server = start();
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-ui");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+    let stdout = serve::testing::run(
+        Command::new("node")
+            .arg(here("chat_ui_browser.js"))
+            .arg(format!("{}/", server.origin()))
+            .arg(&shots)
+            .env("NODE_PATH", modules)
+            .env("CHROMIUM_PATH", chromium),
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    for name in [
+        "chat-desktop.png",
+        "chat-phone.png",
+        "chat-name-taken.png",
+        "chat-too-big.png",
+        "chat-connection-lost.png",
+    ] {
+        let png = std::fs::read(shots.join(name)).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    }
+    println!("screenshots: {}", shots.display());
+}
+
 /// Cases kosoku 0.1.0 cannot run: for the zero-length cases 12.x.1 and 13.x.1 with binary
 /// test data its case code hashes a `str` and raises before connecting ("Strings must be
 /// encoded before hashing"), whatever the server. They are reported, not hidden; what they

@@ -11,7 +11,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{frame, raw_request, read_close_code, start, upgrade_request};
+use common::{frame, raw_request, read_close_code, start, start_without_echo, upgrade_request};
 
 #[test]
 fn garbage_handshake_is_400() {
@@ -234,5 +234,47 @@ fn joining_more_than_64_rooms_is_refused() {
     assert!(
         error["message"].as_str().unwrap().contains("64 rooms"),
         "{error}"
+    );
+}
+
+/// Issue 22, item 13: the 32 MiB echo endpoint, open to any origin, is for tests only.
+#[test]
+fn echo_is_off_unless_a_test_turns_it_on() {
+    let server = start_without_echo();
+    let (_, head) = raw_request(server.addr, &upgrade_request("/echo", ""));
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let own = format!("Origin: {}\r\n", server.origin());
+    let (_, head) = raw_request(server.addr, &upgrade_request("/ws?name=ada", &own));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+}
+
+/// Issue 22, item 2: a second "Zoë 😀" in a room is refused with a reason, and the name
+/// arrives whole (percent-encoded UTF-8, cut by characters).
+#[test]
+fn a_duplicate_nickname_is_refused_in_the_room() {
+    let server = start();
+    let own = format!("Origin: {}\r\n", server.origin());
+    let join = frame(0x81, br#"{"type":"join","room":"r"}"#);
+    let path = "/ws?name=Zo%C3%AB%20%F0%9F%98%80";
+    let (mut first, head) = raw_request(server.addr, &upgrade_request(path, &own));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let welcome = read_text(&mut first);
+    assert_eq!(welcome["name"], "Zoë 😀");
+    assert_eq!(welcome["max_message"], 65536);
+    first.write_all(&join).unwrap();
+    assert_eq!(read_text(&mut first)["type"], "presence");
+    let (mut second, head) = raw_request(server.addr, &upgrade_request(path, &own));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(read_text(&mut second)["type"], "welcome");
+    second.write_all(&join).unwrap();
+    let refusal = read_text(&mut second);
+    assert_eq!(refusal["type"], "error", "{refusal}");
+    assert_eq!(refusal["code"], "name-taken", "{refusal}");
+    assert!(
+        refusal["message"]
+            .as_str()
+            .unwrap()
+            .contains("already called “Zoë 😀”"),
+        "{refusal}"
     );
 }

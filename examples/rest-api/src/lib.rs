@@ -23,8 +23,8 @@ use rest_core::{
     CorsPolicy, CursorCodec, EntityTag, Error, Fingerprint, IdempotencyKey, IdempotencyStore,
     JsonLimits, Link, MemoryIdempotencyStore, OpenApiBuilder, Operation, PageRequest,
     ProblemDetails, QueryLimits, Reservation, RouteMatch, Router, StoredResponse, TrailingSlash,
-    Validators, check_precondition_syntax, format_links, json_body, negotiate_media_type, query,
-    require_precondition,
+    Validators, check_precondition_syntax, format_links, json_object_body, negotiate_media_type,
+    query, require_precondition,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use schemars::JsonSchema;
@@ -218,6 +218,8 @@ impl std::fmt::Debug for App {
 enum ApiError {
     Rest(Error),
     Db(rusqlite::Error),
+    /// Another user already has this e-mail address (409).
+    EmailTaken(String),
 }
 
 impl From<Error> for ApiError {
@@ -232,10 +234,27 @@ impl From<rusqlite::Error> for ApiError {
     }
 }
 
+/// A write refused because another user has the e-mail: 409 with the address, or the
+/// database error as it was.
+fn email_taken(error: rusqlite::Error, email: &str) -> ApiError {
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            ApiError::EmailTaken(email.to_owned())
+        }
+        _ => ApiError::Db(error),
+    }
+}
+
 impl ApiError {
     fn into_response(self) -> Response<Bytes> {
         match self {
             Self::Rest(error) => error.to_response(),
+            Self::EmailTaken(email) => ProblemDetails::new(StatusCode::CONFLICT)
+                .with_detail(format!("another user already has the e-mail {email}"))
+                .with_extension("pointer", json!("/email"))
+                .to_response(),
             Self::Db(error) => {
                 tracing::error!(%error, "database error");
                 ProblemDetails::new(StatusCode::INTERNAL_SERVER_ERROR)
@@ -362,6 +381,9 @@ CREATE TABLE IF NOT EXISTS posts (
     updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS posts_by_user ON posts(user_id, id);
+-- One user per e-mail address (`a@b` and `A@B` are one); an index rather than a column
+-- constraint, so that a database file made before it gets it too.
+CREATE UNIQUE INDEX IF NOT EXISTS users_by_email ON users(email COLLATE NOCASE);
 ";
 
 impl serve::App for App {
@@ -567,7 +589,7 @@ fn check_length(pointer: &str, value: &str, min: usize, max: usize) -> Result<()
 }
 
 fn user_input(parts: &Parts, body: &[u8], limits: &JsonLimits) -> Result<UserInput, Error> {
-    let input: UserInput = json_body(&parts.headers, body, limits)?;
+    let input: UserInput = json_object_body(&parts.headers, body, limits)?;
     check_length("/name", &input.name, 1, 100)?;
     check_length("/email", &input.email, 3, 254)?;
     if !input.email.contains('@') {
@@ -580,7 +602,7 @@ fn user_input(parts: &Parts, body: &[u8], limits: &JsonLimits) -> Result<UserInp
 }
 
 fn post_input(parts: &Parts, body: &[u8], limits: &JsonLimits) -> Result<PostInput, Error> {
-    let input: PostInput = json_body(&parts.headers, body, limits)?;
+    let input: PostInput = json_object_body(&parts.headers, body, limits)?;
     check_length("/title", &input.title, 1, 200)?;
     check_length("/body", &input.body, 0, 10_000)?;
     Ok(input)
@@ -790,7 +812,8 @@ fn create_user(app: &App, parts: &Parts, body: &[u8]) -> ApiResult {
     let id = {
         let conn = app.db();
         conn.prepare_cached("INSERT INTO users (name, email, updated_at) VALUES (?1, ?2, ?3)")?
-            .execute(params![input.name, input.email, now])?;
+            .execute(params![input.name, input.email, now])
+            .map_err(|error| email_taken(error, &input.email))?;
         conn.last_insert_rowid()
     };
     let user = User {
@@ -827,7 +850,8 @@ fn replace_user(app: &App, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
             "UPDATE users SET name = ?1, email = ?2, version = version + 1, updated_at = ?3 \
              WHERE id = ?4 AND version = ?5",
         )?
-        .execute(params![input.name, input.email, now, id, version])?;
+        .execute(params![input.name, input.email, now, id, version])
+        .map_err(|error| email_taken(error, &input.email))?;
     if changed == 0 {
         return Err(Error::PreconditionFailed.into());
     }
@@ -1097,7 +1121,7 @@ fn openapi_document(base_path: &str) -> Result<Bytes, String> {
             .response_header(201, "ETag", true, etag_value.clone())
             .problem(400, "Malformed JSON (with line and column) or a bad header")
             .problem(406, "Only application/json is available")
-            .problem(409, "A request with this Idempotency-Key is still running")
+            .problem(409, "A request with this Idempotency-Key is still running, or (users) another user has the e-mail")
             .problem(413, "The body is over 64 KiB")
             .problem(415, "The body is not application/json")
             .problem(422, "A field is invalid (named by JSON pointer), or the Idempotency-Key was used for another request")
@@ -1135,6 +1159,7 @@ fn openapi_document(base_path: &str) -> Result<Bytes, String> {
                 .problem(400, "Malformed JSON (with line and column) or a bad id")
                 .problem(404, "No such resource")
                 .problem(406, "Only application/json is available")
+                .problem(409, "(users) Another user has the e-mail")
                 .problem(412, "The ETag in If-Match is not the current one")
                 .problem(413, "The body is over 64 KiB")
                 .problem(415, "The body is not application/json")

@@ -78,6 +78,102 @@ fn wrong_content_type_is_415() {
 }
 
 #[test]
+fn the_415_message_names_the_content_type_in_words() {
+    let server = Server::start();
+    let problem = server
+        .send(
+            "POST",
+            b"/users",
+            &[("Content-Type", "text/plain")],
+            ADA.as_bytes(),
+        )
+        .problem(415);
+    assert_eq!(
+        problem["detail"],
+        r#"unsupported content type "text/plain"; expected application/json"#
+    );
+    let problem = server
+        .send("POST", b"/users", &[], ADA.as_bytes())
+        .problem(415);
+    assert_eq!(
+        problem["detail"],
+        "the request has no Content-Type; expected application/json"
+    );
+}
+
+#[test]
+fn a_json_array_or_scalar_is_not_a_user_or_a_post() {
+    let server = Server::start();
+    for body in [r#"["Ada","ada@example.com"]"#, r#""Ada""#, "42", "null"] {
+        let problem = server.json("POST", "/users", &[], body).problem(422);
+        assert_eq!(problem["pointer"], "", "{body}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("expected a JSON object"), "{detail}");
+    }
+    let (id, etag) = create_user(&server, ADA);
+    let path = format!("/users/{id}");
+    server
+        .json("PUT", &path, &[("If-Match", &etag)], r#"["Ada","x@y"]"#)
+        .problem(422);
+    server
+        .json("POST", &format!("{path}/posts"), &[], r#"["t","b"]"#)
+        .problem(422);
+    // Nothing was created by the refused bodies.
+    let users = server.get("/users", &[]).json();
+    assert_eq!(users["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_taken_email_is_409_on_create_and_replace() {
+    let server = Server::start();
+    let (ada, _) = create_user(&server, ADA);
+    let problem = server
+        .json(
+            "POST",
+            "/users",
+            &[],
+            r#"{"name":"Other Ada","email":"ADA@example.com"}"#,
+        )
+        .problem(409);
+    assert_eq!(problem["pointer"], "/email");
+    assert_eq!(
+        problem["detail"],
+        "another user already has the e-mail ADA@example.com"
+    );
+    let (bob, bob_etag) = create_user(&server, r#"{"name":"Bob","email":"bob@example.com"}"#);
+    server
+        .json(
+            "PUT",
+            &format!("/users/{bob}"),
+            &[("If-Match", &bob_etag)],
+            r#"{"name":"Bob","email":"ada@example.com"}"#,
+        )
+        .problem(409);
+    // Bob is unchanged, and may keep his own address on a replace.
+    let reply = server.get(&format!("/users/{bob}"), &[]);
+    assert_eq!(reply.json()["email"], "bob@example.com");
+    let etag = reply.header("etag").unwrap().to_owned();
+    let kept = server.json(
+        "PUT",
+        &format!("/users/{bob}"),
+        &[("If-Match", &etag)],
+        r#"{"name":"Robert","email":"bob@example.com"}"#,
+    );
+    assert_eq!(kept.status, 200, "{kept:?}");
+    // Once Ada is deleted, her address is free again.
+    let ada_etag = server.get(&format!("/users/{ada}"), &[]);
+    let etag = ada_etag.header("etag").unwrap().to_owned();
+    let deleted = server.send(
+        "DELETE",
+        format!("/users/{ada}").as_bytes(),
+        &[("If-Match", &etag)],
+        b"",
+    );
+    assert_eq!(deleted.status, 204);
+    create_user(&server, ADA);
+}
+
+#[test]
 fn broken_json_is_400_with_line_and_column_and_bad_data_is_422_with_pointer() {
     let server = Server::start();
     let problem = server

@@ -7,13 +7,14 @@ use std::time::SystemTime;
 
 use auth_core::MemoryStore;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::{cookies, origin};
 
 /// The landing page: every capability the showcase serves, with a link to try it;
-/// `{{origin}}` stands for `http://ADDR` in its curl samples.
+/// `{{origin}}` stands for `http://HOST` in its curl samples, the address the visitor came
+/// in on ([`Showcase::origin_of`]).
 const INDEX_HTML: &str = include_str!("../static/index.html");
 
 /// The body the showcase's own pages are built with; [`serve::App::handle`] boxes it.
@@ -36,8 +37,8 @@ pub(crate) struct Showcase {
     /// `(prefix, app)`: a request whose path is the prefix or below it goes to the app,
     /// which sees the full path and strips its own prefix.
     mounts: Vec<(String, Arc<dyn serve::App>)>,
-    /// The landing page with this server's origin in its samples.
-    index: Bytes,
+    /// The address the server is reachable at, for requests that name no usable host.
+    public: SocketAddr,
     auth: Arc<auth_login::App<MemoryStore>>,
     provider: Arc<oauth_provider::App>,
     oauth_login: Arc<oauth_login::App>,
@@ -84,6 +85,8 @@ impl Showcase {
         let chat = Arc::new(chat::App::new(chat::Settings {
             base_path: "/chat".to_owned(),
             allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
+            // The 32 MiB test echo is for the chat's own conformance tests, never here.
+            echo: false,
         }));
         let callback = format!("{origin}/oauth-login/callback");
         let provider = oauth_provider::App::new(oauth_provider::Settings {
@@ -119,6 +122,10 @@ impl Showcase {
             base_path: "/soap".to_owned(),
             ..soap_service::Settings::default()
         });
+        let cookies = cookies::CookieDemo::new(&[
+            origin.to_owned(),
+            origin.replace("127.0.0.1", "localhost"),
+        ])?;
         let auth = Arc::new(auth);
         let provider = Arc::new(provider);
         let oauth_login = Arc::new(oauth_login);
@@ -131,7 +138,7 @@ impl Showcase {
             // RFC 8414 section 3.1: an issuer with a path has its metadata outside it.
             (metadata_path, provider.clone()),
             ("/oauth-login".to_owned(), oauth_login.clone()),
-            ("/cookies".to_owned(), Arc::new(cookies::CookieDemo::new())),
+            ("/cookies".to_owned(), Arc::new(cookies)),
             ("/graphql".to_owned(), graphql),
             // proxy-core: its upstreams are this server (`/api/`, `/origin/`) over loopback
             // HTTP; its responses stream through as the upstream sends them.
@@ -141,7 +148,7 @@ impl Showcase {
         ];
         Ok(Self {
             mounts,
-            index: Bytes::from(INDEX_HTML.replace("{{origin}}", origin)),
+            public,
             auth,
             provider,
             oauth_login,
@@ -163,8 +170,35 @@ impl Showcase {
 }
 
 impl serve::App for Showcase {
-    /// Hands the request to the app mounted at its path.
+    /// Hands the request to the app mounted at its path; every HTML page that comes back,
+    /// whichever app wrote it, gets the frame and content policies
+    /// ([`serve::page::protect_html`]).
     fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        request: Request<serve::Body>,
+    ) -> serve::ResponseFuture {
+        let response = self.dispatch(peer, request);
+        Box::pin(async move {
+            let mut response = response.await;
+            serve::page::protect_html(response.headers_mut());
+            response
+        })
+    }
+
+    fn shutdown(&self) {
+        // Upgraded chat sockets are no longer hyper connections: close them through the hub.
+        self.chat.shutdown();
+    }
+
+    fn is_drained(&self) -> bool {
+        self.chat.is_drained()
+    }
+}
+
+impl Showcase {
+    /// The app mounted at the request's path answers it; the showcase's own pages otherwise.
+    fn dispatch(
         self: Arc<Self>,
         peer: SocketAddr,
         request: Request<serve::Body>,
@@ -188,17 +222,8 @@ impl serve::App for Showcase {
             .map(|(_, app)| Arc::clone(app));
         match mounted {
             Some(app) => app.handle(peer, request),
-            None => ready(self.route(request.method(), path)),
+            None => ready(self.route(&request)),
         }
-    }
-
-    fn shutdown(&self) {
-        // Upgraded chat sockets are no longer hyper connections: close them through the hub.
-        self.chat.shutdown();
-    }
-
-    fn is_drained(&self) -> bool {
-        self.chat.is_drained()
     }
 }
 
@@ -303,13 +328,48 @@ rate_limit = {{ rate = 5, period_ms = 60000, burst = 5, key = "client" }}
 
 impl Showcase {
     /// The landing page, `/healthz`, and 404 for everything no app is mounted at.
-    fn route(&self, method: &Method, path: &str) -> Response<Body> {
-        match path {
-            "/" => serve::page::get_or_head(method, "text/html; charset=utf-8", self.index.clone()),
+    fn route<B>(&self, request: &Request<B>) -> Response<Body> {
+        let method = request.method();
+        match request.uri().path() {
+            "/" => {
+                let origin = serve::page::escape(&self.origin_of(request));
+                let index = INDEX_HTML.replace("{{origin}}", &origin);
+                serve::page::get_or_head(method, "text/html; charset=utf-8", index)
+            }
             "/healthz" => {
                 serve::page::get_or_head(method, "application/json", r#"{"status":"ok"}"#)
             }
             _ => serve::page::not_found(),
+        }
+    }
+
+    /// `http://` and the host the request was sent to (its `Host` header, or the authority
+    /// of an HTTP/2 request), so that the samples a visitor copies reach the server the
+    /// way they reached it (`localhost`, a LAN address, a name); this server's own address
+    /// when the request names none or something that is not a plain `host[:port]`.
+    fn origin_of<B>(&self, request: &Request<B>) -> String {
+        let named = request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str().to_owned())
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|host| host.to_str().ok())
+                    .map(str::to_owned)
+            });
+        let plain = |host: &str| {
+            !host.is_empty()
+                && host.len() <= 255
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+                && host.parse::<http::uri::Authority>().is_ok()
+        };
+        match named {
+            Some(host) if plain(&host) => format!("http://{host}"),
+            _ => format!("http://{}", self.public),
         }
     }
 }

@@ -52,6 +52,11 @@
 //! | `/soap/` | `soap-service` | soap-core: orders and inventory over SOAP 1.1 and 1.2 at `/soap/soap`, its WSDL at `/soap/soap?wsdl`, typed faults, WS-Security UsernameToken |
 //! | `/origin/` | this crate (`origin.rs`) | the proxy's upstream pages: a cacheable one, a header echo, a rate-limited one |
 //!
+//! Every HTML page that comes back, whichever app wrote it, is sent with a Content Security
+//! Policy (same-origin only, no framing: `frame-ancestors 'none'`) and `X-Frame-Options:
+//! DENY` (`serve::page::protect_html`); the landing page's curl samples name the host the
+//! browser came in on. The chat's 32 MiB test echo (`/chat/echo`) is not mounted here.
+//!
 //! Everything is in memory: sessions, users, SQLite, grants, idempotency keys, the chat hub;
 //! signing keys are made at start. Each mounted app has its own session cookie name, since
 //! cookies are shared by the whole origin. The provider's RFC 8414 metadata for an issuer

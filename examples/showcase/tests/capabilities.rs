@@ -580,8 +580,12 @@ fn cookies_signed_private_and_rotated() {
     );
     assert!(tampered.body.contains("did not verify"));
 
-    // A private note: the browser holds ciphertext only.
-    let kept = browser.post_form("/cookies/note", &[("note", "meet at noon")]);
+    // A private note: the browser holds ciphertext only. The form carries its CSRF token.
+    let csrf = tampered.csrf();
+    let kept = browser.post_form(
+        "/cookies/note",
+        &[("csrf", &csrf), ("note", "meet at noon")],
+    );
     assert_eq!(kept.status, 303);
     assert_eq!(kept.header("location"), Some("/cookies/"));
     let sealed = browser.cookies["showcase-note"].clone();
@@ -595,7 +599,12 @@ fn cookies_signed_private_and_rotated() {
     assert!(page.body.contains("<b id=visits>2</b>"));
 
     // After a rotation the old cookies still read, and the signed one is re-signed.
-    assert_eq!(browser.post_form("/cookies/rotate", &[]).status, 303);
+    assert_eq!(
+        browser
+            .post_form("/cookies/rotate", &[("csrf", &csrf)])
+            .status,
+        303
+    );
     let rotated = browser.get("/cookies/");
     assert!(
         rotated.body.contains("<b id=visits>3</b>"),

@@ -94,15 +94,7 @@ fn the_wsdl_address_is_the_mount_on_the_showcase_host() {
 fn curl_samples(html: &str) -> Vec<String> {
     html.split(r#"<pre class="curl"><code>"#)
         .skip(1)
-        .map(|rest| {
-            rest.split("</code>")
-                .next()
-                .unwrap()
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&amp;", "&")
-        })
+        .map(|rest| support::unescape(rest.split("</code>").next().unwrap()))
         .collect()
 }
 

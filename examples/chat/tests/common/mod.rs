@@ -7,8 +7,15 @@ use std::time::Duration;
 
 use serve::testing::Process;
 
-/// The chat binary on a free port (killed on drop).
+/// The chat binary on a free port (killed on drop), with the test endpoint `/echo`.
 pub fn start() -> Process {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chat"));
+    command.env("CHAT_ECHO", "1");
+    Process::spawn(command)
+}
+
+/// The chat binary as a user runs it: no `/echo`.
+pub fn start_without_echo() -> Process {
     Process::start(env!("CARGO_BIN_EXE_chat"))
 }
 

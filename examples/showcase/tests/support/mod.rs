@@ -126,3 +126,13 @@ impl Client {
         self.send(method, path, &all, json.to_string().as_bytes())
     }
 }
+
+/// HTML text with its entities (`&lt;`, `&gt;`, `&quot;`, `&#39;`, `&amp;`) turned back into
+/// characters.
+pub fn unescape(html: &str) -> String {
+    html.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
