@@ -48,3 +48,5 @@ pub fn concrete_path(template: &str) -> String {
     path.push_str(rest);
     path
 }
+
+pub mod soap;

@@ -300,21 +300,32 @@ impl Envelope {
             SoapVersion::V11 => "soap",
             SoapVersion::V12 => "env",
         };
-        let mut root = Element::new(Some(ns), "Envelope").with_prefix(prefix, ns);
-        if !self.headers.is_empty() {
-            let mut header = Element::new(Some(ns), "Header");
-            for h in &self.headers {
-                header.push_child(h.clone());
+        // Written in place rather than as an Envelope element holding clones of the header
+        // blocks and body entries: the clone and its drop were a tenth of a request's work.
+        let mut out = String::with_capacity(512);
+        out.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
+        out.push('<');
+        out.push_str(prefix);
+        out.push_str(":Envelope xmlns:");
+        out.push_str(prefix);
+        out.push_str("=\"");
+        out.push_str(ns);
+        out.push_str("\">");
+        let mut declared = vec![(prefix.to_owned(), ns.to_owned())];
+        for (name, children) in [("Header", &self.headers), ("Body", &self.body)] {
+            if children.is_empty() {
+                if name == "Body" {
+                    out.push_str(&format!("<{prefix}:Body/>"));
+                }
+                continue;
             }
-            root.push_child(header);
+            out.push_str(&format!("<{prefix}:{name}>"));
+            for child in children {
+                child.write(&mut out, &mut declared, None);
+            }
+            out.push_str(&format!("</{prefix}:{name}>"));
         }
-        let mut body = Element::new(Some(ns), "Body");
-        for b in &self.body {
-            body.push_child(b.clone());
-        }
-        root.push_child(body);
-        let mut out = String::from(r#"<?xml version="1.0" encoding="utf-8"?>"#);
-        root.write(&mut out, &mut Vec::new(), None);
+        out.push_str(&format!("</{prefix}:Envelope>"));
         out
     }
 }
@@ -373,5 +384,35 @@ pub fn targets_us(version: SoapVersion, block: &Element, roles: &[String]) -> bo
                 r == SOAP12_ROLE_NEXT || r == SOAP12_ROLE_ULTIMATE || roles.iter().any(|x| x == r)
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn to_xml_writes_header_and_body_under_the_version_prefix() {
+        let mut envelope = Envelope::new(SoapVersion::V12);
+        assert_eq!(
+            envelope.to_xml(),
+            r#"<?xml version="1.0" encoding="utf-8"?><env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Body/></env:Envelope>"#
+        );
+        envelope
+            .headers
+            .push(Element::new(Some("urn:t"), "trace").with_text("1"));
+        envelope.body.push(
+            Element::new(Some(SOAP12_NS), "Fault")
+                .with_child(Element::new(None, "x").with_attribute(Some("urn:a"), "b", "<")),
+        );
+        let written = envelope.to_xml();
+        assert_eq!(
+            written,
+            r#"<?xml version="1.0" encoding="utf-8"?><env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Header><trace xmlns="urn:t">1</trace></env:Header><env:Body><env:Fault><x xmlns:ns1="urn:a" ns1:b="&lt;"/></env:Fault></env:Body></env:Envelope>"#
+        );
+        let back = Envelope::parse(written.as_bytes(), &XmlLimits::default()).unwrap();
+        assert!(back.headers[0].is("urn:t", "trace") && back.body[0].is(SOAP12_NS, "Fault"));
     }
 }

@@ -125,6 +125,17 @@ pub enum Error {
     /// The body did not decode into the operation's request type.
     #[error("the request body does not match the operation's message: {0}")]
     InvalidBody(String),
+    /// An element's `xsi:type` names another type than the schema gives it (or uses an
+    /// undeclared prefix): a Sender (1.1 Client) fault naming the element.
+    #[error("element {element} declares xsi:type {declared:?}; the schema type is {expected}")]
+    XsiTypeMismatch {
+        /// The element's local name.
+        element: String,
+        /// The `xsi:type` value as sent.
+        declared: String,
+        /// The expected type, as the WSDL writes it (`xs:int`, `tns:Order`).
+        expected: String,
+    },
     /// A response value could not be serialized (a bug in the service; 500).
     #[error("the response could not be serialized")]
     Serialize(String),

@@ -29,13 +29,34 @@
 //! assert!(schema.definitions().contains(r#"<xs:enumeration value="Shipped"/>"#));
 //! ```
 
-use crate::xml::escape;
+use crate::error::{Error, Result};
+use crate::wsdl::XS_NS;
+use crate::xml::{Element, XSI_NS, escape};
+
+/// The SOAP 1.1 encoding namespace, whose schema redeclares every built-in simple type
+/// (`soapenc:string`, ...); SOAPBuilders-era clients write those in `xsi:type`.
+const SOAP11_ENCODING_NS: &str = "http://schemas.xmlsoap.org/soap/encoding/";
+/// The XML Schema namespaces of the 1999 and 2000/10 drafts, still sent by old toolkits
+/// (Apache SOAP 2) for the built-in types.
+const XS_DRAFT_NS: [&str; 2] = [
+    "http://www.w3.org/1999/XMLSchema",
+    "http://www.w3.org/2000/10/XMLSchema",
+];
 
 /// A reference to a schema type, as written in a `type` attribute (`xs:int`, `tns:Order`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypeRef(String);
 
 impl TypeRef {
+    /// The type's expanded name: `xs:` is the XML Schema namespace, `tns:` the service's.
+    fn expanded<'a>(&'a self, tns: &'a str) -> (&'a str, &'a str) {
+        match self.0.split_once(':') {
+            Some(("xs", local)) => (XS_NS, local),
+            Some((_, local)) => (tns, local),
+            None => (tns, &self.0),
+        }
+    }
+
     /// A built-in XML Schema type by local name (`TypeRef::builtin("string")`).
     pub fn builtin(name: &str) -> Self {
         TypeRef(format!("xs:{name}"))
@@ -128,6 +149,8 @@ impl<T: XsdType> XsdType for Vec<T> {
 pub struct Schema {
     names: Vec<String>,
     definitions: String,
+    /// Each complex type's fields as (element name, type), for checking `xsi:type`.
+    fields: Vec<(String, Vec<(String, TypeRef)>)>,
 }
 
 impl Schema {
@@ -143,9 +166,11 @@ impl Schema {
             let mut t = ComplexType {
                 schema: self,
                 fields: String::new(),
+                elements: Vec::new(),
             };
             build(&mut t);
-            let fields = t.fields;
+            let (fields, elements) = (t.fields, t.elements);
+            self.fields.push((name.to_owned(), elements));
             self.definitions.push_str(&format!(
                 r#"<xs:complexType name="{}"><xs:sequence>{fields}</xs:sequence></xs:complexType>"#,
                 escape(name)
@@ -180,6 +205,45 @@ impl Schema {
     pub fn defines(&self, name: &str) -> bool {
         self.names.iter().any(|n| n == name)
     }
+
+    /// Checks every `xsi:type` in `element` and its descendants against the schema:
+    /// `element` is expected to be of type `expected`, its children of their fields' types
+    /// (matched by local name, as the body decoder matches them), and `tns` is the
+    /// service's namespace. An `xsi:type` must name the expected type by namespace-resolved
+    /// QName (a built-in type may also be named in the SOAP 1.1 encoding namespace or the
+    /// XML Schema drafts' namespaces); anything else, derived types included, is refused as
+    /// [`Error::XsiTypeMismatch`] naming the element (XML Schema part 1 section 2.6.1:
+    /// the declared type must be validly derived from the expected one, and no schema type
+    /// here has a derivation). Elements the schema does not describe are left to the decoder.
+    pub fn check_xsi_types(&self, element: &Element, expected: &TypeRef, tns: &str) -> Result<()> {
+        if let Some(declared) = element.attribute(Some(XSI_NS), "type") {
+            let mismatch = || Error::XsiTypeMismatch {
+                element: element.name().to_owned(),
+                declared: declared.trim().to_owned(),
+                expected: expected.as_str().to_owned(),
+            };
+            let (ns, local) = element.resolve_qname(declared).ok_or_else(mismatch)?;
+            let (want_ns, want_local) = expected.expanded(tns);
+            let ns = ns.as_deref().unwrap_or("");
+            let alias = want_ns == XS_NS && (ns == SOAP11_ENCODING_NS || XS_DRAFT_NS.contains(&ns));
+            if local != want_local || (ns != want_ns && !alias) {
+                return Err(mismatch());
+            }
+        }
+        let (ns, local) = expected.expanded(tns);
+        if ns != tns {
+            return Ok(());
+        }
+        let Some((_, fields)) = self.fields.iter().find(|(n, _)| n == local) else {
+            return Ok(());
+        };
+        for child in element.children() {
+            if let Some((_, ty)) = fields.iter().find(|(n, _)| n == child.name()) {
+                self.check_xsi_types(child, ty, tns)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A complex type under construction: see [`Schema::complex_type`].
@@ -187,6 +251,7 @@ impl Schema {
 pub struct ComplexType<'s> {
     schema: &'s mut Schema,
     fields: String,
+    elements: Vec<(String, TypeRef)>,
 }
 
 impl ComplexType<'_> {
@@ -227,6 +292,7 @@ impl ComplexType<'_> {
         }
         el.push_str("/>");
         self.fields.push_str(&el);
+        self.elements.push((name.to_owned(), ty));
         self
     }
 }

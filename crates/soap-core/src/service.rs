@@ -96,6 +96,9 @@ impl Operation {
         F: Fn(Req, &Context<'_>) -> Result<Resp> + Send + Sync + 'static,
     {
         let response_name = format!("{name}Response");
+        // The request type's schema, for checking `xsi:type` in requests.
+        let mut request_schema = Schema::default();
+        let request_type = Req::xsd(&mut request_schema);
         Operation {
             name: name.to_owned(),
             action: None,
@@ -103,9 +106,10 @@ impl Operation {
             faults: Vec::new(),
             schema: |s| (Req::xsd(s), Resp::xsd(s)),
             handler: Box::new(move |el, ctx| {
+                let ns = el.namespace().unwrap_or("");
+                request_schema.check_xsi_types(el, &request_type, ns)?;
                 let request: Req = body::from_element(el)?;
                 let response = handler(request, ctx)?;
-                let ns = el.namespace().unwrap_or("");
                 body::to_element(ns, &response_name, &response)
             }),
         }

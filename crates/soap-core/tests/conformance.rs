@@ -298,8 +298,7 @@ fn p1_5_no_dtd_and_no_processing_instructions() {
 }
 
 /// Part 1 section 5.3 / XML Schema part 1 section 2.6.1: `xsi:type` naming the declared
-/// type is accepted on a body field; soap-core does not do derived types (see the README),
-/// so `xsi:type` is not otherwise interpreted.
+/// type is accepted on a body field; another type is refused (`tests/xsi_type.rs`).
 #[test]
 fn xsi_type_naming_the_declared_type_is_accepted() {
     let typed = r#"<placeOrder xmlns="urn:example:orders" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xs="http://www.w3.org/2001/XMLSchema"><customer xsi:type="xs:string">c-1</customer><line><sku>A-1</sku><quantity xsi:type="xs:unsignedInt">2</quantity></line></placeOrder>"#;
