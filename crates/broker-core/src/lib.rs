@@ -11,6 +11,7 @@ mod envelope;
 mod error;
 #[cfg(any(feature = "redis", feature = "nats"))]
 mod held;
+mod id_clock;
 mod ordering;
 mod request_reply;
 mod retry;
