@@ -1,37 +1,4 @@
-//! A consumer loop with graceful drain: fetch a batch (at most the prefetch), hand each
-//! delivery to the handler, settle it with the handler's verdict; when the shutdown signal
-//! fires, stop fetching, finish and settle what is in hand, and return. Nothing is left
-//! held: what was not fetched stays in the queue for the next worker, at once.
-//!
-//! ```
-//! use std::time::Duration;
-//! use broker_core::{Broker, EmbeddedBroker, Envelope, QueueConfig, Settlement, Worker};
-//!
-//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! let broker = EmbeddedBroker::new();
-//! broker.declare("mail", &QueueConfig::default().prefetch(4)).await?;
-//! for i in 0..10 {
-//!     broker.publish("mail", Envelope::new(format!("mail {i}"))).await?;
-//! }
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let mut stop = Some(stop);
-//! let report = Worker::new(&broker, "mail", "sender-1")
-//!     .run(
-//!         |_delivery| {
-//!             // Ask for shutdown after the first message: the batch in hand is finished.
-//!             if let Some(stop) = stop.take() {
-//!                 let _ = stop.send(());
-//!             }
-//!             async { Settlement::Ack }
-//!         },
-//!         async { let _ = stopped.await; },
-//!     )
-//!     .await?;
-//! assert_eq!(report.processed, 4); // one batch of the prefetch
-//! assert_eq!(broker.pending("mail").await?, 6); // the rest wait, none is held
-//! # Ok::<(), broker_core::Error>(())
-//! # }).unwrap();
-//! ```
+//! A consumer loop with graceful drain: [`Worker`].
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
@@ -40,7 +7,40 @@ use std::time::Duration;
 
 use crate::{Broker, Delivery, Disposition, Result, Settlement};
 
-/// A consumer loop over one queue; see the [module docs](self).
+/// A consumer loop with graceful drain: fetch a batch (at most the prefetch), hand each
+/// delivery to the handler, settle it with the handler's verdict; when the shutdown signal
+/// fires, stop fetching, finish and settle what is in hand, and return. Nothing is left
+/// held: what was not fetched stays in the queue for the next worker, at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use broker_core::{Broker, EmbeddedBroker, Envelope, QueueConfig, Settlement, Worker};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let broker = EmbeddedBroker::new();
+/// broker.declare("mail", &QueueConfig::default().prefetch(4)).await?;
+/// for i in 0..10 {
+///     broker.publish("mail", Envelope::new(format!("mail {i}"))).await?;
+/// }
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let mut stop = Some(stop);
+/// let report = Worker::new(&broker, "mail", "sender-1")
+///     .run(
+///         |_delivery| {
+///             // Ask for shutdown after the first message: the batch in hand is finished.
+///             if let Some(stop) = stop.take() {
+///                 let _ = stop.send(());
+///             }
+///             async { Settlement::Ack }
+///         },
+///         async { let _ = stopped.await; },
+///     )
+///     .await?;
+/// assert_eq!(report.processed, 4); // one batch of the prefetch
+/// assert_eq!(broker.pending("mail").await?, 6); // the rest wait, none is held
+/// # Ok::<(), broker_core::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct Worker<'a, B> {
     broker: &'a B,
