@@ -18,7 +18,9 @@ const MESSAGES: usize = 1024;
 const BATCH: usize = 64;
 
 fn ready<T>(future: impl std::future::Future<Output = T>) -> T {
-    future.now_or_never().expect("the embedded broker does not wait for ready messages")
+    future
+        .now_or_never()
+        .expect("the embedded broker does not wait for ready messages")
 }
 
 fn broker() -> EmbeddedBroker {
@@ -83,7 +85,9 @@ fn handoff(c: &mut Criterion) {
         batched(&ours, &payload);
         let stats = ours.stats("q").unwrap();
         assert_eq!((stats.ready, stats.in_flight), (0, 0));
-        group.bench_function("embedded_one_by_one", |b| b.iter(|| one_by_one(&ours, &payload)));
+        group.bench_function("embedded_one_by_one", |b| {
+            b.iter(|| one_by_one(&ours, &payload))
+        });
         group.bench_function("mpsc_one_by_one", |b| b.iter(|| mpsc_one_by_one(&payload)));
         group.bench_function("embedded_batch64", |b| b.iter(|| batched(&ours, &payload)));
         group.bench_function("mpsc_batch", |b| b.iter(|| mpsc_batched(&payload)));
@@ -192,8 +196,15 @@ async fn nats_raw(
         // The same dedup header the adapter sets; the adapter also sends its id, attempt
         // and publication time.
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", broker_core::MessageId::new().to_string().as_str());
-        acks.push(js.publish_with_headers(subject.to_owned(), headers, payload.clone()).await.unwrap());
+        headers.insert(
+            "Nats-Msg-Id",
+            broker_core::MessageId::new().to_string().as_str(),
+        );
+        acks.push(
+            js.publish_with_headers(subject.to_owned(), headers, payload.clone())
+                .await
+                .unwrap(),
+        );
     }
     let acks = acks.into_iter().map(std::future::IntoFuture::into_future);
     for ack in futures_util::future::join_all(acks).await {
@@ -201,7 +212,12 @@ async fn nats_raw(
     }
     let mut seen = 0;
     while seen < ROUND {
-        let mut batch = consumer.fetch().max_messages(BATCH_NET).messages().await.unwrap();
+        let mut batch = consumer
+            .fetch()
+            .max_messages(BATCH_NET)
+            .messages()
+            .await
+            .unwrap();
         let mut got = Vec::with_capacity(BATCH_NET);
         while let Some(m) = batch.next().await {
             let m = m.unwrap();
@@ -223,8 +239,11 @@ fn nats_bench(c: &mut Criterion) {
     // The JetStream context spawns on the current runtime.
     let _entered = rt.enter();
     let prefix = format!("bench_{}_", std::process::id());
-    let broker = rt.block_on(broker_core::NatsBroker::connect(&url, &prefix)).unwrap();
-    rt.block_on(broker.declare("ours", &QueueConfig::default())).unwrap();
+    let broker = rt
+        .block_on(broker_core::NatsBroker::connect(&url, &prefix))
+        .unwrap();
+    rt.block_on(broker.declare("ours", &QueueConfig::default()))
+        .unwrap();
     let client = rt.block_on(async_nats::connect(&url)).unwrap();
     let js = async_nats::jetstream::new(client);
     let subject = format!("bench.raw.{}", std::process::id());
@@ -255,13 +274,19 @@ fn nats_bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("broker_core/nats_publish_consume_16B");
     group.throughput(Throughput::Elements(ROUND as u64));
     group.sample_size(10);
-    group.bench_function("adapter", |b| b.iter(|| rt.block_on(adapter_round(&broker, "ours", &payload))));
+    group.bench_function("adapter", |b| {
+        b.iter(|| rt.block_on(adapter_round(&broker, "ours", &payload)))
+    });
     group.bench_function("raw_async_nats", |b| {
         b.iter(|| rt.block_on(nats_raw(&js, &consumer, &subject, &payload)))
     });
     group.finish();
-    measure_cpu("nats adapter", "nats-server", &rt, 20, || Box::pin(adapter_round(&broker, "ours", &payload)));
-    measure_cpu("nats raw", "nats-server", &rt, 20, || Box::pin(nats_raw(&js, &consumer, &subject, &payload)));
+    measure_cpu("nats adapter", "nats-server", &rt, 20, || {
+        Box::pin(adapter_round(&broker, "ours", &payload))
+    });
+    measure_cpu("nats raw", "nats-server", &rt, 20, || {
+        Box::pin(nats_raw(&js, &consumer, &subject, &payload))
+    });
     rt.block_on(async {
         broker.delete_streams().await.unwrap();
         js.delete_stream(&raw_stream).await.unwrap();
@@ -273,7 +298,12 @@ fn nats_bench(c: &mut Criterion) {
 async fn redis_raw(conn: &mut redis::aio::MultiplexedConnection, key: &str, payload: &Bytes) {
     let mut pipe = redis::pipe();
     for _ in 0..ROUND {
-        pipe.cmd("XADD").arg(key).arg("*").arg("p").arg(payload.as_ref()).ignore();
+        pipe.cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg("p")
+            .arg(payload.as_ref())
+            .ignore();
     }
     let () = pipe.query_async(conn).await.unwrap();
     let mut seen = 0;
@@ -310,10 +340,15 @@ fn redis_bench(c: &mut Criterion) {
     };
     let rt = runtime();
     let prefix = format!("bench-{}:", std::process::id());
-    let broker = rt.block_on(broker_core::RedisBroker::connect(&url, &prefix)).unwrap();
-    rt.block_on(broker.declare("ours", &QueueConfig::default())).unwrap();
+    let broker = rt
+        .block_on(broker_core::RedisBroker::connect(&url, &prefix))
+        .unwrap();
+    rt.block_on(broker.declare("ours", &QueueConfig::default()))
+        .unwrap();
     let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = rt.block_on(client.get_multiplexed_async_connection()).unwrap();
+    let mut conn = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
     let key = format!("{prefix}raw");
     rt.block_on(async {
         let _: () = redis::cmd("XGROUP")
@@ -330,12 +365,16 @@ fn redis_bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("broker_core/redis_publish_consume_16B");
     group.throughput(Throughput::Elements(ROUND as u64));
     group.sample_size(10);
-    group.bench_function("adapter", |b| b.iter(|| rt.block_on(adapter_round(&broker, "ours", &payload))));
+    group.bench_function("adapter", |b| {
+        b.iter(|| rt.block_on(adapter_round(&broker, "ours", &payload)))
+    });
     group.bench_function("raw_redis_pipelined", |b| {
         b.iter(|| rt.block_on(redis_raw(&mut conn.clone(), &key, &payload)))
     });
     group.finish();
-    measure_cpu("redis adapter", "redis-server", &rt, 20, || Box::pin(adapter_round(&broker, "ours", &payload)));
+    measure_cpu("redis adapter", "redis-server", &rt, 20, || {
+        Box::pin(adapter_round(&broker, "ours", &payload))
+    });
     let raw_conn = conn.clone();
     measure_cpu("redis raw", "redis-server", &rt, 20, || {
         let mut conn = raw_conn.clone();
@@ -344,9 +383,17 @@ fn redis_bench(c: &mut Criterion) {
         Box::pin(async move { redis_raw(&mut conn, &key, &payload).await })
     });
     rt.block_on(async {
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
         }
     });
 }
