@@ -18,7 +18,9 @@ const MESSAGES: usize = 1024;
 const BATCH: usize = 64;
 
 fn ready<T>(future: impl std::future::Future<Output = T>) -> T {
-    future.now_or_never().expect("the embedded broker does not wait for ready messages")
+    future
+        .now_or_never()
+        .expect("the embedded broker does not wait for ready messages")
 }
 
 fn broker() -> EmbeddedBroker {
@@ -83,7 +85,9 @@ fn handoff(c: &mut Criterion) {
         batched(&ours, &payload);
         let stats = ours.stats("q").unwrap();
         assert_eq!((stats.ready, stats.in_flight), (0, 0));
-        group.bench_function("embedded_one_by_one", |b| b.iter(|| one_by_one(&ours, &payload)));
+        group.bench_function("embedded_one_by_one", |b| {
+            b.iter(|| one_by_one(&ours, &payload))
+        });
         group.bench_function("mpsc_one_by_one", |b| b.iter(|| mpsc_one_by_one(&payload)));
         group.bench_function("embedded_batch64", |b| b.iter(|| batched(&ours, &payload)));
         group.bench_function("mpsc_batch", |b| b.iter(|| mpsc_batched(&payload)));
@@ -91,5 +95,308 @@ fn handoff(c: &mut Criterion) {
     }
 }
 
-criterion::criterion_group!(benches, handoff);
+// ---- Over the network: the adapters beside the raw clients, on the machine's servers ----
+
+/// Messages per round trip of the network benches: published concurrently (pipelined),
+/// then fetched `BATCH` at a time and acked concurrently.
+const ROUND: usize = 1000;
+const BATCH_NET: usize = 100;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// User + system CPU time of a process from /proc (Linux), in clock ticks of 10 ms.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The pid of the first process named `name` (the machine's server).
+fn pid_of(name: &str) -> Option<String> {
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let entry = entry.ok()?;
+        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+        (comm.trim() == name).then(|| entry.file_name().to_string_lossy().into_owned())
+    })
+}
+
+/// Runs `rounds` rounds of `ROUND` messages and prints wall time and CPU per message of
+/// this process and of the server.
+fn measure_cpu<'a>(
+    label: &str,
+    server: &str,
+    rt: &tokio::runtime::Runtime,
+    rounds: usize,
+    mut round: impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
+) {
+    let server_pid = pid_of(server);
+    let before = (cpu_ticks("self"), server_pid.as_deref().and_then(cpu_ticks));
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        rt.block_on(round());
+    }
+    let wall = start.elapsed();
+    let after = (cpu_ticks("self"), server_pid.as_deref().and_then(cpu_ticks));
+    let n = (rounds * ROUND) as f64;
+    let per = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2} us", (b - a) as f64 * 10_000.0 / n),
+        _ => "n/a".into(),
+    };
+    println!(
+        "cpu {label}: {n} messages, wall {:.2} us/msg, client cpu {}/msg, {server} cpu {}/msg",
+        wall.as_secs_f64() * 1e6 / n,
+        per(before.0, after.0),
+        per(before.1, after.1),
+    );
+}
+
+/// The adapter's round: publishes issued together (each awaits its confirmation, so they
+/// pipeline), then fetch `BATCH_NET` at a time and ack each batch together.
+async fn adapter_round<B: Broker>(broker: &B, queue: &str, payload: &Bytes) {
+    let published = futures_util::future::join_all(
+        (0..ROUND).map(|_| broker.publish(queue, Envelope::new(payload.clone()))),
+    )
+    .await;
+    assert!(published.iter().all(Result::is_ok));
+    let mut seen = 0;
+    while seen < ROUND {
+        let got = broker
+            .fetch(queue, "c", BATCH_NET, Duration::ZERO)
+            .await
+            .unwrap();
+        for d in &got {
+            black_box(d.envelope.payload());
+        }
+        let settled =
+            futures_util::future::join_all(got.iter().map(|d| broker.settle(d, Settlement::Ack)))
+                .await;
+        assert!(settled.iter().all(Result::is_ok));
+        seen += got.len();
+    }
+}
+
+async fn nats_raw(
+    js: &async_nats::jetstream::Context,
+    consumer: &async_nats::jetstream::consumer::PullConsumer,
+    subject: &str,
+    payload: &Bytes,
+) {
+    use futures_util::StreamExt;
+    let mut acks = Vec::with_capacity(ROUND);
+    for _ in 0..ROUND {
+        // The same dedup header the adapter sets; the adapter also sends its id, attempt
+        // and publication time.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            broker_core::MessageId::new().to_string().as_str(),
+        );
+        acks.push(
+            js.publish_with_headers(subject.to_owned(), headers, payload.clone())
+                .await
+                .unwrap(),
+        );
+    }
+    let acks = acks.into_iter().map(std::future::IntoFuture::into_future);
+    for ack in futures_util::future::join_all(acks).await {
+        ack.unwrap();
+    }
+    let mut seen = 0;
+    while seen < ROUND {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(BATCH_NET)
+            .messages()
+            .await
+            .unwrap();
+        let mut got = Vec::with_capacity(BATCH_NET);
+        while let Some(m) = batch.next().await {
+            let m = m.unwrap();
+            black_box(&m.payload);
+            got.push(m);
+        }
+        let acked = futures_util::future::join_all(got.iter().map(|m| m.ack())).await;
+        assert!(acked.iter().all(Result::is_ok));
+        seen += got.len();
+    }
+}
+
+fn nats_bench(c: &mut Criterion) {
+    let Ok(url) = std::env::var("NATS_URL") else {
+        println!("skipped: NATS_URL is not set");
+        return;
+    };
+    let rt = runtime();
+    // The JetStream context spawns on the current runtime.
+    let _entered = rt.enter();
+    let prefix = format!("bench_{}_", std::process::id());
+    let broker = rt
+        .block_on(broker_core::NatsBroker::connect(&url, &prefix))
+        .unwrap();
+    rt.block_on(broker.declare("ours", &QueueConfig::default()))
+        .unwrap();
+    let client = rt.block_on(async_nats::connect(&url)).unwrap();
+    let js = async_nats::jetstream::new(client);
+    let subject = format!("bench.raw.{}", std::process::id());
+    let raw_stream = format!("RAW_{}", std::process::id());
+    let consumer: async_nats::jetstream::consumer::PullConsumer = rt.block_on(async {
+        let stream = js
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: raw_stream.clone(),
+                subjects: vec![subject.clone()],
+                retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        stream
+            .get_or_create_consumer(
+                "bk",
+                async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some("bk".into()),
+                    ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+    });
+    let payload = Bytes::from(vec![b'x'; 16]);
+    let mut group = c.benchmark_group("broker_core/nats_publish_consume_16B");
+    group.throughput(Throughput::Elements(ROUND as u64));
+    group.sample_size(10);
+    group.bench_function("adapter", |b| {
+        b.iter(|| rt.block_on(adapter_round(&broker, "ours", &payload)))
+    });
+    group.bench_function("raw_async_nats", |b| {
+        b.iter(|| rt.block_on(nats_raw(&js, &consumer, &subject, &payload)))
+    });
+    group.finish();
+    measure_cpu("nats adapter", "nats-server", &rt, 20, || {
+        Box::pin(adapter_round(&broker, "ours", &payload))
+    });
+    measure_cpu("nats raw", "nats-server", &rt, 20, || {
+        Box::pin(nats_raw(&js, &consumer, &subject, &payload))
+    });
+    rt.block_on(async {
+        broker.delete_streams().await.unwrap();
+        js.delete_stream(&raw_stream).await.unwrap();
+    });
+}
+
+/// Pipelined XADD, XREADGROUP, and pipelined XACK + XDEL (the adapter deletes acked
+/// entries too, so the stream does not grow).
+async fn redis_raw(conn: &mut redis::aio::MultiplexedConnection, key: &str, payload: &Bytes) {
+    let mut pipe = redis::pipe();
+    for _ in 0..ROUND {
+        pipe.cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg("p")
+            .arg(payload.as_ref())
+            .ignore();
+    }
+    let () = pipe.query_async(conn).await.unwrap();
+    let mut seen = 0;
+    while seen < ROUND {
+        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("c")
+            .arg("COUNT")
+            .arg(BATCH_NET)
+            .arg("STREAMS")
+            .arg(key)
+            .arg(">")
+            .query_async(conn)
+            .await
+            .unwrap();
+        let mut pipe = redis::pipe();
+        for stream in &reply.keys {
+            for entry in &stream.ids {
+                black_box(entry.map.get("p"));
+                pipe.cmd("XACK").arg(key).arg("g").arg(&entry.id).ignore();
+                pipe.cmd("XDEL").arg(key).arg(&entry.id).ignore();
+                seen += 1;
+            }
+        }
+        let () = pipe.query_async(conn).await.unwrap();
+    }
+}
+
+fn redis_bench(c: &mut Criterion) {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        println!("skipped: REDIS_URL is not set");
+        return;
+    };
+    let rt = runtime();
+    let prefix = format!("bench-{}:", std::process::id());
+    let broker = rt
+        .block_on(broker_core::RedisBroker::connect(&url, &prefix))
+        .unwrap();
+    rt.block_on(broker.declare("ours", &QueueConfig::default()))
+        .unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    let key = format!("{prefix}raw");
+    rt.block_on(async {
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&key)
+            .arg("g")
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    });
+    let payload = Bytes::from(vec![b'x'; 16]);
+    let mut group = c.benchmark_group("broker_core/redis_publish_consume_16B");
+    group.throughput(Throughput::Elements(ROUND as u64));
+    group.sample_size(10);
+    group.bench_function("adapter", |b| {
+        b.iter(|| rt.block_on(adapter_round(&broker, "ours", &payload)))
+    });
+    group.bench_function("raw_redis_pipelined", |b| {
+        b.iter(|| rt.block_on(redis_raw(&mut conn.clone(), &key, &payload)))
+    });
+    group.finish();
+    measure_cpu("redis adapter", "redis-server", &rt, 20, || {
+        Box::pin(adapter_round(&broker, "ours", &payload))
+    });
+    let raw_conn = conn.clone();
+    measure_cpu("redis raw", "redis-server", &rt, 20, || {
+        let mut conn = raw_conn.clone();
+        let key = key.clone();
+        let payload = payload.clone();
+        Box::pin(async move { redis_raw(&mut conn, &key, &payload).await })
+    });
+    rt.block_on(async {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    });
+}
+
+criterion::criterion_group!(benches, handoff, nats_bench, redis_bench);
 criterion::criterion_main!(benches);

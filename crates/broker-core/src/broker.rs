@@ -34,11 +34,13 @@ pub(crate) enum DeliveryToken {
     #[cfg(feature = "nats")]
     Nats {
         reply: String,
+        consumer: String,
     },
 }
 
 /// A message broker: queues with at-least-once delivery, competing consumers, settlement,
-/// retries and dead letters. Pull-based, so one consumer loop fits every backend and a
+/// retries and dead letters; topics that fan out to the queues bound to them;
+/// request/reply. Pull-based, so one consumer loop fits every backend and a
 /// consumer never holds more than it fetched (backpressure by construction).
 ///
 /// Methods return `Send` futures, so consumers can run on a multi-threaded runtime.
@@ -86,6 +88,84 @@ pub trait Broker: Send + Sync {
     /// Moves up to `max` dead letters (oldest first) back to the queue with their attempt
     /// count reset; returns how many moved.
     fn redrive(&self, queue: &str, max: usize) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Binds `queue` (declared before) to `topic`: each message published to the topic
+    /// with [`publish_topic`](Self::publish_topic) from now on is also put on `queue`.
+    /// Every queue bound to a topic gets its own copy (fan-out); the consumers of one
+    /// queue compete for that copy. Binding twice is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] where [`Capabilities::fan_out`] is false.
+    fn bind(&self, topic: &str, queue: &str) -> impl Future<Output = Result<()>> + Send {
+        let _ = (topic, queue);
+        unsupported(self.name(), "fan_out")
+    }
+
+    /// Publishes one message to every queue bound to `topic` (to none when none is bound).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] where [`Capabilities::fan_out`] is false.
+    fn publish_topic(
+        &self,
+        topic: &str,
+        envelope: Envelope,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (topic, envelope);
+        unsupported(self.name(), "fan_out")
+    }
+
+    /// Publishes a request to `queue` with a `reply-to` address of this backend and a
+    /// `correlation-id` (the message id unless one is set), and waits up to `timeout` for
+    /// the reply a consumer sends with [`reply`](Self::reply).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when no reply came in time; [`Error::Unsupported`] where
+    /// [`Capabilities::request_reply`] is false.
+    fn request(
+        &self,
+        queue: &str,
+        envelope: Envelope,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Envelope>> + Send {
+        let _ = (queue, envelope, timeout);
+        unsupported(self.name(), "request_reply")
+    }
+
+    /// Sends `response` to the `reply-to` address of `request`, with the request's
+    /// `correlation-id`. The request still has to be settled. A reply to a requester that
+    /// stopped waiting is dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHeader`] when the request has no `reply-to` this backend can use;
+    /// [`Error::Unsupported`] where [`Capabilities::request_reply`] is false.
+    fn reply(
+        &self,
+        request: &Delivery,
+        response: Envelope,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (request, response);
+        unsupported(self.name(), "request_reply")
+    }
+
+    /// Messages of `queue` not yet settled for good: ready, waiting for a retry, or held by
+    /// a consumer (acked and dead-lettered ones are not counted).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] where [`Capabilities::pending_count`] is false.
+    fn pending(&self, queue: &str) -> impl Future<Output = Result<usize>> + Send {
+        let _ = queue;
+        unsupported(self.name(), "pending_count")
+    }
+}
+
+fn unsupported<T: Send>(
+    backend: &'static str,
+    capability: &'static str,
+) -> impl Future<Output = Result<T>> + Send {
+    std::future::ready(Err(Error::Unsupported {
+        backend,
+        capability,
+    }))
 }
 
 /// Queue names every backend can carry: 1 to 200 of `A-Z a-z 0-9 - _`.

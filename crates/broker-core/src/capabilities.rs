@@ -22,6 +22,22 @@ pub struct Capabilities {
     pub publish_confirm: bool,
     /// Publishing the same message id twice within the broker's window stores it once.
     pub publish_dedup: bool,
+    /// Topics fan out: every queue bound to a topic ([`Broker::bind`](crate::Broker::bind))
+    /// gets its own copy of each message published to it
+    /// ([`Broker::publish_topic`](crate::Broker::publish_topic)).
+    pub fan_out: bool,
+    /// [`Broker::request`](crate::Broker::request) and
+    /// [`Broker::reply`](crate::Broker::reply) work, with a timeout.
+    pub request_reply: bool,
+    /// [`QueueConfig::prefetch`](crate::QueueConfig::prefetch) bounds the deliveries one
+    /// consumer holds unsettled.
+    pub prefetch: bool,
+    /// [`Broker::pending`](crate::Broker::pending) counts the messages not yet settled for
+    /// good.
+    pub pending_count: bool,
+    /// Messages with the same [`ORDERING_KEY`](crate::ORDERING_KEY) are handed out one at
+    /// a time in publication order, different keys in parallel.
+    pub ordered_keys: bool,
 }
 
 impl Capabilities {
@@ -37,6 +53,11 @@ impl Capabilities {
             competing_consumers: true,
             publish_confirm: true,
             publish_dedup: true,
+            fan_out: true,
+            request_reply: true,
+            prefetch: true,
+            pending_count: true,
+            ordered_keys: true,
         }
     }
 }

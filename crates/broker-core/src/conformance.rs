@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::{
-    Broker, DEAD_LETTER_REASON, Delivery, Disposition, Envelope, MessageId, QueueConfig,
-    RetryPolicy, Settlement,
+    Broker, DEAD_LETTER_REASON, Delivery, Disposition, Envelope, Error, MessageId, ORDERING_KEY,
+    QueueConfig, RetryPolicy, Settlement, Worker,
 };
 
 /// The ack wait the checks declare their queues with.
@@ -73,22 +73,47 @@ macro_rules! ensure {
 
 impl<'a, B: Broker> Check<'a, B> {
     async fn new(broker: &'a B, name: &'static str) -> Result<Self, Failure> {
-        let queue = format!(
-            "conf-{}-{}",
-            name.replace('_', "-"),
-            MessageId::new().as_uuid().simple()
-        );
+        Self::with_config(broker, name, &queue_config()).await
+    }
+
+    async fn with_config(
+        broker: &'a B,
+        name: &'static str,
+        config: &QueueConfig,
+    ) -> Result<Self, Failure> {
         let check = Self {
             name,
             broker,
-            queue,
+            queue: unique_name(name),
         };
         check
             .broker
-            .declare(&check.queue, &queue_config())
+            .declare(&check.queue, config)
             .await
             .map_err(|e| check.fail(format!("declare: {e}")))?;
         Ok(check)
+    }
+
+    /// Another check on the same broker with its own queue (a second subscription).
+    async fn sibling(&self, suffix: &'static str) -> Result<Check<'a, B>, Failure> {
+        let other = Check {
+            name: self.name,
+            broker: self.broker,
+            queue: format!("{}-{suffix}", self.queue),
+        };
+        other
+            .broker
+            .declare(&other.queue, &queue_config())
+            .await
+            .map_err(|e| other.fail(format!("declare: {e}")))?;
+        Ok(other)
+    }
+
+    async fn pending(&self) -> Result<usize, Failure> {
+        self.broker
+            .pending(&self.queue)
+            .await
+            .map_err(|e| self.fail(format!("pending: {e}")))
     }
 
     fn fail(&self, detail: String) -> Failure {
@@ -208,6 +233,14 @@ impl<'a, B: Broker> Check<'a, B> {
 
 const LONG: Duration = Duration::from_secs(10);
 
+fn unique_name(name: &str) -> String {
+    format!(
+        "conf-{}-{}",
+        name.replace('_', "-"),
+        MessageId::new().as_uuid().simple()
+    )
+}
+
 /// Runs every check the backend's [`Capabilities`](crate::Capabilities) allow; stops at
 /// the first failure.
 ///
@@ -269,6 +302,48 @@ pub async fn run<B: Broker>(broker: &B) -> Result<Report, Failure> {
         report
             .skipped
             .push(("in_progress_extends_the_deadline", "extend_deadline"));
+    }
+    if caps.fan_out {
+        fan_out_reaches_every_bound_queue(broker).await?;
+        report.passed.push("fan_out_reaches_every_bound_queue");
+    } else {
+        report
+            .skipped
+            .push(("fan_out_reaches_every_bound_queue", "fan_out"));
+    }
+    if caps.request_reply {
+        request_reply_with_timeout(broker).await?;
+        report.passed.push("request_reply_with_timeout");
+    } else {
+        report
+            .skipped
+            .push(("request_reply_with_timeout", "request_reply"));
+    }
+    if caps.prefetch {
+        prefetch_bounds_a_slow_consumer(broker).await?;
+        report.passed.push("prefetch_bounds_a_slow_consumer");
+    } else {
+        report
+            .skipped
+            .push(("prefetch_bounds_a_slow_consumer", "prefetch"));
+    }
+    if caps.ordered_keys {
+        ordered_keys_in_order_in_parallel(broker).await?;
+        report.passed.push("ordered_keys_in_order_in_parallel");
+    } else {
+        ordering_key_refused_when_unsupported(broker).await?;
+        report.passed.push("ordering_key_refused_when_unsupported");
+        report
+            .skipped
+            .push(("ordered_keys_in_order_in_parallel", "ordered_keys"));
+    }
+    if caps.pending_count {
+        drain_leaves_nothing_held(broker).await?;
+        report.passed.push("drain_leaves_nothing_held");
+    } else {
+        report
+            .skipped
+            .push(("drain_leaves_nothing_held", "pending_count"));
     }
     Ok(report)
 }
@@ -662,5 +737,402 @@ async fn in_progress_extends_the_deadline<B: Broker>(broker: &B) -> Result<(), F
     c.ack_all(&[d]).await?;
     tokio::time::sleep(ACK_WAIT + Duration::from_millis(300)).await;
     c.fetch_none("c2", Duration::from_millis(200), "after ack")
+        .await
+}
+
+fn ids_of(deliveries: &[Delivery]) -> HashSet<MessageId> {
+    deliveries.iter().map(|d| d.envelope.id()).collect()
+}
+
+async fn fan_out_reaches_every_bound_queue<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let a = Check::new(broker, "fan_out_reaches_every_bound_queue").await?;
+    let b = a.sibling("b").await?;
+    let unbound = a.sibling("unbound").await?;
+    let topic = unique_name("topic");
+    for q in [&a, &b] {
+        q.broker
+            .bind(&topic, &q.queue)
+            .await
+            .map_err(|e| q.fail(format!("bind: {e}")))?;
+    }
+    // Binding twice is a no-op (no second copy).
+    a.broker
+        .bind(&topic, &a.queue)
+        .await
+        .map_err(|e| a.fail(format!("bind again: {e}")))?;
+    let mut ids = HashSet::new();
+    for i in 0..6 {
+        let envelope = Envelope::new(format!("event {i}"))
+            .with_header("x-index", i.to_string())
+            .map_err(|e| a.fail(e.to_string()))?;
+        ids.insert(envelope.id());
+        a.broker
+            .publish_topic(&topic, envelope)
+            .await
+            .map_err(|e| a.fail(format!("publish_topic: {e}")))?;
+    }
+    // Subscription b: one consumer gets every message, once, headers intact.
+    let got_b = b.fetch_n("worker-3", 6, LONG).await?;
+    ensure!(
+        b,
+        got_b.len() == 6 && ids_of(&got_b) == ids,
+        "subscription b received {} of 6 (distinct {})",
+        got_b.len(),
+        ids_of(&got_b).len()
+    );
+    for d in &got_b {
+        ensure!(
+            b,
+            d.envelope.attempt() == 1 && d.envelope.headers().get("x-index").is_some(),
+            "copy has attempt {} and headers {:?}",
+            d.envelope.attempt(),
+            d.envelope.headers()
+        );
+    }
+    // Subscription a: two competing consumers share its copies, each delivered once.
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    let end = Instant::now() + LONG;
+    while one.len() + two.len() < 6 && Instant::now() < end {
+        one.extend(a.fetch_n("worker-1", 2, Duration::from_millis(300)).await?);
+        two.extend(a.fetch_n("worker-2", 2, Duration::from_millis(300)).await?);
+    }
+    let (ids_one, ids_two) = (ids_of(&one), ids_of(&two));
+    ensure!(
+        a,
+        ids_one.len() == one.len() && ids_two.len() == two.len() && ids_one.is_disjoint(&ids_two),
+        "competing consumers of one subscription got overlapping copies"
+    );
+    ensure!(
+        a,
+        ids_one.union(&ids_two).copied().collect::<HashSet<_>>() == ids,
+        "subscription a received {} of 6",
+        one.len() + two.len()
+    );
+    ensure!(
+        a,
+        !one.is_empty() && !two.is_empty(),
+        "one competing consumer got nothing ({} / {})",
+        one.len(),
+        two.len()
+    );
+    a.ack_all(&one).await?;
+    a.ack_all(&two).await?;
+    b.ack_all(&got_b).await?;
+    // No third copy anywhere, and nothing for a queue that is not bound.
+    a.fetch_none("worker-1", Duration::from_millis(300), "after every copy")
+        .await?;
+    unbound
+        .fetch_none("worker-4", Duration::from_millis(100), "unbound queue")
+        .await
+}
+
+async fn request_reply_with_timeout<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "request_reply_with_timeout").await?;
+    let request = Envelope::new("ping")
+        .with_header("x-op", "echo")
+        .map_err(|e| c.fail(e.to_string()))?;
+    let request_id = request.id();
+    let requester = c.broker.request(&c.queue, request, Duration::from_secs(5));
+    let responder = async {
+        let d = c.fetch_one("responder", LONG, "the request").await?;
+        let headers = d.envelope.headers();
+        ensure!(
+            c,
+            headers.reply_to().is_some() && headers.get("x-op") == Some("echo"),
+            "request arrived with headers {headers:?}"
+        );
+        let correlation = headers.correlation_id().map(str::to_owned);
+        ensure!(
+            c,
+            correlation.as_deref() == Some(request_id.to_string().as_str()),
+            "correlation id {correlation:?}, expected the request id {request_id}"
+        );
+        let mut answer = b"pong:".to_vec();
+        answer.extend_from_slice(d.envelope.payload());
+        let response = Envelope::new(answer)
+            .with_header("x-answer", "yes")
+            .map_err(|e| c.fail(e.to_string()))?;
+        c.broker
+            .reply(&d, response)
+            .await
+            .map_err(|e| c.fail(format!("reply: {e}")))?;
+        c.ack_all(&[d]).await?;
+        Ok::<_, Failure>(correlation)
+    };
+    let (answer, correlation) = tokio::join!(requester, responder);
+    let correlation = correlation?;
+    let answer = answer.map_err(|e| c.fail(format!("request: {e}")))?;
+    ensure!(
+        c,
+        answer.payload().as_ref() == b"pong:ping",
+        "reply payload {:?}",
+        answer.payload()
+    );
+    ensure!(
+        c,
+        answer.headers().correlation_id() == correlation.as_deref()
+            && answer.headers().get("x-answer") == Some("yes"),
+        "reply headers {:?}",
+        answer.headers()
+    );
+
+    // Nobody answers: a typed timeout, after the timeout and not much later.
+    let timeout = Duration::from_millis(400);
+    let started = Instant::now();
+    let outcome = c
+        .broker
+        .request(&c.queue, Envelope::new("nobody answers"), timeout)
+        .await;
+    let took = started.elapsed();
+    ensure!(
+        c,
+        matches!(outcome, Err(Error::Timeout(t)) if t == timeout),
+        "unanswered request gave {outcome:?}"
+    );
+    ensure!(
+        c,
+        took + Duration::from_millis(20) >= timeout && took < timeout + Duration::from_secs(2),
+        "unanswered request returned after {took:?} for a timeout of {timeout:?}"
+    );
+    // The unanswered request is an ordinary message; a message without reply-to cannot
+    // be answered.
+    c.publish(Envelope::new("no reply-to")).await?;
+    let left = c.fetch_n("responder", 2, LONG).await?;
+    ensure!(
+        c,
+        left.len() == 2,
+        "expected 2 messages left, got {}",
+        left.len()
+    );
+    for d in &left {
+        if d.envelope.headers().reply_to().is_none() {
+            let outcome = c.broker.reply(d, Envelope::new("lost")).await;
+            ensure!(
+                c,
+                matches!(outcome, Err(Error::InvalidHeader { .. })),
+                "reply without reply-to gave {outcome:?}"
+            );
+        }
+    }
+    c.ack_all(&left).await
+}
+
+async fn prefetch_bounds_a_slow_consumer<B: Broker>(broker: &B) -> Result<(), Failure> {
+    // An ack wait long enough that no held delivery expires (and frees its slot) meanwhile.
+    let config = queue_config().ack_wait(LONG).prefetch(2);
+    let c = Check::with_config(broker, "prefetch_bounds_a_slow_consumer", &config).await?;
+    c.publish_n(6).await?;
+    // Asked for 10 over half a second, the slow consumer gets its prefetch and no more.
+    let first = c.fetch_n("slow", 10, Duration::from_millis(500)).await?;
+    ensure!(
+        c,
+        first.len() == 2,
+        "a consumer with prefetch 2 received {}",
+        first.len()
+    );
+    c.fetch_none(
+        "slow",
+        Duration::from_millis(200),
+        "while holding its prefetch",
+    )
+    .await?;
+    // The backlog stays in the broker for others.
+    let other = c.fetch_n("fast", 2, LONG).await?;
+    ensure!(
+        c,
+        other.len() == 2,
+        "another consumer received {}",
+        other.len()
+    );
+    c.ack_all(&other).await?;
+    // Settling one makes room for exactly one.
+    let Some((settled, held)) = first.split_first() else {
+        return Err(c.fail("no first delivery".into()));
+    };
+    c.ack_all(std::slice::from_ref(settled)).await?;
+    let next = c.fetch_n("slow", 10, Duration::from_millis(500)).await?;
+    ensure!(
+        c,
+        next.len() == 1,
+        "after one settlement the slow consumer received {}",
+        next.len()
+    );
+    c.ack_all(held).await?;
+    c.ack_all(&next).await?;
+    let rest = c.fetch_n("fast", 1, LONG).await?;
+    ensure!(c, rest.len() == 1, "the last message did not arrive");
+    c.ack_all(&rest).await?;
+    let pending = c.pending().await?;
+    ensure!(c, pending == 0, "{pending} pending after acking all 6");
+    Ok(())
+}
+
+async fn drain_leaves_nothing_held<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "drain_leaves_nothing_held").await?;
+    let ids: HashSet<MessageId> = c.publish_n(10).await?.into_iter().collect();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut stop = Some(stop);
+    let mut handled = Vec::new();
+    let report = Worker::new(c.broker, &c.queue, "draining")
+        .batch(3)
+        .poll(Duration::from_millis(200))
+        .run(
+            |d| {
+                handled.push(d.envelope.id());
+                // Shutdown arrives in the middle of the second batch.
+                if handled.len() == 4
+                    && let Some(stop) = stop.take()
+                {
+                    let _ = stop.send(());
+                }
+                async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Settlement::Ack
+                }
+            },
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+        .map_err(|e| c.fail(format!("worker: {e}")))?;
+    let done = handled.len();
+    ensure!(
+        c,
+        report.processed == done && report.acked == done && (4..10).contains(&done),
+        "worker report {report:?} after handling {done}"
+    );
+    // Everything fetched was finished and settled: the rest is pending, none of it held.
+    let pending = c.pending().await?;
+    ensure!(
+        c,
+        pending == 10 - done,
+        "{pending} pending after draining with {done} of 10 done"
+    );
+    // Well within the ack wait, another consumer gets all the rest at once.
+    let rest = c.fetch_n("next", 10 - done, ACK_WAIT / 2).await?;
+    let handled: HashSet<MessageId> = handled.into_iter().collect();
+    ensure!(
+        c,
+        rest.len() == 10 - done
+            && ids_of(&rest).is_disjoint(&handled)
+            && ids_of(&rest)
+                .union(&handled)
+                .copied()
+                .collect::<HashSet<_>>()
+                == ids,
+        "after the drain another consumer got {} of the {} left",
+        rest.len(),
+        10 - done
+    );
+    c.ack_all(&rest).await?;
+    let pending = c.pending().await?;
+    ensure!(c, pending == 0, "{pending} pending after acking everything");
+    Ok(())
+}
+
+fn keyed(key: &str, step: usize) -> Result<Envelope, crate::Error> {
+    Envelope::new(format!("{key}-{step}"))
+        .with_header(ORDERING_KEY, key)?
+        .with_header("x-step", step.to_string())
+}
+
+fn step_of(d: &Delivery) -> (Option<String>, Option<String>) {
+    let h = d.envelope.headers();
+    (
+        h.get(ORDERING_KEY).map(str::to_owned),
+        h.get("x-step").map(str::to_owned),
+    )
+}
+
+async fn ordered_keys_in_order_in_parallel<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "ordered_keys_in_order_in_parallel").await?;
+    for step in 0..3 {
+        for key in ["k1", "k2"] {
+            c.publish(keyed(key, step).map_err(|e| c.fail(e.to_string()))?)
+                .await?;
+        }
+    }
+    c.publish(Envelope::new("no key")).await?;
+    // The head of each key and the unkeyed message go out together, nothing more.
+    let first = c.fetch_n("w1", 10, Duration::from_millis(500)).await?;
+    let mut heads: Vec<_> = first.iter().map(step_of).collect();
+    heads.sort();
+    ensure!(
+        c,
+        heads
+            == [
+                (None, None),
+                (Some("k1".into()), Some("0".into())),
+                (Some("k2".into()), Some("0".into())),
+            ],
+        "first deliveries {heads:?}"
+    );
+    c.fetch_none("w2", Duration::from_millis(100), "while each key is held")
+        .await?;
+    // k1's head fails: it comes back before k1's next message; k2 moves on.
+    for d in &first {
+        let settlement = if step_of(d).0.as_deref() == Some("k1") {
+            Settlement::nack_after(Duration::ZERO)
+        } else {
+            Settlement::Ack
+        };
+        c.settle(d, settlement).await?;
+    }
+    let second = c.fetch_n("w2", 10, Duration::from_millis(500)).await?;
+    let mut got: Vec<_> = second
+        .iter()
+        .map(|d| (step_of(d), d.envelope.attempt()))
+        .collect();
+    got.sort();
+    ensure!(
+        c,
+        got == [
+            ((Some("k1".into()), Some("0".into())), 2),
+            ((Some("k2".into()), Some("1".into())), 1),
+        ],
+        "after a retry of k1 and an ack of k2: {got:?}"
+    );
+    c.ack_all(&second).await?;
+    let mut order: Vec<(Option<String>, Option<String>)> = Vec::new();
+    let end = Instant::now() + LONG;
+    while order.len() < 3 && Instant::now() < end {
+        let batch = c.fetch_n("w3", 10, Duration::from_millis(200)).await?;
+        order.extend(batch.iter().map(step_of));
+        c.ack_all(&batch).await?;
+    }
+    let steps = |key: &str| -> Vec<String> {
+        order
+            .iter()
+            .filter(|(k, _)| k.as_deref() == Some(key))
+            .filter_map(|(_, s)| s.clone())
+            .collect()
+    };
+    ensure!(
+        c,
+        steps("k1") == ["1", "2"] && steps("k2") == ["2"] && order.len() == 3,
+        "the rest came as {order:?}"
+    );
+    Ok(())
+}
+
+async fn ordering_key_refused_when_unsupported<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "ordering_key_refused_when_unsupported").await?;
+    let outcome = c
+        .broker
+        .publish(&c.queue, keyed("k1", 0).map_err(|e| c.fail(e.to_string()))?)
+        .await;
+    ensure!(
+        c,
+        matches!(
+            outcome,
+            Err(Error::Unsupported {
+                capability: "ordered_keys",
+                ..
+            })
+        ),
+        "publishing with an ordering key on a backend without ordered_keys gave {outcome:?}"
+    );
+    c.fetch_none("c1", Duration::from_millis(100), "after a refused publish")
         .await
 }

@@ -26,9 +26,10 @@
 //! # Ok::<(), broker_core::Error>(())
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::ordering::ordering_key;
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{DeadLetter, Disposition, Envelope, Error, Result, RetryPolicy, Settlement};
@@ -40,17 +41,19 @@ pub struct QueueConfig {
     retry: RetryPolicy,
     max_ready: usize,
     max_dead: usize,
+    prefetch: Option<usize>,
 }
 
 impl Default for QueueConfig {
     /// Ack wait 30 s, the default [`RetryPolicy`], at most 1,000,000 ready messages and
-    /// 100,000 dead letters.
+    /// 100,000 dead letters, no prefetch bound.
     fn default() -> Self {
         Self {
             ack_wait: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             max_ready: 1_000_000,
             max_dead: 100_000,
+            prefetch: None,
         }
     }
 }
@@ -80,6 +83,30 @@ impl QueueConfig {
     pub fn max_dead(mut self, max_dead: usize) -> Self {
         self.max_dead = max_dead;
         self
+    }
+    /// The most deliveries one consumer (by name) may hold unsettled; at the bound its
+    /// `fetch` hands out nothing more until it settles one (or one passes its ack
+    /// deadline). Backpressure: the backlog stays in the broker. Must be at least 1.
+    #[must_use]
+    pub fn prefetch(mut self, prefetch: usize) -> Self {
+        self.prefetch = Some(prefetch);
+        self
+    }
+    /// The prefetch bound, if any.
+    #[must_use]
+    pub fn get_prefetch(&self) -> Option<usize> {
+        self.prefetch
+    }
+    /// Checks the retry policy and the prefetch bound.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`].
+    pub fn validate(&self) -> Result<()> {
+        self.retry.validate()?;
+        if self.prefetch == Some(0) {
+            return Err(Error::InvalidConfig("prefetch must be at least 1"));
+        }
+        Ok(())
     }
     /// The ack wait.
     #[must_use]
@@ -116,6 +143,10 @@ pub struct QueueCore {
     deadlines: BTreeSet<(Instant, u64)>,
     dead: VecDeque<DeadLetter>,
     jitter: JitterSource,
+    /// Deliveries held per consumer, kept only when the queue has a prefetch bound.
+    held: HashMap<String, usize>,
+    /// Ordering keys with a message in flight or waiting for a retry.
+    busy_keys: HashSet<String>,
 }
 
 impl QueueCore {
@@ -142,6 +173,8 @@ impl QueueCore {
             deadlines: BTreeSet::new(),
             dead: VecDeque::new(),
             jitter: JitterSource::seeded(seed),
+            held: HashMap::new(),
+            busy_keys: HashSet::new(),
         }
     }
 
@@ -168,7 +201,7 @@ impl QueueCore {
         Ok(())
     }
 
-    fn check_room(&self) -> Result<()> {
+    pub(crate) fn check_room(&self) -> Result<()> {
         if self.ready.len() + self.delayed.len() >= self.config.max_ready {
             return Err(Error::QueueFull {
                 queue: self.name.clone(),
@@ -187,8 +220,30 @@ impl QueueCore {
 
     /// The next ready message for `consumer`, with its delivery tag; `None` when nothing is
     /// ready at `now`. The caller should have called [`handle_timeout`](Self::handle_timeout).
+    /// With a prefetch bound, `None` also when `consumer` holds that many deliveries.
+    /// A message whose [`ORDERING_KEY`](crate::ORDERING_KEY) has another message in
+    /// flight or waiting for a retry is passed over.
     pub fn poll_delivery(&mut self, consumer: &str, now: Instant) -> Option<(u64, Envelope)> {
-        let (seq, mut envelope) = self.ready.pop_first()?;
+        let seq = if self.busy_keys.is_empty() {
+            *self.ready.first_key_value()?.0
+        } else {
+            *self
+                .ready
+                .iter()
+                .find(|(_, e)| ordering_key(e).is_none_or(|k| !self.busy_keys.contains(k)))?
+                .0
+        };
+        if let Some(limit) = self.config.prefetch {
+            let held = self.held.get(consumer).copied().unwrap_or(0);
+            if held >= limit {
+                return None;
+            }
+            *self.held.entry(consumer.to_owned()).or_insert(0) += 1;
+        }
+        let mut envelope = self.ready.remove(&seq)?;
+        if let Some(key) = ordering_key(&envelope) {
+            self.busy_keys.insert(key.to_owned());
+        }
         envelope.set_attempt(envelope.attempt().saturating_add(1));
         envelope.set_delivered_at(Some(self.wall(now)));
         let tag = self.next_tag;
@@ -222,6 +277,9 @@ impl QueueCore {
             return Err(Error::StaleDelivery);
         };
         self.deadlines.remove(&(flight.deadline, tag));
+        if settlement != Settlement::InProgress {
+            self.release(&flight.consumer);
+        }
         let unit = self.jitter.next_unit();
         let disposition = decide(
             &settlement,
@@ -229,6 +287,12 @@ impl QueueCore {
             &self.config.retry,
             unit,
         );
+        if matches!(
+            disposition,
+            Disposition::Removed | Disposition::DeadLetter { .. }
+        ) {
+            self.free_key(&flight.envelope);
+        }
         match &disposition {
             Disposition::Removed => {}
             Disposition::Extended => {
@@ -240,6 +304,34 @@ impl QueueCore {
             Disposition::DeadLetter { reason } => self.dead_letter(flight, reason.clone(), now),
         }
         Ok(disposition)
+    }
+
+    /// The message's ordering key (if any) may go to the next message.
+    fn free_key(&mut self, envelope: &Envelope) {
+        if !self.busy_keys.is_empty()
+            && let Some(key) = ordering_key(envelope)
+        {
+            self.busy_keys.remove(key);
+        }
+    }
+
+    /// One delivery of `consumer` is no longer held (prefetch bookkeeping).
+    fn release(&mut self, consumer: &str) {
+        if self.config.prefetch.is_none() {
+            return;
+        }
+        if let Some(held) = self.held.get_mut(consumer) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                self.held.remove(consumer);
+            }
+        }
+    }
+
+    /// How many deliveries `consumer` holds unsettled (counted only with a prefetch bound).
+    #[must_use]
+    pub fn held_by(&self, consumer: &str) -> usize {
+        self.held.get(consumer).copied().unwrap_or(0)
     }
 
     fn retry_later(&mut self, flight: InFlight, due: Instant) {
@@ -280,11 +372,14 @@ impl QueueCore {
                 break;
             }
             let ((_, seq), envelope) = entry.remove_entry();
+            self.free_key(&envelope);
             self.ready.insert(seq, envelope);
         }
     }
 
     fn expire(&mut self, flight: InFlight, now: Instant) {
+        self.release(&flight.consumer);
+        self.free_key(&flight.envelope);
         match decide_expired(flight.envelope.attempt(), &self.config.retry) {
             Disposition::DeadLetter { reason } => self.dead_letter(flight, reason, now),
             _ => {

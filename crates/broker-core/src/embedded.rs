@@ -41,12 +41,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use crate::broker::DeliveryToken;
+use crate::request_reply::{prepare_reply, prepare_request};
 use crate::{
-    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, QueueConfig,
-    QueueCore, Result, Settlement, check_queue_name,
+    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, MessageId,
+    QueueConfig, QueueCore, Result, Settlement, check_queue_name,
 };
 
 static NEXT_BROKER: AtomicUsize = AtomicUsize::new(0);
@@ -64,6 +65,10 @@ struct Inner {
     clock: Clock,
     origin: (Instant, SystemTime),
     queues: Mutex<HashMap<String, QueueCore>>,
+    /// Topic -> the queues bound to it, in binding order.
+    topics: Mutex<HashMap<String, Vec<String>>>,
+    /// Reply address -> the waiting requester.
+    replies: Mutex<HashMap<String, oneshot::Sender<Envelope>>>,
     notify: Notify,
 }
 
@@ -141,6 +146,8 @@ impl EmbeddedBroker {
                 clock,
                 origin: (origin, wall),
                 queues: Mutex::new(HashMap::new()),
+                topics: Mutex::new(HashMap::new()),
+                replies: Mutex::new(HashMap::new()),
                 notify: Notify::new(),
             }),
         }
@@ -270,7 +277,7 @@ impl Broker for EmbeddedBroker {
 
     async fn declare(&self, queue: &str, config: &QueueConfig) -> Result<()> {
         check_queue_name(queue)?;
-        config.get_retry().validate()?;
+        config.validate()?;
         let now = self.now();
         let mut queues = lock(&self.inner.queues);
         if let Some(core) = queues.get_mut(queue) {
@@ -330,11 +337,21 @@ impl Broker for EmbeddedBroker {
         if broker != self.inner.id {
             return Err(Error::StaleDelivery);
         }
-        let now = self.now();
-        let disposition = self.with_queue(&delivery.queue, |core| {
-            core.handle_settlement(tag, settlement, now)
+        // An ack needs no time: skip the clock read on the hot path.
+        let now = if settlement == Settlement::Ack {
+            self.inner.origin.0
+        } else {
+            self.now()
+        };
+        let (disposition, has_prefetch) = self.with_queue(&delivery.queue, |core| {
+            let has_prefetch = core.config().get_prefetch().is_some();
+            Ok((core.handle_settlement(tag, settlement, now)?, has_prefetch))
         })?;
-        if matches!(disposition, Disposition::Retry { .. }) {
+        // A retry is ready for someone; with a prefetch bound, any final settlement makes
+        // room for a waiting fetch of the same consumer.
+        if matches!(disposition, Disposition::Retry { .. })
+            || (has_prefetch && disposition != Disposition::Extended)
+        {
             self.inner.notify.notify_waiters();
         }
         Ok(disposition)
@@ -354,5 +371,88 @@ impl Broker for EmbeddedBroker {
             self.inner.notify.notify_waiters();
         }
         Ok(moved)
+    }
+
+    async fn bind(&self, topic: &str, queue: &str) -> Result<()> {
+        check_queue_name(topic)?;
+        if !lock(&self.inner.queues).contains_key(queue) {
+            return Err(Error::UnknownQueue(queue.to_owned()));
+        }
+        let mut topics = lock(&self.inner.topics);
+        let bound = topics.entry(topic.to_owned()).or_default();
+        if !bound.iter().any(|q| q == queue) {
+            bound.push(queue.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn publish_topic(&self, topic: &str, envelope: Envelope) -> Result<()> {
+        check_queue_name(topic)?;
+        let bound = lock(&self.inner.topics)
+            .get(topic)
+            .cloned()
+            .unwrap_or_default();
+        if bound.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        {
+            let mut queues = lock(&self.inner.queues);
+            // All or nothing: a full queue fails the publish before any copy is made.
+            for name in &bound {
+                let core = queues
+                    .get(name)
+                    .ok_or_else(|| Error::UnknownQueue(name.clone()))?;
+                core.check_room()?;
+            }
+            for name in &bound {
+                if let Some(core) = queues.get_mut(name) {
+                    core.handle_publish(envelope.clone(), now)?;
+                }
+            }
+        }
+        self.inner.notify.notify_waiters();
+        Ok(())
+    }
+
+    async fn request(
+        &self,
+        queue: &str,
+        envelope: Envelope,
+        timeout: Duration,
+    ) -> Result<Envelope> {
+        let address = format!("_reply.{}", MessageId::new());
+        let envelope = prepare_request(envelope, &address)?;
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.replies).insert(address.clone(), tx);
+        let outcome = match self.publish(queue, envelope).await {
+            Ok(()) => tokio::time::timeout(timeout, rx).await,
+            Err(e) => {
+                lock(&self.inner.replies).remove(&address);
+                return Err(e);
+            }
+        };
+        lock(&self.inner.replies).remove(&address);
+        match outcome {
+            Ok(Ok(response)) => Ok(response),
+            // The sender went away without replying, or time ran out.
+            Ok(Err(_)) | Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {
+        let (address, mut response) = prepare_reply(request, response)?;
+        response.set_published_at(self.wall_now());
+        let waiting = lock(&self.inner.replies).remove(&address);
+        if let Some(tx) = waiting {
+            // The requester may have given up just now: the reply is dropped then.
+            let _ = tx.send(response);
+        }
+        Ok(())
+    }
+
+    async fn pending(&self, queue: &str) -> Result<usize> {
+        let stats = self.stats(queue)?;
+        Ok(stats.ready + stats.delayed + stats.in_flight)
     }
 }

@@ -49,7 +49,7 @@ impl MessageId {
     /// A new time-ordered id (UUIDv7, RFC 9562 section 5.7).
     #[must_use]
     pub fn new() -> Self {
-        Self(Uuid::now_v7())
+        Self(crate::id_clock::next_v7())
     }
 
     /// The UUID.

@@ -9,8 +9,14 @@ mod delivery;
 mod embedded;
 mod envelope;
 mod error;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod held;
+mod id_clock;
+mod ordering;
+mod request_reply;
 mod retry;
 mod settlement;
+mod worker;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -32,7 +38,9 @@ pub use envelope::{
 pub use error::{Error, Result};
 #[cfg(feature = "nats")]
 pub use nats::NatsBroker;
+pub use ordering::ORDERING_KEY;
 #[cfg(feature = "redis")]
 pub use redis::RedisBroker;
 pub use retry::{JitterSource, RetryPolicy};
 pub use settlement::{Disposition, Settlement, decide, decide_expired};
+pub use worker::{Worker, WorkerReport};

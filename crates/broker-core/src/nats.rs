@@ -8,7 +8,7 @@
 //! A nack is `-NAK` with the backoff as its delay; JetStream counts deliveries, and a
 //! message over its limit is copied to the dead-letter stream and terminated (`+TERM`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +17,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 
 use crate::broker::DeliveryToken;
+use crate::held::Held;
+use crate::ordering::refuse_ordering_key;
+use crate::request_reply::{prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{
@@ -41,7 +44,10 @@ pub struct NatsBroker {
     js: jetstream::Context,
     prefix: String,
     queues: Mutex<HashMap<String, Queue>>,
+    /// Topic streams this process created or checked.
+    topics: Mutex<HashSet<String>>,
     jitter: Mutex<JitterSource>,
+    held: Held,
 }
 
 impl std::fmt::Debug for NatsBroker {
@@ -110,7 +116,9 @@ impl NatsBroker {
             js,
             prefix: prefix.to_owned(),
             queues: Mutex::new(HashMap::new()),
+            topics: Mutex::new(HashSet::new()),
             jitter: Mutex::new(JitterSource::from_entropy()),
+            held: Held::default(),
         })
     }
 
@@ -164,7 +172,33 @@ impl NatsBroker {
             }
             lock(&self.queues).remove(&queue);
         }
+        let topics: Vec<String> = lock(&self.topics).drain().collect();
+        for topic in topics {
+            let stream = format!("T_{}{topic}", self.prefix);
+            self.js.delete_stream(&stream).await.map_err(backend)?;
+        }
         Ok(())
+    }
+
+    /// Creates the topic's stream (`T_<prefix><topic>` on `bkt.<prefix><topic>`, kept a
+    /// day: the queues bound to it source from it) unless this process did already.
+    async fn topic_stream(&self, topic: &str) -> Result<(String, String)> {
+        check_queue_name(topic)?;
+        let name = format!("T_{}{topic}", self.prefix);
+        let subject = format!("bkt.{}{topic}", self.prefix);
+        if !lock(&self.topics).contains(topic) {
+            self.js
+                .get_or_create_stream(stream::Config {
+                    name: name.clone(),
+                    subjects: vec![subject.clone()],
+                    max_age: Duration::from_secs(24 * 3600),
+                    ..Default::default()
+                })
+                .await
+                .map_err(backend)?;
+            lock(&self.topics).insert(topic.to_owned());
+        }
+        Ok((name, subject))
     }
 
     /// Lists the dead-letter stream: `(sequence, letter)` pairs, oldest first.
@@ -196,12 +230,15 @@ impl Broker for NatsBroker {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        Capabilities {
+            ordered_keys: false,
+            ..Capabilities::all()
+        }
     }
 
     async fn declare(&self, queue: &str, config: &QueueConfig) -> Result<()> {
         check_queue_name(queue)?;
-        config.get_retry().validate()?;
+        config.validate()?;
         let name = format!("{}{queue}", self.prefix);
         let subject = format!("bkq.{name}");
         let dead_stream = format!("D_{name}");
@@ -252,6 +289,7 @@ impl Broker for NatsBroker {
 
     async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
         let q = self.queue(queue)?;
+        refuse_ordering_key("nats", &envelope)?;
         let mut envelope = envelope;
         envelope.set_attempt(0);
         self.js
@@ -270,11 +308,20 @@ impl Broker for NatsBroker {
     async fn fetch(
         &self,
         queue: &str,
-        _consumer: &str,
+        consumer: &str,
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>> {
         let q = self.queue(queue)?;
+        let prefetch = q.config.get_prefetch();
+        let max = match prefetch {
+            Some(limit) => {
+                let start = tokio::time::Instant::now();
+                let end = start.checked_add(wait).unwrap_or(start);
+                max.min(self.held.room(queue, consumer, limit, end).await)
+            }
+            None => max,
+        };
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -329,17 +376,24 @@ impl Broker for NatsBroker {
             }
             envelope.set_attempt(previous.saturating_add(1));
             envelope.set_delivered_at(Some(SystemTime::now()));
+            if prefetch.is_some() {
+                self.held
+                    .hold(queue, consumer, &reply, q.config.get_ack_wait());
+            }
             out.push(Delivery {
                 queue: queue.to_owned(),
                 envelope,
-                token: DeliveryToken::Nats { reply },
+                token: DeliveryToken::Nats {
+                    reply,
+                    consumer: consumer.to_owned(),
+                },
             });
         }
         Ok(out)
     }
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
-        let DeliveryToken::Nats { reply } = &delivery.token else {
+        let DeliveryToken::Nats { reply, consumer } = &delivery.token else {
             return Err(Error::StaleDelivery);
         };
         let q = self.queue(&delivery.queue)?;
@@ -363,6 +417,14 @@ impl Broker for NatsBroker {
                     SystemTime::now(),
                 );
                 self.dead_letter(&q, &delivery.queue, reply, letter).await?;
+            }
+        }
+        if q.config.get_prefetch().is_some() {
+            if disposition == Disposition::Extended {
+                let ack_wait = q.config.get_ack_wait();
+                self.held.hold(&delivery.queue, consumer, reply, ack_wait);
+            } else {
+                self.held.release(&delivery.queue, consumer, reply);
             }
         }
         Ok(disposition)
@@ -398,5 +460,104 @@ impl Broker for NatsBroker {
             moved += 1;
         }
         Ok(moved)
+    }
+
+    async fn bind(&self, topic: &str, queue: &str) -> Result<()> {
+        self.queue(queue)?;
+        let (topic_stream, _) = self.topic_stream(topic).await?;
+        let mut source_stream = self.js.get_stream(&topic_stream).await.map_err(backend)?;
+        let next = source_stream
+            .info()
+            .await
+            .map_err(backend)?
+            .state
+            .last_sequence
+            .saturating_add(1);
+        let name = format!("Q_{}{queue}", self.prefix);
+        let mut stream = self.js.get_stream(&name).await.map_err(backend)?;
+        let mut config = stream.info().await.map_err(backend)?.config.clone();
+        let sources = config.sources.get_or_insert_with(Vec::new);
+        if sources.iter().any(|s| s.name == topic_stream) {
+            return Ok(());
+        }
+        // Only what is published from now on, like a subscription.
+        sources.push(stream::Source {
+            name: topic_stream,
+            start_sequence: Some(next),
+            ..Default::default()
+        });
+        self.js.update_stream(config).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn publish_topic(&self, topic: &str, envelope: Envelope) -> Result<()> {
+        let (_, subject) = self.topic_stream(topic).await?;
+        refuse_ordering_key("nats", &envelope)?;
+        let mut envelope = envelope;
+        envelope.set_attempt(0);
+        self.js
+            .publish_with_headers(
+                subject,
+                to_headers(&envelope, true),
+                envelope.payload().clone(),
+            )
+            .await
+            .map_err(backend)?
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn request(
+        &self,
+        queue: &str,
+        envelope: Envelope,
+        timeout: Duration,
+    ) -> Result<Envelope> {
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(backend)?;
+        let envelope = prepare_request(envelope, &inbox)?;
+        self.publish(queue, envelope).await?;
+        match tokio::time::timeout(timeout, replies.next()).await {
+            Ok(Some(message)) => from_headers(message.headers.as_ref(), message.payload),
+            Ok(None) | Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {
+        let (subject, mut response) = prepare_reply(request, response)?;
+        if subject.is_empty()
+            || subject
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b == b'*' || b == b'>')
+        {
+            return Err(Error::InvalidHeader {
+                name: "reply-to".into(),
+                reason: "not a NATS subject to publish to",
+            });
+        }
+        response.set_published_at(SystemTime::now());
+        self.client
+            .publish_with_headers(
+                subject,
+                to_headers(&response, false),
+                response.payload().clone(),
+            )
+            .await
+            .map_err(backend)?;
+        self.client.flush().await.map_err(backend)
+    }
+
+    async fn pending(&self, queue: &str) -> Result<usize> {
+        self.queue(queue)?;
+        let name = format!("Q_{}{queue}", self.prefix);
+        let mut stream = self.js.get_stream(&name).await.map_err(backend)?;
+        // A work-queue stream drops a message once it is acked or terminated.
+        let messages = stream.info().await.map_err(backend)?.state.messages;
+        Ok(usize::try_from(messages).unwrap_or(usize::MAX))
     }
 }

@@ -20,6 +20,9 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::{Script, Value};
 
 use crate::broker::DeliveryToken;
+use crate::held::Held;
+use crate::ordering::refuse_ordering_key;
+use crate::request_reply::{prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{
@@ -54,6 +57,18 @@ end
 return 1
 ";
 
+/// KEYS: the topic's set of bound queues. ARGV: key prefix, h, p.
+const PUBLISH_TOPIC: &str = r"
+local queues = redis.call('SMEMBERS', KEYS[1])
+for _, q in ipairs(queues) do
+  redis.call('XADD', ARGV[1] .. q .. ':s', '*', 'h', ARGV[2], 'p', ARGV[3])
+end
+return #queues
+";
+
+/// How long a reply waits in its list for a requester that is still polling.
+const REPLY_TTL_SECS: u64 = 60;
+
 /// KEYS: dead stream, stream. ARGV: entry id, h, p.
 const REDRIVE: &str = r"
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -72,6 +87,8 @@ pub struct RedisBroker {
     move_due: Script,
     settle: Script,
     redrive: Script,
+    publish_topic: Script,
+    held: Held,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -204,6 +221,8 @@ impl RedisBroker {
             move_due: Script::new(MOVE_DUE),
             settle: Script::new(SETTLE),
             redrive: Script::new(REDRIVE),
+            publish_topic: Script::new(PUBLISH_TOPIC),
+            held: Held::default(),
         })
     }
 
@@ -231,6 +250,30 @@ impl RedisBroker {
             out.push((entry.id, letter));
         }
         Ok(out)
+    }
+
+    /// The key of a topic's set of bound queues. Queue keys are `<prefix><queue>:…` with a
+    /// non-empty queue name without `:`, so `<prefix>:t:…` cannot collide with them.
+    fn topic_key(&self, topic: &str) -> String {
+        format!("{}:t:{topic}", self.prefix)
+    }
+
+    /// The prefix of reply lists, `<prefix>:r:`.
+    fn reply_prefix(&self) -> String {
+        format!("{}:r:", self.prefix)
+    }
+
+    /// A connection of our own for a blocking command, from the pool or new.
+    async fn blocking_conn(&self) -> Result<MultiplexedConnection> {
+        let pooled = lock(&self.blocking).pop();
+        match pooled {
+            Some(c) => Ok(c),
+            None => self
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| backend(&e)),
+        }
     }
 
     fn keys(&self, queue: &str) -> Keys {
@@ -400,15 +443,7 @@ impl RedisBroker {
         cmd.arg("STREAMS").arg(&keys.stream).arg(">");
         let reply = if block_ms > 0 {
             // A blocking read holds its connection: use one of our own, not the shared one.
-            let pooled = lock(&self.blocking).pop();
-            let mut conn = match pooled {
-                Some(c) => c,
-                None => self
-                    .client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .map_err(|e| backend(&e))?,
-            };
+            let mut conn = self.blocking_conn().await?;
             let reply = cmd.query_async(&mut conn).await.map_err(|e| backend(&e))?;
             lock(&self.blocking).push(conn);
             reply
@@ -456,13 +491,14 @@ impl Broker for RedisBroker {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             publish_dedup: false,
+            ordered_keys: false,
             ..Capabilities::all()
         }
     }
 
     async fn declare(&self, queue: &str, config: &QueueConfig) -> Result<()> {
         check_queue_name(queue)?;
-        config.get_retry().validate()?;
+        config.validate()?;
         let keys = self.keys(queue);
         let created = self
             .query(
@@ -486,6 +522,7 @@ impl Broker for RedisBroker {
     async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
         self.config(queue)?;
         let keys = self.keys(queue);
+        refuse_ordering_key("redis", &envelope)?;
         let mut envelope = envelope;
         envelope.set_attempt(0);
         self.query(
@@ -512,6 +549,10 @@ impl Broker for RedisBroker {
         let keys = self.keys(queue);
         let start = tokio::time::Instant::now();
         let end = start.checked_add(wait).unwrap_or(start);
+        let max = match config.get_prefetch() {
+            Some(limit) => max.min(self.held.room(queue, consumer, limit, end).await),
+            None => max,
+        };
         loop {
             if max == 0 {
                 return Ok(Vec::new());
@@ -542,6 +583,14 @@ impl Broker for RedisBroker {
                 );
             }
             if !out.is_empty() || tokio::time::Instant::now() >= end {
+                if config.get_prefetch().is_some() {
+                    for d in &out {
+                        if let DeliveryToken::Redis { entry, .. } = &d.token {
+                            self.held
+                                .hold(queue, consumer, entry, config.get_ack_wait());
+                        }
+                    }
+                }
                 return Ok(out);
             }
         }
@@ -572,7 +621,13 @@ impl Broker for RedisBroker {
                     )
                     .await?;
                 return match reply {
-                    Value::Array(ids) if !ids.is_empty() => Ok(disposition),
+                    Value::Array(ids) if !ids.is_empty() => {
+                        if config.get_prefetch().is_some() {
+                            let ack_wait = config.get_ack_wait();
+                            self.held.hold(&delivery.queue, consumer, entry, ack_wait);
+                        }
+                        Ok(disposition)
+                    }
                     _ => Err(Error::StaleDelivery),
                 };
             }
@@ -606,6 +661,9 @@ impl Broker for RedisBroker {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| backend(&e))?;
+        if config.get_prefetch().is_some() {
+            self.held.release(&delivery.queue, consumer, entry);
+        }
         if done == 0 {
             return Err(Error::StaleDelivery);
         }
@@ -640,4 +698,136 @@ impl Broker for RedisBroker {
         }
         Ok(moved)
     }
+
+    async fn bind(&self, topic: &str, queue: &str) -> Result<()> {
+        check_queue_name(topic)?;
+        self.config(queue)?;
+        self.query(redis::cmd("SADD").arg(self.topic_key(topic)).arg(queue))
+            .await?;
+        Ok(())
+    }
+
+    async fn publish_topic(&self, topic: &str, envelope: Envelope) -> Result<()> {
+        check_queue_name(topic)?;
+        refuse_ordering_key("redis", &envelope)?;
+        let mut envelope = envelope;
+        envelope.set_attempt(0);
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .publish_topic
+            .key(self.topic_key(topic))
+            .arg(&self.prefix)
+            .arg(envelope.to_wire_headers())
+            .arg(envelope.payload().as_ref())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| backend(&e))?;
+        Ok(())
+    }
+
+    async fn request(
+        &self,
+        queue: &str,
+        envelope: Envelope,
+        timeout: Duration,
+    ) -> Result<Envelope> {
+        let key = format!("{}{}", self.reply_prefix(), crate::MessageId::new());
+        let envelope = prepare_request(envelope, &key)?;
+        self.publish(queue, envelope).await?;
+        let start = tokio::time::Instant::now();
+        let end = start.checked_add(timeout).unwrap_or(start);
+        let mut conn = self.blocking_conn().await?;
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                lock(&self.blocking).push(conn);
+                return Err(Error::Timeout(timeout));
+            }
+            // Slices under the client's response timeout (500 ms).
+            let slice = left
+                .min(Duration::from_millis(250))
+                .max(Duration::from_millis(1));
+            let reply: Value = redis::cmd("BLPOP")
+                .arg(&key)
+                .arg(slice.as_secs_f64())
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| backend(&e))?;
+            if let Value::Array(pair) = &reply
+                && let Some(packed) = pair.get(1).and_then(bytes_of)
+            {
+                lock(&self.blocking).push(conn);
+                return unpack(packed);
+            }
+        }
+    }
+
+    async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {
+        let (key, mut response) = prepare_reply(request, response)?;
+        // Only our own reply lists: a reply-to from a message must not name any other key.
+        let id = key.strip_prefix(&self.reply_prefix()).unwrap_or_default();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(Error::InvalidHeader {
+                name: "reply-to".into(),
+                reason: "not a reply list of this broker's key prefix",
+            });
+        }
+        response.set_published_at(SystemTime::now());
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("RPUSH")
+            .arg(&key)
+            .arg(pack(&response))
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(REPLY_TTL_SECS)
+            .ignore();
+        let mut conn = self.conn.clone();
+        let () = pipe.query_async(&mut conn).await.map_err(|e| backend(&e))?;
+        Ok(())
+    }
+
+    async fn pending(&self, queue: &str) -> Result<usize> {
+        check_queue_name(queue)?;
+        let keys = self.keys(queue);
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN")
+            .arg(&keys.stream)
+            .cmd("ZCARD")
+            .arg(&keys.retry);
+        let mut conn = self.conn.clone();
+        let (stream, retry): (usize, usize) =
+            pipe.query_async(&mut conn).await.map_err(|e| backend(&e))?;
+        // Acked and dead-lettered entries are deleted from the stream.
+        Ok(stream + retry)
+    }
+}
+
+/// An envelope as one value: `<length of h>:<h><p>` (the retry set's format).
+fn pack(envelope: &Envelope) -> Vec<u8> {
+    let h = envelope.to_wire_headers();
+    let p = envelope.payload();
+    let mut out = Vec::with_capacity(h.len() + p.len() + 8);
+    out.extend_from_slice(h.len().to_string().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(&h);
+    out.extend_from_slice(p);
+    out
+}
+
+fn unpack(packed: &[u8]) -> Result<Envelope> {
+    let colon = packed
+        .iter()
+        .position(|b| *b == b':')
+        .ok_or_else(|| malformed("packed envelope without length"))?;
+    let len: usize = std::str::from_utf8(packed.get(..colon).unwrap_or_default())
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| malformed("packed envelope length"))?;
+    let rest = packed.get(colon + 1..).unwrap_or_default();
+    let (Some(h), Some(p)) = (rest.get(..len), rest.get(len..)) else {
+        return Err(malformed("packed envelope shorter than its length"));
+    };
+    Envelope::from_wire(h, Bytes::copy_from_slice(p))
 }

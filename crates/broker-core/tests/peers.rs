@@ -1,0 +1,278 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! broker-core against real Python clients, both ways: nats-py publishes to a JetStream
+//! queue our `NatsBroker` consumes (headers included) and consumes what we publish, and
+//! answers our request; redis-py `XADD`s entries our `RedisBroker` consumes and reads ours
+//! through our consumer group. The peer is `tests/peers/broker_peer.py`.
+//!
+//! Needs `PEER_PYTHON` (a Python with `.ci/requirements.txt`) and `NATS_URL` / `REDIS_URL`;
+//! each test skips with a message when one is unset and fails when `CI=true`.
+#![cfg(all(feature = "nats", feature = "redis"))]
+
+use std::process::Command;
+use std::time::Duration;
+
+use broker_core::{Broker, Envelope, MessageId, NatsBroker, QueueConfig, RedisBroker, Settlement};
+
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/broker_peer.py");
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{name} must be set under CI=true"
+            );
+            println!("skipped: {name} is not set");
+            None
+        }
+    }
+}
+
+/// Runs the peer with `args` and returns its JSON lines.
+fn peer(python: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let output = Command::new(python).arg(PEER).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "peer {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// A peer running in the background while our side works.
+fn peer_in_background(
+    python: &str,
+    args: &[&str],
+) -> std::thread::JoinHandle<Vec<serde_json::Value>> {
+    let python = python.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        peer(&python, &args)
+    })
+}
+
+fn unique(backend: &str) -> String {
+    format!("bkpeer-{backend}-{}", MessageId::new().as_uuid().simple())
+}
+
+fn ours(i: usize) -> Envelope {
+    Envelope::new(format!("from broker-core {i}"))
+        .with_header("correlation-id", format!("rs-{i}"))
+        .unwrap()
+        .with_header("traceparent", TRACEPARENT)
+        .unwrap()
+        .with_header("x-peer", "rust")
+        .unwrap()
+}
+
+/// What the peer printed for one of our messages: payload and headers as we sent them.
+fn assert_is_ours(line: &serde_json::Value, sent: &[Envelope]) {
+    let headers = &line["headers"];
+    let id = headers["bk-id"].as_str().unwrap();
+    let original = sent
+        .iter()
+        .find(|e| e.id().to_string() == id)
+        .unwrap_or_else(|| panic!("peer read an unknown id {id}"));
+    assert_eq!(
+        line["payload"].as_str().unwrap().as_bytes(),
+        original.payload().as_ref()
+    );
+    for (name, value) in original.headers().iter() {
+        assert_eq!(
+            headers[name].as_str(),
+            Some(value),
+            "header {name} in {line}"
+        );
+    }
+    assert_eq!(headers["bk-attempt"].as_str(), Some("0"));
+}
+
+/// What our consumer got from the peer: its ids, payloads and headers.
+async fn assert_from_peer<B: Broker>(
+    broker: &B,
+    queue: &str,
+    published: &[serde_json::Value],
+    what: &str,
+) {
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.extend(
+            broker
+                .fetch(
+                    queue,
+                    "rust",
+                    published.len() - got.len(),
+                    Duration::from_millis(500),
+                )
+                .await
+                .unwrap(),
+        );
+        if got.len() == published.len() {
+            break;
+        }
+    }
+    assert_eq!(
+        got.len(),
+        published.len(),
+        "received {} of the peer's messages",
+        got.len()
+    );
+    for (i, (d, line)) in got.iter().zip(published).enumerate() {
+        assert_eq!(d.envelope.id().to_string(), line["id"].as_str().unwrap());
+        assert_eq!(
+            d.envelope.payload().as_ref(),
+            format!("{what} {i}").as_bytes()
+        );
+        assert_eq!(d.envelope.attempt(), 1);
+        let headers = d.envelope.headers();
+        assert_eq!(headers.correlation_id(), Some(format!("py-{i}").as_str()));
+        assert_eq!(headers.traceparent(), Some(TRACEPARENT));
+        assert_eq!(headers.get("x-peer"), Some("python"));
+        broker.settle(d, Settlement::Ack).await.unwrap();
+    }
+    assert_eq!(broker.pending(queue).await.unwrap(), 0);
+}
+
+async fn nats() -> Option<(String, String, NatsBroker, String)> {
+    let python = env("PEER_PYTHON")?;
+    let url = env("NATS_URL")?;
+    let prefix = format!("{}_", unique("nats"));
+    let broker = NatsBroker::connect(&url, &prefix).await.unwrap();
+    broker
+        .declare("jobs", &QueueConfig::default())
+        .await
+        .unwrap();
+    Some((python, url, broker, format!("{prefix}jobs")))
+}
+
+#[tokio::test]
+async fn nats_py_publishes_and_we_consume() {
+    let Some((python, url, broker, name)) = nats().await else {
+        return;
+    };
+    let published = peer(
+        &python,
+        &["nats-publish", &url, &format!("bkq.{name}"), "3"],
+    );
+    assert_eq!(published.len(), 3);
+    assert_from_peer(&broker, "jobs", &published, "from nats-py").await;
+    broker.delete_streams().await.unwrap();
+}
+
+#[tokio::test]
+async fn we_publish_and_nats_py_consumes() {
+    let Some((python, url, broker, name)) = nats().await else {
+        return;
+    };
+    let sent: Vec<Envelope> = (0..3).map(ours).collect();
+    for e in &sent {
+        broker.publish("jobs", e.clone()).await.unwrap();
+    }
+    let read = peer(&python, &["nats-consume", &url, &format!("Q_{name}"), "3"]);
+    assert_eq!(read.len(), 3);
+    for line in &read {
+        assert_is_ours(line, &sent);
+    }
+    // nats-py acked them on our durable consumer: nothing is left.
+    assert_eq!(broker.pending("jobs").await.unwrap(), 0);
+    broker.delete_streams().await.unwrap();
+}
+
+#[tokio::test]
+async fn nats_py_answers_our_request() {
+    let Some((python, url, broker, name)) = nats().await else {
+        return;
+    };
+    let responder = peer_in_background(&python, &["nats-respond", &url, &format!("Q_{name}")]);
+    let request = Envelope::new("what time is it")
+        .with_header("correlation-id", "rq-1")
+        .unwrap();
+    let answer = broker
+        .request("jobs", request, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.payload().as_ref(),
+        b"answer from nats-py: what time is it"
+    );
+    assert_eq!(answer.headers().correlation_id(), Some("rq-1"));
+    assert_eq!(responder.join().unwrap().len(), 1);
+    broker.delete_streams().await.unwrap();
+}
+
+async fn redis() -> Option<(String, String, RedisBroker, String)> {
+    let python = env("PEER_PYTHON")?;
+    let url = env("REDIS_URL")?;
+    let prefix = format!("{}:", unique("redis"));
+    let broker = RedisBroker::connect(&url, &prefix).await.unwrap();
+    broker
+        .declare("jobs", &QueueConfig::default())
+        .await
+        .unwrap();
+    Some((python, url, broker, prefix))
+}
+
+async fn delete_keys(url: &str, prefix: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn redis_py_xadds_and_we_consume() {
+    let Some((python, url, broker, prefix)) = redis().await else {
+        return;
+    };
+    let published = peer(
+        &python,
+        &["redis-xadd", &url, &format!("{prefix}jobs:s"), "3"],
+    );
+    assert_eq!(published.len(), 3);
+    assert_from_peer(&broker, "jobs", &published, "from redis-py").await;
+    delete_keys(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn we_publish_and_redis_py_reads() {
+    let Some((python, url, broker, prefix)) = redis().await else {
+        return;
+    };
+    let sent: Vec<Envelope> = (0..3).map(ours).collect();
+    for e in &sent {
+        broker.publish("jobs", e.clone()).await.unwrap();
+    }
+    let read = peer(
+        &python,
+        &["redis-read", &url, &format!("{prefix}jobs:s"), "3"],
+    );
+    assert_eq!(read.len(), 3);
+    for line in &read {
+        assert_is_ours(line, &sent);
+    }
+    // redis-py acked and deleted them in our group: nothing is left.
+    assert_eq!(broker.pending("jobs").await.unwrap(), 0);
+    delete_keys(&url, &prefix).await;
+}

@@ -1,0 +1,142 @@
+"""Python peers of broker-core's tests/peers.rs: nats-py and redis-py on our wire format.
+
+A message is its payload plus headers; broker-core's own are `bk-id` (a UUID),
+`bk-attempt` (deliveries so far, 0 when published) and `bk-published-at` (Unix ms).
+On NATS they are native headers; on Redis Streams an entry has the field `h` (the
+header block, `name: value` CRLF lines) and the field `p` (the payload).
+
+Usage (one JSON object per message on stdout):
+  broker_peer.py nats-publish URL SUBJECT N
+  broker_peer.py nats-consume URL STREAM N
+  broker_peer.py nats-respond URL STREAM
+  broker_peer.py redis-xadd URL STREAM_KEY N
+  broker_peer.py redis-read URL STREAM_KEY N
+"""
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+
+
+def our_headers(i):
+    return {
+        "bk-id": str(uuid.uuid4()),
+        "bk-attempt": "0",
+        "bk-published-at": str(int(time.time() * 1000)),
+        "correlation-id": f"py-{i}",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "x-peer": "python",
+    }
+
+
+def parse_block(block):
+    headers = {}
+    for line in block.split("\r\n"):
+        if line:
+            name, _, value = line.partition(": ")
+            headers[name] = value
+    return headers
+
+
+async def nats_publish(url, subject, n):
+    import nats
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    for i in range(n):
+        headers = our_headers(i)
+        ack = await js.publish(subject, f"from nats-py {i}".encode(), headers=headers)
+        print(json.dumps({"id": headers["bk-id"], "seq": ack.seq}), flush=True)
+    await nc.close()
+
+
+async def nats_pull(url, stream, n):
+    """Pulls n messages from our durable consumer `bk` of `stream`."""
+    import nats
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    sub = await js.pull_subscribe_bind("bk", stream)
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < n and time.monotonic() < deadline:
+        try:
+            got.extend(await sub.fetch(n - len(got), timeout=1))
+        except nats.errors.TimeoutError:
+            pass
+    return nc, got
+
+
+async def nats_consume(url, stream, n):
+    nc, got = await nats_pull(url, stream, n)
+    for msg in got:
+        headers = {k: v for k, v in (msg.headers or {}).items() if not k.lower().startswith("nats-")}
+        print(json.dumps({"headers": headers, "payload": msg.data.decode()}), flush=True)
+        await msg.ack()
+    await nc.flush()
+    await nc.close()
+
+
+async def nats_respond(url, stream):
+    """Answers one request: publishes to its reply-to with its correlation-id."""
+    nc, got = await nats_pull(url, stream, 1)
+    for msg in got:
+        headers = msg.headers or {}
+        reply = our_headers(0)
+        reply["correlation-id"] = headers.get("correlation-id", "")
+        await nc.publish(headers["reply-to"], b"answer from nats-py: " + msg.data, headers=reply)
+        await msg.ack()
+        print(json.dumps({"answered": headers.get("correlation-id")}), flush=True)
+    await nc.flush()
+    await nc.close()
+
+
+def redis_xadd(url, key, n):
+    import redis
+
+    r = redis.Redis.from_url(url)
+    for i in range(n):
+        headers = our_headers(i)
+        block = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        entry = r.xadd(key, {"h": block.encode(), "p": f"from redis-py {i}".encode()})
+        print(json.dumps({"id": headers["bk-id"], "entry": entry.decode()}), flush=True)
+
+
+def redis_read(url, key, n):
+    """Reads n entries as a consumer of our group `bk`, acks and deletes them as we do."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < n and time.monotonic() < deadline:
+        reply = r.xreadgroup("bk", "redis-py", {key: ">"}, count=n - len(got), block=200)
+        for _stream, entries in reply or []:
+            got.extend(entries)
+    for entry_id, fields in got:
+        headers = parse_block(fields[b"h"].decode())
+        print(json.dumps({"headers": headers, "payload": fields[b"p"].decode()}), flush=True)
+        r.xack(key, "bk", entry_id)
+        r.xdel(key, entry_id)
+
+
+def main():
+    command, url, *rest = sys.argv[1:]
+    if command == "nats-publish":
+        asyncio.run(nats_publish(url, rest[0], int(rest[1])))
+    elif command == "nats-consume":
+        asyncio.run(nats_consume(url, rest[0], int(rest[1])))
+    elif command == "nats-respond":
+        asyncio.run(nats_respond(url, rest[0]))
+    elif command == "redis-xadd":
+        redis_xadd(url, rest[0], int(rest[1]))
+    elif command == "redis-read":
+        redis_read(url, rest[0], int(rest[1]))
+    else:
+        sys.exit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main()
