@@ -9,6 +9,7 @@ mod delivery;
 mod embedded;
 mod envelope;
 mod error;
+mod inbox;
 mod retry;
 mod settlement;
 
@@ -16,6 +17,8 @@ mod settlement;
 pub mod conformance;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "outbox-sqlite")]
+mod outbox;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -30,8 +33,13 @@ pub use envelope::{
     MAX_HEADERS, MessageId,
 };
 pub use error::{Error, Result};
+#[cfg(feature = "redis")]
+pub use inbox::RedisInbox;
+pub use inbox::{Claim, Inbox, LeaseToken, MemoryInbox};
 #[cfg(feature = "nats")]
 pub use nats::NatsBroker;
+#[cfg(feature = "outbox-sqlite")]
+pub use outbox::{OutboxMessage, SqliteOutbox};
 #[cfg(feature = "redis")]
 pub use redis::RedisBroker;
 pub use retry::{JitterSource, RetryPolicy};
