@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serve::testing::{peer, run};
-use support::Server;
+use support::{Server, curl_samples, landing_row};
 
 const GET_STOCK_11: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><getStock xmlns="urn:backend-kit:orders"><sku>B-2</sku></getStock></s:Body></s:Envelope>"#;
 
@@ -90,29 +90,11 @@ fn the_wsdl_address_is_the_mount_on_the_showcase_host() {
     assert!(!reply.body.contains(r#"location="http://127.0.0.1:8080"#));
 }
 
-/// The text of every `<pre class="curl"><code>` block of the landing page, unescaped.
-fn curl_samples(html: &str) -> Vec<String> {
-    html.split(r#"<pre class="curl"><code>"#)
-        .skip(1)
-        .map(|rest| {
-            rest.split("</code>")
-                .next()
-                .unwrap()
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&amp;", "&")
-        })
-        .collect()
-}
-
 #[test]
 fn the_landing_page_curl_samples_name_the_host_and_work_as_written() {
     let server = Server::start();
     let page = server.client().get("/");
-    let row_start = page.body.find(r#"<tr id="soap">"#).unwrap();
-    let row = &page.body[row_start..];
-    let row = &row[..row.find("</tr>").unwrap()];
+    let row = landing_row(&page.body, "soap");
     assert!(row.contains(r#"class="status live">live"#), "{row}");
     assert!(row.contains(r#"href="/soap/soap?wsdl""#), "{row}");
     let samples = curl_samples(row);

@@ -126,3 +126,28 @@ impl Client {
         self.send(method, path, &all, json.to_string().as_bytes())
     }
 }
+
+/// The text of every `<pre class="curl"><code>` block of the landing page, unescaped.
+pub fn curl_samples(html: &str) -> Vec<String> {
+    html.split(r#"<pre class="curl"><code>"#)
+        .skip(1)
+        .map(|rest| {
+            rest.split("</code>")
+                .next()
+                .unwrap()
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+/// The landing page's `<tr id="ID">` row, up to its `</tr>`.
+pub fn landing_row<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!(r#"<tr id="{id}">"#))
+        .unwrap_or_else(|| panic!("no row {id}"));
+    let row = &page[start..];
+    &row[..row.find("</tr>").unwrap()]
+}
