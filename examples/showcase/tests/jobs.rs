@@ -12,13 +12,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use serve::testing::{peer, run};
-use support::{Client, ReplyExt as _, Server, curl_samples, landing_row};
+use serve::testing::run;
+use support::{Chromium, Client, ReplyExt as _, Server, curl_samples, landing_row};
 
 /// Polls the job until `done` says so (the default backoff is 1 s, then 2 s).
 fn wait_for(
@@ -117,33 +116,13 @@ fn the_landing_page_job_samples_name_the_host_and_work_as_written() {
 
 #[test]
 fn chromium_enqueues_from_the_page_and_sees_retries_and_dead_letters() {
-    let Some(modules) = peer("PEER_NODE_MODULES") else {
-        return;
-    };
-    let Some(chromium) = peer("CHROMIUM_PATH") else {
+    let Some(chromium) = Chromium::find() else {
         return;
     };
     let server = Server::start();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let (row_png, page_png) = (
-        dir.join("showcase-jobs-row.png"),
-        dir.join("showcase-jobs-page.png"),
+    chromium.run(
+        "jobs_browser.js",
+        &server,
+        &["showcase-jobs-row.png", "showcase-jobs-page.png"],
     );
-    let _ = std::fs::remove_file(&row_png);
-    let _ = std::fs::remove_file(&page_png);
-    let stdout = run(Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jobs_browser.js"))
-        .arg(server.origin())
-        .arg(&row_png)
-        .arg(&page_png)
-        .env("NODE_PATH", modules)
-        .env("CHROMIUM_PATH", chromium));
-    assert!(stdout.contains("all checks passed"), "{stdout}");
-    for png in [&row_png, &page_png] {
-        assert!(
-            std::fs::read(png).unwrap().starts_with(b"\x89PNG"),
-            "not a PNG"
-        );
-        println!("screenshot: {}", png.display());
-    }
 }
