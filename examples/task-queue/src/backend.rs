@@ -14,6 +14,8 @@ use broker_core::{
 };
 
 /// One of the compiled-in brokers.
+// One value per application: boxing the larger clients would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Backend {
     Embedded(EmbeddedBroker),

@@ -39,6 +39,7 @@ async fn start(settings: Settings) -> Arc<App> {
     Arc::new(app)
 }
 
+#[cfg(any(feature = "redis", feature = "nats"))]
 fn unique(backend: &str) -> String {
     format!(
         "tqtest-{backend}-{}",
