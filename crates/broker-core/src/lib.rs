@@ -12,6 +12,7 @@ mod error;
 #[cfg(any(feature = "redis", feature = "nats"))]
 mod held;
 mod id_clock;
+mod inbox;
 mod ordering;
 mod request_reply;
 mod retry;
@@ -22,6 +23,8 @@ mod worker;
 pub mod conformance;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "outbox-sqlite")]
+mod outbox;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -36,9 +39,14 @@ pub use envelope::{
     MAX_HEADERS, MessageId,
 };
 pub use error::{Error, Result};
+#[cfg(feature = "redis")]
+pub use inbox::RedisInbox;
+pub use inbox::{Claim, Inbox, LeaseToken, MemoryInbox};
 #[cfg(feature = "nats")]
 pub use nats::NatsBroker;
 pub use ordering::ORDERING_KEY;
+#[cfg(feature = "outbox-sqlite")]
+pub use outbox::{OutboxMessage, SqliteOutbox};
 #[cfg(feature = "redis")]
 pub use redis::RedisBroker;
 pub use retry::{JitterSource, RetryPolicy};

@@ -22,13 +22,14 @@ pub(crate) type Body = Full<Bytes>;
 
 /// Mounts with a page at their root: `GET /auth` redirects to `/auth/`, so that the page's
 /// relative links resolve below the prefix.
-const PAGES: [&str; 6] = [
+const PAGES: [&str; 7] = [
     "/auth",
     "/chat",
     "/oauth",
     "/oauth-login",
     "/cookies",
     "/graphql",
+    "/jobs",
 ];
 
 /// Every mounted application, by prefix; the typed handles are for their timers and the
@@ -43,6 +44,7 @@ pub(crate) struct Showcase {
     provider: Arc<oauth_provider::App>,
     oauth_login: Arc<oauth_login::App>,
     chat: Arc<chat::App>,
+    jobs: Arc<task_queue::App>,
 }
 
 impl std::fmt::Debug for Showcase {
@@ -126,6 +128,14 @@ impl Showcase {
             origin.to_owned(),
             origin.replace("127.0.0.1", "localhost"),
         ])?;
+        // The embedded broker and a memory inbox; the workers start with the timers.
+        let jobs = task_queue::App::new(task_queue::Settings {
+            base_path: "/jobs".to_owned(),
+            ..task_queue::Settings::default()
+        })
+        .await
+        .map_err(|error| format!("the task queue at /jobs: {error}"))?;
+        let jobs = Arc::new(jobs);
         let auth = Arc::new(auth);
         let provider = Arc::new(provider);
         let oauth_login = Arc::new(oauth_login);
@@ -145,6 +155,7 @@ impl Showcase {
             ("/proxy".to_owned(), Arc::new(proxy)),
             ("/origin".to_owned(), Arc::new(origin::Origin::default())),
             ("/soap".to_owned(), Arc::new(soap)),
+            ("/jobs".to_owned(), jobs.clone()),
         ];
         Ok(Self {
             mounts,
@@ -153,12 +164,15 @@ impl Showcase {
             provider,
             oauth_login,
             chat,
+            jobs,
         })
     }
 
-    /// Runs the chat's heartbeats and, every minute, drops expired sessions and grants.
+    /// Runs the chat's heartbeats and the task queue's workers and, every minute, drops
+    /// expired sessions and grants.
     pub(crate) fn spawn_timers(self: &Arc<Self>) {
         tokio::spawn(Arc::clone(&self.chat).run_timers());
+        self.jobs.spawn_workers();
         let this = Arc::clone(self);
         serve::every(std::time::Duration::from_secs(60), move || {
             let now = SystemTime::now();
@@ -189,10 +203,12 @@ impl serve::App for Showcase {
     fn shutdown(&self) {
         // Upgraded chat sockets are no longer hyper connections: close them through the hub.
         self.chat.shutdown();
+        // The task queue's workers settle their batch and stop.
+        serve::App::shutdown(&*self.jobs);
     }
 
     fn is_drained(&self) -> bool {
-        self.chat.is_drained()
+        self.chat.is_drained() && serve::App::is_drained(&*self.jobs)
     }
 }
 

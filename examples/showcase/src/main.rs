@@ -22,6 +22,9 @@
 //! curl -si -H 'Accept-Encoding: br' http://127.0.0.1:8080/proxy/origin/cached -o /dev/null
 //! curl -s http://127.0.0.1:8080/proxy/origin/headers          Forwarded, Via (proxy-core)
 //! curl -s http://127.0.0.1:8080/proxy/metrics
+//! open http://127.0.0.1:8080/jobs/             enqueue jobs, watch retries and dead letters
+//! curl -s http://127.0.0.1:8080/jobs/jobs -H 'content-type: application/json' \
+//!      -d '{"kind":"flaky","payload":{"fail_times":2}}'          (broker-core)
 //! curl -s 'http://127.0.0.1:8080/soap/soap?wsdl'              the WSDL (soap-core)
 //! curl -s http://127.0.0.1:8080/soap/soap -H 'content-type: text/xml; charset=utf-8' \
 //!      -H 'SOAPAction: "urn:backend-kit:orders/getStock"' \
@@ -50,6 +53,7 @@
 //! | `/graphql/` | `graphql` | graphql-core: a page at `/graphql/`, GraphQL over HTTP and subscriptions (`graphql-transport-ws`) at `/graphql/graphql`, DataLoader |
 //! | `/proxy/` | `reverse-proxy` | proxy-core: a pool of this server itself, RFC 9111 cache, compression, rate limits, `Forwarded`/`Via`, metrics at `/proxy/metrics` |
 //! | `/soap/` | `soap-service` | soap-core: orders and inventory over SOAP 1.1 and 1.2 at `/soap/soap`, its WSDL at `/soap/soap?wsdl`, typed faults, WS-Security UsernameToken |
+//! | `/jobs/` | `task-queue` | broker-core: a job queue on the embedded broker, retries with backoff, dead letters and re-drive, `Idempotency-Key`, an idempotent inbox; its page at `/jobs/`, the API at `/jobs/jobs` |
 //! | `/origin/` | this crate (`origin.rs`) | the proxy's upstream pages: a cacheable one, a header echo, a rate-limited one |
 //!
 //! Every HTML page that comes back, whichever app wrote it, is sent with a Content Security
@@ -57,7 +61,8 @@
 //! DENY` (`serve::page::protect_html`); the landing page's curl samples name the host the
 //! browser came in on. The chat's 32 MiB test echo (`/chat/echo`) is not mounted here.
 //!
-//! Everything is in memory: sessions, users, SQLite, grants, idempotency keys, the chat hub;
+//! Everything is in memory: sessions, users, SQLite, grants, idempotency keys, the chat hub,
+//! the task queue's broker and inbox;
 //! signing keys are made at start. Each mounted app has its own session cookie name, since
 //! cookies are shared by the whole origin. The provider's RFC 8414 metadata for an issuer
 //! with a path lives at `/.well-known/oauth-authorization-server/oauth`, outside its prefix,

@@ -59,6 +59,9 @@ fn every_link_on_the_landing_page_answers() {
         "/proxy/api/users",
         "/proxy/metrics",
         "/soap/soap?wsdl",
+        "/jobs/",
+        "/jobs/jobs",
+        "/jobs/jobs/dead",
     ] {
         assert!(
             hrefs.iter().any(|href| href == expected),
@@ -75,7 +78,7 @@ fn every_link_on_the_landing_page_answers() {
         );
     }
     for id in [
-        "auth", "oauth", "rest", "chat", "cookies", "graphql", "proxy", "soap",
+        "auth", "oauth", "rest", "chat", "cookies", "graphql", "proxy", "soap", "jobs",
     ] {
         let row_start = page.body.find(&format!(r#"<tr id="{id}">"#)).unwrap();
         let row = &page.body[row_start..];
@@ -95,6 +98,7 @@ fn exact_mount_paths_redirect_to_the_page() {
         "/oauth-login",
         "/cookies",
         "/graphql",
+        "/jobs",
     ] {
         let reply = browser.get(prefix);
         assert_eq!(reply.status, 308, "{prefix}");

@@ -5,68 +5,35 @@
 // Usage: node landing_browser.js http://127.0.0.1:PORT SCREENSHOT.png
 //        (NODE_PATH and CHROMIUM_PATH set)
 "use strict";
-const { chromium } = require("playwright-core");
+const { check, withLandingRow } = require("./landing_row.js");
 
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
+const [base, screenshot] = process.argv.slice(2);
+withLandingRow(base, "soap", "curl -s " + base + "/soap/soap ", async (page, row, samples) => {
+  await page.screenshot({ path: screenshot, fullPage: true });
 
-(async () => {
-  const base = process.argv[2];
-  const screenshot = process.argv[3];
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-  });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    await page.goto(base + "/");
-    const row = page.locator("#soap");
-    check((await row.locator(".status").textContent()).trim() === "live", "the SOAP row is not live");
-    const samples = await row.locator("pre.curl code").allTextContents();
-    check(samples.length === 2, "expected two curl samples, got " + samples.length);
-    for (const sample of samples) {
-      check(sample.startsWith("curl -s " + base + "/soap/soap "), "sample without the host: " + sample);
-    }
-    // Every sample is on screen and readable: not clipped, at least 10 px text.
-    for (const box of await row.locator("pre.curl").evaluateAll((pres) =>
-      pres.map((pre) => ({ scroll: pre.scrollWidth, client: pre.clientWidth, font: parseFloat(getComputedStyle(pre).fontSize) })))) {
-      check(box.scroll <= box.client + 1, "a curl sample overflows its box");
-      check(box.font >= 10, "curl sample text too small: " + box.font);
-    }
-    await row.scrollIntoViewIfNeeded();
-    await page.screenshot({ path: screenshot, fullPage: true });
+  // The WSDL link, as a user clicks it.
+  const [response] = await Promise.all([
+    page.waitForNavigation(),
+    row.locator('a[href="/soap/soap?wsdl"]').click(),
+  ]);
+  check(response.status() === 200, "WSDL status " + response.status());
+  const wsdl = await response.text();
+  const address = 'location="' + base + '/soap/soap"';
+  check(wsdl.split(address).length - 1 === 2, "soap:address is not the mount: " + wsdl.slice(-600));
+  // A way back.
+  await page.goBack();
+  check(page.url() === base + "/", "Back did not return to the landing page: " + page.url());
+  await page.locator("#soap").waitFor();
 
-    // The WSDL link, as a user clicks it.
-    const [response] = await Promise.all([
-      page.waitForNavigation(),
-      row.locator('a[href="/soap/soap?wsdl"]').click(),
-    ]);
-    check(response.status() === 200, "WSDL status " + response.status());
-    const wsdl = await response.text();
-    const address = 'location="' + base + '/soap/soap"';
-    check(wsdl.split(address).length - 1 === 2, "soap:address is not the mount: " + wsdl.slice(-600));
-    // A way back.
-    await page.goBack();
-    check(page.url() === base + "/", "Back did not return to the landing page: " + page.url());
-    await page.locator("#soap").waitFor();
-
-    // The first sample's request, sent from the page (same origin).
-    const reply = await page.evaluate(async (sample) => {
-      const body = sample.match(/-d '([^']*)'/)[1];
-      const headers = {};
-      for (const [, name, value] of sample.matchAll(/-H '([^:]+): ([^']*)'/g)) headers[name] = value;
-      const response = await fetch("/soap/soap", { method: "POST", headers, body });
-      return { status: response.status, text: await response.text() };
-    }, samples[0]);
-    check(reply.status === 200, "SOAP status " + reply.status + ": " + reply.text);
-    check(reply.text.includes("<available>25</available>"), "no stock in " + reply.text);
-    console.log("landing page SOAP row: all checks passed");
-  } finally {
-    await browser.close();
-  }
-})().catch((error) => {
-  console.error(error);
-  process.exit(1);
+  // The first sample's request, sent from the page (same origin).
+  const reply = await page.evaluate(async (sample) => {
+    const body = sample.match(/-d '([^']*)'/)[1];
+    const headers = {};
+    for (const [, name, value] of sample.matchAll(/-H '([^:]+): ([^']*)'/g)) headers[name] = value;
+    const response = await fetch("/soap/soap", { method: "POST", headers, body });
+    return { status: response.status, text: await response.text() };
+  }, samples[0]);
+  check(reply.status === 200, "SOAP status " + reply.status + ": " + reply.text);
+  check(reply.text.includes("<available>25</available>"), "no stock in " + reply.text);
+  console.log("landing page SOAP row: all checks passed");
 });

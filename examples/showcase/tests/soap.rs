@@ -11,11 +11,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 
-use serve::testing::{peer, run};
-use support::Server;
+use serve::testing::run;
+use support::{Chromium, Server, curl_samples, landing_row};
 
 const GET_STOCK_11: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><getStock xmlns="urn:backend-kit:orders"><sku>B-2</sku></getStock></s:Body></s:Envelope>"#;
 
@@ -90,21 +89,11 @@ fn the_wsdl_address_is_the_mount_on_the_showcase_host() {
     assert!(!reply.body.contains(r#"location="http://127.0.0.1:8080"#));
 }
 
-/// The text of every `<pre class="curl"><code>` block of the landing page, unescaped.
-fn curl_samples(html: &str) -> Vec<String> {
-    html.split(r#"<pre class="curl"><code>"#)
-        .skip(1)
-        .map(|rest| support::unescape(rest.split("</code>").next().unwrap()))
-        .collect()
-}
-
 #[test]
 fn the_landing_page_curl_samples_name_the_host_and_work_as_written() {
     let server = Server::start();
     let page = server.client().get("/");
-    let row_start = page.body.find(r#"<tr id="soap">"#).unwrap();
-    let row = &page.body[row_start..];
-    let row = &row[..row.find("</tr>").unwrap()];
+    let row = landing_row(&page.body, "soap");
     assert!(row.contains(r#"class="status live">live"#), "{row}");
     assert!(row.contains(r#"href="/soap/soap?wsdl""#), "{row}");
     let samples = curl_samples(row);
@@ -124,23 +113,9 @@ fn the_landing_page_curl_samples_name_the_host_and_work_as_written() {
 
 #[test]
 fn chromium_follows_the_soap_row_to_the_wsdl_and_calls_the_service() {
-    let Some(modules) = peer("PEER_NODE_MODULES") else {
-        return;
-    };
-    let Some(chromium) = peer("CHROMIUM_PATH") else {
+    let Some(chromium) = Chromium::find() else {
         return;
     };
     let server = Server::start();
-    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("showcase-soap-row.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let stdout = run(Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/landing_browser.js"))
-        .arg(server.origin())
-        .arg(&screenshot)
-        .env("NODE_PATH", modules)
-        .env("CHROMIUM_PATH", chromium));
-    assert!(stdout.contains("all checks passed"), "{stdout}");
-    let png = std::fs::read(&screenshot).unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    println!("screenshot: {}", screenshot.display());
+    chromium.run("landing_browser.js", &server, &["showcase-soap-row.png"]);
 }

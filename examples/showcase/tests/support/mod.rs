@@ -136,3 +136,69 @@ pub fn unescape(html: &str) -> String {
         .replace("&#39;", "'")
         .replace("&amp;", "&")
 }
+
+/// The text of every `<pre class="curl"><code>` block of the landing page, unescaped.
+pub fn curl_samples(html: &str) -> Vec<String> {
+    html.split(r#"<pre class="curl"><code>"#)
+        .skip(1)
+        .map(|rest| unescape(rest.split("</code>").next().unwrap()))
+        .collect()
+}
+
+/// The landing page's `<tr id="ID">` row, up to its `</tr>`.
+pub fn landing_row<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!(r#"<tr id="{id}">"#))
+        .unwrap_or_else(|| panic!("no row {id}"));
+    let row = &page[start..];
+    &row[..row.find("</tr>").unwrap()]
+}
+
+/// Headless Chromium through node and playwright-core (`PEER_NODE_MODULES`,
+/// `CHROMIUM_PATH`); `None` skips the test (a failure under `CI=true`).
+pub struct Chromium {
+    modules: String,
+    chromium: String,
+}
+
+impl Chromium {
+    pub fn find() -> Option<Self> {
+        let modules = serve::testing::peer("PEER_NODE_MODULES")?;
+        let chromium = serve::testing::peer("CHROMIUM_PATH")?;
+        Some(Self { modules, chromium })
+    }
+
+    /// Runs `tests/SCRIPT` with the server's origin and `screenshots` (paths under the
+    /// target's temporary directory, removed first), checks it says "all checks passed"
+    /// and that each screenshot is a PNG, and prints their paths.
+    pub fn run(&self, script: &str, server: &Server, screenshots: &[&str]) {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let paths: Vec<std::path::PathBuf> =
+            screenshots.iter().map(|name| dir.join(name)).collect();
+        for path in &paths {
+            let _ = std::fs::remove_file(path);
+        }
+        let stdout = serve::testing::run(
+            std::process::Command::new("node")
+                .arg(
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests")
+                        .join(script),
+                )
+                .arg(server.origin())
+                .args(&paths)
+                .env("NODE_PATH", &self.modules)
+                .env("CHROMIUM_PATH", &self.chromium),
+        );
+        assert!(stdout.contains("all checks passed"), "{stdout}");
+        for path in &paths {
+            let png = std::fs::read(path).unwrap();
+            assert!(
+                png.starts_with(b"\x89PNG"),
+                "{} is not a PNG",
+                path.display()
+            );
+            println!("screenshot: {}", path.display());
+        }
+    }
+}
