@@ -85,6 +85,7 @@
 
 mod app;
 mod cookies;
+mod index;
 mod origin;
 
 use std::process::ExitCode;
