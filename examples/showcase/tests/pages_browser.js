@@ -45,8 +45,8 @@ function check(condition, message) {
     // The proxy cache demo (item 3): the button fetches the cached page twice without request
     // directives; the first answer is a MISS, the second a HIT with an Age and the same body.
     await page.click("#cache-demo");
-    await page.waitForSelector("#cache-result tr.cache-second td:nth-child(4)");
-    const cells = async (which) => page.locator("#cache-result tr.cache-" + which + " td").allTextContents();
+    await page.waitForSelector("#cache-result .cache-second span:nth-child(4)");
+    const cells = async (which) => page.locator("#cache-result .cache-" + which + " span").allTextContents();
     const first = await cells("first");
     const second = await cells("second");
     check(first[1] === "MISS", "first fetch: " + first.join(" | "));
