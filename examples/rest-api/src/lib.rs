@@ -356,6 +356,11 @@ impl App {
         })
     }
 
+    /// The OpenAPI 3.1 document served at `{base_path}/openapi.json`, as JSON.
+    pub fn openapi_json(&self) -> &[u8] {
+        &self.openapi
+    }
+
     fn db(&self) -> MutexGuard<'_, Connection> {
         self.db
             .lock()

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::{cookies, origin};
+use crate::{cookies, index, origin};
 
 /// The landing page: every capability the showcase serves, with a link to try it;
 /// `{{origin}}` stands for `http://HOST` in its curl samples, the address the visitor came
@@ -22,7 +22,9 @@ pub(crate) type Body = Full<Bytes>;
 
 /// Mounts with a page at their root: `GET /auth` redirects to `/auth/`, so that the page's
 /// relative links resolve below the prefix.
-const PAGES: [&str; 7] = [
+const PAGES: [&str; 9] = [
+    "/api",
+    "/proxy",
     "/auth",
     "/chat",
     "/oauth",
@@ -45,6 +47,8 @@ pub(crate) struct Showcase {
     oauth_login: Arc<oauth_login::App>,
     chat: Arc<chat::App>,
     jobs: Arc<task_queue::App>,
+    /// `/api/`: the REST API's operations, rendered once from its OpenAPI document.
+    api_index: String,
 }
 
 impl std::fmt::Debug for Showcase {
@@ -84,6 +88,7 @@ impl Showcase {
             cors_origin: origin.to_owned(),
             cursor_key: None,
         })?;
+        let api_index = index::api_page(api.openapi_json());
         let chat = Arc::new(chat::App::new(chat::Settings {
             base_path: "/chat".to_owned(),
             allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
@@ -165,6 +170,7 @@ impl Showcase {
             oauth_login,
             chat,
             jobs,
+            api_index,
         })
     }
 
@@ -220,6 +226,10 @@ impl Showcase {
         request: Request<serve::Body>,
     ) -> serve::ResponseFuture {
         let path = request.uri().path();
+        // The index pages of `/api/` and `/proxy/`, whose apps have none.
+        if path == "/api/" || path == "/proxy/" {
+            return ready(self.route(&request));
+        }
         if let Some(prefix) = PAGES.iter().find(|prefix| path == **prefix) {
             let mut location = format!("{prefix}/");
             if let Some(query) = request.uri().query() {
@@ -343,7 +353,8 @@ rate_limit = {{ rate = 5, period_ms = 60000, burst = 5, key = "client" }}
 }
 
 impl Showcase {
-    /// The landing page, `/healthz`, and 404 for everything no app is mounted at.
+    /// The landing page, the index pages of `/api/` and `/proxy/`, the icon, `/healthz`,
+    /// and 404 for everything no app is mounted at.
     fn route<B>(&self, request: &Request<B>) -> Response<Body> {
         let method = request.method();
         match request.uri().path() {
@@ -352,6 +363,13 @@ impl Showcase {
                 let index = INDEX_HTML.replace("{{origin}}", &origin);
                 serve::page::get_or_head(method, "text/html; charset=utf-8", index)
             }
+            "/api/" => {
+                serve::page::get_or_head(method, "text/html; charset=utf-8", self.api_index.clone())
+            }
+            "/proxy/" => {
+                serve::page::get_or_head(method, "text/html; charset=utf-8", index::proxy_page())
+            }
+            "/favicon.ico" => serve::page::get_or_head(method, "image/svg+xml", index::FAVICON_SVG),
             "/healthz" => {
                 serve::page::get_or_head(method, "application/json", r#"{"status":"ok"}"#)
             }

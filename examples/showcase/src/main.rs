@@ -90,6 +90,7 @@
 
 mod app;
 mod cookies;
+mod index;
 mod origin;
 
 use std::process::ExitCode;

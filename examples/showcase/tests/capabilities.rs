@@ -46,6 +46,7 @@ fn every_link_on_the_landing_page_answers() {
         "/oauth/",
         "/.well-known/oauth-authorization-server/oauth",
         "/oauth/.well-known/jwks.json",
+        "/api/",
         "/api/users",
         "/api/posts",
         "/api/openapi.json",
@@ -54,6 +55,7 @@ fn every_link_on_the_landing_page_answers() {
         "/graphql/",
         "/graphql/graphql?query=%7Bbooks%7Btitle%20author%7Bname%7D%7D%7D",
         "/healthz",
+        "/proxy/",
         "/proxy/origin/cached",
         "/proxy/origin/headers",
         "/proxy/api/users",
@@ -92,6 +94,8 @@ fn exact_mount_paths_redirect_to_the_page() {
     let server = Server::start();
     let mut browser = server.client();
     for prefix in [
+        "/api",
+        "/proxy",
         "/auth",
         "/chat",
         "/oauth",

@@ -46,6 +46,8 @@ fn every_html_page_refuses_frames_and_has_a_content_policy() {
         "/graphql/",
         "/oauth/",
         "/oauth-login/",
+        "/api/",
+        "/proxy/",
         "/no-such-page",
     ] {
         let page = server.get(path);
@@ -55,7 +57,16 @@ fn every_html_page_refuses_frames_and_has_a_content_policy() {
         {
             // Only HTML pages are framed; the 404 is plain text.
             assert!(
-                !["/", "/auth/", "/chat/", "/cookies/", "/graphql/"].contains(&path),
+                ![
+                    "/",
+                    "/auth/",
+                    "/chat/",
+                    "/cookies/",
+                    "/graphql/",
+                    "/api/",
+                    "/proxy/"
+                ]
+                .contains(&path),
                 "{path} is not HTML"
             );
             assert_eq!(page.header("x-frame-options"), None, "{path}");
@@ -86,6 +97,111 @@ fn every_html_page_refuses_frames_and_has_a_content_policy() {
         b"",
     );
     assert_eq!(refused.header("x-frame-options"), Some("DENY"));
+}
+
+#[test]
+fn the_api_index_lists_every_operation_of_the_openapi_document() {
+    let server = Server::start();
+    let moved = server.get("/api");
+    assert_eq!(moved.status, 308);
+    assert_eq!(moved.header("location"), Some("/api/"));
+    let page = server.get("/api/");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains(r#"<a id=back href="/">"#), "no way back");
+    assert!(page.body.contains(r#"href="/favicon.ico""#), "no icon");
+    let document: serde_json::Value =
+        serde_json::from_str(&server.get("/api/openapi.json").body).unwrap();
+    let mut operations = 0;
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        for (method, operation) in methods.as_object().unwrap() {
+            operations += 1;
+            let summary = operation["summary"].as_str().unwrap();
+            let codes: Vec<&String> = operation["responses"].as_object().unwrap().keys().collect();
+            // The operation's row: method, the full path, its summary, every status code.
+            let row = page
+                .body
+                .split("<tr class=operation>")
+                .find(|row| {
+                    row.contains(&format!("<td class=method>{}</td>", method.to_uppercase()))
+                        && row.contains(&format!("<code>/api{path}</code>"))
+                })
+                .unwrap_or_else(|| panic!("no row for {method} {path}"));
+            let row = support::unescape(row.split("</tr>").next().unwrap());
+            assert!(row.contains(summary), "{method} {path}: {row}");
+            for code in codes {
+                assert!(
+                    row.contains(&format!(">{code}<")),
+                    "{method} {path} {code}: {row}"
+                );
+            }
+        }
+    }
+    assert!(operations >= 10, "{operations} operations");
+    assert_eq!(
+        page.body.matches("<tr class=operation>").count(),
+        operations
+    );
+    // A GET without parameters is a link that works.
+    assert!(
+        page.body
+            .contains(r#"<a href="/api/users"><code>/api/users</code></a>"#)
+    );
+    assert_eq!(server.get("/api/users").status, 200);
+}
+
+#[test]
+fn the_proxy_index_links_its_demo_routes_and_metrics() {
+    let server = Server::start();
+    let moved = server.get("/proxy");
+    assert_eq!(moved.status, 308);
+    assert_eq!(moved.header("location"), Some("/proxy/"));
+    let page = server.get("/proxy/");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("cache"), "{}", page.body);
+    assert!(page.body.contains(r#"<a id=back href="/">"#), "no way back");
+    for route in [
+        "/proxy/origin/cached",
+        "/proxy/origin/headers",
+        "/proxy/api/users",
+        "/proxy/metrics",
+    ] {
+        assert!(
+            page.body.contains(&format!(r#"<a href="{route}">"#)),
+            "no link to {route}"
+        );
+        assert_eq!(server.get(route).status, 200, "{route}");
+    }
+    // The rate-limited route is named but not linked: following links does not spend it.
+    assert!(page.body.contains("/proxy/origin/limited"));
+    assert!(!page.body.contains(r#"href="/proxy/origin/limited""#));
+    let head = server.send("HEAD", "/proxy/", &[], b"");
+    assert_eq!(head.status, 200);
+    assert_eq!(server.send("POST", "/proxy/", &[], b"").status, 405);
+}
+
+#[test]
+fn the_favicon_is_a_small_svg_that_the_pages_link() {
+    let server = Server::start();
+    let icon = server.get("/favicon.ico");
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.header("content-type"), Some("image/svg+xml"));
+    assert!(
+        icon.body
+            .starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+    );
+    assert!(icon.body.trim_end().ends_with("</svg>"));
+    assert!(icon.body.len() < 1024, "{} bytes", icon.body.len());
+    for path in ["/", "/api/", "/proxy/"] {
+        let page = server.get(path);
+        assert!(
+            page.body
+                .contains(r#"rel="icon" type="image/svg+xml" href="/favicon.ico""#)
+                || page
+                    .body
+                    .contains(r#"rel=icon type="image/svg+xml" href="/favicon.ico""#),
+            "{path} does not link the icon"
+        );
+    }
 }
 
 /// The `<code>curl ...</code>` samples of a page, unescaped.
@@ -308,6 +424,7 @@ fn chromium_landing_chat_cookies_and_frames() {
     assert!(stdout.contains("all checks passed"), "{stdout}");
     for name in [
         "landing-rest.png",
+        "landing-cache.png",
         "cookies-retired.png",
         "cookies-csrf-refused.png",
     ] {
