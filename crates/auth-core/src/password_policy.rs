@@ -365,16 +365,19 @@ impl PasswordPolicy {
 fn is_repetitive(chars: &[char]) -> bool {
     (1..=4).any(|unit| {
         chars.len() > unit
-            && chars.len() % unit == 0
-            && chars.chunks(unit).all(|chunk| chunk == &chars[..unit])
+            && chars.len().is_multiple_of(unit)
+            && chars
+                .get(..unit)
+                .is_some_and(|first| chars.chunks(unit).all(|chunk| chunk == first))
     })
 }
 
 /// Each character one code point above (or each below) the previous one.
 fn is_sequential(chars: &[char]) -> bool {
     let steps: Vec<i64> = chars
-        .windows(2)
-        .map(|pair| i64::from(u32::from(pair[1])) - i64::from(u32::from(pair[0])))
+        .iter()
+        .zip(chars.iter().skip(1))
+        .map(|(before, after)| i64::from(u32::from(*after)) - i64::from(u32::from(*before)))
         .collect();
     !steps.is_empty() && (steps.iter().all(|&s| s == 1) || steps.iter().all(|&s| s == -1))
 }
