@@ -58,8 +58,9 @@ pub struct Settings {
     /// form's CSRF tokens (random per process by default). The binary reads them from the
     /// environment ([`serve::Deployment::from_env`]).
     pub deployment: serve::Deployment,
-    /// Limits of login throttling: failures per account and per client address in a
-    /// window (auth-core's defaults: 5 and 20 in 15 minutes).
+    /// Limits of login throttling: failures per account from one client address, and per
+    /// client address across accounts, in a window (auth-core's defaults: 5 and 20 in 15
+    /// minutes). The refusal says how long to wait.
     pub throttle: ThrottlePolicy,
     /// Which passwords sign-up accepts: auth-core's default, NIST SP 800-63B for a password
     /// that is the only factor (15 characters or more, not a common password).

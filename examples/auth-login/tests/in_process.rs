@@ -349,3 +349,51 @@ async fn api_refusals_are_problem_documents() {
         assert!(!problem["detail"].as_str().unwrap().is_empty(), "{problem}");
     }
 }
+
+/// Issue 22, item 7: after five wrong passwords the page gave no time, and anyone could
+/// lock any known user out. The page now says how long to wait, and the count is per
+/// (account, client address): the owner at another address still logs in.
+#[tokio::test]
+async fn a_lockout_names_the_wait_and_spares_the_owner_elsewhere() {
+    let app = Arc::new(App::new(MemoryStore::new(), Settings::new("http://127.0.0.1")).unwrap());
+    let owner: std::net::SocketAddr = "192.0.2.10:40000".parse().unwrap();
+    let attacker: std::net::SocketAddr = "203.0.113.9:40000".parse().unwrap();
+    let signup = "username=zoe&password=purple+elephants+dance";
+    assert_eq!(
+        submit(&app, "/", "/signup", signup, owner, &[])
+            .await
+            .status,
+        303
+    );
+    let wrong = "username=zoe&password=not+her+password+at+all";
+    for _ in 0..5 {
+        assert_eq!(
+            submit(&app, "/", "/login", wrong, attacker, &[])
+                .await
+                .status,
+            401
+        );
+    }
+    let locked = submit(&app, "/", "/login", wrong, attacker, &[]).await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.header("retry-after").is_some());
+    assert!(
+        locked.body.contains("try again in 15 minutes")
+            || locked.body.contains("try again in 14 minutes"),
+        "{}",
+        locked.body
+    );
+    // The right password from the attacker's address is refused too (no checking there)...
+    let right = "username=zoe&password=purple+elephants+dance";
+    assert_eq!(
+        submit(&app, "/", "/login", right, attacker, &[])
+            .await
+            .status,
+        429
+    );
+    // ...but the owner, at their own address, is not locked out.
+    assert_eq!(
+        submit(&app, "/", "/login", right, owner, &[]).await.status,
+        303
+    );
+}
