@@ -1,53 +1,11 @@
-//! Which passwords to accept when one is chosen, after NIST SP 800-63B revision 4 (§3.1.1.2).
-//!
-//! [`PasswordPolicy::check`] refuses a new password with a [`WeakPassword`] whose `Display`
-//! is a sentence to show the user. What it checks, and what it deliberately does not:
-//!
-//! - **Length in characters** (Unicode code points, after normalisation): at least 15 by
-//!   default, the minimum 800-63B sets when the password is the only factor
-//!   ([`PasswordPolicy::single_factor`]); 8 when it is one of two factors
-//!   ([`PasswordPolicy::multi_factor`]). At most 128 (800-63B asks for at least 64).
-//! - **Every character is allowed**, spaces and any Unicode included; **no composition rules**
-//!   (no "one digit, one symbol"), which 800-63B forbids.
-//! - **A blocklist**: a short list of the most commonly used passwords, compared without
-//!   regard to case, plus context-specific checks: a password that is one short unit repeated
-//!   (`"        "`, `"abababab"`, `"123123123"`), a run of consecutive characters
-//!   (`"12345678"`, `"abcdefghijklmnop"`, `"98765432"`), or one containing the user's own
-//!   name ([`PasswordPolicy::check_for_user`]).
-//!
-//! The list is written for this crate, not copied from another project: about 150 passwords
-//! that top the public frequency statistics of breached-password corpora (the kind of data
-//! the UK NCSC and Have I Been Pwned publish). It catches the obvious; it is not a breached-
-//! password corpus. To check against one (for example a k-anonymity range query to the Pwned
-//! Passwords API, which 800-63B's "passwords obtained from previous breach corpuses" points
-//! at), add your own check after this one.
-//!
-//! **Normalisation**: 800-63B says passwords *should* be normalised with Unicode NFKC before
-//! hashing, so that the same password typed on two keyboards verifies. [`normalize_password`]
-//! does it; hash and verify its output, and pass it to [`PasswordPolicy::check`] (which also
-//! normalises, so the length is counted as it will be stored). [`Passwords`](crate::Passwords)
-//! itself hashes the bytes it is given, unchanged, so that hashes made before are still
-//! verified.
-//!
-//! ```
-//! use auth_core::{PasswordPolicy, WeakPassword};
-//!
-//! let policy = PasswordPolicy::default();
-//! assert!(matches!(policy.check("password"), Err(WeakPassword::TooShort { min: 15, .. })));
-//! assert!(policy.check("purple elephants dance slowly").is_ok());
-//!
-//! let policy = PasswordPolicy::multi_factor();
-//! let refused = policy.check("12345678").unwrap_err();
-//! assert_eq!(refused, WeakPassword::Common);
-//! println!("{refused}"); // a sentence for the sign-up page
-//! ```
+//! Which new passwords to accept: [`PasswordPolicy`], after NIST SP 800-63B rev. 4.
 
 use std::borrow::Cow;
 
 use icu_normalizer::ComposingNormalizerBorrowed;
 
-/// The most commonly used passwords, lowercase. See the module documentation for where they
-/// come from.
+/// The most commonly used passwords, lowercase. See [`PasswordPolicy`] for where they come
+/// from.
 const COMMON: &[&str] = &[
     "password",
     "password1",
@@ -266,7 +224,49 @@ pub fn normalize_password(password: &str) -> Cow<'_, str> {
     ComposingNormalizerBorrowed::new_nfkc().normalize(password)
 }
 
-/// What a new password must satisfy (see the [module documentation](self)).
+/// Which passwords to accept when one is chosen, after NIST SP 800-63B revision 4 (§3.1.1.2).
+///
+/// [`PasswordPolicy::check`] refuses a new password with a [`WeakPassword`] whose `Display`
+/// is a sentence to show the user. What it checks, and what it deliberately does not:
+///
+/// - **Length in characters** (Unicode code points, after normalisation): at least 15 by
+///   default, the minimum 800-63B sets when the password is the only factor
+///   ([`PasswordPolicy::single_factor`]); 8 when it is one of two factors
+///   ([`PasswordPolicy::multi_factor`]). At most 128 (800-63B asks for at least 64).
+/// - **Every character is allowed**, spaces and any Unicode included; **no composition rules**
+///   (no "one digit, one symbol"), which 800-63B forbids.
+/// - **A blocklist**: a short list of the most commonly used passwords, compared without
+///   regard to case, plus context-specific checks: a password that is one short unit repeated
+///   (`"        "`, `"abababab"`, `"123123123"`), a run of consecutive characters
+///   (`"12345678"`, `"abcdefghijklmnop"`, `"98765432"`), or one containing the user's own
+///   name ([`PasswordPolicy::check_for_user`]).
+///
+/// The list is written for this crate, not copied from another project: about 150 passwords
+/// that top the public frequency statistics of breached-password corpora (the kind of data
+/// the UK NCSC and Have I Been Pwned publish). It catches the obvious; it is not a breached-
+/// password corpus. To check against one (for example a k-anonymity range query to the Pwned
+/// Passwords API, which 800-63B's "passwords obtained from previous breach corpuses" points
+/// at), add your own check after this one.
+///
+/// **Normalisation**: 800-63B says passwords *should* be normalised with Unicode NFKC before
+/// hashing, so that the same password typed on two keyboards verifies. [`normalize_password`]
+/// does it; hash and verify its output, and pass it to [`PasswordPolicy::check`] (which also
+/// normalises, so the length is counted as it will be stored). [`Passwords`](crate::Passwords)
+/// itself hashes the bytes it is given, unchanged, so that hashes made before are still
+/// verified.
+///
+/// ```
+/// use auth_core::{PasswordPolicy, WeakPassword};
+///
+/// let policy = PasswordPolicy::default();
+/// assert!(matches!(policy.check("password"), Err(WeakPassword::TooShort { min: 15, .. })));
+/// assert!(policy.check("purple elephants dance slowly").is_ok());
+///
+/// let policy = PasswordPolicy::multi_factor();
+/// let refused = policy.check("12345678").unwrap_err();
+/// assert_eq!(refused, WeakPassword::Common);
+/// println!("{refused}"); // a sentence for the sign-up page
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordPolicy {
     min_chars: usize,
