@@ -142,18 +142,30 @@ pub enum Error {
     OAuthConfig(String),
 
     /// Too many failed logins for this account or client address.
-    #[error("too many failed attempts; retry after {} s", retry_after.as_secs())]
+    #[error("too many failed attempts; try again in {}", wait_text(*retry_after))]
     Throttled {
         /// How long until the next attempt is allowed.
         retry_after: Duration,
     },
     /// Every password hashing slot is taken (see `HashLimiter`): answer 503 with
     /// `Retry-After` rather than queue more argon2 work and memory.
-    #[error("too many password checks at once; retry after {} s", retry_after.as_secs())]
+    #[error("too many password checks at once; try again in {}", wait_text(*retry_after))]
     HashingBusy {
         /// A hint for `Retry-After`.
         retry_after: Duration,
     },
+}
+
+/// A wait for people: "14 minutes 5 seconds", "1 minute", "40 seconds" (at least 1 second).
+fn wait_text(wait: Duration) -> String {
+    let secs = wait.as_secs().max(1);
+    let (minutes, seconds) = (secs / 60, secs % 60);
+    let unit = |n: u64, name: &str| format!("{n} {name}{}", if n == 1 { "" } else { "s" });
+    match (minutes, seconds) {
+        (0, s) => unit(s, "second"),
+        (m, 0) => unit(m, "minute"),
+        (m, s) => format!("{} {}", unit(m, "minute"), unit(s, "second")),
+    }
 }
 
 impl Error {
@@ -228,7 +240,7 @@ impl Error {
     /// let response: http::Response<String> = error.to_response();
     /// assert_eq!(response.status(), 429);
     /// assert_eq!(response.headers()["retry-after"], "60");
-    /// assert_eq!(response.body(), "too many failed attempts; retry after 60 s\n");
+    /// assert_eq!(response.body(), "too many failed attempts; try again in 1 minute\n");
     /// ```
     #[must_use]
     pub fn to_response<B: From<String>>(&self) -> Response<B> {
@@ -248,3 +260,25 @@ impl Error {
 
 /// auth-core's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_as_minutes_and_seconds() {
+        let wait = |secs| wait_text(Duration::from_secs(secs));
+        assert_eq!(wait(0), "1 second");
+        assert_eq!(wait(40), "40 seconds");
+        assert_eq!(wait(60), "1 minute");
+        assert_eq!(wait(61), "1 minute 1 second");
+        assert_eq!(wait(845), "14 minutes 5 seconds");
+        let throttled = Error::Throttled {
+            retry_after: Duration::from_secs(900),
+        };
+        assert_eq!(
+            throttled.to_string(),
+            "too many failed attempts; try again in 15 minutes"
+        );
+    }
+}

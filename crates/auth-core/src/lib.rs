@@ -12,6 +12,7 @@ mod middleware;
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth")))]
 pub mod oauth;
 mod password;
+mod password_policy;
 mod random;
 #[cfg(feature = "redis")]
 mod redis_store;
@@ -39,6 +40,7 @@ pub use middleware::{
     BearerAuth, BearerAuthLayer, ResponseFuture, SessionHandle, SessionLayer, SessionService,
 };
 pub use password::{DEFAULT_MAX_PASSWORD_BYTES, HashLimiter, HashPermit, Passwords, Verification};
+pub use password_policy::{PasswordPolicy, WeakPassword, normalize_password};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 pub use refresh::{

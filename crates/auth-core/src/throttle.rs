@@ -1,6 +1,9 @@
 //! Login throttling per account and per client address.
 //!
-//! Failed logins are counted in fixed windows, per account and per client address. Each
+//! Failed logins are counted in fixed windows, per account *from one client address* and per
+//! client address across accounts (so a visitor guessing at an account from their address
+//! cannot lock its owner out everywhere, and one address guessing at many accounts is
+//! still limited, as OWASP's Authentication Cheat Sheet advises). Each
 //! login attempt first *reserves* a failure, atomically in the store, before the password is
 //! checked: when the account or the address is at its limit the reservation is refused with
 //! [`Error::Throttled`] (429, with the time until the window ends), so a locked account costs
@@ -50,7 +53,7 @@ use crate::{Error, Result, Verification};
 /// Limits for [`LoginThrottle`].
 #[derive(Debug, Clone)]
 pub struct ThrottlePolicy {
-    /// Failures allowed per account in a window (default 5).
+    /// Failures allowed per account from one client address in a window (default 5).
     pub max_account_failures: u32,
     /// Failures allowed per client address in a window (default 20).
     pub max_address_failures: u32,
@@ -145,9 +148,14 @@ fn unix(time: SystemTime) -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-fn account_key(account: &str) -> String {
+/// An account's failures are counted per client address: a visitor guessing from one
+/// address cannot lock the owner, at another address, out of their account (OWASP's
+/// Authentication Cheat Sheet warns that a lockout per account alone is a denial of service
+/// anyone can inflict). Guessing many accounts from one address is still limited by the
+/// address's own count.
+fn account_key(account: &str, address: &str) -> String {
     // Accounts are compared case-insensitively so that "Alice" and "alice" share a count.
-    format!("a:{}", account.to_lowercase())
+    format!("a:{}|{address}", account.to_lowercase())
 }
 
 fn address_key(address: IpAddr) -> String {
@@ -183,8 +191,8 @@ impl<S: AttemptStore> LoginThrottle<S> {
         let throttled = |count: AttemptCount| Error::Throttled {
             retry_after: Duration::from_secs(count.window_end.saturating_sub(now).max(1)),
         };
-        let account = account_key(account);
         let address = address_key(address);
+        let account = account_key(account, &address);
         if let Reservation::Refused(count) = self
             .store
             .reserve(&account, self.policy.max_account_failures, window, now)
@@ -612,7 +620,8 @@ mod tests {
             ..ThrottlePolicy::default()
         };
         let throttle = LoginThrottle::new(MemoryAttemptStore::new(), policy);
-        let account = || throttle.store.counts().get("a:dan").copied();
+        let key = account_key("dan", &address_key(ADDR));
+        let account = || throttle.store.counts().get(&key).copied();
         let busy = || async {
             Err(Error::HashingBusy {
                 retry_after: Duration::from_secs(1),
@@ -660,6 +669,30 @@ mod tests {
         assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 
+    /// Issue 22, item 7: five wrong passwords from anywhere locked the account for everyone.
+    /// Now the count is per (account, address): the attacker's address is refused, the
+    /// owner's is not.
+    #[tokio::test]
+    async fn guessing_from_one_address_does_not_lock_the_owner_out() {
+        let throttle = LoginThrottle::new(MemoryAttemptStore::new(), ThrottlePolicy::default());
+        let attacker = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+        for _ in 0..5 {
+            throttle
+                .reserve("alice", attacker, at(0))
+                .await
+                .unwrap()
+                .failed();
+        }
+        assert!(matches!(
+            throttle.reserve("alice", attacker, at(10)).await,
+            Err(Error::Throttled { .. })
+        ));
+        let owner = throttle.reserve("Alice", ADDR, at(10)).await.unwrap();
+        throttle.succeeded(owner, at(10)).await.unwrap();
+        // The owner's success does not clear the attacker's count.
+        assert!(throttle.reserve("alice", attacker, at(20)).await.is_err());
+    }
+
     #[tokio::test]
     async fn one_address_guessing_many_accounts_is_limited() {
         let throttle = LoginThrottle::new(MemoryAttemptStore::new(), ThrottlePolicy::default());
@@ -674,7 +707,7 @@ mod tests {
         assert_eq!(
             throttle
                 .store
-                .get(&account_key("someone-new"), 0)
+                .get(&account_key("someone-new", &address_key(ADDR)), 0)
                 .await
                 .unwrap(),
             None

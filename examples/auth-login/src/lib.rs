@@ -22,9 +22,9 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::{
     Algorithm, BearerChallenge, BearerError, Claims, Error as AuthError, JwtIssuer, JwtVerifier,
-    Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryStore, Passwords, Session,
-    SessionConfig, SessionCookie, SessionStore, Sessions, ThrottlePolicy, Verification,
-    bearer_token,
+    Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryStore, PasswordPolicy,
+    Passwords, Session, SessionConfig, SessionCookie, SessionStore, Sessions, ThrottlePolicy,
+    Verification, bearer_token, normalize_password,
 };
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, SET_COOKIE};
@@ -58,9 +58,13 @@ pub struct Settings {
     /// form's CSRF tokens (random per process by default). The binary reads them from the
     /// environment ([`serve::Deployment::from_env`]).
     pub deployment: serve::Deployment,
-    /// Limits of login throttling: failures per account and per client address in a
-    /// window (auth-core's defaults: 5 and 20 in 15 minutes).
+    /// Limits of login throttling: failures per account from one client address, and per
+    /// client address across accounts, in a window (auth-core's defaults: 5 and 20 in 15
+    /// minutes). The refusal says how long to wait.
     pub throttle: ThrottlePolicy,
+    /// Which passwords sign-up accepts: auth-core's default, NIST SP 800-63B for a password
+    /// that is the only factor (15 characters or more, not a common password).
+    pub password_policy: PasswordPolicy,
 }
 
 impl Settings {
@@ -72,6 +76,7 @@ impl Settings {
             cookie_name: "__Host-session".to_owned(),
             deployment: serve::Deployment::default(),
             throttle: ThrottlePolicy::default(),
+            password_policy: PasswordPolicy::default(),
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct App<S> {
     sessions: Sessions<S>,
     cookie: SessionCookie,
     passwords: Passwords,
+    password_policy: PasswordPolicy,
     /// The user table: name to PHC hash. A real application keeps it in its database.
     users: RwLock<HashMap<String, String>>,
     throttle: LoginThrottle<MemoryAttemptStore>,
@@ -124,6 +130,7 @@ impl<S: SessionStore> App<S> {
             sessions: Sessions::new(store, SessionConfig::default()),
             cookie: SessionCookie::new().name(settings.cookie_name),
             passwords: Passwords::default(),
+            password_policy: settings.password_policy,
             users: RwLock::default(),
             throttle: LoginThrottle::new(MemoryAttemptStore::new(), settings.throttle),
             trusted_proxies: settings.deployment.trusted_proxies,
@@ -205,7 +212,7 @@ async fn pages<S: SessionStore>(
             let (csrf, cookie) = (app.login_csrf)
                 .form_token(&mut session, &parts.headers)
                 .map_err(|error| error.to_response())?;
-            let mut page = home(&app.base, &session, &csrf);
+            let mut page = home(&app.base, &session, &csrf, app.password_policy.min());
             if let Some(value) = cookie {
                 page.headers_mut().append(SET_COOKIE, value);
             }
@@ -245,7 +252,7 @@ async fn pages<S: SessionStore>(
     Ok(response)
 }
 
-fn home(base: &str, session: &Session, csrf: &str) -> Response<Body> {
+fn home(base: &str, session: &Session, csrf: &str, min_password: usize) -> Response<Body> {
     let body = match session.user() {
         Some(user) => format!(
             r#"<p>Logged in as <b>{user}</b>.</p>
@@ -256,7 +263,7 @@ fn home(base: &str, session: &Session, csrf: &str) -> Response<Body> {
         None => format!(
             r#"<h2>Sign up</h2>
 <form method="post" action="{base}/signup"><input type="hidden" name="csrf" value="{csrf}">
-<input name="username" placeholder="user name" required> <input name="password" type="password" placeholder="password (8+ characters)" required> <button>Sign up</button></form>
+<input name="username" placeholder="user name" required> <input name="password" type="password" placeholder="password ({min_password}+ characters)" minlength="{min_password}" required> <button>Sign up</button></form>
 <h2>Log in</h2>
 <form method="post" action="{base}/login"><input type="hidden" name="csrf" value="{csrf}">
 <input name="username" placeholder="user name" required> <input name="password" type="password" placeholder="password" required> <button>Log in</button></form>"#
@@ -298,18 +305,16 @@ async fn signup<S: SessionStore>(
     home_url: &str,
 ) -> Response<Body> {
     let username = form.get("username").map(String::as_str).unwrap_or("");
-    let password = form.get("password").cloned().unwrap_or_default();
+    // NFKC, as NIST SP 800-63B asks: the same password typed on another keyboard verifies.
+    let password = normalize_password(form.get("password").map_or("", String::as_str)).into_owned();
     if !valid_username(username) {
         return text(
             StatusCode::UNPROCESSABLE_ENTITY,
             "user names are 1 to 64 letters, digits, '-', '_' or '.'",
         );
     }
-    if password.chars().count() < 8 {
-        return text(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "passwords have at least 8 characters",
-        );
+    if let Err(weak) = app.password_policy.check_for_user(&password, username) {
+        return text(StatusCode::UNPROCESSABLE_ENTITY, &weak.to_string());
     }
     if app
         .users
@@ -345,7 +350,7 @@ async fn login<S: SessionStore>(
     home_url: &str,
 ) -> Response<Body> {
     let username = form.get("username").map(String::as_str).unwrap_or("");
-    let password = form.get("password").cloned().unwrap_or_default();
+    let password = normalize_password(form.get("password").map_or("", String::as_str)).into_owned();
     let stored = app
         .users
         .read()
@@ -405,10 +410,18 @@ fn api_me<S>(app: &App<S>, headers: &http::HeaderMap) -> Response<Body> {
     let challenge = BearerChallenge::new().realm("auth-login");
     let token = match bearer_token(headers) {
         Ok(Some(token)) => token,
-        Ok(None) => return challenge_response(&challenge),
+        Ok(None) => {
+            let detail = format!(
+                "send an API token as `Authorization: Bearer <token>`; log in at {}/ and get one there",
+                app.base
+            );
+            return challenge_response(&challenge, &detail);
+        }
         Err(error) => {
+            let detail = error.to_string();
             return challenge_response(
-                &challenge.error(BearerError::InvalidRequest, error.to_string()),
+                &challenge.error(BearerError::InvalidRequest, detail.clone()),
+                &detail,
             );
         }
     };
@@ -419,14 +432,27 @@ fn api_me<S>(app: &App<S>, headers: &http::HeaderMap) -> Response<Body> {
         ),
         Err(error) => {
             let code = BearerError::for_error(&error).unwrap_or(BearerError::InvalidToken);
-            challenge_response(&challenge.error(code, error.to_string()))
+            let detail = error.to_string();
+            challenge_response(&challenge.error(code, detail.clone()), &detail)
         }
     }
 }
 
-fn challenge_response(challenge: &BearerChallenge) -> Response<Body> {
-    let (parts, ()) = challenge.response().into_parts();
-    Response::from_parts(parts, Full::new(Bytes::new()))
+/// The challenge's status and `WWW-Authenticate` header, with an RFC 9457 problem document
+/// saying what was wrong, for people and scripts reading the body.
+fn challenge_response(challenge: &BearerChallenge, detail: &str) -> Response<Body> {
+    let (mut parts, ()) = challenge.response().into_parts();
+    let problem = serde_json::json!({
+        "type": "about:blank",
+        "title": parts.status.canonical_reason().unwrap_or("Unauthorized"),
+        "status": parts.status.as_u16(),
+        "detail": detail,
+    });
+    parts.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    Response::from_parts(parts, Full::new(Bytes::from(problem.to_string())))
 }
 
 fn html(status: StatusCode, body: &str) -> Response<Body> {

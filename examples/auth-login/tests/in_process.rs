@@ -61,10 +61,10 @@ async fn cookieless_page_views_store_no_session_and_login_csrf_still_holds() {
     let home = first.unwrap();
     let csrf_cookie = cookie(&home, "__Host-session-csrf").expect("a login CSRF cookie");
     let token = home.csrf();
-    let signup = format!("username=ada&password=lovelace1815&csrf={token}");
+    let signup = format!("username=ada&password=lovelace-engine-1815&csrf={token}");
     // Enforced: no cookie, no token, another token, a token with a made-up cookie.
     assert_eq!(send(&app, "POST", "/signup", "", &signup).await.status, 403);
-    let no_token = "username=ada&password=lovelace1815";
+    let no_token = "username=ada&password=lovelace-engine-1815";
     assert_eq!(
         send(&app, "POST", "/signup", &csrf_cookie, no_token)
             .await
@@ -72,7 +72,7 @@ async fn cookieless_page_views_store_no_session_and_login_csrf_still_holds() {
         403
     );
     let other = send(&app, "GET", "/", "", "").await.csrf();
-    let wrong = format!("username=ada&password=lovelace1815&csrf={other}");
+    let wrong = format!("username=ada&password=lovelace-engine-1815&csrf={other}");
     assert_eq!(
         send(&app, "POST", "/signup", &csrf_cookie, &wrong)
             .await
@@ -81,7 +81,7 @@ async fn cookieless_page_views_store_no_session_and_login_csrf_still_holds() {
     );
     let forged =
         "__Host-session-csrf=AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    let forged_form = "username=ada&password=lovelace1815&csrf=AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let forged_form = "username=ada&password=lovelace-engine-1815&csrf=AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     assert_eq!(
         send(&app, "POST", "/signup", forged, forged_form)
             .await
@@ -112,7 +112,7 @@ async fn cookieless_page_views_store_no_session_and_login_csrf_still_holds() {
     );
     assert_eq!(app.session_count(), 0);
     // And the login form works with the CSRF pair.
-    let login = format!("username=ada&password=lovelace1815&csrf={token}");
+    let login = format!("username=ada&password=lovelace-engine-1815&csrf={token}");
     assert_eq!(
         send(&app, "POST", "/login", &csrf_cookie, &login)
             .await
@@ -131,7 +131,7 @@ async fn thirty_concurrent_guesses_check_at_most_five() {
     let home = send(&app, "GET", "/", "", "").await;
     let cookie = cookie(&home, "__Host-session-csrf").unwrap();
     let token = home.csrf();
-    let signup = format!("username=bob&password=correct+horse&csrf={token}");
+    let signup = format!("username=bob&password=correct+horse+saddle&csrf={token}");
     assert_eq!(
         send(&app, "POST", "/signup", &cookie, &signup).await.status,
         303
@@ -163,7 +163,7 @@ async fn thirty_concurrent_guesses_check_at_most_five() {
     // Whatever got through, the account is now locked for the right password too, unless
     // fewer than five were checked (busy answers are not failures).
     if checked == 5 {
-        let right = format!("username=bob&password=correct+horse&csrf={token}");
+        let right = format!("username=bob&password=correct+horse+saddle&csrf={token}");
         assert_eq!(
             send(&app, "POST", "/login", &cookie, &right).await.status,
             429
@@ -267,4 +267,133 @@ async fn ipv4_mapped_addresses_are_unmapped_end_to_end() {
     }
     assert_eq!(guess(&direct, "[::ffff:192.0.2.1]:1", "", "d5").await, 429);
     assert_eq!(guess(&direct, "[::ffff:192.0.2.2]:1", "", "e0").await, 401);
+}
+
+/// Issue 22, item 8: "password", "12345678" and eight spaces were accepted at sign-up. Now
+/// each is refused with the reason in the page, and a passphrase is accepted.
+#[tokio::test]
+async fn weak_passwords_are_refused_with_the_reason() {
+    let app = Arc::new(App::new(MemoryStore::new(), Settings::new("http://127.0.0.1")).unwrap());
+    let home = send(&app, "GET", "/", "", "").await;
+    assert!(home.body.contains(r#"minlength="15""#), "{}", home.body);
+    let cookie = cookie(&home, "__Host-session-csrf").unwrap();
+    let token = home.csrf();
+    for weak in ["password", "12345678", "++++++++"] {
+        let form = format!("username=eve&password={weak}&csrf={token}");
+        let refused = send(&app, "POST", "/signup", &cookie, &form).await;
+        assert_eq!(refused.status, 422, "{weak}: {}", refused.body);
+        assert!(
+            refused
+                .body
+                .contains("at least 15 characters (this one has 8)"),
+            "{weak}: {}",
+            refused.body
+        );
+    }
+    // Long enough, but common, repetitive or holding the user name.
+    for (weak, reason) in [
+        ("passwordpassword", "most commonly used"),
+        ("+++++++++++++++", "repeats the same characters"),
+        ("abcdefghijklmnopq", "consecutive characters"),
+        ("eve-likes-apples-a-lot", "contains your user name"),
+    ] {
+        let form = format!("username=eve&password={weak}&csrf={token}");
+        let refused = send(&app, "POST", "/signup", &cookie, &form).await;
+        assert_eq!(refused.status, 422, "{weak}");
+        assert!(refused.body.contains(reason), "{weak}: {}", refused.body);
+    }
+    let good = format!("username=eve&password=purple+elephants+dance&csrf={token}");
+    assert_eq!(
+        send(&app, "POST", "/signup", &cookie, &good).await.status,
+        303
+    );
+}
+
+/// Issue 22, item 9: a 401 from the JSON API had an empty body. It is an RFC 9457 problem
+/// document now, with the `WWW-Authenticate` challenge kept.
+#[tokio::test]
+async fn api_refusals_are_problem_documents() {
+    let app = Arc::new(App::new(MemoryStore::new(), Settings::new("http://127.0.0.1")).unwrap());
+    let cases = [("", None), ("Bearer not-a-jwt", Some("invalid_token"))];
+    for (authorization, error) in cases {
+        let mut headers = vec![("host", "127.0.0.1")];
+        if !authorization.is_empty() {
+            headers.push(("authorization", authorization));
+        }
+        let request = request(
+            "GET".parse().unwrap(),
+            "/api/me",
+            &headers,
+            String::new().into(),
+        );
+        let reply = call(&app, request).await;
+        assert_eq!(reply.status, 401);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        let challenge = reply.header("www-authenticate").unwrap();
+        assert!(
+            challenge.starts_with("Bearer realm=\"auth-login\""),
+            "{challenge}"
+        );
+        if let Some(error) = error {
+            assert!(
+                challenge.contains(&format!("error=\"{error}\"")),
+                "{challenge}"
+            );
+        }
+        let problem: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(problem["status"], 401);
+        assert_eq!(problem["title"], "Unauthorized");
+        assert!(!problem["detail"].as_str().unwrap().is_empty(), "{problem}");
+    }
+}
+
+/// Issue 22, item 7: after five wrong passwords the page gave no time, and anyone could
+/// lock any known user out. The page now says how long to wait, and the count is per
+/// (account, client address): the owner at another address still logs in.
+#[tokio::test]
+async fn a_lockout_names_the_wait_and_spares_the_owner_elsewhere() {
+    let app = Arc::new(App::new(MemoryStore::new(), Settings::new("http://127.0.0.1")).unwrap());
+    let owner: std::net::SocketAddr = "192.0.2.10:40000".parse().unwrap();
+    let attacker: std::net::SocketAddr = "203.0.113.9:40000".parse().unwrap();
+    let signup = "username=zoe&password=purple+elephants+dance";
+    assert_eq!(
+        submit(&app, "/", "/signup", signup, owner, &[])
+            .await
+            .status,
+        303
+    );
+    let wrong = "username=zoe&password=not+her+password+at+all";
+    for _ in 0..5 {
+        assert_eq!(
+            submit(&app, "/", "/login", wrong, attacker, &[])
+                .await
+                .status,
+            401
+        );
+    }
+    let locked = submit(&app, "/", "/login", wrong, attacker, &[]).await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.header("retry-after").is_some());
+    assert!(
+        locked.body.contains("try again in 15 minutes")
+            || locked.body.contains("try again in 14 minutes"),
+        "{}",
+        locked.body
+    );
+    // The right password from the attacker's address is refused too (no checking there)...
+    let right = "username=zoe&password=purple+elephants+dance";
+    assert_eq!(
+        submit(&app, "/", "/login", right, attacker, &[])
+            .await
+            .status,
+        429
+    );
+    // ...but the owner, at their own address, is not locked out.
+    assert_eq!(
+        submit(&app, "/", "/login", right, owner, &[]).await.status,
+        303
+    );
 }

@@ -60,17 +60,17 @@ fn signup_login_token_logout(server: &Process) {
     let cookie = [("Cookie", anonymous.as_str())];
 
     // CSRF: no token, a wrong token, or a token without its cookie are refused.
-    let body = form(&[("username", "ada"), ("password", "lovelace1815")]);
+    let body = form(&[("username", "ada"), ("password", "lovelace-engine-1815")]);
     assert_eq!(send(addr, "POST", "/signup", &cookie, &body).status, 403);
     let wrong = form(&[
         ("username", "ada"),
-        ("password", "lovelace1815"),
+        ("password", "lovelace-engine-1815"),
         ("csrf", "nope"),
     ]);
     assert_eq!(send(addr, "POST", "/signup", &cookie, &wrong).status, 403);
     let good = form(&[
         ("username", "ada"),
-        ("password", "lovelace1815"),
+        ("password", "lovelace-engine-1815"),
         ("csrf", &csrf),
     ]);
     assert_eq!(send(addr, "POST", "/signup", &[], &good).status, 403);
@@ -99,7 +99,7 @@ fn signup_login_token_logout(server: &Process) {
     // With the session's token: the name is taken.
     let again = form(&[
         ("username", "ada"),
-        ("password", "lovelace1815"),
+        ("password", "lovelace-engine-1815"),
         ("csrf", &csrf),
     ]);
     assert_eq!(send(addr, "POST", "/signup", &cookie, &again).status, 409);
@@ -171,7 +171,7 @@ fn failed_logins_are_throttled_and_do_not_reveal_accounts() {
     let csrf = home.csrf();
     let signup = form(&[
         ("username", "bob"),
-        ("password", "correct horse"),
+        ("password", "correct horse saddle"),
         ("csrf", &csrf),
     ]);
     assert_eq!(send(addr, "POST", "/signup", &cookie, &signup).status, 303);
@@ -199,7 +199,7 @@ fn failed_logins_are_throttled_and_do_not_reveal_accounts() {
     // with the right password.
     let right = form(&[
         ("username", "bob"),
-        ("password", "correct horse"),
+        ("password", "correct horse saddle"),
         ("csrf", &csrf),
     ]);
     let throttled = send(addr, "POST", "/login", &cookie, &right);

@@ -27,7 +27,7 @@ use auth_core::{
     Algorithm, BearerChallenge, BearerError, Error as AuthError, JwtIssuer, JwtVerifier, Key,
     KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryRefreshStore, MemoryStore,
     Passwords, RefreshTokens, Session, SessionConfig, SessionCookie, Sessions, ThrottlePolicy,
-    Verification, bearer_token,
+    Verification, bearer_token, normalize_password,
 };
 use bytes::Bytes;
 use http::header::SET_COOKIE;
@@ -174,7 +174,7 @@ impl App {
             .cookie_name(format!("{}-csrf", settings.cookie_name));
         let passwords = Passwords::default();
         let alice = passwords
-            .hash(settings.demo_password)
+            .hash(normalize_password(&settings.demo_password).as_bytes())
             .map_err(|error| error.to_string())?;
         Ok(Self {
             metadata_path: format!(
@@ -449,7 +449,8 @@ async fn login(
     client: IpAddr,
 ) -> Response<Body> {
     let username = form.get("username").map(String::as_str).unwrap_or("");
-    let password = form.get("password").cloned().unwrap_or_default();
+    // NFKC, as the demo password was hashed (NIST SP 800-63B).
+    let password = normalize_password(form.get("password").map_or("", String::as_str)).into_owned();
     let stored = app.users.get(username).cloned();
     let passwords = app.passwords.clone();
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
