@@ -295,6 +295,16 @@ impl Envelope {
 
     /// Serializes the envelope (`soap:` prefix for 1.1, `env:` for 1.2).
     pub fn to_xml(&self) -> String {
+        self.write_xml(None)
+    }
+
+    /// [`Envelope::to_xml`] with `spliced` written after the body entries: a body entry
+    /// already serialized by our own serializer (trusted, namespaces declared on its root).
+    pub(crate) fn to_xml_with_body(&self, spliced: &str) -> String {
+        self.write_xml(Some(spliced))
+    }
+
+    fn write_xml(&self, spliced: Option<&str>) -> String {
         let ns = self.version.namespace();
         let prefix = match self.version {
             SoapVersion::V11 => "soap",
@@ -302,7 +312,7 @@ impl Envelope {
         };
         // Written in place rather than as an Envelope element holding clones of the header
         // blocks and body entries: the clone and its drop were a tenth of a request's work.
-        let mut out = String::with_capacity(512);
+        let mut out = String::with_capacity(512 + spliced.map_or(0, str::len));
         out.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
         out.push('<');
         out.push_str(prefix);
@@ -313,7 +323,8 @@ impl Envelope {
         out.push_str("\">");
         let mut declared = vec![(prefix.to_owned(), ns.to_owned())];
         for (name, children) in [("Header", &self.headers), ("Body", &self.body)] {
-            if children.is_empty() {
+            let extra = if name == "Body" { spliced } else { None };
+            if children.is_empty() && extra.is_none() {
                 if name == "Body" {
                     out.push_str(&format!("<{prefix}:Body/>"));
                 }
@@ -322,6 +333,9 @@ impl Envelope {
             out.push_str(&format!("<{prefix}:{name}>"));
             for child in children {
                 child.write(&mut out, &mut declared, None);
+            }
+            if let Some(extra) = extra {
+                out.push_str(extra);
             }
             out.push_str(&format!("</{prefix}:{name}>"));
         }

@@ -61,7 +61,23 @@ pub struct Context<'a> {
     pub headers: &'a [Element],
 }
 
-type Handler = Box<dyn Fn(&Element, &Context<'_>) -> Result<Element> + Send + Sync>;
+type Handler = Box<dyn Fn(&Element, &Context<'_>) -> Result<Reply> + Send + Sync>;
+
+/// A handler's response element: as text from our own serializer, spliced into the response
+/// envelope as it is (no reading back into a tree), or as a tree when it could not be.
+enum Reply {
+    Xml { namespace: String, xml: String },
+    Element(Element),
+}
+
+impl Reply {
+    fn into_element(self) -> Result<Element> {
+        match self {
+            Reply::Xml { namespace, xml } => body::from_qualified_xml(&namespace, &xml),
+            Reply::Element(element) => Ok(element),
+        }
+    }
+}
 type SchemaFn = fn(&mut Schema) -> (TypeRef, TypeRef);
 type TypeFn = fn(&mut Schema) -> TypeRef;
 
@@ -110,7 +126,13 @@ impl Operation {
                 request_schema.check_xsi_types(el, &request_type, ns)?;
                 let request: Req = body::from_element(el)?;
                 let response = handler(request, ctx)?;
-                body::to_element(ns, &response_name, &response)
+                match body::to_qualified_xml(ns, &response_name, &response)? {
+                    Some(xml) => Ok(Reply::Xml {
+                        namespace: ns.to_owned(),
+                        xml,
+                    }),
+                    None => body::to_element(ns, &response_name, &response).map(Reply::Element),
+                }
             }),
         }
     }
@@ -239,9 +261,18 @@ impl SoapService {
             Ok(info) => info,
             Err(e) => return error_response(SoapVersion::V11, &e),
         };
-        match self.process(&info, body, now) {
-            Ok(envelope) => {
-                let mut r = Response::new(Bytes::from(envelope.to_xml()));
+        match self.process_reply(&info, body, now) {
+            Ok(reply) => {
+                let envelope = Envelope::new(info.version);
+                let xml = match reply {
+                    Reply::Xml { xml, .. } => envelope.to_xml_with_body(&xml),
+                    Reply::Element(element) => {
+                        let mut envelope = envelope;
+                        envelope.body.push(element);
+                        envelope.to_xml()
+                    }
+                };
+                let mut r = Response::new(Bytes::from(xml));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static(info.version.content_type()),
@@ -254,6 +285,15 @@ impl SoapService {
 
     /// The envelope-level part of [`SoapService::handle`]: parse, check headers, dispatch.
     pub fn process(&self, info: &MessageInfo, body: &[u8], now: SystemTime) -> Result<Envelope> {
+        let response = self.process_reply(info, body, now)?.into_element()?;
+        let mut out = Envelope::new(info.version);
+        out.body.push(response);
+        Ok(out)
+    }
+
+    /// [`SoapService::process`] up to the handler's reply, which `handle` splices into the
+    /// response envelope without reading it back into a tree.
+    fn process_reply(&self, info: &MessageInfo, body: &[u8], now: SystemTime) -> Result<Reply> {
         let envelope = Envelope::parse_request(info, body, &self.limits)?;
         let version = envelope.version;
         let not_understood: Vec<(String, String)> = envelope
@@ -320,10 +360,7 @@ impl SoapService {
             user: user.as_deref(),
             headers: &envelope.headers,
         };
-        let response = (op.handler)(entry, &ctx)?;
-        let mut out = Envelope::new(version);
-        out.body.push(response);
-        Ok(out)
+        (op.handler)(entry, &ctx)
     }
 
     fn is_understood(&self, block: &Element) -> bool {
