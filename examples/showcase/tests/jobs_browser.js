@@ -60,6 +60,10 @@ withLandingRow(base, "jobs", "curl -s " + base + "/jobs/jobs ", async (page, row
 
   await page.screenshot({ path: pageShot, fullPage: true });
 
+  // The way back to the landing page.
+  check(await page.locator("#back").isVisible(), "no way back to the landing page");
+  check((await page.locator("#back").evaluate((a) => a.href)) === base + "/", "the way back goes elsewhere");
+
   await page.click("#redrive");
   await page.locator("#redriven", { hasText: "1 re-driven" }).waitFor();
   console.log("landing page jobs row and queue page: all checks passed");
