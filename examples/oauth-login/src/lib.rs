@@ -146,9 +146,38 @@ async fn handle(app: &App, request: Request<serve::Body>) -> Response<Body> {
     if parts.method == Method::GET && path == "/healthz" {
         return page::json(StatusCode::OK, r#"{"status":"ok"}"#);
     }
+    if parts.method == Method::GET
+        && let Some(location) = on_the_callback_host(&app.settings.redirect_uri, &parts)
+    {
+        return page::redirect(StatusCode::TEMPORARY_REDIRECT, &location);
+    }
     pages(app, &parts, body, &path)
         .await
         .unwrap_or_else(|refusal| refusal)
+}
+
+/// Where a page must be opened for the login to work, if not where it was. The provider sends
+/// the browser back to the redirect URI's host, and a session cookie set for `localhost` is
+/// not sent to `127.0.0.1` (or the other way round), so a login started on the other name
+/// would end with "no login in progress". When the request names another loopback name for
+/// the redirect URI's loopback host and port, the answer is the same path on the redirect
+/// URI's origin (taken from the settings, never from the request). Anything else is left
+/// alone: a public redirect URI behind a proxy that rewrites `Host` must not loop.
+fn on_the_callback_host(redirect_uri: &str, parts: &http::request::Parts) -> Option<String> {
+    fn loopback(host: &str) -> bool {
+        host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]"
+    }
+    let callback: http::Uri = redirect_uri.parse().ok()?;
+    let expected = callback.authority()?;
+    let scheme = callback.scheme_str()?;
+    let asked: http::uri::Authority = parts.headers.get(HOST)?.to_str().ok()?.parse().ok()?;
+    let same_port = asked.port_u16() == expected.port_u16();
+    let other_name = !asked.host().eq_ignore_ascii_case(expected.host());
+    if !(same_port && other_name && loopback(asked.host()) && loopback(expected.host())) {
+        return None;
+    }
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    Some(format!("{scheme}://{expected}{target}"))
 }
 
 /// The pages: the session from its cookie, then the route; on the way out the session is
