@@ -15,11 +15,9 @@ mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 
-use serve::testing::{peer, run};
-use support::{Reply, Server};
+use support::{Chromium, Reply, Server};
 
 #[test]
 fn the_chat_test_echo_is_not_mounted() {
@@ -402,34 +400,24 @@ fn a_note_whose_key_was_retired_says_so() {
 }
 
 /// The same pages in headless Chromium, as a user meets them; screenshots are written to
-/// `CARGO_TARGET_TMPDIR/showcase-pages/`.
+/// `CARGO_TARGET_TMPDIR/showcase-*.png`.
 #[test]
 fn chromium_landing_chat_cookies_and_frames() {
-    let Some(modules) = peer("PEER_NODE_MODULES") else {
-        return;
-    };
-    let Some(chromium) = peer("CHROMIUM_PATH") else {
+    let Some(chromium) = Chromium::find() else {
         return;
     };
     let server = Server::start();
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("showcase-pages");
-    let _ = std::fs::remove_dir_all(&shots);
-    std::fs::create_dir_all(&shots).unwrap();
-    let stdout = run(Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pages_browser.js"))
-        .arg(server.origin())
-        .arg(&shots)
-        .env("NODE_PATH", modules)
-        .env("CHROMIUM_PATH", chromium));
-    assert!(stdout.contains("all checks passed"), "{stdout}");
-    for name in [
-        "landing-rest.png",
-        "landing-cache.png",
-        "cookies-retired.png",
-        "cookies-csrf-refused.png",
-    ] {
-        let png = std::fs::read(shots.join(name)).unwrap();
-        assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
-    }
-    println!("screenshots: {}", shots.display());
+    chromium.run(
+        "pages_browser.js",
+        &server,
+        &[
+            "showcase-landing-rest.png",
+            "showcase-landing-cache.png",
+            "showcase-api-index.png",
+            "showcase-proxy-index.png",
+            "showcase-cookies-resealed.png",
+            "showcase-cookies-retired.png",
+            "showcase-cookies-csrf-refused.png",
+        ],
+    );
 }

@@ -4,7 +4,9 @@
 // the chat works under the pages' content policy; the cookies page keeps a note through a
 // rotation, says why a note is lost once its key is retired, and refuses another site's form
 // with a readable page and a way back; no showcase page can be framed by another site.
-// Usage: node pages_browser.js http://127.0.0.1:PORT SCREENSHOT_DIR
+// Usage: node pages_browser.js http://127.0.0.1:PORT SCREENSHOT.png...
+//        (one path per screenshot; a screenshot is named by its path's last part, e.g.
+//        .../showcase-landing-rest.png for "landing-rest.png")
 //        (NODE_PATH and CHROMIUM_PATH set)
 "use strict";
 const path = require("path");
@@ -16,8 +18,12 @@ function check(condition, message) {
 
 (async () => {
   const base = process.argv[2];
-  const shots = process.argv[3];
-  const shot = (page, name, fullPage) => page.screenshot({ path: path.join(shots, name), fullPage: !!fullPage });
+  const shots = process.argv.slice(3);
+  const shot = (page, name, fullPage) => {
+    const file = shots.find((p) => path.basename(p).endsWith(name));
+    check(file, "no screenshot path given for " + name);
+    return page.screenshot({ path: file, fullPage: !!fullPage });
+  };
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH,
     headless: true,
