@@ -335,7 +335,9 @@ where
             message = ws.next_message() => match message {
                 Some(Ok(message)) => open = received(&app, id, &mut ws, &message),
                 Some(Err(error)) => {
-                    tracing::debug!(%error, client = id.get(), "chat connection failed");
+                    // A message over the limit, a protocol error, or a peer gone without a
+                    // close frame: the member leaves the room, which the operator should see.
+                    tracing::warn!(%error, client = id.get(), "chat connection dropped");
                     open = false;
                 }
                 None => open = false,
@@ -434,6 +436,8 @@ where
                 continue;
             }
             Outgoing::Close(code, reason) => {
+                // The hub gave up on this member (a slow consumer, a missed heartbeat).
+                tracing::warn!(client = id.get(), code = u16::from(code), reason = %reason, "chat connection dropped by the server");
                 let _ = ws.start_close(code, reason);
                 return true;
             }

@@ -250,7 +250,7 @@ async fn handle(
     };
     state.metrics.record(status.as_u16(), started.elapsed());
     if state.access_log {
-        tracing::info!(target: "access", %peer, %method, %path, status = status.as_u16(), micros = started.elapsed().as_micros() as u64);
+        tracing::info!(target: "access", %peer, %method, %path, status = status.as_u16(), took = ?started.elapsed());
     }
     response
 }

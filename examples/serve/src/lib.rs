@@ -4,7 +4,7 @@ mod app;
 mod body;
 mod deployment;
 mod error;
-mod logging;
+pub mod logging;
 pub mod page;
 mod secret;
 mod server;

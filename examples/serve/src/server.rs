@@ -171,7 +171,9 @@ impl Server {
     }
 }
 
-/// Answers one request and logs it.
+/// Answers one request and logs it: health checks (`/healthz`, which load balancers poll
+/// every few seconds) at debug level, refusals a user or an operator would want to see
+/// (401, 403, 413, 429, 431) as warnings, everything else at info; the latency in human units.
 async fn logged<A: App + ?Sized>(
     app: Arc<A>,
     peer: SocketAddr,
@@ -181,13 +183,19 @@ async fn logged<A: App + ?Sized>(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = app.handle(peer, request.map(crate::boxed)).await;
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        "request"
-    );
+    let status = response.status();
+    let took = crate::logging::Took(started.elapsed());
+    match crate::logging::level_for(&path, status) {
+        crate::logging::Level::Debug => {
+            tracing::debug!(%method, path, status = status.as_u16(), %took, "request");
+        }
+        crate::logging::Level::Info => {
+            tracing::info!(%method, path, status = status.as_u16(), %took, "request");
+        }
+        crate::logging::Level::Refusal(why) => {
+            tracing::warn!(%method, path, status = status.as_u16(), client = %peer.ip(), %took, "refused: {why}");
+        }
+    }
     response
 }
 
