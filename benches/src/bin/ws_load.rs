@@ -173,6 +173,17 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Read and write system calls of a process so far (`syscr`, `syscw` in /proc/PID/io).
+fn syscalls(pid: &str) -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|value| value.trim().parse::<u64>().ok())
+    };
+    Some((field("syscr:")?, field("syscw:")?))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
@@ -204,7 +215,7 @@ fn main() {
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let (elapsed, server_ticks, own_ticks) = runtime.block_on(async {
+    let (elapsed, server_ticks, own_ticks, server_syscalls) = runtime.block_on(async {
         let mut streams = Vec::with_capacity(connections);
         for _ in 0..connections {
             streams.push(connect(addr, compress).await);
@@ -225,6 +236,7 @@ fn main() {
         // A short warm-up, then the measured interval.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let server_before = pid.as_deref().and_then(cpu_ticks);
+        let syscalls_before = pid.as_deref().and_then(syscalls);
         let own_before = cpu_ticks("self");
         counting.store(true, Ordering::Relaxed);
         let started = Instant::now();
@@ -232,16 +244,24 @@ fn main() {
         counting.store(false, Ordering::Relaxed);
         let elapsed = started.elapsed();
         let server_after = pid.as_deref().and_then(cpu_ticks);
+        let syscalls_after = pid.as_deref().and_then(syscalls);
         let own_after = cpu_ticks("self");
         stop.store(true, Ordering::Relaxed);
         for task in tasks {
             let _ = task.await;
         }
         let diff = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
+        let calls = match (syscalls_before, syscalls_after) {
+            (Some((r0, w0)), Some((r1, w1))) => {
+                Some((r1.saturating_sub(r0), w1.saturating_sub(w0)))
+            }
+            _ => None,
+        };
         (
             elapsed,
             diff(server_before, server_after),
             diff(own_before, own_after),
+            calls,
         )
     });
     let messages = done.load(Ordering::Relaxed);
@@ -250,8 +270,16 @@ fn main() {
         Some(t) if messages > 0 => format!("{:.3}", t as f64 * 10_000.0 / messages as f64),
         _ => "n/a".to_owned(),
     };
+    let (reads, writes) = match server_syscalls {
+        Some((r, w)) if messages > 0 => (
+            format!("{:.3}", r as f64 / messages as f64),
+            format!("{:.3}", w as f64 / messages as f64),
+        ),
+        _ => ("n/a".to_owned(), "n/a".to_owned()),
+    };
     println!(
-        "messages={messages} seconds={:.2} rate={:.0} server_cpu_us_per_msg={} load_cpu_us_per_msg={}",
+        "messages={messages} seconds={:.2} rate={:.0} server_cpu_us_per_msg={} load_cpu_us_per_msg={} \
+         server_reads_per_msg={reads} server_writes_per_msg={writes}",
         elapsed.as_secs_f64(),
         messages as f64 / elapsed.as_secs_f64(),
         per_message(server_ticks),

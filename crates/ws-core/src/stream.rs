@@ -20,7 +20,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
@@ -30,8 +30,9 @@ use crate::error::{Error, Result};
 /// Largest read buffer the adapter grows to under load.
 const MAX_READ_CHUNK: usize = 64 * 1024;
 
-/// Queued output at which the adapter writes before delivering more buffered messages.
-const WRITE_BATCH: usize = 16 * 1024;
+/// Queued output at which the adapter writes before delivering more buffered messages
+/// (the replies to a burst of pipelined messages otherwise wait for the burst's end).
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// A WebSocket connection over a tokio stream.
 #[derive(Debug)]
@@ -160,43 +161,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     }
                 }
             }
-            // Nothing complete is buffered: write what is queued before waiting for input
-            // (a write that would block registers the waker).
-            let flushed = match self.poll_write_pending(cx) {
-                Poll::Ready(Ok(())) => true,
-                Poll::Ready(Err(error)) => {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(error)));
+            // Nothing complete is buffered. A connection that no longer reads, or whose
+            // peer does not read what is queued, only writes.
+            if !self.conn.is_reading() || !self.has_room() {
+                let flushed = match self.poll_write_pending(cx) {
+                    Poll::Ready(Ok(())) => true,
+                    Poll::Ready(Err(error)) => {
+                        self.done = true;
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                    Poll::Pending => false,
+                };
+                if !self.conn.is_reading() {
+                    if flushed {
+                        return self.finish(cx);
+                    }
+                    return Poll::Pending;
                 }
-                Poll::Pending => false,
-            };
-            if !self.conn.is_reading() {
-                if flushed {
-                    return self.finish(cx);
+                // Backpressure: a peer that does not read stops being read.
+                if !self.has_room() {
+                    return Poll::Pending;
                 }
-                return Poll::Pending;
             }
-            // Backpressure: a peer that does not read stops being read.
-            if !self.has_room() {
-                return Poll::Pending;
-            }
+            // Read before writing: when more of a pipelined burst has arrived, its replies
+            // join the ones queued and go out in the same write. Queued output is written
+            // when the read would block, before the task sleeps (a write that would block
+            // registers the waker too).
             let chunk = self.chunk;
             let buffer = self.conn.read_buffer();
-            let start = buffer.len();
-            // `unsafe_code` is forbidden, so the read goes into zeroed bytes rather than
-            // spare capacity; the adaptive chunk keeps the zeroing proportional to reads.
-            buffer.resize(start + chunk, 0);
-            let mut read_buf = ReadBuf::new(buffer.get_mut(start..).unwrap_or_default());
-            let polled = Pin::new(&mut self.io).poll_read(cx, &mut read_buf);
-            let n = read_buf.filled().len();
-            buffer.truncate(start + n);
-            match polled {
-                Poll::Ready(Ok(())) => {
-                    if n == 0 {
-                        // EOF without a close frame: abnormal closure (1006), nothing to send.
-                        self.done = true;
-                        return Poll::Ready(None);
-                    }
+            // Reads go into spare capacity (no zeroing); the adaptive chunk keeps an idle
+            // connection's buffer small.
+            buffer.reserve(chunk);
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buffer) {
+                Poll::Ready(Ok(0)) => {
+                    // EOF without a close frame: abnormal closure (1006), nothing to send.
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(n)) => {
                     // Grow the chunk while reads fill it; shrink it back when they do not.
                     self.chunk = if n >= chunk {
                         (chunk * 2).min(MAX_READ_CHUNK)
@@ -208,7 +210,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     self.done = true;
                     return Poll::Ready(Some(Err(error.into())));
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if let Poll::Ready(Err(error)) = self.poll_write_pending(cx) {
+                        self.done = true;
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }
