@@ -193,9 +193,10 @@ async fn handle<S: SessionStore>(
         .await
         .unwrap_or_else(|refusal| refusal);
     // Every refusal of a page is read by a person: in the page, with the way back.
+    let heading = refusal_heading(&path, response.status());
     page::explain(
         response,
-        refusal_heading(&path),
+        heading,
         &format!("{}/", app.base),
         "Back to the login page",
     )
@@ -203,7 +204,11 @@ async fn handle<S: SessionStore>(
 }
 
 /// The heading of a page route's refusal: what did not happen.
-fn refusal_heading(path: &str) -> &'static str {
+fn refusal_heading(path: &str, status: StatusCode) -> &'static str {
+    if status == StatusCode::FORBIDDEN {
+        // The forms' CSRF check.
+        return "Form refused";
+    }
     match path {
         "/signup" => "Sign-up failed",
         "/login" => "Login failed",

@@ -154,11 +154,17 @@ async fn handle(app: &App, request: Request<serve::Body>) -> Response<Body> {
     let response = pages(app, &parts, body, &path)
         .await
         .unwrap_or_else(|refusal| refusal);
+    let heading = if response.status() == StatusCode::FORBIDDEN && path != "/callback" {
+        // The forms' CSRF check.
+        "Form refused"
+    } else {
+        refusal_heading(&path)
+    };
     // A failed login (consent denied, a stale callback, an unreachable provider) is read by
     // a person: in the page, with the way back to start again.
     page::explain(
         response,
-        refusal_heading(&path),
+        heading,
         &format!("{}/", app.settings.base_path),
         "Back to the start page",
     )
@@ -215,7 +221,7 @@ async fn pages(
         .await
         .map_err(|error| error.to_response())?;
     let mut response = match (&parts.method, path) {
-        (&Method::GET, "/") => home(base, &mut session),
+        (&Method::GET, "/") => home(base, &app.settings.provider, &mut session),
         (&Method::GET, "/login") => start_login(app, &mut session).await,
         (&Method::GET, "/callback") => {
             callback(app, &mut session, parts.uri.query().unwrap_or("")).await
@@ -247,14 +253,15 @@ async fn pages(
     Ok(response)
 }
 
-fn home(base: &str, session: &mut Session) -> Response<Body> {
+fn home(base: &str, provider: &str, session: &mut Session) -> Response<Body> {
     let Some(user) = session.user().map(str::to_owned) else {
         return html(
             StatusCode::OK,
             &format!(
-                r#"<p>This application has no passwords of its own: it sends you to an OAuth 2.0 provider (the showcase's own, at <code>/oauth/</code>), which asks you to log in and to allow access, and sends you back with a code. The code is exchanged for tokens with PKCE (S256); <code>state</code> and the issuer are checked.</p>
+                r#"<p>This application has no passwords of its own: it sends you to the OAuth 2.0 provider at <code>{provider}</code>, which asks you to log in and to allow access, and sends you back with a code. The code is exchanged for tokens with PKCE (S256); <code>state</code> and the issuer are checked.</p>
 <p><a class=button id=start href="{base}/login">Log in with backend-kit provider</a></p>
-<p class=muted>The demo user is <code>alice</code> with the password <code>wonderland-rabbit</code>.</p>"#
+<p class=muted>The demo provider's user is <code>alice</code> with the password <code>wonderland-rabbit</code>.</p>"#,
+                provider = escape(provider),
             ),
         );
     };

@@ -255,15 +255,15 @@ async fn handle(app: &App, client: IpAddr, request: Request<serve::Body>) -> Res
     }
 
     let (response, back) = pages(app, now, client, &parts, body, &path).await;
+    let heading = if response.status() == StatusCode::FORBIDDEN {
+        // The forms' CSRF check.
+        "Form refused"
+    } else {
+        refusal_heading(&path)
+    };
     // Refusals of the login and consent pages are read by a person: in the page (with the
     // provider's own page headers), with the way back to the form.
-    let response = page::explain(
-        response,
-        refusal_heading(&path),
-        &back,
-        "Back to the login form",
-    )
-    .await;
+    let response = page::explain(response, heading, &back, "Back to the login form").await;
     protect(response)
 }
 

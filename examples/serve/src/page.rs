@@ -127,6 +127,8 @@ button.secondary{background:#fff;color:var(--accent)}\
 a.button{display:inline-block;padding:.4rem .9rem;border-radius:4px;background:var(--accent);color:#fff;text-decoration:none}\
 button:disabled{opacity:.5;cursor:default}\
 .card{border:1px solid var(--line);border-radius:6px;padding:.9rem 1rem;margin:1rem 0}\
+.card>h2:first-child{margin-top:0}\
+form input:not([type]),form input[type=password],form input[type=text]{width:15rem;max-width:100%}\
 .muted{color:#5b616b}\
 .notice{background:#fff4d6;border-left:4px solid #c90;padding:.6rem .8rem;border-radius:0 4px 4px 0}\
 .error{background:#fde8e8;border-left:4px solid #c00;padding:.6rem .8rem;border-radius:0 4px 4px 0;margin:1rem 0}\
@@ -164,10 +166,16 @@ pub fn error_page<B: From<Bytes>>(
     back: &str,
     back_label: &str,
 ) -> Response<B> {
+    // Messages written for logs start in lower case; a page's sentence does not.
+    let mut chars = message.chars();
+    let message: String = chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
     let body = format!(
         "<p class=error id=error role=alert>{}</p><p><a id=again href=\"{}\">{}</a></p>\
          <p class=status>HTTP {}</p>",
-        escape(message),
+        escape(&message),
         escape(back),
         escape(back_label),
         status
@@ -376,7 +384,7 @@ mod tests {
             .to_bytes();
         let body = String::from_utf8(body.to_vec()).unwrap();
         assert!(body.contains("<h1>Login failed</h1>"), "{body}");
-        assert!(body.contains(">wait &lt;1&gt; minute</p>"), "{body}");
+        assert!(body.contains(">Wait &lt;1&gt; minute</p>"), "{body}");
         assert!(body.contains(r#"<a id=again href="/auth/">Back to the login form</a>"#));
         // Successes and other types pass through.
         let ok: Page = text(StatusCode::OK, "fine");

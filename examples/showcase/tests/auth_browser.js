@@ -105,7 +105,7 @@ function check(condition, message) {
       await page.fill("form[action='/auth/login'] input[name=password]", password);
       return submit("form[action='/auth/login'] button");
     };
-    await refusal(await login("not my password"), 401, "Login failed", "wrong user name or password", "auth-wrong-password.png");
+    await refusal(await login("not my password"), 401, "Login failed", "Wrong user name or password", "auth-wrong-password.png");
     // Throttled after five failures: 429 with how long to wait (Retry-After kept).
     let response;
     for (let attempt = 0; attempt < 6; attempt++) {
@@ -124,6 +124,7 @@ function check(condition, message) {
       '<input name=password value=x><button>win a prize</button></form>');
     const [forged] = await Promise.all([attacker.waitForNavigation(), attacker.click("button")]);
     check(forged.status() === 403, "another site's form answered " + forged.status());
+    check((await attacker.textContent("h1")) === "Form refused", "heading: " + (await attacker.textContent("h1")));
     check((await attacker.textContent("#error")).includes("security token"), "no reason for the CSRF refusal");
     await attacker.screenshot({ path: shots.find((p) => p.endsWith("auth-csrf-refused.png")) });
     await Promise.all([attacker.waitForNavigation(), attacker.click("#again")]);
@@ -142,7 +143,7 @@ function check(condition, message) {
     await common();
     await page.fill("input[name=username]", "alice");
     await page.fill("input[name=password]", "wrong-rabbit");
-    await refusal(await submit("form button"), 401, "Login failed", "wrong user name or password", "oauth-provider-wrong-password.png");
+    await refusal(await submit("form button"), 401, "Login failed", "Wrong user name or password", "oauth-provider-wrong-password.png");
     // Back to the same sign-in request's form.
     await submit("#again");
     check(page.url() === authorizeUrl, "the way back leads to " + page.url() + ", not the sign-in request");
@@ -168,7 +169,8 @@ function check(condition, message) {
     await stale.setContent('<form method=post action="' + base + '/oauth-login/refresh"><button>refresh</button></form>');
     const [staleResponse] = await Promise.all([stale.waitForNavigation(), stale.click("button")]);
     check(staleResponse.status() === 403, "a form without its token answered " + staleResponse.status());
-    check((await stale.textContent("h1")) === "Token refresh failed", "heading: " + (await stale.textContent("h1")));
+    check((await stale.textContent("h1")) === "Form refused", "heading: " + (await stale.textContent("h1")));
+    check((await stale.textContent("#error")).includes("security token"), "no reason: " + (await stale.textContent("#error")));
     await stale.close();
 
     check(pageErrors.length === 0, "errors on the pages: " + pageErrors.join(" | "));

@@ -108,8 +108,8 @@ function check(condition, message) {
     await page.waitForSelector("#events li .title:has-text('Children of Dune')", { timeout: 10000 });
     check((await page.locator("#events li").count()) === 2, "events: " + (await page.locator("#events li").allTextContents()).join(" | "));
     check((await page.textContent("#events li")).includes("Children of Dune"), "the newest event is not first");
-    await page.locator("#live-status").scrollIntoViewIfNeeded();
-    await shot(page, "graphql-subscription-live.png");
+    await page.locator("#events").scrollIntoViewIfNeeded();
+    await shot(page, "graphql-subscription-live.png", true);
     await page.click("#stop");
     await page.waitForSelector("#live-status[data-state=stopped]");
 

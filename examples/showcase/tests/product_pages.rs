@@ -100,7 +100,7 @@ fn login_refusals_are_pages_with_their_status_and_a_way_back() {
             vec![("username", "grace"), ("password", "short")],
             422,
             "Sign-up failed",
-            "at least 15 characters",
+            "a password of at least 15 characters",
         ),
         (
             "/auth/signup",
@@ -110,14 +110,14 @@ fn login_refusals_are_pages_with_their_status_and_a_way_back() {
             ],
             422,
             "Sign-up failed",
-            "user names are 1 to 64",
+            "User names are 1 to 64",
         ),
         (
             "/auth/login",
             vec![("username", "nobody"), ("password", "whatever it is")],
             401,
             "Login failed",
-            "wrong user name or password",
+            "Wrong user name or password",
         ),
     ] {
         let mut all = fields.clone();
