@@ -27,8 +27,9 @@ pub use error::{Error, Location, Result, SchemaError};
 pub use execution::{IncrementalPayload, IncrementalStream, Request, Response};
 pub use limits::Limits;
 pub use over_http::{
-    GRAPHQL_RESPONSE_JSON, HttpRejection, MULTIPART_MIXED, ResponseFormat, accepts_multipart,
-    multipart_part, operation_type, read_http_request, write_http_incremental, write_http_response,
+    GRAPHQL_RESPONSE_JSON, HttpRejection, MULTIPART_MIXED, ResponseFormat, SUBSCRIPTION_OVER_HTTP,
+    accepts_multipart, multipart_part, operation_type, read_http_request, write_http_incremental,
+    write_http_response,
 };
 pub use persisted::{PersistedMode, PersistedQueries, document_hash};
 pub use resolver::{

@@ -148,12 +148,15 @@ fn bad_request(message: impl Into<String>, format: ResponseFormat) -> HttpReject
 
 /// Reads a GraphQL request from an HTTP request (spec section 5): `GET` with the parameters
 /// in the query string, or `POST` with an `application/json` body. `GET` may not run a
-/// mutation (405 with `Allow: POST`). Bodies over `max_body` bytes get 413.
+/// mutation (405 with `Allow: POST`). A subscription is refused with a request error that
+/// points to the WebSocket ([`SUBSCRIPTION_OVER_HTTP`]; 400, or 200 with
+/// `application/json`). Bodies over `max_body` bytes get 413.
 ///
 /// # Errors
 ///
 /// An [`HttpRejection`] carrying the status the spec asks for: 405 (method), 406
-/// (`Accept`), 413 (size), 415 (`Content-Type`), 400 (malformed parameters).
+/// (`Accept`), 413 (size), 415 (`Content-Type`), 400 (malformed parameters, a
+/// subscription).
 pub fn read_http_request(
     parts: &request::Parts,
     body: &[u8],
@@ -278,12 +281,31 @@ pub fn read_http_request(
         r.allow = Some("POST");
         return Err(r);
     }
+    // A subscription is a stream of results, which one HTTP response does not carry here:
+    // a request error that says where to go (as graphql-http answers), instead of running
+    // it as a query whose root field resolves to null. The cheap test first: only a
+    // document that spells the keyword is parsed here.
+    if query.contains("subscription")
+        && operation_type(&query, operation_name.as_deref()) == Some("subscription")
+    {
+        // Spec 6.4: a request error is 400 with application/graphql-response+json, 200
+        // with application/json.
+        let status = match format {
+            ResponseFormat::GraphQLResponseJson => StatusCode::BAD_REQUEST,
+            ResponseFormat::Json => StatusCode::OK,
+        };
+        return Err(HttpRejection::new(status, SUBSCRIPTION_OVER_HTTP, format));
+    }
     let mut request = Request::new(query);
     request.operation_name = operation_name;
     request.variables = variables;
     request.extensions = params.get("extensions").filter(|e| e.is_object()).cloned();
     Ok((request, format))
 }
+
+/// The error message of a subscription sent over HTTP.
+pub const SUBSCRIPTION_OVER_HTTP: &str = "Subscriptions are not run over HTTP GET or POST: \
+     open a WebSocket with the graphql-transport-ws subprotocol and send the subscription there.";
 
 /// Whether the operation a GET request would run is a mutation (spec 5.1: GET must not
 /// run mutations). Unparsable documents are left to execution to report.

@@ -141,6 +141,60 @@ async fn mutations_are_refused_over_get() {
 }
 
 #[tokio::test]
+async fn subscriptions_are_a_request_error_that_points_to_the_websocket() {
+    let subscription = br#"{"query": "subscription { a }"}"#;
+    // application/graphql-response+json: 400 (a request error, spec 6.4), no data.
+    let r = roundtrip(
+        &parts(Method::POST, "/graphql", &[GQL, JSON_CT]),
+        subscription,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        content_type(&r),
+        "application/graphql-response+json; charset=utf-8"
+    );
+    let answer = body(&r);
+    assert!(answer.get("data").is_none(), "{answer}");
+    let message = answer["errors"][0]["message"].as_str().unwrap();
+    assert_eq!(message, graphql_core::SUBSCRIPTION_OVER_HTTP);
+    assert!(message.contains("WebSocket") && message.contains("graphql-transport-ws"));
+    // application/json: 200 with the same error.
+    let r = roundtrip(&parts(Method::POST, "/graphql", &[JSON_CT]), subscription).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        body(&r)["errors"][0]["message"],
+        graphql_core::SUBSCRIPTION_OVER_HTTP
+    );
+    // Over GET too; the operation named decides, as for mutations.
+    let r = roundtrip(
+        &parts(
+            Method::GET,
+            "/graphql?query=subscription%20S%7Ba%7D",
+            &[GQL],
+        ),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The operation named decides: the query of a document that also has a subscription is
+    // handed over (this schema then refuses the document in validation).
+    let named = read_http_request(
+        &parts(Method::POST, "/graphql", &[GQL, JSON_CT]),
+        br#"{"query": "subscription S { a } query Q { a }", "operationName": "Q"}"#,
+        1024,
+    );
+    assert!(named.is_ok(), "{named:?}");
+    // A query that merely mentions the word (a string, an alias) runs.
+    let r = roundtrip(
+        &parts(Method::POST, "/graphql", &[GQL, JSON_CT]),
+        br#"{"query": "{ subscription: a }"}"#,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", body(&r));
+}
+
+#[tokio::test]
 async fn malformed_requests_get_the_statuses_the_spec_asks() {
     let cases: Vec<(http::request::Parts, &[u8], StatusCode)> = vec![
         (

@@ -84,6 +84,9 @@ impl Settings {
 /// Everything the handlers share: sessions in `S`, users in memory, a fresh signing key.
 pub struct App<S> {
     base: String,
+    /// `http://HOST:PORT`: the address in the token page's curl command when the request
+    /// names no usable `Host`.
+    origin: String,
     sessions: Sessions<S>,
     cookie: SessionCookie,
     passwords: Passwords,
@@ -127,6 +130,7 @@ impl<S: SessionStore> App<S> {
             .cookie_name(format!("{}-csrf", settings.cookie_name));
         Ok(Self {
             base: settings.base_path,
+            origin: settings.origin,
             sessions: Sessions::new(store, SessionConfig::default()),
             cookie: SessionCookie::new().name(settings.cookie_name),
             passwords: Passwords::default(),
@@ -185,9 +189,33 @@ async fn handle<S: SessionStore>(
         _ => {}
     }
 
-    pages(app, client, &parts, body, &path)
+    let response = pages(app, client, &parts, body, &path)
         .await
-        .unwrap_or_else(|refusal| refusal)
+        .unwrap_or_else(|refusal| refusal);
+    // Every refusal of a page is read by a person: in the page, with the way back.
+    let heading = refusal_heading(&path, response.status());
+    page::explain(
+        response,
+        heading,
+        &format!("{}/", app.base),
+        "Back to the login page",
+    )
+    .await
+}
+
+/// The heading of a page route's refusal: what did not happen.
+fn refusal_heading(path: &str, status: StatusCode) -> &'static str {
+    if status == StatusCode::FORBIDDEN {
+        // The forms' CSRF check.
+        return "Form refused";
+    }
+    match path {
+        "/signup" => "Sign-up failed",
+        "/login" => "Login failed",
+        "/token" => "No API token issued",
+        "/logout" => "Logout failed",
+        _ => "Page not available",
+    }
 }
 
 /// The pages: the session from its cookie and the forms' CSRF token, then the route; on
@@ -227,7 +255,7 @@ async fn pages<S: SessionStore>(
             {
                 return Err(text(
                     error.status(),
-                    "missing or stale form token: reload the page",
+                    "Nothing was done: the form's security token was missing or out of date, or another site sent the form (CSRF protection). Open the page again and send the form from there.",
                 ));
             }
             match path {
@@ -237,7 +265,7 @@ async fn pages<S: SessionStore>(
                     session.logout();
                     redirect(&home_url)
                 }
-                _ => token(app, &session),
+                _ => token(app, &session, &parts.headers),
             }
         }
         (_, "/" | "/signup" | "/login" | "/logout" | "/token") => {
@@ -255,21 +283,24 @@ async fn pages<S: SessionStore>(
 fn home(base: &str, session: &Session, csrf: &str, min_password: usize) -> Response<Body> {
     let body = match session.user() {
         Some(user) => format!(
-            r#"<p>Logged in as <b>{user}</b>.</p>
-<form method="post" action="{base}/token"><input type="hidden" name="csrf" value="{csrf}"><button>Get an API token</button></form>
-<form method="post" action="{base}/logout"><input type="hidden" name="csrf" value="{csrf}"><button>Log out</button></form>"#,
+            r#"<p class=ok>Logged in as <b>{user}</b>.</p>
+<div class=card><h2>API token</h2><p>A short-lived JWT for the JSON API at <code>{base}/api/me</code>.</p>
+<form method="post" action="{base}/token"><input type="hidden" name="csrf" value="{csrf}"><button>Get an API token</button></form></div>
+<form method="post" action="{base}/logout"><input type="hidden" name="csrf" value="{csrf}"><button class=secondary>Log out</button></form>"#,
             user = escape(user)
         ),
         None => format!(
-            r#"<h2>Sign up</h2>
+            r#"<p>Passwords hashed with argon2id, a server-side session in a <code>__Host-</code> cookie, CSRF-protected forms, and login throttling per account and address.</p>
+<div class=card><h2>Sign up</h2>
 <form method="post" action="{base}/signup"><input type="hidden" name="csrf" value="{csrf}">
-<input name="username" placeholder="user name" required> <input name="password" type="password" placeholder="password ({min_password}+ characters)" minlength="{min_password}" required> <button>Sign up</button></form>
-<h2>Log in</h2>
+<input name="username" placeholder="user name" aria-label="user name" required> <input name="password" type="password" placeholder="password ({min_password}+ characters)" aria-label="password" minlength="{min_password}" required> <button>Sign up</button></form>
+<p class=muted>At least {min_password} characters, not a common password and not your user name (NIST SP 800-63B).</p></div>
+<div class=card><h2>Log in</h2>
 <form method="post" action="{base}/login"><input type="hidden" name="csrf" value="{csrf}">
-<input name="username" placeholder="user name" required> <input name="password" type="password" placeholder="password" required> <button>Log in</button></form>"#
+<input name="username" placeholder="user name" aria-label="user name" required> <input name="password" type="password" placeholder="password" aria-label="password" required> <button>Log in</button></form></div>"#
         ),
     };
-    html(StatusCode::OK, &body)
+    html(StatusCode::OK, TITLE, &body)
 }
 
 fn valid_username(name: &str) -> bool {
@@ -382,21 +413,29 @@ async fn login<S: SessionStore>(
     }
 }
 
-fn token<S: SessionStore>(app: &App<S>, session: &Session) -> Response<Body> {
+fn token<S: SessionStore>(
+    app: &App<S>,
+    session: &Session,
+    headers: &http::HeaderMap,
+) -> Response<Body> {
     let Some(user) = session.user() else {
         return text(StatusCode::UNAUTHORIZED, "log in first");
     };
     let claims = Claims::new(user, SystemTime::now(), TOKEN_TTL);
     match app.issuer.issue(&claims) {
         Ok(token) => {
-            let mut response = json(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "access_token": token,
-                    "token_type": "Bearer",
-                    "expires_in": TOKEN_TTL.as_secs(),
-                }),
-            );
+            let mut response = if wants_html(headers) {
+                token_page(app, headers, &token)
+            } else {
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "access_token": token,
+                        "token_type": "Bearer",
+                        "expires_in": TOKEN_TTL.as_secs(),
+                    }),
+                )
+            };
             response
                 .headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -404,6 +443,80 @@ fn token<S: SessionStore>(app: &App<S>, session: &Session) -> Response<Body> {
         }
         Err(error) => text(error.status(), &error.to_string()),
     }
+}
+
+/// Whether the client reads HTML (a browser's form post): its `Accept` names `text/html`.
+/// Scripts that send no `Accept`, or ask for JSON, get the RFC 6749-style JSON.
+fn wants_html(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            item.split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/html"))
+        })
+}
+
+/// `http://HOST` for the curl command: the `Host` the browser sent when it is a plain
+/// host and port, else the configured origin (never a header's markup: it is escaped too).
+fn origin_for<S>(app: &App<S>, headers: &http::HeaderMap) -> String {
+    let scheme = app.origin.split("://").next().unwrap_or("http");
+    headers
+        .get(http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|host| host.parse::<http::uri::Authority>().ok())
+        .filter(|authority| {
+            authority
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map_or_else(
+            || app.origin.clone(),
+            |authority| format!("{scheme}://{authority}"),
+        )
+}
+
+/// The API token for a person: the token with a copy button, how long it lives, and the
+/// curl command that calls the API with it, at the address the browser used.
+fn token_page<S>(app: &App<S>, headers: &http::HeaderMap, token: &str) -> Response<Body> {
+    let api = format!("{}{}/api/me", origin_for(app, headers), app.base);
+    let curl = format!("curl -s -H 'Authorization: Bearer {token}' {api}");
+    let body = format!(
+        r#"<p>A JWT signed with this server's EdDSA key, valid for {minutes} minutes. Send it as
+<code>Authorization: Bearer &lt;token&gt;</code>; <a href="{base}/.well-known/jwks.json">the public key</a> verifies it.</p>
+<h2>Your token</h2>
+<pre id=token>{token}</pre>
+<p><button type=button class=copy data-copy=token>Copy the token</button> <span class=status aria-live=polite></span></p>
+<h2>Call the API with it</h2>
+<pre id=curl><code>{curl}</code></pre>
+<p><button type=button class=copy data-copy=curl>Copy the command</button> <span class=status aria-live=polite></span></p>
+<p><a id=again href="{base}/">Back to the login page</a></p>
+<script>
+for (const button of document.querySelectorAll("button.copy")) {{
+  button.addEventListener("click", async () => {{
+    const text = document.getElementById(button.dataset.copy).textContent;
+    const status = button.nextElementSibling;
+    try {{
+      await navigator.clipboard.writeText(text);
+      status.textContent = "Copied.";
+    }} catch (error) {{
+      // No clipboard access (an insecure origin, or refused): select it for Ctrl+C.
+      getSelection().selectAllChildren(document.getElementById(button.dataset.copy));
+      status.textContent = "Selected: press Ctrl+C to copy.";
+    }}
+  }});
+}}
+</script>"#,
+        minutes = TOKEN_TTL.as_secs() / 60,
+        base = escape(&app.base),
+        token = escape(token),
+        curl = escape(&curl),
+    );
+    html(StatusCode::OK, "Your API token", &body)
 }
 
 fn api_me<S>(app: &App<S>, headers: &http::HeaderMap) -> Response<Body> {
@@ -455,8 +568,11 @@ fn challenge_response(challenge: &BearerChallenge, detail: &str) -> Response<Bod
     Response::from_parts(parts, Full::new(Bytes::from(problem.to_string())))
 }
 
-fn html(status: StatusCode, body: &str) -> Response<Body> {
-    page::html(status, page::document("auth-login", body))
+/// The title of the home page: the feature, not the crate.
+const TITLE: &str = "Password login and API tokens";
+
+fn html(status: StatusCode, title: &str, body: &str) -> Response<Body> {
+    page::html(status, page::document(title, body))
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {

@@ -3,7 +3,8 @@
 //! GraphQL over HTTP (GET and POST, `application/graphql-response+json` or
 //! `application/json`, mutations refused over GET) and, on a WebSocket with the
 //! `graphql-transport-ws` subprotocol, runs subscriptions (`bookAdded`) too. The page at the
-//! root sends queries from a browser; `healthz` answers `ok`. `Book.author` is loaded
+//! root sends queries and mutations, runs subscriptions over the WebSocket (events shown as
+//! they arrive) and explores the schema from introspection; `healthz` answers `ok`. `Book.author` is loaded
 //! through a per-request DataLoader: a list of books costs one author lookup
 //! (`{ authorBatches }` counts them). `@defer` and `@stream` are enabled: a client whose
 //! `Accept` allows `multipart/mixed` gets the payloads as parts
@@ -42,7 +43,16 @@ use ws_core::{
 };
 
 const SDL: &str = include_str!("schema.graphql");
+/// The page's own style, body and script; [`page`] puts it in the showcase's shared shell.
 const PAGE: &str = include_str!("index.html");
+/// The page's title: the feature, not the crate.
+const PAGE_TITLE: &str = "GraphQL: queries, mutations, live subscriptions";
+
+/// The page at the root: [`PAGE`] in the shell every showcase page shares (header with the
+/// way back, style), self-contained (no CDN).
+fn page() -> Bytes {
+    Bytes::from(serve::page::document(PAGE_TITLE, PAGE))
+}
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
 /// Most books the library holds: `addBook` needs no login, so it refuses past this.
@@ -304,6 +314,8 @@ impl Default for Settings {
 #[derive(Debug)]
 pub struct App {
     base: String,
+    /// The page at the root, rendered once.
+    page: Bytes,
     schema: Schema,
     library: Arc<Library>,
     ws: HandshakeConfig,
@@ -326,6 +338,7 @@ impl App {
         }
         Ok(App {
             base: settings.base_path,
+            page: page(),
             schema,
             library: Arc::new(Library::new()),
             ws,
@@ -409,7 +422,9 @@ async fn handle(app: Arc<App>, request: http::Request<serve::Body>) -> http::Res
             }
             return response;
         }
-        (&Method::GET, "/") => return plain(StatusCode::OK, "text/html; charset=utf-8", PAGE),
+        (&Method::GET, "/") => {
+            return serve::page::html(StatusCode::OK, app.page.clone());
+        }
         (&Method::GET, "/healthz") => return plain(StatusCode::OK, "text/plain", "ok\n"),
         (_, "/graphql") => {}
         _ => return plain(StatusCode::NOT_FOUND, "text/plain", "not found\n"),

@@ -3,7 +3,8 @@
 //! refused over GET), streams `@defer` and `@stream` results as `multipart/mixed` parts to a
 //! client whose `Accept` allows it, and runs subscriptions on a WebSocket with the
 //! `graphql-transport-ws` subprotocol (the npm `graphql-ws` client's protocol). `/` is a page
-//! to send queries from a browser; `/healthz` answers `ok`. `Book.author` is loaded through
+//! to send queries from a browser, run a subscription over the WebSocket and watch the books
+//! arrive, and explore the schema; `/healthz` answers `ok`. `Book.author` is loaded through
 //! a per-request DataLoader: a list of books costs one author lookup (`{ authorBatches }`
 //! counts them).
 //!
@@ -17,6 +18,9 @@
 //!      -H 'accept: application/graphql-response+json' \
 //!      -d '{"query":"mutation($t: String!) { addBook(title: $t, authorId: \"1\") { id title } }","variables":{"t":"Dune"}}'
 //! curl -si 'http://127.0.0.1:8080/graphql?query=mutation%7BaddBook(title:%22x%22,authorId:%221%22)%7Bid%7D%7D'  # 405
+//! curl -si http://127.0.0.1:8080/graphql -H 'content-type: application/json' \
+//!      -H 'accept: application/graphql-response+json' \
+//!      -d '{"query":"subscription { bookAdded { title } }"}'  # 400: use the WebSocket
 //! curl -sN http://127.0.0.1:8080/graphql -H 'content-type: application/json' \
 //!      -H 'accept: multipart/mixed;deferSpec=20220824, application/json' \
 //!      -d '{"query":"{ book(id: \"1\") { id ... @defer { year author { name } } } }"}'  # parts

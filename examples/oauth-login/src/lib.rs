@@ -151,9 +151,35 @@ async fn handle(app: &App, request: Request<serve::Body>) -> Response<Body> {
     {
         return page::redirect(StatusCode::TEMPORARY_REDIRECT, &location);
     }
-    pages(app, &parts, body, &path)
+    let response = pages(app, &parts, body, &path)
         .await
-        .unwrap_or_else(|refusal| refusal)
+        .unwrap_or_else(|refusal| refusal);
+    let heading = if response.status() == StatusCode::FORBIDDEN && path != "/callback" {
+        // The forms' CSRF check.
+        "Form refused"
+    } else {
+        refusal_heading(&path)
+    };
+    // A failed login (consent denied, a stale callback, an unreachable provider) is read by
+    // a person: in the page, with the way back to start again.
+    page::explain(
+        response,
+        heading,
+        &format!("{}/", app.settings.base_path),
+        "Back to the start page",
+    )
+    .await
+}
+
+/// The heading of a page route's refusal: what did not happen.
+fn refusal_heading(path: &str) -> &'static str {
+    match path {
+        "/login" => "Could not start the login",
+        "/callback" => "Login with the provider failed",
+        "/refresh" => "Token refresh failed",
+        "/logout" => "Logout failed",
+        _ => "Page not available",
+    }
 }
 
 /// Where a page must be opened for the login to work, if not where it was. The provider sends
@@ -195,7 +221,7 @@ async fn pages(
         .await
         .map_err(|error| error.to_response())?;
     let mut response = match (&parts.method, path) {
-        (&Method::GET, "/") => home(base, &mut session),
+        (&Method::GET, "/") => home(base, &app.settings.provider, &mut session),
         (&Method::GET, "/login") => start_login(app, &mut session).await,
         (&Method::GET, "/callback") => {
             callback(app, &mut session, parts.uri.query().unwrap_or("")).await
@@ -207,7 +233,7 @@ async fn pages(
             if let Err(error) = verify_session_csrf(&session, presented) {
                 return Err(text(
                     error.status(),
-                    "missing or stale form token: reload the page",
+                    "Nothing was done: the form's security token was missing or out of date, or another site sent the form (CSRF protection). Open the page again and send the form from there.",
                 ));
             }
             match path {
@@ -227,11 +253,16 @@ async fn pages(
     Ok(response)
 }
 
-fn home(base: &str, session: &mut Session) -> Response<Body> {
+fn home(base: &str, provider: &str, session: &mut Session) -> Response<Body> {
     let Some(user) = session.user().map(str::to_owned) else {
         return html(
             StatusCode::OK,
-            &format!(r#"<p><a href="{base}/login">Log in with backend-kit provider</a></p>"#),
+            &format!(
+                r#"<p>This application has no passwords of its own: it sends you to the OAuth 2.0 provider at <code>{provider}</code>, which asks you to log in and to allow access, and sends you back with a code. The code is exchanged for tokens with PKCE (S256); <code>state</code> and the issuer are checked.</p>
+<p><a class=button id=start href="{base}/login">Log in with backend-kit provider</a></p>
+<p class=muted>The demo provider's user is <code>alice</code> with the password <code>wonderland-rabbit</code>.</p>"#,
+                provider = escape(provider),
+            ),
         );
     };
     let csrf = match session_csrf_token(session) {
@@ -248,9 +279,9 @@ fn home(base: &str, session: &mut Session) -> Response<Body> {
     html(
         StatusCode::OK,
         &format!(
-            r#"<p>Logged in as <b>{user}</b> via backend-kit provider (scope: <code>{scope}</code>, refreshed {refreshes} times).</p>
+            r#"<p class=ok>Logged in as <b>{user}</b> via backend-kit provider (scope: <code>{scope}</code>, refreshed {refreshes} times).</p>
 <form method="post" action="{base}/refresh"><input type="hidden" name="csrf" value="{csrf}"><button>Refresh the token</button></form>
-<form method="post" action="{base}/logout"><input type="hidden" name="csrf" value="{csrf}"><button>Log out</button></form>"#,
+<form method="post" action="{base}/logout"><input type="hidden" name="csrf" value="{csrf}"><button class=secondary>Log out</button></form>"#,
             user = escape(&user),
             scope = escape(&scope),
         ),
@@ -311,6 +342,14 @@ async fn callback(app: &App, session: &mut Session, query: &str) -> Response<Bod
     };
     let code = match client.callback(&pending, query) {
         Ok(code) => code,
+        Err(auth_core::Error::OAuthServer { error, .. }) if error == "access_denied" => {
+            return text(
+                StatusCode::FORBIDDEN,
+                "You did not allow this application to use your account at the provider, so \
+                 you are not logged in (the provider answered access_denied). Start again to \
+                 choose differently.",
+            );
+        }
         Err(error) => return text(error.status(), &format!("login failed: {error}")),
     };
     let tokens = match exchange(client.token_request(&code, &pending)).await {
@@ -459,7 +498,11 @@ async fn send(request: Request<Vec<u8>>) -> Result<(StatusCode, Bytes), String> 
 }
 
 fn html(status: StatusCode, body: &str) -> Response<Body> {
-    page::html(status, page::document("oauth-login", body))
+    // The feature, not the crate.
+    page::html(
+        status,
+        page::document("Log in with an OAuth 2.0 provider", body),
+    )
 }
 
 fn see_other(location: &str) -> Response<Body> {

@@ -254,13 +254,31 @@ async fn handle(app: &App, client: IpAddr, request: Request<serve::Body>) -> Res
         _ => {}
     }
 
-    pages(app, now, client, &parts, body, &path)
-        .await
-        .unwrap_or_else(|refusal| refusal)
+    let (response, back) = pages(app, now, client, &parts, body, &path).await;
+    let heading = if response.status() == StatusCode::FORBIDDEN {
+        // The forms' CSRF check.
+        "Form refused"
+    } else {
+        refusal_heading(&path)
+    };
+    // Refusals of the login and consent pages are read by a person: in the page (with the
+    // provider's own page headers), with the way back to the form.
+    let response = page::explain(response, heading, &back, "Back to the login form").await;
+    protect(response)
 }
 
-/// The login and consent pages at `now`: the session from its cookie and the forms' CSRF
-/// token, then the route; on the way out the session is saved and its cookie set.
+/// The heading of a page route's refusal: what did not happen.
+fn refusal_heading(path: &str) -> &'static str {
+    match path {
+        "/login" => "Login failed",
+        "/consent" | "/authorize" => "Sign-in request refused",
+        "/logout" => "Logout failed",
+        _ => "Page not available",
+    }
+}
+
+/// The login and consent pages at `now` with the way back from a refusal: the login form
+/// again, with the sign-in request it carried when there is one.
 async fn pages(
     app: &App,
     now: SystemTime,
@@ -268,6 +286,25 @@ async fn pages(
     parts: &http::request::Parts,
     body: serve::Body,
     path: &str,
+) -> (Response<Body>, String) {
+    let mut back = format!("{}/", app.base);
+    let response = session_pages(app, now, client, parts, body, path, &mut back)
+        .await
+        .unwrap_or_else(|refusal| refusal);
+    (response, back)
+}
+
+/// The login and consent pages at `now`: the session from its cookie and the forms' CSRF
+/// token, then the route; on the way out the session is saved and its cookie set. `back` is
+/// set to the login form of a pending sign-in request.
+async fn session_pages(
+    app: &App,
+    now: SystemTime,
+    client: IpAddr,
+    parts: &http::request::Parts,
+    body: serve::Body,
+    path: &str,
+    back: &mut String,
 ) -> Result<Response<Body>, Response<Body>> {
     let base = app.base.as_str();
     let mut session = (app.cookie)
@@ -294,6 +331,11 @@ async fn pages(
         }
         (&Method::POST, "/login" | "/consent" | "/logout") => {
             let form = serve::read_form(body, MAX_BODY_BYTES).await?;
+            if let Some(query) = form.get("authorize") {
+                // Back to the same sign-in request's login form (a relative path of ours:
+                // only the query is the form's).
+                *back = format!("{base}/authorize?{query}");
+            }
             let presented = form.get("csrf").map(String::as_str);
             if let Err(error) = app
                 .login_csrf
@@ -301,7 +343,7 @@ async fn pages(
             {
                 return Err(text(
                     error.status(),
-                    "missing or stale form token: reload the page",
+                    "Nothing was done: the form's security token was missing or out of date, or another site sent the form (CSRF protection). Open the page again and send the form from there.",
                 ));
             }
             match path {
@@ -342,10 +384,14 @@ async fn authorize(app: &App, session: &mut Session, query: &str, csrf: &str) ->
         // The client or redirect URI cannot be trusted: tell the user, never redirect.
         Err(AuthorizationRejection::ShowToUser(error)) => html(
             StatusCode::BAD_REQUEST,
+            "Sign-in request refused",
             &format!(
-                "<p>This sign-in request is invalid: <code>{}</code>: {}</p>",
+                "<p class=error id=error role=alert>This sign-in request is invalid: <code>{}</code>: {}</p>\
+                 <p>The application that sent you here is not registered with this redirect address, \
+                 so you are not sent back to it. Close this page, or go <a id=again href=\"{}/\">to the provider's home page</a>.</p>",
                 error.code,
-                escape(&error.description)
+                escape(&error.description),
+                escape(&app.base),
             ),
         ),
         Err(AuthorizationRejection::Redirect { response, .. }) => convert_empty(response),
@@ -365,10 +411,12 @@ fn login_page(base: &str, heading: &str, csrf: &str, authorize: Option<&str>) ->
         .unwrap_or_default();
     html(
         StatusCode::OK,
+        LOGIN_TITLE,
         &format!(
-            r#"<h2>{heading}</h2>
+            r#"<div class=card><h2>{heading}</h2>
 <form method="post" action="{base}/login"><input type="hidden" name="csrf" value="{csrf}">{pending}
-<input name="username" placeholder="user name" required> <input name="password" type="password" placeholder="password" required> <button>Log in</button></form>"#,
+<input name="username" placeholder="user name" aria-label="user name" required> <input name="password" type="password" placeholder="password" aria-label="password" required> <button>Log in</button></form>
+<p class=muted>The demo user is <code>alice</code> with the password <code>wonderland-rabbit</code>.</p></div>"#,
             heading = escape(heading)
         ),
     )
@@ -378,9 +426,11 @@ fn home(base: &str, session: &Session, csrf: &str) -> Response<Body> {
     match session.user() {
         Some(user) => html(
             StatusCode::OK,
+            HOME_TITLE,
             &format!(
-                r#"<p>Logged in as <b>{user}</b>.</p>
-<form method="post" action="{base}/logout"><input type="hidden" name="csrf" value="{csrf}"><button>Log out</button></form>"#,
+                r#"<p class=ok>Logged in as <b>{user}</b>.</p>
+<p>Applications send you here to log in and to allow them access.</p>
+<form method="post" action="{base}/logout"><input type="hidden" name="csrf" value="{csrf}"><button class=secondary>Log out</button></form>"#,
                 user = escape(user)
             ),
         ),
@@ -407,11 +457,12 @@ fn consent_page(base: &str, session: &Session, csrf: &str) -> Response<Body> {
     };
     html(
         StatusCode::OK,
+        CONSENT_TITLE,
         &format!(
             r#"<p>Logged in as <b>{user}</b>.</p>
-<p><b>{client}</b> asks for:</p><ul>{scopes}</ul>
+<div class=card><p><b>{client}</b> asks for:</p><ul>{scopes}</ul>
 <form method="post" action="{base}/consent"><input type="hidden" name="csrf" value="{csrf}">
-<button name="decision" value="allow">Allow</button> <button name="decision" value="deny">Deny</button></form>"#,
+<button name="decision" value="allow">Allow</button> <button class=secondary name="decision" value="deny">Deny</button></form></div>"#,
             user = escape(user),
             client = escape(&request.client_id),
         ),
@@ -541,9 +592,25 @@ fn convert_empty(response: Response<()>) -> Response<Body> {
     Response::from_parts(parts, Full::new(Bytes::new()))
 }
 
-fn html(status: StatusCode, body: &str) -> Response<Body> {
-    let mut response: Response<Body> =
-        page::html(status, page::document("backend-kit provider", body));
+/// The titles of the provider's pages: the feature, not the crate.
+const LOGIN_TITLE: &str = "Log in to the OAuth 2.0 provider";
+const HOME_TITLE: &str = "OAuth 2.0 provider";
+const CONSENT_TITLE: &str = "Allow access to your account?";
+
+fn html(status: StatusCode, title: &str, body: &str) -> Response<Body> {
+    protect(page::html(status, page::document(title, body)))
+}
+
+/// The provider's own headers on an HTML page; other responses are left alone.
+fn protect(mut response: Response<Body>) -> Response<Body> {
+    let is_html = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"));
+    if !is_html {
+        return response;
+    }
     // The login and consent pages must not be framed (clickjacking, RFC 9700 section 4.16).
     response
         .headers_mut()

@@ -256,12 +256,7 @@ impl CookieDemo {
             .collect();
         let csrf = escape(&csrf);
         let body = format!(
-            r#"<!doctype html><meta charset=utf-8><meta name=viewport content="width=device-width, initial-scale=1"><title>cookie-jar: signed and private cookies</title>
-<style>body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 50rem; margin: 1rem auto; padding: 0 1rem; }}
-code {{ word-break: break-all; }} .remark {{ background: #fff4d6; border-left: 4px solid #c90; padding: .5rem .75rem; }}</style>
-<p><a href="/">&larr; back to the showcase</a></p>
-<h1>cookie-jar: signed and private cookies</h1>
-<p>Visit <b id=visits>{visits}</b>, counted in the <b>signed</b> cookie <code>{VISITS}</code>: its value is readable, and a changed value is ignored.</p>
+            r#"<p>Visit <b id=visits>{visits}</b>, counted in the <b>signed</b> cookie <code>{VISITS}</code>: its value is readable, and a changed value is ignored.</p>
 {remarks}<p>The cookie you sent: <code>{raw_visits}</code></p>
 <p>Your note, kept in the <b>private</b> cookie <code>{NOTE}</code>: <b id=note>{note}</b><br>
 What the browser stores: <code>{raw_note}</code> (sealed with AES-256-GCM, the cookie name bound in).</p>
@@ -276,6 +271,11 @@ What the browser stores: <code>{raw_note}</code> (sealed with AES-256-GCM, the c
                 (None, None) => "(none)",
             }),
             raw_note = escape(raw_note.as_deref().unwrap_or("(none)")),
+        );
+        let body = page::document_with_head(
+            "Signed and private cookies",
+            "<style>.remark{background:#fff4d6;border-left:4px solid #c90;padding:.5rem .75rem}</style>",
+            &body,
         );
         let mut response = page::html(StatusCode::OK, body);
         response
@@ -292,12 +292,13 @@ What the browser stores: <code>{raw_note}</code> (sealed with AES-256-GCM, the c
 /// The answer to a form post that did not come from this page: 403, in words, with the
 /// way back to a fresh form.
 fn refused() -> Response<Body> {
-    let body = r#"<!doctype html><meta charset=utf-8><meta name=viewport content="width=device-width, initial-scale=1"><title>Refused: cookie-jar</title>
-<style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 50rem; margin: 1rem auto; padding: 0 1rem; } .error { background: #fde8e8; border-left: 4px solid #c00; padding: .5rem .75rem; }</style>
-<p><a href="/">&larr; back to the showcase</a></p>
-<h1>Refused: this form did not come from the cookies page</h1>
-<p class=error id=error>Nothing was changed. The form's security token was missing or did not match, or another site sent the form. This protects the server-wide keys from cross-site requests (CSRF).</p>
-<p><a href="/cookies/">Open the cookies page again</a> and use its forms.</p>
-"#;
-    page::html(StatusCode::FORBIDDEN, body)
+    page::error_page(
+        StatusCode::FORBIDDEN,
+        "Refused: this form did not come from the cookies page",
+        "Nothing was changed. The form's security token was missing or did not match, or \
+         another site sent the form. This protects the server-wide keys from cross-site \
+         requests (CSRF).",
+        "/cookies/",
+        "Open the cookies page again",
+    )
 }

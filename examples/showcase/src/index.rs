@@ -11,21 +11,16 @@ use serve::page::escape;
 /// linked from the pages with that type).
 pub(crate) const FAVICON_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#176c2e"/><text x="16" y="22" font-family="sans-serif" font-size="16" font-weight="bold" fill="#fff" text-anchor="middle">bk</text></svg>"##;
 
-/// The head the index pages share: the landing page's font and table style, and the icon.
-const HEAD: &str = "<meta name=viewport content=\"width=device-width, initial-scale=1\">\
-<link rel=icon type=\"image/svg+xml\" href=\"/favicon.ico\">\
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem;border-bottom:1px solid #ddd;vertical-align:top}\
-code{background:#f4f4f4;padding:0 .25rem;border-radius:3px}.method{font-weight:bold;font-family:monospace}\
-nav{margin-bottom:1rem}</style>";
+/// What the index pages add to the shared look ([`serve::page::STYLE`]): tables of
+/// operations.
+const HEAD: &str = "<style>table{border-collapse:collapse;width:100%}\
+th,td{text-align:left;padding:.4rem;border-bottom:1px solid #ddd;vertical-align:top}\
+.method{font-weight:bold;font-family:monospace}</style>";
 
-/// An index page: `title` (escaped), the way back to the landing page, then `body` (HTML).
+/// An index page: `title` (escaped) in the shell every showcase page shares (the way back
+/// to the landing page, the icon), then `body` (HTML).
 fn page(title: &str, body: &str) -> String {
-    let title = escape(title);
-    format!(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>{title}</title>{HEAD}\
-         <nav><a id=back href=\"/\">&larr; backend-kit showcase</a></nav><h1>{title}</h1>{body}\n"
-    )
+    serve::page::document_with_head(title, HEAD, body)
 }
 
 /// `/proxy/`: what the proxy mount does, with links to its demo routes and metrics.
