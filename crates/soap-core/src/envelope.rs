@@ -366,7 +366,7 @@ fn parse_boolean(value: &str) -> Option<bool> {
 /// `mustUnderstand` (and 1.2 `relay`) must be booleans: SOAP 1.2 part 1 sections 5.2.3 and
 /// 5.2.4, SOAP 1.1 section 4.2.3 (`0` or `1`; `true`/`false` are accepted too). Anything
 /// else is a Sender (1.1 Client) fault rather than a silent "not mandatory".
-fn check_header_booleans(version: SoapVersion, block: &Element) -> Result<()> {
+pub(crate) fn check_header_booleans(version: SoapVersion, block: &Element) -> Result<()> {
     let attributes: &[&str] = match version {
         SoapVersion::V11 => &["mustUnderstand"],
         SoapVersion::V12 => &["mustUnderstand", "relay"],
