@@ -416,11 +416,22 @@ pub(crate) fn escape(s: &str) -> Cow<'_, str> {
 /// Splits a QName (Namespaces in XML 1.0 section 4): at most one colon, with a non-empty
 /// prefix and local part, so that what we write back names the same thing.
 fn split_qname(qname: &str) -> std::result::Result<(Option<&str>, &str), String> {
-    match qname.split_once(':') {
-        None if !qname.is_empty() => Ok((None, qname)),
-        Some((p, local)) if !p.is_empty() && !local.is_empty() && !local.contains(':') => {
-            Ok((Some(p), local))
+    // A byte loop rather than `split_once`: names are short, and this runs for every tag.
+    let mut colon = None;
+    let mut colons = 0usize;
+    for (i, b) in qname.bytes().enumerate() {
+        if b == b':' {
+            colons = colons.saturating_add(1);
+            colon = colon.or(Some(i));
         }
+    }
+    let split = match colon {
+        None if !qname.is_empty() => return Ok((None, qname)),
+        Some(i) if i > 0 && colons == 1 => qname.get(..i).zip(qname.get(i + 1..)),
+        _ => None,
+    };
+    match split {
+        Some((p, local)) if !local.is_empty() => Ok((Some(p), local)),
         _ => Err(format!("{qname:?} is not a qualified name")),
     }
 }
@@ -693,6 +704,9 @@ impl<'a, 'l> Events<'a, 'l> {
                     Ok(Item::Start(tag))
                 }
                 Event::End(_) => self.close(),
+                // End-of-line normalization (XML 1.0 section 2.11) only when there is a
+                // carriage return: most text is short, and this check is cheaper.
+                Event::Text(t) if !t.as_bytes().contains(&b'\r') => self.text(t.into_inner()),
                 Event::Text(t) => self.text(t.xml10_content()),
                 Event::CData(c) => self.text(c.xml10_content()),
                 Event::GeneralRef(r) => {
@@ -781,9 +795,21 @@ impl<'a, 'l> Events<'a, 'l> {
         let mark = self.bindings.len();
         let mut raw_attrs: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
         let mut declarations = 0usize;
+        // Most tags have no attributes: then there is nothing to iterate.
+        let has_attributes = content.as_bytes().get(name_len..).is_some_and(|rest| {
+            rest.iter()
+                .any(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        });
         // The attribute count is checked as we go, so that quick-xml's duplicate check
         // (quadratic in the count) never runs past the limit.
-        for attr in Attributes::new(content, name_len) {
+        for attr in Attributes::new(
+            content,
+            if has_attributes {
+                name_len
+            } else {
+                content.len()
+            },
+        ) {
             if raw_attrs.len() + declarations >= self.limits.max_attributes {
                 return Err(self.limit(LimitKind::Attributes));
             }
