@@ -79,6 +79,19 @@ pub(crate) fn to_qualified_xml<T: Serialize + ?Sized>(
     name: &str,
     value: &T,
 ) -> Result<Option<String>> {
+    // Written directly for the shapes the direct encoder knows (the same text).
+    if let Some(xml) = crate::encode::to_qualified_xml(namespace, name, value, TYPICAL_BODY_BYTES) {
+        return Ok(Some(xml));
+    }
+    to_qualified_xml_spliced(namespace, name, value)
+}
+
+/// [`to_qualified_xml`] through quick-xml's serializer, with the declarations spliced in.
+pub(crate) fn to_qualified_xml_spliced<T: Serialize + ?Sized>(
+    namespace: &str,
+    name: &str,
+    value: &T,
+) -> Result<Option<String>> {
     // Sized for a typical body up front: growing the string was a tenth of the encoding.
     let mut inner = String::with_capacity(TYPICAL_BODY_BYTES);
     let serializer = quick_xml::se::Serializer::with_root(&mut inner, Some(name))
@@ -170,6 +183,17 @@ fn trusted_limits() -> XmlLimits {
 
 /// Deserializes an element's content into `T`.
 pub fn from_element<T: DeserializeOwned>(element: &Element) -> Result<T> {
+    // Straight from the tree for the shapes the direct decoder reads; quick-xml's
+    // deserializer over the element written as text for the others (and for the error).
+    match crate::decode::from_element(element) {
+        Ok(value) => Ok(value),
+        Err(_) => from_element_text(element),
+    }
+}
+
+/// [`from_element`] through quick-xml's deserializer: the element written without
+/// namespaces, then read.
+pub(crate) fn from_element_text<T: DeserializeOwned>(element: &Element) -> Result<T> {
     let mut plain = String::with_capacity(TYPICAL_BODY_BYTES);
     element.write_plain(&mut plain);
     quick_xml::de::from_str(&plain).map_err(|e| Error::InvalidBody(e.to_string()))

@@ -321,25 +321,37 @@ impl Envelope {
         out.push_str("=\"");
         out.push_str(ns);
         out.push_str("\">");
-        let mut declared = vec![(prefix.to_owned(), ns.to_owned())];
+        // Nothing below looks the prefix up when there are no header blocks or body entries.
+        let mut declared = if self.headers.is_empty() && self.body.is_empty() {
+            Vec::new()
+        } else {
+            vec![(prefix.to_owned(), ns.to_owned())]
+        };
+        let tag = |out: &mut String, close: bool, name: &str, empty: bool| {
+            out.push_str(if close { "</" } else { "<" });
+            out.push_str(prefix);
+            out.push(':');
+            out.push_str(name);
+            out.push_str(if empty { "/>" } else { ">" });
+        };
         for (name, children) in [("Header", &self.headers), ("Body", &self.body)] {
             let extra = if name == "Body" { spliced } else { None };
             if children.is_empty() && extra.is_none() {
                 if name == "Body" {
-                    out.push_str(&format!("<{prefix}:Body/>"));
+                    tag(&mut out, false, "Body", true);
                 }
                 continue;
             }
-            out.push_str(&format!("<{prefix}:{name}>"));
+            tag(&mut out, false, name, false);
             for child in children {
                 child.write(&mut out, &mut declared, None);
             }
             if let Some(extra) = extra {
                 out.push_str(extra);
             }
-            out.push_str(&format!("</{prefix}:{name}>"));
+            tag(&mut out, true, name, false);
         }
-        out.push_str(&format!("</{prefix}:Envelope>"));
+        tag(&mut out, true, "Envelope", false);
         out
     }
 }
@@ -366,7 +378,7 @@ fn parse_boolean(value: &str) -> Option<bool> {
 /// `mustUnderstand` (and 1.2 `relay`) must be booleans: SOAP 1.2 part 1 sections 5.2.3 and
 /// 5.2.4, SOAP 1.1 section 4.2.3 (`0` or `1`; `true`/`false` are accepted too). Anything
 /// else is a Sender (1.1 Client) fault rather than a silent "not mandatory".
-fn check_header_booleans(version: SoapVersion, block: &Element) -> Result<()> {
+pub(crate) fn check_header_booleans(version: SoapVersion, block: &Element) -> Result<()> {
     let attributes: &[&str] = match version {
         SoapVersion::V11 => &["mustUnderstand"],
         SoapVersion::V12 => &["mustUnderstand", "relay"],

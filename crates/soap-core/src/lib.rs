@@ -3,7 +3,9 @@
 
 pub mod body;
 mod client;
+mod decode;
 mod description;
+mod encode;
 mod envelope;
 mod error;
 mod fault;

@@ -32,6 +32,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::any::Any;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -41,11 +43,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::body;
-use crate::envelope::{Envelope, MessageInfo, SOAP12_ENCODING_NONE, SoapVersion};
+use crate::decode::{self, DResult, EventSource};
+use crate::envelope::{
+    Envelope, MessageInfo, SOAP12_ENCODING_NONE, SoapVersion, check_header_booleans,
+    must_understand, targets_us,
+};
 use crate::error::{Error, Result};
 use crate::schema::{Schema, TypeRef, XsdType};
 use crate::wsse::{Security, WSSE_NS};
-use crate::xml::{Element, XmlLimits};
+use crate::xml::{self, Element, Events, Item, Tag, XmlLimits};
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug)]
@@ -62,6 +68,12 @@ pub struct Context<'a> {
 }
 
 type Handler = Box<dyn Fn(&Element, &Context<'_>) -> Result<Reply> + Send + Sync>;
+/// Decodes a request straight from the reader (see [`SoapService::direct_reply`]).
+type Decoder = Box<
+    dyn for<'r, 'a, 'l> Fn(EventSource<'r, 'a, 'l>, Tag<'a>) -> DResult<Box<dyn Any>> + Send + Sync,
+>;
+/// Runs the handler on a request [`Decoder`] decoded.
+type Call = Box<dyn Fn(Box<dyn Any>, &str, &Context<'_>) -> Result<Reply> + Send + Sync>;
 
 /// A handler's response element: as text from our own serializer, spliced into the response
 /// envelope as it is (no reading back into a tree), or as a tree when it could not be.
@@ -90,6 +102,8 @@ pub struct Operation {
     faults: Vec<(String, TypeFn)>,
     schema: SchemaFn,
     handler: Handler,
+    decoder: Decoder,
+    call: Call,
 }
 
 impl std::fmt::Debug for Operation {
@@ -115,6 +129,17 @@ impl Operation {
         // The request type's schema, for checking `xsi:type` in requests.
         let mut request_schema = Schema::default();
         let request_type = Req::xsd(&mut request_schema);
+        let respond = Arc::new(move |request: Req, ns: &str, ctx: &Context<'_>| {
+            let response = handler(request, ctx)?;
+            match body::to_qualified_xml(ns, &response_name, &response)? {
+                Some(xml) => Ok(Reply::Xml {
+                    namespace: ns.to_owned(),
+                    xml,
+                }),
+                None => body::to_element(ns, &response_name, &response).map(Reply::Element),
+            }
+        });
+        let call_respond = Arc::clone(&respond);
         Operation {
             name: name.to_owned(),
             action: None,
@@ -125,15 +150,17 @@ impl Operation {
                 let ns = el.namespace().unwrap_or("");
                 request_schema.check_xsi_types(el, &request_type, ns)?;
                 let request: Req = body::from_element(el)?;
-                let response = handler(request, ctx)?;
-                match body::to_qualified_xml(ns, &response_name, &response)? {
-                    Some(xml) => Ok(Reply::Xml {
-                        namespace: ns.to_owned(),
-                        xml,
-                    }),
-                    None => body::to_element(ns, &response_name, &response).map(Reply::Element),
-                }
+                respond(request, ns, ctx)
             }),
+            decoder: Box::new(decode_request::<Req>),
+            call: Box::new(
+                move |request: Box<dyn Any>, ns: &str, ctx: &Context<'_>| match request
+                    .downcast::<Req>()
+                {
+                    Ok(request) => call_respond(*request, ns, ctx),
+                    Err(_) => Err(Error::Config("request of another operation".into())),
+                },
+            ),
         }
     }
 
@@ -294,6 +321,115 @@ impl SoapService {
     /// [`SoapService::process`] up to the handler's reply, which `handle` splices into the
     /// response envelope without reading it back into a tree.
     fn process_reply(&self, info: &MessageInfo, body: &[u8], now: SystemTime) -> Result<Reply> {
+        match self.direct_reply(info, body, now) {
+            Some(reply) => reply,
+            None => self.tree_reply(info, body, now),
+        }
+    }
+
+    /// The common request in one pass of the hardened reader: the header blocks are read
+    /// into trees, the body entry is decoded straight from the reader into the operation's
+    /// request type. `None` when the request is not the common case (attributes on the
+    /// envelope's elements or namespaced ones in the body, a shape the direct decoder leaves
+    /// to quick-xml, or any error): then [`SoapService::tree_reply`] reads it again, with the
+    /// same limits, and answers it, errors included. Nothing with an effect (WS-Security's
+    /// nonce cache, the handler) runs before the whole document has been read and decoded.
+    fn direct_reply(
+        &self,
+        info: &MessageInfo,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Option<Result<Reply>> {
+        let version = info.version;
+        let ns = version.namespace();
+        let mut events = Events::new(body, &self.limits, false).ok()?;
+        let envelope = next_tag(&mut events)??;
+        if !(envelope.namespace.as_deref() == Some(ns)
+            && envelope.name == "Envelope"
+            && envelope.attributes.is_empty())
+        {
+            return None;
+        }
+        let mut tag = next_tag(&mut events)??;
+        let mut headers = Vec::new();
+        if tag.namespace.as_deref() == Some(ns) && tag.name == "Header" {
+            if !tag.attributes.is_empty() {
+                return None;
+            }
+            while let Some(block) = next_tag(&mut events)? {
+                let block = xml::read_element(&mut events, block).ok()?;
+                check_header_booleans(version, &block).ok()?;
+                headers.push(block);
+            }
+            tag = next_tag(&mut events)??;
+        }
+        if !(tag.namespace.as_deref() == Some(ns)
+            && tag.name == "Body"
+            && tag.attributes.is_empty())
+        {
+            return None;
+        }
+        let entry = next_tag(&mut events)??;
+        if entry.attributes.iter().any(|a| a.namespace.is_some())
+            || entry.namespace.as_deref() != Some(self.namespace.as_str())
+        {
+            return None;
+        }
+        let op = self.operations.iter().find(|o| o.name == entry.name)?;
+        if info
+            .action
+            .as_deref()
+            .is_some_and(|action| action != self.action(op))
+        {
+            return None;
+        }
+        let request = (op.decoder)(
+            EventSource {
+                events: &mut events,
+            },
+            entry,
+        )
+        .ok()?;
+        // The end of Body, of Envelope, and of the document: a second body entry or
+        // anything else is the tree's to answer.
+        if next_tag(&mut events)?.is_some() || next_tag(&mut events)?.is_some() {
+            return None;
+        }
+        loop {
+            match events.next().ok()? {
+                Item::Eof => break,
+                // Whitespace after the root (the reader refuses anything else).
+                Item::Text(_) => {}
+                Item::Start(_) | Item::End => return None,
+            }
+        }
+        if headers.iter().any(|h| {
+            must_understand(version, h)
+                && targets_us(version, h, &self.roles)
+                && !self.is_understood(h)
+        }) {
+            return None;
+        }
+        let security_header = headers.iter().find(|h| h.is(WSSE_NS, "Security"));
+        let user = match (&self.security, security_header) {
+            (Some(security), Some(header)) => match security.verify(header, now) {
+                Ok(user) => Some(user),
+                Err(e) => return Some(Err(e.into())),
+            },
+            (_, None) | (None, _) if op.secured => return None,
+            _ => None,
+        };
+        let ctx = Context {
+            version,
+            action: info.action.as_deref(),
+            user: user.as_deref(),
+            headers: &headers,
+        };
+        Some((op.call)(request, &self.namespace, &ctx))
+    }
+
+    /// [`SoapService::process_reply`] through the envelope's tree.
+    fn tree_reply(&self, info: &MessageInfo, body: &[u8], now: SystemTime) -> Result<Reply> {
         let envelope = Envelope::parse_request(info, body, &self.limits)?;
         let version = envelope.version;
         let not_understood: Vec<(String, String)> = envelope
@@ -428,6 +564,27 @@ pub fn error_response(version: SoapVersion, error: &Error) -> Response<Bytes> {
         *response.status_mut() = status;
     }
     response
+}
+
+/// A [`Decoder`] for `Req`.
+fn decode_request<'a, Req: DeserializeOwned + 'static>(
+    source: EventSource<'_, 'a, '_>,
+    tag: Tag<'a>,
+) -> DResult<Box<dyn Any>> {
+    decode::decode::<Req, _>(source, tag).map(|r| Box::new(r) as Box<dyn Any>)
+}
+
+/// The next start tag (`Some(Some(tag))`) or end tag (`Some(None)`) after blank text;
+/// `None` at other text, the end of the document or an error.
+fn next_tag<'a>(events: &mut Events<'a, '_>) -> Option<Option<Tag<'a>>> {
+    loop {
+        match events.next().ok()? {
+            Item::Start(tag) => return Some(Some(tag)),
+            Item::End => return Some(None),
+            Item::Text(text) if text.trim_matches([' ', '\t', '\r', '\n']).is_empty() => {}
+            Item::Text(_) | Item::Eof => return None,
+        }
+    }
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Bytes> {

@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use quick_xml::XmlVersion;
+use quick_xml::events::attributes::Attributes;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
@@ -415,11 +416,22 @@ pub(crate) fn escape(s: &str) -> Cow<'_, str> {
 /// Splits a QName (Namespaces in XML 1.0 section 4): at most one colon, with a non-empty
 /// prefix and local part, so that what we write back names the same thing.
 fn split_qname(qname: &str) -> std::result::Result<(Option<&str>, &str), String> {
-    match qname.split_once(':') {
-        None if !qname.is_empty() => Ok((None, qname)),
-        Some((p, local)) if !p.is_empty() && !local.is_empty() && !local.contains(':') => {
-            Ok((Some(p), local))
+    // A byte loop rather than `split_once`: names are short, and this runs for every tag.
+    let mut colon = None;
+    let mut colons = 0usize;
+    for (i, b) in qname.bytes().enumerate() {
+        if b == b':' {
+            colons = colons.saturating_add(1);
+            colon = colon.or(Some(i));
         }
+    }
+    let split = match colon {
+        None if !qname.is_empty() => return Ok((None, qname)),
+        Some(i) if i > 0 && colons == 1 => qname.get(..i).zip(qname.get(i + 1..)),
+        _ => None,
+    };
+    match split {
+        Some((p, local)) if !local.is_empty() => Ok((Some(p), local)),
         _ => Err(format!("{qname:?} is not a qualified name")),
     }
 }
@@ -440,40 +452,192 @@ fn parse_with(
     limits: &XmlLimits,
     skip_processing_instructions: bool,
 ) -> Result<Element> {
-    if body.len() > limits.max_body_bytes {
-        return Err(Error::LimitExceeded {
-            limit: LimitKind::BodyBytes,
-            max: limits.max_body_bytes,
-        });
-    }
-    let text = std::str::from_utf8(body).map_err(|e| Error::InvalidUtf8 {
-        offset: e.valid_up_to(),
-    })?;
-    Parser::new(limits, skip_processing_instructions).run(text)
+    build_tree(Events::new(body, limits, skip_processing_instructions)?)
 }
 
-struct Parser<'l> {
+/// Reads the whole document into its root element.
+fn build_tree(mut events: Events<'_, '_>) -> Result<Element> {
+    let mut root = None;
+    loop {
+        match events.next()? {
+            Item::Start(tag) => root = Some(read_element(&mut events, tag)?),
+            // Whitespace around the root (the reader refuses anything else).
+            Item::Text(_) => {}
+            Item::End => {
+                return Err(Error::MalformedXml {
+                    position: events.position(),
+                    reason: "unexpected end tag".into(),
+                });
+            }
+            Item::Eof => break,
+        }
+    }
+    root.ok_or(Error::MalformedXml {
+        position: 0,
+        reason: "no root element".into(),
+    })
+}
+
+/// Reads the element whose start tag `events` has just handed out, through its end tag.
+pub(crate) fn read_element(events: &mut Events<'_, '_>, tag: Tag<'_>) -> Result<Element> {
+    let scope = |events: &Events<'_, '_>| -> Scope {
+        Arc::new(
+            events
+                .bindings()
+                .iter()
+                .map(|(p, ns)| ((*p).to_owned(), ns.clone().into_owned()))
+                .collect(),
+        )
+    };
+    let mut stack: Vec<Element> = vec![tag.into_element(scope(events))];
+    loop {
+        match events.next()? {
+            Item::Start(tag) => {
+                let inherited = match (tag.declares, stack.last()) {
+                    (false, Some(parent)) => parent.scope.clone(),
+                    _ => scope(events),
+                };
+                stack.push(tag.into_element(inherited));
+            }
+            Item::End => {
+                let done = stack.pop().ok_or_else(|| Error::MalformedXml {
+                    position: events.position(),
+                    reason: "unexpected end tag".into(),
+                })?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(done),
+                    None => return Ok(done),
+                }
+            }
+            Item::Text(text) => {
+                if let Some(open) = stack.last_mut() {
+                    open.text.push_str(&text);
+                }
+            }
+            Item::Eof => {
+                return Err(Error::MalformedXml {
+                    position: events.position(),
+                    reason: "unclosed element at end of input".into(),
+                });
+            }
+        }
+    }
+}
+
+/// One step of the hardened reader: a start tag (an empty element is a start and an end),
+/// an end tag, a piece of text (unescaped, borrowed from the input where it can be), or the
+/// end of the document. Every limit and namespace rule is checked before an item is handed
+/// out, so a consumer that builds no tree (the streaming body decoder) is as hardened as
+/// [`parse`].
+pub(crate) enum Item<'a> {
+    Start(Tag<'a>),
+    End,
+    Text(Cow<'a, str>),
+    Eof,
+}
+
+/// A start tag with its names resolved.
+pub(crate) struct Tag<'a> {
+    pub(crate) namespace: Option<Cow<'a, str>>,
+    pub(crate) name: &'a str,
+    /// Attributes, namespace declarations excluded.
+    pub(crate) attributes: Vec<TagAttribute<'a>>,
+    /// Whether the tag declares namespaces (then [`Events::bindings`] has changed).
+    pub(crate) declares: bool,
+}
+
+/// An attribute of a [`Tag`].
+pub(crate) struct TagAttribute<'a> {
+    pub(crate) namespace: Option<Cow<'a, str>>,
+    pub(crate) name: &'a str,
+    pub(crate) value: Cow<'a, str>,
+}
+
+impl Tag<'_> {
+    fn into_element(self, scope: Scope) -> Element {
+        Element {
+            namespace: self.namespace.map(Cow::into_owned),
+            name: self.name.to_owned(),
+            attributes: self
+                .attributes
+                .into_iter()
+                .map(|a| Attribute {
+                    namespace: a.namespace.map(Cow::into_owned),
+                    name: a.name.to_owned(),
+                    value: a.value.into_owned(),
+                })
+                .collect(),
+            children: Vec::new(),
+            text: String::new(),
+            scope,
+        }
+    }
+}
+
+/// The hardened reader as a stream of [`Item`]s (see the module docs for what it refuses).
+pub(crate) struct Events<'a, 'l> {
+    reader: Reader<&'a [u8]>,
+    input: &'a str,
     limits: &'l XmlLimits,
     /// Whether processing instructions are skipped (WSDL) rather than refused (SOAP).
     allow_processing_instructions: bool,
     elements: usize,
     namespace_declarations: usize,
+    /// In-scope namespace bindings, innermost last.
+    bindings: Vec<(&'a str, Cow<'a, str>)>,
+    /// Per open element: where its bindings start and how much text it has.
+    open: Vec<(usize, usize)>,
+    /// The end of an empty element, handed out after its start.
+    pending_end: bool,
+    root_seen: bool,
+    /// Where the last event read started.
+    position: u64,
 }
 
-struct Open {
-    element: Element,
-    /// Prefix and local name as written, to check the end tag's namespace-free name.
-    text_bytes: usize,
-}
-
-impl<'l> Parser<'l> {
-    fn new(limits: &'l XmlLimits, allow_processing_instructions: bool) -> Self {
-        Parser {
+impl<'a, 'l> Events<'a, 'l> {
+    /// Checks the body size and encoding, then reads lazily.
+    pub(crate) fn new(
+        body: &'a [u8],
+        limits: &'l XmlLimits,
+        allow_processing_instructions: bool,
+    ) -> Result<Self> {
+        if body.len() > limits.max_body_bytes {
+            return Err(Error::LimitExceeded {
+                limit: LimitKind::BodyBytes,
+                max: limits.max_body_bytes,
+            });
+        }
+        let input = std::str::from_utf8(body).map_err(|e| Error::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        let mut reader = Reader::from_str(input);
+        let config = reader.config_mut();
+        config.check_end_names = true;
+        config.allow_unmatched_ends = false;
+        config.expand_empty_elements = false;
+        Ok(Events {
+            reader,
+            input,
             limits,
             allow_processing_instructions,
             elements: 0,
             namespace_declarations: 0,
-        }
+            bindings: Vec::new(),
+            open: Vec::new(),
+            pending_end: false,
+            root_seen: false,
+            position: 0,
+        })
+    }
+
+    /// Where the last item read started, in bytes.
+    pub(crate) fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The namespace bindings in scope, innermost last.
+    pub(crate) fn bindings(&self) -> &[(&'a str, Cow<'a, str>)] {
+        &self.bindings
     }
 
     fn limit(&self, limit: LimitKind) -> Error {
@@ -489,164 +653,176 @@ impl<'l> Parser<'l> {
         Error::LimitExceeded { limit, max }
     }
 
-    fn run(mut self, text: &str) -> Result<Element> {
-        let mut reader = Reader::from_str(text);
-        let config = reader.config_mut();
-        config.check_end_names = true;
-        config.allow_unmatched_ends = false;
-        config.expand_empty_elements = false;
-        let mut stack: Vec<Open> = Vec::new();
-        let mut root: Option<Element> = None;
+    fn malformed(&self, reason: String) -> Error {
+        Error::MalformedXml {
+            position: self.position,
+            reason,
+        }
+    }
+
+    fn close(&mut self) -> Result<Item<'a>> {
+        let Some((mark, _)) = self.open.pop() else {
+            return Err(self.malformed("unexpected end tag".into()));
+        };
+        self.bindings.truncate(mark);
+        if self.open.is_empty() {
+            self.root_seen = true;
+        }
+        Ok(Item::End)
+    }
+
+    /// The next item; after an error, the reader is not to be used again.
+    pub(crate) fn next(&mut self) -> Result<Item<'a>> {
+        if self.pending_end {
+            self.pending_end = false;
+            return self.close();
+        }
         loop {
-            let position = reader.buffer_position();
-            let event = reader.read_event().map_err(|e| Error::MalformedXml {
-                position,
-                reason: e.to_string(),
-            })?;
-            match event {
-                Event::DocType(_) => return Err(Error::DoctypeRefused),
-                Event::Start(start) | Event::Empty(start) if root.is_some() => {
-                    let _ = start;
-                    return Err(Error::MalformedXml {
-                        position,
-                        reason: "content after the root element".into(),
-                    });
+            self.position = self.reader.buffer_position();
+            let event = self
+                .reader
+                .read_event()
+                .map_err(|e| self.malformed(e.to_string()))?;
+            return match event {
+                Event::DocType(_) => Err(Error::DoctypeRefused),
+                Event::Start(_) | Event::Empty(_) if self.root_seen => {
+                    Err(self.malformed("content after the root element".into()))
                 }
                 Event::Start(start) => {
-                    let element = self.open(&start, stack.last().map(|o| &o.element), position)?;
-                    stack.push(Open {
-                        element,
-                        text_bytes: 0,
-                    });
-                    if stack.len() > self.limits.max_depth {
+                    let tag = self.open_tag(&start)?;
+                    if self.open.len() > self.limits.max_depth {
                         return Err(self.limit(LimitKind::Depth));
                     }
+                    Ok(Item::Start(tag))
                 }
                 Event::Empty(start) => {
-                    if stack.len() >= self.limits.max_depth {
+                    if self.open.len() >= self.limits.max_depth {
                         return Err(self.limit(LimitKind::Depth));
                     }
-                    let element = self.open(&start, stack.last().map(|o| &o.element), position)?;
-                    match stack.last_mut() {
-                        Some(parent) => parent.element.children.push(element),
-                        None => root = Some(element),
-                    }
+                    let tag = self.open_tag(&start)?;
+                    self.pending_end = true;
+                    Ok(Item::Start(tag))
                 }
-                Event::End(_) => {
-                    let Some(done) = stack.pop() else {
-                        return Err(Error::MalformedXml {
-                            position,
-                            reason: "unexpected end tag".into(),
-                        });
-                    };
-                    match stack.last_mut() {
-                        Some(parent) => parent.element.children.push(done.element),
-                        None => root = Some(done.element),
-                    }
-                }
-                Event::Text(t) => {
-                    let content = t.xml10_content();
-                    self.append_text(&mut stack, &content, position)?;
-                }
-                Event::CData(c) => {
-                    let content = c.xml10_content();
-                    self.append_text(&mut stack, &content, position)?;
-                }
+                Event::End(_) => self.close(),
+                // End-of-line normalization (XML 1.0 section 2.11) only when there is a
+                // carriage return: most text is short, and this check is cheaper.
+                Event::Text(t) if !t.as_bytes().contains(&b'\r') => self.text(t.into_inner()),
+                Event::Text(t) => self.text(t.xml10_content()),
+                Event::CData(c) => self.text(c.xml10_content()),
                 Event::GeneralRef(r) => {
-                    let resolved: Cow<'_, str> = match r.resolve_char_ref() {
+                    let resolved: Cow<'a, str> = match r.resolve_char_ref() {
                         Ok(Some(c)) => Cow::Owned(c.to_string()),
                         Ok(None) => {
                             match quick_xml::escape::resolve_predefined_entity(&r.xml10_content()) {
                                 Some(s) => Cow::Borrowed(s),
                                 // Only the five predefined entities exist without a DTD.
                                 None => {
-                                    return Err(Error::MalformedXml {
-                                        position,
-                                        reason: format!(
-                                            "undeclared entity &{};",
-                                            r.xml10_content()
-                                        ),
-                                    });
+                                    return Err(self.malformed(format!(
+                                        "undeclared entity &{};",
+                                        r.xml10_content()
+                                    )));
                                 }
                             }
                         }
-                        Err(e) => {
-                            return Err(Error::MalformedXml {
-                                position,
-                                reason: e.to_string(),
-                            });
-                        }
+                        Err(e) => return Err(self.malformed(e.to_string())),
                     };
-                    self.append_text(&mut stack, &resolved, position)?;
+                    self.text(resolved)
                 }
                 // SOAP 1.2 part 1 section 5 and SOAP 1.1 section 3: a message carries no
                 // processing instructions. The XML declaration is not one.
                 Event::PI(_) if !self.allow_processing_instructions => {
-                    return Err(Error::ProcessingInstructionRefused { position });
+                    Err(Error::ProcessingInstructionRefused {
+                        position: self.position,
+                    })
                 }
-                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-                Event::Eof => break,
-            }
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => continue,
+                Event::Eof if !self.open.is_empty() => Err(Error::MalformedXml {
+                    position: self.input.len() as u64,
+                    reason: "unclosed element at end of input".into(),
+                }),
+                Event::Eof => Ok(Item::Eof),
+            };
         }
-        if !stack.is_empty() {
-            return Err(Error::MalformedXml {
-                position: text.len() as u64,
-                reason: "unclosed element at end of input".into(),
-            });
-        }
-        root.ok_or(Error::MalformedXml {
-            position: 0,
-            reason: "no root element".into(),
-        })
     }
 
-    fn append_text(&self, stack: &mut [Open], content: &str, position: u64) -> Result<()> {
-        match stack.last_mut() {
-            Some(open) => {
-                open.text_bytes = open.text_bytes.saturating_add(content.len());
-                if open.text_bytes > self.limits.max_text_bytes {
+    fn text(&mut self, content: Cow<'a, str>) -> Result<Item<'a>> {
+        let max = self.limits.max_text_bytes;
+        match self.open.last_mut() {
+            Some((_, text_bytes)) => {
+                *text_bytes = text_bytes.saturating_add(content.len());
+                if *text_bytes > max {
                     return Err(self.limit(LimitKind::TextBytes));
                 }
-                open.element.text.push_str(content);
-                Ok(())
+                Ok(Item::Text(content))
             }
-            None if content.trim().is_empty() => Ok(()),
-            None => Err(Error::MalformedXml {
-                position,
-                reason: "text outside the root element".into(),
-            }),
+            None if content.trim().is_empty() => Ok(Item::Text(content)),
+            None => Err(self.malformed("text outside the root element".into())),
         }
     }
 
-    fn open(
-        &mut self,
-        start: &BytesStart<'_>,
-        parent: Option<&Element>,
-        position: u64,
-    ) -> Result<Element> {
+    /// The input borrowed for `'a`: the reader reads from a slice, so its events point
+    /// into `input`.
+    fn in_input(&self, part: &str) -> Result<&'a str> {
+        let input: &'a str = self.input;
+        (part.as_ptr() as usize)
+            .checked_sub(input.as_ptr() as usize)
+            .and_then(|start| input.get(start..start.checked_add(part.len())?))
+            .ok_or_else(|| self.malformed("tag outside the input".into()))
+    }
+
+    fn lookup(&self, prefix: &str) -> Result<Option<Cow<'a, str>>> {
+        if prefix == "xml" {
+            return Ok(Some(Cow::Borrowed(XML_NS)));
+        }
+        match self.bindings.iter().rev().find(|(p, _)| *p == prefix) {
+            Some((_, ns)) if ns.is_empty() => Ok(None),
+            Some((_, ns)) => Ok(Some(ns.clone())),
+            None if prefix.is_empty() => Ok(None),
+            None => Err(self.malformed(format!("undeclared prefix {prefix:?}"))),
+        }
+    }
+
+    fn open_tag(&mut self, start: &BytesStart<'_>) -> Result<Tag<'a>> {
         self.elements = self.elements.saturating_add(1);
         if self.elements > self.limits.max_elements {
             return Err(self.limit(LimitKind::Elements));
         }
-        let malformed = |reason: String| Error::MalformedXml { position, reason };
-        let mut raw_attrs: Vec<(String, String)> = Vec::new();
-        let mut new_bindings: Vec<(String, String)> = Vec::new();
+        let content = self.in_input(start)?;
+        let name_len = start.name().as_ref().len();
+        let qname = content
+            .get(..name_len)
+            .ok_or_else(|| self.malformed("tag outside the input".into()))?;
+        let mark = self.bindings.len();
+        let mut raw_attrs: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
+        let mut declarations = 0usize;
+        // Most tags have no attributes: then there is nothing to iterate.
+        let has_attributes = content.as_bytes().get(name_len..).is_some_and(|rest| {
+            rest.iter()
+                .any(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        });
         // The attribute count is checked as we go, so that quick-xml's duplicate check
         // (quadratic in the count) never runs past the limit.
-        for attr in start.attributes() {
-            if raw_attrs.len() + new_bindings.len() >= self.limits.max_attributes {
+        for attr in Attributes::new(
+            content,
+            if has_attributes {
+                name_len
+            } else {
+                content.len()
+            },
+        ) {
+            if raw_attrs.len() + declarations >= self.limits.max_attributes {
                 return Err(self.limit(LimitKind::Attributes));
             }
-            let attr = attr.map_err(|e| malformed(e.to_string()))?;
+            let attr = attr.map_err(|e| self.malformed(e.to_string()))?;
             if attr.value.len() > self.limits.max_attribute_bytes {
                 return Err(self.limit(LimitKind::AttributeBytes));
             }
-            let key: String = attr.key.as_ref().to_owned();
+            let key: &'a str = attr.key.into_inner();
             let value = attr
                 .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|e| malformed(e.to_string()))?
-                .into_owned();
+                .map_err(|e| self.malformed(e.to_string()))?;
             if key == "xmlns" || key.starts_with("xmlns:") {
+                declarations += 1;
                 self.namespace_declarations = self.namespace_declarations.saturating_add(1);
                 if self.namespace_declarations > self.limits.max_namespace_declarations {
                     return Err(self.limit(LimitKind::NamespaceDeclarations));
@@ -657,82 +833,58 @@ impl<'l> Parser<'l> {
                     // with `?` as a processing instruction (both found by the
                     // soap_core_envelope fuzz target), and `xmlns:` alone binds nothing.
                     Some(p) if !is_ncname(p) => {
-                        return Err(malformed(format!(
+                        return Err(self.malformed(format!(
                             "{key:?} does not declare a prefix (not an NCName)"
                         )));
                     }
-                    Some(p) => p.to_owned(),
-                    None => String::new(),
+                    Some(p) => p,
+                    None => "",
                 };
                 if prefix == "xmlns" || value == XMLNS_NS {
-                    return Err(malformed("the xmlns prefix cannot be bound".into()));
+                    return Err(self.malformed("the xmlns prefix cannot be bound".into()));
                 }
                 // Section 3 again: `xml` is bound to its namespace and nothing else is.
                 if (prefix == "xml") != (value == XML_NS) {
-                    return Err(malformed(format!(
+                    return Err(self.malformed(format!(
                         "the xml prefix and its namespace go together only ({key}={value:?})"
                     )));
                 }
                 if !prefix.is_empty() && value.is_empty() {
-                    return Err(malformed(format!(
-                        "prefix {prefix:?} bound to no namespace"
-                    )));
+                    return Err(self.malformed(format!("prefix {prefix:?} bound to no namespace")));
                 }
-                new_bindings.push((prefix, value));
+                self.bindings.push((prefix, value));
             } else {
                 raw_attrs.push((key, value));
             }
         }
-        let scope = match (parent, new_bindings.is_empty()) {
-            (Some(p), true) => p.scope.clone(),
-            (None, true) => Scope::default(),
-            (p, false) => {
-                let mut s = p.map(|p| (*p.scope).clone()).unwrap_or_default();
-                s.extend(new_bindings);
-                Arc::new(s)
-            }
+        let (namespace, name) = match split_qname(qname).map_err(|e| self.malformed(e))? {
+            (Some(p), local) => (self.lookup(p)?, local),
+            (None, local) => (self.lookup("")?, local),
         };
-        let lookup = |prefix: &str| -> Result<Option<String>> {
-            if prefix == "xml" {
-                return Ok(Some(XML_NS.to_owned()));
-            }
-            match scope.iter().rev().find(|(p, _)| p == prefix) {
-                Some((_, ns)) if ns.is_empty() => Ok(None),
-                Some((_, ns)) => Ok(Some(ns.clone())),
-                None if prefix.is_empty() => Ok(None),
-                None => Err(malformed(format!("undeclared prefix {prefix:?}"))),
-            }
-        };
-        let qname: String = start.name().as_ref().to_owned();
-        let (namespace, name) = match split_qname(&qname).map_err(malformed)? {
-            (Some(p), local) => (lookup(p)?, local.to_owned()),
-            (None, local) => (lookup("")?, local.to_owned()),
-        };
-        let mut attributes = Vec::with_capacity(raw_attrs.len());
+        let mut attributes: Vec<TagAttribute<'a>> = Vec::with_capacity(raw_attrs.len());
         for (key, value) in raw_attrs {
-            let (namespace, name) = match split_qname(&key).map_err(malformed)? {
-                (Some(p), local) => (lookup(p)?, local.to_owned()),
-                (None, local) => (None, local.to_owned()),
+            let (namespace, name) = match split_qname(key).map_err(|e| self.malformed(e))? {
+                (Some(p), local) => (self.lookup(p)?, local),
+                (None, local) => (None, local),
             };
             if attributes
                 .iter()
-                .any(|a: &Attribute| a.namespace == namespace && a.name == name)
+                .any(|a| a.namespace == namespace && a.name == name)
             {
-                return Err(malformed(format!("duplicate attribute {name:?}")));
+                return Err(self.malformed(format!("duplicate attribute {name:?}")));
             }
-            attributes.push(Attribute {
+            attributes.push(TagAttribute {
                 namespace,
                 name,
                 value,
             });
         }
-        Ok(Element {
+        self.open.push((mark, 0));
+        Ok(Tag {
             namespace,
             name,
             attributes,
-            children: Vec::new(),
-            text: String::new(),
-            scope,
+            declares: self.bindings.len() > mark,
         })
     }
 }
