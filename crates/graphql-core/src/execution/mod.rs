@@ -65,7 +65,9 @@ impl Schema {
             let cache = &schema.documents;
             // A cached document passed the size and token limits, parsed, and passed the
             // other limits (with every variable value, when it has none) and, unless it
-            // was stored by a run without validation, validation.
+            // was stored by a run without validation, validation. The future borrows the
+            // entry (an `Arc` held by this block), so an eviction meanwhile frees nothing
+            // in use.
             if let Some(entry) = cache.get(&request.query) {
                 let checks = Checks {
                     limits: !entry.variable_free,
