@@ -4,6 +4,7 @@
 mod coerce;
 mod dataloader;
 mod document;
+mod document_cache;
 mod error;
 mod execution;
 mod lexer;

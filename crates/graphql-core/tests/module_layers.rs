@@ -15,7 +15,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
         &[
-            "error", "names", "response", "resolver", "lexer", "literal", "document", "limits",
+            "error",
+            "names",
+            "response",
+            "resolver",
+            "lexer",
+            "literal",
+            "document",
+            "document_cache",
+            "limits",
         ],
     ),
     ("types", &["types", "coerce"]),

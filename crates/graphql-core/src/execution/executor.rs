@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -954,6 +953,8 @@ impl<'e, 'a> Exec<'e, 'a> {
                 } else {
                     items.len()
                 };
+                // Items of an object type all run the same plan: it is looked up once.
+                let item_plan = self.object_item_plan(pf, item);
                 out.push(b'[');
                 for (i, v) in items.iter().take(now).enumerate() {
                     if i > 0 {
@@ -975,7 +976,16 @@ impl<'e, 'a> Exec<'e, 'a> {
                             }
                             Err(Stop::Null)
                         }
-                        None => self.complete_sync(out, item, pf, v, &[], Some(&item_path)),
+                        None => match &item_plan {
+                            // What `complete_sync` does for a non-null object value.
+                            Some((object, plan)) if !v.is_null() => self
+                                .object_sync(out, *object, plan, v, Some(&item_path))
+                                .map_err(|s| match s {
+                                    Stop::Null => Stop::Null,
+                                    Stop::NeedsAsync(_) => Stop::NeedsAsync(None),
+                                }),
+                            _ => self.complete_sync(out, item, pf, v, &[], Some(&item_path)),
+                        },
                     };
                     match completed {
                         Ok(()) => {}
@@ -1034,6 +1044,27 @@ impl<'e, 'a> Exec<'e, 'a> {
                     TypeKind::InputObject { .. } => Err(Stop::Null),
                 }
             }
+        }
+    }
+
+    /// The plan for the items of a list whose item type is an object type (nullable or
+    /// not), `None` for other item types.
+    fn object_item_plan(
+        &self,
+        pf: &Planned<'e, 'a>,
+        item: &TypeRef,
+    ) -> Option<(TypeId, Arc<Plan<'e, 'a>>)> {
+        let named = match item {
+            TypeRef::NonNull(inner) => match inner.as_ref() {
+                TypeRef::Named(id) => *id,
+                _ => return None,
+            },
+            TypeRef::Named(id) => *id,
+            TypeRef::List(_) => return None,
+        };
+        match self.type_def(named).map(|t| &t.kind) {
+            Some(TypeKind::Object { .. }) => Some((named, self.child_plan(pf, named))),
+            _ => None,
         }
     }
 
@@ -1435,7 +1466,8 @@ pub(crate) fn write_leaf(out: &mut Vec<u8>, def: &TypeDef, value: &Value) -> Res
                 });
                 match n.and_then(|n| i32::try_from(n).ok()) {
                     Some(n) => {
-                        let _ = write!(out, "{n}");
+                        // serde_json writes integers with itoa, without `fmt`'s machinery.
+                        let _ = serde_json::to_writer(&mut *out, &n);
                         Ok(())
                     }
                     None => Err(format!(

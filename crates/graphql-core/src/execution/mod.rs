@@ -16,6 +16,7 @@ pub use request::{Request, Response};
 
 use crate::coerce::{coerce_input_value, coerce_literal};
 use crate::document::Document;
+use crate::document_cache::{CachedDocument, OwnedDocument};
 use crate::error::Location;
 use crate::resolver::Context;
 use crate::response::GraphQLError;
@@ -61,117 +62,252 @@ impl Schema {
     ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
         Box::pin(async move {
             let schema = &*self.inner;
+            let cache = &schema.documents;
+            // A cached document passed the size and token limits, parsed, and passed the
+            // other limits (with every variable value, when it has none) and, unless it
+            // was stored by a run without validation, validation. The future borrows the
+            // entry (an `Arc` held by this block), so an eviction meanwhile frees nothing
+            // in use.
+            if let Some(entry) = cache.get(&request.query) {
+                let checks = Checks {
+                    limits: !entry.variable_free,
+                    validation: validation && !entry.is_validated(),
+                };
+                let (checked, future) = entry.document.with_dependent(|_, document| {
+                    self.run_document(document, request, ctx, checks, sink)
+                });
+                if checks.validation && checked == Checked::Valid {
+                    entry.mark_validated();
+                }
+                return future.await;
+            }
             if let Err(e) = schema.limits.check_source(&request.query) {
                 return Response::request_error(e);
             }
+            let checks = Checks {
+                limits: true,
+                validation,
+            };
+            if cache.may_hold(&request.query) {
+                let document = match OwnedDocument::parse(&request.query) {
+                    Ok(d) => d,
+                    Err(e) => return syntax_error_response(&request.query, e),
+                };
+                let entry = Arc::new(CachedDocument::new(document));
+                let (checked, future) = entry.document.with_dependent(|_, document| {
+                    self.run_document(document, request, ctx, checks, sink)
+                });
+                match checked {
+                    Checked::Valid => {
+                        entry.mark_validated();
+                        cache.insert(Arc::clone(&entry));
+                    }
+                    Checked::NotValidated => cache.insert(Arc::clone(&entry)),
+                    Checked::Failed => {}
+                }
+                return future.await;
+            }
             let document = match Document::parse(&request.query) {
                 Ok(d) => d,
-                Err(e) => {
-                    let all = Document::non_executable_definitions(&request.query);
-                    if all.is_empty() {
-                        return Response::request_error(e);
-                    }
-                    return Response {
-                        data: None,
-                        errors: all,
-                    };
-                }
+                Err(e) => return syntax_error_response(&request.query, e),
             };
-            // The limits count list sizes from variables as execution will see them, so
-            // they are coerced first (a default value applies); a request whose variables
-            // do not coerce is measured with the raw values, and its errors are reported
-            // after validation, as the spec orders them.
-            let coerced = get_operation(&document, request.operation_name.as_deref())
+            let (_, future) = self.run_document(&document, request, ctx, checks, sink);
+            future.await
+        })
+    }
+
+    /// Runs a parsed document: the checks that are still to do (limits, validation), then
+    /// operation selection, variable coercion and execution. The checks run before this
+    /// returns, and their outcome comes back with the future that executes.
+    fn run_document<'d, 'a>(
+        &'d self,
+        document: &'d Document<'a>,
+        request: &'d Request,
+        ctx: &'d Context,
+        checks: Checks,
+        sink: Option<Arc<incremental::Sink>>,
+    ) -> (Checked, Pin<Box<dyn Future<Output = Response> + Send + 'd>>) {
+        let (checked, prepared) = self.prepare(document, request, checks);
+        let future: Pin<Box<dyn Future<Output = Response> + Send + 'd>> = match prepared {
+            Ok(prepared) => Box::pin(self.execute_prepared(document, request, ctx, prepared, sink)),
+            Err(response) => Box::pin(std::future::ready(response)),
+        };
+        (checked, future)
+    }
+
+    /// Everything before execution that can fail with a request error.
+    fn prepare<'d, 'a>(
+        &self,
+        document: &'d Document<'a>,
+        request: &Request,
+        checks: Checks,
+    ) -> (Checked, Result<Prepared<'d, 'a>, Response>) {
+        let schema = &*self.inner;
+        // The limits count list sizes from variables as execution will see them, so
+        // they are coerced first (a default value applies); a request whose variables
+        // do not coerce is measured with the raw values, and its errors are reported
+        // after validation, as the spec orders them.
+        let mut coerced = None;
+        if checks.limits {
+            coerced = get_operation(document, request.operation_name.as_deref())
                 .ok()
                 .and_then(|op| coerce_variables(self, &op, &request.variables).ok());
             if let Err(e) = schema.limits.check_document_with(
                 Some(schema),
-                &document,
+                document,
                 coerced.as_ref().unwrap_or(&request.variables),
             ) {
-                return Response::request_error(e);
+                return (Checked::Failed, Err(Response::request_error(e)));
             }
-            if validation && !schema.valid_documents.contains(&request.query) {
-                let errors = validate(self, &document);
-                if !errors.is_empty() {
-                    return Response { data: None, errors };
-                }
-                schema.valid_documents.insert(&request.query);
+        }
+        let checked = if checks.validation {
+            let errors = validate(self, document);
+            if !errors.is_empty() {
+                return (Checked::Failed, Err(Response { data: None, errors }));
             }
-            if !schema.introspection_enabled
-                && let Some(e) = introspection_used(&document)
-            {
-                return Response::request_error(e);
-            }
-            let op = match get_operation(&document, request.operation_name.as_deref()) {
-                Ok(op) => op,
-                Err(e) => return Response::request_error(e),
-            };
-            let variables = match coerced {
-                Some(v) => v,
-                None => match coerce_variables(self, &op, &request.variables) {
-                    Ok(v) => v,
-                    Err(errors) => return Response { data: None, errors },
-                },
-            };
-            let root_type = match op.kind {
-                OpKind::Query => Some(schema.query),
-                OpKind::Mutation => schema.mutation,
-                // A subscription's selection runs once against the root value, as
-                // graphql-js's `execute` does; event streams are not implemented yet.
-                OpKind::Subscription => schema.subscription,
-            };
-            let Some(root_type) = root_type else {
-                return Response::request_error(GraphQLError::new(
+            Checked::Valid
+        } else {
+            Checked::NotValidated
+        };
+        if !schema.introspection_enabled
+            && let Some(e) = introspection_used(document)
+        {
+            return (checked, Err(Response::request_error(e)));
+        }
+        let op = match get_operation(document, request.operation_name.as_deref()) {
+            Ok(op) => op,
+            Err(e) => return (checked, Err(Response::request_error(e))),
+        };
+        let variables = match coerced {
+            Some(v) => v,
+            None => match coerce_variables(self, &op, &request.variables) {
+                Ok(v) => v,
+                Err(errors) => return (checked, Err(Response { data: None, errors })),
+            },
+        };
+        let root_type = match op.kind {
+            OpKind::Query => Some(schema.query),
+            OpKind::Mutation => schema.mutation,
+            // A subscription's selection runs once against the root value, as
+            // graphql-js's `execute` does; event streams are not implemented yet.
+            OpKind::Subscription => schema.subscription,
+        };
+        let Some(root_type) = root_type else {
+            return (
+                checked,
+                Err(Response::request_error(GraphQLError::new(
                     format!(
                         "The schema does not support {} operations.",
                         op.kind.as_str()
                     ),
                     vec![Location::from_pos(op.position)],
-                ));
-            };
-            let mut exec = Exec::new(schema, &document, variables, ctx);
-            exec.incremental = sink.is_some() && schema.incremental_delivery;
-            let root = &request.root_value;
-            let plan = Arc::new(exec.collect(root_type, &[op.selection_set]));
-            let data = if op.kind != OpKind::Mutation {
-                // The fast path: a query whose resolvers are all synchronous runs without a
-                // single future.
-                let mut out = Vec::with_capacity(256);
-                let start = exec.mark();
-                match exec.object_sync(&mut out, root_type, &plan, root, None) {
-                    Ok(()) => out,
-                    Err(Stop::Null) => b"null".to_vec(),
-                    Err(Stop::NeedsAsync(_)) => {
-                        exec.reset(start);
-                        exec.object_async(root_type, plan, root, None, false)
-                            .await
-                            .unwrap_or_else(|()| b"null".to_vec())
-                    }
+                ))),
+            );
+        };
+        (
+            checked,
+            Ok(Prepared {
+                op,
+                variables,
+                root_type,
+            }),
+        )
+    }
+
+    async fn execute_prepared<'d, 'a>(
+        &'d self,
+        document: &'d Document<'a>,
+        request: &'d Request,
+        ctx: &'d Context,
+        prepared: Prepared<'d, 'a>,
+        sink: Option<Arc<incremental::Sink>>,
+    ) -> Response {
+        let schema = &*self.inner;
+        let Prepared {
+            op,
+            variables,
+            root_type,
+        } = prepared;
+        let mut exec = Exec::new(schema, document, variables, ctx);
+        exec.incremental = sink.is_some() && schema.incremental_delivery;
+        let root = &request.root_value;
+        let plan = Arc::new(exec.collect(root_type, &[op.selection_set]));
+        let data = if op.kind != OpKind::Mutation {
+            // The fast path: a query whose resolvers are all synchronous runs without a
+            // single future.
+            let mut out = Vec::with_capacity(256);
+            let start = exec.mark();
+            match exec.object_sync(&mut out, root_type, &plan, root, None) {
+                Ok(()) => out,
+                Err(Stop::Null) => b"null".to_vec(),
+                Err(Stop::NeedsAsync(_)) => {
+                    exec.reset(start);
+                    exec.object_async(root_type, plan, root, None, false)
+                        .await
+                        .unwrap_or_else(|()| b"null".to_vec())
                 }
-            } else {
-                exec.object_async(root_type, plan, root, None, true)
-                    .await
-                    .unwrap_or_else(|()| b"null".to_vec())
+            }
+        } else {
+            exec.object_async(root_type, plan, root, None, true)
+                .await
+                .unwrap_or_else(|()| b"null".to_vec())
+        };
+        if let Some(sink) = &sink {
+            let errors = exec
+                .errors
+                .lock()
+                .map(|mut e| std::mem::take(&mut *e))
+                .unwrap_or_default();
+            incremental::deliver(&exec, sink, data, errors).await;
+            return Response {
+                data: None,
+                errors: Vec::new(),
             };
-            if let Some(sink) = &sink {
-                let errors = exec
-                    .errors
-                    .lock()
-                    .map(|mut e| std::mem::take(&mut *e))
-                    .unwrap_or_default();
-                incremental::deliver(&exec, sink, data, errors).await;
-                return Response {
-                    data: None,
-                    errors: Vec::new(),
-                };
-            }
-            let errors = exec.errors.into_inner().unwrap_or_default();
-            Response {
-                data: Some(String::from_utf8(data).unwrap_or_else(|_| "null".to_owned())),
-                errors,
-            }
-        })
+        }
+        let errors = exec.errors.into_inner().unwrap_or_default();
+        Response {
+            data: Some(String::from_utf8(data).unwrap_or_else(|_| "null".to_owned())),
+            errors,
+        }
+    }
+}
+
+/// Which checks a request still needs before execution.
+#[derive(Debug, Clone, Copy)]
+struct Checks {
+    /// Depth, aliases and complexity (variables may change them).
+    limits: bool,
+    validation: bool,
+}
+
+/// How the checks went, for the document cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    /// The limits and validation passed.
+    Valid,
+    /// The limits passed (or were not checked); validation did not run.
+    NotValidated,
+    /// A limit or validation failed: the document is not cached.
+    Failed,
+}
+
+/// A request ready to execute.
+struct Prepared<'d, 'a> {
+    op: Op<'d, 'a>,
+    variables: Map<String, Value>,
+    root_type: crate::types::TypeId,
+}
+
+/// The response to a document that does not parse: every type-system definition when it
+/// has some (spec 5.1.1), else the syntax error.
+fn syntax_error_response(source: &str, error: GraphQLError) -> Response {
+    let all = Document::non_executable_definitions(source);
+    if all.is_empty() {
+        return Response::request_error(error);
+    }
+    Response {
+        data: None,
+        errors: all,
     }
 }
 

@@ -37,6 +37,7 @@ pub struct SchemaBuilder {
     limits: Limits,
     introspection: bool,
     validation_cache: usize,
+    document_cache_bytes: usize,
     subscriptions: Vec<(String, crate::resolver::SubscriptionSource)>,
     costs: Vec<(String, String, u32)>,
     list_sizes: Vec<(String, String, u32)>,
@@ -53,6 +54,7 @@ impl SchemaBuilder {
             limits: Limits::default(),
             introspection: true,
             validation_cache: 1024,
+            document_cache_bytes: 4 << 20,
             subscriptions: Vec::new(),
             costs: Vec::new(),
             list_sizes: Vec::new(),
@@ -111,12 +113,24 @@ impl SchemaBuilder {
         self
     }
 
-    /// How many distinct valid documents to remember, so that a repeated document skips
-    /// validation (default 1024; 0 turns the cache off). Only documents that passed are
-    /// remembered, by their exact text; the set is cleared when full.
+    /// How many distinct documents the document cache holds at most (default 1024; 0
+    /// turns the cache off). See [`SchemaBuilder::document_cache`].
     #[must_use]
     pub fn validation_cache(mut self, documents: usize) -> Self {
         self.validation_cache = documents;
+        self
+    }
+
+    /// The memory budget of the document cache, in bytes (default 4 MiB; 0 turns the cache
+    /// off). A document that parsed and passed the limits and validation is kept, parsed,
+    /// under its exact text, so that the same text again skips parsing and validation
+    /// (variables and the operation name are applied on every request). Each entry counts
+    /// its text, its syntax tree and its bookkeeping against the budget; when full, the
+    /// least recently used entries go first (CLOCK). Documents that fail are never kept.
+    /// [`SchemaBuilder::validation_cache`] bounds the number of entries too.
+    #[must_use]
+    pub fn document_cache(mut self, bytes: usize) -> Self {
+        self.document_cache_bytes = bytes;
         self
     }
 
@@ -204,7 +218,10 @@ impl SchemaBuilder {
         inner.introspection_enabled = self.introspection;
         inner.incremental_delivery = self.incremental_delivery;
         inner.limits = self.limits;
-        inner.valid_documents = super::ValidDocuments::new(self.validation_cache);
+        inner.documents = crate::document_cache::DocumentCache::new(
+            self.document_cache_bytes,
+            self.validation_cache,
+        );
         let mut unknown = Vec::new();
         for (field, _) in &self.subscriptions {
             let known = inner
@@ -1141,7 +1158,7 @@ impl Compiler {
             introspection_enabled: true,
             incremental_delivery: false,
             limits: Limits::default(),
-            valid_documents: super::ValidDocuments::default(),
+            documents: crate::document_cache::DocumentCache::default(),
             subscription_sources: Vec::new(),
             typename_field,
             schema_field,

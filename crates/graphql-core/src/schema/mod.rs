@@ -36,45 +36,10 @@ pub(crate) struct SchemaInner {
     /// Whether `@defer` and `@stream` are defined and executed.
     pub(crate) incremental_delivery: bool,
     pub(crate) limits: crate::limits::Limits,
-    /// Documents (by their exact text) that passed validation against this schema.
-    pub(crate) valid_documents: ValidDocuments,
+    /// Parsed documents (by their exact text) that passed the checks against this schema.
+    pub(crate) documents: crate::document_cache::DocumentCache,
     /// Event sources of the subscription root's fields, by field name.
     pub(crate) subscription_sources: Vec<(String, crate::resolver::SubscriptionSource)>,
-}
-
-/// A bounded set of document texts known to be valid: validation depends only on the
-/// (immutable) schema and the text, so a repeated document skips it. Cleared when full.
-#[derive(Debug, Default)]
-pub(crate) struct ValidDocuments {
-    capacity: usize,
-    set: std::sync::RwLock<
-        std::collections::HashSet<String, std::hash::BuildHasherDefault<crate::names::Fnv>>,
-    >,
-}
-
-impl ValidDocuments {
-    pub(crate) fn new(capacity: usize) -> Self {
-        ValidDocuments {
-            capacity,
-            set: std::sync::RwLock::default(),
-        }
-    }
-
-    pub(crate) fn contains(&self, text: &str) -> bool {
-        self.capacity > 0 && self.set.read().is_ok_and(|s| s.contains(text))
-    }
-
-    pub(crate) fn insert(&self, text: &str) {
-        if self.capacity == 0 {
-            return;
-        }
-        if let Ok(mut s) = self.set.write() {
-            if s.len() >= self.capacity {
-                s.clear();
-            }
-            s.insert(text.to_owned());
-        }
-    }
 }
 
 impl SchemaInner {
