@@ -5,6 +5,7 @@ mod authorization;
 mod csrf;
 mod error;
 mod jwt;
+mod key_config;
 mod memory_store;
 #[cfg(feature = "tower")]
 mod middleware;
@@ -14,6 +15,8 @@ pub mod oauth;
 mod password;
 mod password_policy;
 mod random;
+#[cfg(feature = "redis")]
+mod redis_refresh;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod refresh;
@@ -42,7 +45,9 @@ pub use middleware::{
 pub use password::{DEFAULT_MAX_PASSWORD_BYTES, HashLimiter, HashPermit, Passwords, Verification};
 pub use password_policy::{PasswordPolicy, WeakPassword, normalize_password};
 #[cfg(feature = "redis")]
-pub use redis_store::RedisStore;
+pub use redis_refresh::RedisRefreshStore;
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisStore, shared_secret};
 pub use refresh::{
     MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshToken, RefreshTokens, TokenHash,
 };

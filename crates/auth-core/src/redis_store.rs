@@ -239,3 +239,42 @@ impl SessionStore for RedisStore {
         Ok(removed)
     }
 }
+
+const SHARE: &str = r"
+local value = redis.call('GET', KEYS[1])
+if value then
+  return value
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+";
+
+/// The value under `key` in the Redis at `url`; when there is none, `make()` is stored
+/// there first (atomically: of instances starting together, the first one's value wins and
+/// all return it). For secrets that every instance must share and that no operator has
+/// configured, such as a [`KeySet`](crate::KeySet) in the form of
+/// [`Key::generate_config`](crate::Key::generate_config) or a cookie key ring. The value has
+/// no expiry; rotating it is the operator's act. Anyone who can read this Redis can read
+/// the secret: prefer configuration where Redis is less trusted than it.
+pub async fn shared_secret(
+    url: &str,
+    key: &str,
+    make: impl FnOnce() -> Result<String>,
+) -> Result<String> {
+    let mut connection = connect_redis(url).await?;
+    let existing: Option<String> = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut connection)
+        .await
+        .map_err(unavailable)?;
+    if let Some(existing) = existing {
+        return Ok(existing);
+    }
+    let value = make()?;
+    redis::Script::new(SHARE)
+        .key(key)
+        .arg(value)
+        .invoke_async(&mut connection)
+        .await
+        .map_err(unavailable)
+}

@@ -60,6 +60,9 @@ pub enum Error {
     /// A key for signing or encryption is shorter than 64 bytes.
     #[error("key is {0} bytes; signed and private cookies need at least 64")]
     KeyTooShort(usize),
+    /// A key ring's configuration text is not a list of base64 keys.
+    #[error("key ring configuration: {0}")]
+    KeyConfig(String),
     /// A persisted store could not be read or written.
     #[cfg(feature = "client")]
     #[error("cookie store persistence: {0}")]

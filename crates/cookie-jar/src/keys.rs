@@ -199,6 +199,63 @@ impl KeyRing {
     }
 }
 
+impl KeyRing {
+    /// A ring from configuration text, so that every instance of an application reads and
+    /// writes the same cookies: keys in base64 (standard or URL-safe alphabet, padding
+    /// optional) of at least 64 bytes each, separated by whitespace or commas. The first is
+    /// the current key; the others are old keys still accepted when reading.
+    ///
+    /// ```
+    /// use cookie_jar::{KeyRing, SetCookie};
+    ///
+    /// let configured = KeyRing::generate_config(); // once, by an operator
+    /// let one = KeyRing::from_config(&configured)?;
+    /// let two = KeyRing::from_config(&configured)?;
+    /// let sealed = one.seal(SetCookie::build("sid", "42").finish()?);
+    /// assert_eq!(two.open("sid", sealed.value()).as_deref(), Some("42"));
+    ///
+    /// // Rotation: a new key first; cookies of the old one still open.
+    /// let rotated = KeyRing::from_config(&format!("{} {configured}", KeyRing::generate_config()))?;
+    /// assert_eq!(rotated.open("sid", sealed.value()).as_deref(), Some("42"));
+    /// assert!(rotated.needs_reissue("sid", sealed.value()));
+    /// # Ok::<(), cookie_jar::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyConfig`] for an empty list or text that is not base64 (the message never
+    /// holds key material), [`Error::KeyTooShort`] for a key under 64 bytes.
+    pub fn from_config(text: &str) -> Result<Self> {
+        let mut keys = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|entry| !entry.is_empty())
+            .enumerate()
+            .map(|(index, entry)| {
+                let unpadded = entry.trim_end_matches('=');
+                let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(unpadded)
+                    .or_else(|_| URL_SAFE_NO_PAD.decode(unpadded))
+                    .map_err(|_| Error::KeyConfig(format!("key {} is not base64", index + 1)))?;
+                key_from_bytes(&bytes)
+            });
+        let current = keys
+            .next()
+            .ok_or_else(|| Error::KeyConfig("no keys configured".into()))??;
+        let mut ring = Self::new(current);
+        for key in keys {
+            ring = ring.with_old_key(key?);
+        }
+        Ok(ring)
+    }
+
+    /// A new random key (64 bytes) in the text form [`KeyRing::from_config`] reads. It is a
+    /// secret: keep it where secrets are kept.
+    #[must_use]
+    pub fn generate_config() -> String {
+        base64::engine::general_purpose::STANDARD.encode(Key::generate().master())
+    }
+}
+
 fn key_from_bytes(bytes: &[u8]) -> Result<Key> {
     Key::try_from(bytes).map_err(|_| Error::KeyTooShort(bytes.len()))
 }

@@ -93,6 +93,41 @@ fn short_keys_are_errors_not_panics() {
     assert!(KeyRing::from_bytes(&[7u8; 64]).is_ok());
 }
 
+/// Two instances configured with the same text read each other's cookies; one that made its
+/// own key does not; bad configuration is an error that never quotes the key.
+#[test]
+fn configured_rings_are_shared_between_instances() {
+    let configured = KeyRing::generate_config();
+    let one = KeyRing::from_config(&configured).unwrap();
+    let two = KeyRing::from_config(&format!("  {configured}\n")).unwrap();
+    let signed = one.sign(SetCookie::build("theme", "dark").finish().unwrap());
+    assert_eq!(two.verify("theme", signed.value()).as_deref(), Some("dark"));
+    let stranger = KeyRing::from_config(&KeyRing::generate_config()).unwrap();
+    assert_eq!(stranger.verify("theme", signed.value()), None);
+    // URL-safe alphabet without padding reads the same key.
+    let url_safe = configured
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_");
+    let three = KeyRing::from_config(&url_safe).unwrap();
+    assert_eq!(
+        three.verify("theme", signed.value()).as_deref(),
+        Some("dark")
+    );
+
+    assert!(matches!(
+        KeyRing::from_config(" , "),
+        Err(Error::KeyConfig(_))
+    ));
+    let garbage = KeyRing::from_config(&format!("{configured},not*base64")).unwrap_err();
+    assert!(matches!(garbage, Error::KeyConfig(ref text) if text.contains("key 2")));
+    assert!(!garbage.to_string().contains(&configured));
+    assert!(matches!(
+        KeyRing::from_config("AAAA"),
+        Err(Error::KeyTooShort(3))
+    ));
+}
+
 #[test]
 fn delta_jar_emits_additions_and_removals_with_their_path_and_domain() {
     let mut jar = DeltaJar::from_headers(&request("a=1; scoped=2; b=3"));

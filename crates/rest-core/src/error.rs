@@ -128,6 +128,10 @@ pub enum Error {
     /// The idempotency store is full of live entries (503).
     #[error("the idempotency store is full")]
     IdempotencyStoreFull,
+    /// The idempotency store cannot be reached or answered garbage (503; the client may
+    /// retry). The text is for logs, never sent to the client.
+    #[error("the idempotency store is unavailable: {0}")]
+    IdempotencyStoreUnavailable(String),
 }
 
 /// How a 415 message names what was sent: `content type "text/plain"`, or that there was
@@ -168,7 +172,9 @@ impl Error {
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::CorsRejected(_) => StatusCode::FORBIDDEN,
             Self::IdempotencyKeyInProgress => StatusCode::CONFLICT,
-            Self::IdempotencyStoreFull => StatusCode::SERVICE_UNAVAILABLE,
+            Self::IdempotencyStoreFull | Self::IdempotencyStoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -178,10 +184,13 @@ impl Error {
     pub fn to_problem(&self) -> ProblemDetails {
         let status = self.status();
         // Configuration errors are the server's fault: the client learns nothing about them.
-        let detail = if status.is_server_error() && !matches!(self, Self::IdempotencyStoreFull) {
-            "the server is misconfigured".to_owned()
-        } else {
-            self.to_string()
+        let detail = match self {
+            Self::IdempotencyStoreFull => self.to_string(),
+            Self::IdempotencyStoreUnavailable(_) => {
+                "the idempotency store is unavailable; retry later".to_owned()
+            }
+            _ if status.is_server_error() => "the server is misconfigured".to_owned(),
+            _ => self.to_string(),
         };
         let problem = ProblemDetails::new(status).with_detail(detail);
         match self {

@@ -13,14 +13,24 @@
 //! headers.insert("idempotency-key", "\"abc-1\"".parse().unwrap());
 //! let key = IdempotencyKey::from_headers(&headers)?.unwrap();
 //! let print = Fingerprint::of(&Method::POST, "/users", b"{\"name\":\"a\"}");
+//! # async fn run(store: MemoryIdempotencyStore, key: IdempotencyKey, print: Fingerprint) -> rest_core::Result<()> {
 //! let now = SystemTime::now();
-//! assert!(matches!(store.begin(&key, &print, now)?, Reservation::Started));
-//! store.complete(&key, StoredResponse::new(StatusCode::CREATED, Vec::new(), Bytes::from("{}")), now);
-//! assert!(matches!(store.begin(&key, &print, now)?, Reservation::Replay(_)));
+//! assert!(matches!(store.begin(&key, &print, now).await?, Reservation::Started));
+//! let created = StoredResponse::new(StatusCode::CREATED, Vec::new(), Bytes::from("{}"));
+//! store.complete(&key, &print, created, now).await?;
+//! assert!(matches!(store.begin(&key, &print, now).await?, Reservation::Replay(_)));
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run(store, key, print))?;
 //! # Ok::<(), rest_core::Error>(())
 //! ```
+//!
+//! The store is a trait: [`MemoryIdempotencyStore`] serves one process; with several
+//! instances behind one load balancer a retry may land on another instance, so they share a
+//! store (`RedisIdempotencyStore`, feature `redis`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -102,6 +112,18 @@ impl Fingerprint {
         }
         Self(hasher.finalize().into())
     }
+
+    /// The digest, for stores that keep it.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A digest read back from a store.
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
 }
 
 /// A response kept for replay.
@@ -126,6 +148,53 @@ impl StoredResponse {
         }
     }
 
+    /// The response as bytes, for stores that keep it outside the process: the status, the
+    /// headers (each name and value length-prefixed) and the body. [`StoredResponse::decode`]
+    /// reads it back.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.body.len());
+        out.extend_from_slice(&self.status.as_u16().to_be_bytes());
+        let count = u16::try_from(self.headers.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&count.to_be_bytes());
+        for (name, value) in self.headers.iter().take(usize::from(count)) {
+            for part in [name.as_str().as_bytes(), value.as_bytes()] {
+                let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(part.get(..len as usize).unwrap_or(part));
+            }
+        }
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// Reads what [`StoredResponse::encode`] wrote; `None` when it is not that.
+    #[must_use]
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, tail) = bytes.split_at_checked(n)?;
+            *bytes = tail;
+            Some(head)
+        }
+        fn length(bytes: &mut &[u8]) -> Option<usize> {
+            let raw: [u8; 4] = take(bytes, 4)?.try_into().ok()?;
+            usize::try_from(u32::from_be_bytes(raw)).ok()
+        }
+        let mut rest = bytes;
+        let status: [u8; 2] = take(&mut rest, 2)?.try_into().ok()?;
+        let status = StatusCode::from_u16(u16::from_be_bytes(status)).ok()?;
+        let count: [u8; 2] = take(&mut rest, 2)?.try_into().ok()?;
+        let mut headers = Vec::new();
+        for _ in 0..u16::from_be_bytes(count) {
+            let n = length(&mut rest)?;
+            let name = HeaderName::from_bytes(take(&mut rest, n)?).ok()?;
+            let n = length(&mut rest)?;
+            let value = HeaderValue::from_bytes(take(&mut rest, n)?).ok()?;
+            headers.push((name, value));
+        }
+        Some(Self::new(status, headers, Bytes::copy_from_slice(rest)))
+    }
+
     /// The response to send on replay.
     #[must_use]
     pub fn to_response<B: From<Bytes>>(&self) -> Response<B> {
@@ -148,7 +217,13 @@ pub enum Reservation {
     Replay(StoredResponse),
 }
 
-/// Where keys and their responses live. Implement it over Redis or SQL for several servers.
+/// Where keys and their responses live. [`MemoryIdempotencyStore`] for one process;
+/// `RedisIdempotencyStore` (feature `redis`) or your own over SQL for several.
+///
+/// `begin` must be atomic: of two concurrent calls for one new key, exactly one gets
+/// [`Reservation::Started`], the other [`Error::IdempotencyKeyInProgress`] (409).
+/// Implementations map their own failures to [`Error::IdempotencyStoreUnavailable`] (503):
+/// a request that cannot be checked is not run.
 pub trait IdempotencyStore: Send + Sync {
     /// Reserves `key` for a request with `fingerprint`, or finds what it already holds.
     ///
@@ -156,19 +231,40 @@ pub trait IdempotencyStore: Send + Sync {
     ///
     /// [`Error::IdempotencyKeyReused`] (422) when the key belongs to another request,
     /// [`Error::IdempotencyKeyInProgress`] (409) while the first request still runs,
-    /// [`Error::IdempotencyStoreFull`] (503) when no room is left.
+    /// [`Error::IdempotencyStoreFull`] (503) when no room is left,
+    /// [`Error::IdempotencyStoreUnavailable`] (503) when the store cannot be reached.
     fn begin(
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
         now: SystemTime,
-    ) -> Result<Reservation>;
+    ) -> impl Future<Output = Result<Reservation>> + Send;
 
-    /// Stores the response of a reserved key.
-    fn complete(&self, key: &IdempotencyKey, response: StoredResponse, now: SystemTime);
+    /// Stores the response of the request that reserved `key` with `fingerprint`. Does
+    /// nothing when the reservation is gone (expired, or now another request's).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IdempotencyStoreUnavailable`] when the store cannot be reached.
+    fn complete(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        response: StoredResponse,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Releases a reservation whose request failed before acting, so a retry can run.
-    fn abandon(&self, key: &IdempotencyKey);
+    /// Releases the reservation of a request that failed before acting, so a retry can run.
+    /// A completed key, or one reserved by another request, is left alone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IdempotencyStoreUnavailable`] when the store cannot be reached.
+    fn abandon(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 #[derive(Debug)]
@@ -206,7 +302,7 @@ impl MemoryIdempotencyStore {
 }
 
 impl IdempotencyStore for MemoryIdempotencyStore {
-    fn begin(
+    async fn begin(
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
@@ -241,15 +337,32 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         Ok(Reservation::Started)
     }
 
-    fn complete(&self, key: &IdempotencyKey, response: StoredResponse, now: SystemTime) {
-        if let Some(entry) = self.lock().get_mut(key) {
+    async fn complete(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        response: StoredResponse,
+        now: SystemTime,
+    ) -> Result<()> {
+        if let Some(entry) = self.lock().get_mut(key)
+            && entry.fingerprint == *fingerprint
+            && entry.response.is_none()
+        {
             entry.response = Some(response);
             entry.expires = now + self.ttl;
         }
+        Ok(())
     }
 
-    fn abandon(&self, key: &IdempotencyKey) {
-        self.lock().remove(key);
+    async fn abandon(&self, key: &IdempotencyKey, fingerprint: &Fingerprint) -> Result<()> {
+        let mut entries = self.lock();
+        if entries
+            .get(key)
+            .is_some_and(|entry| entry.fingerprint == *fingerprint && entry.response.is_none())
+        {
+            entries.remove(key);
+        }
+        Ok(())
     }
 }
 
@@ -263,35 +376,75 @@ mod tests {
         IdempotencyKey::from_headers(&headers).unwrap().unwrap()
     }
 
-    #[test]
-    fn replays_refuses_other_payloads_and_expires() {
+    #[tokio::test]
+    async fn replays_refuses_other_payloads_and_expires() {
         let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 2);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let k = key("\"k1\"");
         let a = Fingerprint::of(&Method::POST, "/users", b"a");
         let b = Fingerprint::of(&Method::POST, "/users", b"b");
-        assert_eq!(store.begin(&k, &a, now).unwrap(), Reservation::Started);
-        assert_eq!(store.begin(&k, &a, now).unwrap_err().status(), 409);
-        let stored = StoredResponse::new(StatusCode::CREATED, vec![], Bytes::from_static(b"x"));
-        store.complete(&k, stored.clone(), now);
         assert_eq!(
-            store.begin(&k, &a, now).unwrap(),
+            store.begin(&k, &a, now).await.unwrap(),
+            Reservation::Started
+        );
+        assert_eq!(store.begin(&k, &a, now).await.unwrap_err().status(), 409);
+        let stored = StoredResponse::new(StatusCode::CREATED, vec![], Bytes::from_static(b"x"));
+        // Another request's completion or abandonment does not touch the reservation.
+        store.complete(&k, &b, stored.clone(), now).await.unwrap();
+        store.abandon(&k, &b).await.unwrap();
+        assert_eq!(store.begin(&k, &a, now).await.unwrap_err().status(), 409);
+        store.complete(&k, &a, stored.clone(), now).await.unwrap();
+        // A completed key is not abandoned.
+        store.abandon(&k, &a).await.unwrap();
+        assert_eq!(
+            store.begin(&k, &a, now).await.unwrap(),
             Reservation::Replay(stored)
         );
-        assert_eq!(store.begin(&k, &b, now).unwrap_err().status(), 422);
+        assert_eq!(store.begin(&k, &b, now).await.unwrap_err().status(), 422);
         let later = now + Duration::from_secs(61);
-        assert_eq!(store.begin(&k, &b, later).unwrap(), Reservation::Started);
+        assert_eq!(
+            store.begin(&k, &b, later).await.unwrap(),
+            Reservation::Started
+        );
     }
 
-    #[test]
-    fn capacity_is_bounded() {
+    #[tokio::test]
+    async fn capacity_is_bounded() {
         let store = MemoryIdempotencyStore::new(Duration::from_secs(60), 1);
         let now = SystemTime::UNIX_EPOCH;
         let a = Fingerprint::of(&Method::POST, "/", b"");
-        store.begin(&key("one"), &a, now).unwrap();
-        assert_eq!(store.begin(&key("two"), &a, now).unwrap_err().status(), 503);
-        store.abandon(&key("one"));
-        assert!(store.begin(&key("two"), &a, now).is_ok());
+        store.begin(&key("one"), &a, now).await.unwrap();
+        assert_eq!(
+            store
+                .begin(&key("two"), &a, now)
+                .await
+                .unwrap_err()
+                .status(),
+            503
+        );
+        store.abandon(&key("one"), &a).await.unwrap();
+        assert!(store.begin(&key("two"), &a, now).await.is_ok());
+    }
+
+    #[test]
+    fn stored_responses_round_trip_and_garbage_is_refused() {
+        let stored = StoredResponse::new(
+            StatusCode::CREATED,
+            vec![
+                (http::header::LOCATION, HeaderValue::from_static("/users/7")),
+                (
+                    http::header::ETAG,
+                    HeaderValue::from_bytes(b"\"\xe9t\xe9\"").unwrap(),
+                ),
+            ],
+            Bytes::from_static(b"{\"id\":7}"),
+        );
+        let bytes = stored.encode();
+        assert_eq!(StoredResponse::decode(&bytes), Some(stored));
+        for cut in 0..12 {
+            assert_eq!(StoredResponse::decode(&bytes[..cut]), None, "{cut}");
+        }
+        assert_eq!(StoredResponse::decode(&[0xff; 64]), None);
     }
 
     #[test]

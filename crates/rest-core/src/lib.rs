@@ -10,6 +10,8 @@ mod negotiate;
 mod openapi;
 mod pagination;
 mod problem;
+#[cfg(feature = "redis")]
+mod redis_idempotency;
 mod router;
 #[cfg(feature = "tower")]
 mod tower_layers;
@@ -35,6 +37,9 @@ pub use openapi::{
 };
 pub use pagination::{CursorCodec, Link, MAX_CURSOR_LEN, PageRequest, format_links, parse_links};
 pub use problem::{PROBLEM_JSON, ProblemDetails};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_idempotency::{DEFAULT_LEASE, RedisIdempotencyStore};
 pub use router::{PathParams, RouteMatch, RouteTemplate, Router, TrailingSlash};
 #[cfg(feature = "tower")]
 pub use tower_layers::{CorsLayer, CorsService, ProblemLayer, ProblemService};

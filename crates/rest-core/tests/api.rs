@@ -30,6 +30,8 @@ fn public_types_are_send_and_sync() {
     send_sync::<StoredResponse>();
     send_sync::<Reservation>();
     send_sync::<MemoryIdempotencyStore>();
+    #[cfg(feature = "redis")]
+    send_sync::<RedisIdempotencyStore>();
     send_sync::<OpenApi>();
     // schemars' generator holds `dyn GenTransform + Send`: the builder moves, it is not shared.
     send::<OpenApiBuilder>();

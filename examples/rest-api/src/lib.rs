@@ -461,7 +461,7 @@ async fn respond(app: &App, parts: &Parts, body: serve::Body) -> Response<Bytes>
     } else {
         Bytes::new()
     };
-    let result = dispatch(app, route, id.unwrap_or(0), parts, &body);
+    let result = dispatch(app, route, id.unwrap_or(0), parts, &body).await;
     result.unwrap_or_else(ApiError::into_response)
 }
 
@@ -475,7 +475,7 @@ async fn read_body(headers: &HeaderMap, body: serve::Body) -> Result<Bytes, Erro
     }
 }
 
-fn dispatch(app: &App, route: Route, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
+async fn dispatch(app: &App, route: Route, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
     match route {
         Route::Health => json_response(
             StatusCode::OK,
@@ -492,12 +492,14 @@ fn dispatch(app: &App, route: Route, id: i64, parts: &Parts, body: &[u8]) -> Api
             Ok(response)
         }
         Route::ListUsers => list_users(app, parts),
-        Route::CreateUser => idempotent(app, parts, body, || create_user(app, parts, body)),
+        Route::CreateUser => idempotent(app, parts, body, || create_user(app, parts, body)).await,
         Route::GetUser => get_user(app, id, parts),
         Route::ReplaceUser => replace_user(app, id, parts, body),
         Route::DeleteUser => delete_user(app, id, parts),
         Route::ListUserPosts => list_user_posts(app, id, parts),
-        Route::CreateUserPost => idempotent(app, parts, body, || create_post(app, id, parts, body)),
+        Route::CreateUserPost => {
+            idempotent(app, parts, body, || create_post(app, id, parts, body)).await
+        }
         Route::ListPosts => list_posts(app, parts),
         Route::GetPost => get_post(app, id, parts),
         Route::ReplacePost => replace_post(app, id, parts, body),
@@ -677,7 +679,7 @@ fn with_link(mut response: Response<Bytes>, link: Option<String>) -> Response<By
 
 /// Runs a creating request at most once per `Idempotency-Key`: a retry with the same key
 /// and payload replays the stored response; another payload is 422.
-fn idempotent(
+async fn idempotent(
     app: &App,
     parts: &Parts,
     body: &[u8],
@@ -705,7 +707,7 @@ fn idempotent(
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let fingerprint = Fingerprint::of(&parts.method, path, body);
     let now = SystemTime::now();
-    match app.idempotency.begin(&key, &fingerprint, now)? {
+    match app.idempotency.begin(&key, &fingerprint, now).await? {
         Reservation::Replay(stored) => {
             // A replay must not point a client at a resource deleted since: say so instead.
             let location = stored
@@ -731,15 +733,24 @@ fn idempotent(
                     .iter()
                     .map(|(name, value)| (name.clone(), value.clone()))
                     .collect();
-                app.idempotency.complete(
-                    &key,
-                    StoredResponse::new(response.status(), keep, response.body().clone()),
-                    now,
-                );
+                let stored = StoredResponse::new(response.status(), keep, response.body().clone());
+                // The resource exists now: a store that failed to keep the response must
+                // not turn the creation into an error. A retry is told the key is in
+                // progress until the reservation lapses.
+                if let Err(error) = app
+                    .idempotency
+                    .complete(&key, &fingerprint, stored, now)
+                    .await
+                {
+                    tracing::warn!(%error, "idempotency response not stored");
+                }
                 Ok(response)
             }
             other => {
-                app.idempotency.abandon(&key);
+                // Nothing was created; if the key cannot be released, it lapses.
+                if let Err(error) = app.idempotency.abandon(&key, &fingerprint).await {
+                    tracing::warn!(%error, "idempotency key not released");
+                }
                 other
             }
         },

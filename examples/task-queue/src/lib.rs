@@ -344,10 +344,10 @@ impl App {
             Err(error) => return error.to_response(),
         };
         let now = SystemTime::now();
-        if let Some(key) = &key {
-            let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            let fingerprint = Fingerprint::of(&parts.method, path, body);
-            match self.idempotency.begin(key, &fingerprint, now) {
+        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let claim = key.map(|key| (key, Fingerprint::of(&parts.method, path, body)));
+        if let Some((key, fingerprint)) = &claim {
+            match self.idempotency.begin(key, fingerprint, now).await {
                 Ok(Reservation::Started) => {}
                 Ok(Reservation::Replay(stored)) => return self.replay(&stored),
                 Err(error) => return error.to_response(),
@@ -356,9 +356,7 @@ impl App {
         let envelope = match Envelope::encode(&Json, &job) {
             Ok(envelope) => envelope,
             Err(error) => {
-                if let Some(key) = &key {
-                    self.idempotency.abandon(key);
-                }
+                self.abandon(claim.as_ref()).await;
                 return problem(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
             }
         };
@@ -367,9 +365,7 @@ impl App {
         let record = self.core.jobs.insert(id, &job, now);
         if let Err(error) = self.core.broker.publish(&self.core.queue, envelope).await {
             self.core.jobs.remove(id);
-            if let Some(key) = &key {
-                self.idempotency.abandon(key);
-            }
+            self.abandon(claim.as_ref()).await;
             tracing::warn!(%error, "publish failed");
             return problem(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -377,7 +373,7 @@ impl App {
             );
         }
         let location = self.location(&record.id);
-        if let Some(key) = &key {
+        if let Some((key, fingerprint)) = &claim {
             let mut headers = Vec::new();
             if let Ok(value) = HeaderValue::from_str(&location) {
                 headers.push((header::LOCATION, value));
@@ -387,9 +383,26 @@ impl App {
                 headers,
                 Bytes::from(record.id.clone()),
             );
-            self.idempotency.complete(key, stored, now);
+            if let Err(error) = self
+                .idempotency
+                .complete(key, fingerprint, stored, now)
+                .await
+            {
+                // The job is queued; a retry with the key will be told it is in progress
+                // until the reservation's lease ends.
+                tracing::warn!(%error, "idempotency response not stored");
+            }
         }
         json_response(StatusCode::ACCEPTED, &record, Some(&location))
+    }
+
+    /// Releases the key of a request that failed before acting.
+    async fn abandon(&self, claim: Option<&(IdempotencyKey, Fingerprint)>) {
+        if let Some((key, fingerprint)) = claim
+            && let Err(error) = self.idempotency.abandon(key, fingerprint).await
+        {
+            tracing::warn!(%error, "idempotency key not released");
+        }
     }
 
     /// A retried POST with a known key: the job it created, as it is now.

@@ -77,6 +77,8 @@ mod clients;
 mod config;
 mod grants;
 mod metadata;
+#[cfg(feature = "redis")]
+mod redis_grants;
 mod requests;
 mod responses;
 mod revoke_introspect;
@@ -90,6 +92,9 @@ pub use authorize::{AuthorizationRejection, AuthorizationRequest};
 pub use clients::{Client, ClientAuthMethod, ClientRegistry, GrantType, MemoryClientRegistry};
 pub use config::{AccessTokenFormat, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CODE_TTL, ServerConfig};
 pub use grants::{AccessRecord, CodeRecord, Grant, GrantStore, MemoryGrantStore};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_grants::RedisGrantStore;
 
 /// Seconds since the Unix epoch (0 for an earlier time).
 fn unix(time: SystemTime) -> u64 {
