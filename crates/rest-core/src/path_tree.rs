@@ -208,7 +208,7 @@ impl Node {
             if slot.child == NONE {
                 return NONE;
             }
-            if slot.hash == hash && *slot.segment == *segment {
+            if slot.hash == hash && same(&slot.segment, segment) {
                 return slot.child;
             }
             index = (index + 1) & mask;
@@ -242,6 +242,61 @@ impl Node {
             }
         }
         self.table = table.into();
+    }
+}
+
+/// The index of the first `/`, eight bytes at a time (a segment is rarely longer than a
+/// few words, and a byte loop costs a branch per byte).
+#[inline]
+fn find_slash(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const SLASHES: u64 = 0x2f2f_2f2f_2f2f_2f2f;
+    let mut offset = 0;
+    while let Some(chunk) = bytes.get(offset..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*chunk) ^ SLASHES;
+        // Lowest byte that was a '/' (zero now); bytes above a zero may be false hits, the
+        // lowest one is exact.
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return Some(offset + (zeros.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    bytes
+        .get(offset..)?
+        .iter()
+        .position(|&b| b == b'/')
+        .map(|i| offset + i)
+}
+
+/// Equal byte strings, compared inline with overlapping word loads up to 16 bytes (the
+/// hashes already matched, so this is almost always a hit to confirm).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let byte = |s: &[u8], i: usize| s.get(i).copied();
+    let short = |s: &[u8]| match (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        (Some(first), Some(last)) => Some((u32::from_le_bytes(*first), u32::from_le_bytes(*last))),
+        _ => None,
+    };
+    let long = |s: &[u8]| match (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        (Some(first), Some(last)) => Some((u64::from_le_bytes(*first), u64::from_le_bytes(*last))),
+        _ => None,
+    };
+    let len = a.len();
+    match len {
+        0 => true,
+        1..=3 => {
+            byte(a, 0) == byte(b, 0)
+                && byte(a, len / 2) == byte(b, len / 2)
+                && byte(a, len - 1) == byte(b, len - 1)
+        }
+        4..=7 => short(a) == short(b),
+        8..=16 => long(a) == long(b),
+        _ => a == b,
     }
 }
 
@@ -470,7 +525,7 @@ impl PathTree {
         let mut forked = false;
         loop {
             let rest = bytes.get(start..).unwrap_or_default();
-            let (segment, next) = match rest.iter().position(|&b| b == b'/') {
+            let (segment, next) = match find_slash(rest) {
                 Some(slash) => (
                     rest.get(..slash).unwrap_or_default(),
                     Some(start + slash + 1),
@@ -529,7 +584,7 @@ impl PathTree {
         n: usize,
     ) -> u32 {
         let rest = path.get(start..).unwrap_or_default();
-        let (segment, next) = match rest.iter().position(|&b| b == b'/') {
+        let (segment, next) = match find_slash(rest) {
             Some(slash) => (
                 rest.get(..slash).unwrap_or_default(),
                 Some(start + slash + 1),
@@ -751,6 +806,33 @@ mod tests {
         // Refused inserts left nothing behind.
         assert_eq!(find(&tree, "/a/z"), Some((0, vec!["z".into()])));
         assert_eq!(find(&tree, "/b/pz"), None);
+    }
+
+    #[test]
+    fn slash_search_and_compare() {
+        let text = b"0123456789abcdef0123456789/bcdef";
+        for start in 0..text.len() {
+            let expected = text[start..].iter().position(|&b| b == b'/');
+            assert_eq!(find_slash(&text[start..]), expected, "{start}");
+            for end in start..=text.len() {
+                let a = &text[start..end];
+                assert!(same(a, a));
+                if end > start {
+                    assert!(!same(a, &text[start..end - 1]));
+                }
+                let mut b = a.to_vec();
+                if let Some(last) = b.last_mut() {
+                    *last ^= 1;
+                    assert!(!same(a, &b));
+                }
+                if let Some(first) = b.first_mut() {
+                    *first ^= 2;
+                    assert!(!same(a, &b));
+                }
+            }
+        }
+        assert_eq!(find_slash(b"\xaf/"), Some(1));
+        assert_eq!(find_slash("éé/é".as_bytes()), Some(4));
     }
 
     #[test]
