@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Arguments: `raw` (matchit alone) or `ours` (rest-core's `Router`); `all` (every route of
-//! the table) or `dynamic` (the routes with a parameter); the number of passes over the
+//! the table), `dynamic` (the routes with a parameter) or `static` (those without); the
+//! number of passes over the
 //! requests. Run once with 0 passes and once with N: the difference divided by N times the
 //! number of requests (printed) is the cost of one lookup.
 
@@ -37,7 +38,7 @@ fn pass_ours(ours: &Router<usize>, requests: &[(Method, String)]) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "ours".to_owned());
-    let dynamic_only = args.next().as_deref() == Some("dynamic");
+    let subset = args.next().unwrap_or_else(|| "all".to_owned());
     let passes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
     let routes = github_routes();
     let mut ours = Router::new();
@@ -52,7 +53,11 @@ fn main() {
     }
     let requests: Vec<(Method, String)> = routes
         .iter()
-        .filter(|(_, template)| !dynamic_only || template.contains('{'))
+        .filter(|(_, template)| match subset.as_str() {
+            "dynamic" => template.contains('{'),
+            "static" => !template.contains('{'),
+            _ => true,
+        })
         .map(|(method, template)| (method.clone(), concrete_path(template)))
         .collect();
     for _ in 0..passes {

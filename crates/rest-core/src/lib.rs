@@ -9,6 +9,7 @@ mod idempotency;
 mod negotiate;
 mod openapi;
 mod pagination;
+mod path_tree;
 mod problem;
 #[cfg(feature = "redis")]
 mod redis_idempotency;

@@ -1,4 +1,4 @@
-//! A routing table: (method, path template) to your value, built on `matchit`.
+//! A routing table: (method, path template) to your value.
 //!
 //! Lookups answer found (with the path parameters), 404, 405 with `Allow`, an automatic
 //! `OPTIONS` answer, or a trailing-slash redirect. `HEAD` is served by the `GET` route
@@ -32,6 +32,7 @@ use http::{HeaderValue, Method};
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 
+use crate::path_tree::{self, Captures, MAX_PARAMS, NONE, PathTree};
 use crate::{Error, Result};
 
 /// What the table does with a path that only differs from a route by a trailing `/`.
@@ -134,6 +135,8 @@ const NO_ROUTE: u32 = u32::MAX;
 #[derive(Debug)]
 struct PathEntry {
     template: RouteTemplate,
+    /// The parameter names, in template order.
+    names: Box<[Box<str>]>,
     /// Extension methods (not in [`STANDARD`]) with their route index.
     other: Vec<(Method, u32)>,
     allow: HeaderValue,
@@ -141,17 +144,22 @@ struct PathEntry {
 
 /// A routing table from (method, path template) to `T`.
 ///
-/// Templates use `matchit` syntax: `/users/{id}` for a segment, `/files/{*path}` for the
-/// rest of the path. Two templates that would be ambiguous are refused by [`Router::insert`].
+/// Templates use `matchit`'s syntax: `/users/{id}` for a segment, `/img/{name}.png` for a
+/// parameter with a static prefix or suffix inside its segment, `/files/{*path}` for the rest
+/// of the path (not empty), `{{` and `}}` for literal braces; at most 8 parameters per
+/// template. Static segments win over parameters, which win over a catch-all. Two
+/// templates that would be ambiguous are refused by [`Router::insert`], by `matchit`'s rules.
 ///
-/// A hit costs one `matchit` walk, then one load from a compact table (nine `u32` route
-/// indexes per path, a few KiB for hundreds of routes, so it stays in the L1 cache); the
-/// value and the template are returned by reference without being read.
+/// A hit walks the path one `/` segment at a time (a static segment is one hash lookup, a
+/// parameter is a byte range into the path: nothing is allocated), then loads the route
+/// from a compact table (nine `u32` route indexes per path, a few KiB for hundreds of
+/// routes, so it stays in the L1 cache); the value and the template are returned by
+/// reference without being read.
 #[derive(Debug)]
 pub struct Router<T> {
-    // The tree holds a path index: matchit keeps a value slot in every node, so a small value
-    // keeps the walk on few cache lines.
-    tree: matchit::Router<u32>,
+    // The tree holds a path index; the values live apart, so the walk stays on few cache
+    // lines whatever `T` is.
+    tree: PathTree,
     /// Per path, the route index for each standard method slot, or [`NO_ROUTE`].
     slots: Vec<[u32; 9]>,
     /// Per path, the cold data.
@@ -220,7 +228,7 @@ impl<T> Router<T> {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            tree: matchit::Router::new(),
+            tree: PathTree::default(),
             slots: Vec::new(),
             entries: Vec::new(),
             values: Vec::new(),
@@ -259,12 +267,20 @@ impl<T> Router<T> {
             None => {
                 let index = self.entries.len();
                 let id = u32::try_from(index)
-                    .map_err(|_| conflict("more than 2^32 paths".to_owned()))?;
-                self.tree
-                    .insert(template, id)
-                    .map_err(|error| conflict(error.to_string()))?;
+                    .ok()
+                    .filter(|id| *id != NONE)
+                    .ok_or_else(|| conflict("more than 2^32 - 1 paths".to_owned()))?;
+                let parsed = path_tree::parse(template).map_err(conflict)?;
+                self.tree.insert(&parsed, id).map_err(|refused| {
+                    let with = self
+                        .entries
+                        .get(refused.with as usize)
+                        .map_or("another route", |entry| entry.template.as_str());
+                    conflict(format!("ambiguous with {with}: {}", refused.why))
+                })?;
                 self.entries.push(PathEntry {
                     template: RouteTemplate(template.into()),
+                    names: parsed.names.into(),
                     other: Vec::new(),
                     allow: HeaderValue::from_static(""),
                 });
@@ -329,18 +345,19 @@ impl<T> Router<T> {
     /// Looks up a request's method and path (the URI's path, still percent-encoded).
     #[inline]
     pub fn at<'r, 'p>(&'r self, method: &Method, path: &'p str) -> RouteMatch<'r, 'p, T> {
-        let Ok(found) = self.tree.at(path) else {
+        let mut ranges: Captures = [(0, 0); MAX_PARAMS];
+        let found = self.tree.find(path, &mut ranges);
+        let Some(entry) = self.entries.get(found as usize) else {
             return self.miss(path);
         };
-        let index = *found.value as usize;
+        let index = found as usize;
         let params = PathParams {
-            inner: found.params,
+            path,
+            names: &entry.names,
+            ranges,
         };
-        // Neither the value nor the entry is read here: only their addresses are taken.
-        if let (Some(value), Some(entry)) = (
-            self.values.get(self.route(index, method) as usize),
-            self.entries.get(index),
-        ) {
+        // The value is not read here: only its address is taken.
+        if let Some(value) = self.values.get(self.route(index, method) as usize) {
             return RouteMatch::Found {
                 value,
                 params,
@@ -389,7 +406,7 @@ impl<T> Router<T> {
             Some(trimmed) => trimmed.to_owned(),
             None => format!("{path}/"),
         };
-        if self.tree.at(&other).is_ok() {
+        if self.tree.find(&other, &mut [(0, 0); MAX_PARAMS]) != NONE {
             RouteMatch::Redirect { location: other }
         } else {
             RouteMatch::NotFound
@@ -429,16 +446,26 @@ fn allow_header(methods: &[&Method]) -> Result<HeaderValue> {
 ///
 /// Values are matched on the percent-encoded path, so `%2F` inside a parameter never splits
 /// a segment; the accessors decode afterwards and refuse invalid UTF-8 (400).
-#[derive(Debug)]
 pub struct PathParams<'r, 'p> {
-    inner: matchit::Params<'r, 'p>,
+    path: &'p str,
+    /// The route's parameter names; `ranges` holds as many byte ranges into `path`.
+    names: &'r [Box<str>],
+    ranges: Captures,
+}
+
+impl std::fmt::Debug for PathParams<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
 }
 
 impl<'r, 'p> PathParams<'r, 'p> {
-    /// The raw (still percent-encoded) value of a parameter.
+    /// The raw (still percent-encoded) value of a parameter (the first one of that name).
     #[must_use]
     pub fn raw(&self, name: &str) -> Option<&'p str> {
-        self.inner.get(name)
+        self.iter()
+            .find(|(candidate, _)| *candidate == name)
+            .map(|(_, value)| value)
     }
 
     /// The percent-decoded value of a parameter.
@@ -479,7 +506,7 @@ impl<'r, 'p> PathParams<'r, 'p> {
     /// [`Error::InvalidPathParam`] when a value is not UTF-8 or does not fit its field.
     pub fn deserialize<V: DeserializeOwned>(&self) -> Result<V> {
         let mut form = form_urlencoded::Serializer::new(String::new());
-        for (name, raw) in self.inner.iter() {
+        for (name, raw) in self.iter() {
             form.append_pair(name, &decode(name, raw)?);
         }
         serde_html_form::from_str(&form.finish()).map_err(|error| Error::InvalidPathParam {
@@ -490,19 +517,28 @@ impl<'r, 'p> PathParams<'r, 'p> {
 
     /// (name, raw value) pairs in template order.
     pub fn iter(&self) -> impl Iterator<Item = (&'r str, &'p str)> + '_ {
-        self.inner.iter()
+        let path = self.path;
+        self.names
+            .iter()
+            .zip(&self.ranges)
+            .map(move |(name, &(start, end))| {
+                (
+                    &**name,
+                    path.get(start as usize..end as usize).unwrap_or(""),
+                )
+            })
     }
 
     /// The number of parameters.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.inner.len()
+        self.names.len()
     }
 
     /// Whether the route has no parameters.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.names.is_empty()
     }
 }
 
