@@ -38,7 +38,7 @@ async fn counting_origin() -> (std::net::SocketAddr, Arc<AtomicU64>) {
                         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
                         let method = req.method().clone();
                         let cc = if req.uri().path().starts_with("/swr") {
-                            "max-age=1, stale-while-revalidate=30"
+                            "max-age=2, stale-while-revalidate=30"
                         } else {
                             "max-age=60"
                         };
@@ -124,7 +124,9 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_behind() {
     let url = format!("http://{}/swr", proxy.addr);
     let (_, _, body) = get(&client(), &url).await.unwrap();
     assert_eq!(body, "GET version 1");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Stale for sure: the origin's `Date` has whole seconds, so its apparent age (RFC 9111
+    // section 4.2.3) is up to a second more than the time since it was received.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let started = std::time::Instant::now();
     let (_, headers, body) = get(&client(), &url).await.unwrap();
     assert_eq!(body, "GET version 1", "stale content within the window");

@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 /// on a loaded machine lost one or two.
 fn required_passes(total: usize) -> usize {
     match total {
-        163 => 140,
-        160 => 130,
+        // Measured 159 (2026-12-04).
+        163 => 156,
+        // Measured 143 (2026-12-04).
+        160 => 140,
         other => panic!("unknown cache-tests version with {other} required tests"),
     }
 }
