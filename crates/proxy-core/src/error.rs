@@ -19,6 +19,9 @@ pub enum Error {
     /// A request head was refused by the smuggling checks; the detail says why.
     #[error("request head refused: {0}")]
     Smuggling(#[from] crate::SmugglingError),
+    /// A compressor could not start or failed; the string says why.
+    #[error("compression failed: {0}")]
+    Compression(String),
 }
 
 impl Error {
@@ -30,7 +33,9 @@ impl Error {
         match self {
             Self::Forwarded(_) | Self::XForwardedFor(_) => http::StatusCode::BAD_REQUEST,
             Self::Smuggling(error) => error.status(),
-            Self::Cidr(_) | Self::Config(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Cidr(_) | Self::Config(_) | Self::Compression(_) => {
+                http::StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }

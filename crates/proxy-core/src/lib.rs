@@ -3,11 +3,14 @@
 
 mod balance;
 mod breaker;
+mod cache;
 mod cache_control;
+mod encode;
 mod error;
 mod forwarded;
 mod hash;
 mod health;
+mod http_date;
 mod negotiate;
 mod ratelimit;
 #[cfg(feature = "redis")]
@@ -19,7 +22,14 @@ pub use balance::{
     Algorithm, HashKey, MemberInfo, MemberState, Pick, PickContext, Pool, UpstreamId, cookie_value,
 };
 pub use breaker::{BreakerState, CircuitBreaker};
+pub use cache::{
+    CacheEntry, CacheOptions, CachePolicy, CacheStore, Coalescer, Joined, Lead, Lookup,
+    MemoryStore, NotStorable, StaleUse, Wait, cache_key, invalidated_keys,
+};
 pub use cache_control::CacheControl;
+#[cfg(any(feature = "gzip", feature = "brotli", feature = "zstd"))]
+pub use encode::Encoder;
+pub use encode::{available_codings, prepare_compression};
 pub use error::{Error, Result};
 pub use forwarded::{
     Cidr, ClientAddressHeader, ForwardContext, ForwardHeaders, ForwardedElement, HOP_BY_HOP,
@@ -30,6 +40,7 @@ pub use hash::{SplitMix64, mix64, stable_hash};
 pub use health::{
     HealthCheckConfig, HealthChecker, Outcome, OutlierConfig, OutlierDetector, Probe,
 };
+pub use http_date::{format_http_date, parse_http_date};
 pub use negotiate::{Coding, negotiate_encoding, parse_accept_encoding, should_compress};
 pub use ratelimit::{Decision, Gcra, MemoryLimiter, client_network};
 #[cfg(feature = "redis")]

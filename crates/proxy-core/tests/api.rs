@@ -27,6 +27,15 @@ fn public_types_are_send_and_sync() {
     send_sync::<CacheControl>();
     send_sync::<proxy_core::Error>();
     send_sync::<proxy_core::SmugglingError>();
+    send_sync::<proxy_core::CachePolicy>();
+    send_sync::<proxy_core::CacheEntry>();
+    send_sync::<proxy_core::Lookup>();
+    send_sync::<proxy_core::MemoryStore>();
+    send_sync::<proxy_core::Coalescer>();
+    send_sync::<proxy_core::Lead>();
+    send_sync::<proxy_core::Wait>();
+    // A store is used behind a trait object by servers that pick one at start.
+    send_sync::<Box<dyn proxy_core::CacheStore>>();
 }
 
 #[test]

@@ -1,25 +1,19 @@
-//! Streaming response compression: br, zstd or gzip as `Accept-Encoding` allows
-//! (negotiation and skip rules from proxy-core), encoded chunk by chunk as the upstream body
-//! arrives, never buffered whole.
+//! Streaming response compression: proxy-core's [`prepare_compression`] decides and
+//! rewrites the head, its [`Encoder`] compresses each chunk of the upstream body as it
+//! arrives (never buffered whole); when the upstream pauses, what is buffered is flushed,
+//! so streamed responses (events, long polls) keep flowing.
 
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use async_compression::Level;
-use async_compression::tokio::bufread::{BrotliEncoder, GzipEncoder, ZstdEncoder};
 use bytes::Bytes;
-use futures_util::TryStreamExt as _;
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, ETAG, VARY};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt as _, StreamBody};
-use hyper::body::{Body as _, Frame};
-use proxy_core::{Coding, negotiate_encoding, should_compress};
-use tokio::io::AsyncRead;
-use tokio_util::io::{ReaderStream, StreamReader};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body, Frame};
+use proxy_core::{Encoder, available_codings, prepare_compression};
+use sync_wrapper::SyncWrapper;
 
-use crate::{BoxError, ProxyBody};
-
-/// Codings in the server's order of preference.
-const SUPPORTED: [Coding; 3] = [Coding::Brotli, Coding::Zstd, Coding::Gzip];
+use crate::{BoxError, ProxyBody, plain};
 
 pub(crate) fn compress(
     request: &HeaderMap,
@@ -27,62 +21,93 @@ pub(crate) fn compress(
     response: Response<ProxyBody>,
     min_len: u64,
 ) -> Response<ProxyBody> {
-    let status = response.status();
-    if head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-        || status == StatusCode::PARTIAL_CONTENT
-    {
+    if head_request {
         return response;
     }
-    let Some(accept) = request.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()) else {
-        return response;
-    };
-    if !should_compress(
-        response.headers(),
-        response.body().size_hint().exact(),
-        min_len,
-    ) {
-        return response;
-    }
-    let Some(coding) = negotiate_encoding(accept, &SUPPORTED) else {
-        return response;
-    };
     let (mut head, body) = response.into_parts();
-    head.headers.remove(CONTENT_LENGTH);
-    head.headers
-        .insert(CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
-    let varies = head
-        .headers
-        .get_all(VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("accept-encoding") || t.trim() == "*");
-    if !varies {
-        head.headers
-            .append(VARY, HeaderValue::from_static("accept-encoding"));
-    }
-    // The encoded bytes differ from the identity ones: a strong validator would lie.
-    if let Some(etag) = head
-        .headers
-        .get(ETAG)
-        .and_then(|v| v.to_str().ok())
-        .filter(|e| !e.starts_with("W/"))
-        && let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}"))
-    {
-        head.headers.insert(ETAG, weak);
-    }
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = StreamReader::new(stream);
-    let encoder: Pin<Box<dyn AsyncRead + Send + Sync>> = match coding {
-        Coding::Brotli => Box::pin(BrotliEncoder::with_quality(reader, Level::Precise(4))),
-        Coding::Zstd => Box::pin(ZstdEncoder::with_quality(reader, Level::Precise(3))),
-        Coding::Gzip => Box::pin(GzipEncoder::with_quality(reader, Level::Precise(5))),
+    let known = body.size_hint().exact();
+    let Some(coding) =
+        prepare_compression(request, &mut head, known, min_len, &available_codings())
+    else {
+        return Response::from_parts(head, body);
     };
-    let frames = ReaderStream::new(encoder)
-        .map_ok(|chunk: Bytes| Frame::data(chunk))
-        .map_err(BoxError::from);
-    Response::from_parts(head, StreamBody::new(frames).boxed())
+    let Ok(encoder) = Encoder::new(coding) else {
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "compression failed",
+            true,
+        );
+    };
+    let body = Encoded {
+        inner: body,
+        encoder: Some(SyncWrapper::new(encoder)),
+        pending: false,
+    };
+    Response::from_parts(head, body.boxed())
+}
+
+/// The upstream body, compressed.
+struct Encoded {
+    inner: ProxyBody,
+    /// `None` once finished.
+    encoder: Option<SyncWrapper<Encoder>>,
+    /// Whether input went in since the last output.
+    pending: bool,
+}
+
+impl Body for Encoded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            let Some(encoder) = this.encoder.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => {
+                    if this.pending {
+                        this.pending = false;
+                        let out = encoder.get_mut().flush()?;
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(frame) => frame,
+            };
+            match frame {
+                Some(Ok(frame)) => {
+                    // Trailers are dropped: they described the identity bytes.
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let out = encoder.get_mut().encode(&data)?;
+                    if out.is_empty() {
+                        this.pending = true;
+                    } else {
+                        this.pending = false;
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                }
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => {
+                    let Some(encoder) = this.encoder.take() else {
+                        return Poll::Ready(None);
+                    };
+                    let out = encoder.into_inner().finish()?;
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.encoder.is_none()
+    }
 }

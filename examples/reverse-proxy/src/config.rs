@@ -78,9 +78,15 @@ pub(crate) struct CacheConfig {
     /// The store's bound, in bytes (bodies plus headers).
     #[serde(default = "default_cache_bytes")]
     pub(crate) max_bytes: u64,
-    /// Larger responses (or ones of unknown length) are not stored.
+    /// Larger responses are not stored (one of unknown length is read up to this size,
+    /// then streamed through unstored).
     #[serde(default = "default_object_bytes")]
     pub(crate) max_object_bytes: u64,
+    /// Store responses that carry `Set-Cookie` (RFC 9111 section 3.1 keeps the field with
+    /// them). Off by default: they pass through unstored, so a cookie minted for one user is
+    /// never replayed to another.
+    #[serde(default)]
+    pub(crate) store_set_cookie: bool,
 }
 
 fn default_cache_bytes() -> u64 {

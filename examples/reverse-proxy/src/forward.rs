@@ -350,16 +350,24 @@ fn pick(pool: &PoolState, outbound: &Outbound, tried: &[UpstreamId], now: Instan
     }
 }
 
+/// Marks a response the proxy wrote because no upstream answered (502, 503, 504), so the
+/// cache can tell "disconnected" (RFC 9111 section 4.2.4) from an origin's own 5xx.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UpstreamUnreachable;
+
+/// A 502/503/504 the proxy writes itself, marked [`UpstreamUnreachable`].
+fn no_answer(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let mut response = plain(status, message, false);
+    response.extensions_mut().insert(UpstreamUnreachable);
+    response
+}
+
 /// The answer when no member is left to try, after `last_failure` (if any attempt failed).
 fn unavailable(last_failure: Option<Failure>) -> Response<ProxyBody> {
     match last_failure {
-        None => plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no upstream available",
-            false,
-        ),
-        Some(Failure::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", false),
-        Some(_) => plain(StatusCode::BAD_GATEWAY, "upstream unreachable", false),
+        None => no_answer(StatusCode::SERVICE_UNAVAILABLE, "no upstream available"),
+        Some(Failure::Timeout) => no_answer(StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
+        Some(_) => no_answer(StatusCode::BAD_GATEWAY, "upstream unreachable"),
     }
 }
 
@@ -415,8 +423,8 @@ fn respond(
 ) -> Response<ProxyBody> {
     let mut response = match result {
         Ok(Ok(response)) => response,
-        Ok(Err(_)) => return plain(StatusCode::BAD_GATEWAY, "upstream unreachable", false),
-        Err(_) => return plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", false),
+        Ok(Err(_)) => return no_answer(StatusCode::BAD_GATEWAY, "upstream unreachable"),
+        Err(_) => return no_answer(StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {

@@ -49,7 +49,6 @@ mod state;
 mod tls;
 mod upstream;
 
-pub use cache::{CacheFreshness, cache_freshness};
 pub use config::ServerConfig;
 pub use mount::{App, Settings};
 pub use server::Proxy;

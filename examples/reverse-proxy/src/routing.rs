@@ -95,14 +95,9 @@ async fn send(
             cache::cached(ctx, cache, parts, body).await
         }
         Some(cache) if route.cache => {
-            let unsafe_method = !matches!(parts.method, Method::OPTIONS | Method::TRACE);
-            let (uri, host) = (parts.uri.clone(), parts.headers.get(HOST).cloned());
+            let request = parts.clone();
             let response = forward(ctx, parts, Some(body), client_upgrade).await;
-            if unsafe_method
-                && (response.status().is_success() || response.status().is_redirection())
-            {
-                cache::invalidate(cache, &uri, host.as_ref(), response.headers());
-            }
+            cache::invalidate(cache, &request, response.status(), response.headers());
             response
         }
         _ => forward(ctx, parts, Some(body), client_upgrade).await,

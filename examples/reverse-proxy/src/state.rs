@@ -141,7 +141,7 @@ impl State {
             cache: config
                 .cache
                 .as_ref()
-                .map(|c| Cache::new(c.max_bytes, c.max_object_bytes)),
+                .map(|c| Cache::new(c.max_bytes, c.max_object_bytes, c.store_set_cookie)),
             compression_min: config.compression.as_ref().map(|c| c.min_length),
         })
     }

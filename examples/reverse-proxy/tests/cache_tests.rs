@@ -13,17 +13,20 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The bar per suite version, by its count of required tests: the current suite on GitHub
-/// has 163 (the issue asks for 140; the proxy passes 148, recorded by hand in
-/// docs/conformance.md); the npm release `http-cache-tests@0.4.5`, the one CI can install,
-/// is an older cut with 160 and different age-parsing tests, where the proxy passes 134
-/// (floor 130, for timing-dependent tests on a loaded machine):
-/// that is the regression floor here.
+/// The bar per suite version, by its count of required tests. Scored the way the suite's
+/// own results page reads them (`tests/data/cache_tests_score.mjs`): a required test passes
+/// only when it passed and so did every test its `depends_on` names, so a failed
+/// prerequisite or setup step is a failure. The current suite on GitHub has 163 required
+/// tests (recorded by hand in docs/conformance.md: it cannot be installed in CI); the npm
+/// release `http-cache-tests@0.4.5`, the one CI installs, is an older cut with 160. Floors
+/// sit a few tests below the measured score: several tests wait on real clocks, and a run
+/// on a loaded machine lost one or two.
 fn required_passes(total: usize) -> usize {
     match total {
-        163 => 140,
-        // Several tests wait on real clocks; a loaded machine lost one or two in a run.
-        160 => 130,
+        // Measured 159 (2026-12-04).
+        163 => 156,
+        // Measured 143 (2026-12-04).
+        160 => 140,
         other => panic!("unknown cache-tests version with {other} required tests"),
     }
 }
@@ -80,7 +83,7 @@ fn cache_tests_required_score() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let proxy = common::start_proxy(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\naccess_log = false\n[cache]\nmax_bytes = 67108864\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\naccess_log = false\n[cache]\nmax_bytes = 67108864\nstore_set_cookie = true\n\
          [[pools]]\nname = \"origin\"\nupstreams = [{{ address = \"127.0.0.1:{port}\" }}]\nmax_retries = 0\n\
          [[routes]]\npool = \"origin\"\ncache = true\n"
     ));
