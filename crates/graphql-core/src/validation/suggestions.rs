@@ -72,53 +72,37 @@ fn distance(lower: &str, input: &str, option: &str, threshold: usize) -> Option<
         return None;
     }
     // Three rolling rows: two back (for transpositions), previous, current.
-    let mut rows: [Vec<usize>; 3] = [
-        (0..=b.len()).collect(),
-        vec![0; b.len() + 1],
-        vec![0; b.len() + 1],
-    ];
+    let at = |row: &[usize], k: usize| row.get(k).copied().unwrap_or(usize::MAX);
+    let mut two_back: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = vec![0; b.len() + 1];
     for i in 1..=a.len() {
-        let (cur, prev, prev2) = (i % 3, (i + 2) % 3, (i + 1) % 3);
         let mut row_min = i;
-        if let Some(first) = rows[cur].first_mut() {
+        if let Some(first) = cur.first_mut() {
             *first = i;
         }
         for j in 1..=b.len() {
-            let (ai, bj) = (a.get(i - 1), b.get(j - 1));
-            let cost = usize::from(ai != bj);
-            let mut d = (rows[prev]
-                .get(j)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(1))
-            .min(
-                rows[cur]
-                    .get(j - 1)
-                    .copied()
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(1),
-            )
-            .min(
-                rows[prev]
-                    .get(j - 1)
-                    .copied()
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(cost),
-            );
+            let cost = usize::from(a.get(i - 1) != b.get(j - 1));
+            let mut d = at(&prev, j)
+                .saturating_add(1)
+                .min(at(&cur, j - 1).saturating_add(1))
+                .min(at(&prev, j - 1).saturating_add(cost));
             if i > 1 && j > 1 && a.get(i - 1) == b.get(j - 2) && a.get(i - 2) == b.get(j - 1) {
-                let two_back = rows[prev2].get(j - 2).copied().unwrap_or(usize::MAX);
-                d = d.min(two_back.saturating_add(1));
+                d = d.min(at(&two_back, j - 2).saturating_add(1));
             }
             row_min = row_min.min(d);
-            if let Some(slot) = rows[cur].get_mut(j) {
+            if let Some(slot) = cur.get_mut(j) {
                 *slot = d;
             }
         }
         if row_min > threshold {
             return None;
         }
+        // Rotate: current becomes previous, previous becomes two back.
+        std::mem::swap(&mut two_back, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
     }
-    let d = rows[a.len() % 3].get(b.len()).copied()?;
+    let d = at(&prev, b.len());
     (d <= threshold).then_some(d)
 }
 
