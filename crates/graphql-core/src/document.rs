@@ -108,16 +108,16 @@ pub(crate) fn non_executable_definitions(source: &str) -> Vec<GraphQLError> {
                 let extends_schema =
                     *word == "extend" && matches!(toks.get(i + 1), Some((Tok::Name("schema"), _)));
                 let j = if *word == "extend" { i + 2 } else { i + 1 };
-                let name = match (*word, toks.get(j)) {
-                    ("schema", _) => "schema".to_owned(),
-                    _ if extends_schema => "schema".to_owned(),
-                    (_, Some((Tok::Name(n), _))) => (*n).to_owned(),
-                    _ => (*word).to_owned(),
+                // As graphql-js words it: a schema definition or extension has no name.
+                let message = match (*word, toks.get(j)) {
+                    ("schema", _) => "The schema definition is not executable.".to_owned(),
+                    _ if extends_schema => "The schema definition is not executable.".to_owned(),
+                    (_, Some((Tok::Name(n), _))) => {
+                        format!("The \"{n}\" definition is not executable.")
+                    }
+                    _ => format!("The \"{word}\" definition is not executable."),
                 };
-                out.push(GraphQLError::new(
-                    format!("The \"{name}\" definition is not executable."),
-                    vec![*loc],
-                ));
+                out.push(GraphQLError::new(message, vec![*loc]));
             }
             _ => {}
         }

@@ -1,7 +1,7 @@
 //! A lexer over the source text for what graphql-parser's AST does not keep: the token
 //! count (a limit checked before parsing), positions of names, and the shape of input
 //! object literals. Punctuators and names are told apart; strings, numbers and the rest
-//! are `Other`; comments and insignificant commas are skipped.
+//! are `Other` (`...` is `Punct('.')`); comments and insignificant commas are skipped.
 //!
 //! ```text
 //! query { f(a: "x") }   ->   Name(query) Punct({) Name(f) Punct(() Name(a) Punct(:) Other Punct()) Punct(})
@@ -86,7 +86,7 @@ fn scan<'a>(source: &'a str, mut out: impl FnMut(Tok<'a>, Location)) {
                 }
                 out(Tok::Other, here);
             }
-            b'{' | b'}' | b'(' | b')' | b'[' | b']' | b':' | b'@' | b'$' => {
+            b'{' | b'}' | b'(' | b')' | b'[' | b']' | b':' | b'@' | b'$' | b'=' => {
                 out(Tok::Punct(b as char), here);
                 i += 1;
             }
@@ -102,7 +102,7 @@ fn scan<'a>(source: &'a str, mut out: impl FnMut(Tok<'a>, Location)) {
             }
             b'.' if bytes.get(i..i + 3) == Some(b"...") => {
                 i += 3;
-                out(Tok::Other, here);
+                out(Tok::Punct('.'), here);
             }
             c if c == b'-' || c.is_ascii_digit() => {
                 i += 1;
@@ -114,7 +114,7 @@ fn scan<'a>(source: &'a str, mut out: impl FnMut(Tok<'a>, Location)) {
                 out(Tok::Other, here);
             }
             _ => {
-                // `$`, `!`, `=`, `@`, `|`, `&` and anything else: separators for our purpose.
+                // `!`, `|`, `&` and anything else: separators for our purpose.
                 // Multi-byte characters are skipped whole.
                 i += 1;
                 while bytes.get(i).is_some_and(|&c| (c & 0xC0) == 0x80) {

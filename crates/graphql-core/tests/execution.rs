@@ -446,7 +446,7 @@ async fn validation_and_syntax_errors_are_request_errors() {
     let r = q("{ nope }").await;
     assert_eq!(
         r,
-        json!({"errors": [{"message": "Cannot query field \"nope\" on type \"Query\".", "locations": [{"line": 1, "column": 3}]}]})
+        json!({"errors": [{"message": "Cannot query field \"nope\" on type \"Query\". Did you mean \"node\"?", "locations": [{"line": 1, "column": 3}]}]})
     );
     let r = q("{ hello").await;
     assert!(
@@ -759,7 +759,8 @@ async fn validation_cache_remembers_only_valid_documents() {
             );
             let r = run(&schema, Request::new("{ nope }")).await;
             assert_eq!(
-                r["errors"][0]["message"], "Cannot query field \"nope\" on type \"Query\".",
+                r["errors"][0]["message"],
+                "Cannot query field \"nope\" on type \"Query\". Did you mean \"node\"?",
                 "capacity {capacity}"
             );
             assert_eq!(

@@ -346,7 +346,7 @@ fn validation_rules() {
     // Stream only on lists.
     assert_eq!(
         errors_of(&s, "{ one @stream }"),
-        ["Stream directive cannot be used on non-list field \"one\" on type \"Query\"."]
+        ["Directive \"@stream\" cannot be used on non-list field \"Query.one\"."]
     );
     // Labels static and unique.
     assert_eq!(
@@ -354,11 +354,24 @@ fn validation_rules() {
             &s,
             r#"{ list @stream(label: "x") ... @defer(label: "x") { one } }"#
         ),
-        ["Defer/Stream directive label argument must be unique."]
+        [
+            "Value for arguments \"defer(label:)\" and \"stream(label:)\" must be unique across all Defer/Stream directive usages."
+        ]
+    );
+    // Every label is checked, also on a second `@stream` of one field (issue 21).
+    assert_eq!(
+        errors_of(
+            &s,
+            r#"{ list @stream(label: "x") ... @defer(label: "y") { list @stream(label: "z") @stream(label: "y") } }"#
+        ),
+        [
+            "The directive \"@stream\" can only be used once at this location.",
+            "Value for arguments \"defer(label:)\" and \"stream(label:)\" must be unique across all Defer/Stream directive usages."
+        ]
     );
     assert_eq!(
         errors_of(&s, "query($l: String) { ... @defer(label: $l) { one } }"),
-        ["Defer/Stream directive label argument must be static."]
+        ["Argument \"@defer(label:)\" must be a static string."]
     );
     // Not on root mutation fields.
     assert_eq!(

@@ -259,11 +259,12 @@ fn field_selection_merging() {
         "{ pet { ... on Dog { someValue: nickname } ... on Cat { someValue: meowVolume } } }",
         "Fields \"someValue\" conflict because they return conflicting types \"String\" and \"Int\".",
     );
-    // Through fragments and in sub-selections.
+    // Through fragments and in sub-selections: the pair of fields that holds the conflict
+    // is named, with the subfields that conflict.
     fails(
         Rule::FieldSelectionMerging,
         "{ dog { ...a owner { n: name } } } fragment a on Dog { owner { n: __typename } }",
-        "Fields \"n\" conflict because \"__typename\" and \"name\" are different fields.",
+        "Fields \"owner\" conflict because subfields \"n\" conflict because \"name\" and \"__typename\" are different fields.",
     );
 }
 
@@ -331,7 +332,7 @@ fn required_arguments() {
     fails(
         Rule::RequiredArguments,
         "{ arguments { nonNullBooleanArgField } }",
-        "Argument \"nonNullBooleanArg\" of type \"Boolean!\" is required on field \"Arguments.nonNullBooleanArgField\", but it was not provided.",
+        "Field \"nonNullBooleanArgField\" argument \"nonNullBooleanArg\" of type \"Boolean!\" is required, but it was not provided.",
     );
     fails(
         Rule::RequiredArguments,
@@ -341,7 +342,7 @@ fn required_arguments() {
     fails(
         Rule::RequiredArguments,
         "{ dog { name @skip } }",
-        "Argument \"if\" of type \"Boolean!\" is required on directive \"@skip\"",
+        "Directive \"@skip\" argument \"if\" of type \"Boolean!\" is required, but it was not provided.",
     );
 }
 
@@ -484,17 +485,17 @@ fn values_of_correct_type() {
     fails(
         Rule::ValuesOfCorrectType,
         "{ arguments { intArgField(intArg: 1.5) } }",
-        "Expected value of type \"Int\", found 1.5",
+        "Int cannot represent non-integer value: 1.5 (at 1:35)",
     );
     fails(
         Rule::ValuesOfCorrectType,
         "{ arguments { booleanArgField(booleanArg: \"true\") } }",
-        "Expected value of type \"Boolean\"",
+        "Boolean cannot represent a non boolean value: \"true\"",
     );
     fails(
         Rule::ValuesOfCorrectType,
         "{ dog { doesKnowCommand(dogCommand: JUMP) } }",
-        "value JUMP does not exist in enum DogCommand",
+        "Value \"JUMP\" does not exist in \"DogCommand\" enum.",
     );
     fails(
         Rule::ValuesOfCorrectType,
@@ -504,7 +505,7 @@ fn values_of_correct_type() {
     fails(
         Rule::ValuesOfCorrectType,
         "{ findDogs(complex: {required: null}) { name } }",
-        "Expected value of type \"Int!\", found null.",
+        "Expected value of type \"Int!\", found null. (at 1:32)",
     );
     fails(
         Rule::ValuesOfCorrectType,
@@ -519,7 +520,7 @@ fn values_of_correct_type() {
     fails(
         Rule::ValuesOfCorrectType,
         "query($v: Int = \"one\") { arguments { intArgField(intArg: $v) } }",
-        "default value of variable \"$v\"",
+        "Int cannot represent non-integer value: \"one\" (at 1:17)",
     );
 }
 
@@ -544,14 +545,22 @@ fn input_object_field_uniqueness() {
         Rule::InputObjectFieldUniqueness,
         "{ findDog(searchBy: { name: \"Fido\", owner: \"x\" }) { name: nickname name } }",
     );
-    let errors = messages(
-        Rule::InputObjectFieldUniqueness,
-        "{\n  findDog(searchBy: { name: \"Fido\", name: \"Fido\" }) { name }\n}",
-    );
+    // One error per repeat, at the first occurrence and at the repeat.
+    let doc =
+        Document::parse("{\n  findDog(searchBy: { name: \"Fido\", name: \"Fido\" }) { name }\n}")
+            .unwrap();
+    let errors = validate_with(schema(), &doc, &[Rule::InputObjectFieldUniqueness]);
+    assert_eq!(errors.len(), 1);
     assert_eq!(
-        errors,
-        ["There can be only one input field named \"name\". (at 2:37)"]
+        errors[0].message,
+        "There can be only one input field named \"name\"."
     );
+    let at: Vec<_> = errors[0]
+        .locations
+        .iter()
+        .map(|l| (l.line, l.column))
+        .collect();
+    assert_eq!(at, [(2, 23), (2, 37)]);
 }
 
 // 5.6.4
@@ -727,7 +736,7 @@ fn all_variable_usages_are_allowed() {
     fails(
         Rule::AllVariableUsagesAreAllowed,
         "query($s: String) { findDogs(oneOf: {a: $s}) { name } }",
-        "Variable \"$s\" of type \"String\" used in position expecting type \"String!\".",
+        "Variable \"$s\" is of type \"String\" but must be non-nullable to be used for OneOf Input Object \"OneOfInput\".",
     );
     passes(
         Rule::AllVariableUsagesAreAllowed,

@@ -12,11 +12,12 @@ enum Scope<'a> {
     Selection,
     Arguments,
     List,
-    Object(Vec<&'a str>),
+    Object(Vec<(&'a str, Location)>),
 }
 
-/// Each repeated key of an object value: (key, position of the repeat).
-pub(crate) fn duplicate_object_keys(source: &str) -> Vec<(String, Location)> {
+/// Each repeated key of an object value: (key, position of its first occurrence, position of
+/// the repeat).
+pub(crate) fn duplicate_object_keys(source: &str) -> Vec<(String, Location, Location)> {
     let toks = tokens(source);
     let mut stack: Vec<Scope<'_>> = Vec::new();
     let mut found = Vec::new();
@@ -41,10 +42,9 @@ pub(crate) fn duplicate_object_keys(source: &str) -> Vec<(String, Location)> {
             Tok::Name(name) => {
                 let is_key = matches!(toks.get(i + 1), Some((Tok::Punct(':'), _)));
                 if let (true, Some(Scope::Object(keys))) = (is_key, stack.last_mut()) {
-                    if keys.contains(name) {
-                        found.push(((*name).to_owned(), *loc));
-                    } else {
-                        keys.push(name);
+                    match keys.iter().find(|(k, _)| k == name) {
+                        Some((_, first)) => found.push(((*name).to_owned(), *first, *loc)),
+                        None => keys.push((name, *loc)),
                     }
                 }
             }
@@ -65,9 +65,9 @@ mod tests {
         );
         let keys: Vec<_> = found
             .iter()
-            .map(|(k, l)| (k.as_str(), l.line, l.column))
+            .map(|(k, first, l)| (k.as_str(), first.column, l.line, l.column))
             .collect();
-        assert_eq!(keys, [("a", 1, 24), ("b", 2, 26)]);
+        assert_eq!(keys, [("a", 18, 1, 24), ("b", 9, 2, 26)]);
     }
 
     #[test]

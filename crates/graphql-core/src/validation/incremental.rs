@@ -4,17 +4,23 @@
 //! can be false), labels static and unique, `@stream` only on list fields.
 //! (Directive locations are checked by the spec's rule 5.7.2 like any directive's.)
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-use graphql_parser::query::{Directive, Selection, SelectionSet, Value as AstValue};
+use graphql_parser::query::{
+    Definition, Directive, FragmentSpread, InlineFragment, Selection, SelectionSet,
+    Value as AstValue,
+};
 
 use super::{Cx, OpKind};
 use crate::types::{TypeId, TypeRef};
 
 type Dir<'d, 'a> = &'d Directive<'a, &'a str>;
 
-fn find<'d, 'a>(directives: &'d [Directive<'a, &'a str>], name: &str) -> Option<Dir<'d, 'a>> {
-    directives.iter().find(|d| d.name == name)
+fn all<'d, 'a>(
+    directives: &'d [Directive<'a, &'a str>],
+    name: &'d str,
+) -> impl Iterator<Item = Dir<'d, 'a>> {
+    directives.iter().filter(move |d| d.name == name)
 }
 
 /// Whether `if` may be false: a literal `false` or a variable.
@@ -34,80 +40,44 @@ pub(crate) fn check(cx: &mut Cx<'_, '_>) {
             _ => None,
         }
     };
-    let mut errors: Vec<(String, graphql_parser::Pos)> = Vec::new();
-    let mut labels: HashSet<String> = HashSet::new();
-    let mut check_label = |d: Dir<'_, '_>, errors: &mut Vec<(String, graphql_parser::Pos)>| match d
-        .arguments
-        .iter()
-        .find(|(n, _)| *n == "label")
-        .map(|(_, v)| v)
-    {
-        Some(AstValue::String(s)) if !labels.insert(s.clone()) => errors.push((
-            "Defer/Stream directive label argument must be unique.".to_owned(),
-            d.position,
-        )),
-        Some(AstValue::Variable(_)) => errors.push((
-            "Defer/Stream directive label argument must be static.".to_owned(),
-            d.position,
-        )),
-        _ => {}
-    };
+    let mut errors: Vec<(String, Vec<graphql_parser::Pos>)> = Vec::new();
     for (parent, set) in &cx.sets {
         let parent_name = parent.map_or(String::new(), |p| cx.schema.type_name(p).to_owned());
         for sel in &set.items {
             match sel {
                 Selection::Field(f) => {
-                    let Some(d) = find(&f.directives, "stream") else {
-                        continue;
-                    };
-                    check_label(d, &mut errors);
-                    if let Some(kind) = root_kind(*parent) {
-                        errors.push((
-                            format!(
-                                "Stream directive cannot be used on root {kind} type \"{parent_name}\"."
-                            ),
-                            d.position,
-                        ));
-                    }
-                    let def = parent.and_then(|p| cx.schema.field(p, f.name));
-                    if let Some(def) = def {
-                        let inner = match &def.ty {
-                            TypeRef::NonNull(inner) => inner.as_ref(),
-                            other => other,
-                        };
-                        if !matches!(inner, TypeRef::List(_)) {
+                    for d in all(&f.directives, "stream") {
+                        if let Some(kind) = root_kind(*parent) {
                             errors.push((
                                 format!(
-                                    "Stream directive cannot be used on non-list field \"{}\" on type \"{parent_name}\".",
+                                    "Stream directive cannot be used on root {kind} type \"{parent_name}\"."
+                                ),
+                                vec![d.position],
+                            ));
+                        }
+                        let def = parent.and_then(|p| cx.schema.field(p, f.name));
+                        if let Some(def) = def
+                            && !matches!(def.ty.nullable(), TypeRef::List(_))
+                        {
+                            errors.push((
+                                format!(
+                                    "Directive \"@stream\" cannot be used on non-list field \"{parent_name}.{}\".",
                                     f.name
                                 ),
-                                d.position,
+                                vec![d.position],
                             ));
                         }
                     }
                 }
-                Selection::FragmentSpread(s) => {
-                    if let Some(d) = find(&s.directives, "defer") {
-                        check_label(d, &mut errors);
+                Selection::FragmentSpread(FragmentSpread { directives, .. })
+                | Selection::InlineFragment(InlineFragment { directives, .. }) => {
+                    for d in all(directives, "defer") {
                         if let Some(kind) = root_kind(*parent) {
                             errors.push((
                                 format!(
                                     "Defer directive cannot be used on root {kind} type \"{parent_name}\"."
                                 ),
-                                d.position,
-                            ));
-                        }
-                    }
-                }
-                Selection::InlineFragment(i) => {
-                    if let Some(d) = find(&i.directives, "defer") {
-                        check_label(d, &mut errors);
-                        if let Some(kind) = root_kind(*parent) {
-                            errors.push((
-                                format!(
-                                    "Defer directive cannot be used on root {kind} type \"{parent_name}\"."
-                                ),
-                                d.position,
+                                vec![d.position],
                             ));
                         }
                     }
@@ -115,16 +85,75 @@ pub(crate) fn check(cx: &mut Cx<'_, '_>) {
             }
         }
     }
-    // Subscription operations: every selection they reach, fragments followed once.
+    labels(cx, &mut errors);
+    // Subscription operations: every selection they reach, each fragment followed once in
+    // the document (a fragment two subscriptions use is reported once).
+    let mut visited = Vec::new();
     for op in &cx.ops {
         if op.kind != OpKind::Subscription {
             continue;
         }
-        let mut visited = Vec::new();
         subscription_uses(cx, op.selection_set, &mut visited, &mut errors);
     }
-    for (message, pos) in errors {
-        cx.error(message, &[pos]);
+    for (message, positions) in errors {
+        cx.error(message, &positions);
+    }
+}
+
+/// Every `@defer` and `@stream` of the document, in document order.
+fn defer_and_stream<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<Dir<'d, 'a>> {
+    fn in_set<'d, 'a>(set: &'d SelectionSet<'a, &'a str>, out: &mut Vec<Dir<'d, 'a>>) {
+        for sel in &set.items {
+            let (directives, inner) = match sel {
+                Selection::Field(f) => (&f.directives, &f.selection_set),
+                Selection::FragmentSpread(s) => {
+                    out.extend(s.directives.iter());
+                    continue;
+                }
+                Selection::InlineFragment(i) => (&i.directives, &i.selection_set),
+            };
+            out.extend(directives.iter());
+            in_set(inner, out);
+        }
+    }
+    let mut out = Vec::new();
+    for def in &cx.doc.ast.definitions {
+        match def {
+            Definition::Operation(op) => {
+                let op = super::op_of(op);
+                out.extend(op.directives.iter());
+                in_set(op.selection_set, &mut out);
+            }
+            Definition::Fragment(f) => {
+                out.extend(f.directives.iter());
+                in_set(&f.selection_set, &mut out);
+            }
+        }
+    }
+    out.retain(|d| d.name == "defer" || d.name == "stream");
+    out
+}
+
+/// Labels are static strings, unique across every `@defer` and `@stream` of the document.
+fn labels(cx: &Cx<'_, '_>, errors: &mut Vec<(String, Vec<graphql_parser::Pos>)>) {
+    let mut known: HashMap<&str, graphql_parser::Pos> = HashMap::new();
+    for d in defer_and_stream(cx) {
+        match d.arguments.iter().find(|(n, _)| *n == "label").map(|(_, v)| v) {
+            Some(AstValue::String(s)) => match known.get(s.as_str()) {
+                Some(first) => errors.push((
+                    "Value for arguments \"defer(label:)\" and \"stream(label:)\" must be unique across all Defer/Stream directive usages.".to_owned(),
+                    vec![*first, d.position],
+                )),
+                None => {
+                    known.insert(s, d.position);
+                }
+            },
+            Some(AstValue::Null) | None => {}
+            Some(_) => errors.push((
+                format!("Argument \"@{}(label:)\" must be a static string.", d.name),
+                vec![d.position],
+            )),
+        }
     }
 }
 
@@ -132,20 +161,12 @@ fn subscription_uses<'d, 'a>(
     cx: &Cx<'d, 'a>,
     set: &'d SelectionSet<'a, &'a str>,
     visited: &mut Vec<&'a str>,
-    errors: &mut Vec<(String, graphql_parser::Pos)>,
+    errors: &mut Vec<(String, Vec<graphql_parser::Pos>)>,
 ) {
     for sel in &set.items {
-        let (directive, name, next) = match sel {
-            Selection::Field(f) => (
-                find(&f.directives, "stream"),
-                "Stream",
-                Some(&f.selection_set),
-            ),
-            Selection::InlineFragment(i) => (
-                find(&i.directives, "defer"),
-                "Defer",
-                Some(&i.selection_set),
-            ),
+        let (directives, name, next) = match sel {
+            Selection::Field(f) => (&f.directives, "stream", Some(&f.selection_set)),
+            Selection::InlineFragment(i) => (&i.directives, "defer", Some(&i.selection_set)),
             Selection::FragmentSpread(s) => {
                 let next = if visited.contains(&s.fragment_name) {
                     None
@@ -153,18 +174,16 @@ fn subscription_uses<'d, 'a>(
                     visited.push(s.fragment_name);
                     cx.fragments.get(s.fragment_name).map(|f| &f.selection_set)
                 };
-                (find(&s.directives, "defer"), "Defer", next)
+                (&s.directives, "defer", next)
             }
         };
-        if let Some(d) = directive
-            && !can_be_disabled(d)
-        {
-            let lower = name.to_ascii_lowercase();
+        for d in all(directives, name).filter(|d| !can_be_disabled(d)) {
+            let title = if name == "stream" { "Stream" } else { "Defer" };
             errors.push((
                 format!(
-                    "{name} directive not supported on subscription operations. Disable `@{lower}` by setting the `if` argument to `false`."
+                    "{title} directive not supported on subscription operations. Disable `@{name}` by setting the `if` argument to `false`."
                 ),
-                d.position,
+                vec![d.position],
             ));
         }
         if let Some(next) = next {

@@ -9,6 +9,7 @@ mod incremental;
 mod limits;
 mod positions;
 mod rules;
+mod suggestions;
 
 use std::collections::HashMap;
 
@@ -314,6 +315,29 @@ impl<'d, 'a> Cx<'d, 'a> {
             OpKind::Mutation => self.schema.mutation,
             OpKind::Subscription => self.schema.subscription,
         }
+    }
+
+    /// Every selection set as graphql-js visits them: definitions in document order, each
+    /// set before the sets inside it. (Rules whose reports depend on what was compared
+    /// before, like 5.3.2, walk in this order to report what graphql-js reports.)
+    pub(crate) fn sets_in_document_order(
+        &self,
+    ) -> Vec<(Option<TypeId>, &'d SelectionSet<'a, &'a str>)> {
+        let mut out = Vec::new();
+        for def in &self.doc.ast.definitions {
+            match def {
+                Definition::Operation(op) => {
+                    let op = op_of(op);
+                    self.collect_sets(self.root_type(op.kind), op.selection_set, &mut out);
+                }
+                Definition::Fragment(f) => {
+                    let graphql_parser::query::TypeCondition::On(on) = &f.type_condition;
+                    let ty = self.schema.type_index.get(*on).copied();
+                    self.collect_sets(ty, &f.selection_set, &mut out);
+                }
+            }
+        }
+        out
     }
 
     fn collect_sets(

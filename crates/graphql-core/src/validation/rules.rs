@@ -7,9 +7,11 @@ use graphql_parser::query::{
     Definition, Directive, Field, FragmentSpread, Selection, SelectionSet, TypeCondition, Value,
 };
 
-use super::{Cx, OpKind, ast_named, duplicate_keys, positions};
+use super::positions::Step;
+use super::{Cx, OpKind, ast_named, duplicate_keys, positions, suggestions};
 use crate::coerce::coerce_literal;
 use crate::error::Location;
+use crate::lexer::{Tok, tokens};
 use crate::response::GraphQLError;
 use crate::schema::SchemaInner;
 use crate::types::{DirectiveLocation, FieldDef, InputValueDef, TypeId, TypeKind, TypeRef};
@@ -162,6 +164,26 @@ pub(super) struct Cache<'d, 'a> {
     directive_uses: std::cell::OnceCell<DirectiveUses<'d, 'a>>,
     arg_sites: std::cell::OnceCell<Vec<ArgSite<'d, 'a>>>,
     var_uses: std::cell::OnceCell<Vec<Vec<VarUse<'a>>>>,
+    tokens: std::cell::OnceCell<Vec<(Tok<'a>, Location)>>,
+}
+
+/// The document's tokens, read once the first time an error needs a position graphql-parser
+/// does not keep (see `positions`).
+fn toks<'c, 'a>(cx: &'c Cx<'_, 'a>) -> &'c positions::Tokens<'a> {
+    cx.cache.tokens.get_or_init(|| tokens(cx.doc.source))
+}
+
+/// Where the `...` of a fragment spread or inline fragment is (graphql-parser places it at
+/// the token after `...`).
+fn spread_location(cx: &Cx<'_, '_>, p: Pos) -> Location {
+    let at = Location::from_pos(p);
+    positions::spread(toks(cx), at).unwrap_or(at)
+}
+
+/// Where the name of the operation, fragment or variable at `p` is.
+fn name_location(cx: &Cx<'_, '_>, p: Pos) -> Location {
+    let at = Location::from_pos(p);
+    positions::name_after(toks(cx), at).unwrap_or(at)
 }
 
 /// Fragment spreads directly inside a selection set (not following fragments).
@@ -257,10 +279,11 @@ pub(super) fn operation_name_uniqueness(cx: &mut Cx<'_, '_>) {
         }
     }
     for (name, a, b) in found {
-        cx.error(
+        let at = vec![name_location(cx, a), name_location(cx, b)];
+        cx.errors.push(GraphQLError::new(
             format!("There can be only one operation named \"{name}\"."),
-            &[a, b],
-        );
+            at,
+        ));
     }
 }
 
@@ -303,22 +326,30 @@ pub(super) fn subscription_single_root_field(cx: &mut Cx<'_, '_>) {
         let name = op.name.map_or("Anonymous Subscription".to_owned(), |n| {
             format!("Subscription \"{n}\"")
         });
-        let mut distinct: Vec<&str> = keys.iter().map(|k| k.0).collect();
-        distinct.dedup();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() > 1 {
-            let positions: Vec<Pos> = keys.iter().skip(1).map(|k| k.2).collect();
+        // Fields grouped by response name, in order (as CollectFields groups them).
+        let mut grouped: Vec<(&str, &str, Vec<Pos>)> = Vec::new();
+        for (key, field, pos) in &keys {
+            match grouped.iter_mut().find(|(k, _, _)| k == key) {
+                Some((_, _, positions)) => positions.push(*pos),
+                None => grouped.push((key, field, vec![*pos])),
+            }
+        }
+        let extra: Vec<Pos> = grouped
+            .iter()
+            .skip(1)
+            .flat_map(|(_, _, p)| p.iter().copied())
+            .collect();
+        if !extra.is_empty() {
             problems.push((
                 format!("{name} must select only one top level field."),
-                positions,
+                extra,
             ));
         }
-        for (_, field, pos) in &keys {
+        for (_, field, positions) in &grouped {
             if field.starts_with("__") {
                 problems.push((
                     format!("{name} must not select an introspection top level field."),
-                    vec![*pos],
+                    positions.clone(),
                 ));
             }
         }
@@ -406,9 +437,10 @@ pub(super) fn field_selections(cx: &mut Cx<'_, '_>) {
         if cx.schema.field(parent, f.name).is_none() {
             problems.push((
                 format!(
-                    "Cannot query field \"{}\" on type \"{}\".",
+                    "Cannot query field \"{}\" on type \"{}\".{}",
                     f.name,
-                    cx.schema.type_name(parent)
+                    cx.schema.type_name(parent),
+                    field_hint(cx.schema, parent, f.name)
                 ),
                 f.position,
             ));
@@ -417,6 +449,89 @@ pub(super) fn field_selections(cx: &mut Cx<'_, '_>) {
     for (m, p) in problems {
         cx.error(m, &[p]);
     }
+}
+
+/// The hint graphql-js gives for an unknown field: the types under an abstract type that
+/// have it (most used first), or else fields with a close name.
+fn field_hint(schema: &SchemaInner, parent: TypeId, name: &str) -> String {
+    let has = |t: TypeId| {
+        schema
+            .types
+            .get(t.index())
+            .and_then(|d| d.fields())
+            .is_some_and(|f| f.get(name).is_some())
+    };
+    let is_abstract = matches!(
+        schema.types.get(parent.index()).map(|t| &t.kind),
+        Some(TypeKind::Interface { .. } | TypeKind::Union { .. })
+    );
+    if is_abstract {
+        // Object types that have the field count once; interfaces once per such object.
+        let mut usage: Vec<(TypeId, usize)> = Vec::new();
+        for object in possible_types(schema, parent) {
+            if !has(object) {
+                continue;
+            }
+            usage.push((object, 1));
+            let interfaces = match schema.types.get(object.index()).map(|t| &t.kind) {
+                Some(TypeKind::Object { interfaces, .. }) => interfaces.clone(),
+                _ => Vec::new(),
+            };
+            for i in interfaces.into_iter().filter(|&i| has(i)) {
+                match usage.iter_mut().find(|(t, _)| *t == i) {
+                    Some((_, n)) => *n += 1,
+                    None => usage.push((i, 1)),
+                }
+            }
+        }
+        let is_interface = |t: TypeId| {
+            matches!(
+                schema.types.get(t.index()).map(|d| &d.kind),
+                Some(TypeKind::Interface { .. })
+            )
+        };
+        let implements = |a: TypeId, b: TypeId| match schema.types.get(b.index()).map(|d| &d.kind) {
+            Some(TypeKind::Interface { interfaces, .. }) => interfaces.contains(&a),
+            _ => false,
+        };
+        usage.sort_by(|(a, na), (b, nb)| {
+            nb.cmp(na)
+                .then_with(|| {
+                    if is_interface(*a) && implements(*a, *b) {
+                        std::cmp::Ordering::Less
+                    } else if is_interface(*b) && implements(*b, *a) {
+                        std::cmp::Ordering::Greater
+                    } else {
+                        std::cmp::Ordering::Equal
+                    }
+                })
+                .then_with(|| {
+                    suggestions::natural_compare(schema.type_name(*a), schema.type_name(*b))
+                })
+        });
+        let names: Vec<&str> = usage.iter().map(|(t, _)| schema.type_name(*t)).collect();
+        if !names.is_empty() {
+            return suggestions::did_you_mean(Some("to use an inline fragment on"), &names);
+        }
+    }
+    let fields = schema
+        .types
+        .get(parent.index())
+        .and_then(|d| d.fields())
+        .map(|f| f.fields())
+        .unwrap_or_default();
+    suggestions::did_you_mean(
+        None,
+        &suggestions::suggestion_list(name, fields.iter().map(|f| f.name.as_str())),
+    )
+}
+
+/// The hint graphql-js gives for an unknown type name.
+fn type_hint(schema: &SchemaInner, name: &str) -> String {
+    suggestions::did_you_mean(
+        None,
+        &suggestions::suggestion_list(name, schema.types.iter().map(|t| t.name.as_str())),
+    )
 }
 
 /// 5.3.3: leaf fields have no selection set, composite fields have one.
@@ -435,7 +550,7 @@ pub(super) fn leaf_field_selections(cx: &mut Cx<'_, '_>) {
                     f.name,
                     tname(cx, &def.ty)
                 ),
-                f.position,
+                f.selection_set.span.0,
             ));
         } else if !is_leaf(cx.schema, named) && !has_selection {
             problems.push((
@@ -454,7 +569,7 @@ pub(super) fn leaf_field_selections(cx: &mut Cx<'_, '_>) {
     }
 }
 
-/// One field of a merge set: its parent type, the selection, its definition.
+/// One field of a selection set, for 5.3.2: its parent type, the selection, its definition.
 #[derive(Clone, Copy)]
 struct MergeField<'d, 'a, 's> {
     parent: Option<TypeId>,
@@ -462,118 +577,151 @@ struct MergeField<'d, 'a, 's> {
     def: Option<&'s FieldDef>,
 }
 
-type FieldMap<'d, 'a, 's> = Vec<(&'a str, Vec<MergeField<'d, 'a, 's>>)>;
+/// The fields of a selection set by response name (inline fragments flattened, in document
+/// order), and the names of the fragments it spreads directly.
+struct FieldsAndFragments<'d, 'a, 's> {
+    fields: Vec<(&'a str, Vec<MergeField<'d, 'a, 's>>)>,
+    fragments: Vec<&'a str>,
+}
 
-fn collect_fields_for_merge<'d, 'a, 's>(
-    cx: &'s Cx<'d, 'a>,
-    parent: Option<TypeId>,
-    set: Set<'d, 'a>,
-    visited: &mut HashSet<&'a str>,
-    out: &mut FieldMap<'d, 'a, 's>,
-) {
-    for sel in &set.items {
-        match sel {
-            Selection::Field(f) => {
-                let key = f.alias.unwrap_or(f.name);
-                let entry = MergeField {
-                    parent,
-                    field: f,
-                    def: parent.and_then(|p| cx.schema.field(p, f.name)),
-                };
-                match out.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, list)) => list.push(entry),
-                    None => out.push((key, vec![entry])),
+/// Why two fields conflict: a message, or the conflicts of their subfields.
+enum Reason<'a> {
+    Message(String),
+    Subfields(Vec<(&'a str, Reason<'a>)>),
+}
+
+impl std::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Message(m) => f.write_str(m),
+            Reason::Subfields(subs) => {
+                for (i, (name, reason)) in subs.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" and ")?;
+                    }
+                    write!(f, "subfields \"{name}\" conflict because {reason}")?;
                 }
-            }
-            Selection::InlineFragment(i) => {
-                let ty = match &i.type_condition {
-                    Some(TypeCondition::On(on)) => cx.schema.type_index.get(*on).copied(),
-                    None => parent,
-                };
-                collect_fields_for_merge(cx, ty, &i.selection_set, visited, out);
-            }
-            Selection::FragmentSpread(s) => {
-                if !visited.insert(s.fragment_name) {
-                    continue;
-                }
-                if let Some(frag) = cx.fragments.get(s.fragment_name) {
-                    let TypeCondition::On(on) = &frag.type_condition;
-                    let ty = cx.schema.type_index.get(*on).copied();
-                    collect_fields_for_merge(cx, ty, &frag.selection_set, visited, out);
-                }
+                Ok(())
             }
         }
     }
 }
 
+/// A conflict between two fields of one response name, with every field it involves on
+/// either side (the two fields first, then the subfields that conflict).
+struct Conflict<'a> {
+    response_name: &'a str,
+    reason: Reason<'a>,
+    fields1: Vec<Pos>,
+    fields2: Vec<Pos>,
+}
+
+/// FieldsInSetCanMerge, organised as graphql-js organises it so that each conflict is found
+/// once and blamed on the nearest pair of fields that holds it: every selection set is
+/// compared within itself, with the fragments it spreads, and those fragments with each
+/// other; a pair of fragments (and a set with a fragment) is compared once per document.
 struct Merger<'d, 'a, 's> {
     cx: &'s Cx<'d, 'a>,
-    compared: HashSet<(usize, usize, bool)>,
-    problems: Vec<(String, Vec<Pos>)>,
+    /// Fields and fragment names of each selection set seen, by the set's address.
+    sets: HashMap<usize, std::rc::Rc<FieldsAndFragments<'d, 'a, 's>>>,
+    /// (selection set, fragment) pairs compared, with whether they were mutually exclusive.
+    set_and_fragment: HashMap<(usize, &'a str), bool>,
+    /// Fragment pairs compared (unordered), with whether they were mutually exclusive.
+    fragment_pairs: HashMap<(&'a str, &'a str), bool>,
+    /// Field pairs compared: a pair met again (through another path to the same two fields)
+    /// was reported the first time, and comparing it again could take exponential time.
+    field_pairs: HashSet<(usize, usize, bool)>,
+}
+
+type SetKey = usize;
+
+fn set_key(set: Set<'_, '_>) -> SetKey {
+    std::ptr::from_ref(set) as usize
+}
+
+/// Whether a pair was compared before, as graphql-js's PairSet answers: a pair compared as
+/// mutually exclusive does not stand for the stricter, non-exclusive comparison.
+fn seen_before<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, bool>,
+    key: K,
+    exclusive: bool,
+) -> bool {
+    match map.get(&key) {
+        Some(&was) if exclusive || !was => true,
+        _ => {
+            map.insert(key, exclusive);
+            false
+        }
+    }
 }
 
 impl<'d, 'a, 's> Merger<'d, 'a, 's> {
-    fn can_merge(&mut self, map: &FieldMap<'d, 'a, 's>) {
-        for (key, list) in map {
-            for (i, a) in list.iter().enumerate() {
-                for b in list.iter().skip(i + 1) {
-                    self.pair(key, *a, *b);
+    fn fields_and_fragments(
+        &mut self,
+        parent: Option<TypeId>,
+        set: Set<'d, 'a>,
+    ) -> (SetKey, std::rc::Rc<FieldsAndFragments<'d, 'a, 's>>) {
+        let key = set_key(set);
+        if let Some(found) = self.sets.get(&key) {
+            return (key, found.clone());
+        }
+        let mut out = FieldsAndFragments {
+            fields: Vec::new(),
+            fragments: Vec::new(),
+        };
+        self.collect(parent, set, &mut out);
+        let out = std::rc::Rc::new(out);
+        self.sets.insert(key, out.clone());
+        (key, out)
+    }
+
+    fn collect(
+        &self,
+        parent: Option<TypeId>,
+        set: Set<'d, 'a>,
+        out: &mut FieldsAndFragments<'d, 'a, 's>,
+    ) {
+        for sel in &set.items {
+            match sel {
+                Selection::Field(f) => {
+                    let key = f.alias.unwrap_or(f.name);
+                    let entry = MergeField {
+                        parent,
+                        field: f,
+                        def: parent
+                            .filter(|&p| self.is_object_or_interface(p))
+                            .and_then(|p| self.cx.schema.field(p, f.name)),
+                    };
+                    match out.fields.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, list)) => list.push(entry),
+                        None => out.fields.push((key, vec![entry])),
+                    }
+                }
+                Selection::InlineFragment(i) => {
+                    let ty = match &i.type_condition {
+                        Some(TypeCondition::On(on)) => self.cx.schema.type_index.get(*on).copied(),
+                        None => parent,
+                    };
+                    self.collect(ty, &i.selection_set, out);
+                }
+                Selection::FragmentSpread(s) => {
+                    if !out.fragments.contains(&s.fragment_name) {
+                        out.fragments.push(s.fragment_name);
+                    }
                 }
             }
         }
     }
 
-    fn pair(&mut self, key: &str, a: MergeField<'d, 'a, 's>, b: MergeField<'d, 'a, 's>) {
-        let id = |f: &Field<'a, &'a str>| std::ptr::from_ref(f) as usize;
-        if !self.compared.insert((id(a.field), id(b.field), true)) {
-            return;
-        }
-        let positions = vec![a.field.position, b.field.position];
-        let exclusive = match (a.parent, b.parent) {
-            (Some(pa), Some(pb)) => pa != pb && self.is_object(pa) && self.is_object(pb),
-            _ => false,
-        };
-        // Same order of checks as graphql-js, so messages match: names and arguments (only
-        // when both can apply to one object), then the response shape.
-        if !exclusive {
-            if a.field.name != b.field.name {
-                self.problems.push((
-                    format!(
-                        "Fields \"{key}\" conflict because \"{}\" and \"{}\" are different fields. Use different aliases on the fields to fetch both if this was intentional.",
-                        a.field.name, b.field.name
-                    ),
-                    positions,
-                ));
-                return;
-            }
-            if !same_arguments(&a.field.arguments, &b.field.arguments) {
-                self.problems.push((
-                    format!(
-                        "Fields \"{key}\" conflict because they have differing arguments. Use different aliases on the fields to fetch both if this was intentional."
-                    ),
-                    positions,
-                ));
-                return;
-            }
-        }
-        if let (Some(da), Some(db)) = (a.def, b.def)
-            && !self.same_response_shape(&da.ty, &db.ty, a, b)
-        {
-            self.problems.push((
-                format!(
-                    "Fields \"{key}\" conflict because they return conflicting types \"{}\" and \"{}\". Use different aliases on the fields to fetch both if this was intentional.",
-                    da.ty.display(&self.cx.schema.types),
-                    db.ty.display(&self.cx.schema.types)
-                ),
-                positions,
-            ));
-            return;
-        }
-        if exclusive {
-            return;
-        }
-        let merged = self.merged(a, b);
-        self.can_merge(&merged);
+    fn fragment(
+        &mut self,
+        name: &str,
+    ) -> Option<(SetKey, std::rc::Rc<FieldsAndFragments<'d, 'a, 's>>)> {
+        let cx = self.cx;
+        let frag = cx.fragments.get(name)?;
+        let TypeCondition::On(on) = &frag.type_condition;
+        let ty = cx.schema.type_index.get(*on).copied();
+        Some(self.fields_and_fragments(ty, &frag.selection_set))
     }
 
     fn is_object(&self, id: TypeId) -> bool {
@@ -583,53 +731,218 @@ impl<'d, 'a, 's> Merger<'d, 'a, 's> {
         )
     }
 
-    fn merged(&self, a: MergeField<'d, 'a, 's>, b: MergeField<'d, 'a, 's>) -> FieldMap<'d, 'a, 's> {
-        let mut map = Vec::new();
-        for f in [a, b] {
-            let ty = f.def.map(|d| d.ty.named());
-            let mut visited = HashSet::new();
-            collect_fields_for_merge(self.cx, ty, &f.field.selection_set, &mut visited, &mut map);
-        }
-        map
+    fn is_object_or_interface(&self, id: TypeId) -> bool {
+        matches!(
+            self.cx.schema.types.get(id.index()).map(|t| &t.kind),
+            Some(TypeKind::Object { .. } | TypeKind::Interface { .. })
+        )
     }
 
-    fn same_response_shape(
-        &mut self,
-        ta: &TypeRef,
-        tb: &TypeRef,
-        a: MergeField<'d, 'a, 's>,
-        b: MergeField<'d, 'a, 's>,
-    ) -> bool {
-        match (ta, tb) {
-            (TypeRef::NonNull(x), TypeRef::NonNull(y)) => self.same_response_shape(x, y, a, b),
-            (TypeRef::NonNull(_), _) | (_, TypeRef::NonNull(_)) => false,
-            (TypeRef::List(x), TypeRef::List(y)) => self.same_response_shape(x, y, a, b),
-            (TypeRef::List(_), _) | (_, TypeRef::List(_)) => false,
-            (TypeRef::Named(x), TypeRef::Named(y)) => {
-                if is_leaf(self.cx.schema, *x) || is_leaf(self.cx.schema, *y) {
-                    return x == y;
-                }
-                let merged = self.merged(a, b);
-                for (_, list) in &merged {
-                    for (i, sa) in list.iter().enumerate() {
-                        for sb in list.iter().skip(i + 1) {
-                            let key = (
-                                std::ptr::from_ref(sa.field) as usize,
-                                std::ptr::from_ref(sb.field) as usize,
-                                false,
-                            );
-                            if !self.compared.insert(key) {
-                                continue;
-                            }
-                            if let (Some(da), Some(db)) = (sa.def, sb.def)
-                                && !self.same_response_shape(&da.ty, &db.ty, *sa, *sb)
-                            {
-                                return false;
-                            }
-                        }
+    /// The conflicts of one selection set of the document.
+    fn within_set(&mut self, parent: Option<TypeId>, set: Set<'d, 'a>) -> Vec<Conflict<'a>> {
+        let mut conflicts = Vec::new();
+        let (key, this) = self.fields_and_fragments(parent, set);
+        for (name, list) in &this.fields {
+            for (i, a) in list.iter().enumerate() {
+                for b in list.iter().skip(i + 1) {
+                    if let Some(c) = self.find_conflict(false, name, *a, *b) {
+                        conflicts.push(c);
                     }
                 }
-                true
+            }
+        }
+        for (i, frag) in this.fragments.iter().enumerate() {
+            self.set_and_fragment(&mut conflicts, false, key, &this, frag);
+            for other in this.fragments.iter().skip(i + 1) {
+                self.between_fragments(&mut conflicts, false, frag, other);
+            }
+        }
+        conflicts
+    }
+
+    /// Conflicts between the fields of a selection set and those of a fragment (and of the
+    /// fragments it spreads).
+    fn set_and_fragment(
+        &mut self,
+        conflicts: &mut Vec<Conflict<'a>>,
+        exclusive: bool,
+        key: SetKey,
+        fields: &FieldsAndFragments<'d, 'a, 's>,
+        fragment: &'a str,
+    ) {
+        if seen_before(&mut self.set_and_fragment, (key, fragment), exclusive) {
+            return;
+        }
+        let Some((key2, other)) = self.fragment(fragment) else {
+            return;
+        };
+        if key == key2 {
+            return;
+        }
+        self.between(conflicts, exclusive, fields, &other);
+        for next in &other.fragments {
+            self.set_and_fragment(conflicts, exclusive, key, fields, next);
+        }
+    }
+
+    /// Conflicts between two fragments (and the fragments they spread).
+    fn between_fragments(
+        &mut self,
+        conflicts: &mut Vec<Conflict<'a>>,
+        exclusive: bool,
+        a: &'a str,
+        b: &'a str,
+    ) {
+        if a == b {
+            return;
+        }
+        let pair = if a < b { (a, b) } else { (b, a) };
+        if seen_before(&mut self.fragment_pairs, pair, exclusive) {
+            return;
+        }
+        let (Some((_, fa)), Some((_, fb))) = (self.fragment(a), self.fragment(b)) else {
+            return;
+        };
+        self.between(conflicts, exclusive, &fa, &fb);
+        for next in &fb.fragments {
+            self.between_fragments(conflicts, exclusive, a, next);
+        }
+        for next in &fa.fragments {
+            self.between_fragments(conflicts, exclusive, next, b);
+        }
+    }
+
+    /// Conflicts between the fields of two sets, for each response name they share.
+    fn between(
+        &mut self,
+        conflicts: &mut Vec<Conflict<'a>>,
+        exclusive: bool,
+        a: &FieldsAndFragments<'d, 'a, 's>,
+        b: &FieldsAndFragments<'d, 'a, 's>,
+    ) {
+        for (name, list_a) in &a.fields {
+            let Some((_, list_b)) = b.fields.iter().find(|(k, _)| k == name) else {
+                continue;
+            };
+            for fa in list_a {
+                for fb in list_b {
+                    if let Some(c) = self.find_conflict(exclusive, name, *fa, *fb) {
+                        conflicts.push(c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Conflicts between the sub-selections of two fields.
+    fn between_subselections(
+        &mut self,
+        exclusive: bool,
+        a: (Option<TypeId>, Set<'d, 'a>),
+        b: (Option<TypeId>, Set<'d, 'a>),
+    ) -> Vec<Conflict<'a>> {
+        let mut conflicts = Vec::new();
+        let (key_a, fa) = self.fields_and_fragments(a.0, a.1);
+        let (key_b, fb) = self.fields_and_fragments(b.0, b.1);
+        self.between(&mut conflicts, exclusive, &fa, &fb);
+        for frag in &fb.fragments {
+            self.set_and_fragment(&mut conflicts, exclusive, key_a, &fa, frag);
+        }
+        for frag in &fa.fragments {
+            self.set_and_fragment(&mut conflicts, exclusive, key_b, &fb, frag);
+        }
+        for x in &fa.fragments {
+            for y in &fb.fragments {
+                self.between_fragments(&mut conflicts, exclusive, x, y);
+            }
+        }
+        conflicts
+    }
+
+    fn find_conflict(
+        &mut self,
+        parents_exclusive: bool,
+        name: &'a str,
+        a: MergeField<'d, 'a, 's>,
+        b: MergeField<'d, 'a, 's>,
+    ) -> Option<Conflict<'a>> {
+        let id = |f: &Field<'a, &'a str>| std::ptr::from_ref(f) as usize;
+        let exclusive = parents_exclusive
+            || match (a.parent, b.parent) {
+                (Some(pa), Some(pb)) => pa != pb && self.is_object(pa) && self.is_object(pb),
+                _ => false,
+            };
+        if !self
+            .field_pairs
+            .insert((id(a.field), id(b.field), exclusive))
+        {
+            return None;
+        }
+        let conflict = |reason: String| Conflict {
+            response_name: name,
+            reason: Reason::Message(reason),
+            fields1: vec![a.field.position],
+            fields2: vec![b.field.position],
+        };
+        // Names and arguments matter only when both fields can apply to one object.
+        if !exclusive {
+            if a.field.name != b.field.name {
+                return Some(conflict(format!(
+                    "\"{}\" and \"{}\" are different fields",
+                    a.field.name, b.field.name
+                )));
+            }
+            if !same_arguments(&a.field.arguments, &b.field.arguments) {
+                return Some(conflict("they have differing arguments".to_owned()));
+            }
+        }
+        if let (Some(da), Some(db)) = (a.def, b.def)
+            && self.types_conflict(&da.ty, &db.ty)
+        {
+            return Some(conflict(format!(
+                "they return conflicting types \"{}\" and \"{}\"",
+                da.ty.display(&self.cx.schema.types),
+                db.ty.display(&self.cx.schema.types)
+            )));
+        }
+        if a.field.selection_set.items.is_empty() || b.field.selection_set.items.is_empty() {
+            return None;
+        }
+        let subs = self.between_subselections(
+            exclusive,
+            (a.def.map(|d| d.ty.named()), &a.field.selection_set),
+            (b.def.map(|d| d.ty.named()), &b.field.selection_set),
+        );
+        if subs.is_empty() {
+            return None;
+        }
+        let mut fields1 = vec![a.field.position];
+        let mut fields2 = vec![b.field.position];
+        let mut reasons = Vec::new();
+        for c in subs {
+            fields1.extend(c.fields1);
+            fields2.extend(c.fields2);
+            reasons.push((c.response_name, c.reason));
+        }
+        Some(Conflict {
+            response_name: name,
+            reason: Reason::Subfields(reasons),
+            fields1,
+            fields2,
+        })
+    }
+
+    /// DoTypesConflict: list and non-null wrappers must match, and leaf types be the same;
+    /// composite types are compared through their sub-selections instead.
+    fn types_conflict(&self, a: &TypeRef, b: &TypeRef) -> bool {
+        match (a, b) {
+            (TypeRef::List(x), TypeRef::List(y)) | (TypeRef::NonNull(x), TypeRef::NonNull(y)) => {
+                self.types_conflict(x, y)
+            }
+            (TypeRef::List(_), _) | (_, TypeRef::List(_)) => true,
+            (TypeRef::NonNull(_), _) | (_, TypeRef::NonNull(_)) => true,
+            (TypeRef::Named(x), TypeRef::Named(y)) => {
+                (is_leaf(self.cx.schema, *x) || is_leaf(self.cx.schema, *y)) && x != y
             }
         }
     }
@@ -646,40 +959,30 @@ pub(super) fn field_selection_merging(cx: &mut Cx<'_, '_>) {
     let problems = {
         let mut merger = Merger {
             cx,
-            compared: HashSet::new(),
-            problems: Vec::new(),
+            sets: HashMap::new(),
+            set_and_fragment: HashMap::new(),
+            fragment_pairs: HashMap::new(),
+            field_pairs: HashSet::new(),
         };
-        for (parent, set) in &cx.sets {
-            // Plain fields with distinct response names form no pair to compare (their
-            // own selection sets are in `cx.sets` too).
-            if distinct_plain_fields(set) {
-                continue;
+        let mut problems = Vec::new();
+        for (parent, set) in cx.sets_in_document_order() {
+            for c in merger.within_set(parent, set) {
+                let mut at = c.fields1;
+                at.extend(c.fields2);
+                problems.push((
+                    format!(
+                        "Fields \"{}\" conflict because {}. Use different aliases on the fields to fetch both if this was intentional.",
+                        c.response_name, c.reason
+                    ),
+                    at,
+                ));
             }
-            let mut map = Vec::new();
-            let mut visited = HashSet::new();
-            collect_fields_for_merge(cx, *parent, set, &mut visited, &mut map);
-            merger.can_merge(&map);
         }
-        merger.problems
+        problems
     };
     for (m, p) in problems {
         cx.error(m, &p);
     }
-}
-
-/// Whether a (small) selection set holds only fields, each with its own response name.
-fn distinct_plain_fields<'a>(set: Set<'_, 'a>) -> bool {
-    let items = &set.items;
-    let key = |sel: &Selection<'a, &'a str>| -> Option<&'a str> {
-        match sel {
-            Selection::Field(f) => Some(f.alias.unwrap_or(f.name)),
-            _ => None,
-        }
-    };
-    items.len() <= 16
-        && items.iter().enumerate().all(|(i, sel)| {
-            key(sel).is_some_and(|k| items.iter().take(i).all(|o| key(o) != Some(k)))
-        })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -692,8 +995,12 @@ pub(super) fn argument_names(cx: &mut Cx<'_, '_>) {
         let Some(defs) = site.defs else { continue };
         for (name, _) in site.given {
             if !defs.iter().any(|d| d.name == *name) {
+                let hint = suggestions::did_you_mean(
+                    None,
+                    &suggestions::suggestion_list(name, defs.iter().map(|d| d.name.as_str())),
+                );
                 problems.push((
-                    format!("Unknown argument \"{name}\" on {}.", site.what),
+                    format!("Unknown argument \"{name}\" on {}.{hint}", site.what),
                     site.position,
                     *name,
                 ));
@@ -702,29 +1009,36 @@ pub(super) fn argument_names(cx: &mut Cx<'_, '_>) {
     }
     for (m, p, name) in problems {
         let at = Location::from_pos(p);
-        let at = positions::argument(cx.doc.source, at, name).unwrap_or(at);
+        let at = positions::argument(toks(cx), at, name).unwrap_or(at);
         cx.errors.push(GraphQLError::new(m, vec![at]));
     }
 }
 
-/// 5.4.2: each argument is given at most once.
+/// 5.4.2: each argument is given at most once; one error per repeated name, at every
+/// occurrence.
 pub(super) fn argument_uniqueness(cx: &mut Cx<'_, '_>) {
     let mut problems = Vec::new();
     for site in arg_sites(cx) {
         for (i, (name, _)) in site.given.iter().enumerate() {
-            if site.given.iter().take(i).any(|(n, _)| n == name) {
-                problems.push((
-                    format!(
-                        "There can be only one argument named \"{name}\" on {}.",
-                        site.what
-                    ),
-                    site.position,
-                ));
+            let first = site.given.iter().position(|(n, _)| n == name) == Some(i);
+            if first && site.given.iter().skip(i + 1).any(|(n, _)| n == name) {
+                problems.push((*name, site.position));
             }
         }
     }
-    for (m, p) in problems {
-        cx.error(m, &[p]);
+    for (name, p) in problems {
+        let at = Location::from_pos(p);
+        let mut locations: Vec<Location> = positions::arguments(toks(cx), at)
+            .into_iter()
+            .filter_map(|(n, l)| (n == name).then_some(l))
+            .collect();
+        if locations.is_empty() {
+            locations.push(at);
+        }
+        cx.errors.push(GraphQLError::new(
+            format!("There can be only one argument named \"{name}\"."),
+            locations,
+        ));
     }
 }
 
@@ -739,12 +1053,19 @@ pub(super) fn required_arguments(cx: &mut Cx<'_, '_>) {
             }
             match site.given.iter().find(|(n, _)| *n == def.name) {
                 None => problems.push((
-                    format!(
-                        "Argument \"{}\" of type \"{}\" is required on {}, but it was not provided.",
-                        def.name,
-                        tname(cx, &def.ty),
-                        site.what
-                    ),
+                    match (site.what.field, site.what.directive) {
+                        (Some(field), _) => format!(
+                            "Field \"{field}\" argument \"{}\" of type \"{}\" is required, but it was not provided.",
+                            def.name,
+                            tname(cx, &def.ty),
+                        ),
+                        (None, directive) => format!(
+                            "Directive \"@{}\" argument \"{}\" of type \"{}\" is required, but it was not provided.",
+                            directive.unwrap_or("?"),
+                            def.name,
+                            tname(cx, &def.ty),
+                        ),
+                    },
                     site.position,
                 )),
                 Some((_, Value::Null)) => problems.push((
@@ -777,15 +1098,16 @@ pub(super) fn fragment_name_uniqueness(cx: &mut Cx<'_, '_>) {
             if let Some(first) = seen.get(f.name) {
                 problems.push((
                     format!("There can be only one fragment named \"{}\".", f.name),
-                    vec![*first, f.position],
+                    [*first, f.position],
                 ));
             } else {
                 seen.insert(f.name, f.position);
             }
         }
     }
-    for (m, p) in problems {
-        cx.error(m, &p);
+    for (m, [a, b]) in problems {
+        let at = vec![name_location(cx, a), name_location(cx, b)];
+        cx.errors.push(GraphQLError::new(m, at));
     }
 }
 
@@ -815,7 +1137,10 @@ pub(super) fn fragment_spread_type_existence(cx: &mut Cx<'_, '_>) {
     let problems: Vec<_> = type_conditions(cx)
         .into_iter()
         .filter(|(on, _, _)| !cx.schema.type_index.contains_key(*on))
-        .map(|(on, pos, _)| (format!("Unknown type \"{on}\"."), pos))
+        .map(|(on, pos, _)| {
+            let hint = type_hint(cx.schema, on);
+            (format!("Unknown type \"{on}\".{hint}"), pos)
+        })
         .collect();
     for (m, p) in problems {
         let at = type_condition_location(cx, p);
@@ -849,7 +1174,7 @@ pub(super) fn fragments_on_composite_types(cx: &mut Cx<'_, '_>) {
 /// position; the source is scanned again).
 fn type_condition_location(cx: &Cx<'_, '_>, p: Pos) -> Location {
     let at = Location::from_pos(p);
-    positions::type_condition(cx.doc.source, at).unwrap_or(at)
+    positions::type_condition(toks(cx), at).unwrap_or(at)
 }
 
 /// 5.5.1.4: every fragment is used by some operation.
@@ -903,63 +1228,103 @@ pub(super) fn fragment_spread_target_defined(cx: &mut Cx<'_, '_>) {
     }
 }
 
-/// 5.5.2.2: fragments do not spread themselves, directly or not.
+/// 5.5.2.2: fragments do not spread themselves, directly or not. One depth-first walk over
+/// the fragments in document order, as graphql-js walks, reports every cycle it closes, with
+/// the spreads along it.
 pub(super) fn fragment_spreads_must_not_form_cycles(cx: &mut Cx<'_, '_>) {
-    let mut problems = Vec::new();
-    let mut reported: HashSet<&str> = HashSet::new();
+    let mut walk = CycleWalk {
+        cx,
+        visited: HashSet::new(),
+        path: Vec::new(),
+        index_on_path: HashMap::new(),
+        problems: Vec::new(),
+    };
     for def in &cx.doc.ast.definitions {
-        let Definition::Fragment(frag) = def else {
-            continue;
-        };
-        if reported.contains(frag.name) {
-            continue;
-        }
-        // Depth-first search from each fragment; `path` holds the spreads followed.
-        let mut path: Vec<(&str, Pos)> = Vec::new();
-        let mut visited = HashSet::new();
-        if find_cycle(cx, frag.name, &frag.selection_set, &mut path, &mut visited) {
-            reported.extend(path.iter().map(|(n, _)| *n));
-            let via: Vec<&str> = path.iter().take(path.len() - 1).map(|(n, _)| *n).collect();
-            let message = if via.is_empty() {
-                format!("Cannot spread fragment \"{}\" within itself.", frag.name)
-            } else {
-                format!(
-                    "Cannot spread fragment \"{}\" within itself via \"{}\".",
-                    frag.name,
-                    via.join("\", \"")
-                )
-            };
-            problems.push((message, path.iter().map(|(_, p)| *p).collect::<Vec<_>>()));
+        if let Definition::Fragment(frag) = def {
+            walk.visit(frag.name, &frag.selection_set);
         }
     }
+    let problems = walk.problems;
     for (m, p) in problems {
-        cx.error(m, &p);
+        let at = p.into_iter().map(|p| spread_location(cx, p)).collect();
+        cx.errors.push(GraphQLError::new(m, at));
     }
 }
 
-fn find_cycle<'d, 'a>(
-    cx: &Cx<'d, 'a>,
-    target: &'a str,
-    set: Set<'d, 'a>,
-    path: &mut Vec<(&'a str, Pos)>,
-    visited: &mut HashSet<&'a str>,
-) -> bool {
-    let mut spreads = Vec::new();
-    spreads_in(set, &mut spreads);
-    for s in spreads {
-        path.push((s.fragment_name, s.position));
-        if s.fragment_name == target {
-            return true;
+struct CycleWalk<'c, 'd, 'a> {
+    cx: &'c Cx<'d, 'a>,
+    visited: HashSet<&'a str>,
+    /// The spreads followed from the fragment the walk started at.
+    path: Vec<&'d FragmentSpread<'a, &'a str>>,
+    /// For each fragment on the path, how many spreads led to it.
+    index_on_path: HashMap<&'a str, usize>,
+    problems: Vec<(String, Vec<Pos>)>,
+}
+
+impl<'d, 'a> CycleWalk<'_, 'd, 'a> {
+    fn visit(&mut self, name: &'a str, set: Set<'d, 'a>) {
+        if !self.visited.insert(name) {
+            return;
         }
-        if visited.insert(s.fragment_name)
-            && let Some(f) = cx.fragments.get(s.fragment_name)
-            && find_cycle(cx, target, &f.selection_set, path, visited)
-        {
-            return true;
+        let spreads = spreads_stack_order(set);
+        if spreads.is_empty() {
+            return;
         }
-        path.pop();
+        self.index_on_path.insert(name, self.path.len());
+        for spread in spreads {
+            let target = spread.fragment_name;
+            let cycle_start = self.index_on_path.get(target).copied();
+            self.path.push(spread);
+            match cycle_start {
+                None => {
+                    if let Some(frag) = self.cx.fragments.get(target) {
+                        self.visit(target, &frag.selection_set);
+                    }
+                }
+                Some(start) => {
+                    let cycle = self.path.get(start..).unwrap_or_default();
+                    let via: Vec<String> = cycle
+                        .iter()
+                        .take(cycle.len().saturating_sub(1))
+                        .map(|s| format!("\"{}\"", s.fragment_name))
+                        .collect();
+                    let message = if via.is_empty() {
+                        format!("Cannot spread fragment \"{target}\" within itself.")
+                    } else {
+                        format!(
+                            "Cannot spread fragment \"{target}\" within itself via {}.",
+                            via.join(", ")
+                        )
+                    };
+                    let at = cycle.iter().map(|s| s.position).collect();
+                    self.problems.push((message, at));
+                }
+            }
+            self.path.pop();
+        }
+        self.index_on_path.remove(name);
     }
-    false
+}
+
+/// The fragment spreads anywhere in a selection set, in the order graphql-js lists them: a
+/// set's own spreads in order, then the sets inside it, the last one first.
+fn spreads_stack_order<'d, 'a>(set: Set<'d, 'a>) -> Vec<&'d FragmentSpread<'a, &'a str>> {
+    let mut out = Vec::new();
+    let mut stack = vec![set];
+    while let Some(set) = stack.pop() {
+        for sel in &set.items {
+            match sel {
+                Selection::FragmentSpread(s) => out.push(s),
+                Selection::Field(f) => {
+                    if !f.selection_set.items.is_empty() {
+                        stack.push(&f.selection_set);
+                    }
+                }
+                Selection::InlineFragment(i) => stack.push(&i.selection_set),
+            }
+        }
+    }
+    out
 }
 
 /// 5.5.2.3: a fragment can apply where it is spread (its possible types overlap the
@@ -1019,7 +1384,8 @@ pub(super) fn fragment_spread_is_possible(cx: &mut Cx<'_, '_>) {
         }
     }
     for (m, p) in problems {
-        cx.error(m, &[p]);
+        let at = spread_location(cx, p);
+        cx.errors.push(GraphQLError::new(m, vec![at]));
     }
 }
 
@@ -1034,12 +1400,17 @@ enum ValueRule {
     RequiredFields,
 }
 
+/// Where a literal is given: an argument of a field or directive, or a variable's default.
+#[derive(Clone, Copy)]
+enum ValueSite<'a> {
+    Argument(&'a str),
+    VariableDefault,
+}
+
 /// Every literal given to an argument (fields, directives) or as a variable default, with its
-/// expected type and the position to report (graphql-parser keeps no positions on values,
-/// so the enclosing field, directive or variable definition is used).
-fn typed_values<'d, 'a>(
-    cx: &Cx<'d, 'a>,
-) -> Vec<(TypeRef, &'d AstValue<'a>, Pos, ValueSite<'d, 'a>)> {
+/// expected type, the position of its field, directive or variable definition, and where in
+/// it the literal is.
+fn typed_values<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<(TypeRef, &'d AstValue<'a>, Pos, ValueSite<'a>)> {
     let mut out = Vec::new();
     for site in arg_sites(cx) {
         let Some(defs) = site.defs else { continue };
@@ -1049,7 +1420,7 @@ fn typed_values<'d, 'a>(
                     def.ty.clone(),
                     value,
                     site.position,
-                    ValueSite::Argument(name, site.what),
+                    ValueSite::Argument(name),
                 ));
             }
         }
@@ -1057,131 +1428,222 @@ fn typed_values<'d, 'a>(
     for op in &cx.ops {
         for v in op.variables {
             if let (Some(default), Some(ty)) = (&v.default_value, cx.type_ref(&v.var_type)) {
-                out.push((ty, default, v.position, ValueSite::VariableDefault(v.name)));
+                out.push((ty, default, v.position, ValueSite::VariableDefault));
             }
         }
     }
     out
 }
 
-/// Where a literal is given, printed only when an error needs it.
-#[derive(Clone, Copy)]
-enum ValueSite<'d, 'a> {
-    Argument(&'a str, Owner<'d, 'a>),
-    VariableDefault(&'a str),
+/// One problem with a literal: the message, the part of the literal it is about, and whether
+/// it points at that part's field name (an unknown input field) rather than its value.
+struct ValueProblem<'v> {
+    message: String,
+    path: Vec<Step<'v>>,
+    at_name: bool,
 }
 
-impl std::fmt::Display for ValueSite<'_, '_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ValueSite::Argument(name, owner) => write!(f, "argument \"{name}\" of {owner}"),
-            ValueSite::VariableDefault(name) => {
-                write!(f, "the default value of variable \"${name}\"")
+/// Checks literals as graphql-js's ValuesOfCorrectType does, with its messages.
+struct ValueCheck<'s, 'v, 'a: 'v> {
+    schema: &'s SchemaInner,
+    rule: ValueRule,
+    /// Variables some operation defines with a non-null type (for OneOf input objects).
+    non_null_variables: &'s HashSet<&'s str>,
+    path: Vec<Step<'v>>,
+    out: Vec<ValueProblem<'v>>,
+    text: std::marker::PhantomData<&'a str>,
+}
+
+impl<'v, 'a: 'v> ValueCheck<'_, 'v, 'a> {
+    fn report(&mut self, message: String) {
+        self.out.push(ValueProblem {
+            message,
+            path: self.path.clone(),
+            at_name: false,
+        });
+    }
+
+    fn check(&mut self, ty: &TypeRef, value: &'v AstValue<'a>) {
+        match value {
+            Value::Variable(_) => {} // 5.8.5 checks variables.
+            Value::Null => {
+                if ty.is_non_null() && self.rule == ValueRule::CorrectType {
+                    let shown = ty.display(&self.schema.types).to_string();
+                    self.report(format!("Expected value of type \"{shown}\", found null."));
+                }
             }
+            Value::List(items) => match ty.nullable() {
+                TypeRef::List(item) => {
+                    for (i, it) in items.iter().enumerate() {
+                        self.path.push(Step::Item(i));
+                        self.check(item, it);
+                        self.path.pop();
+                    }
+                }
+                _ => self.leaf(ty, value),
+            },
+            Value::Object(given) => {
+                let id = ty.named();
+                match self
+                    .schema
+                    .types
+                    .get(id.index())
+                    .map(|d| (&d.name, &d.kind))
+                {
+                    Some((name, TypeKind::InputObject { fields, one_of })) => {
+                        self.object(name, fields, *one_of, given);
+                    }
+                    _ => self.leaf(ty, value),
+                }
+            }
+            _ => self.leaf(ty, value),
         }
     }
-}
 
-fn check_value(
-    schema: &SchemaInner,
-    ty: &TypeRef,
-    value: &AstValue<'_>,
-    rule: ValueRule,
-    out: &mut Vec<String>,
-) {
-    if let Value::Variable(_) = value {
-        return; // 5.8.5 checks variables.
-    }
-    match ty {
-        TypeRef::NonNull(inner) => {
-            if matches!(value, Value::Null) {
-                if rule == ValueRule::CorrectType {
-                    out.push(format!(
-                        "Expected value of type \"{}\", found null.",
-                        ty.display(&schema.types)
+    fn object(
+        &mut self,
+        name: &str,
+        fields: &[InputValueDef],
+        one_of: bool,
+        given: &'v std::collections::BTreeMap<&'a str, AstValue<'a>>,
+    ) {
+        if self.rule == ValueRule::RequiredFields {
+            for f in fields {
+                if f.ty.is_non_null()
+                    && f.default_literal.is_none()
+                    && !given.contains_key(f.name.as_str())
+                {
+                    let shown = f.ty.display(&self.schema.types).to_string();
+                    self.report(format!(
+                        "Field \"{name}.{}\" of required type \"{shown}\" was not provided.",
+                        f.name
                     ));
                 }
-                return;
             }
-            check_value(schema, inner, value, rule, out);
         }
-        _ if matches!(value, Value::Null) => {}
-        TypeRef::List(item) => match value {
-            Value::List(items) => {
-                for it in items {
-                    check_value(schema, item, it, rule, out);
-                }
-            }
-            other => check_value(schema, item, other, rule, out),
-        },
-        TypeRef::Named(id) => {
-            let Some(def) = schema.types.get(id.index()) else {
-                return;
-            };
-            match &def.kind {
-                TypeKind::InputObject { fields, one_of } => {
-                    let Value::Object(given) = value else {
-                        if rule == ValueRule::CorrectType {
-                            out.push(format!(
-                                "Expected value of type \"{}\", found {}.",
-                                def.name,
-                                show(value)
-                            ));
-                        }
-                        return;
-                    };
-                    for (k, v) in given {
-                        match fields.iter().find(|f| f.name == *k) {
-                            Some(f) => check_value(schema, &f.ty, v, rule, out),
-                            None if rule == ValueRule::FieldNames => out.push(format!(
-                                "Field \"{k}\" is not defined by type \"{}\".",
-                                def.name
-                            )),
-                            None => {}
-                        }
+        if one_of && self.rule == ValueRule::CorrectType {
+            let mut entries = given.iter();
+            match (entries.next(), entries.next()) {
+                (Some((key, value)), None) => match value {
+                    Value::Null => {
+                        self.report(format!("Field \"{name}.{key}\" must be non-null."));
                     }
-                    if rule == ValueRule::RequiredFields {
-                        for f in fields {
-                            if f.ty.is_non_null()
-                                && f.default_literal.is_none()
-                                && !given.contains_key(f.name.as_str())
-                            {
-                                out.push(format!(
-                                    "Field \"{}.{}\" of required type \"{}\" was not provided.",
-                                    def.name,
-                                    f.name,
-                                    f.ty.display(&schema.types)
-                                ));
-                            }
-                        }
-                    }
-                    if *one_of && rule == ValueRule::CorrectType {
-                        if given.len() != 1 {
-                            out.push(format!(
-                                "OneOf Input Object \"{}\" must specify exactly one key.",
-                                def.name
-                            ));
-                        } else if given.values().any(|v| matches!(v, Value::Null)) {
-                            out.push(format!(
-                                "Field \"{}.{}\" must be non-null.",
-                                def.name,
-                                given.keys().next().map_or("", |k| *k)
-                            ));
-                        }
-                    }
-                }
-                _ if rule == ValueRule::CorrectType => {
-                    if let Err(e) =
-                        coerce_literal(&schema.types, ty, value, Some(&serde_json::Map::new()))
-                    {
-                        out.push(format!(
-                            "Expected value of type \"{}\", found {}; {e}",
-                            def.name,
-                            show(value)
+                    Value::Variable(v) if !self.non_null_variables.contains(v) => {
+                        self.report(format!(
+                            "Variable \"{v}\" must be non-nullable to be used for OneOf Input Object \"{name}\"."
                         ));
                     }
+                    _ => {}
+                },
+                _ => self.report(format!(
+                    "OneOf Input Object \"{name}\" must specify exactly one key."
+                )),
+            }
+        }
+        for (k, v) in given {
+            self.path.push(Step::Field(k));
+            match fields.iter().find(|f| f.name == *k) {
+                Some(f) => self.check(&f.ty, v),
+                None if self.rule == ValueRule::FieldNames => {
+                    let hint = suggestions::did_you_mean(
+                        None,
+                        &suggestions::suggestion_list(k, fields.iter().map(|f| f.name.as_str())),
+                    );
+                    self.out.push(ValueProblem {
+                        message: format!("Field \"{k}\" is not defined by type \"{name}\".{hint}"),
+                        path: self.path.clone(),
+                        at_name: true,
+                    });
                 }
-                _ => {}
+                None => {}
+            }
+            self.path.pop();
+        }
+    }
+
+    /// A value where a leaf type is expected (or a list or object given to the wrong type).
+    fn leaf(&mut self, ty: &TypeRef, value: &'v AstValue<'a>) {
+        if self.rule != ValueRule::CorrectType {
+            return;
+        }
+        let Some(def) = self.schema.types.get(ty.named().index()) else {
+            return;
+        };
+        let shown = show(value);
+        if !def.is_leaf() {
+            let expected = ty.display(&self.schema.types).to_string();
+            self.report(format!(
+                "Expected value of type \"{expected}\", found {shown}."
+            ));
+            return;
+        }
+        if let TypeKind::Enum { values } = &def.kind {
+            let names = || values.iter().map(|v| v.name.as_str());
+            let hint = |input: &str| {
+                suggestions::did_you_mean(
+                    Some("the enum value"),
+                    &suggestions::suggestion_list(input, names()),
+                )
+            };
+            match value {
+                Value::Enum(e) if names().any(|n| n == *e) => {}
+                Value::Enum(e) => self.report(format!(
+                    "Value \"{e}\" does not exist in \"{}\" enum.{}",
+                    def.name,
+                    hint(e)
+                )),
+                _ => self.report(format!(
+                    "Enum \"{}\" cannot represent non-enum value: {shown}.{}",
+                    def.name,
+                    hint(&shown)
+                )),
+            }
+            return;
+        }
+        // The built-in scalars' own messages (graphql-js reports them as they are).
+        let builtin = match (def.name.as_str(), value) {
+            ("Int", Value::Int(n)) => match n.as_i64() {
+                Some(n) if i32::try_from(n).is_ok() => Some(None),
+                _ => Some(Some(format!(
+                    "Int cannot represent non 32-bit signed integer value: {shown}"
+                ))),
+            },
+            ("Int", _) => Some(Some(format!(
+                "Int cannot represent non-integer value: {shown}"
+            ))),
+            ("Float", Value::Int(_) | Value::Float(_))
+            | ("String", Value::String(_))
+            | ("Boolean", Value::Boolean(_))
+            | ("ID", Value::String(_) | Value::Int(_)) => Some(None),
+            ("Float", _) => Some(Some(format!(
+                "Float cannot represent non numeric value: {shown}"
+            ))),
+            ("String", _) => Some(Some(format!(
+                "String cannot represent a non string value: {shown}"
+            ))),
+            ("Boolean", _) => Some(Some(format!(
+                "Boolean cannot represent a non boolean value: {shown}"
+            ))),
+            ("ID", _) => Some(Some(format!(
+                "ID cannot represent a non-string and non-integer value: {shown}"
+            ))),
+            _ => None,
+        };
+        match builtin {
+            Some(Some(message)) => self.report(message),
+            Some(None) => {}
+            None => {
+                if let Err(e) = coerce_literal(
+                    &self.schema.types,
+                    &TypeRef::Named(ty.named()),
+                    value,
+                    Some(&serde_json::Map::new()),
+                ) {
+                    let expected = ty.display(&self.schema.types).to_string();
+                    self.report(format!(
+                        "Expected value of type \"{expected}\", found {shown}; {e}"
+                    ));
+                }
             }
         }
     }
@@ -1194,16 +1656,42 @@ fn show(value: &AstValue<'_>) -> String {
 }
 
 fn value_rule(cx: &mut Cx<'_, '_>, rule: ValueRule) {
-    let mut problems = Vec::new();
-    for (ty, value, pos, what) in typed_values(cx) {
-        let mut out = Vec::new();
-        check_value(cx.schema, &ty, value, rule, &mut out);
-        for m in out {
-            problems.push((format!("{m} (in {what})"), pos));
+    let mut non_null_variables: HashSet<&str> = HashSet::new();
+    for op in &cx.ops {
+        for v in op.variables {
+            if matches!(v.var_type, graphql_parser::query::Type::NonNullType(_)) {
+                non_null_variables.insert(v.name);
+            }
         }
     }
-    for (m, p) in problems {
-        cx.error(m, &[p]);
+    let mut problems = Vec::new();
+    for (ty, value, pos, site) in typed_values(cx) {
+        let mut check = ValueCheck {
+            schema: cx.schema,
+            rule,
+            non_null_variables: &non_null_variables,
+            path: Vec::new(),
+            out: Vec::new(),
+            text: std::marker::PhantomData,
+        };
+        check.check(&ty, value);
+        for p in check.out {
+            let at = Location::from_pos(pos);
+            let start = match site {
+                ValueSite::Argument(name) => positions::argument_value(toks(cx), at, name),
+                ValueSite::VariableDefault => positions::default_value(toks(cx), at),
+            };
+            let found = start.and_then(|i| positions::value_part(toks(cx), i, &p.path));
+            let at = match found {
+                Some((_, Some(name))) if p.at_name => name,
+                Some((value, _)) => value,
+                None => at,
+            };
+            problems.push((p.message, at));
+        }
+    }
+    for (m, at) in problems {
+        cx.errors.push(GraphQLError::new(m, vec![at]));
     }
 }
 
@@ -1239,10 +1727,10 @@ pub(super) fn input_object_field_uniqueness(cx: &mut Cx<'_, '_>) {
     if !any_object {
         return;
     }
-    for (key, loc) in duplicate_keys::duplicate_object_keys(cx.doc.source) {
+    for (key, first, repeat) in duplicate_keys::duplicate_object_keys(cx.doc.source) {
         cx.errors.push(GraphQLError::new(
             format!("There can be only one input field named \"{key}\"."),
-            vec![loc],
+            vec![first, repeat],
         ));
     }
 }
@@ -1301,19 +1789,22 @@ pub(super) fn directives_are_unique_per_location(cx: &mut Cx<'_, '_>) {
                 .iter()
                 .find(|x| x.name == d.name)
                 .is_some_and(|x| x.repeatable);
-            if !repeatable && ds.iter().take(i).any(|o| o.name == d.name) {
+            if repeatable {
+                continue;
+            }
+            if let Some(seen) = ds.iter().take(i).find(|o| o.name == d.name) {
                 problems.push((
                     format!(
                         "The directive \"@{}\" can only be used once at this location.",
                         d.name
                     ),
-                    d.position,
+                    [seen.position, d.position],
                 ));
             }
         }
     }
     for (m, p) in problems {
-        cx.error(m, &[p]);
+        cx.error(m, &p);
     }
 }
 
@@ -1325,16 +1816,24 @@ pub(super) fn variable_uniqueness(cx: &mut Cx<'_, '_>) {
     let mut problems = Vec::new();
     for op in &cx.ops {
         for (i, v) in op.variables.iter().enumerate() {
-            if let Some(first) = op.variables.iter().take(i).find(|o| o.name == v.name) {
+            let first = op.variables.iter().position(|o| o.name == v.name) == Some(i);
+            let all: Vec<Pos> = op
+                .variables
+                .iter()
+                .filter(|o| o.name == v.name)
+                .map(|o| o.position)
+                .collect();
+            if first && all.len() > 1 {
                 problems.push((
                     format!("There can be only one variable named \"${}\".", v.name),
-                    vec![first.position, v.position],
+                    all,
                 ));
             }
         }
     }
     for (m, p) in problems {
-        cx.error(m, &p);
+        let at = p.into_iter().map(|p| name_location(cx, p)).collect();
+        cx.errors.push(GraphQLError::new(m, at));
     }
 }
 
@@ -1358,13 +1857,30 @@ pub(super) fn variables_are_input_types(cx: &mut Cx<'_, '_>) {
                         v.name, v.var_type
                     ),
                     v.position,
+                    false,
                 )),
-                None => problems.push((format!("Unknown type \"{named}\"."), v.position)),
+                None => problems.push((
+                    format!("Unknown type \"{named}\".{}", type_hint(cx.schema, named)),
+                    v.position,
+                    true,
+                )),
             }
         }
     }
-    for (m, p) in problems {
-        cx.error(m, &[p]);
+    // At the type (the named type inside it for an unknown name), as graphql-js reports.
+    for (m, p, unknown) in problems {
+        let at = Location::from_pos(p);
+        let at = match positions::variable_type(toks(cx), at) {
+            Some((ty, named)) => {
+                if unknown {
+                    named
+                } else {
+                    ty
+                }
+            }
+            None => at,
+        };
+        cx.errors.push(GraphQLError::new(m, vec![at]));
     }
 }
 
@@ -1378,7 +1894,38 @@ pub(super) struct VarUse<'a> {
     location_default: bool,
     /// The variable is an input field of a OneOf input object.
     in_one_of: bool,
+    /// The OneOf input object it is a field of (for the message).
+    one_of_type: Option<TypeId>,
+    /// The field or directive whose arguments use it.
     position: Pos,
+    /// How many uses of the same variable come before it in those arguments.
+    nth: usize,
+}
+
+/// Numbers the uses of each variable in one field's or directive's arguments (`out[start..]`).
+fn number_uses(out: &mut [VarUse<'_>], start: usize) {
+    let Some(site) = out.get_mut(start..) else {
+        return;
+    };
+    for i in 0..site.len() {
+        let Some(name) = site.get(i).map(|u| u.name) else {
+            continue;
+        };
+        let nth = site.iter().take(i).filter(|u| u.name == name).count();
+        if let Some(u) = site.get_mut(i) {
+            u.nth = nth;
+        }
+    }
+}
+
+/// Where a variable use is: its `$` in the arguments of its field or directive.
+fn use_location(cx: &Cx<'_, '_>, u: &VarUse<'_>) -> Location {
+    let at = Location::from_pos(u.position);
+    positions::variable_uses(toks(cx), at)
+        .into_iter()
+        .filter(|(n, _)| *n == u.name)
+        .nth(u.nth)
+        .map_or(at, |(_, l)| l)
 }
 
 fn var_uses_in_value<'a>(
@@ -1386,7 +1933,7 @@ fn var_uses_in_value<'a>(
     ty: Option<&TypeRef>,
     value: &AstValue<'a>,
     location_default: bool,
-    in_one_of: bool,
+    one_of: Option<TypeId>,
     position: Pos,
     out: &mut Vec<VarUse<'a>>,
 ) {
@@ -1395,8 +1942,10 @@ fn var_uses_in_value<'a>(
             name,
             expected: ty.cloned(),
             location_default,
-            in_one_of,
+            in_one_of: one_of.is_some(),
+            one_of_type: one_of,
             position,
+            nth: 0,
         }),
         Value::List(items) => {
             let item = match ty.map(TypeRef::nullable) {
@@ -1404,14 +1953,21 @@ fn var_uses_in_value<'a>(
                 other => other,
             };
             for it in items {
-                var_uses_in_value(schema, item, it, false, false, position, out);
+                var_uses_in_value(schema, item, it, false, None, position, out);
             }
         }
         Value::Object(fields) => {
             let def = ty.and_then(|t| schema.types.get(t.named().index()));
             let (defs, one_of) = match def.map(|d| &d.kind) {
-                Some(TypeKind::InputObject { fields, one_of }) => (Some(fields), *one_of),
-                _ => (None, false),
+                Some(TypeKind::InputObject { fields, one_of }) => (
+                    Some(fields),
+                    if *one_of {
+                        ty.map(TypeRef::named)
+                    } else {
+                        None
+                    },
+                ),
+                _ => (None, None),
             };
             for (k, v) in fields {
                 let f = defs.and_then(|d| d.iter().find(|f| f.name == *k));
@@ -1441,6 +1997,7 @@ fn var_uses_in_set<'d, 'a>(
         let (directives, inner, ty) = match sel {
             Selection::Field(f) => {
                 let def = parent.and_then(|p| cx.schema.field(p, f.name));
+                let start = out.len();
                 for (name, value) in &f.arguments {
                     let arg = def.and_then(|d| d.args.iter().find(|a| a.name == *name));
                     var_uses_in_value(
@@ -1448,11 +2005,12 @@ fn var_uses_in_set<'d, 'a>(
                         arg.map(|a| &a.ty),
                         value,
                         arg.is_some_and(|a| a.default_literal.is_some()),
-                        false,
+                        None,
                         f.position,
                         out,
                     );
                 }
+                number_uses(out, start);
                 (
                     &f.directives,
                     Some(&f.selection_set),
@@ -1482,6 +2040,7 @@ fn var_uses_in_directives<'a>(
 ) {
     for d in directives {
         let def = cx.schema.directives.iter().find(|x| x.name == d.name);
+        let start = out.len();
         for (name, value) in &d.arguments {
             let arg = def.and_then(|d| d.args.iter().find(|a| a.name == *name));
             var_uses_in_value(
@@ -1489,11 +2048,12 @@ fn var_uses_in_directives<'a>(
                 arg.map(|a| &a.ty),
                 value,
                 arg.is_some_and(|a| a.default_literal.is_some()),
-                false,
+                None,
                 d.position,
                 out,
             );
         }
+        number_uses(out, start);
     }
 }
 
@@ -1529,13 +2089,7 @@ fn compute_operation_var_uses<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<Vec<VarUse<'a>>> {
         var_uses_in_set(cx, cx.root_type(op.kind), op.selection_set, &mut uses);
         for frag in fragments_used_by(cx, op.selection_set) {
             if let Some(fu) = per_fragment.get(frag) {
-                uses.extend(fu.iter().map(|u| VarUse {
-                    name: u.name,
-                    expected: u.expected.clone(),
-                    location_default: u.location_default,
-                    in_one_of: u.in_one_of,
-                    position: u.position,
-                }));
+                uses.extend(fu.iter().cloned());
             }
         }
         out.push(uses);
@@ -1547,9 +2101,8 @@ fn compute_operation_var_uses<'d, 'a>(cx: &Cx<'d, 'a>) -> Vec<Vec<VarUse<'a>>> {
 pub(super) fn all_variable_uses_defined(cx: &mut Cx<'_, '_>) {
     let mut problems = Vec::new();
     for (op, uses) in cx.ops.iter().zip(operation_var_uses(cx)) {
-        let mut reported = HashSet::new();
         for u in uses {
-            if !op.variables.iter().any(|v| v.name == u.name) && reported.insert(u.name) {
+            if !op.variables.iter().any(|v| v.name == u.name) {
                 let m = match op.name {
                     Some(n) => format!(
                         "Variable \"${}\" is not defined by operation \"{n}\".",
@@ -1557,12 +2110,13 @@ pub(super) fn all_variable_uses_defined(cx: &mut Cx<'_, '_>) {
                     ),
                     None => format!("Variable \"${}\" is not defined.", u.name),
                 };
-                problems.push((m, vec![u.position, op.position]));
+                problems.push((m, use_location(cx, u), op.position));
             }
         }
     }
-    for (m, p) in problems {
-        cx.error(m, &p);
+    for (m, at, op) in problems {
+        cx.errors
+            .push(GraphQLError::new(m, vec![at, Location::from_pos(op)]));
     }
 }
 
@@ -1616,24 +2170,27 @@ pub(super) fn all_variable_usages_are_allowed(cx: &mut Cx<'_, '_>) {
                 types_compatible(&var_ty, loc_ty)
             };
             if !allowed {
-                let shown = if u.in_one_of && !loc_ty.is_non_null() {
-                    format!("{}!", tname(cx, loc_ty))
-                } else {
-                    tname(cx, loc_ty)
-                };
-                problems.push((
-                    format!(
-                        "Variable \"${}\" of type \"{}\" used in position expecting type \"{shown}\".",
+                let message = match u.one_of_type {
+                    Some(one_of) if !loc_ty.is_non_null() => format!(
+                        "Variable \"${}\" is of type \"{}\" but must be non-nullable to be used for OneOf Input Object \"{}\".",
                         u.name,
-                        tname(cx, &var_ty)
+                        tname(cx, &var_ty),
+                        cx.schema.type_name(one_of)
                     ),
-                    vec![def.position, u.position],
-                ));
+                    _ => format!(
+                        "Variable \"${}\" of type \"{}\" used in position expecting type \"{}\".",
+                        u.name,
+                        tname(cx, &var_ty),
+                        tname(cx, loc_ty)
+                    ),
+                };
+                problems.push((message, def.position, use_location(cx, u)));
             }
         }
     }
-    for (m, p) in problems {
-        cx.error(m, &p);
+    for (m, def, at) in problems {
+        cx.errors
+            .push(GraphQLError::new(m, vec![Location::from_pos(def), at]));
     }
 }
 
