@@ -63,14 +63,14 @@ fn rabbitmqctl() -> Option<()> {
 /// Closes every connection whose client-provided name is `name` (ours only: other tests
 /// share the server); returns how many.
 fn close_connections(name: &str) -> usize {
+    // The table output, whose pids `close_connection` accepts (the JSON one's it does not).
     let out = Command::new("rabbitmqctl")
         .args([
             "-q",
             "list_connections",
             "pid",
             "client_properties",
-            "--formatter",
-            "json",
+            "--no-table-headers",
         ])
         .output()
         .unwrap();
@@ -79,23 +79,19 @@ fn close_connections(name: &str) -> usize {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let wanted = format!("{{\"connection_name\",\"{name}\"}}");
     let mut closed = 0;
-    for row in rows {
-        let named = row["client_properties"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|p| p[0] == "connection_name" && p[2] == name);
-        if named {
-            let pid = row["pid"].as_str().unwrap();
-            let status = Command::new("rabbitmqctl")
-                .args(["-q", "close_connection", pid, "fault test"])
-                .status()
-                .unwrap();
-            assert!(status.success());
-            closed += 1;
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        if !line.contains(&wanted) {
+            continue;
         }
+        let pid = line.split('\t').next().unwrap();
+        let status = Command::new("rabbitmqctl")
+            .args(["-q", "close_connection", pid, "fault test"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        closed += 1;
     }
     closed
 }
@@ -371,7 +367,7 @@ async fn connections_closed_under_load_lose_and_double_nothing() {
     if rabbitmqctl().is_none() {
         return;
     }
-    const N: usize = 2000;
+    const N: usize = 3000;
     let prefix = prefix("fl");
     let config = QueueConfig::default().ack_wait(Duration::from_secs(5));
     let producer = Arc::new(AmqpBroker::connect(&url, &prefix).await.unwrap());
@@ -379,8 +375,10 @@ async fn connections_closed_under_load_lose_and_double_nothing() {
     producer.declare("jobs", &config).await.unwrap();
     consumer.declare("jobs", &config).await.unwrap();
 
+    let published = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let publishing = {
         let producer = Arc::clone(&producer);
+        let published = Arc::clone(&published);
         tokio::spawn(async move {
             let mut retries = 0;
             for i in 0..N {
@@ -394,6 +392,9 @@ async fn connections_closed_under_load_lose_and_double_nothing() {
                     assert!(retries < 1000, "publish keeps failing: {e}");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
+                published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // Paced, so the connections are closed while publishes are under way.
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             retries
         })
@@ -424,6 +425,8 @@ async fn connections_closed_under_load_lose_and_double_nothing() {
                         Claim::Acquired(token) => {
                             let n: usize =
                                 d.envelope.headers().get("x-n").unwrap().parse().unwrap();
+                            // The effect takes a while, so closes land mid-batch.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
                             *effects.lock().unwrap().entry(n).or_default() += 1;
                             inbox.complete_at(
                                 id,
@@ -444,14 +447,27 @@ async fn connections_closed_under_load_lose_and_double_nothing() {
     }
     let name = producer.connection_name();
     let mut closed = 0;
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+    // While publishing, then twice while consuming.
+    let progress = |round: usize| match round {
+        0 => published.load(std::sync::atomic::Ordering::Relaxed) >= N / 3,
+        _ => effects.lock().unwrap().len() >= N * round / 3,
+    };
+    for round in 0..3 {
+        let end = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !progress(round) && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let at = (
+            published.load(std::sync::atomic::Ordering::Relaxed),
+            effects.lock().unwrap().len(),
+        );
         closed += tokio::task::spawn_blocking({
             let name = name.clone();
             move || close_connections(&name)
         })
         .await
         .unwrap();
+        println!("round {round}: closed at {at:?} (published, effects); {closed} so far");
     }
     let retries = publishing.await.unwrap();
     for w in workers {
@@ -466,8 +482,8 @@ async fn connections_closed_under_load_lose_and_double_nothing() {
         "{} of {N} messages had their effect",
         effects.len()
     );
-    assert!(closed >= 3, "closed {closed} connections");
-    assert!(producer.reconnects() + consumer.reconnects() >= 1);
+    assert!(closed >= 4, "closed {closed} connections");
+    assert!(producer.reconnects() >= 1 && consumer.reconnects() >= 3);
     println!(
         "closed {closed} connections; reconnects: producer {}, consumer {}; publish retries {retries}",
         producer.reconnects(),
