@@ -31,6 +31,11 @@ pub(crate) enum DeliveryToken {
         entry: String,
         consumer: String,
     },
+    #[cfg(feature = "amqp")]
+    Amqp {
+        token: u64,
+        consumer: String,
+    },
     #[cfg(feature = "nats")]
     Nats {
         reply: String,

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod broker;
 mod capabilities;
 mod codec;
@@ -9,7 +11,7 @@ mod delivery;
 mod embedded;
 mod envelope;
 mod error;
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "amqp"))]
 mod held;
 mod id_clock;
 mod inbox;
@@ -28,6 +30,8 @@ mod outbox;
 #[cfg(feature = "redis")]
 mod redis;
 
+#[cfg(feature = "amqp")]
+pub use amqp::{AmqpBroker, AmqpOptions, AmqpQueueType};
 pub use broker::{Broker, Delivery, check_queue_name};
 pub use capabilities::Capabilities;
 pub use codec::{Codec, Json, RawBytes};

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The conformance suite against every backend: embedded always, Redis and NATS when
-//! `REDIS_URL` / `NATS_URL` are set (they must be under `CI=true`).
+//! The conformance suite against every backend: embedded always, Redis, NATS and RabbitMQ
+//! when `REDIS_URL` / `NATS_URL` / `AMQP_URL` are set (they must be under `CI=true`).
 #![cfg(feature = "conformance")]
 
 use broker_core::conformance;
@@ -19,11 +19,12 @@ fn service_url(var: &str) -> Option<String> {
     }
 }
 
-/// Redis Streams and NATS JetStream have no per-key ordering here: they refuse an ordering
-/// key (checked by the suite) and skip the ordering check.
-#[cfg(any(feature = "redis", feature = "nats"))]
+/// Redis Streams, NATS JetStream and RabbitMQ have no per-key ordering here: they refuse an
+/// ordering key (checked by the suite) and skip the ordering check.
+#[cfg(any(feature = "redis", feature = "nats", feature = "amqp"))]
 const UNORDERED: [(&str, &str); 1] = [("ordered_keys_in_order_in_parallel", "ordered_keys")];
 
+#[cfg(any(feature = "redis", feature = "nats"))]
 fn unique_prefix(backend: &str) -> String {
     format!(
         "bktest-{backend}-{}-{}",
@@ -84,4 +85,42 @@ async fn nats_passes_the_suite() {
     assert_eq!(report.skipped, UNORDERED, "{report:?}");
     assert_eq!(report.passed.len(), 14, "{report:?}");
     broker.delete_streams().await.unwrap();
+}
+
+#[cfg(feature = "amqp")]
+async fn amqp_suite(options: broker_core::AmqpOptions, kind: &str) {
+    let Some(url) = service_url("AMQP_URL") else {
+        return;
+    };
+    // Short enough for AMQP names (at most 32 bytes).
+    let prefix = format!(
+        "bk-{kind}-{}.",
+        &broker_core::MessageId::new().as_uuid().simple().to_string()[..20]
+    );
+    let broker = broker_core::AmqpBroker::connect_with(&url, &prefix, options)
+        .await
+        .unwrap();
+    let outcome = conformance::run(&broker).await;
+    broker.delete_topology().await.unwrap();
+    let report = outcome.unwrap();
+    assert_eq!(report.skipped, UNORDERED, "{report:?}");
+    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(broker.reconnects(), 0);
+}
+
+#[cfg(feature = "amqp")]
+#[tokio::test]
+async fn amqp_classic_queues_pass_the_suite() {
+    amqp_suite(broker_core::AmqpOptions::default(), "c").await;
+}
+
+/// Quorum queues, and a fanout exchange per topic instead of the topic exchange.
+#[cfg(feature = "amqp")]
+#[tokio::test]
+async fn amqp_quorum_queues_and_fanout_exchanges_pass_the_suite() {
+    amqp_suite(
+        broker_core::AmqpOptions::default().quorum().fanout_topics(),
+        "q",
+    )
+    .await;
 }

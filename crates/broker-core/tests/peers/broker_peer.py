@@ -1,9 +1,11 @@
-"""Python peers of broker-core's tests/peers.rs: nats-py and redis-py on our wire format.
+"""Python peers of broker-core's tests/peers.rs and tests/amqp.rs: nats-py, redis-py and
+pika on our wire format.
 
 A message is its payload plus headers; broker-core's own are `bk-id` (a UUID),
 `bk-attempt` (deliveries so far, 0 when published) and `bk-published-at` (Unix ms).
-On NATS they are native headers; on Redis Streams an entry has the field `h` (the
-header block, `name: value` CRLF lines) and the field `p` (the payload).
+On NATS and RabbitMQ they are native headers (AMQP: the `headers` table); on Redis
+Streams an entry has the field `h` (the header block, `name: value` CRLF lines) and the
+field `p` (the payload).
 
 Usage (one JSON object per message on stdout):
   broker_peer.py nats-publish URL SUBJECT N
@@ -11,6 +13,9 @@ Usage (one JSON object per message on stdout):
   broker_peer.py nats-respond URL STREAM
   broker_peer.py redis-xadd URL STREAM_KEY N
   broker_peer.py redis-read URL STREAM_KEY N
+  broker_peer.py amqp-publish URL EXCHANGE ROUTING_KEY N
+  broker_peer.py amqp-consume URL QUEUE N
+  broker_peer.py amqp-respond URL QUEUE
 """
 
 import asyncio
@@ -122,6 +127,74 @@ def redis_read(url, key, n):
         r.xdel(key, entry_id)
 
 
+def amqp_text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def amqp_publish(url, exchange, routing_key, n):
+    """Publishes n messages with our headers, mandatory and with publisher confirms."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for i in range(n):
+        headers = our_headers(i)
+        props = pika.BasicProperties(
+            headers=headers,
+            delivery_mode=2,
+            message_id=headers["bk-id"],
+            correlation_id=headers["correlation-id"],
+        )
+        # Raises UnroutableError / NackError unless the broker stored it.
+        ch.basic_publish(exchange, routing_key, f"from pika {i}".encode(), props, mandatory=True)
+        print(json.dumps({"id": headers["bk-id"]}), flush=True)
+    conn.close()
+
+
+def amqp_get(ch, queue, n):
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < n and time.monotonic() < deadline:
+        method, props, body = ch.basic_get(queue)
+        if method is None:
+            time.sleep(0.05)
+            continue
+        got.append((method, props, body))
+    return got
+
+
+def amqp_consume(url, queue, n):
+    """Takes n messages from our queue and acks them."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    for method, props, body in amqp_get(ch, queue, n):
+        headers = {k: amqp_text(v) for k, v in (props.headers or {}).items()}
+        print(json.dumps({"headers": headers, "payload": body.decode()}), flush=True)
+        ch.basic_ack(method.delivery_tag)
+    conn.close()
+
+
+def amqp_respond(url, queue):
+    """Answers one request: publishes to its reply-to queue with its correlation-id."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    for method, props, body in amqp_get(ch, queue, 1):
+        headers = {k: amqp_text(v) for k, v in (props.headers or {}).items()}
+        reply = our_headers(0)
+        reply["correlation-id"] = headers.get("correlation-id", "")
+        ch.basic_publish(
+            "", headers["reply-to"], b"answer from pika: " + body, pika.BasicProperties(headers=reply)
+        )
+        ch.basic_ack(method.delivery_tag)
+        print(json.dumps({"answered": headers.get("correlation-id")}), flush=True)
+    conn.close()
+
+
 def main():
     command, url, *rest = sys.argv[1:]
     if command == "nats-publish":
@@ -134,6 +207,12 @@ def main():
         redis_xadd(url, rest[0], int(rest[1]))
     elif command == "redis-read":
         redis_read(url, rest[0], int(rest[1]))
+    elif command == "amqp-publish":
+        amqp_publish(url, rest[0], rest[1], int(rest[2]))
+    elif command == "amqp-consume":
+        amqp_consume(url, rest[0], int(rest[1]))
+    elif command == "amqp-respond":
+        amqp_respond(url, rest[0])
     else:
         sys.exit(f"unknown command {command}")
 

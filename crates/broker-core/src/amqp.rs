@@ -1,0 +1,1402 @@
+//! RabbitMQ backend over AMQP 0-9-1 (feature `amqp`, on `lapin` with tokio and no TLS).
+//!
+//! Per queue, under the broker's name prefix: a durable queue `<prefix><queue>` (classic,
+//! or quorum with [`AmqpOptions::quorum`]) bound to the direct exchange
+//! `<prefix>bk.direct` by its own name, and a durable queue `<prefix><queue>.dead` for
+//! dead letters. Topics are routing keys of the topic exchange `<prefix>bk.topics` (or, with
+//! [`AmqpOptions::fanout_topics`], one fanout exchange `<prefix>bk.fanout.<topic>` each).
+//!
+//! Every publish waits for the publisher confirm; a publish to a queue is `mandatory`, so
+//! one the server cannot route (the queue was deleted) fails with [`Error::UnknownQueue`]
+//! instead of vanishing. The envelope travels in the AMQP `headers` table (`bk-id`,
+//! `bk-attempt`, `bk-published-at` and the user headers), with `message-id`,
+//! `content-type`, `correlation-id` and `timestamp` properties set as well for other
+//! clients.
+//!
+//! A fetch is a short-lived consumer: `basic.qos` with the number of messages wanted (at
+//! most the queue's [`QueueConfig::prefetch`] room), `basic.consume`, the first delivery or
+//! the wait, `basic.cancel`; every delivery that arrived before the cancel is handed out,
+//! so nothing stays buffered in the client where other consumers cannot reach it.
+//! RabbitMQ holds an unacknowledged delivery as long as the channel lives, so this process
+//! keeps each delivery's ack deadline: past it, the message is republished with its
+//! attempt count and the original acknowledged (or dead-lettered after the last allowed
+//! delivery). A nack with a delay republishes to `<prefix><queue>.delay.<ms>`, a queue with
+//! that message TTL whose dead-letter route leads back to the work queue (no delayed-message
+//! plugin needed); the queue deletes itself a minute after its last use.
+//!
+//! A lost connection is re-opened on the next call, and the queues, exchanges and bindings
+//! this broker declared are declared again; deliveries held on the old connection were
+//! returned to their queues by the server and settle as [`Error::StaleDelivery`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::message::Delivery as AmqpDelivery;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{
+    Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::broker::DeliveryToken;
+use crate::held::Held;
+use crate::ordering::refuse_ordering_key;
+use crate::request_reply::{prepare_reply, prepare_request};
+use crate::retry::JitterSource;
+use crate::settlement::{decide, decide_expired};
+use crate::{
+    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, QueueConfig, Result,
+    Settlement, check_queue_name,
+};
+
+/// The longest name prefix: queue names (`<prefix><queue>.delay.<ms>`) must stay within
+/// AMQP's 255-byte short strings.
+const MAX_PREFIX: usize = 32;
+/// The header that records when a dead letter was made (Unix milliseconds).
+const DEAD_AT: &str = "bk-dead-at";
+/// A delay queue deletes itself this long after its last use (`x-expires`, on top of its TTL).
+const DELAY_QUEUE_IDLE: Duration = Duration::from_secs(60);
+/// How often the ack-deadline reaper looks at least.
+const REAPER_IDLE: Duration = Duration::from_secs(1);
+/// Reply queues are server-named; a `reply-to` must name one of them.
+const REPLY_PREFIX: &str = "amq.gen-";
+/// Headers the server adds when it dead-letters or redelivers; not part of the envelope.
+const SERVER_HEADERS: [&str; 2] = ["x-death", "x-delivery-count"];
+
+/// The kind of RabbitMQ queue [`AmqpBroker`] declares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AmqpQueueType {
+    /// A durable classic queue.
+    #[default]
+    Classic,
+    /// A quorum queue (replicated with Raft; always durable).
+    Quorum,
+}
+
+/// Options of an [`AmqpBroker`] beyond its URL and prefix.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct AmqpOptions {
+    queue_type: AmqpQueueType,
+    fanout_topics: bool,
+}
+
+impl AmqpOptions {
+    /// Declares quorum queues (work queues and dead letters) instead of classic ones.
+    #[must_use]
+    pub fn quorum(mut self) -> Self {
+        self.queue_type = AmqpQueueType::Quorum;
+        self
+    }
+
+    /// Routes each topic through a fanout exchange of its own instead of the shared
+    /// topic exchange.
+    #[must_use]
+    pub fn fanout_topics(mut self) -> Self {
+        self.fanout_topics = true;
+        self
+    }
+}
+
+/// A delivery this process holds: the server keeps it unacknowledged until it is settled
+/// here or its deadline passes.
+struct InFlight {
+    queue: String,
+    consumer: String,
+    acker: Acker,
+    envelope: Envelope,
+    deadline: Instant,
+}
+
+/// One connection and the channels on it.
+struct Session {
+    connection: Connection,
+    /// Confirm mode; publishes of every kind.
+    publish: Mutex<Channel>,
+    /// Per queue: the channel fetches consume on, and a lock so `basic.qos` and
+    /// `basic.consume` of one fetch are not interleaved with another's.
+    consume: Mutex<HashMap<String, Arc<ConsumeChannel>>>,
+}
+
+struct ConsumeChannel {
+    channel: Channel,
+    subscribe: tokio::sync::Mutex<()>,
+}
+
+struct Inner {
+    url: String,
+    prefix: String,
+    options: AmqpOptions,
+    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    reconnects: AtomicU64,
+    queues: Mutex<HashMap<String, QueueConfig>>,
+    /// (topic, queue) pairs bound by this broker, declared again after a reconnect.
+    bindings: Mutex<HashSet<(String, String)>>,
+    /// Fanout exchanges this broker declared.
+    fanouts: Mutex<HashSet<String>>,
+    in_flight: Mutex<HashMap<u64, InFlight>>,
+    next_token: AtomicU64,
+    jitter: Mutex<JitterSource>,
+    held: Held,
+    reaper: Arc<Notify>,
+}
+
+/// A [`Broker`] on RabbitMQ (AMQP 0-9-1).
+pub struct AmqpBroker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AmqpBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpBroker")
+            .field("prefix", &self.inner.prefix)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        backend: "amqp",
+        detail: e.to_string(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn short(s: &str) -> Result<ShortString> {
+    ShortString::try_new(s).map_err(backend)
+}
+
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A retry delay in whole milliseconds, rounded up to two significant digits so the number
+/// of delay queues stays small whatever the jitter (at most 10% later, never earlier).
+fn delay_bucket(delay: Duration) -> u64 {
+    let ms = u64::try_from(delay.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    let ms = ms.min(u64::from(u32::MAX));
+    let mut factor = 1;
+    while ms / factor >= 100 {
+        factor *= 10;
+    }
+    ms.div_ceil(factor) * factor
+}
+
+/// The AMQP properties of an envelope: everything in `headers`, the well-known ones as
+/// properties too.
+fn properties(envelope: &Envelope, extra: Option<(&str, String)>) -> BasicProperties {
+    let mut table = FieldTable::default();
+    for (name, value) in envelope.wire_pairs() {
+        if let Ok(name) = ShortString::try_new(name) {
+            table.insert(name, AMQPValue::LongString(value.as_bytes().into()));
+        }
+    }
+    if let Some((name, value)) = extra
+        && let Ok(name) = ShortString::try_new(name)
+    {
+        table.insert(name, AMQPValue::LongString(value.as_bytes().into()));
+    }
+    let headers = envelope.headers();
+    let mut props = BasicProperties::default()
+        .with_headers(table)
+        .with_delivery_mode(2)
+        .with_message_id(envelope.id().to_string().into())
+        .with_timestamp(unix_millis(envelope.published_at()) / 1000);
+    if let Some(value) = headers
+        .content_type()
+        .and_then(|v| ShortString::try_new(v).ok())
+    {
+        props = props.with_content_type(value);
+    }
+    if let Some(value) = headers
+        .correlation_id()
+        .and_then(|v| ShortString::try_new(v).ok())
+    {
+        props = props.with_correlation_id(value);
+    }
+    props
+}
+
+/// One header value as text; tables and arrays have no text form.
+fn header_text(name: &str, value: &AMQPValue) -> Result<String> {
+    let text = match value {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes())
+            .map_err(|_| Error::WireHeader {
+                line: 0,
+                reason: "an AMQP header value is not UTF-8",
+            })?
+            .to_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_owned(),
+        AMQPValue::ByteArray(b) => std::str::from_utf8(b.as_slice())
+            .map_err(|_| Error::WireHeader {
+                line: 0,
+                reason: "an AMQP header value is not UTF-8",
+            })?
+            .to_owned(),
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(n) => n.to_string(),
+        AMQPValue::ShortShortUInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::Timestamp(n) => n.to_string(),
+        AMQPValue::Float(n) => n.to_string(),
+        AMQPValue::Double(n) => n.to_string(),
+        AMQPValue::Void => String::new(),
+        AMQPValue::DecimalValue(_) | AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_) => {
+            let _ = name;
+            return Err(Error::WireHeader {
+                line: 0,
+                reason: "an AMQP header value is a table, array or decimal",
+            });
+        }
+    };
+    Ok(text)
+}
+
+fn is_server_header(name: &str) -> bool {
+    SERVER_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || name.starts_with("x-first-death-")
+        || name.starts_with("x-last-death-")
+}
+
+/// Rebuilds an envelope from a delivery's `headers` table, leaving out what the server
+/// added. Returns the envelope and the server's delivery count (quorum queues).
+fn from_properties(props: &BasicProperties, payload: Bytes) -> Result<(Envelope, Option<u32>)> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut delivery_count = None;
+    if let Some(table) = props.headers() {
+        for (name, value) in table.inner() {
+            let name = name.as_str();
+            if name.eq_ignore_ascii_case("x-delivery-count") {
+                delivery_count = header_text(name, value)
+                    .ok()
+                    .and_then(|n| n.parse::<u32>().ok());
+                continue;
+            }
+            if is_server_header(name) || name == DEAD_AT {
+                continue;
+            }
+            pairs.push((name.to_owned(), header_text(name, value)?));
+        }
+    }
+    let envelope =
+        Envelope::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())), payload)?;
+    Ok((envelope, delivery_count))
+}
+
+fn dead_at(props: &BasicProperties) -> SystemTime {
+    props
+        .headers()
+        .as_ref()
+        .and_then(|t| t.inner().get(DEAD_AT))
+        .and_then(|v| header_text(DEAD_AT, v).ok())
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map_or(UNIX_EPOCH, |ms| UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut map = BTreeMap::new();
+    for (name, value) in pairs {
+        map.insert(ShortString::from(*name), value.clone());
+    }
+    FieldTable::from(map)
+}
+
+impl AmqpBroker {
+    /// Connects to `url` (`amqp://user:pass@host:port/vhost`); queue and exchange names
+    /// start with `prefix`, which may use up to 32 of `A-Z a-z 0-9 - _ . :` (give each
+    /// application, or each test, its own).
+    ///
+    /// Spawns one tokio task that enforces ack deadlines; it ends when the broker is
+    /// dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`] for a bad prefix, [`Error::Backend`] when the server
+    /// cannot be reached.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        Self::connect_with(url, prefix, AmqpOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with [`AmqpOptions`].
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(url: &str, prefix: &str, options: AmqpOptions) -> Result<Self> {
+        if prefix.len() > MAX_PREFIX
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        {
+            return Err(Error::InvalidQueueName(prefix.chars().take(200).collect()));
+        }
+        let inner = Arc::new(Inner {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            options,
+            session: tokio::sync::Mutex::new(None),
+            reconnects: AtomicU64::new(0),
+            queues: Mutex::new(HashMap::new()),
+            bindings: Mutex::new(HashSet::new()),
+            fanouts: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            jitter: Mutex::new(JitterSource::from_entropy()),
+            held: Held::default(),
+            reaper: Arc::new(Notify::new()),
+        });
+        inner.session().await?;
+        tokio::spawn(reap(Arc::downgrade(&inner), Arc::clone(&inner.reaper)));
+        Ok(Self { inner })
+    }
+
+    /// The name clients see for this broker's connections (`broker-core <prefix>`), e.g. in
+    /// `rabbitmqctl list_connections client_properties`.
+    #[must_use]
+    pub fn connection_name(&self) -> String {
+        self.inner.connection_name()
+    }
+
+    /// How many times the connection was opened again after it was lost.
+    #[must_use]
+    pub fn reconnects(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// The server-side name of `queue` (`<prefix><queue>`), for other clients.
+    #[must_use]
+    pub fn queue_name(&self, queue: &str) -> String {
+        format!("{}{queue}", self.inner.prefix)
+    }
+
+    /// The direct exchange queues are bound to by their server-side names.
+    #[must_use]
+    pub fn direct_exchange(&self) -> String {
+        self.inner.direct_exchange()
+    }
+
+    /// Deletes the queues (with their dead letters) and exchanges this broker declared;
+    /// for tests and teardown. Delay queues delete themselves.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the server refuses.
+    pub async fn delete_topology(&self) -> Result<()> {
+        let inner = &self.inner;
+        let session = inner.session().await?;
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let queues: Vec<String> = lock(&inner.queues).keys().cloned().collect();
+        for queue in queues {
+            for name in [inner.work_name(&queue), inner.dead_name(&queue)] {
+                channel
+                    .queue_delete(short(&name)?, QueueDeleteOptions::default())
+                    .await
+                    .map_err(backend)?;
+            }
+            lock(&inner.queues).remove(&queue);
+        }
+        let mut exchanges = vec![inner.direct_exchange(), inner.topic_exchange()];
+        exchanges.extend(
+            lock(&inner.fanouts)
+                .drain()
+                .map(|t| inner.fanout_exchange(&t)),
+        );
+        for exchange in exchanges {
+            channel
+                .exchange_delete(short(&exchange)?, Default::default())
+                .await
+                .map_err(backend)?;
+        }
+        lock(&inner.bindings).clear();
+        let _ = channel.close(200, "done".into()).await;
+        Ok(())
+    }
+
+    /// Closes the connection; deliveries still held go back to their queues.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when closing fails.
+    pub async fn close(&self) -> Result<()> {
+        let session = self.inner.session.lock().await.take();
+        if let Some(session) = session {
+            session
+                .connection
+                .close(200, "closed".into())
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn connection_name(&self) -> String {
+        format!("broker-core {}", self.prefix)
+    }
+    fn work_name(&self, queue: &str) -> String {
+        format!("{}{queue}", self.prefix)
+    }
+    fn dead_name(&self, queue: &str) -> String {
+        format!("{}{queue}.dead", self.prefix)
+    }
+    fn delay_name(&self, queue: &str, ms: u64) -> String {
+        format!("{}{queue}.delay.{ms}", self.prefix)
+    }
+    fn direct_exchange(&self) -> String {
+        format!("{}bk.direct", self.prefix)
+    }
+    fn topic_exchange(&self) -> String {
+        format!("{}bk.topics", self.prefix)
+    }
+    fn fanout_exchange(&self, topic: &str) -> String {
+        format!("{}bk.fanout.{topic}", self.prefix)
+    }
+
+    fn config(&self, queue: &str) -> Result<QueueConfig> {
+        lock(&self.queues)
+            .get(queue)
+            .cloned()
+            .ok_or_else(|| Error::UnknownQueue(queue.to_owned()))
+    }
+
+    /// The live session, connecting (and declaring the topology again) when there is none
+    /// or it was lost.
+    async fn session(&self) -> Result<Arc<Session>> {
+        let mut current = self.session.lock().await;
+        if let Some(session) = current.as_ref()
+            && session.connection.status().connected()
+        {
+            return Ok(Arc::clone(session));
+        }
+        let reconnecting = current.is_some();
+        let properties =
+            ConnectionProperties::default().with_connection_name(self.connection_name().into());
+        let connection = Connection::connect(&self.url, properties)
+            .await
+            .map_err(backend)?;
+        let publish = connection.create_channel().await.map_err(backend)?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(backend)?;
+        let session = Arc::new(Session {
+            connection,
+            publish: Mutex::new(publish),
+            consume: Mutex::new(HashMap::new()),
+        });
+        if reconnecting {
+            // Whatever was held on the old connection went back to its queue.
+            let lost: Vec<(u64, InFlight)> = lock(&self.in_flight).drain().collect();
+            for (token, held) in lost {
+                self.held
+                    .release(&held.queue, &held.consumer, &token.to_string());
+            }
+            self.redeclare(&session).await?;
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        *current = Some(Arc::clone(&session));
+        Ok(session)
+    }
+
+    async fn redeclare(&self, session: &Session) -> Result<()> {
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let queues: Vec<String> = lock(&self.queues).keys().cloned().collect();
+        for queue in queues {
+            self.declare_queue(&channel, &queue).await?;
+        }
+        let fanouts: Vec<String> = lock(&self.fanouts).iter().cloned().collect();
+        for topic in fanouts {
+            self.declare_fanout(&channel, &topic).await?;
+        }
+        let bindings: Vec<(String, String)> = lock(&self.bindings).iter().cloned().collect();
+        for (topic, queue) in bindings {
+            self.bind_queue(&channel, &topic, &queue).await?;
+        }
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
+    }
+
+    fn queue_arguments(&self) -> FieldTable {
+        match self.options.queue_type {
+            AmqpQueueType::Classic => FieldTable::default(),
+            AmqpQueueType::Quorum => table(&[(
+                "x-queue-type",
+                AMQPValue::LongString(LongString::from("quorum")),
+            )]),
+        }
+    }
+
+    /// The exchanges, the work queue bound to the direct exchange, the dead-letter queue.
+    async fn declare_queue(&self, channel: &Channel, queue: &str) -> Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                short(&self.direct_exchange())?,
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend)?;
+        channel
+            .exchange_declare(
+                short(&self.topic_exchange())?,
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend)?;
+        let work = self.work_name(queue);
+        for name in [&work, &self.dead_name(queue)] {
+            channel
+                .queue_declare(
+                    short(name)?,
+                    QueueDeclareOptions::durable(),
+                    self.queue_arguments(),
+                )
+                .await
+                .map_err(backend)?;
+        }
+        channel
+            .queue_bind(
+                short(&work)?,
+                short(&self.direct_exchange())?,
+                short(&work)?,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend)
+    }
+
+    async fn declare_fanout(&self, channel: &Channel, topic: &str) -> Result<()> {
+        channel
+            .exchange_declare(
+                short(&self.fanout_exchange(topic))?,
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend)
+    }
+
+    async fn bind_queue(&self, channel: &Channel, topic: &str, queue: &str) -> Result<()> {
+        let (exchange, key) = if self.options.fanout_topics {
+            self.declare_fanout(channel, topic).await?;
+            lock(&self.fanouts).insert(topic.to_owned());
+            (self.fanout_exchange(topic), String::new())
+        } else {
+            (self.topic_exchange(), topic.to_owned())
+        };
+        channel
+            .queue_bind(
+                short(&self.work_name(queue))?,
+                short(&exchange)?,
+                short(&key)?,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend)
+    }
+
+    /// The session's confirm-mode channel, opened again if the server closed it.
+    async fn publish_channel(&self, session: &Session) -> Result<Channel> {
+        let channel = lock(&session.publish).clone();
+        if channel.status().connected() {
+            return Ok(channel);
+        }
+        let fresh = session.connection.create_channel().await.map_err(backend)?;
+        fresh
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(backend)?;
+        *lock(&session.publish) = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// Publishes and waits for the confirm. With `mandatory`, a message the server could
+    /// not route fails with `unroutable`.
+    async fn publish_raw(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        payload: &[u8],
+        props: BasicProperties,
+        unroutable: impl Fn() -> Error,
+    ) -> Result<()> {
+        // One retry: on a fresh connection if the first attempt lost it.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let session = self.session().await?;
+            let outcome = async {
+                let channel = self.publish_channel(&session).await?;
+                let confirm = channel
+                    .basic_publish(
+                        short(exchange)?,
+                        short(routing_key)?,
+                        BasicPublishOptions {
+                            mandatory,
+                            ..BasicPublishOptions::default()
+                        },
+                        payload,
+                        props.clone(),
+                    )
+                    .await
+                    .map_err(backend)?
+                    .await
+                    .map_err(backend)?;
+                match confirm {
+                    Confirmation::Ack(None) => Ok(()),
+                    Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(unroutable()),
+                    Confirmation::Nack(None) => Err(backend("the server nacked the publish")),
+                    Confirmation::NotRequested => Err(backend("no publisher confirm")),
+                }
+            }
+            .await;
+            match outcome {
+                Err(Error::Backend { .. })
+                    if attempt == 1 && !session.connection.status().connected() =>
+                {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn publish_to_queue(&self, queue: &str, envelope: &Envelope) -> Result<()> {
+        let work = self.work_name(queue);
+        self.publish_raw(
+            &self.direct_exchange(),
+            &work,
+            true,
+            envelope.payload(),
+            properties(envelope, None),
+            || Error::UnknownQueue(queue.to_owned()),
+        )
+        .await
+    }
+
+    /// Puts `envelope` back on `queue` after `ms` (through a delay queue when `ms > 0`).
+    async fn republish(&self, queue: &str, envelope: &Envelope, ms: u64) -> Result<()> {
+        if ms == 0 {
+            return self.publish_to_queue(queue, envelope).await;
+        }
+        let name = self.delay_name(queue, ms);
+        let session = self.session().await?;
+        let channel = self.publish_channel(&session).await?;
+        let idle = u64::try_from(DELAY_QUEUE_IDLE.as_millis()).unwrap_or(u64::MAX);
+        let ttl = u32::try_from(ms).unwrap_or(u32::MAX);
+        let expires = u32::try_from(ms.saturating_add(idle)).unwrap_or(u32::MAX);
+        // Declared on every use: `x-expires` counts from the last declaration.
+        channel
+            .queue_declare(
+                short(&name)?,
+                QueueDeclareOptions::durable(),
+                table(&[
+                    ("x-message-ttl", AMQPValue::LongUInt(ttl)),
+                    ("x-expires", AMQPValue::LongUInt(expires)),
+                    (
+                        "x-dead-letter-exchange",
+                        AMQPValue::LongString(LongString::from("")),
+                    ),
+                    (
+                        "x-dead-letter-routing-key",
+                        AMQPValue::LongString(self.work_name(queue).as_str().into()),
+                    ),
+                ]),
+            )
+            .await
+            .map_err(backend)?;
+        self.publish_raw(
+            "",
+            &name,
+            true,
+            envelope.payload(),
+            properties(envelope, None),
+            || backend(format!("delay queue {name} vanished")),
+        )
+        .await
+    }
+
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<()> {
+        let dead = self.dead_name(&letter.queue);
+        let at = unix_millis(letter.dead_at).to_string();
+        self.publish_raw(
+            "",
+            &dead,
+            true,
+            letter.envelope.payload(),
+            properties(&letter.envelope, Some((DEAD_AT, at))),
+            || Error::UnknownQueue(letter.queue.clone()),
+        )
+        .await
+    }
+
+    /// Settles a held delivery for good: the message goes where `disposition` says, then
+    /// the original is acknowledged.
+    async fn finish(&self, held: &InFlight, disposition: &Disposition) -> Result<()> {
+        if !held.acker.usable() {
+            return Err(Error::StaleDelivery);
+        }
+        let mut envelope = held.envelope.clone();
+        envelope.set_delivered_at(None);
+        match disposition {
+            Disposition::Removed | Disposition::Extended => {}
+            Disposition::Retry { delay } => {
+                self.republish(&held.queue, &envelope, delay_bucket(*delay))
+                    .await?;
+            }
+            Disposition::DeadLetter { reason } => {
+                let attempts = envelope.attempt();
+                let letter = DeadLetter::new(
+                    &held.queue,
+                    envelope,
+                    reason.clone(),
+                    attempts,
+                    SystemTime::now(),
+                );
+                self.dead_letter(&letter).await?;
+            }
+        }
+        match held
+            .acker
+            .ack(lapin::options::BasicAckOptions::default())
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(Error::StaleDelivery),
+        }
+    }
+
+    fn take(&self, token: u64) -> Option<InFlight> {
+        lock(&self.in_flight).remove(&token)
+    }
+
+    /// Deliveries past their deadline: retried or dead-lettered. Returns the next deadline.
+    async fn expire_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let due: Vec<(u64, InFlight)> = {
+            let mut map = lock(&self.in_flight);
+            let tokens: Vec<u64> = map
+                .iter()
+                .filter(|(_, h)| h.deadline <= now)
+                .map(|(t, _)| *t)
+                .collect();
+            tokens
+                .into_iter()
+                .filter_map(|t| map.remove(&t).map(|h| (t, h)))
+                .collect()
+        };
+        for (token, held) in due {
+            self.held
+                .release(&held.queue, &held.consumer, &token.to_string());
+            let Ok(config) = self.config(&held.queue) else {
+                continue;
+            };
+            let disposition = decide_expired(held.envelope.attempt(), config.get_retry());
+            if self.finish(&held, &disposition).await.is_err() && held.acker.usable() {
+                // Could not move it: hand it back to the server, which redelivers it
+                // flagged as redelivered (counted as one more attempt).
+                let _ = held
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await;
+            }
+        }
+        lock(&self.in_flight).values().map(|h| h.deadline).min()
+    }
+
+    /// The channel fetches of `queue` consume on.
+    async fn consume_channel(&self, session: &Session, queue: &str) -> Result<Arc<ConsumeChannel>> {
+        let existing = lock(&session.consume).get(queue).cloned();
+        if let Some(c) = existing
+            && c.channel.status().connected()
+        {
+            return Ok(c);
+        }
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let fresh = Arc::new(ConsumeChannel {
+            channel,
+            subscribe: tokio::sync::Mutex::new(()),
+        });
+        lock(&session.consume).insert(queue.to_owned(), Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    /// Up to `n` raw deliveries of `queue`, waiting up to `wait` for the first.
+    async fn receive(
+        &self,
+        session: &Session,
+        queue: &str,
+        n: u16,
+        wait: Duration,
+    ) -> Result<Vec<AmqpDelivery>> {
+        let consume = self.consume_channel(session, queue).await?;
+        let channel = &consume.channel;
+        let work = short(&self.work_name(queue))?;
+        let mut out = Vec::new();
+        if wait < Duration::from_millis(5) {
+            // Nothing to wait for: pull what is there, one `basic.get` each.
+            for _ in 0..n {
+                match channel
+                    .basic_get(work.clone(), BasicGetOptions::default())
+                    .await
+                    .map_err(backend)?
+                {
+                    Some(message) => out.push(message.delivery),
+                    None => break,
+                }
+            }
+            return Ok(out);
+        }
+        let mut consumer = {
+            let _serial = consume.subscribe.lock().await;
+            channel
+                .basic_qos(n, BasicQosOptions { global: false })
+                .await
+                .map_err(backend)?;
+            channel
+                .basic_consume(
+                    work,
+                    ShortString::default(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(backend)?
+        };
+        let first = tokio::time::timeout(wait, consumer.next()).await;
+        let mut cancelled_by_server = false;
+        match first {
+            Ok(Some(Ok(delivery))) => out.push(delivery),
+            Ok(Some(Err(e))) => return Err(backend(e)),
+            Ok(None) => cancelled_by_server = true,
+            Err(_) => {}
+        }
+        if !cancelled_by_server {
+            channel
+                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                .await
+                .map_err(backend)?;
+            // Deliveries sent before the cancel-ok are ours; the stream then ends.
+            while let Some(delivery) = consumer.next().await {
+                out.push(delivery.map_err(backend)?);
+            }
+        }
+        if cancelled_by_server && out.is_empty() {
+            return Err(backend(format!(
+                "the server cancelled the consumer of {} (queue deleted?)",
+                self.work_name(queue)
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// Enforces the ack deadlines of the deliveries a broker holds, until it is dropped.
+async fn reap(inner: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let notified = wake.notified();
+        let next = match inner.upgrade() {
+            Some(inner) => inner.expire_due().await,
+            None => return,
+        };
+        let idle = Instant::now() + REAPER_IDLE;
+        let until = next.map_or(idle, |t| t.min(idle));
+        let _ = tokio::time::timeout_at(until, notified).await;
+    }
+}
+
+impl Broker for AmqpBroker {
+    fn name(&self) -> &'static str {
+        "amqp"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // A retried message goes to the back of the queue: first deliveries are in
+            // publication order, as the capability asks.
+            publish_dedup: false,
+            ordered_keys: false,
+            ..Capabilities::all()
+        }
+    }
+
+    async fn declare(&self, queue: &str, config: &QueueConfig) -> Result<()> {
+        check_queue_name(queue)?;
+        config.validate()?;
+        let inner = &self.inner;
+        let session = inner.session().await?;
+        // A channel of its own: a declaration the server refuses closes it.
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let declared = inner.declare_queue(&channel, queue).await;
+        let _ = channel.close(200, "declared".into()).await;
+        declared?;
+        lock(&inner.queues).insert(queue.to_owned(), config.clone());
+        Ok(())
+    }
+
+    async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
+        self.inner.config(queue)?;
+        refuse_ordering_key("amqp", &envelope)?;
+        let mut envelope = envelope;
+        envelope.set_attempt(0);
+        self.inner.publish_to_queue(queue, &envelope).await
+    }
+
+    async fn fetch(
+        &self,
+        queue: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let inner = &self.inner;
+        let config = inner.config(queue)?;
+        let start = Instant::now();
+        let end = start.checked_add(wait).unwrap_or(start);
+        let max = match config.get_prefetch() {
+            Some(limit) => max.min(inner.held.room(queue, consumer, limit, end).await),
+            None => max,
+        };
+        let n = u16::try_from(max).unwrap_or(u16::MAX);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let wait = end.saturating_duration_since(Instant::now());
+        let mut attempt = 0;
+        let raw = loop {
+            attempt += 1;
+            let session = inner.session().await?;
+            match inner.receive(&session, queue, n, wait).await {
+                Err(Error::Backend { .. })
+                    if attempt == 1 && !session.connection.status().connected() => {}
+                other => break other?,
+            }
+        };
+        let mut out = Vec::with_capacity(raw.len());
+        for d in raw {
+            let payload = Bytes::from(d.data);
+            let (mut envelope, count) = match from_properties(&d.properties, payload.clone()) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    let letter = DeadLetter::new(
+                        queue,
+                        Envelope::new(payload),
+                        format!("unreadable headers: {e}"),
+                        1,
+                        SystemTime::now(),
+                    );
+                    inner.dead_letter(&letter).await?;
+                    let _ = d.acker.ack(Default::default()).await;
+                    continue;
+                }
+            };
+            // Deliveries the server took back (a lost connection) are not in `bk-attempt`:
+            // quorum queues count them, classic ones only flag the message.
+            let returned = count.unwrap_or(u32::from(d.redelivered));
+            let previous = envelope.attempt().saturating_add(returned);
+            if returned > 0
+                && let Disposition::DeadLetter { reason } =
+                    decide_expired(previous, config.get_retry())
+            {
+                envelope.set_attempt(previous);
+                let letter = DeadLetter::new(queue, envelope, reason, previous, SystemTime::now());
+                inner.dead_letter(&letter).await?;
+                let _ = d.acker.ack(Default::default()).await;
+                continue;
+            }
+            envelope.set_attempt(previous.saturating_add(1));
+            envelope.set_delivered_at(Some(SystemTime::now()));
+            let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
+            let ack_wait = config.get_ack_wait();
+            lock(&inner.in_flight).insert(
+                token,
+                InFlight {
+                    queue: queue.to_owned(),
+                    consumer: consumer.to_owned(),
+                    acker: d.acker,
+                    envelope: envelope.clone(),
+                    deadline: Instant::now() + ack_wait,
+                },
+            );
+            if config.get_prefetch().is_some() {
+                inner
+                    .held
+                    .hold(queue, consumer, &token.to_string(), ack_wait);
+            }
+            out.push(Delivery {
+                queue: queue.to_owned(),
+                envelope,
+                token: DeliveryToken::Amqp {
+                    token,
+                    consumer: consumer.to_owned(),
+                },
+            });
+        }
+        inner.reaper.notify_one();
+        Ok(out)
+    }
+
+    async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
+        let DeliveryToken::Amqp { token, consumer } = &delivery.token else {
+            return Err(Error::StaleDelivery);
+        };
+        let inner = &self.inner;
+        let config = inner.config(&delivery.queue)?;
+        let unit = lock(&inner.jitter).next_unit();
+        let attempt = delivery.envelope.attempt();
+        let mut disposition = decide(&settlement, attempt, config.get_retry(), unit);
+        let key = token.to_string();
+        if disposition == Disposition::Extended {
+            let ack_wait = config.get_ack_wait();
+            let mut map = lock(&inner.in_flight);
+            let Some(held) = map.get_mut(token) else {
+                return Err(Error::StaleDelivery);
+            };
+            held.deadline = Instant::now() + ack_wait;
+            drop(map);
+            if config.get_prefetch().is_some() {
+                inner.held.hold(&delivery.queue, consumer, &key, ack_wait);
+            }
+            return Ok(disposition);
+        }
+        let Some(held) = inner.take(*token) else {
+            return Err(Error::StaleDelivery);
+        };
+        if let Disposition::Retry { delay } = &mut disposition {
+            *delay = Duration::from_millis(delay_bucket(*delay));
+        }
+        let outcome = inner.finish(&held, &disposition).await;
+        inner.held.release(&delivery.queue, consumer, &key);
+        outcome.map(|()| disposition)
+    }
+
+    async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>> {
+        check_queue_name(queue)?;
+        let inner = &self.inner;
+        let session = inner.session().await?;
+        // Read without acknowledging, on a channel of its own; closing it puts every
+        // message back where it was.
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let dead = short(&inner.dead_name(queue))?;
+        let mut out = Vec::new();
+        let mut failure = None;
+        while out.len() < max {
+            match channel
+                .basic_get(dead.clone(), BasicGetOptions::default())
+                .await
+            {
+                Ok(Some(message)) => {
+                    let d = message.delivery;
+                    let at = dead_at(&d.properties);
+                    match from_properties(&d.properties, Bytes::from(d.data)) {
+                        Ok((envelope, _)) => {
+                            out.push(DeadLetter::from_stored(queue, envelope, at));
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(backend(e));
+                    break;
+                }
+            }
+        }
+        let _ = channel.close(200, "listed".into()).await;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    async fn redrive(&self, queue: &str, max: usize) -> Result<usize> {
+        check_queue_name(queue)?;
+        let inner = &self.inner;
+        inner.config(queue)?;
+        let session = inner.session().await?;
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let dead = short(&inner.dead_name(queue))?;
+        let mut moved = 0;
+        let outcome = async {
+            while moved < max {
+                let Some(message) = channel
+                    .basic_get(dead.clone(), BasicGetOptions::default())
+                    .await
+                    .map_err(backend)?
+                else {
+                    break;
+                };
+                let d = message.delivery;
+                let (envelope, _) = from_properties(&d.properties, Bytes::from(d.data))?;
+                let letter = DeadLetter::from_stored(queue, envelope, UNIX_EPOCH);
+                inner
+                    .publish_to_queue(queue, &letter.into_redriven())
+                    .await?;
+                d.acker.ack(Default::default()).await.map_err(backend)?;
+                moved += 1;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        let _ = channel.close(200, "redriven".into()).await;
+        outcome.map(|()| moved)
+    }
+
+    async fn bind(&self, topic: &str, queue: &str) -> Result<()> {
+        check_queue_name(topic)?;
+        let inner = &self.inner;
+        inner.config(queue)?;
+        let session = inner.session().await?;
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let bound = inner.bind_queue(&channel, topic, queue).await;
+        let _ = channel.close(200, "bound".into()).await;
+        bound?;
+        lock(&inner.bindings).insert((topic.to_owned(), queue.to_owned()));
+        Ok(())
+    }
+
+    async fn publish_topic(&self, topic: &str, envelope: Envelope) -> Result<()> {
+        check_queue_name(topic)?;
+        refuse_ordering_key("amqp", &envelope)?;
+        let inner = &self.inner;
+        let mut envelope = envelope;
+        envelope.set_attempt(0);
+        let (exchange, key) = if inner.options.fanout_topics {
+            if !lock(&inner.fanouts).contains(topic) {
+                let session = inner.session().await?;
+                let channel = session.connection.create_channel().await.map_err(backend)?;
+                let declared = inner.declare_fanout(&channel, topic).await;
+                let _ = channel.close(200, "declared".into()).await;
+                declared?;
+                lock(&inner.fanouts).insert(topic.to_owned());
+            }
+            (inner.fanout_exchange(topic), String::new())
+        } else {
+            (inner.topic_exchange(), topic.to_owned())
+        };
+        // Not mandatory: a topic nobody is bound to takes the message and drops it.
+        inner
+            .publish_raw(
+                &exchange,
+                &key,
+                false,
+                envelope.payload(),
+                properties(&envelope, None),
+                || backend("unroutable"),
+            )
+            .await
+    }
+
+    async fn request(
+        &self,
+        queue: &str,
+        envelope: Envelope,
+        timeout: Duration,
+    ) -> Result<Envelope> {
+        let inner = &self.inner;
+        inner.config(queue)?;
+        let session = inner.session().await?;
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let outcome = async {
+            // A server-named, exclusive queue that goes away with its consumer.
+            let reply_queue = channel
+                .queue_declare(
+                    ShortString::default(),
+                    QueueDeclareOptions::exclusive().auto_delete(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(backend)?;
+            let mut replies = channel
+                .basic_consume(
+                    reply_queue.name().clone(),
+                    ShortString::default(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..BasicConsumeOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(backend)?;
+            let envelope = prepare_request(envelope, reply_queue.name().as_str())?;
+            self.publish(queue, envelope).await?;
+            match tokio::time::timeout(timeout, replies.next()).await {
+                Ok(Some(Ok(d))) => Ok(from_properties(&d.properties, Bytes::from(d.data))?.0),
+                Ok(Some(Err(e))) => Err(backend(e)),
+                Ok(None) | Err(_) => Err(Error::Timeout(timeout)),
+            }
+        }
+        .await;
+        let _ = channel.close(200, "replied".into()).await;
+        outcome
+    }
+
+    async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {
+        let (reply_to, mut response) = prepare_reply(request, response)?;
+        // Only a server-named reply queue: a reply-to from a message must not name any
+        // other queue.
+        let name = reply_to.strip_prefix(REPLY_PREFIX).unwrap_or_default();
+        if name.is_empty()
+            || reply_to.len() > 255
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        {
+            return Err(Error::InvalidHeader {
+                name: "reply-to".into(),
+                reason: "not a server-named reply queue (amq.gen-...)",
+            });
+        }
+        response.set_published_at(SystemTime::now());
+        // Not mandatory: a reply to a requester that stopped waiting is dropped.
+        self.inner
+            .publish_raw(
+                "",
+                &reply_to,
+                false,
+                response.payload(),
+                properties(&response, None),
+                || backend("unroutable"),
+            )
+            .await
+    }
+
+    async fn pending(&self, queue: &str) -> Result<usize> {
+        let inner = &self.inner;
+        inner.config(queue)?;
+        let session = inner.session().await?;
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let outcome = channel
+            .queue_declare(
+                short(&inner.work_name(queue))?,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend);
+        let _ = channel.close(200, "counted".into()).await;
+        let ready = usize::try_from(outcome?.message_count()).unwrap_or(usize::MAX);
+        let held = lock(&inner.in_flight)
+            .values()
+            .filter(|h| h.queue == queue)
+            .count();
+        Ok(ready + held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn delay_buckets_round_up_to_two_digits() {
+        assert_eq!(delay_bucket(Duration::ZERO), 0);
+        assert_eq!(delay_bucket(Duration::from_micros(1)), 1);
+        assert_eq!(delay_bucket(Duration::from_millis(99)), 99);
+        assert_eq!(delay_bucket(Duration::from_millis(300)), 300);
+        assert_eq!(delay_bucket(Duration::from_millis(301)), 310);
+        assert_eq!(delay_bucket(Duration::from_millis(1234)), 1300);
+        assert_eq!(delay_bucket(Duration::from_secs(3600)), 3_600_000);
+        assert_eq!(
+            delay_bucket(Duration::from_secs(u64::MAX)),
+            u64::from(u32::MAX).div_ceil(100_000_000) * 100_000_000
+        );
+    }
+
+    #[test]
+    fn envelope_round_trips_through_properties() {
+        let envelope = Envelope::new("hi")
+            .with_header("correlation-id", "c-1")
+            .unwrap()
+            .with_header("x-user", "v")
+            .unwrap();
+        let mut props = properties(&envelope, None);
+        // The server's own headers are left out.
+        let mut table = props.headers().clone().unwrap();
+        table.insert("x-death".into(), AMQPValue::FieldArray(Default::default()));
+        table.insert(
+            "x-first-death-queue".into(),
+            AMQPValue::LongString("q".into()),
+        );
+        props = props.with_headers(table);
+        let (back, count) = from_properties(&props, Bytes::from_static(b"hi")).unwrap();
+        assert_eq!(back.id(), envelope.id());
+        assert_eq!(back.headers(), envelope.headers());
+        assert_eq!(back.published_at(), envelope.published_at());
+        assert_eq!(count, None);
+        assert_eq!(
+            props.message_id().as_ref().unwrap().as_str(),
+            envelope.id().to_string()
+        );
+        assert_eq!(props.correlation_id().as_ref().unwrap().as_str(), "c-1");
+    }
+
+    #[test]
+    fn foreign_header_values_become_text_or_are_refused() {
+        let envelope = Envelope::new("x");
+        let mut table = properties(&envelope, None).headers().clone().unwrap();
+        table.insert("x-n".into(), AMQPValue::LongLongInt(-7));
+        table.insert("x-b".into(), AMQPValue::Boolean(true));
+        table.insert("x-delivery-count".into(), AMQPValue::LongLongInt(2));
+        let props = BasicProperties::default().with_headers(table.clone());
+        let (back, count) = from_properties(&props, Bytes::new()).unwrap();
+        assert_eq!(back.headers().get("x-n"), Some("-7"));
+        assert_eq!(back.headers().get("x-b"), Some("true"));
+        assert_eq!(count, Some(2));
+        table.insert(
+            "x-table".into(),
+            AMQPValue::FieldTable(FieldTable::default()),
+        );
+        let props = BasicProperties::default().with_headers(table);
+        assert!(matches!(
+            from_properties(&props, Bytes::new()),
+            Err(Error::WireHeader { .. })
+        ));
+        // No bk- headers at all: unreadable, as on every backend.
+        let props = BasicProperties::default();
+        assert!(from_properties(&props, Bytes::new()).is_err());
+    }
+}
