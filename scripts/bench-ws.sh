@@ -91,7 +91,7 @@ for deflate in "" deflate; do
         for peer in tokio-tungstenite fastwebsockets node-ws; do
           if [ -n "${cpu[ws-core]:-}" ] && [ -n "${cpu[$peer]:-}" ]; then
             awk -v c="$cell" -v p="$peer" -v o="${cpu[ws-core]}" -v q="${cpu[$peer]}" \
-              'BEGIN {if (q > 0) printf "ws echo %s (server CPU per message)\tws-core %.3f µs\t%s %.3f µs\t%.2fx\tserver CPU per message\n", c, o, p, q, o / q}' >>"$tsv"
+              'BEGIN {if (q + 0 > 0 && o + 0 > 0) printf "ws echo %s (server CPU per message)\tws-core %.3f µs\t%s %.3f µs\t%.2fx\tserver CPU per message\n", c, o, p, q, o / q}' >>"$tsv"
           fi
         done
       fi
