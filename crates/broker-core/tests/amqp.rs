@@ -25,26 +25,9 @@ use broker_core::{
 };
 use lapin::options::QueueDeleteOptions;
 
-const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/broker_peer.py");
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+mod support;
 
-fn missing(what: &str) {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{what} must be available under CI=true"
-    );
-    println!("skipped: {what} is not available");
-}
-
-fn env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ => {
-            missing(name);
-            None
-        }
-    }
-}
+use support::{TRACEPARENT, assert_is_ours, env, missing, peer};
 
 /// `rabbitmqctl`, when it is on the PATH and can talk to the server.
 fn rabbitmqctl() -> Option<()> {
@@ -94,20 +77,6 @@ fn close_connections(name: &str) -> usize {
         closed += 1;
     }
     closed
-}
-
-fn peer(python: &str, args: &[&str]) -> Vec<serde_json::Value> {
-    let output = Command::new(python).arg(PEER).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "peer {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
 }
 
 fn prefix(kind: &str) -> String {
@@ -217,24 +186,7 @@ async fn we_publish_and_pika_consumes_with_headers_intact() {
     );
     assert_eq!(read.len(), 3);
     for line in &read {
-        let headers = &line["headers"];
-        let id = headers["bk-id"].as_str().unwrap();
-        let original = sent
-            .iter()
-            .find(|e| e.id().to_string() == id)
-            .unwrap_or_else(|| panic!("pika read an unknown id {id}"));
-        assert_eq!(
-            line["payload"].as_str().unwrap().as_bytes(),
-            original.payload().as_ref()
-        );
-        for (name, value) in original.headers().iter() {
-            assert_eq!(
-                headers[name].as_str(),
-                Some(value),
-                "header {name} in {line}"
-            );
-        }
-        assert_eq!(headers["bk-attempt"].as_str(), Some("0"));
+        assert_is_ours(line, &sent);
     }
     assert_eq!(broker.pending("jobs").await.unwrap(), 0);
     broker.delete_topology().await.unwrap();

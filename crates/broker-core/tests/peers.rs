@@ -13,42 +13,13 @@
 //! each test skips with a message when one is unset and fails when `CI=true`.
 #![cfg(all(feature = "nats", feature = "redis"))]
 
-use std::process::Command;
 use std::time::Duration;
 
 use broker_core::{Broker, Envelope, MessageId, NatsBroker, QueueConfig, RedisBroker, Settlement};
 
-const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/broker_peer.py");
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+mod support;
 
-fn env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{name} must be set under CI=true"
-            );
-            println!("skipped: {name} is not set");
-            None
-        }
-    }
-}
-
-/// Runs the peer with `args` and returns its JSON lines.
-fn peer(python: &str, args: &[&str]) -> Vec<serde_json::Value> {
-    let output = Command::new(python).arg(PEER).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "peer {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
+use support::{TRACEPARENT, assert_is_ours, env, peer};
 
 /// A peer running in the background while our side works.
 fn peer_in_background(
@@ -75,28 +46,6 @@ fn ours(i: usize) -> Envelope {
         .unwrap()
         .with_header("x-peer", "rust")
         .unwrap()
-}
-
-/// What the peer printed for one of our messages: payload and headers as we sent them.
-fn assert_is_ours(line: &serde_json::Value, sent: &[Envelope]) {
-    let headers = &line["headers"];
-    let id = headers["bk-id"].as_str().unwrap();
-    let original = sent
-        .iter()
-        .find(|e| e.id().to_string() == id)
-        .unwrap_or_else(|| panic!("peer read an unknown id {id}"));
-    assert_eq!(
-        line["payload"].as_str().unwrap().as_bytes(),
-        original.payload().as_ref()
-    );
-    for (name, value) in original.headers().iter() {
-        assert_eq!(
-            headers[name].as_str(),
-            Some(value),
-            "header {name} in {line}"
-        );
-    }
-    assert_eq!(headers["bk-attempt"].as_str(), Some("0"));
 }
 
 /// What our consumer got from the peer: its ids, payloads and headers.
