@@ -8,11 +8,12 @@
 //! `examples/showcase` mounts the same [`App`] under `/api` with [`Settings::base_path`]:
 //! routes, `Location`, `Link` and the OpenAPI `servers` entry then carry the prefix.
 //!
-//! SQLite calls are short and run on the request's task behind one mutex: fine for an
-//! example; a busy service would use a connection pool and `spawn_blocking`.
+//! The data lives in SQLite by default (in memory, or a file) and in PostgreSQL when
+//! [`Settings::db`] is a `postgres://` URL (the `postgres` feature): the same handlers, the
+//! same answers; see the README for why and how.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -26,10 +27,16 @@ use rest_core::{
     Validators, check_precondition_syntax, format_links, json_object_body, negotiate_media_type,
     query, require_precondition,
 };
-use rusqlite::{Connection, OptionalExtension, params};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+use crate::database::{Database, DbError, Versioned};
+
+mod database;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod sqlite;
 
 /// Largest request body accepted (413 above it).
 const MAX_BODY: usize = 64 * 1024;
@@ -47,7 +54,9 @@ type Body = Full<Bytes>;
 pub struct Settings {
     /// The path prefix: empty at the root, or `/api` (no trailing slash).
     pub base_path: String,
-    /// A SQLite file; `None` is an in-memory database.
+    /// Where the data lives: `None` is SQLite in memory, a `postgres://` (or
+    /// `postgresql://`) URL is PostgreSQL (the `postgres` feature; migrated at start by
+    /// [`App::migrate`] or at the first request), anything else a SQLite file.
     pub db: Option<String>,
     /// The one origin CORS allows.
     pub cors_origin: String,
@@ -86,11 +95,14 @@ struct User {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct UserInput {
-    /// 1 to 100 characters.
-    #[schemars(length(min = 1, max = 100))]
+    /// 1 to 100 characters, no U+0000.
+    #[schemars(length(min = 1, max = 100), regex(pattern = "^[^\\u0000]*$"))]
     name: String,
-    /// 3 to 254 characters with an `@`.
-    #[schemars(length(min = 3, max = 254), regex(pattern = "@"))]
+    /// 3 to 254 characters with an `@`, no U+0000.
+    #[schemars(
+        length(min = 3, max = 254),
+        regex(pattern = "^[^\\u0000]*@[^\\u0000]*$")
+    )]
     email: String,
 }
 
@@ -109,11 +121,11 @@ struct Post {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PostInput {
-    /// 1 to 200 characters.
-    #[schemars(length(min = 1, max = 200))]
+    /// 1 to 200 characters, no U+0000.
+    #[schemars(length(min = 1, max = 200), regex(pattern = "^[^\\u0000]*$"))]
     title: String,
-    /// Up to 10000 characters.
-    #[schemars(length(max = 10000))]
+    /// Up to 10000 characters, no U+0000.
+    #[schemars(length(max = 10000), regex(pattern = "^[^\\u0000]*$"))]
     body: String,
 }
 
@@ -198,7 +210,7 @@ enum Route {
 pub struct App {
     base: String,
     router: Router<Route>,
-    db: Mutex<Connection>,
+    db: Database,
     cursors: CursorCodec,
     cors: CorsPolicy,
     idempotency: MemoryIdempotencyStore,
@@ -217,7 +229,7 @@ impl std::fmt::Debug for App {
 #[derive(Debug)]
 enum ApiError {
     Rest(Error),
-    Db(rusqlite::Error),
+    Db(DbError),
     /// Another user already has this e-mail address (409).
     EmailTaken(String),
 }
@@ -228,22 +240,22 @@ impl From<Error> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Db(error)
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            // A post's user deleted between the check and the insert.
+            DbError::NoSuchUser => Self::Rest(Error::NotFound),
+            other => Self::Db(other),
+        }
     }
 }
 
 /// A write refused because another user has the e-mail: 409 with the address, or the
 /// database error as it was.
-fn email_taken(error: rusqlite::Error, email: &str) -> ApiError {
-    match &error {
-        rusqlite::Error::SqliteFailure(failure, _)
-            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-        {
-            ApiError::EmailTaken(email.to_owned())
-        }
-        _ => ApiError::Db(error),
+fn email_taken(error: DbError, email: &str) -> ApiError {
+    match error {
+        DbError::EmailTaken => ApiError::EmailTaken(email.to_owned()),
+        other => other.into(),
     }
 }
 
@@ -255,8 +267,24 @@ impl ApiError {
                 .with_detail(format!("another user already has the e-mail {email}"))
                 .with_extension("pointer", json!("/email"))
                 .to_response(),
-            Self::Db(error) => {
-                tracing::error!(%error, "database error");
+            // The engine's own message goes to the log, never to the client.
+            Self::Db(DbError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "database unavailable");
+                let mut response = ProblemDetails::new(StatusCode::SERVICE_UNAVAILABLE)
+                    .with_detail("the database is unavailable; try again later")
+                    .to_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
+            Self::Db(DbError::EmailTaken) => ProblemDetails::new(StatusCode::CONFLICT)
+                .with_detail("another user already has this e-mail")
+                .with_extension("pointer", json!("/email"))
+                .to_response(),
+            Self::Db(DbError::NoSuchUser) => Error::NotFound.to_response(),
+            Self::Db(DbError::Failed(reason)) => {
+                tracing::error!(%reason, "database error");
                 ProblemDetails::new(StatusCode::INTERNAL_SERVER_ERROR)
                     .with_detail("the database failed; try again")
                     .to_response()
@@ -284,18 +312,9 @@ const ROUTES: &[(Method, &str, Route)] = &[
 ];
 
 impl App {
-    /// Opens the database (creating the tables) and builds the routes under
-    /// [`Settings::base_path`].
+    /// Opens the database (SQLite: creating or migrating the tables; PostgreSQL: reading
+    /// the URL, connecting later) and builds the routes under [`Settings::base_path`].
     pub fn new(config: &Settings) -> Result<Self, String> {
-        let connection = match &config.db {
-            Some(path) => Connection::open(path)
-                .map_err(|error| format!("cannot open the database {path:?}: {error}"))?,
-            None => Connection::open_in_memory()
-                .map_err(|error| format!("cannot open an in-memory database: {error}"))?,
-        };
-        connection
-            .execute_batch(SCHEMA)
-            .map_err(|error| format!("cannot create the tables: {error}"))?;
         // An empty trailing segment is a different path here (404), not a redirect: ids
         // are never empty.
         let mut router = Router::new().with_trailing_slash(TrailingSlash::Strict);
@@ -327,6 +346,7 @@ impl App {
             }
         };
         let cursors = CursorCodec::new(&key).map_err(|error| error.to_string())?;
+        let db = Database::open(config.db.as_deref())?;
         let cors = CorsPolicy::builder()
             .allow_origin(&config.cors_origin)
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
@@ -343,7 +363,7 @@ impl App {
         Ok(Self {
             base: config.base_path.clone(),
             router,
-            db: Mutex::new(connection),
+            db,
             cursors,
             cors,
             idempotency: MemoryIdempotencyStore::new(Duration::from_secs(24 * 3600), 100_000),
@@ -361,35 +381,22 @@ impl App {
         &self.openapi
     }
 
-    fn db(&self) -> MutexGuard<'_, Connection> {
+    /// Connects to the database and brings its schema up to date now, rather than at the
+    /// first request, so that a wrong `DATABASE_URL` shows at start. Instances starting at
+    /// once take turns (PostgreSQL: an advisory lock); each step runs once. SQLite was
+    /// migrated by [`App::new`]: nothing to do.
+    pub async fn migrate(&self) -> Result<(), String> {
         self.db
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .migrate()
+            .await
+            .map_err(|error| format!("{} database: {error}", self.db.engine()))
+    }
+
+    /// The engine the data lives in: `"SQLite"` or `"PostgreSQL"`.
+    pub fn database_engine(&self) -> &'static str {
+        self.db.engine()
     }
 }
-
-const SCHEMA: &str = "
-PRAGMA foreign_keys = ON;
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    email TEXT NOT NULL,
-    version INTEGER NOT NULL DEFAULT 1,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS posts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    title TEXT NOT NULL,
-    body TEXT NOT NULL,
-    version INTEGER NOT NULL DEFAULT 1,
-    updated_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS posts_by_user ON posts(user_id, id);
--- One user per e-mail address (`a@b` and `A@B` are one); an index rather than a column
--- constraint, so that a database file made before it gets it too.
-CREATE UNIQUE INDEX IF NOT EXISTS users_by_email ON users(email COLLATE NOCASE);
-";
 
 impl serve::App for App {
     /// Answers one request; paths outside [`Settings::base_path`] are 404 problems.
@@ -491,19 +498,19 @@ async fn dispatch(app: &App, route: Route, id: i64, parts: &Parts, body: &[u8]) 
             );
             Ok(response)
         }
-        Route::ListUsers => list_users(app, parts),
+        Route::ListUsers => list_users(app, parts).await,
         Route::CreateUser => idempotent(app, parts, body, || create_user(app, parts, body)).await,
-        Route::GetUser => get_user(app, id, parts),
-        Route::ReplaceUser => replace_user(app, id, parts, body),
-        Route::DeleteUser => delete_user(app, id, parts),
-        Route::ListUserPosts => list_user_posts(app, id, parts),
+        Route::GetUser => get_user(app, id, parts).await,
+        Route::ReplaceUser => replace_user(app, id, parts, body).await,
+        Route::DeleteUser => delete_user(app, id, parts).await,
+        Route::ListUserPosts => list_user_posts(app, id, parts).await,
         Route::CreateUserPost => {
             idempotent(app, parts, body, || create_post(app, id, parts, body)).await
         }
-        Route::ListPosts => list_posts(app, parts),
-        Route::GetPost => get_post(app, id, parts),
-        Route::ReplacePost => replace_post(app, id, parts, body),
-        Route::DeletePost => delete_post(app, id, parts),
+        Route::ListPosts => list_posts(app, parts).await,
+        Route::GetPost => get_post(app, id, parts).await,
+        Route::ReplacePost => replace_post(app, id, parts, body).await,
+        Route::DeletePost => delete_post(app, id, parts).await,
     }
 }
 
@@ -584,7 +591,14 @@ fn conditional_write(parts: &Parts, version: i64, updated_at: i64) -> Result<(),
 }
 
 /// Checks a string's length in characters (as JSON Schema counts them), naming the field.
+/// U+0000 is refused too: PostgreSQL's text cannot hold it, and both engines answer alike.
 fn check_length(pointer: &str, value: &str, min: usize, max: usize) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::InvalidJson {
+            pointer: pointer.to_owned(),
+            reason: "must not contain U+0000".to_owned(),
+        });
+    }
     let length = value.chars().count();
     if length < min || length > max {
         return Err(Error::InvalidJson {
@@ -683,10 +697,10 @@ async fn idempotent(
     app: &App,
     parts: &Parts,
     body: &[u8],
-    create: impl FnOnce() -> ApiResult,
+    create: impl AsyncFnOnce() -> ApiResult,
 ) -> ApiResult {
     let Some(key) = IdempotencyKey::from_headers(&parts.headers)? else {
-        return create();
+        return create().await;
     };
     // This API restricts keys to tokens (the draft allows any string).
     if !key
@@ -716,7 +730,7 @@ async fn idempotent(
                 .find(|(name, _)| name == header::LOCATION)
                 .and_then(|(_, value)| value.to_str().ok());
             if let Some(location) = location
-                && !resource_exists(app, location)?
+                && !resource_exists(app, location).await?
             {
                 return Ok(ProblemDetails::new(StatusCode::CONFLICT)
                     .with_detail(
@@ -726,7 +740,7 @@ async fn idempotent(
             }
             Ok(stored.to_response())
         }
-        Reservation::Started => match create() {
+        Reservation::Started => match create().await {
             Ok(response) if response.status().is_success() => {
                 let keep: Vec<(HeaderName, HeaderValue)> = response
                     .headers()
@@ -758,15 +772,14 @@ async fn idempotent(
 }
 
 /// Whether the resource at a `Location` this server issued still exists.
-fn resource_exists(app: &App, location: &str) -> Result<bool, ApiError> {
+async fn resource_exists(app: &App, location: &str) -> Result<bool, ApiError> {
     let RouteMatch::Found { value, params, .. } = app.router.at(&Method::GET, location) else {
         return Ok(false);
     };
     let id = params.parse::<i64>("id")?;
-    let conn = app.db();
     Ok(match value {
-        Route::GetUser => load_user(&conn, id)?.is_some(),
-        Route::GetPost => load_post(&conn, id)?.is_some(),
+        Route::GetUser => app.db.user(id).await?.is_some(),
+        Route::GetPost => app.db.post(id).await?.is_some(),
         _ => false,
     })
 }
@@ -774,39 +787,10 @@ fn resource_exists(app: &App, location: &str) -> Result<bool, ApiError> {
 // ---------------------------------------------------------------------------------------
 // Users
 
-fn load_user(conn: &Connection, id: i64) -> rusqlite::Result<Option<(User, i64, i64)>> {
-    conn.prepare_cached("SELECT id, name, email, version, updated_at FROM users WHERE id = ?1")?
-        .query_row(params![id], |row| {
-            Ok((
-                User {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    email: row.get(2)?,
-                },
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })
-        .optional()
-}
-
-fn list_users(app: &App, parts: &Parts) -> ApiResult {
+async fn list_users(app: &App, parts: &Parts) -> ApiResult {
     accept_json(parts)?;
     let (after, limit) = cursor_page(app, parts, "users")?;
-    let mut items = {
-        let conn = app.db();
-        let mut statement = conn.prepare_cached(
-            "SELECT id, name, email FROM users WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = statement.query_map(params![after, i64::from(limit) + 1], |row| {
-            Ok(User {
-                id: row.get(0)?,
-                name: row.get(1)?,
-                email: row.get(2)?,
-            })
-        })?;
-        rows.collect::<rusqlite::Result<Vec<User>>>()?
-    };
+    let mut items = app.db.users_after(after, i64::from(limit) + 1).await?;
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let last = if more {
@@ -821,17 +805,15 @@ fn list_users(app: &App, parts: &Parts) -> ApiResult {
     ))
 }
 
-fn create_user(app: &App, parts: &Parts, body: &[u8]) -> ApiResult {
+async fn create_user(app: &App, parts: &Parts, body: &[u8]) -> ApiResult {
     accept_json(parts)?;
     let input = user_input(parts, body, &app.json_limits)?;
     let now = now_seconds();
-    let id = {
-        let conn = app.db();
-        conn.prepare_cached("INSERT INTO users (name, email, updated_at) VALUES (?1, ?2, ?3)")?
-            .execute(params![input.name, input.email, now])
-            .map_err(|error| email_taken(error, &input.email))?;
-        conn.last_insert_rowid()
-    };
+    let id = app
+        .db
+        .insert_user(&input, now)
+        .await
+        .map_err(|error| email_taken(error, &input.email))?;
     let user = User {
         id,
         name: input.name,
@@ -844,31 +826,31 @@ fn create_user(app: &App, parts: &Parts, body: &[u8]) -> ApiResult {
     Ok(response)
 }
 
-fn get_user(app: &App, id: i64, parts: &Parts) -> ApiResult {
+async fn get_user(app: &App, id: i64, parts: &Parts) -> ApiResult {
     accept_json(parts)?;
-    let found = load_user(&app.db(), id)?;
-    let (user, version, updated_at) = found.ok_or(Error::NotFound)?;
-    conditional_read(parts, &user, version, updated_at)
+    let found = app.db.user(id).await?.ok_or(Error::NotFound)?;
+    conditional_read(parts, &found.value, found.version, found.updated_at)
 }
 
-fn replace_user(app: &App, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
+async fn replace_user(app: &App, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
     accept_json(parts)?;
-    let conn = app.db();
-    let (_, version, updated_at) = load_user(&conn, id)?.ok_or(Error::NotFound)?;
+    let Versioned {
+        version,
+        updated_at,
+        ..
+    } = app.db.user(id).await?.ok_or(Error::NotFound)?;
     require_precondition(&parts.headers)?;
     check_precondition_syntax(&parts.headers)?;
     let input = user_input(parts, body, &app.json_limits)?;
     conditional_write(parts, version, updated_at)?;
     let now = now_seconds();
     // The version check in SQL keeps the write atomic with the precondition.
-    let changed = conn
-        .prepare_cached(
-            "UPDATE users SET name = ?1, email = ?2, version = version + 1, updated_at = ?3 \
-             WHERE id = ?4 AND version = ?5",
-        )?
-        .execute(params![input.name, input.email, now, id, version])
+    let replaced = app
+        .db
+        .update_user(id, version, &input, now)
+        .await
         .map_err(|error| email_taken(error, &input.email))?;
-    if changed == 0 {
+    if !replaced {
         return Err(Error::PreconditionFailed.into());
     }
     let user = User {
@@ -883,14 +865,14 @@ fn replace_user(app: &App, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
     ))
 }
 
-fn delete_user(app: &App, id: i64, parts: &Parts) -> ApiResult {
-    let conn = app.db();
-    let (_, version, updated_at) = load_user(&conn, id)?.ok_or(Error::NotFound)?;
+async fn delete_user(app: &App, id: i64, parts: &Parts) -> ApiResult {
+    let Versioned {
+        version,
+        updated_at,
+        ..
+    } = app.db.user(id).await?.ok_or(Error::NotFound)?;
     conditional_write(parts, version, updated_at)?;
-    let changed = conn
-        .prepare_cached("DELETE FROM users WHERE id = ?1 AND version = ?2")?
-        .execute(params![id, version])?;
-    if changed == 0 {
+    if !app.db.delete_user(id, version).await? {
         return Err(Error::PreconditionFailed.into());
     }
     let mut response = Response::new(Bytes::new());
@@ -901,36 +883,10 @@ fn delete_user(app: &App, id: i64, parts: &Parts) -> ApiResult {
 // ---------------------------------------------------------------------------------------
 // Posts
 
-fn post_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Post> {
-    Ok(Post {
-        id: row.get(0)?,
-        user_id: row.get(1)?,
-        title: row.get(2)?,
-        body: row.get(3)?,
-    })
-}
-
-fn load_post(conn: &Connection, id: i64) -> rusqlite::Result<Option<(Post, i64, i64)>> {
-    conn.prepare_cached(
-        "SELECT id, user_id, title, body, version, updated_at FROM posts WHERE id = ?1",
-    )?
-    .query_row(params![id], |row| {
-        Ok((post_from_row(row)?, row.get(4)?, row.get(5)?))
-    })
-    .optional()
-}
-
-fn list_posts(app: &App, parts: &Parts) -> ApiResult {
+async fn list_posts(app: &App, parts: &Parts) -> ApiResult {
     accept_json(parts)?;
     let (after, limit) = cursor_page(app, parts, "posts")?;
-    let mut items = {
-        let conn = app.db();
-        let mut statement = conn.prepare_cached(
-            "SELECT id, user_id, title, body FROM posts WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = statement.query_map(params![after, i64::from(limit) + 1], post_from_row)?;
-        rows.collect::<rusqlite::Result<Vec<Post>>>()?
-    };
+    let mut items = app.db.posts_after(after, i64::from(limit) + 1).await?;
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let last = if more {
@@ -945,7 +901,7 @@ fn list_posts(app: &App, parts: &Parts) -> ApiResult {
     ))
 }
 
-fn list_user_posts(app: &App, user_id: i64, parts: &Parts) -> ApiResult {
+async fn list_user_posts(app: &App, user_id: i64, parts: &Parts) -> ApiResult {
     accept_json(parts)?;
     reject_empty_numbers(parts, &["page", "per_page"])?;
     let q: PageQuery = query(parts.uri.query(), &app.query_limits)?;
@@ -964,26 +920,17 @@ fn list_user_posts(app: &App, user_id: i64, parts: &Parts) -> ApiResult {
         u64::from(DEFAULT_LIMIT),
         u64::from(MAX_LIMIT),
     );
-    let conn = app.db();
-    load_user(&conn, user_id)?.ok_or(Error::NotFound)?;
-    let total: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM posts WHERE user_id = ?1")?
-        .query_row(params![user_id], |row| row.get(0))?;
+    app.db.user(user_id).await?.ok_or(Error::NotFound)?;
+    let total = app.db.count_user_posts(user_id).await?;
     let total = u64::try_from(total).unwrap_or(0);
-    let items = conn
-        .prepare_cached(
-            "SELECT id, user_id, title, body FROM posts WHERE user_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3",
-        )?
-        .query_map(
-            params![
-                user_id,
-                i64::try_from(page.per_page).unwrap_or(i64::MAX),
-                i64::try_from(page.offset()).unwrap_or(i64::MAX)
-            ],
-            post_from_row,
-        )?
-        .collect::<rusqlite::Result<Vec<Post>>>()?;
-    drop(conn);
+    let items = app
+        .db
+        .user_posts(
+            user_id,
+            i64::try_from(page.per_page).unwrap_or(i64::MAX),
+            i64::try_from(page.offset()).unwrap_or(i64::MAX),
+        )
+        .await?;
     let pages = page.page_count(total).max(1);
     let base = format!("{}/users/{user_id}/posts", app.base);
     let at =
@@ -1007,18 +954,13 @@ fn list_user_posts(app: &App, user_id: i64, parts: &Parts) -> ApiResult {
     Ok(with_link(response, Some(format_links(&links))))
 }
 
-fn create_post(app: &App, user_id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
+async fn create_post(app: &App, user_id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
     accept_json(parts)?;
-    let conn = app.db();
-    load_user(&conn, user_id)?.ok_or(Error::NotFound)?;
+    app.db.user(user_id).await?.ok_or(Error::NotFound)?;
     let input = post_input(parts, body, &app.json_limits)?;
     let now = now_seconds();
-    conn.prepare_cached(
-        "INSERT INTO posts (user_id, title, body, updated_at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![user_id, input.title, input.body, now])?;
-    let id = conn.last_insert_rowid();
-    drop(conn);
+    // A user deleted since the check above: the foreign key refuses the post (404).
+    let id = app.db.insert_post(user_id, &input, now).await?;
     let post = Post {
         id,
         user_id,
@@ -1032,29 +974,25 @@ fn create_post(app: &App, user_id: i64, parts: &Parts, body: &[u8]) -> ApiResult
     Ok(response)
 }
 
-fn get_post(app: &App, id: i64, parts: &Parts) -> ApiResult {
+async fn get_post(app: &App, id: i64, parts: &Parts) -> ApiResult {
     accept_json(parts)?;
-    let found = load_post(&app.db(), id)?;
-    let (post, version, updated_at) = found.ok_or(Error::NotFound)?;
-    conditional_read(parts, &post, version, updated_at)
+    let found = app.db.post(id).await?.ok_or(Error::NotFound)?;
+    conditional_read(parts, &found.value, found.version, found.updated_at)
 }
 
-fn replace_post(app: &App, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
+async fn replace_post(app: &App, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
     accept_json(parts)?;
-    let conn = app.db();
-    let (post, version, updated_at) = load_post(&conn, id)?.ok_or(Error::NotFound)?;
+    let Versioned {
+        value: post,
+        version,
+        updated_at,
+    } = app.db.post(id).await?.ok_or(Error::NotFound)?;
     require_precondition(&parts.headers)?;
     check_precondition_syntax(&parts.headers)?;
     let input = post_input(parts, body, &app.json_limits)?;
     conditional_write(parts, version, updated_at)?;
     let now = now_seconds();
-    let changed = conn
-        .prepare_cached(
-            "UPDATE posts SET title = ?1, body = ?2, version = version + 1, updated_at = ?3 \
-             WHERE id = ?4 AND version = ?5",
-        )?
-        .execute(params![input.title, input.body, now, id, version])?;
-    if changed == 0 {
+    if !app.db.update_post(id, version, &input, now).await? {
         return Err(Error::PreconditionFailed.into());
     }
     let post = Post {
@@ -1070,14 +1008,14 @@ fn replace_post(app: &App, id: i64, parts: &Parts, body: &[u8]) -> ApiResult {
     ))
 }
 
-fn delete_post(app: &App, id: i64, parts: &Parts) -> ApiResult {
-    let conn = app.db();
-    let (_, version, updated_at) = load_post(&conn, id)?.ok_or(Error::NotFound)?;
+async fn delete_post(app: &App, id: i64, parts: &Parts) -> ApiResult {
+    let Versioned {
+        version,
+        updated_at,
+        ..
+    } = app.db.post(id).await?.ok_or(Error::NotFound)?;
     conditional_write(parts, version, updated_at)?;
-    let changed = conn
-        .prepare_cached("DELETE FROM posts WHERE id = ?1 AND version = ?2")?
-        .execute(params![id, version])?;
-    if changed == 0 {
+    if !app.db.delete_post(id, version).await? {
         return Err(Error::PreconditionFailed.into());
     }
     let mut response = Response::new(Bytes::new());
@@ -1123,6 +1061,10 @@ fn openapi_document(base_path: &str) -> Result<Bytes, String> {
                 .problem(400, "A malformed query or a forged cursor")
                 .problem(406, "Only application/json is available")
                 .problem(414, "The query string is too long")
+                .problem(
+                    503,
+                    "The database is unavailable (PostgreSQL down or unreachable)",
+                )
         };
     let create = |op: &str,
                   summary: &str,
@@ -1162,6 +1104,10 @@ fn openapi_document(base_path: &str) -> Result<Bytes, String> {
                 412,
                 "An If-Match or If-Unmodified-Since precondition is false",
             )
+            .problem(
+                503,
+                "The database is unavailable (PostgreSQL down or unreachable)",
+            )
     };
     let replace =
         |op: &str, summary: &str, input: &serde_json::Value, output: &serde_json::Value| {
@@ -1181,6 +1127,10 @@ fn openapi_document(base_path: &str) -> Result<Bytes, String> {
                 .problem(415, "The body is not application/json")
                 .problem(422, "A field is invalid (named by JSON pointer)")
                 .problem(428, "If-Match is required")
+                .problem(
+                    503,
+                    "The database is unavailable (PostgreSQL down or unreachable)",
+                )
         };
     let delete = |op: &str, summary: &str| {
         Operation::new(op)
@@ -1192,6 +1142,10 @@ fn openapi_document(base_path: &str) -> Result<Bytes, String> {
             .problem(404, "No such resource")
             .problem(412, "The ETag in If-Match is not the current one")
             .problem(428, "If-Match is required")
+            .problem(
+                503,
+                "The database is unavailable (PostgreSQL down or unreachable)",
+            )
     };
     let link = |op: &str, with_etag: bool| {
         let parameters = if with_etag {

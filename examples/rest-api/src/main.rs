@@ -3,8 +3,10 @@
 //! without it), CORS, idempotent POSTs (`Idempotency-Key`) and an OpenAPI 3.1 document.
 //! Every error is an RFC 9457 `application/problem+json` body.
 //!
-//! Run with: `cargo run -p rest-api` (in memory) or
-//! `cargo run -p rest-api -- --db rest-api.sqlite` (a file that survives restarts).
+//! Run with: `cargo run -p rest-api` (in memory),
+//! `cargo run -p rest-api -- --db rest-api.sqlite` (a file that survives restarts), or
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run -p rest-api --features
+//! postgres` (PostgreSQL, shared by every instance; migrated at start).
 //!
 //! Try:
 //!
@@ -25,6 +27,7 @@
 //! curl -i -X DELETE http://127.0.0.1:8080/users/1 -H 'if-match: "v2"'
 //! ```
 //!
+//! `--db FILE` or `--memory` win over `DATABASE_URL`, which may also name a SQLite file.
 //! `CORS_ORIGIN` (default `http://localhost:3000`) is the one origin CORS allows; `CURSOR_KEY`
 //! (32 bytes or more) signs paging cursors, the same on every instance. `PORT`,
 //! `BIND`, `RUST_LOG`, `LOG_FORMAT=json` and the graceful shutdown are the `serve` crate's
@@ -51,13 +54,19 @@ async fn run() -> Result<(), serve::Error> {
         cursor_key: std::env::var("CURSOR_KEY").ok().map(String::into_bytes),
         ..Settings::default()
     };
-    let app = Arc::new(App::new(&settings)?);
+    let app = App::new(&settings)?;
+    app.migrate().await?;
+    tracing::info!(engine = app.database_engine(), "database ready");
+    let app = Arc::new(app);
     serve::Server::bind(8080).await?.serve(app).await
 }
 
-/// `--db FILE` (a SQLite file) or `--memory` (the default).
+/// `--db FILE` (a SQLite file) or `--memory`; without either, `DATABASE_URL` (a
+/// `postgres://` URL or a SQLite file), and without it, in memory.
 fn database_from_args() -> Result<Option<String>, serve::Error> {
-    let mut db = None;
+    let mut db = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -69,7 +78,8 @@ fn database_from_args() -> Result<Option<String>, serve::Error> {
             }
             "--memory" => db = None,
             "--help" | "-h" => {
-                let usage = "usage: rest-api [--db FILE | --memory] (default: in memory)";
+                let usage = "usage: rest-api [--db FILE | --memory] \
+                             (default: DATABASE_URL if set, else in memory)";
                 return Err(serve::Error::usage(usage));
             }
             other => {

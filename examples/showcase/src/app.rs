@@ -84,10 +84,15 @@ impl Showcase {
         )?;
         let api = rest_api::App::new(&rest_api::Settings {
             base_path: "/api".to_owned(),
-            db: None,
+            // PostgreSQL when DATABASE_URL is set (migrated here, at start); else SQLite in
+            // memory.
+            db: std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|url| !url.is_empty()),
             cors_origin: origin.to_owned(),
             cursor_key: None,
         })?;
+        api.migrate().await?;
         let api_index = index::api_page(api.openapi_json());
         let chat = Arc::new(chat::App::new(chat::Settings {
             base_path: "/chat".to_owned(),

@@ -45,7 +45,7 @@
 //! | prefix | example library | crate shown |
 //! |---|---|---|
 //! | `/auth/` | `auth-login` | auth-core: argon2id sign-up/login, sessions, CSRF, throttling, JWT API + JWKS |
-//! | `/api/` | `rest-api` | rest-core: users/posts CRUD on in-memory SQLite, ETags, `If-Match`, paging, CORS, idempotency, OpenAPI |
+//! | `/api/` | `rest-api` | rest-core: users/posts CRUD on in-memory SQLite (PostgreSQL with `DATABASE_URL`), ETags, `If-Match`, paging, CORS, idempotency, OpenAPI |
 //! | `/chat/` | `chat` | ws-core: rooms, presence, direct messages, permessage-deflate |
 //! | `/oauth/` | `oauth-provider` | auth-core OAuth 2.0 authorization server (issuer `http://ADDR/oauth`) |
 //! | `/oauth-login/` | `oauth-login` | auth-core OAuth client, logging in against `/oauth` on this same server |

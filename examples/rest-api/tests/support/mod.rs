@@ -1,5 +1,10 @@
 //! A running rest-api binary and a minimal HTTP/1.1 client over `TcpStream`, so the tests
 //! see exactly the bytes a real client sees.
+//!
+//! The engine follows the test target: `http_postgres` and `schemathesis_postgres` run the
+//! suites of `http.rs` and `schemathesis.rs` again with each server on PostgreSQL
+//! (`DATABASE_URL`), in a schema of its own that is dropped with the server; the other
+//! targets run on SQLite in memory, whatever the environment says.
 
 #![allow(
     dead_code,
@@ -16,30 +21,63 @@ use std::time::Duration;
 
 use serve::testing::Process;
 
-/// The server process; killed when dropped.
-pub(crate) struct Server(Process);
+/// Whether this test target runs its servers on PostgreSQL (see the module docs).
+pub(crate) fn postgres() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_postgres")
+}
+
+/// The server process; killed when dropped, then its schema (PostgreSQL) is dropped.
+pub(crate) struct Server {
+    process: Process,
+    #[cfg(feature = "postgres")]
+    schema: Option<Schema>,
+}
 
 impl Server {
-    pub(crate) fn start() -> Self {
+    /// A server on this target's engine; `None` (the test skips) when that is PostgreSQL
+    /// and `DATABASE_URL` is not set.
+    pub(crate) fn start() -> Option<Self> {
         Self::start_with(&[])
     }
 
-    pub(crate) fn start_with(args: &[&str]) -> Self {
+    pub(crate) fn start_with(args: &[&str]) -> Option<Self> {
         Self::start_with_env(args, &[])
     }
 
-    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Option<Self> {
         let mut binary = Command::new(env!("CARGO_BIN_EXE_rest-api"));
         binary
             .args(args)
             .envs(env.iter().copied())
             .env("CORS_ORIGIN", "https://app.example")
+            .env_remove("DATABASE_URL")
             .stderr(Stdio::null());
-        Self(Process::spawn(binary))
+        #[cfg(feature = "postgres")]
+        let schema = if postgres() {
+            if args.contains(&"--db") {
+                println!("skipped on PostgreSQL: the test is about a SQLite file");
+                return None;
+            }
+            let schema = Schema::create()?;
+            binary.env("DATABASE_URL", schema.url());
+            Some(schema)
+        } else {
+            None
+        };
+        #[cfg(not(feature = "postgres"))]
+        assert!(
+            !postgres(),
+            "the PostgreSQL suites need the postgres feature"
+        );
+        Some(Self {
+            process: Process::spawn(binary),
+            #[cfg(feature = "postgres")]
+            schema,
+        })
     }
 
     pub(crate) fn url(&self) -> String {
-        self.0.origin()
+        self.process.origin()
     }
 
     /// Sends one request (raw path bytes allowed) and reads the whole response.
@@ -50,7 +88,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Reply {
-        let mut stream = TcpStream::connect(self.0.addr).expect("connect");
+        let mut stream = TcpStream::connect(self.process.addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -143,4 +181,75 @@ impl Reply {
         assert!(problem["title"].is_string());
         problem
     }
+}
+
+/// A PostgreSQL schema of its own for one test (`t_` and 16 random hex digits), so that
+/// tests running in parallel, and CI runs one after another, never see each other's rows;
+/// dropped with everything in it when the value is.
+#[cfg(feature = "postgres")]
+pub(crate) struct Schema {
+    base: String,
+    pub(crate) name: String,
+}
+
+#[cfg(feature = "postgres")]
+impl Schema {
+    /// A new schema in `DATABASE_URL`'s database; `None` (skip) when that is unset.
+    pub(crate) fn create() -> Option<Self> {
+        let base = serve::testing::peer("DATABASE_URL")?;
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
+        let name = format!(
+            "t_{}",
+            random
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        execute(&base, &format!("CREATE SCHEMA {name}"));
+        Some(Self { base, name })
+    }
+
+    /// `DATABASE_URL` with this schema as the search path (libpq's `options`).
+    pub(crate) fn url(&self) -> String {
+        let separator = if self.base.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.base, self.name
+        )
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for Schema {
+    fn drop(&mut self) {
+        execute(
+            &self.base,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        );
+    }
+}
+
+/// Runs `sql` on `url`, on a thread of its own (callers may be inside a runtime).
+#[cfg(feature = "postgres")]
+pub(crate) fn execute(url: &str, sql: &str) {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("connect to DATABASE_URL: {e}"));
+            tokio::spawn(connection);
+            client
+                .batch_execute(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        });
+    })
+    .join()
+    .unwrap();
 }
