@@ -514,6 +514,9 @@ async fn drive(mut eventloop: EventLoop, state: Arc<LinkState>, sink: Sink, link
             _ => {}
         }
     }
+    // Closed first, so a request sent from now on fails at once instead of waiting for an
+    // answer that cannot come.
+    drop(eventloop);
     state.alive.store(false, Ordering::Release);
     lock(&state.waiters).fail_all();
 }
