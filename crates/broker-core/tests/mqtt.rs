@@ -577,7 +577,11 @@ async fn our_mosquitto_restarted_under_qos1_load_loses_nothing() {
         tokio::spawn(async move {
             let end = Instant::now() + Duration::from_secs(90);
             let mut errors = 0;
-            while seen.lock().unwrap().len() < N && Instant::now() < end {
+            loop {
+                let done = seen.lock().unwrap().len() >= N;
+                if done || Instant::now() >= end {
+                    break;
+                }
                 match consumer
                     .fetch("load", "c", 100, Duration::from_millis(200))
                     .await
