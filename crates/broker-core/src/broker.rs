@@ -36,6 +36,11 @@ pub(crate) enum DeliveryToken {
         token: u64,
         consumer: String,
     },
+    #[cfg(feature = "mqtt")]
+    Mqtt {
+        token: u64,
+        consumer: String,
+    },
     #[cfg(feature = "nats")]
     Nats {
         reply: String,

@@ -38,6 +38,11 @@ pub struct Capabilities {
     /// Messages with the same [`ORDERING_KEY`](crate::ORDERING_KEY) are handed out one at
     /// a time in publication order, different keys in parallel.
     pub ordered_keys: bool,
+    /// Attempt counts, retry delays and dead-lettering decisions survive a crash of the
+    /// consuming process because the broker keeps them. False where the adapter keeps them
+    /// in that process (MQTT): after a crash the server resends what it held at once, and
+    /// the adapter counts it as one more attempt.
+    pub retry_state_in_broker: bool,
 }
 
 impl Capabilities {
@@ -58,6 +63,7 @@ impl Capabilities {
             prefetch: true,
             pending_count: true,
             ordered_keys: true,
+            retry_state_in_broker: true,
         }
     }
 }

@@ -51,7 +51,12 @@ impl DeadLetter {
     }
 
     /// A dead letter read back from a backend: reason and attempts from its headers.
-    #[cfg(any(feature = "redis", feature = "nats", feature = "amqp"))]
+    #[cfg(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    ))]
     pub(crate) fn from_stored(queue: &str, envelope: Envelope, dead_at: SystemTime) -> Self {
         let headers = envelope.headers();
         let reason = headers

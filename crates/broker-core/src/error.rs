@@ -22,6 +22,14 @@ pub enum Error {
         /// What was wrong with it.
         reason: &'static str,
     },
+    /// A subject or subject pattern (`a.b.*`, `a.>`) or an MQTT topic cannot be mapped.
+    #[error("invalid subject {subject:?}: {reason}")]
+    InvalidSubject {
+        /// The offending subject or topic (truncated to 200 characters).
+        subject: String,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
     /// A queue name is empty, too long or has characters a backend cannot carry.
     #[error("invalid queue name {0:?}: use 1 to 200 characters of A-Z a-z 0-9 - _")]
     InvalidQueueName(String),

@@ -11,10 +11,19 @@ mod delivery;
 mod embedded;
 mod envelope;
 mod error;
-#[cfg(any(feature = "redis", feature = "nats", feature = "amqp"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "nats",
+    feature = "amqp",
+    feature = "mqtt"
+))]
 mod held;
 mod id_clock;
 mod inbox;
+#[cfg(feature = "mqtt")]
+mod mqtt;
+#[cfg(feature = "mqtt")]
+mod mqtt_topic;
 mod ordering;
 mod request_reply;
 mod retry;
@@ -46,6 +55,12 @@ pub use error::{Error, Result};
 #[cfg(feature = "redis")]
 pub use inbox::RedisInbox;
 pub use inbox::{Claim, Inbox, LeaseToken, MemoryInbox};
+#[cfg(feature = "mqtt")]
+pub use mqtt::{
+    MqttBroker, MqttMessage, MqttOptions, MqttPublish, MqttQos, MqttSubscription, SUBJECT_HEADER,
+};
+#[cfg(feature = "mqtt")]
+pub use mqtt_topic::{mqtt_filter_to_subject, subject_to_mqtt_filter};
 #[cfg(feature = "nats")]
 pub use nats::NatsBroker;
 pub use ordering::ORDERING_KEY;

@@ -26,7 +26,12 @@
 //! ```
 
 use crate::Envelope;
-#[cfg(any(feature = "redis", feature = "nats", feature = "amqp"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "nats",
+    feature = "amqp",
+    feature = "mqtt"
+))]
 use crate::{Error, Result};
 
 /// The header that names a message's ordering key.
@@ -37,7 +42,12 @@ pub(crate) fn ordering_key(envelope: &Envelope) -> Option<&str> {
 }
 
 /// For backends without per-key ordering: a message that asks for it is refused.
-#[cfg(any(feature = "redis", feature = "nats", feature = "amqp"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "nats",
+    feature = "amqp",
+    feature = "mqtt"
+))]
 pub(crate) fn refuse_ordering_key(backend: &'static str, envelope: &Envelope) -> Result<()> {
     if ordering_key(envelope).is_some() {
         return Err(Error::Unsupported {

@@ -21,7 +21,12 @@ fn service_url(var: &str) -> Option<String> {
 
 /// Redis Streams, NATS JetStream and RabbitMQ have no per-key ordering here: they refuse an
 /// ordering key (checked by the suite) and skip the ordering check.
-#[cfg(any(feature = "redis", feature = "nats", feature = "amqp"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "nats",
+    feature = "amqp",
+    feature = "mqtt"
+))]
 const UNORDERED: [(&str, &str); 1] = [("ordered_keys_in_order_in_parallel", "ordered_keys")];
 
 #[cfg(any(feature = "redis", feature = "nats"))]
@@ -128,4 +133,30 @@ async fn amqp_quorum_queues_and_fanout_exchanges_pass_the_suite() {
         "q",
     )
     .await;
+}
+
+/// MQTT has no queue depth: `pending` is refused (`pending_count: false`), and the checks
+/// leave out their pending counts for it (the drain and prefetch checks still run); per-key
+/// ordering is refused as on the other network backends.
+#[cfg(feature = "mqtt")]
+#[tokio::test]
+async fn mqtt_passes_the_suite() {
+    let Some(url) = service_url("MQTT_URL") else {
+        return;
+    };
+    let prefix = format!(
+        "bk-conf-{}",
+        &broker_core::MessageId::new().as_uuid().simple().to_string()[..20]
+    );
+    let options =
+        broker_core::MqttOptions::default().session_expiry(std::time::Duration::from_secs(120));
+    let broker = broker_core::MqttBroker::connect_with(&url, &prefix, options)
+        .await
+        .unwrap();
+    let outcome = conformance::run(&broker).await;
+    broker.delete_sessions().await.unwrap();
+    let report = outcome.unwrap();
+    assert_eq!(report.skipped, UNORDERED, "{report:?}");
+    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(broker.reconnects(), 0);
 }

@@ -16,6 +16,12 @@ Usage (one JSON object per message on stdout):
   broker_peer.py amqp-publish URL EXCHANGE ROUTING_KEY N
   broker_peer.py amqp-consume URL QUEUE N
   broker_peer.py amqp-respond URL QUEUE
+  broker_peer.py mqtt-publish URL TOPIC N
+  broker_peer.py mqtt-consume URL TOPIC_FILTER N
+
+On MQTT (paho-mqtt, MQTT 5) a device-like publisher sends no `bk-` headers: user
+properties, the content type and the correlation data are the headers. `mqtt-consume`
+prints `{"ready": true}` once its subscription is acknowledged, then one line per message.
 """
 
 import asyncio
@@ -195,6 +201,70 @@ def amqp_respond(url, queue):
     conn.close()
 
 
+def mqtt_client(url):
+    import paho.mqtt.client as mqtt
+
+    rest = url.split("://", 1)[1].rstrip("/")
+    host, _, port = rest.rpartition(":")
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"paho-{uuid.uuid4().hex[:12]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.connect(host or rest, int(port) if host else 1883)
+    client.loop_start()
+    return client
+
+
+def mqtt_publish(url, topic, n):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    client = mqtt_client(url)
+    for i in range(n):
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [("x-peer", "paho"), ("x-index", str(i)), ("traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+        props.ContentType = "text/plain"
+        props.CorrelationData = f"paho-{i}".encode()
+        info = client.publish(topic, f"from paho {i}".encode(), qos=1, properties=props)
+        info.wait_for_publish(timeout=10)
+        print(json.dumps({"index": i, "published": info.is_published()}), flush=True)
+    client.loop_stop()
+    client.disconnect()
+
+
+def mqtt_consume(url, topic_filter, n):
+    import queue
+
+    got = queue.Queue()
+    subscribed = queue.Queue()
+    client = mqtt_client(url)
+    client.on_message = lambda c, u, msg: got.put(msg)
+    client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(codes)
+    client.subscribe(topic_filter, qos=1)
+    subscribed.get(timeout=10)
+    print(json.dumps({"ready": True}), flush=True)
+    deadline = time.monotonic() + 15
+    seen = 0
+    while seen < n and time.monotonic() < deadline:
+        try:
+            msg = got.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        props = msg.properties
+        headers = dict(getattr(props, "UserProperty", []) or [])
+        if getattr(props, "ContentType", None):
+            headers["content-type"] = props.ContentType
+        if getattr(props, "CorrelationData", None):
+            headers["correlation-id"] = props.CorrelationData.decode()
+        print(json.dumps({"topic": msg.topic, "qos": msg.qos, "retain": bool(msg.retain),
+                          "payload": msg.payload.decode(), "headers": headers}), flush=True)
+        seen += 1
+    client.loop_stop()
+    client.disconnect()
+
+
 def main():
     command, url, *rest = sys.argv[1:]
     if command == "nats-publish":
@@ -213,6 +283,10 @@ def main():
         amqp_consume(url, rest[0], int(rest[1]))
     elif command == "amqp-respond":
         amqp_respond(url, rest[0])
+    elif command == "mqtt-publish":
+        mqtt_publish(url, rest[0], int(rest[1]))
+    elif command == "mqtt-consume":
+        mqtt_consume(url, rest[0], int(rest[1]))
     else:
         sys.exit(f"unknown command {command}")
 
