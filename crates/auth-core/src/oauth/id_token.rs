@@ -125,13 +125,14 @@ mod tests {
 
     #[test]
     fn at_hash_is_the_left_half_of_the_digest() {
-        // OpenID Connect Core 1.0 appendix A.3 and A.4 use this access token with RS256.
+        // Computed by a peer: Authlib 1.9.10's OpenID provider wrote this at_hash (ES256)
+        // for this access token.
         assert_eq!(
             token_hash(
-                "jHkWEdUXMU1BwAsC4vtUsZwnNjuFJOYyHpmSRQO_Xq0",
-                Algorithm::RS256
+                "qZUOp9pMkOOkWrFLfSdUMFiB7NqDPUC9JKg1k1f8KN",
+                Algorithm::ES256
             ),
-            "77QmUPtjPfzWtF2AnpK9RQ"
+            "S613oB_VVQvD1YS5JXqRBg"
         );
         assert_eq!(token_hash("x", Algorithm::ES384).len(), 32);
         assert_eq!(token_hash("x", Algorithm::EdDSA).len(), 43);
