@@ -254,13 +254,15 @@ impl GrantStore for RedisGrantStore {
 
     async fn grant(&self, id: &str) -> Result<Option<Grant>> {
         let mut connection = self.connection.clone();
-        let (client_id, scope, expires_at, subject, openid): (
+        // Client, scope, expiry, subject, OpenID Connect part.
+        type GrantFields = (
             Option<String>,
             Option<String>,
             Option<String>,
             Option<String>,
             Option<String>,
-        ) = redis::cmd("HMGET")
+        );
+        let (client_id, scope, expires_at, subject, openid): GrantFields = redis::cmd("HMGET")
             .arg(self.grant_key(id))
             .arg(&["c", "s", "e", "u", "o"][..])
             .query_async(&mut connection)
