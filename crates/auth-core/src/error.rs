@@ -140,6 +140,35 @@ pub enum Error {
     /// URI on a non-loopback host, a client without redirect URIs, ...).
     #[error("invalid OAuth configuration: {0}")]
     OAuthConfig(String),
+    /// An ID token's `nonce` is missing or is not the one this client sent in the
+    /// authorization request (OpenID Connect Core 1.0 section 3.1.3.7: a replayed or
+    /// injected token).
+    #[error("the ID token's nonce is missing or does not match the authorization request")]
+    IdTokenNonceMismatch,
+    /// An ID token's `at_hash` does not match the access token it came with (section
+    /// 3.1.3.8: the access token was swapped).
+    #[error("the ID token's at_hash does not match the access token")]
+    IdTokenAccessTokenHashMismatch,
+    /// An ID token names several audiences without this client as `azp`, or names another
+    /// `azp`.
+    #[error("the ID token's authorized party (azp) is not this client")]
+    IdTokenAuthorizedPartyMismatch,
+    /// An ID token's `iat` is in the future (beyond the leeway).
+    #[error("the ID token was issued in the future")]
+    IdTokenIssuedInFuture,
+    /// An OpenID Connect response answers about another user: a UserInfo response or a
+    /// refreshed ID token whose `sub` is not the ID token's (Core 1.0 sections 5.3.2, 12.2).
+    #[error("the subject (sub) differs from the ID token's")]
+    OpenIdSubjectMismatch,
+    /// The UserInfo endpoint refused the access token (RFC 6750 section 3.1), with the
+    /// `error` of its `WWW-Authenticate` challenge (`invalid_token`, `insufficient_scope`).
+    #[error("the UserInfo endpoint answered {status}{}", error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    UserInfoRefused {
+        /// The HTTP status (401, 403, ...).
+        status: u16,
+        /// The challenge's `error`, if any.
+        error: Option<String>,
+    },
 
     /// Too many failed logins for this account or client address.
     #[error("too many failed attempts; try again in {}", wait_text(*retry_after))]
@@ -192,10 +221,17 @@ impl Error {
             | Error::RefreshTokenInvalid
             | Error::RefreshTokenReused
             | Error::RefreshTokenExpired => StatusCode::UNAUTHORIZED,
-            Error::CsrfTokenInvalid | Error::CrossSiteRequest | Error::OAuthStateMismatch => {
-                StatusCode::FORBIDDEN
-            }
-            Error::OAuthIssuerMismatch | Error::OAuthMalformed(_) => StatusCode::BAD_GATEWAY,
+            Error::CsrfTokenInvalid
+            | Error::CrossSiteRequest
+            | Error::OAuthStateMismatch
+            | Error::IdTokenNonceMismatch => StatusCode::FORBIDDEN,
+            Error::OAuthIssuerMismatch
+            | Error::OAuthMalformed(_)
+            | Error::IdTokenAccessTokenHashMismatch
+            | Error::IdTokenAuthorizedPartyMismatch
+            | Error::IdTokenIssuedInFuture
+            | Error::OpenIdSubjectMismatch
+            | Error::UserInfoRefused { .. } => StatusCode::BAD_GATEWAY,
             Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::StoreUnavailable(_) | Error::StoreFull | Error::HashingBusy { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE

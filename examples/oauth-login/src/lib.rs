@@ -8,6 +8,12 @@
 //! the same [`App`] under `/oauth-login` with [`Settings::base_path`], logging in against
 //! the showcase's own provider.
 //!
+//! When the provider publishes OpenID Connect discovery (`/.well-known/openid-configuration`
+//! below its issuer) the login is OpenID Connect: `scope=openid profile email` with a
+//! `nonce`, the ID token checked against the provider's JWK Set, UserInfo asked for the same
+//! `sub`, and the user's name and email shown. Otherwise it is plain OAuth 2.0 with RFC 8414
+//! metadata and [`Settings::userinfo`].
+//!
 //! This example's HTTP client speaks plain `http` only, which is enough for providers on
 //! loopback; against a real provider send the same `http::Request` values with an HTTPS
 //! client (reqwest, hyper-rustls).
@@ -34,6 +40,8 @@ use serve::page::{self, escape, text};
 use tokio::net::TcpStream;
 use tokio::sync::RwLock;
 
+mod openid;
+
 /// The body the pages are built with; [`serve::App::handle`] boxes it.
 type Body = Full<Bytes>;
 
@@ -43,6 +51,7 @@ const MAX_PROVIDER_BYTES: usize = 64 * 1024;
 const PENDING_KEY: &str = "oauth_pending";
 const TOKENS_KEY: &str = "oauth_tokens";
 const REFRESHES_KEY: &str = "oauth_refreshes";
+const IDENTITY_KEY: &str = "openid_identity";
 
 /// Which provider to use, who this client is, and where it is served.
 #[derive(Debug, Clone)]
@@ -276,10 +285,25 @@ fn home(base: &str, provider: &str, session: &mut Session) -> Response<Body> {
         .map(|scope| scope.join(" "))
         .unwrap_or_default();
     let refreshes = session.get::<u32>(REFRESHES_KEY).unwrap_or(0);
+    let identity = session
+        .get::<openid::Identity>(IDENTITY_KEY)
+        .map(|identity| {
+            let mut who = identity.name.as_deref().map(escape).unwrap_or_default();
+            if let Some(email) = &identity.email {
+                who.push_str(&format!(" &lt;{}&gt;", escape(email)));
+            }
+            format!(
+                r#"<p id=identity>OpenID Connect: you are <b>{who}</b> (subject <code>{sub}</code> at <code>{iss}</code>). The ID token's signature, issuer, audience, expiry, nonce and access-token hash were checked, and UserInfo named the same subject.</p>"#,
+                sub = escape(&identity.id_token.sub),
+                iss = escape(&identity.id_token.iss),
+            )
+        })
+        .unwrap_or_default();
     html(
         StatusCode::OK,
         &format!(
             r#"<p class=ok>Logged in as <b>{user}</b> via backend-kit provider (scope: <code>{scope}</code>, refreshed {refreshes} times).</p>
+{identity}
 <form method="post" action="{base}/refresh"><input type="hidden" name="csrf" value="{csrf}"><button>Refresh the token</button></form>
 <form method="post" action="{base}/logout"><input type="hidden" name="csrf" value="{csrf}"><button class=secondary>Log out</button></form>"#,
             user = escape(&user),
@@ -294,12 +318,17 @@ async fn client(app: &App) -> Result<Arc<OAuthClient>, String> {
         return Ok(client.clone());
     }
     let settings = &app.settings;
-    let request = ServerMetadata::request(&settings.provider).map_err(|e| e.to_string())?;
-    let (status, body) = send(request).await?;
-    if status != StatusCode::OK {
-        return Err(format!("the provider's metadata answered {status}"));
-    }
-    let metadata = ServerMetadata::parse(&body, &settings.provider).map_err(|e| e.to_string())?;
+    let metadata = match openid::discover(&settings.provider).await {
+        Some(metadata) => metadata,
+        None => {
+            let request = ServerMetadata::request(&settings.provider).map_err(|e| e.to_string())?;
+            let (status, body) = send(request).await?;
+            if status != StatusCode::OK {
+                return Err(format!("the provider's metadata answered {status}"));
+            }
+            ServerMetadata::parse(&body, &settings.provider).map_err(|e| e.to_string())?
+        }
+    };
     let mut client = OAuthClient::new(metadata, &settings.client_id, &settings.redirect_uri);
     if let Some(secret) = &settings.client_secret {
         client = client.with_auth(ClientAuth::Basic(secret.clone()));
@@ -314,7 +343,12 @@ async fn start_login(app: &App, session: &mut Session) -> Response<Body> {
         Ok(client) => client,
         Err(error) => return text(StatusCode::BAD_GATEWAY, &error),
     };
-    let (url, pending) = match client.authorization_url(&["profile"]) {
+    let scope = if client.metadata().is_openid_provider() {
+        openid::scopes(client.metadata())
+    } else {
+        vec!["profile"]
+    };
+    let (url, pending) = match client.authorization_url(&scope) {
         Ok(started) => started,
         Err(error) => return text(error.status(), &error.to_string()),
     };
@@ -356,12 +390,26 @@ async fn callback(app: &App, session: &mut Session, query: &str) -> Response<Bod
         Ok(tokens) => tokens,
         Err(response) => return response,
     };
-    let user = match whoami(app, &tokens.access_token).await {
-        Ok(user) => user,
-        Err(error) => return text(StatusCode::BAD_GATEWAY, &error),
+    let identity = if pending.nonce().is_some() {
+        match openid::identify(&client, &tokens, &pending).await {
+            Ok(identity) => Some(identity),
+            Err((status, error)) => return text(status, &format!("login failed: {error}")),
+        }
+    } else {
+        None
+    };
+    let user = match &identity {
+        Some(identity) => identity.id_token.sub.clone(),
+        None => match whoami(app, &tokens.access_token).await {
+            Ok(user) => user,
+            Err(error) => return text(StatusCode::BAD_GATEWAY, &error),
+        },
     };
     if let Err(error) = session.login(&user) {
         return text(error.status(), &error.to_string());
+    }
+    if let Some(identity) = &identity {
+        let _ = session.insert(IDENTITY_KEY, identity);
     }
     let _ = session.insert(TOKENS_KEY, &StoredTokens::from(tokens));
     see_other(&format!("{}/", app.settings.base_path))
@@ -382,6 +430,12 @@ async fn refresh(app: &App, session: &mut Session) -> Response<Body> {
         Ok(tokens) => tokens,
         Err(response) => return response,
     };
+    if let Some(mut identity) = session.get::<openid::Identity>(IDENTITY_KEY) {
+        if let Err((status, error)) = openid::refreshed(&client, &tokens, &mut identity).await {
+            return text(status, &error);
+        }
+        let _ = session.insert(IDENTITY_KEY, &identity);
+    }
     let scope = stored.scope.take();
     let mut renewed = StoredTokens::from(tokens);
     // RFC 6749 section 6: the refresh token may stay the same, and an omitted scope is
@@ -450,6 +504,15 @@ async fn whoami(app: &App, access_token: &str) -> Result<String, String> {
 
 /// Sends one request over a fresh HTTP/1.1 connection (plain http only, see the top).
 async fn send(request: Request<Vec<u8>>) -> Result<(StatusCode, Bytes), String> {
+    send_with_headers(request)
+        .await
+        .map(|(status, _, body)| (status, body))
+}
+
+/// [`send`], keeping the response headers.
+async fn send_with_headers(
+    request: Request<Vec<u8>>,
+) -> Result<(StatusCode, http::HeaderMap, Bytes), String> {
     let uri = request.uri().clone();
     if uri.scheme_str() != Some("http") {
         return Err(format!(
@@ -489,12 +552,13 @@ async fn send(request: Request<Vec<u8>>) -> Result<(StatusCode, Bytes), String> 
         .map_err(|_| format!("{uri}: timed out"))?
         .map_err(|error| format!("{uri}: {error}"))?;
     let status = response.status();
+    let headers = response.headers().clone();
     let body = Limited::new(response.into_body(), MAX_PROVIDER_BYTES)
         .collect()
         .await
         .map_err(|_| format!("{uri}: response too large or cut"))?
         .to_bytes();
-    Ok((status, body))
+    Ok((status, headers, body))
 }
 
 fn html(status: StatusCode, body: &str) -> Response<Body> {

@@ -14,7 +14,8 @@
 //! and "Log out" (which revokes the grant at the provider).
 //!
 //! The provider is `--provider URL` or `PROVIDER_URL` (default `http://127.0.0.1:8090`); it
-//! must serve RFC 8414 metadata. `CLIENT_ID` (default `demo-app`, a public client) and
+//! must serve OpenID Connect discovery (then the login is OpenID Connect: ID token and
+//! UserInfo checked, name and email shown) or RFC 8414 metadata. `CLIENT_ID` (default `demo-app`, a public client) and
 //! `CLIENT_SECRET` (makes it a confidential `client_secret_basic` client) identify this app;
 //! `USERINFO_URL` (default `<provider>/api/me`) answers who logged in (`sub`). The redirect
 //! URI is `http://127.0.0.1:<port>/callback` (`PORT`, default 8091). Logging and shutdown are

@@ -2,7 +2,8 @@
 //! with Python Authlib (`tests/authlib_server.py`, on Flask): discovery, authorization code +
 //! PKCE S256 with `state` and RFC 9207 `iss`, the user info call, refresh, a replayed and a
 //! forged callback, and revocation at logout. Public and confidential (`client_secret_basic`)
-//! clients. Needs `PEER_PYTHON` (a Python with `.ci/requirements.txt`); `.ci/run` sets it.
+//! clients; and an OpenID Connect login against Authlib's OpenID provider (nonce, ID token,
+//! UserInfo). Needs `PEER_PYTHON` (a Python with `.ci/requirements.txt`); `.ci/run` sets it.
 
 #![allow(
     clippy::unwrap_used,
@@ -161,4 +162,80 @@ fn public_client_logs_in_to_an_authlib_server() {
 #[test]
 fn confidential_client_logs_in_to_an_authlib_server() {
     log_in_with("rust-web", Some("rust-web-secret-0123456789"));
+}
+
+/// Our OpenID Connect client (auth-core's, through the oauth-login example) against
+/// Authlib's OpenID Connect provider (`authlib_server.py --openid`: the `OpenIDCode` grant
+/// extension, ES256 ID tokens with `nonce`, `auth_time` and `at_hash`, `/userinfo`).
+#[test]
+fn openid_client_logs_in_to_an_authlib_openid_provider() {
+    let Some(python) = peer("PEER_PYTHON") else {
+        return;
+    };
+    let mut authlib = Command::new(python);
+    authlib
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/authlib_server.py"
+        ))
+        .arg("--openid");
+    let provider = Process::spawn(authlib);
+    let mut login = Command::new(env!("CARGO_BIN_EXE_oauth-login"));
+    login
+        .env("CLIENT_ID", "rust-web")
+        .env("CLIENT_SECRET", "rust-web-secret-0123456789")
+        .env_remove("USERINFO_URL")
+        .args(["--provider", &provider.origin()]);
+    let app = Process::spawn(login);
+
+    // Discovery found an OpenID Provider: scope openid with a fresh nonce.
+    let start = send("GET", &format!("{}/login", app.origin()), None, "");
+    assert_eq!(start.status, 303, "{start:?}");
+    let cookie = start.cookie().unwrap();
+    let authorize = start.header("location").unwrap().to_owned();
+    assert_eq!(
+        query_param(&authorize, "scope").as_deref(),
+        Some("openid profile email")
+    );
+    let nonce = query_param(&authorize, "nonce").expect("a nonce");
+    assert_eq!(nonce.len(), 43);
+
+    let callback = send("GET", &authorize, None, "")
+        .header("location")
+        .unwrap()
+        .to_owned();
+    let done = send("GET", &callback, Some(&cookie), "");
+    assert_eq!(done.status, 303, "{done:?}");
+    let session = done.cookie().unwrap();
+    let home = send("GET", &format!("{}/", app.origin()), Some(&session), "");
+    assert!(
+        home.body.contains("Logged in as <b>alice</b>"),
+        "{}",
+        home.body
+    );
+    // The name and email come from Authlib's ID token and UserInfo.
+    assert!(
+        home.body.contains(
+            "OpenID Connect: you are <b>Alice Liddell &lt;alice@example.org&gt;</b> (subject <code>alice</code>"
+        ),
+        "{}",
+        home.body
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&send("GET", &format!("{}/stats", provider.origin()), None, "").body)
+            .unwrap();
+    assert_eq!(stats["nonces"], serde_json::json!([nonce]));
+    assert_eq!(stats["id_tokens"], 1);
+    assert_eq!(stats["userinfo"], 1);
+
+    // Authlib's refresh grant sends no new ID token; the login stays.
+    let refreshed = send(
+        "POST",
+        &format!("{}/refresh", app.origin()),
+        Some(&session),
+        &format!("csrf={}", home.csrf()),
+    );
+    assert_eq!(refreshed.status, 303, "{refreshed:?}");
+    let home = send("GET", &format!("{}/", app.origin()), Some(&session), "");
+    assert!(home.body.contains("refreshed 1 times"), "{}", home.body);
 }

@@ -2,9 +2,11 @@
 example's client to log in to. Test-only: the one user, "alice", is always logged in and
 consents to everything, so no pages are needed.
 
-Usage: python authlib_server.py
+Usage: python authlib_server.py [--openid]
 Prints `listening on http://127.0.0.1:PORT` first (port chosen by the OS); that URL is the
-issuer. Clients: "rust-app" (public, PKCE S256 required) and "rust-web" (confidential,
+issuer. With --openid it is an OpenID Connect provider too, with Authlib's OpenIDCode
+extension: `/.well-known/openid-configuration`, ID tokens signed ES256 (the key is made at
+start, listed at /jwks), a nonce required for scope openid, and /userinfo. Clients: "rust-app" (public, PKCE S256 required) and "rust-web" (confidential,
 client_secret_basic, secret "rust-web-secret-0123456789"); both may redirect to
 http://127.0.0.1:<any port>/callback (RFC 8252 loopback rule).
 """
@@ -13,6 +15,8 @@ import logging
 import re
 import sys
 import time
+
+from joserfc.jwk import ECKey
 
 from authlib.integrations.flask_oauth2 import (
     AuthorizationServer,
@@ -24,6 +28,8 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
 from flask import Flask, jsonify
 from werkzeug.serving import make_server
 
@@ -43,7 +49,7 @@ class Client:
         return None
 
     def get_allowed_scope(self, scope):
-        allowed = {"profile", "email"}
+        allowed = {"openid", "profile", "email"} if OPENID else {"profile", "email"}
         return " ".join(s for s in (scope or "").split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri):
@@ -77,6 +83,18 @@ class Code:
 
     def get_scope(self):
         return self.scope
+
+    def get_nonce(self):
+        return self.nonce
+
+    def get_auth_time(self):
+        return self.auth_time
+
+    def get_acr(self):
+        return None
+
+    def get_amr(self):
+        return None
 
     def is_expired(self):
         return time.time() > self.expires_at
@@ -116,6 +134,45 @@ CODES = {}
 ACCESS = {}
 REFRESH = {}
 USER = "alice"
+OPENID = "--openid" in sys.argv[1:]
+# alice "logged in" when the server started.
+AUTH_TIME = int(time.time())
+SIGNING_KEY = ECKey.generate_key(
+    "P-256", parameters={"kid": "authlib-oidc-1", "alg": "ES256", "use": "sig"}
+)
+SEEN = {"nonces": [], "id_tokens": 0, "userinfo": 0}
+
+
+def alice_info(scope):
+    return UserInfo(
+        sub=USER,
+        name="Alice Liddell",
+        email="alice@example.org",
+        email_verified=True,
+    ).filter(scope)
+
+
+class OpenIDCodeExtension(OpenIDCode):
+    """Authlib's OpenID Connect code flow: ID tokens with nonce, auth_time and at_hash."""
+
+    def resolve_client_private_key(self, client):
+        return SIGNING_KEY
+
+    def get_client_algorithm(self, client):
+        return "ES256"
+
+    def get_client_claims(self, client):
+        return {"iss": ISSUER, "aud": [client.get_client_id()]}
+
+    def get_encode_header(self, client):
+        return {"alg": "ES256", "kid": SIGNING_KEY.kid, "typ": "JWT"}
+
+    def exists_nonce(self, nonce, request):
+        return any(code.nonce == nonce for code in CODES.values())
+
+    def generate_user_info(self, user, scope):
+        SEEN["id_tokens"] += 1
+        return alice_info(scope)
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -130,8 +187,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             user=request.user,
             code_challenge=request.payload.data.get("code_challenge"),
             code_challenge_method=request.payload.data.get("code_challenge_method"),
+            nonce=request.payload.data.get("nonce"),
+            auth_time=AUTH_TIME,
             expires_at=time.time() + 60,
         )
+        SEEN["nonces"].append(request.payload.data.get("nonce"))
 
     def query_authorization_code(self, code, client):
         item = CODES.get(code)
@@ -199,7 +259,10 @@ class Issuer(IssuerParameter):
 app = Flask(__name__)
 app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = True
 server = AuthorizationServer(app, query_client=CLIENTS.get, save_token=save_token)
-server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True)])
+extensions = [CodeChallenge(required=True)]
+if OPENID:
+    extensions.append(OpenIDCodeExtension(require_nonce=True))
+server.register_grant(AuthorizationCodeGrant, extensions)
 server.register_grant(RefreshTokenGrant)
 server.register_endpoint(Revocation)
 server.register_extension(Issuer())
@@ -221,6 +284,40 @@ def metadata():
         token_endpoint_auth_methods_supported=["client_secret_basic", "none"],
         authorization_response_iss_parameter_supported=True,
     )
+
+
+@app.get("/.well-known/openid-configuration")
+def openid_configuration():
+    if not OPENID:
+        return jsonify(error="not an OpenID Provider"), 404
+    return jsonify(
+        issuer=ISSUER,
+        authorization_endpoint=f"{ISSUER}/authorize",
+        token_endpoint=f"{ISSUER}/token",
+        userinfo_endpoint=f"{ISSUER}/userinfo",
+        jwks_uri=f"{ISSUER}/jwks",
+        revocation_endpoint=f"{ISSUER}/revoke",
+        scopes_supported=["openid", "profile", "email"],
+        response_types_supported=["code"],
+        subject_types_supported=["public"],
+        id_token_signing_alg_values_supported=["ES256"],
+        grant_types_supported=["authorization_code", "refresh_token"],
+        code_challenge_methods_supported=["S256"],
+        token_endpoint_auth_methods_supported=["client_secret_basic", "none"],
+        authorization_response_iss_parameter_supported=True,
+    )
+
+
+@app.get("/jwks")
+def jwks():
+    return jsonify(keys=[SIGNING_KEY.as_dict(private=False)])
+
+
+@app.route("/userinfo", methods=["GET", "POST"])
+@require_oauth("openid")
+def userinfo():
+    SEEN["userinfo"] += 1
+    return jsonify(alice_info(current_token.get_scope()))
 
 
 @app.get("/authorize")
@@ -253,6 +350,9 @@ def stats():
         access_tokens=len(ACCESS),
         revoked=sum(1 for t in ACCESS.values() if t.revoked),
         codes_outstanding=len(CODES),
+        nonces=SEEN["nonces"],
+        id_tokens=SEEN["id_tokens"],
+        userinfo=SEEN["userinfo"],
     )
 
 

@@ -13,6 +13,11 @@
 //! `client_secret_basic`), both with [`Settings::redirect_uris`]. One user: `alice` with
 //! [`Settings::demo_password`]. Access tokens are RFC 9068 JWTs signed with a key made at
 //! start.
+//!
+//! It is an OpenID Connect provider too: `scope=openid` gets an ID token (RS256, with the
+//! `nonce`, `auth_time`, `at_hash` and the claims `profile` and `email` release), `/userinfo`
+//! answers for the access token, discovery is at `/.well-known/openid-configuration` below
+//! the issuer, and `prompt` (`none`, `login`) and `max_age` are honoured.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -36,6 +41,8 @@ use http_body_util::Full;
 use proxy_core::{TrustedProxies, client_address};
 use serve::ResponseFuture;
 use serve::page::{self, escape, text};
+
+mod openid;
 
 /// The body the pages are built with; [`serve::App::handle`] boxes it.
 type Body = Full<Bytes>;
@@ -153,7 +160,7 @@ impl App {
         let audience = format!("{issuer}/api");
         let config = ServerConfig::new(&issuer)
             .map_err(|error| error.to_string())?
-            .with_scopes_supported(["profile", "email", "api"]);
+            .with_scopes_supported(["openid", "profile", "email", "api"]);
         let oauth = AuthorizationServer::new(
             config,
             clients,
@@ -163,7 +170,8 @@ impl App {
                 issuer: JwtIssuer::new(keys.clone()),
                 audience: audience.clone(),
             },
-        );
+        )
+        .with_openid(openid::id_token_keys()?);
         let verifier = JwtVerifier::new(keys)
             .with_issuer(&issuer)
             .with_audience(&audience)
@@ -238,8 +246,11 @@ async fn handle(app: &App, client: IpAddr, request: Request<serve::Body>) -> Res
         (&Method::GET, "/.well-known/jwks.json") => {
             return json(StatusCode::OK, &app.oauth.jwks());
         }
+        (&Method::GET, "/.well-known/openid-configuration") => {
+            return convert(app.oauth.openid_configuration_response());
+        }
         (&Method::GET, "/api/me") => return api_me(app, &parts.headers),
-        (_, "/token" | "/revoke" | "/introspect") => {
+        (_, "/token" | "/revoke" | "/introspect" | "/userinfo") => {
             let body = match serve::read_body(body, MAX_BODY_BYTES).await {
                 Ok(body) => body,
                 Err(response) => return response,
@@ -247,6 +258,7 @@ async fn handle(app: &App, client: IpAddr, request: Request<serve::Body>) -> Res
             let response = match path.as_str() {
                 "/token" => app.oauth.token(&parts, &body, now).await,
                 "/revoke" => app.oauth.revoke(&parts, &body, now).await,
+                "/userinfo" => app.oauth.userinfo(&parts, &body, now).await,
                 _ => app.oauth.introspect(&parts, &body, now).await,
             };
             return convert(response);
@@ -371,6 +383,9 @@ async fn session_pages(
 async fn authorize(app: &App, session: &mut Session, query: &str, csrf: &str) -> Response<Body> {
     match app.oauth.authorization_request(query).await {
         Ok(request) => {
+            if let Some(response) = openid::prompt(app, session, &request, query, csrf) {
+                return response;
+            }
             if session.user().is_none() {
                 // Nothing is stored for an anonymous visitor: the request rides in the login
                 // form and is validated again when the login succeeds.
@@ -484,7 +499,8 @@ async fn consent(
     // One answer per request: a second POST finds nothing.
     session.remove(PENDING_KEY);
     if form.get("decision").map(String::as_str) == Some("allow") {
-        match app.oauth.approve(&request, &user, now).await {
+        let user = openid::end_user(session, &user);
+        match app.oauth.approve_user(&request, &user, now).await {
             Ok(response) => convert_empty(response),
             Err(error) => text(error.status(), "could not issue a code"),
         }
@@ -521,6 +537,7 @@ async fn login(
             if let Err(error) = session.login(username) {
                 return text(error.status(), &error.to_string());
             }
+            openid::remember_login(session, SystemTime::now());
             // The request carried by the login form is checked again: the form is the
             // user's, so it is trusted no more than the URL it came from.
             if let Some(query) = form.get("authorize") {

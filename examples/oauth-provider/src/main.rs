@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! curl -s http://127.0.0.1:8090/.well-known/oauth-authorization-server
+//! curl -s http://127.0.0.1:8090/.well-known/openid-configuration   # OpenID Connect
 //! cargo run -p oauth-login          # then open http://127.0.0.1:8091/ and "Log in with ..."
 //! curl -s -u demo-web:demo-web-secret-change-me -d grant_type=client_credentials -d scope=api \
 //!      http://127.0.0.1:8090/token
@@ -20,7 +21,9 @@
 //! `DEMO_PASSWORD` (default `wonderland-rabbit`).
 //!
 //! The address (`PORT`, default 8090; `BIND`) is the issuer. Access tokens are RFC 9068 JWTs
-//! signed with a key made at start. Logging and shutdown are the `serve` crate's.
+//! signed with a key made at start. It is an OpenID Connect provider too: `scope=openid`
+//! gets an RS256 ID token, `/userinfo` answers for the access token, and `prompt=none`,
+//! `prompt=login` and `max_age` are honoured. Logging and shutdown are the `serve` crate's.
 //!
 //! Behind a reverse proxy, set `TRUSTED_PROXIES` to its addresses or networks
 //! (`10.0.0.0/8,192.0.2.7`) so that login throttling counts the client address it forwards

@@ -1,6 +1,8 @@
 //! Python Authlib (PyPI) as a real OAuth client of the provider: metadata discovery,
 //! authorization code + PKCE S256 through the login and consent pages, the protected
-//! resource, refresh with rotation, introspection, revocation, and a replayed code refused.
+//! resource, refresh with rotation, introspection, revocation, and a replayed code refused;
+//! then Authlib as an OpenID Connect client: discovery, the ID token validated by Authlib
+//! (`CodeIDToken`: signature, iss, aud, nonce, at_hash), UserInfo, refresh, `prompt=none`.
 //! Needs `PEER_PYTHON` (a Python with `.ci/requirements.txt`); `.ci/run` sets it.
 
 #![allow(
@@ -47,7 +49,34 @@ fn authlib_client_completes_the_flow() {
             "authorization_endpoint",
             "introspection_endpoint",
             "revocation_endpoint",
-            "token_endpoint"
+            "token_endpoint",
+            "userinfo_endpoint"
         ])
     );
+    // OpenID Connect, as Authlib's CodeIDToken saw it (it checked the signature with our
+    // JWKS, iss, aud, exp, the nonce and at_hash).
+    let oidc = &seen["oidc"];
+    assert_eq!(oidc["alg"], "RS256");
+    assert_eq!(oidc["aud"], "demo-web");
+    assert_eq!(oidc["sub"], "alice");
+    assert_eq!(oidc["name"], "Alice Liddell");
+    assert_eq!(oidc["email"], "alice@example.org");
+    assert_eq!(oidc["nonce_echoed"], true);
+    assert_eq!(
+        oidc["userinfo"],
+        serde_json::json!({
+            "sub": "alice",
+            "name": "Alice Liddell",
+            "given_name": "Alice",
+            "family_name": "Liddell",
+            "preferred_username": "alice",
+            "email": "alice@example.org",
+            "email_verified": true
+        })
+    );
+    assert_eq!(
+        oidc["prompt_none"],
+        serde_json::json!({"logged_in": "consent_required", "anonymous": "login_required"})
+    );
+    assert_eq!(oidc["revoked_userinfo"], 401);
 }

@@ -5,6 +5,9 @@ Usage: python authlib_client.py ISSUER CLIENT_ID CLIENT_SECRET PASSWORD
 Discovers the RFC 8414 metadata, runs the authorization code flow with PKCE S256 (driving
 the login and consent forms like a browser), calls the protected resource, refreshes,
 introspects and revokes, and checks that a replayed code is refused and revokes its tokens.
+Then OpenID Connect: discovery, a login with scope openid and a nonce, the ID token checked
+with Authlib's CodeIDToken (signature with the JWKS, iss, aud, exp, nonce, at_hash), UserInfo,
+a refreshed ID token, prompt=none, and UserInfo refusing a revoked token.
 Prints one JSON object with what it saw; exits non-zero on the first failed check.
 """
 
@@ -21,6 +24,10 @@ os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
 import requests  # noqa: E402
 from authlib.common.security import generate_token  # noqa: E402
 from authlib.integrations.requests_client import OAuth2Session, OAuthError  # noqa: E402
+from authlib.oidc.core import CodeIDToken  # noqa: E402
+from joserfc import jwt  # noqa: E402
+from joserfc.errors import InvalidClaimError  # noqa: E402
+from joserfc.jwk import KeySet  # noqa: E402
 
 issuer, client_id, client_secret, password = sys.argv[1:5]
 REDIRECT = "http://127.0.0.1:53682/callback"
@@ -212,5 +219,127 @@ try:
     check(False, "a wrong verifier must be refused")
 except OAuthError as error:
     check(error.error == "invalid_grant", f"wrong verifier: {error.error}")
+
+# OpenID Connect Discovery 1.0.
+discovery = requests.get(f"{issuer}/.well-known/openid-configuration").json()
+check(discovery["issuer"] == issuer, "discovery issuer")
+for field in (
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "jwks_uri",
+    "response_types_supported",
+    "subject_types_supported",
+    "id_token_signing_alg_values_supported",
+):
+    check(field in discovery, f"discovery has {field}")
+check("openid" in discovery["scopes_supported"], "openid among the scopes")
+check("public" in discovery["subject_types_supported"], "public subjects")
+jwks = KeySet.import_key_set(requests.get(discovery["jwks_uri"]).json())
+algorithms = discovery["id_token_signing_alg_values_supported"]
+
+
+def id_token_claims(token, nonce):
+    """Authlib's own validation of a code-flow ID token."""
+    decoded = jwt.decode(token["id_token"], jwks, algorithms=algorithms)
+    claims = CodeIDToken(
+        decoded.claims,
+        decoded.header,
+        {
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": client_id},
+        },
+        {"nonce": nonce, "client_id": client_id, "access_token": token["access_token"]},
+    )
+    claims.validate(leeway=5)
+    return claims, decoded.header
+
+
+oidc = OAuth2Session(
+    client_id,
+    client_secret,
+    scope="openid profile email",
+    redirect_uri=REDIRECT,
+    code_challenge_method="S256",
+    token_endpoint_auth_method="client_secret_basic",
+)
+nonce = generate_token(32)
+verifier4 = generate_token(48)
+url4, _ = oidc.create_authorization_url(
+    discovery["authorization_endpoint"], code_verifier=verifier4, nonce=nonce
+)
+callback4 = browser.authorize(url4, log_in=False)
+token4 = oidc.fetch_token(
+    discovery["token_endpoint"], authorization_response=callback4, code_verifier=verifier4
+)
+check("id_token" in token4, f"an id_token for scope openid: {sorted(token4)}")
+claims, header = id_token_claims(token4, nonce)
+check("at_hash" in claims, "at_hash present (and verified by CodeIDToken)")
+check(claims["nonce"] == nonce, "the nonce echoed")
+# The peer really checks: another nonce, or another access token, is refused.
+for wrong, what in (
+    ({"nonce": "not-the-nonce"}, "nonce"),
+    ({"access_token": "not-the-access-token"}, "at_hash"),
+):
+    token_copy = dict(token4)
+    expected_nonce = wrong.get("nonce", nonce)
+    if "access_token" in wrong:
+        token_copy["access_token"] = wrong["access_token"]
+    try:
+        id_token_claims(token_copy, expected_nonce)
+        check(False, f"a wrong {what} must be refused by the peer")
+    except InvalidClaimError as error:
+        check(error.claim == what, f"refused for {what}: {error}")
+
+userinfo = oidc.get(discovery["userinfo_endpoint"])
+check(userinfo.status_code == 200, f"userinfo: {userinfo.status_code} {userinfo.text}")
+info = userinfo.json()
+check(info["sub"] == claims["sub"], "UserInfo sub is the ID token's")
+posted = oidc.post(discovery["userinfo_endpoint"])
+check(posted.status_code == 200 and posted.json() == info, "UserInfo by POST")
+
+refreshed4 = oidc.refresh_token(discovery["token_endpoint"])
+check("id_token" in refreshed4, "an id_token on refresh")
+renewed, _ = id_token_claims(refreshed4, None)
+check("nonce" not in renewed, "no nonce in a refreshed ID token")
+check(renewed["sub"] == claims["sub"], "same subject after refresh")
+check(renewed["auth_time"] == claims["auth_time"], "same auth_time after refresh")
+
+# prompt=none: consent_required for a logged-in user (this provider asks every time),
+# login_required for a visitor without a session.
+prompts = {}
+for name, agent in (("logged_in", browser), ("anonymous", Browser())):
+    url5, state5 = oidc.create_authorization_url(
+        discovery["authorization_endpoint"],
+        code_verifier=generate_token(48),
+        nonce=generate_token(32),
+        prompt="none",
+    )
+    answer = agent.request("GET", url5)
+    check(answer.status_code == 303, f"prompt=none redirects: {answer.status_code}")
+    back = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(answer.headers["location"]).query))
+    check(back.get("state") == state5 and back.get("iss") == issuer, "state and iss")
+    prompts[name] = back.get("error")
+
+# Revoked: UserInfo refuses with an RFC 6750 challenge.
+oidc.revoke_token(discovery["revocation_endpoint"], token=refreshed4["refresh_token"])
+after = requests.get(
+    discovery["userinfo_endpoint"],
+    headers={"Authorization": f"Bearer {refreshed4['access_token']}"},
+)
+check(after.status_code == 401, f"revoked userinfo: {after.status_code}")
+check('error="invalid_token"' in after.headers.get("WWW-Authenticate", ""), "invalid_token")
+
+seen["oidc"] = {
+    "alg": header["alg"],
+    "aud": claims["aud"],
+    "sub": claims["sub"],
+    "name": claims.get("name"),
+    "email": claims.get("email"),
+    "nonce_echoed": claims["nonce"] == nonce,
+    "userinfo": info,
+    "prompt_none": prompts,
+    "revoked_userinfo": after.status_code,
+}
 
 print(json.dumps(seen, sort_keys=True))

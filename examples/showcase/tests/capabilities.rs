@@ -529,6 +529,13 @@ fn oauth_login_round_trip_against_the_showcase_provider() {
         home.body
     );
     assert!(home.body.contains("refreshed 0 times"));
+    // The provider is an OpenID Provider at its mounted issuer: the ID token and UserInfo.
+    assert!(
+        home.body
+            .contains("OpenID Connect: you are <b>Alice Liddell &lt;alice@example.org&gt;</b>"),
+        "{}",
+        home.body
+    );
 
     // The callback is one use only.
     assert_eq!(browser.get(&callback).status, 400);

@@ -51,6 +51,13 @@ use crate::{Error, Result};
 
 /// The largest token response or metadata document read, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The default clock-skew allowance for ID tokens: a minute, as the provider's clock is
+/// not this server's.
+pub const DEFAULT_ID_TOKEN_LEEWAY: Duration = Duration::from_secs(60);
+
+mod openid;
+
+pub use openid::{UserInfo, parse_userinfo_response};
 
 /// What a client needs to know about an authorization server (RFC 8414 section 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +84,15 @@ pub struct ServerMetadata {
     /// a callback without it is refused.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// OpenID Connect: the UserInfo endpoint, if offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// The scopes the server lists (`openid` for an OpenID Provider).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
+    /// OpenID Connect: the algorithms ID tokens are signed with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token_signing_alg_values_supported: Vec<String>,
 }
 
 impl ServerMetadata {
@@ -94,10 +110,43 @@ impl ServerMetadata {
 
     /// A `GET` for the metadata of `issuer`.
     pub fn request(issuer: &str) -> Result<Request<Vec<u8>>> {
-        Request::get(Self::well_known_uri(issuer)?)
-            .header(ACCEPT, "application/json")
-            .body(Vec::new())
-            .map_err(|error| Error::OAuthConfig(error.to_string()))
+        get_json(&Self::well_known_uri(issuer)?)
+    }
+
+    /// The OpenID Connect discovery URL of `issuer`: `/.well-known/openid-configuration`
+    /// appended to the issuer, path included (OpenID Connect Discovery 1.0 section 4).
+    pub fn openid_configuration_uri(issuer: &str) -> Result<String> {
+        url::Url::parse(issuer)
+            .map_err(|_| Error::OAuthConfig(format!("issuer {issuer:?} is not a URL")))?;
+        Ok(format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        ))
+    }
+
+    /// A `GET` for the OpenID Connect discovery document of `issuer`; read the answer with
+    /// [`ServerMetadata::parse`] (the `issuer` must match just the same, Discovery 1.0
+    /// section 4.3).
+    pub fn openid_request(issuer: &str) -> Result<Request<Vec<u8>>> {
+        get_json(&Self::openid_configuration_uri(issuer)?)
+    }
+
+    /// A `GET` for the server's JWK Set (read it with [`KeySet::from_jwks`](crate::KeySet::from_jwks)).
+    pub fn jwks_request(&self) -> Result<Request<Vec<u8>>> {
+        let uri = self
+            .jwks_uri
+            .as_deref()
+            .ok_or_else(|| Error::OAuthConfig("the server has no jwks_uri".into()))?;
+        get_json(uri)
+    }
+
+    /// True when the server is an OpenID Provider: it has a JWK Set and a UserInfo endpoint,
+    /// and lists `openid` among its scopes when it lists scopes.
+    pub fn is_openid_provider(&self) -> bool {
+        self.jwks_uri.is_some()
+            && self.userinfo_endpoint.is_some()
+            && (self.scopes_supported.is_empty()
+                || self.scopes_supported.iter().any(|scope| scope == "openid"))
     }
 
     /// Reads a metadata document, requiring its `issuer` to be `expected_issuer` exactly
@@ -113,7 +162,11 @@ impl ServerMetadata {
         if metadata.issuer != expected_issuer {
             return Err(Error::OAuthIssuerMismatch);
         }
-        for endpoint in [&metadata.authorization_endpoint, &metadata.token_endpoint] {
+        let optional = [&metadata.jwks_uri, &metadata.userinfo_endpoint];
+        let endpoints = [&metadata.authorization_endpoint, &metadata.token_endpoint]
+            .into_iter()
+            .chain(optional.into_iter().flatten());
+        for endpoint in endpoints {
             let parsed = url::Url::parse(endpoint).map_err(|_| {
                 Error::OAuthMalformed(format!("endpoint {endpoint:?} is not a URL"))
             })?;
@@ -128,6 +181,13 @@ impl ServerMetadata {
         }
         Ok(metadata)
     }
+}
+
+fn get_json(uri: &str) -> Result<Request<Vec<u8>>> {
+    Request::get(uri)
+        .header(ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|error| Error::OAuthConfig(error.to_string()))
 }
 
 /// How the client authenticates at the token endpoint.
@@ -160,6 +220,9 @@ pub struct PendingAuthorization {
     code_verifier: String,
     redirect_uri: String,
     issuer: String,
+    /// OpenID Connect: the `nonce` sent (when the scope had `openid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
 }
 
 impl fmt::Debug for PendingAuthorization {
@@ -181,6 +244,12 @@ impl PendingAuthorization {
     pub fn code_verifier(&self) -> &str {
         &self.code_verifier
     }
+
+    /// The OpenID Connect `nonce` sent (256 random bits), when the scope had `openid`; the
+    /// ID token must carry it.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_deref()
+    }
 }
 
 /// A client of one authorization server.
@@ -190,6 +259,7 @@ pub struct OAuthClient {
     client_id: String,
     auth: ClientAuth,
     redirect_uri: String,
+    leeway: Duration,
 }
 
 impl OAuthClient {
@@ -204,7 +274,20 @@ impl OAuthClient {
             client_id: client_id.into(),
             auth: ClientAuth::None,
             redirect_uri: redirect_uri.into(),
+            leeway: DEFAULT_ID_TOKEN_LEEWAY,
         }
+    }
+
+    /// The clock-skew allowance for ID token `exp` and `iat` (default
+    /// [`DEFAULT_ID_TOKEN_LEEWAY`]).
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// How the client authenticates (default [`ClientAuth::None`]).
@@ -219,7 +302,8 @@ impl OAuthClient {
     }
 
     /// The URL to send the user to, and what to remember until the callback. A new random
-    /// `state` and PKCE verifier each time (RFC 9700 section 2.1.1).
+    /// `state` and PKCE verifier each time (RFC 9700 section 2.1.1), and a new `nonce` when
+    /// `scope` has `openid` (OpenID Connect Core 1.0 section 3.1.2.1).
     pub fn authorization_url(&self, scope: &[&str]) -> Result<(String, PendingAuthorization)> {
         if !self.metadata.code_challenge_methods_supported.is_empty()
             && !self
@@ -237,6 +321,11 @@ impl OAuthClient {
             code_verifier: generate_verifier()?,
             redirect_uri: self.redirect_uri.clone(),
             issuer: self.metadata.issuer.clone(),
+            nonce: if scope.contains(&"openid") {
+                Some(random_token()?)
+            } else {
+                None
+            },
         };
         let challenge = code_challenge_s256(&pending.code_verifier);
         let scope = scope.join(" ");
@@ -253,6 +342,9 @@ impl OAuthClient {
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
         ]);
+        if let Some(nonce) = &pending.nonce {
+            pairs.push(("nonce", nonce));
+        }
         let url = append_query(&self.metadata.authorization_endpoint, &pairs);
         Ok((url, pending))
     }
@@ -526,6 +618,9 @@ mod tests {
             jwks_uri: None,
             code_challenge_methods_supported: vec!["S256".into()],
             authorization_response_iss_parameter_supported: iss_supported,
+            userinfo_endpoint: None,
+            scopes_supported: Vec::new(),
+            id_token_signing_alg_values_supported: Vec::new(),
         }
     }
 

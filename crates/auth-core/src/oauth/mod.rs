@@ -1,7 +1,11 @@
 //! OAuth 2.0 (RFC 6749) as sans-IO primitives: an authorization server ([`server`]) and a
 //! client ([`client`]), both following the OAuth 2.0 Security Best Current Practice
 //! (RFC 9700): authorization code with PKCE S256 only, exact redirect URI matching, `iss` in
-//! authorization responses (RFC 9207), single-use codes, rotating refresh tokens.
+//! authorization responses (RFC 9207), single-use codes, rotating refresh tokens. OpenID
+//! Connect sits on top: ID tokens, UserInfo and discovery on the server
+//! ([`server::AuthorizationServer::with_openid`]), `nonce`, ID token and UserInfo validation
+//! on the client ([`client::OAuthClient::id_token`]), and what both share ([`IdTokenClaims`],
+//! [`token_hash`], [`claims_for_scope`]).
 //!
 //! Nothing here performs IO: the server's methods take the request's parts and body bytes
 //! and return ready `http::Response` values; the client builds `http::Request` values for
@@ -17,7 +21,13 @@
 //! ```
 
 pub mod client;
+mod id_token;
 pub mod server;
+
+pub use id_token::{
+    ADDRESS_CLAIMS, EMAIL_CLAIMS, IdTokenClaims, PHONE_CLAIMS, PROFILE_CLAIMS, claims_for_scope,
+    token_hash,
+};
 
 use std::fmt;
 
@@ -33,8 +43,8 @@ pub const MAX_PARAMETER_BYTES: usize = 2048;
 /// The longest query string or form body read, in bytes.
 pub const MAX_PARAMETERS_BYTES: usize = 16 * 1024;
 
-/// The `error` codes of RFC 6749 sections 4.1.2.1 and 5.2, RFC 7009 section 2.2.1 and
-/// RFC 9101 section 6.3.
+/// The `error` codes of RFC 6749 sections 4.1.2.1 and 5.2, RFC 7009 section 2.2.1,
+/// RFC 9101 section 6.3 and OpenID Connect Core 1.0 section 3.1.2.6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -65,6 +75,13 @@ pub enum ErrorCode {
     ServerError,
     /// The server is overloaded or a store is unavailable.
     TemporarilyUnavailable,
+    /// `prompt=none`, and the user is not logged in (OpenID Connect Core 1.0 section
+    /// 3.1.2.6).
+    LoginRequired,
+    /// `prompt=none`, and the user has not consented to this client.
+    ConsentRequired,
+    /// `prompt=none`, and some other page would have to be shown.
+    InteractionRequired,
 }
 
 impl ErrorCode {
@@ -84,6 +101,9 @@ impl ErrorCode {
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
         }
     }
 

@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::responses::see_other;
 use super::{
-    AuthorizationServer, Client, ClientRegistry, CodeRecord, Grant, GrantStore, GrantType, hash,
-    unix,
+    AuthorizationServer, Client, ClientRegistry, CodeRecord, EndUser, Grant, GrantStore, GrantType,
+    OpenIdGrant, hash, unix,
 };
 use crate::oauth::{
-    ErrorCode, OAuthError, Params, append_query, challenge_is_valid, parse_scope,
+    ErrorCode, OAuthError, Params, append_query, challenge_is_valid, claims_for_scope, parse_scope,
     redirect_uri_matches,
 };
 use crate::random::random_token;
@@ -34,6 +34,44 @@ pub struct AuthorizationRequest {
     pub state: Option<String>,
     /// The S256 PKCE challenge.
     pub code_challenge: String,
+    /// OpenID Connect: the client's `nonce`, echoed in the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// OpenID Connect: the `prompt` values (`none`, `login`, `consent`, `select_account`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt: Vec<String>,
+    /// OpenID Connect: `max_age`, the longest time since the user last authenticated, in
+    /// seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+}
+
+impl AuthorizationRequest {
+    /// True for an OpenID Connect request: the scope has `openid`.
+    pub fn is_openid(&self) -> bool {
+        self.scope.iter().any(|scope| scope == "openid")
+    }
+
+    /// True when `prompt` has `value`.
+    pub fn has_prompt(&self, value: &str) -> bool {
+        self.prompt.iter().any(|prompt| prompt == value)
+    }
+
+    /// Must the user log in (again) before this request is answered? True for
+    /// `prompt=login`, and when `max_age` is given and the last authentication
+    /// (`auth_time`, `None` when unknown or not logged in) is older (OpenID Connect Core 1.0
+    /// section 3.1.2.1). With `prompt=none` the answer is then `login_required` instead of
+    /// a login page.
+    pub fn needs_login(&self, auth_time: Option<SystemTime>, now: SystemTime) -> bool {
+        if self.has_prompt("login") {
+            return true;
+        }
+        match (self.max_age, auth_time) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(max_age), Some(auth_time)) => unix(auth_time).saturating_add(max_age) < unix(now),
+        }
+    }
 }
 
 /// Why an authorization request was refused: one of exactly two answers (RFC 6749 section
@@ -99,7 +137,14 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
         self.check_authorization_params(&client, &params)
             .map_err(redirect)?;
         let scope = parse_scope(params.get("scope").unwrap_or("")).map_err(redirect)?;
-        client.check_scope(&scope).map_err(redirect)?;
+        // With OpenID Connect on, `openid` is every code-flow client's to ask for.
+        let registered: Vec<String> = scope
+            .iter()
+            .filter(|scope| !(self.openid.is_some() && *scope == "openid"))
+            .cloned()
+            .collect();
+        client.check_scope(&registered).map_err(redirect)?;
+        let (prompt, max_age) = openid_params(&params).map_err(redirect)?;
         let code_challenge = params.get("code_challenge").unwrap_or("");
         Ok(AuthorizationRequest {
             client_id: client.id,
@@ -107,6 +152,9 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             scope,
             state: state.map(str::to_owned),
             code_challenge: code_challenge.to_owned(),
+            nonce: params.get("nonce").map(str::to_owned),
+            prompt,
+            max_age,
         })
     }
 
@@ -193,13 +241,33 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
 
     /// The resource owner `subject` approved `request`: a new single-use code, and the
     /// `303` that carries it, `state` and `iss` back to the client (RFC 6749 section 4.1.2,
-    /// RFC 9207).
+    /// RFC 9207). For OpenID Connect requests use [`AuthorizationServer::approve_user`],
+    /// which also knows when the user authenticated and their claims.
     pub async fn approve(
         &self,
         request: &AuthorizationRequest,
         subject: &str,
         now: SystemTime,
     ) -> Result<Response<()>> {
+        self.approve_user(request, &EndUser::new(subject), now)
+            .await
+    }
+
+    /// The user approved `request`, as [`AuthorizationServer::approve`]. For an OpenID
+    /// Connect request the code also carries the `nonce`, the user's `auth_time` and the
+    /// claims the granted scope releases, for the ID token and the UserInfo endpoint.
+    pub async fn approve_user(
+        &self,
+        request: &AuthorizationRequest,
+        user: &EndUser,
+        now: SystemTime,
+    ) -> Result<Response<()>> {
+        let subject = user.subject.as_str();
+        let openid = (self.openid.is_some() && request.is_openid()).then(|| OpenIdGrant {
+            nonce: request.nonce.clone(),
+            auth_time: user.auth_time,
+            claims: claims_for_scope(&user.claims, &request.scope),
+        });
         let code = random_token()?;
         let grant_id = random_token()?;
         let expires_at = unix(now + self.config.code_ttl);
@@ -212,6 +280,10 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
                 subject: Some(subject.to_owned()),
                 scope: request.scope.clone(),
                 expires_at,
+                openid: openid.clone().map(|openid| OpenIdGrant {
+                    nonce: None,
+                    ..openid
+                }),
             })
             .await?;
         self.grants
@@ -226,6 +298,7 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
                     grant_id,
                     expires_at,
                     used: false,
+                    openid,
                 },
             )
             .await?;
@@ -235,6 +308,13 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
         }
         pairs.push(("iss", &self.config.issuer));
         Ok(see_other(&append_query(&request.redirect_uri, &pairs)))
+    }
+
+    /// `request` cannot be answered as asked: `error` back to the client with `state` and
+    /// `iss`. For `prompt=none` without a logged-in user, [`ErrorCode::LoginRequired`];
+    /// without remembered consent, [`ErrorCode::ConsentRequired`].
+    pub fn refuse(&self, request: &AuthorizationRequest, error: &OAuthError) -> Response<()> {
+        self.error_redirect(&request.redirect_uri, request.state.as_deref(), error)
     }
 
     /// The resource owner refused: `access_denied` back to the client.
@@ -248,4 +328,30 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             ),
         )
     }
+}
+
+/// `prompt` and `max_age` (OpenID Connect Core 1.0 section 3.1.2.1): `none` goes alone;
+/// unknown prompt values are ignored; `max_age` is a non-negative integer.
+fn openid_params(params: &Params) -> Result<(Vec<String>, Option<u64>), OAuthError> {
+    let mut prompt: Vec<String> = Vec::new();
+    for value in params.get("prompt").unwrap_or("").split(' ') {
+        if matches!(value, "none" | "login" | "consent" | "select_account")
+            && !prompt.iter().any(|seen| seen == value)
+        {
+            prompt.push(value.to_owned());
+        }
+    }
+    if prompt.len() > 1 && prompt.iter().any(|value| value == "none") {
+        return Err(OAuthError::request(
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| OAuthError::request("max_age must be a number of seconds"))?,
+        ),
+    };
+    Ok((prompt, max_age))
 }

@@ -10,6 +10,8 @@ use crate::{Error, JwtIssuer, Result};
 pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(60);
 /// How long an access token lives by default.
 pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(600);
+/// How long an ID token lives by default (it is checked once, at login).
+pub const DEFAULT_ID_TOKEN_TTL: Duration = Duration::from_secs(600);
 
 /// How access tokens are made.
 #[derive(Debug, Clone)]
@@ -38,16 +40,18 @@ pub struct ServerConfig {
     pub(super) token_endpoint: String,
     pub(super) revocation_endpoint: String,
     pub(super) introspection_endpoint: String,
+    pub(super) userinfo_endpoint: String,
     pub(super) jwks_uri: Option<String>,
     pub(super) scopes_supported: Vec<String>,
     pub(super) code_ttl: Duration,
     pub(super) access_token_ttl: Duration,
+    pub(super) id_token_ttl: Duration,
 }
 
 impl ServerConfig {
     /// A server identified by `issuer` (an `https` URL without query or fragment, or loopback
     /// `http` for development), with endpoints at `/authorize`, `/token`, `/revoke`,
-    /// `/introspect` and `/.well-known/jwks.json` below it.
+    /// `/introspect`, `/userinfo` (OpenID Connect) and `/.well-known/jwks.json` below it.
     pub fn new(issuer: impl Into<String>) -> Result<Self> {
         let issuer = issuer.into().trim_end_matches('/').to_owned();
         let parsed = url::Url::parse(&issuer)
@@ -70,11 +74,13 @@ impl ServerConfig {
             token_endpoint: format!("{issuer}/token"),
             revocation_endpoint: format!("{issuer}/revoke"),
             introspection_endpoint: format!("{issuer}/introspect"),
+            userinfo_endpoint: format!("{issuer}/userinfo"),
             jwks_uri: Some(format!("{issuer}/.well-known/jwks.json")),
             issuer,
             scopes_supported: Vec::new(),
             code_ttl: DEFAULT_CODE_TTL,
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            id_token_ttl: DEFAULT_ID_TOKEN_TTL,
         })
     }
 
@@ -96,6 +102,12 @@ impl ServerConfig {
     /// Authorization code lifetime (default [`DEFAULT_CODE_TTL`]).
     pub fn with_code_ttl(mut self, ttl: Duration) -> Self {
         self.code_ttl = ttl;
+        self
+    }
+
+    /// ID token lifetime (default [`DEFAULT_ID_TOKEN_TTL`]).
+    pub fn with_id_token_ttl(mut self, ttl: Duration) -> Self {
+        self.id_token_ttl = ttl;
         self
     }
 

@@ -7,6 +7,8 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use serde::{Deserialize, Serialize};
+
 use super::unix;
 use crate::{Result, TokenHash};
 
@@ -30,6 +32,25 @@ pub struct CodeRecord {
     pub expires_at: u64,
     /// True once the code has been presented.
     pub used: bool,
+    /// What an OpenID Connect request (`scope=openid`) adds: the nonce, when the user
+    /// authenticated, and their claims.
+    pub openid: Option<OpenIdGrant>,
+}
+
+/// What an OpenID Connect authorization keeps for its ID tokens and the UserInfo endpoint:
+/// a snapshot taken when the user approved (stored as JSON by shared stores).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenIdGrant {
+    /// The authorization request's `nonce`, for the ID token of the code exchange only
+    /// (a grant keeps none: refreshed ID tokens carry no nonce).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// When the user authenticated, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// The user's standard claims that the granted scope releases.
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One grant: what a resource owner allowed a client, or a client's own
@@ -49,6 +70,8 @@ pub struct Grant {
     /// epoch: the code's expiry until the code is exchanged, then the latest expiry of the
     /// tokens issued.
     pub expires_at: u64,
+    /// The OpenID Connect part, for grants whose scope has `openid`.
+    pub openid: Option<OpenIdGrant>,
 }
 
 /// What the store keeps for one opaque access token (as a SHA-256 hash).

@@ -1,4 +1,5 @@
-//! Authorization server metadata (RFC 8414) and the JWK Set of the access-token keys.
+//! Authorization server metadata (RFC 8414, with the OpenID Connect Discovery 1.0 fields when
+//! OpenID Connect is on) and the JWK Set of the access-token and ID token keys.
 
 use http::{Response, StatusCode};
 
@@ -38,6 +39,7 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             {
                 object.insert("jwks_uri".into(), serde_json::json!(jwks_uri));
             }
+            self.openid_metadata(object);
         }
         metadata
     }
@@ -47,11 +49,26 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
         json_response(StatusCode::OK, &self.metadata())
     }
 
-    /// The JWK Set of the access-token keys (empty for opaque tokens), for the `jwks_uri`.
+    /// The JWK Set of the access-token keys (none for opaque tokens) and the ID token keys
+    /// (with OpenID Connect), for the `jwks_uri`; a key in both is listed once.
     pub fn jwks(&self) -> serde_json::Value {
-        match &self.access {
-            AccessTokenFormat::Jwt { issuer, .. } => issuer.keys().jwks(),
-            AccessTokenFormat::Opaque => serde_json::json!({ "keys": [] }),
+        let mut keys: Vec<serde_json::Value> = Vec::new();
+        let sets = [
+            match &self.access {
+                AccessTokenFormat::Jwt { issuer, .. } => Some(issuer.keys().jwks()),
+                AccessTokenFormat::Opaque => None,
+            },
+            self.openid.as_ref().map(|signer| signer.keys().jwks()),
+        ];
+        for set in sets.into_iter().flatten() {
+            if let Some(serde_json::Value::Array(set)) = set.get("keys") {
+                for key in set {
+                    if !keys.iter().any(|seen| seen.get("kid") == key.get("kid")) {
+                        keys.push(key.clone());
+                    }
+                }
+            }
         }
+        serde_json::json!({ "keys": keys })
     }
 }

@@ -1,7 +1,9 @@
 //! An OAuth 2.0 authorization server: the authorization endpoint (validation, then a consent
 //! step the application renders), the token endpoint (`authorization_code` with PKCE,
 //! `refresh_token` with rotation, `client_credentials`), revocation (RFC 7009),
-//! introspection (RFC 7662) and metadata (RFC 8414).
+//! introspection (RFC 7662) and metadata (RFC 8414); with
+//! [`AuthorizationServer::with_openid`], an OpenID Connect provider too (ID tokens,
+//! UserInfo, discovery, `prompt` and `max_age`).
 //!
 //! The application owns the routes, the login and the consent page. The flow:
 //!
@@ -77,6 +79,7 @@ mod clients;
 mod config;
 mod grants;
 mod metadata;
+mod openid;
 #[cfg(feature = "redis")]
 mod redis_grants;
 mod requests;
@@ -86,12 +89,16 @@ mod token;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::{RefreshStore, RefreshTokens, TokenHash};
+use crate::{JwtIssuer, KeySet, RefreshStore, RefreshTokens, TokenHash};
 
 pub use authorize::{AuthorizationRejection, AuthorizationRequest};
 pub use clients::{Client, ClientAuthMethod, ClientRegistry, GrantType, MemoryClientRegistry};
-pub use config::{AccessTokenFormat, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CODE_TTL, ServerConfig};
-pub use grants::{AccessRecord, CodeRecord, Grant, GrantStore, MemoryGrantStore};
+pub use config::{
+    AccessTokenFormat, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CODE_TTL, DEFAULT_ID_TOKEN_TTL,
+    ServerConfig,
+};
+pub use grants::{AccessRecord, CodeRecord, Grant, GrantStore, MemoryGrantStore, OpenIdGrant};
+pub use openid::EndUser;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_grants::RedisGrantStore;
@@ -119,6 +126,8 @@ pub struct AuthorizationServer<C, G, R> {
     grants: G,
     refresh: RefreshTokens<R>,
     access: AccessTokenFormat,
+    /// Signs ID tokens when OpenID Connect is on.
+    openid: Option<JwtIssuer>,
 }
 
 impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G, R> {
@@ -137,7 +146,23 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             grants,
             refresh,
             access,
+            openid: None,
         }
+    }
+
+    /// Turns on OpenID Connect (Core 1.0 and Discovery 1.0): `scope=openid` requests get an
+    /// ID token signed with `keys`' active key, the UserInfo endpoint answers
+    /// ([`AuthorizationServer::userinfo`]), and [`AuthorizationServer::openid_configuration`]
+    /// serves discovery. Every client that may use the authorization code grant may ask for
+    /// `openid`; `keys` join the JWK Set ([`AuthorizationServer::jwks`]).
+    pub fn with_openid(mut self, keys: KeySet) -> Self {
+        self.openid = Some(JwtIssuer::new(keys));
+        self
+    }
+
+    /// True when OpenID Connect is on.
+    pub fn is_openid_provider(&self) -> bool {
+        self.openid.is_some()
     }
 
     /// The configuration.

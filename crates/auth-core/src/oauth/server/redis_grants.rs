@@ -4,7 +4,7 @@
 //!
 //! Layout, with `{h}` a token's SHA-256 in base64url: a code is a hash `{prefix}oc:{h}`
 //! (kept after use, marked `x`, until it expires, so that a replay is recognized); a grant a
-//! hash `{prefix}og:{id}`; an opaque access token a hash `{prefix}ot:{h}`, listed in the set
+//! hash `{prefix}og:{id}`; the OpenID Connect part of a code or grant is JSON in its field `o`; an opaque access token a hash `{prefix}ot:{h}`, listed in the set
 //! `{prefix}oa:{grant id}` so that revoking the grant removes it. Every key expires at its
 //! record's expiry (`EXPIREAT`, the Redis server's clock).
 //!
@@ -22,12 +22,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::ConnectionManager;
 
-use super::{AccessRecord, CodeRecord, Grant, GrantStore};
+use super::{AccessRecord, CodeRecord, Grant, GrantStore, OpenIdGrant};
 use crate::redis_store::{connect_redis, unavailable};
 use crate::{Error, Result, TokenHash};
 
 const TAKE_CODE: &str = r"
-local record = redis.call('HMGET', KEYS[1], 'c', 'r', 'p', 's', 'u', 'g', 'e', 'x')
+local record = redis.call('HMGET', KEYS[1], 'c', 'r', 'p', 's', 'u', 'g', 'e', 'x', 'o')
 if not record[1] then
   return false
 end
@@ -101,6 +101,16 @@ fn required(text: Option<String>, what: &str) -> Result<String> {
     text.ok_or_else(|| corrupt(what))
 }
 
+/// The OpenID Connect part of a code or grant, as JSON in field `o`.
+fn openid_json(openid: &OpenIdGrant) -> Result<String> {
+    serde_json::to_string(openid).map_err(|error| Error::StoreUnavailable(error.to_string()))
+}
+
+fn openid_record(text: Option<String>, what: &str) -> Result<Option<OpenIdGrant>> {
+    text.map(|text| serde_json::from_str(&text).map_err(|_| corrupt(what)))
+        .transpose()
+}
+
 /// Scope tokens never contain a space (RFC 6749 section 3.3), so a space joins them.
 fn scope_list(text: Option<String>) -> Vec<String> {
     text.unwrap_or_default()
@@ -149,22 +159,23 @@ impl RedisGrantStore {
 impl GrantStore for RedisGrantStore {
     async fn insert_code(&self, hash: TokenHash, record: CodeRecord) -> Result<()> {
         let key = self.code_key(&hash);
+        let mut fields = vec![
+            ("c", record.client_id.clone()),
+            ("r", record.redirect_uri.clone()),
+            ("p", record.code_challenge.clone()),
+            ("s", record.scope.join(" ")),
+            ("u", record.subject.clone()),
+            ("g", record.grant_id.clone()),
+            ("e", record.expires_at.to_string()),
+            ("x", if record.used { "1" } else { "0" }.to_owned()),
+        ];
+        if let Some(openid) = &record.openid {
+            fields.push(("o", openid_json(openid)?));
+        }
         let mut connection = self.connection.clone();
         redis::pipe()
             .atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    ("c", record.client_id.as_str()),
-                    ("r", record.redirect_uri.as_str()),
-                    ("p", record.code_challenge.as_str()),
-                    ("s", record.scope.join(" ").as_str()),
-                    ("u", record.subject.as_str()),
-                    ("g", record.grant_id.as_str()),
-                    ("e", record.expires_at.to_string().as_str()),
-                    ("x", if record.used { "1" } else { "0" }),
-                ],
-            )
+            .hset_multiple(&key, &fields)
             .ignore()
             .expire_at(&key, i64::try_from(record.expires_at).unwrap_or(i64::MAX))
             .ignore()
@@ -197,6 +208,7 @@ impl GrantStore for RedisGrantStore {
             grant_id: required(next(), "code")?,
             expires_at: number(next(), "code")?,
             used: next().as_deref() == Some("1"),
+            openid: openid_record(next(), "code")?,
         }))
     }
 
@@ -209,6 +221,9 @@ impl GrantStore for RedisGrantStore {
         ];
         if let Some(subject) = &grant.subject {
             fields.push(("u", subject.clone()));
+        }
+        if let Some(openid) = &grant.openid {
+            fields.push(("o", openid_json(openid)?));
         }
         let mut connection = self.connection.clone();
         redis::pipe()
@@ -239,14 +254,17 @@ impl GrantStore for RedisGrantStore {
 
     async fn grant(&self, id: &str) -> Result<Option<Grant>> {
         let mut connection = self.connection.clone();
-        let (client_id, scope, expires_at, subject): (
+        // Client, scope, expiry, subject, OpenID Connect part.
+        type GrantFields = (
             Option<String>,
             Option<String>,
             Option<String>,
             Option<String>,
-        ) = redis::cmd("HMGET")
+            Option<String>,
+        );
+        let (client_id, scope, expires_at, subject, openid): GrantFields = redis::cmd("HMGET")
             .arg(self.grant_key(id))
-            .arg(&["c", "s", "e", "u"][..])
+            .arg(&["c", "s", "e", "u", "o"][..])
             .query_async(&mut connection)
             .await
             .map_err(unavailable)?;
@@ -259,6 +277,7 @@ impl GrantStore for RedisGrantStore {
             subject,
             scope: scope_list(scope),
             expires_at: number(expires_at, "grant")?,
+            openid: openid_record(openid, "grant")?,
         }))
     }
 

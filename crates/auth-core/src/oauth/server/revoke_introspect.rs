@@ -17,10 +17,10 @@ use crate::{Error, JwtVerifier, RefreshStore, Result};
 /// What a valid access or refresh token says about itself, for introspection and
 /// revocation.
 #[derive(Debug)]
-struct TokenInfo {
-    grant: Grant,
-    scope: Vec<String>,
-    kind: &'static str,
+pub(super) struct TokenInfo {
+    pub(super) grant: Grant,
+    pub(super) scope: Vec<String>,
+    pub(super) kind: &'static str,
     issued_at: Option<u64>,
     expires_at: u64,
 }
@@ -48,7 +48,7 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
 
     /// Looks a token up as an access token (opaque or JWT) or a refresh token. `None` for
     /// anything unknown, expired or revoked.
-    async fn token_info(
+    pub(super) async fn token_info(
         &self,
         token: &str,
         now: SystemTime,

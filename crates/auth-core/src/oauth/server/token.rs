@@ -11,7 +11,7 @@ use super::requests::form_params;
 use super::responses::{error_response, token_json_response};
 use super::{
     AccessRecord, AccessTokenFormat, AuthorizationServer, Client, ClientRegistry, Grant,
-    GrantStore, GrantType, hash, unix,
+    GrantStore, GrantType, OpenIdGrant, hash, unix,
 };
 use crate::oauth::{
     ErrorCode, OAuthError, Params, code_challenge_s256, parse_scope, verifier_is_valid,
@@ -120,12 +120,17 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
                 "code_verifier does not match the code_challenge",
             ));
         }
+        let openid = record.openid;
         let grant = Grant {
             id: record.grant_id,
             client_id: client.id.clone(),
             subject: Some(record.subject),
             scope: record.scope,
             expires_at: self.grant_expiry(client, true, now),
+            openid: openid.clone().map(|openid| OpenIdGrant {
+                nonce: None,
+                ..openid
+            }),
         };
         let live = self
             .grants
@@ -136,7 +141,34 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             return Err(OAuthError::grant("the grant was revoked"));
         }
         let scope = grant.scope.clone();
-        self.issue(client, &grant, &scope, true, now).await
+        let mut response = self.issue(client, &grant, &scope, true, now).await?;
+        // The code's ID token carries the authorization request's nonce.
+        if let Some(openid) = &openid {
+            self.add_id_token(&mut response, client, &grant, openid, &scope, now)?;
+        }
+        Ok(response)
+    }
+
+    /// Adds `id_token` to a token response when the grant is an OpenID Connect one.
+    fn add_id_token(
+        &self,
+        response: &mut serde_json::Value,
+        client: &Client,
+        grant: &Grant,
+        openid: &OpenIdGrant,
+        scope: &[String],
+        now: SystemTime,
+    ) -> Result<(), OAuthError> {
+        let access_token = response
+            .get("access_token")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        if let Some(id_token) = self.id_token(client, grant, openid, scope, access_token, now)?
+            && let Some(object) = response.as_object_mut()
+        {
+            object.insert("id_token".into(), id_token.into());
+        }
+        Ok(())
     }
 
     async fn refresh(
@@ -218,6 +250,11 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
         if let Some(object) = response.as_object_mut() {
             object.insert("refresh_token".into(), rotated.token.into());
         }
+        // OpenID Connect Core 1.0 section 12.2: a new ID token for the same user and
+        // client, with the original auth_time and no nonce.
+        if let Some(openid) = &grant.openid {
+            self.add_id_token(&mut response, client, &grant, openid, &scope, now)?;
+        }
         Ok(response)
     }
 
@@ -241,6 +278,7 @@ impl<C: ClientRegistry, G: GrantStore, R: RefreshStore> AuthorizationServer<C, G
             subject: None,
             scope: scope.clone(),
             expires_at: self.grant_expiry(client, false, now),
+            openid: None,
         };
         self.grants
             .insert_grant(grant.clone())
