@@ -731,7 +731,52 @@ fn request_address(parts: &Parts) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    #[test]
+    fn a_handler_reads_the_header_blocks_the_one_pass_path_skipped() {
+        #[derive(serde::Deserialize, serde::Serialize)]
+        struct Echo {
+            text: String,
+        }
+        impl XsdType for Echo {
+            fn xsd(s: &mut Schema) -> TypeRef {
+                s.complex_type("Echo", |t| t.field::<String>("text"))
+            }
+        }
+        let service = SoapService::new("S", "urn:x").operation(Operation::new(
+            "echo",
+            |_: Echo, ctx: &Context<'_>| {
+                let names: Vec<String> = ctx
+                    .headers()
+                    .iter()
+                    .map(|h| format!("{}={}", h.name(), h.text()))
+                    .collect();
+                Ok(Echo {
+                    text: names.join(","),
+                })
+            },
+        ));
+        let info = MessageInfo {
+            version: SoapVersion::V11,
+            action: None,
+        };
+        let body = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>
+            <t:trace xmlns:t="urn:t">abc</t:trace><t:span xmlns:t="urn:t"/></s:Header>
+            <s:Body><echo xmlns="urn:x"><text>hi</text></echo></s:Body></s:Envelope>"#;
+        // The one-pass path answers this request (nothing sends it down the tree path).
+        let reply = service
+            .direct_reply(&info, body, SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .unwrap();
+        let response = reply.into_element("urn:x").unwrap();
+        assert_eq!(
+            response.child("urn:x", "text").map(Element::text),
+            Some("trace=abc,span=")
+        );
+    }
 
     #[test]
     fn an_action_matches_exactly_when_it_is_the_built_one() {
