@@ -65,7 +65,7 @@ fn to_plain_element<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Elem
 }
 
 /// Initial capacity of the text buffers for a body (a few lines of a typical message).
-const TYPICAL_BODY_BYTES: usize = 2048;
+pub(crate) const TYPICAL_BODY_BYTES: usize = 2048;
 
 /// Serializes `value` as element `name` in `namespace` (every descendant qualified) straight
 /// to XML text, for splicing into an envelope: the text [`to_element`] would read back into a
@@ -74,16 +74,35 @@ const TYPICAL_BODY_BYTES: usize = 2048;
 /// [`to_element`] does, and `xsi` is declared on each element with an `xsi:` attribute
 /// ([`nillable`]), where [`crate::xml::Element::to_xml`] declares it. Returns `None` (the
 /// caller falls back to [`to_element`]) if the text does not start with the root tag.
+#[cfg(test)]
 pub(crate) fn to_qualified_xml<T: Serialize + ?Sized>(
     namespace: &str,
     name: &str,
     value: &T,
 ) -> Result<Option<String>> {
+    let mut out = String::with_capacity(TYPICAL_BODY_BYTES);
+    Ok(write_qualified_xml(&mut out, namespace, name, value)?.then_some(out))
+}
+
+/// [`to_qualified_xml`] appended to `out` (the response envelope being written); `false`,
+/// with `out` as it was, where the caller falls back to [`to_element`].
+pub(crate) fn write_qualified_xml<T: Serialize + ?Sized>(
+    out: &mut String,
+    namespace: &str,
+    name: &str,
+    value: &T,
+) -> Result<bool> {
     // Written directly for the shapes the direct encoder knows (the same text).
-    if let Some(xml) = crate::encode::to_qualified_xml(namespace, name, value, TYPICAL_BODY_BYTES) {
-        return Ok(Some(xml));
+    if crate::encode::write_qualified_xml(out, namespace, name, value) {
+        return Ok(true);
     }
-    to_qualified_xml_spliced(namespace, name, value)
+    match to_qualified_xml_spliced(namespace, name, value)? {
+        Some(xml) => {
+            out.push_str(&xml);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// [`to_qualified_xml`] through quick-xml's serializer, with the declarations spliced in.

@@ -155,7 +155,11 @@ impl<'de, S: Source<'de>> Reader<'de, S> {
         if self.peeked.is_none() {
             self.peeked = Some(self.source.next_item()?);
         }
-        self.peeked.as_ref().ok_or(DecodeError::Unsupported)
+        // Not `ok_or`: building and dropping the error on every call showed in profiles.
+        match &self.peeked {
+            Some(item) => Ok(item),
+            None => Err(DecodeError::Unsupported),
+        }
     }
 
     fn next(&mut self) -> DResult<Item<'de>> {
@@ -195,7 +199,7 @@ impl<'de, S: Source<'de>> Reader<'de, S> {
 }
 
 fn trim_xml(s: &str) -> &str {
-    s.trim_matches([' ', '\t', '\r', '\n'])
+    crate::xml::trim_whitespace(s)
 }
 
 /// An element whose start tag has been read.
@@ -394,7 +398,7 @@ impl<'de, S: Source<'de>> de::MapAccess<'de> for Fields<'_, 'de, S> {
         }
         loop {
             match self.reader.peek()? {
-                Item::Text(t) if trim_xml(t).is_empty() => {
+                Item::Text(t) if crate::xml::is_whitespace(t) => {
                     self.reader.next()?;
                 }
                 Item::Start(tag) => {
@@ -575,7 +579,7 @@ impl<'de, S: Source<'de>> de::SeqAccess<'de> for Run<'_, 'de, S> {
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> DResult<Option<T::Value>> {
         loop {
             match self.reader.peek()? {
-                Item::Text(t) if trim_xml(t).is_empty() => {
+                Item::Text(t) if crate::xml::is_whitespace(t) => {
                     self.reader.next()?;
                 }
                 Item::Start(tag) if tag.name == self.name => {

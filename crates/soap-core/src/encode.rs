@@ -35,24 +35,40 @@ type SResult<T = ()> = std::result::Result<T, Unsupported>;
 /// `value` as element `name` in `namespace` (every descendant qualified through a default
 /// namespace declaration on the root), with `xmlns:xsi` declared on each element that has
 /// an `xsi:` attribute; `None` for a shape left to quick-xml.
+#[cfg(test)]
 pub(crate) fn to_qualified_xml<T: Serialize + ?Sized>(
     namespace: &str,
     name: &str,
     value: &T,
     capacity: usize,
 ) -> Option<String> {
-    if !is_simple_name(name) {
-        return None;
-    }
     let mut out = String::with_capacity(capacity);
-    value
-        .serialize(Root {
-            out: &mut out,
-            namespace,
-            name,
-        })
-        .ok()?;
-    Some(out)
+    write_qualified_xml(&mut out, namespace, name, value).then_some(out)
+}
+
+/// [`to_qualified_xml`] appended to `out` (the response envelope being written, so that the
+/// body entry is not copied again); `false`, with `out` as it was, for a shape left to
+/// quick-xml.
+pub(crate) fn write_qualified_xml<T: Serialize + ?Sized>(
+    out: &mut String,
+    namespace: &str,
+    name: &str,
+    value: &T,
+) -> bool {
+    if !is_simple_name(name) {
+        return false;
+    }
+    let start = out.len();
+    let written = value.serialize(Root {
+        out: &mut *out,
+        namespace,
+        name,
+    });
+    if written.is_err() {
+        out.truncate(start);
+        return false;
+    }
+    true
 }
 
 /// A name quick-xml's serializer writes as it is and the splicing reads back the same way.

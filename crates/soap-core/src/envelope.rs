@@ -300,16 +300,14 @@ impl Envelope {
 
     /// [`Envelope::to_xml`] with `spliced` written after the body entries: a body entry
     /// already serialized by our own serializer (trusted, namespaces declared on its root).
+    #[cfg(test)]
     pub(crate) fn to_xml_with_body(&self, spliced: &str) -> String {
         self.write_xml(Some(spliced))
     }
 
     fn write_xml(&self, spliced: Option<&str>) -> String {
         let ns = self.version.namespace();
-        let prefix = match self.version {
-            SoapVersion::V11 => "soap",
-            SoapVersion::V12 => "env",
-        };
+        let prefix = version_prefix(self.version);
         // Written in place rather than as an Envelope element holding clones of the header
         // blocks and body entries: the clone and its drop were a tenth of a request's work.
         let mut out = String::with_capacity(512 + spliced.map_or(0, str::len));
@@ -356,14 +354,51 @@ impl Envelope {
     }
 }
 
+/// Writes what comes before the body entry of a response envelope with no header blocks,
+/// the same bytes as [`Envelope::to_xml`]; the entry is then written in place and
+/// [`write_response_tail`] closes the envelope (no copy of the entry).
+pub(crate) fn write_response_head(out: &mut String, version: SoapVersion) {
+    let prefix = version_prefix(version);
+    out.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
+    out.push('<');
+    out.push_str(prefix);
+    out.push_str(":Envelope xmlns:");
+    out.push_str(prefix);
+    out.push_str("=\"");
+    out.push_str(version.namespace());
+    out.push_str("\"><");
+    out.push_str(prefix);
+    out.push_str(":Body>");
+}
+
+/// Closes what [`write_response_head`] opened.
+pub(crate) fn write_response_tail(out: &mut String, version: SoapVersion) {
+    let prefix = version_prefix(version);
+    out.push_str("</");
+    out.push_str(prefix);
+    out.push_str(":Body></");
+    out.push_str(prefix);
+    out.push_str(":Envelope>");
+}
+
+/// The prefix our envelopes are written with.
+fn version_prefix(version: SoapVersion) -> &'static str {
+    match version {
+        SoapVersion::V11 => "soap",
+        SoapVersion::V12 => "env",
+    }
+}
+
 /// Whether a header block has `mustUnderstand` set (1.1: `1`; 1.2: `true` or `1`; both
 /// spellings are accepted in either version). [`Envelope::parse`] has already refused a
 /// value that is not a boolean.
 pub fn must_understand(version: SoapVersion, block: &Element) -> bool {
-    block
-        .attribute(Some(version.namespace()), "mustUnderstand")
-        .and_then(parse_boolean)
-        .unwrap_or(false)
+    must_understand_value(block.attribute(Some(version.namespace()), "mustUnderstand"))
+}
+
+/// [`must_understand`] from the attribute's value.
+pub(crate) fn must_understand_value(value: Option<&str>) -> bool {
+    value.and_then(parse_boolean).unwrap_or(false)
 }
 
 /// An `xs:boolean` (XML Schema part 2 section 3.2.2, whitespace collapsed).
@@ -375,15 +410,19 @@ fn parse_boolean(value: &str) -> Option<bool> {
     }
 }
 
+/// The header attributes that must be booleans in `version`.
+fn boolean_attributes(version: SoapVersion) -> &'static [&'static str] {
+    match version {
+        SoapVersion::V11 => &["mustUnderstand"],
+        SoapVersion::V12 => &["mustUnderstand", "relay"],
+    }
+}
+
 /// `mustUnderstand` (and 1.2 `relay`) must be booleans: SOAP 1.2 part 1 sections 5.2.3 and
 /// 5.2.4, SOAP 1.1 section 4.2.3 (`0` or `1`; `true`/`false` are accepted too). Anything
 /// else is a Sender (1.1 Client) fault rather than a silent "not mandatory".
 pub(crate) fn check_header_booleans(version: SoapVersion, block: &Element) -> Result<()> {
-    let attributes: &[&str] = match version {
-        SoapVersion::V11 => &["mustUnderstand"],
-        SoapVersion::V12 => &["mustUnderstand", "relay"],
-    };
-    for name in attributes {
+    for name in boolean_attributes(version) {
         if let Some(value) = block.attribute(Some(version.namespace()), name)
             && parse_boolean(value).is_none()
         {
@@ -396,20 +435,53 @@ pub(crate) fn check_header_booleans(version: SoapVersion, block: &Element) -> Re
     Ok(())
 }
 
+/// [`check_header_booleans`] over a lookup of the block's attributes in the envelope
+/// namespace, without the error's words.
+pub(crate) fn header_booleans_are_valid<'v>(
+    version: SoapVersion,
+    attribute: impl Fn(&str) -> Option<&'v str>,
+) -> bool {
+    boolean_attributes(version)
+        .iter()
+        .all(|name| attribute(name).is_none_or(|value| parse_boolean(value).is_some()))
+}
+
+/// The block's `actor` (1.1) or `role` (1.2), from a lookup of its attributes in the
+/// envelope namespace.
+pub(crate) fn block_target<'v>(
+    version: SoapVersion,
+    attribute: impl Fn(&str) -> Option<&'v str>,
+) -> Option<&'v str> {
+    attribute(match version {
+        SoapVersion::V11 => "actor",
+        SoapVersion::V12 => "role",
+    })
+}
+
 /// Whether a header block is aimed at this node.
 pub fn targets_us(version: SoapVersion, block: &Element, roles: &[String]) -> bool {
-    match version {
-        SoapVersion::V11 => match block.attribute(Some(SOAP11_NS), "actor") {
-            None => true,
-            Some(a) => a == SOAP11_ACTOR_NEXT || roles.iter().any(|r| r == a),
-        },
-        SoapVersion::V12 => match block.attribute(Some(SOAP12_NS), "role") {
-            None => true,
-            Some(SOAP12_ROLE_NONE) => false,
-            Some(r) => {
-                r == SOAP12_ROLE_NEXT || r == SOAP12_ROLE_ULTIMATE || roles.iter().any(|x| x == r)
-            }
-        },
+    targets_us_value(
+        version,
+        block_target(version, |name| {
+            block.attribute(Some(version.namespace()), name)
+        }),
+        roles,
+    )
+}
+
+/// [`targets_us`] from the block's `actor` (1.1) or `role` (1.2).
+pub(crate) fn targets_us_value(
+    version: SoapVersion,
+    target: Option<&str>,
+    roles: &[String],
+) -> bool {
+    match (version, target) {
+        (_, None) => true,
+        (SoapVersion::V11, Some(a)) => a == SOAP11_ACTOR_NEXT || roles.iter().any(|r| r == a),
+        (SoapVersion::V12, Some(SOAP12_ROLE_NONE)) => false,
+        (SoapVersion::V12, Some(r)) => {
+            r == SOAP12_ROLE_NEXT || r == SOAP12_ROLE_ULTIMATE || roles.iter().any(|x| x == r)
+        }
     }
 }
 
@@ -418,6 +490,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_response_head_and_tail_are_the_envelope_written_around_its_body() {
+        for version in [SoapVersion::V11, SoapVersion::V12] {
+            let entry = r#"<r xmlns="urn:x"><a>1</a></r>"#;
+            let mut out = String::new();
+            write_response_head(&mut out, version);
+            out.push_str(entry);
+            write_response_tail(&mut out, version);
+            assert_eq!(out, Envelope::new(version).to_xml_with_body(entry));
+        }
+    }
 
     #[test]
     fn to_xml_writes_header_and_body_under_the_version_prefix() {

@@ -33,7 +33,8 @@
 //! ```
 
 use std::any::Any;
-use std::sync::Arc;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -45,8 +46,8 @@ use serde::de::DeserializeOwned;
 use crate::body;
 use crate::decode::{self, DResult, EventSource};
 use crate::envelope::{
-    Envelope, MessageInfo, SOAP12_ENCODING_NONE, SoapVersion, check_header_booleans,
-    must_understand, targets_us,
+    self, Envelope, MessageInfo, SOAP12_ENCODING_NONE, SoapVersion, block_target,
+    header_booleans_are_valid, must_understand_value, targets_us_value,
 };
 use crate::error::{Error, Result};
 use crate::schema::{Schema, TypeRef, XsdType};
@@ -63,8 +64,43 @@ pub struct Context<'a> {
     pub action: Option<&'a str>,
     /// The WS-Security user, when a UsernameToken was verified.
     pub user: Option<&'a str>,
-    /// All header blocks.
-    pub headers: &'a [Element],
+    headers: Headers<'a>,
+}
+
+impl Context<'_> {
+    /// All header blocks. On the common request path they are read into trees only when a
+    /// handler asks for them (most never do), from the same bytes and with the same limits.
+    pub fn headers(&self) -> &[Element] {
+        match &self.headers {
+            Headers::Read(headers) => headers,
+            Headers::Lazy {
+                info,
+                body,
+                limits,
+                read,
+            } => read.get_or_init(|| {
+                // The document has been read once already with these limits, so this
+                // succeeds; an error would leave the handler with no blocks, not a panic.
+                Envelope::parse_request(info, body, limits)
+                    .map(|envelope| envelope.headers)
+                    .unwrap_or_default()
+            }),
+        }
+    }
+}
+
+/// Where [`Context::headers`] come from.
+#[derive(Debug)]
+enum Headers<'a> {
+    /// Already read into trees (the tree path).
+    Read(&'a [Element]),
+    /// Read from the request when first asked for (the one-pass path).
+    Lazy {
+        info: &'a MessageInfo,
+        body: &'a [u8],
+        limits: &'a XmlLimits,
+        read: OnceLock<Vec<Element>>,
+    },
 }
 
 type Handler = Box<dyn Fn(&Element, &Context<'_>) -> Result<Reply> + Send + Sync>;
@@ -78,14 +114,20 @@ type Call = Box<dyn Fn(Box<dyn Any>, &str, &Context<'_>) -> Result<Reply> + Send
 /// A handler's response element: as text from our own serializer, spliced into the response
 /// envelope as it is (no reading back into a tree), or as a tree when it could not be.
 enum Reply {
-    Xml { namespace: String, xml: String },
+    /// The whole response envelope, written around the entry (at `entry`) in one buffer.
+    Envelope {
+        xml: String,
+        entry: Range<usize>,
+    },
     Element(Element),
 }
 
 impl Reply {
-    fn into_element(self) -> Result<Element> {
+    fn into_element(self, namespace: &str) -> Result<Element> {
         match self {
-            Reply::Xml { namespace, xml } => body::from_qualified_xml(&namespace, &xml),
+            Reply::Envelope { xml, entry } => {
+                body::from_qualified_xml(namespace, xml.get(entry).unwrap_or(""))
+            }
             Reply::Element(element) => Ok(element),
         }
     }
@@ -131,12 +173,17 @@ impl Operation {
         let request_type = Req::xsd(&mut request_schema);
         let respond = Arc::new(move |request: Req, ns: &str, ctx: &Context<'_>| {
             let response = handler(request, ctx)?;
-            match body::to_qualified_xml(ns, &response_name, &response)? {
-                Some(xml) => Ok(Reply::Xml {
-                    namespace: ns.to_owned(),
-                    xml,
-                }),
-                None => body::to_element(ns, &response_name, &response).map(Reply::Element),
+            // The envelope around the entry is written into the same buffer (sized for a
+            // typical body), so the entry is not copied into the envelope afterwards.
+            let mut xml = String::with_capacity(body::TYPICAL_BODY_BYTES + 256);
+            envelope::write_response_head(&mut xml, ctx.version);
+            let start = xml.len();
+            if body::write_qualified_xml(&mut xml, ns, &response_name, &response)? {
+                let entry = start..xml.len();
+                envelope::write_response_tail(&mut xml, ctx.version);
+                Ok(Reply::Envelope { xml, entry })
+            } else {
+                body::to_element(ns, &response_name, &response).map(Reply::Element)
             }
         });
         let call_respond = Arc::clone(&respond);
@@ -254,6 +301,17 @@ impl SoapService {
             .map(|o| self.action(o))
     }
 
+    /// Whether `action` is the action of `op` ([`SoapService::action`] without building it).
+    fn is_action_of(&self, action: &str, op: &Operation) -> bool {
+        match &op.action {
+            Some(own) => own == action,
+            None => action
+                .strip_suffix(op.name.as_str())
+                .and_then(|rest| rest.strip_suffix('/'))
+                .is_some_and(|rest| rest == self.namespace.trim_end_matches('/')),
+        }
+    }
+
     fn action(&self, op: &Operation) -> String {
         op.action
             .clone()
@@ -290,11 +348,10 @@ impl SoapService {
         };
         match self.process_reply(&info, body, now) {
             Ok(reply) => {
-                let envelope = Envelope::new(info.version);
                 let xml = match reply {
-                    Reply::Xml { xml, .. } => envelope.to_xml_with_body(&xml),
+                    Reply::Envelope { xml, .. } => xml,
                     Reply::Element(element) => {
-                        let mut envelope = envelope;
+                        let mut envelope = Envelope::new(info.version);
                         envelope.body.push(element);
                         envelope.to_xml()
                     }
@@ -312,7 +369,9 @@ impl SoapService {
 
     /// The envelope-level part of [`SoapService::handle`]: parse, check headers, dispatch.
     pub fn process(&self, info: &MessageInfo, body: &[u8], now: SystemTime) -> Result<Envelope> {
-        let response = self.process_reply(info, body, now)?.into_element()?;
+        let response = self
+            .process_reply(info, body, now)?
+            .into_element(&self.namespace)?;
         let mut out = Envelope::new(info.version);
         out.body.push(response);
         Ok(out)
@@ -327,9 +386,10 @@ impl SoapService {
         }
     }
 
-    /// The common request in one pass of the hardened reader: the header blocks are read
-    /// into trees, the body entry is decoded straight from the reader into the operation's
-    /// request type. `None` when the request is not the common case (attributes on the
+    /// The common request in one pass of the hardened reader: the header blocks are judged
+    /// by their start tags (only a WS-Security block this service checks is read into a
+    /// tree; [`Context::headers`] reads the others when a handler asks), the body entry is
+    /// decoded straight from the reader into the operation's request type. `None` when the request is not the common case (attributes on the
     /// envelope's elements or namespaced ones in the body, a shape the direct decoder leaves
     /// to quick-xml, or any error): then [`SoapService::tree_reply`] reads it again, with the
     /// same limits, and answers it, errors included. Nothing with an effect (WS-Security's
@@ -351,15 +411,35 @@ impl SoapService {
             return None;
         }
         let mut tag = next_tag(&mut events)??;
-        let mut headers = Vec::new();
+        // Header blocks are judged by their start tags (booleans, mustUnderstand, target)
+        // and not read into trees, except WS-Security's when it is checked here: a block
+        // that would be refused sends the request down the tree path, which words the fault.
+        let mut security_header = None;
         if tag.namespace.as_deref() == Some(ns) && tag.name == "Header" {
             if !tag.attributes.is_empty() {
                 return None;
             }
             while let Some(block) = next_tag(&mut events)? {
-                let block = xml::read_element(&mut events, block).ok()?;
-                check_header_booleans(version, &block).ok()?;
-                headers.push(block);
+                let attribute = |name: &str| tag_attribute(&block, ns, name);
+                if !header_booleans_are_valid(version, attribute)
+                    || (must_understand_value(attribute("mustUnderstand"))
+                        && targets_us_value(version, block_target(version, attribute), &self.roles)
+                        && !self.is_understood(block.namespace.as_deref(), block.name))
+                {
+                    return None;
+                }
+                if self.security.is_some()
+                    && block.name == "Security"
+                    && block.namespace.as_deref() == Some(WSSE_NS)
+                {
+                    // A second Security block is the tree path's to answer.
+                    if security_header.is_some() {
+                        return None;
+                    }
+                    security_header = Some(xml::read_element(&mut events, block).ok()?);
+                } else {
+                    skip_element(&mut events)?;
+                }
             }
             tag = next_tag(&mut events)??;
         }
@@ -379,7 +459,7 @@ impl SoapService {
         if info
             .action
             .as_deref()
-            .is_some_and(|action| action != self.action(op))
+            .is_some_and(|action| !self.is_action_of(action, op))
         {
             return None;
         }
@@ -403,15 +483,7 @@ impl SoapService {
                 Item::Start(_) | Item::End => return None,
             }
         }
-        if headers.iter().any(|h| {
-            must_understand(version, h)
-                && targets_us(version, h, &self.roles)
-                && !self.is_understood(h)
-        }) {
-            return None;
-        }
-        let security_header = headers.iter().find(|h| h.is(WSSE_NS, "Security"));
-        let user = match (&self.security, security_header) {
+        let user = match (&self.security, &security_header) {
             (Some(security), Some(header)) => match security.verify(header, now) {
                 Ok(user) => Some(user),
                 Err(e) => return Some(Err(e.into())),
@@ -423,7 +495,12 @@ impl SoapService {
             version,
             action: info.action.as_deref(),
             user: user.as_deref(),
-            headers: &headers,
+            headers: Headers::Lazy {
+                info,
+                body,
+                limits: &self.limits,
+                read: OnceLock::new(),
+            },
         };
         Some((op.call)(request, &self.namespace, &ctx))
     }
@@ -434,7 +511,7 @@ impl SoapService {
         let version = envelope.version;
         let not_understood: Vec<(String, String)> = envelope
             .mandatory_headers(&self.roles)
-            .filter(|h| !self.is_understood(h))
+            .filter(|h| !self.is_understood(h.namespace(), h.name()))
             .map(|h| (h.namespace().unwrap_or("").to_owned(), h.name().to_owned()))
             .collect();
         if !not_understood.is_empty() {
@@ -470,7 +547,7 @@ impl SoapService {
                 name: entry.name().to_owned(),
             })?;
         if let Some(action) = info.action.as_deref()
-            && action != self.action(op)
+            && !self.is_action_of(action, op)
         {
             return Err(Error::ActionMismatch {
                 action: action.to_owned(),
@@ -494,14 +571,17 @@ impl SoapService {
             version,
             action: info.action.as_deref(),
             user: user.as_deref(),
-            headers: &envelope.headers,
+            headers: Headers::Read(&envelope.headers),
         };
         (op.handler)(entry, &ctx)
     }
 
-    fn is_understood(&self, block: &Element) -> bool {
-        (self.security.is_some() && block.is(WSSE_NS, "Security"))
-            || self.understood.iter().any(|(ns, n)| block.is(ns, n))
+    fn is_understood(&self, namespace: Option<&str>, name: &str) -> bool {
+        (self.security.is_some() && namespace == Some(WSSE_NS) && name == "Security")
+            || self
+                .understood
+                .iter()
+                .any(|(ns, n)| namespace == Some(ns.as_str()) && name == n)
     }
 
     /// The WSDL 1.1 document with SOAP 1.1 and 1.2 bindings, served at `address`.
@@ -574,6 +654,29 @@ fn decode_request<'a, Req: DeserializeOwned + 'static>(
     decode::decode::<Req, _>(source, tag).map(|r| Box::new(r) as Box<dyn Any>)
 }
 
+/// The value of the attribute `name` in the namespace `ns` of a start tag.
+fn tag_attribute<'t>(tag: &'t Tag<'_>, ns: &str, name: &str) -> Option<&'t str> {
+    tag.attributes
+        .iter()
+        .find(|a| a.name == name && a.namespace.as_deref() == Some(ns))
+        .map(|a| a.value.as_ref())
+}
+
+/// Reads through the end of the element whose start tag was just handed out; `None` on an
+/// error.
+fn skip_element(events: &mut Events<'_, '_>) -> Option<()> {
+    let mut depth = 0usize;
+    loop {
+        match events.next().ok()? {
+            Item::Start(_) => depth += 1,
+            Item::End if depth == 0 => return Some(()),
+            Item::End => depth -= 1,
+            Item::Text(_) => {}
+            Item::Eof => return None,
+        }
+    }
+}
+
 /// The next start tag (`Some(Some(tag))`) or end tag (`Some(None)`) after blank text;
 /// `None` at other text, the end of the document or an error.
 fn next_tag<'a>(events: &mut Events<'a, '_>) -> Option<Option<Tag<'a>>> {
@@ -581,7 +684,7 @@ fn next_tag<'a>(events: &mut Events<'a, '_>) -> Option<Option<Tag<'a>>> {
         match events.next().ok()? {
             Item::Start(tag) => return Some(Some(tag)),
             Item::End => return Some(None),
-            Item::Text(text) if text.trim_matches([' ', '\t', '\r', '\n']).is_empty() => {}
+            Item::Text(text) if xml::is_whitespace(&text) => {}
             Item::Text(_) | Item::Eof => return None,
         }
     }
@@ -624,4 +727,89 @@ fn request_address(parts: &Parts) -> Option<String> {
         return None;
     }
     Some(format!("{scheme}://{authority}{}", parts.uri.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_handler_reads_the_header_blocks_the_one_pass_path_skipped() {
+        #[derive(serde::Deserialize, serde::Serialize)]
+        struct Echo {
+            text: String,
+        }
+        impl XsdType for Echo {
+            fn xsd(s: &mut Schema) -> TypeRef {
+                s.complex_type("Echo", |t| t.field::<String>("text"))
+            }
+        }
+        let service = SoapService::new("S", "urn:x").operation(Operation::new(
+            "echo",
+            |_: Echo, ctx: &Context<'_>| {
+                let names: Vec<String> = ctx
+                    .headers()
+                    .iter()
+                    .map(|h| format!("{}={}", h.name(), h.text()))
+                    .collect();
+                Ok(Echo {
+                    text: names.join(","),
+                })
+            },
+        ));
+        let info = MessageInfo {
+            version: SoapVersion::V11,
+            action: None,
+        };
+        let body = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>
+            <t:trace xmlns:t="urn:t">abc</t:trace><t:span xmlns:t="urn:t"/></s:Header>
+            <s:Body><echo xmlns="urn:x"><text>hi</text></echo></s:Body></s:Envelope>"#;
+        // The one-pass path answers this request (nothing sends it down the tree path).
+        let reply = service
+            .direct_reply(&info, body, SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .unwrap();
+        let response = reply.into_element("urn:x").unwrap();
+        assert_eq!(
+            response.child("urn:x", "text").map(Element::text),
+            Some("trace=abc,span=")
+        );
+    }
+
+    #[test]
+    fn an_action_matches_exactly_when_it_is_the_built_one() {
+        #[derive(serde::Deserialize, serde::Serialize)]
+        struct Empty {}
+        impl XsdType for Empty {
+            fn xsd(s: &mut Schema) -> TypeRef {
+                s.complex_type("Empty", |t| t)
+            }
+        }
+        for namespace in ["urn:x", "http://x/", "http://x//", ""] {
+            let service = SoapService::new("S", namespace)
+                .operation(Operation::new("op", |_: Empty, _| Ok(Empty {})))
+                .operation(Operation::new("other", |_: Empty, _| Ok(Empty {})).action("urn:a"));
+            for op in &service.operations {
+                let built = service.action(op);
+                for action in [
+                    built.clone(),
+                    format!("{built}/"),
+                    format!("/{built}"),
+                    built.replace('/', "//"),
+                    "urn:a".to_owned(),
+                    "op".to_owned(),
+                    "/op".to_owned(),
+                    String::new(),
+                ] {
+                    assert_eq!(
+                        service.is_action_of(&action, op),
+                        action == built,
+                        "{namespace:?} {action:?}"
+                    );
+                }
+            }
+        }
+    }
 }

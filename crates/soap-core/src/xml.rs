@@ -413,21 +413,42 @@ pub(crate) fn escape(s: &str) -> Cow<'_, str> {
     quick_xml::escape::escape(s)
 }
 
+/// XML's white space (XML 1.0 production 3).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Whether `s` is XML white space only (or empty): a byte loop, cheaper than `trim_matches`
+/// with a pattern for the short texts between tags.
+pub(crate) fn is_whitespace(s: &str) -> bool {
+    s.bytes().all(is_space)
+}
+
+/// `s` without leading and trailing XML white space.
+pub(crate) fn trim_whitespace(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    let start = bytes
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_space(b))
+        .map_or(start, |i| i + 1);
+    // Both ends are next to ASCII bytes, so on character boundaries.
+    s.get(start..end.max(start)).unwrap_or("")
+}
+
 /// Splits a QName (Namespaces in XML 1.0 section 4): at most one colon, with a non-empty
 /// prefix and local part, so that what we write back names the same thing.
 fn split_qname(qname: &str) -> std::result::Result<(Option<&str>, &str), String> {
-    // A byte loop rather than `split_once`: names are short, and this runs for every tag.
-    let mut colon = None;
-    let mut colons = 0usize;
-    for (i, b) in qname.bytes().enumerate() {
-        if b == b':' {
-            colons = colons.saturating_add(1);
-            colon = colon.or(Some(i));
-        }
-    }
-    let split = match colon {
+    // Byte searches rather than `split_once`: names are short, and this runs for every tag.
+    let bytes = qname.as_bytes();
+    let split = match bytes.iter().position(|&b| b == b':') {
         None if !qname.is_empty() => return Ok((None, qname)),
-        Some(i) if i > 0 && colons == 1 => qname.get(..i).zip(qname.get(i + 1..)),
+        Some(i) if i > 0 && !bytes.get(i + 1..).is_some_and(|rest| rest.contains(&b':')) => {
+            qname.get(..i).zip(qname.get(i + 1..))
+        }
         _ => None,
     };
     match split {
@@ -592,6 +613,9 @@ pub(crate) struct Events<'a, 'l> {
     root_seen: bool,
     /// Where the last event read started.
     position: u64,
+    /// Whether the input has a carriage return anywhere: one search of the whole input
+    /// instead of one per text node.
+    has_carriage_return: bool,
 }
 
 impl<'a, 'l> Events<'a, 'l> {
@@ -627,6 +651,7 @@ impl<'a, 'l> Events<'a, 'l> {
             pending_end: false,
             root_seen: false,
             position: 0,
+            has_carriage_return: body.contains(&b'\r'),
         })
     }
 
@@ -706,7 +731,9 @@ impl<'a, 'l> Events<'a, 'l> {
                 Event::End(_) => self.close(),
                 // End-of-line normalization (XML 1.0 section 2.11) only when there is a
                 // carriage return: most text is short, and this check is cheaper.
-                Event::Text(t) if !t.as_bytes().contains(&b'\r') => self.text(t.into_inner()),
+                Event::Text(t) if !self.has_carriage_return || !t.as_bytes().contains(&b'\r') => {
+                    self.text(t.into_inner())
+                }
                 Event::Text(t) => self.text(t.xml10_content()),
                 Event::CData(c) => self.text(c.xml10_content()),
                 Event::GeneralRef(r) => {
@@ -774,7 +801,10 @@ impl<'a, 'l> Events<'a, 'l> {
         if prefix == "xml" {
             return Ok(Some(Cow::Borrowed(XML_NS)));
         }
-        match self.bindings.iter().rev().find(|(p, _)| *p == prefix) {
+        // Prefixes are a few bytes: comparing them inline beats a call to `memcmp`.
+        let same =
+            |p: &str| p.len() == prefix.len() && p.bytes().zip(prefix.bytes()).all(|(a, b)| a == b);
+        match self.bindings.iter().rev().find(|(p, _)| same(p)) {
             Some((_, ns)) if ns.is_empty() => Ok(None),
             Some((_, ns)) => Ok(Some(ns.clone())),
             None if prefix.is_empty() => Ok(None),
@@ -802,14 +832,8 @@ impl<'a, 'l> Events<'a, 'l> {
         });
         // The attribute count is checked as we go, so that quick-xml's duplicate check
         // (quadratic in the count) never runs past the limit.
-        for attr in Attributes::new(
-            content,
-            if has_attributes {
-                name_len
-            } else {
-                content.len()
-            },
-        ) {
+        let attrs = has_attributes.then(|| Attributes::new(content, name_len));
+        for attr in attrs.into_iter().flatten() {
             if raw_attrs.len() + declarations >= self.limits.max_attributes {
                 return Err(self.limit(LimitKind::Attributes));
             }
