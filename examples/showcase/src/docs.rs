@@ -40,7 +40,7 @@ macro_rules! sources {
 }
 
 /// Every crate under `crates/` (a test fails when one is missing here).
-const SOURCES: [Source; 8] = sources!(
+static SOURCES: [Source; 8] = sources!(
     "rest-core",
     "graphql-core",
     "soap-core",
@@ -238,8 +238,8 @@ pub(crate) fn crate_page(dir: &str) -> Option<String> {
 
 /// The Markdown `text` of `krate`'s README as HTML (see the module docs for what differs
 /// from plain CommonMark).
-fn markdown(text: &str, krate: &Crate) -> String {
-    let resolve = |link: BrokenLink<'_>| {
+fn markdown<'a>(text: &'a str, krate: &Crate) -> String {
+    let resolve = |link: BrokenLink<'a>| -> Option<(CowStr<'a>, CowStr<'a>)> {
         let name = link.reference.strip_prefix('`')?.strip_suffix('`')?;
         let is_path = !name.is_empty()
             && name

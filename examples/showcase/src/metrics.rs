@@ -206,8 +206,8 @@ impl HttpMetrics {
         for (_, app, method, class, _, total) in &live {
             let labels = [
                 ("app", app.as_str()),
-                ("method", method),
-                ("status_class", class),
+                ("method", *method),
+                ("status_class", class.as_str()),
             ];
             sample(out, "showcase_http_requests_total", &labels, total);
         }
@@ -220,8 +220,8 @@ impl HttpMetrics {
         for (series, app, method, class, slots, total) in &live {
             let labels = [
                 ("app", app.as_str()),
-                ("method", method),
-                ("status_class", class),
+                ("method", *method),
+                ("status_class", class.as_str()),
             ];
             let mut cumulative = 0;
             for (bound, count) in BUCKETS.iter().zip(slots.iter()) {
@@ -336,7 +336,7 @@ impl AppGauges {
                 "Jobs of the task queue at /jobs that this instance knows, by state.",
             );
             for (state, count) in &self.jobs {
-                sample(out, "showcase_jobs", &[("state", state)], count);
+                sample(out, "showcase_jobs", &[("state", *state)], count);
             }
         }
         if !self.auth_logins.is_empty() {
@@ -350,7 +350,7 @@ impl AppGauges {
                 sample(
                     out,
                     "showcase_auth_logins_total",
-                    &[("outcome", outcome)],
+                    &[("outcome", *outcome)],
                     count,
                 );
             }
@@ -477,7 +477,12 @@ impl Observation {
             .metrics
             .record(app, self.method, response.status().as_u16(), nanos);
         let in_flight = self.in_flight;
-        response.map(|inner| serve::boxed(Tracked { inner, in_flight }))
+        response.map(|inner| {
+            serve::boxed(Tracked {
+                inner,
+                _in_flight: in_flight,
+            })
+        })
     }
 }
 
@@ -500,7 +505,8 @@ impl Drop for InFlight {
 #[derive(Debug)]
 struct Tracked {
     inner: serve::Body,
-    in_flight: InFlight,
+    /// Held for its `Drop`.
+    _in_flight: InFlight,
 }
 
 impl hyper::body::Body for Tracked {
