@@ -221,7 +221,7 @@ fn parse(text: &str) -> Exposition {
 }
 
 /// Checks every histogram: buckets in increasing `le`, cumulative, ending at `+Inf`, which
-/// equals `_count`; a `_sum`. Returns each series' `_count` by its labels.
+/// equals `_count`; a `_sum`. Returns how many series were checked.
 fn check_histograms(exposition: &Exposition) -> usize {
     let mut checked = 0;
     for (name, kind) in &exposition.types {
