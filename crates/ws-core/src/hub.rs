@@ -275,6 +275,11 @@ impl Hub {
         self.rooms.get(room).map_or(0, HashSet::len)
     }
 
+    /// How many rooms have at least one member (an empty room is removed).
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
     /// The rooms a client is in.
     pub fn rooms_of(&self, id: ClientId) -> usize {
         self.clients.get(&id).map_or(0, |c| c.rooms.len())

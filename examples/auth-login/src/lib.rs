@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -101,6 +102,19 @@ pub struct App<S> {
     login_csrf: LoginCsrf,
     issuer: JwtIssuer,
     verifier: JwtVerifier,
+    /// Login attempts by outcome, for [`App::login_counts`].
+    logins: LoginCounts,
+}
+
+/// Login attempts since the app started, by outcome ([`App::login_counts`]).
+#[derive(Debug, Default)]
+pub struct LoginCounts {
+    /// Right user name and password: a session was logged in.
+    pub succeeded: AtomicU64,
+    /// Wrong user name or password (or a session that could not be logged in).
+    pub failed: AtomicU64,
+    /// Refused by login throttling before the password was checked.
+    pub throttled: AtomicU64,
 }
 
 impl<S> std::fmt::Debug for App<S> {
@@ -141,7 +155,15 @@ impl<S: SessionStore> App<S> {
             login_csrf,
             issuer: JwtIssuer::new(keys.clone()).with_issuer(&issuer_url),
             verifier: JwtVerifier::new(keys).with_issuer(&issuer_url),
+            logins: LoginCounts::default(),
         })
+    }
+}
+
+impl<S> App<S> {
+    /// Login attempts since the app started, by outcome (relaxed atomic counters).
+    pub fn login_counts(&self) -> &LoginCounts {
+        &self.logins
     }
 }
 
@@ -403,13 +425,30 @@ async fn login<S: SessionStore>(
                 users.insert(username.to_owned(), hash);
             }
             match session.login(username) {
-                Ok(()) => redirect(home_url),
-                Err(error) => text(error.status(), &error.to_string()),
+                Ok(()) => {
+                    app.logins.succeeded.fetch_add(1, Ordering::Relaxed);
+                    redirect(home_url)
+                }
+                Err(error) => {
+                    app.logins.failed.fetch_add(1, Ordering::Relaxed);
+                    text(error.status(), &error.to_string())
+                }
             }
         }
         // One message for unknown users and wrong passwords: no account enumeration.
-        Ok(Verification::Mismatch) => text(StatusCode::UNAUTHORIZED, "wrong user name or password"),
-        Err(error) => error.to_response(),
+        Ok(Verification::Mismatch) => {
+            app.logins.failed.fetch_add(1, Ordering::Relaxed);
+            text(StatusCode::UNAUTHORIZED, "wrong user name or password")
+        }
+        Err(error) => {
+            let counter = if error.status() == StatusCode::TOO_MANY_REQUESTS {
+                &app.logins.throttled
+            } else {
+                &app.logins.failed
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            error.to_response()
+        }
     }
 }
 

@@ -132,6 +132,13 @@ impl App {
         self.lock().hub.is_empty()
     }
 
+    /// Chat connections open now and rooms with at least one member (for metrics: takes
+    /// the hub's lock briefly).
+    pub fn occupancy(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.hub.len(), state.hub.room_count())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the hub usable: take it anyway.
         self.state

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::{cookies, index, origin};
+use crate::{cookies, docs, index, metrics, origin};
 
 /// The landing page: every capability the showcase serves, with a link to try it;
 /// `{{origin}}` stands for `http://HOST` in its curl samples, the address the visitor came
@@ -22,8 +22,9 @@ pub(crate) type Body = Full<Bytes>;
 
 /// Mounts with a page at their root: `GET /auth` redirects to `/auth/`, so that the page's
 /// relative links resolve below the prefix.
-const PAGES: [&str; 9] = [
+const PAGES: [&str; 10] = [
     "/api",
+    "/docs",
     "/proxy",
     "/auth",
     "/chat",
@@ -47,6 +48,9 @@ pub(crate) struct Showcase {
     oauth_login: Arc<oauth_login::App>,
     chat: Arc<chat::App>,
     jobs: Arc<task_queue::App>,
+    graphql: Arc<graphql::App>,
+    /// Requests by mount, method and status class, for `GET /metrics`.
+    metrics: Arc<metrics::HttpMetrics>,
     /// `/api/`: the REST API's operations, rendered once from its OpenAPI document.
     api_index: String,
 }
@@ -159,7 +163,7 @@ impl Showcase {
             (metadata_path, provider.clone()),
             ("/oauth-login".to_owned(), oauth_login.clone()),
             ("/cookies".to_owned(), Arc::new(cookies)),
-            ("/graphql".to_owned(), graphql),
+            ("/graphql".to_owned(), graphql.clone()),
             // proxy-core: its upstreams are this server (`/api/`, `/origin/`) over loopback
             // HTTP; its responses stream through as the upstream sends them.
             ("/proxy".to_owned(), Arc::new(proxy)),
@@ -167,6 +171,9 @@ impl Showcase {
             ("/soap".to_owned(), Arc::new(soap)),
             ("/jobs".to_owned(), jobs.clone()),
         ];
+        let metrics = Arc::new(metrics::HttpMetrics::new(
+            mounts.iter().map(|(prefix, _)| prefix.as_str()),
+        ));
         Ok(Self {
             mounts,
             public,
@@ -175,6 +182,8 @@ impl Showcase {
             oauth_login,
             chat,
             jobs,
+            graphql,
+            metrics,
             api_index,
         })
     }
@@ -203,11 +212,12 @@ impl serve::App for Showcase {
         peer: SocketAddr,
         request: Request<serve::Body>,
     ) -> serve::ResponseFuture {
+        let observation = self.metrics.start(request.method(), request.uri().path());
         let response = self.dispatch(peer, request);
         Box::pin(async move {
             let mut response = response.await;
             serve::page::protect_html(response.headers_mut());
-            response
+            observation.finish(response)
         })
     }
 
@@ -378,8 +388,41 @@ impl Showcase {
             "/healthz" => {
                 serve::page::get_or_head(method, "application/json", r#"{"status":"ok"}"#)
             }
-            _ => serve::page::not_found(),
+            "/metrics" => serve::page::get_or_head(method, metrics::CONTENT_TYPE, self.scrape()),
+            "/docs/" => {
+                serve::page::get_or_head(method, "text/html; charset=utf-8", docs::index_page())
+            }
+            path => match path.strip_prefix("/docs/").and_then(docs::crate_page) {
+                Some(page) => serve::page::get_or_head(method, "text/html; charset=utf-8", page),
+                None => serve::page::not_found(),
+            },
         }
+    }
+
+    /// The Prometheus exposition of `GET /metrics`: the request metrics and what the apps
+    /// tell now.
+    fn scrape(&self) -> String {
+        let (chat_connections, chat_rooms) = self.chat.occupancy();
+        let logins = self.auth.login_counts();
+        let jobs = self.jobs.job_counts();
+        let count = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        self.metrics.render(&metrics::AppGauges {
+            chat_connections: Some(chat_connections),
+            chat_rooms: Some(chat_rooms),
+            graphql_ws_operations: Some(self.graphql.websocket_operations()),
+            jobs: ["queued", "running", "retrying", "succeeded", "dead"]
+                .into_iter()
+                .map(|state| (state, jobs.get(state).copied().unwrap_or(0)))
+                .collect(),
+            auth_sessions: Some(self.auth.session_count()),
+            auth_logins: vec![
+                ("success", count(&logins.succeeded)),
+                ("failure", count(&logins.failed)),
+                ("throttled", count(&logins.throttled)),
+            ],
+        })
     }
 
     /// `http://` and the host the request was sent to (its `Host` header, or the authority

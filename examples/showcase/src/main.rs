@@ -22,6 +22,8 @@
 //! curl -si -H 'Accept-Encoding: br' http://127.0.0.1:8080/proxy/origin/cached -o /dev/null
 //! curl -s http://127.0.0.1:8080/proxy/origin/headers          Forwarded, Via (proxy-core)
 //! curl -s http://127.0.0.1:8080/proxy/metrics
+//! curl -s http://127.0.0.1:8080/metrics                  the whole showcase, Prometheus text
+//! open http://127.0.0.1:8080/docs/            every crate: types, features, usage, README
 //! open http://127.0.0.1:8080/jobs/             enqueue jobs, watch retries and dead letters
 //! curl -s http://127.0.0.1:8080/jobs/jobs -H 'content-type: application/json' \
 //!      -d '{"kind":"flaky","payload":{"fail_times":2}}'          (broker-core)
@@ -55,6 +57,8 @@
 //! | `/soap/` | `soap-service` | soap-core: orders and inventory over SOAP 1.1 and 1.2 at `/soap/soap`, its WSDL at `/soap/soap?wsdl`, typed faults, WS-Security UsernameToken |
 //! | `/jobs/` | `task-queue` | broker-core: a job queue on the embedded broker, retries with backoff, dead letters and re-drive, `Idempotency-Key`, an idempotent inbox; its page at `/jobs/`, the API at `/jobs/jobs` |
 //! | `/origin/` | this crate (`origin.rs`) | the proxy's upstream pages: a cacheable one, a header echo, a rate-limited one |
+//! | `/docs/` | this crate (`docs.rs`) | every crate under `crates/`: what it does, main types, features, a usage snippet and links to docs.rs; `/docs/CRATE` is its README as HTML (pulldown-cmark, raw HTML shown as text), all read at build time |
+//! | `/metrics` | this crate (`metrics.rs`) | Prometheus text format 0.0.4 for the whole server: `showcase_http_requests_total`, `showcase_http_request_duration_seconds` (histogram) and `showcase_http_requests_in_flight` by mount (`app`), method and status class; chat connections and rooms, GraphQL WebSocket operations, jobs by state, auth sessions and login outcomes, `process_*` from `/proc/self`, `showcase_build_info`. Atomics only on the request path; why no metrics crate: `src/metrics.rs` |
 //!
 //! Every HTML page that comes back, whichever app wrote it, is sent with a Content Security
 //! Policy (same-origin only, no framing: `frame-ancestors 'none'`) and `X-Frame-Options:
@@ -90,7 +94,9 @@
 
 mod app;
 mod cookies;
+mod docs;
 mod index;
+mod metrics;
 mod origin;
 
 use std::process::ExitCode;

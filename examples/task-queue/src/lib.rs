@@ -275,6 +275,12 @@ impl App {
         self.core.broker.name()
     }
 
+    /// How many jobs this instance knows in each state (`queued`, `running`, `retrying`,
+    /// `succeeded`, `dead`; a state no job is in is left out), as `GET /jobs` counts them.
+    pub fn job_counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.core.jobs.recent(0).1
+    }
+
     /// The inbox's name (`memory`, `redis`, `none`).
     pub fn inbox_name(&self) -> &'static str {
         self.core.inbox.as_ref().map_or("none", Inbox::name)
