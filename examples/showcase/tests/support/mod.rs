@@ -13,8 +13,21 @@ use serve::testing::{Process, send};
 pub struct Server(Process);
 
 impl Server {
+    /// The showcase on its embedded defaults: `REDIS_URL` (which CI sets for the tests
+    /// that want it) is not passed on, so that tests never share state through Redis.
     pub fn start() -> Self {
-        Self(Process::start(env!("CARGO_BIN_EXE_showcase")))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_showcase"));
+        command.env_remove("REDIS_URL");
+        Self(Process::spawn(command))
+    }
+
+    /// The showcase with its shared state in the Redis at `url`, under `prefix` (unique per
+    /// test run, so that runs and tests do not meet on the shared Redis), and `env`.
+    pub fn start_shared(url: &str, prefix: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_showcase"));
+        command.env("REDIS_URL", url).env("REDIS_PREFIX", prefix);
+        command.envs(env.iter().copied());
+        Self(Process::spawn(command))
     }
 
     pub fn client(&self) -> Client {
