@@ -3,6 +3,7 @@
 
 mod authorization;
 mod csrf;
+mod either;
 mod error;
 mod jwt;
 mod key_config;
@@ -32,6 +33,7 @@ pub use csrf::{
     CSRF_SESSION_KEY, DoubleSubmit, LoginCsrf, OriginCheck, session_csrf_token, synchronizer_token,
     verify_session_csrf, verify_synchronizer,
 };
+pub use either::Either;
 pub use error::{Error, Result};
 pub use jwt::{
     Algorithm, Audience, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, JwtIssuer, JwtVerifier,

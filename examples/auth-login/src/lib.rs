@@ -15,6 +15,8 @@
 //! # Ok(()) }
 //! ```
 
+mod users;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,10 +24,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use auth_core::{
-    Algorithm, BearerChallenge, BearerError, Claims, Error as AuthError, JwtIssuer, JwtVerifier,
-    Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryStore, PasswordPolicy,
-    Passwords, Session, SessionConfig, SessionCookie, SessionStore, Sessions, ThrottlePolicy,
-    Verification, bearer_token, normalize_password,
+    Algorithm, BearerChallenge, BearerError, Claims, Either, Error as AuthError, JwtIssuer,
+    JwtVerifier, Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryStore,
+    PasswordPolicy, Passwords, RedisAttemptStore, RedisStore, Session, SessionConfig,
+    SessionCookie, SessionStore, Sessions, ThrottlePolicy, Verification, bearer_token,
+    normalize_password,
 };
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, SET_COOKIE};
@@ -34,6 +37,8 @@ use http_body_util::Full;
 use proxy_core::{TrustedProxies, client_address};
 use serve::ResponseFuture;
 use serve::page::{self, escape, text};
+pub use users::RedisUsers;
+use users::Users;
 
 /// The body the pages are built with; [`serve::App::handle`] boxes it.
 type Body = Full<Bytes>;
@@ -66,6 +71,17 @@ pub struct Settings {
     /// Which passwords sign-up accepts: auth-core's default, NIST SP 800-63B for a password
     /// that is the only factor (15 characters or more, not a common password).
     pub password_policy: PasswordPolicy,
+    /// Where login throttling counts failures: `None` in this process; a Redis store
+    /// shared by every instance, so that a guesser spreading attempts over instances meets
+    /// one limit.
+    pub attempt_store: Option<RedisAttemptStore>,
+    /// The keys API tokens are signed with, the same on every instance (from
+    /// configuration, or from Redis: `KeySet::from_config`); `None`: an EdDSA key made at
+    /// start, so tokens end with the process and another instance refuses them.
+    pub signing_keys: Option<KeySet>,
+    /// Where the accounts are: `None` in this process; a Redis hash shared by every
+    /// instance, so that an account made on one logs in on all.
+    pub user_store: Option<RedisUsers>,
 }
 
 impl Settings {
@@ -78,11 +94,20 @@ impl Settings {
             deployment: serve::Deployment::default(),
             throttle: ThrottlePolicy::default(),
             password_policy: PasswordPolicy::default(),
+            attempt_store: None,
+            signing_keys: None,
+            user_store: None,
         }
     }
 }
 
-/// Everything the handlers share: sessions in `S`, users in memory, a fresh signing key.
+/// Where login throttling counts: in this process or in Redis ([`Settings::attempt_store`]).
+pub type AttemptBackend = Either<MemoryAttemptStore, RedisAttemptStore>;
+
+/// Sessions in this process or in Redis, chosen at start (the showcase's choice).
+pub type SessionBackend = Either<MemoryStore, RedisStore>;
+
+/// Everything the handlers share: sessions in `S`, the users, the signing keys.
 pub struct App<S> {
     base: String,
     /// `http://HOST:PORT`: the address in the token page's curl command when the request
@@ -92,9 +117,10 @@ pub struct App<S> {
     cookie: SessionCookie,
     passwords: Passwords,
     password_policy: PasswordPolicy,
-    /// The user table: name to PHC hash. A real application keeps it in its database.
-    users: RwLock<HashMap<String, String>>,
-    throttle: LoginThrottle<MemoryAttemptStore>,
+    /// The user table: name to PHC hash, in memory or Redis. A real application keeps it
+    /// in its database.
+    users: Users,
+    throttle: LoginThrottle<AttemptBackend>,
     /// Whose forwarded client address the throttle counts.
     trusted_proxies: TrustedProxies,
     /// CSRF tokens for visitors without a session: in a signed cookie, so showing the login
@@ -126,18 +152,29 @@ impl<S> std::fmt::Debug for App<S> {
 }
 
 impl<S: SessionStore> App<S> {
-    /// An application keeping sessions in `store`, with an EdDSA signing key made now (API
-    /// tokens end with the process).
+    /// An application keeping sessions in `store`, signing API tokens with
+    /// [`Settings::signing_keys`] or, when there are none, with an EdDSA key made now (API
+    /// tokens then end with the process).
     pub fn new(store: S, settings: Settings) -> Result<Self, String> {
-        let mut keys = KeySet::new();
-        let kid = format!(
-            "auth-login-{}",
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs())
-        );
-        keys.rotate(Key::generate(kid, Algorithm::EdDSA).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        let keys = match settings.signing_keys {
+            Some(keys) => keys,
+            None => {
+                let mut keys = KeySet::new();
+                let kid = format!(
+                    "auth-login-{}",
+                    SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |since| since.as_secs())
+                );
+                keys.rotate(Key::generate(kid, Algorithm::EdDSA).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                keys
+            }
+        };
+        let attempts = match settings.attempt_store {
+            Some(redis) => Either::Right(redis),
+            None => Either::Left(MemoryAttemptStore::new()),
+        };
         let issuer_url = format!("{}{}", settings.origin, settings.base_path);
         let login_csrf = LoginCsrf::configured(settings.deployment.login_csrf_secret.as_deref())
             .map_err(|e| e.to_string())?
@@ -149,8 +186,11 @@ impl<S: SessionStore> App<S> {
             cookie: SessionCookie::new().name(settings.cookie_name),
             passwords: Passwords::default(),
             password_policy: settings.password_policy,
-            users: RwLock::default(),
-            throttle: LoginThrottle::new(MemoryAttemptStore::new(), settings.throttle),
+            users: match settings.user_store {
+                Some(redis) => Users::Redis(redis),
+                None => Users::Memory(RwLock::default()),
+            },
+            throttle: LoginThrottle::new(attempts, settings.throttle),
             trusted_proxies: settings.deployment.trusted_proxies,
             login_csrf,
             issuer: JwtIssuer::new(keys.clone()).with_issuer(&issuer_url),
@@ -188,6 +228,51 @@ impl App<MemoryStore> {
     pub fn session_count(&self) -> usize {
         self.sessions.store().len()
     }
+}
+
+impl App<SessionBackend> {
+    /// Drops expired sessions when they are in memory; Redis expires its own.
+    pub fn sweep(&self, now: SystemTime) {
+        if let Some(memory) = self.sessions.store().left() {
+            memory.sweep(now);
+        }
+    }
+
+    /// Sessions held now when they are in memory; `None` on Redis, where counting them
+    /// would scan every instance's keys.
+    pub fn memory_session_count(&self) -> Option<usize> {
+        self.sessions.store().left().map(MemoryStore::len)
+    }
+}
+
+/// The response to an auth-core refusal. A shared store that does not answer (Redis down)
+/// is a 503 that says to try again, with `Retry-After`; its error is logged, never shown.
+fn refusal(error: &AuthError) -> Response<Body> {
+    match error {
+        AuthError::StoreUnavailable(detail) => {
+            tracing::warn!(%detail, "a shared store is unavailable");
+            unavailable()
+        }
+        _ => error.to_response(),
+    }
+}
+
+/// The user table could not be read or written: 503, the error logged.
+fn users_unavailable(error: &users::Unavailable) -> Response<Body> {
+    tracing::warn!(detail = %error.0, "the user table is unavailable");
+    unavailable()
+}
+
+/// 503: a shared store (Redis) is not answering; nothing was done.
+fn unavailable() -> Response<Body> {
+    let mut response = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The session store is not answering, so nothing was done. Try again in a few seconds.",
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 async fn handle<S: SessionStore>(
@@ -253,7 +338,7 @@ async fn pages<S: SessionStore>(
     let mut session = (app.cookie)
         .load(&app.sessions, &parts.headers, now)
         .await
-        .map_err(|error| error.to_response())?;
+        .map_err(|error| refusal(&error))?;
     let home_url = format!("{}/", app.base);
     let mut response = match (&parts.method, path) {
         (&Method::GET, "/") => {
@@ -261,7 +346,7 @@ async fn pages<S: SessionStore>(
             // login in the session.
             let (csrf, cookie) = (app.login_csrf)
                 .form_token(&mut session, &parts.headers)
-                .map_err(|error| error.to_response())?;
+                .map_err(|error| refusal(&error))?;
             let mut page = home(&app.base, &session, &csrf, app.password_policy.min());
             if let Some(value) = cookie {
                 page.headers_mut().append(SET_COOKIE, value);
@@ -298,7 +383,7 @@ async fn pages<S: SessionStore>(
     (app.cookie)
         .finish(&app.sessions, &mut session, response.headers_mut(), now)
         .await
-        .map_err(|error| error.to_response())?;
+        .map_err(|error| refusal(&error))?;
     Ok(response)
 }
 
@@ -369,25 +454,19 @@ async fn signup<S: SessionStore>(
     if let Err(weak) = app.password_policy.check_for_user(&password, username) {
         return text(StatusCode::UNPROCESSABLE_ENTITY, &weak.to_string());
     }
-    if app
-        .users
-        .read()
-        .is_ok_and(|users| users.contains_key(username))
-    {
-        return text(StatusCode::CONFLICT, "that user name is taken");
+    match app.users.get(username).await {
+        Ok(Some(_)) => return text(StatusCode::CONFLICT, "that user name is taken"),
+        Ok(None) => {}
+        Err(error) => return users_unavailable(&error),
     }
     let hash = match hash_blocking(&app.passwords, password).await {
         Ok(hash) => hash,
-        Err(error) => return error.to_response(),
+        Err(error) => return refusal(&error),
     };
-    match app.users.write() {
-        Ok(mut users) => {
-            if users.contains_key(username) {
-                return text(StatusCode::CONFLICT, "that user name is taken");
-            }
-            users.insert(username.to_owned(), hash);
-        }
-        Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "user table unavailable"),
+    match app.users.insert_new(username, hash).await {
+        Ok(true) => {}
+        Ok(false) => return text(StatusCode::CONFLICT, "that user name is taken"),
+        Err(error) => return users_unavailable(&error),
     }
     match session.login(username) {
         Ok(()) => redirect(home_url),
@@ -404,11 +483,10 @@ async fn login<S: SessionStore>(
 ) -> Response<Body> {
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let password = normalize_password(form.get("password").map_or("", String::as_str)).into_owned();
-    let stored = app
-        .users
-        .read()
-        .ok()
-        .and_then(|users| users.get(username).cloned());
+    let stored = match app.users.get(username).await {
+        Ok(stored) => stored,
+        Err(error) => return users_unavailable(&error),
+    };
     // The failure is counted before the password is checked, so concurrent guesses cannot
     // all pass the limit; a right password gives it back.
     let check = || verify_blocking(&app.passwords, password.clone(), stored);
@@ -420,9 +498,10 @@ async fn login<S: SessionStore>(
         Ok(Verification::Match { needs_rehash }) => {
             if needs_rehash
                 && let Ok(hash) = hash_blocking(&app.passwords, password).await
-                && let Ok(mut users) = app.users.write()
+                && let Err(error) = app.users.replace(username, hash).await
             {
-                users.insert(username.to_owned(), hash);
+                // The login stands; the old hash still verifies.
+                tracing::warn!(detail = %error.0, "password rehash not stored");
             }
             match session.login(username) {
                 Ok(()) => {
@@ -447,7 +526,7 @@ async fn login<S: SessionStore>(
                 &app.logins.failed
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            error.to_response()
+            refusal(&error)
         }
     }
 }

@@ -2,7 +2,9 @@
 //! and a JSON API protected by JWTs, all from auth-core.
 //!
 //! Run with: `cargo run -p auth-login`
-//! (sessions live in memory; set `REDIS_URL=redis://127.0.0.1:6379` to keep them in Redis)
+//! (sessions live in memory; set `REDIS_URL=redis://127.0.0.1:6379` to keep them, the
+//! accounts, the login throttling counts and the API tokens' signing key in Redis, shared
+//! by instances, under the key prefix `REDIS_PREFIX`, default `auth-login:`)
 //!
 //! Try:
 //!
@@ -13,7 +15,7 @@
 //! curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/me
 //! ```
 //!
-//! The signing key is made at start, so API tokens end with the process. `PORT`, `BIND`,
+//! Without Redis the signing key is made at start, so API tokens end with the process. `PORT`, `BIND`,
 //! `RUST_LOG`, `LOG_FORMAT` and the shutdown are the `serve` crate's (examples/serve).
 //!
 //! Behind a reverse proxy, set `TRUSTED_PROXIES` to its addresses or networks
@@ -27,7 +29,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use auth_core::{MemoryStore, RedisStore};
+use auth_core::{Algorithm, Key, KeySet, MemoryStore, RedisAttemptStore, RedisStore};
 use auth_login::{App, Settings};
 
 #[tokio::main]
@@ -43,10 +45,36 @@ async fn run() -> Result<(), serve::Error> {
         ..Settings::new(format!("http://{}", server.local_addr()))
     };
     if let Ok(url) = std::env::var("REDIS_URL") {
-        let store = RedisStore::connect(&url, "auth-login:")
+        let redis_error = |error: auth_core::Error| format!("REDIS_URL: {error}");
+        // Every key starts with REDIS_PREFIX (default `auth-login:`).
+        let prefix = std::env::var("REDIS_PREFIX")
+            .ok()
+            .filter(|prefix| !prefix.is_empty())
+            .unwrap_or_else(|| "auth-login:".to_owned());
+        let store = RedisStore::connect(&url, &prefix)
             .await
-            .map_err(|error| format!("REDIS_URL: {error}"))?;
-        tracing::info!("sessions in Redis");
+            .map_err(redis_error)?;
+        // The first instance's key, for every instance (SET if absent).
+        let keys = auth_core::shared_secret(&url, &format!("{prefix}jwt-keys"), || {
+            Key::generate_config("auth-login-1", Algorithm::EdDSA)
+        })
+        .await
+        .map_err(redis_error)?;
+        let settings = Settings {
+            attempt_store: Some(
+                RedisAttemptStore::connect(&url, &format!("{prefix}throttle:"))
+                    .await
+                    .map_err(redis_error)?,
+            ),
+            signing_keys: Some(KeySet::from_config(&keys).map_err(redis_error)?),
+            user_store: Some(
+                auth_login::RedisUsers::connect(&url, &format!("{prefix}users"))
+                    .await
+                    .map_err(|error| format!("REDIS_URL: {error}"))?,
+            ),
+            ..settings
+        };
+        tracing::info!("sessions, login throttling and signing keys in Redis");
         server.serve(Arc::new(App::new(store, settings)?)).await
     } else {
         tracing::info!("sessions in memory");

@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use ws_core::{
     ClientId, CloseCode, Connection, DeflateConfig, HandshakeConfig, Hub, HubConfig, Limits,
-    Message, Outgoing, WebSocket, accept, rejection_response,
+    Message, Outgoing, RedisScaleOut, ScaleOut, WebSocket, accept, rejection_response,
 };
 
 /// The chat page.
@@ -42,6 +42,11 @@ pub struct Settings {
     /// Serve `/echo`, the endpoint conformance tests (Autobahn) run against: it takes
     /// messages of up to 32 MiB from any origin, so it is off unless a test turns it on.
     pub echo: bool,
+    /// How rooms reach the members connected to other instances: `None`, only this
+    /// process's hub (one instance); Redis pub/sub, one channel per room, so that every
+    /// instance sharing the Redis and the prefix delivers a room's messages to its own
+    /// members ([`App::run_timers`] subscribes). Presence stays per instance.
+    pub scale_out: Option<RedisScaleOut>,
 }
 
 /// The largest chat message, in bytes of the JSON command as sent; the page checks it
@@ -60,6 +65,10 @@ pub struct App {
     chat: HandshakeConfig,
     chat_limits: Limits,
     state: Mutex<State>,
+    /// [`Settings::scale_out`].
+    scale_out: Option<RedisScaleOut>,
+    /// Wakes the publisher when the hub has broadcasts for the other instances.
+    to_publish: Notify,
 }
 
 /// The hub and a wake-up handle per connected client.
@@ -109,14 +118,25 @@ impl App {
                 ..Limits::default()
             },
             state: Mutex::new(State {
-                hub: Hub::new(HubConfig::default()),
+                hub: {
+                    let mut hub = Hub::new(HubConfig::default());
+                    hub.enable_publishing(settings.scale_out.is_some());
+                    hub
+                },
                 wakers: HashMap::new(),
             }),
+            scale_out: settings.scale_out,
+            to_publish: Notify::new(),
         }
     }
 
-    /// Runs the hub's timers (pings, pong deadlines, the shutdown grace) forever.
+    /// Runs the hub's timers (pings, pong deadlines, the shutdown grace) forever, and with
+    /// [`Settings::scale_out`] the exchange of room messages with the other instances.
     pub async fn run_timers(self: Arc<Self>) {
+        if let Some(bus) = self.scale_out.clone() {
+            tokio::spawn(publish(Arc::clone(&self), bus.clone()));
+            tokio::spawn(subscribe(Arc::clone(&self), bus));
+        }
         heartbeats(self).await;
     }
 
@@ -177,6 +197,42 @@ enum Command {
     Leave { room: String },
     Say { room: String, text: String },
     Dm { to: u64, text: String },
+}
+
+/// Hands the hub's room broadcasts to the other instances, in order. A failure (Redis
+/// down) loses those broadcasts for the other instances only, and is logged.
+async fn publish(app: Arc<App>, bus: RedisScaleOut) {
+    loop {
+        app.to_publish.notified().await;
+        let batch: Vec<_> = {
+            let mut state = app.lock();
+            std::iter::from_fn(|| state.hub.poll_publish()).collect()
+        };
+        for publication in &batch {
+            if let Err(error) = bus.publish(publication).await {
+                tracing::warn!(%error, room = %publication.room, "room message not shared with the other instances");
+            }
+        }
+    }
+}
+
+/// Delivers the other instances' room broadcasts to this hub's members; when the
+/// subscription fails or ends (Redis restarting), subscribes again after a second.
+async fn subscribe(app: Arc<App>, bus: RedisScaleOut) {
+    loop {
+        match bus.subscribe().await {
+            Ok(mut inbox) => {
+                while let Some(remote) = inbox.next().await {
+                    let mut state = app.lock();
+                    state.hub.deliver_remote(&remote.room, remote.message);
+                    state.wake();
+                }
+                tracing::warn!("the chat's Redis subscription ended; subscribing again");
+            }
+            Err(error) => tracing::warn!(%error, "the chat cannot subscribe to Redis"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Runs the hub's timers: pings, pong deadlines, the shutdown grace.
@@ -393,6 +449,10 @@ where
         open = ws.queue(Message::text(reply.to_string())).is_ok();
     }
     state.wake();
+    drop(state);
+    if app.scale_out.is_some() {
+        app.to_publish.notify_one();
+    }
     open
 }
 
@@ -416,7 +476,13 @@ where
                 let text = message.to_text().unwrap_or_default();
                 match room {
                     Some(room) => {
-                        json!({"type": "message", "room": &*room, "from": from.get(), "name": name, "text": text})
+                        // Room messages carry their sender's name, which another
+                        // instance's hub does not know (its `from` is 0 there).
+                        let said: Said = serde_json::from_str(text).unwrap_or(Said {
+                            name: name.clone(),
+                            text: text.to_owned(),
+                        });
+                        json!({"type": "message", "room": &*room, "from": from.get(), "name": said.name, "text": said.text})
                     }
                     None => json!({"type": "dm", "from": from.get(), "name": name, "text": text}),
                 }
@@ -454,6 +520,14 @@ where
         }
     }
     false
+}
+
+/// A room message as the hub carries it (and Redis, to the other instances): the sender's
+/// name with the text.
+#[derive(Debug, Deserialize, serde::Serialize)]
+struct Said {
+    name: String,
+    text: String,
 }
 
 /// Why a command was refused: a code the page can act on, and a sentence for the user.
@@ -510,7 +584,10 @@ fn command(hub: &mut Hub, id: ClientId, text: &str) -> Result<(), Refusal> {
         }
         Command::Leave { room } => Ok(hub.leave(id, &room, now)?),
         Command::Say { room, text } => {
-            hub.broadcast(id, &room, Message::text(text), now)?;
+            let name = hub.name(id).unwrap_or_default().to_owned();
+            let said = serde_json::to_string(&Said { name, text })
+                .map_err(|error| format!("message not sent: {error}"))?;
+            hub.broadcast(id, &room, Message::text(said), now)?;
             Ok(())
         }
         Command::Dm { to, text } => {

@@ -15,7 +15,8 @@
 //! `ALLOWED_ORIGINS` (comma-separated) replaces the origin allow-list of `/ws`, which is by
 //! default the server's own address. On Ctrl-C or SIGTERM every chat connection is closed
 //! with 1001 after its queue drains. `PORT`, `BIND`, logging and the shutdown grace are the
-//! `serve` crate's (examples/serve).
+//! `serve` crate's (examples/serve). With `REDIS_URL` set, rooms are shared through Redis
+//! pub/sub (channels `chat:ROOM`) with every other instance on that Redis.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,11 +39,20 @@ async fn run() -> Result<(), serve::Error> {
             format!("http://localhost:{}", local.port()),
         ],
     };
+    let scale_out = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(
+            ws_core::RedisScaleOut::connect(&url, "chat:")
+                .await
+                .map_err(|error| format!("REDIS_URL: {error}"))?,
+        ),
+        _ => None,
+    };
     let app = Arc::new(App::new(Settings {
         base_path: String::new(),
         allowed_origins,
         // 32 MiB messages from any origin: for conformance runs only.
         echo: std::env::var("CHAT_ECHO").as_deref() == Ok("1"),
+        scale_out,
     }));
     tokio::spawn(Arc::clone(&app).run_timers());
     server.serve(app).await

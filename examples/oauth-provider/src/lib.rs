@@ -26,13 +26,15 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::oauth::server::{
     AccessTokenFormat, AuthorizationRejection, AuthorizationRequest, AuthorizationServer, Client,
-    ClientAuthMethod, GrantType, MemoryClientRegistry, MemoryGrantStore, ServerConfig,
+    ClientAuthMethod, GrantType, MemoryClientRegistry, MemoryGrantStore, RedisGrantStore,
+    ServerConfig,
 };
 use auth_core::{
-    Algorithm, BearerChallenge, BearerError, Error as AuthError, JwtIssuer, JwtVerifier, Key,
-    KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryRefreshStore, MemoryStore,
-    Passwords, RefreshTokens, Session, SessionConfig, SessionCookie, Sessions, ThrottlePolicy,
-    Verification, bearer_token, normalize_password,
+    Algorithm, BearerChallenge, BearerError, Either, Error as AuthError, JwtIssuer, JwtVerifier,
+    Key, KeySet, LoginCsrf, LoginThrottle, MemoryAttemptStore, MemoryRefreshStore, MemoryStore,
+    Passwords, RedisAttemptStore, RedisRefreshStore, RedisStore, RefreshTokens, Session,
+    SessionConfig, SessionCookie, Sessions, ThrottlePolicy, Verification, bearer_token,
+    normalize_password,
 };
 use bytes::Bytes;
 use http::header::SET_COOKIE;
@@ -46,7 +48,11 @@ mod openid;
 
 /// The body the pages are built with; [`serve::App::handle`] boxes it.
 type Body = Full<Bytes>;
-type OAuth = AuthorizationServer<MemoryClientRegistry, MemoryGrantStore, MemoryRefreshStore>;
+type OAuth = AuthorizationServer<
+    MemoryClientRegistry,
+    Either<MemoryGrantStore, RedisGrantStore>,
+    Either<MemoryRefreshStore, RedisRefreshStore>,
+>;
 
 /// Forms and token requests are small; anything larger is refused with 413.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -78,6 +84,27 @@ pub struct Settings {
     /// How many failed logins an account and a client address may have in a window
     /// (default: auth-core's `ThrottlePolicy`, 5 and 20 in 15 minutes).
     pub throttle: ThrottlePolicy,
+    /// Where sessions, login failures, authorization codes, grants and refresh-token
+    /// families live: `None` in this process; Redis stores shared by every instance, so
+    /// that the authorization request and the token request may land on different
+    /// instances and a refresh token rotated on one is known as used on all.
+    pub shared: Option<SharedStores>,
+    /// The keys access tokens are signed with, the same on every instance (from
+    /// configuration or Redis: `KeySet::from_config`); `None`: an ES256 key made at start.
+    pub signing_keys: Option<KeySet>,
+}
+
+/// The provider's state in Redis ([`Settings::shared`]).
+#[derive(Debug, Clone)]
+pub struct SharedStores {
+    /// The login sessions.
+    pub sessions: RedisStore,
+    /// Login throttling's failure counts.
+    pub attempts: RedisAttemptStore,
+    /// Authorization codes, grants and opaque access tokens.
+    pub grants: RedisGrantStore,
+    /// Refresh-token families, their rotations and revocations.
+    pub refresh: RedisRefreshStore,
 }
 
 impl Settings {
@@ -92,6 +119,8 @@ impl Settings {
             cookie_name: "__Host-session".to_owned(),
             deployment: serve::Deployment::default(),
             throttle: ThrottlePolicy::default(),
+            shared: None,
+            signing_keys: None,
         }
     }
 }
@@ -101,12 +130,12 @@ pub struct App {
     base: String,
     metadata_path: String,
     oauth: OAuth,
-    sessions: Sessions<MemoryStore>,
+    sessions: Sessions<Either<MemoryStore, RedisStore>>,
     cookie: SessionCookie,
     passwords: Passwords,
     /// The user table: name to PHC hash. A real provider keeps it in its database.
     users: HashMap<String, String>,
-    throttle: LoginThrottle<MemoryAttemptStore>,
+    throttle: LoginThrottle<Either<MemoryAttemptStore, RedisAttemptStore>>,
     /// Whose forwarded client address the throttle counts.
     trusted_proxies: TrustedProxies,
     /// CSRF tokens for visitors without a session: in a signed cookie, so showing the login
@@ -152,11 +181,32 @@ impl App {
             ]),
         );
 
-        let mut keys = KeySet::new();
-        keys.rotate(
-            Key::generate("oauth-provider-1", Algorithm::ES256).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
+        let keys = match settings.signing_keys {
+            Some(keys) => keys,
+            None => {
+                let mut keys = KeySet::new();
+                keys.rotate(
+                    Key::generate("oauth-provider-1", Algorithm::ES256)
+                        .map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| e.to_string())?;
+                keys
+            }
+        };
+        let (sessions, attempts, grants, refresh) = match settings.shared {
+            Some(shared) => (
+                Either::Right(shared.sessions),
+                Either::Right(shared.attempts),
+                Either::Right(shared.grants),
+                Either::Right(shared.refresh),
+            ),
+            None => (
+                Either::Left(MemoryStore::new()),
+                Either::Left(MemoryAttemptStore::new()),
+                Either::Left(MemoryGrantStore::new()),
+                Either::Left(MemoryRefreshStore::new()),
+            ),
+        };
         let audience = format!("{issuer}/api");
         let config = ServerConfig::new(&issuer)
             .map_err(|error| error.to_string())?
@@ -164,8 +214,8 @@ impl App {
         let oauth = AuthorizationServer::new(
             config,
             clients,
-            MemoryGrantStore::new(),
-            RefreshTokens::new(MemoryRefreshStore::new(), Duration::from_secs(14 * 86_400)),
+            grants,
+            RefreshTokens::new(refresh, Duration::from_secs(14 * 86_400)),
             AccessTokenFormat::Jwt {
                 issuer: JwtIssuer::new(keys.clone()),
                 audience: audience.clone(),
@@ -191,11 +241,11 @@ impl App {
             ),
             base: settings.base_path,
             oauth,
-            sessions: Sessions::new(MemoryStore::new(), SessionConfig::default()),
+            sessions: Sessions::new(sessions, SessionConfig::default()),
             cookie: SessionCookie::new().name(settings.cookie_name),
             passwords,
             users: HashMap::from([("alice".to_owned(), alice)]),
-            throttle: LoginThrottle::new(MemoryAttemptStore::new(), settings.throttle),
+            throttle: LoginThrottle::new(attempts, settings.throttle),
             trusted_proxies: settings.deployment.trusted_proxies,
             login_csrf,
             verifier,
@@ -208,11 +258,15 @@ impl App {
         &self.metadata_path
     }
 
-    /// Drops expired sessions and grants; call it now and then (the binary does every
-    /// minute).
+    /// Drops expired sessions and grants held in memory (Redis expires its own); call it
+    /// now and then (the binary does every minute).
     pub fn sweep(&self, now: SystemTime) {
-        self.sessions.store().sweep(now);
-        self.oauth.grants().sweep(now);
+        if let Some(memory) = self.sessions.store().left() {
+            memory.sweep(now);
+        }
+        if let Some(memory) = self.oauth.grants().left() {
+            memory.sweep(now);
+        }
     }
 }
 
@@ -322,14 +376,14 @@ async fn session_pages(
     let mut session = (app.cookie)
         .load(&app.sessions, &parts.headers, now)
         .await
-        .map_err(|error| error.to_response())?;
+        .map_err(|error| refusal(&error))?;
     let mut response = match (&parts.method, path) {
         (&Method::GET, "/" | "/authorize" | "/consent") => {
             // Before login the token rides in a signed cookie (nothing is stored), after
             // login in the session.
             let (csrf, cookie) = (app.login_csrf)
                 .form_token(&mut session, &parts.headers)
-                .map_err(|error| error.to_response())?;
+                .map_err(|error| refusal(&error))?;
             let query = parts.uri.query().unwrap_or("");
             let mut page = match path {
                 "/" => home(base, &session, &csrf),
@@ -375,7 +429,7 @@ async fn session_pages(
     (app.cookie)
         .finish(&app.sessions, &mut session, response.headers_mut(), now)
         .await
-        .map_err(|error| error.to_response())?;
+        .map_err(|error| refusal(&error))?;
     Ok(response)
 }
 
@@ -562,7 +616,7 @@ async fn login(
             }
         }
         Ok(Verification::Mismatch) => text(StatusCode::UNAUTHORIZED, "wrong user name or password"),
-        Err(error) => error.to_response(),
+        Err(error) => refusal(&error),
     }
 }
 
@@ -650,4 +704,23 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 
 fn redirect(to: &str) -> Response<Body> {
     page::redirect(StatusCode::SEE_OTHER, to)
+}
+
+/// The response to an auth-core refusal. A shared store that does not answer (Redis down)
+/// is a 503 that says to try again, with `Retry-After`; its error is logged, never shown.
+fn refusal(error: &AuthError) -> Response<Body> {
+    match error {
+        AuthError::StoreUnavailable(detail) => {
+            tracing::warn!(%detail, "a shared store is unavailable");
+            let mut response = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The session store is not answering, so nothing was done. Try again in a few seconds.",
+            );
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+        _ => error.to_response(),
+    }
 }

@@ -21,9 +21,12 @@
 //! `DEMO_PASSWORD` (default `wonderland-rabbit`).
 //!
 //! The address (`PORT`, default 8090; `BIND`) is the issuer. Access tokens are RFC 9068 JWTs
-//! signed with a key made at start. It is an OpenID Connect provider too: `scope=openid`
-//! gets an RS256 ID token, `/userinfo` answers for the access token, and `prompt=none`,
-//! `prompt=login` and `max_age` are honoured. Logging and shutdown are the `serve` crate's.
+//! signed with a key made at start; with `REDIS_URL` set, the key is the one in Redis
+//! (created by the first instance) and sessions, login throttling, codes, grants and
+//! refresh-token families live there too, under `oauth-provider:`, shared by instances. It
+//! is an OpenID Connect provider too: `scope=openid` gets an RS256 ID token, `/userinfo`
+//! answers for the access token, and `prompt=none`, `prompt=login` and `max_age` are
+//! honoured. Logging and shutdown are the `serve` crate's.
 //!
 //! Behind a reverse proxy, set `TRUSTED_PROXIES` to its addresses or networks
 //! (`10.0.0.0/8,192.0.2.7`) so that login throttling counts the client address it forwards
@@ -62,6 +65,34 @@ async fn run() -> Result<(), serve::Error> {
     }
     if let Ok(password) = std::env::var("DEMO_PASSWORD") {
         settings.demo_password = password;
+    }
+    if let Ok(url) = std::env::var("REDIS_URL")
+        && !url.is_empty()
+    {
+        let redis = |error: auth_core::Error| format!("REDIS_URL: {error}");
+        let keys = auth_core::shared_secret(&url, "oauth-provider:jwt-keys", || {
+            auth_core::Key::generate_config("oauth-provider-1", auth_core::Algorithm::ES256)
+        })
+        .await
+        .map_err(redis)?;
+        settings.signing_keys = Some(auth_core::KeySet::from_config(&keys).map_err(redis)?);
+        settings.shared = Some(oauth_provider::SharedStores {
+            sessions: auth_core::RedisStore::connect(&url, "oauth-provider:")
+                .await
+                .map_err(redis)?,
+            attempts: auth_core::RedisAttemptStore::connect(&url, "oauth-provider:throttle:")
+                .await
+                .map_err(redis)?,
+            grants: auth_core::oauth::server::RedisGrantStore::connect(
+                &url,
+                "oauth-provider:grants:",
+            )
+            .await
+            .map_err(redis)?,
+            refresh: auth_core::RedisRefreshStore::connect(&url, "oauth-provider:refresh:")
+                .await
+                .map_err(redis)?,
+        });
     }
     let app = Arc::new(App::new(settings)?);
     let sweeper = Arc::clone(&app);

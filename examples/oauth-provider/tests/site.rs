@@ -24,7 +24,9 @@ fn start() -> Process {
     binary
         .env("DEMO_PASSWORD", PASSWORD)
         .env("DEMO_CLIENT_SECRET", SECRET)
-        .env_remove("DEMO_REDIRECT_URIS");
+        .env_remove("DEMO_REDIRECT_URIS")
+        // The embedded stores: tests must not share throttling counts through Redis.
+        .env_remove("REDIS_URL");
     Process::spawn(binary)
 }
 

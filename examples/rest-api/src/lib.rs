@@ -23,9 +23,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use rest_core::{
     CorsPolicy, CursorCodec, EntityTag, Error, Fingerprint, IdempotencyKey, IdempotencyStore,
     JsonLimits, Link, MemoryIdempotencyStore, OpenApiBuilder, Operation, PageRequest,
-    ProblemDetails, QueryLimits, Reservation, RouteMatch, Router, StoredResponse, TrailingSlash,
-    Validators, check_precondition_syntax, format_links, json_object_body, negotiate_media_type,
-    query, require_precondition,
+    ProblemDetails, QueryLimits, RedisIdempotencyStore, Reservation, RouteMatch, Router,
+    StoredResponse, TrailingSlash, Validators, check_precondition_syntax, format_links,
+    json_object_body, negotiate_media_type, query, require_precondition,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,10 @@ pub struct Settings {
     /// load balancer need the same key to accept each other's cursors; `None` draws a
     /// fresh key from the operating system's random source at start.
     pub cursor_key: Option<Vec<u8>>,
+    /// Where `Idempotency-Key`s and their responses are kept: `None` in this process; a
+    /// Redis store shared by every instance, so that a retry landing on another instance
+    /// replays the stored response instead of creating again.
+    pub idempotency: Option<RedisIdempotencyStore>,
 }
 
 impl Default for Settings {
@@ -74,6 +78,7 @@ impl Default for Settings {
             db: None,
             cors_origin: "http://localhost:3000".to_owned(),
             cursor_key: None,
+            idempotency: None,
         }
     }
 }
@@ -213,7 +218,7 @@ pub struct App {
     db: Database,
     cursors: CursorCodec,
     cors: CorsPolicy,
-    idempotency: MemoryIdempotencyStore,
+    idempotency: Idempotency,
     openapi: Bytes,
     json_limits: JsonLimits,
     query_limits: QueryLimits,
@@ -366,7 +371,10 @@ impl App {
             db,
             cursors,
             cors,
-            idempotency: MemoryIdempotencyStore::new(Duration::from_secs(24 * 3600), 100_000),
+            idempotency: match &config.idempotency {
+                Some(redis) => Idempotency::Redis(redis.clone()),
+                None => Idempotency::Memory(MemoryIdempotencyStore::new(IDEMPOTENCY_TTL, 100_000)),
+            },
             openapi: openapi_document(&config.base_path)?,
             json_limits: JsonLimits {
                 max_bytes: MAX_BODY,
@@ -689,6 +697,53 @@ fn with_link(mut response: Response<Bytes>, link: Option<String>) -> Response<By
         response.headers_mut().insert(header::LINK, value);
     }
     response
+}
+
+/// How long a stored `Idempotency-Key` response is replayed.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Where the idempotency keys live ([`Settings::idempotency`]).
+enum Idempotency {
+    Memory(MemoryIdempotencyStore),
+    Redis(RedisIdempotencyStore),
+}
+
+impl Idempotency {
+    async fn begin(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        now: SystemTime,
+    ) -> rest_core::Result<Reservation> {
+        match self {
+            Self::Memory(store) => store.begin(key, fingerprint, now).await,
+            Self::Redis(store) => store.begin(key, fingerprint, now).await,
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        response: StoredResponse,
+        now: SystemTime,
+    ) -> rest_core::Result<()> {
+        match self {
+            Self::Memory(store) => store.complete(key, fingerprint, response, now).await,
+            Self::Redis(store) => store.complete(key, fingerprint, response, now).await,
+        }
+    }
+
+    async fn abandon(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+    ) -> rest_core::Result<()> {
+        match self {
+            Self::Memory(store) => store.abandon(key, fingerprint).await,
+            Self::Redis(store) => store.abandon(key, fingerprint).await,
+        }
+    }
 }
 
 /// Runs a creating request at most once per `Idempotency-Key`: a retry with the same key

@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use auth_core::MemoryStore;
+use auth_core::{Either, MemoryStore};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::shared::{self, Shared};
 use crate::{cookies, docs, index, metrics, origin};
 
 /// The landing page: every capability the showcase serves, with a link to try it;
@@ -43,7 +44,7 @@ pub(crate) struct Showcase {
     mounts: Vec<(String, Arc<dyn serve::App>)>,
     /// The address the server is reachable at, for requests that name no usable host.
     public: SocketAddr,
-    auth: Arc<auth_login::App<MemoryStore>>,
+    auth: Arc<auth_login::App<auth_login::SessionBackend>>,
     provider: Arc<oauth_provider::App>,
     oauth_login: Arc<oauth_login::App>,
     chat: Arc<chat::App>,
@@ -53,6 +54,8 @@ pub(crate) struct Showcase {
     metrics: Arc<metrics::HttpMetrics>,
     /// `/api/`: the REST API's operations, rendered once from its OpenAPI document.
     api_index: String,
+    /// The landing page's section saying where each piece of state lives.
+    engines: String,
 }
 
 impl std::fmt::Debug for Showcase {
@@ -69,40 +72,75 @@ impl std::fmt::Debug for Showcase {
 }
 
 impl Showcase {
-    /// Builds every app for a server reachable at `public` (`origin` is `http://public`);
-    /// the apps that count clients or sign login forms get `deployment`. The proxy's health
-    /// checks start on the current runtime.
+    /// Builds every app for a server reachable at `public` (`origin` is `http://public`,
+    /// or `public_origin`);
+    /// the apps that count clients or sign login forms get `deployment`. With `shared`
+    /// (`REDIS_URL`), every piece of state that instances must share is in Redis. The
+    /// proxy's health checks start on the current runtime.
     pub(crate) async fn new(
         public: SocketAddr,
         deployment: &serve::Deployment,
+        shared: Option<&Shared>,
+        public_origin: Option<&str>,
     ) -> Result<Self, String> {
-        let origin = &format!("http://{public}");
+        let own = format!("http://{public}");
+        // Behind a proxy (`PUBLIC_ORIGIN`), the address users see: the issuers, the OAuth
+        // redirect URIs and the allowed origins name it, the same on every instance.
+        let origin = &public_origin.map_or_else(|| own.clone(), str::to_owned);
+        let mut origins = vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")];
+        if own != *origin {
+            origins.push(own.replace("127.0.0.1", "localhost"));
+            origins.push(own);
+        }
+        let mut deployment = deployment.clone();
+        if let Some(shared) = shared
+            && deployment.login_csrf_secret.is_none()
+        {
+            // A login form shown by one instance is accepted by another.
+            deployment.login_csrf_secret = Some(shared.login_csrf.clone());
+        }
+        let deployment = &deployment;
         let auth = auth_login::App::new(
-            MemoryStore::new(),
+            match shared {
+                Some(shared) => Either::Right(shared.auth_sessions.clone()),
+                None => Either::Left(MemoryStore::new()),
+            },
             auth_login::Settings {
                 base_path: "/auth".to_owned(),
                 cookie_name: "__Host-auth-session".to_owned(),
                 deployment: deployment.clone(),
+                attempt_store: shared.map(|shared| shared.auth_attempts.clone()),
+                signing_keys: shared.map(|shared| shared.auth_keys.clone()),
+                user_store: shared.map(|shared| shared.auth_users.clone()),
                 ..auth_login::Settings::new(origin)
             },
         )?;
         let api = rest_api::App::new(&rest_api::Settings {
             base_path: "/api".to_owned(),
-            // PostgreSQL when DATABASE_URL is set (migrated here, at start); else SQLite in
+            // PostgreSQL when DATABASE_URL is set (migrated here, at start); else SQLite, in
+            // the file API_SQLITE_FILE names (two instances on one host can share it) or in
             // memory.
             db: std::env::var("DATABASE_URL")
                 .ok()
-                .filter(|url| !url.is_empty()),
+                .filter(|url| !url.is_empty())
+                .or_else(|| {
+                    std::env::var("API_SQLITE_FILE")
+                        .ok()
+                        .filter(|path| !path.is_empty())
+                }),
             cors_origin: origin.to_owned(),
-            cursor_key: None,
+            cursor_key: shared.map(|shared| shared.cursor_key.clone()),
+            idempotency: shared.map(|shared| shared.idempotency.clone()),
         })?;
         api.migrate().await?;
         let api_index = index::api_page(api.openapi_json());
+        let api_engine = api.database_engine();
         let chat = Arc::new(chat::App::new(chat::Settings {
             base_path: "/chat".to_owned(),
-            allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
+            allowed_origins: origins.clone(),
             // The 32 MiB test echo is for the chat's own conformance tests, never here.
             echo: false,
+            scale_out: shared.map(|shared| shared.chat.clone()),
         }));
         let callback = format!("{origin}/oauth-login/callback");
         let provider = oauth_provider::App::new(oauth_provider::Settings {
@@ -110,6 +148,8 @@ impl Showcase {
             redirect_uris: vec![callback.clone()],
             cookie_name: "__Host-provider-session".to_owned(),
             deployment: deployment.clone(),
+            shared: shared.map(|shared| shared.provider.clone()),
+            signing_keys: shared.map(|shared| shared.provider_keys.clone()),
             ..oauth_provider::Settings::new(origin)
         })
         .map_err(|error| {
@@ -125,12 +165,12 @@ impl Showcase {
         });
         let graphql = Arc::new(graphql::App::new(graphql::Settings {
             base_path: "/graphql".to_owned(),
-            allowed_origins: vec![origin.to_owned(), origin.replace("127.0.0.1", "localhost")],
+            allowed_origins: origins.clone(),
             ..graphql::Settings::default()
         })?);
         let proxy = reverse_proxy::App::new(&reverse_proxy::Settings {
             base_path: "/proxy".to_owned(),
-            config: proxy_config(public),
+            config: proxy_config(public, shared.map(|shared| shared.url.as_str())),
         })
         .await
         .map_err(|error| format!("the reverse proxy at /proxy: {error}"))?;
@@ -138,10 +178,7 @@ impl Showcase {
             base_path: "/soap".to_owned(),
             ..soap_service::Settings::default()
         });
-        let cookies = cookies::CookieDemo::new(&[
-            origin.to_owned(),
-            origin.replace("127.0.0.1", "localhost"),
-        ])?;
+        let cookies = cookies::CookieDemo::new(&origins, shared)?;
         // The embedded broker and a memory inbox; the workers start with the timers.
         let jobs = task_queue::App::new(task_queue::Settings {
             base_path: "/jobs".to_owned(),
@@ -185,6 +222,7 @@ impl Showcase {
             graphql,
             metrics,
             api_index,
+            engines: shared::engines_section(shared, api_engine),
         })
     }
 
@@ -305,8 +343,17 @@ fn ready(response: Response<Body>) -> serve::ResponseFuture {
 /// health-checked at `/healthz`; `/proxy/api/` (rest-api) and `/proxy/origin/` (the small
 /// origin in `origin.rs`) through the RFC 9111 cache; `/proxy/origin/limited` with a rate
 /// limit of 5 requests a minute per client; br/zstd/gzip above 256 bytes; metrics at
-/// `/proxy/metrics`. No route reaches `/proxy/` itself, so a request cannot loop.
-fn proxy_config(public: SocketAddr) -> String {
+/// `/proxy/metrics`. No route reaches `/proxy/` itself, so a request cannot loop. With
+/// `redis_url` the rate limit is counted in Redis, across every instance (a Redis outage
+/// lets requests through, with a warning: the proxy fails open).
+fn proxy_config(public: SocketAddr, redis_url: Option<&str>) -> String {
+    let (redis, store) = match redis_url {
+        Some(url) => (
+            format!("redis_url = \"{}\"\n", url.replace(['\\', '"'], "")),
+            ", store = \"redis\"",
+        ),
+        None => (String::new(), ""),
+    };
     let mut members = format!(r#"{{ address = "{public}" }}"#);
     if public.ip().is_loopback() {
         members.push_str(&format!(
@@ -324,7 +371,7 @@ max_head_bytes = 32768
 max_headers = 100
 metrics_path = "/metrics"
 access_log = false
-
+{redis}
 [cache]
 max_bytes = 8388608
 max_object_bytes = 1048576
@@ -362,7 +409,7 @@ cache = true
 [[routes]]
 prefix = "/origin/limited"
 pool = "showcase"
-rate_limit = {{ rate = 5, period_ms = 60000, burst = 5, key = "client" }}
+rate_limit = {{ rate = 5, period_ms = 60000, burst = 5, key = "client"{store} }}
 "#
     )
 }
@@ -375,7 +422,9 @@ impl Showcase {
         match request.uri().path() {
             "/" => {
                 let origin = serve::page::escape(&self.origin_of(request));
-                let index = INDEX_HTML.replace("{{origin}}", &origin);
+                let index = INDEX_HTML
+                    .replace("{{origin}}", &origin)
+                    .replace("{{engines}}", &self.engines);
                 serve::page::get_or_head(method, "text/html; charset=utf-8", index)
             }
             "/api/" => {
@@ -416,7 +465,7 @@ impl Showcase {
                 .into_iter()
                 .map(|state| (state, jobs.get(state).copied().unwrap_or(0)))
                 .collect(),
-            auth_sessions: Some(self.auth.session_count()),
+            auth_sessions: self.auth.memory_session_count(),
             auth_logins: vec![
                 ("success", count(&logins.succeeded)),
                 ("failure", count(&logins.failed)),

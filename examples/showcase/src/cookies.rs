@@ -22,6 +22,7 @@ use http_body_util::{BodyExt as _, Limited};
 use serve::page::{self, escape, text};
 
 use crate::app::Body;
+use crate::shared::Shared;
 
 /// The signed cookie: its value stays readable, a changed value reads as absent.
 const VISITS: &str = "showcase-visits";
@@ -43,6 +44,10 @@ pub(crate) struct CookieDemo {
     ring: RwLock<Rotation>,
     csrf: LoginCsrf,
     origins: OriginCheck,
+    /// With `REDIS_URL`: the key ring is the one every instance loaded from Redis, so this
+    /// page does not rotate it (one instance's rotation would leave the others on old
+    /// keys); `None`: keys of this process, rotated by the form.
+    shared: Option<String>,
 }
 
 #[derive(Debug)]
@@ -75,17 +80,31 @@ impl Keys {
 }
 
 impl CookieDemo {
-    /// The demo with fresh keys; its forms accept posts from `origins` (this server's
-    /// addresses) and from clients that send neither `Sec-Fetch-Site` nor `Origin` (curl)
-    /// only with the token.
-    pub(crate) fn new(origins: &[String]) -> Result<Self, String> {
+    /// The demo with fresh keys, or with `shared`'s key ring and form secret (the same on
+    /// every instance); its forms accept posts from `origins` (this server's addresses)
+    /// and from clients that send neither `Sec-Fetch-Site` nor `Origin` (curl) only with
+    /// the token.
+    pub(crate) fn new(origins: &[String], shared: Option<&Shared>) -> Result<Self, String> {
+        // Without Redis, the first key; with it, a key the form never uses (it does not
+        // rotate shared keys).
         let current = Key::generate();
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|error| format!("no random source for the cookies page: {error}"))?;
+        let (ring, secret) = match shared {
+            Some(shared) => (
+                KeyRing::from_config(&shared.cookie_keys)
+                    .map_err(|error| format!("the cookie key ring in Redis: {error}"))?,
+                shared.cookie_csrf.clone(),
+            ),
+            None => {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret)
+                    .map_err(|error| format!("no random source for the cookies page: {error}"))?;
+                (KeyRing::new(current.clone()), secret.to_vec())
+            }
+        };
         Ok(Self {
+            shared: shared.map(|shared| format!("{}cookies:keys", shared.prefix)),
             ring: RwLock::new(Rotation {
-                ring: KeyRing::new(current.clone()),
+                ring,
                 current,
                 previous: None,
                 rotations: 0,
@@ -179,10 +198,24 @@ impl CookieDemo {
                 jar.write_to(response.headers_mut());
                 response
             }
-            _ => {
-                self.rotate();
-                page::redirect(StatusCode::SEE_OTHER, "/cookies/")
-            }
+            _ => match &self.shared {
+                Some(key) => page::error_page(
+                    StatusCode::CONFLICT,
+                    "The keys are shared: not rotated here",
+                    &format!(
+                        "Every instance reads and writes cookies with the key ring in Redis \
+                         (key {key}). Rotating it on one instance would leave the others on \
+                         the old keys: put a new key in front of the ring there, then restart \
+                         the instances."
+                    ),
+                    "/cookies/",
+                    "Back to the cookies page",
+                ),
+                None => {
+                    self.rotate();
+                    page::redirect(StatusCode::SEE_OTHER, "/cookies/")
+                }
+            },
         }
     }
 

@@ -65,9 +65,19 @@
 //! DENY` (`serve::page::protect_html`); the landing page's curl samples name the host the
 //! browser came in on. The chat's 32 MiB test echo (`/chat/echo`) is not mounted here.
 //!
-//! Everything is in memory: sessions, users, SQLite, grants, idempotency keys, the chat hub,
-//! the task queue's broker and inbox;
-//! signing keys are made at start. Each mounted app has its own session cookie name, since
+//! By default everything is in memory: sessions, users, SQLite, grants, idempotency keys,
+//! the chat hub, the task queue's broker and inbox; signing keys are made at start. With
+//! `REDIS_URL` (`redis://127.0.0.1:6379`) set, the state that instances must share moves
+//! to that Redis, under the key prefix `REDIS_PREFIX` (default `showcase:`): sessions, login
+//! throttling, OAuth codes, grants and refresh-token families, `Idempotency-Key`
+//! responses, chat room fan-out, the proxy's rate limit, and the JWT key sets, cookie key
+//! ring and form secrets, which the first instance creates and every other one loads (see
+//! `src/shared.rs` and the README's "Where the state lives"). An unreachable Redis stops
+//! the start with a message; a Redis that goes away later makes the requests that need it
+//! answer 503. `PUBLIC_ORIGIN` (`http://HOST:PORT`, the proxy in front of several instances) is the
+//! origin the JWT and OAuth issuers, the OAuth redirect URIs and the allowed origins name,
+//! the same on every instance (default `http://ADDR`). `API_SQLITE_FILE` puts the REST API's rows in a SQLite file (instances on
+//! one host may share it) instead of memory. Each mounted app has its own session cookie name, since
 //! cookies are shared by the whole origin. The provider's RFC 8414 metadata for an issuer
 //! with a path lives at `/.well-known/oauth-authorization-server/oauth`, outside its prefix,
 //! and is routed to it too. The OAuth client reaches the provider over a loopback HTTP
@@ -98,6 +108,7 @@ mod docs;
 mod index;
 mod metrics;
 mod origin;
+mod shared;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -113,7 +124,29 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8080).await?;
     let deployment = serve::Deployment::from_env()?;
-    let showcase = Arc::new(Showcase::new(server.public_addr(), &deployment).await?);
+    let shared = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let prefix = std::env::var("REDIS_PREFIX")
+                .ok()
+                .filter(|prefix| !prefix.is_empty())
+                .unwrap_or_else(|| shared::DEFAULT_PREFIX.to_owned());
+            let shared = shared::Shared::connect(&url, &prefix).await?;
+            tracing::info!(redis = %shared.place, %prefix, "shared state in Redis");
+            Some(shared)
+        }
+        _ => None,
+    };
+    let public_origin = std::env::var("PUBLIC_ORIGIN")
+        .ok()
+        .filter(|origin| !origin.is_empty());
+    let showcase = Showcase::new(
+        server.public_addr(),
+        &deployment,
+        shared.as_ref(),
+        public_origin.as_deref(),
+    )
+    .await?;
+    let showcase = Arc::new(showcase);
     showcase.spawn_timers();
     server.serve(showcase).await
 }

@@ -97,3 +97,20 @@ fn a_bad_port_is_a_clear_error() {
         "{stderr:?}"
     );
 }
+
+#[test]
+fn an_unreachable_redis_is_a_clear_startup_error() {
+    // Port 1 on loopback: nothing listens there.
+    let output = Command::new(env!("CARGO_BIN_EXE_showcase"))
+        .env("PORT", "0")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run showcase");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("REDIS_URL: cannot use the Redis at 127.0.0.1:1"),
+        "{stderr:?}"
+    );
+}

@@ -7,16 +7,19 @@ use std::time::Duration;
 
 use serve::testing::Process;
 
-/// The chat binary on a free port (killed on drop), with the test endpoint `/echo`.
+/// The chat binary on a free port (killed on drop), with the test endpoint `/echo`. Never
+/// on Redis (`REDIS_URL` is not passed on): the tests' rooms must not meet.
 pub fn start() -> Process {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chat"));
-    command.env("CHAT_ECHO", "1");
+    command.env("CHAT_ECHO", "1").env_remove("REDIS_URL");
     Process::spawn(command)
 }
 
-/// The chat binary as a user runs it: no `/echo`.
+/// The chat binary as a user runs it: no `/echo`, and not on Redis.
 pub fn start_without_echo() -> Process {
-    Process::start(env!("CARGO_BIN_EXE_chat"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chat"));
+    command.env_remove("REDIS_URL");
+    Process::spawn(command)
 }
 
 /// Sends a raw request and returns the response head.

@@ -1,0 +1,225 @@
+//! Where the showcase keeps its state: in this process (the embedded default), or, with
+//! `REDIS_URL` set, in Redis, shared by every instance that uses the same Redis and key
+//! prefix (`REDIS_PREFIX`, default `showcase:`). See the README's "Where the state lives"
+//! for every key.
+//!
+//! [`Shared::connect`] runs once at start: it connects every store (an unreachable Redis is
+//! a startup error that names the variable) and loads the secrets all instances must share
+//! (the JWT key sets, the cookie key ring, the form and cursor secrets), created by the
+//! first instance that finds none (`SET` if absent, [`auth_core::shared_secret`]), so that
+//! no instance makes its own keys.
+
+use auth_core::oauth::server::RedisGrantStore;
+use auth_core::{Algorithm, Key, KeySet, RedisAttemptStore, RedisRefreshStore, RedisStore};
+use rest_core::RedisIdempotencyStore;
+use ws_core::RedisScaleOut;
+
+/// The prefix of every key when `REDIS_PREFIX` is unset.
+pub(crate) const DEFAULT_PREFIX: &str = "showcase:";
+
+/// Every Redis store and shared secret the mounted apps use.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    /// The Redis URL, for the proxy's rate limits (they connect on their own).
+    pub(crate) url: String,
+    /// `host:port` of the Redis, for the landing page (no password, no database).
+    pub(crate) place: String,
+    /// The key prefix.
+    pub(crate) prefix: String,
+    /// `/auth/`: sessions.
+    pub(crate) auth_sessions: RedisStore,
+    /// `/auth/`: the accounts.
+    pub(crate) auth_users: auth_login::RedisUsers,
+    /// `/auth/`: login throttling.
+    pub(crate) auth_attempts: RedisAttemptStore,
+    /// `/auth/`: the API tokens' key set.
+    pub(crate) auth_keys: KeySet,
+    /// `/oauth/`: sessions, throttling, codes and grants, refresh-token families.
+    pub(crate) provider: oauth_provider::SharedStores,
+    /// `/oauth/`: the access tokens' key set.
+    pub(crate) provider_keys: KeySet,
+    /// `/api/`: `Idempotency-Key`s and their responses.
+    pub(crate) idempotency: RedisIdempotencyStore,
+    /// `/api/`: the paging cursors' key.
+    pub(crate) cursor_key: Vec<u8>,
+    /// `/chat/`: room fan-out.
+    pub(crate) chat: RedisScaleOut,
+    /// `/cookies/`: the key ring, as `KeyRing::from_config` reads it.
+    pub(crate) cookie_keys: String,
+    /// `/cookies/`: the secret of its forms' CSRF tokens.
+    pub(crate) cookie_csrf: Vec<u8>,
+    /// `/auth/` and `/oauth/`: the login forms' CSRF secret, unless `LOGIN_CSRF_SECRET`
+    /// configures one.
+    pub(crate) login_csrf: Vec<u8>,
+}
+
+impl Shared {
+    /// Connects every store to the Redis at `url`, under `prefix`, and loads (or, the
+    /// first time, creates) the shared keys. Fails when Redis cannot be reached.
+    pub(crate) async fn connect(url: &str, prefix: &str) -> Result<Self, String> {
+        let place = place(url);
+        let failed = |error: String| {
+            format!(
+                "REDIS_URL: cannot use the Redis at {place}: {error} (unset REDIS_URL to keep \
+                 everything in this process)"
+            )
+        };
+        let auth = |error: auth_core::Error| failed(error.to_string());
+        let key = |name: &str| format!("{prefix}{name}");
+        let secret = |name: &'static str| {
+            let key = key(name);
+            async move {
+                auth_core::shared_secret(url, &key, random_hex)
+                    .await
+                    .map(String::into_bytes)
+                    .map_err(auth)
+            }
+        };
+        let key_set = |name: &'static str, kid: &'static str, alg: Algorithm| {
+            let key = key(name);
+            async move {
+                let text = auth_core::shared_secret(url, &key, || Key::generate_config(kid, alg))
+                    .await
+                    .map_err(auth)?;
+                KeySet::from_config(&text).map_err(auth)
+            }
+        };
+        let auth_sessions = RedisStore::connect(url, &key("auth:"))
+            .await
+            .map_err(auth)?;
+        let cookie_keys = auth_core::shared_secret(url, &key("cookies:keys"), || {
+            Ok(cookie_jar::KeyRing::generate_config())
+        })
+        .await
+        .map_err(auth)?;
+        Ok(Self {
+            url: url.to_owned(),
+            place: place.clone(),
+            prefix: prefix.to_owned(),
+            auth_users: auth_login::RedisUsers::connect(url, &key("auth:users"))
+                .await
+                .map_err(failed)?,
+            auth_attempts: RedisAttemptStore::connect(url, &key("auth:throttle:"))
+                .await
+                .map_err(auth)?,
+            auth_keys: key_set("auth:jwt-keys", "showcase-auth-1", Algorithm::EdDSA).await?,
+            provider: oauth_provider::SharedStores {
+                sessions: RedisStore::connect(url, &key("oauth:"))
+                    .await
+                    .map_err(auth)?,
+                attempts: RedisAttemptStore::connect(url, &key("oauth:throttle:"))
+                    .await
+                    .map_err(auth)?,
+                grants: RedisGrantStore::connect(url, &key("oauth:grants:"))
+                    .await
+                    .map_err(auth)?,
+                refresh: RedisRefreshStore::connect(url, &key("oauth:refresh:"))
+                    .await
+                    .map_err(auth)?,
+            },
+            provider_keys: key_set("oauth:jwt-keys", "showcase-oauth-1", Algorithm::ES256).await?,
+            idempotency: RedisIdempotencyStore::connect(
+                url,
+                &key("api:"),
+                rest_api::IDEMPOTENCY_TTL,
+            )
+            .await
+            .map_err(|error| failed(error.to_string()))?,
+            cursor_key: secret("api:cursor-key").await?,
+            chat: RedisScaleOut::connect(url, &key("chat:"))
+                .await
+                .map_err(|error| failed(error.to_string()))?,
+            cookie_keys,
+            cookie_csrf: secret("cookies:csrf-secret").await?,
+            login_csrf: secret("login-csrf-secret").await?,
+            auth_sessions,
+        })
+    }
+}
+
+/// 32 random bytes in hex: a shared secret's first value.
+fn random_hex() -> auth_core::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|error| auth_core::Error::Key(error.to_string()))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// `host:port` of a Redis URL (`redis://[user:password@]host:port[/db]`): what the landing
+/// page may show, without the password.
+pub(crate) fn place(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host.is_empty() {
+        "127.0.0.1:6379".to_owned()
+    } else if host.contains(':') && !host.ends_with(']') {
+        host.to_owned()
+    } else {
+        format!("{host}:6379")
+    }
+}
+
+/// The engine each piece of state runs on, for the landing page: a small table, its own
+/// section so that other sections of the page merge around it.
+/// `database` is the REST API's engine (`"SQLite"` or `"PostgreSQL"`), which follows
+/// `DATABASE_URL` rather than `REDIS_URL`.
+pub(crate) fn engines_section(shared: Option<&Shared>, database: &str) -> String {
+    let engine = match shared {
+        Some(shared) => format!("Redis at {}", serve::page::escape(&shared.place)),
+        None => "memory".to_owned(),
+    };
+    let pieces = [
+        ("sessions", "/auth/, /oauth/"),
+        ("accounts", "/auth/"),
+        ("login throttling", "/auth/, /oauth/"),
+        ("OAuth codes, grants, refresh-token families", "/oauth/"),
+        ("JWT signing keys", "/auth/, /oauth/"),
+        ("cookie key ring", "/cookies/"),
+        ("Idempotency-Key responses", "/api/"),
+        ("chat room fan-out", "/chat/"),
+        ("rate limit of /proxy/origin/limited", "/proxy/"),
+    ];
+    let mut rows = format!(
+        "<tr><td>REST API rows</td><td><code>/api/</code></td><td class=\"engine\">{}</td></tr>",
+        serve::page::escape(database)
+    );
+    for (piece, mount) in pieces {
+        rows.push_str(&format!(
+            "<tr><td>{piece}</td><td><code>{mount}</code></td><td class=\"engine\">{engine}</td></tr>"
+        ));
+    }
+    let how = match shared {
+        Some(_) => "<code>REDIS_URL</code> is set: every instance on this Redis shares it.",
+        None => {
+            "Embedded: this process only. Set <code>REDIS_URL</code> to share it between \
+             instances."
+        }
+    };
+    format!(
+        "<section id=\"engines\"><h2>Where the state lives</h2><p>{how} The REST \
+         API's rows are in PostgreSQL when <code>DATABASE_URL</code> is set, else in \
+         SQLite; the other examples' state stays in this process.</p>\
+         <table><thead><tr><th>state</th><th>used by</th><th>engine</th></tr></thead>\
+         <tbody>{rows}</tbody></table></section>"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_names_the_redis_without_its_password() {
+        assert_eq!(place("redis://127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(
+            place("redis://:hunter2@cache.local:6380/2"),
+            "cache.local:6380"
+        );
+        assert_eq!(place("redis://cache.local"), "cache.local:6379");
+        assert_eq!(place("rediss://u:p@[::1]:7000/0"), "[::1]:7000");
+        let page = engines_section(None, "SQLite");
+        assert!(page.contains("<td class=\"engine\">memory</td>"), "{page}");
+    }
+}

@@ -1,0 +1,488 @@
+//! Two showcase instances on one Redis (`REDIS_URL`; skipped without it, a failure under
+//! `CI=true`), each its own process on its own loopback port, as behind a load balancer:
+//! what one instance stores, the other reads. Every test uses a key prefix of its own
+//! (`REDIS_PREFIX`), so tests and runs never meet on the shared Redis.
+
+// Integration tests: a failed expectation should panic with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::net::TcpStream;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use support::{Client, ReplyExt, Server};
+use tungstenite::Message;
+use tungstenite::client::IntoClientRequest;
+
+/// The origin both instances name (as behind one proxy): the issuers and the allowed
+/// origins are the same on both. Nothing needs to listen there.
+const PUBLIC_ORIGIN: &str = "http://127.0.0.1:9";
+
+/// Two instances sharing the Redis at `REDIS_URL` under a fresh prefix, and a SQLite file
+/// for the REST API's rows; `None` when `REDIS_URL` is unset (the test is skipped).
+fn pair(test: &str) -> Option<(Server, Server)> {
+    let url = serve::testing::peer("REDIS_URL")?;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("showcase-test:{test}:{}:{nanos}:", std::process::id());
+    let db = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "shared-{test}-{}-{nanos}.sqlite",
+        std::process::id()
+    ));
+    let db = db.to_str().unwrap().to_owned();
+    let env = [
+        ("PUBLIC_ORIGIN", PUBLIC_ORIGIN),
+        ("API_SQLITE_FILE", db.as_str()),
+    ];
+    let a = Server::start_shared(&url, &prefix, &env);
+    let b = Server::start_shared(&url, &prefix, &env);
+    Some((a, b))
+}
+
+/// A browser whose requests now go to `server`, keeping its cookies.
+fn moved(browser: &Client, server: &Server) -> Client {
+    Client {
+        addr: server.addr,
+        cookies: browser.cookies.clone(),
+    }
+}
+
+#[test]
+fn the_landing_page_names_redis() {
+    let Some((a, _b)) = pair("landing") else {
+        return;
+    };
+    let page = a.client().get("/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"<section id="engines">"#),
+        "{}",
+        page.body
+    );
+    let url = std::env::var("REDIS_URL").unwrap();
+    let expected = format!(
+        "<td class=\"engine\">Redis at {}</td>",
+        url.rsplit('@')
+            .next()
+            .unwrap()
+            .trim_start_matches("redis://")
+            .split('/')
+            .next()
+            .unwrap()
+    );
+    assert!(page.body.contains(&expected), "{expected} in {}", page.body);
+    assert!(!page.body.contains("<td class=\"engine\">memory</td>"));
+
+    // Without REDIS_URL, the embedded defaults, and the page says so.
+    let alone = Server::start();
+    let page = alone.client().get("/");
+    assert!(
+        page.body.contains("<td class=\"engine\">memory</td>"),
+        "{}",
+        page.body
+    );
+}
+
+#[test]
+fn sessions_logout_throttling_and_tokens_are_shared() {
+    let Some((a, b)) = pair("auth") else {
+        return;
+    };
+    // Sign up on A: the session cookie works on B, and the name is taken on B too.
+    let mut browser = a.client();
+    let csrf = browser.get("/auth/").csrf();
+    let signed_up = browser.post_form(
+        "/auth/signup",
+        &[
+            ("csrf", &csrf),
+            ("username", "grace"),
+            ("password", "correct horse battery"),
+        ],
+    );
+    assert_eq!(signed_up.status, 303, "{}", signed_up.body);
+    let mut on_b = moved(&browser, &b);
+    let mut other = b.client();
+    let csrf = other.get("/auth/").csrf();
+    let taken = other.post_form(
+        "/auth/signup",
+        &[
+            ("csrf", &csrf),
+            ("username", "grace"),
+            ("password", "another long password"),
+        ],
+    );
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    let home = on_b.get("/auth/");
+    assert!(
+        home.body.contains("Logged in as <b>grace</b>"),
+        "{}",
+        home.body
+    );
+
+    // The account made on A logs in on B, in another browser; that session works on A.
+    let mut second = b.client();
+    let csrf = second.get("/auth/").csrf();
+    let logged_in = second.post_form(
+        "/auth/login",
+        &[
+            ("csrf", &csrf),
+            ("username", "grace"),
+            ("password", "correct horse battery"),
+        ],
+    );
+    assert_eq!(logged_in.status, 303, "{}", logged_in.body);
+    assert!(
+        moved(&second, &a)
+            .get("/auth/")
+            .body
+            .contains("Logged in as <b>grace</b>")
+    );
+
+    // An API token issued by A verifies on B: the key set is shared.
+    let csrf = home.csrf();
+    let token = on_b.post_form("/auth/token", &[("csrf", &csrf)]);
+    assert_eq!(token.status, 200, "{}", token.body);
+    let from_b = token.json()["access_token"].as_str().unwrap().to_owned();
+    let token = moved(&on_b, &a).post_form("/auth/token", &[("csrf", &csrf)]);
+    let from_a = token.json()["access_token"].as_str().unwrap().to_owned();
+    for (token, server) in [(&from_a, &b), (&from_b, &a)] {
+        let me = server.client().send(
+            "GET",
+            "/auth/api/me",
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        );
+        assert_eq!(me.status, 200, "{}", me.body);
+        assert_eq!(me.json()["user"], "grace");
+    }
+    assert_eq!(
+        a.client().get("/auth/.well-known/jwks.json").body,
+        b.client().get("/auth/.well-known/jwks.json").body
+    );
+
+    // Log out on B: the session ends on A too (the cookie as it was before is replayed).
+    let before = moved(&on_b, &a);
+    let logged_out = on_b.post_form("/auth/logout", &[("csrf", &csrf)]);
+    assert_eq!(logged_out.status, 303);
+    let mut replayed = before;
+    let page = replayed.get("/auth/");
+    assert!(!page.body.contains("Logged in"), "{}", page.body);
+    assert!(page.body.contains("Log in"), "{}", page.body);
+
+    // Failed logins count across instances: 5 wrong passwords (3 on A, 2 on B) for one
+    // account from one address, and the 6th attempt is refused wherever it lands.
+    let mut guesser = a.client();
+    let csrf = guesser.get("/auth/").csrf();
+    for attempt in 0..5 {
+        let mut at = if attempt % 2 == 0 {
+            moved(&guesser, &a)
+        } else {
+            moved(&guesser, &b)
+        };
+        let wrong = at.post_form(
+            "/auth/login",
+            &[
+                ("csrf", &csrf),
+                ("username", "grace"),
+                ("password", "not the password at all"),
+            ],
+        );
+        assert_eq!(wrong.status, 401, "attempt {attempt}: {}", wrong.body);
+    }
+    for server in [&b, &a] {
+        let refused = moved(&guesser, server).post_form(
+            "/auth/login",
+            &[
+                ("csrf", &csrf),
+                ("username", "grace"),
+                ("password", "correct horse battery"),
+            ],
+        );
+        assert_eq!(refused.status, 429, "{}", refused.body);
+        assert!(refused.header("retry-after").is_some());
+    }
+}
+
+#[test]
+fn idempotency_keys_cookies_and_oauth_tokens_are_shared() {
+    let Some((a, b)) = pair("api") else {
+        return;
+    };
+    // An Idempotency-Key replayed on B returns A's stored response; nothing is created
+    // twice.
+    let user = json!({"name": "Ada", "email": "ada@example.com"});
+    let key = [("Idempotency-Key", "shared-create-1")];
+    let first = a.client().send_json("POST", "/api/users", &key, &user);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let replay = b.client().send_json("POST", "/api/users", &key, &user);
+    assert_eq!(replay.status, 201, "{}", replay.body);
+    assert_eq!(replay.body, first.body);
+    assert_eq!(replay.header("location"), first.header("location"));
+    let listed = b.client().get("/api/users").json();
+    let emails: Vec<&str> = listed["items"]
+        .as_array()
+        .or_else(|| listed.as_array())
+        .unwrap_or_else(|| panic!("no list in {listed}"))
+        .iter()
+        .filter_map(|user| user["email"].as_str())
+        .collect();
+    assert_eq!(emails, ["ada@example.com"], "{listed}");
+    // The same key with another body is refused on either instance.
+    let other = json!({"name": "Bob", "email": "bob@example.com"});
+    let reused = a.client().send_json("POST", "/api/users", &key, &other);
+    assert_eq!(reused.status, 422, "{}", reused.body);
+
+    // A signed cookie and a private one written by A read on B: one key ring.
+    let mut browser = a.client();
+    let page = browser.get("/cookies/");
+    assert!(page.body.contains("<b id=visits>1</b>"), "{}", page.body);
+    let kept = browser.post_form(
+        "/cookies/note",
+        &[("csrf", &page.csrf()), ("note", "kept on A")],
+    );
+    assert_eq!(kept.status, 303, "{}", kept.body);
+    let on_b = moved(&browser, &b).get("/cookies/");
+    assert!(on_b.body.contains("<b id=visits>2</b>"), "{}", on_b.body);
+    assert!(
+        on_b.body.contains("<b id=note>kept on A</b>"),
+        "{}",
+        on_b.body
+    );
+    // The shared ring is not rotated by one instance.
+    let rotate = moved(&browser, &b).post_form("/cookies/rotate", &[("csrf", &on_b.csrf())]);
+    assert_eq!(rotate.status, 409, "{}", rotate.body);
+
+    // An OAuth access token issued by A's provider verifies on B's.
+    let token = a.client().send(
+        "POST",
+        "/oauth/token",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            // demo-web:demo-web-secret-change-me
+            (
+                "Authorization",
+                "Basic ZGVtby13ZWI6ZGVtby13ZWItc2VjcmV0LWNoYW5nZS1tZQ==",
+            ),
+        ],
+        b"grant_type=client_credentials&scope=api",
+    );
+    assert_eq!(token.status, 200, "{}", token.body);
+    let access = token.json()["access_token"].as_str().unwrap().to_owned();
+    let me = b.client().send(
+        "GET",
+        "/oauth/api/me",
+        &[("Authorization", &format!("Bearer {access}"))],
+        b"",
+    );
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["client_id"], "demo-web");
+}
+
+fn chat_socket(server: &Server, name: &str) -> tungstenite::WebSocket<TcpStream> {
+    let mut request = format!("ws://{}/chat/ws?name={name}", server.addr)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", PUBLIC_ORIGIN.parse().unwrap());
+    headers.insert("sec-websocket-protocol", "chat.v1".parse().unwrap());
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let (socket, response) = tungstenite::client(request, stream).unwrap();
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// The chat events that arrive within the socket's read timeout.
+fn events(socket: &mut tungstenite::WebSocket<TcpStream>) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    loop {
+        match socket.read() {
+            Ok(Message::Text(text)) => out.push(serde_json::from_str(text.as_str()).unwrap()),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(error))
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return out;
+            }
+            Err(error) => panic!("chat socket failed: {error}"),
+        }
+    }
+}
+
+/// Says `text` in `room` from `from` until `to` receives it (the other instance's
+/// subscription may still be starting), and returns the message as `to` got it.
+fn said_across(
+    from: &mut tungstenite::WebSocket<TcpStream>,
+    to: &mut tungstenite::WebSocket<TcpStream>,
+    room: &str,
+    text: &str,
+) -> serde_json::Value {
+    for _ in 0..30 {
+        from.send(Message::text(
+            json!({"type": "say", "room": room, "text": text}).to_string(),
+        ))
+        .unwrap();
+        let _ = events(from);
+        if let Some(message) = events(to)
+            .into_iter()
+            .find(|event| event["type"] == "message" && event["text"] == text)
+        {
+            return message;
+        }
+    }
+    panic!("{text:?} never crossed to the other instance");
+}
+
+#[test]
+fn chat_rooms_span_instances() {
+    let Some((a, b)) = pair("chat") else {
+        return;
+    };
+    let mut alice = chat_socket(&a, "alice");
+    let mut bob = chat_socket(&b, "bob");
+    for socket in [&mut alice, &mut bob] {
+        socket
+            .send(Message::text(
+                json!({"type": "join", "room": "lobby"}).to_string(),
+            ))
+            .unwrap();
+        let joined = events(socket);
+        assert!(
+            joined
+                .iter()
+                .any(|event| event["type"] == "presence" && event["joined"] == true),
+            "{joined:?}"
+        );
+    }
+    let heard = said_across(&mut alice, &mut bob, "lobby", "hello from A");
+    assert_eq!(heard["name"], "alice");
+    assert_eq!(heard["room"], "lobby");
+    let heard = said_across(&mut bob, &mut alice, "lobby", "hello from B");
+    assert_eq!(heard["name"], "bob");
+
+    // A room nobody joined on B is not delivered there.
+    alice
+        .send(Message::text(
+            json!({"type": "join", "room": "quiet"}).to_string(),
+        ))
+        .unwrap();
+    alice
+        .send(Message::text(
+            json!({"type": "say", "room": "quiet", "text": "only A"}).to_string(),
+        ))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !events(&mut bob)
+            .iter()
+            .any(|event| event["text"] == "only A")
+    );
+}
+
+/// A Redis of this test's own (`redis-server` on a free port, no persistence), killed when
+/// dropped.
+struct OwnRedis(std::process::Child);
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn requests_that_need_redis_get_a_clean_503_while_it_is_down() {
+    // The machine's Redis is not touched: this test starts and stops its own.
+    if serve::testing::peer("REDIS_URL").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = OwnRedis(
+        std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (installed with Redis) starts"),
+    );
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "redis-server did not start on port {port}");
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = Server::start_shared(&url, "down:", &[("PUBLIC_ORIGIN", PUBLIC_ORIGIN)]);
+    let mut browser = server.client();
+    let csrf = browser.get("/auth/").csrf();
+    let signed_up = browser.post_form(
+        "/auth/signup",
+        &[
+            ("csrf", &csrf),
+            ("username", "kim"),
+            ("password", "correct horse battery"),
+        ],
+    );
+    assert_eq!(signed_up.status, 303, "{}", signed_up.body);
+
+    let _ = redis.0.kill();
+    let _ = redis.0.wait();
+
+    let user = json!({"name": "Ada", "email": "ada@example.com"});
+    let created = server.client().send_json(
+        "POST",
+        "/api/users",
+        &[("Idempotency-Key", "down-1")],
+        &user,
+    );
+    assert_eq!(created.status, 503, "{}", created.body);
+    assert_eq!(
+        created.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(created.json()["status"], 503);
+    let home = browser.get("/auth/");
+    assert_eq!(home.status, 503, "{}", home.body);
+    assert!(home.header("retry-after").is_some());
+    let token = server.client().send(
+        "POST",
+        "/oauth/token",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            (
+                "Authorization",
+                "Basic ZGVtby13ZWI6ZGVtby13ZWItc2VjcmV0LWNoYW5nZS1tZQ==",
+            ),
+        ],
+        b"grant_type=client_credentials&scope=api",
+    );
+    // The grant is stored: RFC 6749's `temporarily_unavailable`, 503.
+    assert_eq!(token.status, 503, "{}", token.body);
+    assert_eq!(token.json()["error"], "temporarily_unavailable");
+    for body in [&created.body, &home.body, &token.body] {
+        assert!(
+            !body.contains("os error") && !body.contains("refused"),
+            "a Redis error leaked: {body}"
+        );
+    }
+    // Without a session nothing needs Redis: the pages still answer.
+    assert_eq!(server.client().get("/auth/").status, 200);
+    assert_eq!(server.client().get("/healthz").status, 200);
+}
