@@ -85,8 +85,6 @@ pub struct Connection {
     limits: Limits,
     codec: Option<Codec>,
     read: BytesMut,
-    /// Bytes still missing from the frame at the front of `read` (0 when not known).
-    wanted: usize,
     /// Output queued before `out`: runs of small frames and large payloads, in order.
     chunks: VecDeque<Bytes>,
     /// Total length of `chunks`.
@@ -105,7 +103,6 @@ impl Connection {
             limits,
             codec: deflate.map(Codec::new),
             read: BytesMut::new(),
-            wanted: 0,
             chunks: VecDeque::new(),
             chunked: 0,
             out: BytesMut::new(),
@@ -135,13 +132,6 @@ impl Connection {
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn read_buffer(&mut self) -> &mut BytesMut {
         &mut self.read
-    }
-
-    /// Bytes still missing from a frame whose header is buffered (0 when not known), so
-    /// an adapter can leave a read buffer alone that already has room for them.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn read_wanted(&self) -> usize {
-        self.wanted
     }
 
     /// Whether the connection still reads (it stops after the close handshake or a failure).
@@ -386,11 +376,9 @@ impl Connection {
         let length = usize::try_from(length).unwrap_or(usize::MAX);
         let total = header_len.saturating_add(length);
         if self.read.len() < total {
-            self.wanted = total - self.read.len();
-            self.read.reserve(self.wanted);
+            self.read.reserve(total - self.read.len());
             return Ok(None);
         }
-        self.wanted = 0;
         let mut frame = self.read.split_to(total);
         frame.advance(header_len);
         if let Some(mask) = header.mask {

@@ -204,16 +204,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             // when the read would block, before the task sleeps (a write that would block
             // registers the waker too).
             let chunk = self.chunk;
-            let wanted = self.conn.read_wanted();
             let buffer = self.conn.read_buffer();
             // Reads go into spare capacity (no zeroing); the adaptive chunk keeps an idle
-            // connection's buffer small. A buffer that holds part of a frame and already
-            // has room for the rest is read into as it is: reserving more would move the
-            // part to a new allocation whenever the messages before it are still queued
-            // for writing (they share the allocation), a copy of up to a whole frame.
-            if wanted == 0 || buffer.capacity() - buffer.len() < wanted {
-                buffer.reserve(chunk);
-            }
+            // connection's buffer small.
+            buffer.reserve(chunk);
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buffer) {
                 Poll::Ready(Ok(0)) => {
                     // EOF without a close frame: abnormal closure (1006), nothing to send.
