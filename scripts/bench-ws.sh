@@ -8,6 +8,7 @@
 #   bash scripts/bench-ws.sh                  # 100 and 1000 connections, 3 s per cell
 #   SECONDS_PER_RUN=10 CONNECTIONS="100 1000" SIZES="16 1024 65536" bash scripts/bench-ws.sh
 #   TSV=out.tsv bash scripts/bench-ws.sh      # also append rows for scripts/bench_table.py
+#   MODES=plain SERVERS="ws-core fastwebsockets" bash scripts/bench-ws.sh   # a subset
 #
 # Prints, per cell, messages per second and the server's CPU time per message (utime + stime
 # from /proc around the measured interval), which is the figure that compares servers on 2
@@ -28,8 +29,11 @@ if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release -q --manifest-path benches/Cargo.toml --bin ws_echo_server --bin ws_load
 fi
 bin=$CARGO_TARGET_DIR/release
-servers="ws-core tokio-tungstenite fastwebsockets"
-if [ -n "${PEER_NODE_MODULES:-}" ] && [ -d "$PEER_NODE_MODULES/ws" ]; then
+servers=${SERVERS:-"ws-core tokio-tungstenite fastwebsockets"}
+modes=${MODES:-"plain deflate"}
+if [ -n "${SERVERS:-}" ]; then
+  :
+elif [ -n "${PEER_NODE_MODULES:-}" ] && [ -d "$PEER_NODE_MODULES/ws" ]; then
   servers="$servers node-ws"
 else
   echo "skipped: node-ws (PEER_NODE_MODULES is not set or has no ws package)"
@@ -66,7 +70,9 @@ pipeline_for() {
 }
 
 printf '%-28s %-18s %12s %16s %14s\n' cell server msg/s "server µs/msg" "load µs/msg"
-for deflate in "" deflate; do
+for mode in $modes; do
+  deflate=
+  if [ "$mode" = deflate ]; then deflate=deflate; fi
   for connections in $connection_counts; do
     for size in $sizes; do
       pipeline=$(pipeline_for "$size")

@@ -14,6 +14,11 @@
 //!   standalone `{*catch_all}`;
 //! - a catch-all never shares a position with a parameter that has a suffix.
 //!
+//! Templates without a parameter are also kept whole in one hash table of full paths, which
+//! is looked up before the walk: a path equal to such a template is what the walk's first
+//! choice at every segment (the static child) would reach, so the answer is the same, for
+//! one hash and one compare instead of one per segment.
+//!
 //! Matching priority at each position: the static segment, then the parameters with a
 //! prefix or suffix (longest prefix first, then longest suffix), then `{param}`, then
 //! `{*catch_all}`. A branch that fails further down is backtracked out of, so a path is
@@ -317,17 +322,110 @@ fn hash(segment: &[u8]) -> u32 {
     ((word ^ (len << 56) ^ len).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
 }
 
+/// The whole paths of the templates without a parameter, by open addressing: a table of
+/// (hash, entry) pairs at most a quarter full, so a path that is not there (a request with
+/// parameters) mostly meets an empty slot at the first probe.
+#[derive(Debug, Default)]
+struct ExactPaths {
+    /// `(hash, index into entries)`; an empty slot has `NONE` as its entry.
+    table: Box<[(u32, u32)]>,
+    /// The paths and their path indexes.
+    entries: Vec<(Box<[u8]>, u32)>,
+}
+
+impl ExactPaths {
+    fn insert(&mut self, path: Box<[u8]>, index: u32) {
+        self.entries.push((path, index));
+        let size = (self.entries.len() * 4).next_power_of_two();
+        let mut table = vec![(0u32, NONE); size];
+        let mask = size - 1;
+        for (entry, (path, _)) in self.entries.iter().enumerate() {
+            let hash = hash_path(path);
+            let mut slot = hash as usize & mask;
+            while let Some(place) = table.get_mut(slot) {
+                if place.1 == NONE {
+                    *place = (hash, u32::try_from(entry).unwrap_or(NONE));
+                    break;
+                }
+                slot = (slot + 1) & mask;
+            }
+        }
+        self.table = table.into();
+    }
+
+    #[inline]
+    fn find(&self, path: &[u8]) -> u32 {
+        let mask = self.table.len().wrapping_sub(1);
+        let hash = hash_path(path);
+        let mut slot = hash as usize & mask;
+        while let Some(&(stored, entry)) = self.table.get(slot) {
+            if entry == NONE {
+                return NONE;
+            }
+            if stored == hash
+                && let Some((candidate, index)) = self.entries.get(entry as usize)
+                && same_path(candidate, path)
+            {
+                return *index;
+            }
+            slot = (slot + 1) & mask;
+        }
+        NONE
+    }
+}
+
+/// A hash of a whole path from its length and its first and last eight bytes (a path is at
+/// least the `/`, so short ones are read byte by byte).
+#[inline]
+fn hash_path(path: &[u8]) -> u32 {
+    let len = path.len() as u64;
+    let word = match (path.first_chunk::<8>(), path.last_chunk::<8>()) {
+        (Some(first), Some(last)) => {
+            u64::from_le_bytes(*first).rotate_left(29) ^ u64::from_le_bytes(*last)
+        }
+        _ => path
+            .iter()
+            .fold(0u64, |word, &byte| (word << 8) | u64::from(byte)),
+    };
+    ((word ^ (len << 56)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+}
+
+/// Equal paths, eight bytes at a time (the hashes matched, so this mostly confirms a hit).
+#[inline]
+fn same_path(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 16 {
+        return same(a, b);
+    }
+    let mut offset = 0;
+    while let (Some(x), Some(y)) = (
+        a.get(offset..).and_then(<[u8]>::first_chunk::<8>),
+        b.get(offset..).and_then(<[u8]>::first_chunk::<8>),
+    ) {
+        if x != y {
+            return false;
+        }
+        offset += 8;
+    }
+    a.last_chunk::<8>() == b.last_chunk::<8>()
+}
+
 /// Templates to path indexes.
 #[derive(Debug)]
 pub(crate) struct PathTree {
     /// `nodes[0]` is the root: the position right after the path's leading `/`.
     nodes: Vec<Node>,
+    /// The templates without a parameter, whole.
+    exact: ExactPaths,
 }
 
 impl Default for PathTree {
     fn default() -> Self {
         Self {
             nodes: vec![Node::new(NONE)],
+            exact: ExactPaths::default(),
         }
     }
 }
@@ -337,7 +435,17 @@ impl PathTree {
     pub(crate) fn insert(&mut self, template: &Template, index: u32) -> Result<(), Conflict> {
         // First pass checks only, second pass builds: a refused template leaves no node.
         self.place(template, index, false)?;
-        self.place(template, index, true)
+        self.place(template, index, true)?;
+        let mut whole = Vec::new();
+        for piece in &template.pieces {
+            let Piece::Static(segment) = piece else {
+                return Ok(());
+            };
+            whole.push(b'/');
+            whole.extend_from_slice(segment);
+        }
+        self.exact.insert(whole.into(), index);
+        Ok(())
     }
 
     fn place(&mut self, template: &Template, index: u32, build: bool) -> Result<(), Conflict> {
@@ -515,6 +623,10 @@ impl PathTree {
         // Ranges are u32; a 4 GiB path matches nothing.
         if bytes.first() != Some(&b'/') || u32::try_from(bytes.len()).is_err() {
             return NONE;
+        }
+        let exact = self.exact.find(bytes);
+        if exact != NONE {
+            return exact;
         }
         let Some(root) = self.nodes.first() else {
             return NONE;
@@ -786,6 +898,25 @@ mod tests {
         // matchit stops at the first suffix that fits and answers 404 here.
         assert_eq!(find(&tree, "/f/y.png/b"), Some((3, vec!["y.png".into()])));
         assert_eq!(find(&tree, "/f/y.png/a"), Some((2, vec!["y".into()])));
+    }
+
+    #[test]
+    fn whole_static_paths_answer_as_the_walk_would() {
+        let long = "/a/b/c/d/e/f/g/h/a-long-segment-name";
+        let tree = tree(&["/", "/a/{x}", "/a/b", "/a/b/", "/{{lit}}/c", long]);
+        assert_eq!(find(&tree, "/"), Some((0, vec![])));
+        assert_eq!(find(&tree, "/a/b"), Some((2, vec![])));
+        assert_eq!(find(&tree, "/a/c"), Some((1, vec!["c".into()])));
+        assert_eq!(find(&tree, "/a/b/"), Some((3, vec![])));
+        assert_eq!(find(&tree, "/{lit}/c"), Some((4, vec![])));
+        assert_eq!(find(&tree, long), Some((5, vec![])));
+        assert_eq!(find(&tree, "/a/b/c/d/e/f/g/h/a-long-segment-namf"), None);
+        assert_eq!(find(&tree, "/a/b/c/d/e/f/g/i/a-long-segment-name"), None);
+        assert_eq!(find(&tree, "/a/"), None);
+        // Refused templates leave no whole path behind.
+        let mut tree = tree;
+        assert!(tree.insert(&parse("/a/b").unwrap(), 9).is_err());
+        assert_eq!(find(&tree, "/a/b"), Some((2, vec![])));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! ```
 
 use std::future::poll_fn;
+use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -27,12 +28,17 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 
-/// Largest read buffer the adapter grows to under load.
-const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Largest read buffer the adapter grows to under load: over 64 KiB, so that a 64 KiB message
+/// and its header fit in the buffer a read goes to, rather than being moved to a larger one
+/// when its last bytes arrive. It shrinks back when reads stop filling it.
+const MAX_READ_CHUNK: usize = 256 * 1024;
 
 /// Queued output at which the adapter writes before delivering more buffered messages
 /// (the replies to a burst of pipelined messages otherwise wait for the burst's end).
 const WRITE_BATCH: usize = 64 * 1024;
+
+/// Most chunks of queued output handed to one vectored write.
+const MAX_WRITE_SLICES: usize = 32;
 
 /// A WebSocket connection over a tokio stream.
 #[derive(Debug)]
@@ -74,7 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Whether queued output is below the send limit (room for more).
     pub fn has_room(&self) -> bool {
-        self.conn.pending().len() < self.conn.limits().max_send_buffer
+        self.conn.pending_len() < self.conn.limits().max_send_buffer
     }
 
     /// Queues a message and writes everything queued.
@@ -114,8 +120,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        while !self.conn.pending().is_empty() {
-            match Pin::new(&mut self.io).poll_write(cx, self.conn.pending()) {
+        while self.conn.pending_len() != 0 {
+            // Large payloads are queued apart from the small frames around them: one
+            // vectored write sends them all without copying the payloads together.
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+            let filled = self.conn.pending_chunks(&mut slices);
+            let io = Pin::new(&mut self.io);
+            let written = if filled > 1 && io.is_write_vectored() {
+                io.poll_write_vectored(cx, slices.get(..filled).unwrap_or_default())
+            } else {
+                io.poll_write(cx, self.conn.pending())
+            };
+            match written {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(Error::Io(std::io::ErrorKind::WriteZero.into())));
                 }
@@ -146,7 +162,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 // Messages already read are delivered before queued output is written, so
                 // the replies to a burst of pipelined messages go out in one write rather
                 // than one system call each; a large backlog is written first to bound it.
-                if self.conn.pending().len() >= WRITE_BATCH
+                if self.conn.pending_len() >= WRITE_BATCH
                     && let Poll::Ready(Err(error)) = self.poll_write_pending(cx)
                 {
                     self.done = true;
