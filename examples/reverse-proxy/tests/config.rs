@@ -12,10 +12,12 @@ mod common;
 use std::process::Command;
 
 fn refuse(config: &str, needle: &str) {
+    // One file per call: tests run in parallel threads of this process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let path = std::env::temp_dir().join(format!(
         "rp-bad-{}-{}.toml",
         std::process::id(),
-        needle.len()
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::write(&path, config).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_reverse-proxy"))

@@ -38,9 +38,14 @@ impl std::ops::DerefMut for Proxy {
 }
 
 pub fn start_proxy(config: &str) -> Proxy {
+    // Tests start proxies from parallel threads: the counter keeps two configurations
+    // written in the same clock tick from landing in one file (a proxy then served another
+    // test's origin).
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "reverse-proxy-test-{}-{}",
+        "reverse-proxy-test-{}-{}-{}",
         std::process::id(),
+        STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
