@@ -1,0 +1,356 @@
+//! Two showcase instances on one Redis (`REDIS_URL`; skipped without it, a failure under
+//! `CI=true`) behind examples/reverse-proxy's `Proxy`, laid out as `scripts/cluster.sh`
+//! lays them out: the proxy is the one public origin, round robin spreads the requests, and
+//! the proxy's health checks and retries carry the users through the death of an instance.
+
+// Integration tests: a failed expectation should panic with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use support::{Client, Server};
+
+/// A proxy listening on a port chosen now (so that the instances can be told their public
+/// origin before it runs) and two instances sharing Redis under a fresh prefix and one
+/// SQLite file for the REST API's rows; `None` when `REDIS_URL` is unset.
+struct Cluster {
+    proxy: SocketAddr,
+    instances: Vec<Server>,
+}
+
+fn cluster(test: &str) -> Option<Cluster> {
+    let url = serve::testing::peer("REDIS_URL")?;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("showcase-cluster:{test}:{}:{nanos}:", std::process::id());
+    let db = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cluster-{test}-{}-{nanos}.sqlite",
+        std::process::id()
+    ));
+    let db = db.to_str().unwrap().to_owned();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let origin = format!("http://{proxy}");
+    let env = [
+        ("PUBLIC_ORIGIN", origin.as_str()),
+        ("API_SQLITE_FILE", db.as_str()),
+        ("TRUSTED_PROXIES", "127.0.0.1/32"),
+    ];
+    let instances = vec![
+        Server::start_shared(&url, &prefix, &env),
+        Server::start_shared(&url, &prefix, &env),
+    ];
+    let upstreams: Vec<String> = instances
+        .iter()
+        .map(|instance| format!(r#"{{ address = "{}" }}"#, instance.addr))
+        .collect();
+    let config = format!(
+        r#"
+[server]
+listen = "{proxy}"
+workers = 1
+pseudonym = "cluster-test"
+trusted_proxies = []
+access_log = false
+metrics_path = "/__proxy/metrics"
+
+[[pools]]
+name = "showcase"
+algorithm = "round-robin"
+upstreams = [{upstreams}]
+connect_timeout_ms = 500
+request_timeout_ms = 10000
+idle_timeout_ms = 30000
+max_retries = 2
+retry_statuses = [502, 503]
+panic_threshold = 0.5
+[pools.health]
+path = "/healthz"
+interval_ms = 200
+timeout_ms = 500
+healthy_threshold = 1
+unhealthy_threshold = 1
+
+[[routes]]
+prefix = "/"
+pool = "showcase"
+"#,
+        upstreams = upstreams.join(", ")
+    );
+    let config = reverse_proxy::ServerConfig::parse(&config).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    // The proxy runs on a runtime of its own thread for the rest of the test process.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let proxy = reverse_proxy::Proxy::new(&config).await.unwrap();
+            proxy.spawn_background();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((stream, peer)) = listener.accept().await {
+                tokio::spawn(proxy.serve(stream, peer));
+            }
+        });
+    });
+    Some(Cluster { proxy, instances })
+}
+
+/// One `GET path` through a fresh connection; the status, or the reason there was none.
+fn status_of(addr: SocketAddr, path: &str) -> Result<u16, String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|error| format!("connect: {error}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .map_err(|error| error.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|error| format!("write: {error}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|error| format!("read: {error}"))?;
+    let head = String::from_utf8_lossy(&response);
+    head.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("no status line in {:?}", head.lines().next()))
+}
+
+#[test]
+fn a_session_made_through_the_proxy_holds_on_every_instance() {
+    let Some(cluster) = cluster("session") else {
+        return;
+    };
+    let mut browser = Client {
+        addr: cluster.proxy,
+        cookies: Default::default(),
+    };
+    let csrf = browser.get("/auth/").csrf();
+    let signed_up = browser.post_form(
+        "/auth/signup",
+        &[
+            ("csrf", &csrf),
+            ("username", "ada-cluster"),
+            ("password", "analytical engine 1843"),
+        ],
+    );
+    assert_eq!(signed_up.status, 303, "{}", signed_up.body);
+    // Round robin over two instances: these requests alternate between them, and every
+    // one sees the signed-in user.
+    for round in 0..40 {
+        let page = browser.get("/auth/");
+        assert_eq!(page.status, 200, "round {round}: {}", page.body);
+        assert!(
+            page.body.contains("Logged in as <b>ada-cluster</b>"),
+            "round {round}: the session is not seen: {}",
+            page.body
+        );
+    }
+    // And each instance, asked directly, knows the session too.
+    for instance in &cluster.instances {
+        let mut direct = Client {
+            addr: instance.addr,
+            cookies: browser.cookies.clone(),
+        };
+        let page = direct.get("/auth/");
+        assert!(
+            page.body.contains("Logged in as <b>ada-cluster</b>"),
+            "{}",
+            page.body
+        );
+    }
+}
+
+#[test]
+fn no_request_fails_when_an_instance_is_killed() {
+    let Some(mut cluster) = cluster("kill") else {
+        return;
+    };
+    // Both instances answer through the proxy first.
+    for _ in 0..4 {
+        assert_eq!(status_of(cluster.proxy, "/api/users"), Ok(200));
+    }
+    let mut failures = Vec::new();
+    let mut answered = 0;
+    for request in 0..300 {
+        if request == 60 {
+            // SIGKILL: no drain, connections reset, the proxy finds out on its own.
+            cluster.instances[0].child.kill().unwrap();
+            cluster.instances[0].child.wait().unwrap();
+        }
+        match status_of(cluster.proxy, "/api/users") {
+            Ok(200) => answered += 1,
+            other => failures.push((request, other)),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 300 requests failed after the kill: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(answered, 300);
+    // The survivor serves alone, and the proxy's metrics count the dead one as unhealthy.
+    let metrics = Client {
+        addr: cluster.proxy,
+        cookies: Default::default(),
+    }
+    .get("/__proxy/metrics");
+    let dead = format!("{}", cluster.instances[0].addr);
+    let unhealthy = metrics.body.lines().any(|line| {
+        line.starts_with("proxy_upstream_healthy") && line.contains(&dead) && line.ends_with(" 0")
+    });
+    assert!(
+        unhealthy,
+        "the killed instance is still marked healthy:\n{}",
+        metrics.body
+    );
+}
+
+/// A `redis-server` of this test's own on `port`, appending every write to its AOF in `dir`
+/// before answering (`appendfsync always`), killed when dropped.
+struct OwnRedis(std::process::Child);
+
+impl OwnRedis {
+    fn start(port: u16, dir: &std::path::Path) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (installed with Redis) starts");
+        let up = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "redis-server did not start on port {port}");
+        Self(child)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_redis_restart_costs_503s_during_the_outage_and_no_session() {
+    // The machine's Redis is not touched: this test kills and restarts its own.
+    if serve::testing::peer("REDIS_URL").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("redis-aof-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut redis = OwnRedis::start(port, &dir);
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = Server::start_shared(&url, "restart:", &[]);
+    let mut browser = server.client();
+    let csrf = browser.get("/auth/").csrf();
+    let signed_up = browser.post_form(
+        "/auth/signup",
+        &[
+            ("csrf", &csrf),
+            ("username", "lin"),
+            ("password", "correct horse battery"),
+        ],
+    );
+    assert_eq!(signed_up.status, 303, "{}", signed_up.body);
+    assert!(
+        browser
+            .get("/auth/")
+            .body
+            .contains("Logged in as <b>lin</b>")
+    );
+
+    // The outage: SIGKILL, nothing flushed on the way out (the AOF already has every write).
+    let _ = redis.0.kill();
+    let _ = redis.0.wait();
+    let during = browser.get("/auth/");
+    assert_eq!(during.status, 503, "{}", during.body);
+    assert!(during.header("retry-after").is_some());
+
+    // Back on the same port and files: the same session, without logging in again.
+    redis = OwnRedis::start(port, &dir);
+    let mut after = None;
+    for _ in 0..100 {
+        let page = browser.get("/auth/");
+        if page.status == 200 {
+            after = Some(page);
+            break;
+        }
+        assert_eq!(page.status, 503, "{}", page.body);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = after.expect("the showcase answers again within 10 s of Redis coming back");
+    assert!(
+        after.body.contains("Logged in as <b>lin</b>"),
+        "the session was lost: {}",
+        after.body
+    );
+    // New writes work too: a second account signs up. The first command on each of the
+    // stores' connections after the outage may still fail while that connection is
+    // re-made (a clean 503, asserted); within a few requests every store answers.
+    let mut refused = 0;
+    let signed_up = (0..50).any(|attempt| {
+        let mut second = server.client();
+        let csrf = second.get("/auth/").csrf();
+        let name = format!("noor{attempt}");
+        let reply = second.post_form(
+            "/auth/signup",
+            &[
+                ("csrf", &csrf),
+                ("username", &name),
+                ("password", "another long password"),
+            ],
+        );
+        if reply.status == 303 {
+            return true;
+        }
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        refused += 1;
+        std::thread::sleep(Duration::from_millis(100));
+        false
+    });
+    assert!(signed_up, "no sign-up succeeded after Redis came back");
+    assert!(
+        refused <= 5,
+        "{refused} sign-ups refused after Redis came back"
+    );
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}
