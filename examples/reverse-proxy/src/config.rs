@@ -126,6 +126,10 @@ pub(crate) struct Server {
     pub(crate) access_log: bool,
     /// For rate limits with `store = "redis"` (needs the `redis` feature).
     pub(crate) redis_url: Option<String>,
+    /// The start of every rate-limit key in that Redis (default `reverse-proxy:rl:`), so
+    /// that several deployments (or test runs) can share one Redis without sharing budgets.
+    #[serde(default = "default_redis_prefix")]
+    pub(crate) redis_prefix: String,
     /// Terminate TLS on the listener.
     pub(crate) tls: Option<TlsConfig>,
     /// Worker threads (each a current-thread runtime); default: the number of CPUs.
@@ -198,6 +202,9 @@ fn default_shutdown_grace_ms() -> u64 {
 }
 fn default_metrics_path() -> String {
     "/__proxy/metrics".to_owned()
+}
+fn default_redis_prefix() -> String {
+    "reverse-proxy:rl:".to_owned()
 }
 fn default_true() -> bool {
     true

@@ -42,7 +42,7 @@ impl Limiter {
                 Self::Redis(proxy_core::RedisLimiter::new(
                     connection,
                     gcra,
-                    format!("reverse-proxy:rl:{prefix}:"),
+                    format!("{}{prefix}:", config.server.redis_prefix),
                 ))
             }
             _ => Self::Memory(MemoryLimiter::new(gcra)),

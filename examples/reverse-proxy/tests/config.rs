@@ -174,3 +174,45 @@ async fn redis_rate_limit_is_shared_by_two_proxies() {
         "one budget of 3 across both proxies"
     );
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_prefix_separates_the_budgets_of_two_deployments() {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "REDIS_URL must be set under CI=true"
+        );
+        println!("skipped: REDIS_URL is not set");
+        return;
+    };
+    let origin = common::start_origin("o", std::time::Duration::ZERO).await;
+    // One route, the same in both deployments and in every run; only the key prefix
+    // (unique to this run) differs.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let config = |redis_prefix: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\naccess_log = false\nredis_url = \"{url}\"\nredis_prefix = \"{redis_prefix}\"\n[[pools]]\nname = \"a\"\nupstreams = [{{ address = \"{}\" }}]\n[[routes]]\nprefix = \"/limited\"\npool = \"a\"\nrate_limit = {{ rate = 1, period_ms = 60000, burst = 2, key = \"route\", store = \"redis\" }}\n",
+            origin.addr
+        )
+    };
+    let one = common::start_proxy(&config(&format!("test-rl:{run}:one:")));
+    let one_again = common::start_proxy(&config(&format!("test-rl:{run}:one:")));
+    let two = common::start_proxy(&config(&format!("test-rl:{run}:two:")));
+    let client = common::client();
+    let mut statuses = Vec::new();
+    for proxy in [&one, &one_again, &one, &two, &two, &two] {
+        let (status, _, _) = common::get(&client, &format!("http://{}/limited/x", proxy.addr))
+            .await
+            .unwrap();
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 429, 200, 200, 429],
+        "one budget of 2 per prefix, shared by the proxies that name it"
+    );
+}

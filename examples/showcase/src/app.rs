@@ -170,7 +170,10 @@ impl Showcase {
         })?);
         let proxy = reverse_proxy::App::new(&reverse_proxy::Settings {
             base_path: "/proxy".to_owned(),
-            config: proxy_config(public, shared.map(|shared| shared.url.as_str())),
+            config: proxy_config(
+                public,
+                shared.map(|shared| (shared.url.as_str(), shared.prefix.as_str())),
+            ),
         })
         .await
         .map_err(|error| format!("the reverse proxy at /proxy: {error}"))?;
@@ -344,12 +347,17 @@ fn ready(response: Response<Body>) -> serve::ResponseFuture {
 /// origin in `origin.rs`) through the RFC 9111 cache; `/proxy/origin/limited` with a rate
 /// limit of 5 requests a minute per client; br/zstd/gzip above 256 bytes; metrics at
 /// `/proxy/metrics`. No route reaches `/proxy/` itself, so a request cannot loop. With
-/// `redis_url` the rate limit is counted in Redis, across every instance (a Redis outage
-/// lets requests through, with a warning: the proxy fails open).
-fn proxy_config(public: SocketAddr, redis_url: Option<&str>) -> String {
-    let (redis, store) = match redis_url {
-        Some(url) => (
-            format!("redis_url = \"{}\"\n", url.replace(['\\', '"'], "")),
+/// `redis` (its URL and the showcase's key prefix, `REDIS_PREFIX`) the rate limit is
+/// counted in Redis under `{prefix}proxy:rl:`, across every instance that shares the
+/// prefix (a Redis outage lets requests through, with a warning: the proxy fails open).
+fn proxy_config(public: SocketAddr, redis: Option<(&str, &str)>) -> String {
+    let (redis, store) = match redis {
+        Some((url, prefix)) => (
+            format!(
+                "redis_url = \"{}\"\nredis_prefix = \"{}proxy:rl:\"\n",
+                url.replace(['\\', '"'], ""),
+                prefix.replace(['\\', '"'], "")
+            ),
             ", store = \"redis\"",
         ),
         None => (String::new(), ""),

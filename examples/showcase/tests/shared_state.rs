@@ -16,7 +16,10 @@ mod support;
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use support::{Client, ReplyExt, Server};
 use tungstenite::Message;
 use tungstenite::client::IntoClientRequest;
@@ -485,4 +488,191 @@ fn requests_that_need_redis_get_a_clean_503_while_it_is_down() {
     // Without a session nothing needs Redis: the pages still answer.
     assert_eq!(server.client().get("/auth/").status, 200);
     assert_eq!(server.client().get("/healthz").status, 200);
+}
+
+/// The showcase's provider's token endpoint, as the public client `demo-app` (no secret:
+/// its `client_id` is in the form), on `server`.
+fn token(server: &Server, fields: &[(&str, &str)]) -> support::Reply {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("client_id", "demo-app");
+    form.extend_pairs(fields);
+    server.client().send(
+        "POST",
+        "/oauth/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.finish().as_bytes(),
+    )
+}
+
+#[test]
+fn the_oauth_flow_spans_instances() {
+    let Some((a, b)) = pair("oauth") else {
+        return;
+    };
+    // The client `demo-app` (public, PKCE) with the redirect URI the showcase registers
+    // for its own oauth-login client, under the shared public origin. PKCE S256 (RFC 7636
+    // section 4.2) computed here: BASE64URL(SHA-256(verifier)), no padding.
+    let redirect_uri = format!("{PUBLIC_ORIGIN}/oauth-login/callback");
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let verifier = format!("spans-instances-verifier-{nanos:0>40}");
+    assert!((43..=128).contains(&verifier.len()));
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let state = format!("state-{nanos}");
+    let authorize = format!(
+        "/oauth/authorize?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("response_type", "code"),
+                ("client_id", "demo-app"),
+                ("redirect_uri", &redirect_uri),
+                ("scope", "profile"),
+                ("state", &state),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .finish()
+    );
+
+    // The authorization request, the login and the consent, all on A.
+    let mut browser = a.client();
+    let login_page = browser.get(&authorize);
+    assert_eq!(login_page.status, 200, "{}", login_page.body);
+    let pending = login_page
+        .hidden("authorize")
+        .expect("the request in the login form");
+    let logged_in = browser.post_form(
+        "/oauth/login",
+        &[
+            ("csrf", &login_page.csrf()),
+            ("authorize", &pending),
+            ("username", "alice"),
+            ("password", "wonderland-rabbit"),
+        ],
+    );
+    assert_eq!(logged_in.status, 303, "{}", logged_in.body);
+    assert_eq!(logged_in.header("location"), Some("/oauth/consent"));
+    let consent = browser.get("/oauth/consent");
+    assert!(
+        consent.body.contains("<b>demo-app</b> asks for"),
+        "{}",
+        consent.body
+    );
+    let allowed = browser.post_form(
+        "/oauth/consent",
+        &[("csrf", &consent.csrf()), ("decision", "allow")],
+    );
+    assert_eq!(allowed.status, 303, "{}", allowed.body);
+    let callback = allowed.header("location").unwrap();
+    let query = callback
+        .strip_prefix(&format!("{redirect_uri}?"))
+        .unwrap_or_else(|| panic!("not a redirect to the callback: {callback}"));
+    let params: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(params.get("state"), Some(&state), "{callback}");
+    assert_eq!(
+        params.get("iss").map(String::as_str),
+        Some(&*format!("{PUBLIC_ORIGIN}/oauth")),
+        "{callback}"
+    );
+    let code = &params["code"];
+
+    // The token request on B: B finds the code A stored, and checks A's PKCE challenge.
+    let issued = token(
+        &b,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &redirect_uri),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    assert_eq!(issued.header("cache-control"), Some("no-store"));
+    let issued = issued.json();
+    assert_eq!(issued["token_type"], "Bearer", "{issued}");
+    let access = issued["access_token"].as_str().unwrap();
+    let old_refresh = issued["refresh_token"].as_str().unwrap().to_owned();
+    let me = a.client().send(
+        "GET",
+        "/oauth/api/me",
+        &[("Authorization", &format!("Bearer {access}"))],
+        b"",
+    );
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["sub"], "alice");
+    assert_eq!(me.json()["client_id"], "demo-app");
+
+    // Rotation on A: a new refresh token for the old one.
+    let rotated = token(
+        &a,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &old_refresh),
+        ],
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new_refresh = rotated.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(new_refresh, old_refresh);
+
+    // The old one replayed on B is seen as reused (RFC 9700 section 4.14.2)...
+    let replayed = token(
+        &b,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &old_refresh),
+        ],
+    );
+    assert_eq!(replayed.status, 400, "{}", replayed.body);
+    assert_eq!(
+        replayed.json()["error"],
+        "invalid_grant",
+        "{}",
+        replayed.body
+    );
+    assert!(
+        replayed.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "refused as reused, not as unknown: {}",
+        replayed.body
+    );
+    // ... and the whole family is revoked: A's rotated token is refused too, on A.
+    let after = token(
+        &a,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &new_refresh),
+        ],
+    );
+    assert_eq!(after.status, 400, "{}", after.body);
+    assert_eq!(after.json()["error"], "invalid_grant", "{}", after.body);
+}
+
+#[test]
+fn the_proxy_rate_limit_is_shared() {
+    let Some((a, b)) = pair("ratelimit") else {
+        return;
+    };
+    // 5 a minute per client (both instances see 127.0.0.1): one budget for the two.
+    for (n, remaining) in (0..5).rev().enumerate() {
+        let server = if n % 2 == 0 { &a } else { &b };
+        let reply = server.client().get("/proxy/origin/limited");
+        assert_eq!(reply.status, 200, "request {n}: {reply:?}");
+        assert_eq!(
+            reply.header("ratelimit-remaining"),
+            Some(&*remaining.to_string()),
+            "request {n}"
+        );
+    }
+    for server in [&b, &a] {
+        let limited = server.client().get("/proxy/origin/limited");
+        assert_eq!(limited.status, 429, "{limited:?}");
+        assert!(limited.header("retry-after").is_some());
+    }
 }
