@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{Client, Server};
+use support::{Client, OwnRedis, Server};
 
 /// A proxy listening on a port chosen now (so that the instances can be told their public
 /// origin before it runs) and two instances sharing Redis under a fresh prefix and one
@@ -221,54 +221,12 @@ fn no_request_fails_when_an_instance_is_killed() {
     );
 }
 
-/// A `redis-server` of this test's own on `port`, appending every write to its AOF in `dir`
-/// before answering (`appendfsync always`), killed when dropped.
-struct OwnRedis(std::process::Child);
-
-impl OwnRedis {
-    fn start(port: u16, dir: &std::path::Path) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server (installed with Redis) starts");
-        let up = (0..200).any(|_| {
-            std::thread::sleep(Duration::from_millis(50));
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(up, "redis-server did not start on port {port}");
-        Self(child)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_redis_restart_costs_503s_during_the_outage_and_no_session() {
     // The machine's Redis is not touched: this test kills and restarts its own.
     if serve::testing::peer("REDIS_URL").is_none() {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -276,8 +234,8 @@ fn a_redis_restart_costs_503s_during_the_outage_and_no_session() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("redis-aof-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut redis = OwnRedis::start(port, &dir);
-    let url = format!("redis://127.0.0.1:{port}");
+    let mut redis = OwnRedis::start(Some(&dir));
+    let url = redis.url();
     let server = Server::start_shared(&url, "restart:", &[]);
     let mut browser = server.client();
     let csrf = browser.get("/auth/").csrf();
@@ -298,14 +256,13 @@ fn a_redis_restart_costs_503s_during_the_outage_and_no_session() {
     );
 
     // The outage: SIGKILL, nothing flushed on the way out (the AOF already has every write).
-    let _ = redis.0.kill();
-    let _ = redis.0.wait();
+    redis.kill();
     let during = browser.get("/auth/");
     assert_eq!(during.status, 503, "{}", during.body);
     assert!(during.header("retry-after").is_some());
 
     // Back on the same port and files: the same session, without logging in again.
-    redis = OwnRedis::start(port, &dir);
+    redis = OwnRedis::start_on(redis.port, Some(&dir));
     let mut after = None;
     for _ in 0..100 {
         let page = browser.get("/auth/");

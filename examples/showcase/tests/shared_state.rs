@@ -20,7 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use support::{Client, ReplyExt, Server};
+use support::{Client, OwnRedis, ReplyExt, Server};
 use tungstenite::Message;
 use tungstenite::client::IntoClientRequest;
 
@@ -396,42 +396,14 @@ fn chat_rooms_span_instances() {
     );
 }
 
-/// A Redis of this test's own (`redis-server` on a free port, no persistence), killed when
-/// dropped.
-struct OwnRedis(std::process::Child);
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn requests_that_need_redis_get_a_clean_503_while_it_is_down() {
     // The machine's Redis is not touched: this test starts and stops its own.
     if serve::testing::peer("REDIS_URL").is_none() {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = OwnRedis(
-        std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server (installed with Redis) starts"),
-    );
-    let up = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "redis-server did not start on port {port}");
-    let url = format!("redis://127.0.0.1:{port}");
+    let mut redis = OwnRedis::start(None);
+    let url = redis.url();
     let server = Server::start_shared(&url, "down:", &[("PUBLIC_ORIGIN", PUBLIC_ORIGIN)]);
     let mut browser = server.client();
     let csrf = browser.get("/auth/").csrf();
@@ -445,8 +417,7 @@ fn requests_that_need_redis_get_a_clean_503_while_it_is_down() {
     );
     assert_eq!(signed_up.status, 303, "{}", signed_up.body);
 
-    let _ = redis.0.kill();
-    let _ = redis.0.wait();
+    redis.kill();
 
     let user = json!({"name": "Ada", "email": "ada@example.com"});
     let created = server.client().send_json(

@@ -219,3 +219,73 @@ impl Chromium {
         }
     }
 }
+
+/// A `redis-server` of the test's own on a loopback port, killed when dropped: fault tests
+/// stop and start it, never the machine's shared Redis.
+pub struct OwnRedis {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl OwnRedis {
+    /// On a free port; with `aof`, every write is appended to the AOF in that directory
+    /// before it is answered (`appendfsync always`), so a restart on the same directory
+    /// keeps it; without, nothing is persisted.
+    pub fn start(aof: Option<&std::path::Path>) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port, aof)
+    }
+
+    /// On `port` (the one a killed instance had, to restart it); see [`OwnRedis::start`].
+    pub fn start_on(port: u16, aof: Option<&std::path::Path>) -> Self {
+        let mut command = std::process::Command::new("redis-server");
+        command.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+        ]);
+        match aof {
+            Some(dir) => {
+                command
+                    .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                    .arg(dir);
+            }
+            None => {
+                command.args(["--appendonly", "no"]);
+            }
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (installed with Redis) starts");
+        let up = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "redis-server did not start on port {port}");
+        Self { child, port }
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no flush on the way out.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
