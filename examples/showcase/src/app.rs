@@ -151,6 +151,7 @@ impl Showcase {
             deployment: deployment.clone(),
             shared: shared.map(|shared| shared.provider.clone()),
             signing_keys: shared.map(|shared| shared.provider_keys.clone()),
+            id_token_keys: shared.map(|shared| shared.provider_id_keys.clone()),
             ..oauth_provider::Settings::new(origin)
         })
         .map_err(|error| {

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) oauth_login_sessions: RedisStore,
     /// `/oauth/`: the access tokens' key set.
     pub(crate) provider_keys: KeySet,
+    /// `/oauth/`: the ID tokens' key set.
+    pub(crate) provider_id_keys: KeySet,
     /// `/api/`: `Idempotency-Key`s and their responses.
     pub(crate) idempotency: RedisIdempotencyStore,
     /// `/api/`: the paging cursors' key.
@@ -131,6 +133,12 @@ impl Shared {
                 .await
                 .map_err(auth)?,
             provider_keys: key_set("oauth:jwt-keys", "showcase-oauth-1", Algorithm::ES256).await?,
+            provider_id_keys: key_set(
+                "oauth:id-token-keys",
+                "showcase-oauth-id-1",
+                Algorithm::RS256,
+            )
+            .await?,
             idempotency: RedisIdempotencyStore::connect(
                 url,
                 &key("api:"),
