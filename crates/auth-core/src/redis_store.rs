@@ -345,3 +345,41 @@ pub async fn shared_secret(
     .await
     .map_err(unavailable)
 }
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind) -> redis::RedisError {
+        redis::RedisError::from(std::io::Error::from(kind))
+    }
+
+    #[test]
+    fn a_refused_connection_allows_any_repeat_a_dropped_one_only_a_safe_one() {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionRefused, ConnectionReset, TimedOut};
+        assert!(Rerun::Safe.allows(&io(ConnectionRefused)));
+        assert!(Rerun::IfUnsent.allows(&io(ConnectionRefused)));
+        for dropped in [BrokenPipe, ConnectionReset] {
+            assert!(Rerun::Safe.allows(&io(dropped)));
+            assert!(!Rerun::IfUnsent.allows(&io(dropped)));
+        }
+        // A timeout: the command may still run; an answer from Redis: it did run.
+        assert!(!Rerun::Safe.allows(&io(TimedOut)));
+        let answered = redis::RedisError::from((redis::ErrorKind::Client, "script error"));
+        assert!(!Rerun::Safe.allows(&answered));
+    }
+
+    #[tokio::test]
+    async fn the_second_attempt_runs_only_when_allowed() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runs = AtomicUsize::new(0);
+        let failing = || {
+            runs.fetch_add(1, Ordering::Relaxed);
+            async { Err::<(), _>(io(std::io::ErrorKind::BrokenPipe)) }
+        };
+        assert!(retry_once(Rerun::IfUnsent, failing).await.is_err());
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        assert!(retry_once(Rerun::Safe, failing).await.is_err());
+        assert_eq!(runs.load(Ordering::Relaxed), 3);
+    }
+}

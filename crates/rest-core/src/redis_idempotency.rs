@@ -269,3 +269,28 @@ impl IdempotencyStore for RedisIdempotencyStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_tokens_differ() {
+        let tokens: std::collections::HashSet<[u8; 16]> =
+            (0..1000).map(|_| attempt_token()).collect();
+        assert_eq!(tokens.len(), 1000);
+    }
+
+    #[test]
+    fn only_connection_failures_are_retried() {
+        let refused =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let closed = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        let timed_out = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        let script = redis::RedisError::from((redis::ErrorKind::Client, "a script error"));
+        assert!(connection_dropped(&refused));
+        assert!(connection_dropped(&closed));
+        assert!(!connection_dropped(&timed_out));
+        assert!(!connection_dropped(&script));
+    }
+}
