@@ -19,8 +19,11 @@ use serde_json::{Value, json};
 
 const BOUNDARY: &str = "XyZboundary";
 
+/// A part: its name, its file name (for files) and its content.
+type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
 /// A multipart body: `(name, filename, content)` parts in order.
-fn body(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+fn body(parts: &[Part<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, filename, content) in parts {
         out.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
@@ -79,7 +82,7 @@ fn read_chunked(
     ))
 }
 
-fn read(parts: &[(&str, Option<&str>, &[u8])]) -> Result<MultipartRequest, HttpRejection> {
+fn read(parts: &[Part<'_>]) -> Result<MultipartRequest, HttpRejection> {
     read_chunked(
         &head("POST", &[PREFLIGHT]),
         body(parts),
@@ -301,7 +304,7 @@ fn every_limit_is_a_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(message.contains("3 files; at most 2"), "{message}");
     // The whole body over max_total_size: many small unmapped parts.
-    let filler: Vec<(&str, Option<&str>, &[u8])> =
+    let filler: Vec<Part<'_>> =
         std::iter::repeat_n(("x", Some("x"), &b"0123456789"[..]), 40).collect();
     let mut parts = vec![
         ("operations", None, ONE),
@@ -332,7 +335,7 @@ fn every_limit_is_a_413() {
 #[test]
 fn malformed_requests_are_400s() {
     let map = &br#"{"0":["variables.file"]}"#[..];
-    let cases: &[(&str, &[(&str, Option<&str>, &[u8])], &str)] = &[
+    let cases: &[(&str, &[Part<'_>], &str)] = &[
         (
             "operations not first",
             &[("map", None, map), ("operations", None, ONE)],

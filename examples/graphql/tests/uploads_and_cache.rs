@@ -312,6 +312,7 @@ fn python_gql_client_uploads_a_cover() {
             .arg(format!("{}/graphql", server.origin())),
     );
     let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    println!("gql client: {seen}");
     let expected_size = "The Dispossessed: an ambiguous utopia\n".len() * 100;
     assert_eq!(
         seen["upload"]["ok"]["attachCover"],
