@@ -1,4 +1,3 @@
-#![cfg(feature = "upload")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
