@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cache_control;
 mod coerce;
 mod dataloader;
 mod document;
@@ -10,6 +11,8 @@ mod execution;
 mod lexer;
 mod limits;
 mod literal;
+#[cfg(feature = "upload")]
+mod multipart;
 mod names;
 mod over_http;
 mod persisted;
@@ -20,13 +23,17 @@ mod sdl_directives;
 mod subscription;
 mod transport_ws;
 mod types;
+mod upload;
 mod validation;
 
+pub use cache_control::{CACHE_CONTROL_SDL, CacheHint, CachePolicy, CacheScope};
 pub use dataloader::DataLoader;
 pub use document::{Ast, Document};
 pub use error::{Error, Location, Result, SchemaError};
 pub use execution::{IncrementalPayload, IncrementalStream, Request, Response};
 pub use limits::Limits;
+#[cfg(feature = "upload")]
+pub use multipart::{MultipartRequest, UploadLimits, is_multipart, read_multipart_request};
 pub use over_http::{
     GRAPHQL_RESPONSE_JSON, HttpRejection, MULTIPART_MIXED, ResponseFormat, SUBSCRIPTION_OVER_HTTP,
     accepts_multipart, multipart_part, operation_type, read_http_request, write_http_incremental,
@@ -46,4 +53,5 @@ pub use types::{
     BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,
     InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
 };
+pub use upload::{UPLOAD_KEY, UploadedFile, upload_placeholder};
 pub use validation::{Rule, validate, validate_with};

@@ -16,7 +16,7 @@
 //! assert_eq!(format, ResponseFormat::GraphQLResponseJson);
 //! ```
 
-use http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
+use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode, request};
 use serde_json::{Map, Value};
 
@@ -99,7 +99,7 @@ impl HttpRejection {
 /// Picks the response media type from `Accept` (spec 5.2): the GraphQL response type when
 /// named, else `application/json` (also for wildcards and a missing `Accept`); an `Accept`
 /// that allows neither is refused with 406.
-fn negotiate(parts: &request::Parts) -> Result<ResponseFormat, HttpRejection> {
+pub(crate) fn negotiate(parts: &request::Parts) -> Result<ResponseFormat, HttpRejection> {
     let Some(accept) = parts.headers.get(ACCEPT) else {
         return Ok(ResponseFormat::Json);
     };
@@ -396,7 +396,10 @@ pub fn write_http_incremental(
 }
 
 /// Writes a GraphQL response as HTTP (spec 6.4): with `application/graphql-response+json`,
-/// a response without `data` (a request error) is 400; everything else is 200.
+/// a response without `data` (a request error) is 400; everything else is 200. A response
+/// with a [`CachePolicy`](crate::CachePolicy) (cache hints on) gets it as `Cache-Control`
+/// (`max-age=N, public`, `max-age=N, private` or `no-store`): shared caches store GET
+/// responses, and mutations, which GET cannot carry, are never cacheable.
 pub fn write_http_response(response: &Response, format: ResponseFormat) -> http::Response<Vec<u8>> {
     let status = match format {
         ResponseFormat::GraphQLResponseJson if !response.has_data() => StatusCode::BAD_REQUEST,
@@ -408,5 +411,10 @@ pub fn write_http_response(response: &Response, format: ResponseFormat) -> http:
         CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
+    if let Some(policy) = &response.cache_policy
+        && let Ok(value) = HeaderValue::from_str(&policy.header_value())
+    {
+        out.headers_mut().insert(CACHE_CONTROL, value);
+    }
     out
 }

@@ -25,6 +25,7 @@
 //! # let _ = (hello, slow);
 //! ```
 
+use crate::upload::UploadedFile;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
@@ -106,6 +107,8 @@ pub type ListFuture<'a> = Pin<Box<dyn Future<Output = ListResult> + Send + 'a>>;
 #[derive(Clone, Default)]
 pub struct Context {
     data: Option<Arc<dyn Any + Send + Sync>>,
+    /// The files of a multipart request (the GraphQL multipart request specification).
+    uploads: Option<Arc<[UploadedFile]>>,
 }
 
 impl Context {
@@ -113,7 +116,24 @@ impl Context {
     pub fn new<T: Any + Send + Sync>(data: T) -> Self {
         Context {
             data: Some(Arc::new(data)),
+            uploads: None,
         }
+    }
+
+    /// The context with the files of a multipart request
+    /// ([`read_multipart_request`](crate::read_multipart_request)), which resolvers get
+    /// back with [`Context::upload`].
+    #[must_use]
+    pub fn with_uploads(mut self, files: Vec<UploadedFile>) -> Self {
+        self.uploads = Some(files.into());
+        self
+    }
+
+    /// The file an argument of the `Upload` scalar stands for (its placeholder,
+    /// `{"$upload": n}`), if this request carries it.
+    pub fn upload(&self, value: &Value) -> Option<&UploadedFile> {
+        let index = crate::upload::placeholder_index(value)?;
+        self.uploads.as_deref()?.get(index)
     }
 
     /// The request data, if it is a `T`.
@@ -126,6 +146,7 @@ impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
             .field("has_data", &self.data.is_some())
+            .field("uploads", &self.uploads.as_deref().map_or(0, <[_]>::len))
             .finish()
     }
 }
@@ -335,6 +356,23 @@ impl ScalarCoercion {
     /// Accept any value both ways.
     pub fn any() -> Self {
         ScalarCoercion::default()
+    }
+
+    /// The `Upload` scalar of the GraphQL multipart request specification: an input only,
+    /// whose values are the placeholders
+    /// [`read_multipart_request`](crate::read_multipart_request) puts where the files go;
+    /// anything else (a string, a file name) is refused. Register it for the SDL's
+    /// `scalar Upload`: `.scalar("Upload", ScalarCoercion::upload())`.
+    pub fn upload() -> Self {
+        ScalarCoercion::any()
+            .parse(|value| {
+                if crate::upload::placeholder_index(value).is_some() {
+                    Ok(value.clone())
+                } else {
+                    Err("Upload values are files sent as parts of a multipart request (GraphQL multipart request specification).".to_owned())
+                }
+            })
+            .serialize(|_| Err("Upload is an input type; it cannot be returned.".to_owned()))
     }
 
     /// Sets the input coercion.

@@ -52,6 +52,7 @@ impl Schema {
                             path: Some(vec![crate::PathSegment::Key(field.clone())]),
                             extensions: e.extensions,
                         }],
+                        cache_policy: None,
                     },
                     Ok(value) => {
                         // The event is the root field's value: the root value carries it
@@ -93,7 +94,11 @@ impl Schema {
             .map_err(Response::request_error)?;
         let errors = crate::validation::validate(self, &document);
         if !errors.is_empty() {
-            return Err(Response { data: None, errors });
+            return Err(Response {
+                data: None,
+                errors,
+                cache_policy: None,
+            });
         }
         let op = crate::execution::get_operation(&document, request.operation_name.as_deref())
             .map_err(Response::request_error)?;
@@ -112,8 +117,13 @@ impl Schema {
                 vec![],
             )));
         };
-        let variables = crate::execution::coerce_variables(self, &op, &request.variables)
-            .map_err(|errors| Response { data: None, errors })?;
+        let variables = crate::execution::coerce_variables(self, &op, &request.variables).map_err(
+            |errors| Response {
+                data: None,
+                errors,
+                cache_policy: None,
+            },
+        )?;
         let exec = crate::execution::Exec::new(schema, &document, variables, ctx);
         let plan = exec.collect(root, &[op.selection_set]);
         let Some(first) = plan.first() else {

@@ -240,6 +240,8 @@ pub struct FieldDef {
     /// The assumed size of a list field in the complexity count (`None`: the limits'
     /// default, `Limits::assumed_list_size`).
     pub(crate) list_size: Option<u32>,
+    /// What the field contributes to a response's cache policy (`@cacheControl`).
+    pub(crate) cache: crate::cache_control::CacheRule,
     pub(crate) location: Location,
 }
 

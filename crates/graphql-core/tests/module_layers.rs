@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "foundation",
         &[
             "error",
+            "cache_control",
             "names",
             "response",
             "resolver",
@@ -24,13 +25,17 @@ const LAYERS: &[(&str, &[&str])] = &[
             "document",
             "document_cache",
             "limits",
+            "upload",
         ],
     ),
     ("types", &["types", "coerce"]),
     ("schema", &["schema", "sdl_directives"]),
     ("validation", &["validation"]),
     ("execution", &["execution", "subscription", "dataloader"]),
-    ("transports", &["over_http", "transport_ws", "persisted"]),
+    (
+        "transports",
+        &["over_http", "transport_ws", "persisted", "multipart"],
+    ),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -9,6 +9,12 @@
 //! (`{ authorBatches }` counts them). `@defer` and `@stream` are enabled: a client whose
 //! `Accept` allows `multipart/mixed` gets the payloads as parts
 //! (`multipart/mixed; boundary="-"; deferSpec=20220824`), others one complete result.
+//! `@cacheControl` hints in the SDL give each response a `Cache-Control` (`max-age=30,
+//! public` for `{ books { title } }`, `no-store` for what has no hint), so a cache in front
+//! (examples/reverse-proxy) serves repeated GET queries. `attachCover(bookId:, file:
+//! Upload!)` takes a file as a multipart request (GraphQL multipart request specification):
+//! at most 256 KiB, with an `Apollo-Require-Preflight` (or `GraphQL-Require-Preflight`,
+//! `X-Apollo-Operation-Name`) header against cross-site requests.
 //!
 //! [`App`] holds the schema and the data and answers requests (it implements
 //! [`serve::App`]; multipart parts are sent as each is ready), spawning one task per
@@ -27,8 +33,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use graphql_core::{
     Context, DataLoader, EventStream, FieldError, FieldResult, GRAPHQL_TRANSPORT_WS, PersistedMode,
-    PersistedQueries, Resolver, Schema, SubscriptionSource, WsAction, WsSession, accepts_multipart,
-    multipart_part, operation_type, read_http_request, write_http_incremental, write_http_response,
+    PersistedQueries, Resolver, ScalarCoercion, Schema, SubscriptionSource, UploadLimits, WsAction,
+    WsSession, accepts_multipart, is_multipart, multipart_part, operation_type, read_http_request,
+    read_multipart_request, write_http_incremental, write_http_response,
 };
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -60,6 +67,10 @@ const MAX_BODY: usize = 64 * 1024;
 const MAX_BOOKS: usize = 100;
 /// Longest title `addBook` takes, in characters.
 const MAX_TITLE: usize = 200;
+/// Largest cover `attachCover` takes, in bytes.
+const MAX_COVER: u64 = 256 * 1024;
+/// Most bytes all covers may take together: past it, `attachCover` refuses new ones.
+const MAX_COVERS_TOTAL: u64 = 4 * 1024 * 1024;
 /// Most operations one WebSocket client may run at once.
 const WS_OPERATIONS: usize = 20;
 /// Responses of a WebSocket client's operations waiting to be sent: when full, the
@@ -90,6 +101,9 @@ struct Library {
     added: tokio::sync::broadcast::Sender<Value>,
     /// This process's new books for the other instances (with [`Settings::events`]).
     outbox: Option<mpsc::Sender<Value>>,
+    /// Covers by book id (`attachCover`), at most [`MAX_COVER`] bytes each and
+    /// [`MAX_COVERS_TOTAL`] bytes together.
+    covers: Mutex<HashMap<String, Value>>,
 }
 
 impl Library {
@@ -106,6 +120,7 @@ impl Library {
             author_batches: AtomicUsize::new(0),
             added: tokio::sync::broadcast::channel(64).0,
             outbox,
+            covers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -153,9 +168,81 @@ fn library(ctx: &Context) -> Result<&Library, FieldError> {
     request_data(ctx).map(|r| &*r.library)
 }
 
+/// The limits of multipart requests (`attachCover`): one cover of at most [`MAX_COVER`]
+/// bytes (two files, so that a second is refused by the mutation's own logic rather than
+/// silently dropped), and one of the preflight-forcing headers.
+fn upload_limits() -> UploadLimits {
+    UploadLimits {
+        max_file_size: MAX_COVER,
+        max_files: 2,
+        max_total_size: 2 * MAX_COVER + 64 * 1024,
+        max_operations_size: MAX_BODY as u64,
+        ..UploadLimits::default()
+    }
+}
+
+/// `attachCover`: keeps the file, bounded, as the book's cover.
+fn attach_cover(ctx: &Context, args: &graphql_core::Args) -> FieldResult {
+    let library = library(ctx)?;
+    let id = args.get("bookId").and_then(Value::as_str).unwrap_or("");
+    let Some(book) = library.books().into_iter().find(|b| b["id"] == id) else {
+        return Err(FieldError::new(format!("no book with id {id}"))
+            .with_extension("code", json!("NOT_FOUND")));
+    };
+    let Some(file) = args.get("file").and_then(|v| ctx.upload(v)) else {
+        return Err(FieldError::new("the file is not part of this request")
+            .with_extension("code", json!("BAD_USER_INPUT")));
+    };
+    let preview: String = String::from_utf8_lossy(&file.bytes)
+        .chars()
+        .take(64)
+        .collect();
+    let cover = json!({
+        "filename": file.filename,
+        "contentType": file.content_type,
+        "size": file.bytes.len(),
+        "preview": preview,
+    });
+    let mut covers = library
+        .covers
+        .lock()
+        .map_err(|_| FieldError::new("the library is unavailable"))?;
+    let size = |c: &Value| c["size"].as_u64().unwrap_or(0);
+    let others: u64 = covers
+        .iter()
+        .filter(|(k, _)| k.as_str() != id)
+        .map(|(_, c)| size(c))
+        .sum();
+    if others + file.bytes.len() as u64 > MAX_COVERS_TOTAL {
+        return Err(FieldError::new("the covers take all the room there is")
+            .with_extension("code", json!("LIMIT_EXCEEDED")));
+    }
+    // Only the description is kept: the preview shows what arrived, the bytes are dropped.
+    covers.insert(id.to_owned(), cover);
+    Ok(book)
+}
+
 fn build_schema() -> Result<Schema, graphql_core::Error> {
     Schema::build(SDL)
         .incremental_delivery(true)
+        .scalar("Upload", ScalarCoercion::upload())
+        .resolver(
+            "Mutation",
+            "attachCover",
+            Resolver::sync(|ctx, _, args| attach_cover(ctx, args)),
+        )
+        .resolver(
+            "Book",
+            "cover",
+            Resolver::sync(|ctx, parent, _| {
+                let id = parent["id"].as_str().unwrap_or("");
+                let covers = library(ctx)?
+                    .covers
+                    .lock()
+                    .map_err(|_| FieldError::new("the library is unavailable"))?;
+                Ok(covers.get(id).cloned().unwrap_or(Value::Null))
+            }),
+        )
         // The complexity count assumes the real sizes: two authors, books up to the cap
         // (`{ authors { books { author { books ... } } } }` then multiplies by 100 a level).
         .list_size("Query", "authors", 2)
@@ -509,6 +596,9 @@ async fn handle(app: Arc<App>, request: http::Request<serve::Body>) -> http::Res
         return upgrade(app, request);
     }
     let (parts, body) = request.into_parts();
+    if parts.method == Method::POST && is_multipart(&parts) {
+        return upload(app, parts, body).await;
+    }
     let bytes = match Limited::new(body, MAX_BODY + 1).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
@@ -546,6 +636,32 @@ async fn handle(app: Arc<App>, request: http::Request<serve::Body>) -> http::Res
                     write_http_response(&graphql_core::Response::request_error(error), format)
                 }
             }
+        }
+        Err(rejection) => rejection.into_response(),
+    };
+    response.map(|body| Full::new(Bytes::from(body)))
+}
+
+/// A multipart request (GraphQL multipart request specification): the body is read as it
+/// arrives within [`upload_limits`], the files go to the resolvers through the context.
+async fn upload(
+    app: Arc<App>,
+    parts: http::request::Parts,
+    body: serve::Body,
+) -> http::Response<Body> {
+    use futures_util::StreamExt as _;
+    let chunks = http_body_util::BodyStream::new(body).filter_map(|frame| async move {
+        match frame {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(e)),
+        }
+    });
+    let response = match read_multipart_request(&parts, chunks, &upload_limits()).await {
+        Ok(read) => {
+            let ctx =
+                Context::new(RequestData::new(Arc::clone(&app.library))).with_uploads(read.uploads);
+            let response = app.schema.execute(&read.request, &ctx).await;
+            write_http_response(&response, read.format)
         }
         Err(rejection) => rejection.into_response(),
     };

@@ -24,6 +24,11 @@
 //! curl -sN http://127.0.0.1:8080/graphql -H 'content-type: application/json' \
 //!      -H 'accept: multipart/mixed;deferSpec=20220824, application/json' \
 //!      -d '{"query":"{ book(id: \"1\") { id ... @defer { year author { name } } } }"}'  # parts
+//! curl -si 'http://127.0.0.1:8080/graphql?query=%7Bauthors%7Bname%7D%7D' | grep -i cache-control
+//!      # max-age=300, public (@cacheControl hints)
+//! curl -s http://127.0.0.1:8080/graphql -H 'apollo-require-preflight: true' \
+//!      -F operations='{"query":"mutation($f: Upload!) { attachCover(bookId: \"1\", file: $f) { cover { size } } }","variables":{"f":null}}' \
+//!      -F map='{"0":["variables.f"]}' -F 0=@Cargo.toml  # a file upload (multipart request)
 //! ```
 //!
 //! A subscription: `subscription { bookAdded { title } }` over the WebSocket, then add a book

@@ -2,6 +2,7 @@
 //! the async path, completing values with non-null propagation, and writing the response
 //! JSON directly in field order.
 
+use crate::cache_control::{CacheAccumulator, CacheRule};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
@@ -120,6 +121,8 @@ impl Planned<'_, '_> {
 pub(crate) struct Plan<'e, 'a> {
     fields: Vec<Planned<'e, 'a>>,
     deferred: Vec<DeferUse<'e, 'a>>,
+    /// What resolving these fields does to the cache policy (when cache hints are on).
+    cache: CacheRule,
 }
 
 /// A deferred fragment found while collecting fields.
@@ -209,6 +212,7 @@ impl<'e, 'a> Record<'e, 'a> {
             Record::Stream { .. } => Plan {
                 fields: Vec::new(),
                 deferred: Vec::new(),
+                cache: CacheRule::default(),
             },
         }
     }
@@ -270,6 +274,8 @@ pub(crate) struct Exec<'e, 'a> {
     deadline: Option<Instant>,
     /// Set once a cap was reached: every value after it is cut off.
     cut: AtomicBool,
+    /// The cache policy so far, when the schema has cache hints on.
+    pub(crate) cache: Option<CacheAccumulator>,
 }
 
 /// What a synchronous attempt had used, to undo it when it falls back to the async path
@@ -319,6 +325,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                 .max_execution_time
                 .and_then(|d| Instant::now().checked_add(d)),
             cut: AtomicBool::new(false),
+            cache: schema.cache_control.then(CacheAccumulator::new),
         }
     }
 
@@ -434,10 +441,17 @@ impl<'e, 'a> Exec<'e, 'a> {
         let mut plan: Plan<'e, 'a> = Plan {
             fields: Vec::new(),
             deferred: Vec::new(),
+            cache: CacheRule::default(),
         };
         let mut visited = Vec::new();
         for set in sets {
             self.collect_into(object, set, &mut visited, &mut plan);
+        }
+        if self.cache.is_some() {
+            plan.cache = plan
+                .fields
+                .iter()
+                .fold(CacheRule::default(), |rule, pf| rule.and(pf.def.cache));
         }
         plan
     }
@@ -800,6 +814,9 @@ impl<'e, 'a> Exec<'e, 'a> {
         parent: &'v Value,
         path: Option<&Path<'_>>,
     ) -> Result<(), Stop<'v>> {
+        if let Some(cache) = &self.cache {
+            cache.restrict(&plan.cache, path.is_none());
+        }
         out.push(b'{');
         for (i, pf) in plan.iter().enumerate() {
             if i > 0 {
@@ -1161,6 +1178,9 @@ impl<'e, 'a> Exec<'e, 'a> {
         'e: 'x,
         'a: 'x,
     {
+        if let Some(cache) = &self.cache {
+            cache.restrict(&plan.cache, path.is_none());
+        }
         Box::pin(async move {
             enum Part<'x> {
                 Ready(Vec<u8>),

@@ -250,6 +250,7 @@ pub(crate) fn deliver<'x, 'e: 'x, 'a: 'x>(
             let response = Response {
                 data: Some(data),
                 errors,
+                cache_policy: None,
             };
             sink.push(IncrementalPayload {
                 json: response.to_json(),

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 pub use incremental::{IncrementalPayload, IncrementalStream};
 pub use request::{Request, Response};
 
+use crate::cache_control::CachePolicy;
 use crate::coerce::{coerce_input_value, coerce_literal};
 use crate::document::Document;
 use crate::document_cache::{CachedDocument, OwnedDocument};
@@ -54,6 +55,25 @@ impl Schema {
     }
 
     fn run<'r>(
+        &'r self,
+        request: &'r Request,
+        ctx: &'r Context,
+        validation: bool,
+        sink: Option<Arc<incremental::Sink>>,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'r>> {
+        let future = self.run_checked(request, ctx, validation, sink);
+        if !self.inner.cache_control {
+            return future;
+        }
+        Box::pin(async move {
+            let mut response = future.await;
+            // A request that did not execute is not cacheable either.
+            response.cache_policy.get_or_insert(CachePolicy::NO_STORE);
+            response
+        })
+    }
+
+    fn run_checked<'r>(
         &'r self,
         request: &'r Request,
         ctx: &'r Context,
@@ -163,7 +183,14 @@ impl Schema {
         let checked = if checks.validation {
             let errors = validate(self, document);
             if !errors.is_empty() {
-                return (Checked::Failed, Err(Response { data: None, errors }));
+                return (
+                    Checked::Failed,
+                    Err(Response {
+                        data: None,
+                        errors,
+                        cache_policy: None,
+                    }),
+                );
             }
             Checked::Valid
         } else {
@@ -182,7 +209,16 @@ impl Schema {
             Some(v) => v,
             None => match coerce_variables(self, &op, &request.variables) {
                 Ok(v) => v,
-                Err(errors) => return (checked, Err(Response { data: None, errors })),
+                Err(errors) => {
+                    return (
+                        checked,
+                        Err(Response {
+                            data: None,
+                            errors,
+                            cache_policy: None,
+                        }),
+                    );
+                }
             },
         };
         let root_type = match op.kind {
@@ -262,12 +298,22 @@ impl Schema {
             return Response {
                 data: None,
                 errors: Vec::new(),
+                cache_policy: None,
             };
         }
         let errors = exec.errors.into_inner().unwrap_or_default();
+        // Apollo Server's rules: only a query without errors may be cached.
+        let cache_policy = exec.cache.as_ref().map(|acc| {
+            if op.kind == OpKind::Query && errors.is_empty() {
+                acc.policy()
+            } else {
+                CachePolicy::NO_STORE
+            }
+        });
         Response {
             data: Some(String::from_utf8(data).unwrap_or_else(|_| "null".to_owned())),
             errors,
+            cache_policy,
         }
     }
 }
@@ -308,6 +354,7 @@ fn syntax_error_response(source: &str, error: GraphQLError) -> Response {
     Response {
         data: None,
         errors: all,
+        cache_policy: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::cache_control::CachePolicy;
 use crate::response::GraphQLError;
 
 /// A request: the document text, the operation to run, and variable values.
@@ -61,6 +62,10 @@ pub struct Response {
     pub data: Option<String>,
     /// Request errors or field errors.
     pub errors: Vec<GraphQLError>,
+    /// The cache policy (`@cacheControl`): `None` unless the schema has cache hints on
+    /// ([`SchemaBuilder::cache_control`](crate::SchemaBuilder::cache_control)); then
+    /// [`CachePolicy::NO_STORE`] for responses with errors, mutations and subscriptions.
+    pub cache_policy: Option<CachePolicy>,
 }
 
 impl Response {
@@ -69,6 +74,7 @@ impl Response {
         Response {
             data: None,
             errors: vec![error],
+            cache_policy: None,
         }
     }
 

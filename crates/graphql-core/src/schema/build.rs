@@ -7,7 +7,8 @@ use graphql_parser::schema::{
     self as ast, Definition, Directive, Document, TypeDefinition, TypeExtension,
 };
 
-use super::{Schema, SchemaInner, validate};
+use super::{Schema, SchemaInner, cache_hints, validate};
+use crate::cache_control::CacheHint;
 use crate::coerce::coerce_literal;
 use crate::error::{Error, Location, Result, SchemaError};
 use crate::limits::Limits;
@@ -42,6 +43,9 @@ pub struct SchemaBuilder {
     costs: Vec<(String, String, u32)>,
     list_sizes: Vec<(String, String, u32)>,
     incremental_delivery: bool,
+    /// `Some(default maxAge)` when cache hints are on.
+    cache_control: Option<u32>,
+    cache_hints: Vec<(String, Option<String>, CacheHint)>,
 }
 
 impl SchemaBuilder {
@@ -59,7 +63,49 @@ impl SchemaBuilder {
             costs: Vec::new(),
             list_sizes: Vec::new(),
             incremental_delivery: false,
+            cache_control: None,
+            cache_hints: Vec::new(),
         }
+    }
+
+    /// Turns cache hints on: every response of [`Schema::execute`] gets a
+    /// [`CachePolicy`](crate::CachePolicy) (`Response::cache_policy`), which
+    /// [`write_http_response`](crate::write_http_response) sends as `Cache-Control`.
+    /// `default_max_age` is the `maxAge` of root fields and of fields returning a composite
+    /// type that have no hint (Apollo Server's `defaultMaxAge`; 0, not cacheable, is the
+    /// usual choice). Adds [`CACHE_CONTROL_SDL`](crate::CACHE_CONTROL_SDL) to the schema when
+    /// the SDL does not define `@cacheControl`. An SDL that defines it turns cache hints on
+    /// by itself, with a default of 0.
+    #[must_use]
+    pub fn cache_control(mut self, default_max_age: u32) -> Self {
+        self.cache_control = Some(default_max_age);
+        self
+    }
+
+    /// Sets the cache hint of `type_name.field_name` from code, as `@cacheControl` on the
+    /// field would (it replaces the SDL's hint); turns cache hints on (default `maxAge` 0)
+    /// unless [`SchemaBuilder::cache_control`] set another.
+    #[must_use]
+    pub fn cache_hint(
+        mut self,
+        type_name: impl Into<String>,
+        field_name: impl Into<String>,
+        hint: CacheHint,
+    ) -> Self {
+        self.cache_hints
+            .push((type_name.into(), Some(field_name.into()), hint));
+        self.cache_control.get_or_insert(0);
+        self
+    }
+
+    /// Sets the cache hint of an object, interface or union type from code, as
+    /// `@cacheControl` on the type would; turns cache hints on like
+    /// [`SchemaBuilder::cache_hint`].
+    #[must_use]
+    pub fn type_cache_hint(mut self, type_name: impl Into<String>, hint: CacheHint) -> Self {
+        self.cache_hints.push((type_name.into(), None, hint));
+        self.cache_control.get_or_insert(0);
+        self
     }
 
     /// Enables incremental delivery: adds the `@defer` and `@stream` directives (as
@@ -186,9 +232,18 @@ impl SchemaBuilder {
     /// rule of the spec's type system (section 3) the SDL breaks, and every registration that
     /// names a type or field the SDL does not define.
     pub fn finish(self) -> Result<Schema> {
-        let doc = graphql_parser::parse_schema::<String>(&self.sdl)
+        let mut doc = graphql_parser::parse_schema::<String>(&self.sdl)
             .map_err(|e| Error::SdlSyntax(e.to_string()))?
             .into_static();
+        let mut cache_control = self.cache_control;
+        if cache_hints::defines_directive(&doc) {
+            cache_control.get_or_insert(0);
+        } else if cache_control.is_some() {
+            let sdl = format!("{}\n{}", self.sdl, crate::cache_control::CACHE_CONTROL_SDL);
+            doc = graphql_parser::parse_schema::<String>(&sdl)
+                .map_err(|e| Error::SdlSyntax(e.to_string()))?
+                .into_static();
+        }
         let introspection = graphql_parser::parse_schema::<String>(INTROSPECTION_SDL)
             .map_err(|e| Error::SdlSyntax(e.to_string()))?
             .into_static();
@@ -278,6 +333,12 @@ impl SchemaBuilder {
         }
         if !unknown.is_empty() {
             return Err(Error::InvalidSchema(unknown));
+        }
+        if let Some(default_max_age) = cache_control {
+            let errors = cache_hints::compile(&mut inner, &doc, &self.cache_hints, default_max_age);
+            if !errors.is_empty() {
+                return Err(Error::InvalidSchema(errors));
+            }
         }
         inner.subscription_sources = self.subscriptions;
         Ok(Schema {
@@ -462,6 +523,7 @@ impl Compiler {
             resolver: Resolver::Default,
             cost: 1,
             list_size: None,
+            cache: Default::default(),
             meta: match name {
                 "__schema" => Some(MetaField::SchemaRoot),
                 "__type" => Some(MetaField::TypeByName),
@@ -783,6 +845,7 @@ impl Compiler {
                 meta: None,
                 cost: 1,
                 list_size: None,
+                cache: Default::default(),
                 location: loc(f.position),
             });
             if !pushed {
@@ -1160,6 +1223,7 @@ impl Compiler {
             limits: Limits::default(),
             documents: crate::document_cache::DocumentCache::default(),
             subscription_sources: Vec::new(),
+            cache_control: false,
             typename_field,
             schema_field,
             type_field,

@@ -1,6 +1,7 @@
 //! The executable schema: built from SDL plus resolvers, validated, compiled into tables.
 
 mod build;
+pub(crate) mod cache_hints;
 pub(crate) mod introspection;
 pub(crate) mod print;
 mod validate;
@@ -40,6 +41,8 @@ pub(crate) struct SchemaInner {
     pub(crate) documents: crate::document_cache::DocumentCache,
     /// Event sources of the subscription root's fields, by field name.
     pub(crate) subscription_sources: Vec<(String, crate::resolver::SubscriptionSource)>,
+    /// Whether responses get a cache policy (`@cacheControl`, `SchemaBuilder::cache_control`).
+    pub(crate) cache_control: bool,
 }
 
 impl SchemaInner {
