@@ -40,6 +40,7 @@ mod checked_io;
 mod compress;
 mod config;
 mod forward;
+mod h2_guard;
 mod metrics;
 mod mount;
 mod rate_limit;
