@@ -129,6 +129,7 @@ pub(crate) struct Server {
     /// The start of every rate-limit key in that Redis (default `reverse-proxy:rl:`), so
     /// that several deployments (or test runs) can share one Redis without sharing budgets.
     #[serde(default = "default_redis_prefix")]
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) redis_prefix: String,
     /// Terminate TLS on the listener.
     pub(crate) tls: Option<TlsConfig>,

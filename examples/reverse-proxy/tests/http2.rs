@@ -599,6 +599,7 @@ async fn downgrade_smuggling_is_refused() {
         ),
     ] {
         let outcome = one_request(addr, block, body).await;
+        eprintln!("{what}: {outcome:?}");
         assert!(refused(&outcome), "{what}: {outcome:?}");
     }
     // Each refused request got its own answer and nothing smuggled reached the origin.
