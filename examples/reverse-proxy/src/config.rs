@@ -129,9 +129,13 @@ pub(crate) struct Server {
     /// The start of every rate-limit key in that Redis (default `reverse-proxy:rl:`), so
     /// that several deployments (or test runs) can share one Redis without sharing budgets.
     #[serde(default = "default_redis_prefix")]
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) redis_prefix: String,
     /// Terminate TLS on the listener.
     pub(crate) tls: Option<TlsConfig>,
+    /// HTTP/2 towards clients: ALPN on TLS, h2c with prior knowledge, and its limits.
+    #[serde(default)]
+    pub(crate) http2: Http2Config,
     /// Worker threads (each a current-thread runtime); default: the number of CPUs.
     pub(crate) workers: Option<usize>,
     /// Enables the membership API under this path, for loopback clients only.
@@ -153,6 +157,136 @@ pub(crate) struct TlsConfig {
     pub(crate) dev_names: Vec<String>,
     /// Where to write the development certificate (PEM) so clients can trust it.
     pub(crate) dev_cert_out: Option<String>,
+}
+
+/// `[server.http2]`: every limit of an HTTP/2 connection from a client, set explicitly (the
+/// `h2` crate's own defaults are a 16 MiB header list and unbounded streams). The header
+/// list is bounded by `server.max_head_bytes` (decoded, 32 octets counted per field, RFC 9113
+/// section 6.5.2) and `server.max_headers`, the same budget as an HTTP/1 head.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Http2Config {
+    /// Offer `h2` (before `http/1.1`) in TLS ALPN.
+    pub(crate) alpn: bool,
+    /// Serve HTTP/2 with prior knowledge (RFC 9113 section 3.3) on a cleartext listener: a
+    /// connection that starts with the HTTP/2 preface. Off by default.
+    pub(crate) h2c: bool,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub(crate) max_concurrent_streams: u32,
+    /// Streams the client resets before they are served, at once; more is a rapid reset
+    /// (CVE-2023-44487): GOAWAY `ENHANCE_YOUR_CALM`.
+    pub(crate) max_pending_accept_reset_streams: usize,
+    /// Streams the proxy resets because of the client's protocol errors, over the
+    /// connection's life; more is a MadeYouReset (CVE-2025-8671): GOAWAY `ENHANCE_YOUR_CALM`.
+    pub(crate) max_local_error_reset_streams: usize,
+    /// SETTINGS_MAX_FRAME_SIZE, 16 384 to 16 777 215.
+    pub(crate) max_frame_size: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE: what a client may send on a stream unread.
+    pub(crate) initial_stream_window: u32,
+    /// The connection's receive window.
+    pub(crate) initial_connection_window: u32,
+    /// Response bytes buffered per stream while the client's window is closed.
+    pub(crate) max_send_buf_bytes: usize,
+    /// A PING after this long without frames from the client.
+    pub(crate) keepalive_interval_ms: u64,
+    /// ...which closes the connection when unanswered for this long.
+    pub(crate) keepalive_timeout_ms: u64,
+    /// The connection preface, and every header block once begun (HEADERS without
+    /// END_HEADERS), must arrive within this.
+    pub(crate) header_read_timeout_ms: u64,
+    /// A response the client reads nothing of (its window stays closed, or it stops
+    /// reading the socket) for this long ends the connection with GOAWAY `ENHANCE_YOUR_CALM`.
+    pub(crate) send_timeout_ms: u64,
+    /// SETTINGS, PING, PRIORITY, empty DATA and CONTINUATION, and unknown frames from the
+    /// client, per second (the burst is the same number); more is a flood: GOAWAY
+    /// `ENHANCE_YOUR_CALM`.
+    pub(crate) max_control_frames_per_second: u32,
+    /// RST_STREAM frames from the client per second (burst the same); more: GOAWAY
+    /// `ENHANCE_YOUR_CALM`.
+    pub(crate) max_resets_per_second: u32,
+    /// Requests the proxy refuses (bad head, too many fields) per connection before it
+    /// ends the connection with GOAWAY `ENHANCE_YOUR_CALM`.
+    pub(crate) max_refused_requests: u32,
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Self {
+            alpn: true,
+            h2c: false,
+            max_concurrent_streams: 100,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 100,
+            max_frame_size: 16_384,
+            initial_stream_window: 256 * 1024,
+            initial_connection_window: 1024 * 1024,
+            max_send_buf_bytes: 256 * 1024,
+            keepalive_interval_ms: 30_000,
+            keepalive_timeout_ms: 10_000,
+            header_read_timeout_ms: 30_000,
+            send_timeout_ms: 60_000,
+            max_control_frames_per_second: 100,
+            max_resets_per_second: 100,
+            max_refused_requests: 20,
+        }
+    }
+}
+
+impl Http2Config {
+    /// The ranges RFC 9113 allows, and no zero where zero would mean unbounded or stuck.
+    fn validate(&self, max_head_bytes: usize) -> Result<(), String> {
+        const MAX_WINDOW: u32 = (1 << 31) - 1;
+        let at = "server.http2";
+        if !(16_384..=16_777_215).contains(&self.max_frame_size) {
+            return Err(format!(
+                "{at}.max_frame_size must be within 16384..=16777215 (RFC 9113 section 6.5.2)"
+            ));
+        }
+        for (name, value) in [
+            ("initial_stream_window", self.initial_stream_window),
+            ("initial_connection_window", self.initial_connection_window),
+        ] {
+            if !(1024..=MAX_WINDOW).contains(&value) {
+                return Err(format!("{at}.{name} must be within 1024..=2147483647"));
+            }
+        }
+        for (name, value) in [
+            (
+                "max_concurrent_streams",
+                u64::from(self.max_concurrent_streams),
+            ),
+            (
+                "max_pending_accept_reset_streams",
+                self.max_pending_accept_reset_streams as u64,
+            ),
+            (
+                "max_local_error_reset_streams",
+                self.max_local_error_reset_streams as u64,
+            ),
+            ("max_send_buf_bytes", self.max_send_buf_bytes as u64),
+            ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("keepalive_timeout_ms", self.keepalive_timeout_ms),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("send_timeout_ms", self.send_timeout_ms),
+            (
+                "max_control_frames_per_second",
+                u64::from(self.max_control_frames_per_second),
+            ),
+            (
+                "max_resets_per_second",
+                u64::from(self.max_resets_per_second),
+            ),
+            ("max_refused_requests", u64::from(self.max_refused_requests)),
+        ] {
+            if value == 0 {
+                return Err(format!("{at}.{name} must be at least 1"));
+            }
+        }
+        if u32::try_from(max_head_bytes).is_err() {
+            return Err("server.max_head_bytes must fit in 32 bits for HTTP/2".to_owned());
+        }
+        Ok(())
+    }
 }
 
 impl Server {
@@ -450,6 +584,13 @@ impl Config {
         let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
         config.server.trusted()?;
         config.server.forward_headers()?;
+        config.server.http2.validate(config.server.max_head_bytes)?;
+        if config.server.http2.h2c && config.server.tls.is_some() {
+            return Err(
+                "server.http2.h2c is for cleartext listeners; with [server.tls], HTTP/2 is offered by ALPN"
+                    .to_owned(),
+            );
+        }
         let mut names = HashSet::new();
         for pool in &config.pools {
             let at = format!("pool {:?}", pool.name);

@@ -5,7 +5,9 @@
 //! `cargo run -p reverse-proxy -- --config examples/reverse-proxy/proxy.toml`) parses a
 //! [`ServerConfig`], builds a [`Proxy`] from it, binds one `SO_REUSEPORT` listener per worker
 //! thread and spawns [`Proxy::serve`] for each accepted connection: TLS if configured, and
-//! every request head checked on the raw bytes (`checked_io`) before hyper parses it.
+//! every request head checked on the raw bytes (`checked_io`) before hyper parses it; or
+//! HTTP/2 (ALPN `h2`, or h2c with prior knowledge when `server.http2.h2c` is set), its
+//! frames counted and timed by `h2_guard`, its requests rewritten as HTTP/1.1's.
 //!
 //! The showcase mounts the same proxy under a path prefix with [`App`]: [`App::new`] builds
 //! the pools, routes, cache, compression, rate limits and metrics from the same TOML (the
@@ -27,7 +29,8 @@
 //! Upstreams are picked by the pool's algorithm, health-checked actively and passively, and
 //! retried only when safe. A bad config file is refused with a message naming the field.
 //!
-//! Modules, in the order a request meets them: `server` (a standalone connection) or `mount`
+//! Modules, in the order a request meets them: `server` (a standalone connection, with
+//! `checked_io` for HTTP/1 and `h2_guard` for HTTP/2) or `mount`
 //! (a mounted app), `routing` (route, rate limit, cache or forward, compression), `admin`
 //! (metrics and the admin API), `rate_limit`, `cache`, `forward` (one request upstream, with
 //! retries), `upstream` (connections to upstreams); `config` and `state` build what they
@@ -40,6 +43,7 @@ mod checked_io;
 mod compress;
 mod config;
 mod forward;
+mod h2_guard;
 mod metrics;
 mod mount;
 mod rate_limit;

@@ -1,6 +1,8 @@
 //! The standalone server's connections: [`Proxy`] serves a TCP stream its host accepted
 //! (TLS handshake if configured, then HTTP/1 with every request head checked on the raw bytes
-//! by [`CheckedIo`] before hyper parses it). It binds no socket: `main.rs` owns the
+//! by [`CheckedIo`] before hyper parses it, or HTTP/2 when ALPN chose `h2` or, with
+//! `server.http2.h2c`, the connection starts with the HTTP/2 preface; its frames pass
+//! through [`H2Guard`] and its requests reach the same routing as HTTP/1's). It binds no socket: `main.rs` owns the
 //! listeners, one `SO_REUSEPORT` socket per worker thread.
 //!
 //! Graceful drain: [`Proxy::shutdown`] tells every connection to finish the request in
@@ -21,7 +23,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::checked_io::{CheckedIo, Rejection};
+use crate::config::Http2Config;
 use crate::forward::Scheme;
+use crate::h2_guard::{GuardLimits, H2Guard, PREFACE, Watch};
 use crate::routing::route_request;
 use crate::state::{self, State};
 use crate::{ProxyBody, ServerConfig, background, plain, tls};
@@ -39,6 +43,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Proxy {
     state: Arc<State>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    http2: Arc<Http2Config>,
     drain: Arc<Drain>,
 }
 
@@ -90,13 +95,19 @@ impl Proxy {
             .server
             .tls
             .as_ref()
-            .map(tls::acceptor)
+            .map(|t| tls::acceptor(t, config.0.server.http2.alpn))
             .transpose()?;
+        let http2 = Arc::new(config.0.server.http2.clone());
         let drain = Arc::new(Drain {
             stopping: tokio::sync::watch::Sender::new(false),
             open: AtomicUsize::new(0),
         });
-        Ok(Self { state, tls, drain })
+        Ok(Self {
+            state,
+            tls,
+            http2,
+            drain,
+        })
     }
 
     /// Begins the graceful drain: every connection finishes its request in flight and
@@ -155,15 +166,25 @@ impl Proxy {
     ) -> impl Future<Output = ()> + Send + 'static + use<> {
         let _ = stream.set_nodelay(true);
         let (state, tls) = (self.state.clone(), self.tls.clone());
+        let http2 = self.http2.clone();
         let open = Open::new(&self.drain);
         let stopping = self.drain.stopping.subscribe();
         async move {
             let _open = open;
+            let h2c = tls.is_none()
+                && http2.h2c
+                && starts_with_preface(&stream, ms(http2.header_read_timeout_ms)).await;
             match tls {
+                None if h2c => {
+                    serve_h2(state, &http2, stream, peer, "http", stopping).await;
+                }
                 None => serve_connection(state, stream, peer, "http", stopping).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
+                        Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                            serve_h2(state, &http2, tls, peer, "https", stopping).await;
+                        }
                         Ok(Ok(tls)) => {
                             serve_connection(state, tls, peer, "https", stopping).await;
                         }
@@ -215,6 +236,211 @@ async fn serve_connection<S>(
     let _ = connection.await;
 }
 
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// Whether the client's first bytes are the HTTP/2 connection preface (h2c with prior
+/// knowledge, RFC 9113 section 3.3). Peeks, so an HTTP/1 connection reads them again.
+async fn starts_with_preface(stream: &TcpStream, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = [0_u8; PREFACE.len()];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut seen)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return false,
+        };
+        if seen.get(..n) != PREFACE.get(..n) {
+            return false;
+        }
+        if n == PREFACE.len() {
+            return true;
+        }
+        // A preface cut short: wait for the rest (peek returns at once while bytes wait).
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// HTTP/2 on `stream` through [`H2Guard`], with every `[server.http2]` limit set, until it
+/// closes; once `stopping` turns true, GOAWAY goes out and the streams in flight finish.
+async fn serve_h2<S>(
+    state: Arc<State>,
+    config: &Http2Config,
+    stream: S,
+    peer: SocketAddr,
+    scheme: &'static str,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = GuardLimits {
+        control_frames_per_second: config.max_control_frames_per_second,
+        resets_per_second: config.max_resets_per_second,
+        header_read_timeout: ms(config.header_read_timeout_ms),
+        send_timeout: ms(config.send_timeout_ms),
+        max_refused_requests: config.max_refused_requests,
+    };
+    let watch = Watch::default();
+    let io = H2Guard::new(stream, watch.clone(), limits);
+    let max_head_bytes = u32::try_from(state.limits.max_head_bytes).unwrap_or(u32::MAX);
+    let service = {
+        let watch = watch.clone();
+        service_fn(move |mut request: Request<Incoming>| {
+            let state = state.clone();
+            let watch = watch.clone();
+            request.extensions_mut().insert(Scheme(scheme));
+            let request = request.map(crate::request_body);
+            async move {
+                let response = handle_h2(&state, peer, &watch, &limits, request).await;
+                Ok::<_, Infallible>(response.map(|body| watch.watch_body(body)))
+            }
+        })
+    };
+    let mut builder =
+        hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .max_header_list_size(max_head_bytes)
+        .header_table_size(4096)
+        .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(config.max_local_error_reset_streams)
+        .max_frame_size(config.max_frame_size)
+        .adaptive_window(false)
+        .initial_stream_window_size(config.initial_stream_window)
+        .initial_connection_window_size(config.initial_connection_window)
+        .max_send_buf_size(config.max_send_buf_bytes)
+        .keep_alive_interval(ms(config.keepalive_interval_ms))
+        .keep_alive_timeout(ms(config.keepalive_timeout_ms));
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let mut tick = tokio::time::interval(limits.tick());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = stopping.wait_for(|stopping| *stopping), if !draining => {
+                draining = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick() => {
+                if let Some(violation) = watch.overdue(Instant::now(), limits.send_timeout) {
+                    tracing::warn!(%peer, ?violation, "HTTP/2 connection ended");
+                    watch.kill(violation);
+                    break;
+                }
+            }
+        }
+    }
+    // The guard writes GOAWAY at the next frame boundary and fails the connection's IO.
+    let _ = tokio::time::timeout(Duration::from_secs(2), connection).await;
+}
+
+/// Answers one HTTP/2 request: its head made what an HTTP/1.1 upstream expects (`Host`
+/// from `:authority`, origin-form target) or refused, then [`route_request`].
+async fn handle_h2(
+    state: &Arc<State>,
+    peer: SocketAddr,
+    watch: &Watch,
+    limits: &GuardLimits,
+    request: Request<ProxyBody>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let (mut parts, body) = request.into_parts();
+    let checked = downgrade_head(&mut parts, state.limits.max_headers).and_then(|()| {
+        proxy_core::check_parsed_request(&parts)
+            .map_err(|error| (error.status(), format!("bad request: {error}")))
+    });
+    let response = match checked {
+        Err((status, why)) => {
+            state.metrics.rejected_heads.fetch_add(1, Ordering::Relaxed);
+            watch.refused(limits.max_refused_requests);
+            tracing::warn!(%peer, %why, "refused HTTP/2 request head");
+            plain(status, &why, false)
+        }
+        Ok(()) => route_request(state, peer, Request::from_parts(parts, body), None).await,
+    };
+    finish(state, peer, &method, &path, started, response)
+}
+
+/// Checks an HTTP/2 request head for what an HTTP/1.1 upstream would read differently and
+/// rewrites it as one (RFC 9113 section 8.3.1): `Host` from `:authority` (a `Host` that
+/// differs is refused), the target in origin-form, at most `max_headers` fields. h2 already
+/// refused connection-specific fields, `te` other than `trailers`, CR, LF and NUL in values
+/// (RST_STREAM `PROTOCOL_ERROR`), and holds DATA to `content-length`.
+fn downgrade_head(
+    request: &mut http::request::Parts,
+    max_headers: usize,
+) -> Result<(), (StatusCode, String)> {
+    fn refuse(status: StatusCode, why: &str) -> Result<(), (StatusCode, String)> {
+        Err((status, format!("bad request: {why}")))
+    }
+    if request.headers.len() > max_headers {
+        return refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too many header fields",
+        );
+    }
+    if request.method == http::Method::CONNECT {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "CONNECT over HTTP/2");
+    }
+    let authority = request.uri.authority().cloned();
+    let host = request.headers.get(http::header::HOST);
+    match (&authority, host) {
+        (Some(authority), None) => {
+            let value = http::HeaderValue::from_str(authority.as_str()).map_err(|_| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "bad request: bad :authority".to_owned(),
+                )
+            })?;
+            request.headers.insert(http::header::HOST, value);
+        }
+        (Some(authority), Some(host))
+            if !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
+        {
+            return refuse(StatusCode::BAD_REQUEST, "host and :authority differ");
+        }
+        (None, None) => return refuse(StatusCode::BAD_REQUEST, "no :authority and no host"),
+        _ => {}
+    }
+    if authority.is_some_and(|a| a.as_str().contains('@')) {
+        return refuse(StatusCode::BAD_REQUEST, "userinfo in :authority");
+    }
+    let target = request
+        .uri
+        .path_and_query()
+        .cloned()
+        .ok_or_else(|| (StatusCode::BAD_REQUEST, "bad request: no :path".to_owned()))?;
+    request.uri = http::Uri::from(target);
+    Ok(())
+}
+
+/// Records the metrics and the access log of an answered request.
+fn finish(
+    state: &State,
+    peer: SocketAddr,
+    method: &http::Method,
+    path: &str,
+    started: Instant,
+    response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
+    let status = response.status();
+    state.metrics.record(status.as_u16(), started.elapsed());
+    if state.access_log {
+        tracing::info!(target: "access", %peer, %method, %path, status = status.as_u16(), took = ?started.elapsed());
+    }
+    response
+}
+
 /// Answers one request of a connection: the 400 for a head [`CheckedIo`] refused (it
 /// arrives as a request for the secret reject path), else [`route_request`]; then the
 /// metrics and the access log.
@@ -231,26 +457,17 @@ async fn handle(
         .headers()
         .contains_key(UPGRADE)
         .then(|| hyper::upgrade::on(&mut request));
-    let (status, response) = if path == *state.reject_path {
+    let response = if path == *state.reject_path {
         match rejection.take() {
             Some(error) => {
                 state.metrics.rejected_heads.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%peer, %error, "refused request head");
-                let r = plain(error.status(), &format!("bad request: {error}"), true);
-                (r.status(), r)
+                plain(error.status(), &format!("bad request: {error}"), true)
             }
-            None => {
-                let r = plain(StatusCode::NOT_FOUND, "not found", false);
-                (r.status(), r)
-            }
+            None => plain(StatusCode::NOT_FOUND, "not found", false),
         }
     } else {
-        let r = route_request(state, peer, request, client_upgrade).await;
-        (r.status(), r)
+        route_request(state, peer, request, client_upgrade).await
     };
-    state.metrics.record(status.as_u16(), started.elapsed());
-    if state.access_log {
-        tracing::info!(target: "access", %peer, %method, %path, status = status.as_u16(), took = ?started.elapsed());
-    }
-    response
+    finish(state, peer, &method, &path, started, response)
 }

@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use crate::config;
 
-/// The acceptor for `[server.tls]`.
-pub(crate) fn acceptor(tls: &config::TlsConfig) -> Result<tokio_rustls::TlsAcceptor, String> {
+/// The acceptor for `[server.tls]`; ALPN offers `h2` before `http/1.1` when `h2` is set.
+pub(crate) fn acceptor(
+    tls: &config::TlsConfig,
+    h2: bool,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let (certs, key) = match (&tls.cert, &tls.key) {
@@ -45,6 +48,10 @@ pub(crate) fn acceptor(tls: &config::TlsConfig) -> Result<tokio_rustls::TlsAccep
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .map_err(|e| format!("server.tls: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -1,0 +1,641 @@
+//! The HTTP/2 bounds hyper and the `h2` crate leave open, kept on the raw frames of one
+//! downstream connection, in the spirit of `checked_io`.
+//!
+//! `h2` already bounds the header list (decoded size, 32 octets per field, GOAWAY
+//! `ENHANCE_YOUR_CALM` past four times the limit), CONTINUATION frames per header block,
+//! streams reset before they are served (rapid reset) and streams it resets for the client's
+//! errors (MadeYouReset), and it queues at most one PING and one SETTINGS acknowledgement.
+//! It does not bound how often a client may make it do that work, nor how long a response
+//! may wait for a window that never opens, nor how long a header block may take. So
+//! [`H2Guard`] reads every frame header the client sends and counts, per second, the frames
+//! that cost work without carrying a request (SETTINGS, PING, PRIORITY, empty DATA and
+//! CONTINUATION, unknown types) and the RST_STREAM frames; the connection's task checks
+//! [`Watch`] on a timer for a header block past its deadline and for a response body hyper
+//! has not asked for more of within the send timeout. Any of these ends the connection with
+//! GOAWAY `ENHANCE_YOUR_CALM` (RFC 9113 section 7), which the guard writes itself at a frame
+//! boundary of what hyper writes (it reads the outgoing frame headers for that), then
+//! fails the connection's IO so hyper drops it.
+//!
+//! ```text
+//! client ──frames──▶ H2Guard (count, truncate at the offending frame) ──▶ hyper/h2
+//! client ◀──frames── H2Guard (track frame boundaries, then GOAWAY) ◀── hyper/h2
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::{BoxError, ProxyBody};
+
+/// The client connection preface (RFC 9113 section 3.4).
+pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+const FRAME_HEADER: usize = 9;
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+/// GOAWAY `ENHANCE_YOUR_CALM` (RFC 9113 section 7).
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// The per-connection limits the guard keeps (from `[server.http2]`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GuardLimits {
+    pub(crate) control_frames_per_second: u32,
+    pub(crate) resets_per_second: u32,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) send_timeout: Duration,
+    pub(crate) max_refused_requests: u32,
+}
+
+/// Why the guard ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Violation {
+    /// Too many SETTINGS, PING, PRIORITY, empty or unknown frames per second.
+    ControlFlood,
+    /// Too many RST_STREAM frames per second.
+    ResetFlood,
+    /// The preface or a header block did not complete within the header read timeout.
+    HeaderTimeout,
+    /// A response waited longer than the send timeout for the client to read.
+    SendStall,
+    /// Too many requests refused on this connection.
+    RefusedRequests,
+}
+
+impl Violation {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::ControlFlood => "control frame flood",
+            Self::ResetFlood => "RST_STREAM flood",
+            Self::HeaderTimeout => "header block not completed in time",
+            Self::SendStall => "response not read within the send timeout",
+            Self::RefusedRequests => "too many refused requests",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    kill: Option<Violation>,
+    /// The connection task, woken when the timer ends the connection.
+    waker: Option<Waker>,
+    /// Response bodies hyper has not polled since they last gave it data (or since they
+    /// were handed over), and since when.
+    waiting: HashMap<u64, Instant>,
+    next_body: u64,
+    /// When the preface, or the header block in progress, must be complete.
+    header_deadline: Option<Instant>,
+    refused: u32,
+}
+
+/// What a connection's guard, its request handler and its timer share.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Watch(Arc<Mutex<Shared>>);
+
+impl Watch {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Ends the connection: the guard writes GOAWAY at the next frame boundary.
+    pub(crate) fn kill(&self, violation: Violation) {
+        let waker = {
+            let mut shared = self.lock();
+            shared.kill.get_or_insert(violation);
+            shared.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Counts a request the proxy refused; too many end the connection.
+    pub(crate) fn refused(&self, max: u32) {
+        let over = {
+            let mut shared = self.lock();
+            shared.refused = shared.refused.saturating_add(1);
+            shared.refused > max
+        };
+        if over {
+            self.kill(Violation::RefusedRequests);
+        }
+    }
+
+    /// What the connection's timer finds at `now`: a header block past its deadline, or a
+    /// response nobody read for `send_timeout`.
+    pub(crate) fn overdue(&self, now: Instant, send_timeout: Duration) -> Option<Violation> {
+        let shared = self.lock();
+        if shared.header_deadline.is_some_and(|d| now >= d) {
+            return Some(Violation::HeaderTimeout);
+        }
+        shared
+            .waiting
+            .values()
+            .any(|since| now.saturating_duration_since(*since) >= send_timeout)
+            .then_some(Violation::SendStall)
+    }
+
+    /// `body`, watched for the send timeout (a body that is already over is not).
+    pub(crate) fn watch_body(&self, body: ProxyBody) -> ProxyBody {
+        use http_body_util::BodyExt as _;
+        if hyper::body::Body::is_end_stream(&body) {
+            return body;
+        }
+        let id = {
+            let mut shared = self.lock();
+            let id = shared.next_body;
+            shared.next_body = id.wrapping_add(1);
+            shared.waiting.insert(id, Instant::now());
+            id
+        };
+        WatchedBody {
+            inner: body,
+            watch: self.clone(),
+            id,
+        }
+        .boxed()
+    }
+
+    fn set_header_deadline(&self, deadline: Option<Instant>) {
+        self.lock().header_deadline = deadline;
+    }
+}
+
+/// A response body that tells its [`Watch`] whether hyper is waiting for it (fine: the
+/// upstream is slow) or it is waiting for hyper, that is for the client's window (timed).
+struct WatchedBody {
+    inner: ProxyBody,
+    watch: Watch,
+    id: u64,
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        let id = self.id;
+        self.watch.lock().waiting.remove(&id);
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        // Data handed over waits for the client's window (hyper holds it until there is
+        // some), the last chunk too: the body is dropped once it is sent.
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && frame.is_data()
+        {
+            self.watch.lock().waiting.insert(id, Instant::now());
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        self.watch.lock().waiting.remove(&self.id);
+    }
+}
+
+/// A token bucket of `rate` frames per second with a burst of `rate`, in thousandths of a
+/// frame so that it refills every millisecond.
+#[derive(Debug)]
+struct Budget {
+    rate: u64,
+    left: u64,
+    at: Instant,
+}
+
+impl Budget {
+    fn new(rate: u32, now: Instant) -> Self {
+        let rate = u64::from(rate.max(1));
+        Self {
+            rate,
+            left: rate * 1000,
+            at: now,
+        }
+    }
+
+    /// Takes one frame; false when the budget is spent.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let ms =
+            u64::try_from(now.saturating_duration_since(self.at).as_millis()).unwrap_or(u64::MAX);
+        if ms > 0 {
+            self.left = self
+                .left
+                .saturating_add(ms.saturating_mul(self.rate))
+                .min(self.rate * 1000);
+            self.at = now;
+        }
+        match self.left.checked_sub(1000) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Frame boundaries of one direction: the header being read and the payload left.
+#[derive(Debug, Default)]
+struct Framing {
+    head: [u8; FRAME_HEADER],
+    head_len: usize,
+    payload_left: usize,
+}
+
+impl Framing {
+    /// Advances over `bytes`; calls `on_head` with each complete frame header and the
+    /// offset in `bytes` where that header began (0 if it began in an earlier call). Stops
+    /// at the first header `on_head` refuses and returns that offset.
+    fn advance(
+        &mut self,
+        mut bytes: &[u8],
+        mut on_head: impl FnMut(&[u8; FRAME_HEADER]) -> Result<(), Violation>,
+    ) -> Result<(), (usize, Violation)> {
+        let total = bytes.len();
+        while !bytes.is_empty() {
+            if self.payload_left > 0 {
+                let take = self.payload_left.min(bytes.len());
+                self.payload_left -= take;
+                bytes = bytes.get(take..).unwrap_or_default();
+                continue;
+            }
+            let began = (total - bytes.len()).saturating_sub(self.head_len);
+            let take = (FRAME_HEADER - self.head_len).min(bytes.len());
+            if let (Some(slot), Some(piece)) = (
+                self.head.get_mut(self.head_len..self.head_len + take),
+                bytes.get(..take),
+            ) {
+                slot.copy_from_slice(piece);
+            }
+            self.head_len += take;
+            bytes = bytes.get(take..).unwrap_or_default();
+            if self.head_len < FRAME_HEADER {
+                break;
+            }
+            self.head_len = 0;
+            let [l0, l1, l2, ..] = self.head;
+            self.payload_left = (usize::from(l0) << 16) | (usize::from(l1) << 8) | usize::from(l2);
+            on_head(&self.head).map_err(|violation| (began, violation))?;
+        }
+        Ok(())
+    }
+
+    /// Bytes to write before the next frame boundary: what is left of the header begun,
+    /// else of the payload (0 at a boundary).
+    fn to_boundary(&self) -> usize {
+        if self.head_len > 0 {
+            FRAME_HEADER - self.head_len
+        } else {
+            self.payload_left
+        }
+    }
+}
+
+/// The guard around one HTTP/2 connection's stream (TCP or TLS).
+pub(crate) struct H2Guard<S> {
+    inner: S,
+    watch: Watch,
+    limits: GuardLimits,
+    preface_left: usize,
+    incoming: Framing,
+    outgoing: Framing,
+    /// The highest stream the client opened, for the GOAWAY.
+    last_stream: u32,
+    control: Budget,
+    resets: Budget,
+    /// The GOAWAY frame being written, and how much of it is.
+    goaway: Option<([u8; 17], usize)>,
+    /// The violation found while reading, before [`Watch`] knows it.
+    killed: Option<Violation>,
+}
+
+impl<S> std::fmt::Debug for H2Guard<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Guard")
+            .field("last_stream", &self.last_stream)
+            .field("killed", &self.killed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> H2Guard<S> {
+    pub(crate) fn new(inner: S, watch: Watch, limits: GuardLimits) -> Self {
+        let now = Instant::now();
+        watch.set_header_deadline(Some(now + limits.header_read_timeout));
+        Self {
+            inner,
+            watch,
+            limits,
+            preface_left: PREFACE.len(),
+            incoming: Framing::default(),
+            outgoing: Framing::default(),
+            last_stream: 0,
+            control: Budget::new(limits.control_frames_per_second, now),
+            resets: Budget::new(limits.resets_per_second, now),
+            goaway: None,
+            killed: None,
+        }
+    }
+
+    /// Inspects bytes read from the client; the offset of the first frame refused.
+    fn inspect(&mut self, mut bytes: &[u8]) -> Result<(), (usize, Violation)> {
+        let mut skipped = 0;
+        if self.preface_left > 0 {
+            // h2 checks the preface itself; here it is only skipped.
+            skipped = self.preface_left.min(bytes.len());
+            self.preface_left -= skipped;
+            bytes = bytes.get(skipped..).unwrap_or_default();
+        }
+        let Self {
+            incoming,
+            watch,
+            control,
+            resets,
+            last_stream,
+            limits,
+            ..
+        } = self;
+        incoming
+            .advance(bytes, |head| {
+                let [l0, l1, l2, kind, flags, s0, s1, s2, s3] = *head;
+                let length = (usize::from(l0) << 16) | (usize::from(l1) << 8) | usize::from(l2);
+                let stream = u32::from_be_bytes([s0 & 0x7f, s1, s2, s3]);
+                let control_frame = match kind {
+                    // DATA: an empty one that does not end its stream carries nothing.
+                    0x0 => length == 0 && flags & END_STREAM == 0,
+                    // HEADERS: a header block begins.
+                    0x1 => {
+                        if stream % 2 == 1 && stream > *last_stream {
+                            *last_stream = stream;
+                        }
+                        watch.set_header_deadline(
+                            (flags & END_HEADERS == 0)
+                                .then(|| Instant::now() + limits.header_read_timeout),
+                        );
+                        false
+                    }
+                    // RST_STREAM
+                    0x3 => {
+                        if !resets.take() {
+                            return Err(Violation::ResetFlood);
+                        }
+                        false
+                    }
+                    // SETTINGS: the first one completes the preface.
+                    0x4 => {
+                        watch.set_header_deadline(None);
+                        flags & ACK == 0
+                    }
+                    // PING
+                    0x6 => flags & ACK == 0,
+                    // WINDOW_UPDATE, GOAWAY, PUSH_PROMISE (a protocol error h2 reports).
+                    0x5 | 0x7 | 0x8 => false,
+                    // CONTINUATION
+                    0x9 => {
+                        if flags & END_HEADERS != 0 {
+                            watch.set_header_deadline(None);
+                        }
+                        length == 0 && flags & END_HEADERS == 0
+                    }
+                    // PRIORITY, and unknown types (ignored by h2, work all the same).
+                    _ => true,
+                };
+                if control_frame && !control.take() {
+                    return Err(Violation::ControlFlood);
+                }
+                Ok(())
+            })
+            .map_err(|(at, violation)| (at + skipped, violation))
+    }
+
+    fn goaway_frame(&self) -> [u8; 17] {
+        let [a, b, c, d] = self.last_stream.to_be_bytes();
+        let [e, f, g, h] = ENHANCE_YOUR_CALM.to_be_bytes();
+        [0, 0, 8, 0x7, 0, 0, 0, 0, 0, a, b, c, d, e, f, g, h]
+    }
+
+    fn violation(&mut self) -> Option<Violation> {
+        if self.killed.is_none() {
+            self.killed = self.watch.lock().kill;
+        }
+        self.killed
+    }
+}
+
+fn ended(violation: Violation) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, violation.describe())
+}
+
+impl<S: AsyncWrite + Unpin> H2Guard<S> {
+    /// Writes the GOAWAY once hyper's writes are at a frame boundary; ready when it is sent.
+    fn poll_goaway(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.goaway.is_none() {
+            if self.outgoing.to_boundary() > 0 {
+                // hyper still has the rest of a frame to write; its next write finishes it
+                // and sends the GOAWAY.
+                return Poll::Pending;
+            }
+            self.goaway = Some((self.goaway_frame(), 0));
+        }
+        while let Some((frame, written)) = &mut self.goaway {
+            let Some(rest) = frame.get(*written..).filter(|r| !r.is_empty()) else {
+                break;
+            };
+            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, rest))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for H2Guard<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        {
+            let mut shared = this.watch.lock();
+            if !shared
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                shared.waker = Some(cx.waker().clone());
+            }
+        }
+        if let Some(violation) = this.violation() {
+            std::task::ready!(this.poll_goaway(cx))?;
+            return Poll::Ready(Err(ended(violation)));
+        }
+        let before = buf.filled().len();
+        std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        let Err((at, violation)) = this.inspect(buf.filled().get(before..).unwrap_or_default())
+        else {
+            return Poll::Ready(Ok(()));
+        };
+        tracing::warn!(violation = violation.describe(), "HTTP/2 connection ended");
+        buf.set_filled(before + at);
+        this.killed = Some(violation);
+        this.watch.kill(violation);
+        if at > 0 {
+            // The frames before the offending one go to hyper; the next read ends it.
+            return Poll::Ready(Ok(()));
+        }
+        std::task::ready!(this.poll_goaway(cx))?;
+        Poll::Ready(Err(ended(violation)))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for H2Guard<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut buf = buf;
+        if let Some(violation) = this.violation() {
+            let left = this.outgoing.to_boundary();
+            if left == 0 || this.goaway.is_some() {
+                std::task::ready!(this.poll_goaway(cx))?;
+                return Poll::Ready(Err(ended(violation)));
+            }
+            // Only the rest of the frame begun; nothing new after it.
+            buf = buf.get(..left.min(buf.len())).unwrap_or_default();
+        }
+        let n = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        let _ = this
+            .outgoing
+            .advance(buf.get(..n).unwrap_or_default(), |_| Ok(()));
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.violation().is_some() {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return Pin::new(this).poll_write(cx, first);
+        }
+        let n = std::task::ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        let mut left = n;
+        for b in bufs {
+            if left == 0 {
+                break;
+            }
+            let take = left.min(b.len());
+            let _ = this
+                .outgoing
+                .advance(b.get(..take).unwrap_or_default(), |_| Ok(()));
+            left -= take;
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl GuardLimits {
+    /// How often the connection's task checks [`Watch::overdue`].
+    pub(crate) fn tick(&self) -> Duration {
+        (self.header_read_timeout.min(self.send_timeout) / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn framing_finds_headers_split_across_reads() {
+        let mut framing = Framing::default();
+        let mut seen = Vec::new();
+        let frame = [0, 0, 2, 0x6, 0, 0, 0, 0, 0, b'a', b'b'];
+        for piece in [&frame[..4], &frame[4..10], &frame[10..]] {
+            framing
+                .advance(piece, |h| {
+                    seen.push(h[3]);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert_eq!(seen, [0x6]);
+        assert_eq!(framing.to_boundary(), 0);
+        framing.advance(&frame[..3], |_| Ok(())).unwrap();
+        assert_eq!(framing.to_boundary(), 6);
+    }
+
+    #[test]
+    fn a_refused_frame_reports_where_it_began() {
+        let mut framing = Framing::default();
+        let two = [
+            0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS
+            0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS
+        ];
+        let mut n = 0;
+        let refused = framing.advance(&two, |_| {
+            n += 1;
+            if n == 2 {
+                Err(Violation::ControlFlood)
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(refused, Err((9, Violation::ControlFlood)));
+    }
+
+    #[test]
+    fn the_budget_refills_with_time() {
+        let mut budget = Budget::new(2, Instant::now());
+        assert!(budget.take());
+        assert!(budget.take());
+        assert!(!budget.take());
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(budget.take());
+    }
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# h2load: examples/reverse-proxy against Debian's nginx, both serving HTTP/2 with prior
+# knowledge (h2c) to h2load and proxying over HTTP/1.1 keep-alive to the same origin (an
+# nginx serving a 1 KiB static file), no caching on either side, alternated in one run.
+#
+#   bash scripts/bench-reverse-proxy-h2.sh                  # 3 rounds of 5 s each side
+#   ROUNDS=5 SECONDS_PER_RUN=10 CONNECTIONS=16 STREAMS=10 bash scripts/bench-reverse-proxy-h2.sh
+#   PROXY_BIN=/path/to/reverse-proxy bash scripts/bench-reverse-proxy-h2.sh   # no build
+#
+# Prints requests/s, mean request time and CPU microseconds per request (of each proxy, the
+# origin and h2load) per run, then the medians and the ratios ours / nginx. Installs nginx
+# and nghttp2-client (h2load) from Debian when missing.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/backend-kit/target}
+rounds=${ROUNDS:-3}
+seconds=${SECONDS_PER_RUN:-5}
+connections=${CONNECTIONS:-16}
+streams=${STREAMS:-10}
+threads=${THREADS:-2}
+
+if ! command -v h2load >/dev/null || ! command -v nginx >/dev/null; then
+  echo "installing nginx and nghttp2-client from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx nghttp2-client >/dev/null
+fi
+# `http2 on` from nginx 1.25.1; Debian 12's 1.22 says it on the listen line.
+if nginx -V 2>&1 | grep -qE 'nginx/1\.(2[5-9]|[3-9][0-9])'; then
+  h2_listen=""; h2_directive="http2 on;"
+else
+  h2_listen=" http2"; h2_directive=""
+fi
+# PROXY_BIN runs a reverse-proxy binary built elsewhere (an older commit, for an A/B).
+proxy_bin=${PROXY_BIN:-$CARGO_TARGET_DIR/release/reverse-proxy}
+if [ -z "${PROXY_BIN:-}" ]; then cargo build --release -q -p reverse-proxy; fi
+
+work=$(mktemp -d)
+chmod 755 "$work"  # nginx workers run as an unprivileged user
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+origin_port=$(free_port)
+nginx_port=$(free_port)
+
+mkdir -p "$work/www" "$work/origin/logs" "$work/proxy/logs"
+head -c 1024 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
+
+cat >"$work/origin/nginx.conf" <<CONF
+worker_processes 1;
+error_log stderr error;
+pid $work/origin/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/origin; proxy_temp_path $work/origin;
+  fastcgi_temp_path $work/origin; uwsgi_temp_path $work/origin; scgi_temp_path $work/origin;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$origin_port; root $work/www; }
+}
+CONF
+
+cat >"$work/proxy/nginx.conf" <<CONF
+worker_processes 2;
+error_log stderr error;
+pid $work/proxy/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/proxy; proxy_temp_path $work/proxy;
+  fastcgi_temp_path $work/proxy; uwsgi_temp_path $work/proxy; scgi_temp_path $work/proxy;
+  keepalive_requests 1000000;
+  upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
+  server {
+    listen 127.0.0.1:$nginx_port$h2_listen;
+    $h2_directive
+    http2_max_concurrent_streams 100;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+CONF
+
+cat >"$work/ours.toml" <<CONF
+[server]
+listen = "127.0.0.1:0"
+access_log = false
+# The same header work as the nginx configuration below: X-Forwarded-For only (nginx writes
+# no Forwarded, X-Forwarded-Proto/-Host or Via unless told to).
+forwarding_headers = ["x-forwarded-for"]
+[server.http2]
+h2c = true
+[[pools]]
+name = "origin"
+upstreams = [{ address = "127.0.0.1:$origin_port" }]
+[[routes]]
+pool = "origin"
+CONF
+
+nginx -p "$work/origin" -c "$work/origin/nginx.conf" -g 'daemon off;' &
+origin_pid=$!; pids+=($!)
+nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -g 'daemon off;' &
+nginx_pid=$!; pids+=($!)
+"$proxy_bin" --config "$work/ours.toml" >"$work/ours.out" 2>/dev/null &
+ours_pid=$!; pids+=($!)
+for _ in $(seq 1 50); do
+  grep -q '^listening on http://' "$work/ours.out" 2>/dev/null && break
+  sleep 0.1
+done
+ours=$(sed -n 's/^listening on http:\/\///p' "$work/ours.out" | head -n 1)
+theirs="127.0.0.1:$nginx_port"
+sleep 0.5
+curl -fsS --http2-prior-knowledge -o /dev/null "http://$ours/index.html"
+curl -fsS --http2-prior-knowledge -o /dev/null "http://$theirs/index.html"
+
+# CPU time in clock ticks of a process and all its descendants (every thread of ours, nginx's
+# master and workers; /proc/PID/stat covers all threads): "USER+SYS SYS".
+ticks() {
+  local total=0 sys=0 pid u s
+  for pid in $(tree_pids "$1"); do
+    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null || echo 0 0)
+    total=$((total + u + s)); sys=$((sys + s))
+  done
+  echo "$total $sys"
+}
+tree_pids() {
+  echo "$1"
+  local child
+  for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree_pids "$child"; done
+}
+hz=$(getconf CLK_TCK)
+
+# Prints "RPS MEAN_MS PROXY_US ORIGIN_US H2LOAD_US PROXY_SYS_US" for one h2load run:
+# requests/s, mean request time, and the CPU microseconds per succeeded request of the
+# proxy under test, of the origin, of h2load itself, and the kernel part of the proxy's.
+run() {
+  local proxy_pid=$2 before before_sys origin_before out
+  read -r before before_sys < <(ticks "$proxy_pid"); read -r origin_before _ < <(ticks "$origin_pid")
+  out=$(python3 -c '
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stdout.write(r.stdout)
+print("LOADCPU %f" % (u.ru_utime + u.ru_stime))
+' h2load -t"$threads" -c"$connections" -m"$streams" -D"$seconds" "http://$1/index.html")
+  local after after_sys origin_after
+  read -r after after_sys < <(ticks "$proxy_pid"); read -r origin_after _ < <(ticks "$origin_pid")
+  awk -v dp=$((after - before)) -v ds=$((after_sys - before_sys)) -v dorig=$((origin_after - origin_before)) -v hz="$hz" '
+    /^finished in/ {rps=$4}
+    /^requests:/ {n=$8; failed=$10; errored=$12}
+    /^LOADCPU/ {load=$2}
+    /^time for request:/ {v=$6; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; mean=v}
+    END {if (failed + errored > 0) print "warning: " failed " failed, " errored " errored" > "/dev/stderr";
+         printf "%s %s %.2f %.2f %.2f %.2f\n", rps, mean, dp / hz * 1e6 / n, dorig / hz * 1e6 / n, load * 1e6 / n, ds / hz * 1e6 / n}' <<<"$out"
+}
+
+ours_rps=(); nginx_rps=(); ours_mean=(); nginx_mean=(); ours_cpu=(); nginx_cpu=()
+origin_cpu=(); load_cpu=()
+for round in $(seq 1 "$rounds"); do
+  read -r r p c o w k < <(run "$ours" "$ours_pid"); ours_rps+=("$r"); ours_mean+=("$p"); ours_cpu+=("$c")
+  origin_cpu+=("$o"); load_cpu+=("$w")
+  echo "round $round reverse-proxy: $r req/s, mean $p ms, proxy CPU $c us/req of which sys $k (origin $o, h2load $w)"
+  read -r r p c o w k < <(run "$theirs" "$nginx_pid"); nginx_rps+=("$r"); nginx_mean+=("$p"); nginx_cpu+=("$c")
+  origin_cpu+=("$o"); load_cpu+=("$w")
+  echo "round $round nginx http2:   $r req/s, mean $p ms, proxy CPU $c us/req of which sys $k (origin $o, h2load $w)"
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+o=$(median "${ours_rps[@]}"); n=$(median "${nginx_rps[@]}")
+op=$(median "${ours_mean[@]}"); np=$(median "${nginx_mean[@]}")
+oc=$(median "${ours_cpu[@]}"); nc=$(median "${nginx_cpu[@]}")
+echo "median reverse-proxy: $o req/s, mean $op ms, CPU $oc us/req"
+echo "median nginx http2:   $n req/s, mean $np ms, CPU $nc us/req"
+echo "median origin CPU $(median "${origin_cpu[@]}") us/req, h2load CPU $(median "${load_cpu[@]}") us/req"
+awk -v o="$o" -v n="$n" -v oc="$oc" -v nc="$nc" \
+  'BEGIN {printf "ratio reverse-proxy / nginx: %.2f req/s, %.2f CPU per request\n", o / n, oc / nc}'
