@@ -54,7 +54,8 @@ pub struct Metrics {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MetricsSnapshot {
-    /// Deliveries handed to the handler stack (a redelivery counts again).
+    /// Deliveries handed to the handler stack (a redelivery counts again, and so does
+    /// each call after an in-progress answer).
     pub received: u64,
     /// Settled and removed from the queue (acknowledged).
     pub acked: u64,
