@@ -271,6 +271,14 @@ impl QueueCore {
     /// flight or waiting for a retry is passed over.
     pub fn poll_delivery(&mut self, consumer: &str, now: Instant) -> Option<(u64, Envelope)> {
         let seq = if self.faults.is_some() {
+            // At the prefetch bound nothing is picked, so no fault is drawn or counted.
+            if self
+                .config
+                .prefetch
+                .is_some_and(|limit| self.held_by(consumer) >= limit)
+            {
+                return None;
+            }
             self.pick_with_faults()?
         } else if self.busy_keys.is_empty() {
             *self.ready.first_key_value()?.0
