@@ -29,10 +29,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::faults::FaultState;
 use crate::ordering::ordering_key;
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
-use crate::{DeadLetter, Disposition, Envelope, Error, Result, RetryPolicy, Settlement};
+use crate::{
+    DeadLetter, Disposition, Envelope, Error, FaultStats, Faults, Result, RetryPolicy, Settlement,
+};
 
 /// How a queue treats its messages.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,6 +150,8 @@ pub struct QueueCore {
     held: HashMap<String, usize>,
     /// Ordering keys with a message in flight or waiting for a retry.
     busy_keys: HashSet<String>,
+    /// Injected delivery faults (the simulator), if any.
+    faults: Option<Box<FaultState>>,
 }
 
 impl QueueCore {
@@ -175,7 +180,48 @@ impl QueueCore {
             jitter: JitterSource::seeded(seed),
             held: HashMap::new(),
             busy_keys: HashSet::new(),
+            faults: None,
         }
+    }
+
+    /// Injects seeded delivery faults (duplicates, reordering) from now on; [`Faults`]
+    /// with zero rates turns them off. The counts start again from zero.
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.faults = (!faults.is_none()).then(|| Box::new(FaultState::new(faults)));
+    }
+
+    /// How many faults were injected since [`set_faults`](Self::set_faults).
+    #[must_use]
+    pub fn fault_stats(&self) -> FaultStats {
+        self.faults.as_ref().map(|f| f.stats).unwrap_or_default()
+    }
+
+    /// The next message to deliver under injected faults: the oldest ready message of each
+    /// key not busy (and every unkeyed one) is eligible; a reorder picks a later one.
+    fn pick_with_faults(&mut self) -> Option<u64> {
+        let faults = self.faults.as_mut()?;
+        let window = faults.window();
+        let mut seen_keys: HashSet<&str> = HashSet::new();
+        let mut eligible = Vec::with_capacity(window);
+        for (seq, envelope) in &self.ready {
+            if eligible.len() >= window {
+                break;
+            }
+            match ordering_key(envelope) {
+                Some(key) if self.busy_keys.contains(key) => {}
+                Some(key) => {
+                    if seen_keys.insert(key) {
+                        eligible.push(*seq);
+                    }
+                }
+                None => eligible.push(*seq),
+            }
+        }
+        if eligible.is_empty() {
+            return None;
+        }
+        let index = faults.pick(eligible.len());
+        eligible.get(index).or(eligible.first()).copied()
     }
 
     /// The queue's configuration.
@@ -224,7 +270,17 @@ impl QueueCore {
     /// A message whose [`ORDERING_KEY`](crate::ORDERING_KEY) has another message in
     /// flight or waiting for a retry is passed over.
     pub fn poll_delivery(&mut self, consumer: &str, now: Instant) -> Option<(u64, Envelope)> {
-        let seq = if self.busy_keys.is_empty() {
+        let seq = if self.faults.is_some() {
+            // At the prefetch bound nothing is picked, so no fault is drawn or counted.
+            if self
+                .config
+                .prefetch
+                .is_some_and(|limit| self.held_by(consumer) >= limit)
+            {
+                return None;
+            }
+            self.pick_with_faults()?
+        } else if self.busy_keys.is_empty() {
             *self.ready.first_key_value()?.0
         } else {
             *self
@@ -241,6 +297,12 @@ impl QueueCore {
             *self.held.entry(consumer.to_owned()).or_insert(0) += 1;
         }
         let mut envelope = self.ready.remove(&seq)?;
+        if let Some(faults) = self.faults.as_mut()
+            && faults.duplicate()
+        {
+            // The copy keeps this delivery's attempt number: it is the same delivery, twice.
+            self.enqueue(envelope.clone());
+        }
         if let Some(key) = ordering_key(&envelope) {
             self.busy_keys.insert(key.to_owned());
         }

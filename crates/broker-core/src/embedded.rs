@@ -46,8 +46,8 @@ use tokio::sync::{Notify, oneshot};
 use crate::broker::DeliveryToken;
 use crate::request_reply::{prepare_reply, prepare_request};
 use crate::{
-    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, MessageId,
-    QueueConfig, QueueCore, Result, Settlement, check_queue_name,
+    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, FaultStats, Faults,
+    MessageId, QueueConfig, QueueCore, Result, Settlement, check_queue_name,
 };
 
 static NEXT_BROKER: AtomicUsize = AtomicUsize::new(0);
@@ -208,6 +208,26 @@ impl EmbeddedBroker {
         let count = self.with_queue(queue, |core| Ok(core.handle_consumer_lost(consumer, now)))?;
         self.inner.notify.notify_waiters();
         Ok(count)
+    }
+
+    /// Fault injection: seeded duplicates and reordering of `queue`'s deliveries from now
+    /// on (see [`Faults`]); zero rates turn them off.
+    ///
+    /// # Errors
+    /// [`Error::UnknownQueue`].
+    pub fn inject_faults(&self, queue: &str, faults: Faults) -> Result<()> {
+        self.with_queue(queue, |core| {
+            core.set_faults(faults);
+            Ok(())
+        })
+    }
+
+    /// How many faults `queue`'s deliveries met since [`inject_faults`](Self::inject_faults).
+    ///
+    /// # Errors
+    /// [`Error::UnknownQueue`].
+    pub fn fault_stats(&self, queue: &str) -> Result<FaultStats> {
+        self.with_queue(queue, |core| Ok(core.fault_stats()))
     }
 
     /// The queue's message counts.

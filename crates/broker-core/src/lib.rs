@@ -11,6 +11,8 @@ mod delivery;
 mod embedded;
 mod envelope;
 mod error;
+mod faults;
+mod handler;
 #[cfg(any(
     feature = "redis",
     feature = "nats",
@@ -20,6 +22,8 @@ mod error;
 mod held;
 mod id_clock;
 mod inbox;
+mod inbox_layer;
+mod metrics;
 #[cfg(feature = "mqtt")]
 mod mqtt;
 #[cfg(feature = "mqtt")]
@@ -27,7 +31,13 @@ mod mqtt_topic;
 mod ordering;
 mod request_reply;
 mod retry;
+mod retry_layer;
 mod settlement;
+mod timeout_layer;
+#[cfg(feature = "tower")]
+mod tower_handler;
+mod trace_context;
+mod trace_layer;
 mod worker;
 
 #[cfg(feature = "conformance")]
@@ -52,9 +62,16 @@ pub use envelope::{
     MAX_HEADERS, MessageId,
 };
 pub use error::{Error, Result};
+pub use faults::{FaultStats, Faults};
+pub use handler::{
+    Handler, HandlerBuilder, HandlerError, HandlerFn, HandlerResult, Identity, Layer, Stack,
+    handler_fn, verdict,
+};
 #[cfg(feature = "redis")]
 pub use inbox::RedisInbox;
 pub use inbox::{Claim, Inbox, LeaseToken, MemoryInbox};
+pub use inbox_layer::{InboxHandler, InboxLayer};
+pub use metrics::{DURATION_BUCKETS, Measured, Metrics, MetricsLayer, MetricsSnapshot};
 #[cfg(feature = "mqtt")]
 pub use mqtt::{
     MqttBroker, MqttMessage, MqttOptions, MqttPublish, MqttQos, MqttSubscription, SUBJECT_HEADER,
@@ -69,5 +86,11 @@ pub use outbox::{OutboxMessage, SqliteOutbox};
 #[cfg(feature = "redis")]
 pub use redis::RedisBroker;
 pub use retry::{JitterSource, RetryPolicy};
+pub use retry_layer::{Retry, RetryLayer};
 pub use settlement::{Disposition, Settlement, decide, decide_expired};
+pub use timeout_layer::{Timeout, TimeoutLayer};
+#[cfg(feature = "tower")]
+pub use tower_handler::ServiceHandler;
+pub use trace_context::{Scoped, TraceContext};
+pub use trace_layer::{TraceLayer, Traced, TracedBroker};
 pub use worker::{Worker, WorkerReport};

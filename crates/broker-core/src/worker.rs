@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::{Broker, Delivery, Disposition, Result, Settlement};
+use crate::{Broker, Delivery, Disposition, Handler, Result, Settlement, verdict};
 
 /// A consumer loop with graceful drain: fetch a batch (at most the prefetch), hand each
 /// delivery to the handler, settle it with the handler's verdict; when the shutdown signal
@@ -121,6 +121,56 @@ impl<'a, B: Broker> Worker<'a, B> {
                 loop {
                     let settlement = handler(delivery).await;
                     let disposition = self.broker.settle(delivery, settlement).await?;
+                    match disposition {
+                        Disposition::Extended => continue,
+                        Disposition::Removed => report.acked += 1,
+                        Disposition::Retry { .. } | Disposition::DeadLetter { .. } => {
+                            report.failed += 1;
+                        }
+                    }
+                    report.processed += 1;
+                    break;
+                }
+                if !stopping {
+                    stopping =
+                        poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
+                }
+            }
+        }
+    }
+
+    /// [`run`](Self::run) with a [`Handler`] (a stack of layers, see
+    /// [`HandlerBuilder`](crate::HandlerBuilder)): a handler error becomes its settlement
+    /// ([`HandlerError::into_settlement`](crate::HandlerError::into_settlement): a nack
+    /// when retryable, a reject to the dead letters when terminal), and after each
+    /// settlement the handler is told the [`Disposition`] ([`Handler::settled`]).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub async fn serve<H, S>(&self, handler: &H, shutdown: S) -> Result<WorkerReport>
+    where
+        H: Handler + ?Sized,
+        S: Future<Output = ()>,
+    {
+        let mut shutdown = pin!(shutdown);
+        let mut stopping = false;
+        let mut report = WorkerReport::default();
+        loop {
+            if !stopping {
+                stopping = poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
+            }
+            if stopping {
+                return Ok(report);
+            }
+            let batch = self
+                .broker
+                .fetch(&self.queue, &self.consumer, self.batch, self.poll)
+                .await?;
+            for delivery in &batch {
+                loop {
+                    let settlement = verdict(handler, delivery).await;
+                    let disposition = self.broker.settle(delivery, settlement).await?;
+                    handler.settled(delivery, &disposition);
                     match disposition {
                         Disposition::Extended => continue,
                         Disposition::Removed => report.acked += 1,
