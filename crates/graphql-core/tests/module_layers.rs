@@ -30,7 +30,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("schema", &["schema", "sdl_directives"]),
     ("validation", &["validation"]),
     ("execution", &["execution", "subscription", "dataloader"]),
-    ("transports", &["over_http", "transport_ws", "persisted"]),
+    (
+        "transports",
+        &["over_http", "transport_ws", "transport_sse", "persisted"],
+    ),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
