@@ -167,7 +167,8 @@ fn distinct_connection_subscription_receives_events() {
         &[SSE],
     );
     stream.wait_for(":\n\n");
-    std::thread::sleep(Duration::from_millis(200));
+    // The subscription starts on a task of its own: add books until it sees one.
+    add_books_until(&server, &mut stream, "bookAdded");
     for title in ["One", "Two"] {
         let m = json!({"query": format!("mutation {{ addBook(title: \"{title}\", authorId: \"1\") {{ id }} }}")});
         let reply = server.send("POST", "/graphql", &[JSON_CT], m.to_string().as_bytes());
@@ -292,10 +293,11 @@ fn single_connection_status_codes_and_conflicts() {
             .status,
         409
     );
-    std::thread::sleep(Duration::from_millis(200));
-    let m = json!({"query": "mutation { addBook(title: \"Sse\", authorId: \"1\") { id } }"});
-    server.send("POST", "/graphql", &[JSON_CT], m.to_string().as_bytes());
-    stream.wait_for(r#"data: {"id":"s1","payload":{"data":{"bookAdded":{"title":"Sse"}}}}"#);
+    add_books_until(
+        &server,
+        &mut stream,
+        r#"data: {"id":"s1","payload":{"data":{"bookAdded":{"title":"Sse"#,
+    );
 
     // Unknown operation id: 404; stopping s1: 200, then it is unknown.
     let stop = |id: &str| {
@@ -344,6 +346,27 @@ fn single_connection_status_codes_and_conflicts() {
             .status,
         202
     );
+}
+
+/// Adds books ("Sse 0", "Sse 1", ...) until `pattern` shows on the stream.
+fn add_books_until(server: &Process, stream: &mut Stream, pattern: &str) {
+    for n in 0..50 {
+        let m = json!({"query": format!("mutation {{ addBook(title: \"Sse {n}\", authorId: \"1\") {{ id }} }}")});
+        let reply = server.send("POST", "/graphql", &[JSON_CT], m.to_string().as_bytes());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if stream.text().contains(pattern) {
+                return;
+            }
+            if let Ok(n) = stream.socket.read(&mut buf) {
+                assert!(n > 0, "closed: {:?}", stream.text());
+                stream.seen.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    panic!("no {pattern:?} in {:?}", stream.text());
 }
 
 trait GetWith {
