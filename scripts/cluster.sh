@@ -10,7 +10,8 @@
 #
 # Environment:
 #   REDIS_URL     sessions, accounts, throttling, idempotency keys, OAuth grants, signing
-#                 keys, chat fan-out, rate limits (default redis://127.0.0.1:6379)
+#                 keys, chat fan-out and presence, GraphQL subscription events, rate
+#                 limits (default redis://127.0.0.1:6379)
 #   DATABASE_URL  the REST API's rows, PostgreSQL (default
 #                 postgres://postgres@127.0.0.1:5432/postgres)
 #   INSTANCES     how many showcase processes (default 3)
@@ -20,10 +21,9 @@
 #
 # The proxy balances by least connections, checks /healthz every second, retries an
 # idempotent request on another instance when one fails, and passes WebSocket upgrades
-# through. One route is sticky: /oauth-login/ keeps its pending logins (state, PKCE
-# verifier) in the process that started them, so a browser stays on one instance for it.
-# Everything else works on any instance (docs/shared-state.md says where each piece of
-# state lives).
+# through. No route is sticky: every request works on any instance, the OAuth client's
+# pending logins (state, PKCE verifier) included (docs/shared-state.md says where each
+# piece of state lives).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -118,32 +118,9 @@ timeout_ms = 500
 healthy_threshold = 1
 unhealthy_threshold = 1
 
-[[pools]]
-name = "sticky"
-algorithm = "maglev"
-hash_key = "cookie:lb"
-sticky_cookie = "lb"
-upstreams = [$upstreams]
-connect_timeout_ms = 500
-request_timeout_ms = 30000
-idle_timeout_ms = 60000
-max_retries = 1
-retry_statuses = [502, 503]
-panic_threshold = 0.5
-[pools.health]
-path = "/healthz"
-interval_ms = 1000
-timeout_ms = 500
-healthy_threshold = 1
-unhealthy_threshold = 1
-
 [[routes]]
 prefix = "/"
 pool = "showcase"
-
-[[routes]]
-prefix = "/oauth-login/"
-pool = "sticky"
 EOF
 
 "$bin/reverse-proxy" --config "$work/proxy.toml" >"$work/proxy.log" 2>"$work/proxy.log.err" &

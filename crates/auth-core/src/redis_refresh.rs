@@ -22,7 +22,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::ConnectionManager;
 
-use crate::redis_store::{connect_redis, unavailable};
+use crate::redis_store::{Rerun, attempt_token, connect_redis, retry_once, unavailable};
 use crate::refresh::{RefreshRecord, RefreshStore, TokenHash};
 use crate::{Error, Result};
 
@@ -41,12 +41,19 @@ end
 return 1
 ";
 
+/// Marks the token used with this attempt's token (`ARGV[1]`) and returns it as it was. A
+/// take repeated after a dropped connection finds its own mark and sees the token as it
+/// was before its first attempt (unused), so that a retry is not mistaken for a reuse.
 const TAKE: &str = r"
 local record = redis.call('HMGET', KEYS[1], 'f', 's', 'e', 'u')
 if not record[1] then
   return false
 end
-redis.call('HSET', KEYS[1], 'u', '1')
+if record[4] == ARGV[1] then
+  record[4] = '0'
+elseif not record[4] or record[4] == '0' then
+  redis.call('HSET', KEYS[1], 'u', ARGV[1])
+end
 return record
 ";
 
@@ -105,7 +112,8 @@ fn record(hash: &TokenHash, fields: Fields) -> Result<Option<RefreshRecord>> {
         family,
         subject,
         expires_at,
-        used: used.as_deref() == Some("1"),
+        // "0" unused; "1" or an attempt's mark (see TAKE) used.
+        used: used.is_some_and(|used| used != "0"),
     }))
 }
 
@@ -142,20 +150,23 @@ impl RedisRefreshStore {
 
 impl RefreshStore for RedisRefreshStore {
     async fn insert(&self, record: RefreshRecord) -> Result<()> {
-        let mut connection = self.connection.clone();
-        let inserted: i64 = self
-            .insert
-            .key(self.token_key(&record.hash))
+        let mut invocation = self.insert.key(self.token_key(&record.hash));
+        invocation
             .key(self.family_key(&record.family))
             .key(self.tombstone_key(&record.family))
             .arg(&record.family)
             .arg(&record.subject)
             .arg(record.expires_at)
             .arg(if record.used { "1" } else { "0" })
-            .arg(URL_SAFE_NO_PAD.encode(record.hash))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .arg(URL_SAFE_NO_PAD.encode(record.hash));
+        // A second run writes the same record: safe to repeat.
+        let inserted: i64 = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         if inserted == 0 {
             return Err(Error::RefreshTokenInvalid);
         }
@@ -163,13 +174,16 @@ impl RefreshStore for RedisRefreshStore {
     }
 
     async fn take(&self, hash: &TokenHash) -> Result<Option<RefreshRecord>> {
-        let mut connection = self.connection.clone();
-        let fields: Option<Fields> = self
-            .take
-            .key(self.token_key(hash))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+        let mut invocation = self.take.key(self.token_key(hash));
+        invocation.arg(attempt_token()?);
+        // The attempt's mark makes a repeat see its own take, not a reuse: safe to repeat.
+        let fields: Option<Fields> = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         match fields {
             Some(fields) => record(hash, fields),
             None => Ok(None),
@@ -177,26 +191,92 @@ impl RefreshStore for RedisRefreshStore {
     }
 
     async fn revoke_family(&self, family: &str) -> Result<()> {
-        let mut connection = self.connection.clone();
-        let _revoked: i64 = self
-            .revoke
-            .key(self.family_key(family))
+        let mut invocation = self.revoke.key(self.family_key(family));
+        invocation
             .key(self.tombstone_key(family))
-            .arg(format!("{}rt:", self.prefix))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .arg(format!("{}rt:", self.prefix));
+        // Revoking twice is revoking once: safe to repeat. (A repeat that finds the family
+        // already emptied keeps the tombstone the first run wrote.)
+        let _revoked: i64 = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn get(&self, hash: &TokenHash) -> Result<Option<RefreshRecord>> {
-        let mut connection = self.connection.clone();
-        let fields: Fields = redis::cmd("HMGET")
+        let command = redis::cmd("HMGET")
             .arg(self.token_key(hash))
             .arg(&["f", "s", "e", "u"][..])
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .clone();
+        let fields: Fields = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let command = &command;
+            async move { command.query_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         record(hash, fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The take script, with the attempt token given (as a repeat after a dropped
+    /// connection passes the same one).
+    async fn take_as(store: &RedisRefreshStore, hash: &TokenHash, token: &str) -> bool {
+        let mut connection = store.connection.clone();
+        let fields: Option<Fields> = store
+            .take
+            .key(store.token_key(hash))
+            .arg(token)
+            .invoke_async(&mut connection)
+            .await
+            .unwrap();
+        record(hash, fields.unwrap()).unwrap().unwrap().used
+    }
+
+    #[tokio::test]
+    async fn a_repeated_take_sees_its_own_mark_and_another_take_a_reuse() {
+        let Ok(url) = std::env::var("REDIS_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "REDIS_URL must be set under CI=true"
+            );
+            println!("skipped: REDIS_URL is not set");
+            return;
+        };
+        let prefix = format!("auth-core-take-test-{}:", std::process::id());
+        let store = RedisRefreshStore::connect(&url, &prefix).await.unwrap();
+        let hash = [7u8; 32];
+        let expires_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 60;
+        store
+            .insert(RefreshRecord {
+                hash,
+                family: "f1".into(),
+                subject: "alice".into(),
+                expires_at,
+                used: false,
+            })
+            .await
+            .unwrap();
+        assert!(!take_as(&store, &hash, "attempt-1").await, "first take");
+        // The same attempt again (its first run did reach Redis): still its own, unused.
+        assert!(!take_as(&store, &hash, "attempt-1").await, "repeated take");
+        // Any other attempt sees the token used (a reuse), and so does a read.
+        assert!(take_as(&store, &hash, "attempt-2").await, "second take");
+        assert!(store.get(&hash).await.unwrap().unwrap().used);
+        // The public take marks with a fresh token each time: a reuse.
+        assert!(store.take(&hash).await.unwrap().unwrap().used);
+        store.revoke_family("f1").await.unwrap();
     }
 }

@@ -93,6 +93,54 @@ pub(crate) fn unavailable(error: redis::RedisError) -> Error {
     Error::StoreUnavailable(error.to_string())
 }
 
+/// Whether a command that failed with `error` may run once more.
+///
+/// After Redis restarts (or a connection is cut), the first command on a connection fails:
+/// either the connection was found dead when the command was handed to it, or the new
+/// connection could not be made yet. The [`ConnectionManager`] reconnects on that failure,
+/// so a second attempt finds the new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rerun {
+    /// Running the command twice leaves the same state as once (or a stricter one, such as
+    /// a failure counted twice): retry when the connection dropped or was refused, even if
+    /// the first attempt may have reached Redis.
+    Safe,
+    /// Retry only when the first attempt cannot have reached Redis (the connection was
+    /// refused).
+    IfUnsent,
+}
+
+impl Rerun {
+    /// A connection-level failure that allows another attempt. Never a timeout (the
+    /// command may still be running) nor an error Redis answered (script or data errors).
+    pub(crate) fn allows(self, error: &redis::RedisError) -> bool {
+        match self {
+            Self::Safe => error.is_connection_refusal() || error.is_connection_dropped(),
+            Self::IfUnsent => error.is_connection_refusal(),
+        }
+    }
+}
+
+/// Runs `command`, and once more when its failure is one that `rerun` allows.
+pub(crate) async fn retry_once<T, F, Fut>(rerun: Rerun, mut command: F) -> redis::RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    match command().await {
+        Err(error) if rerun.allows(&error) => command().await,
+        result => result,
+    }
+}
+
+/// 16 random bytes in hex: the mark of one attempt of a claim, so that a retried claim
+/// recognises its own first attempt (see the take scripts).
+pub(crate) fn attempt_token() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| Error::StoreUnavailable(error.to_string()))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
 /// A reconnecting connection to the Redis at `url` whose commands time out after 2 seconds,
 /// so an unresponsive server becomes [`Error::StoreUnavailable`] instead of a hung request.
 pub(crate) async fn connect_redis(url: &str) -> Result<ConnectionManager> {
@@ -134,12 +182,14 @@ fn corrupt(what: &str) -> Error {
 
 impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
-        let mut connection = self.connection.clone();
-        let fields: Vec<(String, String)> = redis::cmd("HGETALL")
-            .arg(self.session_key(id))
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+        let command = redis::cmd("HGETALL").arg(self.session_key(id)).clone();
+        let fields: Vec<(String, String)> = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let command = &command;
+            async move { command.query_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -209,33 +259,42 @@ impl SessionStore for RedisStore {
                 invocation.arg(format!("d:{key}"));
             }
         }
-        let mut connection = self.connection.clone();
-        let _applied: i64 = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+        // Saving twice writes the same fields: safe to repeat.
+        let _applied: i64 = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
-        let mut connection = self.connection.clone();
-        let _: i64 = redis::cmd("DEL")
-            .arg(self.session_key(id))
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+        let command = redis::cmd("DEL").arg(self.session_key(id)).clone();
+        let _: i64 = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let command = &command;
+            async move { command.query_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn delete_user(&self, user: &str) -> Result<usize> {
-        let mut connection = self.connection.clone();
-        let removed: usize = self
-            .delete_user
+        let mut invocation = self.delete_user.prepare_invoke();
+        invocation
             .key(self.user_key(user))
-            .arg(format!("{}s:", self.prefix))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .arg(format!("{}s:", self.prefix));
+        // A second run deletes what is left: safe to repeat (it may count fewer).
+        let removed: usize = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(removed)
     }
 }
@@ -261,20 +320,66 @@ pub async fn shared_secret(
     key: &str,
     make: impl FnOnce() -> Result<String>,
 ) -> Result<String> {
-    let mut connection = connect_redis(url).await?;
-    let existing: Option<String> = redis::cmd("GET")
-        .arg(key)
-        .query_async(&mut connection)
-        .await
-        .map_err(unavailable)?;
+    let connection = connect_redis(url).await?;
+    let command = redis::cmd("GET").arg(key).clone();
+    let existing: Option<String> = retry_once(Rerun::Safe, || {
+        let mut connection = connection.clone();
+        let command = &command;
+        async move { command.query_async(&mut connection).await }
+    })
+    .await
+    .map_err(unavailable)?;
     if let Some(existing) = existing {
         return Ok(existing);
     }
     let value = make()?;
-    redis::Script::new(SHARE)
-        .key(key)
-        .arg(value)
-        .invoke_async(&mut connection)
-        .await
-        .map_err(unavailable)
+    let script = redis::Script::new(SHARE);
+    let mut invocation = script.key(key);
+    invocation.arg(value);
+    // A second run returns the value the first one stored: safe to repeat.
+    retry_once(Rerun::Safe, || {
+        let mut connection = connection.clone();
+        let invocation = &invocation;
+        async move { invocation.invoke_async(&mut connection).await }
+    })
+    .await
+    .map_err(unavailable)
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind) -> redis::RedisError {
+        redis::RedisError::from(std::io::Error::from(kind))
+    }
+
+    #[test]
+    fn a_refused_connection_allows_any_repeat_a_dropped_one_only_a_safe_one() {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionRefused, ConnectionReset, TimedOut};
+        assert!(Rerun::Safe.allows(&io(ConnectionRefused)));
+        assert!(Rerun::IfUnsent.allows(&io(ConnectionRefused)));
+        for dropped in [BrokenPipe, ConnectionReset] {
+            assert!(Rerun::Safe.allows(&io(dropped)));
+            assert!(!Rerun::IfUnsent.allows(&io(dropped)));
+        }
+        // A timeout: the command may still run; an answer from Redis: it did run.
+        assert!(!Rerun::Safe.allows(&io(TimedOut)));
+        let answered = redis::RedisError::from((redis::ErrorKind::Client, "script error"));
+        assert!(!Rerun::Safe.allows(&answered));
+    }
+
+    #[tokio::test]
+    async fn the_second_attempt_runs_only_when_allowed() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runs = AtomicUsize::new(0);
+        let failing = || {
+            runs.fetch_add(1, Ordering::Relaxed);
+            async { Err::<(), _>(io(std::io::ErrorKind::BrokenPipe)) }
+        };
+        assert!(retry_once(Rerun::IfUnsent, failing).await.is_err());
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        assert!(retry_once(Rerun::Safe, failing).await.is_err());
+        assert_eq!(runs.load(Ordering::Relaxed), 3);
+    }
 }

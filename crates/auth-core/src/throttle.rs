@@ -442,7 +442,7 @@ mod redis_attempts {
         }
     }
 
-    use crate::redis_store::{connect_redis, unavailable};
+    use crate::redis_store::{Rerun, connect_redis, retry_once, unavailable};
 
     impl RedisAttemptStore {
         /// Connects to the Redis at `url`; keys start with `prefix`. Windows follow the
@@ -458,13 +458,17 @@ mod redis_attempts {
 
     impl AttemptStore for RedisAttemptStore {
         async fn get(&self, key: &str, now: u64) -> Result<Option<AttemptCount>> {
-            let mut connection = self.connection.clone();
-            let (failures, ttl): (Option<u32>, i64) = redis::pipe()
+            let pipeline = redis::pipe()
                 .get(format!("{}{key}", self.prefix))
                 .ttl(format!("{}{key}", self.prefix))
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+                .clone();
+            let (failures, ttl): (Option<u32>, i64) = retry_once(Rerun::Safe, || {
+                let mut connection = self.connection.clone();
+                let pipeline = &pipeline;
+                async move { pipeline.query_async(&mut connection).await }
+            })
+            .await
+            .map_err(unavailable)?;
             Ok(failures.map(|failures| AttemptCount {
                 failures,
                 window_end: now.saturating_add(u64::try_from(ttl).unwrap_or(0)),
@@ -472,9 +476,8 @@ mod redis_attempts {
         }
 
         async fn increment(&self, key: &str, window: u64, now: u64) -> Result<AttemptCount> {
-            let mut connection = self.connection.clone();
             let key = format!("{}{key}", self.prefix);
-            let (failures, _, ttl): (u32, i64, i64) = redis::pipe()
+            let pipeline = redis::pipe()
                 .atomic()
                 .incr(&key, 1)
                 .cmd("EXPIRE")
@@ -482,9 +485,16 @@ mod redis_attempts {
                 .arg(window)
                 .arg("NX")
                 .ttl(&key)
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+                .clone();
+            // Repeated after a dropped connection, a failure may count twice: stricter, not
+            // laxer, so it is safe to repeat.
+            let (failures, _, ttl): (u32, i64, i64) = retry_once(Rerun::Safe, || {
+                let mut connection = self.connection.clone();
+                let pipeline = &pipeline;
+                async move { pipeline.query_async(&mut connection).await }
+            })
+            .await
+            .map_err(unavailable)?;
             Ok(AttemptCount {
                 failures,
                 window_end: now.saturating_add(u64::try_from(ttl).unwrap_or(0)),
@@ -492,12 +502,16 @@ mod redis_attempts {
         }
 
         async fn reset(&self, key: &str) -> Result<()> {
-            let mut connection = self.connection.clone();
-            let _: i64 = redis::cmd("DEL")
+            let command = redis::cmd("DEL")
                 .arg(format!("{}{key}", self.prefix))
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+                .clone();
+            let _: i64 = retry_once(Rerun::Safe, || {
+                let mut connection = self.connection.clone();
+                let command = &command;
+                async move { command.query_async(&mut connection).await }
+            })
+            .await
+            .map_err(unavailable)?;
             Ok(())
         }
 
@@ -508,14 +522,18 @@ mod redis_attempts {
             window: u64,
             now: u64,
         ) -> Result<Reservation> {
-            let mut connection = self.connection.clone();
-            let (reserved, failures, ttl): (i64, u32, i64) = redis::Script::new(RESERVE)
-                .key(format!("{}{key}", self.prefix))
-                .arg(limit)
-                .arg(window)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+            let script = redis::Script::new(RESERVE);
+            let mut invocation = script.key(format!("{}{key}", self.prefix));
+            invocation.arg(limit).arg(window);
+            // Repeated after a dropped connection, an attempt may be counted twice (and the
+            // repeat refused at the limit): stricter, not laxer, so it is safe to repeat.
+            let (reserved, failures, ttl): (i64, u32, i64) = retry_once(Rerun::Safe, || {
+                let mut connection = self.connection.clone();
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut connection).await }
+            })
+            .await
+            .map_err(unavailable)?;
             let count = AttemptCount {
                 failures,
                 window_end: now.saturating_add(u64::try_from(ttl).unwrap_or(0)),
@@ -528,12 +546,17 @@ mod redis_attempts {
         }
 
         async fn release(&self, key: &str, _now: u64) -> Result<()> {
-            let mut connection = self.connection.clone();
-            let _: i64 = redis::Script::new(RELEASE)
-                .key(format!("{}{key}", self.prefix))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+            let script = redis::Script::new(RELEASE);
+            let invocation = script.key(format!("{}{key}", self.prefix));
+            // Giving a failure back twice would hand a guesser an extra try: repeated only
+            // when the first attempt cannot have reached Redis.
+            let _: i64 = retry_once(Rerun::IfUnsent, || {
+                let mut connection = self.connection.clone();
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut connection).await }
+            })
+            .await
+            .map_err(unavailable)?;
             Ok(())
         }
     }

@@ -198,7 +198,11 @@ async fn the_oauth_flow_completes_across_instances_and_reuse_is_detected_on_the_
     assert_eq!(introspect(&two, &new).await["active"], false);
 }
 
-/// Eight exchanges of one code, split over two instances, at once: one gets tokens.
+/// Eight exchanges of one code, split over two instances, at once. At most one gets
+/// tokens, and since the others are replays of the code, whatever it got is revoked
+/// (RFC 6749 section 4.1.2): a replay that lands before the winner has stored its tokens
+/// revokes the grant first, and then no exchange succeeds at all. Either way every other
+/// exchange is refused with `invalid_grant`, and no token from the code is left alive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_code_is_exchanged_once_across_racing_instances() {
     let Some(url) = url() else { return };
@@ -216,17 +220,34 @@ async fn a_code_is_exchanged_once_across_racing_instances() {
             let body = exchange(&issued);
             tokio::spawn(async move {
                 barrier.wait().await;
-                token(&server, &body).await.0
+                token(&server, &body).await
             })
         })
         .collect();
-    let mut ok = 0;
+    let mut issued_tokens = Vec::new();
     for task in tasks {
-        if task.await.unwrap() == StatusCode::OK {
-            ok += 1;
+        let (status, body) = task.await.unwrap();
+        if status == StatusCode::OK {
+            issued_tokens.push(body);
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["error"], "invalid_grant", "{body}");
         }
     }
-    assert_eq!(ok, 1);
+    assert!(issued_tokens.len() <= 1, "{issued_tokens:?}");
+    for tokens in &issued_tokens {
+        for name in ["access_token", "refresh_token"] {
+            let token = tokens[name].as_str().unwrap();
+            assert_eq!(
+                introspect(&servers[1], token).await["active"],
+                false,
+                "{name}"
+            );
+        }
+    }
+    // The code itself is spent.
+    let (status, body) = token(&servers[1], &exchange(&issued)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 /// The refresh store on its own: two stores, one family; a rotation racing a reuse on

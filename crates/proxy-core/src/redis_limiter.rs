@@ -5,6 +5,10 @@
 //! [`Gcra::decide`] in microseconds and returns the previous TAT and the server's time; the
 //! [`Decision`] (remaining burst, reset, retry-after) is then computed by `Gcra::decide`
 //! itself, so memory and Redis limits answer identically.
+//!
+//! A check whose connection dropped (the first one after a Redis restart) runs once more:
+//! if the first attempt did reach Redis, the request is charged twice, which errs on the
+//! strict side.
 
 use redis::aio::ConnectionManager;
 
@@ -62,14 +66,28 @@ impl RedisLimiter {
     /// The Redis error when the server cannot be reached or the script fails; the caller
     /// decides whether to fail open or closed.
     pub async fn check(&self, key: &str) -> Result<Decision, redis::RedisError> {
-        let mut connection = self.connection.clone();
-        let (allowed, tat, now): (i64, String, String) = self
-            .script
-            .key(format!("{}{key}", self.prefix))
+        let mut invocation = self.script.key(format!("{}{key}", self.prefix));
+        invocation
             .arg(self.gcra.emission_ns / 1000)
-            .arg(self.gcra.tolerance_ns / 1000)
-            .invoke_async(&mut connection)
-            .await?;
+            .arg(self.gcra.tolerance_ns / 1000);
+        let attempt = || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move {
+                invocation
+                    .invoke_async::<(i64, String, String)>(&mut connection)
+                    .await
+            }
+        };
+        // Once more when the connection dropped or was refused (the first command after a
+        // Redis restart fails so while the connection is re-made). A repeat of a check that
+        // did reach Redis charges the request twice: stricter, never laxer.
+        let (allowed, tat, now) = match attempt().await {
+            Err(error) if error.is_connection_refusal() || error.is_connection_dropped() => {
+                attempt().await?
+            }
+            result => result?,
+        };
         let micros = |s: &str| s.parse::<f64>().map_or(0, |v| v as u64);
         let (tat, now) = (
             micros(&tat).saturating_mul(1000),

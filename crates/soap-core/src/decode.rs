@@ -44,11 +44,25 @@ impl de::Error for DecodeError {
     }
 }
 
+impl From<crate::Error> for DecodeError {
+    fn from(e: crate::Error) -> Self {
+        DecodeError::Xml(e)
+    }
+}
+
 pub(crate) type DResult<T> = std::result::Result<T, DecodeError>;
 
-/// Where items come from.
+/// Where items come from. The reader's own result type, so that an item is handed from
+/// the reader to the decoder without being copied into another one on the way.
 pub(crate) trait Source<'de> {
-    fn next_item(&mut self) -> DResult<Item<'de>>;
+    fn next_item(&mut self) -> crate::Result<Item<'de>>;
+}
+
+/// Whether a start tag has a prefixed attribute: every start tag the decoder reads is
+/// checked, and one with `xsi:nil`, `xsi:type` or the like is left to the tree's way with
+/// its checks.
+fn has_prefixed_attribute(tag: &Tag<'_>) -> bool {
+    tag.attributes.iter().any(|a| a.namespace.is_some())
 }
 
 /// Decodes `T` from the element whose start tag (`tag`) `source` has just handed out; reads
@@ -108,7 +122,7 @@ impl<'de> TreeSource<'de> {
 }
 
 impl<'de> Source<'de> for TreeSource<'de> {
-    fn next_item(&mut self) -> DResult<Item<'de>> {
+    fn next_item(&mut self) -> crate::Result<Item<'de>> {
         if let Some(text) = self.pending.take() {
             return Ok(Item::Text(Cow::Borrowed(text)));
         }
@@ -127,21 +141,17 @@ impl<'de> Source<'de> for TreeSource<'de> {
     }
 }
 
-/// The hardened reader as a [`Source`]: refuses (as unsupported) any prefixed attribute,
-/// so that `xsi:nil`, `xsi:type` and the like take the tree's way with its checks.
+/// The hardened reader as a [`Source`] (the decoder refuses, as unsupported, any start tag
+/// with a prefixed attribute: [`has_prefixed_attribute`]).
 pub(crate) struct EventSource<'r, 'a, 'l> {
     pub(crate) events: &'r mut crate::xml::Events<'a, 'l>,
 }
 
 impl<'a> Source<'a> for EventSource<'_, 'a, '_> {
-    fn next_item(&mut self) -> DResult<Item<'a>> {
-        let item = self.events.next().map_err(DecodeError::Xml)?;
-        if let Item::Start(tag) = &item
-            && tag.attributes.iter().any(|a| a.namespace.is_some())
-        {
-            return Err(DecodeError::Unsupported);
-        }
-        Ok(item)
+    // Inlined into the decoder, so that an item is not copied through one more layer.
+    #[inline(always)]
+    fn next_item(&mut self) -> crate::Result<Item<'a>> {
+        self.events.next()
     }
 }
 
@@ -151,6 +161,7 @@ struct Reader<'de, S> {
 }
 
 impl<'de, S: Source<'de>> Reader<'de, S> {
+    #[inline]
     fn peek(&mut self) -> DResult<&Item<'de>> {
         if self.peeked.is_none() {
             self.peeked = Some(self.source.next_item()?);
@@ -162,7 +173,8 @@ impl<'de, S: Source<'de>> Reader<'de, S> {
         }
     }
 
-    fn next(&mut self) -> DResult<Item<'de>> {
+    #[inline(always)]
+    fn next(&mut self) -> crate::Result<Item<'de>> {
         match self.peeked.take() {
             Some(item) => Ok(item),
             None => self.source.next_item(),
@@ -172,7 +184,21 @@ impl<'de, S: Source<'de>> Reader<'de, S> {
     /// The text of the element being read up to its end tag, as it is (quick-xml's
     /// deserializer trims it for numbers and booleans only); a child element is unsupported.
     fn text(&mut self) -> DResult<Cow<'de, str>> {
-        let mut text: Cow<'de, str> = Cow::Borrowed("");
+        // The common element: one piece of text, then the end tag.
+        let mut text: Cow<'de, str> = match self.next()? {
+            Item::Text(t) => match self.next()? {
+                Item::End => return Ok(t),
+                Item::Text(more) if t.is_empty() => more,
+                Item::Text(more) => {
+                    let mut t = t;
+                    t.to_mut().push_str(&more);
+                    t
+                }
+                Item::Start(_) | Item::Eof => return Err(DecodeError::Unsupported),
+            },
+            Item::End => return Ok(Cow::Borrowed("")),
+            Item::Start(_) | Item::Eof => return Err(DecodeError::Unsupported),
+        };
         loop {
             match self.next()? {
                 Item::Text(t) if text.is_empty() => text = t,
@@ -188,6 +214,9 @@ impl<'de, S: Source<'de>> Reader<'de, S> {
         let mut depth = 0usize;
         loop {
             match self.next()? {
+                Item::Start(tag) if has_prefixed_attribute(&tag) => {
+                    return Err(DecodeError::Unsupported);
+                }
                 Item::Start(_) => depth += 1,
                 Item::End if depth == 0 => return Ok(()),
                 Item::End => depth -= 1,
@@ -376,8 +405,8 @@ impl<'de> de::VariantAccess<'de> for UnitVariant<'de> {
 /// What the key handed out last stands for.
 enum Pending<'de> {
     Attribute(Cow<'de, str>),
-    /// Child elements with this local name, starting with the next item.
-    Element(&'de str),
+    /// Child elements named as this start tag (already read), starting with it.
+    Element(Tag<'de>),
 }
 
 /// A struct's attributes and child elements.
@@ -396,22 +425,21 @@ impl<'de, S: Source<'de>> de::MapAccess<'de> for Fields<'_, 'de, S> {
             let key = format!("@{}", attribute.name);
             return seed.deserialize(key.into_deserializer()).map(Some);
         }
+        // The start tag is read here, not peeked: its field's deserializer takes it.
         loop {
-            match self.reader.peek()? {
-                Item::Text(t) if crate::xml::is_whitespace(t) => {
-                    self.reader.next()?;
+            match self.reader.next()? {
+                Item::Text(t) if crate::xml::is_whitespace(&t) => {}
+                Item::Start(tag) if has_prefixed_attribute(&tag) => {
+                    return Err(DecodeError::Unsupported);
                 }
                 Item::Start(tag) => {
                     let name = tag.name;
-                    self.value = Some(Pending::Element(name));
+                    self.value = Some(Pending::Element(tag));
                     let key: de::value::BorrowedStrDeserializer<'de, DecodeError> =
                         de::value::BorrowedStrDeserializer::new(name);
                     return seed.deserialize(key).map(Some);
                 }
-                Item::End => {
-                    self.reader.next()?;
-                    return Ok(None);
-                }
+                Item::End => return Ok(None),
                 Item::Text(_) | Item::Eof => return Err(DecodeError::Unsupported),
             }
         }
@@ -420,9 +448,9 @@ impl<'de, S: Source<'de>> de::MapAccess<'de> for Fields<'_, 'de, S> {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> DResult<V::Value> {
         match self.value.take() {
             Some(Pending::Attribute(value)) => seed.deserialize(AttributeDeserializer(value)),
-            Some(Pending::Element(name)) => seed.deserialize(FieldDeserializer {
+            Some(Pending::Element(tag)) => seed.deserialize(FieldDeserializer {
                 reader: self.reader,
-                name,
+                tag,
             }),
             None => Err(DecodeError::Unsupported),
         }
@@ -468,22 +496,19 @@ impl<'de> de::Deserializer<'de> for AttributeDeserializer<'de> {
     }
 }
 
-/// The elements of a struct field: one for a scalar or struct, the run of elements with the
-/// field's name for a sequence.
+/// The elements of a struct field, from the start tag of the first (already read): that
+/// element for a scalar or struct, the run of elements with the field's name for a sequence.
 struct FieldDeserializer<'r, 'de, S> {
     reader: &'r mut Reader<'de, S>,
-    name: &'de str,
+    tag: Tag<'de>,
 }
 
 impl<'r, 'de, S: Source<'de>> FieldDeserializer<'r, 'de, S> {
     fn element(self) -> DResult<ElementDeserializer<'r, 'de, S>> {
-        match self.reader.next()? {
-            Item::Start(tag) => Ok(ElementDeserializer {
-                reader: self.reader,
-                attributes: tag.attributes,
-            }),
-            _ => Err(DecodeError::Unsupported),
-        }
+        Ok(ElementDeserializer {
+            reader: self.reader,
+            attributes: self.tag.attributes,
+        })
     }
 }
 
@@ -531,7 +556,8 @@ impl<'de, S: Source<'de>> de::Deserializer<'de> for FieldDeserializer<'_, 'de, S
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> DResult<V::Value> {
         visitor.visit_seq(Run {
             reader: self.reader,
-            name: self.name,
+            name: self.tag.name,
+            first: Some(self.tag.attributes),
         })
     }
 
@@ -571,18 +597,31 @@ impl<'de, S: Source<'de>> de::Deserializer<'de> for FieldDeserializer<'_, 'de, S
 struct Run<'r, 'de, S> {
     reader: &'r mut Reader<'de, S>,
     name: &'de str,
+    /// The attributes of the first element, whose start tag has been read.
+    first: Option<Vec<TagAttribute<'de>>>,
 }
 
 impl<'de, S: Source<'de>> de::SeqAccess<'de> for Run<'_, 'de, S> {
     type Error = DecodeError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> DResult<Option<T::Value>> {
+        if let Some(attributes) = self.first.take() {
+            return seed
+                .deserialize(ElementDeserializer {
+                    reader: self.reader,
+                    attributes,
+                })
+                .map(Some);
+        }
         loop {
             match self.reader.peek()? {
                 Item::Text(t) if crate::xml::is_whitespace(t) => {
                     self.reader.next()?;
                 }
                 Item::Start(tag) if tag.name == self.name => {
+                    if has_prefixed_attribute(tag) {
+                        return Err(DecodeError::Unsupported);
+                    }
                     let Item::Start(tag) = self.reader.next()? else {
                         return Err(DecodeError::Unsupported);
                     };

@@ -71,13 +71,47 @@ pub(crate) fn write_qualified_xml<T: Serialize + ?Sized>(
     true
 }
 
-/// A name quick-xml's serializer writes as it is and the splicing reads back the same way.
+/// A name quick-xml's serializer writes as it is and the splicing reads back the same way:
+/// an ASCII letter or `_`, then ASCII letters, digits, `_`, `-` and `.`.
 fn is_simple_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    let bytes = name.as_bytes();
+    // A table lookup per byte: this runs for every field written.
+    bytes.first().is_some_and(|&b| name_class(b) == NAME_START)
+        && bytes.iter().all(|&b| name_class(b) != 0)
+}
+
+/// [`is_simple_name`]'s class of a byte: 0 for one no name has, [`NAME_START`] for one a
+/// name can start with, 1 for one it can only continue with.
+fn name_class(b: u8) -> u8 {
+    NAME_CLASSES.get(usize::from(b)).copied().unwrap_or(0)
+}
+
+const NAME_START: u8 = 2;
+
+// `i` is below the table's length: the index cannot fail (and this runs at compile time).
+#[allow(clippy::indexing_slicing)]
+const NAME_CLASSES: [u8; 256] = {
+    const fn class(b: u8) -> u8 {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => NAME_START,
+            b'0'..=b'9' | b'-' | b'.' => 1,
+            _ => 0,
+        }
+    }
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = class(i as u8);
+        i += 1;
+    }
+    table
+};
+
+/// Two ASCII bytes: cheaper than a `push_str` (a `memcpy` call) for the `</` and `/>` of
+/// every element.
+fn push_two(out: &mut String, first: u8, second: u8) {
+    out.push(char::from(first));
+    out.push(char::from(second));
 }
 
 /// Text content, escaped as quick-xml's serializer escapes it (partial quoting).
@@ -275,9 +309,9 @@ impl ser::SerializeStruct for Struct<'_, '_> {
 
     fn end(self) -> SResult {
         if self.open {
-            self.out.push_str("/>");
+            push_two(self.out, b'/', b'>');
         } else {
-            self.out.push_str("</");
+            push_two(self.out, b'<', b'/');
             self.out.push_str(self.name);
             self.out.push('>');
         }
@@ -308,7 +342,7 @@ impl Field<'_, '_> {
 
     fn empty(mut self) -> SResult {
         self.start();
-        self.out.push_str("/>");
+        push_two(self.out, b'/', b'>');
         Ok(())
     }
 
@@ -316,7 +350,7 @@ impl Field<'_, '_> {
         self.start();
         self.out.push('>');
         write(self.out);
-        self.out.push_str("</");
+        push_two(self.out, b'<', b'/');
         self.out.push_str(self.key);
         self.out.push('>');
         Ok(())

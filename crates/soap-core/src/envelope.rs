@@ -93,39 +93,42 @@ impl MessageInfo {
         };
         let raw_ct = raw.ok_or_else(unsupported)?;
         let mut params = raw_ct.split(';');
-        let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
-        let params: Vec<(String, String)> = params
-            .filter_map(|p| {
-                let (k, v) = p.split_once('=')?;
-                Some((k.trim().to_ascii_lowercase(), unquote(v.trim()).to_owned()))
-            })
-            .collect();
-        if let Some((_, charset)) = params.iter().find(|(k, _)| k == "charset")
+        let media = params.next().unwrap_or("").trim();
+        // Parameter names and the media type compare without regard to ASCII case (RFC 9110
+        // section 8.3.1), checked in place rather than lowercased copies.
+        let mut params = params.filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            Some((k.trim(), unquote(v.trim())))
+        });
+        if let Some((_, charset)) = params
+            .clone()
+            .find(|(k, _)| k.eq_ignore_ascii_case("charset"))
             && !charset.eq_ignore_ascii_case("utf-8")
         {
             return Err(unsupported());
         }
-        match media.as_str() {
-            "text/xml" => {
-                let action = headers
-                    .get("soapaction")
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| unquote(v.trim()).to_owned())
-                    .filter(|v| !v.is_empty());
-                Ok(MessageInfo {
-                    version: SoapVersion::V11,
-                    action,
-                })
-            }
-            "application/soap+xml" => Ok(MessageInfo {
+        if media.eq_ignore_ascii_case("text/xml") {
+            let action = headers
+                .get("soapaction")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| unquote(v.trim()))
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned);
+            Ok(MessageInfo {
+                version: SoapVersion::V11,
+                action,
+            })
+        } else if media.eq_ignore_ascii_case("application/soap+xml") {
+            Ok(MessageInfo {
                 version: SoapVersion::V12,
                 action: params
-                    .into_iter()
-                    .find(|(k, _)| k == "action")
+                    .find(|(k, _)| k.eq_ignore_ascii_case("action"))
                     .map(|(_, v)| v)
-                    .filter(|v| !v.is_empty()),
-            }),
-            _ => Err(unsupported()),
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned),
+            })
+        } else {
+            Err(unsupported())
         }
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use quick_xml::XmlVersion;
 use quick_xml::events::attributes::Attributes;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::reader::Reader;
 
 use crate::error::{Error, LimitKind, Result};
@@ -439,21 +439,37 @@ pub(crate) fn trim_whitespace(s: &str) -> &str {
     s.get(start..end.max(start)).unwrap_or("")
 }
 
+/// Whether `bytes` has a carriage return. Blocks of bytes are compared without an early
+/// exit inside a block, which the compiler turns into vector compares: a third of the cost
+/// of `contains`' word-at-a-time search over a whole message.
+fn has_carriage_return(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(64)
+        .any(|block| block.iter().fold(false, |found, &b| found | (b == b'\r')))
+}
+
 /// Splits a QName (Namespaces in XML 1.0 section 4): at most one colon, with a non-empty
-/// prefix and local part, so that what we write back names the same thing.
-fn split_qname(qname: &str) -> std::result::Result<(Option<&str>, &str), String> {
-    // Byte searches rather than `split_once`: names are short, and this runs for every tag.
-    let bytes = qname.as_bytes();
-    let split = match bytes.iter().position(|&b| b == b':') {
-        None if !qname.is_empty() => return Ok((None, qname)),
-        Some(i) if i > 0 && !bytes.get(i + 1..).is_some_and(|rest| rest.contains(&b':')) => {
-            qname.get(..i).zip(qname.get(i + 1..))
+/// prefix and local part, so that what we write back names the same thing. `None` for a
+/// name that is not a QName.
+fn split_qname(qname: &str) -> Option<(Option<&str>, &str)> {
+    // One pass over the bytes, no `memchr` call: names are a few bytes, and this runs for
+    // every tag.
+    let mut colon = None;
+    for (i, &b) in qname.as_bytes().iter().enumerate() {
+        if b == b':' {
+            if colon.is_some() {
+                return None;
+            }
+            colon = Some(i);
         }
+    }
+    match colon {
+        None if !qname.is_empty() => Some((None, qname)),
+        Some(i) if i > 0 => match (qname.get(..i), qname.get(i + 1..)) {
+            (Some(p), Some(local)) if !local.is_empty() => Some((Some(p), local)),
+            _ => None,
+        },
         _ => None,
-    };
-    match split {
-        Some((p, local)) if !local.is_empty() => Ok((Some(p), local)),
-        _ => Err(format!("{qname:?} is not a qualified name")),
     }
 }
 
@@ -646,12 +662,14 @@ impl<'a, 'l> Events<'a, 'l> {
             allow_processing_instructions,
             elements: 0,
             namespace_declarations: 0,
-            bindings: Vec::new(),
-            open: Vec::new(),
+            // Sized for a typical message (a few prefixes, a few levels) so that they
+            // do not grow while it is read.
+            bindings: Vec::with_capacity(8),
+            open: Vec::with_capacity(16),
             pending_end: false,
             root_seen: false,
             position: 0,
-            has_carriage_return: body.contains(&b'\r'),
+            has_carriage_return: has_carriage_return(body),
         })
     }
 
@@ -685,6 +703,7 @@ impl<'a, 'l> Events<'a, 'l> {
         }
     }
 
+    #[inline]
     fn close(&mut self) -> Result<Item<'a>> {
         let Some((mark, _)) = self.open.pop() else {
             return Err(self.malformed("unexpected end tag".into()));
@@ -713,21 +732,8 @@ impl<'a, 'l> Events<'a, 'l> {
                 Event::Start(_) | Event::Empty(_) if self.root_seen => {
                     Err(self.malformed("content after the root element".into()))
                 }
-                Event::Start(start) => {
-                    let tag = self.open_tag(&start)?;
-                    if self.open.len() > self.limits.max_depth {
-                        return Err(self.limit(LimitKind::Depth));
-                    }
-                    Ok(Item::Start(tag))
-                }
-                Event::Empty(start) => {
-                    if self.open.len() >= self.limits.max_depth {
-                        return Err(self.limit(LimitKind::Depth));
-                    }
-                    let tag = self.open_tag(&start)?;
-                    self.pending_end = true;
-                    Ok(Item::Start(tag))
-                }
+                Event::Start(start) => self.open_tag(&start, false),
+                Event::Empty(start) => self.open_tag(&start, true),
                 Event::End(_) => self.close(),
                 // End-of-line normalization (XML 1.0 section 2.11) only when there is a
                 // carriage return: most text is short, and this check is cheaper.
@@ -737,22 +743,7 @@ impl<'a, 'l> Events<'a, 'l> {
                 Event::Text(t) => self.text(t.xml10_content()),
                 Event::CData(c) => self.text(c.xml10_content()),
                 Event::GeneralRef(r) => {
-                    let resolved: Cow<'a, str> = match r.resolve_char_ref() {
-                        Ok(Some(c)) => Cow::Owned(c.to_string()),
-                        Ok(None) => {
-                            match quick_xml::escape::resolve_predefined_entity(&r.xml10_content()) {
-                                Some(s) => Cow::Borrowed(s),
-                                // Only the five predefined entities exist without a DTD.
-                                None => {
-                                    return Err(self.malformed(format!(
-                                        "undeclared entity &{};",
-                                        r.xml10_content()
-                                    )));
-                                }
-                            }
-                        }
-                        Err(e) => return Err(self.malformed(e.to_string())),
-                    };
+                    let resolved = self.reference(&r)?;
                     self.text(resolved)
                 }
                 // SOAP 1.2 part 1 section 5 and SOAP 1.1 section 3: a message carries no
@@ -772,6 +763,20 @@ impl<'a, 'l> Events<'a, 'l> {
         }
     }
 
+    /// A character or predefined entity reference, resolved.
+    fn reference(&self, r: &BytesRef<'a>) -> Result<Cow<'a, str>> {
+        match r.resolve_char_ref() {
+            Ok(Some(c)) => Ok(Cow::Owned(c.to_string())),
+            Ok(None) => match quick_xml::escape::resolve_predefined_entity(&r.xml10_content()) {
+                Some(s) => Ok(Cow::Borrowed(s)),
+                // Only the five predefined entities exist without a DTD.
+                None => Err(self.malformed(format!("undeclared entity &{};", r.xml10_content()))),
+            },
+            Err(e) => Err(self.malformed(e.to_string())),
+        }
+    }
+
+    #[inline(always)]
     fn text(&mut self, content: Cow<'a, str>) -> Result<Item<'a>> {
         let max = self.limits.max_text_bytes;
         match self.open.last_mut() {
@@ -797,6 +802,7 @@ impl<'a, 'l> Events<'a, 'l> {
             .ok_or_else(|| self.malformed("tag outside the input".into()))
     }
 
+    #[inline(always)]
     fn lookup(&self, prefix: &str) -> Result<Option<Cow<'a, str>>> {
         if prefix == "xml" {
             return Ok(Some(Cow::Borrowed(XML_NS)));
@@ -806,34 +812,125 @@ impl<'a, 'l> Events<'a, 'l> {
             |p: &str| p.len() == prefix.len() && p.bytes().zip(prefix.bytes()).all(|(a, b)| a == b);
         match self.bindings.iter().rev().find(|(p, _)| same(p)) {
             Some((_, ns)) if ns.is_empty() => Ok(None),
-            Some((_, ns)) => Ok(Some(ns.clone())),
+            // Matched rather than `clone()`, which is not inlined: a borrowed name is a copy.
+            Some((_, Cow::Borrowed(ns))) => Ok(Some(Cow::Borrowed(ns))),
+            Some((_, Cow::Owned(ns))) => Ok(Some(Cow::Owned(ns.clone()))),
             None if prefix.is_empty() => Ok(None),
-            None => Err(self.malformed(format!("undeclared prefix {prefix:?}"))),
+            None => Err(self.undeclared(prefix)),
         }
     }
 
-    fn open_tag(&mut self, start: &BytesStart<'_>) -> Result<Tag<'a>> {
+    #[cold]
+    fn undeclared(&self, prefix: &str) -> Error {
+        self.malformed(format!("undeclared prefix {prefix:?}"))
+    }
+
+    /// The item for a start tag (`empty`: of an empty element, whose end comes next),
+    /// built in place: the depth, element, attribute and namespace checks, the names
+    /// resolved.
+    fn open_tag(&mut self, start: &BytesStart<'_>, empty: bool) -> Result<Item<'a>> {
+        if empty && self.open.len() >= self.limits.max_depth {
+            return Err(self.limit(LimitKind::Depth));
+        }
         self.elements = self.elements.saturating_add(1);
         if self.elements > self.limits.max_elements {
             return Err(self.limit(LimitKind::Elements));
         }
         let content = self.in_input(start)?;
         let name_len = start.name().as_ref().len();
-        let qname = content
-            .get(..name_len)
-            .ok_or_else(|| self.malformed("tag outside the input".into()))?;
+        let Some((qname, rest)) = content.split_at_checked(name_len) else {
+            return Err(self.malformed("tag outside the input".into()));
+        };
         let mark = self.bindings.len();
+        // Most tags have no attributes: then there is nothing to iterate, and the tag's
+        // name is all there is to resolve.
+        if rest.bytes().all(is_space) {
+            let (namespace, name) = self.resolve_name(qname)?;
+            return self.opened(
+                mark,
+                empty,
+                Tag {
+                    namespace,
+                    name,
+                    attributes: Vec::new(),
+                    declares: false,
+                },
+            );
+        }
+        let raw_attrs = self.read_attributes(content, name_len)?;
+        let (namespace, name) = self.resolve_name(qname)?;
+        let mut attributes: Vec<TagAttribute<'a>> = Vec::with_capacity(raw_attrs.len());
+        for (key, value) in raw_attrs {
+            let (namespace, name) = match split_qname(key) {
+                Some((Some(p), local)) => (self.lookup(p)?, local),
+                Some((None, local)) => (None, local),
+                None => return Err(self.not_a_qname(key)),
+            };
+            if attributes
+                .iter()
+                .any(|a| a.namespace == namespace && a.name == name)
+            {
+                return Err(self.malformed(format!("duplicate attribute {name:?}")));
+            }
+            attributes.push(TagAttribute {
+                namespace,
+                name,
+                value,
+            });
+        }
+        let declares = self.bindings.len() > mark;
+        self.opened(
+            mark,
+            empty,
+            Tag {
+                namespace,
+                name,
+                attributes,
+                declares,
+            },
+        )
+    }
+
+    /// Records an opened element (its bindings start at `mark`) and hands out its tag.
+    #[inline(always)]
+    fn opened(&mut self, mark: usize, empty: bool, tag: Tag<'a>) -> Result<Item<'a>> {
+        self.open.push((mark, 0));
+        if empty {
+            self.pending_end = true;
+        } else if self.open.len() > self.limits.max_depth {
+            return Err(self.limit(LimitKind::Depth));
+        }
+        Ok(Item::Start(tag))
+    }
+
+    /// An element's QName resolved in the bindings in scope (the default namespace for an
+    /// unprefixed one).
+    #[inline(always)]
+    fn resolve_name(&self, qname: &'a str) -> Result<(Option<Cow<'a, str>>, &'a str)> {
+        match split_qname(qname) {
+            Some((Some(p), local)) => Ok((self.lookup(p)?, local)),
+            Some((None, local)) => Ok((self.lookup("")?, local)),
+            None => Err(self.not_a_qname(qname)),
+        }
+    }
+
+    #[cold]
+    fn not_a_qname(&self, qname: &str) -> Error {
+        self.malformed(format!("{qname:?} is not a qualified name"))
+    }
+
+    /// A start tag's attributes, checked against the limits: namespace declarations are
+    /// bound (and counted), the others handed back unresolved.
+    fn read_attributes(
+        &mut self,
+        content: &'a str,
+        name_len: usize,
+    ) -> Result<Vec<(&'a str, Cow<'a, str>)>> {
         let mut raw_attrs: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
         let mut declarations = 0usize;
-        // Most tags have no attributes: then there is nothing to iterate.
-        let has_attributes = content.as_bytes().get(name_len..).is_some_and(|rest| {
-            rest.iter()
-                .any(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        });
         // The attribute count is checked as we go, so that quick-xml's duplicate check
         // (quadratic in the count) never runs past the limit.
-        let attrs = has_attributes.then(|| Attributes::new(content, name_len));
-        for attr in attrs.into_iter().flatten() {
+        for attr in Attributes::new(content, name_len) {
             if raw_attrs.len() + declarations >= self.limits.max_attributes {
                 return Err(self.limit(LimitKind::Attributes));
             }
@@ -881,35 +978,7 @@ impl<'a, 'l> Events<'a, 'l> {
                 raw_attrs.push((key, value));
             }
         }
-        let (namespace, name) = match split_qname(qname).map_err(|e| self.malformed(e))? {
-            (Some(p), local) => (self.lookup(p)?, local),
-            (None, local) => (self.lookup("")?, local),
-        };
-        let mut attributes: Vec<TagAttribute<'a>> = Vec::with_capacity(raw_attrs.len());
-        for (key, value) in raw_attrs {
-            let (namespace, name) = match split_qname(key).map_err(|e| self.malformed(e))? {
-                (Some(p), local) => (self.lookup(p)?, local),
-                (None, local) => (None, local),
-            };
-            if attributes
-                .iter()
-                .any(|a| a.namespace == namespace && a.name == name)
-            {
-                return Err(self.malformed(format!("duplicate attribute {name:?}")));
-            }
-            attributes.push(TagAttribute {
-                namespace,
-                name,
-                value,
-            });
-        }
-        self.open.push((mark, 0));
-        Ok(Tag {
-            namespace,
-            name,
-            attributes,
-            declares: self.bindings.len() > mark,
-        })
+        Ok(raw_attrs)
     }
 }
 

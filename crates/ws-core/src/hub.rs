@@ -270,6 +270,20 @@ impl Hub {
         out
     }
 
+    /// Every room membership in the hub, as (room, member, name): what another server needs
+    /// to list this hub's members (see [`RedisPresence`](crate::RedisPresence)).
+    pub fn memberships(&self) -> Vec<(Arc<str>, ClientId, Arc<str>)> {
+        let mut out = Vec::new();
+        for (room, ids) in &self.rooms {
+            for id in ids {
+                if let Some(client) = self.clients.get(id) {
+                    out.push((room.clone(), *id, client.name.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// How many clients are in a room (without building the list).
     pub fn member_count(&self, room: &str) -> usize {
         self.rooms.get(room).map_or(0, HashSet::len)

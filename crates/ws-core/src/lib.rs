@@ -8,6 +8,8 @@ mod handshake;
 mod hub;
 #[cfg(feature = "redis")]
 mod scale_out;
+#[cfg(feature = "redis")]
+mod shared_presence;
 #[cfg(feature = "tokio")]
 mod stream;
 
@@ -18,6 +20,8 @@ pub use handshake::{Accepted, AuthHook, HandshakeConfig, accept, rejection_respo
 pub use hub::{ClientId, Hub, HubConfig, Outgoing, Presence, Publication, SlowConsumer};
 #[cfg(feature = "redis")]
 pub use scale_out::{RedisInbox, RedisScaleOut, ScaleOut};
+#[cfg(feature = "redis")]
+pub use shared_presence::{RedisPresence, RemoteMember};
 #[cfg(feature = "tokio")]
 pub use stream::WebSocket;
 pub use tungstenite::Message;

@@ -20,10 +20,12 @@
 //! ```
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tungstenite::Message;
 use tungstenite::protocol::frame::Utf8Bytes;
 
@@ -38,10 +40,19 @@ pub trait ScaleOut: Send + Sync {
 
 /// Redis pub/sub: a broadcast to room `r` is published on channel `{prefix}r`, tagged with
 /// this node's id so that a hub skips its own publications.
+///
+/// The channels are topics, not only chat rooms: anything that must reach the same
+/// subscribers on every server (a GraphQL subscription's events, say) can go through a
+/// `RedisScaleOut` of its own prefix, as a [`Publication`] whose room is the topic.
+///
+/// Publishing reconnects on its own after Redis restarts. A publish whose connection was
+/// refused runs once more; one whose connection dropped after it may have been sent does
+/// not (a repeat could deliver it twice), so a broadcast can be lost for the other servers
+/// when Redis goes away: pub/sub delivers at most once.
 #[derive(Clone)]
 pub struct RedisScaleOut {
     client: redis::Client,
-    connection: redis::aio::MultiplexedConnection,
+    connection: ConnectionManager,
     prefix: String,
     node: u64,
 }
@@ -55,7 +66,7 @@ impl std::fmt::Debug for RedisScaleOut {
     }
 }
 
-fn backend(error: redis::RedisError) -> Error {
+pub(crate) fn backend(error: redis::RedisError) -> Error {
     Error::Backend(error.to_string())
 }
 
@@ -67,24 +78,44 @@ impl RedisScaleOut {
     /// [`Error::Backend`] when Redis cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         let client = redis::Client::open(url).map_err(backend)?;
-        let connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(backend)?;
-        // A random node id (std's per-instance hasher keys are random); a collision would
-        // only make a hub skip another node's messages.
-        let node = {
-            use std::hash::{BuildHasher, Hasher};
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
-        };
+        let connection = connect_manager(&client).await?;
+        let node = random_node();
         Ok(Self {
             client,
             connection,
             prefix: prefix.to_owned(),
             node,
         })
+    }
+
+    /// This node's id: publications carry it, and the inbox skips its own.
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+
+    /// Hands every other node's publication to `deliver` for as long as the future runs
+    /// (it never ends): subscribes, and when the subscription cannot be made or ends (Redis
+    /// restarting), tells `interrupted` why and subscribes again after `retry`. Spawn it
+    /// next to whatever consumes the publications (a hub's
+    /// [`deliver_remote`](crate::Hub::deliver_remote), a broadcast channel).
+    pub async fn relay(
+        &self,
+        retry: Duration,
+        mut deliver: impl FnMut(Publication) + Send,
+        mut interrupted: impl FnMut(&Error) + Send,
+    ) {
+        loop {
+            match self.subscribe().await {
+                Ok(mut inbox) => {
+                    while let Some(publication) = inbox.next().await {
+                        deliver(publication);
+                    }
+                    interrupted(&Error::Backend("the Redis subscription ended".into()));
+                }
+                Err(error) => interrupted(&error),
+            }
+            tokio::time::sleep(retry).await;
+        }
     }
 
     /// Subscribes to every room under the prefix; the returned inbox yields the other
@@ -119,11 +150,17 @@ impl ScaleOut for RedisScaleOut {
         payload.extend_from_slice(&self.node.to_be_bytes());
         payload.extend_from_slice(data);
         let channel = format!("{}{}", self.prefix, publication.room);
-        let mut connection = self.connection.clone();
-        let _: i64 = connection
-            .publish(channel, payload)
-            .await
-            .map_err(backend)?;
+        let attempt = || {
+            let mut connection = self.connection.clone();
+            let (channel, payload) = (&channel, &payload);
+            async move { connection.publish::<_, _, i64>(channel, payload).await }
+        };
+        match attempt().await {
+            // Refused: it was not sent, so once more (the connection is being re-made).
+            Err(error) if error.is_connection_refusal() => attempt().await,
+            result => result,
+        }
+        .map_err(backend)?;
         Ok(())
     }
 }
@@ -176,6 +213,26 @@ impl RedisInbox {
             });
         }
     }
+}
+
+/// A reconnecting connection whose commands time out after 2 seconds.
+pub(crate) async fn connect_manager(client: &redis::Client) -> Result<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1);
+    ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .map_err(backend)
+}
+
+/// A random node id (std's per-instance hasher keys are random); a collision would only
+/// make a hub skip another node's messages.
+pub(crate) fn random_node() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 /// Escapes Redis glob characters so that the prefix matches literally.

@@ -9,7 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use ws_core::{Hub, HubConfig, Message, Outgoing, RedisScaleOut, ScaleOut};
+use ws_core::{
+    Hub, HubConfig, Message, Outgoing, Publication, RedisPresence, RedisScaleOut, RemoteMember,
+    ScaleOut,
+};
 
 #[tokio::test]
 async fn a_client_of_hub_a_reaches_a_client_of_hub_b() {
@@ -59,4 +62,129 @@ async fn a_client_of_hub_a_reaches_a_client_of_hub_b() {
     // A hub does not hear its own publications back.
     let own = tokio::time::timeout(Duration::from_millis(300), inbox_a.next()).await;
     assert!(own.is_err(), "hub A skipped its own message");
+}
+
+#[tokio::test]
+async fn presence_is_shared_and_a_silent_server_drops_out() {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "REDIS_URL must be set under CI=true"
+        );
+        println!("skipped: REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("ws-core-presence-test-{}:", std::process::id());
+    let ttl = Duration::from_millis(800);
+    let a = RedisPresence::connect(&url, &prefix, ttl).await.unwrap();
+    let b = RedisPresence::connect(&url, &prefix, ttl).await.unwrap();
+    assert_ne!(a.node(), b.node());
+
+    let now = Instant::now();
+    let mut hub_a = Hub::new(HubConfig::default());
+    let alice = hub_a.connect("alice", now).unwrap();
+    hub_a.join(alice, "lobby", now).unwrap();
+    hub_a.join(alice, "a room with spaces", now).unwrap();
+    let mut hub_b = Hub::new(HubConfig::default());
+    let bob = hub_b.connect("bob", now).unwrap();
+    hub_b.join(bob, "lobby", now).unwrap();
+
+    a.heartbeat(&hub_a.memberships()).await.unwrap();
+    b.heartbeat(&hub_b.memberships()).await.unwrap();
+    let seen_by_b = b.others().await.unwrap();
+    assert_eq!(
+        seen_by_b,
+        [
+            RemoteMember {
+                node: a.node(),
+                client: alice.get(),
+                room: "a room with spaces".into(),
+                name: "alice".into(),
+            },
+            RemoteMember {
+                node: a.node(),
+                client: alice.get(),
+                room: "lobby".into(),
+                name: "alice".into(),
+            },
+        ]
+    );
+    let seen_by_a = a.others().await.unwrap();
+    assert_eq!(seen_by_a.len(), 1, "{seen_by_a:?}");
+    assert_eq!(&*seen_by_a[0].name, "bob");
+
+    // A heartbeat replaces the snapshot: alice left one room.
+    hub_a.leave(alice, "a room with spaces", now).unwrap();
+    a.heartbeat(&hub_a.memberships()).await.unwrap();
+    let rooms: Vec<_> = b
+        .others()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| member.room)
+        .collect();
+    assert_eq!(rooms, [std::sync::Arc::from("lobby")]);
+
+    // A stops its heartbeats (as a killed server does): after the time to live, B lists
+    // nobody, and A's node is forgotten.
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    b.heartbeat(&hub_b.memberships()).await.unwrap();
+    let left = b.others().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    // B is still listed for A's successor, and a graceful stop removes it at once.
+    let c = RedisPresence::connect(&url, &prefix, ttl).await.unwrap();
+    assert_eq!(c.others().await.unwrap().len(), 1);
+    b.remove().await.unwrap();
+    let left = c.others().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn relay_delivers_the_other_nodes_publications() {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        println!("skipped: REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("ws-core-relay-test-{}:", std::process::id());
+    let sender = RedisScaleOut::connect(&url, &prefix).await.unwrap();
+    let receiver = RedisScaleOut::connect(&url, &prefix).await.unwrap();
+    let (delivered, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+    let relay = receiver.clone();
+    let task = tokio::spawn(async move {
+        relay
+            .relay(
+                Duration::from_millis(100),
+                move |publication| {
+                    let _ = delivered.send(publication);
+                },
+                |error| panic!("the relay was interrupted: {error}"),
+            )
+            .await;
+    });
+    // The subscription may still be starting: publish until one arrives.
+    let publication = Publication {
+        room: "bookAdded".into(),
+        message: Message::text("{\"title\":\"Dune\"}"),
+    };
+    let mut got = None;
+    for _ in 0..50 {
+        sender.publish(&publication).await.unwrap();
+        if let Ok(Some(arrived)) =
+            tokio::time::timeout(Duration::from_millis(100), inbox.recv()).await
+        {
+            got = Some(arrived);
+            break;
+        }
+    }
+    assert_eq!(got, Some(publication.clone()));
+    // Its own publications are not delivered back.
+    receiver.publish(&publication).await.unwrap();
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), inbox.recv()).await {}
+    receiver.publish(&publication).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), inbox.recv())
+            .await
+            .is_err()
+    );
+    task.abort();
 }

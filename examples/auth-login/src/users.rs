@@ -49,6 +49,49 @@ fn failed(error: redis::RedisError) -> Unavailable {
     Unavailable(error.to_string())
 }
 
+/// A failure after which a command may run once more: the connection dropped or was
+/// refused (the first command after a Redis restart fails so, and the connection manager
+/// reconnects on it). Never a timeout nor an error Redis answered.
+fn connection_dropped(error: &redis::RedisError) -> bool {
+    error.is_connection_refusal() || error.is_connection_dropped()
+}
+
+impl RedisUsers {
+    /// Runs `command`, and once more when the connection dropped; for commands that are
+    /// safe to repeat.
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> redis::RedisResult<T> {
+        match command.query_async(&mut self.connection.clone()).await {
+            Err(error) if connection_dropped(&error) => {
+                command.query_async(&mut self.connection.clone()).await
+            }
+            result => result,
+        }
+    }
+
+    /// `HSETNX`, once more when the connection dropped. A repeat answers "taken" if the first
+    /// attempt did reach Redis; the stored hash then tells: a PHC hash has a random salt, so
+    /// finding ours means the first attempt made the account.
+    async fn insert_new(&self, name: &str, hash: &str) -> redis::RedisResult<bool> {
+        let command = redis::cmd("HSETNX")
+            .arg(&self.key)
+            .arg(name)
+            .arg(hash)
+            .clone();
+        match command.query_async(&mut self.connection.clone()).await {
+            Err(error) if connection_dropped(&error) => {
+                if self.query::<bool>(&command).await? {
+                    return Ok(true);
+                }
+                let stored: Option<String> = self
+                    .query(redis::cmd("HGET").arg(&self.key).arg(name))
+                    .await?;
+                Ok(stored.as_deref() == Some(hash))
+            }
+            result => result,
+        }
+    }
+}
+
 impl Users {
     /// The user's stored hash.
     pub(crate) async fn get(&self, name: &str) -> Result<Option<String>, Unavailable> {
@@ -58,10 +101,8 @@ impl Users {
                 .map_err(|_| Unavailable("user table poisoned".into()))?
                 .get(name)
                 .cloned()),
-            Self::Redis(redis) => redis::cmd("HGET")
-                .arg(&redis.key)
-                .arg(name)
-                .query_async::<Option<String>>(&mut redis.connection.clone())
+            Self::Redis(redis) => redis
+                .query::<Option<String>>(redis::cmd("HGET").arg(&redis.key).arg(name))
                 .await
                 .map_err(failed),
         }
@@ -80,13 +121,7 @@ impl Users {
                 users.insert(name.to_owned(), hash);
                 Ok(true)
             }
-            Self::Redis(redis) => redis::cmd("HSETNX")
-                .arg(&redis.key)
-                .arg(name)
-                .arg(hash)
-                .query_async::<bool>(&mut redis.connection.clone())
-                .await
-                .map_err(failed),
+            Self::Redis(redis) => redis.insert_new(name, &hash).await.map_err(failed),
         }
     }
 
@@ -100,11 +135,8 @@ impl Users {
                     .insert(name.to_owned(), hash);
                 Ok(())
             }
-            Self::Redis(redis) => redis::cmd("HSET")
-                .arg(&redis.key)
-                .arg(name)
-                .arg(hash)
-                .query_async::<i64>(&mut redis.connection.clone())
+            Self::Redis(redis) => redis
+                .query::<i64>(redis::cmd("HSET").arg(&redis.key).arg(name).arg(hash))
                 .await
                 .map(drop)
                 .map_err(failed),

@@ -23,7 +23,8 @@ use serde_json::json;
 use tokio::sync::Notify;
 use ws_core::{
     ClientId, CloseCode, Connection, DeflateConfig, HandshakeConfig, Hub, HubConfig, Limits,
-    Message, Outgoing, RedisScaleOut, ScaleOut, WebSocket, accept, rejection_response,
+    Message, Outgoing, RedisPresence, RedisScaleOut, RemoteMember, ScaleOut, WebSocket, accept,
+    rejection_response,
 };
 
 /// The chat page.
@@ -45,8 +46,14 @@ pub struct Settings {
     /// How rooms reach the members connected to other instances: `None`, only this
     /// process's hub (one instance); Redis pub/sub, one channel per room, so that every
     /// instance sharing the Redis and the prefix delivers a room's messages to its own
-    /// members ([`App::run_timers`] subscribes). Presence stays per instance.
+    /// members ([`App::run_timers`] subscribes).
     pub scale_out: Option<RedisScaleOut>,
+    /// Who is in a room over every instance: `None`, this process's members only; with
+    /// [`RedisPresence`], each instance writes its members on a heartbeat (a third of the
+    /// presence's time to live) and reads the others', so that the list a member gets on
+    /// joining is the union, and the members of an instance that died (SIGKILL included)
+    /// leave it within the time to live ([`App::run_timers`] runs the heartbeat).
+    pub presence: Option<RedisPresence>,
 }
 
 /// The largest chat message, in bytes of the JSON command as sent; the page checks it
@@ -67,6 +74,8 @@ pub struct App {
     state: Mutex<State>,
     /// [`Settings::scale_out`].
     scale_out: Option<RedisScaleOut>,
+    /// [`Settings::presence`].
+    presence: Option<RedisPresence>,
     /// Wakes the publisher when the hub has broadcasts for the other instances.
     to_publish: Notify,
 }
@@ -76,6 +85,8 @@ pub struct App {
 struct State {
     hub: Hub,
     wakers: HashMap<ClientId, Arc<Notify>>,
+    /// The other instances' members, as of the last presence heartbeat.
+    remote: Vec<RemoteMember>,
 }
 
 impl State {
@@ -124,20 +135,37 @@ impl App {
                     hub
                 },
                 wakers: HashMap::new(),
+                remote: Vec::new(),
             }),
             scale_out: settings.scale_out,
+            presence: settings.presence,
             to_publish: Notify::new(),
         }
     }
 
-    /// Runs the hub's timers (pings, pong deadlines, the shutdown grace) forever, and with
-    /// [`Settings::scale_out`] the exchange of room messages with the other instances.
+    /// Runs the hub's timers (pings, pong deadlines, the shutdown grace) forever, with
+    /// [`Settings::scale_out`] the exchange of room messages with the other instances, and
+    /// with [`Settings::presence`] the presence heartbeat.
     pub async fn run_timers(self: Arc<Self>) {
         if let Some(bus) = self.scale_out.clone() {
             tokio::spawn(publish(Arc::clone(&self), bus.clone()));
             tokio::spawn(subscribe(Arc::clone(&self), bus));
         }
+        if let Some(presence) = self.presence.clone() {
+            tokio::spawn(share_presence(Arc::clone(&self), presence));
+        }
         heartbeats(self).await;
+    }
+
+    /// Members of `room` connected to other instances, as of the last presence heartbeat
+    /// (empty without [`Settings::presence`]): (instance, id there, name).
+    pub fn remote_members(&self, room: &str) -> Vec<(u64, u64, String)> {
+        self.lock()
+            .remote
+            .iter()
+            .filter(|member| &*member.room == room)
+            .map(|member| (member.node, member.client, member.name.to_string()))
+            .collect()
     }
 
     /// Starts a graceful shutdown: every chat connection gets 1001 after its queue drains.
@@ -219,19 +247,36 @@ async fn publish(app: Arc<App>, bus: RedisScaleOut) {
 /// Delivers the other instances' room broadcasts to this hub's members; when the
 /// subscription fails or ends (Redis restarting), subscribes again after a second.
 async fn subscribe(app: Arc<App>, bus: RedisScaleOut) {
+    bus.relay(
+        Duration::from_secs(1),
+        |remote| {
+            let mut state = app.lock();
+            state.hub.deliver_remote(&remote.room, remote.message);
+            state.wake();
+        },
+        |error| tracing::warn!(%error, "the chat's Redis subscription is down; subscribing again"),
+    )
+    .await;
+}
+
+/// Writes this instance's members to Redis and reads the others', every third of the
+/// presence's time to live. While Redis is down the last list read is kept (and this
+/// instance's members drop out of the others' lists when its snapshot expires).
+async fn share_presence(app: Arc<App>, presence: RedisPresence) {
+    let every = (presence.ttl() / 3).max(Duration::from_millis(100));
     loop {
-        match bus.subscribe().await {
-            Ok(mut inbox) => {
-                while let Some(remote) = inbox.next().await {
-                    let mut state = app.lock();
-                    state.hub.deliver_remote(&remote.room, remote.message);
-                    state.wake();
-                }
-                tracing::warn!("the chat's Redis subscription ended; subscribing again");
+        let memberships = app.lock().hub.memberships();
+        let shared = match presence.heartbeat(&memberships).await {
+            Ok(()) => presence.others().await,
+            Err(error) => Err(error),
+        };
+        match shared {
+            Ok(remote) => app.lock().remote = remote,
+            Err(error) => {
+                tracing::warn!(%error, "chat presence not shared with the other instances")
             }
-            Err(error) => tracing::warn!(%error, "the chat cannot subscribe to Redis"),
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -491,12 +536,24 @@ where
             // change and keep their list. Building the list for every member on every join
             // was quadratic in the room size, under the hub's lock.
             Outgoing::Presence(presence) if presence.joined && presence.client == id => {
-                let members: Vec<_> = state
+                let mut members: Vec<_> = state
                     .hub
                     .members(&presence.room)
                     .into_iter()
                     .map(|(id, name)| json!({"id": id.get(), "name": &*name}))
                     .collect();
+                // Members on other instances (ids are per instance, so theirs are strings
+                // naming the instance; they cannot be written to directly).
+                members.extend(
+                    state
+                        .remote
+                        .iter()
+                        .filter(|member| member.room == presence.room)
+                        .map(|member| {
+                            json!({"id": format!("{:x}-{}", member.node, member.client),
+                                   "name": &*member.name, "remote": true})
+                        }),
+                );
                 json!({"type": "presence", "room": &*presence.room, "id": presence.client.get(),
                        "name": &*presence.name, "joined": true, "members": members})
             }

@@ -29,6 +29,9 @@ async fn main() -> ExitCode {
     serve::exit(run().await)
 }
 
+/// How long an instance's members stay listed after its last presence heartbeat.
+const PRESENCE_TTL: std::time::Duration = std::time::Duration::from_secs(6);
+
 async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8080).await?;
     let local = server.local_addr();
@@ -39,13 +42,20 @@ async fn run() -> Result<(), serve::Error> {
             format!("http://localhost:{}", local.port()),
         ],
     };
-    let scale_out = match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(
-            ws_core::RedisScaleOut::connect(&url, "chat:")
-                .await
-                .map_err(|error| format!("REDIS_URL: {error}"))?,
+    let (scale_out, presence) = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => (
+            Some(
+                ws_core::RedisScaleOut::connect(&url, "chat:")
+                    .await
+                    .map_err(|error| format!("REDIS_URL: {error}"))?,
+            ),
+            Some(
+                ws_core::RedisPresence::connect(&url, "chat-presence:", PRESENCE_TTL)
+                    .await
+                    .map_err(|error| format!("REDIS_URL: {error}"))?,
+            ),
         ),
-        _ => None,
+        _ => (None, None),
     };
     let app = Arc::new(App::new(Settings {
         base_path: String::new(),
@@ -53,6 +63,7 @@ async fn run() -> Result<(), serve::Error> {
         // 32 MiB messages from any origin: for conformance runs only.
         echo: std::env::var("CHAT_ECHO").as_deref() == Ok("1"),
         scale_out,
+        presence,
     }));
     tokio::spawn(Arc::clone(&app).run_timers());
     server.serve(app).await

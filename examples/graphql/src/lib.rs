@@ -48,7 +48,8 @@ use serde_json::{Value, json};
 use std::convert::Infallible;
 use tokio::sync::mpsc;
 use ws_core::{
-    CloseCode, Connection, HandshakeConfig, Limits, Message, WebSocket, accept, rejection_response,
+    CloseCode, Connection, HandshakeConfig, Limits, Message, Publication, RedisScaleOut, ScaleOut,
+    WebSocket, accept, rejection_response,
 };
 
 const SDL: &str = include_str!("schema.graphql");
@@ -98,12 +99,15 @@ struct Library {
     books: Mutex<Vec<Value>>,
     /// How many author batches were loaded (shown by `{ authorBatches }`).
     author_batches: AtomicUsize,
-    /// New books, for the `bookAdded` subscription.
+    /// New books, for the `bookAdded` subscription: this process's and, with
+    /// [`Settings::events`], the other instances'.
     added: tokio::sync::broadcast::Sender<Value>,
+    /// This process's new books for the other instances (with [`Settings::events`]).
+    outbox: Option<mpsc::Sender<Value>>,
 }
 
 impl Library {
-    fn new() -> Self {
+    fn new(outbox: Option<mpsc::Sender<Value>>) -> Self {
         Library {
             authors: vec![
                 json!({"id": "1", "name": "Ursula K. Le Guin"}),
@@ -115,6 +119,7 @@ impl Library {
             ]),
             author_batches: AtomicUsize::new(0),
             added: tokio::sync::broadcast::channel(64).0,
+            outbox,
         }
     }
 
@@ -268,6 +273,12 @@ fn build_schema() -> Result<Schema, graphql_core::Error> {
                 books.push(book.clone());
                 // Nobody listening is fine.
                 let _ = library.added.send(book.clone());
+                if let Some(outbox) = &library.outbox
+                    && outbox.try_send(book.clone()).is_err()
+                {
+                    // Full (Redis slow or down for a while): the other instances miss it.
+                    tracing::warn!("bookAdded event not shared with the other instances");
+                }
                 Ok(book)
             }),
         )
@@ -319,6 +330,13 @@ pub struct Settings {
     /// Bounds of the single-connection mode of GraphQL over SSE: streams reserved at once,
     /// operations per stream, how long a reservation waits to be opened.
     pub sse_limits: SseLimits,
+    /// How subscription events reach the subscribers connected to other instances: `None`,
+    /// this process only; with Redis pub/sub (ws-core's [`RedisScaleOut`], the chat's
+    /// mechanism, on a prefix of its own), every instance on the same Redis and prefix
+    /// publishes its `bookAdded` events on the topic `bookAdded` and delivers the others'
+    /// to its own subscribers ([`App::run_events`] runs the exchange). Only the events
+    /// travel: each instance keeps its own books.
+    pub events: Option<RedisScaleOut>,
 }
 
 impl Default for Settings {
@@ -329,9 +347,15 @@ impl Default for Settings {
             ws_send_timeout: WS_SEND_TIMEOUT,
             sse_keep_alive: SSE_KEEP_ALIVE,
             sse_limits: SseLimits::default(),
+            events: None,
         }
     }
 }
+
+/// The topic (the Redis channel after the prefix) of `bookAdded` events.
+const BOOK_ADDED: &str = "bookAdded";
+/// Events waiting to be published to the other instances.
+const OUTBOX: usize = 256;
 
 /// The schema, the data and the protocol settings: everything a request needs.
 #[derive(Debug)]
@@ -358,6 +382,8 @@ pub struct App {
     shutting_down: tokio::sync::watch::Sender<bool>,
     /// Open graphql-transport-ws connections (see [`App::websocket_connections`]).
     ws_connections: Arc<AtomicUsize>,
+    /// [`Settings::events`] and the events waiting for it, until [`App::run_events`].
+    events: Mutex<Option<(RedisScaleOut, mpsc::Receiver<Value>)>>,
 }
 
 /// One single-connection stream: the sending end its operations write events to, and the
@@ -378,11 +404,18 @@ impl App {
         if !settings.allowed_origins.is_empty() {
             ws = ws.allow_origins(settings.allowed_origins);
         }
+        let (outbox, events) = match settings.events {
+            Some(bus) => {
+                let (sender, receiver) = mpsc::channel(OUTBOX);
+                (Some(sender), Some((bus, receiver)))
+            }
+            None => (None, None),
+        };
         Ok(App {
             base: settings.base_path,
             page: page(),
             schema,
-            library: Arc::new(Library::new()),
+            library: Arc::new(Library::new(outbox)),
             ws,
             ws_send_timeout: settings.ws_send_timeout,
             ws_operations: Arc::new(AtomicUsize::new(0)),
@@ -393,7 +426,50 @@ impl App {
             sse_operations: Arc::new(AtomicUsize::new(0)),
             shutting_down: tokio::sync::watch::channel(false).0,
             ws_connections: Arc::new(AtomicUsize::new(0)),
+            events: Mutex::new(events),
         })
+    }
+
+    /// With [`Settings::events`], exchanges `bookAdded` events with the other instances for
+    /// as long as it runs: publishes this process's, and delivers theirs to this process's
+    /// subscribers (subscribing again every second while Redis is away). Without it, or
+    /// when called a second time, returns at once. Spawn it next to the server.
+    pub async fn run_events(self: Arc<Self>) {
+        let taken = self.events.lock().ok().and_then(|mut events| events.take());
+        let Some((bus, mut outbox)) = taken else {
+            return;
+        };
+        let publisher = bus.clone();
+        let publish = async move {
+            while let Some(book) = outbox.recv().await {
+                let publication = Publication {
+                    room: Arc::from(BOOK_ADDED),
+                    message: Message::text(book.to_string()),
+                };
+                if let Err(error) = publisher.publish(&publication).await {
+                    tracing::warn!(%error, "bookAdded event not shared with the other instances");
+                }
+            }
+        };
+        let library = Arc::clone(&self.library);
+        let deliver = bus.relay(
+            Duration::from_secs(1),
+            move |publication| {
+                if &*publication.room != BOOK_ADDED {
+                    return;
+                }
+                let Message::Text(text) = publication.message else {
+                    return;
+                };
+                // Another instance's event: to this process's subscribers only (nobody
+                // listening is fine); never published again.
+                if let Ok(book) = serde_json::from_str::<Value>(text.as_str()) {
+                    let _ = library.added.send(book);
+                }
+            },
+            |error| tracing::warn!(%error, "GraphQL events from other instances are paused; subscribing again"),
+        );
+        tokio::join!(publish, deliver);
     }
 
     /// How many operations of WebSocket clients are running now, over all connections

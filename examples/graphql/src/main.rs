@@ -32,8 +32,9 @@
 //! ```
 //!
 //! A subscription: `subscription { bookAdded { title } }` over the WebSocket, then add a book
-//! with the mutation above. `PORT`, `BIND`, logging and the shutdown are the `serve` crate's
-//! (examples/serve).
+//! with the mutation above. With `REDIS_URL` set, several instances share their `bookAdded`
+//! events (Redis pub/sub, channel `graphql:bookAdded`). `PORT`, `BIND`, logging and the
+//! shutdown are the `serve` crate's (examples/serve).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,6 +49,19 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8080).await?;
-    let app = Arc::new(App::new(Settings::default())?);
+    // With REDIS_URL, subscribers on every instance get every instance's events.
+    let events = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(
+            ws_core::RedisScaleOut::connect(&url, "graphql:")
+                .await
+                .map_err(|error| format!("REDIS_URL: {error}"))?,
+        ),
+        _ => None,
+    };
+    let app = Arc::new(App::new(Settings {
+        events,
+        ..Settings::default()
+    })?);
+    tokio::spawn(Arc::clone(&app).run_events());
     server.serve(app).await
 }

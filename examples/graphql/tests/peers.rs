@@ -17,8 +17,12 @@ use std::process::Command;
 use serde_json::{Value, json};
 use serve::testing::{Process, peer};
 
+/// The example alone: without `REDIS_URL`, so that the `bookAdded` events of the servers
+/// other tests run at the same time (which would share them through Redis) never reach it.
 fn start() -> Process {
-    Process::start(env!("CARGO_BIN_EXE_graphql"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_graphql"));
+    command.env_remove("REDIS_URL");
+    Process::spawn(command)
 }
 
 #[test]

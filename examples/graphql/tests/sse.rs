@@ -21,8 +21,12 @@ const SSE: (&str, &str) = ("accept", "text/event-stream");
 const JSON_CT: (&str, &str) = ("content-type", "application/json");
 const TOKEN: &str = "x-graphql-event-stream-token";
 
+/// The example alone: without `REDIS_URL`, so that the `bookAdded` events of the servers
+/// other tests run at the same time (which would share them through Redis) never reach it.
 fn start() -> Process {
-    Process::start(env!("CARGO_BIN_EXE_graphql"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_graphql"));
+    command.env_remove("REDIS_URL");
+    Process::spawn(command)
 }
 
 /// The events of a whole event-stream body: (event, data) pairs; comments are skipped.

@@ -27,8 +27,8 @@ use auth_core::oauth::client::{
     parse_token_response,
 };
 use auth_core::{
-    MemoryStore, Session, SessionConfig, SessionCookie, Sessions, session_csrf_token,
-    verify_session_csrf,
+    Either, MemoryStore, RedisStore, Session, SessionConfig, SessionCookie, Sessions,
+    session_csrf_token, verify_session_csrf,
 };
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST};
@@ -70,6 +70,11 @@ pub struct Settings {
     pub base_path: String,
     /// The session cookie's name. Applications sharing one origin need different names.
     pub cookie_name: String,
+    /// Where the sessions live (with the pending login's `state`, PKCE verifier and nonce,
+    /// and the tokens): `None`, in this process; a [`RedisStore`], shared by every instance
+    /// on that Redis and prefix, so that the provider's redirect back to `/callback` may
+    /// land on another instance than the one that sent the browser there.
+    pub shared_sessions: Option<RedisStore>,
 }
 
 impl Settings {
@@ -86,6 +91,7 @@ impl Settings {
             // Cookies are not isolated by port: a provider on the same host uses
             // `__Host-session`, so this application uses another name.
             cookie_name: "__Host-app-session".to_owned(),
+            shared_sessions: None,
         }
     }
 }
@@ -96,7 +102,7 @@ pub struct App {
     settings: Settings,
     /// Built from the provider's metadata on first use (the provider may start later).
     client: RwLock<Option<Arc<OAuthClient>>>,
-    sessions: Sessions<MemoryStore>,
+    sessions: Sessions<Either<MemoryStore, RedisStore>>,
     cookie: SessionCookie,
 }
 
@@ -106,15 +112,24 @@ impl App {
     pub fn new(settings: Settings) -> Self {
         Self {
             cookie: SessionCookie::new().name(settings.cookie_name.clone()),
-            settings,
             client: RwLock::new(None),
-            sessions: Sessions::new(MemoryStore::new(), SessionConfig::default()),
+            sessions: Sessions::new(
+                match settings.shared_sessions.clone() {
+                    Some(redis) => Either::Right(redis),
+                    None => Either::Left(MemoryStore::new()),
+                },
+                SessionConfig::default(),
+            ),
+            settings,
         }
     }
 
-    /// Drops expired sessions; call it now and then (the binary does every minute).
+    /// Drops expired sessions kept in memory (Redis expires its own); call it now and then
+    /// (the binary does every minute).
     pub fn sweep(&self, now: SystemTime) {
-        self.sessions.store().sweep(now);
+        if let Some(memory) = self.sessions.store().left() {
+            memory.sweep(now);
+        }
     }
 }
 

@@ -92,6 +92,10 @@ pub struct Settings {
     /// The keys access tokens are signed with, the same on every instance (from
     /// configuration or Redis: `KeySet::from_config`); `None`: an ES256 key made at start.
     pub signing_keys: Option<KeySet>,
+    /// The keys ID tokens are signed with (RS256), likewise the same on every instance: a
+    /// client checks an ID token against the JWKS, which any instance may serve; `None`: an
+    /// RS256 key made at start.
+    pub id_token_keys: Option<KeySet>,
 }
 
 /// The provider's state in Redis ([`Settings::shared`]).
@@ -121,6 +125,7 @@ impl Settings {
             throttle: ThrottlePolicy::default(),
             shared: None,
             signing_keys: None,
+            id_token_keys: None,
         }
     }
 }
@@ -221,7 +226,10 @@ impl App {
                 audience: audience.clone(),
             },
         )
-        .with_openid(openid::id_token_keys()?);
+        .with_openid(match settings.id_token_keys {
+            Some(keys) => keys,
+            None => openid::id_token_keys()?,
+        });
         let verifier = JwtVerifier::new(keys)
             .with_issuer(&issuer)
             .with_audience(&audience)

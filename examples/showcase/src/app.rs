@@ -141,6 +141,7 @@ impl Showcase {
             // The 32 MiB test echo is for the chat's own conformance tests, never here.
             echo: false,
             scale_out: shared.map(|shared| shared.chat.clone()),
+            presence: shared.map(|shared| shared.chat_presence.clone()),
         }));
         let callback = format!("{origin}/oauth-login/callback");
         let provider = oauth_provider::App::new(oauth_provider::Settings {
@@ -150,6 +151,7 @@ impl Showcase {
             deployment: deployment.clone(),
             shared: shared.map(|shared| shared.provider.clone()),
             signing_keys: shared.map(|shared| shared.provider_keys.clone()),
+            id_token_keys: shared.map(|shared| shared.provider_id_keys.clone()),
             ..oauth_provider::Settings::new(origin)
         })
         .map_err(|error| {
@@ -161,11 +163,13 @@ impl Showcase {
         let oauth_login = oauth_login::App::new(oauth_login::Settings {
             redirect_uri: callback,
             base_path: "/oauth-login".to_owned(),
+            shared_sessions: shared.map(|shared| shared.oauth_login_sessions.clone()),
             ..oauth_login::Settings::new(&format!("{origin}/oauth"), origin)
         });
         let graphql = Arc::new(graphql::App::new(graphql::Settings {
             base_path: "/graphql".to_owned(),
             allowed_origins: origins.clone(),
+            events: shared.map(|shared| shared.graphql_events.clone()),
             ..graphql::Settings::default()
         })?);
         let proxy = reverse_proxy::App::new(&reverse_proxy::Settings {
@@ -233,6 +237,7 @@ impl Showcase {
     /// expired sessions and grants.
     pub(crate) fn spawn_timers(self: &Arc<Self>) {
         tokio::spawn(Arc::clone(&self.chat).run_timers());
+        tokio::spawn(Arc::clone(&self.graphql).run_events());
         self.jobs.spawn_workers();
         let this = Arc::clone(self);
         serve::every(std::time::Duration::from_secs(60), move || {

@@ -12,10 +12,14 @@
 use auth_core::oauth::server::RedisGrantStore;
 use auth_core::{Algorithm, Key, KeySet, RedisAttemptStore, RedisRefreshStore, RedisStore};
 use rest_core::RedisIdempotencyStore;
-use ws_core::RedisScaleOut;
+use ws_core::{RedisPresence, RedisScaleOut};
 
 /// The prefix of every key when `REDIS_PREFIX` is unset.
 pub(crate) const DEFAULT_PREFIX: &str = "showcase:";
+
+/// How long a chat instance's members stay listed on the others after its last presence
+/// heartbeat (every 2 s): the bound on a dead instance's members lingering.
+pub(crate) const CHAT_PRESENCE_TTL: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// Every Redis store and shared secret the mounted apps use.
 #[derive(Debug, Clone)]
@@ -36,14 +40,22 @@ pub(crate) struct Shared {
     pub(crate) auth_keys: KeySet,
     /// `/oauth/`: sessions, throttling, codes and grants, refresh-token families.
     pub(crate) provider: oauth_provider::SharedStores,
+    /// `/oauth-login/`: sessions, with the pending logins (state, PKCE verifier, nonce).
+    pub(crate) oauth_login_sessions: RedisStore,
     /// `/oauth/`: the access tokens' key set.
     pub(crate) provider_keys: KeySet,
+    /// `/oauth/`: the ID tokens' key set.
+    pub(crate) provider_id_keys: KeySet,
     /// `/api/`: `Idempotency-Key`s and their responses.
     pub(crate) idempotency: RedisIdempotencyStore,
     /// `/api/`: the paging cursors' key.
     pub(crate) cursor_key: Vec<u8>,
     /// `/chat/`: room fan-out.
     pub(crate) chat: RedisScaleOut,
+    /// `/chat/`: who is in which room, over the instances.
+    pub(crate) chat_presence: RedisPresence,
+    /// `/graphql/`: subscription events, over the instances.
+    pub(crate) graphql_events: RedisScaleOut,
     /// `/cookies/`: the key ring, as `KeyRing::from_config` reads it.
     pub(crate) cookie_keys: String,
     /// `/cookies/`: the secret of its forms' CSRF tokens.
@@ -117,7 +129,16 @@ impl Shared {
                     .await
                     .map_err(auth)?,
             },
+            oauth_login_sessions: RedisStore::connect(url, &key("oauth-login:"))
+                .await
+                .map_err(auth)?,
             provider_keys: key_set("oauth:jwt-keys", "showcase-oauth-1", Algorithm::ES256).await?,
+            provider_id_keys: key_set(
+                "oauth:id-token-keys",
+                "showcase-oauth-id-1",
+                Algorithm::RS256,
+            )
+            .await?,
             idempotency: RedisIdempotencyStore::connect(
                 url,
                 &key("api:"),
@@ -127,6 +148,12 @@ impl Shared {
             .map_err(|error| failed(error.to_string()))?,
             cursor_key: secret("api:cursor-key").await?,
             chat: RedisScaleOut::connect(url, &key("chat:"))
+                .await
+                .map_err(|error| failed(error.to_string()))?,
+            chat_presence: RedisPresence::connect(url, &key("chat-presence:"), CHAT_PRESENCE_TTL)
+                .await
+                .map_err(|error| failed(error.to_string()))?,
+            graphql_events: RedisScaleOut::connect(url, &key("graphql:"))
                 .await
                 .map_err(|error| failed(error.to_string()))?,
             cookie_keys,
@@ -171,14 +198,15 @@ pub(crate) fn engines_section(shared: Option<&Shared>, database: &str) -> String
         None => "memory".to_owned(),
     };
     let pieces = [
-        ("sessions", "/auth/, /oauth/"),
+        ("sessions", "/auth/, /oauth/, /oauth-login/"),
         ("accounts", "/auth/"),
         ("login throttling", "/auth/, /oauth/"),
         ("OAuth codes, grants, refresh-token families", "/oauth/"),
         ("JWT signing keys", "/auth/, /oauth/"),
         ("cookie key ring", "/cookies/"),
         ("Idempotency-Key responses", "/api/"),
-        ("chat room fan-out", "/chat/"),
+        ("chat room fan-out and presence", "/chat/"),
+        ("GraphQL subscription events", "/graphql/"),
         ("rate limit of /proxy/origin/limited", "/proxy/"),
     ];
     let mut rows = format!(

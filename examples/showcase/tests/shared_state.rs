@@ -14,7 +14,7 @@
 mod support;
 
 use std::net::TcpStream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -394,6 +394,210 @@ fn chat_rooms_span_instances() {
             .iter()
             .any(|event| event["text"] == "only A")
     );
+}
+
+/// Leaves `room` and joins it again; the member list the join answers with.
+fn rejoin(socket: &mut tungstenite::WebSocket<TcpStream>, room: &str) -> Vec<serde_json::Value> {
+    socket
+        .send(Message::text(
+            json!({"type": "leave", "room": room}).to_string(),
+        ))
+        .unwrap();
+    socket
+        .send(Message::text(
+            json!({"type": "join", "room": room}).to_string(),
+        ))
+        .unwrap();
+    let joined = events(socket);
+    let presence = joined
+        .iter()
+        .find(|event| event["type"] == "presence" && event["members"].is_array())
+        .unwrap_or_else(|| panic!("no member list in {joined:?}"));
+    presence["members"].as_array().unwrap().clone()
+}
+
+fn names(members: &[serde_json::Value]) -> Vec<&str> {
+    members
+        .iter()
+        .map(|member| member["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn chat_presence_is_the_union_and_a_killed_instance_leaves_it() {
+    let Some((mut a, b)) = pair("presence") else {
+        return;
+    };
+    let mut alice = chat_socket(&a, "alice");
+    let mut bob = chat_socket(&b, "bob");
+    let _ = rejoin(&mut alice, "lobby");
+    // Each instance writes its members every 2 s and reads the others': within a few
+    // heartbeats, bob's list (on B) names alice (on A), and the other way round.
+    let started = Instant::now();
+    let members = loop {
+        let members = rejoin(&mut bob, "lobby");
+        if names(&members).contains(&"alice") {
+            break members;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "alice (on A) never listed on B: {members:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let listed = |name: &str| {
+        members
+            .iter()
+            .find(|member| member["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(listed("alice")["remote"], true, "{members:?}");
+    assert!(listed("bob")["remote"].is_null(), "{members:?}");
+    assert_eq!(names(&members).len(), 2, "{members:?}");
+    let started = Instant::now();
+    loop {
+        let members = rejoin(&mut alice, "lobby");
+        if names(&members).contains(&"bob") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "bob (on B) never listed on A: {members:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // SIGKILL A: it says goodbye to no one. Its snapshot expires 6 s after its last
+    // heartbeat (at most 2 s before the kill), and B reads every 2 s: alice leaves B's list
+    // within about 8 s; 12 s allows for a loaded machine.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let killed = Instant::now();
+    loop {
+        let members = rejoin(&mut bob, "lobby");
+        if !names(&members).contains(&"alice") {
+            assert_eq!(names(&members), ["bob"], "{members:?}");
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(12),
+            "alice still listed {:?} after her instance was killed: {members:?}",
+            killed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    println!(
+        "a killed instance's member left the list after {:?}",
+        killed.elapsed()
+    );
+}
+
+/// A `graphql-transport-ws` connection to `server`, acknowledged, subscribed to
+/// `bookAdded` as operation `1`.
+fn book_subscription(server: &Server) -> tungstenite::WebSocket<TcpStream> {
+    let mut request = format!("ws://{}/graphql/graphql", server.addr)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", PUBLIC_ORIGIN.parse().unwrap());
+    headers.insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let (mut socket, response) = tungstenite::client(request, stream).unwrap();
+    assert_eq!(response.status(), 101);
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init"}).to_string(),
+        ))
+        .unwrap();
+    let acked = events(&mut socket);
+    assert!(
+        acked.iter().any(|event| event["type"] == "connection_ack"),
+        "{acked:?}"
+    );
+    socket
+        .send(Message::text(
+            json!({"id": "1", "type": "subscribe",
+                   "payload": {"query": "subscription { bookAdded { title } }"}})
+            .to_string(),
+        ))
+        .unwrap();
+    socket
+}
+
+/// Adds a book through `server`'s GraphQL endpoint.
+fn add_book(server: &Server, title: &str) {
+    let added = server.client().send_json(
+        "POST",
+        "/graphql/graphql",
+        &[("Accept", "application/graphql-response+json")],
+        &json!({"query": "mutation($t: String!) { addBook(title: $t, authorId: \"1\") { id title } }",
+                "variables": {"t": title}}),
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert_eq!(
+        added.json()["data"]["addBook"]["title"],
+        title,
+        "{}",
+        added.body
+    );
+}
+
+/// The titles of the `bookAdded` events that arrive within the socket's read timeout.
+fn books_added(socket: &mut tungstenite::WebSocket<TcpStream>) -> Vec<String> {
+    events(socket)
+        .into_iter()
+        .filter(|event| event["type"] == "next" && event["id"] == "1")
+        .filter_map(|event| {
+            event["payload"]["data"]["bookAdded"]["title"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn a_graphql_subscription_on_one_instance_gets_the_other_instances_events() {
+    let Some((a, b)) = pair("graphql") else {
+        return;
+    };
+    let mut on_b = book_subscription(&b);
+    let mut on_a = book_subscription(&a);
+    // The mutation on A reaches the subscriber on B (the instances' Redis subscriptions may
+    // still be starting: a few tries, each with a title of its own).
+    let mut crossed = None;
+    for attempt in 0..30 {
+        let title = format!("Made on A {attempt}");
+        add_book(&a, &title);
+        if books_added(&mut on_b).contains(&title) {
+            crossed = Some(title);
+            break;
+        }
+    }
+    let title = crossed.expect("no bookAdded event of A reached the subscriber on B");
+    // A's own subscriber got it once, not a second time back from Redis.
+    std::thread::sleep(Duration::from_millis(300));
+    let on_a_titles = books_added(&mut on_a);
+    assert_eq!(
+        on_a_titles.iter().filter(|seen| **seen == title).count(),
+        1,
+        "{on_a_titles:?}"
+    );
+    // And the other way round, once each.
+    add_book(&b, "Made on B");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut on_a_titles = books_added(&mut on_a);
+    on_a_titles.retain(|seen| seen == "Made on B");
+    assert_eq!(on_a_titles, ["Made on B"]);
+    let mut on_b_titles = books_added(&mut on_b);
+    on_b_titles.retain(|seen| seen == "Made on B");
+    assert_eq!(on_b_titles, ["Made on B"]);
 }
 
 #[test]

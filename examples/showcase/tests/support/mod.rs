@@ -264,9 +264,11 @@ impl OwnRedis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server (installed with Redis) starts");
+        // Up means answering: a restarted server accepts connections while it still loads
+        // its AOF (and answers LOADING until then).
         let up = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(50));
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            pong(port)
         });
         assert!(up, "redis-server did not start on port {port}");
         Self { child, port }
@@ -282,6 +284,19 @@ impl OwnRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether the Redis on `port` answers `PING` with `+PONG`.
+fn pong(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
 }
 
 impl Drop for OwnRedis {

@@ -10,7 +10,9 @@
 //!
 //! Taking a code, extending a grant, adding an access token and revoking a grant are each
 //! one Lua script, so two instances exchanging the same code concurrently see it unused
-//! exactly once. The keys a script touches are not in one hash slot: this store is for a
+//! exactly once. A command that fails because the connection dropped runs once more (the
+//! first one after a Redis restart does); taking a code marks it with the attempt's own
+//! token, so that a repeat is never mistaken for a replay. The keys a script touches are not in one hash slot: this store is for a
 //! single Redis (with replicas), not Redis Cluster.
 //!
 //! Failures (connection refused, timeouts, errors) are [`Error::StoreUnavailable`], which
@@ -23,15 +25,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::ConnectionManager;
 
 use super::{AccessRecord, CodeRecord, Grant, GrantStore, OpenIdGrant};
-use crate::redis_store::{connect_redis, unavailable};
+use crate::redis_store::{Rerun, attempt_token, connect_redis, retry_once, unavailable};
 use crate::{Error, Result, TokenHash};
 
+/// Marks the code used with this attempt's token (`ARGV[1]`) and returns it as it was. A
+/// take repeated after a dropped connection finds its own mark and sees the code unused, so
+/// that a retry is not mistaken for a replay.
 const TAKE_CODE: &str = r"
 local record = redis.call('HMGET', KEYS[1], 'c', 'r', 'p', 's', 'u', 'g', 'e', 'x', 'o')
 if not record[1] then
   return false
 end
-redis.call('HSET', KEYS[1], 'x', '1')
+if record[8] == ARGV[1] then
+  record[8] = '0'
+elseif not record[8] or record[8] == '0' then
+  redis.call('HSET', KEYS[1], 'x', ARGV[1])
+end
 return record
 ";
 
@@ -172,28 +181,35 @@ impl GrantStore for RedisGrantStore {
         if let Some(openid) = &record.openid {
             fields.push(("o", openid_json(openid)?));
         }
-        let mut connection = self.connection.clone();
-        redis::pipe()
+        let pipeline = redis::pipe()
             .atomic()
             .hset_multiple(&key, &fields)
             .ignore()
             .expire_at(&key, i64::try_from(record.expires_at).unwrap_or(i64::MAX))
             .ignore()
-            .query_async::<()>(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .clone();
+        retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let pipeline = &pipeline;
+            async move { pipeline.query_async::<()>(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn take_code(&self, hash: &TokenHash) -> Result<Option<CodeRecord>> {
         type Fields = Option<Vec<Option<String>>>;
-        let mut connection = self.connection.clone();
-        let fields: Fields = self
-            .take_code
-            .key(self.code_key(hash))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+        let mut invocation = self.take_code.key(self.code_key(hash));
+        invocation.arg(attempt_token()?);
+        // The attempt's mark makes a repeat see its own take, not a replay: safe to repeat.
+        let fields: Fields = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         let Some(fields) = fields else {
             return Ok(None);
         };
@@ -207,7 +223,8 @@ impl GrantStore for RedisGrantStore {
             subject: required(next(), "code")?,
             grant_id: required(next(), "code")?,
             expires_at: number(next(), "code")?,
-            used: next().as_deref() == Some("1"),
+            // "0" unused; "1" or an attempt's mark (see TAKE_CODE) used.
+            used: next().is_some_and(|used| used != "0"),
             openid: openid_record(next(), "code")?,
         }))
     }
@@ -225,8 +242,7 @@ impl GrantStore for RedisGrantStore {
         if let Some(openid) = &grant.openid {
             fields.push(("o", openid_json(openid)?));
         }
-        let mut connection = self.connection.clone();
-        redis::pipe()
+        let pipeline = redis::pipe()
             .atomic()
             .del(&key)
             .ignore()
@@ -234,26 +250,31 @@ impl GrantStore for RedisGrantStore {
             .ignore()
             .expire_at(&key, i64::try_from(grant.expires_at).unwrap_or(i64::MAX))
             .ignore()
-            .query_async::<()>(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .clone();
+        retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let pipeline = &pipeline;
+            async move { pipeline.query_async::<()>(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn extend_grant(&self, id: &str, expires_at: u64) -> Result<bool> {
-        let mut connection = self.connection.clone();
-        let live: i64 = self
-            .extend_grant
-            .key(self.grant_key(id))
-            .arg(expires_at)
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+        let mut invocation = self.extend_grant.key(self.grant_key(id));
+        invocation.arg(expires_at);
+        let live: i64 = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(live == 1)
     }
 
     async fn grant(&self, id: &str) -> Result<Option<Grant>> {
-        let mut connection = self.connection.clone();
         // Client, scope, expiry, subject, OpenID Connect part.
         type GrantFields = (
             Option<String>,
@@ -262,10 +283,16 @@ impl GrantStore for RedisGrantStore {
             Option<String>,
             Option<String>,
         );
-        let (client_id, scope, expires_at, subject, openid): GrantFields = redis::cmd("HMGET")
+        let command = redis::cmd("HMGET")
             .arg(self.grant_key(id))
             .arg(&["c", "s", "e", "u", "o"][..])
-            .query_async(&mut connection)
+            .clone();
+        let (client_id, scope, expires_at, subject, openid): GrantFields =
+            retry_once(Rerun::Safe, || {
+                let mut connection = self.connection.clone();
+                let command = &command;
+                async move { command.query_async(&mut connection).await }
+            })
             .await
             .map_err(unavailable)?;
         let Some(client_id) = client_id else {
@@ -282,48 +309,56 @@ impl GrantStore for RedisGrantStore {
     }
 
     async fn revoke_grant(&self, id: &str) -> Result<()> {
-        let mut connection = self.connection.clone();
-        let _removed: i64 = self
-            .revoke_grant
-            .key(self.grant_key(id))
+        let mut invocation = self.revoke_grant.key(self.grant_key(id));
+        invocation
             .key(self.grant_tokens_key(id))
-            .arg(format!("{}ot:", self.prefix))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .arg(format!("{}ot:", self.prefix));
+        let _removed: i64 = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn insert_access_token(&self, hash: TokenHash, record: AccessRecord) -> Result<()> {
-        let mut connection = self.connection.clone();
-        let _: i64 = self
-            .insert_access
-            .key(self.access_key(&hash))
+        let mut invocation = self.insert_access.key(self.access_key(&hash));
+        invocation
             .key(self.grant_tokens_key(&record.grant_id))
             .arg(&record.grant_id)
             .arg(record.scope.join(" "))
             .arg(record.issued_at)
             .arg(record.expires_at)
-            .arg(URL_SAFE_NO_PAD.encode(hash))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .arg(URL_SAFE_NO_PAD.encode(hash));
+        let _: i64 = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn access_token(&self, hash: &TokenHash) -> Result<Option<AccessRecord>> {
-        let mut connection = self.connection.clone();
+        let command = redis::cmd("HMGET")
+            .arg(self.access_key(hash))
+            .arg(&["g", "s", "i", "e"][..])
+            .clone();
         let (grant_id, scope, issued_at, expires_at): (
             Option<String>,
             Option<String>,
             Option<String>,
             Option<String>,
-        ) = redis::cmd("HMGET")
-            .arg(self.access_key(hash))
-            .arg(&["g", "s", "i", "e"][..])
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+        ) = retry_once(Rerun::Safe, || {
+            let mut connection = self.connection.clone();
+            let command = &command;
+            async move { command.query_async(&mut connection).await }
+        })
+        .await
+        .map_err(unavailable)?;
         let Some(grant_id) = grant_id else {
             return Ok(None);
         };
