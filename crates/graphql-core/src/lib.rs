@@ -21,6 +21,7 @@ mod response;
 mod schema;
 mod sdl_directives;
 mod subscription;
+mod transport_sse;
 mod transport_ws;
 mod types;
 mod upload;
@@ -48,6 +49,10 @@ pub use response::{GraphQLError, PathSegment};
 pub use schema::{Schema, SchemaBuilder};
 pub use sdl_directives::validate_sdl_directives;
 pub use subscription::ResponseStream;
+pub use transport_sse::{
+    EVENT_STREAM_TOKEN, SseClosed, SseEvent, SseLimits, SseRequest, SseStreams, TEXT_EVENT_STREAM,
+    accepts_event_stream, event_stream_token, operation_id, read_sse_request, sse_request,
+};
 pub use transport_ws::{GRAPHQL_TRANSPORT_WS, WsAction, WsSession, close_code};
 pub use types::{
     BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,

@@ -163,6 +163,18 @@ pub fn read_http_request(
     max_body: usize,
 ) -> Result<(Request, ResponseFormat), HttpRejection> {
     let format = negotiate(parts)?;
+    read_request(parts, body, max_body, format, false).map(|request| (request, format))
+}
+
+/// [`read_http_request`] after content negotiation; `subscriptions` lets a subscription
+/// through (a transport that streams results, such as GraphQL over SSE).
+pub(crate) fn read_request(
+    parts: &request::Parts,
+    body: &[u8],
+    max_body: usize,
+    format: ResponseFormat,
+    subscriptions: bool,
+) -> Result<Request, HttpRejection> {
     let params: Map<String, Value> = match parts.method {
         Method::GET => {
             let mut map = Map::new();
@@ -285,7 +297,8 @@ pub fn read_http_request(
     // a request error that says where to go (as graphql-http answers), instead of running
     // it as a query whose root field resolves to null. The cheap test first: only a
     // document that spells the keyword is parsed here.
-    if query.contains("subscription")
+    if !subscriptions
+        && query.contains("subscription")
         && operation_type(&query, operation_name.as_deref()) == Some("subscription")
     {
         // Spec 6.4: a request error is 400 with application/graphql-response+json, 200
@@ -300,7 +313,7 @@ pub fn read_http_request(
     request.operation_name = operation_name;
     request.variables = variables;
     request.extensions = params.get("extensions").filter(|e| e.is_object()).cloned();
-    Ok((request, format))
+    Ok(request)
 }
 
 /// The error message of a subscription sent over HTTP.

@@ -15,6 +15,10 @@
 //! Upload!)` takes a file as a multipart request (GraphQL multipart request specification):
 //! at most 256 KiB, with an `Apollo-Require-Preflight` (or `GraphQL-Require-Preflight`,
 //! `X-Apollo-Operation-Name`) header against cross-site requests.
+//! GraphQL over Server-Sent Events (the `graphql-sse` protocol, both modes) runs on the same
+//! endpoint: a request with `Accept: text/event-stream` gets its results (a subscription's
+//! events, `@defer`/`@stream` payloads) as `next` events; `PUT` reserves a single-connection
+//! stream that many operations share (see graphql-core's `SseStreams`).
 //!
 //! [`App`] holds the schema and the data and answers requests (it implements
 //! [`serve::App`]; multipart parts are sent as each is ready), spawning one task per
@@ -31,11 +35,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::{AbortHandle, Abortable};
 use graphql_core::{
     Context, DataLoader, EventStream, FieldError, FieldResult, GRAPHQL_TRANSPORT_WS, PersistedMode,
     PersistedQueries, Resolver, ScalarCoercion, Schema, SubscriptionSource, UploadLimits, WsAction,
     WsSession, accepts_multipart, is_multipart, multipart_part, operation_type, read_http_request,
     read_multipart_request, write_http_incremental, write_http_response,
+};
+use graphql_core::{
+    HttpRejection, SseEvent, SseLimits, SseRequest, SseStreams, TEXT_EVENT_STREAM,
+    read_sse_request, sse_request,
 };
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -81,6 +90,11 @@ pub const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the close frame to a client that stopped reading may take to be written before
 /// the TCP connection is dropped without it.
 const WS_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The default of [`Settings::sse_keep_alive`]: as often as graphql-sse's own server.
+pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(12);
+/// Events of one event stream waiting to be sent: when full, its operations wait.
+const SSE_QUEUE: usize = 16;
 
 /// The body whole responses are built with.
 type Body = Full<Bytes>;
@@ -396,6 +410,13 @@ pub struct Settings {
     /// RFC 6455 section 7.4.1: graphql-transport-ws has no code of its own for it), written
     /// if the client's buffers still take it within a second, and its operations are stopped.
     pub ws_send_timeout: Duration,
+    /// How often an idle event stream (GraphQL over SSE) gets a comment line (default
+    /// [`SSE_KEEP_ALIVE`], 12 s), so that proxies keep it open and a client that went away
+    /// is noticed when the write fails.
+    pub sse_keep_alive: Duration,
+    /// Bounds of the single-connection mode of GraphQL over SSE: streams reserved at once,
+    /// operations per stream, how long a reservation waits to be opened.
+    pub sse_limits: SseLimits,
     /// How subscription events reach the subscribers connected to other instances: `None`,
     /// this process only; with Redis pub/sub (ws-core's [`RedisScaleOut`], the chat's
     /// mechanism, on a prefix of its own), every instance on the same Redis and prefix
@@ -411,6 +432,8 @@ impl Default for Settings {
             base_path: String::new(),
             allowed_origins: Vec::new(),
             ws_send_timeout: WS_SEND_TIMEOUT,
+            sse_keep_alive: SSE_KEEP_ALIVE,
+            sse_limits: SseLimits::default(),
             events: None,
         }
     }
@@ -435,8 +458,27 @@ pub struct App {
     ws_operations: Arc<AtomicUsize>,
     /// Automatic persisted queries: clients may send a hash instead of the text.
     persisted: PersistedQueries,
+    /// The reserved and open streams of GraphQL over SSE's single-connection mode.
+    sse: Mutex<SseStreams<SseStream, AbortHandle>>,
+    sse_keep_alive: Duration,
+    sse_reservation_ttl: Duration,
+    /// Operations of GraphQL over SSE running now (see [`App::event_stream_operations`]).
+    sse_operations: Arc<AtomicUsize>,
+    /// Set when the server stops ([`serve::App::shutdown`]): WebSockets close with 1001
+    /// and event streams end.
+    shutting_down: tokio::sync::watch::Sender<bool>,
+    /// Open graphql-transport-ws connections (see [`App::websocket_connections`]).
+    ws_connections: Arc<AtomicUsize>,
     /// [`Settings::events`] and the events waiting for it, until [`App::run_events`].
     events: Mutex<Option<(RedisScaleOut, mpsc::Receiver<Value>)>>,
+}
+
+/// One single-connection stream: the sending end its operations write events to, and the
+/// receiving end until an event-stream request takes it.
+#[derive(Debug)]
+struct SseStream {
+    tx: mpsc::Sender<Bytes>,
+    rx: Option<mpsc::Receiver<Bytes>>,
 }
 
 impl App {
@@ -465,6 +507,12 @@ impl App {
             ws_send_timeout: settings.ws_send_timeout,
             ws_operations: Arc::new(AtomicUsize::new(0)),
             persisted: PersistedQueries::new(PersistedMode::Automatic, 1000),
+            sse: Mutex::new(SseStreams::new(settings.sse_limits)),
+            sse_keep_alive: settings.sse_keep_alive,
+            sse_reservation_ttl: settings.sse_limits.reservation_ttl,
+            sse_operations: Arc::new(AtomicUsize::new(0)),
+            shutting_down: tokio::sync::watch::channel(false).0,
+            ws_connections: Arc::new(AtomicUsize::new(0)),
             events: Mutex::new(events),
         })
     }
@@ -516,6 +564,33 @@ impl App {
     pub fn websocket_operations(&self) -> usize {
         self.ws_operations.load(Ordering::Relaxed)
     }
+
+    /// How many graphql-transport-ws connections are open.
+    pub fn websocket_connections(&self) -> usize {
+        self.ws_connections.load(Ordering::Relaxed)
+    }
+
+    /// How many GraphQL over SSE operations are running now, in both modes: an operation
+    /// whose client went away (its event stream closed) is stopped.
+    pub fn event_stream_operations(&self) -> usize {
+        self.sse_operations.load(Ordering::Relaxed)
+    }
+
+    /// How many single-connection event streams are reserved or open.
+    pub fn event_streams(&self) -> usize {
+        self.sse.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Drops the reservations not opened in time and stops their operations.
+    fn expire_event_streams(&self) {
+        let expired = match self.sse.lock() {
+            Ok(mut sse) => sse.expire(Instant::now()),
+            Err(_) => return,
+        };
+        for (_, operations) in expired {
+            operations.iter().for_each(AbortHandle::abort);
+        }
+    }
 }
 
 impl serve::App for App {
@@ -531,6 +606,18 @@ impl serve::App for App {
     ) -> serve::ResponseFuture {
         Box::pin(async move { handle_streaming(self, request).await.map(serve::boxed) })
     }
+
+    /// The server stops: every graphql-transport-ws connection is closed with 1001 (going
+    /// away, RFC 6455 section 7.4.1) after its operations are stopped, and every event stream
+    /// ends (hyper's graceful shutdown waits for open responses).
+    fn shutdown(&self) {
+        self.shutting_down.send_replace(true);
+    }
+
+    /// Whether every WebSocket connection is closed.
+    fn is_drained(&self) -> bool {
+        self.websocket_connections() == 0
+    }
 }
 
 /// Hands a `multipart/mixed` GraphQL request to [`stream_multipart`], anything else to
@@ -545,6 +632,12 @@ async fn handle_streaming(
         .path()
         .strip_prefix(app.base.as_str())
         .is_some_and(|rest| rest == "/graphql");
+    if endpoint
+        && !parts.headers.contains_key(header::UPGRADE)
+        && let Some(kind) = sse_request(&parts)
+    {
+        return handle_sse(app, parts, body, kind).await;
+    }
     if !endpoint || parts.headers.contains_key(header::UPGRADE) || !accepts_multipart(&parts) {
         let request = http::Request::from_parts(parts, body);
         return handle(app, request).await.map(BodyExt::boxed_unsync);
@@ -783,9 +876,17 @@ where
     // Bounded: a client that does not read makes its operations wait, not memory grow.
     let (tx, mut rx) = mpsc::channel::<(String, Option<graphql_core::Response>)>(WS_QUEUE);
     let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
+    let _open = OperationGuard::new(&app.ws_connections);
+    let mut shutting_down = app.shutting_down.subscribe();
     'connection: loop {
         let deadline = session.poll_timeout();
         let actions = tokio::select! {
+            _ = shutting_down.wait_for(|&down| down) => {
+                for task in running.values() {
+                    task.abort();
+                }
+                vec![WsAction::Close(1001, "server shutting down".to_owned())]
+            }
             message = ws.next_message() => match message {
                 Some(Ok(Message::Text(text))) => session.handle_text(text.as_str(), Instant::now()),
                 Some(Ok(Message::Binary(_))) => session.handle_text("binary", Instant::now()),
@@ -894,5 +995,294 @@ impl OperationGuard {
 impl Drop for OperationGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A whole response as the streaming body type.
+fn whole(response: http::Response<Vec<u8>>) -> http::Response<StreamingBody> {
+    response.map(|body| Full::new(Bytes::from(body)).boxed_unsync())
+}
+
+/// Reads a GraphQL request of GraphQL over SSE from the body (bounded).
+async fn read_sse_body(
+    parts: &http::request::Parts,
+    body: serve::Body,
+) -> Result<graphql_core::Request, http::Response<StreamingBody>> {
+    let Ok(collected) = Limited::new(body, MAX_BODY + 1).collect().await else {
+        return Err(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "text/plain",
+            "the body is too large\n",
+        )
+        .map(BodyExt::boxed_unsync));
+    };
+    read_sse_request(parts, &collected.to_bytes(), MAX_BODY)
+        .map_err(|rejection| whole(rejection.into_response()))
+}
+
+/// GraphQL over Server-Sent Events (the `graphql-sse` protocol): graphql-core's
+/// [`sse_request`] says what the request is and [`SseStreams`] keeps the single-connection
+/// reservations; this runs the operations as tasks and streams their events.
+async fn handle_sse(
+    app: Arc<App>,
+    parts: http::request::Parts,
+    body: serve::Body,
+    kind: Result<SseRequest, HttpRejection>,
+) -> http::Response<StreamingBody> {
+    let kind = match kind {
+        Ok(kind) => kind,
+        Err(rejection) => return whole(rejection.into_response()),
+    };
+    let now = Instant::now();
+    match kind {
+        SseRequest::Reserve { token } => {
+            let mut random = [0u8; 16];
+            if getrandom::fill(&mut random).is_err() {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    "no randomness for a token\n",
+                )
+                .map(BodyExt::boxed_unsync);
+            }
+            // Reservations not opened in time are dropped with their operations here
+            // rather than in `reserve`, which would drop the handles without stopping them.
+            app.expire_event_streams();
+            let (tx, rx) = mpsc::channel(SSE_QUEUE);
+            let stream = SseStream { tx, rx: Some(rx) };
+            let reserved = match app.sse.lock() {
+                Ok(mut sse) => sse.reserve(random, token.as_deref(), stream, now),
+                Err(_) => return whole(poisoned()),
+            };
+            match reserved {
+                Ok(token) => {
+                    let later = Arc::clone(&app);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(later.sse_reservation_ttl).await;
+                        later.expire_event_streams();
+                    });
+                    let mut response = http::Response::new(
+                        Full::new(Bytes::from(token.into_bytes())).boxed_unsync(),
+                    );
+                    *response.status_mut() = StatusCode::CREATED;
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    response
+                }
+                Err(rejection) => whole(rejection.into_response()),
+            }
+        }
+        SseRequest::OpenStream { token } => {
+            let opened = match app.sse.lock() {
+                Ok(mut sse) => sse.open(&token, now).map(|stream| stream.rx.take()),
+                Err(_) => return whole(poisoned()),
+            };
+            match opened {
+                Ok(Some(rx)) => {
+                    let guard = StreamGuard::Stream(Arc::clone(&app), token);
+                    event_stream(&app, rx, guard)
+                }
+                Ok(None) => whole(poisoned()),
+                Err(rejection) => whole(rejection.into_response()),
+            }
+        }
+        SseRequest::Distinct => {
+            let mut request = match read_sse_body(&parts, body).await {
+                Ok(request) => request,
+                Err(response) => return response,
+            };
+            let (tx, rx) = mpsc::channel(SSE_QUEUE);
+            let extensions = request.extensions.clone();
+            if let Err(error) = app.persisted.apply(&mut request, extensions.as_ref()) {
+                // Request errors are events too: the client reads the stream either way.
+                let response = graphql_core::Response::request_error(error).to_json();
+                let _ = tx.try_send(Bytes::from(
+                    SseEvent::Next {
+                        id: None,
+                        payload: &response,
+                    }
+                    .encode(),
+                ));
+                let _ = tx.try_send(Bytes::from(SseEvent::Complete { id: None }.encode()));
+                drop(tx);
+                return event_stream(&app, rx, StreamGuard::Done);
+            }
+            let (abort, registration) = AbortHandle::new_pair();
+            tokio::spawn(Abortable::new(
+                run_sse_operation(Arc::clone(&app), None, request, tx),
+                registration,
+            ));
+            event_stream(&app, rx, StreamGuard::Task(abort))
+        }
+        SseRequest::Operation { token } => {
+            let mut request = match read_sse_body(&parts, body).await {
+                Ok(request) => request,
+                Err(response) => return response,
+            };
+            let id = match graphql_core::operation_id(&request) {
+                Ok(id) => id,
+                Err(rejection) => return whole(rejection.into_response()),
+            };
+            let extensions = request.extensions.clone();
+            if let Err(error) = app.persisted.apply(&mut request, extensions.as_ref()) {
+                return whole(write_http_response(
+                    &graphql_core::Response::request_error(error),
+                    graphql_core::ResponseFormat::GraphQLResponseJson,
+                ));
+            }
+            let (abort, registration) = AbortHandle::new_pair();
+            let started = match app.sse.lock() {
+                Ok(mut sse) => sse
+                    .start_operation(&token, &id, abort, Instant::now())
+                    .map(|stream| stream.tx.clone()),
+                Err(_) => return whole(poisoned()),
+            };
+            let tx = match started {
+                Ok(tx) => tx,
+                Err(rejection) => return whole(rejection.into_response()),
+            };
+            tokio::spawn(Abortable::new(
+                run_sse_operation(Arc::clone(&app), Some((token, id)), request, tx),
+                registration,
+            ));
+            let mut response = http::Response::new(Full::new(Bytes::new()).boxed_unsync());
+            *response.status_mut() = StatusCode::ACCEPTED;
+            response
+        }
+        SseRequest::Stop {
+            token,
+            operation_id,
+        } => {
+            let stopped = match app.sse.lock() {
+                Ok(mut sse) => sse.stop_operation(&token, &operation_id, now),
+                Err(_) => return whole(poisoned()),
+            };
+            match stopped {
+                Ok(operation) => {
+                    operation.abort();
+                    http::Response::new(Full::new(Bytes::new()).boxed_unsync())
+                }
+                Err(rejection) => whole(rejection.into_response()),
+            }
+        }
+    }
+}
+
+fn poisoned() -> http::Response<Vec<u8>> {
+    let mut response = http::Response::new(b"internal error\n".to_vec());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+/// What an event stream's body stops or releases when it is dropped: when the client goes
+/// away, hyper drops the body, and with it the operation (distinct mode) or the stream and
+/// all of its operations (single-connection mode).
+enum StreamGuard {
+    /// Nothing runs for it.
+    Done,
+    /// The one operation of a distinct-mode stream.
+    Task(AbortHandle),
+    /// A single-connection stream, by token.
+    Stream(Arc<App>, String),
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        match self {
+            StreamGuard::Done => {}
+            StreamGuard::Task(task) => task.abort(),
+            StreamGuard::Stream(app, token) => {
+                let closed = app.sse.lock().ok().and_then(|mut sse| sse.close(token));
+                if let Some((_, operations)) = closed {
+                    operations.iter().for_each(AbortHandle::abort);
+                }
+            }
+        }
+    }
+}
+
+/// A `text/event-stream` response: a comment line at once (some clients wait for the
+/// first bytes) and after each [`Settings::sse_keep_alive`] without events, then the events
+/// from `rx` until every sender is gone or the server shuts down.
+fn event_stream(
+    app: &App,
+    rx: mpsc::Receiver<Bytes>,
+    guard: StreamGuard,
+) -> http::Response<StreamingBody> {
+    let keep_alive = app.sse_keep_alive;
+    let shutting_down = app.shutting_down.subscribe();
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let first = futures_util::stream::once(async {
+        Ok::<_, Infallible>(Frame::data(Bytes::from(SseEvent::KeepAlive.encode())))
+    });
+    let events = futures_util::stream::unfold(
+        (rx, ticks, guard, shutting_down),
+        |(mut rx, mut ticks, guard, mut shutting_down)| async move {
+            let bytes = tokio::select! {
+                biased;
+                event = rx.recv() => {
+                    ticks.reset();
+                    event?
+                }
+                _ = shutting_down.wait_for(|&down| down) => return None,
+                _ = ticks.tick() => Bytes::from(SseEvent::KeepAlive.encode()),
+            };
+            let state = (rx, ticks, guard, shutting_down);
+            Some((Ok::<_, Infallible>(Frame::data(bytes)), state))
+        },
+    );
+    let frames = futures_util::StreamExt::chain(first, events);
+    let mut response = http::Response::new(StreamBody::new(frames).boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(TEXT_EVENT_STREAM),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Proxies that buffer responses (nginx) would hold the events back.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// Runs one operation of GraphQL over SSE and writes its events: `next` for each result
+/// (a subscription's events, the payloads of `@defer`/`@stream`, or a single result), then
+/// `complete`. `single` is the stream's token and the operation id in the single-connection
+/// mode. Dropped (aborted) when the client stops it or goes away.
+async fn run_sse_operation(
+    app: Arc<App>,
+    single: Option<(String, String)>,
+    request: graphql_core::Request,
+    tx: mpsc::Sender<Bytes>,
+) {
+    use futures_util::StreamExt as _;
+    let _running = OperationGuard::new(&app.sse_operations);
+    let id = single.as_ref().map(|(_, id)| id.as_str());
+    let next = |payload: &str| Bytes::from(SseEvent::Next { id, payload }.encode());
+    let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
+    if operation_type(&request.query, request.operation_name.as_deref()) == Some("subscription") {
+        let mut stream = app.schema.subscribe(request, ctx);
+        while let Some(response) = stream.next().await {
+            if tx.send(next(&response.to_json())).await.is_err() {
+                return;
+            }
+        }
+    } else {
+        let mut payloads = app.schema.execute_incremental(&request, &ctx);
+        while let Some(payload) = payloads.next().await {
+            if tx.send(next(payload.to_json())).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = tx
+        .send(Bytes::from(SseEvent::Complete { id }.encode()))
+        .await;
+    if let Some((token, id)) = &single
+        && let Ok(mut sse) = app.sse.lock()
+    {
+        sse.finish_operation(token, id);
     }
 }

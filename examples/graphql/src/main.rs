@@ -2,7 +2,9 @@
 //! (GET and POST, `application/graphql-response+json` or `application/json`, mutations
 //! refused over GET), streams `@defer` and `@stream` results as `multipart/mixed` parts to a
 //! client whose `Accept` allows it, and runs subscriptions on a WebSocket with the
-//! `graphql-transport-ws` subprotocol (the npm `graphql-ws` client's protocol). `/` is a page
+//! `graphql-transport-ws` subprotocol (the npm `graphql-ws` client's protocol) or over
+//! Server-Sent Events (`Accept: text/event-stream`, the npm `graphql-sse` client's protocol,
+//! both of its modes). `/` is a page
 //! to send queries from a browser, run a subscription over the WebSocket and watch the books
 //! arrive, and explore the schema; `/healthz` answers `ok`. `Book.author` is loaded through
 //! a per-request DataLoader: a list of books costs one author lookup (`{ authorBatches }`
@@ -29,6 +31,9 @@
 //! curl -s http://127.0.0.1:8080/graphql -H 'apollo-require-preflight: true' \
 //!      -F operations='{"query":"mutation($f: Upload!) { attachCover(bookId: \"1\", file: $f) { cover { size } } }","variables":{"f":null}}' \
 //!      -F map='{"0":["variables.f"]}' -F 0=@Cargo.toml  # a file upload (multipart request)
+//! curl -sN http://127.0.0.1:8080/graphql -H 'accept: text/event-stream' \
+//!      -H 'content-type: application/json' \
+//!      -d '{"query":"subscription { bookAdded { title } }"}'  # Server-Sent Events
 //! ```
 //!
 //! A subscription: `subscription { bookAdded { title } }` over the WebSocket, then add a book

@@ -270,12 +270,16 @@ impl serve::App for Showcase {
     fn shutdown(&self) {
         // Upgraded chat sockets are no longer hyper connections: close them through the hub.
         self.chat.shutdown();
+        // The same for GraphQL's subscription sockets (1001), and its event streams end.
+        serve::App::shutdown(&*self.graphql);
         // The task queue's workers settle their batch and stop.
         serve::App::shutdown(&*self.jobs);
     }
 
     fn is_drained(&self) -> bool {
-        self.chat.is_drained() && serve::App::is_drained(&*self.jobs)
+        self.chat.is_drained()
+            && serve::App::is_drained(&*self.jobs)
+            && serve::App::is_drained(&*self.graphql)
     }
 }
 

@@ -698,6 +698,46 @@ fn read_json(socket: &mut tungstenite::WebSocket<TcpStream>) -> serde_json::Valu
     }
 }
 
+/// GraphQL over Server-Sent Events (graphql-sse) under the prefix: one distinct-mode
+/// query, and the single-connection mode's reservation and its errors.
+#[test]
+fn graphql_over_server_sent_events_under_the_prefix() {
+    let server = Server::start();
+    let mut browser = server.client();
+    let reply = browser.send(
+        "POST",
+        "/graphql/graphql",
+        &[
+            ("accept", "text/event-stream"),
+            ("content-type", "application/json"),
+        ],
+        br#"{"query":"{ book(id: \"1\") { title } }"}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/event-stream; charset=utf-8")
+    );
+    assert!(
+        reply.body.ends_with(
+            "event: next\ndata: {\"data\":{\"book\":{\"title\":\"A Wizard of Earthsea\"}}}\n\n\
+             event: complete\ndata: \n\n"
+        ),
+        "{}",
+        reply.body
+    );
+    let reserved = browser.send("PUT", "/graphql/graphql", &[], b"");
+    assert_eq!(reserved.status, 201, "{}", reserved.body);
+    let token = reserved.body.clone();
+    let stop = browser.send(
+        "DELETE",
+        "/graphql/graphql?operationId=nope",
+        &[("x-graphql-event-stream-token", &token)],
+        b"",
+    );
+    assert_eq!(stop.status, 404, "{}", stop.body);
+}
+
 #[test]
 fn graphql_query_mutation_and_subscription_under_the_prefix() {
     let server = Server::start();
