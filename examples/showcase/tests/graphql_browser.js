@@ -52,7 +52,7 @@ function check(condition, message) {
     check(!types.some((name) => name.startsWith("__")), "introspection types shown by default");
     check((await page.textContent("#type-name")) === "Query", "the Query type is not shown first");
     const detail = await page.textContent("#type-detail");
-    for (const text of ["books: [Book!]!", "Every book.", "book(id: ID!): Book", "One book by id."]) {
+    for (const text of ["books: [Book!]!", "Every book (cacheable for 30 s", "book(id: ID!): Book", "One book by id."]) {
       check(detail.includes(text), "the Query type lacks " + JSON.stringify(text) + ": " + detail);
     }
     await shot(page, "graphql-explorer-query.png");
