@@ -28,6 +28,12 @@ use crate::{
 };
 
 const CONSUMER: &str = "bk";
+/// How long past a fetch's wait its batch is read before giving up on it: a pull request
+/// lost with a restarted server is never answered.
+const BATCH_GRACE: Duration = Duration::from_secs(5);
+/// The longest an acknowledgement waits for the connection (it is queued while the client
+/// reconnects).
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 struct Queue {
@@ -130,11 +136,16 @@ impl NatsBroker {
     }
 
     async fn ack(&self, reply: &str, body: String) -> Result<()> {
-        self.client
-            .publish(reply.to_owned(), body.into())
+        let send = async {
+            self.client
+                .publish(reply.to_owned(), body.into())
+                .await
+                .map_err(backend)?;
+            self.client.flush().await.map_err(backend)
+        };
+        tokio::time::timeout(ACK_TIMEOUT, send)
             .await
-            .map_err(backend)?;
-        self.client.flush().await.map_err(backend)
+            .map_err(|_| Error::Timeout(ACK_TIMEOUT))?
     }
 
     async fn dead_letter(
@@ -325,19 +336,27 @@ impl Broker for NatsBroker {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let mut batch = if wait < Duration::from_millis(10) {
-            q.consumer.fetch().max_messages(max).messages().await
-        } else {
-            q.consumer
-                .batch()
-                .max_messages(max)
-                .expires(wait)
-                .messages()
-                .await
-        }
-        .map_err(backend)?;
+        let deadline = tokio::time::Instant::now() + wait + BATCH_GRACE;
+        let request = async {
+            if wait < Duration::from_millis(10) {
+                q.consumer.fetch().max_messages(max).messages().await
+            } else {
+                q.consumer
+                    .batch()
+                    .max_messages(max)
+                    .expires(wait)
+                    .messages()
+                    .await
+            }
+        };
+        let mut batch = tokio::time::timeout_at(deadline, request)
+            .await
+            .map_err(|_| Error::Timeout(wait + BATCH_GRACE))?
+            .map_err(backend)?;
         let mut out = Vec::new();
-        while let Some(message) = batch.next().await {
+        // The no-wait fetch has no timeout of its own: a request the server never answers
+        // (lost in a restart) ends the batch at the deadline, with what came.
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, batch.next()).await {
             let message = message.map_err(backend)?;
             let Some(reply) = message.reply.as_ref().map(ToString::to_string) else {
                 continue;
