@@ -272,7 +272,7 @@ impl Broker for NatsBroker {
             })
             .await
             .map_err(backend)?;
-        let consumer: consumer::PullConsumer = stream
+        let mut consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
                 CONSUMER,
                 consumer::pull::Config {
@@ -285,6 +285,22 @@ impl Broker for NatsBroker {
             )
             .await
             .map_err(backend)?;
+        // After an unclean server stop (SIGKILL, power loss) a work-queue stream can hold
+        // again messages it had removed when they were acked, below the consumer's ack
+        // floor, where they are never delivered: remove them.
+        let floor = consumer
+            .info()
+            .await
+            .map_err(backend)?
+            .ack_floor
+            .stream_sequence;
+        if floor > 0 {
+            stream
+                .purge()
+                .sequence(floor.saturating_add(1))
+                .await
+                .map_err(backend)?;
+        }
         lock(&self.queues).insert(
             queue.to_owned(),
             Queue {
@@ -572,11 +588,12 @@ impl Broker for NatsBroker {
     }
 
     async fn pending(&self, queue: &str) -> Result<usize> {
-        self.queue(queue)?;
-        let name = format!("Q_{}{queue}", self.prefix);
-        let mut stream = self.js.get_stream(&name).await.map_err(backend)?;
-        // A work-queue stream drops a message once it is acked or terminated.
-        let messages = stream.info().await.map_err(backend)?.state.messages;
-        Ok(usize::try_from(messages).unwrap_or(usize::MAX))
+        let mut q = self.queue(queue)?;
+        // What the consumer has yet to deliver plus what it delivered and has not had
+        // settled. (Not the stream's message count: after an unclean server stop the
+        // stream can hold acked messages again until the next `declare` removes them.)
+        let info = q.consumer.info().await.map_err(backend)?;
+        let waiting = usize::try_from(info.num_pending).unwrap_or(usize::MAX);
+        Ok(waiting.saturating_add(info.num_ack_pending))
     }
 }
