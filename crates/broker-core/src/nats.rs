@@ -7,6 +7,11 @@
 //! message id, so a retried publish within the stream's duplicate window is stored once.
 //! A nack is `-NAK` with the backoff as its delay; JetStream counts deliveries, and a
 //! message over its limit is copied to the dead-letter stream and terminated (`+TERM`).
+//!
+//! A server killed uncleanly can bring back messages it had already removed when they were
+//! acked, below the consumer's ack floor, where they are never delivered; `declare` purges
+//! them, and `pending` counts from the consumer (`num_pending + num_ack_pending`), not the
+//! stream.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! The transactional outbox on the machine's PostgreSQL (`DATABASE_URL`), with the embedded
 //! broker and the inbox: the business row and its message commit together or not at all,
 //! relays publish in order, two relays at once publish each row once, and a relay that dies
@@ -175,7 +180,7 @@ async fn relays_publish_in_order_with_headers_intact() {
     let mut sent = Vec::new();
     for i in 0..50 {
         let envelope = Envelope::new(format!("m{i}"))
-            .with_header("correlation-id", &format!("c{i}"))
+            .with_header("correlation-id", format!("c{i}"))
             .unwrap();
         s.outbox.add(&tx, "orders", &envelope).await.unwrap();
         sent.push(envelope);
