@@ -9,9 +9,8 @@
 //! message over its limit is copied to the dead-letter stream and terminated (`+TERM`).
 //!
 //! A server killed uncleanly can bring back messages it had already removed when they were
-//! acked, below the consumer's ack floor, where they are never delivered; `declare` purges
-//! them, and `pending` counts from the consumer (`num_pending + num_ack_pending`), not the
-//! stream.
+//! acked, below the consumer's ack floor, where they are never delivered; `declare` and
+//! `pending` purge them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -107,6 +106,18 @@ fn from_headers(headers: Option<&HeaderMap>, payload: bytes::Bytes) -> Result<En
         values.first().map(|v| (name, v.as_str()))
     });
     Envelope::from_pairs(pairs, payload)
+}
+
+/// Removes the messages at and below the consumer's ack floor `floor` (all acked).
+async fn purge_acked(stream: &stream::Stream, floor: u64) -> Result<()> {
+    if floor > 0 {
+        stream
+            .purge()
+            .sequence(floor.saturating_add(1))
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 impl NatsBroker {
@@ -299,13 +310,7 @@ impl Broker for NatsBroker {
             .map_err(backend)?
             .ack_floor
             .stream_sequence;
-        if floor > 0 {
-            stream
-                .purge()
-                .sequence(floor.saturating_add(1))
-                .await
-                .map_err(backend)?;
-        }
+        purge_acked(&stream, floor).await?;
         lock(&self.queues).insert(
             queue.to_owned(),
             Queue {
@@ -593,12 +598,26 @@ impl Broker for NatsBroker {
     }
 
     async fn pending(&self, queue: &str) -> Result<usize> {
-        let mut q = self.queue(queue)?;
-        // What the consumer has yet to deliver plus what it delivered and has not had
-        // settled. (Not the stream's message count: after an unclean server stop the
-        // stream can hold acked messages again until the next `declare` removes them.)
-        let info = q.consumer.info().await.map_err(backend)?;
-        let waiting = usize::try_from(info.num_pending).unwrap_or(usize::MAX);
-        Ok(waiting.saturating_add(info.num_ack_pending))
+        let q = self.queue(queue)?;
+        let name = format!("Q_{}{queue}", self.prefix);
+        let mut stream = self.js.get_stream(&name).await.map_err(backend)?;
+        // A work-queue stream drops a message once it is acked or terminated.
+        let state = stream.info().await.map_err(backend)?.state.clone();
+        let mut messages = state.messages;
+        if messages > 0 {
+            // Unless an unclean server stop brought acked ones back below the ack floor.
+            let mut consumer = q.consumer;
+            let floor = consumer
+                .info()
+                .await
+                .map_err(backend)?
+                .ack_floor
+                .stream_sequence;
+            if state.first_sequence <= floor {
+                purge_acked(&stream, floor).await?;
+                messages = stream.info().await.map_err(backend)?.state.messages;
+            }
+        }
+        Ok(usize::try_from(messages).unwrap_or(usize::MAX))
     }
 }
