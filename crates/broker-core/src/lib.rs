@@ -44,7 +44,7 @@ mod worker;
 pub mod conformance;
 #[cfg(feature = "nats")]
 mod nats;
-#[cfg(feature = "outbox-sqlite")]
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
 mod outbox;
 #[cfg(feature = "redis")]
 mod redis;
@@ -81,8 +81,12 @@ pub use mqtt_topic::{mqtt_filter_to_subject, subject_to_mqtt_filter};
 #[cfg(feature = "nats")]
 pub use nats::NatsBroker;
 pub use ordering::ORDERING_KEY;
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+pub use outbox::OutboxMessage;
+#[cfg(feature = "outbox-postgres")]
+pub use outbox::PostgresOutbox;
 #[cfg(feature = "outbox-sqlite")]
-pub use outbox::{OutboxMessage, SqliteOutbox};
+pub use outbox::SqliteOutbox;
 #[cfg(feature = "redis")]
 pub use redis::RedisBroker;
 pub use retry::{JitterSource, RetryPolicy};

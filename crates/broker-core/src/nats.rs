@@ -7,6 +7,10 @@
 //! message id, so a retried publish within the stream's duplicate window is stored once.
 //! A nack is `-NAK` with the backoff as its delay; JetStream counts deliveries, and a
 //! message over its limit is copied to the dead-letter stream and terminated (`+TERM`).
+//!
+//! A server killed uncleanly can bring back messages it had already removed when they were
+//! acked, below the consumer's ack floor, where they are never delivered; `declare` and
+//! `pending` purge them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -28,6 +32,12 @@ use crate::{
 };
 
 const CONSUMER: &str = "bk";
+/// How long past a fetch's wait its batch is read before giving up on it: a pull request
+/// lost with a restarted server is never answered.
+const BATCH_GRACE: Duration = Duration::from_secs(5);
+/// The longest an acknowledgement waits for the connection (it is queued while the client
+/// reconnects).
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 struct Queue {
@@ -98,6 +108,18 @@ fn from_headers(headers: Option<&HeaderMap>, payload: bytes::Bytes) -> Result<En
     Envelope::from_pairs(pairs, payload)
 }
 
+/// Removes the messages at and below the consumer's ack floor `floor` (all acked).
+async fn purge_acked(stream: &stream::Stream, floor: u64) -> Result<()> {
+    if floor > 0 {
+        stream
+            .purge()
+            .sequence(floor.saturating_add(1))
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
 impl NatsBroker {
     /// Connects to `url` (`nats://host:port`); stream names start with `prefix`, which
     /// may use `A-Z a-z 0-9 - _` (give each application, or each test, its own).
@@ -130,11 +152,16 @@ impl NatsBroker {
     }
 
     async fn ack(&self, reply: &str, body: String) -> Result<()> {
-        self.client
-            .publish(reply.to_owned(), body.into())
+        let send = async {
+            self.client
+                .publish(reply.to_owned(), body.into())
+                .await
+                .map_err(backend)?;
+            self.client.flush().await.map_err(backend)
+        };
+        tokio::time::timeout(ACK_TIMEOUT, send)
             .await
-            .map_err(backend)?;
-        self.client.flush().await.map_err(backend)
+            .map_err(|_| Error::Timeout(ACK_TIMEOUT))?
     }
 
     async fn dead_letter(
@@ -261,7 +288,7 @@ impl Broker for NatsBroker {
             })
             .await
             .map_err(backend)?;
-        let consumer: consumer::PullConsumer = stream
+        let mut consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
                 CONSUMER,
                 consumer::pull::Config {
@@ -274,6 +301,16 @@ impl Broker for NatsBroker {
             )
             .await
             .map_err(backend)?;
+        // After an unclean server stop (SIGKILL, power loss) a work-queue stream can hold
+        // again messages it had removed when they were acked, below the consumer's ack
+        // floor, where they are never delivered: remove them.
+        let floor = consumer
+            .info()
+            .await
+            .map_err(backend)?
+            .ack_floor
+            .stream_sequence;
+        purge_acked(&stream, floor).await?;
         lock(&self.queues).insert(
             queue.to_owned(),
             Queue {
@@ -325,19 +362,27 @@ impl Broker for NatsBroker {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let mut batch = if wait < Duration::from_millis(10) {
-            q.consumer.fetch().max_messages(max).messages().await
-        } else {
-            q.consumer
-                .batch()
-                .max_messages(max)
-                .expires(wait)
-                .messages()
-                .await
-        }
-        .map_err(backend)?;
+        let deadline = tokio::time::Instant::now() + wait + BATCH_GRACE;
+        let request = async {
+            if wait < Duration::from_millis(10) {
+                q.consumer.fetch().max_messages(max).messages().await
+            } else {
+                q.consumer
+                    .batch()
+                    .max_messages(max)
+                    .expires(wait)
+                    .messages()
+                    .await
+            }
+        };
+        let mut batch = tokio::time::timeout_at(deadline, request)
+            .await
+            .map_err(|_| Error::Timeout(wait + BATCH_GRACE))?
+            .map_err(backend)?;
         let mut out = Vec::new();
-        while let Some(message) = batch.next().await {
+        // The no-wait fetch has no timeout of its own: a request the server never answers
+        // (lost in a restart) ends the batch at the deadline, with what came.
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, batch.next()).await {
             let message = message.map_err(backend)?;
             let Some(reply) = message.reply.as_ref().map(ToString::to_string) else {
                 continue;
@@ -553,11 +598,26 @@ impl Broker for NatsBroker {
     }
 
     async fn pending(&self, queue: &str) -> Result<usize> {
-        self.queue(queue)?;
+        let q = self.queue(queue)?;
         let name = format!("Q_{}{queue}", self.prefix);
         let mut stream = self.js.get_stream(&name).await.map_err(backend)?;
         // A work-queue stream drops a message once it is acked or terminated.
-        let messages = stream.info().await.map_err(backend)?.state.messages;
+        let state = stream.info().await.map_err(backend)?.state.clone();
+        let mut messages = state.messages;
+        if messages > 0 {
+            // Unless an unclean server stop brought acked ones back below the ack floor.
+            let mut consumer = q.consumer;
+            let floor = consumer
+                .info()
+                .await
+                .map_err(backend)?
+                .ack_floor
+                .stream_sequence;
+            if state.first_sequence <= floor {
+                purge_acked(&stream, floor).await?;
+                messages = stream.info().await.map_err(backend)?.state.messages;
+            }
+        }
         Ok(usize::try_from(messages).unwrap_or(usize::MAX))
     }
 }

@@ -16,8 +16,7 @@
 #![cfg(feature = "mqtt")]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +29,7 @@ use tokio::time::Instant;
 
 mod support;
 
-use support::{TRACEPARENT, env, missing, peer};
+use support::{OwnServer, TRACEPARENT, env, peer};
 
 fn prefix(kind: &str) -> String {
     format!(
@@ -457,99 +456,12 @@ async fn we_publish_and_paho_reads_user_properties() {
     broker.close().await;
 }
 
-/// A Mosquitto of our own on a free port, with persistence in a directory of its own.
-struct OwnMosquitto {
-    binary: String,
-    config: std::path::PathBuf,
-    dir: std::path::PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnMosquitto {
-    fn start() -> Option<Self> {
-        let binary = ["mosquitto", "/usr/sbin/mosquitto"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("-h").output().is_ok())
-            .map(str::to_owned);
-        let Some(binary) = binary else {
-            missing("mosquitto");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("bk-mosquitto-{}", MessageId::new()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("mosquitto.conf");
-        let mut file = std::fs::File::create(&config).unwrap();
-        write!(
-            file,
-            "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\n\
-             allow_anonymous true\nmax_queued_messages 100000\n",
-            dir.display()
-        )
-        .unwrap();
-        let mut own = Self {
-            binary,
-            config,
-            dir,
-            port,
-            child: None,
-        };
-        own.run();
-        Some(own)
-    }
-
-    fn run(&mut self) {
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("our mosquitto did not listen on {}", self.port);
-    }
-
-    /// SIGTERM (it saves its persistence file) and wait for it to exit.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let status = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(status.success());
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for OwnMosquitto {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_mosquitto_restarted_under_qos1_load_loses_nothing() {
     let Some(_) = env("MQTT_URL") else {
         return;
     };
-    let Some(mut mosquitto) = OwnMosquitto::start() else {
+    let Some(mut mosquitto) = OwnServer::mosquitto() else {
         return;
     };
     let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);

@@ -1,9 +1,13 @@
-//! What the peer tests (`peers.rs`, `amqp.rs`) share: the skip-or-fail rule for a missing
-//! variable or tool, the Python peer (`tests/peers/broker_peer.py`) and the check of what it
-//! read from us.
+//! What the peer and fault tests share: the skip-or-fail rule for a missing variable or
+//! tool, the Python peer (`tests/peers/broker_peer.py`) and the check of what it read from
+//! us, and servers of a test's own ([`OwnServer`]: Redis, NATS, Mosquitto) to kill and
+//! restart.
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
-use std::process::Command;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use broker_core::Envelope;
 
@@ -65,4 +69,158 @@ pub(crate) fn assert_is_ours(line: &serde_json::Value, sent: &[Envelope]) {
         );
     }
     assert_eq!(headers["bk-attempt"].as_str(), Some("0"));
+}
+
+/// A server of the test's own (not the machine's shared one) on a free port, with its data
+/// in a directory of its own, to kill and restart on the same port and data.
+pub(crate) struct OwnServer {
+    binary: String,
+    args: Vec<String>,
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// The first of `candidates` that runs with `probe`, or [`missing`].
+fn binary(candidates: &[&str], probe: &str) -> Option<String> {
+    let found = candidates
+        .iter()
+        .find(|b| Command::new(b).arg(probe).output().is_ok())
+        .map(|b| (*b).to_owned());
+    if found.is_none() {
+        missing(candidates.first().copied().unwrap_or("a server"));
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scratch_dir(kind: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bk-{kind}-{}", broker_core::MessageId::new()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl OwnServer {
+    /// `redis-server` with every write appended to its AOF and fsynced before the reply
+    /// (`appendonly yes`, `appendfsync always`), no RDB snapshots.
+    pub(crate) fn redis() -> Option<Self> {
+        let binary = binary(&["redis-server"], "--version")?;
+        let (port, dir) = (free_port(), scratch_dir("redis"));
+        let args = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            &dir.display().to_string(),
+        ];
+        Some(Self::start(binary, port, dir, &args))
+    }
+
+    /// `nats-server` with JetStream storing to its directory.
+    pub(crate) fn nats() -> Option<Self> {
+        let binary = binary(&["nats-server"], "--version")?;
+        let (port, dir) = (free_port(), scratch_dir("nats"));
+        let args = [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-js",
+            "-sd",
+            &dir.display().to_string(),
+        ];
+        Some(Self::start(binary, port, dir, &args))
+    }
+
+    /// Mosquitto with persistence on, anonymous access and room for 100 000 queued
+    /// messages per session.
+    pub(crate) fn mosquitto() -> Option<Self> {
+        let binary = binary(&["mosquitto", "/usr/sbin/mosquitto"], "-h")?;
+        let (port, dir) = (free_port(), scratch_dir("mosquitto"));
+        let config = dir.join("mosquitto.conf");
+        let mut file = std::fs::File::create(&config).unwrap();
+        write!(
+            file,
+            "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\n\
+             allow_anonymous true\nmax_queued_messages 100000\n",
+            dir.display()
+        )
+        .unwrap();
+        let args = ["-c".to_owned(), config.display().to_string()];
+        Some(Self::start(binary, port, dir, &args))
+    }
+
+    fn start(binary: String, port: u16, dir: PathBuf, args: &[impl ToString]) -> Self {
+        let mut own = Self {
+            binary,
+            args: args.iter().map(ToString::to_string).collect(),
+            port,
+            dir,
+            child: None,
+        };
+        own.run();
+        own
+    }
+
+    /// Starts the server (again, on the same port and data) and waits until it listens.
+    pub(crate) fn run(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("our {} did not listen on {}", self.binary, self.port);
+    }
+
+    /// SIGKILL: no flush, no goodbye to clients.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM (the server saves what it keeps) and wait for it to exit.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
