@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use crate::xml::{Element, Item, Tag, TagAttribute};
+use crate::xml::{Element, Item, Tag, TagAttribute, TagAttributes};
 
 /// Why an entry was not decoded here.
 #[derive(Debug)]
@@ -234,7 +234,7 @@ fn trim_xml(s: &str) -> &str {
 /// An element whose start tag has been read.
 struct ElementDeserializer<'r, 'de, S> {
     reader: &'r mut Reader<'de, S>,
-    attributes: Vec<TagAttribute<'de>>,
+    attributes: TagAttributes<'de>,
 }
 
 macro_rules! parsed {
@@ -598,7 +598,7 @@ struct Run<'r, 'de, S> {
     reader: &'r mut Reader<'de, S>,
     name: &'de str,
     /// The attributes of the first element, whose start tag has been read.
-    first: Option<Vec<TagAttribute<'de>>>,
+    first: Option<TagAttributes<'de>>,
 }
 
 impl<'de, S: Source<'de>> de::SeqAccess<'de> for Run<'_, 'de, S> {

@@ -578,7 +578,7 @@ pub(crate) struct Tag<'a> {
     pub(crate) namespace: Option<Cow<'a, str>>,
     pub(crate) name: &'a str,
     /// Attributes, namespace declarations excluded.
-    pub(crate) attributes: Vec<TagAttribute<'a>>,
+    pub(crate) attributes: TagAttributes<'a>,
     /// Whether the tag declares namespaces (then [`Events::bindings`] has changed).
     pub(crate) declares: bool,
 }
@@ -588,6 +588,45 @@ pub(crate) struct TagAttribute<'a> {
     pub(crate) namespace: Option<Cow<'a, str>>,
     pub(crate) name: &'a str,
     pub(crate) value: Cow<'a, str>,
+}
+
+/// A start tag's attributes: one pointer, null for the common tag without any, so that a
+/// [`Tag`] (and every [`Item`] moved from the reader to the decoder) stays small.
+#[derive(Default)]
+pub(crate) struct TagAttributes<'a>(Option<Box<Vec<TagAttribute<'a>>>>);
+
+impl<'a> TagAttributes<'a> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|v| v.is_empty())
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, TagAttribute<'a>> {
+        match &self.0 {
+            Some(v) => v.iter(),
+            None => [].iter(),
+        }
+    }
+}
+
+impl<'a> From<Vec<TagAttribute<'a>>> for TagAttributes<'a> {
+    fn from(v: Vec<TagAttribute<'a>>) -> Self {
+        TagAttributes((!v.is_empty()).then(|| Box::new(v)))
+    }
+}
+
+impl<'a> FromIterator<TagAttribute<'a>> for TagAttributes<'a> {
+    fn from_iter<I: IntoIterator<Item = TagAttribute<'a>>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> IntoIterator for TagAttributes<'a> {
+    type Item = TagAttribute<'a>;
+    type IntoIter = std::vec::IntoIter<TagAttribute<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.map(|v| *v).unwrap_or_default().into_iter()
+    }
 }
 
 impl Tag<'_> {
@@ -852,7 +891,7 @@ impl<'a, 'l> Events<'a, 'l> {
                 Tag {
                     namespace,
                     name,
-                    attributes: Vec::new(),
+                    attributes: TagAttributes::default(),
                     declares: false,
                 },
             );
@@ -885,7 +924,7 @@ impl<'a, 'l> Events<'a, 'l> {
             Tag {
                 namespace,
                 name,
-                attributes,
+                attributes: attributes.into(),
                 declares,
             },
         )
