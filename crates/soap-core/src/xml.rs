@@ -573,12 +573,35 @@ pub(crate) enum Item<'a> {
     Eof,
 }
 
+/// What [`Events::next`] returns: the error boxed, so that the result is no larger than the
+/// item (the crate's [`Error`] is larger than an item, and every item is moved through the
+/// result on its way to the decoder).
+pub(crate) type ItemResult<'a> = std::result::Result<Item<'a>, ReadError>;
+
+/// The reader's [`Error`], boxed (see [`ItemResult`]); `?` turns it back into the error.
+#[derive(Debug)]
+pub(crate) struct ReadError(Box<Error>);
+
+impl From<Error> for ReadError {
+    #[cold]
+    fn from(e: Error) -> Self {
+        ReadError(Box::new(e))
+    }
+}
+
+impl From<ReadError> for Error {
+    #[cold]
+    fn from(e: ReadError) -> Self {
+        *e.0
+    }
+}
+
 /// A start tag with its names resolved.
 pub(crate) struct Tag<'a> {
     pub(crate) namespace: Option<Cow<'a, str>>,
     pub(crate) name: &'a str,
     /// Attributes, namespace declarations excluded.
-    pub(crate) attributes: Vec<TagAttribute<'a>>,
+    pub(crate) attributes: TagAttributes<'a>,
     /// Whether the tag declares namespaces (then [`Events::bindings`] has changed).
     pub(crate) declares: bool,
 }
@@ -588,6 +611,48 @@ pub(crate) struct TagAttribute<'a> {
     pub(crate) namespace: Option<Cow<'a, str>>,
     pub(crate) name: &'a str,
     pub(crate) value: Cow<'a, str>,
+}
+
+/// A start tag's attributes: one pointer, null for the common tag without any, so that a
+/// [`Tag`] (and every [`Item`] moved from the reader to the decoder) stays small.
+// Boxed on purpose: one pointer in every tag instead of a `Vec`'s three words, for one
+// more allocation on the few tags with attributes.
+#[allow(clippy::box_collection)]
+#[derive(Default)]
+pub(crate) struct TagAttributes<'a>(Option<Box<Vec<TagAttribute<'a>>>>);
+
+impl<'a> TagAttributes<'a> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|v| v.is_empty())
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, TagAttribute<'a>> {
+        match &self.0 {
+            Some(v) => v.iter(),
+            None => [].iter(),
+        }
+    }
+}
+
+impl<'a> From<Vec<TagAttribute<'a>>> for TagAttributes<'a> {
+    fn from(v: Vec<TagAttribute<'a>>) -> Self {
+        TagAttributes((!v.is_empty()).then(|| Box::new(v)))
+    }
+}
+
+impl<'a> FromIterator<TagAttribute<'a>> for TagAttributes<'a> {
+    fn from_iter<I: IntoIterator<Item = TagAttribute<'a>>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> IntoIterator for TagAttributes<'a> {
+    type Item = TagAttribute<'a>;
+    type IntoIter = std::vec::IntoIter<TagAttribute<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.map(|v| *v).unwrap_or_default().into_iter()
+    }
 }
 
 impl Tag<'_> {
@@ -703,10 +768,11 @@ impl<'a, 'l> Events<'a, 'l> {
         }
     }
 
-    #[inline]
-    fn close(&mut self) -> Result<Item<'a>> {
+    // Inlined into `next` (it was a call per end tag); the error is out of line.
+    #[inline(always)]
+    fn close(&mut self) -> ItemResult<'a> {
         let Some((mark, _)) = self.open.pop() else {
-            return Err(self.malformed("unexpected end tag".into()));
+            return Err(self.unexpected_end());
         };
         self.bindings.truncate(mark);
         if self.open.is_empty() {
@@ -715,8 +781,13 @@ impl<'a, 'l> Events<'a, 'l> {
         Ok(Item::End)
     }
 
+    #[cold]
+    fn unexpected_end(&self) -> ReadError {
+        self.malformed("unexpected end tag".into()).into()
+    }
+
     /// The next item; after an error, the reader is not to be used again.
-    pub(crate) fn next(&mut self) -> Result<Item<'a>> {
+    pub(crate) fn next(&mut self) -> ItemResult<'a> {
         if self.pending_end {
             self.pending_end = false;
             return self.close();
@@ -728,10 +799,10 @@ impl<'a, 'l> Events<'a, 'l> {
                 .read_event()
                 .map_err(|e| self.malformed(e.to_string()))?;
             return match event {
-                Event::DocType(_) => Err(Error::DoctypeRefused),
-                Event::Start(_) | Event::Empty(_) if self.root_seen => {
-                    Err(self.malformed("content after the root element".into()))
-                }
+                Event::DocType(_) => Err(Error::DoctypeRefused.into()),
+                Event::Start(_) | Event::Empty(_) if self.root_seen => Err(self
+                    .malformed("content after the root element".into())
+                    .into()),
                 Event::Start(start) => self.open_tag(&start, false),
                 Event::Empty(start) => self.open_tag(&start, true),
                 Event::End(_) => self.close(),
@@ -751,13 +822,15 @@ impl<'a, 'l> Events<'a, 'l> {
                 Event::PI(_) if !self.allow_processing_instructions => {
                     Err(Error::ProcessingInstructionRefused {
                         position: self.position,
-                    })
+                    }
+                    .into())
                 }
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => continue,
                 Event::Eof if !self.open.is_empty() => Err(Error::MalformedXml {
                     position: self.input.len() as u64,
                     reason: "unclosed element at end of input".into(),
-                }),
+                }
+                .into()),
                 Event::Eof => Ok(Item::Eof),
             };
         }
@@ -777,18 +850,20 @@ impl<'a, 'l> Events<'a, 'l> {
     }
 
     #[inline(always)]
-    fn text(&mut self, content: Cow<'a, str>) -> Result<Item<'a>> {
+    fn text(&mut self, content: Cow<'a, str>) -> ItemResult<'a> {
         let max = self.limits.max_text_bytes;
         match self.open.last_mut() {
             Some((_, text_bytes)) => {
                 *text_bytes = text_bytes.saturating_add(content.len());
                 if *text_bytes > max {
-                    return Err(self.limit(LimitKind::TextBytes));
+                    return Err(self.limit(LimitKind::TextBytes).into());
                 }
                 Ok(Item::Text(content))
             }
             None if content.trim().is_empty() => Ok(Item::Text(content)),
-            None => Err(self.malformed("text outside the root element".into())),
+            None => Err(self
+                .malformed("text outside the root element".into())
+                .into()),
         }
     }
 
@@ -828,18 +903,18 @@ impl<'a, 'l> Events<'a, 'l> {
     /// The item for a start tag (`empty`: of an empty element, whose end comes next),
     /// built in place: the depth, element, attribute and namespace checks, the names
     /// resolved.
-    fn open_tag(&mut self, start: &BytesStart<'_>, empty: bool) -> Result<Item<'a>> {
+    fn open_tag(&mut self, start: &BytesStart<'_>, empty: bool) -> ItemResult<'a> {
         if empty && self.open.len() >= self.limits.max_depth {
-            return Err(self.limit(LimitKind::Depth));
+            return Err(self.limit(LimitKind::Depth).into());
         }
         self.elements = self.elements.saturating_add(1);
         if self.elements > self.limits.max_elements {
-            return Err(self.limit(LimitKind::Elements));
+            return Err(self.limit(LimitKind::Elements).into());
         }
         let content = self.in_input(start)?;
         let name_len = start.name().as_ref().len();
         let Some((qname, rest)) = content.split_at_checked(name_len) else {
-            return Err(self.malformed("tag outside the input".into()));
+            return Err(self.malformed("tag outside the input".into()).into());
         };
         let mark = self.bindings.len();
         // Most tags have no attributes: then there is nothing to iterate, and the tag's
@@ -852,7 +927,7 @@ impl<'a, 'l> Events<'a, 'l> {
                 Tag {
                     namespace,
                     name,
-                    attributes: Vec::new(),
+                    attributes: TagAttributes::default(),
                     declares: false,
                 },
             );
@@ -864,13 +939,15 @@ impl<'a, 'l> Events<'a, 'l> {
             let (namespace, name) = match split_qname(key) {
                 Some((Some(p), local)) => (self.lookup(p)?, local),
                 Some((None, local)) => (None, local),
-                None => return Err(self.not_a_qname(key)),
+                None => return Err(self.not_a_qname(key).into()),
             };
             if attributes
                 .iter()
                 .any(|a| a.namespace == namespace && a.name == name)
             {
-                return Err(self.malformed(format!("duplicate attribute {name:?}")));
+                return Err(self
+                    .malformed(format!("duplicate attribute {name:?}"))
+                    .into());
             }
             attributes.push(TagAttribute {
                 namespace,
@@ -885,7 +962,7 @@ impl<'a, 'l> Events<'a, 'l> {
             Tag {
                 namespace,
                 name,
-                attributes,
+                attributes: attributes.into(),
                 declares,
             },
         )
@@ -893,12 +970,12 @@ impl<'a, 'l> Events<'a, 'l> {
 
     /// Records an opened element (its bindings start at `mark`) and hands out its tag.
     #[inline(always)]
-    fn opened(&mut self, mark: usize, empty: bool, tag: Tag<'a>) -> Result<Item<'a>> {
+    fn opened(&mut self, mark: usize, empty: bool, tag: Tag<'a>) -> ItemResult<'a> {
         self.open.push((mark, 0));
         if empty {
             self.pending_end = true;
         } else if self.open.len() > self.limits.max_depth {
-            return Err(self.limit(LimitKind::Depth));
+            return Err(self.limit(LimitKind::Depth).into());
         }
         Ok(Item::Start(tag))
     }
