@@ -34,7 +34,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("execution", &["execution", "subscription", "dataloader"]),
     (
         "transports",
-        &["over_http", "transport_ws", "transport_sse", "persisted", "multipart"],
+        &[
+            "over_http",
+            "transport_ws",
+            "transport_sse",
+            "persisted",
+            "multipart",
+        ],
     ),
 ];
 
