@@ -9,7 +9,8 @@
 //! may wait for a window that never opens, nor how long a header block may take. So
 //! [`H2Guard`] reads every frame header the client sends and counts, per second, the frames
 //! that cost work without carrying a request (SETTINGS, PING, PRIORITY, empty DATA and
-//! CONTINUATION, unknown types) and the RST_STREAM frames; the connection's task checks
+//! CONTINUATION, unknown types, and WINDOW_UPDATE frames beyond what the DATA sent to the
+//! client earns) and the RST_STREAM frames; the connection's task checks
 //! [`Watch`] on a timer for a header block past its deadline and for a response body hyper
 //! has not asked for more of within the send timeout. Any of these ends the connection with
 //! GOAWAY `ENHANCE_YOUR_CALM` (RFC 9113 section 7), which the guard writes itself at a frame
@@ -43,6 +44,12 @@ const END_HEADERS: u8 = 0x4;
 
 /// GOAWAY `ENHANCE_YOUR_CALM` (RFC 9113 section 7).
 const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// WINDOW_UPDATE frames each non-empty DATA frame sent to the client pays for. A client
+/// reading a response opens the connection's and the stream's windows as it goes, usually
+/// once per several frames; WINDOW_UPDATE frames beyond this allowance (a flood with no
+/// data flowing) are charged to the control-frame budget instead.
+const WINDOW_UPDATES_PER_DATA_FRAME: u32 = 4;
 
 /// The per-connection limits the guard keeps (from `[server.http2]`).
 #[derive(Debug, Clone, Copy)]
@@ -324,6 +331,8 @@ pub(crate) struct H2Guard<S> {
     last_stream: u32,
     control: Budget,
     resets: Budget,
+    /// WINDOW_UPDATE frames the DATA sent so far has paid for and that are not used yet.
+    window_credit: u32,
     /// The GOAWAY frame being written, and how much of it is.
     goaway: Option<([u8; 17], usize)>,
     /// The violation found while reading, before [`Watch`] knows it.
@@ -353,6 +362,7 @@ impl<S> H2Guard<S> {
             last_stream: 0,
             control: Budget::new(limits.control_frames_per_second, now),
             resets: Budget::new(limits.resets_per_second, now),
+            window_credit: 0,
             goaway: None,
             killed: None,
         }
@@ -372,6 +382,7 @@ impl<S> H2Guard<S> {
             watch,
             control,
             resets,
+            window_credit,
             last_stream,
             limits,
             ..
@@ -409,8 +420,16 @@ impl<S> H2Guard<S> {
                     }
                     // PING
                     0x6 => flags & ACK == 0,
-                    // WINDOW_UPDATE, GOAWAY, PUSH_PROMISE (a protocol error h2 reports).
-                    0x5 | 0x7 | 0x8 => false,
+                    // WINDOW_UPDATE: free while the DATA sent pays for it.
+                    0x8 => match window_credit.checked_sub(1) {
+                        Some(left) => {
+                            *window_credit = left;
+                            false
+                        }
+                        None => true,
+                    },
+                    // GOAWAY, PUSH_PROMISE (a protocol error h2 reports).
+                    0x5 | 0x7 => false,
                     // CONTINUATION
                     0x9 => {
                         if flags & END_HEADERS != 0 {
@@ -427,6 +446,19 @@ impl<S> H2Guard<S> {
                 Ok(())
             })
             .map_err(|(at, violation)| (at + skipped, violation))
+    }
+
+    /// Follows the frames written to the client: their boundaries, and the WINDOW_UPDATE
+    /// allowance each non-empty DATA frame earns.
+    fn written(&mut self, bytes: &[u8]) {
+        let credit = &mut self.window_credit;
+        let _ = self.outgoing.advance(bytes, |head| {
+            let [l0, l1, l2, kind, ..] = *head;
+            if kind == 0x0 && (l0, l1, l2) != (0, 0, 0) {
+                *credit = credit.saturating_add(WINDOW_UPDATES_PER_DATA_FRAME);
+            }
+            Ok(())
+        });
     }
 
     fn goaway_frame(&self) -> [u8; 17] {
@@ -530,9 +562,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for H2Guard<S> {
             buf = buf.get(..left.min(buf.len())).unwrap_or_default();
         }
         let n = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-        let _ = this
-            .outgoing
-            .advance(buf.get(..n).unwrap_or_default(), |_| Ok(()));
+        this.written(buf.get(..n).unwrap_or_default());
         Poll::Ready(Ok(n))
     }
 
@@ -556,9 +586,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for H2Guard<S> {
                 break;
             }
             let take = left.min(b.len());
-            let _ = this
-                .outgoing
-                .advance(b.get(..take).unwrap_or_default(), |_| Ok(()));
+            this.written(b.get(..take).unwrap_or_default());
             left -= take;
         }
         Poll::Ready(Ok(n))

@@ -137,7 +137,10 @@ struct Client {
 
 impl Client {
     async fn connect(addr: SocketAddr, settings: &[(u16, u32)]) -> Self {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        // Frames go out as written (no Nagle wait behind an unacknowledged small write).
+        stream.set_nodelay(true).unwrap();
+        let mut stream = stream;
         let mut payload = Vec::new();
         for (id, value) in settings {
             payload.extend_from_slice(&id.to_be_bytes());
@@ -453,6 +456,55 @@ async fn ping_flood_ends_with_enhance_your_calm() {
     let pongs = frames.iter().filter(|f| f.kind == PING).count();
     assert!(pongs <= 110, "{pongs} PINGs answered");
     assert_goaway(goaway.as_ref(), ENHANCE_YOUR_CALM);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_update_flood_ends_with_enhance_your_calm() {
+    let origin = start_origin("o", Duration::ZERO).await;
+    let proxy = start_proxy(&config(origin.addr, ""));
+    // Increments of 1 on the connection: legal one by one, nothing flowing to pay for them.
+    let attack: Vec<u8> = (0..10_000)
+        .flat_map(|_| frame(WINDOW_UPDATE, 0, 0, &1_u32.to_be_bytes()))
+        .collect();
+    let (_, goaway, took) = attacked(proxy.addr, &[], attack).await;
+    assert_goaway(goaway.as_ref(), ENHANCE_YOUR_CALM);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// A client that opens the stream's and the connection's window after every DATA frame it
+/// reads sends far more WINDOW_UPDATE frames per second than the control budget, and is
+/// served all the same: the DATA it reads pays for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_updates_paid_by_data_are_not_a_flood() {
+    let origin = start_origin("o", Duration::ZERO).await;
+    let proxy = start_proxy(&config(origin.addr, ""));
+    let mut client = Client::connect(proxy.addr, &[]).await;
+    let mut updates = 0;
+    for n in 0..300_u32 {
+        let stream = 2 * n + 1;
+        client
+            .send(&frame(
+                HEADERS,
+                END_HEADERS | END_STREAM,
+                stream,
+                &request("GET", "/paid", &[]),
+            ))
+            .await
+            .unwrap();
+        let (frames, body) = client.response(stream).await;
+        assert_eq!(body, "origin o /paid", "request {n}: {frames:?}");
+        for f in frames
+            .iter()
+            .filter(|f| f.kind == DATA && !f.payload.is_empty())
+        {
+            let increment = u32::try_from(f.payload.len()).unwrap().to_be_bytes();
+            let mut both = frame(WINDOW_UPDATE, 0, f.stream, &increment);
+            both.extend(frame(WINDOW_UPDATE, 0, 0, &increment));
+            client.send(&both).await.unwrap();
+            updates += 2;
+        }
+    }
+    assert!(updates >= 600, "{updates} WINDOW_UPDATE frames sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
