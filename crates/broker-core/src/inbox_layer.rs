@@ -1,9 +1,4 @@
-//! The idempotent consumer as a layer: [`InboxLayer`]. Before the handler runs, the
-//! message id is claimed in an [`Inbox`]: an id already done is acknowledged without
-//! running the handler (a duplicate, a redelivery after a lost ack); an id another
-//! consumer is working on now is nacked, to be looked at again later; otherwise the
-//! handler runs, and the id is completed when it answers [`Settlement::Ack`] or released
-//! (so a retry can claim it) when it does not.
+//! The idempotent consumer as a layer: [`InboxLayer`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +9,14 @@ use crate::{
     Claim, Delivery, Disposition, Handler, HandlerError, HandlerResult, Inbox, Layer, Settlement,
 };
 
-/// Skips messages an [`Inbox`] has seen done; see the [module](self).
+/// Skips messages an [`Inbox`] has seen done.
+///
+/// The idempotent consumer as a layer. Before the handler runs, the
+/// message id is claimed in an [`Inbox`]: an id already done is acknowledged without
+/// running the handler (a duplicate, a redelivery after a lost ack); an id another
+/// consumer is working on now is nacked, to be looked at again later; otherwise the
+/// handler runs, and the id is completed when it answers [`Settlement::Ack`] or released
+/// (so a retry can claim it) when it does not.
 #[derive(Debug)]
 pub struct InboxLayer<I> {
     inbox: Arc<I>,

@@ -1,34 +1,4 @@
-//! Trace propagation through the broker: [`TraceLayer`] continues the W3C trace of each
-//! message it handles, [`TracedBroker`] puts the current trace on each message it
-//! publishes. With the `tracing` feature both also open a `tracing` span with the
-//! OpenTelemetry messaging attributes.
-//!
-//! On the consumer side the layer reads `traceparent`/`tracestate`
-//! ([`TraceContext::from_headers`]); a valid one is continued (same trace id, a new span
-//! id whose parent is the publisher's span), a missing or invalid one starts a new trace:
-//! the message is handled either way. While the handler runs, that context is
-//! [`TraceContext::current`], so what the handler publishes through a [`TracedBroker`]
-//! (or stamps with [`TraceContext::inject_current`]) carries a child of it.
-//!
-//! The span (feature `tracing`) is named `process` at INFO level, with these fields:
-//!
-//! | field | value |
-//! |---|---|
-//! | `otel.name`, `otel.kind` | `process <queue>`, `consumer` |
-//! | `messaging.system` | the broker (`rabbitmq` for the AMQP backend, else its name) |
-//! | `messaging.operation.type`, `messaging.operation.name` | `process` |
-//! | `messaging.destination.name` | the queue |
-//! | `messaging.message.id`, `messaging.message.conversation_id` | the message id, the correlation id |
-//! | `messaging.message.body.size` | payload bytes |
-//! | `messaging.message.delivery_attempt` | the delivery number, from 1 (not in the semantic conventions, which have it only for Pub/Sub, as `messaging.gcp_pubsub.message.delivery_attempt`) |
-//! | `trace_id`, `span_id`, `parent_id` | this span's W3C ids, and the publisher's span id when the trace was continued |
-//! | `trace.parent` | `continued`, `absent` or `invalid` |
-//! | `outcome`, `error.type` | the verdict (`ack`, `nack`, `reject`, `in_progress`, `error`), and `retryable` or `terminal` for an error |
-//!
-//! A `tracing` span has no W3C ids of its own; the ids are fields, so a subscriber that
-//! exports to OpenTelemetry can use them (or ignore them and link by `traceparent`).
-//! [`TracedBroker`]'s `send` span has the same fields for a publish (`otel.kind` producer,
-//! `parent_id` the span id of the message being handled, if any).
+//! Trace propagation through the broker: [`TraceLayer`] and [`TracedBroker`].
 
 use std::future::Future;
 use std::time::Duration;
@@ -46,7 +16,39 @@ fn system_name(backend: &'static str) -> &'static str {
     }
 }
 
-/// Continues each message's trace around the handler; see the [module](self).
+/// Continues each message's trace around the handler.
+///
+/// Trace propagation through the broker: [`TraceLayer`] continues the W3C trace of each
+/// message it handles, [`TracedBroker`] puts the current trace on each message it
+/// publishes. With the `tracing` feature both also open a `tracing` span with the
+/// OpenTelemetry messaging attributes.
+///
+/// On the consumer side the layer reads `traceparent`/`tracestate`
+/// ([`TraceContext::from_headers`]); a valid one is continued (same trace id, a new span
+/// id whose parent is the publisher's span), a missing or invalid one starts a new trace:
+/// the message is handled either way. While the handler runs, that context is
+/// [`TraceContext::current`], so what the handler publishes through a [`TracedBroker`]
+/// (or stamps with [`TraceContext::inject_current`]) carries a child of it.
+///
+/// The span (feature `tracing`) is named `process` at INFO level, with these fields:
+///
+/// | field | value |
+/// |---|---|
+/// | `otel.name`, `otel.kind` | `process <queue>`, `consumer` |
+/// | `messaging.system` | the broker (`rabbitmq` for the AMQP backend, else its name) |
+/// | `messaging.operation.type`, `messaging.operation.name` | `process` |
+/// | `messaging.destination.name` | the queue |
+/// | `messaging.message.id`, `messaging.message.conversation_id` | the message id, the correlation id |
+/// | `messaging.message.body.size` | payload bytes |
+/// | `messaging.message.delivery_attempt` | the delivery number, from 1 (not in the semantic conventions, which have it only for Pub/Sub, as `messaging.gcp_pubsub.message.delivery_attempt`) |
+/// | `trace_id`, `span_id`, `parent_id` | this span's W3C ids, and the publisher's span id when the trace was continued |
+/// | `trace.parent` | `continued`, `absent` or `invalid` |
+/// | `outcome`, `error.type` | the verdict (`ack`, `nack`, `reject`, `in_progress`, `error`), and `retryable` or `terminal` for an error |
+///
+/// A `tracing` span has no W3C ids of its own; the ids are fields, so a subscriber that
+/// exports to OpenTelemetry can use them (or ignore them and link by `traceparent`).
+/// [`TracedBroker`]'s `send` span has the same fields for a publish (`otel.kind` producer,
+/// `parent_id` the span id of the message being handled, if any).
 #[derive(Clone, Copy, Debug)]
 pub struct TraceLayer {
     system: &'static str,
