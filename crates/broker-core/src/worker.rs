@@ -103,40 +103,12 @@ impl<'a, B: Broker> Worker<'a, B> {
         F: Future<Output = Settlement>,
         S: Future<Output = ()>,
     {
-        let mut shutdown = pin!(shutdown);
-        let mut stopping = false;
-        let mut report = WorkerReport::default();
-        loop {
-            if !stopping {
-                stopping = poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
-            }
-            if stopping {
-                return Ok(report);
-            }
-            let batch = self
-                .broker
-                .fetch(&self.queue, &self.consumer, self.batch, self.poll)
-                .await?;
-            for delivery in &batch {
-                loop {
-                    let settlement = handler(delivery).await;
-                    let disposition = self.broker.settle(delivery, settlement).await?;
-                    match disposition {
-                        Disposition::Extended => continue,
-                        Disposition::Removed => report.acked += 1,
-                        Disposition::Retry { .. } | Disposition::DeadLetter { .. } => {
-                            report.failed += 1;
-                        }
-                    }
-                    report.processed += 1;
-                    break;
-                }
-                if !stopping {
-                    stopping =
-                        poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
-                }
-            }
-        }
+        self.drive(
+            async |delivery| handler(delivery).await,
+            |_, _| {},
+            shutdown,
+        )
+        .await
     }
 
     /// [`run`](Self::run) with a [`Handler`] (a stack of layers, see
@@ -150,6 +122,26 @@ impl<'a, B: Broker> Worker<'a, B> {
     pub async fn serve<H, S>(&self, handler: &H, shutdown: S) -> Result<WorkerReport>
     where
         H: Handler + ?Sized,
+        S: Future<Output = ()>,
+    {
+        self.drive(
+            async |delivery| verdict(handler, delivery).await,
+            |delivery, disposition| handler.settled(delivery, disposition),
+            shutdown,
+        )
+        .await
+    }
+
+    /// The loop behind [`run`](Self::run) and [`serve`](Self::serve): fetch, handle each
+    /// delivery, settle it (again while it answers [`Settlement::InProgress`]), tell
+    /// `settled`, until `shutdown` completes.
+    async fn drive<S>(
+        &self,
+        mut handle: impl AsyncFnMut(&Delivery) -> Settlement,
+        mut settled: impl FnMut(&Delivery, &Disposition),
+        shutdown: S,
+    ) -> Result<WorkerReport>
+    where
         S: Future<Output = ()>,
     {
         let mut shutdown = pin!(shutdown);
@@ -168,9 +160,9 @@ impl<'a, B: Broker> Worker<'a, B> {
                 .await?;
             for delivery in &batch {
                 loop {
-                    let settlement = verdict(handler, delivery).await;
+                    let settlement = handle(delivery).await;
                     let disposition = self.broker.settle(delivery, settlement).await?;
-                    handler.settled(delivery, &disposition);
+                    settled(delivery, &disposition);
                     match disposition {
                         Disposition::Extended => continue,
                         Disposition::Removed => report.acked += 1,
