@@ -5,12 +5,19 @@ sent by CONCURRENCY keep-alive (or, for HTTP/1.0 servers, per-request) connectio
 client's own CPU is not counted. Every response is checked.
 
 Usage: python3 cpu_per_request.py SOAP_SERVICE_BIN PEER_PYTHON PEER_NODE_MODULES [N] [CONCURRENCY]
+
+With WRK_SECONDS set (and `wrk` on the PATH), each server is then loaded by wrk instead
+(one thread, WRK_CONNECTIONS connections, default 16, for WRK_SECONDS seconds after a 1 s
+warm-up): requests per second with a load generator that is not the bottleneck, and the
+server's CPU per request in the same interval. wrk counts non-2xx answers; any is an error.
 """
 
 import http.client
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from urllib.parse import urlparse
@@ -71,6 +78,36 @@ def load(url, body, action, n, concurrency):
     return per * concurrency, time.monotonic() - t0, errors
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "text/xml; charset=utf-8"
+wrk.headers["SOAPAction"] = '"%s"'
+"""
+
+
+def wrk(url, body, action, seconds, connections, pid):
+    """Runs wrk against url; returns (requests, seconds, server CPU seconds)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % (body.decode(), action))
+        script = f.name
+    try:
+        base = ["wrk", "-t1", "-c%d" % connections, "-s", script, "--latency"]
+        subprocess.run(base + ["-d1s", url], check=True, capture_output=True)
+        before = cpu_seconds(pid)
+        out = subprocess.run(base + ["-d%ds" % seconds, url], check=True, capture_output=True, text=True).stdout
+        used = cpu_seconds(pid) - before
+    finally:
+        os.unlink(script)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    assert not bad, out
+    done = int(re.search(r"(\d+) requests in ([\d.]+)s", out).group(1))
+    wall = float(re.search(r"(\d+) requests in ([\d.]+)s", out).group(2))
+    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    return done, wall, used, p99, errors.group(1) if errors else ""
+
+
 def main():
     ours_bin, python, node_modules = sys.argv[1:4]
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 3000
@@ -81,6 +118,7 @@ def main():
         ("spyne 2.14.0 (wsgiref, Python 3.11)", [python, os.path.join(PEERS, "spyne_server.py")], "/soap11", "urn:peer:inventory", "getStock"),
         ("node soap 1.13.0 (node http)", ["node", os.path.join(PEERS, "node_soap_server.js")], "/soap11", "urn:peer:node-inventory", "urn:peer:node-inventory#getStock"),
     ]
+    wrk_rows = []
     print("| server | requests | wall s | req/s (client-bound) | server CPU s | server CPU per request |")
     print("|---|---|---|---|---|---|")
     for name, cmd, path, ns, action in servers:
@@ -93,9 +131,22 @@ def main():
             used = cpu_seconds(p.pid) - before
             assert not errors, errors[:3]
             print("| %s | %d | %.2f | %.0f | %.2f | %.1f µs |" % (name, done, wall, done / wall, used, used / done * 1e6))
+            if os.environ.get("WRK_SECONDS"):
+                seconds = int(os.environ["WRK_SECONDS"])
+                connections = int(os.environ.get("WRK_CONNECTIONS", "16"))
+                done, wall, used, p99, socket_errors = wrk(base + path, body, action, seconds, connections, p.pid)
+                wrk_rows.append("| %s | %d | %.0f | %s | %.1f µs | %s |" % (name, done, done / wall, p99, used / done * 1e6, socket_errors or "none"))
         finally:
             p.kill()
             p.wait()
+    if wrk_rows:
+        print()
+        print("wrk -t1 -c%s -d%ss:" % (os.environ.get("WRK_CONNECTIONS", "16"), os.environ["WRK_SECONDS"]))
+        print()
+        print("| server | requests | req/s | p99 | server CPU per request | socket errors |")
+        print("|---|---|---|---|---|---|")
+        for row in wrk_rows:
+            print(row)
 
 
 if __name__ == "__main__":
