@@ -1413,7 +1413,7 @@ impl Inner {
                 },
             );
             out.push(Delivery {
-                queue: queue.to_owned(),
+                queue: queue.into(),
                 envelope,
                 token: DeliveryToken::Mqtt {
                     token,
