@@ -186,7 +186,7 @@ impl EmbeddedBroker {
     /// Wakes the fetches waiting for a change, if there are any.
     fn wake(&self) {
         if self.inner.waiting.load(Ordering::SeqCst) > 0 {
-            self.wake();
+            self.inner.notify.notify_waiters();
         }
     }
 
