@@ -57,6 +57,26 @@ fn batched(broker: &EmbeddedBroker, payload: &Bytes) {
     }
 }
 
+/// Publish 1024 in batches of 64 (`publish_batch`), then fetch 64 at a time and ack each
+/// fetched batch with one `settle_batch`: the batch API, one lock per 64 messages.
+fn batch_api(broker: &EmbeddedBroker, payload: &Bytes) {
+    for _ in 0..MESSAGES / BATCH {
+        let envelopes = (0..BATCH).map(|_| Envelope::new(payload.clone())).collect();
+        ready(broker.publish_batch("q", envelopes)).unwrap();
+    }
+    let mut seen = 0;
+    while seen < MESSAGES {
+        let got = ready(broker.fetch("q", "c", BATCH, Duration::ZERO)).unwrap();
+        seen += got.len();
+        for d in &got {
+            black_box(d.envelope.payload());
+        }
+        for settled in ready(broker.settle_batch(&got, Settlement::Ack)) {
+            settled.unwrap();
+        }
+    }
+}
+
 fn mpsc_one_by_one(payload: &Bytes) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(BATCH);
     for _ in 0..MESSAGES {
@@ -83,6 +103,7 @@ fn handoff(c: &mut Criterion) {
         let ours = broker();
         // Check once that every message comes through before timing.
         batched(&ours, &payload);
+        batch_api(&ours, &payload);
         let stats = ours.stats("q").unwrap();
         assert_eq!((stats.ready, stats.in_flight), (0, 0));
         group.bench_function("embedded_one_by_one", |b| {
@@ -90,6 +111,9 @@ fn handoff(c: &mut Criterion) {
         });
         group.bench_function("mpsc_one_by_one", |b| b.iter(|| mpsc_one_by_one(&payload)));
         group.bench_function("embedded_batch64", |b| b.iter(|| batched(&ours, &payload)));
+        group.bench_function("embedded_batch64_api", |b| {
+            b.iter(|| batch_api(&ours, &payload))
+        });
         group.bench_function("mpsc_batch", |b| b.iter(|| mpsc_batched(&payload)));
         group.finish();
     }
@@ -179,6 +203,26 @@ async fn adapter_round<B: Broker>(broker: &B, queue: &str, payload: &Bytes) {
         let settled =
             futures_util::future::join_all(got.iter().map(|d| broker.settle(d, Settlement::Ack)))
                 .await;
+        assert!(settled.iter().all(Result::is_ok));
+        seen += got.len();
+    }
+}
+
+/// The batch API's round: one `publish_batch` of `ROUND` messages, then fetch
+/// `BATCH_NET` at a time and ack each batch with one `settle_batch`.
+async fn adapter_batch_round<B: Broker>(broker: &B, queue: &str, payload: &Bytes) {
+    let envelopes = (0..ROUND).map(|_| Envelope::new(payload.clone())).collect();
+    broker.publish_batch(queue, envelopes).await.unwrap();
+    let mut seen = 0;
+    while seen < ROUND {
+        let got = broker
+            .fetch(queue, "c", BATCH_NET, Duration::ZERO)
+            .await
+            .unwrap();
+        for d in &got {
+            black_box(d.envelope.payload());
+        }
+        let settled = broker.settle_batch(&got, Settlement::Ack).await;
         assert!(settled.iter().all(Result::is_ok));
         seen += got.len();
     }
@@ -277,12 +321,18 @@ fn nats_bench(c: &mut Criterion) {
     group.bench_function("adapter", |b| {
         b.iter(|| rt.block_on(adapter_round(&broker, "ours", &payload)))
     });
+    group.bench_function("adapter_batch_api", |b| {
+        b.iter(|| rt.block_on(adapter_batch_round(&broker, "ours", &payload)))
+    });
     group.bench_function("raw_async_nats", |b| {
         b.iter(|| rt.block_on(nats_raw(&js, &consumer, &subject, &payload)))
     });
     group.finish();
     measure_cpu("nats adapter", "nats-server", &rt, 20, || {
         Box::pin(adapter_round(&broker, "ours", &payload))
+    });
+    measure_cpu("nats adapter batch api", "nats-server", &rt, 20, || {
+        Box::pin(adapter_batch_round(&broker, "ours", &payload))
     });
     measure_cpu("nats raw", "nats-server", &rt, 20, || {
         Box::pin(nats_raw(&js, &consumer, &subject, &payload))
@@ -293,7 +343,7 @@ fn nats_bench(c: &mut Criterion) {
     });
 }
 
-/// Pipelined XADD, XREADGROUP, and pipelined XACK + XDEL (the adapter deletes acked
+/// Pipelined XADD, XREADGROUP, and pipelined XACKs + one XDEL (the adapter deletes acked
 /// entries too, so the stream does not grow).
 async fn redis_raw(conn: &mut redis::aio::MultiplexedConnection, key: &str, payload: &Bytes) {
     let mut pipe = redis::pipe();
@@ -320,15 +370,21 @@ async fn redis_raw(conn: &mut redis::aio::MultiplexedConnection, key: &str, payl
             .query_async(conn)
             .await
             .unwrap();
+        // The adapter's acks, as plain commands: an XACK per entry (its reply says
+        // whether the entry was still pending) and one XDEL of the batch (the adapter
+        // wraps the same commands in MULTI/EXEC).
         let mut pipe = redis::pipe();
+        let mut xdel = redis::cmd("XDEL");
+        xdel.arg(key);
         for stream in &reply.keys {
             for entry in &stream.ids {
                 black_box(entry.map.get("p"));
                 pipe.cmd("XACK").arg(key).arg("g").arg(&entry.id).ignore();
-                pipe.cmd("XDEL").arg(key).arg(&entry.id).ignore();
+                xdel.arg(&entry.id);
                 seen += 1;
             }
         }
+        pipe.add_command(xdel).ignore();
         let () = pipe.query_async(conn).await.unwrap();
     }
 }
@@ -368,12 +424,18 @@ fn redis_bench(c: &mut Criterion) {
     group.bench_function("adapter", |b| {
         b.iter(|| rt.block_on(adapter_round(&broker, "ours", &payload)))
     });
+    group.bench_function("adapter_batch_api", |b| {
+        b.iter(|| rt.block_on(adapter_batch_round(&broker, "ours", &payload)))
+    });
     group.bench_function("raw_redis_pipelined", |b| {
         b.iter(|| rt.block_on(redis_raw(&mut conn.clone(), &key, &payload)))
     });
     group.finish();
     measure_cpu("redis adapter", "redis-server", &rt, 20, || {
         Box::pin(adapter_round(&broker, "ours", &payload))
+    });
+    measure_cpu("redis adapter batch api", "redis-server", &rt, 20, || {
+        Box::pin(adapter_batch_round(&broker, "ours", &payload))
     });
     let raw_conn = conn.clone();
     measure_cpu("redis raw", "redis-server", &rt, 20, || {

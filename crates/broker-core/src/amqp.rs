@@ -1059,7 +1059,7 @@ impl Broker for AmqpBroker {
                     .hold(queue, consumer, &token.to_string(), ack_wait);
             }
             out.push(Delivery {
-                queue: queue.to_owned(),
+                queue: queue.into(),
                 envelope,
                 token: DeliveryToken::Amqp {
                     token,

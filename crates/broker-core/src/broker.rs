@@ -1,6 +1,7 @@
 //! The one trait every backend implements, and the delivery a consumer settles.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
@@ -12,8 +13,9 @@ use crate::{
 /// can tell.
 #[derive(Debug)]
 pub struct Delivery {
-    /// The queue it came from.
-    pub queue: String,
+    /// The queue it came from (shared by the deliveries of one fetch: `&delivery.queue`
+    /// reads as a `&str`).
+    pub queue: Arc<str>,
     /// The message; [`Envelope::attempt`] says which delivery this is.
     pub envelope: Envelope,
     pub(crate) token: DeliveryToken,
@@ -70,6 +72,27 @@ pub trait Broker: Send + Sync {
     /// confirms).
     fn publish(&self, queue: &str, envelope: Envelope) -> impl Future<Output = Result<()>> + Send;
 
+    /// Publishes several messages to one queue, in order; returns once the broker has all
+    /// of them. Backends send them together (one lock on the embedded broker, one
+    /// pipelined round of confirmations on the network ones) instead of one round trip
+    /// each. On an error some of them may have been stored already (the embedded broker
+    /// stores all or none): publishing them again is at-least-once, and deduplicated
+    /// where [`Capabilities::publish_dedup`] is true.
+    ///
+    /// The default publishes them one after the other.
+    fn publish_batch(
+        &self,
+        queue: &str,
+        envelopes: Vec<Envelope>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            for envelope in envelopes {
+                self.publish(queue, envelope).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Up to `max` deliveries for `consumer`, waiting up to `wait` while there are none.
     /// Consumers with different names compete for the queue's messages.
     fn fetch(
@@ -87,6 +110,26 @@ pub trait Broker: Send + Sync {
         delivery: &Delivery,
         settlement: Settlement,
     ) -> impl Future<Output = Result<Disposition>> + Send;
+
+    /// Settles several deliveries the same way (typically the acks of one fetched batch):
+    /// one result per delivery, in order, each as [`settle`](Self::settle) would give it.
+    /// Backends settle them together (one lock on the embedded broker, pipelined on the
+    /// network ones).
+    ///
+    /// The default settles them one after the other.
+    fn settle_batch(
+        &self,
+        deliveries: &[Delivery],
+        settlement: Settlement,
+    ) -> impl Future<Output = Vec<Result<Disposition>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                out.push(self.settle(delivery, settlement.clone()).await);
+            }
+            out
+        }
+    }
 
     /// Up to `max` of the queue's dead letters, oldest first, without removing them.
     fn dead_letters(

@@ -369,7 +369,12 @@ async fn delivers_what_was_published<B: Broker>(broker: &B) -> Result<(), Failur
         let Some(original) = sent.iter().find(|e| e.id() == d.envelope.id()) else {
             return Err(c.fail(format!("received unknown id {}", d.envelope.id())));
         };
-        ensure!(c, d.queue == c.queue, "delivery names queue {:?}", d.queue);
+        ensure!(
+            c,
+            *d.queue == *c.queue,
+            "delivery names queue {:?}",
+            d.queue
+        );
         ensure!(
             c,
             d.envelope.attempt() == 1,

@@ -26,7 +26,9 @@
 //! # Ok::<(), broker_core::Error>(())
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::faults::FaultState;
@@ -128,26 +130,55 @@ struct InFlight {
     seq: u64,
     envelope: Envelope,
     deadline: Instant,
-    consumer: String,
+    consumer: Arc<str>,
 }
+
+/// Hashes the sequential `u64` delivery tags by one multiplication (Fibonacci hashing):
+/// the tags are ours, not an attacker's, so `SipHash` buys nothing here.
+#[derive(Clone, Copy, Debug, Default)]
+struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type TagMap<V> = HashMap<u64, V, BuildHasherDefault<TagHasher>>;
 
 /// One queue's delivery bookkeeping, driven by `handle_*(…, now)` and `poll_*`.
 #[derive(Debug)]
 pub struct QueueCore {
-    name: String,
+    name: Arc<str>,
     config: QueueConfig,
     origin: (Instant, SystemTime),
     next_seq: u64,
     next_tag: u64,
-    /// Ready messages by publication sequence, so a redelivery keeps its place.
-    ready: BTreeMap<u64, Envelope>,
+    /// Ready messages sorted by publication sequence, so a redelivery keeps its place. New
+    /// messages go to the back; a redelivery (older) goes in by binary search, usually near
+    /// the front.
+    ready: VecDeque<(u64, Envelope)>,
     delayed: BTreeMap<(Instant, u64), Envelope>,
-    in_flight: HashMap<u64, InFlight>,
-    deadlines: BTreeSet<(Instant, u64)>,
+    in_flight: TagMap<InFlight>,
+    /// `(deadline, tag)` sorted, as deliveries were handed out (the ack wait is the same
+    /// for all, so a new one goes to the back). Entries of settled or extended deliveries
+    /// stay until they reach the front or outnumber the live ones (then they are swept);
+    /// the front entry is always live.
+    deadlines: VecDeque<(Instant, u64)>,
     dead: VecDeque<DeadLetter>,
     jitter: JitterSource,
     /// Deliveries held per consumer, kept only when the queue has a prefetch bound.
-    held: HashMap<String, usize>,
+    held: HashMap<Arc<str>, usize>,
+    /// The last consumer name seen, shared by its in-flight entries.
+    last_consumer: Option<Arc<str>>,
     /// Ordering keys with a message in flight or waiting for a retry.
     busy_keys: HashSet<String>,
     /// Injected delivery faults (the simulator), if any.
@@ -167,21 +198,27 @@ impl QueueCore {
         seed: u64,
     ) -> Self {
         Self {
-            name: name.to_owned(),
+            name: Arc::from(name),
             config,
             origin: (origin, origin_wall),
             next_seq: 0,
             next_tag: 0,
-            ready: BTreeMap::new(),
+            ready: VecDeque::new(),
             delayed: BTreeMap::new(),
-            in_flight: HashMap::new(),
-            deadlines: BTreeSet::new(),
+            in_flight: TagMap::default(),
+            deadlines: VecDeque::new(),
             dead: VecDeque::new(),
             jitter: JitterSource::seeded(seed),
             held: HashMap::new(),
+            last_consumer: None,
             busy_keys: HashSet::new(),
             faults: None,
         }
+    }
+
+    /// The queue's name, shared (cloning it copies no bytes).
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
+        &self.name
     }
 
     /// Injects seeded delivery faults (duplicates, reordering) from now on; [`Faults`]
@@ -196,14 +233,15 @@ impl QueueCore {
         self.faults.as_ref().map(|f| f.stats).unwrap_or_default()
     }
 
-    /// The next message to deliver under injected faults: the oldest ready message of each
-    /// key not busy (and every unkeyed one) is eligible; a reorder picks a later one.
-    fn pick_with_faults(&mut self) -> Option<u64> {
+    /// The position in `ready` of the next message to deliver under injected faults: the
+    /// oldest ready message of each key not busy (and every unkeyed one) is eligible; a
+    /// reorder picks a later one.
+    fn pick_with_faults(&mut self) -> Option<usize> {
         let faults = self.faults.as_mut()?;
         let window = faults.window();
         let mut seen_keys: HashSet<&str> = HashSet::new();
         let mut eligible = Vec::with_capacity(window);
-        for (seq, envelope) in &self.ready {
+        for (index, (_, envelope)) in self.ready.iter().enumerate() {
             if eligible.len() >= window {
                 break;
             }
@@ -211,10 +249,10 @@ impl QueueCore {
                 Some(key) if self.busy_keys.contains(key) => {}
                 Some(key) => {
                     if seen_keys.insert(key) {
-                        eligible.push(*seq);
+                        eligible.push(index);
                     }
                 }
-                None => eligible.push(*seq),
+                None => eligible.push(index),
             }
         }
         if eligible.is_empty() {
@@ -247,12 +285,36 @@ impl QueueCore {
         Ok(())
     }
 
+    /// Messages are published together: all of them, or none when they do not all fit
+    /// under `max_ready`.
+    ///
+    /// # Errors
+    /// [`Error::QueueFull`] when fewer than `envelopes.len()` places are left.
+    pub fn handle_publish_all(&mut self, envelopes: Vec<Envelope>, now: Instant) -> Result<()> {
+        let waiting = self.ready.len() + self.delayed.len();
+        if waiting.saturating_add(envelopes.len()) > self.config.max_ready {
+            return Err(self.full());
+        }
+        let wall = self.wall(now);
+        self.ready.reserve(envelopes.len());
+        for mut envelope in envelopes {
+            envelope.set_attempt(0);
+            envelope.set_published_at(wall);
+            self.enqueue(envelope);
+        }
+        Ok(())
+    }
+
+    fn full(&self) -> Error {
+        Error::QueueFull {
+            queue: self.name.to_string(),
+            limit: self.config.max_ready,
+        }
+    }
+
     pub(crate) fn check_room(&self) -> Result<()> {
         if self.ready.len() + self.delayed.len() >= self.config.max_ready {
-            return Err(Error::QueueFull {
-                queue: self.name.clone(),
-                limit: self.config.max_ready,
-            });
+            return Err(self.full());
         }
         Ok(())
     }
@@ -261,7 +323,30 @@ impl QueueCore {
         envelope.set_delivered_at(None);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.ready.insert(seq, envelope);
+        self.ready.push_back((seq, envelope));
+    }
+
+    /// Puts a message back among the ready ones at its publication place.
+    fn make_ready(&mut self, seq: u64, envelope: Envelope) {
+        if self.ready.back().is_none_or(|(last, _)| *last < seq) {
+            self.ready.push_back((seq, envelope));
+        } else {
+            let at = self.ready.partition_point(|(s, _)| *s < seq);
+            self.ready.insert(at, (seq, envelope));
+        }
+    }
+
+    /// The consumer's name as a shared string, without a new allocation when it is the
+    /// same consumer as last time.
+    fn consumer_name(&mut self, consumer: &str) -> Arc<str> {
+        match &self.last_consumer {
+            Some(last) if **last == *consumer => Arc::clone(last),
+            _ => {
+                let name: Arc<str> = Arc::from(consumer);
+                self.last_consumer = Some(Arc::clone(&name));
+                name
+            }
+        }
     }
 
     /// The next ready message for `consumer`, with its delivery tag; `None` when nothing is
@@ -270,7 +355,7 @@ impl QueueCore {
     /// A message whose [`ORDERING_KEY`](crate::ORDERING_KEY) has another message in
     /// flight or waiting for a retry is passed over.
     pub fn poll_delivery(&mut self, consumer: &str, now: Instant) -> Option<(u64, Envelope)> {
-        let seq = if self.faults.is_some() {
+        let index = if self.faults.is_some() {
             // At the prefetch bound nothing is picked, so no fault is drawn or counted.
             if self
                 .config
@@ -281,22 +366,26 @@ impl QueueCore {
             }
             self.pick_with_faults()?
         } else if self.busy_keys.is_empty() {
-            *self.ready.first_key_value()?.0
-        } else {
-            *self
-                .ready
-                .iter()
-                .find(|(_, e)| ordering_key(e).is_none_or(|k| !self.busy_keys.contains(k)))?
-                .0
-        };
-        if let Some(limit) = self.config.prefetch {
-            let held = self.held.get(consumer).copied().unwrap_or(0);
-            if held >= limit {
+            if self.ready.is_empty() {
                 return None;
             }
-            *self.held.entry(consumer.to_owned()).or_insert(0) += 1;
-        }
-        let mut envelope = self.ready.remove(&seq)?;
+            0
+        } else {
+            self.ready
+                .iter()
+                .position(|(_, e)| ordering_key(e).is_none_or(|k| !self.busy_keys.contains(k)))?
+        };
+        let consumer = if let Some(limit) = self.config.prefetch {
+            if self.held_by(consumer) >= limit {
+                return None;
+            }
+            let name = self.consumer_name(consumer);
+            *self.held.entry(Arc::clone(&name)).or_insert(0) += 1;
+            name
+        } else {
+            self.consumer_name(consumer)
+        };
+        let (seq, mut envelope) = self.ready.remove(index)?;
         if let Some(faults) = self.faults.as_mut()
             && faults.duplicate()
         {
@@ -311,17 +400,53 @@ impl QueueCore {
         let tag = self.next_tag;
         self.next_tag += 1;
         let deadline = now + self.config.ack_wait;
-        self.deadlines.insert((deadline, tag));
+        self.push_deadline(deadline, tag);
         self.in_flight.insert(
             tag,
             InFlight {
                 seq,
                 envelope: envelope.clone(),
                 deadline,
-                consumer: consumer.to_owned(),
+                consumer,
             },
         );
         Some((tag, envelope))
+    }
+
+    /// Records an ack deadline, keeping `deadlines` sorted.
+    fn push_deadline(&mut self, deadline: Instant, tag: u64) {
+        let entry = (deadline, tag);
+        if self.deadlines.back().is_none_or(|last| *last < entry) {
+            self.deadlines.push_back(entry);
+        } else {
+            // Only when the caller's clock went back (or two extensions crossed).
+            let at = self.deadlines.partition_point(|e| *e < entry);
+            self.deadlines.insert(at, entry);
+        }
+    }
+
+    /// Whether a `deadlines` entry still stands for a delivery in flight.
+    fn is_live(&self, (deadline, tag): (Instant, u64)) -> bool {
+        self.in_flight
+            .get(&tag)
+            .is_some_and(|f| f.deadline == deadline)
+    }
+
+    /// Drops the entries of settled deliveries from the front of `deadlines`, and sweeps
+    /// the rest when they outnumber the live ones (amortized O(1) per delivery).
+    fn trim_deadlines(&mut self) {
+        while let Some(&front) = self.deadlines.front() {
+            if self.is_live(front) {
+                break;
+            }
+            self.deadlines.pop_front();
+        }
+        if self.deadlines.len() > 2 * self.in_flight.len() + 64 {
+            let in_flight = &self.in_flight;
+            self.deadlines.retain(|(deadline, tag)| {
+                in_flight.get(tag).is_some_and(|f| f.deadline == *deadline)
+            });
+        }
     }
 
     /// A consumer settles delivery `tag`.
@@ -335,16 +460,27 @@ impl QueueCore {
         settlement: Settlement,
         now: Instant,
     ) -> Result<Disposition> {
+        let disposition = self.settle_one(tag, &settlement, now);
+        self.trim_deadlines();
+        disposition
+    }
+
+    /// Settles one delivery; the caller trims `deadlines` afterwards.
+    pub(crate) fn settle_one(
+        &mut self,
+        tag: u64,
+        settlement: &Settlement,
+        now: Instant,
+    ) -> Result<Disposition> {
         let Some(flight) = self.in_flight.remove(&tag) else {
             return Err(Error::StaleDelivery);
         };
-        self.deadlines.remove(&(flight.deadline, tag));
-        if settlement != Settlement::InProgress {
+        if *settlement != Settlement::InProgress {
             self.release(&flight.consumer);
         }
         let unit = self.jitter.next_unit();
         let disposition = decide(
-            &settlement,
+            settlement,
             flight.envelope.attempt(),
             &self.config.retry,
             unit,
@@ -359,13 +495,18 @@ impl QueueCore {
             Disposition::Removed => {}
             Disposition::Extended => {
                 let deadline = now + self.config.ack_wait;
-                self.deadlines.insert((deadline, tag));
+                self.push_deadline(deadline, tag);
                 self.in_flight.insert(tag, InFlight { deadline, ..flight });
             }
             Disposition::Retry { delay } => self.retry_later(flight, now + *delay),
             Disposition::DeadLetter { reason } => self.dead_letter(flight, reason.clone(), now),
         }
         Ok(disposition)
+    }
+
+    /// Removes the deadlines' settled entries (after [`settle_one`](Self::settle_one)).
+    pub(crate) fn settled(&mut self) {
+        self.trim_deadlines();
     }
 
     /// The message's ordering key (if any) may go to the next message.
@@ -420,22 +561,28 @@ impl QueueCore {
     /// Time passed: expired ack deadlines are delivered again (or dead-lettered after the
     /// last allowed delivery) and due retries become ready.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(deadline, tag)) = self.deadlines.first() {
+        while let Some(&(deadline, tag)) = self.deadlines.front() {
             if deadline > now {
                 break;
             }
-            self.deadlines.pop_first();
-            if let Some(flight) = self.in_flight.remove(&tag) {
+            self.deadlines.pop_front();
+            if self
+                .in_flight
+                .get(&tag)
+                .is_some_and(|f| f.deadline == deadline)
+                && let Some(flight) = self.in_flight.remove(&tag)
+            {
                 self.expire(flight, now);
             }
         }
+        self.trim_deadlines();
         while let Some(entry) = self.delayed.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             let ((_, seq), envelope) = entry.remove_entry();
             self.free_key(&envelope);
-            self.ready.insert(seq, envelope);
+            self.make_ready(seq, envelope);
         }
     }
 
@@ -447,26 +594,28 @@ impl QueueCore {
             _ => {
                 let mut envelope = flight.envelope;
                 envelope.set_delivered_at(None);
-                self.ready.insert(flight.seq, envelope);
+                self.make_ready(flight.seq, envelope);
             }
         }
     }
 
     /// A consumer is gone (crashed, disconnected): its deliveries are treated as if their
-    /// ack deadlines passed now. Returns how many it held.
+    /// ack deadlines passed now, in the order they were handed out. Returns how many it
+    /// held.
     pub fn handle_consumer_lost(&mut self, consumer: &str, now: Instant) -> usize {
-        let tags: Vec<u64> = self
+        let mut tags: Vec<u64> = self
             .in_flight
             .iter()
-            .filter(|(_, f)| f.consumer == consumer)
+            .filter(|(_, f)| *f.consumer == *consumer)
             .map(|(tag, _)| *tag)
             .collect();
+        tags.sort_unstable();
         for tag in &tags {
             if let Some(flight) = self.in_flight.remove(tag) {
-                self.deadlines.remove(&(flight.deadline, *tag));
                 self.expire(flight, now);
             }
         }
+        self.trim_deadlines();
         tags.len()
     }
 
@@ -474,7 +623,7 @@ impl QueueCore {
     /// deadline or retry due time.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadline = self.deadlines.first().map(|(t, _)| *t);
+        let deadline = self.deadlines.front().map(|(t, _)| *t);
         let due = self.delayed.first_key_value().map(|((t, _), _)| *t);
         match (deadline, due) {
             (Some(a), Some(b)) => Some(a.min(b)),

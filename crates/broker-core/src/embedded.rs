@@ -70,6 +70,26 @@ struct Inner {
     /// Reply address -> the waiting requester.
     replies: Mutex<HashMap<String, oneshot::Sender<Envelope>>>,
     notify: Notify,
+    /// Fetches waiting on `notify` (or about to): a change wakes them only when there are
+    /// some, so the hot path takes no extra lock. Incremented before a waiter looks at the
+    /// queues under their lock; read by notifiers after they changed the queues under it.
+    waiting: AtomicUsize,
+}
+
+/// Counts a waiting fetch for as long as it lives (also when its future is dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The in-process broker. Cheap to clone (clones share the queues).
@@ -149,6 +169,7 @@ impl EmbeddedBroker {
                 topics: Mutex::new(HashMap::new()),
                 replies: Mutex::new(HashMap::new()),
                 notify: Notify::new(),
+                waiting: AtomicUsize::new(0),
             }),
         }
     }
@@ -159,6 +180,13 @@ impl EmbeddedBroker {
         match &self.inner.clock {
             Clock::System => Instant::now(),
             Clock::Virtual(now) => *lock(now),
+        }
+    }
+
+    /// Wakes the fetches waiting for a change, if there are any.
+    fn wake(&self) {
+        if self.inner.waiting.load(Ordering::SeqCst) > 0 {
+            self.inner.notify.notify_waiters();
         }
     }
 
@@ -193,7 +221,7 @@ impl EmbeddedBroker {
         for core in lock(&self.inner.queues).values_mut() {
             core.handle_timeout(now);
         }
-        self.inner.notify.notify_waiters();
+        self.wake();
         Ok(())
     }
 
@@ -206,7 +234,7 @@ impl EmbeddedBroker {
     pub fn crash_consumer(&self, queue: &str, consumer: &str) -> Result<usize> {
         let now = self.now();
         let count = self.with_queue(queue, |core| Ok(core.handle_consumer_lost(consumer, now)))?;
-        self.inner.notify.notify_waiters();
+        self.wake();
         Ok(count)
     }
 
@@ -262,24 +290,44 @@ impl EmbeddedBroker {
         max: usize,
     ) -> Result<(Vec<Delivery>, Option<Instant>)> {
         let now = self.now();
-        let wall = self.wall_now();
         let id = self.inner.id;
         self.with_queue(queue, |core| {
             core.handle_timeout(now);
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(max.min(core.ready_len()));
             while out.len() < max {
-                let Some((tag, mut envelope)) = core.poll_delivery(consumer, now) else {
+                let Some((tag, envelope)) = core.poll_delivery(consumer, now) else {
                     break;
                 };
-                envelope.set_delivered_at(Some(wall));
                 out.push(Delivery {
-                    queue: queue.to_owned(),
+                    queue: Arc::clone(core.shared_name()),
                     envelope,
                     token: DeliveryToken::Embedded { broker: id, tag },
                 });
             }
             Ok((out, core.poll_timeout()))
         })
+    }
+}
+
+/// A retry is ready for someone; with a prefetch bound, any final settlement makes room
+/// for a waiting fetch of the same consumer.
+fn needs_wake(disposition: &Disposition, has_prefetch: bool) -> bool {
+    matches!(disposition, Disposition::Retry { .. })
+        || (has_prefetch && *disposition != Disposition::Extended)
+}
+
+impl EmbeddedBroker {
+    /// The delivery's tag, if it is one of this broker's.
+    fn tag_of(&self, delivery: &Delivery) -> Result<u64> {
+        // The only variant without the `redis` and `nats` features.
+        #[allow(irrefutable_let_patterns)]
+        let DeliveryToken::Embedded { broker, tag } = delivery.token else {
+            return Err(Error::StaleDelivery);
+        };
+        if broker != self.inner.id {
+            return Err(Error::StaleDelivery);
+        }
+        Ok(tag)
     }
 }
 
@@ -320,7 +368,15 @@ impl Broker for EmbeddedBroker {
     async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
         let now = self.now();
         self.with_queue(queue, |core| core.handle_publish(envelope, now))?;
-        self.inner.notify.notify_waiters();
+        self.wake();
+        Ok(())
+    }
+
+    /// All or nothing: one clock read and one lock for the batch.
+    async fn publish_batch(&self, queue: &str, envelopes: Vec<Envelope>) -> Result<()> {
+        let now = self.now();
+        self.with_queue(queue, |core| core.handle_publish_all(envelopes, now))?;
+        self.wake();
         Ok(())
     }
 
@@ -331,16 +387,25 @@ impl Broker for EmbeddedBroker {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>> {
+        // Ready messages are taken without registering as a waiter.
+        let (out, _) = self.take(queue, consumer, max)?;
+        if !out.is_empty() || max == 0 || wait.is_zero() {
+            return Ok(out);
+        }
         let can_wait = matches!(self.inner.clock, Clock::System)
             && tokio::runtime::Handle::try_current().is_ok();
+        if !can_wait {
+            return Ok(out);
+        }
         let start = Instant::now();
         let deadline = start.checked_add(wait).unwrap_or(start);
+        let _waiting = Waiting::new(&self.inner.waiting);
         loop {
             let mut notified = pin!(self.inner.notify.notified());
             notified.as_mut().enable();
             let (out, timer) = self.take(queue, consumer, max)?;
             let now = Instant::now();
-            if !out.is_empty() || max == 0 || !can_wait || now >= deadline {
+            if !out.is_empty() || now >= deadline {
                 return Ok(out);
             }
             let wake = timer.map_or(deadline, |t| t.min(deadline));
@@ -349,14 +414,7 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
-        // The only variant without the `redis` and `nats` features.
-        #[allow(irrefutable_let_patterns)]
-        let DeliveryToken::Embedded { broker, tag } = delivery.token else {
-            return Err(Error::StaleDelivery);
-        };
-        if broker != self.inner.id {
-            return Err(Error::StaleDelivery);
-        }
+        let tag = self.tag_of(delivery)?;
         // An ack needs no time: skip the clock read on the hot path.
         let now = if settlement == Settlement::Ack {
             self.inner.origin.0
@@ -365,16 +423,63 @@ impl Broker for EmbeddedBroker {
         };
         let (disposition, has_prefetch) = self.with_queue(&delivery.queue, |core| {
             let has_prefetch = core.config().get_prefetch().is_some();
-            Ok((core.handle_settlement(tag, settlement, now)?, has_prefetch))
+            let disposition = core.settle_one(tag, &settlement, now);
+            core.settled();
+            Ok((disposition?, has_prefetch))
         })?;
-        // A retry is ready for someone; with a prefetch bound, any final settlement makes
-        // room for a waiting fetch of the same consumer.
-        if matches!(disposition, Disposition::Retry { .. })
-            || (has_prefetch && disposition != Disposition::Extended)
-        {
-            self.inner.notify.notify_waiters();
+        if needs_wake(&disposition, has_prefetch) {
+            self.wake();
         }
         Ok(disposition)
+    }
+
+    /// One lock for the batch (per run of deliveries from the same queue).
+    async fn settle_batch(
+        &self,
+        deliveries: &[Delivery],
+        settlement: Settlement,
+    ) -> Vec<Result<Disposition>> {
+        let now = if settlement == Settlement::Ack {
+            self.inner.origin.0
+        } else {
+            self.now()
+        };
+        let mut out = Vec::with_capacity(deliveries.len());
+        let mut wake = false;
+        {
+            let mut queues = lock(&self.inner.queues);
+            let mut rest = deliveries;
+            while let Some(first) = rest.first() {
+                let run = rest
+                    .iter()
+                    .position(|d| d.queue != first.queue)
+                    .unwrap_or(rest.len());
+                let (same, after) = rest.split_at(run);
+                rest = after;
+                let Some(core) = queues.get_mut(&*first.queue) else {
+                    out.extend(
+                        same.iter()
+                            .map(|d| Err(Error::UnknownQueue(d.queue.to_string()))),
+                    );
+                    continue;
+                };
+                let has_prefetch = core.config().get_prefetch().is_some();
+                for delivery in same {
+                    let result = self
+                        .tag_of(delivery)
+                        .and_then(|tag| core.settle_one(tag, &settlement, now));
+                    if let Ok(disposition) = &result {
+                        wake |= needs_wake(disposition, has_prefetch);
+                    }
+                    out.push(result);
+                }
+                core.settled();
+            }
+        }
+        if wake {
+            self.wake();
+        }
+        out
     }
 
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>> {
@@ -388,7 +493,7 @@ impl Broker for EmbeddedBroker {
     async fn redrive(&self, queue: &str, max: usize) -> Result<usize> {
         let moved = self.with_queue(queue, |core| core.redrive(max))?;
         if moved > 0 {
-            self.inner.notify.notify_waiters();
+            self.wake();
         }
         Ok(moved)
     }
@@ -431,7 +536,7 @@ impl Broker for EmbeddedBroker {
                 }
             }
         }
-        self.inner.notify.notify_waiters();
+        self.wake();
         Ok(())
     }
 

@@ -255,12 +255,13 @@ pub(crate) fn to_millis(t: SystemTime) -> SystemTime {
 impl Envelope {
     /// A new message with a fresh id, no headers, attempt 0 and the current time.
     pub fn new(payload: impl Into<Bytes>) -> Self {
+        let (id, millis) = crate::id_clock::next_v7_and_millis();
         Self {
-            id: MessageId::new(),
+            id: MessageId(id),
             headers: Headers::new(),
             payload: payload.into(),
             attempt: 0,
-            published_at: to_millis(SystemTime::now()),
+            published_at: UNIX_EPOCH + Duration::from_millis(millis),
             delivered_at: None,
         }
     }
@@ -399,9 +400,16 @@ impl Envelope {
         for (index, (name, value)) in pairs.into_iter().enumerate() {
             let line = index + 1;
             let err = |reason| Error::WireHeader { line, reason };
-            let key = check_name(name).map_err(err)?;
+            // The reserved names are matched without allocating a lowercase copy.
+            let reserved = [H_ID, H_ATTEMPT, H_PUBLISHED]
+                .into_iter()
+                .find(|r| r.eq_ignore_ascii_case(name));
+            let key = match reserved {
+                Some(r) => Cow::Borrowed(r),
+                None => Cow::Owned(check_name(name).map_err(err)?),
+            };
             check_value(value).map_err(err)?;
-            match key.as_str() {
+            match &*key {
                 H_ID => {
                     // Only the hyphenated form, the one we write.
                     let parsed = Uuid::try_parse(value)
@@ -434,7 +442,7 @@ impl Envelope {
                     if headers.len() >= MAX_HEADERS {
                         return Err(err("more than 64 headers"));
                     }
-                    headers.0.insert(key, value.to_owned());
+                    headers.0.insert(key.into_owned(), value.to_owned());
                 }
             }
         }

@@ -32,11 +32,18 @@ fn xorshift(mut x: u64) -> u64 {
 
 /// A new UUIDv7, monotonic within the calling thread.
 pub(crate) fn next_v7() -> Uuid {
+    next_v7_and_millis().0
+}
+
+/// A new UUIDv7 and the current Unix time in milliseconds it was made at (one clock
+/// read for both; the id's own timestamp can be a little behind it when the clock went
+/// back).
+pub(crate) fn next_v7_and_millis() -> (Uuid, u64) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    STATE.with(|state| {
+    let id = STATE.with(|state| {
         let (last, counter, rng) = state.get();
         let rng = xorshift(rng);
         let (ms, counter) = if now > last {
@@ -64,7 +71,8 @@ pub(crate) fn next_v7() -> Uuid {
             r[3],
         ];
         Builder::from_unix_timestamp_millis(ms, &bytes).into_uuid()
-    })
+    });
+    (id, now)
 }
 
 #[cfg(test)]

@@ -1413,7 +1413,7 @@ impl Inner {
                 },
             );
             out.push(Delivery {
-                queue: queue.to_owned(),
+                queue: queue.into(),
                 envelope,
                 token: DeliveryToken::Mqtt {
                     token,
@@ -1550,7 +1550,7 @@ impl Broker for MqttBroker {
             return Err(Error::StaleDelivery);
         };
         let inner = &self.inner;
-        let queue = delivery.queue.as_str();
+        let queue = &*delivery.queue;
         let config = inner.config(queue)?;
         let unit = lock(&inner.jitter).next_unit();
         let disposition = decide(

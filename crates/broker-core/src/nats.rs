@@ -13,7 +13,7 @@
 //! `pending` purge them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_nats::HeaderMap;
@@ -53,7 +53,7 @@ pub struct NatsBroker {
     client: async_nats::Client,
     js: jetstream::Context,
     prefix: String,
-    queues: Mutex<HashMap<String, Queue>>,
+    queues: Mutex<HashMap<String, Arc<Queue>>>,
     /// Topic streams this process created or checked.
     topics: Mutex<HashSet<String>>,
     jitter: Mutex<JitterSource>,
@@ -81,11 +81,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn to_headers(envelope: &Envelope, dedup: bool) -> HeaderMap {
     let mut headers = HeaderMap::new();
+    let mut id = None;
     for (name, value) in envelope.wire_pairs() {
+        if dedup && name == crate::envelope::H_ID {
+            id = Some(value.clone().into_owned());
+        }
         headers.insert(name, value.as_ref());
     }
-    if dedup {
-        headers.insert("Nats-Msg-Id", envelope.id().to_string().as_str());
+    if let Some(id) = id {
+        headers.insert("Nats-Msg-Id", id);
     }
     headers
 }
@@ -144,24 +148,83 @@ impl NatsBroker {
         })
     }
 
-    fn queue(&self, queue: &str) -> Result<Queue> {
+    fn queue(&self, queue: &str) -> Result<Arc<Queue>> {
         lock(&self.queues)
             .get(queue)
-            .cloned()
+            .map(Arc::clone)
             .ok_or_else(|| Error::UnknownQueue(queue.to_owned()))
     }
 
-    async fn ack(&self, reply: &str, body: String) -> Result<()> {
-        let send = async {
-            self.client
-                .publish(reply.to_owned(), body.into())
-                .await
-                .map_err(backend)?;
-            self.client.flush().await.map_err(backend)
-        };
+    async fn ack(&self, reply: &str, body: bytes::Bytes) -> Result<()> {
+        self.send_ack(reply, body).await?;
+        self.flush().await
+    }
+
+    /// Queues an acknowledgement on the connection (written with the next flush).
+    async fn send_ack(&self, reply: &str, body: bytes::Bytes) -> Result<()> {
+        let send = self.client.publish(reply.to_owned(), body);
         tokio::time::timeout(ACK_TIMEOUT, send)
             .await
             .map_err(|_| Error::Timeout(ACK_TIMEOUT))?
+            .map_err(backend)
+    }
+
+    /// Waits until what was queued on the connection is written.
+    async fn flush(&self) -> Result<()> {
+        tokio::time::timeout(ACK_TIMEOUT, self.client.flush())
+            .await
+            .map_err(|_| Error::Timeout(ACK_TIMEOUT))?
+            .map_err(backend)
+    }
+
+    /// Settles one delivery; a plain acknowledgement is queued on the connection, not
+    /// flushed (the caller flushes).
+    async fn settle_unflushed(
+        &self,
+        delivery: &Delivery,
+        settlement: &Settlement,
+    ) -> Result<Disposition> {
+        let DeliveryToken::Nats { reply, consumer } = &delivery.token else {
+            return Err(Error::StaleDelivery);
+        };
+        let q = self.queue(&delivery.queue)?;
+        let unit = lock(&self.jitter).next_unit();
+        let attempt = delivery.envelope.attempt();
+        let disposition = decide(settlement, attempt, q.config.get_retry(), unit);
+        match &disposition {
+            Disposition::Removed => {
+                self.send_ack(reply, bytes::Bytes::from_static(b"+ACK"))
+                    .await?;
+            }
+            Disposition::Extended => {
+                self.send_ack(reply, bytes::Bytes::from_static(b"+WPI"))
+                    .await?;
+            }
+            Disposition::Retry { delay } => {
+                let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+                self.send_ack(reply, format!("-NAK {{\"delay\": {nanos}}}").into())
+                    .await?;
+            }
+            Disposition::DeadLetter { reason } => {
+                let letter = DeadLetter::new(
+                    &delivery.queue,
+                    delivery.envelope.clone(),
+                    reason.clone(),
+                    attempt,
+                    SystemTime::now(),
+                );
+                self.dead_letter(&q, &delivery.queue, reply, letter).await?;
+            }
+        }
+        if q.config.get_prefetch().is_some() {
+            if disposition == Disposition::Extended {
+                let ack_wait = q.config.get_ack_wait();
+                self.held.hold(&delivery.queue, consumer, reply, ack_wait);
+            } else {
+                self.held.release(&delivery.queue, consumer, reply);
+            }
+        }
+        Ok(disposition)
     }
 
     async fn dead_letter(
@@ -182,7 +245,7 @@ impl NatsBroker {
             .await
             .map_err(backend)?;
         let _ = queue;
-        self.ack(reply, "+TERM".into()).await
+        self.ack(reply, bytes::Bytes::from_static(b"+TERM")).await
     }
 
     /// Deletes the streams of every queue this broker declared (their messages and dead
@@ -313,13 +376,13 @@ impl Broker for NatsBroker {
         purge_acked(&stream, floor).await?;
         lock(&self.queues).insert(
             queue.to_owned(),
-            Queue {
+            Arc::new(Queue {
                 config: config.clone(),
                 subject,
                 dead_stream,
                 dead_subject,
                 consumer,
-            },
+            }),
         );
         Ok(())
     }
@@ -331,7 +394,7 @@ impl Broker for NatsBroker {
         envelope.set_attempt(0);
         self.js
             .publish_with_headers(
-                q.subject,
+                q.subject.clone(),
                 to_headers(&envelope, true),
                 envelope.payload().clone(),
             )
@@ -339,6 +402,33 @@ impl Broker for NatsBroker {
             .map_err(backend)?
             .await
             .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Sends every message, then waits for the stream's acknowledgements together (they
+    /// pipeline on the connection instead of one round trip each).
+    async fn publish_batch(&self, queue: &str, envelopes: Vec<Envelope>) -> Result<()> {
+        let q = self.queue(queue)?;
+        for envelope in &envelopes {
+            refuse_ordering_key("nats", envelope)?;
+        }
+        let mut pending = Vec::with_capacity(envelopes.len());
+        for mut envelope in envelopes {
+            envelope.set_attempt(0);
+            pending.push(
+                self.js
+                    .publish_with_headers(
+                        q.subject.clone(),
+                        to_headers(&envelope, true),
+                        envelope.payload().clone(),
+                    )
+                    .await
+                    .map_err(backend)?,
+            );
+        }
+        for ack in pending {
+            ack.await.map_err(backend)?;
+        }
         Ok(())
     }
 
@@ -426,7 +516,7 @@ impl Broker for NatsBroker {
                     .hold(queue, consumer, &reply, q.config.get_ack_wait());
             }
             out.push(Delivery {
-                queue: queue.to_owned(),
+                queue: queue.into(),
                 envelope,
                 token: DeliveryToken::Nats {
                     reply,
@@ -438,41 +528,33 @@ impl Broker for NatsBroker {
     }
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
-        let DeliveryToken::Nats { reply, consumer } = &delivery.token else {
-            return Err(Error::StaleDelivery);
-        };
-        let q = self.queue(&delivery.queue)?;
-        let unit = lock(&self.jitter).next_unit();
-        let attempt = delivery.envelope.attempt();
-        let disposition = decide(&settlement, attempt, q.config.get_retry(), unit);
-        match &disposition {
-            Disposition::Removed => self.ack(reply, "+ACK".into()).await?,
-            Disposition::Extended => self.ack(reply, "+WPI".into()).await?,
-            Disposition::Retry { delay } => {
-                let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
-                self.ack(reply, format!("-NAK {{\"delay\": {nanos}}}"))
-                    .await?;
-            }
-            Disposition::DeadLetter { reason } => {
-                let letter = DeadLetter::new(
-                    &delivery.queue,
-                    delivery.envelope.clone(),
-                    reason.clone(),
-                    attempt,
-                    SystemTime::now(),
-                );
-                self.dead_letter(&q, &delivery.queue, reply, letter).await?;
-            }
-        }
-        if q.config.get_prefetch().is_some() {
-            if disposition == Disposition::Extended {
-                let ack_wait = q.config.get_ack_wait();
-                self.held.hold(&delivery.queue, consumer, reply, ack_wait);
-            } else {
-                self.held.release(&delivery.queue, consumer, reply);
-            }
-        }
+        let disposition = self.settle_unflushed(delivery, &settlement).await?;
+        self.flush().await?;
         Ok(disposition)
+    }
+
+    /// Sends the settlements one after the other and flushes the connection once.
+    async fn settle_batch(
+        &self,
+        deliveries: &[Delivery],
+        settlement: Settlement,
+    ) -> Vec<Result<Disposition>> {
+        let mut out = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            out.push(self.settle_unflushed(delivery, &settlement).await);
+        }
+        if let Err(e) = self.flush().await {
+            // Settlements not known to be on the wire are reported as failed.
+            for result in &mut out {
+                if result.is_ok() {
+                    *result = Err(Error::Backend {
+                        backend: "nats",
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>> {
@@ -606,7 +688,7 @@ impl Broker for NatsBroker {
         let mut messages = state.messages;
         if messages > 0 {
             // Unless an unclean server stop brought acked ones back below the ack floor.
-            let mut consumer = q.consumer;
+            let mut consumer = q.consumer.clone();
             let floor = consumer
                 .info()
                 .await

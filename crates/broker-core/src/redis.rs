@@ -33,6 +33,11 @@ use crate::{
 const GROUP: &str = "bk";
 /// The longest single blocking read; the fetch loop re-checks retries and claims between.
 const BLOCK_SLICE: Duration = Duration::from_millis(100);
+/// While new entries keep coming, a fetch moves due retries and claims expired deliveries
+/// at most this often per queue (a fetch that finds no new entry always does it): a due
+/// retry or an expired delivery is handed out at most this much later under load, and a
+/// busy consumer's fetch is one round trip instead of three.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(50);
 
 const MOVE_DUE: &str = r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -83,8 +88,9 @@ pub struct RedisBroker {
     blocking: Mutex<Vec<MultiplexedConnection>>,
     prefix: String,
     queues: Mutex<HashMap<String, QueueConfig>>,
+    /// When each queue's due retries and expired deliveries were last looked at.
+    housekept: Mutex<HashMap<String, tokio::time::Instant>>,
     jitter: Mutex<JitterSource>,
-    move_due: Script,
     settle: Script,
     redrive: Script,
     publish_topic: Script,
@@ -217,13 +223,86 @@ impl RedisBroker {
             blocking: Mutex::new(Vec::new()),
             prefix: prefix.to_owned(),
             queues: Mutex::new(HashMap::new()),
+            housekept: Mutex::new(HashMap::new()),
             jitter: Mutex::new(JitterSource::from_entropy()),
-            move_due: Script::new(MOVE_DUE),
             settle: Script::new(SETTLE),
             redrive: Script::new(REDRIVE),
             publish_topic: Script::new(PUBLISH_TOPIC),
             held: Held::default(),
         })
+    }
+
+    /// Acks deliveries of one queue in one atomic pipeline; pushes a result per delivery.
+    async fn ack_all(&self, deliveries: &[Delivery], out: &mut Vec<Result<Disposition>>) {
+        let Some(first) = deliveries.first() else {
+            return;
+        };
+        let Ok(config) = self.config(&first.queue) else {
+            out.extend(
+                deliveries
+                    .iter()
+                    .map(|d| Err(Error::UnknownQueue(d.queue.to_string()))),
+            );
+            return;
+        };
+        let keys = self.keys(&first.queue);
+        // (position in `out`, entry, consumer) of the deliveries that are ours.
+        let mut acked = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match &delivery.token {
+                DeliveryToken::Redis { entry, consumer } => {
+                    acked.push((out.len(), entry.as_str(), consumer.as_str()));
+                    out.push(Ok(Disposition::Removed));
+                }
+                #[allow(unreachable_patterns)]
+                _ => out.push(Err(Error::StaleDelivery)),
+            }
+        }
+        if acked.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (_, entry, _) in &acked {
+            pipe.cmd("XACK").arg(&keys.stream).arg(GROUP).arg(*entry);
+        }
+        let xdel = pipe.cmd("XDEL").arg(&keys.stream);
+        for (_, entry, _) in &acked {
+            xdel.arg(*entry);
+        }
+        xdel.ignore();
+        let mut conn = self.conn.clone();
+        let reply: redis::RedisResult<Vec<i64>> = pipe.query_async(&mut conn).await;
+        if config.get_prefetch().is_some() {
+            for (_, entry, consumer) in &acked {
+                self.held.release(&first.queue, consumer, entry);
+            }
+        }
+        match reply {
+            Ok(counts) if counts.len() == acked.len() => {
+                for ((at, _, _), count) in acked.iter().zip(counts) {
+                    if count == 0
+                        && let Some(result) = out.get_mut(*at)
+                    {
+                        *result = Err(Error::StaleDelivery);
+                    }
+                }
+            }
+            Ok(_) => {
+                for (at, _, _) in &acked {
+                    if let Some(result) = out.get_mut(*at) {
+                        *result = Err(malformed("XACK replies"));
+                    }
+                }
+            }
+            Err(e) => {
+                for (at, _, _) in &acked {
+                    if let Some(result) = out.get_mut(*at) {
+                        *result = Err(backend(&e));
+                    }
+                }
+            }
+        }
     }
 
     /// Up to `max` dead letters of `queue`, oldest first, each with its stream entry id.
@@ -335,18 +414,28 @@ impl RedisBroker {
         config: &QueueConfig,
         max: usize,
     ) -> Result<Vec<Delivery>> {
-        let reply = self
-            .query(
-                redis::cmd("XAUTOCLAIM")
-                    .arg(&keys.stream)
-                    .arg(GROUP)
-                    .arg(consumer)
-                    .arg(millis(config.get_ack_wait()))
-                    .arg("0-0")
-                    .arg("COUNT")
-                    .arg(max),
-            )
-            .await?;
+        // Due retries move into the stream, then expired deliveries are claimed: one
+        // round trip. (`EVAL` with the script's text: the server caches it by its hash.)
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(MOVE_DUE)
+            .arg(2)
+            .arg(&keys.retry)
+            .arg(&keys.stream)
+            .arg(now_ms())
+            .arg(1000)
+            .ignore()
+            .cmd("XAUTOCLAIM")
+            .arg(&keys.stream)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(millis(config.get_ack_wait()))
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(max);
+        let mut conn = self.conn.clone();
+        let (reply,): (Value,) = pipe.query_async(&mut conn).await.map_err(|e| backend(&e))?;
+        lock(&self.housekept).insert(queue.to_owned(), tokio::time::Instant::now());
         let Value::Array(parts) = reply else {
             return Err(malformed("XAUTOCLAIM"));
         };
@@ -413,7 +502,7 @@ impl RedisBroker {
         envelope.set_attempt(attempt);
         envelope.set_delivered_at(Some(SystemTime::now()));
         Delivery {
-            queue: queue.to_owned(),
+            queue: queue.into(),
             envelope,
             token: DeliveryToken::Redis {
                 entry: entry.id,
@@ -538,6 +627,33 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
+    /// One pipeline of `XADD`s: one round trip for the batch.
+    async fn publish_batch(&self, queue: &str, envelopes: Vec<Envelope>) -> Result<()> {
+        self.config(queue)?;
+        let keys = self.keys(queue);
+        for envelope in &envelopes {
+            refuse_ordering_key("redis", envelope)?;
+        }
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for mut envelope in envelopes {
+            envelope.set_attempt(0);
+            pipe.cmd("XADD")
+                .arg(&keys.stream)
+                .arg("*")
+                .arg("h")
+                .arg(envelope.to_wire_headers())
+                .arg("p")
+                .arg(envelope.payload().as_ref())
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        let () = pipe.query_async(&mut conn).await.map_err(|e| backend(&e))?;
+        Ok(())
+    }
+
     async fn fetch(
         &self,
         queue: &str,
@@ -553,26 +669,24 @@ impl Broker for RedisBroker {
             Some(limit) => max.min(self.held.room(queue, consumer, limit, end).await),
             None => max,
         };
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        // The first round skips the retries and claims when they were looked at lately;
+        // if it finds no new entry, the next round looks at them.
+        let mut housekeeping = lock(&self.housekept)
+            .get(queue)
+            .is_none_or(|last| last.elapsed() >= HOUSEKEEPING_EVERY);
         loop {
-            if max == 0 {
-                return Ok(Vec::new());
-            }
-            let mut conn = self.conn.clone();
-            let _: i64 = self
-                .move_due
-                .key(&keys.retry)
-                .key(&keys.stream)
-                .arg(now_ms())
-                .arg(1000)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| backend(&e))?;
-            let mut out = self
-                .claim_expired(&keys, queue, consumer, &config, max)
-                .await?;
+            let mut out = if housekeeping {
+                self.claim_expired(&keys, queue, consumer, &config, max)
+                    .await?
+            } else {
+                Vec::new()
+            };
             if out.len() < max {
                 let left = end.saturating_duration_since(tokio::time::Instant::now());
-                let block = if out.is_empty() {
+                let block = if out.is_empty() && housekeeping {
                     left.min(BLOCK_SLICE)
                 } else {
                     Duration::ZERO
@@ -582,7 +696,7 @@ impl Broker for RedisBroker {
                         .await?,
                 );
             }
-            if !out.is_empty() || tokio::time::Instant::now() >= end {
+            if !out.is_empty() || (housekeeping && tokio::time::Instant::now() >= end) {
                 if config.get_prefetch().is_some() {
                     for d in &out {
                         if let DeliveryToken::Redis { entry, .. } = &d.token {
@@ -593,6 +707,7 @@ impl Broker for RedisBroker {
                 }
                 return Ok(out);
             }
+            housekeeping = true;
         }
     }
 
@@ -668,6 +783,35 @@ impl Broker for RedisBroker {
             return Err(Error::StaleDelivery);
         }
         Ok(disposition)
+    }
+
+    /// Acks go in one atomic pipeline per queue (`MULTI`, an `XACK` per entry, one
+    /// `XDEL` of them all, `EXEC`): one round trip, each entry's `XACK` telling whether it
+    /// was still pending. Other settlements go one by one.
+    async fn settle_batch(
+        &self,
+        deliveries: &[Delivery],
+        settlement: Settlement,
+    ) -> Vec<Result<Disposition>> {
+        if settlement != Settlement::Ack {
+            let mut out = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                out.push(self.settle(delivery, settlement.clone()).await);
+            }
+            return out;
+        }
+        let mut out: Vec<Result<Disposition>> = Vec::with_capacity(deliveries.len());
+        let mut rest = deliveries;
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .position(|d| d.queue != first.queue)
+                .unwrap_or(rest.len());
+            let (same, after) = rest.split_at(run);
+            rest = after;
+            self.ack_all(same, &mut out).await;
+        }
+        out
     }
 
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>> {

@@ -242,6 +242,14 @@ impl<B: Broker> Broker for TracedBroker<B> {
         self.inner.settle(delivery, settlement).await
     }
 
+    async fn settle_batch(
+        &self,
+        deliveries: &[Delivery],
+        settlement: Settlement,
+    ) -> Vec<Result<Disposition>> {
+        self.inner.settle_batch(deliveries, settlement).await
+    }
+
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>> {
         self.inner.dead_letters(queue, max).await
     }

@@ -258,3 +258,76 @@ async fn system_clock_fetch_waits_for_a_publish() {
     );
     assert!(started.elapsed() >= Duration::from_millis(100));
 }
+
+#[tokio::test]
+async fn batches_publish_all_or_nothing_and_settle_each() {
+    let broker = EmbeddedBroker::deterministic(3);
+    broker.declare("b", &config(3).max_ready(4)).await.unwrap();
+    // Five do not fit under max_ready 4: none is stored.
+    let five = (0..5).map(|i| Envelope::new(format!("m{i}"))).collect();
+    assert!(matches!(
+        broker.publish_batch("b", five).await,
+        Err(Error::QueueFull { .. })
+    ));
+    assert_eq!(broker.stats("b").unwrap().ready, 0);
+    let three = (0..3).map(|i| Envelope::new(format!("m{i}"))).collect();
+    broker.publish_batch("b", three).await.unwrap();
+    let got = broker.fetch("b", "w", 10, Duration::ZERO).await.unwrap();
+    let payloads: Vec<&[u8]> = got.iter().map(|d| d.envelope.payload().as_ref()).collect();
+    assert_eq!(payloads, [&b"m0"[..], b"m1", b"m2"]);
+    assert!(
+        got.iter()
+            .all(|d| &*d.queue == "b" && d.envelope.attempt() == 1)
+    );
+    // The middle one is settled before the batch: the batch reports it stale, the others
+    // are removed.
+    broker.settle(&got[1], Settlement::Ack).await.unwrap();
+    let results = broker.settle_batch(&got, Settlement::Ack).await;
+    assert!(matches!(results[0], Ok(Disposition::Removed)));
+    assert!(matches!(results[1], Err(Error::StaleDelivery)));
+    assert!(matches!(results[2], Ok(Disposition::Removed)));
+    let stats = broker.stats("b").unwrap();
+    assert_eq!((stats.ready, stats.in_flight), (0, 0));
+    // A nacked batch comes back after the backoff, each on its second delivery.
+    broker
+        .publish_batch("b", vec![Envelope::new("x"), Envelope::new("y")])
+        .await
+        .unwrap();
+    let got = broker.fetch("b", "w", 10, Duration::ZERO).await.unwrap();
+    let results = broker.settle_batch(&got, Settlement::nack()).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(Disposition::Retry { .. })))
+    );
+    broker.advance(Duration::from_secs(60)).unwrap();
+    let again = broker.fetch("b", "w", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|d| d.envelope.attempt() == 2));
+}
+
+#[tokio::test]
+async fn many_settled_deliveries_keep_deadlines_exact() {
+    // Thousands of acks out of order around one held delivery: the held one still
+    // expires at its deadline, and nothing else comes back.
+    let broker = EmbeddedBroker::deterministic(5);
+    broker.declare("d", &config(3)).await.unwrap();
+    let envelopes = (0..5000).map(|i| Envelope::new(format!("{i}"))).collect();
+    broker.publish_batch("d", envelopes).await.unwrap();
+    let got = broker.fetch("d", "w", 5000, Duration::ZERO).await.unwrap();
+    let (held, rest) = got.split_first().unwrap();
+    for d in rest.iter().rev() {
+        broker.settle(d, Settlement::Ack).await.unwrap();
+    }
+    broker.advance(Duration::from_secs(29)).unwrap();
+    assert_eq!(broker.stats("d").unwrap().in_flight, 1);
+    broker.advance(Duration::from_secs(1)).unwrap();
+    let back = broker.fetch("d", "w", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].envelope.id(), held.envelope.id());
+    assert_eq!(back[0].envelope.attempt(), 2);
+    assert!(matches!(
+        broker.settle(held, Settlement::Ack).await,
+        Err(Error::StaleDelivery)
+    ));
+}

@@ -358,11 +358,11 @@ impl Handler for Hop {
     async fn handle(&self, delivery: &Delivery) -> HandlerResult {
         let current = TraceContext::current();
         self.seen.lock().unwrap().push((
-            delivery.queue.clone(),
+            delivery.queue.to_string(),
             current,
             delivery.envelope.headers().traceparent().map(str::to_owned),
         ));
-        if delivery.queue == "a" {
+        if &*delivery.queue == "a" {
             self.broker
                 .publish("b", Envelope::new("next hop"))
                 .await

@@ -72,7 +72,7 @@ impl Handler for Forward {
         if delivery.envelope.payload().as_ref() == b"fail" {
             return Err(HandlerError::terminal("no"));
         }
-        if delivery.queue == "in" {
+        if &*delivery.queue == "in" {
             self.0
                 .publish("out", Envelope::new("forwarded"))
                 .await
