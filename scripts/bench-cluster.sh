@@ -134,7 +134,7 @@ EOF
 # prints the Cookie header value, then the row's path.
 login() {
   python3 - "$1" "$2" <<'PY'
-import json, re, sys, urllib.request
+import json, re, sys, urllib.error, urllib.parse, urllib.request
 base, name = sys.argv[1], sys.argv[2]
 cookies = {}
 class Keep(urllib.request.HTTPRedirectHandler):
@@ -160,7 +160,7 @@ def send(method, path, body=None, ctype=None):
     return response.status, response.read().decode()
 status, page = send("GET", "/auth/")
 csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-form = urllib.parse.urlencode({"csrf": csrf, "username": name, "password": "correct horse battery staple"})
+form = urllib.parse.urlencode({"csrf": csrf, "username": name, "password": "plum orbit ferry lantern 7041"})
 status, _ = send("POST", "/auth/signup", form.encode(), "application/x-www-form-urlencoded")
 assert status == 303, f"signup: {status}"
 status, page = send("GET", "/auth/")
@@ -229,7 +229,7 @@ measure() {
   p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")
   errors=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$work/wrk.out")
   errors=${errors:-0}
-  awk -v label="$label" -v load="$load" -v n="$requests" -v rps="$rps" -v p99="$p99" \
+  awk -v label="$label" -v workload="$load" -v n="$requests" -v rps="$rps" -v p99="$p99" \
     -v hz="$hz" -v proxy=$((proxy_after - proxy_before)) -v inst=$((inst_after - inst_before)) \
     -v rc=$((redis_after - redis_before)) -v rcpu=$((redis_cpu_after - redis_cpu_before)) \
     -v pgb="$pg_before" -v pga="$pg_after" -v pgcpu=$((pg_cpu_after - pg_cpu_before)) \
@@ -238,7 +238,7 @@ measure() {
       us = 1e6 / hz;
       proxy_us = has_proxy ? sprintf("%.0f", proxy * us / n) : "-";
       printf "%-26s %-5s %9.0f %8s %11s %11.0f %10.2f %10.1f %9.2f %10.1f %10.1f %6d\n",
-        label, load, rps, p99, proxy_us, inst * us / n, rc / n, rcpu * us / n,
+        label, workload, rps, p99, proxy_us, inst * us / n, rc / n, rcpu * us / n,
         (a[1] - b[1]) / n, (a[2] - b[2]) * 1000 / n, pgcpu * us / n, errors
     }' | tee -a "$results"
 }
@@ -254,7 +254,7 @@ setup() {
     ports+=("$port")
     local public="http://127.0.0.1:$port"
     [ "$with_proxy" = no ] || public="http://127.0.0.1:$proxy_port"
-    start_instance "$mode" "$port" "bench-cluster:$run_id:$label:" "$public"
+    start_instance "$mode" "$port" "bench-cluster:$run_id:$mode$count:" "$public"
   done
   if [ "$with_proxy" = yes ]; then
     start_proxy "$proxy_port" "${ports[@]}"
