@@ -186,13 +186,18 @@ impl Showcase {
             ..soap_service::Settings::default()
         });
         let cookies = cookies::CookieDemo::new(&origins, shared)?;
-        // The embedded broker and a memory inbox; the workers start with the timers.
-        let jobs = task_queue::App::new(task_queue::Settings {
-            base_path: "/jobs".to_owned(),
-            ..task_queue::Settings::default()
-        })
-        .await
-        .map_err(|error| format!("the task queue at /jobs: {error}"))?;
+        // The embedded broker and memory, or NATS JetStream (NATS_URL) or Redis Streams
+        // with the records in Redis (REDIS_URL); the workers start with the timers.
+        let nats = std::env::var("NATS_URL").ok().filter(|url| !url.is_empty());
+        let jobs = task_queue::App::new(shared::jobs_settings(shared, nats.as_deref()))
+            .await
+            .map_err(|error| format!("the task queue at /jobs: {error}"))?;
+        let jobs_engine = shared::jobs_engine(
+            jobs.broker_name(),
+            jobs.state_name(),
+            shared,
+            nats.as_deref(),
+        );
         let jobs = Arc::new(jobs);
         let auth = Arc::new(auth);
         let provider = Arc::new(provider);
@@ -229,7 +234,7 @@ impl Showcase {
             graphql,
             metrics,
             api_index,
-            engines: shared::engines_section(shared, api_engine),
+            engines: shared::engines_section(shared, api_engine, &jobs_engine),
         })
     }
 

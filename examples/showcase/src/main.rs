@@ -55,7 +55,7 @@
 //! | `/graphql/` | `graphql` | graphql-core: a page at `/graphql/`, GraphQL over HTTP and subscriptions (`graphql-transport-ws`) at `/graphql/graphql`, DataLoader |
 //! | `/proxy/` | `reverse-proxy` | proxy-core: a pool of this server itself, RFC 9111 cache, compression, rate limits, `Forwarded`/`Via`, metrics at `/proxy/metrics` |
 //! | `/soap/` | `soap-service` | soap-core: orders and inventory over SOAP 1.1 and 1.2 at `/soap/soap`, its WSDL at `/soap/soap?wsdl`, typed faults, WS-Security UsernameToken |
-//! | `/jobs/` | `task-queue` | broker-core: a job queue on the embedded broker, retries with backoff, dead letters and re-drive, `Idempotency-Key`, an idempotent inbox; its page at `/jobs/`, the API at `/jobs/jobs` |
+//! | `/jobs/` | `task-queue` | broker-core: a job queue on the embedded broker (Redis Streams with `REDIS_URL`, NATS JetStream with `NATS_URL`), retries with backoff, dead letters and re-drive, `Idempotency-Key`, an idempotent inbox; its page at `/jobs/`, the API at `/jobs/jobs` |
 //! | `/origin/` | this crate (`origin.rs`) | the proxy's upstream pages: a cacheable one, a header echo, a rate-limited one |
 //! | `/docs/` | this crate (`docs.rs`) | every crate under `crates/`: what it does, main types, features, a usage snippet and links to docs.rs; `/docs/CRATE` is its README as HTML (pulldown-cmark, raw HTML shown as text), all read at build time |
 //! | `/metrics` | this crate (`metrics.rs`) | Prometheus text format 0.0.4 for the whole server: `showcase_http_requests_total`, `showcase_http_request_duration_seconds` (histogram) and `showcase_http_requests_in_flight` by mount (`app`), method and status class; chat connections and rooms, GraphQL WebSocket operations, jobs by state, auth sessions and login outcomes, `process_*` from `/proc/self`, `showcase_build_info`. Atomics only on the request path; why no metrics crate: `src/metrics.rs` |
@@ -70,7 +70,9 @@
 //! `REDIS_URL` (`redis://127.0.0.1:6379`) set, the state that instances must share moves
 //! to that Redis, under the key prefix `REDIS_PREFIX` (default `showcase:`): sessions, login
 //! throttling, OAuth codes, grants and refresh-token families, `Idempotency-Key`
-//! responses, chat room fan-out, the proxy's rate limit, and the JWT key sets, cookie key
+//! responses, chat room fan-out, the proxy's rate limit, the task queue (Redis Streams, its
+//! job records, keys and inbox; its broker is NATS JetStream when `NATS_URL` is set), and
+//! the JWT key sets, cookie key
 //! ring and form secrets, which the first instance creates and every other one loads (see
 //! `src/shared.rs` and the README's "Where the state lives"). An unreachable Redis stops
 //! the start with a message; a Redis that goes away later makes the requests that need it

@@ -174,25 +174,98 @@ fn random_hex() -> auth_core::Result<String> {
 /// `host:port` of a Redis URL (`redis://[user:password@]host:port[/db]`): what the landing
 /// page may show, without the password.
 pub(crate) fn place(url: &str) -> String {
+    place_with(url, 6379)
+}
+
+/// `host:port` of a URL whose port defaults to `port` (4222 for `nats://`), without the
+/// credentials.
+pub(crate) fn place_with(url: &str, port: u16) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?']).next().unwrap_or(rest);
     let host = authority
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
     if host.is_empty() {
-        "127.0.0.1:6379".to_owned()
+        format!("127.0.0.1:{port}")
     } else if host.contains(':') && !host.ends_with(']') {
         host.to_owned()
     } else {
-        format!("{host}:6379")
+        format!("{host}:{port}")
     }
+}
+
+/// The task queue at `/jobs/`: with `shared` (`REDIS_URL`), its job records,
+/// `Idempotency-Key`s and inbox in that Redis and its broker Redis Streams; with `nats`
+/// (`NATS_URL`), its broker NATS JetStream. Its keys and streams are named after the
+/// showcase's key prefix (`showcase:` gives `showcase-jobs`), so that clusters and tests
+/// on one Redis or NATS keep apart.
+pub(crate) fn jobs_settings(shared: Option<&Shared>, nats: Option<&str>) -> task_queue::Settings {
+    let mut settings = task_queue::Settings {
+        base_path: "/jobs".to_owned(),
+        prefix: jobs_prefix(shared.map_or(DEFAULT_PREFIX, |shared| shared.prefix.as_str())),
+        ..task_queue::Settings::default()
+    };
+    if let Some(shared) = shared {
+        settings.broker_url = Some(shared.url.clone());
+        settings.inbox_url = Some(shared.url.clone());
+        settings.state_url = Some(shared.url.clone());
+    }
+    if let Some(nats) = nats {
+        settings.broker_url = Some(nats.to_owned());
+    }
+    settings
+}
+
+/// `A-Z a-z 0-9 - _` only (what broker-core takes in a stream name), then `-jobs`.
+fn jobs_prefix(prefix: &str) -> String {
+    let name: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('-');
+    if name.is_empty() {
+        "jobs".to_owned()
+    } else {
+        format!("{name}-jobs")
+    }
+}
+
+/// What the landing page says the task queue runs on, from its broker (`embedded`,
+/// `redis`, `nats`) and where its records are (`memory`, `redis`).
+pub(crate) fn jobs_engine(
+    broker: &str,
+    state: &str,
+    shared: Option<&Shared>,
+    nats: Option<&str>,
+) -> String {
+    let redis = shared.map(|shared| format!("Redis at {}", serve::page::escape(&shared.place)));
+    let broker = match (broker, nats, &redis) {
+        ("nats", Some(url), _) => format!(
+            "NATS JetStream at {}",
+            serve::page::escape(&place_with(url, 4222))
+        ),
+        ("redis", _, Some(redis)) => format!("Redis Streams ({redis})"),
+        _ => "embedded broker (memory)".to_owned(),
+    };
+    let records = match (state, &redis) {
+        ("redis", Some(redis)) => redis.clone(),
+        _ => "memory".to_owned(),
+    };
+    format!("{broker}; job records, keys and inbox: {records}")
 }
 
 /// The engine each piece of state runs on, for the landing page: a small table, its own
 /// section so that other sections of the page merge around it.
 /// `database` is the REST API's engine (`"SQLite"` or `"PostgreSQL"`), which follows
 /// `DATABASE_URL` rather than `REDIS_URL`.
-pub(crate) fn engines_section(shared: Option<&Shared>, database: &str) -> String {
+/// `jobs` is the task queue's line ([`jobs_engine`]).
+pub(crate) fn engines_section(shared: Option<&Shared>, database: &str, jobs: &str) -> String {
     let engine = match shared {
         Some(shared) => format!("Redis at {}", serve::page::escape(&shared.place)),
         None => "memory".to_owned(),
@@ -218,6 +291,10 @@ pub(crate) fn engines_section(shared: Option<&Shared>, database: &str) -> String
             "<tr><td>{piece}</td><td><code>{mount}</code></td><td class=\"engine\">{engine}</td></tr>"
         ));
     }
+    rows.push_str(&format!(
+        "<tr id=\"engine-jobs\"><td>task queue: broker, job records, Idempotency-Keys, \
+         inbox</td><td><code>/jobs/</code></td><td class=\"engine\">{jobs}</td></tr>"
+    ));
     let how = match shared {
         Some(_) => "<code>REDIS_URL</code> is set: every instance on this Redis shares it.",
         None => {
@@ -228,7 +305,9 @@ pub(crate) fn engines_section(shared: Option<&Shared>, database: &str) -> String
     format!(
         "<section id=\"engines\"><h2>Where the state lives</h2><p>{how} The REST \
          API's rows are in PostgreSQL when <code>DATABASE_URL</code> is set, else in \
-         SQLite; the other examples' state stays in this process.</p>\
+         SQLite; the task queue's broker is NATS JetStream when <code>NATS_URL</code> is \
+         set, else Redis Streams with <code>REDIS_URL</code>, else embedded; the other \
+         examples' state stays in this process.</p>\
          <table><thead><tr><th>state</th><th>used by</th><th>engine</th></tr></thead>\
          <tbody>{rows}</tbody></table></section>"
     )
@@ -247,7 +326,33 @@ mod tests {
         );
         assert_eq!(place("redis://cache.local"), "cache.local:6379");
         assert_eq!(place("rediss://u:p@[::1]:7000/0"), "[::1]:7000");
-        let page = engines_section(None, "SQLite");
+        let jobs = jobs_engine("embedded", "memory", None, None);
+        let page = engines_section(None, "SQLite", &jobs);
         assert!(page.contains("<td class=\"engine\">memory</td>"), "{page}");
+        assert!(
+            page.contains(
+                "<td class=\"engine\">embedded broker (memory); job records, keys and inbox: \
+                 memory</td>"
+            ),
+            "{page}"
+        );
+        assert_eq!(
+            place_with("nats://u:p@broker.local", 4222),
+            "broker.local:4222"
+        );
+    }
+
+    #[test]
+    fn the_task_queue_is_named_after_the_key_prefix() {
+        assert_eq!(jobs_prefix("showcase:"), "showcase-jobs");
+        assert_eq!(jobs_prefix("t:a b:1:"), "t-a-b-1-jobs");
+        assert_eq!(jobs_prefix("::"), "jobs");
+        let settings = jobs_settings(None, Some("nats://127.0.0.1:4222"));
+        assert_eq!(
+            settings.broker_url.as_deref(),
+            Some("nats://127.0.0.1:4222")
+        );
+        assert_eq!(settings.state_url, None);
+        assert_eq!(settings.prefix, "showcase-jobs");
     }
 }

@@ -141,7 +141,7 @@ impl Work {
 }
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for a worker.
@@ -156,8 +156,34 @@ pub enum JobState {
     Dead,
 }
 
+impl JobState {
+    /// Its name in JSON (`queued`, `running`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Retrying => "retrying",
+            JobState::Succeeded => "succeeded",
+            JobState::Dead => "dead",
+        }
+    }
+
+    /// The state named `name`, as [`JobState::as_str`] writes it.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Retrying,
+            JobState::Succeeded,
+            JobState::Dead,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
+    }
+}
+
 /// One delivery of a job to a worker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attempt {
     /// Counted over the job's life (re-drives included), from 1.
     pub attempt: u32,
@@ -168,14 +194,14 @@ pub struct Attempt {
     /// When it started (RFC 3339).
     pub started_at: String,
     /// `running`, `succeeded` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: String,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// A job's record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     /// The message id (UUIDv7).
     pub id: String,
@@ -222,7 +248,7 @@ pub(crate) fn timestamp(t: SystemTime) -> String {
 }
 
 impl Job {
-    fn new(id: MessageId, job: &NewJob, now: SystemTime) -> Self {
+    pub(crate) fn new(id: MessageId, job: &NewJob, now: SystemTime) -> Self {
         let at = timestamp(now);
         Self {
             id: id.to_string(),
@@ -240,11 +266,80 @@ impl Job {
             history: Vec::new(),
         }
     }
+
+    /// A worker starts delivery `delivery`: returns the attempt number over the job's life.
+    pub(crate) fn start(&mut self, delivery: u32, worker: &str, now: SystemTime) -> u32 {
+        // A job this record did not see from the start: count the broker's deliveries.
+        self.attempts = (self.attempts + 1).max(delivery);
+        self.state = JobState::Running;
+        self.retry_in_ms = None;
+        if self.history.len() >= MAX_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(Attempt {
+            attempt: self.attempts,
+            delivery,
+            worker: worker.to_owned(),
+            started_at: timestamp(now),
+            outcome: "running".to_owned(),
+            error: None,
+        });
+        self.attempts
+    }
+
+    pub(crate) fn succeed(&mut self, result: &Value) {
+        self.state = JobState::Succeeded;
+        self.result = Some(result.clone());
+        self.dead_reason = None;
+        if let Some(last) = self.history.last_mut() {
+            last.outcome = "succeeded".to_owned();
+        }
+    }
+
+    /// The attempt failed with `error`, and the broker did `disposition` with it.
+    pub(crate) fn fail(&mut self, error: &str, disposition: &Disposition) {
+        self.last_error = Some(error.to_owned());
+        if let Some(last) = self.history.last_mut() {
+            last.outcome = "failed".to_owned();
+            last.error = Some(error.to_owned());
+        }
+        match disposition {
+            Disposition::Retry { delay } => {
+                self.state = JobState::Retrying;
+                self.retry_in_ms = Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+            }
+            Disposition::DeadLetter { reason } => {
+                self.state = JobState::Dead;
+                self.dead_reason = Some(reason.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// The inbox found the job already done: this delivery had no effect.
+    pub(crate) fn duplicate(&mut self) {
+        self.duplicate_deliveries += 1;
+        self.state = JobState::Succeeded;
+    }
+
+    /// A dead letter this record may not have seen die.
+    pub(crate) fn die(&mut self, letter: &DeadLetter) {
+        if self.state != JobState::Dead {
+            self.state = JobState::Dead;
+            self.dead_reason = Some(letter.reason.clone());
+        }
+    }
+
+    /// Re-driven: queued again.
+    pub(crate) fn requeue(&mut self) {
+        self.state = JobState::Queued;
+        self.dead_reason = None;
+    }
 }
 
 /// The records of the jobs this process has seen, newest kept: at most `capacity`, the
-/// oldest finished ones dropped first. A multi-instance deployment would keep them in a
-/// shared store; this example keeps them in process (see the README).
+/// oldest finished ones dropped first. With a shared store (`crate::state`), this is the
+/// process's own view, which `App::job_counts` reports.
 #[derive(Debug)]
 pub(crate) struct JobStore {
     jobs: Mutex<BTreeMap<MessageId, Job>>,
@@ -283,11 +378,18 @@ impl JobStore {
 
     /// Records a job that was just enqueued.
     pub(crate) fn insert(&self, id: MessageId, job: &NewJob, now: SystemTime) -> Job {
-        let mut jobs = self.lock();
-        self.make_room(&mut jobs);
         let record = Job::new(id, job, now);
-        jobs.insert(id, record.clone());
+        self.put(id, record.clone());
         record
+    }
+
+    /// Keeps `record` as the job's record (a copy of the shared one).
+    pub(crate) fn put(&self, id: MessageId, record: Job) {
+        let mut jobs = self.lock();
+        if !jobs.contains_key(&id) {
+            self.make_room(&mut jobs);
+        }
+        jobs.insert(id, record);
     }
 
     /// Forgets a job whose publication failed.
@@ -302,139 +404,42 @@ impl JobStore {
     /// The newest `max` jobs, newest first, and the count of every state.
     pub(crate) fn recent(&self, max: usize) -> (Vec<Job>, BTreeMap<&'static str, usize>) {
         let jobs = self.lock();
-        let mut counts = BTreeMap::new();
-        for job in jobs.values() {
-            let name = match job.state {
-                JobState::Queued => "queued",
-                JobState::Running => "running",
-                JobState::Retrying => "retrying",
-                JobState::Succeeded => "succeeded",
-                JobState::Dead => "dead",
-            };
-            *counts.entry(name).or_insert(0) += 1;
-        }
+        let counts = count(jobs.values().map(|job| job.state));
         (jobs.values().rev().take(max).cloned().collect(), counts)
     }
 
     /// Applies `f` to the job's record, creating it from `job` if this process has not
-    /// seen it (another instance enqueued it); returns the updated record.
-    fn update<T>(
+    /// seen it (another instance enqueued it; with `job` `None`, a job not seen is left
+    /// alone and `None` returned); returns what `f` returned.
+    pub(crate) fn update<T>(
         &self,
         id: MessageId,
-        job: &NewJob,
+        job: Option<&NewJob>,
         now: SystemTime,
         f: impl FnOnce(&mut Job) -> T,
-    ) -> T {
+    ) -> Option<T> {
         let mut jobs = self.lock();
         if !jobs.contains_key(&id) {
+            job?;
             self.make_room(&mut jobs);
         }
-        let record = jobs.entry(id).or_insert_with(|| Job::new(id, job, now));
+        let record = match job {
+            Some(job) => jobs.entry(id).or_insert_with(|| Job::new(id, job, now)),
+            None => jobs.get_mut(&id)?,
+        };
         let out = f(record);
         record.updated_at = timestamp(now);
-        out
+        Some(out)
     }
+}
 
-    /// A worker starts delivery `delivery`: returns the attempt number over the job's life.
-    pub(crate) fn start(
-        &self,
-        id: MessageId,
-        job: &NewJob,
-        delivery: u32,
-        worker: &str,
-        now: SystemTime,
-    ) -> u32 {
-        self.update(id, job, now, |record| {
-            // A job this process did not see from the start: count the broker's deliveries.
-            record.attempts = (record.attempts + 1).max(delivery);
-            record.state = JobState::Running;
-            record.retry_in_ms = None;
-            if record.history.len() == MAX_HISTORY {
-                record.history.remove(0);
-            }
-            record.history.push(Attempt {
-                attempt: record.attempts,
-                delivery,
-                worker: worker.to_owned(),
-                started_at: timestamp(now),
-                outcome: "running",
-                error: None,
-            });
-            record.attempts
-        })
+/// How many of `states` are in each state (a state none is in is left out).
+pub(crate) fn count(states: impl Iterator<Item = JobState>) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    for state in states {
+        *counts.entry(state.as_str()).or_insert(0) += 1;
     }
-
-    pub(crate) fn succeeded(&self, id: MessageId, job: &NewJob, result: Value, now: SystemTime) {
-        self.update(id, job, now, |record| {
-            record.state = JobState::Succeeded;
-            record.result = Some(result);
-            record.dead_reason = None;
-            if let Some(last) = record.history.last_mut() {
-                last.outcome = "succeeded";
-            }
-        });
-    }
-
-    /// The attempt failed with `error`, and the broker did `disposition` with it.
-    pub(crate) fn failed(
-        &self,
-        id: MessageId,
-        job: &NewJob,
-        error: &str,
-        disposition: &Disposition,
-        now: SystemTime,
-    ) {
-        self.update(id, job, now, |record| {
-            record.last_error = Some(error.to_owned());
-            if let Some(last) = record.history.last_mut() {
-                last.outcome = "failed";
-                last.error = Some(error.to_owned());
-            }
-            match disposition {
-                Disposition::Retry { delay } => {
-                    record.state = JobState::Retrying;
-                    record.retry_in_ms = Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
-                }
-                Disposition::DeadLetter { reason } => {
-                    record.state = JobState::Dead;
-                    record.dead_reason = Some(reason.clone());
-                }
-                _ => {}
-            }
-        });
-    }
-
-    /// The inbox found the job already done: this delivery had no effect.
-    pub(crate) fn duplicate(&self, id: MessageId, job: &NewJob, now: SystemTime) {
-        self.update(id, job, now, |record| {
-            record.duplicate_deliveries += 1;
-            if record.state != JobState::Succeeded {
-                record.state = JobState::Succeeded;
-            }
-        });
-    }
-
-    /// A dead letter this process may not have seen die: record it as dead.
-    pub(crate) fn dead(&self, letter: &DeadLetter, job: &NewJob, now: SystemTime) {
-        self.update(letter.envelope.id(), job, now, |record| {
-            if record.state != JobState::Dead {
-                record.state = JobState::Dead;
-                record.dead_reason = Some(letter.reason.clone());
-            }
-        });
-    }
-
-    /// Dead jobs that were re-driven are queued again.
-    pub(crate) fn requeued(&self, ids: &[MessageId], now: SystemTime) {
-        let mut jobs = self.lock();
-        for id in ids {
-            if let Some(record) = jobs.get_mut(id) {
-                record.state = JobState::Queued;
-                record.dead_reason = None;
-                record.updated_at = timestamp(now);
-            }
-        }
-    }
+    counts
 }
 
 #[cfg(test)]
@@ -484,8 +489,8 @@ mod tests {
         let echo = job("echo", Value::Null);
         store.insert(a, &echo, now);
         store.insert(b, &echo, now);
-        store.start(b, &echo, 1, "w", now);
-        store.succeeded(b, &echo, Value::Null, now);
+        store.update(b, Some(&echo), now, |job| job.start(1, "w", now));
+        store.update(b, None, now, |job| job.succeed(&Value::Null));
         store.insert(c, &echo, now);
         // b finished, so it went first although a is older.
         assert!(store.get(b).is_none());

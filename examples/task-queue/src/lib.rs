@@ -14,11 +14,14 @@
 //! each job through an idempotent inbox ([`broker_core::Inbox`]: in Redis with the Redis
 //! broker, else in memory), so a message delivered again after its job ran (a worker died
 //! before its acknowledgement) does not run it twice. Job records (state, attempts) and
-//! idempotency keys are kept in this process's memory: with a shared broker, each
-//! instance knows the jobs it enqueued or ran.
+//! idempotency keys are kept in this process's memory unless [`Settings::state_url`]
+//! names a Redis (feature `redis`): then every instance on it reads and updates the same
+//! records and keys, so a job enqueued on one instance is shown, dead-lettered and
+//! re-driven on any other (the keys: `src/state.rs`).
 
 mod backend;
 mod jobs;
+mod state;
 mod worker;
 
 use std::net::SocketAddr;
@@ -32,6 +35,8 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Limited};
+#[cfg(feature = "redis")]
+use rest_core::RedisIdempotencyStore;
 use rest_core::{
     Error, Fingerprint, IdempotencyKey, IdempotencyStore as _, JsonLimits, MemoryIdempotencyStore,
     ProblemDetails, Reservation, RouteMatch, Router, StoredResponse, TrailingSlash,
@@ -40,6 +45,7 @@ use serde_json::json;
 
 use backend::{Backend, Inbox};
 pub use jobs::{Attempt, Job, JobState, KINDS, MAX_SLEEP_MS, NewJob};
+pub use state::COUNT_WINDOW;
 
 /// Largest request body accepted (413 above it).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -60,6 +66,10 @@ pub struct Settings {
     /// otherwise; a `redis://` URL puts it there; `Some("none")` turns it off (each
     /// redelivery then runs the job again: for demonstrations and tests).
     pub inbox_url: Option<String>,
+    /// Where job records and `Idempotency-Key`s live: `None` in this process; a
+    /// `redis://` URL (feature `redis`): in that Redis under [`Settings::prefix`], shared
+    /// by every instance that uses it.
+    pub state_url: Option<String>,
     /// The prefix of this application's keys and streams (`A-Z a-z 0-9 - _`).
     pub prefix: String,
     /// The queue's name.
@@ -77,7 +87,8 @@ pub struct Settings {
     pub inbox_keep: Duration,
     /// A file each job's effect appends a line `ID KIND` to (tests count them).
     pub effects_log: Option<PathBuf>,
-    /// Job records kept in memory (the oldest finished ones go first).
+    /// Job records kept in memory (the oldest finished ones go first), or listed in Redis
+    /// (where each is kept for [`Settings::inbox_keep`]).
     pub max_jobs: usize,
 }
 
@@ -89,6 +100,7 @@ impl Default for Settings {
             base_path: String::new(),
             broker_url: None,
             inbox_url: None,
+            state_url: None,
             prefix: "task-queue".to_owned(),
             queue: "jobs".to_owned(),
             workers: 4,
@@ -117,7 +129,7 @@ fn env_text(name: &str) -> Option<String> {
 }
 
 impl Settings {
-    /// The defaults, changed by `BROKER_URL`, `INBOX_URL`, `BROKER_PREFIX`, `WORKERS`,
+    /// The defaults, changed by `BROKER_URL`, `INBOX_URL`, `STATE_URL`, `BROKER_PREFIX`, `WORKERS`,
     /// `BATCH`, `ACK_WAIT_MS`, `MAX_ATTEMPTS`, `RETRY_INITIAL_MS` and `EFFECTS_LOG`.
     ///
     /// # Errors
@@ -126,6 +138,7 @@ impl Settings {
         let mut settings = Self {
             broker_url: env_text("BROKER_URL"),
             inbox_url: env_text("INBOX_URL"),
+            state_url: env_text("STATE_URL"),
             effects_log: env_text("EFFECTS_LOG").map(PathBuf::from),
             ..Self::default()
         };
@@ -159,7 +172,7 @@ pub(crate) struct Core {
     settings: Settings,
     broker: Backend,
     inbox: Option<Inbox>,
-    jobs: jobs::JobStore,
+    jobs: state::Records,
     queue: String,
     stopping: AtomicBool,
     running: AtomicUsize,
@@ -194,13 +207,65 @@ const ROUTES: [(Method, &str, Route); 7] = [
     (Method::GET, "/jobs/{id}", Route::Job),
 ];
 
+/// Where `Idempotency-Key`s live: with the job records.
+#[derive(Debug)]
+enum Keys {
+    Memory(MemoryIdempotencyStore),
+    #[cfg(feature = "redis")]
+    Redis(RedisIdempotencyStore),
+}
+
+/// How long an `Idempotency-Key` and the job it made are remembered.
+const KEY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+impl Keys {
+    async fn begin(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        now: SystemTime,
+    ) -> rest_core::Result<Reservation> {
+        match self {
+            Keys::Memory(store) => store.begin(key, fingerprint, now).await,
+            #[cfg(feature = "redis")]
+            Keys::Redis(store) => store.begin(key, fingerprint, now).await,
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        response: StoredResponse,
+        now: SystemTime,
+    ) -> rest_core::Result<()> {
+        match self {
+            Keys::Memory(store) => store.complete(key, fingerprint, response, now).await,
+            #[cfg(feature = "redis")]
+            Keys::Redis(store) => store.complete(key, fingerprint, response, now).await,
+        }
+    }
+
+    async fn abandon(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+    ) -> rest_core::Result<()> {
+        match self {
+            Keys::Memory(store) => store.abandon(key, fingerprint).await,
+            #[cfg(feature = "redis")]
+            Keys::Redis(store) => store.abandon(key, fingerprint).await,
+        }
+    }
+}
+
 /// The application.
 #[derive(Debug)]
 pub struct App {
     core: Arc<Core>,
     base: String,
     router: Router<Route>,
-    idempotency: MemoryIdempotencyStore,
+    idempotency: Keys,
 }
 
 impl App {
@@ -231,6 +296,26 @@ impl App {
             Some(url) => Some(Inbox::connect(Some(url), &settings.prefix).await?),
             None => Some(Inbox::connect(settings.broker_url.as_deref(), &settings.prefix).await?),
         };
+        let records = state::Records::connect(
+            settings.state_url.as_deref(),
+            &settings.prefix,
+            settings.max_jobs,
+            settings.inbox_keep,
+        )
+        .await?;
+        let idempotency = match settings.state_url.as_deref() {
+            #[cfg(feature = "redis")]
+            Some(url) => Keys::Redis(
+                RedisIdempotencyStore::connect(
+                    url,
+                    &format!("{}:state:idem:", settings.prefix),
+                    KEY_TTL,
+                )
+                .await
+                .map_err(|error| format!("Idempotency-Keys at {url}: {error}"))?,
+            ),
+            _ => Keys::Memory(MemoryIdempotencyStore::new(KEY_TTL, 100_000)),
+        };
         let queue = settings.queue.clone();
         let config = QueueConfig::default()
             .ack_wait(settings.ack_wait)
@@ -240,7 +325,7 @@ impl App {
             .await
             .map_err(|error| format!("cannot declare the queue {queue:?}: {error}"))?;
         let core = Arc::new(Core {
-            jobs: jobs::JobStore::new(settings.max_jobs),
+            jobs: records,
             settings,
             broker,
             inbox,
@@ -252,7 +337,7 @@ impl App {
             core,
             base,
             router,
-            idempotency: MemoryIdempotencyStore::new(Duration::from_secs(24 * 3600), 100_000),
+            idempotency,
         })
     }
 
@@ -276,9 +361,16 @@ impl App {
     }
 
     /// How many jobs this instance knows in each state (`queued`, `running`, `retrying`,
-    /// `succeeded`, `dead`; a state no job is in is left out), as `GET /jobs` counts them.
+    /// `succeeded`, `dead`; a state no job is in is left out): with the records in memory,
+    /// what `GET /jobs` counts; with them in Redis, the jobs this instance enqueued or
+    /// updated (its share of the work), while `GET /jobs` counts every instance's.
     pub fn job_counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
-        self.core.jobs.recent(0).1
+        self.core.jobs.local_counts()
+    }
+
+    /// Where job records and `Idempotency-Key`s live (`memory`, `redis`).
+    pub fn state_name(&self) -> &'static str {
+        self.core.jobs.engine()
     }
 
     /// The inbox's name (`memory`, `redis`, `none`).
@@ -318,8 +410,8 @@ impl App {
                 Ok(body) => self.enqueue(&parts, &body).await,
                 Err(error) => error.to_response(),
             },
-            Route::List => self.list(),
-            Route::Job => self.job(id.as_deref().unwrap_or("")),
+            Route::List => self.list().await,
+            Route::Job => self.job(id.as_deref().unwrap_or("")).await,
             Route::Dead => self.dead().await,
             Route::Redrive => self.redrive().await,
         }
@@ -355,7 +447,7 @@ impl App {
         if let Some((key, fingerprint)) = &claim {
             match self.idempotency.begin(key, fingerprint, now).await {
                 Ok(Reservation::Started) => {}
-                Ok(Reservation::Replay(stored)) => return self.replay(&stored),
+                Ok(Reservation::Replay(stored)) => return self.replay(&stored).await,
                 Err(error) => return error.to_response(),
             }
         }
@@ -368,9 +460,15 @@ impl App {
         };
         let id = envelope.id();
         // Recorded before publishing, so a worker that is quick finds the record.
-        let record = self.core.jobs.insert(id, &job, now);
+        let record = match self.core.jobs.insert(id, &job, now).await {
+            Ok(record) => record,
+            Err(error) => {
+                self.abandon(claim.as_ref()).await;
+                return state_problem(&error);
+            }
+        };
         if let Err(error) = self.core.broker.publish(&self.core.queue, envelope).await {
-            self.core.jobs.remove(id);
+            self.core.jobs.remove(id).await;
             self.abandon(claim.as_ref()).await;
             tracing::warn!(%error, "publish failed");
             return problem(
@@ -412,13 +510,16 @@ impl App {
     }
 
     /// A retried POST with a known key: the job it created, as it is now.
-    fn replay(&self, stored: &StoredResponse) -> Response<Bytes> {
+    async fn replay(&self, stored: &StoredResponse) -> Response<Bytes> {
         let id = String::from_utf8_lossy(&stored.body).into_owned();
-        let mut response = match id
-            .parse::<MessageId>()
-            .ok()
-            .and_then(|id| self.core.jobs.get(id))
-        {
+        let record = match id.parse::<MessageId>() {
+            Ok(parsed) => match self.core.jobs.get(parsed).await {
+                Ok(record) => record,
+                Err(error) => return state_problem(&error),
+            },
+            Err(_) => None,
+        };
+        let mut response = match record {
             Some(job) => json_response(StatusCode::OK, &job, Some(&self.location(&id))),
             // The record was dropped since (the store keeps the newest jobs): the id still
             // names the job.
@@ -434,13 +535,17 @@ impl App {
         response
     }
 
-    fn list(&self) -> Response<Bytes> {
-        let (jobs, counts) = self.core.jobs.recent(50);
+    async fn list(&self) -> Response<Bytes> {
+        let (jobs, counts) = match self.core.jobs.recent(50).await {
+            Ok(listed) => listed,
+            Err(error) => return state_problem(&error),
+        };
         json_response(
             StatusCode::OK,
             &json!({
                 "broker": self.broker_name(),
                 "inbox": self.inbox_name(),
+                "state": self.state_name(),
                 "counts": counts,
                 "jobs": jobs,
             }),
@@ -448,12 +553,15 @@ impl App {
         )
     }
 
-    fn job(&self, id: &str) -> Response<Bytes> {
-        match id
-            .parse::<MessageId>()
-            .ok()
-            .and_then(|id| self.core.jobs.get(id))
-        {
+    async fn job(&self, id: &str) -> Response<Bytes> {
+        let record = match id.parse::<MessageId>() {
+            Ok(parsed) => match self.core.jobs.get(parsed).await {
+                Ok(record) => record,
+                Err(error) => return state_problem(&error),
+            },
+            Err(_) => None,
+        };
+        match record {
             Some(job) => json_response(StatusCode::OK, &job, None),
             None => problem(StatusCode::NOT_FOUND, &format!("no job with id {id:?}")),
         }
@@ -470,23 +578,29 @@ impl App {
             Err(error) => return broker_problem(&error),
         };
         let now = SystemTime::now();
-        let listed: Vec<_> = letters
-            .iter()
-            .map(|letter| {
-                let job: Option<NewJob> = letter.envelope.decode(&Json).ok();
-                if let Some(job) = &job {
-                    self.core.jobs.dead(letter, job, now);
-                }
-                json!({
+        let mut listed = Vec::with_capacity(letters.len());
+        for letter in &letters {
+            let job: Option<NewJob> = letter.envelope.decode(&Json).ok();
+            if let Some(job) = &job
+                && let Err(error) = self
+                    .core
+                    .jobs
+                    .update(letter.envelope.id(), Some(job), now, |record| {
+                        record.die(letter);
+                    })
+                    .await
+            {
+                tracing::warn!(id = %letter.envelope.id(), %error, "dead job not recorded");
+            }
+            listed.push(json!({
                     "id": letter.envelope.id().to_string(),
                     "kind": job.as_ref().map(|job| job.kind.as_str()),
                     "payload": job.as_ref().map(|job| &job.payload),
                     "reason": letter.reason,
                     "attempts": letter.attempts,
-                    "dead_at": jobs::timestamp(letter.dead_at),
-                })
-            })
-            .collect();
+                "dead_at": jobs::timestamp(letter.dead_at),
+            }));
+        }
         json_response(StatusCode::OK, &json!({ "dead_letters": listed }), None)
     }
 
@@ -510,7 +624,17 @@ impl App {
             .take(moved)
             .map(|letter| letter.envelope.id())
             .collect();
-        self.core.jobs.requeued(&ids, SystemTime::now());
+        let now = SystemTime::now();
+        for id in &ids {
+            if let Err(error) = self
+                .core
+                .jobs
+                .update(*id, None, now, jobs::Job::requeue)
+                .await
+            {
+                tracing::warn!(%id, %error, "re-driven job not recorded");
+            }
+        }
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         json_response(
             StatusCode::OK,
@@ -575,6 +699,14 @@ fn problem(status: StatusCode, detail: &str) -> Response<Bytes> {
     ProblemDetails::new(status)
         .with_detail(detail)
         .to_response()
+}
+
+fn state_problem(error: &str) -> Response<Bytes> {
+    tracing::warn!(%error, "job records unavailable");
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("the job records are unavailable: {error}"),
+    )
 }
 
 fn broker_problem(error: &broker_core::Error) -> Response<Bytes> {

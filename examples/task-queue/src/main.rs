@@ -20,7 +20,9 @@
 //! ```
 //!
 //! Environment: `BROKER_URL` (unset: embedded), `INBOX_URL` (unset: Redis with the Redis
-//! broker, memory otherwise; `none` turns the inbox off), `BROKER_PREFIX` (default
+//! broker, memory otherwise; `none` turns the inbox off), `STATE_URL` (unset: job records
+//! and `Idempotency-Key`s in this process; `redis://...`: in that Redis, shared by every
+//! instance on it, feature `redis`), `BROKER_PREFIX` (default
 //! `task-queue`), `WORKERS` (4), `BATCH` (8), `ACK_WAIT_MS` (30000), `MAX_ATTEMPTS` (3),
 //! `RETRY_INITIAL_MS` (1000), `EFFECTS_LOG` (a file each job's effect appends a line to).
 //! `PORT`, `BIND`, logging and the shutdown (workers settle their batch, then stop) are the

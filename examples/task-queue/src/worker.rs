@@ -87,9 +87,22 @@ async fn process(core: &Core, worker: &str, delivery: &Delivery) -> (Option<NewJ
             Err(error) => return (Some(job), Outcome::InboxDown(error.to_string())),
         },
     };
-    let attempt = core
+    let now = SystemTime::now();
+    let attempt = match core
         .jobs
-        .start(id, &job, envelope.attempt(), worker, SystemTime::now());
+        .update(id, Some(&job), now, |record| {
+            record.start(envelope.attempt(), worker, now)
+        })
+        .await
+    {
+        Ok(Some(attempt)) => attempt,
+        Ok(None) | Err(_) => {
+            // The record cannot be read: count the broker's deliveries since the last
+            // (re-)queue, and run the job all the same.
+            tracing::warn!(%id, "job record not updated at its start");
+            envelope.attempt()
+        }
+    };
     let outcome = match work.run(attempt).await {
         Ok(result) => {
             core.effect(&id.to_string(), &job.kind);
@@ -138,15 +151,32 @@ async fn settle(core: &Core, delivery: &Delivery, job: Option<NewJob>, outcome: 
         return;
     };
     let now = SystemTime::now();
-    match outcome {
-        Outcome::Succeeded(result) => core.jobs.succeeded(id, &job, result, now),
-        Outcome::Duplicate => core.jobs.duplicate(id, &job, now),
-        Outcome::Failed(error) => core.jobs.failed(id, &job, &error, &disposition, now),
+    let recorded = match outcome {
+        Outcome::Succeeded(result) => {
+            core.jobs
+                .update(id, Some(&job), now, |record| record.succeed(&result))
+                .await
+        }
+        Outcome::Duplicate => {
+            core.jobs
+                .update(id, Some(&job), now, crate::jobs::Job::duplicate)
+                .await
+        }
+        Outcome::Failed(error) | Outcome::Poison(error) => {
+            core.jobs
+                .update(id, Some(&job), now, |record| {
+                    record.fail(&error, &disposition)
+                })
+                .await
+        }
         Outcome::InboxDown(error) => {
             tracing::warn!(%id, %error, "inbox unavailable; the job waits");
+            Ok(None)
         }
-        Outcome::Poison(reason) => core.jobs.failed(id, &job, &reason, &disposition, now),
-        Outcome::Busy => {}
+        Outcome::Busy => Ok(None),
+    };
+    if let Err(error) = recorded {
+        tracing::warn!(%id, %error, "job record not updated");
     }
 }
 

@@ -352,3 +352,53 @@ async fn nats_broker_runs_the_same_scenario() {
     scenario(&app).await;
     app.delete_queues().await.unwrap();
 }
+
+/// Two apps (as two instances) on one Redis broker with the records and keys in that Redis
+/// too (`state_url`): what one enqueues, the other shows, dead-letters and re-drives, and a
+/// key replayed on the other returns the same job.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_apps_share_records_and_keys_in_redis() {
+    let Some(url) = serve::testing::peer("REDIS_URL") else {
+        return;
+    };
+    let prefix = unique("shared");
+    let shared = || Settings {
+        state_url: Some(url.clone()),
+        ..settings(Some(url.clone()), &prefix)
+    };
+    let a = start(shared()).await;
+    let b = start(shared()).await;
+    assert_eq!(b.state_name(), "redis");
+
+    let key = [("idempotency-key", "two-apps-1")];
+    let body = json!({"kind": "echo", "payload": {"n": 1}}).to_string();
+    let first = post(&a, "/jobs", &key, &body).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let id = json_of(&first)["id"].as_str().unwrap().to_owned();
+    let replay = post(&b, "/jobs", &key, &body).await;
+    assert_eq!(replay.status, 200, "{}", replay.body);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(json_of(&replay)["id"], id.as_str());
+    let job = wait_for(&b, &id, "succeeded").await;
+    assert_eq!(job["attempts"], 1, "{job}");
+
+    // Fails 3 times (dead, seen on B), re-driven on B, succeeds on its 4th attempt (A).
+    let id = enqueue(&a, json!({"kind": "flaky", "payload": {"fail_times": 3}})).await;
+    let dead = wait_for(&b, &id, "dead").await;
+    assert_eq!(dead["attempts"], 3, "{dead}");
+    let redriven = post(&b, "/jobs/dead/redrive", &[], "").await;
+    assert_eq!(json_of(&redriven)["ids"], json!([id]), "{}", redriven.body);
+    let done = wait_for(&a, &id, "succeeded").await;
+    assert_eq!(done["result"], json!({"succeeded_on_attempt": 4}), "{done}");
+
+    // Both list both jobs, with the counts over every instance's.
+    let listed = json_of(&get(&b, "/jobs").await);
+    assert_eq!(listed["state"], "redis");
+    assert_eq!(listed["counts"]["succeeded"], 2, "{listed}");
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 2, "{listed}");
+    // An id nobody enqueued is a 404 on either.
+    let unknown = broker_core::MessageId::new();
+    assert_eq!(get(&a, &format!("/jobs/{unknown}")).await.status, 404);
+    delete_redis_keys(&url, &prefix).await;
+}

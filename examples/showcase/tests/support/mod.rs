@@ -13,23 +13,28 @@ use serve::testing::{Process, send};
 pub struct Server(Process);
 
 impl Server {
-    /// The showcase on its embedded defaults: `REDIS_URL` and `DATABASE_URL` (which CI
+    /// The showcase on its embedded defaults: `REDIS_URL`, `DATABASE_URL` and `NATS_URL` (which CI
     /// sets for the tests that want them) are not passed on, so that tests never share
     /// state through Redis or a database, and one run's users never meet the next's.
     pub fn start() -> Self {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_showcase"));
-        command.env_remove("REDIS_URL").env_remove("DATABASE_URL");
+        command
+            .env_remove("REDIS_URL")
+            .env_remove("DATABASE_URL")
+            .env_remove("NATS_URL");
         Self(Process::spawn(command))
     }
 
     /// The showcase with its shared state in the Redis at `url`, under `prefix` (unique per
-    /// test run, so that runs and tests do not meet on the shared Redis), and `env`.
+    /// test run, so that runs and tests do not meet on the shared Redis), and `env` (the
+    /// task queue's broker is Redis Streams unless `env` names a `NATS_URL`).
     pub fn start_shared(url: &str, prefix: &str, env: &[(&str, &str)]) -> Self {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_showcase"));
         command
             .env("REDIS_URL", url)
             .env("REDIS_PREFIX", prefix)
-            .env_remove("DATABASE_URL");
+            .env_remove("DATABASE_URL")
+            .env_remove("NATS_URL");
         command.envs(env.iter().copied());
         Self(Process::spawn(command))
     }
