@@ -12,7 +12,9 @@
 #
 # Prints, per cell, messages per second and the server's CPU time per message (utime + stime
 # from /proc around the measured interval), which is the figure that compares servers on 2
-# shared cores; the load generator's CPU is printed apart. Peers without permessage-deflate
+# shared cores; the load generator's CPU is printed apart. Each echo counts when it arrives,
+# so a slow server is measured by the echoes it sent in the window; a server that sent none
+# is reported as not measured and left out of the comparison. Peers without permessage-deflate
 # are left out of the deflate cells. Node peers need PEER_NODE_MODULES (as .ci/run sets it);
 # without it the Node column is skipped with a message.
 set -euo pipefail
@@ -90,6 +92,12 @@ for mode in $modes; do
         rate=$(sed -n 's/.*rate=\([^ ]*\).*/\1/p' <<<"$line")
         server_cpu=$(sed -n 's/.*server_cpu_us_per_msg=\([^ ]*\).*/\1/p' <<<"$line")
         load_cpu=$(sed -n 's/.*load_cpu_us_per_msg=\([^ ]*\).*/\1/p' <<<"$line")
+        messages=$(sed -n 's/.*messages=\([0-9]*\).*/\1/p' <<<"$line")
+        if [ "${messages:-0}" = 0 ]; then
+          # Nothing to divide by: say so, and leave the cell out of the comparison.
+          printf '%-28s %-18s %s\n' "$cell" "$server" "not measured: no echo arrived in the ${seconds} s window"
+          continue
+        fi
         printf '%-28s %-18s %12s %16s %14s\n' "$cell" "$server" "$rate" "$server_cpu" "$load_cpu"
         cpu[$server]=$server_cpu
       done

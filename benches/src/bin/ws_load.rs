@@ -130,7 +130,7 @@ async fn connect(addr: SocketAddr, deflate: bool) -> TcpStream {
     stream
 }
 
-/// Keeps `pipeline` messages in flight until `stop`; counts echoes into `done` once `counting`.
+/// Keeps `pipeline` messages in flight until `stop`; counts echoes into `done` while `counting`.
 async fn drive(
     mut stream: TcpStream,
     batch: Arc<Vec<u8>>,
@@ -145,12 +145,19 @@ async fn drive(
         stream.write_all(&batch).await.expect("write");
         let mut want = pipeline;
         while want > 0 {
+            let mut echoes = 0;
             while let Some(n) = frame_len(&buf) {
                 buf.drain(..n);
                 want -= 1;
+                echoes += 1;
                 if want == 0 {
                     break;
                 }
+            }
+            // Each echo counts when it arrives (not when its burst is complete), so a server
+            // that finishes few bursts in the window is still measured by what it did.
+            if echoes > 0 && counting.load(Ordering::Relaxed) {
+                done.fetch_add(echoes, Ordering::Relaxed);
             }
             if want == 0 {
                 break;
@@ -158,9 +165,6 @@ async fn drive(
             let n = stream.read(&mut chunk).await.expect("read");
             assert!(n > 0, "the server closed the connection");
             buf.extend_from_slice(&chunk[..n]);
-        }
-        if counting.load(Ordering::Relaxed) {
-            done.fetch_add(pipeline as u64, Ordering::Relaxed);
         }
     }
 }

@@ -85,6 +85,9 @@ pub struct Connection {
     limits: Limits,
     codec: Option<Codec>,
     read: BytesMut,
+    /// Length of the frame at the front of `read` (header included) while part of it is
+    /// still missing; 0 otherwise.
+    incomplete: usize,
     /// Output queued before `out`: runs of small frames and large payloads, in order.
     chunks: VecDeque<Bytes>,
     /// Total length of `chunks`.
@@ -103,6 +106,7 @@ impl Connection {
             limits,
             codec: deflate.map(Codec::new),
             read: BytesMut::new(),
+            incomplete: 0,
             chunks: VecDeque::new(),
             chunked: 0,
             out: BytesMut::new(),
@@ -132,6 +136,14 @@ impl Connection {
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn read_buffer(&mut self) -> &mut BytesMut {
         &mut self.read
+    }
+
+    /// The frame partly received at the front of the read buffer: its whole length (header
+    /// included) and the bytes still missing, or `None` when no frame header is pending.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn incomplete_frame(&self) -> Option<(usize, usize)> {
+        let missing = self.incomplete.checked_sub(self.read.len())?;
+        (missing > 0).then_some((self.incomplete, missing))
     }
 
     /// Whether the connection still reads (it stops after the close handshake or a failure).
@@ -353,6 +365,7 @@ impl Connection {
         self.state = State::Closed;
         self.partial = None;
         self.read = BytesMut::new();
+        self.incomplete = 0;
     }
 
     fn shrink_read_buffer(&mut self) {
@@ -365,6 +378,7 @@ impl Connection {
     /// completed no message.
     fn next_frame(&mut self) -> Result<Option<Option<Message>>> {
         let mut cursor = Cursor::new(self.read.as_ref());
+        self.incomplete = 0;
         let Some((header, length)) = FrameHeader::parse(&mut cursor)
             .map_err(|_| Error::Protocol("reserved opcode or malformed frame header"))?
         else {
@@ -376,6 +390,7 @@ impl Connection {
         let length = usize::try_from(length).unwrap_or(usize::MAX);
         let total = header_len.saturating_add(length);
         if self.read.len() < total {
+            self.incomplete = total;
             self.read.reserve(total - self.read.len());
             return Ok(None);
         }
@@ -479,6 +494,7 @@ impl Connection {
                 self.state = State::Closed;
                 self.partial = None;
                 self.read = BytesMut::new();
+                self.incomplete = 0;
                 Ok(Some(Some(Message::Close(frame))))
             }
             Control::Reserved(_) => Err(Error::Protocol("reserved control opcode")),
@@ -821,6 +837,30 @@ mod tests {
         // Advancing past the end is harmless.
         conn.advance(5);
         assert_eq!(conn.pending_len(), 0);
+    }
+
+    #[test]
+    fn incomplete_frame_reports_its_length_and_the_missing_bytes() {
+        let mut conn = Connection::new(Limits::default(), None);
+        let body = vec![7u8; 20_000];
+        let wire = frame(0x82, &body);
+        conn.feed(&wire[..1]);
+        assert_eq!(conn.poll_message().unwrap(), None);
+        assert_eq!(conn.incomplete_frame(), None, "no header yet");
+        conn.feed(&wire[1..100]);
+        assert_eq!(conn.poll_message().unwrap(), None);
+        assert_eq!(
+            conn.incomplete_frame(),
+            Some((wire.len(), wire.len() - 100))
+        );
+        let buffer = conn.read_buffer();
+        assert!(
+            buffer.capacity() - buffer.len() >= wire.len() - 100,
+            "the parser made room for the rest"
+        );
+        conn.feed(&wire[100..]);
+        assert_eq!(conn.poll_message().unwrap(), Some(Message::binary(body)));
+        assert_eq!(conn.incomplete_frame(), None);
     }
 
     #[test]

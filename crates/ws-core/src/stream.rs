@@ -33,6 +33,10 @@ use crate::error::{Error, Result};
 /// when its last bytes arrive. It shrinks back when reads stop filling it.
 const MAX_READ_CHUNK: usize = 256 * 1024;
 
+/// Frames at least this long (header included), when partly received, are read into the
+/// room the buffer has for their rest instead of a fresh chunk (see `poll_next`).
+const LARGE_FRAME: usize = 16 * 1024;
+
 /// Queued output at which the adapter writes before delivering more buffered messages
 /// (the replies to a burst of pipelined messages otherwise wait for the burst's end).
 const WRITE_BATCH: usize = 64 * 1024;
@@ -204,16 +208,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             // when the read would block, before the task sleeps (a write that would block
             // registers the waker too).
             let chunk = self.chunk;
+            // A large frame partly received is read into the room the buffer already has
+            // for its rest (the parser reserved it). Reserving a whole chunk beyond that
+            // would move the part to a new allocation whenever the messages before it are
+            // still queued for writing (they share the allocation): a copy of up to a
+            // whole frame. Small frames keep reading whole chunks, so a buffer with little
+            // room left is not read a few hundred bytes at a time.
+            let rest = match self.conn.incomplete_frame() {
+                Some((len, missing)) if len >= LARGE_FRAME => Some(missing),
+                _ => None,
+            };
             let buffer = self.conn.read_buffer();
             // Reads go into spare capacity (no zeroing); the adaptive chunk keeps an idle
             // connection's buffer small.
-            buffer.reserve(chunk);
+            buffer.reserve(rest.unwrap_or(chunk));
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buffer) {
                 Poll::Ready(Ok(0)) => {
                     // EOF without a close frame: abnormal closure (1006), nothing to send.
                     self.done = true;
                     return Poll::Ready(None);
                 }
+                // A read bounded by a frame's rest says nothing about the chunk size.
+                Poll::Ready(Ok(_)) if rest.is_some() => {}
                 Poll::Ready(Ok(n)) => {
                     // Grow the chunk while reads fill it; shrink it back when they do not.
                     self.chunk = if n >= chunk {
