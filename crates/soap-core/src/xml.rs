@@ -1319,6 +1319,70 @@ mod tests {
     }
 
     #[test]
+    fn the_tokenizer_reads_what_xml_allows() {
+        let limits = XmlLimits::default();
+        let root = parse(
+            "\u{FEFF}<?xml version=\"1.0\"?>\n<!-- a > b --><a x='1>2' y=\"'\"><b >t&amp;&lt;&#x41;&#66;</b ><c><![CDATA[<&>]]></c><d/><e\n/></a  >\n<!-- after -->\n"
+                .as_bytes(),
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(root.attribute(None, "x"), Some("1>2"));
+        assert_eq!(root.attribute(None, "y"), Some("'"));
+        let texts: Vec<&str> = root.children().iter().map(Element::text).collect();
+        assert_eq!(texts, ["t&<AB", "<&>", "", ""]);
+        // End-of-line normalization (XML 1.0 section 2.11) before references are resolved.
+        let root = parse(b"<a>1\r\n2\r3&#13;</a>", &limits).unwrap();
+        assert_eq!(root.text(), "1\n2\n3\r");
+    }
+
+    #[test]
+    fn the_tokenizer_refuses_what_xml_does_not_allow() {
+        let limits = XmlLimits::default();
+        for doc in [
+            &b"<a></b>"[..],
+            b"<a><b></a></b>",
+            b"<a></a x>",
+            b"</a>",
+            b"<a>",
+            b"<a",
+            b"<a x='1>",
+            b"<a><!-- open</a>",
+            b"<a><![CDATA[open</a>",
+            b"<a><!ELEMENT a></a>",
+            b"<a>&amp</a>",
+            b"<a>&amp &lt;</a>",
+            b"<a>&nbsp;</a>",
+            b"<a>&#0;</a>",
+            b"<a/>text",
+            b"text<a/>",
+            b"<a/><b/>",
+            b"<a><?open</a>",
+        ] {
+            let err = parse(doc, &limits).unwrap_err();
+            assert!(
+                matches!(err, Error::MalformedXml { .. }),
+                "{}: {err:?}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        for doc in [&b"<!doctype a><a/>"[..], b"<a/><!DOCTYPE a [", b"<!DOCTYPE"] {
+            let err = parse(doc, &limits).unwrap_err();
+            assert!(matches!(err, Error::DoctypeRefused), "{err:?}");
+        }
+        let err = parse(b"<a><?pi x?></a>", &limits).unwrap_err();
+        assert!(
+            matches!(err, Error::ProcessingInstructionRefused { position: 3 }),
+            "{err:?}"
+        );
+        let err = parse(b"<a><b></c></a>", &limits).unwrap_err();
+        assert!(
+            matches!(err, Error::MalformedXml { position: 6, ref reason } if reason.contains("</b>")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn written_elements_parse_back_to_the_same_names() {
         let el = Element::new(Some("urn:a"), "a")
             .with_attribute(Some(XSI_NS), "nil", "true")
