@@ -22,9 +22,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use quick_xml::XmlVersion;
+use quick_xml::events::BytesRef;
 use quick_xml::events::attributes::Attributes;
-use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::reader::Reader;
 
 use crate::error::{Error, LimitKind, Result};
 
@@ -418,6 +417,13 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// `a == b` for the short names and prefixes of tags, compared inline rather than by a
+/// call to `memcmp`.
+#[inline(always)]
+pub(crate) fn same_bytes(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 /// Whether `s` is XML white space only (or empty): a byte loop, cheaper than `trim_matches`
 /// with a pattern for the short texts between tags.
 pub(crate) fn is_whitespace(s: &str) -> bool {
@@ -677,9 +683,16 @@ impl Tag<'_> {
 }
 
 /// The hardened reader as a stream of [`Item`]s (see the module docs for what it refuses).
+///
+/// It tokenizes the input itself rather than through quick-xml's reader: the input has been
+/// checked as UTF-8 once, every token boundary is an ASCII byte (`<`, `>`, `&`, `;`), so the
+/// pieces are handed out as `&str` without checking each again, and the limits and the
+/// namespace resolution happen in the same step as the tokenizing. quick-xml still reads
+/// the attributes of a start tag, their values and character references.
 pub(crate) struct Events<'a, 'l> {
-    reader: Reader<&'a [u8]>,
     input: &'a str,
+    /// Where reading goes on, in bytes.
+    offset: usize,
     limits: &'l XmlLimits,
     /// Whether processing instructions are skipped (WSDL) rather than refused (SOAP).
     allow_processing_instructions: bool,
@@ -687,16 +700,24 @@ pub(crate) struct Events<'a, 'l> {
     namespace_declarations: usize,
     /// In-scope namespace bindings, innermost last.
     bindings: Vec<(&'a str, Cow<'a, str>)>,
-    /// Per open element: where its bindings start and how much text it has.
-    open: Vec<(usize, usize)>,
+    /// The open elements, innermost last.
+    open: Vec<Open<'a>>,
     /// The end of an empty element, handed out after its start.
     pending_end: bool,
     root_seen: bool,
-    /// Where the last event read started.
+    /// Where the last item read started.
     position: u64,
     /// Whether the input has a carriage return anywhere: one search of the whole input
     /// instead of one per text node.
     has_carriage_return: bool,
+}
+
+/// An open element: its QName as written (its end tag must repeat it), where its bindings
+/// start, and how much text it has had.
+struct Open<'a> {
+    qname: &'a str,
+    mark: usize,
+    text_bytes: usize,
 }
 
 impl<'a, 'l> Events<'a, 'l> {
@@ -715,14 +736,11 @@ impl<'a, 'l> Events<'a, 'l> {
         let input = std::str::from_utf8(body).map_err(|e| Error::InvalidUtf8 {
             offset: e.valid_up_to(),
         })?;
-        let mut reader = Reader::from_str(input);
-        let config = reader.config_mut();
-        config.check_end_names = true;
-        config.allow_unmatched_ends = false;
-        config.expand_empty_elements = false;
+        // A UTF-8 byte order mark is not part of the document (XML 1.0 section 4.3.3).
+        let offset = if input.starts_with('\u{FEFF}') { 3 } else { 0 };
         Ok(Events {
-            reader,
             input,
+            offset,
             limits,
             allow_processing_instructions,
             elements: 0,
@@ -733,7 +751,7 @@ impl<'a, 'l> Events<'a, 'l> {
             open: Vec::with_capacity(16),
             pending_end: false,
             root_seen: false,
-            position: 0,
+            position: offset as u64,
             has_carriage_return: has_carriage_return(body),
         })
     }
@@ -761,6 +779,7 @@ impl<'a, 'l> Events<'a, 'l> {
         Error::LimitExceeded { limit, max }
     }
 
+    #[cold]
     fn malformed(&self, reason: String) -> Error {
         Error::MalformedXml {
             position: self.position,
@@ -768,13 +787,106 @@ impl<'a, 'l> Events<'a, 'l> {
         }
     }
 
-    // Inlined into `next` (it was a call per end tag); the error is out of line.
+    #[cold]
+    fn malformed_item(&self, reason: &str) -> ReadError {
+        self.malformed(reason.into()).into()
+    }
+
+    #[cold]
+    fn unexpected_end(&self) -> ReadError {
+        self.malformed_item("unexpected end tag")
+    }
+
+    /// The next item; after an error, the reader is not to be used again.
+    pub(crate) fn next(&mut self) -> ItemResult<'a> {
+        if self.pending_end {
+            self.pending_end = false;
+            return self.close_empty();
+        }
+        loop {
+            self.position = self.offset as u64;
+            let rest = self.input.as_bytes().get(self.offset..).unwrap_or_default();
+            return match rest {
+                [] if !self.open.is_empty() => Err(Error::MalformedXml {
+                    position: self.input.len() as u64,
+                    reason: "unclosed element at end of input".into(),
+                }
+                .into()),
+                [] => Ok(Item::Eof),
+                [b'<', b'/', ..] => self.end_tag(),
+                [b'<', b'!', ..] => match self.bang()? {
+                    Some(item) => Ok(item),
+                    None => continue,
+                },
+                [b'<', b'?', ..] => {
+                    self.question_mark()?;
+                    continue;
+                }
+                [b'<', ..] => self.start_tag(),
+                _ => self.text_run(),
+            };
+        }
+    }
+
+    /// The end of the markup that starts at `from` (the index of its `>`; a `>` in a quoted
+    /// attribute value does not end it), read past.
     #[inline(always)]
-    fn close(&mut self) -> ItemResult<'a> {
-        let Some((mark, _)) = self.open.pop() else {
+    fn markup_end(&mut self, from: usize) -> std::result::Result<usize, ReadError> {
+        let bytes = self.input.as_bytes();
+        let mut quote = 0u8;
+        let mut i = from;
+        while let Some(&b) = bytes.get(i) {
+            if quote == 0 {
+                if b == b'>' {
+                    self.offset = i + 1;
+                    return Ok(i);
+                }
+                if b == b'"' || b == b'\'' {
+                    quote = b;
+                }
+            } else if b == quote {
+                quote = 0;
+            }
+            i += 1;
+        }
+        Err(self.malformed_item("unclosed tag at end of input"))
+    }
+
+    /// A start tag or an empty element's tag (`<` at the offset).
+    #[inline(always)]
+    fn start_tag(&mut self) -> ItemResult<'a> {
+        let start = self.offset + 1;
+        let end = self.markup_end(start)?;
+        if self.root_seen {
+            return Err(self.malformed_item("content after the root element"));
+        }
+        let Some(content) = self.input.get(start..end) else {
+            return Err(self.malformed_item("tag outside the input"));
+        };
+        match content.strip_suffix('/') {
+            Some(content) => self.open_tag(content, true),
+            None => self.open_tag(content, false),
+        }
+    }
+
+    /// An end tag (`</` at the offset): it closes the innermost open element and repeats its
+    /// name (white space may follow the name).
+    #[inline(always)]
+    fn end_tag(&mut self) -> ItemResult<'a> {
+        let start = self.offset + 2;
+        let end = self.markup_end(start)?;
+        let name = self
+            .input
+            .get(start..end)
+            .map(|n| n.trim_end_matches([' ', '\t', '\r', '\n']))
+            .unwrap_or_default();
+        let Some(open) = self.open.pop() else {
             return Err(self.unexpected_end());
         };
-        self.bindings.truncate(mark);
+        if !same_bytes(open.qname, name) {
+            return Err(self.mismatched_end(open.qname, name));
+        }
+        self.bindings.truncate(open.mark);
         if self.open.is_empty() {
             self.root_seen = true;
         }
@@ -782,99 +894,159 @@ impl<'a, 'l> Events<'a, 'l> {
     }
 
     #[cold]
-    fn unexpected_end(&self) -> ReadError {
-        self.malformed("unexpected end tag".into()).into()
+    fn mismatched_end(&self, expected: &str, found: &str) -> ReadError {
+        self.malformed(format!(
+            "expected `</{expected}>`, but `</{found}>` was found"
+        ))
+        .into()
     }
 
-    /// The next item; after an error, the reader is not to be used again.
-    pub(crate) fn next(&mut self) -> ItemResult<'a> {
-        if self.pending_end {
-            self.pending_end = false;
-            return self.close();
+    /// The end of the empty element whose start was handed out last.
+    #[inline(always)]
+    fn close_empty(&mut self) -> ItemResult<'a> {
+        let Some(open) = self.open.pop() else {
+            return Err(self.unexpected_end());
+        };
+        self.bindings.truncate(open.mark);
+        if self.open.is_empty() {
+            self.root_seen = true;
         }
-        loop {
-            self.position = self.reader.buffer_position();
-            let event = self
-                .reader
-                .read_event()
-                .map_err(|e| self.malformed(e.to_string()))?;
-            return match event {
-                Event::DocType(_) => Err(Error::DoctypeRefused.into()),
-                Event::Start(_) | Event::Empty(_) if self.root_seen => Err(self
-                    .malformed("content after the root element".into())
-                    .into()),
-                Event::Start(start) => self.open_tag(&start, false),
-                Event::Empty(start) => self.open_tag(&start, true),
-                Event::End(_) => self.close(),
-                // End-of-line normalization (XML 1.0 section 2.11) only when there is a
-                // carriage return: most text is short, and this check is cheaper.
-                Event::Text(t) if !self.has_carriage_return || !t.as_bytes().contains(&b'\r') => {
-                    self.text(t.into_inner())
-                }
-                Event::Text(t) => self.text(t.xml10_content()),
-                Event::CData(c) => self.text(c.xml10_content()),
-                Event::GeneralRef(r) => {
-                    let resolved = self.reference(&r)?;
-                    self.text(resolved)
-                }
-                // SOAP 1.2 part 1 section 5 and SOAP 1.1 section 3: a message carries no
-                // processing instructions. The XML declaration is not one.
-                Event::PI(_) if !self.allow_processing_instructions => {
-                    Err(Error::ProcessingInstructionRefused {
-                        position: self.position,
-                    }
-                    .into())
-                }
-                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => continue,
-                Event::Eof if !self.open.is_empty() => Err(Error::MalformedXml {
-                    position: self.input.len() as u64,
-                    reason: "unclosed element at end of input".into(),
-                }
-                .into()),
-                Event::Eof => Ok(Item::Eof),
+        Ok(Item::End)
+    }
+
+    /// `<!` at the offset: a comment (skipped: `None`), a CDATA section (text), a DOCTYPE
+    /// (refused) or nothing XML has.
+    fn bang(&mut self) -> std::result::Result<Option<Item<'a>>, ReadError> {
+        let rest = self.input.get(self.offset..).unwrap_or_default();
+        if let Some(comment) = rest.strip_prefix("<!--") {
+            let Some(end) = comment.find("-->") else {
+                return Err(self.malformed_item("unclosed comment"));
             };
+            self.offset += 4 + end + 3;
+            return Ok(None);
         }
+        if let Some(cdata) = rest.strip_prefix("<![CDATA[") {
+            let Some(end) = cdata.find("]]>") else {
+                return Err(self.malformed_item("unclosed CDATA section"));
+            };
+            self.offset += 9 + end + 3;
+            let content = cdata.get(..end).unwrap_or_default();
+            let content = self.normalize_line_ends(Cow::Borrowed(content));
+            return self.text(content).map(Some);
+        }
+        if rest
+            .as_bytes()
+            .get(2..9)
+            .is_some_and(|d| d.eq_ignore_ascii_case(b"DOCTYPE"))
+        {
+            return Err(Error::DoctypeRefused.into());
+        }
+        Err(self.malformed_item("`<!` starts no comment, CDATA section or DOCTYPE"))
     }
 
-    /// A character or predefined entity reference, resolved.
-    fn reference(&self, r: &BytesRef<'a>) -> Result<Cow<'a, str>> {
-        match r.resolve_char_ref() {
-            Ok(Some(c)) => Ok(Cow::Owned(c.to_string())),
-            Ok(None) => match quick_xml::escape::resolve_predefined_entity(&r.xml10_content()) {
-                Some(s) => Ok(Cow::Borrowed(s)),
-                // Only the five predefined entities exist without a DTD.
-                None => Err(self.malformed(format!("undeclared entity &{};", r.xml10_content()))),
-            },
-            Err(e) => Err(self.malformed(e.to_string())),
+    /// `<?` at the offset: the XML declaration (skipped) or a processing instruction
+    /// (refused in a SOAP message, skipped in other documents).
+    fn question_mark(&mut self) -> std::result::Result<(), ReadError> {
+        let rest = self.input.get(self.offset + 2..).unwrap_or_default();
+        let Some(end) = rest.find("?>") else {
+            return Err(self.malformed_item("unclosed processing instruction"));
+        };
+        self.offset += 2 + end + 2;
+        let content = rest.as_bytes().get(..end).unwrap_or_default();
+        let declaration =
+            content.starts_with(b"xml") && content.get(3).is_none_or(|&b| is_space(b));
+        // SOAP 1.2 part 1 section 5 and SOAP 1.1 section 3: a message carries no
+        // processing instructions. The XML declaration is not one.
+        if !declaration && !self.allow_processing_instructions {
+            return Err(Error::ProcessingInstructionRefused {
+                position: self.position,
+            }
+            .into());
         }
+        Ok(())
+    }
+
+    /// Text up to the next markup, line ends normalized and references resolved.
+    #[inline(always)]
+    fn text_run(&mut self) -> ItemResult<'a> {
+        let start = self.offset;
+        let bytes = self.input.as_bytes();
+        let mut end = start;
+        let mut reference = false;
+        while let Some(&b) = bytes.get(end) {
+            if b == b'<' {
+                break;
+            }
+            reference |= b == b'&';
+            end += 1;
+        }
+        self.offset = end;
+        let raw = self.input.get(start..end).unwrap_or_default();
+        if !reference && !self.has_carriage_return {
+            return self.text(Cow::Borrowed(raw));
+        }
+        let content = self.normalize_line_ends(Cow::Borrowed(raw));
+        let content = if reference {
+            Cow::Owned(self.resolve_references(&content)?)
+        } else {
+            content
+        };
+        self.text(content)
+    }
+
+    /// End-of-line normalization (XML 1.0 section 2.11): `\r\n` and a lone `\r` become
+    /// `\n`. Before references are resolved, so that `&#13;` stays a carriage return.
+    fn normalize_line_ends(&self, text: Cow<'a, str>) -> Cow<'a, str> {
+        if !self.has_carriage_return || !text.contains('\r') {
+            return text;
+        }
+        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    }
+
+    /// Text with its character and predefined entity references resolved (only those five
+    /// exist without a DTD).
+    fn resolve_references(&self, text: &str) -> std::result::Result<String, ReadError> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some((before, after)) = rest.split_once('&') {
+            out.push_str(before);
+            let Some(end) = after.find([';', '&']) else {
+                return Err(self.malformed_item("unclosed reference"));
+            };
+            let (name, after) = after.split_at(end);
+            if !after.starts_with(';') {
+                return Err(self.malformed_item("unclosed reference"));
+            }
+            match BytesRef::new(name).resolve_char_ref() {
+                Ok(Some(c)) => out.push(c),
+                Ok(None) => match quick_xml::escape::resolve_predefined_entity(name) {
+                    Some(s) => out.push_str(s),
+                    None => {
+                        return Err(self.malformed(format!("undeclared entity &{name};")).into());
+                    }
+                },
+                Err(e) => return Err(self.malformed(e.to_string()).into()),
+            }
+            rest = after.get(1..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 
     #[inline(always)]
     fn text(&mut self, content: Cow<'a, str>) -> ItemResult<'a> {
         let max = self.limits.max_text_bytes;
         match self.open.last_mut() {
-            Some((_, text_bytes)) => {
-                *text_bytes = text_bytes.saturating_add(content.len());
-                if *text_bytes > max {
+            Some(open) => {
+                open.text_bytes = open.text_bytes.saturating_add(content.len());
+                if open.text_bytes > max {
                     return Err(self.limit(LimitKind::TextBytes).into());
                 }
                 Ok(Item::Text(content))
             }
-            None if content.trim().is_empty() => Ok(Item::Text(content)),
-            None => Err(self
-                .malformed("text outside the root element".into())
-                .into()),
+            None if is_whitespace(&content) => Ok(Item::Text(content)),
+            None => Err(self.malformed_item("text outside the root element")),
         }
-    }
-
-    /// The input borrowed for `'a`: the reader reads from a slice, so its events point
-    /// into `input`.
-    fn in_input(&self, part: &str) -> Result<&'a str> {
-        let input: &'a str = self.input;
-        (part.as_ptr() as usize)
-            .checked_sub(input.as_ptr() as usize)
-            .and_then(|start| input.get(start..start.checked_add(part.len())?))
-            .ok_or_else(|| self.malformed("tag outside the input".into()))
     }
 
     #[inline(always)]
@@ -882,10 +1054,12 @@ impl<'a, 'l> Events<'a, 'l> {
         if prefix == "xml" {
             return Ok(Some(Cow::Borrowed(XML_NS)));
         }
-        // Prefixes are a few bytes: comparing them inline beats a call to `memcmp`.
-        let same =
-            |p: &str| p.len() == prefix.len() && p.bytes().zip(prefix.bytes()).all(|(a, b)| a == b);
-        match self.bindings.iter().rev().find(|(p, _)| same(p)) {
+        match self
+            .bindings
+            .iter()
+            .rev()
+            .find(|(p, _)| same_bytes(p, prefix))
+        {
             Some((_, ns)) if ns.is_empty() => Ok(None),
             // Matched rather than `clone()`, which is not inlined: a borrowed name is a copy.
             Some((_, Cow::Borrowed(ns))) => Ok(Some(Cow::Borrowed(ns))),
@@ -900,10 +1074,11 @@ impl<'a, 'l> Events<'a, 'l> {
         self.malformed(format!("undeclared prefix {prefix:?}"))
     }
 
-    /// The item for a start tag (`empty`: of an empty element, whose end comes next),
-    /// built in place: the depth, element, attribute and namespace checks, the names
-    /// resolved.
-    fn open_tag(&mut self, start: &BytesStart<'_>, empty: bool) -> ItemResult<'a> {
+    /// The item for a start tag (`content`: between `<` and `>`, without the `/` of an empty
+    /// element, whose end comes next), built in place: the depth, element, attribute and
+    /// namespace checks, the names resolved.
+    #[inline(always)]
+    fn open_tag(&mut self, content: &'a str, empty: bool) -> ItemResult<'a> {
         if empty && self.open.len() >= self.limits.max_depth {
             return Err(self.limit(LimitKind::Depth).into());
         }
@@ -911,17 +1086,15 @@ impl<'a, 'l> Events<'a, 'l> {
         if self.elements > self.limits.max_elements {
             return Err(self.limit(LimitKind::Elements).into());
         }
-        let content = self.in_input(start)?;
-        let name_len = start.name().as_ref().len();
-        let Some((qname, rest)) = content.split_at_checked(name_len) else {
-            return Err(self.malformed("tag outside the input".into()).into());
-        };
+        let name_len = content.bytes().position(is_space).unwrap_or(content.len());
+        let (qname, rest) = content.split_at_checked(name_len).unwrap_or((content, ""));
         let mark = self.bindings.len();
         // Most tags have no attributes: then there is nothing to iterate, and the tag's
         // name is all there is to resolve.
         if rest.bytes().all(is_space) {
             let (namespace, name) = self.resolve_name(qname)?;
             return self.opened(
+                qname,
                 mark,
                 empty,
                 Tag {
@@ -932,7 +1105,17 @@ impl<'a, 'l> Events<'a, 'l> {
                 },
             );
         }
-        let raw_attrs = self.read_attributes(content, name_len)?;
+        self.open_tag_with_attributes(qname, content, mark, empty)
+    }
+
+    fn open_tag_with_attributes(
+        &mut self,
+        qname: &'a str,
+        content: &'a str,
+        mark: usize,
+        empty: bool,
+    ) -> ItemResult<'a> {
+        let raw_attrs = self.read_attributes(content, qname.len())?;
         let (namespace, name) = self.resolve_name(qname)?;
         let mut attributes: Vec<TagAttribute<'a>> = Vec::with_capacity(raw_attrs.len());
         for (key, value) in raw_attrs {
@@ -957,6 +1140,7 @@ impl<'a, 'l> Events<'a, 'l> {
         }
         let declares = self.bindings.len() > mark;
         self.opened(
+            qname,
             mark,
             empty,
             Tag {
@@ -970,8 +1154,12 @@ impl<'a, 'l> Events<'a, 'l> {
 
     /// Records an opened element (its bindings start at `mark`) and hands out its tag.
     #[inline(always)]
-    fn opened(&mut self, mark: usize, empty: bool, tag: Tag<'a>) -> ItemResult<'a> {
-        self.open.push((mark, 0));
+    fn opened(&mut self, qname: &'a str, mark: usize, empty: bool, tag: Tag<'a>) -> ItemResult<'a> {
+        self.open.push(Open {
+            qname,
+            mark,
+            text_bytes: 0,
+        });
         if empty {
             self.pending_end = true;
         } else if self.open.len() > self.limits.max_depth {
@@ -995,7 +1183,6 @@ impl<'a, 'l> Events<'a, 'l> {
     fn not_a_qname(&self, qname: &str) -> Error {
         self.malformed(format!("{qname:?} is not a qualified name"))
     }
-
     /// A start tag's attributes, checked against the limits: namespace declarations are
     /// bound (and counted), the others handed back unresolved.
     fn read_attributes(
@@ -1129,6 +1316,70 @@ mod tests {
         )
         .unwrap();
         assert_eq!(declared.attribute(Some(XML_NS), "lang"), Some("en"));
+    }
+
+    #[test]
+    fn the_tokenizer_reads_what_xml_allows() {
+        let limits = XmlLimits::default();
+        let root = parse(
+            "\u{FEFF}<?xml version=\"1.0\"?>\n<!-- a > b --><a x='1>2' y=\"'\"><b >t&amp;&lt;&#x41;&#66;</b ><c><![CDATA[<&>]]></c><d/><e\n/></a  >\n<!-- after -->\n"
+                .as_bytes(),
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(root.attribute(None, "x"), Some("1>2"));
+        assert_eq!(root.attribute(None, "y"), Some("'"));
+        let texts: Vec<&str> = root.children().iter().map(Element::text).collect();
+        assert_eq!(texts, ["t&<AB", "<&>", "", ""]);
+        // End-of-line normalization (XML 1.0 section 2.11) before references are resolved.
+        let root = parse(b"<a>1\r\n2\r3&#13;</a>", &limits).unwrap();
+        assert_eq!(root.text(), "1\n2\n3\r");
+    }
+
+    #[test]
+    fn the_tokenizer_refuses_what_xml_does_not_allow() {
+        let limits = XmlLimits::default();
+        for doc in [
+            &b"<a></b>"[..],
+            b"<a><b></a></b>",
+            b"<a></a x>",
+            b"</a>",
+            b"<a>",
+            b"<a",
+            b"<a x='1>",
+            b"<a><!-- open</a>",
+            b"<a><![CDATA[open</a>",
+            b"<a><!ELEMENT a></a>",
+            b"<a>&amp</a>",
+            b"<a>&amp &lt;</a>",
+            b"<a>&nbsp;</a>",
+            b"<a>&#0;</a>",
+            b"<a/>text",
+            b"text<a/>",
+            b"<a/><b/>",
+            b"<a><?open</a>",
+        ] {
+            let err = parse(doc, &limits).unwrap_err();
+            assert!(
+                matches!(err, Error::MalformedXml { .. }),
+                "{}: {err:?}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        for doc in [&b"<!doctype a><a/>"[..], b"<a/><!DOCTYPE a [", b"<!DOCTYPE"] {
+            let err = parse(doc, &limits).unwrap_err();
+            assert!(matches!(err, Error::DoctypeRefused), "{err:?}");
+        }
+        let err = parse(b"<a><?pi x?></a>", &limits).unwrap_err();
+        assert!(
+            matches!(err, Error::ProcessingInstructionRefused { position: 3 }),
+            "{err:?}"
+        );
+        let err = parse(b"<a><b></c></a>", &limits).unwrap_err();
+        assert!(
+            matches!(err, Error::MalformedXml { position: 6, ref reason } if reason.contains("</b>")),
+            "{err:?}"
+        );
     }
 
     #[test]
