@@ -95,10 +95,10 @@ fn products() -> Schema {
             Resolver::asynchronous(|input| {
                 Box::pin(async move {
                     let id = input.parent["id"].as_str().unwrap_or_default().to_owned();
-                    Ok(if id.starts_with('b') {
-                        json!({"__typename": "Book", "id": id, "title": "Dune", "pages": 412})
-                    } else if id == "bad" {
+                    Ok(if id == "bad" {
                         json!({"id": id})
+                    } else if id.starts_with('b') {
+                        json!({"__typename": "Book", "id": id, "title": "Dune", "pages": 412})
                     } else {
                         json!({"__typename": "Film", "id": id, "title": "Alien", "minutes": 117})
                     })
