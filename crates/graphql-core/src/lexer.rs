@@ -125,3 +125,112 @@ fn scan<'a>(source: &'a str, mut out: impl FnMut(Tok<'a>, Location)) {
         }
     }
 }
+
+/// Splits `source` for graphql-parser 0.4, whose grammar lacks `extend schema`: the main
+/// text with every top-level `extend schema ...` blanked out, and for each of them a text
+/// with only that extension, rewritten as a schema definition (`extend` blanked, an
+/// operation-type body added at the end when it has none). Everything else is replaced by
+/// spaces with newlines kept, so positions are unchanged in every text.
+pub(crate) fn split_schema_extensions(source: &str) -> (String, Vec<String>) {
+    let toks = tokens(source);
+    let mut line_starts = vec![0usize];
+    line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+    let offset = |loc: &Location| -> Option<usize> {
+        let line = usize::try_from(loc.line).ok()?.checked_sub(1)?;
+        let column = usize::try_from(loc.column).ok()?.checked_sub(1)?;
+        line_starts.get(line)?.checked_add(column)
+    };
+    let mut spans = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some((tok, loc)) = toks.get(i) {
+        match tok {
+            Tok::Punct('{' | '(' | '[') => depth += 1,
+            Tok::Punct('}' | ')' | ']') => depth = depth.saturating_sub(1),
+            Tok::Name("extend")
+                if depth == 0 && matches!(toks.get(i + 1), Some((Tok::Name("schema"), _))) =>
+            {
+                // Directives (`@name`, optional arguments), then an optional `{ ... }`.
+                let mut j = i + 2;
+                let mut has_body = false;
+                loop {
+                    match toks.get(j) {
+                        Some((Tok::Punct('@'), _)) => {
+                            j += 2;
+                            if matches!(toks.get(j), Some((Tok::Punct('('), _))) {
+                                j = after_group(&toks, j);
+                            }
+                        }
+                        Some((Tok::Punct('{'), _)) => {
+                            has_body = true;
+                            j = after_group(&toks, j);
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                let end = toks
+                    .get(j)
+                    .and_then(|(_, l)| offset(l))
+                    .unwrap_or(source.len());
+                if let Some(start) = offset(loc) {
+                    spans.push((start, end, has_body));
+                }
+                i = j;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let blank = |text: &str| -> String {
+        text.chars()
+            .map(|c| if c == '\n' || c == '\r' { c } else { ' ' })
+            .collect()
+    };
+    let mut main = String::with_capacity(source.len());
+    let mut extensions = Vec::new();
+    let mut at = 0;
+    for &(start, end, has_body) in &spans {
+        let (Some(before), Some(span), Some(rest)) = (
+            source.get(at..start),
+            source.get(start..end),
+            source.get(end..),
+        ) else {
+            continue;
+        };
+        main.push_str(before);
+        main.push_str(&blank(span));
+        at = end;
+        let mut ext = blank(source.get(..start).unwrap_or(""));
+        ext.push_str("      ");
+        ext.push_str(span.get(6..).unwrap_or(""));
+        if !has_body {
+            ext.push_str(" { query: Query }");
+        }
+        ext.push_str(&blank(rest));
+        extensions.push(ext);
+    }
+    main.push_str(source.get(at..).unwrap_or(""));
+    (main, extensions)
+}
+
+/// The index after the bracket group opening at `open`.
+fn after_group(toks: &[(Tok<'_>, Location)], open: usize) -> usize {
+    let mut depth = 0usize;
+    let mut j = open;
+    while let Some((tok, _)) = toks.get(j) {
+        j += 1;
+        match tok {
+            Tok::Punct('{' | '(' | '[') => depth += 1,
+            Tok::Punct('}' | ')' | ']') => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    j
+}

@@ -8,6 +8,7 @@ mod document;
 mod document_cache;
 mod error;
 mod execution;
+mod federation;
 mod lexer;
 mod limits;
 mod literal;
@@ -32,6 +33,7 @@ pub use dataloader::DataLoader;
 pub use document::{Ast, Document};
 pub use error::{Error, Location, Result, SchemaError};
 pub use execution::{IncrementalPayload, IncrementalStream, Request, Response};
+pub use federation::Federation;
 pub use limits::Limits;
 #[cfg(feature = "upload")]
 pub use multipart::{MultipartRequest, UploadLimits, is_multipart, read_multipart_request};

@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("types", &["types", "coerce"]),
-    ("schema", &["schema", "sdl_directives"]),
+    ("schema", &["schema", "sdl_directives", "federation"]),
     ("validation", &["validation"]),
     ("execution", &["execution", "subscription", "dataloader"]),
     (

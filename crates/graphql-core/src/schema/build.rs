@@ -11,6 +11,7 @@ use super::{Schema, SchemaInner, cache_hints, validate};
 use crate::cache_control::CacheHint;
 use crate::coerce::coerce_literal;
 use crate::error::{Error, Location, Result, SchemaError};
+use crate::federation::Federation;
 use crate::limits::Limits;
 use crate::names::NameMap;
 use crate::resolver::{Resolver, ScalarCoercion, TypeResolver};
@@ -46,6 +47,9 @@ pub struct SchemaBuilder {
     /// `Some(default maxAge)` when cache hints are on.
     cache_control: Option<u32>,
     cache_hints: Vec<(String, Option<String>, CacheHint)>,
+    /// `Some` when the schema is an Apollo Federation subgraph.
+    federation: Option<Federation>,
+    reference_resolvers: Vec<(String, Resolver)>,
 }
 
 impl SchemaBuilder {
@@ -65,7 +69,40 @@ impl SchemaBuilder {
             incremental_delivery: false,
             cache_control: None,
             cache_hints: Vec::new(),
+            federation: None,
+            reference_resolvers: Vec::new(),
         }
+    }
+
+    /// Makes the schema an Apollo Federation subgraph (v2, or v1 when the SDL has no
+    /// federation `@link`): the SDL may `extend schema @link(url:
+    /// "https://specs.apollo.dev/federation/v2.x", import: [...])` and use the federation
+    /// directives (`@key`, `@external`, `@requires`, `@provides`, `@shareable`, ...) without
+    /// defining them, and may `extend type` a type only another subgraph defines. The
+    /// schema gets `_service { sdl }` (the SDL exactly as given) and, when some type has a
+    /// resolvable `@key`, `_entities(representations:)` with the `_Entity` union; each
+    /// representation is resolved by the type's [`SchemaBuilder::entity_resolver`].
+    #[must_use]
+    pub fn federation(mut self, federation: Federation) -> Self {
+        self.federation = Some(federation);
+        self
+    }
+
+    /// Registers the reference resolver of an entity type (an object or interface type
+    /// with a resolvable `@key`) for `_entities`; turns federation on (with the defaults of
+    /// [`Federation::new`]) unless [`SchemaBuilder::federation`] configured it. The
+    /// resolver's `parent` is the representation the router sent (`__typename`, the key's
+    /// fields, and the `@external` fields a `@requires` asked for); it returns the entity as
+    /// an object, or null when there is none. The representation's fields the returned
+    /// object lacks are added to it, so the entity's field resolvers see them too; its
+    /// `__typename` is the representation's unless it names one (an interface entity's
+    /// resolver must name the implementing object type). An entity without a reference
+    /// resolver is its representation. `Resolver::Default` keeps that behaviour.
+    #[must_use]
+    pub fn entity_resolver(mut self, type_name: impl Into<String>, resolver: Resolver) -> Self {
+        self.reference_resolvers.push((type_name.into(), resolver));
+        self.federation.get_or_insert_with(Federation::default);
+        self
     }
 
     /// Turns cache hints on: every response of [`Schema::execute`] gets a
@@ -232,17 +269,26 @@ impl SchemaBuilder {
     /// rule of the spec's type system (section 3) the SDL breaks, and every registration that
     /// names a type or field the SDL does not define.
     pub fn finish(self) -> Result<Schema> {
-        let mut doc = graphql_parser::parse_schema::<String>(&self.sdl)
+        let subgraph = match &self.federation {
+            Some(_) => Some(crate::federation::prepare(&self.sdl)?),
+            None => None,
+        };
+        let source: &str = subgraph.as_ref().map_or(&self.sdl, |s| &s.text);
+        let mut doc = graphql_parser::parse_schema::<String>(source)
             .map_err(|e| Error::SdlSyntax(e.to_string()))?
             .into_static();
         let mut cache_control = self.cache_control;
         if cache_hints::defines_directive(&doc) {
             cache_control.get_or_insert(0);
         } else if cache_control.is_some() {
-            let sdl = format!("{}\n{}", self.sdl, crate::cache_control::CACHE_CONTROL_SDL);
+            let sdl = format!("{source}\n{}", crate::cache_control::CACHE_CONTROL_SDL);
             doc = graphql_parser::parse_schema::<String>(&sdl)
                 .map_err(|e| Error::SdlSyntax(e.to_string()))?
                 .into_static();
+        }
+        let mut resolvers = self.resolvers;
+        if let (Some(subgraph), Some(config)) = (&subgraph, &self.federation) {
+            resolvers.extend(subgraph.augment(&mut doc, config, self.reference_resolvers)?);
         }
         let introspection = graphql_parser::parse_schema::<String>(INTROSPECTION_SDL)
             .map_err(|e| Error::SdlSyntax(e.to_string()))?
@@ -260,7 +306,7 @@ impl SchemaBuilder {
         // Registrations first: custom scalars' parse functions coerce SDL default values.
         errors.extend(attach(
             &mut inner,
-            self.resolvers,
+            resolvers,
             self.scalars,
             self.type_resolvers,
         ));
