@@ -32,15 +32,15 @@ pub use cache_control::{CACHE_CONTROL_SDL, CacheHint, CachePolicy, CacheScope};
 pub use dataloader::DataLoader;
 pub use document::{Ast, Document};
 pub use error::{Error, Location, Result, SchemaError};
-pub use execution::{IncrementalPayload, IncrementalStream, Request, Response};
+pub use execution::{IncrementalFormat, IncrementalPayload, IncrementalStream, Request, Response};
 pub use federation::Federation;
 pub use limits::Limits;
 #[cfg(feature = "upload")]
 pub use multipart::{MultipartRequest, UploadLimits, is_multipart, read_multipart_request};
 pub use over_http::{
-    GRAPHQL_RESPONSE_JSON, HttpRejection, MULTIPART_MIXED, ResponseFormat, SUBSCRIPTION_OVER_HTTP,
-    accepts_multipart, multipart_part, operation_type, read_http_request, write_http_incremental,
-    write_http_response,
+    GRAPHQL_RESPONSE_JSON, HttpRejection, MULTIPART_MIXED, MULTIPART_MIXED_DEFER_20220824,
+    ResponseFormat, SUBSCRIPTION_OVER_HTTP, accepts_multipart, incremental_format, multipart_part,
+    operation_type, read_http_request, write_http_incremental, write_http_response,
 };
 pub use persisted::{PersistedMode, PersistedQueries, document_hash};
 pub use resolver::{

@@ -28,9 +28,16 @@ use crate::validation::op_of;
 /// The media type of a GraphQL response.
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// The media type of an incrementally delivered response (`@defer`, `@stream`): the
-/// multipart format graphql-js and Apollo clients read, boundary `-`.
-pub const MULTIPART_MIXED: &str = "multipart/mixed; boundary=\"-\"; deferSpec=20220824";
+/// The media type of an incrementally delivered response (`@defer`, `@stream`) in the
+/// current format ([`IncrementalFormat::GraphQL17`](crate::IncrementalFormat)), boundary
+/// `-`; `incrementalSpec=v0.2` is the parameter Apollo Server and Apollo Client 4 use for
+/// it.
+pub const MULTIPART_MIXED: &str = crate::IncrementalFormat::GraphQL17.content_type();
+
+/// The media type of an incrementally delivered response in the format of 2022-08-24
+/// ([`IncrementalFormat::Defer20220824`](crate::IncrementalFormat)), boundary `-`.
+pub const MULTIPART_MIXED_DEFER_20220824: &str =
+    crate::IncrementalFormat::Defer20220824.content_type();
 
 /// Which media type the response uses; it decides the status codes (spec section 6.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,6 +374,44 @@ pub fn accepts_multipart(parts: &request::Parts) -> bool {
         })
 }
 
+/// The incremental delivery format the request's `Accept` asks for: a `multipart/mixed`
+/// with `deferSpec=20220824` and without `incrementalSpec` (what Apollo Client 3 and Apollo
+/// Kotlin send) gets the format of 2022-08-24; every other request the current one.
+pub fn incremental_format(parts: &request::Parts) -> crate::IncrementalFormat {
+    let mut legacy = false;
+    for item in parts
+        .headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut params = item.split(';');
+        if !params
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("multipart/mixed")
+        {
+            continue;
+        }
+        for p in params {
+            let p = p.trim().to_ascii_lowercase().replace(' ', "");
+            if p.starts_with("incrementalspec=") {
+                return crate::IncrementalFormat::GraphQL17;
+            }
+            if p == "deferspec=20220824" {
+                legacy = true;
+            }
+        }
+    }
+    if legacy {
+        crate::IncrementalFormat::Defer20220824
+    } else {
+        crate::IncrementalFormat::GraphQL17
+    }
+}
+
 /// One part of a `multipart/mixed` response ([`MULTIPART_MIXED`]): the opening delimiter
 /// before the `first` part, the part's `Content-Type` header and JSON, then the delimiter,
 /// or the closing delimiter `-----` after the `last` part. Concatenated, the parts are the
@@ -388,7 +433,8 @@ pub fn multipart_part(json: &str, first: bool, last: bool) -> Vec<u8> {
 
 /// Writes the payloads of [`Schema::execute_incremental`](crate::Schema::execute_incremental)
 /// as one HTTP response: a single complete result as [`write_http_response`] does, several
-/// payloads as a `multipart/mixed` body (status 200, [`MULTIPART_MIXED`]).
+/// payloads as a `multipart/mixed` body (status 200, the `Content-Type` of their format:
+/// [`MULTIPART_MIXED`] or [`MULTIPART_MIXED_DEFER_20220824`]).
 pub fn write_http_incremental(
     payloads: &[IncrementalPayload],
     format: ResponseFormat,
@@ -402,9 +448,12 @@ pub fn write_http_incremental(
     for (i, p) in payloads.iter().enumerate() {
         body.extend(multipart_part(p.to_json(), i == 0, i + 1 == payloads.len()));
     }
+    let content_type = payloads
+        .first()
+        .map_or(MULTIPART_MIXED, |p| p.format().content_type());
     let mut out = http::Response::new(body);
     out.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(MULTIPART_MIXED));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     out
 }
 

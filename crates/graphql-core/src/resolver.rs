@@ -210,6 +210,7 @@ type SyncFn = dyn Fn(&Context, &Value, &Args) -> FieldResult + Send + Sync;
 type AsyncFn = dyn for<'a> Fn(ResolverInput<'a>) -> FieldFuture<'a> + Send + Sync;
 type SyncListFn = dyn Fn(&Context, &Value, &Args) -> ListResult + Send + Sync;
 type AsyncListFn = dyn for<'a> Fn(ResolverInput<'a>) -> ListFuture<'a> + Send + Sync;
+type ItemStreamFn = dyn Fn(&Context, &Value, &Args) -> EventStream + Send + Sync;
 
 /// How one field is resolved: the default (read the parent), a synchronous function (no
 /// future), or an asynchronous one; a list field's items may each be a value or an error
@@ -228,6 +229,8 @@ pub enum Resolver {
     SyncList(Arc<SyncListFn>),
     /// An asynchronous function returning a list's items, each a value or an error.
     AsyncList(Arc<AsyncListFn>),
+    /// A function returning a list's items as a stream (each a value or an error).
+    ItemStream(Arc<ItemStreamFn>),
 }
 
 impl Resolver {
@@ -276,6 +279,29 @@ impl Resolver {
         Resolver::AsyncList(Arc::new(f))
     }
 
+    /// A list field whose items arrive as a stream (a database cursor, a broker
+    /// subscription, ...). The list is the stream's items, in order, each `Err` a null item
+    /// with its error. Under `@stream` (with
+    /// [`SchemaBuilder::incremental_delivery`](crate::SchemaBuilder::incremental_delivery))
+    /// the items after `initialCount` are sent as each arrives, and the stream is read no
+    /// further than the client stays; otherwise it is read to its end first.
+    ///
+    /// ```
+    /// use graphql_core::Resolver;
+    /// use serde_json::json;
+    ///
+    /// let numbers = Resolver::item_stream(|_, _, _| {
+    ///     Box::pin(futures_util::stream::iter((1..=3).map(|n| Ok(json!(n)))))
+    /// });
+    /// # let _ = numbers;
+    /// ```
+    pub fn item_stream<F>(f: F) -> Self
+    where
+        F: Fn(&Context, &Value, &Args) -> EventStream + Send + Sync + 'static,
+    {
+        Resolver::ItemStream(Arc::new(f))
+    }
+
     /// Whether this is the default (read from the parent) resolver.
     pub fn is_default(&self) -> bool {
         matches!(self, Resolver::Default)
@@ -290,6 +316,7 @@ impl fmt::Debug for Resolver {
             Resolver::Async(_) => "Resolver::Async",
             Resolver::SyncList(_) => "Resolver::SyncList",
             Resolver::AsyncList(_) => "Resolver::AsyncList",
+            Resolver::ItemStream(_) => "Resolver::ItemStream",
         })
     }
 }

@@ -7,7 +7,7 @@
 //! Incremental delivery: `@defer` and `@stream` in the graphql-js 17 response format.
 
 use futures_util::StreamExt;
-use graphql_core::{Context, FieldError, Request, Resolver, Schema};
+use graphql_core::{Context, FieldError, IncrementalFormat, Request, Resolver, Schema};
 use serde_json::{Value, json};
 
 const SDL: &str = r#"
@@ -218,11 +218,12 @@ async fn stream_of_objects_and_item_errors() {
     let p = payloads(&s, "{ heroes @stream(initialCount: 1) { name } }").await;
     assert_eq!(p[0]["data"], json!({"heroes": [{"name": "Han"}]}));
     assert_eq!(p[1]["incremental"][0]["items"], json!([{"name": "Leia"}]));
-    // A non-null item failing ends the stream with its error.
+    // A non-null item failing ends the stream with its error; the items completed before
+    // it are sent.
     let p = payloads(&s, "{ nonNullItems @stream(initialCount: 1) }").await;
     assert_eq!(p.len(), 2);
     assert_eq!(p[0]["data"], json!({"nonNullItems": [1]}));
-    assert!(p[1].get("incremental").is_none());
+    assert_eq!(p[1]["incremental"], json!([{"id": "0", "items": [2]}]));
     assert_eq!(
         p[1]["completed"][0]["errors"][0]["path"],
         json!(["nonNullItems", 2])
@@ -465,7 +466,7 @@ async fn async_resolvers_in_deferred_fragments_and_streams() {
         r#"{ hero { id ... @defer(label: "slow") { slowName parts @stream(initialCount: 1, label: "parts") { slow } } } nums @stream(initialCount: 2) }"#,
     )
     .await;
-    assert_eq!(p.len(), 4, "{p:?}");
+    assert_eq!(p.len(), 5, "{p:?}");
     assert_eq!(
         p[0],
         json!({"data": {"hero": {"id": "1"}, "nums": [1, 2]},
@@ -482,9 +483,14 @@ async fn async_resolvers_in_deferred_fragments_and_streams() {
         p[2],
         json!({"incremental": [{"id": "1", "items": [3]}], "completed": [{"id": "1"}], "hasNext": true})
     );
+    // Items that wait for an async resolver leave one by one, as each is complete.
     assert_eq!(
         p[3],
-        json!({"incremental": [{"id": "2", "items": [{"slow": 20}, {"slow": 30}]}],
+        json!({"incremental": [{"id": "2", "items": [{"slow": 20}]}], "hasNext": true})
+    );
+    assert_eq!(
+        p[4],
+        json!({"incremental": [{"id": "2", "items": [{"slow": 30}]}],
                "completed": [{"id": "2"}], "hasNext": false})
     );
 }
@@ -509,8 +515,419 @@ async fn leaf_fields_already_sent_are_not_sent_again() {
         p[1],
         json!({"incremental": [{"id": "0", "data": {"name": "Luke"}}], "completed": [{"id": "0"}], "hasNext": false})
     );
-    // Nothing new: the fragment completes without an incremental entry.
+    // Nothing new: the fragment is left out, as graphql-js does ("Can defer a fragment
+    // that is also not deferred").
     let p = payloads(&s, "{ hero { id name ... @defer { name } } }").await;
+    assert_eq!(
+        p,
+        vec![json!({"data": {"hero": {"id": "1", "name": "Luke"}}})]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// graphql-js 17 (17.0.0-alpha.9) behaviour, from the cases of its defer tests
+// (`src/execution/__tests__/defer-test.ts`): the schema, documents and expected entries are
+// theirs. graphql-js gathers everything ready at the same time into one payload, this crate
+// sends a payload whenever a fragment completes, so the later payloads are compared by
+// their entries in order (`merged`), and the split is checked where it matters.
+
+const JS_SDL: &str = r#"
+type Query { hero: Hero a: a g: g }
+type Hero { id: ID name: String nonNullName: String! friends: [Friend]
+            nestedObject: NestedObject anotherNestedObject: AnotherNestedObject }
+type Friend { id: ID name: String nonNullName: String! }
+type NestedObject { deeperObject: DeeperObject name: String }
+type AnotherNestedObject { deeperObject: DeeperObject }
+type DeeperObject { foo: String bar: String baz: String bak: String }
+type a { b: b someField: String }
+type b { c: c e: e }
+type c { d: String nonNullErrorField: String! }
+type e { f: String }
+type g { h: String }
+"#;
+
+fn js_schema() -> Schema {
+    Schema::build(JS_SDL)
+        .incremental_delivery(true)
+        .finish()
+        .unwrap()
+}
+
+fn js_hero() -> Value {
+    json!({"hero": {"id": 1, "name": "Luke", "friends": [
+        {"name": "Han", "id": 2}, {"name": "Leia", "id": 3}, {"name": "C-3PO", "id": 4}
+    ]}})
+}
+
+async fn run_js(query: &str, root: Value) -> Vec<Value> {
+    let s = js_schema();
+    let request = Request::new(query).root_value(root);
+    let ctx = Context::default();
+    s.execute_incremental(&request, &ctx)
+        .map(|p| p.to_value())
+        .collect()
+        .await
+}
+
+/// The entries of later payloads, in order, as one payload.
+fn merged(later: &[Value]) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in ["pending", "incremental", "completed"] {
+        let all: Vec<Value> = later
+            .iter()
+            .flat_map(|p| {
+                p.get(key)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        if !all.is_empty() {
+            out.insert(key.to_owned(), Value::Array(all));
+        }
+    }
+    out.insert(
+        "hasNext".to_owned(),
+        later.last().map_or(Value::Null, |p| p["hasNext"].clone()),
+    );
+    Value::Object(out)
+}
+
+#[tokio::test]
+async fn js_deduplicates_fields_present_in_the_initial_payload() {
+    let p = run_js(
+        "query { hero {
+            nestedObject { deeperObject { foo } }
+            anotherNestedObject { deeperObject { foo } }
+            ... @defer {
+              nestedObject { deeperObject { bar } }
+              anotherNestedObject { deeperObject { foo } }
+            } } }",
+        json!({"hero": {
+            "nestedObject": {"deeperObject": {"foo": "foo", "bar": "bar"}},
+            "anotherNestedObject": {"deeperObject": {"foo": "foo"}}
+        }}),
+    )
+    .await;
+    assert_eq!(
+        p,
+        vec![
+            json!({"data": {"hero": {"nestedObject": {"deeperObject": {"foo": "foo"}},
+                                     "anotherNestedObject": {"deeperObject": {"foo": "foo"}}}},
+                   "pending": [{"id": "0", "path": ["hero"]}], "hasNext": true}),
+            json!({"incremental": [{"data": {"bar": "bar"}, "id": "0",
+                                    "subPath": ["nestedObject", "deeperObject"]}],
+                   "completed": [{"id": "0"}], "hasNext": false}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn js_deduplicates_fields_with_deferred_fragments_at_multiple_levels() {
+    let p = run_js(
+        "query { hero {
+            nestedObject { deeperObject { foo } }
+            ... @defer {
+              nestedObject {
+                deeperObject { foo bar }
+                ... @defer {
+                  deeperObject { foo bar baz ... @defer { foo bar baz bak } }
+                } } } } }",
+        json!({"hero": {"nestedObject": {"deeperObject":
+            {"foo": "foo", "bar": "bar", "baz": "baz", "bak": "bak"}}}}),
+    )
+    .await;
+    assert_eq!(
+        p[0],
+        json!({"data": {"hero": {"nestedObject": {"deeperObject": {"foo": "foo"}}}},
+               "pending": [{"id": "0", "path": ["hero"]}], "hasNext": true})
+    );
+    assert_eq!(
+        merged(&p[1..]),
+        json!({"pending": [{"id": "1", "path": ["hero", "nestedObject"]},
+                           {"id": "2", "path": ["hero", "nestedObject", "deeperObject"]}],
+               "incremental": [
+                   {"data": {"bar": "bar"}, "id": "0", "subPath": ["nestedObject", "deeperObject"]},
+                   {"data": {"baz": "baz"}, "id": "1", "subPath": ["deeperObject"]},
+                   {"data": {"bak": "bak"}, "id": "2"}],
+               "completed": [{"id": "0"}, {"id": "1"}, {"id": "2"}], "hasNext": false})
+    );
+    // A nested fragment is announced with the completion of the one it is in.
+    assert_eq!(
+        p[1]["pending"],
+        json!([{"id": "1", "path": ["hero", "nestedObject"]}])
+    );
+    assert_eq!(p[1]["completed"], json!([{"id": "0"}]));
+}
+
+#[tokio::test]
+async fn js_separately_emits_fragments_with_varying_subfields() {
+    let p = run_js(
+        r#"query HeroNameQuery {
+            ... @defer(label: "DeferID") { hero { id } }
+            ... @defer(label: "DeferName") { hero { name } } }"#,
+        js_hero(),
+    )
+    .await;
+    assert_eq!(
+        p[0],
+        json!({"data": {}, "pending": [{"id": "0", "path": [], "label": "DeferID"},
+                                       {"id": "1", "path": [], "label": "DeferName"}],
+               "hasNext": true})
+    );
+    assert_eq!(
+        merged(&p[1..]),
+        json!({"incremental": [
+                   {"data": {"hero": {}}, "id": "0"},
+                   {"data": {"id": "1"}, "id": "0", "subPath": ["hero"]},
+                   {"data": {"name": "Luke"}, "id": "1", "subPath": ["hero"]}],
+               "completed": [{"id": "0"}, {"id": "1"}], "hasNext": false})
+    );
+}
+
+#[tokio::test]
+async fn js_nulls_cross_defer_boundaries() {
+    let p = run_js(
+        "query {
+            ... @defer { a { someField b { c { nonNullErrorField } } } }
+            a { ... @defer { b { c { d } } } } }",
+        json!({"a": {"b": {"c": {"d": "d"}}, "someField": "someField"}}),
+    )
+    .await;
+    assert_eq!(
+        p[0],
+        json!({"data": {"a": {}}, "pending": [{"id": "0", "path": ["a"]}, {"id": "1", "path": []}],
+               "hasNext": true})
+    );
+    let rest = merged(&p[1..]);
+    assert_eq!(
+        rest["incremental"],
+        json!([{"data": {"b": {"c": {}}}, "id": "0"},
+               {"data": {"d": "d"}, "id": "0", "subPath": ["b", "c"]}])
+    );
+    let completed = rest["completed"].as_array().unwrap();
+    assert_eq!(completed.len(), 2);
+    assert_eq!(completed[0]["id"], "1");
+    assert_eq!(
+        completed[0]["errors"][0]["message"],
+        "Cannot return null for non-nullable field c.nonNullErrorField."
+    );
+    assert_eq!(
+        completed[0]["errors"][0]["path"],
+        json!(["a", "b", "c", "nonNullErrorField"])
+    );
+    assert_eq!(completed[1], json!({"id": "0"}));
+    assert_eq!(rest["hasNext"], false);
+}
+
+#[tokio::test]
+async fn js_does_not_deduplicate_list_fields_with_non_overlapping_fields() {
+    let p = run_js(
+        "query { hero { friends { name } ... @defer { friends { id } } } }",
+        js_hero(),
+    )
+    .await;
+    assert_eq!(
+        p,
+        vec![
+            json!({"data": {"hero": {"friends": [{"name": "Han"}, {"name": "Leia"}, {"name": "C-3PO"}]}},
+                   "pending": [{"id": "0", "path": ["hero"]}], "hasNext": true}),
+            json!({"incremental": [
+                       {"data": {"id": "2"}, "id": "0", "subPath": ["friends", 0]},
+                       {"data": {"id": "3"}, "id": "0", "subPath": ["friends", 1]},
+                       {"data": {"id": "4"}, "id": "0", "subPath": ["friends", 2]}],
+                   "completed": [{"id": "0"}], "hasNext": false}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn js_empty_fragments_are_left_out() {
+    // "Does not emit empty defer fragments".
+    let p = run_js(
+        "query { hero { ... @defer { name @skip(if: true) } } }",
+        js_hero(),
+    )
+    .await;
+    assert_eq!(p, vec![json!({"data": {"hero": {}}})]);
+    // "Emits children of empty defer fragments".
+    let p = run_js(
+        "query { hero { ... @defer { ... @defer { name } } } }",
+        js_hero(),
+    )
+    .await;
+    assert_eq!(
+        p,
+        vec![
+            json!({"data": {"hero": {}}, "pending": [{"id": "0", "path": ["hero"]}], "hasNext": true}),
+            json!({"incremental": [{"data": {"name": "Luke"}, "id": "0"}],
+                   "completed": [{"id": "0"}], "hasNext": false}),
+        ]
+    );
+    // "Can defer a fragment that is also not deferred", both orders.
+    for query in [
+        "query { hero { ...Top @defer(label: \"DeferTop\") ...Top } } fragment Top on Hero { name }",
+        "query { hero { ...Top ...Top @defer(label: \"DeferTop\") } } fragment Top on Hero { name }",
+    ] {
+        let p = run_js(query, js_hero()).await;
+        assert_eq!(
+            p,
+            vec![json!({"data": {"hero": {"name": "Luke"}}})],
+            "{query}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn js_defer_within_deferred_fragment() {
+    // "Can defer a fragment within an already deferred fragment".
+    let p = run_js(
+        r#"query HeroNameQuery { hero { ...TopFragment @defer(label: "DeferTop") } }
+           fragment TopFragment on Hero { id ...NestedFragment @defer(label: "DeferNested") }
+           fragment NestedFragment on Hero { friends { name } }"#,
+        js_hero(),
+    )
+    .await;
+    assert_eq!(
+        p[0],
+        json!({"data": {"hero": {}}, "pending": [{"id": "0", "path": ["hero"], "label": "DeferTop"}],
+               "hasNext": true})
+    );
+    assert_eq!(
+        merged(&p[1..]),
+        json!({"pending": [{"id": "1", "path": ["hero"], "label": "DeferNested"}],
+               "incremental": [
+                   {"data": {"id": "1"}, "id": "0"},
+                   {"data": {"friends": [{"name": "Han"}, {"name": "Leia"}, {"name": "C-3PO"}]}, "id": "1"}],
+               "completed": [{"id": "0"}, {"id": "1"}], "hasNext": false})
+    );
+}
+
+/// The format of 2022-08-24 (Apollo Client 3): paths and labels on every entry, no
+/// `pending`/`completed`, a failed fragment as `data: null` with its errors.
+#[tokio::test]
+async fn format_of_2022_08_24() {
+    let s = schema(true);
+    let ctx = Context::default();
+    let request = Request::new(
+        r#"{ hero { id ... @defer(label: "D") { name } } list @stream(initialCount: 2) }"#,
+    );
+    let p: Vec<Value> = s
+        .execute_incremental_as(&request, &ctx, IncrementalFormat::Defer20220824)
+        .map(|p| p.to_value())
+        .collect()
+        .await;
+    assert_eq!(
+        p,
+        vec![
+            json!({"data": {"hero": {"id": "1"}, "list": [1, 2]}, "hasNext": true}),
+            json!({"incremental": [{"data": {"name": "Luke"}, "path": ["hero"], "label": "D"}], "hasNext": true}),
+            json!({"incremental": [{"items": [3, 4], "path": ["list", 2]}], "hasNext": false}),
+        ]
+    );
+    let request = Request::new("{ hero { id ... @defer { mustFail } } }");
+    let p: Vec<Value> = s
+        .execute_incremental_as(&request, &ctx, IncrementalFormat::Defer20220824)
+        .map(|p| p.to_value())
+        .collect()
+        .await;
     assert_eq!(p.len(), 2);
-    assert_eq!(p[1], json!({"completed": [{"id": "0"}], "hasNext": false}));
+    assert_eq!(p[1]["incremental"][0]["data"], Value::Null);
+    assert_eq!(p[1]["incremental"][0]["path"], json!(["hero"]));
+    assert_eq!(p[1]["incremental"][0]["errors"][0]["message"], "bang");
+    assert_eq!(p[1]["hasNext"], false);
+}
+
+/// A list resolved as a stream of items (`Resolver::item_stream`): under `@stream`, the
+/// first `initialCount` items come with the initial payload, then each item leaves as soon
+/// as the source yields it; without `@stream`, the list is read whole.
+#[tokio::test]
+async fn item_stream_sends_items_as_they_arrive() {
+    // A channel the test feeds: the source yields an item once the test sent it.
+    #[derive(Default)]
+    struct Channel {
+        items: std::collections::VecDeque<i64>,
+        waker: Option<std::task::Waker>,
+        closed: bool,
+    }
+    let channel = std::sync::Arc::new(std::sync::Mutex::new(Channel::default()));
+    let send = |n: Option<i64>| {
+        let mut c = channel.lock().unwrap();
+        match n {
+            Some(n) => c.items.push_back(n),
+            None => c.closed = true,
+        }
+        if let Some(w) = c.waker.take() {
+            w.wake();
+        }
+    };
+    let source = std::sync::Arc::clone(&channel);
+    let s = Schema::build("type Query { numbers: [Int!] fixed: [Int] }")
+        .incremental_delivery(true)
+        .resolver(
+            "Query",
+            "numbers",
+            Resolver::item_stream(move |_, _, _| {
+                let source = std::sync::Arc::clone(&source);
+                Box::pin(futures_util::stream::poll_fn(move |cx| {
+                    let mut c = source.lock().unwrap();
+                    match c.items.pop_front() {
+                        Some(n) => std::task::Poll::Ready(Some(Ok(json!(n)))),
+                        None if c.closed => std::task::Poll::Ready(None),
+                        None => {
+                            c.waker = Some(cx.waker().clone());
+                            std::task::Poll::Pending
+                        }
+                    }
+                }))
+            }),
+        )
+        .resolver(
+            "Query",
+            "fixed",
+            Resolver::item_stream(|_, _, _| {
+                Box::pin(futures_util::stream::iter(vec![
+                    Ok(json!(1)),
+                    Err(FieldError::new("no 2")),
+                    Ok(json!(3)),
+                ]))
+            }),
+        )
+        .finish()
+        .unwrap();
+    let ctx = Context::default();
+    let request = Request::new("{ numbers @stream(initialCount: 1) }");
+    let mut stream = s.execute_incremental(&request, &ctx);
+    send(Some(1));
+    let first = stream.next().await.unwrap().to_value();
+    assert_eq!(
+        first,
+        json!({"data": {"numbers": [1]}, "pending": [{"id": "0", "path": ["numbers"]}], "hasNext": true})
+    );
+    for n in 2..=4 {
+        send(Some(n));
+        let next = stream.next().await.unwrap().to_value();
+        assert_eq!(
+            next,
+            json!({"incremental": [{"id": "0", "items": [n]}], "hasNext": true})
+        );
+    }
+    send(None);
+    let last = stream.next().await.unwrap().to_value();
+    assert_eq!(last, json!({"completed": [{"id": "0"}], "hasNext": false}));
+    assert!(stream.next().await.is_none());
+
+    // Without @stream, and with an item error.
+    let r = s.execute(&Request::new("{ fixed }"), &ctx).await;
+    assert_eq!(r.to_value()["data"], json!({"fixed": [1, null, 3]}));
+    assert_eq!(r.errors[0].message, "no 2");
+    // Streamed, all ready at once: one batch.
+    let p = payloads(&s, "{ fixed @stream(initialCount: 1) }").await;
+    assert_eq!(p[0]["data"], json!({"fixed": [1]}));
+    assert_eq!(
+        p[1],
+        json!({"incremental": [{"id": "0", "items": [null, 3], "errors": [
+            {"message": "no 2", "locations": [{"line": 1, "column": 3}], "path": ["fixed", 1]}
+        ]}], "completed": [{"id": "0"}], "hasNext": false})
+    );
 }

@@ -8,7 +8,9 @@
 //! through a per-request DataLoader: a list of books costs one author lookup
 //! (`{ authorBatches }` counts them). `@defer` and `@stream` are enabled: a client whose
 //! `Accept` allows `multipart/mixed` gets the payloads as parts
-//! (`multipart/mixed; boundary="-"; deferSpec=20220824`), others one complete result.
+//! (`multipart/mixed; boundary="-"; incrementalSpec=v0.2`, graphql-js 17's format; a client
+//! whose `Accept` names only `deferSpec=20220824` gets that older format), others one
+//! complete result.
 //! `@cacheControl` hints in the SDL give each response a `Cache-Control` (`max-age=30,
 //! public` for `{ books { title } }`, `no-store` for what has no hint), so a cache in front
 //! (examples/reverse-proxy) serves repeated GET queries. `attachCover(bookId:, file:
@@ -39,8 +41,8 @@ use futures_util::future::{AbortHandle, Abortable};
 use graphql_core::{
     Context, DataLoader, EventStream, FieldError, FieldResult, GRAPHQL_TRANSPORT_WS, PersistedMode,
     PersistedQueries, Resolver, ScalarCoercion, Schema, SubscriptionSource, UploadLimits, WsAction,
-    WsSession, accepts_multipart, is_multipart, multipart_part, operation_type, read_http_request,
-    read_multipart_request, write_http_incremental, write_http_response,
+    WsSession, accepts_multipart, incremental_format, is_multipart, multipart_part, operation_type,
+    read_http_request, read_multipart_request, write_http_incremental, write_http_response,
 };
 use graphql_core::{
     HttpRejection, SseEvent, SseLimits, SseRequest, SseStreams, TEXT_EVENT_STREAM,
@@ -716,7 +718,7 @@ async fn handle(app: Arc<App>, request: http::Request<serve::Body>) -> http::Res
                         use futures_util::StreamExt as _;
                         let payloads: Vec<_> = app
                             .schema
-                            .execute_incremental(&request, &ctx)
+                            .execute_incremental_as(&request, &ctx, incremental_format(&parts))
                             .collect()
                             .await;
                         write_http_incremental(&payloads, format)
@@ -793,12 +795,15 @@ async fn stream_multipart(
             format,
         ));
     }
+    let incremental = incremental_format(&parts);
     let (first_tx, first_rx) = tokio::sync::oneshot::channel();
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         use futures_util::StreamExt as _;
         let ctx = Context::new(RequestData::new(Arc::clone(&app.library)));
-        let mut payloads = app.schema.execute_incremental(&request, &ctx);
+        let mut payloads = app
+            .schema
+            .execute_incremental_as(&request, &ctx, incremental);
         let Some(first) = payloads.next().await else {
             return;
         };
@@ -839,7 +844,7 @@ async fn stream_multipart(
     let mut response = http::Response::new(StreamBody::new(frames).boxed_unsync());
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(graphql_core::MULTIPART_MIXED),
+        HeaderValue::from_static(incremental.content_type()),
     );
     response
 }

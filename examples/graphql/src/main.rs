@@ -24,7 +24,7 @@
 //!      -H 'accept: application/graphql-response+json' \
 //!      -d '{"query":"subscription { bookAdded { title } }"}'  # 400: use the WebSocket
 //! curl -sN http://127.0.0.1:8080/graphql -H 'content-type: application/json' \
-//!      -H 'accept: multipart/mixed;deferSpec=20220824, application/json' \
+//!      -H 'accept: multipart/mixed;incrementalSpec=v0.2, application/json' \
 //!      -d '{"query":"{ book(id: \"1\") { id ... @defer { year author { name } } } }"}'  # parts
 //! curl -si 'http://127.0.0.1:8080/graphql?query=%7Bauthors%7Bname%7D%7D' | grep -i cache-control
 //!      # max-age=300, public (@cacheControl hints)

@@ -5,11 +5,11 @@
     clippy::indexing_slicing
 )]
 //! Real clients against the example: the graphql-http audit suite (npm `graphql-http`,
-//! `serverAudits`) on `/graphql`, the npm `graphql-ws` client over a WebSocket, and the npm
-//! `graphql-sse` client over Server-Sent Events in both of its modes. Needs
-//! `PEER_NODE_MODULES` (a node_modules with graphql-http, graphql, graphql-ws, ws and
-//! graphql-sse, see .ci/package.json); skipped with a message when unset, a failure under
-//! `CI=true`.
+//! `serverAudits`) on `/graphql`, the npm `graphql-ws` client over a WebSocket, the npm
+//! `graphql-sse` client over Server-Sent Events in both of its modes, and the npm `meros`
+//! multipart reader on `@defer`/`@stream` responses. Needs `PEER_NODE_MODULES` (a
+//! node_modules with graphql-http, graphql, graphql-ws, ws, graphql-sse and meros, see
+//! .ci/package.json); skipped with a message when unset, a failure under `CI=true`.
 
 use std::path::Path;
 use std::process::Command;
@@ -50,6 +50,57 @@ fn graphql_ws_client_subscribes_receives_and_completes() {
         seen["query"][0]["data"]["authors"][1]["name"],
         "Frank Herbert"
     );
+}
+
+/// `@defer`/`@stream` over `multipart/mixed`, read by the npm `meros` multipart reader and
+/// applied to the result as a client does, in graphql-js 17's format and in the 2022-08-24
+/// one: every part is JSON, and the assembled result is the complete one.
+#[test]
+fn meros_reads_incremental_delivery_in_both_formats() {
+    let Some(modules) = peer("PEER_NODE_MODULES") else {
+        return;
+    };
+    let server = start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/meros_multipart.js");
+    let stdout = serve::testing::run(
+        Command::new("node")
+            .arg(script)
+            .arg(server.origin())
+            .env("NODE_PATH", modules),
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let complete = json!({"books": [{"title": "A Wizard of Earthsea"}, {"title": "The Dispossessed"}],
+                          "book": {"id": "1", "year": 1968, "author": {"name": "Ursula K. Le Guin"}}});
+    let current = &seen["current"];
+    assert_eq!(current["status"], 200);
+    assert_eq!(
+        current["contentType"],
+        "multipart/mixed; boundary=\"-\"; incrementalSpec=v0.2"
+    );
+    assert_eq!(
+        current["parts"],
+        json!([
+            {"data": {"books": [{"title": "A Wizard of Earthsea"}], "book": {"id": "1"}},
+             "pending": [{"id": "0", "path": ["books"]}, {"id": "1", "path": ["book"], "label": "more"}],
+             "hasNext": true},
+            {"incremental": [{"id": "0", "items": [{"title": "The Dispossessed"}]}],
+             "completed": [{"id": "0"}], "hasNext": true},
+            {"incremental": [{"id": "1", "data": {"year": 1968, "author": {"name": "Ursula K. Le Guin"}}}],
+             "completed": [{"id": "1"}], "hasNext": false}
+        ])
+    );
+    assert_eq!(
+        current["result"],
+        json!({"data": complete, "errors": [], "open": 0})
+    );
+    let legacy = &seen["legacy"];
+    assert_eq!(
+        legacy["contentType"],
+        "multipart/mixed; boundary=\"-\"; deferSpec=20220824"
+    );
+    assert_eq!(legacy["parts"].as_array().unwrap().len(), 3);
+    assert!(legacy["parts"][0].get("pending").is_none());
+    assert_eq!(legacy["result"], json!({"data": complete, "errors": []}));
 }
 
 #[test]

@@ -240,7 +240,7 @@ fn defer_and_stream_over_multipart_mixed() {
             ("content-type", "application/json"),
             (
                 "accept",
-                "multipart/mixed;deferSpec=20220824, application/json",
+                "multipart/mixed;incrementalSpec=v0.2, application/json",
             ),
         ],
         &query,
@@ -248,7 +248,7 @@ fn defer_and_stream_over_multipart_mixed() {
     assert_eq!(status, 200);
     assert_eq!(
         content_type,
-        "multipart/mixed; boundary=\"-\"; deferspec=20220824"
+        "multipart/mixed; boundary=\"-\"; incrementalspec=v0.2"
     );
     // The parts are streamed: chunked transfer coding, one chunk per part.
     let chunks = dechunk(&chunked);
@@ -262,15 +262,7 @@ fn defer_and_stream_over_multipart_mixed() {
         .unwrap()
         .strip_suffix("\r\n-----\r\n")
         .unwrap();
-    let parts: Vec<Value> = inner
-        .split("\r\n---\r\n")
-        .map(|part| {
-            let json = part
-                .strip_prefix("Content-Type: application/json; charset=utf-8\r\n\r\n")
-                .unwrap();
-            serde_json::from_str(json).unwrap()
-        })
-        .collect();
+    let parts = json_parts(inner);
     assert_eq!(
         parts,
         vec![
@@ -281,6 +273,44 @@ fn defer_and_stream_over_multipart_mixed() {
                    "completed": [{"id": "0"}], "hasNext": true}),
             json!({"incremental": [{"id": "1", "data": {"year": 1968, "author": {"name": "Ursula K. Le Guin"}}}],
                    "completed": [{"id": "1"}], "hasNext": false}),
+        ]
+    );
+
+    // A client that asks for the format of 2022-08-24 only (Apollo Client 3) gets it.
+    let (status, content_type, chunked) = send(
+        &server,
+        "POST",
+        "/graphql",
+        &[
+            ("content-type", "application/json"),
+            (
+                "accept",
+                "multipart/mixed;deferSpec=20220824, application/json",
+            ),
+        ],
+        &query,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        content_type,
+        "multipart/mixed; boundary=\"-\"; deferspec=20220824"
+    );
+    let body = dechunk(&chunked).concat();
+    let inner = body
+        .strip_prefix("\r\n---\r\n")
+        .unwrap()
+        .strip_suffix("\r\n-----\r\n")
+        .unwrap();
+    assert_eq!(
+        json_parts(inner),
+        vec![
+            json!({"data": {"books": [{"title": "A Wizard of Earthsea"}], "book": {"id": "1"}},
+                   "hasNext": true}),
+            json!({"incremental": [{"items": [{"title": "The Dispossessed"}], "path": ["books", 1]}],
+                   "hasNext": true}),
+            json!({"incremental": [{"data": {"year": 1968, "author": {"name": "Ursula K. Le Guin"}},
+                                    "path": ["book"], "label": "more"}],
+                   "hasNext": false}),
         ]
     );
 
@@ -323,6 +353,19 @@ fn defer_and_stream_over_multipart_mixed() {
         serde_json::from_str::<Value>(&body).unwrap(),
         json!({"data": {"book": {"title": "The Dispossessed"}}})
     );
+}
+
+/// The JSON of each part between a multipart body's delimiters.
+fn json_parts(inner: &str) -> Vec<Value> {
+    inner
+        .split("\r\n---\r\n")
+        .map(|part| {
+            let json = part
+                .strip_prefix("Content-Type: application/json; charset=utf-8\r\n\r\n")
+                .unwrap();
+            serde_json::from_str(json).unwrap()
+        })
+        .collect()
 }
 
 /// The chunks of a body in chunked transfer coding (RFC 9112 section 7.1).

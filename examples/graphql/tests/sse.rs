@@ -146,6 +146,24 @@ fn distinct_connections_stream_results_then_complete() {
         .map(|(_, d)| serde_json::from_str::<Value>(d).unwrap()["hasNext"].clone())
         .collect();
     assert_eq!(has_next, [json!(true), json!(true), json!(false)]);
+    // A field already sent is not sent again: the deferred sub-field comes with `subPath`.
+    let query = json!({"query": r#"{ book(id: "1") { author { name } ... @defer { author { name id } } } }"#}).to_string();
+    let reply = server.send("POST", "/graphql", &[SSE, JSON_CT], query.as_bytes());
+    let got = events(&reply.body);
+    let payloads: Vec<Value> = got
+        .iter()
+        .filter(|(e, _)| e == "next")
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(
+        payloads,
+        [
+            json!({"data": {"book": {"author": {"name": "Ursula K. Le Guin"}}},
+                   "pending": [{"id": "0", "path": ["book"]}], "hasNext": true}),
+            json!({"incremental": [{"id": "0", "data": {"id": "1"}, "subPath": ["author"]}],
+                   "completed": [{"id": "0"}], "hasNext": false}),
+        ]
+    );
 
     // Not a GraphQL request at all: a plain HTTP error.
     let reply = server.send("POST", "/graphql", &[SSE, JSON_CT], b"{not json");

@@ -102,6 +102,12 @@ pub(crate) struct Planned<'e, 'a> {
     /// The object type the field is selected on (for error messages).
     parent: TypeId,
     fields: Vec<&'e Field<'a, &'a str>>,
+    /// For each of `fields`, the `@defer` it was found under (`None`: not deferred);
+    /// its sub-fields are collected under the same one.
+    defers: Vec<Option<DeferId>>,
+    /// The defer set the field runs under (empty: the initial payload); its sub-plans
+    /// are split relative to it.
+    set: Vec<DeferId>,
     pub(crate) def: &'e FieldDef,
     pub(crate) args: Result<Args, String>,
     children: Mutex<Vec<(TypeId, Arc<Plan<'e, 'a>>)>>,
@@ -109,26 +115,34 @@ pub(crate) struct Planned<'e, 'a> {
     needs_async: AtomicBool,
 }
 
-impl Planned<'_, '_> {
-    /// Whether the field has no sub-selection (a leaf, its value complete once sent).
-    fn is_leaf_selection(&self) -> bool {
-        self.fields.iter().all(|f| f.selection_set.items.is_empty())
-    }
+/// A `@defer` of the document, as found while collecting: which fragment node, the
+/// `@defer` it is nested in, and its label. Ids index [`Exec::defers`].
+pub(crate) type DeferId = u32;
+
+/// One `@defer` use (graphql-js 17's "defer usage").
+#[derive(Debug, Clone)]
+pub(crate) struct DeferUsage {
+    /// The address of the fragment spread or inline fragment node (identity only).
+    node: usize,
+    /// The `@defer` this one is nested in.
+    pub(crate) parent: Option<DeferId>,
+    pub(crate) label: Option<String>,
 }
 
-/// The collected fields of a selection on one object type, and the fragments of it that
-/// `@defer` sends later (only when incremental delivery is on).
+/// The collected fields of a selection on one object type. With incremental delivery,
+/// the fields that belong to a different set of `@defer`s than the selection itself are
+/// split off into `groups` (graphql-js 17's deferred grouped field sets), each run later
+/// on the same object, so that no field is executed or sent twice.
 pub(crate) struct Plan<'e, 'a> {
     fields: Vec<Planned<'e, 'a>>,
-    deferred: Vec<DeferUse<'e, 'a>>,
+    /// The `@defer`s first met in this selection: a deferred fragment starts here.
+    new_defers: Vec<DeferId>,
+    /// Fields to send later, one plan per defer set (the plan's `set`).
+    groups: Vec<Arc<Plan<'e, 'a>>>,
+    /// The defer set these fields run under.
+    pub(crate) set: Vec<DeferId>,
     /// What resolving these fields does to the cache policy (when cache hints are on).
     cache: CacheRule,
-}
-
-/// A deferred fragment found while collecting fields.
-struct DeferUse<'e, 'a> {
-    label: Option<String>,
-    set: &'e SelectionSet<'a, &'a str>,
 }
 
 impl<'e, 'a> std::ops::Deref for Plan<'e, 'a> {
@@ -139,9 +153,9 @@ impl<'e, 'a> std::ops::Deref for Plan<'e, 'a> {
 }
 
 impl Plan<'_, '_> {
-    /// Whether fragments of this selection are deferred.
+    /// Whether anything of this selection is deferred.
     pub(crate) fn has_deferred(&self) -> bool {
-        !self.deferred.is_empty()
+        !self.new_defers.is_empty() || !self.groups.is_empty()
     }
 }
 
@@ -151,18 +165,30 @@ impl std::ops::DerefMut for Plan<'_, '_> {
     }
 }
 
-/// Work for a later payload of incremental delivery: a deferred fragment or the rest of a
-/// streamed list, with the response path it belongs at.
+/// Where a streamed list's remaining items come from.
+pub(crate) enum StreamItems {
+    /// Already resolved: the items after `initialCount`, with the errors of failed ones
+    /// by absolute index.
+    Resolved(Vec<Value>, ItemErrors),
+    /// An item stream ([`Resolver::item_stream`]): items are taken as they arrive.
+    Source(Mutex<crate::resolver::EventStream>),
+}
+
+/// Work for a later payload of incremental delivery, with the response path it belongs
+/// at (relative to the object or list the execution that found it started from).
 pub(crate) enum Record<'e, 'a> {
-    /// A `@defer` fragment: its selection runs on `parent` as `object`.
-    Defer {
-        label: Option<String>,
+    /// A `@defer` first met on the object at `path`: a deferred fragment, announced as
+    /// pending once the fragment it is nested in completes.
+    Fragment {
+        usage: DeferId,
+        path: Vec<PathSegment>,
+    },
+    /// Fields of one defer set to run on the object at `path` (`parent` as `object`).
+    Group {
         path: Vec<PathSegment>,
         object: TypeId,
-        set: &'e SelectionSet<'a, &'a str>,
         parent: Value,
-        /// Leaf fields the parent object already sent: not sent again.
-        sent: Vec<&'a str>,
+        plan: Arc<Plan<'e, 'a>>,
     },
     /// The items of a `@stream` list after `initialCount`.
     Stream {
@@ -172,9 +198,7 @@ pub(crate) enum Record<'e, 'a> {
         def: &'e FieldDef,
         parent_type: TypeId,
         item: TypeRef,
-        items: Vec<Value>,
-        /// The errors of failed items, by absolute index.
-        failed: ItemErrors,
+        items: StreamItems,
         start: usize,
     },
 }
@@ -182,42 +206,23 @@ pub(crate) enum Record<'e, 'a> {
 impl<'e, 'a> Record<'e, 'a> {
     pub(crate) fn path(&self) -> &[PathSegment] {
         match self {
-            Record::Defer { path, .. } | Record::Stream { path, .. } => path,
+            Record::Fragment { path, .. }
+            | Record::Group { path, .. }
+            | Record::Stream { path, .. } => path,
         }
     }
 
     pub(crate) fn path_mut(&mut self) -> &mut Vec<PathSegment> {
         match self {
-            Record::Defer { path, .. } | Record::Stream { path, .. } => path,
+            Record::Fragment { path, .. }
+            | Record::Group { path, .. }
+            | Record::Stream { path, .. } => path,
         }
     }
 
-    pub(crate) fn label(&self) -> Option<&str> {
-        match self {
-            Record::Defer { label, .. } | Record::Stream { label, .. } => label.as_deref(),
-        }
-    }
-
-    /// The field plan of a deferred fragment (empty for a stream).
-    pub(crate) fn defer_plan(&self, exec: &Exec<'e, 'a>) -> Plan<'e, 'a> {
-        match self {
-            Record::Defer {
-                object, set, sent, ..
-            } => {
-                let mut plan = exec.collect(*object, &[*set]);
-                plan.fields
-                    .retain(|p| !(sent.contains(&p.key) && p.is_leaf_selection()));
-                plan
-            }
-            Record::Stream { .. } => Plan {
-                fields: Vec::new(),
-                deferred: Vec::new(),
-                cache: CacheRule::default(),
-            },
-        }
-    }
-
-    /// The field of a stream, to complete its items (`None` for a deferred fragment).
+    /// The field of a stream, to complete its items (`None` otherwise). Items are
+    /// completed whole: nothing inside them is deferred by the `@defer`s around the list
+    /// (a `@defer` inside the items starts fragments of its own).
     pub(crate) fn stream_field(&self) -> Option<Planned<'e, 'a>> {
         match self {
             Record::Stream {
@@ -229,25 +234,30 @@ impl<'e, 'a> Record<'e, 'a> {
                 key: fields.first().map_or("", |f| f.alias.unwrap_or(f.name)),
                 parent: *parent_type,
                 fields: fields.clone(),
+                defers: vec![None; fields.len()],
+                set: Vec::new(),
                 def,
                 args: Ok(Args::new()),
                 children: Mutex::new(Vec::new()),
                 needs_async: AtomicBool::new(false),
             }),
-            Record::Defer { .. } => None,
+            _ => None,
         }
     }
 
     fn same_as(&self, other: &Record<'_, '_>) -> bool {
         match (self, other) {
+            (Record::Fragment { usage: a, path: p }, Record::Fragment { usage: b, path: q }) => {
+                a == b && p == q
+            }
             (
-                Record::Defer {
-                    set: a, path: p, ..
+                Record::Group {
+                    plan: a, path: p, ..
                 },
-                Record::Defer {
-                    set: b, path: q, ..
+                Record::Group {
+                    plan: b, path: q, ..
                 },
-            ) => std::ptr::eq(*a as *const _ as *const u8, *b as *const _ as *const u8) && p == q,
+            ) => std::ptr::eq(Arc::as_ptr(a) as *const u8, Arc::as_ptr(b) as *const u8) && p == q,
             (Record::Stream { path: p, .. }, Record::Stream { path: q, .. }) => p == q,
             _ => false,
         }
@@ -265,6 +275,8 @@ pub(crate) struct Exec<'e, 'a> {
     pub(crate) incremental: bool,
     /// Deferred fragments and streams found while executing, for later payloads.
     pub(crate) records: Mutex<Vec<Record<'e, 'a>>>,
+    /// The `@defer`s met so far (indexed by [`DeferId`]).
+    pub(crate) defers: Mutex<Vec<DeferUsage>>,
     /// Result values produced so far (fields and list items), against
     /// `Limits::max_result_values`.
     values: AtomicUsize,
@@ -318,6 +330,7 @@ impl<'e, 'a> Exec<'e, 'a> {
             errors: Mutex::new(Vec::new()),
             incremental: false,
             records: Mutex::new(Vec::new()),
+            defers: Mutex::new(Vec::new()),
             values: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             deadline: schema
@@ -438,22 +451,135 @@ impl<'e, 'a> Exec<'e, 'a> {
         object: TypeId,
         sets: &[&'e SelectionSet<'a, &'a str>],
     ) -> Plan<'e, 'a> {
-        let mut plan: Plan<'e, 'a> = Plan {
-            fields: Vec::new(),
-            deferred: Vec::new(),
+        let sources: Vec<_> = sets.iter().map(|s| (*s, None)).collect();
+        self.collect_with(object, &sources, &[])
+    }
+
+    /// CollectFields over several selection sets, each found under a `@defer` (or none),
+    /// for fields that run under the defer set `context`: the fields whose own defer set
+    /// differs are split off into groups (graphql-js 17's execution plan).
+    fn collect_with(
+        &self,
+        object: TypeId,
+        sources: &[(&'e SelectionSet<'a, &'a str>, Option<DeferId>)],
+        context: &[DeferId],
+    ) -> Plan<'e, 'a> {
+        let mut fields: Vec<Planned<'e, 'a>> = Vec::new();
+        let mut new_defers = Vec::new();
+        let mut visited = Vec::new();
+        for (set, defer) in sources {
+            self.collect_into(
+                object,
+                set,
+                *defer,
+                &mut visited,
+                &mut fields,
+                &mut new_defers,
+            );
+        }
+        let mut plan = Plan {
+            fields: Vec::with_capacity(fields.len()),
+            new_defers,
+            groups: Vec::new(),
+            set: context.to_vec(),
             cache: CacheRule::default(),
         };
-        let mut visited = Vec::new();
-        for set in sets {
-            self.collect_into(object, set, &mut visited, &mut plan);
+        let mut groups: Vec<Plan<'e, 'a>> = Vec::new();
+        for mut pf in fields {
+            let set = self.defer_set(&pf.defers);
+            if set == context {
+                pf.set = plan.set.clone();
+                plan.fields.push(pf);
+                continue;
+            }
+            pf.set = set.clone();
+            match groups.iter_mut().find(|g| g.set == set) {
+                Some(g) => g.fields.push(pf),
+                None => groups.push(Plan {
+                    fields: vec![pf],
+                    new_defers: Vec::new(),
+                    groups: Vec::new(),
+                    set,
+                    cache: CacheRule::default(),
+                }),
+            }
         }
         if self.cache.is_some() {
+            for g in &mut groups {
+                g.cache = g
+                    .fields
+                    .iter()
+                    .fold(CacheRule::default(), |rule, pf| rule.and(pf.def.cache));
+            }
             plan.cache = plan
                 .fields
                 .iter()
                 .fold(CacheRule::default(), |rule, pf| rule.and(pf.def.cache));
         }
+        plan.groups = groups.into_iter().map(Arc::new).collect();
         plan
+    }
+
+    /// The defer set of a field from the `@defer`s its nodes were found under: empty when
+    /// one node is not deferred, else those `@defer`s without the ones nested in another
+    /// of them (graphql-js's filtered defer usage set), sorted.
+    fn defer_set(&self, defers: &[Option<DeferId>]) -> Vec<DeferId> {
+        let mut set = Vec::new();
+        for d in defers {
+            match d {
+                None => return Vec::new(),
+                Some(d) if !set.contains(d) => set.push(*d),
+                Some(_) => {}
+            }
+        }
+        if set.len() > 1
+            && let Ok(usages) = self.defers.lock()
+        {
+            let all = set.clone();
+            set.retain(|d| {
+                let mut cur = usages.get(*d as usize).and_then(|u| u.parent);
+                while let Some(p) = cur {
+                    if all.contains(&p) {
+                        return false;
+                    }
+                    cur = usages.get(p as usize).and_then(|u| u.parent);
+                }
+                true
+            });
+        }
+        set.sort_unstable();
+        set
+    }
+
+    /// The id of the `@defer` on `node` nested in `parent`, registered on first use.
+    fn defer_usage(
+        &self,
+        node: usize,
+        parent: Option<DeferId>,
+        label: Option<String>,
+    ) -> Option<DeferId> {
+        let mut usages = self.defers.lock().ok()?;
+        if let Some(at) = usages
+            .iter()
+            .position(|u| u.node == node && u.parent == parent)
+        {
+            return DeferId::try_from(at).ok();
+        }
+        let id = DeferId::try_from(usages.len()).ok()?;
+        usages.push(DeferUsage {
+            node,
+            parent,
+            label,
+        });
+        Some(id)
+    }
+
+    /// The `@defer` with this id.
+    pub(crate) fn defer(&self, id: DeferId) -> Option<DeferUsage> {
+        self.defers
+            .lock()
+            .ok()
+            .and_then(|u| u.get(id as usize).cloned())
     }
 
     fn included(&self, directives: &[graphql_parser::query::Directive<'a, &'a str>]) -> bool {
@@ -569,28 +695,28 @@ impl<'e, 'a> Exec<'e, 'a> {
         }
     }
 
-    /// Records the deferred fragments of an object just written.
-    fn record_defers(
+    /// Records the deferred fragments that start on an object just written and the
+    /// fields of it to send later.
+    fn record_deferred(
         &self,
         object: TypeId,
         plan: &Plan<'e, 'a>,
         parent: &Value,
         path: Option<&Path<'_>>,
     ) {
-        let sent: Vec<&'a str> = plan
-            .fields
-            .iter()
-            .filter(|p| p.is_leaf_selection())
-            .map(|p| p.key)
-            .collect();
-        for d in &plan.deferred {
-            self.push_record(Record::Defer {
-                sent: sent.clone(),
-                label: d.label.clone(),
-                path: path_vec(path),
+        let at = path_vec(path);
+        for usage in &plan.new_defers {
+            self.push_record(Record::Fragment {
+                usage: *usage,
+                path: at.clone(),
+            });
+        }
+        for group in &plan.groups {
+            self.push_record(Record::Group {
+                path: at.clone(),
                 object,
-                set: d.set,
                 parent: parent.clone(),
+                plan: Arc::clone(group),
             });
         }
     }
@@ -628,12 +754,14 @@ impl<'e, 'a> Exec<'e, 'a> {
                     def: pf.def,
                     parent_type: pf.parent,
                     item: item.clone(),
-                    items: items.get(count..).unwrap_or_default().to_vec(),
-                    failed: failed
-                        .iter()
-                        .filter(|(at, _)| *at >= count)
-                        .cloned()
-                        .collect(),
+                    items: StreamItems::Resolved(
+                        items.get(count..).unwrap_or_default().to_vec(),
+                        failed
+                            .iter()
+                            .filter(|(at, _)| *at >= count)
+                            .cloned()
+                            .collect(),
+                    ),
                     start: count,
                 });
                 Ok(count)
@@ -669,12 +797,15 @@ impl<'e, 'a> Exec<'e, 'a> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn collect_into(
         &self,
         object: TypeId,
         set: &'e SelectionSet<'a, &'a str>,
+        defer: Option<DeferId>,
         visited: &mut Vec<&'a str>,
-        plan: &mut Plan<'e, 'a>,
+        fields: &mut Vec<Planned<'e, 'a>>,
+        new_defers: &mut Vec<DeferId>,
     ) {
         for sel in &set.items {
             match sel {
@@ -683,8 +814,9 @@ impl<'e, 'a> Exec<'e, 'a> {
                         continue;
                     }
                     let key = f.alias.unwrap_or(f.name);
-                    if let Some(existing) = plan.iter_mut().find(|p| p.key == key) {
+                    if let Some(existing) = fields.iter_mut().find(|p| p.key == key) {
                         existing.fields.push(f);
+                        existing.defers.push(defer);
                         continue;
                     }
                     // Validation guarantees the field exists; skip it defensively if not.
@@ -692,10 +824,12 @@ impl<'e, 'a> Exec<'e, 'a> {
                         continue;
                     };
                     let args = self.coerce_args(def, f);
-                    plan.push(Planned {
+                    fields.push(Planned {
                         key,
                         parent: object,
                         fields: vec![f],
+                        defers: vec![defer],
+                        set: Vec::new(),
                         def,
                         args,
                         children: Mutex::new(Vec::new()),
@@ -703,23 +837,53 @@ impl<'e, 'a> Exec<'e, 'a> {
                     });
                 }
                 Selection::FragmentSpread(s) => {
-                    if !self.included(&s.directives) || visited.contains(&s.fragment_name) {
+                    if !self.included(&s.directives) {
                         continue;
                     }
-                    visited.push(s.fragment_name);
                     let Some(frag) = self.fragments.get(s.fragment_name) else {
                         continue;
                     };
                     let TypeCondition::On(on) = &frag.type_condition;
-                    if self.applies(object, on) {
-                        if let Some(label) = self.deferred(&s.directives) {
-                            plan.deferred.push(DeferUse {
-                                label,
-                                set: &frag.selection_set,
-                            });
-                            continue;
+                    if !self.applies(object, on) {
+                        continue;
+                    }
+                    match self.deferred(&s.directives) {
+                        // A deferred spread is collected even when the fragment was
+                        // already (graphql-js); the marker cuts cycles of deferred spreads.
+                        Some(label) => {
+                            let marker = s as *const _ as usize;
+                            let Some(usage) = self.defer_usage(marker, defer, label) else {
+                                continue;
+                            };
+                            if self.defer_on_stack(usage) {
+                                continue;
+                            }
+                            if !new_defers.contains(&usage) {
+                                new_defers.push(usage);
+                            }
+                            self.collect_into(
+                                object,
+                                &frag.selection_set,
+                                Some(usage),
+                                visited,
+                                fields,
+                                new_defers,
+                            );
                         }
-                        self.collect_into(object, &frag.selection_set, visited, plan);
+                        None => {
+                            if visited.contains(&s.fragment_name) {
+                                continue;
+                            }
+                            visited.push(s.fragment_name);
+                            self.collect_into(
+                                object,
+                                &frag.selection_set,
+                                defer,
+                                visited,
+                                fields,
+                                new_defers,
+                            );
+                        }
                     }
                 }
                 Selection::InlineFragment(i) => {
@@ -731,17 +895,42 @@ impl<'e, 'a> Exec<'e, 'a> {
                     {
                         continue;
                     }
+                    let mut inner = defer;
                     if let Some(label) = self.deferred(&i.directives) {
-                        plan.deferred.push(DeferUse {
-                            label,
-                            set: &i.selection_set,
-                        });
-                        continue;
+                        let Some(usage) = self.defer_usage(i as *const _ as usize, defer, label)
+                        else {
+                            continue;
+                        };
+                        if !new_defers.contains(&usage) {
+                            new_defers.push(usage);
+                        }
+                        inner = Some(usage);
                     }
-                    self.collect_into(object, &i.selection_set, visited, plan);
+                    self.collect_into(object, &i.selection_set, inner, visited, fields, new_defers);
                 }
             }
         }
+    }
+
+    /// Whether the `@defer` `usage` is nested in another use of the same node (a cycle of
+    /// deferred spreads, possible only in a document that was not validated).
+    fn defer_on_stack(&self, usage: DeferId) -> bool {
+        let Ok(usages) = self.defers.lock() else {
+            return true;
+        };
+        let Some(node) = usages.get(usage as usize).map(|u| u.node) else {
+            return true;
+        };
+        let mut cur = usages.get(usage as usize).and_then(|u| u.parent);
+        let mut depth = 0;
+        while let Some(p) = cur {
+            depth += 1;
+            if depth > 64 || usages.get(p as usize).is_some_and(|u| u.node == node) {
+                return true;
+            }
+            cur = usages.get(p as usize).and_then(|u| u.parent);
+        }
+        false
     }
 
     /// CoerceArgumentValues (6.4.1), once per collected field.
@@ -795,8 +984,13 @@ impl<'e, 'a> Exec<'e, 'a> {
         {
             return Arc::clone(plan);
         }
-        let sets: Vec<_> = pf.fields.iter().map(|f| &f.selection_set).collect();
-        let plan = Arc::new(self.collect(object, &sets));
+        let sources: Vec<_> = pf
+            .fields
+            .iter()
+            .zip(&pf.defers)
+            .map(|(f, d)| (&f.selection_set, *d))
+            .collect();
+        let plan = Arc::new(self.collect_with(object, &sources, &pf.set));
         if let Ok(mut children) = pf.children.lock() {
             children.push((object, Arc::clone(&plan)));
         }
@@ -849,8 +1043,8 @@ impl<'e, 'a> Exec<'e, 'a> {
             }
         }
         out.push(b'}');
-        if !plan.deferred.is_empty() {
-            self.record_defers(object, plan, parent, path);
+        if plan.has_deferred() {
+            self.record_deferred(object, plan, parent, path);
         }
         Ok(())
     }
@@ -908,7 +1102,9 @@ impl<'e, 'a> Exec<'e, 'a> {
                     Err(Stop::Null)
                 }
             },
-            Resolver::Async(_) | Resolver::AsyncList(_) => Err(Stop::NeedsAsync(None)),
+            Resolver::Async(_) | Resolver::AsyncList(_) | Resolver::ItemStream(_) => {
+                Err(Stop::NeedsAsync(None))
+            }
         }
     }
 
@@ -1273,11 +1469,73 @@ impl<'e, 'a> Exec<'e, 'a> {
                 }
             }
             out.push(b'}');
-            if !plan.deferred.is_empty() {
-                self.record_defers(object, &plan, parent, path);
+            if plan.has_deferred() {
+                self.record_deferred(object, &plan, parent, path);
             }
             Ok(out)
         })
+    }
+
+    /// Reads the items of an item stream ([`Resolver::item_stream`]): all of them, or,
+    /// when the field is streamed, the first `initialCount` (the rest are recorded, to be
+    /// sent as they arrive). At most `Limits::max_result_values` items are read.
+    async fn read_item_stream(
+        &self,
+        pf: &Planned<'e, 'a>,
+        mut source: crate::resolver::EventStream,
+        path: &Path<'_>,
+    ) -> Result<(Value, ItemErrors), ()> {
+        use futures_util::StreamExt;
+        let streamed = if self.incremental {
+            match self.streamed(pf) {
+                None => None,
+                Some(Ok(s)) => Some(s),
+                Some(Err(message)) => {
+                    if let Some(f) = pf.fields.first() {
+                        self.error(message, f, Some(path));
+                    }
+                    return Err(());
+                }
+            }
+        } else {
+            None
+        };
+        let cap = streamed.as_ref().map_or(
+            self.schema.limits.max_result_values.saturating_add(1),
+            |(_, count)| *count,
+        );
+        let mut items = Vec::new();
+        let mut failed = Vec::new();
+        let mut ended = false;
+        while items.len() < cap {
+            match source.next().await {
+                Some(Ok(v)) => items.push(v),
+                Some(Err(e)) => {
+                    failed.push((items.len(), e));
+                    items.push(Value::Null);
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if let Some((label, count)) = streamed
+            && !ended
+            && let Some(item) = list_item(&pf.def.ty)
+        {
+            self.push_record(Record::Stream {
+                label,
+                path: path_vec(Some(path)),
+                fields: pf.fields.clone(),
+                def: pf.def,
+                parent_type: pf.parent,
+                item: item.clone(),
+                items: StreamItems::Source(Mutex::new(source)),
+                start: count,
+            });
+        }
+        Ok((Value::Array(items), failed))
     }
 
     fn field_async<'x>(
@@ -1313,7 +1571,10 @@ impl<'e, 'a> Exec<'e, 'a> {
             }
             let (value, failed): (Cow<'_, Value>, ItemErrors) =
                 match (&pf.def.resolver, pf.def.meta) {
-                    (Resolver::Async(_) | Resolver::AsyncList(_), None) => {
+                    (
+                        Resolver::Async(_) | Resolver::AsyncList(_) | Resolver::ItemStream(_),
+                        None,
+                    ) => {
                         // No reference into the AST is held across the await: a local of type
                         // `&Field<'a, &'a str>` would make the future's `Send` unprovable.
                         let args = match &pf.args {
@@ -1338,6 +1599,12 @@ impl<'e, 'a> Exec<'e, 'a> {
                                 let (v, failed) = split_items(items);
                                 (Cow::Owned(v), failed)
                             }),
+                            Resolver::ItemStream(f) => {
+                                let source = f(self.ctx, parent, args);
+                                let (v, failed) =
+                                    self.read_item_stream(pf, source, &field_path).await?;
+                                Ok((Cow::Owned(v), failed))
+                            }
                             _ => return Err(()),
                         };
                         match resolved {
@@ -1459,6 +1726,15 @@ impl<'e, 'a> Exec<'e, 'a> {
                 }
             }
         })
+    }
+}
+
+/// The item type of a list type (nullable or not).
+fn list_item(ty: &TypeRef) -> Option<&TypeRef> {
+    match ty {
+        TypeRef::NonNull(inner) => list_item(inner),
+        TypeRef::List(item) => Some(item),
+        TypeRef::Named(_) => None,
     }
 }
 

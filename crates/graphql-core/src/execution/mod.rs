@@ -11,7 +11,7 @@ use std::sync::Arc;
 use graphql_parser::query::{Definition, Selection, SelectionSet};
 use serde_json::{Map, Value};
 
-pub use incremental::{IncrementalPayload, IncrementalStream};
+pub use incremental::{IncrementalFormat, IncrementalPayload, IncrementalStream};
 pub use request::{Request, Response};
 
 use crate::cache_control::CachePolicy;
