@@ -906,11 +906,22 @@ fn wait_for_event(
     let started = Instant::now();
     let mut seen = Vec::new();
     loop {
-        for event in events(socket) {
-            if wanted(&event) {
-                return (event, seen);
+        // One message at a time: what follows the awaited event stays for the next read.
+        match socket.read() {
+            Ok(Message::Text(text)) => {
+                let event: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                if wanted(&event) {
+                    return (event, seen);
+                }
+                seen.push(event);
             }
-            seen.push(event);
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(error))
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(error) => panic!("chat socket failed: {error}"),
         }
         assert!(
             started.elapsed() < bound,
