@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::cluster_presence::RemotePresence;
 use crate::error::{Error, Result};
 
 /// A client of a hub.
@@ -112,6 +113,9 @@ pub enum Outgoing {
     },
     /// A join or leave in one of the client's rooms.
     Presence(Arc<Presence>),
+    /// A join or leave in one of the client's rooms on another server (see
+    /// [`Hub::deliver_remote_presence`]).
+    RemotePresence(Arc<RemotePresence>),
     /// Send a ping (heartbeat).
     Ping,
     /// Close the connection with this code and reason, then forget the client.
@@ -123,6 +127,7 @@ impl Outgoing {
         match self {
             Self::Message { message, .. } => message.len(),
             Self::Presence(presence) => presence.name.len() + presence.room.len(),
+            Self::RemotePresence(presence) => presence.name.len() + presence.room.len(),
             Self::Ping | Self::Close(..) => 0,
         }
     }
@@ -152,6 +157,16 @@ pub struct Publication {
     pub message: Message,
 }
 
+/// A join or leave on this hub, numbered, for other hubs (see
+/// [`Hub::poll_membership_change`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// The hub's [`membership_version`](Hub::membership_version) after the change.
+    pub version: u64,
+    /// The join or leave.
+    pub presence: Arc<Presence>,
+}
+
 /// The hub: clients, rooms and their queues.
 #[derive(Debug)]
 pub struct Hub {
@@ -163,6 +178,9 @@ pub struct Hub {
     publish: bool,
     outbox: VecDeque<Publication>,
     shutdown_deadline: Option<Instant>,
+    membership_version: u64,
+    share_memberships: bool,
+    changes: VecDeque<MembershipChange>,
 }
 
 impl Hub {
@@ -177,6 +195,51 @@ impl Hub {
             publish: false,
             outbox: VecDeque::new(),
             shutdown_deadline: None,
+            membership_version: 0,
+            share_memberships: false,
+            changes: VecDeque::new(),
+        }
+    }
+
+    /// Also records every join and leave, numbered, for other hubs
+    /// ([`poll_membership_change`](Self::poll_membership_change)); drain them, or the
+    /// record grows.
+    pub fn enable_membership_changes(&mut self, yes: bool) {
+        self.share_memberships = yes;
+        if !yes {
+            self.changes.clear();
+        }
+    }
+
+    /// How many joins and leaves this hub has seen: the version a snapshot of
+    /// [`memberships`](Self::memberships) taken now reflects.
+    pub fn membership_version(&self) -> u64 {
+        self.membership_version
+    }
+
+    /// The next join or leave to hand to other hubs, oldest first.
+    pub fn poll_membership_change(&mut self) -> Option<MembershipChange> {
+        self.changes.pop_front()
+    }
+
+    /// Delivers another server's join or leave (see
+    /// [`PresenceView`](crate::PresenceView)) to this hub's members of its room; returns
+    /// how many queues took it.
+    pub fn deliver_remote_presence(&mut self, presence: RemotePresence) -> usize {
+        let Some((room, _)) = self.rooms.get_key_value(&*presence.room) else {
+            return 0;
+        };
+        let room = room.clone();
+        self.fan_out(&room, &Outgoing::RemotePresence(Arc::new(presence)))
+    }
+
+    fn record_change(&mut self, presence: &Arc<Presence>) {
+        self.membership_version += 1;
+        if self.share_memberships {
+            self.changes.push_back(MembershipChange {
+                version: self.membership_version,
+                presence: presence.clone(),
+            });
         }
     }
 
@@ -332,6 +395,7 @@ impl Hub {
             name,
             joined: true,
         });
+        self.record_change(&presence);
         self.fan_out(&room, &Outgoing::Presence(presence));
         Ok(())
     }
@@ -348,12 +412,14 @@ impl Hub {
         let Some(room) = client.rooms.take(room) else {
             return Ok(());
         };
-        let presence = Outgoing::Presence(Arc::new(Presence {
+        let left = Arc::new(Presence {
             room: room.clone(),
             client: id,
             name: client.name.clone(),
             joined: false,
-        }));
+        });
+        self.record_change(&left);
+        let presence = Outgoing::Presence(left);
         self.enqueue(id, presence.clone());
         if let Some(members) = self.rooms.get_mut(&room) {
             members.remove(&id);

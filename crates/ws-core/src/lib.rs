@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cluster_presence;
 mod connection;
 mod deflate;
 mod error;
@@ -13,11 +14,16 @@ mod shared_presence;
 #[cfg(feature = "tokio")]
 mod stream;
 
+pub use cluster_presence::{
+    MemberChange, NodeSnapshot, PresenceUpdate, PresenceView, RemotePresence,
+};
 pub use connection::{Connection, Limits};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, Result};
 pub use handshake::{Accepted, AuthHook, HandshakeConfig, accept, rejection_response};
-pub use hub::{ClientId, Hub, HubConfig, Outgoing, Presence, Publication, SlowConsumer};
+pub use hub::{
+    ClientId, Hub, HubConfig, MembershipChange, Outgoing, Presence, Publication, SlowConsumer,
+};
 #[cfg(feature = "redis")]
 pub use scale_out::{RedisInbox, RedisScaleOut, ScaleOut};
 #[cfg(feature = "redis")]

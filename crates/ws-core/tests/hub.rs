@@ -250,3 +250,52 @@ fn rooms_per_client_are_capped() {
     }
     assert_eq!(hub.rooms_of(ada), 3);
 }
+
+#[test]
+fn membership_changes_are_numbered_and_remote_presence_reaches_the_room() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(HubConfig::default());
+    let ada = hub.connect("ada", t0).unwrap();
+    hub.join(ada, "lobby", t0).unwrap();
+    // Counted always, recorded only when enabled.
+    assert_eq!(hub.membership_version(), 1);
+    assert_eq!(hub.poll_membership_change(), None);
+    hub.enable_membership_changes(true);
+    let bob = hub.connect("bob", t0).unwrap();
+    hub.join(bob, "lobby", t0).unwrap();
+    hub.join(bob, "lobby", t0).unwrap(); // already in: no change
+    hub.disconnect(ada, t0);
+    let changes: Vec<_> = std::iter::from_fn(|| hub.poll_membership_change())
+        .map(|change| {
+            (
+                change.version,
+                change.presence.name.to_string(),
+                change.presence.joined,
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [(2, "bob".to_owned(), true), (3, "ada".to_owned(), false)]
+    );
+    assert_eq!(hub.membership_version(), 3);
+    let _ = drain(&mut hub, bob);
+    let remote = ws_core::RemotePresence {
+        room: "lobby".into(),
+        name: "cy".into(),
+        joined: true,
+    };
+    assert_eq!(hub.deliver_remote_presence(remote.clone()), 1);
+    assert_eq!(
+        drain(&mut hub, bob),
+        [Outgoing::RemotePresence(std::sync::Arc::new(
+            remote.clone()
+        ))]
+    );
+    // A room nobody here is in gets nothing.
+    let elsewhere = ws_core::RemotePresence {
+        room: "quiet".into(),
+        ..remote
+    };
+    assert_eq!(hub.deliver_remote_presence(elsewhere), 0);
+}

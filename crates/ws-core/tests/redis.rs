@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use ws_core::{
-    Hub, HubConfig, Message, Outgoing, Publication, RedisPresence, RedisScaleOut, RemoteMember,
-    ScaleOut,
+    Hub, HubConfig, Message, Outgoing, PresenceUpdate, PresenceView, Publication, RedisPresence,
+    RedisScaleOut, RemoteMember, RemotePresence, ScaleOut,
 };
 
 #[tokio::test]
@@ -89,8 +89,12 @@ async fn presence_is_shared_and_a_silent_server_drops_out() {
     let bob = hub_b.connect("bob", now).unwrap();
     hub_b.join(bob, "lobby", now).unwrap();
 
-    a.heartbeat(&hub_a.memberships()).await.unwrap();
-    b.heartbeat(&hub_b.memberships()).await.unwrap();
+    a.heartbeat(hub_a.membership_version(), &hub_a.memberships())
+        .await
+        .unwrap();
+    b.heartbeat(hub_b.membership_version(), &hub_b.memberships())
+        .await
+        .unwrap();
     let seen_by_b = b.others().await.unwrap();
     assert_eq!(
         seen_by_b,
@@ -115,7 +119,9 @@ async fn presence_is_shared_and_a_silent_server_drops_out() {
 
     // A heartbeat replaces the snapshot: alice left one room.
     hub_a.leave(alice, "a room with spaces", now).unwrap();
-    a.heartbeat(&hub_a.memberships()).await.unwrap();
+    a.heartbeat(hub_a.membership_version(), &hub_a.memberships())
+        .await
+        .unwrap();
     let rooms: Vec<_> = b
         .others()
         .await
@@ -128,7 +134,9 @@ async fn presence_is_shared_and_a_silent_server_drops_out() {
     // A stops its heartbeats (as a killed server does): after the time to live, B lists
     // nobody, and A's node is forgotten.
     tokio::time::sleep(ttl + Duration::from_millis(300)).await;
-    b.heartbeat(&hub_b.memberships()).await.unwrap();
+    b.heartbeat(hub_b.membership_version(), &hub_b.memberships())
+        .await
+        .unwrap();
     let left = b.others().await.unwrap();
     assert!(left.is_empty(), "{left:?}");
     // B is still listed for A's successor, and a graceful stop removes it at once.
@@ -186,5 +194,142 @@ async fn relay_delivers_the_other_nodes_publications() {
             .await
             .is_err()
     );
+    task.abort();
+}
+
+/// Waits (bounded) for the next live update relayed to `inbox`.
+async fn next_update(
+    inbox: &mut tokio::sync::mpsc::UnboundedReceiver<PresenceUpdate>,
+) -> PresenceUpdate {
+    tokio::time::timeout(Duration::from_secs(5), inbox.recv())
+        .await
+        .expect("no live presence update within 5 s")
+        .expect("the relay stopped")
+}
+
+#[tokio::test]
+async fn joins_and_leaves_cross_live_and_a_stopped_or_silent_server_leaves_once() {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "REDIS_URL must be set under CI=true"
+        );
+        println!("skipped: REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("ws-core-live-presence-test-{}:", std::process::id());
+    let ttl = Duration::from_millis(900);
+    let a = RedisPresence::connect(&url, &prefix, ttl).await.unwrap();
+    let b = RedisPresence::connect(&url, &prefix, ttl).await.unwrap();
+    let (sent, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+    let relay = b.clone();
+    let task = tokio::spawn(async move {
+        relay
+            .relay(
+                Duration::from_millis(100),
+                move |update| {
+                    let _ = sent.send(update);
+                },
+                |error| panic!("the relay was interrupted: {error}"),
+            )
+            .await;
+    });
+    let mut view = PresenceView::new(b.node());
+    let now = Instant::now();
+    let mut hub_a = Hub::new(HubConfig::default());
+    hub_a.enable_membership_changes(true);
+    let ada = hub_a.connect("ada", now).unwrap();
+    // The subscription may still be starting: join and leave until a change arrives.
+    let mut first = None;
+    for _ in 0..50 {
+        hub_a.join(ada, "lobby", now).unwrap();
+        while let Some(change) = hub_a.poll_membership_change() {
+            a.announce(&change).await.unwrap();
+        }
+        if let Ok(Some(update)) =
+            tokio::time::timeout(Duration::from_millis(100), inbox.recv()).await
+        {
+            first = Some(update);
+            break;
+        }
+        hub_a.leave(ada, "lobby", now).unwrap();
+        while let Some(change) = hub_a.poll_membership_change() {
+            a.announce(&change).await.unwrap();
+        }
+    }
+    let first = first.expect("no change of A crossed to B");
+    let PresenceUpdate::Changed(change) = &first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(change.node, a.node());
+    assert_eq!((&*change.room, &*change.name), ("lobby", "ada"));
+    view.handle_update(first);
+    // Catch up with whatever else crossed, then ada is in: announced once.
+    while let Ok(Some(update)) =
+        tokio::time::timeout(Duration::from_millis(200), inbox.recv()).await
+    {
+        view.handle_update(update);
+    }
+    let announced: Vec<RemotePresence> = std::iter::from_fn(|| view.poll_event()).collect();
+    assert_eq!(
+        announced.last(),
+        Some(&RemotePresence {
+            room: "lobby".into(),
+            name: "ada".into(),
+            joined: true
+        })
+    );
+    assert_eq!(view.members("lobby"), [std::sync::Arc::from("ada")]);
+    // A sweep agrees with the live changes: nothing to announce.
+    a.heartbeat(hub_a.membership_version(), &hub_a.memberships())
+        .await
+        .unwrap();
+    view.handle_snapshots(b.snapshots().await.unwrap());
+    assert_eq!(view.poll_event(), None);
+
+    // A second member joins live; then A stops gracefully: both leave at once, once.
+    let bob = hub_a.connect("bob", now).unwrap();
+    hub_a.join(bob, "lobby", now).unwrap();
+    let change = hub_a.poll_membership_change().unwrap();
+    a.announce(&change).await.unwrap();
+    view.handle_update(next_update(&mut inbox).await);
+    assert_eq!(view.poll_event().map(|event| event.joined), Some(true));
+    a.remove().await.unwrap();
+    let gone = next_update(&mut inbox).await;
+    assert_eq!(gone, PresenceUpdate::Gone { node: a.node() });
+    view.handle_update(gone);
+    let mut left: Vec<_> = std::iter::from_fn(|| view.poll_event())
+        .map(|event| (event.name.to_string(), event.joined))
+        .collect();
+    left.sort();
+    assert_eq!(left, [("ada".to_owned(), false), ("bob".to_owned(), false)]);
+    assert!(b.snapshots().await.unwrap().is_empty());
+
+    // A third server writes one heartbeat and falls silent (SIGKILL): once its snapshot
+    // has expired, a sweep announces its member as left.
+    let c = RedisPresence::connect(&url, &prefix, ttl).await.unwrap();
+    let mut hub_c = Hub::new(HubConfig::default());
+    let cy = hub_c.connect("cy", now).unwrap();
+    hub_c.join(cy, "lobby", now).unwrap();
+    c.heartbeat(hub_c.membership_version(), &hub_c.memberships())
+        .await
+        .unwrap();
+    view.handle_snapshots(b.snapshots().await.unwrap());
+    assert_eq!(view.poll_event().map(|event| event.joined), Some(true));
+    let silent = Instant::now();
+    loop {
+        view.handle_snapshots(b.snapshots().await.unwrap());
+        if let Some(event) = view.poll_event() {
+            assert_eq!((&*event.name, event.joined), ("cy", false));
+            break;
+        }
+        assert!(
+            silent.elapsed() < ttl * 5,
+            "cy still listed {:?} after her server fell silent",
+            silent.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(view.poll_event(), None);
     task.abort();
 }

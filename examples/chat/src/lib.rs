@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use ws_core::{
     ClientId, CloseCode, Connection, DeflateConfig, HandshakeConfig, Hub, HubConfig, Limits,
-    Message, Outgoing, RedisPresence, RedisScaleOut, RemoteMember, ScaleOut, WebSocket, accept,
+    Message, Outgoing, PresenceView, RedisPresence, RedisScaleOut, ScaleOut, WebSocket, accept,
     rejection_response,
 };
 
@@ -49,10 +50,15 @@ pub struct Settings {
     /// members ([`App::run_timers`] subscribes).
     pub scale_out: Option<RedisScaleOut>,
     /// Who is in a room over every instance: `None`, this process's members only; with
-    /// [`RedisPresence`], each instance writes its members on a heartbeat (a third of the
-    /// presence's time to live) and reads the others', so that the list a member gets on
-    /// joining is the union, and the members of an instance that died (SIGKILL included)
-    /// leave it within the time to live ([`App::run_timers`] runs the heartbeat).
+    /// [`RedisPresence`], each instance tells the others of its joins and leaves as they
+    /// happen (pub/sub) and writes its members on a heartbeat (a third of the presence's
+    /// time to live), so that the list a member gets on joining is the union, a join or
+    /// leave on another instance reaches this one's members live, the members of an
+    /// instance that stops gracefully leave at once, and those of one that died (SIGKILL
+    /// included) within the time to live and a heartbeat ([`App::run_timers`] runs all
+    /// this). A member of another instance is a name: one connected there twice (two
+    /// tabs on two instances) is announced as joined once and as left when its last
+    /// connection leaves.
     pub presence: Option<RedisPresence>,
 }
 
@@ -78,6 +84,12 @@ pub struct App {
     presence: Option<RedisPresence>,
     /// Wakes the publisher when the hub has broadcasts for the other instances.
     to_publish: Notify,
+    /// Wakes the presence task when the hub has joins or leaves for the other instances.
+    to_announce: Notify,
+    /// Wakes the presence task for its goodbye ([`App::shutdown`]).
+    leaving: Notify,
+    /// The goodbye has been said (or could not be): [`App::is_drained`] waits for it.
+    said_goodbye: AtomicBool,
 }
 
 /// The hub and a wake-up handle per connected client.
@@ -85,11 +97,21 @@ pub struct App {
 struct State {
     hub: Hub,
     wakers: HashMap<ClientId, Arc<Notify>>,
-    /// The other instances' members, as of the last presence heartbeat.
-    remote: Vec<RemoteMember>,
+    /// The other instances' members, from their live joins and leaves and their
+    /// heartbeats, and the joins and leaves to announce to this hub's members.
+    view: PresenceView,
 }
 
 impl State {
+    /// Hands the other instances' joins and leaves that the view has to announce to the
+    /// members of their rooms here, and wakes those.
+    fn announce_remote(&mut self) {
+        while let Some(presence) = self.view.poll_event() {
+            self.hub.deliver_remote_presence(presence);
+        }
+        self.wake();
+    }
+
     /// Wakes the connections whose hub queue got something.
     fn wake(&mut self) {
         while let Some(id) = self.hub.poll_ready() {
@@ -132,52 +154,64 @@ impl App {
                 hub: {
                     let mut hub = Hub::new(HubConfig::default());
                     hub.enable_publishing(settings.scale_out.is_some());
+                    hub.enable_membership_changes(settings.presence.is_some());
                     hub
                 },
                 wakers: HashMap::new(),
-                remote: Vec::new(),
+                view: PresenceView::new(settings.presence.as_ref().map_or(0, RedisPresence::node)),
             }),
             scale_out: settings.scale_out,
             presence: settings.presence,
             to_publish: Notify::new(),
+            to_announce: Notify::new(),
+            leaving: Notify::new(),
+            said_goodbye: AtomicBool::new(false),
         }
     }
 
     /// Runs the hub's timers (pings, pong deadlines, the shutdown grace) forever, with
     /// [`Settings::scale_out`] the exchange of room messages with the other instances, and
-    /// with [`Settings::presence`] the presence heartbeat.
+    /// with [`Settings::presence`] the live joins and leaves, the presence heartbeat and,
+    /// on [`App::shutdown`], the goodbye.
     pub async fn run_timers(self: Arc<Self>) {
         if let Some(bus) = self.scale_out.clone() {
             tokio::spawn(publish(Arc::clone(&self), bus.clone()));
             tokio::spawn(subscribe(Arc::clone(&self), bus));
         }
         if let Some(presence) = self.presence.clone() {
-            tokio::spawn(share_presence(Arc::clone(&self), presence));
+            tokio::spawn(share_presence(Arc::clone(&self), presence.clone()));
+            tokio::spawn(hear_presence(Arc::clone(&self), presence));
         }
         heartbeats(self).await;
     }
 
-    /// Members of `room` connected to other instances, as of the last presence heartbeat
-    /// (empty without [`Settings::presence`]): (instance, id there, name).
+    /// Connections to `room` on other instances, as this instance knows them (empty
+    /// without [`Settings::presence`]): (instance, id there, name).
     pub fn remote_members(&self, room: &str) -> Vec<(u64, u64, String)> {
         self.lock()
-            .remote
-            .iter()
-            .filter(|member| &*member.room == room)
-            .map(|member| (member.node, member.client, member.name.to_string()))
+            .view
+            .connections(room)
+            .into_iter()
+            .map(|(node, client, name)| (node, client, name.to_string()))
             .collect()
     }
 
-    /// Starts a graceful shutdown: every chat connection gets 1001 after its queue drains.
+    /// Starts a graceful shutdown: every chat connection gets 1001 after its queue drains,
+    /// and with [`Settings::presence`] this instance's members are removed from the shared
+    /// presence at once, and the other instances told (they announce them as left).
     pub fn shutdown(&self) {
         let mut state = self.lock();
         state.hub.shutdown(Instant::now());
         state.wake();
+        drop(state);
+        self.leaving.notify_one();
     }
 
-    /// Whether every chat connection has gone.
+    /// Whether every chat connection has gone (and, with [`Settings::presence`], the
+    /// other instances have been told that this one stopped, or could not be).
     pub fn is_drained(&self) -> bool {
         self.lock().hub.is_empty()
+            && (self.presence.is_none() || self.said_goodbye.load(Ordering::Acquire))
     }
 
     /// Chat connections open now and rooms with at least one member (for metrics: takes
@@ -259,25 +293,90 @@ async fn subscribe(app: Arc<App>, bus: RedisScaleOut) {
     .await;
 }
 
-/// Writes this instance's members to Redis and reads the others', every third of the
-/// presence's time to live. While Redis is down the last list read is kept (and this
-/// instance's members drop out of the others' lists when its snapshot expires).
+/// Shares this instance's presence: its joins and leaves as they happen, and every third
+/// of the presence's time to live a snapshot of its members, after which it reads the
+/// others' (the sweep: it repairs changes lost on the way and finds the instances that
+/// died). While Redis is down the view is kept as it was (this instance's members drop out
+/// of the others' views when its snapshot expires). On [`App::shutdown`] it stops the
+/// heartbeats and says goodbye: the snapshot goes and the others are told at once.
 async fn share_presence(app: Arc<App>, presence: RedisPresence) {
     let every = (presence.ttl() / 3).max(Duration::from_millis(100));
-    loop {
-        let memberships = app.lock().hub.memberships();
-        let shared = match presence.heartbeat(&memberships).await {
-            Ok(()) => presence.others().await,
-            Err(error) => Err(error),
-        };
-        match shared {
-            Ok(remote) => app.lock().remote = remote,
-            Err(error) => {
-                tracing::warn!(%error, "chat presence not shared with the other instances")
+    let mut next_beat = tokio::time::Instant::now();
+    while !app.lock().hub.is_shutting_down() {
+        tokio::select! {
+            biased;
+            () = app.leaving.notified() => break,
+            () = app.to_announce.notified() => announce(&app, &presence).await,
+            () = tokio::time::sleep_until(next_beat) => {
+                announce(&app, &presence).await;
+                sweep(&app, &presence).await;
+                next_beat = tokio::time::Instant::now() + every;
             }
         }
-        tokio::time::sleep(every).await;
     }
+    if let Err(error) = presence.remove().await {
+        tracing::warn!(%error, "chat presence: the other instances were not told that this one stopped; its members leave their lists when its snapshot expires");
+    }
+    app.said_goodbye.store(true, Ordering::Release);
+}
+
+/// Tells the other instances of this hub's joins and leaves, in order. After a failure the
+/// rest wait for the next snapshot (which carries them); once shutting down, the goodbye
+/// covers them.
+async fn announce(app: &App, presence: &RedisPresence) {
+    let changes: Vec<_> = {
+        let mut state = app.lock();
+        let changes: Vec<_> = std::iter::from_fn(|| state.hub.poll_membership_change()).collect();
+        if state.hub.is_shutting_down() {
+            return;
+        }
+        changes
+    };
+    for change in &changes {
+        if let Err(error) = presence.announce(change).await {
+            tracing::warn!(%error, "chat presence: a join or leave not shared live with the other instances (the next heartbeat carries it)");
+            return;
+        }
+    }
+}
+
+/// One heartbeat and sweep.
+async fn sweep(app: &App, presence: &RedisPresence) {
+    let (version, memberships) = {
+        let state = app.lock();
+        (state.hub.membership_version(), state.hub.memberships())
+    };
+    let snapshots = match presence.heartbeat(version, &memberships).await {
+        Ok(()) => presence.snapshots().await,
+        Err(error) => Err(error),
+    };
+    match snapshots {
+        Ok(snapshots) => {
+            let mut state = app.lock();
+            state.view.handle_snapshots(snapshots);
+            state.announce_remote();
+        }
+        Err(error) => {
+            tracing::warn!(%error, "chat presence not shared with the other instances")
+        }
+    }
+}
+
+/// Hears the other instances' joins, leaves and goodbyes live, and announces them to this
+/// instance's members; when the subscription fails or ends (Redis restarting), subscribes
+/// again after a second (the sweeps catch up with what was missed).
+async fn hear_presence(app: Arc<App>, presence: RedisPresence) {
+    presence
+        .relay(
+            Duration::from_secs(1),
+            |update| {
+                let mut state = app.lock();
+                state.view.handle_update(update);
+                state.announce_remote();
+            },
+            |error| tracing::warn!(%error, "the chat's Redis presence subscription is down; subscribing again"),
+        )
+        .await;
 }
 
 /// Runs the hub's timers: pings, pong deadlines, the shutdown grace.
@@ -473,6 +572,10 @@ fn disconnect(app: &App, id: ClientId) {
     state.hub.disconnect(id, Instant::now());
     state.wakers.remove(&id);
     state.wake();
+    drop(state);
+    if app.presence.is_some() {
+        app.to_announce.notify_one();
+    }
 }
 
 fn is_closing(app: &App, id: ClientId) -> bool {
@@ -497,6 +600,9 @@ where
     drop(state);
     if app.scale_out.is_some() {
         app.to_publish.notify_one();
+    }
+    if app.presence.is_some() {
+        app.to_announce.notify_one();
     }
     open
 }
@@ -542,17 +648,13 @@ where
                     .into_iter()
                     .map(|(id, name)| json!({"id": id.get(), "name": &*name}))
                     .collect();
-                // Members on other instances (ids are per instance, so theirs are strings
-                // naming the instance; they cannot be written to directly).
+                // Members on other instances: a name each (however many connections it
+                // has there), with a string id that their joins and leaves repeat; they
+                // cannot be written to directly.
                 members.extend(
-                    state
-                        .remote
-                        .iter()
-                        .filter(|member| member.room == presence.room)
-                        .map(|member| {
-                            json!({"id": format!("{:x}-{}", member.node, member.client),
-                                   "name": &*member.name, "remote": true})
-                        }),
+                    state.view.members(&presence.room).into_iter().map(
+                        |name| json!({"id": remote_id(&name), "name": &*name, "remote": true}),
+                    ),
                 );
                 json!({"type": "presence", "room": &*presence.room, "id": presence.client.get(),
                        "name": &*presence.name, "joined": true, "members": members})
@@ -560,6 +662,10 @@ where
             Outgoing::Presence(presence) => {
                 json!({"type": "presence", "room": &*presence.room, "id": presence.client.get(),
                        "name": &*presence.name, "joined": presence.joined})
+            }
+            Outgoing::RemotePresence(presence) => {
+                json!({"type": "presence", "room": &*presence.room, "id": remote_id(&presence.name),
+                       "name": &*presence.name, "joined": presence.joined, "remote": true})
             }
             Outgoing::Ping => {
                 let _ = ws.queue(Message::Ping(bytes::Bytes::new()));
@@ -577,6 +683,13 @@ where
         }
     }
     false
+}
+
+/// The id a member of other instances has in member lists and presence events: its name
+/// (one entry however many connections it has there), as a string, never a number like
+/// this instance's ids.
+fn remote_id(name: &str) -> String {
+    format!("remote:{name}")
 }
 
 /// A room message as the hub carries it (and Redis, to the other instances): the sender's

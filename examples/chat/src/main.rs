@@ -16,7 +16,10 @@
 //! default the server's own address. On Ctrl-C or SIGTERM every chat connection is closed
 //! with 1001 after its queue drains. `PORT`, `BIND`, logging and the shutdown grace are the
 //! `serve` crate's (examples/serve). With `REDIS_URL` set, rooms are shared through Redis
-//! pub/sub (channels `chat:ROOM`) with every other instance on that Redis.
+//! pub/sub (channels `chat:ROOM`) with every other instance on that Redis, and so is
+//! presence (`chat-presence:*`): the members of the other instances are listed and their
+//! joins and leaves announced live; those of an instance stopped with Ctrl-C or SIGTERM
+//! leave at once, those of one that was killed within about 8 s.
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -55,6 +55,43 @@ fn chromium_two_pages_chat_with_presence_and_deflate() {
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
 
+/// Issue 19: two chat instances on the Redis at `REDIS_URL` (skipped without it, a failure
+/// under `CI=true`, like the browser): ada's page on one, bob's on the other, in a room of
+/// this run's own; ada sees bob join and leave live, once, and their messages cross.
+#[test]
+fn chromium_pages_on_two_instances_share_presence_and_messages() {
+    let Some(modules) = peer("PEER_NODE_MODULES") else {
+        return;
+    };
+    let Some(chromium) = peer("CHROMIUM_PATH") else {
+        return;
+    };
+    let Some(redis) = peer("REDIS_URL") else {
+        return;
+    };
+    let on_redis = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+        command.env("REDIS_URL", &redis);
+        serve::testing::Process::spawn(command)
+    };
+    let (a, b) = (on_redis(), on_redis());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let room = format!("browsers-{}-{nanos}", std::process::id());
+    let stdout = serve::testing::run(
+        Command::new("node")
+            .arg(here("peer_browser.js"))
+            .arg(a.origin())
+            .arg(b.origin())
+            .arg(&room)
+            .env("NODE_PATH", modules)
+            .env("CHROMIUM_PATH", chromium),
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
 /// Issue 22, items 1 and 2: the chat page as a user meets it (layout, nicknames, the size
 /// limit, direct messages, reconnecting). Screenshots are written to
 /// `CARGO_TARGET_TMPDIR/chat-ui/`.

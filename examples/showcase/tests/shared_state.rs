@@ -31,6 +31,12 @@ const PUBLIC_ORIGIN: &str = "http://127.0.0.1:9";
 /// Two instances sharing the Redis at `REDIS_URL` under a fresh prefix, and a SQLite file
 /// for the REST API's rows; `None` when `REDIS_URL` is unset (the test is skipped).
 fn pair(test: &str) -> Option<(Server, Server)> {
+    let mut servers = instances(test, 2)?.into_iter();
+    Some((servers.next()?, servers.next()?))
+}
+
+/// `count` instances as [`pair`] starts two.
+fn instances(test: &str, count: usize) -> Option<Vec<Server>> {
     let url = serve::testing::peer("REDIS_URL")?;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -46,9 +52,11 @@ fn pair(test: &str) -> Option<(Server, Server)> {
         ("PUBLIC_ORIGIN", PUBLIC_ORIGIN),
         ("API_SQLITE_FILE", db.as_str()),
     ];
-    let a = Server::start_shared(&url, &prefix, &env);
-    let b = Server::start_shared(&url, &prefix, &env);
-    Some((a, b))
+    Some(
+        (0..count)
+            .map(|_| Server::start_shared(&url, &prefix, &env))
+            .collect(),
+    )
 }
 
 /// A browser whose requests now go to `server`, keeping its cookies.
@@ -469,11 +477,34 @@ fn chat_presence_is_the_union_and_a_killed_instance_leaves_it() {
     }
 
     // SIGKILL A: it says goodbye to no one. Its snapshot expires 6 s after its last
-    // heartbeat (at most 2 s before the kill), and B reads every 2 s: alice leaves B's list
-    // within about 8 s; 12 s allows for a loaded machine.
+    // heartbeat (at most 2 s before the kill), and B reads every 2 s: B announces alice as
+    // left, live, within about 8 s (12 s allows for a loaded machine), once, and she leaves
+    // B's list.
+    let _ = events(&mut bob);
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     let killed = Instant::now();
+    let (_, seen) = wait_for_event(
+        &mut bob,
+        |event| is_remote_presence(event, "alice", false),
+        Duration::from_secs(12),
+    );
+    println!(
+        "a killed instance's member was announced as left after {:?}",
+        killed.elapsed()
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|event| event["type"] == "presence" && event["name"] != "alice"),
+        "{seen:?}"
+    );
+    // Two more sweeps of B: no second announcement.
+    let later = events_for(&mut bob, Duration::from_secs(5));
+    assert!(
+        !later.iter().any(|event| event["type"] == "presence"),
+        "{later:?}"
+    );
     loop {
         let members = rejoin(&mut bob, "lobby");
         if !names(&members).contains(&"alice") {
@@ -854,4 +885,202 @@ fn the_proxy_rate_limit_is_shared() {
         assert_eq!(limited.status, 429, "{limited:?}");
         assert!(limited.header("retry-after").is_some());
     }
+}
+
+/// Whether `event` is a presence event of a member of another instance.
+fn is_remote_presence(event: &serde_json::Value, name: &str, joined: bool) -> bool {
+    event["type"] == "presence"
+        && event["remote"] == true
+        && event["name"] == name
+        && event["joined"] == joined
+        && event["id"] == format!("remote:{name}")
+}
+
+/// Reads chat events until one matches `wanted`, within `bound` (else the test fails):
+/// that event, and every event read before it.
+fn wait_for_event(
+    socket: &mut tungstenite::WebSocket<TcpStream>,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+    bound: Duration,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        // One message at a time: what follows the awaited event stays for the next read.
+        match socket.read() {
+            Ok(Message::Text(text)) => {
+                let event: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                if wanted(&event) {
+                    return (event, seen);
+                }
+                seen.push(event);
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(error))
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(error) => panic!("chat socket failed: {error}"),
+        }
+        assert!(
+            started.elapsed() < bound,
+            "the awaited chat event did not come within {bound:?}; seen: {seen:?}"
+        );
+    }
+}
+
+/// Every chat event that arrives within `within`.
+fn events_for(
+    socket: &mut tungstenite::WebSocket<TcpStream>,
+    within: Duration,
+) -> Vec<serde_json::Value> {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while started.elapsed() < within {
+        out.extend(events(socket));
+    }
+    out
+}
+
+fn join(socket: &mut tungstenite::WebSocket<TcpStream>, room: &str) {
+    socket
+        .send(Message::text(
+            json!({"type": "join", "room": room}).to_string(),
+        ))
+        .unwrap();
+}
+
+/// Three instances: a member's joins and leaves on one reach the others' members live,
+/// once; a name connected on two instances (two tabs) leaves when its last connection
+/// does; an instance stopped gracefully (SIGTERM) takes its members along at once, not
+/// after the presence's 6 s expiry.
+#[cfg(unix)]
+#[test]
+fn chat_joins_and_leaves_cross_instances_live_once() {
+    let Some(servers) = instances("live-presence", 3) else {
+        return;
+    };
+    let [a, b, mut c] = <[Server; 3]>::try_from(servers).ok().unwrap();
+    let mut alice = chat_socket(&a, "alice");
+    join(&mut alice, "lobby");
+    let _ = wait_for_event(
+        &mut alice,
+        |event| event["type"] == "presence" && event["members"].is_array(),
+        Duration::from_secs(5),
+    );
+
+    // bob joins on B: alice (on A) hears it, live or at the latest with B's first
+    // heartbeat (2 s), exactly once.
+    let mut bob_b = chat_socket(&b, "bob");
+    join(&mut bob_b, "lobby");
+    let (joined, _) = wait_for_event(
+        &mut alice,
+        |event| is_remote_presence(event, "bob", true),
+        Duration::from_secs(10),
+    );
+    assert_eq!(joined["room"], "lobby");
+    // bob's second tab lands on C: alice already has bob, nothing new for her. erin
+    // joins on C after him; C announces in order, so once alice hears erin, A knows of
+    // bob's tab on C.
+    let mut bob_c = chat_socket(&c, "bob");
+    join(&mut bob_c, "lobby");
+    let _ = wait_for_event(
+        &mut bob_c,
+        |event| event["type"] == "presence" && event["members"].is_array(),
+        Duration::from_secs(5),
+    );
+    let mut erin = chat_socket(&c, "erin");
+    join(&mut erin, "lobby");
+    let (_, before) = wait_for_event(
+        &mut alice,
+        |event| is_remote_presence(event, "erin", true),
+        Duration::from_secs(10),
+    );
+    assert!(
+        !before.iter().any(|event| event["type"] == "presence"),
+        "bob's second tab was announced: {before:?}"
+    );
+    // The tab on B leaves; then carol joins on B. B announces in order, so once alice
+    // hears carol, she has heard all B said about bob: bob is still there (on C).
+    bob_b
+        .send(Message::text(
+            json!({"type": "leave", "room": "lobby"}).to_string(),
+        ))
+        .unwrap();
+    let mut carol = chat_socket(&b, "carol");
+    join(&mut carol, "lobby");
+    let (_, before) = wait_for_event(
+        &mut alice,
+        |event| is_remote_presence(event, "carol", true),
+        Duration::from_secs(10),
+    );
+    assert!(
+        !before.iter().any(|event| event["type"] == "presence"),
+        "bob was announced again, or as left while his tab on C is in the room: {before:?}"
+    );
+    // A member list taken on A now names bob once and carol, as members elsewhere.
+    let mut dave = chat_socket(&a, "dave");
+    join(&mut dave, "lobby");
+    let (list, _) = wait_for_event(
+        &mut dave,
+        |event| event["type"] == "presence" && event["members"].is_array(),
+        Duration::from_secs(5),
+    );
+    let mut listed = names(list["members"].as_array().unwrap());
+    listed.sort_unstable();
+    assert_eq!(listed, ["alice", "bob", "carol", "dave", "erin"], "{list}");
+    let _ = wait_for_event(
+        &mut alice,
+        |event| event["type"] == "presence" && event["name"] == "dave",
+        Duration::from_secs(5),
+    );
+
+    // C stops gracefully: bob's last connection goes with it, and erin. C removes its members from
+    // the shared presence and tells the others as it starts to drain, so alice hears bob
+    // leave well before the 6 s expiry could have removed him (at the earliest 4 s after
+    // the stop, its last heartbeat having been up to 2 s before).
+    let stopped = Instant::now();
+    let signal = std::process::Command::new("kill")
+        .args(["-TERM", &c.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signal.success());
+    let mut left = Vec::new();
+    while left.len() < 2 {
+        let (event, before) = wait_for_event(
+            &mut alice,
+            |event| event["type"] == "presence",
+            Duration::from_secs(4).saturating_sub(stopped.elapsed()),
+        );
+        assert!(
+            is_remote_presence(&event, "bob", false) || is_remote_presence(&event, "erin", false),
+            "{event} (after {before:?})"
+        );
+        left.push(event["name"].as_str().unwrap().to_owned());
+    }
+    println!(
+        "a gracefully stopped instance's members were announced as left after {:?}",
+        stopped.elapsed()
+    );
+    left.sort();
+    assert_eq!(left, ["bob", "erin"]);
+    let status = c.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    // carol leaves B live, once; nothing else is announced, over two more sweeps.
+    carol
+        .send(Message::text(
+            json!({"type": "leave", "room": "lobby"}).to_string(),
+        ))
+        .unwrap();
+    let _ = wait_for_event(
+        &mut alice,
+        |event| is_remote_presence(event, "carol", false),
+        Duration::from_secs(10),
+    );
+    let later = events_for(&mut alice, Duration::from_secs(5));
+    assert!(
+        !later.iter().any(|event| event["type"] == "presence"),
+        "{later:?}"
+    );
 }
