@@ -14,6 +14,9 @@
 #                 limits (default redis://127.0.0.1:6379)
 #   DATABASE_URL  the REST API's rows, PostgreSQL (default
 #                 postgres://postgres@127.0.0.1:5432/postgres)
+#   NATS_URL      the job queue's broker, NATS JetStream (default nats://127.0.0.1:4222;
+#                 set it empty to keep the jobs on Redis Streams); the job records are in
+#                 Redis either way
 #   INSTANCES     how many showcase processes (default 3)
 #   PORT          the proxy's port, the address users open (default 8080); the instances
 #                 listen on the next ports up
@@ -31,6 +34,8 @@ instances=${INSTANCES:-3}
 port=${PORT:-8080}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+export NATS_URL=${NATS_URL-nats://127.0.0.1:4222}
+[ -n "$NATS_URL" ] || unset NATS_URL
 export REDIS_PREFIX=${REDIS_PREFIX:-cluster:}
 export PUBLIC_ORIGIN="http://127.0.0.1:$port"
 # The instances believe the client address the proxy forwards (login throttling per client).
@@ -128,7 +133,7 @@ pids+=($!)
 wait_listening "$work/proxy.log" "$!" "reverse-proxy"
 echo "proxy log: $work/proxy.log.err"
 echo
-echo "open $PUBLIC_ORIGIN/   ($instances instances on Redis $REDIS_URL and $DATABASE_URL; Ctrl-C stops them)"
+echo "open $PUBLIC_ORIGIN/   ($instances instances on Redis $REDIS_URL, $DATABASE_URL${NATS_URL:+ and NATS $NATS_URL}; Ctrl-C stops them)"
 # An instance that dies is the proxy's business (health checks, retries); the cluster runs
 # until Ctrl-C or until the proxy itself exits.
 proxy_pid=${pids[-1]}
