@@ -420,12 +420,129 @@ pub struct Settings {
     /// operations per stream, how long a reservation waits to be opened.
     pub sse_limits: SseLimits,
     /// How subscription events reach the subscribers connected to other instances: `None`,
-    /// this process only; with Redis pub/sub (ws-core's [`RedisScaleOut`], the chat's
-    /// mechanism, on a prefix of its own), every instance on the same Redis and prefix
-    /// publishes its `bookAdded` events on the topic `bookAdded` and delivers the others'
-    /// to its own subscribers ([`App::run_events`] runs the exchange). Only the events
-    /// travel: each instance keeps its own books.
-    pub events: Option<RedisScaleOut>,
+    /// this process only; otherwise every instance on the same [`Events`] publishes its
+    /// `bookAdded` events there and delivers the others' to its own subscribers
+    /// ([`App::run_events`] runs the exchange). Only the events travel: each instance keeps
+    /// its own books.
+    pub events: Option<Events>,
+}
+
+/// Where `bookAdded` events travel between instances.
+#[derive(Debug, Clone)]
+pub enum Events {
+    /// Redis pub/sub: ws-core's [`RedisScaleOut`] (the chat's mechanism, on a prefix of its
+    /// own), topic `bookAdded`. It subscribes again every second while Redis is away.
+    Redis(RedisScaleOut),
+    /// NATS core pub/sub (feature `nats`): one subject all instances publish on and
+    /// subscribe to; each event carries its instance's id in the header
+    /// [`ORIGIN_HEADER`], so an instance delivers only the others' (its own subscribers
+    /// already have its events). The client reconnects and subscribes again by itself.
+    /// Delivery is at most once, as with Redis pub/sub: an event published while the
+    /// connection is down is lost, which suits live notifications.
+    #[cfg(feature = "nats")]
+    Nats(NatsEvents),
+}
+
+/// The header that names the instance a NATS event comes from.
+#[cfg(feature = "nats")]
+pub const ORIGIN_HEADER: &str = "Bk-Origin";
+
+/// A NATS connection and the subject of `bookAdded` events ([`Events::Nats`]).
+#[cfg(feature = "nats")]
+#[derive(Debug, Clone)]
+pub struct NatsEvents {
+    client: async_nats::Client,
+    subject: String,
+}
+
+#[cfg(feature = "nats")]
+impl NatsEvents {
+    /// Connects to the NATS server at `url` (`nats://host:port`); events go on `subject`
+    /// (for example `showcase.graphql.bookAdded`: instances that should share events use
+    /// the same subject). Fails when the server cannot be reached or the subject is not a
+    /// plain subject (no wildcards, no empty tokens, no white space).
+    pub async fn connect(url: &str, subject: &str) -> Result<Self, String> {
+        let plain = !subject.is_empty()
+            && subject.split('.').all(|token| {
+                !token.is_empty()
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'*' && b != b'>')
+            });
+        if !plain {
+            return Err(format!("{subject:?} is not a plain NATS subject"));
+        }
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(NatsEvents {
+            client,
+            subject: subject.to_owned(),
+        })
+    }
+
+    /// Publishes this process's events and delivers the others' until the process ends.
+    async fn run(self, mut outbox: mpsc::Receiver<Value>, library: Arc<Library>) {
+        use futures_util::StreamExt as _;
+        let origin = instance_id();
+        let NatsEvents { client, subject } = self;
+        let publisher = client.clone();
+        let (to, from) = (subject.clone(), origin.clone());
+        let publish = async move {
+            while let Some(book) = outbox.recv().await {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(ORIGIN_HEADER, from.as_str());
+                let payload = Bytes::from(book.to_string());
+                if let Err(error) = publisher
+                    .publish_with_headers(to.clone(), headers, payload)
+                    .await
+                {
+                    tracing::warn!(%error, "bookAdded event not shared with the other instances");
+                }
+            }
+        };
+        let deliver = async move {
+            loop {
+                match client.subscribe(subject.clone()).await {
+                    Ok(mut subscriber) => {
+                        while let Some(message) = subscriber.next().await {
+                            let own = message
+                                .headers
+                                .as_ref()
+                                .and_then(|headers| headers.get(ORIGIN_HEADER))
+                                .is_some_and(|value| value.as_str() == origin);
+                            if own {
+                                continue;
+                            }
+                            // Another instance's event: to this process's subscribers only.
+                            if let Ok(book) = serde_json::from_slice::<Value>(&message.payload) {
+                                let _ = library.added.send(book);
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "GraphQL events from other instances are paused; subscribing again");
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        tokio::join!(publish, deliver);
+    }
+}
+
+/// 16 random bytes in hex: this process's id among the instances (a clock and the process
+/// id if the system's random source fails, which is unique enough for skipping echoes).
+#[cfg(feature = "nats")]
+fn instance_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        return format!("{nanos:x}-{:x}", std::process::id());
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl Default for Settings {
@@ -472,7 +589,7 @@ pub struct App {
     /// Open graphql-transport-ws connections (see [`App::websocket_connections`]).
     ws_connections: Arc<AtomicUsize>,
     /// [`Settings::events`] and the events waiting for it, until [`App::run_events`].
-    events: Mutex<Option<(RedisScaleOut, mpsc::Receiver<Value>)>>,
+    events: Mutex<Option<(Events, mpsc::Receiver<Value>)>>,
 }
 
 /// One single-connection stream: the sending end its operations write events to, and the
@@ -521,12 +638,17 @@ impl App {
 
     /// With [`Settings::events`], exchanges `bookAdded` events with the other instances for
     /// as long as it runs: publishes this process's, and delivers theirs to this process's
-    /// subscribers (subscribing again every second while Redis is away). Without it, or
+    /// subscribers (subscribing again every second while Redis or NATS is away). Without it, or
     /// when called a second time, returns at once. Spawn it next to the server.
     pub async fn run_events(self: Arc<Self>) {
         let taken = self.events.lock().ok().and_then(|mut events| events.take());
-        let Some((bus, mut outbox)) = taken else {
+        let Some((events, mut outbox)) = taken else {
             return;
+        };
+        let bus = match events {
+            Events::Redis(bus) => bus,
+            #[cfg(feature = "nats")]
+            Events::Nats(nats) => return nats.run(outbox, Arc::clone(&self.library)).await,
         };
         let publisher = bus.clone();
         let publish = async move {

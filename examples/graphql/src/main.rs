@@ -38,13 +38,14 @@
 //!
 //! A subscription: `subscription { bookAdded { title } }` over the WebSocket, then add a book
 //! with the mutation above. With `REDIS_URL` set, several instances share their `bookAdded`
-//! events (Redis pub/sub, channel `graphql:bookAdded`). `PORT`, `BIND`, logging and the
+//! events (Redis pub/sub, channel `graphql:bookAdded`); with `NATS_URL` and the `nats`
+//! feature, over NATS instead (subject `graphql.bookAdded`). `PORT`, `BIND`, logging and the
 //! shutdown are the `serve` crate's (examples/serve).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use graphql::{App, Settings};
+use graphql::{App, Events, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -54,19 +55,33 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), serve::Error> {
     let server = serve::Server::bind(8080).await?;
-    // With REDIS_URL, subscribers on every instance get every instance's events.
-    let events = match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(
-            ws_core::RedisScaleOut::connect(&url, "graphql:")
-                .await
-                .map_err(|error| format!("REDIS_URL: {error}"))?,
-        ),
-        _ => None,
-    };
+    // With NATS_URL (feature `nats`) or REDIS_URL, subscribers on every instance get every
+    // instance's events.
+    let events = events().await?;
     let app = Arc::new(App::new(Settings {
         events,
         ..Settings::default()
     })?);
     tokio::spawn(Arc::clone(&app).run_events());
     server.serve(app).await
+}
+
+/// `NATS_URL` (with the `nats` feature), else `REDIS_URL`, else none.
+async fn events() -> Result<Option<Events>, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|url| !url.is_empty());
+    #[cfg(feature = "nats")]
+    if let Some(url) = var("NATS_URL") {
+        let nats = graphql::NatsEvents::connect(&url, "graphql.bookAdded")
+            .await
+            .map_err(|error| format!("NATS_URL: {error}"))?;
+        return Ok(Some(Events::Nats(nats)));
+    }
+    match var("REDIS_URL") {
+        Some(url) => Ok(Some(Events::Redis(
+            ws_core::RedisScaleOut::connect(&url, "graphql:")
+                .await
+                .map_err(|error| format!("REDIS_URL: {error}"))?,
+        ))),
+        None => Ok(None),
+    }
 }

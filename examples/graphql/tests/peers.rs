@@ -17,11 +17,11 @@ use std::process::Command;
 use serde_json::{Value, json};
 use serve::testing::{Process, peer};
 
-/// The example alone: without `REDIS_URL`, so that the `bookAdded` events of the servers
+/// The example alone: without `REDIS_URL` and `NATS_URL`, so that the `bookAdded` events of the servers
 /// other tests run at the same time (which would share them through Redis) never reach it.
 fn start() -> Process {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_graphql"));
-    command.env_remove("REDIS_URL");
+    command.env_remove("REDIS_URL").env_remove("NATS_URL");
     Process::spawn(command)
 }
 

@@ -166,10 +166,15 @@ impl Showcase {
             shared_sessions: shared.map(|shared| shared.oauth_login_sessions.clone()),
             ..oauth_login::Settings::new(&format!("{origin}/oauth"), origin)
         });
+        // NATS JetStream for the task queue and NATS core subjects for GraphQL's events
+        // (NATS_URL), else Redis (REDIS_URL), else this process.
+        let nats = std::env::var("NATS_URL").ok().filter(|url| !url.is_empty());
+        let (graphql_events, graphql_engine) =
+            shared::graphql_events(shared, nats.as_deref()).await?;
         let graphql = Arc::new(graphql::App::new(graphql::Settings {
             base_path: "/graphql".to_owned(),
             allowed_origins: origins.clone(),
-            events: shared.map(|shared| shared.graphql_events.clone()),
+            events: graphql_events,
             ..graphql::Settings::default()
         })?);
         let proxy = reverse_proxy::App::new(&reverse_proxy::Settings {
@@ -188,7 +193,6 @@ impl Showcase {
         let cookies = cookies::CookieDemo::new(&origins, shared)?;
         // The embedded broker and memory, or NATS JetStream (NATS_URL) or Redis Streams
         // with the records in Redis (REDIS_URL); the workers start with the timers.
-        let nats = std::env::var("NATS_URL").ok().filter(|url| !url.is_empty());
         let jobs = task_queue::App::new(shared::jobs_settings(shared, nats.as_deref()))
             .await
             .map_err(|error| format!("the task queue at /jobs: {error}"))?;
@@ -234,7 +238,7 @@ impl Showcase {
             graphql,
             metrics,
             api_index,
-            engines: shared::engines_section(shared, api_engine, &jobs_engine),
+            engines: shared::engines_section(shared, api_engine, &jobs_engine, &graphql_engine),
         })
     }
 

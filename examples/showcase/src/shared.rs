@@ -216,8 +216,57 @@ pub(crate) fn jobs_settings(shared: Option<&Shared>, nats: Option<&str>) -> task
     settings
 }
 
+/// GraphQL's `bookAdded` events between instances, and what the landing page says of
+/// them: with `nats` (`NATS_URL`), NATS core pub/sub on the subject
+/// `{prefix}.graphql.bookAdded` (the key prefix made a subject token, as [`jobs_prefix`]
+/// makes it a stream name); else with `shared` (`REDIS_URL`), Redis pub/sub; else none.
+pub(crate) async fn graphql_events(
+    shared: Option<&Shared>,
+    nats: Option<&str>,
+) -> Result<(Option<graphql::Events>, String), String> {
+    if let Some(url) = nats {
+        let prefix = shared.map_or(DEFAULT_PREFIX, |shared| shared.prefix.as_str());
+        let name = token(prefix);
+        let name = if name.is_empty() {
+            "showcase"
+        } else {
+            name.as_str()
+        };
+        let subject = format!("{name}.graphql.bookAdded");
+        let place = place_with(url, 4222);
+        let events = graphql::NatsEvents::connect(url, &subject)
+            .await
+            .map_err(|error| {
+                format!(
+                    "NATS_URL: cannot use the NATS at {place}: {error} (unset NATS_URL to \
+                     keep the task queue and GraphQL's events off NATS)"
+                )
+            })?;
+        let engine = format!("NATS at {} (core pub/sub)", serve::page::escape(&place));
+        return Ok((Some(graphql::Events::Nats(events)), engine));
+    }
+    Ok(match shared {
+        Some(shared) => (
+            Some(graphql::Events::Redis(shared.graphql_events.clone())),
+            format!("Redis at {}", serve::page::escape(&shared.place)),
+        ),
+        None => (None, "memory".to_owned()),
+    })
+}
+
 /// `A-Z a-z 0-9 - _` only (what broker-core takes in a stream name), then `-jobs`.
 fn jobs_prefix(prefix: &str) -> String {
+    let name = token(prefix);
+    if name.is_empty() {
+        "jobs".to_owned()
+    } else {
+        format!("{name}-jobs")
+    }
+}
+
+/// The key prefix with every character outside `A-Z a-z 0-9 - _` made `-` and the `-` at
+/// its ends trimmed: a stream name's part, a subject's token (empty when nothing is left).
+fn token(prefix: &str) -> String {
     let name: String = prefix
         .chars()
         .map(|c| {
@@ -228,12 +277,7 @@ fn jobs_prefix(prefix: &str) -> String {
             }
         })
         .collect();
-    let name = name.trim_matches('-');
-    if name.is_empty() {
-        "jobs".to_owned()
-    } else {
-        format!("{name}-jobs")
-    }
+    name.trim_matches('-').to_owned()
 }
 
 /// What the landing page says the task queue runs on, from its broker (`embedded`,
@@ -265,7 +309,13 @@ pub(crate) fn jobs_engine(
 /// `database` is the REST API's engine (`"SQLite"` or `"PostgreSQL"`), which follows
 /// `DATABASE_URL` rather than `REDIS_URL`.
 /// `jobs` is the task queue's line ([`jobs_engine`]).
-pub(crate) fn engines_section(shared: Option<&Shared>, database: &str, jobs: &str) -> String {
+/// `graphql` is the engine of GraphQL's subscription events ([`graphql_events`]).
+pub(crate) fn engines_section(
+    shared: Option<&Shared>,
+    database: &str,
+    jobs: &str,
+    graphql: &str,
+) -> String {
     let engine = match shared {
         Some(shared) => format!("Redis at {}", serve::page::escape(&shared.place)),
         None => "memory".to_owned(),
@@ -279,7 +329,6 @@ pub(crate) fn engines_section(shared: Option<&Shared>, database: &str, jobs: &st
         ("cookie key ring", "/cookies/"),
         ("Idempotency-Key responses", "/api/"),
         ("chat room fan-out and presence", "/chat/"),
-        ("GraphQL subscription events", "/graphql/"),
         ("rate limit of /proxy/origin/limited", "/proxy/"),
     ];
     let mut rows = format!(
@@ -291,6 +340,10 @@ pub(crate) fn engines_section(shared: Option<&Shared>, database: &str, jobs: &st
             "<tr><td>{piece}</td><td><code>{mount}</code></td><td class=\"engine\">{engine}</td></tr>"
         ));
     }
+    rows.push_str(&format!(
+        "<tr id=\"engine-graphql\"><td>GraphQL subscription events</td><td><code>/graphql/\
+         </code></td><td class=\"engine\">{graphql}</td></tr>"
+    ));
     rows.push_str(&format!(
         "<tr id=\"engine-jobs\"><td>task queue: broker, job records, Idempotency-Keys, \
          inbox</td><td><code>/jobs/</code></td><td class=\"engine\">{jobs}</td></tr>"
@@ -306,8 +359,9 @@ pub(crate) fn engines_section(shared: Option<&Shared>, database: &str, jobs: &st
         "<section id=\"engines\"><h2>Where the state lives</h2><p>{how} The REST \
          API's rows are in PostgreSQL when <code>DATABASE_URL</code> is set, else in \
          SQLite; the task queue's broker is NATS JetStream when <code>NATS_URL</code> is \
-         set, else Redis Streams with <code>REDIS_URL</code>, else embedded; the other \
-         examples' state stays in this process.</p>\
+         set, else Redis Streams with <code>REDIS_URL</code>, else embedded, and GraphQL's \
+         subscription events cross instances over NATS when <code>NATS_URL</code> is set, \
+         else over Redis; the other examples' state stays in this process.</p>\
          <table><thead><tr><th>state</th><th>used by</th><th>engine</th></tr></thead>\
          <tbody>{rows}</tbody></table></section>"
     )
@@ -327,7 +381,11 @@ mod tests {
         assert_eq!(place("redis://cache.local"), "cache.local:6379");
         assert_eq!(place("rediss://u:p@[::1]:7000/0"), "[::1]:7000");
         let jobs = jobs_engine("embedded", "memory", None, None);
-        let page = engines_section(None, "SQLite", &jobs);
+        let page = engines_section(None, "SQLite", &jobs, "memory");
+        assert!(
+            page.contains("<tr id=\"engine-graphql\"><td>GraphQL subscription events</td>"),
+            "{page}"
+        );
         assert!(page.contains("<td class=\"engine\">memory</td>"), "{page}");
         assert!(
             page.contains(

@@ -37,6 +37,11 @@ fn pair(test: &str) -> Option<(Server, Server)> {
 
 /// `count` instances as [`pair`] starts two.
 fn instances(test: &str, count: usize) -> Option<Vec<Server>> {
+    instances_with(test, count, &[])
+}
+
+/// [`instances`], each with `extra` in its environment as well.
+fn instances_with(test: &str, count: usize, extra: &[(&str, &str)]) -> Option<Vec<Server>> {
     let url = serve::testing::peer("REDIS_URL")?;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -48,10 +53,11 @@ fn instances(test: &str, count: usize) -> Option<Vec<Server>> {
         std::process::id()
     ));
     let db = db.to_str().unwrap().to_owned();
-    let env = [
+    let mut env = vec![
         ("PUBLIC_ORIGIN", PUBLIC_ORIGIN),
         ("API_SQLITE_FILE", db.as_str()),
     ];
+    env.extend_from_slice(extra);
     Some(
         (0..count)
             .map(|_| Server::start_shared(&url, &prefix, &env))
@@ -598,6 +604,33 @@ fn a_graphql_subscription_on_one_instance_gets_the_other_instances_events() {
     let Some((a, b)) = pair("graphql") else {
         return;
     };
+    book_events_cross(&a, &b);
+}
+
+#[test]
+fn with_nats_graphql_events_cross_the_instances_over_nats() {
+    // The instances share Redis (their key prefix names the NATS subject) and NATS.
+    let Some(nats) = serve::testing::peer("NATS_URL") else {
+        return;
+    };
+    let Some(servers) = instances_with("graphql-nats", 2, &[("NATS_URL", nats.as_str())]) else {
+        return;
+    };
+    let (a, b) = (&servers[0], &servers[1]);
+    let landing = a.client().get("/");
+    assert!(
+        landing
+            .body
+            .contains("<td class=\"engine\">NATS at 127.0.0.1:4222 (core pub/sub)</td>"),
+        "{}",
+        landing.body
+    );
+    book_events_cross(a, b);
+}
+
+/// A `bookAdded` event of A reaches the subscribers on A and B once each, and one of B
+/// likewise.
+fn book_events_cross(a: &Server, b: &Server) {
     let mut on_b = book_subscription(&b);
     let mut on_a = book_subscription(&a);
     // The mutation on A reaches the subscriber on B, and A's own subscriber once (the
