@@ -631,15 +631,15 @@ fn with_nats_graphql_events_cross_the_instances_over_nats() {
 /// A `bookAdded` event of A reaches the subscribers on A and B once each, and one of B
 /// likewise.
 fn book_events_cross(a: &Server, b: &Server) {
-    let mut on_b = book_subscription(&b);
-    let mut on_a = book_subscription(&a);
+    let mut on_b = book_subscription(b);
+    let mut on_a = book_subscription(a);
     // The mutation on A reaches the subscriber on B, and A's own subscriber once (the
     // instances' Redis subscriptions and A's subscribe may still be starting: a few tries,
     // each with a title of its own, until both subscribers see one).
     let mut crossed = None;
     for attempt in 0..30 {
         let title = format!("Made on A {attempt}");
-        add_book(&a, &title);
+        add_book(a, &title);
         let on_b_titles = books_added(&mut on_b);
         let on_a_titles = books_added(&mut on_a);
         if on_b_titles.contains(&title) && on_a_titles.contains(&title) {
@@ -658,7 +658,7 @@ fn book_events_cross(a: &Server, b: &Server) {
     let later = books_added(&mut on_a);
     assert!(!later.contains(&title), "{later:?}");
     // And the other way round, once each.
-    add_book(&b, "Made on B");
+    add_book(b, "Made on B");
     std::thread::sleep(Duration::from_millis(300));
     let mut on_a_titles = books_added(&mut on_a);
     on_a_titles.retain(|seen| seen == "Made on B");
