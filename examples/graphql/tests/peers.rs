@@ -25,20 +25,28 @@ fn start() -> Process {
     Process::spawn(command)
 }
 
+/// Runs tests/peers/`script` with node (the npm peers on `NODE_PATH`) and `args`; gives
+/// the JSON it prints.
+fn node(modules: &str, script: &str, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(script);
+    let stdout = serve::testing::run(
+        Command::new("node")
+            .arg(script)
+            .args(args)
+            .env("NODE_PATH", modules),
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
 #[test]
 fn graphql_ws_client_subscribes_receives_and_completes() {
     let Some(modules) = peer("PEER_NODE_MODULES") else {
         return;
     };
     let server = start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/graphql_ws.js");
-    let stdout = serve::testing::run(
-        Command::new("node")
-            .arg(script)
-            .arg(server.origin())
-            .env("NODE_PATH", modules),
-    );
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let seen = node(&modules, "graphql_ws.js", &[&server.origin()]);
     assert_eq!(
         seen["events"],
         serde_json::json!([
@@ -61,14 +69,7 @@ fn meros_reads_incremental_delivery_in_both_formats() {
         return;
     };
     let server = start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/meros_multipart.js");
-    let stdout = serve::testing::run(
-        Command::new("node")
-            .arg(script)
-            .arg(server.origin())
-            .env("NODE_PATH", modules),
-    );
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let seen = node(&modules, "meros_multipart.js", &[&server.origin()]);
     let complete = json!({"books": [{"title": "A Wizard of Earthsea"}, {"title": "The Dispossessed"}],
                           "book": {"id": "1", "year": 1968, "author": {"name": "Ursula K. Le Guin"}}});
     let current = &seen["current"];
@@ -109,14 +110,8 @@ fn graphql_http_audits_all_pass() {
         return;
     };
     let server = start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/audit.js");
-    let stdout = serve::testing::run(
-        Command::new("node")
-            .arg(script)
-            .arg(format!("{}/graphql", server.origin()))
-            .env("NODE_PATH", modules),
-    );
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let endpoint = format!("{}/graphql", server.origin());
+    let report = node(&modules, "audit.js", &[&endpoint]);
     let failed: Vec<&Value> = report["results"]
         .as_array()
         .unwrap()
@@ -137,15 +132,7 @@ fn graphql_http_audits_all_pass() {
 fn graphql_sse_client(mode: &str) -> Option<Vec<Value>> {
     let modules = peer("PEER_NODE_MODULES")?;
     let server = start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/graphql_sse.js");
-    let stdout = serve::testing::run(
-        Command::new("node")
-            .arg(script)
-            .arg(server.origin())
-            .arg(mode)
-            .env("NODE_PATH", modules),
-    );
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let seen = node(&modules, "graphql_sse.js", &[&server.origin(), mode]);
     // @defer and @stream: the payloads as successive `next` events, in order.
     assert_eq!(
         seen["incremental"],

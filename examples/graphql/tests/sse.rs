@@ -404,8 +404,18 @@ impl GetWith for Process {
 /// Serves an [`graphql::App`] in this process, to read its counters.
 fn serve_in_process(settings: graphql::Settings) -> (Arc<graphql::App>, SocketAddr) {
     let app = Arc::new(graphql::App::new(settings).unwrap());
+    let (addr, _done) = serve_until(Arc::clone(&app), std::future::pending());
+    (app, addr)
+}
+
+/// Serves `app` on its own runtime until `stop` completes; the receiver gets the instant
+/// the server's drain ended.
+fn serve_until(
+    app: Arc<graphql::App>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (SocketAddr, std::sync::mpsc::Receiver<Instant>) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let served = Arc::clone(&app);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -417,10 +427,11 @@ fn serve_in_process(settings: graphql::Settings) -> (Arc<graphql::App>, SocketAd
                 .await
                 .unwrap();
             addr_tx.send(server.local_addr()).unwrap();
-            let _ = server.serve_until(served, std::future::pending()).await;
+            let _ = server.serve_until(app, stop).await;
+            let _ = done_tx.send(Instant::now());
         });
     });
-    (app, addr_rx.recv().unwrap())
+    (addr_rx.recv().unwrap(), done_rx)
 }
 
 fn eventually(what: &str, check: impl Fn() -> bool) {
@@ -524,29 +535,10 @@ fn shutdown_closes_websockets_with_1001_and_ends_event_streams() {
     use tungstenite::client::IntoClientRequest;
 
     let app = Arc::new(graphql::App::new(graphql::Settings::default()).unwrap());
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let served = Arc::clone(&app);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let server = serve::Server::bind_addr("127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            addr_tx.send(server.local_addr()).unwrap();
-            let stop = async {
-                let _ = stop_rx.await;
-            };
-            let _ = server.serve_until(served, stop).await;
-            done_tx.send(Instant::now()).unwrap();
-        });
+    let (addr, done_rx) = serve_until(Arc::clone(&app), async {
+        let _ = stop_rx.await;
     });
-    let addr = addr_rx.recv().unwrap();
 
     let socket = TcpStream::connect(addr).unwrap();
     socket
