@@ -8,7 +8,7 @@ use std::hint::black_box;
 use async_graphql::{EmptyMutation, EmptySubscription, Object, SimpleObject};
 use criterion::{Criterion, criterion_group, criterion_main};
 use graphql_core::{Context, Request, Resolver, Schema};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 const ITEMS: usize = 1000;
 
@@ -105,19 +105,37 @@ mod peer_juniper {
 
 /// With the default document cache (4 MiB): a repeated document skips parsing and validation.
 fn ours() -> Schema {
-    ours_with(4 << 20)
+    ours_with(4 << 20, Items::Direct)
 }
 
-fn ours_with(document_cache: usize) -> Schema {
-    Schema::build(
-        "type Query { hello: String! items: [Item!]! }
-         type Item { a: Int! b: String! c: Boolean! d: Float! e: String! }",
-    )
-    .resolver("Query", "hello", Resolver::sync(|_, _, _| Ok(json!("world"))))
-    .resolver(
-        "Query",
-        "items",
-        Resolver::sync(|_, _, _| {
+/// How our `items` resolver builds its 1000 objects.
+#[derive(Clone, Copy)]
+enum Items {
+    /// `serde_json::Map` inserts of values built directly (as the peers build their structs).
+    Direct,
+    /// serde_json's `json!` macro, which passes every value through `to_value` (a second
+    /// copy of each string): the resolver of the runs before 2026-12-05 05:30 UTC.
+    JsonMacro,
+}
+
+fn ours_with(document_cache: usize, items: Items) -> Schema {
+    let items = match items {
+        Items::Direct => Resolver::sync(|_, _, _| {
+            Ok(Value::Array(
+                (0..ITEMS)
+                    .map(|i| {
+                        let mut item = Map::new();
+                        item.insert("a".to_owned(), Value::from(i));
+                        item.insert("b".to_owned(), Value::String(format!("b{i}")));
+                        item.insert("c".to_owned(), Value::Bool(i % 2 == 0));
+                        item.insert("d".to_owned(), Value::from(i as f64 / 2.0));
+                        item.insert("e".to_owned(), Value::String("e".to_owned()));
+                        Value::Object(item)
+                    })
+                    .collect(),
+            ))
+        }),
+        Items::JsonMacro => Resolver::sync(|_, _, _| {
             Ok(Value::Array(
                 (0..ITEMS)
                     .map(|i| {
@@ -126,7 +144,17 @@ fn ours_with(document_cache: usize) -> Schema {
                     .collect(),
             ))
         }),
+    };
+    Schema::build(
+        "type Query { hello: String! items: [Item!]! }
+         type Item { a: Int! b: String! c: Boolean! d: Float! e: String! }",
     )
+    .resolver(
+        "Query",
+        "hello",
+        Resolver::sync(|_, _, _| Ok(json!("world"))),
+    )
+    .resolver("Query", "items", items)
     .document_cache(document_cache)
     .finish()
     .expect("schema")
@@ -137,7 +165,8 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let schema = ours();
-    let uncached = ours_with(0);
+    let uncached = ours_with(0, Items::Direct);
+    let json_macro = ours_with(4 << 20, Items::JsonMacro);
     let peer = async_graphql::Schema::new(Query, EmptyMutation, EmptySubscription);
     let juniper_schema = peer_juniper::schema();
     let ctx = Context::default();
@@ -192,6 +221,20 @@ fn bench(c: &mut Criterion) {
                 black_box(response.to_json())
             })
         });
+        if name == "list_1000x5" {
+            let m: Value = serde_json::from_str(
+                &rt.block_on(json_macro.execute(&Request::new(query), &ctx))
+                    .to_json(),
+            )
+            .expect("ours, json! items");
+            assert_eq!(a, m, "{name}: the two item resolvers differ");
+            group.bench_function("graphql-core-json-macro-items", |bench| {
+                bench.iter(|| {
+                    let response = rt.block_on(json_macro.execute(black_box(&request), &ctx));
+                    black_box(response.to_json())
+                })
+            });
+        }
         if name != "introspection" {
             let j: Value =
                 serde_json::from_str(&peer_juniper::run(&juniper_schema, query)).expect("juniper");

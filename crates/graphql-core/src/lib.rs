@@ -16,6 +16,7 @@ mod literal;
 mod multipart;
 mod names;
 mod over_http;
+mod parser;
 mod persisted;
 mod resolver;
 mod response;

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "response",
             "resolver",
             "lexer",
+            "parser",
             "literal",
             "document",
             "document_cache",

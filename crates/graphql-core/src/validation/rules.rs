@@ -956,6 +956,11 @@ fn same_arguments<'a>(a: &[(&'a str, AstValue<'a>)], b: &[(&'a str, AstValue<'a>
 
 /// 5.3.2: fields with the same response name can merge (FieldsInSetCanMerge).
 pub(super) fn field_selection_merging(cx: &mut Cx<'_, '_>) {
+    // A set of fields with distinct response names and no fragments has no pair to
+    // compare (nested sets are checked on their own): most documents are only such sets.
+    if cx.sets.iter().all(|(_, set)| distinct_fields_only(set)) {
+        return;
+    }
     let problems = {
         let mut merger = Merger {
             cx,
@@ -966,6 +971,9 @@ pub(super) fn field_selection_merging(cx: &mut Cx<'_, '_>) {
         };
         let mut problems = Vec::new();
         for (parent, set) in cx.sets_in_document_order() {
+            if distinct_fields_only(set) {
+                continue;
+            }
             for c in merger.within_set(parent, set) {
                 let mut at = c.fields1;
                 at.extend(c.fields2);
@@ -983,6 +991,28 @@ pub(super) fn field_selection_merging(cx: &mut Cx<'_, '_>) {
     for (m, p) in problems {
         cx.error(m, &p);
     }
+}
+
+/// Whether `set` holds only fields (no fragment spread, no inline fragment), each with its
+/// own response name; larger sets are not checked and count as `false`.
+fn distinct_fields_only<'a>(set: &SelectionSet<'a, &'a str>) -> bool {
+    fn response_name<'a>(item: &Selection<'a, &'a str>) -> Option<&'a str> {
+        match item {
+            Selection::Field(f) => Some(f.alias.unwrap_or(f.name)),
+            _ => None,
+        }
+    }
+    if set.items.len() > 32 {
+        return false;
+    }
+    set.items.iter().enumerate().all(|(i, item)| {
+        response_name(item).is_some_and(|n| {
+            set.items
+                .iter()
+                .take(i)
+                .all(|earlier| response_name(earlier) != Some(n))
+        })
+    })
 }
 
 // ---------------------------------------------------------------------------------------
