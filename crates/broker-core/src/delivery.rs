@@ -841,3 +841,65 @@ impl QueueCore {
         self.dead.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn flight(seq: u64) -> InFlight {
+        InFlight {
+            seq,
+            envelope: Envelope::new("x"),
+            deadline: Instant::now(),
+            consumer: Arc::from("c"),
+        }
+    }
+
+    #[test]
+    fn a_long_held_delivery_moves_out_of_the_ring() {
+        let mut table = InFlightTable::default();
+        table.insert(0, flight(0));
+        for tag in 1..10_000 {
+            table.insert(tag, flight(tag));
+            assert!(table.discard(tag));
+        }
+        assert_eq!(table.len(), 1);
+        // No slot is kept for each of the 9,999 tags settled after the held one.
+        assert!(table.slots.len() <= 300, "{} slots", table.slots.len());
+        assert_eq!(table.get(&0).map(|f| f.seq), Some(0));
+        assert_eq!(table.iter().map(|(t, _)| t).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(table.remove(&0).map(|f| f.seq), Some(0));
+        assert_eq!(table.len(), 0);
+        assert!(table.remove(&0).is_none());
+        assert!(!table.discard(5));
+    }
+
+    #[test]
+    fn tags_behind_or_far_ahead_of_the_ring_are_kept() {
+        let mut table = InFlightTable::default();
+        for tag in 0..1000 {
+            table.insert(tag, flight(tag));
+        }
+        for tag in 0..1000 {
+            assert_eq!(table.remove(&tag).map(|f| f.seq), Some(tag));
+        }
+        // An extension puts an old tag back; new tags go on after it.
+        table.insert(3, flight(3));
+        table.insert(1000, flight(1000));
+        table.insert(1001, flight(1001));
+        // A jump far ahead starts the ring again there.
+        table.insert(1_000_000, flight(1_000_000));
+        assert_eq!(table.len(), 4);
+        assert!(table.slots.len() < 300, "{} slots", table.slots.len());
+        let mut tags: Vec<u64> = table.iter().map(|(t, _)| t).collect();
+        tags.sort_unstable();
+        assert_eq!(tags, vec![3, 1000, 1001, 1_000_000]);
+        for tag in [1000, 3, 1_000_000, 1001] {
+            assert_eq!(table.get(&tag).map(|f| f.seq), Some(tag));
+            assert!(table.discard(tag));
+        }
+        assert_eq!(table.len(), 0);
+        assert!(table.get(&1001).is_none());
+    }
+}
