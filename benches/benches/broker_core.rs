@@ -160,6 +160,7 @@ fn measure_cpu<'a>(
     server: &str,
     rt: &tokio::runtime::Runtime,
     rounds: usize,
+    per_round: usize,
     mut round: impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
 ) {
     let server_pid = pid_of(server);
@@ -170,7 +171,7 @@ fn measure_cpu<'a>(
     }
     let wall = start.elapsed();
     let after = (cpu_ticks("self"), server_pid.as_deref().and_then(cpu_ticks));
-    let n = (rounds * ROUND) as f64;
+    let n = (rounds * per_round) as f64;
     let per = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(a), Some(b)) => format!("{:.2} us", (b - a) as f64 * 10_000.0 / n),
         _ => "n/a".into(),
@@ -186,17 +187,26 @@ fn measure_cpu<'a>(
 /// The adapter's round: publishes issued together (each awaits its confirmation, so they
 /// pipeline), then fetch `BATCH_NET` at a time and ack each batch together.
 async fn adapter_round<B: Broker>(broker: &B, queue: &str, payload: &Bytes) {
+    adapter_round_n(broker, queue, payload, ROUND, Duration::ZERO).await;
+}
+
+/// [`adapter_round`] with `n` messages, fetching with `wait` (a push-based backend such
+/// as MQTT hands messages to the client as they arrive, so a fetch waits for them).
+async fn adapter_round_n<B: Broker>(
+    broker: &B,
+    queue: &str,
+    payload: &Bytes,
+    n: usize,
+    wait: Duration,
+) {
     let published = futures_util::future::join_all(
-        (0..ROUND).map(|_| broker.publish(queue, Envelope::new(payload.clone()))),
+        (0..n).map(|_| broker.publish(queue, Envelope::new(payload.clone()))),
     )
     .await;
     assert!(published.iter().all(Result::is_ok));
     let mut seen = 0;
-    while seen < ROUND {
-        let got = broker
-            .fetch(queue, "c", BATCH_NET, Duration::ZERO)
-            .await
-            .unwrap();
+    while seen < n {
+        let got = broker.fetch(queue, "c", BATCH_NET, wait).await.unwrap();
         for d in &got {
             black_box(d.envelope.payload());
         }
@@ -211,14 +221,22 @@ async fn adapter_round<B: Broker>(broker: &B, queue: &str, payload: &Bytes) {
 /// The batch API's round: one `publish_batch` of `ROUND` messages, then fetch
 /// `BATCH_NET` at a time and ack each batch with one `settle_batch`.
 async fn adapter_batch_round<B: Broker>(broker: &B, queue: &str, payload: &Bytes) {
-    let envelopes = (0..ROUND).map(|_| Envelope::new(payload.clone())).collect();
+    adapter_batch_round_n(broker, queue, payload, ROUND, Duration::ZERO).await;
+}
+
+/// [`adapter_batch_round`] with `n` messages, fetching with `wait`.
+async fn adapter_batch_round_n<B: Broker>(
+    broker: &B,
+    queue: &str,
+    payload: &Bytes,
+    n: usize,
+    wait: Duration,
+) {
+    let envelopes = (0..n).map(|_| Envelope::new(payload.clone())).collect();
     broker.publish_batch(queue, envelopes).await.unwrap();
     let mut seen = 0;
-    while seen < ROUND {
-        let got = broker
-            .fetch(queue, "c", BATCH_NET, Duration::ZERO)
-            .await
-            .unwrap();
+    while seen < n {
+        let got = broker.fetch(queue, "c", BATCH_NET, wait).await.unwrap();
         for d in &got {
             black_box(d.envelope.payload());
         }
@@ -328,13 +346,18 @@ fn nats_bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(nats_raw(&js, &consumer, &subject, &payload)))
     });
     group.finish();
-    measure_cpu("nats adapter", "nats-server", &rt, 20, || {
+    measure_cpu("nats adapter", "nats-server", &rt, 20, ROUND, || {
         Box::pin(adapter_round(&broker, "ours", &payload))
     });
-    measure_cpu("nats adapter batch api", "nats-server", &rt, 20, || {
-        Box::pin(adapter_batch_round(&broker, "ours", &payload))
-    });
-    measure_cpu("nats raw", "nats-server", &rt, 20, || {
+    measure_cpu(
+        "nats adapter batch api",
+        "nats-server",
+        &rt,
+        20,
+        ROUND,
+        || Box::pin(adapter_batch_round(&broker, "ours", &payload)),
+    );
+    measure_cpu("nats raw", "nats-server", &rt, 20, ROUND, || {
         Box::pin(nats_raw(&js, &consumer, &subject, &payload))
     });
     rt.block_on(async {
@@ -431,14 +454,19 @@ fn redis_bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(redis_raw(&mut conn.clone(), &key, &payload)))
     });
     group.finish();
-    measure_cpu("redis adapter", "redis-server", &rt, 20, || {
+    measure_cpu("redis adapter", "redis-server", &rt, 20, ROUND, || {
         Box::pin(adapter_round(&broker, "ours", &payload))
     });
-    measure_cpu("redis adapter batch api", "redis-server", &rt, 20, || {
-        Box::pin(adapter_batch_round(&broker, "ours", &payload))
-    });
+    measure_cpu(
+        "redis adapter batch api",
+        "redis-server",
+        &rt,
+        20,
+        ROUND,
+        || Box::pin(adapter_batch_round(&broker, "ours", &payload)),
+    );
     let raw_conn = conn.clone();
-    measure_cpu("redis raw", "redis-server", &rt, 20, || {
+    measure_cpu("redis raw", "redis-server", &rt, 20, ROUND, || {
         let mut conn = raw_conn.clone();
         let key = key.clone();
         let payload = payload.clone();
@@ -460,5 +488,333 @@ fn redis_bench(c: &mut Criterion) {
     });
 }
 
-criterion::criterion_group!(benches, handoff, nats_bench, redis_bench);
+/// Raw lapin: publishes with confirms on a confirm-mode channel (to the default exchange,
+/// `mandatory`, persistent, a `message-id` per message: what the adapter sets besides its
+/// headers table), all sent before any confirm is awaited, the confirms awaited together; then a long-lived consumer with
+/// `basic.qos` `BATCH_NET` takes `BATCH_NET` deliveries at a time and acks each batch.
+async fn amqp_raw(
+    channel: &lapin::Channel,
+    mut consumer: lapin::Consumer,
+    queue: &lapin::types::ShortString,
+    payload: &Bytes,
+) {
+    use futures_util::StreamExt;
+    // All publishes framed at once (pipelined), then every confirm awaited together.
+    let published = futures_util::future::join_all((0..ROUND).map(|_| {
+        let props = lapin::BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(broker_core::MessageId::new().to_string().into());
+        channel.basic_publish(
+            "".into(),
+            queue.clone(),
+            lapin::options::BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            payload,
+            props,
+        )
+    }))
+    .await;
+    let confirms = published.into_iter().map(Result::unwrap);
+    for confirm in futures_util::future::join_all(confirms).await {
+        assert!(matches!(confirm.unwrap(), lapin::Confirmation::Ack(None)));
+    }
+    let mut seen = 0;
+    while seen < ROUND {
+        let mut got = Vec::with_capacity(BATCH_NET);
+        while got.len() < BATCH_NET && seen + got.len() < ROUND {
+            let delivery = consumer.next().await.unwrap().unwrap();
+            black_box(&delivery.data);
+            got.push(delivery);
+        }
+        let acked = futures_util::future::join_all(
+            got.iter()
+                .map(|d| d.acker.ack(lapin::options::BasicAckOptions::default())),
+        )
+        .await;
+        assert!(acked.iter().all(Result::is_ok));
+        seen += got.len();
+    }
+}
+
+fn amqp_bench(c: &mut Criterion) {
+    let Ok(url) = std::env::var("AMQP_URL") else {
+        println!("skipped: AMQP_URL is not set");
+        return;
+    };
+    let rt = runtime();
+    let _entered = rt.enter();
+    let prefix = format!("bench{}.", std::process::id());
+    let broker = rt
+        .block_on(broker_core::AmqpBroker::connect(&url, &prefix))
+        .unwrap();
+    rt.block_on(broker.declare("ours", &QueueConfig::default()))
+        .unwrap();
+    let queue: lapin::types::ShortString = format!("{prefix}raw").as_str().into();
+    let (connection, channel, consumer) = rt.block_on(async {
+        let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        channel
+            .queue_declare(
+                queue.clone(),
+                lapin::options::QueueDeclareOptions::durable(),
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let consume = connection.create_channel().await.unwrap();
+        consume
+            .basic_qos(BATCH_NET as u16, lapin::options::BasicQosOptions::default())
+            .await
+            .unwrap();
+        let consumer = consume
+            .basic_consume(
+                queue.clone(),
+                "bench".into(),
+                lapin::options::BasicConsumeOptions::default(),
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        (connection, channel, consumer)
+    });
+    let payload = Bytes::from(vec![b'x'; 16]);
+    let mut group = c.benchmark_group("broker_core/amqp_publish_consume_16B");
+    group.throughput(Throughput::Elements(ROUND as u64));
+    group.sample_size(10);
+    group.bench_function("adapter", |b| {
+        b.iter(|| rt.block_on(adapter_round(&broker, "ours", &payload)))
+    });
+    group.bench_function("adapter_batch_api", |b| {
+        b.iter(|| rt.block_on(adapter_batch_round(&broker, "ours", &payload)))
+    });
+    group.bench_function("raw_lapin", |b| {
+        b.iter(|| rt.block_on(amqp_raw(&channel, consumer.clone(), &queue, &payload)))
+    });
+    group.finish();
+    measure_cpu("amqp adapter", "beam.smp", &rt, 20, ROUND, || {
+        Box::pin(adapter_round(&broker, "ours", &payload))
+    });
+    measure_cpu("amqp adapter batch api", "beam.smp", &rt, 20, ROUND, || {
+        Box::pin(adapter_batch_round(&broker, "ours", &payload))
+    });
+    measure_cpu("amqp raw", "beam.smp", &rt, 20, ROUND, || {
+        Box::pin(amqp_raw(&channel, consumer.clone(), &queue, &payload))
+    });
+    rt.block_on(async {
+        broker.delete_topology().await.unwrap();
+        channel
+            .queue_delete(queue.clone(), lapin::options::QueueDeleteOptions::default())
+            .await
+            .unwrap();
+        let _ = connection.close(200, "done".into()).await;
+    });
+}
+
+/// Messages per round of the MQTT benches: Mosquitto keeps at most 1,000 queued QoS 1
+/// messages per session by default (`max_queued_messages`) and drops the rest, and a
+/// round publishes all of its messages before it consumes them.
+const ROUND_MQTT: usize = 500;
+
+/// The two raw rumqttc connections (MQTT 5) and what their event loops forward.
+struct MqttRaw {
+    publisher: rumqttc::v5::AsyncClient,
+    /// One item per PUBACK the publisher received.
+    pubacks: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<()>>,
+    consumer: rumqttc::v5::AsyncClient,
+    incoming: tokio::sync::Mutex<
+        tokio::sync::mpsc::UnboundedReceiver<rumqttc::v5::mqttbytes::v5::Publish>,
+    >,
+    topic: String,
+}
+
+/// Raw rumqttc at QoS 1: `ROUND_MQTT` publishes (one user property, a message id, as the
+/// adapter's `bk-id`), every PUBACK awaited; the consumer (persistent session, shared
+/// subscription, manual acks, as the adapter's) takes what has arrived, up to
+/// `BATCH_NET`, and PUBACKs each.
+async fn mqtt_raw(raw: &MqttRaw, payload: &Bytes) {
+    use rumqttc::v5::mqttbytes::QoS;
+    for _ in 0..ROUND_MQTT {
+        let mut props = rumqttc::v5::mqttbytes::v5::PublishProperties::default();
+        props
+            .user_properties
+            .push(("id".into(), broker_core::MessageId::new().to_string()));
+        raw.publisher
+            .publish_with_properties(
+                raw.topic.as_str(),
+                QoS::AtLeastOnce,
+                false,
+                payload.clone(),
+                props,
+            )
+            .await
+            .unwrap();
+    }
+    {
+        let mut pubacks = raw.pubacks.lock().await;
+        for _ in 0..ROUND_MQTT {
+            pubacks.recv().await.unwrap();
+        }
+    }
+    let mut incoming = raw.incoming.lock().await;
+    let mut seen = 0;
+    while seen < ROUND_MQTT {
+        let mut got = vec![incoming.recv().await.unwrap()];
+        while got.len() < BATCH_NET {
+            match incoming.try_recv() {
+                Ok(p) => got.push(p),
+                Err(_) => break,
+            }
+        }
+        for p in &got {
+            black_box(&p.payload);
+            raw.consumer.ack(p).await.unwrap();
+        }
+        seen += got.len();
+    }
+}
+
+fn mqtt_raw_connect(url: &str, pid: u32) -> MqttRaw {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let address = url
+        .trim_start_matches("mqtt://")
+        .trim_start_matches("tcp://")
+        .trim_end_matches('/');
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, "1883"));
+    let port: u16 = port.parse().unwrap();
+    let options = |id: String| {
+        let mut o = MqttOptions::new(id, host, port);
+        o.set_max_packet_size(Some(4 * 1024 * 1024));
+        o.set_receive_maximum(Some(256));
+        o
+    };
+    let (publisher, mut publisher_loop) =
+        AsyncClient::new(options(format!("bench-{pid}-raw-p")), 64);
+    let (ack_tx, pubacks) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match publisher_loop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    let _ = ack_tx.send(());
+                }
+                Ok(_) => {}
+                Err(e) => panic!("raw MQTT publisher: {e}"),
+            }
+        }
+    });
+    let mut consumer_options = options(format!("bench-{pid}-raw-c"));
+    consumer_options.set_manual_acks(true);
+    consumer_options.set_clean_start(false);
+    consumer_options.set_session_expiry_interval(Some(60));
+    let (consumer, mut consumer_loop) = AsyncClient::new(consumer_options, 64);
+    let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match consumer_loop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = tx.send(p);
+                }
+                Ok(_) => {}
+                Err(e) => panic!("raw MQTT consumer: {e}"),
+            }
+        }
+    });
+    let topic = format!("bench/{pid}/raw");
+    MqttRaw {
+        publisher,
+        pubacks: tokio::sync::Mutex::new(pubacks),
+        consumer,
+        incoming: tokio::sync::Mutex::new(incoming),
+        topic,
+    }
+    .subscribed(QoS::AtLeastOnce)
+}
+
+impl MqttRaw {
+    fn subscribed(self, qos: rumqttc::v5::mqttbytes::QoS) -> Self {
+        // Sent when the runtime next runs the event loop; the caller waits for the SUBACK.
+        self.consumer
+            .try_subscribe(format!("$share/raw/{}", self.topic), qos)
+            .unwrap();
+        self
+    }
+}
+
+fn mqtt_bench(c: &mut Criterion) {
+    let Ok(url) = std::env::var("MQTT_URL") else {
+        println!("skipped: MQTT_URL is not set");
+        return;
+    };
+    let rt = runtime();
+    let _entered = rt.enter();
+    let pid = std::process::id();
+    let prefix = format!("bench/{pid}");
+    let broker = rt
+        .block_on(broker_core::MqttBroker::connect(&url, &prefix))
+        .unwrap();
+    rt.block_on(broker.declare("ours", &QueueConfig::default()))
+        .unwrap();
+    let raw = mqtt_raw_connect(&url, pid);
+    // The SUBACK: nothing else to wait on without a handle on the event loop.
+    rt.block_on(tokio::time::sleep(Duration::from_millis(500)));
+    let payload = Bytes::from(vec![b'x'; 16]);
+    let wait = Duration::from_secs(5);
+    let mut group = c.benchmark_group("broker_core/mqtt_publish_consume_16B");
+    group.throughput(Throughput::Elements(ROUND_MQTT as u64));
+    group.sample_size(10);
+    group.bench_function("adapter", |b| {
+        b.iter(|| rt.block_on(adapter_round_n(&broker, "ours", &payload, ROUND_MQTT, wait)))
+    });
+    group.bench_function("adapter_batch_api", |b| {
+        b.iter(|| {
+            rt.block_on(adapter_batch_round_n(
+                &broker, "ours", &payload, ROUND_MQTT, wait,
+            ))
+        })
+    });
+    group.bench_function("raw_rumqttc", |b| {
+        b.iter(|| rt.block_on(mqtt_raw(&raw, &payload)))
+    });
+    group.finish();
+    measure_cpu("mqtt adapter", "mosquitto", &rt, 20, ROUND_MQTT, || {
+        Box::pin(adapter_round_n(&broker, "ours", &payload, ROUND_MQTT, wait))
+    });
+    measure_cpu(
+        "mqtt adapter batch api",
+        "mosquitto",
+        &rt,
+        20,
+        ROUND_MQTT,
+        || {
+            Box::pin(adapter_batch_round_n(
+                &broker, "ours", &payload, ROUND_MQTT, wait,
+            ))
+        },
+    );
+    measure_cpu("mqtt raw", "mosquitto", &rt, 20, ROUND_MQTT, || {
+        Box::pin(mqtt_raw(&raw, &payload))
+    });
+    rt.block_on(async {
+        broker.delete_sessions().await.unwrap();
+        broker.close().await;
+    });
+}
+
+criterion::criterion_group!(
+    benches,
+    handoff,
+    nats_bench,
+    redis_bench,
+    amqp_bench,
+    mqtt_bench
+);
 criterion::criterion_main!(benches);

@@ -68,6 +68,9 @@ const DEAD_AT: &str = "bk-dead-at";
 const DELAY_QUEUE_IDLE: Duration = Duration::from_secs(60);
 /// How often the ack-deadline reaper looks at least.
 const REAPER_IDLE: Duration = Duration::from_secs(1);
+/// How long a fetch without a wait gives the messages a `basic.get` reported ready to arrive
+/// through its short-lived consumer (they only fail to when another consumer took them).
+const STRAGGLER_WAIT: Duration = Duration::from_millis(50);
 /// Reply queues are server-named; a `reply-to` must name one of them.
 const REPLY_PREFIX: &str = "amq.gen-";
 /// Headers the server adds when it dead-letters or redelivers; not part of the envelope.
@@ -312,6 +315,16 @@ fn dead_at(props: &BasicProperties) -> SystemTime {
         .and_then(|v| header_text(DEAD_AT, v).ok())
         .and_then(|ms| ms.parse::<u64>().ok())
         .map_or(UNIX_EPOCH, |ms| UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// What a publisher confirm says about one publish.
+fn confirmed(confirm: Confirmation, unroutable: &impl Fn() -> Error) -> Result<()> {
+    match confirm {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(unroutable()),
+        Confirmation::Nack(None) => Err(backend("the server nacked the publish")),
+        Confirmation::NotRequested => Err(backend("no publisher confirm")),
+    }
 }
 
 fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
@@ -674,12 +687,68 @@ impl Inner {
                     .map_err(backend)?
                     .await
                     .map_err(backend)?;
-                match confirm {
-                    Confirmation::Ack(None) => Ok(()),
-                    Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(unroutable()),
-                    Confirmation::Nack(None) => Err(backend("the server nacked the publish")),
-                    Confirmation::NotRequested => Err(backend("no publisher confirm")),
+                confirmed(confirm, &unroutable)
+            }
+            .await;
+            match outcome {
+                Err(Error::Backend { .. })
+                    if attempt == 1 && !session.connection.status().connected() =>
+                {
+                    continue;
                 }
+                other => return other,
+            }
+        }
+    }
+
+    /// Publishes all of `envelopes` to `queue` before waiting for their confirms, which
+    /// the server then sends together: one round trip for the batch instead of one per
+    /// message. The first failure is returned; the others may have been stored.
+    async fn publish_all_to_queue(&self, queue: &str, envelopes: &[Envelope]) -> Result<()> {
+        let exchange = short(&self.direct_exchange())?;
+        let work = short(&self.work_name(queue))?;
+        let unroutable = || Error::UnknownQueue(queue.to_owned());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let session = self.session().await?;
+            let outcome = async {
+                let channel = self.publish_channel(&session).await?;
+                let options = BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                };
+                // Each publish is framed and queued when first polled, in this order; the
+                // futures then only wait for the socket write.
+                let sent = futures_util::future::join_all(envelopes.iter().map(|envelope| {
+                    channel.basic_publish(
+                        exchange.clone(),
+                        work.clone(),
+                        options,
+                        envelope.payload(),
+                        properties(envelope, None),
+                    )
+                }))
+                .await;
+                let mut confirms = Vec::with_capacity(sent.len());
+                let mut first_error = None;
+                for outcome in sent {
+                    match outcome {
+                        Ok(confirm) => confirms.push(confirm),
+                        Err(e) => {
+                            first_error.get_or_insert(backend(e));
+                        }
+                    }
+                }
+                for confirm in futures_util::future::join_all(confirms).await {
+                    if let Err(e) = confirm
+                        .map_err(backend)
+                        .and_then(|c| confirmed(c, &unroutable))
+                    {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                first_error.map_or(Ok(()), Err)
             }
             .await;
             match outcome {
@@ -868,24 +937,33 @@ impl Inner {
         let channel = &consume.channel;
         let work = short(&self.work_name(queue))?;
         let mut out = Vec::new();
+        let mut take = n;
+        let mut deadline = wait;
         if wait < Duration::from_millis(5) {
-            // Nothing to wait for: pull what is there, one `basic.get` each.
-            for _ in 0..n {
-                match channel
-                    .basic_get(work.clone(), BasicGetOptions::default())
-                    .await
-                    .map_err(backend)?
-                {
-                    Some(message) => out.push(message.delivery),
-                    None => break,
-                }
+            // Nothing to wait for: take what is there. A `basic.get` takes the first and
+            // says how many more are ready; those are pushed by a short-lived consumer
+            // (the server sends a consumer's messages at once, where each `basic.get` is a
+            // round trip and costs the server more).
+            let Some(first) = channel
+                .basic_get(work.clone(), BasicGetOptions::default())
+                .await
+                .map_err(backend)?
+            else {
+                return Ok(out);
+            };
+            let ready = u16::try_from(first.message_count).unwrap_or(u16::MAX);
+            out.push(first.delivery);
+            take = n.saturating_sub(1).min(ready);
+            if take == 0 {
+                return Ok(out);
             }
-            return Ok(out);
+            // They are ready: only another consumer taking them first makes this wait.
+            deadline = STRAGGLER_WAIT;
         }
         let mut consumer = {
             let _serial = consume.subscribe.lock().await;
             channel
-                .basic_qos(n, BasicQosOptions { global: false })
+                .basic_qos(take, BasicQosOptions { global: false })
                 .await
                 .map_err(backend)?;
             channel
@@ -898,13 +976,26 @@ impl Inner {
                 .await
                 .map_err(backend)?
         };
-        let first = tokio::time::timeout(wait, consumer.next()).await;
+        // With a wait: until the first delivery. Without (the rest of a `basic.get`):
+        // until all `take` came, as they were ready.
+        let wanted = if wait < Duration::from_millis(5) {
+            out.len() + usize::from(take)
+        } else {
+            1
+        };
+        let until = Instant::now() + deadline;
         let mut cancelled_by_server = false;
-        match first {
-            Ok(Some(Ok(delivery))) => out.push(delivery),
-            Ok(Some(Err(e))) => return Err(backend(e)),
-            Ok(None) => cancelled_by_server = true,
-            Err(_) => {}
+        while out.len() < wanted {
+            match tokio::time::timeout_at(until, consumer.next()).await {
+                Ok(Some(Ok(delivery))) => out.push(delivery),
+                Ok(Some(Err(e))) if out.is_empty() => return Err(backend(e)),
+                Ok(Some(Err(_))) => break,
+                Ok(None) => {
+                    cancelled_by_server = true;
+                    break;
+                }
+                Err(_) => break,
+            }
         }
         if !cancelled_by_server {
             channel
@@ -977,6 +1068,57 @@ impl Broker for AmqpBroker {
         self.inner.publish_to_queue(queue, &envelope).await
     }
 
+    /// All publishes are sent before their confirms are awaited together.
+    async fn publish_batch(&self, queue: &str, envelopes: Vec<Envelope>) -> Result<()> {
+        self.inner.config(queue)?;
+        let mut envelopes = envelopes;
+        for envelope in &mut envelopes {
+            refuse_ordering_key("amqp", envelope)?;
+            envelope.set_attempt(0);
+        }
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        self.inner.publish_all_to_queue(queue, &envelopes).await
+    }
+
+    /// Acks are sent together (a `basic.ack` has no answer to wait for); other
+    /// settlements one after the other.
+    async fn settle_batch(
+        &self,
+        deliveries: &[Delivery],
+        settlement: Settlement,
+    ) -> Vec<Result<Disposition>> {
+        if settlement != Settlement::Ack {
+            let mut out = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                out.push(self.settle(delivery, settlement.clone()).await);
+            }
+            return out;
+        }
+        let inner = &self.inner;
+        let taken: Vec<Result<(InFlight, u64, &str)>> = deliveries
+            .iter()
+            .map(|delivery| {
+                let DeliveryToken::Amqp { token, consumer } = &delivery.token else {
+                    return Err(Error::StaleDelivery);
+                };
+                inner.config(&delivery.queue)?;
+                let held = inner.take(*token).ok_or(Error::StaleDelivery)?;
+                Ok((held, *token, consumer.as_str()))
+            })
+            .collect();
+        let acks = taken.into_iter().map(|taken| async move {
+            let (held, token, consumer) = taken?;
+            let outcome = inner.finish(&held, &Disposition::Removed).await;
+            inner
+                .held
+                .release(&held.queue, consumer, &token.to_string());
+            outcome.map(|()| Disposition::Removed)
+        });
+        futures_util::future::join_all(acks).await
+    }
+
     async fn fetch(
         &self,
         queue: &str,
@@ -1008,6 +1150,7 @@ impl Broker for AmqpBroker {
             }
         };
         let mut out = Vec::with_capacity(raw.len());
+        let shared_queue: Arc<str> = Arc::from(queue);
         for d in raw {
             let payload = Bytes::from(d.data);
             let (mut envelope, count) = match from_properties(&d.properties, payload.clone()) {
@@ -1059,7 +1202,7 @@ impl Broker for AmqpBroker {
                     .hold(queue, consumer, &token.to_string(), ack_wait);
             }
             out.push(Delivery {
-                queue: queue.into(),
+                queue: Arc::clone(&shared_queue),
                 envelope,
                 token: DeliveryToken::Amqp {
                     token,

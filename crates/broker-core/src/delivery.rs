@@ -154,6 +154,143 @@ impl Hasher for TagHasher {
 
 type TagMap<V> = HashMap<u64, V, BuildHasherDefault<TagHasher>>;
 
+/// The deliveries in flight by tag. Tags are handed out in sequence and most deliveries
+/// are settled in about the order they were handed out, so they live in a ring of slots
+/// indexed by `tag - base` (no hashing); the ring's front moves on as the oldest ones are
+/// settled. A delivery held much longer than those after it (the ring would keep one slot
+/// per later tag behind it) is moved to a map, so memory stays proportional to what is in
+/// flight.
+#[derive(Debug, Default)]
+struct InFlightTable {
+    /// The tag of `slots[0]`.
+    base: u64,
+    slots: VecDeque<Option<InFlight>>,
+    /// Deliveries older than `base`.
+    stragglers: TagMap<InFlight>,
+    len: usize,
+}
+
+impl InFlightTable {
+    fn slot(&self, tag: u64) -> Option<usize> {
+        let index = usize::try_from(tag.checked_sub(self.base)?).ok()?;
+        (index < self.slots.len()).then_some(index)
+    }
+
+    fn get(&self, tag: &u64) -> Option<&InFlight> {
+        match self.slot(*tag) {
+            Some(index) => self.slots.get(index).and_then(Option::as_ref),
+            None => self.stragglers.get(tag),
+        }
+    }
+
+    fn insert(&mut self, tag: u64, flight: InFlight) {
+        // The usual case: the next tag in sequence goes to the back.
+        if usize::try_from(tag.wrapping_sub(self.base)).ok() == Some(self.slots.len()) {
+            self.slots.push_back(Some(flight));
+            self.len += 1;
+            if self.slots.len() > 2 * self.len + 256 {
+                self.compact();
+            }
+            return;
+        }
+        let replaced = if tag < self.base {
+            self.stragglers.insert(tag, flight)
+        } else {
+            let mut index = usize::try_from(tag - self.base).unwrap_or(usize::MAX);
+            if index > self.slots.len().saturating_add(256) {
+                // Far ahead of the ring (it was emptied, then one old delivery was put
+                // back): what the ring holds moves to the map and the ring starts here.
+                let base = self.base;
+                for (tag, slot) in (base..).zip(self.slots.drain(..)) {
+                    if let Some(held) = slot {
+                        self.stragglers.insert(tag, held);
+                    }
+                }
+                self.base = tag;
+                index = 0;
+            }
+            if index >= self.slots.len() {
+                // New tags come in sequence; a gap (never expected) is filled with empties.
+                self.slots.resize_with(index, || None);
+                self.slots.push_back(Some(flight));
+                None
+            } else {
+                self.slots.get_mut(index).and_then(|s| s.replace(flight))
+            }
+        };
+        if replaced.is_none() {
+            self.len += 1;
+        }
+        self.compact();
+    }
+
+    fn remove(&mut self, tag: &u64) -> Option<InFlight> {
+        let flight = match self.slot(*tag) {
+            Some(index) => self.slots.get_mut(index).and_then(Option::take),
+            None => self.stragglers.remove(tag),
+        }?;
+        self.len -= 1;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(flight)
+    }
+
+    /// Drops the delivery `tag` in place; whether it was there.
+    fn discard(&mut self, tag: u64) -> bool {
+        let found = match self.slot(tag).and_then(|index| self.slots.get_mut(index)) {
+            Some(slot) if slot.is_some() => {
+                *slot = None;
+                true
+            }
+            Some(_) => false,
+            None => self.stragglers.remove(&tag).is_some(),
+        };
+        if found {
+            self.len -= 1;
+            while let Some(None) = self.slots.front() {
+                self.slots.pop_front();
+                self.base += 1;
+            }
+        }
+        found
+    }
+
+    /// Moves long-held deliveries at the front to `stragglers` while the ring holds many
+    /// more slots than deliveries (amortized O(1) per delivery).
+    fn compact(&mut self) {
+        if self.slots.len() <= 2 * self.len + 256 {
+            return;
+        }
+        while self.slots.len() > self.len + 128 {
+            let Some(front) = self.slots.pop_front() else {
+                break;
+            };
+            if let Some(flight) = front {
+                self.stragglers.insert(self.base, flight);
+            }
+            self.base += 1;
+        }
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &InFlight)> {
+        let base = self.base;
+        (base..)
+            .zip(self.slots.iter())
+            .filter_map(|(tag, slot)| slot.as_ref().map(|f| (tag, f)))
+            .chain(self.stragglers.iter().map(|(tag, f)| (*tag, f)))
+    }
+}
+
 /// One queue's delivery bookkeeping, driven by `handle_*(…, now)` and `poll_*`.
 #[derive(Debug)]
 pub struct QueueCore {
@@ -167,7 +304,7 @@ pub struct QueueCore {
     /// the front.
     ready: VecDeque<(u64, Envelope)>,
     delayed: BTreeMap<(Instant, u64), Envelope>,
-    in_flight: TagMap<InFlight>,
+    in_flight: InFlightTable,
     /// `(deadline, tag)` sorted, as deliveries were handed out (the ack wait is the same
     /// for all, so a new one goes to the back). Entries of settled or extended deliveries
     /// stay until they reach the front or outnumber the live ones (then they are swept);
@@ -179,6 +316,8 @@ pub struct QueueCore {
     held: HashMap<Arc<str>, usize>,
     /// The last consumer name seen, shared by its in-flight entries.
     last_consumer: Option<Arc<str>>,
+    /// The last `now` a delivery was stamped at, and its wall-clock time.
+    last_wall: Option<(Instant, SystemTime)>,
     /// Ordering keys with a message in flight or waiting for a retry.
     busy_keys: HashSet<String>,
     /// Injected delivery faults (the simulator), if any.
@@ -205,12 +344,13 @@ impl QueueCore {
             next_tag: 0,
             ready: VecDeque::new(),
             delayed: BTreeMap::new(),
-            in_flight: TagMap::default(),
+            in_flight: InFlightTable::default(),
             deadlines: VecDeque::new(),
             dead: VecDeque::new(),
             jitter: JitterSource::seeded(seed),
             held: HashMap::new(),
             last_consumer: None,
+            last_wall: None,
             busy_keys: HashSet::new(),
             faults: None,
         }
@@ -268,6 +408,18 @@ impl QueueCore {
         &self.config
     }
 
+    /// [`wall`](Self::wall), computed once for the deliveries of one fetch (same `now`).
+    fn wall_cached(&mut self, now: Instant) -> SystemTime {
+        match self.last_wall {
+            Some((at, wall)) if at == now => wall,
+            _ => {
+                let wall = self.wall(now);
+                self.last_wall = Some((now, wall));
+                wall
+            }
+        }
+    }
+
     fn wall(&self, now: Instant) -> SystemTime {
         let offset = now.saturating_duration_since(self.origin.0);
         self.origin.1.checked_add(offset).unwrap_or(self.origin.1)
@@ -295,11 +447,11 @@ impl QueueCore {
         if waiting.saturating_add(envelopes.len()) > self.config.max_ready {
             return Err(self.full());
         }
-        let wall = self.wall(now);
+        let wall = crate::envelope::to_millis(self.wall(now));
         self.ready.reserve(envelopes.len());
         for mut envelope in envelopes {
             envelope.set_attempt(0);
-            envelope.set_published_at(wall);
+            envelope.set_published_at_millis(wall);
             self.enqueue(envelope);
         }
         Ok(())
@@ -396,7 +548,7 @@ impl QueueCore {
             self.busy_keys.insert(key.to_owned());
         }
         envelope.set_attempt(envelope.attempt().saturating_add(1));
-        envelope.set_delivered_at(Some(self.wall(now)));
+        envelope.set_delivered_at(Some(self.wall_cached(now)));
         let tag = self.next_tag;
         self.next_tag += 1;
         let deadline = now + self.config.ack_wait;
@@ -472,6 +624,18 @@ impl QueueCore {
         settlement: &Settlement,
         now: Instant,
     ) -> Result<Disposition> {
+        if *settlement == Settlement::Ack
+            && self.config.prefetch.is_none()
+            && self.busy_keys.is_empty()
+        {
+            // The common case: nothing to release or free, so the entry is dropped where
+            // it lies instead of being moved out. The jitter is drawn as on every path.
+            if !self.in_flight.discard(tag) {
+                return Err(Error::StaleDelivery);
+            }
+            let _ = self.jitter.next_unit();
+            return Ok(Disposition::Removed);
+        }
         let Some(flight) = self.in_flight.remove(&tag) else {
             return Err(Error::StaleDelivery);
         };
@@ -607,7 +771,7 @@ impl QueueCore {
             .in_flight
             .iter()
             .filter(|(_, f)| *f.consumer == *consumer)
-            .map(|(tag, _)| *tag)
+            .map(|(tag, _)| tag)
             .collect();
         tags.sort_unstable();
         for tag in &tags {
@@ -675,5 +839,67 @@ impl QueueCore {
     #[must_use]
     pub fn dead_len(&self) -> usize {
         self.dead.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn flight(seq: u64) -> InFlight {
+        InFlight {
+            seq,
+            envelope: Envelope::new("x"),
+            deadline: Instant::now(),
+            consumer: Arc::from("c"),
+        }
+    }
+
+    #[test]
+    fn a_long_held_delivery_moves_out_of_the_ring() {
+        let mut table = InFlightTable::default();
+        table.insert(0, flight(0));
+        for tag in 1..10_000 {
+            table.insert(tag, flight(tag));
+            assert!(table.discard(tag));
+        }
+        assert_eq!(table.len(), 1);
+        // No slot is kept for each of the 9,999 tags settled after the held one.
+        assert!(table.slots.len() <= 300, "{} slots", table.slots.len());
+        assert_eq!(table.get(&0).map(|f| f.seq), Some(0));
+        assert_eq!(table.iter().map(|(t, _)| t).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(table.remove(&0).map(|f| f.seq), Some(0));
+        assert_eq!(table.len(), 0);
+        assert!(table.remove(&0).is_none());
+        assert!(!table.discard(5));
+    }
+
+    #[test]
+    fn tags_behind_or_far_ahead_of_the_ring_are_kept() {
+        let mut table = InFlightTable::default();
+        for tag in 0..1000 {
+            table.insert(tag, flight(tag));
+        }
+        for tag in 0..1000 {
+            assert_eq!(table.remove(&tag).map(|f| f.seq), Some(tag));
+        }
+        // An extension puts an old tag back; new tags go on after it.
+        table.insert(3, flight(3));
+        table.insert(1000, flight(1000));
+        table.insert(1001, flight(1001));
+        // A jump far ahead starts the ring again there.
+        table.insert(1_000_000, flight(1_000_000));
+        assert_eq!(table.len(), 4);
+        assert!(table.slots.len() < 300, "{} slots", table.slots.len());
+        let mut tags: Vec<u64> = table.iter().map(|(t, _)| t).collect();
+        tags.sort_unstable();
+        assert_eq!(tags, vec![3, 1000, 1001, 1_000_000]);
+        for tag in [1000, 3, 1_000_000, 1001] {
+            assert_eq!(table.get(&tag).map(|f| f.seq), Some(tag));
+            assert!(table.discard(tag));
+        }
+        assert_eq!(table.len(), 0);
+        assert!(table.get(&1001).is_none());
     }
 }

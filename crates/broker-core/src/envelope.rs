@@ -15,7 +15,6 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -93,8 +92,16 @@ impl FromStr for MessageId {
 ///
 /// Well-known names have accessors (content type, correlation id, reply-to, W3C
 /// `traceparent`/`tracestate`). Names starting with `bk-` are reserved for the envelope.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Headers(BTreeMap<String, String>);
+// A vector sorted by name rather than a map: most envelopes carry no or few headers, and
+// an empty vector is free to clone and drop (an empty `BTreeMap`'s drop is not).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
 
 fn check_name(name: &str) -> Result<String, &'static str> {
     if name.is_empty() {
@@ -158,28 +165,54 @@ impl Headers {
             name: key.clone(),
             reason,
         })?;
-        if self.0.len() >= MAX_HEADERS && !self.0.contains_key(&key) {
-            return Err(Error::InvalidHeader {
-                name: key,
-                reason: "more than 64 headers",
-            });
+        match self.find(&key) {
+            Ok(at) => {
+                if let Some(slot) = self.0.get_mut(at) {
+                    slot.1 = value;
+                }
+            }
+            Err(_) if self.0.len() >= MAX_HEADERS => {
+                return Err(Error::InvalidHeader {
+                    name: key,
+                    reason: "more than 64 headers",
+                });
+            }
+            Err(at) => self.0.insert(at, (key, value)),
         }
-        self.0.insert(key, value);
         Ok(())
     }
 
+    /// Where `name` (lowercase) is, or where it would go.
+    fn find(&self, name: &str) -> std::result::Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+    }
+
+    /// Adds a header whose name is checked and known not to be there yet.
+    fn put(&mut self, key: String, value: String) {
+        if let Err(at) = self.find(&key) {
+            self.0.insert(at, (key, value));
+        }
+    }
+
     pub(crate) fn remove(&mut self, name: &str) -> Option<String> {
-        self.0.remove(name)
+        let at = self.find(name).ok()?;
+        Some(self.0.remove(at).1)
     }
 
     /// A header's value; `name` is case-insensitive.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
-        } else {
-            self.0.get(name).map(String::as_str)
+        if self.0.is_empty() {
+            return None;
         }
+        let at = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.find(&name.to_ascii_lowercase())
+        } else {
+            self.find(name)
+        };
+        at.ok()
+            .and_then(|at| self.0.get(at))
+            .map(|(_, v)| v.as_str())
     }
 
     /// All headers, sorted by name.
@@ -343,6 +376,11 @@ impl Envelope {
     pub(crate) fn set_published_at(&mut self, at: SystemTime) {
         self.published_at = to_millis(at);
     }
+    /// As [`set_published_at`](Self::set_published_at) with a time already truncated by
+    /// [`to_millis`] (once for a batch).
+    pub(crate) fn set_published_at_millis(&mut self, at: SystemTime) {
+        self.published_at = at;
+    }
     pub(crate) fn set_delivered_at(&mut self, at: Option<SystemTime>) {
         self.delivered_at = at;
     }
@@ -442,7 +480,7 @@ impl Envelope {
                     if headers.len() >= MAX_HEADERS {
                         return Err(err("more than 64 headers"));
                     }
-                    headers.0.insert(key.into_owned(), value.to_owned());
+                    headers.put(key.into_owned(), value.to_owned());
                 }
             }
         }

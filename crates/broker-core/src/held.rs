@@ -73,6 +73,10 @@ impl Held {
     /// `token` was settled for good.
     pub(crate) fn release(&self, queue: &str, consumer: &str, token: &str) {
         let mut held = self.lock();
+        if held.is_empty() {
+            // Nothing is counted (no prefetch bound): nobody waits for room.
+            return;
+        }
         let k = key(queue, consumer);
         if let Some(tokens) = held.get_mut(&k) {
             tokens.remove(token);

@@ -990,6 +990,19 @@ impl Inner {
     fn queue_topic(&self, queue: &str) -> String {
         join(&self.root, &format!("{QUEUES}/{queue}"))
     }
+    /// Whether `topic` is `queue`'s own topic (without building it: once per message).
+    fn is_queue_topic(&self, queue: &str, topic: &str) -> bool {
+        let rest = if self.root.is_empty() {
+            Some(topic)
+        } else {
+            topic
+                .strip_prefix(self.root.as_str())
+                .and_then(|t| t.strip_prefix('/'))
+        };
+        rest.and_then(|t| t.strip_prefix(QUEUES))
+            .and_then(|t| t.strip_prefix('/'))
+            == Some(queue)
+    }
     fn dead_topic(&self, queue: &str, id: MessageId) -> String {
         join(&self.root, &format!("{DEAD}/{queue}/{id}"))
     }
@@ -1211,7 +1224,7 @@ impl Inner {
             .map_err(backend)
             .and_then(|topic| {
                 let mut envelope = from_publish(&publish)?;
-                if topic != self.queue_topic(queue) {
+                if !self.is_queue_topic(queue, topic) {
                     let subject = subject_of(&self.root, topic)?;
                     envelope
                         .headers_mut()
@@ -1379,6 +1392,7 @@ impl Inner {
         q.ready.extend(due);
         let ack_wait = q.config.get_ack_wait();
         let mut out = Vec::new();
+        let shared_queue: Arc<str> = Arc::from(queue);
         while out.len() < n {
             let Some(mut waiting) = q.ready.pop_front() else {
                 break;
@@ -1413,7 +1427,7 @@ impl Inner {
                 },
             );
             out.push(Delivery {
-                queue: queue.into(),
+                queue: Arc::clone(&shared_queue),
                 envelope,
                 token: DeliveryToken::Mqtt {
                     token,
@@ -1508,6 +1522,15 @@ impl Broker for MqttBroker {
                 properties(&envelope, None),
             )
             .await
+    }
+
+    /// The publishes are sent together, then their PUBACKs awaited together: one round
+    /// trip for the batch instead of one per message.
+    async fn publish_batch(&self, queue: &str, envelopes: Vec<Envelope>) -> Result<()> {
+        let sent =
+            futures_util::future::join_all(envelopes.into_iter().map(|e| self.publish(queue, e)))
+                .await;
+        sent.into_iter().collect()
     }
 
     async fn fetch(
