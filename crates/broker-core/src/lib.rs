@@ -33,6 +33,7 @@ mod request_reply;
 mod retry;
 mod retry_layer;
 mod settlement;
+mod subject;
 mod timeout_layer;
 #[cfg(feature = "tower")]
 mod tower_handler;
@@ -92,6 +93,7 @@ pub use redis::RedisBroker;
 pub use retry::{JitterSource, RetryPolicy};
 pub use retry_layer::{Retry, RetryLayer};
 pub use settlement::{Disposition, Settlement, decide, decide_expired};
+pub use subject::{MAX_SUBJECT_LEN, SubjectPattern, SubjectPermissions, SubjectRefusal};
 pub use timeout_layer::{Timeout, TimeoutLayer};
 #[cfg(feature = "tower")]
 pub use tower_handler::ServiceHandler;

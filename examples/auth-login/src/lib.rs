@@ -207,6 +207,26 @@ impl<S> App<S> {
     }
 }
 
+impl<S: SessionStore> App<S> {
+    /// The user logged in by the session cookie in `headers`, for another app on the same
+    /// origin (the showcase's WebSocket bridge at `/broker/` authenticates its handshake
+    /// with it); `None` without a cookie or with a session that is unknown, expired or not
+    /// logged in. Nothing is written.
+    ///
+    /// # Errors
+    /// The session store's, e.g. [`AuthError::StoreUnavailable`] when Redis is down.
+    pub async fn session_user(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<String>, AuthError> {
+        let session = self
+            .cookie
+            .load(&self.sessions, headers, SystemTime::now())
+            .await?;
+        Ok(session.user().map(str::to_owned))
+    }
+}
+
 impl<S: SessionStore + 'static> serve::App for App<S> {
     /// Answers one request from `peer`. Login throttling counts the client's address:
     /// `peer`'s, or the one a trusted proxy forwards ([`Settings::deployment`]).

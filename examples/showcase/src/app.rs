@@ -23,7 +23,7 @@ pub(crate) type Body = Full<Bytes>;
 
 /// Mounts with a page at their root: `GET /auth` redirects to `/auth/`, so that the page's
 /// relative links resolve below the prefix.
-const PAGES: [&str; 10] = [
+const PAGES: [&str; 11] = [
     "/api",
     "/docs",
     "/proxy",
@@ -34,6 +34,7 @@ const PAGES: [&str; 10] = [
     "/cookies",
     "/graphql",
     "/jobs",
+    "/broker",
 ];
 
 /// Every mounted application, by prefix; the typed handles are for their timers and the
@@ -49,6 +50,8 @@ pub(crate) struct Showcase {
     oauth_login: Arc<oauth_login::App>,
     chat: Arc<chat::App>,
     jobs: Arc<task_queue::App>,
+    /// `/broker/`: browsers subscribe and publish over a WebSocket.
+    live: Arc<broker_live::App>,
     graphql: Arc<graphql::App>,
     /// Requests by mount, method and status class, for `GET /metrics`.
     metrics: Arc<metrics::HttpMetrics>,
@@ -204,6 +207,19 @@ impl Showcase {
         );
         let jobs = Arc::new(jobs);
         let auth = Arc::new(auth);
+        // Browsers logged in at /auth/ subscribe and publish at /broker/ (its WebSocket
+        // reads the /auth/ session cookie), on the same broker choice as the jobs.
+        let live = broker_live::App::new(shared::live_settings(
+            auth.clone(),
+            origins.clone(),
+            public,
+            shared,
+            nats.as_deref(),
+        ))
+        .await
+        .map_err(|error| format!("the message bridge at /broker: {error}"))?;
+        let live_engine = shared::live_engine(live.broker_name(), shared, nats.as_deref());
+        let live = Arc::new(live);
         let provider = Arc::new(provider);
         let oauth_login = Arc::new(oauth_login);
         let metadata_path = provider.metadata_path().to_owned();
@@ -223,6 +239,7 @@ impl Showcase {
             ("/origin".to_owned(), Arc::new(origin::Origin::default())),
             ("/soap".to_owned(), Arc::new(soap)),
             ("/jobs".to_owned(), jobs.clone()),
+            ("/broker".to_owned(), live.clone()),
         ];
         let metrics = Arc::new(metrics::HttpMetrics::new(
             mounts.iter().map(|(prefix, _)| prefix.as_str()),
@@ -235,10 +252,17 @@ impl Showcase {
             oauth_login,
             chat,
             jobs,
+            live,
             graphql,
             metrics,
             api_index,
-            engines: shared::engines_section(shared, api_engine, &jobs_engine, &graphql_engine),
+            engines: shared::engines_section(
+                shared,
+                api_engine,
+                &jobs_engine,
+                &graphql_engine,
+                &live_engine,
+            ),
         })
     }
 
@@ -248,6 +272,7 @@ impl Showcase {
         tokio::spawn(Arc::clone(&self.chat).run_timers());
         tokio::spawn(Arc::clone(&self.graphql).run_events());
         self.jobs.spawn_workers();
+        tokio::spawn(Arc::clone(&self.live).run());
         let this = Arc::clone(self);
         serve::every(std::time::Duration::from_secs(60), move || {
             let now = SystemTime::now();
@@ -283,12 +308,15 @@ impl serve::App for Showcase {
         serve::App::shutdown(&*self.graphql);
         // The task queue's workers settle their batch and stop.
         serve::App::shutdown(&*self.jobs);
+        // The message bridge's sockets get 1001 and it stops fetching.
+        self.live.shutdown();
     }
 
     fn is_drained(&self) -> bool {
         self.chat.is_drained()
             && serve::App::is_drained(&*self.jobs)
             && serve::App::is_drained(&*self.graphql)
+            && self.live.is_drained()
     }
 }
 

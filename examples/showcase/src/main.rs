@@ -25,6 +25,7 @@
 //! curl -s http://127.0.0.1:8080/metrics                  the whole showcase, Prometheus text
 //! open http://127.0.0.1:8080/docs/            every crate: types, features, usage, README
 //! open http://127.0.0.1:8080/jobs/             enqueue jobs, watch retries and dead letters
+//! open http://127.0.0.1:8080/broker/           publish, subscribe, watch deliveries (log in at /auth/ first)
 //! curl -s http://127.0.0.1:8080/jobs/jobs -H 'content-type: application/json' \
 //!      -d '{"kind":"flaky","payload":{"fail_times":2}}'          (broker-core)
 //! curl -s 'http://127.0.0.1:8080/soap/soap?wsdl'              the WSDL (soap-core)
@@ -56,6 +57,7 @@
 //! | `/proxy/` | `reverse-proxy` | proxy-core: a pool of this server itself, RFC 9111 cache, compression, rate limits, `Forwarded`/`Via`, metrics at `/proxy/metrics` |
 //! | `/soap/` | `soap-service` | soap-core: orders and inventory over SOAP 1.1 and 1.2 at `/soap/soap`, its WSDL at `/soap/soap?wsdl`, typed faults, WS-Security UsernameToken |
 //! | `/jobs/` | `task-queue` | broker-core: a job queue on the embedded broker (Redis Streams with `REDIS_URL`, NATS JetStream with `NATS_URL`), retries with backoff, dead letters and re-drive, `Idempotency-Key`, an idempotent inbox; its page at `/jobs/`, the API at `/jobs/jobs` |
+//! | `/broker/` | `broker-live` | broker-core with ws-core and auth-core: messages in the browser for users logged in at `/auth/`; subscribe to subject patterns and publish over a WebSocket at `/broker/ws`, a per-user allow-list checked on every frame, slow browsers closed by the slow-consumer policy; a job through its retries to the dead letters and back (through `/jobs/jobs`); across instances on NATS JetStream (`NATS_URL`) or Redis Streams (`REDIS_URL`) |
 //! | `/origin/` | this crate (`origin.rs`) | the proxy's upstream pages: a cacheable one, a header echo, a rate-limited one |
 //! | `/docs/` | this crate (`docs.rs`) | every crate under `crates/`: what it does, main types, features, a usage snippet and links to docs.rs; `/docs/CRATE` is its README as HTML (pulldown-cmark, raw HTML shown as text), all read at build time |
 //! | `/metrics` | this crate (`metrics.rs`) | Prometheus text format 0.0.4 for the whole server: `showcase_http_requests_total`, `showcase_http_request_duration_seconds` (histogram) and `showcase_http_requests_in_flight` by mount (`app`), method and status class; chat connections and rooms, GraphQL WebSocket operations, jobs by state, auth sessions and login outcomes, `process_*` from `/proc/self`, `showcase_build_info`. Atomics only on the request path; why no metrics crate: `src/metrics.rs` |

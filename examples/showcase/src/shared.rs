@@ -216,6 +216,57 @@ pub(crate) fn jobs_settings(shared: Option<&Shared>, nats: Option<&str>) -> task
     settings
 }
 
+/// The message bridge at `/broker/`: browsers logged in at `/auth/`, the showcase's
+/// origins, the task queue's API for its failing-job demonstration; its broker is NATS
+/// JetStream with `nats` (`NATS_URL`), else Redis Streams with `shared` (`REDIS_URL`), else
+/// embedded, under the key prefix made a name (`showcase-live`). Each instance binds a
+/// queue of its own to the one topic, named by `BROKER_LIVE_INSTANCE` or else by its
+/// address (`127-0-0-1-8080`): the instances of a cluster differ by it, and a restarted
+/// one takes its queue back.
+pub(crate) fn live_settings(
+    auth: std::sync::Arc<auth_login::App<auth_login::SessionBackend>>,
+    origins: Vec<String>,
+    public: std::net::SocketAddr,
+    shared: Option<&Shared>,
+    nats: Option<&str>,
+) -> broker_live::Settings {
+    let mut settings = broker_live::Settings::new(auth);
+    settings.base_path = "/broker".to_owned();
+    settings.allowed_origins = origins;
+    settings.login_url = "/auth/".to_owned();
+    settings.jobs_url = Some("/jobs/jobs".to_owned());
+    let name = token(shared.map_or(DEFAULT_PREFIX, |shared| shared.prefix.as_str()));
+    settings.prefix = if name.is_empty() {
+        "live".to_owned()
+    } else {
+        format!("{name}-live")
+    };
+    settings.instance = std::env::var("BROKER_LIVE_INSTANCE")
+        .ok()
+        .map(|instance| token(&instance))
+        .filter(|instance| !instance.is_empty())
+        .unwrap_or_else(|| token(&public.to_string()));
+    settings.broker_url = nats
+        .map(str::to_owned)
+        .or_else(|| shared.map(|shared| shared.url.clone()));
+    settings
+}
+
+/// What the landing page says the message bridge runs on.
+pub(crate) fn live_engine(broker: &str, shared: Option<&Shared>, nats: Option<&str>) -> String {
+    match (broker, nats, shared) {
+        ("nats", Some(url), _) => format!(
+            "NATS JetStream at {}",
+            serve::page::escape(&place_with(url, 4222))
+        ),
+        ("redis", _, Some(shared)) => format!(
+            "Redis Streams (Redis at {})",
+            serve::page::escape(&shared.place)
+        ),
+        _ => "embedded broker (memory)".to_owned(),
+    }
+}
+
 /// GraphQL's `bookAdded` events between instances, and what the landing page says of
 /// them: with `nats` (`NATS_URL`), NATS core pub/sub on the subject
 /// `{prefix}.graphql.bookAdded` (the key prefix made a subject token, as [`jobs_prefix`]
@@ -310,11 +361,13 @@ pub(crate) fn jobs_engine(
 /// `DATABASE_URL` rather than `REDIS_URL`.
 /// `jobs` is the task queue's line ([`jobs_engine`]).
 /// `graphql` is the engine of GraphQL's subscription events ([`graphql_events`]).
+/// `live` is the message bridge's broker ([`live_engine`]).
 pub(crate) fn engines_section(
     shared: Option<&Shared>,
     database: &str,
     jobs: &str,
     graphql: &str,
+    live: &str,
 ) -> String {
     let engine = match shared {
         Some(shared) => format!("Redis at {}", serve::page::escape(&shared.place)),
@@ -347,6 +400,10 @@ pub(crate) fn engines_section(
     rows.push_str(&format!(
         "<tr id=\"engine-jobs\"><td>task queue: broker, job records, Idempotency-Keys, \
          inbox</td><td><code>/jobs/</code></td><td class=\"engine\">{jobs}</td></tr>"
+    ));
+    rows.push_str(&format!(
+        "<tr id=\"engine-broker\"><td>browser messages (publish, subscribe)</td><td>\
+         <code>/broker/</code></td><td class=\"engine\">{live}</td></tr>"
     ));
     let how = match shared {
         Some(_) => "<code>REDIS_URL</code> is set: every instance on this Redis shares it.",
@@ -381,7 +438,7 @@ mod tests {
         assert_eq!(place("redis://cache.local"), "cache.local:6379");
         assert_eq!(place("rediss://u:p@[::1]:7000/0"), "[::1]:7000");
         let jobs = jobs_engine("embedded", "memory", None, None);
-        let page = engines_section(None, "SQLite", &jobs, "memory");
+        let page = engines_section(None, "SQLite", &jobs, "memory", "embedded broker (memory)");
         assert!(
             page.contains("<tr id=\"engine-graphql\"><td>GraphQL subscription events</td>"),
             "{page}"

@@ -64,6 +64,7 @@ fn every_link_on_the_landing_page_answers() {
         "/jobs/",
         "/jobs/jobs",
         "/jobs/jobs/dead",
+        "/broker/",
     ] {
         assert!(
             hrefs.iter().any(|href| href == expected),
@@ -80,7 +81,7 @@ fn every_link_on_the_landing_page_answers() {
         );
     }
     for id in [
-        "auth", "oauth", "rest", "chat", "cookies", "graphql", "proxy", "soap", "jobs",
+        "auth", "oauth", "rest", "chat", "cookies", "graphql", "proxy", "soap", "jobs", "broker",
     ] {
         let row_start = page.body.find(&format!(r#"<tr id="{id}">"#)).unwrap();
         let row = &page.body[row_start..];
@@ -103,6 +104,7 @@ fn exact_mount_paths_redirect_to_the_page() {
         "/cookies",
         "/graphql",
         "/jobs",
+        "/broker",
     ] {
         let reply = browser.get(prefix);
         assert_eq!(reply.status, 308, "{prefix}");
