@@ -8,6 +8,7 @@ mod cache_control;
 mod encode;
 mod error;
 mod forwarded;
+mod grpc;
 mod hash;
 mod health;
 mod http_date;
@@ -35,6 +36,9 @@ pub use forwarded::{
     Cidr, ClientAddressHeader, ForwardContext, ForwardHeaders, ForwardedElement, HOP_BY_HOP,
     TrustedProxies, UNTRUSTED_FORWARDING_HEADERS, apply_forwarding, client_address, node_ip,
     parse_forwarded, parse_x_forwarded_for, remove_hop_by_hop,
+};
+pub use grpc::{
+    GrpcCode, encode_grpc_message, grpc_status_fields, grpc_timeout, grpc_trailers_only, is_grpc,
 };
 pub use hash::{SplitMix64, mix64, stable_hash};
 pub use health::{

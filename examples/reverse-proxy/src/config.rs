@@ -386,6 +386,140 @@ pub(crate) struct PoolConfig {
     pub(crate) health: Option<HealthConfig>,
     pub(crate) outlier: Option<OutlierConfigToml>,
     pub(crate) breaker: Option<BreakerConfig>,
+    /// What the proxy speaks to the members: `http1` (default) or `h2c` (HTTP/2 with prior
+    /// knowledge, for gRPC backends).
+    #[serde(default)]
+    pub(crate) protocol: UpstreamProtocol,
+    /// `[pools.http2]`: the HTTP/2 client's limits, for `protocol = "h2c"`.
+    #[serde(default)]
+    pub(crate) http2: UpstreamHttp2Config,
+}
+
+/// A pool's protocol towards its members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum UpstreamProtocol {
+    /// HTTP/1.1 keep-alive connections, one request at a time each.
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext TCP with prior knowledge (RFC 9113 section 3.3).
+    H2c,
+    /// HTTP/2 over TLS chosen by ALPN: refused, as pools do not speak TLS to their members.
+    H2,
+}
+
+/// `[pools.http2]`: every limit of the HTTP/2 client towards a pool's members, set
+/// explicitly (the `h2` crate would otherwise assume 100 streams before the server's
+/// SETTINGS, and accept a 16 MiB header list).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct UpstreamHttp2Config {
+    /// Streams in flight on one connection at most; also what the client assumes before
+    /// the server's SETTINGS_MAX_CONCURRENT_STREAMS arrives. A lower server limit wins.
+    pub(crate) max_streams_per_connection: u32,
+    /// Connections per member and worker thread; when all are full, a request waits for a
+    /// stream (within its timeout).
+    pub(crate) max_connections: usize,
+    /// SETTINGS_MAX_FRAME_SIZE the client accepts, 16 384 to 16 777 215.
+    pub(crate) max_frame_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: a response head (or trailers) larger than this,
+    /// decoded with 32 octets counted per field, resets the stream.
+    pub(crate) max_header_list_size: u32,
+    /// SETTINGS_HEADER_TABLE_SIZE: the HPACK dynamic table the server may use.
+    pub(crate) header_table_size: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE: response bytes a stream may receive unread.
+    pub(crate) initial_stream_window: u32,
+    /// The connection's receive window.
+    pub(crate) initial_connection_window: u32,
+    /// Request bytes buffered per stream while the server's window is closed.
+    pub(crate) max_send_buf_bytes: usize,
+    /// Streams reset locally (a client went away) remembered at once.
+    pub(crate) max_concurrent_reset_streams: usize,
+    /// ...and for how long.
+    pub(crate) reset_stream_ms: u64,
+    /// Streams the server resets before they were answered, at once; more ends the
+    /// connection (rapid reset by a misbehaving backend).
+    pub(crate) max_pending_accept_reset_streams: usize,
+    /// Streams the client resets for the server's protocol errors, over the connection's
+    /// life; more ends the connection.
+    pub(crate) max_local_error_reset_streams: usize,
+    /// A PING after this long without frames from the server, while streams are open.
+    pub(crate) keepalive_interval_ms: u64,
+    /// ...which closes the connection when unanswered for this long.
+    pub(crate) keepalive_timeout_ms: u64,
+}
+
+impl Default for UpstreamHttp2Config {
+    fn default() -> Self {
+        Self {
+            max_streams_per_connection: 100,
+            max_connections: 4,
+            max_frame_size: 16_384,
+            max_header_list_size: 64 * 1024,
+            header_table_size: 4096,
+            initial_stream_window: 1024 * 1024,
+            initial_connection_window: 4 * 1024 * 1024,
+            max_send_buf_bytes: 256 * 1024,
+            max_concurrent_reset_streams: 100,
+            reset_stream_ms: 10_000,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 100,
+            keepalive_interval_ms: 30_000,
+            keepalive_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl UpstreamHttp2Config {
+    fn validate(&self, at: &str) -> Result<(), String> {
+        const MAX_WINDOW: u32 = (1 << 31) - 1;
+        let at = format!("{at}: http2");
+        if !(16_384..=16_777_215).contains(&self.max_frame_size) {
+            return Err(format!(
+                "{at}.max_frame_size must be within 16384..=16777215 (RFC 9113 section 6.5.2)"
+            ));
+        }
+        for (name, value) in [
+            ("initial_stream_window", self.initial_stream_window),
+            ("initial_connection_window", self.initial_connection_window),
+        ] {
+            if !(1024..=MAX_WINDOW).contains(&value) {
+                return Err(format!("{at}.{name} must be within 1024..=2147483647"));
+            }
+        }
+        if !(1..=10_000).contains(&self.max_streams_per_connection) {
+            return Err(format!(
+                "{at}.max_streams_per_connection must be within 1..=10000"
+            ));
+        }
+        if !(1..=1024).contains(&self.max_connections) {
+            return Err(format!("{at}.max_connections must be within 1..=1024"));
+        }
+        for (name, value) in [
+            ("max_header_list_size", u64::from(self.max_header_list_size)),
+            ("max_send_buf_bytes", self.max_send_buf_bytes as u64),
+            (
+                "max_concurrent_reset_streams",
+                self.max_concurrent_reset_streams as u64,
+            ),
+            ("reset_stream_ms", self.reset_stream_ms),
+            (
+                "max_pending_accept_reset_streams",
+                self.max_pending_accept_reset_streams as u64,
+            ),
+            (
+                "max_local_error_reset_streams",
+                self.max_local_error_reset_streams as u64,
+            ),
+            ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("keepalive_timeout_ms", self.keepalive_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(format!("{at}.{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_algorithm() -> String {
@@ -618,6 +752,13 @@ impl Config {
                     ));
                 }
             }
+            if pool.protocol == UpstreamProtocol::H2 {
+                return Err(format!(
+                    "{at}: protocol = \"h2\" needs TLS towards the members, which pools do not \
+                     speak; use \"h2c\" (HTTP/2 with prior knowledge) or \"http1\""
+                ));
+            }
+            pool.http2.validate(&at)?;
             if !(0.0..=1.0).contains(&pool.panic_threshold) {
                 return Err(format!("{at}: panic_threshold must be within 0..=1"));
             }

@@ -5,7 +5,9 @@
 //! retry may need it again), then per attempt pick a member ([`pick`]), send, record the
 //! outcome in the pool's balancer, outlier detector and breaker ([`record`]), and either retry
 //! on another member within the retry budget or answer ([`respond`]: the upstream's
-//! response, or a WebSocket tunnel after a `101`).
+//! response, or a WebSocket tunnel after a `101`). A gRPC call goes to an HTTP/2 pool only,
+//! with `te: trailers`, its `grpc-timeout` as its deadline and its failures answered as gRPC
+//! statuses ([`crate::grpc`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,13 +24,14 @@ use hyper::body::Body as _;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use proxy_core::{
-    Failure, ForwardContext, Outcome, Pick, PickContext, SmugglingError, UpstreamId,
-    apply_forwarding, canonicalize_content_length, cookie_value, is_replayable, remove_hop_by_hop,
+    Failure, ForwardContext, GrpcCode, Outcome, Pick, PickContext, SmugglingError, UpstreamId,
+    apply_forwarding, canonicalize_content_length, cookie_value, grpc_timeout, is_grpc,
+    is_replayable, remove_hop_by_hop,
 };
 
 use crate::state::{PoolState, State};
 use crate::upstream::{PooledBody, SendError};
-use crate::{ProxyBody, full, plain};
+use crate::{ProxyBody, full, grpc, plain};
 
 /// Bodies of replayable requests up to this size are buffered so they can be retried.
 const MAX_BUFFERED_BODY: u64 = 1024 * 1024;
@@ -48,20 +51,60 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) client_ip: IpAddr,
 }
 
+/// Whether the request is a gRPC call: `application/grpc*` from an HTTP/2 client.
+pub(crate) fn is_grpc_call(parts: &Parts) -> bool {
+    parts.version == http::Version::HTTP_2 && is_grpc(&parts.headers)
+}
+
 /// Forwards the request (`parts`, `body`) to a member of `ctx.pool` and answers with the
-/// upstream's response, or with 502/503/504 when no member answered. `client_upgrade` is the
-/// client connection's upgrade, for a request with `Upgrade`.
+/// upstream's response, or with 502/503/504 when no member answered (a gRPC status for a
+/// gRPC call). `client_upgrade` is the client connection's upgrade, for a request with
+/// `Upgrade`.
 pub(crate) async fn forward(
     ctx: RequestContext<'_>,
     parts: Parts,
     body: Option<ProxyBody>,
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
-    let mut outbound = match Outbound::new(ctx, parts, body, client_upgrade.is_some()).await {
+    let h2 = ctx.pool.upstreams.is_h2();
+    let outbound = match Outbound::new(ctx, parts, body, client_upgrade.is_some(), h2).await {
         Ok(outbound) => outbound,
         Err(response) => return response,
     };
+    if outbound.upgrade && h2 {
+        return plain(
+            StatusCode::NOT_IMPLEMENTED,
+            "upgrades need a pool with protocol = \"http1\"",
+            true,
+        );
+    }
+    if !outbound.grpc {
+        return attempts(ctx, outbound, None, client_upgrade).await;
+    }
+    if !h2 {
+        return grpc::answer(
+            GrpcCode::Unimplemented,
+            &format!(
+                "pool {:?} speaks HTTP/1.1; gRPC needs protocol = \"h2c\"",
+                ctx.pool.name
+            ),
+        );
+    }
+    let deadline = outbound.grpc_timeout.map(|t| Instant::now() + t);
+    let response = attempts(ctx, outbound, deadline, client_upgrade).await;
+    grpc::pass(response, deadline)
+}
+
+/// Sends the request to members until one answers or no retry is left; the response head
+/// must come within the pool's request timeout and by the call's `deadline`, if any.
+async fn attempts(
+    ctx: RequestContext<'_>,
+    mut outbound: Outbound,
+    deadline: Option<Instant>,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
     let pool = ctx.pool;
+    let h2 = pool.upstreams.is_h2();
     if let Ok(mut budget) = pool.budget.lock() {
         budget.deposit(Instant::now());
     }
@@ -85,15 +128,19 @@ pub(crate) async fn forward(
         let may_retry = outbound.replayable
             && attempt < pool.retry.max_retries
             && matches!(outbound.body, OutBody::Buffered(_));
-        let Some(upstream_request) = outbound.request(&pick.address, may_retry) else {
+        let Some(upstream_request) = outbound.request(&pick.address, may_retry, h2) else {
             if let Ok(mut p) = pool.pool.lock() {
                 p.finish(pick.id, None, now);
             }
             return plain(StatusCode::BAD_REQUEST, "bad request target", false);
         };
         let sent = Instant::now();
-        let result = tokio::time::timeout(
-            pool.request_timeout,
+        let pool_deadline = sent + pool.request_timeout;
+        // The client's deadline, when it comes first: a timeout then says nothing about the
+        // member's health.
+        let client_deadline = deadline.filter(|d| *d < pool_deadline);
+        let result = tokio::time::timeout_at(
+            client_deadline.unwrap_or(pool_deadline).into(),
             pool.upstreams
                 .send(pick.id, &pick.address, upstream_request),
         )
@@ -109,7 +156,8 @@ pub(crate) async fn forward(
             Err(_) => Some(Failure::Timeout),
         };
         let done = Instant::now();
-        record(ctx, &pick, &result, rtt, done);
+        let blame = !(client_deadline.is_some() && result.is_err());
+        record(ctx, &pick, &result, rtt, done, blame);
         let retry = failure.is_some_and(|f| {
             matches!(outbound.body, OutBody::Buffered(_))
                 && pool
@@ -151,6 +199,13 @@ struct Outbound {
     replayable: bool,
     /// The client asked for an upgrade (`Connection: upgrade` with `Upgrade`).
     upgrade: bool,
+    /// A gRPC call ([`is_grpc_call`]).
+    grpc: bool,
+    /// Its `grpc-timeout`.
+    grpc_timeout: Option<Duration>,
+    /// The client sent `te: trailers`, kept towards an HTTP/2 member (RFC 9113 section
+    /// 8.2.2).
+    te_trailers: bool,
     hash_key: Option<Vec<u8>>,
     sticky: Option<String>,
 }
@@ -163,6 +218,7 @@ impl Outbound {
         mut parts: Parts,
         body: Option<ProxyBody>,
         client_upgrade: bool,
+        h2: bool,
     ) -> Result<Self, Response<ProxyBody>> {
         let upgrade = client_upgrade
             && parts
@@ -175,6 +231,15 @@ impl Outbound {
         // Decisions on the client's own headers, taken before they are rewritten in place for
         // the upstream (rewriting in place spares a copy of the header map per request).
         let replayable = is_replayable(&parts.method, &parts.headers);
+        let grpc = is_grpc_call(&parts);
+        let grpc_timeout = grpc.then(|| grpc_timeout(&parts.headers)).flatten();
+        let te_trailers = parts
+            .headers
+            .get_all(http::header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
         let hash_key = ctx
             .pool
             .hash_key
@@ -188,7 +253,8 @@ impl Outbound {
             .map(str::to_owned);
         let (mut headers, chunked) = upstream_headers(ctx, &mut parts, upgrade)
             .map_err(|error| plain(error.status(), &format!("bad request: {error}"), true))?;
-        let body = read_body(body, replayable && !upgrade, chunked, &mut headers).await?;
+        // HTTP/2 frames its bodies itself: no `Transfer-Encoding` towards it.
+        let body = read_body(body, replayable && !upgrade, chunked && !h2, &mut headers).await?;
         let path_and_query = parts
             .uri
             .path_and_query()
@@ -201,14 +267,18 @@ impl Outbound {
             body,
             replayable,
             upgrade,
+            grpc,
+            grpc_timeout,
+            te_trailers,
             hash_key,
             sticky,
         })
     }
 
     /// The request for one attempt to the member at `address`; `None` when a CONNECT target
-    /// is not an authority. The headers are copied when the attempt `may_retry`.
-    fn request(&mut self, address: &str, may_retry: bool) -> Option<Request<ProxyBody>> {
+    /// is not an authority. The headers are copied when the attempt `may_retry`; `te:
+    /// trailers` is kept towards an `h2` member.
+    fn request(&mut self, address: &str, may_retry: bool, h2: bool) -> Option<Request<ProxyBody>> {
         let body = match &mut self.body {
             OutBody::Buffered(bytes) => full(bytes.clone()),
             OutBody::Stream(stream) => match stream.take() {
@@ -223,6 +293,11 @@ impl Outbound {
         } else {
             std::mem::take(&mut self.headers)
         };
+        if h2 && self.te_trailers {
+            request
+                .headers_mut()
+                .insert(http::header::TE, HeaderValue::from_static("trailers"));
+        }
         // Origin-form, or for CONNECT the upstream's authority (RFC 9112 section 3.2).
         let target = if self.method == Method::CONNECT {
             address.parse().ok()?
@@ -373,7 +448,16 @@ fn unavailable(last_failure: Option<Failure>) -> Response<ProxyBody> {
 
 /// Records an attempt's outcome: the balancer's in-flight count and latency, outlier
 /// ejection, the member's circuit breaker and the error counter.
-fn record(ctx: RequestContext<'_>, pick: &Pick, result: &SendResult, rtt: Duration, done: Instant) {
+/// A failure is held against the member only when `blame` (not when the client's own
+/// deadline ran out first).
+fn record(
+    ctx: RequestContext<'_>,
+    pick: &Pick,
+    result: &SendResult,
+    rtt: Duration,
+    done: Instant,
+    blame: bool,
+) {
     let pool = ctx.pool;
     let outcome = match result {
         Ok(Ok(r)) => Outcome::Status(r.status().as_u16()),
@@ -385,9 +469,9 @@ fn record(ctx: RequestContext<'_>, pick: &Pick, result: &SendResult, rtt: Durati
             result.as_ref().is_ok_and(|r| r.is_ok()).then_some(rtt),
             done,
         );
-        if let Some(until) = pool
-            .outlier
-            .as_ref()
+        if let Some(until) = blame
+            .then_some(pool.outlier.as_ref())
+            .flatten()
             .and_then(|o| o.lock().ok())
             .and_then(|mut o| o.record(&pick.id, outcome, done))
         {
@@ -395,7 +479,8 @@ fn record(ctx: RequestContext<'_>, pick: &Pick, result: &SendResult, rtt: Durati
             p.eject(pick.id, until);
         }
     }
-    if let Some(mut breakers) = pool.breakers.as_ref().and_then(|b| b.lock().ok())
+    if blame
+        && let Some(mut breakers) = pool.breakers.as_ref().and_then(|b| b.lock().ok())
         && let Some(b) = breakers.get_mut(&pick.id)
     {
         match outcome {

@@ -33,7 +33,7 @@
 //! `checked_io` for HTTP/1 and `h2_guard` for HTTP/2) or `mount`
 //! (a mounted app), `routing` (route, rate limit, cache or forward, compression), `admin`
 //! (metrics and the admin API), `rate_limit`, `cache`, `forward` (one request upstream, with
-//! retries), `upstream` (connections to upstreams); `config` and `state` build what they
+//! retries; `grpc` for gRPC calls), `upstream` (HTTP/1.1 or HTTP/2 connections to upstreams); `config` and `state` build what they
 //! share, `background` keeps it up to date (health checks, reaping, sweeps).
 
 mod admin;
@@ -43,6 +43,7 @@ mod checked_io;
 mod compress;
 mod config;
 mod forward;
+mod grpc;
 mod h2_guard;
 mod metrics;
 mod mount;

@@ -15,7 +15,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use proxy_core::{check_parsed_request, client_address};
 
-use crate::forward::{RequestContext, forward};
+use crate::forward::{RequestContext, forward, is_grpc_call};
 use crate::state::{Route, State};
 use crate::{ProxyBody, admin, cache, compress, plain, rate_limit};
 
@@ -35,7 +35,11 @@ pub(crate) async fn route_request(
     if let Some(response) = admin::own_path(state, peer, &parts) {
         return response;
     }
+    let grpc = is_grpc_call(&parts);
     let Some(route) = select_route(state, &parts) else {
+        if grpc {
+            return crate::grpc::answer(proxy_core::GrpcCode::Unimplemented, "no route");
+        }
         return plain(StatusCode::NOT_FOUND, "no route", false);
     };
     let ctx = RequestContext {
@@ -48,8 +52,10 @@ pub(crate) async fn route_request(
         Ok(headers) => headers,
         Err(too_many) => return too_many,
     };
+    // gRPC messages are framed and compressed by gRPC itself (`grpc-encoding`).
     let request_headers = state
         .compression_min
+        .filter(|_| !grpc)
         .map(|_| (parts.headers.clone(), parts.method == Method::HEAD));
     let mut response = send(ctx, route, parts, body, client_upgrade).await;
     if let (Some(min), Some((headers, head))) = (state.compression_min, request_headers) {

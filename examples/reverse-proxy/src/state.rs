@@ -176,6 +176,8 @@ fn pool_state(pc: &config::PoolConfig, workers: usize, now: Instant) -> Result<P
         workers,
         ms(pc.connect_timeout_ms),
         ms(pc.idle_timeout_ms),
+        pc.protocol,
+        &pc.http2,
     ));
     Ok(PoolState {
         name: pc.name.clone(),

@@ -12,6 +12,13 @@
 //! ([`PooledBody`]); one whose body is dropped early is closed, as hyper cannot reuse it.
 //! Idle connections past the idle timeout, or closed by the upstream, are never handed out,
 //! and are dropped by [`Upstreams::reap`], which the proxy runs every second.
+//!
+//! A pool with `protocol = "h2c"` speaks HTTP/2 with prior knowledge instead: per worker
+//! thread and member, at most `max_connections` connections, each carrying at most
+//! `max_streams_per_connection` streams at once (a semaphore per connection whose permit
+//! the response body holds until it ends). A request takes a stream on the oldest
+//! connection with one free, else opens a connection (one connect at a time per member, so
+//! a burst shares the new connection instead of opening one each), else waits for a stream.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -27,10 +34,15 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use proxy_core::UpstreamId;
 
+use crate::config::{UpstreamHttp2Config, UpstreamProtocol};
 use crate::{BoxError, ProxyBody};
 
 /// At most this many idle connections are kept per upstream and worker thread.
 const MAX_IDLE_PER_UPSTREAM: usize = 256;
+
+/// How often a request looks for another HTTP/2 connection when the one it took was closed
+/// by the upstream meanwhile (GOAWAY) before the request went out.
+const MAX_H2_STALE: usize = 3;
 
 struct Idle {
     sender: SendRequest<ProxyBody>,
@@ -47,6 +59,33 @@ pub(crate) struct Upstreams {
     /// the reaper, so it is almost never contended; a mounted [`crate::App`] (one slot) shares
     /// slot 0 between the threads of its host's runtime.
     idle: Vec<Mutex<IdleLists>>,
+    /// For an `h2c` pool: its HTTP/2 connections (the idle lists stay empty).
+    h2: Option<H2Connections>,
+}
+
+/// The HTTP/2 connections of one pool: per worker thread, per member.
+struct H2Connections {
+    settings: UpstreamHttp2Config,
+    slots: Vec<Mutex<HashMap<UpstreamId, Arc<H2Member>>>>,
+}
+
+/// The HTTP/2 connections to one member from one worker thread.
+#[derive(Default)]
+struct H2Member {
+    connections: Mutex<Vec<H2Connection>>,
+    /// Held while a connection to the member is being made.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct H2Connection {
+    /// Tells connections apart, to forget one found unusable.
+    serial: u64,
+    sender: hyper::client::conn::http2::SendRequest<ProxyBody>,
+    /// One permit per stream the connection may carry.
+    streams: Arc<tokio::sync::Semaphore>,
+    /// When a stream last began on it.
+    used: Instant,
 }
 
 /// Why an upstream request failed.
@@ -59,14 +98,28 @@ pub(crate) enum SendError {
 }
 
 impl Upstreams {
-    pub(crate) fn new(workers: usize, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        workers: usize,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        protocol: UpstreamProtocol,
+        http2: &UpstreamHttp2Config,
+    ) -> Self {
+        let workers = workers.max(1);
         Self {
             connect_timeout,
             idle_timeout,
-            idle: (0..workers.max(1))
-                .map(|_| Mutex::new(HashMap::new()))
-                .collect(),
+            idle: (0..workers).map(|_| Mutex::new(HashMap::new())).collect(),
+            h2: (protocol != UpstreamProtocol::Http1).then(|| H2Connections {
+                settings: http2.clone(),
+                slots: (0..workers).map(|_| Mutex::new(HashMap::new())).collect(),
+            }),
         }
+    }
+
+    /// Whether the members are spoken to over HTTP/2.
+    pub(crate) fn is_h2(&self) -> bool {
+        self.h2.is_some()
     }
 
     fn slot(&self) -> Option<&Mutex<IdleLists>> {
@@ -116,6 +169,9 @@ impl Upstreams {
     /// Closes idle connections past the idle timeout, and ones the upstream closed.
     pub(crate) fn reap(&self) {
         let now = Instant::now();
+        if let Some(h2) = &self.h2 {
+            h2.reap(now, self.idle_timeout);
+        }
         for slot in &self.idle {
             if let Ok(mut lists) = slot.lock() {
                 for list in lists.values_mut() {
@@ -162,6 +218,9 @@ impl Upstreams {
         address: &str,
         mut request: Request<ProxyBody>,
     ) -> Result<Response<PooledBody>, SendError> {
+        if let Some(h2) = &self.h2 {
+            return self.send_h2(h2, id, address, request).await;
+        }
         if !request.headers().contains_key(HOST)
             && let Ok(host) = HeaderValue::from_str(address)
         {
@@ -185,7 +244,11 @@ impl Upstreams {
                         body,
                         ended: false,
                         // An upgraded connection belongs to the tunnel from now on.
-                        back: (!upgrade).then(|| (self.clone(), id, sender)),
+                        back: if upgrade {
+                            Back::Nothing
+                        } else {
+                            Back::Connection(self.clone(), id, sender)
+                        },
                     }));
                 }
                 Err(mut error) => match error.take_message() {
@@ -197,17 +260,30 @@ impl Upstreams {
     }
 }
 
-/// A response body from an upstream that returns its connection to the idle list once read
-/// to the end.
+/// What a response body gives back when it ends.
+enum Back {
+    Nothing,
+    /// An HTTP/1 connection, to its idle list.
+    Connection(Arc<Upstreams>, UpstreamId, SendRequest<ProxyBody>),
+    /// An HTTP/2 stream's place on its connection (dropped, it frees the place).
+    Stream {
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
+}
+
+/// A response body from an upstream that returns its connection to the idle list (or its
+/// HTTP/2 stream's place) once read to the end. Trailers pass through as they come.
 pub(crate) struct PooledBody {
     body: Incoming,
     ended: bool,
-    back: Option<(Arc<Upstreams>, UpstreamId, SendRequest<ProxyBody>)>,
+    back: Back,
 }
 
 impl PooledBody {
     fn release(&mut self) {
-        if let Some((upstreams, id, sender)) = self.back.take() {
+        if let Back::Connection(upstreams, id, sender) =
+            std::mem::replace(&mut self.back, Back::Nothing)
+        {
             upstreams.checkin(id, sender);
         }
     }
@@ -243,5 +319,228 @@ impl Body for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+impl Upstreams {
+    /// Sends `request` on a stream of an HTTP/2 connection to `address`. The target goes out
+    /// as `:scheme http` and `:authority` from `Host` (removed; RFC 9113 section 8.3.1), else
+    /// the member's address.
+    async fn send_h2(
+        &self,
+        h2: &H2Connections,
+        id: UpstreamId,
+        address: &str,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let authority = request
+            .headers_mut()
+            .remove(HOST)
+            .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
+            .or_else(|| address.parse().ok())
+            .ok_or(SendError::Connect)?;
+        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(authority);
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        *request.uri_mut() = http::Uri::from_parts(parts).map_err(|_| SendError::Request)?;
+        let member = h2.member(id).ok_or(SendError::Connect)?;
+        for _ in 0..MAX_H2_STALE {
+            let (permit, mut connection, reused) = self.h2_stream(h2, &member, address).await?;
+            if connection.sender.ready().await.is_err() {
+                member.forget(connection.serial);
+                if reused {
+                    continue;
+                }
+                return Err(SendError::Connect);
+            }
+            return match connection.sender.try_send_request(request).await {
+                Ok(response) => Ok(response.map(|body| PooledBody {
+                    body,
+                    ended: false,
+                    back: Back::Stream { _permit: permit },
+                })),
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if reused => {
+                        member.forget(connection.serial);
+                        request = unsent;
+                        continue;
+                    }
+                    _ => Err(SendError::Request),
+                },
+            };
+        }
+        Err(SendError::Connect)
+    }
+
+    /// A stream's place on a connection to the member: on the oldest connection with one
+    /// free, else on a new connection if the member has fewer than `max_connections`, else
+    /// the first place to free up. Also whether the connection was already open.
+    async fn h2_stream(
+        &self,
+        h2: &H2Connections,
+        member: &H2Member,
+        address: &str,
+    ) -> Result<(tokio::sync::OwnedSemaphorePermit, H2Connection, bool), SendError> {
+        if let Some((permit, connection)) = member.free_stream() {
+            return Ok((permit, connection, true));
+        }
+        let connecting = member.connecting.lock().await;
+        // Another request may have opened a connection while this one waited.
+        if let Some((permit, connection)) = member.free_stream() {
+            return Ok((permit, connection, true));
+        }
+        if member.open() < h2.settings.max_connections {
+            let sender = self.connect_h2(&h2.settings, address).await?;
+            let streams = Arc::new(tokio::sync::Semaphore::new(
+                h2.settings.max_streams_per_connection as usize,
+            ));
+            let permit = streams
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| SendError::Connect)?;
+            static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let connection = H2Connection {
+                serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                sender,
+                streams,
+                used: Instant::now(),
+            };
+            if let Ok(mut connections) = member.connections.lock() {
+                connections.push(connection.clone());
+            }
+            return Ok((permit, connection, false));
+        }
+        drop(connecting);
+        // Every connection is full: wait for the least busy one's next free stream.
+        let connection = member.least_busy().ok_or(SendError::Connect)?;
+        let permit = connection
+            .streams
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| SendError::Connect)?;
+        Ok((permit, connection, true))
+    }
+
+    async fn connect_h2(
+        &self,
+        settings: &UpstreamHttp2Config,
+        address: &str,
+    ) -> Result<hyper::client::conn::http2::SendRequest<ProxyBody>, SendError> {
+        let stream = match tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => stream,
+            _ => return Err(SendError::Connect),
+        };
+        let _ = stream.set_nodelay(true);
+        let mut builder =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .initial_max_send_streams(settings.max_streams_per_connection as usize)
+            // Server push is off; no stream may be opened by the server.
+            .max_concurrent_streams(0)
+            .max_frame_size(settings.max_frame_size)
+            .max_header_list_size(settings.max_header_list_size)
+            .header_table_size(settings.header_table_size)
+            .adaptive_window(false)
+            .initial_stream_window_size(settings.initial_stream_window)
+            .initial_connection_window_size(settings.initial_connection_window)
+            .max_send_buf_size(settings.max_send_buf_bytes)
+            .max_concurrent_reset_streams(settings.max_concurrent_reset_streams)
+            .reset_stream_duration(Duration::from_millis(settings.reset_stream_ms))
+            .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(settings.max_local_error_reset_streams)
+            .keep_alive_interval(Duration::from_millis(settings.keepalive_interval_ms))
+            .keep_alive_timeout(Duration::from_millis(settings.keepalive_timeout_ms))
+            // Idle connections are not pinged: gRPC servers answer PINGs without streams
+            // more often than every 5 minutes with GOAWAY `too_many_pings`; the reaper
+            // closes them after the idle timeout instead.
+            .keep_alive_while_idle(false);
+        let handshake = builder.handshake(TokioIo::new(stream));
+        let (sender, connection) = tokio::time::timeout(self.connect_timeout, handshake)
+            .await
+            .map_err(|_| SendError::Connect)?
+            .map_err(|_| SendError::Connect)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream HTTP/2 connection ended");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+impl H2Connections {
+    fn member(&self, id: UpstreamId) -> Option<Arc<H2Member>> {
+        let slot = self
+            .slots
+            .get(crate::state::worker())
+            .or_else(|| self.slots.first())?;
+        let mut members = slot.lock().ok()?;
+        Some(members.entry(id).or_default().clone())
+    }
+
+    /// Drops connections the upstream closed, and idle ones (no stream) past `idle_timeout`.
+    fn reap(&self, now: Instant, idle_timeout: Duration) {
+        let all = self.settings.max_streams_per_connection as usize;
+        for slot in &self.slots {
+            let Ok(mut members) = slot.lock() else {
+                continue;
+            };
+            for member in members.values() {
+                if let Ok(mut connections) = member.connections.lock() {
+                    connections.retain(|c| {
+                        !c.sender.is_closed()
+                            && (c.streams.available_permits() < all
+                                || now.saturating_duration_since(c.used) < idle_timeout)
+                    });
+                }
+            }
+            // A member in use (a request holds it) stays, so its connection is not lost.
+            members.retain(|_, member| {
+                Arc::strong_count(member) > 1
+                    || member.connections.lock().is_ok_and(|c| !c.is_empty())
+            });
+        }
+    }
+}
+
+impl H2Member {
+    /// A free stream on the oldest open connection that has one.
+    fn free_stream(&self) -> Option<(tokio::sync::OwnedSemaphorePermit, H2Connection)> {
+        let mut connections = self.connections.lock().ok()?;
+        connections.retain(|c| !c.sender.is_closed());
+        connections.iter_mut().find_map(|c| {
+            let permit = c.streams.clone().try_acquire_owned().ok()?;
+            c.used = Instant::now();
+            Some((permit, c.clone()))
+        })
+    }
+
+    fn open(&self) -> usize {
+        self.connections.lock().map_or(usize::MAX, |c| c.len())
+    }
+
+    fn least_busy(&self) -> Option<H2Connection> {
+        let connections = self.connections.lock().ok()?;
+        connections
+            .iter()
+            .max_by_key(|c| c.streams.available_permits())
+            .cloned()
+    }
+
+    /// Removes a connection found unusable.
+    fn forget(&self, serial: u64) {
+        if let Ok(mut connections) = self.connections.lock() {
+            connections.retain(|c| c.serial != serial && !c.sender.is_closed());
+        }
     }
 }
