@@ -672,7 +672,13 @@ impl<'a, S: Broker, D: Broker> Bridge<'a, S, D> {
                 .fetch_sub(u64::try_from(batch.len()).unwrap_or(0), Ordering::Relaxed);
             match outcome {
                 Some(delay) => pause(delay, &mut stop).await,
-                None => backoff.reset(),
+                None => {
+                    backoff.reset();
+                    // Brokers that answer at once (the embedded one) would otherwise keep
+                    // this task running until the source is empty, and the shutdown signal
+                    // and other tasks would wait.
+                    tokio::task::yield_now().await;
+                }
             }
         }
     }

@@ -21,11 +21,18 @@ use broker_core::{
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// Stops the bridge once `done` holds (checked every 5 ms).
+/// Stops the bridge once `done` holds (checked each time the bridge polls its shutdown
+/// signal, which it does between batches).
 async fn until(done: impl Fn() -> bool) {
-    while !done() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    std::future::poll_fn(|cx| {
+        if done() {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }
 
 async fn drain_all(broker: &EmbeddedBroker, queue: &str) -> Vec<Envelope> {
@@ -217,9 +224,14 @@ async fn a_failing_destination_gets_everything_once_it_is_back() {
     assert_eq!(got.iter().map(Envelope::id).collect::<HashSet<_>>(), ids);
     assert_eq!(got.len(), 100);
     // Those handed back came again upstream: they say on which attempt they were taken.
+    let again = got
+        .iter()
+        .filter_map(|e| e.headers().get(SOURCE_ATTEMPT))
+        .map(|a| a.parse::<u32>().unwrap())
+        .collect::<Vec<_>>();
     assert!(
-        got.iter()
-            .any(|e| e.headers().get(SOURCE_ATTEMPT) == Some("2"))
+        !again.is_empty() && again.iter().all(|&a| a >= 2),
+        "{again:?}"
     );
     assert_eq!(up.pending("in").await.unwrap(), 0);
 }

@@ -90,11 +90,11 @@ impl Config {
 }
 
 impl RouteConfig {
-    pub(crate) fn from_endpoint(&self) -> (String, String) {
+    pub(crate) fn source_endpoint(&self) -> (String, String) {
         (self.from.clone(), self.from_prefix.clone())
     }
 
-    pub(crate) fn to_endpoint(&self) -> (String, String) {
+    pub(crate) fn target_endpoint(&self) -> (String, String) {
         (self.to.clone(), self.to_prefix.clone())
     }
 

@@ -78,7 +78,7 @@ async fn run(config: Config) -> Result<(), String> {
     // One connection per (URL, prefix), shared by the routes that name it.
     let mut endpoints: Vec<(String, String)> = Vec::new();
     for route in &config.routes {
-        for end in [route.from_endpoint(), route.to_endpoint()] {
+        for end in [route.source_endpoint(), route.target_endpoint()] {
             if !endpoints.contains(&end) {
                 endpoints.push(end);
             }
@@ -98,7 +98,10 @@ async fn run(config: Config) -> Result<(), String> {
     let mut bridges = Vec::with_capacity(config.routes.len());
     let mut names = Vec::with_capacity(config.routes.len());
     for route in &config.routes {
-        let (source, destination) = (broker(route.from_endpoint())?, broker(route.to_endpoint())?);
+        let (source, destination) = (
+            broker(route.source_endpoint())?,
+            broker(route.target_endpoint())?,
+        );
         names.push(format!(
             "{} {} -> {} {}",
             redacted(&route.from),
