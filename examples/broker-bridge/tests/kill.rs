@@ -189,19 +189,22 @@ async fn a_bridge_killed_mid_stream_loses_nothing() {
     assert!(last.starts_with("drained: forwarded="), "{last:?}");
     consumer.abort();
 
-    let seen = seen.lock().unwrap();
-    let ids: HashSet<MessageId> = seen.effects.keys().copied().collect();
+    let (ids, once, effects, deliveries) = {
+        let seen = seen.lock().unwrap();
+        (
+            seen.effects.keys().copied().collect::<HashSet<MessageId>>(),
+            seen.effects.values().all(|&n| n == 1),
+            seen.effects.len(),
+            seen.deliveries,
+        )
+    };
     assert_eq!(ids, sent, "every message arrived");
-    assert!(
-        seen.effects.values().all(|&n| n == 1),
-        "each had its effect once"
-    );
-    assert_eq!(seen.effects.len(), MESSAGES);
-    assert!(seen.deliveries >= MESSAGES);
+    assert!(once, "each had its effect once");
+    assert_eq!(effects, MESSAGES);
+    assert!(deliveries >= MESSAGES);
     println!(
-        "killed after {at_kill} deliveries; {} deliveries in all, {} duplicates absorbed",
-        seen.deliveries,
-        seen.deliveries - MESSAGES
+        "killed after {at_kill} deliveries; {deliveries} deliveries in all, {} duplicates absorbed",
+        deliveries - MESSAGES
     );
     assert_eq!(
         source.pending("jobs").await.unwrap(),
