@@ -3,6 +3,7 @@
 
 #[cfg(feature = "amqp")]
 mod amqp;
+mod bridge;
 mod broker;
 mod capabilities;
 mod codec;
@@ -52,6 +53,7 @@ mod redis;
 
 #[cfg(feature = "amqp")]
 pub use amqp::{AmqpBroker, AmqpOptions, AmqpQueueType};
+pub use bridge::{Bridge, BridgeStats, Route, SOURCE_ATTEMPT, Target};
 pub use broker::{Broker, Delivery, check_queue_name};
 pub use capabilities::Capabilities;
 pub use codec::{Codec, Json, RawBytes};
