@@ -617,7 +617,7 @@ fn release(state: &mut State, pattern: &str) {
 async fn received(app: &App, session: &mut Session, text: &str) -> ServerFrame {
     let frame = match ClientFrame::parse(text) {
         Ok(frame) => frame,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     match frame {
         ClientFrame::Subscribe { pattern } => subscribe(app, session, pattern),

@@ -645,6 +645,8 @@ impl App {
         let Some((events, mut outbox)) = taken else {
             return;
         };
+        // Without the `nats` feature Redis is the only variant.
+        #[cfg_attr(not(feature = "nats"), allow(clippy::infallible_destructuring_match))]
         let bus = match events {
             Events::Redis(bus) => bus,
             #[cfg(feature = "nats")]
