@@ -2,6 +2,13 @@
 //! and publish, refusals by the allow-list, no socket without a session, and a browser
 //! that stops reading cut off by the slow-consumer policy.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
