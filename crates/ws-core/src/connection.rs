@@ -44,7 +44,7 @@ pub struct Limits {
     /// into an empty buffer, so a message up to `max_message` can always be echoed.
     pub max_send_buffer: usize,
     /// Smallest read buffer an IO adapter uses; it grows under load and shrinks back
-    /// when idle (default 512 bytes).
+    /// once reads are small again (default 512 bytes).
     pub read_buffer: usize,
 }
 
