@@ -1,13 +1,16 @@
 //! The WebSocket load generator of scripts/bench-ws.sh.
 //!
-//! `ws_load ADDR CONNECTIONS SIZE PIPELINE SECONDS [deflate] [--pid PID]`
+//! `ws_load ADDR CONNECTIONS SIZE PIPELINE SECONDS [deflate] [--pid PID] [--bursts N]`
 //!
 //! Opens CONNECTIONS connections, then on each keeps PIPELINE masked text messages of SIZE
 //! bytes in flight (write them, read their echoes, repeat) for SECONDS, on one thread. With
 //! `deflate` it offers permessage-deflate with no context takeover on either side, sends each
 //! message compressed (RSV1), and refuses a server that does not accept the offer. With
 //! `--pid` it reads the server's CPU time from /proc around the measured interval (after
-//! every connection is open). Prints one line of `key=value` fields.
+//! every connection is open). With `--bursts N` each connection sends N bursts and stops
+//! instead (SECONDS is then ignored and every echo counts): a fixed amount of work, for
+//! counting a server's instructions under callgrind (run twice with different N and take the
+//! difference, which cancels start-up and handshakes). Prints one line of `key=value` fields.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
@@ -138,10 +141,13 @@ async fn drive(
     counting: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
+    bursts: Option<u64>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 17);
     let mut chunk = vec![0u8; 1 << 16];
-    while !stop.load(Ordering::Relaxed) {
+    let mut sent = 0u64;
+    while !stop.load(Ordering::Relaxed) && bursts.is_none_or(|n| sent < n) {
+        sent += 1;
         stream.write_all(&batch).await.expect("write");
         let mut want = pipeline;
         while want > 0 {
@@ -204,6 +210,11 @@ fn main() {
         .iter()
         .position(|a| a == "--pid")
         .and_then(|i| args.get(i + 1).cloned());
+    let bursts: Option<u64> = args
+        .iter()
+        .position(|a| a == "--bursts")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse().expect("bursts"));
 
     let body = payload(size);
     let one = if compress {
@@ -234,9 +245,19 @@ fn main() {
                     counting.clone(),
                     stop.clone(),
                     done.clone(),
+                    bursts,
                 ))
             })
             .collect();
+        if bursts.is_some() {
+            // A fixed amount of work: every echo counts, the time is what it took.
+            counting.store(true, Ordering::Relaxed);
+            let started = Instant::now();
+            for task in tasks {
+                let _ = task.await;
+            }
+            return (started.elapsed(), None, None, None);
+        }
         // A short warm-up, then the measured interval.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let server_before = pid.as_deref().and_then(cpu_ticks);

@@ -44,7 +44,7 @@ pub struct Limits {
     /// into an empty buffer, so a message up to `max_message` can always be echoed.
     pub max_send_buffer: usize,
     /// Smallest read buffer an IO adapter uses; it grows under load and shrinks back
-    /// when idle (default 512 bytes).
+    /// once reads are small again (default 512 bytes).
     pub read_buffer: usize,
 }
 
@@ -96,6 +96,9 @@ pub struct Connection {
     out: BytesMut,
     partial: Option<Partial>,
     state: State,
+    /// Set by an IO adapter that decides itself when to give an empty read buffer back
+    /// (see `release_read_buffer`); otherwise `poll_message` does it.
+    adapter_owns_read_buffer: bool,
 }
 
 impl Connection {
@@ -112,6 +115,7 @@ impl Connection {
             out: BytesMut::new(),
             partial: None,
             state: State::Open,
+            adapter_owns_read_buffer: false,
         }
     }
 
@@ -136,6 +140,22 @@ impl Connection {
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn read_buffer(&mut self) -> &mut BytesMut {
         &mut self.read
+    }
+
+    /// Leaves giving back an empty large read buffer to the adapter
+    /// ([`release_read_buffer`](Self::release_read_buffer)), which knows whether more reads
+    /// of the same size follow.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn keep_read_buffer(&mut self) {
+        self.adapter_owns_read_buffer = true;
+    }
+
+    /// Gives back the read buffer's allocation when it is empty and over 64 KiB.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn release_read_buffer(&mut self) {
+        if self.read.is_empty() && self.read.capacity() > 64 * 1024 {
+            self.read = BytesMut::new();
+        }
     }
 
     /// The frame partly received at the front of the read buffer: its whole length (header
@@ -221,7 +241,9 @@ impl Connection {
                 Ok(Some(Some(message))) => return Ok(Some(message)),
                 Ok(Some(None)) => continue,
                 Ok(None) => {
-                    self.shrink_read_buffer();
+                    if !self.adapter_owns_read_buffer {
+                        self.release_read_buffer();
+                    }
                     return Ok(None);
                 }
                 Err(error) => {
@@ -366,12 +388,6 @@ impl Connection {
         self.partial = None;
         self.read = BytesMut::new();
         self.incomplete = 0;
-    }
-
-    fn shrink_read_buffer(&mut self) {
-        if self.read.is_empty() && self.read.capacity() > 64 * 1024 {
-            self.read = BytesMut::new();
-        }
     }
 
     /// One frame: `Ok(None)` needs more bytes, `Ok(Some(None))` consumed a frame that
@@ -861,6 +877,45 @@ mod tests {
         conn.feed(&wire[100..]);
         assert_eq!(conn.poll_message().unwrap(), Some(Message::binary(body)));
         assert_eq!(conn.incomplete_frame(), None);
+    }
+
+    #[test]
+    fn an_adapter_keeps_the_read_buffer_and_reuses_its_allocation() {
+        let body = vec![7u8; 100_000];
+        let wire = frame(0x82, &body);
+        // Without an adapter, an empty buffer over 64 KiB is given back at once.
+        let mut conn = Connection::new(Limits::default(), None);
+        conn.read_buffer().reserve(200_000);
+        conn.feed(&wire);
+        assert_eq!(
+            conn.poll_message().unwrap(),
+            Some(Message::binary(body.clone()))
+        );
+        assert_eq!(conn.poll_message().unwrap(), None);
+        assert_eq!(conn.read_buffer().capacity(), 0);
+
+        // An adapter keeps it: once the message that shares it is gone, the next burst
+        // goes to the same allocation instead of a fresh one.
+        let mut conn = Connection::new(Limits::default(), None);
+        conn.keep_read_buffer();
+        conn.read_buffer().reserve(200_000);
+        let start = conn.read_buffer().as_ptr();
+        conn.feed(&wire);
+        let message = conn.poll_message().unwrap();
+        assert_eq!(message, Some(Message::binary(body.clone())));
+        assert_eq!(conn.poll_message().unwrap(), None);
+        assert!(conn.read_buffer().capacity() > 64 * 1024);
+        drop(message);
+        conn.read_buffer().reserve(150_000);
+        assert_eq!(
+            conn.read_buffer().as_ptr(),
+            start,
+            "the allocation was reused"
+        );
+        conn.feed(&wire);
+        assert_eq!(conn.poll_message().unwrap(), Some(Message::binary(body)));
+        conn.release_read_buffer();
+        assert_eq!(conn.read_buffer().capacity(), 0, "released when asked");
     }
 
     #[test]

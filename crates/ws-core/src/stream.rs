@@ -28,10 +28,17 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 
-/// Largest read buffer the adapter grows to under load: over 64 KiB, so that a 64 KiB message
-/// and its header fit in the buffer a read goes to, rather than being moved to a larger one
-/// when its last bytes arrive. It shrinks back when reads stop filling it.
+/// Largest read buffer the adapter grows to under load: over 128 KiB, so that two pipelined
+/// 64 KiB messages with their headers (131,100 bytes) fit in the buffer a read goes to,
+/// rather than the second being moved to a new allocation when its last bytes arrive. It
+/// shrinks back when reads use a quarter of it or less.
 const MAX_READ_CHUNK: usize = 256 * 1024;
+
+/// Read chunk at or below which an empty read buffer is given back when a read would block.
+/// Above it the connection is busy with large reads and keeps its buffer from one burst to
+/// the next: the allocation is reused once the echoes that share it are written, instead of
+/// a fresh one (whose pages the kernel faults in and zeroes) per burst.
+const KEEP_READ_BUFFER: usize = 64 * 1024;
 
 /// Frames at least this long (header included), when partly received, are read into the
 /// room the buffer has for their rest instead of a fresh chunk (see `poll_next`).
@@ -56,7 +63,8 @@ pub struct WebSocket<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps an upgraded stream.
-    pub fn new(io: S, conn: Connection) -> Self {
+    pub fn new(io: S, mut conn: Connection) -> Self {
+        conn.keep_read_buffer();
         let chunk = conn.limits().read_buffer.max(64);
         Self {
             io,
@@ -231,11 +239,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 // A read bounded by a frame's rest says nothing about the chunk size.
                 Poll::Ready(Ok(_)) if rest.is_some() => {}
                 Poll::Ready(Ok(n)) => {
-                    // Grow the chunk while reads fill it; shrink it back when they do not.
+                    // Grow the chunk while reads fill it; shrink it back only when they use a
+                    // quarter of it or less. Halving after any read that did not fill it
+                    // settled below a burst's size (131,100 bytes for two 64 KiB messages
+                    // read as 128 KiB), so the burst's last frame straddled two reads.
                     self.chunk = if n >= chunk {
                         (chunk * 2).min(MAX_READ_CHUNK)
-                    } else {
+                    } else if n <= chunk / 4 {
                         self.conn.limits().read_buffer.max(64).max(chunk / 2)
+                    } else {
+                        chunk
                     };
                 }
                 Poll::Ready(Err(error)) => {
@@ -246,6 +259,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     if let Poll::Ready(Err(error)) = self.poll_write_pending(cx) {
                         self.done = true;
                         return Poll::Ready(Some(Err(error)));
+                    }
+                    // A connection whose reads are small again gives a large empty buffer
+                    // back; one still reading large bursts keeps it for the next.
+                    if self.chunk <= KEEP_READ_BUFFER {
+                        self.conn.release_read_buffer();
                     }
                     return Poll::Pending;
                 }
