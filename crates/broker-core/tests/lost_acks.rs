@@ -55,7 +55,7 @@ impl<B: Broker> Broker for LosingAcks<'_, B> {
     }
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
         if settlement == Settlement::Ack
-            && (self.acks.fetch_add(1, Ordering::SeqCst) + 1) % self.every == 0
+            && (self.acks.fetch_add(1, Ordering::SeqCst) + 1).is_multiple_of(self.every)
         {
             self.lost.fetch_add(1, Ordering::SeqCst);
             return Ok(Disposition::Removed);
