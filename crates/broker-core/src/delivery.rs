@@ -625,6 +625,15 @@ impl QueueCore {
         now: Instant,
     ) -> Result<Disposition> {
         if *settlement == Settlement::Ack
+            && let Some(faults) = self.faults.as_mut()
+            && self.in_flight.get(&tag).is_some()
+            && faults.lose_ack()
+        {
+            // Injected: the consumer hears "removed", the delivery stays held until its
+            // deadline passes.
+            return Ok(Disposition::Removed);
+        }
+        if *settlement == Settlement::Ack
             && self.config.prefetch.is_none()
             && self.busy_keys.is_empty()
         {

@@ -13,6 +13,13 @@
 //!   the oldest ready message of a key is eligible), since per-key order is the broker's
 //!   promise; across keys and for unkeyed messages the order is scrambled.
 //!
+//! - Lost acks: with probability `lost_acks`, an [`Settlement::Ack`](crate::Settlement::Ack)
+//!   answers [`Disposition::Removed`](crate::Disposition::Removed) to the consumer, which
+//!   thinks it acked, but the broker never got it: the message stays held until its ack
+//!   deadline passes and is then delivered again (attempt + 1), or dead-lettered when that
+//!   was its last allowed delivery. An [`Inbox`](crate::Inbox) turns the redelivery into
+//!   a no-op.
+//!
 //! A duplicate of a keyed message can still arrive after later messages of its key (it
 //! was queued behind them): a consumer sees a key's messages out of order exactly when
 //! it sees a duplicate. An [`Inbox`](crate::Inbox) turns that into a no-op, so the
@@ -30,6 +37,7 @@ pub struct Faults {
     duplicate: f64,
     reorder: f64,
     window: usize,
+    lost_ack: f64,
 }
 
 fn rate(r: f64) -> f64 {
@@ -49,6 +57,7 @@ impl Faults {
             duplicate: 0.0,
             reorder: 0.0,
             window: 8,
+            lost_ack: 0.0,
         }
     }
 
@@ -75,8 +84,16 @@ impl Faults {
         self
     }
 
+    /// The share of acks the broker loses (clamped to `[0, 1]`): the consumer is told the
+    /// message was removed, the broker redelivers it after the ack deadline.
+    #[must_use]
+    pub fn lost_acks(mut self, rate_: f64) -> Self {
+        self.lost_ack = rate(rate_);
+        self
+    }
+
     pub(crate) fn is_none(&self) -> bool {
-        self.duplicate == 0.0 && self.reorder == 0.0
+        self.duplicate == 0.0 && self.reorder == 0.0 && self.lost_ack == 0.0
     }
 }
 
@@ -88,6 +105,8 @@ pub struct FaultStats {
     pub duplicated: u64,
     /// Deliveries that skipped ahead of an older eligible message.
     pub reordered: u64,
+    /// Acks lost: answered as removed, the message left held until its deadline.
+    pub lost_acks: u64,
 }
 
 /// The faults of one queue and their random source.
@@ -124,6 +143,15 @@ impl FaultState {
         let offset = (self.random.next_unit() * later as f64) as usize;
         self.stats.reordered += 1;
         1 + offset.min(later - 1)
+    }
+
+    /// Whether this ack is lost.
+    pub(crate) fn lose_ack(&mut self) -> bool {
+        if self.faults.lost_ack == 0.0 || self.random.next_unit() >= self.faults.lost_ack {
+            return false;
+        }
+        self.stats.lost_acks += 1;
+        true
     }
 
     /// Whether this delivery queues a duplicate.

@@ -305,3 +305,75 @@ async fn per_key_order_holds_for_effects_and_only_duplicates_arrive_out_of_order
         .collect();
     assert_ne!(firsts, published);
 }
+
+/// Handles every delivery of `queue` with `handler` and settles it as the handler says,
+/// moving the virtual clock a second whenever nothing is ready, until nothing is pending;
+/// returns how many deliveries were handled.
+async fn consume_all<H: Handler>(broker: &EmbeddedBroker, queue: &str, handler: &H) -> usize {
+    let mut handled = 0;
+    for _ in 0..100_000 {
+        let batch = broker.fetch(queue, "w", 16, Duration::ZERO).await.unwrap();
+        if batch.is_empty() {
+            let s = broker.stats(queue).unwrap();
+            if s.ready + s.delayed + s.in_flight == 0 {
+                return handled;
+            }
+            broker.advance(Duration::from_secs(1)).unwrap();
+            continue;
+        }
+        for delivery in &batch {
+            let settlement = broker_core::verdict(handler, delivery).await;
+            let disposition = broker.settle(delivery, settlement).await.unwrap();
+            handler.settled(delivery, &disposition);
+            handled += 1;
+        }
+    }
+    panic!("queue {queue} never settled");
+}
+
+#[tokio::test]
+async fn with_the_inbox_a_lost_ack_gives_one_effect() {
+    for use_inbox in [true, false] {
+        let broker = EmbeddedBroker::deterministic(9);
+        let config = QueueConfig::default()
+            .ack_wait(Duration::from_secs(30))
+            .retry(RetryPolicy::new(20, Duration::from_secs(1)).jitter(0.0));
+        broker.declare("jobs", &config).await.unwrap();
+        broker
+            .inject_faults("jobs", Faults::new(77).lost_acks(0.25))
+            .unwrap();
+        let mut ids = Vec::new();
+        for i in 0..200 {
+            let envelope = Envelope::new(i.to_string());
+            ids.push(envelope.id());
+            broker.publish("jobs", envelope).await.unwrap();
+        }
+        let effects = Effects::default();
+        let inbox_layer = InboxLayer::new(Arc::new(MemoryInbox::new()));
+        let handled = if use_inbox {
+            let handler = HandlerBuilder::new()
+                .layer(inbox_layer.clone())
+                .handler(&effects);
+            consume_all(&broker, "jobs", &handler).await
+        } else {
+            consume_all(&broker, "jobs", &effects).await
+        };
+        let lost = usize::try_from(broker.fault_stats("jobs").unwrap().lost_acks).unwrap();
+        assert!(lost >= 30, "{lost} acks lost");
+        // Every lost ack is one more delivery, after the ack deadline.
+        assert_eq!(handled, 200 + lost);
+        let by_id = effects.by_id.lock().unwrap().clone();
+        assert_eq!(by_id.len(), 200);
+        assert!(ids.iter().all(|id| by_id.contains_key(id)));
+        let total: usize = by_id.values().sum();
+        if use_inbox {
+            assert!(by_id.values().all(|n| *n == 1), "{by_id:?}");
+            assert_eq!(total, 200);
+            assert_eq!(inbox_layer.skipped(), u64::try_from(lost).unwrap());
+        } else {
+            assert_eq!(total, 200 + lost);
+        }
+        assert!(broker.dead_letters("jobs", 10).await.unwrap().is_empty());
+        assert_eq!(broker.pending("jobs").await.unwrap(), 0);
+    }
+}
