@@ -330,10 +330,14 @@ impl Job {
         }
     }
 
-    /// Re-driven: queued again.
+    /// Re-driven: queued again. The record is updated after the broker moved the letter,
+    /// so a worker may already have started it (or finished it); only a record still dead
+    /// becomes queued, so that a finished job is not shown as queued forever.
     pub(crate) fn requeue(&mut self) {
-        self.state = JobState::Queued;
-        self.dead_reason = None;
+        if self.state == JobState::Dead {
+            self.state = JobState::Queued;
+            self.dead_reason = None;
+        }
     }
 }
 
@@ -498,5 +502,31 @@ mod tests {
         let (recent, counts) = store.recent(10);
         assert_eq!(recent.first().unwrap().id, c.to_string());
         assert_eq!(counts.get("queued"), Some(&2));
+    }
+
+    /// The re-drive records "queued" after the broker moved the letter: a worker that
+    /// already took the job (or finished it) keeps its state.
+    #[test]
+    fn a_redrive_recorded_late_does_not_undo_the_workers_state() {
+        let now = SystemTime::now();
+        let flaky = job("flaky", json!({"fail_times": 1}));
+        let mut record = Job::new(MessageId::new(), &flaky, now);
+        record.start(1, "w", now);
+        record.fail(
+            "told to fail",
+            &Disposition::DeadLetter {
+                reason: "out of attempts".to_owned(),
+            },
+        );
+        assert_eq!(record.state, JobState::Dead);
+        let mut raced = record.clone();
+        record.requeue();
+        assert_eq!(record.state, JobState::Queued);
+        assert_eq!(record.dead_reason, None);
+        // The worker ran the re-driven job before the re-drive's own update.
+        raced.start(2, "w", now);
+        raced.succeed(&json!({"succeeded_on_attempt": 2}));
+        raced.requeue();
+        assert_eq!(raced.state, JobState::Succeeded);
     }
 }
