@@ -921,7 +921,24 @@ impl Inner {
             channel,
             subscribe: tokio::sync::Mutex::new(()),
         });
-        lock(&session.consume).insert(queue.to_owned(), Arc::clone(&fresh));
+        // Two fetches of one queue may both have found no channel: the first to get here
+        // keeps its channel and the other closes its own, so that the deliveries of both
+        // stay on a channel that lives on (a channel dropped with unacknowledged deliveries
+        // hands them back to the queue, and they would be delivered again).
+        let kept = {
+            let mut consume = lock(&session.consume);
+            match consume.get(queue) {
+                Some(other) if other.channel.status().connected() => Some(Arc::clone(other)),
+                _ => {
+                    consume.insert(queue.to_owned(), Arc::clone(&fresh));
+                    None
+                }
+            }
+        };
+        if let Some(other) = kept {
+            let _ = fresh.channel.close(200, "not needed".into()).await;
+            return Ok(other);
+        }
         Ok(fresh)
     }
 
