@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# wrk: examples/reverse-proxy against Debian's nginx, both proxying the same origin (an nginx
-# serving a 1 KiB static file), no caching on either side, alternated in one run on 127.0.0.1.
+# examples/reverse-proxy against Debian's nginx, both proxying the same origin (an nginx
+# serving a 1 KiB static file) over HTTP/1.1 keep-alive, no caching on either side,
+# alternated in one run on 127.0.0.1. Clients speak HTTP/1.1 (wrk), or with PROTOCOL=h2
+# HTTP/2 with prior knowledge (h2c, h2load; `scripts/bench-reverse-proxy-h2.sh` is that).
 #
 #   bash scripts/bench-reverse-proxy.sh                     # 3 rounds of 5 s each side
 #   ROUNDS=5 SECONDS_PER_RUN=10 CONNECTIONS=64 bash scripts/bench-reverse-proxy.sh
+#   PROTOCOL=h2 CONNECTIONS=16 STREAMS=10 bash scripts/bench-reverse-proxy.sh
 #   PROXY_BIN=/path/to/reverse-proxy bash scripts/bench-reverse-proxy.sh   # no build
 #
-# Prints requests/s, p99 latency and CPU microseconds per request (of each proxy, the origin
-# and wrk) per run, then the medians of each side and the ratios ours / nginx. On 2 shared
-# cores, where wrk, the origin and the proxy compete, CPU per request is the fairer figure. Installs nginx and wrk from Debian when missing.
+# Prints requests/s, latency (p99 from wrk, the mean from h2load) and CPU microseconds per
+# request (of each proxy, the origin and the load generator) per run, then the medians of
+# each side and the ratios ours / nginx. On 2 shared cores, where the load generator, the
+# origin and the proxy compete, CPU per request is the fairer figure. Installs nginx and wrk
+# or nghttp2-client (h2load) from Debian when missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,13 +21,30 @@ cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/backend-kit/target}
 rounds=${ROUNDS:-3}
 seconds=${SECONDS_PER_RUN:-5}
-connections=${CONNECTIONS:-64}
 threads=${THREADS:-2}
+protocol=${PROTOCOL:-h1}
+case "$protocol" in
+  h1) connections=${CONNECTIONS:-64}; load=wrk; package=wrk; latency=p99
+      curl_flags=(); h2_listen=""; h2_directive=""; ours_h2="" ;;
+  h2) connections=${CONNECTIONS:-16}; load=h2load; package=nghttp2-client; latency=mean
+      curl_flags=(--http2-prior-knowledge)
+      ours_h2=$'[server.http2]\nh2c = true' ;;
+  *) echo "PROTOCOL is h1 or h2, not $protocol" >&2; exit 2 ;;
+esac
+streams=${STREAMS:-10}
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  echo "installing nginx and wrk from Debian"
+if ! command -v "$load" >/dev/null || ! command -v nginx >/dev/null; then
+  echo "installing nginx and $package from Debian"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx "$package" >/dev/null
+fi
+if [ "$protocol" = h2 ]; then
+  # `http2 on` from nginx 1.25.1; Debian 12's 1.22 says it on the listen line.
+  if nginx -V 2>&1 | grep -qE 'nginx/1\.(2[5-9]|[3-9][0-9])'; then
+    h2_listen=""; h2_directive="http2 on; http2_max_concurrent_streams 100;"
+  else
+    h2_listen=" http2"; h2_directive="http2_max_concurrent_streams 100;"
+  fi
 fi
 # PROXY_BIN runs a reverse-proxy binary built elsewhere (an older commit, for an A/B).
 proxy_bin=${PROXY_BIN:-$CARGO_TARGET_DIR/release/reverse-proxy}
@@ -70,7 +92,8 @@ http {
   keepalive_requests 1000000;
   upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
   server {
-    listen 127.0.0.1:$nginx_port;
+    listen 127.0.0.1:$nginx_port$h2_listen;
+    $h2_directive
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
@@ -89,6 +112,7 @@ access_log = false
 # The same header work as the nginx configuration below: X-Forwarded-For only (nginx writes
 # no Forwarded, X-Forwarded-Proto/-Host or Via unless told to).
 forwarding_headers = ["x-forwarded-for"]
+$ours_h2
 [[pools]]
 name = "origin"
 upstreams = [{ address = "127.0.0.1:$origin_port" }]
@@ -109,8 +133,8 @@ done
 ours=$(sed -n 's/^listening on http:\/\///p' "$work/ours.out" | head -n 1)
 theirs="127.0.0.1:$nginx_port"
 sleep 0.5
-curl -fsS -o /dev/null "http://$ours/index.html"
-curl -fsS -o /dev/null "http://$theirs/index.html"
+curl -fsS "${curl_flags[@]}" -o /dev/null "http://$ours/index.html"
+curl -fsS "${curl_flags[@]}" -o /dev/null "http://$theirs/index.html"
 
 # CPU time in clock ticks of a process and all its descendants (every thread of ours, nginx's
 # master and workers; /proc/PID/stat covers all threads): "USER+SYS SYS".
@@ -129,48 +153,65 @@ tree_pids() {
 }
 hz=$(getconf CLK_TCK)
 
-# Prints "RPS P99_MS PROXY_US ORIGIN_US WRK_US PROXY_SYS_US" for one wrk run: requests/s, p99
-# latency, and the CPU microseconds per completed request of the proxy under test (all its
-# threads or processes), of the origin, of wrk itself (from its rusage), so the share each
-# takes of the 2 shared cores is visible, and the kernel part of the proxy's figure.
+# Prints "RPS LATENCY_MS PROXY_US ORIGIN_US LOAD_US PROXY_SYS_US" for one run of the load
+# generator: requests/s, latency (wrk's p99 or h2load's mean), and the CPU microseconds per
+# completed request of the proxy under test (all its threads or processes), of the origin,
+# of the load generator itself (from its rusage), so the share each takes of the 2 shared
+# cores is visible, and the kernel part of the proxy's figure.
 run() {
-  local proxy_pid=$2 before before_sys origin_before out
+  local proxy_pid=$2 before before_sys origin_before out command
+  if [ "$protocol" = h2 ]; then
+    command=(h2load -t"$threads" -c"$connections" -m"$streams" -D"$seconds" "http://$1/index.html")
+  else
+    command=(wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency "http://$1/index.html")
+  fi
   read -r before before_sys < <(ticks "$proxy_pid"); read -r origin_before _ < <(ticks "$origin_pid")
   out=$(python3 -c '
 import resource, subprocess, sys
 r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 u = resource.getrusage(resource.RUSAGE_CHILDREN)
 sys.stdout.write(r.stdout)
-print("WRKCPU %f" % (u.ru_utime + u.ru_stime))
-' wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency "http://$1/index.html")
+print("LOADCPU %f" % (u.ru_utime + u.ru_stime))
+' "${command[@]}")
   local after after_sys origin_after
   read -r after after_sys < <(ticks "$proxy_pid"); read -r origin_after _ < <(ticks "$origin_pid")
   awk -v dp=$((after - before)) -v ds=$((after_sys - before_sys)) -v dorig=$((origin_after - origin_before)) -v hz="$hz" '
+    function ms(v) {
+      if (v ~ /us$/) {sub(/us$/,"",v); return v/1000}
+      if (v ~ /ms$/) {sub(/ms$/,"",v); return v}
+      if (v ~ /s$/) {sub(/s$/,"",v); return v*1000}
+      return v
+    }
+    # wrk
     /^Requests\/sec/ {rps=$2}
     /requests in/ {n=$1}
-    /^WRKCPU/ {wrk=$2}
-    /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; p99=v}
+    /^ +99%/ {lat=ms($2)}
     /Non-2xx|Socket errors/ {print "warning: " $0 > "/dev/stderr"}
-    END {printf "%s %s %.2f %.2f %.2f %.2f\n", rps, p99, dp / hz * 1e6 / n, dorig / hz * 1e6 / n, wrk * 1e6 / n, ds / hz * 1e6 / n}' <<<"$out"
+    # h2load
+    /^finished in/ {rps=$4}
+    /^requests:/ {n=$8; if ($10 + $12 > 0) print "warning: " $10 " failed, " $12 " errored" > "/dev/stderr"}
+    /^time for request:/ {lat=ms($6)}
+    /^LOADCPU/ {load=$2}
+    END {printf "%s %s %.2f %.2f %.2f %.2f\n", rps, lat, dp / hz * 1e6 / n, dorig / hz * 1e6 / n, load * 1e6 / n, ds / hz * 1e6 / n}' <<<"$out"
 }
 
-ours_rps=(); nginx_rps=(); ours_p99=(); nginx_p99=(); ours_cpu=(); nginx_cpu=()
-origin_cpu=(); wrk_cpu=()
+ours_rps=(); nginx_rps=(); ours_lat=(); nginx_lat=(); ours_cpu=(); nginx_cpu=()
+origin_cpu=(); load_cpu=()
 for round in $(seq 1 "$rounds"); do
-  read -r r p c o w k < <(run "$ours" "$ours_pid"); ours_rps+=("$r"); ours_p99+=("$p"); ours_cpu+=("$c")
-  origin_cpu+=("$o"); wrk_cpu+=("$w")
-  echo "round $round reverse-proxy: $r req/s, p99 $p ms, proxy CPU $c us/req of which sys $k (origin $o, wrk $w)"
-  read -r r p c o w k < <(run "$theirs" "$nginx_pid"); nginx_rps+=("$r"); nginx_p99+=("$p"); nginx_cpu+=("$c")
-  origin_cpu+=("$o"); wrk_cpu+=("$w")
-  echo "round $round nginx:         $r req/s, p99 $p ms, proxy CPU $c us/req of which sys $k (origin $o, wrk $w)"
+  read -r r p c o w k < <(run "$ours" "$ours_pid"); ours_rps+=("$r"); ours_lat+=("$p"); ours_cpu+=("$c")
+  origin_cpu+=("$o"); load_cpu+=("$w")
+  echo "round $round reverse-proxy: $r req/s, $latency $p ms, proxy CPU $c us/req of which sys $k (origin $o, $load $w)"
+  read -r r p c o w k < <(run "$theirs" "$nginx_pid"); nginx_rps+=("$r"); nginx_lat+=("$p"); nginx_cpu+=("$c")
+  origin_cpu+=("$o"); load_cpu+=("$w")
+  echo "round $round nginx:         $r req/s, $latency $p ms, proxy CPU $c us/req of which sys $k (origin $o, $load $w)"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 o=$(median "${ours_rps[@]}"); n=$(median "${nginx_rps[@]}")
-op=$(median "${ours_p99[@]}"); np=$(median "${nginx_p99[@]}")
+op=$(median "${ours_lat[@]}"); np=$(median "${nginx_lat[@]}")
 oc=$(median "${ours_cpu[@]}"); nc=$(median "${nginx_cpu[@]}")
-echo "median reverse-proxy: $o req/s, p99 $op ms, CPU $oc us/req"
-echo "median nginx:         $n req/s, p99 $np ms, CPU $nc us/req"
-echo "median origin CPU $(median "${origin_cpu[@]}") us/req, wrk CPU $(median "${wrk_cpu[@]}") us/req"
+echo "median reverse-proxy: $o req/s, $latency $op ms, CPU $oc us/req"
+echo "median nginx:         $n req/s, $latency $np ms, CPU $nc us/req"
+echo "median origin CPU $(median "${origin_cpu[@]}") us/req, $load CPU $(median "${load_cpu[@]}") us/req"
 awk -v o="$o" -v n="$n" -v oc="$oc" -v nc="$nc" \
   'BEGIN {printf "ratio reverse-proxy / nginx: %.2f req/s, %.2f CPU per request\n", o / n, oc / nc}'
