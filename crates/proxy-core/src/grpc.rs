@@ -132,6 +132,31 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     })
 }
 
+/// `timeout` as a `grpc-timeout` value, for a proxy that passes on what is left of a
+/// call's deadline: at most eight digits in the finest unit that holds it (`n`, `u`, `m`,
+/// `S`, `M`, `H`), rounded up to a whole unit (so at most a hundred-thousandth more);
+/// a timeout beyond 99,999,999 hours is sent as that.
+#[must_use]
+pub fn encode_grpc_timeout(timeout: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let nanos = timeout.as_nanos();
+    let units: [(u128, char); 6] = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ];
+    let (value, unit) = units
+        .iter()
+        .map(|&(size, unit)| (nanos.div_ceil(size), unit))
+        .find(|&(value, _)| value <= MAX)
+        .unwrap_or((MAX, 'H'));
+    // Digits and an ASCII letter: always a valid header value.
+    HeaderValue::from_str(&format!("{value}{unit}")).unwrap_or(HeaderValue::from_static("0n"))
+}
+
 /// `message` as `grpc-message` carries it: UTF-8 with every byte outside `0x20..=0x7E`, and
 /// `%`, percent-encoded.
 #[must_use]
@@ -219,6 +244,28 @@ mod tests {
             assert_eq!(t(bad), None, "{bad:?}");
         }
         assert_eq!(grpc_timeout(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn timeouts_are_encoded_in_the_finest_unit_that_fits() {
+        let e = |d| encode_grpc_timeout(d).to_str().unwrap().to_owned();
+        assert_eq!(e(Duration::ZERO), "0n");
+        assert_eq!(e(Duration::from_nanos(99_999_999)), "99999999n");
+        assert_eq!(e(Duration::from_nanos(100_000_001)), "100001u");
+        assert_eq!(e(Duration::from_millis(250)), "250000u");
+        assert_eq!(e(Duration::from_secs(1000)), "1000000m");
+        assert_eq!(e(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(e(Duration::from_secs(u64::MAX)), "99999999H");
+        // What is encoded parses back to at least the timeout, and at most one unit more,
+        // which eight digits keep below a hundred-thousandth of it.
+        for nanos in [1, 999, 1_000_001, 123_456_789_012, 7_000_000_000_000] {
+            let timeout = Duration::from_nanos(nanos);
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-timeout", encode_grpc_timeout(timeout));
+            let back = grpc_timeout(&headers).unwrap();
+            assert!(back >= timeout, "{nanos}: {back:?}");
+            assert!(back - timeout <= timeout / 100_000, "{nanos}: {back:?}");
+        }
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub use forwarded::{
     parse_forwarded, parse_x_forwarded_for, remove_hop_by_hop,
 };
 pub use grpc::{
-    GrpcCode, encode_grpc_message, grpc_status_fields, grpc_timeout, grpc_trailers_only, is_grpc,
+    GrpcCode, encode_grpc_message, encode_grpc_timeout, grpc_status_fields, grpc_timeout,
+    grpc_trailers_only, is_grpc,
 };
 pub use hash::{SplitMix64, mix64, stable_hash};
 pub use health::{

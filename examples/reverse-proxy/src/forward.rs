@@ -25,8 +25,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use proxy_core::{
     Failure, ForwardContext, GrpcCode, Outcome, Pick, PickContext, SmugglingError, UpstreamId,
-    apply_forwarding, canonicalize_content_length, cookie_value, grpc_timeout, is_grpc,
-    is_replayable, remove_hop_by_hop,
+    apply_forwarding, canonicalize_content_length, cookie_value, encode_grpc_timeout, grpc_timeout,
+    is_grpc, is_replayable, remove_hop_by_hop,
 };
 
 use crate::state::{PoolState, State};
@@ -113,6 +113,10 @@ async fn attempts(
     let mut attempt = 0u32;
     loop {
         let now = Instant::now();
+        // A retry after the call's deadline would be cut at once: answer it here.
+        if deadline.is_some_and(|d| d <= now) {
+            return grpc::answer(GrpcCode::DeadlineExceeded, "deadline exceeded at the proxy");
+        }
         let pick = match pick(pool, &outbound, &tried, now) {
             Choice::Member(pick) => pick,
             Choice::NoneLeft => return unavailable(last_failure),
@@ -128,13 +132,20 @@ async fn attempts(
         let may_retry = outbound.replayable
             && attempt < pool.retry.max_retries
             && matches!(outbound.body, OutBody::Buffered(_));
-        let Some(upstream_request) = outbound.request(&pick.address, may_retry, h2) else {
+        let Some(mut upstream_request) = outbound.request(&pick.address, may_retry, h2) else {
             if let Ok(mut p) = pool.pool.lock() {
                 p.finish(pick.id, None, now);
             }
             return plain(StatusCode::BAD_REQUEST, "bad request target", false);
         };
         let sent = Instant::now();
+        // The upstream gets what is left of the call's time, not the client's whole timeout.
+        if let Some(deadline) = deadline {
+            upstream_request.headers_mut().insert(
+                "grpc-timeout",
+                encode_grpc_timeout(deadline.saturating_duration_since(sent)),
+            );
+        }
         let pool_deadline = sent + pool.request_timeout;
         // The client's deadline, when it comes first: a timeout then says nothing about the
         // member's health.

@@ -7,7 +7,10 @@
 //!   not as an HTTP error page a client could only map to a generic code.
 //! - `grpc-timeout` is the call's deadline: the response head must come by then (and within
 //!   the pool's `request_timeout_ms`), and a response still streaming at the deadline ends
-//!   with `grpc-status: 4` (DEADLINE_EXCEEDED) in its trailers.
+//!   with `grpc-status: 4` (DEADLINE_EXCEEDED) in its trailers. Each attempt passes on what
+//!   is left of it as the upstream's `grpc-timeout`; no attempt starts after it.
+//! - A rate-limited call is RESOURCE_EXHAUSTED (with `Retry-After`), not an HTTP 429 that a
+//!   client would read as UNAVAILABLE.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

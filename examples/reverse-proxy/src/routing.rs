@@ -50,6 +50,22 @@ pub(crate) async fn route_request(
     };
     let limit_headers = match rate_limit::admit(state, route, &parts.headers, ctx.client_ip).await {
         Ok(headers) => headers,
+        // A gRPC client maps an HTTP 429 to UNAVAILABLE, which it may retry at once: the
+        // limit is RESOURCE_EXHAUSTED, with the same `Retry-After` and `RateLimit-*`.
+        Err(too_many) if grpc => {
+            let mut answer =
+                crate::grpc::answer(proxy_core::GrpcCode::ResourceExhausted, "rate limited");
+            answer.headers_mut().extend(
+                too_many
+                    .headers()
+                    .iter()
+                    .filter(|(name, _)| {
+                        *name != http::header::CONTENT_TYPE && *name != http::header::CONTENT_LENGTH
+                    })
+                    .map(|(name, value)| (name.clone(), value.clone())),
+            );
+            return answer;
+        }
         Err(too_many) => return too_many,
     };
     // gRPC messages are framed and compressed by gRPC itself (`grpc-encoding`).

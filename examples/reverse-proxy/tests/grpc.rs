@@ -227,7 +227,7 @@ type OriginBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 /// - `/slow-body`: the head and one message at once, the rest 5 s later;
 /// - `/wait`: 200 after 200 ms;
 /// - anything else: `origin NAME`, with what it saw of `te` and `:authority` in
-///   `x-seen-te` and `x-seen-authority`, and trailers `grpc-status: 0`, `x-trailer: kept`.
+///   `x-seen-te`, `x-seen-authority` and `x-seen-timeout`, and trailers `grpc-status: 0`, `x-trailer: kept`.
 async fn start_h2_origin(name: &'static str) -> H2Origin {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -285,6 +285,10 @@ async fn answer(
         .uri()
         .authority()
         .map_or("none".to_owned(), ToString::to_string);
+    let timeout = request
+        .headers()
+        .get("grpc-timeout")
+        .map_or("none".to_owned(), |v| v.to_str().unwrap().to_owned());
     let _ = request.into_body().collect().await;
     let response = match path.as_str() {
         "/healthz" if name == "sick" => Response::builder()
@@ -314,6 +318,7 @@ async fn answer(
             .header("content-type", "application/grpc")
             .header("x-seen-te", te)
             .header("x-seen-authority", authority)
+            .header("x-seen-timeout", timeout)
             .body(frames(vec![
                 Frame::data(Bytes::from(format!("origin {name}"))),
                 Frame::trailers(trailers()),
@@ -411,6 +416,49 @@ async fn grpc_timeout_bounds_the_head_and_the_stream() {
     .await;
     assert_eq!(body, "origin a");
     assert_eq!(trailers.unwrap()["grpc-status"], "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_gets_what_is_left_of_the_deadline() {
+    let origin = start_h2_origin("a").await;
+    let proxy = start_proxy(&config(&[origin.addr], ""));
+    let mut client = h2_client(proxy.addr).await;
+    let (_, head, _, _) = call(
+        &mut client,
+        grpc_request(proxy.addr, "/svc/Method", Some("2S")),
+    )
+    .await;
+    let mut seen = HeaderMap::new();
+    seen.insert("grpc-timeout", head["x-seen-timeout"].clone());
+    let left = proxy_core::grpc_timeout(&seen).expect("a valid grpc-timeout upstream");
+    assert!(
+        left < Duration::from_secs(2) && left > Duration::from_secs(1),
+        "{left:?}"
+    );
+    // Without a deadline none is made up.
+    let (_, head, _, _) = call(&mut client, grpc_request(proxy.addr, "/svc/Method", None)).await;
+    assert_eq!(head["x-seen-timeout"], "none");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_call_is_resource_exhausted() {
+    let origin = start_h2_origin("a").await;
+    let mut text = config(&[origin.addr], "");
+    text.push_str("rate_limit = { rate = 1, period_ms = 60000, burst = 1, key = \"client\" }\n");
+    let proxy = start_proxy(&text);
+    let mut client = h2_client(proxy.addr).await;
+    let (_, _, body, trailers) =
+        call(&mut client, grpc_request(proxy.addr, "/svc/Method", None)).await;
+    assert_eq!(body, "origin a");
+    assert_eq!(trailers.unwrap()["grpc-status"], "0");
+    let (status, head, body, _) =
+        call(&mut client, grpc_request(proxy.addr, "/svc/Method", None)).await;
+    assert_eq!(status, 200);
+    assert_eq!(head["content-type"], "application/grpc");
+    assert_eq!(head["grpc-status"], "8");
+    assert_eq!(head["grpc-message"], "rate limited");
+    assert!(head.contains_key("retry-after"), "{head:?}");
+    assert!(body.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
