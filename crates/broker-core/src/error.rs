@@ -67,6 +67,23 @@ pub enum Error {
     /// A retry policy or queue configuration is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),
+    /// A broker URL ([`AnyBroker::connect`](crate::AnyBroker::connect)) has no scheme,
+    /// an unknown one, or no host.
+    #[error("broker URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL without its user information (truncated to 200 characters).
+        url: String,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A broker URL names a backend this build leaves out.
+    #[error("{scheme}:// needs broker-core's `{feature}` feature (this build has it off)")]
+    FeatureDisabled {
+        /// The URL's scheme.
+        scheme: &'static str,
+        /// The cargo feature of broker-core that adds the backend.
+        feature: &'static str,
+    },
     /// The backend did not answer in time.
     #[error("backend timed out after {0:?}")]
     Timeout(Duration),

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "amqp")]
 mod amqp;
+mod any;
 mod bridge;
 mod broker;
 mod capabilities;
@@ -53,6 +54,7 @@ mod redis;
 
 #[cfg(feature = "amqp")]
 pub use amqp::{AmqpBroker, AmqpOptions, AmqpQueueType};
+pub use any::{AnyBroker, redact_url};
 pub use bridge::{Bridge, BridgeStats, Route, SOURCE_ATTEMPT, Target};
 pub use broker::{Broker, Delivery, check_queue_name};
 pub use capabilities::Capabilities;

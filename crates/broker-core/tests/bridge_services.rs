@@ -224,18 +224,5 @@ async fn rabbitmq_into_redis_streams() {
     assert_eq!(source.pending("jobs").await.unwrap(), 0);
     source.delete_topology().await.unwrap();
     // Leave nothing behind on the shared Redis.
-    let client = redis::Client::open(redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{redis_prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    support::delete_redis_keys(&redis_url, &redis_prefix).await;
 }

@@ -5,6 +5,8 @@
 
 use broker_core::conformance;
 
+mod support;
+
 fn service_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
@@ -60,20 +62,7 @@ async fn redis_passes_the_suite() {
     assert_eq!(report.skipped, UNORDERED, "{report:?}");
     assert_eq!(report.passed.len(), 14, "{report:?}");
     // Leave nothing behind on the shared server.
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    support::delete_redis_keys(&url, &prefix).await;
 }
 
 #[cfg(feature = "nats")]

@@ -152,20 +152,7 @@ async fn redis_lost_acks_are_redelivered_and_the_inbox_gives_one_effect() {
         .await
         .unwrap();
     lost_acks_give_one_effect(&broker).await;
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    support::delete_redis_keys(&url, &prefix).await;
 }
 
 #[cfg(feature = "nats")]

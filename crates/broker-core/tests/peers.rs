@@ -173,23 +173,6 @@ async fn redis() -> Option<(String, String, RedisBroker, String)> {
     Some((python, url, broker, prefix))
 }
 
-async fn delete_keys(url: &str, prefix: &str) {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test]
 async fn redis_py_xadds_and_we_consume() {
     let Some((python, url, broker, prefix)) = redis().await else {
@@ -201,7 +184,7 @@ async fn redis_py_xadds_and_we_consume() {
     );
     assert_eq!(published.len(), 3);
     assert_from_peer(&broker, "jobs", &published, "from redis-py").await;
-    delete_keys(&url, &prefix).await;
+    support::delete_redis_keys(&url, &prefix).await;
 }
 
 #[tokio::test]
@@ -223,5 +206,5 @@ async fn we_publish_and_redis_py_reads() {
     }
     // redis-py acked and deleted them in our group: nothing is left.
     assert_eq!(broker.pending("jobs").await.unwrap(), 0);
-    delete_keys(&url, &prefix).await;
+    support::delete_redis_keys(&url, &prefix).await;
 }

@@ -19,18 +19,16 @@
 //! `[bridge] shutdown_grace_ms` at most, default 10 s, else with status 1). A bad
 //! configuration exits with 2.
 
-mod backend;
 mod config;
 
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use broker_core::{Bridge, BridgeStats};
+use broker_core::{AnyBroker, Bridge, BridgeStats, redact_url};
 use futures_util::future::join_all;
 use tokio::sync::watch;
 
-use backend::{AnyBroker, redacted};
 use config::Config;
 
 fn main() -> ExitCode {
@@ -86,7 +84,11 @@ async fn run(config: Config) -> Result<(), String> {
     }
     let mut brokers = Vec::with_capacity(endpoints.len());
     for (url, prefix) in &endpoints {
-        brokers.push(AnyBroker::connect(url, prefix).await?);
+        brokers.push(
+            AnyBroker::connect(url, prefix)
+                .await
+                .map_err(|error| format!("{}: {error}", redact_url(url)))?,
+        );
     }
     let broker = |end: (String, String)| {
         endpoints
@@ -104,9 +106,9 @@ async fn run(config: Config) -> Result<(), String> {
         );
         names.push(format!(
             "{} {} -> {} {}",
-            redacted(&route.from),
+            redact_url(&route.from),
             route.queue,
-            redacted(&route.to),
+            redact_url(&route.to),
             route.target_name()
         ));
         bridges.push(

@@ -23,7 +23,6 @@
 //! [`App`] opens no socket: `src/main.rs` serves it with `auth-login` beside it, and the
 //! showcase mounts it at `/broker/` next to its `/auth/`.
 
-mod backend;
 mod frame;
 
 use std::collections::{HashMap, HashSet};
@@ -35,7 +34,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use broker_core::{
-    Envelope, QueueConfig, RetryPolicy, Settlement, SubjectPattern, SubjectPermissions,
+    AnyBroker, Broker as _, Envelope, QueueConfig, RetryPolicy, Settlement, SubjectPattern,
+    SubjectPermissions, redact_url,
 };
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -48,7 +48,6 @@ use ws_core::{
     Message, Outgoing, WebSocket, accept, rejection_response,
 };
 
-use backend::Backend;
 pub use frame::{ClientFrame, ErrorCode, PermissionTemplate, ServerFrame, user_token};
 
 /// The page.
@@ -105,8 +104,8 @@ pub struct Settings {
     pub login_url: String,
     /// Each user's allow-lists.
     pub permissions: PermissionTemplate,
-    /// `None`: the embedded broker; `redis://...` (feature `redis`) or `nats://...`
-    /// (feature `nats`).
+    /// `None` (or `embedded`): the embedded broker; `redis://...` (feature `redis`) or
+    /// `nats://...` (feature `nats`) (any URL [`broker_core::AnyBroker`] takes).
     pub broker_url: Option<String>,
     /// The prefix of the broker's keys and streams (`A-Z a-z 0-9 - _`); the topic is
     /// `{prefix}-messages`.
@@ -166,7 +165,7 @@ pub struct App {
     login_url: String,
     jobs_url: Option<String>,
     permissions: PermissionTemplate,
-    backend: Backend,
+    backend: AnyBroker,
     topic: String,
     queue: String,
     consumer: String,
@@ -211,7 +210,11 @@ impl App {
     /// # Errors
     /// A message naming the broker when it cannot be reached or refuses the names.
     pub async fn new(settings: Settings) -> Result<Self, String> {
-        let backend = Backend::connect(settings.broker_url.as_deref(), &settings.prefix).await?;
+        // Unset: the embedded broker. Keys `{prefix}:…` on Redis, streams `Q_{prefix}_…` on NATS.
+        let url = settings.broker_url.as_deref().unwrap_or("embedded");
+        let backend = AnyBroker::connect_namespaced(url, &settings.prefix)
+            .await
+            .map_err(|error| format!("broker at {}: {error}", redact_url(url)))?;
         let topic = format!("{}-messages", settings.prefix);
         let queue = format!("{}-to-{}", settings.prefix, settings.instance);
         // Live messages are acked as soon as they are handed to the hub: one attempt.

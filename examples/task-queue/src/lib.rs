@@ -19,7 +19,7 @@
 //! records and keys, so a job enqueued on one instance is shown, dead-lettered and
 //! re-driven on any other (the keys: `src/state.rs`).
 
-mod backend;
+mod inbox;
 mod jobs;
 mod state;
 mod worker;
@@ -30,7 +30,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use broker_core::{Envelope, Json, MessageId, QueueConfig, RetryPolicy};
+use broker_core::{
+    AnyBroker, Broker as _, Envelope, Json, MessageId, QueueConfig, RetryPolicy, redact_url,
+};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -43,7 +45,7 @@ use rest_core::{
 };
 use serde_json::json;
 
-use backend::{Backend, Inbox};
+use inbox::Inbox;
 pub use jobs::{Attempt, Job, JobState, KINDS, MAX_SLEEP_MS, NewJob};
 pub use state::COUNT_WINDOW;
 
@@ -60,7 +62,8 @@ const PAGE: &str = include_str!("page.html");
 pub struct Settings {
     /// The path prefix: empty at the root, or `/jobs` (no trailing slash).
     pub base_path: String,
-    /// `None`: the embedded broker; `redis://...` or `nats://...` otherwise.
+    /// `None` (or `embedded`): the embedded broker; `redis://...` or `nats://...` otherwise
+    /// (any URL [`broker_core::AnyBroker`] takes).
     pub broker_url: Option<String>,
     /// Where the inbox lives: `None` is Redis when the broker is Redis and memory
     /// otherwise; a `redis://` URL puts it there; `Some("none")` turns it off (each
@@ -170,7 +173,7 @@ impl Settings {
 #[derive(Debug)]
 pub(crate) struct Core {
     settings: Settings,
-    broker: Backend,
+    broker: AnyBroker,
     inbox: Option<Inbox>,
     jobs: state::Records,
     queue: String,
@@ -290,7 +293,11 @@ impl App {
             .retry
             .validate()
             .map_err(|error| error.to_string())?;
-        let broker = Backend::connect(settings.broker_url.as_deref(), &settings.prefix).await?;
+        // Unset: the embedded broker. Keys `{prefix}:…` on Redis, streams `Q_{prefix}_…` on NATS.
+        let url = settings.broker_url.as_deref().unwrap_or("embedded");
+        let broker = AnyBroker::connect_namespaced(url, &settings.prefix)
+            .await
+            .map_err(|error| format!("BROKER_URL {}: {error}", redact_url(url)))?;
         let inbox = match settings.inbox_url.as_deref() {
             Some("none") => None,
             Some(url) => Some(Inbox::connect(Some(url), &settings.prefix).await?),
@@ -384,11 +391,15 @@ impl App {
     /// # Errors
     /// The broker's error.
     pub async fn delete_queues(&self) -> Result<(), String> {
-        self.core
-            .broker
-            .delete_queues()
-            .await
-            .map_err(|error| error.to_string())
+        // Redis keys and embedded queues are left as they are.
+        #[cfg(feature = "nats")]
+        if let AnyBroker::Nats(broker) = &self.core.broker {
+            return broker
+                .delete_streams()
+                .await
+                .map_err(|error| error.to_string());
+        }
+        Ok(())
     }
 
     /// Answers one request; paths outside [`Settings::base_path`] are 404 problems.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use broker_core::{Claim, Delivery, Json, Settlement};
+use broker_core::{Broker as _, Claim, Delivery, Json, Settlement};
 
 use crate::Core;
 use crate::jobs::NewJob;

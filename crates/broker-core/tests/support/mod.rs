@@ -224,3 +224,23 @@ impl Drop for OwnServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Deletes the keys of the shared Redis at `url` that start with `prefix`; returns them.
+#[cfg(feature = "redis")]
+pub(crate) async fn delete_redis_keys(url: &str, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    keys
+}
