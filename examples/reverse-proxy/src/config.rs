@@ -207,6 +207,9 @@ pub(crate) struct Http2Config {
     /// Requests the proxy refuses (bad head, too many fields) per connection before it
     /// ends the connection with GOAWAY `ENHANCE_YOUR_CALM`.
     pub(crate) max_refused_requests: u32,
+    /// Offer SETTINGS_ENABLE_CONNECT_PROTOCOL: WebSockets over HTTP/2 (RFC 8441 extended
+    /// CONNECT), each carried to an `http1` pool as an HTTP/1.1 upgrade.
+    pub(crate) websocket: bool,
 }
 
 impl Default for Http2Config {
@@ -228,6 +231,7 @@ impl Default for Http2Config {
             max_control_frames_per_second: 100,
             max_resets_per_second: 100,
             max_refused_requests: 20,
+            websocket: true,
         }
     }
 }

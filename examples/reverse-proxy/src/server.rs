@@ -301,6 +301,9 @@ async fn serve_h2<S>(
     };
     let mut builder =
         hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    if config.websocket {
+        builder.enable_connect_protocol();
+    }
     builder
         .timer(hyper_util::rt::TokioTimer::new())
         .max_concurrent_streams(config.max_concurrent_streams)
@@ -353,9 +356,12 @@ async fn handle_h2(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let (mut parts, body) = request.into_parts();
-    let checked = downgrade_head(&mut parts, state.limits.max_headers).and_then(|()| {
+    let key = state.rng.lock().map_or(0, |mut r| r.next_u64());
+    let checked = websocket::upgrade_request(&mut parts, key).and_then(|websocket| {
+        downgrade_head(&mut parts, state.limits.max_headers)?;
         proxy_core::check_parsed_request(&parts)
-            .map_err(|error| (error.status(), format!("bad request: {error}")))
+            .map_err(|error| (error.status(), format!("bad request: {error}")))?;
+        Ok(websocket)
     });
     let response = match checked {
         Err((status, why)) => {
@@ -364,9 +370,110 @@ async fn handle_h2(
             tracing::warn!(%peer, %why, "refused HTTP/2 request head");
             plain(status, &why, false)
         }
-        Ok(()) => route_request(state, peer, Request::from_parts(parts, body), None).await,
+        Ok(None) => route_request(state, peer, Request::from_parts(parts, body), None).await,
+        Ok(Some(tunnel)) => {
+            // The tunnel's bytes come through the stream's upgrade, after the 200; the
+            // upstream's upgrade request has no body.
+            let mut request = Request::from_parts(parts, crate::full(bytes::Bytes::new()));
+            let client_upgrade = hyper::upgrade::on(&mut request);
+            drop(body);
+            let response = route_request(state, peer, request, Some(client_upgrade)).await;
+            websocket::upgrade_response(response, &tunnel)
+        }
     };
     finish(state, peer, &method, &path, started, response)
+}
+
+/// WebSockets over HTTP/2 (RFC 8441) to an HTTP/1.1 upstream: the extended CONNECT made the
+/// upgrade request an upstream expects, and its 101 made the 200 the client expects.
+mod websocket {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+    use http::request::Parts;
+    use http::{HeaderValue, Method, Response, StatusCode};
+    use sha1::{Digest as _, Sha1};
+
+    use crate::{ProxyBody, plain};
+
+    /// What the upstream's 101 must carry for the key the proxy sent.
+    pub(super) struct Tunnel {
+        accept: String,
+    }
+
+    /// An extended CONNECT with `:protocol websocket` rewritten in place as an HTTP/1.1
+    /// upgrade (RFC 8441 section 5): `GET` with `Upgrade: websocket`, `Connection: Upgrade`
+    /// and a `Sec-WebSocket-Key` made from `key` (the client's `Sec-WebSocket-Version`,
+    /// `-Protocol` and `-Extensions` pass as they are). `None` for any other request;
+    /// another `:protocol` is 501.
+    pub(super) fn upgrade_request(
+        parts: &mut Parts,
+        key: u64,
+    ) -> Result<Option<Tunnel>, (StatusCode, String)> {
+        let Some(protocol) = parts.extensions.remove::<hyper::ext::Protocol>() else {
+            return Ok(None);
+        };
+        if parts.method != Method::CONNECT {
+            return Ok(None);
+        }
+        if !protocol.as_str().eq_ignore_ascii_case("websocket") {
+            return Err((
+                StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    "extended CONNECT for {:?}: only websocket",
+                    protocol.as_str()
+                ),
+            ));
+        }
+        let nonce: Vec<u8> = key
+            .to_le_bytes()
+            .into_iter()
+            .chain(proxy_core::mix64(key).to_le_bytes())
+            .collect();
+        let key = STANDARD.encode(nonce);
+        let accept = STANDARD.encode(
+            Sha1::new()
+                .chain_update(key.as_bytes())
+                .chain_update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                .finalize(),
+        );
+        parts.method = Method::GET;
+        let headers = &mut parts.headers;
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Ok(value) = HeaderValue::from_str(&key) {
+            headers.insert(SEC_WEBSOCKET_KEY, value);
+        }
+        Ok(Some(Tunnel { accept }))
+    }
+
+    /// The client's answer: the upstream's 101 (with the right `Sec-WebSocket-Accept`) as a
+    /// 200 without the HTTP/1.1 upgrade fields; a 101 with a wrong accept is a 502; anything
+    /// else as it is (a non-2xx tells the client the tunnel was refused).
+    pub(super) fn upgrade_response(
+        mut response: Response<ProxyBody>,
+        tunnel: &Tunnel,
+    ) -> Response<ProxyBody> {
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return response;
+        }
+        let headers = response.headers_mut();
+        if headers.get(SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes)
+            != Some(tunnel.accept.as_bytes())
+        {
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                "the upstream's WebSocket handshake did not match",
+                false,
+            );
+        }
+        proxy_core::remove_hop_by_hop(headers);
+        for name in [UPGRADE, CONNECTION, SEC_WEBSOCKET_ACCEPT] {
+            headers.remove(name);
+        }
+        *response.status_mut() = StatusCode::OK;
+        response
+    }
 }
 
 /// Checks an HTTP/2 request head for what an HTTP/1.1 upstream would read differently and
