@@ -124,6 +124,40 @@ async fn purge_acked(stream: &stream::Stream, floor: u64) -> Result<()> {
     Ok(())
 }
 
+/// One pull request for up to `max` messages: answered at once with what is ready
+/// (`wait` `None`), or held by the server until `max` came or `wait` ran out.
+async fn pull(
+    consumer: &consumer::PullConsumer,
+    max: usize,
+    wait: Option<Duration>,
+) -> Result<Vec<jetstream::Message>> {
+    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default() + BATCH_GRACE;
+    let request = async {
+        match wait {
+            None => consumer.fetch().max_messages(max).messages().await,
+            Some(wait) => {
+                consumer
+                    .batch()
+                    .max_messages(max)
+                    .expires(wait)
+                    .messages()
+                    .await
+            }
+        }
+    };
+    let mut batch = tokio::time::timeout_at(deadline, request)
+        .await
+        .map_err(|_| Error::Timeout(wait.unwrap_or_default() + BATCH_GRACE))?
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    // The no-wait fetch has no timeout of its own: a request the server never answers
+    // (lost in a restart) ends the batch at the deadline, with what came.
+    while let Ok(Some(message)) = tokio::time::timeout_at(deadline, batch.next()).await {
+        out.push(message.map_err(backend)?);
+    }
+    Ok(out)
+}
+
 impl NatsBroker {
     /// Connects to `url` (`nats://host:port`); stream names start with `prefix`, which
     /// may use `A-Z a-z 0-9 - _` (give each application, or each test, its own).
@@ -452,28 +486,23 @@ impl Broker for NatsBroker {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let deadline = tokio::time::Instant::now() + wait + BATCH_GRACE;
-        let request = async {
-            if wait < Duration::from_millis(10) {
-                q.consumer.fetch().max_messages(max).messages().await
+        // A waiting pull for `max` is held by the server until `max` came or the wait ran
+        // out, so a lone message would wait the whole `wait`: take what is ready without
+        // waiting, and only when nothing is, wait for the first message alone.
+        let messages = if wait < Duration::from_millis(10) {
+            pull(&q.consumer, max, None).await?
+        } else if max == 1 {
+            pull(&q.consumer, 1, Some(wait)).await?
+        } else {
+            let ready = pull(&q.consumer, max, None).await?;
+            if ready.is_empty() {
+                pull(&q.consumer, 1, Some(wait)).await?
             } else {
-                q.consumer
-                    .batch()
-                    .max_messages(max)
-                    .expires(wait)
-                    .messages()
-                    .await
+                ready
             }
         };
-        let mut batch = tokio::time::timeout_at(deadline, request)
-            .await
-            .map_err(|_| Error::Timeout(wait + BATCH_GRACE))?
-            .map_err(backend)?;
         let mut out = Vec::new();
-        // The no-wait fetch has no timeout of its own: a request the server never answers
-        // (lost in a restart) ends the batch at the deadline, with what came.
-        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, batch.next()).await {
-            let message = message.map_err(backend)?;
+        for message in messages {
             let Some(reply) = message.reply.as_ref().map(ToString::to_string) else {
                 continue;
             };
