@@ -75,6 +75,9 @@ const REAPER_IDLE: Duration = Duration::from_secs(1);
 /// How long a fetch without a wait gives the messages a `basic.get` reported ready to arrive
 /// through its short-lived consumer (they only fail to when another consumer took them).
 const STRAGGLER_WAIT: Duration = Duration::from_millis(50);
+/// How many tags settled above a consume channel's lowest unsettled one are remembered for
+/// `multiple` acks.
+const SETTLED_AHEAD: usize = 4096;
 /// Reply queues are server-named; a `reply-to` must name one of them.
 const REPLY_PREFIX: &str = "amq.gen-";
 /// Headers the server adds when it dead-letters or redelivers; not part of the envelope.
@@ -1172,7 +1175,9 @@ impl Settler {
     /// queued acks (all the queued acks up to that tag, which need no frame of their own).
     fn plan(&mut self, queued: &[(u64, Verdict, oneshot::Sender<bool>)]) -> Option<u64> {
         for (tag, _, _) in queued {
-            if *tag > self.floor {
+            // Bounded: past the bound a settled tag is left out, as if still unsettled,
+            // which only breaks runs (a delivery that is never settled keeps the floor).
+            if *tag > self.floor && self.settled.len() < SETTLED_AHEAD {
                 self.settled.insert(*tag);
             }
         }
@@ -1677,6 +1682,47 @@ mod tests {
             delay_bucket(Duration::from_secs(u64::MAX)),
             u64::from(u32::MAX).div_ceil(100_000_000) * 100_000_000
         );
+    }
+
+    #[test]
+    fn multiple_acks_cover_only_unbroken_runs_of_tags() {
+        fn plan(settler: &mut Settler, tags: &[(u64, Verdict)]) -> Option<u64> {
+            let queued: Vec<_> = tags
+                .iter()
+                .map(|(tag, verdict)| (*tag, *verdict, oneshot::channel().0))
+                .collect();
+            settler.plan(&queued)
+        }
+        let mut settler = Settler::default();
+        let s = &mut settler;
+        // 1..=3 acked together: one frame for all three.
+        assert_eq!(
+            plan(
+                s,
+                &[(2, Verdict::Ack), (1, Verdict::Ack), (3, Verdict::Ack)]
+            ),
+            Some(3)
+        );
+        // Tag 4 not seen yet (on its way to another fetch): 5 and 6 go alone.
+        assert_eq!(plan(s, &[(5, Verdict::Ack), (6, Verdict::Ack)]), None);
+        // 4 closes the gap, but it is the only ack of this batch in the run: a single frame.
+        assert_eq!(plan(s, &[(4, Verdict::Ack)]), None);
+        assert_eq!(s.floor, 6);
+        assert!(s.settled.is_empty());
+        // A requeue inside the run is sent before the `multiple` ack that passes over it.
+        assert_eq!(
+            plan(
+                s,
+                &[(7, Verdict::Requeue), (8, Verdict::Ack), (9, Verdict::Ack)]
+            ),
+            Some(9)
+        );
+        // A run never starts above the floor's next tag.
+        assert_eq!(plan(s, &[(11, Verdict::Ack), (12, Verdict::Ack)]), None);
+        assert_eq!(s.floor, 9);
+        // Tags settled alone before (11, 12) are passed over by the run they are now in.
+        assert_eq!(plan(s, &[(10, Verdict::Ack), (13, Verdict::Ack)]), Some(13));
+        assert_eq!(s.floor, 13);
     }
 
     #[test]
