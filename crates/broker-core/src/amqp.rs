@@ -8,7 +8,8 @@
 //!
 //! Every publish waits for the publisher confirm; a publish to a queue is `mandatory`, so
 //! one the server cannot route (the queue was deleted) fails with [`Error::UnknownQueue`]
-//! instead of vanishing. The envelope travels in the AMQP `headers` table (`bk-id`,
+//! instead of vanishing. This broker publishes to a queue through the default exchange (the
+//! same route as the direct exchange's binding, without a binding lookup per message). The envelope travels in the AMQP `headers` table (`bk-id`,
 //! `bk-attempt`, `bk-published-at` and the user headers), with `message-id`,
 //! `content-type`, `correlation-id` and `timestamp` properties set as well for other
 //! clients.
@@ -17,6 +18,8 @@
 //! most the queue's [`QueueConfig::prefetch`] room), `basic.consume`, the first delivery or
 //! the wait, `basic.cancel`; every delivery that arrived before the cancel is handed out,
 //! so nothing stays buffered in the client where other consumers cannot reach it.
+//! Settlements issued together (a batch's acks) leave as one `basic.ack` with `multiple`
+//! for the unbroken run of delivery tags they complete, and single frames for the rest.
 //! RabbitMQ holds an unacknowledged delivery as long as the channel lives, so this process
 //! keeps each delivery's ack deadline: past it, the message is republished with its
 //! attempt count and the original acknowledged (or dead-lettered after the last allowed
@@ -28,7 +31,8 @@
 //! this broker declared are declared again; deliveries held on the old connection were
 //! returned to their queues by the server and settle as [`Error::StaleDelivery`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,7 +41,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use lapin::message::Delivery as AmqpDelivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
     QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
@@ -45,7 +49,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::broker::DeliveryToken;
@@ -71,6 +75,9 @@ const REAPER_IDLE: Duration = Duration::from_secs(1);
 /// How long a fetch without a wait gives the messages a `basic.get` reported ready to arrive
 /// through its short-lived consumer (they only fail to when another consumer took them).
 const STRAGGLER_WAIT: Duration = Duration::from_millis(50);
+/// How many tags settled above a consume channel's lowest unsettled one are remembered for
+/// `multiple` acks.
+const SETTLED_AHEAD: usize = 4096;
 /// Reply queues are server-named; a `reply-to` must name one of them.
 const REPLY_PREFIX: &str = "amq.gen-";
 /// Headers the server adds when it dead-letters or redelivers; not part of the envelope.
@@ -115,9 +122,13 @@ impl AmqpOptions {
 /// A delivery this process holds: the server keeps it unacknowledged until it is settled
 /// here or its deadline passes.
 struct InFlight {
-    queue: String,
-    consumer: String,
+    queue: Arc<str>,
+    consumer: Arc<str>,
     acker: Acker,
+    /// The consume channel it came on and its delivery tag there: settlements go through
+    /// the channel's [`Settler`].
+    channel: Arc<ConsumeChannel>,
+    tag: u64,
     envelope: Envelope,
     deadline: Instant,
 }
@@ -134,7 +145,38 @@ struct Session {
 
 struct ConsumeChannel {
     channel: Channel,
-    subscribe: tokio::sync::Mutex<()>,
+    /// Serializes `basic.qos` + `basic.consume`; holds the prefetch last set (0: none yet),
+    /// so that a fetch asking for as many as the last one skips the `basic.qos`.
+    subscribe: tokio::sync::Mutex<u16>,
+    settler: Mutex<Settler>,
+}
+
+/// How a delivery on a consume channel is settled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Ack,
+    /// `basic.nack` with `requeue`: back to the queue, flagged redelivered.
+    Requeue,
+}
+
+/// Acks and requeues of one consume channel, sent together: settlements asked for while
+/// the task runs (for example the acks of one batch, issued together) become one
+/// `basic.ack` with `multiple` for the run of delivery tags they complete, plus single
+/// frames for the rest.
+///
+/// `multiple` acknowledges every unsettled tag up to the one it names, so a run is only
+/// acked that way from `floor` (every tag up to it is settled) through tags that are
+/// settled or queued now, without a gap: a tag not seen here yet (a delivery still on its
+/// way to a concurrent fetch) breaks the run.
+#[derive(Default)]
+struct Settler {
+    /// Every delivery tag up to this one is settled (tags start at 1).
+    floor: u64,
+    /// Tags above `floor` settled already.
+    settled: BTreeSet<u64>,
+    queued: Vec<(u64, Verdict, oneshot::Sender<bool>)>,
+    /// A task is sending what is queued.
+    running: bool,
 }
 
 struct Inner {
@@ -205,22 +247,29 @@ fn delay_bucket(delay: Duration) -> u64 {
 /// The AMQP properties of an envelope: everything in `headers`, the well-known ones as
 /// properties too.
 fn properties(envelope: &Envelope, extra: Option<(&str, String)>) -> BasicProperties {
-    let mut table = FieldTable::default();
+    let mut table = BTreeMap::new();
+    let mut id = None;
     for (name, value) in envelope.wire_pairs() {
-        if let Ok(name) = ShortString::try_new(name) {
-            table.insert(name, AMQPValue::LongString(value.as_bytes().into()));
+        if let Ok(key) = ShortString::try_new(name) {
+            // The text made for the table, not a copy of it, goes in the table.
+            let value = value.into_owned();
+            if id.is_none() && name == "bk-id" {
+                id = Some(value.clone());
+            }
+            table.insert(key, AMQPValue::LongString(value.into()));
         }
     }
     if let Some((name, value)) = extra
         && let Ok(name) = ShortString::try_new(name)
     {
-        table.insert(name, AMQPValue::LongString(value.as_bytes().into()));
+        table.insert(name, AMQPValue::LongString(value.into()));
     }
     let headers = envelope.headers();
+    let id = id.unwrap_or_else(|| envelope.id().to_string());
     let mut props = BasicProperties::default()
-        .with_headers(table)
+        .with_headers(FieldTable::from(table))
         .with_delivery_mode(2)
-        .with_message_id(envelope.id().to_string().into())
+        .with_message_id(id.into())
         .with_timestamp(unix_millis(envelope.published_at()) / 1000);
     if let Some(value) = headers
         .content_type()
@@ -238,33 +287,33 @@ fn properties(envelope: &Envelope, extra: Option<(&str, String)>) -> BasicProper
 }
 
 /// One header value as text; tables and arrays have no text form.
-fn header_text(name: &str, value: &AMQPValue) -> Result<String> {
+fn header_text<'a>(name: &str, value: &'a AMQPValue) -> Result<Cow<'a, str>> {
     let text = match value {
-        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes())
-            .map_err(|_| Error::WireHeader {
+        AMQPValue::LongString(s) => Cow::Borrowed(std::str::from_utf8(s.as_bytes()).map_err(
+            |_| Error::WireHeader {
                 line: 0,
                 reason: "an AMQP header value is not UTF-8",
-            })?
-            .to_owned(),
-        AMQPValue::ShortString(s) => s.as_str().to_owned(),
-        AMQPValue::ByteArray(b) => std::str::from_utf8(b.as_slice())
-            .map_err(|_| Error::WireHeader {
+            },
+        )?),
+        AMQPValue::ShortString(s) => Cow::Borrowed(s.as_str()),
+        AMQPValue::ByteArray(b) => Cow::Borrowed(std::str::from_utf8(b.as_slice()).map_err(
+            |_| Error::WireHeader {
                 line: 0,
                 reason: "an AMQP header value is not UTF-8",
-            })?
-            .to_owned(),
-        AMQPValue::Boolean(b) => b.to_string(),
-        AMQPValue::ShortShortInt(n) => n.to_string(),
-        AMQPValue::ShortShortUInt(n) => n.to_string(),
-        AMQPValue::ShortInt(n) => n.to_string(),
-        AMQPValue::ShortUInt(n) => n.to_string(),
-        AMQPValue::LongInt(n) => n.to_string(),
-        AMQPValue::LongUInt(n) => n.to_string(),
-        AMQPValue::LongLongInt(n) => n.to_string(),
-        AMQPValue::Timestamp(n) => n.to_string(),
-        AMQPValue::Float(n) => n.to_string(),
-        AMQPValue::Double(n) => n.to_string(),
-        AMQPValue::Void => String::new(),
+            },
+        )?),
+        AMQPValue::Boolean(b) => Cow::Owned(b.to_string()),
+        AMQPValue::ShortShortInt(n) => Cow::Owned(n.to_string()),
+        AMQPValue::ShortShortUInt(n) => Cow::Owned(n.to_string()),
+        AMQPValue::ShortInt(n) => Cow::Owned(n.to_string()),
+        AMQPValue::ShortUInt(n) => Cow::Owned(n.to_string()),
+        AMQPValue::LongInt(n) => Cow::Owned(n.to_string()),
+        AMQPValue::LongUInt(n) => Cow::Owned(n.to_string()),
+        AMQPValue::LongLongInt(n) => Cow::Owned(n.to_string()),
+        AMQPValue::Timestamp(n) => Cow::Owned(n.to_string()),
+        AMQPValue::Float(n) => Cow::Owned(n.to_string()),
+        AMQPValue::Double(n) => Cow::Owned(n.to_string()),
+        AMQPValue::Void => Cow::Borrowed(""),
         AMQPValue::DecimalValue(_) | AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_) => {
             let _ = name;
             return Err(Error::WireHeader {
@@ -285,7 +334,7 @@ fn is_server_header(name: &str) -> bool {
 /// Rebuilds an envelope from a delivery's `headers` table, leaving out what the server
 /// added. Returns the envelope and the server's delivery count (quorum queues).
 fn from_properties(props: &BasicProperties, payload: Bytes) -> Result<(Envelope, Option<u32>)> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::new();
     let mut delivery_count = None;
     if let Some(table) = props.headers() {
         for (name, value) in table.inner() {
@@ -299,11 +348,10 @@ fn from_properties(props: &BasicProperties, payload: Bytes) -> Result<(Envelope,
             if is_server_header(name) || name == DEAD_AT {
                 continue;
             }
-            pairs.push((name.to_owned(), header_text(name, value)?));
+            pairs.push((name, header_text(name, value)?));
         }
     }
-    let envelope =
-        Envelope::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())), payload)?;
+    let envelope = Envelope::from_pairs(pairs.iter().map(|(n, v)| (*n, v.as_ref())), payload)?;
     Ok((envelope, delivery_count))
 }
 
@@ -662,7 +710,7 @@ impl Inner {
         routing_key: &str,
         mandatory: bool,
         payload: &[u8],
-        props: BasicProperties,
+        props: impl Fn() -> BasicProperties,
         unroutable: impl Fn() -> Error,
     ) -> Result<()> {
         // One retry: on a fresh connection if the first attempt lost it.
@@ -681,7 +729,7 @@ impl Inner {
                             ..BasicPublishOptions::default()
                         },
                         payload,
-                        props.clone(),
+                        props(),
                     )
                     .await
                     .map_err(backend)?
@@ -705,7 +753,7 @@ impl Inner {
     /// the server then sends together: one round trip for the batch instead of one per
     /// message. The first failure is returned; the others may have been stored.
     async fn publish_all_to_queue(&self, queue: &str, envelopes: &[Envelope]) -> Result<()> {
-        let exchange = short(&self.direct_exchange())?;
+        let exchange = ShortString::default();
         let work = short(&self.work_name(queue))?;
         let unroutable = || Error::UnknownQueue(queue.to_owned());
         let mut attempt = 0;
@@ -762,14 +810,16 @@ impl Inner {
         }
     }
 
+    /// Publishes to the default exchange with the queue's name as routing key: the same
+    /// route as through the direct exchange, where the server needs no binding lookup.
     async fn publish_to_queue(&self, queue: &str, envelope: &Envelope) -> Result<()> {
         let work = self.work_name(queue);
         self.publish_raw(
-            &self.direct_exchange(),
+            "",
             &work,
             true,
             envelope.payload(),
-            properties(envelope, None),
+            || properties(envelope, None),
             || Error::UnknownQueue(queue.to_owned()),
         )
         .await
@@ -811,7 +861,7 @@ impl Inner {
             &name,
             true,
             envelope.payload(),
-            properties(envelope, None),
+            || properties(envelope, None),
             || backend(format!("delay queue {name} vanished")),
         )
         .await
@@ -825,7 +875,7 @@ impl Inner {
             &dead,
             true,
             letter.envelope.payload(),
-            properties(&letter.envelope, Some((DEAD_AT, at))),
+            || properties(&letter.envelope, Some((DEAD_AT, at.clone()))),
             || Error::UnknownQueue(letter.queue.clone()),
         )
         .await
@@ -837,15 +887,19 @@ impl Inner {
         if !held.acker.usable() {
             return Err(Error::StaleDelivery);
         }
-        let mut envelope = held.envelope.clone();
-        envelope.set_delivered_at(None);
+        let unsent = || {
+            let mut envelope = held.envelope.clone();
+            envelope.set_delivered_at(None);
+            envelope
+        };
         match disposition {
             Disposition::Removed | Disposition::Extended => {}
             Disposition::Retry { delay } => {
-                self.republish(&held.queue, &envelope, delay_bucket(*delay))
+                self.republish(&held.queue, &unsent(), delay_bucket(*delay))
                     .await?;
             }
             Disposition::DeadLetter { reason } => {
+                let envelope = unsent();
                 let attempts = envelope.attempt();
                 let letter = DeadLetter::new(
                     &held.queue,
@@ -857,13 +911,10 @@ impl Inner {
                 self.dead_letter(&letter).await?;
             }
         }
-        match held
-            .acker
-            .ack(lapin::options::BasicAckOptions::default())
-            .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(_) => Err(Error::StaleDelivery),
+        if held.channel.settle(held.tag, Verdict::Ack).await {
+            Ok(())
+        } else {
+            Err(Error::StaleDelivery)
         }
     }
 
@@ -896,13 +947,7 @@ impl Inner {
             if self.finish(&held, &disposition).await.is_err() && held.acker.usable() {
                 // Could not move it: hand it back to the server, which redelivers it
                 // flagged as redelivered (counted as one more attempt).
-                let _ = held
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await;
+                held.channel.settle(held.tag, Verdict::Requeue).await;
             }
         }
         lock(&self.in_flight).values().map(|h| h.deadline).min()
@@ -917,10 +962,7 @@ impl Inner {
             return Ok(c);
         }
         let channel = session.connection.create_channel().await.map_err(backend)?;
-        let fresh = Arc::new(ConsumeChannel {
-            channel,
-            subscribe: tokio::sync::Mutex::new(()),
-        });
+        let fresh = Arc::new(ConsumeChannel::new(channel));
         // Two fetches of one queue may both have found no channel: the first to get here
         // keeps its channel and the other closes its own, so that the deliveries of both
         // stay on a channel that lives on (a channel dropped with unacknowledged deliveries
@@ -949,7 +991,7 @@ impl Inner {
         queue: &str,
         n: u16,
         wait: Duration,
-    ) -> Result<Vec<AmqpDelivery>> {
+    ) -> Result<(Arc<ConsumeChannel>, Vec<AmqpDelivery>)> {
         let consume = self.consume_channel(session, queue).await?;
         let channel = &consume.channel;
         let work = short(&self.work_name(queue))?;
@@ -966,23 +1008,26 @@ impl Inner {
                 .await
                 .map_err(backend)?
             else {
-                return Ok(out);
+                return Ok((consume, out));
             };
             let ready = u16::try_from(first.message_count).unwrap_or(u16::MAX);
             out.push(first.delivery);
             take = n.saturating_sub(1).min(ready);
             if take == 0 {
-                return Ok(out);
+                return Ok((consume, out));
             }
             // They are ready: only another consumer taking them first makes this wait.
             deadline = STRAGGLER_WAIT;
         }
         let mut consumer = {
-            let _serial = consume.subscribe.lock().await;
-            channel
-                .basic_qos(take, BasicQosOptions { global: false })
-                .await
-                .map_err(backend)?;
+            let mut prefetch = consume.subscribe.lock().await;
+            if *prefetch != take {
+                channel
+                    .basic_qos(take, BasicQosOptions { global: false })
+                    .await
+                    .map_err(backend)?;
+                *prefetch = take;
+            }
             channel
                 .basic_consume(
                     work,
@@ -1030,7 +1075,127 @@ impl Inner {
                 self.work_name(queue)
             )));
         }
-        Ok(out)
+        Ok((consume, out))
+    }
+}
+
+impl ConsumeChannel {
+    fn new(channel: Channel) -> Self {
+        Self {
+            channel,
+            subscribe: tokio::sync::Mutex::new(0),
+            settler: Mutex::new(Settler::default()),
+        }
+    }
+
+    /// Acks or requeues delivery `tag` of this channel; true once the frame is sent.
+    async fn settle(self: &Arc<Self>, tag: u64, verdict: Verdict) -> bool {
+        let (sent, outcome) = oneshot::channel();
+        let start = {
+            let mut settler = lock(&self.settler);
+            settler.queued.push((tag, verdict, sent));
+            !std::mem::replace(&mut settler.running, true)
+        };
+        if start {
+            // A task of its own, so that it runs after every settlement issued together
+            // with this one was queued.
+            tokio::spawn(Arc::clone(self).send_settlements());
+        }
+        outcome.await.unwrap_or(false)
+    }
+
+    async fn send_settlements(self: Arc<Self>) {
+        loop {
+            let (queued, multiple) = {
+                let mut settler = lock(&self.settler);
+                if settler.queued.is_empty() {
+                    settler.running = false;
+                    return;
+                }
+                let queued = std::mem::take(&mut settler.queued);
+                let multiple = settler.plan(&queued);
+                (queued, multiple)
+            };
+            let channel = &self.channel;
+            let mut sent = vec![false; queued.len()];
+            // Requeues before the `multiple` ack that may pass over them, in this order.
+            for ((tag, verdict, _), slot) in queued.iter().zip(sent.iter_mut()) {
+                if *verdict == Verdict::Requeue {
+                    *slot = channel
+                        .basic_nack(
+                            *tag,
+                            BasicNackOptions {
+                                requeue: true,
+                                ..BasicNackOptions::default()
+                            },
+                        )
+                        .await
+                        .is_ok();
+                }
+            }
+            if let Some(upto) = multiple {
+                let ok = channel
+                    .basic_ack(upto, BasicAckOptions { multiple: true })
+                    .await
+                    .is_ok();
+                for ((tag, verdict, _), slot) in queued.iter().zip(sent.iter_mut()) {
+                    if *verdict == Verdict::Ack && *tag <= upto {
+                        *slot = ok;
+                    }
+                }
+            }
+            let singles: Vec<usize> = queued
+                .iter()
+                .enumerate()
+                .filter(|(_, (tag, verdict, _))| {
+                    *verdict == Verdict::Ack && multiple.is_none_or(|upto| *tag > upto)
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let acked = futures_util::future::join_all(singles.iter().map(|&i| {
+                let tag = queued.get(i).map_or(0, |q| q.0);
+                channel.basic_ack(tag, BasicAckOptions::default())
+            }))
+            .await;
+            for (&i, outcome) in singles.iter().zip(acked) {
+                if let Some(slot) = sent.get_mut(i) {
+                    *slot = outcome.is_ok();
+                }
+            }
+            for ((_, _, waiter), ok) in queued.into_iter().zip(sent) {
+                let _ = waiter.send(ok);
+            }
+        }
+    }
+}
+
+impl Settler {
+    /// Records `queued` as settled and moves `floor` up; returns the tag for one
+    /// `basic.ack` with `multiple` when the run it completes holds at least two of the
+    /// queued acks (all the queued acks up to that tag, which need no frame of their own).
+    fn plan(&mut self, queued: &[(u64, Verdict, oneshot::Sender<bool>)]) -> Option<u64> {
+        for (tag, _, _) in queued {
+            // Bounded: past the bound a settled tag is left out, as if still unsettled,
+            // which only breaks runs (a delivery that is never settled keeps the floor).
+            if *tag > self.floor && self.settled.len() < SETTLED_AHEAD {
+                self.settled.insert(*tag);
+            }
+        }
+        let mut acks: Vec<u64> = queued
+            .iter()
+            .filter(|(_, verdict, _)| *verdict == Verdict::Ack)
+            .map(|(tag, _, _)| *tag)
+            .collect();
+        acks.sort_unstable();
+        let (mut last, mut in_run) = (0, 0usize);
+        while self.settled.remove(&(self.floor + 1)) {
+            self.floor += 1;
+            if acks.binary_search(&self.floor).is_ok() {
+                last = self.floor;
+                in_run += 1;
+            }
+        }
+        (in_run >= 2).then_some(last)
     }
 }
 
@@ -1157,7 +1322,7 @@ impl Broker for AmqpBroker {
         }
         let wait = end.saturating_duration_since(Instant::now());
         let mut attempt = 0;
-        let raw = loop {
+        let (channel, raw) = loop {
             attempt += 1;
             let session = inner.session().await?;
             match inner.receive(&session, queue, n, wait).await {
@@ -1167,7 +1332,13 @@ impl Broker for AmqpBroker {
             }
         };
         let mut out = Vec::with_capacity(raw.len());
+        if raw.is_empty() {
+            return Ok(out);
+        }
         let shared_queue: Arc<str> = Arc::from(queue);
+        let shared_consumer: Arc<str> = Arc::from(consumer);
+        let ack_wait = config.get_ack_wait();
+        let delivered_at = SystemTime::now();
         for d in raw {
             let payload = Bytes::from(d.data);
             let (mut envelope, count) = match from_properties(&d.properties, payload.clone()) {
@@ -1181,7 +1352,7 @@ impl Broker for AmqpBroker {
                         SystemTime::now(),
                     );
                     inner.dead_letter(&letter).await?;
-                    let _ = d.acker.ack(Default::default()).await;
+                    channel.settle(d.delivery_tag, Verdict::Ack).await;
                     continue;
                 }
             };
@@ -1196,19 +1367,20 @@ impl Broker for AmqpBroker {
                 envelope.set_attempt(previous);
                 let letter = DeadLetter::new(queue, envelope, reason, previous, SystemTime::now());
                 inner.dead_letter(&letter).await?;
-                let _ = d.acker.ack(Default::default()).await;
+                channel.settle(d.delivery_tag, Verdict::Ack).await;
                 continue;
             }
             envelope.set_attempt(previous.saturating_add(1));
-            envelope.set_delivered_at(Some(SystemTime::now()));
+            envelope.set_delivered_at(Some(delivered_at));
             let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
-            let ack_wait = config.get_ack_wait();
             lock(&inner.in_flight).insert(
                 token,
                 InFlight {
-                    queue: queue.to_owned(),
-                    consumer: consumer.to_owned(),
+                    queue: Arc::clone(&shared_queue),
+                    consumer: Arc::clone(&shared_consumer),
                     acker: d.acker,
+                    channel: Arc::clone(&channel),
+                    tag: d.delivery_tag,
                     envelope: envelope.clone(),
                     deadline: Instant::now() + ack_wait,
                 },
@@ -1240,7 +1412,7 @@ impl Broker for AmqpBroker {
         let unit = lock(&inner.jitter).next_unit();
         let attempt = delivery.envelope.attempt();
         let mut disposition = decide(&settlement, attempt, config.get_retry(), unit);
-        let key = token.to_string();
+        let counted = config.get_prefetch().is_some();
         if disposition == Disposition::Extended {
             let ack_wait = config.get_ack_wait();
             let mut map = lock(&inner.in_flight);
@@ -1249,8 +1421,10 @@ impl Broker for AmqpBroker {
             };
             held.deadline = Instant::now() + ack_wait;
             drop(map);
-            if config.get_prefetch().is_some() {
-                inner.held.hold(&delivery.queue, consumer, &key, ack_wait);
+            if counted {
+                inner
+                    .held
+                    .hold(&delivery.queue, consumer, &token.to_string(), ack_wait);
             }
             return Ok(disposition);
         }
@@ -1261,7 +1435,11 @@ impl Broker for AmqpBroker {
             *delay = Duration::from_millis(delay_bucket(*delay));
         }
         let outcome = inner.finish(&held, &disposition).await;
-        inner.held.release(&delivery.queue, consumer, &key);
+        if counted {
+            inner
+                .held
+                .release(&delivery.queue, consumer, &token.to_string());
+        }
         outcome.map(|()| disposition)
     }
 
@@ -1379,7 +1557,7 @@ impl Broker for AmqpBroker {
                 &key,
                 false,
                 envelope.payload(),
-                properties(&envelope, None),
+                || properties(&envelope, None),
                 || backend("unroutable"),
             )
             .await
@@ -1454,7 +1632,7 @@ impl Broker for AmqpBroker {
                 &reply_to,
                 false,
                 response.payload(),
-                properties(&response, None),
+                || properties(&response, None),
                 || backend("unroutable"),
             )
             .await
@@ -1480,7 +1658,7 @@ impl Broker for AmqpBroker {
         let ready = usize::try_from(outcome?.message_count()).unwrap_or(usize::MAX);
         let held = lock(&inner.in_flight)
             .values()
-            .filter(|h| h.queue == queue)
+            .filter(|h| &*h.queue == queue)
             .count();
         Ok(ready + held)
     }
@@ -1504,6 +1682,47 @@ mod tests {
             delay_bucket(Duration::from_secs(u64::MAX)),
             u64::from(u32::MAX).div_ceil(100_000_000) * 100_000_000
         );
+    }
+
+    #[test]
+    fn multiple_acks_cover_only_unbroken_runs_of_tags() {
+        fn plan(settler: &mut Settler, tags: &[(u64, Verdict)]) -> Option<u64> {
+            let queued: Vec<_> = tags
+                .iter()
+                .map(|(tag, verdict)| (*tag, *verdict, oneshot::channel().0))
+                .collect();
+            settler.plan(&queued)
+        }
+        let mut settler = Settler::default();
+        let s = &mut settler;
+        // 1..=3 acked together: one frame for all three.
+        assert_eq!(
+            plan(
+                s,
+                &[(2, Verdict::Ack), (1, Verdict::Ack), (3, Verdict::Ack)]
+            ),
+            Some(3)
+        );
+        // Tag 4 not seen yet (on its way to another fetch): 5 and 6 go alone.
+        assert_eq!(plan(s, &[(5, Verdict::Ack), (6, Verdict::Ack)]), None);
+        // 4 closes the gap, but it is the only ack of this batch in the run: a single frame.
+        assert_eq!(plan(s, &[(4, Verdict::Ack)]), None);
+        assert_eq!(s.floor, 6);
+        assert!(s.settled.is_empty());
+        // A requeue inside the run is sent before the `multiple` ack that passes over it.
+        assert_eq!(
+            plan(
+                s,
+                &[(7, Verdict::Requeue), (8, Verdict::Ack), (9, Verdict::Ack)]
+            ),
+            Some(9)
+        );
+        // A run never starts above the floor's next tag.
+        assert_eq!(plan(s, &[(11, Verdict::Ack), (12, Verdict::Ack)]), None);
+        assert_eq!(s.floor, 9);
+        // Tags settled alone before (11, 12) are passed over by the run they are now in.
+        assert_eq!(plan(s, &[(10, Verdict::Ack), (13, Verdict::Ack)]), Some(13));
+        assert_eq!(s.floor, 13);
     }
 
     #[test]
