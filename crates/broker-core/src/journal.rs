@@ -484,17 +484,17 @@ fn decode(body: &[u8]) -> Parse<Record> {
 
 /// The frames of a journal file after its magic: the bodies with their offsets, and the
 /// length of the good prefix (a torn tail after it is to be dropped).
-fn frames(data: &[u8]) -> Result<(Vec<(u64, &[u8])>, usize)> {
+/// A record's body and where its frame starts in the file.
+type Frame<'a> = (u64, &'a [u8]);
+
+fn frames(data: &[u8]) -> Result<(Vec<Frame<'_>>, usize)> {
     let mut out = Vec::new();
     let mut at = MAGIC.len();
     let tail_is_torn = |from: usize| {
         data.get(from..)
             .is_none_or(|rest| rest.iter().all(|b| *b == 0))
     };
-    loop {
-        let Some(rest) = data.get(at..) else {
-            break;
-        };
+    while let Some(rest) = data.get(at..) {
         if rest.is_empty() {
             break;
         }

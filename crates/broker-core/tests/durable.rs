@@ -454,10 +454,10 @@ async fn a_publisher_killed_mid_stream_loses_no_confirmed_message() {
     // What it printed before it died was confirmed too.
     for line in lines {
         let Ok(line) = line else { break };
-        if let Some(id) = line.strip_prefix("confirmed ") {
-            if let Ok(id) = id.parse::<MessageId>() {
-                confirmed.push(id);
-            }
+        if let Some(id) = line.strip_prefix("confirmed ")
+            && let Ok(id) = id.parse::<MessageId>()
+        {
+            confirmed.push(id);
         }
     }
     child.wait().unwrap();
