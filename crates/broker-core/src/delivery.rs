@@ -123,6 +123,10 @@ impl QueueConfig {
     pub fn get_retry(&self) -> &RetryPolicy {
         &self.retry
     }
+    /// The ready bound and the dead-letter bound (the embedded broker's journal keeps them).
+    pub(crate) fn bounds(&self) -> (usize, usize) {
+        (self.max_ready, self.max_dead)
+    }
 }
 
 #[derive(Debug)]
@@ -827,6 +831,44 @@ impl QueueCore {
             moved += 1;
         }
         Ok(moved)
+    }
+
+    /// Puts messages read back from the embedded broker's journal in place: `ready` in
+    /// publication order (each keeps its attempt count, so the next delivery is counted
+    /// after the ones before the restart), `dead` oldest first. No bound is checked for
+    /// `ready`: what was accepted before stays.
+    pub(crate) fn restore(&mut self, ready: Vec<Envelope>, dead: Vec<DeadLetter>) {
+        for envelope in ready {
+            self.enqueue(envelope);
+        }
+        for letter in dead {
+            if self.dead.len() >= self.config.max_dead {
+                self.dead.pop_front();
+            }
+            self.dead.push_back(letter);
+        }
+    }
+
+    /// The `n` newest ready messages (just published), oldest first.
+    pub(crate) fn newest_ready(&self, n: usize) -> impl Iterator<Item = &Envelope> {
+        self.ready
+            .iter()
+            .skip(self.ready.len().saturating_sub(n))
+            .map(|(_, e)| e)
+    }
+
+    /// Every message not settled (ready, waiting for a retry, in flight), in publication
+    /// order, with its attempt count so far (for the journal's compaction).
+    pub(crate) fn live_messages(&self) -> Vec<&Envelope> {
+        let mut all: Vec<(u64, &Envelope)> = self
+            .ready
+            .iter()
+            .map(|(seq, e)| (*seq, e))
+            .chain(self.delayed.iter().map(|((_, seq), e)| (*seq, e)))
+            .chain(self.in_flight.iter().map(|(_, f)| (f.seq, &f.envelope)))
+            .collect();
+        all.sort_by_key(|(seq, _)| *seq);
+        all.into_iter().map(|(_, e)| e).collect()
     }
 
     /// Messages waiting for delivery now.

@@ -4,6 +4,11 @@
 //! test calls [`EmbeddedBroker::advance`], with seeded jitter, so retry and ack-deadline
 //! tests run instantly and the same on every run.
 //!
+//! [`EmbeddedBroker::open`] makes it durable: every change is also written to an
+//! append-only journal in a directory (see [`SyncPolicy`] for when it is flushed), and
+//! opening the directory again brings back the queues, their unsettled messages and their
+//! dead letters. [`EmbeddedBroker::new`] keeps everything in memory only.
+//!
 //! ```
 //! use std::time::Duration;
 //! use broker_core::{Broker, EmbeddedBroker, Envelope, QueueConfig, RetryPolicy, Settlement};
@@ -44,10 +49,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, oneshot};
 
 use crate::broker::DeliveryToken;
+use crate::journal::{Journal, Restored};
 use crate::request_reply::{prepare_reply, prepare_request};
 use crate::{
     Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, FaultStats, Faults,
-    MessageId, QueueConfig, QueueCore, Result, Settlement, check_queue_name,
+    JournalOptions, MessageId, QueueConfig, QueueCore, Result, Settlement, SyncPolicy,
+    check_queue_name,
 };
 
 static NEXT_BROKER: AtomicUsize = AtomicUsize::new(0);
@@ -74,6 +81,8 @@ struct Inner {
     /// some, so the hot path takes no extra lock. Incremented before a waiter looks at the
     /// queues under their lock; read by notifiers after they changed the queues under it.
     waiting: AtomicUsize,
+    /// The journal on disk of a broker made by [`EmbeddedBroker::open`].
+    journal: Option<Journal>,
 }
 
 /// Counts a waiting fetch for as long as it lives (also when its future is dropped).
@@ -143,7 +152,194 @@ impl EmbeddedBroker {
                 .next_unit()
                 .to_bits(),
             SystemTime::now(),
+            None,
         )
+    }
+
+    /// A durable broker whose journal lives in `dir` (created if missing), with
+    /// [`SyncPolicy::Always`]: the queues, messages not yet acked and dead letters recorded
+    /// there come back; see [`open_with`](Self::open_with).
+    ///
+    /// # Errors
+    /// As [`open_with`](Self::open_with).
+    pub fn open(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        Self::open_with(JournalOptions::new(dir))
+    }
+
+    /// A durable broker on the system clock: every change to a queue (declared, bound,
+    /// published, delivered, acked, dead-lettered, re-driven) is appended to a journal
+    /// file in `options`' directory, flushed as its [`SyncPolicy`] says, and compacted
+    /// when most of it is settled. Opening replays the journal: queues are declared again
+    /// with their configuration (declaring one with another configuration is an error, as
+    /// before), every message not acked is ready again in publication order, a delivery
+    /// that was in flight counts as an attempt (its next delivery is attempt 2, or it is
+    /// dead-lettered if that was its last allowed one), dead letters stay. A retry delay
+    /// does not survive: a message waiting for one is ready at once. A write torn by a
+    /// crash at the end of the file is dropped.
+    ///
+    /// One broker at a time may open a directory (not checked).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use broker_core::{Broker, EmbeddedBroker, Envelope, QueueConfig, Settlement};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let dir = std::env::temp_dir().join(format!("bk-open-doc-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let broker = EmbeddedBroker::open(&dir)?;
+    /// broker.declare("jobs", &QueueConfig::default()).await?;
+    /// broker.publish("jobs", Envelope::new("first")).await?;
+    /// broker.publish("jobs", Envelope::new("second")).await?;
+    /// let taken = broker.fetch("jobs", "w", 1, Duration::ZERO).await?;
+    /// broker.settle(&taken[0], Settlement::Ack).await?;
+    /// drop(broker); // or a crash: every publish and ack that returned Ok is on disk
+    ///
+    /// let broker = EmbeddedBroker::open(&dir)?;
+    /// let left = broker.fetch("jobs", "w", 10, Duration::ZERO).await?;
+    /// assert_eq!(left.len(), 1);
+    /// assert_eq!(&left[0].envelope.payload()[..], b"second");
+    /// # drop(broker);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), broker_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::JournalIo`] when the directory or file cannot be read or written;
+    /// [`Error::JournalCorrupt`] when a record before the end of the file is damaged
+    /// (or the file is not a journal).
+    pub fn open_with(options: JournalOptions) -> Result<Self> {
+        let seed = crate::retry::JitterSource::from_entropy()
+            .next_unit()
+            .to_bits();
+        let wall = SystemTime::now();
+        let (journal, restored) = Journal::open(&options, wall)?;
+        let broker = Self::build(Clock::System, seed, wall, Some(journal));
+        broker.restore(restored)?;
+        Ok(broker)
+    }
+
+    /// Puts the journal's state into new queue cores.
+    fn restore(&self, restored: Restored) -> Result<()> {
+        let Some(journal) = &self.inner.journal else {
+            return Ok(());
+        };
+        let now = self.now();
+        let wall = self.wall_now();
+        let end = {
+            let mut queues = lock(&self.inner.queues);
+            let mut pending = journal.pending();
+            for queue in restored.queues {
+                let seed = self.inner.seed ^ fnv(queue.name.as_bytes());
+                let mut core = QueueCore::new(&queue.name, queue.config, now, wall, seed);
+                // Dead-lettered by this restart: recorded, so a redrive finds them.
+                let skip = queue.dead.len().saturating_sub(queue.expired);
+                for letter in queue.dead.iter().skip(skip) {
+                    pending.dead(letter);
+                }
+                core.restore(queue.ready, queue.dead);
+                queues.insert(queue.name, core);
+            }
+            pending.end()
+        };
+        let mut topics = lock(&self.inner.topics);
+        for (topic, queue) in restored.bindings {
+            topics.entry(topic).or_default().push(queue);
+        }
+        drop(topics);
+        journal.commit(end, true)
+    }
+
+    /// Flushes the journal to stable storage (`fsync`) now, whatever the
+    /// [`SyncPolicy`]; nothing to do for a broker in memory.
+    ///
+    /// # Errors
+    /// [`Error::JournalIo`].
+    pub fn sync(&self) -> Result<()> {
+        match &self.inner.journal {
+            Some(journal) => journal.sync_all(),
+            None => Ok(()),
+        }
+    }
+
+    /// Rewrites the journal with only what is live (queues, bindings, unsettled messages
+    /// with their attempt counts, dead letters) into a new file that replaces the old one
+    /// by an atomic rename. A durable broker also does this on its own when the file is
+    /// mostly settled (see [`JournalOptions::compact_min_bytes`]); nothing to do for a
+    /// broker in memory.
+    ///
+    /// # Errors
+    /// [`Error::JournalIo`]; the old file stays in use then.
+    pub fn compact(&self) -> Result<()> {
+        let Some(journal) = &self.inner.journal else {
+            return Ok(());
+        };
+        let queues = lock(&self.inner.queues);
+        self.compact_locked(journal, &queues)
+    }
+
+    fn compact_locked(&self, journal: &Journal, queues: &HashMap<String, QueueCore>) -> Result<()> {
+        let topics = lock(&self.inner.topics).clone();
+        let mut names: Vec<&String> = queues.keys().collect();
+        names.sort();
+        journal.replace(|pending| {
+            for (name, core) in names.iter().filter_map(|n| Some((*n, queues.get(*n)?))) {
+                pending.declare(name, core.config());
+            }
+            for (topic, bound) in &topics {
+                for queue in bound {
+                    pending.bind(topic, queue);
+                }
+            }
+            for (name, core) in names.iter().filter_map(|n| Some((*n, queues.get(*n)?))) {
+                for envelope in core.live_messages() {
+                    pending.publish(name, envelope);
+                    if envelope.attempt() > 0 {
+                        pending.delivered(name, envelope.id(), envelope.attempt());
+                    }
+                }
+                for letter in core.dead_letters() {
+                    pending.publish(name, &letter.clone().into_redriven());
+                    pending.dead(letter);
+                }
+            }
+        })
+    }
+
+    /// Writes (and with `sync`, flushes) the journal up to `end`; compacts it when it
+    /// has grown and is mostly settled.
+    fn commit(&self, journal: &Journal, end: u64, sync: bool) -> Result<()> {
+        journal.commit(end, sync)?;
+        if journal.wants_compaction() {
+            let queues = lock(&self.inner.queues);
+            let live: usize = queues
+                .values()
+                .map(|c| c.ready_len() + c.delayed_len() + c.in_flight_len() + c.dead_len())
+                .sum();
+            if journal.mostly_settled(live as u64) {
+                self.compact_locked(journal, &queues)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a fetch's deliveries (their attempt counts); written, not synced.
+    fn record_deliveries(&self, queue: &str, out: Vec<Delivery>) -> Result<Vec<Delivery>> {
+        let Some(journal) = &self.inner.journal else {
+            return Ok(out);
+        };
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let end = {
+            let mut pending = journal.pending();
+            for delivery in &out {
+                pending.delivered(queue, delivery.envelope.id(), delivery.envelope.attempt());
+            }
+            pending.end()
+        };
+        self.commit(journal, end, false)?;
+        Ok(out)
     }
 
     /// A broker on a virtual clock that starts at 2026-01-01T00:00:00Z and moves only with
@@ -151,10 +347,15 @@ impl EmbeddedBroker {
     #[must_use]
     pub fn deterministic(seed: u64) -> Self {
         let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
-        Self::build(Clock::Virtual(Mutex::new(Instant::now())), seed, start)
+        Self::build(
+            Clock::Virtual(Mutex::new(Instant::now())),
+            seed,
+            start,
+            None,
+        )
     }
 
-    fn build(clock: Clock, seed: u64, wall: SystemTime) -> Self {
+    fn build(clock: Clock, seed: u64, wall: SystemTime, journal: Option<Journal>) -> Self {
         let origin = match &clock {
             Clock::System => Instant::now(),
             Clock::Virtual(now) => *lock(now),
@@ -170,6 +371,7 @@ impl EmbeddedBroker {
                 replies: Mutex::new(HashMap::new()),
                 notify: Notify::new(),
                 waiting: AtomicUsize::new(0),
+                journal,
             }),
         }
     }
@@ -309,6 +511,58 @@ impl EmbeddedBroker {
     }
 }
 
+impl EmbeddedBroker {
+    /// Publishes and records the messages under the queue's lock (records keep the
+    /// order of the changes), then writes them; consumers are woken once they are.
+    fn publish_durable(
+        &self,
+        journal: &Journal,
+        queue: &str,
+        envelopes: Vec<Envelope>,
+        now: Instant,
+        sync: bool,
+    ) -> Result<()> {
+        let count = envelopes.len();
+        let end = self.with_queue(queue, |core| {
+            core.handle_publish_all(envelopes, now)?;
+            let mut pending = journal.pending();
+            for stored in core.newest_ready(count) {
+                pending.publish(queue, stored);
+            }
+            Ok(pending.end())
+        })?;
+        let committed = self.commit(journal, end, sync);
+        self.wake();
+        committed
+    }
+
+    fn settle_durable(
+        &self,
+        journal: &Journal,
+        delivery: &Delivery,
+        tag: u64,
+        settlement: &Settlement,
+    ) -> Result<Disposition> {
+        let now = self.now();
+        let wall = self.wall_now();
+        let (disposition, has_prefetch, end) = self.with_queue(&delivery.queue, |core| {
+            let has_prefetch = core.config().get_prefetch().is_some();
+            let disposition = core.settle_one(tag, settlement, now);
+            core.settled();
+            let disposition = disposition?;
+            let mut pending = journal.pending();
+            pending.settled(&delivery.queue, &delivery.envelope, &disposition, wall);
+            Ok((disposition, has_prefetch, pending.end()))
+        })?;
+        let sync = journal.policy == SyncPolicy::Always && disposition != Disposition::Extended;
+        let committed = self.commit(journal, end, sync);
+        if needs_wake(&disposition, has_prefetch) {
+            self.wake();
+        }
+        committed.map(|()| disposition)
+    }
+}
+
 /// A retry is ready for someone; with a prefetch bound, any final settlement makes room
 /// for a waiting fetch of the same consumer.
 fn needs_wake(disposition: &Disposition, has_prefetch: bool) -> bool {
@@ -362,11 +616,24 @@ impl Broker for EmbeddedBroker {
             queue.to_owned(),
             QueueCore::new(queue, config.clone(), now, wall, seed),
         );
+        if let Some(journal) = &self.inner.journal {
+            let end = {
+                let mut pending = journal.pending();
+                pending.declare(queue, config);
+                pending.end()
+            };
+            drop(queues);
+            return self.commit(journal, end, journal.policy != SyncPolicy::Never);
+        }
         Ok(())
     }
 
     async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
         let now = self.now();
+        if let Some(journal) = &self.inner.journal {
+            let sync = journal.policy == SyncPolicy::Always;
+            return self.publish_durable(journal, queue, vec![envelope], now, sync);
+        }
         self.with_queue(queue, |core| core.handle_publish(envelope, now))?;
         self.wake();
         Ok(())
@@ -375,6 +642,10 @@ impl Broker for EmbeddedBroker {
     /// All or nothing: one clock read and one lock for the batch.
     async fn publish_batch(&self, queue: &str, envelopes: Vec<Envelope>) -> Result<()> {
         let now = self.now();
+        if let Some(journal) = &self.inner.journal {
+            let sync = journal.policy != SyncPolicy::Never;
+            return self.publish_durable(journal, queue, envelopes, now, sync);
+        }
         self.with_queue(queue, |core| core.handle_publish_all(envelopes, now))?;
         self.wake();
         Ok(())
@@ -390,7 +661,7 @@ impl Broker for EmbeddedBroker {
         // Ready messages are taken without registering as a waiter.
         let (out, _) = self.take(queue, consumer, max)?;
         if !out.is_empty() || max == 0 || wait.is_zero() {
-            return Ok(out);
+            return self.record_deliveries(queue, out);
         }
         let can_wait = matches!(self.inner.clock, Clock::System)
             && tokio::runtime::Handle::try_current().is_ok();
@@ -406,7 +677,7 @@ impl Broker for EmbeddedBroker {
             let (out, timer) = self.take(queue, consumer, max)?;
             let now = Instant::now();
             if !out.is_empty() || now >= deadline {
-                return Ok(out);
+                return self.record_deliveries(queue, out);
             }
             let wake = timer.map_or(deadline, |t| t.min(deadline));
             let _ = tokio::time::timeout_at(wake.into(), notified).await;
@@ -415,6 +686,9 @@ impl Broker for EmbeddedBroker {
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
         let tag = self.tag_of(delivery)?;
+        if let Some(journal) = &self.inner.journal {
+            return self.settle_durable(journal, delivery, tag, &settlement);
+        }
         // An ack needs no time: skip the clock read on the hot path.
         let now = if settlement == Settlement::Ack {
             self.inner.origin.0
@@ -476,6 +750,34 @@ impl Broker for EmbeddedBroker {
                 core.settled();
             }
         }
+        if let Some(journal) = &self.inner.journal {
+            // Outside the queues' lock: a settlement's record commutes with the records
+            // that can come between (other messages, or a compaction that left it out).
+            let wall = self.wall_now();
+            let end = {
+                let mut pending = journal.pending();
+                for (delivery, result) in deliveries.iter().zip(&out) {
+                    if let Ok(disposition) = result {
+                        pending.settled(&delivery.queue, &delivery.envelope, disposition, wall);
+                    }
+                }
+                pending.end()
+            };
+            if let Err(e) = self.commit(journal, end, journal.policy != SyncPolicy::Never) {
+                let shared = e.to_string();
+                out = out
+                    .into_iter()
+                    .map(|r| {
+                        r.and_then(|_| {
+                            Err(Error::JournalIo {
+                                context: "settle_batch",
+                                source: std::io::Error::other(shared.clone()),
+                            })
+                        })
+                    })
+                    .collect();
+            }
+        }
         if wake {
             self.wake();
         }
@@ -491,11 +793,31 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn redrive(&self, queue: &str, max: usize) -> Result<usize> {
-        let moved = self.with_queue(queue, |core| core.redrive(max))?;
+        let Some(journal) = &self.inner.journal else {
+            let moved = self.with_queue(queue, |core| core.redrive(max))?;
+            if moved > 0 {
+                self.wake();
+            }
+            return Ok(moved);
+        };
+        let (moved, end) = self.with_queue(queue, |core| {
+            let ids: Vec<MessageId> = core
+                .dead_letters()
+                .take(max)
+                .map(|d| d.envelope.id())
+                .collect();
+            let moved = core.redrive(max)?;
+            let mut pending = journal.pending();
+            for id in ids.into_iter().take(moved) {
+                pending.redriven(queue, id);
+            }
+            Ok((moved, pending.end()))
+        })?;
+        let committed = self.commit(journal, end, journal.policy != SyncPolicy::Never);
         if moved > 0 {
             self.wake();
         }
-        Ok(moved)
+        committed.map(|()| moved)
     }
 
     async fn bind(&self, topic: &str, queue: &str) -> Result<()> {
@@ -507,6 +829,15 @@ impl Broker for EmbeddedBroker {
         let bound = topics.entry(topic.to_owned()).or_default();
         if !bound.iter().any(|q| q == queue) {
             bound.push(queue.to_owned());
+            if let Some(journal) = &self.inner.journal {
+                let end = {
+                    let mut pending = journal.pending();
+                    pending.bind(topic, queue);
+                    pending.end()
+                };
+                drop(topics);
+                return self.commit(journal, end, journal.policy != SyncPolicy::Never);
+            }
         }
         Ok(())
     }
@@ -533,8 +864,20 @@ impl Broker for EmbeddedBroker {
             for name in &bound {
                 if let Some(core) = queues.get_mut(name) {
                     core.handle_publish(envelope.clone(), now)?;
+                    if let Some(journal) = &self.inner.journal {
+                        let mut pending = journal.pending();
+                        for stored in core.newest_ready(1) {
+                            pending.publish(name, stored);
+                        }
+                    }
                 }
             }
+        }
+        if let Some(journal) = &self.inner.journal {
+            let end = journal.pending().end();
+            let committed = self.commit(journal, end, journal.policy == SyncPolicy::Always);
+            self.wake();
+            return committed;
         }
         self.wake();
         Ok(())

@@ -95,6 +95,26 @@ pub enum Error {
         /// The client's error message.
         detail: String,
     },
+    /// The embedded broker's journal could not be read or written (see
+    /// [`EmbeddedBroker::open`](crate::EmbeddedBroker::open)). After a failed write the
+    /// journal accepts nothing more: reopen the broker.
+    #[error("journal: {context}: {source}")]
+    JournalIo {
+        /// What the broker was doing.
+        context: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record of the embedded broker's journal is damaged before the end of the file
+    /// (a damaged last record is a torn write and is dropped instead).
+    #[error("journal corrupt at byte {offset}: {reason}")]
+    JournalCorrupt {
+        /// Where the record starts in the file.
+        offset: u64,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

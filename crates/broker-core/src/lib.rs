@@ -25,6 +25,7 @@ mod held;
 mod id_clock;
 mod inbox;
 mod inbox_layer;
+mod journal;
 mod metrics;
 #[cfg(feature = "mqtt")]
 mod mqtt;
@@ -76,6 +77,7 @@ pub use handler::{
 pub use inbox::RedisInbox;
 pub use inbox::{Claim, Inbox, LeaseToken, MemoryInbox};
 pub use inbox_layer::{InboxHandler, InboxLayer};
+pub use journal::{JournalOptions, SyncPolicy};
 pub use metrics::{DURATION_BUCKETS, Measured, Metrics, MetricsLayer, MetricsSnapshot};
 #[cfg(feature = "mqtt")]
 pub use mqtt::{

@@ -68,6 +68,11 @@ impl RetryPolicy {
         self
     }
 
+    /// The multiplier, longest delay and jitter (the embedded broker's journal keeps them).
+    pub(crate) fn shape(&self) -> (f64, Duration, f64) {
+        (self.multiplier, self.max_delay, self.jitter)
+    }
+
     /// The fraction of each delay that is random (0 = none, 1 = "full jitter"; default 0.2).
     #[must_use]
     pub fn jitter(mut self, jitter: f64) -> Self {
