@@ -30,6 +30,7 @@
 //! ticks).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use backend_kit_benches::proc::{cpu_ticks, pid_of};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -44,25 +45,6 @@ const MQTT_ROUND: usize = 1000;
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 /// The longest a drain may take before the run is called failed (bounds the run).
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);
-
-/// User + system CPU time of a process from /proc (Linux), in clock ticks of 10 ms.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// The pid of the first process named `name`.
-fn pid_of(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
-        let entry = entry.ok()?;
-        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-        (comm.trim() == name).then(|| entry.file_name().to_string_lossy().into_owned())
-    })
-}
 
 /// Wall time and CPU ticks (this process, then each server) summed over drains.
 struct Meter {

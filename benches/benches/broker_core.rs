@@ -6,6 +6,7 @@
 //! waits when a message is ready).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use backend_kit_benches::proc::{cpu_ticks, pid_of};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -131,26 +132,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// User + system CPU time of a process from /proc (Linux), in clock ticks of 10 ms.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// The pid of the first process named `name` (the machine's server).
-fn pid_of(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
-        let entry = entry.ok()?;
-        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-        (comm.trim() == name).then(|| entry.file_name().to_string_lossy().into_owned())
-    })
 }
 
 /// Runs `rounds` rounds of `ROUND` messages and prints wall time and CPU per message of

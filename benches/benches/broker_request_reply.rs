@@ -27,6 +27,7 @@
 //! turns within each run, in a different order each run. Prints one line per cell.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use backend_kit_benches::proc::{cpu_ticks, pid_of};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -37,25 +38,6 @@ use futures_util::StreamExt;
 
 const WARM_UP: usize = 2_000;
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// User + system CPU time of a process from /proc (Linux), in clock ticks of 10 ms.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// The pid of the first process named `name`.
-fn pid_of(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
-        let entry = entry.ok()?;
-        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-        (comm.trim() == name).then(|| entry.file_name().to_string_lossy().into_owned())
-    })
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {

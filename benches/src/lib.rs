@@ -49,4 +49,5 @@ pub fn concrete_path(template: &str) -> String {
     path
 }
 
+pub mod proc;
 pub mod soap;

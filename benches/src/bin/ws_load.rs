@@ -13,6 +13,7 @@
 //! difference, which cancels start-up and handshakes). Prints one line of `key=value` fields.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use backend_kit_benches::proc::cpu_ticks;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -173,14 +174,6 @@ async fn drive(
             buf.extend_from_slice(&chunk[..n]);
         }
     }
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 /// Read and write system calls of a process so far (`syscr`, `syscw` in /proc/PID/io).
