@@ -360,6 +360,11 @@ fn default_weight() -> u32 {
     1
 }
 
+/// Ten minutes: longer than the ping interval of common WebSocket clients and servers.
+fn default_tunnel_idle_ms() -> u64 {
+    600_000
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PoolConfig {
@@ -377,6 +382,11 @@ pub(crate) struct PoolConfig {
     pub(crate) request_timeout_ms: u64,
     #[serde(default = "default_idle_ms")]
     pub(crate) idle_timeout_ms: u64,
+    /// An upgraded connection (WebSocket over HTTP/1.1 or HTTP/2) through which no byte
+    /// moved either way for this long is closed on both sides; 0 keeps it open for as long
+    /// as both ends do.
+    #[serde(default = "default_tunnel_idle_ms")]
+    pub(crate) tunnel_idle_timeout_ms: u64,
     #[serde(default = "default_retries")]
     pub(crate) max_retries: u32,
     /// Whether a timed-out idempotent request is tried on another upstream. Off by default:

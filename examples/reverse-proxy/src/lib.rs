@@ -33,7 +33,7 @@
 //! `checked_io` for HTTP/1 and `h2_guard` for HTTP/2) or `mount`
 //! (a mounted app), `routing` (route, rate limit, cache or forward, compression), `admin`
 //! (metrics and the admin API), `rate_limit`, `cache`, `forward` (one request upstream, with
-//! retries; `grpc` for gRPC calls), `upstream` (HTTP/1.1 or HTTP/2 connections to upstreams); `config` and `state` build what they
+//! retries; `grpc` for gRPC calls, `tunnel` for upgraded connections), `upstream` (HTTP/1.1 or HTTP/2 connections to upstreams); `config` and `state` build what they
 //! share, `background` keeps it up to date (health checks, reaping, sweeps).
 
 mod admin;
@@ -52,6 +52,7 @@ mod routing;
 mod server;
 mod state;
 mod tls;
+mod tunnel;
 mod upstream;
 
 pub use config::ServerConfig;

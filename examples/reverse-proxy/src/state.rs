@@ -30,6 +30,8 @@ pub(crate) struct PoolState {
     pub(crate) retry: RetryPolicy,
     pub(crate) budget: Mutex<RetryBudget>,
     pub(crate) request_timeout: Duration,
+    /// An upgraded connection with no byte moving for this long is closed (`None`: never).
+    pub(crate) tunnel_idle_timeout: Option<Duration>,
     /// Idle upstream connections, per worker thread, so a request and its upstream
     /// connection stay on one thread.
     pub(crate) upstreams: Arc<Upstreams>,
@@ -198,6 +200,7 @@ fn pool_state(pc: &config::PoolConfig, workers: usize, now: Instant) -> Result<P
         },
         budget: Mutex::new(RetryBudget::new(0.2, 10.0)),
         request_timeout: ms(pc.request_timeout_ms),
+        tunnel_idle_timeout: (pc.tunnel_idle_timeout_ms > 0).then(|| ms(pc.tunnel_idle_timeout_ms)),
         upstreams,
         health: pc.health.as_ref().map(|h| HealthCheckConfig {
             path: h.path.clone(),

@@ -10,6 +10,7 @@
 mod common;
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -63,6 +64,58 @@ async fn upgrade_origin() -> std::net::SocketAddr {
         }
     });
     addr
+}
+
+/// Sends the upgrade request through `proxy` and reads the 101's head.
+async fn open_tunnel(proxy: std::net::SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1);
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    stream
+}
+
+async fn echo(stream: &mut TcpStream, message: &[u8]) {
+    stream.write_all(message).await.unwrap();
+    let mut got = vec![0u8; message.len()];
+    stream.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, message.to_ascii_uppercase());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_tunnel_is_closed_after_its_idle_timeout() {
+    let origin = upgrade_origin().await;
+    let proxy = common::start_proxy(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\naccess_log = false\n[[pools]]\nname = \"a\"\nupstreams = [{{ address = \"{origin}\" }}]\ntunnel_idle_timeout_ms = 600\n[[routes]]\npool = \"a\"\n"
+    ));
+    // Busy: a message every 100 ms for well past the timeout keeps it open.
+    let mut busy = open_tunnel(proxy.addr).await;
+    for _ in 0..15 {
+        echo(&mut busy, b"still here").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    echo(&mut busy, b"after 1.5 seconds").await;
+    // Quiet: closed once nothing moved for 600 ms.
+    let mut quiet = open_tunnel(proxy.addr).await;
+    echo(&mut quiet, b"hello").await;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), quiet.read(&mut buf))
+        .await
+        .expect("the proxy closes a quiet tunnel");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "closed too early"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
