@@ -37,7 +37,8 @@ use crate::{
 ///
 /// | URL | backend | feature |
 /// |---|---|---|
-/// | `embedded` (or `embedded://`) | [`EmbeddedBroker`] | none |
+/// | `embedded` (or `embedded://`) | [`EmbeddedBroker`] in memory | none |
+/// | `embedded://DIR` (e.g. `embedded:///var/lib/app/broker`) | [`EmbeddedBroker::open`]: durable, its journal in `DIR` | none |
 /// | `redis://`, `rediss://` | `RedisBroker` | `redis` |
 /// | `nats://` | `NatsBroker` | `nats` |
 /// | `amqp://` | `AmqpBroker` | `amqp` |
@@ -235,8 +236,15 @@ impl AnyBroker {
     async fn open(kind: Kind, scheme: &'static str, url: &str, prefix: &str) -> Result<Self> {
         match kind {
             Kind::Embedded => {
-                let _ = (scheme, url, prefix);
-                Ok(Self::Embedded(EmbeddedBroker::new()))
+                let _ = (scheme, prefix);
+                // Whatever follows `embedded://` is the journal's directory.
+                match url
+                    .strip_prefix("embedded://")
+                    .filter(|dir| !dir.is_empty())
+                {
+                    Some(dir) => EmbeddedBroker::open(dir).map(Self::Embedded),
+                    None => Ok(Self::Embedded(EmbeddedBroker::new())),
+                }
             }
             #[cfg(feature = "redis")]
             Kind::Redis => RedisBroker::connect(url, prefix).await.map(Self::Redis),
@@ -463,8 +471,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn embedded_with_a_directory_is_durable() {
+        let dir = std::env::temp_dir().join(format!(
+            "broker-core-any-durable-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let url = format!("embedded://{}", dir.display());
+        {
+            let broker = AnyBroker::connect(&url, "").await.unwrap();
+            assert_eq!(broker.name(), "embedded");
+            broker
+                .declare("jobs", &QueueConfig::default())
+                .await
+                .unwrap();
+            broker.publish("jobs", Envelope::new("kept")).await.unwrap();
+        }
+        let reopened = AnyBroker::connect(&url, "").await.unwrap();
+        reopened
+            .declare("jobs", &QueueConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(reopened.pending("jobs").await.unwrap(), 1);
+        drop(reopened);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
     async fn embedded_needs_no_server_and_ignores_the_prefix() {
-        for url in ["embedded", "embedded://anything"] {
+        for url in ["embedded", "embedded://"] {
             let broker = AnyBroker::connect(url, "any-prefix").await.unwrap();
             assert_eq!(broker.name(), "embedded");
             assert!(matches!(broker, AnyBroker::Embedded(_)));
