@@ -33,41 +33,16 @@ use config::Config;
 
 fn main() -> ExitCode {
     serve::init_tracing();
-    let mut args = std::env::args().skip(1);
-    let path = match (args.next().as_deref(), args.next()) {
-        (Some("--config"), Some(path)) => path,
-        _ => {
-            eprintln!("usage: broker-bridge --config FILE");
-            return ExitCode::from(2);
-        }
-    };
-    let config = match std::fs::read_to_string(&path)
-        .map_err(|e| format!("{path}: {e}"))
-        .and_then(|text| Config::parse(&text).map_err(|e| format!("{path}: {e}")))
-    {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    serve::exit(start())
+}
+
+fn start() -> Result<(), serve::Error> {
+    let config = serve::config_from_args("broker-bridge", Config::parse)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    Ok(runtime.block_on(run(config))?)
 }
 
 async fn run(config: Config) -> Result<(), String> {

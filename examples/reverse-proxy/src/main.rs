@@ -31,41 +31,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     serve::init_tracing();
-    let mut args = std::env::args().skip(1);
-    let path = match (args.next().as_deref(), args.next()) {
-        (Some("--config"), Some(path)) => path,
-        _ => {
-            eprintln!("usage: reverse-proxy --config FILE");
-            return ExitCode::from(2);
-        }
-    };
-    let config = match std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {path}: {e}"))
-        .and_then(|text| ServerConfig::parse(&text).map_err(|e| format!("{path}: {e}")))
-    {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    serve::exit(start())
+}
+
+fn start() -> Result<(), serve::Error> {
+    let config = serve::config_from_args("reverse-proxy", ServerConfig::parse)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    Ok(runtime.block_on(run(config))?)
 }
 
 /// Serves until Ctrl-C or SIGTERM. One `SO_REUSEPORT` socket per worker thread, each a

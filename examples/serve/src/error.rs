@@ -53,6 +53,26 @@ impl From<&str> for Error {
     }
 }
 
+/// The configuration a server binary was started with (`PROGRAM --config FILE`), read and
+/// given to `parse`. A missing argument, an unreadable file and a configuration `parse`
+/// refuses are usage errors (exit status 2 through [`exit`]) naming the file.
+///
+/// # Errors
+/// As above; the message says which.
+pub fn config_from_args<T>(
+    program: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, Error> {
+    let mut args = std::env::args().skip(1);
+    let path = match (args.next().as_deref(), args.next()) {
+        (Some("--config"), Some(path)) => path,
+        _ => return Err(Error::usage(format!("usage: {program} --config FILE"))),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::usage(format!("cannot read {path}: {e}")))?;
+    parse(&text).map_err(|e| Error::usage(format!("{path}: {e}")))
+}
+
 /// The end of an example's `main`: success is 0; an error is written to stderr as
 /// `error: MESSAGE` and exits with 2 for a usage error, 1 otherwise.
 pub fn exit(result: Result<(), Error>) -> ExitCode {
