@@ -400,13 +400,34 @@ pub(crate) struct PoolConfig {
     pub(crate) health: Option<HealthConfig>,
     pub(crate) outlier: Option<OutlierConfigToml>,
     pub(crate) breaker: Option<BreakerConfig>,
-    /// What the proxy speaks to the members: `http1` (default) or `h2c` (HTTP/2 with prior
-    /// knowledge, for gRPC backends).
+    /// What the proxy speaks to the members: `http1` (default), `h2c` (HTTP/2 with prior
+    /// knowledge over cleartext, for gRPC backends) or `h2` (HTTP/2 over TLS, agreed by ALPN;
+    /// needs `[pools.tls]`).
     #[serde(default)]
     pub(crate) protocol: UpstreamProtocol,
-    /// `[pools.http2]`: the HTTP/2 client's limits, for `protocol = "h2c"`.
+    /// `[pools.http2]`: the HTTP/2 client's limits, for `protocol = "h2c"` or `"h2"`.
     #[serde(default)]
     pub(crate) http2: UpstreamHttp2Config,
+    /// `[pools.tls]`: TLS towards the members (HTTP/1.1 or, with `protocol = "h2"`, HTTP/2).
+    pub(crate) tls: Option<UpstreamTlsConfig>,
+}
+
+/// `[pools.tls]`: how the proxy speaks TLS to a pool's members. Their certificates are
+/// always verified: there is no switch to skip it; give the members' CA in `ca` instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpstreamTlsConfig {
+    /// PEM file of the certificate authorities the members' certificates must chain to;
+    /// without it, the system's roots.
+    pub(crate) ca: Option<String>,
+    /// The name sent in SNI and checked against each member's certificate; without it, the
+    /// host of the member's address (a DNS name, or an IP address the certificate must
+    /// list).
+    pub(crate) server_name: Option<String>,
+    /// PEM client certificate chain, for members that ask for one (mutual TLS); with `key`.
+    pub(crate) cert: Option<String>,
+    /// PEM private key of `cert`.
+    pub(crate) key: Option<String>,
 }
 
 /// A pool's protocol towards its members.
@@ -418,7 +439,7 @@ pub(crate) enum UpstreamProtocol {
     Http1,
     /// HTTP/2 over cleartext TCP with prior knowledge (RFC 9113 section 3.3).
     H2c,
-    /// HTTP/2 over TLS chosen by ALPN: refused, as pools do not speak TLS to their members.
+    /// HTTP/2 over TLS, agreed by ALPN (RFC 9113 section 3.2); needs `[pools.tls]`.
     H2,
 }
 
@@ -766,11 +787,36 @@ impl Config {
                     ));
                 }
             }
-            if pool.protocol == UpstreamProtocol::H2 {
-                return Err(format!(
-                    "{at}: protocol = \"h2\" needs TLS towards the members, which pools do not \
-                     speak; use \"h2c\" (HTTP/2 with prior knowledge) or \"http1\""
-                ));
+            match (pool.protocol, &pool.tls) {
+                (UpstreamProtocol::H2, None) => {
+                    return Err(format!(
+                        "{at}: protocol = \"h2\" is HTTP/2 over TLS and needs [pools.tls]; \
+                         use \"h2c\" for HTTP/2 with prior knowledge over cleartext"
+                    ));
+                }
+                (UpstreamProtocol::H2c, Some(_)) => {
+                    return Err(format!(
+                        "{at}: protocol = \"h2c\" is cleartext; with [pools.tls], HTTP/2 is \
+                         protocol = \"h2\""
+                    ));
+                }
+                (_, Some(tls)) if tls.cert.is_some() != tls.key.is_some() => {
+                    return Err(format!(
+                        "{at}: tls.cert and tls.key go together (a client certificate and its key)"
+                    ));
+                }
+                (
+                    _,
+                    Some(UpstreamTlsConfig {
+                        server_name: Some(name),
+                        ..
+                    }),
+                ) if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() => {
+                    return Err(format!(
+                        "{at}: tls.server_name {name:?} is neither a DNS name nor an IP address"
+                    ));
+                }
+                _ => {}
             }
             pool.http2.validate(&at)?;
             if !(0.0..=1.0).contains(&pool.panic_threshold) {

@@ -180,6 +180,16 @@ fn pool_state(pc: &config::PoolConfig, workers: usize, now: Instant) -> Result<P
         ms(pc.idle_timeout_ms),
         pc.protocol,
         &pc.http2,
+        pc.tls
+            .as_ref()
+            .map(|tls| {
+                crate::tls::UpstreamTls::new(
+                    &pc.name,
+                    tls,
+                    pc.protocol == config::UpstreamProtocol::H2,
+                )
+            })
+            .transpose()?,
     ));
     Ok(PoolState {
         name: pc.name.clone(),

@@ -19,6 +19,11 @@
 //! the response body holds until it ends). A request takes a stream on the oldest
 //! connection with one free, else opens a connection (one connect at a time per member, so
 //! a burst shares the new connection instead of opening one each), else waits for a stream.
+//!
+//! A pool with `[pools.tls]` speaks TLS to its members (HTTP/1.1, or HTTP/2 with
+//! `protocol = "h2"`, agreed by ALPN); the handshake counts within the connect timeout and
+//! a failed one (an unverified certificate, a wrong name, no `h2`) is a connect failure,
+//! logged with its reason.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -35,6 +40,7 @@ use hyper_util::rt::TokioIo;
 use proxy_core::UpstreamId;
 
 use crate::config::{UpstreamHttp2Config, UpstreamProtocol};
+use crate::tls::UpstreamTls;
 use crate::{BoxError, ProxyBody};
 
 /// At most this many idle connections are kept per upstream and worker thread.
@@ -59,8 +65,10 @@ pub(crate) struct Upstreams {
     /// the reaper, so it is almost never contended; a mounted [`crate::App`] (one slot) shares
     /// slot 0 between the threads of its host's runtime.
     idle: Vec<Mutex<IdleLists>>,
-    /// For an `h2c` pool: its HTTP/2 connections (the idle lists stay empty).
+    /// For an `h2c` or `h2` pool: its HTTP/2 connections (the idle lists stay empty).
     h2: Option<H2Connections>,
+    /// For a pool with `[pools.tls]`: the TLS client towards its members.
+    tls: Option<UpstreamTls>,
 }
 
 /// The HTTP/2 connections of one pool: per worker thread, per member.
@@ -104,6 +112,7 @@ impl Upstreams {
         idle_timeout: Duration,
         protocol: UpstreamProtocol,
         http2: &UpstreamHttp2Config,
+        tls: Option<UpstreamTls>,
     ) -> Self {
         let workers = workers.max(1);
         Self {
@@ -114,6 +123,7 @@ impl Upstreams {
                 settings: http2.clone(),
                 slots: (0..workers).map(|_| Mutex::new(HashMap::new())).collect(),
             }),
+            tls,
         }
     }
 
@@ -185,7 +195,16 @@ impl Upstreams {
         }
     }
 
-    async fn connect(&self, address: &str) -> Result<SendRequest<ProxyBody>, SendError> {
+    /// A TCP connection to `address`, and for a TLS pool the TLS handshake over it, within
+    /// the connect timeout; then the HTTP handshake over either (`plain` or `tls`).
+    async fn dial<T, F, Fut, G, Gut>(&self, address: &str, plain: F, tls: G) -> Result<T, SendError>
+    where
+        F: FnOnce(tokio::net::TcpStream) -> Fut,
+        Fut: Future<Output = Result<T, SendError>>,
+        G: FnOnce(tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Gut,
+        Gut: Future<Output = Result<T, SendError>>,
+    {
+        let started = Instant::now();
         let stream = match tokio::time::timeout(
             self.connect_timeout,
             tokio::net::TcpStream::connect(address),
@@ -197,15 +216,28 @@ impl Upstreams {
         };
         // Requests and responses are small writes that must leave at once.
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| SendError::Connect)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.with_upgrades().await {
-                tracing::debug!(%error, "upstream connection ended");
+        let Some(upstream_tls) = &self.tls else {
+            return plain(stream).await;
+        };
+        let left = self.connect_timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, upstream_tls.connect(address, stream)).await {
+            Ok(Ok(stream)) => tls(stream).await,
+            Ok(Err(reason)) => {
+                tracing::warn!(upstream = address, %reason, "TLS to the upstream failed");
+                Err(SendError::Connect)
             }
-        });
-        Ok(sender)
+            Err(_) => {
+                tracing::warn!(
+                    upstream = address,
+                    "TLS handshake with the upstream timed out"
+                );
+                Err(SendError::Connect)
+            }
+        }
+    }
+
+    async fn connect(&self, address: &str) -> Result<SendRequest<ProxyBody>, SendError> {
+        self.dial(address, handshake_h1, handshake_h1).await
     }
 
     /// Sends `request` (origin-form target) to the upstream `id` at `address`, on an idle
@@ -324,7 +356,7 @@ impl Body for PooledBody {
 
 impl Upstreams {
     /// Sends `request` on a stream of an HTTP/2 connection to `address`. The target goes out
-    /// as `:scheme http` and `:authority` from `Host` (removed; RFC 9113 section 8.3.1), else
+    /// as `:scheme http` (`https` over TLS) and `:authority` from `Host` (removed; RFC 9113 section 8.3.1), else
     /// the member's address.
     async fn send_h2(
         &self,
@@ -340,7 +372,11 @@ impl Upstreams {
             .or_else(|| address.parse().ok())
             .ok_or(SendError::Connect)?;
         let mut parts = std::mem::take(request.uri_mut()).into_parts();
-        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.scheme = Some(if self.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        });
         parts.authority = Some(authority);
         if parts.path_and_query.is_none() {
             parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
@@ -430,52 +466,77 @@ impl Upstreams {
         settings: &UpstreamHttp2Config,
         address: &str,
     ) -> Result<hyper::client::conn::http2::SendRequest<ProxyBody>, SendError> {
-        let stream = match tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect(address),
+        let timeout = self.connect_timeout;
+        self.dial(
+            address,
+            |io| handshake_h2(settings, timeout, io),
+            |io| handshake_h2(settings, timeout, io),
         )
         .await
-        {
-            Ok(Ok(stream)) => stream,
-            _ => return Err(SendError::Connect),
-        };
-        let _ = stream.set_nodelay(true);
-        let mut builder =
-            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-        builder
-            .timer(hyper_util::rt::TokioTimer::new())
-            .initial_max_send_streams(settings.max_streams_per_connection as usize)
-            // Server push is off; no stream may be opened by the server.
-            .max_concurrent_streams(0)
-            .max_frame_size(settings.max_frame_size)
-            .max_header_list_size(settings.max_header_list_size)
-            .header_table_size(settings.header_table_size)
-            .adaptive_window(false)
-            .initial_stream_window_size(settings.initial_stream_window)
-            .initial_connection_window_size(settings.initial_connection_window)
-            .max_send_buf_size(settings.max_send_buf_bytes)
-            .max_concurrent_reset_streams(settings.max_concurrent_reset_streams)
-            .reset_stream_duration(Duration::from_millis(settings.reset_stream_ms))
-            .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams)
-            .max_local_error_reset_streams(settings.max_local_error_reset_streams)
-            .keep_alive_interval(Duration::from_millis(settings.keepalive_interval_ms))
-            .keep_alive_timeout(Duration::from_millis(settings.keepalive_timeout_ms))
-            // Idle connections are not pinged: gRPC servers answer PINGs without streams
-            // more often than every 5 minutes with GOAWAY `too_many_pings`; the reaper
-            // closes them after the idle timeout instead.
-            .keep_alive_while_idle(false);
-        let handshake = builder.handshake(TokioIo::new(stream));
-        let (sender, connection) = tokio::time::timeout(self.connect_timeout, handshake)
-            .await
-            .map_err(|_| SendError::Connect)?
-            .map_err(|_| SendError::Connect)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "upstream HTTP/2 connection ended");
-            }
-        });
-        Ok(sender)
     }
+}
+
+/// The HTTP/1.1 handshake over a connection to a member; its connection task spawned.
+async fn handshake_h1<I>(io: I) -> Result<SendRequest<ProxyBody>, SendError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| SendError::Connect)?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.with_upgrades().await {
+            tracing::debug!(%error, "upstream connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+/// The HTTP/2 handshake over a connection to a member, with every limit of `settings`; its
+/// connection task spawned.
+async fn handshake_h2<I>(
+    settings: &UpstreamHttp2Config,
+    timeout: Duration,
+    io: I,
+) -> Result<hyper::client::conn::http2::SendRequest<ProxyBody>, SendError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .initial_max_send_streams(settings.max_streams_per_connection as usize)
+        // Server push is off; no stream may be opened by the server.
+        .max_concurrent_streams(0)
+        .max_frame_size(settings.max_frame_size)
+        .max_header_list_size(settings.max_header_list_size)
+        .header_table_size(settings.header_table_size)
+        .adaptive_window(false)
+        .initial_stream_window_size(settings.initial_stream_window)
+        .initial_connection_window_size(settings.initial_connection_window)
+        .max_send_buf_size(settings.max_send_buf_bytes)
+        .max_concurrent_reset_streams(settings.max_concurrent_reset_streams)
+        .reset_stream_duration(Duration::from_millis(settings.reset_stream_ms))
+        .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(settings.max_local_error_reset_streams)
+        .keep_alive_interval(Duration::from_millis(settings.keepalive_interval_ms))
+        .keep_alive_timeout(Duration::from_millis(settings.keepalive_timeout_ms))
+        // Idle connections are not pinged: gRPC servers answer PINGs without streams
+        // more often than every 5 minutes with GOAWAY `too_many_pings`; the reaper
+        // closes them after the idle timeout instead.
+        .keep_alive_while_idle(false);
+    let handshake = builder.handshake(TokioIo::new(io));
+    let (sender, connection) = tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| SendError::Connect)?
+        .map_err(|_| SendError::Connect)?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "upstream HTTP/2 connection ended");
+        }
+    });
+    Ok(sender)
 }
 
 impl H2Connections {

@@ -113,11 +113,18 @@ impl Drop for GrpcServer {
 }
 
 fn start_grpc_server(python: &str) -> GrpcServer {
-    let mut child = Command::new(python)
-        .args([PEER, "server"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    start_grpc_server_with(python, &[])
+}
+
+/// The grpcio server with more arguments after `server` (`-tls CERT KEY`).
+fn start_grpc_server_with(python: &str, tls: &[&std::path::Path]) -> GrpcServer {
+    let mut command = Command::new(python);
+    if tls.is_empty() {
+        command.args([PEER, "server"]);
+    } else {
+        command.args([PEER, "server-tls"]).args(tls);
+    }
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -157,23 +164,41 @@ fn grpc_calls_pass_through_with_statuses_and_trailers() {
     let Some(python) = python() else { return };
     let server = start_grpc_server(&python);
     let proxy = start_proxy(&config(&[server.addr], ""));
-    let lines = grpc_client(&python, &["calls", &proxy.addr.to_string()]);
-    assert_eq!(value(&lines, "unary"), "echo:hello");
-    assert_eq!(value(&lines, "unary_code"), "OK");
+    assert_every_call_kind(&grpc_client(&python, &["calls", &proxy.addr.to_string()]));
+}
+
+/// What `grpc_peer.py calls` printed: every call kind answered as the server answers it.
+fn assert_every_call_kind(lines: &[(String, String)]) {
+    assert_eq!(value(lines, "unary"), "echo:hello");
+    assert_eq!(value(lines, "unary_code"), "OK");
     // Trailing metadata is in the trailers, after the body: they were kept.
-    assert_eq!(value(&lines, "unary_trailer"), "kept");
+    assert_eq!(value(lines, "unary_trailer"), "kept");
     // The handler's status and its message (percent-encoded on the wire) pass through.
     assert_eq!(
-        value(&lines, "fail"),
+        value(lines, "fail"),
         "PERMISSION_DENIED|not for you: \u{e9} 100%"
     );
     assert_eq!(
-        value(&lines, "server_stream"),
+        value(lines, "server_stream"),
         "item-0,item-1,item-2,item-3,item-4"
     );
-    assert_eq!(value(&lines, "client_stream"), "a+b+c");
+    assert_eq!(value(lines, "client_stream"), "a+b+c");
     // Ping-pong: stalls unless both directions stream unbuffered.
-    assert_eq!(value(&lines, "bidi"), "PING-0,PING-1,PING-2");
+    assert_eq!(value(lines, "bidi"), "PING-0,PING-1,PING-2");
+}
+
+/// HTTP/2 over TLS to the member (`protocol = "h2"`, `[pools.tls]`): grpcio's TLS server
+/// agrees to `h2` by ALPN, as gRPC requires, and every call kind passes as over h2c.
+#[test]
+fn grpc_calls_pass_through_over_tls_to_the_member() {
+    let Some(python) = python() else { return };
+    let pki = common::Pki::new("grpc");
+    let server = start_grpc_server_with(&python, &[&pki.server_cert, &pki.server_key]);
+    let tls = format!("[pools.tls]\nca = {:?}", pki.ca.display().to_string());
+    let proxy = start_proxy(
+        &config(&[server.addr], &tls).replace("protocol = \"h2c\"", "protocol = \"h2\""),
+    );
+    assert_every_call_kind(&grpc_client(&python, &["calls", &proxy.addr.to_string()]));
 }
 
 #[test]
@@ -584,7 +609,7 @@ fn http2_pool_settings_are_checked() {
     }
     let h2 = base("").replace("protocol = \"h2c\"", "protocol = \"h2\"");
     let error = reverse_proxy::ServerConfig::parse(&h2).unwrap_err();
-    assert!(error.contains("needs TLS"), "{error}");
+    assert!(error.contains("needs [pools.tls]"), "{error}");
     let bad = base("").replace("protocol = \"h2c\"", "protocol = \"h3\"");
     assert!(reverse_proxy::ServerConfig::parse(&bad).is_err());
     assert!(reverse_proxy::ServerConfig::parse(&base("")).is_ok());

@@ -1,6 +1,7 @@
 """A grpcio server and client for tests/grpc.rs, with raw-bytes messages (no codegen).
 
     python grpc_peer.py server            prints its port, serves test.Echo until killed
+    python grpc_peer.py server-tls C K    the same over TLS with the PEM certificate C and key K
     python grpc_peer.py calls TARGET      every call kind through TARGET; one `key<TAB>value` line each
     python grpc_peer.py unary TARGET T    one unary call with a T-second deadline; `code<TAB>details`
     python grpc_peer.py slow TARGET T     the Slow method with a T-second deadline; `code<TAB>details`
@@ -44,7 +45,7 @@ def slow(request, context):
     return request
 
 
-def serve():
+def serve(tls=None):
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
@@ -55,7 +56,11 @@ def serve():
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        cert, key = (open(path, "rb").read() for path in tls)
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
     server.start()
     print(port, flush=True)
     server.wait_for_termination()
@@ -131,6 +136,8 @@ if __name__ == "__main__":
     match sys.argv[1:]:
         case ["server"]:
             serve()
+        case ["server-tls", cert, key]:
+            serve((cert, key))
         case ["calls", target]:
             calls(target)
         case ["unary", target, timeout]:
