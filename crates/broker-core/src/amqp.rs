@@ -181,6 +181,9 @@ struct Settler {
 
 struct Inner {
     url: String,
+    /// For `amqps://` (feature `tls`): the files the URL names, read once.
+    #[cfg(feature = "tls")]
+    tls: Option<lapin::tcp::OwnedTLSConfig>,
     prefix: String,
     options: AmqpOptions,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
@@ -384,7 +387,10 @@ fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
 }
 
 impl AmqpBroker {
-    /// Connects to `url` (`amqp://user:pass@host:port/vhost`); queue and exchange names
+    /// Connects to `url` (`amqp://user:pass@host:port/vhost`, or `amqps://` over TLS with
+    /// feature `tls`: port 5671 by default, the server verified against the system's roots
+    /// and `?cacertfile=PATH`, a client certificate from `&certfile=PATH&keyfile=PATH`, as
+    /// in RabbitMQ's URI query parameters); queue and exchange names
     /// start with `prefix`, which may use up to 32 of `A-Z a-z 0-9 - _ . :` (give each
     /// application, or each test, its own).
     ///
@@ -392,8 +398,10 @@ impl AmqpBroker {
     /// dropped.
     ///
     /// # Errors
-    /// [`Error::InvalidQueueName`] for a bad prefix, [`Error::Backend`] when the server
-    /// cannot be reached.
+    /// [`Error::InvalidQueueName`] for a bad prefix, [`Error::Tls`] for TLS files that
+    /// cannot be used, [`Error::FeatureDisabled`] for `amqps://` without feature `tls`,
+    /// [`Error::InvalidConfig`] for TLS files on an `amqp://` URL, [`Error::Backend`] when
+    /// the server cannot be reached (or its certificate does not verify).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         Self::connect_with(url, prefix, AmqpOptions::default()).await
     }
@@ -410,8 +418,28 @@ impl AmqpBroker {
         {
             return Err(Error::InvalidQueueName(prefix.chars().take(200).collect()));
         }
+        let files = crate::tls::TlsFiles::from_url(url)?;
+        let tls = url.starts_with("amqps://");
+        if !tls && !files.is_empty() {
+            return Err(Error::InvalidConfig(
+                "cacertfile, certfile and keyfile are for amqps:// URLs",
+            ));
+        }
+        #[cfg(not(feature = "tls"))]
+        if tls {
+            return Err(Error::FeatureDisabled {
+                scheme: "amqps",
+                feature: "tls",
+            });
+        }
         let inner = Arc::new(Inner {
             url: url.to_owned(),
+            #[cfg(feature = "tls")]
+            tls: if tls {
+                Some(files.lapin_config()?)
+            } else {
+                None
+            },
             prefix: prefix.to_owned(),
             options,
             session: tokio::sync::Mutex::new(None),
@@ -538,6 +566,20 @@ impl Inner {
             .ok_or_else(|| Error::UnknownQueue(queue.to_owned()))
     }
 
+    /// A new connection to the server, over TLS for `amqps://`.
+    async fn connect(&self, properties: ConnectionProperties) -> Result<Connection> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let runtime = lapin::runtime::default_runtime().map_err(backend)?;
+            return Connection::connect_with_config(&self.url, properties, tls.clone(), runtime)
+                .await
+                .map_err(backend);
+        }
+        Connection::connect(&self.url, properties)
+            .await
+            .map_err(backend)
+    }
+
     /// The live session, connecting (and declaring the topology again) when there is none
     /// or it was lost.
     async fn session(&self) -> Result<Arc<Session>> {
@@ -550,9 +592,7 @@ impl Inner {
         let reconnecting = current.is_some();
         let properties =
             ConnectionProperties::default().with_connection_name(self.connection_name().into());
-        let connection = Connection::connect(&self.url, properties)
-            .await
-            .map_err(backend)?;
+        let connection = self.connect(properties).await?;
         let publish = connection.create_channel().await.map_err(backend)?;
         publish
             .confirm_select(ConfirmSelectOptions::default())

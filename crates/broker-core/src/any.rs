@@ -42,7 +42,9 @@ use crate::{
 /// | `redis://`, `rediss://` | `RedisBroker` | `redis` |
 /// | `nats://` | `NatsBroker` | `nats` |
 /// | `amqp://` | `AmqpBroker` | `amqp` |
+/// | `amqps://` | `AmqpBroker` over TLS | `amqp` and `tls` |
 /// | `mqtt://`, `tcp://` | `MqttBroker` | `mqtt` |
+/// | `mqtts://`, `ssl://` | `MqttBroker` over TLS | `mqtt` and `tls` |
 ///
 /// A scheme whose feature is off is [`Error::FeatureDisabled`], which names the feature.
 /// [`Broker::name`] says which backend it holds; match on the variants (or build one with
@@ -138,7 +140,7 @@ fn kind(url: &str) -> Result<(Kind, &'static str)> {
     }
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(invalid(
-            "no scheme: expected nats://, redis://, rediss://, amqp://, mqtt://, tcp:// or embedded",
+            "no scheme: expected nats://, redis://, rediss://, amqp(s)://, mqtt(s)://, tcp://, ssl:// or embedded",
         ));
     };
     let found = match scheme {
@@ -147,11 +149,14 @@ fn kind(url: &str) -> Result<(Kind, &'static str)> {
         "rediss" => (Kind::Redis, "rediss"),
         "nats" => (Kind::Nats, "nats"),
         "amqp" => (Kind::Amqp, "amqp"),
+        "amqps" => (Kind::Amqp, "amqps"),
         "mqtt" => (Kind::Mqtt, "mqtt"),
+        "mqtts" => (Kind::Mqtt, "mqtts"),
+        "ssl" => (Kind::Mqtt, "ssl"),
         "tcp" => (Kind::Mqtt, "tcp"),
         _ => {
             return Err(invalid(
-                "unknown scheme: expected nats://, redis://, rediss://, amqp://, mqtt://, tcp:// or embedded",
+                "unknown scheme: expected nats://, redis://, rediss://, amqp(s)://, mqtt(s)://, tcp://, ssl:// or embedded",
             ));
         }
     };

@@ -95,6 +95,11 @@ pub enum Error {
         /// The client's error message.
         detail: String,
     },
+    /// The TLS files of an `amqps://` or `mqtts://` URL (`cacertfile`, `certfile`,
+    /// `keyfile`) could not be read or hold no usable certificate or key. (A handshake
+    /// that fails, e.g. on a certificate that does not verify, is [`Error::Backend`].)
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The embedded broker's journal could not be read or written (see
     /// [`EmbeddedBroker::open`](crate::EmbeddedBroker::open)). After a failed write the
     /// journal accepts nothing more: reopen the broker.

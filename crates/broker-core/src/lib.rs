@@ -38,6 +38,8 @@ mod retry_layer;
 mod settlement;
 mod subject;
 mod timeout_layer;
+#[cfg(any(feature = "amqp", feature = "mqtt"))]
+mod tls;
 #[cfg(feature = "tower")]
 mod tower_handler;
 mod trace_context;

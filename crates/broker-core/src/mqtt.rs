@@ -521,21 +521,47 @@ async fn drive(mut eventloop: EventLoop, state: Arc<LinkState>, sink: Sink, link
     lock(&state.waiters).fail_all();
 }
 
-/// Where the server is, from `mqtt://[user[:password]@]host[:port]`.
+/// Where the server is, from `mqtt://[user[:password]@]host[:port]`, or
+/// `mqtts://...[?cacertfile=..&certfile=..&keyfile=..]` over TLS (feature `tls`).
 #[derive(Clone)]
 struct Server {
     host: String,
     port: u16,
     credentials: Option<(String, String)>,
+    /// For `mqtts://`: the TLS client, made once from the URL's files.
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn parse_url(url: &str) -> Result<Server> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or(Error::InvalidConfig(
-            "the MQTT URL must start with mqtt:// or tcp:// (TLS is not supported)",
-        ))?;
+    let (tls, rest) = match ["mqtts://", "ssl://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme))
+    {
+        Some(rest) => (true, rest),
+        None => (
+            false,
+            url.strip_prefix("mqtt://")
+                .or_else(|| url.strip_prefix("tcp://"))
+                .ok_or(Error::InvalidConfig(
+                    "the MQTT URL must start with mqtt://, tcp://, mqtts:// or ssl://",
+                ))?,
+        ),
+    };
+    let files = crate::tls::TlsFiles::from_url(url)?;
+    if !tls && !files.is_empty() {
+        return Err(Error::InvalidConfig(
+            "cacertfile, certfile and keyfile are for mqtts:// URLs",
+        ));
+    }
+    #[cfg(not(feature = "tls"))]
+    if tls {
+        return Err(Error::FeatureDisabled {
+            scheme: "mqtts",
+            feature: "tls",
+        });
+    }
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
     let rest = rest.trim_end_matches('/');
     let (credentials, address) = match rest.rsplit_once('@') {
         Some((login, address)) => {
@@ -550,7 +576,7 @@ fn parse_url(url: &str) -> Result<Server> {
             port.parse::<u16>()
                 .map_err(|_| Error::InvalidConfig("the MQTT URL has an invalid port"))?,
         ),
-        _ => (address, 1883),
+        _ => (address, if tls { 8883 } else { 1883 }),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
@@ -560,6 +586,12 @@ fn parse_url(url: &str) -> Result<Server> {
         host: host.to_owned(),
         port,
         credentials,
+        #[cfg(feature = "tls")]
+        tls: if tls {
+            Some(Arc::new(files.rustls_config()?))
+        } else {
+            None
+        },
     })
 }
 
@@ -783,13 +815,18 @@ fn dead_at(publish: &Publish) -> SystemTime {
 }
 
 impl MqttBroker {
-    /// Connects to `url` (`mqtt://[user[:password]@]host[:port]`). Topics start with
+    /// Connects to `url` (`mqtt://[user[:password]@]host[:port]`, or `mqtts://` over TLS
+    /// with feature `tls`: port 8883 by default, the server verified against the system's
+    /// roots and `?cacertfile=PATH`, a client certificate from `&certfile=PATH&keyfile=PATH`).
+    /// Topics start with
     /// `prefix` (empty, or MQTT topic levels such as `app1` or `site/app1`, without
     /// wildcards); client ids with `prefix` too, with `/` replaced by `-`.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a bad URL, [`Error::InvalidSubject`] for a bad
-    /// prefix, [`Error::Backend`] when the server cannot be reached.
+    /// prefix, [`Error::Tls`] for TLS files that cannot be used,
+    /// [`Error::FeatureDisabled`] for `mqtts://` without feature `tls`, [`Error::Backend`]
+    /// when the server cannot be reached (or its certificate does not verify).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         Self::connect_with(url, prefix, MqttOptions::default()).await
     }
@@ -1040,6 +1077,12 @@ impl Inner {
         options.set_max_packet_size(Some(MAX_PACKET));
         if let Some((user, password)) = &self.server.credentials {
             options.set_credentials(user, password);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.server.tls {
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(Arc::clone(tls)),
+            ));
         }
         options
     }
@@ -1771,7 +1814,25 @@ mod tests {
         assert_eq!(s.credentials, Some(("u".into(), "p".into())));
         let s = parse_url("tcp://[::1]:1885").unwrap();
         assert_eq!((s.host.as_str(), s.port), ("::1", 1885));
-        assert!(parse_url("mqtts://x").is_err());
+        assert!(parse_url("mqtt://x?cacertfile=ca.pem").is_err());
+        assert!(parse_url("mqtts://x?certfile=c.pem").is_err());
+        let s = parse_url("mqtt://u:p@broker:1886?heartbeat=5").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("broker", 1886));
+        #[cfg(feature = "tls")]
+        {
+            let s = parse_url("mqtts://broker").unwrap();
+            assert_eq!(s.port, 8883);
+            assert!(s.tls.is_some());
+            assert!(matches!(
+                parse_url("mqtts://broker?cacertfile=/nonexistent/ca.pem"),
+                Err(Error::Tls(_))
+            ));
+        }
+        #[cfg(not(feature = "tls"))]
+        assert!(matches!(
+            parse_url("mqtts://x"),
+            Err(Error::FeatureDisabled { .. })
+        ));
         assert!(parse_url("mqtt://x:notaport").is_err());
         assert!(parse_url("mqtt://").is_err());
     }

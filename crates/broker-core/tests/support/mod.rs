@@ -164,6 +164,34 @@ impl OwnServer {
         Some(Self::start(binary, port, dir, &args))
     }
 
+    /// Mosquitto with one TLS listener (no persistence, anonymous access): the PEM `ca`,
+    /// server `cert` and `key`; with `require_client_cert`, clients must show a
+    /// certificate `ca` signed.
+    pub(crate) fn mosquitto_tls(
+        ca: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        require_client_cert: bool,
+    ) -> Option<Self> {
+        let binary = binary(&["mosquitto", "/usr/sbin/mosquitto"], "-h")?;
+        let (port, dir) = (free_port(), scratch_dir("mosquitto-tls"));
+        let config = dir.join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
+                 require_certificate {require_client_cert}\nallow_anonymous true\n\
+                 persistence false\n",
+                ca.display(),
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let args = ["-c".to_owned(), config.display().to_string()];
+        Some(Self::start(binary, port, dir, &args))
+    }
+
     fn start(binary: String, port: u16, dir: PathBuf, args: &[impl ToString]) -> Self {
         let mut own = Self {
             binary,
