@@ -669,13 +669,25 @@ pub struct MqttMessage {
     pub qos: MqttQos,
 }
 
-/// A plain MQTT subscription to a subject pattern on a connection of its own, clean
-/// session, acknowledged on receipt (for at-least-once processing use a queue). It ends
-/// when its connection is lost.
+/// A plain MQTT subscription to a subject pattern on a connection of its own,
+/// acknowledged on receipt (for at-least-once processing use a queue).
+///
+/// Its session outlives a lost connection for up to [`Self::SESSION_EXPIRY`] (or
+/// the broker's session expiry when shorter): [`next`](Self::next) reconnects with the
+/// same client id, and the server sends what it kept meanwhile at QoS 1 and 2 (QoS 0
+/// messages of the outage are gone, as MQTT specifies). A server that lost the session
+/// (restarted without persistence) is subscribed to again.
 pub struct MqttSubscription {
     rx: mpsc::Receiver<Publish>,
     root: String,
-    link: Arc<Link>,
+    /// `None` while the connection is lost.
+    link: Option<Arc<Link>>,
+    /// The client options to reconnect with: the same client id, resuming the session.
+    resume: ClientOptions,
+    filter: String,
+    qos: QoS,
+    capacity: usize,
+    reconnects: u64,
 }
 
 impl std::fmt::Debug for MqttSubscription {
@@ -687,16 +699,44 @@ impl std::fmt::Debug for MqttSubscription {
 }
 
 impl MqttSubscription {
-    /// The next message, waiting up to `wait`; `Ok(None)` when none came.
+    /// How long the server keeps a plain subscription's session, and its QoS 1 and 2
+    /// messages, after its connection is lost (at most; the broker's session expiry when
+    /// shorter). [`close`](Self::close) unsubscribes, so a closed subscription's session
+    /// keeps nothing.
+    pub const SESSION_EXPIRY: Duration = Duration::from_secs(600);
+
+    /// The next message, waiting up to `wait`; `Ok(None)` when none came. A lost
+    /// connection is opened again within `wait` (retrying with backoff), and the session
+    /// resumed.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the connection was lost; a message that cannot be read
-    /// as an envelope fails with the parse error (and is gone).
+    /// [`Error::Backend`] (or [`Error::Timeout`]) when the connection was lost and could
+    /// not be opened again within `wait`; the next call tries again. A message that
+    /// cannot be read as an envelope fails with the parse error (and is gone).
     pub async fn next(&mut self, wait: Duration) -> Result<Option<MqttMessage>> {
-        let publish = match tokio::time::timeout(wait, self.rx.recv()).await {
-            Err(_) => return Ok(None),
-            Ok(None) => return Err(lost()),
-            Ok(Some(p)) => p,
+        let deadline = Instant::now() + wait;
+        let mut backoff = Duration::from_millis(50);
+        let publish = loop {
+            if self.link.is_none() {
+                match tokio::time::timeout_at(deadline, self.reconnect()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        if Instant::now() + backoff >= deadline {
+                            return Err(error);
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                    Err(_) => return Err(lost()),
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Err(_) => return Ok(None),
+                // The connection ended (and everything it had received was read).
+                Ok(None) => self.link = None,
+                Ok(Some(p)) => break p,
+            }
         };
         let topic = std::str::from_utf8(&publish.topic).map_err(backend)?;
         let subject = subject_of(&self.root, topic)?;
@@ -712,9 +752,33 @@ impl MqttSubscription {
         }))
     }
 
-    /// Unsubscribes and disconnects.
+    /// How many times the connection was opened again after it was lost.
+    #[must_use]
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// Opens the connection again with the same client id, resuming the session; a
+    /// server without it gets the subscription again.
+    async fn reconnect(&mut self) -> Result<()> {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let (link, session_present) = Link::open(self.resume.clone(), Sink::Channel(tx)).await?;
+        if !session_present {
+            link.subscribe(&self.filter, self.qos).await?;
+        }
+        self.rx = rx;
+        self.link = Some(link);
+        self.reconnects += 1;
+        Ok(())
+    }
+
+    /// Unsubscribes and disconnects: the session the server keeps for a while holds
+    /// nothing more.
     pub async fn close(self) {
-        self.link.close().await;
+        if let Some(link) = self.link {
+            let _ = link.client.unsubscribe(&self.filter).await;
+            link.close().await;
+        }
     }
 }
 
@@ -970,13 +1034,36 @@ impl MqttBroker {
             }
             None => filter,
         };
-        let (tx, rx) = mpsc::channel(usize::from(self.inner.options.receive_maximum));
-        let (link, _) = self.inner.temporary(Sink::Channel(tx)).await?;
+        let capacity = usize::from(self.inner.options.receive_maximum);
+        let (tx, rx) = mpsc::channel(capacity);
+        let id = format!(
+            "{}-s-{}",
+            self.inner.client_prefix,
+            MessageId::new().as_uuid().simple()
+        );
+        let expiry = self
+            .inner
+            .options
+            .session_expiry
+            .min(MqttSubscription::SESSION_EXPIRY);
+        let mut options = self.inner.client_options(&id);
+        options.set_receive_maximum(Some(self.inner.options.receive_maximum));
+        options
+            .set_session_expiry_interval(Some(u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX)));
+        let mut resume = options.clone();
+        options.set_clean_start(true);
+        resume.set_clean_start(false);
+        let (link, _) = Link::open(options, Sink::Channel(tx)).await?;
         link.subscribe(&filter, qos.wire()).await?;
         Ok(MqttSubscription {
             rx,
             root: self.inner.root.clone(),
-            link,
+            link: Some(link),
+            resume,
+            filter,
+            qos: qos.wire(),
+            capacity,
+            reconnects: 0,
         })
     }
 

@@ -563,3 +563,108 @@ async fn our_mosquitto_restarted_under_qos1_load_loses_nothing() {
     );
     assert!(publisher.reconnects() >= 1 && consumer.reconnects() >= 1);
 }
+
+/// A plain subscription (not a queue) rides out a restart of the server: it reconnects
+/// with its client id, the server resumes its session (Mosquitto with persistence), and
+/// every QoS 1 message confirmed to the publisher, before, during and after the restart,
+/// arrives at least once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_subscription_reconnects_and_resumes_its_session() {
+    let Some(_) = env("MQTT_URL") else {
+        return;
+    };
+    let Some(mut mosquitto) = OwnServer::mosquitto() else {
+        return;
+    };
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let options = MqttOptions::default()
+        .publish_timeout(Duration::from_secs(30))
+        .keep_alive(Duration::from_secs(5));
+    let broker = Arc::new(
+        MqttBroker::connect_with(&url, "plain", options)
+            .await
+            .unwrap(),
+    );
+    let mut subscription = broker
+        .subscribe("feed.>", None, MqttQos::AtLeastOnce)
+        .await
+        .unwrap();
+
+    const N: usize = 300;
+    let ids: Vec<MessageId> = (0..N).map(|_| MessageId::new()).collect();
+    let published = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let publishing = {
+        let (broker, ids, published) = (Arc::clone(&broker), ids.clone(), Arc::clone(&published));
+        tokio::spawn(async move {
+            for (i, id) in ids.into_iter().enumerate() {
+                broker
+                    .publish_to(
+                        &format!("feed.{}", i % 3),
+                        Envelope::new("x").with_id(id),
+                        &MqttPublish::new(),
+                    )
+                    .await
+                    .unwrap();
+                published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    };
+    let mut seen: HashMap<MessageId, usize> = HashMap::new();
+    let mut errors = 0;
+    let mut restarted = false;
+    let end = Instant::now() + Duration::from_secs(60);
+    while seen.len() < N && Instant::now() < end {
+        if !restarted && published.load(std::sync::atomic::Ordering::Relaxed) >= N / 3 {
+            // SIGTERM: Mosquitto saves its sessions, and loads them again on start.
+            mosquitto.stop();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            mosquitto.run();
+            restarted = true;
+        }
+        match subscription.next(Duration::from_millis(500)).await {
+            Ok(Some(message)) => *seen.entry(message.envelope.id()).or_default() += 1,
+            Ok(None) => {}
+            Err(_) => errors += 1,
+        }
+    }
+    publishing.await.unwrap();
+    let missing = ids.iter().filter(|id| !seen.contains_key(id)).count();
+    println!(
+        "plain subscription across a restart: {} of {N} distinct, {errors} errors while down, \
+         {} reconnects",
+        seen.len(),
+        subscription.reconnects()
+    );
+    assert!(restarted);
+    assert_eq!(
+        missing, 0,
+        "{missing} of {N} confirmed messages never arrived"
+    );
+    assert!(subscription.reconnects() >= 1);
+    // Still live after the restart.
+    let id = MessageId::new();
+    broker
+        .publish_to(
+            "feed.last",
+            Envelope::new("x").with_id(id),
+            &MqttPublish::new(),
+        )
+        .await
+        .unwrap();
+    let mut last = None;
+    for _ in 0..20 {
+        if let Ok(Some(message)) = subscription.next(Duration::from_millis(500)).await
+            && message.envelope.id() == id
+        {
+            last = Some(message);
+            break;
+        }
+    }
+    assert!(
+        last.is_some(),
+        "the message after the restart did not arrive"
+    );
+    subscription.close().await;
+    broker.close().await;
+}
