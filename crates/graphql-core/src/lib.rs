@@ -29,6 +29,33 @@ mod types;
 mod upload;
 mod validation;
 
+/// Hooks for the fuzz targets in `fuzz/`, present only in builds made by `cargo fuzz`
+/// (which passes `--cfg fuzzing`); not part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Whether the fast reader in front of graphql-parser read `source` (`Ok(true)`), left
+    /// it to graphql-parser (`Ok(false)`), or read it differently from graphql-parser
+    /// (`Err` with both readings).
+    ///
+    /// # Errors
+    /// The disagreement, described.
+    pub fn fast_reader_agrees(source: &str) -> Result<bool, String> {
+        let Some(ours) = crate::parser::parse(source) else {
+            return Ok(false);
+        };
+        match graphql_parser::parse_query::<&str>(source) {
+            Ok(theirs) if theirs == ours => Ok(true),
+            Ok(theirs) => Err(format!(
+                "{source:?}: the fast reader built\n{ours:?}\ngraphql-parser built\n{theirs:?}"
+            )),
+            Err(error) => Err(format!(
+                "{source:?}: the fast reader accepted it, graphql-parser refused it: {error}"
+            )),
+        }
+    }
+}
+
 pub use cache_control::{CACHE_CONTROL_SDL, CacheHint, CachePolicy, CacheScope};
 pub use dataloader::DataLoader;
 pub use document::{Ast, Document};
