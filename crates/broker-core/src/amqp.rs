@@ -418,28 +418,16 @@ impl AmqpBroker {
         {
             return Err(Error::InvalidQueueName(prefix.chars().take(200).collect()));
         }
-        let files = crate::tls::TlsFiles::from_url(url)?;
-        let tls = url.starts_with("amqps://");
-        if !tls && !files.is_empty() {
-            return Err(Error::InvalidConfig(
-                "cacertfile, certfile and keyfile are for amqps:// URLs",
-            ));
-        }
-        #[cfg(not(feature = "tls"))]
-        if tls {
-            return Err(Error::FeatureDisabled {
-                scheme: "amqps",
-                feature: "tls",
-            });
-        }
+        #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+        let tls = crate::tls::TlsFiles::for_url(
+            url,
+            url.starts_with("amqps://").then_some("amqps"),
+            "cacertfile, certfile and keyfile are for amqps:// URLs",
+        )?;
         let inner = Arc::new(Inner {
             url: url.to_owned(),
             #[cfg(feature = "tls")]
-            tls: if tls {
-                Some(files.lapin_config()?)
-            } else {
-                None
-            },
+            tls: tls.map(|files| files.lapin_config()).transpose()?,
             prefix: prefix.to_owned(),
             options,
             session: tokio::sync::Mutex::new(None),

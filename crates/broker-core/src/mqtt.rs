@@ -548,19 +548,12 @@ fn parse_url(url: &str) -> Result<Server> {
                 ))?,
         ),
     };
-    let files = crate::tls::TlsFiles::from_url(url)?;
-    if !tls && !files.is_empty() {
-        return Err(Error::InvalidConfig(
-            "cacertfile, certfile and keyfile are for mqtts:// URLs",
-        ));
-    }
-    #[cfg(not(feature = "tls"))]
-    if tls {
-        return Err(Error::FeatureDisabled {
-            scheme: "mqtts",
-            feature: "tls",
-        });
-    }
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    let files = crate::tls::TlsFiles::for_url(
+        url,
+        tls.then_some("mqtts"),
+        "cacertfile, certfile and keyfile are for mqtts:// URLs",
+    )?;
     let rest = rest.split(['?', '#']).next().unwrap_or(rest);
     let rest = rest.trim_end_matches('/');
     let (credentials, address) = match rest.rsplit_once('@') {
@@ -587,11 +580,9 @@ fn parse_url(url: &str) -> Result<Server> {
         port,
         credentials,
         #[cfg(feature = "tls")]
-        tls: if tls {
-            Some(Arc::new(files.rustls_config()?))
-        } else {
-            None
-        },
+        tls: files
+            .map(|files| files.rustls_config().map(Arc::new))
+            .transpose()?,
     })
 }
 

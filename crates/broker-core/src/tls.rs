@@ -61,6 +61,32 @@ impl TlsFiles {
         Ok(files)
     }
 
+    /// The TLS files of `url`, for a URL whose scheme asks for TLS (`secure`, e.g.
+    /// `amqps`) or not: `None` for a plain URL.
+    ///
+    /// # Errors
+    /// As [`from_url`](Self::from_url); [`Error::InvalidConfig`] for TLS files on a plain
+    /// URL (`plain_error`), [`Error::FeatureDisabled`] for a TLS scheme without feature
+    /// `tls`.
+    pub(crate) fn for_url(
+        url: &str,
+        secure: Option<&'static str>,
+        plain_error: &'static str,
+    ) -> Result<Option<Self>> {
+        let files = Self::from_url(url)?;
+        match secure {
+            None if files.is_empty() => Ok(None),
+            None => Err(Error::InvalidConfig(plain_error)),
+            #[cfg(feature = "tls")]
+            Some(_) => Ok(Some(files)),
+            #[cfg(not(feature = "tls"))]
+            Some(scheme) => Err(Error::FeatureDisabled {
+                scheme,
+                feature: "tls",
+            }),
+        }
+    }
+
     #[cfg(feature = "tls")]
     fn read(path: &str, what: &str) -> Result<Vec<u8>> {
         std::fs::read(path).map_err(|e| Error::Tls(format!("{what} {path}: {e}")))

@@ -105,19 +105,29 @@ fn unique(kind: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn mqtts_passes_the_suite_over_tls() {
-    let pki = Pki::new();
-    let Some(server) =
-        support::OwnServer::mosquitto_tls(&pki.ca, &pki.server_cert, &pki.server_key, false)
-    else {
-        return;
-    };
+/// A Mosquitto of the test's own with a TLS listener for `pki`'s server certificate, and
+/// its `mqtts://` URL trusting `pki`'s CA.
+fn tls_mosquitto(pki: &Pki, require_client_cert: bool) -> Option<(support::OwnServer, String)> {
+    let server = support::OwnServer::mosquitto_tls(
+        &pki.ca,
+        &pki.server_cert,
+        &pki.server_key,
+        require_client_cert,
+    )?;
     let url = format!(
         "mqtts://localhost:{}?cacertfile={}",
         server.port,
         query(&pki.ca)
     );
+    Some((server, url))
+}
+
+#[tokio::test]
+async fn mqtts_passes_the_suite_over_tls() {
+    let pki = Pki::new();
+    let Some((_server, url)) = tls_mosquitto(&pki, false) else {
+        return;
+    };
     let broker = broker_core::MqttBroker::connect(&url, &unique("mqtt"))
         .await
         .unwrap();
@@ -150,9 +160,7 @@ async fn mqtt_publish(url: &str) -> Result<(), Error> {
 async fn mqtts_refuses_a_server_it_cannot_verify() {
     let pki = Pki::new();
     let other = Pki::new();
-    let Some(server) =
-        support::OwnServer::mosquitto_tls(&pki.ca, &pki.server_cert, &pki.server_key, false)
-    else {
+    let Some((server, good)) = tls_mosquitto(&pki, false) else {
         return;
     };
     // Another CA: the system's roots and `other` do not know the server's.
@@ -185,27 +193,15 @@ async fn mqtts_refuses_a_server_it_cannot_verify() {
         .unwrap_err();
     assert!(matches!(error, Error::Tls(_)), "{error}");
     // And the right CA works.
-    let url = format!(
-        "mqtts://localhost:{}?cacertfile={}",
-        server.port,
-        query(&pki.ca)
-    );
-    mqtt_publish(&url).await.unwrap();
+    mqtt_publish(&good).await.unwrap();
 }
 
 #[tokio::test]
 async fn mqtts_client_certificates_for_servers_that_require_them() {
     let pki = Pki::new();
-    let Some(server) =
-        support::OwnServer::mosquitto_tls(&pki.ca, &pki.server_cert, &pki.server_key, true)
-    else {
+    let Some((_server, base)) = tls_mosquitto(&pki, true) else {
         return;
     };
-    let base = format!(
-        "mqtts://localhost:{}?cacertfile={}",
-        server.port,
-        query(&pki.ca)
-    );
     assert!(mqtt_publish(&base).await.is_err(), "no client certificate");
     let with = format!(
         "{base}&certfile={}&keyfile={}",
