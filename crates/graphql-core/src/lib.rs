@@ -25,6 +25,7 @@ mod sdl_directives;
 mod subscription;
 mod transport_sse;
 mod transport_ws;
+mod typed_object;
 mod types;
 mod upload;
 mod validation;
@@ -61,5 +62,6 @@ pub use types::{
     BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,
     InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
 };
+pub use typed_object::{FieldValue, TypedList, TypedObject};
 pub use upload::{UPLOAD_KEY, UploadedFile, upload_placeholder};
 pub use validation::{Rule, validate, validate_with};
