@@ -48,6 +48,7 @@ pub use persisted::{PersistedMode, PersistedQueries, document_hash};
 pub use resolver::{
     Args, Context, EventStream, FieldError, FieldFuture, FieldResult, ItemResult, ListFuture,
     ListResult, Resolver, ResolverInput, ScalarCoercion, SubscriptionSource, TypeResolver,
+    TypedList,
 };
 pub use response::{GraphQLError, PathSegment};
 pub use schema::{Schema, SchemaBuilder};
@@ -58,10 +59,10 @@ pub use transport_sse::{
     accepts_event_stream, event_stream_token, operation_id, read_sse_request, sse_request,
 };
 pub use transport_ws::{GRAPHQL_TRANSPORT_WS, WsAction, WsSession, close_code};
+pub use typed_object::{FieldValue, TypedObject};
 pub use types::{
     BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,
     InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,
 };
-pub use typed_object::{FieldValue, TypedList, TypedObject};
 pub use upload::{UPLOAD_KEY, UploadedFile, upload_placeholder};
 pub use validation::{Rule, validate, validate_with};

@@ -29,7 +29,7 @@
 //! # let _ = (hello, slow);
 //! ```
 
-use crate::typed_object::{TypedList, TypedObject};
+use crate::typed_object::{TypedItems, TypedObject};
 use crate::upload::UploadedFile;
 use std::any::Any;
 use std::fmt;
@@ -372,6 +372,55 @@ impl fmt::Debug for Resolver {
             Resolver::ItemStream(_) => "Resolver::ItemStream",
             Resolver::TypedList(_) => "Resolver::TypedList",
         })
+    }
+}
+
+type TypedListFn =
+    dyn Fn(&Context, &Value, &Args) -> Result<Box<dyn TypedItems>, FieldError> + Send + Sync;
+
+/// The resolver of [`Resolver::TypedList`], made by
+/// [`Resolver::typed_list`].
+#[derive(Clone)]
+pub struct TypedList {
+    resolve: Arc<TypedListFn>,
+    names: &'static [&'static str],
+}
+
+impl TypedList {
+    pub(crate) fn new<T, F>(f: F) -> Self
+    where
+        T: TypedObject,
+        F: Fn(&Context, &Value, &Args) -> Result<Vec<T>, FieldError> + Send + Sync + 'static,
+    {
+        TypedList {
+            resolve: Arc::new(move |ctx, parent, args| {
+                f(ctx, parent, args).map(|items| Box::new(items) as Box<dyn TypedItems>)
+            }),
+            names: T::FIELDS,
+        }
+    }
+
+    /// Runs the resolver.
+    pub(crate) fn resolve(
+        &self,
+        ctx: &Context,
+        parent: &Value,
+        args: &Args,
+    ) -> Result<Box<dyn TypedItems>, FieldError> {
+        (self.resolve)(ctx, parent, args)
+    }
+
+    /// The item type's field names ([`TypedObject::FIELDS`]).
+    pub fn field_names(&self) -> &'static [&'static str] {
+        self.names
+    }
+}
+
+impl fmt::Debug for TypedList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedList")
+            .field("fields", &self.names)
+            .finish()
     }
 }
 

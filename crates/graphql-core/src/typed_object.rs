@@ -70,12 +70,8 @@
 //! Results are the same either way; only the fast path is skipped.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::sync::Arc;
 
 use serde_json::{Map, Value};
-
-use crate::resolver::{Args, Context, FieldError};
 
 /// One field of a [`TypedObject`], borrowed from it.
 ///
@@ -230,54 +226,5 @@ impl<T: TypedObject> TypedItems for Vec<T> {
                 })
                 .collect(),
         )
-    }
-}
-
-type TypedListFn =
-    dyn Fn(&Context, &Value, &Args) -> Result<Box<dyn TypedItems>, FieldError> + Send + Sync;
-
-/// The resolver of [`Resolver::TypedList`](crate::Resolver::TypedList), made by
-/// [`Resolver::typed_list`](crate::Resolver::typed_list).
-#[derive(Clone)]
-pub struct TypedList {
-    resolve: Arc<TypedListFn>,
-    names: &'static [&'static str],
-}
-
-impl TypedList {
-    pub(crate) fn new<T, F>(f: F) -> Self
-    where
-        T: TypedObject,
-        F: Fn(&Context, &Value, &Args) -> Result<Vec<T>, FieldError> + Send + Sync + 'static,
-    {
-        TypedList {
-            resolve: Arc::new(move |ctx, parent, args| {
-                f(ctx, parent, args).map(|items| Box::new(items) as Box<dyn TypedItems>)
-            }),
-            names: T::FIELDS,
-        }
-    }
-
-    /// Runs the resolver.
-    pub(crate) fn resolve(
-        &self,
-        ctx: &Context,
-        parent: &Value,
-        args: &Args,
-    ) -> Result<Box<dyn TypedItems>, FieldError> {
-        (self.resolve)(ctx, parent, args)
-    }
-
-    /// The item type's field names ([`TypedObject::FIELDS`]).
-    pub fn field_names(&self) -> &'static [&'static str] {
-        self.names
-    }
-}
-
-impl fmt::Debug for TypedList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypedList")
-            .field("fields", &self.names)
-            .finish()
     }
 }

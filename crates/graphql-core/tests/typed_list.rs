@@ -37,9 +37,8 @@ struct Item {
 }
 
 impl TypedObject for Item {
-    const FIELDS: &'static [&'static str] = &[
-        "id", "n", "name", "ok", "x", "kind", "big", "tags", "child",
-    ];
+    const FIELDS: &'static [&'static str] =
+        &["id", "n", "name", "ok", "x", "kind", "big", "tags", "child"];
 
     fn field(&self, index: usize) -> FieldValue<'_> {
         match index {

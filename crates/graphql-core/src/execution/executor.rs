@@ -16,11 +16,11 @@ use serde_json::{Map, Value};
 
 use crate::coerce::coerce_literal;
 use crate::error::Location;
-use crate::resolver::{Args, Context, FieldError, ItemResult, Resolver, ResolverInput};
+use crate::resolver::{Args, Context, FieldError, ItemResult, Resolver, ResolverInput, TypedList};
 use crate::response::{GraphQLError, PathSegment};
 use crate::schema::SchemaInner;
 use crate::schema::introspection;
-use crate::typed_object::{FieldValue, TypedItems, TypedList};
+use crate::typed_object::{FieldValue, TypedItems};
 use crate::types::{BuiltinScalar, FieldDef, TypeDef, TypeId, TypeKind, TypeRef};
 
 static NULL: Value = Value::Null;
@@ -1410,12 +1410,12 @@ impl<'e, 'a> Exec<'e, 'a> {
             ty => ty,
         };
         let fast = match item_ty {
-            TypeRef::List(item) if !self.incremental => self
-                .object_item_plan(pf, item)
-                .and_then(|(object, plan)| {
+            TypeRef::List(item) if !self.incremental => {
+                self.object_item_plan(pf, item).and_then(|(object, plan)| {
                     let fields = self.typed_fields(&plan, items.names())?;
                     Some((item, object, plan, fields))
-                }),
+                })
+            }
             _ => None,
         };
         let Some((item, object, plan, fields)) = fast else {
@@ -1460,11 +1460,7 @@ impl<'e, 'a> Exec<'e, 'a> {
     /// matched once per list. `None` when a field needs the JSON form of the item (its own
     /// resolver, an introspection field, an argument error, the async path) or the
     /// selection defers something.
-    fn typed_fields(
-        &self,
-        plan: &Plan<'e, 'a>,
-        names: &[&str],
-    ) -> Option<Vec<TypedField>> {
+    fn typed_fields(&self, plan: &Plan<'e, 'a>, names: &[&str]) -> Option<Vec<TypedField>> {
         if plan.has_deferred() {
             return None;
         }

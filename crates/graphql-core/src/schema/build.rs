@@ -1635,7 +1635,11 @@ fn check_typed_lists(inner: &SchemaInner) -> Vec<SchemaError> {
                 },
                 _ => None,
             };
-            let Some(TypeKind::Object { fields: item_fields, .. }) = item.map(|i| &i.kind) else {
+            let Some(TypeKind::Object {
+                fields: item_fields,
+                ..
+            }) = item.map(|i| &i.kind)
+            else {
                 errors.push(SchemaError::new(
                     format!(
                         "The typed list resolver of \"{}.{}\" needs a list of an object type, not {}.",
