@@ -239,6 +239,8 @@ async fn typed_items_under_stream_and_defer() {
     for query in [
         "{ maybe @stream(initialCount: 1) { n name } }",
         "{ maybe { n ... @defer { name } } }",
+        // Not streamed, not deferred inside: the fast path, with a deferred sibling.
+        "{ maybe { n kind } ... @defer { items { name } } }",
     ] {
         let a = payloads(&typed, query).await;
         let b = payloads(&json, query).await;

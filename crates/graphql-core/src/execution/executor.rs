@@ -1410,7 +1410,8 @@ impl<'e, 'a> Exec<'e, 'a> {
             ty => ty,
         };
         let fast = match item_ty {
-            TypeRef::List(item) if !self.incremental => {
+            // A streamed list is split as JSON items (`stream_split`).
+            TypeRef::List(item) if self.streamed(pf).is_none() => {
                 self.object_item_plan(pf, item).and_then(|(object, plan)| {
                     let fields = self.typed_fields(&plan, items.names())?;
                     Some((item, object, plan, fields))
