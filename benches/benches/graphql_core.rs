@@ -1,13 +1,14 @@
 //! graphql-core against async-graphql 7.2 and juniper 0.18 in the same run: `{ hello }` end to end (parse,
 //! validate, execute, serialize the response to JSON text), and a list of 1000 objects with
-//! 5 fields each (per-field cost = time / 5000). Both sides build the list's data inside the
-//! resolver on every request.
+//! 5 fields each (per-field cost = time / 5000). Every side builds the list's data inside the
+//! resolver on every request: ours as `Resolver::typed_list` of structs (and, to compare, as
+//! JSON objects), the peers as their derived structs.
 
 use std::hint::black_box;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Object, SimpleObject};
 use criterion::{Criterion, criterion_group, criterion_main};
-use graphql_core::{Context, Request, Resolver, Schema};
+use graphql_core::{Context, FieldValue, Request, Resolver, Schema, TypedObject};
 use serde_json::{Map, Value, json};
 
 const ITEMS: usize = 1000;
@@ -103,15 +104,43 @@ mod peer_juniper {
     }
 }
 
+/// Our side's item: the same struct as the peers', answered through `TypedObject`.
+struct TypedItem {
+    a: i32,
+    b: String,
+    c: bool,
+    d: f64,
+    e: String,
+}
+
+impl TypedObject for TypedItem {
+    const FIELDS: &'static [&'static str] = &["a", "b", "c", "d", "e"];
+
+    fn field(&self, index: usize) -> FieldValue<'_> {
+        match index {
+            0 => self.a.into(),
+            1 => (&self.b).into(),
+            2 => self.c.into(),
+            3 => self.d.into(),
+            4 => (&self.e).into(),
+            _ => FieldValue::Null,
+        }
+    }
+}
+
 /// With the default document cache (4 MiB): a repeated document skips parsing and validation.
 fn ours() -> Schema {
-    ours_with(4 << 20, Items::Direct)
+    ours_with(4 << 20, Items::Typed)
 }
 
 /// How our `items` resolver builds its 1000 objects.
 #[derive(Clone, Copy)]
 enum Items {
-    /// `serde_json::Map` inserts of values built directly (as the peers build their structs).
+    /// `Resolver::typed_list` of structs, as the peers build theirs (since 2026-12-05
+    /// 12:00 UTC).
+    Typed,
+    /// `serde_json::Map` inserts of values built directly: the resolver of the runs from
+    /// 2026-12-05 05:30 to 12:00 UTC.
     Direct,
     /// serde_json's `json!` macro, which passes every value through `to_value` (a second
     /// copy of each string): the resolver of the runs before 2026-12-05 05:30 UTC.
@@ -120,6 +149,17 @@ enum Items {
 
 fn ours_with(document_cache: usize, items: Items) -> Schema {
     let items = match items {
+        Items::Typed => Resolver::typed_list(|_, _, _| {
+            Ok((0..ITEMS)
+                .map(|i| TypedItem {
+                    a: i as i32,
+                    b: format!("b{i}"),
+                    c: i % 2 == 0,
+                    d: i as f64 / 2.0,
+                    e: "e".to_owned(),
+                })
+                .collect())
+        }),
         Items::Direct => Resolver::sync(|_, _, _| {
             Ok(Value::Array(
                 (0..ITEMS)
@@ -165,7 +205,8 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let schema = ours();
-    let uncached = ours_with(0, Items::Direct);
+    let uncached = ours_with(0, Items::Typed);
+    let json_items = ours_with(4 << 20, Items::Direct);
     let json_macro = ours_with(4 << 20, Items::JsonMacro);
     let peer = async_graphql::Schema::new(Query, EmptyMutation, EmptySubscription);
     let juniper_schema = peer_juniper::schema();
@@ -222,6 +263,18 @@ fn bench(c: &mut Criterion) {
             })
         });
         if name == "list_1000x5" {
+            let d: Value = serde_json::from_str(
+                &rt.block_on(json_items.execute(&Request::new(query), &ctx))
+                    .to_json(),
+            )
+            .expect("ours, JSON items");
+            assert_eq!(a, d, "{name}: typed and JSON items differ");
+            group.bench_function("graphql-core-json-items", |bench| {
+                bench.iter(|| {
+                    let response = rt.block_on(json_items.execute(black_box(&request), &ctx));
+                    black_box(response.to_json())
+                })
+            });
             let m: Value = serde_json::from_str(
                 &rt.block_on(json_macro.execute(&Request::new(query), &ctx))
                     .to_json(),

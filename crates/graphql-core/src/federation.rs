@@ -594,7 +594,7 @@ impl Subgraph {
         for (type_name, resolver) in reference_resolvers {
             match entities.get_mut(&type_name) {
                 Some(entity) => {
-                    if matches!(resolver, Resolver::SyncList(_) | Resolver::AsyncList(_) | Resolver::ItemStream(_)) {
+                    if matches!(resolver, Resolver::SyncList(_) | Resolver::AsyncList(_) | Resolver::ItemStream(_) | Resolver::TypedList(_)) {
                         errors.push(SchemaError::new(
                             format!(
                                 "The reference resolver of \"{type_name}\" must return one value (Resolver::sync or Resolver::asynchronous), not a list."
@@ -719,7 +719,10 @@ impl Entities {
                 .await?
             }
             // Refused when the schema was built.
-            Resolver::SyncList(_) | Resolver::AsyncList(_) | Resolver::ItemStream(_) => Value::Null,
+            Resolver::SyncList(_)
+            | Resolver::AsyncList(_)
+            | Resolver::ItemStream(_)
+            | Resolver::TypedList(_) => Value::Null,
         };
         let mut object = match value {
             Value::Null => return Ok(Value::Null),

@@ -25,6 +25,7 @@ mod sdl_directives;
 mod subscription;
 mod transport_sse;
 mod transport_ws;
+mod typed_object;
 mod types;
 mod upload;
 mod validation;
@@ -74,6 +75,7 @@ pub use persisted::{PersistedMode, PersistedQueries, document_hash};
 pub use resolver::{
     Args, Context, EventStream, FieldError, FieldFuture, FieldResult, ItemResult, ListFuture,
     ListResult, Resolver, ResolverInput, ScalarCoercion, SubscriptionSource, TypeResolver,
+    TypedList,
 };
 pub use response::{GraphQLError, PathSegment};
 pub use schema::{Schema, SchemaBuilder};
@@ -84,6 +86,7 @@ pub use transport_sse::{
     accepts_event_stream, event_stream_token, operation_id, read_sse_request, sse_request,
 };
 pub use transport_ws::{GRAPHQL_TRANSPORT_WS, WsAction, WsSession, close_code};
+pub use typed_object::{FieldValue, TypedObject};
 pub use types::{
     BuiltinScalar, DirectiveDef, DirectiveLocation, EnumValueDef, FieldDef, FieldTable,
     InputValueDef, ScalarDef, TypeDef, TypeId, TypeKind, TypeRef,

@@ -10,6 +10,10 @@
 //! - [`Resolver::Async`]: a function returning a boxed future, for fields that do IO.
 //! - [`Resolver::SyncList`] and [`Resolver::AsyncList`]: the same for a list field whose
 //!   items may fail one by one: they return a [`ListResult`], one [`ItemResult`] per item.
+//! - [`Resolver::TypedList`]: a list field whose items are Rust values implementing
+//!   [`TypedObject`](crate::TypedObject); the executor matches the selection set to the
+//!   item type's fields once per list and writes the items without a JSON value per item
+//!   (see [`Resolver::typed_list`]).
 //!
 //! ```
 //! use graphql_core::{Resolver, FieldResult};
@@ -25,6 +29,7 @@
 //! # let _ = (hello, slow);
 //! ```
 
+use crate::typed_object::{TypedItems, TypedObject};
 use crate::upload::UploadedFile;
 use std::any::Any;
 use std::fmt;
@@ -231,6 +236,9 @@ pub enum Resolver {
     AsyncList(Arc<AsyncListFn>),
     /// A function returning a list's items as a stream (each a value or an error).
     ItemStream(Arc<ItemStreamFn>),
+    /// A synchronous function returning a list's items as typed Rust values
+    /// ([`Resolver::typed_list`]).
+    TypedList(TypedList),
 }
 
 impl Resolver {
@@ -302,6 +310,51 @@ impl Resolver {
         Resolver::ItemStream(Arc::new(f))
     }
 
+    /// A synchronous resolver of a list field whose items are Rust values of a type that
+    /// implements [`TypedObject`] (the field's item type must be an object type).
+    ///
+    /// The executor matches the items' selection set against [`TypedObject::FIELDS`] once
+    /// per list and writes each item's selected fields from [`TypedObject::field`]: no
+    /// `serde_json::Value`, no name lookup and no allocation per item. This is the fast
+    /// way to return long lists; the response is the same as for a resolver returning the
+    /// items as JSON objects. The schema refuses it on a field that is not a list of an
+    /// object type, and a name in `FIELDS` the item type does not have.
+    ///
+    /// ```
+    /// use graphql_core::{FieldValue, Resolver, TypedObject};
+    ///
+    /// struct Tag {
+    ///     name: String,
+    ///     uses: u32,
+    /// }
+    ///
+    /// impl TypedObject for Tag {
+    ///     const FIELDS: &'static [&'static str] = &["name", "uses"];
+    ///     fn field(&self, index: usize) -> FieldValue<'_> {
+    ///         match index {
+    ///             0 => (&self.name).into(),
+    ///             1 => self.uses.into(),
+    ///             _ => FieldValue::Null,
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// // For `type Query { tags: [Tag!]! }` and `type Tag { name: String! uses: Int! }`.
+    /// let tags = Resolver::typed_list(|_ctx, _parent, _args| {
+    ///     Ok(vec![Tag { name: "rust".to_owned(), uses: 3 }])
+    /// });
+    /// # let _ = tags;
+    /// ```
+    ///
+    /// See the [`TypedObject`] docs for a whole schema.
+    pub fn typed_list<T, F>(f: F) -> Self
+    where
+        T: TypedObject,
+        F: Fn(&Context, &Value, &Args) -> Result<Vec<T>, FieldError> + Send + Sync + 'static,
+    {
+        Resolver::TypedList(TypedList::new(f))
+    }
+
     /// Whether this is the default (read from the parent) resolver.
     pub fn is_default(&self) -> bool {
         matches!(self, Resolver::Default)
@@ -317,7 +370,57 @@ impl fmt::Debug for Resolver {
             Resolver::SyncList(_) => "Resolver::SyncList",
             Resolver::AsyncList(_) => "Resolver::AsyncList",
             Resolver::ItemStream(_) => "Resolver::ItemStream",
+            Resolver::TypedList(_) => "Resolver::TypedList",
         })
+    }
+}
+
+type TypedListFn =
+    dyn Fn(&Context, &Value, &Args) -> Result<Box<dyn TypedItems>, FieldError> + Send + Sync;
+
+/// The resolver of [`Resolver::TypedList`], made by
+/// [`Resolver::typed_list`].
+#[derive(Clone)]
+pub struct TypedList {
+    resolve: Arc<TypedListFn>,
+    names: &'static [&'static str],
+}
+
+impl TypedList {
+    pub(crate) fn new<T, F>(f: F) -> Self
+    where
+        T: TypedObject,
+        F: Fn(&Context, &Value, &Args) -> Result<Vec<T>, FieldError> + Send + Sync + 'static,
+    {
+        TypedList {
+            resolve: Arc::new(move |ctx, parent, args| {
+                f(ctx, parent, args).map(|items| Box::new(items) as Box<dyn TypedItems>)
+            }),
+            names: T::FIELDS,
+        }
+    }
+
+    /// Runs the resolver.
+    pub(crate) fn resolve(
+        &self,
+        ctx: &Context,
+        parent: &Value,
+        args: &Args,
+    ) -> Result<Box<dyn TypedItems>, FieldError> {
+        (self.resolve)(ctx, parent, args)
+    }
+
+    /// The item type's field names ([`TypedObject::FIELDS`]).
+    pub fn field_names(&self) -> &'static [&'static str] {
+        self.names
+    }
+}
+
+impl fmt::Debug for TypedList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedList")
+            .field("fields", &self.names)
+            .finish()
     }
 }
 

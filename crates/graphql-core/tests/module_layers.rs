@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cache_control",
             "names",
             "response",
+            "typed_object",
             "resolver",
             "lexer",
             "parser",

@@ -16,10 +16,11 @@ use serde_json::{Map, Value};
 
 use crate::coerce::coerce_literal;
 use crate::error::Location;
-use crate::resolver::{Args, Context, FieldError, ItemResult, Resolver, ResolverInput};
+use crate::resolver::{Args, Context, FieldError, ItemResult, Resolver, ResolverInput, TypedList};
 use crate::response::{GraphQLError, PathSegment};
 use crate::schema::SchemaInner;
 use crate::schema::introspection;
+use crate::typed_object::{FieldValue, TypedItems};
 use crate::types::{BuiltinScalar, FieldDef, TypeDef, TypeId, TypeKind, TypeRef};
 
 static NULL: Value = Value::Null;
@@ -1153,6 +1154,15 @@ impl<'e, 'a> Exec<'e, 'a> {
                     Err(Stop::Null)
                 }
             },
+            // The JSON form, for the paths that complete values (the sync fast path
+            // goes through `Exec::typed_list_sync` first).
+            Resolver::TypedList(list) => match list.resolve(self.ctx, parent, args) {
+                Ok(items) => Ok((Cow::Owned(items.to_json()), Vec::new())),
+                Err(e) => {
+                    self.error_with(e, field, Some(path));
+                    Err(Stop::Null)
+                }
+            },
             Resolver::Async(_) | Resolver::AsyncList(_) | Resolver::ItemStream(_) => {
                 Err(Stop::NeedsAsync(None))
             }
@@ -1218,7 +1228,15 @@ impl<'e, 'a> Exec<'e, 'a> {
             write_str(out, self.type_def(object).map_or("", |t| t.name.as_str()));
             return Ok(());
         }
-        let (value, failed) = self.resolve_sync(object, pf, parent, path)?;
+        let (value, failed) = match &pf.def.resolver {
+            Resolver::TypedList(list) if pf.def.meta.is_none() => {
+                match self.typed_list_sync(out, pf, list, parent, path)? {
+                    Some(value) => (Cow::Owned(value), Vec::new()),
+                    None => return Ok(()),
+                }
+            }
+            _ => self.resolve_sync(object, pf, parent, path)?,
+        };
         match self.complete_sync(out, &pf.def.ty, pf, &value, &failed, Some(path)) {
             Ok(()) => Ok(()),
             Err(Stop::Null) => Err(Stop::Null),
@@ -1357,6 +1375,237 @@ impl<'e, 'a> Exec<'e, 'a> {
                 }
             }
         }
+    }
+
+    /// Runs a [`Resolver::TypedList`] and writes the list straight from the typed items
+    /// (`Ok(None)`), or hands back the items as JSON (`Ok(Some(_))`) when this list cannot
+    /// take the fast path (see [`Exec::typed_fields`]); the caller completes that value.
+    fn typed_list_sync<'v>(
+        &self,
+        out: &mut Vec<u8>,
+        pf: &Planned<'e, 'a>,
+        list: &TypedList,
+        parent: &Value,
+        path: &Path<'_>,
+    ) -> Result<Option<Value>, Stop<'v>> {
+        let Some(field) = pf.fields.first().copied() else {
+            return Err(Stop::Null);
+        };
+        let args = match &pf.args {
+            Ok(a) => a,
+            Err(e) => {
+                self.error(e.clone(), field, Some(path));
+                return Err(Stop::Null);
+            }
+        };
+        let items = match list.resolve(self.ctx, parent, args) {
+            Ok(items) => items,
+            Err(e) => {
+                self.error_with(e, field, Some(path));
+                return Err(Stop::Null);
+            }
+        };
+        let item_ty = match &pf.def.ty {
+            TypeRef::NonNull(inner) => inner.as_ref(),
+            ty => ty,
+        };
+        let fast = match item_ty {
+            // A streamed list is split as JSON items (`stream_split`).
+            TypeRef::List(item) if self.streamed(pf).is_none() => {
+                self.object_item_plan(pf, item).and_then(|(object, plan)| {
+                    let fields = self.typed_fields(&plan, items.names())?;
+                    Some((item, object, plan, fields))
+                })
+            }
+            _ => None,
+        };
+        let Some((item, object, plan, fields)) = fast else {
+            return Ok(Some(items.to_json()));
+        };
+        let items = &*items;
+        let count = items.len();
+        out.push(b'[');
+        let items_start = out.len();
+        for i in 0..count {
+            if i > 0 {
+                out.push(b',');
+            }
+            let item_path = Path {
+                prev: Some(path),
+                seg: Seg::Index(i),
+            };
+            if !self.charge(pf, 1, 0, Some(&item_path)) {
+                return Err(Stop::Null);
+            }
+            let mark = out.len();
+            match self.typed_object_sync(out, object, &plan, &fields, items, i, &item_path) {
+                // As in `complete_sync`: room for the rest, from the first item's size.
+                Ok(()) if i == 0 && count > 1 => {
+                    let estimate = out.len().saturating_sub(items_start).saturating_add(1);
+                    out.reserve(estimate.saturating_mul(count - 1).min(LIST_RESERVE_CAP));
+                }
+                Ok(()) => {}
+                Err(Stop::Null) if !item.is_non_null() => {
+                    out.truncate(mark);
+                    out.extend_from_slice(b"null");
+                }
+                Err(Stop::Null) => return Err(Stop::Null),
+                Err(Stop::NeedsAsync(_)) => return Err(Stop::NeedsAsync(None)),
+            }
+        }
+        out.push(b']');
+        Ok(None)
+    }
+
+    /// How each field of `plan` is read from a typed item whose type answers `names`:
+    /// matched once per list. `None` when a field needs the JSON form of the item (its own
+    /// resolver, an introspection field, an argument error, the async path) or the
+    /// selection defers something.
+    fn typed_fields(&self, plan: &Plan<'e, 'a>, names: &[&str]) -> Option<Vec<TypedField>> {
+        if plan.has_deferred() {
+            return None;
+        }
+        plan.iter()
+            .map(|pf| {
+                if std::ptr::eq(pf.def, &self.schema.typename_field) {
+                    return Some(TypedField::Typename);
+                }
+                if !pf.def.resolver.is_default()
+                    || pf.def.meta.is_some()
+                    || pf.args.is_err()
+                    || pf.needs_async.load(Ordering::Relaxed)
+                {
+                    return None;
+                }
+                let Some(index) = names.iter().position(|n| *n == pf.def.name) else {
+                    return Some(TypedField::Absent);
+                };
+                let scalar = match pf.def.ty.nullable() {
+                    TypeRef::Named(id) => match self.type_def(*id).map(|t| &t.kind) {
+                        Some(TypeKind::Scalar(s)) => s.builtin,
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                Some(TypedField::Index(index, scalar))
+            })
+            .collect()
+    }
+
+    /// One typed item as a JSON object: what `object_sync` does for a JSON item.
+    #[allow(clippy::too_many_arguments)]
+    fn typed_object_sync<'v>(
+        &self,
+        out: &mut Vec<u8>,
+        object: TypeId,
+        plan: &Plan<'e, 'a>,
+        fields: &[TypedField],
+        items: &dyn TypedItems,
+        item: usize,
+        path: &Path<'_>,
+    ) -> Result<(), Stop<'v>> {
+        if let Some(cache) = &self.cache {
+            cache.restrict(&plan.cache, false);
+        }
+        out.push(b'{');
+        for (i, (pf, how)) in plan.iter().zip(fields).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(pf.key.as_bytes());
+            out.extend_from_slice(b"\":");
+            let field_path = Path {
+                prev: Some(path),
+                seg: Seg::Key(pf.key),
+            };
+            let mark = out.len();
+            match self.typed_field_sync(out, object, pf, *how, items, item, &field_path) {
+                Ok(()) => {}
+                Err(Stop::Null) => {
+                    if pf.def.ty.is_non_null() {
+                        return Err(Stop::Null);
+                    }
+                    out.truncate(mark);
+                    out.extend_from_slice(b"null");
+                }
+                Err(Stop::NeedsAsync(_)) => return Err(Stop::NeedsAsync(None)),
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// One field of a typed item: the built-in scalars written directly, everything
+    /// else completed from its JSON form as a resolver's value.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn typed_field_sync<'v>(
+        &self,
+        out: &mut Vec<u8>,
+        object: TypeId,
+        pf: &Planned<'e, 'a>,
+        how: TypedField,
+        items: &dyn TypedItems,
+        item: usize,
+        path: &Path<'_>,
+    ) -> Result<(), Stop<'v>> {
+        let (index, scalar) = match how {
+            TypedField::Index(index, scalar) => (index, scalar),
+            TypedField::Typename => {
+                if !self.charge(pf, 1, 0, Some(path)) {
+                    return Err(Stop::Null);
+                }
+                write_str(out, self.type_def(object).map_or("", |t| t.name.as_str()));
+                return Ok(());
+            }
+            TypedField::Absent => {
+                if !self.charge(pf, 1, 0, Some(path)) {
+                    return Err(Stop::Null);
+                }
+                return self.complete_sync(out, &pf.def.ty, pf, &NULL, &[], Some(path));
+            }
+        };
+        let value = items.field(item, index);
+        let start = out.len();
+        let direct = match (&value, scalar) {
+            (FieldValue::Int(n), Some(BuiltinScalar::Int)) => match i32::try_from(*n) {
+                Ok(n) => {
+                    let _ = serde_json::to_writer(&mut *out, &n);
+                    true
+                }
+                Err(_) => false,
+            },
+            (FieldValue::String(s), Some(BuiltinScalar::String | BuiltinScalar::Id)) => {
+                write_str(out, s);
+                true
+            }
+            (FieldValue::Boolean(b), Some(BuiltinScalar::Boolean)) => {
+                out.extend_from_slice(if *b { b"true" } else { b"false" });
+                true
+            }
+            (FieldValue::Float(f), Some(BuiltinScalar::Float)) if f.is_finite() => {
+                let _ = serde_json::to_writer(&mut *out, f);
+                true
+            }
+            _ => false,
+        };
+        if direct {
+            let written = out.len().saturating_sub(start);
+            return if self.charge(pf, 1, written, Some(path)) {
+                Ok(())
+            } else {
+                Err(Stop::Null)
+            };
+        }
+        if !self.charge(pf, 1, 0, Some(path)) {
+            return Err(Stop::Null);
+        }
+        let json = match value {
+            FieldValue::Json(v) => v,
+            other => Cow::Owned(other.to_json()),
+        };
+        self.complete_sync(out, &pf.def.ty, pf, &json, &[], Some(path))
     }
 
     /// The plan for the items of a list whose item type is an object type (nullable or
@@ -1826,6 +2075,18 @@ impl<'e, 'a> Exec<'e, 'a> {
             }
         })
     }
+}
+
+/// How the executor reads one selected field of a typed item (see [`Exec::typed_fields`]).
+#[derive(Clone, Copy)]
+enum TypedField {
+    /// Field number `.0` of the item type's `FIELDS`; `.1` is the field's type when it
+    /// is a built-in scalar (nullable or not), which the matching value is written as.
+    Index(usize, Option<BuiltinScalar>),
+    /// `__typename`.
+    Typename,
+    /// A field the item type does not answer: null.
+    Absent,
 }
 
 /// The item type of a list type (nullable or not).

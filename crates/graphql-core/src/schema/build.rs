@@ -310,6 +310,7 @@ impl SchemaBuilder {
             self.scalars,
             self.type_resolvers,
         ));
+        errors.extend(check_typed_lists(&inner));
         errors.extend(coerce_defaults(&mut inner, pending));
         if !errors.is_empty() {
             return Err(Error::InvalidSchema(errors));
@@ -1610,6 +1611,58 @@ fn attach(
                 format!("Type resolver registered for \"{name}\", which is not an interface or union of the schema."),
                 vec![],
             )),
+        }
+    }
+    errors
+}
+
+/// Every [`Resolver::TypedList`] sits on a field whose type is a list of an object type
+/// that has each field the items name.
+fn check_typed_lists(inner: &SchemaInner) -> Vec<SchemaError> {
+    let mut errors = Vec::new();
+    for t in &inner.types {
+        let TypeKind::Object { fields, .. } = &t.kind else {
+            continue;
+        };
+        for f in &fields.fields {
+            let Resolver::TypedList(list) = &f.resolver else {
+                continue;
+            };
+            let item = match f.ty.nullable() {
+                TypeRef::List(item) => match item.nullable() {
+                    TypeRef::Named(id) => inner.types.get(id.index()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(TypeKind::Object {
+                fields: item_fields,
+                ..
+            }) = item.map(|i| &i.kind)
+            else {
+                errors.push(SchemaError::new(
+                    format!(
+                        "The typed list resolver of \"{}.{}\" needs a list of an object type, not {}.",
+                        t.name,
+                        f.name,
+                        f.ty.display(&inner.types)
+                    ),
+                    vec![f.location],
+                ));
+                continue;
+            };
+            let item_name = item.map_or("", |i| i.name.as_str());
+            for name in list.field_names() {
+                if item_fields.index_of(name).is_none() {
+                    errors.push(SchemaError::new(
+                        format!(
+                            "The typed list resolver of \"{}.{}\" names a field \"{name}\" that \"{item_name}\" does not have.",
+                            t.name, f.name
+                        ),
+                        vec![f.location],
+                    ));
+                }
+            }
         }
     }
     errors
