@@ -45,8 +45,10 @@ const KEEP_READ_BUFFER: usize = 64 * 1024;
 const LARGE_FRAME: usize = 16 * 1024;
 
 /// Queued output at which the adapter writes before delivering more buffered messages
-/// (the replies to a burst of pipelined messages otherwise wait for the burst's end).
-const WRITE_BATCH: usize = 64 * 1024;
+/// (the replies to a burst of pipelined messages otherwise wait for the burst's end). Over
+/// 128 KiB, so that the replies to two pipelined 64 KiB messages leave in one vectored
+/// write rather than one system call each.
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// Most chunks of queued output handed to one vectored write.
 const MAX_WRITE_SLICES: usize = 32;
@@ -215,6 +217,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             // join the ones queued and go out in the same write. Queued output is written
             // when the read would block, before the task sleeps (a write that would block
             // registers the waker too).
+            // Every buffered byte is delivered: write the replies first when large payloads
+            // are queued. They share the read buffer's allocation, so once they are written
+            // the reserve below reuses it, instead of moving to a fresh allocation (whose
+            // pages the kernel faults in) while the replies wait.
+            if self.conn.read_buffer().is_empty()
+                && self.conn.pending_len() >= LARGE_FRAME
+                && let Poll::Ready(Err(error)) = self.poll_write_pending(cx)
+            {
+                self.done = true;
+                return Poll::Ready(Some(Err(error)));
+            }
             let chunk = self.chunk;
             // A large frame partly received is read into the room the buffer already has
             // for its rest (the parser reserved it). Reserving a whole chunk beyond that
