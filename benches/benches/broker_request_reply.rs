@@ -16,6 +16,9 @@
 //!   publish (waiting for the stream's acknowledgement) with the inbox in a `reply-to`
 //!   header, the responder a pull consumer's `messages()` stream that publishes the reply
 //!   and acks.
+//! - `raw_jetstream_shared`: the same with one subscription to `<inbox>.*` made before
+//!   timing, each request's `reply-to` a subject under it (how the adapter does it since
+//!   issue 17).
 //! - `raw_core`: `Client::request` on plain NATS (no stream, nothing stored), the
 //!   responder a subscription that publishes each reply: the floor, with none of the
 //!   at-least-once path.
@@ -44,6 +47,7 @@ enum Side {
     Adapter,
     AdapterFetch16,
     RawJetStream,
+    RawJetStreamShared,
     RawCore,
 }
 
@@ -53,6 +57,7 @@ impl Side {
             Side::Adapter => "adapter",
             Side::AdapterFetch16 => "adapter_fetch16",
             Side::RawJetStream => "raw_jetstream",
+            Side::RawJetStreamShared => "raw_jetstream_shared",
             Side::RawCore => "raw_core",
         }
     }
@@ -63,6 +68,10 @@ struct Bench {
     ours: NatsBroker,
     js: async_nats::jetstream::Context,
     js_subject: String,
+    /// `raw_jetstream_shared`: one subscription to `<inbox>.*` for every request.
+    shared_inbox: String,
+    shared_replies: tokio::sync::Mutex<async_nats::Subscriber>,
+    next_token: std::cell::Cell<u64>,
     core: async_nats::Client,
     core_subject: String,
 }
@@ -95,6 +104,28 @@ impl Bench {
                     .await
                     .unwrap()
                     .unwrap();
+                assert_eq!(reply.payload.len(), payload.len());
+            }
+            Side::RawJetStreamShared => {
+                let token = self.next_token.get() + 1;
+                self.next_token.set(token);
+                let reply_to = format!("{}.{token}", self.shared_inbox);
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("reply-to", reply_to.as_str());
+                self.js
+                    .publish_with_headers(self.js_subject.clone(), headers, payload.clone())
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+                // Sequential requests: the next reply on the shared subscription is this
+                // one's (checked by its subject).
+                let mut replies = self.shared_replies.lock().await;
+                let reply = tokio::time::timeout(TIMEOUT, replies.next())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(reply.subject.as_str(), reply_to);
                 assert_eq!(reply.payload.len(), payload.len());
             }
             Side::RawCore => {
@@ -279,10 +310,19 @@ fn main() {
         // The responder's SUB reaches the server before the first request.
         core_responder_ready(&core, &core_subject).await;
 
+        let shared_inbox = js.client().new_inbox();
+        let shared_replies = js
+            .client()
+            .subscribe(format!("{shared_inbox}.*"))
+            .await
+            .unwrap();
         let bench = Bench {
             ours,
             js,
             js_subject,
+            shared_inbox,
+            shared_replies: tokio::sync::Mutex::new(shared_replies),
+            next_token: std::cell::Cell::new(0),
             core,
             core_subject,
         };
@@ -291,6 +331,7 @@ fn main() {
             Side::Adapter,
             Side::AdapterFetch16,
             Side::RawJetStream,
+            Side::RawJetStreamShared,
             Side::RawCore,
         ];
         let chosen: Vec<Side> = match std::env::var("SIDES") {

@@ -55,7 +55,7 @@ use tokio::time::Instant;
 use crate::broker::DeliveryToken;
 use crate::held::Held;
 use crate::ordering::refuse_ordering_key;
-use crate::request_reply::{prepare_reply, prepare_request};
+use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{
@@ -141,6 +141,86 @@ struct Session {
     /// Per queue: the channel fetches consume on, and a lock so `basic.qos` and
     /// `basic.consume` of one fetch are not interleaved with another's.
     consume: Mutex<HashMap<String, Arc<ConsumeChannel>>>,
+    /// The reply queue of this connection's requests, made by the first request.
+    replies: tokio::sync::OnceCell<ReplyQueue>,
+}
+
+/// One server-named, exclusive reply queue carries the replies to every request on a
+/// connection (a queue per request costs a channel, a `queue.declare`, a `basic.consume`
+/// and a `channel.close` each); a task routes each reply by its `correlation-id`. It goes
+/// with its connection: a new connection gets a new one.
+struct ReplyQueue {
+    name: String,
+    waiters: Arc<ReplyWaiters<String, Envelope>>,
+    /// Dropped with the session: the routing task closes the channel and stops.
+    _stop: oneshot::Sender<()>,
+}
+
+impl ReplyQueue {
+    async fn open(connection: &Connection) -> Result<Self> {
+        let channel = connection.create_channel().await.map_err(backend)?;
+        let queue = channel
+            .queue_declare(
+                ShortString::default(),
+                QueueDeclareOptions::exclusive().auto_delete(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend)?;
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                ShortString::default(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend)?;
+        let waiters = Arc::new(ReplyWaiters::default());
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(route_replies(
+            channel,
+            consumer,
+            stopped,
+            Arc::clone(&waiters),
+        ));
+        Ok(Self {
+            name: queue.name().as_str().to_owned(),
+            waiters,
+            _stop: stop,
+        })
+    }
+}
+
+/// Hands each reply on the reply queue to the request waiting with its `correlation-id`,
+/// until `stop` is dropped or the consumer ends (the connection was lost).
+async fn route_replies(
+    channel: Channel,
+    mut consumer: lapin::Consumer,
+    mut stop: oneshot::Receiver<()>,
+    waiters: Arc<ReplyWaiters<String, Envelope>>,
+) {
+    loop {
+        let next = std::future::poll_fn(|cx| {
+            if std::pin::Pin::new(&mut stop).poll(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+            consumer.poll_next_unpin(cx)
+        })
+        .await;
+        let Some(Ok(delivery)) = next else { break };
+        if let Ok((envelope, _)) = from_properties(&delivery.properties, Bytes::from(delivery.data))
+            && let Some(correlation) = envelope.headers().correlation_id().map(str::to_owned)
+        {
+            waiters.deliver(correlation.as_str(), envelope);
+        }
+    }
+    // Their reply queue is gone: they fail now rather than at their timeout.
+    waiters.abandon_all();
+    let _ = channel.close(200, "replies done".into()).await;
 }
 
 struct ConsumeChannel {
@@ -590,6 +670,7 @@ impl Inner {
             connection,
             publish: Mutex::new(publish),
             consume: Mutex::new(HashMap::new()),
+            replies: tokio::sync::OnceCell::new(),
         });
         if reconnecting {
             // Whatever was held on the old connection went back to its queue.
@@ -1241,6 +1322,55 @@ async fn reap(inner: Weak<Inner>, wake: Arc<Notify>) {
     }
 }
 
+impl AmqpBroker {
+    /// A request with a reply queue of its own, for a correlation id already in flight.
+    async fn request_alone(
+        &self,
+        queue: &str,
+        envelope: Envelope,
+        timeout: Duration,
+    ) -> Result<Envelope> {
+        let session = self.inner.session().await?;
+        let channel = session.connection.create_channel().await.map_err(backend)?;
+        let outcome = async {
+            // A server-named, exclusive queue that goes away with its consumer.
+            let reply_queue = channel
+                .queue_declare(
+                    ShortString::default(),
+                    QueueDeclareOptions::exclusive().auto_delete(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(backend)?;
+            let mut replies = channel
+                .basic_consume(
+                    reply_queue.name().clone(),
+                    ShortString::default(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..BasicConsumeOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(backend)?;
+            let mut envelope = envelope;
+            envelope
+                .headers_mut()
+                .insert("reply-to", reply_queue.name().as_str())?;
+            self.publish(queue, envelope).await?;
+            match tokio::time::timeout(timeout, replies.next()).await {
+                Ok(Some(Ok(d))) => Ok(from_properties(&d.properties, Bytes::from(d.data))?.0),
+                Ok(Some(Err(e))) => Err(backend(e)),
+                Ok(None) | Err(_) => Err(Error::Timeout(timeout)),
+            }
+        }
+        .await;
+        let _ = channel.close(200, "replied".into()).await;
+        outcome
+    }
+}
+
 impl Broker for AmqpBroker {
     fn name(&self) -> &'static str {
         "amqp"
@@ -1600,40 +1730,25 @@ impl Broker for AmqpBroker {
         let inner = &self.inner;
         inner.config(queue)?;
         let session = inner.session().await?;
-        let channel = session.connection.create_channel().await.map_err(backend)?;
-        let outcome = async {
-            // A server-named, exclusive queue that goes away with its consumer.
-            let reply_queue = channel
-                .queue_declare(
-                    ShortString::default(),
-                    QueueDeclareOptions::exclusive().auto_delete(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(backend)?;
-            let mut replies = channel
-                .basic_consume(
-                    reply_queue.name().clone(),
-                    ShortString::default(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..BasicConsumeOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(backend)?;
-            let envelope = prepare_request(envelope, reply_queue.name().as_str())?;
-            self.publish(queue, envelope).await?;
-            match tokio::time::timeout(timeout, replies.next()).await {
-                Ok(Some(Ok(d))) => Ok(from_properties(&d.properties, Bytes::from(d.data))?.0),
-                Ok(Some(Err(e))) => Err(backend(e)),
-                Ok(None) | Err(_) => Err(Error::Timeout(timeout)),
-            }
-        }
-        .await;
-        let _ = channel.close(200, "replied".into()).await;
-        outcome
+        let replies = session
+            .replies
+            .get_or_try_init(|| ReplyQueue::open(&session.connection))
+            .await?;
+        let envelope = prepare_request(envelope, &replies.name)?;
+        let correlation = envelope
+            .headers()
+            .correlation_id()
+            .unwrap_or_default()
+            .to_owned();
+        // Registered before the publish; the entry goes when this future returns or is
+        // dropped.
+        let Some(waiter) = replies.waiters.try_register(correlation) else {
+            // A caller's own correlation id that a request in flight already uses: a
+            // reply queue of its own keeps the two replies apart.
+            return self.request_alone(queue, envelope, timeout).await;
+        };
+        self.publish(queue, envelope).await?;
+        waiter.wait(timeout).await
     }
 
     async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {

@@ -11,6 +11,7 @@
 //! ```
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -314,10 +315,17 @@ pub async fn run<B: Broker>(broker: &B) -> Result<Report, Failure> {
     if caps.request_reply {
         request_reply_with_timeout(broker).await?;
         report.passed.push("request_reply_with_timeout");
+        concurrent_requests_get_their_own_replies(broker).await?;
+        report
+            .passed
+            .push("concurrent_requests_get_their_own_replies");
     } else {
         report
             .skipped
             .push(("request_reply_with_timeout", "request_reply"));
+        report
+            .skipped
+            .push(("concurrent_requests_get_their_own_replies", "request_reply"));
     }
     if caps.prefetch {
         prefetch_bounds_a_slow_consumer(broker).await?;
@@ -916,6 +924,134 @@ async fn request_reply_with_timeout<B: Broker>(broker: &B) -> Result<(), Failure
         }
     }
     c.ack_all(&left).await
+}
+
+/// Requests in flight at once in [`concurrent_requests_get_their_own_replies`].
+const CONCURRENT_REQUESTS: usize = 200;
+
+/// Polls every future to completion, concurrently on this task; their outputs in order.
+async fn join_all<'f, T>(
+    futures: Vec<std::pin::Pin<Box<dyn Future<Output = T> + Send + 'f>>>,
+) -> Vec<T> {
+    let mut pending: Vec<_> = futures.into_iter().map(Some).collect();
+    let mut out: Vec<Option<T>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (slot, result) in pending.iter_mut().zip(out.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => {
+                        *result = Some(value);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+async fn concurrent_requests_get_their_own_replies<B: Broker>(broker: &B) -> Result<(), Failure> {
+    let c = Check::new(broker, "concurrent_requests_get_their_own_replies").await?;
+    let queue = c.queue.as_str();
+    let requests = (0..CONCURRENT_REQUESTS)
+        .map(|i| {
+            Box::pin(async move {
+                let request = Envelope::new(format!("request-{i}"));
+                broker.request(queue, request, LONG).await
+            })
+                as std::pin::Pin<Box<dyn Future<Output = crate::Result<Envelope>> + Send + '_>>
+        })
+        .collect();
+    let requesters = join_all(requests);
+    // Answers each batch in reverse order, so replies come back in another order than
+    // the requests went out.
+    let responder = async {
+        let mut answered = 0;
+        let end = Instant::now() + LONG;
+        while answered < CONCURRENT_REQUESTS && Instant::now() < end {
+            let batch = c
+                .broker
+                .fetch(&c.queue, "responder", 50, Duration::from_millis(200))
+                .await
+                .map_err(|e| c.fail(format!("fetch: {e}")))?;
+            for d in batch.iter().rev() {
+                let mut answer = b"reply-to-".to_vec();
+                answer.extend_from_slice(d.envelope.payload());
+                c.broker
+                    .reply(d, Envelope::new(answer))
+                    .await
+                    .map_err(|e| c.fail(format!("reply: {e}")))?;
+            }
+            c.ack_all(&batch).await?;
+            answered += batch.len();
+        }
+        Ok::<_, Failure>(answered)
+    };
+    let (answers, answered) = tokio::join!(requesters, responder);
+    let answered = answered?;
+    ensure!(
+        c,
+        answered == CONCURRENT_REQUESTS,
+        "the responder saw {answered} of {CONCURRENT_REQUESTS} requests"
+    );
+    for (i, answer) in answers.into_iter().enumerate() {
+        let answer = answer.map_err(|e| c.fail(format!("request {i}: {e}")))?;
+        let expected = format!("reply-to-request-{i}");
+        ensure!(
+            c,
+            answer.payload().as_ref() == expected.as_bytes(),
+            "request {i} got {:?}, expected {expected:?}",
+            answer.payload()
+        );
+    }
+
+    // A reply that comes after its request timed out is dropped: it reaches neither the
+    // late requester nor the next request.
+    let timeout = Duration::from_millis(300);
+    let outcome = c
+        .broker
+        .request(&c.queue, Envelope::new("too late"), timeout)
+        .await;
+    ensure!(
+        c,
+        matches!(outcome, Err(Error::Timeout(t)) if t == timeout),
+        "unanswered request gave {outcome:?}"
+    );
+    let late = c
+        .fetch_one("responder", LONG, "the timed-out request")
+        .await?;
+    c.broker
+        .reply(&late, Envelope::new("late answer"))
+        .await
+        .map_err(|e| c.fail(format!("late reply: {e}")))?;
+    c.ack_all(&[late]).await?;
+    let requester = c.broker.request(&c.queue, Envelope::new("on time"), LONG);
+    let responder = async {
+        let d = c.fetch_one("responder", LONG, "the next request").await?;
+        c.broker
+            .reply(&d, Envelope::new("answer on time"))
+            .await
+            .map_err(|e| c.fail(format!("reply: {e}")))?;
+        c.ack_all(&[d]).await
+    };
+    let (answer, responded) = tokio::join!(requester, responder);
+    responded?;
+    let answer = answer.map_err(|e| c.fail(format!("request after a late reply: {e}")))?;
+    ensure!(
+        c,
+        answer.payload().as_ref() == b"answer on time",
+        "the request after a late reply got {:?}",
+        answer.payload()
+    );
+    Ok(())
 }
 
 async fn prefetch_bounds_a_slow_consumer<B: Broker>(broker: &B) -> Result<(), Failure> {

@@ -46,11 +46,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 use crate::broker::DeliveryToken;
 use crate::journal::{Journal, Restored};
-use crate::request_reply::{prepare_reply, prepare_request};
+use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
 use crate::{
     Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, FaultStats, Faults,
     JournalOptions, MessageId, QueueConfig, QueueCore, Result, Settlement, SyncPolicy,
@@ -75,7 +75,7 @@ struct Inner {
     /// Topic -> the queues bound to it, in binding order.
     topics: Mutex<HashMap<String, Vec<String>>>,
     /// Reply address -> the waiting requester.
-    replies: Mutex<HashMap<String, oneshot::Sender<Envelope>>>,
+    replies: ReplyWaiters<String, Envelope>,
     notify: Notify,
     /// Fetches waiting on `notify` (or about to): a change wakes them only when there are
     /// some, so the hot path takes no extra lock. Incremented before a waiter looks at the
@@ -368,7 +368,7 @@ impl EmbeddedBroker {
                 origin: (origin, wall),
                 queues: Mutex::new(HashMap::new()),
                 topics: Mutex::new(HashMap::new()),
-                replies: Mutex::new(HashMap::new()),
+                replies: ReplyWaiters::default(),
                 notify: Notify::new(),
                 waiting: AtomicUsize::new(0),
                 journal,
@@ -891,31 +891,18 @@ impl Broker for EmbeddedBroker {
     ) -> Result<Envelope> {
         let address = format!("_reply.{}", MessageId::new());
         let envelope = prepare_request(envelope, &address)?;
-        let (tx, rx) = oneshot::channel();
-        lock(&self.inner.replies).insert(address.clone(), tx);
-        let outcome = match self.publish(queue, envelope).await {
-            Ok(()) => tokio::time::timeout(timeout, rx).await,
-            Err(e) => {
-                lock(&self.inner.replies).remove(&address);
-                return Err(e);
-            }
-        };
-        lock(&self.inner.replies).remove(&address);
-        match outcome {
-            Ok(Ok(response)) => Ok(response),
-            // The sender went away without replying, or time ran out.
-            Ok(Err(_)) | Err(_) => Err(Error::Timeout(timeout)),
-        }
+        // Registered before the publish, so a consumer cannot reply before it; the entry
+        // goes when this future returns or is dropped.
+        let waiter = self.inner.replies.register(address);
+        self.publish(queue, envelope).await?;
+        waiter.wait(timeout).await
     }
 
     async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {
         let (address, mut response) = prepare_reply(request, response)?;
         response.set_published_at(self.wall_now());
-        let waiting = lock(&self.inner.replies).remove(&address);
-        if let Some(tx) = waiting {
-            // The requester may have given up just now: the reply is dropped then.
-            let _ = tx.send(response);
-        }
+        // The requester may have given up just now: the reply is dropped then.
+        self.inner.replies.deliver(&address, response);
         Ok(())
     }
 

@@ -73,7 +73,7 @@ use crate::broker::DeliveryToken;
 use crate::held::Held;
 use crate::mqtt_topic::{mqtt_filter_to_subject, subject_to_mqtt_filter};
 use crate::ordering::refuse_ordering_key;
-use crate::request_reply::{prepare_reply, prepare_request};
+use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{
@@ -626,7 +626,7 @@ struct Inner {
     next_token: AtomicU64,
     jitter: Mutex<JitterSource>,
     held: Held,
-    replies: Mutex<HashMap<String, oneshot::Sender<Envelope>>>,
+    replies: ReplyWaiters<String, Envelope>,
     reply_base: String,
     reconnects: AtomicU64,
 }
@@ -934,7 +934,7 @@ impl MqttBroker {
             next_token: AtomicU64::new(1),
             jitter: Mutex::new(JitterSource::from_entropy()),
             held: Held::default(),
-            replies: Mutex::new(HashMap::new()),
+            replies: ReplyWaiters::default(),
             reconnects: AtomicU64::new(0),
         });
         inner.publisher().await?;
@@ -1394,9 +1394,8 @@ impl Inner {
         let Ok(topic) = std::str::from_utf8(&publish.topic) else {
             return;
         };
-        let waiter = lock(&self.replies).remove(topic);
-        if let (Some(tx), Ok(envelope)) = (waiter, from_publish(publish)) {
-            let _ = tx.send(envelope);
+        if let Ok(envelope) = from_publish(publish) {
+            self.replies.deliver(topic, envelope);
         }
     }
 
@@ -1834,19 +1833,11 @@ impl Broker for MqttBroker {
         let inner = &self.inner;
         inner.publisher().await?;
         let reply_to = format!("{}/{}", inner.reply_base, MessageId::new());
-        let (tx, rx) = oneshot::channel();
-        lock(&inner.replies).insert(reply_to.clone(), tx);
-        let outcome = async {
-            let envelope = prepare_request(envelope, &reply_to)?;
-            self.publish(queue, envelope).await?;
-            match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(reply)) => Ok(reply),
-                Ok(Err(_)) | Err(_) => Err(Error::Timeout(timeout)),
-            }
-        }
-        .await;
-        lock(&inner.replies).remove(&reply_to);
-        outcome
+        let envelope = prepare_request(envelope, &reply_to)?;
+        // The entry goes when this future returns or is dropped.
+        let waiter = inner.replies.register(reply_to);
+        self.publish(queue, envelope).await?;
+        waiter.wait(timeout).await
     }
 
     async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {

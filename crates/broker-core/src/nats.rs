@@ -13,7 +13,11 @@
 //! `pending` purge them.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use async_nats::HeaderMap;
@@ -23,7 +27,7 @@ use futures_util::StreamExt;
 use crate::broker::DeliveryToken;
 use crate::held::Held;
 use crate::ordering::refuse_ordering_key;
-use crate::request_reply::{prepare_reply, prepare_request};
+use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{
@@ -58,6 +62,51 @@ pub struct NatsBroker {
     topics: Mutex<HashSet<String>>,
     jitter: Mutex<JitterSource>,
     held: Held,
+    /// Requests waiting for their replies, by the last token of their reply subject.
+    replies: Arc<ReplyWaiters<String, async_nats::Message>>,
+    /// The shared reply subscription, made by the first request.
+    reply_inbox: Mutex<Option<ReplyInbox>>,
+    /// Serializes making the reply subscription.
+    reply_setup: tokio::sync::Mutex<()>,
+}
+
+/// One subscription to `<prefix>.*` carries the replies to every request of a broker
+/// handle (a subscription per request costs a `SUB` and an `UNSUB` each); a task routes
+/// each reply by its subject's last token. async-nats subscribes again after a reconnect;
+/// should the subscription end anyway, the next request makes a new one.
+struct ReplyInbox {
+    prefix: Arc<str>,
+    /// Set by the routing task when the subscription ended.
+    ended: Arc<AtomicBool>,
+    /// Dropped with the broker: the routing task stops and unsubscribes.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Hands each reply on `subscriber` to the request waiting for it, until `stop` is dropped
+/// or the subscription ends.
+async fn route_replies(
+    mut subscriber: async_nats::Subscriber,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    waiters: Arc<ReplyWaiters<String, async_nats::Message>>,
+    ended: Arc<AtomicBool>,
+) {
+    loop {
+        let next = std::future::poll_fn(|cx| {
+            if Pin::new(&mut stop).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            subscriber.poll_next_unpin(cx)
+        })
+        .await;
+        let Some(message) = next else { break };
+        if let Some(token) = message.subject.as_str().rsplit('.').next() {
+            let token = token.to_owned();
+            waiters.deliver(token.as_str(), message);
+        }
+    }
+    ended.store(true, Ordering::Release);
+    // Their reply subject is gone: they fail now rather than at their timeout.
+    waiters.abandon_all();
 }
 
 impl std::fmt::Debug for NatsBroker {
@@ -179,7 +228,55 @@ impl NatsBroker {
             topics: Mutex::new(HashSet::new()),
             jitter: Mutex::new(JitterSource::from_entropy()),
             held: Held::default(),
+            replies: Arc::default(),
+            reply_inbox: Mutex::new(None),
+            reply_setup: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The prefix of the shared reply subscription, subscribed on first use and again
+    /// after it ended.
+    async fn reply_prefix(&self) -> Result<Arc<str>> {
+        let live = || {
+            lock(&self.reply_inbox)
+                .as_ref()
+                .filter(|inbox| !inbox.ended.load(Ordering::Acquire))
+                .map(|inbox| Arc::clone(&inbox.prefix))
+        };
+        if let Some(prefix) = live() {
+            return Ok(prefix);
+        }
+        let _setup = self.reply_setup.lock().await;
+        if let Some(prefix) = live() {
+            return Ok(prefix);
+        }
+        let prefix: Arc<str> = self.client.new_inbox().into();
+        let subscriber = self
+            .client
+            .subscribe(format!("{prefix}.*"))
+            .await
+            .map_err(backend)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let ended = Arc::new(AtomicBool::new(false));
+        tokio::spawn(route_replies(
+            subscriber,
+            stopped,
+            Arc::clone(&self.replies),
+            Arc::clone(&ended),
+        ));
+        *lock(&self.reply_inbox) = Some(ReplyInbox {
+            prefix: Arc::clone(&prefix),
+            ended,
+            _stop: stop,
+        });
+        Ok(prefix)
+    }
+
+    /// Requests waiting for a reply now (each entry goes when its request returns or is
+    /// dropped).
+    #[cfg(test)]
+    fn waiting_requests(&self) -> usize {
+        self.replies.len()
     }
 
     fn queue(&self, queue: &str) -> Result<Arc<Queue>> {
@@ -670,18 +767,20 @@ impl Broker for NatsBroker {
         envelope: Envelope,
         timeout: Duration,
     ) -> Result<Envelope> {
+        let prefix = self.reply_prefix().await?;
+        // A fresh unique token per request (as unguessable as a fresh inbox).
         let inbox = self.client.new_inbox();
-        let mut replies = self
-            .client
-            .subscribe(inbox.clone())
-            .await
-            .map_err(backend)?;
-        let envelope = prepare_request(envelope, &inbox)?;
+        let token = inbox
+            .rsplit('.')
+            .next()
+            .unwrap_or(inbox.as_str())
+            .to_owned();
+        let subject = format!("{prefix}.{token}");
+        let waiter = self.replies.register(token);
+        let envelope = prepare_request(envelope, &subject)?;
         self.publish(queue, envelope).await?;
-        match tokio::time::timeout(timeout, replies.next()).await {
-            Ok(Some(message)) => from_headers(message.headers.as_ref(), message.payload),
-            Ok(None) | Err(_) => Err(Error::Timeout(timeout)),
-        }
+        let message = waiter.wait(timeout).await?;
+        from_headers(message.headers.as_ref(), message.payload)
     }
 
     async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {
@@ -730,5 +829,115 @@ impl Broker for NatsBroker {
             }
         }
         Ok(usize::try_from(messages).unwrap_or(usize::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// The machine's server, or a skip (a failure under `CI=true`).
+    async fn broker(test: &str) -> Option<NatsBroker> {
+        let Ok(url) = std::env::var("NATS_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "NATS_URL must be set under CI=true"
+            );
+            println!("skipped: NATS_URL is not set");
+            return None;
+        };
+        let prefix = format!("{test}_{}_", std::process::id());
+        let broker = NatsBroker::connect(&url, &prefix).await.unwrap();
+        broker.declare("rr", &QueueConfig::default()).await.unwrap();
+        Some(broker)
+    }
+
+    #[tokio::test]
+    async fn a_request_that_times_out_or_is_dropped_leaves_no_waiter() {
+        let Some(broker) = broker("rr_waiters").await else {
+            return;
+        };
+        let timeout = Duration::from_millis(200);
+        let outcome = broker.request("rr", Envelope::new("a"), timeout).await;
+        assert!(
+            matches!(outcome, Err(Error::Timeout(t)) if t == timeout),
+            "{outcome:?}"
+        );
+        assert_eq!(broker.waiting_requests(), 0);
+
+        // Dropped while waiting (a caller's own select or timeout).
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(100),
+            broker.request("rr", Envelope::new("b"), Duration::from_secs(30)),
+        )
+        .await;
+        assert!(dropped.is_err());
+        assert_eq!(broker.waiting_requests(), 0);
+
+        // The late replies to both are dropped; the next request gets its own.
+        let old = broker
+            .fetch("rr", "responder", 10, Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(old.len(), 2);
+        for d in &old {
+            broker.reply(d, Envelope::new("late")).await.unwrap();
+            broker.settle(d, Settlement::Ack).await.unwrap();
+        }
+        let requester = broker.request("rr", Envelope::new("c"), Duration::from_secs(5));
+        let responder = async {
+            let d = broker
+                .fetch("rr", "responder", 1, Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(d.len(), 1);
+            broker.reply(&d[0], Envelope::new("on time")).await.unwrap();
+            broker.settle(&d[0], Settlement::Ack).await.unwrap();
+        };
+        let (answer, ()) = tokio::join!(requester, responder);
+        assert_eq!(answer.unwrap().payload().as_ref(), b"on time");
+        assert_eq!(broker.waiting_requests(), 0);
+        broker.delete_streams().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn requests_share_one_reply_subscription_made_again_when_it_ended() {
+        let Some(broker) = broker("rr_shared").await else {
+            return;
+        };
+        let broker = &broker;
+        let ask = |text: &'static str| async move {
+            let requester = broker.request("rr", Envelope::new(text), Duration::from_secs(5));
+            let responder = async {
+                let d = broker
+                    .fetch("rr", "responder", 1, Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                let request = d[0].envelope.clone();
+                broker
+                    .reply(&d[0], Envelope::new(request.payload().clone()))
+                    .await
+                    .unwrap();
+                broker.settle(&d[0], Settlement::Ack).await.unwrap();
+                request.headers().reply_to().unwrap().to_owned()
+            };
+            let (answer, reply_to) = tokio::join!(requester, responder);
+            assert_eq!(answer.unwrap().payload().as_ref(), text.as_bytes());
+            reply_to
+        };
+        let first = ask("one").await;
+        let second = ask("two").await;
+        let prefix = |s: &str| s.rsplit_once('.').unwrap().0.to_owned();
+        assert_ne!(first, second, "each request has its own reply subject");
+        assert_eq!(prefix(&first), prefix(&second), "under one subscription");
+
+        // The subscription ends (the routing task stops): the next request subscribes anew.
+        drop(lock(&broker.reply_inbox).take());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let third = ask("three").await;
+        assert_ne!(prefix(&third), prefix(&first));
+        broker.delete_streams().await.unwrap();
     }
 }

@@ -2,6 +2,14 @@
 //! address of the backend) and a `correlation-id`; the reply carries the same
 //! `correlation-id` back.
 
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
 use crate::{Delivery, Envelope, Error, Result};
 
 /// Sets `reply-to` and, unless the caller set one, `correlation-id` (the message id).
@@ -34,4 +42,179 @@ pub(crate) fn prepare_reply(
             .insert("correlation-id", correlation)?;
     }
     Ok((reply_to.to_owned(), response))
+}
+
+/// The requests of one broker handle waiting for their replies, by reply token. A
+/// backend with one shared reply address (a wildcard subscription, a reply queue) routes
+/// each reply it receives here by the token it carries; the backends that address each
+/// request on its own use it the same way, so an entry never outlives its request.
+pub(crate) struct ReplyWaiters<K, T> {
+    waiting: Mutex<HashMap<K, oneshot::Sender<T>>>,
+}
+
+impl<K, T> Default for ReplyWaiters<K, T> {
+    fn default() -> Self {
+        Self {
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K, T> std::fmt::Debug for ReplyWaiters<K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyWaiters")
+            .field(
+                "waiting",
+                &self.waiting.lock().map_or(0, |waiting| waiting.len()),
+            )
+            .finish()
+    }
+}
+
+impl<K: Hash + Eq + Clone, T> ReplyWaiters<K, T> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, oneshot::Sender<T>>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a request under `token`; the entry goes when the returned waiter is
+    /// dropped (answered, timed out, or its future dropped).
+    pub(crate) fn register(&self, token: K) -> ReplyWaiter<'_, K, T> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(token.clone(), tx);
+        ReplyWaiter {
+            waiters: self,
+            token,
+            rx,
+        }
+    }
+
+    /// [`register`](Self::register), unless a request already waits under `token`.
+    pub(crate) fn try_register(&self, token: K) -> Option<ReplyWaiter<'_, K, T>> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut waiting = self.lock();
+            if waiting.contains_key(&token) {
+                return None;
+            }
+            waiting.insert(token.clone(), tx);
+        }
+        Some(ReplyWaiter {
+            waiters: self,
+            token,
+            rx,
+        })
+    }
+
+    /// Hands `reply` to the request waiting under `token`; false when none waits (it
+    /// gave up, or the token is not one of ours) and the reply is dropped.
+    pub(crate) fn deliver<Q>(&self, token: &Q, reply: T) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let waiting = self.lock().remove(token);
+        waiting.is_some_and(|tx| tx.send(reply).is_ok())
+    }
+
+    /// Wakes every waiting request without a reply (its reply address is gone).
+    pub(crate) fn abandon_all(&self) {
+        self.lock().clear();
+    }
+
+    /// How many requests are waiting.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// One waiting request; removes its entry when dropped.
+pub(crate) struct ReplyWaiter<'a, K: Hash + Eq + Clone, T> {
+    waiters: &'a ReplyWaiters<K, T>,
+    token: K,
+    rx: oneshot::Receiver<T>,
+}
+
+impl<K: Hash + Eq + Clone, T> ReplyWaiter<'_, K, T> {
+    /// The reply, or [`Error::Timeout`] when none came within `timeout` or the reply
+    /// address went away first.
+    pub(crate) async fn wait(mut self, timeout: Duration) -> Result<T> {
+        match tokio::time::timeout(timeout, &mut self.rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) | Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, T> Drop for ReplyWaiter<'_, K, T> {
+    fn drop(&mut self) {
+        self.waiters.lock().remove(&self.token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_go_on_reply_timeout_and_drop() {
+        let waiters: ReplyWaiters<u64, &str> = ReplyWaiters::default();
+        let answered = waiters.register(1);
+        assert!(waiters.deliver(&1, "one"));
+        assert_eq!(answered.wait(Duration::from_secs(1)).await.unwrap(), "one");
+        assert_eq!(waiters.len(), 0);
+
+        let unanswered = waiters.register(2);
+        assert_eq!(waiters.len(), 1);
+        let outcome = unanswered.wait(Duration::from_secs(1)).await;
+        assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+        assert_eq!(waiters.len(), 0);
+        // A late reply finds nobody and is dropped.
+        assert!(!waiters.deliver(&2, "late"));
+
+        let first = waiters.try_register(5).unwrap();
+        assert!(waiters.try_register(5).is_none(), "5 is taken");
+        drop(first);
+        assert!(waiters.try_register(5).is_some(), "5 is free again");
+        assert_eq!(waiters.len(), 0);
+
+        let dropped = waiters.register(3);
+        let future = dropped.wait(Duration::from_secs(60));
+        drop(future);
+        assert_eq!(waiters.len(), 0);
+
+        let abandoned = waiters.register(4);
+        waiters.abandon_all();
+        let outcome = abandoned.wait(Duration::from_secs(60)).await;
+        assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn each_of_many_gets_its_own_reply() {
+        let waiters: std::sync::Arc<ReplyWaiters<u64, u64>> = std::sync::Arc::default();
+        let tasks: Vec<_> = (0..200u64)
+            .map(|token| {
+                let waiters = std::sync::Arc::clone(&waiters);
+                tokio::spawn(async move {
+                    let waiter = waiters.register(token);
+                    waiter.wait(Duration::from_secs(5)).await
+                })
+            })
+            .collect();
+        // Answer in reverse order once all are registered.
+        while waiters.len() < 200 {
+            tokio::task::yield_now().await;
+        }
+        for token in (0..200u64).rev() {
+            assert!(waiters.deliver(&token, token * 10));
+        }
+        for (token, task) in (0..200u64).zip(tasks) {
+            assert_eq!(task.await.unwrap().unwrap(), token * 10);
+        }
+        assert_eq!(waiters.len(), 0);
+    }
 }

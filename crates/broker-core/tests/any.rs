@@ -116,7 +116,7 @@ async fn embedded_through_any_broker_passes_the_suite() {
     let broker = AnyBroker::connect("embedded", "").await.unwrap();
     let report = broker_core::conformance::run(&broker).await.unwrap();
     assert!(report.skipped.is_empty(), "{report:?}");
-    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(report.passed.len(), 15, "{report:?}");
 }
 
 #[cfg(feature = "redis")]

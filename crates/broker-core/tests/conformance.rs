@@ -45,7 +45,7 @@ async fn embedded_passes_the_suite() {
     let broker = broker_core::EmbeddedBroker::new();
     let report = conformance::run(&broker).await.unwrap();
     assert!(report.skipped.is_empty(), "{report:?}");
-    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(report.passed.len(), 15, "{report:?}");
 }
 
 #[cfg(feature = "redis")]
@@ -60,7 +60,7 @@ async fn redis_passes_the_suite() {
         .unwrap();
     let report = conformance::run(&broker).await.unwrap();
     assert_eq!(report.skipped, UNORDERED, "{report:?}");
-    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(report.passed.len(), 15, "{report:?}");
     // Leave nothing behind on the shared server.
     support::delete_redis_keys(&url, &prefix).await;
 }
@@ -77,7 +77,7 @@ async fn nats_passes_the_suite() {
         .unwrap();
     let report = conformance::run(&broker).await.unwrap();
     assert_eq!(report.skipped, UNORDERED, "{report:?}");
-    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(report.passed.len(), 15, "{report:?}");
     broker.delete_streams().await.unwrap();
 }
 
@@ -98,7 +98,7 @@ async fn amqp_suite(options: broker_core::AmqpOptions, kind: &str) {
     broker.delete_topology().await.unwrap();
     let report = outcome.unwrap();
     assert_eq!(report.skipped, UNORDERED, "{report:?}");
-    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(report.passed.len(), 15, "{report:?}");
     assert_eq!(broker.reconnects(), 0);
 }
 
@@ -146,6 +146,6 @@ async fn mqtt_passes_the_suite() {
     broker.delete_sessions().await.unwrap();
     let report = outcome.unwrap();
     assert_eq!(report.skipped, UNORDERED, "{report:?}");
-    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(report.passed.len(), 15, "{report:?}");
     assert_eq!(broker.reconnects(), 0);
 }
