@@ -132,7 +132,7 @@ async fn mqtts_passes_the_suite_over_tls() {
         .await
         .unwrap();
     let report = broker_core::conformance::run(&broker).await.unwrap();
-    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(report.passed.len(), 15, "{report:?}");
     assert_eq!(broker.reconnects(), 0);
     // The same URL through AnyBroker.
     let any = broker_core::AnyBroker::connect(&url, &unique("any"))
@@ -294,7 +294,7 @@ async fn amqps_passes_the_suite_through_a_tls_front() {
     let outcome = broker_core::conformance::run(&broker).await;
     broker.delete_topology().await.unwrap();
     let report = outcome.unwrap();
-    assert_eq!(report.passed.len(), 14, "{report:?}");
+    assert_eq!(report.passed.len(), 15, "{report:?}");
     assert_eq!(broker.reconnects(), 0);
 
     // A CA that did not sign the front's certificate: refused at connect.
