@@ -179,6 +179,10 @@ struct Subscription {
     qos: u16,
     /// In the queue's order; the server holds each unacknowledged.
     buffer: VecDeque<Buffered>,
+    /// How many more the server said were ready (the last `basic.get`), less those
+    /// received since: while some are owed and the window has room, a fetch without a wait
+    /// that finds the buffer empty waits for them instead of asking again.
+    owed: usize,
 }
 
 struct Subscribed {
@@ -1132,6 +1136,16 @@ impl Inner {
             return Ok(sub.take(wanted));
         }
         if wait < Duration::from_millis(5) {
+            if sub.owed > 0 && sub.room() > 0 {
+                // Ready when last asked, and the window has room: on their way.
+                let until = Instant::now() + STRAGGLER_WAIT;
+                if sub.next_until(until).await {
+                    let _ = sub.pull_ready();
+                    return Ok(sub.take(wanted));
+                }
+                // Another consumer took them.
+                sub.owed = 0;
+            }
             // Nothing to wait for and nothing received: ask whether anything is ready. A
             // `basic.get` takes the first and says how many more are ready; the consumer
             // is sent those (as many as its window has room for).
@@ -1151,20 +1165,11 @@ impl Inner {
                 delivery: first.delivery,
                 slot: Slot(None),
             });
+            sub.owed = ready;
             let expected = wanted.min(sub.buffer.len().saturating_add(ready.min(sub.room())));
             // They are ready: only another consumer taking them first makes this wait.
             let until = Instant::now() + STRAGGLER_WAIT;
-            while sub.buffer.len() < expected {
-                let Some(current) = sub.current.as_mut() else {
-                    break;
-                };
-                let Ok(item) = tokio::time::timeout_at(until, current.consumer.next()).await else {
-                    break;
-                };
-                if sub.accept(item).is_err() {
-                    break;
-                }
-            }
+            while sub.buffer.len() < expected && sub.next_until(until).await {}
             return Ok(sub.take(wanted));
         }
         let Some(current) = sub.current.as_mut() else {
@@ -1258,6 +1263,8 @@ impl Inner {
         if let Ok(mut sub) =
             tokio::time::timeout(Duration::from_secs(1), consume.subscription.lock()).await
         {
+            // What reached the client before the channel closed is in the consumer's stream.
+            let _ = sub.pull_ready();
             sub.current = None;
             let buffered: Vec<Buffered> = sub.buffer.drain(..).collect();
             self.remember_unseen(&buffered);
@@ -1316,6 +1323,7 @@ impl Subscription {
     ) -> std::result::Result<(), Ended> {
         match item {
             Some(Ok(delivery)) => {
+                self.owed = self.owed.saturating_sub(1);
                 let slot = Slot(self.current.as_ref().map(|c| {
                     c.window.fetch_add(1, Ordering::Relaxed);
                     Arc::clone(&c.window)
@@ -1331,6 +1339,18 @@ impl Subscription {
                 self.current = None;
                 Err(Ended::Cancelled)
             }
+        }
+    }
+
+    /// Waits until `until` for the consumer's next delivery; true when one joined the
+    /// buffer.
+    async fn next_until(&mut self, until: Instant) -> bool {
+        let Some(current) = self.current.as_mut() else {
+            return false;
+        };
+        match tokio::time::timeout_at(until, current.consumer.next()).await {
+            Ok(item) => self.accept(item).is_ok(),
+            Err(_) => false,
         }
     }
 
