@@ -14,10 +14,22 @@
 //! `content-type`, `correlation-id` and `timestamp` properties set as well for other
 //! clients.
 //!
-//! A fetch is a short-lived consumer: `basic.qos` with the number of messages wanted (at
-//! most the queue's [`QueueConfig::prefetch`] room), `basic.consume`, the first delivery or
-//! the wait, `basic.cancel`; every delivery that arrived before the cancel is handed out,
-//! so nothing stays buffered in the client where other consumers cannot reach it.
+//! Each queue fetched from has one consumer that stays subscribed between fetches, with a
+//! prefetch of twice the fetch size (`basic.qos` per consumer): the server sends the next
+//! batch while the last one is handled, and a fetch takes what has arrived (without a
+//! wait and with nothing arrived, a `basic.get` says whether anything is ready). A new
+//! consumer replaces it when a fetch wants more than its prefetch or every place in its
+//! window is held by deliveries handed out and not settled, and when the server cancelled
+//! it. Messages received and not handed out yet are this process's to count: `pending`
+//! cancels the consumer (what was sent before the cancel-ok arrives first) and adds them to
+//! the server's count. A subscription no fetch used for the queue's ack wait, and every
+//! subscription on [`AmqpBroker::close`], is cancelled and what it received is published to
+//! the queue again as it was and the original acknowledged, so no attempt is counted for
+//! it (those messages go to the back of the queue). When the server takes them back itself
+//! (a lost connection or channel), their ids are remembered, and their next delivery to
+//! this broker does not count the redelivered flag (classic queues) or the
+//! `x-delivery-count` (quorum queues) as an attempt; another process that gets them
+//! counts one.
 //! Settlements issued together (a batch's acks) leave as one `basic.ack` with `multiple`
 //! for the unbroken run of delivery tags they complete, and single frames for the rest.
 //! RabbitMQ holds an unacknowledged delivery as long as the channel lives, so this process
@@ -32,13 +44,13 @@
 //! returned to their queues by the server and settle as [`Error::StaleDelivery`].
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery as AmqpDelivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
@@ -59,8 +71,8 @@ use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{
-    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, QueueConfig, Result,
-    Settlement, check_queue_name,
+    Broker, Capabilities, DeadLetter, Delivery, Disposition, Envelope, Error, MessageId,
+    QueueConfig, Result, Settlement, check_queue_name,
 };
 
 /// The longest name prefix: queue names (`<prefix><queue>.delay.<ms>`) must stay within
@@ -73,8 +85,12 @@ const DELAY_QUEUE_IDLE: Duration = Duration::from_secs(60);
 /// How often the ack-deadline reaper looks at least.
 const REAPER_IDLE: Duration = Duration::from_secs(1);
 /// How long a fetch without a wait gives the messages a `basic.get` reported ready to arrive
-/// through its short-lived consumer (they only fail to when another consumer took them).
+/// through the queue's consumer (they only fail to when another consumer took them).
 const STRAGGLER_WAIT: Duration = Duration::from_millis(50);
+/// At most this many messages taken back by the server before they were handed out are
+/// remembered, each for at most `UNSEEN_KEPT`.
+const UNSEEN_LIMIT: usize = 65_536;
+const UNSEEN_KEPT: Duration = Duration::from_secs(600);
 /// How many tags settled above a consume channel's lowest unsettled one are remembered for
 /// `multiple` acks.
 const SETTLED_AHEAD: usize = 4096;
@@ -131,6 +147,8 @@ struct InFlight {
     tag: u64,
     envelope: Envelope,
     deadline: Instant,
+    /// Its place in the consumer's prefetch window, until it is settled.
+    _slot: Slot,
 }
 
 /// One connection and the channels on it.
@@ -225,10 +243,59 @@ async fn route_replies(
 
 struct ConsumeChannel {
     channel: Channel,
-    /// Serializes `basic.qos` + `basic.consume`; holds the prefetch last set (0: none yet),
-    /// so that a fetch asking for as many as the last one skips the `basic.qos`.
-    subscribe: tokio::sync::Mutex<u16>,
+    /// The queue's consumer and what it received; one fetch at a time uses it.
+    subscription: tokio::sync::Mutex<Subscription>,
     settler: Mutex<Settler>,
+    /// When a fetch last used the subscription: an idle one is handed back.
+    used: Mutex<Instant>,
+}
+
+/// The consumer that stays subscribed to a queue between fetches, and the deliveries it
+/// received that no fetch has handed out yet.
+#[derive(Default)]
+struct Subscription {
+    current: Option<Subscribed>,
+    /// The per-consumer prefetch last set with `basic.qos` on the channel (0: none yet).
+    qos: u16,
+    /// In the queue's order; the server holds each unacknowledged.
+    buffer: VecDeque<Buffered>,
+    /// How many more the server said were ready (the last `basic.get`), less those
+    /// received since: while some are owed and the window has room, a fetch without a wait
+    /// that finds the buffer empty waits for them instead of asking again.
+    owed: usize,
+}
+
+struct Subscribed {
+    consumer: lapin::Consumer,
+    prefetch: u16,
+    /// Its deliveries not settled yet, buffered or handed out: the server sends no more
+    /// while they fill `prefetch`.
+    window: Arc<AtomicUsize>,
+}
+
+/// A delivery received and not handed out yet.
+struct Buffered {
+    delivery: AmqpDelivery,
+    slot: Slot,
+}
+
+/// A delivery's place in its consumer's prefetch window, given up when dropped (settled,
+/// handed back or lost with its channel). `basic.get` deliveries have none.
+struct Slot(Option<Arc<AtomicUsize>>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(window) = &self.0 {
+            window.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Why a consumer's stream ended.
+enum Ended {
+    /// The server cancelled the consumer (its queue was deleted), or we did.
+    Cancelled,
+    Failed(lapin::Error),
 }
 
 /// How a delivery on a consume channel is settled.
@@ -278,6 +345,9 @@ struct Inner {
     jitter: Mutex<JitterSource>,
     held: Held,
     reaper: Arc<Notify>,
+    /// Messages the server took back from this process before they were handed out (a
+    /// lost connection or channel): their next delivery here is not one more attempt.
+    unseen: Mutex<HashMap<MessageId, Instant>>,
 }
 
 /// A [`Broker`] on RabbitMQ (AMQP 0-9-1).
@@ -520,6 +590,7 @@ impl AmqpBroker {
             jitter: Mutex::new(JitterSource::from_entropy()),
             held: Held::default(),
             reaper: Arc::new(Notify::new()),
+            unseen: Mutex::new(HashMap::new()),
         });
         inner.session().await?;
         tokio::spawn(reap(Arc::downgrade(&inner), Arc::clone(&inner.reaper)));
@@ -587,12 +658,30 @@ impl AmqpBroker {
         Ok(())
     }
 
-    /// Closes the connection; deliveries still held go back to their queues.
+    /// Closes the connection; deliveries still held go back to their queues (flagged
+    /// redelivered: one more attempt), those received and not handed out yet are published
+    /// to them again as they were (no attempt counted).
     ///
     /// # Errors
     /// [`Error::Backend`] when closing fails.
     pub async fn close(&self) -> Result<()> {
-        let session = self.inner.session.lock().await.take();
+        let inner = &self.inner;
+        // What the queues' consumers received and did not hand out goes back first,
+        // without counting an attempt.
+        let session = inner.session.lock().await.clone();
+        if let Some(session) = session
+            && session.connection.status().connected()
+        {
+            let channels: Vec<(String, Arc<ConsumeChannel>)> = lock(&session.consume)
+                .iter()
+                .map(|(q, c)| (q.clone(), Arc::clone(c)))
+                .collect();
+            for (queue, consume) in channels {
+                let mut sub = consume.subscription.lock().await;
+                inner.hand_back(&queue, &consume, &mut sub).await;
+            }
+        }
+        let session = inner.session.lock().await.take();
         if let Some(session) = session {
             session
                 .connection
@@ -658,6 +747,14 @@ impl Inner {
             return Ok(Arc::clone(session));
         }
         let reconnecting = current.is_some();
+        if let Some(old) = current.as_ref() {
+            // The server took back what the old connection's consumers had received.
+            let consume: Vec<Arc<ConsumeChannel>> =
+                lock(&old.consume).drain().map(|(_, c)| c).collect();
+            for c in consume {
+                self.lost(&c).await;
+            }
+        }
         let properties =
             ConnectionProperties::default().with_connection_name(self.connection_name().into());
         let connection = self.connect(properties).await?;
@@ -1065,10 +1162,12 @@ impl Inner {
     /// The channel fetches of `queue` consume on.
     async fn consume_channel(&self, session: &Session, queue: &str) -> Result<Arc<ConsumeChannel>> {
         let existing = lock(&session.consume).get(queue).cloned();
-        if let Some(c) = existing
-            && c.channel.status().connected()
-        {
-            return Ok(c);
+        if let Some(c) = existing {
+            if c.channel.status().connected() {
+                return Ok(c);
+            }
+            // The server closed the channel and took back what it held.
+            self.lost(&c).await;
         }
         let channel = session.connection.create_channel().await.map_err(backend)?;
         let fresh = Arc::new(ConsumeChannel::new(channel));
@@ -1093,98 +1192,345 @@ impl Inner {
         Ok(fresh)
     }
 
-    /// Up to `n` raw deliveries of `queue`, waiting up to `wait` for the first.
+    /// Up to `n` deliveries of `queue` from its subscription, waiting up to `wait` for the
+    /// first.
     async fn receive(
         &self,
         session: &Session,
         queue: &str,
         n: u16,
         wait: Duration,
-    ) -> Result<(Arc<ConsumeChannel>, Vec<AmqpDelivery>)> {
+    ) -> Result<(Arc<ConsumeChannel>, Vec<Buffered>)> {
         let consume = self.consume_channel(session, queue).await?;
+        let got = self.receive_on(&consume, queue, n, wait).await?;
+        Ok((consume, got))
+    }
+
+    async fn receive_on(
+        &self,
+        consume: &ConsumeChannel,
+        queue: &str,
+        n: u16,
+        wait: Duration,
+    ) -> Result<Vec<Buffered>> {
+        let until = Instant::now() + wait;
+        // Another fetch of this queue is waiting for a delivery: none is here for this one.
+        let Ok(mut sub) = tokio::time::timeout_at(until, consume.subscription.lock()).await else {
+            return Ok(Vec::new());
+        };
+        *lock(&consume.used) = Instant::now();
         let channel = &consume.channel;
-        let work = short(&self.work_name(queue))?;
-        let mut out = Vec::new();
-        let mut take = n;
-        let mut deadline = wait;
+        let wanted = usize::from(n);
+        if let Err(Ended::Failed(e)) = sub.pull_ready()
+            && sub.buffer.is_empty()
+        {
+            return Err(backend(e));
+        }
+        if sub.buffer.len() < wanted {
+            // Subscribed with room for `n` more, unless the prefetch is too small or every
+            // place in it is taken by deliveries handed out and not settled: then a new
+            // consumer (the old one's unsettled deliveries stay valid on the channel).
+            let stalled = sub
+                .current
+                .as_ref()
+                .is_none_or(|c| c.prefetch < n || (sub.buffer.is_empty() && sub.room() == 0));
+            if stalled {
+                sub.unsubscribe(channel).await?;
+                let work = short(&self.work_name(queue))?;
+                // Twice the fetch: while one batch is handed out, the next is on its way.
+                sub.subscribe(channel, work, n.saturating_mul(2)).await?;
+            }
+        }
+        if !sub.buffer.is_empty() {
+            return Ok(sub.take(wanted));
+        }
         if wait < Duration::from_millis(5) {
-            // Nothing to wait for: take what is there. A `basic.get` takes the first and
-            // says how many more are ready; those are pushed by a short-lived consumer
-            // (the server sends a consumer's messages at once, where each `basic.get` is a
-            // round trip and costs the server more).
+            if sub.owed > 0 && sub.room() > 0 {
+                // Ready when last asked, and the window has room: on their way.
+                let until = Instant::now() + STRAGGLER_WAIT;
+                if sub.next_until(until).await {
+                    let _ = sub.pull_ready();
+                    return Ok(sub.take(wanted));
+                }
+                // Another consumer took them.
+                sub.owed = 0;
+            }
+            // Nothing to wait for and nothing received: ask whether anything is ready. A
+            // `basic.get` takes the first and says how many more are ready; the consumer
+            // is sent those (as many as its window has room for).
+            let work = short(&self.work_name(queue))?;
             let Some(first) = channel
-                .basic_get(work.clone(), BasicGetOptions::default())
+                .basic_get(work, BasicGetOptions::default())
                 .await
                 .map_err(backend)?
             else {
-                return Ok((consume, out));
+                return Ok(Vec::new());
             };
-            let ready = u16::try_from(first.message_count).unwrap_or(u16::MAX);
-            out.push(first.delivery);
-            take = n.saturating_sub(1).min(ready);
-            if take == 0 {
-                return Ok((consume, out));
-            }
+            let ready = usize::try_from(first.message_count).unwrap_or(usize::MAX);
+            // Deliveries that reached the client before the get-ok were sent before the
+            // server took the first: they come before it.
+            let _ = sub.pull_ready();
+            sub.buffer.push_back(Buffered {
+                delivery: first.delivery,
+                slot: Slot(None),
+            });
+            sub.owed = ready;
+            let expected = wanted.min(sub.buffer.len().saturating_add(ready.min(sub.room())));
             // They are ready: only another consumer taking them first makes this wait.
-            deadline = STRAGGLER_WAIT;
+            let until = Instant::now() + STRAGGLER_WAIT;
+            while sub.buffer.len() < expected && sub.next_until(until).await {}
+            return Ok(sub.take(wanted));
         }
-        let mut consumer = {
-            let mut prefetch = consume.subscribe.lock().await;
-            if *prefetch != take {
-                channel
-                    .basic_qos(take, BasicQosOptions { global: false })
-                    .await
-                    .map_err(backend)?;
-                *prefetch = take;
-            }
-            channel
-                .basic_consume(
-                    work,
-                    ShortString::default(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(backend)?
+        let Some(current) = sub.current.as_mut() else {
+            return Ok(Vec::new());
         };
-        // With a wait: until the first delivery. Without (the rest of a `basic.get`):
-        // until all `take` came, as they were ready.
-        let wanted = if wait < Duration::from_millis(5) {
-            out.len() + usize::from(take)
-        } else {
-            1
+        let Ok(item) = tokio::time::timeout_at(until, current.consumer.next()).await else {
+            return Ok(Vec::new());
         };
-        let until = Instant::now() + deadline;
-        let mut cancelled_by_server = false;
-        while out.len() < wanted {
-            match tokio::time::timeout_at(until, consumer.next()).await {
-                Ok(Some(Ok(delivery))) => out.push(delivery),
-                Ok(Some(Err(e))) if out.is_empty() => return Err(backend(e)),
-                Ok(Some(Err(_))) => break,
-                Ok(None) => {
-                    cancelled_by_server = true;
-                    break;
-                }
-                Err(_) => break,
+        match sub.accept(item) {
+            Ok(()) => {
+                let _ = sub.pull_ready();
+                Ok(sub.take(wanted))
             }
-        }
-        if !cancelled_by_server {
-            channel
-                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                .await
-                .map_err(backend)?;
-            // Deliveries sent before the cancel-ok are ours; the stream then ends.
-            while let Some(delivery) = consumer.next().await {
-                out.push(delivery.map_err(backend)?);
-            }
-        }
-        if cancelled_by_server && out.is_empty() {
-            return Err(backend(format!(
+            Err(Ended::Cancelled) => Err(backend(format!(
                 "the server cancelled the consumer of {} (queue deleted?)",
                 self.work_name(queue)
-            )));
+            ))),
+            Err(Ended::Failed(e)) => Err(backend(e)),
         }
-        Ok((consume, out))
+    }
+
+    /// Gives what `sub` received and did not hand out back to the queue without counting
+    /// an attempt, and cancels its consumer: each message is published again with the
+    /// attempts it had (as a retry is) and the original acknowledged. One that cannot be
+    /// published is requeued (flagged redelivered) and remembered here.
+    async fn hand_back(&self, queue: &str, consume: &Arc<ConsumeChannel>, sub: &mut Subscription) {
+        let _ = sub.unsubscribe(&consume.channel).await;
+        let buffered: Vec<Buffered> = sub.buffer.drain(..).collect();
+        for b in buffered {
+            let d = &b.delivery;
+            let copied = match self.as_received(d) {
+                Some(envelope) => self.publish_to_queue(queue, &envelope).await.is_ok(),
+                None => false,
+            };
+            let verdict = if copied {
+                Verdict::Ack
+            } else {
+                self.remember_unseen(std::slice::from_ref(&b));
+                Verdict::Requeue
+            };
+            consume.settle(d.delivery_tag, verdict).await;
+        }
+    }
+
+    /// The envelope of a delivery not handed out, with the attempts it had so far
+    /// (`bk-attempt` plus the server's count of returns, less one the server took back
+    /// from this process before it was handed out).
+    fn as_received(&self, d: &AmqpDelivery) -> Option<Envelope> {
+        let (mut envelope, count) =
+            from_properties(&d.properties, Bytes::copy_from_slice(&d.data)).ok()?;
+        let returned = self.returned(envelope.id(), count.unwrap_or(u32::from(d.redelivered)));
+        envelope.set_attempt(envelope.attempt().saturating_add(returned));
+        Some(envelope)
+    }
+
+    /// The server's count of returns of a message, less the one it took back from this
+    /// process before it was handed out, if it did.
+    fn returned(&self, id: MessageId, returned: u32) -> u32 {
+        if returned > 0 && lock(&self.unseen).remove(&id).is_some() {
+            returned - 1
+        } else {
+            returned
+        }
+    }
+
+    /// The server takes `buffered` back (a lost channel or connection, or a requeue):
+    /// their next delivery here is not one more attempt.
+    fn remember_unseen(&self, buffered: &[Buffered]) {
+        if buffered.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut unseen = lock(&self.unseen);
+        if unseen.len() >= UNSEEN_LIMIT {
+            unseen.retain(|_, at| now.saturating_duration_since(*at) < UNSEEN_KEPT);
+        }
+        for b in buffered {
+            if unseen.len() >= UNSEEN_LIMIT {
+                break;
+            }
+            if let Ok((envelope, _)) = from_properties(&b.delivery.properties, Bytes::new()) {
+                unseen.insert(envelope.id(), now);
+            }
+        }
+    }
+
+    /// `consume` is gone with its channel or connection: what it had received and not
+    /// handed out goes back to the queue on the server.
+    async fn lost(&self, consume: &ConsumeChannel) {
+        // A fetch still using it ends soon (its channel is closed).
+        if let Ok(mut sub) =
+            tokio::time::timeout(Duration::from_secs(1), consume.subscription.lock()).await
+        {
+            // What reached the client before the channel closed is in the consumer's stream.
+            let _ = sub.pull_ready();
+            sub.current = None;
+            let buffered: Vec<Buffered> = sub.buffer.drain(..).collect();
+            self.remember_unseen(&buffered);
+        }
+    }
+
+    /// Subscriptions no fetch used for their queue's ack wait: their consumers are
+    /// cancelled and what they received goes back to the queue, for other consumers.
+    async fn return_idle(&self) {
+        let Ok(session) = self.session.try_lock().map(|s| s.clone()) else {
+            return;
+        };
+        let Some(session) = session else {
+            return;
+        };
+        let channels: Vec<(String, Arc<ConsumeChannel>)> = lock(&session.consume)
+            .iter()
+            .map(|(q, c)| (q.clone(), Arc::clone(c)))
+            .collect();
+        for (queue, consume) in channels {
+            let Ok(config) = self.config(&queue) else {
+                continue;
+            };
+            if lock(&consume.used).elapsed() < config.get_ack_wait()
+                || !consume.channel.status().connected()
+            {
+                continue;
+            }
+            let Ok(mut sub) = consume.subscription.try_lock() else {
+                continue;
+            };
+            if sub.current.is_some() || !sub.buffer.is_empty() {
+                self.hand_back(&queue, &consume, &mut sub).await;
+            }
+        }
+    }
+}
+
+impl Subscription {
+    /// Free places in the current consumer's prefetch window.
+    fn room(&self) -> usize {
+        self.current.as_ref().map_or(0, |c| {
+            usize::from(c.prefetch).saturating_sub(c.window.load(Ordering::Relaxed))
+        })
+    }
+
+    fn take(&mut self, n: usize) -> Vec<Buffered> {
+        let n = n.min(self.buffer.len());
+        self.buffer.drain(..n).collect()
+    }
+
+    /// One item of the current consumer's stream.
+    fn accept(
+        &mut self,
+        item: Option<lapin::Result<AmqpDelivery>>,
+    ) -> std::result::Result<(), Ended> {
+        match item {
+            Some(Ok(delivery)) => {
+                self.owed = self.owed.saturating_sub(1);
+                let slot = Slot(self.current.as_ref().map(|c| {
+                    c.window.fetch_add(1, Ordering::Relaxed);
+                    Arc::clone(&c.window)
+                }));
+                self.buffer.push_back(Buffered { delivery, slot });
+                Ok(())
+            }
+            Some(Err(e)) => {
+                self.current = None;
+                Err(Ended::Failed(e))
+            }
+            None => {
+                self.current = None;
+                Err(Ended::Cancelled)
+            }
+        }
+    }
+
+    /// Waits until `until` for the consumer's next delivery; true when one joined the
+    /// buffer.
+    async fn next_until(&mut self, until: Instant) -> bool {
+        let Some(current) = self.current.as_mut() else {
+            return false;
+        };
+        match tokio::time::timeout_at(until, current.consumer.next()).await {
+            Ok(item) => self.accept(item).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Moves what the consumer has received into the buffer, without waiting.
+    fn pull_ready(&mut self) -> std::result::Result<(), Ended> {
+        loop {
+            let Some(current) = self.current.as_mut() else {
+                return Ok(());
+            };
+            let Some(item) = current.consumer.next().now_or_never() else {
+                return Ok(());
+            };
+            self.accept(item)?;
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        channel: &Channel,
+        queue: ShortString,
+        prefetch: u16,
+    ) -> Result<()> {
+        if self.qos != prefetch {
+            channel
+                .basic_qos(prefetch, BasicQosOptions { global: false })
+                .await
+                .map_err(backend)?;
+            self.qos = prefetch;
+        }
+        let consumer = channel
+            .basic_consume(
+                queue,
+                ShortString::default(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(backend)?;
+        self.current = Some(Subscribed {
+            consumer,
+            prefetch,
+            window: Arc::new(AtomicUsize::new(0)),
+        });
+        Ok(())
+    }
+
+    /// Cancels the current consumer; what it was sent before the cancel-ok joins the
+    /// buffer, so that afterwards every message of the queue is either ready on the server,
+    /// here, or handed out.
+    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+        let Some(current) = self.current.as_ref() else {
+            return Ok(());
+        };
+        if let Err(e) = channel
+            .basic_cancel(current.consumer.tag(), BasicCancelOptions::default())
+            .await
+        {
+            self.current = None;
+            return Err(backend(e));
+        }
+        loop {
+            let Some(current) = self.current.as_mut() else {
+                return Ok(());
+            };
+            let item = current.consumer.next().await;
+            match self.accept(item) {
+                Ok(()) => {}
+                Err(Ended::Cancelled) => return Ok(()),
+                Err(Ended::Failed(e)) => return Err(backend(e)),
+            }
+        }
     }
 }
 
@@ -1192,8 +1538,9 @@ impl ConsumeChannel {
     fn new(channel: Channel) -> Self {
         Self {
             channel,
-            subscribe: tokio::sync::Mutex::new(0),
+            subscription: tokio::sync::Mutex::new(Subscription::default()),
             settler: Mutex::new(Settler::default()),
+            used: Mutex::new(Instant::now()),
         }
     }
 
@@ -1313,7 +1660,11 @@ async fn reap(inner: Weak<Inner>, wake: Arc<Notify>) {
     loop {
         let notified = wake.notified();
         let next = match inner.upgrade() {
-            Some(inner) => inner.expire_due().await,
+            Some(inner) => {
+                let next = inner.expire_due().await;
+                inner.return_idle().await;
+                next
+            }
             None => return,
         };
         let idle = Instant::now() + REAPER_IDLE;
@@ -1497,7 +1848,7 @@ impl Broker for AmqpBroker {
         let shared_consumer: Arc<str> = Arc::from(consumer);
         let ack_wait = config.get_ack_wait();
         let delivered_at = SystemTime::now();
-        for d in raw {
+        for Buffered { delivery: d, slot } in raw {
             let payload = Bytes::from(d.data);
             let (mut envelope, count) = match from_properties(&d.properties, payload.clone()) {
                 Ok(parsed) => parsed,
@@ -1516,7 +1867,9 @@ impl Broker for AmqpBroker {
             };
             // Deliveries the server took back (a lost connection) are not in `bk-attempt`:
             // quorum queues count them, classic ones only flag the message.
-            let returned = count.unwrap_or(u32::from(d.redelivered));
+            // A return of a message this process received and never handed out is not
+            // an attempt.
+            let returned = inner.returned(envelope.id(), count.unwrap_or(u32::from(d.redelivered)));
             let previous = envelope.attempt().saturating_add(returned);
             if returned > 0
                 && let Disposition::DeadLetter { reason } =
@@ -1541,6 +1894,7 @@ impl Broker for AmqpBroker {
                     tag: d.delivery_tag,
                     envelope: envelope.clone(),
                     deadline: Instant::now() + ack_wait,
+                    _slot: slot,
                 },
             );
             if config.get_prefetch().is_some() {
@@ -1781,10 +2135,24 @@ impl Broker for AmqpBroker {
             .await
     }
 
+    /// Cancels the queue's consumer first (the next fetch subscribes again), so that no
+    /// message is on its way to this process while the server counts.
     async fn pending(&self, queue: &str) -> Result<usize> {
         let inner = &self.inner;
         inner.config(queue)?;
         let session = inner.session().await?;
+        let consume = lock(&session.consume).get(queue).cloned();
+        let mut buffered = 0;
+        // Held until the count is made: no fetch takes from the buffer meanwhile.
+        let mut _sub = None;
+        if let Some(consume) = &consume
+            && consume.channel.status().connected()
+        {
+            let mut sub = consume.subscription.lock().await;
+            sub.unsubscribe(&consume.channel).await?;
+            buffered = sub.buffer.len();
+            _sub = Some(sub);
+        }
         let channel = session.connection.create_channel().await.map_err(backend)?;
         let outcome = channel
             .queue_declare(
@@ -1803,7 +2171,7 @@ impl Broker for AmqpBroker {
             .values()
             .filter(|h| &*h.queue == queue)
             .count();
-        Ok(ready + held)
+        Ok(ready + held + buffered)
     }
 }
 

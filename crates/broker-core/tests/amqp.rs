@@ -308,6 +308,135 @@ async fn a_closed_connection_is_reopened_with_the_topology() {
     broker.delete_topology().await.unwrap();
 }
 
+/// Fetches until `n` deliveries came (each fetch waits at most a second), within 10 s.
+async fn fetch_all(broker: &AmqpBroker, queue: &str, n: usize) -> Vec<broker_core::Delivery> {
+    let mut got = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < n && tokio::time::Instant::now() < end {
+        got.extend(
+            broker
+                .fetch(queue, "c", n - got.len(), Duration::from_secs(1))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(got.len(), n, "fetched {} of {n}", got.len());
+    got
+}
+
+/// Publishes `n` messages and fetches 2 of them: the queue's consumer (prefetch 4) has the
+/// next 2 on their way to this process, not handed out. Returns the 2 ids handed out.
+async fn hand_out_two(broker: &AmqpBroker, n: usize) -> Vec<MessageId> {
+    for i in 0..n {
+        broker
+            .publish("jobs", Envelope::new(format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let held = fetch_all(broker, "jobs", 2).await;
+    // Long enough for the next 2 to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.iter().map(|d| d.envelope.id()).collect()
+}
+
+/// Each delivery's attempt: 2 for the `held` ones (handed out, then returned by the
+/// server), 1 for the rest (received by a consumer but never handed out).
+fn assert_attempts(got: &[broker_core::Delivery], held: &[MessageId]) {
+    for d in got {
+        let expected = if held.contains(&d.envelope.id()) {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            d.envelope.attempt(),
+            expected,
+            "{:?} (held: {})",
+            d.envelope.payload(),
+            held.contains(&d.envelope.id())
+        );
+    }
+}
+
+#[tokio::test]
+async fn messages_received_and_not_handed_out_are_pending_and_cost_no_attempt_on_close() {
+    let Some((url, broker)) = broker("hb").await else {
+        return;
+    };
+    let held = hand_out_two(&broker, 6).await;
+    // Exact: those on their way to this process count, as do the 2 handed out.
+    assert_eq!(broker.pending("jobs").await.unwrap(), 6);
+    // Closing gives the received ones back as they were; the 2 held go back flagged.
+    broker.close().await.unwrap();
+    // Another process (a broker of its own on the same queues) gets all 6.
+    let prefix = broker.queue_name("");
+    let other = AmqpBroker::connect(&url, &prefix).await.unwrap();
+    other
+        .declare("jobs", &QueueConfig::default())
+        .await
+        .unwrap();
+    let got = fetch_all(&other, "jobs", 6).await;
+    assert_attempts(&got, &held);
+    for d in &got {
+        other.settle(d, Settlement::Ack).await.unwrap();
+    }
+    assert_eq!(other.pending("jobs").await.unwrap(), 0);
+    other.delete_topology().await.unwrap();
+}
+
+#[tokio::test]
+async fn messages_received_and_not_handed_out_cost_no_attempt_when_the_connection_is_lost() {
+    let Some((_, broker)) = broker("lc").await else {
+        return;
+    };
+    if rabbitmqctl().is_none() {
+        return;
+    }
+    let held = hand_out_two(&broker, 6).await;
+    assert_eq!(close_connections(&broker.connection_name()), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The server took back all 4 it had sent; only the 2 handed out were attempts.
+    let got = fetch_all(&broker, "jobs", 6).await;
+    assert_eq!(broker.reconnects(), 1);
+    assert_attempts(&got, &held);
+    for d in &got {
+        broker.settle(d, Settlement::Ack).await.unwrap();
+    }
+    assert_eq!(broker.pending("jobs").await.unwrap(), 0);
+    broker.delete_topology().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_subscription_hands_its_messages_back() {
+    let Some((url, broker)) = broker("is").await else {
+        return;
+    };
+    let config = QueueConfig::default().ack_wait(Duration::from_secs(1));
+    broker.declare("jobs", &config).await.unwrap();
+    let held = hand_out_two(&broker, 6).await;
+    let handled = fetch_all(&broker, "jobs", 2).await;
+    for d in &handled {
+        assert!(!held.contains(&d.envelope.id()));
+        broker.settle(d, Settlement::Ack).await.unwrap();
+    }
+    // The window has room again: the consumer receives the last 2 and the 2 held are
+    // never settled. No fetch for the ack wait: the consumer is cancelled and the 2
+    // received go back, for another process (the 2 held are retried after their ack wait).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let prefix = broker.queue_name("");
+    let other = AmqpBroker::connect(&url, &prefix).await.unwrap();
+    other.declare("jobs", &config).await.unwrap();
+    let got = fetch_all(&other, "jobs", 4).await;
+    // Received by the first broker and handed back: still the first attempt.
+    assert_attempts(&got, &held);
+    for d in &got {
+        other.settle(d, Settlement::Ack).await.unwrap();
+    }
+    assert_eq!(other.pending("jobs").await.unwrap(), 0);
+    other.close().await.unwrap();
+    broker.delete_topology().await.unwrap();
+}
+
 /// Producers and consumers run while the server closes their connections three times; each
 /// message has its effect exactly once (the inbox absorbs publisher retries and
 /// redeliveries), nothing is dead-lettered and nothing is left.
