@@ -1311,21 +1311,7 @@ impl<'e, 'a> Exec<'e, 'a> {
                             _ => self.complete_sync(out, item, pf, v, &[], Some(&item_path)),
                         },
                     };
-                    match completed {
-                        // The first item's size, times the items left, is room enough for
-                        // most lists: the buffer grows once instead of doubling ten times.
-                        Ok(()) if i == 0 && now > 1 => {
-                            let estimate = out.len().saturating_sub(items_start).saturating_add(1);
-                            out.reserve(estimate.saturating_mul(now - 1).min(LIST_RESERVE_CAP));
-                        }
-                        Ok(()) => {}
-                        Err(Stop::Null) if !item.is_non_null() => {
-                            out.truncate(mark);
-                            out.extend_from_slice(b"null");
-                        }
-                        Err(Stop::Null) => return Err(Stop::Null),
-                        Err(Stop::NeedsAsync(_)) => return Err(Stop::NeedsAsync(None)),
-                    }
+                    list_item_done(out, completed, item, i, now, items_start, mark)?;
                 }
                 out.push(b']');
                 Ok(())
@@ -1438,20 +1424,9 @@ impl<'e, 'a> Exec<'e, 'a> {
                 return Err(Stop::Null);
             }
             let mark = out.len();
-            match self.typed_object_sync(out, object, &plan, &fields, items, i, &item_path) {
-                // As in `complete_sync`: room for the rest, from the first item's size.
-                Ok(()) if i == 0 && count > 1 => {
-                    let estimate = out.len().saturating_sub(items_start).saturating_add(1);
-                    out.reserve(estimate.saturating_mul(count - 1).min(LIST_RESERVE_CAP));
-                }
-                Ok(()) => {}
-                Err(Stop::Null) if !item.is_non_null() => {
-                    out.truncate(mark);
-                    out.extend_from_slice(b"null");
-                }
-                Err(Stop::Null) => return Err(Stop::Null),
-                Err(Stop::NeedsAsync(_)) => return Err(Stop::NeedsAsync(None)),
-            }
+            let completed =
+                self.typed_object_sync(out, object, &plan, &fields, items, i, &item_path);
+            list_item_done(out, completed, item, i, count, items_start, mark)?;
         }
         out.push(b']');
         Ok(None)
@@ -2189,5 +2164,37 @@ pub(crate) fn write_leaf(out: &mut Vec<u8>, def: &TypeDef, value: &Value) -> Res
             )),
         },
         _ => Err("not a leaf type".to_owned()),
+    }
+}
+
+/// What follows writing item `i` of a list of `count` into `out` (the item from `mark`, the
+/// list's items from `items_start`). After the first item, room for the rest is reserved
+/// from its size: the buffer grows once instead of doubling ten times. A null item stays
+/// null where the item type is nullable, else the null goes to the list; a switch to the
+/// async path is passed on without a value (the list is resolved again there).
+#[inline]
+fn list_item_done<'v>(
+    out: &mut Vec<u8>,
+    completed: Result<(), Stop<'_>>,
+    item: &TypeRef,
+    i: usize,
+    count: usize,
+    items_start: usize,
+    mark: usize,
+) -> Result<(), Stop<'v>> {
+    match completed {
+        Ok(()) if i == 0 && count > 1 => {
+            let estimate = out.len().saturating_sub(items_start).saturating_add(1);
+            out.reserve(estimate.saturating_mul(count - 1).min(LIST_RESERVE_CAP));
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+        Err(Stop::Null) if !item.is_non_null() => {
+            out.truncate(mark);
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+        Err(Stop::Null) => Err(Stop::Null),
+        Err(Stop::NeedsAsync(_)) => Err(Stop::NeedsAsync(None)),
     }
 }
