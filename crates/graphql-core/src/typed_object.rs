@@ -1,73 +1,5 @@
 //! Typed list items: a list field whose resolver returns Rust values (`Vec<T>`) instead of
-//! one `serde_json::Value` per item.
-//!
-//! A type implements [`TypedObject`]: it names the GraphQL fields it answers
-//! ([`TypedObject::FIELDS`]) and returns field number `index` of them as a borrowed
-//! [`FieldValue`]. [`Resolver::typed_list`](crate::Resolver::typed_list) registers a
-//! resolver returning `Vec<T>`. When the executor completes such a list, it matches the
-//! selection set against `FIELDS` once per list (each selected field becomes an index) and
-//! then writes every item's fields straight into the response: no name lookup, no
-//! `serde_json::Map` and no allocation per item or field.
-//!
-//! ```
-//! use graphql_core::{Context, FieldValue, Request, Resolver, Schema, TypedObject};
-//!
-//! struct Book {
-//!     id: i32,
-//!     title: String,
-//!     rating: Option<f64>,
-//! }
-//!
-//! impl TypedObject for Book {
-//!     const FIELDS: &'static [&'static str] = &["id", "title", "rating"];
-//!
-//!     fn field(&self, index: usize) -> FieldValue<'_> {
-//!         match index {
-//!             0 => self.id.into(),
-//!             1 => self.title.as_str().into(),
-//!             2 => self.rating.into(),
-//!             _ => FieldValue::Null,
-//!         }
-//!     }
-//! }
-//!
-//! let schema = Schema::build(
-//!     "type Query { books: [Book!]! }
-//!      type Book { id: Int! title: String! rating: Float }",
-//! )
-//! .resolver(
-//!     "Query",
-//!     "books",
-//!     Resolver::typed_list(|_ctx, _parent, _args| {
-//!         Ok(vec![
-//!             Book { id: 1, title: "Dune".to_owned(), rating: Some(4.5) },
-//!             Book { id: 2, title: "Emma".to_owned(), rating: None },
-//!         ])
-//!     }),
-//! )
-//! .finish()?;
-//!
-//! let request = Request::new("{ books { title rating } }");
-//! let response = block_on(schema.execute(&request, &Context::default()));
-//! assert_eq!(
-//!     response.to_json(),
-//!     r#"{"data":{"books":[{"title":"Dune","rating":4.5},{"title":"Emma","rating":null}]}}"#
-//! );
-//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     // A schema whose resolvers are all synchronous completes on the first poll.
-//! #     let waker = std::task::Waker::noop();
-//! #     let mut cx = std::task::Context::from_waker(&waker);
-//! #     let mut f = std::pin::pin!(f);
-//! #     match f.as_mut().poll(&mut cx) { std::task::Poll::Ready(v) => v, _ => unreachable!() }
-//! # }
-//! # Ok::<(), graphql_core::Error>(())
-//! ```
-//!
-//! What stays as with other resolvers: a field of the item type that has its own resolver
-//! (for arguments, the context, or IO) receives the item as a JSON object of its `FIELDS`,
-//! built for it; so does every item when the list is completed on the asynchronous path
-//! (a sibling or sub-field needs it), under `@stream`, or under `@defer` inside the items.
-//! Results are the same either way; only the fast path is skipped.
+//! one `serde_json::Value` per item ([`TypedObject`], [`FieldValue`]).
 
 use std::borrow::Cow;
 
@@ -173,7 +105,76 @@ impl<'v, T: Into<FieldValue<'v>>> From<Option<T>> for FieldValue<'v> {
 }
 
 /// A Rust type whose values are GraphQL objects: the items of a
-/// [`Resolver::typed_list`](crate::Resolver::typed_list). See the [module docs](self).
+/// [`Resolver::typed_list`](crate::Resolver::typed_list), returned as `Vec<T>` instead of
+/// one `serde_json::Value` per item.
+///
+/// A type implements [`TypedObject`]: it names the GraphQL fields it answers
+/// ([`TypedObject::FIELDS`]) and returns field number `index` of them as a borrowed
+/// [`FieldValue`]. [`Resolver::typed_list`](crate::Resolver::typed_list) registers a
+/// resolver returning `Vec<T>`. When the executor completes such a list, it matches the
+/// selection set against `FIELDS` once per list (each selected field becomes an index) and
+/// then writes every item's fields straight into the response: no name lookup, no
+/// `serde_json::Map` and no allocation per item or field.
+///
+/// ```
+/// use graphql_core::{Context, FieldValue, Request, Resolver, Schema, TypedObject};
+///
+/// struct Book {
+///     id: i32,
+///     title: String,
+///     rating: Option<f64>,
+/// }
+///
+/// impl TypedObject for Book {
+///     const FIELDS: &'static [&'static str] = &["id", "title", "rating"];
+///
+///     fn field(&self, index: usize) -> FieldValue<'_> {
+///         match index {
+///             0 => self.id.into(),
+///             1 => self.title.as_str().into(),
+///             2 => self.rating.into(),
+///             _ => FieldValue::Null,
+///         }
+///     }
+/// }
+///
+/// let schema = Schema::build(
+///     "type Query { books: [Book!]! }
+///      type Book { id: Int! title: String! rating: Float }",
+/// )
+/// .resolver(
+///     "Query",
+///     "books",
+///     Resolver::typed_list(|_ctx, _parent, _args| {
+///         Ok(vec![
+///             Book { id: 1, title: "Dune".to_owned(), rating: Some(4.5) },
+///             Book { id: 2, title: "Emma".to_owned(), rating: None },
+///         ])
+///     }),
+/// )
+/// .finish()?;
+///
+/// let request = Request::new("{ books { title rating } }");
+/// let response = block_on(schema.execute(&request, &Context::default()));
+/// assert_eq!(
+///     response.to_json(),
+///     r#"{"data":{"books":[{"title":"Dune","rating":4.5},{"title":"Emma","rating":null}]}}"#
+/// );
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     // A schema whose resolvers are all synchronous completes on the first poll.
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     match f.as_mut().poll(&mut cx) { std::task::Poll::Ready(v) => v, _ => unreachable!() }
+/// # }
+/// # Ok::<(), graphql_core::Error>(())
+/// ```
+///
+/// What stays as with other resolvers: a field of the item type that has its own resolver
+/// (for arguments, the context, or IO) receives the item as a JSON object of its `FIELDS`,
+/// built for it; so does every item when the list is completed on the asynchronous path
+/// (a sibling or sub-field needs it), under `@stream`, or under `@defer` inside the items.
+/// Results are the same either way; only the fast path is skipped.
 pub trait TypedObject: Send + Sync + 'static {
     /// The names of the schema fields this type answers; [`TypedObject::field`] numbers
     /// them in this order. A selected field of the item type that is not here is `null`
