@@ -177,26 +177,7 @@ struct ReplyQueue {
 impl ReplyQueue {
     async fn open(connection: &Connection) -> Result<Self> {
         let channel = connection.create_channel().await.map_err(backend)?;
-        let queue = channel
-            .queue_declare(
-                ShortString::default(),
-                QueueDeclareOptions::exclusive().auto_delete(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(backend)?;
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                ShortString::default(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(backend)?;
+        let (name, consumer) = consume_replies(&channel).await?;
         let waiters = Arc::new(ReplyWaiters::default());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(route_replies(
@@ -206,11 +187,37 @@ impl ReplyQueue {
             Arc::clone(&waiters),
         ));
         Ok(Self {
-            name: queue.name().as_str().to_owned(),
+            name: name.as_str().to_owned(),
             waiters,
             _stop: stop,
         })
     }
+}
+
+/// A server-named, exclusive queue on `channel` that goes away with its consumer, and a
+/// consumer of it that takes replies without acks.
+async fn consume_replies(channel: &Channel) -> Result<(ShortString, lapin::Consumer)> {
+    let queue = channel
+        .queue_declare(
+            ShortString::default(),
+            QueueDeclareOptions::exclusive().auto_delete(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(backend)?;
+    let consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            ShortString::default(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(backend)?;
+    Ok((queue.name().clone(), consumer))
 }
 
 /// Hands each reply on the reply queue to the request waiting with its `correlation-id`,
@@ -1684,31 +1691,11 @@ impl AmqpBroker {
         let session = self.inner.session().await?;
         let channel = session.connection.create_channel().await.map_err(backend)?;
         let outcome = async {
-            // A server-named, exclusive queue that goes away with its consumer.
-            let reply_queue = channel
-                .queue_declare(
-                    ShortString::default(),
-                    QueueDeclareOptions::exclusive().auto_delete(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(backend)?;
-            let mut replies = channel
-                .basic_consume(
-                    reply_queue.name().clone(),
-                    ShortString::default(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..BasicConsumeOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(backend)?;
+            let (reply_queue, mut replies) = consume_replies(&channel).await?;
             let mut envelope = envelope;
             envelope
                 .headers_mut()
-                .insert("reply-to", reply_queue.name().as_str())?;
+                .insert("reply-to", reply_queue.as_str())?;
             self.publish(queue, envelope).await?;
             match tokio::time::timeout(timeout, replies.next()).await {
                 Ok(Some(Ok(d))) => Ok(from_properties(&d.properties, Bytes::from(d.data))?.0),

@@ -284,7 +284,7 @@ return 0
         /// # Errors
         /// [`Error::Backend`] when the URL is invalid or the server cannot be reached.
         pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
-            let client = redis::Client::open(url).map_err(|e| backend(&e))?;
+            let client = crate::redis::open_client(url)?;
             let conn = client
                 .get_connection_manager()
                 .await

@@ -38,7 +38,7 @@ mod retry_layer;
 mod settlement;
 mod subject;
 mod timeout_layer;
-#[cfg(any(feature = "amqp", feature = "mqtt"))]
+#[cfg(any(feature = "amqp", feature = "mqtt", feature = "redis"))]
 mod tls;
 #[cfg(feature = "tower")]
 mod tower_handler;

@@ -33,6 +33,10 @@ use crate::{
 const GROUP: &str = "bk";
 /// The longest single blocking read; the fetch loop re-checks retries and claims between.
 const BLOCK_SLICE: Duration = Duration::from_millis(100);
+/// Connection and response timeout of every connection (blocking commands block at most
+/// 250 ms): the client's defaults (1 s, 500 ms) leave too little room on a busy machine, as
+/// when the TLS handshakes of 200 concurrent requests hold up the shared connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// While new entries keep coming, a fetch moves due retries and claims expired deliveries
 /// at most this often per queue (a fetch that finds no new entry always does it): a due
 /// retry or an expired delivery is handed out at most this much later under load, and a
@@ -102,6 +106,28 @@ impl std::fmt::Debug for RedisBroker {
         f.debug_struct("RedisBroker")
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
+    }
+}
+
+/// A client for `url`: `redis://`, or `rediss://` (feature `tls`) with the TLS files of the
+/// URL's query (`cacertfile`, `certfile`, `keyfile`).
+///
+/// # Errors
+/// [`Error::Backend`] for a URL the client refuses; [`Error::Tls`] for TLS files that
+/// cannot be used; [`Error::FeatureDisabled`] for `rediss://` without feature `tls`;
+/// [`Error::InvalidConfig`] for TLS files on a `redis://` URL.
+pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
+    let secure = url
+        .get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+        .then_some("rediss");
+    match crate::tls::TlsFiles::for_url(
+        url,
+        secure,
+        "cacertfile, certfile and keyfile need a rediss:// URL",
+    )? {
+        None => redis::Client::open(url).map_err(|e| backend(&e)),
+        Some(files) => files.redis_client(url),
     }
 }
 
@@ -212,9 +238,13 @@ impl RedisBroker {
     /// # Errors
     /// [`Error::Backend`] when the URL is invalid or the server cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| backend(&e))?;
+        let client = open_client(url)?;
         let conn = client
-            .get_connection_manager()
+            .get_connection_manager_with_config(
+                redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT)),
+            )
             .await
             .map_err(|e| backend(&e))?;
         Ok(Self {
@@ -349,7 +379,11 @@ impl RedisBroker {
             Some(c) => Ok(c),
             None => self
                 .client
-                .get_multiplexed_async_connection()
+                .get_multiplexed_async_connection_with_config(
+                    &redis::AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+                        .set_response_timeout(Some(RESPONSE_TIMEOUT)),
+                )
                 .await
                 .map_err(|e| backend(&e)),
         }
@@ -887,7 +921,7 @@ impl Broker for RedisBroker {
                 lock(&self.blocking).push(conn);
                 return Err(Error::Timeout(timeout));
             }
-            // Slices under the client's response timeout (500 ms).
+            // Slices well under the connection's response timeout.
             let slice = left
                 .min(Duration::from_millis(250))
                 .max(Duration::from_millis(1));

@@ -91,6 +91,7 @@ impl<K: Hash + Eq + Clone, T> ReplyWaiters<K, T> {
     }
 
     /// [`register`](Self::register), unless a request already waits under `token`.
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
     pub(crate) fn try_register(&self, token: K) -> Option<ReplyWaiter<'_, K, T>> {
         let (tx, rx) = oneshot::channel();
         {
@@ -119,6 +120,7 @@ impl<K: Hash + Eq + Clone, T> ReplyWaiters<K, T> {
     }
 
     /// Wakes every waiting request without a reply (its reply address is gone).
+    #[cfg_attr(not(any(feature = "amqp", feature = "nats")), allow(dead_code))]
     pub(crate) fn abandon_all(&self) {
         self.lock().clear();
     }

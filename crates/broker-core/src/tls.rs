@@ -1,4 +1,4 @@
-//! TLS for `amqps://` and `mqtts://` URLs (feature `tls`): the files named in the URL's
+//! TLS for `amqps://`, `mqtts://` and `rediss://` URLs (feature `tls`): the files named in the URL's
 //! query, with RabbitMQ's URI parameter names (`cacertfile`, `certfile`, `keyfile`), read
 //! once when the broker is made.
 //!
@@ -170,6 +170,53 @@ impl TlsFiles {
         Ok(lapin::tcp::OwnedTLSConfig {
             identity,
             cert_chain,
+        })
+    }
+}
+
+#[cfg(feature = "redis")]
+impl TlsFiles {
+    /// A redis client for the `rediss://` `url`: `ca` as the only trusted root when given
+    /// (the redis client's rule; the system's roots otherwise), the client certificate when
+    /// given.
+    ///
+    /// The redis client builds its rustls configuration with the process's default crypto
+    /// provider, so this installs aws-lc-rs (the provider this crate links) as the default
+    /// unless the application has installed one already.
+    ///
+    /// # Errors
+    /// [`Error::Tls`] when a file cannot be read or used.
+    #[cfg(feature = "tls")]
+    pub(crate) fn redis_client(&self, url: &str) -> Result<redis::Client> {
+        // Err means a provider is installed already, which is what is needed.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let root_cert = match &self.ca {
+            Some(ca) => Some(Self::read(ca, "cacertfile")?),
+            None => None,
+        };
+        let client_tls = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: Self::read(cert, "certfile")?,
+                client_key: Self::read(key, "keyfile")?,
+            }),
+            _ => None,
+        };
+        redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls,
+                root_cert,
+            },
+        )
+        .map_err(|e| Error::Tls(e.to_string()))
+    }
+
+    /// Without feature `tls`, [`for_url`](Self::for_url) refuses `rediss://` before this.
+    #[cfg(not(feature = "tls"))]
+    pub(crate) fn redis_client(&self, _url: &str) -> Result<redis::Client> {
+        Err(Error::FeatureDisabled {
+            scheme: "rediss",
+            feature: "tls",
         })
     }
 }

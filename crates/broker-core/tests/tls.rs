@@ -314,3 +314,134 @@ async fn amqps_passes_the_suite_through_a_tls_front() {
         Err(Error::InvalidConfig(_))
     ));
 }
+
+/// A `redis-server` of the test's own with only a TLS port for `pki`'s server certificate,
+/// and its `rediss://` URL trusting `pki`'s CA.
+#[cfg(feature = "redis")]
+fn tls_redis(pki: &Pki, require_client_cert: bool) -> Option<(support::OwnServer, String)> {
+    let server = support::OwnServer::redis_tls(
+        &pki.ca,
+        &pki.server_cert,
+        &pki.server_key,
+        require_client_cert,
+    )?;
+    let url = format!(
+        "rediss://localhost:{}?cacertfile={}",
+        server.port,
+        query(&pki.ca)
+    );
+    Some((server, url))
+}
+
+/// What a round trip through a Redis broker at `url` ends with.
+#[cfg(feature = "redis")]
+async fn redis_round_trip(url: &str) -> Result<(), Error> {
+    let broker = broker_core::RedisBroker::connect(url, &format!("{}:", unique("p"))).await?;
+    broker.declare("q", &QueueConfig::default()).await?;
+    broker.publish("q", Envelope::new("x")).await?;
+    let got = broker.fetch("q", "c", 1, Duration::from_secs(5)).await?;
+    assert_eq!(got.len(), 1);
+    Ok(())
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn rediss_passes_the_suite_over_tls() {
+    let pki = Pki::new();
+    let Some((_server, url)) = tls_redis(&pki, false) else {
+        return;
+    };
+    let broker = broker_core::RedisBroker::connect(&url, &format!("{}:", unique("redis")))
+        .await
+        .unwrap();
+    let report = broker_core::conformance::run(&broker).await.unwrap();
+    assert_eq!(report.passed.len(), 15, "{report:?}");
+    // The same URL through AnyBroker, and the Redis inbox.
+    let any = broker_core::AnyBroker::connect(&url, &unique("any"))
+        .await
+        .unwrap();
+    any.declare("q", &QueueConfig::default()).await.unwrap();
+    any.publish("q", Envelope::new("over tls")).await.unwrap();
+    let got = any
+        .fetch("q", "c", 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].envelope.payload().as_ref(), b"over tls");
+    let inbox = broker_core::RedisInbox::connect(&url, &unique("inbox"))
+        .await
+        .unwrap();
+    let id = MessageId::new();
+    let first = broker_core::Inbox::claim(&inbox, id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        matches!(first, broker_core::Claim::Acquired(_)),
+        "{first:?}"
+    );
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn rediss_refuses_a_server_it_cannot_verify() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let Some((server, good)) = tls_redis(&pki, false) else {
+        return;
+    };
+    // Another CA: the server's certificate is not signed by it.
+    let url = format!(
+        "rediss://localhost:{}?cacertfile={}",
+        server.port,
+        query(&other.ca)
+    );
+    let error = redis_round_trip(&url).await.unwrap_err();
+    assert!(matches!(&error, Error::Backend { .. }), "{error}");
+    // A name the certificate does not hold (it is for `localhost`).
+    let url = format!(
+        "rediss://127.0.0.1:{}?cacertfile={}",
+        server.port,
+        query(&pki.ca)
+    );
+    assert!(redis_round_trip(&url).await.is_err());
+    // The redis client's switch to skip verification is off.
+    let url = format!("rediss://localhost:{}/#insecure", server.port);
+    assert!(redis_round_trip(&url).await.is_err());
+    // Plain RESP to the TLS port gets no answer it can use.
+    assert!(
+        redis_round_trip(&format!("redis://localhost:{}", server.port))
+            .await
+            .is_err()
+    );
+    // A CA file that is not there is a TLS error at once; TLS files on a plain URL are a
+    // configuration mistake.
+    let error = broker_core::RedisBroker::connect("rediss://localhost?cacertfile=/nonexistent", "")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Tls(_)), "{error}");
+    let error = broker_core::RedisBroker::connect("redis://localhost?cacertfile=/x.pem", "")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+    // And the right CA works.
+    redis_round_trip(&good).await.unwrap();
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn rediss_client_certificates_for_servers_that_require_them() {
+    let pki = Pki::new();
+    let Some((_server, base)) = tls_redis(&pki, true) else {
+        return;
+    };
+    assert!(
+        redis_round_trip(&base).await.is_err(),
+        "no client certificate"
+    );
+    let with = format!(
+        "{base}&certfile={}&keyfile={}",
+        query(&pki.client_cert),
+        query(&pki.client_key)
+    );
+    redis_round_trip(&with).await.unwrap();
+}

@@ -130,6 +130,41 @@ impl OwnServer {
         Some(Self::start(binary, port, dir, &args))
     }
 
+    /// `redis-server` with only a TLS port (no persistence): the PEM `ca`, server `cert`
+    /// and `key`; with `require_client_cert`, clients must show a certificate `ca` signed.
+    pub(crate) fn redis_tls(
+        ca: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        require_client_cert: bool,
+    ) -> Option<Self> {
+        let binary = binary(&["redis-server"], "--version")?;
+        let (port, dir) = (free_port(), scratch_dir("redis-tls"));
+        let args = [
+            "--bind".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-ca-cert-file".to_owned(),
+            ca.display().to_string(),
+            "--tls-cert-file".to_owned(),
+            cert.display().to_string(),
+            "--tls-key-file".to_owned(),
+            key.display().to_string(),
+            "--tls-auth-clients".to_owned(),
+            if require_client_cert { "yes" } else { "no" }.to_owned(),
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+            "--dir".to_owned(),
+            dir.display().to_string(),
+        ];
+        Some(Self::start(binary, port, dir, &args))
+    }
+
     /// `nats-server` with JetStream storing to its directory.
     pub(crate) fn nats() -> Option<Self> {
         let binary = binary(&["nats-server"], "--version")?;

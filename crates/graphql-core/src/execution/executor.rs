@@ -1061,12 +1061,7 @@ impl<'e, 'a> Exec<'e, 'a> {
         }
         out.push(b'{');
         for (i, pf) in plan.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'"');
-            out.extend_from_slice(pf.key.as_bytes());
-            out.extend_from_slice(b"\":");
+            write_key(out, i, pf.key);
             if pf.needs_async.load(Ordering::Relaxed) {
                 return Err(Stop::NeedsAsync(None));
             }
@@ -1484,12 +1479,7 @@ impl<'e, 'a> Exec<'e, 'a> {
         }
         out.push(b'{');
         for (i, (pf, how)) in plan.iter().zip(fields).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'"');
-            out.extend_from_slice(pf.key.as_bytes());
-            out.extend_from_slice(b"\":");
+            write_key(out, i, pf.key);
             let field_path = Path {
                 prev: Some(path),
                 seg: Seg::Key(pf.key),
@@ -1775,12 +1765,7 @@ impl<'e, 'a> Exec<'e, 'a> {
             let mut out = Vec::new();
             out.push(b'{');
             for (i, (pf, slot)) in plan.iter().zip(slots).enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.push(b'"');
-                out.extend_from_slice(pf.key.as_bytes());
-                out.extend_from_slice(b"\":");
+                write_key(&mut out, i, pf.key);
                 let result = match slot {
                     Some(r) => r,
                     None => results.next().unwrap_or(Err(())),
@@ -2165,6 +2150,18 @@ pub(crate) fn write_leaf(out: &mut Vec<u8>, def: &TypeDef, value: &Value) -> Res
         },
         _ => Err("not a leaf type".to_owned()),
     }
+}
+
+/// Writes the response key of an object's field `i` (a comma before all but the first):
+/// `"key":`. Keys are names or aliases, which need no escaping.
+#[inline]
+fn write_key(out: &mut Vec<u8>, i: usize, key: &str) {
+    if i > 0 {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// What follows writing item `i` of a list of `count` into `out` (the item from `mark`, the
