@@ -593,7 +593,7 @@ impl Subgraph {
                 }
                 Some(bare)
                     if !self.other_links.iter().any(|link| {
-                        link.imports.iter().any(|i| *i == name)
+                        link.imports.contains(&name)
                             || bare == link.name
                             || bare
                                 .strip_prefix(link.name.as_str())
