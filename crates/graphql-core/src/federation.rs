@@ -3,7 +3,10 @@
 //! directives) is given the definitions it relies on, the `_service` and `_entities` root
 //! fields and the types behind them (`_Service`, `_Any`, `_Entity`, the field-set scalar,
 //! `link__Import`, `link__Purpose`), and `_entities` resolves each representation the
-//! router sends with the reference resolver registered for its `__typename`.
+//! router sends with the reference resolver registered for its `__typename` (or, for a
+//! type with a batch resolver, all of that type's representations in one call).
+//! [`Subgraph::augment`] also applies the composer's rules that one subgraph's SDL decides
+//! (field sets, `@override(label:)`, `@composeDirective`).
 //!
 //! The steps are a plain function of the SDL text ([`prepare`], [`Subgraph::augment`]); the
 //! schema builder calls them before compiling, so the rest of the crate sees an ordinary
@@ -194,6 +197,10 @@ pub(crate) struct Subgraph {
     minor: Option<u32>,
     /// Federation name -> the name it has in this subgraph (directives without `@`).
     names: HashMap<&'static str, String>,
+    /// The directives of the schema (definition and extensions) other than `@link`.
+    schema_directives: Vec<Directive<'static, String>>,
+    /// The `@link`s to specifications other than federation.
+    other_links: Vec<OtherLink>,
 }
 
 /// Reads the `@link` of a subgraph SDL (on `extend schema` or on a schema definition) and
@@ -203,12 +210,18 @@ pub(crate) struct Subgraph {
 pub(crate) fn prepare(sdl: &str) -> Result<Subgraph, Error> {
     let (text, extensions) = split_schema_extensions(sdl);
     let mut links = Vec::new();
+    let mut other_links = Vec::new();
+    let mut schema_directives = Vec::new();
     let mut errors = Vec::new();
     let mut collect = |directives: &[Directive<'static, String>]| {
-        for d in directives.iter().filter(|d| d.name == "link") {
+        for d in directives {
+            if d.name != "link" {
+                schema_directives.push(d.clone());
+                continue;
+            }
             match read_link(d) {
                 Ok(Some(link)) => links.push(link),
-                Ok(None) => {}
+                Ok(None) => other_links.extend(read_other_link(d)),
                 Err(message) => errors.push(SchemaError::new(message, vec![loc(d.position)])),
             }
         }
@@ -310,7 +323,86 @@ pub(crate) fn prepare(sdl: &str) -> Result<Subgraph, Error> {
         sdl: sdl.into(),
         minor,
         names,
+        schema_directives,
+        other_links,
     })
+}
+
+/// A `@link` to a specification other than federation (a custom directive's, for
+/// `@composeDirective`).
+#[derive(Debug)]
+struct OtherLink {
+    /// The specification's name in this subgraph: `as:`, or the URL's name segment
+    /// (`https://example.com/lowercase/v1.0` -> `lowercase`).
+    name: String,
+    /// The imported elements under their names in this subgraph (`@lowercase`).
+    imports: Vec<String>,
+}
+
+/// Reads a `@link` to another specification; `None` when it has no usable URL.
+fn read_other_link(d: &Directive<'static, String>) -> Option<OtherLink> {
+    let arg = |name: &str| d.arguments.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let Some(ast::Value::String(url)) = arg("url") else {
+        return None;
+    };
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let mut segments = path.trim_end_matches('/').rsplit('/');
+    let last = segments.next().unwrap_or_default();
+    // The name is the segment before the version (`.../name/v1.0`); a URL without a
+    // version ends with the name.
+    let url_name = if last.strip_prefix('v').is_some_and(|v| v.contains('.')) {
+        segments.next().unwrap_or_default()
+    } else {
+        last
+    };
+    let name = match arg("as") {
+        Some(ast::Value::String(s)) => s.clone(),
+        _ => url_name.to_owned(),
+    };
+    let items = match arg("import") {
+        Some(ast::Value::List(items)) => items.clone(),
+        Some(other) => vec![other.clone()],
+        None => Vec::new(),
+    };
+    let imports = items
+        .into_iter()
+        .filter_map(|item| match item {
+            ast::Value::String(name) => Some(name),
+            ast::Value::Object(fields) => match (fields.get("as"), fields.get("name")) {
+                (Some(ast::Value::String(alias)), _) | (None, Some(ast::Value::String(alias))) => {
+                    Some(alias.clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    Some(OtherLink { name, imports })
+}
+
+/// Whether `label` is a label `@override(label:)` accepts: a name (a letter, then letters,
+/// digits, `_`, `-`, `:`, `.`, `/`) or `percent(x)` with `x` from 0 to 100 (at most two
+/// integer digits and eight decimals, or `100`), as the composer checks it.
+fn valid_override_label(label: &str) -> bool {
+    if let Some(percent) = label
+        .strip_prefix("percent(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        if percent == "100" {
+            return true;
+        }
+        let (integer, decimals) = match percent.split_once('.') {
+            Some((integer, decimals)) => (integer, Some(decimals)),
+            None => (percent, None),
+        };
+        let digits = |s: &str, max: usize| {
+            !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        return digits(integer, 2) && decimals.is_none_or(|d| digits(d, 8));
+    }
+    let mut chars = label.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_-:./".contains(c))
 }
 
 /// The federation link of one `@link` directive: version, prefix and imports.
@@ -405,10 +497,20 @@ struct KeyField {
     children: Vec<KeyField>,
 }
 
+/// How `_entities` resolves the representations of one entity type.
+#[derive(Debug)]
+pub(crate) enum ReferenceResolver {
+    /// One call per representation (`SchemaBuilder::entity_resolver`).
+    One(Resolver),
+    /// One call per request with all the type's representations
+    /// (`SchemaBuilder::entity_batch_resolver`).
+    Batch(Resolver),
+}
+
 /// An entity of the subgraph: a type with a resolvable `@key`.
 #[derive(Debug)]
 struct Entity {
-    resolver: Resolver,
+    resolver: ReferenceResolver,
     /// Each `@key`'s fields, as written and parsed.
     keys: Vec<(String, Vec<KeyField>)>,
     /// For an interface entity: the object types implementing it (a resolved value names
@@ -423,14 +525,92 @@ struct Entities {
     max_representations: usize,
 }
 
-/// The fields (name -> named type) of each object and interface type, definitions and
-/// extensions together, for checking field sets.
-type FieldMap = HashMap<String, HashMap<String, String>>;
+/// The named types by name, for checking field sets.
+type FieldMap = HashMap<String, TypeFields>;
 
 impl Subgraph {
     /// The name a federation directive or type has in this subgraph, if this version has it.
     fn name(&self, federation_name: &str) -> Option<&str> {
         self.names.get(federation_name).map(String::as_str)
+    }
+
+    /// `@override` on `type_name.field`: `label` needs federation v2.7 and a label the
+    /// composer accepts.
+    fn check_override(
+        &self,
+        type_name: &str,
+        field: &ast::Field<'static, String>,
+        minor: u32,
+    ) -> Vec<SchemaError> {
+        let Some(name) = self.name("override") else {
+            return Vec::new();
+        };
+        let mut errors = Vec::new();
+        for d in field.directives.iter().filter(|d| d.name == name) {
+            let Some((_, label)) = d.arguments.iter().find(|(n, _)| n == "label") else {
+                continue;
+            };
+            let message = match label {
+                _ if minor < 7 => format!(
+                    "@{name}(label:) on \"{type_name}.{}\" needs federation v2.7 or later, and the schema links v2.{minor}.",
+                    field.name
+                ),
+                ast::Value::String(label) if valid_override_label(label) => continue,
+                ast::Value::String(label) => format!(
+                    "Invalid @{name} label \"{label}\" on \"{type_name}.{}\": a label starts with a letter followed by letters, digits, \"_\", \"-\", \":\", \".\" or \"/\", or is \"percent(x)\" with x a number from 0 to 100 (at most 8 decimals).",
+                    field.name
+                ),
+                _ => format!(
+                    "@{name}(label:) on \"{type_name}.{}\" must be a string.",
+                    field.name
+                ),
+            };
+            errors.push(SchemaError::new(message, vec![loc(d.position)]));
+        }
+        errors
+    }
+
+    /// `@composeDirective(name: "@custom")`: the name has its `@`, names a directive the
+    /// SDL defines, that is not a federation directive, and that a `@link` to its
+    /// specification imports (or names with the specification's prefix), as the composer
+    /// requires. `defined` holds the SDL's type names and `@`-prefixed directive names.
+    fn check_compose_directives(&self, defined: &HashSet<String>) -> Vec<SchemaError> {
+        let Some(compose) = self.name("composeDirective") else {
+            return Vec::new();
+        };
+        let mut errors = Vec::new();
+        for d in self.schema_directives.iter().filter(|d| d.name == compose) {
+            let Some(name) = string_arg(d, "name") else {
+                continue;
+            };
+            let problem = match name.strip_prefix('@') {
+                None => "the name must start with \"@\".".to_owned(),
+                Some(bare) if self.names.values().any(|n| n == bare) || bare == "link" => {
+                    "federation's own directives are not composed this way.".to_owned()
+                }
+                Some(_) if !defined.contains(&name) => {
+                    "the SDL does not define that directive.".to_owned()
+                }
+                Some(bare)
+                    if !self.other_links.iter().any(|link| {
+                        link.imports.contains(&name)
+                            || bare == link.name
+                            || bare
+                                .strip_prefix(link.name.as_str())
+                                .is_some_and(|rest| rest.starts_with("__"))
+                    }) =>
+                {
+                    "the directive must come from a specification the schema links (@link(url: \"https://.../name/v1.0\", import: [\"@name\"]))."
+                        .to_owned()
+                }
+                Some(_) => continue,
+            };
+            errors.push(SchemaError::new(
+                format!("@{compose}(name: \"{name}\"): {problem}"),
+                vec![loc(d.position)],
+            ));
+        }
+        errors
     }
 
     /// Adds the federation definitions, `_service`, `_entities` and their types to `doc`
@@ -442,7 +622,7 @@ impl Subgraph {
         &self,
         doc: &mut Document<'static, String>,
         config: &Federation,
-        reference_resolvers: Vec<(String, Resolver)>,
+        reference_resolvers: Vec<(String, ReferenceResolver)>,
     ) -> Result<Vec<(String, String, Resolver)>, Error> {
         let mut errors = Vec::new();
         promote_orphan_extensions(doc);
@@ -455,7 +635,22 @@ impl Subgraph {
                 _ => None,
             })
             .collect();
-        let fields = field_map(doc);
+        let fields = field_map(doc, self.name("external"));
+        // Federation 2 subgraphs get the composer's field-set rules; Federation 1 ones
+        // (whose key fields in `extend type` are marked `@external`) only existence.
+        let fed2 = self.minor.is_some();
+        let rules = |directive: &'static str| {
+            if !fed2 {
+                return FieldSetRules::existence_only(directive);
+            }
+            FieldSetRules {
+                directive,
+                external_leaves: directive != "key",
+                arguments: directive == "requires",
+                abstract_fields: directive != "key",
+            }
+        };
+        errors.extend(self.check_compose_directives(&defined));
 
         // The definitions the SDL uses without defining them.
         let mut added = String::new();
@@ -534,7 +729,7 @@ impl Subgraph {
                 let Some(field_set) = string_arg(d, "fields") else {
                     continue;
                 };
-                let parsed = match check_field_set(&fields, name, &field_set) {
+                let parsed = match check_field_set(&fields, name, &field_set, rules("key")) {
                     Ok(parsed) => parsed,
                     Err(message) => {
                         errors.push(SchemaError::new(
@@ -556,7 +751,7 @@ impl Subgraph {
                         entity_objects.push(name.to_owned());
                     }
                     Entity {
-                        resolver: Resolver::Default,
+                        resolver: ReferenceResolver::One(Resolver::Default),
                         keys: Vec::new(),
                         implementations: (!is_object)
                             .then(|| implementations.get(name).cloned().unwrap_or_default()),
@@ -565,6 +760,9 @@ impl Subgraph {
                 entity.keys.push((field_set, parsed));
             }
             for f in type_fields {
+                if fed2 {
+                    errors.extend(self.check_override(name, f, minor));
+                }
                 for (directive, on_return_type) in [("requires", false), ("provides", true)] {
                     let Some(dname) = self.name(directive) else {
                         continue;
@@ -578,7 +776,35 @@ impl Subgraph {
                         } else {
                             name
                         };
-                        if let Err(message) = check_field_set(&fields, target, &field_set) {
+                        if on_return_type && fed2 {
+                            let field = fields.get(name).and_then(|t| t.fields.get(&f.name));
+                            let problem = if field.is_some_and(|field| field.external)
+                                || fields.get(name).is_some_and(|t| t.external)
+                            {
+                                Some("a field cannot be both @provides and @external.".to_owned())
+                            } else if !fields.get(target).is_some_and(|t| {
+                                matches!(
+                                    t.kind,
+                                    TypeKind::Object | TypeKind::Interface | TypeKind::Union
+                                )
+                            }) {
+                                Some(format!(
+                                    "the field's type \"{target}\" is not an object, interface or union type."
+                                ))
+                            } else {
+                                None
+                            };
+                            if let Some(message) = problem {
+                                errors.push(SchemaError::new(
+                                    format!("@{dname} on \"{name}.{}\": {message}", f.name),
+                                    vec![loc(d.position)],
+                                ));
+                                continue;
+                            }
+                        }
+                        if let Err(message) =
+                            check_field_set(&fields, target, &field_set, rules(directive))
+                        {
                             errors.push(SchemaError::new(
                                 format!(
                                     "@{dname}(fields: \"{field_set}\") on \"{name}.{}\": {message}",
@@ -594,11 +820,25 @@ impl Subgraph {
         for (type_name, resolver) in reference_resolvers {
             match entities.get_mut(&type_name) {
                 Some(entity) => {
-                    if matches!(resolver, Resolver::SyncList(_) | Resolver::AsyncList(_) | Resolver::ItemStream(_) | Resolver::TypedList(_)) {
+                    let message = match &resolver {
+                        ReferenceResolver::One(
+                            Resolver::SyncList(_)
+                            | Resolver::AsyncList(_)
+                            | Resolver::ItemStream(_)
+                            | Resolver::TypedList(_),
+                        ) => Some("The reference resolver of \"{type_name}\" must return one value (Resolver::sync or Resolver::asynchronous), not a list."),
+                        ReferenceResolver::Batch(
+                            Resolver::Default
+                            | Resolver::Sync(_)
+                            | Resolver::Async(_)
+                            | Resolver::ItemStream(_)
+                            | Resolver::TypedList(_),
+                        ) => Some("The batch reference resolver of \"{type_name}\" must return one item per representation (Resolver::sync_list or Resolver::asynchronous_list)."),
+                        _ => None,
+                    };
+                    if let Some(message) = message {
                         errors.push(SchemaError::new(
-                            format!(
-                                "The reference resolver of \"{type_name}\" must return one value (Resolver::sync or Resolver::asynchronous), not a list."
-                            ),
+                            message.replace("{type_name}", &type_name),
                             vec![],
                         ));
                     }
@@ -659,7 +899,9 @@ impl Subgraph {
 
 impl Entities {
     /// `_entities(representations:)`: each representation through its type's reference
-    /// resolver, all at once; a failing one is null with its own error.
+    /// resolver, or with the other representations of its type through the type's batch
+    /// resolver, all at once; a failing one is null with its own error. The results keep
+    /// the representations' order.
     async fn resolve_all(&self, input: ResolverInput<'_>) -> crate::resolver::ListResult {
         let representations = input
             .args
@@ -675,13 +917,56 @@ impl Entities {
             .with_extension("code", Value::from("LIMIT_EXCEEDED")));
         }
         let args = Args::new();
-        let resolving = representations
-            .iter()
-            .map(|representation| self.resolve(input.ctx, representation, &args));
-        Ok(futures_util::future::join_all(resolving).await)
+        let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(representations.len());
+        let mut singles = Vec::new();
+        // (type name, entity, the indices of its representations), in order of first use.
+        let mut batches: Vec<(&str, &Entity, Vec<usize>)> = Vec::new();
+        for (index, representation) in representations.iter().enumerate() {
+            match self.check(representation) {
+                Err(e) => results.push(Some(Err(e))),
+                Ok((typename, entity)) => {
+                    results.push(None);
+                    match &entity.resolver {
+                        ReferenceResolver::One(resolver) => singles.push(self.resolve_one(
+                            input.ctx,
+                            typename,
+                            entity,
+                            resolver,
+                            representation,
+                            &args,
+                            index,
+                        )),
+                        ReferenceResolver::Batch(_) => {
+                            match batches.iter_mut().find(|(t, _, _)| *t == typename) {
+                                Some((_, _, indices)) => indices.push(index),
+                                None => batches.push((typename, entity, vec![index])),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let batched = batches.into_iter().map(|(typename, entity, indices)| {
+            self.resolve_batch(input.ctx, typename, entity, representations, indices, &args)
+        });
+        let (singles, batched) = futures_util::future::join(
+            futures_util::future::join_all(singles),
+            futures_util::future::join_all(batched),
+        )
+        .await;
+        for (index, result) in singles.into_iter().chain(batched.into_iter().flatten()) {
+            if let Some(slot) = results.get_mut(index) {
+                *slot = Some(result);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Ok(Value::Null)))
+            .collect())
     }
 
-    async fn resolve(&self, ctx: &Context, representation: &Value, args: &Args) -> ItemResult {
+    /// The representation's entity, if it names one and carries one of its keys.
+    fn check<'e>(&'e self, representation: &'e Value) -> Result<(&'e str, &'e Entity), FieldError> {
         let Some(typename) = representation.get("__typename").and_then(Value::as_str) else {
             return Err(FieldError::new(
                 "A representation must be an object with a \"__typename\" string.",
@@ -707,53 +992,143 @@ impl Entities {
                 keys.join(", ")
             )));
         }
-        let value = match &entity.resolver {
-            Resolver::Default => return Ok(representation.clone()),
-            Resolver::Sync(f) => f(ctx, representation, args)?,
+        Ok((typename, entity))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve_one(
+        &self,
+        ctx: &Context,
+        typename: &str,
+        entity: &Entity,
+        resolver: &Resolver,
+        representation: &Value,
+        args: &Args,
+        index: usize,
+    ) -> (usize, ItemResult) {
+        let value = match resolver {
+            Resolver::Default => return (index, Ok(representation.clone())),
+            Resolver::Sync(f) => f(ctx, representation, args),
             Resolver::Async(f) => {
                 f(ResolverInput {
                     ctx,
                     parent: representation,
                     args,
                 })
-                .await?
+                .await
             }
             // Refused when the schema was built.
             Resolver::SyncList(_)
             | Resolver::AsyncList(_)
             | Resolver::ItemStream(_)
-            | Resolver::TypedList(_) => Value::Null,
+            | Resolver::TypedList(_) => Ok(Value::Null),
         };
-        let mut object = match value {
-            Value::Null => return Ok(Value::Null),
-            Value::Object(object) => object,
-            _ => {
-                return Err(FieldError::new(format!(
-                    "The reference resolver of \"{typename}\" returned a value that is not an object."
-                )));
-            }
-        };
-        // The representation's fields (keys, @external fields a @requires asked for) stay
-        // available to the entity's field resolvers.
-        if let Value::Object(fields) = representation {
-            for (name, value) in fields {
-                if !object.contains_key(name) {
-                    object.insert(name.clone(), value.clone());
-                }
-            }
-        }
-        if let Some(implementations) = &entity.implementations {
-            // An interface entity: the resolver names the object type; `__typename` copied
-            // from the representation is the interface's and is not enough.
-            let named = object.get("__typename").and_then(Value::as_str);
-            if !named.is_some_and(|n| implementations.iter().any(|i| i == n)) {
-                return Err(FieldError::new(format!(
-                    "The reference resolver of interface \"{typename}\" must return an object whose \"__typename\" names a type implementing it."
-                )));
-            }
-        }
-        Ok(Value::Object(object))
+        (
+            index,
+            value.and_then(|value| complete(typename, entity, representation, value)),
+        )
     }
+
+    /// The representations of one type at `indices`, through its batch resolver in one
+    /// call; each result is paired with its representation's index.
+    async fn resolve_batch(
+        &self,
+        ctx: &Context,
+        typename: &str,
+        entity: &Entity,
+        representations: &[Value],
+        indices: Vec<usize>,
+        args: &Args,
+    ) -> Vec<(usize, ItemResult)> {
+        let batch = Value::Array(
+            indices
+                .iter()
+                .filter_map(|i| representations.get(*i).cloned())
+                .collect(),
+        );
+        let result = match &entity.resolver {
+            ReferenceResolver::Batch(Resolver::SyncList(f)) => f(ctx, &batch, args),
+            ReferenceResolver::Batch(Resolver::AsyncList(f)) => {
+                f(ResolverInput {
+                    ctx,
+                    parent: &batch,
+                    args,
+                })
+                .await
+            }
+            // Refused when the schema was built.
+            _ => Ok(Vec::new()),
+        };
+        let items = match result {
+            Ok(items) if items.len() == indices.len() => items,
+            Ok(items) => {
+                let error = FieldError::new(format!(
+                    "The batch reference resolver of \"{typename}\" returned {} results for {} representations.",
+                    items.len(),
+                    indices.len()
+                ));
+                return indices
+                    .into_iter()
+                    .map(|i| (i, Err(error.clone())))
+                    .collect();
+            }
+            Err(error) => {
+                return indices
+                    .into_iter()
+                    .map(|i| (i, Err(error.clone())))
+                    .collect();
+            }
+        };
+        let batch = match batch {
+            Value::Array(batch) => batch,
+            _ => Vec::new(),
+        };
+        indices
+            .into_iter()
+            .zip(items)
+            .zip(batch)
+            .map(|((index, item), representation)| {
+                (
+                    index,
+                    item.and_then(|value| complete(typename, entity, &representation, value)),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A reference resolver's value made the entity: null stays null, an object gets the
+/// representation's fields it lacks, an interface entity's must name its object type.
+fn complete(typename: &str, entity: &Entity, representation: &Value, value: Value) -> ItemResult {
+    let mut object = match value {
+        Value::Null => return Ok(Value::Null),
+        Value::Object(object) => object,
+        _ => {
+            return Err(FieldError::new(format!(
+                "The reference resolver of \"{typename}\" returned a value that is not an object."
+            )));
+        }
+    };
+    // The representation's fields (keys, @external fields a @requires asked for) stay
+    // available to the entity's field resolvers.
+    if let Value::Object(fields) = representation {
+        for (name, value) in fields {
+            if !object.contains_key(name) {
+                object.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    if let Some(implementations) = &entity.implementations {
+        // An interface entity: the resolver names the object type; `__typename` copied
+        // from the representation is the interface's and is not enough.
+        let named = object.get("__typename").and_then(Value::as_str);
+        if !named.is_some_and(|n| implementations.iter().any(|i| i == n)) {
+            return Err(FieldError::new(format!(
+                "The reference resolver of interface \"{typename}\" must return an object whose \"__typename\" names a type implementing it."
+            )));
+        }
+    }
+    Ok(Value::Object(object))
 }
 
 /// Whether a representation carries every field of a key (nested ones inside objects, or
@@ -768,12 +1143,41 @@ fn has_fields(value: &Value, fields: &[KeyField]) -> bool {
     })
 }
 
+/// What a field set may select besides existing fields (the composer's rules for each
+/// directive in a federation v2 subgraph; Federation 1 subgraphs are only checked for
+/// fields that exist).
+#[derive(Debug, Clone, Copy)]
+struct FieldSetRules {
+    /// `@key`, `@requires` or `@provides` (without `@`), for messages.
+    directive: &'static str,
+    /// Leaf fields must be `@external` unless a field above them in the set is
+    /// (`@requires`, `@provides`: fields this subgraph resolves itself are not required
+    /// from, or provided by, another one).
+    external_leaves: bool,
+    /// Fields with arguments may be selected (`@requires` only).
+    arguments: bool,
+    /// Fields of an interface or union type may be selected (not in `@key`).
+    abstract_fields: bool,
+}
+
+impl FieldSetRules {
+    fn existence_only(directive: &'static str) -> Self {
+        FieldSetRules {
+            directive,
+            external_leaves: false,
+            arguments: true,
+            abstract_fields: true,
+        }
+    }
+}
+
 /// Parses a field set (`"id"`, `"sku package"`, `"id organization { id }"`) and checks its
 /// fields against `type_name`'s; returns the fields, without inline fragments' contents.
 fn check_field_set(
     fields: &FieldMap,
     type_name: &str,
     field_set: &str,
+    rules: FieldSetRules,
 ) -> Result<Vec<KeyField>, String> {
     let text = format!("{{{field_set}}}");
     let doc = graphql_parser::parse_query::<String>(&text)
@@ -788,31 +1192,70 @@ fn check_field_set(
     if items.is_empty() {
         return Err("the field set is empty.".to_owned());
     }
-    check_selections(fields, type_name, &items)
+    check_selections(fields, type_name, &items, rules, false)
 }
 
 fn check_selections(
     fields: &FieldMap,
     type_name: &str,
     items: &[Selection<'_, String>],
+    rules: FieldSetRules,
+    external_above: bool,
 ) -> Result<Vec<KeyField>, String> {
     let mut out = Vec::new();
+    let parent = fields.get(type_name);
     for item in items {
         match item {
             Selection::Field(f) => {
                 if f.name == "__typename" {
                     continue;
                 }
-                let Some(field_type) = fields.get(type_name).and_then(|t| t.get(&f.name)) else {
+                let Some(field) = parent.and_then(|t| t.fields.get(&f.name)) else {
                     return Err(format!(
                         "field \"{}\" is not defined on type \"{type_name}\".",
                         f.name
                     ));
                 };
+                let external = field.external || parent.is_some_and(|t| t.external);
+                if !rules.arguments && field.has_arguments {
+                    return Err(format!(
+                        "field \"{type_name}.{}\" has arguments, which @{} does not allow.",
+                        f.name, rules.directive
+                    ));
+                }
+                let field_kind = fields.get(&field.type_name).map(|t| t.kind);
+                if !rules.abstract_fields
+                    && matches!(field_kind, Some(TypeKind::Interface | TypeKind::Union))
+                {
+                    return Err(format!(
+                        "field \"{type_name}.{}\" is of an interface or union type, which @{} does not allow.",
+                        f.name, rules.directive
+                    ));
+                }
+                // Below an interface, whether a field is external depends on the
+                // implementations; left to the composer.
+                let interface_parent = parent.is_some_and(|t| t.kind == TypeKind::Interface);
+                if rules.external_leaves
+                    && f.selection_set.items.is_empty()
+                    && !external
+                    && !external_above
+                    && !interface_parent
+                {
+                    return Err(format!(
+                        "field \"{type_name}.{}\" is resolved by this subgraph (it is not marked @external), so it cannot be part of a @{}.",
+                        f.name, rules.directive
+                    ));
+                }
                 let children = if f.selection_set.items.is_empty() {
                     Vec::new()
                 } else {
-                    check_selections(fields, field_type, &f.selection_set.items)?
+                    check_selections(
+                        fields,
+                        &field.type_name,
+                        &f.selection_set.items,
+                        rules,
+                        external_above || external || interface_parent,
+                    )?
                 };
                 out.push(KeyField {
                     name: f.name.clone(),
@@ -826,7 +1269,13 @@ fn check_selections(
                 };
                 // Checked, but not required of representations: which branch applies
                 // depends on the runtime type.
-                check_selections(fields, target, &fragment.selection_set.items)?;
+                check_selections(
+                    fields,
+                    target,
+                    &fragment.selection_set.items,
+                    rules,
+                    external_above,
+                )?;
             }
             Selection::FragmentSpread(_) => {
                 return Err("field sets cannot use named fragments.".to_owned());
@@ -836,15 +1285,83 @@ fn check_selections(
     Ok(out)
 }
 
-/// The fields of every object and interface type (definitions and extensions).
-fn field_map(doc: &Document<'static, String>) -> FieldMap {
+/// The kind of a named type, as field-set checks need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TypeKind {
+    Object,
+    Interface,
+    Union,
+    /// Scalars, enums and input objects.
+    Other,
+}
+
+/// What field-set checks know of one field.
+#[derive(Debug)]
+struct FieldInfo {
+    /// The named type (list and non-null wrappers removed).
+    type_name: String,
+    has_arguments: bool,
+    /// Marked `@external` (the field itself).
+    external: bool,
+}
+
+/// What field-set checks know of one named type (definitions and extensions together).
+#[derive(Debug)]
+struct TypeFields {
+    kind: TypeKind,
+    /// The type is marked `@external` (every field is).
+    external: bool,
+    fields: HashMap<String, FieldInfo>,
+}
+
+/// Every named type with the fields of object and interface types; `external` is the
+/// subgraph's name of `@external`.
+fn field_map(doc: &Document<'static, String>, external: Option<&str>) -> FieldMap {
     let mut map: FieldMap = HashMap::new();
+    let is_external = |ds: &[Directive<'static, String>]| {
+        external.is_some_and(|e| ds.iter().any(|d| d.name == e))
+    };
     for def in &doc.definitions {
-        if let Some((name, _, _, type_fields, _)) = type_parts(def) {
-            let entry = map.entry(name.to_owned()).or_default();
+        if let Some((name, directives, _, type_fields, is_object)) = type_parts(def) {
+            let entry = map.entry(name.to_owned()).or_insert_with(|| TypeFields {
+                kind: if is_object {
+                    TypeKind::Object
+                } else {
+                    TypeKind::Interface
+                },
+                external: false,
+                fields: HashMap::new(),
+            });
+            // Fields of an `@external` type (or type extension) are external.
+            let type_external = is_external(directives);
             for f in type_fields {
-                entry.insert(f.name.clone(), named_type(&f.field_type).to_owned());
+                entry.fields.insert(
+                    f.name.clone(),
+                    FieldInfo {
+                        type_name: named_type(&f.field_type).to_owned(),
+                        has_arguments: !f.arguments.is_empty(),
+                        external: type_external || is_external(&f.directives),
+                    },
+                );
             }
+            continue;
+        }
+        let kind = match def {
+            Definition::TypeDefinition(TypeDefinition::Union(t)) => {
+                Some((t.name.as_str(), TypeKind::Union))
+            }
+            Definition::TypeExtension(TypeExtension::Union(t)) => {
+                Some((t.name.as_str(), TypeKind::Union))
+            }
+            Definition::TypeDefinition(t) => Some((type_name(t), TypeKind::Other)),
+            _ => None,
+        };
+        if let Some((name, kind)) = kind {
+            map.entry(name.to_owned()).or_insert_with(|| TypeFields {
+                kind,
+                external: false,
+                fields: HashMap::new(),
+            });
         }
     }
     map
@@ -1022,24 +1539,77 @@ mod tests {
     }
 
     #[test]
+    fn override_labels_as_the_composer_reads_them() {
+        for ok in [
+            "percent(0)",
+            "percent(50)",
+            "percent(100)",
+            "percent(99.12345678)",
+            "percent(05)",
+            "a",
+            "beta",
+            "Flag_1-x:y.z/w",
+        ] {
+            assert!(valid_override_label(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "percent(101)",
+            "percent(100.0)",
+            "percent(1.123456789)",
+            "percent()",
+            "percent(.5)",
+            "percent(5.)",
+            "percent(-1)",
+            "percent(5",
+            "1abc",
+            "_a",
+            "a b",
+            "é",
+            "a,b",
+        ] {
+            assert!(!valid_override_label(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn other_links_name_and_imports() {
+        let sg = prepare(
+            r#"extend schema
+                 @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@composeDirective"])
+                 @link(url: "https://example.com/custom/v1.2", import: ["@a", {name: "@b", as: "@c"}])
+                 @link(url: "https://example.com/other/v0.1", as: "o")
+                 @composeDirective(name: "@a")
+               type Query { a: Int }"#,
+        )
+        .unwrap();
+        assert_eq!(sg.other_links.len(), 2);
+        assert_eq!(sg.other_links[0].name, "custom");
+        assert_eq!(sg.other_links[0].imports, ["@a", "@c"]);
+        assert_eq!(sg.other_links[1].name, "o");
+        assert_eq!(sg.schema_directives.len(), 1);
+    }
+
+    #[test]
     fn field_sets_are_checked_and_nested_keys_found() {
         let doc = graphql_parser::parse_schema::<String>(
             "type P { id: ID! org: O tags: [O] } type O { id: ID! name: String }",
         )
         .unwrap()
         .into_static();
-        let fields = field_map(&doc);
-        let parsed = check_field_set(&fields, "P", "id org { id }").unwrap();
+        let fields = field_map(&doc, None);
+        let any = FieldSetRules::existence_only("key");
+        let parsed = check_field_set(&fields, "P", "id org { id }", any).unwrap();
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed[1].children[0].name, "id");
-        assert!(check_field_set(&fields, "P", "nope").is_err());
-        assert!(check_field_set(&fields, "P", "org { nope }").is_err());
-        assert!(check_field_set(&fields, "P", "id {").is_err());
+        assert!(check_field_set(&fields, "P", "nope", any).is_err());
+        assert!(check_field_set(&fields, "P", "org { nope }", any).is_err());
+        assert!(check_field_set(&fields, "P", "id {", any).is_err());
         let rep = serde_json::json!({"id": 1, "org": {"id": 2}});
         assert!(has_fields(&rep, &parsed));
         let rep = serde_json::json!({"id": 1, "org": {"name": 2}});
         assert!(!has_fields(&rep, &parsed));
-        let tags = check_field_set(&fields, "P", "tags { id }").unwrap();
+        let tags = check_field_set(&fields, "P", "tags { id }", any).unwrap();
         assert!(has_fields(&serde_json::json!({"tags": [{"id": 1}]}), &tags));
         assert!(!has_fields(&serde_json::json!({"tags": [{}]}), &tags));
     }

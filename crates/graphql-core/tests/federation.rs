@@ -415,3 +415,323 @@ extend type Account @key(fields: "id") { id: ID! @external user: User }
         json!({"data": {"_entities": [{"id": "1", "name": "user \"1\""}]}})
     );
 }
+
+/// The composer's subgraph rules `finish` applies to a federation v2 subgraph, each with
+/// the error it gives (the composer's codes in comments; examples/federation's
+/// composition test shows `composeServices` refusing the same SDLs).
+#[test]
+fn composition_rules_checked_when_the_schema_is_built() {
+    let base = |minor: u32| {
+        format!(
+            r#"extend schema @link(url: "https://specs.apollo.dev/federation/v2.{minor}", import: ["@key", "@requires", "@provides", "@external", "@override", "@composeDirective"])
+"#
+        )
+    };
+    let cases = [
+        // REQUIRES_FIELDS_MISSING_EXTERNAL
+        (
+            3,
+            r#"type Query { p: P } type P @key(fields: "id") { id: ID! w: Int x: Int @requires(fields: "w") }"#,
+            r#"@requires(fields: "w") on "P.x": field "P.w" is resolved by this subgraph (it is not marked @external), so it cannot be part of a @requires."#,
+        ),
+        // PROVIDES_FIELDS_MISSING_EXTERNAL
+        (
+            3,
+            r#"type Query { p: P @provides(fields: "w") } type P @key(fields: "id") { id: ID! w: Int }"#,
+            r#"@provides(fields: "w") on "Query.p": field "P.w" is resolved by this subgraph"#,
+        ),
+        // EXTERNAL_COLLISION_WITH_ANOTHER_DIRECTIVE
+        (
+            3,
+            r#"type Query { q: Q } type Q @key(fields: "id") { id: ID! p: P @external @provides(fields: "w") } type P @key(fields: "id") { id: ID! w: Int @external }"#,
+            r#"@provides on "Q.p": a field cannot be both @provides and @external."#,
+        ),
+        // PROVIDES_ON_NON_OBJECT_FIELD
+        (
+            3,
+            r#"type Query { p: Int @provides(fields: "w") } type P @key(fields: "id") { id: ID! w: Int @external }"#,
+            r#"@provides on "Query.p": the field's type "Int" is not an object, interface or union type."#,
+        ),
+        // KEY_FIELDS_HAS_ARGS
+        (
+            3,
+            r#"type Query { p: P } type P @key(fields: "id") { id(x: Int): ID! }"#,
+            r#"@key(fields: "id") on "P": field "P.id" has arguments, which @key does not allow."#,
+        ),
+        // KEY_FIELDS_SELECT_INVALID_TYPE
+        (
+            3,
+            r#"type Query { p: P } interface I { a: Int } type P @key(fields: "i { a }") { i: I }"#,
+            r#"field "P.i" is of an interface or union type, which @key does not allow."#,
+        ),
+        // OVERRIDE_LABEL_INVALID
+        (
+            7,
+            r#"type Query { p: P } type P @key(fields: "id") { id: ID! n: String @override(from: "other", label: "percent(101)") }"#,
+            r#"Invalid @override label "percent(101)" on "P.n""#,
+        ),
+        (
+            7,
+            r#"type Query { p: P } type P @key(fields: "id") { id: ID! n: String @override(from: "other", label: "1abc") }"#,
+            r#"Invalid @override label "1abc""#,
+        ),
+        // INVALID_GRAPHQL (`label` is not an argument before v2.7)
+        (
+            6,
+            r#"type Query { p: P } type P @key(fields: "id") { id: ID! n: String @override(from: "other", label: "percent(5)") }"#,
+            r#"@override(label:) on "P.n" needs federation v2.7 or later, and the schema links v2.6."#,
+        ),
+        // DIRECTIVE_COMPOSITION_ERROR, four ways
+        (
+            3,
+            r#"extend schema @link(url: "https://example.com/foo/v1.0", import: ["@foo"]) @composeDirective(name: "@foo")
+               type Query { p: Int }"#,
+            r#"@composeDirective(name: "@foo"): the SDL does not define that directive."#,
+        ),
+        (
+            3,
+            r#"extend schema @composeDirective(name: "@foo") directive @foo on FIELD_DEFINITION
+               type Query { p: Int @foo }"#,
+            r#"@composeDirective(name: "@foo"): the directive must come from a specification the schema links"#,
+        ),
+        (
+            3,
+            r#"extend schema @link(url: "https://example.com/foo/v1.0", import: ["@foo"]) @composeDirective(name: "foo")
+               directive @foo on FIELD_DEFINITION type Query { p: Int @foo }"#,
+            r#"@composeDirective(name: "foo"): the name must start with "@"."#,
+        ),
+        (
+            3,
+            r#"extend schema @composeDirective(name: "@key") type Query { p: Int }"#,
+            r#"@composeDirective(name: "@key"): federation's own directives are not composed this way."#,
+        ),
+    ];
+    for (minor, sdl, expected) in cases {
+        let err = Schema::build(format!("{}{sdl}", base(minor)))
+            .federation(Federation::new())
+            .finish()
+            .unwrap_err();
+        assert!(err.to_string().contains(expected), "{sdl}:\n{err}");
+    }
+
+    // What the rules allow: a field below an @external one, nested @provides, labels of
+    // both forms, a composed directive imported (or renamed) from its specification.
+    let ok = [
+        (
+            3,
+            r#"type Query { p: P } type P @key(fields: "id") { id: ID! o: O @external x: Int @requires(fields: "o { a b }") } type O { a: Int b: Int }"#,
+        ),
+        (
+            3,
+            r#"type Query { p: P @provides(fields: "o { a }") } type P @key(fields: "id") { id: ID! o: O @external } type O { a: Int }"#,
+        ),
+        (
+            3,
+            r#"type Query { q: Q } type Q @key(fields: "id") { id: ID! x: Int @requires(fields: "w") } extend type Q @external { w: Int }"#,
+        ),
+        (
+            7,
+            r#"type Query { p: P } type P @key(fields: "id") { id: ID! a: Int @override(from: "x", label: "percent(0.12345678)") b: Int @override(from: "x", label: "percent(100)") c: Int @override(from: "x", label: "beta/cohort-1:v2.x") }"#,
+        ),
+        (
+            3,
+            r#"extend schema @link(url: "https://example.com/foo/v1.0", import: [{name: "@foo", as: "@bar"}]) @link(url: "https://example.com/baz/v0.1") @composeDirective(name: "@bar") @composeDirective(name: "@baz__qux")
+               directive @bar on FIELD_DEFINITION directive @baz__qux on FIELD_DEFINITION
+               type Query { p: Int @bar q: Int @baz__qux }"#,
+        ),
+    ];
+    for (minor, sdl) in ok {
+        if let Err(err) = Schema::build(format!("{}{sdl}", base(minor)))
+            .federation(Federation::new())
+            .finish()
+        {
+            panic!("{sdl}:\n{err}");
+        }
+    }
+}
+
+const BATCHED: &str = r#"
+extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])
+type Query { a: Int }
+type Product @key(fields: "upc") { upc: String! name: String }
+type User @key(fields: "id") { id: ID! name: String }
+type Review @key(fields: "id") { id: ID! body: String }
+"#;
+
+/// Products come from an async batch resolver, users from a sync one, reviews one by one.
+fn batched(calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> Schema {
+    let product_calls = calls.clone();
+    let user_calls = calls.clone();
+    Schema::build(BATCHED)
+        .entity_batch_resolver(
+            "Product",
+            Resolver::asynchronous_list(move |input| {
+                let calls = product_calls.clone();
+                Box::pin(async move {
+                    let reps = input.parent.as_array().unwrap();
+                    let upcs: Vec<&str> = reps.iter().map(|r| r["upc"].as_str().unwrap()).collect();
+                    calls
+                        .lock()
+                        .unwrap()
+                        .push(format!("Product {}", upcs.join(",")));
+                    tokio::task::yield_now().await;
+                    Ok(upcs
+                        .iter()
+                        .map(|upc| match *upc {
+                            "404" => Ok(Value::Null),
+                            "500" => Err(FieldError::new(format!("product {upc} failed"))),
+                            _ => Ok(json!({"name": format!("product {upc}")})),
+                        })
+                        .collect())
+                })
+            }),
+        )
+        .entity_batch_resolver(
+            "User",
+            Resolver::sync_list(move |_, reps, _| {
+                let ids: Vec<&str> = reps
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap())
+                    .collect();
+                user_calls
+                    .lock()
+                    .unwrap()
+                    .push(format!("User {}", ids.join(",")));
+                if ids.contains(&"down") {
+                    return Err(FieldError::new("the user store is down"));
+                }
+                if ids.contains(&"short") {
+                    return Ok(vec![Ok(json!({}))]);
+                }
+                Ok(ids
+                    .iter()
+                    .map(|id| Ok(json!({"name": format!("user {id}")})))
+                    .collect())
+            }),
+        )
+        .entity_resolver(
+            "Review",
+            Resolver::sync(move |_, rep, _| {
+                calls
+                    .lock()
+                    .unwrap()
+                    .push(format!("Review {}", rep["id"].as_str().unwrap()));
+                Ok(json!({"body": "ok"}))
+            }),
+        )
+        .finish()
+        .unwrap()
+}
+
+const BATCHED_ENTITIES: &str = "query($r: [_Any!]!) { _entities(representations: $r) { __typename ... on Product { upc name } ... on User { id name } ... on Review { id body } } }";
+
+#[tokio::test]
+async fn batch_resolvers_are_called_once_per_type_and_keep_the_order() {
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let schema = batched(calls.clone());
+    let out = run(
+        &schema,
+        BATCHED_ENTITIES,
+        json!({"r": [
+            {"__typename": "Product", "upc": "1"},
+            {"__typename": "User", "id": "u1"},
+            {"__typename": "Review", "id": "r1"},
+            {"__typename": "Product", "upc": "404"},
+            {"__typename": "Product", "nope": "no key"},
+            {"__typename": "Product", "upc": "500"},
+            {"__typename": "User", "id": "u2"},
+            {"__typename": "Review", "id": "r2"},
+            {"__typename": "Product", "upc": "2"},
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        out["data"]["_entities"],
+        json!([
+            {"__typename": "Product", "upc": "1", "name": "product 1"},
+            {"__typename": "User", "id": "u1", "name": "user u1"},
+            {"__typename": "Review", "id": "r1", "body": "ok"},
+            null,
+            null,
+            null,
+            {"__typename": "User", "id": "u2", "name": "user u2"},
+            {"__typename": "Review", "id": "r2", "body": "ok"},
+            {"__typename": "Product", "upc": "2", "name": "product 2"},
+        ])
+    );
+    let errors = out["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors[0]["path"], json!(["_entities", 4]));
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("none of its keys"),
+        "{errors:#?}"
+    );
+    assert_eq!(errors[1]["path"], json!(["_entities", 5]));
+    assert_eq!(errors[1]["message"], "product 500 failed");
+    // One call per batched type with its representations in request order (the one
+    // without a key is left out), one call per review.
+    let mut calls = calls.lock().unwrap().clone();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "Product 1,404,500,2",
+            "Review r1",
+            "Review r2",
+            "User u1,u2"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_batch_fails_each_of_its_representations() {
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let schema = batched(calls);
+    for (id, message) in [
+        ("down", "the user store is down"),
+        (
+            "short",
+            "The batch reference resolver of \"User\" returned 1 results for 2 representations.",
+        ),
+    ] {
+        let out = run(
+            &schema,
+            BATCHED_ENTITIES,
+            json!({"r": [
+                {"__typename": "User", "id": "u1"},
+                {"__typename": "Product", "upc": "1"},
+                {"__typename": "User", "id": id},
+            ]}),
+        )
+        .await;
+        assert_eq!(
+            out["data"]["_entities"],
+            json!([null, {"__typename": "Product", "upc": "1", "name": "product 1"}, null])
+        );
+        let errors = out["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_eq!(errors[0]["path"], json!(["_entities", 0]));
+        assert_eq!(errors[1]["path"], json!(["_entities", 2]));
+        assert_eq!(errors[0]["message"], message);
+        assert_eq!(errors[1]["message"], message);
+    }
+}
+
+#[test]
+fn a_batch_resolver_must_return_a_list() {
+    let err = Schema::build(BATCHED)
+        .entity_batch_resolver("Product", Resolver::sync(|_, _, _| Ok(json!([]))))
+        .finish()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "The batch reference resolver of \"Product\" must return one item per representation"
+        ),
+        "{err}"
+    );
+}

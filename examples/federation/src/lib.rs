@@ -2,7 +2,8 @@
 //! `Product` by `upc`, or by its compound key `sku package`) and `reviews` (reviews of
 //! products, and `Product.reviews` and `Product.reviewScore` added to the type `products`
 //! owns; `reviewScore` `@requires` the product's `price`). A gateway composes them from
-//! their `_service { sdl }` and fetches entities across them with `_entities`.
+//! their `_service { sdl }` and fetches entities across them with `_entities`; `products`
+//! resolves all the products of one `_entities` call with one batch call.
 //!
 //! [`App`] answers GraphQL over HTTP at `/products/graphql` and `/reviews/graphql`, and
 //! `ok` at `/healthz`.
@@ -115,15 +116,25 @@ pub fn products_schema() -> graphql_core::Result<Schema> {
                     .map_or(Value::Null, product))
             }),
         )
-        // Found by `upc`, or by `sku` and `package` together (the compound key).
-        .entity_resolver(
+        // Every product representation of a request in one call (where a real subgraph
+        // makes one database query), each found by `upc`, or by `sku` and `package`
+        // together (the compound key); one result per representation, in order.
+        .entity_batch_resolver(
             "Product",
-            Resolver::sync(|_, representation, _| {
-                let found = PRODUCTS.iter().find(|p| match representation.get("upc") {
-                    Some(upc) => upc == p.0,
-                    None => representation["sku"] == p.1 && representation["package"] == p.2,
-                });
-                Ok(found.map_or(Value::Null, product))
+            Resolver::sync_list(|_, representations, _| {
+                let representations = representations.as_array().map_or(&[][..], Vec::as_slice);
+                Ok(representations
+                    .iter()
+                    .map(|representation| {
+                        let found = PRODUCTS.iter().find(|p| match representation.get("upc") {
+                            Some(upc) => upc == p.0,
+                            None => {
+                                representation["sku"] == p.1 && representation["package"] == p.2
+                            }
+                        });
+                        Ok(found.map_or(Value::Null, product))
+                    })
+                    .collect())
             }),
         )
         .finish()

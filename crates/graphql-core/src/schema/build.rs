@@ -49,7 +49,7 @@ pub struct SchemaBuilder {
     cache_hints: Vec<(String, Option<String>, CacheHint)>,
     /// `Some` when the schema is an Apollo Federation subgraph.
     federation: Option<Federation>,
-    reference_resolvers: Vec<(String, Resolver)>,
+    reference_resolvers: Vec<(String, crate::federation::ReferenceResolver)>,
 }
 
 impl SchemaBuilder {
@@ -100,7 +100,75 @@ impl SchemaBuilder {
     /// resolver is its representation. `Resolver::Default` keeps that behaviour.
     #[must_use]
     pub fn entity_resolver(mut self, type_name: impl Into<String>, resolver: Resolver) -> Self {
-        self.reference_resolvers.push((type_name.into(), resolver));
+        self.reference_resolvers.push((
+            type_name.into(),
+            crate::federation::ReferenceResolver::One(resolver),
+        ));
+        self.federation.get_or_insert_with(Federation::default);
+        self
+    }
+
+    /// Registers a batch reference resolver for an entity type: `_entities` calls it once
+    /// per request with every representation of that type (in the order they came), instead
+    /// of once per representation. It is a [`Resolver::sync_list`] or
+    /// [`Resolver::asynchronous_list`] whose `parent` is the JSON array of those
+    /// representations; it returns one item per representation, in the same order: the
+    /// entity as an object, null when there is none, or an error for that one. Each
+    /// representation is checked first (a `__typename` naming the entity, a key's fields);
+    /// one that fails is left out of the batch and gets its own error. An error for the
+    /// whole batch, or a list of another length, is an error at each of the batch's
+    /// representations. The results are completed as [`SchemaBuilder::entity_resolver`]'s
+    /// (representation fields copied in, `__typename` checks) and `_entities` keeps the
+    /// representations' order across types. Turns federation on like `entity_resolver`.
+    ///
+    /// ```
+    /// use graphql_core::{Context, FieldError, Request, Resolver, Schema};
+    /// use serde_json::{Value, json};
+    ///
+    /// let schema = Schema::build(r#"
+    ///     extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])
+    ///     type Query { a: Int }
+    ///     type Product @key(fields: "upc") { upc: String! name: String }
+    /// "#)
+    /// // One call for all the products of a request (one database query, say).
+    /// .entity_batch_resolver("Product", Resolver::sync_list(|_ctx, representations, _| {
+    ///     let upcs = representations.as_array().map(Vec::as_slice).unwrap_or_default();
+    ///     Ok(upcs.iter().map(|r| match r["upc"].as_str() {
+    ///         Some("1") => Ok(json!({"name": "Table"})),
+    ///         Some("2") => Ok(Value::Null),
+    ///         _ => Err(FieldError::new("no such product")),
+    ///     }).collect())
+    /// }))
+    /// .finish()?;
+    /// let query = r#"{ _entities(representations: [
+    ///     {__typename: "Product", upc: "1"}, {__typename: "Product", upc: "2"},
+    ///     {__typename: "Product", upc: "3"}]) { ... on Product { upc name } } }"#;
+    /// let response = block_on(schema.execute(&Request::new(query), &Context::default()));
+    /// let response: Value = serde_json::from_str(&response.to_json()).unwrap();
+    /// assert_eq!(
+    ///     response["data"]["_entities"],
+    ///     json!([{"upc": "1", "name": "Table"}, null, null])
+    /// );
+    /// assert_eq!(response["errors"][0]["path"], json!(["_entities", 2]));
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     // A schema whose resolvers are all synchronous completes on the first poll.
+    /// #     let waker = std::task::Waker::noop();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     match f.as_mut().poll(&mut cx) { std::task::Poll::Ready(v) => v, _ => unreachable!() }
+    /// # }
+    /// # Ok::<(), graphql_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn entity_batch_resolver(
+        mut self,
+        type_name: impl Into<String>,
+        resolver: Resolver,
+    ) -> Self {
+        self.reference_resolvers.push((
+            type_name.into(),
+            crate::federation::ReferenceResolver::Batch(resolver),
+        ));
         self.federation.get_or_insert_with(Federation::default);
         self
     }
