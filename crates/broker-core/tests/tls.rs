@@ -163,30 +163,7 @@ async fn mqtts_refuses_a_server_it_cannot_verify() {
     let Some((server, good)) = tls_mosquitto(&pki, false) else {
         return;
     };
-    // Another CA: the system's roots and `other` do not know the server's.
-    let url = format!(
-        "mqtts://localhost:{}?cacertfile={}",
-        server.port,
-        query(&other.ca)
-    );
-    let error = mqtt_publish(&url).await.unwrap_err();
-    assert!(
-        matches!(&error, Error::Backend { .. } | Error::Timeout(_)),
-        "{error}"
-    );
-    // A name the certificate does not hold (it is for `localhost`).
-    let url = format!(
-        "mqtts://127.0.0.1:{}?cacertfile={}",
-        server.port,
-        query(&pki.ca)
-    );
-    assert!(mqtt_publish(&url).await.is_err());
-    // Plain MQTT to the TLS listener gets no session either.
-    assert!(
-        mqtt_publish(&format!("mqtt://localhost:{}", server.port))
-            .await
-            .is_err()
-    );
+    refuses_what_it_cannot_verify(("mqtts", "mqtt"), server.port, &pki, &other, mqtt_publish).await;
     // Files that are not there are a TLS error at once.
     let error = broker_core::MqttBroker::connect("mqtts://localhost?cacertfile=/nonexistent", "")
         .await
@@ -194,6 +171,34 @@ async fn mqtts_refuses_a_server_it_cannot_verify() {
     assert!(matches!(error, Error::Tls(_)), "{error}");
     // And the right CA works.
     mqtt_publish(&good).await.unwrap();
+}
+
+/// What every TLS scheme refuses (`schemes`: the TLS one and the plain one) from the
+/// server on `port`, which holds a certificate `pki` signed for `localhost`: a CA that did
+/// not sign it (`other`), a name the certificate lacks, and the plain protocol.
+async fn refuses_what_it_cannot_verify(
+    (secure, plain): (&str, &str),
+    port: u16,
+    pki: &Pki,
+    other: &Pki,
+    round_trip: impl AsyncFn(&str) -> Result<(), Error>,
+) {
+    // Another CA: the system's roots and `other` do not know the server's.
+    let url = format!(
+        "{secure}://localhost:{port}?cacertfile={}",
+        query(&other.ca)
+    );
+    let error = round_trip(&url).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Backend { .. } | Error::Timeout(_)),
+        "{error}"
+    );
+    // A name the certificate does not hold (it is for `localhost`).
+    let url = format!("{secure}://127.0.0.1:{port}?cacertfile={}", query(&pki.ca));
+    assert!(round_trip(&url).await.is_err(), "{url}");
+    // The plain protocol to the TLS port gets no session either.
+    let url = format!("{plain}://localhost:{port}");
+    assert!(round_trip(&url).await.is_err(), "{url}");
 }
 
 #[tokio::test]
@@ -389,30 +394,17 @@ async fn rediss_refuses_a_server_it_cannot_verify() {
     let Some((server, good)) = tls_redis(&pki, false) else {
         return;
     };
-    // Another CA: the server's certificate is not signed by it.
-    let url = format!(
-        "rediss://localhost:{}?cacertfile={}",
+    refuses_what_it_cannot_verify(
+        ("rediss", "redis"),
         server.port,
-        query(&other.ca)
-    );
-    let error = redis_round_trip(&url).await.unwrap_err();
-    assert!(matches!(&error, Error::Backend { .. }), "{error}");
-    // A name the certificate does not hold (it is for `localhost`).
-    let url = format!(
-        "rediss://127.0.0.1:{}?cacertfile={}",
-        server.port,
-        query(&pki.ca)
-    );
-    assert!(redis_round_trip(&url).await.is_err());
+        &pki,
+        &other,
+        redis_round_trip,
+    )
+    .await;
     // The redis client's switch to skip verification is off.
     let url = format!("rediss://localhost:{}/#insecure", server.port);
     assert!(redis_round_trip(&url).await.is_err());
-    // Plain RESP to the TLS port gets no answer it can use.
-    assert!(
-        redis_round_trip(&format!("redis://localhost:{}", server.port))
-            .await
-            .is_err()
-    );
     // A CA file that is not there is a TLS error at once; TLS files on a plain URL are a
     // configuration mistake.
     let error = broker_core::RedisBroker::connect("rediss://localhost?cacertfile=/nonexistent", "")
