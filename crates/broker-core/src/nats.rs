@@ -663,7 +663,7 @@ impl NatsBroker {
         loop {
             let turn = q.keyed.turn.fetch_add(1, Ordering::Relaxed);
             // Every other round asks the partitions first, so neither kind starves.
-            let unkeyed_first = turn % 2 == 0;
+            let unkeyed_first = turn.is_multiple_of(2);
             let mut messages = Vec::new();
             if unkeyed_first {
                 messages = pull(&q.consumer, max, None).await?;

@@ -4,18 +4,17 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-//! Per-key ordering on NATS JetStream with competing consumers in two broker handles (two
-//! connections, as two processes would have): one message of a key out at a time, in
-//! publication order, a nacked one back before the later ones, different keys in parallel.
-#![cfg(feature = "nats")]
+//! Per-key ordering on NATS JetStream and Redis Streams with competing consumers in two
+//! broker handles (two connections, as two processes would have): one message of a key out
+//! at a time, in publication order, a nacked one back before the later ones, different keys
+//! in parallel.
+#![cfg(any(feature = "nats", feature = "redis"))]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use broker_core::{
-    Broker, Envelope, Error, NatsBroker, ORDERING_KEY, QueueConfig, RetryPolicy, Settlement,
-};
+use broker_core::{Broker, Envelope, Error, ORDERING_KEY, QueueConfig, RetryPolicy, Settlement};
 
 mod support;
 
@@ -43,18 +42,16 @@ fn key_and_step(envelope: &Envelope) -> (String, usize) {
     )
 }
 
-/// Two handles on the machine's server under one fresh prefix, the queue declared by both.
-async fn two_handles(test: &str) -> Option<(NatsBroker, NatsBroker)> {
-    let url = support::env("NATS_URL")?;
-    let prefix = format!(
+fn fresh_prefix(test: &str) -> String {
+    format!(
         "bkord_{test}_{}_",
         broker_core::MessageId::new().as_uuid().simple()
-    );
-    let one = NatsBroker::connect(&url, &prefix).await.unwrap();
-    let two = NatsBroker::connect(&url, &prefix).await.unwrap();
+    )
+}
+
+async fn declare_both<B: Broker>(one: &B, two: &B) {
     one.declare(QUEUE, &config()).await.unwrap();
     two.declare(QUEUE, &config()).await.unwrap();
-    Some((one, two))
 }
 
 /// What the consumers saw, shared by both.
@@ -72,7 +69,7 @@ struct Log {
     overlaps: Vec<(String, usize)>,
 }
 
-async fn consume(broker: &NatsBroker, handle: usize, log: &Mutex<Log>, total: usize) {
+async fn consume<B: Broker>(broker: &B, handle: usize, log: &Mutex<Log>, total: usize) {
     let done = || {
         log.lock()
             .unwrap()
@@ -117,11 +114,11 @@ async fn consume(broker: &NatsBroker, handle: usize, log: &Mutex<Log>, total: us
     }
 }
 
-#[tokio::test]
-async fn competing_handles_keep_each_keys_order_and_run_keys_in_parallel() {
-    let Some((one, two)) = two_handles("compete").await else {
-        return;
-    };
+async fn competing_handles_keep_each_keys_order_and_run_keys_in_parallel<B: Broker>(
+    one: &B,
+    two: &B,
+) {
+    declare_both(one, two).await;
     // `key-0` to `key-5` fall in six different partitions of the default 16.
     let keys: Vec<String> = (0..6).map(|k| format!("key-{k}")).collect();
     let steps = 8;
@@ -134,7 +131,7 @@ async fn competing_handles_keep_each_keys_order_and_run_keys_in_parallel() {
     one.publish_batch(QUEUE, batch).await.unwrap();
     let log = Mutex::new(Log::default());
     let total = keys.len() * steps;
-    tokio::join!(consume(&one, 0, &log, total), consume(&two, 1, &log, total));
+    tokio::join!(consume(one, 0, &log, total), consume(two, 1, &log, total));
     let log = log.into_inner().unwrap();
     assert!(log.overlaps.is_empty(), "held twice: {:?}", log.overlaps);
     for key in &keys {
@@ -156,7 +153,7 @@ async fn competing_handles_keep_each_keys_order_and_run_keys_in_parallel() {
     );
     assert_eq!(one.pending(QUEUE).await.unwrap(), 0);
 
-    // Fan-out copies cannot be kept in order on NATS: refused, not sent unordered.
+    // Fan-out copies are not kept in order here: refused, not sent unordered.
     let topic = one.publish_topic("events", keyed("key-0", 0)).await;
     assert!(
         matches!(
@@ -168,14 +165,10 @@ async fn competing_handles_keep_each_keys_order_and_run_keys_in_parallel() {
         ),
         "{topic:?}"
     );
-    one.delete_streams().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_nack_mid_sequence_holds_the_key_and_comes_back_first() {
-    let Some((one, two)) = two_handles("nack").await else {
-        return;
-    };
+async fn a_nack_mid_sequence_holds_the_key_and_comes_back_first<B: Broker>(one: &B, two: &B) {
+    declare_both(one, two).await;
     for step in 0..5 {
         one.publish(QUEUE, keyed("key-0", step)).await.unwrap();
     }
@@ -229,5 +222,66 @@ async fn a_nack_mid_sequence_holds_the_key_and_comes_back_first() {
     order.extend(rest);
     assert_eq!(order, [(0, 1), (1, 1), (2, 2), (3, 1), (4, 1)]);
     assert_eq!(one.pending(QUEUE).await.unwrap(), 0);
-    one.delete_streams().await.unwrap();
+}
+
+#[cfg(feature = "nats")]
+mod nats {
+    use broker_core::NatsBroker;
+
+    async fn two_handles(test: &str) -> Option<(NatsBroker, NatsBroker)> {
+        let url = super::support::env("NATS_URL")?;
+        let prefix = super::fresh_prefix(test);
+        let one = NatsBroker::connect(&url, &prefix).await.unwrap();
+        let two = NatsBroker::connect(&url, &prefix).await.unwrap();
+        Some((one, two))
+    }
+
+    #[tokio::test]
+    async fn competing_handles_keep_each_keys_order_and_run_keys_in_parallel() {
+        let Some((one, two)) = two_handles("compete").await else {
+            return;
+        };
+        super::competing_handles_keep_each_keys_order_and_run_keys_in_parallel(&one, &two).await;
+        one.delete_streams().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_nack_mid_sequence_holds_the_key_and_comes_back_first() {
+        let Some((one, two)) = two_handles("nack").await else {
+            return;
+        };
+        super::a_nack_mid_sequence_holds_the_key_and_comes_back_first(&one, &two).await;
+        one.delete_streams().await.unwrap();
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use broker_core::RedisBroker;
+
+    async fn two_handles(test: &str) -> Option<(RedisBroker, RedisBroker, String, String)> {
+        let url = super::support::env("REDIS_URL")?;
+        let prefix = format!("{}:", super::fresh_prefix(test));
+        let one = RedisBroker::connect(&url, &prefix).await.unwrap();
+        let two = RedisBroker::connect(&url, &prefix).await.unwrap();
+        Some((one, two, url, prefix))
+    }
+
+    #[tokio::test]
+    async fn competing_handles_keep_each_keys_order_and_run_keys_in_parallel() {
+        let Some((one, two, url, prefix)) = two_handles("compete").await else {
+            return;
+        };
+        super::competing_handles_keep_each_keys_order_and_run_keys_in_parallel(&one, &two).await;
+        super::support::delete_redis_keys(&url, &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn a_nack_mid_sequence_holds_the_key_and_comes_back_first() {
+        let Some((one, two, url, prefix)) = two_handles("nack").await else {
+            return;
+        };
+        super::a_nack_mid_sequence_holds_the_key_and_comes_back_first(&one, &two).await;
+        super::support::delete_redis_keys(&url, &prefix).await;
+    }
 }
