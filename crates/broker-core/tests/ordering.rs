@@ -224,6 +224,43 @@ async fn a_nack_mid_sequence_holds_the_key_and_comes_back_first<B: Broker>(one: 
     assert_eq!(one.pending(QUEUE).await.unwrap(), 0);
 }
 
+/// A consumer that dies holding a key's message: nothing more of that key goes out until
+/// the ack wait passed, then that message first (attempt 2), then the rest.
+async fn a_held_message_past_its_ack_wait_comes_back_before_the_rest<B: Broker>(one: &B, two: &B) {
+    let config = config().ack_wait(Duration::from_secs(1));
+    one.declare(QUEUE, &config).await.unwrap();
+    two.declare(QUEUE, &config).await.unwrap();
+    for step in 0..3 {
+        one.publish(QUEUE, keyed("key-0", step)).await.unwrap();
+    }
+    let held = one
+        .fetch(QUEUE, "dies", 10, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(key_and_step(&held[0].envelope).1, 0);
+    // Never settled. Within the ack wait the key stays held.
+    let none = two
+        .fetch(QUEUE, "w2", 10, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "within the ack wait: {}", none.len());
+    let mut order = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while order.len() < 3 && tokio::time::Instant::now() < end {
+        for d in two
+            .fetch(QUEUE, "w2", 10, Duration::from_millis(500))
+            .await
+            .unwrap()
+        {
+            order.push((key_and_step(&d.envelope).1, d.envelope.attempt()));
+            two.settle(&d, Settlement::Ack).await.unwrap();
+        }
+    }
+    assert_eq!(order, [(0, 2), (1, 1), (2, 1)]);
+    assert_eq!(two.pending(QUEUE).await.unwrap(), 0);
+}
+
 #[cfg(feature = "nats")]
 mod nats {
     use broker_core::NatsBroker;
@@ -251,6 +288,15 @@ mod nats {
             return;
         };
         super::a_nack_mid_sequence_holds_the_key_and_comes_back_first(&one, &two).await;
+        one.delete_streams().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_held_message_past_its_ack_wait_comes_back_before_the_rest() {
+        let Some((one, two)) = two_handles("expire").await else {
+            return;
+        };
+        super::a_held_message_past_its_ack_wait_comes_back_before_the_rest(&one, &two).await;
         one.delete_streams().await.unwrap();
     }
 }
@@ -282,6 +328,15 @@ mod redis {
             return;
         };
         super::a_nack_mid_sequence_holds_the_key_and_comes_back_first(&one, &two).await;
+        super::support::delete_redis_keys(&url, &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn a_held_message_past_its_ack_wait_comes_back_before_the_rest() {
+        let Some((one, two, url, prefix)) = two_handles("expire").await else {
+            return;
+        };
+        super::a_held_message_past_its_ack_wait_comes_back_before_the_rest(&one, &two).await;
         super::support::delete_redis_keys(&url, &prefix).await;
     }
 }
