@@ -182,6 +182,8 @@ struct Keyed {
     checked: Mutex<Option<tokio::time::Instant>>,
     /// The next partition to look at first, going round.
     cursor: AtomicUsize,
+    /// Fetch rounds so far, to alternate which kind (keyed or not) is read first.
+    turn: AtomicUsize,
 }
 
 impl Keyed {
@@ -191,6 +193,7 @@ impl Keyed {
             active: AtomicBool::new(false),
             checked: Mutex::new(None),
             cursor: AtomicUsize::new(0),
+            turn: AtomicUsize::new(0),
         }
     }
 }
@@ -1073,9 +1076,13 @@ impl Broker for RedisBroker {
             .is_none_or(|last| last.elapsed() >= HOUSEKEEPING_EVERY);
         let keyed = self.keyed_side(queue)?;
         loop {
-            // Keyed messages first (each round, so also between the blocking slices),
-            // while the partitions hold any.
-            let mut out = if self.keyed_waiting(&keyed, &keys).await? {
+            // While the partitions hold messages, each round reads them too (so also
+            // between the blocking slices): first or last by turns, so that neither kind
+            // starves the other.
+            let keyed_active = self.keyed_waiting(&keyed, &keys).await?;
+            let keyed_first =
+                keyed_active && keyed.turn.fetch_add(1, Ordering::Relaxed).is_multiple_of(2);
+            let mut out = if keyed_first {
                 self.fetch_keyed(&keyed, &keys, queue, consumer, &config, max)
                     .await?
             } else {
@@ -1087,15 +1094,23 @@ impl Broker for RedisBroker {
                         .await?,
                 );
             }
+            let keyed_last = keyed_active && !keyed_first;
             if out.len() < max {
                 let left = end.saturating_duration_since(tokio::time::Instant::now());
-                let block = if out.is_empty() && housekeeping {
+                // Not before the partitions were read this round.
+                let block = if out.is_empty() && housekeeping && !keyed_last {
                     left.min(BLOCK_SLICE)
                 } else {
                     Duration::ZERO
                 };
                 out.extend(
                     self.read_new(&keys, queue, consumer, max - out.len(), block)
+                        .await?,
+                );
+            }
+            if keyed_last && out.len() < max {
+                out.extend(
+                    self.fetch_keyed(&keyed, &keys, queue, consumer, &config, max - out.len())
                         .await?,
                 );
             }
