@@ -303,7 +303,7 @@ mod nats {
 
 #[cfg(feature = "redis")]
 mod redis {
-    use broker_core::RedisBroker;
+    use broker_core::{Broker, RedisBroker};
 
     async fn two_handles(test: &str) -> Option<(RedisBroker, RedisBroker, String, String)> {
         let url = super::support::env("REDIS_URL")?;
@@ -337,6 +337,48 @@ mod redis {
             return;
         };
         super::a_held_message_past_its_ack_wait_comes_back_before_the_rest(&one, &two).await;
+        super::support::delete_redis_keys(&url, &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn the_first_declaration_fixes_the_partition_count() {
+        let Some((one, two, url, prefix)) = two_handles("partitions").await else {
+            return;
+        };
+        assert!(matches!(
+            RedisBroker::connect(&url, &prefix)
+                .await
+                .unwrap()
+                .key_partitions(257),
+            Err(broker_core::Error::InvalidConfig(_))
+        ));
+        let one = one.key_partitions(4).unwrap();
+        let two = two.key_partitions(32).unwrap();
+        let config = super::config();
+        one.declare(super::QUEUE, &config).await.unwrap();
+        two.declare(super::QUEUE, &config).await.unwrap();
+        // Both place keys in 4 partitions: 4 streams, whichever handle published.
+        for k in 0..16 {
+            two.publish(super::QUEUE, super::keyed(&format!("key-{k}"), 0))
+                .await
+                .unwrap();
+        }
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let count: u32 = redis::cmd("GET")
+            .arg(format!("{prefix}{}:kn", super::QUEUE))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(count, 4);
+        let mut streams: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}{}:k:*", super::QUEUE))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        streams.sort();
+        assert_eq!(streams.len(), 4, "{streams:?}");
+        assert_eq!(one.pending(super::QUEUE).await.unwrap(), 16);
         super::support::delete_redis_keys(&url, &prefix).await;
     }
 }
