@@ -32,6 +32,8 @@ pub(crate) enum DeliveryToken {
     Redis {
         entry: String,
         consumer: String,
+        /// The key partition of a keyed message (its stream and lease), `None` otherwise.
+        partition: Option<u32>,
     },
     #[cfg(feature = "amqp")]
     Amqp {

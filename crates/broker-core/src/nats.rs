@@ -11,11 +11,23 @@
 //! A server killed uncleanly can bring back messages it had already removed when they were
 //! acked, below the consumer's ack floor, where they are never delivered; `declare` and
 //! `pending` purge them.
+//!
+//! Per-key ordering ([`ORDERING_KEY`](crate::ORDERING_KEY)): a message with a key goes to a
+//! second work-queue stream `K_<prefix><queue>`, on subject `bkk.<prefix><queue>.<p>` where
+//! `p` is the key's partition, CRC-32 (IEEE) of the key's UTF-8 bytes modulo the queue's
+//! partition count ([`NatsBroker::key_partitions`], 16 by default, fixed by the first
+//! declaration and kept in the stream's description). Each partition has a durable pull
+//! consumer `p<p>` with `max_ack_pending` 1: the server hands out the next message of a
+//! partition only after the one before is acked or terminated, to whichever process asks,
+//! and a nacked or expired one is redelivered before the later ones. Keys that share a
+//! partition wait for each other (head-of-line blocking, as with Kafka's partitions).
+//! Messages without a key take the path above, unchanged; the partitions are polled only
+//! while the keyed stream holds messages (checked at most once a second per queue).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
@@ -26,7 +38,7 @@ use futures_util::StreamExt;
 
 use crate::broker::DeliveryToken;
 use crate::held::Held;
-use crate::ordering::refuse_ordering_key;
+use crate::ordering::{ordering_key, refuse_ordering_key};
 use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
@@ -43,13 +55,67 @@ const BATCH_GRACE: Duration = Duration::from_secs(5);
 /// reconnects).
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Debug)]
+/// The most partitions a queue can have (each is a consumer on the server).
+const MAX_KEY_PARTITIONS: u32 = 256;
+/// How the keyed stream's description records its partition count.
+const PARTITIONS_DESCRIPTION: &str = "broker-core key partitions: ";
+/// How often a fetch asks whether the keyed stream holds messages (and so whether the
+/// partitions need polling); also the longest slice a keyless fetch waits in one pull.
+const KEYED_CHECK: Duration = Duration::from_secs(1);
+/// The longest pause between two polls of the partitions while a fetch waits.
+const KEYED_POLL_MAX: Duration = Duration::from_millis(200);
+/// How long a partition's pull request waits when the partition has nothing to give.
+/// A `no_wait` request without an expiry is never answered while the partition's one
+/// message is out (the server keeps it waiting, and would hand the next message to it
+/// after we stopped listening), so each request carries this expiry and is answered with
+/// a message or, once it passed, a `408` status.
+const PARTITION_EXPIRES: Duration = Duration::from_millis(5);
+
+#[derive(Debug)]
 struct Queue {
     config: QueueConfig,
     subject: String,
     dead_stream: String,
     dead_subject: String,
     consumer: consumer::PullConsumer,
+    keyed: Keyed,
+}
+
+/// A queue's messages with an ordering key: a stream with one consumer per partition.
+#[derive(Debug)]
+struct Keyed {
+    stream: String,
+    /// `bkk.<prefix><queue>`; partition `p` is `<subject>.<p>`.
+    subject: String,
+    partitions: u32,
+    /// The keyed stream held messages when last checked (or this handle published one
+    /// since): fetches poll the partitions.
+    active: AtomicBool,
+    /// When the keyed stream was last checked.
+    checked: Mutex<Option<tokio::time::Instant>>,
+    /// Rounds so far, to alternate which kind (keyed or not) is asked first.
+    turn: AtomicUsize,
+    /// The next partition to ask, going round.
+    cursor: AtomicUsize,
+}
+
+impl Queue {
+    /// The subject `envelope` is published on: its key's partition, or the queue's.
+    fn subject_for(&self, envelope: &Envelope) -> String {
+        match ordering_key(envelope) {
+            None => self.subject.clone(),
+            Some(key) => {
+                self.keyed.active.store(true, Ordering::Release);
+                let partition = key_partition(key, self.keyed.partitions);
+                format!("{}.{partition}", self.keyed.subject)
+            }
+        }
+    }
+}
+
+/// The partition of an ordering key: CRC-32 (IEEE) of its bytes modulo `partitions`.
+fn key_partition(key: &str, partitions: u32) -> u32 {
+    crc32fast::hash(key.as_bytes()) % partitions.max(1)
 }
 
 /// A [`Broker`] on NATS JetStream.
@@ -68,6 +134,8 @@ pub struct NatsBroker {
     reply_inbox: Mutex<Option<ReplyInbox>>,
     /// Serializes making the reply subscription.
     reply_setup: tokio::sync::Mutex<()>,
+    /// Partitions of the keyed stream of a queue declared from now on.
+    key_partitions: u32,
 }
 
 /// One subscription to `<prefix>.*` carries the replies to every request of a broker
@@ -207,7 +275,34 @@ async fn pull(
     Ok(out)
 }
 
+/// Up to `max` messages of the queue's own consumer, waiting up to `wait` for the first.
+/// A waiting pull for `max` is held by the server until `max` came or the wait ran out,
+/// so a lone message would wait the whole `wait`: take what is ready without waiting, and
+/// only when nothing is, wait for the first message alone.
+async fn pull_unkeyed(
+    consumer: &consumer::PullConsumer,
+    max: usize,
+    wait: Duration,
+) -> Result<Vec<jetstream::Message>> {
+    Ok(if wait < Duration::from_millis(10) {
+        pull(consumer, max, None).await?
+    } else if max == 1 {
+        pull(consumer, 1, Some(wait)).await?
+    } else {
+        let ready = pull(consumer, max, None).await?;
+        if ready.is_empty() {
+            pull(consumer, 1, Some(wait)).await?
+        } else {
+            ready
+        }
+    })
+}
+
 impl NatsBroker {
+    /// The partitions a queue spreads its keyed messages over unless
+    /// [`key_partitions`](Self::key_partitions) says otherwise.
+    pub const DEFAULT_KEY_PARTITIONS: u32 = 16;
+
     /// Connects to `url` (`nats://host:port`); stream names start with `prefix`, which
     /// may use `A-Z a-z 0-9 - _` (give each application, or each test, its own).
     ///
@@ -231,7 +326,25 @@ impl NatsBroker {
             replies: Arc::default(),
             reply_inbox: Mutex::new(None),
             reply_setup: tokio::sync::Mutex::new(()),
+            key_partitions: Self::DEFAULT_KEY_PARTITIONS,
         })
+    }
+
+    /// How many partitions a queue declared from now on spreads its keyed messages over
+    /// (1 to 256; [`Self::DEFAULT_KEY_PARTITIONS`] by default). Messages whose keys share a
+    /// partition are handed out one at a time, so this bounds how many keys make progress
+    /// at once; each partition is a durable consumer on the server. The first declaration
+    /// of a queue fixes its count (every process must place a key alike): a queue that
+    /// exists keeps the count it has.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] outside 1 to 256.
+    pub fn key_partitions(mut self, partitions: u32) -> Result<Self> {
+        if !(1..=MAX_KEY_PARTITIONS).contains(&partitions) {
+            return Err(Error::InvalidConfig("key partitions must be 1 to 256"));
+        }
+        self.key_partitions = partitions;
+        Ok(self)
     }
 
     /// The prefix of the shared reply subscription, subscribed on first use and again
@@ -379,6 +492,276 @@ impl NatsBroker {
         self.ack(reply, bytes::Bytes::from_static(b"+TERM")).await
     }
 
+    /// Turns pulled messages into deliveries; one past its delivery limit, or unreadable,
+    /// goes to the dead letters instead.
+    async fn deliveries(
+        &self,
+        q: &Queue,
+        queue: &str,
+        consumer: &str,
+        messages: Vec<jetstream::Message>,
+    ) -> Result<Vec<Delivery>> {
+        let prefetch = q.config.get_prefetch();
+        let mut out = Vec::new();
+        for message in messages {
+            let Some(reply) = message.reply.as_ref().map(ToString::to_string) else {
+                continue;
+            };
+            let delivered = message
+                .info()
+                .map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX))
+                .map_err(backend)?;
+            let mut envelope = match from_headers(message.headers.as_ref(), message.payload.clone())
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    let stub = Envelope::new(message.payload.clone());
+                    let letter = DeadLetter::new(
+                        queue,
+                        stub,
+                        format!("unreadable headers: {e}"),
+                        delivered,
+                        SystemTime::now(),
+                    );
+                    self.dead_letter(q, queue, &reply, letter).await?;
+                    continue;
+                }
+            };
+            let previous = envelope
+                .attempt()
+                .saturating_add(delivered.saturating_sub(1));
+            if delivered > 1
+                && let Disposition::DeadLetter { reason } =
+                    decide_expired(previous, q.config.get_retry())
+            {
+                envelope.set_attempt(previous);
+                let letter = DeadLetter::new(queue, envelope, reason, previous, SystemTime::now());
+                self.dead_letter(q, queue, &reply, letter).await?;
+                continue;
+            }
+            envelope.set_attempt(previous.saturating_add(1));
+            envelope.set_delivered_at(Some(SystemTime::now()));
+            if prefetch.is_some() {
+                self.held
+                    .hold(queue, consumer, &reply, q.config.get_ack_wait());
+            }
+            out.push(Delivery {
+                queue: queue.into(),
+                envelope,
+                token: DeliveryToken::Nats {
+                    reply,
+                    consumer: consumer.to_owned(),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates the queue's keyed stream and its partition consumers (or checks they
+    /// exist), purging what an unclean server stop brought back below a partition's ack
+    /// floor.
+    async fn declare_keyed(&self, name: &str, config: &QueueConfig) -> Result<Keyed> {
+        let stream_name = format!("K_{name}");
+        let subject = format!("bkk.{name}");
+        let stream = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: stream_name.clone(),
+                subjects: vec![format!("{subject}.*")],
+                retention: stream::RetentionPolicy::WorkQueue,
+                description: Some(format!("{PARTITIONS_DESCRIPTION}{}", self.key_partitions)),
+                ..Default::default()
+            })
+            .await
+            .map_err(backend)?;
+        // Every process must place a key in the same partition: the count the stream was
+        // made with wins.
+        let partitions = stream
+            .cached_info()
+            .config
+            .description
+            .as_deref()
+            .and_then(|d| d.strip_prefix(PARTITIONS_DESCRIPTION))
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|n| (1..=MAX_KEY_PARTITIONS).contains(n))
+            .unwrap_or(self.key_partitions);
+        for partition in 0..partitions {
+            let durable = format!("p{partition}");
+            let filter = format!("{subject}.{partition}");
+            let consumer: consumer::PullConsumer = stream
+                .get_or_create_consumer(
+                    &durable,
+                    consumer::pull::Config {
+                        durable_name: Some(durable.clone()),
+                        filter_subject: filter.clone(),
+                        ack_policy: consumer::AckPolicy::Explicit,
+                        ack_wait: config.get_ack_wait(),
+                        max_deliver: -1,
+                        // The partition's order: one message out at a time, across every
+                        // process, and a redelivery before anything newer.
+                        max_ack_pending: 1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(backend)?;
+            let floor = consumer.cached_info().ack_floor.stream_sequence;
+            if floor > 0 {
+                stream
+                    .purge()
+                    .filter(filter)
+                    .sequence(floor.saturating_add(1))
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        Ok(Keyed {
+            stream: stream_name,
+            subject,
+            partitions,
+            active: AtomicBool::new(false),
+            checked: Mutex::new(None),
+            turn: AtomicUsize::new(0),
+            cursor: AtomicUsize::new(0),
+        })
+    }
+
+    /// Whether the partitions need polling: the keyed stream held messages when last
+    /// checked (at most [`KEYED_CHECK`] ago), or this handle published a keyed one since.
+    async fn keyed_waiting(&self, q: &Queue) -> Result<bool> {
+        let keyed = &q.keyed;
+        let now = tokio::time::Instant::now();
+        let due = {
+            let mut checked = lock(&keyed.checked);
+            let due = checked.is_none_or(|at| now.saturating_duration_since(at) >= KEYED_CHECK);
+            if due {
+                *checked = Some(now);
+            }
+            due
+        };
+        if due {
+            let stream = self.js.get_stream(&keyed.stream).await.map_err(backend)?;
+            let holds = stream.cached_info().state.messages > 0;
+            keyed.active.store(holds, Ordering::Release);
+            return Ok(holds);
+        }
+        Ok(keyed.active.load(Ordering::Acquire))
+    }
+
+    /// Up to `max` messages from the queue's own consumer and its partitions, polling
+    /// them until `deadline` while none is ready (the unkeyed ones are waited for on the
+    /// server between sweeps of the partitions).
+    async fn pull_keyed(
+        &self,
+        q: &Queue,
+        max: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<jetstream::Message>> {
+        let partitions = usize::try_from(q.keyed.partitions).unwrap_or(1).max(1);
+        let mut pause = Duration::from_millis(10);
+        let mut swept = 0;
+        loop {
+            let turn = q.keyed.turn.fetch_add(1, Ordering::Relaxed);
+            // Every other round asks the partitions first, so neither kind starves.
+            let unkeyed_first = turn.is_multiple_of(2);
+            let mut messages = Vec::new();
+            if unkeyed_first {
+                messages = pull(&q.consumer, max, None).await?;
+            }
+            if messages.len() < max {
+                let (more, asked) = self.pull_partitions(&q.keyed, max - messages.len()).await?;
+                messages.extend(more);
+                swept += asked;
+            }
+            if !unkeyed_first && messages.len() < max {
+                messages.extend(pull(&q.consumer, max - messages.len(), None).await?);
+            }
+            let now = tokio::time::Instant::now();
+            if !messages.is_empty() || now >= deadline {
+                return Ok(messages);
+            }
+            if swept < partitions {
+                // Some partitions were not asked yet (a small `max`): ask them first.
+                continue;
+            }
+            swept = 0;
+            let slice = deadline.saturating_duration_since(now).min(pause);
+            if slice >= Duration::from_millis(10) {
+                let unkeyed = pull(&q.consumer, 1, Some(slice)).await?;
+                if !unkeyed.is_empty() {
+                    return Ok(unkeyed);
+                }
+            } else {
+                tokio::time::sleep(slice).await;
+            }
+            pause = pause.saturating_mul(2).min(KEYED_POLL_MAX);
+        }
+    }
+
+    /// Asks `budget` partitions (at most all of them) for a message each, going round
+    /// the partitions from one call to the next; returns what came and how many were
+    /// asked. The requests go out together on one reply subscription, and every one is
+    /// answered (a message, or a status once [`PARTITION_EXPIRES`] passed) before the
+    /// subscription ends, so no message can go to a request nobody reads.
+    async fn pull_partitions(
+        &self,
+        keyed: &Keyed,
+        budget: usize,
+    ) -> Result<(Vec<jetstream::Message>, usize)> {
+        let partitions = usize::try_from(keyed.partitions).unwrap_or(1).max(1);
+        let ask = budget.min(partitions);
+        let first = keyed.cursor.fetch_add(ask, Ordering::Relaxed);
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(format!("{inbox}.*"))
+            .await
+            .map_err(backend)?;
+        let request = bytes::Bytes::from(format!(
+            r#"{{"batch":1,"no_wait":true,"expires":{}}}"#,
+            PARTITION_EXPIRES.as_nanos()
+        ));
+        let mut waiting = HashSet::with_capacity(ask);
+        for i in 0..ask {
+            let partition = first.wrapping_add(i) % partitions;
+            self.client
+                .publish_with_reply(
+                    format!("$JS.API.CONSUMER.MSG.NEXT.{}.p{partition}", keyed.stream),
+                    format!("{inbox}.{partition}"),
+                    request.clone(),
+                )
+                .await
+                .map_err(backend)?;
+            waiting.insert(partition.to_string());
+        }
+        self.flush().await?;
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + BATCH_GRACE;
+        while !waiting.is_empty() {
+            // A request a restarting server never answers ends the round with what came.
+            let Ok(Some(message)) = tokio::time::timeout_at(deadline, replies.next()).await else {
+                break;
+            };
+            let Some(partition) = message.subject.as_str().rsplit('.').next() else {
+                continue;
+            };
+            if !waiting.remove(partition) {
+                continue;
+            }
+            let is_message = message
+                .status
+                .is_none_or(|status| status == async_nats::StatusCode::OK)
+                && message.reply.is_some();
+            if is_message {
+                out.push(jetstream::Message {
+                    message,
+                    context: self.js.clone(),
+                });
+            }
+        }
+        Ok((out, ask))
+    }
+
     /// Deletes the streams of every queue this broker declared (their messages and dead
     /// letters with them); for tests and teardown.
     ///
@@ -388,7 +771,11 @@ impl NatsBroker {
         let names: Vec<String> = lock(&self.queues).keys().cloned().collect();
         for queue in names {
             let name = format!("{}{queue}", self.prefix);
-            for stream in [format!("Q_{name}"), format!("D_{name}")] {
+            for stream in [
+                format!("Q_{name}"),
+                format!("D_{name}"),
+                format!("K_{name}"),
+            ] {
                 self.js.delete_stream(&stream).await.map_err(backend)?;
             }
             lock(&self.queues).remove(&queue);
@@ -451,10 +838,7 @@ impl Broker for NatsBroker {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            ordered_keys: false,
-            ..Capabilities::all()
-        }
+        Capabilities::all()
     }
 
     async fn declare(&self, queue: &str, config: &QueueConfig) -> Result<()> {
@@ -505,6 +889,7 @@ impl Broker for NatsBroker {
             .ack_floor
             .stream_sequence;
         purge_acked(&stream, floor).await?;
+        let keyed = self.declare_keyed(&name, config).await?;
         lock(&self.queues).insert(
             queue.to_owned(),
             Arc::new(Queue {
@@ -513,6 +898,7 @@ impl Broker for NatsBroker {
                 dead_stream,
                 dead_subject,
                 consumer,
+                keyed,
             }),
         );
         Ok(())
@@ -520,12 +906,11 @@ impl Broker for NatsBroker {
 
     async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
         let q = self.queue(queue)?;
-        refuse_ordering_key("nats", &envelope)?;
         let mut envelope = envelope;
         envelope.set_attempt(0);
         self.js
             .publish_with_headers(
-                q.subject.clone(),
+                q.subject_for(&envelope),
                 to_headers(&envelope, true),
                 envelope.payload().clone(),
             )
@@ -540,16 +925,13 @@ impl Broker for NatsBroker {
     /// pipeline on the connection instead of one round trip each).
     async fn publish_batch(&self, queue: &str, envelopes: Vec<Envelope>) -> Result<()> {
         let q = self.queue(queue)?;
-        for envelope in &envelopes {
-            refuse_ordering_key("nats", envelope)?;
-        }
         let mut pending = Vec::with_capacity(envelopes.len());
         for mut envelope in envelopes {
             envelope.set_attempt(0);
             pending.push(
                 self.js
                     .publish_with_headers(
-                        q.subject.clone(),
+                        q.subject_for(&envelope),
                         to_headers(&envelope, true),
                         envelope.payload().clone(),
                     )
@@ -583,74 +965,22 @@ impl Broker for NatsBroker {
         if max == 0 {
             return Ok(Vec::new());
         }
-        // A waiting pull for `max` is held by the server until `max` came or the wait ran
-        // out, so a lone message would wait the whole `wait`: take what is ready without
-        // waiting, and only when nothing is, wait for the first message alone.
-        let messages = if wait < Duration::from_millis(10) {
-            pull(&q.consumer, max, None).await?
-        } else if max == 1 {
-            pull(&q.consumer, 1, Some(wait)).await?
-        } else {
-            let ready = pull(&q.consumer, max, None).await?;
-            if ready.is_empty() {
-                pull(&q.consumer, 1, Some(wait)).await?
-            } else {
-                ready
+        let start = tokio::time::Instant::now();
+        let deadline = start.checked_add(wait).unwrap_or(start);
+        let messages = loop {
+            if self.keyed_waiting(&q).await? {
+                break self.pull_keyed(&q, max, deadline).await?;
+            }
+            // A long wait is cut into slices, so that keyed messages another process
+            // publishes meanwhile are noticed.
+            let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let slice = rest.min(KEYED_CHECK);
+            let messages = pull_unkeyed(&q.consumer, max, slice).await?;
+            if !messages.is_empty() || slice == rest {
+                break messages;
             }
         };
-        let mut out = Vec::new();
-        for message in messages {
-            let Some(reply) = message.reply.as_ref().map(ToString::to_string) else {
-                continue;
-            };
-            let delivered = message
-                .info()
-                .map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX))
-                .map_err(backend)?;
-            let mut envelope = match from_headers(message.headers.as_ref(), message.payload.clone())
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    let stub = Envelope::new(message.payload.clone());
-                    let letter = DeadLetter::new(
-                        queue,
-                        stub,
-                        format!("unreadable headers: {e}"),
-                        delivered,
-                        SystemTime::now(),
-                    );
-                    self.dead_letter(&q, queue, &reply, letter).await?;
-                    continue;
-                }
-            };
-            let previous = envelope
-                .attempt()
-                .saturating_add(delivered.saturating_sub(1));
-            if delivered > 1
-                && let Disposition::DeadLetter { reason } =
-                    decide_expired(previous, q.config.get_retry())
-            {
-                envelope.set_attempt(previous);
-                let letter = DeadLetter::new(queue, envelope, reason, previous, SystemTime::now());
-                self.dead_letter(&q, queue, &reply, letter).await?;
-                continue;
-            }
-            envelope.set_attempt(previous.saturating_add(1));
-            envelope.set_delivered_at(Some(SystemTime::now()));
-            if prefetch.is_some() {
-                self.held
-                    .hold(queue, consumer, &reply, q.config.get_ack_wait());
-            }
-            out.push(Delivery {
-                queue: queue.into(),
-                envelope,
-                token: DeliveryToken::Nats {
-                    reply,
-                    consumer: consumer.to_owned(),
-                },
-            });
-        }
-        Ok(out)
+        self.deliveries(&q, queue, consumer, messages).await
     }
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
@@ -701,7 +1031,7 @@ impl Broker for NatsBroker {
             // No Nats-Msg-Id: the original id is still in the duplicate window.
             self.js
                 .publish_with_headers(
-                    q.subject.clone(),
+                    q.subject_for(&envelope),
                     to_headers(&envelope, false),
                     envelope.payload().clone(),
                 )
@@ -828,6 +1158,8 @@ impl Broker for NatsBroker {
                 messages = stream.info().await.map_err(backend)?.state.messages;
             }
         }
+        let keyed = self.js.get_stream(&q.keyed.stream).await.map_err(backend)?;
+        messages = messages.saturating_add(keyed.cached_info().state.messages);
         Ok(usize::try_from(messages).unwrap_or(usize::MAX))
     }
 }
@@ -852,6 +1184,48 @@ mod tests {
         let broker = NatsBroker::connect(&url, &prefix).await.unwrap();
         broker.declare("rr", &QueueConfig::default()).await.unwrap();
         Some(broker)
+    }
+
+    #[test]
+    fn a_key_partition_is_crc32_of_the_key_modulo_the_count() {
+        // zlib.crc32(b"k1") == 0x960E_A0A9 (Python's zlib computes the same CRC-32), so
+        // publishers in other languages can place a key.
+        assert_eq!(crc32fast::hash(b"k1"), 0x960E_A0A9);
+        assert_eq!(key_partition("k1", 16), 9);
+        assert_eq!(key_partition("k2", 16), 3);
+        assert_eq!(key_partition("anything", 1), 0);
+    }
+
+    #[tokio::test]
+    async fn the_first_declaration_fixes_the_partition_count() {
+        let Some(first) = broker("partitions").await else {
+            return;
+        };
+        assert!(matches!(
+            NatsBroker::connect(&std::env::var("NATS_URL").unwrap(), "x")
+                .await
+                .unwrap()
+                .key_partitions(0),
+            Err(Error::InvalidConfig(_))
+        ));
+        let first = first.key_partitions(4).unwrap();
+        first
+            .declare("keyed", &QueueConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(first.queue("keyed").unwrap().keyed.partitions, 4);
+        let prefix = format!("partitions_{}_", std::process::id());
+        let second = NatsBroker::connect(&std::env::var("NATS_URL").unwrap(), &prefix)
+            .await
+            .unwrap()
+            .key_partitions(32)
+            .unwrap();
+        second
+            .declare("keyed", &QueueConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(second.queue("keyed").unwrap().keyed.partitions, 4);
+        first.delete_streams().await.unwrap();
     }
 
     #[tokio::test]

@@ -10,9 +10,24 @@
 //!
 //! Queue configuration lives in the process that declared the queue: every process that
 //! fetches or settles declares its queues first. Retry due times use the client's clock.
+//!
+//! Per-key ordering ([`ORDERING_KEY`](crate::ORDERING_KEY)): a message with a key goes to
+//! the stream `<prefix><queue>:k:<p>` of its partition `p` (CRC-32 of the key modulo the
+//! queue's partition count, [`RedisBroker::key_partitions`], 16 by default, fixed by the
+//! first declaration in `<prefix><queue>:kn`), each with the consumer group `bk`. A
+//! partition hands out one entry at a time under a lease `<prefix><queue>:kl:<p>` (`SET
+//! NX PX` with the ack wait, in the fetch script): while the lease lives nothing else of
+//! the partition goes out, in any process. An ack or a dead letter removes the entry and
+//! the lease; a nack keeps the entry pending and sets the lease to expire after the retry
+//! delay; once a lease has expired (a retry is due, or a consumer died) the partition's
+//! pending entry is claimed (`XCLAIM`) before anything newer is read. Keys sharing a
+//! partition wait for each other (as with Kafka's partitions). Keyless messages keep the
+//! path above; the partitions are read only while their streams hold entries (checked
+//! at most once a second per queue).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -21,7 +36,7 @@ use redis::{Script, Value};
 
 use crate::broker::DeliveryToken;
 use crate::held::Held;
-use crate::ordering::refuse_ordering_key;
+use crate::ordering::{ordering_key, refuse_ordering_key};
 use crate::request_reply::{prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
@@ -85,6 +100,120 @@ redis.call('XADD', KEYS[2], '*', 'h', ARGV[2], 'p', ARGV[3])
 return 1
 ";
 
+/// KEYS: none (a script of one queue's keyed keys, all under ARGV[1]). ARGV: queue base,
+/// partition count to record if none is. Creates the partitions' groups; returns the count.
+const DECLARE_KEYED: &str = r"
+redis.call('SET', ARGV[1] .. ':kn', ARGV[2], 'NX')
+local n = tonumber(redis.call('GET', ARGV[1] .. ':kn'))
+for p = 0, n - 1 do
+  redis.pcall('XGROUP', 'CREATE', ARGV[1] .. ':k:' .. p, 'bk', '0', 'MKSTREAM')
+end
+return n
+";
+
+/// ARGV: queue base, partitions, first partition, budget, consumer, ack wait (ms). Takes
+/// the lease of up to `budget` free partitions, each with its oldest pending entry (claimed)
+/// or its next new one; returns `{partition, id, fields, deliveries}` per entry.
+const FETCH_KEYED: &str = r"
+local base, n, first, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+for i = 0, n - 1 do
+  if #out >= budget then break end
+  local p = (first + i) % n
+  local stream = base .. ':k:' .. p
+  local lease = base .. ':kl:' .. p
+  if redis.call('EXISTS', lease) == 0 then
+    local entry, count = nil, 0
+    local pending = redis.call('XPENDING', stream, 'bk', '-', '+', 1)
+    if #pending > 0 then
+      local claimed = redis.call('XCLAIM', stream, 'bk', ARGV[5], 0, pending[1][1])
+      if claimed[1] then entry, count = claimed[1], pending[1][4] + 1 end
+    else
+      local read = redis.call('XREADGROUP', 'GROUP', 'bk', ARGV[5], 'COUNT', 1, 'STREAMS', stream, '>')
+      if read and read[1] and read[1][2][1] then entry, count = read[1][2][1], 1 end
+    end
+    if entry then
+      redis.call('SET', lease, entry[1], 'PX', ARGV[6])
+      out[#out + 1] = {p, entry[1], entry[2], count}
+    end
+  end
+end
+return out
+";
+
+/// KEYS: partition stream, lease, dead stream. ARGV: group, entry id, mode, ms, h, p.
+const SETTLE_KEYED: &str = r"
+if ARGV[3] == 'extend' then
+  if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return 1
+end
+if ARGV[3] == 'retry' then
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return 0 end
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+  return 1
+end
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[3] == 'dead' then
+  redis.call('XADD', KEYS[3], '*', 'h', ARGV[5], 'p', ARGV[6])
+end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+";
+
+/// ARGV: queue base. The entries in the partitions' streams (those of `:kn` partitions).
+const KEYED_LEN: &str = r"
+local n = tonumber(redis.call('GET', ARGV[1] .. ':kn') or '0')
+local total = 0
+for p = 0, n - 1 do total = total + redis.call('XLEN', ARGV[1] .. ':k:' .. p) end
+return total
+";
+
+/// How often a fetch asks whether a queue's partitions hold entries (and so whether they
+/// need reading).
+const KEYED_CHECK: Duration = Duration::from_secs(1);
+/// The most partitions a queue can have.
+const MAX_KEY_PARTITIONS: u32 = 256;
+
+/// A queue's keyed side, as this process knows it.
+#[derive(Debug)]
+struct Keyed {
+    partitions: u32,
+    /// The partitions held entries when last checked, or this handle published one since.
+    active: AtomicBool,
+    /// When they were last checked.
+    checked: Mutex<Option<tokio::time::Instant>>,
+    /// The next partition to look at first, going round.
+    cursor: AtomicUsize,
+    /// Fetch rounds so far, to alternate which kind (keyed or not) is read first.
+    turn: AtomicUsize,
+}
+
+impl Keyed {
+    fn new(partitions: u32) -> Self {
+        Self {
+            partitions,
+            active: AtomicBool::new(false),
+            checked: Mutex::new(None),
+            cursor: AtomicUsize::new(0),
+            turn: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// The stored form of a dead letter of `queue` (its headers carry reason and attempts).
+fn dead_letter_of(queue: &str, mut envelope: Envelope, reason: String) -> Envelope {
+    let attempts = envelope.attempt();
+    envelope.set_delivered_at(None);
+    DeadLetter::new(queue, envelope, reason, attempts, SystemTime::now()).envelope
+}
+
+/// The partition of an ordering key: CRC-32 (IEEE) of its bytes modulo `partitions`.
+fn key_partition(key: &str, partitions: u32) -> u32 {
+    crc32fast::hash(key.as_bytes()) % partitions.max(1)
+}
+
 /// A [`Broker`] on Redis Streams.
 pub struct RedisBroker {
     client: redis::Client,
@@ -96,9 +225,14 @@ pub struct RedisBroker {
     housekept: Mutex<HashMap<String, tokio::time::Instant>>,
     jitter: Mutex<JitterSource>,
     settle: Script,
+    settle_keyed: Script,
     redrive: Script,
     publish_topic: Script,
     held: Held,
+    /// Each declared queue's keyed side.
+    keyed: Mutex<HashMap<String, Arc<Keyed>>>,
+    /// Partitions of a queue declared from now on.
+    key_partitions: u32,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -226,12 +360,18 @@ fn entry_time(id: &str) -> SystemTime {
 }
 
 struct Keys {
+    /// `<prefix><queue>`.
+    base: String,
     stream: String,
     retry: String,
     dead: String,
 }
 
 impl RedisBroker {
+    /// The partitions a queue spreads its keyed messages over unless
+    /// [`key_partitions`](Self::key_partitions) says otherwise.
+    pub const DEFAULT_KEY_PARTITIONS: u32 = 16;
+
     /// Connects to `url` (`redis://host:port/db`); every key starts with `prefix`
     /// (give each application, or each test, its own).
     ///
@@ -256,10 +396,199 @@ impl RedisBroker {
             housekept: Mutex::new(HashMap::new()),
             jitter: Mutex::new(JitterSource::from_entropy()),
             settle: Script::new(SETTLE),
+            settle_keyed: Script::new(SETTLE_KEYED),
             redrive: Script::new(REDRIVE),
             publish_topic: Script::new(PUBLISH_TOPIC),
             held: Held::default(),
+            keyed: Mutex::new(HashMap::new()),
+            key_partitions: Self::DEFAULT_KEY_PARTITIONS,
         })
+    }
+
+    /// How many partitions a queue declared from now on spreads its keyed messages over
+    /// (1 to 256; [`Self::DEFAULT_KEY_PARTITIONS`] by default). Messages whose keys share
+    /// a partition are handed out one at a time. The first declaration of a queue fixes
+    /// its count (every process must place a key alike): a queue that exists keeps it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] outside 1 to 256.
+    pub fn key_partitions(mut self, partitions: u32) -> Result<Self> {
+        if !(1..=MAX_KEY_PARTITIONS).contains(&partitions) {
+            return Err(Error::InvalidConfig("key partitions must be 1 to 256"));
+        }
+        self.key_partitions = partitions;
+        Ok(self)
+    }
+
+    fn keyed_side(&self, queue: &str) -> Result<Arc<Keyed>> {
+        lock(&self.keyed)
+            .get(queue)
+            .map(Arc::clone)
+            .ok_or_else(|| Error::UnknownQueue(queue.to_owned()))
+    }
+
+    /// The stream `envelope` goes to: its key's partition, or the queue's.
+    fn stream_for(&self, queue: &str, keys: &Keys, envelope: &Envelope) -> Result<String> {
+        match ordering_key(envelope) {
+            None => Ok(keys.stream.clone()),
+            Some(key) => {
+                let keyed = self.keyed_side(queue)?;
+                keyed.active.store(true, Ordering::Release);
+                let partition = key_partition(key, keyed.partitions);
+                Ok(format!("{}:k:{partition}", keys.base))
+            }
+        }
+    }
+
+    /// Whether the partitions need reading: they held entries when last checked (at most
+    /// [`KEYED_CHECK`] ago), or this handle published a keyed message since.
+    async fn keyed_waiting(&self, keyed: &Keyed, keys: &Keys) -> Result<bool> {
+        let now = tokio::time::Instant::now();
+        let due = {
+            let mut checked = lock(&keyed.checked);
+            let due = checked.is_none_or(|at| now.saturating_duration_since(at) >= KEYED_CHECK);
+            if due {
+                *checked = Some(now);
+            }
+            due
+        };
+        if due {
+            let holds: i64 = self
+                .query_as(redis::cmd("EVAL").arg(KEYED_LEN).arg(0).arg(&keys.base))
+                .await?;
+            keyed.active.store(holds > 0, Ordering::Release);
+            return Ok(holds > 0);
+        }
+        Ok(keyed.active.load(Ordering::Acquire))
+    }
+
+    async fn query_as<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
+        let mut conn = self.conn.clone();
+        cmd.query_async(&mut conn).await.map_err(|e| backend(&e))
+    }
+
+    /// Up to `budget` keyed messages, one per free partition (a pending one first).
+    async fn fetch_keyed(
+        &self,
+        keyed: &Keyed,
+        keys: &Keys,
+        queue: &str,
+        consumer: &str,
+        config: &QueueConfig,
+        budget: usize,
+    ) -> Result<Vec<Delivery>> {
+        let first = keyed.cursor.fetch_add(1, Ordering::Relaxed);
+        let partitions = usize::try_from(keyed.partitions).unwrap_or(1).max(1);
+        let reply: Value = self
+            .query_as(
+                redis::cmd("EVAL")
+                    .arg(FETCH_KEYED)
+                    .arg(0)
+                    .arg(&keys.base)
+                    .arg(keyed.partitions)
+                    .arg(first % partitions)
+                    .arg(budget)
+                    .arg(consumer)
+                    .arg(millis(config.get_ack_wait()).max(1)),
+            )
+            .await?;
+        let Value::Array(items) = reply else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Value::Array(parts) = item else {
+                return Err(malformed("keyed fetch item"));
+            };
+            let (Some(Value::Int(partition)), Some(id), Some(fields), Some(Value::Int(count))) =
+                (parts.first(), parts.get(1), parts.get(2), parts.get(3))
+            else {
+                return Err(malformed("keyed fetch item"));
+            };
+            let partition = u32::try_from(*partition).map_err(|_| malformed("partition"))?;
+            let count = u32::try_from(*count).unwrap_or(u32::MAX);
+            let Some(entry) = entries(&Value::Array(vec![Value::Array(vec![
+                id.clone(),
+                fields.clone(),
+            ])]))?
+            .pop() else {
+                continue;
+            };
+            let stream = format!("{}:k:{partition}", keys.base);
+            let envelope = match Envelope::from_wire(&entry.headers, entry.payload.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    let stub = Envelope::new(entry.payload.clone());
+                    self.settle_keyed_entry(
+                        keys,
+                        &stream,
+                        partition,
+                        &entry.id,
+                        "dead",
+                        0,
+                        &dead_letter_of(queue, stub, format!("unreadable headers: {e}")),
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            let previous = envelope.attempt().saturating_add(count.saturating_sub(1));
+            if count > 1
+                && let Disposition::DeadLetter { reason } =
+                    decide_expired(previous, config.get_retry())
+            {
+                let mut last = envelope;
+                last.set_attempt(previous);
+                self.settle_keyed_entry(
+                    keys,
+                    &stream,
+                    partition,
+                    &entry.id,
+                    "dead",
+                    0,
+                    &dead_letter_of(queue, last, reason),
+                )
+                .await?;
+                continue;
+            }
+            let mut delivery =
+                self.delivery(queue, consumer, entry, envelope, previous.saturating_add(1));
+            if let DeliveryToken::Redis { partition: p, .. } = &mut delivery.token {
+                *p = Some(partition);
+            }
+            out.push(delivery);
+        }
+        Ok(out)
+    }
+
+    /// Runs [`SETTLE_KEYED`] for one entry of a partition; whether it was still there.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_keyed_entry(
+        &self,
+        keys: &Keys,
+        stream: &str,
+        partition: u32,
+        entry: &str,
+        mode: &str,
+        ms: u64,
+        stored: &Envelope,
+    ) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let done: i64 = self
+            .settle_keyed
+            .key(stream)
+            .key(format!("{}:kl:{partition}", keys.base))
+            .key(&keys.dead)
+            .arg(GROUP)
+            .arg(entry)
+            .arg(mode)
+            .arg(ms)
+            .arg(stored.to_wire_headers())
+            .arg(stored.payload().as_ref())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| backend(&e))?;
+        Ok(done != 0)
     }
 
     /// Acks deliveries of one queue in one atomic pipeline; pushes a result per delivery.
@@ -280,7 +609,11 @@ impl RedisBroker {
         let mut acked = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             match &delivery.token {
-                DeliveryToken::Redis { entry, consumer } => {
+                DeliveryToken::Redis {
+                    entry,
+                    consumer,
+                    partition: None,
+                } => {
                     acked.push((out.len(), entry.as_str(), consumer.as_str()));
                     out.push(Ok(Disposition::Removed));
                 }
@@ -395,6 +728,7 @@ impl RedisBroker {
             stream: format!("{base}:s"),
             retry: format!("{base}:d"),
             dead: format!("{base}:dl"),
+            base,
         }
     }
 
@@ -525,6 +859,50 @@ impl RedisBroker {
         Ok(out)
     }
 
+    /// Settles a keyed delivery with [`SETTLE_KEYED`]: the partition's lease goes with
+    /// an ack or a dead letter, lives on until the retry is due after a nack, and is
+    /// extended by [`Settlement::InProgress`].
+    async fn settle_keyed(
+        &self,
+        delivery: &Delivery,
+        entry: &str,
+        consumer: &str,
+        partition: u32,
+        settlement: &Settlement,
+    ) -> Result<Disposition> {
+        let config = self.config(&delivery.queue)?;
+        let keys = self.keys(&delivery.queue);
+        let unit = lock(&self.jitter).next_unit();
+        let attempt = delivery.envelope.attempt();
+        let disposition = decide(settlement, attempt, config.get_retry(), unit);
+        let mut stored = delivery.envelope.clone();
+        let (mode, ms) = match &disposition {
+            Disposition::Extended => ("extend", millis(config.get_ack_wait()).max(1)),
+            Disposition::Removed => ("ack", 0),
+            Disposition::Retry { delay } => ("retry", millis(*delay).max(1)),
+            Disposition::DeadLetter { reason } => {
+                stored = dead_letter_of(&delivery.queue, stored, reason.clone());
+                ("dead", 0)
+            }
+        };
+        let stream = format!("{}:k:{partition}", keys.base);
+        let done = self
+            .settle_keyed_entry(&keys, &stream, partition, entry, mode, ms, &stored)
+            .await?;
+        if config.get_prefetch().is_some() {
+            if disposition == Disposition::Extended {
+                let ack_wait = config.get_ack_wait();
+                self.held.hold(&delivery.queue, consumer, entry, ack_wait);
+            } else {
+                self.held.release(&delivery.queue, consumer, entry);
+            }
+        }
+        if !done {
+            return Err(Error::StaleDelivery);
+        }
+        Ok(disposition)
+    }
+
     fn delivery(
         &self,
         queue: &str,
@@ -541,6 +919,7 @@ impl RedisBroker {
             token: DeliveryToken::Redis {
                 entry: entry.id,
                 consumer: consumer.to_owned(),
+                partition: None,
             },
         }
     }
@@ -614,7 +993,6 @@ impl Broker for RedisBroker {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             publish_dedup: false,
-            ordered_keys: false,
             ..Capabilities::all()
         }
     }
@@ -638,6 +1016,27 @@ impl Broker for RedisBroker {
             Err(Error::Backend { detail, .. }) if detail.contains("BUSYGROUP") => {}
             Err(e) => return Err(e),
         }
+        let partitions: i64 = self
+            .query_as(
+                redis::cmd("EVAL")
+                    .arg(DECLARE_KEYED)
+                    .arg(0)
+                    .arg(&keys.base)
+                    .arg(self.key_partitions),
+            )
+            .await?;
+        let partitions = u32::try_from(partitions)
+            .ok()
+            .filter(|n| (1..=MAX_KEY_PARTITIONS).contains(n))
+            .ok_or_else(|| malformed("key partition count"))?;
+        lock(&self.keyed)
+            .entry(queue.to_owned())
+            .and_modify(|k| {
+                if k.partitions != partitions {
+                    *k = Arc::new(Keyed::new(partitions));
+                }
+            })
+            .or_insert_with(|| Arc::new(Keyed::new(partitions)));
         lock(&self.queues).insert(queue.to_owned(), config.clone());
         Ok(())
     }
@@ -645,12 +1044,12 @@ impl Broker for RedisBroker {
     async fn publish(&self, queue: &str, envelope: Envelope) -> Result<()> {
         self.config(queue)?;
         let keys = self.keys(queue);
-        refuse_ordering_key("redis", &envelope)?;
+        let stream = self.stream_for(queue, &keys, &envelope)?;
         let mut envelope = envelope;
         envelope.set_attempt(0);
         self.query(
             redis::cmd("XADD")
-                .arg(&keys.stream)
+                .arg(&stream)
                 .arg("*")
                 .arg("h")
                 .arg(envelope.to_wire_headers())
@@ -665,17 +1064,15 @@ impl Broker for RedisBroker {
     async fn publish_batch(&self, queue: &str, envelopes: Vec<Envelope>) -> Result<()> {
         self.config(queue)?;
         let keys = self.keys(queue);
-        for envelope in &envelopes {
-            refuse_ordering_key("redis", envelope)?;
-        }
         if envelopes.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
         for mut envelope in envelopes {
             envelope.set_attempt(0);
+            let stream = self.stream_for(queue, &keys, &envelope)?;
             pipe.cmd("XADD")
-                .arg(&keys.stream)
+                .arg(&stream)
                 .arg("*")
                 .arg("h")
                 .arg(envelope.to_wire_headers())
@@ -711,22 +1108,43 @@ impl Broker for RedisBroker {
         let mut housekeeping = lock(&self.housekept)
             .get(queue)
             .is_none_or(|last| last.elapsed() >= HOUSEKEEPING_EVERY);
+        let keyed = self.keyed_side(queue)?;
         loop {
-            let mut out = if housekeeping {
-                self.claim_expired(&keys, queue, consumer, &config, max)
+            // While the partitions hold messages, each round reads them too (so also
+            // between the blocking slices): first or last by turns, so that neither kind
+            // starves the other.
+            let keyed_active = self.keyed_waiting(&keyed, &keys).await?;
+            let keyed_first =
+                keyed_active && keyed.turn.fetch_add(1, Ordering::Relaxed).is_multiple_of(2);
+            let mut out = if keyed_first {
+                self.fetch_keyed(&keyed, &keys, queue, consumer, &config, max)
                     .await?
             } else {
                 Vec::new()
             };
+            if housekeeping && out.len() < max {
+                out.extend(
+                    self.claim_expired(&keys, queue, consumer, &config, max - out.len())
+                        .await?,
+                );
+            }
+            let keyed_last = keyed_active && !keyed_first;
             if out.len() < max {
                 let left = end.saturating_duration_since(tokio::time::Instant::now());
-                let block = if out.is_empty() && housekeeping {
+                // Not before the partitions were read this round.
+                let block = if out.is_empty() && housekeeping && !keyed_last {
                     left.min(BLOCK_SLICE)
                 } else {
                     Duration::ZERO
                 };
                 out.extend(
                     self.read_new(&keys, queue, consumer, max - out.len(), block)
+                        .await?,
+                );
+            }
+            if keyed_last && out.len() < max {
+                out.extend(
+                    self.fetch_keyed(&keyed, &keys, queue, consumer, &config, max - out.len())
                         .await?,
                 );
             }
@@ -746,9 +1164,19 @@ impl Broker for RedisBroker {
     }
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<Disposition> {
-        let DeliveryToken::Redis { entry, consumer } = &delivery.token else {
+        let DeliveryToken::Redis {
+            entry,
+            consumer,
+            partition,
+        } = &delivery.token
+        else {
             return Err(Error::StaleDelivery);
         };
+        if let Some(partition) = *partition {
+            return self
+                .settle_keyed(delivery, entry, consumer, partition, &settlement)
+                .await;
+        }
         let config = self.config(&delivery.queue)?;
         let keys = self.keys(&delivery.queue);
         let unit = lock(&self.jitter).next_unit();
@@ -827,7 +1255,16 @@ impl Broker for RedisBroker {
         deliveries: &[Delivery],
         settlement: Settlement,
     ) -> Vec<Result<Disposition>> {
-        if settlement != Settlement::Ack {
+        let keyed = |d: &Delivery| {
+            matches!(
+                d.token,
+                DeliveryToken::Redis {
+                    partition: Some(_),
+                    ..
+                }
+            )
+        };
+        if settlement != Settlement::Ack || deliveries.iter().any(keyed) {
             let mut out = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {
                 out.push(self.settle(delivery, settlement.clone()).await);
@@ -861,11 +1298,12 @@ impl Broker for RedisBroker {
         let mut moved = 0;
         for (id, letter) in self.read_dead(queue, &keys, max).await? {
             let envelope = letter.into_redriven();
+            let stream = self.stream_for(queue, &keys, &envelope)?;
             let mut conn = self.conn.clone();
             let done: i64 = self
                 .redrive
                 .key(&keys.dead)
-                .key(&keys.stream)
+                .key(&stream)
                 .arg(&id)
                 .arg(envelope.to_wire_headers())
                 .arg(envelope.payload().as_ref())
@@ -973,12 +1411,16 @@ impl Broker for RedisBroker {
         pipe.cmd("XLEN")
             .arg(&keys.stream)
             .cmd("ZCARD")
-            .arg(&keys.retry);
+            .arg(&keys.retry)
+            .cmd("EVAL")
+            .arg(KEYED_LEN)
+            .arg(0)
+            .arg(&keys.base);
         let mut conn = self.conn.clone();
-        let (stream, retry): (usize, usize) =
+        let (stream, retry, keyed): (usize, usize, usize) =
             pipe.query_async(&mut conn).await.map_err(|e| backend(&e))?;
-        // Acked and dead-lettered entries are deleted from the stream.
-        Ok(stream + retry)
+        // Acked and dead-lettered entries are deleted from the streams.
+        Ok(stream + retry + keyed)
     }
 }
 
