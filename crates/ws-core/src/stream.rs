@@ -40,7 +40,7 @@ const MAX_READ_CHUNK: usize = 256 * 1024;
 /// with many connections a buffer kept per connection is out of the CPU cache by its next
 /// burst (1,000 connections reading 64 KiB messages keep 256 MiB), while one handed back is
 /// handed out again, still cached, to the next connection that reads, so the kernel's copy
-/// into it is cheaper; the connection's first large read allocated and faulted in its own.
+/// into it is cheaper (and few pages are faulted in: one set serves many connections).
 const KEEP_READ_BUFFER: usize = 64 * 1024;
 
 /// Frames at least this long (header included), when partly received, are read into the
