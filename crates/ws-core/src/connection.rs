@@ -142,17 +142,16 @@ impl Connection {
         &mut self.read
     }
 
-    /// Leaves giving back an empty large read buffer to the adapter
-    /// ([`release_read_buffer`](Self::release_read_buffer)), which knows whether more reads
-    /// of the same size follow.
+    /// Leaves giving back an empty read buffer to the adapter, which knows when the
+    /// connection waits for input (rather than [`poll_message`](Self::poll_message) doing it
+    /// whenever it needs more bytes, while the replies sharing the buffer may still wait).
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn keep_read_buffer(&mut self) {
         self.adapter_owns_read_buffer = true;
     }
 
     /// Gives back the read buffer's allocation when it is empty and over 64 KiB.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn release_read_buffer(&mut self) {
+    fn release_read_buffer(&mut self) {
         if self.read.is_empty() && self.read.capacity() > 64 * 1024 {
             self.read = BytesMut::new();
         }
