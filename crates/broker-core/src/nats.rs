@@ -181,6 +181,7 @@ impl std::fmt::Debug for NatsBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsBroker")
             .field("prefix", &self.prefix)
+            .field("replies", &self.replies)
             .finish_non_exhaustive()
     }
 }
@@ -1134,7 +1135,8 @@ impl Broker for NatsBroker {
             )
             .await
             .map_err(backend)?;
-        self.client.flush().await.map_err(backend)
+        // Bounded: while the client reconnects, a flush waits for the connection.
+        self.flush().await
     }
 
     async fn pending(&self, queue: &str) -> Result<usize> {

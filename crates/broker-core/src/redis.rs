@@ -1353,6 +1353,7 @@ impl Broker for RedisBroker {
         let start = tokio::time::Instant::now();
         let end = start.checked_add(timeout).unwrap_or(start);
         let mut conn = self.blocking_conn().await?;
+        let mut reconnected = false;
         loop {
             let left = end.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
@@ -1363,12 +1364,24 @@ impl Broker for RedisBroker {
             let slice = left
                 .min(Duration::from_millis(250))
                 .max(Duration::from_millis(1));
-            let reply: Value = redis::cmd("BLPOP")
+            let reply: Value = match redis::cmd("BLPOP")
                 .arg(&key)
                 .arg(slice.as_secs_f64())
                 .query_async(&mut conn)
                 .await
-                .map_err(|e| backend(&e))?;
+            {
+                Ok(reply) => reply,
+                // A pooled connection does not reconnect: after a server restart it and
+                // the others in the pool are dead. Drop them and wait on a new one, once
+                // (the reply list outlives the restart with the server's persistence).
+                Err(e) if !reconnected && (e.is_io_error() || e.is_connection_dropped()) => {
+                    lock(&self.blocking).clear();
+                    conn = self.blocking_conn().await?;
+                    reconnected = true;
+                    continue;
+                }
+                Err(e) => return Err(backend(&e)),
+            };
             if let Value::Array(pair) = &reply
                 && let Some(packed) = pair.get(1).and_then(bytes_of)
             {
