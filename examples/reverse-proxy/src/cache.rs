@@ -81,15 +81,26 @@ fn serve(
     Response::from_parts(head, full(body))
 }
 
-/// Answers a GET or HEAD from the cache when it can, else from upstream (one request per
-/// key at a time), storing what may be stored.
+/// The answer to a GET or HEAD from a fresh stored response, or (`Err`) the request's cache
+/// key for [`cached`]. Synchronous, so that a hit builds none of the upstream path's futures.
+pub(crate) fn fresh(cache: &Cache, parts: &request::Parts) -> Result<Response<ProxyBody>, String> {
+    let key = cache_key(parts);
+    let now = SystemTime::now();
+    match cache.lookup(&key, parts, now) {
+        Lookup::Fresh(entry) => Ok(serve(parts, &entry, now, "HIT")),
+        _ => Err(key),
+    }
+}
+
+/// Answers a GET or HEAD (under its cache `key`) from the cache when it can, else from
+/// upstream (one request per key at a time), storing what may be stored.
 pub(crate) async fn cached(
     ctx: RequestContext<'_>,
     cache: &Cache,
+    key: String,
     parts: request::Parts,
     body: ProxyBody,
 ) -> Response<ProxyBody> {
-    let key = cache_key(&parts);
     let now = SystemTime::now();
     match cache.lookup(&key, &parts, now) {
         Lookup::Fresh(entry) => return serve(&parts, &entry, now, "HIT"),
