@@ -27,6 +27,10 @@ use proxy_core::{
 use crate::forward::{RequestContext, UpstreamUnreachable, forward};
 use crate::{BoxError, ProxyBody, full, plain};
 
+/// How the cache answered (`HIT`, `MISS`, `STALE`, `REVALIDATED`); a constant, since a
+/// `&str` name is parsed again on every insert.
+const X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
+
 /// The cache of one proxy: the policy, the store, who is fetching what.
 pub(crate) struct Cache {
     policy: CachePolicy,
@@ -77,7 +81,7 @@ fn serve(
 ) -> Response<ProxyBody> {
     let (mut head, body) = entry.respond(parts, now).into_parts();
     head.headers
-        .insert("x-cache", HeaderValue::from_static(state));
+        .insert(X_CACHE, HeaderValue::from_static(state));
     Response::from_parts(head, full(body))
 }
 
@@ -294,7 +298,7 @@ async fn store(
         Err(_) => cache.coalescer.mark_pass(key, Instant::now()),
     }
     head.headers
-        .insert("x-cache", HeaderValue::from_static("MISS"));
+        .insert(X_CACHE, HeaderValue::from_static("MISS"));
     Response::from_parts(head, full(bytes))
 }
 

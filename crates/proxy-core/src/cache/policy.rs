@@ -750,7 +750,17 @@ impl CacheEntry {
             }
             _ => {}
         }
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        // Usually the stored field already says it (a whole 200, one field line): then it is
+        // kept as it is.
+        let mut stored_length = headers.get_all(CONTENT_LENGTH).iter();
+        let kept = stored_length
+            .next()
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            == Some(body.len())
+            && stored_length.next().is_none();
+        if !kept {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
         if request.method == Method::HEAD {
             body = Bytes::new();
         }
