@@ -3,11 +3,16 @@
 # serving a 1 KiB static file) over HTTP/1.1 keep-alive, no caching on either side,
 # alternated in one run on 127.0.0.1. Clients speak HTTP/1.1 (wrk), or with PROTOCOL=h2
 # HTTP/2 with prior knowledge (h2c, h2load; `scripts/bench-reverse-proxy-h2.sh` is that).
+# With CACHE=1 the origin marks the file `Cache-Control: max-age=3600` and both proxies
+# cache it (nginx `proxy_cache`, ours `[cache]` with `cache = true` on the route): after the
+# warm-up request every request of the load is a cache hit (the origin's CPU per request is
+# then about zero).
 #
 #   bash scripts/bench-reverse-proxy.sh                     # 3 rounds of 5 s each side
 #   ROUNDS=5 SECONDS_PER_RUN=10 CONNECTIONS=64 bash scripts/bench-reverse-proxy.sh
 #   PROTOCOL=h2 CONNECTIONS=16 STREAMS=10 bash scripts/bench-reverse-proxy.sh
 #   PROXY_BIN=/path/to/reverse-proxy bash scripts/bench-reverse-proxy.sh   # no build
+#   CACHE=1 bash scripts/bench-reverse-proxy.sh             # cache hits on both sides
 #
 # Prints requests/s, latency (p99 from wrk, the mean from h2load) and CPU microseconds per
 # request (of each proxy, the origin and the load generator) per run, then the medians of
@@ -32,6 +37,17 @@ case "$protocol" in
   *) echo "PROTOCOL is h1 or h2, not $protocol" >&2; exit 2 ;;
 esac
 streams=${STREAMS:-10}
+# CACHE=1: the origin's response is cacheable and both proxies answer from their cache.
+if [ "${CACHE:-0}" = 1 ]; then
+  origin_cache='add_header Cache-Control "max-age=3600";'
+  nginx_cache_path="proxy_cache_path CACHE_DIR levels=1:2 keys_zone=bench:10m max_size=64m;"
+  # X-Cache as ours writes it (and so that the script can check the hit).
+  nginx_cache='proxy_cache bench; add_header X-Cache $upstream_cache_status;'
+  ours_cache_section=$'[cache]\nmax_bytes = 67108864'
+  ours_route_cache='cache = true'
+else
+  origin_cache=''; nginx_cache_path=''; nginx_cache=''; ours_cache_section=''; ours_route_cache=''
+fi
 
 if ! command -v "$load" >/dev/null || ! command -v nginx >/dev/null; then
   echo "installing nginx and $package from Debian"
@@ -76,7 +92,7 @@ http {
   client_body_temp_path $work/origin; proxy_temp_path $work/origin;
   fastcgi_temp_path $work/origin; uwsgi_temp_path $work/origin; scgi_temp_path $work/origin;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$origin_port; root $work/www; }
+  server { listen 127.0.0.1:$origin_port; root $work/www; $origin_cache }
 }
 CONF
 
@@ -91,11 +107,13 @@ http {
   fastcgi_temp_path $work/proxy; uwsgi_temp_path $work/proxy; scgi_temp_path $work/proxy;
   keepalive_requests 1000000;
   upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
+  ${nginx_cache_path/CACHE_DIR/$work/proxy/cache}
   server {
     listen 127.0.0.1:$nginx_port$h2_listen;
     $h2_directive
     location / {
       proxy_pass http://origin;
+      $nginx_cache
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host \$host;
@@ -113,11 +131,13 @@ access_log = false
 # no Forwarded, X-Forwarded-Proto/-Host or Via unless told to).
 forwarding_headers = ["x-forwarded-for"]
 $ours_h2
+$ours_cache_section
 [[pools]]
 name = "origin"
 upstreams = [{ address = "127.0.0.1:$origin_port" }]
 [[routes]]
 pool = "origin"
+$ours_route_cache
 CONF
 
 nginx -p "$work/origin" -c "$work/origin/nginx.conf" -g 'daemon off;' &
@@ -135,6 +155,13 @@ theirs="127.0.0.1:$nginx_port"
 sleep 0.5
 curl -fsS "${curl_flags[@]}" -o /dev/null "http://$ours/index.html"
 curl -fsS "${curl_flags[@]}" -o /dev/null "http://$theirs/index.html"
+if [ "${CACHE:-0}" = 1 ]; then
+  # The warm-up above stored the response; check that the next one is a hit on both sides.
+  curl -fsS "${curl_flags[@]}" -D - -o /dev/null "http://$ours/index.html" | grep -qi '^x-cache: HIT' \
+    || { echo "reverse-proxy did not answer from its cache" >&2; exit 1; }
+  curl -fsS "${curl_flags[@]}" -D - -o /dev/null "http://$theirs/index.html" | grep -qi '^x-cache: HIT' \
+    || { echo "nginx did not answer from its cache" >&2; exit 1; }
+fi
 
 # CPU time in clock ticks of a process and all its descendants (every thread of ours, nginx's
 # master and workers; /proc/PID/stat covers all threads): "USER+SYS SYS".

@@ -27,6 +27,10 @@ use proxy_core::{
 use crate::forward::{RequestContext, UpstreamUnreachable, forward};
 use crate::{BoxError, ProxyBody, full, plain};
 
+/// How the cache answered (`HIT`, `MISS`, `STALE`, `REVALIDATED`); a constant, since a
+/// `&str` name is parsed again on every insert.
+const X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
+
 /// The cache of one proxy: the policy, the store, who is fetching what.
 pub(crate) struct Cache {
     policy: CachePolicy,
@@ -77,19 +81,30 @@ fn serve(
 ) -> Response<ProxyBody> {
     let (mut head, body) = entry.respond(parts, now).into_parts();
     head.headers
-        .insert("x-cache", HeaderValue::from_static(state));
+        .insert(X_CACHE, HeaderValue::from_static(state));
     Response::from_parts(head, full(body))
 }
 
-/// Answers a GET or HEAD from the cache when it can, else from upstream (one request per
-/// key at a time), storing what may be stored.
+/// The answer to a GET or HEAD from a fresh stored response, or (`Err`) the request's cache
+/// key for [`cached`]. Synchronous, so that a hit builds none of the upstream path's futures.
+pub(crate) fn fresh(cache: &Cache, parts: &request::Parts) -> Result<Response<ProxyBody>, String> {
+    let key = cache_key(parts);
+    let now = SystemTime::now();
+    match cache.lookup(&key, parts, now) {
+        Lookup::Fresh(entry) => Ok(serve(parts, &entry, now, "HIT")),
+        _ => Err(key),
+    }
+}
+
+/// Answers a GET or HEAD (under its cache `key`) from the cache when it can, else from
+/// upstream (one request per key at a time), storing what may be stored.
 pub(crate) async fn cached(
     ctx: RequestContext<'_>,
     cache: &Cache,
+    key: String,
     parts: request::Parts,
     body: ProxyBody,
 ) -> Response<ProxyBody> {
-    let key = cache_key(&parts);
     let now = SystemTime::now();
     match cache.lookup(&key, &parts, now) {
         Lookup::Fresh(entry) => return serve(&parts, &entry, now, "HIT"),
@@ -283,7 +298,7 @@ async fn store(
         Err(_) => cache.coalescer.mark_pass(key, Instant::now()),
     }
     head.headers
-        .insert("x-cache", HeaderValue::from_static("MISS"));
+        .insert(X_CACHE, HeaderValue::from_static("MISS"));
     Response::from_parts(head, full(bytes))
 }
 

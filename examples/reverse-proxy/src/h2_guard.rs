@@ -22,9 +22,9 @@
 //! client ◀──frames── H2Guard (track frame boundaries, then GOAWAY) ◀── hyper/h2
 //! ```
 
-use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -94,8 +94,9 @@ struct Shared {
     /// The connection task, woken when the timer ends the connection.
     waker: Option<Waker>,
     /// Response bodies hyper has not polled since they last gave it data (or since they
-    /// were handed over), and since when.
-    waiting: HashMap<u64, Instant>,
+    /// were handed over), and since when: a few at a time (at most one per stream), so a
+    /// list searched in place, cheaper than hashing.
+    waiting: Vec<(u64, Instant)>,
     next_body: u64,
     /// When the preface, or the header block in progress, must be complete.
     header_deadline: Option<Instant>,
@@ -104,11 +105,20 @@ struct Shared {
 
 /// What a connection's guard, its request handler and its timer share.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Watch(Arc<Mutex<Shared>>);
+pub(crate) struct Watch(Arc<WatchState>);
+
+#[derive(Debug, Default)]
+struct WatchState {
+    /// Whether `shared.kill` is set: the guard reads this on every read and write, and
+    /// takes the lock only once it is true.
+    killed: AtomicBool,
+    shared: Mutex<Shared>,
+}
 
 impl Watch {
     fn lock(&self) -> MutexGuard<'_, Shared> {
         self.0
+            .shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -118,6 +128,7 @@ impl Watch {
         let waker = {
             let mut shared = self.lock();
             shared.kill.get_or_insert(violation);
+            self.0.killed.store(true, Ordering::Release);
             shared.waker.take()
         };
         if let Some(waker) = waker {
@@ -146,8 +157,8 @@ impl Watch {
         }
         shared
             .waiting
-            .values()
-            .any(|since| now.saturating_duration_since(*since) >= send_timeout)
+            .iter()
+            .any(|(_, since)| now.saturating_duration_since(*since) >= send_timeout)
             .then_some(Violation::SendStall)
     }
 
@@ -161,7 +172,7 @@ impl Watch {
             let mut shared = self.lock();
             let id = shared.next_body;
             shared.next_body = id.wrapping_add(1);
-            shared.waiting.insert(id, Instant::now());
+            shared.waiting.push((id, Instant::now()));
             id
         };
         WatchedBody {
@@ -174,6 +185,25 @@ impl Watch {
 
     fn set_header_deadline(&self, deadline: Option<Instant>) {
         self.lock().header_deadline = deadline;
+    }
+}
+
+impl Shared {
+    /// Marks body `id` as waiting for hyper since `since`, or (`None`) not waiting.
+    fn set_waiting(&mut self, id: u64, since: Option<Instant>) {
+        let at = self.waiting.iter().position(|(body, _)| *body == id);
+        match (at, since) {
+            (Some(at), Some(since)) => {
+                if let Some(slot) = self.waiting.get_mut(at) {
+                    slot.1 = since;
+                }
+            }
+            (None, Some(since)) => self.waiting.push((id, since)),
+            (Some(at), None) => {
+                self.waiting.swap_remove(at);
+            }
+            (None, None) => {}
+        }
     }
 }
 
@@ -193,16 +223,15 @@ impl hyper::body::Body for WatchedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
-        let id = self.id;
-        self.watch.lock().waiting.remove(&id);
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         // Data handed over waits for the client's window (hyper holds it until there is
-        // some), the last chunk too: the body is dropped once it is sent.
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && frame.is_data()
-        {
-            self.watch.lock().waiting.insert(id, Instant::now());
-        }
+        // some), the last chunk too: the body is dropped once it is sent. Anything else
+        // (pending: the upstream is slow; the end; an error) is not waiting for hyper.
+        let since = match &polled {
+            Poll::Ready(Some(Ok(frame))) if frame.is_data() => Some(Instant::now()),
+            _ => None,
+        };
+        self.watch.lock().set_waiting(self.id, since);
         polled
     }
 
@@ -217,7 +246,7 @@ impl hyper::body::Body for WatchedBody {
 
 impl Drop for WatchedBody {
     fn drop(&mut self) {
-        self.watch.lock().waiting.remove(&self.id);
+        self.watch.lock().set_waiting(self.id, None);
     }
 }
 
@@ -337,6 +366,12 @@ pub(crate) struct H2Guard<S> {
     goaway: Option<([u8; 17], usize)>,
     /// The violation found while reading, before [`Watch`] knows it.
     killed: Option<Violation>,
+    /// The waker last given to [`Watch`] (so that a read takes its lock only when the
+    /// connection task's waker changed).
+    waker: Option<Waker>,
+    /// Whether [`Watch`] holds a header deadline (so that each complete header block
+    /// takes its lock only when there is one to clear).
+    header_deadline: bool,
 }
 
 impl<S> std::fmt::Debug for H2Guard<S> {
@@ -365,6 +400,8 @@ impl<S> H2Guard<S> {
             window_credit: 0,
             goaway: None,
             killed: None,
+            waker: None,
+            header_deadline: true,
         }
     }
 
@@ -385,8 +422,14 @@ impl<S> H2Guard<S> {
             window_credit,
             last_stream,
             limits,
+            header_deadline,
             ..
         } = self;
+        let clear_deadline = |deadline: &mut bool| {
+            if std::mem::take(deadline) {
+                watch.set_header_deadline(None);
+            }
+        };
         incoming
             .advance(bytes, |head| {
                 let [l0, l1, l2, kind, flags, s0, s1, s2, s3] = *head;
@@ -400,10 +443,14 @@ impl<S> H2Guard<S> {
                         if stream % 2 == 1 && stream > *last_stream {
                             *last_stream = stream;
                         }
-                        watch.set_header_deadline(
-                            (flags & END_HEADERS == 0)
-                                .then(|| Instant::now() + limits.header_read_timeout),
-                        );
+                        if flags & END_HEADERS == 0 {
+                            *header_deadline = true;
+                            watch.set_header_deadline(Some(
+                                Instant::now() + limits.header_read_timeout,
+                            ));
+                        } else {
+                            clear_deadline(header_deadline);
+                        }
                         false
                     }
                     // RST_STREAM
@@ -415,7 +462,7 @@ impl<S> H2Guard<S> {
                     }
                     // SETTINGS: the first one completes the preface.
                     0x4 => {
-                        watch.set_header_deadline(None);
+                        clear_deadline(header_deadline);
                         flags & ACK == 0
                     }
                     // PING
@@ -433,7 +480,7 @@ impl<S> H2Guard<S> {
                     // CONTINUATION
                     0x9 => {
                         if flags & END_HEADERS != 0 {
-                            watch.set_header_deadline(None);
+                            clear_deadline(header_deadline);
                         }
                         length == 0 && flags & END_HEADERS == 0
                     }
@@ -468,7 +515,7 @@ impl<S> H2Guard<S> {
     }
 
     fn violation(&mut self) -> Option<Violation> {
-        if self.killed.is_none() {
+        if self.killed.is_none() && self.watch.0.killed.load(Ordering::Acquire) {
             self.killed = self.watch.lock().kill;
         }
         self.killed
@@ -511,15 +558,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for H2Guard<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        {
-            let mut shared = this.watch.lock();
-            if !shared
-                .waker
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                shared.waker = Some(cx.waker().clone());
-            }
+        if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            this.waker = Some(cx.waker().clone());
+            this.watch.lock().waker = Some(cx.waker().clone());
         }
         if let Some(violation) = this.violation() {
             std::task::ready!(this.poll_goaway(cx))?;

@@ -48,7 +48,21 @@ pub(crate) async fn route_request(
         peer,
         client_ip: client_address(peer.ip(), &parts.headers, &state.trusted),
     };
-    let limit_headers = match rate_limit::admit(state, route, &parts.headers, ctx.client_ip).await {
+    // Boxed when there is a limit to check, so that a route without one does not carry the
+    // limiter's future in its own (see `send`).
+    let admitted = match route.limiter {
+        None => Ok(Vec::new()),
+        Some(_) => {
+            Box::pin(rate_limit::admit(
+                state,
+                route,
+                &parts.headers,
+                ctx.client_ip,
+            ))
+            .await
+        }
+    };
+    let limit_headers = match admitted {
         Ok(headers) => headers,
         // A gRPC client maps an HTTP 429 to UNAVAILABLE, which it may retry at once: the
         // limit is RESOURCE_EXHAUSTED, with the same `Retry-After` and `RateLimit-*`.
@@ -84,25 +98,33 @@ pub(crate) async fn route_request(
 /// The route for the request: the longest matching prefix, routes with a matching host
 /// before those without one.
 fn select_route<'a>(state: &'a State, parts: &Parts) -> Option<&'a Route> {
+    // Compared without allocating: this runs for every request.
     let host = parts
         .headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
-        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+        .map(|h| h.split(':').next().unwrap_or(h));
+    let path = parts.uri.path();
     state
         .routes
         .iter()
-        .filter(|r| parts.uri.path().starts_with(&r.prefix))
+        .filter(|r| path.starts_with(&r.prefix))
         .filter(|r| {
             r.host
                 .as_ref()
-                .is_none_or(|h| host.as_deref() == Some(h.as_str()))
+                .is_none_or(|h| host.is_some_and(|host| host.eq_ignore_ascii_case(h)))
         })
         .max_by_key(|r| (r.host.is_some(), r.prefix.len()))
 }
 
 /// The upstream's answer: through the cache on a caching route (GET and HEAD answered from
 /// it, other methods invalidating it on success), else forwarded.
+///
+/// A fresh cache hit is answered without building any future of the upstream path. The
+/// futures of the cache's misses and of forwarding are boxed: they are several KiB (retries,
+/// timeouts, revalidation), and a future held inline is copied whole each time the future
+/// around it moves (into hyper's dispatcher, into a task), which cost more than the
+/// allocation.
 async fn send(
     ctx: RequestContext<'_>,
     route: &Route,
@@ -114,14 +136,17 @@ async fn send(
         Some(cache)
             if route.cache && (parts.method == Method::GET || parts.method == Method::HEAD) =>
         {
-            cache::cached(ctx, cache, parts, body).await
+            match cache::fresh(cache, &parts) {
+                Ok(hit) => hit,
+                Err(key) => Box::pin(cache::cached(ctx, cache, key, parts, body)).await,
+            }
         }
         Some(cache) if route.cache => {
             let request = parts.clone();
-            let response = forward(ctx, parts, Some(body), client_upgrade).await;
+            let response = Box::pin(forward(ctx, parts, Some(body), client_upgrade)).await;
             cache::invalidate(cache, &request, response.status(), response.headers());
             response
         }
-        _ => forward(ctx, parts, Some(body), client_upgrade).await,
+        _ => Box::pin(forward(ctx, parts, Some(body), client_upgrade)).await,
     }
 }

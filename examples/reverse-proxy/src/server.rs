@@ -220,7 +220,12 @@ async fn serve_connection<S>(
         let rejection = rejection.clone();
         request.extensions_mut().insert(Scheme(scheme));
         let request = request.map(crate::request_body);
-        async move { Ok::<_, Infallible>(handle(&state, peer, &rejection, request).await) }
+        // Boxed: the request's future is several KiB (routing, cache, forwarding, retries),
+        // and hyper moves the future it gets by value more than once per request; a box
+        // moves as a pointer.
+        Box::pin(
+            async move { Ok::<_, Infallible>(handle(&state, peer, &rejection, request).await) },
+        )
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -293,10 +298,11 @@ async fn serve_h2<S>(
             let watch = watch.clone();
             request.extensions_mut().insert(Scheme(scheme));
             let request = request.map(crate::request_body);
-            async move {
+            // Boxed, as for HTTP/1: hyper moves it into the stream's task.
+            Box::pin(async move {
                 let response = handle_h2(&state, peer, &watch, &limits, request).await;
                 Ok::<_, Infallible>(response.map(|body| watch.watch_body(body)))
-            }
+            })
         })
     };
     let mut builder =
@@ -353,10 +359,9 @@ async fn handle_h2(
     request: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let logged = logged(state, &request);
     let (mut parts, body) = request.into_parts();
-    let key = state.rng.lock().map_or(0, |mut r| r.next_u64());
+    let key = || state.rng.lock().map_or(0, |mut r| r.next_u64());
     let checked = websocket::upgrade_request(&mut parts, key).and_then(|websocket| {
         downgrade_head(&mut parts, state.limits.max_headers)?;
         proxy_core::check_parsed_request(&parts)
@@ -381,7 +386,15 @@ async fn handle_h2(
             websocket::upgrade_response(response, &tunnel)
         }
     };
-    finish(state, peer, &method, &path, started, response)
+    finish(state, peer, logged, started, response)
+}
+
+/// The method and path of `request` for the access log, when it is on (copied before the
+/// request moves on, and only then).
+fn logged<B>(state: &State, request: &Request<B>) -> Option<(http::Method, String)> {
+    state
+        .access_log
+        .then(|| (request.method().clone(), request.uri().path().to_owned()))
 }
 
 /// WebSockets over HTTP/2 (RFC 8441) to an HTTP/1.1 upstream: the extended CONNECT made the
@@ -408,7 +421,7 @@ mod websocket {
     /// another `:protocol` is 501.
     pub(super) fn upgrade_request(
         parts: &mut Parts,
-        key: u64,
+        key: impl FnOnce() -> u64,
     ) -> Result<Option<Tunnel>, (StatusCode, String)> {
         let Some(protocol) = parts.extensions.remove::<hyper::ext::Protocol>() else {
             return Ok(None);
@@ -425,6 +438,7 @@ mod websocket {
                 ),
             ));
         }
+        let key = key();
         let nonce: Vec<u8> = key
             .to_le_bytes()
             .into_iter()
@@ -535,14 +549,13 @@ fn downgrade_head(
 fn finish(
     state: &State,
     peer: SocketAddr,
-    method: &http::Method,
-    path: &str,
+    logged: Option<(http::Method, String)>,
     started: Instant,
     response: Response<ProxyBody>,
 ) -> Response<ProxyBody> {
     let status = response.status();
     state.metrics.record(status.as_u16(), started.elapsed());
-    if state.access_log {
+    if let Some((method, path)) = logged {
         tracing::info!(target: "access", %peer, %method, %path, status = status.as_u16(), took = ?started.elapsed());
     }
     response
@@ -558,13 +571,12 @@ async fn handle(
     mut request: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let logged = logged(state, &request);
     let client_upgrade = request
         .headers()
         .contains_key(UPGRADE)
         .then(|| hyper::upgrade::on(&mut request));
-    let response = if path == *state.reject_path {
+    let response = if request.uri().path() == &*state.reject_path {
         match rejection.take() {
             Some(error) => {
                 state.metrics.rejected_heads.fetch_add(1, Ordering::Relaxed);
@@ -576,5 +588,5 @@ async fn handle(
     } else {
         route_request(state, peer, request, client_upgrade).await
     };
-    finish(state, peer, &method, &path, started, response)
+    finish(state, peer, logged, started, response)
 }

@@ -66,12 +66,13 @@ pub fn cache_key(request: &request::Parts) -> String {
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| request.uri.authority().map(http::uri::Authority::as_str))
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    format!(
-        "{host}{}",
-        request.uri.path_and_query().map_or("/", |pq| pq.as_str())
-    )
+        .unwrap_or("");
+    let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    // One allocation: this runs for every request a caching route sees.
+    let mut key = String::with_capacity(host.len() + target.len());
+    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    key.push_str(target);
+    key
 }
 
 /// The keys a response to an unsafe request invalidates (RFC 9111 section 4.4): none for a

@@ -750,7 +750,17 @@ impl CacheEntry {
             }
             _ => {}
         }
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        // Usually the stored field already says it (a whole 200, one field line): then it is
+        // kept as it is.
+        let mut stored_length = headers.get_all(CONTENT_LENGTH).iter();
+        let kept = stored_length
+            .next()
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            == Some(body.len())
+            && stored_length.next().is_none();
+        if !kept {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
         if request.method == Method::HEAD {
             body = Bytes::new();
         }
@@ -935,13 +945,11 @@ fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
             .map(str::trim)
             .any(|t| t == "*" || HeaderValue::from_str(t).is_ok_and(|t| weak_equal(&t, etag)));
     }
-    if let (Some(Some(since)), Some(Some(modified))) = (
-        single_date(request, IF_MODIFIED_SINCE),
-        single_date(stored, LAST_MODIFIED),
-    ) {
-        return modified <= since;
-    }
-    false
+    // The stored date is parsed only when the client sent one to compare it with.
+    let Some(Some(since)) = single_date(request, IF_MODIFIED_SINCE) else {
+        return false;
+    };
+    single_date(stored, LAST_MODIFIED).is_some_and(|modified| modified.is_some_and(|m| m <= since))
 }
 
 /// RFC 9110 section 13.1.5: a range is served only when `If-Range` is absent or names the

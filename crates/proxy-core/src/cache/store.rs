@@ -56,15 +56,17 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    keys: HashMap<String, Slot>,
+    keys: HashMap<Arc<str>, Slot>,
     /// Use order: tick -> key.
-    order: BTreeMap<u64, String>,
+    order: BTreeMap<u64, Arc<str>>,
     tick: u64,
     total: u64,
 }
 
 #[derive(Debug)]
 struct Slot {
+    /// The key again, shared with `order`, so that a read reorders without allocating.
+    key: Arc<str>,
     variants: Vec<Arc<CacheEntry>>,
     weight: u64,
     tick: u64,
@@ -95,13 +97,17 @@ impl MemoryStore {
 
 impl Inner {
     fn touch(&mut self, key: &str) {
-        self.tick += 1;
-        let tick = self.tick;
-        if let Some(slot) = self.keys.get_mut(key) {
-            self.order.remove(&slot.tick);
-            slot.tick = tick;
-            self.order.insert(tick, key.to_owned());
+        let Some(slot) = self.keys.get_mut(key) else {
+            return;
+        };
+        if slot.tick == self.tick {
+            // Already the most recently used key: nothing to reorder.
+            return;
         }
+        self.tick += 1;
+        self.order.remove(&slot.tick);
+        slot.tick = self.tick;
+        self.order.insert(self.tick, Arc::clone(&slot.key));
     }
 
     fn take(&mut self, key: &str) -> Option<Slot> {
@@ -150,11 +156,13 @@ impl CacheStore for MemoryStore {
         }
         inner.tick += 1;
         let tick = inner.tick;
-        inner.order.insert(tick, key.to_owned());
+        let key: Arc<str> = Arc::from(key);
+        inner.order.insert(tick, Arc::clone(&key));
         inner.total += weight;
         inner.keys.insert(
-            key.to_owned(),
+            Arc::clone(&key),
             Slot {
+                key,
                 variants,
                 weight,
                 tick,
