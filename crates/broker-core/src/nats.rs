@@ -38,7 +38,9 @@ use futures_util::StreamExt;
 
 use crate::broker::DeliveryToken;
 use crate::held::Held;
-use crate::ordering::{ordering_key, refuse_ordering_key};
+use crate::ordering::{
+    MAX_KEY_PARTITIONS, check_key_partitions, key_partition, ordering_key, refuse_ordering_key,
+};
 use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
@@ -55,8 +57,6 @@ const BATCH_GRACE: Duration = Duration::from_secs(5);
 /// reconnects).
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The most partitions a queue can have (each is a consumer on the server).
-const MAX_KEY_PARTITIONS: u32 = 256;
 /// How the keyed stream's description records its partition count.
 const PARTITIONS_DESCRIPTION: &str = "broker-core key partitions: ";
 /// How often a fetch asks whether the keyed stream holds messages (and so whether the
@@ -111,11 +111,6 @@ impl Queue {
             }
         }
     }
-}
-
-/// The partition of an ordering key: CRC-32 (IEEE) of its bytes modulo `partitions`.
-fn key_partition(key: &str, partitions: u32) -> u32 {
-    crc32fast::hash(key.as_bytes()) % partitions.max(1)
 }
 
 /// A [`Broker`] on NATS JetStream.
@@ -341,10 +336,7 @@ impl NatsBroker {
     /// # Errors
     /// [`Error::InvalidConfig`] outside 1 to 256.
     pub fn key_partitions(mut self, partitions: u32) -> Result<Self> {
-        if !(1..=MAX_KEY_PARTITIONS).contains(&partitions) {
-            return Err(Error::InvalidConfig("key partitions must be 1 to 256"));
-        }
-        self.key_partitions = partitions;
+        self.key_partitions = check_key_partitions(partitions)?;
         Ok(self)
     }
 

@@ -57,3 +57,27 @@ pub(crate) fn refuse_ordering_key(backend: &'static str, envelope: &Envelope) ->
     }
     Ok(())
 }
+
+/// The most partitions a queue's keyed messages can be spread over (each is a consumer or
+/// a stream on the server).
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub(crate) const MAX_KEY_PARTITIONS: u32 = 256;
+
+/// `partitions` if it is a partition count a queue can have (1 to [`MAX_KEY_PARTITIONS`]).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] outside that range.
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub(crate) fn check_key_partitions(partitions: u32) -> Result<u32> {
+    if (1..=MAX_KEY_PARTITIONS).contains(&partitions) {
+        Ok(partitions)
+    } else {
+        Err(Error::InvalidConfig("key partitions must be 1 to 256"))
+    }
+}
+
+/// The partition of an ordering key: CRC-32 (IEEE) of its bytes modulo `partitions`.
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub(crate) fn key_partition(key: &str, partitions: u32) -> u32 {
+    crc32fast::hash(key.as_bytes()) % partitions.max(1)
+}

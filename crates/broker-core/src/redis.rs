@@ -36,7 +36,9 @@ use redis::{Script, Value};
 
 use crate::broker::DeliveryToken;
 use crate::held::Held;
-use crate::ordering::{ordering_key, refuse_ordering_key};
+use crate::ordering::{
+    MAX_KEY_PARTITIONS, check_key_partitions, key_partition, ordering_key, refuse_ordering_key,
+};
 use crate::request_reply::{prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
@@ -173,8 +175,6 @@ return total
 /// How often a fetch asks whether a queue's partitions hold entries (and so whether they
 /// need reading).
 const KEYED_CHECK: Duration = Duration::from_secs(1);
-/// The most partitions a queue can have.
-const MAX_KEY_PARTITIONS: u32 = 256;
 
 /// A queue's keyed side, as this process knows it.
 #[derive(Debug)]
@@ -207,11 +207,6 @@ fn dead_letter_of(queue: &str, mut envelope: Envelope, reason: String) -> Envelo
     let attempts = envelope.attempt();
     envelope.set_delivered_at(None);
     DeadLetter::new(queue, envelope, reason, attempts, SystemTime::now()).envelope
-}
-
-/// The partition of an ordering key: CRC-32 (IEEE) of its bytes modulo `partitions`.
-fn key_partition(key: &str, partitions: u32) -> u32 {
-    crc32fast::hash(key.as_bytes()) % partitions.max(1)
 }
 
 /// A [`Broker`] on Redis Streams.
@@ -413,10 +408,7 @@ impl RedisBroker {
     /// # Errors
     /// [`Error::InvalidConfig`] outside 1 to 256.
     pub fn key_partitions(mut self, partitions: u32) -> Result<Self> {
-        if !(1..=MAX_KEY_PARTITIONS).contains(&partitions) {
-            return Err(Error::InvalidConfig("key partitions must be 1 to 256"));
-        }
-        self.key_partitions = partitions;
+        self.key_partitions = check_key_partitions(partitions)?;
         Ok(self)
     }
 

@@ -108,14 +108,35 @@ fn unique(kind: &str) -> String {
 /// A Mosquitto of the test's own with a TLS listener for `pki`'s server certificate, and
 /// its `mqtts://` URL trusting `pki`'s CA.
 fn tls_mosquitto(pki: &Pki, require_client_cert: bool) -> Option<(support::OwnServer, String)> {
-    let server = support::OwnServer::mosquitto_tls(
+    tls_server(
+        "mqtts",
+        pki,
+        require_client_cert,
+        support::OwnServer::mosquitto_tls,
+    )
+}
+
+/// A server of the test's own that `start` makes with `pki`'s CA and server certificate,
+/// and its `scheme` URL trusting `pki`'s CA.
+fn tls_server(
+    scheme: &str,
+    pki: &Pki,
+    require_client_cert: bool,
+    start: fn(
+        &std::path::Path,
+        &std::path::Path,
+        &std::path::Path,
+        bool,
+    ) -> Option<support::OwnServer>,
+) -> Option<(support::OwnServer, String)> {
+    let server = start(
         &pki.ca,
         &pki.server_cert,
         &pki.server_key,
         require_client_cert,
     )?;
     let url = format!(
-        "mqtts://localhost:{}?cacertfile={}",
+        "{scheme}://localhost:{}?cacertfile={}",
         server.port,
         query(&pki.ca)
     );
@@ -324,18 +345,12 @@ async fn amqps_passes_the_suite_through_a_tls_front() {
 /// and its `rediss://` URL trusting `pki`'s CA.
 #[cfg(feature = "redis")]
 fn tls_redis(pki: &Pki, require_client_cert: bool) -> Option<(support::OwnServer, String)> {
-    let server = support::OwnServer::redis_tls(
-        &pki.ca,
-        &pki.server_cert,
-        &pki.server_key,
+    tls_server(
+        "rediss",
+        pki,
         require_client_cert,
-    )?;
-    let url = format!(
-        "rediss://localhost:{}?cacertfile={}",
-        server.port,
-        query(&pki.ca)
-    );
-    Some((server, url))
+        support::OwnServer::redis_tls,
+    )
 }
 
 /// What a round trip through a Redis broker at `url` ends with.
