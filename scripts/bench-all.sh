@@ -11,7 +11,7 @@
 # Builds once (benchmarks, the rest-api and reverse-proxy release binaries, the WebSocket echo
 # servers and load generator), then runs the criterion files one after another, then the
 # server scripts (rest-api against axum and reverse-proxy against nginx, which alternate the
-# two sides round by round; WebSocket echo under load, scripts/bench-ws.sh). The broker rows
+# two sides round by round: HTTP/1.1, cache hits against `proxy_cache`, HTTP/2 downstream; WebSocket echo under load, scripts/bench-ws.sh). The broker rows
 # need NATS_URL and REDIS_URL (as .ci/run exports them); without them those rows are missing
 # and the bench says why. The table is printed and written to target/bench-all/table.md with
 # the date, the commit and the machine, ready for docs/benchmarks.md.
@@ -73,6 +73,17 @@ if [ "${SERVERS:-1}" = 1 ]; then
          printf "reverse-proxy, 1 KiB, keep-alive (CPU per request)\treverse-proxy %s µs\tnginx %s µs\t%.2fx\tproxy CPU per request\n", oc, nc, oc / nc;
          printf "reverse-proxy p99 latency\treverse-proxy %s ms\tnginx %s ms\t%.2fx\t\n", op, np, op / np }}' \
     "$out/reverse-proxy.log" >>"$extra"
+  # The same with both proxies answering from their caches, and with HTTP/2 downstream.
+  proxy_row() { # $1: log, $2: measure, $3: nginx's name
+    awk -v m="$2" -v peer="$3" '/^median reverse-proxy:/ {oc=$9} /^median nginx:/ {nc=$9}
+         END {if (oc && nc) printf "%s\treverse-proxy %s µs\t%s %s µs\t%.2fx\tproxy CPU per request\n", m, oc, peer, nc, oc / nc}' "$1"
+  }
+  echo "::: reverse-proxy cache hits against nginx proxy_cache (wrk)"
+  CACHE=1 PROXY_BIN=$CARGO_TARGET_DIR/release/reverse-proxy bash scripts/bench-reverse-proxy.sh | tee "$out/reverse-proxy-cache.log"
+  proxy_row "$out/reverse-proxy-cache.log" "reverse-proxy cache hit, 1 KiB (CPU per request)" "nginx proxy_cache" >>"$extra"
+  echo "::: reverse-proxy HTTP/2 downstream against nginx http2 (h2load)"
+  PROXY_BIN=$CARGO_TARGET_DIR/release/reverse-proxy bash scripts/bench-reverse-proxy-h2.sh | tee "$out/reverse-proxy-h2.log"
+  proxy_row "$out/reverse-proxy-h2.log" "reverse-proxy HTTP/2 downstream, h2c (CPU per request)" "nginx http2" >>"$extra"
   echo "::: ws-core echo under load against tokio-tungstenite, fastwebsockets and Node's ws"
   NO_BUILD=1 TSV=$extra SECONDS_PER_RUN=$SECONDS_PER_RUN bash scripts/bench-ws.sh | tee "$out/ws.log"
 fi
