@@ -31,7 +31,11 @@ PAIRS = [
      "tokio broadcast channel (send + try_recv each)"),
     (r"^broker_core/handoff_", "embedded_one_by_one", "mpsc_one_by_one"),
     (r"^broker_core/handoff_", "embedded_batch64", "mpsc_batch"),
+    (r"^broker_core/handoff_", "embedded_batch64_api", "mpsc_batch"),
+    # The raw client's function is the group's one whose name does not start with
+    # `adapter` (raw_async_nats, raw_redis_pipelined, raw_lapin, raw_rumqttc).
     (r"^broker_core/(nats|redis|amqp|mqtt)_", "adapter", None),
+    (r"^broker_core/(nats|redis|amqp|mqtt)_", "adapter_batch_api", None),
 ]
 
 
@@ -86,7 +90,7 @@ def rows(results):
             if not re.search(pattern, group) or ours not in functions:
                 continue
             if peer is None:
-                candidates = [f for f in functions if f != ours]
+                candidates = [f for f in functions if not f.startswith("adapter")]
                 if len(candidates) != 1:
                     continue
                 peer = candidates[0]
