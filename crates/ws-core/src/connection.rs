@@ -293,10 +293,20 @@ impl Connection {
         })))
     }
 
+    /// Whether a data message of `len` payload bytes would be queued now: queued output
+    /// plus `len` within [`Limits::max_send_buffer`], or nothing queued (one message of
+    /// any size is always taken). [`send`](Self::send) refuses with
+    /// [`Error::SendBufferFull`] exactly when this is `false`; control frames are not
+    /// bounded by it.
+    pub fn has_room_for(&self, len: usize) -> bool {
+        let queued = self.pending_len();
+        queued == 0 || queued.saturating_add(len) <= self.limits.max_send_buffer
+    }
+
     /// Room for one more queued frame of `len` payload bytes.
     fn check_room(&self, len: usize) -> Result<()> {
         let queued = self.pending_len();
-        if queued != 0 && queued.saturating_add(len) > self.limits.max_send_buffer {
+        if !self.has_room_for(len) {
             return Err(Error::SendBufferFull {
                 queued,
                 limit: self.limits.max_send_buffer,
@@ -792,6 +802,35 @@ mod tests {
         let n = conn.pending().len();
         conn.advance(n);
         conn.send(Message::binary(vec![0u8; 10])).unwrap();
+    }
+
+    #[test]
+    fn has_room_for_tells_exactly_what_send_refuses() {
+        let limits = Limits {
+            max_send_buffer: 100,
+            ..Limits::default()
+        };
+        let mut conn = Connection::new(limits, None);
+        assert!(conn.has_room_for(1000), "an empty buffer takes any message");
+        conn.send(Message::binary(vec![0u8; 40])).unwrap();
+        let queued = conn.pending_len();
+        let left = 100 - queued;
+        // Under the limit, but the next message does not fit: refused, and said so first.
+        assert!(!conn.has_room_for(left + 1));
+        assert!(matches!(
+            conn.send(Message::binary(vec![0u8; left + 1])),
+            Err(Error::SendBufferFull { .. })
+        ));
+        assert_eq!(
+            conn.pending_len(),
+            queued,
+            "a refused message queues nothing"
+        );
+        assert!(conn.has_room_for(left));
+        conn.send(Message::binary(vec![0u8; left])).unwrap();
+        // Control frames are not bounded by it.
+        assert!(!conn.has_room_for(1));
+        conn.send(Message::Ping(Bytes::from_static(b"p"))).unwrap();
     }
 
     #[test]

@@ -95,9 +95,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.send(message)
     }
 
-    /// Whether queued output is below the send limit (room for more).
+    /// Whether queued output is below the send limit (room for more). A message may
+    /// still be refused when it does not fit in what is left: ask
+    /// [`has_room_for`](Self::has_room_for) with its length before taking it from a
+    /// queue of one's own.
     pub fn has_room(&self) -> bool {
         self.conn.pending_len() < self.conn.limits().max_send_buffer
+    }
+
+    /// Whether a data message of `len` payload bytes would be queued now (see
+    /// [`Connection::has_room_for`]); when it would not, [`flush`](Self::flush) makes room.
+    pub fn has_room_for(&self, len: usize) -> bool {
+        self.conn.has_room_for(len)
     }
 
     /// Queues a message and writes everything queued.

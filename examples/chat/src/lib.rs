@@ -523,14 +523,17 @@ where
     let welcome = json!({"type": "welcome", "id": id.get(), "name": name,
                          "max_message": MAX_MESSAGE});
     let mut open = ws.queue(Message::text(welcome.to_string())).is_ok();
+    // A message taken from the hub that did not fit in the connection's send buffer; it
+    // goes first once queued output is written.
+    let mut held = None;
     while open {
         // Move hub output into the connection while it has room; the rest waits in the
         // hub queue, where the slow-consumer policy bounds it.
-        let closing = drain(&app, id, &mut ws);
+        let closing = drain(&app, id, &mut ws, &mut held);
         if closing {
             break;
         }
-        if !ws.has_room() {
+        if !ws.has_room() || held.is_some() {
             // The peer is not reading: only write, and give up if the hub closes it.
             tokio::select! {
                 result = ws.flush() => if result.is_err() { break },
@@ -607,11 +610,22 @@ where
     open
 }
 
-/// Queues hub output for one client; `true` once a close was queued.
-fn drain<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>) -> bool
+/// Queues hub output for one client; `true` once a close was queued or the connection
+/// refused a message. A message that does not fit in what is left of the send buffer is
+/// kept in `held` (never dropped) and queued first by the next call.
+fn drain<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>, held: &mut Option<String>) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    if let Some(text) = held.take() {
+        if !ws.has_room_for(text.len()) {
+            *held = Some(text);
+            return false;
+        }
+        if ws.queue(Message::text(text)).is_err() {
+            return true;
+        }
+    }
     let mut state = app.lock();
     while ws.has_room() {
         let Some(item) = state.hub.poll_transmit(id) else {
@@ -678,7 +692,12 @@ where
                 return true;
             }
         };
-        if ws.queue(Message::text(message.to_string())).is_err() {
+        let text = message.to_string();
+        if !ws.has_room_for(text.len()) {
+            *held = Some(text);
+            break;
+        }
+        if ws.queue(Message::text(text)).is_err() {
             return true;
         }
     }
