@@ -109,6 +109,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.has_room_for(len)
     }
 
+    /// Queues a message if it fits in what is left of the send buffer, or keeps it in
+    /// `held` to be offered again after [`flush`](Self::flush) makes room (`held` must be
+    /// empty). An application moving messages from a queue of its own loses none that way:
+    /// while `held` is full, it flushes instead of taking more.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after a close was sent; a compression error.
+    pub fn queue_or_hold(&mut self, message: Message, held: &mut Option<Message>) -> Result<()> {
+        let data = match &message {
+            Message::Text(text) => Some(text.len()),
+            Message::Binary(data) => Some(data.len()),
+            _ => None,
+        };
+        if let Some(len) = data
+            && !self.conn.has_room_for(len)
+        {
+            *held = Some(message);
+            return Ok(());
+        }
+        self.conn.send(message)
+    }
+
     /// Queues a message and writes everything queued.
     ///
     /// # Errors
@@ -323,6 +346,35 @@ mod tests {
         out.extend_from_slice(&[0, 0, 0, 0]);
         out.resize(out.len() + len, b'a');
         out
+    }
+
+    #[tokio::test]
+    async fn a_message_that_does_not_fit_is_held_and_queued_after_a_flush() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let limits = Limits {
+            max_send_buffer: 1000,
+            ..Limits::default()
+        };
+        let mut ws = WebSocket::new(server, Connection::new(limits, None));
+        let mut held = None;
+        ws.queue_or_hold(Message::binary(vec![1u8; 600]), &mut held)
+            .unwrap();
+        assert!(held.is_none());
+        assert!(ws.has_room(), "under the limit");
+        // 600 queued + 500 would pass 1000: kept, not refused, nothing queued.
+        let before = ws.connection().pending_len();
+        ws.queue_or_hold(Message::binary(vec![2u8; 500]), &mut held)
+            .unwrap();
+        assert_eq!(held.as_ref().map(Message::len), Some(500));
+        assert_eq!(ws.connection().pending_len(), before);
+        ws.flush().await.unwrap();
+        let message = held.take().unwrap();
+        ws.queue_or_hold(message, &mut held).unwrap();
+        assert!(held.is_none(), "queued once the buffer was written");
+        ws.flush().await.unwrap();
+        let mut wire = vec![0u8; 4 + 600 + 4 + 500];
+        client.read_exact(&mut wire).await.unwrap();
+        assert_eq!(wire[4 + 600 + 4], 2, "the held message followed the first");
     }
 
     /// Echoes `bursts` bursts of two `len`-byte messages, polling once more after each

@@ -555,13 +555,16 @@ async fn session<S>(
         subscriptions: HashSet::new(),
     };
     let mut open = ws.queue(Message::text(welcome.to_text())).is_ok();
+    // A message that did not fit in what was left of the send buffer; it goes first once
+    // queued output is written.
+    let mut held = None;
     while open {
         // Move hub output into the connection while it has room; the rest waits in the
         // hub queue, where the slow-consumer policy bounds it.
-        if drain(&app, id, &mut ws) {
+        if drain(&app, id, &mut ws, &mut held) {
             break;
         }
-        if !ws.has_room() {
+        if !ws.has_room() || held.is_some() {
             // The browser is not reading: only write, and give up if the hub closes it
             // (the close frame goes after what is already in the socket's buffer).
             tokio::select! {
@@ -576,7 +579,7 @@ async fn session<S>(
                     app.lock().hub.handle_activity(id, Instant::now());
                     if let Message::Text(text) = &message {
                         let reply = received(&app, &mut session, text.as_str()).await;
-                        open = ws.queue(Message::text(reply.to_text())).is_ok();
+                        open = ws.queue_or_hold(Message::text(reply.to_text()), &mut held).is_ok();
                     }
                 }
                 Some(Err(error)) => {
@@ -733,11 +736,21 @@ where
     true
 }
 
-/// Queues hub output for one connection; `true` once a close was queued.
-fn drain<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>) -> bool
+/// Queues hub output for one connection; `true` once a close was queued or the connection
+/// refused a message. A message that does not fit in what is left of the send buffer is
+/// kept in `held` (never dropped) and queued first by the next call.
+fn drain<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>, held: &mut Option<Message>) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    if let Some(message) = held.take() {
+        if ws.queue_or_hold(message, held).is_err() {
+            return true;
+        }
+        if held.is_some() {
+            return false;
+        }
+    }
     let mut state = app.lock();
     while ws.has_room() {
         let Some(item) = state.hub.poll_transmit(id) else {
@@ -745,8 +758,11 @@ where
         };
         match item {
             Outgoing::Message { message, .. } => {
-                if ws.queue(message).is_err() {
+                if ws.queue_or_hold(message, held).is_err() {
                     return true;
+                }
+                if held.is_some() {
+                    break;
                 }
             }
             // Subscribing is a hub join: its presence events are not for the browser.

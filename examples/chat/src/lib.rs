@@ -543,7 +543,7 @@ where
         }
         tokio::select! {
             message = ws.next_message() => match message {
-                Some(Ok(message)) => open = received(&app, id, &mut ws, &message),
+                Some(Ok(message)) => open = received(&app, id, &mut ws, &mut held, &message),
                 Some(Err(error)) => {
                     // A message over the limit, a protocol error, or a peer gone without a
                     // close frame: the member leaves the room, which the operator should see.
@@ -586,7 +586,13 @@ fn is_closing(app: &App, id: ClientId) -> bool {
 }
 
 /// Handles one message from a chat client; `false` if the connection should end.
-fn received<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>, message: &Message) -> bool
+fn received<S>(
+    app: &App,
+    id: ClientId,
+    ws: &mut WebSocket<S>,
+    held: &mut Option<Message>,
+    message: &Message,
+) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -597,7 +603,9 @@ where
         && let Err(refusal) = command(&mut state.hub, id, text.as_str())
     {
         let reply = json!({"type": "error", "code": refusal.code, "message": refusal.message});
-        open = ws.queue(Message::text(reply.to_string())).is_ok();
+        open = ws
+            .queue_or_hold(Message::text(reply.to_string()), held)
+            .is_ok();
     }
     state.wake();
     drop(state);
@@ -613,17 +621,16 @@ where
 /// Queues hub output for one client; `true` once a close was queued or the connection
 /// refused a message. A message that does not fit in what is left of the send buffer is
 /// kept in `held` (never dropped) and queued first by the next call.
-fn drain<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>, held: &mut Option<String>) -> bool
+fn drain<S>(app: &App, id: ClientId, ws: &mut WebSocket<S>, held: &mut Option<Message>) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    if let Some(text) = held.take() {
-        if !ws.has_room_for(text.len()) {
-            *held = Some(text);
-            return false;
-        }
-        if ws.queue(Message::text(text)).is_err() {
+    if let Some(message) = held.take() {
+        if ws.queue_or_hold(message, held).is_err() {
             return true;
+        }
+        if held.is_some() {
+            return false;
         }
     }
     let mut state = app.lock();
@@ -692,13 +699,14 @@ where
                 return true;
             }
         };
-        let text = message.to_string();
-        if !ws.has_room_for(text.len()) {
-            *held = Some(text);
-            break;
-        }
-        if ws.queue(Message::text(text)).is_err() {
+        if ws
+            .queue_or_hold(Message::text(message.to_string()), held)
+            .is_err()
+        {
             return true;
+        }
+        if held.is_some() {
+            break;
         }
     }
     false
