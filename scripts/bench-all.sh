@@ -14,7 +14,8 @@
 # two sides round by round: HTTP/1.1, cache hits against `proxy_cache`, HTTP/2 downstream; WebSocket echo under load, scripts/bench-ws.sh). The broker rows
 # need NATS_URL and REDIS_URL (as .ci/run exports them); without them those rows are missing
 # and the bench says why. The table is printed and written to target/bench-all/table.md with
-# the date, the commit and the machine, ready for docs/benchmarks.md.
+# the date, the measurements' time span (UTC), the commit and the machine, ready for
+# docs/benchmarks.md.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,6 +53,8 @@ if [ "${SERVERS:-1}" = 1 ]; then
     --bin ws_echo_server --bin ws_load
 fi
 
+# The table's first line gives the measurements' time span (the build above is left out).
+measured_from=$(date -u +%H:%M:%S)
 for file in $files; do
   echo "::: criterion $file"
   cargo bench -q --manifest-path benches/Cargo.toml --bench "$file" -- "${criterion_args[@]}" \
@@ -89,7 +92,7 @@ if [ "${SERVERS:-1}" = 1 ]; then
 fi
 
 {
-  echo "bench-all on $(date -u +%Y-%m-%d) at $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes'),"
+  echo "bench-all on $(date -u +%Y-%m-%d) $measured_from-$(date -u +%H:%M:%S) UTC at $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes'),"
   echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   python3 scripts/bench_table.py "$CRITERION_HOME" "$extra"
