@@ -14,7 +14,7 @@
 #   PROXY_BIN=/path/to/reverse-proxy bash scripts/bench-reverse-proxy.sh   # no build
 #   CACHE=1 bash scripts/bench-reverse-proxy.sh             # cache hits on both sides
 #
-# Prints requests/s, latency (p99 from wrk, the mean from h2load) and CPU microseconds per
+# Prints requests/s, latency (p99 and p50 from wrk, the mean from h2load) and CPU microseconds per
 # request (of each proxy, the origin and the load generator) per run, then the medians of
 # each side and the ratios ours / nginx. On 2 shared cores, where the load generator, the
 # origin and the proxy compete, CPU per request is the fairer figure. Installs nginx and wrk
@@ -180,11 +180,12 @@ tree_pids() {
 }
 hz=$(getconf CLK_TCK)
 
-# Prints "RPS LATENCY_MS PROXY_US ORIGIN_US LOAD_US PROXY_SYS_US" for one run of the load
-# generator: requests/s, latency (wrk's p99 or h2load's mean), and the CPU microseconds per
+# Prints "RPS LATENCY_MS PROXY_US ORIGIN_US LOAD_US PROXY_SYS_US P50_MS" for one run of the
+# load generator: requests/s, latency (wrk's p99 or h2load's mean), and the CPU microseconds per
 # completed request of the proxy under test (all its threads or processes), of the origin,
 # of the load generator itself (from its rusage), so the share each takes of the 2 shared
-# cores is visible, and the kernel part of the proxy's figure.
+# cores is visible, the kernel part of the proxy's figure, and wrk's median latency (`-` from
+# h2load).
 run() {
   local proxy_pid=$2 before before_sys origin_before out command
   if [ "$protocol" = h2 ]; then
@@ -213,32 +214,33 @@ print("LOADCPU %f" % (u.ru_utime + u.ru_stime))
     /^Requests\/sec/ {rps=$2}
     /requests in/ {n=$1}
     /^ +99%/ {lat=ms($2)}
+    /^ +50%/ {p50=ms($2)}
     /Non-2xx|Socket errors/ {print "warning: " $0 > "/dev/stderr"}
     # h2load
     /^finished in/ {rps=$4}
     /^requests:/ {n=$8; if ($10 + $12 > 0) print "warning: " $10 " failed, " $12 " errored" > "/dev/stderr"}
     /^time for request:/ {lat=ms($6)}
     /^LOADCPU/ {load=$2}
-    END {printf "%s %s %.2f %.2f %.2f %.2f\n", rps, lat, dp / hz * 1e6 / n, dorig / hz * 1e6 / n, load * 1e6 / n, ds / hz * 1e6 / n}' <<<"$out"
+    END {printf "%s %s %.2f %.2f %.2f %.2f %s\n", rps, lat, dp / hz * 1e6 / n, dorig / hz * 1e6 / n, load * 1e6 / n, ds / hz * 1e6 / n, (p50 == "" ? "-" : p50)}' <<<"$out"
 }
 
-ours_rps=(); nginx_rps=(); ours_lat=(); nginx_lat=(); ours_cpu=(); nginx_cpu=()
+ours_rps=(); nginx_rps=(); ours_lat=(); nginx_lat=(); ours_cpu=(); nginx_cpu=(); ours_p50=(); nginx_p50=()
 origin_cpu=(); load_cpu=()
 for round in $(seq 1 "$rounds"); do
-  read -r r p c o w k < <(run "$ours" "$ours_pid"); ours_rps+=("$r"); ours_lat+=("$p"); ours_cpu+=("$c")
-  origin_cpu+=("$o"); load_cpu+=("$w")
-  echo "round $round reverse-proxy: $r req/s, $latency $p ms, proxy CPU $c us/req of which sys $k (origin $o, $load $w)"
-  read -r r p c o w k < <(run "$theirs" "$nginx_pid"); nginx_rps+=("$r"); nginx_lat+=("$p"); nginx_cpu+=("$c")
-  origin_cpu+=("$o"); load_cpu+=("$w")
-  echo "round $round nginx:         $r req/s, $latency $p ms, proxy CPU $c us/req of which sys $k (origin $o, $load $w)"
+  read -r r p c o w k m < <(run "$ours" "$ours_pid"); ours_rps+=("$r"); ours_lat+=("$p"); ours_cpu+=("$c")
+  origin_cpu+=("$o"); load_cpu+=("$w"); ours_p50+=("$m")
+  echo "round $round reverse-proxy: $r req/s, $latency $p ms (p50 $m), proxy CPU $c us/req of which sys $k (origin $o, $load $w)"
+  read -r r p c o w k m < <(run "$theirs" "$nginx_pid"); nginx_rps+=("$r"); nginx_lat+=("$p"); nginx_cpu+=("$c")
+  origin_cpu+=("$o"); load_cpu+=("$w"); nginx_p50+=("$m")
+  echo "round $round nginx:         $r req/s, $latency $p ms (p50 $m), proxy CPU $c us/req of which sys $k (origin $o, $load $w)"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 o=$(median "${ours_rps[@]}"); n=$(median "${nginx_rps[@]}")
 op=$(median "${ours_lat[@]}"); np=$(median "${nginx_lat[@]}")
 oc=$(median "${ours_cpu[@]}"); nc=$(median "${nginx_cpu[@]}")
-echo "median reverse-proxy: $o req/s, $latency $op ms, CPU $oc us/req"
-echo "median nginx:         $n req/s, $latency $np ms, CPU $nc us/req"
+echo "median reverse-proxy: $o req/s, $latency $op ms (p50 $(median "${ours_p50[@]}")), CPU $oc us/req"
+echo "median nginx:         $n req/s, $latency $np ms (p50 $(median "${nginx_p50[@]}")), CPU $nc us/req"
 echo "median origin CPU $(median "${origin_cpu[@]}") us/req, $load CPU $(median "${load_cpu[@]}") us/req"
 awk -v o="$o" -v n="$n" -v oc="$oc" -v nc="$nc" \
   'BEGIN {printf "ratio reverse-proxy / nginx: %.2f req/s, %.2f CPU per request\n", o / n, oc / nc}'

@@ -69,28 +69,36 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the few names present (comparing standard names is an integer
-    // compare) finds the hop-by-hop ones; only those are removed, which is cheaper than
-    // nine hashed lookups, most of them for absent names.
-    let mut present: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| HOP_BY_HOP_NAMES.contains(name))
-        .cloned()
-        .collect();
-    if present.is_empty() {
+    // compare) marks the hop-by-hop ones; only those are removed, which is cheaper than
+    // nine hashed lookups, most of them for absent names. Nothing is allocated: the marks
+    // are bits, and the names `Connection` lists are looked up as `&str`, which parses
+    // them on the stack (most responses carry `Connection: keep-alive`).
+    let mut present = 0_u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP_NAMES.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    if present.contains(&CONNECTION) {
-        present.extend(
-            headers
-                .get_all(CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok()),
-        );
+    if present & 1 != 0 {
+        // `HOP_BY_HOP_NAMES[0]` is `Connection`. Its values are cheap to clone (shared
+        // bytes); a second value is rare, so the list stays unallocated.
+        let mut values = headers.get_all(CONNECTION).iter();
+        let first = values.next().cloned();
+        let rest: Vec<HeaderValue> = values.cloned().collect();
+        for value in first.iter().chain(&rest) {
+            let Ok(value) = value.to_str() else { continue };
+            for token in value.split(',').map(str::trim) {
+                headers.remove(token);
+            }
+        }
     }
-    for name in present {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP_NAMES.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 

@@ -403,46 +403,43 @@ pub fn is_valid_host(value: &[u8]) -> bool {
 /// # Errors
 /// The [`SmugglingError`] for the ambiguity.
 pub fn check_parsed_request(parts: &http::request::Parts) -> Result<(), SmugglingError> {
-    let cl: Vec<_> = parts
-        .headers
-        .get_all(http::header::CONTENT_LENGTH)
-        .iter()
-        .collect();
-    let te: Vec<_> = parts
-        .headers
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .collect();
-    if cl.len() > 1 {
+    // The first value of each and whether there is another, read without collecting the
+    // values (this runs for every request).
+    fn first_and_more<'a>(
+        mut values: http::header::ValueIter<'a, http::HeaderValue>,
+    ) -> (Option<&'a http::HeaderValue>, bool) {
+        let first = values.next();
+        (first, values.next().is_some())
+    }
+    let (cl, more_cl) = first_and_more(parts.headers.get_all(http::header::CONTENT_LENGTH).iter());
+    let (te, more_te) = first_and_more(
+        parts
+            .headers
+            .get_all(http::header::TRANSFER_ENCODING)
+            .iter(),
+    );
+    if more_cl {
         return Err(SmugglingError::RepeatedContentLength);
     }
-    if cl.len() == 1 && !te.is_empty() {
+    if cl.is_some() && te.is_some() {
         return Err(SmugglingError::LengthAndChunked);
     }
-    if cl
-        .first()
-        .is_some_and(|v| parse_content_length(v.as_bytes()).is_none())
-    {
+    if cl.is_some_and(|v| parse_content_length(v.as_bytes()).is_none()) {
         return Err(SmugglingError::InvalidContentLength);
     }
-    if te.len() > 1
-        || te
-            .first()
-            .is_some_and(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
-    {
+    if more_te || te.is_some_and(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked")) {
         return Err(SmugglingError::TransferEncoding);
     }
-    let hosts: Vec<_> = parts.headers.get_all(http::header::HOST).iter().collect();
+    let (host, more_hosts) = first_and_more(parts.headers.get_all(http::header::HOST).iter());
     let needs_host = parts.version == http::Version::HTTP_11;
-    match hosts.as_slice() {
-        [] if needs_host => return Err(SmugglingError::Host),
-        [] => {}
-        [host] => {
-            if !is_valid_host(host.as_bytes().trim_ascii()) {
-                return Err(SmugglingError::InvalidHost);
-            }
+    match host {
+        _ if more_hosts => return Err(SmugglingError::Host),
+        None if needs_host => return Err(SmugglingError::Host),
+        None => {}
+        Some(host) if !is_valid_host(host.as_bytes().trim_ascii()) => {
+            return Err(SmugglingError::InvalidHost);
         }
-        _ => return Err(SmugglingError::Host),
+        Some(_) => {}
     }
     Ok(())
 }

@@ -119,7 +119,7 @@ pub(crate) async fn cached(
         {
             if let Some(lead) = cache.coalescer.try_lead(&key) {
                 let (state, pool) = (ctx.state.clone(), ctx.pool.clone());
-                let (peer, client_ip) = (ctx.peer, ctx.client_ip);
+                let (peer, scheme, client_ip) = (ctx.peer, ctx.scheme, ctx.client_ip);
                 let (parts, entry, key) = (parts.clone(), entry.clone(), key.clone());
                 tokio::spawn(async move {
                     let Some(cache) = state.cache.as_ref() else {
@@ -129,6 +129,7 @@ pub(crate) async fn cached(
                         state: &state,
                         pool: &pool,
                         peer,
+                        scheme,
                         client_ip,
                     };
                     let _ = revalidate(ctx, cache, &key, &parts, &entry, *revalidation).await;

@@ -31,23 +31,20 @@ use proxy_core::{
 
 use crate::state::{PoolState, State};
 use crate::upstream::{PooledBody, SendError};
-use crate::{ProxyBody, full, grpc, plain};
+use crate::{ProxyBody, empty, full, grpc, plain};
 
 /// Bodies of replayable requests up to this size are buffered so they can be retried.
 const MAX_BUFFERED_BODY: u64 = 1024 * 1024;
 
-/// The scheme the client used, for forwarding headers (a request extension set by the
-/// connection that read it).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Scheme(pub(crate) &'static str);
-
-/// What one request is forwarded with: the proxy, the route's pool, the connection's peer
-/// and the client's address (the peer, or what a trusted proxy says it forwarded for).
+/// What one request is forwarded with: the proxy, the route's pool, the connection's peer,
+/// the scheme the client used (`http` or `https`, for the forwarding headers) and the
+/// client's address (the peer, or what a trusted proxy says it forwarded for).
 #[derive(Clone, Copy)]
 pub(crate) struct RequestContext<'a> {
     pub(crate) state: &'a Arc<State>,
     pub(crate) pool: &'a Arc<PoolState>,
     pub(crate) peer: SocketAddr,
+    pub(crate) scheme: &'static str,
     pub(crate) client_ip: IpAddr,
 }
 
@@ -291,11 +288,9 @@ impl Outbound {
     /// trailers` is kept towards an `h2` member.
     fn request(&mut self, address: &str, may_retry: bool, h2: bool) -> Option<Request<ProxyBody>> {
         let body = match &mut self.body {
+            OutBody::Buffered(bytes) if bytes.is_empty() => empty(),
             OutBody::Buffered(bytes) => full(bytes.clone()),
-            OutBody::Stream(stream) => match stream.take() {
-                Some(s) => s,
-                None => full(Bytes::new()),
-            },
+            OutBody::Stream(stream) => stream.take().unwrap_or_else(empty),
         };
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
@@ -345,7 +340,7 @@ fn upstream_headers(
         &mut headers,
         &ForwardContext {
             peer: ctx.peer.ip(),
-            proto: parts.extensions.get::<Scheme>().map_or("http", |s| s.0),
+            proto: ctx.scheme,
             host: host.as_ref().and_then(|h| h.to_str().ok()),
             trusted: &ctx.state.trusted,
             pseudonym: &ctx.state.pseudonym,

@@ -93,6 +93,14 @@ fn plain(status: StatusCode, message: &str, close: bool) -> Response<ProxyBody> 
     response
 }
 
+/// An empty body. Unlike `full(Bytes::new())` it allocates nothing: its box holds a
+/// zero-sized value (most proxied requests have no body).
+fn empty() -> ProxyBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
 /// A request body of any kind as a [`ProxyBody`]: hyper's `Incoming` in the standalone
 /// server, a host's [`serve::Body`] when mounted (which is not `Sync`; [`SyncBody`] makes
 /// it so, since a body is only ever polled through `&mut`).
@@ -101,6 +109,10 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
+    // A request without a body (most are) needs no wrapper: nothing will poll it.
+    if body.is_end_stream() {
+        return empty();
+    }
     SyncBody {
         hint: Some(body.size_hint()),
         ended: body.is_end_stream(),

@@ -101,6 +101,8 @@ impl App {
         let response = route_request(
             &self.state,
             peer,
+            // The host server's scheme is not known here (as before: `http`).
+            "http",
             Request::from_parts(parts, body),
             client_upgrade,
         )

@@ -19,11 +19,12 @@ use crate::forward::{RequestContext, forward, is_grpc_call};
 use crate::state::{Route, State};
 use crate::{ProxyBody, admin, cache, compress, plain, rate_limit};
 
-/// Answers one request from `peer`; `client_upgrade` is the connection's upgrade, for a
-/// request with `Upgrade`.
+/// Answers one request from `peer`, who reached the proxy over `scheme` (`http` or
+/// `https`); `client_upgrade` is the connection's upgrade, for a request with `Upgrade`.
 pub(crate) async fn route_request(
     state: &Arc<State>,
     peer: SocketAddr,
+    scheme: &'static str,
     request: Request<ProxyBody>,
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
@@ -46,6 +47,7 @@ pub(crate) async fn route_request(
         state,
         pool: &route.pool,
         peer,
+        scheme,
         client_ip: client_address(peer.ip(), &parts.headers, &state.trusted),
     };
     // Boxed when there is a limit to check, so that a route without one does not carry the

@@ -24,7 +24,6 @@ use tokio::net::TcpStream;
 
 use crate::checked_io::{CheckedIo, Rejection};
 use crate::config::Http2Config;
-use crate::forward::Scheme;
 use crate::h2_guard::{GuardLimits, H2Guard, PREFACE, Watch};
 use crate::routing::route_request;
 use crate::state::{self, State};
@@ -215,17 +214,20 @@ async fn serve_connection<S>(
         rejection.clone(),
         state.reject_path.clone(),
     );
-    let service = service_fn(move |mut request: Request<Incoming>| {
+    // This connection's own handle on the state, cloned per request below: its count is
+    // touched by this thread only, where every worker cloning the shared `Arc<State>` per
+    // request moved that count's cache line between cores.
+    let state = Arc::new(state);
+    let service = service_fn(move |request: Request<Incoming>| {
         let state = state.clone();
         let rejection = rejection.clone();
-        request.extensions_mut().insert(Scheme(scheme));
         let request = request.map(crate::request_body);
         // Boxed: the request's future is several KiB (routing, cache, forwarding, retries),
         // and hyper moves the future it gets by value more than once per request; a box
         // moves as a pointer.
-        Box::pin(
-            async move { Ok::<_, Infallible>(handle(&state, peer, &rejection, request).await) },
-        )
+        Box::pin(async move {
+            Ok::<_, Infallible>(handle(&state, peer, scheme, &rejection, request).await)
+        })
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -291,16 +293,17 @@ async fn serve_h2<S>(
     let watch = Watch::default();
     let io = H2Guard::new(stream, watch.clone(), limits);
     let max_head_bytes = u32::try_from(state.limits.max_head_bytes).unwrap_or(u32::MAX);
+    // Cloned per request: a handle of this connection's own, as for HTTP/1.
+    let state = Arc::new(state);
     let service = {
         let watch = watch.clone();
-        service_fn(move |mut request: Request<Incoming>| {
+        service_fn(move |request: Request<Incoming>| {
             let state = state.clone();
             let watch = watch.clone();
-            request.extensions_mut().insert(Scheme(scheme));
             let request = request.map(crate::request_body);
             // Boxed, as for HTTP/1: hyper moves it into the stream's task.
             Box::pin(async move {
-                let response = handle_h2(&state, peer, &watch, &limits, request).await;
+                let response = handle_h2(&state, peer, scheme, &watch, &limits, request).await;
                 Ok::<_, Infallible>(response.map(|body| watch.watch_body(body)))
             })
         })
@@ -354,6 +357,7 @@ async fn serve_h2<S>(
 async fn handle_h2(
     state: &Arc<State>,
     peer: SocketAddr,
+    scheme: &'static str,
     watch: &Watch,
     limits: &GuardLimits,
     request: Request<ProxyBody>,
@@ -375,14 +379,16 @@ async fn handle_h2(
             tracing::warn!(%peer, %why, "refused HTTP/2 request head");
             plain(status, &why, false)
         }
-        Ok(None) => route_request(state, peer, Request::from_parts(parts, body), None).await,
+        Ok(None) => {
+            route_request(state, peer, scheme, Request::from_parts(parts, body), None).await
+        }
         Ok(Some(tunnel)) => {
             // The tunnel's bytes come through the stream's upgrade, after the 200; the
             // upstream's upgrade request has no body.
             let mut request = Request::from_parts(parts, crate::full(bytes::Bytes::new()));
             let client_upgrade = hyper::upgrade::on(&mut request);
             drop(body);
-            let response = route_request(state, peer, request, Some(client_upgrade)).await;
+            let response = route_request(state, peer, scheme, request, Some(client_upgrade)).await;
             websocket::upgrade_response(response, &tunnel)
         }
     };
@@ -567,6 +573,7 @@ fn finish(
 async fn handle(
     state: &Arc<State>,
     peer: SocketAddr,
+    scheme: &'static str,
     rejection: &Rejection,
     mut request: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
@@ -586,7 +593,7 @@ async fn handle(
             None => plain(StatusCode::NOT_FOUND, "not found", false),
         }
     } else {
-        route_request(state, peer, request, client_upgrade).await
+        route_request(state, peer, scheme, request, client_upgrade).await
     };
     finish(state, peer, logged, started, response)
 }
