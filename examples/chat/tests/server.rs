@@ -108,16 +108,11 @@ fn oversized_chat_message_closes_1009() {
 #[test]
 fn client_that_never_reads_is_disconnected_by_the_slow_consumer_policy() {
     let server = start();
-    let own = format!("Origin: {}\r\n", server.origin());
     let join = frame(0x81, br#"{"type":"join","room":"flood"}"#);
     // The slow client joins, then never reads again.
-    let (mut slow, head) = raw_request(server.addr, &upgrade_request("/ws?name=slow", &own));
-    assert!(head.starts_with("HTTP/1.1 101"));
-    slow.write_all(&join).unwrap();
+    let _slow = joined(&server, "slow", &join);
     // The flooder joins and broadcasts 30 KiB messages while draining its own socket.
-    let (mut flooder, head) = raw_request(server.addr, &upgrade_request("/ws?name=flooder", &own));
-    assert!(head.starts_with("HTTP/1.1 101"));
-    flooder.write_all(&join).unwrap();
+    let mut flooder = joined(&server, "flooder", &join);
     let mut reader = flooder.try_clone().unwrap();
     let seen = std::thread::spawn(move || {
         let mut window = Vec::new();
@@ -159,11 +154,8 @@ fn client_that_never_reads_is_disconnected_by_the_slow_consumer_policy() {
 #[test]
 fn a_message_that_does_not_fit_the_send_buffer_waits_instead_of_ending_the_connection() {
     let server = start();
-    let own = format!("Origin: {}\r\n", server.origin());
     let join = frame(0x81, br#"{"type":"join","room":"paced"}"#);
-    let (mut flooder, head) = raw_request(server.addr, &upgrade_request("/ws?name=paced", &own));
-    assert!(head.starts_with("HTTP/1.1 101"));
-    flooder.write_all(&join).unwrap();
+    let mut flooder = joined(&server, "paced", &join);
     let mut reader = flooder.try_clone().unwrap();
     const SENT: usize = 300;
     // Counts the flooder's own messages coming back (the sender is a member of the room).
@@ -206,6 +198,16 @@ fn a_message_that_does_not_fit_the_send_buffer_waits_instead_of_ending_the_conne
     );
 }
 
+/// A chat member named `name`, upgraded on the server's own origin, that has sent `join`.
+fn joined(server: &serve::testing::Process, name: &str, join: &[u8]) -> std::net::TcpStream {
+    let own = format!("Origin: {}\r\n", server.origin());
+    let path = format!("/ws?name={name}");
+    let (mut stream, head) = raw_request(server.addr, &upgrade_request(&path, &own));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    stream.write_all(join).unwrap();
+    stream
+}
+
 /// The next text frame the server sends (pings are skipped).
 fn read_text(stream: &mut std::net::TcpStream) -> serde_json::Value {
     stream
@@ -237,19 +239,14 @@ fn read_text(stream: &mut std::net::TcpStream) -> serde_json::Value {
 #[test]
 fn presence_sends_the_member_list_only_to_the_joiner() {
     let server = start();
-    let own = format!("Origin: {}\r\n", server.origin());
     let join = frame(0x81, br#"{"type":"join","room":"r"}"#);
-    let (mut ada, head) = raw_request(server.addr, &upgrade_request("/ws?name=ada", &own));
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    ada.write_all(&join).unwrap();
+    let mut ada = joined(&server, "ada", &join);
     let mut own_join = read_text(&mut ada);
     while own_join["type"] != "presence" {
         own_join = read_text(&mut ada);
     }
     assert_eq!(own_join["members"].as_array().unwrap().len(), 1);
-    let (mut bob, head) = raw_request(server.addr, &upgrade_request("/ws?name=bob", &own));
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    bob.write_all(&join).unwrap();
+    let mut bob = joined(&server, "bob", &join);
     let mut bobs = read_text(&mut bob);
     while bobs["type"] != "presence" {
         bobs = read_text(&mut bob);
