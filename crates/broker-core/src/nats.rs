@@ -27,7 +27,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
@@ -39,7 +39,8 @@ use futures_util::StreamExt;
 use crate::broker::DeliveryToken;
 use crate::held::Held;
 use crate::ordering::{
-    MAX_KEY_PARTITIONS, check_key_partitions, key_partition, ordering_key, refuse_ordering_key,
+    KEYED_CHECK, KeyedWatch, MAX_KEY_PARTITIONS, check_key_partitions, key_partition, ordering_key,
+    refuse_ordering_key,
 };
 use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
@@ -59,9 +60,6 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the keyed stream's description records its partition count.
 const PARTITIONS_DESCRIPTION: &str = "broker-core key partitions: ";
-/// How often a fetch asks whether the keyed stream holds messages (and so whether the
-/// partitions need polling); also the longest slice a keyless fetch waits in one pull.
-const KEYED_CHECK: Duration = Duration::from_secs(1);
 /// The longest pause between two polls of the partitions while a fetch waits.
 const KEYED_POLL_MAX: Duration = Duration::from_millis(200);
 /// How long a partition's pull request waits when the partition has nothing to give.
@@ -88,11 +86,8 @@ struct Keyed {
     /// `bkk.<prefix><queue>`; partition `p` is `<subject>.<p>`.
     subject: String,
     partitions: u32,
-    /// The keyed stream held messages when last checked (or this handle published one
-    /// since): fetches poll the partitions.
-    active: AtomicBool,
-    /// When the keyed stream was last checked.
-    checked: Mutex<Option<tokio::time::Instant>>,
+    /// Whether fetches poll the partitions (the keyed stream holds messages).
+    watch: KeyedWatch,
     /// Rounds so far, to alternate which kind (keyed or not) is asked first.
     turn: AtomicUsize,
     /// The next partition to ask, going round.
@@ -105,7 +100,7 @@ impl Queue {
         match ordering_key(envelope) {
             None => self.subject.clone(),
             Some(key) => {
-                self.keyed.active.store(true, Ordering::Release);
+                self.keyed.watch.published();
                 let partition = key_partition(key, self.keyed.partitions);
                 format!("{}.{partition}", self.keyed.subject)
             }
@@ -123,8 +118,6 @@ pub struct NatsBroker {
     topics: Mutex<HashSet<String>>,
     jitter: Mutex<JitterSource>,
     held: Held,
-    /// Requests waiting for their replies, by the last token of their reply subject.
-    replies: Arc<ReplyWaiters<String, async_nats::Message>>,
     /// The shared reply subscription, made by the first request.
     reply_inbox: Mutex<Option<ReplyInbox>>,
     /// Serializes making the reply subscription.
@@ -133,14 +126,18 @@ pub struct NatsBroker {
     key_partitions: u32,
 }
 
+/// The requests waiting for replies on one reply subscription, by the last token of
+/// their reply subject.
+type Waiters = ReplyWaiters<String, async_nats::Message>;
+
 /// One subscription to `<prefix>.*` carries the replies to every request of a broker
 /// handle (a subscription per request costs a `SUB` and an `UNSUB` each); a task routes
 /// each reply by its subject's last token. async-nats subscribes again after a reconnect;
 /// should the subscription end anyway, the next request makes a new one.
 struct ReplyInbox {
     prefix: Arc<str>,
-    /// Set by the routing task when the subscription ended.
-    ended: Arc<AtomicBool>,
+    /// Closed by the routing task when the subscription ended.
+    waiters: Arc<Waiters>,
     /// Dropped with the broker: the routing task stops and unsubscribes.
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -150,8 +147,7 @@ struct ReplyInbox {
 async fn route_replies(
     mut subscriber: async_nats::Subscriber,
     mut stop: tokio::sync::oneshot::Receiver<()>,
-    waiters: Arc<ReplyWaiters<String, async_nats::Message>>,
-    ended: Arc<AtomicBool>,
+    waiters: Arc<Waiters>,
 ) {
     loop {
         let next = std::future::poll_fn(|cx| {
@@ -167,16 +163,22 @@ async fn route_replies(
             waiters.deliver(token.as_str(), message);
         }
     }
-    ended.store(true, Ordering::Release);
-    // Their reply subject is gone: they fail now rather than at their timeout.
-    waiters.abandon_all();
+    // Their reply subject is gone: they fail now rather than at their timeout, and so
+    // does a request that took this subscription's prefix just before and registers
+    // after (the end and the wake-up are one step under the waiters' lock).
+    waiters.close();
 }
 
 impl std::fmt::Debug for NatsBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsBroker")
             .field("prefix", &self.prefix)
-            .field("replies", &self.replies)
+            .field(
+                "replies",
+                &lock(&self.reply_inbox)
+                    .as_ref()
+                    .map(|inbox| Arc::clone(&inbox.waiters)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -319,7 +321,6 @@ impl NatsBroker {
             topics: Mutex::new(HashSet::new()),
             jitter: Mutex::new(JitterSource::from_entropy()),
             held: Held::default(),
-            replies: Arc::default(),
             reply_inbox: Mutex::new(None),
             reply_setup: tokio::sync::Mutex::new(()),
             key_partitions: Self::DEFAULT_KEY_PARTITIONS,
@@ -340,21 +341,21 @@ impl NatsBroker {
         Ok(self)
     }
 
-    /// The prefix of the shared reply subscription, subscribed on first use and again
-    /// after it ended.
-    async fn reply_prefix(&self) -> Result<Arc<str>> {
+    /// The prefix of the shared reply subscription and its waiters, subscribed on first
+    /// use and again after it ended.
+    async fn reply_inbox(&self) -> Result<(Arc<str>, Arc<Waiters>)> {
         let live = || {
             lock(&self.reply_inbox)
                 .as_ref()
-                .filter(|inbox| !inbox.ended.load(Ordering::Acquire))
-                .map(|inbox| Arc::clone(&inbox.prefix))
+                .filter(|inbox| !inbox.waiters.is_closed())
+                .map(|inbox| (Arc::clone(&inbox.prefix), Arc::clone(&inbox.waiters)))
         };
-        if let Some(prefix) = live() {
-            return Ok(prefix);
+        if let Some(live) = live() {
+            return Ok(live);
         }
         let _setup = self.reply_setup.lock().await;
-        if let Some(prefix) = live() {
-            return Ok(prefix);
+        if let Some(live) = live() {
+            return Ok(live);
         }
         let prefix: Arc<str> = self.client.new_inbox().into();
         let subscriber = self
@@ -363,26 +364,23 @@ impl NatsBroker {
             .await
             .map_err(backend)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let ended = Arc::new(AtomicBool::new(false));
-        tokio::spawn(route_replies(
-            subscriber,
-            stopped,
-            Arc::clone(&self.replies),
-            Arc::clone(&ended),
-        ));
+        let waiters = Arc::new(ReplyWaiters::default());
+        tokio::spawn(route_replies(subscriber, stopped, Arc::clone(&waiters)));
         *lock(&self.reply_inbox) = Some(ReplyInbox {
             prefix: Arc::clone(&prefix),
-            ended,
+            waiters: Arc::clone(&waiters),
             _stop: stop,
         });
-        Ok(prefix)
+        Ok((prefix, waiters))
     }
 
     /// Requests waiting for a reply now (each entry goes when its request returns or is
     /// dropped).
     #[cfg(test)]
     fn waiting_requests(&self) -> usize {
-        self.replies.len()
+        lock(&self.reply_inbox)
+            .as_ref()
+            .map_or(0, |inbox| inbox.waiters.len())
     }
 
     fn queue(&self, queue: &str) -> Result<Arc<Queue>> {
@@ -612,8 +610,7 @@ impl NatsBroker {
             stream: stream_name,
             subject,
             partitions,
-            active: AtomicBool::new(false),
-            checked: Mutex::new(None),
+            watch: KeyedWatch::new(),
             turn: AtomicUsize::new(0),
             cursor: AtomicUsize::new(0),
         })
@@ -622,23 +619,13 @@ impl NatsBroker {
     /// Whether the partitions need polling: the keyed stream held messages when last
     /// checked (at most [`KEYED_CHECK`] ago), or this handle published a keyed one since.
     async fn keyed_waiting(&self, q: &Queue) -> Result<bool> {
-        let keyed = &q.keyed;
-        let now = tokio::time::Instant::now();
-        let due = {
-            let mut checked = lock(&keyed.checked);
-            let due = checked.is_none_or(|at| now.saturating_duration_since(at) >= KEYED_CHECK);
-            if due {
-                *checked = Some(now);
-            }
-            due
-        };
-        if due {
-            let stream = self.js.get_stream(&keyed.stream).await.map_err(backend)?;
-            let holds = stream.cached_info().state.messages > 0;
-            keyed.active.store(holds, Ordering::Release);
-            return Ok(holds);
-        }
-        Ok(keyed.active.load(Ordering::Acquire))
+        q.keyed
+            .watch
+            .waiting(|| async {
+                let stream = self.js.get_stream(&q.keyed.stream).await.map_err(backend)?;
+                Ok::<bool, Error>(stream.cached_info().state.messages > 0)
+            })
+            .await
     }
 
     /// Up to `max` messages from the queue's own consumer and its partitions, polling
@@ -1090,7 +1077,9 @@ impl Broker for NatsBroker {
         envelope: Envelope,
         timeout: Duration,
     ) -> Result<Envelope> {
-        let prefix = self.reply_prefix().await?;
+        // Should the subscription end before the waiter registers, the request fails at
+        // once (the waiters are closed) instead of waiting for its timeout.
+        let (prefix, waiters) = self.reply_inbox().await?;
         // A fresh unique token per request (as unguessable as a fresh inbox).
         let inbox = self.client.new_inbox();
         let token = inbox
@@ -1099,7 +1088,7 @@ impl Broker for NatsBroker {
             .unwrap_or(inbox.as_str())
             .to_owned();
         let subject = format!("{prefix}.{token}");
-        let waiter = self.replies.register(token);
+        let waiter = waiters.register(token);
         let envelope = prepare_request(envelope, &subject)?;
         self.publish(queue, envelope).await?;
         let message = waiter.wait(timeout).await?;
@@ -1302,8 +1291,16 @@ mod tests {
         assert_eq!(prefix(&first), prefix(&second), "under one subscription");
 
         // The subscription ends (the routing task stops): the next request subscribes anew.
+        // A request that took its prefix just before the end and registers after it
+        // fails at once instead of waiting for its timeout.
+        let (_, old_waiters) = broker.reply_inbox().await.unwrap();
         drop(lock(&broker.reply_inbox).take());
         tokio::time::sleep(Duration::from_millis(50)).await;
+        let late = old_waiters.register("late".to_owned());
+        let started = tokio::time::Instant::now();
+        let outcome = late.wait(Duration::from_secs(30)).await;
+        assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
         let third = ask("three").await;
         assert_ne!(prefix(&third), prefix(&first));
         broker.delete_streams().await.unwrap();

@@ -81,3 +81,117 @@ pub(crate) fn check_key_partitions(partitions: u32) -> Result<u32> {
 pub(crate) fn key_partition(key: &str, partitions: u32) -> u32 {
     crc32fast::hash(key.as_bytes()) % partitions.max(1)
 }
+
+/// How often a keyless fetch asks the server whether a queue's key partitions hold
+/// messages (and so whether they need reading).
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub(crate) const KEYED_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a queue's key partitions need reading, as one broker handle knows it: asked of
+/// the server at most once per [`KEYED_CHECK`] (keyed messages other processes publish
+/// are noticed within that), set at once when this handle publishes a keyed message.
+/// Lock-free: every fetch reads it.
+#[cfg(any(feature = "redis", feature = "nats"))]
+#[derive(Debug)]
+pub(crate) struct KeyedWatch {
+    /// The partitions held messages when last asked, or this handle published one since.
+    active: std::sync::atomic::AtomicBool,
+    /// When the server is next asked, in milliseconds since `epoch` (0: at once).
+    next_check: std::sync::atomic::AtomicU64,
+    epoch: tokio::time::Instant,
+}
+
+#[cfg(any(feature = "redis", feature = "nats"))]
+impl KeyedWatch {
+    pub(crate) fn new() -> Self {
+        Self {
+            active: std::sync::atomic::AtomicBool::new(false),
+            next_check: std::sync::atomic::AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
+        }
+    }
+
+    /// This handle published a keyed message: the partitions need reading.
+    pub(crate) fn published(&self) {
+        self.active
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the partitions need reading: the last answer of `ask` (whether they hold
+    /// messages), called again when [`KEYED_CHECK`] passed since the last call, by one
+    /// caller at a time. A failed `ask` is retried after the next [`KEYED_CHECK`].
+    pub(crate) async fn waiting<F>(&self, ask: impl FnOnce() -> F) -> Result<bool>
+    where
+        F: std::future::Future<Output = Result<bool>>,
+    {
+        use std::sync::atomic::Ordering;
+        let now = self.millis(tokio::time::Instant::now());
+        let next = self.next_check.load(Ordering::Relaxed);
+        let check = u64::try_from(KEYED_CHECK.as_millis()).unwrap_or(u64::MAX);
+        if now >= next
+            && self
+                .next_check
+                .compare_exchange(
+                    next,
+                    now.saturating_add(check),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            let holds = ask().await?;
+            self.active.store(holds, Ordering::Release);
+            return Ok(holds);
+        }
+        Ok(self.active.load(Ordering::Acquire))
+    }
+
+    fn millis(&self, at: tokio::time::Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(all(test, any(feature = "redis", feature = "nats")))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn the_server_is_asked_at_most_once_per_keyed_check() {
+        let watch = KeyedWatch::new();
+        let asked = AtomicUsize::new(0);
+        let ask = |holds: bool| {
+            let asked = &asked;
+            move || async move {
+                asked.fetch_add(1, Ordering::Relaxed);
+                Ok::<bool, Error>(holds)
+            }
+        };
+        // The first fetch asks; the answer holds until KEYED_CHECK passed.
+        assert!(!watch.waiting(ask(false)).await.unwrap());
+        assert!(!watch.waiting(ask(true)).await.unwrap());
+        assert_eq!(asked.load(Ordering::Relaxed), 1);
+        // A keyed message of this handle is seen at once.
+        watch.published();
+        assert!(watch.waiting(ask(false)).await.unwrap());
+        assert_eq!(asked.load(Ordering::Relaxed), 1);
+        // One published elsewhere is seen after KEYED_CHECK; a failed ask keeps the answer.
+        tokio::time::advance(KEYED_CHECK).await;
+        assert!(
+            watch
+                .waiting(|| async { Err::<bool, Error>(Error::Timeout(KEYED_CHECK)) })
+                .await
+                .is_err()
+        );
+        assert!(watch.waiting(ask(false)).await.unwrap());
+        tokio::time::advance(KEYED_CHECK).await;
+        assert!(!watch.waiting(ask(false)).await.unwrap());
+        tokio::time::advance(KEYED_CHECK / 2).await;
+        assert!(!watch.waiting(ask(true)).await.unwrap());
+        tokio::time::advance(KEYED_CHECK / 2).await;
+        assert!(watch.waiting(ask(true)).await.unwrap());
+        assert_eq!(asked.load(Ordering::Relaxed), 3);
+    }
+}

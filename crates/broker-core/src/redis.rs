@@ -25,8 +25,9 @@
 //! path above; the partitions are read only while their streams hold entries (checked
 //! at most once a second per queue).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,7 +38,8 @@ use redis::{Script, Value};
 use crate::broker::DeliveryToken;
 use crate::held::Held;
 use crate::ordering::{
-    MAX_KEY_PARTITIONS, check_key_partitions, key_partition, ordering_key, refuse_ordering_key,
+    KeyedWatch, MAX_KEY_PARTITIONS, check_key_partitions, key_partition, ordering_key,
+    refuse_ordering_key,
 };
 use crate::request_reply::{prepare_reply, prepare_request};
 use crate::retry::JitterSource;
@@ -172,18 +174,12 @@ for p = 0, n - 1 do total = total + redis.call('XLEN', ARGV[1] .. ':k:' .. p) en
 return total
 ";
 
-/// How often a fetch asks whether a queue's partitions hold entries (and so whether they
-/// need reading).
-const KEYED_CHECK: Duration = Duration::from_secs(1);
-
 /// A queue's keyed side, as this process knows it.
 #[derive(Debug)]
 struct Keyed {
     partitions: u32,
-    /// The partitions held entries when last checked, or this handle published one since.
-    active: AtomicBool,
-    /// When they were last checked.
-    checked: Mutex<Option<tokio::time::Instant>>,
+    /// Whether fetches read the partitions (they hold entries).
+    watch: KeyedWatch,
     /// The next partition to look at first, going round.
     cursor: AtomicUsize,
     /// Fetch rounds so far, to alternate which kind (keyed or not) is read first.
@@ -194,8 +190,7 @@ impl Keyed {
     fn new(partitions: u32) -> Self {
         Self {
             partitions,
-            active: AtomicBool::new(false),
-            checked: Mutex::new(None),
+            watch: KeyedWatch::new(),
             cursor: AtomicUsize::new(0),
             turn: AtomicUsize::new(0),
         }
@@ -258,6 +253,13 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
         None => redis::Client::open(url).map_err(|e| backend(&e)),
         Some(files) => files.redis_client(url),
     }
+}
+
+/// The timeouts of a connection of our own (the connection manager sets the same).
+fn connection_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
 }
 
 fn backend(e: &redis::RedisError) -> Error {
@@ -371,9 +373,18 @@ impl RedisBroker {
     /// (give each application, or each test, its own).
     ///
     /// # Errors
-    /// [`Error::Backend`] when the URL is invalid or the server cannot be reached.
+    /// [`Error::Backend`] when the URL is invalid or the server cannot be reached (a
+    /// refused connection at once, an unanswered one after 5 s).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         let client = open_client(url)?;
+        // One attempt first, so that a server that is not there fails the call at once:
+        // the connection manager retries a failed connect with backoff (six times, about
+        // 6 s in all), which is right for reconnecting, not for a wrong URL. The
+        // connection serves the blocking reads afterwards.
+        let first = client
+            .get_multiplexed_async_connection_with_config(&connection_config())
+            .await
+            .map_err(|e| backend(&e))?;
         let conn = client
             .get_connection_manager_with_config(
                 redis::aio::ConnectionManagerConfig::new()
@@ -385,7 +396,7 @@ impl RedisBroker {
         Ok(Self {
             client,
             conn,
-            blocking: Mutex::new(Vec::new()),
+            blocking: Mutex::new(vec![first]),
             prefix: prefix.to_owned(),
             queues: Mutex::new(HashMap::new()),
             housekept: Mutex::new(HashMap::new()),
@@ -420,38 +431,36 @@ impl RedisBroker {
     }
 
     /// The stream `envelope` goes to: its key's partition, or the queue's.
-    fn stream_for(&self, queue: &str, keys: &Keys, envelope: &Envelope) -> Result<String> {
+    fn stream_for<'k>(
+        &self,
+        queue: &str,
+        keys: &'k Keys,
+        envelope: &Envelope,
+    ) -> Result<Cow<'k, str>> {
         match ordering_key(envelope) {
-            None => Ok(keys.stream.clone()),
+            None => Ok(Cow::Borrowed(&keys.stream)),
             Some(key) => {
                 let keyed = self.keyed_side(queue)?;
-                keyed.active.store(true, Ordering::Release);
+                keyed.watch.published();
                 let partition = key_partition(key, keyed.partitions);
-                Ok(format!("{}:k:{partition}", keys.base))
+                Ok(Cow::Owned(format!("{}:k:{partition}", keys.base)))
             }
         }
     }
 
     /// Whether the partitions need reading: they held entries when last checked (at most
-    /// [`KEYED_CHECK`] ago), or this handle published a keyed message since.
+    /// [`KEYED_CHECK`](crate::ordering::KEYED_CHECK) ago), or this handle published a
+    /// keyed message since.
     async fn keyed_waiting(&self, keyed: &Keyed, keys: &Keys) -> Result<bool> {
-        let now = tokio::time::Instant::now();
-        let due = {
-            let mut checked = lock(&keyed.checked);
-            let due = checked.is_none_or(|at| now.saturating_duration_since(at) >= KEYED_CHECK);
-            if due {
-                *checked = Some(now);
-            }
-            due
-        };
-        if due {
-            let holds: i64 = self
-                .query_as(redis::cmd("EVAL").arg(KEYED_LEN).arg(0).arg(&keys.base))
-                .await?;
-            keyed.active.store(holds > 0, Ordering::Release);
-            return Ok(holds > 0);
-        }
-        Ok(keyed.active.load(Ordering::Acquire))
+        keyed
+            .watch
+            .waiting(|| async {
+                let holds: i64 = self
+                    .query_as(redis::cmd("EVAL").arg(KEYED_LEN).arg(0).arg(&keys.base))
+                    .await?;
+                Ok::<bool, Error>(holds > 0)
+            })
+            .await
     }
 
     async fn query_as<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
@@ -506,15 +515,13 @@ impl RedisBroker {
             .pop() else {
                 continue;
             };
-            let stream = format!("{}:k:{partition}", keys.base);
             let envelope = match Envelope::from_wire(&entry.headers, entry.payload.clone()) {
                 Ok(e) => e,
                 Err(e) => {
                     let stub = Envelope::new(entry.payload.clone());
-                    self.settle_keyed_entry(
+                    self.settle_entry(
                         keys,
-                        &stream,
-                        partition,
+                        Some(partition),
                         &entry.id,
                         "dead",
                         0,
@@ -531,10 +538,9 @@ impl RedisBroker {
             {
                 let mut last = envelope;
                 last.set_attempt(previous);
-                self.settle_keyed_entry(
+                self.settle_entry(
                     keys,
-                    &stream,
-                    partition,
+                    Some(partition),
                     &entry.id,
                     "dead",
                     0,
@@ -553,30 +559,44 @@ impl RedisBroker {
         Ok(out)
     }
 
-    /// Runs [`SETTLE_KEYED`] for one entry of a partition; whether it was still there.
-    #[allow(clippy::too_many_arguments)]
-    async fn settle_keyed_entry(
+    /// Settles one entry with a script: [`SETTLE`] on the queue's stream and retry set,
+    /// or [`SETTLE_KEYED`] on the stream and lease of partition `partition`. The ARGV are
+    /// the same: the group, `entry`, `mode`, `n` (the retry's due time in milliseconds
+    /// for [`SETTLE`], a lease time for [`SETTLE_KEYED`]) and the envelope to store (for
+    /// a retry or a dead letter). Whether the entry was still there.
+    async fn settle_entry(
         &self,
         keys: &Keys,
-        stream: &str,
-        partition: u32,
+        partition: Option<u32>,
         entry: &str,
         mode: &str,
-        ms: u64,
+        n: u64,
         stored: &Envelope,
     ) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let done: i64 = self
-            .settle_keyed
-            .key(stream)
-            .key(format!("{}:kl:{partition}", keys.base))
+        let mut invocation = match partition {
+            None => {
+                let mut invocation = self.settle.prepare_invoke();
+                invocation.key(&keys.stream).key(&keys.retry);
+                invocation
+            }
+            Some(p) => {
+                let mut invocation = self.settle_keyed.prepare_invoke();
+                invocation
+                    .key(format!("{}:k:{p}", keys.base))
+                    .key(format!("{}:kl:{p}", keys.base));
+                invocation
+            }
+        };
+        invocation
             .key(&keys.dead)
             .arg(GROUP)
             .arg(entry)
             .arg(mode)
-            .arg(ms)
+            .arg(n)
             .arg(stored.to_wire_headers())
-            .arg(stored.payload().as_ref())
+            .arg(stored.payload().as_ref());
+        let mut conn = self.conn.clone();
+        let done: i64 = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(|e| backend(&e))?;
@@ -704,11 +724,7 @@ impl RedisBroker {
             Some(c) => Ok(c),
             None => self
                 .client
-                .get_multiplexed_async_connection_with_config(
-                    &redis::AsyncConnectionConfig::new()
-                        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-                        .set_response_timeout(Some(RESPONSE_TIMEOUT)),
-                )
+                .get_multiplexed_async_connection_with_config(&connection_config())
                 .await
                 .map_err(|e| backend(&e)),
         }
@@ -747,21 +763,8 @@ impl RedisBroker {
         let attempts = envelope.attempt();
         envelope.set_delivered_at(None);
         let letter = DeadLetter::new(queue, envelope, reason, attempts, SystemTime::now());
-        let mut conn = self.conn.clone();
-        let _: i64 = self
-            .settle
-            .key(&keys.stream)
-            .key(&keys.retry)
-            .key(&keys.dead)
-            .arg(GROUP)
-            .arg(&entry.id)
-            .arg("dead")
-            .arg(0)
-            .arg(letter.envelope.to_wire_headers())
-            .arg(letter.envelope.payload().as_ref())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| backend(&e))?;
+        self.settle_entry(keys, None, &entry.id, "dead", 0, &letter.envelope)
+            .await?;
         Ok(())
     }
 
@@ -877,9 +880,8 @@ impl RedisBroker {
                 ("dead", 0)
             }
         };
-        let stream = format!("{}:k:{partition}", keys.base);
         let done = self
-            .settle_keyed_entry(&keys, &stream, partition, entry, mode, ms, &stored)
+            .settle_entry(&keys, Some(partition), entry, mode, ms, &stored)
             .await?;
         if config.get_prefetch().is_some() {
             if disposition == Disposition::Extended {
@@ -1041,7 +1043,7 @@ impl Broker for RedisBroker {
         envelope.set_attempt(0);
         self.query(
             redis::cmd("XADD")
-                .arg(&stream)
+                .arg(&*stream)
                 .arg("*")
                 .arg("h")
                 .arg(envelope.to_wire_headers())
@@ -1064,7 +1066,7 @@ impl Broker for RedisBroker {
             envelope.set_attempt(0);
             let stream = self.stream_for(queue, &keys, &envelope)?;
             pipe.cmd("XADD")
-                .arg(&stream)
+                .arg(&*stream)
                 .arg("*")
                 .arg("h")
                 .arg(envelope.to_wire_headers())
@@ -1215,25 +1217,13 @@ impl Broker for RedisBroker {
                 ("dead", 0, letter.envelope)
             }
         };
-        let mut conn = self.conn.clone();
-        let done: i64 = self
-            .settle
-            .key(&keys.stream)
-            .key(&keys.retry)
-            .key(&keys.dead)
-            .arg(GROUP)
-            .arg(entry)
-            .arg(mode)
-            .arg(score)
-            .arg(stored.to_wire_headers())
-            .arg(stored.payload().as_ref())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| backend(&e))?;
+        let done = self
+            .settle_entry(&keys, None, entry, mode, score, &stored)
+            .await?;
         if config.get_prefetch().is_some() {
             self.held.release(&delivery.queue, consumer, entry);
         }
-        if done == 0 {
+        if !done {
             return Err(Error::StaleDelivery);
         }
         Ok(disposition)
@@ -1295,7 +1285,7 @@ impl Broker for RedisBroker {
             let done: i64 = self
                 .redrive
                 .key(&keys.dead)
-                .key(&stream)
+                .key(&*stream)
                 .arg(&id)
                 .arg(envelope.to_wire_headers())
                 .arg(envelope.payload().as_ref())
@@ -1455,4 +1445,27 @@ fn unpack(packed: &[u8]) -> Result<Envelope> {
         return Err(malformed("packed envelope shorter than its length"));
     };
     Envelope::from_wire(h, Bytes::copy_from_slice(p))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connect_fails_at_once() {
+        // A port nothing listens on: bound, then freed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let start = std::time::Instant::now();
+        let outcome = RedisBroker::connect(&format!("redis://127.0.0.1:{port}"), "refused").await;
+        assert!(matches!(outcome, Err(Error::Backend { .. })), "{outcome:?}");
+        // The connection manager's retries alone take over 6 s (0.1 + 0.2 + ... + 3.2 s).
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
 }

@@ -49,13 +49,22 @@ pub(crate) fn prepare_reply(
 /// each reply it receives here by the token it carries; the backends that address each
 /// request on its own use it the same way, so an entry never outlives its request.
 pub(crate) struct ReplyWaiters<K, T> {
-    waiting: Mutex<HashMap<K, oneshot::Sender<T>>>,
+    waiting: Mutex<Waiting<K, T>>,
+}
+
+struct Waiting<K, T> {
+    senders: HashMap<K, oneshot::Sender<T>>,
+    /// Set by [`ReplyWaiters::close`]: the reply address is gone for good.
+    closed: bool,
 }
 
 impl<K, T> Default for ReplyWaiters<K, T> {
     fn default() -> Self {
         Self {
-            waiting: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Waiting {
+                senders: HashMap::new(),
+                closed: false,
+            }),
         }
     }
 }
@@ -65,24 +74,33 @@ impl<K, T> std::fmt::Debug for ReplyWaiters<K, T> {
         f.debug_struct("ReplyWaiters")
             .field(
                 "waiting",
-                &self.waiting.lock().map_or(0, |waiting| waiting.len()),
+                &self
+                    .waiting
+                    .lock()
+                    .map_or(0, |waiting| waiting.senders.len()),
             )
             .finish()
     }
 }
 
 impl<K: Hash + Eq + Clone, T> ReplyWaiters<K, T> {
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, oneshot::Sender<T>>> {
+    fn lock(&self) -> MutexGuard<'_, Waiting<K, T>> {
         self.waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Registers a request under `token`; the entry goes when the returned waiter is
-    /// dropped (answered, timed out, or its future dropped).
+    /// dropped (answered, timed out, or its future dropped). After [`close`](Self::close)
+    /// nothing is registered and the waiter fails at once.
     pub(crate) fn register(&self, token: K) -> ReplyWaiter<'_, K, T> {
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(token.clone(), tx);
+        {
+            let mut waiting = self.lock();
+            if !waiting.closed {
+                waiting.senders.insert(token.clone(), tx);
+            }
+        }
         ReplyWaiter {
             waiters: self,
             token,
@@ -96,10 +114,10 @@ impl<K: Hash + Eq + Clone, T> ReplyWaiters<K, T> {
         let (tx, rx) = oneshot::channel();
         {
             let mut waiting = self.lock();
-            if waiting.contains_key(&token) {
+            if waiting.senders.contains_key(&token) {
                 return None;
             }
-            waiting.insert(token.clone(), tx);
+            waiting.senders.insert(token.clone(), tx);
         }
         Some(ReplyWaiter {
             waiters: self,
@@ -115,20 +133,36 @@ impl<K: Hash + Eq + Clone, T> ReplyWaiters<K, T> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let waiting = self.lock().remove(token);
+        let waiting = self.lock().senders.remove(token);
         waiting.is_some_and(|tx| tx.send(reply).is_ok())
     }
 
     /// Wakes every waiting request without a reply (its reply address is gone).
-    #[cfg_attr(not(any(feature = "amqp", feature = "nats")), allow(dead_code))]
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
     pub(crate) fn abandon_all(&self) {
-        self.lock().clear();
+        self.lock().senders.clear();
+    }
+
+    /// [`abandon_all`](Self::abandon_all) for good: requests registered later fail at
+    /// once too. One step under the lock, so a request registers before it (and is
+    /// woken) or sees it.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn close(&self) {
+        let mut waiting = self.lock();
+        waiting.closed = true;
+        waiting.senders.clear();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// How many requests are waiting.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().senders.len()
     }
 }
 
@@ -152,7 +186,7 @@ impl<K: Hash + Eq + Clone, T> ReplyWaiter<'_, K, T> {
 
 impl<K: Hash + Eq + Clone, T> Drop for ReplyWaiter<'_, K, T> {
     fn drop(&mut self) {
-        self.waiters.lock().remove(&self.token);
+        self.waiters.lock().senders.remove(&self.token);
     }
 }
 
@@ -193,6 +227,21 @@ mod tests {
         waiters.abandon_all();
         let outcome = abandoned.wait(Duration::from_secs(60)).await;
         assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+        // abandon_all leaves the address open; close shuts it for later requests too.
+        let later = waiters.register(6);
+        assert_eq!(waiters.len(), 1);
+        assert!(!waiters.is_closed());
+        waiters.close();
+        assert!(waiters.is_closed());
+        assert_eq!(waiters.len(), 0);
+        let after_close = waiters.register(7);
+        assert_eq!(waiters.len(), 0, "nothing registers after close");
+        let start = tokio::time::Instant::now();
+        for waiter in [later, after_close] {
+            let outcome = waiter.wait(Duration::from_secs(60)).await;
+            assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "both fail at once");
     }
 
     #[tokio::test]

@@ -261,6 +261,48 @@ async fn a_held_message_past_its_ack_wait_comes_back_before_the_rest<B: Broker>(
     assert_eq!(two.pending(QUEUE).await.unwrap(), 0);
 }
 
+/// A handle that found no keyed messages reads only the keyless path, asking the server
+/// about the partitions at most once a second: keyed messages another handle (another
+/// process) publishes later still reach it, in a waiting fetch and in short ones.
+async fn keyed_messages_published_elsewhere_reach_a_handle_that_saw_none<B: Broker>(
+    one: &B,
+    two: &B,
+) {
+    declare_both(one, two).await;
+    let nothing = two.fetch(QUEUE, "w2", 10, Duration::ZERO).await.unwrap();
+    assert!(nothing.is_empty());
+    one.publish(QUEUE, keyed("key-0", 0)).await.unwrap();
+    // One waiting fetch: its wait is cut into slices that look again.
+    let got = two
+        .fetch(QUEUE, "w2", 10, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(key_and_step(&got[0].envelope), ("key-0".to_owned(), 0));
+    two.settle(&got[0], Settlement::Ack).await.unwrap();
+    // Once a look found the partitions empty again, fetches that do not wait.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        two.fetch(QUEUE, "w2", 10, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    one.publish(QUEUE, keyed("key-1", 0)).await.unwrap();
+    let end = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.is_empty() && tokio::time::Instant::now() < end {
+        got = two.fetch(QUEUE, "w2", 10, Duration::ZERO).await.unwrap();
+        if got.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(got.len(), 1, "the keyed message never came");
+    assert_eq!(key_and_step(&got[0].envelope), ("key-1".to_owned(), 0));
+    two.settle(&got[0], Settlement::Ack).await.unwrap();
+    assert_eq!(one.pending(QUEUE).await.unwrap(), 0);
+}
+
 #[cfg(feature = "nats")]
 mod nats {
     use broker_core::NatsBroker;
@@ -297,6 +339,15 @@ mod nats {
             return;
         };
         super::a_held_message_past_its_ack_wait_comes_back_before_the_rest(&one, &two).await;
+        one.delete_streams().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn keyed_messages_published_elsewhere_reach_a_handle_that_saw_none() {
+        let Some((one, two)) = two_handles("elsewhere").await else {
+            return;
+        };
+        super::keyed_messages_published_elsewhere_reach_a_handle_that_saw_none(&one, &two).await;
         one.delete_streams().await.unwrap();
     }
 }
@@ -337,6 +388,15 @@ mod redis {
             return;
         };
         super::a_held_message_past_its_ack_wait_comes_back_before_the_rest(&one, &two).await;
+        super::support::delete_redis_keys(&url, &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn keyed_messages_published_elsewhere_reach_a_handle_that_saw_none() {
+        let Some((one, two, url, prefix)) = two_handles("elsewhere").await else {
+            return;
+        };
+        super::keyed_messages_published_elsewhere_reach_a_handle_that_saw_none(&one, &two).await;
         super::support::delete_redis_keys(&url, &prefix).await;
     }
 
