@@ -32,6 +32,9 @@
 //! counts one.
 //! Settlements issued together (a batch's acks) leave as one `basic.ack` with `multiple`
 //! for the unbroken run of delivery tags they complete, and single frames for the rest.
+//! A delivery lapin drops (one a quorum queue sends after `basic.cancel-ok`, to a consumer
+//! lapin has forgotten) leaves a gap in the channel's delivery tags: it is requeued with a
+//! `basic.nack` of its own instead of staying unacknowledged until the channel closes.
 //! RabbitMQ holds an unacknowledged delivery as long as the channel lives, so this process
 //! keeps each delivery's ack deadline: past it, the message is republished with its
 //! attempt count and the original acknowledged (or dead-lettered after the last allowed
@@ -270,6 +273,65 @@ struct Subscription {
     /// received since: while some are owed and the window has room, a fetch without a wait
     /// that finds the buffer empty waits for them instead of asking again.
     owed: usize,
+    /// Deliveries of this channel lapin dropped: see [`Gaps`].
+    gaps: Gaps,
+    /// The channel's probe queue (quorum queues), once declared: see
+    /// [`Inner::unsubscribe`].
+    probe: Option<ShortString>,
+}
+
+/// The delivery tags of a channel the client never saw.
+///
+/// RabbitMQ numbers the deliveries of a channel 1, 2, 3, ... (`basic.deliver` and
+/// `basic.get-ok` alike, AMQP 0-9-1 section 1.8.3.13). A quorum queue can still send a
+/// consumer a delivery after its `basic.cancel-ok` (one that was on its way inside the
+/// server when the cancel was handled; also around a consumer replaced by another), and
+/// lapin drops a delivery whose consumer tag it no longer knows (`Consumers::start_delivery`
+/// finds no consumer and discards the frames) without telling anyone. The server counts
+/// that message as delivered and unacknowledged: it is neither processed nor pending nor
+/// given to another consumer until the channel closes.
+///
+/// Each delivery this channel's subscription receives is checked against the next tag
+/// expected (one comparison per message). Tags skipped over are suspects until the
+/// subscription next stops taking in deliveries (a delivery from `basic.get` can be taken
+/// in before consumer deliveries with lower tags that reached the client first); suspects
+/// still unseen then were dropped and are requeued one by one with `basic.nack`
+/// (`requeue`, never `multiple`, which would also requeue deliveries handed out and not
+/// settled yet). The server then counts one more delivery of such a message
+/// (`x-delivery-count` on quorum queues, the redelivered flag on classic ones).
+#[derive(Default)]
+struct Gaps {
+    /// The highest delivery tag seen on the channel.
+    last: u64,
+    /// Tags below `last` not seen (yet).
+    suspects: BTreeSet<u64>,
+}
+
+/// A larger jump in delivery tags is not a few dropped deliveries (a subscription sees at
+/// most its prefetch window in flight): it is left alone.
+const GAP_LIMIT: u64 = 131_070;
+
+impl Gaps {
+    fn observe(&mut self, tag: u64) {
+        if tag == self.last + 1 {
+            self.last = tag;
+        } else if tag > self.last {
+            if tag - self.last <= GAP_LIMIT {
+                self.suspects.extend(self.last + 1..tag);
+            }
+            self.last = tag;
+        } else {
+            self.suspects.remove(&tag);
+        }
+    }
+
+    /// The suspects, now known to be dropped.
+    fn take_lost(&mut self) -> Vec<u64> {
+        if self.suspects.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.suspects).into_iter().collect()
+    }
 }
 
 struct Subscribed {
@@ -1215,7 +1277,7 @@ impl Inner {
 
     async fn receive_on(
         &self,
-        consume: &ConsumeChannel,
+        consume: &Arc<ConsumeChannel>,
         queue: &str,
         n: u16,
         wait: Duration,
@@ -1226,6 +1288,21 @@ impl Inner {
             return Ok(Vec::new());
         };
         *lock(&consume.used) = Instant::now();
+        let got = self
+            .receive_locked(consume, &mut sub, queue, n, (wait, until))
+            .await;
+        consume.requeue_lost(&mut sub);
+        got
+    }
+
+    async fn receive_locked(
+        &self,
+        consume: &Arc<ConsumeChannel>,
+        sub: &mut Subscription,
+        queue: &str,
+        n: u16,
+        (wait, until): (Duration, Instant),
+    ) -> Result<Vec<Buffered>> {
         let channel = &consume.channel;
         let wanted = usize::from(n);
         if let Err(Ended::Failed(e)) = sub.pull_ready()
@@ -1242,7 +1319,9 @@ impl Inner {
                 .as_ref()
                 .is_none_or(|c| c.prefetch < n || (sub.buffer.is_empty() && sub.room() == 0));
             if stalled {
-                sub.unsubscribe(channel).await?;
+                let unsubscribed = self.unsubscribe(consume, sub).await;
+                consume.requeue_lost(sub);
+                unsubscribed?;
                 let work = short(&self.work_name(queue))?;
                 // Twice the fetch: while one batch is handed out, the next is on its way.
                 sub.subscribe(channel, work, n.saturating_mul(2)).await?;
@@ -1274,6 +1353,7 @@ impl Inner {
                 return Ok(Vec::new());
             };
             let ready = usize::try_from(first.message_count).unwrap_or(usize::MAX);
+            sub.gaps.observe(first.delivery.delivery_tag);
             // Deliveries that reached the client before the get-ok were sent before the
             // server took the first: they come before it.
             let _ = sub.pull_ready();
@@ -1312,7 +1392,8 @@ impl Inner {
     /// attempts it had (as a retry is) and the original acknowledged. One that cannot be
     /// published is requeued (flagged redelivered) and remembered here.
     async fn hand_back(&self, queue: &str, consume: &Arc<ConsumeChannel>, sub: &mut Subscription) {
-        let _ = sub.unsubscribe(&consume.channel).await;
+        let _ = self.unsubscribe(consume, sub).await;
+        consume.requeue_lost(sub);
         let buffered: Vec<Buffered> = sub.buffer.drain(..).collect();
         for b in buffered {
             let d = &b.delivery;
@@ -1370,6 +1451,37 @@ impl Inner {
                 unseen.insert(envelope.id(), now);
             }
         }
+    }
+
+    /// Cancels `sub`'s consumer and requeues what lapin dropped of what the server sent it
+    /// (see [`Gaps`]).
+    ///
+    /// A classic queue sends its `basic.cancel-ok` through the channel after the last
+    /// delivery to the consumer. A quorum queue's channel answers the cancel itself, and a
+    /// delivery already on its way to the channel then follows the `basic.cancel-ok`;
+    /// lapin drops it, and no later delivery on the channel may come to reveal its tag.
+    /// So on a quorum queue the channel is asked for its next delivery tag: an empty
+    /// message is published to a probe queue of the channel's own and taken back with
+    /// `basic.get`, which the channel answers after what it had to send before (RabbitMQ
+    /// handles one channel's work in order). Its tag closes every gap below it.
+    ///
+    /// The dropped deliveries found are left in `sub.gaps` for the caller to requeue
+    /// ([`ConsumeChannel::requeue_lost`]): `pending` counts them first.
+    async fn unsubscribe(
+        &self,
+        consume: &Arc<ConsumeChannel>,
+        sub: &mut Subscription,
+    ) -> Result<()> {
+        let had = sub.current.is_some();
+        let outcome = sub.unsubscribe(&consume.channel).await;
+        if had
+            && outcome.is_ok()
+            && self.options.queue_type == AmqpQueueType::Quorum
+            && let Some(tag) = consume.probe_tag(sub).await
+        {
+            sub.gaps.observe(tag);
+        }
+        outcome
     }
 
     /// `consume` is gone with its channel or connection: what it had received and not
@@ -1440,6 +1552,7 @@ impl Subscription {
         match item {
             Some(Ok(delivery)) => {
                 self.owed = self.owed.saturating_sub(1);
+                self.gaps.observe(delivery.delivery_tag);
                 let slot = Slot(self.current.as_ref().map(|c| {
                     c.window.fetch_add(1, Ordering::Relaxed);
                     Arc::clone(&c.window)
@@ -1520,10 +1633,10 @@ impl Subscription {
         let Some(current) = self.current.as_ref() else {
             return Ok(());
         };
-        if let Err(e) = channel
+        let cancelled = channel
             .basic_cancel(current.consumer.tag(), BasicCancelOptions::default())
-            .await
-        {
+            .await;
+        if let Err(e) = cancelled {
             self.current = None;
             return Err(backend(e));
         }
@@ -1542,6 +1655,70 @@ impl Subscription {
 }
 
 impl ConsumeChannel {
+    /// The channel's next delivery tag, taken by a `basic.get` of an empty message from
+    /// the channel's probe queue (a server-named exclusive queue, declared on first use).
+    /// The probe message is acknowledged through the settler like any delivery.
+    async fn probe_tag(self: &Arc<Self>, sub: &mut Subscription) -> Option<u64> {
+        let channel = &self.channel;
+        let name = match &sub.probe {
+            Some(name) => name.clone(),
+            None => {
+                let queue = channel
+                    .queue_declare(
+                        ShortString::default(),
+                        QueueDeclareOptions::exclusive(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .ok()?;
+                let name = queue.name().clone();
+                sub.probe = Some(name.clone());
+                name
+            }
+        };
+        channel
+            .basic_publish(
+                ShortString::default(),
+                name.clone(),
+                BasicPublishOptions::default(),
+                &[],
+                BasicProperties::default(),
+            )
+            .await
+            .ok()?;
+        let got = channel
+            .basic_get(name, BasicGetOptions::default())
+            .await
+            .ok()??;
+        let tag = got.delivery.delivery_tag;
+        self.settle_unwatched(std::iter::once((tag, Verdict::Ack)));
+        Some(tag)
+    }
+
+    /// Requeues the deliveries `sub` found lapin dropped (see [`Gaps`]), through the
+    /// settler so that its `multiple` acks never pass over them unsettled.
+    fn requeue_lost(self: &Arc<Self>, sub: &mut Subscription) {
+        let lost = sub.gaps.take_lost();
+        if lost.is_empty() {
+            return;
+        }
+        self.settle_unwatched(lost.into_iter().map(|tag| (tag, Verdict::Requeue)));
+    }
+
+    /// Queues settlements nobody waits for, as [`settle`](Self::settle) does.
+    fn settle_unwatched(self: &Arc<Self>, settlements: impl Iterator<Item = (u64, Verdict)>) {
+        let start = {
+            let mut settler = lock(&self.settler);
+            for (tag, verdict) in settlements {
+                settler.queued.push((tag, verdict, oneshot::channel().0));
+            }
+            !std::mem::replace(&mut settler.running, true)
+        };
+        if start {
+            tokio::spawn(Arc::clone(self).send_settlements());
+        }
+    }
+
     fn new(channel: Channel) -> Self {
         Self {
             channel,
@@ -2131,14 +2308,20 @@ impl Broker for AmqpBroker {
         let consume = lock(&session.consume).get(queue).cloned();
         let mut buffered = 0;
         // Held until the count is made: no fetch takes from the buffer meanwhile.
-        let mut _sub = None;
+        let mut locked = None;
         if let Some(consume) = &consume
             && consume.channel.status().connected()
         {
             let mut sub = consume.subscription.lock().await;
-            sub.unsubscribe(&consume.channel).await?;
-            buffered = sub.buffer.len();
-            _sub = Some(sub);
+            let unsubscribed = inner.unsubscribe(consume, &mut sub).await;
+            if unsubscribed.is_err() {
+                consume.requeue_lost(&mut sub);
+            }
+            unsubscribed?;
+            // Deliveries lapin dropped are still out to this channel (not ready on the
+            // server): counted here, requeued once the count is made.
+            buffered = sub.buffer.len() + sub.gaps.suspects.len();
+            locked = Some((consume, sub));
         }
         let channel = session.connection.create_channel().await.map_err(backend)?;
         let outcome = channel
@@ -2153,6 +2336,9 @@ impl Broker for AmqpBroker {
             .await
             .map_err(backend);
         let _ = channel.close(200, "counted".into()).await;
+        if let Some((consume, mut sub)) = locked {
+            consume.requeue_lost(&mut sub);
+        }
         let ready = usize::try_from(outcome?.message_count()).unwrap_or(usize::MAX);
         let held = lock(&inner.in_flight)
             .values()
@@ -2221,6 +2407,24 @@ mod tests {
         // Tags settled alone before (11, 12) are passed over by the run they are now in.
         assert_eq!(plan(s, &[(10, Verdict::Ack), (13, Verdict::Ack)]), Some(13));
         assert_eq!(s.floor, 13);
+    }
+
+    #[test]
+    fn skipped_delivery_tags_are_dropped_deliveries() {
+        let mut gaps = Gaps::default();
+        for tag in 1..=3 {
+            gaps.observe(tag);
+        }
+        assert!(gaps.take_lost().is_empty());
+        // 4 and 5 skipped; 4 then arrives late (a `basic.get` delivery taken in first).
+        gaps.observe(6);
+        gaps.observe(4);
+        assert_eq!(gaps.take_lost(), vec![5]);
+        gaps.observe(7);
+        assert!(gaps.take_lost().is_empty());
+        // A jump past any prefetch window is not taken for dropped deliveries.
+        gaps.observe(7 + GAP_LIMIT + 1);
+        assert!(gaps.take_lost().is_empty());
     }
 
     #[test]
