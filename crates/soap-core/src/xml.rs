@@ -318,6 +318,9 @@ impl Element {
             }
         }
         let tag = match self.namespace.as_deref() {
+            // The `xml` prefix is bound by definition, and its namespace must not be made
+            // the default one (Namespaces in XML 1.0, section 3).
+            Some(XML_NS) => format!("xml:{}", self.name),
             Some(ns) => match declared.iter().rev().find(|(_, n)| n == ns) {
                 Some((p, _)) => format!("{p}:{}", self.name),
                 None if default == Some(ns) => self.name.clone(),
@@ -334,6 +337,7 @@ impl Element {
             }
         };
         let own_default = match self.namespace.as_deref() {
+            Some(XML_NS) => default,
             Some(ns) if !declared.iter().any(|(_, n)| n == ns) => Some(ns),
             Some(_) => default,
             None => None,
@@ -1316,6 +1320,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(declared.attribute(Some(XML_NS), "lang"), Some("en"));
+    }
+
+    /// Found by the envelope fuzz target: an element in the `xml` namespace (`<xml:b>`)
+    /// was written back with that namespace declared as the default one, which the
+    /// parser rightly refuses.
+    #[test]
+    fn an_element_in_the_xml_namespace_is_written_with_its_prefix() {
+        let root = parse(
+            b"<a xmlns=\"urn:a\"><xml:b>1</xml:b><c/></a>",
+            &XmlLimits::default(),
+        )
+        .unwrap();
+        let written = root.to_xml();
+        assert_eq!(written, r#"<a xmlns="urn:a"><xml:b>1</xml:b><c/></a>"#);
+        let again = parse(written.as_bytes(), &XmlLimits::default()).unwrap();
+        assert_eq!(again.to_xml(), written);
     }
 
     #[test]
