@@ -117,7 +117,9 @@ impl<K: Hash + Eq + Clone, T> ReplyWaiters<K, T> {
             if waiting.senders.contains_key(&token) {
                 return None;
             }
-            waiting.senders.insert(token.clone(), tx);
+            if !waiting.closed {
+                waiting.senders.insert(token.clone(), tx);
+            }
         }
         Some(ReplyWaiter {
             waiters: self,
@@ -236,6 +238,10 @@ mod tests {
         assert_eq!(waiters.len(), 0);
         let after_close = waiters.register(7);
         assert_eq!(waiters.len(), 0, "nothing registers after close");
+        let tried_after_close = waiters.try_register(8);
+        assert!(tried_after_close.is_some());
+        assert_eq!(waiters.len(), 0, "try_register honours close too");
+        drop(tried_after_close);
         let start = tokio::time::Instant::now();
         for waiter in [later, after_close] {
             let outcome = waiter.wait(Duration::from_secs(60)).await;
