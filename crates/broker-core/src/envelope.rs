@@ -96,6 +96,7 @@ impl FromStr for MessageId {
 // A vector sorted by name rather than a map, boxed and only when there are headers: most
 // envelopes carry none, and an absent box is one word to move and free to clone and drop.
 #[derive(Clone, Default)]
+#[allow(clippy::box_collection)] // the box keeps it one word in the envelope
 pub struct Headers(Option<Box<Vec<(String, String)>>>);
 
 impl PartialEq for Headers {
