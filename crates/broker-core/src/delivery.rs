@@ -594,6 +594,28 @@ impl QueueCore {
     /// flight or waiting for a retry is passed over.
     pub fn poll_delivery(&mut self, consumer: &str, now: Instant) -> Option<(u64, Envelope)> {
         let consumer = self.consumers.index(consumer);
+        self.deliver(consumer, now)
+    }
+
+    /// [`poll_delivery`](Self::poll_delivery) up to `max` times, each delivery passed to
+    /// `each`; the consumer is looked up once.
+    pub(crate) fn poll_deliveries(
+        &mut self,
+        consumer: &str,
+        now: Instant,
+        max: usize,
+        mut each: impl FnMut(u64, Envelope),
+    ) {
+        let consumer = self.consumers.index(consumer);
+        for _ in 0..max {
+            let Some((tag, envelope)) = self.deliver(consumer, now) else {
+                break;
+            };
+            each(tag, envelope);
+        }
+    }
+
+    fn deliver(&mut self, consumer: u32, now: Instant) -> Option<(u64, Envelope)> {
         // At the prefetch bound nothing is picked, so no fault is drawn or counted.
         if self
             .config
@@ -614,7 +636,11 @@ impl QueueCore {
                 .iter()
                 .position(|(_, e)| ordering_key(e).is_none_or(|k| !self.busy_keys.contains(k)))?
         };
-        let (seq, mut envelope) = self.ready.remove(index)?;
+        let (seq, mut envelope) = if index == 0 {
+            self.ready.pop_front()?
+        } else {
+            self.ready.remove(index)?
+        };
         if let Some(faults) = self.faults.as_mut()
             && faults.duplicate()
         {

@@ -192,6 +192,7 @@ impl Headers {
         Ok(())
     }
 
+    #[inline]
     fn entries(&self) -> &[(String, String)] {
         self.0.as_deref().map_or(&[], Vec::as_slice)
     }
@@ -252,6 +253,7 @@ impl Headers {
 
     /// Whether there are none.
     #[must_use]
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries().is_empty()
     }
