@@ -28,6 +28,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -134,7 +135,113 @@ struct InFlight {
     seq: u64,
     envelope: Envelope,
     deadline: Instant,
-    consumer: Arc<str>,
+    /// The holder's index in [`Consumers`].
+    consumer: u32,
+}
+
+/// The consumers of one queue by a small index, with how many deliveries each holds. An
+/// in-flight entry keeps the index, so a delivery touches no shared name or reference
+/// count. A consumer holding nothing keeps its index until the unused ones outnumber the
+/// used ones (then they are swept), so one fetching and settling one message at a time
+/// does not register again each time.
+#[derive(Debug, Default)]
+struct Consumers {
+    /// Name and deliveries held, by index; a swept index is in `free`.
+    slots: Vec<(Box<str>, usize)>,
+    by_name: HashMap<Box<str>, u32>,
+    free: Vec<u32>,
+    /// How many consumers hold at least one delivery.
+    holding: usize,
+    /// The index looked up last (consumers usually fetch many times in a row).
+    last: Option<u32>,
+}
+
+impl Consumers {
+    /// The consumer's index, registered if it has none.
+    fn index(&mut self, name: &str) -> u32 {
+        if let Some(last) = self.last
+            && self
+                .slots
+                .get(last as usize)
+                .is_some_and(|(n, _)| **n == *name)
+        {
+            return last;
+        }
+        let index = match self.by_name.get(name) {
+            Some(index) => *index,
+            None => self.register(name),
+        };
+        self.last = Some(index);
+        index
+    }
+
+    fn register(&mut self, name: &str) -> u32 {
+        if self.by_name.len() >= 2 * self.holding + 16 {
+            self.sweep();
+        }
+        let slot = (Box::from(name), 0);
+        let index = match self.free.pop() {
+            Some(index) => {
+                if let Some(free) = self.slots.get_mut(index as usize) {
+                    *free = slot;
+                }
+                index
+            }
+            None => {
+                // More than u32::MAX consumers holding deliveries at once cannot happen:
+                // each holds at least one of the queue's messages.
+                let index = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+                self.slots.push(slot);
+                index
+            }
+        };
+        self.by_name.insert(Box::from(name), index);
+        index
+    }
+
+    /// Unregisters the consumers that hold nothing.
+    fn sweep(&mut self) {
+        let slots = &self.slots;
+        let free = &mut self.free;
+        self.by_name.retain(|_, index| {
+            let keep = slots
+                .get(*index as usize)
+                .is_some_and(|(_, held)| *held > 0);
+            if !keep {
+                free.push(*index);
+            }
+            keep
+        });
+        self.last = None;
+    }
+
+    fn held(&self, index: u32) -> usize {
+        self.slots.get(index as usize).map_or(0, |(_, held)| *held)
+    }
+
+    fn held_by(&self, name: &str) -> usize {
+        self.by_name.get(name).map_or(0, |index| self.held(*index))
+    }
+
+    fn hold(&mut self, index: u32) {
+        if let Some((_, held)) = self.slots.get_mut(index as usize) {
+            if *held == 0 {
+                self.holding += 1;
+            }
+            *held += 1;
+        }
+    }
+
+    fn release(&mut self, index: u32) {
+        if let Some((_, held)) = self.slots.get_mut(index as usize)
+            && *held > 0
+        {
+            *held -= 1;
+            if *held == 0 {
+                self.holding -= 1;
+            }
+        }
+    }
 }
 
 /// Hashes the sequential `u64` delivery tags by one multiplication (Fibonacci hashing):
@@ -241,17 +348,19 @@ impl InFlightTable {
         Some(flight)
     }
 
-    /// Drops the delivery `tag` in place; whether it was there.
-    fn discard(&mut self, tag: u64) -> bool {
+    /// Drops the delivery `tag` in place; its holder, if it was there.
+    fn discard(&mut self, tag: u64) -> Option<u32> {
         let found = match self.slot(tag).and_then(|index| self.slots.get_mut(index)) {
-            Some(slot) if slot.is_some() => {
-                *slot = None;
-                true
+            Some(slot) => {
+                let consumer = slot.as_ref().map(|flight| flight.consumer);
+                if consumer.is_some() {
+                    *slot = None;
+                }
+                consumer
             }
-            Some(_) => false,
-            None => self.stragglers.remove(&tag).is_some(),
+            None => self.stragglers.remove(&tag).map(|flight| flight.consumer),
         };
-        if found {
+        if found.is_some() {
             self.len -= 1;
             while let Some(None) = self.slots.front() {
                 self.slots.pop_front();
@@ -316,12 +425,11 @@ pub struct QueueCore {
     deadlines: VecDeque<(Instant, u64)>,
     dead: VecDeque<DeadLetter>,
     jitter: JitterSource,
-    /// Deliveries held per consumer, kept only when the queue has a prefetch bound.
-    held: HashMap<Arc<str>, usize>,
-    /// The last consumer name seen, shared by its in-flight entries.
-    last_consumer: Option<Arc<str>>,
-    /// The last `now` a delivery was stamped at, and its wall-clock time.
-    last_wall: Option<(Instant, SystemTime)>,
+    /// The consumers holding deliveries, and how many each holds.
+    consumers: Consumers,
+    /// The last `now` a delivery was stamped at: its wall-clock time (Unix nanoseconds)
+    /// and its ack deadline.
+    last_stamp: Option<(Instant, NonZeroU64, Instant)>,
     /// Ordering keys with a message in flight or waiting for a retry.
     busy_keys: HashSet<String>,
     /// Injected delivery faults (the simulator), if any.
@@ -352,9 +460,8 @@ impl QueueCore {
             deadlines: VecDeque::new(),
             dead: VecDeque::new(),
             jitter: JitterSource::seeded(seed),
-            held: HashMap::new(),
-            last_consumer: None,
-            last_wall: None,
+            consumers: Consumers::default(),
+            last_stamp: None,
             busy_keys: HashSet::new(),
             faults: None,
         }
@@ -412,18 +519,6 @@ impl QueueCore {
         &self.config
     }
 
-    /// [`wall`](Self::wall), computed once for the deliveries of one fetch (same `now`).
-    fn wall_cached(&mut self, now: Instant) -> SystemTime {
-        match self.last_wall {
-            Some((at, wall)) if at == now => wall,
-            _ => {
-                let wall = self.wall(now);
-                self.last_wall = Some((now, wall));
-                wall
-            }
-        }
-    }
-
     fn wall(&self, now: Instant) -> SystemTime {
         let offset = now.saturating_duration_since(self.origin.0);
         self.origin.1.checked_add(offset).unwrap_or(self.origin.1)
@@ -451,7 +546,7 @@ impl QueueCore {
         if waiting.saturating_add(envelopes.len()) > self.config.max_ready {
             return Err(self.full());
         }
-        let wall = crate::envelope::to_millis(self.wall(now));
+        let wall = crate::envelope::unix_millis(self.wall(now));
         self.ready.reserve(envelopes.len());
         for mut envelope in envelopes {
             envelope.set_attempt(0);
@@ -492,34 +587,44 @@ impl QueueCore {
         }
     }
 
-    /// The consumer's name as a shared string, without a new allocation when it is the
-    /// same consumer as last time.
-    fn consumer_name(&mut self, consumer: &str) -> Arc<str> {
-        match &self.last_consumer {
-            Some(last) if **last == *consumer => Arc::clone(last),
-            _ => {
-                let name: Arc<str> = Arc::from(consumer);
-                self.last_consumer = Some(Arc::clone(&name));
-                name
-            }
-        }
-    }
-
     /// The next ready message for `consumer`, with its delivery tag; `None` when nothing is
     /// ready at `now`. The caller should have called [`handle_timeout`](Self::handle_timeout).
     /// With a prefetch bound, `None` also when `consumer` holds that many deliveries.
     /// A message whose [`ORDERING_KEY`](crate::ORDERING_KEY) has another message in
     /// flight or waiting for a retry is passed over.
     pub fn poll_delivery(&mut self, consumer: &str, now: Instant) -> Option<(u64, Envelope)> {
+        let consumer = self.consumers.index(consumer);
+        self.deliver(consumer, now)
+    }
+
+    /// [`poll_delivery`](Self::poll_delivery) up to `max` times, each delivery passed to
+    /// `each`; the consumer is looked up once.
+    pub(crate) fn poll_deliveries(
+        &mut self,
+        consumer: &str,
+        now: Instant,
+        max: usize,
+        mut each: impl FnMut(u64, Envelope),
+    ) {
+        let consumer = self.consumers.index(consumer);
+        for _ in 0..max {
+            let Some((tag, envelope)) = self.deliver(consumer, now) else {
+                break;
+            };
+            each(tag, envelope);
+        }
+    }
+
+    fn deliver(&mut self, consumer: u32, now: Instant) -> Option<(u64, Envelope)> {
+        // At the prefetch bound nothing is picked, so no fault is drawn or counted.
+        if self
+            .config
+            .prefetch
+            .is_some_and(|limit| self.consumers.held(consumer) >= limit)
+        {
+            return None;
+        }
         let index = if self.faults.is_some() {
-            // At the prefetch bound nothing is picked, so no fault is drawn or counted.
-            if self
-                .config
-                .prefetch
-                .is_some_and(|limit| self.held_by(consumer) >= limit)
-            {
-                return None;
-            }
             self.pick_with_faults()?
         } else if self.busy_keys.is_empty() {
             if self.ready.is_empty() {
@@ -531,17 +636,11 @@ impl QueueCore {
                 .iter()
                 .position(|(_, e)| ordering_key(e).is_none_or(|k| !self.busy_keys.contains(k)))?
         };
-        let consumer = if let Some(limit) = self.config.prefetch {
-            if self.held_by(consumer) >= limit {
-                return None;
-            }
-            let name = self.consumer_name(consumer);
-            *self.held.entry(Arc::clone(&name)).or_insert(0) += 1;
-            name
+        let (seq, mut envelope) = if index == 0 {
+            self.ready.pop_front()?
         } else {
-            self.consumer_name(consumer)
+            self.ready.remove(index)?
         };
-        let (seq, mut envelope) = self.ready.remove(index)?;
         if let Some(faults) = self.faults.as_mut()
             && faults.duplicate()
         {
@@ -551,12 +650,13 @@ impl QueueCore {
         if let Some(key) = ordering_key(&envelope) {
             self.busy_keys.insert(key.to_owned());
         }
+        let (wall, deadline) = self.stamp(now);
         envelope.set_attempt(envelope.attempt().saturating_add(1));
-        envelope.set_delivered_at(Some(self.wall_cached(now)));
+        envelope.set_delivered_at_nanos(Some(wall));
         let tag = self.next_tag;
         self.next_tag += 1;
-        let deadline = now + self.config.ack_wait;
         self.push_deadline(deadline, tag);
+        self.consumers.hold(consumer);
         self.in_flight.insert(
             tag,
             InFlight {
@@ -567,6 +667,20 @@ impl QueueCore {
             },
         );
         Some((tag, envelope))
+    }
+
+    /// The wall-clock time (Unix nanoseconds) and the ack deadline of a delivery at `now`,
+    /// computed once for the deliveries of one fetch (same `now`).
+    fn stamp(&mut self, now: Instant) -> (NonZeroU64, Instant) {
+        match self.last_stamp {
+            Some((at, wall, deadline)) if at == now => (wall, deadline),
+            _ => {
+                let wall = crate::envelope::unix_nanos(self.wall(now));
+                let deadline = now + self.config.ack_wait;
+                self.last_stamp = Some((now, wall, deadline));
+                (wall, deadline)
+            }
+        }
     }
 
     /// Records an ack deadline, keeping `deadlines` sorted.
@@ -637,15 +751,13 @@ impl QueueCore {
             // deadline passes.
             return Ok(Disposition::Removed);
         }
-        if *settlement == Settlement::Ack
-            && self.config.prefetch.is_none()
-            && self.busy_keys.is_empty()
-        {
-            // The common case: nothing to release or free, so the entry is dropped where
-            // it lies instead of being moved out. The jitter is drawn as on every path.
-            if !self.in_flight.discard(tag) {
+        if *settlement == Settlement::Ack && self.busy_keys.is_empty() {
+            // The common case: no ordering key to free, so the entry is dropped where it
+            // lies instead of being moved out. The jitter is drawn as on every path.
+            let Some(consumer) = self.in_flight.discard(tag) else {
                 return Err(Error::StaleDelivery);
-            }
+            };
+            self.consumers.release(consumer);
             let _ = self.jitter.next_unit();
             return Ok(Disposition::Removed);
         }
@@ -653,7 +765,7 @@ impl QueueCore {
             return Err(Error::StaleDelivery);
         };
         if *settlement != Settlement::InProgress {
-            self.release(&flight.consumer);
+            self.consumers.release(flight.consumer);
         }
         let unit = self.jitter.next_unit();
         let disposition = decide(
@@ -695,23 +807,10 @@ impl QueueCore {
         }
     }
 
-    /// One delivery of `consumer` is no longer held (prefetch bookkeeping).
-    fn release(&mut self, consumer: &str) {
-        if self.config.prefetch.is_none() {
-            return;
-        }
-        if let Some(held) = self.held.get_mut(consumer) {
-            *held = held.saturating_sub(1);
-            if *held == 0 {
-                self.held.remove(consumer);
-            }
-        }
-    }
-
-    /// How many deliveries `consumer` holds unsettled (counted only with a prefetch bound).
+    /// How many deliveries `consumer` holds unsettled.
     #[must_use]
     pub fn held_by(&self, consumer: &str) -> usize {
-        self.held.get(consumer).copied().unwrap_or(0)
+        self.consumers.held_by(consumer)
     }
 
     fn retry_later(&mut self, flight: InFlight, due: Instant) {
@@ -764,7 +863,7 @@ impl QueueCore {
     }
 
     fn expire(&mut self, flight: InFlight, now: Instant) {
-        self.release(&flight.consumer);
+        self.consumers.release(flight.consumer);
         self.free_key(&flight.envelope);
         match decide_expired(flight.envelope.attempt(), &self.config.retry) {
             Disposition::DeadLetter { reason } => self.dead_letter(flight, reason, now),
@@ -780,10 +879,14 @@ impl QueueCore {
     /// ack deadlines passed now, in the order they were handed out. Returns how many it
     /// held.
     pub fn handle_consumer_lost(&mut self, consumer: &str, now: Instant) -> usize {
+        if self.consumers.held_by(consumer) == 0 {
+            return 0;
+        }
+        let consumer = self.consumers.index(consumer);
         let mut tags: Vec<u64> = self
             .in_flight
             .iter()
-            .filter(|(_, f)| *f.consumer == *consumer)
+            .filter(|(_, f)| f.consumer == consumer)
             .map(|(tag, _)| tag)
             .collect();
         tags.sort_unstable();
@@ -903,7 +1006,7 @@ mod tests {
             seq,
             envelope: Envelope::new("x"),
             deadline: Instant::now(),
-            consumer: Arc::from("c"),
+            consumer: 0,
         }
     }
 
@@ -913,7 +1016,7 @@ mod tests {
         table.insert(0, flight(0));
         for tag in 1..10_000 {
             table.insert(tag, flight(tag));
-            assert!(table.discard(tag));
+            assert_eq!(table.discard(tag), Some(0));
         }
         assert_eq!(table.len(), 1);
         // No slot is kept for each of the 9,999 tags settled after the held one.
@@ -923,7 +1026,31 @@ mod tests {
         assert_eq!(table.remove(&0).map(|f| f.seq), Some(0));
         assert_eq!(table.len(), 0);
         assert!(table.remove(&0).is_none());
-        assert!(!table.discard(5));
+        assert_eq!(table.discard(5), None);
+    }
+
+    #[test]
+    fn consumers_holding_nothing_are_swept_and_holders_kept() {
+        let mut consumers = Consumers::default();
+        let holder = consumers.index("holder");
+        consumers.hold(holder);
+        consumers.hold(holder);
+        // Many consumers come and go (each holds one delivery, then settles it).
+        for i in 0..1000 {
+            let index = consumers.index(&format!("c{i}"));
+            consumers.hold(index);
+            consumers.release(index);
+        }
+        assert!(consumers.by_name.len() <= 20, "{}", consumers.by_name.len());
+        assert!(consumers.slots.len() <= 20, "{}", consumers.slots.len());
+        assert_eq!(consumers.held_by("holder"), 2);
+        assert_eq!(consumers.index("holder"), holder);
+        assert_eq!(consumers.held_by("c999"), 0);
+        consumers.release(holder);
+        consumers.release(holder);
+        consumers.release(holder);
+        assert_eq!(consumers.held_by("holder"), 0);
+        assert_eq!(consumers.holding, 0);
     }
 
     #[test]
@@ -948,7 +1075,7 @@ mod tests {
         assert_eq!(tags, vec![3, 1000, 1001, 1_000_000]);
         for tag in [1000, 3, 1_000_000, 1001] {
             assert_eq!(table.get(&tag).map(|f| f.seq), Some(tag));
-            assert!(table.discard(tag));
+            assert_eq!(table.discard(tag), Some(0));
         }
         assert_eq!(table.len(), 0);
         assert!(table.get(&1001).is_none());

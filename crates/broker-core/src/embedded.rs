@@ -496,16 +496,14 @@ impl EmbeddedBroker {
         self.with_queue(queue, |core| {
             core.handle_timeout(now);
             let mut out = Vec::with_capacity(max.min(core.ready_len()));
-            while out.len() < max {
-                let Some((tag, envelope)) = core.poll_delivery(consumer, now) else {
-                    break;
-                };
+            let name = Arc::clone(core.shared_name());
+            core.poll_deliveries(consumer, now, max, |tag, envelope| {
                 out.push(Delivery {
-                    queue: Arc::clone(core.shared_name()),
+                    queue: Arc::clone(&name),
                     envelope,
                     token: DeliveryToken::Embedded { broker: id, tag },
                 });
-            }
+            });
             Ok((out, core.poll_timeout()))
         })
     }

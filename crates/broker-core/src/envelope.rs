@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -92,10 +93,19 @@ impl FromStr for MessageId {
 ///
 /// Well-known names have accessors (content type, correlation id, reply-to, W3C
 /// `traceparent`/`tracestate`). Names starting with `bk-` are reserved for the envelope.
-// A vector sorted by name rather than a map: most envelopes carry no or few headers, and
-// an empty vector is free to clone and drop (an empty `BTreeMap`'s drop is not).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(String, String)>);
+// A vector sorted by name rather than a map, boxed and only when there are headers: most
+// envelopes carry none, and an absent box is one word to move and free to clone and drop.
+#[derive(Clone, Default)]
+#[allow(clippy::box_collection)] // the box keeps it one word in the envelope
+pub struct Headers(Option<Box<Vec<(String, String)>>>);
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries() == other.entries()
+    }
+}
+
+impl Eq for Headers {}
 
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -167,42 +177,57 @@ impl Headers {
         })?;
         match self.find(&key) {
             Ok(at) => {
-                if let Some(slot) = self.0.get_mut(at) {
+                if let Some(slot) = self.entries_mut().get_mut(at) {
                     slot.1 = value;
                 }
             }
-            Err(_) if self.0.len() >= MAX_HEADERS => {
+            Err(_) if self.len() >= MAX_HEADERS => {
                 return Err(Error::InvalidHeader {
                     name: key,
                     reason: "more than 64 headers",
                 });
             }
-            Err(at) => self.0.insert(at, (key, value)),
+            Err(at) => self.entries_mut().insert(at, (key, value)),
         }
         Ok(())
     }
 
+    #[inline]
+    fn entries(&self) -> &[(String, String)] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn entries_mut(&mut self) -> &mut Vec<(String, String)> {
+        self.0.get_or_insert_with(Box::default)
+    }
+
     /// Where `name` (lowercase) is, or where it would go.
     fn find(&self, name: &str) -> std::result::Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+        self.entries()
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
     }
 
     /// Adds a header whose name is checked and known not to be there yet.
     fn put(&mut self, key: String, value: String) {
         if let Err(at) = self.find(&key) {
-            self.0.insert(at, (key, value));
+            self.entries_mut().insert(at, (key, value));
         }
     }
 
     pub(crate) fn remove(&mut self, name: &str) -> Option<String> {
         let at = self.find(name).ok()?;
-        Some(self.0.remove(at).1)
+        let entries = self.entries_mut();
+        let (_, value) = entries.remove(at);
+        if entries.is_empty() {
+            self.0 = None;
+        }
+        Some(value)
     }
 
     /// A header's value; `name` is case-insensitive.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        if self.0.is_empty() {
+        if self.is_empty() {
             return None;
         }
         let at = if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -211,25 +236,26 @@ impl Headers {
             self.find(name)
         };
         at.ok()
-            .and_then(|at| self.0.get(at))
+            .and_then(|at| self.entries().get(at))
             .map(|(_, v)| v.as_str())
     }
 
     /// All headers, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries().iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// How many headers there are.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries().len()
     }
 
     /// Whether there are none.
     #[must_use]
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries().is_empty()
     }
 
     /// `content-type`, set by [`Envelope::encode`].
@@ -269,15 +295,32 @@ pub struct Envelope {
     id: MessageId,
     headers: Headers,
     payload: Bytes,
+    // The times are Unix times as integers, not `SystemTime`s (16 bytes each, and the
+    // option of one as large): the envelope is moved several times per delivery.
+    /// When it was first published, in milliseconds.
+    published_ms: u64,
+    /// When this delivery was handed out, in nanoseconds (at least 1).
+    delivered_ns: Option<NonZeroU64>,
     attempt: u32,
-    published_at: SystemTime,
-    delivered_at: Option<SystemTime>,
 }
 
-fn unix_millis(t: SystemTime) -> u64 {
+/// Milliseconds since the Unix epoch (0 for a time before it).
+pub(crate) fn unix_millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch, at least 1 (so a time at or before the epoch reads
+/// back as 1 ns after it) and at most `u64::MAX` (the year 2554).
+pub(crate) fn unix_nanos(t: SystemTime) -> NonZeroU64 {
+    let nanos = t.duration_since(UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs()
+            .checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())))
+            .unwrap_or(u64::MAX)
+    });
+    NonZeroU64::new(nanos).unwrap_or(NonZeroU64::MIN)
 }
 
 /// Truncates to whole milliseconds, the precision the wire keeps.
@@ -293,10 +336,37 @@ impl Envelope {
             id: MessageId(id),
             headers: Headers::new(),
             payload: payload.into(),
+            published_ms: millis,
+            delivered_ns: None,
             attempt: 0,
-            published_at: UNIX_EPOCH + Duration::from_millis(millis),
-            delivered_at: None,
         }
+    }
+
+    /// New messages for several payloads, as [`new`](Self::new) makes them one at a time
+    /// but with one clock read for all: their ids are UUIDv7s of the same millisecond,
+    /// distinct and in the payloads' order (RFC 9562 section 6.2, a counter within the
+    /// millisecond). For [`Broker::publish_batch`](crate::Broker::publish_batch).
+    ///
+    /// ```
+    /// use broker_core::Envelope;
+    ///
+    /// let batch = Envelope::batch(["a", "b", "c"]);
+    /// assert_eq!(batch.len(), 3);
+    /// assert!(batch.windows(2).all(|w| w[0].id() < w[1].id()));
+    /// ```
+    pub fn batch<P: Into<Bytes>>(payloads: impl IntoIterator<Item = P>) -> Vec<Self> {
+        let millis = crate::id_clock::now_millis();
+        payloads
+            .into_iter()
+            .map(|payload| Self {
+                id: MessageId(crate::id_clock::next_v7_at(millis)),
+                headers: Headers::new(),
+                payload: payload.into(),
+                published_ms: millis,
+                delivered_ns: None,
+                attempt: 0,
+            })
+            .collect()
     }
 
     /// A message whose payload is `value` encoded by `codec`, with its `content-type`.
@@ -362,27 +432,33 @@ impl Envelope {
     /// When the message was first published (millisecond precision).
     #[must_use]
     pub fn published_at(&self) -> SystemTime {
-        self.published_at
+        UNIX_EPOCH + Duration::from_millis(self.published_ms)
     }
     /// When this delivery was handed out, if it is a delivery.
     #[must_use]
     pub fn delivered_at(&self) -> Option<SystemTime> {
-        self.delivered_at
+        self.delivered_ns
+            .map(|ns| UNIX_EPOCH + Duration::from_nanos(ns.get()))
     }
 
     pub(crate) fn set_attempt(&mut self, attempt: u32) {
         self.attempt = attempt;
     }
     pub(crate) fn set_published_at(&mut self, at: SystemTime) {
-        self.published_at = to_millis(at);
+        self.published_ms = unix_millis(at);
     }
-    /// As [`set_published_at`](Self::set_published_at) with a time already truncated by
-    /// [`to_millis`] (once for a batch).
-    pub(crate) fn set_published_at_millis(&mut self, at: SystemTime) {
-        self.published_at = at;
+    /// As [`set_published_at`](Self::set_published_at) with the time already converted
+    /// by [`unix_millis`] (once for a batch).
+    pub(crate) fn set_published_at_millis(&mut self, millis: u64) {
+        self.published_ms = millis;
     }
     pub(crate) fn set_delivered_at(&mut self, at: Option<SystemTime>) {
-        self.delivered_at = at;
+        self.delivered_ns = at.map(unix_nanos);
+    }
+    /// As [`set_delivered_at`](Self::set_delivered_at) with the time already converted
+    /// by [`unix_nanos`] (once for a fetch).
+    pub(crate) fn set_delivered_at_nanos(&mut self, nanos: Option<NonZeroU64>) {
+        self.delivered_ns = nanos;
     }
 
     /// The header block that carries this envelope on a backend without native headers:
@@ -405,10 +481,7 @@ impl Envelope {
         [
             (H_ID, Cow::Owned(self.id.to_string())),
             (H_ATTEMPT, Cow::Owned(self.attempt.to_string())),
-            (
-                H_PUBLISHED,
-                Cow::Owned(unix_millis(self.published_at).to_string()),
-            ),
+            (H_PUBLISHED, Cow::Owned(self.published_ms.to_string())),
         ]
         .into_iter()
         .chain(self.headers.iter().map(|(k, v)| (k, Cow::Borrowed(v))))
@@ -486,15 +559,16 @@ impl Envelope {
         }
         let missing = |reason| Error::WireHeader { line: 0, reason };
         let published = published.ok_or(missing("bk-published-at is missing"))?;
+        UNIX_EPOCH
+            .checked_add(Duration::from_millis(published))
+            .ok_or(missing("bk-published-at is out of range"))?;
         Ok(Self {
             id: id.ok_or(missing("bk-id is missing"))?,
             headers,
             payload,
+            published_ms: published,
+            delivered_ns: None,
             attempt: attempt.ok_or(missing("bk-attempt is missing"))?,
-            published_at: UNIX_EPOCH
-                .checked_add(Duration::from_millis(published))
-                .ok_or(missing("bk-published-at is out of range"))?,
-            delivered_at: None,
         })
     }
 }

@@ -11,8 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::{Builder, Uuid};
 
 thread_local! {
-    /// (last millisecond, counter, generator state)
-    static STATE: Cell<(u64, u64, u64)> = Cell::new((0, 0, seed()));
+    /// (last millisecond, counter, generator state); the state is seeded on first use
+    /// (a constant initializer spares every access the check for a lazy one).
+    static STATE: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
 }
 
 fn seed() -> u64 {
@@ -39,13 +40,25 @@ pub(crate) fn next_v7() -> Uuid {
 /// read for both; the id's own timestamp can be a little behind it when the clock went
 /// back).
 pub(crate) fn next_v7_and_millis() -> (Uuid, u64) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    let id = STATE.with(|state| {
+    let now = now_millis();
+    (next_v7_at(now), now)
+}
+
+/// The current Unix time in milliseconds.
+pub(crate) fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(d.subsec_millis()))
+    })
+}
+
+/// A new UUIDv7 made at `now` (Unix milliseconds, read by the caller, once for a batch),
+/// monotonic within the calling thread.
+pub(crate) fn next_v7_at(now: u64) -> Uuid {
+    STATE.with(|state| {
         let (last, counter, rng) = state.get();
-        let rng = xorshift(rng);
+        let rng = xorshift(if rng == 0 { seed() } else { rng });
         let (ms, counter) = if now > last {
             // A fresh random start with the top bit clear leaves room to count up.
             (now, rng >> 23)
@@ -71,8 +84,7 @@ pub(crate) fn next_v7_and_millis() -> (Uuid, u64) {
             r[3],
         ];
         Builder::from_unix_timestamp_millis(ms, &bytes).into_uuid()
-    });
-    (id, now)
+    })
 }
 
 #[cfg(test)]
@@ -88,5 +100,13 @@ mod tests {
             ids.iter()
                 .all(|u| u.get_variant() == uuid::Variant::RFC4122)
         );
+    }
+
+    #[test]
+    fn ids_of_one_millisecond_are_distinct_and_increase() {
+        let now = super::now_millis();
+        let ids: Vec<_> = (0..10_000).map(|_| super::next_v7_at(now)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(ids.iter().all(|u| u.get_version_num() == 7));
     }
 }
