@@ -274,7 +274,7 @@ pub struct Envelope {
     delivered_at: Option<SystemTime>,
 }
 
-fn unix_millis(t: SystemTime) -> u64 {
+pub(crate) fn unix_millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
@@ -433,6 +433,16 @@ impl Envelope {
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
         payload: Bytes,
     ) -> Result<Self> {
+        Self::from_pairs_or(pairs, payload, Reserved::default())
+    }
+
+    /// As [`from_pairs`](Self::from_pairs), with the reserved values a backend knows
+    /// otherwise (its own message id, delivery metadata) standing in for missing pairs.
+    pub(crate) fn from_pairs_or<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        payload: Bytes,
+        fallback: Reserved,
+    ) -> Result<Self> {
         let mut headers = Headers::new();
         let (mut id, mut attempt, mut published) = (None, None, None);
         for (index, (name, value)) in pairs.into_iter().enumerate() {
@@ -485,18 +495,35 @@ impl Envelope {
             }
         }
         let missing = |reason| Error::WireHeader { line: 0, reason };
-        let published = published.ok_or(missing("bk-published-at is missing"))?;
+        let published_at = match published {
+            Some(ms) => UNIX_EPOCH
+                .checked_add(Duration::from_millis(ms))
+                .ok_or(missing("bk-published-at is out of range"))?,
+            None => fallback
+                .published_at
+                .map(to_millis)
+                .ok_or(missing("bk-published-at is missing"))?,
+        };
         Ok(Self {
-            id: id.ok_or(missing("bk-id is missing"))?,
+            id: id.or(fallback.id).ok_or(missing("bk-id is missing"))?,
             headers,
             payload,
-            attempt: attempt.ok_or(missing("bk-attempt is missing"))?,
-            published_at: UNIX_EPOCH
-                .checked_add(Duration::from_millis(published))
-                .ok_or(missing("bk-published-at is out of range"))?,
+            attempt: attempt
+                .or(fallback.attempt)
+                .ok_or(missing("bk-attempt is missing"))?,
+            published_at,
             delivered_at: None,
         })
     }
+}
+
+/// Stand-ins for reserved pairs a message does not carry (see
+/// [`Envelope::from_pairs_or`]); `None` keeps a missing pair an error.
+#[derive(Debug, Default)]
+pub(crate) struct Reserved {
+    pub(crate) id: Option<MessageId>,
+    pub(crate) attempt: Option<u32>,
+    pub(crate) published_at: Option<SystemTime>,
 }
 
 /// Digits only (no sign, no spaces), at most 19 of them so the value fits a `u64`.
