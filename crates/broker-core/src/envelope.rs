@@ -506,6 +506,16 @@ impl Envelope {
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
         payload: Bytes,
     ) -> Result<Self> {
+        Self::from_pairs_or(pairs, payload, Reserved::default())
+    }
+
+    /// As [`from_pairs`](Self::from_pairs), with the reserved values a backend knows
+    /// otherwise (its own message id, delivery metadata) standing in for missing pairs.
+    pub(crate) fn from_pairs_or<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        payload: Bytes,
+        fallback: Reserved,
+    ) -> Result<Self> {
         let mut headers = Headers::new();
         let (mut id, mut attempt, mut published) = (None, None, None);
         for (index, (name, value)) in pairs.into_iter().enumerate() {
@@ -558,19 +568,38 @@ impl Envelope {
             }
         }
         let missing = |reason| Error::WireHeader { line: 0, reason };
-        let published = published.ok_or(missing("bk-published-at is missing"))?;
-        UNIX_EPOCH
-            .checked_add(Duration::from_millis(published))
-            .ok_or(missing("bk-published-at is out of range"))?;
+        let published_ms = match published {
+            Some(ms) => {
+                UNIX_EPOCH
+                    .checked_add(Duration::from_millis(ms))
+                    .ok_or(missing("bk-published-at is out of range"))?;
+                ms
+            }
+            None => fallback
+                .published_at
+                .map(unix_millis)
+                .ok_or(missing("bk-published-at is missing"))?,
+        };
         Ok(Self {
-            id: id.ok_or(missing("bk-id is missing"))?,
+            id: id.or(fallback.id).ok_or(missing("bk-id is missing"))?,
             headers,
             payload,
-            published_ms: published,
+            published_ms,
             delivered_ns: None,
-            attempt: attempt.ok_or(missing("bk-attempt is missing"))?,
+            attempt: attempt
+                .or(fallback.attempt)
+                .ok_or(missing("bk-attempt is missing"))?,
         })
     }
+}
+
+/// Stand-ins for reserved pairs a message does not carry (see
+/// [`Envelope::from_pairs_or`]); `None` keeps a missing pair an error.
+#[derive(Debug, Default)]
+pub(crate) struct Reserved {
+    pub(crate) id: Option<MessageId>,
+    pub(crate) attempt: Option<u32>,
+    pub(crate) published_at: Option<SystemTime>,
 }
 
 /// Digits only (no sign, no spaces), at most 19 of them so the value fits a `u64`.

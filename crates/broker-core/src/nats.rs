@@ -8,6 +8,15 @@
 //! A nack is `-NAK` with the backoff as its delay; JetStream counts deliveries, and a
 //! message over its limit is copied to the dead-letter stream and terminated (`+TERM`).
 //!
+//! On the wire a message to a queue carries its user headers as NATS headers and its id
+//! once, as `Nats-Msg-Id`; its attempt and publication time travel in each delivery's
+//! metadata (the delivery count and the time the stream stored it, in the `$JS.ACK` reply
+//! subject), not as headers. A message from another client may carry `bk-id`,
+//! `bk-attempt` and `bk-published-at` instead (they win); one with neither `bk-id` nor a
+//! UUID as `Nats-Msg-Id` gets an id made of the time the stream stored it and its place
+//! in the stream (the same at every delivery). Replies, dead letters and topic messages
+//! carry all three `bk-` headers.
+//!
 //! A server killed uncleanly can bring back messages it had already removed when they were
 //! acked, below the consumer's ack floor, where they are never delivered; `declare` and
 //! `pending` purge them.
@@ -194,25 +203,92 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn to_headers(envelope: &Envelope, dedup: bool) -> HeaderMap {
+/// Which of the envelope's reserved values a published message carries as headers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// To a queue's stream, read back only through its consumers: the id travels once, as
+    /// `Nats-Msg-Id` (the stream's duplicate key), and the attempt (0) and publication time
+    /// not at all, since each delivery's metadata (its `$JS.ACK` reply subject) carries the
+    /// delivery count and the time the stream stored the message. Fewer header bytes for
+    /// the server to parse, store and send per message.
+    Queue,
+    /// `bk-id`, `bk-attempt` and `bk-published-at` (replies, dead letters, redriven
+    /// messages), and with `dedup` the id again as `Nats-Msg-Id`.
+    Full { dedup: bool },
+}
+
+/// The message's duplicate key, set by [`Wire::Queue`] and [`Wire::Full`] with `dedup`.
+const MSG_ID: &str = "Nats-Msg-Id";
+
+fn to_headers(envelope: &Envelope, wire: Wire) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    let mut id = None;
-    for (name, value) in envelope.wire_pairs() {
-        if dedup && name == crate::envelope::H_ID {
-            id = Some(value.clone().into_owned());
+    let id = envelope.id().to_string();
+    match wire {
+        Wire::Queue => {
+            for (name, value) in envelope.headers().iter() {
+                headers.insert(name, value);
+            }
+            headers.insert(MSG_ID, id);
         }
-        headers.insert(name, value.as_ref());
-    }
-    if let Some(id) = id {
-        headers.insert("Nats-Msg-Id", id);
+        Wire::Full { dedup } => {
+            for (name, value) in envelope.wire_pairs() {
+                headers.insert(name, value.as_ref());
+            }
+            if dedup {
+                headers.insert(MSG_ID, id);
+            }
+        }
     }
     headers
 }
 
+/// What a consumed message's delivery metadata says in place of missing reserved headers.
+struct Delivered {
+    /// When the stream stored the message.
+    stored_at: SystemTime,
+    /// The stream and its sequence of the message, for an id when it carries none.
+    stream: u32,
+    sequence: u64,
+}
+
+/// The id of a message that carries neither `bk-id` nor a UUID as `Nats-Msg-Id` (another
+/// client's): a UUIDv7 of the time the stream stored it, whose other bits are the stream
+/// sequence and a hash of the stream's name, so every delivery of it has the same id.
+fn stored_id(delivered: &Delivered) -> crate::MessageId {
+    let millis = crate::envelope::unix_millis(delivered.stored_at);
+    let mut bits = [0u8; 10];
+    let (seq, stream) = bits.split_at_mut(8);
+    seq.copy_from_slice(&delivered.sequence.to_be_bytes());
+    stream.copy_from_slice(&delivered.stream.to_be_bytes()[..2]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &bits)
+        .into_uuid()
+        .into()
+}
+
 /// Rebuilds an envelope from NATS headers, leaving out the server's own `Nats-*` ones.
-fn from_headers(headers: Option<&HeaderMap>, payload: bytes::Bytes) -> Result<Envelope> {
+///
+/// A missing `bk-id` is taken from `Nats-Msg-Id` when that is a UUID; with `delivered`
+/// (a message from a consumer), a missing `bk-attempt` is 0 (the delivery count is added
+/// by the caller), a missing `bk-published-at` the time the stream stored the message,
+/// and a message without any id gets one from its place in the stream.
+fn from_headers(
+    headers: Option<&HeaderMap>,
+    payload: bytes::Bytes,
+    delivered: Option<&Delivered>,
+) -> Result<Envelope> {
     let empty = HeaderMap::new();
     let headers = headers.unwrap_or(&empty);
+    let mut fallback = crate::envelope::Reserved::default();
+    if headers.get(crate::envelope::H_ID).is_none() {
+        fallback.id = headers
+            .get(MSG_ID)
+            .and_then(|v| v.as_str().parse::<crate::MessageId>().ok())
+            .or_else(|| delivered.map(stored_id));
+    }
+    if let Some(delivered) = delivered {
+        fallback.attempt = Some(0);
+        fallback.published_at = Some(delivered.stored_at);
+    }
     let pairs = headers.iter().filter_map(|(name, values)| {
         let name: &str = name.as_ref();
         if name.len() >= 5
@@ -224,7 +300,7 @@ fn from_headers(headers: Option<&HeaderMap>, payload: bytes::Bytes) -> Result<En
         }
         values.first().map(|v| (name, v.as_str()))
     });
-    Envelope::from_pairs(pairs, payload)
+    Envelope::from_pairs_or(pairs, payload, fallback)
 }
 
 /// Removes the messages at and below the consumer's ack floor `floor` (all acked).
@@ -472,7 +548,7 @@ impl NatsBroker {
         self.js
             .publish_with_headers(
                 q.dead_subject.clone(),
-                to_headers(&letter.envelope, false),
+                to_headers(&letter.envelope, Wire::Full { dedup: false }),
                 letter.envelope.payload().clone(),
             )
             .await
@@ -498,12 +574,19 @@ impl NatsBroker {
             let Some(reply) = message.reply.as_ref().map(ToString::to_string) else {
                 continue;
             };
-            let delivered = message
-                .info()
-                .map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX))
-                .map_err(backend)?;
-            let mut envelope = match from_headers(message.headers.as_ref(), message.payload.clone())
-            {
+            let info = message.info().map_err(backend)?;
+            let delivered = u32::try_from(info.delivered).unwrap_or(u32::MAX);
+            let metadata = Delivered {
+                stored_at: SystemTime::from(info.published),
+                stream: crc32fast::hash(info.stream.as_bytes()),
+                sequence: info.stream_sequence,
+            };
+            let envelope = from_headers(
+                message.headers.as_ref(),
+                message.payload.clone(),
+                Some(&metadata),
+            );
+            let mut envelope = match envelope {
                 Ok(e) => e,
                 Err(e) => {
                     let stub = Envelope::new(message.payload.clone());
@@ -802,7 +885,7 @@ impl NatsBroker {
         let mut seq = first;
         while seq <= last && out.len() < max {
             if let Ok(message) = stream.get_raw_message(seq).await {
-                let envelope = from_headers(Some(&message.headers), message.payload)?;
+                let envelope = from_headers(Some(&message.headers), message.payload, None)?;
                 let dead_at = SystemTime::from(message.time);
                 out.push((seq, DeadLetter::from_stored(queue, envelope, dead_at)));
             }
@@ -891,7 +974,7 @@ impl Broker for NatsBroker {
         self.js
             .publish_with_headers(
                 q.subject_for(&envelope),
-                to_headers(&envelope, true),
+                to_headers(&envelope, Wire::Queue),
                 envelope.payload().clone(),
             )
             .await
@@ -912,7 +995,7 @@ impl Broker for NatsBroker {
                 self.js
                     .publish_with_headers(
                         q.subject_for(&envelope),
-                        to_headers(&envelope, true),
+                        to_headers(&envelope, Wire::Queue),
                         envelope.payload().clone(),
                     )
                     .await
@@ -1012,7 +1095,7 @@ impl Broker for NatsBroker {
             self.js
                 .publish_with_headers(
                     q.subject_for(&envelope),
-                    to_headers(&envelope, false),
+                    to_headers(&envelope, Wire::Full { dedup: false }),
                     envelope.payload().clone(),
                 )
                 .await
@@ -1061,7 +1144,7 @@ impl Broker for NatsBroker {
         self.js
             .publish_with_headers(
                 subject,
-                to_headers(&envelope, true),
+                to_headers(&envelope, Wire::Full { dedup: true }),
                 envelope.payload().clone(),
             )
             .await
@@ -1092,7 +1175,7 @@ impl Broker for NatsBroker {
         let envelope = prepare_request(envelope, &subject)?;
         self.publish(queue, envelope).await?;
         let message = waiter.wait(timeout).await?;
-        from_headers(message.headers.as_ref(), message.payload)
+        from_headers(message.headers.as_ref(), message.payload, None)
     }
 
     async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {
@@ -1111,7 +1194,7 @@ impl Broker for NatsBroker {
         self.client
             .publish_with_headers(
                 subject,
-                to_headers(&response, false),
+                to_headers(&response, Wire::Full { dedup: false }),
                 response.payload().clone(),
             )
             .await
@@ -1167,6 +1250,69 @@ mod tests {
         let broker = NatsBroker::connect(&url, &prefix).await.unwrap();
         broker.declare("rr", &QueueConfig::default()).await.unwrap();
         Some(broker)
+    }
+
+    fn delivered(sequence: u64) -> Delivered {
+        Delivered {
+            stored_at: SystemTime::UNIX_EPOCH + Duration::from_micros(1_764_960_000_123_456),
+            stream: crc32fast::hash(b"Q_jobs"),
+            sequence,
+        }
+    }
+
+    #[test]
+    fn a_queue_message_carries_its_id_once_and_gets_attempt_and_time_from_the_delivery() {
+        let sent = Envelope::new("x").with_header("x-peer", "rust").unwrap();
+        let headers = to_headers(&sent, Wire::Queue);
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(
+            names.contains(&"x-peer") && names.contains(&MSG_ID),
+            "{names:?}"
+        );
+        let id = sent.id().to_string();
+        assert_eq!(headers.get(MSG_ID).map(|v| v.as_str()), Some(id.as_str()));
+
+        let got = from_headers(Some(&headers), "x".into(), Some(&delivered(7))).unwrap();
+        assert_eq!(got.id(), sent.id());
+        assert_eq!(got.attempt(), 0);
+        assert_eq!(
+            got.published_at(),
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_960_000_123)
+        );
+        assert_eq!(got.headers(), sent.headers());
+
+        // Not from a consumer (a reply, a dead letter): the bk- headers are required.
+        assert!(from_headers(Some(&headers), "x".into(), None).is_err());
+    }
+
+    #[test]
+    fn bk_headers_of_another_client_win_over_the_delivery_metadata() {
+        let sent = Envelope::new("x");
+        let headers = to_headers(&sent, Wire::Full { dedup: false });
+        let got = from_headers(Some(&headers), "x".into(), Some(&delivered(7))).unwrap();
+        assert_eq!(got.id(), sent.id());
+        assert_eq!(got.published_at(), sent.published_at());
+        assert_eq!(
+            from_headers(Some(&headers), "x".into(), None).unwrap(),
+            sent
+        );
+    }
+
+    #[test]
+    fn a_message_without_an_id_gets_one_from_its_place_in_the_stream() {
+        let mut headers = HeaderMap::new();
+        headers.insert(MSG_ID, "order-42");
+        headers.insert("x-peer", "go");
+        let first = from_headers(Some(&headers), "x".into(), Some(&delivered(7))).unwrap();
+        let again = from_headers(None, "x".into(), Some(&delivered(7))).unwrap();
+        let next = from_headers(None, "x".into(), Some(&delivered(8))).unwrap();
+        assert_eq!(first.id(), again.id(), "the same at every delivery");
+        assert_ne!(first.id(), next.id());
+        assert_eq!(first.id().as_uuid().get_version_num(), 7);
+        assert_eq!(first.headers().get("x-peer"), Some("go"));
+        assert_eq!(first.attempt(), 0);
+        assert!(from_headers(None, "x".into(), None).is_err());
     }
 
     #[test]

@@ -5,7 +5,10 @@ A message is its payload plus headers; broker-core's own are `bk-id` (a UUID),
 `bk-attempt` (deliveries so far, 0 when published) and `bk-published-at` (Unix ms).
 On NATS and RabbitMQ they are native headers (AMQP: the `headers` table); on Redis
 Streams an entry has the field `h` (the header block, `name: value` CRLF lines) and the
-field `p` (the payload).
+field `p` (the payload). A message broker-core publishes to a NATS queue stream carries
+only its user headers and the id as `Nats-Msg-Id`: a consumer takes the attempt from the
+delivery count (`num_delivered - 1` before this delivery) and the publication time from
+the time the stream stored it, both in the delivery's metadata (`nats_consume` below).
 
 Usage (one JSON object per message on stdout):
   broker_peer.py nats-publish URL SUBJECT N
@@ -83,7 +86,12 @@ async def nats_pull(url, stream, n):
 async def nats_consume(url, stream, n):
     nc, got = await nats_pull(url, stream, n)
     for msg in got:
-        headers = {k: v for k, v in (msg.headers or {}).items() if not k.lower().startswith("nats-")}
+        raw = msg.headers or {}
+        headers = {k: v for k, v in raw.items() if not k.lower().startswith("nats-")}
+        meta = msg.metadata
+        headers.setdefault("bk-id", raw.get("Nats-Msg-Id"))
+        headers.setdefault("bk-attempt", str(meta.num_delivered - 1))
+        headers.setdefault("bk-published-at", str(int(meta.timestamp.timestamp() * 1000)))
         print(json.dumps({"headers": headers, "payload": msg.data.decode()}), flush=True)
         await msg.ack()
     await nc.flush()
