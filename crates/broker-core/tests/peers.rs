@@ -120,6 +120,57 @@ async fn nats_py_publishes_and_we_consume() {
     broker.delete_streams().await.unwrap();
 }
 
+/// A message as our own publisher sends it to a queue (user headers, the id once as
+/// `Nats-Msg-Id`, no `bk-` headers): the id, attempt and publication time come from the
+/// message and JetStream's delivery metadata.
+#[tokio::test]
+async fn nats_py_publishes_without_our_headers_and_we_consume() {
+    let Some((python, url, broker, name)) = nats().await else {
+        return;
+    };
+    let before = std::time::SystemTime::now() - Duration::from_secs(1);
+    let published = peer(
+        &python,
+        &["nats-publish-plain", &url, &format!("bkq.{name}"), "3"],
+    );
+    assert_eq!(published.len(), 3);
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.extend(
+            broker
+                .fetch("jobs", "rust", 3 - got.len(), Duration::from_millis(500))
+                .await
+                .unwrap(),
+        );
+        if got.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        got.len(),
+        3,
+        "received {} of the peer's messages",
+        got.len()
+    );
+    let after = std::time::SystemTime::now();
+    for (i, (d, line)) in got.iter().zip(&published).enumerate() {
+        assert_eq!(d.envelope.id().to_string(), line["id"].as_str().unwrap());
+        assert_eq!(d.envelope.attempt(), 1);
+        let stored = d.envelope.published_at();
+        assert!(
+            stored >= before && stored <= after,
+            "published_at {stored:?} is the stream's store time"
+        );
+        let headers = d.envelope.headers();
+        assert_eq!(headers.correlation_id(), Some(format!("py-{i}").as_str()));
+        assert_eq!(headers.get("x-peer"), Some("python"));
+        assert!(headers.iter().all(|(name, _)| !name.starts_with("bk-")));
+        broker.settle(d, Settlement::Ack).await.unwrap();
+    }
+    assert_eq!(broker.pending("jobs").await.unwrap(), 0);
+    broker.delete_streams().await.unwrap();
+}
+
 #[tokio::test]
 async fn we_publish_and_nats_py_consumes() {
     let Some((python, url, broker, name)) = nats().await else {

@@ -54,15 +54,24 @@ def parse_block(block):
     return headers
 
 
-async def nats_publish(url, subject, n):
+async def nats_publish(url, subject, n, plain=False):
+    """Publishes n messages with our `bk-` headers, or (plain) as our own publisher
+    sends to a queue: user headers and the id once, as `Nats-Msg-Id`."""
     import nats
 
     nc = await nats.connect(url)
     js = nc.jetstream()
     for i in range(n):
         headers = our_headers(i)
+        if plain:
+            message_id = headers.pop("bk-id")
+            del headers["bk-attempt"]
+            del headers["bk-published-at"]
+            headers["Nats-Msg-Id"] = message_id
+        else:
+            message_id = headers["bk-id"]
         ack = await js.publish(subject, f"from nats-py {i}".encode(), headers=headers)
-        print(json.dumps({"id": headers["bk-id"], "seq": ack.seq}), flush=True)
+        print(json.dumps({"id": message_id, "seq": ack.seq}), flush=True)
     await nc.close()
 
 
@@ -277,6 +286,8 @@ def main():
     command, url, *rest = sys.argv[1:]
     if command == "nats-publish":
         asyncio.run(nats_publish(url, rest[0], int(rest[1])))
+    elif command == "nats-publish-plain":
+        asyncio.run(nats_publish(url, rest[0], int(rest[1]), plain=True))
     elif command == "nats-consume":
         asyncio.run(nats_consume(url, rest[0], int(rest[1])))
     elif command == "nats-respond":
