@@ -250,8 +250,12 @@ impl Upstreams {
         address: &str,
         mut request: Request<ProxyBody>,
     ) -> Result<Response<PooledBody>, SendError> {
+        // The HTTP/2 path and the connect below are boxed: their futures (TLS handshakes,
+        // HTTP/2 settings) are several KiB, and held inline they made every HTTP/1 request's
+        // forward future about 11 KiB, copied whole when it was boxed (a fifth of the
+        // instructions of a keep-alive request, by callgrind).
         if let Some(h2) = &self.h2 {
-            return self.send_h2(h2, id, address, request).await;
+            return Box::pin(self.send_h2(h2, id, address, request)).await;
         }
         if !request.headers().contains_key(HOST)
             && let Ok(host) = HeaderValue::from_str(address)
@@ -261,7 +265,7 @@ impl Upstreams {
         loop {
             let (mut sender, reused) = match self.checkout(id) {
                 Some(sender) => (sender, true),
-                None => (self.connect(address).await?, false),
+                None => (Box::pin(self.connect(address)).await?, false),
             };
             if sender.ready().await.is_err() {
                 if reused {
