@@ -143,6 +143,11 @@ pub(crate) struct Server {
     /// After Ctrl-C or SIGTERM: how long requests in flight may take to finish.
     #[serde(default = "default_shutdown_grace_ms")]
     pub(crate) shutdown_grace_ms: u64,
+    /// An HTTP/1 connection with no request in progress (idle between requests, or a
+    /// request head still arriving) is closed after at most this long, and not before
+    /// half of it.
+    #[serde(default = "default_head_timeout_ms")]
+    pub(crate) head_timeout_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -337,6 +342,9 @@ fn default_headers() -> usize {
 }
 fn default_shutdown_grace_ms() -> u64 {
     10_000
+}
+fn default_head_timeout_ms() -> u64 {
+    30_000
 }
 fn default_metrics_path() -> String {
     "/__proxy/metrics".to_owned()

@@ -45,6 +45,7 @@ mod config;
 mod forward;
 mod grpc;
 mod h2_guard;
+mod head_wait;
 mod metrics;
 mod mount;
 mod rate_limit;

@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use crate::checked_io::{CheckedIo, Rejection};
 use crate::config::Http2Config;
 use crate::h2_guard::{GuardLimits, H2Guard, PREFACE, Watch};
+use crate::head_wait::{Activity, InProgress, TrackedBody};
 use crate::routing::route_request;
 use crate::state::{self, State};
 use crate::{ProxyBody, ServerConfig, background, plain, tls};
@@ -217,8 +218,13 @@ async fn serve_connection<S>(
     // This connection's own handle on the state, cloned per request below: its count is
     // touched by this thread only, where every worker cloning the shared `Arc<State>` per
     // request moved that count's cache line between cores.
+    let head_timeout = state.head_timeout;
     let state = Arc::new(state);
+    // The head timeout (see `head_wait`), in place of hyper's per-request timer.
+    let activity = Arc::new(Activity::default());
+    let requests = activity.clone();
     let service = service_fn(move |request: Request<Incoming>| {
+        let in_progress = InProgress::begin(&requests);
         let state = state.clone();
         let rejection = rejection.clone();
         let request = request.map(crate::request_body);
@@ -226,17 +232,20 @@ async fn serve_connection<S>(
         // and hyper moves the future it gets by value more than once per request; a box
         // moves as a pointer.
         Box::pin(async move {
-            Ok::<_, Infallible>(handle(&state, peer, scheme, &rejection, request).await)
+            let response = handle(&state, peer, scheme, &rejection, request).await;
+            Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_progress)))
         })
     });
     let connection = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,
+        () = activity.idle(head_timeout / 2) => {
+            tracing::debug!(%peer, "no request within server.head_timeout_ms: connection closed");
+            return;
+        }
         _ = stopping.wait_for(|stopping| *stopping) => {}
     }
     connection.as_mut().graceful_shutdown();

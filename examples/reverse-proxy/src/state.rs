@@ -59,6 +59,8 @@ pub(crate) struct State {
     pub(crate) metrics_path: String,
     pub(crate) admin_path: Option<String>,
     pub(crate) limits: HeadLimits,
+    /// `server.head_timeout_ms`: how long an HTTP/1 connection may wait for a request.
+    pub(crate) head_timeout: Duration,
     pub(crate) reject_path: Arc<str>,
     pub(crate) start: Instant,
     pub(crate) access_log: bool,
@@ -136,6 +138,7 @@ impl State {
                 max_head_bytes: config.server.max_head_bytes,
                 max_headers: config.server.max_headers,
             },
+            head_timeout: Duration::from_millis(config.server.head_timeout_ms.max(2)),
             reject_path: Arc::from(format!("/__proxy/rejected/{secret:016x}")),
             start: now,
             access_log: config.server.access_log,
