@@ -15,7 +15,9 @@
 
 use std::time::Duration;
 
-use broker_core::{Broker, Envelope, MessageId, NatsBroker, QueueConfig, RedisBroker, Settlement};
+use broker_core::{
+    Broker, Delivery, Envelope, MessageId, NatsBroker, QueueConfig, RedisBroker, Settlement,
+};
 
 mod support;
 
@@ -48,6 +50,29 @@ fn ours(i: usize) -> Envelope {
         .unwrap()
 }
 
+/// Fetches until `n` deliveries arrived (or 20 half-second waits passed); asserts all came.
+async fn fetch_all<B: Broker>(broker: &B, queue: &str, n: usize) -> Vec<Delivery> {
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.extend(
+            broker
+                .fetch(queue, "rust", n - got.len(), Duration::from_millis(500))
+                .await
+                .unwrap(),
+        );
+        if got.len() == n {
+            break;
+        }
+    }
+    assert_eq!(
+        got.len(),
+        n,
+        "received {} of the peer's messages",
+        got.len()
+    );
+    got
+}
+
 /// What our consumer got from the peer: its ids, payloads and headers.
 async fn assert_from_peer<B: Broker>(
     broker: &B,
@@ -55,29 +80,7 @@ async fn assert_from_peer<B: Broker>(
     published: &[serde_json::Value],
     what: &str,
 ) {
-    let mut got = Vec::new();
-    for _ in 0..20 {
-        got.extend(
-            broker
-                .fetch(
-                    queue,
-                    "rust",
-                    published.len() - got.len(),
-                    Duration::from_millis(500),
-                )
-                .await
-                .unwrap(),
-        );
-        if got.len() == published.len() {
-            break;
-        }
-    }
-    assert_eq!(
-        got.len(),
-        published.len(),
-        "received {} of the peer's messages",
-        got.len()
-    );
+    let got = fetch_all(broker, queue, published.len()).await;
     for (i, (d, line)) in got.iter().zip(published).enumerate() {
         assert_eq!(d.envelope.id().to_string(), line["id"].as_str().unwrap());
         assert_eq!(
@@ -134,24 +137,7 @@ async fn nats_py_publishes_without_our_headers_and_we_consume() {
         &["nats-publish-plain", &url, &format!("bkq.{name}"), "3"],
     );
     assert_eq!(published.len(), 3);
-    let mut got = Vec::new();
-    for _ in 0..20 {
-        got.extend(
-            broker
-                .fetch("jobs", "rust", 3 - got.len(), Duration::from_millis(500))
-                .await
-                .unwrap(),
-        );
-        if got.len() == 3 {
-            break;
-        }
-    }
-    assert_eq!(
-        got.len(),
-        3,
-        "received {} of the peer's messages",
-        got.len()
-    );
+    let got = fetch_all(&broker, "jobs", 3).await;
     let after = std::time::SystemTime::now();
     for (i, (d, line)) in got.iter().zip(&published).enumerate() {
         assert_eq!(d.envelope.id().to_string(), line["id"].as_str().unwrap());

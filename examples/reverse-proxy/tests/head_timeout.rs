@@ -56,6 +56,13 @@ fn config(origin: SocketAddr) -> String {
     )
 }
 
+/// A connection to the proxy with `bytes` written.
+async fn sent(proxy: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
 /// Reads until the peer closes; how long that took.
 async fn closed_after(stream: &mut TcpStream) -> Duration {
     let started = Instant::now();
@@ -74,11 +81,7 @@ async fn closed_after(stream: &mut TcpStream) -> Duration {
 async fn a_head_that_never_completes_is_closed() {
     let origin = slow_chunked_origin().await;
     let proxy = common::start_proxy(&config(origin));
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream
-        .write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n")
-        .await
-        .unwrap();
+    let mut stream = sent(proxy.addr, b"GET /slow HTTP/1.1\r\nHost: a\r\n").await;
     let took = closed_after(&mut stream).await;
     assert!(
         took >= Duration::from_millis(250),
@@ -94,11 +97,7 @@ async fn a_head_that_never_completes_is_closed() {
 async fn a_streamed_response_slower_than_the_timeout_is_not_cut_and_the_idle_connection_then_is() {
     let origin = slow_chunked_origin().await;
     let proxy = common::start_proxy(&config(origin));
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream
-        .write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stream = sent(proxy.addr, b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n").await;
     // 1.5 s of response, 2.5 times the head timeout: all six chunks and the end arrive.
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
