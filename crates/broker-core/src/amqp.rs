@@ -68,6 +68,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::broker::DeliveryToken;
+use crate::envelope::unix_millis;
 use crate::held::Held;
 use crate::ordering::refuse_ordering_key;
 use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
@@ -446,12 +447,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn short(s: &str) -> Result<ShortString> {
     ShortString::try_new(s).map_err(backend)
-}
-
-fn unix_millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// A retry delay in whole milliseconds, rounded up to two significant digits so the number

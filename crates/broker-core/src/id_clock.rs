@@ -6,7 +6,7 @@
 //! random bits, seeded once from the OS.
 
 use std::cell::Cell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use uuid::{Builder, Uuid};
 
@@ -46,11 +46,7 @@ pub(crate) fn next_v7_and_millis() -> (Uuid, u64) {
 
 /// The current Unix time in milliseconds.
 pub(crate) fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-        d.as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(d.subsec_millis()))
-    })
+    crate::envelope::unix_millis(SystemTime::now())
 }
 
 /// A new UUIDv7 made at `now` (Unix milliseconds, read by the caller, once for a batch),

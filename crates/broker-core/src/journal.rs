@@ -44,6 +44,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use crate::envelope::unix_millis;
 use crate::{
     DeadLetter, Disposition, Envelope, Error, MessageId, QueueConfig, Result, RetryPolicy,
     decide_expired,
@@ -130,12 +131,6 @@ fn io_error(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn unix_millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 // ---- encoding ----

@@ -70,6 +70,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::broker::DeliveryToken;
+use crate::envelope::unix_millis;
 use crate::held::Held;
 use crate::mqtt_topic::{mqtt_filter_to_subject, subject_to_mqtt_filter};
 use crate::ordering::refuse_ordering_key;
@@ -109,12 +110,6 @@ fn lost() -> Error {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn unix_millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// MQTT's quality of service levels.

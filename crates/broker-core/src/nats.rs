@@ -222,20 +222,19 @@ const MSG_ID: &str = "Nats-Msg-Id";
 
 fn to_headers(envelope: &Envelope, wire: Wire) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    let id = envelope.id().to_string();
     match wire {
         Wire::Queue => {
             for (name, value) in envelope.headers().iter() {
                 headers.insert(name, value);
             }
-            headers.insert(MSG_ID, id);
+            headers.insert(MSG_ID, envelope.id().to_string());
         }
         Wire::Full { dedup } => {
             for (name, value) in envelope.wire_pairs() {
                 headers.insert(name, value.as_ref());
             }
             if dedup {
-                headers.insert(MSG_ID, id);
+                headers.insert(MSG_ID, envelope.id().to_string());
             }
         }
     }

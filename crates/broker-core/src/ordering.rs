@@ -38,10 +38,6 @@ use crate::{Error, Result};
 pub const ORDERING_KEY: &str = "ordering-key";
 
 pub(crate) fn ordering_key(envelope: &Envelope) -> Option<&str> {
-    // Checked here first: most envelopes have no headers, and this runs per delivery.
-    if envelope.headers().is_empty() {
-        return None;
-    }
     envelope.headers().get(ORDERING_KEY)
 }
 
