@@ -11,9 +11,9 @@ use bytes::Bytes;
 use http::Request;
 use proxy_core::{HealthChecker, UpstreamId};
 
-use crate::full;
 use crate::rate_limit;
 use crate::state::{PoolState, State};
+use crate::upstream::SendBody;
 
 /// Starts the active health checks of every pool that has them, the reaping of idle upstream
 /// connections and the rate limiters' sweeper, on the current runtime.
@@ -93,7 +93,7 @@ async fn health_loop(pool: Arc<PoolState>) {
                 };
                 let ok = match target {
                     Some(uri) => {
-                        let mut req = Request::new(full(Bytes::new()));
+                        let mut req = Request::new(SendBody::Bytes(Bytes::new()));
                         *req.uri_mut() = uri;
                         matches!(
                             tokio::time::timeout(wait, upstreams.send(probe.target, &address, req)).await,

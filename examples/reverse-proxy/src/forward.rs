@@ -30,8 +30,8 @@ use proxy_core::{
 };
 
 use crate::state::{PoolState, State};
-use crate::upstream::{PooledBody, SendError};
-use crate::{ProxyBody, empty, full, grpc, plain};
+use crate::upstream::{PooledBody, SendBody, SendError};
+use crate::{ProxyBody, grpc, plain};
 
 /// Bodies of replayable requests up to this size are buffered so they can be retried.
 const MAX_BUFFERED_BODY: u64 = 1024 * 1024;
@@ -286,11 +286,12 @@ impl Outbound {
     /// The request for one attempt to the member at `address`; `None` when a CONNECT target
     /// is not an authority. The headers are copied when the attempt `may_retry`; `te:
     /// trailers` is kept towards an `h2` member.
-    fn request(&mut self, address: &str, may_retry: bool, h2: bool) -> Option<Request<ProxyBody>> {
+    fn request(&mut self, address: &str, may_retry: bool, h2: bool) -> Option<Request<SendBody>> {
         let body = match &mut self.body {
-            OutBody::Buffered(bytes) if bytes.is_empty() => empty(),
-            OutBody::Buffered(bytes) => full(bytes.clone()),
-            OutBody::Stream(stream) => stream.take().unwrap_or_else(empty),
+            OutBody::Buffered(bytes) => SendBody::Bytes(bytes.clone()),
+            OutBody::Stream(stream) => stream
+                .take()
+                .map_or(SendBody::Bytes(Bytes::new()), SendBody::Stream),
         };
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();

@@ -44,6 +44,7 @@ mod compress;
 mod config;
 mod forward;
 mod grpc;
+mod h1_client;
 mod h2_guard;
 mod head_wait;
 mod metrics;

@@ -40,6 +40,7 @@ use hyper_util::rt::TokioIo;
 use proxy_core::UpstreamId;
 
 use crate::config::{UpstreamHttp2Config, UpstreamProtocol};
+use crate::h1_client;
 use crate::tls::UpstreamTls;
 use crate::{BoxError, ProxyBody};
 
@@ -51,8 +52,44 @@ const MAX_IDLE_PER_UPSTREAM: usize = 256;
 const MAX_H2_STALE: usize = 3;
 
 struct Idle {
-    sender: SendRequest<ProxyBody>,
+    link: Link,
     since: Instant,
+}
+
+/// An idle HTTP/1 connection: hyper's client (a streamed request body, TLS, upgrades), or
+/// the lean client's ([`crate::h1_client`]).
+enum Link {
+    Hyper(SendRequest<ProxyBody>),
+    Lean(h1_client::Conn),
+}
+
+impl Link {
+    fn is_closed(&self) -> bool {
+        match self {
+            Link::Hyper(sender) => sender.is_closed(),
+            // Checked when taken ([`h1_client::Conn::is_idle_clean`]).
+            Link::Lean(_) => false,
+        }
+    }
+}
+
+/// A request body on its way upstream.
+pub(crate) enum SendBody {
+    /// In hand (empty, or read whole so it can be retried): sent by the lean HTTP/1 client
+    /// when the pool allows it.
+    Bytes(Bytes),
+    /// Streamed from the client.
+    Stream(ProxyBody),
+}
+
+impl SendBody {
+    fn into_proxy_body(self) -> ProxyBody {
+        match self {
+            SendBody::Bytes(bytes) if bytes.is_empty() => crate::empty(),
+            SendBody::Bytes(bytes) => crate::full(bytes),
+            SendBody::Stream(body) => body,
+        }
+    }
 }
 
 type IdleLists = HashMap<UpstreamId, Vec<Idle>>;
@@ -150,18 +187,45 @@ impl Upstreams {
         let list = lists.get_mut(&id)?;
         let now = Instant::now();
         let usable = |idle: &Idle| {
-            !idle.sender.is_closed()
+            matches!(&idle.link, Link::Hyper(sender) if !sender.is_closed())
                 && now.saturating_duration_since(idle.since) < self.idle_timeout
         };
+        let ready = |idle: &Idle| matches!(&idle.link, Link::Hyper(sender) if sender.is_ready());
         let index = list
             .iter()
-            .rposition(|idle| idle.sender.is_ready() && usable(idle))
+            .rposition(|idle| ready(idle) && usable(idle))
             .or_else(|| list.iter().rposition(usable))?;
-        Some(list.swap_remove(index).sender)
+        match list.swap_remove(index).link {
+            Link::Hyper(sender) => Some(sender),
+            Link::Lean(_) => None,
+        }
     }
 
-    fn checkin(&self, id: UpstreamId, sender: SendRequest<ProxyBody>) {
-        if sender.is_closed() {
+    /// The newest idle lean connection to `id` within the idle timeout on which nothing
+    /// arrived while it was idle; the unusable ones met on the way are closed.
+    fn checkout_lean(&self, id: UpstreamId) -> Option<h1_client::Conn> {
+        let mut lists = self.slot()?.lock().ok()?;
+        let list = lists.get_mut(&id)?;
+        let now = Instant::now();
+        while let Some(index) = list
+            .iter()
+            .rposition(|idle| matches!(idle.link, Link::Lean(_)))
+        {
+            let idle = list.swap_remove(index);
+            if now.saturating_duration_since(idle.since) >= self.idle_timeout {
+                continue;
+            }
+            if let Link::Lean(mut conn) = idle.link
+                && conn.is_idle_clean()
+            {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, id: UpstreamId, link: Link) {
+        if link.is_closed() {
             return;
         }
         let Some(mut lists) = self.slot().and_then(|s| s.lock().ok()) else {
@@ -170,7 +234,7 @@ impl Upstreams {
         let list = lists.entry(id).or_default();
         if list.len() < MAX_IDLE_PER_UPSTREAM {
             list.push(Idle {
-                sender,
+                link,
                 since: Instant::now(),
             });
         }
@@ -185,9 +249,12 @@ impl Upstreams {
         for slot in &self.idle {
             if let Ok(mut lists) = slot.lock() {
                 for list in lists.values_mut() {
-                    list.retain(|idle| {
-                        !idle.sender.is_closed()
-                            && now.saturating_duration_since(idle.since) < self.idle_timeout
+                    list.retain_mut(|idle| {
+                        let open = match &mut idle.link {
+                            Link::Hyper(sender) => !sender.is_closed(),
+                            Link::Lean(conn) => conn.is_idle_clean(),
+                        };
+                        open && now.saturating_duration_since(idle.since) < self.idle_timeout
                     });
                 }
                 lists.retain(|_, list| !list.is_empty());
@@ -248,20 +315,39 @@ impl Upstreams {
         self: &Arc<Self>,
         id: UpstreamId,
         address: &str,
-        mut request: Request<ProxyBody>,
+        request: Request<SendBody>,
     ) -> Result<Response<PooledBody>, SendError> {
         // The HTTP/2 path and the connect below are boxed: their futures (TLS handshakes,
         // HTTP/2 settings) are several KiB, and held inline they made every HTTP/1 request's
         // forward future about 11 KiB, copied whole when it was boxed (a fifth of the
         // instructions of a keep-alive request, by callgrind).
         if let Some(h2) = &self.h2 {
+            let request = request.map(SendBody::into_proxy_body);
             return Box::pin(self.send_h2(h2, id, address, request)).await;
         }
-        if !request.headers().contains_key(HOST)
+        let (mut parts, body) = request.into_parts();
+        if !parts.headers.contains_key(HOST)
             && let Ok(host) = HeaderValue::from_str(address)
         {
-            request.headers_mut().insert(HOST, host);
+            parts.headers.insert(HOST, host);
         }
+        if let SendBody::Bytes(bytes) = &body
+            && self.tls.is_none()
+            && parts.method != http::Method::CONNECT
+            && !parts.headers.contains_key(http::header::UPGRADE)
+            && let Some(encoded) = h1_client::encode_request(
+                &parts.method,
+                parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                &parts.headers,
+                bytes,
+            )
+        {
+            let replayable = proxy_core::is_replayable(&parts.method, &parts.headers);
+            return self
+                .send_lean(id, address, &parts.method, &encoded, replayable)
+                .await;
+        }
+        let mut request = Request::from_parts(parts, body.into_proxy_body());
         loop {
             let (mut sender, reused) = match self.checkout(id) {
                 Some(sender) => (sender, true),
@@ -276,7 +362,7 @@ impl Upstreams {
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let upgrade = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-                    return Ok(response.map(|body| PooledBody {
+                    return Ok(response.map(|body| PooledBody::Hyper {
                         body,
                         ended: false,
                         // An upgraded connection belongs to the tunnel from now on.
@@ -297,7 +383,7 @@ impl Upstreams {
 }
 
 /// What a response body gives back when it ends.
-enum Back {
+pub(crate) enum Back {
     Nothing,
     /// An HTTP/1 connection, to its idle list.
     Connection(Arc<Upstreams>, UpstreamId, SendRequest<ProxyBody>),
@@ -309,25 +395,51 @@ enum Back {
 
 /// A response body from an upstream that returns its connection to the idle list (or its
 /// HTTP/2 stream's place) once read to the end. Trailers pass through as they come.
-pub(crate) struct PooledBody {
-    body: Incoming,
-    ended: bool,
-    back: Back,
+pub(crate) enum PooledBody {
+    /// Read by hyper's client.
+    Hyper {
+        body: Incoming,
+        ended: bool,
+        back: Back,
+    },
+    /// Read by the lean HTTP/1 client; its connection goes back to `upstreams`.
+    Lean {
+        reader: h1_client::Reader,
+        upstreams: Arc<Upstreams>,
+        id: UpstreamId,
+    },
 }
 
 impl PooledBody {
     fn release(&mut self) {
-        if let Back::Connection(upstreams, id, sender) =
-            std::mem::replace(&mut self.back, Back::Nothing)
-        {
-            upstreams.checkin(id, sender);
+        match self {
+            PooledBody::Hyper { back, .. } => {
+                if let Back::Connection(upstreams, id, sender) =
+                    std::mem::replace(back, Back::Nothing)
+                {
+                    upstreams.checkin(id, Link::Hyper(sender));
+                }
+            }
+            PooledBody::Lean {
+                reader,
+                upstreams,
+                id,
+            } => {
+                if let Some(conn) = reader.take_reusable() {
+                    upstreams.checkin(*id, Link::Lean(conn));
+                }
+            }
         }
     }
 }
 
 impl Drop for PooledBody {
     fn drop(&mut self) {
-        if self.ended || self.body.is_end_stream() {
+        let ended = match self {
+            PooledBody::Hyper { body, ended, .. } => *ended || body.is_end_stream(),
+            PooledBody::Lean { reader, .. } => reader.is_end_stream(),
+        };
+        if ended {
             self.release();
         }
     }
@@ -341,20 +453,87 @@ impl Body for PooledBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        let polled = match &mut *self {
+            PooledBody::Hyper { body, ended, .. } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(None) = polled {
+                    *ended = true;
+                }
+                polled.map_err(BoxError::from)
+            }
+            PooledBody::Lean { reader, .. } => reader.poll_frame(cx).map_err(BoxError::from),
+        };
         if let Poll::Ready(None) = polled {
-            self.ended = true;
             self.release();
         }
-        polled.map_err(BoxError::from)
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match self {
+            PooledBody::Hyper { body, .. } => body.is_end_stream(),
+            PooledBody::Lean { reader, .. } => reader.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self {
+            PooledBody::Hyper { body, .. } => body.size_hint(),
+            PooledBody::Lean { reader, .. } => reader.size_hint(),
+        }
+    }
+}
+
+impl Upstreams {
+    /// Sends an encoded request on an idle lean connection to `id` (one found clean), else on
+    /// a new one. A reused connection that takes none of the request (closed meanwhile) is
+    /// dropped and the request goes on another, as hyper's client does with a request it
+    /// could not send. So does a `replayable` request whose reused connection ended before
+    /// any response came (the member closed it as the request went out), as nginx retries
+    /// a cached connection's failure.
+    async fn send_lean(
+        self: &Arc<Self>,
+        id: UpstreamId,
+        address: &str,
+        method: &http::Method,
+        encoded: &[u8],
+        replayable: bool,
+    ) -> Result<Response<PooledBody>, SendError> {
+        loop {
+            let (conn, reused) = match self.checkout_lean(id) {
+                Some(conn) => (conn, true),
+                None => (Box::pin(self.connect_lean(address)).await?, false),
+            };
+            match conn.exchange(encoded, method).await {
+                Ok((parts, mut reader)) => {
+                    // A response without a body (HEAD, 204, 304) frees its connection now.
+                    if reader.is_end_stream()
+                        && let Some(conn) = reader.take_reusable()
+                    {
+                        self.checkin(id, Link::Lean(conn));
+                    }
+                    let body = PooledBody::Lean {
+                        reader,
+                        upstreams: self.clone(),
+                        id,
+                    };
+                    return Ok(Response::from_parts(parts, body));
+                }
+                Err(h1_client::ExchangeError::Unsent) if reused => {}
+                Err(h1_client::ExchangeError::Closed) if reused && replayable => {}
+                Err(_) => return Err(SendError::Request),
+            }
+        }
+    }
+
+    async fn connect_lean(&self, address: &str) -> Result<h1_client::Conn, SendError> {
+        self.dial(
+            address,
+            |io| async move { Ok(h1_client::Conn::new(io)) },
+            // The lean client is not used towards TLS members.
+            |_| async { Err(SendError::Connect) },
+        )
+        .await
     }
 }
 
@@ -397,7 +576,7 @@ impl Upstreams {
                 return Err(SendError::Connect);
             }
             return match connection.sender.try_send_request(request).await {
-                Ok(response) => Ok(response.map(|body| PooledBody {
+                Ok(response) => Ok(response.map(|body| PooledBody::Hyper {
                     body,
                     ended: false,
                     back: Back::Stream { _permit: permit },

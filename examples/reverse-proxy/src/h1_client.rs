@@ -1,0 +1,681 @@
+//! A lean HTTP/1.1 client for the proxy's common case: a request whose body is in hand
+//! (empty, or buffered for retries) to a plain-TCP member, no upgrade.
+//!
+//! hyper's client runs each connection as its own task, fed through a channel: a request
+//! crosses to that task, its response head is parsed there into a `HeaderMap` and crosses
+//! back, and the body is relayed frame by frame. By callgrind that machinery was about a
+//! third of the proxy's user-space instructions per keep-alive request. Here the request's
+//! own future writes the head (and body) with one write and parses the response head with
+//! `httparse` straight from the connection's buffer; the body is read from the same buffer
+//! when hyper's server polls it, so a small response costs one read and no task switch.
+//!
+//! The response's framing follows RFC 9112 section 6.3: no body for `HEAD`, 1xx, 204 and
+//! 304; `Transfer-Encoding: chunked` decoded, trailers passed on; a final coding other
+//! than `chunked` runs to the connection's close; else `Content-Length` (a list of equal
+//! values allowed); else the body runs to the close. Both framings at once, a transfer
+//! coding from an HTTP/1.0 server, codings under `chunked` (they could not be removed), a
+//! bad length, a head past [`MAX_HEAD`] or [`MAX_HEADERS`] fields, or an unexpected
+//! `101`: the member's response is refused (a 502 to the client), never guessed at.
+//! Interim 1xx responses are skipped, as hyper's client skips them.
+//!
+//! A connection is reused only after its response was read to the end with nothing after
+//! it, when the member kept it alive (HTTP/1.1 without `Connection: close`, or HTTP/1.0
+//! with `keep-alive`). Before an idle connection carries a request, [`Conn::is_idle_clean`]
+//! asks tokio's readiness whether anything (an end, stray bytes) arrived on it while it was
+//! idle; that costs no system call unless something did.
+//!
+//! Requests with a streamed body, upgrades, `CONNECT` and TLS members stay on hyper's
+//! client ([`crate::upstream`]), which writes a body while it reads the response.
+
+use std::io;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use hyper::body::{Frame, SizeHint};
+use tokio::io::AsyncReadExt as _;
+use tokio::net::TcpStream;
+
+/// The largest response head accepted (status line, fields and blank line).
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+/// The most fields in a response head, and in a chunked body's trailers.
+pub(crate) const MAX_HEADERS: usize = 100;
+/// The longest chunk-size line (extensions included) or trailer line.
+const MAX_LINE: usize = 8 * 1024;
+/// The most trailer bytes in all.
+const MAX_TRAILERS: usize = 16 * 1024;
+/// Room made in the buffer before each read.
+const READ_AHEAD: usize = 16 * 1024;
+
+/// One keep-alive connection to a member, with the bytes read from it and not yet used.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+}
+
+/// Why an exchange on a [`Conn`] failed.
+#[derive(Debug)]
+pub(crate) enum ExchangeError {
+    /// Writing the request failed before any of it was taken by the connection.
+    Unsent,
+    /// The connection ended (closed or reset) before any byte of a response came: the
+    /// member may or may not have seen the request.
+    Closed,
+    /// The connection failed, or the member's response was refused, after the request
+    /// (or part of it) went out.
+    Failed,
+}
+
+/// How the response body is delimited (RFC 9112 section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    Close,
+}
+
+impl Conn {
+    pub(crate) fn new(io: TcpStream) -> Self {
+        Self {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Whether an idle connection may carry another request: the member neither closed it
+    /// nor sent anything since the last response. Tokio tracks readiness, so this reads
+    /// (and makes a system call) only when the connection became readable meanwhile.
+    pub(crate) fn is_idle_clean(&mut self) -> bool {
+        let mut probe = [0_u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Writes `request` (a whole encoded request, see [`encode_request`]) and reads the
+    /// response head, skipping interim responses. A `HEAD` request's response has no body.
+    pub(crate) async fn exchange(
+        mut self,
+        request: &[u8],
+        method: &Method,
+    ) -> Result<(http::response::Parts, Reader), ExchangeError> {
+        self.write(request).await?;
+        let mut received = false;
+        loop {
+            let (parts, framing, keep_alive) = match self.parse_head(method) {
+                Ok(Some(head)) => head,
+                Ok(None) => {
+                    if self.buf.len() >= MAX_HEAD {
+                        return Err(ExchangeError::Failed);
+                    }
+                    self.buf.reserve(READ_AHEAD);
+                    match self.io.read_buf(&mut self.buf).await {
+                        Ok(0) | Err(_) if !received => return Err(ExchangeError::Closed),
+                        Ok(0) | Err(_) => return Err(ExchangeError::Failed),
+                        Ok(_) => {
+                            received = true;
+                            continue;
+                        }
+                    }
+                }
+                Err(()) => return Err(ExchangeError::Failed),
+            };
+            if parts.status.is_informational() {
+                continue;
+            }
+            let state = match framing {
+                Framing::None | Framing::Length(0) => State::Done,
+                Framing::Length(n) => State::Length(n),
+                Framing::Chunked => State::ChunkSize,
+                Framing::Close => State::Close,
+            };
+            let reader = Reader {
+                conn: Some(self),
+                state,
+                keep_alive,
+                trailers: None,
+                trailer_bytes: 0,
+            };
+            return Ok((parts, reader));
+        }
+    }
+
+    async fn write(&mut self, mut request: &[u8]) -> Result<(), ExchangeError> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut written = 0;
+        while !request.is_empty() {
+            match self.io.write(request).await {
+                Ok(0) | Err(_) if written == 0 => return Err(ExchangeError::Unsent),
+                Ok(0) | Err(_) => return Err(ExchangeError::Failed),
+                Ok(n) => {
+                    written += n;
+                    request = request.get(n..).unwrap_or_default();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The response head at the start of the buffer, taken out of it: `Ok(None)` while it
+    /// is incomplete, `Err` when it is refused. An interim (1xx) head is returned too.
+    #[allow(clippy::type_complexity)]
+    fn parse_head(
+        &mut self,
+        method: &Method,
+    ) -> Result<Option<(http::response::Parts, Framing, bool)>, ()> {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut fields);
+        let len = match response.parse(&self.buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(()),
+        };
+        let code = response.code.ok_or(())?;
+        let status = StatusCode::from_u16(code).map_err(|_| ())?;
+        let http10 = response.version == Some(0);
+        let reason = response.reason.unwrap_or_default();
+        let custom_reason = status.canonical_reason() != Some(reason);
+        // Where each field lies in the buffer, so the head can be taken out of it as shared
+        // bytes that the values then point into (no copy per value).
+        let base = self.buf.as_ptr() as usize;
+        let mut places = [(0_usize, 0_usize, 0_usize, 0_usize); MAX_HEADERS];
+        let mut count = 0;
+        for (place, field) in places.iter_mut().zip(response.headers.iter()) {
+            let name = field.name.as_ptr() as usize - base;
+            let value = field.value.as_ptr() as usize - base;
+            *place = (
+                name,
+                name + field.name.len(),
+                value,
+                value + field.value.len(),
+            );
+            count += 1;
+        }
+        let reason_place = reason.as_ptr() as usize - base;
+        let reason_len = reason.len();
+        let head = self.buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(count);
+        for &(name_start, name_end, value_start, value_end) in places.iter().take(count) {
+            let name = head.get(name_start..name_end).ok_or(())?;
+            let name = HeaderName::from_bytes(name).map_err(|_| ())?;
+            let value = head.slice(value_start..value_end);
+            let value = HeaderValue::from_maybe_shared(value).map_err(|_| ())?;
+            headers.append(name, value);
+        }
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.status = status;
+        parts.version = if http10 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        if custom_reason
+            && let Ok(reason) = hyper::ext::ReasonPhrase::try_from(
+                head.slice(reason_place..reason_place + reason_len),
+            )
+        {
+            parts.extensions.insert(reason);
+        }
+        if status.is_informational() {
+            // A 101 answers an upgrade, which this client never asks for.
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(());
+            }
+            return Ok(Some((parts, Framing::None, false)));
+        }
+        let framing = framing(method, status, http10, &headers)?;
+        let keep_alive = framing != Framing::Close && keeps_alive(http10, &headers);
+        parts.headers = headers;
+        Ok(Some((parts, framing, keep_alive)))
+    }
+}
+
+/// The response body's framing, or `Err` when it is ambiguous or unknown.
+fn framing(
+    method: &Method,
+    status: StatusCode,
+    http10: bool,
+    headers: &HeaderMap,
+) -> Result<Framing, ()> {
+    if method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::None);
+    }
+    let codings = headers.get_all(TRANSFER_ENCODING);
+    if codings.iter().next().is_some() {
+        // Both framings at once is how responses are split, and a transfer coding from an
+        // HTTP/1.0 server is faulty framing (RFC 9112 section 6.1).
+        if http10 || headers.contains_key(CONTENT_LENGTH) {
+            return Err(());
+        }
+        let mut tokens = codings
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii);
+        let chunked = |t: &[u8]| t.eq_ignore_ascii_case(b"chunked");
+        return match (tokens.next(), tokens.next_back()) {
+            (Some(only), None) if chunked(only) => Ok(Framing::Chunked),
+            // Codings under the chunked one could not be removed here, and the field that
+            // names them is not passed on (it is hop-by-hop): refused, as nginx does.
+            (_, Some(last)) if chunked(last) => Err(()),
+            // Not chunked last: the body runs to the close (RFC 9112 section 6.3), and goes
+            // on as it came.
+            _ => Ok(Framing::Close),
+        };
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_decimal(item.trim_ascii()).ok_or(())?;
+            if length.is_some_and(|l| l != n) {
+                return Err(());
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::Close, Framing::Length))
+}
+
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0_u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
+/// Whether the member keeps the connection open after this response.
+fn keeps_alive(http10: bool, headers: &HeaderMap) -> bool {
+    let mut close = false;
+    let mut keep_alive = false;
+    for value in headers.get_all(CONNECTION) {
+        for token in value.as_bytes().split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            close |= token.eq_ignore_ascii_case(b"close");
+            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    !close && (!http10 || keep_alive)
+}
+
+/// Writes the request line, the fields (`Content-Length` set to the body's length when it
+/// has one or the request named one) and the body into one buffer. `None` when the request
+/// is not for this client: a `Transfer-Encoding` (its body is streamed).
+pub(crate) fn encode_request(
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Vec<u8>> {
+    if headers.contains_key(TRANSFER_ENCODING) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(256 + headers.len() * 32 + body.len());
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut named_length = false;
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH {
+            named_length = true;
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if named_length || !body.is_empty() {
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(&mut out, body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    Some(out)
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0_u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+}
+
+/// Where a body's reading is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// This many bytes are left.
+    Length(u64),
+    /// Until the member closes the connection.
+    Close,
+    /// A chunk-size line is next.
+    ChunkSize,
+    /// This many bytes of the current chunk are left.
+    ChunkData(u64),
+    /// The CRLF after a chunk's data is next.
+    ChunkEnd,
+    /// Trailer lines, up to the blank line.
+    Trailers,
+    Done,
+}
+
+/// A response body as it is read from its connection.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    conn: Option<Conn>,
+    state: State,
+    keep_alive: bool,
+    trailers: Option<HeaderMap>,
+    trailer_bytes: usize,
+}
+
+fn broken(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+impl Reader {
+    /// Whether the body has been read to its end.
+    pub(crate) fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done | State::Length(0))
+    }
+
+    pub(crate) fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Done => SizeHint::with_exact(0),
+            State::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+
+    /// The connection, when the body was read to its end, the member keeps it alive and
+    /// nothing follows the response.
+    pub(crate) fn take_reusable(&mut self) -> Option<Conn> {
+        if !self.is_end_stream() || !self.keep_alive {
+            return None;
+        }
+        self.conn.take().filter(|conn| conn.buf.is_empty())
+    }
+
+    /// The next frame of the body: data as it arrives, then the trailers of a chunked body
+    /// if it had any.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let buf = &mut conn.buf;
+            match self.state {
+                State::Done => return Poll::Ready(None),
+                State::Length(0) => {
+                    self.state = State::Done;
+                    return Poll::Ready(None);
+                }
+                State::Length(left) | State::ChunkData(left) if !buf.is_empty() => {
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let left = left - take as u64;
+                    self.state = match self.state {
+                        State::ChunkData(_) if left == 0 => State::ChunkEnd,
+                        State::ChunkData(_) => State::ChunkData(left),
+                        _ => State::Length(left),
+                    };
+                    let data = buf.split_to(take).freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::Close if !buf.is_empty() => {
+                    let data = buf.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::Length(_) | State::ChunkData(_) | State::Close => {}
+                State::ChunkEnd if buf.len() >= 2 => {
+                    if !buf.starts_with(b"\r\n") {
+                        return Poll::Ready(Some(Err(broken("chunk data not followed by CRLF"))));
+                    }
+                    buf.advance(2);
+                    self.state = State::ChunkSize;
+                    continue;
+                }
+                State::ChunkEnd => {}
+                State::ChunkSize | State::Trailers => {
+                    if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+                        let line = buf.split_to(end + 2);
+                        let line = line.get(..end).unwrap_or_default();
+                        match self.line(line) {
+                            Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                            Ok(None) => continue,
+                            Err(error) => return Poll::Ready(Some(Err(error))),
+                        }
+                    }
+                    if buf.len() > MAX_LINE {
+                        return Poll::Ready(Some(Err(broken("chunk line too long"))));
+                    }
+                }
+            }
+            // The buffer holds too little: read more.
+            buf.reserve(READ_AHEAD);
+            let read = loop {
+                if let Err(error) = ready!(conn.io.poll_read_ready(cx)) {
+                    break Err(error);
+                }
+                match conn.io.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    other => break other,
+                }
+            };
+            match read {
+                Ok(0) if self.state == State::Close => {
+                    self.state = State::Done;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the member closed the connection within the body",
+                    ))));
+                }
+                Ok(_) => {}
+                Err(error) => return Poll::Ready(Some(Err(error))),
+            }
+        }
+    }
+
+    /// One chunk-size or trailer line (without its CRLF): the trailers frame when the
+    /// body ends with some, else `None` to go on.
+    fn line(&mut self, line: &[u8]) -> Result<Option<Frame<Bytes>>, io::Error> {
+        if self.state == State::ChunkSize {
+            let size = parse_chunk_size(line).ok_or_else(|| broken("bad chunk size"))?;
+            self.state = if size == 0 {
+                State::Trailers
+            } else {
+                State::ChunkData(size)
+            };
+            return Ok(None);
+        }
+        if line.is_empty() {
+            self.state = State::Done;
+            return Ok(self.trailers.take().map(Frame::trailers));
+        }
+        self.trailer_bytes += line.len() + 2;
+        let trailers = self.trailers.get_or_insert_with(HeaderMap::new);
+        if self.trailer_bytes > MAX_TRAILERS || trailers.len() >= MAX_HEADERS {
+            return Err(broken("too many trailers"));
+        }
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| broken("bad trailer"))?;
+        let (name, value) = line.split_at(colon);
+        let name = HeaderName::from_bytes(name).map_err(|_| broken("bad trailer name"))?;
+        let value = value.get(1..).unwrap_or_default().trim_ascii();
+        let value = HeaderValue::from_bytes(value).map_err(|_| broken("bad trailer value"))?;
+        trailers.append(name, value);
+        Ok(None)
+    }
+}
+
+/// A chunk-size line: hex digits, then optional whitespace and extensions (`;name=value`),
+/// which are ignored.
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return None;
+    }
+    let rest = line.get(digits..)?.trim_ascii_start();
+    if !(rest.is_empty() || rest.starts_with(b";")) {
+        return None;
+    }
+    line.get(..digits)?.iter().try_fold(0_u64, |n, &d| {
+        let v = (d as char).to_digit(16)?;
+        n.checked_mul(16)?.checked_add(u64::from(v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+
+    use super::*;
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk_size(b"1a"), Some(26));
+        assert_eq!(parse_chunk_size(b"0"), Some(0));
+        assert_eq!(parse_chunk_size(b"A;name=value"), Some(10));
+        assert_eq!(parse_chunk_size(b"5 ;x"), Some(5));
+        assert_eq!(parse_chunk_size(b""), None);
+        assert_eq!(parse_chunk_size(b"-1"), None);
+        assert_eq!(parse_chunk_size(b"5x"), None);
+        assert_eq!(parse_chunk_size(b"ffffffffffffffffff"), None);
+        assert_eq!(parse_chunk_size(b"0x5"), None);
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let get = Method::GET;
+        let ok = StatusCode::OK;
+        let h = |pairs: &[(&str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (n, v) in pairs {
+                m.append(
+                    HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            m
+        };
+        assert_eq!(framing(&get, ok, false, &h(&[])), Ok(Framing::Close));
+        assert_eq!(
+            framing(&get, ok, false, &h(&[("content-length", "7, 7")])),
+            Ok(Framing::Length(7))
+        );
+        assert_eq!(
+            framing(&get, ok, false, &h(&[("content-length", "7, 8")])),
+            Err(())
+        );
+        assert_eq!(
+            framing(&get, ok, false, &h(&[("content-length", "+7")])),
+            Err(())
+        );
+        assert_eq!(
+            framing(&get, ok, false, &h(&[("transfer-encoding", "Chunked")])),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(
+            framing(
+                &get,
+                ok,
+                false,
+                &h(&[("transfer-encoding", "chunked"), ("content-length", "3")])
+            ),
+            Err(())
+        );
+        assert_eq!(
+            framing(&get, ok, true, &h(&[("transfer-encoding", "chunked")])),
+            Err(())
+        );
+        assert_eq!(
+            framing(
+                &get,
+                ok,
+                false,
+                &h(&[("transfer-encoding", "gzip, chunked")])
+            ),
+            Err(())
+        );
+        assert_eq!(
+            framing(
+                &get,
+                ok,
+                false,
+                &h(&[
+                    ("transfer-encoding", "gzip"),
+                    ("transfer-encoding", "chunked")
+                ])
+            ),
+            Err(())
+        );
+        assert_eq!(
+            framing(&get, ok, false, &h(&[("transfer-encoding", "x-custom")])),
+            Ok(Framing::Close)
+        );
+        assert_eq!(
+            framing(&Method::HEAD, ok, false, &h(&[("content-length", "9")])),
+            Ok(Framing::None)
+        );
+        assert_eq!(
+            framing(
+                &get,
+                StatusCode::NOT_MODIFIED,
+                false,
+                &h(&[("content-length", "9")])
+            ),
+            Ok(Framing::None)
+        );
+        assert!(keeps_alive(false, &h(&[])));
+        assert!(!keeps_alive(false, &h(&[("connection", "Close")])));
+        assert!(!keeps_alive(true, &h(&[])));
+        assert!(keeps_alive(true, &h(&[("connection", "keep-alive")])));
+    }
+
+    #[test]
+    fn requests_are_encoded_with_their_length() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "a".parse().unwrap());
+        headers.insert("content-length", "0003".parse().unwrap());
+        let out = encode_request(&Method::POST, "/x?y", &headers, b"abc").unwrap();
+        assert_eq!(
+            out,
+            b"POST /x?y HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\nabc".to_vec()
+        );
+        let out = encode_request(&Method::GET, "/", &HeaderMap::new(), b"").unwrap();
+        assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n".to_vec());
+        let mut chunked = HeaderMap::new();
+        chunked.insert("transfer-encoding", "chunked".parse().unwrap());
+        assert!(encode_request(&Method::POST, "/", &chunked, b"").is_none());
+        let mut n = Vec::new();
+        push_decimal(&mut n, 1_234_567_890);
+        assert_eq!(n, b"1234567890");
+    }
+}
