@@ -31,7 +31,7 @@ use std::io;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use hyper::body::{Frame, SizeHint};
 use tokio::io::AsyncReadExt as _;
@@ -103,7 +103,12 @@ impl Conn {
         self.write(request).await?;
         let mut received = false;
         loop {
-            let (parts, framing, keep_alive) = match self.parse_head(method) {
+            let parsed = if self.buf.is_empty() {
+                Ok(None)
+            } else {
+                self.parse_head(method)
+            };
+            let (parts, framing, keep_alive) = match parsed {
                 Ok(Some(head)) => head,
                 Ok(None) => {
                     if self.buf.len() >= MAX_HEAD {
@@ -158,15 +163,23 @@ impl Conn {
     }
 
     /// The response head at the start of the buffer, taken out of it: `Ok(None)` while it
-    /// is incomplete, `Err` when it is refused. An interim (1xx) head is returned too.
+    /// is incomplete, `Err` when it is refused. An interim (1xx) head is returned too. The
+    /// head's fields are read once, raw, for the framing and the connection's fate; the
+    /// hop-by-hop ones (and those `Connection` names) are left out of the returned
+    /// `HeaderMap`, as the proxy would remove them from it anyway.
     #[allow(clippy::type_complexity)]
     fn parse_head(
         &mut self,
         method: &Method,
     ) -> Result<Option<(http::response::Parts, Framing, bool)>, ()> {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut fields);
-        let len = match response.parse(&self.buf) {
+        let mut fields =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            &self.buf,
+            &mut fields,
+        ) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(()),
@@ -176,24 +189,39 @@ impl Conn {
         let http10 = response.version == Some(0);
         let reason = response.reason.unwrap_or_default();
         let custom_reason = status.canonical_reason() != Some(reason);
-        // Where each field lies in the buffer, so the head can be taken out of it as shared
-        // bytes that the values then point into (no copy per value).
+        let mut facts = Facts::default();
+        for field in response.headers.iter() {
+            facts.observe(field.name.as_bytes(), field.value);
+        }
+        // Where each field to keep lies in the buffer, so the head can be taken out of it
+        // as shared bytes that the values then point into (no copy per value).
         let base = self.buf.as_ptr() as usize;
         let mut places = [(0_usize, 0_usize, 0_usize, 0_usize); MAX_HEADERS];
         let mut count = 0;
-        for (place, field) in places.iter_mut().zip(response.headers.iter()) {
+        for field in response.headers.iter() {
+            if facts.is_hop_by_hop(field.name.as_bytes()) {
+                continue;
+            }
             let name = field.name.as_ptr() as usize - base;
             let value = field.value.as_ptr() as usize - base;
-            *place = (
-                name,
-                name + field.name.len(),
-                value,
-                value + field.value.len(),
-            );
-            count += 1;
+            if let Some(place) = places.get_mut(count) {
+                *place = (
+                    name,
+                    name + field.name.len(),
+                    value,
+                    value + field.value.len(),
+                );
+                count += 1;
+            }
         }
         let reason_place = reason.as_ptr() as usize - base;
         let reason_len = reason.len();
+        let framing = if status.is_informational() {
+            Ok(Framing::None)
+        } else {
+            facts.framing(method, status, http10)
+        };
+        let keep_alive = facts.keeps_alive(http10);
         let head = self.buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(count);
         for &(name_start, name_end, value_start, value_end) in places.iter().take(count) {
@@ -224,59 +252,138 @@ impl Conn {
             }
             return Ok(Some((parts, Framing::None, false)));
         }
-        let framing = framing(method, status, http10, &headers)?;
-        let keep_alive = framing != Framing::Close && keeps_alive(http10, &headers);
+        let framing = framing?;
+        let keep_alive = framing != Framing::Close && keep_alive;
         parts.headers = headers;
         Ok(Some((parts, framing, keep_alive)))
     }
 }
 
-/// The response body's framing, or `Err` when it is ambiguous or unknown.
-fn framing(
-    method: &Method,
-    status: StatusCode,
-    http10: bool,
-    headers: &HeaderMap,
-) -> Result<Framing, ()> {
-    if method == Method::HEAD
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok(Framing::None);
+/// The fields never passed on by a proxy (RFC 9110 section 7.6.1), `Trailer` among them as
+/// `proxy_core::remove_hop_by_hop` has it.
+const HOP_BY_HOP: [&[u8]; 9] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+];
+
+/// The most names a `Connection` field may list for removal; a head that lists more is
+/// refused.
+const MAX_CONNECTION_NAMES: usize = 16;
+
+/// What a response head's fields say about its framing and its connection.
+#[derive(Debug, Default)]
+struct Facts<'a> {
+    /// `Transfer-Encoding` fields seen, codings named in them, and whether the last coding
+    /// is `chunked`.
+    transfer_encoding: bool,
+    codings: usize,
+    last_chunked: bool,
+    /// `Content-Length` fields seen, the length, and whether two disagreed or one was bad.
+    content_length: bool,
+    length: Option<u64>,
+    bad_length: bool,
+    /// `Connection` options.
+    close: bool,
+    keep_alive: bool,
+    /// Other names `Connection` lists (removed too); `too_many` past the limit.
+    listed: [&'a [u8]; MAX_CONNECTION_NAMES],
+    listed_count: usize,
+    too_many: bool,
+}
+
+impl<'a> Facts<'a> {
+    fn observe(&mut self, name: &[u8], value: &'a [u8]) {
+        let tokens = || {
+            value
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii)
+                .filter(|t| !t.is_empty())
+        };
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.transfer_encoding = true;
+            for token in tokens() {
+                self.codings += 1;
+                self.last_chunked = token.eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            self.content_length = true;
+            for item in value.split(|&b| b == b',') {
+                match parse_decimal(item.trim_ascii()) {
+                    Some(n) if self.length.is_none_or(|l| l == n) => self.length = Some(n),
+                    _ => self.bad_length = true,
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in tokens() {
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                } else if let Some(slot) = self.listed.get_mut(self.listed_count) {
+                    *slot = token;
+                    self.listed_count += 1;
+                } else {
+                    self.too_many = true;
+                }
+            }
+        }
     }
-    let codings = headers.get_all(TRANSFER_ENCODING);
-    if codings.iter().next().is_some() {
-        // Both framings at once is how responses are split, and a transfer coding from an
-        // HTTP/1.0 server is faulty framing (RFC 9112 section 6.1).
-        if http10 || headers.contains_key(CONTENT_LENGTH) {
+
+    /// Whether a field of this name is not passed on.
+    fn is_hop_by_hop(&self, name: &[u8]) -> bool {
+        HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            || self
+                .listed
+                .iter()
+                .take(self.listed_count)
+                .any(|l| name.eq_ignore_ascii_case(l))
+    }
+
+    /// The body's framing, or `Err` when it is ambiguous or unknown.
+    fn framing(&self, method: &Method, status: StatusCode, http10: bool) -> Result<Framing, ()> {
+        if self.too_many {
             return Err(());
         }
-        let mut tokens = codings
-            .iter()
-            .flat_map(|value| value.as_bytes().split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii);
-        let chunked = |t: &[u8]| t.eq_ignore_ascii_case(b"chunked");
-        return match (tokens.next(), tokens.next_back()) {
-            (Some(only), None) if chunked(only) => Ok(Framing::Chunked),
-            // Codings under the chunked one could not be removed here, and the field that
-            // names them is not passed on (it is hop-by-hop): refused, as nginx does.
-            (_, Some(last)) if chunked(last) => Err(()),
-            // Not chunked last: the body runs to the close (RFC 9112 section 6.3), and goes
-            // on as it came.
-            _ => Ok(Framing::Close),
-        };
-    }
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_decimal(item.trim_ascii()).ok_or(())?;
-            if length.is_some_and(|l| l != n) {
+        if method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok(Framing::None);
+        }
+        if self.transfer_encoding {
+            // Both framings at once is how responses are split, and a transfer coding from
+            // an HTTP/1.0 server is faulty framing (RFC 9112 section 6.1).
+            if http10 || self.content_length {
                 return Err(());
             }
-            length = Some(n);
+            return match (self.last_chunked, self.codings) {
+                (true, 1) => Ok(Framing::Chunked),
+                // Codings under the chunked one could not be removed here, and the field
+                // that names them is not passed on (it is hop-by-hop): refused, as nginx
+                // does.
+                (true, _) => Err(()),
+                // Not chunked last: the body runs to the close (RFC 9112 section 6.3), and
+                // goes on as it came.
+                (false, _) => Ok(Framing::Close),
+            };
         }
+        if self.bad_length {
+            return Err(());
+        }
+        Ok(self.length.map_or(Framing::Close, Framing::Length))
     }
-    Ok(length.map_or(Framing::Close, Framing::Length))
+
+    /// Whether the member keeps the connection open after this response.
+    fn keeps_alive(&self, http10: bool) -> bool {
+        !self.close && (!http10 || self.keep_alive)
+    }
 }
 
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
@@ -286,20 +393,6 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0_u64, |n, &d| {
         d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
     })
-}
-
-/// Whether the member keeps the connection open after this response.
-fn keeps_alive(http10: bool, headers: &HeaderMap) -> bool {
-    let mut close = false;
-    let mut keep_alive = false;
-    for value in headers.get_all(CONNECTION) {
-        for token in value.as_bytes().split(|&b| b == b',') {
-            let token = token.trim_ascii();
-            close |= token.eq_ignore_ascii_case(b"close");
-            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-        }
-    }
-    !close && (!http10 || keep_alive)
 }
 
 /// Writes the request line, the fields (`Content-Length` set to the body's length when it
@@ -571,92 +664,92 @@ mod tests {
         assert_eq!(parse_chunk_size(b"0x5"), None);
     }
 
+    fn facts<'a>(pairs: &[(&'a str, &'a str)]) -> Facts<'a> {
+        let mut facts = Facts::default();
+        for (name, value) in pairs {
+            facts.observe(name.as_bytes(), value.as_bytes());
+        }
+        facts
+    }
+
     #[test]
     fn framing_follows_rfc_9112() {
         let get = Method::GET;
         let ok = StatusCode::OK;
-        let h = |pairs: &[(&str, &str)]| {
-            let mut m = HeaderMap::new();
-            for (n, v) in pairs {
-                m.append(
-                    HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                    v.parse().unwrap(),
-                );
-            }
-            m
-        };
-        assert_eq!(framing(&get, ok, false, &h(&[])), Ok(Framing::Close));
+        let framing = |pairs: &[(&str, &str)]| facts(pairs).framing(&get, ok, false);
+        assert_eq!(framing(&[]), Ok(Framing::Close));
         assert_eq!(
-            framing(&get, ok, false, &h(&[("content-length", "7, 7")])),
+            framing(&[("Content-Length", "7, 7")]),
             Ok(Framing::Length(7))
         );
         assert_eq!(
-            framing(&get, ok, false, &h(&[("content-length", "7, 8")])),
-            Err(())
+            framing(&[("content-length", "7"), ("content-length", "7")]),
+            Ok(Framing::Length(7))
         );
+        assert_eq!(framing(&[("content-length", "7, 8")]), Err(()));
+        assert_eq!(framing(&[("content-length", "+7")]), Err(()));
+        assert_eq!(framing(&[("content-length", "")]), Err(()));
         assert_eq!(
-            framing(&get, ok, false, &h(&[("content-length", "+7")])),
-            Err(())
-        );
-        assert_eq!(
-            framing(&get, ok, false, &h(&[("transfer-encoding", "Chunked")])),
+            framing(&[("transfer-encoding", "Chunked")]),
             Ok(Framing::Chunked)
         );
         assert_eq!(
-            framing(
-                &get,
-                ok,
-                false,
-                &h(&[("transfer-encoding", "chunked"), ("content-length", "3")])
-            ),
+            framing(&[("transfer-encoding", "chunked"), ("content-length", "3")]),
+            Err(())
+        );
+        assert_eq!(framing(&[("transfer-encoding", "gzip, chunked")]), Err(()));
+        assert_eq!(
+            framing(&[
+                ("transfer-encoding", "gzip"),
+                ("transfer-encoding", "chunked")
+            ]),
             Err(())
         );
         assert_eq!(
-            framing(&get, ok, true, &h(&[("transfer-encoding", "chunked")])),
-            Err(())
-        );
-        assert_eq!(
-            framing(
-                &get,
-                ok,
-                false,
-                &h(&[("transfer-encoding", "gzip, chunked")])
-            ),
-            Err(())
-        );
-        assert_eq!(
-            framing(
-                &get,
-                ok,
-                false,
-                &h(&[
-                    ("transfer-encoding", "gzip"),
-                    ("transfer-encoding", "chunked")
-                ])
-            ),
-            Err(())
-        );
-        assert_eq!(
-            framing(&get, ok, false, &h(&[("transfer-encoding", "x-custom")])),
+            framing(&[("transfer-encoding", "x-custom")]),
             Ok(Framing::Close)
         );
         assert_eq!(
-            framing(&Method::HEAD, ok, false, &h(&[("content-length", "9")])),
-            Ok(Framing::None)
+            framing(&[("transfer-encoding", "chunked, gzip")]),
+            Ok(Framing::Close)
         );
+        let chunked = facts(&[("transfer-encoding", "chunked")]);
+        assert_eq!(chunked.framing(&get, ok, true), Err(()));
+        let nine = facts(&[("content-length", "9")]);
+        assert_eq!(nine.framing(&Method::HEAD, ok, false), Ok(Framing::None));
         assert_eq!(
-            framing(
-                &get,
-                StatusCode::NOT_MODIFIED,
-                false,
-                &h(&[("content-length", "9")])
-            ),
+            nine.framing(&get, StatusCode::NOT_MODIFIED, false),
             Ok(Framing::None)
         );
-        assert!(keeps_alive(false, &h(&[])));
-        assert!(!keeps_alive(false, &h(&[("connection", "Close")])));
-        assert!(!keeps_alive(true, &h(&[])));
-        assert!(keeps_alive(true, &h(&[("connection", "keep-alive")])));
+        assert!(facts(&[]).keeps_alive(false));
+        assert!(!facts(&[("connection", "Close")]).keeps_alive(false));
+        assert!(!facts(&[]).keeps_alive(true));
+        assert!(facts(&[("connection", "keep-alive")]).keeps_alive(true));
+    }
+
+    #[test]
+    fn hop_by_hop_fields_and_the_ones_connection_names_are_left_out() {
+        let facts = facts(&[("connection", "keep-alive, X-Secret")]);
+        for name in [
+            "Connection",
+            "keep-alive",
+            "TE",
+            "transfer-encoding",
+            "x-secret",
+        ] {
+            assert!(facts.is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+        assert!(!facts.is_hop_by_hop(b"content-length"));
+        let many = (0..=MAX_CONNECTION_NAMES)
+            .map(|i| format!("x-{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut too_many = Facts::default();
+        too_many.observe(b"connection", many.as_bytes());
+        assert_eq!(
+            too_many.framing(&Method::GET, StatusCode::OK, false),
+            Err(())
+        );
     }
 
     #[test]
