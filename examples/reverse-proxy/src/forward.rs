@@ -529,7 +529,9 @@ fn respond(
             });
         }
     } else {
-        remove_hop_by_hop(response.headers_mut());
+        if !response.body().head_is_end_to_end() {
+            remove_hop_by_hop(response.headers_mut());
+        }
         if upgrade {
             // The upgrade was refused: the bytes that follow on this connection were not
             // checked as HTTP/1, so end it.

@@ -196,23 +196,19 @@ impl Conn {
         // Where each field to keep lies in the buffer, so the head can be taken out of it
         // as shared bytes that the values then point into (no copy per value).
         let base = self.buf.as_ptr() as usize;
-        let mut places = [(0_usize, 0_usize, 0_usize, 0_usize); MAX_HEADERS];
-        let mut count = 0;
+        let mut places = Vec::with_capacity(response.headers.len());
         for field in response.headers.iter() {
             if facts.is_hop_by_hop(field.name.as_bytes()) {
                 continue;
             }
             let name = field.name.as_ptr() as usize - base;
             let value = field.value.as_ptr() as usize - base;
-            if let Some(place) = places.get_mut(count) {
-                *place = (
-                    name,
-                    name + field.name.len(),
-                    value,
-                    value + field.value.len(),
-                );
-                count += 1;
-            }
+            places.push((
+                name,
+                name + field.name.len(),
+                value,
+                value + field.value.len(),
+            ));
         }
         let reason_place = reason.as_ptr() as usize - base;
         let reason_len = reason.len();
@@ -223,8 +219,8 @@ impl Conn {
         };
         let keep_alive = facts.keeps_alive(http10);
         let head = self.buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(count);
-        for &(name_start, name_end, value_start, value_end) in places.iter().take(count) {
+        let mut headers = HeaderMap::with_capacity(places.len());
+        for (name_start, name_end, value_start, value_end) in places {
             let name = head.get(name_start..name_end).ok_or(())?;
             let name = HeaderName::from_bytes(name).map_err(|_| ())?;
             let value = head.slice(value_start..value_end);

@@ -411,6 +411,12 @@ pub(crate) enum PooledBody {
 }
 
 impl PooledBody {
+    /// Whether the response's head came without hop-by-hop fields (the lean client leaves
+    /// them out as it parses), so that nothing is left to remove from it.
+    pub(crate) fn head_is_end_to_end(&self) -> bool {
+        matches!(self, PooledBody::Lean { .. })
+    }
+
     fn release(&mut self) {
         match self {
             PooledBody::Hyper { back, .. } => {
