@@ -674,6 +674,11 @@ pub struct MqttSubscription {
     qos: QoS,
     capacity: usize,
     reconnects: u64,
+    /// The server's session holds the subscription. False from a reconnect that found no
+    /// session until the SUBSCRIBE is answered, so a reconnect cancelled in between
+    /// (by `next`'s wait) subscribes on the next one, although that one resumes the
+    /// session the cancelled one created.
+    subscribed: bool,
 }
 
 impl std::fmt::Debug for MqttSubscription {
@@ -750,7 +755,11 @@ impl MqttSubscription {
         let (tx, rx) = mpsc::channel(self.capacity);
         let (link, session_present) = Link::open(self.resume.clone(), Sink::Channel(tx)).await?;
         if !session_present {
+            self.subscribed = false;
+        }
+        if !self.subscribed {
             link.subscribe(&self.filter, self.qos).await?;
+            self.subscribed = true;
         }
         self.rx = rx;
         self.link = Some(link);
@@ -1036,20 +1045,23 @@ impl MqttBroker {
         options.set_receive_maximum(Some(self.inner.options.receive_maximum));
         options
             .set_session_expiry_interval(Some(u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX)));
-        let mut resume = options.clone();
-        options.set_clean_start(true);
-        resume.set_clean_start(false);
-        let (link, _) = Link::open(options, Sink::Channel(tx)).await?;
+        // Clean start off from the first connection, although the client id is new and the
+        // server has no session for it: Mosquitto saves to its persistence file only the
+        // sessions opened with clean start off, so a session begun with clean start on
+        // (session expiry or not) is gone after a restart, with the messages it held.
+        options.set_clean_start(false);
+        let (link, _) = Link::open(options.clone(), Sink::Channel(tx)).await?;
         link.subscribe(&filter, qos.wire()).await?;
         Ok(MqttSubscription {
             rx,
             root: self.inner.root.clone(),
             link: Some(link),
-            resume,
+            resume: options,
             filter,
             qos: qos.wire(),
             capacity,
             reconnects: 0,
+            subscribed: true,
         })
     }
 
@@ -1308,16 +1320,21 @@ impl Inner {
         if current.is_some() {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
+        // Subscribed again also when the session was resumed (a SUBSCRIBE of the same
+        // filter replaces the subscription, MQTT 5 section 3.8.4, and a shared one gets no
+        // retained messages): Mosquitto 2.0 restores a session from its persistence file
+        // with its `$share/` subscriptions listed but routes nothing to them until the
+        // client subscribes again.
+        link.subscribe(
+            &format!("$share/{queue}/{}", self.queue_topic(queue)),
+            QoS::AtLeastOnce,
+        )
+        .await?;
+        for filter in &bound {
+            link.subscribe(&format!("$share/{queue}/{filter}"), QoS::AtLeastOnce)
+                .await?;
+        }
         if !session_present {
-            link.subscribe(
-                &format!("$share/{queue}/{}", self.queue_topic(queue)),
-                QoS::AtLeastOnce,
-            )
-            .await?;
-            for filter in &bound {
-                link.subscribe(&format!("$share/{queue}/{filter}"), QoS::AtLeastOnce)
-                    .await?;
-            }
             for waiting in orphans {
                 let mut envelope = waiting.envelope;
                 envelope.set_delivered_at(None);

@@ -182,7 +182,13 @@ impl OwnServer {
     }
 
     /// Mosquitto with persistence on, anonymous access and room for 100 000 queued
-    /// messages per session.
+    /// messages per session. Check [`Self::mosquitto_saved`] after a [`Self::stop`].
+    ///
+    /// `user root`: started as root (a CI container), Mosquitto otherwise switches to the
+    /// `mosquitto` user, which cannot write `mosquitto.db` into our root-owned scratch
+    /// directory; it then logs "Error saving in-memory database ... Permission denied"
+    /// (to the stderr we discard), and every session, with the messages it held, is gone
+    /// after the restart. Started as any other user, Mosquitto ignores the option.
     pub(crate) fn mosquitto() -> Option<Self> {
         let binary = binary(&["mosquitto", "/usr/sbin/mosquitto"], "-h")?;
         let (port, dir) = (free_port(), scratch_dir("mosquitto"));
@@ -191,7 +197,7 @@ impl OwnServer {
         write!(
             file,
             "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\n\
-             allow_anonymous true\nmax_queued_messages 100000\n",
+             allow_anonymous true\nmax_queued_messages 100000\nuser root\n",
             dir.display()
         )
         .unwrap();
@@ -263,6 +269,16 @@ impl OwnServer {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// Fails unless our Mosquitto saved its sessions on [`Self::stop`]: without the file a
+    /// restart silently loses every session, and a test of resumed sessions proves nothing.
+    pub(crate) fn mosquitto_saved(&self) {
+        assert!(
+            self.dir.join("mosquitto.db").is_file(),
+            "our Mosquitto saved no mosquitto.db in {}: sessions will not survive the restart",
+            self.dir.display()
+        );
     }
 
     /// SIGTERM (the server saves what it keeps) and wait for it to exit.
