@@ -106,7 +106,7 @@ impl Conn {
             let parsed = if self.buf.is_empty() {
                 Ok(None)
             } else {
-                self.parse_head(method)
+                parse_head(&mut self.buf, method)
             };
             let (parts, framing, keep_alive) = match parsed {
                 Ok(Some(head)) => head,
@@ -161,98 +161,103 @@ impl Conn {
         }
         Ok(())
     }
+}
 
-    /// The response head at the start of the buffer, taken out of it: `Ok(None)` while it
-    /// is incomplete, `Err` when it is refused. An interim (1xx) head is returned too. The
-    /// head's fields are read once, raw, for the framing and the connection's fate; the
-    /// hop-by-hop ones (and those `Connection` names) are left out of the returned
-    /// `HeaderMap`, as the proxy would remove them from it anyway.
-    #[allow(clippy::type_complexity)]
-    fn parse_head(
-        &mut self,
-        method: &Method,
-    ) -> Result<Option<(http::response::Parts, Framing, bool)>, ()> {
-        let mut fields =
-            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut []);
-        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-            &mut response,
-            &self.buf,
-            &mut fields,
-        ) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(()),
-        };
-        let code = response.code.ok_or(())?;
-        let status = StatusCode::from_u16(code).map_err(|_| ())?;
-        let http10 = response.version == Some(0);
-        let reason = response.reason.unwrap_or_default();
-        let custom_reason = status.canonical_reason() != Some(reason);
-        let mut facts = Facts::default();
-        for field in response.headers.iter() {
-            facts.observe(field.name.as_bytes(), field.value);
-        }
-        // Where each field to keep lies in the buffer, so the head can be taken out of it
-        // as shared bytes that the values then point into (no copy per value).
-        let base = self.buf.as_ptr() as usize;
-        let mut places = Vec::with_capacity(response.headers.len());
-        for field in response.headers.iter() {
-            if facts.is_hop_by_hop(field.name.as_bytes()) {
-                continue;
-            }
-            let name = field.name.as_ptr() as usize - base;
-            let value = field.value.as_ptr() as usize - base;
-            places.push((
-                name,
-                name + field.name.len(),
-                value,
-                value + field.value.len(),
-            ));
-        }
-        let reason_place = reason.as_ptr() as usize - base;
-        let reason_len = reason.len();
-        let framing = if status.is_informational() {
-            Ok(Framing::None)
-        } else {
-            facts.framing(method, status, http10)
-        };
-        let keep_alive = facts.keeps_alive(http10);
-        let head = self.buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(places.len());
-        for (name_start, name_end, value_start, value_end) in places {
-            let name = head.get(name_start..name_end).ok_or(())?;
-            let name = HeaderName::from_bytes(name).map_err(|_| ())?;
-            let value = head.slice(value_start..value_end);
-            let value = HeaderValue::from_maybe_shared(value).map_err(|_| ())?;
-            headers.append(name, value);
-        }
-        let (mut parts, ()) = http::Response::new(()).into_parts();
-        parts.status = status;
-        parts.version = if http10 {
-            Version::HTTP_10
-        } else {
-            Version::HTTP_11
-        };
-        if custom_reason
-            && let Ok(reason) = hyper::ext::ReasonPhrase::try_from(
-                head.slice(reason_place..reason_place + reason_len),
-            )
-        {
-            parts.extensions.insert(reason);
-        }
-        if status.is_informational() {
-            // A 101 answers an upgrade, which this client never asks for.
-            if status == StatusCode::SWITCHING_PROTOCOLS {
-                return Err(());
-            }
-            return Ok(Some((parts, Framing::None, false)));
-        }
-        let framing = framing?;
-        let keep_alive = framing != Framing::Close && keep_alive;
-        parts.headers = headers;
-        Ok(Some((parts, framing, keep_alive)))
+/// The response head at the start of the buffer, taken out of it: `Ok(None)` while it
+/// is incomplete, `Err` when it is refused. An interim (1xx) head is returned too. The
+/// head's fields are read once, raw, for the framing and the connection's fate; the
+/// hop-by-hop ones (and those `Connection` names) are left out of the returned
+/// `HeaderMap`, as the proxy would remove them from it anyway.
+#[allow(clippy::type_complexity)]
+fn parse_head(
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Option<(http::response::Parts, Framing, bool)>, ()> {
+    let mut fields =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut fields,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let code = response.code.ok_or(())?;
+    let status = StatusCode::from_u16(code).map_err(|_| ())?;
+    let http10 = response.version == Some(0);
+    // A reason phrase other than the status's own is passed on (hyper writes it); an
+    // empty or missing one gets the canonical phrase.
+    let reason = response
+        .reason
+        .filter(|r| !r.is_empty() && status.canonical_reason() != Some(*r));
+    let mut facts = Facts::default();
+    for field in response.headers.iter() {
+        facts.observe(field.name.as_bytes(), field.value);
     }
+    // Where each field to keep lies in the buffer, so the head can be taken out of it
+    // as shared bytes that the values then point into (no copy per value).
+    let base = buf.as_ptr() as usize;
+    let place = |part: &[u8]| {
+        let start = (part.as_ptr() as usize).checked_sub(base)?;
+        Some(start..start.checked_add(part.len())?)
+    };
+    let mut places = Vec::with_capacity(response.headers.len());
+    for field in response.headers.iter() {
+        if facts.is_hop_by_hop(field.name.as_bytes()) {
+            continue;
+        }
+        places.push((
+            place(field.name.as_bytes()).ok_or(())?,
+            place(field.value).ok_or(())?,
+        ));
+    }
+    let reason = reason.and_then(|r| place(r.as_bytes()));
+    let framing = if status.is_informational() {
+        Ok(Framing::None)
+    } else {
+        facts.framing(method, status, http10)
+    };
+    let keep_alive = facts.keeps_alive(http10);
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(places.len());
+    for (name, value) in places {
+        let name = head.get(name).ok_or(())?;
+        let name = HeaderName::from_bytes(name).map_err(|_| ())?;
+        let value = shared(&head, value).ok_or(())?;
+        let value = HeaderValue::from_maybe_shared(value).map_err(|_| ())?;
+        headers.append(name, value);
+    }
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    if let Some(reason) = reason.and_then(|r| shared(&head, r))
+        && let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason)
+    {
+        parts.extensions.insert(reason);
+    }
+    if status.is_informational() {
+        // A 101 answers an upgrade, which this client never asks for.
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(());
+        }
+        return Ok(Some((parts, Framing::None, false)));
+    }
+    let framing = framing?;
+    let keep_alive = framing != Framing::Close && keep_alive;
+    parts.headers = headers;
+    Ok(Some((parts, framing, keep_alive)))
+}
+
+/// The bytes of `head` in `range`, sharing its memory; `None` outside it.
+fn shared(head: &Bytes, range: std::ops::Range<usize>) -> Option<Bytes> {
+    (range.start <= range.end && range.end <= head.len()).then(|| head.slice(range))
 }
 
 /// The fields never passed on by a proxy (RFC 9110 section 7.6.1), `Trailer` among them as
@@ -746,6 +751,56 @@ mod tests {
             too_many.framing(&Method::GET, StatusCode::OK, false),
             Err(())
         );
+    }
+
+    #[test]
+    fn heads_are_parsed_and_mangled_heads_never_panic() {
+        let head = b"HTTP/1.1 299 Odd\r\nContent-Length: 2\r\nConnection: keep-alive, x-a\r\nx-a: 1\r\nx-b: 2\r\n\r\nok";
+        let mut buf = BytesMut::from(&head[..]);
+        let (parts, framing, keep_alive) = parse_head(&mut buf, &Method::GET).unwrap().unwrap();
+        assert_eq!(parts.status.as_u16(), 299);
+        assert_eq!((framing, keep_alive), (Framing::Length(2), true));
+        assert_eq!(parts.headers.len(), 2, "{:?}", parts.headers);
+        assert_eq!(parts.headers["x-b"], "2");
+        assert_eq!(
+            parts
+                .extensions
+                .get::<hyper::ext::ReasonPhrase>()
+                .unwrap()
+                .as_bytes(),
+            b"Odd"
+        );
+        assert_eq!(&buf[..], b"ok");
+        let mut bare = BytesMut::from(&b"HTTP/1.1 200\r\n\r\n"[..]);
+        let (parts, ..) = parse_head(&mut bare, &Method::GET).unwrap().unwrap();
+        assert!(parts.extensions.get::<hyper::ext::ReasonPhrase>().is_none());
+        // Every prefix, and heads with bytes replaced, dropped or doubled: an answer or a
+        // refusal, never a panic.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as usize
+        };
+        for end in 0..head.len() {
+            let _ = parse_head(&mut BytesMut::from(&head[..end]), &Method::GET);
+        }
+        let alphabet = b"\r\n :,;0123456789aAxX\t\x00\x7f\xff";
+        for _ in 0..20_000 {
+            let mut bytes = head.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = next() % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = alphabet[next() % alphabet.len()],
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, bytes[at]),
+                }
+            }
+            let _ = parse_head(&mut BytesMut::from(&bytes[..]), &Method::GET);
+        }
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn script(path: &str, body: &[u8]) -> (Vec<u8>, bool) {
         ),
         "/switching" => fixed("HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n"),
         "/reason" => fixed("HTTP/1.1 200 Fine Thanks\r\ncontent-length: 2\r\n\r\nok"),
+        "/no-reason" => fixed("HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok"),
         "/no-content" => fixed("HTTP/1.1 204 No Content\r\n\r\n"),
         "/http10" => (
             b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
@@ -241,6 +242,13 @@ async fn reason_phrases_and_head_pass_through() {
         answer.starts_with("HTTP/1.1 200 Fine Thanks\r\n"),
         "{answer}"
     );
+    let answer = raw(
+        proxy.addr,
+        "GET /no-reason HTTP/1.1\r\nhost: x\r\n\r\n",
+        |s| s.ends_with("ok"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     // HEAD: the length of the body it would have had, and no body; the connection to the
     // origin is reused after it.
     let answer = raw(
