@@ -426,28 +426,12 @@ pub(crate) fn encode_request(
     }
     if named_length || !body.is_empty() {
         out.extend_from_slice(b"content-length: ");
-        push_decimal(&mut out, body.len() as u64);
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     Some(out)
-}
-
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0_u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        if let Some(d) = digits.get_mut(at) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(at..).unwrap_or_default());
 }
 
 /// Where a body's reading is.
@@ -818,8 +802,5 @@ mod tests {
         let mut chunked = HeaderMap::new();
         chunked.insert("transfer-encoding", "chunked".parse().unwrap());
         assert!(encode_request(&Method::POST, "/", &chunked, b"").is_none());
-        let mut n = Vec::new();
-        push_decimal(&mut n, 1_234_567_890);
-        assert_eq!(n, b"1234567890");
     }
 }
