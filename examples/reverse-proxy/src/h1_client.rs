@@ -450,6 +450,8 @@ enum State {
     /// Trailer lines, up to the blank line.
     Trailers,
     Done,
+    /// The body broke off or was malformed; its connection is closed.
+    Failed,
 }
 
 /// A response body as it is read from its connection.
@@ -490,18 +492,30 @@ impl Reader {
     }
 
     /// The next frame of the body: data as it arrives, then the trailers of a chunked body
-    /// if it had any.
+    /// if it had any. After an error the connection is closed and every later poll fails.
     pub(crate) fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.state == State::Failed {
+            return Poll::Ready(Some(Err(broken("the body already failed"))));
+        }
+        let polled = self.poll_next(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.state = State::Failed;
+            self.conn = None;
+        }
+        polled
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         loop {
             let Some(conn) = self.conn.as_mut() else {
                 return Poll::Ready(None);
             };
             let buf = &mut conn.buf;
             match self.state {
-                State::Done => return Poll::Ready(None),
+                State::Done | State::Failed => return Poll::Ready(None),
                 State::Length(0) => {
                     self.state = State::Done;
                     return Poll::Ready(None);
