@@ -13,6 +13,11 @@
 //! Idle connections past the idle timeout, or closed by the upstream, are never handed out,
 //! and are dropped by [`Upstreams::reap`], which the proxy runs every second.
 //!
+//! A request whose body is in hand ([`SendBody::Bytes`]: empty, or read whole for retries)
+//! to a plain-TCP member goes through the lean HTTP/1.1 client ([`crate::h1_client`]) on
+//! connections of its own kind in the same idle lists; a streamed body, an upgrade,
+//! `CONNECT` or a TLS member take hyper's client.
+//!
 //! A pool with `protocol = "h2c"` speaks HTTP/2 with prior knowledge instead: per worker
 //! thread and member, at most `max_connections` connections, each carrying at most
 //! `max_streams_per_connection` streams at once (a semaphore per connection whose permit
