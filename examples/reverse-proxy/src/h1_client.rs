@@ -260,20 +260,6 @@ fn shared(head: &Bytes, range: std::ops::Range<usize>) -> Option<Bytes> {
     (range.start <= range.end && range.end <= head.len()).then(|| head.slice(range))
 }
 
-/// The fields never passed on by a proxy (RFC 9110 section 7.6.1), `Trailer` among them as
-/// `proxy_core::remove_hop_by_hop` has it.
-const HOP_BY_HOP: [&[u8]; 9] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"proxy-authenticate",
-    b"proxy-authorization",
-    b"te",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
-];
-
 /// The most names a `Connection` field may list for removal; a head that lists more is
 /// refused.
 const MAX_CONNECTION_NAMES: usize = 16;
@@ -339,7 +325,9 @@ impl<'a> Facts<'a> {
 
     /// Whether a field of this name is not passed on.
     fn is_hop_by_hop(&self, name: &[u8]) -> bool {
-        HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        proxy_core::HOP_BY_HOP
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
             || self
                 .listed
                 .iter()
