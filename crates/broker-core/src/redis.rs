@@ -41,7 +41,7 @@ use crate::ordering::{
     KeyedWatch, MAX_KEY_PARTITIONS, check_key_partitions, key_partition, ordering_key,
     refuse_ordering_key,
 };
-use crate::request_reply::{prepare_reply, prepare_request};
+use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{
@@ -53,8 +53,8 @@ const GROUP: &str = "bk";
 /// The longest single blocking read; the fetch loop re-checks retries and claims between.
 const BLOCK_SLICE: Duration = Duration::from_millis(100);
 /// Connection and response timeout of every connection (blocking commands block at most
-/// 250 ms): the client's defaults (1 s, 500 ms) leave too little room on a busy machine, as
-/// when the TLS handshakes of 200 concurrent requests hold up the shared connection.
+/// a second): the client's defaults (1 s, 500 ms) leave too little room on a busy machine,
+/// as when TLS handshakes hold up the shared connection.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// While new entries keep coming, a fetch moves due retries and claims expired deliveries
 /// at most this often per queue (a fetch that finds no new entry always does it): a due
@@ -223,6 +223,22 @@ pub struct RedisBroker {
     keyed: Mutex<HashMap<String, Arc<Keyed>>>,
     /// Partitions of a queue declared from now on.
     key_partitions: u32,
+    /// The reply list of this handle's requests, made by the first request.
+    replies: Mutex<Option<ReplyList>>,
+    /// Held while the reply list is made, so that concurrent first requests make one.
+    reply_setup: tokio::sync::Mutex<()>,
+}
+
+/// A handle's one reply list, `<prefix>:r:<id>`: each reply to one of its requests is
+/// pushed there as `<token>/<packed envelope>` (the request's `reply-to` is
+/// `<prefix>:r:<id>.<token>`), and one task pops them and hands each to the request
+/// waiting under its token. So a thousand requests in flight wait on one connection, not
+/// on a thousand blocking ones.
+struct ReplyList {
+    key: Arc<str>,
+    waiters: Arc<ReplyWaiters<String, Result<Envelope>>>,
+    /// Dropped with the handle, which ends the task.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -408,6 +424,8 @@ impl RedisBroker {
             held: Held::default(),
             keyed: Mutex::new(HashMap::new()),
             key_partitions: Self::DEFAULT_KEY_PARTITIONS,
+            replies: Mutex::new(None),
+            reply_setup: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -715,6 +733,48 @@ impl RedisBroker {
     /// The prefix of reply lists, `<prefix>:r:`.
     fn reply_prefix(&self) -> String {
         format!("{}:r:", self.prefix)
+    }
+
+    /// This handle's reply list and the requests waiting on it; the first request makes
+    /// the list's key and starts the task that pops it ([`route_replies`]).
+    async fn reply_list(&self) -> Result<(Arc<str>, Arc<ReplyWaiters<String, Result<Envelope>>>)> {
+        let live = || {
+            lock(&self.replies)
+                .as_ref()
+                .map(|list| (Arc::clone(&list.key), Arc::clone(&list.waiters)))
+        };
+        if let Some(live) = live() {
+            return Ok(live);
+        }
+        let _setup = self.reply_setup.lock().await;
+        if let Some(live) = live() {
+            return Ok(live);
+        }
+        let conn = self.blocking_conn().await?;
+        let key: Arc<str> = format!("{}{}", self.reply_prefix(), crate::MessageId::new()).into();
+        let waiters = Arc::new(ReplyWaiters::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(route_replies(
+            self.client.clone(),
+            conn,
+            Arc::clone(&key),
+            Arc::clone(&waiters),
+            stopped,
+        ));
+        *lock(&self.replies) = Some(ReplyList {
+            key: Arc::clone(&key),
+            waiters: Arc::clone(&waiters),
+            _stop: stop,
+        });
+        Ok((key, waiters))
+    }
+
+    /// Requests waiting for a reply now.
+    #[cfg(test)]
+    fn waiting_requests(&self) -> usize {
+        lock(&self.replies)
+            .as_ref()
+            .map_or(0, |list| list.waiters.len())
     }
 
     /// A connection of our own for a blocking command, from the pool or new.
@@ -1329,66 +1389,39 @@ impl Broker for RedisBroker {
         envelope: Envelope,
         timeout: Duration,
     ) -> Result<Envelope> {
-        let key = format!("{}{}", self.reply_prefix(), crate::MessageId::new());
-        let envelope = prepare_request(envelope, &key)?;
+        let (list, waiters) = self.reply_list().await?;
+        let token = crate::MessageId::new().to_string();
+        let waiter = waiters.register(token.clone());
+        let envelope = prepare_request(envelope, &format!("{list}.{token}"))?;
         self.publish(queue, envelope).await?;
-        let start = tokio::time::Instant::now();
-        let end = start.checked_add(timeout).unwrap_or(start);
-        let mut conn = self.blocking_conn().await?;
-        let mut reconnected = false;
-        loop {
-            let left = end.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                lock(&self.blocking).push(conn);
-                return Err(Error::Timeout(timeout));
-            }
-            // Slices well under the connection's response timeout.
-            let slice = left
-                .min(Duration::from_millis(250))
-                .max(Duration::from_millis(1));
-            let reply: Value = match redis::cmd("BLPOP")
-                .arg(&key)
-                .arg(slice.as_secs_f64())
-                .query_async(&mut conn)
-                .await
-            {
-                Ok(reply) => reply,
-                // A pooled connection does not reconnect: after a server restart it and
-                // the others in the pool are dead. Drop them and wait on a new one, once
-                // (the reply list outlives the restart with the server's persistence).
-                Err(e) if !reconnected && (e.is_io_error() || e.is_connection_dropped()) => {
-                    lock(&self.blocking).clear();
-                    conn = self.blocking_conn().await?;
-                    reconnected = true;
-                    continue;
-                }
-                Err(e) => return Err(backend(&e)),
-            };
-            if let Value::Array(pair) = &reply
-                && let Some(packed) = pair.get(1).and_then(bytes_of)
-            {
-                lock(&self.blocking).push(conn);
-                return unpack(packed);
-            }
-        }
+        waiter.wait(timeout).await?
     }
 
     async fn reply(&self, request: &Delivery, response: Envelope) -> Result<()> {
-        let (key, mut response) = prepare_reply(request, response)?;
+        let (reply_to, mut response) = prepare_reply(request, response)?;
         // Only our own reply lists: a reply-to from a message must not name any other key.
-        let id = key.strip_prefix(&self.reply_prefix()).unwrap_or_default();
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        let prefix = self.reply_prefix();
+        let Some((list, token)) = reply_to
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split_once('.'))
+            .filter(|(list, token)| is_reply_id(list) && is_reply_id(token))
+        else {
             return Err(Error::InvalidHeader {
                 name: "reply-to".into(),
                 reason: "not a reply list of this broker's key prefix",
             });
-        }
+        };
         response.set_published_at(SystemTime::now());
+        let key = format!("{prefix}{list}");
+        let mut item = Vec::with_capacity(token.len() + 1);
+        item.extend_from_slice(token.as_bytes());
+        item.push(b'/');
+        item.extend_from_slice(&pack(&response));
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("RPUSH")
             .arg(&key)
-            .arg(pack(&response))
+            .arg(item)
             .ignore()
             .cmd("EXPIRE")
             .arg(&key)
@@ -1420,6 +1453,82 @@ impl Broker for RedisBroker {
 }
 
 /// An envelope as one value: `<length of h>:<h><p>` (the retry set's format).
+/// The longest blocking pop of the reply task, well under [`RESPONSE_TIMEOUT`].
+const REPLY_SLICE: Duration = Duration::from_secs(1);
+
+/// Pops the replies pushed to `key` and hands each to the request waiting under its
+/// token, until `stop` ends (the handle is dropped). A failed connection (a server
+/// restart) is replaced, after a pause that grows to a second; the list itself outlives a
+/// restart with the server's persistence, so a request waiting through it still gets its
+/// reply.
+async fn route_replies(
+    client: redis::Client,
+    conn: MultiplexedConnection,
+    key: Arc<str>,
+    waiters: Arc<ReplyWaiters<String, Result<Envelope>>>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    const FIRST_PAUSE: Duration = Duration::from_millis(50);
+    let config = connection_config();
+    let mut conn = Some(conn);
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let Some(live) = conn.as_mut() else {
+            let connect = client.get_multiplexed_async_connection_with_config(&config);
+            let made = tokio::select! {
+                _ = &mut stop => return,
+                made = connect => made,
+            };
+            if let Ok(made) = made {
+                conn = Some(made);
+                pause = FIRST_PAUSE;
+            } else {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            continue;
+        };
+        let mut pop = redis::cmd("BLPOP");
+        pop.arg(&*key).arg(REPLY_SLICE.as_secs_f64());
+        let popped = tokio::select! {
+            _ = &mut stop => return,
+            popped = pop.query_async::<Value>(live) => popped,
+        };
+        match popped {
+            Ok(Value::Array(pair)) => {
+                if let Some(item) = pair.get(1).and_then(bytes_of) {
+                    route_reply(&waiters, item);
+                }
+            }
+            // The slice ended without a reply.
+            Ok(_) => {}
+            Err(_) => conn = None,
+        }
+    }
+}
+
+/// Hands one popped `<token>/<packed envelope>` to its request; one without a waiting
+/// request (it timed out) or without a token is dropped.
+fn route_reply(waiters: &ReplyWaiters<String, Result<Envelope>>, item: &[u8]) {
+    let Some(slash) = item.iter().position(|b| *b == b'/') else {
+        return;
+    };
+    let (Some(token), Some(packed)) = (item.get(..slash), item.get(slash + 1..)) else {
+        return;
+    };
+    if let Ok(token) = std::str::from_utf8(token) {
+        waiters.deliver(token, unpack(packed));
+    }
+}
+
+/// Whether `id` can be a reply list's id or a request's token (a hyphenated UUID).
+fn is_reply_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
 fn pack(envelope: &Envelope) -> Vec<u8> {
     let h = envelope.to_wire_headers();
     let p = envelope.payload();
@@ -1467,5 +1576,163 @@ mod tests {
         // The connection manager's retries alone take over 6 s (0.1 + 0.2 + ... + 3.2 s).
         let took = start.elapsed();
         assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+
+    async fn broker(test: &str) -> Option<RedisBroker> {
+        let Ok(url) = std::env::var("REDIS_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "REDIS_URL must be set under CI=true"
+            );
+            println!("skipped: REDIS_URL is not set");
+            return None;
+        };
+        let prefix = format!("{test}_{}_{}", std::process::id(), crate::MessageId::new());
+        let broker = RedisBroker::connect(&url, &prefix).await.unwrap();
+        broker.declare("rr", &QueueConfig::default()).await.unwrap();
+        Some(broker)
+    }
+
+    #[tokio::test]
+    async fn requests_in_flight_share_one_reply_list_and_connection() {
+        let Some(broker) = broker("rr_shared").await else {
+            return;
+        };
+        let broker = Arc::new(broker);
+        const IN_FLIGHT: usize = 100;
+        let requests: Vec<_> = (0..IN_FLIGHT)
+            .map(|i| {
+                let broker = Arc::clone(&broker);
+                tokio::spawn(async move {
+                    broker
+                        .request(
+                            "rr",
+                            Envelope::new(format!("q{i}")),
+                            Duration::from_secs(20),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let requesters = async {
+            let mut answers = Vec::new();
+            for request in requests {
+                answers.push(request.await.unwrap());
+            }
+            answers
+        };
+        let responder = async {
+            let mut reply_tos = Vec::new();
+            while reply_tos.len() < IN_FLIGHT {
+                let batch = broker
+                    .fetch("rr", "responder", 64, Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                assert!(!batch.is_empty(), "every request arrives");
+                // Answered in reverse, so replies come back in another order.
+                for d in batch.iter().rev() {
+                    let mut answer = b"re:".to_vec();
+                    answer.extend_from_slice(d.envelope.payload());
+                    broker.reply(d, Envelope::new(answer)).await.unwrap();
+                    broker.settle(d, Settlement::Ack).await.unwrap();
+                    reply_tos.push(d.envelope.headers().reply_to().unwrap().to_owned());
+                }
+            }
+            reply_tos
+        };
+        let (answers, reply_tos) = tokio::join!(requesters, responder);
+        for (i, answer) in answers.into_iter().enumerate() {
+            assert_eq!(
+                answer.unwrap().payload().as_ref(),
+                format!("re:q{i}").as_bytes()
+            );
+        }
+        let lists: std::collections::HashSet<_> = reply_tos
+            .iter()
+            .map(|r| r.rsplit_once('.').unwrap().0)
+            .collect();
+        assert_eq!(lists.len(), 1, "one reply list for all: {lists:?}");
+        let tokens: std::collections::HashSet<_> = reply_tos.iter().collect();
+        assert_eq!(
+            tokens.len(),
+            IN_FLIGHT,
+            "a token of its own for each request"
+        );
+        assert_eq!(broker.waiting_requests(), 0);
+        // The fetches and the reply task took one connection each, where a blocking pop
+        // per request took one per request in flight.
+        assert!(
+            lock(&broker.blocking).len() <= 1,
+            "{}",
+            lock(&broker.blocking).len()
+        );
+
+        // A late reply reaches nobody; the next request gets its own.
+        let outcome = broker
+            .request("rr", Envelope::new("late"), Duration::from_millis(200))
+            .await;
+        assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+        let late = broker
+            .fetch("rr", "responder", 1, Duration::from_secs(5))
+            .await
+            .unwrap();
+        broker
+            .reply(&late[0], Envelope::new("too late"))
+            .await
+            .unwrap();
+        broker.settle(&late[0], Settlement::Ack).await.unwrap();
+        let requester = broker.request("rr", Envelope::new("next"), Duration::from_secs(5));
+        let responder = async {
+            let d = broker
+                .fetch("rr", "responder", 1, Duration::from_secs(5))
+                .await
+                .unwrap();
+            broker.reply(&d[0], Envelope::new("on time")).await.unwrap();
+            broker.settle(&d[0], Settlement::Ack).await.unwrap();
+        };
+        let (answer, ()) = tokio::join!(requester, responder);
+        assert_eq!(answer.unwrap().payload().as_ref(), b"on time");
+
+        // Replies only to our own reply lists, with a token.
+        let mut forged = Envelope::new("forged");
+        let list = reply_tos[0].rsplit_once('.').unwrap().0.to_owned();
+        for reply_to in [list.clone(), format!("{list}."), "other:r:1.2".to_owned()] {
+            forged
+                .headers_mut()
+                .insert("reply-to", reply_to.as_str())
+                .unwrap();
+            broker.publish("rr", forged.clone()).await.unwrap();
+            let d = broker
+                .fetch("rr", "responder", 1, Duration::from_secs(5))
+                .await
+                .unwrap();
+            let outcome = broker.reply(&d[0], Envelope::new("x")).await;
+            assert!(
+                matches!(outcome, Err(Error::InvalidHeader { .. })),
+                "{reply_to}: {outcome:?}"
+            );
+            broker.settle(&d[0], Settlement::Ack).await.unwrap();
+        }
+    }
+
+    #[test]
+    fn a_reply_goes_to_its_token_and_malformed_ones_are_dropped() {
+        let waiters: ReplyWaiters<String, Result<Envelope>> = ReplyWaiters::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let good = waiters.register("a-1".to_owned());
+        let bad = waiters.register("b-2".to_owned());
+        let mut item = b"a-1/".to_vec();
+        item.extend_from_slice(&pack(&Envelope::new("hello")));
+        route_reply(&waiters, &item);
+        route_reply(&waiters, b"no token at all");
+        route_reply(&waiters, b"b-2/9:short");
+        let got = runtime.block_on(good.wait(Duration::from_secs(1))).unwrap();
+        assert_eq!(got.unwrap().payload().as_ref(), b"hello");
+        let got = runtime.block_on(bad.wait(Duration::from_secs(1))).unwrap();
+        assert!(matches!(got, Err(Error::Backend { .. })), "{got:?}");
+        assert_eq!(waiters.len(), 0);
     }
 }
