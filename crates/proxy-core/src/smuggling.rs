@@ -144,26 +144,76 @@ pub struct CheckedHead {
 /// can be reported, or `None` when it is not complete.
 #[must_use]
 pub fn find_head_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(off) = buf
-        .get(i..)
-        .and_then(|s| s.iter().position(|b| *b == b'\n'))
-    {
-        let lf = i + off;
-        let line_start = i;
+    let mut line_start = 0;
+    for lf in memchr::memchr_iter(b'\n', buf) {
         if lf == line_start || (lf == line_start + 1 && buf.get(line_start) == Some(&b'\r')) {
             // An empty line: the end of the head unless it is a leading one.
             if line_start > 0 {
                 return Some(lf + 1);
             }
         }
-        i = lf + 1;
+        line_start = lf + 1;
     }
     None
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// `tchar` (RFC 9110 section 5.6.2): a field name or method byte.
+const TCHAR: u8 = 1;
+/// A field value byte: HTAB, SP, VCHAR or obs-text (no other control byte, no DEL).
+const FIELD_VALUE: u8 = 2;
+/// A request-target byte: VCHAR.
+const TARGET: u8 = 4;
+/// A `reg-name` byte other than `%` (RFC 3986 unreserved and sub-delims, without `,`).
+const REG_NAME: u8 = 8;
+
+/// The classes of each byte, so that the checks that run on every byte of every request
+/// head are one load and a mask each. Built at compile time: an index out of range there
+/// fails the build, never a request.
+#[allow(clippy::indexing_slicing)]
+static CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        // `i < 256`, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        let b = i as u8;
+        let mut class = 0;
+        if b.is_ascii_alphanumeric() || is_in(b, b"!#$%&'*+-.^_`|~") {
+            class |= TCHAR;
+        }
+        if b == b'\t' || (b >= 0x20 && b != 0x7f) {
+            class |= FIELD_VALUE;
+        }
+        if b >= 0x21 && b < 0x7f {
+            class |= TARGET;
+        }
+        if b.is_ascii_alphanumeric() || is_in(b, b"-._~!$&'()*+;=") {
+            class |= REG_NAME;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+};
+
+/// `b` is one of `set` (usable in the table's constant initializer, where `get` is not).
+#[allow(clippy::indexing_slicing)]
+const fn is_in(b: u8, set: &[u8]) -> bool {
+    let mut i = 0;
+    while i < set.len() {
+        if set[i] == b {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether every byte of `bytes` is of `class`.
+fn all_of(bytes: &[u8], class: u8) -> bool {
+    bytes
+        .iter()
+        .all(|&b| CLASSES.get(usize::from(b)).is_some_and(|c| c & class != 0))
 }
 
 /// Checks a raw request head (the buffer may hold body bytes after it).
@@ -182,26 +232,51 @@ pub fn check_request_head(buf: &[u8], limits: &HeadLimits) -> Result<CheckedHead
         return Err(SmugglingError::HeadTooLarge(limits.max_head_bytes));
     }
     let head = buf.get(..end).ok_or(SmugglingError::Incomplete)?;
-    // Line endings first: every LF preceded by CR, every CR followed by LF.
-    for (i, b) in head.iter().enumerate() {
-        match b {
-            b'\n' if i == 0 || head.get(i - 1) != Some(&b'\r') => {
-                return Err(SmugglingError::BareLf(i));
-            }
-            b'\r' if head.get(i + 1) != Some(&b'\n') => return Err(SmugglingError::BareCr(i)),
-            _ => {}
-        }
+    // A bare CR or LF is reported as such wherever it is, before anything else the head
+    // has wrong; looked for only when the head is refused anyway, since every way of
+    // having one makes the checks below fail (see `check_lines`).
+    check_lines(head, end, limits).map_err(|e| bare_line_ending(head).unwrap_or(e))
+}
+
+/// The first bare LF or bare CR in `head`.
+fn bare_line_ending(head: &[u8]) -> Option<SmugglingError> {
+    head.iter().enumerate().find_map(|(i, b)| match b {
+        b'\n' if i == 0 || head.get(i - 1) != Some(&b'\r') => Some(SmugglingError::BareLf(i)),
+        b'\r' if head.get(i + 1) != Some(&b'\n') => Some(SmugglingError::BareCr(i)),
+        _ => None,
+    })
+}
+
+/// [`check_request_head`] on the complete `head` (`end` bytes), except that a bare CR or
+/// LF may be reported as another error. It cannot pass one: the head must end with
+/// CRLF CRLF, every line before the last must end with CRLF, and a CR anywhere else fails
+/// the byte classes of the method, target, version, field names and values.
+fn check_lines(
+    head: &[u8],
+    end: usize,
+    limits: &HeadLimits,
+) -> Result<CheckedHead, SmugglingError> {
+    if !head.ends_with(b"\r\n\r\n") {
+        return Err(SmugglingError::RequestLine);
     }
     let text = head
         .get(..end.saturating_sub(4))
         .ok_or(SmugglingError::Incomplete)?;
-    let mut lines = text
-        .split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    // Every line but the last ends with CRLF within `text`; the last one's CRLF is the
+    // first of the final four bytes.
+    let last_start = memchr::memrchr(b'\n', text).map_or(0, |lf| lf + 1);
+    let (before_last, last) = text.split_at(last_start);
+    let mut lines = before_last
+        .split_inclusive(|b| *b == b'\n')
+        .map(|line| {
+            line.strip_suffix(b"\r\n")
+                .ok_or(SmugglingError::RequestLine)
+        })
+        .chain(std::iter::once(Ok(last)));
     // RFC 9112 section 2.2: a server SHOULD ignore empty lines before the request line.
-    let mut request_line = lines.next().unwrap_or_default();
+    let mut request_line = lines.next().unwrap_or(Ok(&[]))?;
     while request_line.is_empty() {
-        request_line = lines.next().ok_or(SmugglingError::RequestLine)?;
+        request_line = lines.next().ok_or(SmugglingError::RequestLine)??;
     }
     let http10 = check_request_line(request_line)?;
     let mut content_length: Option<u64> = None;
@@ -214,6 +289,7 @@ pub fn check_request_head(buf: &[u8], limits: &HeadLimits) -> Result<CheckedHead
         if n >= limits.max_headers {
             return Err(SmugglingError::TooManyHeaders(limits.max_headers));
         }
+        let line = line?;
         if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
             return Err(SmugglingError::ObsFold(number));
         }
@@ -226,10 +302,10 @@ pub fn check_request_head(buf: &[u8], limits: &HeadLimits) -> Result<CheckedHead
         if name.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
             return Err(SmugglingError::WhitespaceBeforeColon(number));
         }
-        if name.is_empty() || !name.iter().copied().all(is_tchar) {
+        if name.is_empty() || !all_of(name, TCHAR) {
             return Err(SmugglingError::FieldName(number));
         }
-        if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+        if !all_of(value, FIELD_VALUE) {
             return Err(SmugglingError::FieldValue(number));
         }
         let value = value.trim_ascii();
@@ -320,10 +396,10 @@ fn check_request_line(line: &[u8]) -> Result<bool, SmugglingError> {
     else {
         return Err(SmugglingError::RequestLine);
     };
-    if method.is_empty() || !method.iter().copied().all(is_tchar) {
+    if method.is_empty() || !all_of(method, TCHAR) {
         return Err(SmugglingError::RequestLine);
     }
-    if target.is_empty() || !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+    if target.is_empty() || !all_of(target, TARGET) {
         return Err(SmugglingError::RequestLine);
     }
     match version {
@@ -385,7 +461,7 @@ pub fn is_valid_host(value: &[u8]) -> bool {
             i += 3;
             continue;
         }
-        if !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=".contains(&b)) {
+        if !all_of(&[b], REG_NAME) {
             return false;
         }
         i += 1;
@@ -487,6 +563,328 @@ mod tests {
 
     fn check(raw: &[u8]) -> Result<CheckedHead, SmugglingError> {
         check_request_head(raw, &HeadLimits::default())
+    }
+
+    /// The head check as it was before the byte-class table and the single pass over line
+    /// endings, kept to show that the faster one decides every head the same way.
+    mod reference {
+        #![allow(clippy::indexing_slicing)]
+        use super::super::{CheckedHead, Framing, HeadLimits, SmugglingError};
+
+        pub(super) fn find_head_end(buf: &[u8]) -> Option<usize> {
+            let mut i = 0;
+            while let Some(off) = buf
+                .get(i..)
+                .and_then(|s| s.iter().position(|b| *b == b'\n'))
+            {
+                let lf = i + off;
+                let line_start = i;
+                if lf == line_start || (lf == line_start + 1 && buf.get(line_start) == Some(&b'\r'))
+                {
+                    // An empty line: the end of the head unless it is a leading one.
+                    if line_start > 0 {
+                        return Some(lf + 1);
+                    }
+                }
+                i = lf + 1;
+            }
+            None
+        }
+
+        pub(super) fn check_request_head(
+            buf: &[u8],
+            limits: &HeadLimits,
+        ) -> Result<CheckedHead, SmugglingError> {
+            let end = match find_head_end(buf) {
+                Some(end) => end,
+                None if buf.len() > limits.max_head_bytes => {
+                    return Err(SmugglingError::HeadTooLarge(limits.max_head_bytes));
+                }
+                None => return Err(SmugglingError::Incomplete),
+            };
+            if end > limits.max_head_bytes {
+                return Err(SmugglingError::HeadTooLarge(limits.max_head_bytes));
+            }
+            let head = buf.get(..end).ok_or(SmugglingError::Incomplete)?;
+            // Line endings first: every LF preceded by CR, every CR followed by LF.
+            for (i, b) in head.iter().enumerate() {
+                match b {
+                    b'\n' if i == 0 || head.get(i - 1) != Some(&b'\r') => {
+                        return Err(SmugglingError::BareLf(i));
+                    }
+                    b'\r' if head.get(i + 1) != Some(&b'\n') => {
+                        return Err(SmugglingError::BareCr(i));
+                    }
+                    _ => {}
+                }
+            }
+            let text = head
+                .get(..end.saturating_sub(4))
+                .ok_or(SmugglingError::Incomplete)?;
+            let mut lines = text
+                .split(|b| *b == b'\n')
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+            // RFC 9112 section 2.2: a server SHOULD ignore empty lines before the request line.
+            let mut request_line = lines.next().unwrap_or_default();
+            while request_line.is_empty() {
+                request_line = lines.next().ok_or(SmugglingError::RequestLine)?;
+            }
+            let http10 = old_request_line(request_line)?;
+            let mut content_length: Option<u64> = None;
+            let mut transfer_encoding: Option<Vec<u8>> = None;
+            let mut hosts = 0usize;
+            let mut upgrade_header = false;
+            let mut connection_upgrade = false;
+            for (n, line) in lines.enumerate() {
+                let number = n + 2;
+                if n >= limits.max_headers {
+                    return Err(SmugglingError::TooManyHeaders(limits.max_headers));
+                }
+                if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                    return Err(SmugglingError::ObsFold(number));
+                }
+                let colon = line
+                    .iter()
+                    .position(|b| *b == b':')
+                    .ok_or(SmugglingError::FieldName(number))?;
+                let (name, rest) = line.split_at(colon);
+                let value = rest.get(1..).unwrap_or_default();
+                if name.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                    return Err(SmugglingError::WhitespaceBeforeColon(number));
+                }
+                if name.is_empty() || !name.iter().copied().all(is_tchar) {
+                    return Err(SmugglingError::FieldName(number));
+                }
+                if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+                    return Err(SmugglingError::FieldValue(number));
+                }
+                let value = value.trim_ascii();
+                // Compared without lowercased copies: this runs for every header of every request.
+                let is = |target: &[u8]| name.eq_ignore_ascii_case(target);
+                // A name that becomes a framing name when `_` reads as `-` is refused: some
+                // servers behind a proxy fold them.
+                if name.contains(&b'_')
+                    && [&b"content-length"[..], b"transfer-encoding", b"host"]
+                        .iter()
+                        .any(|target| {
+                            name.len() == target.len()
+                                && name.iter().zip(target.iter()).all(|(&b, &t)| {
+                                    (if b == b'_' {
+                                        b'-'
+                                    } else {
+                                        b.to_ascii_lowercase()
+                                    }) == t
+                                })
+                        })
+                {
+                    return Err(SmugglingError::AmbiguousName(number));
+                }
+                if is(b"content-length") {
+                    if content_length.is_some() {
+                        return Err(SmugglingError::RepeatedContentLength);
+                    }
+                    if value.contains(&b',') {
+                        return Err(SmugglingError::RepeatedContentLength);
+                    }
+                    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit)
+                    {
+                        return Err(SmugglingError::InvalidContentLength);
+                    }
+                    let parsed = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or(SmugglingError::InvalidContentLength)?;
+                    content_length = Some(parsed);
+                } else if is(b"transfer-encoding") {
+                    let all = transfer_encoding.get_or_insert_with(Vec::new);
+                    if !all.is_empty() {
+                        all.push(b',');
+                    }
+                    all.extend_from_slice(value);
+                } else if is(b"host") {
+                    hosts += 1;
+                    if !old_valid_host(value) {
+                        return Err(SmugglingError::InvalidHost);
+                    }
+                } else if is(b"upgrade") {
+                    upgrade_header = true;
+                } else if is(b"connection") {
+                    connection_upgrade |= value
+                        .split(|b| *b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+                }
+            }
+            let framing = match (content_length, transfer_encoding) {
+                (Some(_), Some(_)) => return Err(SmugglingError::LengthAndChunked),
+                (_, Some(_)) if http10 => return Err(SmugglingError::TransferEncodingHttp10),
+                (_, Some(te)) => {
+                    // Exactly one coding, `chunked`, in any case; anything else (a list, unknown
+                    // codings, quoted or padded forms) is refused rather than guessed at.
+                    if !te.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                        return Err(SmugglingError::TransferEncoding);
+                    }
+                    Framing::Chunked
+                }
+                (Some(0), None) | (None, None) => Framing::None,
+                (Some(n), None) => Framing::Length(n),
+            };
+            if !http10 && hosts != 1 || hosts > 1 {
+                return Err(SmugglingError::Host);
+            }
+            Ok(CheckedHead {
+                head_len: end,
+                framing,
+                http10,
+                upgrade: upgrade_header && connection_upgrade,
+            })
+        }
+
+        fn old_request_line(line: &[u8]) -> Result<bool, SmugglingError> {
+            let mut parts = line.split(|b| *b == b' ');
+            let (Some(method), Some(target), Some(version), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(SmugglingError::RequestLine);
+            };
+            if method.is_empty() || !method.iter().copied().all(is_tchar) {
+                return Err(SmugglingError::RequestLine);
+            }
+            if target.is_empty() || !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+                return Err(SmugglingError::RequestLine);
+            }
+            match version {
+                b"HTTP/1.1" => Ok(false),
+                b"HTTP/1.0" => Ok(true),
+                _ => Err(SmugglingError::RequestLine),
+            }
+        }
+
+        pub(super) fn old_valid_host(value: &[u8]) -> bool {
+            let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
+                let Some(close) = rest.iter().position(|b| *b == b']') else {
+                    return false;
+                };
+                let (literal, after) = rest.split_at(close);
+                let after = after.get(1..).unwrap_or_default();
+                // IPv6address or IPvFuture: hex digits, `:`, `.`, and for IPvFuture `v` plus
+                // unreserved and sub-delims; checked loosely but never `]`, `[`, `/`, `@`.
+                if literal.is_empty()
+                    || !literal
+                        .iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || b":._~-!$&'()*+;=".contains(&b))
+                {
+                    return false;
+                }
+                match after {
+                    [] => return true,
+                    [b':', port @ ..] => (literal, Some(port)),
+                    _ => return false,
+                }
+            } else {
+                match value.iter().position(|b| *b == b':') {
+                    Some(i) => (
+                        value.get(..i).unwrap_or_default(),
+                        Some(value.get(i + 1..).unwrap_or_default()),
+                    ),
+                    None => (value, None),
+                }
+            };
+            if port.is_some_and(|p| !p.iter().all(u8::is_ascii_digit)) {
+                return false;
+            }
+            if value.first() == Some(&b'[') {
+                return true;
+            }
+            let mut i = 0;
+            while let Some(&b) = host.get(i) {
+                if b == b'%' {
+                    let hex = host.get(i + 1..i + 3).unwrap_or_default();
+                    if hex.len() != 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return false;
+                    }
+                    i += 3;
+                    continue;
+                }
+                if !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=".contains(&b)) {
+                    return false;
+                }
+                i += 1;
+            }
+            // A port without a host (`:80`) is not a host.
+            !(host.is_empty() && port.is_some())
+        }
+
+        fn is_tchar(b: u8) -> bool {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        }
+    }
+
+    /// Both checks on many heads: clean ones, and ones with bytes replaced, inserted or
+    /// removed (CR, LF, space, tab, colon, comma, underscore, control and non-ASCII bytes
+    /// among them), with limits small enough to be reached.
+    #[test]
+    #[allow(clippy::indexing_slicing)]
+    fn decides_like_the_reference_check() {
+        let seeds: [&[u8]; 8] = [
+            b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: x\r\n\r\n",
+            b"\r\nPOST /x?y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\n",
+            b"PUT /a HTTP/1.0\r\nContent-Length: 12\r\nConnection: upgrade\r\nUpgrade: ws\r\n\r\n",
+            b"GET http://[::1]:80/ HTTP/1.1\r\nHost: [::1]:80\r\nX_Y: %41\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a%2Eb\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost:\r\nA: b\tc\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+        ];
+        let specials = b"\r\n :\t,_%[]\x00\x7f\x80\xffaA0-";
+        let limits = HeadLimits {
+            max_head_bytes: 96,
+            max_headers: 3,
+        };
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % (n.max(1) as u64)).unwrap()
+        };
+        let mut compared = 0;
+        for seed in seeds {
+            for limits in [HeadLimits::default(), limits] {
+                assert_eq!(
+                    check_request_head(seed, &limits),
+                    reference::check_request_head(seed, &limits),
+                    "{}",
+                    String::from_utf8_lossy(seed)
+                );
+            }
+            for _ in 0..4000 {
+                let mut head = seed.to_vec();
+                for _ in 0..=next(3) {
+                    let at = next(head.len() + 1);
+                    let byte = specials[next(specials.len())];
+                    match next(3) {
+                        0 if at < head.len() => head[at] = byte,
+                        1 if at < head.len() => {
+                            head.remove(at);
+                        }
+                        _ => head.insert(at, byte),
+                    }
+                }
+                for limits in [HeadLimits::default(), limits] {
+                    assert_eq!(
+                        check_request_head(&head, &limits),
+                        reference::check_request_head(&head, &limits),
+                        "{:?}",
+                        String::from_utf8_lossy(&head)
+                    );
+                }
+                assert_eq!(find_head_end(&head), reference::find_head_end(&head));
+                let host = head.get(head.len() / 2..).unwrap_or_default();
+                assert_eq!(is_valid_host(host), reference::old_valid_host(host));
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 32_000);
     }
 
     #[test]

@@ -18,7 +18,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use proxy_core::{Framing, HeadLimits, SmugglingError, check_request_head, find_head_end};
+use proxy_core::{
+    CheckedHead, Framing, HeadLimits, SmugglingError, check_request_head, find_head_end,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The error seen on a connection, shared with its request handler.
@@ -174,6 +176,25 @@ impl<S> CheckedIo<S> {
                     ));
                 }
                 State::Head => {
+                    // The common case: a whole head in this read and nothing held from an
+                    // earlier one; checked where it is, without a copy into `head`.
+                    if self.head.is_empty()
+                        && let Some(end) = find_head_end(input)
+                    {
+                        let (head, rest) = input.split_at(end);
+                        match check_request_head(head, &self.limits) {
+                            Err(e) => {
+                                self.reject(e);
+                                return Ok(());
+                            }
+                            Ok(checked) => {
+                                self.ready.extend_from_slice(head);
+                                self.state = after_head(&checked);
+                                input = rest;
+                                continue;
+                            }
+                        }
+                    }
                     self.head.extend_from_slice(input);
                     input = &[];
                     let Some(end) = find_head_end(&self.head) else {
@@ -190,12 +211,7 @@ impl<S> CheckedIo<S> {
                         Ok(checked) => {
                             let rest = self.head.split_off(end);
                             self.ready.append(&mut self.head);
-                            self.state = match checked.framing {
-                                Framing::None if checked.upgrade => State::AwaitingUpgrade,
-                                Framing::None => State::Head,
-                                Framing::Length(n) => State::Length(n),
-                                Framing::Chunked => State::Chunked(Chunk::SizeLine(Vec::new())),
-                            };
+                            self.state = after_head(&checked);
                             self.feed(&rest)?;
                         }
                     }
@@ -274,6 +290,16 @@ impl<S> CheckedIo<S> {
             }
         }
         Ok(())
+    }
+}
+
+/// What follows a checked head: its body's framing, or the answer to an upgrade.
+fn after_head(checked: &CheckedHead) -> State {
+    match checked.framing {
+        Framing::None if checked.upgrade => State::AwaitingUpgrade,
+        Framing::None => State::Head,
+        Framing::Length(n) => State::Length(n),
+        Framing::Chunked => State::Chunked(Chunk::SizeLine(Vec::new())),
     }
 }
 
@@ -388,7 +414,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CheckedIo<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = polled {
+        // Only the answer to an upgrade request is watched: no list of pieces otherwise.
+        if let Poll::Ready(Ok(n)) = polled
+            && matches!(this.state, State::AwaitingUpgrade)
+        {
             let mut left = n;
             let written: Vec<&[u8]> = bufs
                 .iter()
