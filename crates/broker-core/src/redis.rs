@@ -1455,6 +1455,8 @@ impl Broker for RedisBroker {
 /// An envelope as one value: `<length of h>:<h><p>` (the retry set's format).
 /// The longest blocking pop of the reply task, well under [`RESPONSE_TIMEOUT`].
 const REPLY_SLICE: Duration = Duration::from_secs(1);
+/// The most replies the reply task takes in one `LPOP`.
+const REPLY_BATCH: usize = 128;
 
 /// Pops the replies pushed to `key` and hands each to the request waiting under its
 /// token, until `stop` ends (the handle is dropped). A failed connection (a server
@@ -1472,40 +1474,63 @@ async fn route_replies(
     let config = connection_config();
     let mut conn = Some(conn);
     let mut pause = FIRST_PAUSE;
+    // After a reply, what else came meanwhile is taken in one `LPOP key count` (Redis
+    // 6.2, as `XAUTOCLAIM`) until the list is empty, so that many replies do not each wait
+    // for a round trip of their own; then the task blocks again.
+    let mut draining = false;
     loop {
         let Some(live) = conn.as_mut() else {
-            let connect = client.get_multiplexed_async_connection_with_config(&config);
-            let made = tokio::select! {
+            // A pause before every new connection but the first after a success, so that
+            // a server that refuses the commands is not asked again in a tight loop.
+            tokio::select! {
                 _ = &mut stop => return,
-                made = connect => made,
-            };
-            if let Ok(made) = made {
-                conn = Some(made);
-                pause = FIRST_PAUSE;
-            } else {
-                tokio::select! {
-                    _ = &mut stop => return,
-                    () = tokio::time::sleep(pause) => {}
-                }
-                pause = (pause * 2).min(Duration::from_secs(1));
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(1));
+            let connect = client.get_multiplexed_async_connection_with_config(&config);
+            tokio::select! {
+                _ = &mut stop => return,
+                made = connect => conn = made.ok(),
             }
             continue;
         };
-        let mut pop = redis::cmd("BLPOP");
-        pop.arg(&*key).arg(REPLY_SLICE.as_secs_f64());
+        let pop = if draining {
+            let mut pop = redis::cmd("LPOP");
+            pop.arg(&*key).arg(REPLY_BATCH);
+            pop
+        } else {
+            let mut pop = redis::cmd("BLPOP");
+            pop.arg(&*key).arg(REPLY_SLICE.as_secs_f64());
+            pop
+        };
         let popped = tokio::select! {
             _ = &mut stop => return,
             popped = pop.query_async::<Value>(live) => popped,
         };
         match popped {
-            Ok(Value::Array(pair)) => {
-                if let Some(item) = pair.get(1).and_then(bytes_of) {
+            // BLPOP: `[key, item]`; LPOP with a count: `[item, ...]`.
+            Ok(Value::Array(items)) => {
+                pause = FIRST_PAUSE;
+                let (items, more) = if draining {
+                    // Fewer than asked for: the list is empty now.
+                    (items.as_slice(), items.len() >= REPLY_BATCH)
+                } else {
+                    (items.get(1..2).unwrap_or_default(), true)
+                };
+                for item in items.iter().filter_map(bytes_of) {
                     route_reply(&waiters, item);
                 }
+                draining = more && !items.is_empty();
             }
-            // The slice ended without a reply.
-            Ok(_) => {}
-            Err(_) => conn = None,
+            // The slice ended without a reply, or the list is empty.
+            Ok(_) => {
+                pause = FIRST_PAUSE;
+                draining = false;
+            }
+            Err(_) => {
+                conn = None;
+                draining = false;
+            }
         }
     }
 }
