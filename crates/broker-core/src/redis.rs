@@ -1452,7 +1452,6 @@ impl Broker for RedisBroker {
     }
 }
 
-/// An envelope as one value: `<length of h>:<h><p>` (the retry set's format).
 /// The longest blocking pop of the reply task, well under [`RESPONSE_TIMEOUT`].
 const REPLY_SLICE: Duration = Duration::from_secs(1);
 /// The most replies the reply task takes in one `LPOP`.
@@ -1480,8 +1479,9 @@ async fn route_replies(
     let mut draining = false;
     loop {
         let Some(live) = conn.as_mut() else {
-            // A pause before every new connection but the first after a success, so that
-            // a server that refuses the commands is not asked again in a tight loop.
+            // A pause before each new connection (growing to a second while they fail),
+            // so that a server that is down or refuses the commands is not asked again in
+            // a tight loop.
             tokio::select! {
                 _ = &mut stop => return,
                 () = tokio::time::sleep(pause) => {}
@@ -1554,6 +1554,7 @@ fn is_reply_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
+/// An envelope as one value: `<length of h>:<h><p>` (the retry set's format).
 fn pack(envelope: &Envelope) -> Vec<u8> {
     let h = envelope.to_wire_headers();
     let p = envelope.payload();
