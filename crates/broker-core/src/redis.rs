@@ -741,6 +741,7 @@ impl RedisBroker {
         let live = || {
             lock(&self.replies)
                 .as_ref()
+                .filter(|list| !list.waiters.is_closed())
                 .map(|list| (Arc::clone(&list.key), Arc::clone(&list.waiters)))
         };
         if let Some(live) = live() {
@@ -1469,6 +1470,15 @@ async fn route_replies(
     waiters: Arc<ReplyWaiters<String, Result<Envelope>>>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
+    /// Closes the waiters however the task ends, dropped with its runtime included: the
+    /// requests waiting fail at once, and the next request makes a new list and task.
+    struct CloseOnEnd(Arc<ReplyWaiters<String, Result<Envelope>>>);
+    impl Drop for CloseOnEnd {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close = CloseOnEnd(Arc::clone(&waiters));
     const FIRST_PAUSE: Duration = Duration::from_millis(50);
     let config = connection_config();
     let mut conn = Some(conn);
@@ -1718,6 +1728,36 @@ mod tests {
         };
         let (answer, ()) = tokio::join!(requester, responder);
         assert_eq!(answer.unwrap().payload().as_ref(), b"on time");
+
+        // The task ends (here: its handle lets go of it): waiting requests fail at once,
+        // and the next request makes a new list.
+        let (_, old_waiters) = broker.reply_list().await.unwrap();
+        drop(lock(&broker.replies).take());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(old_waiters.is_closed());
+        let started = tokio::time::Instant::now();
+        let outcome = old_waiters
+            .register("late".to_owned())
+            .wait(Duration::from_secs(30))
+            .await;
+        assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let requester = broker.request("rr", Envelope::new("again"), Duration::from_secs(5));
+        let responder = async {
+            let d = broker
+                .fetch("rr", "responder", 1, Duration::from_secs(5))
+                .await
+                .unwrap();
+            broker
+                .reply(&d[0], Envelope::new("new list"))
+                .await
+                .unwrap();
+            broker.settle(&d[0], Settlement::Ack).await.unwrap();
+            d[0].envelope.headers().reply_to().unwrap().to_owned()
+        };
+        let (answer, reply_to) = tokio::join!(requester, responder);
+        assert_eq!(answer.unwrap().payload().as_ref(), b"new list");
+        assert!(!lists.contains(reply_to.rsplit_once('.').unwrap().0));
 
         // Replies only to our own reply lists, with a token.
         let mut forged = Envelope::new("forged");

@@ -148,7 +148,7 @@ impl<K: Hash + Eq + Clone, T> ReplyWaiters<K, T> {
     /// [`abandon_all`](Self::abandon_all) for good: requests registered later fail at
     /// once too. One step under the lock, so a request registers before it (and is
     /// woken) or sees it.
-    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
     pub(crate) fn close(&self) {
         let mut waiting = self.lock();
         waiting.closed = true;
@@ -156,7 +156,7 @@ impl<K: Hash + Eq + Clone, T> ReplyWaiters<K, T> {
     }
 
     /// Whether [`close`](Self::close) was called.
-    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
