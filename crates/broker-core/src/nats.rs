@@ -192,6 +192,27 @@ impl std::fmt::Debug for NatsBroker {
     }
 }
 
+/// `get_or_create_stream`, tried once more after a short pause when the server could not
+/// make the stream's store (`STREAM_CREATE`, 10049). nats-server 2.9 removes an account's
+/// stream directory when its last stream is deleted; a stream created at that moment
+/// fails with "could not create storage directory", and the next try finds the directory
+/// made again.
+async fn create_stream(js: &jetstream::Context, config: stream::Config) -> Result<stream::Stream> {
+    match js.get_or_create_stream(config.clone()).await {
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::CreateStreamErrorKind::JetStream(ref j)
+                    if j.error_code() == jetstream::ErrorCode::STREAM_CREATE
+            ) =>
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            js.get_or_create_stream(config).await.map_err(backend)
+        }
+        other => other.map_err(backend),
+    }
+}
+
 fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend {
         backend: "nats",
@@ -636,17 +657,17 @@ impl NatsBroker {
     async fn declare_keyed(&self, name: &str, config: &QueueConfig) -> Result<Keyed> {
         let stream_name = format!("K_{name}");
         let subject = format!("bkk.{name}");
-        let stream = self
-            .js
-            .get_or_create_stream(stream::Config {
+        let stream = create_stream(
+            &self.js,
+            stream::Config {
                 name: stream_name.clone(),
                 subjects: vec![format!("{subject}.*")],
                 retention: stream::RetentionPolicy::WorkQueue,
                 description: Some(format!("{PARTITIONS_DESCRIPTION}{}", self.key_partitions)),
                 ..Default::default()
-            })
-            .await
-            .map_err(backend)?;
+            },
+        )
+        .await?;
         // Every process must place a key in the same partition: the count the stream was
         // made with wins.
         let partitions = stream
@@ -857,15 +878,16 @@ impl NatsBroker {
         let name = format!("T_{}{topic}", self.prefix);
         let subject = format!("bkt.{}{topic}", self.prefix);
         if !lock(&self.topics).contains(topic) {
-            self.js
-                .get_or_create_stream(stream::Config {
+            create_stream(
+                &self.js,
+                stream::Config {
                     name: name.clone(),
                     subjects: vec![subject.clone()],
                     max_age: Duration::from_secs(24 * 3600),
                     ..Default::default()
-                })
-                .await
-                .map_err(backend)?;
+                },
+            )
+            .await?;
             lock(&self.topics).insert(topic.to_owned());
         }
         Ok((name, subject))
@@ -910,24 +932,25 @@ impl Broker for NatsBroker {
         let subject = format!("bkq.{name}");
         let dead_stream = format!("D_{name}");
         let dead_subject = format!("bkd.{name}");
-        let stream = self
-            .js
-            .get_or_create_stream(stream::Config {
+        let stream = create_stream(
+            &self.js,
+            stream::Config {
                 name: format!("Q_{name}"),
                 subjects: vec![subject.clone()],
                 retention: stream::RetentionPolicy::WorkQueue,
                 ..Default::default()
-            })
-            .await
-            .map_err(backend)?;
-        self.js
-            .get_or_create_stream(stream::Config {
+            },
+        )
+        .await?;
+        create_stream(
+            &self.js,
+            stream::Config {
                 name: dead_stream.clone(),
                 subjects: vec![dead_subject.clone()],
                 ..Default::default()
-            })
-            .await
-            .map_err(backend)?;
+            },
+        )
+        .await?;
         let mut consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
                 CONSUMER,

@@ -11,6 +11,10 @@
 //! Names are unique per run. A test skips with a message when a variable is unset and
 //! fails when `CI=true`. The crash test (the bridge process killed with SIGKILL) is in
 //! `examples/broker-bridge/tests/kill.rs`.
+#![cfg(any(
+    all(feature = "mqtt", feature = "nats"),
+    all(feature = "amqp", feature = "redis")
+))]
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
