@@ -28,36 +28,39 @@ use std::net::IpAddr;
 
 use http::header::{
     AsHeaderName, CONNECTION, FORWARDED, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
-    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
+    PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING, UPGRADE, VIA,
 };
 use http::{HeaderMap, Version};
 
 use crate::error::{Error, Result};
 
 /// Hop-by-hop headers a proxy never forwards (RFC 9110 section 7.6.1, plus the legacy
-/// `Keep-Alive` and `Proxy-Connection`).
-pub const HOP_BY_HOP: [&str; 9] = [
+/// `Keep-Alive` and `Proxy-Connection`, and the proxy credentials of RFC 9110 section
+/// 11.7).
+///
+/// `Trailer` is not among them: RFC 2616 listed it, RFC 9110 does not. It announces the
+/// trailer fields of the message end to end, and an HTTP/1.1 server (hyper's) sends a
+/// chunked body's trailer fields only when the head names them in it.
+pub const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",
     "proxy-authorization",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
 ];
 
 /// [`HOP_BY_HOP`] as header names. Looking a header up by `&str` parses the name on every
 /// call; these are parsed once, at compile time (a `static`, so using it builds nothing).
-static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+static HOP_BY_HOP_NAMES: [HeaderName; 8] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     PROXY_AUTHENTICATE,
     PROXY_AUTHORIZATION,
     TE,
-    TRAILER,
     TRANSFER_ENCODING,
     UPGRADE,
 ];
@@ -70,7 +73,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the few names present (comparing standard names is an integer
     // compare) marks the hop-by-hop ones; only those are removed, which is cheaper than
-    // nine hashed lookups, most of them for absent names. Nothing is allocated: the marks
+    // eight hashed lookups, most of them for absent names. Nothing is allocated: the marks
     // are bits, and the names `Connection` lists are looked up as `&str`, which parses
     // them on the stack (most responses carry `Connection: keep-alive`).
     let mut present = 0_u16;
@@ -798,6 +801,18 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+
+        // `Trailer` is end to end (RFC 9110 section 6.6.2): kept unless `Connection` names
+        // it.
+        let mut h = HeaderMap::new();
+        h.insert("trailer", "x-sum".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["trailer"], "x-sum");
+        h.insert("connection", "trailer".parse().unwrap());
+        remove_hop_by_hop(&mut h);
+        assert!(h.is_empty());
     }
 
     #[test]

@@ -40,6 +40,9 @@ fn script(path: &str, body: &[u8]) -> (Vec<u8>, bool) {
         "/chunked" => fixed(
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 11\r\n\r\n",
         ),
+        "/trailer-announced" => fixed(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 5\r\n\r\n",
+        ),
         "/bad-chunk" => {
             fixed("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
         }
@@ -263,6 +266,34 @@ async fn reason_phrases_and_head_pass_through() {
         "{answer}"
     );
     assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+}
+
+#[tokio::test]
+async fn announced_trailer_fields_reach_an_http_1_1_client() {
+    let origin = start_origin().await;
+    let proxy = start_proxy(&config(origin.addr));
+    let ends = |s: &str| s.contains("\r\n0\r\n") && s.ends_with("\r\n\r\n");
+    // `Trailer` is end to end (RFC 9110 section 6.6.2): the proxy keeps it, and with it the
+    // server side sends the trailer section it announces.
+    let answer = raw(
+        proxy.addr,
+        "GET /trailer-announced HTTP/1.1\r\nhost: x\r\nte: trailers\r\n\r\n",
+        ends,
+    )
+    .await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("\r\ntrailer: x-sum"), "{answer}");
+    assert!(head.contains("\r\ntransfer-encoding: chunked"), "{answer}");
+    assert!(body.ends_with("\r\n0\r\nx-sum: 5\r\n\r\n"), "{answer}");
+    // Trailer fields the head does not announce are not sent.
+    let answer = raw(
+        proxy.addr,
+        "GET /chunked HTTP/1.1\r\nhost: x\r\nte: trailers\r\n\r\n",
+        ends,
+    )
+    .await;
+    assert!(answer.ends_with("\r\n0\r\n\r\n"), "{answer}");
+    assert!(!answer.contains("x-sum"), "{answer}");
 }
 
 #[tokio::test]
