@@ -131,6 +131,7 @@ pub(crate) async fn cached(
                         peer,
                         scheme,
                         client_ip,
+                        timer: None,
                     };
                     let _ = revalidate(ctx, cache, &key, &parts, &entry, *revalidation).await;
                     drop(lead);

@@ -29,6 +29,7 @@ use proxy_core::{
     is_grpc, is_replayable, remove_hop_by_hop,
 };
 
+use crate::request_timer::{self, RequestTimer, TimedOut};
 use crate::state::{PoolState, State};
 use crate::upstream::{PooledBody, SendBody, SendError};
 use crate::{ProxyBody, grpc, plain};
@@ -46,6 +47,8 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) peer: SocketAddr,
     pub(crate) scheme: &'static str,
     pub(crate) client_ip: IpAddr,
+    /// The client connection's request timer (HTTP/1), for the pool's request timeout.
+    pub(crate) timer: Option<&'a RequestTimer>,
 }
 
 /// Whether the request is a gRPC call: `application/grpc*` from an HTTP/2 client.
@@ -125,11 +128,11 @@ async fn attempts(
                 );
             }
         };
-        // The headers are needed again only if this attempt may be retried.
+        // The request is needed again only if this attempt may be retried.
         let may_retry = outbound.replayable
             && attempt < pool.retry.max_retries
             && matches!(outbound.body, OutBody::Buffered(_));
-        let Some(mut upstream_request) = outbound.request(&pick.address, may_retry, h2) else {
+        let Some(mut upstream_request) = outbound.request(&pick.address, h2) else {
             if let Ok(mut p) = pool.pool.lock() {
                 p.finish(pick.id, None, now);
             }
@@ -147,10 +150,11 @@ async fn attempts(
         // The client's deadline, when it comes first: a timeout then says nothing about the
         // member's health.
         let client_deadline = deadline.filter(|d| *d < pool_deadline);
-        let result = tokio::time::timeout_at(
+        let result = request_timer::within(
+            ctx.timer,
             client_deadline.unwrap_or(pool_deadline).into(),
             pool.upstreams
-                .send(pick.id, &pick.address, upstream_request),
+                .send(pick.id, &pick.address, &mut upstream_request, may_retry),
         )
         .await;
         let rtt = sent.elapsed();
@@ -174,6 +178,8 @@ async fn attempts(
                 && pool.budget.lock().is_ok_and(|mut b| b.withdraw(done))
         });
         if retry {
+            // Kept by `send`, as the attempt `may_retry`.
+            outbound.headers = std::mem::take(upstream_request.headers_mut());
             ctx.state.metrics.retries.fetch_add(1, Ordering::Relaxed);
             tried.push(pick.id);
             last_failure = failure;
@@ -187,7 +193,7 @@ async fn attempts(
 }
 
 /// What an attempt's send returned: the upstream's response, a send error, or a timeout.
-type SendResult = Result<Result<Response<PooledBody>, SendError>, tokio::time::error::Elapsed>;
+type SendResult = Result<Result<Response<PooledBody>, SendError>, TimedOut>;
 
 /// The request body as sent upstream.
 enum OutBody {
@@ -283,10 +289,11 @@ impl Outbound {
         })
     }
 
-    /// The request for one attempt to the member at `address`; `None` when a CONNECT target
-    /// is not an authority. The headers are copied when the attempt `may_retry`; `te:
-    /// trailers` is kept towards an `h2` member.
-    fn request(&mut self, address: &str, may_retry: bool, h2: bool) -> Option<Request<SendBody>> {
+    /// The request for one attempt to the member at `address`, with the headers (an attempt
+    /// to be retried gets them back from `Upstreams::send`, which copies them only for
+    /// hyper's client); `None` when a CONNECT target is not an authority. `te: trailers` is
+    /// kept towards an `h2` member.
+    fn request(&mut self, address: &str, h2: bool) -> Option<Request<SendBody>> {
         let body = match &mut self.body {
             OutBody::Buffered(bytes) => SendBody::Bytes(bytes.clone()),
             OutBody::Stream(stream) => stream
@@ -295,11 +302,7 @@ impl Outbound {
         };
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
-        *request.headers_mut() = if may_retry {
-            self.headers.clone()
-        } else {
-            std::mem::take(&mut self.headers)
-        };
+        *request.headers_mut() = std::mem::take(&mut self.headers);
         if h2 && self.te_trailers {
             request
                 .headers_mut()

@@ -31,7 +31,7 @@ use std::io;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use hyper::body::{Frame, SizeHint};
 use tokio::io::AsyncReadExt as _;
@@ -385,12 +385,14 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 }
 
 /// Writes the request line, the fields (`Content-Length` set to the body's length when it
-/// has one or the request named one) and the body into one buffer. `None` when the request
-/// is not for this client: a `Transfer-Encoding` (its body is streamed).
+/// has one or the request named one; `Host: default_host` when the fields have no `Host`)
+/// and the body into one buffer. `None` when the request is not for this client: a
+/// `Transfer-Encoding` (its body is streamed).
 pub(crate) fn encode_request(
     method: &Method,
     target: &str,
     headers: &HeaderMap,
+    default_host: &str,
     body: &[u8],
 ) -> Option<Vec<u8>> {
     if headers.contains_key(TRANSFER_ENCODING) {
@@ -401,6 +403,12 @@ pub(crate) fn encode_request(
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    // An address is a host and port: nothing to escape, but nothing written that is not.
+    if !headers.contains_key(HOST) && default_host.bytes().all(|b| b.is_ascii_graphic()) {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(default_host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     let mut named_length = false;
     for (name, value) in headers {
         if name == CONTENT_LENGTH {
@@ -794,15 +802,16 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("host", "a".parse().unwrap());
         headers.insert("content-length", "0003".parse().unwrap());
-        let out = encode_request(&Method::POST, "/x?y", &headers, b"abc").unwrap();
+        let out = encode_request(&Method::POST, "/x?y", &headers, "m:1", b"abc").unwrap();
         assert_eq!(
             out,
             b"POST /x?y HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\nabc".to_vec()
         );
-        let out = encode_request(&Method::GET, "/", &HeaderMap::new(), b"").unwrap();
-        assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n".to_vec());
+        // Without a `Host`, the member's address.
+        let out = encode_request(&Method::GET, "/", &HeaderMap::new(), "m:1", b"").unwrap();
+        assert_eq!(out, b"GET / HTTP/1.1\r\nhost: m:1\r\n\r\n".to_vec());
         let mut chunked = HeaderMap::new();
         chunked.insert("transfer-encoding", "chunked".parse().unwrap());
-        assert!(encode_request(&Method::POST, "/", &chunked, b"").is_none());
+        assert!(encode_request(&Method::POST, "/", &chunked, "m:1", b"").is_none());
     }
 }

@@ -50,6 +50,7 @@ mod head_wait;
 mod metrics;
 mod mount;
 mod rate_limit;
+mod request_timer;
 mod routing;
 mod server;
 mod state;

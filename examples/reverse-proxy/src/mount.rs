@@ -105,6 +105,7 @@ impl App {
             "http",
             Request::from_parts(parts, body),
             client_upgrade,
+            None,
         )
         .await;
         self.state

@@ -16,17 +16,20 @@ use hyper::upgrade::OnUpgrade;
 use proxy_core::{check_parsed_request, client_address};
 
 use crate::forward::{RequestContext, forward, is_grpc_call};
+use crate::request_timer::RequestTimer;
 use crate::state::{Route, State};
 use crate::{ProxyBody, admin, cache, compress, plain, rate_limit};
 
 /// Answers one request from `peer`, who reached the proxy over `scheme` (`http` or
-/// `https`); `client_upgrade` is the connection's upgrade, for a request with `Upgrade`.
+/// `https`); `client_upgrade` is the connection's upgrade, for a request with `Upgrade`;
+/// `timer` is the connection's request timer, when it has one ([`crate::request_timer`]).
 pub(crate) async fn route_request(
     state: &Arc<State>,
     peer: SocketAddr,
     scheme: &'static str,
     request: Request<ProxyBody>,
     client_upgrade: Option<OnUpgrade>,
+    timer: Option<&RequestTimer>,
 ) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
     if let Err(error) = check_parsed_request(&parts) {
@@ -49,6 +52,7 @@ pub(crate) async fn route_request(
         peer,
         scheme,
         client_ip: client_address(peer.ip(), &parts.headers, &state.trusted),
+        timer,
     };
     // Boxed when there is a limit to check, so that a route without one does not carry the
     // limiter's future in its own (see `send`).

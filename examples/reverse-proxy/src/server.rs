@@ -26,6 +26,7 @@ use crate::checked_io::{CheckedIo, Rejection};
 use crate::config::Http2Config;
 use crate::h2_guard::{GuardLimits, H2Guard, PREFACE, Watch};
 use crate::head_wait::{Activity, InProgress, TrackedBody};
+use crate::request_timer::RequestTimer;
 use crate::routing::route_request;
 use crate::state::{self, State};
 use crate::{ProxyBody, ServerConfig, background, plain, tls};
@@ -223,16 +224,20 @@ async fn serve_connection<S>(
     // The head timeout (see `head_wait`), in place of hyper's per-request timer.
     let activity = Arc::new(Activity::default());
     let requests = activity.clone();
+    // The pool's request timeout on one timer for the connection's requests (see
+    // `request_timer`), as they come one at a time.
+    let timer = Arc::new(RequestTimer::default());
     let service = service_fn(move |request: Request<Incoming>| {
         let in_progress = InProgress::begin(&requests);
         let state = state.clone();
         let rejection = rejection.clone();
+        let timer = timer.clone();
         let request = request.map(crate::request_body);
         // Boxed: the request's future is several KiB (routing, cache, forwarding, retries),
         // and hyper moves the future it gets by value more than once per request; a box
         // moves as a pointer.
         Box::pin(async move {
-            let response = handle(&state, peer, scheme, &rejection, request).await;
+            let response = handle(&state, peer, scheme, &rejection, &timer, request).await;
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_progress)))
         })
     });
@@ -389,7 +394,15 @@ async fn handle_h2(
             plain(status, &why, false)
         }
         Ok(None) => {
-            route_request(state, peer, scheme, Request::from_parts(parts, body), None).await
+            route_request(
+                state,
+                peer,
+                scheme,
+                Request::from_parts(parts, body),
+                None,
+                None,
+            )
+            .await
         }
         Ok(Some(tunnel)) => {
             // The tunnel's bytes come through the stream's upgrade, after the 200; the
@@ -397,7 +410,8 @@ async fn handle_h2(
             let mut request = Request::from_parts(parts, crate::full(bytes::Bytes::new()));
             let client_upgrade = hyper::upgrade::on(&mut request);
             drop(body);
-            let response = route_request(state, peer, scheme, request, Some(client_upgrade)).await;
+            let response =
+                route_request(state, peer, scheme, request, Some(client_upgrade), None).await;
             websocket::upgrade_response(response, &tunnel)
         }
     };
@@ -584,6 +598,7 @@ async fn handle(
     peer: SocketAddr,
     scheme: &'static str,
     rejection: &Rejection,
+    timer: &RequestTimer,
     mut request: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
@@ -602,7 +617,7 @@ async fn handle(
             None => plain(StatusCode::NOT_FOUND, "not found", false),
         }
     } else {
-        route_request(state, peer, scheme, request, client_upgrade).await
+        route_request(state, peer, scheme, request, client_upgrade, Some(timer)).await
     };
     finish(state, peer, logged, started, response)
 }

@@ -316,41 +316,48 @@ impl Upstreams {
     /// connection when there is one. `Host` is set to `address` when the request has none.
     /// A request refused unsent by a reused connection (the upstream closed it meanwhile)
     /// is sent again on another, as hyper-util's client did.
+    ///
+    /// The lean client only reads `request`, which stays the caller's. The other paths hand
+    /// a request to hyper: a copy when the caller `keep`s it for another attempt, else the
+    /// request itself (the caller's is then left without headers or body). So a request
+    /// that may be retried is copied only when it goes through hyper.
     pub(crate) async fn send(
         self: &Arc<Self>,
         id: UpstreamId,
         address: &str,
-        request: Request<SendBody>,
+        request: &mut Request<SendBody>,
+        keep: bool,
     ) -> Result<Response<PooledBody>, SendError> {
         // The HTTP/2 path and the connect below are boxed: their futures (TLS handshakes,
         // HTTP/2 settings) are several KiB, and held inline they made every HTTP/1 request's
         // forward future about 11 KiB, copied whole when it was boxed (a fifth of the
         // instructions of a keep-alive request, by callgrind).
         if let Some(h2) = &self.h2 {
-            let request = request.map(SendBody::into_proxy_body);
+            let request = hand_over(request, keep).map(SendBody::into_proxy_body);
             return Box::pin(self.send_h2(h2, id, address, request)).await;
         }
-        let (mut parts, body) = request.into_parts();
+        if let SendBody::Bytes(bytes) = request.body()
+            && self.tls.is_none()
+            && request.method() != http::Method::CONNECT
+            && !request.headers().contains_key(http::header::UPGRADE)
+            && let Some(encoded) = h1_client::encode_request(
+                request.method(),
+                request.uri().path_and_query().map_or("/", |p| p.as_str()),
+                request.headers(),
+                address,
+                bytes,
+            )
+        {
+            let replayable = proxy_core::is_replayable(request.method(), request.headers());
+            return self
+                .send_lean(id, address, request.method(), &encoded, replayable)
+                .await;
+        }
+        let (mut parts, body) = hand_over(request, keep).into_parts();
         if !parts.headers.contains_key(HOST)
             && let Ok(host) = HeaderValue::from_str(address)
         {
             parts.headers.insert(HOST, host);
-        }
-        if let SendBody::Bytes(bytes) = &body
-            && self.tls.is_none()
-            && parts.method != http::Method::CONNECT
-            && !parts.headers.contains_key(http::header::UPGRADE)
-            && let Some(encoded) = h1_client::encode_request(
-                &parts.method,
-                parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-                &parts.headers,
-                bytes,
-            )
-        {
-            let replayable = proxy_core::is_replayable(&parts.method, &parts.headers);
-            return self
-                .send_lean(id, address, &parts.method, &encoded, replayable)
-                .await;
         }
         let mut request = Request::from_parts(parts, body.into_proxy_body());
         loop {
@@ -385,6 +392,25 @@ impl Upstreams {
             }
         }
     }
+}
+
+/// The request to give hyper: a copy of `request` when the caller keeps it, else `request`
+/// itself, the caller's left with no headers and an empty body.
+fn hand_over(request: &mut Request<SendBody>, keep: bool) -> Request<SendBody> {
+    if !keep {
+        return std::mem::replace(request, Request::new(SendBody::Bytes(Bytes::new())));
+    }
+    let body = match request.body_mut() {
+        SendBody::Bytes(bytes) => SendBody::Bytes(bytes.clone()),
+        // A streamed body cannot be copied: it goes (a request with one is not sent twice).
+        body @ SendBody::Stream(_) => std::mem::replace(body, SendBody::Bytes(Bytes::new())),
+    };
+    let mut copy = Request::new(body);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 /// What a response body gives back when it ends.
