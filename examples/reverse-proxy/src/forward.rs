@@ -150,13 +150,20 @@ async fn attempts(
         // The client's deadline, when it comes first: a timeout then says nothing about the
         // member's health.
         let client_deadline = deadline.filter(|d| *d < pool_deadline);
-        let result = request_timer::within(
-            ctx.timer,
-            client_deadline.unwrap_or(pool_deadline).into(),
-            pool.upstreams
-                .send(pick.id, &pick.address, &mut upstream_request, may_retry),
-        )
-        .await;
+        let result = {
+            let send = std::pin::pin!(pool.upstreams.send(
+                pick.id,
+                &pick.address,
+                &mut upstream_request,
+                may_retry
+            ));
+            request_timer::within(
+                ctx.timer,
+                client_deadline.unwrap_or(pool_deadline).into(),
+                send,
+            )
+            .await
+        };
         let rtt = sent.elapsed();
         let failure = match &result {
             Ok(Ok(r)) if pool.retry.retry_statuses.contains(&r.status().as_u16()) => {

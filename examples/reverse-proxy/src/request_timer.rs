@@ -42,10 +42,13 @@ impl RequestTimer {
 
 /// `work`'s output, or [`TimedOut`] when `deadline` passes first; on `timer`, the
 /// connection's, when given and free.
+///
+/// `work` comes pinned by the caller: a future taken by value would be moved into this
+/// one's state and moved again to be pinned, a copy of the whole upstream send per request.
 pub(crate) async fn within<F: Future>(
     timer: Option<&RequestTimer>,
     deadline: Instant,
-    work: F,
+    mut work: Pin<&mut F>,
 ) -> Result<F::Output, TimedOut> {
     let Some(timer) = timer else {
         return tokio::time::timeout_at(deadline, work)
@@ -64,11 +67,10 @@ pub(crate) async fn within<F: Future>(
         // The first request of the connection (or one that found the timer taken).
         slot @ None => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
     };
-    let work = std::pin::pin!(work);
     tokio::select! {
         // The answer first, as `timeout_at` does: one that is ready at the deadline counts.
         biased;
-        output = work => Ok(output),
+        output = work.as_mut() => Ok(output),
         () = sleep.as_mut() => Err(TimedOut),
     }
 }
@@ -105,10 +107,14 @@ mod tests {
         // Answered in time, three times: the connection's one timer moves along.
         for i in 1..=3_u64 {
             let deadline = Instant::now() + Duration::from_secs(10);
-            let answer = within(Some(&timer), deadline, async {
-                tokio::time::sleep(Duration::from_secs(4)).await;
-                i
-            })
+            let answer = within(
+                Some(&timer),
+                deadline,
+                std::pin::pin!(async {
+                    tokio::time::sleep(Duration::from_secs(4)).await;
+                    i
+                }),
+            )
             .await;
             assert_eq!(answer, Ok(i));
         }
@@ -127,7 +133,7 @@ mod tests {
             let answer = within(
                 Some(&timer),
                 asked + Duration::from_secs(wait),
-                std::future::pending::<()>(),
+                std::pin::pin!(std::future::pending::<()>()),
             )
             .await;
             assert_eq!(answer, Err(TimedOut));
@@ -138,7 +144,7 @@ mod tests {
         let answer = within(
             None,
             asked + Duration::from_secs(7),
-            std::future::pending::<()>(),
+            std::pin::pin!(std::future::pending::<()>()),
         )
         .await;
         assert_eq!(answer, Err(TimedOut));
@@ -149,18 +155,16 @@ mod tests {
     async fn a_request_that_finds_the_timer_taken_has_its_own() {
         let timer = RequestTimer::default();
         // The first request made the timer and holds it while the second runs.
+        let never = std::pin::pin!(std::future::pending::<()>());
         let first = within(
             Some(&timer),
             Instant::now() + Duration::from_secs(10),
-            std::future::pending::<()>(),
+            never,
         );
-        let second = within(
-            Some(&timer),
-            Instant::now() + Duration::from_secs(3),
-            async {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            },
-        );
+        let quick = std::pin::pin!(async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        });
+        let second = within(Some(&timer), Instant::now() + Duration::from_secs(3), quick);
         let (first, second) = tokio::join!(first, second);
         assert_eq!(first, Err(TimedOut));
         assert_eq!(second, Ok(()));
@@ -173,10 +177,14 @@ mod tests {
     async fn an_answer_ready_at_the_deadline_counts() {
         let timer = RequestTimer::default();
         let deadline = Instant::now() + Duration::from_secs(5);
-        let answer = within(Some(&timer), deadline, async {
-            tokio::time::sleep_until(deadline).await;
-            "in time"
-        })
+        let answer = within(
+            Some(&timer),
+            deadline,
+            std::pin::pin!(async {
+                tokio::time::sleep_until(deadline).await;
+                "in time"
+            }),
+        )
         .await;
         assert_eq!(answer, Ok("in time"));
     }
