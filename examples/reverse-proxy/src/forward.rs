@@ -105,14 +105,16 @@ async fn attempts(
 ) -> Response<ProxyBody> {
     let pool = ctx.pool;
     let h2 = pool.upstreams.is_h2();
+    // The clock is read as few times as the decisions need (each read is a vDSO call, and
+    // this runs for every request).
+    let mut now = Instant::now();
     if let Ok(mut budget) = pool.budget.lock() {
-        budget.deposit(Instant::now());
+        budget.deposit(now);
     }
     let mut tried: Vec<UpstreamId> = Vec::new();
     let mut last_failure: Option<Failure> = None;
     let mut attempt = 0u32;
     loop {
-        let now = Instant::now();
         // A retry after the call's deadline would be cut at once: answer it here.
         if deadline.is_some_and(|d| d <= now) {
             return grpc::answer(GrpcCode::DeadlineExceeded, "deadline exceeded at the proxy");
@@ -138,6 +140,7 @@ async fn attempts(
             }
             return plain(StatusCode::BAD_REQUEST, "bad request target", false);
         };
+        // Read again: what the upstream gets of a gRPC deadline counts the time spent here.
         let sent = Instant::now();
         // The upstream gets what is left of the call's time, not the client's whole timeout.
         if let Some(deadline) = deadline {
@@ -164,7 +167,8 @@ async fn attempts(
             )
             .await
         };
-        let rtt = sent.elapsed();
+        let done = Instant::now();
+        let rtt = done.saturating_duration_since(sent);
         let failure = match &result {
             Ok(Ok(r)) if pool.retry.retry_statuses.contains(&r.status().as_u16()) => {
                 Some(Failure::Status(r.status().as_u16()))
@@ -174,7 +178,6 @@ async fn attempts(
             Ok(Err(SendError::Request)) => Some(Failure::Reset),
             Err(_) => Some(Failure::Timeout),
         };
-        let done = Instant::now();
         let blame = !(client_deadline.is_some() && result.is_err());
         record(ctx, &pick, &result, rtt, done, blame);
         let retry = failure.is_some_and(|f| {
@@ -193,6 +196,7 @@ async fn attempts(
             attempt += 1;
             let jitter = ctx.state.rng.lock().map_or(0.5, |mut r| r.unit());
             tokio::time::sleep(pool.retry.backoff(attempt, jitter)).await;
+            now = Instant::now();
             continue;
         }
         return respond(pool, &pick, result, outbound.upgrade, client_upgrade);
