@@ -223,7 +223,48 @@ pub const UNTRUSTED_FORWARDING_HEADERS: [&str; 17] = [
 pub struct TrustedProxies {
     blocks: Vec<Cidr>,
     client_header: ClientAddressHeader,
-    untrusted: Vec<HeaderName>,
+    untrusted: UntrustedNames,
+}
+
+/// The headers removed from an untrusted peer's request, with a quick filter in front:
+/// most of a request's headers (`Host`, `Accept`, `User-Agent`, ...) differ from every
+/// listed name in length or first byte, and are then passed without comparing them with
+/// each of the (by default seventeen) names. [`apply_forwarding`] asks this for every
+/// header of every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UntrustedNames {
+    names: Vec<HeaderName>,
+    /// Bit `n` is set when a listed name is `n` bytes long (bit 63: 63 or longer).
+    lengths: u64,
+    /// Bit `b` is set when a listed name starts with the byte `b` (names are ASCII).
+    firsts: u128,
+}
+
+impl UntrustedNames {
+    fn new(names: Vec<HeaderName>) -> Self {
+        let (mut lengths, mut firsts) = (0_u64, 0_u128);
+        for name in &names {
+            let text = name.as_str().as_bytes();
+            lengths |= 1 << text.len().min(63);
+            if let Some(&first) = text.first() {
+                firsts |= 1 << (first & 127);
+            }
+        }
+        Self {
+            names,
+            lengths,
+            firsts,
+        }
+    }
+
+    fn contains(&self, name: &HeaderName) -> bool {
+        let text = name.as_str().as_bytes();
+        self.lengths & (1 << text.len().min(63)) != 0
+            && text
+                .first()
+                .is_some_and(|&first| self.firsts & (1 << (first & 127)) != 0)
+            && self.names.contains(name)
+    }
 }
 
 impl Default for TrustedProxies {
@@ -246,7 +287,7 @@ impl TrustedProxies {
         Self {
             blocks: Vec::new(),
             client_header: ClientAddressHeader::default(),
-            untrusted: default_untrusted(),
+            untrusted: UntrustedNames::new(default_untrusted()),
         }
     }
 
@@ -286,20 +327,22 @@ impl TrustedProxies {
         mut self,
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self> {
-        self.untrusted = names
-            .into_iter()
-            .map(|n| {
-                HeaderName::from_bytes(n.trim().as_bytes())
-                    .map_err(|_| Error::Config(format!("{n:?} is not a header name")))
-            })
-            .collect::<Result<_>>()?;
+        self.untrusted = UntrustedNames::new(
+            names
+                .into_iter()
+                .map(|n| {
+                    HeaderName::from_bytes(n.trim().as_bytes())
+                        .map_err(|_| Error::Config(format!("{n:?} is not a header name")))
+                })
+                .collect::<Result<_>>()?,
+        );
         Ok(self)
     }
 
     /// The headers removed from an untrusted peer's request.
     #[must_use]
     pub fn untrusted_headers(&self) -> &[HeaderName] {
-        &self.untrusted
+        &self.untrusted.names
     }
 
     /// Whether `ip` is a trusted proxy.
@@ -813,6 +856,66 @@ mod tests {
         h.insert("connection", "trailer".parse().unwrap());
         remove_hop_by_hop(&mut h);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn the_untrusted_filter_decides_as_the_plain_list() {
+        let long = "x-".repeat(40);
+        let custom = ["x-a", "9-digits-first", long.as_str(), "accept-language"];
+        let lists = [
+            TrustedProxies::none(),
+            TrustedProxies::none()
+                .with_untrusted_headers(custom)
+                .unwrap(),
+            TrustedProxies::none().with_untrusted_headers([]).unwrap(),
+        ];
+        let mut probes: Vec<String> = UNTRUSTED_FORWARDING_HEADERS
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect();
+        probes.extend(custom.iter().map(|n| (*n).to_owned()));
+        probes.extend(
+            [
+                "host",
+                "accept",
+                "accept-encoding",
+                "cookie",
+                "x-hosts",
+                "x-real-iq",
+                "y-real-ip",
+                "x-b",
+                "9-digits-firsT",
+                "content-type",
+                "forwarded",
+                "x-forwarded-for",
+                "te",
+                "x",
+            ]
+            .map(str::to_owned),
+        );
+        probes.push("x-".repeat(41));
+        probes.push(format!("{long}-"));
+        for list in &lists {
+            for probe in &probes {
+                let name = HeaderName::from_bytes(probe.as_bytes()).unwrap();
+                assert_eq!(
+                    list.untrusted.contains(&name),
+                    list.untrusted_headers().contains(&name),
+                    "{probe}"
+                );
+            }
+        }
+        // And it does say yes.
+        assert!(
+            lists[0]
+                .untrusted
+                .contains(&HeaderName::from_static("x-real-ip"))
+        );
+        assert!(
+            lists[1]
+                .untrusted
+                .contains(&HeaderName::from_bytes(long.as_bytes()).unwrap())
+        );
     }
 
     #[test]

@@ -106,6 +106,7 @@ impl App {
             Request::from_parts(parts, body),
             client_upgrade,
             None,
+            false,
         )
         .await;
         self.state

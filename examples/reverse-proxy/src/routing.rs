@@ -23,6 +23,8 @@ use crate::{ProxyBody, admin, cache, compress, plain, rate_limit};
 /// Answers one request from `peer`, who reached the proxy over `scheme` (`http` or
 /// `https`); `client_upgrade` is the connection's upgrade, for a request with `Upgrade`;
 /// `timer` is the connection's request timer, when it has one ([`crate::request_timer`]).
+/// `head_checked`: the caller has run [`check_parsed_request`] on this head already (the
+/// HTTP/2 path, which counts a refusal against its connection).
 pub(crate) async fn route_request(
     state: &Arc<State>,
     peer: SocketAddr,
@@ -30,9 +32,10 @@ pub(crate) async fn route_request(
     request: Request<ProxyBody>,
     client_upgrade: Option<OnUpgrade>,
     timer: Option<&RequestTimer>,
+    head_checked: bool,
 ) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
-    if let Err(error) = check_parsed_request(&parts) {
+    if !head_checked && let Err(error) = check_parsed_request(&parts) {
         state.metrics.rejected_heads.fetch_add(1, Ordering::Relaxed);
         return plain(error.status(), &format!("bad request: {error}"), true);
     }

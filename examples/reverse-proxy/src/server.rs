@@ -401,6 +401,8 @@ async fn handle_h2(
                 Request::from_parts(parts, body),
                 None,
                 None,
+                // Checked above.
+                true,
             )
             .await
         }
@@ -410,8 +412,16 @@ async fn handle_h2(
             let mut request = Request::from_parts(parts, crate::full(bytes::Bytes::new()));
             let client_upgrade = hyper::upgrade::on(&mut request);
             drop(body);
-            let response =
-                route_request(state, peer, scheme, request, Some(client_upgrade), None).await;
+            let response = route_request(
+                state,
+                peer,
+                scheme,
+                request,
+                Some(client_upgrade),
+                None,
+                true,
+            )
+            .await;
             websocket::upgrade_response(response, &tunnel)
         }
     };
@@ -617,7 +627,16 @@ async fn handle(
             None => plain(StatusCode::NOT_FOUND, "not found", false),
         }
     } else {
-        route_request(state, peer, scheme, request, client_upgrade, Some(timer)).await
+        route_request(
+            state,
+            peer,
+            scheme,
+            request,
+            client_upgrade,
+            Some(timer),
+            false,
+        )
+        .await
     };
     finish(state, peer, logged, started, response)
 }
