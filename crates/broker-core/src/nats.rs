@@ -51,7 +51,7 @@ use crate::ordering::{
     KEYED_CHECK, KeyedWatch, MAX_KEY_PARTITIONS, check_key_partitions, key_partition, ordering_key,
     refuse_ordering_key,
 };
-use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
+use crate::request_reply::{ReplyRoute, ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{
@@ -127,10 +127,11 @@ pub struct NatsBroker {
     topics: Mutex<HashSet<String>>,
     jitter: Mutex<JitterSource>,
     held: Held,
-    /// The shared reply subscription, made by the first request.
-    reply_inbox: Mutex<Option<ReplyInbox>>,
-    /// Serializes making the reply subscription.
-    reply_setup: tokio::sync::Mutex<()>,
+    /// The shared reply subscription to `<prefix>.*`, made by the first request: a
+    /// subscription per request costs a `SUB` and an `UNSUB` each. A task routes each reply
+    /// by its subject's last token. async-nats subscribes again after a reconnect; should
+    /// the subscription end anyway, the next request makes a new one.
+    replies: ReplyRoute<String, async_nats::Message>,
     /// Partitions of the keyed stream of a queue declared from now on.
     key_partitions: u32,
 }
@@ -138,18 +139,6 @@ pub struct NatsBroker {
 /// The requests waiting for replies on one reply subscription, by the last token of
 /// their reply subject.
 type Waiters = ReplyWaiters<String, async_nats::Message>;
-
-/// One subscription to `<prefix>.*` carries the replies to every request of a broker
-/// handle (a subscription per request costs a `SUB` and an `UNSUB` each); a task routes
-/// each reply by its subject's last token. async-nats subscribes again after a reconnect;
-/// should the subscription end anyway, the next request makes a new one.
-struct ReplyInbox {
-    prefix: Arc<str>,
-    /// Closed by the routing task when the subscription ended.
-    waiters: Arc<Waiters>,
-    /// Dropped with the broker: the routing task stops and unsubscribes.
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
 
 /// Hands each reply on `subscriber` to the request waiting for it, until `stop` is dropped
 /// or the subscription ends.
@@ -182,12 +171,7 @@ impl std::fmt::Debug for NatsBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsBroker")
             .field("prefix", &self.prefix)
-            .field(
-                "replies",
-                &lock(&self.reply_inbox)
-                    .as_ref()
-                    .map(|inbox| Arc::clone(&inbox.waiters)),
-            )
+            .field("replies", &self.replies.waiters())
             .finish_non_exhaustive()
     }
 }
@@ -417,8 +401,7 @@ impl NatsBroker {
             topics: Mutex::new(HashSet::new()),
             jitter: Mutex::new(JitterSource::from_entropy()),
             held: Held::default(),
-            reply_inbox: Mutex::new(None),
-            reply_setup: tokio::sync::Mutex::new(()),
+            replies: ReplyRoute::default(),
             key_partitions: Self::DEFAULT_KEY_PARTITIONS,
         })
     }
@@ -440,43 +423,25 @@ impl NatsBroker {
     /// The prefix of the shared reply subscription and its waiters, subscribed on first
     /// use and again after it ended.
     async fn reply_inbox(&self) -> Result<(Arc<str>, Arc<Waiters>)> {
-        let live = || {
-            lock(&self.reply_inbox)
-                .as_ref()
-                .filter(|inbox| !inbox.waiters.is_closed())
-                .map(|inbox| (Arc::clone(&inbox.prefix), Arc::clone(&inbox.waiters)))
-        };
-        if let Some(live) = live() {
-            return Ok(live);
-        }
-        let _setup = self.reply_setup.lock().await;
-        if let Some(live) = live() {
-            return Ok(live);
-        }
-        let prefix: Arc<str> = self.client.new_inbox().into();
-        let subscriber = self
-            .client
-            .subscribe(format!("{prefix}.*"))
+        self.replies
+            .get_or_make(|waiters, stopped| async move {
+                let prefix: Arc<str> = self.client.new_inbox().into();
+                let subscriber = self
+                    .client
+                    .subscribe(format!("{prefix}.*"))
+                    .await
+                    .map_err(backend)?;
+                tokio::spawn(route_replies(subscriber, stopped, waiters));
+                Ok(prefix)
+            })
             .await
-            .map_err(backend)?;
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let waiters = Arc::new(ReplyWaiters::default());
-        tokio::spawn(route_replies(subscriber, stopped, Arc::clone(&waiters)));
-        *lock(&self.reply_inbox) = Some(ReplyInbox {
-            prefix: Arc::clone(&prefix),
-            waiters: Arc::clone(&waiters),
-            _stop: stop,
-        });
-        Ok((prefix, waiters))
     }
 
     /// Requests waiting for a reply now (each entry goes when its request returns or is
     /// dropped).
     #[cfg(test)]
     fn waiting_requests(&self) -> usize {
-        lock(&self.reply_inbox)
-            .as_ref()
-            .map_or(0, |inbox| inbox.waiters.len())
+        self.replies.waiters().map_or(0, |waiters| waiters.len())
     }
 
     fn queue(&self, queue: &str) -> Result<Arc<Queue>> {
@@ -1462,7 +1427,7 @@ mod tests {
         // A request that took its prefix just before the end and registers after it
         // fails at once instead of waiting for its timeout.
         let (_, old_waiters) = broker.reply_inbox().await.unwrap();
-        drop(lock(&broker.reply_inbox).take());
+        broker.replies.drop_route();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let late = old_waiters.register("late".to_owned());
         let started = tokio::time::Instant::now();

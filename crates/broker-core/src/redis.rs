@@ -41,7 +41,7 @@ use crate::ordering::{
     KeyedWatch, MAX_KEY_PARTITIONS, check_key_partitions, key_partition, ordering_key,
     refuse_ordering_key,
 };
-use crate::request_reply::{ReplyWaiters, prepare_reply, prepare_request};
+use crate::request_reply::{ReplyRoute, ReplyWaiters, prepare_reply, prepare_request};
 use crate::retry::JitterSource;
 use crate::settlement::{decide, decide_expired};
 use crate::{
@@ -223,28 +223,19 @@ pub struct RedisBroker {
     keyed: Mutex<HashMap<String, Arc<Keyed>>>,
     /// Partitions of a queue declared from now on.
     key_partitions: u32,
-    /// The reply list of this handle's requests, made by the first request.
-    replies: Mutex<Option<ReplyList>>,
-    /// Held while the reply list is made, so that concurrent first requests make one.
-    reply_setup: tokio::sync::Mutex<()>,
-}
-
-/// A handle's one reply list, `<prefix>:r:<id>`: each reply to one of its requests is
-/// pushed there as `<token>/<packed envelope>` (the request's `reply-to` is
-/// `<prefix>:r:<id>.<token>`), and one task pops them and hands each to the request
-/// waiting under its token. So a thousand requests in flight wait on one connection, not
-/// on a thousand blocking ones.
-struct ReplyList {
-    key: Arc<str>,
-    waiters: Arc<ReplyWaiters<String, Result<Envelope>>>,
-    /// Dropped with the handle, which ends the task.
-    _stop: tokio::sync::oneshot::Sender<()>,
+    /// The handle's one reply list, `<prefix>:r:<id>`, made by the first request: each
+    /// reply to one of its requests is pushed there as `<token>/<packed envelope>` (the
+    /// request's `reply-to` is `<prefix>:r:<id>.<token>`), and one task pops them and hands
+    /// each to the request waiting under its token. So a thousand requests in flight wait
+    /// on one connection, not on a thousand blocking ones.
+    replies: ReplyRoute<String, Result<Envelope>>,
 }
 
 impl std::fmt::Debug for RedisBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBroker")
             .field("prefix", &self.prefix)
+            .field("replies", &self.replies.waiters())
             .finish_non_exhaustive()
     }
 }
@@ -424,8 +415,7 @@ impl RedisBroker {
             held: Held::default(),
             keyed: Mutex::new(HashMap::new()),
             key_partitions: Self::DEFAULT_KEY_PARTITIONS,
-            replies: Mutex::new(None),
-            reply_setup: tokio::sync::Mutex::new(()),
+            replies: ReplyRoute::default(),
         })
     }
 
@@ -738,44 +728,27 @@ impl RedisBroker {
     /// This handle's reply list and the requests waiting on it; the first request makes
     /// the list's key and starts the task that pops it ([`route_replies`]).
     async fn reply_list(&self) -> Result<(Arc<str>, Arc<ReplyWaiters<String, Result<Envelope>>>)> {
-        let live = || {
-            lock(&self.replies)
-                .as_ref()
-                .filter(|list| !list.waiters.is_closed())
-                .map(|list| (Arc::clone(&list.key), Arc::clone(&list.waiters)))
-        };
-        if let Some(live) = live() {
-            return Ok(live);
-        }
-        let _setup = self.reply_setup.lock().await;
-        if let Some(live) = live() {
-            return Ok(live);
-        }
-        let conn = self.blocking_conn().await?;
-        let key: Arc<str> = format!("{}{}", self.reply_prefix(), crate::MessageId::new()).into();
-        let waiters = Arc::new(ReplyWaiters::default());
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        tokio::spawn(route_replies(
-            self.client.clone(),
-            conn,
-            Arc::clone(&key),
-            Arc::clone(&waiters),
-            stopped,
-        ));
-        *lock(&self.replies) = Some(ReplyList {
-            key: Arc::clone(&key),
-            waiters: Arc::clone(&waiters),
-            _stop: stop,
-        });
-        Ok((key, waiters))
+        self.replies
+            .get_or_make(|waiters, stopped| async move {
+                let conn = self.blocking_conn().await?;
+                let key: Arc<str> =
+                    format!("{}{}", self.reply_prefix(), crate::MessageId::new()).into();
+                tokio::spawn(route_replies(
+                    self.client.clone(),
+                    conn,
+                    Arc::clone(&key),
+                    waiters,
+                    stopped,
+                ));
+                Ok(key)
+            })
+            .await
     }
 
     /// Requests waiting for a reply now.
     #[cfg(test)]
     fn waiting_requests(&self) -> usize {
-        lock(&self.replies)
-            .as_ref()
-            .map_or(0, |list| list.waiters.len())
+        self.replies.waiters().map_or(0, |waiters| waiters.len())
     }
 
     /// A connection of our own for a blocking command, from the pool or new.
@@ -1732,7 +1705,7 @@ mod tests {
         // The task ends (here: its handle lets go of it): waiting requests fail at once,
         // and the next request makes a new list.
         let (_, old_waiters) = broker.reply_list().await.unwrap();
-        drop(lock(&broker.replies).take());
+        broker.replies.drop_route();
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(old_waiters.is_closed());
         let started = tokio::time::Instant::now();

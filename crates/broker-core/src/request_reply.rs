@@ -192,6 +192,97 @@ impl<K: Hash + Eq + Clone, T> Drop for ReplyWaiter<'_, K, T> {
     }
 }
 
+/// A broker handle's one reply address for all its requests (a NATS `<inbox>.*`
+/// subscription, a Redis reply list), made by the first request and again after its
+/// routing task ended (which closes the waiters). The task is told to stop when the route
+/// is dropped with its handle, or replaced.
+#[cfg(any(feature = "nats", feature = "redis"))]
+pub(crate) struct ReplyRoute<K, T> {
+    current: Mutex<Option<LiveRoute<K, T>>>,
+    /// Held while a route is made, so that concurrent first requests make one.
+    setup: tokio::sync::Mutex<()>,
+}
+
+#[cfg(any(feature = "nats", feature = "redis"))]
+struct LiveRoute<K, T> {
+    address: std::sync::Arc<str>,
+    waiters: std::sync::Arc<ReplyWaiters<K, T>>,
+    /// Dropped with the route: the routing task's receiver ends.
+    _stop: oneshot::Sender<()>,
+}
+
+#[cfg(any(feature = "nats", feature = "redis"))]
+impl<K, T> Default for ReplyRoute<K, T> {
+    fn default() -> Self {
+        Self {
+            current: Mutex::new(None),
+            setup: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+#[cfg(any(feature = "nats", feature = "redis"))]
+impl<K: Hash + Eq + Clone, T> ReplyRoute<K, T> {
+    fn lock(&self) -> MutexGuard<'_, Option<LiveRoute<K, T>>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The live route's address and waiters. Without one, `make` sets it up: it gets the
+    /// new waiters and the receiver that ends when the route goes, starts the routing
+    /// task, and returns the address.
+    pub(crate) async fn get_or_make<F, Fut>(
+        &self,
+        make: F,
+    ) -> Result<(std::sync::Arc<str>, std::sync::Arc<ReplyWaiters<K, T>>)>
+    where
+        F: FnOnce(std::sync::Arc<ReplyWaiters<K, T>>, oneshot::Receiver<()>) -> Fut,
+        Fut: std::future::Future<Output = Result<std::sync::Arc<str>>>,
+    {
+        let live = || {
+            self.lock()
+                .as_ref()
+                .filter(|route| !route.waiters.is_closed())
+                .map(|route| {
+                    (
+                        std::sync::Arc::clone(&route.address),
+                        std::sync::Arc::clone(&route.waiters),
+                    )
+                })
+        };
+        if let Some(live) = live() {
+            return Ok(live);
+        }
+        let _setup = self.setup.lock().await;
+        if let Some(live) = live() {
+            return Ok(live);
+        }
+        let waiters = std::sync::Arc::new(ReplyWaiters::default());
+        let (stop, stopped) = oneshot::channel();
+        let address = make(std::sync::Arc::clone(&waiters), stopped).await?;
+        *self.lock() = Some(LiveRoute {
+            address: std::sync::Arc::clone(&address),
+            waiters: std::sync::Arc::clone(&waiters),
+            _stop: stop,
+        });
+        Ok((address, waiters))
+    }
+
+    /// The live route's waiters, if any (for `Debug` and tests).
+    pub(crate) fn waiters(&self) -> Option<std::sync::Arc<ReplyWaiters<K, T>>> {
+        self.lock()
+            .as_ref()
+            .map(|route| std::sync::Arc::clone(&route.waiters))
+    }
+
+    /// Drops the live route, which tells its task to stop.
+    #[cfg(test)]
+    pub(crate) fn drop_route(&self) {
+        drop(self.lock().take());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
