@@ -113,6 +113,14 @@ impl<S> CheckedIo<S> {
         }
     }
 
+    /// The connection's bytes read before it came here (by the lean HTTP/1 path), checked
+    /// as if read now.
+    pub(crate) fn with_read(mut self, read: &[u8]) -> Self {
+        // An error leaves the state Broken; the first read reports it.
+        let _ = self.feed(read);
+        self
+    }
+
     /// Watches what is written while an upgrade request waits for its answer: the status
     /// line decides whether the held bytes pass through (101) or are checked as HTTP/1.
     fn observe_written<'a>(&mut self, written: impl IntoIterator<Item = &'a [u8]>) {

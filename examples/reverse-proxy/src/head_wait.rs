@@ -47,22 +47,39 @@ impl Activity {
     }
 }
 
+impl Activity {
+    /// A request's head is in (the lean HTTP/1 path's [`InProgress::begin`]).
+    pub(crate) fn began(&self) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        self.in_progress.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request begun with [`Activity::began`] was answered.
+    pub(crate) fn ended(&self) {
+        self.in_progress.fetch_sub(1, Ordering::Relaxed);
+        self.events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a request is in progress.
+    pub(crate) fn busy(&self) -> bool {
+        self.in_progress.load(Ordering::Relaxed) > 0
+    }
+}
+
 /// One request in progress on its connection, until dropped.
 #[derive(Debug)]
 pub(crate) struct InProgress(Arc<Activity>);
 
 impl InProgress {
     pub(crate) fn begin(activity: &Arc<Activity>) -> Self {
-        activity.events.fetch_add(1, Ordering::Relaxed);
-        activity.in_progress.fetch_add(1, Ordering::Relaxed);
+        activity.began();
         Self(activity.clone())
     }
 }
 
 impl Drop for InProgress {
     fn drop(&mut self) {
-        self.0.in_progress.fetch_sub(1, Ordering::Relaxed);
-        self.0.events.fetch_add(1, Ordering::Relaxed);
+        self.0.ended();
     }
 }
 

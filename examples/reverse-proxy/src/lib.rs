@@ -45,6 +45,7 @@ mod config;
 mod forward;
 mod grpc;
 mod h1_client;
+mod h1_server;
 mod h2_guard;
 mod head_wait;
 mod metrics;

@@ -29,7 +29,7 @@ use crate::head_wait::{Activity, InProgress, TrackedBody};
 use crate::request_timer::RequestTimer;
 use crate::routing::route_request;
 use crate::state::{self, State};
-use crate::{ProxyBody, ServerConfig, background, plain, tls};
+use crate::{ProxyBody, ServerConfig, background, h1_server, plain, tls};
 
 /// How long a client has to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -198,46 +198,75 @@ impl Proxy {
     }
 }
 
-/// HTTP/1 on `stream`, read through the raw-byte checks, until it closes; once `stopping`
-/// turns true, the request in flight finishes and the connection closes.
+/// HTTP/1 on `stream` until it closes: requests without a body on the lean path
+/// ([`h1_server`]), and from the first request that needs hyper on, hyper, reading through
+/// the raw-byte checks ([`CheckedIo`]). Once `stopping` turns true, the request in flight
+/// finishes and the connection closes.
 async fn serve_connection<S>(
     state: Arc<State>,
-    stream: S,
+    mut stream: S,
     peer: SocketAddr,
     scheme: &'static str,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let rejection = Arc::new(Rejection::default());
+    let head_timeout = state.head_timeout;
+    let limits = state.limits;
+    let connection = Arc::new(Connection {
+        state,
+        peer,
+        scheme,
+        rejection: Arc::new(Rejection::default()),
+        // The head timeout (see `head_wait`), in place of hyper's per-request timer.
+        activity: Arc::new(Activity::default()),
+        // The pool's request timeout on one timer for the connection's requests (see
+        // `request_timer`), as they come one at a time.
+        timer: Arc::new(RequestTimer::default()),
+        stopping: stopping.clone(),
+    });
+    let outcome = {
+        let lean = h1_server::serve(&mut stream, &limits, &*connection);
+        let mut lean = std::pin::pin!(lean);
+        let stopped = tokio::select! {
+            outcome = lean.as_mut() => Some(outcome),
+            () = connection.activity.idle(head_timeout / 2) => {
+                tracing::debug!(%peer, "no request within server.head_timeout_ms: connection closed");
+                return;
+            }
+            _ = stopping.wait_for(|stopping| *stopping) => None,
+        };
+        match stopped {
+            Some(outcome) => outcome,
+            None => {
+                // The request in flight, if any, is answered with `Connection: close`.
+                if connection.activity.busy() {
+                    let _ = lean.await;
+                }
+                return;
+            }
+        }
+    };
+    let h1_server::Outcome::HandOver(read) = outcome else {
+        return;
+    };
     let io = CheckedIo::new(
         stream,
-        state.limits,
-        rejection.clone(),
-        state.reject_path.clone(),
-    );
-    // This connection's own handle on the state, cloned per request below: its count is
-    // touched by this thread only, where every worker cloning the shared `Arc<State>` per
-    // request moved that count's cache line between cores.
-    let head_timeout = state.head_timeout;
-    let state = Arc::new(state);
-    // The head timeout (see `head_wait`), in place of hyper's per-request timer.
-    let activity = Arc::new(Activity::default());
-    let requests = activity.clone();
-    // The pool's request timeout on one timer for the connection's requests (see
-    // `request_timer`), as they come one at a time.
-    let timer = Arc::new(RequestTimer::default());
+        connection.state.limits,
+        connection.rejection.clone(),
+        connection.state.reject_path.clone(),
+    )
+    .with_read(&read);
+    let activity = connection.activity.clone();
     let service = service_fn(move |request: Request<Incoming>| {
-        let in_progress = InProgress::begin(&requests);
-        let state = state.clone();
-        let rejection = rejection.clone();
-        let timer = timer.clone();
+        let in_progress = InProgress::begin(&connection.activity);
+        let connection = connection.clone();
         let request = request.map(crate::request_body);
         // Boxed: the request's future is several KiB (routing, cache, forwarding, retries),
         // and hyper moves the future it gets by value more than once per request; a box
         // moves as a pointer.
         Box::pin(async move {
-            let response = handle(&state, peer, scheme, &rejection, &timer, request).await;
+            let response = connection.respond_to(request).await;
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_progress)))
         })
     });
@@ -255,6 +284,55 @@ async fn serve_connection<S>(
     }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
+}
+
+/// One HTTP/1 connection's handling of its requests, on either path.
+struct Connection {
+    state: Arc<State>,
+    peer: SocketAddr,
+    scheme: &'static str,
+    /// The error of a head [`CheckedIo`] refused, for its synthetic request.
+    rejection: Arc<Rejection>,
+    activity: Arc<Activity>,
+    timer: Arc<RequestTimer>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn respond_to(&self, request: Request<ProxyBody>) -> Response<ProxyBody> {
+        handle(
+            &self.state,
+            self.peer,
+            self.scheme,
+            &self.rejection,
+            &self.timer,
+            request,
+        )
+        .await
+    }
+}
+
+impl h1_server::Handler for Connection {
+    fn respond(&self, request: Request<ProxyBody>) -> impl Future<Output = Response<ProxyBody>> {
+        self.respond_to(request)
+    }
+
+    fn refuse(&self, error: &proxy_core::SmugglingError) -> Response<ProxyBody> {
+        let response = refused(&self.state, self.peer, error);
+        finish(&self.state, self.peer, None, Instant::now(), response)
+    }
+
+    fn in_progress(&self, busy: bool) {
+        if busy {
+            self.activity.began();
+        } else {
+            self.activity.ended();
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
 }
 
 fn ms(v: u64) -> Duration {
@@ -600,6 +678,18 @@ fn finish(
     response
 }
 
+/// The 400 (or 431) for a request head the raw-byte checks refused; the connection closes
+/// after it.
+fn refused(
+    state: &State,
+    peer: SocketAddr,
+    error: &proxy_core::SmugglingError,
+) -> Response<ProxyBody> {
+    state.metrics.rejected_heads.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(%peer, %error, "refused request head");
+    plain(error.status(), &format!("bad request: {error}"), true)
+}
+
 /// Answers one request of a connection: the 400 for a head [`CheckedIo`] refused (it
 /// arrives as a request for the secret reject path), else [`route_request`]; then the
 /// metrics and the access log.
@@ -619,11 +709,7 @@ async fn handle(
         .then(|| hyper::upgrade::on(&mut request));
     let response = if request.uri().path() == &*state.reject_path {
         match rejection.take() {
-            Some(error) => {
-                state.metrics.rejected_heads.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%peer, %error, "refused request head");
-                plain(error.status(), &format!("bad request: {error}"), true)
-            }
+            Some(error) => refused(state, peer, &error),
             None => plain(StatusCode::NOT_FOUND, "not found", false),
         }
     } else {
