@@ -29,7 +29,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRAILER, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::{Body as _, Frame};
-use proxy_core::{Framing, SmugglingError, check_request_head, find_head_end};
+use proxy_core::{Framing, SmugglingError, check_request_head};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::ProxyBody;
@@ -75,29 +75,23 @@ where
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut out = Vec::with_capacity(4096);
     loop {
-        // A whole head, or what says it will never be one.
-        let end = loop {
-            if let Some(end) = find_head_end(&buf) {
-                break end;
-            }
-            if buf.len() > limits.max_head_bytes {
-                let error = SmugglingError::HeadTooLarge(limits.max_head_bytes);
-                return refuse(io, &mut out, handler, &error).await;
-            }
-            buf.reserve(READ_SIZE);
-            match io.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return Outcome::Closed,
-                Ok(_) => {}
-            }
-        };
+        // A whole head checked, or what says it will never pass.
         let checked = match check_request_head(&buf, limits) {
             Ok(checked) => checked,
+            // (Never past the limit: the checks refuse a longer head as too large.)
+            Err(SmugglingError::Incomplete) if buf.len() <= limits.max_head_bytes => {
+                buf.reserve(READ_SIZE);
+                match io.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return Outcome::Closed,
+                    Ok(_) => continue,
+                }
+            }
             Err(error) => return refuse(io, &mut out, handler, &error).await,
         };
         if checked.framing != Framing::None || checked.upgrade || checked.http10 {
             return Outcome::HandOver(buf);
         }
-        let Some((request, asked)) = parse(&mut buf, end) else {
+        let Some((request, asked)) = parse(&mut buf, checked.head_len) else {
             return Outcome::HandOver(buf);
         };
         handler.in_progress(true);
