@@ -1,5 +1,10 @@
 //! A connection wrapper that checks the raw request bytes before hyper parses them.
 //!
+//! A connection starts on the lean path ([`crate::h1_server`]), which applies the same head
+//! checks itself; it comes here, with the bytes already read ([`CheckedIo::with_read`]),
+//! at the first request hyper must answer (a body, an upgrade, `Expect`, HTTP/1.0), and
+//! stays for the rest of the connection.
+//!
 //! Each request head is held back until it is complete and has passed
 //! `proxy_core::check_request_head`; then it goes to hyper, followed by exactly the body the
 //! checked framing says (Content-Length bytes, or chunked framing parsed strictly here

@@ -375,7 +375,8 @@ impl<'a> Facts<'a> {
     }
 }
 
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
+/// A `Content-Length` value: 1 to 19 digits, nothing else.
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }

@@ -8,9 +8,10 @@
 //! costs four uncontended atomic additions, and each connection has one timer that fires
 //! every half timeout: a connection is closed at a tick when no request began or ended
 //! since the tick before and none is in progress, so after between half the timeout and
-//! all of it without one. A request is in progress from its parsed head until hyper drops
-//! its response body (sent, or the connection ended), so a slow upload, a slow upstream
-//! and a long streamed response are never cut by this timeout.
+//! all of it without one. A request is in progress from its parsed head until its response
+//! is written (on the lean path, [`crate::h1_server`]) or hyper drops its response body
+//! (sent, or the connection ended), so a slow upload, a slow upstream and a long streamed
+//! response are never cut by this timeout.
 
 use std::pin::Pin;
 use std::sync::Arc;
