@@ -606,6 +606,9 @@ struct QueueState {
     attempts: HashMap<MessageId, u32>,
     /// Subject filters bound to this queue.
     bound: HashSet<String>,
+    /// Messages of a session the server lost, to publish again once a new session is set
+    /// up (an attempt that failed part way left them here).
+    lost: Vec<Waiting>,
 }
 
 struct Inner {
@@ -1298,7 +1301,7 @@ impl Inner {
         let (link, session_present) = Link::open(options, sink).await?;
         // What the old connection held: the server sends it again when the session was
         // resumed; when the session is new (the server lost it), publish it again.
-        let orphans: Vec<Waiting> = {
+        let (orphans, lost): (Vec<Waiting>, Vec<Waiting>) = {
             let mut queues = lock(&self.queues);
             let Some(q) = queues.get_mut(queue) else {
                 return Err(Error::UnknownQueue(queue.to_owned()));
@@ -1315,7 +1318,17 @@ impl Inner {
                 orphans.into_iter().partition(|w| w.link == link.id);
             q.ready.extend(keep);
             q.link = Some(Arc::clone(&link));
-            old
+            (old, std::mem::take(&mut q.lost))
+        };
+        // What the server sends again (the old session's, when it kept it), and what must be
+        // published again (the old session's when it did not, and what an earlier attempt
+        // found lost).
+        let mut republish = lost;
+        let resent = if session_present {
+            orphans
+        } else {
+            republish.extend(orphans);
+            Vec::new()
         };
         if current.is_some() {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -1325,30 +1338,65 @@ impl Inner {
         // retained messages): Mosquitto 2.0 restores a session from its persistence file
         // with its `$share/` subscriptions listed but routes nothing to them until the
         // client subscribes again.
-        link.subscribe(
-            &format!("$share/{queue}/{}", self.queue_topic(queue)),
-            QoS::AtLeastOnce,
-        )
-        .await?;
-        for filter in &bound {
-            link.subscribe(&format!("$share/{queue}/{filter}"), QoS::AtLeastOnce)
-                .await?;
+        let subscribed = async {
+            link.subscribe(
+                &format!("$share/{queue}/{}", self.queue_topic(queue)),
+                QoS::AtLeastOnce,
+            )
+            .await?;
+            for filter in &bound {
+                link.subscribe(&format!("$share/{queue}/{filter}"), QoS::AtLeastOnce)
+                    .await?;
+            }
+            Ok(())
         }
-        if !session_present {
-            for waiting in orphans {
-                let mut envelope = waiting.envelope;
-                envelope.set_delivered_at(None);
-                self.publish_raw(
+        .await;
+        if let Err(error) = subscribed {
+            self.unlink(queue, &link, resent, republish).await;
+            return Err(error);
+        }
+        let mut republish = republish.into_iter();
+        while let Some(waiting) = republish.next() {
+            let mut envelope = waiting.envelope.clone();
+            envelope.set_delivered_at(None);
+            let published = self
+                .publish_raw(
                     &self.queue_topic(queue),
                     QoS::AtLeastOnce,
                     false,
                     envelope.payload().clone(),
                     properties(&envelope, None),
                 )
-                .await?;
+                .await;
+            if let Err(error) = published {
+                let left = std::iter::once(waiting).chain(republish).collect();
+                self.unlink(queue, &link, Vec::new(), left).await;
+                return Err(error);
             }
         }
         Ok(link)
+    }
+
+    /// Undoes a queue's new session whose set-up failed, and closes it, so that the next
+    /// use opens another. What the old connection held goes back: `resent` (which the
+    /// server keeps in the old session) to the ready list, where the next session sorts it
+    /// again, and `lost` (which the server no longer has) to be published again by the next
+    /// session. Without this, a refused SUBSCRIBE or a failed publish lost them.
+    async fn unlink(
+        &self,
+        queue: &str,
+        link: &Arc<Link>,
+        resent: Vec<Waiting>,
+        lost: Vec<Waiting>,
+    ) {
+        if let Some(q) = lock(&self.queues).get_mut(queue) {
+            q.ready.extend(resent);
+            q.lost.extend(lost);
+            if q.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+                q.link = None;
+            }
+        }
+        link.close().await;
     }
 
     /// A message arrived on a queue's session (called by its connection's driver).
@@ -1626,6 +1674,7 @@ impl Broker for MqttBroker {
                             in_flight: HashMap::new(),
                             attempts: HashMap::new(),
                             bound: HashSet::new(),
+                            lost: Vec::new(),
                         },
                     );
                 }

@@ -8,16 +8,18 @@
 //! retained messages, wildcards, the last will, a persistent session that keeps what was
 //! published while its consumer was away, a shared subscription split between two
 //! processes, the refused `pending` count, Python `paho-mqtt` (MQTT 5) both ways with user
-//! properties, and a Mosquitto of our own restarted under QoS 1 load with nothing lost.
+//! properties, a Mosquitto of our own restarted under QoS 1 load with nothing lost, and a
+//! queue's session set-up cut after the server lost its sessions with nothing lost.
 //!
 //! Needs `MQTT_URL` (and `PEER_PYTHON` with paho-mqtt for the peer tests, the `mosquitto`
-//! binary for the fault test); each test skips with a message when one is missing and
+//! binary for the fault tests); each test skips with a message when one is missing and
 //! fails when `CI=true`.
 #![cfg(feature = "mqtt")]
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -725,5 +727,139 @@ async fn a_plain_subscription_gets_what_the_server_held_across_a_restart() {
         "{missing} of {N} confirmed messages never arrived"
     );
     subscription.close().await;
+    broker.close().await;
+}
+
+/// A TCP forwarder to our Mosquitto on `target` that, while `cutting` is set, closes a
+/// client's connection when the client sends a SUBSCRIBE (as if the server died right after
+/// accepting the session); `cuts` counts them.
+async fn cutting_forwarder(target: u16, cutting: Arc<AtomicBool>, cuts: Arc<AtomicUsize>) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (cutting, cuts) = (Arc::clone(&cutting), Arc::clone(&cuts));
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+                // The client's bytes, a whole MQTT packet at a time.
+                let mut buf = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                'read: loop {
+                    let n = match client_read.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(len) = packet_len(&buf) {
+                        if buf[0] & 0xf0 == 0x80 && cutting.load(Ordering::SeqCst) {
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                            break 'read;
+                        }
+                        if server_write.write_all(&buf[..len]).await.is_err() {
+                            break 'read;
+                        }
+                        buf.drain(..len);
+                    }
+                }
+                down.abort();
+            });
+        }
+    });
+    port
+}
+
+/// The length of the whole MQTT packet at the start of `buf` (fixed header and remaining
+/// length), once it is all there.
+fn packet_len(buf: &[u8]) -> Option<usize> {
+    let (mut remaining, mut scale) = (0_usize, 1_usize);
+    for i in 1..5 {
+        let byte = *buf.get(i)?;
+        remaining += usize::from(byte & 0x7f) * scale;
+        if byte & 0x80 == 0 {
+            let total = 1 + i + remaining;
+            return (buf.len() >= total).then_some(total);
+        }
+        scale *= 128;
+    }
+    None
+}
+
+/// Our Mosquitto loses a queue's session (SIGKILL, no persistence file) while the queue's
+/// consumer holds three messages (one fetched and not settled, two waiting); the new
+/// session's set-up then fails at its SUBSCRIBE (the connection is cut there). The failed
+/// set-up keeps the three, and the next session (which the server now has: the failed
+/// one's) publishes them again. Before, the failed set-up dropped them for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_session_set_up_after_a_lost_session_loses_nothing() {
+    let Some(_) = env("MQTT_URL") else {
+        return;
+    };
+    let Some(mut mosquitto) = OwnServer::mosquitto() else {
+        return;
+    };
+    let (cutting, cuts) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let port = cutting_forwarder(mosquitto.port, Arc::clone(&cutting), Arc::clone(&cuts)).await;
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let options = MqttOptions::default()
+        .session_expiry(Duration::from_secs(600))
+        .keep_alive(Duration::from_secs(5));
+    let broker = MqttBroker::connect_with(&url, "cut", options)
+        .await
+        .unwrap();
+    let config = QueueConfig::default().ack_wait(Duration::from_secs(60));
+    broker.declare("q", &config).await.unwrap();
+    let ids: Vec<MessageId> = (0..3).map(|_| MessageId::new()).collect();
+    for id in &ids {
+        broker
+            .publish("q", Envelope::new("x").with_id(*id))
+            .await
+            .unwrap();
+    }
+    let first = broker
+        .fetch("q", "c", 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    // The other two reach the queue's session and wait there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The server loses every session; the queue's next set-up is cut at its SUBSCRIBE.
+    cutting.store(true, Ordering::SeqCst);
+    mosquitto.kill();
+    let _ = std::fs::remove_file(mosquitto.dir.join("mosquitto.db"));
+    mosquitto.run();
+    let end = Instant::now() + Duration::from_secs(20);
+    while cuts.load(Ordering::SeqCst) == 0 {
+        match broker.fetch("q", "c", 3, Duration::from_millis(200)).await {
+            Ok(got) => assert!(got.is_empty(), "fetched while every set-up fails"),
+            Err(error) => println!("while cut: {error}"),
+        }
+        assert!(Instant::now() < end, "no set-up reached its SUBSCRIBE");
+    }
+
+    cutting.store(false, Ordering::SeqCst);
+    let mut seen = HashSet::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while seen.len() < ids.len() && Instant::now() < end {
+        if let Ok(batch) = broker.fetch("q", "c", 3, Duration::from_millis(300)).await {
+            for delivery in batch {
+                seen.insert(delivery.envelope.id());
+                let _ = broker.settle(&delivery, Settlement::Ack).await;
+            }
+        }
+    }
+    let missing = ids.iter().filter(|id| !seen.contains(id)).count();
+    assert_eq!(missing, 0, "{missing} of 3 held messages never came back");
     broker.close().await;
 }

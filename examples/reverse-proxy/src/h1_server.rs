@@ -1135,6 +1135,109 @@ mod tests {
         }
     }
 
+    /// Mangled runs of requests (bytes replaced, inserted, removed, the input cut short):
+    /// no panic, every request the handler saw answered once and in order (one response
+    /// head each, its body as long as it says), at most one refusal after them, and what is
+    /// handed to hyper is the unread end of the input, never more or less.
+    #[tokio::test]
+    async fn mangled_requests_are_answered_refused_or_handed_over_whole() {
+        const SEEDS: [&str; 4] = [
+            "GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HEAD /b?q=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nTE: trailers\r\n\r\n",
+            "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab",
+        ];
+        const BYTES: [u8; 12] = [
+            b'\r', b'\n', 0, b' ', b'\t', b':', b'a', 0x80, 0xff, b'/', b',', b'\x7f',
+        ];
+        // xorshift64: the same runs every time.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % below as u64).unwrap()
+        };
+        // Runs that ended handed over, with a refusal, and requests answered.
+        let (mut handed, mut refused, mut requests) = (0, 0, 0);
+        for _ in 0..3000 {
+            let mut input = Vec::new();
+            for _ in 0..=next(3) {
+                input.extend_from_slice(SEEDS[next(SEEDS.len())].as_bytes());
+            }
+            for _ in 0..=next(4) {
+                if input.is_empty() {
+                    break;
+                }
+                let at = next(input.len());
+                match next(4) {
+                    0 => input[at] = BYTES[next(BYTES.len())],
+                    1 => input.insert(at, BYTES[next(BYTES.len())]),
+                    2 => {
+                        input.remove(at);
+                    }
+                    _ => input.truncate(at.max(1)),
+                }
+            }
+            let stub = Stub::default();
+            let (mut client, mut server) = tokio::io::duplex(1 << 20);
+            client.write_all(&input).await.unwrap();
+            client.shutdown().await.unwrap();
+            let outcome = serve(&mut server, &HeadLimits::default(), &stub).await;
+            drop(server);
+            let mut written = Vec::new();
+            client.read_to_end(&mut written).await.unwrap();
+            let shown = String::from_utf8_lossy(&input).into_owned();
+            if let Outcome::HandOver(rest) = &outcome {
+                assert!(input.ends_with(rest), "{shown:?}");
+                assert!(!rest.is_empty(), "{shown:?}");
+            }
+            assert_eq!(stub.busy.load(Ordering::SeqCst), 0, "{shown:?}");
+            // The responses, one per request seen, then at most one refusal.
+            let seen = stub.seen.lock().unwrap().clone();
+            let mut rest = &written[..];
+            let mut answered = 0;
+            while !rest.is_empty() {
+                let mut fields = [httparse::EMPTY_HEADER; 16];
+                let mut response = httparse::Response::new(&mut fields);
+                let Ok(httparse::Status::Complete(len)) = response.parse(rest) else {
+                    panic!("not a response head after {answered}: {shown:?}");
+                };
+                let length: usize = response
+                    .headers
+                    .iter()
+                    .find(|f| f.name == "content-length")
+                    .map_or(0, |f| {
+                        std::str::from_utf8(f.value).unwrap().parse().unwrap()
+                    });
+                let code = response.code.unwrap();
+                let head = seen.get(answered).is_some_and(|s| s.starts_with("HEAD "));
+                let body = if head { 0 } else { length };
+                if answered < seen.len() {
+                    assert_eq!(code, 200, "{shown:?}");
+                } else {
+                    assert!((400..500).contains(&code), "{code} for {shown:?}");
+                    assert!(matches!(outcome, Outcome::Closed), "{shown:?}");
+                }
+                rest = &rest[len + body..];
+                answered += 1;
+            }
+            assert!(
+                answered == seen.len() || answered == seen.len() + 1,
+                "{answered} responses for {} requests: {shown:?}",
+                seen.len()
+            );
+            handed += usize::from(matches!(outcome, Outcome::HandOver(_)));
+            refused += answered - seen.len();
+            requests += seen.len();
+        }
+        println!(
+            "3000 runs: {handed} handed over, {refused} refused, {requests} requests answered"
+        );
+        // Every kind of ending happened.
+        assert!(handed > 100 && refused > 100 && requests > 500);
+    }
+
     #[test]
     fn chunk_sizes_are_lower_case_hex() {
         let mut buf = [0; 16];
