@@ -285,19 +285,20 @@ where
         // A response head hyper would refuse too (conflicting lengths): nothing is sent.
         return Ok(false);
     };
-    let can_have_body = can_have_body(asked.head, parts.status);
-    if !can_have_body {
-        encoder = Encoder::Length(0);
-    }
-    let mut done = encoder == Encoder::Length(0) || !can_have_body;
+    let mut done = encoder == Encoder::Length(0);
     while !done {
-        let frame = match next_frame(&mut body) {
-            Poll::Ready(frame) => frame,
-            Poll::Pending => {
-                // Send what is ready before waiting for more.
-                io.write_all(out).await?;
-                out.clear();
-                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        // A body at its end is polled no further, as hyper does.
+        let frame = if body.is_end_stream() {
+            None
+        } else {
+            match next_frame(&mut body) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    // Send what is ready before waiting for more.
+                    io.write_all(out).await?;
+                    out.clear();
+                    std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                }
             }
         };
         match frame {
@@ -359,17 +360,6 @@ where
                     }
                 }
             },
-        }
-        if !done && body.is_end_stream() {
-            // Polled no further, as hyper does.
-            if let Encoder::Chunked = encoder {
-                out.extend_from_slice(b"0\r\n\r\n");
-            }
-            done = !matches!(encoder, Encoder::Length(n) if n > 0);
-            if !done {
-                io.write_all(out).await?;
-                return Ok(false);
-            }
         }
     }
     if !out.is_empty() {
@@ -574,6 +564,12 @@ fn encode_head(
                 }
             }
         },
+    };
+    // The fields stay (a `HEAD` answer's length is the `GET`'s), the body does not.
+    let encoder = if can_have_body(asked.head, status) {
+        encoder
+    } else {
+        Encoder::Length(0)
     };
     if !date_written {
         out.extend_from_slice(b"date: ");
