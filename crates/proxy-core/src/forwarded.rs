@@ -635,6 +635,14 @@ impl Default for ForwardHeaders {
 /// Appends the dotted-decimal form of `ip`, as `Display` writes it but without the
 /// formatting machinery, which cost more than the rest of [`apply_forwarding`].
 fn push_ipv4(out: &mut String, ip: std::net::Ipv4Addr) {
+    // Digits and dots only: always UTF-8.
+    if let Ok(text) = std::str::from_utf8(&ipv4_text(ip)) {
+        out.push_str(text);
+    }
+}
+
+/// The dotted-decimal form of `ip`, at most 15 bytes, on the stack.
+fn ipv4_text(ip: std::net::Ipv4Addr) -> ArrayText {
     let mut text = [0u8; 15];
     let mut len = 0;
     let mut put = |b: u8| {
@@ -655,9 +663,19 @@ fn push_ipv4(out: &mut String, ip: std::net::Ipv4Addr) {
         }
         put(b'0' + octet % 10);
     }
-    // Digits and dots only: always UTF-8.
-    if let Ok(text) = std::str::from_utf8(text.get(..len).unwrap_or_default()) {
-        out.push_str(text);
+    ArrayText { text, len }
+}
+
+/// Text of at most 15 bytes held on the stack.
+struct ArrayText {
+    text: [u8; 15],
+    len: usize,
+}
+
+impl std::ops::Deref for ArrayText {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.text.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -745,6 +763,12 @@ pub fn apply_forwarding(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
         HeaderValue::try_from(forwarded).ok()
     });
     let xff = write.x_forwarded_for.then(|| {
+        let extends = trusted && headers.contains_key(X_FORWARDED_FOR);
+        if let (false, IpAddr::V4(v4)) = (extends, ctx.peer) {
+            // The common case, a client's own request: the address alone, copied once into
+            // its value (a `String` made into a value costs a second allocation).
+            return HeaderValue::from_bytes(&ipv4_text(v4)).ok();
+        }
         let mut xff = match trusted
             .then(|| joined(headers, X_FORWARDED_FOR))
             .flatten()

@@ -300,7 +300,12 @@ struct Connection {
 }
 
 impl Connection {
-    async fn respond_to(&self, request: Request<ProxyBody>) -> Response<ProxyBody> {
+    /// `handle`'s future itself, not one wrapped around it: an `async fn` here would hold a
+    /// copy of that future (2.4 KiB) in its own and move it there once per request.
+    fn respond_to(
+        &self,
+        request: Request<ProxyBody>,
+    ) -> impl Future<Output = Response<ProxyBody>> + '_ {
         handle(
             &self.state,
             self.peer,
@@ -309,7 +314,6 @@ impl Connection {
             &self.timer,
             request,
         )
-        .await
     }
 }
 
