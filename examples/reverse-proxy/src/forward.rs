@@ -67,10 +67,21 @@ pub(crate) async fn forward(
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
     let h2 = ctx.pool.upstreams.is_h2();
-    let outbound = match Outbound::new(ctx, parts, body, client_upgrade.is_some(), h2).await {
+    let (mut outbound, chunked) = match Outbound::new(ctx, parts, client_upgrade.is_some()) {
         Ok(outbound) => outbound,
-        Err(response) => return response,
+        Err(error) => return plain(error.status(), &format!("bad request: {error}"), true),
     };
+    // Read here rather than in `Outbound::new`, which is then not an `async fn`: most
+    // requests have no body, and its future (1 KiB: the head and every decision held
+    // across the read) was built and copied for each of them.
+    if let Some(body) = body.filter(|b| !b.is_end_stream()) {
+        // HTTP/2 frames its bodies itself: no `Transfer-Encoding` towards it.
+        let buffer = outbound.replayable && !outbound.upgrade;
+        match read_body(Some(body), buffer, chunked && !h2, &mut outbound.headers).await {
+            Ok(body) => outbound.body = body,
+            Err(response) => return response,
+        }
+    }
     if outbound.upgrade && h2 {
         return plain(
             StatusCode::NOT_IMPLEMENTED,
@@ -79,7 +90,7 @@ pub(crate) async fn forward(
         );
     }
     if !outbound.grpc {
-        return attempts(ctx, outbound, None, client_upgrade).await;
+        return attempts(&ctx, &mut outbound, None, client_upgrade).await;
     }
     if !h2 {
         return grpc::answer(
@@ -91,15 +102,19 @@ pub(crate) async fn forward(
         );
     }
     let deadline = outbound.grpc_timeout.map(|t| Instant::now() + t);
-    let response = attempts(ctx, outbound, deadline, client_upgrade).await;
+    let response = attempts(&ctx, &mut outbound, deadline, client_upgrade).await;
     grpc::pass(response, deadline)
 }
 
 /// Sends the request to members until one answers or no retry is left; the response head
 /// must come within the pool's request timeout and by the call's `deadline`, if any.
+///
+/// `ctx` and `outbound` are borrowed from `forward`'s future: taken by value, an `async fn`
+/// keeps its arguments twice in its suspended state (as captured and as moved into its
+/// body), which made this future 700 bytes larger, copied with it once per request.
 async fn attempts(
-    ctx: RequestContext<'_>,
-    mut outbound: Outbound,
+    ctx: &RequestContext<'_>,
+    outbound: &mut Outbound,
     deadline: Option<Instant>,
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
@@ -119,7 +134,7 @@ async fn attempts(
         if deadline.is_some_and(|d| d <= now) {
             return grpc::answer(GrpcCode::DeadlineExceeded, "deadline exceeded at the proxy");
         }
-        let pick = match pick(pool, &outbound, &tried, now) {
+        let pick = match pick(pool, outbound, &tried, now) {
             Choice::Member(pick) => pick,
             Choice::NoneLeft => return unavailable(last_failure),
             Choice::LockPoisoned => {
@@ -179,7 +194,7 @@ async fn attempts(
             Err(_) => Some(Failure::Timeout),
         };
         let blame = !(client_deadline.is_some() && result.is_err());
-        record(ctx, &pick, &result, rtt, done, blame);
+        record(*ctx, &pick, &result, rtt, done, blame);
         let retry = failure.is_some_and(|f| {
             matches!(outbound.body, OutBody::Buffered(_))
                 && pool
@@ -236,15 +251,14 @@ struct Outbound {
 }
 
 impl Outbound {
-    /// Rewrites the client's head for the upstream and reads the body if it is to be
-    /// buffered; a 400 when the head or the body is unusable.
-    async fn new(
+    /// Rewrites the client's head for the upstream, with an empty body for the caller to
+    /// replace ([`read_body`]); also whether the client's body is chunked. The error when
+    /// the head is unusable (a 400).
+    fn new(
         ctx: RequestContext<'_>,
         mut parts: Parts,
-        body: Option<ProxyBody>,
         client_upgrade: bool,
-        h2: bool,
-    ) -> Result<Self, Response<ProxyBody>> {
+    ) -> Result<(Self, bool), SmugglingError> {
         let upgrade = client_upgrade
             && parts
                 .headers
@@ -276,20 +290,17 @@ impl Outbound {
             .as_deref()
             .and_then(|c| cookie_value(&parts.headers, c))
             .map(str::to_owned);
-        let (mut headers, chunked) = upstream_headers(ctx, &mut parts, upgrade)
-            .map_err(|error| plain(error.status(), &format!("bad request: {error}"), true))?;
-        // HTTP/2 frames its bodies itself: no `Transfer-Encoding` towards it.
-        let body = read_body(body, replayable && !upgrade, chunked && !h2, &mut headers).await?;
+        let (headers, chunked) = upstream_headers(ctx, &mut parts, upgrade)?;
         let path_and_query = parts
             .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        Ok(Self {
+        let outbound = Self {
             method: parts.method,
             path_and_query,
             headers,
-            body,
+            body: OutBody::Buffered(Bytes::new()),
             replayable,
             upgrade,
             grpc,
@@ -297,7 +308,8 @@ impl Outbound {
             te_trailers,
             hash_key,
             sticky,
-        })
+        };
+        Ok((outbound, chunked))
     }
 
     /// The request for one attempt to the member at `address`, with the headers (an attempt

@@ -96,7 +96,30 @@ pub(crate) async fn route_request(
         .compression_min
         .filter(|_| !grpc)
         .map(|_| (parts.headers.clone(), parts.method == Method::HEAD));
-    let mut response = send(ctx, route, parts, body, client_upgrade).await;
+    // The upstream's answer: through the cache on a caching route (GET and HEAD answered
+    // from it, other methods invalidating it on success), else forwarded. A fresh cache hit
+    // is answered without building any future of the upstream path. The futures of the
+    // cache's misses and of forwarding are boxed: they are KiBs (retries, timeouts,
+    // revalidation), and a future held inline is copied whole each time the future around it
+    // moves, which cost more than the allocation. They are awaited here rather than in a
+    // function of their own, whose future would be built and copied for every request too.
+    let mut response = match &ctx.state.cache {
+        Some(cache)
+            if route.cache && (parts.method == Method::GET || parts.method == Method::HEAD) =>
+        {
+            match cache::fresh(cache, &parts) {
+                Ok(hit) => hit,
+                Err(key) => Box::pin(cache::cached(ctx, cache, key, parts, body)).await,
+            }
+        }
+        Some(cache) if route.cache => {
+            let request = parts.clone();
+            let response = Box::pin(forward(ctx, parts, Some(body), client_upgrade)).await;
+            cache::invalidate(cache, &request, response.status(), response.headers());
+            response
+        }
+        _ => Box::pin(forward(ctx, parts, Some(body), client_upgrade)).await,
+    };
     if let (Some(min), Some((headers, head))) = (state.compression_min, request_headers) {
         response = compress::compress(&headers, head, response, min);
     }
@@ -124,38 +147,4 @@ fn select_route<'a>(state: &'a State, parts: &Parts) -> Option<&'a Route> {
                 .is_none_or(|h| host.is_some_and(|host| host.eq_ignore_ascii_case(h)))
         })
         .max_by_key(|r| (r.host.is_some(), r.prefix.len()))
-}
-
-/// The upstream's answer: through the cache on a caching route (GET and HEAD answered from
-/// it, other methods invalidating it on success), else forwarded.
-///
-/// A fresh cache hit is answered without building any future of the upstream path. The
-/// futures of the cache's misses and of forwarding are boxed: they are several KiB (retries,
-/// timeouts, revalidation), and a future held inline is copied whole each time the future
-/// around it moves (into hyper's dispatcher, into a task), which cost more than the
-/// allocation.
-async fn send(
-    ctx: RequestContext<'_>,
-    route: &Route,
-    parts: Parts,
-    body: ProxyBody,
-    client_upgrade: Option<OnUpgrade>,
-) -> Response<ProxyBody> {
-    match &ctx.state.cache {
-        Some(cache)
-            if route.cache && (parts.method == Method::GET || parts.method == Method::HEAD) =>
-        {
-            match cache::fresh(cache, &parts) {
-                Ok(hit) => hit,
-                Err(key) => Box::pin(cache::cached(ctx, cache, key, parts, body)).await,
-            }
-        }
-        Some(cache) if route.cache => {
-            let request = parts.clone();
-            let response = Box::pin(forward(ctx, parts, Some(body), client_upgrade)).await;
-            cache::invalidate(cache, &request, response.status(), response.headers());
-            response
-        }
-        _ => Box::pin(forward(ctx, parts, Some(body), client_upgrade)).await,
-    }
 }

@@ -359,7 +359,20 @@ impl Upstreams {
         {
             parts.headers.insert(HOST, host);
         }
-        let mut request = Request::from_parts(parts, body.into_proxy_body());
+        let request = Request::from_parts(parts, body.into_proxy_body());
+        // Boxed too: held inline, this path's request, connection and hyper's send made the
+        // lean path's future twice its size (every state of an `async fn` is as large as its
+        // largest), and that future is copied once per request.
+        Box::pin(self.send_hyper(id, address, request)).await
+    }
+
+    /// `request` sent with hyper's client on a connection of the member at `address`.
+    async fn send_hyper(
+        self: &Arc<Self>,
+        id: UpstreamId,
+        address: &str,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
         loop {
             let (mut sender, reused) = match self.checkout(id) {
                 Some(sender) => (sender, true),
