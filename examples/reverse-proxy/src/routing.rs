@@ -58,7 +58,7 @@ pub(crate) async fn route_request(
         timer,
     };
     // Boxed when there is a limit to check, so that a route without one does not carry the
-    // limiter's future in its own (see `send`).
+    // limiter's future in its own (see the boxes below).
     let admitted = match route.limiter {
         None => Ok(Vec::new()),
         Some(_) => {

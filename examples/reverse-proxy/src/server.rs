@@ -300,8 +300,8 @@ struct Connection {
 }
 
 impl Connection {
-    /// `handle`'s future itself, not one wrapped around it: an `async fn` here would hold a
-    /// copy of that future (2.4 KiB) in its own and move it there once per request.
+    /// `handle`'s future itself: an `async fn` here would only wrap it in one more state
+    /// machine, built and polled once per request.
     fn respond_to(
         &self,
         request: Request<ProxyBody>,
