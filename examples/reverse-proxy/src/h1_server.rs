@@ -57,7 +57,8 @@ pub(crate) enum Outcome {
 /// What a connection's requests are answered with: the routing, the metrics and the
 /// access log, as for hyper's requests ([`crate::server`]).
 pub(crate) trait Handler {
-    /// Answers one parsed request.
+    /// Answers one parsed request, whose head passed `check_request_head` as the bytes it
+    /// was parsed from.
     fn respond(&self, request: Request<ProxyBody>) -> impl Future<Output = Response<ProxyBody>>;
     /// The answer to a head the checks refused (the connection closes after it).
     fn refuse(&self, error: &SmugglingError) -> Response<ProxyBody>;

@@ -24,7 +24,8 @@ use crate::{ProxyBody, admin, cache, compress, plain, rate_limit};
 /// `https`); `client_upgrade` is the connection's upgrade, for a request with `Upgrade`;
 /// `timer` is the connection's request timer, when it has one ([`crate::request_timer`]).
 /// `head_checked`: the caller has run [`check_parsed_request`] on this head already (the
-/// HTTP/2 path, which counts a refusal against its connection).
+/// HTTP/2 path, which counts a refusal against its connection), or checks that include it
+/// on the bytes the head was parsed from (the lean HTTP/1 path, `crate::h1_server`).
 pub(crate) async fn route_request(
     state: &Arc<State>,
     peer: SocketAddr,

@@ -267,7 +267,9 @@ async fn serve_connection<S>(
         // and hyper moves the future it gets by value more than once per request; a box
         // moves as a pointer.
         Box::pin(async move {
-            let response = connection.respond_to(request).await;
+            // `CheckedIo` checked the bytes hyper reads; the parsed head is checked again
+            // in `route_request`, in case hyper's reading and ours ever part.
+            let response = connection.respond_to(request, false).await;
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_progress)))
         })
     });
@@ -305,6 +307,7 @@ impl Connection {
     fn respond_to(
         &self,
         request: Request<ProxyBody>,
+        head_checked: bool,
     ) -> impl Future<Output = Response<ProxyBody>> + '_ {
         handle(
             &self.state,
@@ -313,13 +316,16 @@ impl Connection {
             &self.rejection,
             &self.timer,
             request,
+            head_checked,
         )
     }
 }
 
 impl h1_server::Handler for Connection {
     fn respond(&self, request: Request<ProxyBody>) -> impl Future<Output = Response<ProxyBody>> {
-        self.respond_to(request)
+        // Parsed from the very bytes `check_request_head` passed, whose checks include every
+        // one of `check_parsed_request`'s (one `Host`, valid, and the framing fields).
+        self.respond_to(request, true)
     }
 
     fn refuse(&self, error: &proxy_core::SmugglingError) -> Response<ProxyBody> {
@@ -697,7 +703,7 @@ fn refused(
 
 /// Answers one request of a connection: the 400 for a head [`CheckedIo`] refused (it
 /// arrives as a request for the secret reject path), else [`route_request`]; then the
-/// metrics and the access log.
+/// metrics and the access log. `head_checked` as for [`route_request`].
 async fn handle(
     state: &Arc<State>,
     peer: SocketAddr,
@@ -705,6 +711,7 @@ async fn handle(
     rejection: &Rejection,
     timer: &RequestTimer,
     mut request: Request<ProxyBody>,
+    head_checked: bool,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let logged = logged(state, &request);
@@ -725,7 +732,7 @@ async fn handle(
             request,
             client_upgrade,
             Some(timer),
-            false,
+            head_checked,
         )
         .await
     };
