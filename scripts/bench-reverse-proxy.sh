@@ -13,6 +13,7 @@
 #   PROTOCOL=h2 CONNECTIONS=16 STREAMS=10 bash scripts/bench-reverse-proxy.sh
 #   PROXY_BIN=/path/to/reverse-proxy bash scripts/bench-reverse-proxy.sh   # no build
 #   CACHE=1 bash scripts/bench-reverse-proxy.sh             # cache hits on both sides
+#   SCHED=1 bash scripts/bench-reverse-proxy.sh             # + run-queue waits per run
 #
 # Prints requests/s, latency (p99 and p50 from wrk, the mean from h2load) and CPU microseconds per
 # request (of each proxy, the origin and the load generator) per run, then the medians of
@@ -179,6 +180,18 @@ tree_pids() {
   for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree_pids "$child"; done
 }
 hz=$(getconf CLK_TCK)
+# With SCHED=1: the time the proxy's threads waited runnable for a core, and their number
+# of time slices, summed over every thread from /proc/PID/task/TID/schedstat: "WAIT_NS SLICES".
+waits() {
+  local total=0 slices=0 pid task wait count
+  for pid in $(tree_pids "$1"); do
+    for task in /proc/"$pid"/task/*; do
+      read -r _ wait count < "$task/schedstat" 2>/dev/null || continue
+      total=$((total + wait)); slices=$((slices + count))
+    done
+  done
+  echo "$total $slices"
+}
 
 # Prints "RPS LATENCY_MS PROXY_US ORIGIN_US LOAD_US PROXY_SYS_US P50_MS" for one run of the
 # load generator: requests/s, latency (wrk's p99 or h2load's mean), and the CPU microseconds per
@@ -194,6 +207,8 @@ run() {
     command=(wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency "http://$1/index.html")
   fi
   read -r before before_sys < <(ticks "$proxy_pid"); read -r origin_before _ < <(ticks "$origin_pid")
+  local wait_before=0 slices_before=0 wait_after=0 slices_after=0
+  if [ "${SCHED:-0}" = 1 ]; then read -r wait_before slices_before < <(waits "$proxy_pid"); fi
   out=$(python3 -c '
 import resource, subprocess, sys
 r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
@@ -203,6 +218,12 @@ print("LOADCPU %f" % (u.ru_utime + u.ru_stime))
 ' "${command[@]}")
   local after after_sys origin_after
   read -r after after_sys < <(ticks "$proxy_pid"); read -r origin_after _ < <(ticks "$origin_pid")
+  if [ "${SCHED:-0}" = 1 ]; then
+    read -r wait_after slices_after < <(waits "$proxy_pid")
+    awk -v w=$((wait_after - wait_before)) -v n=$((slices_after - slices_before)) 'BEGIN {
+      printf "  run-queue wait %.2f s in %d slices, %.0f us per slice\n", w / 1e9, n, (n > 0 ? w / n / 1e3 : 0)
+    }' >&2
+  fi
   awk -v dp=$((after - before)) -v ds=$((after_sys - before_sys)) -v dorig=$((origin_after - origin_before)) -v hz="$hz" '
     function ms(v) {
       if (v ~ /us$/) {sub(/us$/,"",v); return v/1000}
