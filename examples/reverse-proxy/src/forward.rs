@@ -77,7 +77,7 @@ pub(crate) async fn forward(
     if let Some(body) = body.filter(|b| !b.is_end_stream()) {
         // HTTP/2 frames its bodies itself: no `Transfer-Encoding` towards it.
         let buffer = outbound.replayable && !outbound.upgrade;
-        match read_body(Some(body), buffer, chunked && !h2, &mut outbound.headers).await {
+        match read_body(body, buffer, chunked && !h2, &mut outbound.headers).await {
             Ok(body) => outbound.body = body,
             Err(response) => return response,
         }
@@ -378,48 +378,40 @@ fn upstream_headers(
     Ok((headers, chunked))
 }
 
-/// The body to send: buffered when it is empty, or when the request is `replayable` and the
-/// body is known to fit [`MAX_BUFFERED_BODY`]; streamed otherwise.
+/// The body to send, for a request that has one (an empty body stays `Outbound`'s empty
+/// buffer): buffered when the request is `replayable` and the body is known to fit
+/// [`MAX_BUFFERED_BODY`]; streamed otherwise.
 async fn read_body(
-    body: Option<ProxyBody>,
+    body: ProxyBody,
     replayable: bool,
     chunked: bool,
     headers: &mut HeaderMap,
 ) -> Result<OutBody, Response<ProxyBody>> {
-    Ok(match body.filter(|b| !b.is_end_stream()) {
-        None => OutBody::Buffered(Bytes::new()),
-        Some(body)
-            if replayable
-                && body
-                    .size_hint()
-                    .upper()
-                    .is_some_and(|n| n <= MAX_BUFFERED_BODY) =>
-        {
-            // The size hint's upper bound is the request's `Content-Length`, which hyper
-            // holds the body to; the length is checked again all the same.
-            match body.collect().await.map(|collected| collected.to_bytes()) {
-                Ok(bytes) if bytes.len() as u64 <= MAX_BUFFERED_BODY => OutBody::Buffered(bytes),
-                _ => {
-                    return Err(plain(
-                        StatusCode::BAD_REQUEST,
-                        "could not read the request body",
-                        true,
-                    ));
-                }
-            }
+    let fits = body
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= MAX_BUFFERED_BODY);
+    if !(replayable && fits) {
+        // One rule for every method: a chunked body is forwarded chunked. Without this
+        // header hyper's client would send a GET or HEAD with no body at all.
+        if chunked {
+            headers.insert(
+                http::header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
         }
-        Some(body) => {
-            // One rule for every method: a chunked body is forwarded chunked. Without this
-            // header hyper's client would send a GET or HEAD with no body at all.
-            if chunked {
-                headers.insert(
-                    http::header::TRANSFER_ENCODING,
-                    HeaderValue::from_static("chunked"),
-                );
-            }
-            OutBody::Stream(Some(body))
-        }
-    })
+        return Ok(OutBody::Stream(Some(body)));
+    }
+    // The size hint's upper bound is the request's `Content-Length`, which hyper holds the
+    // body to; the length is checked again all the same.
+    match body.collect().await.map(|collected| collected.to_bytes()) {
+        Ok(bytes) if bytes.len() as u64 <= MAX_BUFFERED_BODY => Ok(OutBody::Buffered(bytes)),
+        _ => Err(plain(
+            StatusCode::BAD_REQUEST,
+            "could not read the request body",
+            true,
+        )),
+    }
 }
 
 /// What [`pick`] found.
