@@ -43,6 +43,7 @@ mod cache;
 mod checked_io;
 mod compress;
 mod config;
+mod first;
 mod forward;
 mod grpc;
 mod h1_client;

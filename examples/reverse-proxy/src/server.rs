@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 
 use crate::checked_io::{CheckedIo, Rejection};
 use crate::config::Http2Config;
+use crate::first::{First, first};
 use crate::h2_guard::{GuardLimits, H2Guard, PREFACE, Watch};
 use crate::head_wait::{Activity, InProgress, TrackedBody};
 use crate::request_timer::RequestTimer;
@@ -229,17 +230,21 @@ async fn serve_connection<S>(
     let outcome = {
         let lean = h1_server::serve(&mut stream, &limits, &*connection);
         let mut lean = std::pin::pin!(lean);
-        let stopped = tokio::select! {
-            outcome = lean.as_mut() => Some(outcome),
-            () = connection.activity.idle(head_timeout / 2) => {
+        // What ends a connection early is polled only when it wakes (see `first`).
+        let ends = async {
+            tokio::select! {
+                () = connection.activity.idle(head_timeout / 2) => true,
+                _ = stopping.wait_for(|stopping| *stopping) => false,
+            }
+        };
+        let ends = std::pin::pin!(ends);
+        match first(lean.as_mut(), ends).await {
+            First::Main(outcome) => outcome,
+            First::Side(true) => {
                 tracing::debug!(%peer, "no request within server.head_timeout_ms: connection closed");
                 return;
             }
-            _ = stopping.wait_for(|stopping| *stopping) => None,
-        };
-        match stopped {
-            Some(outcome) => outcome,
-            None => {
+            First::Side(false) => {
                 // The request in flight, if any, is answered with `Connection: close`.
                 if connection.activity.busy() {
                     let _ = lean.await;
