@@ -20,6 +20,7 @@
 //! ```
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName};
@@ -119,8 +120,9 @@ pub struct PickContext<'a> {
 pub struct Pick {
     /// The chosen member; pass it to [`Pool::finish`].
     pub id: UpstreamId,
-    /// Its address, as given to [`Pool::add`].
-    pub address: String,
+    /// Its address, as given to [`Pool::add`] (shared with the pool: a pick does not
+    /// copy it).
+    pub address: Arc<str>,
     /// For a sticky pool, the cookie value to set when the request did not already carry
     /// this member's token.
     pub set_sticky: Option<String>,
@@ -159,7 +161,7 @@ pub struct MemberInfo {
 #[derive(Debug, Clone)]
 struct Member {
     id: UpstreamId,
-    address: String,
+    address: Arc<str>,
     token: String,
     weight: u32,
     state: MemberState,
@@ -187,6 +189,9 @@ pub struct Pool {
     ring_dirty: bool,
     maglev: Vec<UpstreamId>,
     maglev_for: Vec<UpstreamId>,
+    /// The candidates' list of the last pick, kept for its memory (a pick allocates
+    /// nothing once it has grown).
+    candidates: Vec<usize>,
 }
 
 impl Pool {
@@ -207,6 +212,7 @@ impl Pool {
             ring_dirty: true,
             maglev: Vec::new(),
             maglev_for: Vec::new(),
+            candidates: Vec::new(),
         }
     }
 
@@ -244,7 +250,7 @@ impl Pool {
     pub fn add(&mut self, address: impl Into<String>, weight: u32) -> UpstreamId {
         let id = UpstreamId(self.next_id);
         self.next_id += 1;
-        let address = address.into();
+        let address: Arc<str> = address.into().into();
         let token = format!("{:016x}", stable_hash(address.as_bytes()));
         self.members.push(Member {
             id,
@@ -297,7 +303,7 @@ impl Pool {
             .iter()
             .map(|m| MemberInfo {
                 id: m.id,
-                address: m.address.clone(),
+                address: m.address.to_string(),
                 weight: m.weight,
                 state: m.state,
                 in_flight: m.in_flight,
@@ -324,29 +330,42 @@ impl Pool {
         m.state == MemberState::Active && m.healthy && m.ejected_until.is_none_or(|u| now >= u)
     }
 
-    /// Indices of the members a pick may choose from.
-    fn candidates(&self, ctx: &PickContext<'_>, now: Instant) -> Vec<usize> {
-        let active: Vec<usize> = (0..self.members.len())
-            .filter(|&i| {
-                self.members
-                    .get(i)
-                    .is_some_and(|m| m.state == MemberState::Active && !ctx.exclude.contains(&m.id))
-            })
-            .collect();
-        let healthy: Vec<usize> = active
+    /// Fills `list` with the indices of the members a pick may choose from: the available
+    /// ones, or every active one in panic mode.
+    fn fill_candidates(&self, ctx: &PickContext<'_>, now: Instant, list: &mut Vec<usize>) {
+        list.clear();
+        list.extend((0..self.members.len()).filter(|&i| {
+            self.members
+                .get(i)
+                .is_some_and(|m| m.state == MemberState::Active && !ctx.exclude.contains(&m.id))
+        }));
+        let active = list.len();
+        let healthy = list
             .iter()
-            .copied()
-            .filter(|&i| self.members.get(i).is_some_and(|m| Self::available(m, now)))
-            .collect();
-        let panic = !active.is_empty()
-            && (healthy.len() as f64) < self.panic_threshold * active.len() as f64;
-        if panic { active } else { healthy }
+            .filter(|&&i| self.members.get(i).is_some_and(|m| Self::available(m, now)))
+            .count();
+        let panic = active > 0 && (healthy as f64) < self.panic_threshold * active as f64;
+        if !panic && healthy < active {
+            list.retain(|&i| self.members.get(i).is_some_and(|m| Self::available(m, now)));
+        }
     }
 
     /// Picks a member for a request and counts it in flight; `None` when no member is
     /// available.
     pub fn pick(&mut self, ctx: &PickContext<'_>, now: Instant) -> Option<Pick> {
-        let candidates = self.candidates(ctx, now);
+        let mut candidates = std::mem::take(&mut self.candidates);
+        self.fill_candidates(ctx, now, &mut candidates);
+        let pick = self.pick_among(ctx, now, &candidates);
+        self.candidates = candidates;
+        pick
+    }
+
+    fn pick_among(
+        &mut self,
+        ctx: &PickContext<'_>,
+        now: Instant,
+        candidates: &[usize],
+    ) -> Option<Pick> {
         if candidates.is_empty() {
             return None;
         }
@@ -364,7 +383,7 @@ impl Pool {
         let index = match sticky_hit {
             Some(i) => i,
             None => {
-                let i = self.choose(&candidates, ctx.hash_key, now)?;
+                let i = self.choose(candidates, ctx.hash_key, now)?;
                 if self.sticky {
                     set_sticky = self.members.get(i).map(|m| m.token.clone());
                 }
@@ -482,7 +501,7 @@ impl Pool {
                         &candidates
                             .iter()
                             .filter_map(|&i| self.members.get(i))
-                            .map(|m| (m.id, m.address.as_str(), m.weight))
+                            .map(|m| (m.id, &*m.address, m.weight))
                             .collect::<Vec<_>>(),
                         table_size.clamp(1, 1 << 20),
                     );

@@ -131,21 +131,25 @@ pub(crate) async fn route_request(
 /// The route for the request: the longest matching prefix, routes with a matching host
 /// before those without one.
 fn select_route<'a>(state: &'a State, parts: &Parts) -> Option<&'a Route> {
-    // Compared without allocating: this runs for every request.
-    let host = parts
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| h.split(':').next().unwrap_or(h));
+    // Compared without allocating, and `Host` looked up only for a route that names one:
+    // this runs for every request.
+    let mut host = None;
     let path = parts.uri.path();
     state
         .routes
         .iter()
         .filter(|r| path.starts_with(&r.prefix))
         .filter(|r| {
-            r.host
-                .as_ref()
-                .is_none_or(|h| host.is_some_and(|host| host.eq_ignore_ascii_case(h)))
+            r.host.as_ref().is_none_or(|h| {
+                host.get_or_insert_with(|| {
+                    parts
+                        .headers
+                        .get(HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .map(|h| h.split(':').next().unwrap_or(h))
+                })
+                .is_some_and(|host| host.eq_ignore_ascii_case(h))
+            })
         })
         .max_by_key(|r| (r.host.is_some(), r.prefix.len()))
 }
