@@ -350,8 +350,12 @@ fn upstream_headers(
     parts: &mut Parts,
     upgrade: bool,
 ) -> Result<(HeaderMap, bool), SmugglingError> {
-    let host = parts.headers.get(HOST).cloned();
-    let upgrade_value = parts.headers.get(UPGRADE).cloned();
+    // Looked up only when used: each lookup hashes the name, and this runs per request.
+    let write = ctx.state.forward_headers;
+    let host = (write.forwarded || write.x_forwarded_host)
+        .then(|| parts.headers.get(HOST).cloned())
+        .flatten();
+    let upgrade_value = upgrade.then(|| parts.headers.get(UPGRADE).cloned()).flatten();
     let mut headers = std::mem::take(&mut parts.headers);
     // The body length as we read it, in one canonical form (`0003` reaches the origin as `3`).
     canonicalize_content_length(&mut headers)?;
@@ -359,7 +363,7 @@ fn upstream_headers(
         .get(http::header::TRANSFER_ENCODING)
         .is_some_and(|te| te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"));
     remove_hop_by_hop(&mut headers);
-    if let (true, Some(value)) = (upgrade, upgrade_value) {
+    if let Some(value) = upgrade_value {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, value);
     }
@@ -371,7 +375,7 @@ fn upstream_headers(
             host: host.as_ref().and_then(|h| h.to_str().ok()),
             trusted: &ctx.state.trusted,
             pseudonym: &ctx.state.pseudonym,
-            write: ctx.state.forward_headers,
+            write,
             version: parts.version,
         },
     );
