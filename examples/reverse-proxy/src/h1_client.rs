@@ -425,30 +425,35 @@ pub(crate) fn encode_request(
     default_host: &str,
     body: &[u8],
 ) -> Option<Vec<u8>> {
-    if headers.contains_key(TRANSFER_ENCODING) {
-        return None;
-    }
     let mut out = Vec::with_capacity(256 + headers.len() * 32 + body.len());
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    // An address is a host and port: nothing to escape, but nothing written that is not.
-    if !headers.contains_key(HOST) && default_host.bytes().all(|b| b.is_ascii_graphic()) {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(default_host.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    let fields_start = out.len();
+    // `Host` and `Transfer-Encoding` are noticed on the way rather than looked up (each
+    // lookup hashes the name; this runs per request).
     let mut named_length = false;
+    let mut named_host = false;
     for (name, value) in headers {
         if name == CONTENT_LENGTH {
             named_length = true;
             continue;
         }
+        if name == TRANSFER_ENCODING {
+            return None;
+        }
+        named_host |= name == HOST;
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    // An address is a host and port: nothing to escape, but nothing written that is not.
+    // First, as a client writes it (rare: an HTTP/1.1 client must send `Host`).
+    if !named_host && default_host.bytes().all(|b| b.is_ascii_graphic()) {
+        let line = [&b"host: "[..], default_host.as_bytes(), b"\r\n"].concat();
+        out.splice(fields_start..fields_start, line);
     }
     if named_length || !body.is_empty() {
         out.extend_from_slice(b"content-length: ");

@@ -720,9 +720,9 @@ async fn handle(
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let logged = logged(state, &request);
-    let client_upgrade = request
-        .headers()
-        .contains_key(UPGRADE)
+    // The lean path hands every request with `Upgrade` to hyper, so one it parsed
+    // (`head_checked`) has none to look up.
+    let client_upgrade = (!head_checked && request.headers().contains_key(UPGRADE))
         .then(|| hyper::upgrade::on(&mut request));
     let response = if request.uri().path() == &*state.reject_path {
         match rejection.take() {
