@@ -360,6 +360,7 @@ impl Pool {
         pick
     }
 
+    /// [`Pool::pick`] among `candidates` (indices into the members).
     fn pick_among(
         &mut self,
         ctx: &PickContext<'_>,
