@@ -127,7 +127,11 @@ mod tests {
         });
         let out = first(Pin::new(&mut main), Pin::new(&mut side)).await;
         assert!(matches!(out, First::Main("main")));
-        assert_eq!(polls.load(Ordering::Relaxed), 1, "the side was polled again");
+        assert_eq!(
+            polls.load(Ordering::Relaxed),
+            1,
+            "the side was polled again"
+        );
     }
 
     #[tokio::test]
@@ -135,8 +139,8 @@ mod tests {
         let main = std::pin::pin!(std::future::pending::<()>());
         let side = std::pin::pin!(tokio::time::sleep(Duration::from_millis(20)));
         let out = tokio::time::timeout(Duration::from_secs(5), first(main, side))
-        .await
-        .expect("the side's timer did not end the race");
+            .await
+            .expect("the side's timer did not end the race");
         assert!(matches!(out, First::Side(())));
     }
 

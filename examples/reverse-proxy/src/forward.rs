@@ -355,7 +355,9 @@ fn upstream_headers(
     let host = (write.forwarded || write.x_forwarded_host)
         .then(|| parts.headers.get(HOST).cloned())
         .flatten();
-    let upgrade_value = upgrade.then(|| parts.headers.get(UPGRADE).cloned()).flatten();
+    let upgrade_value = upgrade
+        .then(|| parts.headers.get(UPGRADE).cloned())
+        .flatten();
     let mut headers = std::mem::take(&mut parts.headers);
     // The body length as we read it, in one canonical form (`0003` reaches the origin as `3`).
     canonicalize_content_length(&mut headers)?;
