@@ -99,11 +99,14 @@ pub(crate) async fn route_request(
         .map(|_| (parts.headers.clone(), parts.method == Method::HEAD));
     // The upstream's answer: through the cache on a caching route (GET and HEAD answered
     // from it, other methods invalidating it on success), else forwarded. A fresh cache hit
-    // is answered without building any future of the upstream path. The futures of the
-    // cache's misses and of forwarding are boxed: they are KiBs (retries, timeouts,
-    // revalidation), and a future held inline is copied whole each time the future around it
-    // moves, which cost more than the allocation. They are awaited here rather than in a
-    // function of their own, whose future would be built and copied for every request too.
+    // is answered without building any future of the upstream path. The cache's futures
+    // are boxed: they are KiBs (revalidation, coalescing), and held inline they would be
+    // copied with the future around them for every request. Forwarding's is held inline:
+    // with the release profile's whole-program optimization, its box (2.4 KiB, past the
+    // allocator's small sizes) cost more than the copies (callgrind: 23,360 -> 22,838
+    // instructions per proxied request; a cache hit's count did not move). They are
+    // awaited here rather than in a function of their own, whose future would be built and
+    // copied for every request too.
     let mut response = match &ctx.state.cache {
         Some(cache)
             if route.cache && (parts.method == Method::GET || parts.method == Method::HEAD) =>
@@ -119,7 +122,7 @@ pub(crate) async fn route_request(
             cache::invalidate(cache, &request, response.status(), response.headers());
             response
         }
-        _ => Box::pin(forward(ctx, parts, Some(body), client_upgrade)).await,
+        _ => forward(ctx, parts, Some(body), client_upgrade).await,
     };
     if let (Some(min), Some((headers, head))) = (state.compression_min, request_headers) {
         response = compress::compress(&headers, head, response, min);
