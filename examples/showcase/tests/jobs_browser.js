@@ -40,6 +40,9 @@ withLandingRow(base, "jobs", "curl -s " + base + "/jobs/jobs ", async (page, row
   const deadRow = page.locator("#dead tr", { hasText: failing });
   await deadRow.waitFor({ timeout: 15000 });
   check((await deadRow.textContent()).includes("nacked on delivery 3 of at most 3"), "dead letter reason");
+  // The page refreshes the jobs table and then the dead letters, a second apart at most:
+  // the dead letter can show before the table's next refresh says "dead".
+  await jobRow(failing).locator(".state.dead").waitFor({ timeout: 5000 });
   check((await jobRow(failing).locator(".state").textContent()) === "dead", "failing job not dead");
 
   // The same key twice: one job.
