@@ -96,7 +96,7 @@ async fn health_loop(pool: Arc<PoolState>) {
                         let mut req = Request::new(SendBody::Bytes(Bytes::new()));
                         *req.uri_mut() = uri;
                         matches!(
-                            tokio::time::timeout(wait, upstreams.send(probe.target, &address, &mut req, false)).await,
+                            tokio::time::timeout(wait, upstreams.send(probe.target, &address, &mut req, false, false)).await,
                             Ok(Ok(r)) if r.status().is_success() || r.status().is_redirection()
                         )
                     }

@@ -132,6 +132,8 @@ pub(crate) async fn cached(
                         scheme,
                         client_ip,
                         timer: None,
+                        // The cache reads the fields.
+                        raw_fields: false,
                     };
                     let _ = revalidate(ctx, cache, &key, &parts, &entry, *revalidation).await;
                     drop(lead);

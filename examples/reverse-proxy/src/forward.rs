@@ -49,6 +49,9 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) client_ip: IpAddr,
     /// The client connection's request timer (HTTP/1), for the pool's request timeout.
     pub(crate) timer: Option<&'a RequestTimer>,
+    /// The response may carry the upstream's fields as raw lines rather than in its
+    /// `HeaderMap` (see [`crate::routing::Caller::Lean`]).
+    pub(crate) raw_fields: bool,
 }
 
 /// Whether the request is a gRPC call: `application/grpc*` from an HTTP/2 client.
@@ -173,7 +176,8 @@ async fn attempts(
                 pick.id,
                 &pick.address,
                 &mut upstream_request,
-                may_retry
+                may_retry,
+                ctx.raw_fields
             ));
             request_timer::within(
                 ctx.timer,

@@ -124,10 +124,12 @@ impl Conn {
 
     /// Writes `request` (a whole encoded request, see [`encode_request`]) and reads the
     /// response head, skipping interim responses. A `HEAD` request's response has no body.
+    /// With `raw_fields`, the head's fields may come as [`RawFields`] (see there).
     pub(crate) async fn exchange(
         mut self,
         request: &[u8],
         method: &Method,
+        raw_fields: bool,
     ) -> Result<(http::response::Parts, Reader), ExchangeError> {
         self.write(request).await?;
         let mut received = false;
@@ -135,7 +137,7 @@ impl Conn {
             let parsed = if self.buf.is_empty() {
                 Ok(None)
             } else {
-                parse_head(&mut self.buf, &mut self.names, method)
+                parse_head(&mut self.buf, &mut self.names, method, raw_fields)
             };
             let (parts, framing, keep_alive) = match parsed {
                 Ok(Some(head)) => head,
@@ -192,16 +194,62 @@ impl Conn {
     }
 }
 
+/// A response's end-to-end fields as `name: value` lines (each ending in CRLF), for a
+/// server that writes the head itself and reads none of the fields ([`crate::h1_server`]).
+/// They are left out of the response's `HeaderMap`, which then holds only what the proxy
+/// adds (a sticky cookie). Building that map cost about a fifth of a proxied request's
+/// instructions by callgrind: a validated `HeaderValue`, a hashed insertion and a
+/// `HeaderName` per field, and a table of over a KiB; `httparse` has already checked names
+/// and values against the same character sets.
+///
+/// Only for a `GET` whose response has content, no `Trailer` field (the server's encoder
+/// must see it) and no reason phrase of its own. `Content-Length` is left out as well: the
+/// body's exact size (the length the framing took from that field) says it again. Names
+/// keep the member's spelling, as nginx passes them on.
+#[derive(Debug, Clone)]
+pub(crate) struct RawFields {
+    pub(crate) lines: Vec<u8>,
+    /// Whether one of the lines is `Date`.
+    pub(crate) date: bool,
+}
+
+/// The fields as [`RawFields`], or `None` when the head has a `Trailer` field.
+fn raw_lines(fields: &[httparse::Header<'_>], facts: &Facts<'_>) -> Option<RawFields> {
+    let size = fields
+        .iter()
+        .map(|f| f.name.len() + f.value.len() + 4)
+        .sum();
+    let mut lines = Vec::with_capacity(size);
+    let mut date = false;
+    for field in fields {
+        let name = field.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"trailer") {
+            return None;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") || facts.is_hop_by_hop(name) {
+            continue;
+        }
+        date |= name.eq_ignore_ascii_case(b"date");
+        lines.extend_from_slice(name);
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(field.value);
+        lines.extend_from_slice(b"\r\n");
+    }
+    Some(RawFields { lines, date })
+}
+
 /// The response head at the start of the buffer, taken out of it: `Ok(None)` while it
 /// is incomplete, `Err` when it is refused. An interim (1xx) head is returned too. The
 /// head's fields are read once, raw, for the framing and the connection's fate; the
 /// hop-by-hop ones (and those `Connection` names) are left out of the returned
-/// `HeaderMap`, as the proxy would remove them from it anyway.
+/// `HeaderMap`, as the proxy would remove them from it anyway. With `raw_fields`, a head
+/// [`RawFields`] can carry comes with them, in the parts' extensions, and an empty map.
 #[allow(clippy::type_complexity)]
 fn parse_head(
     buf: &mut BytesMut,
     names: &mut Names,
     method: &Method,
+    raw_fields: bool,
 ) -> Result<Option<(http::response::Parts, Framing, bool)>, ()> {
     let mut fields =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -226,6 +274,27 @@ fn parse_head(
     let mut facts = Facts::default();
     for field in response.headers.iter() {
         facts.observe(field.name.as_bytes(), field.value);
+    }
+    if raw_fields
+        && reason.is_none()
+        && *method == Method::GET
+        && !status.is_informational()
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED
+        && let Some(raw) = raw_lines(response.headers, &facts)
+    {
+        let framing = facts.framing(method, status, http10)?;
+        let keep_alive = framing != Framing::Close && facts.keeps_alive(http10);
+        buf.advance(len);
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.status = status;
+        parts.version = if http10 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        parts.extensions.insert(raw);
+        return Ok(Some((parts, framing, keep_alive)));
     }
     // Where each field to keep lies in the buffer, so the head can be taken out of it
     // as shared bytes that the values then point into (no copy per value).
@@ -680,6 +749,7 @@ mod tests {
     )]
 
     use super::*;
+    use http::header::DATE;
 
     #[test]
     fn chunk_sizes() {
@@ -787,7 +857,7 @@ mod tests {
         let head = b"HTTP/1.1 299 Odd\r\nContent-Length: 2\r\nConnection: keep-alive, x-a\r\nx-a: 1\r\nx-b: 2\r\n\r\nok";
         let mut buf = BytesMut::from(&head[..]);
         let (parts, framing, keep_alive) =
-            parse_head(&mut buf, &mut Names::default(), &Method::GET)
+            parse_head(&mut buf, &mut Names::default(), &Method::GET, false)
                 .unwrap()
                 .unwrap();
         assert_eq!(parts.status.as_u16(), 299);
@@ -804,7 +874,7 @@ mod tests {
         );
         assert_eq!(&buf[..], b"ok");
         let mut bare = BytesMut::from(&b"HTTP/1.1 200\r\n\r\n"[..]);
-        let (parts, ..) = parse_head(&mut bare, &mut Names::default(), &Method::GET)
+        let (parts, ..) = parse_head(&mut bare, &mut Names::default(), &Method::GET, false)
             .unwrap()
             .unwrap();
         assert!(parts.extensions.get::<hyper::ext::ReasonPhrase>().is_none());
@@ -822,6 +892,7 @@ mod tests {
                 &mut BytesMut::from(&head[..end]),
                 &mut Names::default(),
                 &Method::GET,
+                false,
             );
         }
         let alphabet = b"\r\n :,;0123456789aAxX\t\x00\x7f\xff";
@@ -843,8 +914,14 @@ mod tests {
                 &mut BytesMut::from(&bytes[..]),
                 &mut Names::default(),
                 &Method::GET,
+                false,
             );
-            let remembered = parse_head(&mut BytesMut::from(&bytes[..]), &mut names, &Method::GET);
+            let remembered = parse_head(
+                &mut BytesMut::from(&bytes[..]),
+                &mut names,
+                &Method::GET,
+                false,
+            );
             assert_eq!(
                 summary(fresh),
                 summary(remembered),
@@ -888,14 +965,147 @@ mod tests {
                 &mut BytesMut::from(head),
                 &mut Names::default(),
                 &Method::GET,
+                false,
             );
-            let remembered = parse_head(&mut BytesMut::from(head), &mut names, &Method::GET);
+            let remembered = parse_head(&mut BytesMut::from(head), &mut names, &Method::GET, false);
             let fresh = summary(fresh);
             assert!(matches!(fresh, Some(Some(_))), "{fresh:?}");
             assert_eq!(fresh, summary(remembered));
         }
         assert_eq!(names.seen.len(), 4);
         assert_eq!(names.seen[0].1, http::header::SERVER);
+    }
+
+    /// The fields of a parsed head as sorted `(lower-case name, value)` pairs: the map's
+    /// without `Content-Length`, or the lines of its [`RawFields`].
+    fn fields_of(parts: &http::response::Parts) -> Vec<(String, Vec<u8>)> {
+        let mut fields: Vec<(String, Vec<u8>)> = match parts.extensions.get::<RawFields>() {
+            Some(raw) => {
+                let lines = raw.lines.strip_suffix(b"\r\n").unwrap_or_default();
+                lines
+                    .split(|&b| b == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .map(|line| {
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        let colon = line.iter().position(|&b| b == b':').unwrap();
+                        assert_eq!(&line[colon..colon + 2], b": ");
+                        (
+                            String::from_utf8(line[..colon].to_ascii_lowercase()).unwrap(),
+                            line[colon + 2..].to_vec(),
+                        )
+                    })
+                    .collect()
+            }
+            None => parts
+                .headers
+                .iter()
+                .filter(|(name, _)| **name != CONTENT_LENGTH)
+                .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+                .collect(),
+        };
+        fields.sort();
+        fields
+    }
+
+    #[test]
+    fn raw_fields_say_what_the_map_says() {
+        let head = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sun, 06 Dec 2026 18:00:00 GMT\r\n\
+            Content-Type: text/html\r\nContent-Length: 5\r\nConnection: keep-alive, X-A\r\n\
+            x-a: 1\r\nSet-Cookie: a=1\r\nx-b:  2 \r\nSet-Cookie: b=2\r\nKeep-Alive: timeout=5\r\n\r\nhello";
+        let (parts, framing, keep_alive) = parse_head(
+            &mut BytesMut::from(&head[..]),
+            &mut Names::default(),
+            &Method::GET,
+            true,
+        )
+        .unwrap()
+        .unwrap();
+        let raw = parts.extensions.get::<RawFields>().unwrap();
+        assert!(parts.headers.is_empty());
+        assert_eq!(
+            raw.lines,
+            b"Server: nginx\r\nDate: Sun, 06 Dec 2026 18:00:00 GMT\r\nContent-Type: text/html\r\n\
+              Set-Cookie: a=1\r\nx-b: 2\r\nSet-Cookie: b=2\r\n"
+                .to_vec()
+        );
+        assert!(raw.date);
+        assert_eq!((framing, keep_alive), (Framing::Length(5), true));
+        // Not for HEAD, a 304, a reason phrase of its own or a head with `Trailer`.
+        let not_raw = |head: &[u8], method: &Method| {
+            let (parts, ..) = parse_head(
+                &mut BytesMut::from(head),
+                &mut Names::default(),
+                method,
+                true,
+            )
+            .unwrap()
+            .unwrap();
+            parts.extensions.get::<RawFields>().is_none() && !parts.headers.is_empty()
+        };
+        assert!(not_raw(head, &Method::HEAD));
+        assert!(not_raw(
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\n\r\n",
+            &Method::GET
+        ));
+        assert!(not_raw(
+            b"HTTP/1.1 200 Fine\r\nContent-Length: 0\r\n\r\n",
+            &Method::GET
+        ));
+        assert!(not_raw(
+            b"HTTP/1.1 200 OK\r\nTrailer: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &Method::GET
+        ));
+
+        // Mangled heads: the same answer either way, the fields as lines or in the map.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as usize
+        };
+        let alphabet = b"\r\n :,;0123456789aAxX\t\x00\x7f\xff";
+        let mut as_lines = 0;
+        for _ in 0..20_000 {
+            let mut bytes = head.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = next() % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = alphabet[next() % alphabet.len()],
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, bytes[at]),
+                }
+            }
+            let mut in_map = BytesMut::from(&bytes[..]);
+            let mut in_lines = BytesMut::from(&bytes[..]);
+            let map = parse_head(&mut in_map, &mut Names::default(), &Method::GET, false);
+            let lines = parse_head(&mut in_lines, &mut Names::default(), &Method::GET, true);
+            let shown = String::from_utf8_lossy(&bytes);
+            match (map, lines) {
+                (Ok(Some(map)), Ok(Some(lines))) => {
+                    assert_eq!(map.0.status, lines.0.status, "{shown:?}");
+                    assert_eq!(map.0.version, lines.0.version, "{shown:?}");
+                    assert_eq!((map.1, map.2), (lines.1, lines.2), "{shown:?}");
+                    assert_eq!(fields_of(&map.0), fields_of(&lines.0), "{shown:?}");
+                    if let Some(raw) = lines.0.extensions.get::<RawFields>() {
+                        as_lines += 1;
+                        assert_eq!(raw.date, map.0.headers.contains_key(DATE), "{shown:?}");
+                    }
+                    // The body starts at the same place.
+                    assert_eq!(in_map, in_lines, "{shown:?}");
+                }
+                (Ok(None), Ok(None)) | (Err(()), Err(())) => {}
+                (map, lines) => panic!(
+                    "{shown:?}: in the map {:?}, as lines {:?}",
+                    summary(map),
+                    summary(lines)
+                ),
+            }
+        }
+        // Most mangled heads still parse, and most of those as lines.
+        assert!(as_lines > 5_000, "{as_lines}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ use proxy_core::{Framing, SmugglingError, check_request_head};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::ProxyBody;
-use crate::h1_client::parse_decimal;
+use crate::h1_client::{RawFields, parse_decimal};
 
 /// The most header fields parsed here; a head with more goes to hyper, whose limit is the
 /// same.
@@ -460,6 +460,12 @@ fn encode_head(
     let mut te: Vec<&HeaderValue> = Vec::new();
     let mut connection: Vec<&HeaderValue> = Vec::new();
     let mut trailer: Vec<&HeaderValue> = Vec::new();
+    // The upstream's fields, when they came as lines (none of the framing fields is among
+    // them), then those in the map.
+    if let Some(raw) = parts.extensions.get::<RawFields>() {
+        out.extend_from_slice(&raw.lines);
+        date_written = raw.date;
+    }
     for (name, value) in &parts.headers {
         if *name == CONTENT_LENGTH {
             let framed = match length {
@@ -946,6 +952,48 @@ mod tests {
             .collect::<Vec<_>>()
             .join("|");
         Ok((text, encoder, keep_alive))
+    }
+
+    #[test]
+    fn raw_fields_come_first_and_say_whether_a_date_came() {
+        let encode = |lines: &[u8], date: bool| {
+            let mut response = Response::new(());
+            response.extensions_mut().insert(RawFields {
+                lines: lines.to_vec(),
+                date,
+            });
+            // What the proxy adds: a sticky cookie.
+            response
+                .headers_mut()
+                .append(http::header::SET_COOKIE, HeaderValue::from_static("s=1"));
+            let (parts, ()) = response.into_parts();
+            let asked = Asked {
+                head: false,
+                close: true,
+                trailers: false,
+            };
+            let mut out = Vec::new();
+            let (encoder, keep_alive, _) =
+                encode_head(&mut out, &parts, BodyLength::Known(5), &asked).unwrap();
+            assert_eq!((encoder, keep_alive), (Encoder::Length(5), false));
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            encode(
+                b"Server: nginx\r\nDate: Sun, 06 Dec 2026 18:00:00 GMT\r\n",
+                true
+            ),
+            "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sun, 06 Dec 2026 18:00:00 GMT\r\n\
+             set-cookie: s=1\r\nconnection: close\r\ncontent-length: 5\r\n\r\n"
+        );
+        let without = encode(b"Server: nginx\r\n", false);
+        let (before, date) = without.split_once("date: ").unwrap();
+        assert_eq!(
+            before,
+            "HTTP/1.1 200 OK\r\nServer: nginx\r\nset-cookie: s=1\r\nconnection: close\r\n\
+             content-length: 5\r\n"
+        );
+        assert!(date.ends_with(" GMT\r\n\r\n"), "{date:?}");
     }
 
     #[test]

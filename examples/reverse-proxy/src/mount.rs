@@ -13,7 +13,7 @@ use http::header::UPGRADE;
 use http::{Request, Response, StatusCode};
 
 use crate::config::Config;
-use crate::routing::route_request;
+use crate::routing::{Caller, route_request};
 use crate::state::State;
 use crate::{ProxyBody, background, plain};
 
@@ -106,7 +106,7 @@ impl App {
             Request::from_parts(parts, body),
             client_upgrade,
             None,
-            false,
+            Caller::Hyper,
         )
         .await;
         self.state

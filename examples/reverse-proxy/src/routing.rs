@@ -20,12 +20,25 @@ use crate::request_timer::RequestTimer;
 use crate::state::{Route, State};
 use crate::{ProxyBody, admin, cache, compress, plain, rate_limit};
 
+/// Which path parsed a request: what is left to check of its head, and how its response
+/// is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// hyper's HTTP/1 server or a mounted [`crate::App`]: [`check_parsed_request`] is run
+    /// here.
+    Hyper,
+    /// The HTTP/2 path, which has run [`check_parsed_request`] itself (it counts a refusal
+    /// against its connection).
+    Http2,
+    /// The lean HTTP/1.1 path (`crate::h1_server`), whose checks on the bytes the head was
+    /// parsed from include every one of [`check_parsed_request`]'s. It writes response heads
+    /// itself, so it takes an upstream's fields as raw lines (`crate::h1_client::RawFields`).
+    Lean,
+}
+
 /// Answers one request from `peer`, who reached the proxy over `scheme` (`http` or
 /// `https`); `client_upgrade` is the connection's upgrade, for a request with `Upgrade`;
 /// `timer` is the connection's request timer, when it has one ([`crate::request_timer`]).
-/// `head_checked`: the caller has run [`check_parsed_request`] on this head already (the
-/// HTTP/2 path, which counts a refusal against its connection), or checks that include it
-/// on the bytes the head was parsed from (the lean HTTP/1 path, `crate::h1_server`).
 pub(crate) async fn route_request(
     state: &Arc<State>,
     peer: SocketAddr,
@@ -33,10 +46,12 @@ pub(crate) async fn route_request(
     request: Request<ProxyBody>,
     client_upgrade: Option<OnUpgrade>,
     timer: Option<&RequestTimer>,
-    head_checked: bool,
+    caller: Caller,
 ) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
-    if !head_checked && let Err(error) = check_parsed_request(&parts) {
+    if caller == Caller::Hyper
+        && let Err(error) = check_parsed_request(&parts)
+    {
         state.metrics.rejected_heads.fetch_add(1, Ordering::Relaxed);
         return plain(error.status(), &format!("bad request: {error}"), true);
     }
@@ -57,6 +72,13 @@ pub(crate) async fn route_request(
         scheme,
         client_ip: client_address(peer.ip(), &parts.headers, &state.trusted),
         timer,
+        // The upstream's fields may skip the `HeaderMap` only when nothing here reads or
+        // replaces them: not for the cache, compression or the limiter's `RateLimit-*`
+        // fields (appended fields, such as a sticky cookie, are written as well).
+        raw_fields: caller == Caller::Lean
+            && state.compression_min.is_none()
+            && route.limiter.is_none()
+            && !(route.cache && state.cache.is_some()),
     };
     // Boxed when there is a limit to check, so that a route without one does not carry the
     // limiter's future in its own (see the boxes below).

@@ -29,7 +29,7 @@ use crate::first::{First, first};
 use crate::h2_guard::{GuardLimits, H2Guard, PREFACE, Watch};
 use crate::head_wait::{Activity, InProgress, TrackedBody};
 use crate::request_timer::RequestTimer;
-use crate::routing::route_request;
+use crate::routing::{Caller, route_request};
 use crate::state::{self, State};
 use crate::{ProxyBody, ServerConfig, background, h1_server, plain, tls};
 
@@ -274,7 +274,7 @@ async fn serve_connection<S>(
         Box::pin(async move {
             // `CheckedIo` checked the bytes hyper reads; the parsed head is checked again
             // in `route_request`, in case hyper's reading and ours ever part.
-            let response = connection.respond_to(request, false).await;
+            let response = connection.respond_to(request, Caller::Hyper).await;
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_progress)))
         })
     });
@@ -312,7 +312,7 @@ impl Connection {
     fn respond_to(
         &self,
         request: Request<ProxyBody>,
-        head_checked: bool,
+        caller: Caller,
     ) -> impl Future<Output = Response<ProxyBody>> + '_ {
         handle(
             &self.state,
@@ -321,7 +321,7 @@ impl Connection {
             &self.rejection,
             &self.timer,
             request,
-            head_checked,
+            caller,
         )
     }
 }
@@ -330,7 +330,7 @@ impl h1_server::Handler for Connection {
     fn respond(&self, request: Request<ProxyBody>) -> impl Future<Output = Response<ProxyBody>> {
         // Parsed from the very bytes `check_request_head` passed, whose checks include every
         // one of `check_parsed_request`'s (one `Host`, valid, and the framing fields).
-        self.respond_to(request, true)
+        self.respond_to(request, Caller::Lean)
     }
 
     fn refuse(&self, error: &proxy_core::SmugglingError) -> Response<ProxyBody> {
@@ -496,7 +496,7 @@ async fn handle_h2(
                 None,
                 None,
                 // Checked above.
-                true,
+                Caller::Http2,
             )
             .await
         }
@@ -513,7 +513,7 @@ async fn handle_h2(
                 request,
                 Some(client_upgrade),
                 None,
-                true,
+                Caller::Http2,
             )
             .await;
             websocket::upgrade_response(response, &tunnel)
@@ -708,7 +708,7 @@ fn refused(
 
 /// Answers one request of a connection: the 400 for a head [`CheckedIo`] refused (it
 /// arrives as a request for the secret reject path), else [`route_request`]; then the
-/// metrics and the access log. `head_checked` as for [`route_request`].
+/// metrics and the access log.
 async fn handle(
     state: &Arc<State>,
     peer: SocketAddr,
@@ -716,13 +716,13 @@ async fn handle(
     rejection: &Rejection,
     timer: &RequestTimer,
     mut request: Request<ProxyBody>,
-    head_checked: bool,
+    caller: Caller,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let logged = logged(state, &request);
     // The lean path hands every request with `Upgrade` to hyper, so one it parsed
-    // (`head_checked`) has none to look up.
-    let client_upgrade = (!head_checked && request.headers().contains_key(UPGRADE))
+    // has none to look up.
+    let client_upgrade = (caller == Caller::Hyper && request.headers().contains_key(UPGRADE))
         .then(|| hyper::upgrade::on(&mut request));
     let response = if request.uri().path() == &*state.reject_path {
         match rejection.take() {
@@ -737,7 +737,7 @@ async fn handle(
             request,
             client_upgrade,
             Some(timer),
-            head_checked,
+            caller,
         )
         .await
     };

@@ -348,12 +348,17 @@ impl Upstreams {
     /// a request to hyper: a copy when the caller `keep`s it for another attempt, else the
     /// request itself (the caller's is then left without headers or body). So a request
     /// that may be retried is copied only when it goes through hyper.
+    ///
+    /// With `raw_fields`, a response from the lean client may carry its fields as
+    /// [`h1_client::RawFields`] with an empty `HeaderMap`: only for a caller that writes
+    /// them itself and reads none of them ([`crate::routing::Caller::Lean`]).
     pub(crate) async fn send(
         self: &Arc<Self>,
         id: UpstreamId,
         address: &str,
         request: &mut Request<SendBody>,
         keep: bool,
+        raw_fields: bool,
     ) -> Result<Response<PooledBody>, SendError> {
         // The HTTP/2 path and the connect below are boxed: their futures (TLS handshakes,
         // HTTP/2 settings) are several KiB, and held inline they made every HTTP/1 request's
@@ -377,7 +382,14 @@ impl Upstreams {
         {
             let replayable = proxy_core::is_replayable(request.method(), request.headers());
             return self
-                .send_lean(id, address, request.method(), &encoded, replayable)
+                .send_lean(
+                    id,
+                    address,
+                    request.method(),
+                    &encoded,
+                    replayable,
+                    raw_fields,
+                )
                 .await;
         }
         let (mut parts, body) = hand_over(request, keep).into_parts();
@@ -575,13 +587,14 @@ impl Upstreams {
         method: &http::Method,
         encoded: &[u8],
         replayable: bool,
+        raw_fields: bool,
     ) -> Result<Response<PooledBody>, SendError> {
         loop {
             let (conn, reused) = match self.checkout_lean(id) {
                 Some(conn) => (conn, true),
                 None => (Box::pin(self.connect_lean(address)).await?, false),
             };
-            match conn.exchange(encoded, method).await {
+            match conn.exchange(encoded, method, raw_fields).await {
                 Ok((parts, mut reader)) => {
                     // A response without a body (HEAD, 204, 304) frees its connection now.
                     if reader.is_end_stream()

@@ -58,6 +58,11 @@ fn script(path: &str, body: &[u8]) -> (Vec<u8>, bool) {
         "/reason" => fixed("HTTP/1.1 200 Fine Thanks\r\ncontent-length: 2\r\n\r\nok"),
         "/no-reason" => fixed("HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok"),
         "/no-content" => fixed("HTTP/1.1 204 No Content\r\n\r\n"),
+        "/fields" => fixed(
+            "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\n\
+             Keep-Alive: timeout=5\r\nX-Kept:  yes \r\nDate: Sun, 06 Dec 2026 18:00:00 GMT\r\n\
+             Set-Cookie: b=2\r\ncontent-length: 2\r\n\r\nok",
+        ),
         "/http10" => (
             b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
             true,
@@ -266,6 +271,62 @@ async fn reason_phrases_and_head_pass_through() {
         "{answer}"
     );
     assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+}
+
+/// A plain `GET` from the lean HTTP/1.1 server takes the member's fields as lines, a `HEAD`
+/// through the `HeaderMap`: both leave out the hop-by-hop fields and those `Connection`
+/// names, keep repeated fields, and add no second `Date`.
+#[tokio::test]
+async fn fields_pass_as_lines_or_through_the_map_alike() {
+    let origin = start_origin().await;
+    let proxy = start_proxy(&config(origin.addr));
+    let mut heads = Vec::new();
+    for method in ["GET", "HEAD"] {
+        let answer = raw(
+            proxy.addr,
+            &format!("{method} /fields HTTP/1.1\r\nhost: x\r\n\r\n"),
+            |s| s.contains("\r\n\r\n") && (method == "HEAD" || s.ends_with("ok")),
+        )
+        .await;
+        let (head, _) = answer.split_once("\r\n\r\n").unwrap();
+        let mut fields: Vec<String> = head
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let (name, value) = line.split_once(": ").unwrap();
+                format!("{}: {value}", name.to_ascii_lowercase())
+            })
+            .collect();
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{method}: {answer}"
+        );
+        // Lines keep the member's spelling of a name; the map's are lower case.
+        let spelled = if method == "GET" { "X-Kept" } else { "x-kept" };
+        assert!(
+            head.contains(&format!("\r\n{spelled}: yes")),
+            "{method}: {answer}"
+        );
+        // Repeated fields in the order they came.
+        let cookies: Vec<&String> = fields
+            .iter()
+            .filter(|f| f.starts_with("set-cookie"))
+            .collect();
+        assert_eq!(cookies, ["set-cookie: a=1", "set-cookie: b=2"], "{method}");
+        fields.sort();
+        heads.push(fields);
+    }
+    assert_eq!(
+        heads[0],
+        [
+            "content-length: 2",
+            "date: Sun, 06 Dec 2026 18:00:00 GMT",
+            "set-cookie: a=1",
+            "set-cookie: b=2",
+            "x-kept: yes",
+        ]
+    );
+    assert_eq!(heads[0], heads[1]);
 }
 
 #[tokio::test]
