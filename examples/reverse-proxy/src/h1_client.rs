@@ -213,14 +213,20 @@ pub(crate) struct RawFields {
     pub(crate) date: bool,
 }
 
-/// The fields as [`RawFields`], or `None` when the head has a `Trailer` field.
-fn raw_lines(fields: &[httparse::Header<'_>], facts: &Facts<'_>) -> Option<RawFields> {
+/// The fields of `head` as [`RawFields`], or `None` when it has a `Trailer` field (or, which
+/// cannot happen, a field outside it). A line the member wrote as `name: value` CRLF is
+/// copied as it is, a run of such lines with one copy; another (other spacing, a bare LF)
+/// is written that way.
+fn raw_lines(head: &[u8], fields: &[httparse::Header<'_>], facts: &Facts<'_>) -> Option<RawFields> {
+    let base = head.as_ptr() as usize;
     let size = fields
         .iter()
         .map(|f| f.name.len() + f.value.len() + 4)
         .sum();
     let mut lines = Vec::with_capacity(size);
     let mut date = false;
+    // The run of lines as written, not copied yet.
+    let mut run: Option<std::ops::Range<usize>> = None;
     for field in fields {
         let name = field.name.as_bytes();
         if name.eq_ignore_ascii_case(b"trailer") {
@@ -230,10 +236,31 @@ fn raw_lines(fields: &[httparse::Header<'_>], facts: &Facts<'_>) -> Option<RawFi
             continue;
         }
         date |= name.eq_ignore_ascii_case(b"date");
-        lines.extend_from_slice(name);
-        lines.extend_from_slice(b": ");
-        lines.extend_from_slice(field.value);
-        lines.extend_from_slice(b"\r\n");
+        let start = (name.as_ptr() as usize).checked_sub(base)?;
+        let name_end = start.checked_add(name.len())?;
+        let value_start = (field.value.as_ptr() as usize).checked_sub(base)?;
+        let value_end = value_start.checked_add(field.value.len())?;
+        let as_written = value_start == name_end + 2
+            && head.get(name_end..value_start) == Some(b": ")
+            && head.get(value_end..value_end + 2) == Some(b"\r\n");
+        if as_written && let Some(run) = run.as_mut().filter(|run| run.end == start) {
+            run.end = value_end + 2;
+            continue;
+        }
+        if let Some(run) = run.take() {
+            lines.extend_from_slice(head.get(run)?);
+        }
+        if as_written {
+            run = Some(start..value_end + 2);
+        } else {
+            lines.extend_from_slice(name);
+            lines.extend_from_slice(b": ");
+            lines.extend_from_slice(field.value);
+            lines.extend_from_slice(b"\r\n");
+        }
+    }
+    if let Some(run) = run {
+        lines.extend_from_slice(head.get(run)?);
     }
     Some(RawFields { lines, date })
 }
@@ -281,7 +308,7 @@ fn parse_head(
         && !status.is_informational()
         && status != StatusCode::NO_CONTENT
         && status != StatusCode::NOT_MODIFIED
-        && let Some(raw) = raw_lines(response.headers, &facts)
+        && let Some(raw) = raw_lines(buf.get(..len).ok_or(())?, response.headers, &facts)
     {
         let framing = facts.framing(method, status, http10)?;
         let keep_alive = framing != Framing::Close && facts.keeps_alive(http10);
@@ -981,6 +1008,14 @@ mod tests {
     fn fields_of(parts: &http::response::Parts) -> Vec<(String, Vec<u8>)> {
         let mut fields: Vec<(String, Vec<u8>)> = match parts.extensions.get::<RawFields>() {
             Some(raw) => {
+                // Every line ends in CRLF, and no CR or LF is anywhere else.
+                for (at, &b) in raw.lines.iter().enumerate() {
+                    match b {
+                        b'\r' => assert_eq!(raw.lines.get(at + 1), Some(&b'\n')),
+                        b'\n' => assert_eq!(raw.lines.get(at.wrapping_sub(1)), Some(&b'\r')),
+                        _ => {}
+                    }
+                }
                 let lines = raw.lines.strip_suffix(b"\r\n").unwrap_or_default();
                 lines
                     .split(|&b| b == b'\n')
