@@ -217,7 +217,12 @@ pub(crate) struct RawFields {
 /// cannot happen, a field outside it). A line the member wrote as `name: value` CRLF is
 /// copied as it is, a run of such lines with one copy; another (other spacing, a bare LF)
 /// is written that way.
-fn raw_lines(head: &[u8], fields: &[httparse::Header<'_>], facts: &Facts<'_>) -> Option<RawFields> {
+fn raw_lines(
+    head: &[u8],
+    fields: &[httparse::Header<'_>],
+    kinds: &[Kind],
+    facts: &Facts<'_>,
+) -> Option<RawFields> {
     let base = head.as_ptr() as usize;
     let size = fields
         .iter()
@@ -227,15 +232,15 @@ fn raw_lines(head: &[u8], fields: &[httparse::Header<'_>], facts: &Facts<'_>) ->
     let mut date = false;
     // The run of lines as written, not copied yet.
     let mut run: Option<std::ops::Range<usize>> = None;
-    for field in fields {
+    for (field, &kind) in fields.iter().zip(kinds) {
         let name = field.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"trailer") {
+        if kind == Kind::Trailer {
             return None;
         }
-        if name.eq_ignore_ascii_case(b"content-length") || facts.is_hop_by_hop(name) {
+        if kind == Kind::ContentLength || facts.is_hop_by_hop(kind, name) {
             continue;
         }
-        date |= name.eq_ignore_ascii_case(b"date");
+        date |= kind == Kind::Date;
         let start = (name.as_ptr() as usize).checked_sub(base)?;
         let name_end = start.checked_add(name.len())?;
         let value_start = (field.value.as_ptr() as usize).checked_sub(base)?;
@@ -299,8 +304,10 @@ fn parse_head(
         .reason
         .filter(|r| !r.is_empty() && status.canonical_reason() != Some(*r));
     let mut facts = Facts::default();
-    for field in response.headers.iter() {
-        facts.observe(field.name.as_bytes(), field.value);
+    let mut kinds = [Kind::Other; MAX_HEADERS];
+    for (field, kind) in response.headers.iter().zip(kinds.iter_mut()) {
+        *kind = Kind::of(field.name.as_bytes());
+        facts.observe(*kind, field.value);
     }
     if raw_fields
         && reason.is_none()
@@ -308,7 +315,7 @@ fn parse_head(
         && !status.is_informational()
         && status != StatusCode::NO_CONTENT
         && status != StatusCode::NOT_MODIFIED
-        && let Some(raw) = raw_lines(buf.get(..len).ok_or(())?, response.headers, &facts)
+        && let Some(raw) = raw_lines(buf.get(..len).ok_or(())?, response.headers, &kinds, &facts)
     {
         let framing = facts.framing(method, status, http10)?;
         let keep_alive = framing != Framing::Close && facts.keeps_alive(http10);
@@ -331,8 +338,8 @@ fn parse_head(
         Some(start..start.checked_add(part.len())?)
     };
     let mut places = Vec::with_capacity(response.headers.len());
-    for field in response.headers.iter() {
-        if facts.is_hop_by_hop(field.name.as_bytes()) {
+    for (field, &kind) in response.headers.iter().zip(kinds.iter()) {
+        if facts.is_hop_by_hop(kind, field.name.as_bytes()) {
             continue;
         }
         places.push((
@@ -410,21 +417,55 @@ struct Facts<'a> {
     too_many: bool,
 }
 
+/// What a field's name means to this client, found once per field (a length, then at most
+/// one comparison).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Date,
+    Trailer,
+    /// One of [`proxy_core::HOP_BY_HOP`] other than `Connection` and `Transfer-Encoding`.
+    HopByHop,
+    Other,
+}
+
+impl Kind {
+    fn of(name: &[u8]) -> Self {
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            2 if is(b"te") => Kind::HopByHop,
+            4 if is(b"date") => Kind::Date,
+            7 if is(b"trailer") => Kind::Trailer,
+            7 if is(b"upgrade") => Kind::HopByHop,
+            10 if is(b"connection") => Kind::Connection,
+            10 if is(b"keep-alive") => Kind::HopByHop,
+            14 if is(b"content-length") => Kind::ContentLength,
+            16 if is(b"proxy-connection") => Kind::HopByHop,
+            17 if is(b"transfer-encoding") => Kind::TransferEncoding,
+            18 if is(b"proxy-authenticate") => Kind::HopByHop,
+            19 if is(b"proxy-authorization") => Kind::HopByHop,
+            _ => Kind::Other,
+        }
+    }
+}
+
 impl<'a> Facts<'a> {
-    fn observe(&mut self, name: &[u8], value: &'a [u8]) {
+    fn observe(&mut self, kind: Kind, value: &'a [u8]) {
         let tokens = || {
             value
                 .split(|&b| b == b',')
                 .map(<[u8]>::trim_ascii)
                 .filter(|t| !t.is_empty())
         };
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        if kind == Kind::TransferEncoding {
             self.transfer_encoding = true;
             for token in tokens() {
                 self.codings += 1;
                 self.last_chunked = token.eq_ignore_ascii_case(b"chunked");
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if kind == Kind::ContentLength {
             self.content_length = true;
             for item in value.split(|&b| b == b',') {
                 match parse_decimal(item.trim_ascii()) {
@@ -432,7 +473,7 @@ impl<'a> Facts<'a> {
                     _ => self.bad_length = true,
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        } else if kind == Kind::Connection {
             for token in tokens() {
                 if token.eq_ignore_ascii_case(b"close") {
                     self.close = true;
@@ -448,16 +489,16 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// Whether a field of this name is not passed on.
-    fn is_hop_by_hop(&self, name: &[u8]) -> bool {
-        proxy_core::HOP_BY_HOP
+    /// Whether a field of this name (and kind) is not passed on.
+    fn is_hop_by_hop(&self, kind: Kind, name: &[u8]) -> bool {
+        matches!(
+            kind,
+            Kind::HopByHop | Kind::Connection | Kind::TransferEncoding
+        ) || self
+            .listed
             .iter()
-            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
-            || self
-                .listed
-                .iter()
-                .take(self.listed_count)
-                .any(|l| name.eq_ignore_ascii_case(l))
+            .take(self.listed_count)
+            .any(|l| name.eq_ignore_ascii_case(l))
     }
 
     /// The body's framing, or `Err` when it is ambiguous or unknown.
@@ -794,7 +835,7 @@ mod tests {
     fn facts<'a>(pairs: &[(&'a str, &'a str)]) -> Facts<'a> {
         let mut facts = Facts::default();
         for (name, value) in pairs {
-            facts.observe(name.as_bytes(), value.as_bytes());
+            facts.observe(Kind::of(name.as_bytes()), value.as_bytes());
         }
         facts
     }
@@ -864,15 +905,41 @@ mod tests {
             "transfer-encoding",
             "x-secret",
         ] {
-            assert!(facts.is_hop_by_hop(name.as_bytes()), "{name}");
+            assert!(
+                facts.is_hop_by_hop(Kind::of(name.as_bytes()), name.as_bytes()),
+                "{name}"
+            );
         }
-        assert!(!facts.is_hop_by_hop(b"content-length"));
+        // Every name proxy-core calls hop-by-hop, in any case.
+        for name in proxy_core::HOP_BY_HOP {
+            for spelled in [name.to_owned(), name.to_ascii_uppercase()] {
+                let kind = Kind::of(spelled.as_bytes());
+                assert!(
+                    Facts::default().is_hop_by_hop(kind, spelled.as_bytes()),
+                    "{spelled}"
+                );
+            }
+        }
+        for name in [
+            "content-length",
+            "Date",
+            "trailer",
+            "x-te",
+            "server",
+            "connections",
+        ] {
+            let kind = Kind::of(name.as_bytes());
+            assert!(!facts.is_hop_by_hop(kind, name.as_bytes()), "{name}");
+        }
+        assert_eq!(Kind::of(b"Content-Length"), Kind::ContentLength);
+        assert_eq!(Kind::of(b"DATE"), Kind::Date);
+        assert_eq!(Kind::of(b"Trailer"), Kind::Trailer);
         let many = (0..=MAX_CONNECTION_NAMES)
             .map(|i| format!("x-{i}"))
             .collect::<Vec<_>>()
             .join(",");
         let mut too_many = Facts::default();
-        too_many.observe(b"connection", many.as_bytes());
+        too_many.observe(Kind::Connection, many.as_bytes());
         assert_eq!(
             too_many.framing(&Method::GET, StatusCode::OK, false),
             Err(())
