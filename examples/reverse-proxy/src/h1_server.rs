@@ -20,6 +20,11 @@
 //! trailers only when the request said `TE: trailers` and the response announced them in
 //! `Trailer`; `Date` added when missing; `Connection: close` when the client asked for it or
 //! the server is draining.
+//!
+//! A response from the lean upstream client may carry the member's fields as raw lines
+//! (`crate::h1_client::RawFields`, asked for with [`crate::routing::Caller::Lean`] when
+//! nothing on the route reads them): they are written first, as they came, then the
+//! fields of the response's `HeaderMap` (what the proxy added).
 
 use std::io;
 use std::pin::Pin;
