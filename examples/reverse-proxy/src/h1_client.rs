@@ -320,13 +320,7 @@ fn parse_head(
         let framing = facts.framing(method, status, http10)?;
         let keep_alive = framing != Framing::Close && facts.keeps_alive(http10);
         buf.advance(len);
-        let (mut parts, ()) = http::Response::new(()).into_parts();
-        parts.status = status;
-        parts.version = if http10 {
-            Version::HTTP_10
-        } else {
-            Version::HTTP_11
-        };
+        let mut parts = response_parts(status, http10);
         parts.extensions.insert(raw);
         return Ok(Some((parts, framing, keep_alive)));
     }
@@ -362,13 +356,7 @@ fn parse_head(
         let value = HeaderValue::from_maybe_shared(value).map_err(|_| ())?;
         headers.append(name, value);
     }
-    let (mut parts, ()) = http::Response::new(()).into_parts();
-    parts.status = status;
-    parts.version = if http10 {
-        Version::HTTP_10
-    } else {
-        Version::HTTP_11
-    };
+    let mut parts = response_parts(status, http10);
     if let Some(reason) = reason.and_then(|r| shared(&head, r))
         && let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason)
     {
@@ -385,6 +373,18 @@ fn parse_head(
     let keep_alive = framing != Framing::Close && keep_alive;
     parts.headers = headers;
     Ok(Some((parts, framing, keep_alive)))
+}
+
+/// Empty response parts with `status`, from an HTTP/1.0 member or an HTTP/1.1 one.
+fn response_parts(status: StatusCode, http10: bool) -> http::response::Parts {
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    parts
 }
 
 /// The bytes of `head` in `range`, sharing its memory; `None` outside it.
@@ -974,13 +974,6 @@ mod tests {
         assert!(parts.extensions.get::<hyper::ext::ReasonPhrase>().is_none());
         // Every prefix, and heads with bytes replaced, dropped or doubled: an answer or a
         // refusal, never a panic.
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (state >> 33) as usize
-        };
         for end in 0..head.len() {
             let _ = parse_head(
                 &mut BytesMut::from(&head[..end]),
@@ -989,20 +982,12 @@ mod tests {
                 false,
             );
         }
-        let alphabet = b"\r\n :,;0123456789aAxX\t\x00\x7f\xff";
         let mut names = Names::default();
-        for _ in 0..20_000 {
-            let mut bytes = head.to_vec();
-            for _ in 0..1 + next() % 4 {
-                let at = next() % bytes.len();
-                match next() % 3 {
-                    0 => bytes[at] = alphabet[next() % alphabet.len()],
-                    1 => {
-                        bytes.remove(at);
-                    }
-                    _ => bytes.insert(at, bytes[at]),
-                }
-            }
+        for bytes in mangled(
+            head,
+            0x9e37_79b9_7f4a_7c15,
+            b"\r\n :,;0123456789aAxX\t\x00\x7f\xff",
+        ) {
             // The same answer with the names remembered from the heads before as without.
             let fresh = parse_head(
                 &mut BytesMut::from(&bytes[..]),
@@ -1023,6 +1008,32 @@ mod tests {
                 String::from_utf8_lossy(&bytes)
             );
         }
+    }
+
+    /// 20,000 copies of `head`, each with one to four bytes replaced (by one of `alphabet`),
+    /// dropped or doubled, chosen by a generator seeded with `seed`.
+    fn mangled(head: &[u8], seed: u64, alphabet: &[u8]) -> impl Iterator<Item = Vec<u8>> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as usize
+        };
+        (0..20_000).map(move |_| {
+            let mut bytes = head.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = next() % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = alphabet[next() % alphabet.len()],
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, bytes[at]),
+                }
+            }
+            bytes
+        })
     }
 
     /// A parsed head in comparable form: status, fields in order, framing, keep-alive.
@@ -1158,30 +1169,12 @@ mod tests {
             &Method::GET
         ));
 
-        // Mangled heads: the same answer either way, the fields as lines or in the map.
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (state >> 33) as usize
-        };
-        // Delimiters a name may not hold and the token characters it may, for the names
-        // `httparse` and `http` must agree on.
+        // Mangled heads: the same answer either way, the fields as lines or in the map. The
+        // alphabet has delimiters a name may not hold and the token characters it may, for
+        // the names `httparse` and `http` must agree on.
         let alphabet = b"\r\n :,;0123456789aAxX\t\x00\x7f\xff\"(){}[]<>@/\\?=_.!#$%&'*+^`|~";
         let mut as_lines = 0;
-        for _ in 0..20_000 {
-            let mut bytes = head.to_vec();
-            for _ in 0..1 + next() % 4 {
-                let at = next() % bytes.len();
-                match next() % 3 {
-                    0 => bytes[at] = alphabet[next() % alphabet.len()],
-                    1 => {
-                        bytes.remove(at);
-                    }
-                    _ => bytes.insert(at, bytes[at]),
-                }
-            }
+        for bytes in mangled(head, 0x2545_f491_4f6c_dd1d, alphabet) {
             let mut in_map = BytesMut::from(&bytes[..]);
             let mut in_lines = BytesMut::from(&bytes[..]);
             let map = parse_head(&mut in_map, &mut Names::default(), &Method::GET, false);
