@@ -61,6 +61,20 @@ mod tls;
 mod tunnel;
 mod upstream;
 
+/// Entry points for the fuzz targets of the repository's `fuzz/` workspace; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Whether `bytes`, as an upstream's response head to a `GET`, gets the same answer from
+    /// the lean client with its fields in a `HeaderMap` and as raw lines (`Ok(true)` when
+    /// they went as lines); `Err` says how the two differ.
+    ///
+    /// # Errors
+    /// When the two answers differ.
+    pub fn response_head_lines_agree(bytes: &[u8]) -> Result<bool, String> {
+        crate::h1_client::lines_agree_with_map(bytes)
+    }
+}
+
 pub use config::ServerConfig;
 pub use mount::{App, Settings};
 pub use server::Proxy;
