@@ -11,7 +11,9 @@ static VERIFIER: LazyLock<JwtVerifier> = LazyLock::new(|| {
     let mut keys = KeySet::new();
     let _ = keys.rotate(Key::hmac("k1", Algorithm::HS256, &[7u8; 32]).expect("static key"));
     let _ = keys.insert(Key::ed25519_from_seed("k2", &[9u8; 32]).expect("static key"));
-    JwtVerifier::new(keys).with_issuer("iss").with_audience("aud")
+    JwtVerifier::new(keys)
+        .with_issuer("iss")
+        .with_audience("aud")
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -35,7 +35,10 @@ static SERVER: LazyLock<Server> = LazyLock::new(|| {
 /// The in-memory stores never wait, so one poll finishes the future.
 fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => Some(output),
         Poll::Pending => None,
     }

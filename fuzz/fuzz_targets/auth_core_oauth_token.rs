@@ -49,7 +49,10 @@ fn server() -> Server {
 
 fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => Some(output),
         Poll::Pending => None,
     }
@@ -64,7 +67,10 @@ fuzz_target!(|data: &[u8]| {
     let mut builder = http::Request::post("/token");
     if authenticated {
         // "web:web-secret-0123456789"
-        builder = builder.header("authorization", "Basic d2ViOndlYi1zZWNyZXQtMDEyMzQ1Njc4OQ==");
+        builder = builder.header(
+            "authorization",
+            "Basic d2ViOndlYi1zZWNyZXQtMDEyMzQ1Njc4OQ==",
+        );
     }
     let (parts, ()) = builder.body(()).expect("static request").into_parts();
     let server = server();

@@ -31,7 +31,9 @@ fn schema() -> &'static Schema {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let request = Request::new(text);
     let ctx = Context::default();
     let mut future = schema().execute(&request, &ctx);

@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let peer = [127, 0, 0, 1].into();
-    for header in [ClientAddressHeader::XForwardedFor, ClientAddressHeader::Forwarded] {
+    for header in [
+        ClientAddressHeader::XForwardedFor,
+        ClientAddressHeader::Forwarded,
+    ] {
         let _ = client_address(peer, &headers, &trusted.clone().with_client_header(header));
     }
 });

@@ -33,7 +33,9 @@ static ROUTER: LazyLock<Router<u8>> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(path) = std::str::from_utf8(data) else { return };
+    let Ok(path) = std::str::from_utf8(data) else {
+        return;
+    };
     for method in [Method::GET, Method::HEAD, Method::PUT, Method::OPTIONS] {
         if let RouteMatch::Found { params, .. } = ROUTER.at(&method, path) {
             for (name, _) in params.iter() {

@@ -15,7 +15,10 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
     let github: Vec<String> = include_str!("../../benches/data/github-rest-routes.txt")
         .lines()
         .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split_once(' ').map(|(_, template)| template.to_owned()))
+        .filter_map(|line| {
+            line.split_once(' ')
+                .map(|(_, template)| template.to_owned())
+        })
         .collect();
     let shapes: Vec<String> = [
         "/",
@@ -47,8 +50,11 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
             let mut ours = Router::new().with_trailing_slash(TrailingSlash::Strict);
             let mut reference = matchit::Router::new();
             for (index, template) in unique.iter().enumerate() {
-                ours.insert(Method::GET, template, index).expect("rest-core accepts");
-                reference.insert(template.as_str(), index).expect("matchit accepts");
+                ours.insert(Method::GET, template, index)
+                    .expect("rest-core accepts");
+                reference
+                    .insert(template.as_str(), index)
+                    .expect("matchit accepts");
             }
             (unique, ours, reference)
         })
@@ -56,16 +62,18 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(path) = std::str::from_utf8(data) else { return };
+    let Ok(path) = std::str::from_utf8(data) else {
+        return;
+    };
     for (templates, ours, reference) in TABLES.iter() {
         let expected = reference.at(path).ok().map(|found| {
             let params: Vec<(&str, &str)> = found.params.iter().collect();
             (templates[*found.value].as_str(), params)
         });
         let got = match ours.at(&Method::GET, path) {
-            RouteMatch::Found { template, params, .. } => {
-                Some((template.as_str(), params.iter().collect::<Vec<_>>()))
-            }
+            RouteMatch::Found {
+                template, params, ..
+            } => Some((template.as_str(), params.iter().collect::<Vec<_>>())),
             _ => None,
         };
         assert_eq!(got, expected, "{path:?}");

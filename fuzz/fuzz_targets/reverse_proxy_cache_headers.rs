@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
     let policy = proxy_core::CachePolicy::default();
-    let (request, ()) = http::Request::get("/").body(()).unwrap_or_default().into_parts();
+    let (request, ()) = http::Request::get("/")
+        .body(())
+        .unwrap_or_default()
+        .into_parts();
     let mut response = http::Response::new(());
     *response.headers_mut() = headers;
     let (head, ()) = response.into_parts();

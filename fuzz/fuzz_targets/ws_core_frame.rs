@@ -5,7 +5,12 @@ use libfuzzer_sys::fuzz_target;
 use ws_core::{Connection, Limits};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_frame: 1 << 16, max_message: 1 << 16, max_send_buffer: 1 << 16, read_buffer: 512 };
+    let limits = Limits {
+        max_frame: 1 << 16,
+        max_message: 1 << 16,
+        max_send_buffer: 1 << 16,
+        read_buffer: 512,
+    };
     let params = accept_deflate();
     let mut conn = Connection::new(limits, params);
     let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());

@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let Ok(request) = builder.body(()) else { return };
+    let Ok(request) = builder.body(()) else {
+        return;
+    };
     let (parts, ()) = request.into_parts();
     let config = HandshakeConfig::default()
         .allow_origins(["https://a.example"])

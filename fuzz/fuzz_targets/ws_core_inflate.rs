@@ -5,7 +5,12 @@ use libfuzzer_sys::fuzz_target;
 use ws_core::{Connection, Limits};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_frame: 1 << 20, max_message: 1 << 16, max_send_buffer: 1 << 16, read_buffer: 512 };
+    let limits = Limits {
+        max_frame: 1 << 20,
+        max_message: 1 << 16,
+        max_send_buffer: 1 << 16,
+        read_buffer: 512,
+    };
     let (parts, ()) = http::Request::get("/")
         .header("upgrade", "websocket")
         .header("connection", "upgrade")
@@ -16,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_default()
         .into_parts();
     let config = ws_core::HandshakeConfig::default().deflate(ws_core::DeflateConfig::default());
-    let Ok(accepted) = ws_core::accept(&parts, &config) else { return };
+    let Ok(accepted) = ws_core::accept(&parts, &config) else {
+        return;
+    };
     let mut conn = Connection::new(limits, accepted.deflate);
     // One masked binary frame with RSV1 set (a compressed message), mask of zeros.
     let mut frame = vec![0xc2, 0x80 | 127];

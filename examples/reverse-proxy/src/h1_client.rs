@@ -906,6 +906,7 @@ mod tests {
     )]
 
     use super::*;
+    use crate::test_support::mangled;
 
     #[test]
     fn chunk_sizes() {
@@ -1096,32 +1097,6 @@ mod tests {
                 String::from_utf8_lossy(&bytes)
             );
         }
-    }
-
-    /// 20,000 copies of `head`, each with one to four bytes replaced (by one of `alphabet`),
-    /// dropped or doubled, chosen by a generator seeded with `seed`.
-    fn mangled(head: &[u8], seed: u64, alphabet: &[u8]) -> impl Iterator<Item = Vec<u8>> {
-        let mut state = seed;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (state >> 33) as usize
-        };
-        (0..20_000).map(move |_| {
-            let mut bytes = head.to_vec();
-            for _ in 0..1 + next() % 4 {
-                let at = next() % bytes.len();
-                match next() % 3 {
-                    0 => bytes[at] = alphabet[next() % alphabet.len()],
-                    1 => {
-                        bytes.remove(at);
-                    }
-                    _ => bytes.insert(at, bytes[at]),
-                }
-            }
-            bytes
-        })
     }
 
     /// A parsed head in comparable form: status, fields in order, framing, keep-alive.

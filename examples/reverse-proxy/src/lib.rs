@@ -57,6 +57,8 @@ mod request_timer;
 mod routing;
 mod server;
 mod state;
+#[cfg(test)]
+mod test_support;
 mod tls;
 mod tunnel;
 mod upstream;
@@ -72,6 +74,18 @@ pub mod fuzzing {
     /// When the two answers differ.
     pub fn response_head_lines_agree(bytes: &[u8]) -> Result<bool, String> {
         crate::h1_client::lines_agree_with_map(bytes)
+    }
+
+    /// Whether the lean HTTP/1.1 server, sent `bytes` (after a first byte that picks the
+    /// size of the client's reads and the head limits), answers each request it takes with
+    /// the method, target and fields that were sent, hands hyper exactly the bytes it did not
+    /// answer, closes only where it should, and writes one well-framed response per request
+    /// (`Ok` holds how many it answered); `Err` says what went wrong.
+    ///
+    /// # Errors
+    /// When any of that does not hold.
+    pub fn request_bytes_agree(bytes: &[u8]) -> Result<usize, String> {
+        crate::h1_server::requests_agree(bytes)
     }
 }
 
