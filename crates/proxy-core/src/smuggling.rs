@@ -547,7 +547,12 @@ pub fn canonicalize_content_length(headers: &mut http::HeaderMap) -> Result<(), 
     }
     let length =
         parse_content_length(first.as_bytes()).ok_or(SmugglingError::InvalidContentLength)?;
-    if first.as_bytes() != length.to_string().as_bytes() {
+    // Canonical: digits only (no whitespace around them) and no leading zero, so the value
+    // is already how `length` prints; compared without printing it.
+    let bytes = first.as_bytes();
+    let canonical =
+        bytes.iter().all(u8::is_ascii_digit) && (bytes == b"0" || bytes.first() != Some(&b'0'));
+    if !canonical {
         headers.insert(
             http::header::CONTENT_LENGTH,
             http::HeaderValue::from(length),
@@ -1031,6 +1036,20 @@ mod tests {
         assert!(canonicalize_content_length(&mut h).is_err());
         h.clear();
         assert!(canonicalize_content_length(&mut h).is_ok());
+        // Whatever way a length is written, it leaves as the length prints.
+        for n in (0..1_100_u64).chain([u64::from(u32::MAX), 9_999_999_999_999_999]) {
+            for written in [
+                n.to_string(),
+                format!("0{n}"),
+                format!("00{n}"),
+                format!(" {n}"),
+                format!("{n}\t"),
+            ] {
+                h.insert("content-length", written.parse().unwrap());
+                canonicalize_content_length(&mut h).unwrap();
+                assert_eq!(h["content-length"], n.to_string().as_str(), "{written:?}");
+            }
+        }
     }
 
     #[test]
