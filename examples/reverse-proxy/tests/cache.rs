@@ -14,50 +14,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{client, get, start_proxy};
+use common::{client, get, serve_http1, start_proxy};
 use http_body_util::{BodyExt as _, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 
 async fn counting_origin() -> (std::net::SocketAddr, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicU64::new(0));
     let counter = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+    let addr = serve_http1(move |req, _| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            let method = req.method().clone();
+            let cc = if req.uri().path().starts_with("/swr") {
+                "max-age=2, stale-while-revalidate=30"
+            } else {
+                "max-age=60"
             };
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let counter = counter.clone();
-                    async move {
-                        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                        let method = req.method().clone();
-                        let cc = if req.uri().path().starts_with("/swr") {
-                            "max-age=2, stale-while-revalidate=30"
-                        } else {
-                            "max-age=60"
-                        };
-                        let _ = req.into_body().collect().await;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        let mut resp = hyper::Response::new(Full::new(Bytes::from(format!(
-                            "{method} version {n}"
-                        ))));
-                        resp.headers_mut()
-                            .insert("cache-control", cc.parse().unwrap());
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            let _ = req.into_body().collect().await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut resp =
+                hyper::Response::new(Full::new(Bytes::from(format!("{method} version {n}"))));
+            resp.headers_mut()
+                .insert("cache-control", cc.parse().unwrap());
+            resp
         }
-    });
+    })
+    .await;
     (addr, hits)
 }
 
@@ -147,50 +128,32 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_behind() {
 /// An origin whose bodies have no length (chunked), counting requests, and answering
 /// `Range` with a `206` for `/part`.
 async fn streaming_origin() -> (std::net::SocketAddr, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicU64::new(0));
     let counter = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let counter = counter.clone();
-                    async move {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        let (status, range, chunks): (u16, Option<&str>, Vec<&str>) =
-                            if req.uri().path() == "/part" {
-                                (206, Some("bytes 4-9/10"), vec!["456", "789"])
-                            } else {
-                                (200, None, vec!["0123", "456789"])
-                            };
-                        let frames = chunks
-                            .into_iter()
-                            .map(|c| Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(c))));
-                        let body = http_body_util::StreamBody::new(futures_util::stream::iter(
-                            frames.collect::<Vec<_>>(),
-                        ));
-                        let mut resp = hyper::Response::new(body);
-                        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                        resp.headers_mut()
-                            .insert("cache-control", "max-age=60".parse().unwrap());
-                        if let Some(range) = range {
-                            resp.headers_mut()
-                                .insert("content-range", range.parse().unwrap());
-                        }
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let addr = serve_http1(move |req, _| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let (status, range, chunks): (u16, Option<&str>, Vec<&str>) = if req.uri().path() == "/part"
+        {
+            (206, Some("bytes 4-9/10"), vec!["456", "789"])
+        } else {
+            (200, None, vec!["0123", "456789"])
+        };
+        let frames = chunks
+            .into_iter()
+            .map(|c| Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(c))));
+        let body =
+            http_body_util::StreamBody::new(futures_util::stream::iter(frames.collect::<Vec<_>>()));
+        let mut resp = hyper::Response::new(body);
+        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+        resp.headers_mut()
+            .insert("cache-control", "max-age=60".parse().unwrap());
+        if let Some(range) = range {
+            resp.headers_mut()
+                .insert("content-range", range.parse().unwrap());
         }
-    });
+        std::future::ready(resp)
+    })
+    .await;
     (addr, hits)
 }
 

@@ -8,58 +8,39 @@
 
 mod common;
 
-use std::convert::Infallible;
-
 use bytes::Bytes;
-use common::{client, start_proxy};
+use common::{client, serve_http1, start_proxy};
 use http_body_util::{BodyExt as _, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt as _;
-use tokio::net::TcpListener;
 
 const TEXT: &str = "The quick brown fox jumps over the lazy dog. ";
 
 async fn text_origin() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let path = req.uri().path().to_owned();
-                    let echo = format!(
-                        "xff={:?} fwd={:?} via={:?} secret={:?}",
-                        req.headers().get("x-forwarded-for"),
-                        req.headers().get("forwarded"),
-                        req.headers().get("via"),
-                        req.headers().get("x-secret"),
-                    );
-                    let (body, ctype, cc) = match path.as_str() {
-                        "/big" => (TEXT.repeat(200), "text/plain", "public"),
-                        "/small" => ("tiny".to_owned(), "text/plain", "public"),
-                        "/png" => (TEXT.repeat(200), "image/png", "public"),
-                        "/nt" => (TEXT.repeat(200), "text/plain", "no-transform"),
-                        _ => (echo, "text/plain", "no-store"),
-                    };
-                    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
-                    resp.headers_mut()
-                        .insert("content-type", ctype.parse().unwrap());
-                    resp.headers_mut()
-                        .insert("cache-control", cc.parse().unwrap());
-                    resp.headers_mut().insert("etag", "\"v1\"".parse().unwrap());
-                    Ok::<_, Infallible>(resp)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    serve_http1(|req, _| {
+        let path = req.uri().path().to_owned();
+        let echo = format!(
+            "xff={:?} fwd={:?} via={:?} secret={:?}",
+            req.headers().get("x-forwarded-for"),
+            req.headers().get("forwarded"),
+            req.headers().get("via"),
+            req.headers().get("x-secret"),
+        );
+        let (body, ctype, cc) = match path.as_str() {
+            "/big" => (TEXT.repeat(200), "text/plain", "public"),
+            "/small" => ("tiny".to_owned(), "text/plain", "public"),
+            "/png" => (TEXT.repeat(200), "image/png", "public"),
+            "/nt" => (TEXT.repeat(200), "text/plain", "no-transform"),
+            _ => (echo, "text/plain", "no-store"),
+        };
+        let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+        resp.headers_mut()
+            .insert("content-type", ctype.parse().unwrap());
+        resp.headers_mut()
+            .insert("cache-control", cc.parse().unwrap());
+        resp.headers_mut().insert("etag", "\"v1\"".parse().unwrap());
+        std::future::ready(resp)
+    })
+    .await
 }
 
 async fn fetch(url: &str, accept: &str, extra: &[(&str, &str)]) -> (hyper::HeaderMap, Bytes) {

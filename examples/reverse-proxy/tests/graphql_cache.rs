@@ -10,45 +10,22 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{client, get, start_proxy};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use common::{client, get, serve_http1, start_proxy};
 
 /// The GraphQL example served in this process, counting the requests it gets.
 async fn graphql_origin() -> (SocketAddr, Arc<AtomicU64>) {
     let app = Arc::new(graphql::App::new(graphql::Settings::default()).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&hits);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
-            };
-            let app = Arc::clone(&app);
-            let counter = Arc::clone(&counter);
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let app = Arc::clone(&app);
-                    async move {
-                        let response = serve::App::handle(app, peer, req.map(serve::boxed)).await;
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let addr = serve_http1(move |req, peer| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        serve::App::handle(Arc::clone(&app), peer, req.map(serve::boxed))
+    })
+    .await;
     (addr, hits)
 }
 

@@ -9,20 +9,17 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{start_proxy, start_recording_origin};
+use common::{serve_http1, start_proxy, start_recording_origin};
 use http_body_util::{BodyExt as _, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use proxy_core::{Framing, HeadLimits, check_request_head};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 type Handler = Arc<
     dyn Fn(&http::request::Parts, usize) -> hyper::Response<Full<Bytes>> + Send + Sync + 'static,
@@ -37,40 +34,26 @@ struct Origin {
 }
 
 async fn origin(delay: Duration, handler: Handler) -> Origin {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let max_in_flight = Arc::new(AtomicUsize::new(0));
     let (r, f, m) = (requests.clone(), in_flight.clone(), max_in_flight.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let (r, f, m, handler) = (r.clone(), f.clone(), m.clone(), handler.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (r, f, m, handler) = (r.clone(), f.clone(), m.clone(), handler.clone());
-                    async move {
-                        let n = r.fetch_add(1, Ordering::SeqCst) + 1;
-                        let now = f.fetch_add(1, Ordering::SeqCst) + 1;
-                        m.fetch_max(now, Ordering::SeqCst);
-                        let (parts, body) = req.into_parts();
-                        let _ = body.collect().await;
-                        if !delay.is_zero() {
-                            tokio::time::sleep(delay).await;
-                        }
-                        f.fetch_sub(1, Ordering::SeqCst);
-                        Ok::<_, Infallible>(handler(&parts, n))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let addr = serve_http1(move |req, _| {
+        let (r, f, m, handler) = (r.clone(), f.clone(), m.clone(), handler.clone());
+        async move {
+            let n = r.fetch_add(1, Ordering::SeqCst) + 1;
+            let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            let (parts, body) = req.into_parts();
+            let _ = body.collect().await;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            f.fetch_sub(1, Ordering::SeqCst);
+            handler(&parts, n)
         }
-    });
+    })
+    .await;
     Origin {
         addr,
         requests,

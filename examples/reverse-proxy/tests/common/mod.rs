@@ -109,6 +109,39 @@ pub async fn start_origin(name: &'static str, delay: Duration) -> Origin {
     Origin { addr, task }
 }
 
+/// An HTTP/1.1 origin on a new port, a task per connection: `answer` makes the response
+/// to each request, given the request and the client's address. Returns the origin's
+/// address.
+pub async fn serve_http1<A, F, B>(answer: A) -> SocketAddr
+where
+    A: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let response = answer(req, peer);
+                    async move { Ok::<_, Infallible>(response.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
 /// A TCP stream that copies what it reads into a shared buffer.
 pub struct Recording<S> {
     inner: S,
