@@ -802,7 +802,7 @@ mod tests {
             GET /after HTTP/1.1\r\nHost: x\r\n\r\n";
         let closing: &[u8] =
             b"GET /1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\n\r\n";
-        // Reads of 1, 2, 8 and 64 bytes and all at once; the small limits too.
+        // Reads of 1, 2 and 8 bytes and all at once, with the default limits and the small ones.
         for first in [0_u8, 4, 28, 252, 253, 255] {
             let with = |input: &[u8]| [&[first][..], input].concat();
             assert_eq!(requests_agree(&with(requests)), Ok(3));
