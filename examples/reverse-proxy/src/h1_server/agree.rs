@@ -163,7 +163,6 @@ pub(crate) fn requests_agree(bytes: &[u8]) -> Result<usize, String> {
 
     // Each answered request, read again.
     let mut at = 0;
-    let mut closed_by_request = false;
     for (i, seen) in seen.iter().enumerate() {
         let rest = read.get(at..).unwrap_or_default();
         let checked = check_request_head(rest, &limits)
@@ -186,7 +185,6 @@ pub(crate) fn requests_agree(bytes: &[u8]) -> Result<usize, String> {
                 shown(head)
             ));
         }
-        closed_by_request = asked_close(seen);
         at += checked.head_len;
     }
     let rest = read.get(at..).unwrap_or_default();
@@ -221,7 +219,8 @@ pub(crate) fn requests_agree(bytes: &[u8]) -> Result<usize, String> {
                 ));
             }
         },
-        (Outcome::Closed, None) if closed_by_request => {}
+        // The last answered request asked to close: what follows it is not read.
+        (Outcome::Closed, None) if seen.last().is_some_and(asked_close) => {}
         (Outcome::Closed, None) => {
             if client.read != input.len() {
                 return Err(format!(
