@@ -158,8 +158,14 @@ async fn attempts(
             }
             return plain(StatusCode::BAD_REQUEST, "bad request target", false);
         };
-        // Read again: what the upstream gets of a gRPC deadline counts the time spent here.
-        let sent = Instant::now();
+        // Read again for a gRPC deadline, so that what the upstream gets of it counts the
+        // time spent here; otherwise the attempt's start is close enough (the time to the
+        // answer feeds the balancer's latency estimate).
+        let sent = if deadline.is_some() {
+            Instant::now()
+        } else {
+            now
+        };
         // The upstream gets what is left of the call's time, not the client's whole timeout.
         if let Some(deadline) = deadline {
             upstream_request.headers_mut().insert(

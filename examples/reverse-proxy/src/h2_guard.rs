@@ -24,12 +24,12 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{BoxError, ProxyBody};
@@ -50,6 +50,11 @@ const ENHANCE_YOUR_CALM: u32 = 0xb;
 /// once per several frames; WINDOW_UPDATE frames beyond this allowance (a flood with no
 /// data flowing) are charged to the control-frame budget instead.
 const WINDOW_UPDATES_PER_DATA_FRAME: u32 = 4;
+
+/// What the guard holds of the bytes hyper writes before it writes them itself: writes of
+/// one poll of the connection task go out together (see [`H2Guard`]); a write at least this
+/// large goes straight through, uncopied.
+const HOLD: usize = 16 * 1024;
 
 /// The per-connection limits the guard keeps (from `[server.http2]`).
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +118,8 @@ struct WatchState {
     /// takes the lock only once it is true.
     killed: AtomicBool,
     shared: Mutex<Shared>,
+    /// Counts the connection task's polls of the connection ([`Watch::next_poll`]).
+    epoch: AtomicU64,
 }
 
 impl Watch {
@@ -179,8 +186,19 @@ impl Watch {
             inner: body,
             watch: self.clone(),
             id,
+            fresh: true,
         }
         .boxed()
+    }
+
+    /// Marks a new poll of the connection by its task: what the guard held back from the
+    /// last one is written at the guard's first call in this one.
+    pub(crate) fn next_poll(&self) {
+        self.0.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn epoch(&self) -> u64 {
+        self.0.epoch.load(Ordering::Relaxed)
     }
 
     fn set_header_deadline(&self, deadline: Option<Instant>) {
@@ -213,6 +231,8 @@ struct WatchedBody {
     inner: ProxyBody,
     watch: Watch,
     id: u64,
+    /// Not polled yet: [`Watch::watch_body`] marked it waiting as it was handed over.
+    fresh: bool,
 }
 
 impl hyper::body::Body for WatchedBody {
@@ -224,10 +244,14 @@ impl hyper::body::Body for WatchedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let fresh = std::mem::take(&mut self.fresh);
         // Data handed over waits for the client's window (hyper holds it until there is
         // some), the last chunk too: the body is dropped once it is sent. Anything else
         // (pending: the upstream is slow; the end; an error) is not waiting for hyper.
         let since = match &polled {
+            // Data at the first poll, which hyper makes as it takes the response: the mark
+            // made a moment ago stands (no clock read, no lock).
+            Poll::Ready(Some(Ok(frame))) if frame.is_data() && fresh => return polled,
             Poll::Ready(Some(Ok(frame))) if frame.is_data() => Some(Instant::now()),
             _ => None,
         };
@@ -372,6 +396,12 @@ pub(crate) struct H2Guard<S> {
     /// Whether [`Watch`] holds a header deadline (so that each complete header block
     /// takes its lock only when there is one to clear).
     header_deadline: bool,
+    /// Bytes hyper wrote that are not on the socket yet, held for the rest of the poll.
+    out: BytesMut,
+    /// The poll of the connection ([`Watch::next_poll`]) in which `out` began.
+    out_epoch: u64,
+    /// `out`'s length when a flush last held it back.
+    held_at: Option<usize>,
 }
 
 impl<S> std::fmt::Debug for H2Guard<S> {
@@ -402,6 +432,9 @@ impl<S> H2Guard<S> {
             killed: None,
             waker: None,
             header_deadline: true,
+            out: BytesMut::new(),
+            out_epoch: 0,
+            held_at: None,
         }
     }
 
@@ -527,6 +560,59 @@ fn ended(violation: Violation) -> io::Error {
 }
 
 impl<S: AsyncWrite + Unpin> H2Guard<S> {
+    /// Writes what the guard holds; ready when all of it is on the socket.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out.advance(n);
+        }
+        self.held_at = None;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes what the guard held back from an earlier poll of the connection.
+    fn poll_write_due(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.out.is_empty() || self.out_epoch == self.watch.epoch() {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_write_out(cx)
+    }
+
+    /// Takes `bufs` from hyper: copied into `out` while they fit under [`HOLD`], else
+    /// written after it (a large write straight through).
+    fn poll_take(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_write_due(cx))?;
+        let total = bufs.iter().map(|b| b.len()).sum::<usize>();
+        if self.out.len().saturating_add(total) > HOLD {
+            std::task::ready!(self.poll_write_out(cx))?;
+            if total >= HOLD {
+                let n = std::task::ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+                let mut left = n;
+                for b in bufs {
+                    let take = left.min(b.len());
+                    self.written(b.get(..take).unwrap_or_default());
+                    left -= take;
+                }
+                return Poll::Ready(Ok(n));
+            }
+        }
+        if self.out.is_empty() {
+            self.out_epoch = self.watch.epoch();
+        }
+        for b in bufs {
+            self.out.extend_from_slice(b);
+            self.written(b);
+        }
+        Poll::Ready(Ok(total))
+    }
+
     /// Writes the GOAWAY once hyper's writes are at a frame boundary; ready when it is sent.
     fn poll_goaway(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.goaway.is_none() {
@@ -535,6 +621,8 @@ impl<S: AsyncWrite + Unpin> H2Guard<S> {
                 // and sends the GOAWAY.
                 return Poll::Pending;
             }
+            // What hyper wrote before the boundary goes first.
+            std::task::ready!(self.poll_write_out(cx))?;
             self.goaway = Some((self.goaway_frame(), 0));
         }
         while let Some((frame, written)) = &mut self.goaway {
@@ -565,6 +653,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for H2Guard<S> {
         if let Some(violation) = this.violation() {
             std::task::ready!(this.poll_goaway(cx))?;
             return Poll::Ready(Err(ended(violation)));
+        }
+        // A write still held from the last poll goes out first; one the socket cannot take
+        // yet waits for it without holding up the read.
+        if let Poll::Ready(Err(error)) = this.poll_write_due(cx) {
+            return Poll::Ready(Err(error));
         }
         let before = buf.filled().len();
         std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
@@ -602,9 +695,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for H2Guard<S> {
             // Only the rest of the frame begun; nothing new after it.
             buf = buf.get(..left.min(buf.len())).unwrap_or_default();
         }
-        let n = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-        this.written(buf.get(..n).unwrap_or_default());
-        Poll::Ready(Ok(n))
+        this.poll_take(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -620,29 +711,39 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for H2Guard<S> {
                 .map_or(&[][..], |b| &**b);
             return Pin::new(this).poll_write(cx, first);
         }
-        let n = std::task::ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
-        let mut left = n;
-        for b in bufs {
-            if left == 0 {
-                break;
-            }
-            let take = left.min(b.len());
-            this.written(b.get(..take).unwrap_or_default());
-            left -= take;
-        }
-        Poll::Ready(Ok(n))
+        this.poll_take(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
 
+    /// `h2` flushes after every response body's DATA frame it cannot copy; held until the
+    /// connection task's next poll instead, the responses its other streams finish
+    /// meanwhile go out in the same write. The task wakes itself for that poll, so nothing
+    /// waits for more than the tasks already queued. A flush that finds nothing new since
+    /// the last one held writes at once, so a caller that never marks its polls still gets
+    /// its bytes out.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        if !this.out.is_empty() {
+            let grew = this.held_at != Some(this.out.len());
+            if grew && this.out_epoch == this.watch.epoch() && this.out.len() < HOLD {
+                if this.held_at.is_none() {
+                    cx.waker().wake_by_ref();
+                }
+                this.held_at = Some(this.out.len());
+                return Poll::Ready(Ok(()));
+            }
+            std::task::ready!(this.poll_write_out(cx))?;
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_write_out(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
@@ -696,6 +797,205 @@ mod tests {
             }
         });
         assert_eq!(refused, Err((9, Violation::ControlFlood)));
+    }
+
+    /// A socket that keeps each write it takes as one piece, and takes none while `blocked`.
+    #[derive(Default)]
+    struct Socket {
+        writes: Vec<Vec<u8>>,
+        blocked: bool,
+    }
+
+    impl AsyncRead for Socket {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Socket {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.blocked {
+                return Poll::Pending;
+            }
+            self.get_mut().writes.push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn guarded() -> (H2Guard<Socket>, Watch) {
+        let watch = Watch::default();
+        let limits = GuardLimits {
+            control_frames_per_second: 100,
+            resets_per_second: 100,
+            header_read_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            max_refused_requests: 10,
+        };
+        (
+            H2Guard::new(Socket::default(), watch.clone(), limits),
+            watch,
+        )
+    }
+
+    /// A DATA frame on `stream` with `len` bytes of payload.
+    fn data(stream: u8, len: usize) -> Vec<u8> {
+        let [_, l0, l1, l2] = u32::try_from(len).unwrap().to_be_bytes();
+        let mut frame = vec![l0, l1, l2, 0x0, END_STREAM, 0, 0, 0, stream];
+        frame.resize(FRAME_HEADER + len, b'x');
+        frame
+    }
+
+    fn write(guard: &mut H2Guard<Socket>, cx: &mut Context<'_>, bytes: &[u8]) {
+        let n = Pin::new(guard).poll_write(cx, bytes);
+        assert!(matches!(n, Poll::Ready(Ok(n)) if n == bytes.len()), "{n:?}");
+    }
+
+    fn flush(guard: &mut H2Guard<Socket>, cx: &mut Context<'_>) {
+        assert!(matches!(
+            Pin::new(guard).poll_flush(cx),
+            Poll::Ready(Ok(()))
+        ));
+    }
+
+    #[test]
+    fn the_writes_of_one_poll_go_out_together_at_the_next() {
+        let (mut guard, watch) = guarded();
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (a, b) = (data(1, 1024), data(3, 700));
+        watch.next_poll();
+        write(&mut guard, &mut cx, &a);
+        flush(&mut guard, &mut cx);
+        write(&mut guard, &mut cx, &b);
+        flush(&mut guard, &mut cx);
+        assert!(
+            guard.inner.writes.is_empty(),
+            "nothing written within the poll"
+        );
+        assert_eq!(
+            wakes.0.load(Ordering::Relaxed),
+            1,
+            "the task wakes itself once"
+        );
+        // The next poll: its first read sends what the last one held, in one write.
+        watch.next_poll();
+        let mut space = [0u8; 64];
+        let mut read = ReadBuf::new(&mut space);
+        assert!(
+            Pin::new(&mut guard)
+                .poll_read(&mut cx, &mut read)
+                .is_pending()
+        );
+        assert_eq!(guard.inner.writes, [[a, b].concat()]);
+        flush(&mut guard, &mut cx);
+        assert_eq!(
+            guard.inner.writes.len(),
+            1,
+            "nothing held, nothing more to write"
+        );
+    }
+
+    #[test]
+    fn a_flush_with_nothing_new_writes_even_without_marked_polls() {
+        let (mut guard, _watch) = guarded();
+        let mut cx = Context::from_waker(Waker::noop());
+        let a = data(1, 300);
+        write(&mut guard, &mut cx, &a);
+        flush(&mut guard, &mut cx);
+        assert!(guard.inner.writes.is_empty());
+        flush(&mut guard, &mut cx);
+        assert_eq!(guard.inner.writes, [a]);
+    }
+
+    #[test]
+    fn a_large_write_goes_through_after_what_is_held() {
+        let (mut guard, watch) = guarded();
+        let mut cx = Context::from_waker(Waker::noop());
+        watch.next_poll();
+        let (small, large) = (data(1, 100), data(3, HOLD));
+        write(&mut guard, &mut cx, &small);
+        flush(&mut guard, &mut cx);
+        write(&mut guard, &mut cx, &large);
+        assert_eq!(guard.inner.writes, [small, large]);
+    }
+
+    #[test]
+    fn a_full_socket_holds_the_writer_back_not_the_reader() {
+        let (mut guard, watch) = guarded();
+        let mut cx = Context::from_waker(Waker::noop());
+        watch.next_poll();
+        let a = data(1, HOLD - 100);
+        write(&mut guard, &mut cx, &a);
+        flush(&mut guard, &mut cx);
+        guard.inner.blocked = true;
+        watch.next_poll();
+        let mut space = [0u8; 64];
+        let mut read = ReadBuf::new(&mut space);
+        assert!(
+            Pin::new(&mut guard)
+                .poll_read(&mut cx, &mut read)
+                .is_pending()
+        );
+        // hyper's next write waits until the bytes held from the last poll are out.
+        assert!(
+            Pin::new(&mut guard)
+                .poll_write(&mut cx, &data(3, 200))
+                .is_pending()
+        );
+        guard.inner.blocked = false;
+        write(&mut guard, &mut cx, &data(3, 200));
+        assert_eq!(guard.inner.writes, std::slice::from_ref(&a));
+        assert!(matches!(
+            Pin::new(&mut guard).poll_shutdown(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!(guard.inner.writes, [a, data(3, 200)]);
+    }
+
+    #[test]
+    fn the_goaway_follows_what_was_held() {
+        let (mut guard, watch) = guarded();
+        let mut cx = Context::from_waker(Waker::noop());
+        watch.next_poll();
+        let a = data(1, 500);
+        write(&mut guard, &mut cx, &a);
+        flush(&mut guard, &mut cx);
+        watch.kill(Violation::SendStall);
+        let ended = Pin::new(&mut guard).poll_write(&mut cx, &data(3, 10));
+        assert!(matches!(ended, Poll::Ready(Err(_))), "{ended:?}");
+        let goaway = guard.goaway_frame().to_vec();
+        assert_eq!(guard.inner.writes, [a, goaway]);
     }
 
     #[test]

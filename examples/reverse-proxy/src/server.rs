@@ -442,7 +442,9 @@ async fn serve_h2<S>(
     let mut draining = false;
     loop {
         tokio::select! {
-            _ = connection.as_mut() => return,
+            // Each poll of the connection is marked for the guard, which holds hyper's
+            // writes of one poll and sends them at the next (`H2Guard`'s `poll_flush`).
+            _ = Marked { watch: &watch, connection: connection.as_mut() } => return,
             _ = stopping.wait_for(|stopping| *stopping), if !draining => {
                 draining = true;
                 connection.as_mut().graceful_shutdown();
@@ -457,7 +459,33 @@ async fn serve_h2<S>(
         }
     }
     // The guard writes GOAWAY at the next frame boundary and fails the connection's IO.
-    let _ = tokio::time::timeout(Duration::from_secs(2), connection).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        Marked {
+            watch: &watch,
+            connection,
+        },
+    )
+    .await;
+}
+
+/// `connection`, each of its polls marked on `watch` ([`Watch::next_poll`]).
+struct Marked<'a, F> {
+    watch: &'a Watch,
+    connection: std::pin::Pin<&'a mut F>,
+}
+
+impl<F: Future> Future for Marked<'_, F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.get_mut();
+        this.watch.next_poll();
+        this.connection.as_mut().poll(cx)
+    }
 }
 
 /// Answers one HTTP/2 request: its head made what an HTTP/1.1 upstream expects (`Host`
