@@ -21,6 +21,14 @@
 //! client ──frames──▶ H2Guard (count, truncate at the offending frame) ──▶ hyper/h2
 //! client ◀──frames── H2Guard (track frame boundaries, then GOAWAY) ◀── hyper/h2
 //! ```
+//!
+//! On the way out the guard also batches. `h2` writes each response body's DATA frame in
+//! a write of its own (it holds one frame's payload uncopied and must flush it before the
+//! next frame). The guard takes what hyper writes during one poll of the connection's task
+//! into a buffer of up to 16 KiB and sends it at the next poll, which the task asks for by
+//! waking itself. Responses that finish together then leave in one write: about 0.1 writes
+//! per request under load instead of 1 (docs/benchmarks.md). Larger writes go straight
+//! through.
 
 use std::io;
 use std::pin::Pin;
