@@ -24,44 +24,27 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# The origin's, nginx's and our configurations (shared with instructions-reverse-proxy.sh).
+source scripts/reverse-proxy-setup.sh
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/backend-kit/target}
 rounds=${ROUNDS:-3}
 seconds=${SECONDS_PER_RUN:-5}
 threads=${THREADS:-2}
 protocol=${PROTOCOL:-h1}
 case "$protocol" in
-  h1) connections=${CONNECTIONS:-64}; load=wrk; package=wrk; latency=p99
-      curl_flags=(); h2_listen=""; h2_directive=""; ours_h2="" ;;
+  h1) connections=${CONNECTIONS:-64}; load=wrk; package=wrk; latency=p99; curl_flags=() ;;
   h2) connections=${CONNECTIONS:-16}; load=h2load; package=nghttp2-client; latency=mean
-      curl_flags=(--http2-prior-knowledge)
-      ours_h2=$'[server.http2]\nh2c = true' ;;
+      curl_flags=(--http2-prior-knowledge) ;;
   *) echo "PROTOCOL is h1 or h2, not $protocol" >&2; exit 2 ;;
 esac
 streams=${STREAMS:-10}
 # CACHE=1: the origin's response is cacheable and both proxies answer from their cache.
-if [ "${CACHE:-0}" = 1 ]; then
-  origin_cache='add_header Cache-Control "max-age=3600";'
-  nginx_cache_path="proxy_cache_path CACHE_DIR levels=1:2 keys_zone=bench:10m max_size=64m;"
-  # X-Cache as ours writes it (and so that the script can check the hit).
-  nginx_cache='proxy_cache bench; add_header X-Cache $upstream_cache_status;'
-  ours_cache_section=$'[cache]\nmax_bytes = 67108864'
-  ours_route_cache='cache = true'
-else
-  origin_cache=''; nginx_cache_path=''; nginx_cache=''; ours_cache_section=''; ours_route_cache=''
-fi
+cache=${CACHE:-0}
 
 if ! command -v "$load" >/dev/null || ! command -v nginx >/dev/null; then
   echo "installing nginx and $package from Debian"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx "$package" >/dev/null
-fi
-if [ "$protocol" = h2 ]; then
-  # `http2 on` from nginx 1.25.1; Debian 12's 1.22 says it on the listen line.
-  if nginx -V 2>&1 | grep -qE 'nginx/1\.(2[5-9]|[3-9][0-9])'; then
-    h2_listen=""; h2_directive="http2 on; http2_max_concurrent_streams 100;"
-  else
-    h2_listen=" http2"; h2_directive="http2_max_concurrent_streams 100;"
-  fi
 fi
 # PROXY_BIN runs a reverse-proxy binary built elsewhere (an older commit, for an A/B).
 proxy_bin=${PROXY_BIN:-$CARGO_TARGET_DIR/release/reverse-proxy}
@@ -76,70 +59,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 origin_port=$(free_port)
 nginx_port=$(free_port)
-
-mkdir -p "$work/www" "$work/origin/logs" "$work/proxy/logs"
-head -c 1024 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
-
-cat >"$work/origin/nginx.conf" <<CONF
-worker_processes 1;
-error_log stderr error;
-pid $work/origin/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/origin; proxy_temp_path $work/origin;
-  fastcgi_temp_path $work/origin; uwsgi_temp_path $work/origin; scgi_temp_path $work/origin;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$origin_port; root $work/www; $origin_cache }
-}
-CONF
-
-cat >"$work/proxy/nginx.conf" <<CONF
-worker_processes 2;
-error_log stderr error;
-pid $work/proxy/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/proxy; proxy_temp_path $work/proxy;
-  fastcgi_temp_path $work/proxy; uwsgi_temp_path $work/proxy; scgi_temp_path $work/proxy;
-  keepalive_requests 1000000;
-  upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
-  ${nginx_cache_path/CACHE_DIR/$work/proxy/cache}
-  server {
-    listen 127.0.0.1:$nginx_port$h2_listen;
-    $h2_directive
-    location / {
-      proxy_pass http://origin;
-      $nginx_cache
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-CONF
-
-cat >"$work/ours.toml" <<CONF
-[server]
-listen = "127.0.0.1:0"
-access_log = false
-# The same header work as the nginx configuration below: X-Forwarded-For only (nginx writes
-# no Forwarded, X-Forwarded-Proto/-Host or Via unless told to).
-forwarding_headers = ["x-forwarded-for"]
-$ours_h2
-$ours_cache_section
-[[pools]]
-name = "origin"
-upstreams = [{ address = "127.0.0.1:$origin_port" }]
-[[routes]]
-pool = "origin"
-$ours_route_cache
-CONF
+write_origin "$work" "$origin_port" "$cache"
+write_nginx_proxy "$work" "$nginx_port" "$origin_port" "$protocol" "$cache" 2
+write_ours "$work/ours.toml" 127.0.0.1:0 "$origin_port" "$protocol" "$cache" ""
 
 nginx -p "$work/origin" -c "$work/origin/nginx.conf" -g 'daemon off;' &
 origin_pid=$!; pids+=($!)
@@ -156,7 +80,7 @@ theirs="127.0.0.1:$nginx_port"
 sleep 0.5
 curl -fsS "${curl_flags[@]}" -o /dev/null "http://$ours/index.html"
 curl -fsS "${curl_flags[@]}" -o /dev/null "http://$theirs/index.html"
-if [ "${CACHE:-0}" = 1 ]; then
+if [ "$cache" = 1 ]; then
   # The warm-up above stored the response; check that the next one is a hit on both sides.
   curl -fsS "${curl_flags[@]}" -D - -o /dev/null "http://$ours/index.html" | grep -qi '^x-cache: HIT' \
     || { echo "reverse-proxy did not answer from its cache" >&2; exit 1; }

@@ -20,6 +20,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# The origin's, nginx's and our configurations (shared with bench-reverse-proxy.sh).
+source scripts/reverse-proxy-setup.sh
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/backend-kit/target}
 mode=${MODE:-h1}
 who=${WHO:-ours nginx}
@@ -51,25 +53,12 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-temp_paths() { echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"; }
-
+protocol=h1
+if [ "$mode" = h2 ]; then protocol=h2; fi
+cache=0
+if [ "$mode" = cache ]; then cache=1; fi
 origin_port=$(free_port)
-mkdir -p "$work/www" "$work/origin" "$work/nginx"
-head -c 1024 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
-origin_cache=''
-if [ "$mode" = cache ]; then origin_cache='add_header Cache-Control "max-age=3600";'; fi
-cat >"$work/origin/nginx.conf" <<CONF
-worker_processes 1;
-error_log stderr error;
-pid $work/origin/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off; $(temp_paths "$work/origin")
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$origin_port; root $work/www; $origin_cache }
-}
-CONF
+write_origin "$work" "$origin_port" "$cache"
 nginx -p "$work/origin" -c "$work/origin/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 
@@ -119,57 +108,12 @@ for side in $who; do
   port=$(free_port)
   case "$side" in
     ours)
-      h2=''; cache_section=''; route_cache=''
-      if [ "$mode" = h2 ]; then h2=$'[server.http2]\nh2c = true'; fi
-      if [ "$mode" = cache ]; then cache_section=$'[cache]\nmax_bytes = 67108864'; route_cache='cache = true'; fi
-      cat >"$work/ours.toml" <<CONF
-[server]
-listen = "127.0.0.1:$port"
-workers = 1
-access_log = false
-forwarding_headers = ["x-forwarded-for"]
-$h2
-$cache_section
-[[pools]]
-name = "origin"
-upstreams = [{ address = "127.0.0.1:$origin_port" }]
-[[routes]]
-pool = "origin"
-$route_cache
-CONF
+      write_ours "$work/ours.toml" "127.0.0.1:$port" "$origin_port" "$protocol" "$cache" 1
       measure ours "$port" "$proxy_bin" --config "$work/ours.toml" ;;
     nginx)
-      listen_h2=''; cache_path=''; cache=''
-      if [ "$mode" = h2 ]; then listen_h2=' http2'; fi
-      if [ "$mode" = cache ]; then
-        cache_path="proxy_cache_path $work/nginx/cache levels=1:2 keys_zone=bench:10m max_size=64m;"
-        cache='proxy_cache bench;'
-      fi
-      cat >"$work/nginx/nginx.conf" <<CONF
-master_process off;
-worker_processes 1;
-error_log stderr error;
-pid $work/nginx/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off; $(temp_paths "$work/nginx")
-  keepalive_requests 1000000;
-  upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
-  $cache_path
-  server {
-    listen 127.0.0.1:$port$listen_h2;
-    http2_max_concurrent_streams 100;
-    location / {
-      proxy_pass http://origin; $cache
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-CONF
-      measure nginx "$port" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' ;;
+      # One process, no master: callgrind follows the one that serves.
+      write_nginx_proxy "$work" "$port" "$origin_port" "$protocol" "$cache" 0
+      measure nginx "$port" nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -g 'daemon off;' ;;
     *) echo "WHO lists ours and nginx, not $side" >&2; exit 2 ;;
   esac
 done

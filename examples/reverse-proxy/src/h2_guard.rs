@@ -895,6 +895,13 @@ mod tests {
         ));
     }
 
+    /// A read of a poll in which the client sent nothing.
+    fn read_nothing(guard: &mut H2Guard<Socket>, cx: &mut Context<'_>) {
+        let mut space = [0u8; 64];
+        let mut read = ReadBuf::new(&mut space);
+        assert!(Pin::new(guard).poll_read(cx, &mut read).is_pending());
+    }
+
     #[test]
     fn the_writes_of_one_poll_go_out_together_at_the_next() {
         let (mut guard, watch) = guarded();
@@ -918,13 +925,7 @@ mod tests {
         );
         // The next poll: its first read sends what the last one held, in one write.
         watch.next_poll();
-        let mut space = [0u8; 64];
-        let mut read = ReadBuf::new(&mut space);
-        assert!(
-            Pin::new(&mut guard)
-                .poll_read(&mut cx, &mut read)
-                .is_pending()
-        );
+        read_nothing(&mut guard, &mut cx);
         assert_eq!(guard.inner.writes, [[a, b].concat()]);
         flush(&mut guard, &mut cx);
         assert_eq!(
@@ -968,13 +969,7 @@ mod tests {
         flush(&mut guard, &mut cx);
         guard.inner.blocked = true;
         watch.next_poll();
-        let mut space = [0u8; 64];
-        let mut read = ReadBuf::new(&mut space);
-        assert!(
-            Pin::new(&mut guard)
-                .poll_read(&mut cx, &mut read)
-                .is_pending()
-        );
+        read_nothing(&mut guard, &mut cx);
         // hyper's next write waits until the bytes held from the last poll are out.
         assert!(
             Pin::new(&mut guard)
