@@ -15,25 +15,34 @@ temp_paths() {
   echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"
 }
 
+# nginx_conf DIR PROCESSES HTTP: DIR/nginx.conf with the PROCESSES line(s), errors to
+# stderr, no access log, its temporary paths and pid file in DIR, keep-alive for a million
+# requests, and HTTP inside its http block.
+nginx_conf() {
+  mkdir -p "$1"
+  cat >"$1/nginx.conf" <<CONF
+$2
+error_log stderr error;
+pid $1/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off; $(temp_paths "$1")
+  keepalive_requests 1000000;
+  $3
+}
+CONF
+}
+
 # write_origin DIR PORT CACHE: DIR/www/index.html (1 KiB) and DIR/origin/nginx.conf, one
 # worker serving it on 127.0.0.1:PORT; with CACHE=1 its responses say
 # `Cache-Control: max-age=3600`.
 write_origin() {
   local dir=$1 port=$2 cache=$3 cache_control=''
-  mkdir -p "$dir/www" "$dir/origin"
+  mkdir -p "$dir/www"
   head -c 1024 /dev/zero | tr '\0' 'x' >"$dir/www/index.html"
   if [ "$cache" = 1 ]; then cache_control='add_header Cache-Control "max-age=3600";'; fi
-  cat >"$dir/origin/nginx.conf" <<CONF
-worker_processes 1;
-error_log stderr error;
-pid $dir/origin/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off; $(temp_paths "$dir/origin")
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$port; root $dir/www; $cache_control }
-}
-CONF
+  nginx_conf "$dir/origin" "worker_processes 1;" \
+    "server { listen 127.0.0.1:$port; root $dir/www; $cache_control }"
 }
 
 # write_nginx_proxy DIR PORT ORIGIN_PORT PROTOCOL CACHE WORKERS: DIR/proxy/nginx.conf, nginx
@@ -56,15 +65,7 @@ write_nginx_proxy() {
     cache_path="proxy_cache_path $dir/proxy/cache levels=1:2 keys_zone=bench:10m max_size=64m;"
     caching='proxy_cache bench; add_header X-Cache $upstream_cache_status;'
   fi
-  mkdir -p "$dir/proxy"
-  cat >"$dir/proxy/nginx.conf" <<CONF
-$processes
-error_log stderr error;
-pid $dir/proxy/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off; $(temp_paths "$dir/proxy")
-  keepalive_requests 1000000;
+  nginx_conf "$dir/proxy" "$processes" "
   upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
   $cache_path
   server {
@@ -73,13 +74,11 @@ http {
     location / {
       proxy_pass http://origin; $caching
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     }
-  }
-}
-CONF
+  }"
 }
 
 # write_ours FILE LISTEN ORIGIN_PORT PROTOCOL CACHE WORKERS: the configuration of
