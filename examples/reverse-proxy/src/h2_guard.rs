@@ -194,7 +194,6 @@ impl Watch {
             inner: body,
             watch: self.clone(),
             id,
-            fresh: true,
         }
         .boxed()
     }
@@ -239,8 +238,6 @@ struct WatchedBody {
     inner: ProxyBody,
     watch: Watch,
     id: u64,
-    /// Not polled yet: [`Watch::watch_body`] marked it waiting as it was handed over.
-    fresh: bool,
 }
 
 impl hyper::body::Body for WatchedBody {
@@ -252,14 +249,10 @@ impl hyper::body::Body for WatchedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        let fresh = std::mem::take(&mut self.fresh);
         // Data handed over waits for the client's window (hyper holds it until there is
         // some), the last chunk too: the body is dropped once it is sent. Anything else
         // (pending: the upstream is slow; the end; an error) is not waiting for hyper.
         let since = match &polled {
-            // Data at the first poll, which hyper makes as it takes the response: the mark
-            // made a moment ago stands (no clock read, no lock).
-            Poll::Ready(Some(Ok(frame))) if frame.is_data() && fresh => return polled,
             Poll::Ready(Some(Ok(frame))) if frame.is_data() => Some(Instant::now()),
             _ => None,
         };
