@@ -682,6 +682,9 @@ fn downgrade_head(
                     "bad request: bad :authority".to_owned(),
                 )
             })?;
+            // Room for `Host` and the `X-Forwarded-For` forwarding adds, in one growth:
+            // `h2` sizes the map to the field counts of recent requests.
+            request.headers.reserve(2);
             request.headers.insert(http::header::HOST, value);
         }
         (Some(authority), Some(host))
