@@ -598,6 +598,22 @@ impl ForwardHeaders {
         via: false,
     };
 
+    /// How many headers [`apply_forwarding`] adds at most with this set, so that a caller
+    /// adding fields of its own can make room for all of them at once.
+    #[must_use]
+    pub fn count(self) -> usize {
+        [
+            self.forwarded,
+            self.x_forwarded_for,
+            self.x_forwarded_proto,
+            self.x_forwarded_host,
+            self.via,
+        ]
+        .into_iter()
+        .filter(|on| *on)
+        .count()
+    }
+
     /// The set named by header names (`forwarded`, `x-forwarded-for`, `x-forwarded-proto`,
     /// `x-forwarded-host`, `via`; any case).
     ///
@@ -1216,6 +1232,9 @@ mod tests {
         let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
         let write = ForwardHeaders::from_names(["X-Forwarded-For", "via"]).unwrap();
         assert!(write.x_forwarded_for && write.via && !write.forwarded);
+        assert_eq!(write.count(), 2);
+        assert_eq!(ForwardHeaders::ALL.count(), 5);
+        assert_eq!(ForwardHeaders::NONE.count(), 0);
         assert!(ForwardHeaders::from_names(["x-real-ip"]).is_err());
         let incoming = || {
             let mut h = HeaderMap::new();

@@ -503,7 +503,11 @@ async fn handle_h2(
     let (mut parts, body) = request.into_parts();
     let key = || state.rng.lock().map_or(0, |mut r| r.next_u64());
     let checked = websocket::upgrade_request(&mut parts, key).and_then(|websocket| {
-        downgrade_head(&mut parts, state.limits.max_headers)?;
+        downgrade_head(
+            &mut parts,
+            state.limits.max_headers,
+            state.forward_headers.count(),
+        )?;
         proxy_core::check_parsed_request(&parts)
             .map_err(|error| (error.status(), format!("bad request: {error}")))?;
         Ok(websocket)
@@ -655,10 +659,12 @@ mod websocket {
 /// rewrites it as one (RFC 9113 section 8.3.1): `Host` from `:authority` (a `Host` that
 /// differs is refused), the target in origin-form, at most `max_headers` fields. h2 already
 /// refused connection-specific fields, `te` other than `trailers`, CR, LF and NUL in values
-/// (RST_STREAM `PROTOCOL_ERROR`), and holds DATA to `content-length`.
+/// (RST_STREAM `PROTOCOL_ERROR`), and holds DATA to `content-length`. `forwarded` is how
+/// many forwarding headers the proxy adds after it.
 fn downgrade_head(
     request: &mut http::request::Parts,
     max_headers: usize,
+    forwarded: usize,
 ) -> Result<(), (StatusCode, String)> {
     fn refuse(status: StatusCode, why: &str) -> Result<(), (StatusCode, String)> {
         Err((status, format!("bad request: {why}")))
@@ -682,9 +688,9 @@ fn downgrade_head(
                     "bad request: bad :authority".to_owned(),
                 )
             })?;
-            // Room for `Host` and the `X-Forwarded-For` forwarding adds, in one growth:
-            // `h2` sizes the map to the field counts of recent requests.
-            request.headers.reserve(2);
+            // Room for `Host` and the forwarding headers, in one growth: `h2` sizes the
+            // map to the field counts of recent requests, so it is often full.
+            request.headers.reserve(1 + forwarded);
             request.headers.insert(http::header::HOST, value);
         }
         (Some(authority), Some(host))
