@@ -21,8 +21,6 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::Body as _;
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use proxy_core::{
     Failure, ForwardContext, GrpcCode, Outcome, Pick, PickContext, SmugglingError, UpstreamId,
     apply_forwarding, canonicalize_content_length, cookie_value, encode_grpc_timeout, grpc_timeout,
@@ -31,6 +29,7 @@ use proxy_core::{
 
 use crate::request_timer::{self, RequestTimer, TimedOut};
 use crate::state::{PoolState, State};
+use crate::tunnel::ClientUpgrade;
 use crate::upstream::{PooledBody, SendBody, SendError};
 use crate::{ProxyBody, grpc, plain};
 
@@ -67,7 +66,7 @@ pub(crate) async fn forward(
     ctx: RequestContext<'_>,
     parts: Parts,
     body: Option<ProxyBody>,
-    client_upgrade: Option<OnUpgrade>,
+    client_upgrade: Option<ClientUpgrade>,
 ) -> Response<ProxyBody> {
     let h2 = ctx.pool.upstreams.is_h2();
     let (mut outbound, chunked) = match Outbound::new(ctx, parts, client_upgrade.is_some()) {
@@ -119,7 +118,7 @@ async fn attempts(
     ctx: &RequestContext<'_>,
     outbound: &mut Outbound,
     deadline: Option<Instant>,
-    client_upgrade: Option<OnUpgrade>,
+    client_upgrade: Option<ClientUpgrade>,
 ) -> Response<ProxyBody> {
     let pool = ctx.pool;
     let h2 = pool.upstreams.is_h2();
@@ -545,7 +544,7 @@ fn respond(
     pick: &Pick,
     result: SendResult,
     upgrade: bool,
-    client_upgrade: Option<OnUpgrade>,
+    client_upgrade: Option<ClientUpgrade>,
 ) -> Response<ProxyBody> {
     let mut response = match result {
         Ok(Ok(response)) => response,
@@ -555,12 +554,7 @@ fn respond(
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
-            let idle = pool.tunnel_idle_timeout;
-            tokio::spawn(async move {
-                if let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) {
-                    crate::tunnel::run(TokioIo::new(client), TokioIo::new(upstream), idle).await;
-                }
-            });
+            crate::tunnel::spawn(client_upgrade, upstream_upgrade, pool.tunnel_idle_timeout);
         }
     } else {
         if !response.body().head_is_end_to_end() {

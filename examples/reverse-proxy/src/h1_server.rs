@@ -651,7 +651,7 @@ fn allowed_in_trailer(name: &HeaderName) -> bool {
 }
 
 /// `Date` values, formatted once a second per thread.
-mod date {
+pub(crate) mod date {
     use std::cell::Cell;
     use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -663,7 +663,7 @@ mod date {
     }
 
     /// Calls `with` on the current time as an HTTP-date.
-    pub(super) fn now(with: impl FnOnce(&[u8])) {
+    pub(crate) fn now(with: impl FnOnce(&[u8])) {
         let now = SystemTime::now();
         let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (at, mut text) = CACHED.get();

@@ -128,6 +128,8 @@ struct WatchState {
     shared: Mutex<Shared>,
     /// Counts the connection task's polls of the connection ([`Watch::next_poll`]).
     epoch: AtomicU64,
+    /// Counts the reads that brought bytes from the client (for the keep-alive).
+    reads: AtomicU64,
 }
 
 impl Watch {
@@ -202,6 +204,11 @@ impl Watch {
     /// last one is written at the guard's first call in this one.
     pub(crate) fn next_poll(&self) {
         self.0.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many reads brought bytes from the client so far: the keep-alive's sign of life.
+    pub(crate) fn reads(&self) -> u64 {
+        self.0.reads.load(Ordering::Relaxed)
     }
 
     fn epoch(&self) -> u64 {
@@ -662,6 +669,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for H2Guard<S> {
         }
         let before = buf.filled().len();
         std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.watch.0.reads.fetch_add(1, Ordering::Relaxed);
         let Err((at, violation)) = this.inspect(buf.filled().get(before..).unwrap_or_default())
         else {
             return Poll::Ready(Ok(()));

@@ -49,6 +49,7 @@ mod grpc;
 mod h1_client;
 mod h1_server;
 mod h2_guard;
+mod h2_server;
 mod head_wait;
 mod metrics;
 mod mount;

@@ -15,6 +15,7 @@ use http::{Request, Response, StatusCode};
 use crate::config::Config;
 use crate::routing::{Caller, route_request};
 use crate::state::State;
+use crate::tunnel::ClientUpgrade;
 use crate::{ProxyBody, background, plain};
 
 /// How a mounted proxy is built.
@@ -77,7 +78,7 @@ impl App {
         let client_upgrade = request
             .headers()
             .contains_key(UPGRADE)
-            .then(|| hyper::upgrade::on(&mut request));
+            .then(|| ClientUpgrade::Hyper(hyper::upgrade::on(&mut request)));
         let (mut parts, body) = request.into_parts();
         let Some(rest) = parts.uri.path().strip_prefix(self.base_path.as_str()) else {
             return plain(StatusCode::NOT_FOUND, "not found", false);

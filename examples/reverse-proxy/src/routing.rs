@@ -12,12 +12,12 @@ use std::sync::atomic::Ordering;
 use http::header::HOST;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use hyper::upgrade::OnUpgrade;
 use proxy_core::{check_parsed_request, client_address};
 
 use crate::forward::{RequestContext, forward, is_grpc_call};
 use crate::request_timer::RequestTimer;
 use crate::state::{Route, State};
+use crate::tunnel::ClientUpgrade;
 use crate::{ProxyBody, admin, cache, compress, plain, rate_limit};
 
 /// Which path parsed a request: what is left to check of its head, and how its response
@@ -44,7 +44,7 @@ pub(crate) async fn route_request(
     peer: SocketAddr,
     scheme: &'static str,
     request: Request<ProxyBody>,
-    client_upgrade: Option<OnUpgrade>,
+    client_upgrade: Option<ClientUpgrade>,
     timer: Option<&RequestTimer>,
     caller: Caller,
 ) -> Response<ProxyBody> {

@@ -31,7 +31,8 @@ use crate::head_wait::{Activity, InProgress, TrackedBody};
 use crate::request_timer::RequestTimer;
 use crate::routing::{Caller, route_request};
 use crate::state::{self, State};
-use crate::{ProxyBody, ServerConfig, background, h1_server, plain, tls};
+use crate::tunnel::ClientUpgrade;
+use crate::{ProxyBody, ServerConfig, background, h1_server, h2_server, plain, tls};
 
 /// How long a client has to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -381,6 +382,7 @@ async fn starts_with_preface(stream: &TcpStream, within: Duration) -> bool {
 
 /// HTTP/2 on `stream` through [`H2Guard`], with every `[server.http2]` limit set, until it
 /// closes; once `stopping` turns true, GOAWAY goes out and the streams in flight finish.
+/// The streams' futures run inside this one ([`h2_server::Served`]).
 async fn serve_h2<S>(
     state: Arc<State>,
     config: &Http2Config,
@@ -401,60 +403,59 @@ async fn serve_h2<S>(
     let watch = Watch::default();
     let io = H2Guard::new(stream, watch.clone(), limits);
     let max_head_bytes = u32::try_from(state.limits.max_head_bytes).unwrap_or(u32::MAX);
-    // Cloned per request: a handle of this connection's own, as for HTTP/1.
-    let state = Arc::new(state);
-    let service = {
-        let watch = watch.clone();
-        service_fn(move |request: Request<Incoming>| {
-            let state = state.clone();
-            let watch = watch.clone();
-            let request = request.map(crate::request_body);
-            // Boxed, as for HTTP/1: hyper moves it into the stream's task.
-            Box::pin(async move {
-                let response = handle_h2(&state, peer, scheme, &watch, &limits, request).await;
-                Ok::<_, Infallible>(response.map(|body| watch.watch_body(body)))
-            })
-        })
-    };
-    let mut builder =
-        hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let mut builder = h2::server::Builder::new();
     if config.websocket {
         builder.enable_connect_protocol();
     }
     builder
-        .timer(hyper_util::rt::TokioTimer::new())
         .max_concurrent_streams(config.max_concurrent_streams)
         .max_header_list_size(max_head_bytes)
         .header_table_size(4096)
         .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
-        .max_local_error_reset_streams(config.max_local_error_reset_streams)
+        .max_local_error_reset_streams(Some(config.max_local_error_reset_streams))
         .max_frame_size(config.max_frame_size)
-        .adaptive_window(false)
-        .initial_stream_window_size(config.initial_stream_window)
+        .initial_window_size(config.initial_stream_window)
         .initial_connection_window_size(config.initial_connection_window)
-        .max_send_buf_size(config.max_send_buf_bytes)
-        .keep_alive_interval(ms(config.keepalive_interval_ms))
-        .keep_alive_timeout(ms(config.keepalive_timeout_ms));
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    let mut connection = std::pin::pin!(connection);
+        .max_send_buffer_size(config.max_send_buf_bytes);
+    let (state, watch_ref, limits_ref) = (&state, &watch, &limits);
+    let make = move |request, mut respond| {
+        let service =
+            h2_server::take_request(request, &mut respond).map(|(request, tunnel, pending)| {
+                let service = Box::pin(async move {
+                    handle_h2(state, peer, scheme, watch_ref, limits_ref, request, pending)
+                        .await
+                        .map(|body| watch_ref.watch_body(body))
+                });
+                (service, tunnel)
+            });
+        h2_server::answer(respond, service)
+    };
+    let mut connection = h2_server::Served::new(&builder, io, make);
+    let keepalive = (
+        ms(config.keepalive_interval_ms),
+        ms(config.keepalive_timeout_ms),
+    );
     let mut tick = tokio::time::interval(limits.tick());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
     loop {
         tokio::select! {
-            // Each poll of the connection is marked for the guard, which holds hyper's
-            // writes of one poll and sends them at the next (`H2Guard`'s `poll_flush`).
-            _ = Marked { watch: &watch, connection: connection.as_mut() } => return,
+            // Each poll of the connection is marked for the guard, which holds the
+            // connection's writes of one poll and sends them at the next (`H2Guard`'s
+            // `poll_flush`).
+            _ = Marked { watch: &watch, connection: std::pin::Pin::new(&mut connection) } => return,
             _ = stopping.wait_for(|stopping| *stopping), if !draining => {
                 draining = true;
-                connection.as_mut().graceful_shutdown();
+                connection.graceful_shutdown();
             }
             _ = tick.tick() => {
-                if let Some(violation) = watch.overdue(Instant::now(), limits.send_timeout) {
+                let now = Instant::now();
+                if let Some(violation) = watch.overdue(now, limits.send_timeout) {
                     tracing::warn!(%peer, ?violation, "HTTP/2 connection ended");
                     watch.kill(violation);
                     break;
                 }
+                connection.keep_alive(watch.reads(), now, keepalive.0, keepalive.1);
             }
         }
     }
@@ -463,7 +464,7 @@ async fn serve_h2<S>(
         Duration::from_secs(2),
         Marked {
             watch: &watch,
-            connection,
+            connection: std::pin::Pin::new(&mut connection),
         },
     )
     .await;
@@ -497,6 +498,7 @@ async fn handle_h2(
     watch: &Watch,
     limits: &GuardLimits,
     request: Request<ProxyBody>,
+    tunnel_io: Option<h2_server::PendingTunnel>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let logged = logged(state, &request);
@@ -535,15 +537,14 @@ async fn handle_h2(
         Ok(Some(tunnel)) => {
             // The tunnel's bytes come through the stream's upgrade, after the 200; the
             // upstream's upgrade request has no body.
-            let mut request = Request::from_parts(parts, crate::full(bytes::Bytes::new()));
-            let client_upgrade = hyper::upgrade::on(&mut request);
+            let request = Request::from_parts(parts, crate::full(bytes::Bytes::new()));
             drop(body);
             let response = route_request(
                 state,
                 peer,
                 scheme,
                 request,
-                Some(client_upgrade),
+                tunnel_io.map(ClientUpgrade::H2),
                 None,
                 Caller::Http2,
             )
@@ -588,7 +589,7 @@ mod websocket {
         parts: &mut Parts,
         key: impl FnOnce() -> u64,
     ) -> Result<Option<Tunnel>, (StatusCode, String)> {
-        let Some(protocol) = parts.extensions.remove::<hyper::ext::Protocol>() else {
+        let Some(protocol) = parts.extensions.remove::<h2::ext::Protocol>() else {
             return Ok(None);
         };
         if parts.method != Method::CONNECT {
@@ -760,7 +761,7 @@ async fn handle(
     // The lean path hands every request with `Upgrade` to hyper, so one it parsed
     // has none to look up.
     let client_upgrade = (caller == Caller::Hyper && request.headers().contains_key(UPGRADE))
-        .then(|| hyper::upgrade::on(&mut request));
+        .then(|| ClientUpgrade::Hyper(hyper::upgrade::on(&mut request)));
     let response = if request.uri().path() == &*state.reject_path {
         match rejection.take() {
             Some(error) => refused(state, peer, &error),

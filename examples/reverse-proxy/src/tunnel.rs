@@ -11,6 +11,42 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+/// The client's side of an upgrade, which becomes a byte stream once the answer that grants
+/// it is sent.
+pub(crate) enum ClientUpgrade {
+    /// An HTTP/1.1 connection that hyper serves (`Upgrade`).
+    Hyper(hyper::upgrade::OnUpgrade),
+    /// An HTTP/2 stream of an extended CONNECT (RFC 8441), served by [`crate::h2_server`].
+    H2(crate::h2_server::PendingTunnel),
+}
+
+/// Copies between the client's side and the upstream's in a task of its own, once both are
+/// byte streams (see [`run`]).
+pub(crate) fn spawn(
+    client: ClientUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    idle: Option<Duration>,
+) {
+    use hyper_util::rt::TokioIo;
+    tokio::spawn(async move {
+        let Ok(upstream) = upstream.await else {
+            return;
+        };
+        match client {
+            ClientUpgrade::Hyper(client) => {
+                if let Ok(client) = client.await {
+                    run(TokioIo::new(client), TokioIo::new(upstream), idle).await;
+                }
+            }
+            ClientUpgrade::H2(client) => {
+                if let Ok(client) = client.await {
+                    run(client, TokioIo::new(upstream), idle).await;
+                }
+            }
+        }
+    });
+}
+
 /// Copies between `client` and `upstream` until one closes, or (with `idle`) until no
 /// byte moved for that long.
 pub(crate) async fn run<A, B>(client: A, upstream: B, idle: Option<Duration>)

@@ -715,6 +715,77 @@ async fn graceful_shutdown_sends_goaway_and_finishes_streams() {
     assert!(exit.success(), "{exit:?}");
 }
 
+/// The first PING the proxy sends on `client` within `within`, skipping other frames.
+async fn next_ping(client: &mut Client, within: Duration) -> Option<Frame> {
+    let deadline = Instant::now() + within;
+    while let Some(f) = client
+        .next(deadline.saturating_duration_since(Instant::now()))
+        .await
+    {
+        if f.kind == PING && f.flags & 1 == 0 {
+            return Some(f);
+        }
+        assert_ne!(f.kind, GOAWAY, "GOAWAY before the keep-alive PING: {f:?}");
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_connection_is_pinged_and_closed_when_the_ping_goes_unanswered() {
+    let origin = start_origin("o", Duration::ZERO).await;
+    let proxy = start_proxy(&config(
+        origin.addr,
+        "keepalive_interval_ms = 300\nkeepalive_timeout_ms = 600",
+    ));
+    // Answered: the connection stays and serves.
+    let mut client = Client::connect(proxy.addr, &[]).await;
+    for round in 0..2 {
+        let started = Instant::now();
+        let ping = next_ping(&mut client, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no keep-alive PING in round {round}"));
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "a PING before the connection was quiet: {:?}",
+            started.elapsed()
+        );
+        client
+            .send(&frame(PING, 1, 0, &ping.payload))
+            .await
+            .unwrap();
+    }
+    client
+        .send(&frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            1,
+            &request("GET", "/after-pings", &[]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(client.response(1).await.1, "origin o /after-pings");
+
+    // Unanswered: GOAWAY NO_ERROR after the timeout, then the end of the connection.
+    let mut silent = Client::connect(proxy.addr, &[]).await;
+    next_ping(&mut silent, Duration::from_secs(5))
+        .await
+        .expect("no keep-alive PING");
+    let started = Instant::now();
+    let (_, goaway) = silent.until_goaway(Duration::from_secs(5)).await;
+    assert_goaway(goaway.as_ref(), NO_ERROR);
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "closed before the keep-alive timeout: {:?}",
+        started.elapsed()
+    );
+    let mut rest = [0_u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.stream.read(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the connection stayed open after its GOAWAY: {read:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_still_works_on_an_h2c_listener() {
     let origin = start_origin("o", Duration::ZERO).await;
