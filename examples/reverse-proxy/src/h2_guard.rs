@@ -1,4 +1,4 @@
-//! The HTTP/2 bounds hyper and the `h2` crate leave open, kept on the raw frames of one
+//! The HTTP/2 bounds the `h2` crate leaves open, kept on the raw frames of one
 //! downstream connection, in the spirit of `checked_io`.
 //!
 //! `h2` already bounds the header list (decoded size, 32 octets per field, GOAWAY
@@ -11,20 +11,20 @@
 //! that cost work without carrying a request (SETTINGS, PING, PRIORITY, empty DATA and
 //! CONTINUATION, unknown types, and WINDOW_UPDATE frames beyond what the DATA sent to the
 //! client earns) and the RST_STREAM frames; the connection's task checks
-//! [`Watch`] on a timer for a header block past its deadline and for a response body hyper
+//! [`Watch`] on a timer for a header block past its deadline and for a response body `h2`
 //! has not asked for more of within the send timeout. Any of these ends the connection with
 //! GOAWAY `ENHANCE_YOUR_CALM` (RFC 9113 section 7), which the guard writes itself at a frame
-//! boundary of what hyper writes (it reads the outgoing frame headers for that), then
-//! fails the connection's IO so hyper drops it.
+//! boundary of what `h2` writes (it reads the outgoing frame headers for that), then
+//! fails the connection's IO so `h2` drops it.
 //!
 //! ```text
-//! client ──frames──▶ H2Guard (count, truncate at the offending frame) ──▶ hyper/h2
-//! client ◀──frames── H2Guard (track frame boundaries, then GOAWAY) ◀── hyper/h2
+//! client ──frames──▶ H2Guard (count, truncate at the offending frame) ──▶ h2_server/h2
+//! client ◀──frames── H2Guard (track frame boundaries, then GOAWAY) ◀── h2_server/h2
 //! ```
 //!
 //! On the way out the guard also batches. `h2` writes each response body's DATA frame in
 //! a write of its own (it holds one frame's payload uncopied and must flush it before the
-//! next frame). The guard takes what hyper writes during one poll of the connection's task
+//! next frame). The guard takes what `h2` writes during one poll of the connection's task
 //! into a buffer of up to 16 KiB and sends it at the next poll, which the task asks for by
 //! waking itself. Responses that finish together then leave in one write: about 0.1 writes
 //! per request under load instead of 1 (docs/benchmarks.md). Larger writes go straight
@@ -59,7 +59,7 @@ const ENHANCE_YOUR_CALM: u32 = 0xb;
 /// data flowing) are charged to the control-frame budget instead.
 const WINDOW_UPDATES_PER_DATA_FRAME: u32 = 4;
 
-/// What the guard holds of the bytes hyper writes before it writes them itself: writes of
+/// What the guard holds of the bytes `h2` writes before it writes them itself: writes of
 /// one poll of the connection task go out together (see [`H2Guard`]); a write at least this
 /// large goes straight through, uncopied.
 const HOLD: usize = 16 * 1024;
@@ -106,7 +106,7 @@ struct Shared {
     kill: Option<Violation>,
     /// The connection task, woken when the timer ends the connection.
     waker: Option<Waker>,
-    /// Response bodies hyper has not polled since they last gave it data (or since they
+    /// Response bodies the server has not polled since they last gave it data (or since they
     /// were handed over), and since when: a few at a time (at most one per stream), so a
     /// list searched in place, cheaper than hashing.
     waiting: Vec<(u64, Instant)>,
@@ -221,7 +221,7 @@ impl Watch {
 }
 
 impl Shared {
-    /// Marks body `id` as waiting for hyper since `since`, or (`None`) not waiting.
+    /// Marks body `id` as waiting for the server since `since`, or (`None`) not waiting.
     fn set_waiting(&mut self, id: u64, since: Option<Instant>) {
         let at = self.waiting.iter().position(|(body, _)| *body == id);
         match (at, since) {
@@ -239,8 +239,9 @@ impl Shared {
     }
 }
 
-/// A response body that tells its [`Watch`] whether hyper is waiting for it (fine: the
-/// upstream is slow) or it is waiting for hyper, that is for the client's window (timed).
+/// A response body that tells its [`Watch`] whether the server is waiting for it (fine: the
+/// upstream is slow) or it is waiting for the server, that is for the client's window
+/// (timed).
 struct WatchedBody {
     inner: ProxyBody,
     watch: Watch,
@@ -256,9 +257,9 @@ impl hyper::body::Body for WatchedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        // Data handed over waits for the client's window (hyper holds it until there is
+        // Data handed over waits for the client's window (the server holds it until there is
         // some), the last chunk too: the body is dropped once it is sent. Anything else
-        // (pending: the upstream is slow; the end; an error) is not waiting for hyper.
+        // (pending: the upstream is slow; the end; an error) is not waiting for the server.
         let since = match &polled {
             Poll::Ready(Some(Ok(frame))) if frame.is_data() => Some(Instant::now()),
             _ => None,
@@ -404,7 +405,7 @@ pub(crate) struct H2Guard<S> {
     /// Whether [`Watch`] holds a header deadline (so that each complete header block
     /// takes its lock only when there is one to clear).
     header_deadline: bool,
-    /// Bytes hyper wrote that are not on the socket yet, held for the rest of the poll.
+    /// Bytes `h2` wrote that are not on the socket yet, held for the rest of the poll.
     out: BytesMut,
     /// The poll of the connection ([`Watch::next_poll`]) in which `out` began.
     out_epoch: u64,
@@ -589,7 +590,7 @@ impl<S: AsyncWrite + Unpin> H2Guard<S> {
         self.poll_write_out(cx)
     }
 
-    /// Takes `bufs` from hyper: copied into `out` while they fit under [`HOLD`], else
+    /// Takes `bufs` from `h2`: copied into `out` while they fit under [`HOLD`], else
     /// written after it (a large write straight through).
     fn poll_take(
         &mut self,
@@ -621,15 +622,15 @@ impl<S: AsyncWrite + Unpin> H2Guard<S> {
         Poll::Ready(Ok(total))
     }
 
-    /// Writes the GOAWAY once hyper's writes are at a frame boundary; ready when it is sent.
+    /// Writes the GOAWAY once `h2`'s writes are at a frame boundary; ready when it is sent.
     fn poll_goaway(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.goaway.is_none() {
             if self.outgoing.to_boundary() > 0 {
-                // hyper still has the rest of a frame to write; its next write finishes it
+                // `h2` still has the rest of a frame to write; its next write finishes it
                 // and sends the GOAWAY.
                 return Poll::Pending;
             }
-            // What hyper wrote before the boundary goes first.
+            // What `h2` wrote before the boundary goes first.
             std::task::ready!(self.poll_write_out(cx))?;
             self.goaway = Some((self.goaway_frame(), 0));
         }
@@ -679,7 +680,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for H2Guard<S> {
         this.killed = Some(violation);
         this.watch.kill(violation);
         if at > 0 {
-            // The frames before the offending one go to hyper; the next read ends it.
+            // The frames before the offending one go to `h2`; the next read ends it.
             return Poll::Ready(Ok(()));
         }
         std::task::ready!(this.poll_goaway(cx))?;
@@ -971,7 +972,7 @@ mod tests {
         guard.inner.blocked = true;
         watch.next_poll();
         read_nothing(&mut guard, &mut cx);
-        // hyper's next write waits until the bytes held from the last poll are out.
+        // The next write waits until the bytes held from the last poll are out.
         assert!(
             Pin::new(&mut guard)
                 .poll_write(&mut cx, &data(3, 200))

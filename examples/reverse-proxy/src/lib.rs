@@ -7,8 +7,9 @@
 //! thread and spawns [`Proxy::serve`] for each accepted connection: TLS if configured, and
 //! every request head checked on the raw bytes, requests without a body answered on a lean
 //! path (`h1_server`) and the rest by hyper reading through the same checks (`checked_io`); or
-//! HTTP/2 (ALPN `h2`, or h2c with prior knowledge when `server.http2.h2c` is set), its
-//! frames counted and timed by `h2_guard`, its requests rewritten as HTTP/1.1's.
+//! HTTP/2 (ALPN `h2`, or h2c with prior knowledge when `server.http2.h2c` is set) served by
+//! `h2_server` on the `h2` crate, its frames counted and timed by `h2_guard`, its requests
+//! rewritten as HTTP/1.1's.
 //!
 //! The showcase mounts the same proxy under a path prefix with [`App`]: [`App::new`] builds
 //! the pools, routes, cache, compression, rate limits and metrics from the same TOML (the
@@ -31,7 +32,7 @@
 //! retried only when safe. A bad config file is refused with a message naming the field.
 //!
 //! Modules, in the order a request meets them: `server` (a standalone connection, with
-//! `h1_server` and `checked_io` for HTTP/1 and `h2_guard` for HTTP/2) or `mount`
+//! `h1_server` and `checked_io` for HTTP/1, `h2_server` and `h2_guard` for HTTP/2) or `mount`
 //! (a mounted app), `routing` (route, rate limit, cache or forward, compression), `admin`
 //! (metrics and the admin API), `rate_limit`, `cache`, `forward` (one request upstream, with
 //! retries; `grpc` for gRPC calls, `tunnel` for upgraded connections), `upstream` (HTTP/1.1 or HTTP/2 connections to upstreams); `config` and `state` build what they
