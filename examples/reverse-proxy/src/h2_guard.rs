@@ -11,8 +11,8 @@
 //! that cost work without carrying a request (SETTINGS, PING, PRIORITY, empty DATA and
 //! CONTINUATION, unknown types, and WINDOW_UPDATE frames beyond what the DATA sent to the
 //! client earns) and the RST_STREAM frames; the connection's task checks
-//! [`Watch`] on a timer for a header block past its deadline and for a response body `h2`
-//! has not asked for more of within the send timeout. Any of these ends the connection with
+//! [`Watch`] on a timer for a header block past its deadline and for a response whose next
+//! chunk has waited for the client's window longer than the send timeout. Any of these ends the connection with
 //! GOAWAY `ENHANCE_YOUR_CALM` (RFC 9113 section 7), which the guard writes itself at a frame
 //! boundary of what `h2` writes (it reads the outgoing frame headers for that), then
 //! fails the connection's IO so `h2` drops it.
@@ -37,10 +37,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-use crate::{BoxError, ProxyBody};
 
 /// The client connection preface (RFC 9113 section 3.4).
 pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -106,9 +104,8 @@ struct Shared {
     kill: Option<Violation>,
     /// The connection task, woken when the timer ends the connection.
     waker: Option<Waker>,
-    /// Response bodies the server has not polled since they last gave it data (or since they
-    /// were handed over), and since when: a few at a time (at most one per stream), so a
-    /// list searched in place, cheaper than hashing.
+    /// Responses waiting for the client's window, and since when: a few at a time (at most
+    /// one per stream), so a list searched in place, cheaper than hashing.
     waiting: Vec<(u64, Instant)>,
     next_body: u64,
     /// When the preface, or the header block in progress, must be complete.
@@ -179,25 +176,22 @@ impl Watch {
             .then_some(Violation::SendStall)
     }
 
-    /// `body`, watched for the send timeout (a body that is already over is not).
-    pub(crate) fn watch_body(&self, body: ProxyBody) -> ProxyBody {
-        use http_body_util::BodyExt as _;
-        if hyper::body::Body::is_end_stream(&body) {
-            return body;
+    /// Marks a response as waiting for the client's window since `since` (its next chunk
+    /// cannot go out); the send timeout runs from then until [`Watch::resumed`].
+    pub(crate) fn stalled(&self, since: Instant) -> u64 {
+        let mut shared = self.lock();
+        let id = shared.next_body;
+        shared.next_body = id.wrapping_add(1);
+        shared.waiting.push((id, since));
+        id
+    }
+
+    /// The response marked `id` by [`Watch::stalled`] no longer waits.
+    pub(crate) fn resumed(&self, id: u64) {
+        let mut shared = self.lock();
+        if let Some(at) = shared.waiting.iter().position(|(body, _)| *body == id) {
+            shared.waiting.swap_remove(at);
         }
-        let id = {
-            let mut shared = self.lock();
-            let id = shared.next_body;
-            shared.next_body = id.wrapping_add(1);
-            shared.waiting.push((id, Instant::now()));
-            id
-        };
-        WatchedBody {
-            inner: body,
-            watch: self.clone(),
-            id,
-        }
-        .boxed()
     }
 
     /// Marks a new poll of the connection by its task: what the guard held back from the
@@ -217,69 +211,6 @@ impl Watch {
 
     fn set_header_deadline(&self, deadline: Option<Instant>) {
         self.lock().header_deadline = deadline;
-    }
-}
-
-impl Shared {
-    /// Marks body `id` as waiting for the server since `since`, or (`None`) not waiting.
-    fn set_waiting(&mut self, id: u64, since: Option<Instant>) {
-        let at = self.waiting.iter().position(|(body, _)| *body == id);
-        match (at, since) {
-            (Some(at), Some(since)) => {
-                if let Some(slot) = self.waiting.get_mut(at) {
-                    slot.1 = since;
-                }
-            }
-            (None, Some(since)) => self.waiting.push((id, since)),
-            (Some(at), None) => {
-                self.waiting.swap_remove(at);
-            }
-            (None, None) => {}
-        }
-    }
-}
-
-/// A response body that tells its [`Watch`] whether the server is waiting for it (fine: the
-/// upstream is slow) or it is waiting for the server, that is for the client's window
-/// (timed).
-struct WatchedBody {
-    inner: ProxyBody,
-    watch: Watch,
-    id: u64,
-}
-
-impl hyper::body::Body for WatchedBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        // Data handed over waits for the client's window (the server holds it until there is
-        // some), the last chunk too: the body is dropped once it is sent. Anything else
-        // (pending: the upstream is slow; the end; an error) is not waiting for the server.
-        let since = match &polled {
-            Poll::Ready(Some(Ok(frame))) if frame.is_data() => Some(Instant::now()),
-            _ => None,
-        };
-        self.watch.lock().set_waiting(self.id, since);
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for WatchedBody {
-    fn drop(&mut self) {
-        self.watch.lock().set_waiting(self.id, None);
     }
 }
 

@@ -34,11 +34,12 @@ use bytes::{Buf as _, Bytes};
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use h2::server::{Connection, Handshake, SendResponse};
 use h2::{Ping, PingPong, Reason, RecvStream, SendStream};
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, HeaderName, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::h2_guard::Watch;
 use crate::{BoxError, ProxyBody};
 
 /// One downstream HTTP/2 connection: the handshake, then its requests accepted and each
@@ -245,6 +246,7 @@ pub(crate) struct TunnelParts {
 pub(crate) async fn answer<F>(
     mut reply: SendResponse<Bytes>,
     service: Option<(Pin<Box<F>>, Option<TunnelParts>)>,
+    watch: &Watch,
 ) where
     F: Future<Output = Response<ProxyBody>>,
 {
@@ -265,8 +267,11 @@ pub(crate) async fn answer<F>(
         return;
     };
     let (mut head, body) = response.into_parts();
-    strip_connection_headers(&mut head.headers);
-    if !head.headers.contains_key(DATE) {
+    let fields = Fields::of(&head.headers);
+    if fields.connection_specific {
+        strip_connection_headers(&mut head.headers);
+    }
+    if !fields.date {
         crate::h1_server::date::now(|date| {
             if let Ok(date) = HeaderValue::from_bytes(date) {
                 head.headers.insert(DATE, date);
@@ -305,7 +310,7 @@ pub(crate) async fn answer<F>(
         return;
     }
     if let Some(length) = body.size_hint().exact()
-        && !head.headers.contains_key(CONTENT_LENGTH)
+        && !fields.content_length
     {
         head.headers
             .insert(CONTENT_LENGTH, HeaderValue::from(length));
@@ -322,20 +327,35 @@ pub(crate) async fn answer<F>(
         body,
         send,
         waiting: None,
+        watch,
+        stalled: None,
     };
     std::future::poll_fn(|cx| pipe.poll(cx)).await;
 }
 
 /// A response body on its way to the client: each chunk sent once the stream has window
-/// for it, then the trailers or an empty end of stream.
-struct Pipe {
+/// for it, then the trailers or an empty end of stream. While a chunk waits for window the
+/// response is marked stalled on the connection's [`Watch`] (whose timer ends a connection
+/// whose client never opens its window); a chunk that goes out at once marks nothing.
+struct Pipe<'a> {
     body: ProxyBody,
     send: SendStream<Bytes>,
     /// A chunk taken from the body that waits for window, and whether it is the last.
     waiting: Option<(Bytes, bool)>,
+    watch: &'a Watch,
+    /// The mark on `watch` while a chunk waits.
+    stalled: Option<u64>,
 }
 
-impl Pipe {
+impl Drop for Pipe<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.stalled.take() {
+            self.watch.resumed(id);
+        }
+    }
+}
+
+impl Pipe<'_> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             // Registered on every pass, so a reset wakes the stream whatever it waits for.
@@ -349,10 +369,16 @@ impl Pipe {
                         Poll::Ready(Some(Ok(_))) => {}
                         Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
                         Poll::Pending => {
+                            if self.stalled.is_none() {
+                                self.stalled = Some(self.watch.stalled(Instant::now()));
+                            }
                             self.waiting = Some((chunk, last));
                             return Poll::Pending;
                         }
                     }
+                }
+                if let Some(id) = self.stalled.take() {
+                    self.watch.resumed(id);
                 }
                 if self.send.send_data(chunk, last).is_err() || last {
                     return Poll::Ready(());
@@ -414,21 +440,42 @@ fn h2_reason(error: &(dyn StdError + 'static)) -> Reason {
     Reason::INTERNAL_ERROR
 }
 
+/// What a response head holds that [`answer`] acts on, found in one pass over its names
+/// (cheaper than a lookup each: the names are compared, not hashed).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Fields {
+    date: bool,
+    content_length: bool,
+    /// A field HTTP/2 forbids (RFC 9113 section 8.2.2). The proxy's own responses and the
+    /// upstreams' (hop-by-hop fields removed) carry none.
+    connection_specific: bool,
+}
+
+impl Fields {
+    fn of(headers: &HeaderMap) -> Self {
+        let mut fields = Self::default();
+        for name in headers.keys() {
+            if *name == DATE {
+                fields.date = true;
+            } else if *name == CONTENT_LENGTH {
+                fields.content_length = true;
+            } else if *name == CONNECTION
+                || *name == TRANSFER_ENCODING
+                || *name == UPGRADE
+                || *name == TE
+                || name.as_str() == "keep-alive"
+                || name.as_str() == "proxy-connection"
+            {
+                fields.connection_specific = true;
+            }
+        }
+        fields
+    }
+}
+
 /// Removes the fields HTTP/2 forbids (RFC 9113 section 8.2.2), which `h2` would refuse to
-/// send. The proxy's own responses and the upstreams' (hop-by-hop fields removed) carry none,
-/// so one pass over the names usually finds nothing to remove.
+/// send.
 fn strip_connection_headers(headers: &mut HeaderMap) {
-    fn forbidden(name: &HeaderName) -> bool {
-        *name == CONNECTION
-            || *name == TRANSFER_ENCODING
-            || *name == UPGRADE
-            || *name == TE
-            || name.as_str() == "keep-alive"
-            || name.as_str() == "proxy-connection"
-    }
-    if !headers.keys().any(forbidden) {
-        return;
-    }
     for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE, TE] {
         headers.remove(name);
     }
@@ -591,15 +638,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connection_specific_fields_go_and_the_rest_stay() {
+    fn connection_specific_fields_are_found_and_go_and_the_rest_stay() {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("text/plain"));
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-        headers.insert(TE, HeaderValue::from_static("trailers"));
-        strip_connection_headers(&mut headers);
-        let left: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["content-type"]);
+        headers.insert(
+            DATE,
+            HeaderValue::from_static("Mon, 07 Dec 2026 06:00:00 GMT"),
+        );
+        let clean = Fields {
+            date: true,
+            ..Fields::default()
+        };
+        assert_eq!(Fields::of(&headers), clean);
+        for (name, value) in [
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("connection", "close"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+        ] {
+            let mut with = headers.clone();
+            with.insert(name, HeaderValue::from_static(value));
+            assert!(Fields::of(&with).connection_specific, "{name}");
+            strip_connection_headers(&mut with);
+            assert_eq!(with, headers, "{name}");
+        }
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("3"));
+        assert!(Fields::of(&headers).content_length);
     }
 
     #[test]

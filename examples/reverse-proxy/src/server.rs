@@ -422,14 +422,12 @@ async fn serve_h2<S>(
     let make = move |request, mut respond| {
         let service =
             h2_server::take_request(request, &mut respond).map(|(request, tunnel, pending)| {
-                let service = Box::pin(async move {
-                    handle_h2(state, peer, scheme, watch_ref, limits_ref, request, pending)
-                        .await
-                        .map(|body| watch_ref.watch_body(body))
-                });
+                let service = Box::pin(handle_h2(
+                    state, peer, scheme, watch_ref, limits_ref, request, pending,
+                ));
                 (service, tunnel)
             });
-        h2_server::answer(respond, service)
+        h2_server::answer(respond, service, watch_ref)
     };
     let mut connection = h2_server::Served::new(&builder, io, make);
     let keepalive = (
