@@ -470,6 +470,10 @@ pub fn is_valid_host(value: &[u8]) -> bool {
     !(host.is_empty() && port.is_some())
 }
 
+/// Up to this many field values, [`check_parsed_request`] finds the fields it checks in one
+/// pass over them rather than by a lookup each.
+const SCAN_FIELDS: usize = 12;
+
 /// Checks a request hyper (or another parser) has already parsed: the framing headers must
 /// be unambiguous there too, and an HTTP/1.1 request needs exactly one valid `Host` (RFC 9112
 /// section 3.2; HTTP/2 and later carry the authority in `:authority`, so only a repeated or
@@ -487,13 +491,35 @@ pub fn check_parsed_request(parts: &http::request::Parts) -> Result<(), Smugglin
         let first = values.next();
         (first, values.next().is_some())
     }
-    let (cl, more_cl) = first_and_more(parts.headers.get_all(http::header::CONTENT_LENGTH).iter());
-    let (te, more_te) = first_and_more(
-        parts
-            .headers
-            .get_all(http::header::TRANSFER_ENCODING)
-            .iter(),
-    );
+    let headers = &parts.headers;
+    let [(cl, more_cl), (te, more_te), (host, more_hosts)] = if headers.len() <= SCAN_FIELDS {
+        // Most requests carry a few fields: one pass comparing names costs less than a
+        // hashed lookup for each of the three.
+        let mut found = [(None, false); 3];
+        for (name, value) in headers {
+            let slot = if *name == http::header::CONTENT_LENGTH {
+                &mut found[0]
+            } else if *name == http::header::TRANSFER_ENCODING {
+                &mut found[1]
+            } else if *name == http::header::HOST {
+                &mut found[2]
+            } else {
+                continue;
+            };
+            if slot.0.is_some() {
+                slot.1 = true;
+            } else {
+                slot.0 = Some(value);
+            }
+        }
+        found
+    } else {
+        [
+            first_and_more(headers.get_all(http::header::CONTENT_LENGTH).iter()),
+            first_and_more(headers.get_all(http::header::TRANSFER_ENCODING).iter()),
+            first_and_more(headers.get_all(http::header::HOST).iter()),
+        ]
+    };
     if more_cl {
         return Err(SmugglingError::RepeatedContentLength);
     }
@@ -506,7 +532,6 @@ pub fn check_parsed_request(parts: &http::request::Parts) -> Result<(), Smugglin
     if more_te || te.is_some_and(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked")) {
         return Err(SmugglingError::TransferEncoding);
     }
-    let (host, more_hosts) = first_and_more(parts.headers.get_all(http::header::HOST).iter());
     let needs_host = parts.version == http::Version::HTTP_11;
     match host {
         _ if more_hosts => return Err(SmugglingError::Host),
@@ -1015,6 +1040,66 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn parsed_requests_get_the_same_answer_scanned_and_looked_up() {
+        // A few fields are scanned, many looked up: each head, padded past SCAN_FIELDS with
+        // fields that do not matter, must get the same answer.
+        use http::Version;
+        type Fields<'a> = &'a [(&'a str, &'a [u8])];
+        let heads: &[(Version, Fields<'_>)] = &[
+            (Version::HTTP_11, &[("host", b"a")]),
+            (Version::HTTP_11, &[("host", b"a"), ("host", b"a")]),
+            (Version::HTTP_11, &[]),
+            (Version::HTTP_2, &[]),
+            (Version::HTTP_11, &[("host", b"a b")]),
+            (
+                Version::HTTP_11,
+                &[("host", b"a"), ("content-length", b"3")],
+            ),
+            (
+                Version::HTTP_11,
+                &[
+                    ("host", b"a"),
+                    ("content-length", b"3"),
+                    ("content-length", b"3"),
+                ],
+            ),
+            (
+                Version::HTTP_11,
+                &[
+                    ("host", b"a"),
+                    ("content-length", b"3"),
+                    ("transfer-encoding", b"chunked"),
+                ],
+            ),
+            (
+                Version::HTTP_11,
+                &[("host", b"a"), ("transfer-encoding", b"gzip")],
+            ),
+            (
+                Version::HTTP_11,
+                &[
+                    ("transfer-encoding", b"chunked"),
+                    ("host", b"a"),
+                    ("transfer-encoding", b"chunked"),
+                ],
+            ),
+            (
+                Version::HTTP_11,
+                &[("host", b"a"), ("transfer-encoding", b" Chunked ")],
+            ),
+        ];
+        for (version, fields) in heads {
+            let few = parsed(*version, fields);
+            assert!(fields.len() <= SCAN_FIELDS);
+            let mut padded = fields.to_vec();
+            let names: Vec<String> = (0..=SCAN_FIELDS).map(|i| format!("x-pad-{i}")).collect();
+            padded.extend(names.iter().map(|n| (n.as_str(), &b"1"[..])));
+            assert!(padded.len() > SCAN_FIELDS);
+            assert_eq!(few, parsed(*version, &padded), "{fields:?}");
+        }
     }
 
     #[test]
