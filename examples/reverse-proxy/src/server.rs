@@ -4,8 +4,8 @@
 //! that needs more on, hyper reading through [`CheckedIo`]; or HTTP/2 when ALPN chose `h2`
 //! or, with `server.http2.h2c`, the connection starts with the HTTP/2 preface: its frames
 //! pass through [`H2Guard`] to [`h2_server`], and its requests reach the same routing as
-//! HTTP/1's). It binds
-//! no socket: `main.rs` owns the listeners, one `SO_REUSEPORT` socket per worker thread.
+//! HTTP/1's). It binds no socket: `main.rs` owns the listeners, one `SO_REUSEPORT` socket
+//! per worker thread.
 //!
 //! Graceful drain: [`Proxy::shutdown`] tells every connection to finish the request in
 //! flight and close (HTTP/1 keep-alive ends), [`Proxy::stopped`] ends the host's accept
