@@ -715,6 +715,99 @@ async fn graceful_shutdown_sends_goaway_and_finishes_streams() {
     assert!(exit.success(), "{exit:?}");
 }
 
+/// An origin of raw HTTP/1.1: `GET /ok` is answered `ok`; on `GET /hang` it says so on
+/// `hung`, answers nothing, and says on `closed` when the proxy closes that connection.
+async fn start_hanging_origin() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (hung_tx, hung) = tokio::sync::mpsc::unbounded_channel();
+    let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (hung_tx, closed_tx) = (hung_tx.clone(), closed_tx.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&chunk[..n]);
+                    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let request: Vec<u8> = head.drain(..end + 4).collect();
+                    if request.starts_with(b"GET /hang ") {
+                        let _ = hung_tx.send(());
+                        // Nothing more comes from the proxy on this connection but its end.
+                        while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
+                        let _ = closed_tx.send(());
+                        return;
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, hung, closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_client_resets_stops_its_upstream_exchange() {
+    let (origin, mut hung, mut closed) = start_hanging_origin().await;
+    let proxy = start_proxy(&config(origin, ""));
+    let mut client = Client::connect(proxy.addr, &[]).await;
+    client
+        .send(&frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            1,
+            &request("GET", "/hang", &[]),
+        ))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), hung.recv())
+        .await
+        .expect("the request did not reach the origin")
+        .unwrap();
+    // RST_STREAM CANCEL while the answer is awaited: the proxy drops the exchange, which
+    // ends its connection to the origin (a response half read cannot be reused).
+    const CANCEL: u32 = 0x8;
+    client
+        .send(&frame(RST_STREAM, 0, 1, &CANCEL.to_be_bytes()))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), closed.recv())
+        .await
+        .expect("the upstream exchange went on after the client reset its stream")
+        .unwrap();
+    eprintln!("upstream closed {:?} after the reset", started.elapsed());
+    // The connection itself goes on serving.
+    client
+        .send(&frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            3,
+            &request("GET", "/ok", &[]),
+        ))
+        .await
+        .unwrap();
+    let (frames, body) = client.response(3).await;
+    assert_eq!(body, "ok", "{frames:?}");
+    assert!(frames.iter().all(|f| f.kind != RST_STREAM), "{frames:?}");
+}
+
 /// The first PING the proxy sends on `client` within `within`, skipping other frames.
 async fn next_ping(client: &mut Client, within: Duration) -> Option<Frame> {
     let deadline = Instant::now() + within;
