@@ -12,10 +12,10 @@
 //! CONTINUATION, unknown types, and WINDOW_UPDATE frames beyond what the DATA sent to the
 //! client earns) and the RST_STREAM frames; the connection's task checks
 //! [`Watch`] on a timer for a header block past its deadline and for a response whose next
-//! chunk has waited for the client's window longer than the send timeout. Any of these ends the connection with
-//! GOAWAY `ENHANCE_YOUR_CALM` (RFC 9113 section 7), which the guard writes itself at a frame
-//! boundary of what `h2` writes (it reads the outgoing frame headers for that), then
-//! fails the connection's IO so `h2` drops it.
+//! chunk has waited for the client's window longer than the send timeout. Any of these
+//! ends the connection with GOAWAY `ENHANCE_YOUR_CALM` (RFC 9113 section 7), which the
+//! guard writes itself at a frame boundary of what `h2` writes (it reads the outgoing frame
+//! headers for that), then fails the connection's IO so `h2` drops it.
 //!
 //! ```text
 //! client ──frames──▶ H2Guard (count, truncate at the offending frame) ──▶ h2_server/h2
@@ -107,7 +107,7 @@ struct Shared {
     /// Responses waiting for the client's window, and since when: a few at a time (at most
     /// one per stream), so a list searched in place, cheaper than hashing.
     waiting: Vec<(u64, Instant)>,
-    next_body: u64,
+    next_stall: u64,
     /// When the preface, or the header block in progress, must be complete.
     header_deadline: Option<Instant>,
     refused: u32,
@@ -180,8 +180,8 @@ impl Watch {
     /// cannot go out); the send timeout runs from then until [`Watch::resumed`].
     pub(crate) fn stalled(&self, since: Instant) -> u64 {
         let mut shared = self.lock();
-        let id = shared.next_body;
-        shared.next_body = id.wrapping_add(1);
+        let id = shared.next_stall;
+        shared.next_stall = id.wrapping_add(1);
         shared.waiting.push((id, since));
         id
     }
@@ -601,7 +601,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for H2Guard<S> {
         }
         let before = buf.filled().len();
         std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        this.watch.0.reads.fetch_add(1, Ordering::Relaxed);
+        if buf.filled().len() > before {
+            this.watch.0.reads.fetch_add(1, Ordering::Relaxed);
+        }
         let Err((at, violation)) = this.inspect(buf.filled().get(before..).unwrap_or_default())
         else {
             return Poll::Ready(Ok(()));

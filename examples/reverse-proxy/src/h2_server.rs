@@ -201,17 +201,13 @@ where
 pub(crate) type PendingTunnel = tokio::sync::oneshot::Receiver<H2Io>;
 
 /// A request's `h2` parts as the proxy takes them: the body as a [`ProxyBody`], and for a
-/// `CONNECT` (whose body is the tunnel) the stream kept for [`answer`] and the receiving
+/// `CONNECT` (whose body is the tunnel) the stream kept for [`answer`] with the receiving
 /// end of the tunnel for the caller. `None` for a `CONNECT` with a body, which is reset
 /// (as hyper does).
 pub(crate) fn take_request(
     request: Request<RecvStream>,
     respond: &mut SendResponse<Bytes>,
-) -> Option<(
-    Request<ProxyBody>,
-    Option<TunnelParts>,
-    Option<PendingTunnel>,
-)> {
+) -> Option<(Request<ProxyBody>, Option<Tunnel>)> {
     let (parts, recv) = request.into_parts();
     if parts.method == Method::CONNECT {
         if content_length(&parts.headers).is_some_and(|n| n != 0) {
@@ -220,7 +216,7 @@ pub(crate) fn take_request(
         }
         let (ready, pending) = tokio::sync::oneshot::channel();
         let request = Request::from_parts(parts, crate::empty());
-        return Some((request, Some(TunnelParts { recv, ready }), Some(pending)));
+        return Some((request, Some((TunnelParts { recv, ready }, pending))));
     }
     let body = if recv.is_end_stream() {
         crate::empty()
@@ -232,8 +228,11 @@ pub(crate) fn take_request(
             length,
         })
     };
-    Some((Request::from_parts(parts, body), None, None))
+    Some((Request::from_parts(parts, body), None))
 }
+
+/// A `CONNECT`'s two ends: what [`answer`] keeps, and what the caller awaits.
+pub(crate) type Tunnel = (TunnelParts, PendingTunnel);
 
 /// What a `CONNECT` stream keeps until its answer: the client's side of the stream, and
 /// where the tunnel goes once the answer is a 2xx.
@@ -273,7 +272,9 @@ pub(crate) async fn answer<F>(
     let (mut head, body) = response.into_parts();
     let fields = Fields::of(&head.headers);
     if fields.connection_specific {
-        strip_connection_headers(&mut head.headers);
+        // All of them are hop-by-hop: proxy-core's removal takes them, and whatever else
+        // `Connection` names.
+        proxy_core::remove_hop_by_hop(&mut head.headers);
     }
     if !fields.date {
         crate::h1_server::date::now(|date| {
@@ -450,8 +451,9 @@ fn h2_reason(error: &(dyn StdError + 'static)) -> Reason {
 struct Fields {
     date: bool,
     content_length: bool,
-    /// A field HTTP/2 forbids (RFC 9113 section 8.2.2). The proxy's own responses and the
-    /// upstreams' (hop-by-hop fields removed) carry none.
+    /// A field HTTP/2 forbids (RFC 9113 section 8.2.2), which `h2` would refuse to send.
+    /// The proxy's own responses and the upstreams' (hop-by-hop fields removed) carry none,
+    /// which this pass finds more cheaply than proxy-core's removal would.
     connection_specific: bool,
 }
 
@@ -477,21 +479,15 @@ impl Fields {
     }
 }
 
-/// Removes the fields HTTP/2 forbids (RFC 9113 section 8.2.2), which `h2` would refuse to
-/// send.
-fn strip_connection_headers(headers: &mut HeaderMap) {
-    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE, TE] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
-/// The `Content-Length` of a head, when it has one valid value.
+/// The `Content-Length` of a head, when it has one valid value (digits only).
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     let mut values = headers.get_all(CONTENT_LENGTH).iter();
     let first = values.next()?;
-    let length = std::str::from_utf8(first.as_bytes()).ok()?.parse().ok()?;
+    let digits = first.as_bytes();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let length = std::str::from_utf8(digits).ok()?.parse().ok()?;
     values.all(|v| v == first).then_some(length)
 }
 
@@ -665,7 +661,7 @@ mod tests {
             let mut with = headers.clone();
             with.insert(name, HeaderValue::from_static(value));
             assert!(Fields::of(&with).connection_specific, "{name}");
-            strip_connection_headers(&mut with);
+            proxy_core::remove_hop_by_hop(&mut with);
             assert_eq!(with, headers, "{name}");
         }
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("3"));
@@ -683,6 +679,8 @@ mod tests {
         headers.append(CONTENT_LENGTH, HeaderValue::from_static("13"));
         assert_eq!(content_length(&headers), None);
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("x"));
+        assert_eq!(content_length(&headers), None);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("+3"));
         assert_eq!(content_length(&headers), None);
     }
 

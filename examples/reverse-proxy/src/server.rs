@@ -420,13 +420,13 @@ async fn serve_h2<S>(
         .max_send_buffer_size(config.max_send_buf_bytes);
     let (state, watch_ref, limits_ref) = (&state, &watch, &limits);
     let make = move |request, mut respond| {
-        let service =
-            h2_server::take_request(request, &mut respond).map(|(request, tunnel, pending)| {
-                let service = Box::pin(handle_h2(
-                    state, peer, scheme, watch_ref, limits_ref, request, pending,
-                ));
-                (service, tunnel)
-            });
+        let service = h2_server::take_request(request, &mut respond).map(|(request, tunnel)| {
+            let (tunnel, pending) = tunnel.unzip();
+            let service = Box::pin(handle_h2(
+                state, peer, scheme, watch_ref, limits_ref, request, pending,
+            ));
+            (service, tunnel)
+        });
         h2_server::answer(respond, service, watch_ref)
     };
     let mut connection = h2_server::Served::new(&builder, io, make);
