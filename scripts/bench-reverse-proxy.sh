@@ -50,14 +50,7 @@ fi
 proxy_bin=${PROXY_BIN:-$CARGO_TARGET_DIR/release/reverse-proxy}
 if [ -z "${PROXY_BIN:-}" ]; then cargo build --release -q -p reverse-proxy; fi
 
-work=$(mktemp -d)
-chmod 755 "$work"  # nginx workers run as an unprivileged user
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work
 
 origin_port=$(free_port)
 nginx_port=$(free_port)

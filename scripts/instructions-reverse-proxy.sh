@@ -44,15 +44,7 @@ fi
 vg_opts=(--tool=callgrind --instr-atstart=no)
 if [ "${SIM:-0}" = 1 ]; then vg_opts+=(--cache-sim=yes --branch-sim=yes); fi
 
-work=$(mktemp -d)
-chmod 755 "$work"  # nginx workers run as an unprivileged user
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work
 protocol=h1
 if [ "$mode" = h2 ]; then protocol=h2; fi
 cache=0

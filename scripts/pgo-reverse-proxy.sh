@@ -42,14 +42,7 @@ if [ ${#need[@]} -gt 0 ]; then
   profdata=${profdata:-$(command -v "llvm-profdata-$llvm")}
 fi
 
-work=$(mktemp -d)
-chmod 755 "$work"  # nginx workers run as an unprivileged user
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work
 
 # 1. The instrumented build. Build scripts run instrumented too and write their counts
 # into the directory given here (a fixed one: cargo rebuilds whenever RUSTFLAGS change);
@@ -98,6 +91,7 @@ echo "3/4 merging with $profdata" >&2
 "$profdata" merge -o "$work/merged.profdata" "$work"/profiles/*.profraw
 # Named by its content: cargo does not watch the file, only the flag that names it.
 profile=$cache_dir/pgo/reverse-proxy-$(sha256sum "$work/merged.profdata" | cut -c1-16).profdata
+rm -f "$cache_dir"/pgo/reverse-proxy-*.profdata
 cp "$work/merged.profdata" "$profile"
 
 # 4. The optimized build.

@@ -3,7 +3,23 @@
 # thing: an nginx origin serving a 1 KiB file, and the two proxies in front of it (Debian's
 # nginx and examples/reverse-proxy), each over HTTP/1.1 keep-alive to the origin, with
 # X-Forwarded-For as their only added header, no access log, and optionally a cache.
-# Sourced, not run; it only defines functions.
+# Sourced, not run; it only defines functions (also used by scripts/h2spec-reverse-proxy.sh
+# and scripts/pgo-reverse-proxy.sh).
+
+# make_work: a temporary directory in `work` that nginx's workers (an unprivileged user)
+# can read, and the processes put in `pids` killed, waited for and the directory removed
+# when the script exits.
+make_work() {
+  work=$(mktemp -d)
+  chmod 755 "$work"
+  pids=()
+  trap cleanup_work EXIT
+}
+cleanup_work() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 
 # A free TCP port on 127.0.0.1.
 free_port() {
