@@ -630,7 +630,7 @@ impl<'a> Facts<'a> {
     }
 }
 
-/// A `Content-Length` value: 1 to 19 digits, nothing else.
+/// A `Content-Length` value: 1 to 19 digits (so it fits in a `u64`), nothing else.
 pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
@@ -907,6 +907,20 @@ mod tests {
 
     use super::*;
     use crate::test_support::mangled;
+
+    #[test]
+    fn decimal_lengths_are_digits_only_and_fit_a_u64() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"0012"), Some(12));
+        assert_eq!(
+            parse_decimal(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_decimal(b"18446744073709551615"), None);
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"+3"), None);
+        assert_eq!(parse_decimal(b" 3"), None);
+    }
 
     #[test]
     fn chunk_sizes() {

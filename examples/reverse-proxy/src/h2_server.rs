@@ -483,11 +483,7 @@ impl Fields {
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     let mut values = headers.get_all(CONTENT_LENGTH).iter();
     let first = values.next()?;
-    let digits = first.as_bytes();
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let length = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let length = crate::h1_client::parse_decimal(first.as_bytes())?;
     values.all(|v| v == first).then_some(length)
 }
 
